@@ -1,0 +1,51 @@
+# Shared helpers for the scripts in this folder; source it, don't run it.
+# It decides which Rust toolchain builds the wasm package: rustup's own target where it is installed, else the
+# `debian-web` toolchain that setup.sh links from Debian's rustc-web (see DEVELOPERS.md on why both exist).
+
+# cargo's binaries (wasm-pack, wasm-bindgen) live here for a rustup user.
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH="$HOME/.cargo/bin:$PATH" ;; esac
+export PATH
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export REPO_ROOT
+
+# The wasm std built by setup.sh for Debian's rustc goes here.
+DEBIAN_WASM_STD=/usr/lib/rustlib/wasm32-unknown-unknown/lib
+
+rustup_has_wasm_target() {
+  rustup target list --installed 2>/dev/null | grep -qx 'wasm32-unknown-unknown'
+}
+
+debian_web_ready() {
+  rustup toolchain list 2>/dev/null | grep -q '^debian-web' &&
+    compgen -G "$DEBIAN_WASM_STD/libstd-*.rlib" >/dev/null &&
+    [ -e /usr/bin/rust-lld ]
+}
+
+# Prints the environment assignments for a wasm build, one per line, for `env`.
+# With Debian's toolchain the wasm build gets its own target dir, so that the two compilers never share `target/`
+# (sharing it would rebuild everything on each switch).
+wasm_build_env() {
+  if rustup_has_wasm_target; then
+    echo "CARGO_TARGET_DIR=$REPO_ROOT/target/wasm"
+  elif debian_web_ready; then
+    echo "RUSTUP_TOOLCHAIN=debian-web"
+    echo "CARGO_TARGET_DIR=$REPO_ROOT/target/wasm"
+  else
+    echo "setup: no wasm32-unknown-unknown target; run scripts/setup.sh" >&2
+    return 1
+  fi
+}
+
+# Runs a command with the wasm build environment.
+with_wasm_env() {
+  local vars
+  vars=$(wasm_build_env) || return 1
+  # shellcheck disable=SC2046
+  env $(echo "$vars" | tr '\n' ' ') "$@"
+}
+
+# The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.
+locked_wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
+}

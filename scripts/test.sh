@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `npm test`: every suite. Formatting and lints, the Rust unit and integration tests (real redis-server and relay),
+# the wasm tests in headless Chromium, then the end-to-end suites in tests/ (redis-server, relay, Chromium).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+bash scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy -q --workspace --all-targets -- -D warnings
+if rustup_has_wasm_target; then
+  # The browser-only code is compiled out natively; lint it for wasm32 where rustup's toolchain (with clippy)
+  # has the target.
+  with_wasm_env cargo clippy -q -p replicast-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings
+fi
+
+step "cargo test"
+cargo test --workspace
+
+step "wasm-pack test (headless Chromium)"
+with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver "$(command -v chromedriver)" wasm
+
+step "end-to-end (tests/, Chromium)"
+bash scripts/build.sh debug
+node --test --test-reporter=spec tests/

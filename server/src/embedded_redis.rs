@@ -1,0 +1,91 @@
+//! An embedded `redis-server` for when no Redis URL is given: on a free loopback port, with persistence off, and
+//! stopped when the relay exits (even if the relay is killed, through the parent-death signal).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+/// How long a fresh redis-server may take to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct EmbeddedRedis {
+    child: Child,
+    port: u16,
+}
+
+impl EmbeddedRedis {
+    pub async fn start(binary: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut command = Command::new(binary);
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            // Start a replica's sync at once instead of waiting 5 s for others to share a diskless transfer.
+            .args(["--repl-diskless-sync-delay", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn().with_context(|| {
+            format!(
+                "cannot start {} (is redis-server installed?)",
+                binary.display()
+            )
+        })?;
+        let mut redis = EmbeddedRedis { child, port };
+        redis.wait_ready().await?;
+        tracing::info!(port, "embedded redis-server started");
+        Ok(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url())?;
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("embedded redis-server exited at startup ({status})");
+            }
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "embedded redis-server on port {} not ready after {STARTUP_TIMEOUT:?}",
+                    self.port
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for EmbeddedRedis {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,101 @@
+//! The replica link's socket: buffered reads, reply lines of the handshake, and commands written as RESP.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use crate::replica_link::LinkError;
+
+/// Bytes asked of the socket per read; also what one batch to the browsers holds at most, besides one command.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Longest handshake reply line (`+FULLRESYNC <40 hex> <offset>` is ~70 bytes; errors are longer, not this long).
+const MAX_LINE: usize = 4096;
+
+pub struct LinkIo {
+    reader: OwnedReadHalf,
+    pub writer: OwnedWriteHalf,
+    /// Bytes read and not yet consumed.
+    pub buf: BytesMut,
+}
+
+impl LinkIo {
+    pub fn new(stream: TcpStream) -> Self {
+        let (reader, writer) = stream.into_split();
+        LinkIo {
+            reader,
+            writer,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
+    }
+
+    /// Reads more bytes into the buffer; a closed connection is an error, as the link must never end.
+    pub async fn fill(&mut self) -> Result<usize, LinkError> {
+        self.buf.reserve(READ_CHUNK);
+        match self.reader.read_buf(&mut self.buf).await? {
+            0 => Err(LinkError::Closed),
+            n => Ok(n),
+        }
+    }
+
+    /// Writes one command as a RESP array of bulk strings.
+    pub async fn send(&mut self, args: &[&str]) -> Result<(), LinkError> {
+        self.writer.write_all(&encode_command(args)).await?;
+        Ok(())
+    }
+
+    /// Sends a command and reads its one-line reply; `-ERR ...` replies become [`LinkError::Refused`].
+    pub async fn call(&mut self, args: &[&str]) -> Result<String, LinkError> {
+        self.send(args).await?;
+        let reply = self.read_line().await?;
+        match reply.strip_prefix('-') {
+            Some(error) => Err(LinkError::Refused {
+                command: args[0].to_string(),
+                error: error.to_string(),
+            }),
+            None => Ok(reply),
+        }
+    }
+
+    /// The next reply line without its `\r\n`, skipping the bare `\n` keepalives a primary sends while it
+    /// prepares the RDB payload.
+    pub async fn read_line(&mut self) -> Result<String, LinkError> {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                self.buf.advance(1);
+            }
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = self.buf.split_to(end + 1);
+                let line = line.strip_suffix(b"\r\n").unwrap_or(&line[..end]);
+                return Ok(String::from_utf8_lossy(line).into_owned());
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(LinkError::Protocol(format!(
+                    "reply line longer than {MAX_LINE} bytes without a newline"
+                )));
+            }
+            self.fill().await?;
+        }
+    }
+}
+
+pub fn encode_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_are_resp_arrays() {
+        assert_eq!(
+            super::encode_command(&["REPLCONF", "ACK", "42"]),
+            b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$2\r\n42\r\n"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! `replicast`: the relay between one Redis and many browsers.
+//!
+//! ```text
+//! replicast serve [--redis-url redis://host:port] [--listen 127.0.0.1:8080]
+//! ```
+//!
+//! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
+//! stops it on exit, so the demo needs nothing running beforehand.
+
+mod embedded_redis;
+mod http;
+mod hub;
+mod link_io;
+mod replica_link;
+mod session;
+mod sync_payload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::embedded_redis::EmbeddedRedis;
+use crate::hub::Hub;
+use crate::replica_link::RedisTarget;
+
+#[derive(Parser)]
+#[command(
+    name = "replicast",
+    version,
+    about = "Streams a Redis server's changes, live, to browsers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Follow Redis as a replica and serve the page and its WebSocket stream.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Redis to follow, e.g. redis://:password@127.0.0.1:6379. Without it, an embedded redis-server is started.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Address for the page and the WebSocket endpoint (port 0 picks a free one).
+    #[arg(long, env = "REPLICAST_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder of the page to serve (default: `www` of the repository).
+    #[arg(long, env = "REPLICAST_WWW")]
+    www: Option<PathBuf>,
+    /// Folder of the built wasm package, served under /pkg (default: `wasm/pkg` of the repository).
+    #[arg(long, env = "REPLICAST_PKG")]
+    pkg: Option<PathBuf>,
+    /// redis-server binary for the embedded Redis.
+    #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
+    redis_server: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let www = static_dir(args.www, "www");
+    let pkg = static_dir(args.pkg, "wasm/pkg");
+
+    // Kept alive until the end of `serve`: dropping it stops the embedded server.
+    let (embedded, redis_url) = match args.redis_url {
+        Some(url) => (None, url),
+        None => {
+            let redis = EmbeddedRedis::start(&args.redis_server).await?;
+            let url = redis.url();
+            println!("Embedded Redis: {url} (try: redis-cli -u {url} ZADD perf:demo <ms> '{{\"id\":\"a1\",\"cpu\":12.5}}')");
+            (Some(redis), url)
+        }
+    };
+    let target = RedisTarget::from_url(&redis_url)?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+
+    let hub = Arc::new(Hub::new());
+    let link = tokio::spawn(replica_link::follow(target, hub.clone(), local.port()));
+
+    println!("Replicast is live at http://{local}/");
+    axum::serve(listener, http::router(hub, &www, &pkg))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    link.abort();
+    drop(embedded);
+    Ok(())
+}
+
+/// A folder given by flag, else `default` under the working directory, else under the repository the binary was
+/// built in (so `target/debug/replicast serve` works from anywhere in a checkout). A missing folder is only a
+/// warning: the stream works without the page, and the page 404s until it is built.
+fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
+    if let Some(dir) = given {
+        return dir;
+    }
+    let from_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(default)));
+    let found = [Some(PathBuf::from(default)), from_exe]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.is_dir());
+    match found {
+        Some(dir) => dir.canonicalize().unwrap_or(dir),
+        None => {
+            tracing::warn!(
+                "no {default} folder here: its files will 404 (build it with `npm run build`)"
+            );
+            PathBuf::from(default)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

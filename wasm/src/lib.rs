@@ -1,0 +1,23 @@
+//! Replicast's assembler: reads a Redis replication stream and keeps bounded, live windows of the keys a page
+//! watches.
+//!
+//! The core is pure Rust and builds natively, where the relay uses the same parser to cut the stream into
+//! command frames, and for `wasm32-unknown-unknown`, where [`web`] adds the browser API: the WebSocket client, the
+//! wasm-bindgen exports and DOM rendering.
+//!
+//! - [`resp`]: the incremental, offset-aware command parser.
+//! - [`wire`]: the relay → browser message format.
+//! - [`window`]: a bounded window of one sorted set.
+//! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
+//! - [`pattern`]: Redis glob patterns, to choose the watched keys.
+
+pub mod assembler;
+pub mod pattern;
+pub mod resp;
+pub mod window;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use assembler::{Outcome, StreamAssembler, WatchConfig};

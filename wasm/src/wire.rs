@@ -1,0 +1,225 @@
+//! The relay → browser message format, specified in `docs/PROTOCOL.md`.
+//!
+//! Every message is one binary WebSocket frame starting with a tag byte. The relay encodes each batch of the
+//! replication stream once and sends the same bytes to every browser; the browser decodes it here, in wasm, so both
+//! sides share this one definition. All integers are little-endian.
+
+use thiserror::Error;
+
+/// Version of this format, sent in [`Message::Hello`].
+pub const PROTOCOL_VERSION: u8 = 1;
+
+const TAG_HELLO: u8 = 1;
+const TAG_COMMANDS: u8 = 2;
+const TAG_RESYNC: u8 = 3;
+/// Longest epoch (a Redis replication ID is 40 hex characters).
+const MAX_EPOCH_LEN: usize = 64;
+
+/// One decoded relay message, borrowing from the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// First message of a session, and again whenever the stream the relay follows changes: what follows are the
+    /// commands of `epoch` after replication offset `offset`.
+    Hello {
+        version: u8,
+        epoch: &'a str,
+        offset: u64,
+    },
+    /// Whole commands of the replication stream, raw, as one or more segments.
+    Commands(Segments<'a>),
+    /// The session fell out of the relay's backlog; the relay closes it after this.
+    Resync { reason: &'a str },
+}
+
+/// A run of whole commands that occupied `start..start + bytes.len()` of the replication stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub start: u64,
+    pub bytes: &'a [u8],
+}
+
+impl Segment<'_> {
+    /// Offset just past the segment's last command.
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+/// Why a message could not be decoded; `at` is the byte position in the message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("relay message byte {at}: expected {expected}")]
+pub struct WireError {
+    pub at: usize,
+    pub expected: &'static str,
+}
+
+/// The segments of a [`Message::Commands`], decoded as they are iterated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments<'a> {
+    message: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = Result<Segment<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.message.len() {
+            return None;
+        }
+        let segment = (|| {
+            let start = read_u64(self.message, self.pos, "a segment's start offset (8 bytes)")?;
+            let len =
+                read_u32(self.message, self.pos + 8, "a segment's length (4 bytes)")? as usize;
+            let data = self.pos + 12;
+            let bytes = self
+                .message
+                .get(data..data.saturating_add(len))
+                .ok_or(WireError {
+                    at: data,
+                    expected: "as many segment bytes as its length says",
+                })?;
+            self.pos = data + len;
+            Ok(Segment { start, bytes })
+        })();
+        if segment.is_err() {
+            self.pos = self.message.len();
+        }
+        Some(segment)
+    }
+}
+
+/// Decodes one relay message.
+pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
+    match message.first() {
+        Some(&TAG_HELLO) => {
+            let version = *message.get(1).ok_or(WireError {
+                at: 1,
+                expected: "a protocol version byte",
+            })?;
+            let offset = read_u64(message, 2, "the hello's offset (8 bytes)")?;
+            let epoch = std::str::from_utf8(&message[10..]).map_err(|_| WireError {
+                at: 10,
+                expected: "a UTF-8 epoch",
+            })?;
+            if epoch.len() > MAX_EPOCH_LEN {
+                return Err(WireError {
+                    at: 10,
+                    expected: "an epoch of at most 64 bytes",
+                });
+            }
+            Ok(Message::Hello {
+                version,
+                epoch,
+                offset,
+            })
+        }
+        Some(&TAG_COMMANDS) => Ok(Message::Commands(Segments { message, pos: 1 })),
+        Some(&TAG_RESYNC) => Ok(Message::Resync {
+            reason: std::str::from_utf8(&message[1..]).unwrap_or("(reason not UTF-8)"),
+        }),
+        _ => Err(WireError {
+            at: 0,
+            expected: "a message tag (1 hello, 2 commands, 3 resync)",
+        }),
+    }
+}
+
+pub fn encode_hello(epoch: &str, offset: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + epoch.len());
+    out.extend_from_slice(&[TAG_HELLO, PROTOCOL_VERSION]);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(epoch.as_bytes());
+    out
+}
+
+/// A commands message of one segment: `bytes` must be whole commands that started at offset `start`.
+pub fn encode_commands(start: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(13 + bytes.len());
+    out.push(TAG_COMMANDS);
+    push_segment(&mut out, start, bytes);
+    out
+}
+
+/// Appends one segment to a commands message.
+pub fn push_segment(out: &mut Vec<u8>, start: u64, bytes: &[u8]) {
+    // Segments come from the relay's read buffer, far below 4 GiB; a longer one would be a relay bug.
+    let len = u32::try_from(bytes.len()).expect("segment under 4 GiB");
+    out.extend_from_slice(&start.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+pub fn encode_resync(reason: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + reason.len());
+    out.push(TAG_RESYNC);
+    out.extend_from_slice(reason.as_bytes());
+    out
+}
+
+fn read_u64(buf: &[u8], at: usize, expected: &'static str) -> Result<u64, WireError> {
+    buf.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or(WireError { at, expected })
+}
+
+fn read_u32(buf: &[u8], at: usize, expected: &'static str) -> Result<u32, WireError> {
+    buf.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(WireError { at, expected })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trips() {
+        let msg = encode_hello("8f3a", 42);
+        assert_eq!(msg, b"\x01\x01\x2a\0\0\0\0\0\0\08f3a");
+        assert_eq!(
+            decode(&msg),
+            Ok(Message::Hello {
+                version: PROTOCOL_VERSION,
+                epoch: "8f3a",
+                offset: 42
+            })
+        );
+    }
+
+    #[test]
+    fn commands_carry_segments_with_offsets() {
+        let mut msg = encode_commands(10, b"*1\r\n$4\r\nPING\r\n");
+        push_segment(&mut msg, 100, b"\n");
+        let Ok(Message::Commands(segments)) = decode(&msg) else {
+            panic!("not commands")
+        };
+        let segments: Vec<_> = segments.collect::<Result<_, _>>().unwrap();
+        assert_eq!(segments.len(), 2);
+        assert_eq!((segments[0].start, segments[0].end()), (10, 24));
+        assert_eq!((segments[1].start, segments[1].bytes), (100, &b"\n"[..]));
+    }
+
+    #[test]
+    fn bad_messages_say_what_was_expected() {
+        assert_eq!(decode(b"").unwrap_err().at, 0);
+        assert_eq!(decode(b"\x09").unwrap_err().at, 0);
+        assert_eq!(decode(b"\x01\x01\x00").unwrap_err().at, 2);
+        let Ok(Message::Commands(mut segments)) = decode(b"\x02\x01\0\0\0\0\0\0\0\xff\0\0\0ab")
+        else {
+            panic!("not commands")
+        };
+        let err = segments.next().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "relay message byte 13: expected as many segment bytes as its length says"
+        );
+        assert!(segments.next().is_none());
+        assert_eq!(
+            decode(b"\x03slow").unwrap(),
+            Message::Resync { reason: "slow" }
+        );
+    }
+}
