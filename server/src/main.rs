@@ -11,6 +11,7 @@ mod embedded_redis;
 mod http;
 mod hub;
 mod link_io;
+mod record;
 mod replica_link;
 mod session;
 mod sync_payload;
@@ -42,6 +43,8 @@ struct Cli {
 enum Command {
     /// Follow Redis as a replica and serve the page and its WebSocket stream.
     Serve(ServeArgs),
+    /// Write the raw replication stream of a Redis to a file.
+    Record(record::RecordArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Record(args) => record::run(args).await,
     }
 }
 
@@ -134,7 +138,7 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
     tokio::select! {
