@@ -7,10 +7,11 @@
 //! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
 //! stops it on exit, so the demo needs nothing running beforehand.
 
+mod backlog;
 mod embedded_redis;
 mod http;
-mod hub;
 mod link_io;
+mod metrics;
 mod record;
 mod replica_link;
 mod session;
@@ -24,8 +25,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
 use crate::embedded_redis::EmbeddedRedis;
-use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::replica_link::RedisTarget;
 
 #[derive(Parser)]
@@ -61,6 +63,9 @@ struct ServeArgs {
     /// Folder of the built wasm package, served under /pkg (default: `wasm/pkg` of the repository).
     #[arg(long, env = "REPLICAST_PKG")]
     pkg: Option<PathBuf>,
+    /// Bytes of recent stream kept for browsers to read at their own pace and to resume into.
+    #[arg(long, env = "REPLICAST_BACKLOG_BYTES", default_value_t = DEFAULT_BACKLOG_BYTES)]
+    backlog_bytes: usize,
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -101,12 +106,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
 
-    let hub = Arc::new(Hub::new());
-    let link = tokio::spawn(replica_link::follow(target, hub.clone(), local.port()));
+    let relay = http::Relay {
+        backlog: Arc::new(Backlog::new(args.backlog_bytes)),
+        metrics: Arc::new(Metrics::default()),
+        shutdown: tokio::sync::watch::channel(false).0.into(),
+    };
+    let link = tokio::spawn(replica_link::follow(
+        target,
+        relay.backlog.clone(),
+        relay.metrics.clone(),
+        local.port(),
+    ));
 
     println!("Replicast is live at http://{local}/");
-    axum::serve(listener, http::router(hub, &www, &pkg))
-        .with_graceful_shutdown(shutdown_signal())
+    let shutdown = relay.shutdown.clone();
+    axum::serve(listener, http::router(relay, &www, &pkg))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Sessions close their sockets with 1001 (going away) when they see this.
+            shutdown.send_replace(true);
+        })
         .await?;
     link.abort();
     drop(embedded);

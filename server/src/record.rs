@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use replicast_wasm::wire::{self, Message};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::hub::Hub;
+use crate::backlog::{Backlog, Read, DEFAULT_BACKLOG_BYTES};
+use crate::metrics::Metrics;
 use crate::replica_link::{self, RedisTarget};
 
 #[derive(clap::Args)]
@@ -31,53 +30,60 @@ pub struct RecordArgs {
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let target = RedisTarget::from_url(&args.redis_url)?;
-    let hub = Arc::new(Hub::new());
-    let mut messages = hub.subscribe();
-    let link = tokio::spawn(replica_link::follow(target, hub.clone(), 0));
+    let backlog = Arc::new(Backlog::new(DEFAULT_BACKLOG_BYTES));
+    let link = tokio::spawn(replica_link::follow(
+        target,
+        backlog.clone(),
+        Arc::new(Metrics::default()),
+        0,
+    ));
     let mut file = tokio::fs::File::create(&args.out)
         .await
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-
-    let mut started = false;
-    let mut written = 0u64;
-    let result = loop {
-        let message = tokio::select! {
-            message = messages.recv() => message,
-            _ = crate::shutdown_signal() => break Ok(()),
-        };
-        let message = match message {
-            Ok(message) => message,
-            Err(RecvError::Lagged(n)) => {
-                break Err(anyhow::anyhow!(
-                    "the file could not keep up ({n} batches lost)"
-                ))
-            }
-            Err(RecvError::Closed) => break Ok(()),
-        };
-        match wire::decode(&message)? {
-            Message::Hello { epoch, offset, .. } if !started => {
-                started = true;
-                println!("recording epoch {epoch} from offset {offset}");
-            }
-            Message::Hello { .. } => {
-                break Err(anyhow::anyhow!("the stream restarted with a full resync"))
-            }
-            Message::Commands(segments) => {
-                for segment in segments {
-                    let bytes = segment?.bytes;
-                    file.write_all(bytes).await?;
-                    written += bytes.len() as u64;
-                }
-                file.flush().await?;
-                if args.max_bytes.is_some_and(|max| written >= max) {
-                    break Ok(());
-                }
-            }
-            Message::Resync { reason } => bail!("unexpected resync: {reason}"),
-        }
+    let result = tokio::select! {
+        result = copy_stream(&backlog, &mut file, args.max_bytes) => result,
+        _ = crate::shutdown_signal() => Ok(()),
     };
     link.abort();
     file.flush().await?;
-    eprintln!("recorded {written} bytes to {}", args.out.display());
     result
+}
+
+/// Writes the stream to `file` as the link receives it; returns when `max_bytes` are written.
+async fn copy_stream(
+    backlog: &Backlog,
+    file: &mut tokio::fs::File,
+    max_bytes: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut changed = backlog.changed();
+    let (stream, start) = loop {
+        changed.borrow_and_update();
+        if let Some((stream, at, _)) = backlog.join(None) {
+            break (stream, at);
+        }
+        changed.changed().await?;
+    };
+    println!("recording epoch {} from offset {start}", stream.epoch);
+    let mut cursor = start;
+    loop {
+        changed.borrow_and_update();
+        match backlog.read(&stream, cursor, 1 << 20) {
+            Read::Batches(batches) => {
+                for batch in batches {
+                    file.write_all(&batch.raw()).await?;
+                    cursor = batch.end;
+                }
+                file.flush().await?;
+                if max_bytes.is_some_and(|max| cursor - start >= max) {
+                    eprintln!("recorded {} bytes", cursor - start);
+                    return Ok(());
+                }
+            }
+            Read::Wait => changed.changed().await?,
+            Read::Behind { .. } => bail!("the file could not keep up with the stream"),
+            Read::Restarted { .. } => {
+                bail!("the stream restarted with a full resync; the recording stops here")
+            }
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! The relay's one replication link: it attaches to Redis as a replica and publishes every command frame, raw and
-//! with its offsets, to the [`Hub`].
+//! with its offsets, to the [`Backlog`].
 //!
 //! Handshake as a Redis replica does it: `AUTH`, `PING`, `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`,
-//! then `PSYNC ? -1`, which here always gets a full resynchronisation (`+FULLRESYNC <replid> <offset>`), its RDB
-//! payload, and then the command stream. The link answers `REPLCONF GETACK` and acknowledges its offset every
-//! second, as Redis expects of a replica (a diskless primary starts the stream only after the first ack).
-//! When the link fails it reconnects with exponential backoff; browsers get a new hello and start over.
+//! then `PSYNC`: `? -1` the first time, which gets a full resynchronisation (`+FULLRESYNC <replid> <offset>`), its
+//! RDB payload, and then the command stream; after a reconnect, `<replid> <offset+1>`, which Redis answers with
+//! `+CONTINUE [<new replid>]` while its own backlog still holds what the link missed — then the relay's backlog and
+//! every browser's cursor stay valid. The link answers `REPLCONF GETACK` and acknowledges its offset every second,
+//! as Redis expects of a replica (a diskless primary starts the stream only after the first ack). When the link
+//! fails it reconnects with exponential backoff and jitter.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,9 @@ use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::hub::Hub;
+use crate::backlog::Backlog;
 use crate::link_io::{encode_command, LinkIo};
+use crate::metrics::Metrics;
 use crate::sync_payload::skip_rdb_payload;
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
@@ -28,6 +31,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum LinkError {
+    #[error("Redis refused {command}: {error} — {hint}")]
+    Explained {
+        command: String,
+        error: String,
+        hint: &'static str,
+    },
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
     #[error("Redis closed the connection")]
@@ -70,79 +79,173 @@ impl RedisTarget {
     }
 }
 
+/// Where the link is in the stream, kept across reconnects to ask for a partial resync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    replid: String,
+    offset: u64,
+}
+
 /// Follows `target` forever, reconnecting after every failure.
-pub async fn follow(target: RedisTarget, hub: Arc<Hub>, listening_port: u16) {
+pub async fn follow(
+    target: RedisTarget,
+    backlog: Arc<Backlog>,
+    metrics: Arc<Metrics>,
+    listening_port: u16,
+) {
     let mut backoff = BACKOFF_FIRST;
+    let mut position = None;
     loop {
-        match follow_once(&target, &hub, listening_port).await {
-            Ok(never) => match never {},
-            Err(err) => {
-                if hub.is_live() {
-                    backoff = BACKOFF_FIRST;
-                }
-                hub.set_offline();
-                tracing::warn!(redis = %format!("{}:{}", target.host, target.port), retry_in = ?backoff, "replica link: {err}");
-            }
+        let Err(err) =
+            follow_once(&target, &backlog, &metrics, listening_port, &mut position).await;
+        if backlog.is_live() {
+            backoff = BACKOFF_FIRST;
         }
-        tokio::time::sleep(backoff).await;
+        backlog.set_offline();
+        Metrics::add(&metrics.link_errors, 1);
+        let delay = jitter(backoff);
+        tracing::warn!(redis = %format!("{}:{}", target.host, target.port), retry_in = ?delay, "replica link: {err}");
+        tokio::time::sleep(delay).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
+/// Between half and all of `delay`, so relays restarted together do not reconnect in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    delay.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+}
+
 async fn follow_once(
     target: &RedisTarget,
-    hub: &Hub,
+    backlog: &Backlog,
+    metrics: &Metrics,
     listening_port: u16,
+    position: &mut Option<Position>,
 ) -> Result<std::convert::Infallible, LinkError> {
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
     let mut io = LinkIo::new(stream);
 
     if let Some(password) = &target.password {
-        match &target.username {
-            Some(user) => io.call(&["AUTH", user, password]).await?,
-            None => io.call(&["AUTH", password]).await?,
+        let auth = match &target.username {
+            Some(user) => io.call(&["AUTH", user, password]).await,
+            None => io.call(&["AUTH", password]).await,
         };
+        auth.map_err(explain)?;
     }
-    io.call(&["PING"]).await?;
+    io.call(&["PING"]).await.map_err(explain)?;
     io.call(&["REPLCONF", "listening-port", &listening_port.to_string()])
-        .await?;
+        .await
+        .map_err(explain)?;
     io.call(&["REPLCONF", "capa", "eof", "capa", "psync2"])
-        .await?;
-    tracing::info!("replica link: connected, asking for a full resync (Redis may wait repl-diskless-sync-delay)");
-    let reply = io.call(&["PSYNC", "?", "-1"]).await?;
-    let (epoch, offset) = parse_fullresync(&reply)?;
-    let rdb_bytes = skip_rdb_payload(&mut io).await?;
-    tracing::info!(%epoch, offset, rdb_bytes, "replica link: full resync done, streaming");
+        .await
+        .map_err(explain)?;
 
+    let (replid, next) = match position {
+        Some(p) => (p.replid.clone(), (p.offset + 1).to_string()),
+        None => ("?".to_string(), "-1".to_string()),
+    };
+    tracing::info!(psync = %format!("{replid} {next}"), "replica link: connected, asking to sync (a full sync may wait for Redis's repl-diskless-sync-delay)");
+    let reply = io.call(&["PSYNC", &replid, &next]).await.map_err(explain)?;
+    let offset = match parse_psync_reply(&reply)? {
+        PsyncReply::Continue { new_replid } => {
+            let p = position
+                .as_mut()
+                .ok_or_else(|| LinkError::Protocol("+CONTINUE to PSYNC ? -1".into()))?;
+            if let Some(id) = new_replid {
+                p.replid = id;
+            }
+            backlog.resume(&p.replid);
+            Metrics::add(&metrics.link_partial_syncs, 1);
+            tracing::info!(epoch = %p.replid, offset = p.offset, "replica link: partial resync, streaming");
+            p.offset
+        }
+        PsyncReply::FullResync { replid, offset } => {
+            let rdb_bytes = skip_rdb_payload(&mut io).await?;
+            tracing::info!(%replid, offset, rdb_bytes, "replica link: full resync done, streaming");
+            backlog.restart(&replid, offset);
+            Metrics::add(&metrics.link_full_syncs, 1);
+            *position = Some(Position { replid, offset });
+            offset
+        }
+    };
     io.send(&["REPLCONF", "ACK", &offset.to_string()]).await?;
-    hub.begin_epoch(&epoch, offset);
-    stream_commands(&mut io, hub, offset).await
+    let Some(position) = position.as_mut() else {
+        return Err(LinkError::Protocol("no position after PSYNC".into()));
+    };
+    stream_commands(&mut io, backlog, position).await
 }
 
-/// `+FULLRESYNC <replid> <offset>` → (replid, offset).
-fn parse_fullresync(reply: &str) -> Result<(String, u64), LinkError> {
-    let mut words = reply.split(' ');
-    match (
-        words.next(),
-        words.next(),
-        words.next().map(str::parse::<u64>),
-    ) {
-        (Some("+FULLRESYNC"), Some(id), Some(Ok(offset))) if id.len() == 40 => {
-            Ok((id.to_string(), offset))
+/// Turns Redis's refusals during the handshake into errors that say what to do.
+fn explain(err: LinkError) -> LinkError {
+    let LinkError::Refused { command, error } = err else {
+        return err;
+    };
+    let hint = match error.split(' ').next().unwrap_or("") {
+        "NOAUTH" => "Redis requires a password: give it in the URL, redis://:PASSWORD@host:port",
+        "WRONGPASS" => "wrong user or password in the Redis URL",
+        "LOADING" => "Redis is loading its dataset into memory; the link retries until it is done",
+        "NOMASTERLINK" => {
+            "the Redis replica being followed has no link to its primary; the link retries"
         }
-        _ => Err(LinkError::Protocol(format!(
-            "expected +FULLRESYNC <replid> <offset> to PSYNC, got {reply:?}"
-        ))),
+        "NOPERM" => "the ACL user lacks a permission a replica needs (+psync +replconf +ping)",
+        "ERR" if error.contains("invalid password") => "wrong password in the Redis URL",
+        "MASTERDOWN" => {
+            "the replica being followed lost its primary and serves no stale data; the link retries"
+        }
+        _ => return LinkError::Refused { command, error },
+    };
+    LinkError::Explained {
+        command,
+        error,
+        hint,
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum PsyncReply {
+    FullResync { replid: String, offset: u64 },
+    Continue { new_replid: Option<String> },
+}
+
+/// `+FULLRESYNC <replid> <offset>` or `+CONTINUE [<replid>]`.
+fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
+    let mut words = reply.split(' ');
+    let id = |w: Option<&str>| w.filter(|id| id.len() == 40).map(str::to_string);
+    match words.next() {
+        Some("+FULLRESYNC") => {
+            if let (Some(replid), Some(Ok(offset))) =
+                (id(words.next()), words.next().map(str::parse::<u64>))
+            {
+                return Ok(PsyncReply::FullResync { replid, offset });
+            }
+        }
+        Some("+CONTINUE") => {
+            let new_replid = words.next();
+            if new_replid.is_none() || id(new_replid).is_some() {
+                return Ok(PsyncReply::Continue {
+                    new_replid: id(new_replid),
+                });
+            }
+        }
+        _ => {}
+    }
+    Err(LinkError::Protocol(format!(
+        "expected +FULLRESYNC <replid> <offset> or +CONTINUE [<replid>] to PSYNC, got {reply:?}"
+    )))
 }
 
 /// Cuts the stream into batches of whole commands and publishes them, acknowledging as Redis expects.
 async fn stream_commands(
     io: &mut LinkIo,
-    hub: &Hub,
-    mut offset: u64,
+    backlog: &Backlog,
+    position: &mut Position,
 ) -> Result<std::convert::Infallible, LinkError> {
+    let mut offset = position.offset;
     let limits = Limits::default();
     let mut ack = tokio::time::interval(ACK_INTERVAL);
     loop {
@@ -179,7 +282,8 @@ async fn stream_commands(
             .into());
         }
         if used > 0 {
-            hub.publish(start, &io.buf.split_to(used));
+            backlog.append(start, &io.buf.split_to(used));
+            position.offset = offset;
         }
         for at in getacks {
             io.writer
@@ -194,12 +298,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fullresync_reply_gives_epoch_and_offset() {
+    fn psync_replies_are_understood() {
         let id = "a".repeat(40);
-        let (epoch, offset) = parse_fullresync(&format!("+FULLRESYNC {id} 1234")).unwrap();
-        assert_eq!((epoch.as_str(), offset), (id.as_str(), 1234));
-        assert!(parse_fullresync("+CONTINUE").is_err());
-        assert!(parse_fullresync("+FULLRESYNC short 1").is_err());
+        assert_eq!(
+            parse_psync_reply(&format!("+FULLRESYNC {id} 1234")).unwrap(),
+            PsyncReply::FullResync {
+                replid: id.clone(),
+                offset: 1234
+            }
+        );
+        assert_eq!(
+            parse_psync_reply("+CONTINUE").unwrap(),
+            PsyncReply::Continue { new_replid: None }
+        );
+        assert_eq!(
+            parse_psync_reply(&format!("+CONTINUE {id}")).unwrap(),
+            PsyncReply::Continue {
+                new_replid: Some(id)
+            }
+        );
+        assert!(parse_psync_reply("+FULLRESYNC short 1").is_err());
+        assert!(parse_psync_reply("+CONTINUE short").is_err());
+        assert!(parse_psync_reply("+OK").is_err());
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let refused = |error: &str| LinkError::Refused {
+            command: "PING".into(),
+            error: error.into(),
+        };
+        let msg = explain(refused("NOAUTH Authentication required.")).to_string();
+        assert!(msg.contains("give it in the URL"), "{msg}");
+        let msg = explain(refused("LOADING Redis is loading the dataset in memory")).to_string();
+        assert!(msg.contains("retries"), "{msg}");
+        assert!(matches!(
+            explain(refused("ERR something")),
+            LinkError::Refused { .. }
+        ));
     }
 
     #[test]

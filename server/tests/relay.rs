@@ -200,3 +200,161 @@ async fn browsers_get_a_hello_then_the_raw_commands_with_redis_offsets() {
     assert_eq!(late_epoch, epoch);
     assert!(offset >= after_zadd);
 }
+
+/// Reads commands messages until the stream reaches `until`, checking contiguity from `from`; returns the commands.
+async fn read_commands_until(socket: &mut Socket, from: u64, until: u64) -> Vec<Vec<Vec<u8>>> {
+    let mut reader = CommandReader::new(from);
+    let mut commands = Vec::new();
+    while reader.offset() < until {
+        let message = next_binary(socket).await;
+        let Message::Commands(segments) = wire::decode(&message).unwrap() else {
+            panic!("expected commands, got {message:?}");
+        };
+        for segment in segments {
+            let segment = segment.unwrap();
+            assert_eq!(segment.start, reader.offset(), "no gap, no overlap");
+            reader
+                .push(segment.bytes, |c| {
+                    commands.push(c.args.iter().map(|a| a.to_vec()).collect())
+                })
+                .unwrap();
+        }
+    }
+    // A batch may carry a little past `until` (e.g. a PING the primary sent meanwhile), never short of it.
+    assert!(reader.offset() >= until);
+    commands
+}
+
+async fn hello(socket: &mut Socket) -> (String, u64) {
+    let message = next_binary(socket).await;
+    match wire::decode(&message).unwrap() {
+        Message::Hello { epoch, offset, .. } => (epoch.to_string(), offset),
+        other => panic!("expected a hello, got {other:?}"),
+    }
+}
+
+async fn set(conn: &mut redis::aio::MultiplexedConnection, key: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+fn has_set(commands: &[Vec<Vec<u8>>], key: &str, value: &str) -> bool {
+    commands.contains(&vec![
+        b"SET".to_vec(),
+        key.as_bytes().to_vec(),
+        value.as_bytes().to_vec(),
+    ])
+}
+
+#[tokio::test]
+async fn a_browser_that_reconnects_inside_the_backlog_resumes_where_it_was() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port);
+    let mut conn = redis_conn(port).await;
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let (epoch, joined) = hello(&mut socket).await;
+    set(&mut conn, "k", "before").await;
+    let left_at = master_repl_offset(&mut conn).await;
+    read_commands_until(&mut socket, joined, left_at).await;
+    drop(socket);
+
+    // Written while the browser is away.
+    set(&mut conn, "k", "while-away").await;
+    let now = master_repl_offset(&mut conn).await;
+
+    let resume_url = format!("{ws_url}?epoch={epoch}&offset={left_at}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(&resume_url).await.unwrap();
+    assert_eq!(
+        hello(&mut socket).await,
+        (epoch.clone(), left_at),
+        "resumed at its own offset"
+    );
+    let missed = read_commands_until(&mut socket, left_at, now).await;
+    assert!(has_set(&missed, "k", "while-away"), "{missed:?}");
+
+    // A resume point the relay does not hold gets a fresh start at the current offset instead.
+    let (mut fresh, _) =
+        tokio_tungstenite::connect_async(format!("{ws_url}?epoch={epoch}&offset=1"))
+            .await
+            .unwrap();
+    assert_eq!(hello(&mut fresh).await, (epoch, now));
+}
+
+#[tokio::test]
+async fn a_dropped_link_resumes_with_a_partial_resync_and_browsers_do_not_notice() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port);
+    let mut conn = redis_conn(port).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let (_, joined) = hello(&mut socket).await;
+
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    set(&mut conn, "after", "kill").await;
+    let now = master_repl_offset(&mut conn).await;
+
+    // The same session keeps receiving, contiguous, with no new hello in between.
+    let commands = read_commands_until(&mut socket, joined, now).await;
+    assert!(has_set(&commands, "after", "kill"), "{commands:?}");
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        stats.contains("sync_partial_ok:1"),
+        "Redis saw a partial resync:\n{stats}"
+    );
+}
+
+/// A plain HTTP/1.0 GET: (status code, body).
+async fn http_get(base: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("ws://").trim_end_matches("/ws");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_report_the_link() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    hello(&mut socket).await;
+
+    let (status, body) = http_get(&ws_url, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("ok: streaming epoch "), "{body}");
+    let (status, body) = http_get(&ws_url, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "replicast_link_up 1",
+        "replicast_sessions 1",
+        "replicast_link_full_syncs_total 1",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in:\n{body}");
+    }
+    let (status, _) = http_get(&ws_url, "/ws?epoch=only").await;
+    assert_eq!(status, 400);
+}

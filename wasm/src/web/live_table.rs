@@ -1,7 +1,8 @@
 //! [`LiveTable`]: the page's connection to the relay and its table, driven entirely from wasm.
 //!
 //! States: `connecting` (socket opening, or open but the relay has not said hello), `live` (a hello arrived and
-//! commands flow), `offline` (the socket closed; a reconnect is scheduled with backoff). Each message goes into the
+//! commands flow), `offline` (the socket closed; a reconnect is scheduled with backoff). A reconnect asks to resume
+//! at the assembler's epoch and offset, so a short outage costs no data when the relay's backlog still holds it. Each message goes into the
 //! assembler at once; drawing waits for the next animation frame, so a burst of messages costs one render.
 
 use std::cell::RefCell;
@@ -122,7 +123,18 @@ fn connect(shared: &Rc<RefCell<Inner>>) {
         return;
     }
     inner.set_state("connecting");
-    let socket = match WebSocket::new(&inner.url) {
+    // Ask to resume where the windows are; the relay falls back to a fresh start if its backlog moved on.
+    let url = match inner.assembler.epoch() {
+        Some(epoch) => format!(
+            "{}{}epoch={}&offset={}",
+            inner.url,
+            if inner.url.contains('?') { '&' } else { '?' },
+            js_sys::encode_uri_component(epoch),
+            inner.assembler.offset()
+        ),
+        None => inner.url.clone(),
+    };
+    let socket = match WebSocket::new(&url) {
         Ok(socket) => socket,
         Err(err) => {
             web_sys::console::error_2(&"replicast: cannot open the WebSocket".into(), &err);

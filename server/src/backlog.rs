@@ -1,0 +1,321 @@
+//! The backlog: the relay's bounded ring of recent replication-stream batches, which every browser session reads
+//! at its own cursor — what a Redis primary's replication backlog is to its replicas.
+//!
+//! The replica link appends each batch of whole commands once, already encoded as a relay message, so sessions
+//! forward shared bytes without copying. Memory is bounded by the ring's byte capacity, whatever the number or
+//! speed of browsers: a session whose cursor falls behind the ring's start is told to resynchronise. A browser that
+//! reconnects with an `(epoch, offset)` still inside the ring resumes where it was, without a snapshot.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use replicast_wasm::wire;
+use tokio::sync::watch;
+
+/// Default capacity of the ring, in bytes of raw stream.
+pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bytes of the relay message header in front of a batch's raw commands (tag, start, length).
+const COMMANDS_HEADER: usize = 13;
+
+/// A run of whole commands, as the link read them, with the message that carries them to browsers.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub start: u64,
+    pub end: u64,
+    /// The encoded commands message (`wire::encode_commands`): send as is.
+    pub message: Bytes,
+}
+
+impl Batch {
+    /// The raw commands, without the message header.
+    pub fn raw(&self) -> Bytes {
+        self.message.slice(COMMANDS_HEADER..)
+    }
+
+    /// The part of this batch from `offset` on, which must be a command boundary inside it.
+    fn tail_from(&self, offset: u64) -> Batch {
+        let raw = self.raw().slice((offset - self.start) as usize..);
+        Batch {
+            start: offset,
+            end: self.end,
+            message: Bytes::from(wire::encode_commands(offset, &raw)),
+        }
+    }
+}
+
+/// Which stream the ring holds: a replication ID, and a generation that changes with every full resync (even one
+/// that keeps the ID), so sessions notice that offsets restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub epoch: String,
+    pub generation: u64,
+}
+
+/// What a session gets when it asks for what follows its cursor.
+#[derive(Debug)]
+pub enum Read {
+    /// Batches after the cursor, oldest first; the cursor moves to the last one's end.
+    Batches(Vec<Batch>),
+    /// Nothing new yet: wait for [`Backlog::changed`].
+    Wait,
+    /// The cursor fell out of the ring.
+    Behind { start: u64 },
+    /// The ring now holds another stream (a full resync happened): start over with a hello at `offset`.
+    Restarted { stream: Stream, offset: u64 },
+}
+
+#[derive(Debug)]
+struct Ring {
+    stream: Option<Stream>,
+    live: bool,
+    /// Offset of the first byte still held (= `end` when empty).
+    start: u64,
+    end: u64,
+    batches: VecDeque<Batch>,
+    bytes: usize,
+    capacity: usize,
+}
+
+pub struct Backlog {
+    ring: Mutex<Ring>,
+    /// The ring's end offset, bumped on every append and restart; sessions wait on it.
+    end: watch::Sender<u64>,
+}
+
+impl Backlog {
+    pub fn new(capacity: usize) -> Self {
+        Backlog {
+            ring: Mutex::new(Ring {
+                stream: None,
+                live: false,
+                start: 0,
+                end: 0,
+                batches: VecDeque::new(),
+                bytes: 0,
+                capacity,
+            }),
+            end: watch::channel(0).0,
+        }
+    }
+
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // A panic while holding the lock leaves the ring consistent (every update is a few assignments).
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiver that wakes whenever the ring changes.
+    pub fn changed(&self) -> watch::Receiver<u64> {
+        self.end.subscribe()
+    }
+
+    /// The link finished a full resync: the ring now holds `epoch` from `offset`, and its old contents go.
+    pub fn restart(&self, epoch: &str, offset: u64) {
+        {
+            let mut ring = self.ring();
+            let generation = ring.stream.as_ref().map_or(0, |s| s.generation + 1);
+            ring.stream = Some(Stream {
+                epoch: epoch.to_string(),
+                generation,
+            });
+            ring.live = true;
+            ring.start = offset;
+            ring.end = offset;
+            ring.batches.clear();
+            ring.bytes = 0;
+        }
+        self.end.send_replace(offset);
+    }
+
+    /// The link resumed the same stream after a reconnect (`+CONTINUE`), possibly under a new replication ID that
+    /// continues the old offsets (after a failover): the ring and every cursor stay valid.
+    pub fn resume(&self, epoch: &str) {
+        let mut ring = self.ring();
+        if let Some(stream) = ring.stream.as_mut() {
+            stream.epoch = epoch.to_string();
+        }
+        ring.live = true;
+    }
+
+    /// Appends whole commands that occupied `start..start + raw.len()`; evicts the oldest beyond capacity.
+    pub fn append(&self, start: u64, raw: &[u8]) {
+        let end = start + raw.len() as u64;
+        {
+            let mut ring = self.ring();
+            debug_assert_eq!(start, ring.end, "batches are contiguous");
+            ring.batches.push_back(Batch {
+                start,
+                end,
+                message: Bytes::from(wire::encode_commands(start, raw)),
+            });
+            ring.bytes += raw.len();
+            ring.end = end;
+            while ring.bytes > ring.capacity {
+                let Some(oldest) = ring.batches.pop_front() else {
+                    break;
+                };
+                ring.bytes -= (oldest.end - oldest.start) as usize;
+                ring.start = oldest.end;
+            }
+        }
+        self.end.send_replace(end);
+    }
+
+    pub fn set_offline(&self) {
+        self.ring().live = false;
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.ring().live
+    }
+
+    /// The stream and offset a new session starts at: where it asked to resume, if that is still held, else the
+    /// ring's end. `None` until the link has synced once.
+    pub fn join(&self, resume: Option<(&str, u64)>) -> Option<(Stream, u64, bool)> {
+        let ring = self.ring();
+        let stream = ring.stream.clone()?;
+        match resume {
+            Some((epoch, offset))
+                if epoch == stream.epoch && (ring.start..=ring.end).contains(&offset) =>
+            {
+                Some((stream, offset, true))
+            }
+            _ => Some((stream, ring.end, false)),
+        }
+    }
+
+    /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch).
+    pub fn read(&self, stream: &Stream, cursor: u64, budget: usize) -> Read {
+        let ring = self.ring();
+        match &ring.stream {
+            Some(current) if current.generation == stream.generation => {}
+            Some(current) => {
+                return Read::Restarted {
+                    stream: current.clone(),
+                    offset: ring.start,
+                }
+            }
+            None => return Read::Wait,
+        }
+        if cursor < ring.start {
+            return Read::Behind { start: ring.start };
+        }
+        if cursor >= ring.end {
+            return Read::Wait;
+        }
+        let first = ring.batches.partition_point(|b| b.end <= cursor);
+        let mut out = Vec::new();
+        let mut taken = 0;
+        for batch in ring.batches.range(first..) {
+            if !out.is_empty() && taken >= budget {
+                break;
+            }
+            let batch = if batch.start < cursor {
+                batch.tail_from(cursor)
+            } else {
+                batch.clone()
+            };
+            taken += (batch.end - batch.start) as usize;
+            out.push(batch);
+        }
+        Read::Batches(out)
+    }
+
+    /// (start, end, bytes held) of the ring, for metrics.
+    pub fn extent(&self) -> (u64, u64, usize) {
+        let ring = self.ring();
+        (ring.start, ring.end, ring.bytes)
+    }
+
+    /// The stream being followed and its newest offset, for health checks.
+    pub fn position(&self) -> Option<(Stream, u64)> {
+        let ring = self.ring();
+        Some((ring.stream.clone()?, ring.end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(read: Read) -> Vec<(u64, u64)> {
+        match read {
+            Read::Batches(b) => b.iter().map(|b| (b.start, b.end)).collect(),
+            other => panic!("expected batches, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sessions_read_at_their_own_cursor() {
+        let backlog = Backlog::new(1000);
+        assert!(backlog.join(None).is_none());
+        backlog.restart("e1", 100);
+        let (stream, at, resumed) = backlog.join(None).unwrap();
+        assert_eq!((at, resumed), (100, false));
+        backlog.append(100, b"PING\r\n");
+        backlog.append(106, b"PING\r\nPING\r\n");
+        assert_eq!(
+            batches(backlog.read(&stream, 100, 1 << 20)),
+            vec![(100, 106), (106, 118)]
+        );
+        assert_eq!(batches(backlog.read(&stream, 100, 1)), vec![(100, 106)]);
+        assert!(matches!(backlog.read(&stream, 118, 1 << 20), Read::Wait));
+    }
+
+    #[test]
+    fn a_resume_inside_a_batch_gets_its_tail() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("e1", 0);
+        backlog.append(0, b"PING\r\nPING\r\n");
+        let (stream, at, resumed) = backlog.join(Some(("e1", 6))).unwrap();
+        assert_eq!((at, resumed), (6, true));
+        let Read::Batches(tail) = backlog.read(&stream, at, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(&tail[0].raw()[..], b"PING\r\n");
+        let Ok(wire::Message::Commands(mut segments)) = wire::decode(&tail[0].message) else {
+            panic!("not a commands message")
+        };
+        let segment = segments.next().unwrap().unwrap();
+        assert_eq!((segment.start, segment.bytes), (6, &b"PING\r\n"[..]));
+        assert_eq!(backlog.join(Some(("other", 6))).unwrap().2, false);
+        assert_eq!(backlog.join(Some(("e1", 99))).unwrap().2, false);
+    }
+
+    #[test]
+    fn the_ring_is_bounded_and_slow_cursors_fall_behind() {
+        let backlog = Backlog::new(12);
+        backlog.restart("e1", 0);
+        let (stream, _, _) = backlog.join(None).unwrap();
+        for i in 0..5 {
+            backlog.append(i * 6, b"PING\r\n");
+        }
+        assert_eq!(backlog.extent(), (18, 30, 12));
+        assert!(matches!(
+            backlog.read(&stream, 6, 100),
+            Read::Behind { start: 18 }
+        ));
+        assert_eq!(
+            batches(backlog.read(&stream, 18, 100)),
+            vec![(18, 24), (24, 30)]
+        );
+    }
+
+    #[test]
+    fn a_full_resync_restarts_every_session() {
+        let backlog = Backlog::new(100);
+        backlog.restart("e1", 0);
+        let (old, _, _) = backlog.join(None).unwrap();
+        backlog.restart("e1", 500);
+        match backlog.read(&old, 0, 100) {
+            Read::Restarted { stream, offset } => {
+                assert_eq!(
+                    (stream.epoch.as_str(), stream.generation, offset),
+                    ("e1", 1, 500)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
