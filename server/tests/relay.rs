@@ -277,12 +277,24 @@ async fn a_browser_that_reconnects_inside_the_backlog_resumes_where_it_was() {
     let missed = read_commands_until(&mut socket, left_at, now).await;
     assert!(has_set(&missed, "k", "while-away"), "{missed:?}");
 
-    // A resume point the relay does not hold gets a fresh start at the current offset instead.
+    // A resume point the relay does not hold (here: ahead of the stream) gets a fresh start at the current offset,
+    // and so does one in another epoch.
+    let ahead = now + 1_000_000;
     let (mut fresh, _) =
-        tokio_tungstenite::connect_async(format!("{ws_url}?epoch={epoch}&offset=1"))
+        tokio_tungstenite::connect_async(format!("{ws_url}?epoch={epoch}&offset={ahead}"))
             .await
             .unwrap();
-    assert_eq!(hello(&mut fresh).await, (epoch, now));
+    let (fresh_epoch, fresh_offset) = hello(&mut fresh).await;
+    assert_eq!(fresh_epoch, epoch);
+    assert!((now..ahead).contains(&fresh_offset), "{fresh_offset}");
+    let (mut other, _) =
+        tokio_tungstenite::connect_async(format!("{ws_url}?epoch=feed&offset={left_at}"))
+            .await
+            .unwrap();
+    assert!(
+        hello(&mut other).await.1 >= now,
+        "another epoch cannot resume"
+    );
 }
 
 #[tokio::test]
