@@ -9,9 +9,13 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use replicast_wasm::wire;
 use tokio::sync::watch;
+
+use crate::frames::FrameIndex;
 
 /// Default capacity of the ring, in bytes of raw stream.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
@@ -24,8 +28,10 @@ const COMMANDS_HEADER: usize = 13;
 pub struct Batch {
     pub start: u64,
     pub end: u64,
-    /// The encoded commands message (`wire::encode_commands`): send as is.
+    /// The encoded commands message (`wire::encode_commands`): the whole batch, for sessions that take it all.
     pub message: Bytes,
+    /// Where each command frame and its keys are, for sessions that filter.
+    pub index: Arc<FrameIndex>,
 }
 
 impl Batch {
@@ -34,14 +40,10 @@ impl Batch {
         self.message.slice(COMMANDS_HEADER..)
     }
 
-    /// The part of this batch from `offset` on, which must be a command boundary inside it.
-    fn tail_from(&self, offset: u64) -> Batch {
-        let raw = self.raw().slice((offset - self.start) as usize..);
-        Batch {
-            start: offset,
-            end: self.end,
-            message: Bytes::from(wire::encode_commands(offset, &raw)),
-        }
+    /// The raw commands from `offset` on; `offset` must be a command boundary inside the batch.
+    pub fn raw_from(&self, offset: u64) -> Bytes {
+        self.raw()
+            .slice(offset.saturating_sub(self.start) as usize..)
     }
 }
 
@@ -62,8 +64,8 @@ pub enum Read {
     Wait,
     /// The cursor fell out of the ring.
     Behind { start: u64 },
-    /// The ring now holds another stream (a full resync happened): start over with a hello at `offset`.
-    Restarted { stream: Stream, offset: u64 },
+    /// The ring now holds another stream (a full resync happened): start over.
+    Restarted { stream: Stream },
 }
 
 #[derive(Debug)]
@@ -139,7 +141,7 @@ impl Backlog {
     }
 
     /// Appends whole commands that occupied `start..start + raw.len()`; evicts the oldest beyond capacity.
-    pub fn append(&self, start: u64, raw: &[u8]) {
+    pub fn append(&self, start: u64, raw: &[u8], index: FrameIndex) {
         let end = start + raw.len() as u64;
         {
             let mut ring = self.ring();
@@ -148,6 +150,7 @@ impl Backlog {
                 start,
                 end,
                 message: Bytes::from(wire::encode_commands(start, raw)),
+                index: Arc::new(index),
             });
             ring.bytes += raw.len();
             ring.end = end;
@@ -185,7 +188,8 @@ impl Backlog {
         }
     }
 
-    /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch).
+    /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch). The
+    /// first batch may start before the cursor: take it from the cursor on.
     pub fn read(&self, stream: &Stream, cursor: u64, budget: usize) -> Read {
         let ring = self.ring();
         match &ring.stream {
@@ -193,7 +197,6 @@ impl Backlog {
             Some(current) => {
                 return Read::Restarted {
                     stream: current.clone(),
-                    offset: ring.start,
                 }
             }
             None => return Read::Wait,
@@ -211,13 +214,8 @@ impl Backlog {
             if !out.is_empty() && taken >= budget {
                 break;
             }
-            let batch = if batch.start < cursor {
-                batch.tail_from(cursor)
-            } else {
-                batch.clone()
-            };
-            taken += (batch.end - batch.start) as usize;
-            out.push(batch);
+            taken += (batch.end - batch.start.max(cursor)) as usize;
+            out.push(batch.clone());
         }
         Read::Batches(out)
     }
@@ -253,8 +251,8 @@ mod tests {
         backlog.restart("e1", 100);
         let (stream, at, resumed) = backlog.join(None).unwrap();
         assert_eq!((at, resumed), (100, false));
-        backlog.append(100, b"PING\r\n");
-        backlog.append(106, b"PING\r\nPING\r\n");
+        backlog.append(100, b"PING\r\n", FrameIndex::default());
+        backlog.append(106, b"PING\r\nPING\r\n", FrameIndex::default());
         assert_eq!(
             batches(backlog.read(&stream, 100, 1 << 20)),
             vec![(100, 106), (106, 118)]
@@ -267,20 +265,18 @@ mod tests {
     fn a_resume_inside_a_batch_gets_its_tail() {
         let backlog = Backlog::new(1000);
         backlog.restart("e1", 0);
-        backlog.append(0, b"PING\r\nPING\r\n");
+        backlog.append(0, b"PING\r\nPING\r\n", FrameIndex::default());
         let (stream, at, resumed) = backlog.join(Some(("e1", 6))).unwrap();
         assert_eq!((at, resumed), (6, true));
-        let Read::Batches(tail) = backlog.read(&stream, at, 1 << 20) else {
+        let Read::Batches(batches) = backlog.read(&stream, at, 1 << 20) else {
             panic!()
         };
-        assert_eq!(&tail[0].raw()[..], b"PING\r\n");
-        let Ok(wire::Message::Commands(mut segments)) = wire::decode(&tail[0].message) else {
-            panic!("not a commands message")
-        };
-        let segment = segments.next().unwrap().unwrap();
-        assert_eq!((segment.start, segment.bytes), (6, &b"PING\r\n"[..]));
-        assert_eq!(backlog.join(Some(("other", 6))).unwrap().2, false);
-        assert_eq!(backlog.join(Some(("e1", 99))).unwrap().2, false);
+        assert_eq!(
+            (batches[0].start, &batches[0].raw_from(at)[..]),
+            (0, &b"PING\r\n"[..])
+        );
+        assert!(!backlog.join(Some(("other", 6))).unwrap().2);
+        assert!(!backlog.join(Some(("e1", 99))).unwrap().2);
     }
 
     #[test]
@@ -289,7 +285,7 @@ mod tests {
         backlog.restart("e1", 0);
         let (stream, _, _) = backlog.join(None).unwrap();
         for i in 0..5 {
-            backlog.append(i * 6, b"PING\r\n");
+            backlog.append(i * 6, b"PING\r\n", FrameIndex::default());
         }
         assert_eq!(backlog.extent(), (18, 30, 12));
         assert!(matches!(
@@ -309,11 +305,8 @@ mod tests {
         let (old, _, _) = backlog.join(None).unwrap();
         backlog.restart("e1", 500);
         match backlog.read(&old, 0, 100) {
-            Read::Restarted { stream, offset } => {
-                assert_eq!(
-                    (stream.epoch.as_str(), stream.generation, offset),
-                    ("e1", 1, 500)
-                )
+            Read::Restarted { stream } => {
+                assert_eq!((stream.epoch.as_str(), stream.generation), ("e1", 1))
             }
             other => panic!("{other:?}"),
         }

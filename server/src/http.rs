@@ -17,6 +17,8 @@ use tower_http::services::ServeDir;
 use crate::backlog::Backlog;
 use crate::metrics::Metrics;
 use crate::session::{self, Resume};
+use crate::snapshot::Snapshotter;
+use crate::subscription::Allow;
 
 /// Largest message a browser may send. Browsers only send small control messages.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -27,6 +29,9 @@ pub struct Relay {
     pub metrics: Arc<Metrics>,
     /// Becomes `true` when the relay shuts down.
     pub shutdown: Arc<watch::Sender<bool>>,
+    pub snapshots: Arc<Snapshotter>,
+    /// Keys that may leave the relay (`--allow`).
+    pub allow: Arc<Allow>,
 }
 
 pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
@@ -66,14 +71,7 @@ async fn websocket(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            session::run(
-                sink,
-                stream,
-                relay.backlog,
-                relay.metrics,
-                relay.shutdown.subscribe(),
-                resume,
-            )
+            session::run(sink, stream, relay, resume)
         })
 }
 

@@ -8,13 +8,17 @@
 //! stops it on exit, so the demo needs nothing running beforehand.
 
 mod backlog;
+mod command_table;
 mod embedded_redis;
+mod frames;
 mod http;
 mod link_io;
 mod metrics;
 mod record;
 mod replica_link;
 mod session;
+mod snapshot;
+mod subscription;
 mod sync_payload;
 
 use std::net::SocketAddr;
@@ -66,6 +70,14 @@ struct ServeArgs {
     /// Bytes of recent stream kept for browsers to read at their own pace and to resume into.
     #[arg(long, env = "REPLICAST_BACKLOG_BYTES", default_value_t = DEFAULT_BACKLOG_BYTES)]
     backlog_bytes: usize,
+    /// Key patterns (Redis globs) that may be sent to browsers; nothing else ever leaves the relay.
+    #[arg(
+        long,
+        env = "REPLICAST_ALLOW",
+        value_delimiter = ',',
+        default_value = "perf:*"
+    )]
+    allow: Vec<String>,
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -110,6 +122,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backlog: Arc::new(Backlog::new(args.backlog_bytes)),
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
+        snapshots: Arc::new(snapshot::Snapshotter::new(&redis_url)?),
+        allow: Arc::new(subscription::Allow::new(&args.allow)),
     };
     let link = tokio::spawn(replica_link::follow(
         target,

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     pub resyncs: AtomicU64,
     pub resumes: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub refusals: AtomicU64,
     pub link_full_syncs: AtomicU64,
     pub link_partial_syncs: AtomicU64,
     pub link_errors: AtomicU64,
@@ -27,88 +29,104 @@ impl Metrics {
     pub fn render(&self, backlog: &Backlog) -> String {
         let (start, end, bytes) = backlog.extent();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let rows = [
+            (
+                "link_up",
+                "gauge",
+                "1 while the replica link is streaming.",
+                u64::from(backlog.is_live()),
+            ),
+            (
+                "link_offset",
+                "gauge",
+                "Replication offset the link has received up to.",
+                end,
+            ),
+            (
+                "link_full_syncs_total",
+                "counter",
+                "Full resynchronisations of the link.",
+                get(&self.link_full_syncs),
+            ),
+            (
+                "link_partial_syncs_total",
+                "counter",
+                "Partial resynchronisations (+CONTINUE).",
+                get(&self.link_partial_syncs),
+            ),
+            (
+                "link_errors_total",
+                "counter",
+                "Link failures, each followed by a reconnect.",
+                get(&self.link_errors),
+            ),
+            (
+                "backlog_bytes",
+                "gauge",
+                "Bytes of raw stream held in the backlog.",
+                bytes as u64,
+            ),
+            (
+                "backlog_start_offset",
+                "gauge",
+                "Oldest offset a session can resume from.",
+                start,
+            ),
+            (
+                "sessions",
+                "gauge",
+                "Open browser sessions.",
+                get(&self.sessions),
+            ),
+            (
+                "sessions_total",
+                "counter",
+                "Browser sessions opened.",
+                get(&self.sessions_total),
+            ),
+            (
+                "session_resumes_total",
+                "counter",
+                "Sessions that resumed inside the backlog.",
+                get(&self.resumes),
+            ),
+            (
+                "session_resyncs_total",
+                "counter",
+                "Sessions told to resync after falling behind.",
+                get(&self.resyncs),
+            ),
+            (
+                "snapshots_total",
+                "counter",
+                "Snapshots read for joining sessions.",
+                get(&self.snapshots),
+            ),
+            (
+                "refusals_total",
+                "counter",
+                "Sessions refused (bad subscription, limits).",
+                get(&self.refusals),
+            ),
+            (
+                "messages_sent_total",
+                "counter",
+                "Relay messages sent to browsers.",
+                get(&self.messages_sent),
+            ),
+            (
+                "bytes_sent_total",
+                "counter",
+                "Bytes of relay messages sent to browsers.",
+                get(&self.bytes_sent),
+            ),
+        ];
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP replicast_{name} {help}\n# TYPE replicast_{name} {kind}\nreplicast_{name} {value}");
-        };
-        metric(
-            "link_up",
-            "gauge",
-            "1 while the replica link is streaming.",
-            u64::from(backlog.is_live()),
-        );
-        metric(
-            "link_offset",
-            "gauge",
-            "Replication offset the link has received up to.",
-            end,
-        );
-        metric(
-            "link_full_syncs_total",
-            "counter",
-            "Full resynchronisations of the link.",
-            get(&self.link_full_syncs),
-        );
-        metric(
-            "link_partial_syncs_total",
-            "counter",
-            "Partial resynchronisations (+CONTINUE) of the link.",
-            get(&self.link_partial_syncs),
-        );
-        metric(
-            "link_errors_total",
-            "counter",
-            "Replica link failures (each followed by a reconnect).",
-            get(&self.link_errors),
-        );
-        metric(
-            "backlog_bytes",
-            "gauge",
-            "Bytes of raw stream held in the backlog.",
-            bytes as u64,
-        );
-        metric(
-            "backlog_start_offset",
-            "gauge",
-            "Oldest offset a session can resume from.",
-            start,
-        );
-        metric(
-            "sessions",
-            "gauge",
-            "Open browser sessions.",
-            get(&self.sessions),
-        );
-        metric(
-            "sessions_total",
-            "counter",
-            "Browser sessions opened.",
-            get(&self.sessions_total),
-        );
-        metric(
-            "session_resumes_total",
-            "counter",
-            "Sessions that resumed inside the backlog.",
-            get(&self.resumes),
-        );
-        metric(
-            "session_resyncs_total",
-            "counter",
-            "Sessions told to resync after falling behind the backlog.",
-            get(&self.resyncs),
-        );
-        metric(
-            "messages_sent_total",
-            "counter",
-            "Relay messages sent to browsers.",
-            get(&self.messages_sent),
-        );
-        metric(
-            "bytes_sent_total",
-            "counter",
-            "Bytes of relay messages sent to browsers.",
-            get(&self.bytes_sent),
-        );
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP replicast_{name} {help}");
+            let _ = writeln!(out, "# TYPE replicast_{name} {kind}");
+            let _ = writeln!(out, "replicast_{name} {value}");
+        }
         out
     }
 }

@@ -70,7 +70,7 @@ async fn copy_stream(
         match backlog.read(&stream, cursor, 1 << 20) {
             Read::Batches(batches) => {
                 for batch in batches {
-                    file.write_all(&batch.raw()).await?;
+                    file.write_all(&batch.raw_from(cursor)).await?;
                     cursor = batch.end;
                 }
                 file.flush().await?;

@@ -19,6 +19,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::backlog::Backlog;
+use crate::command_table::CommandTable;
+use crate::frames::{FrameIndex, Indexer, Kind};
 use crate::link_io::{encode_command, LinkIo};
 use crate::metrics::Metrics;
 use crate::sync_payload::skip_rdb_payload;
@@ -28,6 +30,9 @@ const ACK_INTERVAL: Duration = Duration::from_secs(1);
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A `MULTI`…`EXEC` block is kept in one batch, so no browser sees half a transaction, up to this size; a larger
+/// block is cut like any other stream (Redis's own transactions are rarely near it).
+const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -52,6 +57,8 @@ pub enum LinkError {
 /// Where the link connects, from a `redis://[user:password@]host:port` URL.
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
+    /// The URL as given, for the `redis` crate's connections (command table, snapshots).
+    pub url: String,
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
@@ -71,6 +78,7 @@ impl RedisTarget {
         };
         let settings = info.redis_settings();
         Ok(RedisTarget {
+            url: url.to_string(),
             host,
             port,
             username: settings.username().map(str::to_string),
@@ -126,6 +134,7 @@ async fn follow_once(
     listening_port: u16,
     position: &mut Option<Position>,
 ) -> Result<std::convert::Infallible, LinkError> {
+    let table = Arc::new(CommandTable::fetch(&target.url).await);
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
     let mut io = LinkIo::new(stream);
@@ -177,7 +186,7 @@ async fn follow_once(
     let Some(position) = position.as_mut() else {
         return Err(LinkError::Protocol("no position after PSYNC".into()));
     };
-    stream_commands(&mut io, backlog, position).await
+    stream_commands(&mut io, backlog, position, Indexer::new(table)).await
 }
 
 /// Turns Redis's refusals during the handshake into errors that say what to do.
@@ -239,27 +248,34 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
     )))
 }
 
-/// Cuts the stream into batches of whole commands and publishes them, acknowledging as Redis expects.
+/// Cuts the stream into batches of whole commands, indexes them and appends them to the backlog, acknowledging as
+/// Redis expects.
 async fn stream_commands(
     io: &mut LinkIo,
     backlog: &Backlog,
     position: &mut Position,
+    mut indexer: Indexer,
 ) -> Result<std::convert::Infallible, LinkError> {
-    let mut offset = position.offset;
     let limits = Limits::default();
     let mut ack = tokio::time::interval(ACK_INTERVAL);
     loop {
         tokio::select! {
             read = io.fill() => { read?; }
             _ = ack.tick() => {
-                io.send(&["REPLCONF", "ACK", &offset.to_string()]).await?;
+                io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
                 continue;
             }
         }
-        let start = offset;
-        let mut used = 0;
+        // `io.buf` holds only what is not in the backlog yet; it starts at `position.offset`. Parse all complete
+        // commands, and cut at the last one outside a MULTI block (a block's tail waits for its EXEC).
+        let start = position.offset;
+        let db_at_start = indexer.db();
+        let mut index = FrameIndex::default();
+        let mut pos = 0;
+        let mut in_block = false;
+        let mut cut = (0, 0, 0, db_at_start);
         let mut getacks = Vec::new();
-        while let Some(command) = parse_command(&io.buf[used..], offset, &limits)? {
+        while let Some(command) = parse_command(&io.buf[pos..], start + pos as u64, &limits)? {
             if command.is("replconf")
                 && command
                     .args
@@ -267,14 +283,26 @@ async fn stream_commands(
                     .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
             {
                 // Like Redis, answer with the offset before the GETACK itself.
-                getacks.push(command.start);
+                getacks.push((pos, command.start));
             }
-            used += command.frame_len();
-            offset = command.end;
+            indexer.add(&mut index, &io.buf, &command, pos);
+            pos += command.frame_len();
+            match index.frames.last().map(|f| f.kind) {
+                Some(Kind::Multi) => in_block = true,
+                Some(Kind::Exec) => in_block = false,
+                _ => {}
+            }
+            if !in_block || pos - cut.0 > MAX_BLOCK_BYTES {
+                cut = (pos, index.frames.len(), index.keys.len(), indexer.db());
+            }
         }
-        if io.buf.len() - used > limits.max_command_len {
+        let (used, frames, keys, db) = cut;
+        index.frames.truncate(frames);
+        index.keys.truncate(keys);
+        indexer.set_db(db);
+        if io.buf.len() - used > limits.max_command_len + MAX_BLOCK_BYTES {
             return Err(RespError::Limit {
-                offset,
+                offset: start + used as u64,
                 what: "incomplete command length",
                 len: (io.buf.len() - used) as u64,
                 limit: limits.max_command_len as u64,
@@ -282,10 +310,10 @@ async fn stream_commands(
             .into());
         }
         if used > 0 {
-            backlog.append(start, &io.buf.split_to(used));
-            position.offset = offset;
+            backlog.append(start, &io.buf.split_to(used), index);
+            position.offset = start + used as u64;
         }
-        for at in getacks {
+        for (_, at) in getacks.into_iter().filter(|(pos, _)| *pos < used) {
             io.writer
                 .write_all(&encode_command(&["REPLCONF", "ACK", &at.to_string()]))
                 .await?;

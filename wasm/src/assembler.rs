@@ -30,8 +30,10 @@ pub enum AssemblerError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Resp(#[from] RespError),
-    #[error("commands message before any hello")]
+    #[error("commands or snapshot message before any hello")]
     NoHello,
+    #[error("snapshot: {0}")]
+    Snapshot(RespError),
     #[error("segment {start}..{end} overlaps what was already applied, up to {applied}")]
     Overlap { start: u64, end: u64, applied: u64 },
 }
@@ -67,6 +69,11 @@ impl StreamAssembler {
             selected_db: 0,
             windows: BTreeMap::new(),
         }
+    }
+
+    /// What this assembler watches.
+    pub fn watch(&self) -> &WatchConfig {
+        &self.watch
     }
 
     /// The epoch being followed, once a hello arrived.
@@ -134,10 +141,37 @@ impl StreamAssembler {
                 }
                 Ok(Outcome::Applied { commands, changed })
             }
+            Message::Snapshot { offset, commands } => {
+                if self.epoch.is_none() {
+                    return Err(AssemblerError::NoHello);
+                }
+                self.apply_snapshot(offset, commands)?;
+                Ok(Outcome::Applied {
+                    commands: 0,
+                    changed: true,
+                })
+            }
             Message::Resync { reason } => Ok(Outcome::Resync {
                 reason: reason.to_string(),
             }),
         }
+    }
+
+    /// Replaces the windows the snapshot names with their state at `offset`, and continues the stream from there.
+    fn apply_snapshot(&mut self, offset: u64, commands: &[u8]) -> Result<(), AssemblerError> {
+        let Self {
+            watch, windows, ..
+        } = self;
+        // The snapshot is read in the watched database; its commands apply there.
+        let mut db = watch.db;
+        CommandReader::new(0)
+            .push(commands, |command| {
+                apply(watch, &mut db, windows, command);
+            })
+            .map_err(AssemblerError::Snapshot)?;
+        self.selected_db = watch.db;
+        self.reader = CommandReader::new(offset);
+        Ok(())
     }
 
     /// Starts following `epoch` from `offset`. Windows survive only when nothing can have been missed: same
@@ -389,6 +423,19 @@ mod tests {
         a.push_message(&encode_hello("e1", 999)).unwrap();
         assert!(rows(&a, "perf:a").is_empty());
         assert_eq!(a.offset(), 999);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_windows_and_the_stream_continues_after_it() {
+        let mut a = assembler(10);
+        a.push_message(&encode_commands(0, &stream(&[&["ZADD", "perf:a", "1", "stale"]]))).unwrap();
+        let snapshot = stream(&[&["DEL", "perf:a"], &["ZADD", "perf:a", "5", "x", "6", "y"]]);
+        a.push_message(&crate::wire::encode_snapshot(500, &snapshot)).unwrap();
+        assert_eq!(rows(&a, "perf:a"), vec![("y".into(), 6.0), ("x".into(), 5.0)]);
+        assert_eq!(a.offset(), 500);
+        let next = stream(&[&["ZADD", "perf:a", "7", "z"]]);
+        a.push_message(&encode_commands(500, &next)).unwrap();
+        assert_eq!(rows(&a, "perf:a")[0], ("z".into(), 7.0));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub const PROTOCOL_VERSION: u8 = 1;
 const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
 const TAG_RESYNC: u8 = 3;
+const TAG_SNAPSHOT: u8 = 4;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
 
@@ -29,6 +30,9 @@ pub enum Message<'a> {
     Commands(Segments<'a>),
     /// The session fell out of the relay's backlog; the relay closes it after this.
     Resync { reason: &'a str },
+    /// The windows of the subscribed keys as Redis held them at replication offset `offset`, as RESP commands
+    /// (`DEL key`, then `ZADD`/`RPUSH`/`HSET`/`SET`/`XADD`) to apply in order; commands after `offset` follow.
+    Snapshot { offset: u64, commands: &'a [u8] },
 }
 
 /// A run of whole commands that occupied `start..start + bytes.len()` of the replication stream.
@@ -115,12 +119,16 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
             })
         }
         Some(&TAG_COMMANDS) => Ok(Message::Commands(Segments { message, pos: 1 })),
+        Some(&TAG_SNAPSHOT) => Ok(Message::Snapshot {
+            offset: read_u64(message, 1, "the snapshot's offset (8 bytes)")?,
+            commands: &message[9..],
+        }),
         Some(&TAG_RESYNC) => Ok(Message::Resync {
             reason: std::str::from_utf8(&message[1..]).unwrap_or("(reason not UTF-8)"),
         }),
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot)",
         }),
     }
 }
@@ -131,6 +139,11 @@ pub fn encode_hello(epoch: &str, offset: u64) -> Vec<u8> {
     out.extend_from_slice(&offset.to_le_bytes());
     out.extend_from_slice(epoch.as_bytes());
     out
+}
+
+/// The start of a commands message; append segments with [`push_segment`].
+pub fn begin_commands() -> Vec<u8> {
+    vec![TAG_COMMANDS]
 }
 
 /// A commands message of one segment: `bytes` must be whole commands that started at offset `start`.
@@ -150,10 +163,43 @@ pub fn push_segment(out: &mut Vec<u8>, start: u64, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+pub fn encode_snapshot(offset: u64, commands: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + commands.len());
+    out.push(TAG_SNAPSHOT);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(commands);
+    out
+}
+
 pub fn encode_resync(reason: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + reason.len());
     out.push(TAG_RESYNC);
     out.extend_from_slice(reason.as_bytes());
+    out
+}
+
+/// The browser's subscribe message (JSON text): keys matching `patterns` in database `db`, `window` members each.
+pub fn encode_subscribe(patterns: &[Vec<u8>], db: u32, window: usize) -> String {
+    let patterns: Vec<String> = patterns.iter().map(|p| json_string(&String::from_utf8_lossy(p))).collect();
+    format!(
+        r#"{{"type":"subscribe","patterns":[{}],"db":{db},"window":{window}}}"#,
+        patterns.join(",")
+    )
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -200,6 +246,14 @@ mod tests {
         assert_eq!(segments.len(), 2);
         assert_eq!((segments[0].start, segments[0].end()), (10, 24));
         assert_eq!((segments[1].start, segments[1].bytes), (100, &b"\n"[..]));
+    }
+
+    #[test]
+    fn subscribe_messages_are_json() {
+        assert_eq!(
+            encode_subscribe(&[b"perf:*".to_vec(), b"a\"b\\c\n".to_vec()], 2, 50),
+            r#"{"type":"subscribe","patterns":["perf:*","a\"b\\c\u000a"],"db":2,"window":50}"#
+        );
     }
 
     #[test]

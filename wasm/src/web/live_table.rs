@@ -1,6 +1,8 @@
 //! [`LiveTable`]: the page's connection to the relay and its table, driven entirely from wasm.
 //!
-//! States: `connecting` (socket opening, or open but the relay has not said hello), `live` (a hello arrived and
+//! On open it sends its subscription (the watched patterns, database and window); the relay answers with a hello
+//! and, unless it resumed the session, a snapshot of the windows. States: `connecting` (socket opening, or open
+//! but the relay has not said hello), `live` (a hello arrived and
 //! commands flow), `offline` (the socket closed; a reconnect is scheduled with backoff). A reconnect asks to resume
 //! at the assembler's epoch and offset, so a short outage costs no data when the relay's backlog still holds it. Each message goes into the
 //! assembler at once; drawing waits for the next animation frame, so a burst of messages costs one render.
@@ -16,6 +18,7 @@ use web_sys::{BinaryType, Document, Element, MessageEvent, WebSocket};
 use super::table::render_table;
 use super::watch_config;
 use crate::assembler::{Outcome, StreamAssembler};
+use crate::wire;
 
 /// First and largest delay before reconnecting, in milliseconds.
 const RETRY_FIRST_MS: i32 = 250;
@@ -158,6 +161,20 @@ fn connect(shared: &Rc<RefCell<Inner>>) {
         shared.borrow_mut().receive(&bytes);
     });
     let weak = Rc::downgrade(shared);
+    let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let inner = shared.borrow();
+        let watch = inner.assembler.watch();
+        let subscribe = wire::encode_subscribe(&watch.patterns, watch.db, watch.window);
+        if let Some(socket) = &inner.socket {
+            if let Err(err) = socket.send_with_str(&subscribe) {
+                web_sys::console::error_2(&"replicast: cannot subscribe".into(), &err);
+            }
+        }
+    });
+    let weak = Rc::downgrade(shared);
     let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
         if let Some(shared) = weak.upgrade() {
             shared.borrow_mut().set_state("offline");
@@ -166,7 +183,8 @@ fn connect(shared: &Rc<RefCell<Inner>>) {
     });
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    inner.handlers = vec![on_message, on_close];
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    inner.handlers = vec![on_open, on_message, on_close];
     inner.socket = Some(socket);
 }
 

@@ -1,0 +1,338 @@
+//! Exact snapshots for joining browsers: the newest window of each subscribed key, read atomically with the
+//! replication offset it corresponds to.
+//!
+//! One `MULTI` holds the bounded reads (`ZRANGE key -N -1 WITHSCORES`, `LRANGE key -N -1`, `XREVRANGE key + -
+//! COUNT N`, `HGETALL`, `GET`) and `INFO replication`, on the node the link follows; `EXEC` runs them with no write
+//! in between, so the snapshot is Redis's state at exactly `master_repl_offset`, and the browser continues with the
+//! frames after that offset. The snapshot travels as RESP commands (`DEL key` then `ZADD`/`RPUSH`/`HSET`/`SET`/`XADD`)
+//! that rebuild each window, so the browser applies it with the same code as the stream.
+//!
+//! What is not exact: keys of a *pattern* are listed with `SCAN` before the `MULTI`, so a key created in between
+//! appears on its next write rather than in the snapshot. Sets are not windowed by Redis in any order, so a set
+//! key's snapshot is empty and it fills from the stream.
+
+use std::collections::BTreeSet;
+
+use redis::Value;
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+use crate::link_io::push_command;
+use crate::subscription::{Allow, Subscription};
+
+/// Most keys one snapshot reads.
+pub const MAX_SNAPSHOT_KEYS: usize = 10_000;
+/// Largest snapshot, in bytes of its RESP encoding.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+/// Snapshots read at once; the others wait, so a thousand joining browsers do not open a thousand connections.
+const CONCURRENT_SNAPSHOTS: usize = 8;
+/// Times a snapshot is read again when a key changed type between `TYPE` and `EXEC`.
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("snapshot read failed: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the subscription matches more than {MAX_SNAPSHOT_KEYS} keys; narrow its patterns")]
+    TooManyKeys,
+    #[error(
+        "the snapshot exceeds {MAX_SNAPSHOT_BYTES} bytes; ask for a smaller window or fewer keys"
+    )]
+    TooLarge,
+    #[error("unexpected reply while reading the snapshot: {0}")]
+    Reply(String),
+    #[error("keys kept changing type while the snapshot was read")]
+    Unstable,
+}
+
+/// A snapshot: RESP commands rebuilding the windows, valid at replication `offset` of stream `epoch`.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub epoch: String,
+    pub offset: u64,
+    pub commands: Vec<u8>,
+    pub keys: usize,
+}
+
+pub struct Snapshotter {
+    client: redis::Client,
+    permits: Semaphore,
+}
+
+impl Snapshotter {
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        Ok(Snapshotter {
+            client: redis::Client::open(url)?,
+            permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
+        })
+    }
+
+    pub async fn take(&self, sub: &Subscription, allow: &Allow) -> Result<Snapshot, SnapshotError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| SnapshotError::Reply(e.to_string()))?;
+        // A connection of its own: SELECT must not leak into anyone else's reads.
+        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        redis::cmd("SELECT")
+            .arg(sub.db)
+            .query_async::<()>(&mut conn)
+            .await?;
+        let keys = list_keys(&mut conn, sub, allow).await?;
+        for _ in 0..ATTEMPTS {
+            if let Some(snapshot) = read_once(&mut conn, &keys, sub.window).await? {
+                return Ok(snapshot);
+            }
+        }
+        Err(SnapshotError::Unstable)
+    }
+}
+
+/// The subscription's explicit keys and the keys its patterns match now, allowed ones only.
+async fn list_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    sub: &Subscription,
+    allow: &Allow,
+) -> Result<Vec<Vec<u8>>, SnapshotError> {
+    let mut keys: BTreeSet<Vec<u8>> = sub
+        .keys
+        .iter()
+        .filter(|k| allow.allows(k))
+        .cloned()
+        .collect();
+    for pattern in &sub.patterns {
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await?;
+            keys.extend(batch.into_iter().filter(|k| allow.allows(k)));
+            if keys.len() > MAX_SNAPSHOT_KEYS {
+                return Err(SnapshotError::TooManyKeys);
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(keys.into_iter().collect())
+}
+
+/// One attempt; `None` when a key's type changed between `TYPE` and `EXEC` (a read then failed).
+async fn read_once(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &[Vec<u8>],
+    window: usize,
+) -> Result<Option<Snapshot>, SnapshotError> {
+    let mut types = redis::pipe();
+    for key in keys {
+        types.cmd("TYPE").arg(key);
+    }
+    let types: Vec<String> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        types.query_async(conn).await?
+    };
+
+    let newest = -(window as i64);
+    let mut reads = redis::pipe();
+    reads.atomic();
+    for (key, kind) in keys.iter().zip(&types) {
+        match kind.as_str() {
+            "zset" => reads
+                .cmd("ZRANGE")
+                .arg(key)
+                .arg(newest)
+                .arg(-1)
+                .arg("WITHSCORES"),
+            "list" => reads.cmd("LRANGE").arg(key).arg(newest).arg(-1),
+            "stream" => reads
+                .cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(window),
+            "hash" => reads.cmd("HGETALL").arg(key),
+            "string" => reads.cmd("GET").arg(key),
+            // Sets and module types: only confirm the type, so a change is still noticed.
+            _ => reads.cmd("TYPE").arg(key),
+        };
+    }
+    reads.cmd("INFO").arg("replication");
+    let replies: Vec<Value> = match reads.query_async(conn).await {
+        Ok(replies) => replies,
+        Err(err) if err.code() == Some("WRONGTYPE") => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let Some((info, values)) = replies.split_last() else {
+        return Err(SnapshotError::Reply("empty EXEC reply".into()));
+    };
+    let info =
+        text(info).ok_or_else(|| SnapshotError::Reply("INFO replication is not text".into()))?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| SnapshotError::Reply(format!("INFO replication has no {name}")))
+    };
+    let epoch = field("master_replid:")?;
+    let offset = field("master_repl_offset:")?
+        .parse()
+        .map_err(|_| SnapshotError::Reply("master_repl_offset is not a number".into()))?;
+
+    let mut commands = Vec::new();
+    for ((key, kind), value) in keys.iter().zip(&types).zip(values) {
+        if !rebuild(&mut commands, key, kind, value) {
+            return Ok(None);
+        }
+        if commands.len() > MAX_SNAPSHOT_BYTES {
+            return Err(SnapshotError::TooLarge);
+        }
+    }
+    Ok(Some(Snapshot {
+        epoch,
+        offset,
+        commands,
+        keys: keys.len(),
+    }))
+}
+
+/// Appends the commands that rebuild `key`'s window from its read; `false` if the read does not fit the type.
+fn rebuild(out: &mut Vec<u8>, key: &[u8], kind: &str, value: &Value) -> bool {
+    push_command(out, &[b"DEL", key]);
+    fn items(value: &Value) -> Option<Vec<&[u8]>> {
+        match value {
+            Value::Array(items) => items.iter().map(bytes).collect(),
+            _ => None,
+        }
+    }
+    let mut command: Vec<&[u8]> = Vec::new();
+    match kind {
+        "zset" => {
+            let Some(flat) = items(value) else {
+                return false;
+            };
+            command.extend([&b"ZADD"[..], key]);
+            // WITHSCORES gives member, score pairs; ZADD wants score, member.
+            for pair in flat.chunks_exact(2) {
+                command.extend([pair[1], pair[0]]);
+            }
+        }
+        "list" => {
+            let Some(list) = items(value) else {
+                return false;
+            };
+            command.extend([&b"RPUSH"[..], key]);
+            command.extend(list);
+        }
+        "hash" => {
+            let Some(flat) = items(value) else {
+                return false;
+            };
+            command.extend([&b"HSET"[..], key]);
+            command.extend(flat);
+        }
+        "string" => match value {
+            Value::BulkString(v) => command.extend([&b"SET"[..], key, v.as_slice()]),
+            Value::Nil => return true,
+            _ => return false,
+        },
+        "stream" => {
+            let Value::Array(entries) = value else {
+                return false;
+            };
+            // XREVRANGE is newest first; rebuild oldest first.
+            for entry in entries.iter().rev() {
+                let Value::Array(parts) = entry else {
+                    return false;
+                };
+                let (Some(id), Some(fields)) =
+                    (parts.first().and_then(bytes), parts.get(1).and_then(items))
+                else {
+                    return false;
+                };
+                let mut xadd: Vec<&[u8]> = vec![b"XADD", key, id];
+                xadd.extend(fields);
+                push_command(out, &xadd);
+            }
+            return true;
+        }
+        _ => return text(value).is_some_and(|t| t == kind),
+    }
+    if command.len() > 2 {
+        push_command(out, &command);
+    }
+    true
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Okay => Some("OK"),
+        other => std::str::from_utf8(bytes(other)?).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn windows_are_rebuilt_as_commands() {
+        let mut out = Vec::new();
+        let zrange = Value::Array(vec![bulk("a"), bulk("1.5"), bulk("b"), bulk("2")]);
+        assert!(rebuild(&mut out, b"z", "zset", &zrange));
+        assert_eq!(
+            out,
+            b"*2\r\n$3\r\nDEL\r\n$1\r\nz\r\n*6\r\n$4\r\nZADD\r\n$1\r\nz\r\n$3\r\n1.5\r\n$1\r\na\r\n$1\r\n2\r\n$1\r\nb\r\n"
+        );
+        let mut out = Vec::new();
+        let xrevrange = Value::Array(vec![
+            Value::Array(vec![
+                bulk("2-0"),
+                Value::Array(vec![bulk("f"), bulk("new")]),
+            ]),
+            Value::Array(vec![
+                bulk("1-0"),
+                Value::Array(vec![bulk("f"), bulk("old")]),
+            ]),
+        ]);
+        assert!(rebuild(&mut out, b"s", "stream", &xrevrange));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.find("1-0").unwrap() < text.find("2-0").unwrap(),
+            "oldest first: {text}"
+        );
+    }
+
+    #[test]
+    fn a_read_that_does_not_fit_its_type_asks_for_a_retry() {
+        assert!(!rebuild(
+            &mut Vec::new(),
+            b"k",
+            "zset",
+            &bulk("not an array")
+        ));
+        assert!(rebuild(&mut Vec::new(), b"k", "string", &Value::Nil));
+        assert!(!rebuild(&mut Vec::new(), b"k", "set", &bulk("zset")));
+    }
+}

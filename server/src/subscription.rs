@@ -1,0 +1,208 @@
+//! What a browser watches, what the relay allows, and which parts of a batch a session therefore receives.
+//!
+//! A browser subscribes with one JSON text message right after it connects:
+//! `{"type":"subscribe","patterns":["perf:*"],"keys":["cfg"],"db":0,"window":100}`. A frame reaches it when it is in
+//! the subscribed database and names at least one wanted key, and every key it names is allowed by `--allow`:
+//! nothing outside the allow-list ever leaves the relay, not even a key name. `SELECT`, `FLUSHALL`, `SWAPDB` and the
+//! subscribed database's `FLUSHDB` reach everyone; a `MULTI`…`EXEC` block is sent as one block, holding the frames
+//! of it the session may see.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use bytes::Bytes;
+use replicast_wasm::pattern::glob_match;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::backlog::Batch;
+use crate::frames::{Frame, Kind};
+
+/// Patterns one subscription may hold.
+pub const MAX_PATTERNS: usize = 64;
+/// Explicit keys one subscription may hold.
+pub const MAX_KEYS: usize = 1024;
+/// Longest pattern or key in a subscription.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Largest window a browser may ask for.
+pub const MAX_WINDOW: usize = 100_000;
+/// Highest database number (Redis's default `databases` is 16; some run more).
+pub const MAX_DB: u32 = 1023;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SubscribeError {
+    #[error("invalid subscribe message: {0}")]
+    Json(String),
+    #[error("a subscription holds at most {limit} {what}, got {got}")]
+    TooMany {
+        what: &'static str,
+        got: usize,
+        limit: usize,
+    },
+    #[error("a pattern or key is at most {MAX_NAME_LEN} bytes, got {0}")]
+    TooLong(usize),
+    #[error("window must be 1..={MAX_WINDOW}, got {0}")]
+    Window(usize),
+    #[error("db must be 0..={MAX_DB}, got {0}")]
+    Db(u32),
+    #[error("the subscription watches nothing: give patterns or keys")]
+    Empty,
+}
+
+/// Key patterns the relay may send (`--allow`); a key must match one.
+#[derive(Debug, Clone)]
+pub struct Allow {
+    patterns: Vec<Vec<u8>>,
+}
+
+impl Allow {
+    pub fn new(patterns: &[String]) -> Self {
+        Allow {
+            patterns: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    pub fn allows(&self, key: &[u8]) -> bool {
+        self.patterns.iter().any(|p| glob_match(p, key))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub db: u32,
+    pub patterns: Vec<Vec<u8>>,
+    pub keys: HashSet<Vec<u8>>,
+    pub window: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum ClientMessage {
+    Subscribe {
+        #[serde(default)]
+        patterns: Vec<String>,
+        #[serde(default)]
+        keys: Vec<String>,
+        #[serde(default)]
+        db: u32,
+        window: usize,
+    },
+}
+
+impl Subscription {
+    /// Parses and checks a subscribe message.
+    pub fn parse(message: &str) -> Result<Self, SubscribeError> {
+        let ClientMessage::Subscribe {
+            patterns,
+            keys,
+            db,
+            window,
+        } = serde_json::from_str(message).map_err(|e| SubscribeError::Json(e.to_string()))?;
+        for (what, list, limit) in [
+            ("patterns", &patterns, MAX_PATTERNS),
+            ("keys", &keys, MAX_KEYS),
+        ] {
+            if list.len() > limit {
+                return Err(SubscribeError::TooMany {
+                    what,
+                    got: list.len(),
+                    limit,
+                });
+            }
+        }
+        if let Some(long) = patterns
+            .iter()
+            .chain(&keys)
+            .find(|n| n.len() > MAX_NAME_LEN)
+        {
+            return Err(SubscribeError::TooLong(long.len()));
+        }
+        if !(1..=MAX_WINDOW).contains(&window) {
+            return Err(SubscribeError::Window(window));
+        }
+        if db > MAX_DB {
+            return Err(SubscribeError::Db(db));
+        }
+        if patterns.is_empty() && keys.is_empty() {
+            return Err(SubscribeError::Empty);
+        }
+        Ok(Subscription {
+            db,
+            patterns: patterns.into_iter().map(String::into_bytes).collect(),
+            keys: keys.into_iter().map(String::into_bytes).collect(),
+            window,
+        })
+    }
+
+    pub fn wants(&self, key: &[u8]) -> bool {
+        self.keys.contains(key) || self.patterns.iter().any(|p| glob_match(p, key))
+    }
+
+    fn receives(&self, frame: &Frame, raw: &[u8], keys: &[Range<u32>], allow: &Allow) -> bool {
+        match frame.kind {
+            Kind::Select | Kind::AllDbs => true,
+            Kind::WholeDb => frame.db == self.db,
+            Kind::Keyed => {
+                let mut names = keys[frame.keys.start as usize..frame.keys.end as usize]
+                    .iter()
+                    .map(|r| &raw[r.start as usize..r.end as usize]);
+                frame.db == self.db
+                    && names.clone().all(|k| allow.allows(k))
+                    && names.any(|k| self.wants(k))
+            }
+            Kind::Multi | Kind::Exec | Kind::Other => false,
+        }
+    }
+
+    /// The segments of `batch` from offset `from` on that this session receives: (start offset, bytes), each a
+    /// run of whole commands.
+    pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<(u64, Bytes)> {
+        let raw = batch.raw();
+        let mut runs: Vec<Range<u32>> = Vec::new();
+        let mut emit = |at: &Range<u32>| match runs.last_mut() {
+            Some(last) if last.end == at.start => last.end = at.end,
+            _ => runs.push(at.clone()),
+        };
+        // Inside MULTI: the MULTI frame and the frames of the block this session may see.
+        let mut block: Option<(Range<u32>, Vec<Range<u32>>)> = None;
+        for frame in &batch.index.frames {
+            if batch.start + u64::from(frame.at.start) < from {
+                continue;
+            }
+            match (frame.kind, &mut block) {
+                (Kind::Multi, _) => block = Some((frame.at.clone(), Vec::new())),
+                (Kind::Exec, Some(_)) => {
+                    if let Some((multi, inside)) = block.take() {
+                        if !inside.is_empty() {
+                            emit(&multi);
+                            inside.iter().for_each(&mut emit);
+                            emit(&frame.at);
+                        }
+                    }
+                }
+                (_, Some((_, inside))) => {
+                    if self.receives(frame, &raw, &batch.index.keys, allow) {
+                        inside.push(frame.at.clone());
+                    }
+                }
+                (_, None) => {
+                    if self.receives(frame, &raw, &batch.index.keys, allow) {
+                        emit(&frame.at);
+                    }
+                }
+            }
+        }
+        // A block still open here was cut by the link's size cap: send what it held as plain frames.
+        if let Some((_, inside)) = block {
+            inside.iter().for_each(&mut emit);
+        }
+        runs.into_iter()
+            .map(|r| {
+                (
+                    batch.start + u64::from(r.start),
+                    raw.slice(r.start as usize..r.end as usize),
+                )
+            })
+            .collect()
+    }
+}

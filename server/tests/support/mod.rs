@@ -1,0 +1,250 @@
+//! Real processes and a WebSocket client for the relay's integration tests: redis-server and the relay binary on
+//! free loopback ports, killed when the test ends, however it ends.
+#![allow(dead_code)] // Each test file uses its own share of these helpers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use replicast_wasm::resp::CommandReader;
+use replicast_wasm::wire::{self, Message};
+use tokio_tungstenite::tungstenite;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Args = Vec<Vec<u8>>;
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a child and returns it with the first stdout line containing `needle`.
+pub fn start_until(command: &mut Command, needle: &str) -> (Proc, String) {
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let proc = Proc(child);
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}"));
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (proc, line)
+}
+
+pub fn start_redis() -> (Proc, u16) {
+    let port = free_port();
+    let (proc, _) = start_until(
+        Command::new("redis-server").args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--repl-diskless-sync-delay",
+            "0",
+        ]),
+        "Ready to accept connections",
+    );
+    (proc, port)
+}
+
+/// The relay following the Redis on `redis_port`, sending keys matching `allow`; returns its `ws://…/ws` URL.
+pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
+    let (proc, line) = start_until(
+        Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow",
+                allow,
+                "--redis-url",
+            ])
+            .arg(format!("redis://127.0.0.1:{redis_port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+        "Replicast is live at ",
+    );
+    let http = line.rsplit(' ').next().unwrap().trim_end_matches('/');
+    (proc, http.replace("http://", "ws://") + "/ws")
+}
+
+pub async fn redis_conn(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+pub async fn info_field(
+    conn: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+pub async fn master_repl_offset(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    info_field(conn, "replication", "master_repl_offset")
+        .await
+        .parse()
+        .unwrap()
+}
+
+/// Opens a session at `url` and sends `subscribe` (a JSON text message).
+pub async fn connect(url: &str, subscribe: &str) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+        .send(tungstenite::Message::text(subscribe))
+        .await
+        .unwrap();
+    socket
+}
+
+/// The subscribe message for `patterns` in db 0 with `window`.
+pub fn subscribe_message(patterns: &[&str], window: usize) -> String {
+    let patterns: Vec<String> = patterns.iter().map(|p| format!("{p:?}")).collect();
+    format!(
+        r#"{{"type":"subscribe","patterns":[{}],"db":0,"window":{window}}}"#,
+        patterns.join(",")
+    )
+}
+
+/// The next message of any kind, within 20 s.
+pub async fn next_message(socket: &mut Socket) -> tungstenite::Message {
+    tokio::time::timeout(Duration::from_secs(20), socket.next())
+        .await
+        .expect("a message within 20 s")
+        .expect("socket open")
+        .expect("no socket error")
+}
+
+pub async fn next_binary(socket: &mut Socket) -> Vec<u8> {
+    loop {
+        if let tungstenite::Message::Binary(bytes) = next_message(socket).await {
+            return bytes.to_vec();
+        }
+    }
+}
+
+pub async fn hello(socket: &mut Socket) -> (String, u64) {
+    let message = next_binary(socket).await;
+    match wire::decode(&message).unwrap() {
+        Message::Hello { epoch, offset, .. } => (epoch.to_string(), offset),
+        other => panic!("expected a hello, got {other:?}"),
+    }
+}
+
+/// A fresh join: the hello, then the snapshot's commands, which must be valid at the hello's offset.
+pub async fn join(socket: &mut Socket) -> (String, u64, Vec<Args>) {
+    let (epoch, offset) = hello(socket).await;
+    let message = next_binary(socket).await;
+    let Message::Snapshot {
+        offset: at,
+        commands,
+    } = wire::decode(&message).unwrap()
+    else {
+        panic!("expected a snapshot after the hello of a fresh join");
+    };
+    assert_eq!(
+        at, offset,
+        "the snapshot is valid where the stream continues"
+    );
+    (epoch, offset, parse_all(commands))
+}
+
+pub fn parse_all(bytes: &[u8]) -> Vec<Args> {
+    let mut commands = Vec::new();
+    CommandReader::new(0)
+        .push(bytes, |c| {
+            if !c.args.is_empty() {
+                commands.push(c.args.iter().map(|a| a.to_vec()).collect())
+            }
+        })
+        .unwrap();
+    commands
+}
+
+/// Reads commands messages until the stream reached `until`: segments never overlap and never split a command;
+/// gaps are frames filtered out for this session.
+pub async fn read_commands_until(socket: &mut Socket, from: u64, until: u64) -> Vec<Args> {
+    let mut applied = from;
+    let mut commands = Vec::new();
+    while applied < until {
+        let message = next_binary(socket).await;
+        let Message::Commands(segments) = wire::decode(&message).unwrap() else {
+            panic!("expected commands, got {message:?}");
+        };
+        for segment in segments {
+            let segment = segment.unwrap();
+            assert!(
+                segment.start >= applied,
+                "segment at {} overlaps {applied}",
+                segment.start
+            );
+            let mut reader = CommandReader::new(segment.start);
+            reader
+                .push(segment.bytes, |c| {
+                    commands.push(c.args.iter().map(|a| a.to_vec()).collect())
+                })
+                .unwrap();
+            assert_eq!(reader.pending_len(), 0, "a segment holds whole commands");
+            applied = segment.end();
+        }
+    }
+    commands
+}
+
+pub fn args(words: &[&str]) -> Args {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+/// A plain HTTP/1.0 GET to the relay behind `ws_url`: (status code, body).
+pub async fn http_get(ws_url: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = ws_url.trim_start_matches("ws://").trim_end_matches("/ws");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
