@@ -1,5 +1,6 @@
 // Loads the wasm package and hands it the page: wasm keeps the socket, the windows and the table.
-// Query parameters: ?keys=perf:*,other:* (Redis globs, comma-separated) and ?window=20 (members per key).
+// Query parameters: ?keys=perf:*,other:* (Redis globs, comma-separated), ?window=20 (members per key), and
+// ?token=… for a relay that requires one.
 import init, { LiveTable } from '/pkg/replicast_wasm.js';
 
 const params = new URLSearchParams(location.search);
@@ -8,8 +9,11 @@ const windowSize = Number.parseInt(params.get('window') ?? '20', 10) || 20;
 
 await init();
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+// A relay started with --token needs it: open the page as ?token=….
+const token = params.get('token');
+const socketUrl = `${scheme}://${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`;
 const table = new LiveTable(
-  `${scheme}://${location.host}/ws`,
+  socketUrl,
   patterns,
   windowSize,
   document.getElementById('rows'),

@@ -1,7 +1,7 @@
 //! An embedded `redis-server` for when no Redis URL is given: on a free loopback port, with persistence off, and
 //! stopped when the relay exits (even if the relay is killed, through the parent-death signal).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -14,14 +14,20 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EmbeddedRedis {
     child: Child,
     port: u16,
+    /// Its working folder: a sync to a disk-based replica writes an RDB file there, which must not outlive it.
+    dir: PathBuf,
 }
 
 impl EmbeddedRedis {
     pub async fn start(binary: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("replicast-embedded-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut command = Command::new(binary);
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             // Start a replica's sync at once instead of waiting 5 s for others to share a diskless transfer.
             .args(["--repl-diskless-sync-delay", "0"])
@@ -41,7 +47,7 @@ impl EmbeddedRedis {
                 binary.display()
             )
         })?;
-        let mut redis = EmbeddedRedis { child, port };
+        let mut redis = EmbeddedRedis { child, port, dir };
         redis.wait_ready().await?;
         tracing::info!(port, "embedded redis-server started");
         Ok(redis)
@@ -81,6 +87,7 @@ impl EmbeddedRedis {
 impl Drop for EmbeddedRedis {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

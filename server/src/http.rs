@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -32,6 +32,70 @@ pub struct Relay {
     pub snapshots: Arc<Snapshotter>,
     /// Keys that may leave the relay (`--allow`).
     pub allow: Arc<Allow>,
+    pub access: Arc<Access>,
+}
+
+/// Who may open a session.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// A bearer token every session must present (`Authorization: Bearer …`, or `?token=` from browsers, whose
+    /// WebSocket API cannot set headers).
+    pub token: Option<String>,
+    /// Origins a browser page may connect from; empty means the relay's own origin only. `*` allows any.
+    pub origins: Vec<String>,
+    pub max_sessions: u64,
+}
+
+impl Access {
+    /// Why the upgrade request must be refused, if it must.
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        token: Option<&str>,
+        sessions: u64,
+    ) -> Result<(), (StatusCode, String)> {
+        if let Some(want) = &self.token {
+            let bearer = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let given = bearer.or(token).unwrap_or("");
+            if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
+                return Err((StatusCode::UNAUTHORIZED, "missing or wrong token\n".into()));
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let same_origin = origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest == host);
+            let listed = self.origins.iter().any(|o| o == "*" || o == origin);
+            if !same_origin && !listed {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("origin {origin} is not allowed (see --origin)\n"),
+                ));
+            }
+        }
+        if sessions >= self.max_sessions {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the relay serves at most {} sessions (see --max-sessions)\n",
+                    self.max_sessions
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Compares without stopping at the first difference, so response times do not leak how much of a token matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
@@ -45,17 +109,32 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
 }
 
 /// `/ws?epoch=<replid>&offset=<n>`: both or neither; with them, the session resumes inside the backlog if it can.
+/// `token=<t>` when the relay requires one.
 #[derive(Deserialize)]
 struct WsQuery {
     epoch: Option<String>,
     offset: Option<u64>,
+    token: Option<String>,
 }
 
 async fn websocket(
     upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
     Query(query): Query<WsQuery>,
     State(relay): State<Relay>,
 ) -> Response {
+    let sessions = relay
+        .metrics
+        .sessions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if let Err((status, reason)) = relay
+        .access
+        .check(&headers, query.token.as_deref(), sessions)
+    {
+        crate::metrics::Metrics::add(&relay.metrics.refusals, 1);
+        tracing::info!(%status, "WebSocket upgrade refused: {}", reason.trim_end());
+        return (status, reason).into_response();
+    }
     let resume = match (query.epoch, query.offset) {
         (Some(epoch), Some(offset)) => Some(Resume { epoch, offset }),
         (None, None) => None,
@@ -94,4 +173,56 @@ async fn metrics(State(relay): State<Relay>) -> Response {
         relay.metrics.render(&relay.backlog),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_origins_and_caps_are_checked() {
+        let access = Access {
+            token: Some("s3cret".into()),
+            origins: vec!["https://dash.example".into()],
+            max_sessions: 2,
+        };
+        let page =
+            |origin: &str| headers(&[(header::HOST, "relay:8080"), (header::ORIGIN, origin)]);
+        let ok = page("http://relay:8080");
+        assert!(access.check(&ok, Some("s3cret"), 0).is_ok());
+        assert_eq!(
+            access.check(&ok, None, 0).unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            access.check(&ok, Some("s3cre"), 0).unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+        let bearer = headers(&[(header::AUTHORIZATION, "Bearer s3cret")]);
+        assert!(
+            access.check(&bearer, None, 0).is_ok(),
+            "non-browser clients use the header and send no Origin"
+        );
+        assert!(access
+            .check(&page("https://dash.example"), Some("s3cret"), 0)
+            .is_ok());
+        assert_eq!(
+            access
+                .check(&page("https://evil.example"), Some("s3cret"), 0)
+                .unwrap_err()
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            access.check(&ok, Some("s3cret"), 2).unwrap_err().0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }

@@ -78,6 +78,15 @@ struct ServeArgs {
         default_value = "perf:*"
     )]
     allow: Vec<String>,
+    /// Token every session must present (`?token=` or `Authorization: Bearer`); none by default.
+    #[arg(long, env = "REPLICAST_TOKEN")]
+    token: Option<String>,
+    /// Origins whose pages may connect, besides the relay's own (`*` for any).
+    #[arg(long = "origin", env = "REPLICAST_ORIGINS", value_delimiter = ',')]
+    origins: Vec<String>,
+    /// Most browser sessions at once.
+    #[arg(long, env = "REPLICAST_MAX_SESSIONS", default_value_t = 10_000)]
+    max_sessions: u64,
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -124,6 +133,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: tokio::sync::watch::channel(false).0.into(),
         snapshots: Arc::new(snapshot::Snapshotter::new(&redis_url)?),
         allow: Arc::new(subscription::Allow::new(&args.allow)),
+        access: Arc::new(http::Access {
+            token: args.token,
+            origins: args.origins,
+            max_sessions: args.max_sessions,
+        }),
     };
     let link = tokio::spawn(replica_link::follow(
         target,

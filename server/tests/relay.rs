@@ -352,16 +352,6 @@ async fn bad_subscriptions_are_refused_with_a_reason() {
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
 }
 
-async fn wait_healthy(ws_url: &str) {
-    for _ in 0..200 {
-        if http_get(ws_url, "/healthz").await.0 == 200 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the relay never became healthy");
-}
-
 #[tokio::test]
 async fn healthz_and_metrics_report_the_link() {
     let (_redis, port) = start_redis();

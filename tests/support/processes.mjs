@@ -2,6 +2,8 @@
 // ports, each stopped by the `stop()` it returns. Nothing here is mocked.
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -63,13 +65,19 @@ function stopper(child) {
 
 export async function startRedis() {
   const port = await freePort();
+  // A folder of its own, so no RDB file written by a sync is ever loaded by another test's server.
+  const dir = await mkdtemp(path.join(tmpdir(), 'replicast-e2e-redis-'));
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--repl-diskless-sync-delay', '0',
+    '--repl-diskless-sync-delay', '0', '--dir', dir,
   ], { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitForLine(child, /Ready to accept connections/, 10_000, 'redis-server');
   const cli = (...args) => promisify(execFile)('redis-cli', ['-p', String(port), ...args]).then((r) => r.stdout.trim());
-  return { port, url: `redis://127.0.0.1:${port}`, cli, stop: stopper(child), process: child };
+  const stop = stopper(child);
+  return {
+    port, url: `redis://127.0.0.1:${port}`, cli, process: child,
+    stop: async () => { await stop(); await rm(dir, { recursive: true, force: true }); },
+  };
 }
 
 export async function startRelay({ redisUrl, listen = '127.0.0.1:0' }) {

@@ -15,14 +15,30 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 pub type Args = Vec<Vec<u8>>;
 
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
+/// A child process killed when dropped, with the scratch folder it worked in, if any.
+pub struct Proc(pub Child, Option<std::path::PathBuf>);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A fresh scratch folder under the system's temporary folder.
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "replicast-test-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 pub fn free_port() -> u16 {
@@ -37,7 +53,7 @@ pub fn free_port() -> u16 {
 pub fn start_until(command: &mut Command, needle: &str) -> (Proc, String) {
     let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let proc = Proc(child);
+    let proc = Proc(child, None);
     let line = lines
         .by_ref()
         .map_while(Result::ok)
@@ -49,38 +65,52 @@ pub fn start_until(command: &mut Command, needle: &str) -> (Proc, String) {
 }
 
 pub fn start_redis() -> (Proc, u16) {
+    start_redis_with(&[])
+}
+
+/// A redis-server on a free port with extra configuration, e.g. `["--repl-diskless-sync", "no"]`.
+pub fn start_redis_with(extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
-    let (proc, _) = start_until(
-        Command::new("redis-server").args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync-delay",
-            "0",
-        ]),
-        "Ready to accept connections",
-    );
-    (proc, port)
+    (start_redis_on(port, extra), port)
+}
+
+/// A redis-server on `port`, in a scratch folder of its own: a disk-based sync writes its RDB file there, and a
+/// Redis started later must not load it.
+pub fn start_redis_on(port: u16, extra: &[&str]) -> Proc {
+    let dir = scratch_dir("redis");
+    let port = port.to_string();
+    let mut args = vec![
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    args.extend(["--repl-diskless-sync-delay", "0"]);
+    args.extend(extra);
+    let mut command = Command::new("redis-server");
+    command.args(args).current_dir(&dir);
+    let mut proc = start_until(&mut command, "Ready to accept connections").0;
+    proc.1 = Some(dir);
+    proc
 }
 
 /// The relay following the Redis on `redis_port`, sending keys matching `allow`; returns its `ws://…/ws` URL.
 pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
+    start_relay_with(
+        &format!("redis://127.0.0.1:{redis_port}"),
+        &["--allow", allow],
+    )
+}
+
+pub fn start_relay_with(redis_url: &str, extra: &[&str]) -> (Proc, String) {
     let (proc, line) = start_until(
         Command::new(env!("CARGO_BIN_EXE_replicast"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow",
-                allow,
-                "--redis-url",
-            ])
-            .arg(format!("redis://127.0.0.1:{redis_port}"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis-url", redis_url])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".into()),
@@ -89,6 +119,16 @@ pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
     );
     let http = line.rsplit(' ').next().unwrap().trim_end_matches('/');
     (proc, http.replace("http://", "ws://") + "/ws")
+}
+
+pub async fn wait_healthy(ws_url: &str) {
+    for _ in 0..200 {
+        if http_get(ws_url, "/healthz").await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the relay never became healthy");
 }
 
 pub async fn redis_conn(port: u16) -> redis::aio::MultiplexedConnection {

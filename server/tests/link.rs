@@ -1,0 +1,155 @@
+//! The replica link against real Redis setups: disk-based sync, an ACL user, a chained replica, and a primary
+//! restarted empty (a new replication ID), after which every browser re-snapshots.
+
+mod support;
+
+use replicast_wasm::wire::{self, Message};
+use support::*;
+
+async fn zadd(conn: &mut redis::aio::MultiplexedConnection, key: &str, score: u64, member: &str) {
+    let _: i64 = redis::cmd("ZADD")
+        .arg(key)
+        .arg(score)
+        .arg(member)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Joins, writes one ZADD through `writer`, and checks the browser gets it; `reader` is the node the relay follows.
+async fn stream_one_zadd(
+    ws_url: &str,
+    writer: &mut redis::aio::MultiplexedConnection,
+    mut reader: redis::aio::MultiplexedConnection,
+) {
+    let mut socket = connect(ws_url, &subscribe_message(&["perf:*"], 10)).await;
+    let (_, joined, snapshot) = join(&mut socket).await;
+    assert!(
+        snapshot.contains(&args(&["ZADD", "perf:h", "1", "before"])),
+        "{snapshot:?}"
+    );
+    zadd(writer, "perf:h", 2, "after").await;
+    // On a replica, wait until it applied the write before asking its offset.
+    let until = loop {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg("perf:h")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut reader)
+            .await
+            .unwrap();
+        if members.iter().any(|m| m == "after") {
+            break master_repl_offset(&mut reader).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let commands = read_commands_until(&mut socket, joined, until).await;
+    assert!(
+        commands.contains(&args(&["ZADD", "perf:h", "2", "after"])),
+        "{commands:?}"
+    );
+}
+
+#[tokio::test]
+async fn disk_based_full_sync() {
+    let (_redis, port) = start_redis_with(&["--repl-diskless-sync", "no"]);
+    let mut conn = redis_conn(port).await;
+    zadd(&mut conn, "perf:h", 1, "before").await;
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    stream_one_zadd(&ws_url, &mut conn.clone(), conn).await;
+}
+
+#[tokio::test]
+async fn an_acl_user_with_a_password() {
+    let (_redis, port) = start_redis_with(&[
+        "--user", "relay", "on", ">s3cret", "~*", "&*", "+@all", "--user", "default", "off",
+    ]);
+    let url = format!("redis://relay:s3cret@127.0.0.1:{port}");
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    zadd(&mut conn, "perf:h", 1, "before").await;
+    let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*"]);
+    stream_one_zadd(&ws_url, &mut conn.clone(), conn).await;
+    // The test's own reads above authenticated too; the relay's link, snapshots and command table all did.
+}
+
+#[tokio::test]
+async fn following_a_replica_of_the_primary() {
+    let (_primary, primary_port) = start_redis();
+    let replica_of = format!("127.0.0.1 {primary_port}");
+    let (_replica, replica_port) = start_redis_with(&["--replicaof", &replica_of]);
+    let mut primary = redis_conn(primary_port).await;
+    zadd(&mut primary, "perf:h", 1, "before").await;
+    let mut replica = redis_conn(replica_port).await;
+    for _ in 0..400 {
+        let n: i64 = redis::cmd("ZCARD")
+            .arg("perf:h")
+            .query_async(&mut replica)
+            .await
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (_relay, ws_url) = start_relay(replica_port, "perf:*");
+    stream_one_zadd(&ws_url, &mut primary, replica).await;
+}
+
+#[tokio::test]
+async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
+    let (redis, port) = start_redis();
+    let mut conn = redis_conn(port).await;
+    zadd(&mut conn, "perf:h", 1, "old-life").await;
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 10)).await;
+    let (old_epoch, _, snapshot) = join(&mut socket).await;
+    assert!(
+        snapshot.contains(&args(&["ZADD", "perf:h", "1", "old-life"])),
+        "{snapshot:?}"
+    );
+
+    drop(redis);
+    let _redis = start_redis_on(port, &[]);
+    let mut conn = redis_conn(port).await;
+    zadd(&mut conn, "perf:h", 7, "new-life").await;
+
+    // The same socket gets a hello of the new epoch and a snapshot of the new data (perhaps after one of the
+    // empty new server, if the relay resynced before the write).
+    let (epoch, offset) = loop {
+        if let Message::Hello { epoch, offset, .. } =
+            wire::decode(&next_binary(&mut socket).await).unwrap()
+        {
+            break (epoch.to_string(), offset);
+        }
+    };
+    assert_ne!(epoch, old_epoch, "a restarted primary is a new epoch");
+    let mut seen = false;
+    let mut applied = offset;
+    while !seen {
+        let message = next_binary(&mut socket).await;
+        match wire::decode(&message).unwrap() {
+            Message::Snapshot { commands, .. } => {
+                let commands = parse_all(commands);
+                assert!(
+                    !commands.iter().any(|c| c.contains(&b"old-life".to_vec())),
+                    "{commands:?}"
+                );
+                seen = commands.contains(&args(&["ZADD", "perf:h", "7", "new-life"]));
+            }
+            Message::Commands(segments) => {
+                for segment in segments {
+                    let segment = segment.unwrap();
+                    seen |= segment.bytes.windows(8).any(|w| w == b"new-life");
+                    applied = segment.end();
+                }
+            }
+            Message::Hello { .. } => {}
+            Message::Resync { reason } => panic!("unexpected resync: {reason}"),
+        }
+    }
+    assert!(applied >= offset);
+}
