@@ -21,8 +21,10 @@ pub struct EmbeddedRedis {
 impl EmbeddedRedis {
     pub async fn start(binary: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("replicast-embedded-redis-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir =
+            std::env::temp_dir().join(format!("replicast-embedded-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut command = Command::new(binary);
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])

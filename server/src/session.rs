@@ -23,6 +23,8 @@ use crate::subscription::Subscription;
 const READ_BUDGET: usize = 1024 * 1024;
 /// A browser that accepts nothing for this long is disconnected; its cursor would fall out of the backlog anyway.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long sending the close frame may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a browser has to send its subscription after connecting.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the link may take to reach a snapshot's offset before the snapshot is taken again.
@@ -82,12 +84,12 @@ where
         }
         // A close reason is at most 123 bytes.
         let reason = truncate(&reason, 123);
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
+        // Bounded: the browser may be the one that stopped reading.
+        let close = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
     }
     metrics
         .sessions

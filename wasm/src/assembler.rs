@@ -159,9 +159,7 @@ impl StreamAssembler {
 
     /// Replaces the windows the snapshot names with their state at `offset`, and continues the stream from there.
     fn apply_snapshot(&mut self, offset: u64, commands: &[u8]) -> Result<(), AssemblerError> {
-        let Self {
-            watch, windows, ..
-        } = self;
+        let Self { watch, windows, .. } = self;
         // The snapshot is read in the watched database; its commands apply there.
         let mut db = watch.db;
         CommandReader::new(0)
@@ -428,10 +426,18 @@ mod tests {
     #[test]
     fn a_snapshot_replaces_windows_and_the_stream_continues_after_it() {
         let mut a = assembler(10);
-        a.push_message(&encode_commands(0, &stream(&[&["ZADD", "perf:a", "1", "stale"]]))).unwrap();
+        a.push_message(&encode_commands(
+            0,
+            &stream(&[&["ZADD", "perf:a", "1", "stale"]]),
+        ))
+        .unwrap();
         let snapshot = stream(&[&["DEL", "perf:a"], &["ZADD", "perf:a", "5", "x", "6", "y"]]);
-        a.push_message(&crate::wire::encode_snapshot(500, &snapshot)).unwrap();
-        assert_eq!(rows(&a, "perf:a"), vec![("y".into(), 6.0), ("x".into(), 5.0)]);
+        a.push_message(&crate::wire::encode_snapshot(500, &snapshot))
+            .unwrap();
+        assert_eq!(
+            rows(&a, "perf:a"),
+            vec![("y".into(), 6.0), ("x".into(), 5.0)]
+        );
         assert_eq!(a.offset(), 500);
         let next = stream(&[&["ZADD", "perf:a", "7", "z"]]);
         a.push_message(&encode_commands(500, &next)).unwrap();

@@ -180,7 +180,10 @@ pub fn encode_resync(reason: &str) -> Vec<u8> {
 
 /// The browser's subscribe message (JSON text): keys matching `patterns` in database `db`, `window` members each.
 pub fn encode_subscribe(patterns: &[Vec<u8>], db: u32, window: usize) -> String {
-    let patterns: Vec<String> = patterns.iter().map(|p| json_string(&String::from_utf8_lossy(p))).collect();
+    let patterns: Vec<String> = patterns
+        .iter()
+        .map(|p| json_string(&String::from_utf8_lossy(p)))
+        .collect();
     format!(
         r#"{{"type":"subscribe","patterns":[{}],"db":{db},"window":{window}}}"#,
         patterns.join(",")
