@@ -64,9 +64,9 @@ const MAX_KEYS: usize = 4096;
 impl CommandTable {
     /// Asks the Redis at `url` for its commands. If it cannot (an ACL without `COMMAND`, an old server), the table
     /// falls back to "the first argument is the key", which is right for most single-key commands.
-    pub async fn fetch(url: &str) -> Self {
+    pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> Self {
         let reply = async {
-            let client = redis::Client::open(url)?;
+            let client = client.as_ref().map_err(Clone::clone)?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("COMMAND").query_async::<Value>(&mut conn).await
         };

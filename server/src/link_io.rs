@@ -1,9 +1,7 @@
 //! The replica link's socket: buffered reads, reply lines of the handshake, and commands written as RESP.
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::replica_link::LinkError;
 
@@ -12,16 +10,20 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// Longest handshake reply line (`+FULLRESYNC <40 hex> <offset>` is ~70 bytes; errors are longer, not this long).
 const MAX_LINE: usize = 4096;
 
+/// A plain or TLS connection to Redis.
+pub trait LinkStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkStream for T {}
+
 pub struct LinkIo {
-    reader: OwnedReadHalf,
-    pub writer: OwnedWriteHalf,
+    reader: ReadHalf<Box<dyn LinkStream>>,
+    pub writer: WriteHalf<Box<dyn LinkStream>>,
     /// Bytes read and not yet consumed.
     pub buf: BytesMut,
 }
 
 impl LinkIo {
-    pub fn new(stream: TcpStream) -> Self {
-        let (reader, writer) = stream.into_split();
+    pub fn new(stream: Box<dyn LinkStream>) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
         LinkIo {
             reader,
             writer,

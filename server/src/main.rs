@@ -20,6 +20,7 @@ mod session;
 mod snapshot;
 mod subscription;
 mod sync_payload;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,9 +56,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Redis to follow, e.g. redis://:password@127.0.0.1:6379. Without it, an embedded redis-server is started.
+    /// Redis to follow, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS. Without it, an embedded
+    /// redis-server is started.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
+    /// CA certificates (PEM) that signed the Redis server's TLS certificate; the system's roots by default.
+    #[arg(long, env = "REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// Address for the page and the WebSocket endpoint (port 0 picks a free one).
     #[arg(long, env = "REPLICAST_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -94,6 +99,8 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider for the process, for the `redis` crate's connections too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -120,7 +127,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (Some(redis), url)
         }
     };
-    let target = RedisTarget::from_url(&redis_url)?;
+    let tls = match &args.redis_ca {
+        Some(path) => tls::TlsSettings::from_ca_file(path)?,
+        None => tls::TlsSettings::default(),
+    };
+    let target = RedisTarget::from_url(&redis_url, tls)?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -131,7 +142,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backlog: Arc::new(Backlog::new(args.backlog_bytes)),
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
-        snapshots: Arc::new(snapshot::Snapshotter::new(&redis_url)?),
+        snapshots: Arc::new(snapshot::Snapshotter::new(target.client()?)?),
         allow: Arc::new(subscription::Allow::new(&args.allow)),
         access: Arc::new(http::Access {
             token: args.token,

@@ -20,6 +20,9 @@ pub struct RecordArgs {
     /// Redis to record, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "REDIS_URL")]
     redis_url: String,
+    /// CA certificates (PEM) for a rediss:// URL; the system's roots by default.
+    #[arg(long, env = "REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// File to write the stream to (`-` for stdout is not supported: stdout carries the start line).
     #[arg(long)]
     out: PathBuf,
@@ -29,7 +32,11 @@ pub struct RecordArgs {
 }
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let target = RedisTarget::from_url(&args.redis_url)?;
+    let tls = match &args.redis_ca {
+        Some(path) => crate::tls::TlsSettings::from_ca_file(path)?,
+        None => crate::tls::TlsSettings::default(),
+    };
+    let target = RedisTarget::from_url(&args.redis_url, tls)?;
     let backlog = Arc::new(Backlog::new(DEFAULT_BACKLOG_BYTES));
     let link = tokio::spawn(replica_link::follow(
         target,

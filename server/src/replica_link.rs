@@ -21,9 +21,10 @@ use tokio::net::TcpStream;
 use crate::backlog::Backlog;
 use crate::command_table::CommandTable;
 use crate::frames::{FrameIndex, Indexer, Kind};
-use crate::link_io::{encode_command, LinkIo};
+use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::Metrics;
 use crate::sync_payload::skip_rdb_payload;
+use crate::tls::TlsSettings;
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,6 +51,8 @@ pub enum LinkError {
     Refused { command: String, error: String },
     #[error("unexpected reply: {0}")]
     Protocol(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error(transparent)]
     Stream(#[from] RespError),
 }
@@ -60,30 +63,40 @@ pub struct RedisTarget {
     /// The URL as given, for the `redis` crate's connections (command table, snapshots).
     pub url: String,
     pub host: String,
+    /// Set for `rediss://` URLs.
+    pub tls: Option<TlsSettings>,
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
 }
 
 impl RedisTarget {
-    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+    /// `tls` verifies the server of a `rediss://` URL.
+    pub fn from_url(url: &str, tls: TlsSettings) -> anyhow::Result<Self> {
         let info = url
             .into_connection_info()
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
-        let (host, port) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
-            other => {
-                anyhow::bail!("unsupported Redis address {other} (only redis://host:port for now)")
-            }
+        let (host, port, tls) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, None),
+            ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, Some(tls)),
+            other => anyhow::bail!("unsupported Redis address {other}: use redis:// or rediss://"),
         };
         let settings = info.redis_settings();
         Ok(RedisTarget {
             url: url.to_string(),
             host,
+            tls,
             port,
             username: settings.username().map(str::to_string),
             password: settings.password().map(str::to_string),
         })
+    }
+}
+
+impl RedisTarget {
+    /// A `redis` crate client for the same server (command table, snapshots), over TLS when the link is.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        self.tls.clone().unwrap_or_default().client(&self.url)
     }
 }
 
@@ -134,9 +147,17 @@ async fn follow_once(
     listening_port: u16,
     position: &mut Option<Position>,
 ) -> Result<std::convert::Infallible, LinkError> {
-    let table = Arc::new(CommandTable::fetch(&target.url).await);
+    let table = Arc::new(CommandTable::fetch(&target.client()).await);
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
+    let stream: Box<dyn LinkStream> = match &target.tls {
+        Some(tls) => Box::new(
+            tls.connect(&target.host, stream)
+                .await
+                .map_err(|e| LinkError::Tls(format!("{e:#}")))?,
+        ),
+        None => Box::new(stream),
+    };
     let mut io = LinkIo::new(stream);
 
     if let Some(password) = &target.password {
@@ -368,12 +389,20 @@ mod tests {
 
     #[test]
     fn urls_give_host_port_and_credentials() {
-        let t = RedisTarget::from_url("redis://ana:s3cret@127.0.0.1:7000").unwrap();
+        let t = RedisTarget::from_url("redis://ana:s3cret@127.0.0.1:7000", TlsSettings::default())
+            .unwrap();
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 7000));
         assert_eq!(
             (t.username.as_deref(), t.password.as_deref()),
             (Some("ana"), Some("s3cret"))
         );
-        assert!(RedisTarget::from_url("not a url").is_err());
+        assert!(t.tls.is_none());
+        assert!(
+            RedisTarget::from_url("rediss://h:7000", TlsSettings::default())
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        assert!(RedisTarget::from_url("not a url", TlsSettings::default()).is_err());
     }
 }

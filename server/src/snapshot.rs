@@ -60,9 +60,9 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    pub fn new(client: redis::Client) -> anyhow::Result<Self> {
         Ok(Snapshotter {
-            client: redis::Client::open(url)?,
+            client,
             permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
         })
     }

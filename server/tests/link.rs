@@ -153,3 +153,128 @@ async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
     }
     assert!(applied >= offset);
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Replicast Test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+}
+
+fn tls_cli(dir: &std::path::Path, port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(dir.join("ca.crt"))
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn a_tls_redis_over_rediss_with_a_private_ca() {
+    let certs = scratch_dir("tls");
+    make_certificates(&certs);
+    let port = free_port();
+    let file = |name: &str| certs.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("server.crt"), file("server.key"), file("ca.crt"));
+    let tls_port = port.to_string();
+    let _redis = start_redis_on(
+        free_port(),
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        ],
+    );
+    tls_cli(&certs, port, &["ZADD", "perf:tls", "1", "before"]);
+    let url = format!("rediss://127.0.0.1:{port}");
+
+    // Without the CA the certificate cannot be verified: the link never comes up.
+    let (_untrusting, untrusting_url) = start_relay_with(&url, &["--allow", "perf:*"]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(http_get(&untrusting_url, "/healthz").await.0, 503);
+
+    let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*", "--redis-ca", &ca]);
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 10)).await;
+    let (_, joined, snapshot) = join(&mut socket).await;
+    assert!(
+        snapshot.contains(&args(&["ZADD", "perf:tls", "1", "before"])),
+        "snapshot over TLS: {snapshot:?}"
+    );
+    tls_cli(&certs, port, &["ZADD", "perf:tls", "2", "after"]);
+    let offset: u64 = tls_cli(&certs, port, &["INFO", "replication"])
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let commands = read_commands_until(&mut socket, joined, offset).await;
+    assert!(
+        commands.contains(&args(&["ZADD", "perf:tls", "2", "after"])),
+        "{commands:?}"
+    );
+    let _ = std::fs::remove_dir_all(certs);
+}
