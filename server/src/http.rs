@@ -21,7 +21,7 @@ use crate::snapshot::Snapshotter;
 use crate::subscription::Allow;
 
 /// Largest message a browser may send. Browsers only send small control messages.
-const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct Relay {

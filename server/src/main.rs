@@ -150,6 +150,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_sessions: args.max_sessions,
         }),
     };
+    let poll = tokio::spawn({
+        let (metrics, client) = (relay.metrics.clone(), target.client()?);
+        async move { metrics.poll_upstream(client).await }
+    });
     let link = tokio::spawn(replica_link::follow(
         target,
         relay.backlog.clone(),
@@ -167,6 +171,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await?;
     link.abort();
+    poll.abort();
     drop(embedded);
     Ok(())
 }

@@ -18,9 +18,40 @@ pub struct Metrics {
     pub link_full_syncs: AtomicU64,
     pub link_partial_syncs: AtomicU64,
     pub link_errors: AtomicU64,
+    /// `master_repl_offset` of the node the link follows, polled each second.
+    pub upstream_offset: AtomicU64,
 }
 
 impl Metrics {
+    /// Polls the followed node's `master_repl_offset` every second, for the lag gauge, until the relay stops.
+    pub async fn poll_upstream(&self, client: redis::Client) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut conn = None;
+        loop {
+            tick.tick().await;
+            if conn.is_none() {
+                conn = client.get_multiplexed_async_connection().await.ok();
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            match redis::cmd("INFO")
+                .arg("replication")
+                .query_async::<String>(c)
+                .await
+            {
+                Ok(info) => {
+                    let offset = info
+                        .lines()
+                        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                        .and_then(|v| v.trim().parse().ok());
+                    if let Some(offset) = offset {
+                        self.upstream_offset.store(offset, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => conn = None,
+            }
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -41,6 +72,18 @@ impl Metrics {
                 "gauge",
                 "Replication offset the link has received up to.",
                 end,
+            ),
+            (
+                "upstream_offset",
+                "gauge",
+                "master_repl_offset of the followed node (polled each second).",
+                get(&self.upstream_offset),
+            ),
+            (
+                "link_lag_bytes",
+                "gauge",
+                "Bytes the link is behind the followed node, as of the last poll.",
+                get(&self.upstream_offset).saturating_sub(end),
             ),
             (
                 "link_full_syncs_total",

@@ -36,6 +36,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// WebSocket close codes (RFC 6455 and its registry).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_TRY_AGAIN: u16 = 1013;
 
@@ -53,6 +54,7 @@ pub async fn run<W, R, E>(mut sink: W, mut stream: R, relay: Relay, resume: Opti
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
 {
     let metrics = relay.metrics.clone();
     Metrics::add(&metrics.sessions_total, 1);
@@ -78,7 +80,7 @@ where
         }
     };
     if let Some(Close(code, reason)) = close {
-        if code == CLOSE_POLICY {
+        if code == CLOSE_POLICY || code == CLOSE_TOO_BIG {
             Metrics::add(&metrics.refusals, 1);
             tracing::info!("session refused: {reason}");
         }
@@ -100,6 +102,7 @@ where
 async fn subscription<R, E>(stream: &mut R) -> Result<Subscription, Close>
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
 {
     match tokio::time::timeout(SUBSCRIBE_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => {
@@ -108,6 +111,14 @@ where
         Ok(Some(Ok(_))) => Err(Close(
             CLOSE_POLICY,
             "expected a subscribe message (JSON text) first".into(),
+        )),
+        // The WebSocket layer refuses messages over its size limit before we see them.
+        Ok(Some(Err(err))) if err.to_string().contains("too long") => Err(Close(
+            CLOSE_TOO_BIG,
+            format!(
+                "message too big: at most {} bytes",
+                crate::http::MAX_CLIENT_MESSAGE
+            ),
         )),
         Ok(_) => Err(Close(CLOSE_POLICY, "closed before subscribing".into())),
         Err(_) => Err(Close(

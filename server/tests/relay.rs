@@ -373,4 +373,156 @@ async fn healthz_and_metrics_report_the_link() {
         assert!(body.lines().any(|l| l == line), "no {line:?} in:\n{body}");
     }
     assert_eq!(http_get(&ws_url, "/ws?epoch=only").await.0, 400);
+    // The lag gauge appears once the followed node has been polled after a write.
+    let mut conn = redis_conn(port).await;
+    set(&mut conn, "perf:lag", "1").await;
+    for _ in 0..100 {
+        let (_, body) = http_get(&ws_url, "/metrics").await;
+        if body.lines().any(|l| {
+            l.starts_with("replicast_upstream_offset ") && l != "replicast_upstream_offset 0"
+        }) {
+            assert!(
+                body.lines()
+                    .any(|l| l.starts_with("replicast_link_lag_bytes ")),
+                "{body}"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the followed node's offset was never polled");
+}
+
+/// Applies commands to `conn` as a replica would, minus the transaction wrapping (the block runs in order).
+async fn replay(conn: &mut redis::aio::MultiplexedConnection, commands: &[Args]) {
+    for command in commands {
+        let name = String::from_utf8_lossy(&command[0]).to_ascii_uppercase();
+        if matches!(name.as_str(), "SELECT" | "MULTI" | "EXEC") {
+            continue;
+        }
+        let mut cmd = redis::cmd(&name);
+        for arg in &command[1..] {
+            cmd.arg(arg.as_slice());
+        }
+        let _: redis::Value = cmd.query_async(conn).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn what_each_joining_session_receives_rebuilds_redis_exactly_under_load() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let writer = tokio::spawn(async move {
+        let mut conn = redis_conn(port).await;
+        for i in 0..4000u64 {
+            let member = format!("m{}", i % 60);
+            let query = match i % 7 {
+                0..=2 => redis::cmd("ZADD").arg("perf:z").arg(i).arg(&member).clone(),
+                3 => redis::cmd("ZINCRBY")
+                    .arg("perf:z")
+                    .arg(2.5)
+                    .arg(&member)
+                    .clone(),
+                4 => redis::cmd("ZREM").arg("perf:z").arg(&member).clone(),
+                5 => redis::cmd("ZREMRANGEBYRANK")
+                    .arg("perf:z")
+                    .arg(0)
+                    .arg(1)
+                    .clone(),
+                _ => redis::cmd("SET").arg(format!("other:{i}")).arg(i).clone(),
+            };
+            let _: redis::Value = query.query_async(&mut conn).await.unwrap();
+        }
+        conn
+    });
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 1000)).await;
+        let (_, offset, snapshot) = join(&mut socket).await;
+        sessions.push((socket, offset, snapshot));
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let mut primary = writer.await.unwrap();
+    let end = master_repl_offset(&mut primary).await;
+    let want: Vec<(String, String)> = redis::cmd("ZRANGE")
+        .arg("perf:z")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut primary)
+        .await
+        .unwrap();
+    for (socket, offset, snapshot) in &mut sessions {
+        let commands = read_commands_until(socket, *offset, end).await;
+        let (_scratch, scratch_port) = start_redis();
+        let mut scratch = redis_conn(scratch_port).await;
+        replay(&mut scratch, snapshot).await;
+        replay(&mut scratch, &commands).await;
+        let got: Vec<(String, String)> = redis::cmd("ZRANGE")
+            .arg("perf:z")
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut scratch)
+            .await
+            .unwrap();
+        assert_eq!(
+            got, want,
+            "snapshot at {offset} + the stream after it = Redis"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_client_message_is_refused_and_the_relay_stays_healthy() {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let huge = format!(
+        r#"{{"type":"subscribe","patterns":["{}"],"window":5}}"#,
+        "x".repeat(100_000)
+    );
+    let mut socket = connect(&ws_url, &huge).await;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        futures_util::StreamExt::next(&mut socket),
+    )
+    .await
+    {
+        Ok(Some(Ok(Ws::Close(Some(frame))))) => {
+            assert_eq!(u16::from(frame.code), 1009, "message too big")
+        }
+        Ok(Some(Ok(other))) => panic!("expected a close, got {other:?}"),
+        // The relay may drop the connection right after its close frame.
+        Ok(Some(Err(_)) | None) => {}
+        Err(_) => panic!("no answer to an oversized message"),
+    }
+    wait_healthy(&ws_url).await;
+    let mut fine = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
+    join(&mut fine).await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_sessions_with_going_away() {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (_redis, port) = start_redis();
+    let (relay, ws_url) = start_relay(port, "perf:*");
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
+    join(&mut socket).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &relay.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    loop {
+        match next_message(&mut socket).await {
+            Ws::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 1001);
+                assert_eq!(frame.reason.as_str(), "relay shutting down");
+                break;
+            }
+            Ws::Binary(_) => {}
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
 }
