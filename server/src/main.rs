@@ -163,6 +163,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     println!("Replicast is live at http://{local}/");
     let shutdown = relay.shutdown.clone();
+    let metrics = relay.metrics.clone();
     axum::serve(listener, http::router(relay, &www, &pkg))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -170,6 +171,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.send_replace(true);
         })
         .await?;
+    // Upgraded WebSockets outlive axum's graceful shutdown: give the sessions a moment to send their 1001 close.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while metrics.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     link.abort();
     poll.abort();
     drop(embedded);
