@@ -22,6 +22,10 @@ use crate::subscription::Allow;
 
 /// Largest message a browser may send. Browsers only send small control messages.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
+/// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 0;
 
 #[derive(Clone)]
 pub struct Relay {
@@ -148,6 +152,8 @@ async fn websocket(
     };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             session::run(sink, stream, relay, resume)

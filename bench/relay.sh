@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Relay benchmarks (issue 5): ingest lag next to a real replica, and fan-out latency/RSS at many clients.
+# Usage: bench/relay.sh [requests=2000000] [clients=1000] [rate=10000] [seconds=10]
+# Starts its own redis-servers (primary + replica) and a release relay on free loopback ports, prints one line per
+# measurement, and cleans up. Run it on an otherwise idle machine; repeat it for a spread.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+requests=${1:-2000000}
+clients=${2:-1000}
+rate=${3:-10000}
+seconds=${4:-10}
+
+cargo build -q --release -p replicast-server --bins --example relay_bench
+bin=target/release/replicast
+bench=target/release/examples/relay_bench
+
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_redis() { # port dir [args…]
+  local port=$1 dir=$2; shift 2
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --repl-diskless-sync-delay 0 \
+    --dir "$dir" --loglevel warning "$@" >"$dir/redis.log" 2>&1 &
+  pids+=($!)
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+}
+wait_http() { until curl -fs "http://$1/healthz" >/dev/null 2>&1; do sleep 0.1; done; }
+
+primary=$(free_port); replica=$(free_port); relay=$(free_port)
+start_redis "$primary" "$work/primary"
+start_redis "$replica" "$work/replica" --replicaof 127.0.0.1 "$primary"
+ulimit -n 65536 2>/dev/null || true
+RUST_LOG=warn "$bin" serve --redis-url "redis://127.0.0.1:$primary" --listen "127.0.0.1:$relay" --allow 'perf:*' \
+  --max-sessions 20000 >/dev/null &
+relay_pid=$!
+pids+=("$relay_pid")
+wait_http "127.0.0.1:$relay"
+until redis-cli -p "$replica" info replication | grep -q 'master_link_status:up'; do sleep 0.05; done
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f1-3)"
+"$bench" lag "$primary" "$replica" "127.0.0.1:$relay" "$requests"
+"$bench" fanout "$primary" "ws://127.0.0.1:$relay/ws" "$relay_pid" "$clients" "$rate" "$seconds"

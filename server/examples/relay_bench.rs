@@ -1,0 +1,271 @@
+//! Benchmarks of the relay, driven by `bench/relay.sh` (run that; it starts the servers):
+//!
+//! ```text
+//! cargo run --release -p replicast-server --example relay_bench -- lag <primary> <replica> <relay-http> <requests>
+//! cargo run --release -p replicast-server --example relay_bench -- fanout <redis> <relay-ws> <relay-pid> <clients> <rate> <seconds>
+//! ```
+//!
+//! `lag`: runs `redis-benchmark` ZADD load on the primary at its full rate and samples, every 20 ms, how many bytes
+//! a real replica and the relay are behind the primary; then how long each takes to reach zero after the load.
+//! `fanout`: connects `clients` WebSocket sessions, each subscribed to its own key, writes `rate` ZADDs per second
+//! spread over those keys, each carrying its send time, and measures delivered commands/s, write-to-client latency
+//! percentiles and the relay's RSS.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use replicast_wasm::resp::CommandReader;
+use replicast_wasm::wire::{self, Message};
+use tokio_tungstenite::tungstenite;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("lag") => lag(&args[1..]).await,
+        Some("fanout") => fanout(&args[1..]).await,
+        _ => eprintln!("usage: relay_bench lag|fanout … (see bench/relay.sh)"),
+    }
+}
+
+async fn offset(conn: &mut redis::aio::MultiplexedConnection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let _ = stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response
+}
+
+async fn relay_offset(addr: &str) -> u64 {
+    http_get(addr, "/metrics")
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("replicast_link_offset "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn connect(port: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn lag(args: &[String]) {
+    let [primary, replica, relay, requests] = args else {
+        panic!("lag <primary-port> <replica-port> <relay-host:port> <requests>");
+    };
+    let (mut p, mut r) = (connect(primary).await, connect(replica).await);
+    let mut load = tokio::process::Command::new("redis-benchmark")
+        .args([
+            "-p", primary, "-t", "zadd", "-n", requests, "-c", "50", "-P", "16", "-r", "100000",
+            "-q",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-benchmark");
+    let started = Instant::now();
+    let (mut replica_lag, mut relay_lag) = (Vec::new(), Vec::new());
+    let mut load_done: Option<(Instant, u64)> = None;
+    let (mut replica_zero, mut relay_zero) = (None, None);
+    loop {
+        let top = offset(&mut p, "master_repl_offset:").await;
+        let at_replica = offset(&mut r, "slave_repl_offset:").await;
+        let at_relay = relay_offset(relay).await;
+        if load_done.is_none() {
+            replica_lag.push(top.saturating_sub(at_replica));
+            relay_lag.push(top.saturating_sub(at_relay));
+            if let Ok(Some(_)) = load.try_wait() {
+                load_done = Some((Instant::now(), top));
+            }
+        }
+        if let Some((done, final_offset)) = load_done {
+            if replica_zero.is_none() && at_replica >= final_offset {
+                replica_zero = Some(done.elapsed());
+            }
+            if relay_zero.is_none() && at_relay >= final_offset {
+                relay_zero = Some(done.elapsed());
+            }
+            if (replica_zero.is_some() && relay_zero.is_some())
+                || done.elapsed() > Duration::from_secs(10)
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let output = load.wait_with_output().await.unwrap();
+    // redis-benchmark redraws its progress with \r; the summary is the last line.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rate = stdout
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("");
+    let bytes = offset(&mut p, "master_repl_offset:").await;
+    replica_lag.sort_unstable();
+    relay_lag.sort_unstable();
+    println!(
+        "load: {rate} ({bytes} bytes of stream in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    for (name, lags, zero) in [
+        ("replica", &replica_lag, replica_zero),
+        ("relay", &relay_lag, relay_zero),
+    ] {
+        println!(
+            "{name}: lag p50 {} B, p99 {} B, max {} B over {} samples; back to 0 in {}",
+            percentile(lags, 0.5),
+            percentile(lags, 0.99),
+            lags.last().copied().unwrap_or(0),
+            lags.len(),
+            zero.map_or("(not within 10 s)".to_string(), |d| format!(
+                "{} ms",
+                d.as_millis()
+            ))
+        );
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+fn rss_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn fanout(args: &[String]) {
+    let [redis_port, ws_url, relay_pid, clients, rate, seconds] = args else {
+        panic!("fanout <redis-port> <relay-ws-url> <relay-pid> <clients> <rate> <seconds>");
+    };
+    let (clients, rate, seconds): (usize, u64, u64) = (
+        clients.parse().unwrap(),
+        rate.parse().unwrap(),
+        seconds.parse().unwrap(),
+    );
+    let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let mut joined = 0;
+    for i in 0..clients {
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+            .await
+            .expect("connect");
+        let subscribe = format!(r#"{{"type":"subscribe","keys":["perf:c{i}"],"window":10}}"#);
+        socket
+            .send(tungstenite::Message::text(subscribe))
+            .await
+            .unwrap();
+        let (latencies, delivered) = (latencies.clone(), delivered.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(Ok(message)) = socket.next().await {
+                let tungstenite::Message::Binary(bytes) = message else {
+                    continue;
+                };
+                let Ok(Message::Commands(segments)) = wire::decode(&bytes) else {
+                    continue;
+                };
+                let received = now_us();
+                for segment in segments.flatten() {
+                    let _ = CommandReader::new(segment.start).push(segment.bytes, |c| {
+                        if c.is("zadd") {
+                            if let Some(sent) = c
+                                .args
+                                .get(3)
+                                .and_then(|m| std::str::from_utf8(m).ok()?.parse::<u64>().ok())
+                            {
+                                mine.push(received.saturating_sub(sent));
+                                delivered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    });
+                }
+                latencies.lock().unwrap().append(&mut mine);
+            }
+            latencies.lock().unwrap().append(&mut mine);
+        }));
+        joined += 1;
+    }
+    // Let every session finish its join (hello + snapshot) before the load.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_before = rss_kib(relay_pid, "VmRSS:");
+    let mut conn = connect(redis_port).await;
+    let written = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let per_tick = (rate / 100).max(1);
+    let mut seq = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let mut pipe = redis::pipe();
+        for _ in 0..per_tick {
+            seq += 1;
+            let key = format!("perf:c{}", seq % clients as u64);
+            pipe.cmd("ZADD").arg(&key).arg(seq).arg(now_us()).ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+        written.fetch_add(per_tick, Ordering::Relaxed);
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_kib(relay_pid, "VmRSS:");
+    let hwm = rss_kib(relay_pid, "VmHWM:");
+    for task in &tasks {
+        task.abort();
+    }
+    let mut all = std::mem::take(&mut *latencies.lock().unwrap());
+    all.sort_unstable();
+    let written = written.load(Ordering::Relaxed);
+    println!(
+        "fanout: {joined} clients, {written} ZADDs in {:.1} s ({:.0}/s written), {} delivered ({:.0}/s), \
+latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB",
+        elapsed.as_secs_f64(),
+        written as f64 / elapsed.as_secs_f64(),
+        delivered.load(Ordering::Relaxed),
+        delivered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.5) as f64 / 1000.0,
+        percentile(&all, 0.99) as f64 / 1000.0,
+        all.last().copied().unwrap_or(0) as f64 / 1000.0,
+        rss_before / 1024,
+        rss / 1024,
+        hwm / 1024,
+    );
+}
