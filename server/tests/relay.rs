@@ -526,3 +526,26 @@ async fn sigterm_closes_sessions_with_going_away() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_relay_with_a_token_refuses_sessions_without_it() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--token", "s3cret"],
+    );
+    for url in [ws_url.clone(), format!("{ws_url}?token=wrong")] {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{url}")
+            }
+            other => panic!("{url}: expected 401, got {other:?}"),
+        }
+    }
+    let mut socket = connect(
+        &format!("{ws_url}?token=s3cret"),
+        &subscribe_message(&["perf:*"], 5),
+    )
+    .await;
+    join(&mut socket).await;
+}
