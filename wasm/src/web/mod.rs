@@ -6,6 +6,7 @@
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
 
+pub mod bench;
 mod live_table;
 mod table;
 

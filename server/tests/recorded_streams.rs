@@ -1,0 +1,140 @@
+//! Recording real replication streams: `replicast record` follows a real `redis-server` while a workload runs,
+//! and the parser must find in the file exactly the commands that were sent (as Redis propagates them), with the
+//! offsets Redis reports, for any split of the file.
+//!
+//! `REPLICAST_UPDATE_TEST_DATA=1 cargo test -p replicast-server --test recorded_streams` also writes the
+//! recordings to `wasm/tests/data/`, where `wasm/tests/recorded_streams.rs` checks them without a Redis.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use replicast_wasm::resp::CommandReader;
+
+#[path = "../../wasm/tests/recorded/mod.rs"]
+mod recorded;
+
+use recorded::Step;
+
+mod support;
+
+use support::{start_redis, start_until};
+
+fn master_repl_offset(conn: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("replication").query(conn).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("master_repl_offset in INFO")
+}
+
+/// What `replicast record` captured: the file's bytes and the replication offset of its first byte.
+struct Recording {
+    bytes: Vec<u8>,
+    start: u64,
+}
+
+/// Records the stream of `steps` sent to a fresh Redis, until the file holds everything Redis propagated.
+fn record(steps: &[Step], out: &Path) -> Recording {
+    let (_redis, port) = start_redis();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (mut recorder, line) = start_until(
+        Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args(["record", "--redis-url", &url, "--out"])
+            .arg(out)
+            .env("RUST_LOG", "warn"),
+        "recording epoch ",
+    );
+    let start: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .expect("the start offset");
+
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    for step in steps {
+        let mut cmd = redis::cmd(std::str::from_utf8(&step.send[0]).unwrap());
+        for arg in &step.send[1..] {
+            cmd.arg(&arg[..]);
+        }
+        let _: redis::Value = cmd.query(&mut conn).expect("the workload runs");
+    }
+
+    let end = master_repl_offset(&mut conn);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while start + std::fs::metadata(out).map_or(0, |m| m.len()) < end {
+        assert!(
+            Instant::now() < deadline,
+            "the recording from offset {start} did not reach offset {end}: {} bytes",
+            std::fs::metadata(out).map_or(0, |m| m.len())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGTERM, so that it flushes and exits cleanly.
+    unsafe { libc::kill(recorder.0.id() as i32, libc::SIGTERM) };
+    assert!(recorder.0.wait().unwrap().success());
+    let bytes = std::fs::read(out).unwrap();
+    assert_eq!(
+        start + bytes.len() as u64,
+        end,
+        "the file ends at Redis's offset"
+    );
+    Recording { bytes, start }
+}
+
+type Parsed = Vec<(Vec<Vec<u8>>, u64, u64)>;
+
+fn parse(pieces: &[&[u8]], start: u64) -> Parsed {
+    let mut reader = CommandReader::new(start);
+    let mut out = Vec::new();
+    for piece in pieces {
+        reader
+            .push(piece, |c| {
+                out.push((c.args.iter().map(|a| a.to_vec()).collect(), c.start, c.end))
+            })
+            .expect("the recorded stream parses");
+    }
+    assert_eq!(reader.pending_len(), 0, "the recording ends on a command");
+    out
+}
+
+fn check_recording(name: &str, steps: &[Step]) {
+    let dir =
+        std::env::temp_dir().join(format!("replicast-recorded-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.resp"));
+    let Recording { bytes, start } = record(steps, &file);
+
+    let commands = parse(&[&bytes], start);
+    let mut at = start;
+    for (_, from, to) in &commands {
+        assert_eq!(*from, at, "commands are contiguous");
+        at = *to;
+    }
+    assert_eq!(at, start + bytes.len() as u64);
+    for size in [1, 7, 64, 1000, 4096] {
+        let pieces: Vec<&[u8]> = bytes.chunks(size).collect();
+        assert_eq!(parse(&pieces, start), commands, "chunks of {size} bytes");
+    }
+    let args: Vec<Vec<Vec<u8>>> = commands.into_iter().map(|(a, _, _)| a).collect();
+    if let Err(diff) = recorded::compare(&args, steps) {
+        panic!("{name}: {diff}");
+    }
+
+    if std::env::var_os("REPLICAST_UPDATE_TEST_DATA").is_some() {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wasm/tests/data");
+        std::fs::write(data.join(format!("{name}.resp")), &bytes).unwrap();
+        std::fs::write(data.join(format!("{name}.offset")), format!("{start}\n")).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_zadd_workload_is_recorded_exactly() {
+    check_recording("zadd", &recorded::zadd_workload(250));
+}
+
+#[test]
+fn a_mixed_workload_is_recorded_as_redis_propagates_it() {
+    check_recording("mixed", &recorded::mixed_workload());
+}
