@@ -5,7 +5,7 @@
 //! command frames, and for `wasm32-unknown-unknown`, where [`web`] adds the browser API: the WebSocket client, the
 //! wasm-bindgen exports and DOM rendering.
 //!
-//! - [`resp`]: the incremental, offset-aware command parser.
+//! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
 //! - [`wire`]: the relay → browser message format.
 //! - [`window`]: a bounded window of one sorted set.
 //! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
