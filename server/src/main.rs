@@ -14,6 +14,7 @@ mod frames;
 mod http;
 mod link_io;
 mod metrics;
+mod rdb_command;
 mod record;
 mod replica_link;
 mod session;
@@ -52,6 +53,8 @@ enum Command {
     Serve(ServeArgs),
     /// Write the raw replication stream of a Redis to a file.
     Record(record::RecordArgs),
+    /// Print an RDB file as JSON Lines, one object per key (or a summary with --stats).
+    Rdb(rdb_command::RdbArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Record(args) => record::run(args).await,
+        Command::Rdb(args) => rdb_command::run(args),
     }
 }
 

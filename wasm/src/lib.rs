@@ -10,9 +10,11 @@
 //! - [`window`]: a bounded window of one sorted set.
 //! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
 //! - [`pattern`]: Redis glob patterns, to choose the watched keys.
+//! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
 pub mod assembler;
 pub mod pattern;
+pub mod rdb;
 pub mod resp;
 pub mod window;
 pub mod wire;

@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod live_table;
+pub mod rdb;
 mod table;
 
 use js_sys::Float64Array;

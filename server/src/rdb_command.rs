@@ -1,0 +1,148 @@
+//! `replicast rdb FILE|-`: prints an RDB file (or a full-resync payload saved to a file) as JSON Lines, one object
+//! per key, streaming: a key's value is written element by element as the reader reports it, so memory stays
+//! bounded whatever the size of the file or of its biggest key. `--stats` prints a summary instead.
+//!
+//! ```text
+//! replicast rdb dump.rdb --key 'perf:*' --type zset --db 0
+//! {"db":0,"key":"perf:h1","type":"zset","expire_ms":null,"value":[["member",1.5]]}
+//! replicast rdb dump.rdb --stats
+//! ```
+//!
+//! The format is documented in docs/RDB.md.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use replicast_wasm::pattern::glob_match;
+use replicast_wasm::rdb::{KeyStart, RdbReader, ReaderOptions, ValueType};
+
+use self::json_lines::JsonLines;
+use self::stats::Stats;
+
+mod json_lines;
+mod stats;
+
+/// Bytes read from the file at a time.
+const READ_CHUNK: usize = 256 * 1024;
+/// Size of the output buffer.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+#[derive(clap::Args)]
+pub struct RdbArgs {
+    /// The RDB file, or `-` for standard input.
+    file: PathBuf,
+    /// Only keys matching this Redis glob (repeatable: any of them).
+    #[arg(long = "key", value_name = "GLOB")]
+    keys: Vec<String>,
+    /// Only keys of this type: string, list, set, zset, hash, stream or module (repeatable).
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
+    types: Vec<ValueType>,
+    /// Only keys of this database (repeatable).
+    #[arg(long = "db", value_name = "N")]
+    dbs: Vec<u64>,
+    /// Print a summary (keys and bytes per database and type, the biggest keys) instead of the keys.
+    #[arg(long)]
+    stats: bool,
+    /// How many of the biggest keys `--stats` lists.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Read RDB versions newer than this build knows, as if they were the newest known.
+    #[arg(long)]
+    best_effort: bool,
+}
+
+fn parse_type(name: &str) -> Result<ValueType, String> {
+    ValueType::from_name(name).ok_or_else(|| {
+        format!("unknown type {name:?}: expected string, list, set, zset, hash, stream or module")
+    })
+}
+
+pub fn run(args: RdbArgs) -> anyhow::Result<()> {
+    let mut input: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file.display()))?,
+        )
+    };
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, stdout);
+    let filter = Filter {
+        keys: args.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        types: args.types.clone(),
+        dbs: args.dbs.clone(),
+    };
+    let started = Instant::now();
+    let mut reader = RdbReader::with_options(ReaderOptions {
+        best_effort: args.best_effort,
+        ..ReaderOptions::default()
+    });
+    let mut stats = Stats::new(args.top);
+    let mut lines = JsonLines::default();
+    let mut write_error: Option<io::Error> = None;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read the RDB"),
+        };
+        total += n as u64;
+        let result = reader.push(&buf[..n], |event| {
+            if args.stats {
+                stats.on_event(&event, &filter);
+            } else if write_error.is_none() {
+                if let Err(e) = lines.on_event(&event, &filter, &mut out) {
+                    write_error = Some(e);
+                }
+            }
+        });
+        if let Some(e) = write_error.take() {
+            return finish_output(Err(e));
+        }
+        let used = result.context("cannot parse the RDB")?;
+        if used < n || reader.is_done() {
+            break;
+        }
+    }
+    reader.finish().context("cannot parse the RDB")?;
+    if args.stats {
+        let elapsed = started.elapsed().as_secs_f64();
+        stats.write(&mut out, total)?;
+        eprintln!(
+            "parsed {total} bytes, {} keys in {elapsed:.3} s: {:.1} MB/s, {:.0} keys/s",
+            stats.all_keys,
+            total as f64 / 1e6 / elapsed.max(1e-9),
+            stats.all_keys as f64 / elapsed.max(1e-9),
+        );
+    }
+    finish_output(out.flush())
+}
+
+/// A closed pipe (`| head`) ends the output quietly, as for any Unix filter.
+fn finish_output(result: io::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write the output"),
+    }
+}
+
+/// Which keys to print.
+struct Filter {
+    keys: Vec<Vec<u8>>,
+    types: Vec<ValueType>,
+    dbs: Vec<u64>,
+}
+
+impl Filter {
+    fn accepts(&self, key: &KeyStart<'_>) -> bool {
+        (self.keys.is_empty() || self.keys.iter().any(|p| glob_match(p, key.key)))
+            && (self.types.is_empty() || self.types.contains(&key.value_type))
+            && (self.dbs.is_empty() || self.dbs.contains(&key.db))
+    }
+}
