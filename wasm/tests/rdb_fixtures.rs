@@ -14,8 +14,17 @@ use replicast_wasm::rdb::{Checksum, Element, Event, RdbError, RdbReader, ReaderO
 use serde_json::{json, Value as Json};
 
 fn fixtures() -> PathBuf {
+    // `<repo>/../shared/rdb-fixtures`, looked for above the repository too, so a checkout nested one level deeper
+    // (a worktree, a CI folder) still finds it.
     let dir = std::env::var_os("RDB_FIXTURES")
         .map(PathBuf::from)
+        .or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .skip(2)
+                .map(|a| a.join("shared/rdb-fixtures"))
+                .find(|d| d.is_dir())
+        })
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
