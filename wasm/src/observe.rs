@@ -1,0 +1,49 @@
+//! What the windows tell whoever follows them (the aggregation): items entering and leaving a key's window.
+//!
+//! Every item a window holds has an [`ItemId`], unique within one assembler and never reused, so a follower can
+//! key its own state by it and learn of a removal in O(1) without comparing bytes. A changed item (a re-scored
+//! sorted-set member, an `LSET`, a hash after `HSET`) is reported as the old id removed and a new id added.
+
+/// Identity of one item in one window; unique within an assembler for its whole life.
+pub type ItemId = u64;
+
+/// What an item holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Payload<'a> {
+    /// One value: a sorted-set member, a list item, a string's value. Often a JSON object.
+    Value(&'a [u8]),
+    /// Field/value pairs, alternating: a stream entry, or a hash's fields.
+    Fields(&'a [Vec<u8>]),
+}
+
+/// One item entering a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Item<'a> {
+    pub id: ItemId,
+    /// The item's own time in Unix milliseconds when it has one: a sorted-set score (collectors score samples by
+    /// time), a stream entry id's milliseconds. `None` for lists, hashes and strings, which the follower may
+    /// stamp with the arrival time.
+    pub time_ms: Option<f64>,
+    pub payload: Payload<'a>,
+}
+
+/// Follows the windows of an assembler. Calls come in stream order, all within one `push_message`.
+pub trait WindowObserver {
+    /// `item` entered `key`'s window.
+    fn added(&mut self, key: &[u8], item: Item<'_>);
+    /// The item `id` left `key`'s window.
+    fn removed(&mut self, key: &[u8], id: ItemId);
+    /// `key`'s window was dropped whole (`DEL`, a flush, expiry, a snapshot replacing it, the source of a
+    /// `RENAME`); no `removed` call follows for its items.
+    fn key_cleared(&mut self, key: &[u8]);
+}
+
+/// Follows nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl WindowObserver for NoObserver {
+    fn added(&mut self, _key: &[u8], _item: Item<'_>) {}
+    fn removed(&mut self, _key: &[u8], _id: ItemId) {}
+    fn key_cleared(&mut self, _key: &[u8]) {}
+}
