@@ -2,8 +2,12 @@
 //! snapshot), then the frames of the backlog that concern it, from its own cursor on.
 //!
 //! Generic over the socket's sink and stream, so tests can drive it without a network. After the subscription,
-//! one half sends and the other reads (nothing more is expected yet but close); `select!` ends both when either
-//! ends, or when the relay shuts down.
+//! one half sends and the other reads the browser's requests (top-ups) and hands them to the sender over a small
+//! channel; `select!` ends both when either ends, or when the relay shuts down.
+//!
+//! A top-up is a snapshot of a few keys taken mid-stream. It is read at some offset `X` ahead of the session's
+//! cursor and delivered exactly there: the frames before `X`, then the snapshot, then the frames from `X` on, so
+//! the browser's windows stay equal to Redis at every offset.
 
 use std::time::Duration;
 
@@ -11,13 +15,16 @@ use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use replicast_wasm::wire;
-use tokio::sync::watch;
+use std::collections::BTreeSet;
+
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backlog::{Backlog, Read, Stream as BacklogStream};
 use crate::http::Relay;
 use crate::metrics::Metrics;
-use crate::subscription::Subscription;
+use crate::snapshot::MAX_SNAPSHOT_KEYS;
+use crate::subscription::{Request, Subscription};
 
 /// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -32,6 +39,11 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// With nothing for it in the stream, a session still learns how far the stream went this often, so a later
 /// resume starts from a recent offset.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Requests a browser may have queued for its sender before the relay stops reading it.
+const REQUEST_QUEUE: usize = 16;
+/// Times a top-up is read again when it could not be placed in the stream (another epoch, a lagging read).
+const TOPUP_ATTEMPTS: u32 = 3;
 
 /// WebSocket close codes (RFC 6455 and its registry).
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -64,17 +76,12 @@ where
     let close = match subscription(&mut stream).await {
         Err(close) => Some(close),
         Ok(sub) => {
-            let send = serve(&mut sink, &relay, &sub, resume);
-            let receive = async {
-                while let Some(Ok(message)) = stream.next().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
-                    }
-                }
-            };
+            let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
+            let send = serve(&mut sink, &relay, &sub, resume, &mut queued);
+            let receive = receive_requests(&mut stream, requests);
             tokio::select! {
                 result = send => result.err(),
-                _ = receive => None,
+                close = receive => close,
                 _ = shutdown.wait_for(|down| *down) => Some(Close(CLOSE_GOING_AWAY, "relay shutting down".into())),
             }
         }
@@ -128,12 +135,148 @@ where
     }
 }
 
+/// Reads the browser's requests after its subscription until it leaves; a malformed one closes the session.
+async fn receive_requests<R, E>(stream: &mut R, requests: mpsc::Sender<Request>) -> Option<Close>
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(Message::Text(text)) => match Request::parse(text.as_str()) {
+                // Waits while the sender is busy: the browser's requests queue in its socket, not here.
+                Ok(request) => {
+                    if requests.send(request).await.is_err() {
+                        return None;
+                    }
+                }
+                Err(err) => return Some(Close(CLOSE_POLICY, err.to_string())),
+            },
+            Ok(Message::Binary(_)) => {
+                return Some(Close(
+                    CLOSE_POLICY,
+                    "the relay reads only JSON text messages".into(),
+                ))
+            }
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => {}
+            Err(err) if err.to_string().contains("too long") => {
+                return Some(Close(
+                    CLOSE_TOO_BIG,
+                    format!(
+                        "message too big: at most {} bytes",
+                        crate::http::MAX_CLIENT_MESSAGE
+                    ),
+                ))
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Top-ups asked for and not yet delivered: keys waiting to be read, and a snapshot read and waiting for the
+/// stream to reach its offset.
+#[derive(Default)]
+struct Topups {
+    keys: BTreeSet<Vec<u8>>,
+    attempts: u32,
+    ready: Option<(u64, Vec<u8>)>,
+}
+
+impl Topups {
+    /// Takes the keys of a request that this session may top up; tells the browser about the others.
+    async fn ask<W: Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut W,
+        relay: &Relay,
+        sub: &Subscription,
+        request: Request,
+    ) -> Result<(), Close> {
+        let Request::Topup(keys) = request;
+        let mut refused = Vec::new();
+        for key in keys {
+            if !sub.wants(&key) || !relay.allow.allows(&key) {
+                refused.push(String::from_utf8_lossy(&key).into_owned());
+            } else if self.keys.len() < MAX_SNAPSHOT_KEYS {
+                self.keys.insert(key);
+            }
+        }
+        if !refused.is_empty() {
+            let text = format!(
+                "top-up refused for keys this session does not watch or the relay does not allow: {}",
+                refused.join(", ")
+            );
+            send(
+                sink,
+                &relay.metrics,
+                Bytes::from(wire::encode_notice(&text)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the waiting keys, if any and if no other top-up waits for the stream.
+    async fn read<W: Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut W,
+        relay: &Relay,
+        sub: &Subscription,
+        epoch: &str,
+        cursor: u64,
+    ) -> Result<(), Close> {
+        if self.ready.is_some() || self.keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
+        let read = relay
+            .snapshots
+            .take_keys(sub.db, sub.window, keys.clone())
+            .await;
+        match read {
+            // The snapshot's node is the one the link follows, so its offset is at or past what the link
+            // delivered; anything else (a failover, a new epoch) means reading again later.
+            Ok(snapshot) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
+                Metrics::add(&relay.metrics.snapshots, 1);
+                self.attempts = 0;
+                self.ready = Some((
+                    snapshot.offset,
+                    wire::encode_snapshot(snapshot.offset, &snapshot.commands),
+                ));
+                Ok(())
+            }
+            Ok(_) if self.attempts + 1 < TOPUP_ATTEMPTS => {
+                self.attempts += 1;
+                self.keys.extend(keys);
+                Ok(())
+            }
+            outcome => {
+                self.attempts = 0;
+                let why = match outcome {
+                    Err(err) => err.to_string(),
+                    Ok(_) => "it could not be aligned with the stream".into(),
+                };
+                let text = format!("top-up of {} keys failed: {why}", keys.len());
+                tracing::info!("{text}");
+                send(
+                    sink,
+                    &relay.metrics,
+                    Bytes::from(wire::encode_notice(&text)),
+                )
+                .await
+            }
+        }
+    }
+}
+
 /// Joins, then streams until the browser or the relay goes; returns how the session should close.
 async fn serve<W: Sink<Message> + Unpin>(
     sink: &mut W,
     relay: &Relay,
     sub: &Subscription,
     resume: Option<Resume>,
+    requests: &mut mpsc::Receiver<Request>,
 ) -> Result<(), Close> {
     let backlog = &relay.backlog;
     let metrics = &relay.metrics;
@@ -152,20 +295,70 @@ async fn serve<W: Sink<Message> + Unpin>(
     }
     let mut cursor = cursor.offset;
     let mut last_sent = Instant::now();
+    let mut topups = Topups::default();
     loop {
+        while let Ok(request) = requests.try_recv() {
+            topups.ask(sink, relay, sub, request).await?;
+        }
+        topups
+            .read(sink, relay, sub, &current.epoch, cursor)
+            .await?;
+        // A top-up read at the cursor itself (the stream was idle) goes out at once.
+        if let Some((at, snapshot)) = topups.ready.take_if(|(at, _)| *at == cursor) {
+            let mut message = wire::begin_commands();
+            wire::push_segment(&mut message, at, &[]);
+            send(sink, metrics, Bytes::from(message)).await?;
+            send(sink, metrics, Bytes::from(snapshot)).await?;
+            last_sent = Instant::now();
+        }
         // Mark the version seen *before* reading, so an append between the read and the wait still wakes us.
         changed.borrow_and_update();
         match backlog.read(&current, cursor, READ_BUDGET) {
             Read::Batches(batches) => {
                 let mut message = vec![];
                 for batch in &batches {
+                    let ready_at = topups.ready.as_ref().map(|(at, _)| *at);
                     for (start, bytes) in sub.select(batch, cursor, &relay.allow) {
+                        if let Some(at) = ready_at.filter(|at| start + bytes.len() as u64 > *at) {
+                            // The top-up's place is in or before this run: the frames before it, the snapshot,
+                            // then the rest. `at` is a command boundary (an offset Redis reported after EXEC).
+                            let split = at.saturating_sub(start) as usize;
+                            if let Some((_, snapshot)) = topups.ready.take() {
+                                if message.is_empty() {
+                                    message = wire::begin_commands();
+                                }
+                                if split > 0 {
+                                    wire::push_segment(&mut message, start, &bytes[..split]);
+                                }
+                                wire::push_segment(&mut message, at, &[]);
+                                send(sink, metrics, Bytes::from(std::mem::take(&mut message)))
+                                    .await?;
+                                send(sink, metrics, Bytes::from(snapshot)).await?;
+                            }
+                            let rest = bytes.slice(split.min(bytes.len())..);
+                            if !rest.is_empty() {
+                                if message.is_empty() {
+                                    message = wire::begin_commands();
+                                }
+                                wire::push_segment(&mut message, start.max(at), &rest);
+                            }
+                            continue;
+                        }
                         if message.is_empty() {
                             message = wire::begin_commands();
                         }
                         wire::push_segment(&mut message, start, &bytes);
                     }
                     cursor = batch.end;
+                    // The top-up's place was in this batch but between the runs this session receives.
+                    if let Some((at, snapshot)) = topups.ready.take_if(|(at, _)| *at <= cursor) {
+                        if message.is_empty() {
+                            message = wire::begin_commands();
+                        }
+                        wire::push_segment(&mut message, at, &[]);
+                        send(sink, metrics, Bytes::from(std::mem::take(&mut message))).await?;
+                        send(sink, metrics, Bytes::from(snapshot)).await?;
+                    }
                 }
                 let progress_due = last_sent.elapsed() >= PROGRESS_INTERVAL;
                 if !message.is_empty() || progress_due {
@@ -179,8 +372,14 @@ async fn serve<W: Sink<Message> + Unpin>(
                 }
             }
             Read::Wait => {
-                if changed.changed().await.is_err() {
-                    return Ok(());
+                tokio::select! {
+                    moved = changed.changed() => if moved.is_err() {
+                        return Ok(());
+                    },
+                    request = requests.recv() => match request {
+                        Some(request) => topups.ask(sink, relay, sub, request).await?,
+                        None => return Ok(()),
+                    },
                 }
             }
             Read::Restarted { stream, .. } => {
@@ -190,6 +389,8 @@ async fn serve<W: Sink<Message> + Unpin>(
                 };
                 tracing::debug!(epoch = %stream.epoch, "session rejoined after a full resync of the link");
                 current = rejoin.0;
+                // The rejoin's snapshot holds every key afresh.
+                topups = Topups::default();
                 send(
                     sink,
                     metrics,

@@ -67,7 +67,31 @@ impl Snapshotter {
         })
     }
 
+    /// The windows of every key the subscription watches (and `allow` allows), for a joining session.
     pub async fn take(&self, sub: &Subscription, allow: &Allow) -> Result<Snapshot, SnapshotError> {
+        self.read(sub.db, sub.window, Keys::Watched(sub, allow))
+            .await
+    }
+
+    /// The windows of these keys only, for a session's top-up; the caller checked they are wanted and allowed.
+    pub async fn take_keys(
+        &self,
+        db: u32,
+        window: usize,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Snapshot, SnapshotError> {
+        if keys.len() > MAX_SNAPSHOT_KEYS {
+            return Err(SnapshotError::TooManyKeys);
+        }
+        self.read(db, window, Keys::Given(keys)).await
+    }
+
+    async fn read(
+        &self,
+        db: u32,
+        window: usize,
+        keys: Keys<'_>,
+    ) -> Result<Snapshot, SnapshotError> {
         let _permit = self
             .permits
             .acquire()
@@ -76,17 +100,27 @@ impl Snapshotter {
         // A connection of its own: SELECT must not leak into anyone else's reads.
         let mut conn = self.client.get_multiplexed_async_connection().await?;
         redis::cmd("SELECT")
-            .arg(sub.db)
+            .arg(db)
             .query_async::<()>(&mut conn)
             .await?;
-        let keys = list_keys(&mut conn, sub, allow).await?;
+        let keys = match keys {
+            Keys::Watched(sub, allow) => list_keys(&mut conn, sub, allow).await?,
+            Keys::Given(keys) => keys,
+        };
         for _ in 0..ATTEMPTS {
-            if let Some(snapshot) = read_once(&mut conn, &keys, sub.window).await? {
+            if let Some(snapshot) = read_once(&mut conn, &keys, window).await? {
                 return Ok(snapshot);
             }
         }
         Err(SnapshotError::Unstable)
     }
+}
+
+/// Which keys a snapshot reads.
+enum Keys<'a> {
+    /// Every key a subscription watches now, that the relay allows.
+    Watched(&'a Subscription, &'a Allow),
+    Given(Vec<Vec<u8>>),
 }
 
 /// The subscription's explicit keys and the keys its patterns match now, allowed ones only.

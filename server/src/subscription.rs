@@ -26,6 +26,8 @@ pub const MAX_KEYS: usize = 1024;
 pub const MAX_NAME_LEN: usize = 1024;
 /// Largest window a browser may ask for.
 pub const MAX_WINDOW: usize = 100_000;
+/// Most keys one top-up request may name.
+pub const MAX_TOPUP_KEYS: usize = 1024;
 /// Highest database number (Redis's default `databases` is 16; some run more).
 pub const MAX_DB: u32 = 1023;
 
@@ -47,6 +49,10 @@ pub enum SubscribeError {
     Db(u32),
     #[error("the subscription watches nothing: give patterns or keys")]
     Empty,
+    #[error("expected a subscribe message first, got {0}")]
+    NotSubscribe(&'static str),
+    #[error("already subscribed: a session has one subscription")]
+    Resubscribe,
 }
 
 /// Key patterns the relay may send (`--allow`); a key must match one.
@@ -87,17 +93,55 @@ enum ClientMessage {
         db: u32,
         window: usize,
     },
+    Topup {
+        keys: Vec<String>,
+    },
+}
+
+/// What a browser may send after its subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Read these keys' windows again: removals left the browser's windows shorter than what Redis holds.
+    Topup(Vec<Vec<u8>>),
+}
+
+impl Request {
+    /// Parses and checks a message that follows the subscription.
+    pub fn parse(message: &str) -> Result<Self, SubscribeError> {
+        match serde_json::from_str(message).map_err(|e| SubscribeError::Json(e.to_string()))? {
+            ClientMessage::Subscribe { .. } => Err(SubscribeError::Resubscribe),
+            ClientMessage::Topup { keys } => {
+                if keys.len() > MAX_TOPUP_KEYS {
+                    return Err(SubscribeError::TooMany {
+                        what: "top-up keys",
+                        got: keys.len(),
+                        limit: MAX_TOPUP_KEYS,
+                    });
+                }
+                if let Some(long) = keys.iter().find(|k| k.len() > MAX_NAME_LEN) {
+                    return Err(SubscribeError::TooLong(long.len()));
+                }
+                Ok(Request::Topup(
+                    keys.into_iter().map(String::into_bytes).collect(),
+                ))
+            }
+        }
+    }
 }
 
 impl Subscription {
     /// Parses and checks a subscribe message.
     pub fn parse(message: &str) -> Result<Self, SubscribeError> {
-        let ClientMessage::Subscribe {
-            patterns,
-            keys,
-            db,
-            window,
-        } = serde_json::from_str(message).map_err(|e| SubscribeError::Json(e.to_string()))?;
+        let (patterns, keys, db, window) =
+            match serde_json::from_str(message).map_err(|e| SubscribeError::Json(e.to_string()))? {
+                ClientMessage::Subscribe {
+                    patterns,
+                    keys,
+                    db,
+                    window,
+                } => (patterns, keys, db, window),
+                ClientMessage::Topup { .. } => return Err(SubscribeError::NotSubscribe("topup")),
+            };
         for (what, list, limit) in [
             ("patterns", &patterns, MAX_PATTERNS),
             ("keys", &keys, MAX_KEYS),

@@ -47,6 +47,8 @@ pub enum Outcome {
     Applied { commands: usize, changed: bool },
     /// The relay dropped this session and will close it: reconnect.
     Resync { reason: String },
+    /// The relay refused or could not do something for this session, which goes on.
+    Notice { text: String },
 }
 
 /// Windows of the watched keys, kept up to date from the replication stream.
@@ -153,6 +155,9 @@ impl StreamAssembler {
             }
             Message::Resync { reason } => Ok(Outcome::Resync {
                 reason: reason.to_string(),
+            }),
+            Message::Notice { text } => Ok(Outcome::Notice {
+                text: text.to_string(),
             }),
         }
     }

@@ -13,6 +13,7 @@ const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
 const TAG_RESYNC: u8 = 3;
 const TAG_SNAPSHOT: u8 = 4;
+const TAG_NOTICE: u8 = 5;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
 
@@ -33,6 +34,9 @@ pub enum Message<'a> {
     /// The windows of the subscribed keys as Redis held them at replication offset `offset`, as RESP commands
     /// (`DEL key`, then `ZADD`/`RPUSH`/`HSET`/`SET`/`XADD`) to apply in order; commands after `offset` follow.
     Snapshot { offset: u64, commands: &'a [u8] },
+    /// Something the relay refused or could not do for this session, which goes on: e.g. a top-up for a key it
+    /// does not subscribe to.
+    Notice { text: &'a str },
 }
 
 /// A run of whole commands that occupied `start..start + bytes.len()` of the replication stream.
@@ -126,9 +130,12 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(&TAG_RESYNC) => Ok(Message::Resync {
             reason: std::str::from_utf8(&message[1..]).unwrap_or("(reason not UTF-8)"),
         }),
+        Some(&TAG_NOTICE) => Ok(Message::Notice {
+            text: std::str::from_utf8(&message[1..]).unwrap_or("(notice not UTF-8)"),
+        }),
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice)",
         }),
     }
 }
@@ -176,6 +183,23 @@ pub fn encode_resync(reason: &str) -> Vec<u8> {
     out.push(TAG_RESYNC);
     out.extend_from_slice(reason.as_bytes());
     out
+}
+
+pub fn encode_notice(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + text.len());
+    out.push(TAG_NOTICE);
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// The browser's top-up request (JSON text): read these subscribed keys' windows again, because removals left
+/// them shorter than what Redis holds. The relay answers with a snapshot of them, in order in the stream.
+pub fn encode_topup<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> String {
+    let keys: Vec<String> = keys
+        .into_iter()
+        .map(|k| json_string(&String::from_utf8_lossy(k)))
+        .collect();
+    format!(r#"{{"type":"topup","keys":[{}]}}"#, keys.join(","))
 }
 
 /// The browser's subscribe message (JSON text): keys matching `patterns` in database `db`, `window` members each.
@@ -260,6 +284,14 @@ mod tests {
     }
 
     #[test]
+    fn topup_requests_are_json() {
+        assert_eq!(
+            encode_topup([&b"perf:a"[..], b"q\""]),
+            r#"{"type":"topup","keys":["perf:a","q\""]}"#
+        );
+    }
+
+    #[test]
     fn bad_messages_say_what_was_expected() {
         assert_eq!(decode(b"").unwrap_err().at, 0);
         assert_eq!(decode(b"\x09").unwrap_err().at, 0);
@@ -277,6 +309,10 @@ mod tests {
         assert_eq!(
             decode(b"\x03slow").unwrap(),
             Message::Resync { reason: "slow" }
+        );
+        assert_eq!(
+            decode(&encode_notice("no")).unwrap(),
+            Message::Notice { text: "no" }
         );
     }
 }

@@ -222,6 +222,9 @@ impl Inner {
                 );
                 self.close_socket();
             }
+            Ok(Outcome::Notice { text }) => {
+                web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
+            }
             Err(err) => {
                 web_sys::console::error_1(
                     &format!("replicast: bad stream, reconnecting: {err}").into(),

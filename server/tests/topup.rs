@@ -1,0 +1,189 @@
+//! Top-ups against a real `redis-server`: a browser whose window shrank below what Redis holds asks for the key
+//! again, and gets a snapshot of it placed exactly in its stream, so its window equals Redis before and after,
+//! even while other writes go on. Keys it does not watch are refused with a notice; a malformed request closes it.
+
+mod support;
+
+use futures_util::SinkExt;
+use replicast_wasm::wire::{self, Message};
+use replicast_wasm::{StreamAssembler, WatchConfig};
+use support::*;
+use tokio_tungstenite::tungstenite;
+
+async fn zadd(conn: &mut redis::aio::MultiplexedConnection, key: &str, score: u64, member: &str) {
+    let _: i64 = redis::cmd("ZADD")
+        .arg(key)
+        .arg(score)
+        .arg(member)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+async fn newest(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    n: usize,
+) -> Vec<(String, f64)> {
+    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(-(n as i64))
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await
+        .unwrap();
+    flat.into_iter().rev().collect()
+}
+
+fn window(assembler: &StreamAssembler, key: &str) -> Vec<(String, f64)> {
+    assembler
+        .window(key.as_bytes())
+        .map(|w| {
+            w.newest_first()
+                .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Feeds messages to `assembler` until it applied the stream up to `until`; returns how many snapshots came.
+async fn apply_until(socket: &mut Socket, assembler: &mut StreamAssembler, until: u64) -> usize {
+    let mut snapshots = 0;
+    while assembler.offset() < until {
+        let message = next_binary(socket).await;
+        if matches!(wire::decode(&message), Ok(Message::Snapshot { .. })) {
+            snapshots += 1;
+        }
+        assembler.push_message(&message).unwrap();
+    }
+    snapshots
+}
+
+#[tokio::test]
+async fn a_topup_refills_a_shrunken_window_in_stream_order() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut conn = redis_conn(port).await;
+    for i in 1..=5 {
+        zadd(&mut conn, "perf:a", i, &format!("m{i}")).await;
+    }
+    let mut assembler = StreamAssembler::new(WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window: 3,
+    });
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 3)).await;
+    for _ in 0..2 {
+        let message = next_binary(&mut socket).await;
+        assembler.push_message(&message).unwrap();
+    }
+    assert_eq!(
+        window(&assembler, "perf:a"),
+        newest(&mut conn, "perf:a", 3).await
+    );
+
+    // Removing the two newest leaves the browser one member while Redis still holds three.
+    let _: i64 = redis::cmd("ZREM")
+        .arg("perf:a")
+        .arg("m5")
+        .arg("m4")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let offset = master_repl_offset(&mut conn).await;
+    apply_until(&mut socket, &mut assembler, offset).await;
+    assert_eq!(window(&assembler, "perf:a").len(), 1);
+
+    socket
+        .send(tungstenite::Message::text(wire::encode_topup([
+            &b"perf:a"[..]
+        ])))
+        .await
+        .unwrap();
+    // Writes go on while the top-up is read: each must land on the right side of it.
+    for i in 6..=40 {
+        zadd(&mut conn, "perf:a", i, &format!("m{i}")).await;
+        if i == 6 {
+            let _: i64 = redis::cmd("ZREM")
+                .arg("perf:a")
+                .arg("m6")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let offset = master_repl_offset(&mut conn).await;
+    let snapshots = apply_until(&mut socket, &mut assembler, offset).await;
+    assert_eq!(snapshots, 1, "one snapshot answers the top-up");
+    assert_eq!(
+        window(&assembler, "perf:a"),
+        newest(&mut conn, "perf:a", 3).await
+    );
+
+    // A top-up while nothing is written is delivered at once, at the stream's current offset.
+    let _: i64 = redis::cmd("ZREM")
+        .arg("perf:a")
+        .arg("m40")
+        .arg("m39")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let offset = master_repl_offset(&mut conn).await;
+    apply_until(&mut socket, &mut assembler, offset).await;
+    socket
+        .send(tungstenite::Message::text(wire::encode_topup([
+            &b"perf:a"[..]
+        ])))
+        .await
+        .unwrap();
+    loop {
+        let message = next_binary(&mut socket).await;
+        let is_snapshot = matches!(wire::decode(&message), Ok(Message::Snapshot { .. }));
+        assembler.push_message(&message).unwrap();
+        if is_snapshot {
+            break;
+        }
+    }
+    assert_eq!(
+        window(&assembler, "perf:a"),
+        newest(&mut conn, "perf:a", 3).await
+    );
+}
+
+#[tokio::test]
+async fn topups_of_keys_not_watched_get_a_notice_and_bad_requests_close() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:a"], 3)).await;
+    join(&mut socket).await;
+    socket
+        .send(tungstenite::Message::text(wire::encode_topup([
+            &b"perf:b"[..],
+            b"secret",
+        ])))
+        .await
+        .unwrap();
+    let notice = loop {
+        let message = next_binary(&mut socket).await;
+        if let Ok(Message::Notice { text }) = wire::decode(&message) {
+            break text.to_string();
+        }
+    };
+    assert!(
+        notice.contains("perf:b") && notice.contains("secret") && notice.contains("does not watch"),
+        "{notice}"
+    );
+
+    socket
+        .send(tungstenite::Message::text(r#"{"type":"topup","keys":"#))
+        .await
+        .unwrap();
+    let close = loop {
+        if let tungstenite::Message::Close(frame) = next_message(&mut socket).await {
+            break frame.expect("a close frame with a reason");
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("invalid"), "{}", close.reason);
+}
