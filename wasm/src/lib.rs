@@ -9,11 +9,13 @@
 //! - [`wire`]: the relay → browser message format.
 //! - [`window`]: a bounded window of one sorted set.
 //! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
+//! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`observe`]: how windows report items entering and leaving them, for the aggregation.
 //! - [`pattern`]: Redis glob patterns, to choose the watched keys.
 //! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
 pub mod assembler;
+pub mod link;
 pub mod observe;
 pub mod pattern;
 pub mod rdb;
