@@ -1,7 +1,7 @@
 // Records the benchmark stream: the replication stream of 200,000 `ZADD perf:hostN <ms> <~130-byte JSON>`
 // commands, as a real redis-server sends it to its replicas, captured by `replicast record`.
 //
-//   cargo build -p replicast-server && node bench/resp/record.mjs [--commands 200000] [--out FILE]
+//   cargo build -p replicast-server && node bench/resp/record.mjs [--commands 200000] [--hosts 16] [--out FILE]
 //
 // Writes FILE (default target/bench-resp/zadd-200k.resp) and FILE.json: the start offset, the byte count and
 // the number of ZADDs sent. REPLICAST_BIN picks the relay binary (default target/debug/replicast).
@@ -15,10 +15,12 @@ import { repoRoot, startRedis } from '../../tests/support/processes.mjs';
 const { values: opts } = parseArgs({
   options: {
     commands: { type: 'string', default: '200000' },
+    hosts: { type: 'string', default: '16' },
     out: { type: 'string', default: path.join(repoRoot, 'target/bench-resp/zadd-200k.resp') },
   },
 });
 const commands = Number(opts.commands);
+const hosts = Number(opts.hosts);
 const relayBinary = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/debug/replicast');
 
 /** A collector's sample: ~130 bytes of JSON, varied like real `top`/`netstat` numbers (deterministic PRNG). */
@@ -27,7 +29,7 @@ function* samples(count) {
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   const start = 1_700_000_000_000;
   for (let i = 0; i < count; i++) {
-    const host = `host${i % 16}`;
+    const host = `host${i % hosts}`;
     const ms = start + i * 250 + Math.floor(rand() * 100);
     const user = (rand() * 60).toFixed(2);
     const sys = (rand() * 20).toFixed(2);

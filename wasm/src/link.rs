@@ -182,7 +182,11 @@ mod tests {
         link.connecting(0.0);
         assert_eq!(link.status(), Status::Connecting);
         link.hello(false, 10.0);
-        assert_eq!(link.status(), Status::Connecting, "live once the snapshot is in");
+        assert_eq!(
+            link.status(),
+            Status::Connecting,
+            "live once the snapshot is in"
+        );
         link.snapshot(20.0);
         assert_eq!(link.status(), Status::Live);
 
@@ -219,7 +223,10 @@ mod tests {
         link.connecting(100_000.0);
         link.hello(true, 100_000.0);
         link.message(105_000.0);
-        assert!(link.closed(0.999) > 8_000.0, "not stable yet: the step kept growing");
+        assert!(
+            link.closed(0.999) > 8_000.0,
+            "not stable yet: the step kept growing"
+        );
         link.connecting(200_000.0);
         link.hello(true, 200_000.0);
         link.message(211_000.0);

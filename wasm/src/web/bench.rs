@@ -1,9 +1,12 @@
-//! The parser benchmarks' entry point in wasm (`bench/resp/`, in Node and in Chromium): the stream is copied
-//! into wasm memory once, then parsed as often as the benchmark asks, so that only parsing is timed.
+//! The benchmarks' entry points in wasm (`bench/resp/` and `bench/assembler/`, in Node and in Chromium): the
+//! stream is copied into wasm memory once, then parsed or applied as often as the benchmark asks, so that only
+//! that is timed.
 
 use wasm_bindgen::prelude::*;
 
+use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 use crate::resp::CommandReader;
+use crate::wire;
 
 /// A replication stream held in wasm memory, to be parsed repeatedly.
 #[wasm_bindgen]
@@ -50,5 +53,67 @@ impl RespBench {
             })?;
         }
         Ok(vec![commands as f64, args as f64])
+    }
+}
+
+/// The assembler benchmark (`bench/assembler/`): a recorded stream cut into relay messages once, then applied
+/// by a fresh [`StreamAssembler`] as often as the benchmark asks, so that decoding, parsing and applying are timed
+/// and nothing else.
+#[wasm_bindgen]
+pub struct AssemblerBench {
+    messages: Vec<Vec<u8>>,
+    start: u64,
+    commands: usize,
+}
+
+#[wasm_bindgen]
+impl AssemblerBench {
+    /// Cuts `stream`, which starts at replication offset `start`, into commands messages of about
+    /// `message_bytes` each (whole commands, as the relay batches them).
+    #[wasm_bindgen(constructor)]
+    pub fn new(stream: &[u8], start: f64, message_bytes: usize) -> Result<AssemblerBench, JsError> {
+        let start = start as u64;
+        let mut ends = Vec::new();
+        CommandReader::new(start).push(stream, |c| ends.push(c.end))?;
+        let (mut messages, mut from) = (Vec::new(), start);
+        for (i, end) in ends.iter().enumerate() {
+            if end - from >= message_bytes as u64 || i + 1 == ends.len() {
+                let bytes = &stream[(from - start) as usize..(end - start) as usize];
+                messages.push(wire::encode_commands(from, bytes));
+                from = *end;
+            }
+        }
+        Ok(AssemblerBench {
+            messages,
+            start,
+            commands: ends.len(),
+        })
+    }
+
+    /// Commands in the stream.
+    #[wasm_bindgen(getter)]
+    pub fn commands(&self) -> usize {
+        self.commands
+    }
+
+    /// Applies the whole stream to a fresh assembler watching `perf:*` with windows of `window`; returns
+    /// `[commands applied, keys with a window, members held]`.
+    pub fn apply(&self, window: usize) -> Result<Vec<f64>, JsError> {
+        let mut assembler = StreamAssembler::new(WatchConfig {
+            patterns: vec![b"perf:*".to_vec()],
+            db: 0,
+            window,
+        });
+        assembler.push_message(&wire::encode_hello("bench", self.start))?;
+        let mut commands = 0;
+        for message in &self.messages {
+            if let Outcome::Applied { commands: n, .. } = assembler.push_message(message)? {
+                commands += n;
+            }
+        }
+        let (keys, members) = assembler
+            .windows()
+            .fold((0, 0), |(k, m), (_, w)| (k + 1, m + w.len()));
+        Ok(vec![commands as f64, keys as f64, members as f64])
     }
 }
