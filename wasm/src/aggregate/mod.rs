@@ -1,0 +1,4 @@
+//! Incremental aggregation (WIP).
+
+pub mod order_stats;
+pub mod sum;
