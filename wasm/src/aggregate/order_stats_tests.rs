@@ -1,10 +1,5 @@
 use super::*;
 
-/// The reference: a sorted vector.
-fn reference_quantile(sorted: &[f64], per_mille: u32) -> Option<f64> {
-    nearest_rank(sorted.len(), per_mille).map(|i| sorted[i])
-}
-
 #[test]
 fn nearest_rank_quantiles_of_small_sets() {
     let mut s = OrderStats::new();
@@ -91,6 +86,11 @@ fn sorted_inserts_keep_the_tree_shallow() {
 mod properties {
     use super::*;
     use proptest::prelude::*;
+
+    /// The reference: a sorted vector.
+    fn reference_quantile(sorted: &[f64], per_mille: u32) -> Option<f64> {
+        nearest_rank(sorted.len(), per_mille).map(|i| sorted[i])
+    }
 
     #[derive(Debug, Clone)]
     enum Op {

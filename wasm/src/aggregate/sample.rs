@@ -22,12 +22,21 @@ pub(super) enum Read<'a> {
     Other,
 }
 
+/// A path split for field/value pairs.
+#[derive(Debug, Clone)]
+struct FieldPath {
+    whole: Box<[u8]>,
+    first: Box<[u8]>,
+    /// The path after the first segment, to look into the first segment's value as JSON.
+    rest: PathSet,
+}
+
 /// Reads a fixed list of paths from items.
 #[derive(Debug, Clone)]
 pub(super) struct SampleReader {
     paths: PathSet,
-    /// Per path: its text, its first segment, and the rest as a path set of one, for field/value pairs.
-    by_field: Vec<(Box<[u8]>, Box<[u8]>, PathSet)>,
+    /// Per path, the same path for field/value pairs.
+    by_field: Vec<FieldPath>,
     found: Vec<Found>,
 }
 
@@ -37,11 +46,11 @@ impl SampleReader {
             .iter()
             .map(|path| {
                 let (first, rest) = path.split_once('.').unwrap_or((path, ""));
-                Ok((
-                    path.as_bytes().into(),
-                    first.as_bytes().into(),
-                    PathSet::new(&[rest])?,
-                ))
+                Ok(FieldPath {
+                    whole: path.as_bytes().into(),
+                    first: first.as_bytes().into(),
+                    rest: PathSet::new(&[rest])?,
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(SampleReader {
@@ -65,8 +74,8 @@ impl SampleReader {
                 }
             }
             Payload::Fields(pairs) => {
-                for (i, (path, first, rest)) in self.by_field.iter().enumerate() {
-                    each(i, from_fields(pairs, path, first, rest, &mut self.found));
+                for (i, path) in self.by_field.iter().enumerate() {
+                    each(i, from_fields(pairs, path, &mut self.found));
                 }
             }
         }
@@ -95,26 +104,20 @@ fn field<'a>(pairs: &'a [Vec<u8>], name: &[u8]) -> Option<&'a [u8]> {
         .map(|pair| &pair[1][..])
 }
 
-fn from_fields<'a>(
-    pairs: &'a [Vec<u8>],
-    path: &[u8],
-    first: &[u8],
-    rest: &PathSet,
-    found: &mut [Found],
-) -> Read<'a> {
-    if let Some(value) = field(pairs, path) {
+fn from_fields<'a>(pairs: &'a [Vec<u8>], path: &FieldPath, found: &mut [Found]) -> Read<'a> {
+    if let Some(value) = field(pairs, &path.whole) {
         return match parse_number(value) {
             Some(v) => Read::Number(v, value),
             None => Read::Text(value),
         };
     }
-    if first.len() == path.len() {
+    if path.first.len() == path.whole.len() {
         return Read::Missing;
     }
-    let Some(value) = field(pairs, first) else {
+    let Some(value) = field(pairs, &path.first) else {
         return Read::Missing;
     };
-    match rest.extract(value, found) {
+    match path.rest.extract(value, found) {
         Ok(()) => from_json(value, &found[0]),
         // The field exists but is not JSON, so there is nothing inside it to look into.
         Err(_) => Read::Other,
