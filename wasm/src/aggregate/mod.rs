@@ -3,7 +3,7 @@
 //! (1 s / 10 s / 1 min by default).
 //!
 //! An [`Aggregator`] follows an assembler's windows as their [`WindowObserver`]: each item that enters is read
-//! once (its numbers, group and time; see [`json`] and [`sample`]), and from then on it is known by its
+//! once (its numbers, group and time; see [`json`]), and from then on it is known by its
 //! [`ItemId`], so leaving costs O(log n) without the item's bytes. Every update is O(log n) per field (amortized,
 //! for the rolling buckets); queries read the maintained structures in O(log n) per statistic.
 //!
