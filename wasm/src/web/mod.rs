@@ -1,21 +1,26 @@
 //! The browser API, compiled only for `wasm32`: what JavaScript sees of the assembler.
 //!
 //! - [`Assembler`]: the StreamAssembler alone, for pages that bring their own socket and drawing.
+//! - [`Replicast`]: the client a page uses: a WebSocket to the relay, reconnects and resumes, the assembler, and
+//!   reads of windows, series and aggregates, with one change callback per animation frame.
 //! - [`LiveTable`]: the whole path of the walking skeleton: a WebSocket to the relay, the assembler, and a table
 //!   of the windows rendered from wasm once per animation frame.
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
 
 pub mod bench;
+mod client;
 mod live_table;
 pub mod rdb;
 mod table;
+mod view;
 
 use js_sys::Float64Array;
 use wasm_bindgen::prelude::*;
 
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 
+pub use client::Replicast;
 pub use live_table::LiveTable;
 pub use table::render_table;
 
