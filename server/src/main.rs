@@ -8,6 +8,7 @@
 //! stops it on exit, so the demo needs nothing running beforehand.
 
 mod backlog;
+mod collect;
 mod command_table;
 mod embedded_redis;
 mod frames;
