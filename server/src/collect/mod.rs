@@ -5,3 +5,4 @@
 mod local;
 pub mod proc;
 pub mod sample;
+pub mod simulate;
