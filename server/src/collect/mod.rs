@@ -6,3 +6,4 @@ mod local;
 pub mod proc;
 pub mod sample;
 pub mod simulate;
+mod sink;
