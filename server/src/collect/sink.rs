@@ -149,7 +149,7 @@ impl Sink {
                         };
                         tracing::info!(
                             redis = %address, queued, dropped,
-                            "collector: connected to Redis, writing the queued samples"
+                            "collector: connected to Redis"
                         );
                         connection.insert(conn)
                     }
