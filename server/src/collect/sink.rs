@@ -169,8 +169,10 @@ impl Sink {
                     }
                 },
             };
+            let started = std::time::Instant::now();
             match write(conn, &batch, keep).await {
                 Ok(failed) => {
+                    tracing::debug!(samples = batch.len(), took = ?started.elapsed(), "collector: wrote");
                     if failed > 0 {
                         tracing::warn!(
                             failed,
