@@ -41,7 +41,7 @@ fn number<'a, T: std::str::FromStr>(
 
 /// `b - a` for a monotonic counter, 0 if it went backwards.
 fn delta(a: u64, b: u64) -> u64 {
-    b.checked_sub(a).unwrap_or(0)
+    b.saturating_sub(a)
 }
 
 /// A per-second rate of a counter read `seconds` apart.
@@ -596,6 +596,14 @@ wlp2s0:1234 5 0 0 0 0 0 0 4321 6 0 0 0 0 0 0
             let err = count_tcp(&format!("{header}\n{bad}\n"), &mut counts).unwrap_err();
             assert_eq!(err.line, 2, "{bad}");
         }
+        // A pending request (NEW_SYN_RECV, 0C) is a SYN_RECV.
+        let mut counts = TcpCounts::default();
+        count_tcp(
+            &format!("{header}\n   0: 0100007F:1F90 0100007F:D5A6 0C 0\n"),
+            &mut counts,
+        )
+        .unwrap();
+        assert_eq!(counts[2], 1);
     }
 
     const PID_STAT: &str = "1234 (redis-server) S 1 1234 1234 0 -1 4194560 1710 0 0 0 250 130 0 0 20 0 5 0 3042 75739136 2860 18446744073709551615 1 1 0 0 0 0 0 4097 17642 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";

@@ -69,7 +69,11 @@ impl Queue {
             .take(n)
             .map(|(_, e)| e.clone())
             .collect();
-        let last = self.entries.iter().take(n).last().map(|(seq, _)| *seq);
+        let last = batch
+            .len()
+            .checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .map(|(seq, _)| *seq);
         (batch, last)
     }
 
@@ -307,7 +311,8 @@ mod tests {
         queue.push((6..=7).map(entry).collect());
         queue.remove_through(first_two.unwrap());
         assert_eq!(queue.front(10).0, (5..=7).map(entry).collect::<Vec<_>>());
-        queue.remove_through(6);
+        let (_, through_six) = queue.front(2);
+        queue.remove_through(through_six.unwrap());
         assert_eq!(queue.front(10).0, vec![entry(7)]);
         assert!(last.is_some());
     }
