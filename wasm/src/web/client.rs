@@ -69,7 +69,7 @@ extern "C" {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Options {
+pub(super) struct Options {
     #[serde(default)]
     patterns: Vec<String>,
     #[serde(default)]
@@ -128,9 +128,7 @@ impl Replicast {
     /// Connects to the relay's WebSocket at `url` (e.g. `ws://host:8080/ws`) and watches what `options` says.
     #[wasm_bindgen(constructor)]
     pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsError> {
-        let options: Options = serde_wasm_bindgen::from_value(options.into())
-            .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
-        let watch = watch_config(&options)?;
+        let (watch, options) = options_watch(options)?;
         let shared = Rc::new(RefCell::new(Client {
             url: url.to_string(),
             token: options.token,
@@ -293,6 +291,13 @@ impl Drop for Replicast {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Reads the options a page gave, and what they watch.
+pub(super) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsError> {
+    let options: Options = serde_wasm_bindgen::from_value(options.into())
+        .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
+    Ok((watch_config(&options)?, options))
 }
 
 /// The watch of `options`; exact keys become patterns that match only themselves.
