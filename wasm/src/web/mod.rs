@@ -64,10 +64,11 @@ impl Assembler {
             .collect()
     }
 
-    /// Members of `key`'s window, newest first.
+    /// Members of `key`'s window if it is a sorted set, newest first.
     pub fn members(&self, key: &str) -> Vec<String> {
         self.inner
             .window(key.as_bytes())
+            .and_then(|w| w.as_zset())
             .map(|w| {
                 w.newest_first()
                     .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
@@ -81,9 +82,87 @@ impl Assembler {
         let scores: Vec<f64> = self
             .inner
             .window(key.as_bytes())
+            .and_then(|w| w.as_zset())
             .map(|w| w.newest_first().map(|(_, s)| s).collect())
             .unwrap_or_default();
         Float64Array::from(scores.as_slice())
+    }
+
+    /// The Redis type of `key`'s window (`zset`, `stream`, `list`, `hash`, `string`), if it has one.
+    pub fn kind(&self, key: &str) -> Option<String> {
+        self.inner
+            .window(key.as_bytes())
+            .map(|w| w.kind().name().to_string())
+    }
+
+    /// Items of `key`'s window, newest first, as text: members, `field=value …` of stream entries, list
+    /// items, hash values, the string's value.
+    pub fn items(&self, key: &str) -> Vec<String> {
+        self.describe(key)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    }
+
+    /// Labels of the items of [`Assembler::items`]: scores, stream ids, list indexes from the end, hash fields.
+    pub fn labels(&self, key: &str) -> Vec<String> {
+        self.describe(key)
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect()
+    }
+
+    /// Items in `key`'s window (0 without a window).
+    pub fn len(&self, key: &str) -> usize {
+        self.inner.window(key.as_bytes()).map_or(0, |w| w.len())
+    }
+
+    /// Whether `key`'s window holds all Redis holds for it.
+    pub fn complete(&self, key: &str) -> bool {
+        self.inner
+            .window(key.as_bytes())
+            .is_some_and(|w| w.complete())
+    }
+
+    /// Whether `key`'s window waits for a top-up.
+    pub fn stale(&self, key: &str) -> bool {
+        self.inner.window(key.as_bytes()).is_some_and(|w| w.stale())
+    }
+
+    /// When `key` expires, in Unix milliseconds, if it has a TTL.
+    #[wasm_bindgen(js_name = expiresAt)]
+    pub fn expires_at(&self, key: &str) -> Option<f64> {
+        self.inner
+            .window(key.as_bytes())
+            .and_then(|w| w.expires_at_ms())
+            .map(|t| t as f64)
+    }
+
+    /// Drops windows whose TTL passed at `now_ms`; returns how many.
+    pub fn tick(&mut self, now_ms: f64) -> usize {
+        self.inner.tick(now_ms.max(0.0) as u64)
+    }
+
+    /// Keys whose windows need a top-up, each once.
+    #[wasm_bindgen(js_name = takeTopups)]
+    pub fn take_topups(&mut self) -> Vec<String> {
+        self.inner
+            .take_topups()
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
+    }
+
+    fn describe(&self, key: &str) -> Vec<(String, String)> {
+        self.inner
+            .window(key.as_bytes())
+            .map(|w| {
+                w.items_newest_first()
+                    .enumerate()
+                    .map(|(i, item)| table::describe(i, &item))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
