@@ -1,0 +1,12 @@
+//! Each command family on byte-literal streams: what the window holds after it, that the observer saw exactly
+//! that, and which keys asked for a top-up.
+
+#[path = "../assembled/mod.rs"]
+mod assembled;
+
+mod hash;
+mod keys;
+mod list;
+mod stream;
+mod string;
+mod zset;
