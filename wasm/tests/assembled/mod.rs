@@ -2,6 +2,8 @@
 //! windows, and a canonical text form of a window to compare with what Redis holds.
 #![allow(dead_code)]
 
+pub mod replay;
+
 use std::collections::BTreeMap;
 
 use replicast_wasm::observe::{Item, ItemId, Payload, WindowObserver};
