@@ -3,9 +3,7 @@
 //! in messages of several sizes, every window must equal Redis's own answer at the end of the recording, after
 //! the top-ups the windows asked for. Runs natively and, with `wasm-pack test`, in wasm in Chromium.
 
-#[allow(dead_code)]
 mod assembled;
-#[allow(dead_code)]
 mod recorded;
 
 use recorded::types::{PATTERN, WINDOW};
