@@ -90,6 +90,12 @@ fn add_one(
     f: Flags,
     events: &mut Events<'_>,
 ) -> Result<(), Inexact> {
+    if !(f.nx || f.xx || f.gt || f.lt || f.incr) {
+        // The hot path: whether the member is new or not, and whether the window is complete or not, the
+        // window's own insert knows what Redis did.
+        w.insert(member, s, events);
+        return Ok(());
+    }
     let old = w.score(member);
     if old.is_none() && !w.complete() {
         // The member may exist below the window, with a lower score.

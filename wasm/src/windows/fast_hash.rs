@@ -22,14 +22,27 @@ impl FastHasher {
     }
 }
 
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
 impl Hasher for FastHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
+        // Two independent lanes over 16-byte blocks: the multiplications of one do not wait for the other's.
+        let mut blocks = bytes.chunks_exact(16);
+        let (mut a, mut b) = (self.hash, self.hash ^ SEED);
+        for block in &mut blocks {
+            a = (a.rotate_left(5) ^ word(&block[..8])).wrapping_mul(SEED);
+            b = (b.rotate_left(5) ^ word(&block[8..])).wrapping_mul(SEED);
+        }
+        self.hash = a ^ b.rotate_left(32);
+        let mut chunks = blocks.remainder().chunks_exact(8);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
+            self.mix(word(chunk));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -51,6 +64,9 @@ impl Hasher for FastHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiplications leave the low bits, which pick a bucket, depending only on low input bits: fold
+        // the high ones down.
+        let h = self.hash;
+        (h ^ (h >> 32)).wrapping_mul(SEED) ^ (h >> 29)
     }
 }

@@ -6,6 +6,7 @@
 //! outranked by unseen ones, so it leaves the window, which then lacks an item and asks for a top-up.
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -94,35 +95,42 @@ impl ZsetWindow {
     pub(crate) fn insert(&mut self, member: &[u8], score: f64, events: &mut Events<'_>) -> bool {
         let score = Score(score);
         let below_floor = self.below_floor(member, score);
-        if let Some((shared, (old, id))) = self.members.remove_entry(member) {
-            if old == score {
-                self.members.insert(shared, (old, id));
-                return false;
+        let full = self.members.len() >= self.capacity;
+        if !(below_floor && full) {
+            // The common case, a new sample above the floor: one hash lookup that also inserts.
+            let shared: Rc<[u8]> = Rc::from(member);
+            match self.members.entry(shared.clone()) {
+                Entry::Vacant(slot) => {
+                    let id = events.added(Some(score.0), Payload::Value(member));
+                    slot.insert((score, id));
+                    self.by_score.insert((score, shared));
+                    if self.members.len() > self.capacity {
+                        self.pop_min(1, events);
+                        self.complete = false;
+                    }
+                    return true;
+                }
+                Entry::Occupied(_) => {}
             }
-            self.by_score.remove(&(old, shared.clone()));
-            events.removed(id);
-            if below_floor && !self.complete {
-                // Unseen members may outrank it now: it leaves, and the window lacks one.
-                return true;
-            }
-            let id = events.added(Some(score.0), Payload::Value(member));
-            self.by_score.insert((score, shared.clone()));
-            self.members.insert(shared, (score, id));
-            return true;
         }
-        if below_floor && self.members.len() >= self.capacity {
+        let Some((shared, (old, id))) = self.members.remove_entry(member) else {
             // Not among the newest; if the window held everything, Redis now holds one more.
             self.complete = false;
             return false;
+        };
+        if old == score {
+            self.members.insert(shared, (old, id));
+            return false;
         }
-        let shared: Rc<[u8]> = Rc::from(member);
+        self.by_score.remove(&(old, shared.clone()));
+        events.removed(id);
+        if below_floor && !self.complete {
+            // Unseen members may outrank it now: it leaves, and the window lacks one.
+            return true;
+        }
         let id = events.added(Some(score.0), Payload::Value(member));
         self.by_score.insert((score, shared.clone()));
         self.members.insert(shared, (score, id));
-        if self.members.len() > self.capacity {
-            self.pop_min(1, events);
-            self.complete = false;
-        }
         true
     }
 
