@@ -113,3 +113,72 @@ test('statuses go offline when the relay dies and live again, with what was writ
   assert.equal(statuses.at(-1), 'live');
   await page.close();
 });
+
+/** Runs one command with redis-cli's JSON output (RESP3: WITHSCORES pairs, maps as objects). */
+async function json(...args) {
+  return JSON.parse(await redis.cli('--json', ...args));
+}
+
+test('after a workload on every type, with removals and top-ups, each window equals Redis', async () => {
+  const { page, errors } = await openClient({
+    patterns: ['perf:t:*'], window: 3, aggregate: { fields: ['cpu'], time: 't' },
+  });
+  await page.waitForFunction(() => window.client.status === 'live', null, { timeout: 20_000 });
+  const cli = (...args) => redis.cli(...args);
+  for (let i = 1; i <= 6; i++) {
+    await cli('ZADD', 'perf:t:z', String(i), JSON.stringify({ id: `z${i}`, t: i, cpu: i * 10 }));
+    await cli('XADD', 'perf:t:s', `${i}-0`, 'cpu', String(i), 'n', `e${i}`);
+    await cli('RPUSH', 'perf:t:l', `l${i}`);
+    await cli('HSET', 'perf:t:h', `f${i % 4}`, String(i));
+  }
+  // Removals that leave windows shorter than what Redis holds: the client must ask for top-ups.
+  await cli('ZREM', 'perf:t:z', JSON.stringify({ id: 'z6', t: 6, cpu: 60 }));
+  await cli('ZINCRBY', 'perf:t:z', '10', JSON.stringify({ id: 'z2', t: 2, cpu: 20 }));
+  await cli('ZPOPMAX', 'perf:t:z');
+  await cli('XDEL', 'perf:t:s', '6-0');
+  await cli('XTRIM', 'perf:t:s', 'MAXLEN', '4');
+  await cli('RPOP', 'perf:t:l', '2');
+  await cli('LPOP', 'perf:t:l');
+  await cli('LSET', 'perf:t:l', '-1', 'changed');
+  await cli('HINCRBY', 'perf:t:h', 'f1', '100');
+  await cli('HDEL', 'perf:t:h', 'f2');
+  await cli('SET', 'perf:t:str', '10');
+  await cli('INCRBY', 'perf:t:str', '5');
+  await cli('APPEND', 'perf:t:str', '0');
+  await cli('SET', 'perf:t:gone', 'soon', 'PX', '300');
+  // A script's writes reach replicas as one MULTI/EXEC block.
+  await cli('EVAL', "redis.call('ZADD', KEYS[1], 7, ARGV[1]) redis.call('RPUSH', KEYS[2], 'l7') return 1", '2',
+    'perf:t:z', 'perf:t:l', JSON.stringify({ id: 'z7', t: 7, cpu: 70 }));
+  await cli('RENAME', 'perf:t:str', 'perf:t:renamed');
+
+  const info = await redis.cli('INFO', 'replication');
+  const target = Number(info.match(/master_repl_offset:(\d+)/)[1]);
+  await page.waitForFunction((target) => window.client.offset >= target, target, { timeout: 10_000 });
+  await page.waitForFunction(() => window.client.keys().every((k) => !window.client.window(k).stale)
+    && !window.client.keys().includes('perf:t:gone'), null, { timeout: 10_000 });
+
+  const seen = await page.evaluate(() => Object.fromEntries(window.client.keys().map((k) => [k, window.client.window(k)])));
+  assert.deepEqual(Object.keys(seen).sort(), ['perf:t:h', 'perf:t:l', 'perf:t:renamed', 'perf:t:s', 'perf:t:z']);
+
+  const zset = (await json('ZRANGE', 'perf:t:z', '-3', '-1', 'WITHSCORES')).reverse();
+  assert.deepEqual(seen['perf:t:z'].items.map((i) => [i.member, i.score]), zset);
+  const stream = await json('XREVRANGE', 'perf:t:s', '+', '-', 'COUNT', '3');
+  assert.deepEqual(seen['perf:t:s'].items.map((i) => [i.id, i.fields.flat()]), stream);
+  const list = (await json('LRANGE', 'perf:t:l', '-3', '-1')).reverse();
+  assert.deepEqual(seen['perf:t:l'].items.map((i) => i.value), list);
+  const hash = await json('HGETALL', 'perf:t:h');
+  assert.deepEqual(Object.fromEntries(seen['perf:t:h'].items.map((i) => [i.field, i.value])), hash);
+  assert.deepEqual(seen['perf:t:renamed'].items[0].value, await redis.cli('GET', 'perf:t:renamed'));
+
+  // The aggregates follow the same window: the zset's CPU field over its 3 members.
+  const cpus = zset.map(([member]) => JSON.parse(member).cpu);
+  const stats = await page.evaluate(() => window.client.stats('perf:t:z', 'cpu'));
+  assert.equal(stats.count, 3);
+  assert.equal(stats.min, Math.min(...cpus));
+  assert.equal(stats.max, Math.max(...cpus));
+  assert.ok(Math.abs(stats.mean - cpus.reduce((a, b) => a + b, 0) / 3) < 1e-9);
+  const diagnostics = await page.evaluate(() => window.client.diagnostics());
+  assert.ok(diagnostics.topupsRequested >= 1, JSON.stringify(diagnostics));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
