@@ -173,6 +173,8 @@ test('after a workload on every type, with removals and top-ups, each window equ
   // The aggregates follow the same window: the zset's CPU field over its 3 members.
   const cpus = zset.map(([member]) => JSON.parse(member).cpu);
   const stats = await page.evaluate(() => window.client.stats('perf:t:z', 'cpu'));
+  const series = await page.evaluate(() => Array.from(window.client.series('perf:t:z', 'cpu')));
+  assert.deepEqual(series, cpus, 'the followed series, oldest first');
   assert.equal(stats.count, 3);
   assert.equal(stats.min, Math.min(...cpus));
   assert.equal(stats.max, Math.max(...cpus));

@@ -15,6 +15,7 @@
 //! - [`diagnostics`]: counters of bad input and inexact commands.
 //! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
+//! - [`series`]: numeric series of aggregated fields, kept in time order as items come and go.
 //! - [`pattern`]: Redis glob patterns, to choose the watched keys.
 //! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
@@ -28,6 +29,7 @@ pub mod observe;
 pub mod pattern;
 pub mod rdb;
 pub mod resp;
+pub mod series;
 pub mod windows;
 pub mod wire;
 

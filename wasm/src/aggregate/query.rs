@@ -104,6 +104,24 @@ impl Aggregator {
         })
     }
 
+    /// One field's statistics in one group: over the window, each bucket, and its newest value.
+    pub fn field_summary(&mut self, group: &[u8], field: usize) -> Option<FieldSummary> {
+        if field >= self.spec.fields.len() {
+            return None;
+        }
+        self.current(group)?;
+        let g = self.groups.get(self.groups.id(group)?);
+        Some(FieldSummary {
+            window: self.stats_of(g, field, Scope::Window),
+            buckets: (0..self.spec.buckets_ms.len())
+                .map(|b| self.stats_of(g, field, Scope::Bucket(b)))
+                .collect(),
+            latest: g
+                .latest(field, &self.records)
+                .map(|(value, time_ms)| Latest { value, time_ms }),
+        })
+    }
+
     /// The statistics of field `field` in `group` over `scope`.
     pub fn stats(&mut self, group: &[u8], field: usize, scope: Scope) -> Option<Stats> {
         self.current(group)?.series(field, scope)?;

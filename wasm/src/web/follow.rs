@@ -15,6 +15,7 @@ use crate::aggregate::{
 };
 use crate::diagnostics::Diagnostics;
 use crate::observe::{Item, ItemId, WindowObserver};
+use crate::series::SeriesCache;
 
 /// The page's aggregation options.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,7 @@ pub struct Follow {
     pub changed: BTreeSet<Vec<u8>>,
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
+    series: Option<SeriesCache>,
 }
 
 impl Follow {
@@ -64,10 +66,17 @@ impl Follow {
             Aggregator::new(spec)
                 .map_err(|e| JsError::new(&format!("invalid aggregate options: {e}")))
         };
+        let paths = options
+            .fields
+            .iter()
+            .chain(&options.counters)
+            .cloned()
+            .collect();
         Ok(Follow {
             changed: BTreeSet::new(),
             by_key: Some(spec(Grouping::ByKey)?),
             fleet: Some(spec(Grouping::AcrossKeys(Across::LatestPerKey))?),
+            series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
         })
     }
 
@@ -78,24 +87,30 @@ impl Follow {
         }
     }
 
+    /// `key`'s values of an aggregated field, oldest first, when its items are timed (sorted sets, streams).
+    pub fn cached_series(&self, key: &[u8], path: &str) -> Option<Vec<f64>> {
+        self.series.as_ref()?.series(key, path)
+    }
+
+    /// `key`'s item times, oldest first, when its items are timed and aggregation is on.
+    pub fn cached_times(&self, key: &[u8]) -> Option<Vec<f64>> {
+        self.series.as_ref()?.times(key)
+    }
+
     /// `key`'s statistics of `path` over its window and the rolling buckets.
     pub fn stats(&mut self, key: &str, path: &str) -> Result<JsValue, JsError> {
         let aggregator = self.by_key.as_mut().ok_or_else(no_aggregation)?;
         let field = field_index(aggregator, path)?;
-        let summary = aggregator
-            .summary(key.as_bytes())
-            .and_then(|s| s.fields.into_iter().nth(field));
-        to_js(&summary.map(|s| StatsObject::of(&s, aggregator.spec())))
+        let summary = aggregator.field_summary(key.as_bytes(), field);
+        Ok(summary.map_or(JsValue::NULL, |s| stats_object(&s, aggregator.spec())))
     }
 
     /// Across keys, each key's newest item: the statistics of `path`.
     pub fn fleet(&mut self, path: &str) -> Result<JsValue, JsError> {
         let aggregator = self.fleet.as_mut().ok_or_else(no_aggregation)?;
         let field = field_index(aggregator, path)?;
-        let summary = aggregator
-            .summary(b"")
-            .and_then(|s| s.fields.into_iter().nth(field));
-        to_js(&summary.map(|s| StatsObject::of(&s, aggregator.spec())))
+        let summary = aggregator.field_summary(b"", field);
+        Ok(summary.map_or(JsValue::NULL, |s| stats_object(&s, aggregator.spec())))
     }
 
     /// Across keys, how many keys' newest `path` is above `threshold`.
@@ -141,6 +156,9 @@ impl WindowObserver for Follow {
         for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
             aggregator.added(key, item);
         }
+        if let Some(series) = &mut self.series {
+            series.added(key, item);
+        }
     }
 
     fn removed(&mut self, key: &[u8], id: ItemId) {
@@ -150,6 +168,9 @@ impl WindowObserver for Follow {
         for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
             aggregator.removed(key, id);
         }
+        if let Some(series) = &mut self.series {
+            series.removed(key, id);
+        }
     }
 
     fn key_cleared(&mut self, key: &[u8]) {
@@ -158,6 +179,9 @@ impl WindowObserver for Follow {
         }
         for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
             aggregator.key_cleared(key);
+        }
+        if let Some(series) = &mut self.series {
+            series.key_cleared(key);
         }
     }
 }
@@ -178,73 +202,60 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&e.to_string()))
 }
 
-#[derive(Serialize)]
-struct StatsFields {
-    count: usize,
-    min: Option<f64>,
-    max: Option<f64>,
-    mean: Option<f64>,
-    p50: Option<f64>,
-    p95: Option<f64>,
-    p99: Option<f64>,
-    rate: Option<f64>,
-}
-
-impl From<&Stats> for StatsFields {
-    fn from(s: &Stats) -> Self {
-        StatsFields {
-            count: s.count,
-            min: s.min,
-            max: s.max,
-            mean: s.mean,
-            p50: s.p50,
-            p95: s.p95,
-            p99: s.p99,
-            rate: s.rate,
+/// A field's statistics as a JS object. Written as JSON and parsed once: a dozen numbers and three nested
+/// objects cost one boundary crossing this way, where building them property by property costs dozens.
+fn stats_object(summary: &FieldSummary, spec: &AggregateSpec) -> JsValue {
+    use std::fmt::Write;
+    fn number(out: &mut String, value: Option<f64>) {
+        match value {
+            Some(v) if v.is_finite() => {
+                let _ = write!(out, "{v}");
+            }
+            _ => out.push_str("null"),
         }
     }
-}
-
-#[derive(Serialize)]
-struct Last {
-    value: f64,
-    t: f64,
-}
-
-#[derive(Serialize)]
-struct Bucket {
-    ms: f64,
-    #[serde(flatten)]
-    stats: StatsFields,
-}
-
-#[derive(Serialize)]
-struct StatsObject {
-    #[serde(flatten)]
-    window: StatsFields,
-    last: Option<Last>,
-    buckets: Vec<Bucket>,
-}
-
-impl StatsObject {
-    fn of(summary: &FieldSummary, spec: &AggregateSpec) -> Self {
-        StatsObject {
-            window: (&summary.window).into(),
-            last: summary.latest.as_ref().map(|l| Last {
-                value: l.value,
-                t: l.time_ms,
-            }),
-            buckets: summary
-                .buckets
-                .iter()
-                .zip(&spec.buckets_ms)
-                .map(|(stats, ms)| Bucket {
-                    ms: *ms,
-                    stats: stats.into(),
-                })
-                .collect(),
+    fn stats(out: &mut String, s: &Stats) {
+        let _ = write!(out, "\"count\":{}", s.count);
+        for (name, value) in [
+            ("min", s.min),
+            ("max", s.max),
+            ("mean", s.mean),
+            ("p50", s.p50),
+            ("p95", s.p95),
+            ("p99", s.p99),
+            ("rate", s.rate),
+        ] {
+            let _ = write!(out, ",\"{name}\":");
+            number(out, value);
         }
     }
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    stats(&mut out, &summary.window);
+    out.push_str(",\"last\":");
+    match &summary.latest {
+        Some(last) => {
+            out.push_str("{\"value\":");
+            number(&mut out, Some(last.value));
+            out.push_str(",\"t\":");
+            number(&mut out, Some(last.time_ms));
+            out.push('}');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"buckets\":[");
+    for (i, (bucket, ms)) in summary.buckets.iter().zip(&spec.buckets_ms).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"ms\":");
+        number(&mut out, Some(*ms));
+        out.push(',');
+        stats(&mut out, bucket);
+        out.push('}');
+    }
+    out.push_str("]}");
+    js_sys::JSON::parse(&out).unwrap_or(JsValue::NULL)
 }
 
 #[derive(Serialize)]

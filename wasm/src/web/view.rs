@@ -9,6 +9,7 @@ use js_sys::Float64Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use super::follow::Follow;
 use crate::aggregate::sample::{Read, SampleReader};
 use crate::assembler::StreamAssembler;
 use crate::observe::{Payload, WindowObserver};
@@ -23,10 +24,19 @@ pub fn len<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> usiz
 }
 
 /// Item times, oldest first: sorted-set scores, stream entry ids' milliseconds; empty for other types.
-pub fn times<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> Float64Array {
+pub fn times(assembler: &StreamAssembler<Follow>, key: &str) -> Float64Array {
+    if let Some(times) = assembler.observer().cached_times(key.as_bytes()) {
+        return Float64Array::from(times.as_slice());
+    }
     let mut times: Vec<f64> = Vec::new();
     if let Some(window) = assembler.window(key.as_bytes()) {
         times.reserve(window.len());
+        if let Some(zset) = window.as_zset() {
+            // Scores alone: no need for the items' ids.
+            times.extend(zset.newest_first().map(|(_, score)| score));
+            times.reverse();
+            return Float64Array::from(times.as_slice());
+        }
         for item in window.items_newest_first() {
             match item {
                 ItemView::Member { score, .. } => times.push(score),
@@ -39,11 +49,15 @@ pub fn times<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> Fl
     Float64Array::from(times.as_slice())
 }
 
-pub fn series<O: WindowObserver>(
-    assembler: &StreamAssembler<O>,
+pub fn series(
+    assembler: &StreamAssembler<Follow>,
     key: &str,
     path: &str,
 ) -> Result<Float64Array, JsError> {
+    // Aggregated fields of timed items are kept as they change: no item is read again.
+    if let Some(values) = assembler.observer().cached_series(key.as_bytes(), path) {
+        return Ok(Float64Array::from(values.as_slice()));
+    }
     let mut reader = SampleReader::new(&[path])?;
     let mut values: Vec<f64> = Vec::new();
     let mut read = |payload: Payload<'_>| {

@@ -1,0 +1,51 @@
+// The per-frame boundary cost in headless Chromium: with 50 keys of 1,000-item windows, each frame brings one
+// sample per key, then the page reads what changed (keys, times, a field's series, its statistics).
+//
+//   node bench/resp/record.mjs --commands 100000 --hosts 50 --out target/bench-assembler/zadd-100k-50.resp
+//   node bench/assembler/frames.mjs [STREAM]
+//
+// The wasm package is read from target/bench-assembler/pkg-web (see README.md here). Target: < 2 ms a frame.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchBrowser } from '../../tests/support/processes.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../..');
+const streamPath = process.argv[2] ?? path.join(repoRoot, 'target/bench-assembler/zadd-100k-50.resp');
+const meta = JSON.parse(await readFile(`${streamPath}.json`, 'utf8'));
+const pkg = path.join(repoRoot, 'target/bench-assembler/pkg-web');
+const files = {
+  '/': [path.join(here, 'frames.html'), 'text/html'],
+  '/pkg/replicast_wasm.js': [path.join(pkg, 'replicast_wasm.js'), 'text/javascript'],
+  '/pkg/replicast_wasm_bg.wasm': [path.join(pkg, 'replicast_wasm_bg.wasm'), 'application/wasm'],
+  '/stream': [streamPath, 'application/octet-stream'],
+};
+const server = createServer(async (req, res) => {
+  const file = files[req.url];
+  if (!file) {
+    res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': file[1] }).end(await readFile(file[0]));
+});
+server.listen(0, '127.0.0.1');
+await once(server, 'listening');
+const { browser, stop } = await launchBrowser();
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => console.log(`page: ${m.text()}`));
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  const keys = 50;
+  const r = await page.evaluate((o) => window.runFrames(o), { start: meta.start, keys, window: 1000, frames: 500 });
+  const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}`;
+  console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of 1,000`);
+  console.log(`apply (one message of ${keys} ZADDs): ${f(r.apply)}`);
+  console.log(`boundary (changed keys, times, series, stats for each): ${f(r.boundary)}`);
+  for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);
+} finally {
+  await stop();
+  server.close();
+}
