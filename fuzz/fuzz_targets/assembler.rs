@@ -1,0 +1,140 @@
+//! The StreamAssembler over arbitrary relay messages and arbitrary command sequences.
+//!
+//! Half the inputs are raw relay messages (length-prefixed), which exercise the wire decoder and the RESP parser
+//! inside segments; the other half are commands drawn from a vocabulary of every command the assembler follows,
+//! with keys from a small set and arguments from the input, so that the windows' own logic is reached. Besides
+//! never panicking or hanging: no window ever holds more than its capacity, and an observer that mirrors every
+//! add and removal always agrees with the windows.
+//!
+//! Run: `cargo +nightly fuzz run assembler -- -max_total_time=600` from the repository root.
+#![no_main]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use libfuzzer_sys::fuzz_target;
+use replicast_wasm::observe::{Item, ItemId, WindowObserver};
+use replicast_wasm::wire::{encode_commands, encode_hello, encode_snapshot};
+use replicast_wasm::{StreamAssembler, WatchConfig};
+
+const COMMANDS: &[&str] = &[
+    "ZADD", "ZINCRBY", "ZREM", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZPOPMIN", "ZPOPMAX",
+    "ZUNIONSTORE", "XADD", "XDEL", "XTRIM", "LPUSH", "RPUSH", "LPOP", "RPOP", "LTRIM", "LSET", "LREM", "LINSERT",
+    "LMOVE", "RPOPLPUSH", "HSET", "HDEL", "HINCRBY", "HSETNX", "SET", "INCRBY", "APPEND", "SETRANGE", "DEL",
+    "PEXPIREAT", "PERSIST", "RENAME", "MOVE", "COPY", "FLUSHDB", "FLUSHALL", "SWAPDB", "SELECT", "MULTI", "EXEC",
+    "GETDEL", "MSET", "SADD", "UNKNOWN",
+];
+const WORDS: &[&str] = &[
+    "perf:a", "perf:b", "other", "0", "1", "-1", "2", "10", "NX", "XX", "GT", "LT", "CH", "INCR", "MAXLEN", "MINID",
+    "~", "=", "*", "1-0", "2-0", "+", "-", "(1", "[a", "inf", "-inf", "LEFT", "RIGHT", "BEFORE", "AFTER", "REPLACE",
+    "DB", "KEEPTTL", "PXAT", "{\"id\":\"x\",\"cpu\":1}", "{\"id\":\"x\",\"cpu\":2}", "\u{ff}", "",
+];
+
+#[derive(Default)]
+struct Mirror {
+    live: BTreeMap<Vec<u8>, BTreeSet<ItemId>>,
+}
+
+impl WindowObserver for Mirror {
+    fn added(&mut self, key: &[u8], item: Item<'_>) {
+        assert!(self.live.entry(key.to_vec()).or_default().insert(item.id), "an id added twice");
+    }
+    fn removed(&mut self, key: &[u8], id: ItemId) {
+        let ids = self.live.get_mut(key).expect("a removal from a key with no items");
+        assert!(ids.remove(&id), "a removal of an id not added");
+    }
+    fn key_cleared(&mut self, key: &[u8]) {
+        self.live.remove(key);
+    }
+}
+
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn check(a: &StreamAssembler<Mirror>) {
+    let capacity = a.watch().window;
+    for (key, window) in a.windows() {
+        assert!(window.len() <= capacity, "a window of {} items, capacity {capacity}", window.len());
+        let ids: BTreeSet<ItemId> = window.items_newest_first().map(|i| i.id()).collect();
+        let mirrored = a.observer().live.get(key).cloned().unwrap_or_default();
+        assert_eq!(ids, mirrored, "the observer's items differ from the window's");
+    }
+    for (key, ids) in &a.observer().live {
+        if !ids.is_empty() {
+            assert!(a.window(key).is_some(), "items observed for a key with no window");
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let window = usize::from(mode >> 1) % 8 + 1;
+    let watch = WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window,
+    };
+    let mut a = StreamAssembler::with_observer(watch, Mirror::default());
+    let _ = a.push_message(&encode_hello("fuzz", 0));
+    if mode & 1 == 0 {
+        // Raw messages: a length byte, then that many bytes.
+        let mut rest = rest;
+        while let Some((&len, tail)) = rest.split_first() {
+            let (message, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            let _ = a.push_message(message);
+            check(&a);
+            rest = tail;
+        }
+        return;
+    }
+    // Commands from the vocabulary: a byte for the command and the argument count, then a byte per argument
+    // (a word, or the next few input bytes as a raw argument).
+    let (mut stream, mut offset, mut rest) = (Vec::new(), 0u64, rest);
+    while let Some((&c, tail)) = rest.split_first() {
+        let name = COMMANDS[usize::from(c) % COMMANDS.len()];
+        let count = usize::from(c >> 5) + 1;
+        let mut args: Vec<Vec<u8>> = vec![name.as_bytes().to_vec()];
+        rest = tail;
+        for _ in 0..count {
+            let Some((&w, tail)) = rest.split_first() else {
+                break;
+            };
+            rest = tail;
+            if w < 0xf0 {
+                args.push(WORDS[usize::from(w) % WORDS.len()].as_bytes().to_vec());
+            } else {
+                let (raw, tail) = rest.split_at(usize::from(w & 0x0f).min(rest.len()));
+                args.push(raw.to_vec());
+                rest = tail;
+            }
+        }
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        stream.extend_from_slice(&resp(&refs));
+        // Send every few commands, and now and then a snapshot of the watched keys as the relay writes one.
+        if c % 3 == 0 || rest.is_empty() {
+            let _ = a.push_message(&encode_commands(offset, &stream));
+            offset += stream.len() as u64;
+            stream.clear();
+            check(&a);
+        }
+        if c == 0xff {
+            let snapshot = [
+                resp(&[b"DEL", b"perf:a"]),
+                resp(&[b"ZADD", b"perf:a", b"1", b"m", b"2", b"n"]),
+            ]
+            .concat();
+            let _ = a.push_message(&encode_snapshot(offset, &snapshot));
+            check(&a);
+        }
+    }
+    let _ = a.tick(u64::MAX);
+    check(&a);
+});
