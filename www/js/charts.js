@@ -57,7 +57,8 @@ export class LineChart {
   /**
    * @param {HTMLElement} parent
    * @param {{title: string, format: (v: number) => string, series: {label: string, cls: string}[],
-   *          tick?: (v: number) => string, yMax?: number, floor?: number, legend?: number}} options —
+   *          tick?: (v: number) => string, yMax?: number, floor?: number, legend?: number, binary?: boolean}}
+   *          options — `binary`: y ticks at powers of two (bytes: 4 GiB, 8 GiB…);
    *          `format` writes the legend's values and `tick` the axis (default: `format`); `legend`: how many series
    *          get a legend entry (the rest are drawn, e.g. CPU cores, without one).
    */
@@ -116,15 +117,17 @@ export class LineChart {
     this.x.domain([t0, t1]).range([MARGIN.left, width - MARGIN.right]);
     this.y.domain([0, this.yTop]).range([height - MARGIN.bottom, MARGIN.top]);
     const ticksY = Math.max(2, Math.floor(height / 40));
+    const tickValues = options.binary ? binaryTicks(this.yTop, ticksY) : null;
     this.axisX
       .attr('transform', `translate(0,${height - MARGIN.bottom})`)
       .call(d3.axisBottom(this.x).ticks(Math.max(2, Math.floor(width / 110))).tickFormat(timeTick).tickSizeOuter(0));
     this.axisY
       .attr('transform', `translate(${MARGIN.left},0)`)
-      .call(d3.axisLeft(this.y).ticks(ticksY).tickFormat(this.tick).tickSizeOuter(0));
+      .call(d3.axisLeft(this.y).ticks(ticksY).tickValues(tickValues).tickFormat(this.tick).tickSizeOuter(0));
     this.gridY
       .attr('transform', `translate(${MARGIN.left},0)`)
-      .call(d3.axisLeft(this.y).ticks(ticksY).tickSize(-(width - MARGIN.left - MARGIN.right)).tickFormat(''));
+      .call(d3.axisLeft(this.y).ticks(ticksY).tickValues(tickValues).tickSize(-(width - MARGIN.left - MARGIN.right))
+        .tickFormat(''));
 
     const { x, y } = this;
     const line = d3.line()
@@ -154,6 +157,15 @@ export class LineChart {
   destroy() {
     this.resizer.disconnect();
   }
+}
+
+/** Ticks from 0 to `top` at a power-of-two step, at most `count` + 1 of them. */
+export function binaryTicks(top, count) {
+  let step = 2 ** Math.ceil(Math.log2(top / count || 1));
+  if (!(step > 0)) step = 1;
+  const ticks = [];
+  for (let v = 0; v <= top; v += step) ticks.push(v);
+  return ticks;
 }
 
 /** 1, 2, 2.5, 5 × 10^k at or above v. */

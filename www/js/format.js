@@ -65,3 +65,8 @@ export function clock(t) {
 export function span(n) {
   return n % 60 === 0 ? `${n / 60}${NNBSP}min` : `${n}${NNBSP}s`;
 }
+
+/** An axis label: the same, without a fraction that is zero ("50 MB/s", "8 GiB"). */
+export function short(format) {
+  return (v) => format(v).replace(/\.0+(?=\D)/, '');
+}

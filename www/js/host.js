@@ -48,19 +48,19 @@ export class HostDetail {
         series: [{ label: 'total', cls: 's-total' }, ...CORES.map(() => ({ label: 'core', cls: 'core' }))],
       }),
       mem: new LineChart(charts, {
-        title: 'Memory', format: fmt.bytes,
+        title: 'Memory', format: fmt.bytes, tick: fmt.short(fmt.bytes), binary: true,
         series: [{ label: 'used', cls: 's1' }, { label: 'cached', cls: 's2' }, { label: 'swap used', cls: 's3' }],
       }),
       net: new LineChart(charts, {
-        title: 'Network', format: fmt.rate, floor: 1000,
+        title: 'Network', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
         series: [{ label: 'received', cls: 's1' }, { label: 'sent', cls: 's2' }],
       }),
       disk: new LineChart(charts, {
-        title: 'Disk', format: fmt.rate, floor: 1000,
+        title: 'Disk', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
         series: [{ label: 'read', cls: 's1' }, { label: 'written', cls: 's2' }],
       }),
       load: new LineChart(charts, {
-        title: 'Load average', format: fmt.load, floor: 1,
+        title: 'Load average', format: fmt.load, tick: (v) => String(+v.toFixed(2)), floor: 1,
         series: [{ label: '1 min', cls: 's1' }, { label: '5 min', cls: 's2' }, { label: '15 min', cls: 's3' }],
       }),
     };
@@ -74,12 +74,12 @@ export class HostDetail {
 
   /** Shows host `name` (key `key`), keeping `window` samples. */
   async open(key, name, window) {
-    this.root.hidden = false;
     if (key === this.key && this.client) {
       if (window !== this.window) this.setWindow(window);
       return;
     }
     this.close();
+    this.root.hidden = false;
     this.key = key;
     this.window = window;
     this.t = NaN;
