@@ -1,13 +1,16 @@
 //! `replicast`: the relay between one Redis and many browsers.
 //!
 //! ```text
-//! replicast serve [--redis-url redis://host:port] [--listen 127.0.0.1:8080]
+//! replicast serve [--redis-url redis://host:port] [--listen 127.0.0.1:8080] [--demo-hosts 20]
+//! replicast collect [--redis-url redis://host:port] [--interval 1s] [--simulate N]
 //! ```
 //!
 //! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
-//! stops it on exit, so the demo needs nothing running beforehand.
+//! stops it on exit, so the demo needs nothing running beforehand; with `--demo-hosts` it also runs the collector
+//! in-process against it.
 
 mod backlog;
+mod collect;
 mod command_table;
 mod embedded_redis;
 mod frames;
@@ -55,6 +58,8 @@ enum Command {
     Record(record::RecordArgs),
     /// Print an RDB file as JSON Lines, one object per key (or a summary with --stats).
     Rdb(rdb_command::RdbArgs),
+    /// Sample this machine (and simulated hosts) every interval into Redis sorted sets, `perf:<host>`.
+    Collect(collect::CollectArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,6 +103,10 @@ struct ServeArgs {
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
+    /// With the embedded Redis only: also run the collector in-process, writing this machine and this many
+    /// simulated hosts to it every second (`perf:<host>`), so the page has something to show.
+    #[arg(long, env = "REPLICAST_DEMO_HOSTS")]
+    demo_hosts: Option<usize>,
 }
 
 #[tokio::main]
@@ -114,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Record(args) => record::run(args).await,
         Command::Rdb(args) => rdb_command::run(args),
+        Command::Collect(args) => collect::run(args).await,
     }
 }
 
@@ -130,6 +140,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("Embedded Redis: {url} (try: redis-cli -u {url} ZADD perf:demo <ms> '{{\"id\":\"a1\",\"cpu\":12.5}}')");
             (Some(redis), url)
         }
+    };
+    let demo = match (args.demo_hosts, &embedded) {
+        (Some(hosts), Some(_)) => {
+            println!("Demo collector: this machine and {hosts} simulated hosts, every second, into perf:<host>");
+            let collector = collect::CollectArgs::demo(redis_url.clone(), hosts);
+            Some(tokio::spawn(async move {
+                if let Err(err) = collect::collect(collector, std::future::pending()).await {
+                    tracing::error!("demo collector stopped: {err:#}");
+                }
+            }))
+        }
+        (Some(_), None) => {
+            tracing::warn!("--demo-hosts only applies to the embedded Redis: not writing demo data to --redis-url");
+            None
+        }
+        (None, _) => None,
     };
     let tls = match &args.redis_ca {
         Some(path) => tls::TlsSettings::from_ca_file(path)?,
@@ -184,6 +210,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     link.abort();
     poll.abort();
+    if let Some(demo) = demo {
+        demo.abort();
+    }
     drop(embedded);
     Ok(())
 }

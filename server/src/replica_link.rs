@@ -132,7 +132,7 @@ pub async fn follow(
 }
 
 /// Between half and all of `delay`, so relays restarted together do not reconnect in lockstep.
-fn jitter(delay: Duration) -> Duration {
+pub(crate) fn jitter(delay: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()

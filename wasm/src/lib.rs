@@ -11,9 +11,11 @@
 //! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
 //! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`observe`]: how windows report items entering and leaving them, for the aggregation.
+//! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
 //! - [`pattern`]: Redis glob patterns, to choose the watched keys.
 //! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
+pub mod aggregate;
 pub mod assembler;
 pub mod link;
 pub mod observe;

@@ -140,6 +140,11 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
     }
 }
 
+/// Whether `message` is a snapshot, without decoding it.
+pub fn is_snapshot(message: &[u8]) -> bool {
+    message.first() == Some(&TAG_SNAPSHOT)
+}
+
 pub fn encode_hello(epoch: &str, offset: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(10 + epoch.len());
     out.extend_from_slice(&[TAG_HELLO, PROTOCOL_VERSION]);

@@ -18,6 +18,13 @@ pub type Args = Vec<Vec<u8>>;
 /// A child process killed when dropped, with the scratch folder it worked in, if any.
 pub struct Proc(pub Child, Option<std::path::PathBuf>);
 
+impl Proc {
+    /// A child of the test's own making, killed when dropped.
+    pub fn new(child: Child) -> Self {
+        Proc(child, None)
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();

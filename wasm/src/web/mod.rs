@@ -1,25 +1,31 @@
 //! The browser API, compiled only for `wasm32`: what JavaScript sees of the assembler.
 //!
 //! - [`Assembler`]: the StreamAssembler alone, for pages that bring their own socket and drawing.
+//! - [`Replicast`]: the client a page uses: a WebSocket to the relay, reconnects and resumes, the assembler, and
+//!   reads of windows, series and aggregates, with one change callback per animation frame.
 //! - [`LiveTable`]: the whole path of the walking skeleton: a WebSocket to the relay, the assembler, and a table
 //!   of the windows rendered from wasm once per animation frame.
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
 
 pub mod bench;
+mod client;
 mod live_table;
 pub mod rdb;
 mod table;
+mod view;
 
 use js_sys::Float64Array;
 use wasm_bindgen::prelude::*;
 
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 
+pub use client::Replicast;
 pub use live_table::LiveTable;
 pub use table::render_table;
 
-/// The StreamAssembler: feed it the relay's binary messages, read the windows of the keys it watches.
+/// The StreamAssembler alone: feed it the relay's binary messages yourself, read the windows of the keys it
+/// watches. Works wherever wasm does, Node.js included.
 #[wasm_bindgen]
 pub struct Assembler {
     inner: StreamAssembler,
@@ -27,12 +33,12 @@ pub struct Assembler {
 
 #[wasm_bindgen]
 impl Assembler {
-    /// Watches keys matching any of `patterns` (Redis globs) in database `db`, keeping `window` members each.
+    /// Watches what `options` says (`patterns`, `keys`, `db`, `window`; the connection options are ignored).
     #[wasm_bindgen(constructor)]
-    pub fn new(patterns: Vec<String>, window: usize, db: u32) -> Assembler {
-        Assembler {
-            inner: StreamAssembler::new(watch_config(patterns, window, db)),
-        }
+    pub fn new(options: client::ReplicastOptions) -> Result<Assembler, JsError> {
+        Ok(Assembler {
+            inner: StreamAssembler::new(client::options_watch(options)?.0),
+        })
     }
 
     /// Applies one relay message; returns whether any window changed. Throws on a malformed message, and with
@@ -57,34 +63,34 @@ impl Assembler {
         self.inner.epoch().map(str::to_string)
     }
 
-    /// Watched keys that currently have a window.
+    /// Watched keys that have a window, in key order.
     pub fn keys(&self) -> Vec<String> {
-        self.inner
-            .windows()
-            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-            .collect()
+        view::keys(&self.inner)
     }
 
-    /// Members of `key`'s window, newest first.
-    pub fn members(&self, key: &str) -> Vec<String> {
-        self.inner
-            .window(key.as_bytes())
-            .map(|w| {
-                w.newest_first()
-                    .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Items in `key`'s window.
+    pub fn len(&self, key: &str) -> usize {
+        view::len(&self.inner, key)
     }
 
-    /// Scores of `key`'s window, newest first, in the order of [`Assembler::members`].
-    pub fn scores(&self, key: &str) -> Float64Array {
-        let scores: Vec<f64> = self
-            .inner
-            .window(key.as_bytes())
-            .map(|w| w.newest_first().map(|(_, s)| s).collect())
-            .unwrap_or_default();
-        Float64Array::from(scores.as_slice())
+    /// The items' times (sorted-set scores), oldest first.
+    pub fn times(&self, key: &str) -> Float64Array {
+        view::times(&self.inner, key)
+    }
+
+    /// The numeric JSON field at `path` of each item, oldest first; NaN where an item lacks it.
+    pub fn series(&self, key: &str, path: &str) -> Result<Float64Array, JsError> {
+        view::series(&self.inner, key, path)
+    }
+
+    /// The newest item, parsed as JSON; `undefined` when there is none or it is not JSON.
+    pub fn latest(&self, key: &str) -> JsValue {
+        view::latest(&self.inner, key)
+    }
+
+    /// `key`'s window as a plain object: its type and its items, newest first.
+    pub fn window(&self, key: &str) -> Result<JsValue, JsError> {
+        view::window(&self.inner, key)
     }
 }
 

@@ -1,0 +1,556 @@
+//! [`Replicast`]: the browser client. A WebSocket to the relay, the StreamAssembler behind it, and what a page
+//! reads: windows, numeric series, aggregates, status.
+//!
+//! Each binary message is copied into wasm memory once and applied at once; the page hears about it once per
+//! animation frame, through its `onChange` callback, with the keys that changed since the last frame. Reads are
+//! coarse calls that return typed arrays or plain objects, never one call per item.
+//!
+//! The connection logic itself (statuses, backoff, idle detection) is [`crate::link::Link`], which has no I/O and
+//! is tested natively; this file only wires it to the browser's WebSocket, timers and animation frames.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use js_sys::{ArrayBuffer, Float64Array, Function, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, MessageEvent, WebSocket};
+
+use super::view;
+use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
+use crate::link::{Link, Status};
+use crate::wire;
+
+/// How often an open socket is checked for silence.
+const IDLE_CHECK_MS: i32 = 1_000;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** What a Replicast client watches, and how. */
+export interface ReplicastOptions {
+  /** Redis glob patterns of keys to watch. */
+  patterns?: string[];
+  /** Exact keys to watch. */
+  keys?: string[];
+  /** The database (default 0). */
+  db?: number;
+  /** Newest items kept per key (default 100, at most 100,000). */
+  window?: number;
+  /** For a relay started with --token. */
+  token?: string;
+  /** Silence after which an open socket counts as dead (default 30,000 ms). */
+  idleTimeoutMs?: number;
+}
+
+/** Where a session stands. */
+export type ReplicastStatus = "connecting" | "live" | "resyncing" | "offline";
+
+/** What changed since the previous animation frame. */
+export interface ReplicastChange {
+  /** Keys whose windows changed (appeared, moved or went away). */
+  keys: string[];
+  status: ReplicastStatus;
+  /** Replication offset applied so far. */
+  offset: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "ReplicastOptions")]
+    pub type ReplicastOptions;
+    #[wasm_bindgen(typescript_type = "(change: ReplicastChange) => void")]
+    pub type ChangeCallback;
+    #[wasm_bindgen(typescript_type = "(status: ReplicastStatus) => void")]
+    pub type StatusCallback;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Options {
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    db: u32,
+    #[serde(default = "default_window")]
+    window: usize,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    idle_timeout_ms: Option<f64>,
+}
+
+fn default_window() -> usize {
+    100
+}
+
+#[derive(Serialize)]
+struct Change<'a> {
+    keys: Vec<String>,
+    status: &'a str,
+    offset: f64,
+}
+
+/// A live connection to a Replicast relay and the windows of the keys it watches.
+#[wasm_bindgen]
+pub struct Replicast {
+    shared: Rc<RefCell<Client>>,
+}
+
+struct Client {
+    url: String,
+    token: Option<String>,
+    assembler: StreamAssembler,
+    link: Link,
+    socket: Option<WebSocket>,
+    /// The socket's handlers; replaced on each reconnect, dropped on close.
+    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    on_frame: Option<Closure<dyn FnMut(JsValue)>>,
+    on_retry: Option<Closure<dyn FnMut()>>,
+    on_idle_check: Option<Closure<dyn FnMut()>>,
+    idle_timer: Option<i32>,
+    change_callback: Option<Function>,
+    status_callback: Option<Function>,
+    /// Keys changed since the last frame; `all_changed` when windows were rebuilt wholesale.
+    changed: BTreeSet<Vec<u8>>,
+    all_changed: bool,
+    frame_pending: bool,
+    reported_status: Option<Status>,
+    closed: bool,
+}
+
+#[wasm_bindgen]
+impl Replicast {
+    /// Connects to the relay's WebSocket at `url` (e.g. `ws://host:8080/ws`) and watches what `options` says.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsError> {
+        let (watch, options) = options_watch(options)?;
+        let shared = Rc::new(RefCell::new(Client {
+            url: url.to_string(),
+            token: options.token,
+            assembler: StreamAssembler::new(watch),
+            link: Link::new(options.idle_timeout_ms.unwrap_or(0.0)),
+            socket: None,
+            handlers: Vec::new(),
+            on_frame: None,
+            on_retry: None,
+            on_idle_check: None,
+            idle_timer: None,
+            change_callback: None,
+            status_callback: None,
+            changed: BTreeSet::new(),
+            all_changed: false,
+            frame_pending: false,
+            reported_status: None,
+            closed: false,
+        }));
+        let weak = Rc::downgrade(&shared);
+        let on_frame = Closure::new(move |_time: JsValue| {
+            if let Some(shared) = weak.upgrade() {
+                frame(&shared);
+            }
+        });
+        let weak = Rc::downgrade(&shared);
+        let on_retry = Closure::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                connect(&shared);
+            }
+        });
+        let weak = Rc::downgrade(&shared);
+        let on_idle_check = Closure::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                let mut client = shared.borrow_mut();
+                if client.socket.is_some() && client.link.idle(now()) {
+                    web_sys::console::warn_1(
+                        &"replicast: the relay went silent; reconnecting".into(),
+                    );
+                    client.close_socket();
+                }
+            }
+        });
+        {
+            let mut client = shared.borrow_mut();
+            client.idle_timer = web_sys::window().and_then(|w| {
+                w.set_interval_with_callback_and_timeout_and_arguments_0(
+                    on_idle_check.as_ref().unchecked_ref(),
+                    IDLE_CHECK_MS,
+                )
+                .ok()
+            });
+            client.on_frame = Some(on_frame);
+            client.on_retry = Some(on_retry);
+            client.on_idle_check = Some(on_idle_check);
+        }
+        connect(&shared);
+        Ok(Replicast { shared })
+    }
+
+    /// Calls `callback` once per animation frame in which windows changed, with the changed keys.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, callback: ChangeCallback) {
+        let mut client = self.shared.borrow_mut();
+        client.change_callback = callback.dyn_into::<Function>().ok();
+        client.all_changed = true;
+        client.request_frame();
+    }
+
+    /// Calls `callback` with the current status now, then whenever it changes.
+    #[wasm_bindgen(js_name = onStatus)]
+    pub fn on_status(&self, callback: StatusCallback) {
+        {
+            let mut client = self.shared.borrow_mut();
+            client.status_callback = callback.dyn_into::<Function>().ok();
+            client.reported_status = None;
+        }
+        report_status(&self.shared);
+    }
+
+    /// `connecting`, `live`, `resyncing` or `offline`.
+    #[wasm_bindgen(getter, unchecked_return_type = "ReplicastStatus")]
+    pub fn status(&self) -> String {
+        self.shared.borrow().link.status().as_str().to_string()
+    }
+
+    /// Replication offset applied so far (exact below 2^53).
+    #[wasm_bindgen(getter)]
+    pub fn offset(&self) -> f64 {
+        self.shared.borrow().assembler.offset() as f64
+    }
+
+    /// The replication ID of the stream followed, once the relay said hello.
+    #[wasm_bindgen(getter)]
+    pub fn epoch(&self) -> Option<String> {
+        self.shared.borrow().assembler.epoch().map(str::to_string)
+    }
+
+    /// Watched keys that have a window, in key order.
+    pub fn keys(&self) -> Vec<String> {
+        view::keys(&self.shared.borrow().assembler)
+    }
+
+    /// Items in `key`'s window.
+    pub fn len(&self, key: &str) -> usize {
+        view::len(&self.shared.borrow().assembler, key)
+    }
+
+    /// The items' times (sorted-set scores), oldest first.
+    pub fn times(&self, key: &str) -> Float64Array {
+        view::times(&self.shared.borrow().assembler, key)
+    }
+
+    /// The numeric JSON field at `path` (e.g. `cpu.total`, `load.0`) of each item, oldest first; NaN where an
+    /// item lacks it.
+    pub fn series(&self, key: &str, path: &str) -> Result<Float64Array, JsError> {
+        view::series(&self.shared.borrow().assembler, key, path)
+    }
+
+    /// The newest item, parsed as JSON; `undefined` when there is none or it is not JSON.
+    pub fn latest(&self, key: &str) -> JsValue {
+        view::latest(&self.shared.borrow().assembler, key)
+    }
+
+    /// `key`'s window as a plain object: its type and its items, newest first.
+    pub fn window(&self, key: &str) -> Result<JsValue, JsError> {
+        view::window(&self.shared.borrow().assembler, key)
+    }
+
+    /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot.
+    #[wasm_bindgen(js_name = setWindow)]
+    pub fn set_window(&self, window: usize) {
+        let mut client = self.shared.borrow_mut();
+        let mut watch = client.assembler.watch().clone();
+        watch.window = window;
+        client.assembler = StreamAssembler::new(watch);
+        client.all_changed = true;
+        client.close_socket();
+    }
+
+    /// Closes the socket and stops reconnecting.
+    pub fn close(&self) {
+        let mut client = self.shared.borrow_mut();
+        client.closed = true;
+        if let Some(socket) = client.socket.take() {
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+        client.handlers.clear();
+        if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
+            window.clear_interval_with_handle(timer);
+        }
+        client.link.closed(0.0);
+        drop(client);
+        report_status(&self.shared);
+    }
+}
+
+impl Drop for Replicast {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads the options a page gave, and what they watch.
+pub(super) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsError> {
+    let options: Options = serde_wasm_bindgen::from_value(options.into())
+        .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
+    Ok((watch_config(&options)?, options))
+}
+
+/// The watch of `options`; exact keys become patterns that match only themselves.
+fn watch_config(options: &Options) -> Result<WatchConfig, JsError> {
+    let mut patterns: Vec<Vec<u8>> = options
+        .patterns
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    patterns.extend(options.keys.iter().map(|k| escape_glob(k.as_bytes())));
+    if patterns.is_empty() {
+        return Err(JsError::new(
+            "Replicast options watch nothing: give patterns or keys",
+        ));
+    }
+    Ok(WatchConfig {
+        patterns,
+        db: options.db,
+        window: options.window,
+    })
+}
+
+fn escape_glob(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len());
+    for &b in key {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
+fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+fn connect(shared: &Rc<RefCell<Client>>) {
+    let mut client = shared.borrow_mut();
+    if client.closed {
+        return;
+    }
+    client.link.connecting(now());
+    // Ask to resume where the windows are; the relay falls back to a fresh start if its backlog moved on.
+    let mut query = Vec::new();
+    if let Some(epoch) = client.assembler.epoch() {
+        query.push(format!(
+            "epoch={}&offset={}",
+            js_sys::encode_uri_component(epoch),
+            client.assembler.offset()
+        ));
+    }
+    if let Some(token) = &client.token {
+        query.push(format!("token={}", js_sys::encode_uri_component(token)));
+    }
+    let url = if query.is_empty() {
+        client.url.clone()
+    } else {
+        let joiner = if client.url.contains('?') { '&' } else { '?' };
+        format!("{}{joiner}{}", client.url, query.join("&"))
+    };
+    let socket = match WebSocket::new(&url) {
+        Ok(socket) => socket,
+        Err(err) => {
+            web_sys::console::error_2(&"replicast: cannot open the WebSocket".into(), &err);
+            drop(client);
+            closed(shared);
+            return;
+        }
+    };
+    socket.set_binary_type(BinaryType::Arraybuffer);
+
+    let weak = Rc::downgrade(shared);
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let (Some(shared), Ok(event)) = (weak.upgrade(), event.dyn_into::<MessageEvent>()) else {
+            return;
+        };
+        let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() else {
+            return;
+        };
+        // The one copy of the message into wasm memory.
+        let bytes = Uint8Array::new(&buffer).to_vec();
+        shared.borrow_mut().receive(&bytes);
+        report_status(&shared);
+    });
+    let weak = Rc::downgrade(shared);
+    let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let client = shared.borrow();
+        let watch = client.assembler.watch();
+        let subscribe = wire::encode_subscribe(&watch.patterns, watch.db, watch.window);
+        if let Some(socket) = &client.socket {
+            if let Err(err) = socket.send_with_str(&subscribe) {
+                web_sys::console::error_2(&"replicast: cannot subscribe".into(), &err);
+            }
+        }
+    });
+    let weak = Rc::downgrade(shared);
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+        if let Some(shared) = weak.upgrade() {
+            closed(&shared);
+        }
+    });
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    client.handlers = vec![on_open, on_message, on_close];
+    client.socket = Some(socket);
+    drop(client);
+    report_status(shared);
+}
+
+/// Tells the page's status callback about a new status; called with no borrow held, since the callback may read
+/// the client.
+fn report_status(shared: &Rc<RefCell<Client>>) {
+    let report = shared.borrow_mut().status_to_report();
+    if let Some((callback, status)) = report {
+        if let Err(err) = callback.call1(&JsValue::NULL, &status.into()) {
+            web_sys::console::error_2(&"replicast: the onStatus callback threw".into(), &err);
+        }
+    }
+}
+
+/// The socket closed: schedules the reconnect.
+fn closed(shared: &Rc<RefCell<Client>>) {
+    let mut client = shared.borrow_mut();
+    client.socket = None;
+    if client.closed {
+        return;
+    }
+    let delay = client.link.closed(js_sys::Math::random());
+    if let (Some(window), Some(retry)) = (web_sys::window(), client.on_retry.as_ref()) {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            retry.as_ref().unchecked_ref(),
+            delay as i32,
+        );
+    }
+    drop(client);
+    report_status(shared);
+}
+
+fn frame(shared: &Rc<RefCell<Client>>) {
+    let (callback, change) = {
+        let mut client = shared.borrow_mut();
+        client.frame_pending = false;
+        let Some(callback) = client.change_callback.clone() else {
+            return;
+        };
+        let keys: Vec<String> = if std::mem::take(&mut client.all_changed) {
+            client.changed.clear();
+            view::keys(&client.assembler)
+        } else {
+            std::mem::take(&mut client.changed)
+                .into_iter()
+                .map(|k| String::from_utf8_lossy(&k).into_owned())
+                .collect()
+        };
+        let change = Change {
+            keys,
+            status: client.link.status().as_str(),
+            offset: client.assembler.offset() as f64,
+        };
+        (callback, serde_wasm_bindgen::to_value(&change))
+    };
+    // Called with no borrow held: the callback reads windows through the same client.
+    match change {
+        Ok(change) => {
+            if let Err(err) = callback.call1(&JsValue::NULL, &change) {
+                web_sys::console::error_2(&"replicast: the onChange callback threw".into(), &err);
+            }
+        }
+        Err(err) => web_sys::console::error_1(&format!("replicast: {err}").into()),
+    }
+}
+
+impl Client {
+    fn receive(&mut self, message: &[u8]) {
+        let now = now();
+        self.link.message(now);
+        let before = (
+            self.assembler.epoch().map(str::to_string),
+            self.assembler.offset(),
+        );
+        let is_snapshot = wire::is_snapshot(message);
+        match self.assembler.push_message(message) {
+            Ok(Outcome::Joined { epoch, offset }) => {
+                let continuous = before.0.as_deref() == Some(epoch.as_str()) && before.1 == offset;
+                self.link.hello(continuous, now);
+                if !continuous {
+                    self.all_changed = true;
+                    self.request_frame();
+                }
+            }
+            Ok(Outcome::Applied { changed, .. }) => {
+                if is_snapshot {
+                    self.link.snapshot(now);
+                }
+                if changed {
+                    // Until the assembler reports keys, a change redraws every window.
+                    self.all_changed = true;
+                    self.request_frame();
+                }
+            }
+            Ok(Outcome::Resync { reason }) => {
+                web_sys::console::warn_1(
+                    &format!("replicast: the relay asked to resync: {reason}").into(),
+                );
+                self.link.resync();
+                self.close_socket();
+            }
+            Ok(Outcome::Notice { text }) => {
+                web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
+            }
+            Err(err) => {
+                web_sys::console::error_1(
+                    &format!("replicast: bad stream, reconnecting: {err}").into(),
+                );
+                self.close_socket();
+            }
+        }
+    }
+
+    /// Asks for one animation frame, however many messages arrive before it.
+    fn request_frame(&mut self) {
+        if self.frame_pending || self.change_callback.is_none() {
+            return;
+        }
+        if let (Some(window), Some(on_frame)) = (web_sys::window(), self.on_frame.as_ref()) {
+            self.frame_pending = window
+                .request_animation_frame(on_frame.as_ref().unchecked_ref())
+                .is_ok();
+        }
+    }
+
+    /// The status callback and the status to tell it, if the status changed since it was last told.
+    fn status_to_report(&mut self) -> Option<(Function, &'static str)> {
+        let status = self.link.status();
+        if self.reported_status == Some(status) {
+            return None;
+        }
+        self.reported_status = Some(status);
+        self.request_frame();
+        Some((self.status_callback.clone()?, status.as_str()))
+    }
+
+    fn close_socket(&mut self) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.close();
+        }
+    }
+}
