@@ -57,10 +57,10 @@ export class LineChart {
   /**
    * @param {HTMLElement} parent
    * @param {{title: string, format: (v: number) => string, series: {label: string, cls: string}[],
-   *          tick?: (v: number) => string, yMax?: number, floor?: number, legend?: number, binary?: boolean}}
+   *          tick?: (v: number) => string, yMax?: number, floor?: number, extraCls?: string, binary?: boolean}}
    *          options — `binary`: y ticks at powers of two (bytes: 4 GiB, 8 GiB…);
-   *          `format` writes the legend's values and `tick` the axis (default: `format`); `legend`: how many series
-   *          get a legend entry (the rest are drawn, e.g. CPU cores, without one).
+   *          `format` writes the legend's values and `tick` the axis (default: `format`); series beyond
+   *          `series` (e.g. CPU cores) are drawn with the class `extraCls` and have no legend entry.
    */
   constructor(parent, options) {
     this.options = options;
@@ -137,12 +137,11 @@ export class LineChart {
     this.lines.selectAll('path')
       .data(values)
       .join('path')
-      .attr('class', (_, i) => options.series[i]?.cls ?? 'extra')
+      .attr('class', (_, i) => options.series[i]?.cls ?? options.extraCls ?? '')
       .attr('d', (v) => line(v));
 
-    const shown = options.series.slice(0, options.legend ?? options.series.length);
     this.legend.selectAll('li')
-      .data(shown)
+      .data(options.series)
       .join((enter) => {
         const li = enter.append('li');
         li.append('span').attr('class', (s) => `swatch ${s.cls}`);

@@ -6,8 +6,8 @@
 import { connect, hostNamer } from './connection.js';
 import { FrameMeter, frameScheduler } from './frames.js';
 import { HostBook, memPercent } from './hosts.js';
-import { last } from './charts.js';
 import { Overview } from './overview.js';
+import { SeriesCache } from './series-cache.js';
 import { FleetPanel } from './fleet.js';
 import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
@@ -16,7 +16,7 @@ import { Controls, readHash, writeHash, filterMatcher } from './controls.js';
 /** What the overview aggregates per host. */
 export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used', 'mem.total', 'load.0'];
 /** Tile work per frame before the rest waits for the next one. */
-const BUDGET_MS = 6;
+const BUDGET_MS = 5;
 /** How many of the busiest hosts are marked. */
 const BUSIEST = 5;
 /** A live session that brings no change for this long has an empty snapshot. */
@@ -125,6 +125,8 @@ export class Dashboard {
 
   /** Updates the hosts whose windows changed, within the frame's budget, then what depends on all of them. */
   frame() {
+    // Behind the host detail the overview waits: its hosts stay dirty until it shows again.
+    if (this.state.host) return;
     const start = performance.now();
     const now = Date.now();
     let updated = 0;
@@ -147,20 +149,21 @@ export class Dashboard {
     const host = this.book.get(key);
     if (!host) return false;
     const { client } = this;
-    const times = client.times(key);
-    if (times.length === 0) return false;
-    const cpu = client.series(key, 'cpu.total');
-    host.t = times[times.length - 1];
-    host.cpu = last(cpu);
-    host.memTotal = last(client.series(key, 'mem.total'));
-    host.load1 = last(client.series(key, 'load.0'));
+    const sample = client.latest(key);
+    if (!sample) return false;
+    host.t = sample.t ?? NaN;
+    host.cpu = num(sample.cpu?.total);
+    host.memUsed = num(sample.mem?.used);
+    host.memTotal = num(sample.mem?.total);
+    host.load1 = num(sample.load?.[0]);
     this.overview.setHot(host, host.cpu > this.state.above);
     if (this.overview.onscreen(key)) {
-      const mem = client.series(key, 'mem.used');
-      host.memUsed = last(mem);
-      this.overview.draw(host, times, cpu, mem, host.t - this.state.window * 1000, host.t);
+      host.series ??= new SeriesCache(['cpu.total', 'mem.used']);
+      const { times, values: [cpu, mem] } = host.series.read(client, key, sample);
+      host.t = times[times.length - 1];
+      const t0 = host.t - this.state.window * 1000;
+      this.overview.draw(host, times, cpu, mem, t0, host.t);
     } else {
-      host.memUsed = last(client.series(key, 'mem.used'));
       this.overview.markStale(key);
     }
     return true;
@@ -181,8 +184,9 @@ export class Dashboard {
   /** Once a second: states (a host goes silent without any change), ages, the fleet's counts. */
   tick() {
     const now = Date.now();
-    // Offline, the page cannot tell a silent host from a lost connection: states wait for the stream.
-    if (this.client.status === 'live') {
+    // Offline, the page cannot tell a silent host from a lost connection: states wait for the stream. Behind the
+    // host detail, hosts are not read (see frame), so their states wait too.
+    if (this.client.status === 'live' && !this.state.host) {
       const changed = this.book.refreshStates(now);
       for (const host of changed) this.overview.setState(host);
       if (changed.length) {
@@ -227,6 +231,7 @@ export class Dashboard {
       this.views.overview.hidden = false;
       document.body.dataset.view = 'overview';
       document.title = 'Replicast — fleet';
+      this.schedule();
       if (before.host) this.overview.tiles.get(this.keyOf(before.host))?.el.focus({ preventScroll: false });
     }
   }
@@ -276,3 +281,5 @@ export class Dashboard {
     });
   }
 }
+
+const num = (v) => (typeof v === 'number' ? v : NaN);

@@ -3,6 +3,7 @@
 // across hosts as a histogram with the mean and p95 marked.
 import d3 from './d3.js';
 import * as fmt from './format.js';
+import { fleetNow } from './aggregates.js';
 
 const BINS = 20;
 const HIST_W = 240;
@@ -38,9 +39,7 @@ export class FleetPanel {
    * @param threshold CPU percent for "above"
    */
   update(client, hosts, threshold) {
-    const cpu = client.fleet('cpu.total');
-    const mem = client.fleet('mem.used');
-    const above = client.fleetAbove('cpu.total', threshold);
+    const { cpu, mem, above } = fleetNow(client, hosts, threshold);
     const states = { live: 0, new: 0, silent: 0, waiting: 0 };
     for (const h of hosts) states[h.state] += 1;
     const subs = [];

@@ -1,19 +1,21 @@
 // The host detail view (#host=<name>): CPU per core, memory, network, disk and load as line charts over the window,
-// the top processes and TCP states of the newest sample. It has a client of its own, subscribed to that one key
-// with every field it charts, so the overview's client aggregates only the few fields its tiles need.
+// the top processes and TCP states of the newest sample. It has a client of its own, subscribed to that one key,
+// so the overview's client never reads more than its tiles need.
 import d3 from './d3.js';
 import { connect, exactPattern } from './connection.js';
-import { LineChart, last } from './charts.js';
+import { LineChart } from './charts.js';
 import * as fmt from './format.js';
 import { stateOf } from './hosts.js';
+import { windowP95 } from './aggregates.js';
+import { SeriesCache } from './series-cache.js';
 
-/** Cores charted, at most (the aggregate takes 32 fields in all). */
-export const MAX_CORES = 16;
-const CORES = Array.from({ length: MAX_CORES }, (_, i) => `cpu.cores.${i}`);
-const FIELDS = [
-  'cpu.total', ...CORES,
-  'mem.used', 'mem.cached', 'mem.swap_used', 'mem.total',
-  'net.rx', 'net.tx', 'disk.read', 'disk.write',
+/** Cores charted, at most. */
+export const MAX_CORES = 64;
+/** What the view's client aggregates (series are read for any field). */
+const FIELDS = ['cpu.total'];
+/** The fields charted, besides each core's `cpu.cores.<i>`. */
+const CHARTED = [
+  'cpu.total', 'mem.used', 'mem.cached', 'mem.swap_used', 'net.rx', 'net.tx', 'disk.read', 'disk.write',
   'load.0', 'load.1', 'load.2',
 ];
 
@@ -44,8 +46,8 @@ export class HostDetail {
     const charts = root.querySelector('.charts');
     this.charts = {
       cpu: new LineChart(charts, {
-        title: 'CPU', format: fmt.percent, tick: percentTick, yMax: 100, legend: 1,
-        series: [{ label: 'total', cls: 's-total' }, ...CORES.map(() => ({ label: 'core', cls: 'core' }))],
+        title: 'CPU', format: fmt.percent, tick: percentTick, yMax: 100, extraCls: 'core',
+        series: [{ label: 'total', cls: 's-total' }],
       }),
       mem: new LineChart(charts, {
         title: 'Memory', format: fmt.bytes, tick: fmt.short(fmt.bytes), binary: true,
@@ -83,6 +85,7 @@ export class HostDetail {
     this.key = key;
     this.window = window;
     this.t = NaN;
+    this.series = null;
     this.el.name.textContent = name;
     this.root.dataset.host = name;
     this.showState('waiting');
@@ -145,33 +148,36 @@ export class HostDetail {
     this.el.empty.hidden = n > 0;
     if (n === 0) return;
 
-    const times = client.times(key);
-    const s = (field) => client.series(key, field);
+    const sample = client.latest(key) ?? {};
+    const coreCount = Math.min(MAX_CORES, Array.isArray(sample.cpu?.cores) ? sample.cpu.cores.length : 0);
+    if (!this.series || this.seriesCores !== coreCount) {
+      this.series = new SeriesCache([...CHARTED, ...Array.from({ length: coreCount }, (_, i) => `cpu.cores.${i}`)]);
+      this.seriesCores = coreCount;
+    }
+    const { times, values } = this.series.read(client, key, sample);
+    const s = (field) => values[CHARTED.indexOf(field)];
     const t1 = times[times.length - 1];
     const t0 = t1 - this.window * 1000;
     this.t = t1;
-    const total = s('mem.total');
-    const cores = CORES.map(s).filter((c) => c.some((v) => !Number.isNaN(v)));
-    this.charts.cpu.update(times, [s('cpu.total'), ...cores], t0, t1);
-    this.charts.mem.options.yMax = last(total) > 0 ? last(total) : undefined;
+    const cpu = s('cpu.total');
+    this.charts.cpu.update(times, [cpu, ...values.slice(CHARTED.length)], t0, t1);
+    this.charts.mem.options.yMax = sample.mem?.total > 0 ? sample.mem.total : undefined;
     this.charts.mem.update(times, [s('mem.used'), s('mem.cached'), s('mem.swap_used')], t0, t1);
     this.charts.net.update(times, [s('net.rx'), s('net.tx')], t0, t1);
     this.charts.disk.update(times, [s('disk.read'), s('disk.write')], t0, t1);
     this.charts.load.update(times, [s('load.0'), s('load.1'), s('load.2')], t0, t1);
-
-    const sample = client.latest(key);
-    if (sample) this.drawSample(sample, client.stats(key, 'cpu.total'));
+    this.drawSample(sample, windowP95(client, key, cpu));
     this.tick(Date.now());
   }
 
   /** The newest sample's numbers, processes and TCP states. */
-  drawSample(sample, cpuStats) {
+  drawSample(sample, p95) {
     const { cpu = {}, mem = {}, load = [], net = {}, disk = {} } = sample;
     const coreCount = Array.isArray(cpu.cores) ? cpu.cores.length : 0;
     this.root.dataset.cpu = String(cpu.total);
     this.root.dataset.t = String(sample.t);
     const cores = coreCount > MAX_CORES ? `${MAX_CORES} of ${coreCount} cores charted` : `${coreCount} cores`;
-    this.setStat('cpu', fmt.percent(cpu.total), `p95 ${fmt.percent(cpuStats?.p95)} · ${cores}`);
+    this.setStat('cpu', fmt.percent(cpu.total), `p95 ${fmt.percent(p95)} · ${cores}`);
     this.setStat('mem', fmt.bytes(mem.used), `of ${fmt.bytes(mem.total)} · swap ${fmt.bytes(mem.swap_used)}`);
     this.setStat('load', fmt.load(load[0]), `${fmt.load(load[1])} · ${fmt.load(load[2])}`);
     this.setStat('net', fmt.rate(net.rx), `sent ${fmt.rate(net.tx)}`);
