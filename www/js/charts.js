@@ -57,10 +57,12 @@ export class LineChart {
   /**
    * @param {HTMLElement} parent
    * @param {{title: string, format: (v: number) => string, series: {label: string, cls: string}[],
-   *          tick?: (v: number) => string, yMax?: number, floor?: number, extraCls?: string, binary?: boolean}}
+   *          tick?: (v: number) => string, yMax?: number, floor?: number, extraCls?: string,
+   *          extraLabel?: (n: number) => string, binary?: boolean}}
    *          options — `binary`: y ticks at powers of two (bytes: 4 GiB, 8 GiB…);
    *          `format` writes the legend's values and `tick` the axis (default: `format`); series beyond
-   *          `series` (e.g. CPU cores) are drawn with the class `extraCls` and have no legend entry.
+   *          `series` (e.g. CPU cores) are drawn with the class `extraCls` and share one legend entry,
+   *          `extraLabel(count)`.
    */
   constructor(parent, options) {
     this.options = options;
@@ -101,7 +103,7 @@ export class LineChart {
   clear() {
     this.data = null;
     this.lines.selectAll('path').attr('d', null);
-    this.legend.selectAll('li .value').text('–');
+    this.legend.selectAll('li.series .value').text('–');
   }
 
   draw() {
@@ -140,10 +142,21 @@ export class LineChart {
       .attr('class', (_, i) => options.series[i]?.cls ?? options.extraCls ?? '')
       .attr('d', (v) => line(v));
 
-    this.legend.selectAll('li')
+    const extra = values.length - options.series.length;
+    this.legend.selectAll('li.extra')
+      .data(extra > 0 && options.extraLabel ? [extra] : [])
+      .join((enter) => {
+        const li = enter.append('li').attr('class', 'extra');
+        li.append('span').attr('class', `swatch ${options.extraCls}`);
+        li.append('span').attr('class', 'label');
+        return li;
+      })
+      .select('.label')
+      .text((n) => options.extraLabel(n));
+    this.legend.selectAll('li.series')
       .data(options.series)
       .join((enter) => {
-        const li = enter.append('li');
+        const li = enter.insert('li', 'li.extra').attr('class', 'series');
         li.append('span').attr('class', (s) => `swatch ${s.cls}`);
         li.append('span').attr('class', 'label').text((s) => s.label);
         li.append('span').attr('class', 'value');

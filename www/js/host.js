@@ -47,6 +47,7 @@ export class HostDetail {
     this.charts = {
       cpu: new LineChart(charts, {
         title: 'CPU', format: fmt.percent, tick: percentTick, yMax: 100, extraCls: 'core',
+        extraLabel: (n) => `${n} ${n === 1 ? 'core' : 'cores'}`,
         series: [{ label: 'total', cls: 's-total' }],
       }),
       mem: new LineChart(charts, {
