@@ -114,7 +114,7 @@ test('every host in Redis gets a tile that shows its newest sample and follows n
   await page.screenshot({ path: path.join(shots, 'dashboard.png') });
 });
 
-test('a host opens in detail from the keyboard and the URL, with its newest sample', async () => {
+test('a host opens in detail from the keyboard and the URL, with its newest sample; "/" filters', async () => {
   await page.focus(tileOf('web-02'));
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash === '#host=web-02');
@@ -136,6 +136,14 @@ test('a host opens in detail from the keyboard and the URL, with its newest samp
   await page.keyboard.press('Escape');
   await page.waitForSelector('#overview:not([hidden])');
   assert.equal(await page.evaluate(() => location.hash), '');
+
+  // "/" filters the hosts, in the URL too; Escape clears the filter.
+  await page.keyboard.press('/');
+  await page.keyboard.type('web');
+  await page.waitForFunction(() => document.querySelectorAll('#tiles a.tile').length === 4);
+  assert.equal(await page.evaluate(() => location.hash), '#filter=web');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction((n) => document.querySelectorAll('#tiles a.tile').length === n, HOSTS.length);
 
   // A link to a host opens on it.
   const other = await chromium.browser.newPage();

@@ -46,7 +46,6 @@ export function maxOf(seriesList) {
 }
 
 const MARGIN = { top: 6, right: 8, bottom: 20, left: 56 };
-const timeTick = d3.timeFormat('%H:%M:%S');
 
 /**
  * A line chart of a few series over a time window. Fixed height (CSS), width follows its container. The y domain
@@ -78,6 +77,7 @@ export class LineChart {
     this.axisX = this.svg.append('g').attr('class', 'axis x');
     this.axisY = this.svg.append('g').attr('class', 'axis y');
     this.lines = this.svg.append('g').attr('class', 'lines');
+    this.timeTick = d3.timeFormat('%H:%M:%S');
     this.x = d3.scaleTime();
     this.y = d3.scaleLinear();
     this.width = 0;
@@ -122,7 +122,7 @@ export class LineChart {
     const tickValues = options.binary ? binaryTicks(this.yTop, ticksY) : null;
     this.axisX
       .attr('transform', `translate(0,${height - MARGIN.bottom})`)
-      .call(d3.axisBottom(this.x).ticks(Math.max(2, Math.floor(width / 110))).tickFormat(timeTick).tickSizeOuter(0));
+      .call(d3.axisBottom(this.x).ticks(Math.max(2, Math.floor(width / 110))).tickFormat(this.timeTick).tickSizeOuter(0));
     this.axisY
       .attr('transform', `translate(${MARGIN.left},0)`)
       .call(d3.axisLeft(this.y).ticks(ticksY).tickValues(tickValues).tickFormat(this.tick).tickSizeOuter(0));
