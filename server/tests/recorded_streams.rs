@@ -2,8 +2,16 @@
 //! and the parser must find in the file exactly the commands that were sent (as Redis propagates them), with the
 //! offsets Redis reports, for any split of the file.
 //!
+//! The `types-*` workloads (`wasm/tests/recorded/types.rs`) use every command the assembler's windows follow;
+//! for them the test also reads Redis's own answers for every watched key at the end (`ZRANGE key -N -1
+//! WITHSCORES`, `XREVRANGE key + - COUNT N`, `LRANGE key -N -1`, `HGETALL`, `GET`, written as a snapshot: `DEL
+//! key` then `ZADD`/`XADD`/`RPUSH`/`HSET`/`SET`) and replays the recording through a StreamAssembler, whose windows
+//! must equal those answers (after the top-ups they asked for).
+//!
 //! `REPLICAST_UPDATE_TEST_DATA=1 cargo test -p replicast-server --test recorded_streams` also writes the
-//! recordings to `wasm/tests/data/`, where `wasm/tests/recorded_streams.rs` checks them without a Redis.
+//! recordings to `wasm/tests/data/` (`<name>.resp`, `<name>.offset`, and `<name>.expected` for the `types-*`
+//! ones), where `wasm/tests/recorded_streams.rs` and `wasm/tests/recorded_windows.rs` check them without a
+//! Redis, natively and in Chromium.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +22,10 @@ use replicast_wasm::resp::CommandReader;
 #[path = "../../wasm/tests/recorded/mod.rs"]
 mod recorded;
 
+#[path = "../../wasm/tests/assembled/mod.rs"]
+mod assembled;
+
+use recorded::types::{Op, PATTERN, WINDOW};
 use recorded::Step;
 
 mod support;
@@ -36,6 +48,27 @@ struct Recording {
 
 /// Records the stream of `steps` sent to a fresh Redis, until the file holds everything Redis propagated.
 fn record(steps: &[Step], out: &Path) -> Recording {
+    record_with(out, |conn| {
+        for step in steps {
+            send(conn, &step.send);
+        }
+    })
+    .0
+}
+
+fn send(conn: &mut redis::Connection, args: &[Vec<u8>]) {
+    let mut cmd = redis::cmd(std::str::from_utf8(&args[0]).unwrap());
+    for arg in &args[1..] {
+        cmd.arg(&arg[..]);
+    }
+    let _: redis::Value = cmd.query(conn).expect("the workload runs");
+}
+
+/// Records what `workload` makes a fresh Redis propagate; returns the recording and what `workload` returned.
+fn record_with<T>(
+    out: &Path,
+    workload: impl FnOnce(&mut redis::Connection) -> T,
+) -> (Recording, T) {
     let (_redis, port) = start_redis();
     let url = format!("redis://127.0.0.1:{port}");
     let (mut recorder, line) = start_until(
@@ -52,13 +85,7 @@ fn record(steps: &[Step], out: &Path) -> Recording {
         .expect("the start offset");
 
     let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-    for step in steps {
-        let mut cmd = redis::cmd(std::str::from_utf8(&step.send[0]).unwrap());
-        for arg in &step.send[1..] {
-            cmd.arg(&arg[..]);
-        }
-        let _: redis::Value = cmd.query(&mut conn).expect("the workload runs");
-    }
+    let result = workload(&mut conn);
 
     let end = master_repl_offset(&mut conn);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -79,7 +106,7 @@ fn record(steps: &[Step], out: &Path) -> Recording {
         end,
         "the file ends at Redis's offset"
     );
-    Recording { bytes, start }
+    (Recording { bytes, start }, result)
 }
 
 type Parsed = Vec<(Vec<Vec<u8>>, u64, u64)>;
@@ -137,4 +164,117 @@ fn a_zadd_workload_is_recorded_exactly() {
 #[test]
 fn a_mixed_workload_is_recorded_as_redis_propagates_it() {
     check_recording("mixed", &recorded::mixed_workload());
+}
+
+/// Runs `ops`, then reads Redis's answers for every watched key, as a snapshot (see the header).
+fn run_and_read(conn: &mut redis::Connection, ops: &[Op]) -> Vec<u8> {
+    for op in ops {
+        match op {
+            Op::Cmd(args) => send(conn, args),
+            Op::Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+        }
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(conn).unwrap();
+    let mut keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg(PATTERN).query(conn).unwrap();
+    keys.sort();
+    let n = WINDOW as i64;
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key[..]).query(conn).unwrap();
+        let mut command: Vec<Vec<u8>> = Vec::new();
+        let mut entries: Vec<Vec<Vec<u8>>> = Vec::new();
+        match kind.as_str() {
+            "zset" => {
+                let flat: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                    .arg(&key[..])
+                    .arg(-n)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(conn)
+                    .unwrap();
+                command = vec![b"ZADD".to_vec(), key.clone()];
+                for pair in flat.chunks_exact(2) {
+                    command.extend([pair[1].clone(), pair[0].clone()]);
+                }
+            }
+            "list" => {
+                let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+                    .arg(&key[..])
+                    .arg(-n)
+                    .arg(-1)
+                    .query(conn)
+                    .unwrap();
+                command = vec![b"RPUSH".to_vec(), key.clone()];
+                command.extend(items);
+            }
+            "hash" => {
+                let flat: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&key[..]).query(conn).unwrap();
+                command = vec![b"HSET".to_vec(), key.clone()];
+                command.extend(flat);
+            }
+            "string" => {
+                let value: Vec<u8> = redis::cmd("GET").arg(&key[..]).query(conn).unwrap();
+                command = vec![b"SET".to_vec(), key.clone(), value];
+            }
+            "stream" => {
+                let value: redis::Value = redis::cmd("XREVRANGE")
+                    .arg(&key[..])
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(n)
+                    .query(conn)
+                    .unwrap();
+                let redis::Value::Array(list) = value else {
+                    panic!("XREVRANGE: {value:?}")
+                };
+                for entry in list.into_iter().rev() {
+                    let (id, fields): (Vec<u8>, Vec<Vec<u8>>) =
+                        redis::from_redis_value(entry).unwrap();
+                    let mut xadd = vec![b"XADD".to_vec(), key.clone(), id];
+                    xadd.extend(fields);
+                    entries.push(xadd);
+                }
+            }
+            other => panic!("no window for type {other}"),
+        }
+        out.extend(assembled::resp(&[&b"DEL"[..], &key]));
+        if command.len() > 2 {
+            out.extend(assembled::resp(&command));
+        }
+        for entry in entries {
+            out.extend(assembled::resp(&entry));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_type_workload_replays_into_windows_equal_to_redis() {
+    for (name, ops) in recorded::types::workloads() {
+        let dir =
+            std::env::temp_dir().join(format!("replicast-recorded-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{name}.resp"));
+        let (Recording { bytes, start }, expected) =
+            record_with(&file, |conn| run_and_read(conn, &ops));
+        for (per_segment, per_message) in [(1, 1), (3, 2), (1000, 1)] {
+            assembled::replay::replay(
+                &bytes,
+                start,
+                &expected,
+                PATTERN,
+                WINDOW,
+                per_segment,
+                per_message,
+            );
+        }
+        if std::env::var_os("REPLICAST_UPDATE_TEST_DATA").is_some() {
+            let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wasm/tests/data");
+            std::fs::write(data.join(format!("{name}.resp")), &bytes).unwrap();
+            std::fs::write(data.join(format!("{name}.offset")), format!("{start}\n")).unwrap();
+            std::fs::write(data.join(format!("{name}.expected")), &expected).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -39,6 +39,7 @@ async fn newest(
 fn window(assembler: &StreamAssembler, key: &str) -> Vec<(String, f64)> {
     assembler
         .window(key.as_bytes())
+        .and_then(|w| w.as_zset())
         .map(|w| {
             w.newest_first()
                 .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))

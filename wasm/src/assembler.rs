@@ -1,22 +1,35 @@
 //! The StreamAssembler: turns relay messages into bounded windows of the keys a page watches.
 //!
-//! It reads the raw replication stream (see [`crate::wire`]), tracks `SELECT`, and applies the commands that touch
-//! watched keys to their windows. Offsets make delivery idempotent: a segment that ends at or before what was
-//! already applied is skipped, so a batch seen twice (for instance around a hello) changes nothing.
+//! It reads the raw replication stream (see [`crate::wire`]), tracks `SELECT`, buffers `MULTI` blocks so that
+//! they apply as one step, and hands every other command to [`crate::commands`], which applies it to the
+//! windows ([`crate::windows`]) of the watched keys kept in a [`Keyspace`]. Every item entering or leaving a
+//! window is reported to the assembler's [`WindowObserver`].
+//!
+//! Offsets make delivery idempotent: a segment that ends at or before what was already applied is skipped, so a
+//! batch seen twice (for instance around a hello) changes nothing. Bad input is counted in [`Diagnostics`] and
+//! never costs the state already built: a RESP error skips the rest of its segment only.
+//!
+//! Windows that cannot follow a command exactly become stale and their keys are offered by
+//! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again.
 
-use std::collections::BTreeMap;
+use std::ops::Range;
 
 use thiserror::Error;
 
-use crate::pattern::glob_match;
-use crate::resp::{Command, CommandReader, RespError};
-use crate::window::ZsetWindow;
+use crate::commands;
+use crate::diagnostics::{Diagnostics, Problem};
+use crate::keyspace::Keyspace;
+use crate::observe::{NoObserver, WindowObserver};
+use crate::resp::{Command, CommandReader};
+use crate::windows::Window;
 use crate::wire::{self, Message, WireError};
 
 /// Largest window a page may ask for; larger requests are clamped to it.
 pub const MAX_WINDOW: usize = 100_000;
+/// Most bytes of arguments buffered for one `MULTI` block; past it the block applies as it comes.
+pub const MAX_TRANSACTION_BYTES: usize = 16 << 20;
 
-/// What to watch: keys matching any of `patterns` (Redis globs) in database `db`, `window` members each.
+/// What to watch: keys matching any of `patterns` (Redis globs) in database `db`, `window` items each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
     pub patterns: Vec<Vec<u8>>,
@@ -28,12 +41,8 @@ pub struct WatchConfig {
 pub enum AssemblerError {
     #[error(transparent)]
     Wire(#[from] WireError),
-    #[error(transparent)]
-    Resp(#[from] RespError),
     #[error("commands or snapshot message before any hello")]
     NoHello,
-    #[error("snapshot: {0}")]
-    Snapshot(RespError),
     #[error("segment {start}..{end} overlaps what was already applied, up to {applied}")]
     Overlap { start: u64, end: u64, applied: u64 },
 }
@@ -51,31 +60,74 @@ pub enum Outcome {
     Notice { text: String },
 }
 
-/// Windows of the watched keys, kept up to date from the replication stream.
-#[derive(Debug)]
-pub struct StreamAssembler {
-    watch: WatchConfig,
-    epoch: Option<String>,
-    reader: CommandReader,
-    selected_db: u32,
-    windows: BTreeMap<Vec<u8>, ZsetWindow>,
+/// The commands of a `MULTI` block not applied yet, their arguments packed in one buffer.
+#[derive(Debug, Default)]
+struct Transaction {
+    data: Vec<u8>,
+    args: Vec<Range<usize>>,
+    /// Each command's arguments (a range of `args`) and end offset.
+    commands: Vec<(Range<usize>, u64)>,
+    /// Past [`MAX_TRANSACTION_BYTES`]: the rest applies as it comes.
+    streaming: bool,
 }
 
-impl StreamAssembler {
-    pub fn new(mut watch: WatchConfig) -> Self {
+impl Transaction {
+    fn push(&mut self, command: &Command<'_>) {
+        let first = self.args.len();
+        for arg in &command.args {
+            let start = self.data.len();
+            self.data.extend_from_slice(arg);
+            self.args.push(start..self.data.len());
+        }
+        self.commands.push((first..self.args.len(), command.end));
+    }
+
+    fn apply(self, keyspace: &mut Keyspace, observer: &mut dyn WindowObserver) {
+        let mut args: Vec<&[u8]> = Vec::new();
+        for (range, end) in &self.commands {
+            args.clear();
+            args.extend(
+                self.args[range.clone()]
+                    .iter()
+                    .map(|r| &self.data[r.clone()]),
+            );
+            commands::apply(keyspace, observer, &args, *end);
+        }
+    }
+}
+
+/// Windows of the watched keys, kept up to date from the replication stream, reported to an observer `O`.
+#[derive(Debug)]
+pub struct StreamAssembler<O: WindowObserver = NoObserver> {
+    epoch: Option<String>,
+    reader: CommandReader,
+    keyspace: Keyspace,
+    transaction: Option<Transaction>,
+    observer: O,
+}
+
+impl StreamAssembler<NoObserver> {
+    pub fn new(watch: WatchConfig) -> Self {
+        Self::with_observer(watch, NoObserver)
+    }
+}
+
+impl<O: WindowObserver> StreamAssembler<O> {
+    /// An assembler that reports every item entering or leaving a window to `observer`.
+    pub fn with_observer(mut watch: WatchConfig, observer: O) -> Self {
         watch.window = watch.window.clamp(1, MAX_WINDOW);
         StreamAssembler {
-            watch,
             epoch: None,
             reader: CommandReader::new(0),
-            selected_db: 0,
-            windows: BTreeMap::new(),
+            keyspace: Keyspace::new(watch),
+            transaction: None,
+            observer,
         }
     }
 
     /// What this assembler watches.
     pub fn watch(&self) -> &WatchConfig {
-        &self.watch
+        &self.keyspace.watch
     }
 
     /// The epoch being followed, once a hello arrived.
@@ -88,18 +140,60 @@ impl StreamAssembler {
         self.reader.offset()
     }
 
-    /// Watched keys that have a window, in key order.
-    pub fn windows(&self) -> impl Iterator<Item = (&[u8], &ZsetWindow)> {
-        self.windows.iter().map(|(k, w)| (k.as_slice(), w))
+    pub fn observer(&self) -> &O {
+        &self.observer
     }
 
-    pub fn window(&self, key: &[u8]) -> Option<&ZsetWindow> {
-        self.windows.get(key)
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// Counters of bad input and inexact commands.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.keyspace.diagnostics
+    }
+
+    /// Watched keys that have a window, in key order.
+    pub fn windows(&self) -> impl Iterator<Item = (&[u8], &Window)> {
+        self.keyspace.windows.iter().map(|(k, w)| (k.as_slice(), w))
+    }
+
+    /// Watched keys that have a window, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.keyspace.windows.keys().map(Vec::as_slice)
+    }
+
+    pub fn window(&self, key: &[u8]) -> Option<&Window> {
+        self.keyspace.windows.get(key)
+    }
+
+    /// Keys whose windows need a top-up (a snapshot of just them), each once; taking them clears the list.
+    pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.keyspace.topups)
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether the watched database was swapped (`SWAPDB`): no key's state is known, and the next snapshot
+    /// replaces every window, not only those of the keys it names.
+    pub fn needs_resnapshot(&self) -> bool {
+        self.keyspace.all_unknown
+    }
+
+    /// Drops the windows of keys whose TTL passed at `now_ms` (Unix milliseconds), as Redis will; returns how
+    /// many. (Redis also propagates a `DEL` when it expires a key; this only makes it visible on time.)
+    pub fn tick(&mut self, now_ms: u64) -> usize {
+        self.keyspace.expire(&mut self.observer, now_ms)
     }
 
     /// Applies one binary message from the relay.
     pub fn push_message(&mut self, message: &[u8]) -> Result<Outcome, AssemblerError> {
-        match wire::decode(message)? {
+        self.keyspace.changed = false;
+        let message = match wire::decode(message) {
+            Ok(message) => message,
+            Err(err) => return Err(self.wire_error(err)),
+        };
+        match message {
             Message::Hello { epoch, offset, .. } => {
                 self.join(epoch, offset);
                 Ok(Outcome::Joined {
@@ -111,43 +205,21 @@ impl StreamAssembler {
                 if self.epoch.is_none() {
                     return Err(AssemblerError::NoHello);
                 }
-                let (mut commands, mut changed) = (0, false);
+                let mut commands = 0;
                 for segment in segments {
-                    let segment = segment?;
-                    let applied = self.reader.offset();
-                    if segment.end() <= applied {
-                        continue;
-                    }
-                    if segment.start < applied {
-                        return Err(AssemblerError::Overlap {
-                            start: segment.start,
-                            end: segment.end(),
-                            applied,
-                        });
-                    }
-                    if segment.start > applied {
-                        // Frames the relay filtered out: whole commands, so parsing resumes cleanly here.
-                        self.reader = CommandReader::new(segment.start);
-                    }
-                    let Self {
-                        reader,
-                        watch,
-                        selected_db,
-                        windows,
-                        ..
-                    } = self;
-                    reader.push(segment.bytes, |command| {
-                        commands += 1;
-                        changed |= apply(watch, selected_db, windows, command);
-                    })?;
+                    let segment = segment.map_err(|err| self.wire_error(err))?;
+                    commands += self.apply_segment(segment.start, segment.bytes)?;
                 }
-                Ok(Outcome::Applied { commands, changed })
+                Ok(Outcome::Applied {
+                    commands,
+                    changed: self.keyspace.changed,
+                })
             }
             Message::Snapshot { offset, commands } => {
                 if self.epoch.is_none() {
                     return Err(AssemblerError::NoHello);
                 }
-                self.apply_snapshot(offset, commands)?;
+                self.apply_snapshot(offset, commands);
                 Ok(Outcome::Applied {
                     commands: 0,
                     changed: true,
@@ -162,19 +234,86 @@ impl StreamAssembler {
         }
     }
 
+    fn wire_error(&mut self, err: WireError) -> AssemblerError {
+        let offset = self.reader.offset();
+        self.keyspace
+            .diagnostics
+            .record(Problem::BadMessage, offset, err.to_string());
+        err.into()
+    }
+
+    /// Applies the commands of one segment; returns how many it held.
+    fn apply_segment(&mut self, start: u64, bytes: &[u8]) -> Result<usize, AssemblerError> {
+        let applied = self.reader.offset();
+        let end = start + bytes.len() as u64;
+        if end <= applied {
+            return Ok(0);
+        }
+        if start < applied {
+            let err = AssemblerError::Overlap {
+                start,
+                end,
+                applied,
+            };
+            self.keyspace
+                .diagnostics
+                .record(Problem::Overlap, start, err.to_string());
+            return Err(err);
+        }
+        if start > applied {
+            // Frames the relay filtered out: whole commands, so parsing resumes cleanly here.
+            self.reader = CommandReader::new(start);
+        }
+        let mut commands = 0;
+        let Self {
+            reader,
+            keyspace,
+            transaction,
+            observer,
+            ..
+        } = self;
+        let result = reader.push(bytes, |command| {
+            commands += 1;
+            apply_command(keyspace, observer, transaction, command);
+        });
+        if let Err(err) = result {
+            // Segments hold whole commands: the next one starts cleanly.
+            self.keyspace
+                .diagnostics
+                .record(Problem::BadSegment, start, err.to_string());
+            self.reader = CommandReader::new(end);
+        }
+        Ok(commands)
+    }
+
     /// Replaces the windows the snapshot names with their state at `offset`, and continues the stream from there.
-    fn apply_snapshot(&mut self, offset: u64, commands: &[u8]) -> Result<(), AssemblerError> {
-        let Self { watch, windows, .. } = self;
+    fn apply_snapshot(&mut self, offset: u64, commands: &[u8]) {
+        let Self {
+            keyspace, observer, ..
+        } = self;
+        if keyspace.all_unknown {
+            keyspace.clear(observer, true);
+        }
         // The snapshot is read in the watched database; its commands apply there.
-        let mut db = watch.db;
-        CommandReader::new(0)
-            .push(commands, |command| {
-                apply(watch, &mut db, windows, command);
-            })
-            .map_err(AssemblerError::Snapshot)?;
-        self.selected_db = watch.db;
+        keyspace.selected_db = keyspace.watch.db;
+        let mut rebuilt = Vec::new();
+        let result = CommandReader::new(0).push(commands, |command| {
+            if command.is("del") {
+                rebuilt.extend(command.args[1..].iter().map(|k| k.to_vec()));
+            }
+            commands::apply(keyspace, observer, &command.args, offset);
+        });
+        if let Err(err) = result {
+            keyspace
+                .diagnostics
+                .record(Problem::BadSnapshot, offset, err.to_string());
+        }
+        for key in &rebuilt {
+            keyspace.snapshot_done(key);
+        }
+        keyspace.selected_db = keyspace.watch.db;
+        self.transaction = None;
         self.reader = CommandReader::new(offset);
-        Ok(())
     }
 
     /// Starts following `epoch` from `offset`. Windows survive only when nothing can have been missed: same
@@ -182,300 +321,51 @@ impl StreamAssembler {
     fn join(&mut self, epoch: &str, offset: u64) {
         let continuous = self.epoch.as_deref() == Some(epoch) && self.reader.offset() == offset;
         if !continuous {
-            self.windows.clear();
-            self.selected_db = 0;
+            self.keyspace.clear(&mut self.observer, true);
+            self.keyspace.selected_db = 0;
+            self.transaction = None;
         }
         self.epoch = Some(epoch.to_string());
         self.reader = CommandReader::new(offset);
     }
 }
 
-/// Applies one command; returns whether a watched window changed.
-fn apply(
-    watch: &WatchConfig,
-    selected_db: &mut u32,
-    windows: &mut BTreeMap<Vec<u8>, ZsetWindow>,
+/// Applies one command of the stream, or buffers it inside a `MULTI` block.
+fn apply_command(
+    keyspace: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    transaction: &mut Option<Transaction>,
     command: &Command<'_>,
-) -> bool {
-    let args = &command.args;
-    if command.is("select") {
-        if let Some(db) = args.get(1).and_then(|d| parse_ascii::<u32>(d)) {
-            *selected_db = db;
+) {
+    if command.is("multi") {
+        if let Some(open) = transaction.take() {
+            // MULTI inside MULTI: Redis never sends it; keep what the first block had.
+            open.apply(keyspace, observer);
         }
-        return false;
+        *transaction = Some(Transaction::default());
+        return;
     }
-    if command.is("flushall") || (command.is("flushdb") && *selected_db == watch.db) {
-        let changed = !windows.is_empty();
-        windows.clear();
-        return changed;
-    }
-    if *selected_db != watch.db || args.len() < 2 {
-        return false;
-    }
-    let key = args[1];
-    let watched = |key: &[u8]| watch.patterns.iter().any(|p| glob_match(p, key));
-    if command.is("zadd") && watched(key) {
-        let window = windows
-            .entry(key.to_vec())
-            .or_insert_with(|| ZsetWindow::new(watch.window));
-        return zadd(window, &args[2..]);
-    }
-    if command.is("zrem") {
-        return match windows.get_mut(key) {
-            Some(window) => args[2..].iter().fold(false, |c, m| window.remove(m) | c),
-            None => false,
-        };
-    }
-    if command.is("del") || command.is("unlink") {
-        return args[1..]
-            .iter()
-            .fold(false, |c, k| windows.remove(*k).is_some() | c);
-    }
-    false
-}
-
-/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]` on a window; returns whether it changed.
-fn zadd(window: &mut ZsetWindow, args: &[&[u8]]) -> bool {
-    let (mut nx, mut xx, mut gt, mut lt, mut incr) = (false, false, false, false, false);
-    let mut rest = args;
-    while let Some((flag, tail)) = rest.split_first() {
-        match flag.to_ascii_lowercase().as_slice() {
-            b"nx" => nx = true,
-            b"xx" => xx = true,
-            b"gt" => gt = true,
-            b"lt" => lt = true,
-            b"ch" => {}
-            b"incr" => incr = true,
-            _ => break,
+    if command.is("exec") {
+        if let Some(done) = transaction.take() {
+            done.apply(keyspace, observer);
         }
-        rest = tail;
+        return;
     }
-    // Redis rejected anything malformed before replicating it; this only guards against a corrupt stream.
-    if rest.is_empty() || rest.len() % 2 != 0 {
-        return false;
-    }
-    let mut changed = false;
-    for pair in rest.chunks_exact(2) {
-        let (Some(score), member) = (parse_score(pair[0]), pair[1]) else {
-            return changed;
-        };
-        let old = window.score(member);
-        if (nx && old.is_some()) || (xx && old.is_none()) {
-            continue;
-        }
-        let new = match (incr, old) {
-            (true, Some(old)) => old + score,
-            _ => score,
-        };
-        if let Some(old) = old {
-            if (gt && new <= old) || (lt && new >= old) {
-                continue;
+    if let Some(open) = transaction {
+        if !open.streaming {
+            let size: usize = command.args.iter().map(|a| a.len()).sum();
+            if open.data.len() + size <= MAX_TRANSACTION_BYTES {
+                open.push(command);
+                return;
             }
+            keyspace.offset = command.end;
+            keyspace.problem(
+                Problem::LongTransaction,
+                "a MULTI block over 16 MiB, applied as it came",
+            );
+            std::mem::take(open).apply(keyspace, observer);
+            open.streaming = true;
         }
-        window.insert(member, new);
-        changed = true;
     }
-    changed
-}
-
-/// A score as Redis writes it: a decimal or `inf`/`+inf`/`-inf`; never NaN.
-fn parse_score(bytes: &[u8]) -> Option<f64> {
-    parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
-}
-
-fn parse_ascii<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{encode_commands, encode_hello, encode_resync};
-
-    fn resp(args: &[&str]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        out
-    }
-
-    fn stream(commands: &[&[&str]]) -> Vec<u8> {
-        commands.iter().flat_map(|c| resp(c)).collect()
-    }
-
-    fn assembler(window: usize) -> StreamAssembler {
-        let mut a = StreamAssembler::new(WatchConfig {
-            patterns: vec![b"perf:*".to_vec()],
-            db: 0,
-            window,
-        });
-        a.push_message(&encode_hello("e1", 0)).unwrap();
-        a
-    }
-
-    fn rows(a: &StreamAssembler, key: &str) -> Vec<(String, f64)> {
-        a.window(key.as_bytes())
-            .map(|w| {
-                w.newest_first()
-                    .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn zadd_fills_the_window_of_watched_keys_only() {
-        let mut a = assembler(2);
-        let s = stream(&[
-            &["SELECT", "0"],
-            &["ZADD", "perf:a", "1", "x", "2", "y", "3", "z"],
-            &["ZADD", "other", "1", "x"],
-        ]);
-        let outcome = a.push_message(&encode_commands(0, &s)).unwrap();
-        assert_eq!(
-            outcome,
-            Outcome::Applied {
-                commands: 3,
-                changed: true
-            }
-        );
-        assert_eq!(
-            rows(&a, "perf:a"),
-            vec![("z".into(), 3.0), ("y".into(), 2.0)]
-        );
-        assert!(a.window(b"other").is_none());
-        assert_eq!(a.offset(), s.len() as u64);
-    }
-
-    #[test]
-    fn zadd_flags_follow_redis() {
-        let mut a = assembler(10);
-        let s = stream(&[
-            &["ZADD", "perf:a", "5", "m"],
-            &["ZADD", "perf:a", "NX", "9", "m", "1", "n"],
-            &["ZADD", "perf:a", "XX", "7", "q"],
-            &["ZADD", "perf:a", "GT", "CH", "4", "m"],
-            &["ZADD", "perf:a", "INCR", "2.5", "n"],
-        ]);
-        a.push_message(&encode_commands(0, &s)).unwrap();
-        assert_eq!(
-            rows(&a, "perf:a"),
-            vec![("m".into(), 5.0), ("n".into(), 3.5)]
-        );
-    }
-
-    #[test]
-    fn other_databases_are_ignored_until_selected_back() {
-        let mut a = assembler(10);
-        let s = stream(&[
-            &["SELECT", "3"],
-            &["ZADD", "perf:a", "1", "x"],
-            &["SELECT", "0"],
-            &["ZADD", "perf:a", "2", "y"],
-        ]);
-        a.push_message(&encode_commands(0, &s)).unwrap();
-        assert_eq!(rows(&a, "perf:a"), vec![("y".into(), 2.0)]);
-    }
-
-    #[test]
-    fn removals_and_flushes_empty_windows() {
-        let mut a = assembler(10);
-        let s = stream(&[
-            &["ZADD", "perf:a", "1", "x", "2", "y"],
-            &["ZADD", "perf:b", "1", "x"],
-            &["ZREM", "perf:a", "x"],
-            &["DEL", "perf:b"],
-        ]);
-        a.push_message(&encode_commands(0, &s)).unwrap();
-        assert_eq!(rows(&a, "perf:a"), vec![("y".into(), 2.0)]);
-        assert!(a.window(b"perf:b").is_none());
-        let s2 = stream(&[&["FLUSHALL"]]);
-        a.push_message(&encode_commands(s.len() as u64, &s2))
-            .unwrap();
-        assert_eq!(a.windows().count(), 0);
-    }
-
-    #[test]
-    fn segments_already_applied_are_skipped() {
-        let mut a = assembler(10);
-        let s = stream(&[&["ZADD", "perf:a", "1", "x"]]);
-        let msg = encode_commands(0, &s);
-        a.push_message(&msg).unwrap();
-        assert_eq!(
-            a.push_message(&msg).unwrap(),
-            Outcome::Applied {
-                commands: 0,
-                changed: false
-            }
-        );
-        assert_eq!(rows(&a, "perf:a").len(), 1);
-    }
-
-    #[test]
-    fn a_hello_that_could_hide_a_gap_clears_windows() {
-        let mut a = assembler(10);
-        let s = stream(&[&["ZADD", "perf:a", "1", "x"]]);
-        a.push_message(&encode_commands(0, &s)).unwrap();
-        a.push_message(&encode_hello("e1", s.len() as u64)).unwrap();
-        assert_eq!(
-            rows(&a, "perf:a").len(),
-            1,
-            "same epoch and offset: nothing missed"
-        );
-        a.push_message(&encode_hello("e1", 999)).unwrap();
-        assert!(rows(&a, "perf:a").is_empty());
-        assert_eq!(a.offset(), 999);
-    }
-
-    #[test]
-    fn a_snapshot_replaces_windows_and_the_stream_continues_after_it() {
-        let mut a = assembler(10);
-        a.push_message(&encode_commands(
-            0,
-            &stream(&[&["ZADD", "perf:a", "1", "stale"]]),
-        ))
-        .unwrap();
-        let snapshot = stream(&[&["DEL", "perf:a"], &["ZADD", "perf:a", "5", "x", "6", "y"]]);
-        a.push_message(&crate::wire::encode_snapshot(500, &snapshot))
-            .unwrap();
-        assert_eq!(
-            rows(&a, "perf:a"),
-            vec![("y".into(), 6.0), ("x".into(), 5.0)]
-        );
-        assert_eq!(a.offset(), 500);
-        let next = stream(&[&["ZADD", "perf:a", "7", "z"]]);
-        a.push_message(&encode_commands(500, &next)).unwrap();
-        assert_eq!(rows(&a, "perf:a")[0], ("z".into(), 7.0));
-    }
-
-    #[test]
-    fn bad_input_gets_errors_not_panics() {
-        let mut fresh = StreamAssembler::new(WatchConfig {
-            patterns: vec![b"*".to_vec()],
-            db: 0,
-            window: 0,
-        });
-        assert!(matches!(
-            fresh.push_message(&encode_commands(0, b"PING\r\n")),
-            Err(AssemblerError::NoHello)
-        ));
-        let mut a = assembler(10);
-        let err = a
-            .push_message(&encode_commands(0, b"*1\r\n:1\r\n"))
-            .unwrap_err();
-        assert!(err.to_string().contains("offset 4"), "{err}");
-        let mut a = assembler(10);
-        a.push_message(&encode_commands(0, b"PING\r\n")).unwrap();
-        assert!(matches!(
-            a.push_message(&encode_commands(3, b"PING\r\nPING\r\n")),
-            Err(AssemblerError::Overlap { .. })
-        ));
-        assert_eq!(
-            a.push_message(&encode_resync("too slow")).unwrap(),
-            Outcome::Resync {
-                reason: "too slow".into()
-            }
-        );
-    }
+    commands::apply(keyspace, observer, &command.args, command.end);
 }

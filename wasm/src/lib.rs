@@ -7,25 +7,33 @@
 //!
 //! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
 //! - [`wire`]: the relay → browser message format.
-//! - [`window`]: a bounded window of one sorted set.
-//! - [`assembler`]: the StreamAssembler, applying commands to the windows of watched keys.
-//! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
+//! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
+//! - `keyspace`: the watched database's windows and what is known about keys without one.
+//! - `commands`: how each command changes the windows, one file per type.
+//! - [`windows`]: the window of each type: sorted set, stream, list, hash, string.
 //! - [`observe`]: how windows report items entering and leaving them, for the aggregation.
+//! - [`diagnostics`]: counters of bad input and inexact commands.
+//! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
 //! - [`pattern`]: Redis glob patterns, to choose the watched keys.
 //! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
 pub mod aggregate;
 pub mod assembler;
+mod commands;
+pub mod diagnostics;
+mod keyspace;
 pub mod link;
 pub mod observe;
 pub mod pattern;
 pub mod rdb;
 pub mod resp;
-pub mod window;
+pub mod windows;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use assembler::{Outcome, StreamAssembler, WatchConfig};
+pub use diagnostics::Diagnostics;
+pub use windows::{ItemView, Kind, Window};

@@ -2,7 +2,13 @@
 //!
 //! Every item a window holds has an [`ItemId`], unique within one assembler and never reused, so a follower can
 //! key its own state by it and learn of a removal in O(1) without comparing bytes. A changed item (a re-scored
-//! sorted-set member, an `LSET`, a hash after `HSET`) is reported as the old id removed and a new id added.
+//! sorted-set member, an `LSET`, a hash field after `HSET`) is reported as the old id removed and a new id added.
+//!
+//! What an item is, per type: a sorted-set member (`Value`, `time_ms` its score), a stream entry (`Fields`, its
+//! field/value pairs, `time_ms` its id's milliseconds), a list item (`Value`), a hash *field* (`Fields` of one
+//! pair `[field, value]`: each field is its own item, so a change costs one removal and one addition, not the
+//! whole hash), a string's value (`Value`). A window that moves to another key (`RENAME`, `COPY`) is cleared
+//! under the old key and its items added under the new one with new ids.
 
 /// Identity of one item in one window; unique within an assembler for its whole life.
 pub type ItemId = u64;

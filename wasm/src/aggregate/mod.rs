@@ -26,7 +26,7 @@ pub mod sum;
 
 mod group;
 mod query;
-mod sample;
+pub(crate) mod sample;
 mod spec;
 
 use std::collections::{BTreeSet, HashMap};

@@ -9,7 +9,6 @@
 //! is tested natively; this file only wires it to the browser's WebSocket, timers and animation frames.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use js_sys::{ArrayBuffer, Float64Array, Function, Uint8Array};
@@ -18,6 +17,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, MessageEvent, WebSocket};
 
+use super::follow::{AggregateOptions, Follow};
 use super::view;
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 use crate::link::{Link, Status};
@@ -42,6 +42,69 @@ export interface ReplicastOptions {
   token?: string;
   /** Silence after which an open socket counts as dead (default 30,000 ms). */
   idleTimeoutMs?: number;
+  /** Incremental aggregates over numeric JSON fields (dotted paths such as `cpu.total`, `load.0`). */
+  aggregate?: {
+    fields?: string[];
+    /** Counters (e.g. bytes sent so far): aggregated with a rate per second. */
+    counters?: string[];
+    /** A JSON field with each item's time in Unix ms, for items without one (sorted sets use the score). */
+    time?: string;
+    /** Rolling buckets (default [1000, 10000, 60000]). */
+    bucketsMs?: number[];
+  };
+}
+
+/** Statistics of one numeric field. Values are null when there is nothing to aggregate. */
+export interface ReplicastStats {
+  count: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  /** Per second, for counters. */
+  rate: number | null;
+}
+
+/** A field's statistics over the window, its newest value, and over the rolling buckets. */
+export interface ReplicastFieldStats extends ReplicastStats {
+  last: { value: number; t: number } | null;
+  buckets: (ReplicastStats & { ms: number })[];
+}
+
+/** Bad input seen so far, by kind; the assembler skipped it and kept the rest of its state. */
+export interface ReplicastDiagnostics {
+  badMessages: number;
+  badSegments: number;
+  overlaps: number;
+  badSnapshots: number;
+  unknownCommands: number;
+  badArguments: number;
+  wrongType: number;
+  longTransactions: number;
+  topupsRequested: number;
+  notices: number;
+  notJson: number;
+  notNumeric: number;
+  missingFields: number;
+  lastError: string | null;
+}
+
+/** A window as a plain object, items newest first. */
+export interface ReplicastWindow {
+  type: "zset" | "stream" | "list" | "hash" | "string";
+  /** Whether the window holds all Redis holds for the key. */
+  complete: boolean;
+  /** Whether a top-up was asked for and has not arrived. */
+  stale: boolean;
+  expiresAt: number | null;
+  items: (
+    | { member: string; score: number }
+    | { id: string; fields: [string, string][] }
+    | { value: string; previous?: string[] }
+    | { field: string; value: string; previous: string[] }
+  )[];
 }
 
 /** Where a session stands. */
@@ -82,6 +145,8 @@ pub(super) struct Options {
     token: Option<String>,
     #[serde(default)]
     idle_timeout_ms: Option<f64>,
+    #[serde(default)]
+    pub(super) aggregate: Option<AggregateOptions>,
 }
 
 fn default_window() -> usize {
@@ -104,7 +169,10 @@ pub struct Replicast {
 struct Client {
     url: String,
     token: Option<String>,
-    assembler: StreamAssembler,
+    aggregate: Option<AggregateOptions>,
+    assembler: StreamAssembler<Follow>,
+    /// Notices the relay sent (refused top-ups and the like).
+    notices: u64,
     link: Link,
     socket: Option<WebSocket>,
     /// The socket's handlers; replaced on each reconnect, dropped on close.
@@ -115,8 +183,7 @@ struct Client {
     idle_timer: Option<i32>,
     change_callback: Option<Function>,
     status_callback: Option<Function>,
-    /// Keys changed since the last frame; `all_changed` when windows were rebuilt wholesale.
-    changed: BTreeSet<Vec<u8>>,
+    /// Windows were rebuilt wholesale since the last frame: every key changed.
     all_changed: bool,
     frame_pending: bool,
     reported_status: Option<Status>,
@@ -129,10 +196,13 @@ impl Replicast {
     #[wasm_bindgen(constructor)]
     pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsError> {
         let (watch, options) = options_watch(options)?;
+        let follow = Follow::new(options.aggregate.clone())?;
         let shared = Rc::new(RefCell::new(Client {
             url: url.to_string(),
             token: options.token,
-            assembler: StreamAssembler::new(watch),
+            aggregate: options.aggregate,
+            assembler: StreamAssembler::with_observer(watch, follow),
+            notices: 0,
             link: Link::new(options.idle_timeout_ms.unwrap_or(0.0)),
             socket: None,
             handlers: Vec::new(),
@@ -142,7 +212,6 @@ impl Replicast {
             idle_timer: None,
             change_callback: None,
             status_callback: None,
-            changed: BTreeSet::new(),
             all_changed: false,
             frame_pending: false,
             reported_status: None,
@@ -164,6 +233,10 @@ impl Replicast {
         let on_idle_check = Closure::new(move || {
             if let Some(shared) = weak.upgrade() {
                 let mut client = shared.borrow_mut();
+                // Keys whose TTL passed go now, whether or not Redis's DEL for them has arrived yet.
+                if client.assembler.tick(js_sys::Date::now() as u64) > 0 {
+                    client.request_frame();
+                }
                 if client.socket.is_some() && client.link.idle(now()) {
                     web_sys::console::warn_1(
                         &"replicast: the relay went silent; reconnecting".into(),
@@ -254,8 +327,49 @@ impl Replicast {
     }
 
     /// `key`'s window as a plain object: its type and its items, newest first.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastWindow | undefined")]
     pub fn window(&self, key: &str) -> Result<JsValue, JsError> {
         view::window(&self.shared.borrow().assembler, key)
+    }
+
+    /// `key`'s statistics of an aggregated field over its window and the rolling buckets.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastFieldStats | null")]
+    pub fn stats(&self, key: &str, path: &str) -> Result<JsValue, JsError> {
+        self.shared
+            .borrow_mut()
+            .assembler
+            .observer_mut()
+            .stats(key, path)
+    }
+
+    /// Across keys, over each key's newest item: the statistics of an aggregated field.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastFieldStats | null")]
+    pub fn fleet(&self, path: &str) -> Result<JsValue, JsError> {
+        self.shared
+            .borrow_mut()
+            .assembler
+            .observer_mut()
+            .fleet(path)
+    }
+
+    /// Across keys, how many keys' newest value of an aggregated field is above `threshold`.
+    #[wasm_bindgen(js_name = fleetAbove)]
+    pub fn fleet_above(&self, path: &str, threshold: f64) -> Result<usize, JsError> {
+        self.shared
+            .borrow_mut()
+            .assembler
+            .observer_mut()
+            .fleet_above(path, threshold)
+    }
+
+    /// Bad input seen so far, by kind.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastDiagnostics")]
+    pub fn diagnostics(&self) -> Result<JsValue, JsError> {
+        let client = self.shared.borrow();
+        client
+            .assembler
+            .observer()
+            .diagnostics(client.assembler.diagnostics(), client.notices)
     }
 
     /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot.
@@ -264,8 +378,8 @@ impl Replicast {
         let mut client = self.shared.borrow_mut();
         let mut watch = client.assembler.watch().clone();
         watch.window = window;
-        client.assembler = StreamAssembler::new(watch);
-        client.all_changed = true;
+        client.assembler = StreamAssembler::with_observer(watch, Follow::default());
+        client.reset_windows();
         client.close_socket();
     }
 
@@ -451,11 +565,11 @@ fn frame(shared: &Rc<RefCell<Client>>) {
         let Some(callback) = client.change_callback.clone() else {
             return;
         };
+        let changed = std::mem::take(&mut client.assembler.observer_mut().changed);
         let keys: Vec<String> = if std::mem::take(&mut client.all_changed) {
-            client.changed.clear();
             view::keys(&client.assembler)
         } else {
-            std::mem::take(&mut client.changed)
+            changed
                 .into_iter()
                 .map(|k| String::from_utf8_lossy(&k).into_owned())
                 .collect()
@@ -487,6 +601,7 @@ impl Client {
             self.assembler.offset(),
         );
         let is_snapshot = wire::is_snapshot(message);
+        self.assembler.observer_mut().set_now(js_sys::Date::now());
         match self.assembler.push_message(message) {
             Ok(Outcome::Joined { epoch, offset }) => {
                 let continuous = before.0.as_deref() == Some(epoch.as_str()) && before.1 == offset;
@@ -496,14 +611,9 @@ impl Client {
                     self.request_frame();
                 }
             }
-            Ok(Outcome::Applied { changed, .. }) => {
+            Ok(Outcome::Applied { .. }) => {
                 if is_snapshot {
                     self.link.snapshot(now);
-                }
-                if changed {
-                    // Until the assembler reports keys, a change redraws every window.
-                    self.all_changed = true;
-                    self.request_frame();
                 }
             }
             Ok(Outcome::Resync { reason }) => {
@@ -514,6 +624,7 @@ impl Client {
                 self.close_socket();
             }
             Ok(Outcome::Notice { text }) => {
+                self.notices += 1;
                 web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
             }
             Err(err) => {
@@ -523,6 +634,31 @@ impl Client {
                 self.close_socket();
             }
         }
+        if self.assembler.needs_resnapshot() {
+            // SWAPDB swapped the watched database: only a fresh snapshot can say what it holds now.
+            self.reset_windows();
+            self.close_socket();
+        }
+        if !self.assembler.observer().changed.is_empty() {
+            self.request_frame();
+        }
+        // Removals left windows shorter than what Redis holds: ask the relay to read them again.
+        let topups = self.assembler.take_topups();
+        if let (false, Some(socket)) = (topups.is_empty(), &self.socket) {
+            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
+            if let Err(err) = socket.send_with_str(&request) {
+                web_sys::console::error_2(&"replicast: cannot ask for a top-up".into(), &err);
+            }
+        }
+    }
+
+    /// Starts over with empty windows and no epoch, so the next session joins with a snapshot.
+    fn reset_windows(&mut self) {
+        let watch = self.assembler.watch().clone();
+        // Options that were valid at construction still are.
+        let follow = Follow::new(self.aggregate.clone()).unwrap_or_default();
+        self.assembler = StreamAssembler::with_observer(watch, follow);
+        self.all_changed = true;
     }
 
     /// Asks for one animation frame, however many messages arrive before it.

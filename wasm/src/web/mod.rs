@@ -10,6 +10,7 @@
 
 pub mod bench;
 mod client;
+mod follow;
 mod live_table;
 pub mod rdb;
 mod table;
@@ -19,6 +20,7 @@ use js_sys::Float64Array;
 use wasm_bindgen::prelude::*;
 
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
+use follow::Follow;
 
 pub use client::Replicast;
 pub use live_table::LiveTable;
@@ -28,7 +30,7 @@ pub use table::render_table;
 /// watches. Works wherever wasm does, Node.js included.
 #[wasm_bindgen]
 pub struct Assembler {
-    inner: StreamAssembler,
+    inner: StreamAssembler<Follow>,
 }
 
 #[wasm_bindgen]
@@ -36,20 +38,57 @@ impl Assembler {
     /// Watches what `options` says (`patterns`, `keys`, `db`, `window`; the connection options are ignored).
     #[wasm_bindgen(constructor)]
     pub fn new(options: client::ReplicastOptions) -> Result<Assembler, JsError> {
+        let (watch, options) = client::options_watch(options)?;
         Ok(Assembler {
-            inner: StreamAssembler::new(client::options_watch(options)?.0),
+            inner: StreamAssembler::with_observer(watch, Follow::new(options.aggregate)?),
         })
     }
 
     /// Applies one relay message; returns whether any window changed. Throws on a malformed message, and with
     /// a message starting "resync:" when the relay dropped the session.
     pub fn push(&mut self, message: &[u8]) -> Result<bool, JsError> {
+        self.inner.observer_mut().set_now(js_sys::Date::now());
         match self.inner.push_message(message)? {
             Outcome::Joined { .. } => Ok(true),
             Outcome::Applied { changed, .. } => Ok(changed),
             Outcome::Notice { .. } => Ok(false),
             Outcome::Resync { reason } => Err(JsError::new(&format!("resync: {reason}"))),
         }
+    }
+
+    /// Keys whose windows changed since the last call, in key order.
+    #[wasm_bindgen(js_name = takeChanged)]
+    pub fn take_changed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.inner.observer_mut().changed)
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
+    }
+
+    /// `key`'s statistics of an aggregated field over its window and the rolling buckets.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastFieldStats | null")]
+    pub fn stats(&mut self, key: &str, path: &str) -> Result<JsValue, JsError> {
+        self.inner.observer_mut().stats(key, path)
+    }
+
+    /// Across keys, over each key's newest item: the statistics of an aggregated field.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastFieldStats | null")]
+    pub fn fleet(&mut self, path: &str) -> Result<JsValue, JsError> {
+        self.inner.observer_mut().fleet(path)
+    }
+
+    /// Across keys, how many keys' newest value of an aggregated field is above `threshold`.
+    #[wasm_bindgen(js_name = fleetAbove)]
+    pub fn fleet_above(&mut self, path: &str, threshold: f64) -> Result<usize, JsError> {
+        self.inner.observer_mut().fleet_above(path, threshold)
+    }
+
+    /// Bad input seen so far, by kind.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastDiagnostics")]
+    pub fn diagnostics(&self) -> Result<JsValue, JsError> {
+        self.inner
+            .observer()
+            .diagnostics(self.inner.diagnostics(), 0)
     }
 
     /// Replication offset applied so far (exact below 2^53).
@@ -89,8 +128,52 @@ impl Assembler {
     }
 
     /// `key`'s window as a plain object: its type and its items, newest first.
+    #[wasm_bindgen(unchecked_return_type = "ReplicastWindow | undefined")]
     pub fn window(&self, key: &str) -> Result<JsValue, JsError> {
         view::window(&self.inner, key)
+    }
+
+    /// The Redis type of `key`'s window (`zset`, `stream`, `list`, `hash`, `string`), if it has one.
+    pub fn kind(&self, key: &str) -> Option<String> {
+        self.inner
+            .window(key.as_bytes())
+            .map(|w| w.kind().name().to_string())
+    }
+
+    /// Whether `key`'s window holds all Redis holds for it.
+    pub fn complete(&self, key: &str) -> bool {
+        self.inner
+            .window(key.as_bytes())
+            .is_some_and(|w| w.complete())
+    }
+
+    /// Whether `key`'s window waits for a top-up.
+    pub fn stale(&self, key: &str) -> bool {
+        self.inner.window(key.as_bytes()).is_some_and(|w| w.stale())
+    }
+
+    /// When `key` expires, in Unix milliseconds, if it has a TTL.
+    #[wasm_bindgen(js_name = expiresAt)]
+    pub fn expires_at(&self, key: &str) -> Option<f64> {
+        self.inner
+            .window(key.as_bytes())
+            .and_then(|w| w.expires_at_ms())
+            .map(|t| t as f64)
+    }
+
+    /// Drops windows whose TTL passed at `now_ms`; returns how many.
+    pub fn tick(&mut self, now_ms: f64) -> usize {
+        self.inner.tick(now_ms.max(0.0) as u64)
+    }
+
+    /// Keys whose windows need a top-up, each once.
+    #[wasm_bindgen(js_name = takeTopups)]
+    pub fn take_topups(&mut self) -> Vec<String> {
+        self.inner
+            .take_topups()
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
     }
 }
 

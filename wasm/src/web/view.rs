@@ -1,89 +1,241 @@
 //! What a page reads of the windows: keys, typed arrays of times and numeric fields, the newest item, and whole
 //! windows as plain objects. Each read is one call that walks a window in wasm and hands JS one array or object.
+//!
+//! Series follow the item order of each type, oldest first: sorted-set members by score, stream entries by id,
+//! list items from head to tail. For a hash the series is one field's history (its earlier values, then its
+//! value; `path` names the field, or the field then a JSON path inside it), for a string its recent values.
 
 use js_sys::Float64Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::aggregate::json::{parse_number, Found, PathSet};
+use crate::aggregate::sample::{Read, SampleReader};
 use crate::assembler::StreamAssembler;
+use crate::observe::{Payload, WindowObserver};
+use crate::windows::{ItemView, Window};
 
-pub fn keys(assembler: &StreamAssembler) -> Vec<String> {
-    assembler
-        .windows()
-        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-        .collect()
+pub fn keys<O: WindowObserver>(assembler: &StreamAssembler<O>) -> Vec<String> {
+    assembler.keys().map(text).collect()
 }
 
-pub fn len(assembler: &StreamAssembler, key: &str) -> usize {
-    assembler.window(key.as_bytes()).map_or(0, |w| w.len())
+pub fn len<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> usize {
+    assembler.window(key.as_bytes()).map_or(0, Window::len)
 }
 
-pub fn times(assembler: &StreamAssembler, key: &str) -> Float64Array {
-    let mut times: Vec<f64> = assembler
-        .window(key.as_bytes())
-        .map(|w| w.newest_first().map(|(_, s)| s).collect())
-        .unwrap_or_default();
-    times.reverse();
+/// Item times, oldest first: sorted-set scores, stream entry ids' milliseconds; empty for other types.
+pub fn times<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> Float64Array {
+    let mut times: Vec<f64> = Vec::new();
+    if let Some(window) = assembler.window(key.as_bytes()) {
+        times.reserve(window.len());
+        for item in window.items_newest_first() {
+            match item {
+                ItemView::Member { score, .. } => times.push(score),
+                ItemView::Entry { entry, .. } => times.push(entry.ms as f64),
+                _ => {}
+            }
+        }
+        times.reverse();
+    }
     Float64Array::from(times.as_slice())
 }
 
-pub fn series(assembler: &StreamAssembler, key: &str, path: &str) -> Result<Float64Array, JsError> {
-    let paths = PathSet::new(&[path])?;
-    let mut found = [Found::Missing];
+pub fn series<O: WindowObserver>(
+    assembler: &StreamAssembler<O>,
+    key: &str,
+    path: &str,
+) -> Result<Float64Array, JsError> {
+    let mut reader = SampleReader::new(&[path])?;
     let mut values: Vec<f64> = Vec::new();
-    if let Some(window) = assembler.window(key.as_bytes()) {
-        values.reserve(window.len());
-        for (member, _) in window.newest_first() {
-            let value = match paths.extract(member, &mut found) {
-                Ok(()) => match &found[0] {
-                    Found::Number(range) => {
-                        parse_number(&member[range.clone()]).unwrap_or(f64::NAN)
+    let mut read = |payload: Payload<'_>| {
+        let mut value = f64::NAN;
+        // An item that is not JSON has no numbers to give: NaN, like a missing field.
+        let _ = reader.read(payload, |_, read| {
+            if let Read::Number(v, _) = read {
+                value = v;
+            }
+        });
+        value
+    };
+    let Some(window) = assembler.window(key.as_bytes()) else {
+        return Ok(Float64Array::new_with_length(0));
+    };
+    match window.as_hash() {
+        // One field's history: `path` is the field, or the field then a path into its JSON value.
+        Some(_) => {
+            let (field, inner) = path.split_once('.').unwrap_or((path, ""));
+            let mut inner = SampleReader::new(&[inner])?;
+            let mut number = |value: &[u8]| {
+                let mut n = f64::NAN;
+                let _ = inner.read(Payload::Value(value), |_, read| {
+                    if let Read::Number(v, _) = read {
+                        n = v;
                     }
-                    _ => f64::NAN,
-                },
-                Err(_) => f64::NAN,
+                });
+                n
             };
-            values.push(value);
+            for item in window.items_newest_first() {
+                if let ItemView::Field {
+                    field: name,
+                    value,
+                    previous,
+                    ..
+                } = item
+                {
+                    if name == field.as_bytes() {
+                        values.push(number(value));
+                        values.extend(previous.iter().map(|v| number(v)));
+                    }
+                }
+            }
         }
-        values.reverse();
+        None => {
+            for item in window.items_newest_first() {
+                match item {
+                    ItemView::Member { member, .. } => values.push(read(Payload::Value(member))),
+                    ItemView::Entry { fields, .. } => values.push(read(Payload::Fields(fields))),
+                    ItemView::ListItem { value, .. } => values.push(read(Payload::Value(value))),
+                    ItemView::Value {
+                        value, previous, ..
+                    } => {
+                        values.push(read(Payload::Value(value)));
+                        values.extend(previous.iter().map(|v| read(Payload::Value(v))));
+                    }
+                    ItemView::Field { .. } => {}
+                }
+            }
+        }
     }
+    values.reverse();
     Ok(Float64Array::from(values.as_slice()))
 }
 
-pub fn latest(assembler: &StreamAssembler, key: &str) -> JsValue {
-    assembler
-        .window(key.as_bytes())
-        .and_then(|w| w.newest_first().next())
-        .and_then(|(member, _)| std::str::from_utf8(member).ok())
-        .and_then(|text| js_sys::JSON::parse(text).ok())
-        .unwrap_or(JsValue::UNDEFINED)
+/// The newest item as JSON: a member, list item or string value parsed; a stream entry as an object of its
+/// fields; a hash as an object of its fields. `undefined` without a window or when the value is not JSON.
+pub fn latest<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> JsValue {
+    let Some(window) = assembler.window(key.as_bytes()) else {
+        return JsValue::UNDEFINED;
+    };
+    let parse = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| js_sys::JSON::parse(t).ok())
+            .unwrap_or(JsValue::UNDEFINED)
+    };
+    if window.as_hash().is_some() {
+        let object = js_sys::Object::new();
+        for item in window.items_newest_first() {
+            if let ItemView::Field { field, value, .. } = item {
+                let _ = js_sys::Reflect::set(&object, &text(field).into(), &text(value).into());
+            }
+        }
+        return object.into();
+    }
+    match window.items_newest_first().next() {
+        Some(ItemView::Member { member, .. }) => parse(member),
+        Some(ItemView::ListItem { value, .. }) | Some(ItemView::Value { value, .. }) => {
+            parse(value)
+        }
+        Some(ItemView::Entry { fields, .. }) => {
+            let object = js_sys::Object::new();
+            for pair in fields.chunks_exact(2) {
+                let _ =
+                    js_sys::Reflect::set(&object, &text(&pair[0]).into(), &text(&pair[1]).into());
+            }
+            object.into()
+        }
+        _ => JsValue::UNDEFINED,
+    }
 }
 
 #[derive(Serialize)]
-struct ZsetItem {
-    member: String,
-    score: f64,
+#[serde(untagged)]
+enum Item {
+    Member {
+        member: String,
+        score: f64,
+    },
+    Entry {
+        id: String,
+        fields: Vec<(String, String)>,
+    },
+    Listed {
+        value: String,
+    },
+    Field {
+        field: String,
+        value: String,
+        previous: Vec<String>,
+    },
+    Value {
+        value: String,
+        previous: Vec<String>,
+    },
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Window {
-    Zset { items: Vec<ZsetItem> },
+#[serde(rename_all = "camelCase")]
+struct WindowObject {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Whether the window holds all Redis holds for the key.
+    complete: bool,
+    /// Whether a top-up was asked for and has not arrived.
+    stale: bool,
+    expires_at: Option<f64>,
+    items: Vec<Item>,
 }
 
-pub fn window(assembler: &StreamAssembler, key: &str) -> Result<JsValue, JsError> {
+/// `key`'s window: `{type, complete, stale, expiresAt, items}`, items newest first.
+pub fn window<O: WindowObserver>(
+    assembler: &StreamAssembler<O>,
+    key: &str,
+) -> Result<JsValue, JsError> {
     let Some(window) = assembler.window(key.as_bytes()) else {
         return Ok(JsValue::UNDEFINED);
     };
-    let window = Window::Zset {
-        items: window
-            .newest_first()
-            .map(|(m, score)| ZsetItem {
-                member: String::from_utf8_lossy(m).into_owned(),
+    let items = window
+        .items_newest_first()
+        .map(|item| match item {
+            ItemView::Member { member, score, .. } => Item::Member {
+                member: text(member),
                 score,
-            })
-            .collect(),
+            },
+            ItemView::Entry { entry, fields, .. } => Item::Entry {
+                id: format!("{}-{}", entry.ms, entry.seq),
+                fields: fields
+                    .chunks_exact(2)
+                    .map(|p| (text(&p[0]), text(&p[1])))
+                    .collect(),
+            },
+            ItemView::ListItem { value, .. } => Item::Listed { value: text(value) },
+            ItemView::Field {
+                field,
+                value,
+                previous,
+                ..
+            } => Item::Field {
+                field: text(field),
+                value: text(value),
+                previous: previous.iter().map(|v| text(v)).collect(),
+            },
+            ItemView::Value {
+                value, previous, ..
+            } => Item::Value {
+                value: text(value),
+                previous: previous.iter().map(|v| text(v)).collect(),
+            },
+        })
+        .collect();
+    let object = WindowObject {
+        kind: window.kind().name(),
+        complete: window.complete(),
+        stale: window.stale(),
+        expires_at: window.expires_at_ms().map(|t| t as f64),
+        items,
     };
-    serde_wasm_bindgen::to_value(&window).map_err(|e| JsError::new(&e.to_string()))
+    serde_wasm_bindgen::to_value(&object).map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -262,3 +262,4 @@ fn matches(command: &[Vec<u8>], want: &[Arg]) -> bool {
             Arg::Any => true,
         })
 }
+pub mod types;

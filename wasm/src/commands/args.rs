@@ -1,0 +1,57 @@
+//! Reading numbers, scores and ranges out of command arguments, as Redis writes them.
+
+use std::ops::Bound;
+
+pub(crate) fn parse_ascii<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+pub(crate) fn int(bytes: &[u8]) -> Option<i64> {
+    parse_ascii(bytes)
+}
+
+/// A score as Redis writes it: a decimal or `inf`/`+inf`/`-inf`; never NaN.
+pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
+    parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
+}
+
+/// A score bound of `ZREMRANGEBYSCORE`: `1.5`, `(1.5` (exclusive), `-inf`, `+inf`.
+pub(crate) fn score_bound(bytes: &[u8]) -> Option<Bound<f64>> {
+    match bytes.strip_prefix(b"(") {
+        Some(rest) => score(rest).map(Bound::Excluded),
+        None => score(bytes).map(Bound::Included),
+    }
+}
+
+/// A member bound of `ZREMRANGEBYLEX`: `[a` (inclusive), `(a` (exclusive), `-`, `+`.
+pub(crate) fn lex_bound(bytes: &[u8], low: bool) -> Option<Bound<&[u8]>> {
+    match bytes.split_first()? {
+        (b'[', rest) => Some(Bound::Included(rest)),
+        (b'(', rest) => Some(Bound::Excluded(rest)),
+        (b'-', []) if low => Some(Bound::Unbounded),
+        (b'+', []) if !low => Some(Bound::Unbounded),
+        // `-` as the high bound or `+` as the low one: an empty range.
+        (b'-', []) | (b'+', []) => None,
+        _ => None,
+    }
+}
+
+/// Whether `value` is within `low..high`.
+pub(crate) fn within<T: PartialOrd + ?Sized>(value: &T, low: Bound<&T>, high: Bound<&T>) -> bool {
+    let above = match low {
+        Bound::Included(l) => value >= l,
+        Bound::Excluded(l) => value > l,
+        Bound::Unbounded => true,
+    };
+    let below = match high {
+        Bound::Included(h) => value <= h,
+        Bound::Excluded(h) => value < h,
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+/// Whether `arg` is `word`, ignoring ASCII case.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}

@@ -1,0 +1,142 @@
+//! Commands on keys of any type: deletion, expiry, renaming, moving and copying between databases, flushes,
+//! `SWAPDB` and `SELECT`.
+
+use super::args::{int, is, parse_ascii};
+use crate::diagnostics::Problem;
+use crate::keyspace::Keyspace;
+use crate::observe::WindowObserver;
+
+pub(super) fn select(ks: &mut Keyspace, args: &[&[u8]]) {
+    match args.get(1).and_then(|d| parse_ascii::<u32>(d)) {
+        Some(db) => ks.selected_db = db,
+        None => ks.bad_arguments("SELECT"),
+    }
+}
+
+/// `SWAPDB a b`: if the watched database is one of them, every key's state is unknown until a full snapshot.
+pub(super) fn swapdb(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(a), Some(b)) = (
+        args.get(1).and_then(|d| parse_ascii::<u32>(d)),
+        args.get(2).and_then(|d| parse_ascii::<u32>(d)),
+    ) else {
+        return ks.bad_arguments("SWAPDB");
+    };
+    if a != b && (a == ks.watch.db || b == ks.watch.db) {
+        ks.clear(observer, false);
+    }
+}
+
+/// `DEL`/`UNLINK key …` (and `GETDEL key`, should it arrive unrewritten).
+pub(super) fn del(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    for key in &args[1..] {
+        ks.drop_key(observer, key);
+    }
+}
+
+/// `PEXPIREAT key ms [NX|XX|GT|LT]` (how Redis propagates every expiry), or `EXPIREAT key s`.
+pub(super) fn expire_at(ks: &mut Keyspace, args: &[&[u8]], seconds: bool) {
+    let at = args
+        .get(2)
+        .and_then(|t| int(t))
+        .filter(|&t| t >= 0)
+        .map(|t| t as u64);
+    match at {
+        Some(at) => ks.set_expiry(args[1], Some(if seconds { at * 1000 } else { at })),
+        None => ks.bad_arguments("PEXPIREAT"),
+    }
+}
+
+/// `RENAME src dst` / `RENAMENX`: the window moves with the value.
+pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
+        return ks.bad_arguments("RENAME");
+    };
+    if src == dst {
+        return;
+    }
+    let src_known = ks.is_watched(src) && ks.known(src);
+    match ks.take(observer, src) {
+        Some(window) => ks.put(observer, dst, window),
+        // A watched key known to have no window holds a type without windows (a set): so does `dst` now.
+        None if src_known => ks.drop_key(observer, dst),
+        None => ks.mark_unknown(observer, dst),
+    }
+    ks.drop_key(observer, src);
+}
+
+/// `MOVE key db`: a key leaves the watched database, or arrives in it with a value the stream does not show.
+pub(super) fn move_key(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(&key), Some(db)) = (args.get(1), args.get(2).and_then(|d| parse_ascii::<u32>(d)))
+    else {
+        return ks.bad_arguments("MOVE");
+    };
+    if db == ks.selected_db {
+        return;
+    }
+    if ks.in_watched_db() {
+        ks.drop_key(observer, key);
+    } else if db == ks.watch.db {
+        ks.mark_unknown(observer, key);
+    }
+}
+
+/// `COPY src dst [DB db] [REPLACE]`.
+pub(super) fn copy(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
+        return ks.bad_arguments("COPY");
+    };
+    let mut db = ks.selected_db;
+    let mut rest = args[3..].iter();
+    while let Some(arg) = rest.next() {
+        if is(arg, "db") {
+            match rest.next().and_then(|d| parse_ascii::<u32>(d)) {
+                Some(d) => db = d,
+                None => return ks.bad_arguments("COPY"),
+            }
+        }
+    }
+    if db != ks.watch.db || !ks.is_watched(dst) {
+        return;
+    }
+    let same_db = ks.in_watched_db();
+    let copied = same_db.then(|| ks.windows.get(src).cloned()).flatten();
+    match copied {
+        Some(window) => ks.put(observer, dst, window),
+        None if same_db && ks.is_watched(src) && ks.known(src) => ks.drop_key(observer, dst),
+        None => ks.mark_unknown(observer, dst),
+    }
+}
+
+/// `SORT … STORE dst`, `GEORADIUS … STORE|STOREDIST dst`: the destination's value is computed by Redis.
+pub(super) fn store_option(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let mut rest = args[2..].iter();
+    while let Some(arg) = rest.next() {
+        if is(arg, "store") || is(arg, "storedist") {
+            if let Some(dst) = rest.next() {
+                ks.mark_unknown(observer, dst);
+            }
+        }
+    }
+}
+
+/// A command of a type without windows (sets): a wrong type if the key has a window.
+pub(super) fn untracked(ks: &mut Keyspace, key: &[u8], kind: &str) {
+    if let Some(window) = ks.windows.get(key) {
+        let message = format!(
+            "a {kind} command on {:?}, a {}",
+            String::from_utf8_lossy(key),
+            window.kind().name()
+        );
+        ks.problem(Problem::WrongType, message);
+    }
+}
+
+/// A command that Redis 7.0 would have rewritten (a blocking or multi-key pop): which key it changed and how is
+/// not known, so every window it names is stale.
+pub(super) fn stale_named(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    for arg in args {
+        if ks.windows.contains_key(*arg) {
+            ks.mark_stale(observer, arg);
+        }
+    }
+}

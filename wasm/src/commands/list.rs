@@ -1,0 +1,161 @@
+//! List commands. Redis 7.0 propagates `BLPOP`/`BRPOP`/`LMPOP` as `LPOP`/`RPOP` (with a count), `BLMOVE` as
+//! `LMOVE` and `BRPOPLPUSH` as `RPOPLPUSH`.
+
+use super::args::{int, is};
+use crate::keyspace::Keyspace;
+use crate::observe::WindowObserver;
+use crate::windows::{Body, Inexact, Kind, ListWindow, Window};
+
+fn list(window: &mut Window) -> Result<&mut ListWindow, Inexact> {
+    match &mut window.body {
+        Body::List(w) => Ok(w),
+        _ => Err(Inexact),
+    }
+}
+
+/// `RPUSH`/`RPUSHX`, or `LPUSH`/`LPUSHX` (`front`), `key item …`.
+pub(super) fn push(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    front: bool,
+) {
+    if args.len() < 3 {
+        return ks.bad_arguments("RPUSH/LPUSH");
+    }
+    ks.update(observer, args[1], Kind::List, true, |window, events| {
+        let w = list(window)?;
+        for item in &args[2..] {
+            if front {
+                w.push_front(item, events);
+            } else {
+                w.push_back(item, events);
+            }
+        }
+        Ok(())
+    });
+}
+
+/// `LPOP`/`RPOP key [count]`.
+pub(super) fn pop(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    front: bool,
+) {
+    let count = match args.get(2) {
+        Some(c) => match int(c) {
+            Some(c) if c >= 0 => c as u64,
+            _ => return ks.bad_arguments("LPOP/RPOP"),
+        },
+        None => 1,
+    };
+    ks.update(observer, args[1], Kind::List, false, |window, events| {
+        let w = list(window)?;
+        if front {
+            w.pop_front(count, events)?;
+        } else {
+            w.pop_back(count, events);
+        }
+        Ok(())
+    });
+}
+
+/// `LTRIM key start stop`.
+pub(super) fn ltrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(start), Some(stop)) = (
+        args.get(2).and_then(|a| int(a)),
+        args.get(3).and_then(|a| int(a)),
+    ) else {
+        return ks.bad_arguments("LTRIM");
+    };
+    ks.update(observer, args[1], Kind::List, false, |window, events| {
+        list(window)?.trim(start, stop, events)
+    });
+}
+
+/// `LSET key index value`.
+pub(super) fn lset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(index), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
+        return ks.bad_arguments("LSET");
+    };
+    ks.update(observer, args[1], Kind::List, false, |window, events| {
+        list(window)?.set(index, value, events)
+    });
+}
+
+/// `LREM key count value`.
+pub(super) fn lrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(count), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
+        return ks.bad_arguments("LREM");
+    };
+    ks.update(observer, args[1], Kind::List, false, |window, events| {
+        list(window)?.remove(count, value, events)
+    });
+}
+
+/// `LINSERT key BEFORE|AFTER pivot value`.
+pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(&side), Some(&pivot), Some(&value)) = (args.get(2), args.get(3), args.get(4)) else {
+        return ks.bad_arguments("LINSERT");
+    };
+    let before = is(side, "before");
+    if !before && !is(side, "after") {
+        return ks.bad_arguments("LINSERT");
+    }
+    ks.update(observer, args[1], Kind::List, false, |window, events| {
+        list(window)?.insert(before, pivot, value, events)
+    });
+}
+
+/// `LMOVE src dst LEFT|RIGHT LEFT|RIGHT` (and `BLMOVE`), or `RPOPLPUSH src dst` (`rpoplpush`): the item moves
+/// only as far as the windows know it. An item popped from outside the source's window is unknown, so the
+/// destination needs a top-up.
+pub(super) fn lmove(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    rpoplpush: bool,
+) {
+    let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
+        return ks.bad_arguments("LMOVE");
+    };
+    let (from_left, to_left) = if rpoplpush {
+        (false, true)
+    } else {
+        let (Some(from), Some(to)) = (args.get(3), args.get(4)) else {
+            return ks.bad_arguments("LMOVE");
+        };
+        (is(from, "left"), is(to, "left"))
+    };
+    let mut item: Option<Vec<u8>> = None;
+    ks.update(observer, src, Kind::List, false, |window, events| {
+        let w = list(window)?;
+        if from_left {
+            let known = w.first_of_list().is_some();
+            let mut popped = w.pop_front(1, events)?;
+            if known {
+                item = popped.pop();
+            }
+        } else {
+            item = w.pop_back(1, events).pop();
+        }
+        Ok(())
+    });
+    match item {
+        Some(item) => ks.update(observer, dst, Kind::List, true, |window, events| {
+            let w = list(window)?;
+            if to_left {
+                w.push_front(&item, events);
+            } else {
+                w.push_back(&item, events);
+            }
+            Ok(())
+        }),
+        None => {
+            if ks.is_watched(dst) {
+                ks.mark_stale(observer, dst);
+            }
+        }
+    }
+}

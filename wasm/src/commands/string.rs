@@ -1,0 +1,189 @@
+//! String commands: the value is known after `SET`, `MSET`, `INCR`…, `APPEND`, `SETRANGE`, computed as Redis
+//! does. (`INCRBYFLOAT` arrives as `SET … KEEPTTL` of the result, `GETSET` as `SET`, `SET … EX` as `SET … PXAT`.)
+
+use super::args::{int, is};
+use crate::keyspace::Keyspace;
+use crate::observe::WindowObserver;
+use crate::windows::{Body, Inexact, Kind, StringWindow, Window};
+
+/// Largest string `SETRANGE` may build here; past it the window asks for a top-up instead.
+const MAX_SETRANGE: usize = 1 << 20;
+
+fn string(window: &mut Window) -> Result<&mut StringWindow, Inexact> {
+    match &mut window.body {
+        Body::String(w) => Ok(w),
+        _ => Err(Inexact),
+    }
+}
+
+/// Sets `key`'s value, whatever type it had. `ttl`: `None` keeps the TTL (`KEEPTTL`), `Some(t)` sets it.
+fn assign(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    key: &[u8],
+    value: &[u8],
+    ttl: Option<Option<u64>>,
+) {
+    if ks
+        .windows
+        .get(key)
+        .is_some_and(|w| w.kind() != Kind::String)
+    {
+        ks.drop_key(observer, key);
+    }
+    ks.update(observer, key, Kind::String, true, |window, events| {
+        if let Some(ttl) = ttl {
+            window.expires_at_ms = ttl;
+        }
+        // A string's value is whole in itself: whatever was unknown about the key is replaced.
+        window.stale = false;
+        string(window)?.set(value.to_vec(), events);
+        Ok(())
+    });
+    ks.drop_unknown(key);
+}
+
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
+pub(super) fn set(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let Some(&value) = args.get(2) else {
+        return ks.bad_arguments("SET");
+    };
+    let mut ttl = Some(None);
+    let mut rest = args[3..].iter();
+    while let Some(option) = rest.next() {
+        if is(option, "keepttl") {
+            ttl = None;
+        } else if is(option, "pxat") || is(option, "exat") {
+            let scale = if is(option, "exat") { 1000 } else { 1 };
+            match rest.next().and_then(|t| int(t)).filter(|&t| t >= 0) {
+                Some(t) => ttl = Some(Some(t as u64 * scale)),
+                None => return ks.bad_arguments("SET"),
+            }
+        } else if is(option, "ex") || is(option, "px") {
+            // Relative to a clock the stream does not carry; Redis 7.0 propagates PXAT instead.
+            rest.next();
+        }
+    }
+    assign(ks, observer, args[1], value, ttl);
+}
+
+/// `SETNX`, `GETSET`, `SETEX`, `PSETEX`: the value, no TTL the stream can place.
+pub(super) fn set_plain(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    key: &[u8],
+    value: Option<&[u8]>,
+) {
+    match value {
+        Some(value) => assign(ks, observer, key, value, Some(None)),
+        None => ks.bad_arguments("SETNX/GETSET/SETEX"),
+    }
+}
+
+/// `MSET key value …`.
+pub(super) fn mset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let pairs = &args[1..];
+    if pairs.len() % 2 != 0 {
+        return ks.bad_arguments("MSET");
+    }
+    for pair in pairs.chunks_exact(2) {
+        assign(ks, observer, pair[0], pair[1], Some(None));
+    }
+}
+
+/// The current value, if known: `Some(None)` when the key is known not to exist.
+fn current(ks: &mut Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, Inexact> {
+    match ks.windows.get(key) {
+        Some(w) => match w.as_string() {
+            Some(s) if !w.stale() => Ok(Some(s.value().to_vec())),
+            _ => Err(Inexact),
+        },
+        None if ks.known(key) => Ok(None),
+        None => Err(Inexact),
+    }
+}
+
+/// Writes a value computed from the current one (TTL kept), or marks the key stale if it is unknown.
+fn modify(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    key: &[u8],
+    compute: impl FnOnce(Option<Vec<u8>>) -> Option<Vec<u8>>,
+) {
+    if !ks.is_watched(key) {
+        return;
+    }
+    if ks
+        .windows
+        .get(key)
+        .is_some_and(|w| w.kind() != Kind::String)
+    {
+        // Redis refuses with WRONGTYPE and propagates nothing: the stream is corrupt.
+        ks.update(observer, key, Kind::String, false, |_, _| Ok(()));
+        return;
+    }
+    match current(ks, key).ok().and_then(compute) {
+        Some(value) => assign(ks, observer, key, &value, None),
+        None => ks.mark_stale(observer, key),
+    }
+}
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
+pub(super) fn incr(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    name: &[u8],
+) {
+    let by = match name {
+        b"incr" => Some(1),
+        b"decr" => Some(-1),
+        b"incrby" => args.get(2).and_then(|a| int(a)),
+        _ => args.get(2).and_then(|a| int(a)).and_then(i64::checked_neg),
+    };
+    let Some(by) = by else {
+        return ks.bad_arguments("INCRBY/DECRBY");
+    };
+    modify(ks, observer, args[1], |old| {
+        let old = match old {
+            Some(v) => int(&v)?,
+            None => 0,
+        };
+        Some(old.checked_add(by)?.to_string().into_bytes())
+    });
+}
+
+/// `APPEND key value`.
+pub(super) fn append(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let Some(&tail) = args.get(2) else {
+        return ks.bad_arguments("APPEND");
+    };
+    modify(ks, observer, args[1], |old| {
+        let mut value = old.unwrap_or_default();
+        value.extend_from_slice(tail);
+        Some(value)
+    });
+}
+
+/// `SETRANGE key offset value`: zero-padded as Redis pads it.
+pub(super) fn setrange(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(offset), Some(&patch)) = (
+        args.get(2).and_then(|a| int(a)).filter(|&o| o >= 0),
+        args.get(3),
+    ) else {
+        return ks.bad_arguments("SETRANGE");
+    };
+    let offset = offset as usize;
+    modify(ks, observer, args[1], |old| {
+        let end = offset.checked_add(patch.len())?;
+        if end > MAX_SETRANGE {
+            return None;
+        }
+        let mut value = old.unwrap_or_default();
+        if value.len() < end {
+            value.resize(end, 0);
+        }
+        value[offset..end].copy_from_slice(patch);
+        Some(value)
+    });
+}

@@ -1,0 +1,249 @@
+//! Sorted-set commands. A window that is not complete holds the top of the set: a command whose effect depends
+//! on members below it (`ZPOPMIN`, a rank counted from the bottom, `NX`/`XX`/`LT`/`INCR` on a member the window
+//! does not hold but that might rank into it) is inexact and asks for a top-up.
+
+use super::args::{int, is, lex_bound, score, score_bound, within};
+use crate::keyspace::Keyspace;
+use crate::observe::WindowObserver;
+use crate::windows::{Body, Events, Inexact, Kind, Window, ZsetWindow};
+
+fn zset(window: &mut Window) -> Result<&mut ZsetWindow, Inexact> {
+    match &mut window.body {
+        Body::Zset(w) => Ok(w),
+        _ => Err(Inexact),
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Flags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    incr: bool,
+}
+
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+pub(super) fn zadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let mut flags = Flags::default();
+    let mut rest = &args[2..];
+    while let Some((flag, tail)) = rest.split_first() {
+        match flag.first().map(u8::to_ascii_lowercase) {
+            Some(b'n') if is(flag, "nx") => flags.nx = true,
+            Some(b'x') if is(flag, "xx") => flags.xx = true,
+            Some(b'g') if is(flag, "gt") => flags.gt = true,
+            Some(b'l') if is(flag, "lt") => flags.lt = true,
+            Some(b'c') if is(flag, "ch") => {}
+            Some(b'i') if is(flag, "incr") => flags.incr = true,
+            _ => break,
+        }
+        rest = tail;
+    }
+    add(ks, observer, args[1], flags, rest, "ZADD");
+}
+
+/// `ZINCRBY key increment member`.
+pub(super) fn zincrby(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let flags = Flags {
+        incr: true,
+        ..Flags::default()
+    };
+    add(ks, observer, args[1], flags, &args[2..], "ZINCRBY");
+}
+
+fn add(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    key: &[u8],
+    flags: Flags,
+    pairs: &[&[u8]],
+    command: &str,
+) {
+    // Redis rejected anything malformed before replicating it; this only guards against a corrupt stream.
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return ks.bad_arguments(command);
+    }
+    let mut bad_score = false;
+    ks.update(observer, key, Kind::Zset, true, |window, events| {
+        let w = zset(window)?;
+        let mut result = Ok(());
+        for pair in pairs.chunks_exact(2) {
+            let Some(s) = score(pair[0]) else {
+                bad_score = true;
+                continue;
+            };
+            if add_one(w, pair[1], s, flags, events).is_err() {
+                result = Err(Inexact);
+            }
+        }
+        result
+    });
+    if bad_score {
+        ks.bad_arguments(command);
+    }
+}
+
+fn add_one(
+    w: &mut ZsetWindow,
+    member: &[u8],
+    s: f64,
+    f: Flags,
+    events: &mut Events<'_>,
+) -> Result<(), Inexact> {
+    if !(f.nx || f.xx || f.gt || f.lt || f.incr) {
+        // The hot path: whether the member is new or not, and whether the window is complete or not, the
+        // window's own insert knows what Redis did.
+        w.insert(member, s, events);
+        return Ok(());
+    }
+    let old = w.score(member);
+    if old.is_none() && !w.complete() {
+        // The member may exist below the window, with a lower score.
+        if f.incr {
+            return Err(Inexact);
+        }
+        if w.below_full_window(member, s) {
+            // Wherever it was, it ends below the window.
+            return Ok(());
+        }
+        if f.nx || f.xx || f.lt {
+            return Err(Inexact);
+        }
+        // Plain or GT: it ends at `s` (GT: any old score was lower).
+        w.insert(member, s, events);
+        return Ok(());
+    }
+    if (f.nx && old.is_some()) || (f.xx && old.is_none()) {
+        return Ok(());
+    }
+    let new = match (f.incr, old) {
+        (true, Some(old)) => old + s,
+        _ => s,
+    };
+    if new.is_nan() {
+        return Ok(());
+    }
+    if let Some(old) = old {
+        if (f.gt && new <= old) || (f.lt && new >= old) {
+            return Ok(());
+        }
+    }
+    w.insert(member, new, events);
+    Ok(())
+}
+
+/// `ZREM key member …`.
+pub(super) fn zrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+        let w = zset(window)?;
+        for member in &args[2..] {
+            w.remove(member, events);
+        }
+        Ok(())
+    });
+}
+
+/// `ZREMRANGEBYSCORE key min max`: exact on the window; unseen members are all lower anyway.
+pub(super) fn zremrangebyscore(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+) {
+    let (Some(low), Some(high)) = (
+        args.get(2).and_then(|a| score_bound(a)),
+        args.get(3).and_then(|a| score_bound(a)),
+    ) else {
+        return ks.bad_arguments("ZREMRANGEBYSCORE");
+    };
+    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+        let (low, high) = (low.as_ref(), high.as_ref());
+        zset(window)?.remove_where(|_, _, s| within(&s, low, high), events);
+        Ok(())
+    });
+}
+
+/// `ZREMRANGEBYLEX key min max`.
+pub(super) fn zremrangebylex(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let (Some(low), Some(high)) = (
+        args.get(2).and_then(|a| lex_bound(a, true)),
+        args.get(3).and_then(|a| lex_bound(a, false)),
+    ) else {
+        return ks.bad_arguments("ZREMRANGEBYLEX");
+    };
+    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+        zset(window)?.remove_where(|_, m, _| within(m, low, high), events);
+        Ok(())
+    });
+}
+
+/// `ZREMRANGEBYRANK key start stop`. Ranks count from the lowest member; the window knows only the top, so
+/// without the set's size a rank is exact only when negative (counted from the top) or 0 (the very bottom).
+pub(super) fn zremrangebyrank(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+) {
+    let (Some(start), Some(stop)) = (
+        args.get(2).and_then(|a| int(a)),
+        args.get(3).and_then(|a| int(a)),
+    ) else {
+        return ks.bad_arguments("ZREMRANGEBYRANK");
+    };
+    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+        let w = zset(window)?;
+        let len = w.len() as i64;
+        // The doomed members as ranks from the top (0 = highest): `top_low..=top_high`.
+        let (top_low, top_high) = if w.complete() {
+            let s = if start < 0 { len + start } else { start }.max(0);
+            let e = if stop < 0 { len + stop } else { stop }.min(len - 1);
+            if s > e {
+                return Ok(());
+            }
+            (len - 1 - e, len - 1 - s)
+        } else {
+            let Some(top_low) = (stop < 0).then(|| -stop - 1) else {
+                return Err(Inexact);
+            };
+            let top_high = match start {
+                s if s < 0 => -s - 1,
+                0 => i64::MAX,
+                _ if top_low >= len => return Ok(()),
+                _ => return Err(Inexact),
+            };
+            (top_low, top_high)
+        };
+        w.remove_where(
+            |rank, _, _| (top_low..=top_high).contains(&(rank as i64)),
+            events,
+        );
+        Ok(())
+    });
+}
+
+/// `ZPOPMIN`/`ZPOPMAX key [count]` (how Redis 7.0 propagates `BZPOP*` and `ZMPOP` too).
+pub(super) fn zpop(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    max: bool,
+) {
+    let count = match args.get(2) {
+        Some(c) => match int(c) {
+            Some(c) if c >= 0 => c as usize,
+            _ => return ks.bad_arguments("ZPOPMIN/ZPOPMAX"),
+        },
+        None => 1,
+    };
+    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+        let w = zset(window)?;
+        if max {
+            w.pop_max(count, events);
+        } else if w.complete() {
+            w.pop_min(count, events);
+        } else {
+            // The lowest members are below the window; whether the pops reach it is unknown.
+            return Err(Inexact);
+        }
+        Ok(())
+    });
+}

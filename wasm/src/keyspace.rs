@@ -1,0 +1,280 @@
+//! The watched database as the assembler knows it: the windows of watched keys, which keys have an unknown
+//! state (a top-up is due), and the top-ups to request. Commands (`crate::commands`) change it through
+//! [`Keyspace::update`], which creates windows, checks types, reports to the observer, and decides when a window
+//! can no longer be trusted without a top-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::assembler::WatchConfig;
+use crate::diagnostics::{Diagnostics, Problem};
+use crate::observe::{ItemId, WindowObserver};
+use crate::pattern::glob_match;
+use crate::windows::fast_hash::FastMap;
+use crate::windows::{Events, Inexact, Kind, Window};
+
+/// Keys whose "watched?" decision is cached; the cache starts over when full.
+const WATCH_CACHE: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct Keyspace {
+    pub(crate) watch: WatchConfig,
+    pub(crate) selected_db: u32,
+    pub(crate) windows: BTreeMap<Vec<u8>, Window>,
+    /// Watched keys without a window whose state in Redis is unknown: a top-up is due for each.
+    unknown: BTreeSet<Vec<u8>>,
+    /// After a `SWAPDB` of the watched database: no key's state is known until a full snapshot.
+    pub(crate) all_unknown: bool,
+    pub(crate) topups: BTreeSet<Vec<u8>>,
+    next_id: ItemId,
+    watched: FastMap<Vec<u8>, bool>,
+    pub(crate) diagnostics: Diagnostics,
+    /// Stream offset of the command being applied, for diagnostics.
+    pub(crate) offset: u64,
+    /// Whether any window changed since the flag was last cleared.
+    pub(crate) changed: bool,
+}
+
+/// Whether `key` matches a watched pattern, through the cache.
+fn watched(watch: &WatchConfig, cache: &mut FastMap<Vec<u8>, bool>, key: &[u8]) -> bool {
+    if let Some(&w) = cache.get(key) {
+        return w;
+    }
+    let w = watch.patterns.iter().any(|p| glob_match(p, key));
+    if cache.len() >= WATCH_CACHE {
+        cache.clear();
+    }
+    cache.insert(key.to_vec(), w);
+    w
+}
+
+impl Keyspace {
+    pub(crate) fn new(watch: WatchConfig) -> Self {
+        Keyspace {
+            watch,
+            selected_db: 0,
+            windows: BTreeMap::new(),
+            unknown: BTreeSet::new(),
+            all_unknown: false,
+            topups: BTreeSet::new(),
+            next_id: 0,
+            watched: FastMap::default(),
+            diagnostics: Diagnostics::default(),
+            offset: 0,
+            changed: false,
+        }
+    }
+
+    pub(crate) fn in_watched_db(&self) -> bool {
+        self.selected_db == self.watch.db
+    }
+
+    pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
+        self.windows.contains_key(key) || watched(&self.watch, &mut self.watched, key)
+    }
+
+    /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
+    /// windows, like a set).
+    pub(crate) fn known(&self, key: &[u8]) -> bool {
+        !self.all_unknown && !self.unknown.contains(key)
+    }
+
+    pub(crate) fn problem(&mut self, problem: Problem, message: impl Into<String>) {
+        self.diagnostics
+            .record(problem, self.offset, message.into());
+    }
+
+    pub(crate) fn bad_arguments(&mut self, command: &str) {
+        self.problem(
+            Problem::BadArguments,
+            format!("{command}: arguments Redis would not propagate"),
+        );
+    }
+
+    fn request_topup(topups: &mut BTreeSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
+        if topups.insert(key.to_vec()) {
+            diagnostics.topups_requested += 1;
+        }
+    }
+
+    /// Applies `apply` to `key`'s window of `kind`. A missing window is created (empty) if `create` and the key
+    /// is watched; a window of another kind is a wrong-type problem. `Err(Inexact)`, or a window left lacking
+    /// items, makes it stale and requests a top-up; a window left empty that Redis deleted is removed.
+    pub(crate) fn update(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        kind: Kind,
+        create: bool,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+    ) {
+        if !self.windows.contains_key(key) {
+            if !create || !watched(&self.watch, &mut self.watched, key) {
+                return;
+            }
+            let unknown = self.all_unknown || self.unknown.remove(key);
+            let mut window = Window::new(kind, self.watch.window, !unknown);
+            if unknown {
+                window.stale = true;
+                Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+            }
+            self.windows.insert(key.to_vec(), window);
+        }
+        let Keyspace {
+            windows,
+            topups,
+            next_id,
+            diagnostics,
+            changed,
+            offset,
+            ..
+        } = self;
+        let Some(window) = windows.get_mut(key) else {
+            return;
+        };
+        if window.kind() != kind {
+            diagnostics.record(
+                Problem::WrongType,
+                *offset,
+                format!(
+                    "a {} command on {:?}, a {}",
+                    kind.name(),
+                    String::from_utf8_lossy(key),
+                    window.kind().name()
+                ),
+            );
+            return;
+        }
+        let mut events = Events::new(key, observer, next_id);
+        let exact = apply(window, &mut events).is_ok();
+        *changed |= events.reported() > 0;
+        if (!exact || window.lacks_items()) && !window.stale {
+            window.stale = true;
+            Self::request_topup(topups, diagnostics, key);
+        }
+        if window.gone() {
+            windows.remove(key);
+        }
+    }
+
+    /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
+    /// Its state is then known, so a pending top-up is withdrawn.
+    pub(crate) fn drop_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        self.unknown.remove(key);
+        self.topups.remove(key);
+        if self.windows.remove(key).is_some() {
+            observer.key_cleared(key);
+            self.changed = true;
+        }
+    }
+
+    /// `key` now holds something the stream does not tell (a `ZUNIONSTORE` destination, a key moved in from
+    /// another database): its window is dropped and, if watched, a top-up requested.
+    pub(crate) fn mark_unknown(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        self.drop_key(observer, key);
+        if watched(&self.watch, &mut self.watched, key) {
+            self.unknown.insert(key.to_vec());
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+    }
+
+    /// A command changed `key` in a way its window cannot follow: the window stays, best effort, until the
+    /// top-up.
+    pub(crate) fn mark_stale(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        match self.windows.get_mut(key) {
+            Some(window) => {
+                if !window.stale {
+                    window.stale = true;
+                    Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+                }
+            }
+            None => self.mark_unknown(observer, key),
+        }
+    }
+
+    /// Takes `key`'s window out (for `RENAME`), reporting it cleared.
+    pub(crate) fn take(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> Option<Window> {
+        let window = self.windows.remove(key)?;
+        observer.key_cleared(key);
+        self.changed = true;
+        Some(window)
+    }
+
+    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids.
+    pub(crate) fn put(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        mut window: Window,
+    ) {
+        self.drop_key(observer, key);
+        if !self.is_watched(key) {
+            return;
+        }
+        window.renumber(&mut Events::new(key, observer, &mut self.next_id));
+        if window.stale {
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+        self.windows.insert(key.to_vec(), window);
+        self.changed = true;
+    }
+
+    /// Sets when `key` expires, if it has a window.
+    pub(crate) fn set_expiry(&mut self, key: &[u8], at_ms: Option<u64>) {
+        if let Some(window) = self.windows.get_mut(key) {
+            window.expires_at_ms = at_ms;
+            self.changed = true;
+        }
+    }
+
+    /// Drops every window (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream restart). `known` says whether the
+    /// database is then known (empty after a flush) or unknown (swapped with another).
+    pub(crate) fn clear(&mut self, observer: &mut dyn WindowObserver, known: bool) {
+        for key in std::mem::take(&mut self.windows).into_keys() {
+            observer.key_cleared(&key);
+            self.changed = true;
+        }
+        self.unknown.clear();
+        self.topups.clear();
+        self.all_unknown = !known;
+    }
+
+    /// Drops the windows whose deadline is at or before `now_ms`; returns how many.
+    pub(crate) fn expire(&mut self, observer: &mut dyn WindowObserver, now_ms: u64) -> usize {
+        let due: Vec<Vec<u8>> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| w.expires_at_ms.is_some_and(|at| at <= now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &due {
+            self.drop_key(observer, key);
+        }
+        due.len()
+    }
+
+    /// After a snapshot rebuilt `key`: its window (if any) is exact again, complete if it holds fewer items
+    /// than the capacity (Redis then gave everything it had).
+    pub(crate) fn snapshot_done(&mut self, key: &[u8]) {
+        self.unknown.remove(key);
+        self.topups.remove(key);
+        let capacity = self.watch.window;
+        if let Some(window) = self.windows.get_mut(key) {
+            window.stale = false;
+            let short = window.len() < capacity;
+            match &mut window.body {
+                crate::windows::Body::Zset(w) => w.set_complete(short),
+                crate::windows::Body::Stream(w) => w.set_complete(short),
+                crate::windows::Body::List(w) => w.set_complete(short),
+                crate::windows::Body::Hash(_) | crate::windows::Body::String(_) => {}
+            }
+        }
+    }
+}
+
+impl Keyspace {
+    /// Forgets that `key`'s state was unknown: a command gave its whole value.
+    pub(crate) fn drop_unknown(&mut self, key: &[u8]) {
+        self.unknown.remove(key);
+        self.topups.remove(key);
+    }
+}

@@ -1,0 +1,176 @@
+//! The window of a stream: its newest entries by id. Redis keeps a stream's ids increasing, so `XADD` always
+//! appends at the newest end, and trimming (`MAXLEN`, `MINID`) always takes from the oldest.
+
+use std::collections::BTreeMap;
+
+use super::{Events, ItemView};
+use crate::observe::{ItemId, Payload};
+
+/// A stream entry id, `<ms>-<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// `<ms>-<seq>`, or `<ms>` alone (sequence 0), as Redis accepts them.
+    pub fn parse(bytes: &[u8]) -> Option<StreamId> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (ms, seq) = match text.split_once('-') {
+            Some((ms, seq)) => (ms.parse().ok()?, seq.parse().ok()?),
+            None => (text.parse().ok()?, 0),
+        };
+        Some(StreamId { ms, seq })
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// The newest `capacity` entries of a stream.
+#[derive(Debug, Clone)]
+pub struct StreamWindow {
+    capacity: usize,
+    entries: BTreeMap<StreamId, (ItemId, Vec<Vec<u8>>)>,
+    /// The stream's length in Redis (`XLEN`), when known.
+    total: Option<u64>,
+}
+
+impl StreamWindow {
+    pub fn new(capacity: usize, complete: bool) -> Self {
+        StreamWindow {
+            capacity,
+            entries: BTreeMap::new(),
+            total: complete.then_some(0),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The stream's length in Redis, when known.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    pub fn complete(&self) -> bool {
+        self.total == Some(self.entries.len() as u64)
+    }
+
+    pub(crate) fn set_complete(&mut self, complete: bool) {
+        self.total = complete.then_some(self.entries.len() as u64);
+    }
+
+    pub fn fields(&self, id: StreamId) -> Option<&[Vec<u8>]> {
+        self.entries.get(&id).map(|(_, f)| f.as_slice())
+    }
+
+    /// Appends an entry (`XADD`).
+    pub(crate) fn add(&mut self, id: StreamId, fields: Vec<Vec<u8>>, events: &mut Events<'_>) {
+        let item = events.added(Some(id.ms as f64), Payload::Fields(&fields));
+        if let Some((old, _)) = self.entries.insert(id, (item, fields)) {
+            // Redis never reuses an id; a corrupt stream might.
+            events.removed(old);
+        } else if let Some(total) = &mut self.total {
+            *total += 1;
+        }
+        while self.entries.len() > self.capacity {
+            if let Some((_, (item, _))) = self.entries.pop_first() {
+                events.removed(item);
+            }
+        }
+    }
+
+    /// Deletes an entry (`XDEL`); returns whether it was in the window.
+    pub(crate) fn delete(&mut self, id: StreamId, events: &mut Events<'_>) -> bool {
+        if let Some((item, _)) = self.entries.remove(&id) {
+            events.removed(item);
+            self.total = self.total.map(|t| t.saturating_sub(1));
+            return true;
+        }
+        let older_than_window = self.entries.first_key_value().is_none_or(|(&o, _)| id < o);
+        if older_than_window && !self.complete() {
+            // It may have been one of the entries the window does not hold.
+            self.total = None;
+        }
+        false
+    }
+
+    /// `MAXLEN = n`: keeps the newest `n` entries.
+    pub(crate) fn trim_maxlen(&mut self, n: u64, events: &mut Events<'_>) {
+        let held = self.entries.len() as u64;
+        while self.entries.len() as u64 > n {
+            if let Some((_, (item, _))) = self.entries.pop_first() {
+                events.removed(item);
+            }
+        }
+        self.total = match self.total {
+            Some(t) => Some(t.min(n)),
+            // Redis held at least what the window held, so at least `n`, and now exactly `n`.
+            None if held >= n => Some(n),
+            None => None,
+        };
+    }
+
+    /// `MINID = id`: drops the entries older than `id`.
+    pub(crate) fn trim_minid(&mut self, min: StreamId, events: &mut Events<'_>) {
+        let before = self.entries.len();
+        while let Some((&oldest, _)) = self.entries.first_key_value() {
+            if oldest >= min {
+                break;
+            }
+            if let Some((_, (item, _))) = self.entries.pop_first() {
+                events.removed(item);
+            }
+        }
+        if self.entries.len() < before {
+            // Every unseen entry was older than the ones just dropped: none is left.
+            self.total = Some(self.entries.len() as u64);
+        } else if !self.complete() {
+            self.total = None;
+        }
+    }
+
+    /// The newest entry's id.
+    pub fn last_id(&self) -> Option<StreamId> {
+        self.entries.last_key_value().map(|(&id, _)| id)
+    }
+
+    /// Entries from the newest.
+    pub fn newest_first(&self) -> impl Iterator<Item = (StreamId, &[Vec<u8>])> {
+        self.entries
+            .iter()
+            .rev()
+            .map(|(&id, (_, f))| (id, f.as_slice()))
+    }
+
+    pub fn items_newest_first(&self) -> impl Iterator<Item = ItemView<'_>> {
+        self.entries
+            .iter()
+            .rev()
+            .map(|(&entry, (id, fields))| ItemView::Entry {
+                id: *id,
+                entry,
+                fields,
+            })
+    }
+
+    pub(crate) fn renumber(&mut self, events: &mut Events<'_>) {
+        for (id, (item, fields)) in self.entries.iter_mut() {
+            *item = events.added(Some(id.ms as f64), Payload::Fields(fields));
+        }
+    }
+}

@@ -1,0 +1,150 @@
+use crate::assembled::{stream, Harness};
+use replicast_wasm::wire::{encode_commands, push_segment};
+use replicast_wasm::Outcome;
+
+#[test]
+fn del_rename_move_copy() {
+    let mut h = Harness::new(&["w:*"], 5);
+    h.run(&[
+        &["ZADD", "w:a", "1", "x", "2", "y"],
+        &["RPUSH", "w:l", "1", "2"],
+        &["RENAME", "w:a", "w:b"],
+        &["COPY", "w:b", "w:c"],
+        &["COPY", "w:l", "w:other-db", "DB", "3"],
+        &["RENAMENX", "w:l", "unwatched"],
+    ]);
+    assert!(h.a.window(b"w:a").is_none());
+    assert_eq!(h.rows("w:b"), ["y 2", "x 1"]);
+    assert_eq!(h.rows("w:c"), ["y 2", "x 1"]);
+    assert!(h.a.window(b"w:l").is_none() && h.a.window(b"unwatched").is_none());
+    h.run(&[&["RENAME", "elsewhere", "w:d"]]);
+    assert_eq!(
+        h.topups(),
+        ["w:d"],
+        "renamed from a key the page does not see"
+    );
+    h.run(&[
+        &["MOVE", "w:b", "2"],
+        &["SELECT", "2"],
+        &["MOVE", "w:e", "0"],
+        &["COPY", "w:f", "w:g", "DB", "0"],
+        &["SELECT", "0"],
+        &["DEL", "w:c", "w:nothing"],
+    ]);
+    assert_eq!(h.a.keys().count(), 0);
+    assert_eq!(h.topups(), ["w:e", "w:g"]);
+}
+
+#[test]
+fn flushes_and_swapdb() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["SET", "a", "1"], &["SELECT", "3"], &["FLUSHDB", "ASYNC"]]);
+    assert_eq!(h.a.keys().count(), 1, "another database's flush");
+    h.run(&[
+        &["FLUSHALL", "SYNC"],
+        &["SELECT", "0"],
+        &["SET", "b", "1"],
+        &["FLUSHDB"],
+    ]);
+    assert_eq!(h.a.keys().count(), 0);
+    h.run(&[&["SET", "c", "1"], &["SWAPDB", "0", "1"]]);
+    assert_eq!(h.a.keys().count(), 0);
+    assert!(h.a.needs_resnapshot());
+    h.run(&[&["RPUSH", "l", "x"]]);
+    assert!(h.stale("l"), "nothing is known after a swap");
+    h.snapshot(&[&["DEL", "d"], &["SET", "d", "from db 1"]]);
+    assert!(!h.a.needs_resnapshot());
+    let keys: Vec<&[u8]> = h.a.keys().collect();
+    assert_eq!(
+        keys,
+        [&b"d"[..]],
+        "a snapshot after a swap replaces every window"
+    );
+}
+
+#[test]
+fn a_multi_block_applies_at_exec_even_across_messages() {
+    let mut h = Harness::new(&["*"], 5);
+    let outcome = h.run(&[&["MULTI"], &["ZADD", "z", "1", "a"], &["DEL", "s"]]);
+    assert_eq!(
+        outcome,
+        Outcome::Applied {
+            commands: 3,
+            changed: false
+        }
+    );
+    assert!(
+        h.a.window(b"z").is_none(),
+        "half a transaction is never visible"
+    );
+    h.run(&[&["ZADD", "z", "2", "b"], &["EXEC"]]);
+    assert_eq!(h.rows("z"), ["b 2", "a 1"]);
+}
+
+#[test]
+fn bad_input_is_counted_and_costs_only_its_segment() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["ZADD", "z", "1", "a"]]);
+    let good = stream(&[&["ZADD", "z", "2", "b"]]);
+    let mut message = encode_commands(h.offset, b"*2\r\n:1\r\n");
+    push_segment(&mut message, h.offset + 100, &good);
+    h.a.push_message(&message).unwrap();
+    assert_eq!(h.rows("z"), ["b 2", "a 1"]);
+    h.offset += 100 + good.len() as u64;
+    let d = h.a.diagnostics();
+    assert_eq!(d.bad_segments, 1);
+    let last = d.last_error.clone().unwrap();
+    assert!(last.message.contains("expected '$'"), "{last:?}");
+
+    h.run(&[
+        &["FROB", "z"],
+        &["ZADD", "z", "notanumber", "c"],
+        &["LPUSH", "z", "x"],
+        &["SADD", "z", "m"],
+    ]);
+    let d = h.a.diagnostics();
+    assert_eq!(
+        (d.unknown_commands, d.bad_arguments, d.wrong_type),
+        (1, 1, 2)
+    );
+    assert_eq!(h.rows("z"), ["b 2", "a 1"]);
+    assert!(h.a.push_message(b"\x09").is_err());
+    assert_eq!(h.a.diagnostics().bad_messages, 1);
+    // Binary members are fine.
+    h.raw(&crate::assembled::resp(&[
+        &b"ZADD"[..],
+        b"z",
+        b"3",
+        b"\xff\x00\r\n",
+    ]));
+    assert_eq!(h.a.window(b"z").unwrap().len(), 3);
+}
+
+#[test]
+fn segments_already_applied_are_skipped_and_a_gap_clears_windows() {
+    use replicast_wasm::wire::encode_hello;
+    let mut h = Harness::new(&["*"], 5);
+    let s = stream(&[&["ZADD", "z", "1", "x"]]);
+    h.raw(&s);
+    let again = h.a.push_message(&encode_commands(0, &s)).unwrap();
+    assert_eq!(
+        again,
+        Outcome::Applied {
+            commands: 0,
+            changed: false
+        }
+    );
+    h.a.push_message(&encode_hello("e1", s.len() as u64))
+        .unwrap();
+    assert_eq!(
+        h.rows("z").len(),
+        1,
+        "same epoch and offset: nothing missed"
+    );
+    h.a.push_message(&encode_hello("e1", 999)).unwrap();
+    assert!(h.rows("z").is_empty());
+    assert!(
+        h.a.push_message(&encode_commands(990, &s)).is_err(),
+        "overlap"
+    );
+}
