@@ -37,15 +37,19 @@ before(async () => {
   await writeSamples(redis.port, history);
   // Not a watched key: never a tile.
   await redis.cli('ZADD', 'other:web-01', String(now), '{"cpu":{"total":1}}');
-  writer = setInterval(() => {
-    const t = Date.now();
-    writeSamples(redis.port, [...reporting].map((host) => ({ host, t }))).catch((err) => errors.push(err));
-  }, 1000);
+  startWriter();
   relay = await startRelay({ redisUrl: redis.url });
   chromium = await launchBrowser();
   page = await chromium.browser.newPage({ viewport: { width: 1440, height: 960 }, colorScheme: 'dark' });
   page.on('pageerror', (err) => errors.push(err));
 });
+
+function startWriter() {
+  writer = setInterval(() => {
+    const t = Date.now();
+    writeSamples(redis.port, [...reporting].map((host) => ({ host, t }))).catch((err) => errors.push(err));
+  }, 1000);
+}
 
 after(async () => {
   clearInterval(writer);
@@ -104,8 +108,24 @@ test('every host in Redis gets a tile that shows its newest sample and follows n
   const points = await page.$eval(`${tileOf('web-01')} .spark.cpu path`, (p) => p.getAttribute('d').split(/[ML]/).length - 1);
   assert.ok(points >= HISTORY_S, `the sparkline has ${points} points`);
   assert.equal(await page.textContent('#fleet [data-stat="hosts"] .value'), String(HOSTS.length));
-  const fleetMean = Number(await page.$eval('#fleet', (el) => el.dataset.cpuMean));
-  assert.ok(fleetMean > 0 && fleetMean < 100, `fleet mean CPU ${fleetMean}`);
+
+  // The fleet's aggregates, from the assembler, equal those of each host's newest sample in Redis (writes paused).
+  clearInterval(writer);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const newestCpu = [];
+  for (const host of HOSTS) {
+    const sample = await newestInRedis(host);
+    await shownAtLeast(tileOf(host), sample.t);
+    newestCpu.push(sample.cpu.total);
+  }
+  await page.waitForTimeout(100);
+  const fleet = await page.$eval('#fleet', (el) => ({ ...el.dataset }));
+  startWriter();
+  newestCpu.sort((a, b) => a - b);
+  const mean = newestCpu.reduce((a, b) => a + b, 0) / newestCpu.length;
+  assert.ok(Math.abs(Number(fleet.cpuMean) - mean) < 1e-9, `fleet mean ${fleet.cpuMean}, Redis ${mean}`);
+  assert.equal(Number(fleet.cpuP95), newestCpu[Math.ceil(0.95 * newestCpu.length) - 1], 'nearest-rank p95');
+  assert.equal(Number(fleet.above), newestCpu.filter((v) => v > 80).length);
 
   const frames = await page.evaluate(() => globalThis.replicastDashboard.frameTimes.slice());
   const sorted = [...frames].sort((a, b) => a - b);

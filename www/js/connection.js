@@ -1,14 +1,10 @@
 // The page's connections to the relay: one Replicast client (the wasm StreamAssembler and its WebSocket) per
 // view, and how keys map to host names.
 import init, { Replicast } from '/pkg/replicast_wasm.js';
-import { aggregateOption } from './aggregates.js';
 
 let ready;
 
-/**
- * A client watching `patterns`, keeping `window` items per key and aggregating `fields` (dotted JSON paths) in
- * wasm when it can (see aggregates.js).
- */
+/** A client watching `patterns`, keeping `window` items per key and aggregating `fields` (dotted JSON paths). */
 export async function connect({ patterns, window, fields, token }) {
   ready ??= init();
   await ready;
@@ -18,7 +14,7 @@ export async function connect({ patterns, window, fields, token }) {
     window,
     db: 0,
     token: token ?? undefined,
-    ...aggregateOption(Replicast, fields),
+    aggregate: { fields },
   });
 }
 

@@ -13,8 +13,8 @@ import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
 import { Controls, readHash, writeHash, filterMatcher } from './controls.js';
 
-/** What the overview aggregates per host. */
-export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used', 'mem.total', 'load.0'];
+/** What the overview's client aggregates: the fleet strip's fields. */
+export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used'];
 /** Tile work per frame before the rest waits for the next one. */
 const BUDGET_MS = 5;
 /** How many of the busiest hosts are marked. */

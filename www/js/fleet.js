@@ -3,8 +3,9 @@
 // across hosts as a histogram with the mean and p95 marked.
 import d3 from './d3.js';
 import * as fmt from './format.js';
-import { fleetNow } from './aggregates.js';
 
+/** What the client answers for a field without values; its statistics are null then too. */
+const NONE = { count: 0, min: null, max: null, mean: null, p95: null };
 const BINS = 20;
 const HIST_W = 240;
 const HIST_H = 56;
@@ -39,7 +40,9 @@ export class FleetPanel {
    * @param threshold CPU percent for "above"
    */
   update(client, hosts, threshold) {
-    const { cpu, mem, above } = fleetNow(client, hosts, threshold);
+    const cpu = client.fleet('cpu.total') ?? NONE;
+    const mem = client.fleet('mem.used') ?? NONE;
+    const above = client.fleetAbove('cpu.total', threshold);
     const states = { live: 0, new: 0, silent: 0, waiting: 0 };
     for (const h of hosts) states[h.state] += 1;
     const subs = [];
@@ -70,7 +73,7 @@ export class FleetPanel {
         .attr('height', (i) => (counts[i] / top) * (HIST_H - 2))
         .classed('hot', (i) => (i + 1) * (100 / BINS) > threshold);
     }
-    const x = (v) => (Number.isNaN(v) || !cpu.count ? -10 : (Math.min(v, 100) / 100) * HIST_W);
+    const x = (v) => (typeof v !== 'number' || !cpu.count ? -10 : (Math.min(v, 100) / 100) * HIST_W);
     this.meanMark.attr('x1', x(cpu.mean)).attr('x2', x(cpu.mean));
     this.p95Mark.attr('x1', x(cpu.p95)).attr('x2', x(cpu.p95));
   }

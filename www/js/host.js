@@ -6,7 +6,6 @@ import { connect, exactPattern } from './connection.js';
 import { LineChart } from './charts.js';
 import * as fmt from './format.js';
 import { stateOf } from './hosts.js';
-import { windowP95 } from './aggregates.js';
 import { SeriesCache } from './series-cache.js';
 
 /** Cores charted, at most. */
@@ -167,7 +166,7 @@ export class HostDetail {
     this.charts.net.update(times, [s('net.rx'), s('net.tx')], t0, t1);
     this.charts.disk.update(times, [s('disk.read'), s('disk.write')], t0, t1);
     this.charts.load.update(times, [s('load.0'), s('load.1'), s('load.2')], t0, t1);
-    this.drawSample(sample, windowP95(client, key, cpu));
+    this.drawSample(sample, client.stats(key, 'cpu.total')?.p95);
     this.tick(Date.now());
   }
 
