@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the wasm package into wasm/pkg (served by the relay under /pkg) and the relay binary.
+# Builds the wasm package into wasm/pkg (served by the relay under /pkg) and the relay binary, and puts d3 (an npm
+# dependency) where the page loads it: www/vendor/d3.min.js.
 # Usage: build.sh [release|debug] — the relay's profile (default release); the wasm package is always release.
 # A second run with nothing changed takes seconds: cargo and wasm-pack rebuild only what changed.
 set -euo pipefail
@@ -7,6 +8,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 profile=${1:-release}
+mkdir -p www/vendor
+cp node_modules/d3/dist/d3.min.js www/vendor/d3.min.js
 with_wasm_env wasm-pack --quiet build wasm --release --target web
 # wasm-pack writes a .gitignore of "*" into the package; the repository's own .gitignore already covers it.
 if [ "$profile" = release ]; then

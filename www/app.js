@@ -1,24 +1,13 @@
-// Loads the wasm package and hands it the page: wasm keeps the socket, the windows and the table.
-// Query parameters: ?keys=perf:*,other:* (Redis globs, comma-separated), ?window=20 (members per key), and
-// ?token=… for a relay that requires one.
-import init, { LiveTable } from '/pkg/replicast_wasm.js';
+// The page's entry: reads the connection settings from the query string and starts the dashboard.
+// ?keys=perf:*,other:* (Redis globs, comma-separated; default perf:*), ?token=… for a relay that requires one,
+// ?window=N (samples per host when the fragment does not say). What the user chooses lives in the fragment
+// (#host=web-01&filter=web&window=300&above=80; see js/controls.js).
+import { Dashboard } from './js/dashboard.js';
 
 const params = new URLSearchParams(location.search);
 const patterns = (params.get('keys') ?? 'perf:*').split(',').filter(Boolean);
-const windowSize = Number.parseInt(params.get('window') ?? '20', 10) || 20;
+const windowFallback = Number.parseInt(params.get('window') ?? '', 10) || undefined;
 
-await init();
-const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-// A relay started with --token needs it: open the page as ?token=….
-const token = params.get('token');
-const socketUrl = `${scheme}://${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`;
-const table = new LiveTable(
-  socketUrl,
-  patterns,
-  windowSize,
-  document.getElementById('rows'),
-  document.getElementById('status'),
-);
-document.getElementById('watching').textContent = `watching ${patterns.join(', ')} · newest ${windowSize}`;
-// Exposed for the console and the end-to-end tests.
-globalThis.replicast = table;
+const dashboard = await Dashboard.start({ patterns, token: params.get('token'), windowFallback });
+// For the console, the end-to-end tests and the benchmarks (frameTimes: ms of drawing per frame, newest last).
+globalThis.replicastDashboard = dashboard;

@@ -1,0 +1,246 @@
+// The host detail view (#host=<name>): CPU per core, memory, network, disk and load as line charts over the window,
+// the top processes and TCP states of the newest sample. It has a client of its own, subscribed to that one key,
+// so the overview's client never reads more than its tiles need.
+import d3 from './d3.js';
+import { connect, exactPattern } from './connection.js';
+import { LineChart } from './charts.js';
+import * as fmt from './format.js';
+import { stateOf } from './hosts.js';
+import { SeriesCache } from './series-cache.js';
+
+/** Cores charted, at most. */
+export const MAX_CORES = 64;
+/** What the view's client aggregates (series are read for any field). */
+const FIELDS = ['cpu.total'];
+/** The fields charted, besides each core's `cpu.cores.<i>`. */
+const CHARTED = [
+  'cpu.total', 'mem.used', 'mem.cached', 'mem.swap_used', 'net.rx', 'net.tx', 'disk.read', 'disk.write',
+  'load.0', 'load.1', 'load.2',
+];
+
+/** How long a live session may show nothing before the view says the host has no samples. */
+const EMPTY_AFTER_MS = 1500;
+const percentTick = (v) => `${Math.round(v)}\u202f%`;
+
+export class HostDetail {
+  /**
+   * @param {HTMLElement} root the view's section
+   * @param {{meter: import('./frames.js').FrameMeter, status: import('./status.js').StatusView, token?: string}} deps
+   */
+  constructor(root, { meter, status, token }) {
+    this.root = root;
+    this.meter = meter;
+    this.status = status;
+    this.token = token;
+    this.el = {
+      name: root.querySelector('.host-name'),
+      state: root.querySelector('.host-state'),
+      meta: root.querySelector('.host-meta'),
+      summary: root.querySelector('.summary'),
+      empty: root.querySelector('.empty'),
+      procs: d3.select(root.querySelector('.procs tbody')),
+      tcp: d3.select(root.querySelector('.tcp')),
+    };
+    this.summary = new Map([...root.querySelectorAll('.summary [data-stat]')].map((el) => [el.dataset.stat, el]));
+    const charts = root.querySelector('.charts');
+    this.charts = {
+      cpu: new LineChart(charts, {
+        title: 'CPU', format: fmt.percent, tick: percentTick, yMax: 100, extraCls: 'core',
+        extraLabel: (n) => `${n} ${n === 1 ? 'core' : 'cores'}`,
+        series: [{ label: 'total', cls: 's-total' }],
+      }),
+      mem: new LineChart(charts, {
+        title: 'Memory', format: fmt.bytes, tick: fmt.short(fmt.bytes), binary: true,
+        series: [{ label: 'used', cls: 's1' }, { label: 'cached', cls: 's2' }, { label: 'swap used', cls: 's3' }],
+      }),
+      net: new LineChart(charts, {
+        title: 'Network', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
+        series: [{ label: 'received', cls: 's1' }, { label: 'sent', cls: 's2' }],
+      }),
+      disk: new LineChart(charts, {
+        title: 'Disk', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
+        series: [{ label: 'read', cls: 's1' }, { label: 'written', cls: 's2' }],
+      }),
+      load: new LineChart(charts, {
+        title: 'Load average', format: fmt.load, tick: (v) => String(+v.toFixed(2)), floor: 1,
+        series: [{ label: '1 min', cls: 's1' }, { label: '5 min', cls: 's2' }, { label: '15 min', cls: 's3' }],
+      }),
+    };
+    this.key = null;
+    this.client = null;
+    this.window = 120;
+    this.opening = 0;
+    this.t = NaN;
+    this.emptyTimer = 0;
+  }
+
+  /** Shows host `name` (key `key`), keeping `window` samples. */
+  async open(key, name, window) {
+    if (key === this.key && this.client) {
+      if (window !== this.window) this.setWindow(window);
+      return;
+    }
+    this.close();
+    this.root.hidden = false;
+    this.key = key;
+    this.window = window;
+    this.t = NaN;
+    this.series = null;
+    this.el.name.textContent = name;
+    this.root.dataset.host = name;
+    this.showState('waiting');
+    this.el.meta.textContent = '';
+    this.el.empty.hidden = true;
+    for (const chart of Object.values(this.charts)) chart.clear();
+    for (const el of this.summary.values()) el.querySelector('.value').textContent = fmt.MISSING;
+    this.el.procs.selectAll('tr').remove();
+    this.el.tcp.selectAll('li').remove();
+    this.status.loading('detail', `Loading ${name}…`);
+    const opening = ++this.opening;
+    const client = await connect({ patterns: [exactPattern(key)], window, fields: FIELDS, token: this.token });
+    if (opening !== this.opening) {
+      client.close();
+      return;
+    }
+    this.client = client;
+    client.onStatus((status) => {
+      clearTimeout(this.emptyTimer);
+      if (status !== 'live') {
+        this.status.loading('detail', `Loading ${name}…`);
+        return;
+      }
+      // A key Redis does not have gets no snapshot and no change: say so once the session has settled.
+      this.emptyTimer = setTimeout(() => {
+        if (this.client !== client || client.len(key) > 0) return;
+        this.status.loading('detail', null);
+        this.el.empty.textContent = `No samples from ${name} yet (key ${key}).`;
+        this.el.empty.hidden = false;
+      }, EMPTY_AFTER_MS);
+    });
+    client.onChange((change) => this.meter.measure(() => this.draw(change)));
+  }
+
+  /** Leaves the view and closes its client. */
+  close() {
+    this.opening += 1;
+    clearTimeout(this.emptyTimer);
+    this.client?.close();
+    this.client = null;
+    this.key = null;
+    this.root.hidden = true;
+    this.status.loading('detail', null);
+  }
+
+  setWindow(window) {
+    this.window = window;
+    if (this.client) {
+      this.client.setWindow(window);
+      this.status.loading('detail', 'Loading…');
+    }
+  }
+
+  draw(change) {
+    const { client, key } = this;
+    if (!client) return;
+    if (!change.keys.includes(key)) return;
+    this.status.loading('detail', null);
+    const n = client.len(key);
+    this.el.empty.hidden = n > 0;
+    if (n === 0) return;
+
+    const sample = client.latest(key) ?? {};
+    const coreCount = Math.min(MAX_CORES, Array.isArray(sample.cpu?.cores) ? sample.cpu.cores.length : 0);
+    if (!this.series || this.seriesCores !== coreCount) {
+      this.series = new SeriesCache([...CHARTED, ...Array.from({ length: coreCount }, (_, i) => `cpu.cores.${i}`)]);
+      this.seriesCores = coreCount;
+    }
+    const { times, values } = this.series.read(client, key, sample);
+    const s = (field) => values[CHARTED.indexOf(field)];
+    const t1 = times[times.length - 1];
+    const t0 = t1 - this.window * 1000;
+    this.t = t1;
+    const cpu = s('cpu.total');
+    this.charts.cpu.update(times, [cpu, ...values.slice(CHARTED.length)], t0, t1);
+    this.charts.mem.options.yMax = sample.mem?.total > 0 ? sample.mem.total : undefined;
+    this.charts.mem.update(times, [s('mem.used'), s('mem.cached'), s('mem.swap_used')], t0, t1);
+    this.charts.net.update(times, [s('net.rx'), s('net.tx')], t0, t1);
+    this.charts.disk.update(times, [s('disk.read'), s('disk.write')], t0, t1);
+    this.charts.load.update(times, [s('load.0'), s('load.1'), s('load.2')], t0, t1);
+    this.drawSample(sample, client.stats(key, 'cpu.total')?.p95);
+    this.tick(Date.now());
+  }
+
+  /** The newest sample's numbers, processes and TCP states. */
+  drawSample(sample, p95) {
+    const { cpu = {}, mem = {}, load = [], net = {}, disk = {} } = sample;
+    const coreCount = Array.isArray(cpu.cores) ? cpu.cores.length : 0;
+    this.root.dataset.cpu = String(cpu.total);
+    this.root.dataset.t = String(sample.t);
+    const cores = coreCount > MAX_CORES ? `${MAX_CORES} of ${coreCount} cores charted` : `${coreCount} cores`;
+    this.setStat('cpu', fmt.percent(cpu.total), `p95 ${fmt.percent(p95)} · ${cores}`);
+    this.setStat('mem', fmt.bytes(mem.used), `of ${fmt.bytes(mem.total)} · swap ${fmt.bytes(mem.swap_used)}`);
+    this.setStat('load', fmt.load(load[0]), `${fmt.load(load[1])} · ${fmt.load(load[2])}`);
+    this.setStat('net', fmt.rate(net.rx), `sent ${fmt.rate(net.tx)}`);
+    this.setStat('disk', fmt.rate(disk.read), `written ${fmt.rate(disk.write)}`);
+
+    const procs = Array.isArray(sample.procs) ? sample.procs : [];
+    this.el.procs.selectAll('tr')
+      .data(procs, (p) => p.pid)
+      .join((enter) => {
+        const tr = enter.append('tr');
+        tr.append('td').attr('class', 'name');
+        tr.append('td').attr('class', 'num pid');
+        tr.append('td').attr('class', 'num cpu');
+        tr.append('td').attr('class', 'num mem');
+        return tr;
+      })
+      .order()
+      .call((tr) => {
+        tr.select('.name').text((p) => p.name ?? '?').attr('title', (p) => p.name ?? '');
+        tr.select('.pid').text((p) => p.pid);
+        tr.select('.cpu').text((p) => fmt.percent(p.cpu));
+        tr.select('.mem').text((p) => fmt.bytes(p.mem));
+      });
+
+    const tcp = Object.entries(sample.tcp ?? {}).filter(([, n]) => typeof n === 'number').sort((a, b) => b[1] - a[1]);
+    const top = Math.max(1, ...tcp.map(([, n]) => n));
+    this.el.tcp.selectAll('li')
+      .data(tcp, (d) => d[0])
+      .join((enter) => {
+        const li = enter.append('li');
+        li.append('span').attr('class', 'label');
+        li.append('span').attr('class', 'bar').append('span');
+        li.append('span').attr('class', 'num');
+        return li;
+      })
+      .order()
+      .call((li) => {
+        li.attr('data-state', (d) => d[0]);
+        li.select('.label').text((d) => d[0]);
+        li.select('.bar span').style('width', (d) => `${(100 * d[1]) / top}%`);
+        li.select('.num').text((d) => fmt.count(d[1]));
+      });
+  }
+
+  setStat(stat, value, sub) {
+    const el = this.summary.get(stat);
+    el.querySelector('.value').textContent = value;
+    el.querySelector('.sub').textContent = sub;
+  }
+
+  showState(state) {
+    this.root.dataset.state = state;
+    this.el.state.dataset.state = state;
+    this.el.state.textContent = state;
+  }
+
+  /** Once a second: the age of the newest sample and the host's state. */
+  tick(now) {
+    if (!this.key) return;
+    if (Number.isNaN(this.t)) return;
+    const state = stateOf({ t: this.t, fresh: false, seen: 0 }, now);
+    if (this.root.dataset.state !== state) this.showState(state);
+    const meta = `last sample ${fmt.clock(this.t)} · ${fmt.ago(this.t, now)}`;
+    if (this.el.meta.textContent !== meta) this.el.meta.textContent = meta;
+  }
+}
