@@ -3,9 +3,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use replicast_wasm::resp::CommandReader;
-use replicast_wasm::web::render_table;
+use replicast_wasm::web::Assembler;
 use replicast_wasm::wire::{encode_commands, encode_hello};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -60,35 +60,32 @@ fn resp_reader_gives_the_same_commands_for_any_split_in_wasm() {
 }
 
 #[wasm_bindgen_test]
-fn table_shows_the_window_newest_first() {
-    let document = web_sys::window().unwrap().document().unwrap();
-    let tbody = document.create_element("tbody").unwrap();
-    document.body().unwrap().append_child(&tbody).unwrap();
+fn the_assembler_export_reads_series_times_and_stats_in_one_call_each() {
+    let options = js_sys::JSON::parse(
+        r#"{"patterns":["perf:*"],"window":10,"aggregate":{"fields":["cpu"]}}"#,
+    )
+    .unwrap();
+    let mut assembler = Assembler::new(options.unchecked_into()).unwrap();
+    assert!(assembler.push(&encode_hello("e1", 0)).unwrap());
+    assert!(assembler.push(&encode_commands(0, &zadds())).unwrap());
+    assert_eq!(assembler.take_changed(), vec!["perf:demo".to_string()]);
+    assert!(assembler.take_changed().is_empty(), "taken once");
 
-    let mut assembler = StreamAssembler::new(WatchConfig {
-        patterns: vec![b"perf:*".to_vec()],
-        db: 0,
-        window: 10,
-    });
-    assembler.push_message(&encode_hello("e1", 0)).unwrap();
-    assembler
-        .push_message(&encode_commands(0, &zadds()))
-        .unwrap();
-    render_table(&document, &tbody, &assembler).unwrap();
-
-    let rows = tbody.query_selector_all("tr").unwrap();
-    assert_eq!(rows.length(), 2);
-    let first = tbody.query_selector("tr").unwrap().unwrap();
-    assert_eq!(
-        first.get_attribute("data-member").unwrap(),
-        r#"{"id":"a2","cpu":40}"#
+    let series = assembler.series("perf:demo", "cpu").unwrap().to_vec();
+    assert_eq!(series, vec![12.5, 40.0], "oldest first");
+    let times = assembler.times("perf:demo").to_vec();
+    assert_eq!(times, vec![1_700_000_000_000.0, 1_700_000_001_000.0]);
+    let latest = assembler.latest("perf:demo");
+    let id = js_sys::Reflect::get(&latest, &"id".into()).unwrap();
+    assert_eq!(id.as_string().as_deref(), Some("a2"));
+    let stats = assembler.stats("perf:demo", "cpu").unwrap();
+    let mean = js_sys::Reflect::get(&stats, &"mean".into()).unwrap();
+    assert_eq!(mean.as_f64(), Some(26.25));
+    assert!(
+        assembler.stats("perf:demo", "mem").is_err(),
+        "not an aggregated field"
     );
-    assert_eq!(
-        first.text_content().unwrap(),
-        r#"perf:demo1700000001000{"id":"a2","cpu":40}"#
-    );
-
-    // Rendering again replaces the rows instead of adding to them.
-    render_table(&document, &tbody, &assembler).unwrap();
-    assert_eq!(tbody.query_selector_all("tr").unwrap().length(), 2);
+    let window = assembler.window("perf:demo").unwrap();
+    let kind = js_sys::Reflect::get(&window, &"type".into()).unwrap();
+    assert_eq!(kind.as_string().as_deref(), Some("zset"));
 }

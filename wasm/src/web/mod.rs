@@ -3,28 +3,22 @@
 //! - [`Assembler`]: the StreamAssembler alone, for pages that bring their own socket and drawing.
 //! - [`Replicast`]: the client a page uses: a WebSocket to the relay, reconnects and resumes, the assembler, and
 //!   reads of windows, series and aggregates, with one change callback per animation frame.
-//! - [`LiveTable`]: the whole path of the walking skeleton: a WebSocket to the relay, the assembler, and a table
-//!   of the windows rendered from wasm once per animation frame.
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
 
 pub mod bench;
 mod client;
 mod follow;
-mod live_table;
 pub mod rdb;
-mod table;
 mod view;
 
 use js_sys::Float64Array;
 use wasm_bindgen::prelude::*;
 
-use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
+use crate::assembler::{Outcome, StreamAssembler};
 use follow::Follow;
 
 pub use client::Replicast;
-pub use live_table::LiveTable;
-pub use table::render_table;
 
 /// The StreamAssembler alone: feed it the relay's binary messages yourself, read the windows of the keys it
 /// watches. Works wherever wasm does, Node.js included.
@@ -174,13 +168,5 @@ impl Assembler {
             .into_iter()
             .map(|k| String::from_utf8_lossy(&k).into_owned())
             .collect()
-    }
-}
-
-fn watch_config(patterns: Vec<String>, window: usize, db: u32) -> WatchConfig {
-    WatchConfig {
-        patterns: patterns.into_iter().map(String::into_bytes).collect(),
-        db,
-        window,
     }
 }
