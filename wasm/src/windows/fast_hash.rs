@@ -8,6 +8,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// The [`FastHasher`] hash of `bytes` alone (no length prefix), for tables that store hashes themselves.
+#[inline]
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[derive(Debug, Default, Clone, Copy)]
