@@ -107,34 +107,71 @@ impl Keyspace {
         create: bool,
         apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
     ) {
-        if !self.windows.contains_key(key) {
-            if !create || !watched(&self.watch, &mut self.watched, key) {
-                return;
+        if let Some(window) = self.windows.get_mut(key) {
+            // The common case, one lookup: the window exists.
+            let gone = Self::apply_to(
+                window,
+                observer,
+                key,
+                kind,
+                apply,
+                &mut self.topups,
+                &mut self.diagnostics,
+                &mut self.next_id,
+                &mut self.changed,
+                self.offset,
+            );
+            if gone {
+                self.windows.remove(key);
             }
-            let unknown = self.all_unknown || self.unknown.remove(key);
-            let mut window = Window::new(kind, self.watch.window, !unknown);
-            if unknown {
-                window.stale = true;
-                Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-            }
+            return;
+        }
+        if !create || !watched(&self.watch, &mut self.watched, key) {
+            return;
+        }
+        let unknown = self.all_unknown || self.unknown.remove(key);
+        let mut window = Window::new(kind, self.watch.window, !unknown);
+        if unknown {
+            window.stale = true;
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+        let gone = Self::apply_to(
+            &mut window,
+            observer,
+            key,
+            kind,
+            apply,
+            &mut self.topups,
+            &mut self.diagnostics,
+            &mut self.next_id,
+            &mut self.changed,
+            self.offset,
+        );
+        if !gone {
             self.windows.insert(key.to_vec(), window);
         }
-        let Keyspace {
-            windows,
-            topups,
-            next_id,
-            diagnostics,
-            changed,
-            offset,
-            ..
-        } = self;
-        let Some(window) = windows.get_mut(key) else {
-            return;
-        };
+    }
+
+    /// [`Keyspace::update`] on a window found or created; returns whether the window is gone (Redis deleted
+    /// the key).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn apply_to(
+        window: &mut Window,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        kind: Kind,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+        topups: &mut BTreeSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+        next_id: &mut ItemId,
+        changed: &mut bool,
+        offset: u64,
+    ) -> bool {
         if window.kind() != kind {
             diagnostics.record(
                 Problem::WrongType,
-                *offset,
+                offset,
                 format!(
                     "a {} command on {:?}, a {}",
                     kind.name(),
@@ -142,7 +179,7 @@ impl Keyspace {
                     window.kind().name()
                 ),
             );
-            return;
+            return false;
         }
         let mut events = Events::new(key, observer, next_id);
         let exact = apply(window, &mut events).is_ok();
@@ -151,9 +188,7 @@ impl Keyspace {
             window.stale = true;
             Self::request_topup(topups, diagnostics, key);
         }
-        if window.gone() {
-            windows.remove(key);
-        }
+        window.gone()
     }
 
     /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
