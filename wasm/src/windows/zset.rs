@@ -17,22 +17,23 @@
 //! - `index`, a [`HashTable`] of slot numbers, finds a member by its bytes. Each slot keeps its hash, so the
 //!   table never hashes a member twice, and evicting a slot finds its entry by (hash, slot number): no
 //!   re-hash, no byte comparison.
-//! - `by_score`, a `BTreeMap` from score to the slots that have it, keeps Redis's order. Equal scores are rare
-//!   (collectors score by time), so one slot is held inline and only ties pay for a `Vec`, ordered by member
-//!   bytes as Redis breaks them.
+//! - `order` keeps `(score, slot)` entries in Redis's order, in runs that make the top and the bottom cheap
+//!   ([`order`]).
+
+mod order;
 
 use std::cmp::Ordering;
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
 
 use hashbrown::HashTable;
+
+use order::{Entry, Order};
 
 use super::fast_hash::hash_bytes;
 use super::json_id::{json_id, ByIdView, LatestById};
 use super::{Events, ItemView};
 use crate::observe::{ItemId, Payload};
 
-/// A score with a total order, so it can key a `BTreeMap`. Redis never stores NaN, and neither do we.
+/// A score with a total order, so it can sort the window. Redis never stores NaN, and neither do we.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score(pub f64);
 
@@ -63,23 +64,6 @@ struct Slot {
     hash: u64,
 }
 
-/// The members that share one score.
-#[derive(Debug, Clone)]
-enum Tied {
-    One(SlotId),
-    /// Two or more, in member-byte order.
-    Many(Vec<SlotId>),
-}
-
-impl Tied {
-    fn slots(&self) -> &[SlotId] {
-        match self {
-            Tied::One(slot) => std::slice::from_ref(slot),
-            Tied::Many(slots) => slots,
-        }
-    }
-}
-
 /// The newest `capacity` members of a sorted set.
 #[derive(Debug, Clone)]
 pub struct ZsetWindow {
@@ -88,7 +72,7 @@ pub struct ZsetWindow {
     /// Slots that hold no member, their buffers kept for reuse.
     free: Vec<SlotId>,
     index: HashTable<SlotId>,
-    by_score: BTreeMap<Score, Tied>,
+    order: Order,
     complete: bool,
 }
 
@@ -100,7 +84,7 @@ impl ZsetWindow {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            by_score: BTreeMap::new(),
+            order: Order::default(),
             complete,
         }
     }
@@ -151,11 +135,11 @@ impl ZsetWindow {
 
     #[inline]
     fn below_floor(&self, member: &[u8], score: Score) -> bool {
-        match self.by_score.first_key_value() {
-            Some((&floor, tied)) => match score.cmp(&floor) {
+        match self.order.first() {
+            Some(floor) => match score.cmp(&floor.score) {
                 Ordering::Less => true,
                 Ordering::Greater => false,
-                Ordering::Equal => member < &self.slot(tied.slots()[0]).member[..],
+                Ordering::Equal => member < &self.slot(floor.slot).member[..],
             },
             None => false,
         }
@@ -231,7 +215,7 @@ impl ZsetWindow {
         slot
     }
 
-    /// Takes `slot`, already out of `by_score`, out of the index, and frees it.
+    /// Takes `slot`, already out of the order, out of the index, and frees it.
     fn release(&mut self, slot: SlotId) {
         let hash = self.slot(slot).hash;
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
@@ -240,43 +224,15 @@ impl ZsetWindow {
         self.free.push(slot);
     }
 
-    /// Adds `slot` to the members scored `score`.
+    /// Adds `slot`, holding its member already, to the order at `score`.
+    #[inline]
     fn link(&mut self, score: Score, slot: SlotId) {
-        match self.by_score.entry(score) {
-            Entry::Vacant(entry) => {
-                entry.insert(Tied::One(slot));
-            }
-            Entry::Occupied(mut entry) => {
-                let slots = &self.slots;
-                let tied = entry.get_mut();
-                let mut all = match tied {
-                    Tied::One(other) => vec![*other],
-                    Tied::Many(all) => std::mem::take(all),
-                };
-                let member = &slots[slot as usize].member;
-                let at = all.partition_point(|&s| slots[s as usize].member < *member);
-                all.insert(at, slot);
-                *tied = Tied::Many(all);
-            }
-        }
+        self.order.insert(&self.slots, Entry { score, slot });
     }
 
-    /// Removes `slot` from the members scored `score`.
+    /// Removes `slot` from the order, where it is at `score`.
     fn unlink(&mut self, score: Score, slot: SlotId) {
-        let Entry::Occupied(mut entry) = self.by_score.entry(score) else {
-            return;
-        };
-        match entry.get_mut() {
-            Tied::One(_) => {
-                entry.remove();
-            }
-            Tied::Many(all) => {
-                all.retain(|&s| s != slot);
-                if let [only] = all[..] {
-                    *entry.get_mut() = Tied::One(only);
-                }
-            }
-        }
+        self.order.remove(&self.slots, Entry { score, slot });
     }
 
     /// Removes `member`; returns whether it was in the window.
@@ -301,39 +257,26 @@ impl ZsetWindow {
     pub(crate) fn pop_max(&mut self, count: usize, events: &mut Events<'_>) -> usize {
         let mut popped = 0;
         while popped < count {
-            let Some(mut entry) = self.by_score.last_entry() else {
+            let Some(top) = self.order.pop_last() else {
                 break;
             };
-            let slot = match entry.get_mut() {
-                Tied::One(slot) => *slot,
-                Tied::Many(all) => all[all.len() - 1],
-            };
-            self.remove_slot(slot, events);
+            self.release(top.slot);
+            events.removed(self.slot(top.slot).id);
             popped += 1;
         }
         popped
     }
 
     /// Removes up to `count` of the lowest members; returns how many.
+    #[inline]
     pub(crate) fn pop_min(&mut self, count: usize, events: &mut Events<'_>) -> usize {
         let mut popped = 0;
         while popped < count {
-            let Some(mut entry) = self.by_score.first_entry() else {
+            let Some(floor) = self.order.pop_first() else {
                 break;
             };
-            let slot = match entry.get_mut() {
-                Tied::One(slot) => {
-                    // The usual eviction: one member at the floor, removed without looking its score up again.
-                    let slot = *slot;
-                    entry.remove();
-                    self.release(slot);
-                    events.removed(self.slot(slot).id);
-                    popped += 1;
-                    continue;
-                }
-                Tied::Many(all) => all[0],
-            };
-            self.remove_slot(slot, events);
+            self.release(floor.slot);
+            events.removed(self.slot(floor.slot).id);
             popped += 1;
         }
         popped
@@ -362,10 +305,7 @@ impl ZsetWindow {
 
     /// The occupied slots from the highest score down.
     fn slots_newest_first(&self) -> impl Iterator<Item = SlotId> + '_ {
-        self.by_score
-            .values()
-            .rev()
-            .flat_map(|tied| tied.slots().iter().rev().copied())
+        self.order.iter_rev().map(|entry| entry.slot)
     }
 
     /// Members from the highest score down.
