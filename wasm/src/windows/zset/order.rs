@@ -78,23 +78,17 @@ impl Order {
     /// Adds `entry`, whose slot holds its member already and which is not in the order yet.
     #[inline]
     pub(super) fn insert(&mut self, slots: &[Slot], entry: Entry) {
-        match self.runs.back_mut() {
+        match self.runs.back().and_then(|run| run.back()) {
+            Some(&top) if !below(slots, top, entry) => self.insert_within(slots, entry),
             // The usual case: a new highest entry.
-            Some(run) if run.back().is_some_and(|&top| below(slots, top, entry)) => {
-                if run.len() < RUN {
-                    run.push_back(entry);
-                } else {
+            _ => match self.runs.back_mut() {
+                Some(run) if run.len() < RUN => run.push_back(entry),
+                _ => {
                     let mut run = self.new_run();
                     run.push_back(entry);
                     self.runs.push_back(run);
                 }
-            }
-            Some(_) => self.insert_within(slots, entry),
-            None => {
-                let mut run = self.new_run();
-                run.push_back(entry);
-                self.runs.push_back(run);
-            }
+            },
         }
     }
 
