@@ -155,12 +155,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
     /// Watched keys that have a window, in key order.
     pub fn windows(&self) -> impl Iterator<Item = (&[u8], &Window)> {
-        self.keyspace.windows.iter().map(|(k, w)| (k.as_slice(), w))
+        self.keyspace.sorted_windows().into_iter()
     }
 
     /// Watched keys that have a window, in key order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.keyspace.windows.keys().map(Vec::as_slice)
+        self.keyspace.sorted_windows().into_iter().map(|(k, _)| k)
     }
 
     pub fn window(&self, key: &[u8]) -> Option<&Window> {

@@ -3,7 +3,7 @@
 //! [`Keyspace::update`], which creates windows, checks types, reports to the observer, and decides when a window
 //! can no longer be trusted without a top-up.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::assembler::WatchConfig;
 use crate::diagnostics::{Diagnostics, Problem};
@@ -19,7 +19,9 @@ const WATCH_CACHE: usize = 4096;
 pub(crate) struct Keyspace {
     pub(crate) watch: WatchConfig,
     pub(crate) selected_db: u32,
-    pub(crate) windows: BTreeMap<Vec<u8>, Window>,
+    /// Hashed, not ordered: every command looks its key up, and ordered lookups compare whole keys several
+    /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
+    pub(crate) windows: FastMap<Vec<u8>, Window>,
     /// Watched keys without a window whose state in Redis is unknown: a top-up is due for each.
     unknown: BTreeSet<Vec<u8>>,
     /// After a `SWAPDB` of the watched database: no key's state is known until a full snapshot.
@@ -52,7 +54,7 @@ impl Keyspace {
         Keyspace {
             watch,
             selected_db: 0,
-            windows: BTreeMap::new(),
+            windows: FastMap::default(),
             unknown: BTreeSet::new(),
             all_unknown: false,
             topups: BTreeSet::new(),
@@ -62,6 +64,17 @@ impl Keyspace {
             offset: 0,
             changed: false,
         }
+    }
+
+    /// The windows in key order.
+    pub(crate) fn sorted_windows(&self) -> Vec<(&[u8], &Window)> {
+        let mut windows: Vec<(&[u8], &Window)> = self
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_slice(), w))
+            .collect();
+        windows.sort_unstable_by_key(|&(k, _)| k);
+        windows
     }
 
     pub(crate) fn in_watched_db(&self) -> bool {
@@ -107,34 +120,71 @@ impl Keyspace {
         create: bool,
         apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
     ) {
-        if !self.windows.contains_key(key) {
-            if !create || !watched(&self.watch, &mut self.watched, key) {
-                return;
+        if let Some(window) = self.windows.get_mut(key) {
+            // The common case, one lookup: the window exists.
+            let gone = Self::apply_to(
+                window,
+                observer,
+                key,
+                kind,
+                apply,
+                &mut self.topups,
+                &mut self.diagnostics,
+                &mut self.next_id,
+                &mut self.changed,
+                self.offset,
+            );
+            if gone {
+                self.windows.remove(key);
             }
-            let unknown = self.all_unknown || self.unknown.remove(key);
-            let mut window = Window::new(kind, self.watch.window, !unknown);
-            if unknown {
-                window.stale = true;
-                Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-            }
+            return;
+        }
+        if !create || !watched(&self.watch, &mut self.watched, key) {
+            return;
+        }
+        let unknown = self.all_unknown || self.unknown.remove(key);
+        let mut window = Window::new(kind, self.watch.window, !unknown);
+        if unknown {
+            window.stale = true;
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+        let gone = Self::apply_to(
+            &mut window,
+            observer,
+            key,
+            kind,
+            apply,
+            &mut self.topups,
+            &mut self.diagnostics,
+            &mut self.next_id,
+            &mut self.changed,
+            self.offset,
+        );
+        if !gone {
             self.windows.insert(key.to_vec(), window);
         }
-        let Keyspace {
-            windows,
-            topups,
-            next_id,
-            diagnostics,
-            changed,
-            offset,
-            ..
-        } = self;
-        let Some(window) = windows.get_mut(key) else {
-            return;
-        };
+    }
+
+    /// [`Keyspace::update`] on a window found or created; returns whether the window is gone (Redis deleted
+    /// the key).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn apply_to(
+        window: &mut Window,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        kind: Kind,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+        topups: &mut BTreeSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+        next_id: &mut ItemId,
+        changed: &mut bool,
+        offset: u64,
+    ) -> bool {
         if window.kind() != kind {
             diagnostics.record(
                 Problem::WrongType,
-                *offset,
+                offset,
                 format!(
                     "a {} command on {:?}, a {}",
                     kind.name(),
@@ -142,7 +192,7 @@ impl Keyspace {
                     window.kind().name()
                 ),
             );
-            return;
+            return false;
         }
         let mut events = Events::new(key, observer, next_id);
         let exact = apply(window, &mut events).is_ok();
@@ -151,9 +201,7 @@ impl Keyspace {
             window.stale = true;
             Self::request_topup(topups, diagnostics, key);
         }
-        if window.gone() {
-            windows.remove(key);
-        }
+        window.gone()
     }
 
     /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
@@ -229,7 +277,9 @@ impl Keyspace {
     /// Drops every window (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream restart). `known` says whether the
     /// database is then known (empty after a flush) or unknown (swapped with another).
     pub(crate) fn clear(&mut self, observer: &mut dyn WindowObserver, known: bool) {
-        for key in std::mem::take(&mut self.windows).into_keys() {
+        let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.windows).into_keys().collect();
+        keys.sort_unstable();
+        for key in keys {
             observer.key_cleared(&key);
             self.changed = true;
         }
@@ -240,12 +290,13 @@ impl Keyspace {
 
     /// Drops the windows whose deadline is at or before `now_ms`; returns how many.
     pub(crate) fn expire(&mut self, observer: &mut dyn WindowObserver, now_ms: u64) -> usize {
-        let due: Vec<Vec<u8>> = self
+        let mut due: Vec<Vec<u8>> = self
             .windows
             .iter()
             .filter(|(_, w)| w.expires_at_ms.is_some_and(|at| at <= now_ms))
             .map(|(k, _)| k.clone())
             .collect();
+        due.sort_unstable();
         for key in &due {
             self.drop_key(observer, key);
         }

@@ -10,8 +10,25 @@ pub(crate) fn int(bytes: &[u8]) -> Option<i64> {
     parse_ascii(bytes)
 }
 
+/// Most digits of an integer score read without the float parser: below 2^53, so exactly a float.
+const EXACT_DIGITS: usize = 15;
+
 /// A score as Redis writes it: a decimal or `inf`/`+inf`/`-inf`; never NaN.
+#[inline]
 pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
+    // Collectors score by Unix milliseconds: plain integers, read here digit by digit (exactly as the float
+    // parser would read them, `-0` included). Anything else takes the float parser.
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    if !digits.is_empty() && digits.len() <= EXACT_DIGITS && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        let n = n as f64;
+        return Some(if negative { -n } else { n });
+    }
     parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
 }
 
@@ -54,4 +71,38 @@ pub(crate) fn within<T: PartialOrd + ?Sized>(value: &T, low: Bound<&T>, high: Bo
 /// Whether `arg` is `word`, ignoring ASCII case.
 pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_scores_read_as_the_float_parser_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "-42",
+            "1700000000000",
+            "999999999999999",
+            "-999999999999999",
+            "9999999999999999",
+            "12345678901234567890",
+            "+5",
+            "1e3",
+            "1.5",
+            "-inf",
+            "+inf",
+            "inf",
+        ] {
+            let expected: f64 = text.parse().unwrap();
+            let got = score(text.as_bytes()).unwrap();
+            assert_eq!(got.to_bits(), expected.to_bits(), "{text}");
+        }
+        for text in ["", "-", "nan", "1-", "--1", "1 ", "x"] {
+            assert_eq!(score(text.as_bytes()), None, "{text}");
+        }
+    }
 }

@@ -33,6 +33,15 @@ pub(crate) fn apply(
     let Some(name) = args.first() else {
         return;
     };
+    // The hottest command first, without the name buffer or the match below (whose comparisons are library
+    // calls, and slow ones, in wasm).
+    if name.len() == 4 && name.eq_ignore_ascii_case(b"zadd") && args.len() >= 2 {
+        ks.offset = offset;
+        if ks.in_watched_db() {
+            zset::zadd(ks, observer, args);
+        }
+        return;
+    }
     let mut buf = [0u8; MAX_NAME];
     let Some(lower) = buf.get_mut(..name.len()) else {
         ks.offset = offset;

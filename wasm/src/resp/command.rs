@@ -158,11 +158,15 @@ fn read_multibulk<'a>(
             (pos, count as usize)
         }
     };
-    while remaining > 0 {
+    // Where to resume: the start of the argument not complete yet (stored only when stopping there).
+    let suspend = |progress: &mut Progress, pos, remaining, needed| {
         *progress = Progress {
             pos,
             remaining: Some(remaining),
         };
+        Ok(Frame::Incomplete { needed })
+    };
+    while remaining > 0 {
         match buf.get(pos) {
             Some(b'$') => {}
             Some(_) => {
@@ -173,10 +177,10 @@ fn read_multibulk<'a>(
                     pos,
                 ))
             }
-            None => return incomplete(pos + 1),
+            None => return suspend(progress, pos, remaining, pos + 1),
         }
         let Some((len, data)) = read_length(buf, pos + 1, offset, "a bulk length")? else {
-            return incomplete(buf.len() + 1);
+            return suspend(progress, pos, remaining, buf.len() + 1);
         };
         if len < 0 {
             return Err(RespError::Unexpected {
@@ -197,7 +201,7 @@ fn read_multibulk<'a>(
         let end = data.saturating_add(len as usize);
         let stop = end.saturating_add(2);
         let Some(terminator) = buf.get(end..stop) else {
-            return incomplete(stop);
+            return suspend(progress, pos, remaining, stop);
         };
         if terminator != b"\r\n" {
             let at = if terminator[0] == b'\r' { end + 1 } else { end };

@@ -8,6 +8,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// The [`FastHasher`] hash of `bytes` alone (no length prefix), for tables that store hashes themselves.
+#[inline]
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,9 +37,31 @@ fn word(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
+#[inline]
+fn half(bytes: &[u8]) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(bytes);
+    u32::from_le_bytes(half)
+}
+
 impl Hasher for FastHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        let len = bytes.len();
+        if len < 8 {
+            // Short: one word from (possibly overlapping) pieces, with the length in its top bits.
+            let word = if len >= 4 {
+                u64::from(half(&bytes[..4])) | u64::from(half(&bytes[len - 4..])) << 32
+            } else if len > 0 {
+                u64::from(bytes[0])
+                    | u64::from(bytes[len / 2]) << 8
+                    | u64::from(bytes[len - 1]) << 16
+            } else {
+                0
+            };
+            self.mix(word ^ (len as u64) << 61);
+            return;
+        }
         // Two independent lanes over 16-byte blocks: the multiplications of one do not wait for the other's.
         let mut blocks = bytes.chunks_exact(16);
         let (mut a, mut b) = (self.hash, self.hash ^ SEED);
@@ -44,11 +74,10 @@ impl Hasher for FastHasher {
         for chunk in &mut chunks {
             self.mix(word(chunk));
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(word));
+        if !chunks.remainder().is_empty() {
+            // The last 8 bytes, overlapping ones already mixed: one load, where copying the few left into a
+            // zeroed word would cost a library call and a stalled load.
+            self.mix(word(&bytes[len - 8..]));
         }
     }
 

@@ -4,18 +4,36 @@
 //! An incomplete window (Redis holds members below it that it has not seen) stays exact as long as it is full:
 //! every unseen member ranks below its lowest one, its *floor*. A member that lands below the floor may be
 //! outranked by unseen ones, so it leaves the window, which then lacks an item and asks for a top-up.
+//!
+//! # Storage
+//!
+//! A full window under a stream of new samples evicts its lowest member for every member it adds, so that is
+//! what the layout makes cheap:
+//!
+//! - Members live in an arena of [`Slot`]s (member bytes, score, item id, hash), never more than `capacity`.
+//!   A slot freed by an eviction is reused by the next new member, *buffer included*: once warm, a `ZADD`
+//!   copies its member into an existing allocation and neither allocates nor frees (wasm's allocator is much
+//!   slower than glibc's, so this matters most in the browser).
+//! - `index`, a [`HashTable`] of slot numbers, finds a member by its bytes. Each slot keeps its hash, so the
+//!   table never hashes a member twice, and evicting a slot finds its entry by (hash, slot number): no
+//!   re-hash, no byte comparison.
+//! - `order` keeps `(score, slot)` entries in Redis's order, in runs that make the top and the bottom cheap
+//!   ([`order`]).
+
+mod order;
 
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
-use std::collections::BTreeSet;
-use std::rc::Rc;
 
-use super::fast_hash::FastMap;
+use hashbrown::HashTable;
+
+use order::{Entry, Order};
+
+use super::fast_hash::hash_bytes;
 use super::json_id::{json_id, ByIdView, LatestById};
 use super::{Events, ItemView};
 use crate::observe::{ItemId, Payload};
 
-/// A score with a total order, so it can key a `BTreeSet`. Redis never stores NaN, and neither do we.
+/// A score with a total order, so it can sort the window. Redis never stores NaN, and neither do we.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score(pub f64);
 
@@ -33,13 +51,28 @@ impl Ord for Score {
     }
 }
 
+/// The number of a [`Slot`] in the arena.
+type SlotId = u32;
+
+/// One member of the window, or a free slot keeping its buffer for the next member.
+#[derive(Debug, Clone)]
+struct Slot {
+    member: Vec<u8>,
+    score: Score,
+    id: ItemId,
+    /// [`hash_bytes`] of `member`.
+    hash: u64,
+}
+
 /// The newest `capacity` members of a sorted set.
 #[derive(Debug, Clone)]
 pub struct ZsetWindow {
     capacity: usize,
-    /// Members shared with `members`, so a new member costs one allocation.
-    by_score: BTreeSet<(Score, Rc<[u8]>)>,
-    members: FastMap<Rc<[u8]>, (Score, ItemId)>,
+    slots: Vec<Slot>,
+    /// Slots that hold no member, their buffers kept for reuse.
+    free: Vec<SlotId>,
+    index: HashTable<SlotId>,
+    order: Order,
     complete: bool,
 }
 
@@ -48,8 +81,10 @@ impl ZsetWindow {
     pub fn new(capacity: usize, complete: bool) -> Self {
         ZsetWindow {
             capacity,
-            by_score: BTreeSet::new(),
-            members: FastMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            order: Order::default(),
             complete,
         }
     }
@@ -59,11 +94,11 @@ impl ZsetWindow {
     }
 
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.index.is_empty()
     }
 
     /// Whether the window holds every member Redis holds.
@@ -75,18 +110,37 @@ impl ZsetWindow {
         self.complete = complete;
     }
 
+    fn slot(&self, slot: SlotId) -> &Slot {
+        &self.slots[slot as usize]
+    }
+
+    /// The slot holding `member`, whose hash is `hash`.
+    #[inline]
+    fn find(&self, hash: u64, member: &[u8]) -> Option<SlotId> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&s| slots[s as usize].member == member)
+            .copied()
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.members.get(member).map(|(s, _)| s.0)
+        self.find(hash_bytes(member), member)
+            .map(|s| self.slot(s).score.0)
     }
 
     /// Whether `(score, member)` ranks below every member of a full window, so that it cannot be in it.
     pub fn below_full_window(&self, member: &[u8], score: f64) -> bool {
-        self.members.len() >= self.capacity && self.below_floor(member, Score(score))
+        self.len() >= self.capacity && self.below_floor(member, Score(score))
     }
 
+    #[inline]
     fn below_floor(&self, member: &[u8], score: Score) -> bool {
-        match self.by_score.first() {
-            Some((s, m)) => (score, member) < (*s, &**m),
+        match self.order.first() {
+            Some(floor) => match score.cmp(&floor.score) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => member < &self.slot(floor.slot).member[..],
+            },
             None => false,
         }
     }
@@ -94,83 +148,135 @@ impl ZsetWindow {
     /// Sets `member`'s score as Redis did; returns whether the window changed.
     pub(crate) fn insert(&mut self, member: &[u8], score: f64, events: &mut Events<'_>) -> bool {
         let score = Score(score);
-        let below_floor = self.below_floor(member, score);
-        let full = self.members.len() >= self.capacity;
-        if !(below_floor && full) {
-            // The common case, a new sample above the floor: one hash lookup that also inserts.
-            let shared: Rc<[u8]> = Rc::from(member);
-            match self.members.entry(shared.clone()) {
-                Entry::Vacant(slot) => {
-                    let id = events.added(Some(score.0), Payload::Value(member));
-                    slot.insert((score, id));
-                    self.by_score.insert((score, shared));
-                    if self.members.len() > self.capacity {
-                        self.pop_min(1, events);
-                        self.complete = false;
-                    }
-                    return true;
-                }
-                Entry::Occupied(_) => {}
+        let hash = hash_bytes(member);
+        let Some(slot) = self.find(hash, member) else {
+            let full = self.len() >= self.capacity;
+            if full && self.below_floor(member, score) {
+                // Not among the newest; if the window held everything, Redis now holds one more.
+                self.complete = false;
+                return false;
             }
-        }
-        let Some((shared, (old, id))) = self.members.remove_entry(member) else {
-            // Not among the newest; if the window held everything, Redis now holds one more.
-            self.complete = false;
-            return false;
+            // The common case, a new sample above the floor: the lowest member leaves and its slot takes the
+            // new one.
+            let id = events.added(Some(score.0), Payload::Value(member));
+            if full {
+                self.pop_min(1, events);
+                self.complete = false;
+            }
+            let slot = self.occupy(member, score, id, hash);
+            self.link(score, slot);
+            return true;
         };
+        let old = self.slot(slot).score;
         if old == score {
-            self.members.insert(shared, (old, id));
             return false;
         }
-        self.by_score.remove(&(old, shared.clone()));
-        events.removed(id);
+        let below_floor = self.below_floor(member, score);
+        self.unlink(old, slot);
+        events.removed(self.slot(slot).id);
         if below_floor && !self.complete {
             // Unseen members may outrank it now: it leaves, and the window lacks one.
+            self.release(slot);
             return true;
         }
         let id = events.added(Some(score.0), Payload::Value(member));
-        self.by_score.insert((score, shared.clone()));
-        self.members.insert(shared, (score, id));
+        let entry = &mut self.slots[slot as usize];
+        entry.score = score;
+        entry.id = id;
+        self.link(score, slot);
         true
+    }
+
+    /// Puts a new member in a free slot (or a new one) and indexes it.
+    fn occupy(&mut self, member: &[u8], score: Score, id: ItemId, hash: u64) -> SlotId {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let entry = &mut self.slots[slot as usize];
+                entry.member.clear();
+                entry.member.extend_from_slice(member);
+                entry.score = score;
+                entry.id = id;
+                entry.hash = hash;
+                slot
+            }
+            None => {
+                self.slots.push(Slot {
+                    member: member.to_vec(),
+                    score,
+                    id,
+                    hash,
+                });
+                (self.slots.len() - 1) as SlotId
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        slot
+    }
+
+    /// Takes `slot`, already out of the order, out of the index, and frees it.
+    fn release(&mut self, slot: SlotId) {
+        let hash = self.slot(slot).hash;
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+    }
+
+    /// Adds `slot`, holding its member already, to the order at `score`.
+    #[inline]
+    fn link(&mut self, score: Score, slot: SlotId) {
+        self.order.insert(&self.slots, Entry { score, slot });
+    }
+
+    /// Removes `slot` from the order, where it is at `score`.
+    fn unlink(&mut self, score: Score, slot: SlotId) {
+        self.order.remove(&self.slots, Entry { score, slot });
     }
 
     /// Removes `member`; returns whether it was in the window.
     pub(crate) fn remove(&mut self, member: &[u8], events: &mut Events<'_>) -> bool {
-        match self.members.remove_entry(member) {
-            Some((shared, (score, id))) => {
-                self.by_score.remove(&(score, shared));
-                events.removed(id);
+        match self.find(hash_bytes(member), member) {
+            Some(slot) => {
+                self.remove_slot(slot, events);
                 true
             }
             None => false,
         }
     }
 
+    fn remove_slot(&mut self, slot: SlotId, events: &mut Events<'_>) {
+        let Slot { score, id, .. } = *self.slot(slot);
+        self.unlink(score, slot);
+        self.release(slot);
+        events.removed(id);
+    }
+
     /// Removes up to `count` of the highest members; returns how many.
     pub(crate) fn pop_max(&mut self, count: usize, events: &mut Events<'_>) -> usize {
         let mut popped = 0;
         while popped < count {
-            let Some((_, member)) = self.by_score.pop_last() else {
+            let Some(top) = self.order.pop_last() else {
                 break;
             };
-            if let Some((_, id)) = self.members.remove(&member) {
-                events.removed(id);
-            }
+            self.release(top.slot);
+            events.removed(self.slot(top.slot).id);
             popped += 1;
         }
         popped
     }
 
     /// Removes up to `count` of the lowest members; returns how many.
+    #[inline]
     pub(crate) fn pop_min(&mut self, count: usize, events: &mut Events<'_>) -> usize {
         let mut popped = 0;
         while popped < count {
-            let Some((_, member)) = self.by_score.pop_first() else {
+            let Some(floor) = self.order.pop_first() else {
                 break;
             };
-            if let Some((_, id)) = self.members.remove(&member) {
-                events.removed(id);
-            }
+            self.release(floor.slot);
+            events.removed(self.slot(floor.slot).id);
             popped += 1;
         }
         popped
@@ -182,31 +288,43 @@ impl ZsetWindow {
         mut doomed: impl FnMut(usize, &[u8], f64) -> bool,
         events: &mut Events<'_>,
     ) -> usize {
-        let victims: Vec<Rc<[u8]>> = self
-            .by_score
-            .iter()
-            .rev()
+        let victims: Vec<SlotId> = self
+            .slots_newest_first()
             .enumerate()
-            .filter(|(rank, (s, m))| doomed(*rank, m, s.0))
-            .map(|(_, (_, m))| m.clone())
+            .filter(|&(rank, slot)| {
+                let entry = self.slot(slot);
+                doomed(rank, &entry.member, entry.score.0)
+            })
+            .map(|(_, slot)| slot)
             .collect();
-        for member in &victims {
-            self.remove(member, events);
+        for &slot in &victims {
+            self.remove_slot(slot, events);
         }
         victims.len()
     }
 
+    /// The occupied slots from the highest score down.
+    fn slots_newest_first(&self) -> impl Iterator<Item = SlotId> + '_ {
+        self.order.iter_rev().map(|entry| entry.slot)
+    }
+
     /// Members from the highest score down.
     pub fn newest_first(&self) -> impl Iterator<Item = (&[u8], f64)> {
-        self.by_score.iter().rev().map(|(s, m)| (&**m, s.0))
+        self.slots_newest_first().map(|slot| {
+            let entry = self.slot(slot);
+            (&entry.member[..], entry.score.0)
+        })
     }
 
     /// Members from the highest score down, with their ids.
     pub fn items_newest_first(&self) -> impl Iterator<Item = ItemView<'_>> {
-        self.by_score.iter().rev().map(|(s, m)| ItemView::Member {
-            id: self.members.get(&**m).map_or(0, |(_, id)| *id),
-            member: m,
-            score: s.0,
+        self.slots_newest_first().map(|slot| {
+            let entry = self.slot(slot);
+            ItemView::Member {
+                id: entry.id,
+                member: &entry.member,
+                score: entry.score.0,
+            }
         })
     }
 
@@ -229,11 +347,10 @@ impl ZsetWindow {
     }
 
     pub(crate) fn renumber(&mut self, events: &mut Events<'_>) {
-        for (score, member) in self.by_score.iter().rev() {
-            let id = events.added(Some(score.0), Payload::Value(member));
-            if let Some(entry) = self.members.get_mut(&**member) {
-                entry.1 = id;
-            }
+        let order: Vec<SlotId> = self.slots_newest_first().collect();
+        for slot in order {
+            let entry = &mut self.slots[slot as usize];
+            entry.id = events.added(Some(entry.score.0), Payload::Value(&entry.member));
         }
     }
 }
@@ -289,5 +406,32 @@ mod tests {
         w.insert(b"b", 6.0, &mut ev);
         w.insert(b"b", 1.0, &mut ev);
         assert_eq!(members(&w), vec![("a", 5.0)]);
+    }
+
+    #[test]
+    fn ties_evict_by_member_and_slots_are_reused() {
+        let (mut observer, mut next) = (NoObserver, 0);
+        let mut ev = Events::new(b"k", &mut observer, &mut next);
+        let mut w = ZsetWindow::new(3, true);
+        for m in ["c", "a", "b"] {
+            w.insert(m.as_bytes(), 1.0, &mut ev);
+        }
+        assert_eq!(members(&w), vec![("c", 1.0), ("b", 1.0), ("a", 1.0)]);
+        // Below the floor (1, "a"): not kept.
+        assert!(!w.insert(b"0", 1.0, &mut ev));
+        // Above it: (1, "a") leaves.
+        w.insert(b"bb", 1.0, &mut ev);
+        assert_eq!(members(&w), vec![("c", 1.0), ("bb", 1.0), ("b", 1.0)]);
+        w.insert(b"d", 2.0, &mut ev);
+        w.insert(b"e", 3.0, &mut ev);
+        assert_eq!(members(&w), vec![("e", 3.0), ("d", 2.0), ("c", 1.0)]);
+        assert_eq!(w.pop_max(1, &mut ev), 1);
+        w.insert(b"c", 2.0, &mut ev);
+        assert_eq!(members(&w), vec![("d", 2.0), ("c", 2.0)]);
+        assert_eq!(w.score(b"c"), Some(2.0));
+        assert_eq!(w.score(b"e"), None);
+        assert!(w.slots.len() <= 3);
+        let ids: Vec<ItemId> = w.items_newest_first().map(|i| i.id()).collect();
+        assert!(ids[0] != ids[1]);
     }
 }

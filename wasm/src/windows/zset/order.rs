@@ -1,0 +1,219 @@
+//! The order of a sorted-set window: its members as `(score, slot)` entries, sorted as Redis sorts them (by
+//! score, then member bytes), in runs of at most [`RUN`] entries.
+//!
+//! Why runs: the usual traffic is a sample scored by time entering at the top while the lowest member leaves at
+//! the bottom. Runs make both O(1) (a push on the last run, a pop on the first), with no comparisons but one and
+//! no allocation once warm (an emptied run is kept for the next one). A B-tree would pay a descent and shifts
+//! within its nodes for each; one sorted deque would make an insert in the middle of a 100,000-member window
+//! move half of it. With runs, an entry in the middle costs a binary search over the runs' last entries, then
+//! over one run, and moves at most half a run.
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+use super::{Score, Slot, SlotId};
+
+/// Most entries in a run: a run is split in two when an insert makes it longer.
+const RUN: usize = 128;
+
+/// One member's place in the order: its score, and the slot holding its bytes (compared for equal scores).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Entry {
+    pub(super) score: Score,
+    pub(super) slot: SlotId,
+}
+
+/// The entries of a window, in Redis's order, in runs; no run is empty.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Order {
+    runs: VecDeque<VecDeque<Entry>>,
+    /// The last run emptied, kept for the next run needed.
+    spare: Option<VecDeque<Entry>>,
+}
+
+/// Whether `a` ranks below `b`: by score, then by member bytes.
+#[inline]
+fn below(slots: &[Slot], a: Entry, b: Entry) -> bool {
+    match a.score.cmp(&b.score) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => slots[a.slot as usize].member < slots[b.slot as usize].member,
+    }
+}
+
+impl Order {
+    /// The lowest entry.
+    #[inline]
+    pub(super) fn first(&self) -> Option<Entry> {
+        self.runs.front().and_then(|run| run.front().copied())
+    }
+
+    /// Removes and returns the lowest entry.
+    #[inline]
+    pub(super) fn pop_first(&mut self) -> Option<Entry> {
+        let run = self.runs.front_mut()?;
+        let entry = run.pop_front();
+        if run.is_empty() {
+            self.spare = self.runs.pop_front();
+        }
+        entry
+    }
+
+    /// Removes and returns the highest entry.
+    pub(super) fn pop_last(&mut self) -> Option<Entry> {
+        let run = self.runs.back_mut()?;
+        let entry = run.pop_back();
+        if run.is_empty() {
+            self.spare = self.runs.pop_back();
+        }
+        entry
+    }
+
+    fn new_run(&mut self) -> VecDeque<Entry> {
+        self.spare
+            .take()
+            .unwrap_or_else(|| VecDeque::with_capacity(RUN))
+    }
+
+    /// Adds `entry`, whose slot holds its member already and which is not in the order yet.
+    #[inline]
+    pub(super) fn insert(&mut self, slots: &[Slot], entry: Entry) {
+        match self.runs.back().and_then(|run| run.back()) {
+            Some(&top) if !below(slots, top, entry) => self.insert_within(slots, entry),
+            // The usual case: a new highest entry.
+            _ => match self.runs.back_mut() {
+                Some(run) if run.len() < RUN => run.push_back(entry),
+                _ => {
+                    let mut run = self.new_run();
+                    run.push_back(entry);
+                    self.runs.push_back(run);
+                }
+            },
+        }
+    }
+
+    /// Adds an entry that ranks below the highest one.
+    fn insert_within(&mut self, slots: &[Slot], entry: Entry) {
+        // The first run whose highest entry is above `entry`: there is one, the last run.
+        let i = self
+            .runs
+            .partition_point(|run| run.back().is_some_and(|&e| below(slots, e, entry)));
+        let run = &mut self.runs[i];
+        let at = run.partition_point(|&e| below(slots, e, entry));
+        run.insert(at, entry);
+        if run.len() > RUN {
+            let upper = run.split_off(run.len() / 2);
+            self.runs.insert(i + 1, upper);
+        }
+    }
+
+    /// Removes `entry`; returns whether it was there.
+    pub(super) fn remove(&mut self, slots: &[Slot], entry: Entry) -> bool {
+        let i = self
+            .runs
+            .partition_point(|run| run.back().is_some_and(|&e| below(slots, e, entry)));
+        let Some(run) = self.runs.get_mut(i) else {
+            return false;
+        };
+        let at = run.partition_point(|&e| below(slots, e, entry));
+        if run.get(at).is_none_or(|e| e.slot != entry.slot) {
+            return false;
+        }
+        run.remove(at);
+        if run.is_empty() {
+            self.spare = self.runs.remove(i);
+        }
+        true
+    }
+
+    /// Entries from the highest down.
+    pub(super) fn iter_rev(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.runs
+            .iter()
+            .rev()
+            .flat_map(|run| run.iter().rev().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(members: &[&str]) -> Vec<Slot> {
+        members
+            .iter()
+            .map(|m| Slot {
+                member: m.as_bytes().to_vec(),
+                score: Score(0.0),
+                id: 0,
+                hash: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_order_across_runs_whatever_the_insertion_order() {
+        let n = RUN * 5 + 3;
+        let names: Vec<String> = (0..n).map(|i| format!("m{i:05}")).collect();
+        let all = slots(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        // Scores in a scrambled order, a few of them tied (then ordered by member).
+        let score = |i: usize| Score(((i * 7919) % n / 3) as f64);
+        let mut order = Order::default();
+        for i in 0..n {
+            order.insert(
+                &all,
+                Entry {
+                    score: score(i),
+                    slot: i as SlotId,
+                },
+            );
+        }
+        let mut expected: Vec<usize> = (0..n).collect();
+        expected.sort_by(|&a, &b| score(a).cmp(&score(b)).then(names[a].cmp(&names[b])));
+        let got: Vec<usize> = order.iter_rev().map(|e| e.slot as usize).collect();
+        assert_eq!(got, expected.iter().rev().copied().collect::<Vec<_>>());
+        assert!(order.runs.iter().all(|r| !r.is_empty() && r.len() <= RUN));
+        // Remove every third, then pop the rest from both ends.
+        for &i in expected.iter().step_by(3) {
+            assert!(order.remove(
+                &all,
+                Entry {
+                    score: score(i),
+                    slot: i as SlotId
+                }
+            ));
+        }
+        assert!(!order.remove(
+            &all,
+            Entry {
+                score: score(expected[0]),
+                slot: expected[0] as SlotId
+            }
+        ));
+        let rest: Vec<usize> = expected
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(k, _)| k % 3 != 0)
+            .map(|(_, i)| i)
+            .collect();
+        assert_eq!(
+            order.first().map(|e| e.slot as usize),
+            rest.first().copied()
+        );
+        assert_eq!(
+            order.iter_rev().next().map(|e| e.slot as usize),
+            rest.last().copied()
+        );
+        let mut popped = Vec::new();
+        while let Some(e) = order.pop_first() {
+            popped.push(e.slot as usize);
+            if let Some(e) = order.pop_last() {
+                popped.push(e.slot as usize);
+            }
+        }
+        popped.sort_by_key(|&i| rest.iter().position(|&r| r == i));
+        assert_eq!(popped, rest);
+        assert!(order.runs.is_empty());
+    }
+}
