@@ -71,6 +71,7 @@ test('windows, series and the newest item equal what Redis holds, live', async (
     latest: window.client.latest('perf:c1'),
     window: window.client.window('perf:c1'),
     isTyped: window.client.series('perf:c1', 'cpu.total') instanceof Float64Array,
+    view: Array.from(window.client.seriesView('perf:c1', 'cpu.total')),
   }));
   const expected = await newest('perf:c1', 3);
   assert.deepEqual(seen.keys, ['perf:c1', 'perf:c2']);
@@ -81,6 +82,7 @@ test('windows, series and the newest item equal what Redis holds, live', async (
   assert.equal(seen.window.type, 'zset');
   assert.deepEqual(seen.window.items.map((i) => JSON.parse(i.member)), expected.reverse(), 'newest first');
   assert.ok(seen.isTyped);
+  assert.deepEqual(seen.view, seen.series, 'the zero-copy view holds the same numbers');
 
   // Changes come at most once per animation frame, and name the keys that changed.
   const changes = await page.evaluate(() => window.changes);

@@ -173,6 +173,8 @@ struct Client {
     assembler: StreamAssembler<Follow>,
     /// Notices the relay sent (refused top-ups and the like).
     notices: u64,
+    /// The numbers behind the last `seriesView`.
+    view_buffer: Vec<f64>,
     link: Link,
     socket: Option<WebSocket>,
     /// The socket's handlers; replaced on each reconnect, dropped on close.
@@ -203,6 +205,7 @@ impl Replicast {
             aggregate: options.aggregate,
             assembler: StreamAssembler::with_observer(watch, follow),
             notices: 0,
+            view_buffer: Vec::new(),
             link: Link::new(options.idle_timeout_ms.unwrap_or(0.0)),
             socket: None,
             handlers: Vec::new(),
@@ -319,6 +322,18 @@ impl Replicast {
     /// item lacks it.
     pub fn series(&self, key: &str, path: &str) -> Result<Float64Array, JsError> {
         view::series(&self.shared.borrow().assembler, key, path)
+    }
+
+    /// [`Replicast::series`] without the copy: a view of wasm memory, valid only until the next call into this
+    /// client (or any call that may grow wasm memory, after which it reads as empty). For a page that draws the
+    /// numbers at once and keeps nothing.
+    #[wasm_bindgen(js_name = seriesView)]
+    pub fn series_view(&self, key: &str, path: &str) -> Result<Float64Array, JsError> {
+        let mut client = self.shared.borrow_mut();
+        client.view_buffer = view::series_values(&client.assembler, key, path)?;
+        // SAFETY: the view aliases `view_buffer`, which only the next call into this client replaces; the
+        // contract above tells the page not to keep the view past that.
+        Ok(unsafe { Float64Array::view(&client.view_buffer) })
     }
 
     /// The newest item, parsed as JSON; `undefined` when there is none or it is not JSON.

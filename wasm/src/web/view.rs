@@ -54,9 +54,20 @@ pub fn series(
     key: &str,
     path: &str,
 ) -> Result<Float64Array, JsError> {
+    Ok(Float64Array::from(
+        series_values(assembler, key, path)?.as_slice(),
+    ))
+}
+
+/// The numbers of [`series`], in wasm memory.
+pub fn series_values(
+    assembler: &StreamAssembler<Follow>,
+    key: &str,
+    path: &str,
+) -> Result<Vec<f64>, JsError> {
     // Aggregated fields of timed items are kept as they change: no item is read again.
     if let Some(values) = assembler.observer().cached_series(key.as_bytes(), path) {
-        return Ok(Float64Array::from(values.as_slice()));
+        return Ok(values);
     }
     let mut reader = SampleReader::new(&[path])?;
     let mut values: Vec<f64> = Vec::new();
@@ -71,7 +82,7 @@ pub fn series(
         value
     };
     let Some(window) = assembler.window(key.as_bytes()) else {
-        return Ok(Float64Array::new_with_length(0));
+        return Ok(Vec::new());
     };
     match window.as_hash() {
         // One field's history: `path` is the field, or the field then a path into its JSON value.
@@ -120,7 +131,7 @@ pub fn series(
         }
     }
     values.reverse();
-    Ok(Float64Array::from(values.as_slice()))
+    Ok(values)
 }
 
 /// The newest item as JSON: a member, list item or string value parsed; a stream entry as an object of its
