@@ -22,12 +22,19 @@ pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
-    if !digits.is_empty() && digits.len() <= EXACT_DIGITS && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        let n = n as f64;
-        return Some(if negative { -n } else { n });
+    if !digits.is_empty() && digits.len() <= EXACT_DIGITS {
+        // One pass: the digits are checked as they are added up.
+        let mut n = 0u64;
+        let mut all_digits = true;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            all_digits &= digit <= 9;
+            n = n * 10 + u64::from(digit);
+        }
+        if all_digits {
+            let n = n as f64;
+            return Some(if negative { -n } else { n });
+        }
     }
     parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
 }
