@@ -99,13 +99,11 @@ pub(crate) struct Progress {
 pub(crate) trait ArgSink<'a> {
     fn arg(&mut self, arg: &'a [u8]);
 
-    /// Several arguments at once, in order.
-    #[inline(always)]
-    fn args(&mut self, args: &[&'a [u8]]) {
-        for &arg in args {
-            self.arg(arg);
-        }
-    }
+    /// How many arguments the sink holds, for [`ArgSink::truncate`].
+    fn mark(&self) -> usize;
+
+    /// Forgets the arguments given since [`ArgSink::mark`] returned `mark`.
+    fn truncate(&mut self, mark: usize);
 }
 
 impl<'a> ArgSink<'a> for Vec<&'a [u8]> {
@@ -115,8 +113,13 @@ impl<'a> ArgSink<'a> for Vec<&'a [u8]> {
     }
 
     #[inline(always)]
-    fn args(&mut self, args: &[&'a [u8]]) {
-        self.extend_from_slice(args);
+    fn mark(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, mark: usize) {
+        Vec::truncate(self, mark);
     }
 }
 
@@ -125,7 +128,12 @@ impl<'a> ArgSink<'a> for () {
     fn arg(&mut self, _: &'a [u8]) {}
 
     #[inline(always)]
-    fn args(&mut self, _: &[&'a [u8]]) {}
+    fn mark(&self) -> usize {
+        0
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, _: usize) {}
 }
 
 /// Most arguments of a command read by [`read_short_multibulk`]; wider ones take the general path.
@@ -174,20 +182,21 @@ fn short_length(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
 }
 
 /// A whole command of at most [`SHORT_ARGS`] arguments at the front of `buf`, read in one pass without the
-/// bookkeeping that resuming and errors need: its length and arguments, or `None` for anything else (an
-/// incomplete or malformed frame, a wider command, a length at a limit), which the general path then reads.
-/// Replication streams are made of such commands, so this is the path nearly every command takes.
+/// bookkeeping that resuming and errors need: its length, its arguments given to `sink`; or `None` for anything
+/// else (an incomplete or malformed frame, a wider command, a length at a limit), which the general path then
+/// reads, after the caller took back from `sink` what this gave it. Replication streams are made of such
+/// commands, so this is the path nearly every command takes.
 #[inline(always)]
 fn read_short_multibulk<'a>(
     buf: &'a [u8],
     limits: &Limits,
-) -> Option<(usize, [&'a [u8]; SHORT_ARGS], usize)> {
+    sink: &mut impl ArgSink<'a>,
+) -> Option<usize> {
     let (count, mut pos) = short_length(buf, 1)?;
     if count == 0 || count > SHORT_ARGS || count > limits.max_args {
         return None;
     }
-    let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-    for arg in &mut args[..count] {
+    for _ in 0..count {
         if buf.get(pos) != Some(&b'$') {
             return None;
         }
@@ -199,10 +208,10 @@ fn read_short_multibulk<'a>(
         if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
             return None;
         }
-        *arg = &buf[data..end];
+        sink.arg(&buf[data..end]);
         pos = end + 2;
     }
-    Some((pos, args, count))
+    Some(pos)
 }
 
 fn read_multibulk<'a>(
@@ -213,10 +222,11 @@ fn read_multibulk<'a>(
     sink: &mut impl ArgSink<'a>,
 ) -> Result<Frame, RespError> {
     if progress.remaining.is_none() {
-        if let Some((len, args, count)) = read_short_multibulk(buf, limits) {
-            sink.args(&args[..count]);
+        let mark = sink.mark();
+        if let Some(len) = read_short_multibulk(buf, limits, sink) {
             return Ok(Frame::Complete(len));
         }
+        sink.truncate(mark);
     }
     let incomplete = |needed: usize| Ok(Frame::Incomplete { needed });
     let (mut pos, mut remaining) = match progress.remaining {
@@ -495,13 +505,14 @@ mod tests {
             b"*9\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n$1\r\ni\r\n",
         ];
         for &buf in cases {
-            let short = read_short_multibulk(buf, &Limits::default());
+            let mut short_args = Vec::new();
+            let short = read_short_multibulk(buf, &Limits::default(), &mut short_args);
             let (frame, args) = general(buf);
             let Frame::Complete(len) = frame.unwrap() else {
                 panic!("incomplete: {buf:?}");
             };
-            if let Some((short_len, short_args, count)) = short {
-                assert_eq!((short_len, &short_args[..count]), (len, &args[..]));
+            if let Some(short_len) = short {
+                assert_eq!((short_len, &short_args[..]), (len, &args[..]));
             }
             assert_eq!(parse(buf).unwrap().unwrap().args, args);
         }
@@ -511,9 +522,13 @@ mod tests {
             max_args: 1,
             ..Limits::default()
         };
-        assert_eq!(read_short_multibulk(b"*1\r\n$3\r\nabc\r\n", &tight), None);
+        let mut args = Vec::new();
         assert_eq!(
-            read_short_multibulk(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", &tight),
+            read_short_multibulk(b"*1\r\n$3\r\nabc\r\n", &tight, &mut args),
+            None
+        );
+        assert_eq!(
+            read_short_multibulk(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", &tight, &mut args),
             None
         );
     }
