@@ -4,16 +4,38 @@
 //! can no longer be trusted without a top-up.
 
 use std::collections::BTreeSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::assembler::WatchConfig;
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::observe::{ItemId, WindowObserver};
 use crate::pattern::glob_match;
-use crate::windows::fast_hash::FastMap;
+use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap};
 use crate::windows::{Events, Inexact, Kind, Window};
 
 /// Keys whose "watched?" decision is cached; the cache starts over when full.
 const WATCH_CACHE: usize = 4096;
+
+/// The windows by key. A `hashbrown` map rather than `std`'s, so that the hot lookup can compare keys with
+/// [`same_bytes`] (through [`KeyBytes`]) instead of `memcmp`.
+pub(crate) type Windows = hashbrown::HashMap<Vec<u8>, Window, BuildHasherDefault<FastHasher>>;
+
+/// A key to look a window up by: hashed as the `Vec<u8>` keys are, compared with [`same_bytes`].
+struct KeyBytes<'a>(&'a [u8]);
+
+impl Hash for KeyBytes<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Vec<u8>) -> bool {
+        same_bytes(self.0, key)
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Keyspace {
@@ -21,7 +43,7 @@ pub(crate) struct Keyspace {
     pub(crate) selected_db: u32,
     /// Hashed, not ordered: every command looks its key up, and ordered lookups compare whole keys several
     /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
-    pub(crate) windows: FastMap<Vec<u8>, Window>,
+    pub(crate) windows: Windows,
     /// Watched keys without a window whose state in Redis is unknown: a top-up is due for each.
     unknown: BTreeSet<Vec<u8>>,
     /// After a `SWAPDB` of the watched database: no key's state is known until a full snapshot.
@@ -54,7 +76,7 @@ impl Keyspace {
         Keyspace {
             watch,
             selected_db: 0,
-            windows: FastMap::default(),
+            windows: Windows::default(),
             unknown: BTreeSet::new(),
             all_unknown: false,
             topups: BTreeSet::new(),
@@ -120,7 +142,7 @@ impl Keyspace {
         create: bool,
         apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
     ) {
-        if let Some(window) = self.windows.get_mut(key) {
+        if let Some(window) = self.windows.get_mut(&KeyBytes(key)) {
             // The common case, one lookup: the window exists.
             let gone = Self::apply_to(
                 window,

@@ -22,14 +22,44 @@ pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
-    if !digits.is_empty() && digits.len() <= EXACT_DIGITS && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        let n = n as f64;
-        return Some(if negative { -n } else { n });
+    if !digits.is_empty() && digits.len() <= EXACT_DIGITS {
+        // The first 8 digits at once when there are that many (a millisecond time has 13), the rest one by one;
+        // checked as they are added up.
+        let (mut n, mut all_digits, rest) = match digits.split_first_chunk::<8>() {
+            Some((eight, rest)) => match eight_digits(u64::from_le_bytes(*eight)) {
+                Some(n) => (n, true, rest),
+                None => (0, false, rest),
+            },
+            None => (0, true, digits),
+        };
+        for &b in rest {
+            let digit = b.wrapping_sub(b'0');
+            all_digits &= digit <= 9;
+            n = n * 10 + u64::from(digit);
+        }
+        if all_digits {
+            let n = n as f64;
+            return Some(if negative { -n } else { n });
+        }
     }
     parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
+}
+
+/// The number 8 ASCII digits write (the first in the lowest byte of `word`), or `None` if a byte is not a digit.
+#[inline(always)]
+fn eight_digits(word: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Each byte less '0': a digit leaves 0..=9. A byte below '0' wraps to 0xd0 or more (and borrows from the
+    // bytes above, whose values no longer matter then).
+    let v = word.wrapping_sub(ONES * u64::from(b'0'));
+    // A high bit set for any byte not in 0..=9: adding 0x76 sets it for 10 and more.
+    if (v.wrapping_add(ONES * 0x76) | v) & (ONES * 0x80) != 0 {
+        return None;
+    }
+    // Pairs, then quads, then all eight: each step multiplies the higher-order half by a power of ten.
+    let v = (v.wrapping_mul(10 << 8 | 1) >> 8) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_FFFF_0000_FFFF;
+    Some(v.wrapping_mul(10_000 << 32 | 1) >> 32)
 }
 
 /// A score bound of `ZREMRANGEBYSCORE`: `1.5`, `(1.5` (exclusive), `-inf`, `+inf`.
@@ -90,6 +120,13 @@ mod tests {
             "-999999999999999",
             "9999999999999999",
             "12345678901234567890",
+            "12345678",
+            "87654321",
+            "00000000",
+            "99999999",
+            "1234567",
+            "012345678",
+            "-98765432",
             "+5",
             "1e3",
             "1.5",
@@ -101,7 +138,20 @@ mod tests {
             let got = score(text.as_bytes()).unwrap();
             assert_eq!(got.to_bits(), expected.to_bits(), "{text}");
         }
-        for text in ["", "-", "nan", "1-", "--1", "1 ", "x"] {
+        for text in [
+            "",
+            "-",
+            "nan",
+            "1-",
+            "--1",
+            "1 ",
+            "x",
+            "1234567/",
+            "123456:8",
+            "/2345678",
+            "12345678x",
+            "1234\u{7f}678",
+        ] {
             assert_eq!(score(text.as_bytes()), None, "{text}");
         }
     }

@@ -98,6 +98,12 @@ pub(crate) struct Progress {
 /// Where the arguments of a frame go: a `Vec` to keep them, `()` to only check the frame.
 pub(crate) trait ArgSink<'a> {
     fn arg(&mut self, arg: &'a [u8]);
+
+    /// How many arguments the sink holds, for [`ArgSink::truncate`].
+    fn mark(&self) -> usize;
+
+    /// Forgets the arguments given since [`ArgSink::mark`] returned `mark`.
+    fn truncate(&mut self, mark: usize);
 }
 
 impl<'a> ArgSink<'a> for Vec<&'a [u8]> {
@@ -105,12 +111,35 @@ impl<'a> ArgSink<'a> for Vec<&'a [u8]> {
     fn arg(&mut self, arg: &'a [u8]) {
         self.push(arg);
     }
+
+    #[inline(always)]
+    fn mark(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, mark: usize) {
+        Vec::truncate(self, mark);
+    }
 }
 
 impl<'a> ArgSink<'a> for () {
     #[inline(always)]
     fn arg(&mut self, _: &'a [u8]) {}
+
+    #[inline(always)]
+    fn mark(&self) -> usize {
+        0
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, _: usize) {}
 }
+
+/// Most arguments of a command read by [`read_short_multibulk`]; wider ones take the general path.
+const SHORT_ARGS: usize = 8;
+/// Most digits of a length [`short_length`] reads: 9 fit a `u32`, so a `usize` on every target.
+const SHORT_LENGTH_DIGITS: usize = 9;
 
 /// Checks the frame at the front of `buf` (stream offset `offset`), from where `progress` says an earlier call
 /// stopped, giving each argument found from there on to `sink`.
@@ -129,6 +158,62 @@ pub(crate) fn read_frame<'a>(
     }
 }
 
+/// The digits of a short length at `buf[pos]` and its `\r\n`: the length and the position after the line, or
+/// `None` for anything else (no digits, a sign, more than [`SHORT_LENGTH_DIGITS`] digits, a bad or missing line
+/// ending), which the general path then reads, or reports, exactly.
+#[inline(always)]
+fn short_length(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let digits = buf.get(pos..)?;
+    let mut value = 0usize;
+    let mut len = 0;
+    for &b in digits.iter().take(SHORT_LENGTH_DIGITS + 1) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value * 10 + usize::from(digit);
+        len += 1;
+    }
+    if len == 0 || len > SHORT_LENGTH_DIGITS {
+        return None;
+    }
+    let end = pos + len;
+    (buf.get(end..end + 2)? == b"\r\n").then_some((value, end + 2))
+}
+
+/// A whole command of at most [`SHORT_ARGS`] arguments at the front of `buf`, read in one pass without the
+/// bookkeeping that resuming and errors need: its length, its arguments given to `sink`; or `None` for anything
+/// else (an incomplete or malformed frame, a wider command, a length at a limit), which the general path then
+/// reads, after the caller took back from `sink` what this gave it. Replication streams are made of such
+/// commands, so this is the path nearly every command takes.
+#[inline(always)]
+fn read_short_multibulk<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+    sink: &mut impl ArgSink<'a>,
+) -> Option<usize> {
+    let (count, mut pos) = short_length(buf, 1)?;
+    if count == 0 || count > SHORT_ARGS || count > limits.max_args {
+        return None;
+    }
+    for _ in 0..count {
+        if buf.get(pos) != Some(&b'$') {
+            return None;
+        }
+        let (len, data) = short_length(buf, pos + 1)?;
+        if len > limits.max_bulk_len {
+            return None;
+        }
+        let end = data.checked_add(len)?;
+        if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
+            return None;
+        }
+        sink.arg(&buf[data..end]);
+        pos = end + 2;
+    }
+    Some(pos)
+}
+
 fn read_multibulk<'a>(
     buf: &'a [u8],
     offset: u64,
@@ -136,6 +221,13 @@ fn read_multibulk<'a>(
     progress: &mut Progress,
     sink: &mut impl ArgSink<'a>,
 ) -> Result<Frame, RespError> {
+    if progress.remaining.is_none() {
+        let mark = sink.mark();
+        if let Some(len) = read_short_multibulk(buf, limits, sink) {
+            return Ok(Frame::Complete(len));
+        }
+        sink.truncate(mark);
+    }
     let incomplete = |needed: usize| Ok(Frame::Incomplete { needed });
     let (mut pos, mut remaining) = match progress.remaining {
         Some(remaining) => (progress.pos, remaining),
@@ -386,6 +478,59 @@ mod tests {
         let long = vec![b'a'; MAX_INLINE_LEN + 1];
         assert!(matches!(parse(&long), Err(RespError::Limit { .. })));
         assert_eq!(parse(&long[..MAX_INLINE_LEN]), Ok(None));
+    }
+
+    #[test]
+    fn the_short_path_and_the_general_one_agree() {
+        fn general(buf: &[u8]) -> (Result<Frame, RespError>, Vec<&[u8]>) {
+            let mut args = Vec::new();
+            let frame = read_multibulk(
+                buf,
+                0,
+                &Limits::default(),
+                &mut Progress {
+                    pos: 0,
+                    remaining: None,
+                },
+                &mut args,
+            );
+            (frame, args)
+        }
+        let cases: &[&[u8]] = &[
+            b"*1\r\n$03\r\nabc\r\n",
+            b"*01\r\n$3\r\nabc\r\n",
+            b"*1\r\n$000000003\r\nabc\r\n",
+            b"*1\r\n$0000000003\r\nabc\r\n",
+            b"*8\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n",
+            b"*9\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n$1\r\ni\r\n",
+        ];
+        for &buf in cases {
+            let mut short_args = Vec::new();
+            let short = read_short_multibulk(buf, &Limits::default(), &mut short_args);
+            let (frame, args) = general(buf);
+            let Frame::Complete(len) = frame.unwrap() else {
+                panic!("incomplete: {buf:?}");
+            };
+            if let Some(short_len) = short {
+                assert_eq!((short_len, &short_args[..]), (len, &args[..]));
+            }
+            assert_eq!(parse(buf).unwrap().unwrap().args, args);
+        }
+        // Limits hold on the short path too.
+        let tight = Limits {
+            max_bulk_len: 2,
+            max_args: 1,
+            ..Limits::default()
+        };
+        let mut args = Vec::new();
+        assert_eq!(
+            read_short_multibulk(b"*1\r\n$3\r\nabc\r\n", &tight, &mut args),
+            None
+        );
+        assert_eq!(
+            read_short_multibulk(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", &tight, &mut args),
+            None
+        );
     }
 
     #[test]

@@ -16,6 +16,30 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// Whether `a` and `b` hold the same bytes, compared a word at a time. `==` on slices calls `memcmp`, which
+/// wasm's runtime library implements byte by byte, through a call.
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len < 8 {
+        return if len >= 4 {
+            // Two (possibly overlapping) halves cover it.
+            half(&a[..4]) == half(&b[..4]) && half(&a[len - 4..]) == half(&b[len - 4..])
+        } else {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        };
+    }
+    let mut words = a.chunks_exact(8).zip(b.chunks_exact(8));
+    if !words.all(|(x, y)| word(x) == word(y)) {
+        return false;
+    }
+    // The last 8 bytes, overlapping ones already compared.
+    word(&a[len - 8..]) == word(&b[len - 8..])
+}
+
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -97,5 +121,25 @@ impl Hasher for FastHasher {
         // the high ones down.
         let h = self.hash;
         (h ^ (h >> 32)).wrapping_mul(SEED) ^ (h >> 29)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for len in 0..base.len() {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &base[..len + 1]));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "len {len}, differing at {at}");
+            }
+        }
     }
 }

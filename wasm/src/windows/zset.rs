@@ -200,8 +200,12 @@ impl ZsetWindow {
                 slot
             }
             None => {
+                // Room to spare: the members that will reuse this buffer (samples of one series) differ in
+                // length by a few bytes, and each growth would be a reallocation.
+                let mut buffer = Vec::with_capacity(member.len() + member.len() / 8 + 8);
+                buffer.extend_from_slice(member);
                 self.slots.push(Slot {
-                    member: member.to_vec(),
+                    member: buffer,
                     score,
                     id,
                     hash,
