@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! replicast serve [--redis-url redis://host:port] [--listen 127.0.0.1:8080] [--demo-hosts 20]
+//! replicast serve --sentinel host:26379[,host:26379…] --master-name NAME [--redis-url redis://user:pass@_]
 //! replicast collect [--redis-url redis://host:port] [--interval 1s] [--simulate N]
 //! ```
 //!
 //! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
 //! stops it on exit, so the demo needs nothing running beforehand; with `--demo-hosts` it also runs the collector
-//! in-process against it.
+//! in-process against it. With `--sentinel`, the relay follows whichever node Sentinel names the primary, and
+//! `--redis-url` (if given) only supplies the data nodes' credentials, database and TLS: its host is ignored.
 
 mod backlog;
 mod collect;
@@ -20,11 +22,13 @@ mod metrics;
 mod rdb_command;
 mod record;
 mod replica_link;
+mod sentinel;
 mod session;
 mod snapshot;
 mod subscription;
 mod sync_payload;
 mod tls;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +42,8 @@ use crate::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
 use crate::embedded_redis::EmbeddedRedis;
 use crate::metrics::Metrics;
 use crate::replica_link::RedisTarget;
+use crate::sentinel::Sentinels;
+use crate::upstream::Upstream;
 
 #[derive(Parser)]
 #[command(
@@ -64,10 +70,28 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Redis to follow, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS. Without it, an embedded
-    /// redis-server is started.
+    /// Redis to follow, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS. Without it (and without
+    /// --sentinel), an embedded redis-server is started. With --sentinel, only its credentials, database and
+    /// scheme are used, for whichever node Sentinel names (e.g. rediss://relay:s3cret@primary).
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
+    /// Sentinels to ask for the current primary, host:port (repeatable, or comma-separated); with --master-name.
+    #[arg(
+        long = "sentinel",
+        env = "REPLICAST_SENTINELS",
+        value_delimiter = ',',
+        requires = "master_name"
+    )]
+    sentinels: Vec<String>,
+    /// The name under which the sentinels monitor the primary to follow.
+    #[arg(long, env = "REPLICAST_MASTER_NAME", requires = "sentinels")]
+    master_name: Option<String>,
+    /// ACL user for the sentinels (their own, not the data nodes').
+    #[arg(long, env = "REPLICAST_SENTINEL_USER", requires = "sentinels")]
+    sentinel_user: Option<String>,
+    /// Password for the sentinels (`requirepass` of sentinel.conf, or the ACL user's).
+    #[arg(long, env = "REPLICAST_SENTINEL_PASSWORD", requires = "sentinels")]
+    sentinel_password: Option<String>,
     /// CA certificates (PEM) that signed the Redis server's TLS certificate; the system's roots by default.
     #[arg(long, env = "REDIS_CA")]
     redis_ca: Option<PathBuf>,
@@ -131,9 +155,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let www = static_dir(args.www, "www");
     let pkg = static_dir(args.pkg, "wasm/pkg");
 
+    let sentinels = match &args.master_name {
+        Some(name) => Some(Arc::new(Sentinels::new(
+            &args.sentinels,
+            name.clone(),
+            args.sentinel_user.clone(),
+            args.sentinel_password.clone(),
+        )?)),
+        None => None,
+    };
     // Kept alive until the end of `serve`: dropping it stops the embedded server.
     let (embedded, redis_url) = match args.redis_url {
         Some(url) => (None, url),
+        // The address is Sentinel's to give; this placeholder is replaced before the first connection.
+        None if sentinels.is_some() => (None, "redis://sentinel-named-primary".to_string()),
         None => {
             let redis = EmbeddedRedis::start(&args.redis_server).await?;
             let url = redis.url();
@@ -161,7 +196,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => tls::TlsSettings::from_ca_file(path)?,
         None => tls::TlsSettings::default(),
     };
-    let target = RedisTarget::from_url(&redis_url, tls)?;
+    let upstream = Arc::new(Upstream::new(RedisTarget::from_url(&redis_url, tls)?));
+    if let Some(sentinels) = &sentinels {
+        tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -172,7 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backlog: Arc::new(Backlog::new(args.backlog_bytes)),
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
-        snapshots: Arc::new(snapshot::Snapshotter::new(target.client()?)?),
+        snapshots: Arc::new(snapshot::Snapshotter::new(upstream.clone())?),
         allow: Arc::new(subscription::Allow::new(&args.allow)),
         access: Arc::new(http::Access {
             token: args.token,
@@ -181,11 +219,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
     };
     let poll = tokio::spawn({
-        let (metrics, client) = (relay.metrics.clone(), target.client()?);
-        async move { metrics.poll_upstream(client).await }
+        let (metrics, upstream) = (relay.metrics.clone(), upstream.clone());
+        async move { metrics.poll_upstream(upstream).await }
     });
+    let switches = sentinels
+        .clone()
+        .map(|sentinels| tokio::spawn(sentinel::watch_switches(sentinels, upstream.clone())));
     let link = tokio::spawn(replica_link::follow(
-        target,
+        upstream,
+        sentinels,
         relay.backlog.clone(),
         relay.metrics.clone(),
         local.port(),
@@ -210,6 +252,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     link.abort();
     poll.abort();
+    if let Some(switches) = switches {
+        switches.abort();
+    }
     if let Some(demo) = demo {
         demo.abort();
     }

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::backlog::Backlog;
+use crate::upstream::Upstream;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -24,13 +26,21 @@ pub struct Metrics {
 
 impl Metrics {
     /// Polls the followed node's `master_repl_offset` every second, for the lag gauge, until the relay stops.
-    pub async fn poll_upstream(&self, client: redis::Client) {
+    pub async fn poll_upstream(&self, upstream: Arc<Upstream>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut switched = upstream.subscribe();
         let mut conn = None;
         loop {
             tick.tick().await;
+            if switched.has_changed().unwrap_or(false) {
+                // A failover: the offset to compare with is the new primary's.
+                switched.borrow_and_update();
+                conn = None;
+            }
             if conn.is_none() {
-                conn = client.get_multiplexed_async_connection().await.ok();
+                if let Ok(client) = upstream.client() {
+                    conn = client.get_multiplexed_async_connection().await.ok();
+                }
             }
             let Some(c) = conn.as_mut() else { continue };
             match redis::cmd("INFO")

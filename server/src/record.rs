@@ -39,7 +39,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let target = RedisTarget::from_url(&args.redis_url, tls)?;
     let backlog = Arc::new(Backlog::new(DEFAULT_BACKLOG_BYTES));
     let link = tokio::spawn(replica_link::follow(
-        target,
+        Arc::new(crate::upstream::Upstream::new(target)),
+        None,
         backlog.clone(),
         Arc::new(Metrics::default()),
         0,

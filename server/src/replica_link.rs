@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{ConnectionAddr, IntoConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use replicast_wasm::resp::{parse_command, Limits, RespError};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
@@ -23,8 +23,10 @@ use crate::command_table::CommandTable;
 use crate::frames::{FrameIndex, Indexer, Kind};
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::Metrics;
+use crate::sentinel::{SentinelError, Sentinels};
 use crate::sync_payload::skip_rdb_payload;
 use crate::tls::TlsSettings;
+use crate::upstream::Upstream;
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
@@ -55,13 +57,18 @@ pub enum LinkError {
     Tls(String),
     #[error(transparent)]
     Stream(#[from] RespError),
+    #[error("Sentinel: {0}")]
+    Sentinel(#[from] SentinelError),
+    #[error("the primary moved to {0}: re-attaching there")]
+    Switched(String),
 }
 
-/// Where the link connects, from a `redis://[user:password@]host:port` URL.
+/// Where the link connects, from a `redis://[user:password@]host:port` URL (or that URL's credentials and an
+/// address from Sentinel, see [`RedisTarget::at`]).
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
-    /// The URL as given, for the `redis` crate's connections (command table, snapshots).
-    pub url: String,
+    /// The connection as given, for the `redis` crate's connections (command table, snapshots).
+    pub info: ConnectionInfo,
     pub host: String,
     /// Set for `rediss://` URLs.
     pub tls: Option<TlsSettings>,
@@ -83,20 +90,49 @@ impl RedisTarget {
         };
         let settings = info.redis_settings();
         Ok(RedisTarget {
-            url: url.to_string(),
             host,
             tls,
             port,
             username: settings.username().map(str::to_string),
             password: settings.password().map(str::to_string),
+            info,
         })
     }
-}
 
-impl RedisTarget {
+    /// The same credentials, database and TLS settings at another address (the primary Sentinel named).
+    pub fn at(&self, host: &str, port: u16) -> RedisTarget {
+        let addr = match self.info.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host.to_string(), port),
+        };
+        RedisTarget {
+            info: self.info.clone().set_addr(addr),
+            host: host.to_string(),
+            port,
+            ..self.clone()
+        }
+    }
+
+    /// `host:port`, for logs.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
     /// A `redis` crate client for the same server (command table, snapshots), over TLS when the link is.
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        self.tls.clone().unwrap_or_default().client(&self.url)
+        match &self.tls {
+            Some(tls) => tls.client(self.info.clone()),
+            None => redis::Client::open(self.info.clone()),
+        }
     }
 }
 
@@ -107,28 +143,66 @@ struct Position {
     offset: u64,
 }
 
-/// Follows `target` forever, reconnecting after every failure.
+/// Follows the [`Upstream`] forever, reconnecting after every failure; with `sentinels`, asks them for the
+/// current primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
 pub async fn follow(
-    target: RedisTarget,
+    upstream: Arc<Upstream>,
+    sentinels: Option<Arc<Sentinels>>,
     backlog: Arc<Backlog>,
     metrics: Arc<Metrics>,
     listening_port: u16,
 ) {
     let mut backoff = BACKOFF_FIRST;
     let mut position = None;
+    let mut switched = upstream.subscribe();
     loop {
-        let Err(err) =
-            follow_once(&target, &backlog, &metrics, listening_port, &mut position).await;
-        if backlog.is_live() {
+        let err = match &sentinels {
+            Some(sentinels) => match sentinels.primary().await {
+                Ok((host, port)) => {
+                    upstream.switch_to(&host, port);
+                    None
+                }
+                Err(err) => Some(LinkError::Sentinel(err)),
+            },
+            None => None,
+        };
+        let err = match err {
+            Some(err) => err,
+            None => {
+                let target = switched.borrow_and_update().clone();
+                tokio::select! {
+                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, &mut position) => err,
+                    to = next_switch(&mut switched) => LinkError::Switched(to),
+                }
+            }
+        };
+        if backlog.is_live() || matches!(err, LinkError::Switched(_)) {
             backoff = BACKOFF_FIRST;
         }
         backlog.set_offline();
         Metrics::add(&metrics.link_errors, 1);
         let delay = jitter(backoff);
-        tracing::warn!(redis = %format!("{}:{}", target.host, target.port), retry_in = ?delay, "replica link: {err}");
-        tokio::time::sleep(delay).await;
+        let redis = upstream.current().addr();
+        match &err {
+            LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
+            _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
+        }
+        // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = next_switch(&mut switched) => backoff = BACKOFF_FIRST / 2,
+        }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// The next address the upstream switches to.
+async fn next_switch(switched: &mut tokio::sync::watch::Receiver<RedisTarget>) -> String {
+    if switched.changed().await.is_err() {
+        // The upstream is never dropped while the link runs; if it were, no switch would ever come.
+        std::future::pending::<()>().await;
+    }
+    switched.borrow().addr()
 }
 
 /// Between half and all of `delay`, so relays restarted together do not reconnect in lockstep.
@@ -186,17 +260,31 @@ async fn follow_once(
             let p = position
                 .as_mut()
                 .ok_or_else(|| LinkError::Protocol("+CONTINUE to PSYNC ? -1".into()))?;
-            if let Some(id) = new_replid {
-                p.replid = id;
+            match new_replid {
+                Some(id) if id != p.replid => {
+                    tracing::info!(redis = %target.addr(), old_epoch = %p.replid, epoch = %id, offset = p.offset,
+                        "replica link: partial resync under a new replication ID (a failover): the stream continues, browsers keep their place");
+                    p.replid = id;
+                }
+                _ => {
+                    tracing::info!(redis = %target.addr(), epoch = %p.replid, offset = p.offset, "replica link: partial resync, streaming")
+                }
             }
             backlog.resume(&p.replid);
             Metrics::add(&metrics.link_partial_syncs, 1);
-            tracing::info!(epoch = %p.replid, offset = p.offset, "replica link: partial resync, streaming");
             p.offset
         }
         PsyncReply::FullResync { replid, offset } => {
             let rdb_bytes = skip_rdb_payload(&mut io).await?;
-            tracing::info!(%replid, offset, rdb_bytes, "replica link: full resync done, streaming");
+            match position.as_ref() {
+                Some(old) => {
+                    tracing::warn!(redis = %target.addr(), old_epoch = %old.replid, epoch = %replid, offset, rdb_bytes,
+                    "replica link: full resync, a new epoch: every browser re-snapshots")
+                }
+                None => {
+                    tracing::info!(redis = %target.addr(), %replid, offset, rdb_bytes, "replica link: full resync done, streaming")
+                }
+            }
             backlog.restart(&replid, offset);
             Metrics::add(&metrics.link_full_syncs, 1);
             *position = Some(Position { replid, offset });
@@ -404,5 +492,19 @@ mod tests {
                 .is_some()
         );
         assert!(RedisTarget::from_url("not a url", TlsSettings::default()).is_err());
+    }
+
+    #[test]
+    fn another_address_keeps_the_credentials() {
+        let t = RedisTarget::from_url("rediss://ana:s3cret@placeholder/2", TlsSettings::default())
+            .unwrap()
+            .at("10.0.0.7", 6380);
+        assert_eq!(t.addr(), "10.0.0.7:6380");
+        assert_eq!(t.info.addr().to_string(), "10.0.0.7:6380");
+        assert!(t.tls.is_some());
+        assert!(matches!(t.info.addr(), ConnectionAddr::TcpTls { .. }));
+        assert_eq!(t.info.redis_settings().db(), 2);
+        assert_eq!(t.password.as_deref(), Some("s3cret"));
+        assert_eq!(t.info.redis_settings().password(), Some("s3cret"));
     }
 }

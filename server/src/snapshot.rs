@@ -12,6 +12,7 @@
 //! key's snapshot is empty and it fills from the stream.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use redis::Value;
 use thiserror::Error;
@@ -19,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::link_io::push_command;
 use crate::subscription::{Allow, Subscription};
+use crate::upstream::Upstream;
 
 /// Most keys one snapshot reads.
 pub const MAX_SNAPSHOT_KEYS: usize = 10_000;
@@ -55,14 +57,15 @@ pub struct Snapshot {
 }
 
 pub struct Snapshotter {
-    client: redis::Client,
+    /// The node the link follows now: it changes with a failover, and snapshots follow it.
+    upstream: Arc<Upstream>,
     permits: Semaphore,
 }
 
 impl Snapshotter {
-    pub fn new(client: redis::Client) -> anyhow::Result<Self> {
+    pub fn new(upstream: Arc<Upstream>) -> anyhow::Result<Self> {
         Ok(Snapshotter {
-            client,
+            upstream,
             permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
         })
     }
@@ -98,7 +101,11 @@ impl Snapshotter {
             .await
             .map_err(|e| SnapshotError::Reply(e.to_string()))?;
         // A connection of its own: SELECT must not leak into anyone else's reads.
-        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        let mut conn = self
+            .upstream
+            .client()?
+            .get_multiplexed_async_connection()
+            .await?;
         redis::cmd("SELECT")
             .arg(db)
             .query_async::<()>(&mut conn)

@@ -66,16 +66,12 @@ impl TlsSettings {
         Ok(stream)
     }
 
-    /// A `redis` crate client for `url`, over TLS with these settings when the URL is `rediss://`.
-    pub fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
-        if url.starts_with("rediss://") {
-            let certs = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: self.ca_pem.clone(),
-            };
-            redis::Client::build_with_tls(url, certs)
-        } else {
-            redis::Client::open(url)
-        }
+    /// A `redis` crate client for a `rediss://` connection, verifying the server with these settings.
+    pub fn client(&self, info: redis::ConnectionInfo) -> redis::RedisResult<redis::Client> {
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: self.ca_pem.clone(),
+        };
+        redis::Client::build_with_tls(info, certs)
     }
 }
