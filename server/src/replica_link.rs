@@ -33,6 +33,9 @@ const ACK_INTERVAL: Duration = Duration::from_secs(1);
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Following Sentinel, attempts stay closer together: Sentinel names the promoted replica (in
+/// `get-master-addr-by-name`) about a second before it announces `+switch-master`, and asking is cheap.
+const SENTINEL_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// A `MULTI`…`EXEC` block is kept in one batch, so no browser sees half a transaction, up to this size; a larger
 /// block is cut like any other stream (Redis's own transactions are rarely near it).
 const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
@@ -155,6 +158,10 @@ pub async fn follow(
     let mut backoff = BACKOFF_FIRST;
     let mut position = None;
     let mut switched = upstream.subscribe();
+    let backoff_max = match sentinels {
+        Some(_) => SENTINEL_BACKOFF_MAX,
+        None => BACKOFF_MAX,
+    };
     loop {
         let err = match &sentinels {
             Some(sentinels) => match sentinels.primary().await {
@@ -192,7 +199,7 @@ pub async fn follow(
             _ = tokio::time::sleep(delay) => {}
             _ = next_switch(&mut switched) => backoff = BACKOFF_FIRST / 2,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff = (backoff * 2).min(backoff_max);
     }
 }
 

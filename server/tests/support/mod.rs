@@ -105,6 +105,30 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> Proc {
     proc
 }
 
+/// A Redis Sentinel on a free port monitoring the primary on `primary_port` as `name`, quorum 1, quick to fail over
+/// (down after 1 s); in a scratch folder with the writable config file Sentinel rewrites. Returns it and its port.
+pub fn start_sentinel(name: &str, primary_port: u16) -> (Proc, u16) {
+    let port = free_port();
+    let dir = scratch_dir("sentinel");
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel resolve-hostnames no\n\
+             sentinel monitor {name} 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("redis-server");
+    command.arg(&conf).arg("--sentinel").current_dir(&dir);
+    let mut proc = start_until(&mut command, "+monitor master").0;
+    proc.1 = Some(dir);
+    (proc, port)
+}
+
 /// The relay following the Redis on `redis_port`, sending keys matching `allow`; returns its `ws://…/ws` URL.
 pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
     start_relay_with(
@@ -114,10 +138,17 @@ pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
 }
 
 pub fn start_relay_with(redis_url: &str, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["--redis-url", redis_url];
+    args.extend(extra);
+    start_relay_args(&args)
+}
+
+/// The relay with these `serve` flags besides `--listen`; returns its `ws://…/ws` URL.
+pub fn start_relay_args(flags: &[&str]) -> (Proc, String) {
     let (proc, line) = start_until(
         Command::new(env!("CARGO_BIN_EXE_replicast"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--redis-url", redis_url])
-            .args(extra)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .env(
                 "RUST_LOG",
                 std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".into()),

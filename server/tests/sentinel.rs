@@ -1,0 +1,201 @@
+//! Following the primary through Redis Sentinel: a primary, its replica and one sentinel (quorum 1), the relay
+//! started with `--sentinel`; the primary is killed, Sentinel promotes the replica, and the relay re-attaches to it
+//! (a partial resync, as the promoted replica keeps the old replication ID as its second one) while a browser
+//! session keeps its window equal to Redis's.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use replicast_wasm::wire::{self, Message};
+use replicast_wasm::{StreamAssembler, WatchConfig};
+use support::*;
+
+const NAME: &str = "relaymaster";
+const WINDOW: usize = 100;
+
+async fn zadds(conn: &mut redis::aio::MultiplexedConnection, from: u64, to: u64) {
+    for i in from..to {
+        let _: i64 = redis::cmd("ZADD")
+            .arg("perf:z")
+            .arg(i)
+            .arg(format!("m{i}"))
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// The primary's port according to the sentinel.
+async fn primary_port(sentinel: &mut redis::aio::MultiplexedConnection) -> u16 {
+    let (_, port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(NAME)
+        .query_async(sentinel)
+        .await
+        .unwrap();
+    port
+}
+
+fn window(assembler: &StreamAssembler) -> Vec<(String, f64)> {
+    let mut got: Vec<(String, f64)> = assembler
+        .window(b"perf:z")
+        .and_then(|w| w.as_zset())
+        .map(|w| {
+            w.newest_first()
+                .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
+                .collect()
+        })
+        .unwrap_or_default();
+    got.reverse();
+    got
+}
+
+async fn metric(ws_url: &str, name: &str) -> u64 {
+    let (_, body) = http_get(ws_url, "/metrics").await;
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            key.ends_with(name).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+}
+
+#[tokio::test]
+async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
+    let (primary, primary_port_0) = start_redis();
+    let (_replica, replica_port) =
+        start_redis_with(&["--replicaof", "127.0.0.1", &primary_port_0.to_string()]);
+    let mut replica = redis_conn(replica_port).await;
+    while info_field(&mut replica, "replication", "master_link_status").await != "up" {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_sentinel, sentinel_port) = start_sentinel(NAME, primary_port_0);
+    let mut sentinel = redis_conn(sentinel_port).await;
+    // Sentinel must know the replica before the primary dies, or there is nothing to promote.
+    loop {
+        let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+            .arg("replicas")
+            .arg(NAME)
+            .query_async(&mut sentinel)
+            .await
+            .unwrap();
+        if format!("{replicas:?}").contains(&replica_port.to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut writer = redis_conn(primary_port_0).await;
+    zadds(&mut writer, 0, 20).await;
+    let (_relay, ws_url) = start_relay_args(&[
+        "--sentinel",
+        &format!("127.0.0.1:{sentinel_port}"),
+        "--master-name",
+        NAME,
+        "--allow",
+        "perf:*",
+    ]);
+    wait_healthy(&ws_url).await;
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = StreamAssembler::new(WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window: WINDOW,
+    });
+    let mut hellos = 0;
+    let mut apply = |assembler: &mut StreamAssembler, message: Vec<u8>| {
+        if matches!(wire::decode(&message), Ok(Message::Hello { .. })) {
+            hellos += 1;
+        }
+        assembler.push_message(&message).unwrap();
+    };
+    apply(&mut assembler, next_binary(&mut socket).await);
+    apply(&mut assembler, next_binary(&mut socket).await);
+    zadds(&mut writer, 20, 40).await;
+    let end = master_repl_offset(&mut writer).await;
+    while assembler.offset() < end {
+        apply(&mut assembler, next_binary(&mut socket).await);
+    }
+    assert_eq!(window(&assembler).len(), 40);
+    // The replica applied all of it too, so the relay can continue from it.
+    while master_repl_offset(&mut replica).await < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let killed = Instant::now();
+    drop(primary); // SIGKILL
+    while primary_port(&mut sentinel).await != replica_port {
+        assert!(
+            killed.elapsed() < Duration::from_secs(25),
+            "no failover within 25 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failover = killed.elapsed();
+
+    // Sentinel closed the replica's client connections as it promoted it: a new one.
+    drop(replica);
+    let mut writer = redis_conn(replica_port).await;
+    zadds(&mut writer, 40, 70).await;
+    let end = master_repl_offset(&mut writer).await;
+    let want: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg("perf:z")
+        .arg(-(WINDOW as i64))
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut writer)
+        .await
+        .unwrap();
+    assert_eq!(want.len(), 70);
+    let written = killed.elapsed();
+    while assembler.offset() < end || window(&assembler) != want {
+        assert!(
+            killed.elapsed() < Duration::from_secs(35),
+            "the window never converged: {:?} at {} of {end}",
+            window(&assembler).len(),
+            assembler.offset()
+        );
+        apply(&mut assembler, next_binary(&mut socket).await);
+    }
+    let converged = killed.elapsed();
+
+    let partial_ok: u64 = info_field(&mut writer, "stats", "sync_partial_ok")
+        .await
+        .parse()
+        .unwrap();
+    let (partial, full) = (
+        metric(&ws_url, "link_partial_syncs_total").await,
+        metric(&ws_url, "link_full_syncs_total").await,
+    );
+    eprintln!(
+        "failover took {failover:?}; writes to the new primary done {written:?} and the window converged \
+         {converged:?} after the kill; \
+         new primary sync_partial_ok={partial_ok}; relay partial={partial} full={full}; hellos={hellos}"
+    );
+    if partial_ok >= 1 {
+        // Continued: the same session, no second hello, no second snapshot.
+        assert_eq!((partial, full, hellos), (1, 1, 1));
+    } else {
+        // A new epoch: the session rejoined with a snapshot, without reconnecting.
+        assert_eq!(full, 2);
+        assert_eq!(hellos, 2);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_sentinels_are_retried() {
+    let dead = free_port();
+    let (_relay, ws_url) = start_relay_args(&[
+        "--sentinel",
+        &format!("127.0.0.1:{dead}"),
+        "--master-name",
+        NAME,
+    ]);
+    // The relay is up (serving /metrics) and counts its failed attempts, with a backoff between them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let errors = metric(&ws_url, "link_errors_total").await;
+    assert!((2..=12).contains(&errors), "{errors} attempts in 1.5 s");
+    assert_eq!(metric(&ws_url, "link_up").await, 0);
+}
