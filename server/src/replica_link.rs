@@ -374,14 +374,20 @@ async fn stream_commands(
 ) -> Result<std::convert::Infallible, LinkError> {
     let limits = Limits::default();
     let mut ack = tokio::time::interval(ACK_INTERVAL);
+    // The first commands may have come in the same read as the PSYNC reply or the RDB payload's end: they are in
+    // `io.buf` already, and waiting for more would hold them until Redis next writes (a second or more).
+    let mut wait = io.buf.is_empty();
     loop {
-        tokio::select! {
-            read = io.fill() => { read?; }
-            _ = ack.tick() => {
-                io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
-                continue;
+        if wait {
+            tokio::select! {
+                read = io.fill() => { read?; }
+                _ = ack.tick() => {
+                    io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
+                    continue;
+                }
             }
         }
+        wait = true;
         // `io.buf` holds only what is not in the backlog yet; it starts at `position.offset`. Parse all complete
         // commands, and cut at the last one outside a MULTI block (a block's tail waits for its EXEC).
         let start = position.offset;
