@@ -2,7 +2,8 @@
 # Relay benchmarks (issue 5): ingest lag next to a real replica, and fan-out latency/RSS at many clients.
 # Usage: bench/relay.sh [requests=2000000] [clients=1000] [rate=10000] [seconds=10]
 # Starts its own redis-servers (primary + replica) and a release relay on free loopback ports, prints one line per
-# measurement, and cleans up. Run it on an otherwise idle machine; repeat it for a spread.
+# measurement (and a `RESULT {json}` line for bench/run.mjs), and cleans up. Run it on an otherwise idle machine;
+# repeat it for a spread. PROFILE=debug uses the debug build instead (bench/run.mjs --smoke: quick, not a timing).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -12,9 +13,15 @@ clients=${2:-1000}
 rate=${3:-10000}
 seconds=${4:-10}
 
-cargo build -q --release -p replicast-server --bins --example relay_bench
-bin=target/release/replicast
-bench=target/release/examples/relay_bench
+if [ "${PROFILE:-release}" = debug ]; then
+  cargo build -q -p replicast-server --bins --example relay_bench
+  bin=target/debug/replicast
+  bench=target/debug/examples/relay_bench
+else
+  cargo build -q --release -p replicast-server --bins --example relay_bench
+  bin=target/release/replicast
+  bench=target/release/examples/relay_bench
+fi
 
 work=$(mktemp -d)
 pids=()
