@@ -10,7 +10,7 @@
 // Names: resp-native, resp-node, resp-chromium, rdb, relay, assembler, frames, dashboard. --runs N repeats the
 // benchmarks that are repeated here (default 3). Run it on an otherwise idle machine: one benchmark at a time.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -82,6 +82,7 @@ async function ensureRelay() {
 
 /** Runs a script `times` times and returns its RESULT objects, one per run. */
 async function repeat(times, cmd, args, env) {
+  if (smoke) times = 1;
   const all = [];
   for (let i = 0; i < times; i++) all.push(...results(await run(cmd, args, { env })));
   return all;
@@ -98,9 +99,10 @@ async function smokeDump() {
       await redis.cli('ZADD', `zset${i}`, ...Array.from({ length: 100 }, (_, j) => [String(j), `m${j}`]).flat());
       await redis.cli('HSET', `hash${i}`, ...Array.from({ length: 100 }, (_, j) => [`f${j}`, `v${j}`]).flat());
     }
-    await redis.cli('CONFIG', 'SET', 'dir', work);
-    await redis.cli('CONFIG', 'SET', 'dbfilename', 'smoke.rdb');
     await redis.cli('SAVE');
+    // `dir` is protected in Redis 7: copy the dump out of the server's own folder before it goes.
+    const dir = (await redis.cli('CONFIG', 'GET', 'dir')).split('\n')[1];
+    copyFileSync(path.join(dir, 'dump.rdb'), file);
   } finally {
     await redis.stop();
   }
@@ -142,7 +144,9 @@ const benches = {
       // Criterion's test mode: each benchmark once, on the tiny stream (no timing).
       const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-wasm',
         '--bench', 'resp'], { env: { REPLICAST_BENCH_STREAM: streams.resp } });
-      return [{ bench: 'resp-native', tested: out.split('\n').filter((l) => /^Testing .*Success/.test(l)) }];
+      const lines = out.split('\n');
+      const tested = lines.filter((l) => l.startsWith('Testing ')).map((l) => l.slice(8));
+      return [{ bench: 'resp-native', tested, succeeded: lines.filter((l) => l.trim() === 'Success').length }];
     }
     await run('cargo', ['bench', '-p', 'replicast-wasm', '--bench', 'resp']);
     const meta = JSON.parse(readFileSync(`${streams.resp}.json`, 'utf8'));
@@ -178,7 +182,7 @@ const benches = {
     const clients = smoke ? [10] : [10, 100, 1000];
     for (const c of clients) {
       const args = smoke ? ['20000', String(c), '1000', '2'] : ['1000000', String(c), '10000', '10'];
-      all.push(...(await repeat(smoke ? 1 : runs, 'bash', ['bench/relay.sh', ...args], { PROFILE: profile })));
+      all.push(...(await repeat(runs, 'bash', ['bench/relay.sh', ...args], { PROFILE: profile, ...(smoke ? { SKIP_BUILD: '1' } : {}) })));
     }
     return all;
   },
@@ -195,6 +199,9 @@ const benches = {
   },
   dashboard: async () => {
     if (!smoke) await run('bash', ['scripts/build.sh', 'release']);
+    else if (!existsSync(path.join(repoRoot, 'wasm/pkg/replicast_wasm.js'))) {
+      throw new Error('dashboard: the relay serves wasm/pkg, which is not built: run `npm run build` first');
+    }
     const args = smoke ? ['--hosts', '20', '--seconds', '1', '--window', '3'] : ['--hosts', '20,200', '--seconds', '15'];
     return results(await run('node', ['bench/dashboard/run.mjs', ...args], { env: { REPLICAST_BIN: relayBin } }));
   },
@@ -207,7 +214,11 @@ function check(name, list) {
   for (const r of list) {
     switch (r.bench) {
       case 'resp-native':
-        if (r.tested) { if (r.tested.length < 4) throw new Error(`resp-native: ${r.tested.length} of 4 benchmarks ran`); }
+        if (r.tested) {
+          if (r.tested.length < 4 || r.succeeded !== r.tested.length) {
+            throw new Error(`resp-native: ${r.succeeded} of ${r.tested.length} benchmarks ran (4 expected)`);
+          }
+        }
         else for (const e of r.results) finite(e.ns.median, e.id);
         break;
       case 'resp-node': case 'resp-chromium':
