@@ -159,7 +159,7 @@ function framesBlock(list) {
     commands(['node bench/resp/record.mjs --commands 100000 --hosts 50 --out target/bench-assembler/zadd-100k-50.resp',
       'node bench/assembler/frames.mjs   # × runs']),
     '', `${list.length} runs of ${list[0].frames} frames, ${list[0].keys} keys; each cell the median (min–max) over the runs:`,
-    '', table(['what', 'median', 'p95', 'max'], [
+    '', table(['what', 'median (ms)', 'p95 (ms)', 'max (ms)'], [
       row(`boundary work per frame (${list[0].keys} keys)`, (r) => r.boundary),
       ...Object.keys(list[0].parts).map((p) => row(`… of which \`${p}\``, (r) => r.parts[p])),
       row(`applying the frame's ${list[0].keys} ZADDs`, (r) => r.apply),
