@@ -2,7 +2,10 @@
 # Relay benchmarks (issue 5): ingest lag next to a real replica, and fan-out latency/RSS at many clients.
 # Usage: bench/relay.sh [requests=2000000] [clients=1000] [rate=10000] [seconds=10]
 # Starts its own redis-servers (primary + replica) and a release relay on free loopback ports, prints one line per
-# measurement, and cleans up. Run it on an otherwise idle machine; repeat it for a spread.
+# measurement (and a `RESULT {json}` line for bench/run.mjs), and cleans up. Run it on an otherwise idle machine;
+# repeat it for a spread. PROFILE=debug uses the debug build instead (bench/run.mjs --smoke: quick, not a timing);
+# SKIP_BUILD=1 uses the binaries already there (cargo build and cargo test resolve features differently, so a build
+# between tests relinks).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -12,9 +15,16 @@ clients=${2:-1000}
 rate=${3:-10000}
 seconds=${4:-10}
 
-cargo build -q --release -p replicast-server --bins --example relay_bench
-bin=target/release/replicast
-bench=target/release/examples/relay_bench
+profile=${PROFILE:-release}
+bin=target/$profile/replicast
+bench=target/$profile/examples/relay_bench
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ] || [ ! -x "$bench" ]; then
+  if [ "$profile" = debug ]; then
+    cargo build -q -p replicast-server --bins --example relay_bench
+  else
+    cargo build -q --release -p replicast-server --bins --example relay_bench
+  fi
+fi
 
 work=$(mktemp -d)
 pids=()

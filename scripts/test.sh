@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: every suite. Formatting and lints, the Rust unit and integration tests (real redis-server and relay),
-# the wasm tests in headless Chromium, then the end-to-end suites in tests/ (redis-server, relay, Chromium).
+# the wasm tests in headless Chromium, the end-to-end suites in tests/ (redis-server, relay, Chromium), then every
+# benchmark on tiny inputs (bench/run.mjs --smoke).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -29,3 +30,6 @@ with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver
 step "end-to-end (tests/, Chromium)"
 bash scripts/build.sh debug
 node --test --test-reporter=spec tests/
+
+step "benchmarks, smoke (tiny inputs; each result well formed, no timing checked)"
+node bench/run.mjs --smoke

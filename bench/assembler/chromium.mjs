@@ -1,22 +1,32 @@
 // The assembler in headless Chromium: applies a recorded stream of 200,000 ZADDs over 20 keys to windows of
 // 1,000, in wasm, in a page driven by playwright-core. See README.md here for the whole procedure.
 //
-//   node bench/assembler/chromium.mjs [STREAM]
+//   node bench/assembler/chromium.mjs [STREAM] [--runs 15] [--pkg DIR]
 //
 // STREAM defaults to target/bench-assembler/zadd-200k-20.resp (with its .json beside it, from
-// bench/resp/record.mjs); the wasm package is read from target/bench-assembler/pkg-web. CHROMIUM picks the browser.
+// bench/resp/record.mjs); the wasm package (--pkg) to target/bench-assembler/pkg-web. CHROMIUM picks the browser.
+// Ends with a `RESULT {json}` line for bench/run.mjs.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { launchBrowser } from '../../tests/support/processes.mjs';
+import { printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
-const streamPath = process.argv[2] ?? path.join(repoRoot, 'target/bench-assembler/zadd-200k-20.resp');
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    runs: { type: 'string', default: '15' },
+    pkg: { type: 'string', default: path.join(repoRoot, 'target/bench-assembler/pkg-web') },
+  },
+});
+const streamPath = positionals[0] ?? path.join(repoRoot, 'target/bench-assembler/zadd-200k-20.resp');
 const meta = JSON.parse(await readFile(`${streamPath}.json`, 'utf8'));
-const pkg = path.join(repoRoot, 'target/bench-assembler/pkg-web');
+const pkg = opts.pkg;
 const files = {
   '/': [path.join(here, 'page.html'), 'text/html'],
   '/pkg/replicast_wasm.js': [path.join(pkg, 'replicast_wasm.js'), 'text/javascript'],
@@ -39,12 +49,17 @@ try {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`page: ${m.text()}`));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  const r = await page.evaluate((start) => window.runApply({ start }), meta.start);
+  const r = await page.evaluate(({ start, runs }) => window.runApply({ start, runs }),
+    { start: meta.start, runs: Number(opts.runs) });
   const rate = (ms) => r.commands / (ms / 1000) / 1e6;
   console.log(`Chromium ${browser.version()}, ${streamPath}: ${r.commands} commands (${r.bytes} bytes), `
     + `${r.keys} keys, ${r.members} members held`);
   console.log(`apply: ${rate(r.ms.median).toFixed(2)} M commands/s (min ${rate(r.ms.max).toFixed(2)}, `
     + `max ${rate(r.ms.min).toFixed(2)}); median of ${r.runs} runs ${r.ms.median.toFixed(1)} ms`);
+  printResult('assembler-apply', {
+    engine: `Chromium ${browser.version()}`, ...r,
+    'M commands/s': { median: rate(r.ms.median), min: rate(r.ms.max), max: rate(r.ms.min) },
+  });
 } finally {
   await stop();
   server.close();

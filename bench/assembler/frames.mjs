@@ -2,21 +2,32 @@
 // sample per key, then the page reads what changed (keys, times, a field's series, its statistics).
 //
 //   node bench/resp/record.mjs --commands 100000 --hosts 50 --out target/bench-assembler/zadd-100k-50.resp
-//   node bench/assembler/frames.mjs [STREAM]
+//   node bench/assembler/frames.mjs [STREAM] [--frames 500] [--pkg DIR]
 //
-// The wasm package is read from target/bench-assembler/pkg-web (see README.md here). Target: < 2 ms a frame.
+// The wasm package (--pkg) defaults to target/bench-assembler/pkg-web (see README.md here). Target: < 2 ms a frame.
+// Ends with a `RESULT {json}` line for bench/run.mjs.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { launchBrowser } from '../../tests/support/processes.mjs';
+import { printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
-const streamPath = process.argv[2] ?? path.join(repoRoot, 'target/bench-assembler/zadd-100k-50.resp');
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    frames: { type: 'string', default: '500' },
+    window: { type: 'string', default: '1000' },
+    pkg: { type: 'string', default: path.join(repoRoot, 'target/bench-assembler/pkg-web') },
+  },
+});
+const streamPath = positionals[0] ?? path.join(repoRoot, 'target/bench-assembler/zadd-100k-50.resp');
 const meta = JSON.parse(await readFile(`${streamPath}.json`, 'utf8'));
-const pkg = path.join(repoRoot, 'target/bench-assembler/pkg-web');
+const pkg = opts.pkg;
 const files = {
   '/': [path.join(here, 'frames.html'), 'text/html'],
   '/pkg/replicast_wasm.js': [path.join(pkg, 'replicast_wasm.js'), 'text/javascript'],
@@ -39,12 +50,15 @@ try {
   page.on('console', (m) => console.log(`page: ${m.text()}`));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
   const keys = 50;
-  const r = await page.evaluate((o) => window.runFrames(o), { start: meta.start, keys, window: 1000, frames: 500 });
+  const r = await page.evaluate((o) => window.runFrames(o), {
+    start: meta.start, keys, window: Number(opts.window), frames: Number(opts.frames),
+  });
   const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}`;
   console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of 1,000`);
   console.log(`apply (one message of ${keys} ZADDs): ${f(r.apply)}`);
   console.log(`boundary (changed keys, times, series, stats for each): ${f(r.boundary)}`);
   for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);
+  printResult('assembler-frames', { engine: `Chromium ${browser.version()}`, ...r });
 } finally {
   await stop();
   server.close();

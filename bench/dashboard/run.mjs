@@ -6,13 +6,15 @@
 //   cargo build --release -p replicast-server && bash scripts/build.sh release
 //   node bench/dashboard/run.mjs [--hosts 20,200] [--seconds 20] [--window 120]
 //
-// Target (issue 7): with 200 hosts at 1 Hz, median frame work under 8 ms.
+// Target (issue 7): with 200 hosts at 1 Hz, median frame work under 8 ms. REPLICAST_BIN picks another relay
+// binary (bench/run.mjs --smoke uses the debug one). Ends with a `RESULT {json}` line for bench/run.mjs.
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
+import { printResult } from '../support.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -21,7 +23,7 @@ const { values: opts } = parseArgs({
     window: { type: 'string', default: '120' },
   },
 });
-const bin = path.join(repoRoot, 'target/release/replicast');
+const bin = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/release/replicast');
 const seconds = Number(opts.seconds);
 const windowSize = Number(opts.window);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -59,6 +61,7 @@ async function measure(page) {
 }
 
 const { browser, stop } = await launchBrowser();
+const results = [];
 try {
   for (const hosts of opts.hosts.split(',').map(Number)) {
     const relay = await startRelay(hosts);
@@ -81,12 +84,14 @@ try {
         + `over ${s.frames} frames; ${s.perSecond.toFixed(1)} ms of work a second`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
+      results.push({ hosts, view: 'overview', ...overview }, { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {
       await relay.stop();
     }
   }
   console.log(`Chromium ${browser.version()}, ${seconds} s per view; load average ${(await import('node:os')).loadavg()[0].toFixed(2)}`);
+  printResult('dashboard', { engine: `Chromium ${browser.version()}`, seconds, window: windowSize, results });
 } finally {
   await stop();
 }

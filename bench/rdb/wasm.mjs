@@ -1,19 +1,18 @@
 // Parses an RDB file with the wasm build of the reader in Node, 256 KiB at a time, and prints one JSON line:
 // bytes, keys, elements, seconds, MB/s, keys/s and the process's peak RSS.
-// Build the package first (bench/rdb/run.mjs does): wasm-pack build wasm --release --target nodejs --out-dir
+// PKG_DIR is a nodejs or web package. Build it first (bench/rdb/run.mjs does): wasm-pack build wasm --release --target nodejs --out-dir
 // target/rdb-bench/pkg
 // Usage: node bench/rdb/wasm.mjs FILE [PKG_DIR]
 import { openSync, readSync, closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { loadWasm } from '../support.mjs';
 
 const [file, pkgDir = resolve(import.meta.dirname, '../../target/rdb-bench/pkg')] = process.argv.slice(2);
 if (!file) {
   console.error('usage: node bench/rdb/wasm.mjs FILE [PKG_DIR]');
   process.exit(2);
 }
-const require = createRequire(import.meta.url);
-const { RdbScan } = require(resolve(pkgDir, 'replicast_wasm.js'));
+const { RdbScan } = await loadWasm(pkgDir);
 
 const CHUNK = 1 << 18;
 const buf = Buffer.allocUnsafe(CHUNK);

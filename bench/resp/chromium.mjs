@@ -3,25 +3,37 @@
 //
 //   source scripts/lib.sh && with_wasm_env wasm-pack build wasm --release --target web \
 //     --out-dir ../target/bench-resp/pkg-web
-//   node bench/resp/chromium.mjs [STREAM]
+//   node bench/resp/chromium.mjs [STREAM] [--runs 15] [--pkg DIR]
 //
-// CHROMIUM picks the browser binary (see tests/support/processes.mjs).
+// The plain JavaScript parser of js-parser.mjs runs on the same bytes beside it. --pkg is a web package (default
+// target/bench-resp/pkg-web; wasm/pkg works too). CHROMIUM picks the browser binary (see
+// tests/support/processes.mjs). Ends with a `RESULT {json}` line for bench/run.mjs.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser } from '../../tests/support/processes.mjs';
+import { parseArgs } from 'node:util';
 import { format } from './measure.js';
+import { printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
-const streamPath = process.argv[2] ?? path.join(repoRoot, 'target/bench-resp/zadd-200k.resp');
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    runs: { type: 'string', default: '15' },
+    pkg: { type: 'string', default: path.join(repoRoot, 'target/bench-resp/pkg-web') },
+  },
+});
+const streamPath = positionals[0] ?? path.join(repoRoot, 'target/bench-resp/zadd-200k.resp');
 const files = {
   '/': [path.join(here, 'page.html'), 'text/html'],
   '/measure.js': [path.join(here, 'measure.js'), 'text/javascript'],
-  '/pkg/replicast_wasm.js': [path.join(repoRoot, 'target/bench-resp/pkg-web/replicast_wasm.js'), 'text/javascript'],
-  '/pkg/replicast_wasm_bg.wasm': [path.join(repoRoot, 'target/bench-resp/pkg-web/replicast_wasm_bg.wasm'), 'application/wasm'],
+  '/js-parser.mjs': [path.join(here, 'js-parser.mjs'), 'text/javascript'],
+  '/pkg/replicast_wasm.js': [path.join(opts.pkg, 'replicast_wasm.js'), 'text/javascript'],
+  '/pkg/replicast_wasm_bg.wasm': [path.join(opts.pkg, 'replicast_wasm_bg.wasm'), 'application/wasm'],
   '/stream': [streamPath, 'application/octet-stream'],
 };
 
@@ -41,9 +53,10 @@ try {
   page.on('console', (m) => console.log(`page: ${m.text()}`));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
   const version = browser.version();
-  const results = await page.evaluate(() => window.runBench());
+  const results = await page.evaluate((runs) => window.runBench({ runs }), Number(opts.runs));
   console.log(`Chromium ${version}, ${streamPath}`);
-  for (const r of results) console.log(format('wasm in Chromium', r));
+  for (const r of results) console.log(format(`${r.parser} in Chromium`, r));
+  printResult('resp-chromium', { engine: `Chromium ${version}`, results });
 } finally {
   await stop();
   server.close();

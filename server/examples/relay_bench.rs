@@ -137,10 +137,23 @@ async fn lag(args: &[String]) {
         "load: {rate} ({bytes} bytes of stream in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
+    let mut result = serde_json::json!({
+        "bench": "relay-lag",
+        "load": rate,
+        "stream_bytes": bytes,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
     for (name, lags, zero) in [
         ("replica", &replica_lag, replica_zero),
         ("relay", &relay_lag, relay_zero),
     ] {
+        result[name] = serde_json::json!({
+            "p50_bytes": percentile(lags, 0.5),
+            "p99_bytes": percentile(lags, 0.99),
+            "max_bytes": lags.last().copied().unwrap_or(0),
+            "samples": lags.len(),
+            "back_to_zero_ms": zero.map(|d| d.as_millis() as u64),
+        });
         println!(
             "{name}: lag p50 {} B, p99 {} B, max {} B over {} samples; back to 0 in {}",
             percentile(lags, 0.5),
@@ -153,6 +166,8 @@ async fn lag(args: &[String]) {
             ))
         );
     }
+    // The machine-readable line bench/run.mjs collects.
+    println!("RESULT {result}");
 }
 
 fn now_us() -> u64 {
@@ -268,4 +283,19 @@ latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, 
         rss / 1024,
         hwm / 1024,
     );
+    let result = serde_json::json!({
+        "bench": "relay-fanout",
+        "clients": joined,
+        "rate": rate,
+        "seconds": elapsed.as_secs_f64(),
+        "written": written,
+        "delivered": delivered.load(Ordering::Relaxed),
+        "latency_ms": {
+            "p50": percentile(&all, 0.5) as f64 / 1000.0,
+            "p99": percentile(&all, 0.99) as f64 / 1000.0,
+            "max": all.last().copied().unwrap_or(0) as f64 / 1000.0,
+        },
+        "rss_mib": { "before": rss_before / 1024, "after": rss / 1024, "peak": hwm / 1024 },
+    });
+    println!("RESULT {result}");
 }

@@ -1,0 +1,33 @@
+// What the benchmark scripts share: loading the wasm package in Node whichever target built it, and the one
+// machine-readable line each script ends with (`RESULT {json}`), which bench/run.mjs collects.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** Prints the script's result for bench/run.mjs, after its human-readable lines. */
+export function printResult(bench, data) {
+  console.log(`RESULT ${JSON.stringify({ bench, ...data })}`);
+}
+
+/**
+ * Loads a wasm-pack package in Node: a `--target nodejs` one as it is, a `--target web` one (the package
+ * `npm run build` writes into wasm/pkg) with its bytes compiled synchronously, so the smoke run needs no
+ * second build.
+ */
+export async function loadWasm(pkgDir) {
+  const js = path.resolve(pkgDir, 'replicast_wasm.js');
+  const source = readFileSync(js, 'utf8');
+  if (!/\binitSync\b/.test(source)) return createRequire(import.meta.url)(js);
+  const pkg = await import(pathToFileURL(js).href);
+  pkg.initSync({ module: readFileSync(path.resolve(pkgDir, 'replicast_wasm_bg.wasm')) });
+  return pkg;
+}
+
+/** Median and extremes of a list of numbers. */
+export function spread(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
