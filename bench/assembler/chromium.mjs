@@ -6,14 +6,11 @@
 // STREAM defaults to target/bench-assembler/zadd-200k-20.resp (with its .json beside it, from
 // bench/resp/record.mjs); the wasm package (--pkg) to target/bench-assembler/pkg-web. CHROMIUM picks the browser.
 // Ends with a `RESULT {json}` line for bench/run.mjs.
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { launchBrowser } from '../../tests/support/processes.mjs';
-import { printResult } from '../support.mjs';
+import { openBenchPage, printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -34,21 +31,8 @@ const files = {
   '/stream': [streamPath, 'application/octet-stream'],
 };
 
-const server = createServer(async (req, res) => {
-  const file = files[req.url];
-  if (!file) {
-    res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': file[1] }).end(await readFile(file[0]));
-});
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const { browser, stop } = await launchBrowser();
+const { page, browser, close } = await openBenchPage(files);
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`page: ${m.text()}`));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
   const r = await page.evaluate(({ start, runs }) => window.runApply({ start, runs }),
     { start: meta.start, runs: Number(opts.runs) });
   const rate = (ms) => r.commands / (ms / 1000) / 1e6;
@@ -61,6 +45,5 @@ try {
     'M commands/s': { median: rate(r.ms.median), min: rate(r.ms.max), max: rate(r.ms.min) },
   });
 } finally {
-  await stop();
-  server.close();
+  await close();
 }

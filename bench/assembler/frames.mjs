@@ -6,14 +6,11 @@
 //
 // The wasm package (--pkg) defaults to target/bench-assembler/pkg-web (see README.md here). Target: < 2 ms a frame.
 // Ends with a `RESULT {json}` line for bench/run.mjs.
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { launchBrowser } from '../../tests/support/processes.mjs';
-import { printResult } from '../support.mjs';
+import { openBenchPage, printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -34,21 +31,8 @@ const files = {
   '/pkg/replicast_wasm_bg.wasm': [path.join(pkg, 'replicast_wasm_bg.wasm'), 'application/wasm'],
   '/stream': [streamPath, 'application/octet-stream'],
 };
-const server = createServer(async (req, res) => {
-  const file = files[req.url];
-  if (!file) {
-    res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': file[1] }).end(await readFile(file[0]));
-});
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const { browser, stop } = await launchBrowser();
+const { page, browser, close } = await openBenchPage(files);
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`page: ${m.text()}`));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
   const keys = 50;
   const r = await page.evaluate((o) => window.runFrames(o), {
     start: meta.start, keys, window: Number(opts.window), frames: Number(opts.frames),
@@ -60,6 +44,5 @@ try {
   for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);
   printResult('assembler-frames', { engine: `Chromium ${browser.version()}`, ...r });
 } finally {
-  await stop();
-  server.close();
+  await close();
 }

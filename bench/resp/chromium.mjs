@@ -8,15 +8,11 @@
 // The plain JavaScript parser of js-parser.mjs runs on the same bytes beside it. --pkg is a web package (default
 // target/bench-resp/pkg-web; wasm/pkg works too). CHROMIUM picks the browser binary (see
 // tests/support/processes.mjs). Ends with a `RESULT {json}` line for bench/run.mjs.
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser } from '../../tests/support/processes.mjs';
 import { parseArgs } from 'node:util';
 import { format } from './measure.js';
-import { printResult } from '../support.mjs';
+import { openBenchPage, printResult } from '../support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -37,27 +33,13 @@ const files = {
   '/stream': [streamPath, 'application/octet-stream'],
 };
 
-const server = createServer(async (req, res) => {
-  const file = files[req.url];
-  if (!file) {
-    res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': file[1] }).end(await readFile(file[0]));
-});
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const { browser, stop } = await launchBrowser();
+const { page, browser, close } = await openBenchPage(files);
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`page: ${m.text()}`));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
   const version = browser.version();
   const results = await page.evaluate((runs) => window.runBench({ runs }), Number(opts.runs));
   console.log(`Chromium ${version}, ${streamPath}`);
   for (const r of results) console.log(format(`${r.parser} in Chromium`, r));
   printResult('resp-chromium', { engine: `Chromium ${version}`, results });
 } finally {
-  await stop();
-  server.close();
+  await close();
 }
