@@ -62,7 +62,7 @@ const pkg = {
   rdb: smoke ? smokePkg : target('rdb-bench/pkg'),
 };
 const streams = smoke ? {
-  resp: path.join(work, 'zadd-2k.resp'), assembler: path.join(work, 'zadd-2k-20.resp'),
+  resp: path.join(work, 'zadd-20k.resp'), assembler: path.join(work, 'zadd-20k-20.resp'),
   frames: path.join(work, 'zadd-2k-50.resp'),
 } : {
   resp: target('bench-resp/zadd-200k.resp'), assembler: target('bench-assembler/zadd-200k-20.resp'),
@@ -139,7 +139,7 @@ function criterionEstimates() {
 
 const benches = {
   'resp-native': async () => {
-    await record(streams.resp, smoke ? 2000 : 200000, 16);
+    await record(streams.resp, smoke ? 20000 : 200000, 16);
     if (smoke) {
       // Criterion's test mode: each benchmark once, on the tiny stream (no timing).
       const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-wasm',
@@ -153,12 +153,12 @@ const benches = {
     return [{ bench: 'resp-native', bytes: meta.bytes, commands: meta.zadds + 1, results: criterionEstimates() }];
   },
   'resp-node': async () => {
-    await record(streams.resp, smoke ? 2000 : 200000, 16);
+    await record(streams.resp, smoke ? 20000 : 200000, 16);
     if (!smoke) await wasm(`build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node`);
     return repeat(runs, 'node', ['bench/resp/node.mjs', streams.resp, '--pkg', pkg.respNode, ...(smoke ? ['--runs', '3'] : [])]);
   },
   'resp-chromium': async () => {
-    await record(streams.resp, smoke ? 2000 : 200000, 16);
+    await record(streams.resp, smoke ? 20000 : 200000, 16);
     if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-resp/pkg-web`);
     return repeat(runs, 'node', ['bench/resp/chromium.mjs', streams.resp, '--pkg', pkg.respWeb, ...(smoke ? ['--runs', '3'] : [])]);
   },
@@ -187,7 +187,7 @@ const benches = {
     return all;
   },
   assembler: async () => {
-    await record(streams.assembler, smoke ? 2000 : 200000, 20);
+    await record(streams.assembler, smoke ? 20000 : 200000, 20);
     if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web`);
     return repeat(runs, 'node', ['bench/assembler/chromium.mjs', streams.assembler, '--pkg', pkg.assembler,
       ...(smoke ? ['--runs', '3'] : [])]);
