@@ -6,16 +6,6 @@ mod support;
 use replicast_wasm::wire::{self, Message};
 use support::*;
 
-async fn zadd(conn: &mut redis::aio::MultiplexedConnection, key: &str, score: u64, member: &str) {
-    let _: i64 = redis::cmd("ZADD")
-        .arg(key)
-        .arg(score)
-        .arg(member)
-        .query_async(conn)
-        .await
-        .unwrap();
-}
-
 /// Joins, writes one ZADD through `writer`, and checks the browser gets it; `reader` is the node the relay follows.
 async fn stream_one_zadd(
     ws_url: &str,

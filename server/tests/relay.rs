@@ -268,15 +268,7 @@ async fn every_joining_session_ends_equal_to_redis_under_concurrent_writes() {
         while assembler.offset() < end {
             assembler.push_message(&next_binary(socket).await).unwrap();
         }
-        let mut got: Vec<(String, f64)> = assembler
-            .window(b"perf:z")
-            .and_then(|w| w.as_zset())
-            .map(|w| {
-                w.newest_first()
-                    .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut got = zset_newest_first(assembler, "perf:z");
         got.reverse();
         assert_eq!(
             got, want,

@@ -37,16 +37,9 @@ async fn primary_port(sentinel: &mut redis::aio::MultiplexedConnection) -> u16 {
     port
 }
 
+/// The window of `perf:z`, oldest first, as ZRANGE gives it.
 fn window(assembler: &StreamAssembler) -> Vec<(String, f64)> {
-    let mut got: Vec<(String, f64)> = assembler
-        .window(b"perf:z")
-        .and_then(|w| w.as_zset())
-        .map(|w| {
-            w.newest_first()
-                .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut got = zset_newest_first(assembler, "perf:z");
     got.reverse();
     got
 }

@@ -10,16 +10,6 @@ use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;
 
-async fn zadd(conn: &mut redis::aio::MultiplexedConnection, key: &str, score: u64, member: &str) {
-    let _: i64 = redis::cmd("ZADD")
-        .arg(key)
-        .arg(score)
-        .arg(member)
-        .query_async(conn)
-        .await
-        .unwrap();
-}
-
 async fn newest(
     conn: &mut redis::aio::MultiplexedConnection,
     key: &str,
@@ -34,18 +24,6 @@ async fn newest(
         .await
         .unwrap();
     flat.into_iter().rev().collect()
-}
-
-fn window(assembler: &StreamAssembler, key: &str) -> Vec<(String, f64)> {
-    assembler
-        .window(key.as_bytes())
-        .and_then(|w| w.as_zset())
-        .map(|w| {
-            w.newest_first()
-                .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Feeds messages to `assembler` until it applied the stream up to `until`; returns how many snapshots came.
@@ -80,7 +58,7 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
         assembler.push_message(&message).unwrap();
     }
     assert_eq!(
-        window(&assembler, "perf:a"),
+        zset_newest_first(&assembler, "perf:a"),
         newest(&mut conn, "perf:a", 3).await
     );
 
@@ -94,7 +72,7 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
         .unwrap();
     let offset = master_repl_offset(&mut conn).await;
     apply_until(&mut socket, &mut assembler, offset).await;
-    assert_eq!(window(&assembler, "perf:a").len(), 1);
+    assert_eq!(zset_newest_first(&assembler, "perf:a").len(), 1);
 
     socket
         .send(tungstenite::Message::text(wire::encode_topup([
@@ -118,7 +96,7 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
     let snapshots = apply_until(&mut socket, &mut assembler, offset).await;
     assert_eq!(snapshots, 1, "one snapshot answers the top-up");
     assert_eq!(
-        window(&assembler, "perf:a"),
+        zset_newest_first(&assembler, "perf:a"),
         newest(&mut conn, "perf:a", 3).await
     );
 
@@ -147,7 +125,7 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
         }
     }
     assert_eq!(
-        window(&assembler, "perf:a"),
+        zset_newest_first(&assembler, "perf:a"),
         newest(&mut conn, "perf:a", 3).await
     );
 }

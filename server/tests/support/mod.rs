@@ -326,3 +326,35 @@ pub async fn http_get(ws_url: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// `ZADD key score member` on `conn`.
+pub async fn zadd(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    score: u64,
+    member: &str,
+) {
+    let _: i64 = redis::cmd("ZADD")
+        .arg(key)
+        .arg(score)
+        .arg(member)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// `key`'s sorted-set window in `assembler`, newest first, members as text.
+pub fn zset_newest_first(
+    assembler: &replicast_wasm::StreamAssembler,
+    key: &str,
+) -> Vec<(String, f64)> {
+    assembler
+        .window(key.as_bytes())
+        .and_then(|w| w.as_zset())
+        .map(|w| {
+            w.newest_first()
+                .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
+                .collect()
+        })
+        .unwrap_or_default()
+}
