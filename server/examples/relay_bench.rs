@@ -30,38 +30,38 @@ async fn main() {
     }
 }
 
-async fn offset(conn: &mut redis::aio::MultiplexedConnection, field: &str) -> u64 {
+/// `field` of `INFO replication`; `None` when the read failed.
+async fn offset(conn: &mut redis::aio::MultiplexedConnection, field: &str) -> Option<u64> {
     let info: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(conn)
         .await
-        .unwrap_or_default();
+        .ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
-async fn http_get(addr: &str, path: &str) -> String {
+async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return String::new();
-    };
-    let _ = stream
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
         .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await;
+        .await?;
     let mut response = String::new();
-    let _ = stream.read_to_string(&mut response).await;
-    response
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
 }
 
-async fn relay_offset(addr: &str) -> u64 {
+/// The relay's link offset from its metrics; `None` when the read failed (such a sample is left out and counted,
+/// never taken as offset 0).
+async fn relay_offset(addr: &str) -> Option<u64> {
     http_get(addr, "/metrics")
         .await
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("replicast_link_offset "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -96,10 +96,18 @@ async fn lag(args: &[String]) {
     let (mut replica_lag, mut relay_lag) = (Vec::new(), Vec::new());
     let mut load_done: Option<(Instant, u64)> = None;
     let (mut replica_zero, mut relay_zero) = (None, None);
+    let mut failed_samples = 0;
     loop {
-        let top = offset(&mut p, "master_repl_offset:").await;
-        let at_replica = offset(&mut r, "slave_repl_offset:").await;
-        let at_relay = relay_offset(relay).await;
+        let (Some(top), Some(at_replica), Some(at_relay)) = (
+            offset(&mut p, "master_repl_offset:").await,
+            offset(&mut r, "slave_repl_offset:").await,
+            relay_offset(relay).await,
+        ) else {
+            // A failed read is no offset 0: leave the sample out, and say how many were.
+            failed_samples += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
         if load_done.is_none() {
             replica_lag.push(top.saturating_sub(at_replica));
             relay_lag.push(top.saturating_sub(at_relay));
@@ -130,7 +138,7 @@ async fn lag(args: &[String]) {
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .unwrap_or("");
-    let bytes = offset(&mut p, "master_repl_offset:").await;
+    let bytes = offset(&mut p, "master_repl_offset:").await.unwrap_or(0);
     replica_lag.sort_unstable();
     relay_lag.sort_unstable();
     println!(
@@ -142,7 +150,11 @@ async fn lag(args: &[String]) {
         "load": rate,
         "stream_bytes": bytes,
         "seconds": started.elapsed().as_secs_f64(),
+        "failed_samples": failed_samples,
     });
+    if failed_samples > 0 {
+        println!("{failed_samples} sample(s) left out: an offset could not be read");
+    }
     for (name, lags, zero) in [
         ("replica", &replica_lag, replica_zero),
         ("relay", &relay_lag, relay_zero),
