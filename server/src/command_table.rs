@@ -67,7 +67,12 @@ impl CommandTable {
     pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> Self {
         let reply = async {
             let client = client.as_ref().map_err(Clone::clone)?;
-            let mut conn = client.get_multiplexed_async_connection().await?;
+            // `COMMAND`'s reply is a few hundred kilobytes: more than the default 500 ms on a loaded primary.
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             redis::cmd("COMMAND").query_async::<Value>(&mut conn).await
         };
         match reply.await {

@@ -239,6 +239,8 @@ impl Topups {
             // delivered; anything else (a failover, a new epoch) means reading again later.
             Ok(snapshot) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
                 Metrics::add(&relay.metrics.snapshots, 1);
+                // Keys beyond one part's size wait for the next read.
+                self.keys.extend(snapshot.rest);
                 self.attempts = 0;
                 self.ready = Some((
                     snapshot.offset,
@@ -293,9 +295,10 @@ async fn serve<W: Sink<Message> + Unpin>(
     if let Some(snapshot) = cursor.snapshot.take() {
         send(sink, metrics, Bytes::from(snapshot)).await?;
     }
+    let mut topups = Topups::default();
+    topups.keys.extend(cursor.rest);
     let mut cursor = cursor.offset;
     let mut last_sent = Instant::now();
-    let mut topups = Topups::default();
     loop {
         while let Ok(request) = requests.try_recv() {
             topups.ask(sink, relay, sub, request).await?;
@@ -389,8 +392,9 @@ async fn serve<W: Sink<Message> + Unpin>(
                 };
                 tracing::debug!(epoch = %stream.epoch, "session rejoined after a full resync of the link");
                 current = rejoin.0;
-                // The rejoin's snapshot holds every key afresh.
+                // The rejoin's snapshot holds every key afresh (in parts: its rest follows as top-ups).
                 topups = Topups::default();
+                topups.keys.extend(std::mem::take(&mut rejoin.1.rest));
                 send(
                     sink,
                     metrics,
@@ -419,6 +423,8 @@ async fn serve<W: Sink<Message> + Unpin>(
 struct Start {
     offset: u64,
     snapshot: Option<Vec<u8>>,
+    /// Keys too many for the first snapshot part: they follow as top-ups.
+    rest: Vec<Vec<u8>>,
 }
 
 /// Resumes inside the backlog if asked and possible, else takes a snapshot and waits for the link to reach it.
@@ -447,6 +453,7 @@ async fn join(
             Start {
                 offset: at,
                 snapshot: None,
+                rest: Vec::new(),
             },
         )));
     }
@@ -472,6 +479,7 @@ async fn join(
                     Start {
                         offset: snapshot.offset,
                         snapshot: Some(message),
+                        rest: snapshot.rest,
                     },
                 )));
             }

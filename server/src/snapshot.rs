@@ -24,12 +24,20 @@ use crate::upstream::Upstream;
 
 /// Most keys one snapshot reads.
 pub const MAX_SNAPSHOT_KEYS: usize = 10_000;
-/// Largest snapshot, in bytes of its RESP encoding.
+/// Largest snapshot part, in bytes of its RESP encoding.
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+/// Window items one snapshot part reads at most (keys × window): ~36 MB of 900-byte perf samples. A subscription
+/// with more (1,000 hosts × 120 samples, 200 hosts × 600) is read in parts, one `MULTI`…`EXEC` each, so neither
+/// Redis's reply nor the relay's memory holds it all at once.
+const PART_ITEMS: usize = 40_000;
 /// Snapshots read at once; the others wait, so a thousand joining browsers do not open a thousand connections.
 const CONCURRENT_SNAPSHOTS: usize = 8;
 /// Times a snapshot is read again when a key changed type between `TYPE` and `EXEC`.
 const ATTEMPTS: usize = 3;
+/// How long one reply may take. A snapshot's `EXEC` can carry tens of megabytes (1,000 hosts × 120 samples is
+/// ~31 MB), far past the `redis` crate's default of 500 ms on a busy machine.
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum SnapshotError {
@@ -38,7 +46,7 @@ pub enum SnapshotError {
     #[error("the subscription matches more than {MAX_SNAPSHOT_KEYS} keys; narrow its patterns")]
     TooManyKeys,
     #[error(
-        "the snapshot exceeds {MAX_SNAPSHOT_BYTES} bytes; ask for a smaller window or fewer keys"
+        "one key's window exceeds {MAX_SNAPSHOT_BYTES} bytes; ask for a smaller window or fewer keys"
     )]
     TooLarge,
     #[error("unexpected reply while reading the snapshot: {0}")]
@@ -54,6 +62,8 @@ pub struct Snapshot {
     pub offset: u64,
     pub commands: Vec<u8>,
     pub keys: usize,
+    /// Keys left for later parts: the caller reads them as top-ups, each placed at its own offset.
+    pub rest: Vec<Vec<u8>>,
 }
 
 pub struct Snapshotter {
@@ -101,25 +111,43 @@ impl Snapshotter {
             .await
             .map_err(|e| SnapshotError::Reply(e.to_string()))?;
         // A connection of its own: SELECT must not leak into anyone else's reads.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let mut conn = self
             .upstream
             .client()?
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await?;
         redis::cmd("SELECT")
             .arg(db)
             .query_async::<()>(&mut conn)
             .await?;
-        let keys = match keys {
+        let mut keys = match keys {
             Keys::Watched(sub, allow) => list_keys(&mut conn, sub, allow).await?,
             Keys::Given(keys) => keys,
         };
-        for _ in 0..ATTEMPTS {
-            if let Some(snapshot) = read_once(&mut conn, &keys, window).await? {
-                return Ok(snapshot);
+        let mut part = (PART_ITEMS / window.max(1)).max(1);
+        let mut attempts = 0;
+        loop {
+            let rest = keys.split_off(part.min(keys.len()));
+            match read_once(&mut conn, &keys, window).await {
+                Ok(Some(mut snapshot)) => {
+                    snapshot.rest = rest;
+                    return Ok(snapshot);
+                }
+                // Larger items than the estimate: fewer keys in this part.
+                Err(SnapshotError::TooLarge) if keys.len() > 1 => part = keys.len() / 2,
+                Err(err) => return Err(err),
+                Ok(None) => {
+                    attempts += 1;
+                    if attempts == ATTEMPTS {
+                        return Err(SnapshotError::Unstable);
+                    }
+                }
             }
+            keys.extend(rest);
         }
-        Err(SnapshotError::Unstable)
     }
 }
 
@@ -243,6 +271,7 @@ async fn read_once(
         offset,
         commands,
         keys: keys.len(),
+        rest: Vec::new(),
     }))
 }
 

@@ -92,8 +92,17 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
                 .unwrap();
         }
     }
+    // The top-up may be read after the last write: then it comes after `offset`, with no write behind it.
     let offset = master_repl_offset(&mut conn).await;
-    let snapshots = apply_until(&mut socket, &mut assembler, offset).await;
+    let mut snapshots = apply_until(&mut socket, &mut assembler, offset).await;
+    while snapshots == 0 {
+        let message = next_binary(&mut socket).await;
+        if matches!(wire::decode(&message), Ok(Message::Snapshot { .. })) {
+            snapshots += 1;
+        }
+        assembler.push_message(&message).unwrap();
+    }
+    snapshots += apply_until(&mut socket, &mut assembler, offset).await;
     assert_eq!(snapshots, 1, "one snapshot answers the top-up");
     assert_eq!(
         zset_newest_first(&assembler, "perf:a"),
@@ -165,4 +174,77 @@ async fn topups_of_keys_not_watched_get_a_notice_and_bad_requests_close() {
     };
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.reason.contains("invalid"), "{}", close.reason);
+}
+
+#[tokio::test]
+async fn a_snapshot_too_big_for_one_part_comes_in_parts_and_every_window_equals_redis() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut conn = redis_conn(port).await;
+    // 60 keys × a window of 1,000 = 60,000 items: more than one part holds (40,000), so two parts or more.
+    let (keys, window) = (60, 1000);
+    let mut fill = redis::pipe();
+    for k in 0..keys {
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(format!("perf:host-{k:02}"));
+        for i in 0..window {
+            zadd.arg(i).arg(format!("m{i}"));
+        }
+        fill.add_command(zadd).ignore();
+    }
+    let () = fill.query_async(&mut conn).await.unwrap();
+    let mut assembler = StreamAssembler::new(WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window,
+    });
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], window)).await;
+    // Writes to every key go on while the parts are read; each lands on the right side of its key's part.
+    let writer = tokio::spawn(async move {
+        for i in window..window + 200 {
+            for k in (0..keys).step_by(7) {
+                zadd(
+                    &mut conn,
+                    &format!("perf:host-{k:02}"),
+                    i as u64,
+                    &format!("m{i}"),
+                )
+                .await;
+            }
+        }
+        conn
+    });
+    let mut snapshots = 0;
+    let mut first_keys = None;
+    while snapshots == 0 || !writer.is_finished() || !windows_full(&assembler, keys, window) {
+        let message = next_binary(&mut socket).await;
+        if let Ok(Message::Snapshot { .. }) = wire::decode(&message) {
+            snapshots += 1;
+        }
+        assembler.push_message(&message).unwrap();
+        if snapshots == 1 && first_keys.is_none() {
+            first_keys = Some(assembler.keys().count());
+        }
+    }
+    let mut conn = writer.await.unwrap();
+    let offset = master_repl_offset(&mut conn).await;
+    apply_until(&mut socket, &mut assembler, offset).await;
+    assert!(snapshots >= 2, "{snapshots} snapshot part(s)");
+    assert!(
+        first_keys.unwrap() < keys,
+        "the first part holds {first_keys:?} of {keys} keys"
+    );
+    for k in 0..keys {
+        let key = format!("perf:host-{k:02}");
+        assert_eq!(
+            zset_newest_first(&assembler, &key),
+            newest(&mut conn, &key, window).await,
+            "{key}"
+        );
+    }
+}
+
+/// Whether every key's window holds `window` members.
+fn windows_full(assembler: &StreamAssembler, keys: usize, window: usize) -> bool {
+    (0..keys).all(|k| zset_newest_first(assembler, &format!("perf:host-{k:02}")).len() == window)
 }
