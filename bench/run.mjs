@@ -202,7 +202,7 @@ const benches = {
     else if (!existsSync(path.join(repoRoot, 'wasm/pkg/replicast_wasm.js'))) {
       throw new Error('dashboard: the relay serves wasm/pkg, which is not built: run `npm run build` first');
     }
-    const args = smoke ? ['--hosts', '20', '--seconds', '1', '--window', '3'] : ['--hosts', '20,200', '--seconds', '15'];
+    const args = smoke ? ['--hosts', '20', '--seconds', '1', '--window', '3'] : ['--hosts', '20,200,1000', '--seconds', '15'];
     return results(await run('node', ['bench/dashboard/run.mjs', ...args], { env: { REPLICAST_BIN: relayBin } }));
   },
 };
