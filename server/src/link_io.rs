@@ -1,5 +1,7 @@
 //! The replica link's socket: buffered reads, reply lines of the handshake, and commands written as RESP.
 
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -19,24 +21,42 @@ pub struct LinkIo {
     pub writer: WriteHalf<Box<dyn LinkStream>>,
     /// Bytes read and not yet consumed.
     pub buf: BytesMut,
+    /// Longest silence from Redis before the link counts as dead (see [`LinkIo::fill`]).
+    timeout: Duration,
+    /// When Redis last sent anything (or the link opened): the silence is counted from here, however often a
+    /// read is started and cancelled in between (the stream's reads give way to the ack timer every second).
+    heard: tokio::time::Instant,
 }
 
 impl LinkIo {
-    pub fn new(stream: Box<dyn LinkStream>) -> Self {
+    pub fn new(stream: Box<dyn LinkStream>, timeout: Duration) -> Self {
         let (reader, writer) = tokio::io::split(stream);
         LinkIo {
             reader,
             writer,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            timeout,
+            heard: tokio::time::Instant::now(),
         }
     }
 
-    /// Reads more bytes into the buffer; a closed connection is an error, as the link must never end.
+    /// Reads more bytes into the buffer; a closed connection is an error, as the link must never end, and so is
+    /// silence longer than the timeout. Redis never stays that quiet on a live link: it pings its replicas every
+    /// `repl-ping-replica-period` (10 s) and sends a newline each second while it prepares an RDB payload. Without
+    /// this, a primary whose host vanished (a partition, a frozen VM) would hold the link until TCP gave up, many
+    /// minutes later; a Redis replica gives up after its `repl-timeout` (60 s) in the same way.
     pub async fn fill(&mut self) -> Result<usize, LinkError> {
         self.buf.reserve(READ_CHUNK);
-        match self.reader.read_buf(&mut self.buf).await? {
-            0 => Err(LinkError::Closed),
-            n => Ok(n),
+        let deadline = self.heard + self.timeout;
+        match tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)).await {
+            Err(_) => Err(LinkError::Silent(self.timeout)),
+            Ok(read) => match read? {
+                0 => Err(LinkError::Closed),
+                n => {
+                    self.heard = tokio::time::Instant::now();
+                    Ok(n)
+                }
+            },
         }
     }
 

@@ -59,7 +59,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Follow Redis as a replica and serve the page and its WebSocket stream.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write the raw replication stream of a Redis to a file.
     Record(record::RecordArgs),
     /// Print an RDB file as JSON Lines, one object per key (or a summary with --stats).
@@ -104,6 +104,10 @@ struct ServeArgs {
     /// Folder of the built wasm package, served under /pkg (default: `wasm/pkg` of the repository).
     #[arg(long, env = "REPLICAST_PKG")]
     pkg: Option<PathBuf>,
+    /// Seconds Redis may send nothing on the replica link before the relay drops it and re-attaches, like a Redis
+    /// replica's `repl-timeout`. Keep it above the primary's `repl-ping-replica-period` (10 s by default).
+    #[arg(long, env = "REPLICAST_LINK_TIMEOUT", default_value_t = replica_link::LINK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    link_timeout: u64,
     /// Bytes of recent stream kept for browsers to read at their own pace and to resume into.
     #[arg(long, env = "REPLICAST_BACKLOG_BYTES", default_value_t = DEFAULT_BACKLOG_BYTES)]
     backlog_bytes: usize,
@@ -144,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Record(args) => record::run(args).await,
         Command::Rdb(args) => rdb_command::run(args),
         Command::Collect(args) => collect::run(args).await,
@@ -231,6 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         relay.backlog.clone(),
         relay.metrics.clone(),
         local.port(),
+        std::time::Duration::from_secs(args.link_timeout),
     ));
 
     println!("Replicast is live at http://{local}/");

@@ -44,6 +44,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         backlog.clone(),
         Arc::new(Metrics::default()),
         0,
+        replica_link::LINK_TIMEOUT,
     ));
     let mut file = tokio::fs::File::create(&args.out)
         .await

@@ -30,6 +30,9 @@ use crate::upstream::Upstream;
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
+/// Default for how long Redis may stay silent before the link is dropped and re-attached: Redis's own
+/// `repl-timeout` default.
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -52,6 +55,10 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error("Redis closed the connection")]
     Closed,
+    #[error(
+        "nothing from Redis for {0:?} (it pings a replica every 10 s): the link is taken as dead"
+    )]
+    Silent(Duration),
     #[error("Redis refused {command}: {error}")]
     Refused { command: String, error: String },
     #[error("unexpected reply: {0}")]
@@ -154,6 +161,7 @@ pub async fn follow(
     backlog: Arc<Backlog>,
     metrics: Arc<Metrics>,
     listening_port: u16,
+    link_timeout: Duration,
 ) {
     let mut backoff = BACKOFF_FIRST;
     let mut position = None;
@@ -178,7 +186,7 @@ pub async fn follow(
             None => {
                 let target = switched.borrow_and_update().clone();
                 tokio::select! {
-                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, &mut position) => err,
+                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut position) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
                 }
             }
@@ -226,6 +234,7 @@ async fn follow_once(
     backlog: &Backlog,
     metrics: &Metrics,
     listening_port: u16,
+    link_timeout: Duration,
     position: &mut Option<Position>,
 ) -> Result<std::convert::Infallible, LinkError> {
     let table = Arc::new(CommandTable::fetch(&target.client()).await);
@@ -239,7 +248,7 @@ async fn follow_once(
         ),
         None => Box::new(stream),
     };
-    let mut io = LinkIo::new(stream);
+    let mut io = LinkIo::new(stream, link_timeout);
 
     if let Some(password) = &target.password {
         let auth = match &target.username {

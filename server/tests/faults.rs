@@ -764,3 +764,59 @@ async fn a_thousand_sessions_come_and_go_twice_and_the_relay_lets_go_of_them() {
         started.elapsed()
     );
 }
+
+/// The primary is frozen (SIGSTOP): its socket stays open and says nothing, as after a network partition or a
+/// paused VM. The relay, with `--link-timeout 2`, drops the link for its silence instead of waiting minutes for
+/// TCP to give up, and retries; after SIGCONT it re-attaches with a partial resync (same stream: the session keeps
+/// its place) and the session converges.
+#[tokio::test]
+async fn primary_frozen_the_link_times_out_and_reattaches() {
+    let (primary, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--link-timeout", "2"],
+    );
+    wait_healthy(&ws_url).await;
+    let mut browser = Browser::open(&ws_url, WINDOW).await;
+    let writer = Writer::start(port, Duration::from_millis(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    writer.wait_for(0, 100, deadline).await;
+    let mut conn = redis_conn(port).await;
+    let offset = master_repl_offset(&mut conn).await;
+    browser.catch_up(offset, deadline).await;
+    assert_eq!(metric(&ws_url, "link_up").await, 1);
+
+    signal(&primary, libc::SIGSTOP);
+    let stopped = Instant::now();
+    while metric(&ws_url, "link_up").await != 0 {
+        if stopped.elapsed() > Duration::from_secs(10) {
+            signal(&primary, libc::SIGCONT);
+            panic!("the link to the frozen primary was never dropped");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dropped = stopped.elapsed();
+    // Long enough for an attempt or two to time out in the handshake too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&primary, libc::SIGCONT);
+    let resumed = Instant::now();
+
+    let deadline = resumed + Duration::from_secs(20);
+    let mut conn = redis_conn(port).await;
+    wait_attached(&mut conn, relay_port(&ws_url), deadline).await;
+    writer.wait_for(writer.written(), 50, deadline).await;
+    writer.stop().await;
+    browser.converge(&mut conn, deadline).await;
+    eprintln!(
+        "the relay dropped the silent link after {dropped:?}; after SIGCONT the session converged in {:?}",
+        resumed.elapsed()
+    );
+    assert!(metric(&ws_url, "link_errors_total").await >= 1);
+    assert_eq!(metric(&ws_url, "link_full_syncs_total").await, 1);
+    assert!(metric(&ws_url, "link_partial_syncs_total").await >= 1);
+    assert_eq!(
+        (browser.hellos, browser.snapshots),
+        (1, 1),
+        "the session continued"
+    );
+}
