@@ -37,20 +37,20 @@ async function stopAll() {
   started = [];
 }
 
-/** Opens a page on `relay` with a client watching `pattern`, as `window.client`; each status it reports goes to
- * `window.statuses`. */
-async function openClient(relay, pattern) {
+/** Opens a page on `relay` with a client watching `pattern` (and any further `options`), as `window.client`;
+ * each status it reports goes to `window.statuses`. */
+async function openClient(relay, pattern, options = {}) {
   const page = await chromium.browser.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
   await page.goto(relay.url);
-  await page.evaluate(async ({ pattern, window: size }) => {
+  await page.evaluate(async (options) => {
     const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
     await init();
     window.statuses = [];
-    window.client = new Replicast(`ws://${location.host}/ws`, { patterns: [pattern], window: size });
+    window.client = new Replicast(`ws://${location.host}/ws`, options);
     window.client.onStatus((s) => window.statuses.push(s));
-  }, { pattern, window: WINDOW });
+  }, { patterns: [pattern], window: WINDOW, ...options });
   await page.waitForFunction(() => window.client.status === 'live', null, { timeout: 20_000 });
   return { page, errors };
 }
@@ -205,15 +205,20 @@ test('the primary SIGKILLed mid-write and started again empty: the page re-snaps
   await page.close();
 });
 
-test('the relay frozen past the primary\'s repl-timeout, then thawed: the stream continues and the page converges', async (t) => {
+test('the relay frozen past the primary\'s repl-timeout, then thawed: the stream continues and pages converge', async (t) => {
   t.after(stopAll);
-  const redis = await owned(() => startRedis({ args: ['--repl-timeout', '2'] }));
+  // Redis drops a replica that sent no ACK for 2 s, and pings its replicas every second: the stream moves, and the
+  // relay tells its sessions so, even when nobody writes.
+  const redis = await owned(() => startRedis({ args: ['--repl-timeout', '2', '--repl-ping-replica-period', '1'] }));
   const relay = await owned(() => startRelay({ redisUrl: redis.url }));
-  const { page, errors } = await openClient(relay, 'perf:fault:c:*');
-  const epoch = await page.evaluate(() => window.client.epoch);
+  // One page with the default idle detection (30 s), which keeps its socket through the freeze, and one that
+  // counts 4 s of silence as a dead socket, which drops it and must come back by itself.
+  const patient = await openClient(relay, 'perf:fault:c:*');
+  const quick = await openClient(relay, 'perf:fault:c:*', { idleTimeoutMs: 4_000 });
+  const epoch = await patient.page.evaluate(() => window.client.epoch);
 
   const writer = await owned(() => keepWriting(redis, ['perf:fault:c:1', 'perf:fault:c:2', 'perf:fault:c:3'], 1, 'w'));
-  await page.waitForFunction(() => window.client.len('perf:fault:c:3') === 5, null, { timeout: 10_000 });
+  await patient.page.waitForFunction(() => window.client.len('perf:fault:c:3') === 5, null, { timeout: 10_000 });
   relay.pause();
   const writtenBefore = writer.written();
   try {
@@ -224,6 +229,9 @@ test('the relay frozen past the primary\'s repl-timeout, then thawed: the stream
       assert.ok(Date.now() < deadline, 'the primary never dropped the frozen relay');
       await sleep(200);
     }
+    // The quick page hears the silence while the relay is still frozen (a close it waited on would never come).
+    await quick.page.waitForFunction(() => window.client.status !== 'live', null, { timeout: 5_000 });
+    assert.equal(await patient.page.evaluate(() => window.client.status), 'live');
   } finally {
     relay.resume();
   }
@@ -233,13 +241,19 @@ test('the relay frozen past the primary\'s repl-timeout, then thawed: the stream
   await writer.stop();
   await write(redis, ['perf:fault:c:1'], 100_000, 2, 'last');
 
-  const windows = await converges(page, redis, 'perf:fault:c:*');
-  assert.deepEqual(ids(windows, 'perf:fault:c:1').slice(0, 2), ['last100001', 'last100000']);
-  // The relay continued the same stream (PSYNC +CONTINUE), so the page kept its socket, its epoch and its place.
+  for (const { page } of [patient, quick]) {
+    const windows = await converges(page, redis, 'perf:fault:c:*');
+    assert.deepEqual(ids(windows, 'perf:fault:c:1').slice(0, 2), ['last100001', 'last100000']);
+    assert.equal(await page.evaluate(() => window.client.epoch), epoch);
+  }
+  // The relay continued the same stream (PSYNC +CONTINUE): the patient page kept its socket, and the quick one
+  // resumed where it was, without a snapshot.
   assert.equal(await info(redis, 'stats', 'sync_partial_ok'), 1);
   assert.equal(await relayCounter(relay, 'link_full_syncs_total'), 1);
-  assert.equal(await page.evaluate(() => window.client.epoch), epoch);
-  assert.deepEqual(await page.evaluate(() => window.statuses), ['connecting', 'live']);
-  assert.deepEqual(errors, []);
-  await page.close();
+  assert.ok(await relayCounter(relay, 'session_resumes_total') >= 1);
+  assert.deepEqual(await patient.page.evaluate(() => window.statuses), ['connecting', 'live']);
+  assert.match((await quick.page.evaluate(() => window.statuses)).join(' '), /^connecting live (offline connecting )+live$/);
+  assert.deepEqual([...patient.errors, ...quick.errors], []);
+  await patient.page.close();
+  await quick.page.close();
 });
