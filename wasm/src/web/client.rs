@@ -234,19 +234,20 @@ impl Replicast {
         });
         let weak = Rc::downgrade(&shared);
         let on_idle_check = Closure::new(move || {
-            if let Some(shared) = weak.upgrade() {
-                let mut client = shared.borrow_mut();
-                // Keys whose TTL passed go now, whether or not Redis's DEL for them has arrived yet.
-                if client.assembler.tick(js_sys::Date::now() as u64) > 0 {
-                    client.request_frame();
-                }
-                if client.socket.is_some() && client.link.idle(now()) {
-                    web_sys::console::warn_1(
-                        &"replicast: the relay went silent; reconnecting".into(),
-                    );
-                    client.close_socket();
-                }
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let mut client = shared.borrow_mut();
+            // Keys whose TTL passed go now, whether or not Redis's DEL for them has arrived yet.
+            if client.assembler.tick(js_sys::Date::now() as u64) > 0 {
+                client.request_frame();
             }
+            if client.socket.is_some() && client.link.idle(now()) {
+                web_sys::console::warn_1(&"replicast: the relay went silent; reconnecting".into());
+                client.drop_socket();
+            }
+            drop(client);
+            report_status(&shared);
         });
         {
             let mut client = shared.borrow_mut();
@@ -395,7 +396,9 @@ impl Replicast {
         watch.window = window;
         client.assembler = StreamAssembler::with_observer(watch, Follow::default());
         client.reset_windows();
-        client.close_socket();
+        client.drop_socket();
+        drop(client);
+        report_status(&self.shared);
     }
 
     /// Closes the socket and stops reconnecting.
@@ -555,21 +558,9 @@ fn report_status(shared: &Rc<RefCell<Client>>) {
     }
 }
 
-/// The socket closed: schedules the reconnect.
+/// The socket closed (the relay closed it, or it never opened): schedules the reconnect.
 fn closed(shared: &Rc<RefCell<Client>>) {
-    let mut client = shared.borrow_mut();
-    client.socket = None;
-    if client.closed {
-        return;
-    }
-    let delay = client.link.closed(js_sys::Math::random());
-    if let (Some(window), Some(retry)) = (web_sys::window(), client.on_retry.as_ref()) {
-        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-            retry.as_ref().unchecked_ref(),
-            delay as i32,
-        );
-    }
-    drop(client);
+    shared.borrow_mut().socket_closed();
     report_status(shared);
 }
 
@@ -636,7 +627,7 @@ impl Client {
                     &format!("replicast: the relay asked to resync: {reason}").into(),
                 );
                 self.link.resync();
-                self.close_socket();
+                self.drop_socket();
             }
             Ok(Outcome::Notice { text }) => {
                 self.notices += 1;
@@ -646,13 +637,13 @@ impl Client {
                 web_sys::console::error_1(
                     &format!("replicast: bad stream, reconnecting: {err}").into(),
                 );
-                self.close_socket();
+                self.drop_socket();
             }
         }
         if self.assembler.needs_resnapshot() {
             // SWAPDB swapped the watched database: only a fresh snapshot can say what it holds now.
             self.reset_windows();
-            self.close_socket();
+            self.drop_socket();
         }
         if !self.assembler.observer().changed.is_empty() {
             self.request_frame();
@@ -699,9 +690,33 @@ impl Client {
         Some((self.status_callback.clone()?, status.as_str()))
     }
 
-    fn close_socket(&mut self) {
-        if let Some(socket) = &self.socket {
-            let _ = socket.close();
+    /// Closes the socket and schedules the reconnect at once, without waiting for its `close` event: that comes
+    /// only once the relay answers the close frame, and a relay that went silent never does (the browser would
+    /// wait out its closing handshake, about a minute, still `live`). The socket's handlers go first, so nothing
+    /// it still delivers reaches this client.
+    fn drop_socket(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        socket.set_onopen(None);
+        socket.set_onmessage(None);
+        socket.set_onclose(None);
+        let _ = socket.close();
+        self.socket_closed();
+    }
+
+    /// The socket is gone: the status says so and a reconnect is scheduled, unless the page closed the client.
+    fn socket_closed(&mut self) {
+        self.socket = None;
+        if self.closed {
+            return;
+        }
+        let delay = self.link.closed(js_sys::Math::random());
+        if let (Some(window), Some(retry)) = (web_sys::window(), self.on_retry.as_ref()) {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                retry.as_ref().unchecked_ref(),
+                delay as i32,
+            );
         }
     }
 }
