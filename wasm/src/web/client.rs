@@ -40,7 +40,9 @@ export interface ReplicastOptions {
   window?: number;
   /** For a relay started with --token. */
   token?: string;
-  /** Silence after which an open socket counts as dead (default 30,000 ms). */
+  /** Silence after which an open socket counts as dead (default 30,000 ms). On a quiet stream the relay has
+   *  something to send only when Redis pings its replicas (`repl-ping-replica-period`, 10 s by default): keep it
+   *  above that. */
   idleTimeoutMs?: number;
   /** Incremental aggregates over numeric JSON fields (dotted paths such as `cpu.total`, `load.0`). */
   aggregate?: {
