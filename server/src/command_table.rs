@@ -102,12 +102,17 @@ impl CommandTable {
         self.commands.len()
     }
 
+    /// Whether Redis described no command: then each command's first argument is taken as its key.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
     /// Indices into `args` of the command's keys, in order. Unknown commands have none.
     pub fn key_indices(&self, args: &[&[u8]]) -> Vec<usize> {
         let Some(name) = args.first() else {
             return Vec::new();
         };
-        if self.commands.is_empty() {
+        if self.is_empty() {
             return if args.len() > 1 { vec![1] } else { Vec::new() };
         }
         let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {

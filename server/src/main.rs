@@ -11,25 +11,6 @@
 //! in-process against it. With `--sentinel`, the relay follows whichever node Sentinel names the primary, and
 //! `--redis-url` (if given) only supplies the data nodes' credentials, database and TLS: its host is ignored.
 
-mod backlog;
-mod collect;
-mod command_table;
-mod embedded_redis;
-mod frames;
-mod http;
-mod link_io;
-mod metrics;
-mod rdb_command;
-mod record;
-mod replica_link;
-mod sentinel;
-mod session;
-mod snapshot;
-mod subscription;
-mod sync_payload;
-mod tls;
-mod upstream;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,12 +19,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
-use crate::embedded_redis::EmbeddedRedis;
-use crate::metrics::Metrics;
-use crate::replica_link::RedisTarget;
-use crate::sentinel::Sentinels;
-use crate::upstream::Upstream;
+use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
+use replicast_server::embedded_redis::EmbeddedRedis;
+use replicast_server::metrics::Metrics;
+use replicast_server::replica_link::{self, RedisTarget};
+use replicast_server::sentinel::{self, Sentinels};
+use replicast_server::upstream::Upstream;
+use replicast_server::{
+    collect, http, rdb_command, record, shutdown_signal, snapshot, subscription, tls,
+};
 
 #[derive(Parser)]
 #[command(
@@ -285,14 +269,4 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
             PathBuf::from(default)
         }
     }
-}
-
-pub(crate) async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }
