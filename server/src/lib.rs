@@ -5,7 +5,7 @@
 //!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
-//!   `metrics`.
+//!   `metrics`, `open_files` (the socket budget).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
 pub mod backlog;
@@ -16,6 +16,7 @@ pub mod frames;
 pub mod http;
 pub mod link_io;
 pub mod metrics;
+pub mod open_files;
 pub mod rdb_command;
 pub mod record;
 pub mod replica_link;
