@@ -217,6 +217,9 @@ async fn websocket(
     };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        // A frame is refused from its header, before any of it is buffered: tungstenite's default would reserve
+        // and read up to 16 MiB per session before the message limit applies.
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
