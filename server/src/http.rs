@@ -111,8 +111,8 @@ impl Drop for PeerSlot {
 }
 
 impl Access {
-    /// Why the upgrade request must be refused, if it must.
-    fn check(
+    /// Why the upgrade request must be refused, if it must: the token, the page's origin, the session cap.
+    pub fn check(
         &self,
         headers: &HeaderMap,
         token: Option<&str>,
