@@ -69,27 +69,18 @@ pub struct CommandTable {
 const MAX_KEYS: usize = 4096;
 
 impl CommandTable {
-    /// Asks the Redis at `url` for its commands. If it cannot (an ACL without `COMMAND`, an old server), the table
-    /// falls back to "the first argument is the key", which is right for most single-key commands.
-    pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> Self {
-        let reply = async {
-            let client = client.as_ref().map_err(Clone::clone)?;
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            redis::cmd("COMMAND").query_async::<Value>(&mut conn).await
-        };
-        match reply.await {
-            Ok(reply) => {
-                let table = Self::from_command_reply(&reply);
-                tracing::debug!(commands = table.len(), "command table loaded");
-                table
-            }
-            Err(err) => {
-                tracing::warn!(
-                    "cannot read COMMAND ({err}); taking each command's first argument as its key"
-                );
-                CommandTable::default()
-            }
-        }
+    /// Asks Redis for its commands. Routing depends on the answer: without it a multi-key command could be judged
+    /// by one of its keys only (`MSET perf:a 1 secret:b 2` by `perf:a`), so a link that cannot read `COMMAND` (an
+    /// ACL user without it) does not stream at all, and retries.
+    pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> redis::RedisResult<Self> {
+        let client = client.as_ref().map_err(Clone::clone)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let reply = redis::cmd("COMMAND")
+            .query_async::<Value>(&mut conn)
+            .await?;
+        let table = Self::from_command_reply(&reply);
+        tracing::debug!(commands = table.len(), "command table loaded");
+        Ok(table)
     }
 
     /// Builds the table from the reply to `COMMAND`.
@@ -109,7 +100,7 @@ impl CommandTable {
         self.commands.len()
     }
 
-    /// Whether Redis described no command: then each command's first argument is taken as its key.
+    /// Whether Redis described no command (then no command has keys, and no keyed frame reaches a browser).
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
     }
@@ -121,14 +112,11 @@ impl CommandTable {
             .is_some_and(|entry| entry.module)
     }
 
-    /// Indices into `args` of the command's keys, in order. Unknown commands have none.
+    /// Indices into `args` of the command's keys, in order. Commands the table does not know have none.
     pub fn key_indices(&self, args: &[&[u8]]) -> Vec<usize> {
         let Some(name) = args.first() else {
             return Vec::new();
         };
-        if self.is_empty() {
-            return if args.len() > 1 { vec![1] } else { Vec::new() };
-        }
         let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {
             return Vec::new();
         };

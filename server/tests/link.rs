@@ -232,6 +232,48 @@ async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
 }
 
 #[tokio::test]
+async fn without_command_the_relay_streams_nothing_and_says_why() {
+    // Routing needs COMMAND: without it the link fails closed rather than judge MSET by its first key.
+    let mut config = vec!["--user", "replicast"];
+    config.extend(RELAY_ACL.iter().filter(|rule| **rule != "+command"));
+    let (_redis, port) = start_redis_with(&config);
+    let log = scratch_dir("no-command").join("relay.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_replicast"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow",
+            "perf:*",
+            "--redis-url",
+        ])
+        .arg(format!("redis://replicast:s3cret@127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (_relay, line) = start_until(&mut command, "Replicast is live at ");
+    let http = line.rsplit(' ').next().unwrap().trim_end_matches('/');
+    let ws_url = http.replace("http://", "ws://") + "/ws";
+    let want =
+        "Redis refused COMMAND: NOPERM this user has no permissions to run the 'command' command";
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log).unwrap().contains(want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(want), "{text}");
+    assert!(text.contains("docs/SECURITY.md"), "{text}");
+    let (status, body) = http_get(&ws_url, "/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "unavailable: the replica link is not streaming\n")
+    );
+    let _ = std::fs::remove_dir_all(log.parent().unwrap());
+}
+
+#[tokio::test]
 async fn following_a_replica_of_the_primary() {
     let (_primary, primary_port) = start_redis();
     let replica_of = format!("127.0.0.1 {primary_port}");
