@@ -174,7 +174,7 @@ async fn a_million_patterns_are_refused_by_the_message_size() {
     let message =
         serde_json::json!({"type": "subscribe", "patterns": patterns, "window": 5}).to_string();
     let announced = message.len() as u64;
-    // The relay judges the message by its frame header (about 8 MB), before parsing any of it; the parser's own
+    // The relay judges the message by its frame header (about 10 MB), before parsing any of it; the parser's own
     // count limit is tested in subscription.rs.
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
         .await
