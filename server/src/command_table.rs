@@ -5,6 +5,11 @@
 //! a keyword such as `STREAMS`) and a *find keys* step (a range with a step and limit, or a count argument such as
 //! `numkeys`). Redis 6 gives only (first, last, step), used when specifications are absent. Subcommands
 //! (`OBJECT ENCODING`, `XGROUP CREATE`…) have their own entries.
+//!
+//! Module commands (flag `module`) are marked as such: the relay sends them to no browser. Their key
+//! specifications describe what the module declared, not always what it writes (RediSearch 1.x's `FT.ADD` writes the
+//! document's hash but declares only the index), so `--allow` could not judge them; and the assembler follows no
+//! module command anyway.
 
 use std::collections::HashMap;
 
@@ -49,6 +54,8 @@ struct KeySpec {
 struct Entry {
     specs: Vec<KeySpec>,
     subcommands: HashMap<Vec<u8>, Entry>,
+    /// A module's command (flag `module`).
+    module: bool,
 }
 
 /// Key positions of every command Redis knows.
@@ -62,32 +69,23 @@ pub struct CommandTable {
 const MAX_KEYS: usize = 4096;
 
 impl CommandTable {
-    /// Asks the Redis at `url` for its commands. If it cannot (an ACL without `COMMAND`, an old server), the table
-    /// falls back to "the first argument is the key", which is right for most single-key commands.
-    pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> Self {
-        let reply = async {
-            let client = client.as_ref().map_err(Clone::clone)?;
-            // `COMMAND`'s reply is a few hundred kilobytes: more than the default 500 ms on a loaded primary.
-            let config = redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(std::time::Duration::from_secs(10)));
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            redis::cmd("COMMAND").query_async::<Value>(&mut conn).await
-        };
-        match reply.await {
-            Ok(reply) => {
-                let table = Self::from_command_reply(&reply);
-                tracing::debug!(commands = table.len(), "command table loaded");
-                table
-            }
-            Err(err) => {
-                tracing::warn!(
-                    "cannot read COMMAND ({err}); taking each command's first argument as its key"
-                );
-                CommandTable::default()
-            }
-        }
+    /// Asks Redis for its commands. Routing depends on the answer: without it a multi-key command could be judged
+    /// by one of its keys only (`MSET perf:a 1 secret:b 2` by `perf:a`), so a link that cannot read `COMMAND` (an
+    /// ACL user without it) does not stream at all, and retries.
+    pub async fn fetch(client: &redis::RedisResult<redis::Client>) -> redis::RedisResult<Self> {
+        let client = client.as_ref().map_err(Clone::clone)?;
+        // `COMMAND`'s reply is a few hundred kilobytes: more than the default 500 ms on a loaded primary.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let reply = redis::cmd("COMMAND")
+            .query_async::<Value>(&mut conn)
+            .await?;
+        let table = Self::from_command_reply(&reply);
+        tracing::debug!(commands = table.len(), "command table loaded");
+        Ok(table)
     }
 
     /// Builds the table from the reply to `COMMAND`.
@@ -107,14 +105,23 @@ impl CommandTable {
         self.commands.len()
     }
 
-    /// Indices into `args` of the command's keys, in order. Unknown commands have none.
+    /// Whether Redis described no command (then no command has keys, and no keyed frame reaches a browser).
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Whether `name` is a module's command, as `COMMAND` described it.
+    pub fn is_module(&self, name: &[u8]) -> bool {
+        self.commands
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|entry| entry.module)
+    }
+
+    /// Indices into `args` of the command's keys, in order. Commands the table does not know have none.
     pub fn key_indices(&self, args: &[&[u8]]) -> Vec<usize> {
         let Some(name) = args.first() else {
             return Vec::new();
         };
-        if self.commands.is_empty() {
-            return if args.len() > 1 { vec![1] } else { Vec::new() };
-        }
         let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {
             return Vec::new();
         };
@@ -250,7 +257,20 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
             .collect(),
         _ => HashMap::new(),
     };
-    Some((name, Entry { specs, subcommands }))
+    let module = match fields.get(2) {
+        Some(Value::Array(flags) | Value::Set(flags)) => flags
+            .iter()
+            .any(|f| text(f).is_some_and(|f| f.eq_ignore_ascii_case(b"module"))),
+        _ => false,
+    };
+    Some((
+        name,
+        Entry {
+            specs,
+            subcommands,
+            module,
+        },
+    ))
 }
 
 /// A key spec: `flags …, begin_search {type, spec}, find_keys {type, spec}` as a flat array or a map.

@@ -237,7 +237,16 @@ async fn follow_once(
     link_timeout: Duration,
     position: &mut Option<Position>,
 ) -> Result<std::convert::Infallible, LinkError> {
-    let table = Arc::new(CommandTable::fetch(&target.client()).await);
+    let table = CommandTable::fetch(&target.client()).await.map_err(|err| {
+        match (err.code(), err.detail()) {
+            (Some(code), Some(detail)) => explain(LinkError::Refused {
+                command: "COMMAND".into(),
+                error: format!("{code} {detail}"),
+            }),
+            _ => LinkError::Protocol(format!("cannot read COMMAND: {err}")),
+        }
+    })?;
+    let table = Arc::new(table);
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
     let stream: Box<dyn LinkStream> = match &target.tls {
@@ -326,7 +335,10 @@ fn explain(err: LinkError) -> LinkError {
         "NOMASTERLINK" => {
             "the Redis replica being followed has no link to its primary; the link retries"
         }
-        "NOPERM" => "the ACL user lacks a permission a replica needs (+psync +replconf +ping)",
+        "NOPERM" => {
+            "the ACL user lacks a permission the relay needs (+psync +replconf +ping +command and the rest \
+             listed in docs/SECURITY.md)"
+        }
         "ERR" if error.contains("invalid password") => "wrong password in the Redis URL",
         "MASTERDOWN" => {
             "the replica being followed lost its primary and serves no stale data; the link retries"

@@ -66,6 +66,213 @@ async fn an_acl_user_with_a_password() {
     // The test's own reads above authenticated too; the relay's link, snapshots and command table all did.
 }
 
+/// The ACL rules of the least-privileged user the relay needs (docs/SECURITY.md), for `--allow perf:*`: the
+/// replication handshake, `COMMAND` for routing, `INFO` for offsets and lag, and the snapshot reads, on `perf:*`
+/// keys only and read-only.
+const RELAY_ACL: &[&str] = &[
+    "on",
+    ">s3cret",
+    "resetkeys",
+    "%R~perf:*",
+    "resetchannels",
+    "-@all",
+    "+psync",
+    "+replconf",
+    "+ping",
+    "+command",
+    "+info",
+    "+select",
+    "+scan",
+    "+type",
+    "+multi",
+    "+exec",
+    "+zrange",
+    "+lrange",
+    "+xrevrange",
+    "+hgetall",
+    "+get",
+];
+
+#[tokio::test]
+async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
+    use futures_util::SinkExt;
+    use replicast_wasm::{StreamAssembler, WatchConfig};
+
+    let mut config = vec!["--user", "replicast"];
+    config.extend(RELAY_ACL);
+    let (_redis, port) = start_redis_with(&config);
+    // The test writes as the default user; the relay only reads.
+    let mut conn = redis_conn(port).await;
+    let whoami: String = redis::cmd("ACL")
+        .arg("WHOAMI")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(whoami, "default");
+    for i in 1..=5 {
+        zadd(&mut conn, "perf:z", i, &format!("m{i}")).await;
+    }
+    let _: () = redis::pipe()
+        .cmd("RPUSH")
+        .arg("perf:l")
+        .arg(&["a", "b"][..])
+        .cmd("HSET")
+        .arg("perf:h")
+        .arg(&["f", "v"][..])
+        .cmd("SET")
+        .arg("perf:s")
+        .arg("v")
+        .cmd("XADD")
+        .arg("perf:x")
+        .arg("1-1")
+        .arg(&["f", "v"][..])
+        .cmd("SADD")
+        .arg("perf:set")
+        .arg("m")
+        .cmd("SET")
+        .arg("secret:s")
+        .arg("hidden")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let url = format!("redis://replicast:s3cret@127.0.0.1:{port}");
+    let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*"]);
+    let mut socket = connect(&ws_url, &subscribe_message(&["*"], 3)).await;
+    let mut assembler = StreamAssembler::new(WatchConfig {
+        patterns: vec![b"*".to_vec()],
+        db: 0,
+        window: 3,
+    });
+    let hello = next_binary(&mut socket).await;
+    assembler.push_message(&hello).unwrap();
+    let snapshot = next_binary(&mut socket).await;
+    let Ok(Message::Snapshot { commands, .. }) = wire::decode(&snapshot) else {
+        panic!("expected a snapshot");
+    };
+    // Every read the snapshot makes, each allowed by the ACL.
+    let commands = parse_all(commands);
+    for want in [
+        args(&["ZADD", "perf:z", "3", "m3", "4", "m4", "5", "m5"]),
+        args(&["RPUSH", "perf:l", "a", "b"]),
+        args(&["HSET", "perf:h", "f", "v"]),
+        args(&["SET", "perf:s", "v"]),
+        args(&["XADD", "perf:x", "1-1", "f", "v"]),
+        args(&["DEL", "perf:set"]),
+    ] {
+        assert!(commands.contains(&want), "no {want:?} in {commands:?}");
+    }
+    assert!(!commands.iter().flatten().any(|a| a.starts_with(b"secret")));
+    assembler.push_message(&snapshot).unwrap();
+
+    // The stream, routed by the COMMAND table (without it, MSET's first key would let the secret one through).
+    zadd(&mut conn, "perf:z", 6, "m6").await;
+    let _: () = redis::cmd("MSET")
+        .arg(&["perf:m", "1", "secret:m", "2"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Removals leave the window shorter than Redis's set: the browser asks for a top-up, read as the ACL user.
+    let _: i64 = redis::cmd("ZREM")
+        .arg("perf:z")
+        .arg(&["m6", "m5"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let offset = master_repl_offset(&mut conn).await;
+    let mut applied = Vec::new();
+    while assembler.offset() < offset {
+        let message = next_binary(&mut socket).await;
+        applied.extend_from_slice(&message);
+        assembler.push_message(&message).unwrap();
+    }
+    assert!(
+        !applied.windows(6).any(|w| w == b"secret"),
+        "a multi-key command with a disallowed key left the relay"
+    );
+    let topups = assembler.take_topups();
+    assert_eq!(topups, vec![b"perf:z".to_vec()]);
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            wire::encode_topup(topups.iter().map(Vec::as_slice)),
+        ))
+        .await
+        .unwrap();
+    loop {
+        let message = next_binary(&mut socket).await;
+        let is_snapshot = matches!(wire::decode(&message), Ok(Message::Snapshot { .. }));
+        assembler.push_message(&message).unwrap();
+        if is_snapshot {
+            break;
+        }
+    }
+    let want: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg("perf:z")
+        .arg(-3)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut got = zset_newest_first(&assembler, "perf:z");
+    got.reverse();
+    assert_eq!(got, want, "the window equals Redis after the top-up");
+
+    // The lag gauge: INFO replication, polled as the ACL user.
+    for _ in 0..100 {
+        let (_, metrics) = http_get(&ws_url, "/metrics").await;
+        if metrics.lines().any(|l| {
+            l.starts_with("replicast_upstream_offset ") && l != "replicast_upstream_offset 0"
+        }) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the followed node's offset was never polled as the ACL user");
+}
+
+#[tokio::test]
+async fn without_command_the_relay_streams_nothing_and_says_why() {
+    // Routing needs COMMAND: without it the link fails closed rather than judge MSET by its first key.
+    let mut config = vec!["--user", "replicast"];
+    config.extend(RELAY_ACL.iter().filter(|rule| **rule != "+command"));
+    let (_redis, port) = start_redis_with(&config);
+    let log = scratch_dir("no-command").join("relay.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_replicast"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow",
+            "perf:*",
+            "--redis-url",
+        ])
+        .arg(format!("redis://replicast:s3cret@127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (_relay, line) = start_until(&mut command, "Replicast is live at ");
+    let http = line.rsplit(' ').next().unwrap().trim_end_matches('/');
+    let ws_url = http.replace("http://", "ws://") + "/ws";
+    let want =
+        "Redis refused COMMAND: NOPERM this user has no permissions to run the 'command' command";
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log).unwrap().contains(want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(want), "{text}");
+    assert!(text.contains("docs/SECURITY.md"), "{text}");
+    let (status, body) = http_get(&ws_url, "/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "unavailable: the replica link is not streaming\n")
+    );
+    let _ = std::fs::remove_dir_all(log.parent().unwrap());
+}
+
 #[tokio::test]
 async fn following_a_replica_of_the_primary() {
     let (_primary, primary_port) = start_redis();
