@@ -209,9 +209,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
     }
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
 
     let relay = http::Relay {
@@ -298,4 +297,19 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
             PathBuf::from(default)
         }
     }
+}
+
+/// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual
+/// 128 overflows when hundreds of browsers reconnect at once after a relay restart, and each overflowed
+/// connection then waits a second or more for the retransmitted SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

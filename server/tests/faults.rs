@@ -541,15 +541,16 @@ fn raise_fd_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// The relay under `sh -c 'ulimit -S -n <hard limit>; exec …'`: it keeps the soft limit on open files it is
-/// started with, which may be 1,024, too few for a thousand sessions.
+/// The relay started with a soft limit of 1,024 open files (`sh -c 'ulimit -S -n 1024; exec …'`), too few for a
+/// thousand sessions: it must raise its own soft limit to the hard one at startup. All sessions come from one
+/// address here, so the per-address cap is raised past the churn's peak.
 fn start_relay_with_fd_limit(redis_port: u16) -> (Proc, String) {
     let url = format!("redis://127.0.0.1:{redis_port}");
     let (proc, line) = start_until(
         std::process::Command::new("sh")
             .args([
                 "-c",
-                r#"ulimit -S -n "$(ulimit -H -n)" && exec "$@""#,
+                r#"ulimit -S -n 1024 && exec "$@""#,
                 "sh",
                 env!("CARGO_BIN_EXE_replicast"),
                 "serve",
@@ -559,6 +560,8 @@ fn start_relay_with_fd_limit(redis_port: u16) -> (Proc, String) {
                 &url,
                 "--allow",
                 "perf:*",
+                "--max-sessions-per-address",
+                "5000",
             ])
             .env(
                 "RUST_LOG",
