@@ -30,8 +30,9 @@ install_debs() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $need >/dev/null
 }
 
-# Redis for the demo and the tests, Chromium and its driver for the browser tests, openssl for the TLS tests.
-install_debs redis-server redis-tools chromium chromium-driver openssl
+# Redis for the demo and the tests, Chromium and its driver for the browser tests, openssl for the TLS tests,
+# RediSearch for the test of a module's commands in the replication stream.
+install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch
 
 # The wasm32 target: rustup's where it can be had; else Debian's rustc-web with a std built from its sources.
 build_debian_wasm_std() {

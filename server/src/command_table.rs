@@ -5,6 +5,11 @@
 //! a keyword such as `STREAMS`) and a *find keys* step (a range with a step and limit, or a count argument such as
 //! `numkeys`). Redis 6 gives only (first, last, step), used when specifications are absent. Subcommands
 //! (`OBJECT ENCODING`, `XGROUP CREATE`…) have their own entries.
+//!
+//! Module commands (flag `module`) are marked as such: the relay sends them to no browser. Their key
+//! specifications describe what the module declared, not always what it writes (RediSearch 1.x's `FT.ADD` writes the
+//! document's hash but declares only the index), so `--allow` could not judge them; and the assembler follows no
+//! module command anyway.
 
 use std::collections::HashMap;
 
@@ -49,6 +54,8 @@ struct KeySpec {
 struct Entry {
     specs: Vec<KeySpec>,
     subcommands: HashMap<Vec<u8>, Entry>,
+    /// A module's command (flag `module`).
+    module: bool,
 }
 
 /// Key positions of every command Redis knows.
@@ -107,12 +114,24 @@ impl CommandTable {
         self.commands.len()
     }
 
+    /// Whether Redis described no command: then each command's first argument is taken as its key.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Whether `name` is a module's command, as `COMMAND` described it.
+    pub fn is_module(&self, name: &[u8]) -> bool {
+        self.commands
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|entry| entry.module)
+    }
+
     /// Indices into `args` of the command's keys, in order. Unknown commands have none.
     pub fn key_indices(&self, args: &[&[u8]]) -> Vec<usize> {
         let Some(name) = args.first() else {
             return Vec::new();
         };
-        if self.commands.is_empty() {
+        if self.is_empty() {
             return if args.len() > 1 { vec![1] } else { Vec::new() };
         }
         let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {
@@ -250,7 +269,20 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
             .collect(),
         _ => HashMap::new(),
     };
-    Some((name, Entry { specs, subcommands }))
+    let module = match fields.get(2) {
+        Some(Value::Array(flags) | Value::Set(flags)) => flags
+            .iter()
+            .any(|f| text(f).is_some_and(|f| f.eq_ignore_ascii_case(b"module"))),
+        _ => false,
+    };
+    Some((
+        name,
+        Entry {
+            specs,
+            subcommands,
+            module,
+        },
+    ))
 }
 
 /// A key spec: `flags …, begin_search {type, spec}, find_keys {type, spec}` as a flat array or a map.

@@ -85,6 +85,9 @@ impl Indexer {
             Kind::Multi
         } else if command.is("exec") {
             Kind::Exec
+        } else if self.table.is_module(command.args[0]) {
+            // Its declared keys may not be all it writes: `--allow` cannot judge it (see command_table).
+            Kind::Other
         } else {
             Kind::Keyed
         };
@@ -109,5 +112,121 @@ impl Indexer {
             kind,
             keys,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+    use replicast_wasm::resp::{parse_command, Limits};
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    /// A `COMMAND` entry whose one key is its first argument, as Redis 7.0 describes `SET` and RediSearch's `FT.ADD`.
+    fn entry(name: &str, flags: &[&str]) -> Value {
+        let pairs = |items: Vec<(&str, Value)>| {
+            Value::Array(items.into_iter().flat_map(|(k, v)| [bulk(k), v]).collect())
+        };
+        let spec = pairs(vec![
+            ("flags", Value::Array(vec![])),
+            (
+                "begin_search",
+                pairs(vec![
+                    ("type", bulk("index")),
+                    ("spec", pairs(vec![("index", Value::Int(1))])),
+                ]),
+            ),
+            (
+                "find_keys",
+                pairs(vec![
+                    ("type", bulk("range")),
+                    (
+                        "spec",
+                        pairs(vec![
+                            ("lastkey", Value::Int(0)),
+                            ("keystep", Value::Int(1)),
+                            ("limit", Value::Int(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]);
+        Value::Array(vec![
+            bulk(name),
+            Value::Int(-2),
+            Value::Array(
+                flags
+                    .iter()
+                    .map(|f| Value::SimpleString(f.to_string()))
+                    .collect(),
+            ),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Array(vec![]),
+            Value::Array(vec![]),
+            Value::Array(vec![spec]),
+            Value::Array(vec![]),
+        ])
+    }
+
+    /// The index of `stream` (whole commands) with the table Redis would give with RediSearch loaded.
+    fn index(stream: &[u8]) -> (FrameIndex, Vec<Vec<u8>>) {
+        let table = CommandTable::from_command_reply(&Value::Array(vec![
+            entry("set", &["write", "denyoom"]),
+            entry("ft.safeadd", &["write", "denyoom", "module"]),
+        ]));
+        let mut indexer = Indexer::new(Arc::new(table));
+        let mut index = FrameIndex::default();
+        let mut at = 0;
+        while let Some(command) =
+            parse_command(&stream[at..], at as u64, &Limits::default()).unwrap()
+        {
+            indexer.add(&mut index, stream, &command, at);
+            at += command.frame_len();
+        }
+        assert_eq!(at, stream.len(), "whole commands");
+        let keys = index
+            .keys
+            .iter()
+            .map(|r| stream[r.start as usize..r.end as usize].to_vec())
+            .collect();
+        (index, keys)
+    }
+
+    #[test]
+    fn module_and_unknown_commands_reach_no_session() {
+        // SET, a RediSearch 1.x document add (which writes the hash perf:doc while declaring only the index), and a
+        // command the table does not know: only SET is routed by its key.
+        let stream = b"*3\r\n$3\r\nSET\r\n$6\r\nperf:a\r\n$1\r\n1\r\n\
+            *7\r\n$10\r\nFT.SAFEADD\r\n$3\r\nidx\r\n$8\r\nperf:doc\r\n$3\r\n1.0\r\n$6\r\nFIELDS\r\n$1\r\nt\r\n$1\r\nx\r\n\
+            *2\r\n$4\r\nFROB\r\n$6\r\nperf:a\r\n";
+        let (index, keys) = index(stream);
+        let kinds: Vec<Kind> = index.frames.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [Kind::Keyed, Kind::Other, Kind::Other]);
+        assert_eq!(keys, [b"perf:a".to_vec()]);
+        assert!(index.frames[1].keys.is_empty() && index.frames[2].keys.is_empty());
+        assert_eq!(
+            index.frames.last().unwrap().at.end as usize,
+            stream.len(),
+            "every frame keeps its place in the stream"
+        );
+    }
+
+    #[test]
+    fn non_utf8_and_long_keys_are_indexed_byte_for_byte() {
+        let long = "k".repeat(1 << 20);
+        let mut stream = Vec::new();
+        for key in [&b"perf:\xff\xfe"[..], long.as_bytes()] {
+            stream.extend(format!("*3\r\n$3\r\nSET\r\n${}\r\n", key.len()).as_bytes());
+            stream.extend(key);
+            stream.extend(b"\r\n$1\r\n1\r\n");
+        }
+        let (index, keys) = index(&stream);
+        assert_eq!(index.frames.len(), 2);
+        assert_eq!(keys, [b"perf:\xff\xfe".to_vec(), long.into_bytes()]);
     }
 }

@@ -1,10 +1,12 @@
 //! The relay's HTTP side: the page, the wasm package under `/pkg`, the WebSocket stream at `/ws`, and `/healthz`
 //! and `/metrics` for operators.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,6 +39,8 @@ pub struct Relay {
     /// Keys that may leave the relay (`--allow`).
     pub allow: Arc<Allow>,
     pub access: Arc<Access>,
+    /// Sessions open per peer address.
+    pub peers: Arc<Peers>,
 }
 
 /// Who may open a session.
@@ -48,11 +52,67 @@ pub struct Access {
     /// Origins a browser page may connect from; empty means the relay's own origin only. `*` allows any.
     pub origins: Vec<String>,
     pub max_sessions: u64,
+    /// Most sessions one peer address may hold at once (`--max-sessions-per-address`).
+    pub max_sessions_per_address: u64,
+}
+
+/// Default of `--max-sessions-per-address`: a tenth of the default `--max-sessions`, so that one host cannot take
+/// every session, yet a thousand browsers behind one NAT, or a benchmark's thousand clients, fit.
+pub const DEFAULT_MAX_SESSIONS_PER_ADDRESS: u64 = 1000;
+
+/// The sessions each peer address holds now, for `--max-sessions-per-address`.
+#[derive(Debug, Default)]
+pub struct Peers {
+    open: Mutex<HashMap<IpAddr, u64>>,
+}
+
+/// One session's place in its address's count, given back when dropped (when the session ends, or when the
+/// upgrade it was taken for never completes).
+#[derive(Debug)]
+pub struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: IpAddr,
+}
+
+impl Peers {
+    /// A slot for one more session from `ip` if it holds fewer than `limit`; else how many it holds.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, limit: u64) -> Result<PeerSlot, u64> {
+        // `::ffff:127.0.0.1` and `127.0.0.1` are one peer.
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let held = open.entry(ip).or_default();
+        if *held >= limit {
+            return Err(*held);
+        }
+        *held += 1;
+        Ok(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+
+    /// Sessions `ip` holds now.
+    pub fn held(&self, ip: IpAddr) -> u64 {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = open.get_mut(&self.ip) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Access {
-    /// Why the upgrade request must be refused, if it must.
-    fn check(
+    /// Why the upgrade request must be refused, if it must: the token, the page's origin, the session cap.
+    pub fn check(
         &self,
         headers: &HeaderMap,
         token: Option<&str>,
@@ -123,6 +183,7 @@ struct WsQuery {
 
 async fn websocket(
     upgrade: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     State(relay): State<Relay>,
@@ -131,14 +192,18 @@ async fn websocket(
         .metrics
         .sessions
         .load(std::sync::atomic::Ordering::Relaxed);
-    if let Err((status, reason)) = relay
+    let admitted = relay
         .access
         .check(&headers, query.token.as_deref(), sessions)
-    {
-        crate::metrics::Metrics::add(&relay.metrics.refusals, 1);
-        tracing::info!(%status, "WebSocket upgrade refused: {}", reason.trim_end());
-        return (status, reason).into_response();
-    }
+        .and_then(|()| admit_peer(&relay, peer.ip()));
+    let slot = match admitted {
+        Ok(slot) => slot,
+        Err((status, reason)) => {
+            crate::metrics::Metrics::add(&relay.metrics.refusals, 1);
+            tracing::info!(%status, %peer, "WebSocket upgrade refused: {}", reason.trim_end());
+            return (status, reason).into_response();
+        }
+    };
     let resume = match (query.epoch, query.offset) {
         (Some(epoch), Some(offset)) => Some(Resume { epoch, offset }),
         (None, None) => None,
@@ -152,12 +217,30 @@ async fn websocket(
     };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        // A frame is refused from its header, before any of it is buffered: tungstenite's default would reserve
+        // and read up to 16 MiB per session before the message limit applies.
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            // The address's slot is held for as long as the session runs.
+            let _slot = slot;
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume)
+            session::run(sink, stream, relay, resume).await
         })
+}
+
+/// A slot for one more session from `ip`, or the refusal that names `--max-sessions-per-address`.
+fn admit_peer(relay: &Relay, ip: IpAddr) -> Result<PeerSlot, (StatusCode, String)> {
+    let limit = relay.access.max_sessions_per_address;
+    relay.peers.admit(ip, limit).map_err(|held| {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{ip} has {held} sessions open, the most one address may hold (see --max-sessions-per-address)\n"
+            ),
+        )
+    })
 }
 
 async fn healthz(State(relay): State<Relay>) -> Response {
@@ -198,6 +281,7 @@ mod tests {
             token: Some("s3cret".into()),
             origins: vec!["https://dash.example".into()],
             max_sessions: 2,
+            max_sessions_per_address: 1,
         };
         let page =
             |origin: &str| headers(&[(header::HOST, "relay:8080"), (header::ORIGIN, origin)]);
@@ -229,6 +313,31 @@ mod tests {
         assert_eq!(
             access.check(&ok, Some("s3cret"), 2).unwrap_err().0,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn each_address_holds_at_most_its_share_of_sessions() {
+        let peers = Arc::new(Peers::default());
+        let home: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = peers.admit(home, 2).unwrap();
+        let second = peers.admit(mapped, 2).unwrap();
+        assert_eq!(
+            peers.admit(home, 2).unwrap_err(),
+            2,
+            "one peer, however written"
+        );
+        let elsewhere = peers.admit(other, 2).unwrap();
+        assert_eq!((peers.held(home), peers.held(other)), (2, 1));
+        drop(first);
+        let third = peers.admit(home, 2).unwrap();
+        drop((second, third, elsewhere));
+        assert_eq!((peers.held(home), peers.held(other)), (0, 0));
+        assert!(
+            peers.open.lock().unwrap().is_empty(),
+            "no entry outlives its sessions"
         );
     }
 }

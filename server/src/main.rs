@@ -11,25 +11,6 @@
 //! in-process against it. With `--sentinel`, the relay follows whichever node Sentinel names the primary, and
 //! `--redis-url` (if given) only supplies the data nodes' credentials, database and TLS: its host is ignored.
 
-mod backlog;
-mod collect;
-mod command_table;
-mod embedded_redis;
-mod frames;
-mod http;
-mod link_io;
-mod metrics;
-mod rdb_command;
-mod record;
-mod replica_link;
-mod sentinel;
-mod session;
-mod snapshot;
-mod subscription;
-mod sync_payload;
-mod tls;
-mod upstream;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,12 +19,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
-use crate::embedded_redis::EmbeddedRedis;
-use crate::metrics::Metrics;
-use crate::replica_link::RedisTarget;
-use crate::sentinel::Sentinels;
-use crate::upstream::Upstream;
+use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
+use replicast_server::embedded_redis::EmbeddedRedis;
+use replicast_server::metrics::Metrics;
+use replicast_server::replica_link::{self, RedisTarget};
+use replicast_server::sentinel::{self, Sentinels};
+use replicast_server::upstream::Upstream;
+use replicast_server::{
+    collect, http, open_files, rdb_command, record, shutdown_signal, snapshot, subscription, tls,
+};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +41,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at startup: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Follow Redis as a replica and serve the page and its WebSocket stream.
     Serve(Box<ServeArgs>),
@@ -128,6 +114,14 @@ struct ServeArgs {
     /// Most browser sessions at once.
     #[arg(long, env = "REPLICAST_MAX_SESSIONS", default_value_t = 10_000)]
     max_sessions: u64,
+    /// Most browser sessions one peer address may hold at once. Behind a reverse proxy every session comes from
+    /// the proxy's address: raise this to --max-sessions there and limit clients at the proxy.
+    #[arg(
+        long,
+        env = "REPLICAST_MAX_SESSIONS_PER_ADDRESS",
+        default_value_t = http::DEFAULT_MAX_SESSIONS_PER_ADDRESS
+    )]
+    max_sessions_per_address: u64,
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -156,6 +150,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Every session is a socket: take every file descriptor the hard limit allows.
+    match open_files::raise_to_hard_limit() {
+        Ok(raised) if raised.after > raised.before => tracing::info!(
+            "open-file limit raised from {} to {} (the hard limit)",
+            raised.before,
+            raised.after
+        ),
+        Ok(raised) => tracing::debug!("open-file limit {} (the hard limit)", raised.after),
+        Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
     let www = static_dir(args.www, "www");
     let pkg = static_dir(args.pkg, "wasm/pkg");
 
@@ -220,7 +224,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             token: args.token,
             origins: args.origins,
             max_sessions: args.max_sessions,
+            max_sessions_per_address: args.max_sessions_per_address,
         }),
+        peers: Arc::default(),
     };
     let poll = tokio::spawn({
         let (metrics, upstream) = (relay.metrics.clone(), upstream.clone());
@@ -241,7 +247,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("Replicast is live at http://{local}/");
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
-    axum::serve(listener, http::router(relay, &www, &pkg))
+    // With each connection's peer address, for --max-sessions-per-address.
+    let app = http::router(relay, &www, &pkg).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Sessions close their sockets with 1001 (going away) when they see this.
@@ -290,14 +298,4 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
             PathBuf::from(default)
         }
     }
-}
-
-pub(crate) async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -47,6 +47,7 @@ const TOPUP_ATTEMPTS: u32 = 3;
 
 /// WebSocket close codes (RFC 6455 and its registry).
 const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_NOT_UTF8: u16 = 1007;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_INTERNAL: u16 = 1011;
@@ -87,7 +88,7 @@ where
         }
     };
     if let Some(Close(code, reason)) = close {
-        if code == CLOSE_POLICY || code == CLOSE_TOO_BIG {
+        if matches!(code, CLOSE_NOT_UTF8 | CLOSE_POLICY | CLOSE_TOO_BIG) {
             Metrics::add(&metrics.refusals, 1);
             tracing::info!("session refused: {reason}");
         }
@@ -119,15 +120,9 @@ where
             CLOSE_POLICY,
             "expected a subscribe message (JSON text) first".into(),
         )),
-        // The WebSocket layer refuses messages over its size limit before we see them.
-        Ok(Some(Err(err))) if err.to_string().contains("too long") => Err(Close(
-            CLOSE_TOO_BIG,
-            format!(
-                "message too big: at most {} bytes",
-                crate::http::MAX_CLIENT_MESSAGE
-            ),
-        )),
-        Ok(_) => Err(Close(CLOSE_POLICY, "closed before subscribing".into())),
+        Ok(Some(Err(err))) => Err(unreadable(&err)
+            .unwrap_or_else(|| Close(CLOSE_POLICY, "closed before subscribing".into()))),
+        Ok(None) => Err(Close(CLOSE_POLICY, "closed before subscribing".into())),
         Err(_) => Err(Close(
             CLOSE_POLICY,
             format!("no subscribe message within {SUBSCRIBE_TIMEOUT:?}"),
@@ -160,19 +155,33 @@ where
             }
             Ok(Message::Close(_)) => return None,
             Ok(_) => {}
-            Err(err) if err.to_string().contains("too long") => {
-                return Some(Close(
-                    CLOSE_TOO_BIG,
-                    format!(
-                        "message too big: at most {} bytes",
-                        crate::http::MAX_CLIENT_MESSAGE
-                    ),
-                ))
-            }
-            Err(_) => return None,
+            Err(err) => return unreadable(&err),
         }
     }
     None
+}
+
+/// How a message the WebSocket layer refused to read closes the session; `None` when the socket itself failed.
+fn unreadable(err: &impl std::fmt::Display) -> Option<Close> {
+    // The layer's errors are only known by their text here (axum wraps tungstenite's).
+    let text = err.to_string();
+    if text.contains("too long") {
+        // Over the size limit, refused from the frame's header, before its payload is read.
+        Some(Close(
+            CLOSE_TOO_BIG,
+            format!(
+                "message too big: at most {} bytes",
+                crate::http::MAX_CLIENT_MESSAGE
+            ),
+        ))
+    } else if text.contains("UTF-8") {
+        Some(Close(
+            CLOSE_NOT_UTF8,
+            "a text message must be UTF-8 (JSON)".into(),
+        ))
+    } else {
+        None
+    }
 }
 
 /// Top-ups asked for and not yet delivered: keys waiting to be read, and a snapshot read and waiting for the
@@ -294,6 +303,9 @@ async fn serve<W: Sink<Message> + Unpin>(
     .await?;
     if let Some(snapshot) = cursor.snapshot.take() {
         send(sink, metrics, Bytes::from(snapshot)).await?;
+    }
+    if let Some(text) = disallowed_notice(sub, &relay.allow) {
+        send(sink, metrics, Bytes::from(wire::encode_notice(&text))).await?;
     }
     let mut topups = Topups::default();
     topups.keys.extend(cursor.rest);
@@ -417,6 +429,29 @@ async fn serve<W: Sink<Message> + Unpin>(
             }
         }
     }
+}
+
+/// What to tell a browser that subscribed to keys `--allow` never lets leave: its exact keys, and its patterns
+/// without a wildcard (the page's `?keys=` are patterns), that are not allowed. Such a key's frames and snapshot are
+/// withheld like any other's; the notice only says why they never come, and names nothing the browser did not send.
+fn disallowed_notice(sub: &Subscription, allow: &crate::subscription::Allow) -> Option<String> {
+    let literal = |p: &&Vec<u8>| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let mut refused: Vec<String> = sub
+        .keys
+        .iter()
+        .chain(sub.patterns.iter().filter(literal))
+        .filter(|k| !allow.allows(k))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    refused.sort();
+    refused.dedup();
+    Some(format!(
+        "never sent: the relay's --allow does not let these keys leave: {}",
+        refused.join(", ")
+    ))
 }
 
 /// Where a session starts: its offset, and the snapshot message to send first when it did not resume.

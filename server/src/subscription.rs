@@ -22,8 +22,8 @@ use crate::frames::{Frame, Kind};
 pub const MAX_PATTERNS: usize = 64;
 /// Explicit keys one subscription may hold.
 pub const MAX_KEYS: usize = 1024;
-/// Longest pattern or key in a subscription.
-pub const MAX_NAME_LEN: usize = 1024;
+/// Longest pattern or key in a subscription or top-up (shared with the browser, which asks only for such keys).
+pub const MAX_NAME_LEN: usize = replicast_wasm::wire::MAX_NAME_LEN;
 /// Largest window a browser may ask for.
 pub const MAX_WINDOW: usize = 100_000;
 /// Most keys one top-up request may name.
@@ -35,8 +35,9 @@ pub const MAX_DB: u32 = 1023;
 pub enum SubscribeError {
     #[error("invalid subscribe message: {0}")]
     Json(String),
-    #[error("a subscription holds at most {limit} {what}, got {got}")]
+    #[error("a {scope} holds at most {limit} {what}, got {got}")]
     TooMany {
+        scope: &'static str,
         what: &'static str,
         got: usize,
         limit: usize,
@@ -113,7 +114,8 @@ impl Request {
             ClientMessage::Topup { keys } => {
                 if keys.len() > MAX_TOPUP_KEYS {
                     return Err(SubscribeError::TooMany {
-                        what: "top-up keys",
+                        scope: "top-up",
+                        what: "keys",
                         got: keys.len(),
                         limit: MAX_TOPUP_KEYS,
                     });
@@ -148,6 +150,7 @@ impl Subscription {
         ] {
             if list.len() > limit {
                 return Err(SubscribeError::TooMany {
+                    scope: "subscription",
                     what,
                     got: list.len(),
                     limit,
@@ -248,5 +251,75 @@ impl Subscription {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscribe(patterns: &[String], keys: &[String]) -> String {
+        serde_json::json!({"type": "subscribe", "patterns": patterns, "keys": keys, "window": 5})
+            .to_string()
+    }
+
+    #[test]
+    fn a_million_patterns_or_keys_are_refused_by_count() {
+        let million: Vec<String> = (0..1_000_000).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            Subscription::parse(&subscribe(&million, &[]))
+                .unwrap_err()
+                .to_string(),
+            "a subscription holds at most 64 patterns, got 1000000"
+        );
+        assert_eq!(
+            Subscription::parse(&subscribe(&[], &million))
+                .unwrap_err()
+                .to_string(),
+            "a subscription holds at most 1024 keys, got 1000000"
+        );
+        let topup = serde_json::json!({"type": "topup", "keys": million}).to_string();
+        assert_eq!(
+            Request::parse(&topup).unwrap_err().to_string(),
+            "a top-up holds at most 1024 keys, got 1000000"
+        );
+    }
+
+    #[test]
+    fn names_past_the_limit_are_refused_with_their_length() {
+        let megabyte = "k".repeat(1 << 20);
+        assert_eq!(
+            Subscription::parse(&subscribe(&[], std::slice::from_ref(&megabyte)))
+                .unwrap_err()
+                .to_string(),
+            "a pattern or key is at most 1024 bytes, got 1048576"
+        );
+        let topup = serde_json::json!({"type": "topup", "keys": [megabyte]}).to_string();
+        assert_eq!(
+            Request::parse(&topup).unwrap_err().to_string(),
+            "a pattern or key is at most 1024 bytes, got 1048576"
+        );
+        let longest = "k".repeat(MAX_NAME_LEN);
+        assert!(Subscription::parse(&subscribe(&[], &[longest])).is_ok());
+    }
+
+    #[test]
+    fn invalid_json_is_refused_with_where_it_broke() {
+        assert_eq!(
+            Subscription::parse("{\"type\":\"subscribe\",")
+                .unwrap_err()
+                .to_string(),
+            "invalid subscribe message: EOF while parsing a value at line 1 column 20"
+        );
+        assert_eq!(
+            Subscription::parse(r#"{"type":"subscribe","patterns":["a"],"window":5,"extra":1}"#)
+                .unwrap_err()
+                .to_string(),
+            "invalid subscribe message: unknown field `extra`, expected one of `patterns`, `keys`, `db`, `window`"
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"subscribe","patterns":["a"],"window":5}"#).unwrap_err(),
+            SubscribeError::Resubscribe
+        );
     }
 }

@@ -475,9 +475,10 @@ async fn an_oversized_client_message_is_refused_and_the_relay_stays_healthy() {
     )
     .await
     {
-        Ok(Some(Ok(Ws::Close(Some(frame))))) => {
-            assert_eq!(u16::from(frame.code), 1009, "message too big")
-        }
+        Ok(Some(Ok(Ws::Close(Some(frame))))) => assert_eq!(
+            (u16::from(frame.code), frame.reason.as_str()),
+            (1009, "message too big: at most 65536 bytes")
+        ),
         Ok(Some(Ok(other))) => panic!("expected a close, got {other:?}"),
         // The relay may drop the connection right after its close frame.
         Ok(Some(Err(_)) | None) => {}

@@ -16,6 +16,8 @@ const TAG_SNAPSHOT: u8 = 4;
 const TAG_NOTICE: u8 = 5;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
+/// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
+pub const MAX_NAME_LEN: usize = 1024;
 
 /// One decoded relay message, borrowing from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,8 +199,16 @@ pub fn encode_notice(text: &str) -> Vec<u8> {
     out
 }
 
+/// Whether a top-up request can name `key`: the request is JSON text, so the key must be UTF-8, and the relay
+/// takes names of at most [`MAX_NAME_LEN`] bytes (asking for another would close the session). Such a key's window,
+/// once short, stays short until the page joins afresh with a snapshot.
+pub fn topup_can_name(key: &[u8]) -> bool {
+    key.len() <= MAX_NAME_LEN && std::str::from_utf8(key).is_ok()
+}
+
 /// The browser's top-up request (JSON text): read these subscribed keys' windows again, because removals left
 /// them shorter than what Redis holds. The relay answers with a snapshot of them, in order in the stream.
+/// Only keys for which [`topup_can_name`] holds arrive as themselves.
 pub fn encode_topup<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> String {
     let keys: Vec<String> = keys
         .into_iter()
@@ -294,6 +304,18 @@ mod tests {
             encode_topup([&b"perf:a"[..], b"q\""]),
             r#"{"type":"topup","keys":["perf:a","q\""]}"#
         );
+    }
+
+    #[test]
+    fn only_utf8_keys_within_the_relays_limit_can_be_topped_up() {
+        assert!(topup_can_name(b"perf:a"));
+        assert!(topup_can_name("é".repeat(MAX_NAME_LEN / 2).as_bytes()));
+        assert!(!topup_can_name(b"perf:\xff"), "JSON cannot carry it");
+        assert!(
+            !topup_can_name(&[b'k'; MAX_NAME_LEN + 1]),
+            "the relay refuses it"
+        );
+        assert!(!topup_can_name(&vec![b'k'; 1 << 20]));
     }
 
     #[test]

@@ -481,8 +481,70 @@ fn truncation_at_every_byte_is_an_error_not_a_panic() {
     ] {
         let bytes = std::fs::read(fixtures().join(name)).unwrap();
         for cut in 0..bytes.len() {
-            let result = parse(&bytes[..cut]);
-            assert!(result.is_err(), "{name} cut at {cut} parsed");
+            match parse(&bytes[..cut]) {
+                Err(err @ RdbError::Truncated { offset, .. }) => {
+                    let text = err.to_string();
+                    assert_eq!(offset, cut as u64, "{name} cut at {cut}: {text}");
+                    assert!(
+                        text.starts_with(&format!(
+                            "RDB offset {cut}: the input ended while expecting "
+                        )),
+                        "{name} cut at {cut}: {text}"
+                    );
+                }
+                Err(other) => panic!("{name} cut at {cut}: {other}"),
+                Ok(_) => panic!("{name} cut at {cut} parsed"),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error_naming_its_offset() {
+    // Files with a checksum, so that a flip inside a value is caught even where the value still parses.
+    for name in [
+        "hdt3213/rdb_version_5_with_checksum.rdb",
+        "hdt3213/listpack.rdb",
+    ] {
+        let bytes = std::fs::read(fixtures().join(name)).unwrap();
+        let original = parse(&bytes).unwrap();
+        assert!(
+            matches!(original.checksum, Some(Checksum::Verified(_))),
+            "{name}"
+        );
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 1 << bit;
+                match parse(&flipped) {
+                    Err(err) => {
+                        let text = err.to_string();
+                        let offset: u64 = text
+                            .strip_prefix("RDB offset ")
+                            .and_then(|t| t.split(':').next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or_else(|| panic!("{name}, byte {at} bit {bit}: {text}"));
+                        assert!(offset <= bytes.len() as u64, "{name}: {text}");
+                    }
+                    // Only a version digit turned older than RDB 5, which has no checksum: the same keys, and the
+                    // 8 bytes that were the checksum left after the end, for the caller.
+                    Ok(parsed) => {
+                        assert!(
+                            (5..9).contains(&at),
+                            "{name}: byte {at} bit {bit} went unnoticed"
+                        );
+                        assert!(
+                            matches!(parsed.checksum, Some(Checksum::Absent)),
+                            "{name}: byte {at} bit {bit}"
+                        );
+                        assert_eq!(
+                            format!("{:?}", parsed.keys),
+                            format!("{:?}", original.keys),
+                            "{name}: byte {at} bit {bit}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

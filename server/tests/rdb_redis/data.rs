@@ -35,6 +35,11 @@ pub fn fill(con: &mut redis::Connection) {
     ] {
         run(con, vec![s("SET"), s(k), v]);
     }
+    // Keys that are not UTF-8 (printed as base64) and a key a megabyte long: carried byte for byte.
+    let megabyte_key = [s("key:"), vec![b'k'; 1 << 20]].concat();
+    for k in [b"key:\xff\xfe\x00".to_vec(), megabyte_key] {
+        run(con, vec![s("SET"), k, s("v")]);
+    }
     run(
         con,
         vec![s("SET"), s("ttl:str"), s("v"), s("PX"), s("86400000")],

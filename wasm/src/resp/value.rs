@@ -548,8 +548,12 @@ mod tests {
                 ..
             }
         ));
+        // 10,000 levels stop at the 129th, 512 bytes in, before anything is built.
         let deep = b"*1\r\n".repeat(10_000);
-        assert!(matches!(parse(&deep), Err(RespError::Limit { .. })));
+        assert_eq!(
+            parse(&deep).unwrap_err().to_string(),
+            "replication stream offset 512: nesting depth 129 exceeds the limit of 128"
+        );
         let err = parse(b"*99999999999\r\n").unwrap_err();
         assert!(matches!(
             err,

@@ -651,7 +651,22 @@ impl Client {
             self.request_frame();
         }
         // Removals left windows shorter than what Redis holds: ask the relay to read them again.
-        let topups = self.assembler.take_topups();
+        let (topups, unnamable): (Vec<_>, Vec<_>) = self
+            .assembler
+            .take_topups()
+            .into_iter()
+            .partition(|key| wire::topup_can_name(key));
+        if !unnamable.is_empty() {
+            web_sys::console::warn_1(
+                &format!(
+                    "replicast: {} windows cannot be topped up (keys that are not UTF-8 or longer than {} bytes); \
+                     they stay short until the page reloads",
+                    unnamable.len(),
+                    wire::MAX_NAME_LEN
+                )
+                .into(),
+            );
+        }
         if let (false, Some(socket)) = (topups.is_empty(), &self.socket) {
             let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
             if let Err(err) = socket.send_with_str(&request) {

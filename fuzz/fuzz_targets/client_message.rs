@@ -1,0 +1,257 @@
+//! What a browser sends the relay, over arbitrary bytes: its subscription and top-up messages (as raw text, and as
+//! JSON built from the input so that every limit is approached from both sides), the WebSocket upgrade's access
+//! check (token, origin, session cap), and the per-address session slots.
+//!
+//! Besides never panicking or hanging: a subscription or top-up is accepted exactly when it is within every limit
+//! (a model of the limits decides, independently of the parser), whatever is accepted respects them, an upgrade is
+//! admitted only with the right token and an allowed origin under the cap, and no address ever holds more slots
+//! than its limit, nor any once they are all given back.
+//!
+//! Run: `cargo +nightly fuzz run client_message -- -max_total_time=600` from the repository root.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+use replicast_server::http::{Access, Peers};
+use replicast_server::subscription::{
+    Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_TOPUP_KEYS,
+    MAX_WINDOW,
+};
+use serde_json::{json, Value};
+
+/// Reads numbers and strings off the front of the input; past its end, zeros and empty strings.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> u8 {
+        let (first, rest) = self.0.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
+        self.0 = rest;
+        first
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte(), self.byte()])
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
+    }
+
+    /// A count near `limit` as often as far from it.
+    fn count(&mut self, limit: usize) -> usize {
+        match self.byte() % 4 {
+            0 => usize::from(self.byte() % 4),
+            1 => limit - 2 + usize::from(self.byte() % 4),
+            _ => usize::from(self.u16()) % (limit + limit / 4),
+        }
+    }
+
+    /// A name from the input's next bytes, stretched to a length near `MAX_NAME_LEN` now and then.
+    fn name(&mut self) -> String {
+        // Past the input's end (zeros), names are empty, so that a count read there costs little.
+        let len = match self.byte() % 8 {
+            7 => MAX_NAME_LEN - 1 + usize::from(self.byte() % 3),
+            _ => usize::from(self.byte() % 24),
+        };
+        let seed = self.byte();
+        let alphabet = b"perf:*?[]^\\-ab\"\x7f";
+        (0..len)
+            .map(|i| alphabet[(usize::from(seed) + i * 7) % alphabet.len()] as char)
+            .collect()
+    }
+
+    fn names(&mut self, limit: usize) -> Vec<String> {
+        let n = self.count(limit);
+        (0..n).map(|_| self.name()).collect()
+    }
+}
+
+fn within(names: &[String], limit: usize) -> bool {
+    names.len() <= limit && names.iter().all(|n| n.len() <= MAX_NAME_LEN)
+}
+
+fn check_subscription(sub: &Subscription, input: &mut Input<'_>) {
+    assert!(sub.patterns.len() <= MAX_PATTERNS && sub.keys.len() <= MAX_KEYS);
+    assert!(sub
+        .patterns
+        .iter()
+        .chain(&sub.keys)
+        .all(|n| n.len() <= MAX_NAME_LEN));
+    assert!((1..=MAX_WINDOW).contains(&sub.window) && sub.db <= MAX_DB);
+    assert!(!sub.patterns.is_empty() || !sub.keys.is_empty());
+    // Matching keys of any shape against the accepted patterns and an allow-list from the input.
+    let allow = Allow::new(&[input.name(), input.name()]);
+    for _ in 0..4 {
+        let key = input.name();
+        let _ = sub.wants(key.as_bytes()) && allow.allows(key.as_bytes());
+    }
+}
+
+/// A subscribe message near every limit; the model says whether the relay must take it.
+fn structured_subscription(input: &mut Input<'_>) {
+    let patterns = input.names(MAX_PATTERNS);
+    let keys = input.names(MAX_KEYS);
+    let window = match input.byte() % 4 {
+        0 => 0,
+        1 => MAX_WINDOW as u64 + u64::from(input.byte() % 2),
+        _ => u64::from(input.u32()) % (MAX_WINDOW as u64 * 2),
+    };
+    let db = match input.byte() % 3 {
+        0 => MAX_DB + u32::from(input.byte() % 2),
+        _ => u32::from(input.u16()) % 2048,
+    };
+    let flags = input.byte();
+    let mut message = json!({"type": "subscribe", "window": window});
+    if flags & 1 == 0 || !patterns.is_empty() {
+        message["patterns"] = json!(patterns);
+    }
+    if flags & 2 == 0 || !keys.is_empty() {
+        message["keys"] = json!(keys);
+    }
+    if flags & 4 == 0 {
+        message["db"] = json!(db);
+    }
+    let unknown_field = flags & 0x18 == 0x18;
+    if unknown_field {
+        message["extra"] = Value::Bool(true);
+    }
+    let db = if flags & 4 == 0 { db } else { 0 };
+    let valid = !unknown_field
+        && within(&patterns, MAX_PATTERNS)
+        && within(&keys, MAX_KEYS)
+        && (1..=MAX_WINDOW as u64).contains(&window)
+        && db <= MAX_DB
+        && !(patterns.is_empty() && keys.is_empty());
+    let parsed = Subscription::parse(&message.to_string());
+    assert_eq!(parsed.is_ok(), valid, "{parsed:?}");
+    if let Ok(sub) = parsed {
+        assert_eq!((sub.window as u64, sub.db), (window, db));
+        check_subscription(&sub, input);
+    }
+    assert!(
+        Request::parse(&message.to_string()).is_err(),
+        "a second subscribe"
+    );
+}
+
+/// A top-up request near its limits.
+fn structured_topup(input: &mut Input<'_>) {
+    let keys = input.names(MAX_TOPUP_KEYS);
+    let message = json!({"type": "topup", "keys": keys}).to_string();
+    let parsed = Request::parse(&message);
+    assert_eq!(parsed.is_ok(), within(&keys, MAX_TOPUP_KEYS), "{parsed:?}");
+    if let Ok(Request::Topup(asked)) = parsed {
+        assert!(asked.len() <= MAX_TOPUP_KEYS && asked.iter().all(|k| k.len() <= MAX_NAME_LEN));
+    }
+    assert!(
+        Subscription::parse(&message).is_err(),
+        "a top-up is no subscription"
+    );
+}
+
+/// Raw text, as a first message and as a later one.
+fn raw_text(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Ok(sub) = Subscription::parse(&text) {
+        check_subscription(&sub, &mut Input(bytes));
+    }
+    if let Ok(Request::Topup(keys)) = Request::parse(&text) {
+        assert!(keys.len() <= MAX_TOPUP_KEYS && keys.iter().all(|k| k.len() <= MAX_NAME_LEN));
+    }
+}
+
+/// The upgrade's access check with headers from the input.
+fn access(input: &mut Input<'_>) {
+    let token = (input.byte() % 2 == 0).then(|| input.name());
+    let access = Access {
+        token: token.clone(),
+        origins: vec![input.name()],
+        max_sessions: u64::from(input.byte() % 4),
+        max_sessions_per_address: 1,
+    };
+    let mut headers = HeaderMap::new();
+    for name in [header::HOST, header::ORIGIN, header::AUTHORIZATION] {
+        let raw = match input.byte() % 3 {
+            0 => continue,
+            1 => input.name().into_bytes(),
+            _ => {
+                let n = usize::from(input.byte() % 32);
+                (0..n).map(|_| input.byte()).collect()
+            }
+        };
+        if let Ok(value) = HeaderValue::from_bytes(&raw) {
+            headers.insert(name, value);
+        }
+    }
+    let query_token = (input.byte() % 2 == 0).then(|| input.name());
+    let sessions = u64::from(input.byte() % 4);
+    if access
+        .check(&headers, query_token.as_deref(), sessions)
+        .is_ok()
+    {
+        assert!(sessions < access.max_sessions);
+        if let Some(want) = &token {
+            let bearer = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            assert_eq!(bearer.or(query_token.as_deref()).unwrap_or(""), want);
+        }
+        // An Origin that is not visible ASCII is no browser's: it counts as none, like a non-browser client's.
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let same = origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest == host);
+            assert!(same || access.origins.iter().any(|o| o == "*" || o == origin));
+        }
+    }
+}
+
+/// Sessions from a few addresses opening and closing in the input's order.
+fn peer_slots(input: &mut Input<'_>) {
+    let peers = Arc::new(Peers::default());
+    let limit = u64::from(input.byte() % 5);
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let op = input.byte();
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, op % 3));
+        if op & 0x80 == 0 {
+            let before = peers.held(ip);
+            match peers.admit(ip, limit) {
+                Ok(slot) => {
+                    assert!(before < limit);
+                    held.push(slot);
+                }
+                Err(open) => assert!(open >= limit && open == before),
+            }
+            assert!(peers.held(ip) <= limit);
+        } else if !held.is_empty() {
+            held.swap_remove(usize::from(op) % held.len());
+        }
+    }
+    drop(held);
+    for last in 0..3 {
+        assert_eq!(peers.held(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))), 0);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut input = Input(rest);
+    match mode % 5 {
+        0 => raw_text(rest),
+        1 => structured_subscription(&mut input),
+        2 => structured_topup(&mut input),
+        3 => access(&mut input),
+        _ => peer_slots(&mut input),
+    }
+});

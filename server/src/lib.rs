@@ -1,0 +1,40 @@
+//! The relay's library: everything `replicast` (src/main.rs) is made of, so that fuzz targets and tests can reach
+//! the parts that read untrusted input (a browser's messages, the replication stream) without a process.
+//!
+//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `sync_payload`, `tls`, `sentinel` and
+//!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
+//! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
+//!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
+//!   `metrics`, `open_files` (the socket budget).
+//! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
+
+pub mod backlog;
+pub mod collect;
+pub mod command_table;
+pub mod embedded_redis;
+pub mod frames;
+pub mod http;
+pub mod link_io;
+pub mod metrics;
+pub mod open_files;
+pub mod rdb_command;
+pub mod record;
+pub mod replica_link;
+pub mod sentinel;
+pub mod session;
+pub mod snapshot;
+pub mod subscription;
+pub mod sync_payload;
+pub mod tls;
+pub mod upstream;
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

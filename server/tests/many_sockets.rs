@@ -1,0 +1,291 @@
+//! Many sockets from one address against the relay binary: 10,000 connections from 127.0.0.1 get
+//! `--max-sessions-per-address` sessions and a clear 429 each past it, while `/healthz` answers and other addresses
+//! still join; and a relay out of file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::{tungstenite, MaybeTlsStream, WebSocketStream};
+
+const SOCKETS: usize = 10_000;
+const PER_ADDRESS: usize = 100;
+
+/// This test process's own soft limit on open files, raised to the hard limit; it must hold `needed`.
+fn raise_own_limit(needed: u64) {
+    let raised = replicast_server::open_files::raise_to_hard_limit().unwrap();
+    assert!(
+        raised.after >= needed,
+        "this test holds {needed} sockets, but the hard open-file limit is {} (raise it with ulimit -Hn)",
+        raised.after
+    );
+}
+
+/// What a WebSocket upgrade request on a fresh connection got.
+enum Upgrade {
+    Accepted(Box<WebSocketStream<TcpStream>>),
+    Refused { status: u16, body: String },
+}
+
+/// A WebSocket upgrade on `stream`, by hand, so that a refusal's whole body is read (by its Content-Length).
+async fn upgrade(mut stream: TcpStream, host: &str) -> Upgrade {
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let end = loop {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "the relay hung up mid-response"
+        );
+        head.push(byte[0]);
+        if head.ends_with(b"\r\n\r\n") {
+            break head.len();
+        }
+    };
+    let head = String::from_utf8(head[..end].to_vec()).unwrap();
+    let status: u16 = head[9..12].parse().unwrap();
+    if status == 101 {
+        let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+        return Upgrade::Accepted(Box::new(socket));
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a refusal with a Content-Length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    Upgrade::Refused {
+        status,
+        body: String::from_utf8(body).unwrap(),
+    }
+}
+
+/// A session from `source` (any loopback address), subscribed to `perf:*`.
+async fn session_from(source: &str, ws_url: &str) -> Socket {
+    let addr: std::net::SocketAddr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .parse()
+        .unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(ws_url, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap_or_else(|e| panic!("a session from {source}: {e}"));
+    socket
+        .send(tungstenite::Message::text(subscribe_message(
+            &["perf:*"],
+            5,
+        )))
+        .await
+        .unwrap();
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_sockets_from_one_address_get_clear_refusals_past_the_cap() {
+    raise_own_limit(SOCKETS as u64 + 500);
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &[
+            "--allow",
+            "perf:*",
+            "--max-sessions-per-address",
+            &PER_ADDRESS.to_string(),
+        ],
+    );
+    wait_healthy(&ws_url).await;
+    let host = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+
+    // Every connection is open at once before any upgrade is asked for: the relay holds 10,000 sockets.
+    let streams: Vec<TcpStream> = futures_util::stream::iter(0..SOCKETS)
+        .map(|_| TcpStream::connect(host.as_str()))
+        .buffer_unordered(200)
+        .map(|s| s.expect("connect"))
+        .collect()
+        .await;
+    assert_eq!(streams.len(), SOCKETS);
+
+    let outcomes: Vec<Upgrade> = futures_util::stream::iter(streams)
+        .map(|stream| upgrade(stream, &host))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    let want = format!(
+        "127.0.0.1 has {PER_ADDRESS} sessions open, the most one address may hold (see --max-sessions-per-address)\n"
+    );
+    for outcome in outcomes {
+        match outcome {
+            Upgrade::Accepted(socket) => accepted.push(socket),
+            Upgrade::Refused { status, body } => {
+                assert_eq!((status, body.as_str()), (429, want.as_str()));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (accepted.len(), refused),
+        (PER_ADDRESS, SOCKETS - PER_ADDRESS)
+    );
+
+    // The sessions admitted are real ones: each subscribes and gets its hello.
+    for socket in &mut accepted {
+        socket
+            .send(tungstenite::Message::text(subscribe_message(
+                &["perf:*"],
+                5,
+            )))
+            .await
+            .unwrap();
+    }
+    for socket in &mut accepted {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a hello within 30 s")
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&message, tungstenite::Message::Binary(b) if b.first() == Some(&1)),
+            "{message:?}"
+        );
+    }
+
+    let (status, body) = http_get(&ws_url, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, metrics) = http_get(&ws_url, "/metrics").await;
+    let refusals = format!("replicast_refusals_total {}", SOCKETS - PER_ADDRESS);
+    assert!(
+        metrics.lines().any(|l| l == refusals),
+        "no {refusals:?} in:\n{metrics}"
+    );
+
+    // Another address is not held back by this one's cap.
+    let mut other = session_from("127.0.0.2", &ws_url).await;
+    join(&mut other).await;
+
+    // Once this address's sessions end, it may open sessions again.
+    drop(accepted);
+    let mut attempts = 0;
+    loop {
+        let addr = host.as_str();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        match upgrade(stream, addr).await {
+            Upgrade::Accepted(_) => break,
+            Upgrade::Refused { status, .. } => {
+                assert_eq!(status, 429);
+                attempts += 1;
+                assert!(
+                    attempts < 100,
+                    "127.0.0.1 stayed at its cap after its sessions closed"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let mut again = session_from("127.0.0.1", &ws_url).await;
+    join(&mut again).await;
+}
+
+/// CPU time the process `pid` used so far, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_relay_out_of_file_descriptors_keeps_serving_without_spinning() {
+    const LIMIT: u64 = 128;
+    let (_redis, port) = start_redis();
+    let log = scratch_dir("emfile").join("relay.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow", "perf:*"])
+        .arg("--redis-url")
+        .arg(format!("redis://127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    // SAFETY: setrlimit is async-signal-safe, and only the child's own limit changes.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (mut relay, line) = start_until(&mut command, "Replicast is live at ");
+    let ws_url = line
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .replace("http://", "ws://")
+        + "/ws";
+    wait_healthy(&ws_url).await;
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+
+    // More connections than the relay has descriptors: the kernel completes them all (the listen backlog, 128
+    // deep, holds the ones the relay cannot accept), and the relay's accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..LIMIT + 64 {
+        held.push(TcpStream::connect(addr.as_str()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(relay.0.id());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = cpu_ticks(relay.0.id()) - before;
+    assert!(
+        relay.0.try_wait().unwrap().is_none(),
+        "the relay died out of descriptors"
+    );
+    // A spinning accept loop would use about 300 ticks (3 s) here.
+    assert!(
+        used < 60,
+        "the relay used {used} ticks of CPU in 3 s out of descriptors"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("accept error: Too many open files"),
+        "the relay's log does not say why it cannot accept:\n{text}"
+    );
+
+    // Descriptors freed, it serves again: health, and a whole session.
+    drop(held);
+    wait_healthy(&ws_url).await;
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
+    join(&mut socket).await;
+    let _ = std::fs::remove_dir_all(log.parent().unwrap());
+}
