@@ -45,7 +45,7 @@ impl Assembler {
         match self.inner.push_message(message)? {
             Outcome::Joined { .. } => Ok(true),
             Outcome::Applied { changed, .. } => Ok(changed),
-            Outcome::Notice { .. } => Ok(false),
+            Outcome::Notice { .. } | Outcome::Ack { .. } => Ok(false),
             Outcome::Resync { reason } => Err(JsError::new(&format!("resync: {reason}"))),
         }
     }
