@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::backlog::Backlog;
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::session::{self, Resume};
 use crate::snapshot::Snapshotter;
@@ -41,6 +42,8 @@ pub struct Relay {
     pub access: Arc<Access>,
     /// Sessions open per peer address.
     pub peers: Arc<Peers>,
+    /// What browsers may append to Redis (`--writable`), and the writer that does.
+    pub events: Arc<Events>,
 }
 
 /// Who may open a session.
@@ -225,8 +228,9 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
+            let identity = relay.events.identity(peer);
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume).await
+            session::run(sink, stream, relay, resume, identity).await
         })
 }
 
