@@ -23,8 +23,8 @@ use crate::session::{self, Resume};
 use crate::snapshot::Snapshotter;
 use crate::subscription::Allow;
 
-/// Largest message a browser may send. Browsers only send small control messages.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Largest message a browser may send. Browsers only send small control messages and events.
+pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
 const READ_BUFFER: usize = 4 * 1024;

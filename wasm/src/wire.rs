@@ -19,6 +19,8 @@ const TAG_ACK: u8 = 6;
 const MAX_EPOCH_LEN: usize = 64;
 /// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
 pub const MAX_NAME_LEN: usize = 1024;
+/// Largest message a browser may send the relay; the relay closes a session that sends a larger one.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 

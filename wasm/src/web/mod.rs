@@ -10,6 +10,7 @@ pub mod bench;
 mod client;
 mod follow;
 pub mod rdb;
+mod sends;
 mod view;
 
 use js_sys::Float64Array;
