@@ -17,13 +17,14 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::backlog::Backlog;
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::session::{self, Resume};
 use crate::snapshot::Snapshotter;
 use crate::subscription::Allow;
 
-/// Largest message a browser may send. Browsers only send small control messages.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Largest message a browser may send. Browsers only send small control messages and events.
+pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
 const READ_BUFFER: usize = 4 * 1024;
@@ -41,6 +42,8 @@ pub struct Relay {
     pub access: Arc<Access>,
     /// Sessions open per peer address.
     pub peers: Arc<Peers>,
+    /// What browsers may append to Redis (`--writable`), and the writer that does.
+    pub events: Arc<Events>,
 }
 
 /// Who may open a session.
@@ -225,8 +228,9 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
+            let identity = relay.events.identity(peer);
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume).await
+            session::run(sink, stream, relay, resume, identity).await
         })
 }
 

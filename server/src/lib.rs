@@ -6,12 +6,14 @@
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
 //!   `metrics`, `open_files` (the socket budget).
+//! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
 pub mod backlog;
 pub mod collect;
 pub mod command_table;
 pub mod embedded_redis;
+pub mod events;
 pub mod frames;
 pub mod http;
 pub mod link_io;

@@ -21,6 +21,7 @@ use tracing_subscriber::EnvFilter;
 
 use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
 use replicast_server::embedded_redis::EmbeddedRedis;
+use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
 use replicast_server::replica_link::{self, RedisTarget};
 use replicast_server::sentinel::{self, Sentinels};
@@ -105,6 +106,29 @@ struct ServeArgs {
         default_value = "perf:*"
     )]
     allow: Vec<String>,
+    /// Keys (Redis globs) browsers may append events to, as streams (`XADD key MAXLEN ~ N * …`); none by default.
+    /// Each must be within --allow.
+    #[arg(long, env = "REPLICAST_WRITABLE", value_delimiter = ',')]
+    writable: Vec<String>,
+    /// Keys (Redis globs) browsers may append events to as sorted sets (`ZADD key <relay ms> <json>`); none by
+    /// default. Each must be within --allow and not in --writable. Redis trims nothing here: trim these yourself.
+    #[arg(long, env = "REPLICAST_WRITABLE_ZSET", value_delimiter = ',')]
+    writable_zset: Vec<String>,
+    /// Events a second one session may append, on average (a token bucket with --event-burst).
+    #[arg(long, env = "REPLICAST_EVENT_RATE", default_value_t = events::DEFAULT_RATE)]
+    event_rate: f64,
+    /// Events one session may append at once before --event-rate applies.
+    #[arg(long, env = "REPLICAST_EVENT_BURST", default_value_t = events::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    event_burst: u32,
+    /// Largest event: bytes of its key, field names and values together.
+    #[arg(long, env = "REPLICAST_EVENT_MAX_BYTES", default_value_t = events::DEFAULT_MAX_BYTES)]
+    event_max_bytes: usize,
+    /// Most fields in one event (besides the relay's own _session, _peer and _time).
+    #[arg(long, env = "REPLICAST_EVENT_MAX_FIELDS", default_value_t = events::DEFAULT_MAX_FIELDS)]
+    event_max_fields: usize,
+    /// A stream sink is trimmed to about this many entries on each append (`MAXLEN ~`).
+    #[arg(long, env = "REPLICAST_EVENT_MAXLEN", default_value_t = events::DEFAULT_MAXLEN)]
+    event_maxlen: u64,
     /// Token every session must present (`?token=` or `Authorization: Bearer`); none by default.
     #[arg(long, env = "REPLICAST_TOKEN")]
     token: Option<String>,
@@ -209,6 +233,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
     }
 
+    let allow = subscription::Allow::new(&args.allow);
+    let writable = Writable::new(&args.writable, &args.writable_zset, &allow)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !args.event_rate.is_finite() || args.event_rate < 0.0 {
+        anyhow::bail!("--event-rate must be a number of events a second, 0 or more");
+    }
+    if !writable.is_empty() {
+        tracing::info!(streams = ?args.writable, sorted_sets = ?args.writable_zset, "browsers may append events to these keys");
+    }
+    let events = Events::new(
+        writable,
+        EventLimits {
+            rate: args.event_rate,
+            burst: args.event_burst,
+            max_bytes: args.event_max_bytes,
+            max_fields: args.event_max_fields,
+            maxlen: args.event_maxlen,
+        },
+        upstream.clone(),
+    );
+
     let listener =
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
@@ -218,7 +263,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
         snapshots: Arc::new(snapshot::Snapshotter::new(upstream.clone())?),
-        allow: Arc::new(subscription::Allow::new(&args.allow)),
+        allow: Arc::new(allow),
         access: Arc::new(http::Access {
             token: args.token,
             origins: args.origins,
@@ -226,6 +271,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_sessions_per_address: args.max_sessions_per_address,
         }),
         peers: Arc::default(),
+        events: Arc::new(events),
     };
     let poll = tokio::spawn({
         let (metrics, upstream) = (relay.metrics.clone(), upstream.clone());

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub resumes: AtomicU64,
     pub snapshots: AtomicU64,
     pub refusals: AtomicU64,
+    pub events_appended: AtomicU64,
+    pub events_refused: AtomicU64,
     pub link_full_syncs: AtomicU64,
     pub link_partial_syncs: AtomicU64,
     pub link_errors: AtomicU64,
@@ -160,6 +162,18 @@ impl Metrics {
                 "counter",
                 "Sessions refused (bad subscription, limits).",
                 get(&self.refusals),
+            ),
+            (
+                "events_appended_total",
+                "counter",
+                "Browser events appended to Redis.",
+                get(&self.events_appended),
+            ),
+            (
+                "events_refused_total",
+                "counter",
+                "Browser events refused (limits, keys not writable, Redis errors).",
+                get(&self.events_refused),
             ),
             (
                 "messages_sent_total",

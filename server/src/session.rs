@@ -2,8 +2,10 @@
 //! snapshot), then the frames of the backlog that concern it, from its own cursor on.
 //!
 //! Generic over the socket's sink and stream, so tests can drive it without a network. After the subscription,
-//! one half sends and the other reads the browser's requests (top-ups) and hands them to the sender over a small
-//! channel; `select!` ends both when either ends, or when the relay shuts down.
+//! one half sends and the other reads the browser's requests and hands the sender what to do over a small channel:
+//! top-ups to read, and the acks of the browser's events, which the reading half appends itself (`events.rs`), one
+//! at a time, so a browser's next message waits in its socket while Redis answers. `select!` ends both halves when
+//! either ends, or when the relay shuts down.
 //!
 //! A top-up is a snapshot of a few keys taken mid-stream. It is read at some offset `X` ahead of the session's
 //! cursor and delivered exactly there: the frames before `X`, then the snapshot, then the frames from `X` on, so
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backlog::{Backlog, Read, Stream as BacklogStream};
+use crate::events::{EventGate, Identity};
 use crate::http::Relay;
 use crate::metrics::Metrics;
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
@@ -63,8 +66,22 @@ pub struct Resume {
 /// Why a session ended early, with the close code and reason the browser gets.
 struct Close(u16, String);
 
-pub async fn run<W, R, E>(mut sink: W, mut stream: R, relay: Relay, resume: Option<Resume>)
-where
+/// What the reading half hands the sending half.
+enum Inbound {
+    /// Keys to top up.
+    Topup(Vec<Vec<u8>>),
+    /// The ack of an event, encoded, to send as it is.
+    Ack(Vec<u8>),
+}
+
+/// Runs one browser's session until it or the relay leaves. `identity` is what the relay adds to its events.
+pub async fn run<W, R, E>(
+    mut sink: W,
+    mut stream: R,
+    relay: Relay,
+    resume: Option<Resume>,
+    identity: Identity,
+) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
@@ -79,7 +96,8 @@ where
         Ok(sub) => {
             let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
             let send = serve(&mut sink, &relay, &sub, resume, &mut queued);
-            let receive = receive_requests(&mut stream, requests);
+            let gate = EventGate::new(&relay.events, &relay.allow, &identity, sub.db);
+            let receive = receive_requests(&mut stream, requests, gate, &relay.metrics);
             tokio::select! {
                 result = send => result.err(),
                 close = receive => close,
@@ -130,20 +148,37 @@ where
     }
 }
 
-/// Reads the browser's requests after its subscription until it leaves; a malformed one closes the session.
-async fn receive_requests<R, E>(stream: &mut R, requests: mpsc::Sender<Request>) -> Option<Close>
+/// Reads the browser's requests after its subscription until it leaves; a malformed one closes the session. Events
+/// are appended here, one at a time, and answered through the sender; an event the limits refuse is answered with
+/// the reason, and the session goes on.
+async fn receive_requests<R, E>(
+    stream: &mut R,
+    requests: mpsc::Sender<Inbound>,
+    mut gate: EventGate<'_>,
+    metrics: &Metrics,
+) -> Option<Close>
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     while let Some(message) = stream.next().await {
-        match message {
+        let inbound = match message {
             Ok(Message::Text(text)) => match Request::parse(text.as_str()) {
-                // Waits while the sender is busy: the browser's requests queue in its socket, not here.
-                Ok(request) => {
-                    if requests.send(request).await.is_err() {
-                        return None;
-                    }
+                Ok(Request::Topup(keys)) => Inbound::Topup(keys),
+                Ok(Request::Event(event)) => {
+                    let id = event.id.clone();
+                    let appended = gate.handle(event).await;
+                    Inbound::Ack(match appended {
+                        Ok(entry) => {
+                            Metrics::add(&metrics.events_appended, 1);
+                            wire::encode_ack(&id, Ok(&entry))
+                        }
+                        Err(err) => {
+                            Metrics::add(&metrics.events_refused, 1);
+                            tracing::debug!(session = %gate.identity.session, "event refused: {err}");
+                            wire::encode_ack(&id, Err(&err.to_string()))
+                        }
+                    })
                 }
                 Err(err) => return Some(Close(CLOSE_POLICY, err.to_string())),
             },
@@ -154,8 +189,12 @@ where
                 ))
             }
             Ok(Message::Close(_)) => return None,
-            Ok(_) => {}
+            Ok(_) => continue,
             Err(err) => return unreadable(&err),
+        };
+        // Waits while the sender is busy: the browser's requests queue in its socket, not here.
+        if requests.send(inbound).await.is_err() {
+            return None;
         }
     }
     None
@@ -200,9 +239,8 @@ impl Topups {
         sink: &mut W,
         relay: &Relay,
         sub: &Subscription,
-        request: Request,
+        keys: Vec<Vec<u8>>,
     ) -> Result<(), Close> {
-        let Request::Topup(keys) = request;
         let mut refused = Vec::new();
         for key in keys {
             if !sub.wants(&key) || !relay.allow.allows(&key) {
@@ -287,7 +325,7 @@ async fn serve<W: Sink<Message> + Unpin>(
     relay: &Relay,
     sub: &Subscription,
     resume: Option<Resume>,
-    requests: &mut mpsc::Receiver<Request>,
+    requests: &mut mpsc::Receiver<Inbound>,
 ) -> Result<(), Close> {
     let backlog = &relay.backlog;
     let metrics = &relay.metrics;
@@ -312,8 +350,8 @@ async fn serve<W: Sink<Message> + Unpin>(
     let mut cursor = cursor.offset;
     let mut last_sent = Instant::now();
     loop {
-        while let Ok(request) = requests.try_recv() {
-            topups.ask(sink, relay, sub, request).await?;
+        while let Ok(inbound) = requests.try_recv() {
+            take(sink, relay, sub, &mut topups, inbound).await?;
         }
         topups
             .read(sink, relay, sub, &current.epoch, cursor)
@@ -391,8 +429,8 @@ async fn serve<W: Sink<Message> + Unpin>(
                     moved = changed.changed() => if moved.is_err() {
                         return Ok(());
                     },
-                    request = requests.recv() => match request {
-                        Some(request) => topups.ask(sink, relay, sub, request).await?,
+                    inbound = requests.recv() => match inbound {
+                        Some(inbound) => take(sink, relay, sub, &mut topups, inbound).await?,
                         None => return Ok(()),
                     },
                 }
@@ -428,6 +466,20 @@ async fn serve<W: Sink<Message> + Unpin>(
                 return Err(Close(CLOSE_TRY_AGAIN, "resync".into()));
             }
         }
+    }
+}
+
+/// Does what the reading half handed over: takes a top-up's keys, or sends an ack.
+async fn take<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    relay: &Relay,
+    sub: &Subscription,
+    topups: &mut Topups,
+    inbound: Inbound,
+) -> Result<(), Close> {
+    match inbound {
+        Inbound::Topup(keys) => topups.ask(sink, relay, sub, keys).await,
+        Inbound::Ack(ack) => send(sink, &relay.metrics, Bytes::from(ack)).await,
     }
 }
 

@@ -30,6 +30,8 @@ pub const MAX_WINDOW: usize = 100_000;
 pub const MAX_TOPUP_KEYS: usize = 1024;
 /// Highest database number (Redis's default `databases` is 16; some run more).
 pub const MAX_DB: u32 = 1023;
+/// Longest request id of an event (shared with the browser, which echoes it in the ack).
+pub const MAX_REQUEST_ID_LEN: usize = replicast_wasm::wire::MAX_REQUEST_ID_LEN;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SubscribeError {
@@ -54,6 +56,8 @@ pub enum SubscribeError {
     NotSubscribe(&'static str),
     #[error("already subscribed: a session has one subscription")]
     Resubscribe,
+    #[error("an event's id must be 1..={MAX_REQUEST_ID_LEN} bytes, got {0}")]
+    RequestId(usize),
 }
 
 /// Key patterns the relay may send (`--allow`); a key must match one.
@@ -97,6 +101,39 @@ enum ClientMessage {
     Topup {
         keys: Vec<String>,
     },
+    Event {
+        id: String,
+        key: String,
+        fields: EventFields,
+    },
+}
+
+/// An event's fields as the browser wrote them, in its order: a JSON object of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFields(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for EventFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EventFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of string fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventFields, A::Error> {
+                // Bounded by the message: at most 64 KiB of JSON.
+                let mut fields = Vec::new();
+                while let Some(field) = map.next_entry::<String, String>()? {
+                    fields.push(field);
+                }
+                Ok(EventFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// What a browser may send after its subscription.
@@ -104,6 +141,18 @@ enum ClientMessage {
 pub enum Request {
     /// Read these keys' windows again: removals left the browser's windows shorter than what Redis holds.
     Topup(Vec<Vec<u8>>),
+    /// Append an event to `key`; the limits and `--writable` are checked when it is handled, and answered with an
+    /// ack, since the browser can fix them. Only a message that cannot be read at all closes the session.
+    Event(EventRequest),
+}
+
+/// A browser's event, read but not yet checked against the relay's limits (see `events.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRequest {
+    /// The browser's id for the request, echoed in the ack: 1..=64 bytes.
+    pub id: String,
+    pub key: String,
+    pub fields: Vec<(String, String)>,
 }
 
 impl Request {
@@ -127,6 +176,17 @@ impl Request {
                     keys.into_iter().map(String::into_bytes).collect(),
                 ))
             }
+            ClientMessage::Event { id, key, fields } => {
+                // Without a usable id the browser could not tell which request an ack answers.
+                if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
+                    return Err(SubscribeError::RequestId(id.len()));
+                }
+                Ok(Request::Event(EventRequest {
+                    id,
+                    key,
+                    fields: fields.0,
+                }))
+            }
         }
     }
 }
@@ -143,6 +203,7 @@ impl Subscription {
                     window,
                 } => (patterns, keys, db, window),
                 ClientMessage::Topup { .. } => return Err(SubscribeError::NotSubscribe("topup")),
+                ClientMessage::Event { .. } => return Err(SubscribeError::NotSubscribe("event")),
             };
         for (what, list, limit) in [
             ("patterns", &patterns, MAX_PATTERNS),
@@ -320,6 +381,49 @@ mod tests {
         assert_eq!(
             Request::parse(r#"{"type":"subscribe","patterns":["a"],"window":5}"#).unwrap_err(),
             SubscribeError::Resubscribe
+        );
+    }
+
+    #[test]
+    fn events_keep_their_fields_in_order_and_need_an_id() {
+        let event = Request::parse(
+            r#"{"type":"event","id":"r1","key":"notes","fields":{"z":"1","a":"2","z":"3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            event,
+            Request::Event(EventRequest {
+                id: "r1".into(),
+                key: "notes".into(),
+                fields: vec![
+                    ("z".into(), "1".into()),
+                    ("a".into(), "2".into()),
+                    ("z".into(), "3".into())
+                ],
+            }),
+            "in order, repeats kept for the limits to refuse"
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"event","id":"","key":"k","fields":{}}"#).unwrap_err(),
+            SubscribeError::RequestId(0)
+        );
+        let long = format!(
+            r#"{{"type":"event","id":"{}","key":"k","fields":{{}}}}"#,
+            "i".repeat(65)
+        );
+        assert_eq!(
+            Request::parse(&long).unwrap_err(),
+            SubscribeError::RequestId(65)
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"event","id":"r","key":"k","fields":{"n":1}}"#)
+                .unwrap_err()
+                .to_string(),
+            "invalid subscribe message: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            Subscription::parse(r#"{"type":"event","id":"r","key":"k","fields":{}}"#).unwrap_err(),
+            SubscribeError::NotSubscribe("event")
         );
     }
 }

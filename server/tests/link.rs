@@ -347,6 +347,7 @@ async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
             Message::Hello { .. } => {}
             Message::Resync { reason } => panic!("unexpected resync: {reason}"),
             Message::Notice { text } => panic!("unexpected notice: {text}"),
+            Message::Ack { request, .. } => panic!("unexpected ack of {request}"),
         }
     }
     assert!(applied >= offset);

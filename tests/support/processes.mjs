@@ -105,9 +105,9 @@ export async function startRedis({ port, args = [] } = {}) {
 }
 
 /** The relay following `redisUrl`, on `listen` (default: a free port; give a previous relay's `listen` to start
- * one again where its browsers reconnect). */
-export async function startRelay({ redisUrl, listen = '127.0.0.1:0' }) {
-  const child = spawn(relayBinary, ['serve', '--redis-url', redisUrl, '--listen', listen], {
+ * one again where its browsers reconnect), with more `serve` flags in `args`. */
+export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }) {
+  const child = spawn(relayBinary, ['serve', '--redis-url', redisUrl, '--listen', listen, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

@@ -58,6 +58,11 @@ pub enum Outcome {
     Resync { reason: String },
     /// The relay refused or could not do something for this session, which goes on.
     Notice { text: String },
+    /// The relay's answer to one of this browser's events: the entry id, or why it was refused.
+    Ack {
+        request: String,
+        entry: Result<String, String>,
+    },
 }
 
 /// The commands of a `MULTI` block not applied yet, their arguments packed in one buffer.
@@ -230,6 +235,10 @@ impl<O: WindowObserver> StreamAssembler<O> {
             }),
             Message::Notice { text } => Ok(Outcome::Notice {
                 text: text.to_string(),
+            }),
+            Message::Ack { request, entry } => Ok(Outcome::Ack {
+                request: request.to_string(),
+                entry: entry.map(str::to_string).map_err(str::to_string),
             }),
         }
     }

@@ -14,10 +14,15 @@ const TAG_COMMANDS: u8 = 2;
 const TAG_RESYNC: u8 = 3;
 const TAG_SNAPSHOT: u8 = 4;
 const TAG_NOTICE: u8 = 5;
+const TAG_ACK: u8 = 6;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
 /// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
 pub const MAX_NAME_LEN: usize = 1024;
+/// Largest message a browser may send the relay; the relay closes a session that sends a larger one.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
+pub const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// One decoded relay message, borrowing from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +44,13 @@ pub enum Message<'a> {
     /// Something the relay refused or could not do for this session, which goes on: e.g. a top-up for a key it
     /// does not subscribe to.
     Notice { text: &'a str },
+    /// The answer to the browser's event `request`: the new entry's id (`Ok`, e.g. a stream entry id
+    /// `1700000000000-0`), or why the relay refused or could not append it (`Err`). The entry itself comes, like
+    /// every write, through the stream.
+    Ack {
+        request: &'a str,
+        entry: Result<&'a str, &'a str>,
+    },
 }
 
 /// A run of whole commands that occupied `start..start + bytes.len()` of the replication stream.
@@ -135,11 +147,46 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(&TAG_NOTICE) => Ok(Message::Notice {
             text: std::str::from_utf8(&message[1..]).unwrap_or("(notice not UTF-8)"),
         }),
+        Some(&TAG_ACK) => decode_ack(message),
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack)",
         }),
     }
+}
+
+/// `6`, `status: u8` (0 appended, 1 refused), `id_len: u8`, the request id, then the entry id or the reason.
+fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
+    let status = *message.get(1).ok_or(WireError {
+        at: 1,
+        expected: "an ack's status byte",
+    })?;
+    let len = usize::from(*message.get(2).ok_or(WireError {
+        at: 2,
+        expected: "an ack's request id length (1 byte)",
+    })?);
+    let request = message
+        .get(3..3 + len)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .ok_or(WireError {
+            at: 3,
+            expected: "as many UTF-8 request id bytes as its length says",
+        })?;
+    let text = std::str::from_utf8(&message[3 + len..]).map_err(|_| WireError {
+        at: 3 + len,
+        expected: "a UTF-8 entry id or reason",
+    })?;
+    let entry = match status {
+        0 => Ok(text),
+        1 => Err(text),
+        _ => {
+            return Err(WireError {
+                at: 1,
+                expected: "an ack status of 0 (appended) or 1 (refused)",
+            })
+        }
+    };
+    Ok(Message::Ack { request, entry })
 }
 
 /// Whether `message` is a snapshot, without decoding it.
@@ -197,6 +244,40 @@ pub fn encode_notice(text: &str) -> Vec<u8> {
     out.push(TAG_NOTICE);
     out.extend_from_slice(text.as_bytes());
     out
+}
+
+/// The relay's answer to event `request`: the entry id it appended, or the reason it did not. The request id was
+/// checked by the relay (at most [`MAX_REQUEST_ID_LEN`] bytes); a longer one is cut at a character boundary.
+pub fn encode_ack(request: &str, entry: Result<&str, &str>) -> Vec<u8> {
+    let mut cut = request.len().min(MAX_REQUEST_ID_LEN);
+    while !request.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let (status, text) = match entry {
+        Ok(id) => (0, id),
+        Err(reason) => (1, reason),
+    };
+    let mut out = Vec::with_capacity(3 + cut + text.len());
+    // `cut` is at most 64: it fits the length byte.
+    out.extend_from_slice(&[TAG_ACK, status, cut as u8]);
+    out.extend_from_slice(&request.as_bytes()[..cut]);
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// The browser's event (JSON text): append `fields` (in this order) to `key` as one entry, and answer with an ack
+/// carrying `request`. The relay decides whether `key` is writable and adds who sent it and when.
+pub fn encode_event(request: &str, key: &str, fields: &[(String, String)]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{}:{}", json_string(name), json_string(value)))
+        .collect();
+    format!(
+        r#"{{"type":"event","id":{},"key":{},"fields":{{{}}}}}"#,
+        json_string(request),
+        json_string(key),
+        fields.join(",")
+    )
 }
 
 /// Whether a top-up request can name `key`: the request is JSON text, so the key must be UTF-8, and the relay
@@ -303,6 +384,58 @@ mod tests {
         assert_eq!(
             encode_topup([&b"perf:a"[..], b"q\""]),
             r#"{"type":"topup","keys":["perf:a","q\""]}"#
+        );
+    }
+
+    #[test]
+    fn acks_round_trip_with_their_request_id() {
+        let ok = encode_ack("r1", Ok("1700000000000-0"));
+        assert_eq!(ok, b"\x06\x00\x02r11700000000000-0");
+        assert_eq!(
+            decode(&ok),
+            Ok(Message::Ack {
+                request: "r1",
+                entry: Ok("1700000000000-0")
+            })
+        );
+        let refused = encode_ack("é", Err("no"));
+        assert_eq!(
+            decode(&refused),
+            Ok(Message::Ack {
+                request: "é",
+                entry: Err("no")
+            })
+        );
+        let long = "é".repeat(MAX_REQUEST_ID_LEN);
+        let message = encode_ack(&long, Ok("1-0"));
+        let Ok(Message::Ack { request, .. }) = decode(&message) else {
+            panic!("not an ack")
+        };
+        assert_eq!(
+            request.len(),
+            MAX_REQUEST_ID_LEN,
+            "cut at a character boundary"
+        );
+    }
+
+    #[test]
+    fn bad_acks_say_what_was_expected() {
+        assert_eq!(decode(b"\x06").unwrap_err().at, 1);
+        assert_eq!(decode(b"\x06\x00").unwrap_err().at, 2);
+        assert_eq!(decode(b"\x06\x00\x05ab").unwrap_err().at, 3);
+        assert_eq!(decode(b"\x06\x02\x00x").unwrap_err().at, 1);
+        assert_eq!(decode(b"\x06\x00\x01a\xff").unwrap_err().at, 4);
+    }
+
+    #[test]
+    fn events_are_json_with_fields_in_order() {
+        let fields = [
+            ("text".to_string(), "investigating \"db\" — Ana".to_string()),
+            ("host".to_string(), "web-01".to_string()),
+        ];
+        assert_eq!(
+            encode_event("7", "annotations:perf", &fields),
+            r#"{"type":"event","id":"7","key":"annotations:perf","fields":{"text":"investigating \"db\" — Ana","host":"web-01"}}"#
         );
     }
 

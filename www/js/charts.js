@@ -77,6 +77,9 @@ export class LineChart {
     this.axisX = this.svg.append('g').attr('class', 'axis x');
     this.axisY = this.svg.append('g').attr('class', 'axis y');
     this.lines = this.svg.append('g').attr('class', 'lines');
+    this.markLayer = this.svg.append('g').attr('class', 'marks');
+    /** Vertical marks at times: the host's notes. */
+    this.marks = [];
     this.timeTick = d3.timeFormat('%H:%M:%S');
     this.x = d3.scaleTime();
     this.y = d3.scaleLinear();
@@ -99,10 +102,17 @@ export class LineChart {
     this.draw();
   }
 
+  /** Marks these times with vertical lines (`{t, kind, label}`), drawn with the data. */
+  setMarks(marks) {
+    this.marks = marks;
+    if (this.data) this.draw();
+  }
+
   /** Empties the chart (a new host). */
   clear() {
     this.data = null;
     this.lines.selectAll('path').attr('d', null);
+    this.markLayer.selectAll('line').remove();
     this.legend.selectAll('li.series .value').text('–');
   }
 
@@ -141,6 +151,19 @@ export class LineChart {
       .join('path')
       .attr('class', (_, i) => options.series[i]?.cls ?? options.extraCls ?? '')
       .attr('d', (v) => line(v));
+
+    // A note newer than the newest sample stands at the right edge ("now") until samples catch up with it.
+    const right = width - MARGIN.right;
+    this.markLayer.selectAll('line')
+      .data(this.marks.filter((m) => m.t >= t0), (m) => m.id)
+      .join((enter) => enter.append('line').call((line) => line.append('title')))
+      .attr('class', (m) => m.kind)
+      .attr('x1', (m) => Math.min(x(m.t), right))
+      .attr('x2', (m) => Math.min(x(m.t), right))
+      .attr('y1', MARGIN.top)
+      .attr('y2', height - MARGIN.bottom)
+      .select('title')
+      .text((m) => m.label);
 
     const extra = values.length - options.series.length;
     this.legend.selectAll('li.extra')

@@ -1,5 +1,5 @@
-// The dashboard: one client for the overview (every host, few fields), the views it feeds, and the URL state they
-// follow. Drawing happens in animation frames only: the client's onChange (already in a frame) and our own frames
+// The dashboard: one client for the overview (every host, few fields), one for the hosts' notes, the views they
+// feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a frame) and our own frames
 // for work left over, each measured by the FrameMeter. A frame draws only the tiles whose windows changed and that
 // are on screen, and stops after BUDGET_MS, leaving the rest to the next frame, so a burst of 200 hosts never
 // blocks one frame.
@@ -12,6 +12,7 @@ import { FleetPanel } from './fleet.js';
 import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
 import { Controls, readHash, writeHash, filterMatcher } from './controls.js';
+import { Annotations } from './annotations.js';
 
 /** What the overview's client aggregates: the fleet strip's fields. */
 export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used'];
@@ -23,14 +24,15 @@ const BUSIEST = 5;
 const SNAPSHOT_SETTLE_MS = 1500;
 
 export class Dashboard {
-  /** Connects and starts drawing. `windowFallback`: the ?window= of the page's URL. */
-  static async start({ patterns, token, windowFallback }) {
+  /** Connects and starts drawing. `windowFallback`: the ?window= of the page's URL; `notesKey`: its ?notes=. */
+  static async start({ patterns, token, windowFallback, notesKey }) {
     const state = readHash(windowFallback);
     const client = await connect({ patterns, window: state.window, fields: OVERVIEW_FIELDS, token });
-    return new Dashboard(client, { patterns, token, state, windowFallback });
+    const notes = await Annotations.start({ key: notesKey, token });
+    return new Dashboard(client, { patterns, token, state, windowFallback, notes });
   }
 
-  constructor(client, { patterns, token, state, windowFallback }) {
+  constructor(client, { patterns, token, state, windowFallback, notes }) {
     const $ = (id) => document.getElementById(id);
     this.client = client;
     this.patterns = patterns;
@@ -47,7 +49,11 @@ export class Dashboard {
       this.schedule();
     });
     this.fleet = new FleetPanel($('fleet'));
-    this.detail = new HostDetail($('detail'), { meter: this.meter, status: this.status, token });
+    this.notes = notes;
+    notes.onChange((hosts) => this.meter.measure(() => {
+      for (const name of hosts) this.overview.setNote(this.keyOf(name), notes.latest(name));
+    }));
+    this.detail = new HostDetail($('detail'), { meter: this.meter, status: this.status, token, notes });
     this.controls = new Controls(
       { filter: $('filter'), window: $('window'), above: $('above') },
       (change) => this.navigate(change),
@@ -119,6 +125,7 @@ export class Dashboard {
     const matches = filterMatcher(this.state.filter);
     this.shownHosts = this.hosts.filter((h) => matches(h.name));
     this.overview.show(this.shownHosts);
+    for (const host of this.shownHosts) this.overview.setNote(host.key, this.notes.latest(host.name));
     document.getElementById('shown').textContent =
       this.state.filter ? `${this.shownHosts.length} of ${this.hosts.length} hosts` : `${this.hosts.length} hosts`;
   }

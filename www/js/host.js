@@ -1,12 +1,14 @@
 // The host detail view (#host=<name>): CPU per core, memory, network, disk and load as line charts over the window,
-// the top processes and TCP states of the newest sample. It has a client of its own, subscribed to that one key,
-// so the overview's client never reads more than its tiles need.
+// the top processes and TCP states of the newest sample, and the host's notes: a list, a mark on each chart, and a
+// form to add one or to acknowledge the host ("investigating — Ana"). It has a client of its own, subscribed to
+// that one key, so the overview's client never reads more than its tiles need; notes come from `Annotations`.
 import d3 from './d3.js';
 import { connect, exactPattern } from './connection.js';
 import { LineChart } from './charts.js';
 import * as fmt from './format.js';
 import { stateOf } from './hosts.js';
 import { SeriesCache } from './series-cache.js';
+import { noteLine } from './annotations.js';
 
 /** Cores charted, at most. */
 export const MAX_CORES = 64;
@@ -21,17 +23,23 @@ const CHARTED = [
 /** How long a live session may show nothing before the view says the host has no samples. */
 const EMPTY_AFTER_MS = 1500;
 const percentTick = (v) => `${Math.round(v)}\u202f%`;
+/** Notes listed, newest first. */
+const NOTES_SHOWN = 20;
+/** Where the page remembers who is writing notes. */
+const BY_STORAGE = 'replicast.by';
 
 export class HostDetail {
   /**
    * @param {HTMLElement} root the view's section
-   * @param {{meter: import('./frames.js').FrameMeter, status: import('./status.js').StatusView, token?: string}} deps
+   * @param {{meter: import('./frames.js').FrameMeter, status: import('./status.js').StatusView, token?: string,
+   *          notes: import('./annotations.js').Annotations}} deps
    */
-  constructor(root, { meter, status, token }) {
+  constructor(root, { meter, status, token, notes }) {
     this.root = root;
     this.meter = meter;
     this.status = status;
     this.token = token;
+    this.notes = notes;
     this.el = {
       name: root.querySelector('.host-name'),
       state: root.querySelector('.host-state'),
@@ -40,7 +48,14 @@ export class HostDetail {
       empty: root.querySelector('.empty'),
       procs: d3.select(root.querySelector('.procs tbody')),
       tcp: d3.select(root.querySelector('.tcp')),
+      notes: d3.select(root.querySelector('.notes')),
+      form: root.querySelector('.annotate-form'),
+      sendError: root.querySelector('.send-error'),
     };
+    this.bindForm();
+    notes.onChange((hosts) => {
+      if (this.key && hosts.includes(this.name)) this.meter.measure(() => this.showNotes());
+    });
     this.summary = new Map([...root.querySelectorAll('.summary [data-stat]')].map((el) => [el.dataset.stat, el]));
     const charts = root.querySelector('.charts');
     this.charts = {
@@ -83,6 +98,7 @@ export class HostDetail {
     this.close();
     this.root.hidden = false;
     this.key = key;
+    this.name = name;
     this.window = window;
     this.t = NaN;
     this.series = null;
@@ -95,6 +111,8 @@ export class HostDetail {
     for (const el of this.summary.values()) el.querySelector('.value').textContent = fmt.MISSING;
     this.el.procs.selectAll('tr').remove();
     this.el.tcp.selectAll('li').remove();
+    this.el.sendError.textContent = '';
+    this.showNotes();
     this.status.loading('detail', `Loading ${name}…`);
     const opening = ++this.opening;
     const client = await connect({ patterns: [exactPattern(key)], window, fields: FIELDS, token: this.token });
@@ -220,6 +238,54 @@ export class HostDetail {
         li.select('.bar span').style('width', (d) => `${(100 * d[1]) / top}%`);
         li.select('.num').text((d) => fmt.count(d[1]));
       });
+  }
+
+  /** The host's notes: the list, newest first, and a mark on every chart. */
+  showNotes() {
+    const notes = this.notes.notesOf(this.name);
+    this.el.notes.selectAll('li')
+      .data(notes.slice(-NOTES_SHOWN).reverse(), (n) => n.id)
+      .join((enter) => {
+        const li = enter.append('li');
+        li.append('time');
+        li.append('span').attr('class', 'text');
+        return li;
+      })
+      .order()
+      .attr('data-kind', (n) => n.kind)
+      .call((li) => {
+        li.select('time').text((n) => fmt.clock(n.t));
+        li.select('.text').text((n) => noteLine(n));
+      });
+    const marks = notes.map((n) => ({ id: n.id, t: n.t, kind: n.kind, label: `${fmt.clock(n.t)} ${noteLine(n)}` }));
+    for (const chart of Object.values(this.charts)) chart.setMarks(marks);
+  }
+
+  /** The form under the summary: "Add note" needs a text, "Acknowledge" says "investigating" if none is given. */
+  bindForm() {
+    const { form, sendError } = this.el;
+    const by = form.elements.by;
+    by.value = localStorage.getItem(BY_STORAGE) ?? '';
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const kind = e.submitter?.value === 'ack' ? 'ack' : 'note';
+      const text = form.elements.text.value.trim() || (kind === 'ack' ? 'investigating' : '');
+      if (!text || !this.name) {
+        sendError.textContent = 'Write a note first.';
+        return;
+      }
+      localStorage.setItem(BY_STORAGE, by.value.trim());
+      sendError.textContent = '';
+      form.dataset.sending = 'true';
+      try {
+        await this.notes.add({ host: this.name, text, by: by.value.trim(), kind });
+        form.elements.text.value = '';
+      } catch (err) {
+        sendError.textContent = err.message;
+      } finally {
+        delete form.dataset.sending;
+      }
+    });
   }
 
   setStat(stat, value, sub) {

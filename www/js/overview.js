@@ -1,10 +1,12 @@
 // The overview: a tile per host, in name order, with CPU and memory sparklines, the newest numbers, its state
-// (new, silent) and a mark on the busiest. Tiles are created once per host and updated in place; a tile scrolled
+// (new, silent), a mark on the busiest, and the host's newest note ("✓ investigating — Ana"), so a hot host that
+// someone is on says so. Tiles are created once per host and updated in place; a tile scrolled
 // out of view is not drawn until it comes back (IntersectionObserver), which is most of them at 200 hosts.
 import d3 from './d3.js';
 import { sparkPath, SPARK_W, SPARK_H } from './charts.js';
 import * as fmt from './format.js';
 import { memPercent } from './hosts.js';
+import { noteLine } from './annotations.js';
 
 const BADGES = { new: 'new', silent: 'silent', waiting: 'waiting' };
 
@@ -54,7 +56,7 @@ export class Overview {
         <svg class="spark cpu" viewBox="0 0 ${SPARK_W} ${SPARK_H}" preserveAspectRatio="none"><path/></svg></div>
       <div class="metric"><span class="label">MEM</span><span class="value mem">–</span>
         <svg class="spark mem" viewBox="0 0 ${SPARK_W} ${SPARK_H}" preserveAspectRatio="none"><path/></svg></div>
-      <div class="tile-foot"><span class="load"></span><span class="age"></span></div>`;
+      <div class="tile-foot"><span class="note" hidden></span><span class="load"></span><span class="age"></span></div>`;
     el.querySelector('.name').textContent = host.name;
     el.title = host.name;
     const tile = {
@@ -67,6 +69,7 @@ export class Overview {
       load: el.querySelector('.load'),
       age: el.querySelector('.age'),
       badge: el.querySelector('.badge'),
+      note: el.querySelector('.note'),
       onscreen: false,
       stale: true,
       shown: {},
@@ -115,6 +118,18 @@ export class Overview {
     if (!tile) return;
     tile.el.dataset.state = host.state;
     set(tile, 'badge', BADGES[host.state] ?? '');
+  }
+
+  /** Shows a host's newest note on its tile (or none), in place of its load. */
+  setNote(key, note) {
+    const tile = this.tiles.get(key);
+    if (!tile) return;
+    const line = note ? noteLine(note) : '';
+    if (tile.shown.note === line) return;
+    set(tile, 'note', line);
+    tile.note.hidden = !note;
+    tile.note.title = note ? `${line} (${fmt.clock(note.t)})` : '';
+    tile.el.dataset.note = note?.kind ?? '';
   }
 
   /** Marks the busiest hosts: `ranked` keys, busiest first. */

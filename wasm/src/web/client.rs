@@ -11,13 +11,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{ArrayBuffer, Float64Array, Function, Uint8Array};
+use js_sys::{ArrayBuffer, Float64Array, Function, Promise, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BinaryType, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::follow::{AggregateOptions, Follow};
+use super::sends::{self, PendingSends};
 use super::view;
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 use crate::link::{Link, Status};
@@ -175,6 +176,8 @@ struct Client {
     assembler: StreamAssembler<Follow>,
     /// Notices the relay sent (refused top-ups and the like).
     notices: u64,
+    /// Events sent and waiting for the relay's ack.
+    sends: PendingSends,
     /// The numbers behind the last `seriesView`.
     view_buffer: Vec<f64>,
     link: Link,
@@ -207,6 +210,7 @@ impl Replicast {
             aggregate: options.aggregate,
             assembler: StreamAssembler::with_observer(watch, follow),
             notices: 0,
+            sends: PendingSends::default(),
             view_buffer: Vec::new(),
             link: Link::new(options.idle_timeout_ms.unwrap_or(0.0)),
             socket: None,
@@ -390,6 +394,52 @@ impl Replicast {
             .diagnostics(client.assembler.diagnostics(), client.notices)
     }
 
+    /// Appends an event to `key` through the relay, which adds who sent it and when: an entry of the stream `key`
+    /// (or a member of the sorted set `key`), if the relay was started with `key` writable. Resolves with the new
+    /// entry's id (for a sorted set, its score: the relay's time in ms) once Redis holds it; rejects with an Error
+    /// carrying the relay's reason (a key that is not writable, a limit, a read-only Redis), or because the socket
+    /// closed first or is not open. The entry itself arrives through the stream, like any write, to every client
+    /// that watches `key`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
+    pub fn send(
+        &self,
+        key: &str,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, string | number | boolean>")]
+        fields: JsValue,
+    ) -> Promise {
+        let shared = &self.shared;
+        Promise::new(&mut |resolve: Function, reject: Function| {
+            let refuse = |reason: &str| {
+                let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+            };
+            let fields = match sends::fields_of(&fields) {
+                Ok(fields) => fields,
+                Err(reason) => return refuse(&reason),
+            };
+            let mut client = shared.borrow_mut();
+            let open = client
+                .socket
+                .as_ref()
+                .filter(|socket| socket.ready_state() == WebSocket::OPEN)
+                .cloned();
+            let Some(socket) = open else {
+                let status = client.link.status().as_str();
+                return refuse(&format!(
+                    "not connected to the relay (status: {status}); send again once live"
+                ));
+            };
+            let request = client.sends.register(resolve.clone(), reject.clone());
+            let sent = sends::event_message(&request, key, &fields).and_then(|message| {
+                socket
+                    .send_with_str(&message)
+                    .map_err(|_| "the socket refused the message".to_string())
+            });
+            if let Err(reason) = sent {
+                client.sends.fail(&request, &reason);
+            }
+        })
+    }
+
     /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot.
     #[wasm_bindgen(js_name = setWindow)]
     pub fn set_window(&self, window: usize) {
@@ -412,6 +462,9 @@ impl Replicast {
             let _ = socket.close();
         }
         client.handlers.clear();
+        client
+            .sends
+            .reject_all("the client was closed before the relay answered");
         if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
             window.clear_interval_with_handle(timer);
         }
@@ -501,7 +554,7 @@ fn connect(shared: &Rc<RefCell<Client>>) {
         Err(err) => {
             web_sys::console::error_2(&"replicast: cannot open the WebSocket".into(), &err);
             drop(client);
-            closed(shared);
+            closed(shared, "the WebSocket could not be opened");
             return;
         }
     };
@@ -535,10 +588,20 @@ fn connect(shared: &Rc<RefCell<Client>>) {
         }
     });
     let weak = Rc::downgrade(shared);
-    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
-        if let Some(shared) = weak.upgrade() {
-            closed(&shared);
-        }
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let why = match event.dyn_into::<CloseEvent>() {
+            Ok(close) if !close.reason().is_empty() => format!(
+                "the relay closed the session ({}: {})",
+                close.code(),
+                close.reason()
+            ),
+            Ok(close) => format!("the connection to the relay closed ({})", close.code()),
+            Err(_) => "the connection to the relay closed".to_string(),
+        };
+        closed(&shared, &why);
     });
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -560,9 +623,9 @@ fn report_status(shared: &Rc<RefCell<Client>>) {
     }
 }
 
-/// The socket closed (the relay closed it, or it never opened): schedules the reconnect.
-fn closed(shared: &Rc<RefCell<Client>>) {
-    shared.borrow_mut().socket_closed();
+/// The socket closed (the relay closed it, or it never opened), for the reason `why`: schedules the reconnect.
+fn closed(shared: &Rc<RefCell<Client>>, why: &str) {
+    shared.borrow_mut().socket_closed(why);
     report_status(shared);
 }
 
@@ -635,6 +698,7 @@ impl Client {
                 self.notices += 1;
                 web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
             }
+            Ok(Outcome::Ack { request, entry }) => self.sends.settle(&request, entry),
             Err(err) => {
                 web_sys::console::error_1(
                     &format!("replicast: bad stream, reconnecting: {err}").into(),
@@ -719,12 +783,15 @@ impl Client {
         socket.set_onmessage(None);
         socket.set_onclose(None);
         let _ = socket.close();
-        self.socket_closed();
+        self.socket_closed("the client dropped its connection to the relay (to reconnect)");
     }
 
-    /// The socket is gone: the status says so and a reconnect is scheduled, unless the page closed the client.
-    fn socket_closed(&mut self) {
+    /// The socket is gone (`why`): events sent on it get no ack, the status says so and a reconnect is scheduled,
+    /// unless the page closed the client.
+    fn socket_closed(&mut self, why: &str) {
         self.socket = None;
+        self.sends
+            .reject_all(&format!("{why} before the relay answered"));
         if self.closed {
             return;
         }

@@ -10,6 +10,7 @@ pub mod bench;
 mod client;
 mod follow;
 pub mod rdb;
+mod sends;
 mod view;
 
 use js_sys::Float64Array;
@@ -45,7 +46,7 @@ impl Assembler {
         match self.inner.push_message(message)? {
             Outcome::Joined { .. } => Ok(true),
             Outcome::Applied { changed, .. } => Ok(changed),
-            Outcome::Notice { .. } => Ok(false),
+            Outcome::Notice { .. } | Outcome::Ack { .. } => Ok(false),
             Outcome::Resync { reason } => Err(JsError::new(&format!("resync: {reason}"))),
         }
     }

@@ -1,0 +1,102 @@
+//! Events a page sends through its client (`Replicast.send(key, fields)`): each one is a promise, settled by the
+//! relay's ack for its request id, or rejected when the socket goes before the ack comes. The entry itself arrives
+//! like any other write, through the stream, to every page that watches its key.
+
+use std::collections::HashMap;
+
+use js_sys::{Array, Function, Object};
+use wasm_bindgen::prelude::*;
+
+use crate::wire;
+
+/// Promises waiting for the relay's ack, by request id.
+#[derive(Default)]
+pub(super) struct PendingSends {
+    next: u64,
+    waiting: HashMap<String, (Function, Function)>,
+}
+
+impl PendingSends {
+    /// Files a promise's `resolve` and `reject` under a new request id, which it returns.
+    pub(super) fn register(&mut self, resolve: Function, reject: Function) -> String {
+        self.next += 1;
+        let id = self.next.to_string();
+        self.waiting.insert(id.clone(), (resolve, reject));
+        id
+    }
+
+    /// Rejects one request that never reached the relay.
+    pub(super) fn fail(&mut self, request: &str, reason: &str) {
+        if let Some((_, reject)) = self.waiting.remove(request) {
+            let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+        }
+    }
+
+    /// Settles the promise of `request` with the relay's answer: the entry id, or an Error with its reason. An ack
+    /// for no pending request (a previous socket's) is ignored.
+    pub(super) fn settle(&mut self, request: &str, entry: Result<String, String>) {
+        let Some((resolve, reject)) = self.waiting.remove(request) else {
+            return;
+        };
+        // Promise callbacks run later, as microtasks: nothing re-enters the client from here.
+        let _ = match entry {
+            Ok(id) => resolve.call1(&JsValue::NULL, &JsValue::from_str(&id)),
+            Err(reason) => reject.call1(&JsValue::NULL, &js_sys::Error::new(&reason)),
+        };
+    }
+
+    /// The socket is gone: no ack will come for anything sent on it.
+    pub(super) fn reject_all(&mut self, reason: &str) {
+        for (_, (_, reject)) in self.waiting.drain() {
+            let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+        }
+    }
+}
+
+/// An event's fields from the page's object: own enumerable properties in their order, each value a string, or a
+/// number or boolean written as JavaScript's `String()` would.
+pub(super) fn fields_of(fields: &JsValue) -> Result<Vec<(String, String)>, String> {
+    if !fields.is_object() || Array::is_array(fields) {
+        return Err("send(key, fields): fields must be an object of strings".into());
+    }
+    let mut out = Vec::new();
+    for entry in Object::entries(fields.unchecked_ref::<Object>()).iter() {
+        let entry: Array = entry.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let value = entry.get(1);
+        let text = if let Some(text) = value.as_string() {
+            text
+        } else if let Some(flag) = value.as_bool() {
+            flag.to_string()
+        } else if value.as_f64().is_some() {
+            String::from(
+                js_sys::Number::from(value)
+                    .to_string_with_radix(10)
+                    .unwrap_or_default(),
+            )
+        } else {
+            return Err(format!(
+                "send(key, fields): field {name:?} must be a string, a number or a boolean"
+            ));
+        };
+        out.push((name, text));
+    }
+    Ok(out)
+}
+
+/// The event message for `request`, if the relay would read it at all (a larger message closes the session).
+pub(super) fn event_message(
+    request: &str,
+    key: &str,
+    fields: &[(String, String)],
+) -> Result<String, String> {
+    let message = wire::encode_event(request, key, fields);
+    if message.len() > wire::MAX_CLIENT_MESSAGE {
+        return Err(format!(
+            "event too large to send: {} bytes of JSON, the relay reads at most {} per message",
+            message.len(),
+            wire::MAX_CLIENT_MESSAGE
+        ));
+    }
+    Ok(message)
+}
