@@ -1,6 +1,7 @@
-//! What a browser sends the relay, over arbitrary bytes: its subscription and top-up messages (as raw text, and as
-//! JSON built from the input so that every limit is approached from both sides), the WebSocket upgrade's access
-//! check (token, origin, session cap), and the per-address session slots.
+//! What a browser sends the relay, over arbitrary bytes: its subscription, top-up and event messages (as raw text,
+//! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
+//! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
+//! access check (token, origin, session cap), and the per-address session slots.
 //!
 //! Besides never panicking or hanging: a subscription or top-up is accepted exactly when it is within every limit
 //! (a model of the limits decides, independently of the parser), whatever is accepted respects them, an upgrade is
@@ -15,6 +16,9 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use replicast_server::events::{
+    Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
+};
 use replicast_server::http::{Access, Peers};
 use replicast_server::subscription::{
     Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_TOPUP_KEYS,
@@ -158,8 +162,108 @@ fn raw_text(bytes: &[u8]) {
     if let Ok(sub) = Subscription::parse(&text) {
         check_subscription(&sub, &mut Input(bytes));
     }
-    if let Ok(Request::Topup(keys)) = Request::parse(&text) {
-        assert!(keys.len() <= MAX_TOPUP_KEYS && keys.iter().all(|k| k.len() <= MAX_NAME_LEN));
+    match Request::parse(&text) {
+        Ok(Request::Topup(keys)) => {
+            assert!(keys.len() <= MAX_TOPUP_KEYS && keys.iter().all(|k| k.len() <= MAX_NAME_LEN));
+        }
+        Ok(Request::Event(event)) => assert!((1..=64).contains(&event.id.len())),
+        Err(_) => {}
+    }
+}
+
+/// An event near its limits, read as the relay reads it, then checked and built into its one append: whatever is
+/// built is an XADD or ZADD to a writable, allowed key, within the limits, with the relay's own fields last.
+fn structured_event(input: &mut Input<'_>) {
+    let limits = EventLimits {
+        rate: f64::from(input.byte()) / 16.0,
+        burst: u32::from(input.byte() % 8),
+        max_bytes: usize::from(input.u16() % 8192),
+        max_fields: usize::from(input.byte() % 20),
+        maxlen: u64::from(input.u16()),
+    };
+    let allow = Allow::new(&[input.name()]);
+    let (streams, sets) = (vec![input.name()], vec![input.name()]);
+    let Ok(writable) = Writable::new(&streams, &sets, &allow) else {
+        return;
+    };
+    let key = input.name();
+    let n = input.count(limits.max_fields.max(2));
+    let fields: Vec<(String, String)> = (0..n).map(|_| (input.name(), input.name())).collect();
+    let mut object = serde_json::Map::new();
+    for (name, value) in &fields {
+        object.insert(name.clone(), Value::String(value.clone()));
+    }
+    let id = "x".repeat(usize::from(input.byte() % 70));
+    let message = json!({"type": "event", "id": id, "key": key, "fields": object}).to_string();
+    let Ok(Request::Event(event)) = Request::parse(&message) else {
+        assert!(
+            id.is_empty() || id.len() > 64,
+            "a well-formed event was refused: {message}"
+        );
+        return;
+    };
+    assert!((1..=64).contains(&event.id.len()));
+    let identity = Identity {
+        session: "s-1".into(),
+        peer: "127.0.0.1:9".parse().unwrap(),
+    };
+    let asked = event.fields.len();
+    let Ok(append) = Append::prepare(event, &writable, &allow, &limits, &identity, 7) else {
+        return;
+    };
+    assert!(allow.allows(key.as_bytes()) && writable.sink(&key).is_ok());
+    assert!((1..=limits.max_fields).contains(&asked));
+    let own = [SESSION_FIELD, PEER_FIELD, TIME_FIELD];
+    match append {
+        Append::Stream {
+            key: to, fields, ..
+        } => {
+            assert_eq!(to, key);
+            assert_eq!(fields.len(), asked + 3);
+            let (theirs, ours) = fields.split_at(asked);
+            assert!(theirs
+                .iter()
+                .all(|(n, _)| !n.starts_with('_') && !n.is_empty()));
+            assert!(ours.iter().map(|(n, _)| n.as_str()).eq(own));
+            let size: usize = theirs.iter().map(|(n, v)| n.len() + v.len()).sum();
+            assert!(key.len() + size <= limits.max_bytes);
+        }
+        Append::SortedSet {
+            key: to,
+            score,
+            member,
+        } => {
+            assert_eq!((to.as_str(), score), (key.as_str(), 7));
+            let member: serde_json::Map<String, Value> = serde_json::from_str(&member).unwrap();
+            assert_eq!(member.len(), asked + 3);
+            assert!(own.iter().all(|f| member.contains_key(*f)));
+        }
+    }
+}
+
+/// A session's token bucket under events at times from the input: never more than the burst plus what the rate
+/// refilled, and never a panic, whatever the rate.
+fn rate_limit(input: &mut Input<'_>) {
+    let rate = match input.byte() % 4 {
+        0 => 0.0,
+        1 => f64::from(input.u32()) * 1e-30,
+        _ => f64::from(input.u16()) / 64.0,
+    };
+    let burst = u32::from(input.byte() % 16);
+    let start = tokio::time::Instant::now();
+    let mut bucket = RateLimit::new(rate, burst, start);
+    let (mut at, mut taken) = (std::time::Duration::ZERO, 0u64);
+    for _ in 0..64 {
+        at += std::time::Duration::from_millis(u64::from(input.u16()));
+        match bucket.take(start + at) {
+            Ok(()) => taken += 1,
+            Err(wait) => assert!(wait > std::time::Duration::ZERO),
+        }
+        let most = f64::from(burst) + rate * at.as_secs_f64();
+        assert!(
+            taken as f64 <= most + 1e-6,
+            "{taken} events by {at:?} at {rate}/s, burst {burst}"
+        );
     }
 }
 
@@ -247,11 +351,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut input = Input(rest);
-    match mode % 5 {
+    match mode % 7 {
         0 => raw_text(rest),
         1 => structured_subscription(&mut input),
         2 => structured_topup(&mut input),
         3 => access(&mut input),
+        4 => structured_event(&mut input),
+        5 => rate_limit(&mut input),
         _ => peer_slots(&mut input),
     }
 });

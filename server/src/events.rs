@@ -190,7 +190,8 @@ impl RateLimit {
         if self.rate <= 0.0 {
             return Err(Duration::MAX);
         }
-        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        // A rate so small that the wait overflows a Duration waits "for ever", as a rate of 0 does.
+        Err(Duration::try_from_secs_f64((1.0 - self.tokens) / self.rate).unwrap_or(Duration::MAX))
     }
 }
 
@@ -666,5 +667,17 @@ mod tests {
             assert_eq!(rate.take(idle), Ok(()));
         }
         assert!(rate.take(idle).is_err());
+    }
+
+    #[test]
+    fn a_rate_too_small_for_a_duration_waits_for_ever_instead_of_panicking() {
+        // `--event-rate 1e-30`: the wait for the next token, 10^30 s, is past what a Duration holds.
+        let start = Instant::now();
+        let mut rate = RateLimit::new(1e-30, 0, start);
+        assert_eq!(rate.take(start), Err(Duration::MAX));
+        assert_eq!(
+            RateLimit::new(0.0, 0, start).take(start),
+            Err(Duration::MAX)
+        );
     }
 }
