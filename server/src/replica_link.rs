@@ -30,6 +30,12 @@ use crate::upstream::Upstream;
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
+/// After a diskless full sync, Redis holds the command stream back until the replica's first `REPLCONF ACK` that
+/// arrives *after* it has noticed its RDB child finished, which it checks every 100 ms or so. The ACK the link sends
+/// the moment the payload ends usually comes before that, and is spent; the next, a second later, would release a
+/// second of writes at once. So for a while after a full sync the link acknowledges this often.
+const EARLY_ACK_INTERVAL: Duration = Duration::from_millis(50);
+const EARLY_ACKS_FOR: Duration = Duration::from_secs(2);
 /// Default for how long Redis may stay silent before the link is dropped and re-attached: Redis's own
 /// `repl-timeout` default.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -280,7 +286,9 @@ async fn follow_once(
     };
     tracing::info!(psync = %format!("{replid} {next}"), "replica link: connected, asking to sync (a full sync may wait for Redis's repl-diskless-sync-delay)");
     let reply = io.call(&["PSYNC", &replid, &next]).await.map_err(explain)?;
-    let offset = match parse_psync_reply(&reply)? {
+    let reply = parse_psync_reply(&reply)?;
+    let full_sync = matches!(reply, PsyncReply::FullResync { .. });
+    let offset = match reply {
         PsyncReply::Continue { new_replid } => {
             let p = position
                 .as_mut()
@@ -320,7 +328,7 @@ async fn follow_once(
     let Some(position) = position.as_mut() else {
         return Err(LinkError::Protocol("no position after PSYNC".into()));
     };
-    stream_commands(&mut io, backlog, position, Indexer::new(table)).await
+    stream_commands(&mut io, backlog, position, Indexer::new(table), full_sync).await
 }
 
 /// Turns Redis's refusals during the handshake into errors that say what to do.
@@ -392,17 +400,30 @@ async fn stream_commands(
     backlog: &Backlog,
     position: &mut Position,
     mut indexer: Indexer,
+    full_sync: bool,
 ) -> Result<std::convert::Infallible, LinkError> {
     let limits = Limits::default();
     let mut ack = tokio::time::interval(ACK_INTERVAL);
+    let mut early_acks = tokio::time::interval(EARLY_ACK_INTERVAL);
+    let early_until = tokio::time::Instant::now()
+        + if full_sync {
+            EARLY_ACKS_FOR
+        } else {
+            Duration::ZERO
+        };
     // The first commands may have come in the same read as the PSYNC reply or the RDB payload's end: they are in
     // `io.buf` already, and waiting for more would hold them until Redis next writes (a second or more).
     let mut wait = io.buf.is_empty();
     loop {
         if wait {
+            let early = tokio::time::Instant::now() < early_until;
             tokio::select! {
                 read = io.fill() => { read?; }
                 _ = ack.tick() => {
+                    io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
+                    continue;
+                }
+                _ = early_acks.tick(), if early => {
                     io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
                     continue;
                 }
