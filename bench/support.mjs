@@ -8,7 +8,6 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { launchBrowser } from '../tests/support/processes.mjs';
 
 /** Prints the script's result for bench/run.mjs, after its human-readable lines. */
 export function printResult(bench, data) {
@@ -52,6 +51,9 @@ export async function openBenchPage(files) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  // Imported here, not at the top: playwright-core alone adds ~85 MB to a Node process's RSS, which the RDB
+  // benchmark's wasm reader (in Node, no browser) would otherwise report as its own.
+  const { launchBrowser } = await import('../tests/support/processes.mjs');
   const { browser, stop } = await launchBrowser();
   const close = async () => {
     await stop();
