@@ -37,6 +37,9 @@ pub const MAX_REQUEST_ID_LEN: usize = replicast_wasm::wire::MAX_REQUEST_ID_LEN;
 pub enum SubscribeError {
     #[error("invalid subscribe message: {0}")]
     Json(String),
+    /// A later message (a top-up, an event) that is not valid JSON of a known shape.
+    #[error("invalid message: {0}")]
+    Request(String),
     #[error("a {scope} holds at most {limit} {what}, got {got}")]
     TooMany {
         scope: &'static str,
@@ -158,7 +161,7 @@ pub struct EventRequest {
 impl Request {
     /// Parses and checks a message that follows the subscription.
     pub fn parse(message: &str) -> Result<Self, SubscribeError> {
-        match serde_json::from_str(message).map_err(|e| SubscribeError::Json(e.to_string()))? {
+        match serde_json::from_str(message).map_err(|e| SubscribeError::Request(e.to_string()))? {
             ClientMessage::Subscribe { .. } => Err(SubscribeError::Resubscribe),
             ClientMessage::Topup { keys } => {
                 if keys.len() > MAX_TOPUP_KEYS {
@@ -419,7 +422,7 @@ mod tests {
             Request::parse(r#"{"type":"event","id":"r","key":"k","fields":{"n":1}}"#)
                 .unwrap_err()
                 .to_string(),
-            "invalid subscribe message: invalid type: integer `1`, expected a string"
+            "invalid message: invalid type: integer `1`, expected a string"
         );
         assert_eq!(
             Subscription::parse(r#"{"type":"event","id":"r","key":"k","fields":{}}"#).unwrap_err(),
