@@ -130,19 +130,6 @@ impl Browser {
     }
 }
 
-/// The newest `n` members of `key` with their scores, newest first, as Redis holds them.
-async fn newest(conn: &mut MultiplexedConnection, key: &str, n: usize) -> Vec<(String, f64)> {
-    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(-(n as i64))
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await
-        .unwrap();
-    flat.into_iter().rev().collect()
-}
-
 /// Writes in the background until stopped: `ZADD perf:a i m<i>` every time, `perf:b` every third, `secret:s` (a
 /// key no browser may see) every fifth, one round trip every `pause`. While the primary is down it reconnects, so
 /// the writes go on across a restart.

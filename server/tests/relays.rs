@@ -4,36 +4,10 @@
 
 mod support;
 
-use replicast_wasm::wire::{self, Message};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 
 const WINDOW: usize = 20;
-
-/// Applies messages until the stream is applied up to `until`; returns how many snapshots came.
-async fn apply_until(socket: &mut Socket, assembler: &mut StreamAssembler, until: u64) -> usize {
-    let mut snapshots = 0;
-    while assembler.offset() < until {
-        let message = next_binary(socket).await;
-        if matches!(wire::decode(&message), Ok(Message::Snapshot { .. })) {
-            snapshots += 1;
-        }
-        assembler.push_message(&message).unwrap();
-    }
-    snapshots
-}
-
-async fn newest(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<(String, f64)> {
-    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(-(WINDOW as i64))
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await
-        .unwrap();
-    flat.into_iter().rev().collect()
-}
 
 /// Waits until the replica on `port` has applied the primary's stream up to `offset`.
 async fn replica_at(port: u16, offset: u64) {
@@ -86,7 +60,7 @@ async fn a_browser_resumes_on_a_relay_that_follows_another_replica_without_a_sna
     assert!(assembler.offset() >= offset);
     assert_eq!(
         zset_newest_first(&assembler, "perf:a"),
-        newest(&mut conn, "perf:a").await
+        newest(&mut conn, "perf:a", WINDOW).await
     );
     for i in 30..60 {
         zadd(&mut conn, "perf:a", i, &format!("m{i}")).await;
@@ -101,7 +75,7 @@ async fn a_browser_resumes_on_a_relay_that_follows_another_replica_without_a_sna
     );
     assert_eq!(
         zset_newest_first(&assembler, "perf:a"),
-        newest(&mut conn, "perf:a").await
+        newest(&mut conn, "perf:a", WINDOW).await
     );
 
     // Relay A goes away; writes go on; the browser moves to relay B with where it was.
@@ -126,7 +100,7 @@ async fn a_browser_resumes_on_a_relay_that_follows_another_replica_without_a_sna
     assert_eq!(snapshots, 0, "resumed without a snapshot");
     assert_eq!(
         zset_newest_first(&assembler, "perf:a"),
-        newest(&mut conn, "perf:a").await
+        newest(&mut conn, "perf:a", WINDOW).await
     );
     assert_eq!(
         http_get(&ws_b, "/metrics")

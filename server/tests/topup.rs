@@ -10,35 +10,6 @@ use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;
 
-async fn newest(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-    n: usize,
-) -> Vec<(String, f64)> {
-    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(-(n as i64))
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await
-        .unwrap();
-    flat.into_iter().rev().collect()
-}
-
-/// Feeds messages to `assembler` until it applied the stream up to `until`; returns how many snapshots came.
-async fn apply_until(socket: &mut Socket, assembler: &mut StreamAssembler, until: u64) -> usize {
-    let mut snapshots = 0;
-    while assembler.offset() < until {
-        let message = next_binary(socket).await;
-        if matches!(wire::decode(&message), Ok(Message::Snapshot { .. })) {
-            snapshots += 1;
-        }
-        assembler.push_message(&message).unwrap();
-    }
-    snapshots
-}
-
 #[tokio::test]
 async fn a_topup_refills_a_shrunken_window_in_stream_order() {
     let (_redis, port) = start_redis();

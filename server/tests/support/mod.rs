@@ -358,3 +358,38 @@ pub fn zset_newest_first(
         })
         .unwrap_or_default()
 }
+
+/// The newest `n` members of `key` with their scores, newest first, as Redis holds them (`ZRANGE key -n -1
+/// WITHSCORES`, reversed): what a window of `n` must equal.
+pub async fn newest(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    n: usize,
+) -> Vec<(String, f64)> {
+    let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(-(n as i64))
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await
+        .unwrap();
+    flat.into_iter().rev().collect()
+}
+
+/// Feeds messages to `assembler` until it applied the stream up to `until`; returns how many snapshots came.
+pub async fn apply_until(
+    socket: &mut Socket,
+    assembler: &mut replicast_wasm::StreamAssembler,
+    until: u64,
+) -> usize {
+    let mut snapshots = 0;
+    while assembler.offset() < until {
+        let message = next_binary(socket).await;
+        if matches!(wire::decode(&message), Ok(Message::Snapshot { .. })) {
+            snapshots += 1;
+        }
+        assembler.push_message(&message).unwrap();
+    }
+    snapshots
+}
