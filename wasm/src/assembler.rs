@@ -240,6 +240,11 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 request: request.to_string(),
                 entry: entry.map(str::to_string).map_err(str::to_string),
             }),
+            // Interim, until the assembler keeps one stream per shard.
+            Message::Shard { .. } => Err(self.wire_error(WireError {
+                at: 0,
+                expected: "no shard envelope",
+            })),
         }
     }
 

@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 /// Version of this format, sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
@@ -15,6 +15,9 @@ const TAG_RESYNC: u8 = 3;
 const TAG_SNAPSHOT: u8 = 4;
 const TAG_NOTICE: u8 = 5;
 const TAG_ACK: u8 = 6;
+const TAG_SHARD: u8 = 7;
+/// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
+pub const MAX_SHARDS: usize = 1024;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
 /// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
@@ -28,11 +31,22 @@ pub const MAX_REQUEST_ID_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
     /// First message of a session, and again whenever the stream the relay follows changes: what follows are the
-    /// commands of `epoch` after replication offset `offset`.
+    /// commands of `epoch` after replication offset `offset`. `previous`, when not empty, is an epoch that `epoch`
+    /// continues (a failover promoted a replica, which kept the offsets under a new replication ID): a browser at
+    /// `offset` in `previous` has missed nothing.
     Hello {
         version: u8,
         epoch: &'a str,
         offset: u64,
+        previous: &'a str,
+    },
+    /// A message of one shard's stream, from a relay following a Redis Cluster: `message` (a hello, commands or
+    /// snapshot; any message but another envelope) concerns the stream of shard `index`, numbered by the relay
+    /// for this session, below [`MAX_SHARDS`]. A relay following one Redis sends no envelopes: its stream is
+    /// shard 0.
+    Shard {
+        index: u16,
+        message: Box<Message<'a>>,
     },
     /// Whole commands of the replication stream, raw, as one or more segments.
     Commands(Segments<'a>),
@@ -120,20 +134,38 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
                 expected: "a protocol version byte",
             })?;
             let offset = read_u64(message, 2, "the hello's offset (8 bytes)")?;
-            let epoch = std::str::from_utf8(&message[10..]).map_err(|_| WireError {
+            let len = usize::from(*message.get(10).ok_or(WireError {
                 at: 10,
-                expected: "a UTF-8 epoch",
-            })?;
-            if epoch.len() > MAX_EPOCH_LEN {
+                expected: "the hello's epoch length (1 byte)",
+            })?);
+            if len > MAX_EPOCH_LEN {
                 return Err(WireError {
                     at: 10,
                     expected: "an epoch of at most 64 bytes",
+                });
+            }
+            let epoch = message
+                .get(11..11 + len)
+                .and_then(|e| std::str::from_utf8(e).ok())
+                .ok_or(WireError {
+                    at: 11,
+                    expected: "as many UTF-8 epoch bytes as its length says",
+                })?;
+            let previous = std::str::from_utf8(&message[11 + len..]).map_err(|_| WireError {
+                at: 11 + len,
+                expected: "a UTF-8 previous epoch",
+            })?;
+            if previous.len() > MAX_EPOCH_LEN {
+                return Err(WireError {
+                    at: 11 + len,
+                    expected: "a previous epoch of at most 64 bytes",
                 });
             }
             Ok(Message::Hello {
                 version,
                 epoch,
                 offset,
+                previous,
             })
         }
         Some(&TAG_COMMANDS) => Ok(Message::Commands(Segments { message, pos: 1 })),
@@ -148,9 +180,38 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
             text: std::str::from_utf8(&message[1..]).unwrap_or("(notice not UTF-8)"),
         }),
         Some(&TAG_ACK) => decode_ack(message),
+        Some(&TAG_SHARD) => {
+            let index = message
+                .get(1..3)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .ok_or(WireError {
+                    at: 1,
+                    expected: "a shard index (2 bytes)",
+                })?;
+            if usize::from(index) >= MAX_SHARDS {
+                return Err(WireError {
+                    at: 1,
+                    expected: "a shard index below 1024",
+                });
+            }
+            if message.get(3) == Some(&TAG_SHARD) {
+                return Err(WireError {
+                    at: 3,
+                    expected: "a message that is not another shard envelope",
+                });
+            }
+            let inner = decode(&message[3..]).map_err(|err| WireError {
+                at: err.at + 3,
+                ..err
+            })?;
+            Ok(Message::Shard {
+                index,
+                message: Box::new(inner),
+            })
+        }
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard)",
         }),
     }
 }
@@ -195,10 +256,36 @@ pub fn is_snapshot(message: &[u8]) -> bool {
 }
 
 pub fn encode_hello(epoch: &str, offset: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(10 + epoch.len());
+    encode_hello_continuing(epoch, "", offset)
+}
+
+/// A hello for `epoch` that continues `previous` (see [`Message::Hello`]). Epochs are replication IDs (40 bytes);
+/// one over 64 bytes is cut, as [`decode`] would refuse it.
+pub fn encode_hello_continuing(epoch: &str, previous: &str, offset: u64) -> Vec<u8> {
+    let cut = |text: &str| {
+        let mut end = text.len().min(MAX_EPOCH_LEN);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_string()
+    };
+    let (epoch, previous) = (cut(epoch), cut(previous));
+    let mut out = Vec::with_capacity(11 + epoch.len() + previous.len());
     out.extend_from_slice(&[TAG_HELLO, PROTOCOL_VERSION]);
     out.extend_from_slice(&offset.to_le_bytes());
+    // At most 64: it fits the length byte.
+    out.push(epoch.len() as u8);
     out.extend_from_slice(epoch.as_bytes());
+    out.extend_from_slice(previous.as_bytes());
+    out
+}
+
+/// `message` (an encoded hello, commands or snapshot) as a message of shard `index`'s stream.
+pub fn encode_shard(index: u16, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + message.len());
+    out.push(TAG_SHARD);
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(message);
     out
 }
 
@@ -347,15 +434,53 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let msg = encode_hello("8f3a", 42);
-        assert_eq!(msg, b"\x01\x01\x2a\0\0\0\0\0\0\08f3a");
+        assert_eq!(msg, b"\x01\x02\x2a\0\0\0\0\0\0\0\x048f3a");
         assert_eq!(
             decode(&msg),
             Ok(Message::Hello {
                 version: PROTOCOL_VERSION,
                 epoch: "8f3a",
-                offset: 42
+                offset: 42,
+                previous: "",
             })
         );
+        assert_eq!(
+            decode(&encode_hello_continuing("new", "old", 7)),
+            Ok(Message::Hello {
+                version: PROTOCOL_VERSION,
+                epoch: "new",
+                offset: 7,
+                previous: "old",
+            })
+        );
+    }
+
+    #[test]
+    fn shard_envelopes_wrap_one_message() {
+        let inner = encode_snapshot(9, b"*1\r\n$4\r\nPING\r\n");
+        let msg = encode_shard(3, &inner);
+        assert_eq!(&msg[..3], b"\x07\x03\x00");
+        assert_eq!(
+            decode(&msg),
+            Ok(Message::Shard {
+                index: 3,
+                message: Box::new(Message::Snapshot {
+                    offset: 9,
+                    commands: b"*1\r\n$4\r\nPING\r\n"
+                })
+            })
+        );
+        assert_eq!(
+            decode(&encode_shard(1, &encode_shard(2, &inner))).unwrap_err(),
+            WireError {
+                at: 3,
+                expected: "a message that is not another shard envelope"
+            }
+        );
+        assert_eq!(decode(&encode_shard(1024, &inner)).unwrap_err().at, 1);
+        assert_eq!(decode(b"\x07\x01").unwrap_err().at, 1);
+        // An error inside says where in the whole message.
+        assert_eq!(decode(&encode_shard(0, b"\x04\x01")).unwrap_err().at, 4);
     }
 
     #[test]
@@ -456,6 +581,11 @@ mod tests {
         assert_eq!(decode(b"").unwrap_err().at, 0);
         assert_eq!(decode(b"\x09").unwrap_err().at, 0);
         assert_eq!(decode(b"\x01\x01\x00").unwrap_err().at, 2);
+        assert_eq!(decode(b"\x01\x02\0\0\0\0\0\0\0\0").unwrap_err().at, 10);
+        assert_eq!(
+            decode(b"\x01\x02\0\0\0\0\0\0\0\0\x05ab").unwrap_err().at,
+            11
+        );
         let Ok(Message::Commands(mut segments)) = decode(b"\x02\x01\0\0\0\0\0\0\0\xff\0\0\0ab")
         else {
             panic!("not commands")
