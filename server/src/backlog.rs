@@ -71,6 +71,10 @@ pub enum Read {
 #[derive(Debug)]
 struct Ring {
     stream: Option<Stream>,
+    /// The replication ID the stream had before its current one, and the last offset under it: after a failover
+    /// the promoted node continues the offsets under a new ID, and a browser at an offset of the old one has
+    /// missed nothing (Redis's own `replid2` rule for `PSYNC`).
+    previous: Option<(String, u64)>,
     live: bool,
     /// Offset of the first byte still held (= `end` when empty).
     start: u64,
@@ -91,6 +95,7 @@ impl Backlog {
         Backlog {
             ring: Mutex::new(Ring {
                 stream: None,
+                previous: None,
                 live: false,
                 start: 0,
                 end: 0,
@@ -121,6 +126,7 @@ impl Backlog {
                 epoch: epoch.to_string(),
                 generation,
             });
+            ring.previous = None;
             ring.live = true;
             ring.start = offset;
             ring.end = offset;
@@ -134,8 +140,12 @@ impl Backlog {
     /// continues the old offsets (after a failover): the ring and every cursor stay valid.
     pub fn resume(&self, epoch: &str) {
         let mut ring = self.ring();
+        let end = ring.end;
         if let Some(stream) = ring.stream.as_mut() {
-            stream.epoch = epoch.to_string();
+            if stream.epoch != epoch {
+                let old = std::mem::replace(&mut stream.epoch, epoch.to_string());
+                ring.previous = Some((old, end));
+            }
         }
         ring.live = true;
     }
@@ -173,14 +183,20 @@ impl Backlog {
         self.ring().live
     }
 
-    /// The stream and offset a new session starts at: where it asked to resume, if that is still held, else the
-    /// ring's end. `None` until the link has synced once.
+    /// The stream and offset a new session starts at: where it asked to resume, if that is still held (in the
+    /// current epoch, or in the previous one up to where it ended), else the ring's end. `None` until the link has
+    /// synced once.
     pub fn join(&self, resume: Option<(&str, u64)>) -> Option<(Stream, u64, bool)> {
         let ring = self.ring();
         let stream = ring.stream.clone()?;
         match resume {
             Some((epoch, offset))
-                if epoch == stream.epoch && (ring.start..=ring.end).contains(&offset) =>
+                if (epoch == stream.epoch
+                    || ring
+                        .previous
+                        .as_ref()
+                        .is_some_and(|(old, end)| old == epoch && offset <= *end))
+                    && (ring.start..=ring.end).contains(&offset) =>
             {
                 Some((stream, offset, true))
             }
@@ -296,6 +312,24 @@ mod tests {
             batches(backlog.read(&stream, 18, 100)),
             vec![(18, 24), (24, 30)]
         );
+    }
+
+    #[test]
+    fn a_failover_keeps_the_old_epoch_resumable_up_to_where_it_ended() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("e1", 0);
+        backlog.append(0, b"PING\r\n", FrameIndex::default());
+        backlog.resume("e2");
+        backlog.append(6, b"PING\r\n", FrameIndex::default());
+        let (stream, at, resumed) = backlog.join(Some(("e1", 6))).unwrap();
+        assert_eq!((stream.epoch.as_str(), at, resumed), ("e2", 6, true));
+        assert!(backlog.join(Some(("e2", 12))).unwrap().2);
+        assert!(
+            !backlog.join(Some(("e1", 12))).unwrap().2,
+            "e1 never reached 12"
+        );
+        backlog.restart("e3", 0);
+        assert!(!backlog.join(Some(("e2", 0))).unwrap().2);
     }
 
     #[test]

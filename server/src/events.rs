@@ -263,6 +263,13 @@ impl Append {
     }
 
     /// The one command this append is.
+    /// The key appended to.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Append::Stream { key, .. } | Append::SortedSet { key, .. } => key.as_bytes(),
+        }
+    }
+
     fn command(&self) -> redis::Cmd {
         match self {
             Append::Stream {
@@ -331,38 +338,82 @@ fn valid_field_name(name: &str) -> bool {
 
 /// Writes appends to the node the link follows now, one connection per database in use, made again after a
 /// failover or a connection error. The connections carry nothing but [`Append`]s (and the `redis` crate's own
-/// handshake: `AUTH`, `SELECT`, `CLIENT SETINFO`).
+/// handshake: `AUTH`, `SELECT`, `CLIENT SETINFO`; in a cluster, `ASKING` before an append redirected by `ASK`).
+///
+/// In a Redis Cluster the node followed may not own the key: its `MOVED` (or `ASK`) answer names the node that
+/// does, where the append is sent again (at most [`MAX_REDIRECTS`] times); the owner learned for a slot is asked
+/// first next time. Connections are then one per node the appends went to.
 pub struct EventWriter {
     upstream: Arc<Upstream>,
-    /// Database → (the node's address, a connection to it).
-    connections: tokio::sync::Mutex<HashMap<u32, (String, redis::aio::MultiplexedConnection)>>,
+    /// (database, node address) → a connection to it.
+    connections: tokio::sync::Mutex<HashMap<(u32, String), redis::aio::MultiplexedConnection>>,
+    /// Cluster slot → the node that answered for it last (learned from `MOVED`).
+    owners: std::sync::Mutex<HashMap<u16, String>>,
 }
+
+/// Redirections one append follows (a slot mid-migration takes two: `MOVED` to its owner, `ASK` to the target).
+const MAX_REDIRECTS: usize = 3;
 
 impl EventWriter {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         EventWriter {
             upstream,
             connections: Default::default(),
+            owners: Default::default(),
         }
     }
 
     /// Appends in database `db`; returns the new entry's id: the stream entry id Redis chose, or for a sorted set
     /// the score (the relay's time in ms).
     pub async fn append(&self, db: u32, append: &Append) -> Result<String, EventError> {
-        let mut conn = self.connection(db).await?;
-        let reply = tokio::time::timeout(
-            WRITE_TIMEOUT,
-            append.command().query_async::<redis::Value>(&mut conn),
-        )
-        .await;
-        let reply = match reply {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(err)) => return Err(self.failed(db, err).await),
-            Err(_) => {
-                self.connections.lock().await.remove(&db);
-                return Err(EventError::Unreachable(format!(
-                    "no reply within {WRITE_TIMEOUT:?}"
-                )));
+        let slot = crate::cluster::slot(append.key());
+        let learned = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&slot)
+            .cloned();
+        let mut node = learned.unwrap_or_else(|| self.upstream.current().addr());
+        let mut asking = false;
+        let mut redirects = 0;
+        let reply = loop {
+            let mut conn = self.connection(db, &node).await?;
+            let reply = if asking {
+                // The slot is migrating and the key is already on its target: ask there, once.
+                let mut pipe = redis::pipe();
+                pipe.cmd("ASKING").ignore().add_command(append.command());
+                tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    pipe.query_async::<Vec<redis::Value>>(&mut conn),
+                )
+                .await
+                .map(|replies| replies.map(|mut r| r.pop().unwrap_or(redis::Value::Nil)))
+            } else {
+                tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    append.command().query_async::<redis::Value>(&mut conn),
+                )
+                .await
+            };
+            match reply {
+                Ok(Ok(reply)) => break reply,
+                Ok(Err(err)) if err.redirect_node().is_some() && redirects < MAX_REDIRECTS => {
+                    let Some((to, _)) = err.redirect_node() else {
+                        unreachable!("checked just above")
+                    };
+                    let to = to.to_string();
+                    asking = err.code() == Some("ASK");
+                    if !asking {
+                        self.owners
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(slot, to.clone());
+                    }
+                    node = to;
+                    redirects += 1;
+                }
+                Ok(Err(err)) => return Err(self.failed(db, &node, err).await),
+                Err(_) => return Err(self.timed_out(db, &node).await),
             }
         };
         match (append, reply) {
@@ -374,17 +425,33 @@ impl EventWriter {
         }
     }
 
-    /// A connection to the node followed now, in database `db`.
-    async fn connection(&self, db: u32) -> Result<redis::aio::MultiplexedConnection, EventError> {
-        let target = self.upstream.current();
-        let addr = target.addr();
+    /// The error of an append that got no reply in time; its connection is made again next time.
+    async fn timed_out(&self, db: u32, node: &str) -> EventError {
+        self.connections
+            .lock()
+            .await
+            .remove(&(db, node.to_string()));
+        EventError::Unreachable(format!("no reply within {WRITE_TIMEOUT:?}"))
+    }
+
+    /// A connection to `node` (`host:port`: the node followed now, or the one a cluster redirected to), in
+    /// database `db`. Connections to a node no longer followed are dropped first.
+    async fn connection(
+        &self,
+        db: u32,
+        node: &str,
+    ) -> Result<redis::aio::MultiplexedConnection, EventError> {
+        let followed = self.upstream.current();
+        let addr = node.to_string();
         let mut connections = self.connections.lock().await;
-        if let Some((at, conn)) = connections.get(&db) {
-            if *at == addr {
-                return Ok(conn.clone());
-            }
+        if let Some(conn) = connections.get(&(db, addr.clone())) {
+            return Ok(conn.clone());
         }
-        let mut target = target;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse().ok()?)))
+            .ok_or_else(|| EventError::Unreachable(format!("not host:port: {addr}")))?;
+        let mut target = followed.at(host, port);
         let settings = target.info.redis_settings().clone().set_db(i64::from(db));
         target.info = target.info.clone().set_redis_settings(settings);
         let config = redis::AsyncConnectionConfig::new()
@@ -396,17 +463,36 @@ impl EventWriter {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| EventError::Unreachable(format!("{addr}: {e}")))?;
-        connections.insert(db, (addr, conn.clone()));
+        // Bounded: one connection per database and node in use, and the nodes are those followed or named by the
+        // cluster's redirects; a failover's old node is forgotten here.
+        connections.retain(|(_, at), _| {
+            *at == followed.addr()
+                || self
+                    .owners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .any(|owner| owner == at)
+        });
+        connections.insert((db, addr), conn.clone());
         Ok(conn)
     }
 
     /// What a failed append tells the browser; a broken connection is dropped, to be made again next time.
-    async fn failed(&self, db: u32, err: redis::RedisError) -> EventError {
+    async fn failed(&self, db: u32, node: &str, err: redis::RedisError) -> EventError {
         if err.code() == Some("READONLY") {
-            return EventError::ReadOnly(self.upstream.current().addr());
+            return EventError::ReadOnly(node.to_string());
         }
         if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() {
-            self.connections.lock().await.remove(&db);
+            self.connections
+                .lock()
+                .await
+                .remove(&(db, node.to_string()));
+            // A cluster node that went away: ask the node followed again next time.
+            self.owners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, owner| owner != node);
             return EventError::Unreachable(err.to_string());
         }
         EventError::Redis(err.to_string())

@@ -44,6 +44,9 @@ pub struct Relay {
     pub peers: Arc<Peers>,
     /// What browsers may append to Redis (`--writable`), and the writer that does.
     pub events: Arc<Events>,
+    /// Following a Redis Cluster (`--cluster`): its shards, each with its own backlog and snapshots, which
+    /// sessions use instead of `backlog` and `snapshots`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Who may open a session.
@@ -176,12 +179,46 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
 }
 
 /// `/ws?epoch=<replid>&offset=<n>`: both or neither; with them, the session resumes inside the backlog if it can.
+/// `/ws?at=<replid>:<n>,<replid>:<n>…`: the same for several streams (a cluster's shards), each resumed on its own.
 /// `token=<t>` when the relay requires one.
 #[derive(Deserialize)]
 struct WsQuery {
     epoch: Option<String>,
     offset: Option<u64>,
+    at: Option<String>,
     token: Option<String>,
+}
+
+/// Most streams one `at=` may name: [`replicast_wasm::wire::MAX_SHARDS`].
+const MAX_RESUME_STREAMS: usize = replicast_wasm::wire::MAX_SHARDS;
+
+/// The `at=` list: `epoch:offset` pairs, comma-separated.
+fn parse_at(at: &str) -> Result<Vec<Resume>, String> {
+    let mut out = Vec::new();
+    for (i, entry) in at.split(',').filter(|e| !e.is_empty()).enumerate() {
+        if i == MAX_RESUME_STREAMS {
+            return Err(format!(
+                "at= names more than {MAX_RESUME_STREAMS} streams\n"
+            ));
+        }
+        let parsed = entry.rsplit_once(':').and_then(|(epoch, offset)| {
+            let valid = !epoch.is_empty() && epoch.len() <= 64;
+            Some(Resume {
+                epoch: valid.then(|| epoch.to_string())?,
+                offset: offset.parse().ok()?,
+            })
+        });
+        match parsed {
+            Some(resume) => out.push(resume),
+            None => {
+                return Err(format!(
+                    "at= entry {} is not <epoch>:<offset> (an epoch of 1 to 64 bytes, a decimal offset)\n",
+                    i + 1
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn websocket(
@@ -207,9 +244,9 @@ async fn websocket(
             return (status, reason).into_response();
         }
     };
-    let resume = match (query.epoch, query.offset) {
-        (Some(epoch), Some(offset)) => Some(Resume { epoch, offset }),
-        (None, None) => None,
+    let mut resume = match (query.epoch, query.offset) {
+        (Some(epoch), Some(offset)) => vec![Resume { epoch, offset }],
+        (None, None) => Vec::new(),
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -218,6 +255,12 @@ async fn websocket(
                 .into_response()
         }
     };
+    if let Some(at) = &query.at {
+        match parse_at(at) {
+            Ok(streams) => resume.extend(streams),
+            Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+        }
+    }
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         // A frame is refused from its header, before any of it is buffered: tungstenite's default would reserve
@@ -248,6 +291,9 @@ fn admit_peer(relay: &Relay, ip: IpAddr) -> Result<PeerSlot, (StatusCode, String
 }
 
 async fn healthz(State(relay): State<Relay>) -> Response {
+    if let Some(cluster) = &relay.cluster {
+        return cluster_health(cluster);
+    }
     match relay.backlog.position() {
         Some((stream, offset)) if relay.backlog.is_live() => {
             format!("ok: streaming epoch {} at offset {offset}\n", stream.epoch).into_response()
@@ -261,16 +307,76 @@ async fn healthz(State(relay): State<Relay>) -> Response {
 }
 
 async fn metrics(State(relay): State<Relay>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        relay.metrics.render(&relay.backlog),
-    )
-        .into_response()
+    let mut text = relay.metrics.render(&relay.backlog);
+    if let Some(cluster) = &relay.cluster {
+        text.push_str(&crate::metrics::render_shards(&cluster.view().shards));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Healthy when every shard's link streams; the text names each shard's node, epoch and offset.
+fn cluster_health(cluster: &crate::cluster::Cluster) -> Response {
+    let view = cluster.view();
+    let mut lines = Vec::new();
+    let mut live = !view.shards.is_empty();
+    for shard in &view.shards {
+        let node = shard.upstream.current().addr();
+        match shard.backlog.position() {
+            Some((stream, offset)) if shard.backlog.is_live() => lines.push(format!(
+                "shard {} ({node}): epoch {} at offset {offset}",
+                shard.number, stream.epoch
+            )),
+            _ => {
+                live = false;
+                lines.push(format!("shard {} ({node}): not streaming", shard.number));
+            }
+        }
+    }
+    let text = format!(
+        "{}: {} cluster shards\n{}\n",
+        if live { "ok" } else { "unavailable" },
+        view.shards.len(),
+        lines.join("\n")
+    );
+    match live {
+        true => text.into_response(),
+        false => (StatusCode::SERVICE_UNAVAILABLE, text).into_response(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_lists_name_epochs_and_offsets() {
+        let at = parse_at("e1:10,e2:0").unwrap();
+        assert_eq!(
+            at,
+            vec![
+                Resume {
+                    epoch: "e1".into(),
+                    offset: 10
+                },
+                Resume {
+                    epoch: "e2".into(),
+                    offset: 0
+                }
+            ]
+        );
+        assert!(parse_at("").unwrap().is_empty());
+        assert_eq!(
+            parse_at("e1:10,e2").unwrap_err(),
+            "at= entry 2 is not <epoch>:<offset> (an epoch of 1 to 64 bytes, a decimal offset)\n"
+        );
+        assert!(parse_at(":5").is_err());
+        assert!(parse_at(&format!("{}:1", "e".repeat(65))).is_err());
+        let many = vec!["e:1"; 1025].join(",");
+        assert_eq!(
+            parse_at(&many).unwrap_err(),
+            "at= names more than 1024 streams\n"
+        );
+    }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         pairs

@@ -10,6 +10,8 @@
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
 pub mod backlog;
+pub mod cluster;
+pub mod cluster_session;
 pub mod collect;
 pub mod command_table;
 pub mod embedded_redis;

@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
+use replicast_server::cluster::Cluster;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
@@ -70,6 +71,25 @@ struct ServeArgs {
         requires = "master_name"
     )]
     sentinels: Vec<String>,
+    /// Follow a Redis Cluster: any of its nodes, host:port (repeatable, or comma-separated). The relay reads the
+    /// shards from it and follows each with its own replica link. With it, --redis-url gives only the credentials
+    /// and scheme for every node (e.g. rediss://relay:s3cret@cluster).
+    #[arg(
+        long = "cluster",
+        env = "REPLICAST_CLUSTER",
+        value_delimiter = ',',
+        conflicts_with = "sentinels"
+    )]
+    cluster: Vec<String>,
+    /// Which node of each cluster shard the link follows: its primary, or one of its replicas (which keeps the
+    /// relay's reads off the primaries; relays on different replicas of a shard serve the same offsets).
+    #[arg(
+        long,
+        env = "REPLICAST_CLUSTER_FOLLOW",
+        value_enum,
+        default_value = "primary"
+    )]
+    cluster_follow: replicast_server::cluster::Follow,
     /// The name under which the sentinels monitor the primary to follow.
     #[arg(long, env = "REPLICAST_MASTER_NAME", requires = "sentinels")]
     master_name: Option<String>,
@@ -197,8 +217,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     // Kept alive until the end of `serve`: dropping it stops the embedded server.
+    let seeds = args
+        .cluster
+        .iter()
+        .map(|node| parse_node(node))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let (embedded, redis_url) = match args.redis_url {
         Some(url) => (None, url),
+        // Each node's address comes from the cluster; this placeholder is replaced before any connection.
+        None if !seeds.is_empty() => (None, "redis://cluster-node".to_string()),
         // The address is Sentinel's to give; this placeholder is replaced before the first connection.
         None if sentinels.is_some() => (None, "redis://sentinel-named-primary".to_string()),
         None => {
@@ -228,7 +255,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => tls::TlsSettings::from_ca_file(path)?,
         None => tls::TlsSettings::default(),
     };
-    let upstream = Arc::new(Upstream::new(RedisTarget::from_url(&redis_url, tls)?));
+    let template = RedisTarget::from_url(&redis_url, tls)?;
+    let upstream = Arc::new(Upstream::new(match seeds.first() {
+        Some((host, port)) => template.at(host, *port),
+        None => template.clone(),
+    }));
     if let Some(sentinels) = &sentinels {
         tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
     }
@@ -258,7 +289,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
 
+    let cluster = (!seeds.is_empty()).then(|| {
+        tracing::info!(nodes = ?args.cluster, follow = ?args.cluster_follow, "following a Redis Cluster");
+        Arc::new(Cluster::new(
+            seeds,
+            template,
+            args.cluster_follow,
+            local.port(),
+            std::time::Duration::from_secs(args.link_timeout),
+            args.backlog_bytes,
+        ))
+    });
     let relay = http::Relay {
+        cluster: cluster.clone(),
         backlog: Arc::new(Backlog::new(args.backlog_bytes)),
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
@@ -273,21 +316,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         peers: Arc::default(),
         events: Arc::new(events),
     };
-    let poll = tokio::spawn({
-        let (metrics, upstream) = (relay.metrics.clone(), upstream.clone());
-        async move { metrics.poll_upstream(upstream).await }
-    });
     let switches = sentinels
         .clone()
         .map(|sentinels| tokio::spawn(sentinel::watch_switches(sentinels, upstream.clone())));
-    let link = tokio::spawn(replica_link::follow(
-        upstream,
-        sentinels,
-        relay.backlog.clone(),
-        relay.metrics.clone(),
-        local.port(),
-        std::time::Duration::from_secs(args.link_timeout),
-    ));
+    // One link, or in a cluster the topology reader, which starts a link per shard.
+    let (link, poll) = match cluster {
+        Some(cluster) => (tokio::spawn(cluster.run()), None),
+        None => (
+            tokio::spawn(replica_link::follow(
+                upstream.clone(),
+                sentinels,
+                relay.backlog.clone(),
+                relay.metrics.clone(),
+                local.port(),
+                std::time::Duration::from_secs(args.link_timeout),
+            )),
+            Some(tokio::spawn({
+                let metrics = relay.metrics.clone();
+                async move { metrics.poll_upstream(upstream).await }
+            })),
+        ),
+    };
 
     println!("Replicast is live at http://{local}/");
     let shutdown = relay.shutdown.clone();
@@ -309,7 +358,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     link.abort();
-    poll.abort();
+    if let Some(poll) = poll {
+        poll.abort();
+    }
     if let Some(switches) = switches {
         switches.abort();
     }
@@ -343,6 +394,18 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
             PathBuf::from(default)
         }
     }
+}
+
+/// `host:port` of a cluster node.
+fn parse_node(node: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = node
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--cluster {node:?}: expected host:port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--cluster {node:?}: the port is not a number"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 /// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual

@@ -197,3 +197,52 @@ impl Metrics {
         out
     }
 }
+
+/// Per-shard lines of a relay following a cluster: each link's offset, its node's, and the lag between them,
+/// labelled with the relay's shard number and the node followed.
+pub fn render_shards(shards: &[Arc<crate::cluster::Shard>]) -> String {
+    let mut out = String::new();
+    let rows: [(&str, &str, &str); 4] = [
+        (
+            "shard_link_up",
+            "gauge",
+            "1 while the shard's replica link is streaming.",
+        ),
+        (
+            "shard_link_offset",
+            "gauge",
+            "Replication offset the shard's link has received up to.",
+        ),
+        (
+            "shard_upstream_offset",
+            "gauge",
+            "master_repl_offset of the shard's followed node (polled each second).",
+        ),
+        (
+            "shard_link_lag_bytes",
+            "gauge",
+            "Bytes the shard's link is behind its node, as of the last poll.",
+        ),
+    ];
+    for (name, kind, help) in rows {
+        let _ = writeln!(out, "# HELP replicast_{name} {help}");
+        let _ = writeln!(out, "# TYPE replicast_{name} {kind}");
+        for shard in shards {
+            let (_, end, _) = shard.backlog.extent();
+            let upstream = shard.metrics.upstream_offset.load(Ordering::Relaxed);
+            let value = match name {
+                "shard_link_up" => u64::from(shard.backlog.is_live()),
+                "shard_link_offset" => end,
+                "shard_upstream_offset" => upstream,
+                _ => upstream.saturating_sub(end),
+            };
+            let _ = writeln!(
+                out,
+                "replicast_{name}{{shard=\"{}\",node=\"{}\"}} {value}",
+                shard.number,
+                shard.upstream.current().addr()
+            );
+        }
+    }
+    out
+}

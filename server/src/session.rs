@@ -32,7 +32,7 @@ use crate::subscription::{Request, Subscription};
 /// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
 const READ_BUDGET: usize = 1024 * 1024;
 /// A browser that accepts nothing for this long is disconnected; its cursor would fall out of the backlog anyway.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long sending the close frame may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a browser has to send its subscription after connecting.
@@ -44,14 +44,14 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Requests a browser may have queued for its sender before the relay stops reading it.
-const REQUEST_QUEUE: usize = 16;
+pub(crate) const REQUEST_QUEUE: usize = 16;
 /// Times a top-up is read again when it could not be placed in the stream (another epoch, a lagging read).
 const TOPUP_ATTEMPTS: u32 = 3;
 
 /// WebSocket close codes (RFC 6455 and its registry).
-const CLOSE_GOING_AWAY: u16 = 1001;
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_NOT_UTF8: u16 = 1007;
-const CLOSE_POLICY: u16 = 1008;
+pub(crate) const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_TRY_AGAIN: u16 = 1013;
@@ -64,14 +64,16 @@ pub struct Resume {
 }
 
 /// Why a session ended early, with the close code and reason the browser gets.
-struct Close(u16, String);
+pub(crate) struct Close(pub(crate) u16, pub(crate) String);
 
 /// What the reading half hands the sending half.
-enum Inbound {
+pub(crate) enum Inbound {
     /// Keys to top up.
     Topup(Vec<Vec<u8>>),
     /// The ack of an event, encoded, to send as it is.
     Ack(Vec<u8>),
+    /// Slots that moved to this shard of a cluster: top up the watched keys in them.
+    Slots(BTreeSet<u16>),
 }
 
 /// Runs one browser's session until it or the relay leaves. `identity` is what the relay adds to its events.
@@ -79,7 +81,7 @@ pub async fn run<W, R, E>(
     mut sink: W,
     mut stream: R,
     relay: Relay,
-    resume: Option<Resume>,
+    resume: Vec<Resume>,
     identity: Identity,
 ) where
     W: Sink<Message> + Unpin,
@@ -95,7 +97,22 @@ pub async fn run<W, R, E>(
         Err(close) => Some(close),
         Ok(sub) => {
             let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
-            let send = serve(&mut sink, &relay, &sub, resume, &mut queued);
+            let send = async {
+                match &relay.cluster {
+                    Some(cluster) => {
+                        crate::cluster_session::serve(
+                            &mut sink,
+                            &relay,
+                            cluster,
+                            &sub,
+                            resume,
+                            &mut queued,
+                        )
+                        .await
+                    }
+                    None => serve(&mut sink, &relay, &sub, &resume, &mut queued, true).await,
+                }
+            };
             let gate = EventGate::new(&relay.events, &relay.allow, &identity, sub.db);
             let receive = receive_requests(&mut stream, requests, gate, &relay.metrics);
             tokio::select! {
@@ -228,6 +245,8 @@ fn unreadable(err: &impl std::fmt::Display) -> Option<Close> {
 #[derive(Default)]
 struct Topups {
     keys: BTreeSet<Vec<u8>>,
+    /// Slots that moved to this shard: their watched keys are read with the next top-up.
+    slots: BTreeSet<u16>,
     attempts: u32,
     ready: Option<(u64, Vec<u8>)>,
 }
@@ -273,14 +292,22 @@ impl Topups {
         epoch: &str,
         cursor: u64,
     ) -> Result<(), Close> {
-        if self.ready.is_some() || self.keys.is_empty() {
+        if self.ready.is_some() || (self.keys.is_empty() && self.slots.is_empty()) {
             return Ok(());
         }
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
-        let read = relay
-            .snapshots
-            .take_keys(sub.db, sub.window, keys.clone())
-            .await;
+        let slots = std::mem::take(&mut self.slots);
+        let read = if slots.is_empty() {
+            relay
+                .snapshots
+                .take_keys(sub.db, sub.window, keys.clone())
+                .await
+        } else {
+            relay
+                .snapshots
+                .take_slots(sub, &relay.allow, slots.clone(), keys.clone())
+                .await
+        };
         match read {
             // The snapshot's node is the one the link follows, so its offset is at or past what the link
             // delivered; anything else (a failover, a new epoch) means reading again later.
@@ -298,6 +325,7 @@ impl Topups {
             Ok(_) if self.attempts + 1 < TOPUP_ATTEMPTS => {
                 self.attempts += 1;
                 self.keys.extend(keys);
+                self.slots.extend(slots);
                 Ok(())
             }
             outcome => {
@@ -320,12 +348,15 @@ impl Topups {
 }
 
 /// Joins, then streams until the browser or the relay goes; returns how the session should close.
-async fn serve<W: Sink<Message> + Unpin>(
+/// `relay.backlog` and `relay.snapshots` are the stream's (one shard's, in a cluster); `notices` sends the
+/// notice of keys `--allow` never lets leave (once per session).
+pub(crate) async fn serve<W: Sink<Message> + Unpin>(
     sink: &mut W,
     relay: &Relay,
     sub: &Subscription,
-    resume: Option<Resume>,
+    resume: &[Resume],
     requests: &mut mpsc::Receiver<Inbound>,
+    notices: bool,
 ) -> Result<(), Close> {
     let backlog = &relay.backlog;
     let metrics = &relay.metrics;
@@ -336,13 +367,17 @@ async fn serve<W: Sink<Message> + Unpin>(
     send(
         sink,
         metrics,
-        Bytes::from(wire::encode_hello(&current.epoch, cursor.offset)),
+        Bytes::from(wire::encode_hello_continuing(
+            &current.epoch,
+            &cursor.previous,
+            cursor.offset,
+        )),
     )
     .await?;
     if let Some(snapshot) = cursor.snapshot.take() {
         send(sink, metrics, Bytes::from(snapshot)).await?;
     }
-    if let Some(text) = disallowed_notice(sub, &relay.allow) {
+    if let Some(text) = disallowed_notice(sub, &relay.allow).filter(|_| notices) {
         send(sink, metrics, Bytes::from(wire::encode_notice(&text))).await?;
     }
     let mut topups = Topups::default();
@@ -413,8 +448,12 @@ async fn serve<W: Sink<Message> + Unpin>(
                         send(sink, metrics, Bytes::from(snapshot)).await?;
                     }
                 }
+                let renamed = backlog
+                    .position()
+                    .map(|(stream, _)| stream)
+                    .filter(|s| s.generation == current.generation && s.epoch != current.epoch);
                 let progress_due = last_sent.elapsed() >= PROGRESS_INTERVAL;
-                if !message.is_empty() || progress_due {
+                if !message.is_empty() || progress_due || renamed.is_some() {
                     if message.is_empty() {
                         message = wire::begin_commands();
                     }
@@ -422,6 +461,14 @@ async fn serve<W: Sink<Message> + Unpin>(
                     wire::push_segment(&mut message, cursor, &[]);
                     send(sink, metrics, Bytes::from(message)).await?;
                     last_sent = Instant::now();
+                }
+                if let Some(renamed) = renamed {
+                    // A failover: the stream goes on under a new replication ID. Tell the browser, at the cursor,
+                    // so that it resumes with the new ID later; its windows stay.
+                    let hello =
+                        wire::encode_hello_continuing(&renamed.epoch, &current.epoch, cursor);
+                    send(sink, metrics, Bytes::from(hello)).await?;
+                    current = renamed;
                 }
             }
             Read::Wait => {
@@ -437,7 +484,7 @@ async fn serve<W: Sink<Message> + Unpin>(
             }
             Read::Restarted { stream, .. } => {
                 // A full resync of the link: what the browser holds may be stale. Join again, with a snapshot.
-                let Some(mut rejoin) = join(relay, sub, None, &mut changed).await? else {
+                let Some(mut rejoin) = join(relay, sub, &[], &mut changed).await? else {
                     return Ok(());
                 };
                 tracing::debug!(epoch = %stream.epoch, "session rejoined after a full resync of the link");
@@ -480,6 +527,10 @@ async fn take<W: Sink<Message> + Unpin>(
     match inbound {
         Inbound::Topup(keys) => topups.ask(sink, relay, sub, keys).await,
         Inbound::Ack(ack) => send(sink, &relay.metrics, Bytes::from(ack)).await,
+        Inbound::Slots(slots) => {
+            topups.slots.extend(slots);
+            Ok(())
+        }
     }
 }
 
@@ -509,6 +560,8 @@ fn disallowed_notice(sub: &Subscription, allow: &crate::subscription::Allow) -> 
 /// Where a session starts: its offset, and the snapshot message to send first when it did not resume.
 struct Start {
     offset: u64,
+    /// The epoch the browser resumed from, when the stream continues it under a new one; else empty.
+    previous: String,
     snapshot: Option<Vec<u8>>,
     /// Keys too many for the first snapshot part: they follow as top-ups.
     rest: Vec<Vec<u8>>,
@@ -516,29 +569,45 @@ struct Start {
 
 /// Resumes inside the backlog if asked and possible, else takes a snapshot and waits for the link to reach it.
 /// `Ok(None)`: the relay is going away.
+/// `resume` may name several streams (a cluster's shards): the one this backlog holds is used.
 async fn join(
     relay: &Relay,
     sub: &Subscription,
-    resume: Option<Resume>,
+    resume: &[Resume],
     changed: &mut watch::Receiver<u64>,
 ) -> Result<Option<(BacklogStream, Start)>, Close> {
     let backlog = &relay.backlog;
     // Wait for the link's first sync.
-    let (stream, at, resumed) = loop {
+    let joined = loop {
         changed.borrow_and_update();
-        if let Some(joined) = backlog.join(resume.as_ref().map(|r| (r.epoch.as_str(), r.offset))) {
-            break joined;
+        let resumed = resume.iter().find_map(|r| {
+            backlog
+                .join(Some((&r.epoch, r.offset)))
+                .filter(|(_, _, resumed)| *resumed)
+                .map(|joined| (joined, r.epoch.clone()))
+        });
+        if let Some(joined) = resumed {
+            break Some(joined);
+        }
+        if backlog.join(None).is_some() {
+            break None;
         }
         if changed.changed().await.is_err() {
             return Ok(None);
         }
     };
-    if resumed {
+    if let Some(((stream, at, _), epoch)) = joined {
         Metrics::add(&relay.metrics.resumes, 1);
+        let previous = if epoch == stream.epoch {
+            String::new()
+        } else {
+            epoch
+        };
         return Ok(Some((
             stream,
             Start {
                 offset: at,
+                previous,
                 snapshot: None,
                 rest: Vec::new(),
             },
@@ -565,6 +634,7 @@ async fn join(
                     stream,
                     Start {
                         offset: snapshot.offset,
+                        previous: String::new(),
                         snapshot: Some(message),
                         rest: snapshot.rest,
                     },

@@ -66,10 +66,16 @@ pub struct Snapshot {
     pub rest: Vec<Vec<u8>>,
 }
 
+/// Whether a key lives on the node a snapshotter reads (in a cluster: whether its slot is the shard's now).
+pub type KeyFilter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 pub struct Snapshotter {
     /// The node the link follows now: it changes with a failover, and snapshots follow it.
     upstream: Arc<Upstream>,
     permits: Semaphore,
+    /// Following one shard of a cluster: the keys this shard owns now; reads go to it with `READONLY` (its node
+    /// may be a replica).
+    shard: Option<KeyFilter>,
 }
 
 impl Snapshotter {
@@ -77,7 +83,17 @@ impl Snapshotter {
         Ok(Snapshotter {
             upstream,
             permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
+            shard: None,
         })
+    }
+
+    /// The snapshotter of one cluster shard: it reads only the keys `owns` says are the shard's.
+    pub fn for_shard(upstream: Arc<Upstream>, owns: KeyFilter) -> Self {
+        Snapshotter {
+            upstream,
+            permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
+            shard: Some(owns),
+        }
     }
 
     /// The windows of every key the subscription watches (and `allow` allows), for a joining session.
@@ -97,6 +113,19 @@ impl Snapshotter {
             return Err(SnapshotError::TooManyKeys);
         }
         self.read(db, window, Keys::Given(keys)).await
+    }
+
+    /// A top-up after slots moved to this shard: the keys the subscription watches in `slots`, found on this
+    /// node now, and `keys`.
+    pub async fn take_slots(
+        &self,
+        sub: &Subscription,
+        allow: &Allow,
+        slots: BTreeSet<u16>,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Snapshot, SnapshotError> {
+        self.read(sub.db, sub.window, Keys::InSlots(sub, allow, slots, keys))
+            .await
     }
 
     async fn read(
@@ -119,6 +148,10 @@ impl Snapshotter {
             .client()?
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        if self.shard.is_some() {
+            // The shard's node may be a replica: without READONLY it redirects every read to its primary.
+            redis::cmd("READONLY").query_async::<()>(&mut conn).await?;
+        }
         redis::cmd("SELECT")
             .arg(db)
             .query_async::<()>(&mut conn)
@@ -126,7 +159,19 @@ impl Snapshotter {
         let mut keys = match keys {
             Keys::Watched(sub, allow) => list_keys(&mut conn, sub, allow).await?,
             Keys::Given(keys) => keys,
+            Keys::InSlots(sub, allow, slots, given) => {
+                let mut keys = list_keys(&mut conn, sub, allow).await?;
+                keys.retain(|k| slots.contains(&crate::cluster::slot(k)));
+                keys.extend(given);
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            }
         };
+        if let Some(owns) = &self.shard {
+            // A cluster node answers MOVED for a key it does not hold, which would fail the whole read.
+            keys.retain(|k| owns(k));
+        }
         let mut part = (PART_ITEMS / window.max(1)).max(1);
         let mut attempts = 0;
         loop {
@@ -156,6 +201,8 @@ enum Keys<'a> {
     /// Every key a subscription watches now, that the relay allows.
     Watched(&'a Subscription, &'a Allow),
     Given(Vec<Vec<u8>>),
+    /// The watched keys in these slots, and the given keys.
+    InSlots(&'a Subscription, &'a Allow, BTreeSet<u16>, Vec<Vec<u8>>),
 }
 
 /// The subscription's explicit keys and the keys its patterns match now, allowed ones only.

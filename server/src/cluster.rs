@@ -1,0 +1,679 @@
+//! Following a Redis Cluster: one replica link per shard, and the slot map that says which shard holds a key.
+//!
+//! `--cluster host:port` names any node (or several). The relay asks it for the shards (`CLUSTER SHARDS`, or
+//! `CLUSTER SLOTS` on a Redis without it), and gives each shard what a single-Redis relay has: an [`Upstream`] (the
+//! node its link follows: the shard's primary, or one of its replicas with `--cluster-follow replica`), a
+//! [`Backlog`], a [`Snapshotter`] that reads only the keys whose slots the shard owns, and its own link metrics.
+//! Every shard's stream keeps its own replication ID and offsets; a session sends each in its own envelope.
+//!
+//! The topology is read again every [`REFRESH_INTERVAL`] (and sooner after a link error): a failover inside a shard
+//! switches that shard's upstream (the link re-attaches with `PSYNC`, which the promoted node continues), a new
+//! shard gets a link, a shard that left the cluster is retired, and slots that moved are published in the new
+//! [`View`], so sessions top up their keys in those slots from the new owner.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::backlog::Backlog;
+use crate::metrics::Metrics;
+use crate::replica_link::{self, RedisTarget};
+use crate::snapshot::Snapshotter;
+use crate::upstream::Upstream;
+
+/// Hash slots of a Redis Cluster.
+pub const SLOTS: usize = 16384;
+/// How often the topology is read again.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one topology read may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has a non-empty one, mod 16384.
+pub fn slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16(hashed) % SLOTS as u16
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Which node of each shard the relay follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Follow {
+    Primary,
+    Replica,
+}
+
+/// One node as the cluster describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    pub host: String,
+    pub port: u16,
+    pub primary: bool,
+    /// `false` for a node the cluster marks failed (or still loading).
+    pub healthy: bool,
+}
+
+/// One shard: its slot ranges and nodes (the primary first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub slots: Vec<(u16, u16)>,
+    pub nodes: Vec<Node>,
+}
+
+impl ShardInfo {
+    /// The node to follow: the healthy primary, or with `Follow::Replica` a healthy replica (the one with the
+    /// smallest id, so that a relay keeps its choice), else the primary.
+    pub fn choose(&self, follow: Follow) -> Option<&Node> {
+        let primary = self.nodes.iter().find(|n| n.primary && n.healthy);
+        match follow {
+            Follow::Primary => primary,
+            Follow::Replica => self
+                .nodes
+                .iter()
+                .filter(|n| !n.primary && n.healthy)
+                .min_by(|a, b| a.id.cmp(&b.id))
+                .or(primary),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum TopologyError {
+    #[error("cannot ask {node} for the cluster's shards: {error}")]
+    Redis { node: String, error: String },
+    #[error("{node} answered {command} with something unexpected: {what}")]
+    Reply {
+        node: String,
+        command: &'static str,
+        what: String,
+    },
+    #[error("{node} is not part of a Redis Cluster (cluster_enabled:0): follow it with --redis-url instead")]
+    NotCluster { node: String },
+}
+
+/// Reads the shards from the first of `seeds` that answers.
+pub async fn discover(
+    seeds: &[(String, u16)],
+    template: &RedisTarget,
+) -> Result<Vec<ShardInfo>, TopologyError> {
+    let mut last = None;
+    for (host, port) in seeds {
+        match discover_at(&template.at(host, *port)).await {
+            Ok(shards) => return Ok(shards),
+            Err(err @ TopologyError::NotCluster { .. }) => return Err(err),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or(TopologyError::Redis {
+        node: "(none)".into(),
+        error: "no --cluster node given".into(),
+    }))
+}
+
+async fn discover_at(target: &RedisTarget) -> Result<Vec<ShardInfo>, TopologyError> {
+    let node = target.addr();
+    let redis_err = |err: redis::RedisError| TopologyError::Redis {
+        node: node.clone(),
+        error: err.to_string(),
+    };
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(QUERY_TIMEOUT))
+        .set_response_timeout(Some(QUERY_TIMEOUT));
+    let mut conn = target
+        .client()
+        .map_err(redis_err)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(redis_err)?;
+    match redis::cmd("CLUSTER")
+        .arg("SHARDS")
+        .query_async::<Value>(&mut conn)
+        .await
+    {
+        Ok(reply) => parse_shards(&reply).map_err(|what| TopologyError::Reply {
+            node: node.clone(),
+            command: "CLUSTER SHARDS",
+            what,
+        }),
+        Err(err) if err.to_string().contains("cluster support disabled") => {
+            Err(TopologyError::NotCluster { node })
+        }
+        // Redis before 7.0 has no CLUSTER SHARDS.
+        Err(_) => {
+            let reply = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async::<Value>(&mut conn)
+                .await
+                .map_err(|err| {
+                    if err.to_string().contains("cluster support disabled") {
+                        TopologyError::NotCluster { node: node.clone() }
+                    } else {
+                        redis_err(err)
+                    }
+                })?;
+            parse_slots(&reply).map_err(|what| TopologyError::Reply {
+                node,
+                command: "CLUSTER SLOTS",
+                what,
+            })
+        }
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(i) => Some(*i),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+/// A RESP2 flat map (`[name, value, …]`) or a RESP3 map, as pairs.
+fn pairs(value: &Value) -> Option<Vec<(String, &Value)>> {
+    match value {
+        Value::Array(items) => items
+            .chunks_exact(2)
+            .map(|pair| Some((text(&pair[0])?, &pair[1])))
+            .collect(),
+        Value::Map(items) => items.iter().map(|(k, v)| Some((text(k)?, v))).collect(),
+        _ => None,
+    }
+}
+
+fn slot_number(value: &Value) -> Option<u16> {
+    int(value)
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|&s| usize::from(s) < SLOTS)
+}
+
+/// `CLUSTER SHARDS` (Redis 7.0+): per shard, `slots` (start, end, start, end, …) and `nodes` (maps of `id`, `ip`,
+/// `endpoint`, `port`, `role`, `health`, …).
+pub fn parse_shards(reply: &Value) -> Result<Vec<ShardInfo>, String> {
+    let Value::Array(shards) = reply else {
+        return Err("not an array of shards".into());
+    };
+    let mut out = Vec::new();
+    for shard in shards {
+        let fields = pairs(shard).ok_or("a shard that is not a map")?;
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let Some(Value::Array(slots)) = get("slots") else {
+            return Err("a shard without slots".into());
+        };
+        let slots = slots
+            .chunks_exact(2)
+            .map(|r| Some((slot_number(&r[0])?, slot_number(&r[1])?)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a slot range that is not two slot numbers")?;
+        let Some(Value::Array(nodes)) = get("nodes") else {
+            return Err("a shard without nodes".into());
+        };
+        let mut parsed = Vec::new();
+        for node in nodes {
+            let fields = pairs(node).ok_or("a node that is not a map")?;
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| text(v).or_else(|| int(v).map(|i| i.to_string())))
+            };
+            let host = get("ip")
+                .filter(|h| !h.is_empty() && h != "?")
+                .or_else(|| get("endpoint"))
+                .ok_or("a node without an ip")?;
+            let port = get("port")
+                .and_then(|p| p.parse().ok())
+                .ok_or("a node without a port")?;
+            parsed.push(Node {
+                id: get("id").ok_or("a node without an id")?,
+                host,
+                port,
+                primary: get("role").as_deref() == Some("master"),
+                healthy: get("health").is_none_or(|h| h == "online"),
+            });
+        }
+        parsed.sort_by_key(|n| !n.primary);
+        out.push(ShardInfo {
+            slots,
+            nodes: parsed,
+        });
+    }
+    Ok(out)
+}
+
+/// `CLUSTER SLOTS`: per slot range, `[start, end, [ip, port, id], [replica ip, port, id], …]`; ranges of one
+/// primary make one shard. Primaries without slots are not listed.
+pub fn parse_slots(reply: &Value) -> Result<Vec<ShardInfo>, String> {
+    let Value::Array(ranges) = reply else {
+        return Err("not an array of slot ranges".into());
+    };
+    let mut by_primary: BTreeMap<String, ShardInfo> = BTreeMap::new();
+    for range in ranges {
+        let Value::Array(parts) = range else {
+            return Err("a slot range that is not an array".into());
+        };
+        let (Some(start), Some(end)) = (
+            parts.first().and_then(slot_number),
+            parts.get(1).and_then(slot_number),
+        ) else {
+            return Err("a slot range without its start and end".into());
+        };
+        let mut nodes = Vec::new();
+        for (i, node) in parts.iter().skip(2).enumerate() {
+            let Value::Array(node) = node else {
+                return Err("a node that is not an array".into());
+            };
+            let host = node.first().and_then(text).ok_or("a node without an ip")?;
+            let port = node
+                .get(1)
+                .and_then(int)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or("a node without a port")?;
+            let id = node
+                .get(2)
+                .and_then(text)
+                .unwrap_or_else(|| format!("{host}:{port}"));
+            nodes.push(Node {
+                id,
+                host,
+                port,
+                primary: i == 0,
+                healthy: true,
+            });
+        }
+        let Some(primary) = nodes.first() else {
+            return Err("a slot range without nodes".into());
+        };
+        by_primary
+            .entry(primary.id.clone())
+            .or_insert_with(|| ShardInfo {
+                slots: Vec::new(),
+                nodes: nodes.clone(),
+            })
+            .slots
+            .push((start, end));
+    }
+    Ok(by_primary.into_values().collect())
+}
+
+/// One shard as the relay follows it.
+pub struct Shard {
+    /// The relay's number for this shard, unique for its run.
+    pub number: u32,
+    pub upstream: Arc<Upstream>,
+    pub backlog: Arc<Backlog>,
+    pub snapshots: Arc<Snapshotter>,
+    /// The link's own counters and the followed node's offset (for the per-shard lag).
+    pub metrics: Arc<Metrics>,
+    /// Every node id seen in this shard: a failover or a restart keeps the shard recognisable.
+    nodes: std::sync::Mutex<BTreeSet<String>>,
+    /// Set when the shard left the cluster: its sessions stop following it.
+    pub retired: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The topology as sessions see it: the shards followed, and which one owns each slot.
+pub struct View {
+    /// Bumped with every change.
+    pub version: u64,
+    pub shards: Vec<Arc<Shard>>,
+    /// The number of the shard owning each slot, if any.
+    owners: Vec<Option<u32>>,
+}
+
+impl View {
+    /// The shard owning `key`'s slot now.
+    pub fn owner_of(&self, key: &[u8]) -> Option<u32> {
+        self.owners[usize::from(slot(key))]
+    }
+
+    /// The slots `shard` owns here and did not own in `before`.
+    pub fn gained(&self, before: &View, shard: u32) -> Vec<u16> {
+        (0..SLOTS)
+            .filter(|&s| self.owners[s] == Some(shard) && before.owners[s] != Some(shard))
+            .map(|s| s as u16)
+            .collect()
+    }
+
+    pub fn shard(&self, number: u32) -> Option<&Arc<Shard>> {
+        self.shards.iter().find(|s| s.number == number)
+    }
+}
+
+/// Everything the relay needs to follow a cluster.
+pub struct Cluster {
+    seeds: Vec<(String, u16)>,
+    template: RedisTarget,
+    follow: Follow,
+    listening_port: u16,
+    link_timeout: Duration,
+    /// Capacity of each shard's backlog (`--backlog-bytes`).
+    backlog_bytes: usize,
+    view: watch::Sender<Arc<View>>,
+    next_number: std::sync::atomic::AtomicU32,
+    /// `true` once the first topology read succeeded.
+    pub ready: AtomicBool,
+}
+
+impl Cluster {
+    pub fn new(
+        seeds: Vec<(String, u16)>,
+        template: RedisTarget,
+        follow: Follow,
+        listening_port: u16,
+        link_timeout: Duration,
+        backlog_bytes: usize,
+    ) -> Self {
+        Cluster {
+            seeds,
+            template,
+            follow,
+            listening_port,
+            link_timeout,
+            backlog_bytes,
+            view: watch::channel(Arc::new(View {
+                version: 0,
+                shards: Vec::new(),
+                owners: vec![None; SLOTS],
+            }))
+            .0,
+            next_number: Default::default(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// The topology now.
+    pub fn view(&self) -> Arc<View> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that wakes when the topology changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<View>> {
+        self.view.subscribe()
+    }
+
+    /// Reads the topology every [`REFRESH_INTERVAL`] and applies it, forever.
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match discover(&self.known_nodes(), &self.template).await {
+                Ok(shards) => {
+                    self.apply(shards);
+                    self.ready.store(true, Ordering::Relaxed);
+                }
+                Err(err) => tracing::warn!("cluster topology: {err}"),
+            }
+        }
+    }
+
+    /// The seeds, then every node of the shards followed: any of them can answer after the seeds are gone.
+    fn known_nodes(&self) -> Vec<(String, u16)> {
+        let mut nodes = self.seeds.clone();
+        for shard in &self.view().shards {
+            let target = shard.upstream.current();
+            let node = (target.host.clone(), target.port);
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+        nodes
+    }
+
+    /// Follows `shards`: matches each to a shard followed (by any node id in common), switches upstreams, starts
+    /// links for new shards, retires the ones gone, and publishes a new view if anything changed.
+    pub fn apply(&self, shards: Vec<ShardInfo>) {
+        let before = self.view();
+        let mut followed: Vec<Arc<Shard>> = Vec::new();
+        let mut owners = vec![None; SLOTS];
+        let mut changed = false;
+        for info in &shards {
+            let ids: BTreeSet<String> = info.nodes.iter().map(|n| n.id.clone()).collect();
+            let existing = before.shards.iter().find(|s| {
+                !followed.iter().any(|f| f.number == s.number)
+                    && s.nodes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .intersection(&ids)
+                        .next()
+                        .is_some()
+            });
+            let Some(node) = info.choose(self.follow) else {
+                tracing::warn!(slots = ?info.slots, "cluster shard with no healthy node to follow");
+                if let Some(shard) = existing {
+                    followed.push(shard.clone());
+                }
+                continue;
+            };
+            let shard = match existing {
+                Some(shard) => {
+                    shard
+                        .nodes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(ids);
+                    if shard.upstream.switch_to(&node.host, node.port) {
+                        tracing::info!(shard = shard.number, node = %format!("{}:{}", node.host, node.port),
+                            "cluster shard: following another node (a failover or a node gone)");
+                    }
+                    shard.clone()
+                }
+                None => {
+                    changed = true;
+                    self.start_shard(node, ids)
+                }
+            };
+            for &(start, end) in &info.slots {
+                for s in start..=end {
+                    owners[usize::from(s)] = Some(shard.number);
+                }
+            }
+            followed.push(shard);
+        }
+        for gone in before
+            .shards
+            .iter()
+            .filter(|s| !followed.iter().any(|f| f.number == s.number))
+        {
+            tracing::info!(
+                shard = gone.number,
+                node = %gone.upstream.current().addr(),
+                "cluster shard left the cluster: no longer followed"
+            );
+            gone.retired.send_replace(true);
+            changed = true;
+        }
+        if owners != before.owners {
+            changed = true;
+        }
+        if changed {
+            followed.sort_by_key(|s| s.number);
+            self.view.send_replace(Arc::new(View {
+                version: before.version + 1,
+                shards: followed,
+                owners,
+            }));
+        }
+    }
+
+    fn start_shard(&self, node: &Node, ids: BTreeSet<String>) -> Arc<Shard> {
+        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
+        let upstream = Arc::new(Upstream::new(self.template.at(&node.host, node.port)));
+        let backlog = Arc::new(Backlog::new(self.backlog_bytes));
+        let metrics = Arc::new(Metrics::default());
+        tracing::info!(shard = number, node = %format!("{}:{}", node.host, node.port), "cluster shard: following");
+        let view = self.view.subscribe();
+        let owns = move |key: &[u8]| view.borrow().owner_of(key) == Some(number);
+        let snapshots = Arc::new(Snapshotter::for_shard(upstream.clone(), Arc::new(owns)));
+        let link = tokio::spawn(replica_link::follow(
+            upstream.clone(),
+            None,
+            backlog.clone(),
+            metrics.clone(),
+            self.listening_port,
+            self.link_timeout,
+        ));
+        let poll = tokio::spawn({
+            let (metrics, upstream) = (metrics.clone(), upstream.clone());
+            async move { metrics.poll_upstream(upstream).await }
+        });
+        Arc::new(Shard {
+            number,
+            upstream,
+            backlog,
+            snapshots,
+            metrics,
+            nodes: std::sync::Mutex::new(ids),
+            retired: watch::channel(false).0,
+            tasks: vec![link, poll],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn slots_follow_redis_including_hash_tags() {
+        // From CLUSTER KEYSLOT on redis-server 7.0.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"perf:web-1"), slot(b"perf:web-1"));
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+        assert_eq!(slot(b""), 0);
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+    }
+
+    fn node(id: &str, port: i64, role: &str, health: &str) -> Value {
+        Value::Array(vec![
+            bulk("id"),
+            bulk(id),
+            bulk("port"),
+            Value::Int(port),
+            bulk("ip"),
+            bulk("127.0.0.1"),
+            bulk("endpoint"),
+            bulk("127.0.0.1"),
+            bulk("role"),
+            bulk(role),
+            bulk("replication-offset"),
+            Value::Int(100),
+            bulk("health"),
+            bulk(health),
+        ])
+    }
+
+    #[test]
+    fn cluster_shards_replies_give_slots_and_nodes_primary_first() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("slots"),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                Value::Int(6000),
+                Value::Int(6001),
+            ]),
+            bulk("nodes"),
+            Value::Array(vec![
+                node("b", 7003, "replica", "online"),
+                node("a", 7000, "master", "online"),
+            ]),
+        ])]);
+        let shards = parse_shards(&reply).unwrap();
+        assert_eq!(shards[0].slots, vec![(0, 5460), (6000, 6001)]);
+        assert_eq!(shards[0].nodes[0].id, "a");
+        assert_eq!(shards[0].choose(Follow::Primary).unwrap().port, 7000);
+        assert_eq!(shards[0].choose(Follow::Replica).unwrap().port, 7003);
+        let mut failed = shards[0].clone();
+        failed.nodes[1].healthy = false;
+        assert_eq!(failed.choose(Follow::Replica).unwrap().port, 7000);
+        assert!(parse_shards(&bulk("no")).is_err());
+        let bad = Value::Array(vec![Value::Array(vec![
+            bulk("slots"),
+            Value::Array(vec![Value::Int(0), Value::Int(99999)]),
+            bulk("nodes"),
+            Value::Array(vec![]),
+        ])]);
+        assert_eq!(
+            parse_shards(&bad).unwrap_err(),
+            "a slot range that is not two slot numbers"
+        );
+    }
+
+    #[test]
+    fn cluster_slots_replies_group_ranges_by_primary() {
+        let range = |start, end, primary: (&str, i64), replica: (&str, i64)| {
+            Value::Array(vec![
+                Value::Int(start),
+                Value::Int(end),
+                Value::Array(vec![
+                    bulk("127.0.0.1"),
+                    Value::Int(primary.1),
+                    bulk(primary.0),
+                ]),
+                Value::Array(vec![
+                    bulk("127.0.0.1"),
+                    Value::Int(replica.1),
+                    bulk(replica.0),
+                ]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            range(0, 100, ("a", 7000), ("b", 7003)),
+            range(101, 200, ("c", 7001), ("d", 7004)),
+            range(201, 300, ("a", 7000), ("b", 7003)),
+        ]);
+        let shards = parse_slots(&reply).unwrap();
+        assert_eq!(shards.len(), 2);
+        assert_eq!(shards[0].slots, vec![(0, 100), (201, 300)]);
+        assert!(shards[0].nodes[0].primary && !shards[0].nodes[1].primary);
+        assert!(parse_slots(&Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err());
+    }
+}
