@@ -204,6 +204,13 @@ impl Backlog {
         }
     }
 
+    /// Whether a browser at `offset` of `epoch` is ahead of the ring: same stream, but the link has not received
+    /// that far yet (it follows another node than the relay the browser came from, a moment behind).
+    pub fn is_ahead(&self, epoch: &str, offset: u64) -> bool {
+        let ring = self.ring();
+        ring.stream.as_ref().is_some_and(|s| s.epoch == epoch) && offset > ring.end
+    }
+
     /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch). The
     /// first batch may start before the cursor: take it from the cursor on.
     pub fn read(&self, stream: &Stream, cursor: u64, budget: usize) -> Read {

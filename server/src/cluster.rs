@@ -479,6 +479,11 @@ impl Cluster {
                         .next()
                         .is_some()
             });
+            if existing.is_none() && info.slots.is_empty() {
+                // A primary without slots: a node just added (followed once it gets slots), or, during a failover,
+                // the old primary before it turns replica.
+                continue;
+            }
             let Some(node) = info.choose(self.follow) else {
                 tracing::warn!(slots = ?info.slots, "cluster shard with no healthy node to follow");
                 if let Some(shard) = existing {

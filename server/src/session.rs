@@ -578,6 +578,7 @@ async fn join(
 ) -> Result<Option<(BacklogStream, Start)>, Close> {
     let backlog = &relay.backlog;
     // Wait for the link's first sync.
+    let mut waited = false;
     let joined = loop {
         changed.borrow_and_update();
         let resumed = resume.iter().find_map(|r| {
@@ -588,6 +589,15 @@ async fn join(
         });
         if let Some(joined) = resumed {
             break Some(joined);
+        }
+        if let Some(ahead) = resume.iter().find(|r| backlog.is_ahead(&r.epoch, r.offset)) {
+            // The browser comes from a relay whose node was a moment ahead of ours: wait for the link to get
+            // there rather than snapshot (once; a link that does not catch up in time means a snapshot).
+            if !waited {
+                waited = true;
+                caught_up(backlog, changed, &ahead.epoch, ahead.offset).await;
+                continue;
+            }
         }
         if backlog.join(None).is_some() {
             break None;

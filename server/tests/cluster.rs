@@ -1,0 +1,309 @@
+//! The relay following a Redis Cluster: a local cluster of 3 primaries and 3 replicas started by each test
+//! (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`), real relays, and a browser's
+//! StreamAssembler fed by the relay's WebSocket, asking for top-ups as a page does. Each test ends with every window
+//! equal to what Redis holds: streaming from all shards, a `CLUSTER FAILOVER`, a slot migrating under load, and two
+//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use replicast_wasm::wire::{self, Message};
+use replicast_wasm::{StreamAssembler, WatchConfig};
+use support::cluster::Cluster;
+use support::*;
+
+const WINDOW: usize = 20;
+/// How long a browser may take to converge after the writes stop.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn assembler() -> StreamAssembler {
+    StreamAssembler::new(WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window: WINDOW,
+    })
+}
+
+/// A relay following `cluster` through its first node, with `flags`.
+fn cluster_relay(cluster: &Cluster, flags: &[&str]) -> (Proc, String) {
+    let seed = format!("127.0.0.1:{}", cluster.ports()[0]);
+    let mut args = vec!["--cluster", &seed, "--allow", "perf:*"];
+    args.extend(flags);
+    start_relay_args(&args)
+}
+
+/// What a browser's relay messages held, counted.
+#[derive(Default, Debug)]
+struct Seen {
+    hellos: usize,
+    snapshots: usize,
+}
+
+/// Whether `message` (or the one in its envelope) is a snapshot or a hello.
+fn count(seen: &mut Seen, message: &[u8]) {
+    let decoded = wire::decode(message).unwrap();
+    let inner = match &decoded {
+        Message::Shard { message, .. } => message.as_ref(),
+        other => other,
+    };
+    match inner {
+        Message::Snapshot { .. } => seen.snapshots += 1,
+        Message::Hello { .. } => seen.hellos += 1,
+        _ => {}
+    }
+}
+
+/// Feeds the relay's messages to `assembler`, sending its top-ups as a page does, until every window of `keys`
+/// equals Redis; panics after [`CONVERGE`] with the difference.
+async fn converge(
+    socket: &mut Socket,
+    assembler: &mut StreamAssembler,
+    cluster: &Cluster,
+    keys: &[String],
+    seen: &mut Seen,
+) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let mut messages = 0;
+    loop {
+        let idle = match tokio::time::timeout(Duration::from_millis(100), next_binary(socket)).await {
+            Ok(message) => {
+                count(seen, &message);
+                assembler.push_message(&message).unwrap();
+                messages += 1;
+                false
+            }
+            Err(_) => true,
+        };
+        let topups = assembler.take_topups();
+        if !topups.is_empty() {
+            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        if idle || messages % 200 == 0 {
+            let mut differ = None;
+            for key in keys {
+                let redis = cluster.zrange_withscores_newest(key, WINDOW).await;
+                let window = zset_newest_first(assembler, key);
+                if redis != window {
+                    differ = Some((key.clone(), redis, window));
+                    break;
+                }
+            }
+            let Some((key, redis, window)) = differ else {
+                return;
+            };
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{key}: the window never equalled Redis.\nRedis:  {redis:?}\nwindow: {window:?}\n{seen:?}, diagnostics {:?}",
+                    assembler.diagnostics()
+                );
+            }
+        }
+    }
+}
+
+/// Keys spread over every shard: `perf:h0` … `perf:h{n-1}`.
+async fn keys_on_every_shard(cluster: &Cluster, n: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..n).map(|i| format!("perf:h{i}")).collect();
+    let mut owners = std::collections::BTreeSet::new();
+    for key in &keys {
+        owners.insert(cluster.owner(cluster.slot(key.as_bytes())).await);
+    }
+    assert_eq!(owners.len(), 3, "the keys cover every primary");
+    keys
+}
+
+async fn write(cluster: &Cluster, keys: &[String], from: usize, to: usize) {
+    for i in from..to {
+        for key in keys {
+            cluster.zadd(key, i as f64, &format!("m{i}")).await;
+        }
+    }
+}
+
+/// The `at=` a page resumes with: every shard's epoch and offset.
+fn at(assembler: &StreamAssembler) -> String {
+    assembler
+        .positions()
+        .iter()
+        .map(|(_, epoch, offset)| format!("{epoch}:{offset}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn master_replid(port: u16) -> String {
+    info_field(&mut redis_conn(port).await, "replication", "master_replid").await
+}
+
+#[tokio::test]
+async fn a_browser_streams_from_every_shard_and_its_windows_equal_redis() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 12).await;
+    write(&cluster, &keys, 0, 30).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert_eq!((seen.hellos, seen.snapshots), (3, 3), "a hello and a snapshot per shard");
+
+    // Live writes, on every shard, go on reaching the windows.
+    write(&cluster, &keys, 30, 60).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    // Each shard's stream is its primary's: its replication ID.
+    let mut epochs: Vec<String> = assembler.positions().into_iter().map(|(_, e, _)| e).collect();
+    let mut primaries = Vec::new();
+    for port in cluster.primaries().await {
+        primaries.push(master_replid(port).await);
+    }
+    epochs.sort();
+    primaries.sort();
+    assert_eq!(epochs, primaries);
+}
+
+#[tokio::test]
+async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers_resume() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 9).await;
+    write(&cluster, &keys, 0, 20).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    let old = cluster.owner(cluster.slot(b"perf:h0")).await;
+    let promoted = cluster.replicas_of(old).await[0];
+    cluster.failover(promoted).await;
+    write(&cluster, &keys, 20, 40).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert_eq!(seen.snapshots, 3, "no shard re-snapshotted: {seen:?}");
+
+    // The relay follows the promoted node, which continued the offsets under a new replication ID; the browser
+    // was told (a hello that continues the old epoch) and holds the new one.
+    let epoch = master_replid(promoted).await;
+    assert!(
+        assembler.positions().iter().any(|(_, e, _)| *e == epoch),
+        "{:?} lacks {epoch}",
+        assembler.positions()
+    );
+    let metrics = http_get(&ws, "/metrics").await.1;
+    assert!(
+        metrics.contains(&format!("node=\"127.0.0.1:{promoted}\"")),
+        "{metrics}"
+    );
+
+    // A browser that comes back resumes every shard where it was: no snapshot.
+    drop(socket);
+    write(&cluster, &keys, 40, 45).await;
+    let url = format!("{ws}?at={}", at(&assembler));
+    let mut socket = connect(&url, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert_eq!((seen.hellos, seen.snapshots), (3, 0), "resumed: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_slot_migrating_under_load_ends_with_every_window_equal_to_redis() {
+    let cluster = Cluster::start(3, 1).await;
+    // Four keys in one slot (a hash tag), and keys elsewhere.
+    let moving: Vec<String> = (0..4).map(|i| format!("perf:{{mig}}{i}")).collect();
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    keys.extend(moving.iter().cloned());
+    write(&cluster, &keys, 0, 25).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    let slot = cluster.slot(b"{mig}");
+    let from = cluster.owner(slot).await;
+    let to = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|&p| p != from)
+        .unwrap();
+    // Writes go on, to the moving keys and the others, while the slot moves, and the browser keeps reading.
+    let stop = AtomicBool::new(false);
+    let writes = async {
+        let mut i = 25;
+        while !stop.load(Ordering::Relaxed) {
+            write(&cluster, &keys, i, i + 1).await;
+            i += 1;
+        }
+        i
+    };
+    let migrate = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster.migrate_slot(slot, from, to).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    let read = async {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(message) =
+                tokio::time::timeout(Duration::from_millis(50), next_binary(&mut socket)).await
+            {
+                count(&mut seen, &message);
+                assembler.push_message(&message).unwrap();
+            }
+        }
+    };
+    let (written, (), ()) = tokio::join!(writes, migrate, read);
+    assert!(written > 30, "writes went on during the migration");
+    assert_eq!(cluster.owner(slot).await, to);
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    // And the keys keep following their new shard.
+    write(&cluster, &keys, written, written + 10).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+}
+
+#[tokio::test]
+async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas_without_a_snapshot() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 9).await;
+    write(&cluster, &keys, 0, 20).await;
+    let (relay_a, ws_a) = cluster_relay(&cluster, &["--cluster-follow", "primary"]);
+    let (_relay_b, ws_b) = cluster_relay(&cluster, &["--cluster-follow", "replica"]);
+    wait_healthy(&ws_a).await;
+    wait_healthy(&ws_b).await;
+    let metrics = http_get(&ws_b, "/metrics").await.1;
+    for replica in cluster.primaries().await {
+        assert!(
+            !metrics.contains(&format!("node=\"127.0.0.1:{replica}\"")),
+            "relay B follows replicas only: {metrics}"
+        );
+    }
+
+    let mut socket = connect(&ws_a, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    write(&cluster, &keys, 20, 30).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    // Relay A goes away; the browser resumes on B from the same epochs and offsets.
+    drop(relay_a);
+    drop(socket);
+    write(&cluster, &keys, 30, 40).await;
+    let url = format!("{ws_b}?at={}", at(&assembler));
+    let mut socket = connect(&url, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    write(&cluster, &keys, 40, 50).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert_eq!((seen.hellos, seen.snapshots), (3, 0), "resumed on B: {seen:?}");
+}
