@@ -62,6 +62,9 @@ pub(crate) struct Keyspace {
     /// Shards whose watched database was swapped (`SWAPDB`): no state of their keys is known until a full
     /// snapshot.
     pub(crate) swapped: BTreeSet<u16>,
+    /// Keys whose window another shard's stream touched (the key is moving there), with that shard, until a
+    /// snapshot: when the home shard then deletes the key, its state is unknown, not "deleted".
+    moved: BTreeMap<Vec<u8>, u16>,
     pub(crate) topups: BTreeSet<Vec<u8>>,
     next_id: ItemId,
     watched: FastMap<Vec<u8>, bool>,
@@ -95,6 +98,7 @@ impl Keyspace {
             windows: Windows::default(),
             unknown: BTreeMap::new(),
             swapped: BTreeSet::new(),
+            moved: BTreeMap::new(),
             topups: BTreeSet::new(),
             next_id: 0,
             watched: FastMap::default(),
@@ -138,9 +142,19 @@ impl Keyspace {
         match self.windows.get_mut(&KeyBytes(key)) {
             Some(window) if window.shard != self.shard => {
                 Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// After `key`'s window was dropped by its home shard: if another shard had touched it, the key lives there
+    /// now, in a state unknown until the top-up.
+    fn moved_away(&mut self, key: &[u8]) {
+        if let Some(to) = self.moved.remove(key) {
+            self.unknown.insert(key.to_vec(), to);
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
         }
     }
 
@@ -190,6 +204,7 @@ impl Keyspace {
             // The common case, one lookup: the window exists.
             if window.shard != self.shard && !self.authoritative {
                 Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
                 return;
             }
             let gone = Self::apply_to(
@@ -277,8 +292,12 @@ impl Keyspace {
     /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
     /// Its state is then known, so a pending top-up is withdrawn. A window of another shard stays (stale).
     pub(crate) fn drop_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
-        if !self.foreign(key) {
-            self.remove_key(observer, key);
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        if !self.authoritative {
+            self.moved_away(key);
         }
     }
 
@@ -299,6 +318,7 @@ impl Keyspace {
             return;
         }
         self.remove_key(observer, key);
+        self.moved.remove(key);
         if watched(&self.watch, &mut self.watched, key) {
             self.unknown.insert(key.to_vec(), self.shard);
             Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
@@ -372,11 +392,12 @@ impl Keyspace {
             .map(|(k, _)| k)
             .collect();
         keys.sort_unstable();
+        self.unknown.retain(|_, s| *s != shard);
         for key in keys {
             observer.key_cleared(&key);
             self.changed = true;
+            self.moved_away(&key);
         }
-        self.unknown.retain(|_, s| *s != shard);
         let (windows, unknown) = (&self.windows, &self.unknown);
         self.topups
             .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
@@ -405,6 +426,7 @@ impl Keyspace {
     /// After a snapshot rebuilt `key`: its window (if any) is exact again, complete if it holds fewer items
     /// than the capacity (Redis then gave everything it had), and its home is the snapshot's shard.
     pub(crate) fn snapshot_done(&mut self, key: &[u8]) {
+        self.moved.remove(key);
         self.unknown.remove(key);
         self.topups.remove(key);
         let capacity = self.watch.window;
