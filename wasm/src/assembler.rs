@@ -54,11 +54,13 @@ pub enum AssemblerError {
 /// What one relay message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Shard `shard`'s stream (re)started: its windows were cleared if anything could have been missed.
+    /// Shard `shard`'s stream (re)started; `continuous` when it continues exactly where the shard's windows were
+    /// (a resume, or a failover's new epoch naming the old one). Otherwise the shard's windows were cleared.
     Joined {
         shard: u16,
         epoch: String,
         offset: u64,
+        continuous: bool,
     },
     /// Commands were applied; `changed` says whether any watched window moved.
     Applied { commands: usize, changed: bool },
@@ -260,11 +262,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
                         expected: "a shard index below 1024",
                     }));
                 }
-                self.join(shard, epoch, offset, previous);
+                let continuous = self.join(shard, epoch, offset, previous);
                 Ok(Outcome::Joined {
                     shard,
                     epoch: epoch.to_string(),
                     offset,
+                    continuous,
                 })
             }
             Message::Commands(segments) => {
@@ -323,7 +326,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
     /// Applies the commands of one segment of shard `shard`'s stream (which had its hello); returns how many it
     /// held.
-    fn apply_segment(&mut self, shard: u16, start: u64, bytes: &[u8]) -> Result<usize, AssemblerError> {
+    fn apply_segment(
+        &mut self,
+        shard: u16,
+        start: u64,
+        bytes: &[u8],
+    ) -> Result<usize, AssemblerError> {
         let Self {
             streams,
             keyspace,
@@ -413,8 +421,8 @@ impl<O: WindowObserver> StreamAssembler<O> {
     /// Starts following `epoch` from `offset` in shard `shard`'s stream. The shard's windows survive only when
     /// nothing can have been missed: the same epoch (or the one `epoch` continues, `previous`, after a failover)
     /// and the same offset. Otherwise they start empty, since the stream alone cannot say what changed meanwhile;
-    /// other shards' windows stay.
-    fn join(&mut self, shard: u16, epoch: &str, offset: u64, previous: &str) {
+    /// other shards' windows stay. Returns whether the stream continued.
+    fn join(&mut self, shard: u16, epoch: &str, offset: u64, previous: &str) -> bool {
         let index = usize::from(shard);
         if self.streams.len() <= index {
             self.streams.resize_with(index + 1, ShardStream::new);
@@ -433,6 +441,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         }
         stream.epoch = Some(epoch.to_string());
         stream.reader = CommandReader::new(offset);
+        continuous
     }
 }
 

@@ -101,7 +101,11 @@ fn two_shards_interleave_each_with_its_own_epoch_and_offsets() {
     assert_eq!(c.rows("z0"), ["xxx 3", "xx 2", "x 1"]);
     assert_eq!(c.rows("z1"), ["y 1"]);
     assert_eq!((c.home("z0"), c.home("z1")), (Some(0), Some(1)));
-    assert_eq!(c.a.epoch(), Some("a"), "shard 0's, for single-stream callers");
+    assert_eq!(
+        c.a.epoch(),
+        Some("a"),
+        "shard 0's, for single-stream callers"
+    );
     assert_eq!(c.a.offset(), c.offsets[0]);
     assert_eq!(
         c.a.positions(),
@@ -127,7 +131,10 @@ fn duplicates_and_overlaps_are_per_shard() {
         "seen twice: skipped"
     );
     // Offset 2000 is far ahead in shard 0's stream, which is at 1000: no duplicate there.
-    let zero = encode_shard(0, &encode_commands(1000, &stream(&[&["ZADD", "z0", "1", "x"]])));
+    let zero = encode_shard(
+        0,
+        &encode_commands(1000, &stream(&[&["ZADD", "z0", "1", "x"]])),
+    );
     assert!(matches!(
         c.a.push_message(&zero).unwrap(),
         Outcome::Applied { commands: 1, .. }
@@ -162,21 +169,32 @@ fn a_shard_without_its_hello_is_refused_and_unwrapped_messages_are_shard_0() {
     c.a.push_message(&encode_commands(1000, &s)).unwrap();
     assert_eq!(c.rows("z"), ["x 1"]);
     assert_eq!(c.home("z"), Some(0));
-    assert_eq!(c.a.positions(), [(0, "a".to_string(), 1000 + s.len() as u64)]);
+    assert_eq!(
+        c.a.positions(),
+        [(0, "a".to_string(), 1000 + s.len() as u64)]
+    );
 }
 
 #[test]
 fn a_discontinuous_hello_clears_only_its_shards_windows() {
     let mut c = Cluster::new(&["a", "b"]);
     c.run(0, &[&["ZADD", "z0", "1", "x"]]);
-    c.run(1, &[&["ZADD", "z1", "1", "y"], &["MULTI"], &["ZADD", "z1", "2", "lost"]]);
+    c.run(
+        1,
+        &[
+            &["ZADD", "z1", "1", "y"],
+            &["MULTI"],
+            &["ZADD", "z1", "2", "lost"],
+        ],
+    );
     let outcome = c.hello(1, &encode_hello("b", 999_999));
     assert_eq!(
         outcome,
         Outcome::Joined {
             shard: 1,
             epoch: "b".to_string(),
-            offset: 999_999
+            offset: 999_999,
+            continuous: false
         }
     );
     assert!(c.rows("z1").is_empty());
@@ -199,7 +217,15 @@ fn a_hello_continuing_the_previous_epoch_keeps_the_windows() {
     // Same epoch, same offset: nothing missed.
     c.hello(1, &encode_hello("b", c.offsets[1]));
     // A failover: the promoted replica continues "b" as "b2".
-    c.hello(1, &encode_hello_continuing("b2", "b", c.offsets[1]));
+    let outcome = c.hello(1, &encode_hello_continuing("b2", "b", c.offsets[1]));
+    assert!(matches!(
+        outcome,
+        Outcome::Joined {
+            shard: 1,
+            continuous: true,
+            ..
+        }
+    ));
     assert_eq!(c.rows("z1"), ["y 1"]);
     c.run(1, &[&["ZADD", "z1", "2", "yy"]]);
     assert_eq!(c.rows("z1"), ["yy 2", "y 1"]);
@@ -248,7 +274,10 @@ fn a_key_migrating_with_its_new_owners_frames_first_converges() {
     assert!(c.stale("k"));
     assert_eq!(c.topups(), ["k"]);
     // The top-up: the relay read k from shard 1 and put the snapshot in its stream.
-    c.snapshot(1, &[&["DEL", "k"], &["ZADD", "k", "1", "x", "2", "y", "3", "z"]]);
+    c.snapshot(
+        1,
+        &[&["DEL", "k"], &["ZADD", "k", "1", "x", "2", "y", "3", "z"]],
+    );
     assert_eq!(c.rows("k"), ["z 3", "y 2", "x 1"]);
     assert_eq!(c.home("k"), Some(1));
     assert!(!c.stale("k"));
@@ -257,7 +286,10 @@ fn a_key_migrating_with_its_new_owners_frames_first_converges() {
     assert_eq!(c.rows("k"), ["z 3", "y 2", "x 1"]);
     assert!(c.stale("k"));
     assert_eq!(c.topups(), ["k"]);
-    c.snapshot(1, &[&["DEL", "k"], &["ZADD", "k", "1", "x", "2", "y", "3", "z"]]);
+    c.snapshot(
+        1,
+        &[&["DEL", "k"], &["ZADD", "k", "1", "x", "2", "y", "3", "z"]],
+    );
     c.run(1, &[&["ZADD", "k", "4", "w"]]);
     assert_eq!(c.rows("k"), ["w 4", "z 3", "y 2", "x 1"]);
     assert!(!c.stale("k"));
