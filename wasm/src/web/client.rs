@@ -187,13 +187,13 @@ struct Change<'a> {
 
 /// Where one shard's stream stands, for the page.
 #[derive(Serialize)]
-struct Position {
+pub(super) struct Position {
     shard: u16,
     epoch: String,
     offset: f64,
 }
 
-fn positions(assembler: &StreamAssembler<Follow>) -> Vec<Position> {
+pub(super) fn positions(assembler: &StreamAssembler<Follow>) -> Vec<Position> {
     assembler
         .positions()
         .into_iter()
