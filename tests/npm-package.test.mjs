@@ -60,11 +60,12 @@ function parseCommands(bytes) {
 
 /** The relay's hello and commands messages (docs/PROTOCOL.md), built by hand. */
 function hello(epoch, offset) {
-  const out = Buffer.alloc(10 + epoch.length);
+  const out = Buffer.alloc(11 + epoch.length);
   out[0] = 1;
-  out[1] = 1;
+  out[1] = 2;
   out.writeBigUInt64LE(BigInt(offset), 2);
-  out.write(epoch, 10, 'latin1');
+  out[10] = epoch.length;
+  out.write(epoch, 11, 'latin1');
   return out;
 }
 

@@ -11,6 +11,10 @@
 //!
 //! Windows that cannot follow a command exactly become stale and their keys are offered by
 //! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again.
+//!
+//! A relay following a Redis Cluster multiplexes one stream per shard (wire tag 7). Each shard's stream has its
+//! own epoch, offsets, `MULTI` block and `SELECT`ed database ([`ShardStream`]); messages without an envelope are
+//! shard 0's. Which shard may change which window is the [`Keyspace`]'s business (a window's home shard).
 
 use std::ops::Range;
 
@@ -22,7 +26,7 @@ use crate::keyspace::Keyspace;
 use crate::observe::{NoObserver, WindowObserver};
 use crate::resp::{Command, CommandReader};
 use crate::windows::Window;
-use crate::wire::{self, Message, WireError};
+use crate::wire::{self, Message, WireError, MAX_SHARDS};
 
 /// Largest window a page may ask for; larger requests are clamped to it.
 pub const MAX_WINDOW: usize = 100_000;
@@ -41,8 +45,8 @@ pub struct WatchConfig {
 pub enum AssemblerError {
     #[error(transparent)]
     Wire(#[from] WireError),
-    #[error("commands or snapshot message before any hello")]
-    NoHello,
+    #[error("commands or snapshot message for shard {shard} before its hello")]
+    NoHello { shard: u16 },
     #[error("segment {start}..{end} overlaps what was already applied, up to {applied}")]
     Overlap { start: u64, end: u64, applied: u64 },
 }
@@ -50,8 +54,14 @@ pub enum AssemblerError {
 /// What one relay message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The stream (re)started: windows were cleared if anything could have been missed.
-    Joined { epoch: String, offset: u64 },
+    /// Shard `shard`'s stream (re)started; `continuous` when it continues exactly where the shard's windows were
+    /// (a resume, or a failover's new epoch naming the old one). Otherwise the shard's windows were cleared.
+    Joined {
+        shard: u16,
+        epoch: String,
+        offset: u64,
+        continuous: bool,
+    },
     /// Commands were applied; `changed` says whether any watched window moved.
     Applied { commands: usize, changed: bool },
     /// The relay dropped this session and will close it: reconnect.
@@ -101,13 +111,34 @@ impl Transaction {
     }
 }
 
+/// Where one shard's replication stream stands.
+#[derive(Debug)]
+struct ShardStream {
+    /// The epoch followed, once the shard's hello arrived.
+    epoch: Option<String>,
+    /// Parses the shard's commands; its offset is how far the stream was applied.
+    reader: CommandReader,
+    transaction: Option<Transaction>,
+    selected_db: u32,
+}
+
+impl ShardStream {
+    fn new() -> Self {
+        ShardStream {
+            epoch: None,
+            reader: CommandReader::new(0),
+            transaction: None,
+            selected_db: 0,
+        }
+    }
+}
+
 /// Windows of the watched keys, kept up to date from the replication stream, reported to an observer `O`.
 #[derive(Debug)]
 pub struct StreamAssembler<O: WindowObserver = NoObserver> {
-    epoch: Option<String>,
-    reader: CommandReader,
+    /// By shard index, grown as hellos name shards; shard 0 always exists.
+    streams: Vec<ShardStream>,
     keyspace: Keyspace,
-    transaction: Option<Transaction>,
     observer: O,
 }
 
@@ -122,10 +153,8 @@ impl<O: WindowObserver> StreamAssembler<O> {
     pub fn with_observer(mut watch: WatchConfig, observer: O) -> Self {
         watch.window = watch.window.clamp(1, MAX_WINDOW);
         StreamAssembler {
-            epoch: None,
-            reader: CommandReader::new(0),
+            streams: vec![ShardStream::new()],
             keyspace: Keyspace::new(watch),
-            transaction: None,
             observer,
         }
     }
@@ -135,14 +164,28 @@ impl<O: WindowObserver> StreamAssembler<O> {
         &self.keyspace.watch
     }
 
-    /// The epoch being followed, once a hello arrived.
+    /// The epoch being followed (shard 0's, with a relay following a cluster), once a hello arrived.
     pub fn epoch(&self) -> Option<&str> {
-        self.epoch.as_deref()
+        self.streams[0].epoch.as_deref()
     }
 
-    /// Replication offset up to which the stream has been applied.
+    /// Replication offset up to which the stream (shard 0's) has been applied.
     pub fn offset(&self) -> u64 {
-        self.reader.offset()
+        self.streams[0].reader.offset()
+    }
+
+    /// Every shard whose hello arrived: its index, epoch, and the offset up to which its stream was applied. What
+    /// a client resumes from (`at=<epoch>:<offset>,…`).
+    pub fn positions(&self) -> Vec<(u16, String, u64)> {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter_map(|(index, stream)| {
+                let epoch = stream.epoch.clone()?;
+                // At most MAX_SHARDS streams: the index fits.
+                Some((index as u16, epoch, stream.reader.offset()))
+            })
+            .collect()
     }
 
     pub fn observer(&self) -> &O {
@@ -179,10 +222,10 @@ impl<O: WindowObserver> StreamAssembler<O> {
             .collect()
     }
 
-    /// Whether the watched database was swapped (`SWAPDB`): no key's state is known, and the next snapshot
-    /// replaces every window, not only those of the keys it names.
+    /// Whether the watched database was swapped (`SWAPDB`): no key's state (of that shard) is known, and the
+    /// shard's next snapshot replaces all its windows, not only those of the keys it names.
     pub fn needs_resnapshot(&self) -> bool {
-        self.keyspace.all_unknown
+        !self.keyspace.swapped.is_empty()
     }
 
     /// Drops the windows of keys whose TTL passed at `now_ms` (Unix milliseconds), as Redis will; returns how
@@ -199,21 +242,40 @@ impl<O: WindowObserver> StreamAssembler<O> {
             Err(err) => return Err(self.wire_error(err)),
         };
         match message {
-            Message::Hello { epoch, offset, .. } => {
-                self.join(epoch, offset);
+            Message::Shard { index, message } => self.push_shard(index, *message),
+            message => self.push_shard(0, message),
+        }
+    }
+
+    /// Applies one message of shard `shard`'s stream (messages of no stream, like notices, as they are).
+    fn push_shard(&mut self, shard: u16, message: Message<'_>) -> Result<Outcome, AssemblerError> {
+        match message {
+            Message::Hello {
+                epoch,
+                offset,
+                previous,
+                ..
+            } => {
+                if usize::from(shard) >= MAX_SHARDS {
+                    return Err(self.wire_error(WireError {
+                        at: 1,
+                        expected: "a shard index below 1024",
+                    }));
+                }
+                let continuous = self.join(shard, epoch, offset, previous);
                 Ok(Outcome::Joined {
+                    shard,
                     epoch: epoch.to_string(),
                     offset,
+                    continuous,
                 })
             }
             Message::Commands(segments) => {
-                if self.epoch.is_none() {
-                    return Err(AssemblerError::NoHello);
-                }
+                self.following(shard)?;
                 let mut commands = 0;
                 for segment in segments {
                     let segment = segment.map_err(|err| self.wire_error(err))?;
-                    commands += self.apply_segment(segment.start, segment.bytes)?;
+                    commands += self.apply_segment(shard, segment.start, segment.bytes)?;
                 }
                 Ok(Outcome::Applied {
                     commands,
@@ -221,10 +283,8 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 })
             }
             Message::Snapshot { offset, commands } => {
-                if self.epoch.is_none() {
-                    return Err(AssemblerError::NoHello);
-                }
-                self.apply_snapshot(offset, commands);
+                self.following(shard)?;
+                self.apply_snapshot(shard, offset, commands);
                 Ok(Outcome::Applied {
                     commands: 0,
                     changed: true,
@@ -240,25 +300,45 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 request: request.to_string(),
                 entry: entry.map(str::to_string).map_err(str::to_string),
             }),
-            // Interim, until the assembler keeps one stream per shard.
+            // The decoder refuses these; a message built another way is refused the same.
             Message::Shard { .. } => Err(self.wire_error(WireError {
-                at: 0,
-                expected: "no shard envelope",
+                at: 3,
+                expected: "a message that is not another shard envelope",
             })),
         }
     }
 
+    /// `Ok` if shard `shard`'s hello arrived.
+    fn following(&self, shard: u16) -> Result<(), AssemblerError> {
+        match self.streams.get(usize::from(shard)) {
+            Some(stream) if stream.epoch.is_some() => Ok(()),
+            _ => Err(AssemblerError::NoHello { shard }),
+        }
+    }
+
     fn wire_error(&mut self, err: WireError) -> AssemblerError {
-        let offset = self.reader.offset();
+        let offset = self.offset();
         self.keyspace
             .diagnostics
             .record(Problem::BadMessage, offset, err.to_string());
         err.into()
     }
 
-    /// Applies the commands of one segment; returns how many it held.
-    fn apply_segment(&mut self, start: u64, bytes: &[u8]) -> Result<usize, AssemblerError> {
-        let applied = self.reader.offset();
+    /// Applies the commands of one segment of shard `shard`'s stream (which had its hello); returns how many it
+    /// held.
+    fn apply_segment(
+        &mut self,
+        shard: u16,
+        start: u64,
+        bytes: &[u8],
+    ) -> Result<usize, AssemblerError> {
+        let Self {
+            streams,
+            keyspace,
+            observer,
+        } = self;
+        let stream = &mut streams[usize::from(shard)];
+        let applied = stream.reader.offset();
         let end = start + bytes.len() as u64;
         if end <= applied {
             return Ok(0);
@@ -269,47 +349,53 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 end,
                 applied,
             };
-            self.keyspace
+            keyspace
                 .diagnostics
                 .record(Problem::Overlap, start, err.to_string());
             return Err(err);
         }
         if start > applied {
             // Frames the relay filtered out: whole commands, so parsing resumes cleanly here.
-            self.reader = CommandReader::new(start);
+            stream.reader = CommandReader::new(start);
         }
+        keyspace.shard = shard;
+        keyspace.selected_db = stream.selected_db;
         let mut commands = 0;
-        let Self {
+        let ShardStream {
             reader,
-            keyspace,
             transaction,
-            observer,
             ..
-        } = self;
+        } = stream;
         let result = reader.push(bytes, |command| {
             commands += 1;
             apply_command(keyspace, observer, transaction, command);
         });
+        stream.selected_db = keyspace.selected_db;
         if let Err(err) = result {
             // Segments hold whole commands: the next one starts cleanly.
-            self.keyspace
+            keyspace
                 .diagnostics
                 .record(Problem::BadSegment, start, err.to_string());
-            self.reader = CommandReader::new(end);
+            stream.reader = CommandReader::new(end);
         }
         Ok(commands)
     }
 
-    /// Replaces the windows the snapshot names with their state at `offset`, and continues the stream from there.
-    fn apply_snapshot(&mut self, offset: u64, commands: &[u8]) {
+    /// Replaces the windows the snapshot names with their state at `offset` in shard `shard`'s stream, which
+    /// continues from there. A snapshot is authoritative: the windows it rebuilds get `shard` as their home.
+    fn apply_snapshot(&mut self, shard: u16, offset: u64, commands: &[u8]) {
         let Self {
-            keyspace, observer, ..
+            streams,
+            keyspace,
+            observer,
         } = self;
-        if keyspace.all_unknown {
+        keyspace.shard = shard;
+        if keyspace.swapped.contains(&shard) {
             keyspace.clear(observer, true);
         }
         // The snapshot is read in the watched database; its commands apply there.
         keyspace.selected_db = keyspace.watch.db;
+        keyspace.authoritative = true;
         let mut rebuilt = Vec::new();
         let result = CommandReader::new(0).push(commands, |command| {
             if command.is("del") {
@@ -317,6 +403,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
             }
             commands::apply(keyspace, observer, &command.args, offset);
         });
+        keyspace.authoritative = false;
         if let Err(err) = result {
             keyspace
                 .diagnostics
@@ -325,22 +412,36 @@ impl<O: WindowObserver> StreamAssembler<O> {
         for key in &rebuilt {
             keyspace.snapshot_done(key);
         }
-        keyspace.selected_db = keyspace.watch.db;
-        self.transaction = None;
-        self.reader = CommandReader::new(offset);
+        let stream = &mut streams[usize::from(shard)];
+        stream.selected_db = keyspace.watch.db;
+        stream.transaction = None;
+        stream.reader = CommandReader::new(offset);
     }
 
-    /// Starts following `epoch` from `offset`. Windows survive only when nothing can have been missed: same
-    /// epoch, same offset. Otherwise they start empty, since the stream alone cannot say what changed meanwhile.
-    fn join(&mut self, epoch: &str, offset: u64) {
-        let continuous = self.epoch.as_deref() == Some(epoch) && self.reader.offset() == offset;
-        if !continuous {
-            self.keyspace.clear(&mut self.observer, true);
-            self.keyspace.selected_db = 0;
-            self.transaction = None;
+    /// Starts following `epoch` from `offset` in shard `shard`'s stream. The shard's windows survive only when
+    /// nothing can have been missed: the same epoch (or the one `epoch` continues, `previous`, after a failover)
+    /// and the same offset. Otherwise they start empty, since the stream alone cannot say what changed meanwhile;
+    /// other shards' windows stay. Returns whether the stream continued.
+    fn join(&mut self, shard: u16, epoch: &str, offset: u64, previous: &str) -> bool {
+        let index = usize::from(shard);
+        if self.streams.len() <= index {
+            self.streams.resize_with(index + 1, ShardStream::new);
         }
-        self.epoch = Some(epoch.to_string());
-        self.reader = CommandReader::new(offset);
+        let stream = &mut self.streams[index];
+        let same_epoch = stream
+            .epoch
+            .as_deref()
+            .is_some_and(|e| e == epoch || (!previous.is_empty() && e == previous));
+        let continuous = same_epoch && stream.reader.offset() == offset;
+        if !continuous {
+            self.keyspace.shard = shard;
+            self.keyspace.clear(&mut self.observer, true);
+            stream.selected_db = 0;
+            stream.transaction = None;
+        }
+        stream.epoch = Some(epoch.to_string());
+        stream.reader = CommandReader::new(offset);
+        continuous
     }
 }
 

@@ -2,8 +2,15 @@
 //! state (a top-up is due), and the top-ups to request. Commands (`crate::commands`) change it through
 //! [`Keyspace::update`], which creates windows, checks types, reports to the observer, and decides when a window
 //! can no longer be trusted without a top-up.
+//!
+//! With a relay following a Redis Cluster, commands come from several shards' streams. Each window has a home
+//! shard, the one whose stream created it: only that stream changes it. A command of another shard on the key
+//! means the key moved (a slot migration: `RESTORE-ASKING` on the new owner, `DEL` on the old one, the two
+//! streams in no particular order), so the window becomes stale and a top-up is requested instead; the top-up's
+//! snapshot, which the relay reads from the key's current owner and sends in that shard's stream, rebuilds the
+//! window and makes that shard its home. With one Redis every window's home is shard 0.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::assembler::WatchConfig;
@@ -40,14 +47,24 @@ impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     pub(crate) watch: WatchConfig,
+    /// The database `SELECT`ed in the stream being applied.
     pub(crate) selected_db: u32,
+    /// The shard whose stream is being applied.
+    pub(crate) shard: u16,
+    /// A snapshot is being applied: it replaces the windows it names whatever their home shard.
+    pub(crate) authoritative: bool,
     /// Hashed, not ordered: every command looks its key up, and ordered lookups compare whole keys several
     /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
     pub(crate) windows: Windows,
-    /// Watched keys without a window whose state in Redis is unknown: a top-up is due for each.
-    unknown: BTreeSet<Vec<u8>>,
-    /// After a `SWAPDB` of the watched database: no key's state is known until a full snapshot.
-    pub(crate) all_unknown: bool,
+    /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), with the shard
+    /// whose stream said so.
+    unknown: BTreeMap<Vec<u8>, u16>,
+    /// Shards whose watched database was swapped (`SWAPDB`): no state of their keys is known until a full
+    /// snapshot.
+    pub(crate) swapped: BTreeSet<u16>,
+    /// Keys whose window another shard's stream touched (the key is moving there), with that shard, until a
+    /// snapshot: when the home shard then deletes the key, its state is unknown, not "deleted".
+    moved: BTreeMap<Vec<u8>, u16>,
     pub(crate) topups: BTreeSet<Vec<u8>>,
     next_id: ItemId,
     watched: FastMap<Vec<u8>, bool>,
@@ -76,9 +93,12 @@ impl Keyspace {
         Keyspace {
             watch,
             selected_db: 0,
+            shard: 0,
+            authoritative: false,
             windows: Windows::default(),
-            unknown: BTreeSet::new(),
-            all_unknown: false,
+            unknown: BTreeMap::new(),
+            swapped: BTreeSet::new(),
+            moved: BTreeMap::new(),
             topups: BTreeSet::new(),
             next_id: 0,
             watched: FastMap::default(),
@@ -110,7 +130,45 @@ impl Keyspace {
     /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
     /// windows, like a set).
     pub(crate) fn known(&self, key: &[u8]) -> bool {
-        !self.all_unknown && !self.unknown.contains(key)
+        !self.swapped.contains(&self.shard) && !self.unknown.contains_key(key)
+    }
+
+    /// Whether `key`'s window has another home than the shard being applied: the command is then not applied,
+    /// and the window becomes stale with a top-up requested (see the module's documentation).
+    fn foreign(&mut self, key: &[u8]) -> bool {
+        if self.authoritative {
+            return false;
+        }
+        match self.windows.get_mut(&KeyBytes(key)) {
+            Some(window) if window.shard != self.shard => {
+                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After `key`'s window was dropped by its home shard: if another shard had touched it, the key lives there
+    /// now, in a state unknown until the top-up.
+    fn moved_away(&mut self, key: &[u8]) {
+        if let Some(to) = self.moved.remove(key) {
+            self.unknown.insert(key.to_vec(), to);
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+    }
+
+    /// Marks `window` stale and requests its top-up, once.
+    fn make_stale(
+        window: &mut Window,
+        key: &[u8],
+        topups: &mut BTreeSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+    ) {
+        if !window.stale {
+            window.stale = true;
+            Self::request_topup(topups, diagnostics, key);
+        }
     }
 
     pub(crate) fn problem(&mut self, problem: Problem, message: impl Into<String>) {
@@ -144,6 +202,11 @@ impl Keyspace {
     ) {
         if let Some(window) = self.windows.get_mut(&KeyBytes(key)) {
             // The common case, one lookup: the window exists.
+            if window.shard != self.shard && !self.authoritative {
+                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
+                return;
+            }
             let gone = Self::apply_to(
                 window,
                 observer,
@@ -164,8 +227,9 @@ impl Keyspace {
         if !create || !watched(&self.watch, &mut self.watched, key) {
             return;
         }
-        let unknown = self.all_unknown || self.unknown.remove(key);
+        let unknown = self.swapped.contains(&self.shard) || self.unknown.remove(key).is_some();
         let mut window = Window::new(kind, self.watch.window, !unknown);
+        window.shard = self.shard;
         if unknown {
             window.stale = true;
             Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
@@ -219,16 +283,26 @@ impl Keyspace {
         let mut events = Events::new(key, observer, next_id);
         let exact = apply(window, &mut events).is_ok();
         *changed |= events.reported() > 0;
-        if (!exact || window.lacks_items()) && !window.stale {
-            window.stale = true;
-            Self::request_topup(topups, diagnostics, key);
+        if !exact || window.lacks_items() {
+            Self::make_stale(window, key, topups, diagnostics);
         }
         window.gone()
     }
 
     /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
-    /// Its state is then known, so a pending top-up is withdrawn.
+    /// Its state is then known, so a pending top-up is withdrawn. A window of another shard stays (stale).
     pub(crate) fn drop_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        if !self.authoritative {
+            self.moved_away(key);
+        }
+    }
+
+    /// [`Keyspace::drop_key`], whatever the window's home shard.
+    fn remove_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
         self.unknown.remove(key);
         self.topups.remove(key);
         if self.windows.remove(key).is_some() {
@@ -240,9 +314,13 @@ impl Keyspace {
     /// `key` now holds something the stream does not tell (a `ZUNIONSTORE` destination, a key moved in from
     /// another database): its window is dropped and, if watched, a top-up requested.
     pub(crate) fn mark_unknown(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
-        self.drop_key(observer, key);
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        self.moved.remove(key);
         if watched(&self.watch, &mut self.watched, key) {
-            self.unknown.insert(key.to_vec());
+            self.unknown.insert(key.to_vec(), self.shard);
             Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
         }
     }
@@ -251,35 +329,39 @@ impl Keyspace {
     /// top-up.
     pub(crate) fn mark_stale(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
         match self.windows.get_mut(key) {
-            Some(window) => {
-                if !window.stale {
-                    window.stale = true;
-                    Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-                }
-            }
+            // Whatever the window's home: a stale window is what a command of another shard leaves too.
+            Some(window) => Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics),
             None => self.mark_unknown(observer, key),
         }
     }
 
-    /// Takes `key`'s window out (for `RENAME`), reporting it cleared.
+    /// Takes `key`'s window out (for `RENAME`), reporting it cleared. A window of another shard stays (stale).
     pub(crate) fn take(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> Option<Window> {
+        if self.foreign(key) {
+            return None;
+        }
         let window = self.windows.remove(key)?;
         observer.key_cleared(key);
         self.changed = true;
         Some(window)
     }
 
-    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids.
+    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids; its home
+    /// is the shard being applied. Over a window of another shard, nothing is put (that window goes stale).
     pub(crate) fn put(
         &mut self,
         observer: &mut dyn WindowObserver,
         key: &[u8],
         mut window: Window,
     ) {
-        self.drop_key(observer, key);
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
         if !self.is_watched(key) {
             return;
         }
+        window.shard = self.shard;
         window.renumber(&mut Events::new(key, observer, &mut self.next_id));
         if window.stale {
             Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
@@ -288,26 +370,42 @@ impl Keyspace {
         self.changed = true;
     }
 
-    /// Sets when `key` expires, if it has a window.
+    /// Sets when `key` expires, if it has a window (of the shard being applied).
     pub(crate) fn set_expiry(&mut self, key: &[u8], at_ms: Option<u64>) {
+        if self.foreign(key) {
+            return;
+        }
         if let Some(window) = self.windows.get_mut(key) {
             window.expires_at_ms = at_ms;
             self.changed = true;
         }
     }
 
-    /// Drops every window (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream restart). `known` says whether the
-    /// database is then known (empty after a flush) or unknown (swapped with another).
+    /// Drops every window whose home is the shard being applied (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream
+    /// restart): in a cluster, a node's flush empties that node's keys only. `known` says whether the database is
+    /// then known (empty after a flush) or unknown (swapped with another).
     pub(crate) fn clear(&mut self, observer: &mut dyn WindowObserver, known: bool) {
-        let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.windows).into_keys().collect();
+        let shard = self.shard;
+        let mut keys: Vec<Vec<u8>> = self
+            .windows
+            .extract_if(|_, w| w.shard == shard)
+            .map(|(k, _)| k)
+            .collect();
         keys.sort_unstable();
+        self.unknown.retain(|_, s| *s != shard);
         for key in keys {
             observer.key_cleared(&key);
             self.changed = true;
+            self.moved_away(&key);
         }
-        self.unknown.clear();
-        self.topups.clear();
-        self.all_unknown = !known;
+        let (windows, unknown) = (&self.windows, &self.unknown);
+        self.topups
+            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
+        if known {
+            self.swapped.remove(&shard);
+        } else {
+            self.swapped.insert(shard);
+        }
     }
 
     /// Drops the windows whose deadline is at or before `now_ms`; returns how many.
@@ -320,19 +418,21 @@ impl Keyspace {
             .collect();
         due.sort_unstable();
         for key in &due {
-            self.drop_key(observer, key);
+            self.remove_key(observer, key);
         }
         due.len()
     }
 
     /// After a snapshot rebuilt `key`: its window (if any) is exact again, complete if it holds fewer items
-    /// than the capacity (Redis then gave everything it had).
+    /// than the capacity (Redis then gave everything it had), and its home is the snapshot's shard.
     pub(crate) fn snapshot_done(&mut self, key: &[u8]) {
+        self.moved.remove(key);
         self.unknown.remove(key);
         self.topups.remove(key);
         let capacity = self.watch.window;
         if let Some(window) = self.windows.get_mut(key) {
             window.stale = false;
+            window.shard = self.shard;
             let short = window.len() < capacity;
             match &mut window.body {
                 crate::windows::Body::Zset(w) => w.set_complete(short),
@@ -345,8 +445,13 @@ impl Keyspace {
 }
 
 impl Keyspace {
-    /// Forgets that `key`'s state was unknown: a command gave its whole value.
+    /// Forgets that `key`'s state was unknown: a command gave its whole value (unless the key's window has
+    /// another home shard, and the command was not applied).
     pub(crate) fn drop_unknown(&mut self, key: &[u8]) {
+        let shard = self.shard;
+        if !self.authoritative && self.windows.get(key).is_some_and(|w| w.shard != shard) {
+            return;
+        }
         self.unknown.remove(key);
         self.topups.remove(key);
     }

@@ -10,6 +10,11 @@
 //! once a session has been live for a while. A socket that brought nothing for `idle_timeout_ms` is treated as
 //! dead: the relay sends progress at least every second while Redis's stream moves, and Redis pings its replicas
 //! every 10 s by default, so 30 s of silence means a half-open connection.
+//!
+//! A page may name other relays serving the same data ([`Relays`]): a connection that fails or drops moves to the
+//! next one, round robin, and the session resumes there from where its windows are ([`resume_at`]).
+
+use crate::wire::MAX_SHARDS;
 
 /// First reconnect step, in milliseconds.
 pub const RETRY_FIRST_MS: f64 = 1_000.0;
@@ -158,6 +163,43 @@ impl Link {
     }
 }
 
+/// The relays a client may use, all serving the same data: the page's URL first, then its alternates.
+#[derive(Debug, Clone)]
+pub struct Relays {
+    urls: Vec<String>,
+    current: usize,
+}
+
+impl Relays {
+    pub fn new(url: &str, alternates: &[String]) -> Self {
+        let mut urls = vec![url.to_string()];
+        urls.extend(alternates.iter().cloned());
+        Relays { urls, current: 0 }
+    }
+
+    /// The relay in use, or the next to connect to.
+    pub fn current(&self) -> &str {
+        &self.urls[self.current]
+    }
+
+    /// The connection to the current relay failed or dropped: the next one, round robin.
+    pub fn advance(&mut self) {
+        self.current = (self.current + 1) % self.urls.len();
+    }
+}
+
+/// The value of the `at` query parameter a client resumes with (before URL-encoding): `<epoch>:<offset>` for each
+/// shard whose hello arrived (`positions` as [`crate::StreamAssembler::positions`] gives them), comma separated,
+/// at most [`MAX_SHARDS`] of them; `None` before any hello.
+pub fn resume_at(positions: &[(u16, String, u64)]) -> Option<String> {
+    let at: Vec<String> = positions
+        .iter()
+        .take(MAX_SHARDS)
+        .map(|(_, epoch, offset)| format!("{epoch}:{offset}"))
+        .collect();
+    (!at.is_empty()).then(|| at.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +247,29 @@ mod tests {
         link.connecting(5_000.0);
         link.hello(true, 5_010.0);
         assert_eq!(link.status(), Status::Live, "a resume needs no snapshot");
+    }
+
+    #[test]
+    fn relays_rotate_round_robin_and_resume_with_every_shards_position() {
+        let mut relays = Relays::new(
+            "ws://a/ws",
+            &["ws://b/ws".to_string(), "ws://c/ws".to_string()],
+        );
+        let mut seen = vec![relays.current().to_string()];
+        for _ in 0..3 {
+            relays.advance();
+            seen.push(relays.current().to_string());
+        }
+        assert_eq!(seen, ["ws://a/ws", "ws://b/ws", "ws://c/ws", "ws://a/ws"]);
+        let mut alone = Relays::new("ws://a/ws", &[]);
+        alone.advance();
+        assert_eq!(alone.current(), "ws://a/ws");
+
+        assert_eq!(resume_at(&[]), None);
+        assert_eq!(
+            resume_at(&[(0, "8f3a".to_string(), 42), (3, "77b0".to_string(), 9)]).as_deref(),
+            Some("8f3a:42,77b0:9")
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub(super) fn select(ks: &mut Keyspace, args: &[&[u8]]) {
     }
 }
 
-/// `SWAPDB a b`: if the watched database is one of them, every key's state is unknown until a full snapshot.
+/// `SWAPDB a b`: if the watched database is one of them, the state of every key of the shard (all of them, with
+/// one Redis) is unknown until a full snapshot. (Redis Cluster has only database 0 and refuses `SWAPDB`.)
 pub(super) fn swapdb(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(a), Some(b)) = (
         args.get(1).and_then(|d| parse_ascii::<u32>(d)),
@@ -57,6 +58,8 @@ pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args:
     let src_known = ks.is_watched(src) && ks.known(src);
     match ks.take(observer, src) {
         Some(window) => ks.put(observer, dst, window),
+        // `src`'s window has another home shard: it stays (stale), and what `dst` holds now is unknown.
+        None if ks.windows.contains_key(src) => ks.mark_unknown(observer, dst),
         // A watched key known to have no window holds a type without windows (a set): so does `dst` now.
         None if src_known => ks.drop_key(observer, dst),
         None => ks.mark_unknown(observer, dst),
@@ -99,9 +102,12 @@ pub(super) fn copy(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
         return;
     }
     let same_db = ks.in_watched_db();
+    let shard = ks.shard;
     let copied = same_db.then(|| ks.windows.get(src).cloned()).flatten();
     match copied {
-        Some(window) => ks.put(observer, dst, window),
+        Some(window) if window.shard == shard => ks.put(observer, dst, window),
+        // A window of another home shard may be behind this shard's stream: `dst`'s value is unknown.
+        Some(_) => ks.mark_unknown(observer, dst),
         None if same_db && ks.is_watched(src) && ks.known(src) => ks.drop_key(observer, dst),
         None => ks.mark_unknown(observer, dst),
     }

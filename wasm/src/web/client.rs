@@ -5,8 +5,9 @@
 //! animation frame, through its `onChange` callback, with the keys that changed since the last frame. Reads are
 //! coarse calls that return typed arrays or plain objects, never one call per item.
 //!
-//! The connection logic itself (statuses, backoff, idle detection) is [`crate::link::Link`], which has no I/O and
-//! is tested natively; this file only wires it to the browser's WebSocket, timers and animation frames.
+//! The connection logic itself (statuses, backoff, idle detection, which relay, what to resume from) is in
+//! [`crate::link`], which has no I/O and is tested natively; this file only wires it to the browser's WebSocket,
+//! timers and animation frames.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,7 +22,7 @@ use super::follow::{AggregateOptions, Follow};
 use super::sends::{self, PendingSends};
 use super::view;
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
-use crate::link::{Link, Status};
+use crate::link::{self, Link, Relays, Status};
 use crate::wire;
 
 /// How often an open socket is checked for silence.
@@ -41,6 +42,10 @@ export interface ReplicastOptions {
   window?: number;
   /** For a relay started with --token. */
   token?: string;
+  /** Other relays' `/ws` URLs serving the same data: when the connection to the relay in use fails or drops, the
+   *  next attempt goes to the next URL, round robin over [url, ...alternates], and resumes there where the windows
+   *  are. */
+  alternates?: string[];
   /** Silence after which an open socket counts as dead (default 30,000 ms). On a quiet stream the relay has
    *  something to send only when Redis pings its replicas (`repl-ping-replica-period`, 10 s by default): keep it
    *  above that. */
@@ -113,13 +118,26 @@ export interface ReplicastWindow {
 /** Where a session stands. */
 export type ReplicastStatus = "connecting" | "live" | "resyncing" | "offline";
 
+/** Where one shard's stream stands (a relay following one Redis has only shard 0). */
+export interface ReplicastPosition {
+  shard: number;
+  /** The replication ID the shard's stream follows. */
+  epoch: string;
+  /** Replication offset applied so far (exact below 2^53). */
+  offset: number;
+}
+
 /** What changed since the previous animation frame. */
 export interface ReplicastChange {
   /** Keys whose windows changed (appeared, moved or went away). */
   keys: string[];
   status: ReplicastStatus;
-  /** Replication offset applied so far. */
+  /** Replication offset applied so far (shard 0's). */
   offset: number;
+  /** Every shard whose stream said hello. */
+  positions: ReplicastPosition[];
+  /** The `/ws` URL in use (or to be tried next, while offline). */
+  relay: string;
 }
 "#;
 
@@ -147,6 +165,8 @@ pub(super) struct Options {
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
+    alternates: Vec<String>,
+    #[serde(default)]
     idle_timeout_ms: Option<f64>,
     #[serde(default)]
     pub(super) aggregate: Option<AggregateOptions>,
@@ -161,6 +181,28 @@ struct Change<'a> {
     keys: Vec<String>,
     status: &'a str,
     offset: f64,
+    positions: Vec<Position>,
+    relay: &'a str,
+}
+
+/// Where one shard's stream stands, for the page.
+#[derive(Serialize)]
+pub(super) struct Position {
+    shard: u16,
+    epoch: String,
+    offset: f64,
+}
+
+pub(super) fn positions(assembler: &StreamAssembler<Follow>) -> Vec<Position> {
+    assembler
+        .positions()
+        .into_iter()
+        .map(|(shard, epoch, offset)| Position {
+            shard,
+            epoch,
+            offset: offset as f64,
+        })
+        .collect()
 }
 
 /// A live connection to a Replicast relay and the windows of the keys it watches.
@@ -170,7 +212,7 @@ pub struct Replicast {
 }
 
 struct Client {
-    url: String,
+    relays: Relays,
     token: Option<String>,
     aggregate: Option<AggregateOptions>,
     assembler: StreamAssembler<Follow>,
@@ -205,7 +247,7 @@ impl Replicast {
         let (watch, options) = options_watch(options)?;
         let follow = Follow::new(options.aggregate.clone())?;
         let shared = Rc::new(RefCell::new(Client {
-            url: url.to_string(),
+            relays: Relays::new(url, &options.alternates),
             token: options.token,
             aggregate: options.aggregate,
             assembler: StreamAssembler::with_observer(watch, follow),
@@ -250,7 +292,7 @@ impl Replicast {
             }
             if client.socket.is_some() && client.link.idle(now()) {
                 web_sys::console::warn_1(&"replicast: the relay went silent; reconnecting".into());
-                client.drop_socket();
+                client.drop_socket(true);
             }
             drop(client);
             report_status(&shared);
@@ -304,10 +346,24 @@ impl Replicast {
         self.shared.borrow().assembler.offset() as f64
     }
 
-    /// The replication ID of the stream followed, once the relay said hello.
+    /// The replication ID of the stream followed (shard 0's), once the relay said hello.
     #[wasm_bindgen(getter)]
     pub fn epoch(&self) -> Option<String> {
         self.shared.borrow().assembler.epoch().map(str::to_string)
+    }
+
+    /// Where each shard's stream stands: one entry per shard whose hello arrived (only shard 0 with a relay
+    /// following one Redis).
+    #[wasm_bindgen(getter, unchecked_return_type = "ReplicastPosition[]")]
+    pub fn positions(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&positions(&self.shared.borrow().assembler))
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The relay's `/ws` URL in use (or to be tried next, while offline): the constructor's or an alternate.
+    #[wasm_bindgen(getter)]
+    pub fn relay(&self) -> String {
+        self.shared.borrow().relays.current().to_string()
     }
 
     /// Watched keys that have a window, in key order.
@@ -448,7 +504,7 @@ impl Replicast {
         watch.window = window;
         client.assembler = StreamAssembler::with_observer(watch, Follow::default());
         client.reset_windows();
-        client.drop_socket();
+        client.drop_socket(false);
         drop(client);
         report_status(&self.shared);
     }
@@ -531,30 +587,28 @@ fn connect(shared: &Rc<RefCell<Client>>) {
         return;
     }
     client.link.connecting(now());
-    // Ask to resume where the windows are; the relay falls back to a fresh start if its backlog moved on.
+    // Ask to resume where the windows are, shard by shard; the relay starts afresh each shard whose position its
+    // backlog no longer holds.
     let mut query = Vec::new();
-    if let Some(epoch) = client.assembler.epoch() {
-        query.push(format!(
-            "epoch={}&offset={}",
-            js_sys::encode_uri_component(epoch),
-            client.assembler.offset()
-        ));
+    if let Some(at) = link::resume_at(&client.assembler.positions()) {
+        query.push(format!("at={}", js_sys::encode_uri_component(&at)));
     }
     if let Some(token) = &client.token {
         query.push(format!("token={}", js_sys::encode_uri_component(token)));
     }
+    let relay = client.relays.current();
     let url = if query.is_empty() {
-        client.url.clone()
+        relay.to_string()
     } else {
-        let joiner = if client.url.contains('?') { '&' } else { '?' };
-        format!("{}{joiner}{}", client.url, query.join("&"))
+        let joiner = if relay.contains('?') { '&' } else { '?' };
+        format!("{relay}{joiner}{}", query.join("&"))
     };
     let socket = match WebSocket::new(&url) {
         Ok(socket) => socket,
         Err(err) => {
             web_sys::console::error_2(&"replicast: cannot open the WebSocket".into(), &err);
             drop(client);
-            closed(shared, "the WebSocket could not be opened");
+            closed(shared, "the WebSocket could not be opened", true);
             return;
         }
     };
@@ -601,7 +655,7 @@ fn connect(shared: &Rc<RefCell<Client>>) {
             Ok(close) => format!("the connection to the relay closed ({})", close.code()),
             Err(_) => "the connection to the relay closed".to_string(),
         };
-        closed(&shared, &why);
+        closed(&shared, &why, true);
     });
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -623,9 +677,10 @@ fn report_status(shared: &Rc<RefCell<Client>>) {
     }
 }
 
-/// The socket closed (the relay closed it, or it never opened), for the reason `why`: schedules the reconnect.
-fn closed(shared: &Rc<RefCell<Client>>, why: &str) {
-    shared.borrow_mut().socket_closed(why);
+/// The socket closed (the relay closed it, or it never opened), for the reason `why`: schedules the reconnect,
+/// to the next relay if the connection `failed`.
+fn closed(shared: &Rc<RefCell<Client>>, why: &str, failed: bool) {
+    shared.borrow_mut().socket_closed(why, failed);
     report_status(shared);
 }
 
@@ -649,6 +704,8 @@ fn frame(shared: &Rc<RefCell<Client>>) {
             keys,
             status: client.link.status().as_str(),
             offset: client.assembler.offset() as f64,
+            positions: positions(&client.assembler),
+            relay: client.relays.current(),
         };
         (callback, serde_wasm_bindgen::to_value(&change))
     };
@@ -667,15 +724,11 @@ impl Client {
     fn receive(&mut self, message: &[u8]) {
         let now = now();
         self.link.message(now);
-        let before = (
-            self.assembler.epoch().map(str::to_string),
-            self.assembler.offset(),
-        );
         let is_snapshot = wire::is_snapshot(message);
         self.assembler.observer_mut().set_now(js_sys::Date::now());
         match self.assembler.push_message(message) {
-            Ok(Outcome::Joined { epoch, offset }) => {
-                let continuous = before.0.as_deref() == Some(epoch.as_str()) && before.1 == offset;
+            // Per shard: the assembler kept that shard's windows only if its stream continued.
+            Ok(Outcome::Joined { continuous, .. }) => {
                 self.link.hello(continuous, now);
                 if !continuous {
                     self.all_changed = true;
@@ -692,7 +745,7 @@ impl Client {
                     &format!("replicast: the relay asked to resync: {reason}").into(),
                 );
                 self.link.resync();
-                self.drop_socket();
+                self.drop_socket(true);
             }
             Ok(Outcome::Notice { text }) => {
                 self.notices += 1;
@@ -703,13 +756,13 @@ impl Client {
                 web_sys::console::error_1(
                     &format!("replicast: bad stream, reconnecting: {err}").into(),
                 );
-                self.drop_socket();
+                self.drop_socket(true);
             }
         }
         if self.assembler.needs_resnapshot() {
             // SWAPDB swapped the watched database: only a fresh snapshot can say what it holds now.
             self.reset_windows();
-            self.drop_socket();
+            self.drop_socket(false);
         }
         if !self.assembler.observer().changed.is_empty() {
             self.request_frame();
@@ -774,8 +827,9 @@ impl Client {
     /// Closes the socket and schedules the reconnect at once, without waiting for its `close` event: that comes
     /// only once the relay answers the close frame, and a relay that went silent never does (the browser would
     /// wait out its closing handshake, about a minute, still `live`). The socket's handlers go first, so nothing
-    /// it still delivers reaches this client.
-    fn drop_socket(&mut self) {
+    /// it still delivers reaches this client. `failed`: the relay failed this session (silent, a bad stream, a
+    /// resync), and the reconnect goes to the next relay.
+    fn drop_socket(&mut self, failed: bool) {
         let Some(socket) = self.socket.take() else {
             return;
         };
@@ -783,13 +837,20 @@ impl Client {
         socket.set_onmessage(None);
         socket.set_onclose(None);
         let _ = socket.close();
-        self.socket_closed("the client dropped its connection to the relay (to reconnect)");
+        self.socket_closed(
+            "the client dropped its connection to the relay (to reconnect)",
+            failed,
+        );
     }
 
     /// The socket is gone (`why`): events sent on it get no ack, the status says so and a reconnect is scheduled,
-    /// unless the page closed the client.
-    fn socket_closed(&mut self, why: &str) {
+    /// unless the page closed the client; to the next relay (if the page named alternates) if the connection
+    /// `failed`.
+    fn socket_closed(&mut self, why: &str, failed: bool) {
         self.socket = None;
+        if failed {
+            self.relays.advance();
+        }
         self.sends
             .reject_all(&format!("{why} before the relay answered"));
         if self.closed {

@@ -97,6 +97,13 @@ impl Assembler {
         self.inner.epoch().map(str::to_string)
     }
 
+    /// Where each shard's stream stands: one entry per shard whose hello arrived.
+    #[wasm_bindgen(getter, unchecked_return_type = "ReplicastPosition[]")]
+    pub fn positions(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&client::positions(&self.inner))
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
     /// Watched keys that have a window, in key order.
     pub fn keys(&self) -> Vec<String> {
         view::keys(&self.inner)

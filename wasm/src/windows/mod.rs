@@ -120,12 +120,14 @@ pub enum Body {
     String(StringWindow),
 }
 
-/// One key's window: its typed contents, its TTL, and whether it is stale.
+/// One key's window: its typed contents, its TTL, whether it is stale, and its home shard.
 #[derive(Debug, Clone)]
 pub struct Window {
     pub(crate) body: Body,
     pub(crate) stale: bool,
     pub(crate) expires_at_ms: Option<u64>,
+    /// The shard whose stream created the window (or last gave a snapshot of it): only that stream changes it.
+    pub(crate) shard: u16,
 }
 
 /// One item of a window, as the read API gives it.
@@ -186,6 +188,7 @@ impl Window {
             body,
             stale: false,
             expires_at_ms: None,
+            shard: 0,
         }
     }
 
@@ -232,6 +235,12 @@ impl Window {
     /// Whether a command could not be followed exactly: the window is best effort until its top-up arrives.
     pub fn stale(&self) -> bool {
         self.stale
+    }
+
+    /// The shard whose stream owns the window (0 for a relay following one Redis): a command of another shard's
+    /// stream on the key is not applied, it makes the window stale until a top-up.
+    pub fn shard(&self) -> u16 {
+        self.shard
     }
 
     /// When Redis will expire the key, in Unix milliseconds, if it has a TTL.
