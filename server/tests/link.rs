@@ -348,6 +348,7 @@ async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
             Message::Resync { reason } => panic!("unexpected resync: {reason}"),
             Message::Notice { text } => panic!("unexpected notice: {text}"),
             Message::Ack { request, .. } => panic!("unexpected ack of {request}"),
+            Message::Shard { .. } => panic!("unexpected shard envelope from a single-shard relay"),
         }
     }
     assert!(applied >= offset);
