@@ -1,7 +1,7 @@
 // Real processes for the end-to-end suites: redis-server, the relay binary and Chromium, each on free loopback
 // ports (or a given one, to restart a process where its clients look for it), each stopped by the `stop()` it
-// returns. Redis and the relay also take the faults the fault suite injects: SIGKILL, SIGSTOP and SIGCONT. Nothing
-// here is mocked.
+// returns; and a local Redis Cluster of such servers (`startCluster`). Redis and the relay also take the faults the
+// fault suite injects: SIGKILL, SIGSTOP and SIGCONT. Nothing here is mocked.
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -118,4 +118,140 @@ export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }
 export async function launchBrowser() {
   const browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
   return { browser, stop: () => browser.close() };
+}
+
+/** The hash slot of `key` (a string or a Buffer) in Redis Cluster: CRC16/XMODEM of the key, or of its hash tag (the
+ * bytes between the first `{` and the next `}`, when not empty), modulo 16384. */
+export function clusterSlot(key) {
+  let bytes = Buffer.from(key);
+  const open = bytes.indexOf('{');
+  if (open >= 0) {
+    const close = bytes.indexOf('}', open + 1);
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/** `CLUSTER NODES`, parsed: id, port, the primary's id (null for a primary), failing or in handshake, slot ranges. */
+function parseClusterNodes(text) {
+  return text.split('\n').filter(Boolean).map((line) => {
+    const [id, addr, flags, primary, , , , , ...slots] = line.split(' ');
+    const f = flags.split(',');
+    return {
+      id, port: Number(addr.split('@')[0].split(':').pop()), primaryId: primary === '-' ? null : primary,
+      gone: f.some((x) => ['fail', 'fail?', 'handshake', 'noaddr'].includes(x)), slots: slots.join(' '),
+    };
+  });
+}
+
+/** Polls `check` every 50 ms until it resolves truthy; rejects after `ms` with `what`. A check that throws (a node
+ * not answering yet) counts as not yet. */
+async function waitUntil(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A local Redis Cluster: `primaries` primaries with `replicas` replicas each, every node a cluster-enabled
+ * redis-server on a free port in a new empty folder, joined by `redis-cli --cluster create` (the slots split
+ * evenly), resolved once every node reports `cluster_state:ok`, all agree on the slots and the roles, and every
+ * replica's link is up (`settle()` waits for that again, and refreshes `primaries` and each node's `role`).
+ * Writes and reads go through `redis-cli -c`, which follows MOVED and ASK. `stop()` stops every node and removes
+ * the folders. */
+export async function startCluster({ primaries = 3, replicas = 1 } = {}) {
+  const nodes = [];
+  const stops = [];
+  const dirs = [];
+  const stop = async () => {
+    await Promise.all(stops.map((s) => s()));
+    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  };
+  const cli = (port, ...args) => promisify(execFile)('redis-cli', ['-p', String(port), ...args]).then((r) => r.stdout.trim());
+  try {
+    for (let i = 0; i < primaries * (1 + replicas); i++) {
+      const port = await freePort();
+      const dir = await mkdtemp(path.join(tmpdir(), 'replicast-e2e-cluster-'));
+      dirs.push(dir);
+      const child = spawn('redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+        '--cluster-node-timeout', '2000', '--repl-diskless-sync-delay', '0', '--cluster-allow-replica-migration', 'no',
+      ], { stdio: ['ignore', 'pipe', 'inherit'] });
+      stops.push(stopper(child));
+      await waitForLine(child, /Ready to accept connections/, 10_000, 'redis-server (cluster node)');
+      nodes.push({ port, role: 'master', process: child, ...faults(child) });
+    }
+    await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas', String(replicas), '--cluster-yes']);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const running = () => nodes.filter((n) => !exited(n.process));
+  const anyPort = () => running()[0].port;
+  let topology = [];
+  /** Every running node: state ok, the same view of the running nodes, their roles and slots; replicas linked. */
+  const settle = () => waitUntil(async () => {
+    const ports = running().map((n) => n.port).sort((a, b) => a - b).join();
+    let first = null;
+    for (const node of running()) {
+      if (!(await cli(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+      const view = parseClusterNodes(await cli(node.port, 'CLUSTER', 'NODES')).filter((e) => !e.gone);
+      const portOf = (id) => view.find((e) => e.id === id)?.port;
+      const roles = view.map((e) => ({ port: e.port, primary: e.primaryId && portOf(e.primaryId), slots: e.slots }))
+        .sort((a, b) => a.port - b.port);
+      if (roles.map((r) => r.port).join() !== ports) return false;
+      const key = JSON.stringify(roles);
+      if (first !== null && key !== first) return false;
+      first = key;
+      const me = roles.find((r) => r.port === node.port);
+      if (me.primary && !(await cli(node.port, 'INFO', 'replication')).includes('master_link_status:up')) return false;
+      topology = roles;
+    }
+    for (const node of nodes) node.role = topology.find((r) => r.port === node.port)?.primary ? 'replica' : 'master';
+    return true;
+  }, 30_000, 'the cluster to settle');
+  await settle().catch(async (err) => { await stop(); throw err; });
+
+  const firstSlot = (slots) => (slots ? Number(slots.split(' ')[0].split('-')[0]) : Infinity);
+  return {
+    nodes,
+    /** The primaries' ports, in the order of the first slot each serves, as of the last settle. */
+    get primaries() {
+      return topology.filter((r) => !r.primary).sort((a, b) => firstSlot(a.slots) - firstSlot(b.slots) || a.port - b.port)
+        .map((r) => r.port);
+    },
+    replicasOf: (port) => topology.filter((r) => r.primary === port).map((r) => r.port),
+    slot: clusterSlot,
+    settle,
+    cli,
+    zadd: (key, score, member) => cli(anyPort(), '-c', 'ZADD', key, String(score), member),
+    /** The newest `n` members of `key` as [member, score] pairs, newest first. */
+    zrangeNewest: async (key, n) =>
+      JSON.parse(await cli(anyPort(), '-c', '--json', 'ZRANGE', key, String(-n), '-1', 'WITHSCORES')).reverse(),
+    /** `CLUSTER FAILOVER` on the replica on `replicaPort`; resolves once it is a primary in every node's slot map
+     * and the cluster settled again. */
+    failover: async (replicaPort) => {
+      await cli(replicaPort, 'CLUSTER', 'FAILOVER');
+      await waitUntil(async () => {
+        if (!(await cli(replicaPort, 'INFO', 'replication')).includes('role:master')) return false;
+        for (const node of running()) {
+          const view = parseClusterNodes(await cli(node.port, 'CLUSTER', 'NODES'));
+          if (!view.find((e) => e.port === replicaPort && !e.primaryId && e.slots)) return false;
+        }
+        return true;
+      }, 30_000, `${replicaPort} to become a primary`);
+      await settle();
+    },
+    stop,
+  };
 }

@@ -2,6 +2,8 @@
 //! free loopback ports, killed when the test ends, however it ends.
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
