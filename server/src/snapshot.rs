@@ -38,6 +38,33 @@ const ATTEMPTS: usize = 3;
 /// ~31 MB), far past the `redis` crate's default of 500 ms on a busy machine.
 const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause before reading again when a cluster key was not on this node.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A cluster shard's snapshot in one atomic step. `MULTI` cannot do it there: Redis Cluster refuses a transaction
+/// whose keys are in several slots, even on one node. A script flagged `allow-cross-slot-keys` (Redis 7.0+) and
+/// `no-writes` (so it runs on a replica) reads each key's type and window, then `INFO replication`, with nothing in
+/// between. `ARGV` is the window, then the keys (undeclared: Redis checks each one's ACL as it is read). Returns
+/// `info, type, window, type, window, …`; a key of another type returns its type as its window.
+const READ_SCRIPT: &str = "#!lua flags=no-writes,allow-cross-slot-keys
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+  local key = ARGV[i]
+  local kind = redis.call('TYPE', key).ok
+  local value = kind
+  if kind == 'zset' then value = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES')
+  elseif kind == 'list' then value = redis.call('LRANGE', key, -n, -1)
+  elseif kind == 'stream' then value = redis.call('XREVRANGE', key, '+', '-', 'COUNT', n)
+  elseif kind == 'hash' then value = redis.call('HGETALL', key)
+  elseif kind == 'string' then value = redis.call('GET', key)
+  end
+  out[2 * i - 2] = kind
+  out[2 * i - 1] = value
+end
+out[1] = redis.call('INFO', 'replication')
+return out
+";
 
 #[derive(Debug, Error)]
 pub enum SnapshotError {
@@ -51,8 +78,11 @@ pub enum SnapshotError {
     TooLarge,
     #[error("unexpected reply while reading the snapshot: {0}")]
     Reply(String),
-    #[error("keys kept changing type while the snapshot was read")]
+    #[error("keys kept changing type (or, in a cluster, shard) while the snapshot was read")]
     Unstable,
+    /// The node refused the cluster read script (an ACL without `EVAL`, a Redis before 7.0).
+    #[error("the read script was refused: {0}")]
+    NoScript(String),
 }
 
 /// A snapshot: RESP commands rebuilding the windows, valid at replication `offset` of stream `epoch`.
@@ -174,21 +204,44 @@ impl Snapshotter {
         }
         let mut part = (PART_ITEMS / window.max(1)).max(1);
         let mut attempts = 0;
+        // In a cluster, one MULTI may only touch one slot: a script reads across slots, or, where scripts are not
+        // allowed, each part holds the keys of one slot.
+        let mut by_slot = false;
         loop {
+            if by_slot {
+                keys.sort_by_key(|k| crate::cluster::slot(k));
+                let slot = keys.first().map(|k| crate::cluster::slot(k));
+                part = part.min(
+                    keys.iter()
+                        .take_while(|k| Some(crate::cluster::slot(k)) == slot)
+                        .count()
+                        .max(1),
+                );
+            }
             let rest = keys.split_off(part.min(keys.len()));
-            match read_once(&mut conn, &keys, window).await {
+            let read = match self.shard.is_some() && !by_slot {
+                true => read_by_script(&mut conn, &keys, window).await,
+                false => read_once(&mut conn, &keys, window).await,
+            };
+            match read {
                 Ok(Some(mut snapshot)) => {
                     snapshot.rest = rest;
                     return Ok(snapshot);
                 }
                 // Larger items than the estimate: fewer keys in this part.
                 Err(SnapshotError::TooLarge) if keys.len() > 1 => part = keys.len() / 2,
+                Err(SnapshotError::NoScript(why)) => {
+                    tracing::info!("cluster snapshots read one slot per MULTI: the read script is refused ({why})");
+                    by_slot = true;
+                }
                 Err(err) => return Err(err),
                 Ok(None) => {
                     attempts += 1;
                     if attempts == ATTEMPTS {
                         return Err(SnapshotError::Unstable);
                     }
+                    // In a cluster: a key whose slot left this node a moment before the view said so.
+                    tokio::time::sleep(RETRY_DELAY).await;
                 }
             }
             keys.extend(rest);
@@ -241,6 +294,91 @@ async fn list_keys(
     Ok(keys.into_iter().collect())
 }
 
+/// One attempt with [`READ_SCRIPT`]; `None` when a key is not on this node (its slot just moved).
+async fn read_by_script(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &[Vec<u8>],
+    window: usize,
+) -> Result<Option<Snapshot>, SnapshotError> {
+    // The keys go as arguments: Redis Cluster refuses declared keys of several slots before the script runs.
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(READ_SCRIPT).arg(0).arg(window);
+    for key in keys {
+        eval.arg(key);
+    }
+    let reply: Value = match eval.query_async(conn).await {
+        Ok(reply) => reply,
+        Err(err) if err.to_string().contains("non local key") || err.redirect_node().is_some() => {
+            return Ok(None)
+        }
+        Err(err)
+            if err.code() == Some("NOPERM")
+                || err.code() == Some("NOSCRIPT")
+                || err.to_string().contains("shebang")
+                || err.to_string().contains("Error compiling script") =>
+        {
+            return Err(SnapshotError::NoScript(err.to_string()))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let Value::Array(items) = reply else {
+        return Err(SnapshotError::Reply(
+            "the read script returned no array".into(),
+        ));
+    };
+    let Some((info, reads)) = items.split_first() else {
+        return Err(SnapshotError::Reply(
+            "the read script returned nothing".into(),
+        ));
+    };
+    if reads.len() != 2 * keys.len() {
+        return Err(SnapshotError::Reply(format!(
+            "the read script returned {} values for {} keys",
+            reads.len(),
+            keys.len()
+        )));
+    }
+    let (epoch, offset) = replication(info)?;
+    let mut commands = Vec::new();
+    for (key, read) in keys.iter().zip(reads.chunks_exact(2)) {
+        let kind =
+            text(&read[0]).ok_or_else(|| SnapshotError::Reply("a type that is not text".into()))?;
+        // A missing string reads as nil; a missing key is type "none", rebuilt as its DEL.
+        if !rebuild(&mut commands, key, kind, &read[1]) {
+            return Err(SnapshotError::Reply(format!(
+                "the read script returned a {kind} window of an unexpected shape"
+            )));
+        }
+        if commands.len() > MAX_SNAPSHOT_BYTES {
+            return Err(SnapshotError::TooLarge);
+        }
+    }
+    Ok(Some(Snapshot {
+        epoch,
+        offset,
+        commands,
+        keys: keys.len(),
+        rest: Vec::new(),
+    }))
+}
+
+/// The replication ID and offset in an `INFO replication` reply.
+fn replication(info: &Value) -> Result<(String, u64), SnapshotError> {
+    let info =
+        text(info).ok_or_else(|| SnapshotError::Reply("INFO replication is not text".into()))?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| SnapshotError::Reply(format!("INFO replication has no {name}")))
+    };
+    let epoch = field("master_replid:")?;
+    let offset = field("master_repl_offset:")?
+        .parse()
+        .map_err(|_| SnapshotError::Reply("master_repl_offset is not a number".into()))?;
+    Ok((epoch, offset))
+}
+
 /// One attempt; `None` when a key's type changed between `TYPE` and `EXEC` (a read then failed).
 async fn read_once(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -291,18 +429,7 @@ async fn read_once(
     let Some((info, values)) = replies.split_last() else {
         return Err(SnapshotError::Reply("empty EXEC reply".into()));
     };
-    let info =
-        text(info).ok_or_else(|| SnapshotError::Reply("INFO replication is not text".into()))?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .ok_or_else(|| SnapshotError::Reply(format!("INFO replication has no {name}")))
-    };
-    let epoch = field("master_replid:")?;
-    let offset = field("master_repl_offset:")?
-        .parse()
-        .map_err(|_| SnapshotError::Reply("master_repl_offset is not a number".into()))?;
+    let (epoch, offset) = replication(info)?;
 
     let mut commands = Vec::new();
     for ((key, kind), value) in keys.iter().zip(&types).zip(values) {

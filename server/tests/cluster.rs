@@ -68,7 +68,8 @@ async fn converge(
     let deadline = tokio::time::Instant::now() + CONVERGE;
     let mut messages = 0;
     loop {
-        let idle = match tokio::time::timeout(Duration::from_millis(100), next_binary(socket)).await {
+        let idle = match tokio::time::timeout(Duration::from_millis(100), next_binary(socket)).await
+        {
             Ok(message) => {
                 count(seen, &message);
                 assembler.push_message(&message).unwrap();
@@ -153,14 +154,22 @@ async fn a_browser_streams_from_every_shard_and_its_windows_equal_redis() {
     let mut assembler = assembler();
     let mut seen = Seen::default();
     converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
-    assert_eq!((seen.hellos, seen.snapshots), (3, 3), "a hello and a snapshot per shard");
+    assert_eq!(
+        (seen.hellos, seen.snapshots),
+        (3, 3),
+        "a hello and a snapshot per shard"
+    );
 
     // Live writes, on every shard, go on reaching the windows.
     write(&cluster, &keys, 30, 60).await;
     converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
 
     // Each shard's stream is its primary's: its replication ID.
-    let mut epochs: Vec<String> = assembler.positions().into_iter().map(|(_, e, _)| e).collect();
+    let mut epochs: Vec<String> = assembler
+        .positions()
+        .into_iter()
+        .map(|(_, e, _)| e)
+        .collect();
     let mut primaries = Vec::new();
     for port in cluster.primaries().await {
         primaries.push(master_replid(port).await);
@@ -272,7 +281,8 @@ async fn a_slot_migrating_under_load_ends_with_every_window_equal_to_redis() {
 }
 
 #[tokio::test]
-async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas_without_a_snapshot() {
+async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas_without_a_snapshot(
+) {
     let cluster = Cluster::start(3, 1).await;
     let keys = keys_on_every_shard(&cluster, 9).await;
     write(&cluster, &keys, 0, 20).await;
@@ -280,13 +290,27 @@ async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas
     let (_relay_b, ws_b) = cluster_relay(&cluster, &["--cluster-follow", "replica"]);
     wait_healthy(&ws_a).await;
     wait_healthy(&ws_b).await;
-    let metrics = http_get(&ws_b, "/metrics").await.1;
-    for replica in cluster.primaries().await {
+    // Relay B follows a replica of each shard (once the replicas report healthy; until then, the primary).
+    let primaries = cluster.primaries().await;
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = http_get(&ws_b, "/metrics").await.1;
+        let on_replicas = metrics.matches("replicast_shard_link_up{").count() == 3
+            && !primaries
+                .iter()
+                .any(|p| metrics.contains(&format!("node=\"127.0.0.1:{p}\"")));
+        if on_replicas {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for primary in &primaries {
         assert!(
-            !metrics.contains(&format!("node=\"127.0.0.1:{replica}\"")),
-            "relay B follows replicas only: {metrics}"
+            !metrics.contains(&format!("node=\"127.0.0.1:{primary}\"")),
+            "relay B follows replicas only, not {primaries:?}: {metrics}"
         );
     }
+    wait_healthy(&ws_b).await;
 
     let mut socket = connect(&ws_a, &subscribe_message(&["perf:*"], WINDOW)).await;
     let mut assembler = assembler();
@@ -305,5 +329,9 @@ async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas
     converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
     write(&cluster, &keys, 40, 50).await;
     converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
-    assert_eq!((seen.hellos, seen.snapshots), (3, 0), "resumed on B: {seen:?}");
+    assert_eq!(
+        (seen.hellos, seen.snapshots),
+        (3, 0),
+        "resumed on B: {seen:?}"
+    );
 }
