@@ -464,6 +464,7 @@ impl Cluster {
     /// Follows `shards`: matches each to a shard followed (by any node id in common), switches upstreams, starts
     /// links for new shards, retires the ones gone, and publishes a new view if anything changed.
     pub fn apply(&self, shards: Vec<ShardInfo>) {
+        tracing::trace!(?shards, "cluster topology read");
         let before = self.view();
         let mut followed: Vec<Arc<Shard>> = Vec::new();
         let mut owners = vec![None; SLOTS];

@@ -30,6 +30,8 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// What is waiting for one shard's loop.
 struct Route {
     number: u32,
+    /// Set when the shard left the cluster.
+    retired: tokio::sync::watch::Receiver<bool>,
     requests: mpsc::Sender<Inbound>,
     /// Requests its full queue did not take yet, merged (so they stay bounded): keys and slots to top up.
     keys: BTreeSet<Vec<u8>>,
@@ -110,6 +112,7 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
             ..relay.clone()
         };
         let mut retired = shard.retired.subscribe();
+        let left = retired.clone();
         let out = out.clone();
         let number = shard.number;
         let run = async move {
@@ -125,6 +128,7 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
         (
             Route {
                 number,
+                retired: left,
                 requests,
                 keys: BTreeSet::new(),
                 slots: BTreeSet::new(),
@@ -200,9 +204,9 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
             }
             Some((number, result)) = loops.next() => {
                 result?;
-                routes.remove(&number);
-                if view.shard(number).is_some() {
-                    // The loop ended without leaving the cluster: the relay is going away.
+                let left = routes.remove(&number).is_some_and(|route| *route.retired.borrow());
+                if !left {
+                    // The loop ended without its shard leaving the cluster: the relay is going away.
                     return Ok(());
                 }
             }

@@ -231,7 +231,7 @@ impl Snapshotter {
                 // Larger items than the estimate: fewer keys in this part.
                 Err(SnapshotError::TooLarge) if keys.len() > 1 => part = keys.len() / 2,
                 Err(SnapshotError::NoScript(why)) => {
-                    tracing::info!("cluster snapshots read one slot per MULTI: the read script is refused ({why})");
+                    tracing::debug!("cluster snapshots read one slot per MULTI: the read script is refused ({why})");
                     by_slot = true;
                 }
                 Err(err) => return Err(err),

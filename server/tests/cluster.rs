@@ -335,3 +335,100 @@ async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas
         "resumed on B: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn an_acl_user_without_eval_still_gets_exact_snapshots_one_slot_at_a_time() {
+    let cluster = Cluster::start(3, 1).await;
+    // The least user a cluster relay needs, on every node, but without EVAL: snapshots then read each slot's keys
+    // in a MULTI of their own.
+    for port in cluster.ports() {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("relay")
+            .arg("on")
+            .arg(">s3cret")
+            .arg("resetkeys")
+            .arg("%R~perf:*")
+            .arg("resetchannels")
+            .arg("-@all")
+            .arg(
+                "+psync +replconf +ping +command +info +select +scan +type +multi +exec \
+                 +zrange +lrange +xrevrange +hgetall +get +cluster|shards +cluster|slots +readonly"
+                    .split(' ')
+                    .collect::<Vec<_>>(),
+            )
+            .query_async::<()>(&mut redis_conn(port).await)
+            .await
+            .unwrap();
+    }
+    let keys = keys_on_every_shard(&cluster, 12).await;
+    write(&cluster, &keys, 0, 25).await;
+    let seed = format!("127.0.0.1:{}", cluster.ports()[0]);
+    let (_relay, ws) = start_relay_args(&[
+        "--cluster",
+        &seed,
+        "--redis-url",
+        "redis://relay:s3cret@cluster",
+        "--allow",
+        "perf:*",
+    ]);
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert!(
+        seen.snapshots > 3,
+        "the keys' slots came in parts of their own: {seen:?}"
+    );
+    write(&cluster, &keys, 25, 40).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+}
+
+#[tokio::test]
+async fn a_primary_added_then_removed_is_followed_then_let_go() {
+    let mut cluster = Cluster::start(3, 1).await;
+    let moving: Vec<String> = (0..3).map(|i| format!("perf:{{new}}{i}")).collect();
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    keys.extend(moving.iter().cloned());
+    write(&cluster, &keys, 0, 20).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    // A new primary gets the slot of the {new} keys: the relay follows it, and the browser gets its keys from it.
+    let added = cluster.add_primary().await;
+    let slot = cluster.slot(b"{new}");
+    let from = cluster.owner(slot).await;
+    cluster.migrate_slot(slot, from, added).await;
+    write(&cluster, &keys, 20, 30).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let metrics = http_get(&ws, "/metrics").await.1;
+    assert!(
+        metrics.contains(&format!("node=\"127.0.0.1:{added}\"")),
+        "{metrics}"
+    );
+    assert_eq!(assembler.positions().len(), 4, "a fourth shard");
+
+    // The slot goes back and the node leaves the cluster: the relay stops following it; the keys follow their
+    // owner again.
+    cluster.migrate_slot(slot, added, from).await;
+    cluster.remove_node(added).await;
+    write(&cluster, &keys, 30, 40).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let metrics = http_get(&ws, "/metrics").await.1;
+        if !metrics.contains(&format!("node=\"127.0.0.1:{added}\"")) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the relay still follows the removed node");
+    write(&cluster, &keys, 40, 50).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+}
