@@ -105,9 +105,11 @@ export async function startRedis({ port, args = [] } = {}) {
 }
 
 /** The relay following `redisUrl`, on `listen` (default: a free port; give a previous relay's `listen` to start
- * one again where its browsers reconnect), with more `serve` flags in `args`. */
+ * one again where its browsers reconnect), with more `serve` flags in `args`. Without `redisUrl`, `args` say what
+ * to follow (`--cluster host:port`). */
 export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }) {
-  const child = spawn(relayBinary, ['serve', '--redis-url', redisUrl, '--listen', listen, ...args], {
+  const follow = redisUrl === undefined ? [] : ['--redis-url', redisUrl];
+  const child = spawn(relayBinary, ['serve', ...follow, '--listen', listen, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
