@@ -14,6 +14,8 @@
 //! A page may name other relays serving the same data ([`Relays`]): a connection that fails or drops moves to the
 //! next one, round robin, and the session resumes there from where its windows are ([`resume_at`]).
 
+use std::collections::BTreeSet;
+
 use crate::wire::MAX_SHARDS;
 
 /// First reconnect step, in milliseconds.
@@ -80,6 +82,10 @@ pub struct Link {
     idle_timeout_ms: f64,
     last_message_ms: f64,
     live_since_ms: Option<f64>,
+    /// Shards (of a relay following a Redis Cluster; a single Redis is shard 0) that said hello since the windows
+    /// were last emptied, and those among them waiting for the snapshot their hello announced.
+    joined: BTreeSet<u16>,
+    awaiting: BTreeSet<u16>,
 }
 
 impl Link {
@@ -94,7 +100,42 @@ impl Link {
             },
             last_message_ms: 0.0,
             live_since_ms: None,
+            joined: BTreeSet::new(),
+            awaiting: BTreeSet::new(),
         }
+    }
+
+    /// Shard `shard`'s stream said hello. The session is live once no shard waits for its snapshot: a resumed
+    /// shard waits for none; a shard new to these windows (the first hello, or a shard that joined the cluster)
+    /// waits without disturbing the others; a shard whose stream restarted under its windows makes the session
+    /// resync until its snapshot.
+    pub fn shard_hello(&mut self, shard: u16, continuous: bool, now_ms: f64) {
+        let known = !self.joined.insert(shard);
+        if continuous {
+            self.awaiting.remove(&shard);
+            if self.awaiting.is_empty() {
+                self.hello(true, now_ms);
+            }
+        } else {
+            self.awaiting.insert(shard);
+            if known {
+                self.hello(false, now_ms);
+            }
+        }
+    }
+
+    /// A snapshot of shard `shard` was applied (after its hello, or a top-up).
+    pub fn shard_snapshot(&mut self, shard: u16, now_ms: f64) {
+        self.awaiting.remove(&shard);
+        if self.awaiting.is_empty() {
+            self.snapshot(now_ms);
+        }
+    }
+
+    /// The windows were emptied (another window length, a new assembler): every shard starts afresh.
+    pub fn forget_shards(&mut self) {
+        self.joined.clear();
+        self.awaiting.clear();
     }
 
     pub fn status(&self) -> Status {
@@ -203,6 +244,46 @@ pub fn resume_at(positions: &[(u16, String, u64)]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_session_is_live_once_every_shard_that_joined_has_its_snapshot() {
+        let mut link = Link::new(0.0);
+        link.connecting(0.0);
+        link.shard_hello(0, false, 1.0);
+        link.shard_hello(1, false, 2.0);
+        link.shard_snapshot(1, 3.0);
+        assert_eq!(
+            link.status(),
+            Status::Connecting,
+            "shard 0's snapshot is missing"
+        );
+        link.shard_snapshot(0, 4.0);
+        assert_eq!(link.status(), Status::Live);
+        // A shard joining the cluster later waits for its snapshot without disturbing the others.
+        link.shard_hello(2, false, 5.0);
+        assert_eq!(link.status(), Status::Live);
+        link.shard_snapshot(2, 6.0);
+        // A shard whose stream restarts under its windows: resyncing until its snapshot.
+        link.shard_hello(1, false, 7.0);
+        assert_eq!(link.status(), Status::Resyncing);
+        link.shard_snapshot(1, 8.0);
+        assert_eq!(link.status(), Status::Live);
+        // A reconnect that resumes shard 0 and must snapshot shard 1 is live after that snapshot only.
+        link.closed(0.5);
+        link.connecting(9.0);
+        link.shard_hello(0, true, 10.0);
+        assert_eq!(link.status(), Status::Live, "shard 0 resumed");
+        link.shard_hello(1, false, 11.0);
+        assert_eq!(link.status(), Status::Resyncing, "shard 1 restarted");
+        link.shard_snapshot(1, 11.5);
+        assert_eq!(link.status(), Status::Live);
+        link.forget_shards();
+        link.closed(0.5);
+        link.connecting(12.0);
+        link.shard_hello(1, true, 13.0);
+        link.shard_hello(0, false, 14.0);
+        assert_eq!(link.status(), Status::Live);
+    }
 
     #[test]
     fn backoff_doubles_from_one_to_thirty_seconds_with_jitter() {

@@ -252,7 +252,16 @@ fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
 
 /// Whether `message` is a snapshot, without decoding it.
 pub fn is_snapshot(message: &[u8]) -> bool {
-    message.first() == Some(&TAG_SNAPSHOT)
+    snapshot_shard(message).is_some()
+}
+
+/// The shard whose snapshot `message` is (0 for a snapshot outside an envelope), without decoding it.
+pub fn snapshot_shard(message: &[u8]) -> Option<u16> {
+    match message {
+        [TAG_SNAPSHOT, ..] => Some(0),
+        [TAG_SHARD, lo, hi, TAG_SNAPSHOT, ..] => Some(u16::from_le_bytes([*lo, *hi])),
+        _ => None,
+    }
 }
 
 pub fn encode_hello(epoch: &str, offset: u64) -> Vec<u8> {
@@ -478,6 +487,12 @@ mod tests {
             }
         );
         assert_eq!(decode(&encode_shard(1024, &inner)).unwrap_err().at, 1);
+        assert_eq!(snapshot_shard(&msg), Some(3));
+        assert_eq!(snapshot_shard(&inner), Some(0));
+        assert_eq!(
+            snapshot_shard(&encode_shard(3, &encode_hello("e", 1))),
+            None
+        );
         assert_eq!(decode(b"\x07\x01").unwrap_err().at, 1);
         // An error inside says where in the whole message.
         assert_eq!(decode(&encode_shard(0, b"\x04\x01")).unwrap_err().at, 4);

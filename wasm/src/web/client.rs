@@ -724,20 +724,22 @@ impl Client {
     fn receive(&mut self, message: &[u8]) {
         let now = now();
         self.link.message(now);
-        let is_snapshot = wire::is_snapshot(message);
+        let snapshot_of = wire::snapshot_shard(message);
         self.assembler.observer_mut().set_now(js_sys::Date::now());
         match self.assembler.push_message(message) {
             // Per shard: the assembler kept that shard's windows only if its stream continued.
-            Ok(Outcome::Joined { continuous, .. }) => {
-                self.link.hello(continuous, now);
+            Ok(Outcome::Joined {
+                shard, continuous, ..
+            }) => {
+                self.link.shard_hello(shard, continuous, now);
                 if !continuous {
                     self.all_changed = true;
                     self.request_frame();
                 }
             }
             Ok(Outcome::Applied { .. }) => {
-                if is_snapshot {
-                    self.link.snapshot(now);
+                if let Some(shard) = snapshot_of {
+                    self.link.shard_snapshot(shard, now);
                 }
             }
             Ok(Outcome::Resync { reason }) => {
@@ -798,6 +800,7 @@ impl Client {
         // Options that were valid at construction still are.
         let follow = Follow::new(self.aggregate.clone()).unwrap_or_default();
         self.assembler = StreamAssembler::with_observer(watch, follow);
+        self.link.forget_shards();
         self.all_changed = true;
     }
 
