@@ -432,3 +432,61 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     write(&cluster, &keys, 40, 50).await;
     converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
 }
+
+#[tokio::test]
+async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys: Vec<String> = (0..9).map(|i| format!("perf:notes:{i}")).collect();
+    let mut owners = std::collections::BTreeSet::new();
+    for key in &keys {
+        owners.insert(cluster.owner(cluster.slot(key.as_bytes())).await);
+    }
+    assert_eq!(owners.len(), 3, "the keys cover every primary");
+    let (_relay, ws) = cluster_relay(
+        &cluster,
+        &["--writable", "perf:notes:*", "--event-burst", "20"],
+    );
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    for (i, key) in keys.iter().enumerate() {
+        let fields = [("text".to_string(), format!("note {i}"))];
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                wire::encode_event(&i.to_string(), key, &fields),
+            ))
+            .await
+            .unwrap();
+    }
+    // Every event acked with the entry id its owner chose, and every entry streamed back into its window.
+    let mut acked = std::collections::BTreeMap::new();
+    while acked.len() < keys.len()
+        || keys
+            .iter()
+            .any(|k| assembler.window(k.as_bytes()).is_none_or(|w| w.len() != 1))
+    {
+        let message = next_binary(&mut socket).await;
+        if let replicast_wasm::Outcome::Ack { request, entry } =
+            assembler.push_message(&message).unwrap()
+        {
+            let entry = entry.unwrap_or_else(|reason| panic!("event {request} refused: {reason}"));
+            acked.insert(request.parse::<usize>().unwrap(), entry);
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        let len: usize = redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((len, ids[0].0.as_str()), (1, acked[&i].as_str()), "{key}");
+    }
+}
