@@ -178,11 +178,13 @@ export async function startCluster({ primaries = 3, replicas = 1 } = {}) {
   try {
     for (let i = 0; i < primaries * (1 + replicas); i++) {
       const port = await freePort();
+      // The bus on a free port too: the default, port + 10000, is past 65535 for half of the ports handed out.
+      const busPort = await freePort();
       const dir = await mkdtemp(path.join(tmpdir(), 'replicast-e2e-cluster-'));
       dirs.push(dir);
       const child = spawn('redis-server', [
         '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-port', String(busPort),
         '--cluster-node-timeout', '2000', '--repl-diskless-sync-delay', '0', '--cluster-allow-replica-migration', 'no',
       ], { stdio: ['ignore', 'pipe', 'inherit'] });
       stops.push(stopper(child));
