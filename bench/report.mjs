@@ -137,6 +137,46 @@ function relayBlock(list) {
   ].join('\n');
 }
 
+function clusterBlock(list) {
+  const byShards = new Map();
+  for (const r of list) byShards.set(r.shards, [...(byShards.get(r.shards) ?? []), r]);
+  const throughputRows = [];
+  const lagRows = [];
+  for (const [shards, rs] of byShards) {
+    for (const test of Object.keys(rs[0].throughput)) {
+      const rps = rs.map((r) => r.throughput[test]);
+      throughputRows.push([shards, test, ms(rps, n0), ms(rps.map((x) => x / shards), n0)]);
+    }
+    for (const [i, l] of rs[0].lag.entries()) {
+      lagRows.push([shards, `${l.shard} (${rs[0].follower})`, ms(rs.map((r) => r.lag[i].max_bytes / 1e3), n1),
+        ms(rs.map((r) => r.lag[i].p99_bytes / 1e3), n1), ms(rs.map((r) => r.lag[i].back_to_zero_ms ?? Infinity), n0)]);
+    }
+  }
+  // Per shard, the median over the runs of the max lag; the worst shard of three against the one shard.
+  const worstShard = (rs) => Math.max(...rs[0].lag.map((_, i) => spread(rs.map((r) => r.lag[i].max_bytes)).median));
+  const one = byShards.get(1);
+  const three = byShards.get(3);
+  const relay = list.every((r) => r.follower === 'relay');
+  const targets = [];
+  if (one && three && relay) {
+    const ratio = worstShard(three) / Math.max(1, worstShard(one));
+    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows under the same per-shard load (max lag, median of runs, worst shard)',
+      `${n2(ratio)}× (${n1(worstShard(three) / 1e3)} KB vs ${n1(worstShard(one) / 1e3)} KB)`, met(ratio <= 2)]);
+  } else {
+    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows under the same per-shard load',
+      relay ? 'needs the 1- and the 3-shard runs' : 'not measured: the relay was not following', '**not met**']);
+  }
+  const req = list[0].requests;
+  return [
+    commands([`bench/cluster.sh 1 ${req} ${list[0].clients}   # shards, requests, clients; × runs`, `bench/cluster.sh 3 ${req} ${list[0].clients}`]),
+    '', `Each shard a primary and one replica, the relay following every primary (\`serve --cluster\`); the load \`redis-benchmark --cluster -t set,zadd -n ${req} -c ${list[0].clients} -P 16 -r 100000\` (without \`--cluster\` for one shard, which redis-benchmark refuses as a cluster). The ${list[0].clients} clients are spread over the shards, so a shard of three takes about a third of the load: the per-shard column. ${[...byShards.values()][0].length} runs each; median (min–max):`,
+    '', table(['shards', 'test', 'requests/s', 'per shard'], throughputRows),
+    '', 'The lag per shard, sampled every 20 ms: its primary\'s `master_repl_offset` minus its follower\'s offset (the relay\'s `replicast_shard_link_offset` for that shard; a replica\'s own offset where the follower says replica):',
+    '', table(['shards', 'shard (follower)', 'lag max (KB)', 'lag p99 (KB)', 'back to 0 after the load (ms)'], lagRows),
+    '', table(['target', 'measured', ''], targets),
+  ].join('\n');
+}
+
 function assemblerBlock(list) {
   const rate = list.map((r) => r['M commands/s'].median);
   const s = spread(rate);
@@ -185,6 +225,7 @@ export function render(text, c, machine) {
   if (c['resp-native'] || c['resp-node'] || c['resp-chromium']) blocks.resp = () => respBlock(c);
   if (c.rdb) blocks.rdb = () => rdbBlock(c.rdb);
   if (c.relay) blocks.relay = () => relayBlock(c.relay);
+  if (c.cluster) blocks.cluster = () => clusterBlock(c.cluster);
   if (c.assembler) blocks.assembler = () => assemblerBlock(c.assembler);
   if (c.frames) blocks.frames = () => framesBlock(c.frames);
   if (c.dashboard) blocks.dashboard = () => dashboardBlock(c.dashboard);

@@ -7,7 +7,7 @@
 //   node bench/run.mjs --only resp,rdb # some of it (names below); rewrites only their tables
 //   node bench/run.mjs --smoke         # tiny inputs, in seconds: checks each result is well formed, no docs
 //
-// Names: resp-native, resp-node, resp-chromium, rdb, relay, assembler, frames, dashboard. --runs N repeats the
+// Names: resp-native, resp-node, resp-chromium, rdb, relay, cluster, assembler, frames, dashboard. --runs N repeats the
 // benchmarks that are repeated here (default 3). Run it on an otherwise idle machine: one benchmark at a time.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -186,6 +186,26 @@ const benches = {
     }
     return all;
   },
+  cluster: async () => {
+    // Until the relay follows a cluster (`serve --cluster`), the smoke run samples each primary's own replica
+    // instead: everything but the relay. The full run always measures the relay, and fails if it cannot.
+    let follower = 'relay';
+    if (smoke) {
+      await ensureRelay();
+      const help = execFileSync(relayBin, ['serve', '--help'], { encoding: 'utf8' });
+      if (!/--cluster\b/.test(help)) {
+        follower = 'replica';
+        console.log('cluster: the relay has no `serve --cluster` yet; the smoke run samples the replicas instead');
+      }
+    }
+    const all = [];
+    for (const shards of [1, 3]) {
+      const args = smoke ? [String(shards), '20000'] : [String(shards), '1000000'];
+      all.push(...(await repeat(runs, 'bash', ['bench/cluster.sh', ...args],
+        { PROFILE: profile, FOLLOWER: follower, ...(smoke ? { SKIP_BUILD: '1' } : {}) })));
+    }
+    return all;
+  },
   assembler: async () => {
     await record(streams.assembler, smoke ? 20000 : 200000, 20);
     if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web`);
@@ -230,6 +250,11 @@ function check(name, list) {
       case 'relay-fanout':
         finite(r.latency_ms.p99, 'p99'); finite(r.rss_mib.peak, 'RSS');
         if (r.delivered < 1) throw new Error('relay-fanout: nothing delivered');
+        break;
+      case 'cluster':
+        if (r.lag.length !== r.shards) throw new Error(`cluster: ${r.lag.length} shards sampled of ${r.shards}`);
+        for (const [test, rps] of Object.entries(r.throughput)) finite(rps, `${r.shards} shard(s) ${test}`);
+        for (const l of r.lag) finite(l.max_bytes, `shard ${l.shard} lag`);
         break;
       case 'assembler-apply': finite(r['M commands/s'].median, 'apply rate'); break;
       case 'assembler-frames': finite(r.boundary.median, 'boundary'); finite(r.apply.median, 'apply'); break;

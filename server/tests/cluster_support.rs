@@ -159,3 +159,35 @@ async fn a_local_cluster_routes_migrates_and_fails_over() {
     );
     eprintln!("whole test {:?}", started.elapsed());
 }
+
+/// One shard (which `redis-cli --cluster create` refuses), a replica killed and restarted, a primary added, given
+/// a slot with a key, emptied again and removed.
+#[tokio::test]
+async fn one_shard_grows_and_shrinks() {
+    let started = std::time::Instant::now();
+    let mut cluster = Cluster::start(1, 1).await;
+    eprintln!("1 primary + 1 replica settled in {:?}", started.elapsed());
+    let primary = cluster.primaries().await[0];
+    let replica = cluster.replicas_of(primary).await[0];
+    assert_eq!(cluster.owner(0).await, primary);
+    assert_eq!(cluster.owner(16383).await, primary);
+
+    cluster.kill(replica);
+    cluster.zadd("perf:a", 1.0, "while-down").await;
+    cluster.restart(replica).await;
+    assert_eq!(cluster.replicas_of(primary).await, vec![replica]);
+
+    let added = cluster.add_primary().await;
+    assert_eq!(cluster.primaries().await, vec![primary, added]);
+    let slot = cluster.slot(b"perf:a");
+    cluster.migrate_slot(slot, primary, added).await;
+    assert_eq!(cluster.owner(slot).await, added);
+    assert_eq!(
+        cluster.zrange_withscores_newest("perf:a", 5).await,
+        vec![("while-down".to_string(), 1.0)]
+    );
+    cluster.migrate_slot(slot, added, primary).await;
+    cluster.remove_node(added).await;
+    assert_eq!(cluster.primaries().await, vec![primary]);
+    eprintln!("whole test {:?}", started.elapsed());
+}

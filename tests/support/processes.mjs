@@ -180,19 +180,37 @@ export async function startCluster({ primaries = 3, replicas = 1 } = {}) {
   try {
     for (let i = 0; i < primaries * (1 + replicas); i++) {
       const port = await freePort();
+      // The bus on a free port too: the default, port + 10000, is past 65535 for half of the ports handed out.
+      const busPort = await freePort();
       const dir = await mkdtemp(path.join(tmpdir(), 'replicast-e2e-cluster-'));
       dirs.push(dir);
       const child = spawn('redis-server', [
         '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-port', String(busPort),
         '--cluster-node-timeout', '2000', '--repl-diskless-sync-delay', '0', '--cluster-allow-replica-migration', 'no',
       ], { stdio: ['ignore', 'pipe', 'inherit'] });
       stops.push(stopper(child));
       await waitForLine(child, /Ready to accept connections/, 10_000, 'redis-server (cluster node)');
-      nodes.push({ port, role: 'master', process: child, ...faults(child) });
+      nodes.push({ port, busPort, role: 'master', process: child, ...faults(child) });
     }
-    await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas', String(replicas), '--cluster-yes']);
+    if (primaries >= 3) {
+      await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        '--cluster-replicas', String(replicas), '--cluster-yes']);
+    } else {
+      // What `--cluster create` does, for the one or two primaries it refuses: the slots split evenly, every node
+      // met, each replica attached to its primary once it knows it.
+      for (const [i, node] of nodes.entries()) {
+        if (i < primaries) {
+          await cli(node.port, 'CLUSTER', 'ADDSLOTSRANGE', String((16384 * i) / primaries | 0), String(((16384 * (i + 1)) / primaries | 0) - 1));
+        }
+        if (i > 0) await cli(node.port, 'CLUSTER', 'MEET', '127.0.0.1', String(nodes[0].port), String(nodes[0].busPort));
+      }
+      for (const [i, node] of nodes.entries()) {
+        if (i < primaries) continue;
+        const id = await cli(nodes[Math.floor((i - primaries) / replicas)].port, 'CLUSTER', 'MYID');
+        await waitUntil(async () => (await cli(node.port, 'CLUSTER', 'REPLICATE', id)) === 'OK', 30_000, `${node.port} to replicate`);
+      }
+    }
   } catch (err) {
     await stop();
     throw err;

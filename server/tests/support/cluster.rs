@@ -63,6 +63,7 @@ fn crc16_xmodem(bytes: &[u8]) -> u16 {
 /// while it runs.
 struct Node {
     port: u16,
+    bus_port: u16,
     dir: PathBuf,
     proc: Option<Proc>,
 }
@@ -103,26 +104,77 @@ impl Cluster {
         for _ in 0..count {
             cluster
                 .nodes
-                .push(spawn_node(free_port(), scratch_dir("cluster")));
+                .push(spawn_node(free_port(), free_port(), scratch_dir("cluster")));
         }
         for node in &cluster.nodes {
             cluster.wait_ping(node.port).await;
         }
-        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-        args.extend(
+        if primaries >= 3 {
+            let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+            args.extend(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            );
+            args.extend([
+                "--cluster-replicas".into(),
+                replicas_per_primary.to_string(),
+                "--cluster-yes".into(),
+            ]);
+            cluster.redis_cli(&args).await;
+        } else {
             cluster
-                .nodes
-                .iter()
-                .map(|n| format!("127.0.0.1:{}", n.port)),
-        );
-        args.extend([
-            "--cluster-replicas".into(),
-            replicas_per_primary.to_string(),
-            "--cluster-yes".into(),
-        ]);
-        cluster.redis_cli(&args).await;
+                .create_by_hand(primaries, replicas_per_primary)
+                .await;
+        }
         cluster.wait_settled().await;
         cluster
+    }
+
+    /// What `redis-cli --cluster create` does, for the one or two primaries it refuses: the slots split evenly
+    /// over the first `primaries` nodes, every node met, each replica attached to its primary.
+    async fn create_by_hand(&self, primaries: usize, replicas_per_primary: usize) {
+        let first = &self.nodes[0];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut conn = super::redis_conn(node.port).await;
+            if i < primaries {
+                let from = usize::from(SLOTS) * i / primaries;
+                let to = usize::from(SLOTS) * (i + 1) / primaries - 1;
+                let _: () = redis::cmd("CLUSTER")
+                    .arg("ADDSLOTSRANGE")
+                    .arg(from)
+                    .arg(to)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            if i > 0 {
+                let _: () = redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(first.port)
+                    .arg(first.bus_port)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate().skip(primaries) {
+            let primary = self.nodes[(i - primaries) / replicas_per_primary].port;
+            let primary_id = node_id(&mut super::redis_conn(primary).await).await;
+            // The replica knows its primary only once the meeting has gossiped its way around.
+            self.wait_for(&format!("{} to replicate {primary}", node.port), || async {
+                let mut conn = try_conn(node.port).await?;
+                redis::cmd("CLUSTER")
+                    .arg("REPLICATE")
+                    .arg(&primary_id)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .ok()
+            })
+            .await;
+        }
     }
 
     /// The ports of the running nodes, primaries and replicas.
@@ -324,7 +376,8 @@ impl Cluster {
     /// its port once every node knows it.
     pub async fn add_primary(&mut self) -> u16 {
         let port = free_port();
-        self.nodes.push(spawn_node(port, scratch_dir("cluster")));
+        self.nodes
+            .push(spawn_node(port, free_port(), scratch_dir("cluster")));
         self.wait_ping(port).await;
         let existing = self.running().find(|&p| p != port).expect("a running node");
         self.redis_cli(&[
@@ -372,7 +425,11 @@ impl Cluster {
     pub async fn restart(&mut self, port: u16) {
         let index = self.index(port);
         assert!(self.nodes[index].proc.is_none(), "{port} is running");
-        let node = spawn_node(port, self.nodes[index].dir.clone());
+        let node = spawn_node(
+            port,
+            self.nodes[index].bus_port,
+            self.nodes[index].dir.clone(),
+        );
         self.nodes[index].proc = node.proc;
         self.wait_ping(port).await;
         self.wait_settled().await;
@@ -541,9 +598,10 @@ impl Drop for Cluster {
     }
 }
 
-/// A cluster-enabled redis-server on `port` working in `dir` (its `nodes.conf`, its log); running, maybe not yet
-/// answering.
-fn spawn_node(port: u16, dir: PathBuf) -> Node {
+/// A cluster-enabled redis-server on `port`, its cluster bus on `bus_port`, working in `dir` (its `nodes.conf`, its
+/// log); running, maybe not yet answering. The bus port is a free port of its own: the default, `port + 10000`, is
+/// past 65535 for half of the ports the system hands out.
+fn spawn_node(port: u16, bus_port: u16, dir: PathBuf) -> Node {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--cluster-enabled", "yes", "--cluster-config-file"])
@@ -552,6 +610,7 @@ fn spawn_node(port: u16, dir: PathBuf) -> Node {
         .arg(&dir)
         .arg("--logfile")
         .arg(dir.join("redis.log"))
+        .args(["--cluster-port", &bus_port.to_string()])
         .args(["--cluster-node-timeout", NODE_TIMEOUT_MS])
         .args(["--save", "", "--appendonly", "no"])
         // A replica's first sync starts at once instead of after the default 5 s wait for more replicas.
@@ -566,6 +625,7 @@ fn spawn_node(port: u16, dir: PathBuf) -> Node {
         .expect("spawn redis-server");
     Node {
         port,
+        bus_port,
         dir,
         proc: Some(Proc::new(child)),
     }
