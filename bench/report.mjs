@@ -160,16 +160,16 @@ function clusterBlock(list) {
   const targets = [];
   if (one && three && relay) {
     const ratio = worstShard(three) / Math.max(1, worstShard(one));
-    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows under the same per-shard load (max lag, median of runs, worst shard)',
+    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows, with as many clients per shard (max lag, median of runs, worst shard)',
       `${n2(ratio)}× (${n1(worstShard(three) / 1e3)} KB vs ${n1(worstShard(one) / 1e3)} KB)`, met(ratio <= 2)]);
   } else {
-    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows under the same per-shard load',
+    targets.push(['the relay\'s lag per shard stays within 2× what one shard\'s relay shows, with as many clients per shard',
       relay ? 'needs the 1- and the 3-shard runs' : 'not measured: the relay was not following', '**not met**']);
   }
   const req = list[0].requests;
   return [
-    commands([`bench/cluster.sh 1 ${req} ${list[0].clients}   # shards, requests, clients; × runs`, `bench/cluster.sh 3 ${req} ${list[0].clients}`]),
-    '', `Each shard a primary and one replica, the relay following every primary (\`serve --cluster\`); the load \`redis-benchmark --cluster -t set,zadd -n ${req} -c ${list[0].clients} -P 16 -r 100000\` (without \`--cluster\` for one shard, which redis-benchmark refuses as a cluster). The ${list[0].clients} clients are spread over the shards, so a shard of three takes about a third of the load: the per-shard column. ${[...byShards.values()][0].length} runs each; median (min–max):`,
+    commands([...byShards.keys()].map((n, i) => `bench/cluster.sh ${n} ${req} ${byShards.get(n)[0].clients}${i === 0 ? '   # shards, requests, clients; × runs' : ''}`)),
+    '', `Each shard a primary and one replica, the relay following every primary (\`serve --cluster\`); the load \`redis-benchmark --cluster -t set,zadd -n ${req} -c <50 per shard> -P 16 -r 100000\` (without \`--cluster\` for one shard, which redis-benchmark refuses as a cluster). On this 2-core machine redis-benchmark, every redis-server and the relay share the same two cores, so three shards do not add throughput here: the total stays that of one shard and each of three shards takes about a third (the per-shard column). What the run shows is the relay keeping up with three streams at once. ${[...byShards.values()][0].length} runs each; median (min–max):`,
     '', table(['shards', 'test', 'requests/s', 'per shard'], throughputRows),
     '', 'The lag per shard, sampled every 20 ms: its primary\'s `master_repl_offset` minus its follower\'s offset (the relay\'s `replicast_shard_link_offset` for that shard; a replica\'s own offset where the follower says replica):',
     '', table(['shards', 'shard (follower)', 'lag max (KB)', 'lag p99 (KB)', 'back to 0 after the load (ms)'], lagRows),
