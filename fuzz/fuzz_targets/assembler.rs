@@ -2,7 +2,9 @@
 //!
 //! Half the inputs are raw relay messages (length-prefixed), which exercise the wire decoder and the RESP parser
 //! inside segments; the other half are commands drawn from a vocabulary of every command the assembler follows,
-//! with keys from a small set and arguments from the input, so that the windows' own logic is reached. Besides
+//! with keys from a small set and arguments from the input, so that the windows' own logic is reached; those go to
+//! three shards' streams (as from a relay following a Redis Cluster), so that a key's commands and snapshots come
+//! from several shards and the home-shard rule is reached too. Besides
 //! never panicking or hanging: no window ever holds more than its capacity, and an observer that mirrors every
 //! add and removal always agrees with the windows.
 //!
@@ -13,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
 use replicast_wasm::observe::{Item, ItemId, WindowObserver};
-use replicast_wasm::wire::{encode_commands, encode_hello, encode_snapshot};
+use replicast_wasm::wire::{encode_commands, encode_hello, encode_shard, encode_snapshot};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 
 const COMMANDS: &[&str] = &[
@@ -96,8 +98,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Commands from the vocabulary: a byte for the command and the argument count, then a byte per argument
-    // (a word, or the next few input bytes as a raw argument).
-    let (mut stream, mut offset, mut rest) = (Vec::new(), 0u64, rest);
+    // (a word, or the next few input bytes as a raw argument). Each batch goes to one of three shards (shard 0
+    // without an envelope, as a single Redis's stream).
+    for shard in 1..3u16 {
+        let _ = a.push_message(&encode_shard(shard, &encode_hello("fuzz", 0)));
+    }
+    let wrap = |shard: usize, message: Vec<u8>| match shard {
+        0 => message,
+        s => encode_shard(s as u16, &message),
+    };
+    let (mut stream, mut offsets, mut rest) = (Vec::new(), [0u64; 3], rest);
     while let Some((&c, tail)) = rest.split_first() {
         let name = COMMANDS[usize::from(c) % COMMANDS.len()];
         let count = usize::from(c >> 5) + 1;
@@ -119,19 +129,20 @@ fuzz_target!(|data: &[u8]| {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         stream.extend_from_slice(&resp(&refs));
         // Send every few commands, and now and then a snapshot of the watched keys as the relay writes one.
+        let shard = usize::from(c / 3) % 3;
         if c % 3 == 0 || rest.is_empty() {
-            let _ = a.push_message(&encode_commands(offset, &stream));
-            offset += stream.len() as u64;
+            let _ = a.push_message(&wrap(shard, encode_commands(offsets[shard], &stream)));
+            offsets[shard] += stream.len() as u64;
             stream.clear();
             check(&a);
         }
-        if c == 0xff {
+        if c >= 0xfd {
             let snapshot = [
                 resp(&[b"DEL", b"perf:a"]),
                 resp(&[b"ZADD", b"perf:a", b"1", b"m", b"2", b"n"]),
             ]
             .concat();
-            let _ = a.push_message(&encode_snapshot(offset, &snapshot));
+            let _ = a.push_message(&wrap(shard, encode_snapshot(offsets[shard], &snapshot)));
             check(&a);
         }
     }

@@ -490,3 +490,39 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         assert_eq!((len, ids[0].0.as_str()), (1, acked[&i].as_str()), "{key}");
     }
 }
+
+#[tokio::test]
+async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() {
+    let mut cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 9).await;
+    write(&cluster, &keys, 0, 20).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut assembler = assembler();
+    let mut seen = Seen::default();
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+
+    // SIGKILL a primary: after the node timeout (2 s) its replica is elected, and the relay's next topology read
+    // moves the shard's link there, which continues the stream (PSYNC with the old replication ID).
+    let dead = cluster.owner(cluster.slot(b"perf:h0")).await;
+    let heir = cluster.replicas_of(dead).await[0];
+    cluster.kill(dead);
+    let mut promoted = false;
+    for _ in 0..150 {
+        if cluster.primaries().await.contains(&heir) {
+            promoted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(promoted, "the cluster never promoted {heir}");
+    write(&cluster, &keys, 20, 40).await;
+    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    assert_eq!(seen.snapshots, 3, "no shard re-snapshotted: {seen:?}");
+    let metrics = http_get(&ws, "/metrics").await.1;
+    assert!(
+        metrics.contains(&format!("node=\"127.0.0.1:{heir}\"")),
+        "{metrics}"
+    );
+}
