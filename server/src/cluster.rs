@@ -60,6 +60,18 @@ fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// `host:port` of a cluster node, as `--cluster` takes it (`[::1]:7000` for IPv6).
+pub fn parse_node(node: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = node
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--cluster {node:?}: expected host:port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--cluster {node:?}: the port is not a number"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
 /// Which node of each shard the relay follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Follow {
@@ -583,6 +595,23 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn nodes_are_host_and_port() {
+        assert_eq!(
+            parse_node(" 127.0.0.1:7000").unwrap(),
+            ("127.0.0.1".into(), 7000)
+        );
+        assert_eq!(parse_node("[::1]:7000").unwrap(), ("::1".into(), 7000));
+        assert!(parse_node("h")
+            .unwrap_err()
+            .to_string()
+            .contains("expected host:port"));
+        assert!(parse_node("h:x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a number"));
     }
 
     #[test]

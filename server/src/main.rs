@@ -220,7 +220,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let seeds = args
         .cluster
         .iter()
-        .map(|node| parse_node(node))
+        .map(|node| replicast_server::cluster::parse_node(node))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (embedded, redis_url) = match args.redis_url {
         Some(url) => (None, url),
@@ -394,18 +394,6 @@ fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
             PathBuf::from(default)
         }
     }
-}
-
-/// `host:port` of a cluster node.
-fn parse_node(node: &str) -> anyhow::Result<(String, u16)> {
-    let (host, port) = node
-        .trim()
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("--cluster {node:?}: expected host:port"))?;
-    let port = port
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--cluster {node:?}: the port is not a number"))?;
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 /// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual

@@ -526,3 +526,108 @@ async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() 
         "{metrics}"
     );
 }
+
+/// Every `perf:*` key of the cluster and its number of members, read on each primary.
+async fn perf_keys(cluster: &Cluster) -> std::collections::BTreeMap<String, usize> {
+    let mut keys = std::collections::BTreeMap::new();
+    for primary in cluster.primaries().await {
+        let mut conn = redis_conn(primary).await;
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg("perf:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in found {
+            let n: usize = redis::cmd("ZCARD")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.insert(key, n);
+        }
+    }
+    keys
+}
+
+#[tokio::test]
+async fn the_collector_writes_each_host_to_its_shard_and_carries_on_through_a_failover() {
+    let cluster = Cluster::start(3, 1).await;
+    let seed = format!("127.0.0.1:{}", cluster.ports()[0]);
+    let once = std::process::Command::new(env!("CARGO_BIN_EXE_replicast"))
+        .args([
+            "collect",
+            "--cluster",
+            &seed,
+            "--simulate",
+            "12",
+            "--no-local",
+            "--once",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    let keys = perf_keys(&cluster).await;
+    assert_eq!(keys.len(), 12, "{keys:?}");
+    assert!(keys.values().all(|&n| n == 1), "{keys:?}");
+    let mut owners = std::collections::BTreeSet::new();
+    for key in keys.keys() {
+        owners.insert(cluster.owner(cluster.slot(key.as_bytes())).await);
+    }
+    assert_eq!(owners.len(), 3, "the hosts' keys are on every shard");
+
+    // Running: a failover moves a shard's primary; the collector follows the redirection and goes on.
+    let _collector = Proc::new(
+        std::process::Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args([
+                "collect",
+                "--cluster",
+                &seed,
+                "--simulate",
+                "12",
+                "--no-local",
+                "--interval",
+                "200ms",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let grown = |before: &std::collections::BTreeMap<String, usize>,
+                 now: &std::collections::BTreeMap<String, usize>,
+                 by: usize| {
+        before
+            .iter()
+            .all(|(k, n)| now.get(k).is_some_and(|m| *m >= n + by))
+    };
+    let mut now = perf_keys(&cluster).await;
+    for _ in 0..100 {
+        if grown(&keys, &now, 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = perf_keys(&cluster).await;
+    }
+    assert!(grown(&keys, &now, 3), "{keys:?} → {now:?}");
+    let primary = cluster.primaries().await[0];
+    cluster
+        .failover(cluster.replicas_of(primary).await[0])
+        .await;
+    let before = perf_keys(&cluster).await;
+    let mut after = before.clone();
+    for _ in 0..100 {
+        if grown(&before, &after, 5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = perf_keys(&cluster).await;
+    }
+    assert!(
+        grown(&before, &after, 5),
+        "every host kept being written: {before:?} → {after:?}"
+    );
+}

@@ -26,7 +26,7 @@ use crate::replica_link::RedisTarget;
 use local::LocalHost;
 use sample::Sample;
 use simulate::SimHost;
-use sink::{Entry, Sink};
+use sink::{Destination, Entry, Sink};
 
 /// Most simulated hosts: each costs a few hundred bytes per interval in Redis and in the browsers.
 const MAX_SIMULATED: usize = 10_000;
@@ -38,6 +38,10 @@ pub struct CollectArgs {
     /// Redis to write to, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Write to a Redis Cluster: any of its nodes, host:port (repeatable, or comma-separated). Each sample goes to
+    /// the primary owning its key; --redis-url then gives only the nodes' credentials and scheme.
+    #[arg(long = "cluster", env = "REPLICAST_CLUSTER", value_delimiter = ',')]
+    pub cluster: Vec<String>,
     /// CA certificates (PEM) for a rediss:// URL; the system's roots by default.
     #[arg(long, env = "REDIS_CA")]
     pub redis_ca: Option<PathBuf>,
@@ -76,6 +80,7 @@ impl CollectArgs {
     pub fn demo(redis_url: String, hosts: usize) -> Self {
         CollectArgs {
             redis_url,
+            cluster: Vec::new(),
             redis_ca: None,
             interval: Duration::from_secs(1),
             keep: 3600,
@@ -106,7 +111,18 @@ pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> a
         Some(path) => crate::tls::TlsSettings::from_ca_file(path)?,
         None => crate::tls::TlsSettings::default(),
     };
-    let target = RedisTarget::from_url(&args.redis_url, tls)?;
+    let template = RedisTarget::from_url(&args.redis_url, tls)?;
+    let target = match args.cluster.is_empty() {
+        true => Destination::Single(template),
+        false => Destination::Cluster {
+            seeds: args
+                .cluster
+                .iter()
+                .map(|node| crate::cluster::parse_node(node))
+                .collect::<anyhow::Result<_>>()?,
+            template,
+        },
+    };
     let mut hosts = Hosts {
         local: (!args.no_local).then(|| {
             let name = args
@@ -127,7 +143,7 @@ pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> a
     );
     let keep = usize::try_from(args.keep).unwrap_or(usize::MAX);
     tracing::info!(
-        redis = %format!("{}:{}", target.host, target.port),
+        redis = %target.address(),
         local = hosts.local.as_ref().map(LocalHost::name),
         simulated = args.simulate,
         interval = ?args.interval,

@@ -6,8 +6,12 @@
 //! host) go in one pipeline, one round trip. While Redis is unreachable the writer reconnects with exponential
 //! backoff and jitter; samples keep queueing, the oldest are dropped (and counted) past the bound, and on reconnect
 //! the backlog is written in order. Redis errors are logged, never fatal.
+//!
+//! To a Redis Cluster (`--cluster`), each sample goes to the primary that owns its key's slot: one pipeline per
+//! primary, the slot map read from the cluster (`CLUSTER SHARDS`) at the start and again whenever a node answers
+//! `MOVED`, `ASK` or `CLUSTERDOWN` (a failover, a resharding), after which the samples it refused are sent again.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +89,161 @@ impl Queue {
     }
 }
 
+/// Where samples are written: one Redis, or every primary of a Redis Cluster.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Single(RedisTarget),
+    /// Nodes to ask for the slot map (any of the cluster's), and the credentials and TLS settings of every node.
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        template: RedisTarget,
+    },
+}
+
+impl Destination {
+    /// For logs: the node, or the cluster's first seed.
+    pub fn address(&self) -> String {
+        match self {
+            Destination::Single(target) => target.addr(),
+            Destination::Cluster { seeds, .. } => seeds
+                .first()
+                .map_or_else(|| "(no node)".into(), |(h, p)| format!("cluster {h}:{p}")),
+        }
+    }
+}
+
+/// Connections to where samples go, made as needed: one to a single Redis, or one per cluster primary, with the
+/// slot map that says which primary owns a key.
+struct Connections {
+    destination: Destination,
+    by_node: HashMap<String, MultiplexedConnection>,
+    /// The primary (`host:port`) owning each slot; `None` until read, and after a redirection.
+    owners: Option<Vec<Option<String>>>,
+}
+
+impl Connections {
+    fn new(destination: Destination) -> Self {
+        Connections {
+            destination,
+            by_node: HashMap::new(),
+            owners: None,
+        }
+    }
+
+    async fn connection(&mut self, node: &str) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(conn) = self.by_node.get(node) {
+            return Ok(conn.clone());
+        }
+        let target = match &self.destination {
+            Destination::Single(target) => target.clone(),
+            Destination::Cluster { template, .. } => {
+                let (host, port) = node
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse().ok()?)))
+                    .ok_or_else(|| {
+                        redis::RedisError::from(std::io::Error::other(format!(
+                            "not host:port: {node}"
+                        )))
+                    })?;
+                template.at(host, port)
+            }
+        };
+        let conn = connect(&target).await?;
+        self.by_node.insert(node.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Reads the cluster's slot map.
+    async fn read_owners(&mut self) -> redis::RedisResult<()> {
+        let Destination::Cluster { seeds, template } = &self.destination else {
+            return Ok(());
+        };
+        let shards = crate::cluster::discover(seeds, template)
+            .await
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let mut owners = vec![None; crate::cluster::SLOTS];
+        for shard in &shards {
+            let Some(primary) = shard.nodes.iter().find(|n| n.primary) else {
+                continue;
+            };
+            for &(start, end) in &shard.slots {
+                for slot in start..=end {
+                    owners[usize::from(slot)] = Some(format!("{}:{}", primary.host, primary.port));
+                }
+            }
+        }
+        self.owners = Some(owners);
+        Ok(())
+    }
+
+    /// Writes `entries`; returns how many Redis refused. `Err`: a connection failed (it is made again next time).
+    async fn write(&mut self, entries: &[Entry], keep: usize) -> redis::RedisResult<usize> {
+        if let Destination::Single(target) = &self.destination {
+            let node = target.addr();
+            let mut conn = self.connection(&node).await?;
+            let result = write(&mut conn, entries, keep).await;
+            return self.settle(&node, result).map(|refused| refused.len());
+        }
+        let mut pending: Vec<Entry> = entries.to_vec();
+        let mut failed = 0;
+        // Once with the map known, and once more with a fresh map for what was redirected.
+        for attempt in 0..2 {
+            if self.owners.is_none() {
+                self.read_owners().await?;
+            }
+            let owners = self.owners.clone().unwrap_or_default();
+            let mut by_node: HashMap<String, Vec<Entry>> = HashMap::new();
+            for entry in pending.drain(..) {
+                match owners.get(usize::from(crate::cluster::slot(entry.key.as_bytes()))) {
+                    Some(Some(node)) => by_node.entry(node.clone()).or_default().push(entry),
+                    _ => {
+                        tracing::warn!(key = %entry.key, "collector: no cluster node serves this key's slot");
+                        failed += 1;
+                    }
+                }
+            }
+            for (node, group) in &by_node {
+                let mut conn = self.connection(node).await?;
+                let result = write(&mut conn, group, keep).await;
+                for (i, problem) in self.settle(node, result)? {
+                    let moved = ["MOVED ", "ASK ", "CLUSTERDOWN", "TRYAGAIN"]
+                        .iter()
+                        .any(|code| problem.starts_with(code));
+                    if moved && attempt == 0 {
+                        // Sent again once the map is read anew.
+                        pending.push(group[i].clone());
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            tracing::info!(
+                samples = pending.len(),
+                "collector: the cluster redirected samples; reading its slots again"
+            );
+            self.owners = None;
+        }
+        Ok(failed + pending.len())
+    }
+
+    /// Keeps or drops `node`'s connection after a pipeline: a failed connection is made again next time.
+    fn settle(
+        &mut self,
+        node: &str,
+        result: redis::RedisResult<Vec<(usize, String)>>,
+    ) -> redis::RedisResult<Vec<(usize, String)>> {
+        if result.is_err() {
+            self.by_node.remove(node);
+            // A node gone may mean a failover: read the map again.
+            self.owners = None;
+        }
+        result
+    }
+}
+
 /// Where samples go: push them, and the writer task takes them to Redis.
 #[derive(Clone)]
 pub struct Sink {
@@ -95,7 +254,7 @@ pub struct Sink {
 impl Sink {
     /// Starts the writer for `target`; at most `bound` samples wait in memory while Redis is away.
     pub fn start(
-        target: RedisTarget,
+        target: Destination,
         keep: usize,
         bound: usize,
     ) -> (Sink, tokio::task::JoinHandle<()>) {
@@ -132,50 +291,29 @@ impl Sink {
         lock(&self.queue).entries.len()
     }
 
-    async fn write_forever(self, target: RedisTarget, keep: usize) {
-        let address = format!("{}:{}", target.host, target.port);
+    async fn write_forever(self, target: Destination, keep: usize) {
+        let address = target.address();
         let mut backoff = BACKOFF_FIRST;
-        let mut connection: Option<MultiplexedConnection> = None;
+        let mut connections = Connections::new(target);
+        let mut connected = false;
         loop {
             let (batch, last) = lock(&self.queue).front(MAX_PIPELINE);
             let Some(last) = last else {
                 self.wake.notified().await;
                 continue;
             };
-            let conn = match &mut connection {
-                Some(conn) => conn,
-                None => match connect(&target).await {
-                    Ok(conn) => {
+            let started = std::time::Instant::now();
+            match connections.write(&batch, keep).await {
+                Ok(failed) => {
+                    if !connected {
+                        connected = true;
                         backoff = BACKOFF_FIRST;
                         let (queued, dropped) = {
                             let mut queue = lock(&self.queue);
                             (queue.entries.len(), std::mem::take(&mut queue.dropped))
                         };
-                        tracing::info!(
-                            redis = %address, queued, dropped,
-                            "collector: connected to Redis"
-                        );
-                        connection.insert(conn)
+                        tracing::info!(redis = %address, queued, dropped, "collector: connected to Redis");
                     }
-                    Err(err) => {
-                        let delay = jitter(backoff);
-                        let (queued, dropped) = {
-                            let queue = lock(&self.queue);
-                            (queue.entries.len(), queue.dropped)
-                        };
-                        tracing::warn!(
-                            redis = %address, retry_in = ?delay, queued, dropped,
-                            "collector: cannot connect to Redis: {err}"
-                        );
-                        tokio::time::sleep(delay).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        continue;
-                    }
-                },
-            };
-            let started = std::time::Instant::now();
-            match write(conn, &batch, keep).await {
-                Ok(failed) => {
                     tracing::debug!(samples = batch.len(), took = ?started.elapsed(), "collector: wrote");
                     if failed > 0 {
                         tracing::warn!(
@@ -186,11 +324,24 @@ impl Sink {
                     lock(&self.queue).remove_through(last);
                 }
                 Err(err) => {
-                    tracing::warn!(
-                        redis = %address, queued = self.queued(),
-                        "collector: lost Redis ({err}); queueing samples and reconnecting"
-                    );
-                    connection = None;
+                    let delay = jitter(backoff);
+                    let (queued, dropped) = {
+                        let queue = lock(&self.queue);
+                        (queue.entries.len(), queue.dropped)
+                    };
+                    match connected {
+                        true => tracing::warn!(
+                            redis = %address, queued,
+                            "collector: lost Redis ({err}); queueing samples and reconnecting"
+                        ),
+                        false => tracing::warn!(
+                            redis = %address, retry_in = ?delay, queued, dropped,
+                            "collector: cannot connect to Redis: {err}"
+                        ),
+                    }
+                    connected = false;
+                    tokio::time::sleep(delay).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
@@ -199,10 +350,10 @@ impl Sink {
 
 /// Writes `entries` once, for `--once`: connects, sends one pipeline per [`MAX_PIPELINE`] samples, and fails on
 /// any error.
-pub async fn write_now(target: &RedisTarget, entries: &[Entry], keep: usize) -> anyhow::Result<()> {
-    let mut conn = connect(target).await?;
+pub async fn write_now(target: &Destination, entries: &[Entry], keep: usize) -> anyhow::Result<()> {
+    let mut connections = Connections::new(target.clone());
     for chunk in entries.chunks(MAX_PIPELINE) {
-        let failed = write(&mut conn, chunk, keep).await?;
+        let failed = connections.write(chunk, keep).await?;
         anyhow::ensure!(failed == 0, "Redis refused {failed} samples");
     }
     Ok(())
@@ -218,13 +369,13 @@ async fn connect(target: &RedisTarget) -> redis::RedisResult<MultiplexedConnecti
         .await
 }
 
-/// Sends one transaction per entry in one pipeline; returns how many transactions Redis refused (each logged).
-/// `Err` means the connection failed and nothing is known about what was written.
+/// Sends one transaction per entry in one pipeline; returns the transactions Redis refused (their index and why;
+/// the first is logged). `Err` means the connection failed and nothing is known about what was written.
 async fn write(
     conn: &mut MultiplexedConnection,
     entries: &[Entry],
     keep: usize,
-) -> redis::RedisResult<usize> {
+) -> redis::RedisResult<Vec<(usize, String)>> {
     let trim_to = -(i64::try_from(keep).unwrap_or(i64::MAX - 1) + 1);
     let mut pipe = redis::pipe();
     // Per-command results instead of failing the whole pipeline on one refused transaction (WRONGTYPE, OOM…).
@@ -242,20 +393,25 @@ async fn write(
             .cmd("EXEC");
     }
     let replies: Vec<Value> = pipe.query_async(conn).await?;
-    let mut failed = 0;
-    for (entry, replies) in entries.iter().zip(replies.chunks(4)) {
+    let mut refused = Vec::new();
+    for (i, (entry, replies)) in entries.iter().zip(replies.chunks(4)).enumerate() {
         if let Some(problem) = refusal(replies) {
-            if failed == 0 {
+            if refused.is_empty() {
                 tracing::warn!(key = %entry.key, "collector: Redis refused a sample: {problem}");
             }
-            failed += 1;
+            refused.push((i, problem));
         }
     }
-    Ok(failed)
+    Ok(refused)
 }
 
-/// What went wrong with one transaction's four replies (`OK`, `QUEUED`, `QUEUED`, the `EXEC` array), if anything.
+/// What went wrong with one transaction's four replies (`OK`, `QUEUED`, `QUEUED`, the `EXEC` array), if anything,
+/// as Redis said it (`MOVED 1234 127.0.0.1:7001`).
 fn refusal(replies: &[Value]) -> Option<String> {
+    let said = |err: &redis::ServerError| match err.details() {
+        Some(details) => format!("{} {details}", err.code()),
+        None => err.code().to_string(),
+    };
     let exec = match replies {
         [_, _, _, exec] => exec,
         _ => return Some("missing replies".into()),
@@ -263,11 +419,11 @@ fn refusal(replies: &[Value]) -> Option<String> {
     if let Some(Value::ServerError(err)) =
         replies.iter().find(|r| matches!(r, Value::ServerError(_)))
     {
-        return Some(err.to_string());
+        return Some(said(err));
     }
     match exec {
         Value::Array(results) => results.iter().find_map(|r| match r {
-            Value::ServerError(err) => Some(err.to_string()),
+            Value::ServerError(err) => Some(said(err)),
             _ => None,
         }),
         Value::Nil => Some("transaction aborted".into()),
@@ -328,5 +484,11 @@ mod tests {
             Some("transaction aborted")
         );
         assert!(refusal(&[ok(), queued()]).is_some());
+        // As Redis sends it, through the crate's parser.
+        let moved = redis::parse_redis_value(b"-MOVED 1234 127.0.0.1:7001\r\n").unwrap();
+        assert_eq!(
+            refusal(&[moved, queued(), queued(), Value::Nil]).as_deref(),
+            Some("MOVED 1234 127.0.0.1:7001")
+        );
     }
 }
