@@ -2,12 +2,14 @@
 // shard's primary, relay B each shard's replica, and the page's `Replicast` client names B as its alternate. A is
 // SIGKILLed; the page must move to B by itself and resume every shard there from where its windows are (the
 // replicas stream the same offsets as their primaries), without a snapshot. Real redis-server nodes, relays and
-// Chromium; every wait is bounded and ends with every window in the page equal to Redis's own `ZRANGE`.
+// Chromium; every wait is bounded and ends with every window in the page equal to Redis's own `ZRANGE`. And the
+// dashboard on a cluster, fed by `replicast collect --cluster`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { startCluster, startRelay, launchBrowser } from './support/processes.mjs';
+import { spawn } from 'node:child_process';
+import { startCluster, startRelay, launchBrowser, relayBinary } from './support/processes.mjs';
 
 /** Newest items each window keeps: as many as the first batch writes, fewer than each key ends with. */
 const WINDOW = 20;
@@ -177,5 +179,36 @@ test('relay A SIGKILLed: the page switches to relay B on the replicas, resumes e
   // died, then live on B by a resume: never resyncing.
   const { statuses } = await clientState(page);
   assert.match(statuses.join(' '), /^connecting live (offline connecting )+live$/, `statuses: ${statuses.join(' ')}`);
+  await page.close();
+});
+
+test('the dashboard on a cluster: every host the collector writes, whatever its shard, gets a tile that follows its newest sample', async (t) => {
+  t.after(stopAll);
+  const cluster = await owned(() => startCluster({ primaries: 3, replicas: 1 }));
+  const seed = `127.0.0.1:${cluster.primaries[0]}`;
+  const hosts = 12;
+  const collector = spawn(relayBinary, ['collect', '--cluster', seed, '--simulate', String(hosts), '--no-local', '--interval', '250ms'],
+    { stdio: 'ignore' });
+  started.unshift({ stop: async () => { collector.kill('SIGTERM'); } });
+  const relay = await owned(() => startRelay({ args: ['--cluster', seed, '--allow', 'perf:*,annotations:perf'] }));
+  await healthy(relay);
+  const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(relay.url);
+  await page.waitForSelector('#status[data-state="live"]', { timeout: WAIT_MS });
+  await page.waitForFunction((n) => document.querySelectorAll('#tiles a.tile').length === n, hosts, { timeout: WAIT_MS });
+  const shown = await page.$$eval('#tiles a.tile', (tiles) => tiles.map((el) => el.dataset.host));
+  // Slots 0–5460, 5461–10922 and 10923–16383 are the three primaries' (redis-cli --cluster create splits evenly).
+  const thirds = new Set(shown.map((host) => Math.floor(cluster.slot(`perf:${host}`) / 5461.34)));
+  assert.equal(thirds.size, 3, `the hosts' keys are on every shard: ${shown}`);
+  // Each tile reaches its host's newest sample in Redis (read on the key's owner), then follows newer ones.
+  for (const host of shown) {
+    const [[member]] = await cluster.zrangeNewest(`perf:${host}`, 1);
+    const newest = JSON.parse(member).t;
+    await page.waitForFunction(([h, min]) => Number(document.querySelector(`#tiles a.tile[data-host="${h}"]`)?.dataset.t) >= min,
+      [host, newest], { timeout: WAIT_MS });
+  }
+  assert.deepEqual(errors, [], 'no page errors');
   await page.close();
 });

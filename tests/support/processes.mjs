@@ -13,7 +13,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const relayBinary = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/debug/replicast');
+export const relayBinary = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/debug/replicast');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 // The flags this machine's Chromium needs: no sandbox as root, and no background traffic to a closed network.
