@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { spawn } from 'node:child_process';
-import { startCluster, startRelay, launchBrowser, relayBinary } from './support/processes.mjs';
+import { startCluster, startRelay, launchBrowser, relayBinary, ownership } from './support/processes.mjs';
 
 /** Newest items each window keeps: as many as the first batch writes, fewer than each key ends with. */
 const WINDOW = 20;
@@ -19,8 +19,8 @@ const KEYS = Array.from({ length: 9 }, (_, i) => `perf:h${i}`);
 const WAIT_MS = 20_000;
 
 let chromium;
-/** Processes a test started, stopped after it whatever happened; newest first. */
-let started = [];
+/** Processes and writers a test started, stopped after it whatever happened. */
+const { owned, keep, stopAll } = ownership();
 
 before(async () => {
   chromium = await launchBrowser();
@@ -29,18 +29,6 @@ before(async () => {
 after(async () => {
   await chromium?.stop();
 });
-
-/** Starts a process with `start()` and stops it when the test ends. */
-async function owned(start) {
-  const child = await start();
-  started.unshift(child);
-  return child;
-}
-
-async function stopAll() {
-  for (const child of started) await child.stop();
-  started = [];
-}
 
 /** Polls `check` every 100 ms until it resolves truthy; fails after `WAIT_MS` with `what` and `describe()`. */
 async function waitFor(what, check, describe = async () => '') {
@@ -189,7 +177,7 @@ test('the dashboard on a cluster: every host the collector writes, whatever its 
   const hosts = 12;
   const collector = spawn(relayBinary, ['collect', '--cluster', seed, '--simulate', String(hosts), '--no-local', '--interval', '250ms'],
     { stdio: 'ignore' });
-  started.unshift({ stop: async () => { collector.kill('SIGTERM'); } });
+  keep({ stop: async () => { collector.kill('SIGTERM'); } });
   const relay = await owned(() => startRelay({ args: ['--cluster', seed, '--allow', 'perf:*,annotations:perf'] }));
   await healthy(relay);
   const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 900 } });

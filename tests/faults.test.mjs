@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { startRedis, startRelay, launchBrowser } from './support/processes.mjs';
+import { startRedis, startRelay, launchBrowser, ownership } from './support/processes.mjs';
 
 /** Newest items each window keeps: fewer than each key gets, so windows drop their oldest. */
 const WINDOW = 5;
@@ -14,8 +14,8 @@ const WINDOW = 5;
 const CONVERGE_MS = 20_000;
 
 let chromium;
-/** Processes and writers a test started, stopped after it whatever happened; newest first. */
-let started = [];
+/** Processes and writers a test started, stopped after it whatever happened. */
+const { owned, stopAll } = ownership();
 
 before(async () => {
   chromium = await launchBrowser();
@@ -24,18 +24,6 @@ before(async () => {
 after(async () => {
   await chromium?.stop();
 });
-
-/** Starts a process (or a writer) with `start()` and stops it when the test ends. */
-async function owned(start) {
-  const child = await start();
-  started.unshift(child);
-  return child;
-}
-
-async function stopAll() {
-  for (const child of started) await child.stop();
-  started = [];
-}
 
 /** Opens a page on `relay` with a client watching `pattern` (and any further `options`), as `window.client`;
  * each status it reports goes to `window.statuses`. */

@@ -86,6 +86,9 @@ struct Ring {
 
 pub struct Backlog {
     ring: Mutex<Ring>,
+    /// Bumped whenever the stream goes on under a new replication ID (a failover), so sessions notice with one
+    /// atomic load per read instead of a look at the ring.
+    renames: std::sync::atomic::AtomicU64,
     /// The ring's end offset, bumped on every append and restart; sessions wait on it.
     end: watch::Sender<u64>,
 }
@@ -104,6 +107,7 @@ impl Backlog {
                 capacity,
             }),
             end: watch::channel(0).0,
+            renames: Default::default(),
         }
     }
 
@@ -145,6 +149,8 @@ impl Backlog {
             if stream.epoch != epoch {
                 let old = std::mem::replace(&mut stream.epoch, epoch.to_string());
                 ring.previous = Some((old, end));
+                self.renames
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
             }
         }
         ring.live = true;
@@ -202,6 +208,11 @@ impl Backlog {
             }
             _ => Some((stream, ring.end, false)),
         }
+    }
+
+    /// How many times the stream went on under a new replication ID; read it, then [`Backlog::position`] for the ID.
+    pub fn renames(&self) -> u64 {
+        self.renames.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether a browser at `offset` of `epoch` is ahead of the ring: same stream, but the link has not received

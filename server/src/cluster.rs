@@ -481,29 +481,44 @@ impl Cluster {
         let mut followed: Vec<Arc<Shard>> = Vec::new();
         let mut owners = vec![None; SLOTS];
         let mut changed = false;
-        for info in &shards {
+        // Shards with a node to follow first: during a failover a node may list the failed primary and its heir as
+        // two shards for a moment, and the one that can be followed must keep the shard (and its stream).
+        let (live, stranded): (Vec<&ShardInfo>, Vec<&ShardInfo>) = shards
+            .iter()
+            .partition(|info| info.choose(self.follow).is_some());
+        for info in live.into_iter().chain(stranded) {
             let ids: BTreeSet<String> = info.nodes.iter().map(|n| n.id.clone()).collect();
-            let existing = before.shards.iter().find(|s| {
-                !followed.iter().any(|f| f.number == s.number)
-                    && s.nodes
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .intersection(&ids)
-                        .next()
-                        .is_some()
-            });
+            let knows = |s: &&Arc<Shard>| {
+                s.nodes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .intersection(&ids)
+                    .next()
+                    .is_some()
+            };
+            let taken = |s: &&Arc<Shard>| followed.iter().any(|f| f.number == s.number);
+            let existing = before.shards.iter().find(|s| !taken(s) && knows(s));
+            let Some(node) = info.choose(self.follow) else {
+                // Nothing to follow (its nodes failed): its slots stay with the shard that knows its nodes.
+                tracing::warn!(slots = ?info.slots, "cluster shard with no healthy node to follow");
+                let Some(shard) = existing.or_else(|| before.shards.iter().find(knows)) else {
+                    continue;
+                };
+                for &(start, end) in &info.slots {
+                    for s in start..=end {
+                        owners[usize::from(s)].get_or_insert(shard.number);
+                    }
+                }
+                if !taken(&shard) {
+                    followed.push(shard.clone());
+                }
+                continue;
+            };
             if existing.is_none() && info.slots.is_empty() {
                 // A primary without slots: a node just added (followed once it gets slots), or, during a failover,
                 // the old primary before it turns replica.
                 continue;
             }
-            let Some(node) = info.choose(self.follow) else {
-                tracing::warn!(slots = ?info.slots, "cluster shard with no healthy node to follow");
-                if let Some(shard) = existing {
-                    followed.push(shard.clone());
-                }
-                continue;
-            };
             let shard = match existing {
                 Some(shard) => {
                     shard

@@ -361,6 +361,8 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
     let backlog = &relay.backlog;
     let metrics = &relay.metrics;
     let mut changed = backlog.changed();
+    // Read before the join, so that a failover after it is noticed.
+    let mut renames = backlog.renames();
     let Some((mut current, mut cursor)) = join(relay, sub, resume, &mut changed).await? else {
         return Ok(());
     };
@@ -448,10 +450,16 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
                         send(sink, metrics, Bytes::from(snapshot)).await?;
                     }
                 }
-                let renamed = backlog
-                    .position()
-                    .map(|(stream, _)| stream)
-                    .filter(|s| s.generation == current.generation && s.epoch != current.epoch);
+                // One atomic load per read; the ring is looked at only after a failover renamed the stream.
+                let renamed = match backlog.renames() {
+                    seen if seen == renames => None,
+                    now => {
+                        renames = now;
+                        backlog.position().map(|(stream, _)| stream).filter(|s| {
+                            s.generation == current.generation && s.epoch != current.epoch
+                        })
+                    }
+                };
                 let progress_due = last_sent.elapsed() >= PROGRESS_INTERVAL;
                 if !message.is_empty() || progress_due || renamed.is_some() {
                     if message.is_empty() {

@@ -338,16 +338,30 @@ async fn read_by_script(
             keys.len()
         )));
     }
+    let mut kinds = Vec::with_capacity(keys.len());
+    for read in reads.chunks_exact(2) {
+        kinds.push(
+            text(&read[0]).ok_or_else(|| SnapshotError::Reply("a type that is not text".into()))?,
+        );
+    }
+    // A missing key is type "none", rebuilt as its DEL alone.
+    let windows = reads.chunks_exact(2).map(|read| &read[1]);
+    snapshot_of(keys, &kinds, windows, info)
+}
+
+/// The snapshot of `keys` from each one's type and window, read at once with `INFO replication`; `None` when a
+/// window does not fit its type (the key changed type between `TYPE` and the read).
+fn snapshot_of<'v>(
+    keys: &[Vec<u8>],
+    kinds: &[impl AsRef<str>],
+    windows: impl Iterator<Item = &'v Value>,
+    info: &Value,
+) -> Result<Option<Snapshot>, SnapshotError> {
     let (epoch, offset) = replication(info)?;
     let mut commands = Vec::new();
-    for (key, read) in keys.iter().zip(reads.chunks_exact(2)) {
-        let kind =
-            text(&read[0]).ok_or_else(|| SnapshotError::Reply("a type that is not text".into()))?;
-        // A missing string reads as nil; a missing key is type "none", rebuilt as its DEL.
-        if !rebuild(&mut commands, key, kind, &read[1]) {
-            return Err(SnapshotError::Reply(format!(
-                "the read script returned a {kind} window of an unexpected shape"
-            )));
+    for ((key, kind), window) in keys.iter().zip(kinds).zip(windows) {
+        if !rebuild(&mut commands, key, kind.as_ref(), window) {
+            return Ok(None);
         }
         if commands.len() > MAX_SNAPSHOT_BYTES {
             return Err(SnapshotError::TooLarge);
@@ -429,24 +443,7 @@ async fn read_once(
     let Some((info, values)) = replies.split_last() else {
         return Err(SnapshotError::Reply("empty EXEC reply".into()));
     };
-    let (epoch, offset) = replication(info)?;
-
-    let mut commands = Vec::new();
-    for ((key, kind), value) in keys.iter().zip(&types).zip(values) {
-        if !rebuild(&mut commands, key, kind, value) {
-            return Ok(None);
-        }
-        if commands.len() > MAX_SNAPSHOT_BYTES {
-            return Err(SnapshotError::TooLarge);
-        }
-    }
-    Ok(Some(Snapshot {
-        epoch,
-        offset,
-        commands,
-        keys: keys.len(),
-        rest: Vec::new(),
-    }))
+    snapshot_of(keys, &types, values.iter(), info)
 }
 
 /// Appends the commands that rebuild `key`'s window from its read; `false` if the read does not fit the type.

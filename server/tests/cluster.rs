@@ -56,54 +56,86 @@ fn count(seen: &mut Seen, message: &[u8]) {
     }
 }
 
-/// Feeds the relay's messages to `assembler`, sending its top-ups as a page does, until every window of `keys`
-/// equals Redis; panics after [`CONVERGE`] with the difference.
-async fn converge(
-    socket: &mut Socket,
-    assembler: &mut StreamAssembler,
-    cluster: &Cluster,
-    keys: &[String],
-    seen: &mut Seen,
-) {
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    let mut messages = 0;
-    loop {
-        let idle = match tokio::time::timeout(Duration::from_millis(100), next_binary(socket)).await
-        {
-            Ok(message) => {
-                count(seen, &message);
-                assembler.push_message(&message).unwrap();
-                messages += 1;
-                false
-            }
-            Err(_) => true,
-        };
-        let topups = assembler.take_topups();
-        if !topups.is_empty() {
-            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
-            socket
-                .send(tokio_tungstenite::tungstenite::Message::text(request))
-                .await
-                .unwrap();
+/// A page's side of a session: its socket, its assembler, and what it received.
+struct Browser {
+    socket: Socket,
+    assembler: StreamAssembler,
+    seen: Seen,
+}
+
+impl Browser {
+    /// Joins the relay at `ws` with a fresh assembler watching `perf:*`.
+    async fn join(ws: &str) -> Browser {
+        Browser {
+            socket: connect(ws, &subscribe_message(&["perf:*"], WINDOW)).await,
+            assembler: assembler(),
+            seen: Seen::default(),
         }
-        if idle || messages % 200 == 0 {
-            let mut differ = None;
-            for key in keys {
-                let redis = cluster.zrange_withscores_newest(key, WINDOW).await;
-                let window = zset_newest_first(assembler, key);
-                if redis != window {
-                    differ = Some((key.clone(), redis, window));
-                    break;
+    }
+
+    /// Comes back to the relay at `ws` with the windows it has, resuming every shard (`at=`).
+    async fn resume(self, ws: &str) -> Browser {
+        let url = format!("{ws}?at={}", at(&self.assembler));
+        Browser {
+            socket: connect(&url, &subscribe_message(&["perf:*"], WINDOW)).await,
+            assembler: self.assembler,
+            seen: Seen::default(),
+        }
+    }
+
+    /// Applies one message from the relay, counting snapshots and hellos; returns what it did.
+    fn apply(&mut self, message: &[u8]) -> replicast_wasm::Outcome {
+        count(&mut self.seen, message);
+        self.assembler.push_message(message).unwrap()
+    }
+
+    /// Feeds the relay's messages to the assembler, sending its top-ups as a page does, until every window of
+    /// `keys` equals Redis; panics after [`CONVERGE`] with the difference.
+    async fn converge(&mut self, cluster: &Cluster, keys: &[String]) {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let mut messages = 0;
+        loop {
+            let idle = match tokio::time::timeout(
+                Duration::from_millis(100),
+                next_binary(&mut self.socket),
+            )
+            .await
+            {
+                Ok(message) => {
+                    self.apply(&message);
+                    messages += 1;
+                    false
                 }
-            }
-            let Some((key, redis, window)) = differ else {
-                return;
+                Err(_) => true,
             };
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "{key}: the window never equalled Redis.\nRedis:  {redis:?}\nwindow: {window:?}\n{seen:?}, diagnostics {:?}",
-                    assembler.diagnostics()
-                );
+            let topups = self.assembler.take_topups();
+            if !topups.is_empty() {
+                let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
+                self.socket
+                    .send(tokio_tungstenite::tungstenite::Message::text(request))
+                    .await
+                    .unwrap();
+            }
+            if idle || messages % 200 == 0 {
+                let mut differ = None;
+                for key in keys {
+                    let redis = cluster.zrange_withscores_newest(key, WINDOW).await;
+                    let window = zset_newest_first(&self.assembler, key);
+                    if redis != window {
+                        differ = Some((key.clone(), redis, window));
+                        break;
+                    }
+                }
+                let Some((key, redis, window)) = differ else {
+                    return;
+                };
+                if tokio::time::Instant::now() > deadline {
+                    panic!(
+                        "{key}: the window never equalled Redis.\nRedis:  {redis:?}\nwindow: {window:?}\n{:?}, diagnostics {:?}",
+                        self.seen,
+                        self.assembler.diagnostics()
+                    );
+                }
             }
         }
     }
@@ -150,22 +182,21 @@ async fn a_browser_streams_from_every_shard_and_its_windows_equal_redis() {
     let (_relay, ws) = cluster_relay(&cluster, &[]);
     wait_healthy(&ws).await;
 
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
     assert_eq!(
-        (seen.hellos, seen.snapshots),
+        (browser.seen.hellos, browser.seen.snapshots),
         (3, 3),
         "a hello and a snapshot per shard"
     );
 
     // Live writes, on every shard, go on reaching the windows.
     write(&cluster, &keys, 30, 60).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
 
     // Each shard's stream is its primary's: its replication ID.
-    let mut epochs: Vec<String> = assembler
+    let mut epochs: Vec<String> = browser
+        .assembler
         .positions()
         .into_iter()
         .map(|(_, e, _)| e)
@@ -186,25 +217,31 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
     write(&cluster, &keys, 0, 20).await;
     let (_relay, ws) = cluster_relay(&cluster, &[]);
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
 
     let old = cluster.owner(cluster.slot(b"perf:h0")).await;
     let promoted = cluster.replicas_of(old).await[0];
     cluster.failover(promoted).await;
     write(&cluster, &keys, 20, 40).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
-    assert_eq!(seen.snapshots, 3, "no shard re-snapshotted: {seen:?}");
+    browser.converge(&cluster, &keys).await;
+    assert_eq!(
+        browser.seen.snapshots, 3,
+        "no shard re-snapshotted: {:?}",
+        browser.seen
+    );
 
     // The relay follows the promoted node, which continued the offsets under a new replication ID; the browser
     // was told (a hello that continues the old epoch) and holds the new one.
     let epoch = master_replid(promoted).await;
     assert!(
-        assembler.positions().iter().any(|(_, e, _)| *e == epoch),
+        browser
+            .assembler
+            .positions()
+            .iter()
+            .any(|(_, e, _)| *e == epoch),
         "{:?} lacks {epoch}",
-        assembler.positions()
+        browser.assembler.positions()
     );
     let metrics = http_get(&ws, "/metrics").await.1;
     assert!(
@@ -213,13 +250,15 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
     );
 
     // A browser that comes back resumes every shard where it was: no snapshot.
-    drop(socket);
     write(&cluster, &keys, 40, 45).await;
-    let url = format!("{ws}?at={}", at(&assembler));
-    let mut socket = connect(&url, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
-    assert_eq!((seen.hellos, seen.snapshots), (3, 0), "resumed: {seen:?}");
+    let mut browser = browser.resume(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    assert_eq!(
+        (browser.seen.hellos, browser.seen.snapshots),
+        (3, 0),
+        "resumed: {:?}",
+        browser.seen
+    );
 }
 
 #[tokio::test]
@@ -232,10 +271,8 @@ async fn a_slot_migrating_under_load_ends_with_every_window_equal_to_redis() {
     write(&cluster, &keys, 0, 25).await;
     let (_relay, ws) = cluster_relay(&cluster, &[]);
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
 
     let slot = cluster.slot(b"{mig}");
     let from = cluster.owner(slot).await;
@@ -264,20 +301,20 @@ async fn a_slot_migrating_under_load_ends_with_every_window_equal_to_redis() {
     let read = async {
         while !stop.load(Ordering::Relaxed) {
             if let Ok(message) =
-                tokio::time::timeout(Duration::from_millis(50), next_binary(&mut socket)).await
+                tokio::time::timeout(Duration::from_millis(50), next_binary(&mut browser.socket))
+                    .await
             {
-                count(&mut seen, &message);
-                assembler.push_message(&message).unwrap();
+                browser.apply(&message);
             }
         }
     };
     let (written, (), ()) = tokio::join!(writes, migrate, read);
     assert!(written > 30, "writes went on during the migration");
     assert_eq!(cluster.owner(slot).await, to);
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
     // And the keys keep following their new shard.
     write(&cluster, &keys, written, written + 10).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
 }
 
 #[tokio::test]
@@ -312,27 +349,23 @@ async fn a_browser_switches_from_a_relay_on_the_primaries_to_one_on_the_replicas
     }
     wait_healthy(&ws_b).await;
 
-    let mut socket = connect(&ws_a, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws_a).await;
+    browser.converge(&cluster, &keys).await;
     write(&cluster, &keys, 20, 30).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
 
     // Relay A goes away; the browser resumes on B from the same epochs and offsets.
     drop(relay_a);
-    drop(socket);
     write(&cluster, &keys, 30, 40).await;
-    let url = format!("{ws_b}?at={}", at(&assembler));
-    let mut socket = connect(&url, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = browser.resume(&ws_b).await;
+    browser.converge(&cluster, &keys).await;
     write(&cluster, &keys, 40, 50).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
     assert_eq!(
-        (seen.hellos, seen.snapshots),
+        (browser.seen.hellos, browser.seen.snapshots),
         (3, 0),
-        "resumed on B: {seen:?}"
+        "resumed on B: {:?}",
+        browser.seen
     );
 }
 
@@ -373,16 +406,15 @@ async fn an_acl_user_without_eval_still_gets_exact_snapshots_one_slot_at_a_time(
         "perf:*",
     ]);
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
     assert!(
-        seen.snapshots > 3,
-        "the keys' slots came in parts of their own: {seen:?}"
+        browser.seen.snapshots > 3,
+        "the keys' slots came in parts of their own: {:?}",
+        browser.seen
     );
     write(&cluster, &keys, 25, 40).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
 }
 
 #[tokio::test]
@@ -394,10 +426,8 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     write(&cluster, &keys, 0, 20).await;
     let (_relay, ws) = cluster_relay(&cluster, &[]);
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
 
     // A new primary gets the slot of the {new} keys: the relay follows it, and the browser gets its keys from it.
     let added = cluster.add_primary().await;
@@ -405,20 +435,20 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     let from = cluster.owner(slot).await;
     cluster.migrate_slot(slot, from, added).await;
     write(&cluster, &keys, 20, 30).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
     let metrics = http_get(&ws, "/metrics").await.1;
     assert!(
         metrics.contains(&format!("node=\"127.0.0.1:{added}\"")),
         "{metrics}"
     );
-    assert_eq!(assembler.positions().len(), 4, "a fourth shard");
+    assert_eq!(browser.assembler.positions().len(), 4, "a fourth shard");
 
     // The slot goes back and the node leaves the cluster: the relay stops following it; the keys follow their
     // owner again.
     cluster.migrate_slot(slot, added, from).await;
     cluster.remove_node(added).await;
     write(&cluster, &keys, 30, 40).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
     let mut gone = false;
     for _ in 0..50 {
         let metrics = http_get(&ws, "/metrics").await.1;
@@ -430,7 +460,7 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     }
     assert!(gone, "the relay still follows the removed node");
     write(&cluster, &keys, 40, 50).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    browser.converge(&cluster, &keys).await;
 }
 
 #[tokio::test]
@@ -447,11 +477,11 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         &["--writable", "perf:notes:*", "--event-burst", "20"],
     );
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
+    let mut browser = Browser::join(&ws).await;
     for (i, key) in keys.iter().enumerate() {
         let fields = [("text".to_string(), format!("note {i}"))];
-        socket
+        browser
+            .socket
             .send(tokio_tungstenite::tungstenite::Message::text(
                 wire::encode_event(&i.to_string(), key, &fields),
             ))
@@ -461,14 +491,15 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
     // Every event acked with the entry id its owner chose, and every entry streamed back into its window.
     let mut acked = std::collections::BTreeMap::new();
     while acked.len() < keys.len()
-        || keys
-            .iter()
-            .any(|k| assembler.window(k.as_bytes()).is_none_or(|w| w.len() != 1))
+        || keys.iter().any(|k| {
+            browser
+                .assembler
+                .window(k.as_bytes())
+                .is_none_or(|w| w.len() != 1)
+        })
     {
-        let message = next_binary(&mut socket).await;
-        if let replicast_wasm::Outcome::Ack { request, entry } =
-            assembler.push_message(&message).unwrap()
-        {
+        let message = next_binary(&mut browser.socket).await;
+        if let replicast_wasm::Outcome::Ack { request, entry } = browser.apply(&message) {
             let entry = entry.unwrap_or_else(|reason| panic!("event {request} refused: {reason}"));
             acked.insert(request.parse::<usize>().unwrap(), entry);
         }
@@ -498,19 +529,42 @@ async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() 
     write(&cluster, &keys, 0, 20).await;
     let (_relay, ws) = cluster_relay(&cluster, &[]);
     wait_healthy(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut assembler = assembler();
-    let mut seen = Seen::default();
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
 
     // SIGKILL a primary: after the node timeout (2 s) its replica is elected, and the relay's next topology read
     // moves the shard's link there, which continues the stream (PSYNC with the old replication ID).
     let dead = cluster.owner(cluster.slot(b"perf:h0")).await;
     let heir = cluster.replicas_of(dead).await[0];
+    // Replication is asynchronous: writes the heir never got are lost in a failover, and a relay that got them is
+    // ahead of the new primary, which then gives it a full resync (a new epoch, a snapshot). Here the heir has
+    // everything first, so the stream continues.
+    let offset = master_repl_offset(&mut redis_conn(dead).await).await;
+    let mut heir_conn = redis_conn(heir).await;
+    for _ in 0..200 {
+        let at: u64 = info_field(&mut heir_conn, "replication", "slave_repl_offset")
+            .await
+            .parse()
+            .unwrap_or(0);
+        if at >= offset {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     cluster.kill(dead);
+    // Promoted, and every node that runs says the cluster is whole again.
     let mut promoted = false;
     for _ in 0..150 {
-        if cluster.primaries().await.contains(&heir) {
+        let mut ok = cluster.primaries().await.contains(&heir);
+        for port in cluster.ports() {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut redis_conn(port).await)
+                .await
+                .unwrap_or_default();
+            ok &= info.lines().any(|l| l.trim() == "cluster_state:ok");
+        }
+        if ok {
             promoted = true;
             break;
         }
@@ -518,8 +572,12 @@ async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() 
     }
     assert!(promoted, "the cluster never promoted {heir}");
     write(&cluster, &keys, 20, 40).await;
-    converge(&mut socket, &mut assembler, &cluster, &keys, &mut seen).await;
-    assert_eq!(seen.snapshots, 3, "no shard re-snapshotted: {seen:?}");
+    browser.converge(&cluster, &keys).await;
+    assert_eq!(
+        browser.seen.snapshots, 3,
+        "no shard re-snapshotted: {:?}",
+        browser.seen
+    );
     let metrics = http_get(&ws, "/metrics").await.1;
     assert!(
         metrics.contains(&format!("node=\"127.0.0.1:{heir}\"")),

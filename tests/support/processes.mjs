@@ -22,6 +22,25 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
 ];
 
+/** What a test starts and must stop after it, whatever happened: `owned(start)` starts a process (or anything with
+ * `stop()`) with `start()` and keeps it, `keep(thing)` keeps one already started, and `stopAll()` stops every one
+ * kept, newest first. */
+export function ownership() {
+  let started = [];
+  const keep = (thing) => {
+    started.unshift(thing);
+    return thing;
+  };
+  return {
+    keep,
+    owned: async (start) => keep(await start()),
+    stopAll: async () => {
+      for (const thing of started) await thing.stop();
+      started = [];
+    },
+  };
+}
+
 export async function freePort() {
   const server = createServer();
   server.listen(0, '127.0.0.1');

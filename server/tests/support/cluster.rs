@@ -27,36 +27,10 @@ const NODE_TIMEOUT_MS: &str = "2000";
 /// Redis Cluster's number of hash slots.
 pub const SLOTS: u16 = 16384;
 
-/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag (the bytes between the first `{` and the
-/// next `}`, when not empty), modulo 16384.
+/// The hash slot of `key`: the relay's own (`replicast_server::cluster::slot`), which
+/// `cluster_support.rs` checks against `CLUSTER KEYSLOT`.
 pub fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            rest.iter()
-                .position(|&b| b == b'}')
-                .map(|close| &rest[..close])
-        })
-        .filter(|tag| !tag.is_empty());
-    crc16_xmodem(tagged.unwrap_or(key)) % SLOTS
-}
-
-/// CRC16 with polynomial 0x1021, initial value 0, no reflection: the one Redis Cluster hashes keys with.
-fn crc16_xmodem(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    replicast_server::cluster::slot(key)
 }
 
 /// One node: its port, its folder (kept across a kill so that a restart finds its `nodes.conf`), its process
