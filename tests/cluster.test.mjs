@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { spawn } from 'node:child_process';
-import { startCluster, startRelay, launchBrowser, relayBinary, ownership } from './support/processes.mjs';
+import { startCluster, startRelay, launchBrowser, relayBinary, ownership, openClient } from './support/processes.mjs';
 
 /** Newest items each window keeps: as many as the first batch writes, fewer than each key ends with. */
 const WINDOW = 20;
@@ -121,17 +121,8 @@ test('relay A SIGKILLed: the page switches to relay B on the replicas, resumes e
   await healthy(relayA);
   await healthy(relayB);
 
-  const page = await chromium.browser.newPage();
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err));
-  await page.goto(relayA.url);
-  await page.evaluate(async (options) => {
-    const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
-    await init();
-    window.statuses = [];
-    window.client = new Replicast(`ws://${location.host}/ws`, options);
-    window.client.onStatus((s) => window.statuses.push(s));
-  }, { patterns: ['perf:*'], window: WINDOW, alternates: [wsUrl(relayB)] });
+  const { page, errors } = await openClient(chromium.browser, relayA,
+    { patterns: ['perf:*'], window: WINDOW, alternates: [wsUrl(relayB)] });
   await converges(page, cluster, 'on relay A');
   const onA = await clientState(page);
   assert.equal(onA.relay, wsUrl(relayA));

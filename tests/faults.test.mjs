@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { startRedis, startRelay, launchBrowser, ownership } from './support/processes.mjs';
+import { startRedis, startRelay, launchBrowser, ownership, openClient as openPage } from './support/processes.mjs';
 
 /** Newest items each window keeps: fewer than each key gets, so windows drop their oldest. */
 const WINDOW = 5;
@@ -28,17 +28,7 @@ after(async () => {
 /** Opens a page on `relay` with a client watching `pattern` (and any further `options`), as `window.client`;
  * each status it reports goes to `window.statuses`. */
 async function openClient(relay, pattern, options = {}) {
-  const page = await chromium.browser.newPage();
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err));
-  await page.goto(relay.url);
-  await page.evaluate(async (options) => {
-    const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
-    await init();
-    window.statuses = [];
-    window.client = new Replicast(`ws://${location.host}/ws`, options);
-    window.client.onStatus((s) => window.statuses.push(s));
-  }, { patterns: [pattern], window: WINDOW, ...options });
+  const { page, errors } = await openPage(chromium.browser, relay, { patterns: [pattern], window: WINDOW, ...options });
   await page.waitForFunction(() => window.client.status === 'live', null, { timeout: 20_000 });
   return { page, errors };
 }

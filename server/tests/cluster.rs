@@ -170,20 +170,46 @@ fn at(assembler: &StreamAssembler) -> String {
         .join(",")
 }
 
+/// A local cluster (3 primaries, 3 replicas) with `n` keys over every shard holding `samples` members each, a relay
+/// following it with `flags`, and a browser joined to it whose windows equal Redis.
+struct Streaming {
+    cluster: Cluster,
+    keys: Vec<String>,
+    ws: String,
+    browser: Browser,
+    _relay: Proc,
+}
+
+async fn streaming(n: usize, samples: usize, flags: &[&str]) -> Streaming {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, n).await;
+    write(&cluster, &keys, 0, samples).await;
+    let (relay, ws) = cluster_relay(&cluster, flags);
+    wait_healthy(&ws).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    Streaming {
+        cluster,
+        keys,
+        ws,
+        browser,
+        _relay: relay,
+    }
+}
+
 async fn master_replid(port: u16) -> String {
     info_field(&mut redis_conn(port).await, "replication", "master_replid").await
 }
 
 #[tokio::test]
 async fn a_browser_streams_from_every_shard_and_its_windows_equal_redis() {
-    let cluster = Cluster::start(3, 1).await;
-    let keys = keys_on_every_shard(&cluster, 12).await;
-    write(&cluster, &keys, 0, 30).await;
-    let (_relay, ws) = cluster_relay(&cluster, &[]);
-    wait_healthy(&ws).await;
-
-    let mut browser = Browser::join(&ws).await;
-    browser.converge(&cluster, &keys).await;
+    let Streaming {
+        cluster,
+        keys,
+        mut browser,
+        _relay,
+        ..
+    } = streaming(12, 30, &[]).await;
     assert_eq!(
         (browser.seen.hellos, browser.seen.snapshots),
         (3, 3),
@@ -212,13 +238,13 @@ async fn a_browser_streams_from_every_shard_and_its_windows_equal_redis() {
 
 #[tokio::test]
 async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers_resume() {
-    let cluster = Cluster::start(3, 1).await;
-    let keys = keys_on_every_shard(&cluster, 9).await;
-    write(&cluster, &keys, 0, 20).await;
-    let (_relay, ws) = cluster_relay(&cluster, &[]);
-    wait_healthy(&ws).await;
-    let mut browser = Browser::join(&ws).await;
-    browser.converge(&cluster, &keys).await;
+    let Streaming {
+        cluster,
+        keys,
+        ws,
+        mut browser,
+        _relay,
+    } = streaming(9, 20, &[]).await;
 
     let old = cluster.owner(cluster.slot(b"perf:h0")).await;
     let promoted = cluster.replicas_of(old).await[0];
@@ -524,13 +550,13 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
 
 #[tokio::test]
 async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() {
-    let mut cluster = Cluster::start(3, 1).await;
-    let keys = keys_on_every_shard(&cluster, 9).await;
-    write(&cluster, &keys, 0, 20).await;
-    let (_relay, ws) = cluster_relay(&cluster, &[]);
-    wait_healthy(&ws).await;
-    let mut browser = Browser::join(&ws).await;
-    browser.converge(&cluster, &keys).await;
+    let Streaming {
+        mut cluster,
+        keys,
+        ws,
+        mut browser,
+        _relay,
+    } = streaming(9, 20, &[]).await;
 
     // SIGKILL a primary: after the node timeout (2 s) its replica is elected, and the relay's next topology read
     // moves the shard's link there, which continues the stream (PSYNC with the old replication ID).

@@ -136,6 +136,23 @@ export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }
   return { url, listen: new URL(url).host, stop: stopper(child), process: child, ...faults(child) };
 }
 
+/** Opens a page on `relay` whose `Replicast` client (`new Replicast(<relay>/ws, options)`) is `window.client`;
+ * each status it reports goes to `window.statuses`, each page error to the returned `errors`. */
+export async function openClient(browser, relay, options) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  await page.goto(relay.url);
+  await page.evaluate(async (options) => {
+    const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
+    await init();
+    window.statuses = [];
+    window.client = new Replicast(`ws://${location.host}/ws`, options);
+    window.client.onStatus((s) => window.statuses.push(s));
+  }, options);
+  return { page, errors };
+}
+
 export async function launchBrowser() {
   const browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
   return { browser, stop: () => browser.close() };
