@@ -565,18 +565,7 @@ async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() 
     // Replication is asynchronous: writes the heir never got are lost in a failover, and a relay that got them is
     // ahead of the new primary, which then gives it a full resync (a new epoch, a snapshot). Here the heir has
     // everything first, so the stream continues.
-    let offset = master_repl_offset(&mut redis_conn(dead).await).await;
-    let mut heir_conn = redis_conn(heir).await;
-    for _ in 0..200 {
-        let at: u64 = info_field(&mut heir_conn, "replication", "slave_repl_offset")
-            .await
-            .parse()
-            .unwrap_or(0);
-        if at >= offset {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    replica_at(heir, master_repl_offset(&mut redis_conn(dead).await).await).await;
     cluster.kill(dead);
     // Promoted, and every node that runs says the cluster is whole again.
     let mut promoted = false;

@@ -9,22 +9,6 @@ use support::*;
 
 const WINDOW: usize = 20;
 
-/// Waits until the replica on `port` has applied the primary's stream up to `offset`.
-async fn replica_at(port: u16, offset: u64) {
-    let mut conn = redis_conn(port).await;
-    for _ in 0..500 {
-        let at: u64 = info_field(&mut conn, "replication", "slave_repl_offset")
-            .await
-            .parse()
-            .unwrap_or(0);
-        if at >= offset {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the replica on {port} never reached offset {offset}");
-}
-
 #[tokio::test]
 async fn a_browser_resumes_on_a_relay_that_follows_another_replica_without_a_snapshot() {
     let (_primary, port) = start_redis();

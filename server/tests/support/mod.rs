@@ -395,3 +395,19 @@ pub async fn apply_until(
     }
     snapshots
 }
+
+/// Waits until the replica on `port` has applied the primary's stream up to `offset`.
+pub async fn replica_at(port: u16, offset: u64) {
+    let mut conn = redis_conn(port).await;
+    for _ in 0..500 {
+        let at: u64 = info_field(&mut conn, "replication", "slave_repl_offset")
+            .await
+            .parse()
+            .unwrap_or(0);
+        if at >= offset {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the replica on {port} never reached offset {offset}");
+}
