@@ -397,11 +397,14 @@ impl EventWriter {
             };
             match reply {
                 Ok(Ok(reply)) => break reply,
-                Ok(Err(err)) if err.redirect_node().is_some() && redirects < MAX_REDIRECTS => {
-                    let Some((to, _)) = err.redirect_node() else {
-                        unreachable!("checked just above")
+                Ok(Err(err)) => {
+                    let Some(to) = err
+                        .redirect_node()
+                        .map(|(to, _)| to.to_string())
+                        .filter(|_| redirects < MAX_REDIRECTS)
+                    else {
+                        return Err(self.failed(db, &node, err).await);
                     };
-                    let to = to.to_string();
                     asking = err.code() == Some("ASK");
                     if !asking {
                         self.owners
@@ -412,7 +415,6 @@ impl EventWriter {
                     node = to;
                     redirects += 1;
                 }
-                Ok(Err(err)) => return Err(self.failed(db, &node, err).await),
                 Err(_) => return Err(self.timed_out(db, &node).await),
             }
         };
