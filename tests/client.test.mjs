@@ -3,7 +3,7 @@
 // animation frame; statuses through a relay restart; resume without a reload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startRelay, launchBrowser } from './support/processes.mjs';
+import { startRedis, startRelay, launchBrowser, openClient as openPage } from './support/processes.mjs';
 
 let redis;
 let relay;
@@ -22,23 +22,7 @@ after(async () => {
 });
 
 /** Opens a page on the relay and starts a client in it, exposed as `window.client`; changes go to `window.changes`. */
-async function openClient(options) {
-  const page = await chromium.browser.newPage();
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err));
-  await page.goto(relay.url);
-  await page.evaluate(async (options) => {
-    const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
-    await init();
-    window.changes = [];
-    window.statuses = [];
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    window.client = new Replicast(`${scheme}://${location.host}/ws`, options);
-    window.client.onStatus((s) => window.statuses.push(s));
-    window.client.onChange((c) => window.changes.push({ ...c, at: performance.now() }));
-  }, options);
-  return { page, errors };
-}
+const openClient = (options) => openPage(chromium.browser, relay, options);
 
 /** Redis's newest `n` members of `key`, oldest first, parsed. */
 async function newest(key, n) {

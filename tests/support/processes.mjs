@@ -137,7 +137,8 @@ export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }
 }
 
 /** Opens a page on `relay` whose `Replicast` client (`new Replicast(<relay>/ws, options)`) is `window.client`;
- * each status it reports goes to `window.statuses`, each page error to the returned `errors`. */
+ * each status it reports goes to `window.statuses`, each change (with `at`, the page's clock) to
+ * `window.changes`, and each page error to the returned `errors`. */
 export async function openClient(browser, relay, options) {
   const page = await browser.newPage();
   const errors = [];
@@ -147,8 +148,11 @@ export async function openClient(browser, relay, options) {
     const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');
     await init();
     window.statuses = [];
-    window.client = new Replicast(`ws://${location.host}/ws`, options);
+    window.changes = [];
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    window.client = new Replicast(`${scheme}://${location.host}/ws`, options);
     window.client.onStatus((s) => window.statuses.push(s));
+    window.client.onChange((c) => window.changes.push({ ...c, at: performance.now() }));
   }, options);
   return { page, errors };
 }
