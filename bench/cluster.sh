@@ -28,9 +28,8 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 fail() { echo "cluster.sh: $*" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cli() { local port=$1; shift; redis-cli -p "$port" "$@"; }
-# The cluster bus gets a free port of its own: the default, port + 10000, is past 65535 for half of the free ports.
+# The cluster bus gets a checked free port of its own, not the default port + 10000.
 declare -A bus
 start_node() { # port
   local port=$1 dir=$work/node-$1

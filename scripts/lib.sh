@@ -49,3 +49,18 @@ with_wasm_env() {
 locked_wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
 }
+
+# Prints a loopback port nothing listens on, never printed before by this script (the count lives in
+# "$work/.next-port", so it survives `$(free_port)`'s subshell). Ports come from just below the kernel's ephemeral
+# range: a port the kernel hands out for bind(0) can go to the next outgoing connection before the server binds it.
+free_port() {
+  local counter=${work:?free_port needs \$work}/.next-port low high port
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { low=32768 high=60999; }
+  if ((low >= 11024)); then port=$((low - 10000 + $$ % 5000)); else port=$((high + 1 + $$ % 2000)); fi
+  [ -s "$counter" ] && port=$(<"$counter")
+  until python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; do
+    port=$((port + 1))
+  done
+  echo $((port + 1)) >"$counter"
+  echo "$port"
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, Context};
 use tokio::process::{Child, Command};
 
 /// How long a fresh redis-server may take to accept connections.
@@ -19,8 +19,23 @@ pub struct EmbeddedRedis {
 }
 
 impl EmbeddedRedis {
+    /// Starts redis-server on a free port; on another port if it could not bind the first (another process took the
+    /// port between the check and the bind), up to three times.
     pub async fn start(binary: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let mut attempt = 1;
+        loop {
+            match Self::start_on(binary, free_port()?).await {
+                Err(StartError::Exited(error)) if attempt < 3 => {
+                    tracing::warn!("{error:#}; trying another port");
+                    attempt += 1;
+                }
+                Err(StartError::Exited(error) | StartError::Other(error)) => return Err(error),
+                Ok(redis) => return Ok(redis),
+            }
+        }
+    }
+
+    async fn start_on(binary: &Path, port: u16) -> Result<Self, StartError> {
         let dir =
             std::env::temp_dir().join(format!("replicast-embedded-redis-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
@@ -59,12 +74,15 @@ impl EmbeddedRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.url())?;
+    async fn wait_ready(&mut self) -> Result<(), StartError> {
+        let client = redis::Client::open(self.url()).map_err(anyhow::Error::from)?;
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("embedded redis-server exited at startup ({status})");
+            if let Some(status) = self.child.try_wait().map_err(anyhow::Error::from)? {
+                return Err(StartError::Exited(anyhow!(
+                    "embedded redis-server on port {} exited at startup ({status})",
+                    self.port
+                )));
             }
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
                 if redis::cmd("PING")
@@ -76,10 +94,10 @@ impl EmbeddedRedis {
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                bail!(
+                return Err(StartError::Other(anyhow!(
                     "embedded redis-server on port {} not ready after {STARTUP_TIMEOUT:?}",
                     self.port
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -90,6 +108,18 @@ impl Drop for EmbeddedRedis {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Why a start failed: the server exited (most likely its port was taken: worth another port), or anything else.
+enum StartError {
+    Exited(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StartError {
+    fn from(error: anyhow::Error) -> Self {
+        StartError::Other(error)
     }
 }
 

@@ -4,6 +4,7 @@
 // fault suite injects: SIGKILL, SIGSTOP and SIGCONT. Nothing here is mocked.
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
@@ -41,14 +42,41 @@ export function ownership() {
   };
 }
 
+// Ports come from just below the kernel's ephemeral range, each handed out at most once per process: a port the
+// kernel hands out for `listen(0)` can be taken by the next outgoing connection before the server binds it (a
+// cluster node's bus port once landed on another node's port that way). The process ID picks where to start, so
+// two test processes side by side rarely meet.
+const PORT_SPAN = 10_000;
+let portsHandedOut = 0;
+
+function portRange() {
+  let [low, high] = [32_768, 60_999];
+  try {
+    [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  } catch {
+    // Not Linux: the usual range.
+  }
+  return low >= 1_024 + PORT_SPAN ? [low - PORT_SPAN, PORT_SPAN] : [high + 1, Math.min(PORT_SPAN, 65_535 - high)];
+}
+
+/** A loopback port nothing listens on, never handed out before by this process. */
 export async function freePort() {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  server.close();
-  await once(server, 'close');
-  return port;
+  const [low, span] = portRange();
+  const start = (process.pid * 7_919) % span;
+  while (portsHandedOut < span) {
+    const port = low + ((start + portsHandedOut++) % span);
+    const server = createServer();
+    const bound = await new Promise((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      server.close();
+      await once(server, 'close');
+      return port;
+    }
+  }
+  throw new Error(`this test process has used all ${span} of its ports`);
 }
 
 /** Resolves with the first stdout line matching `pattern` (its match), or rejects after `ms` or on exit. */
@@ -220,7 +248,7 @@ export async function startCluster({ primaries = 3, replicas = 1 } = {}) {
   try {
     for (let i = 0; i < primaries * (1 + replicas); i++) {
       const port = await freePort();
-      // The bus on a free port too: the default, port + 10000, is past 65535 for half of the ports handed out.
+      // The bus on a checked free port too, not the default port + 10000.
       const busPort = await freePort();
       const dir = await mkdtemp(path.join(tmpdir(), 'replicast-e2e-cluster-'));
       dirs.push(dir);

@@ -7,6 +7,8 @@
 
 mod canon;
 mod data;
+#[path = "../support/ports.rs"]
+mod ports;
 mod redis_view;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use serde_json::Value as Json;
 
 use crate::canon::{json_key, sorted, EventModel, KeyCanon};
 use crate::data::{fill, keys_by_db, LIBRARY};
+use crate::ports::free_port;
 use crate::redis_view::{bytes, query, redis_view};
 
 struct Proc(Child);
@@ -37,14 +40,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_redis(dir: &Path) -> (Proc, u16) {

@@ -573,8 +573,8 @@ impl Drop for Cluster {
 }
 
 /// A cluster-enabled redis-server on `port`, its cluster bus on `bus_port`, working in `dir` (its `nodes.conf`, its
-/// log); running, maybe not yet answering. The bus port is a free port of its own: the default, `port + 10000`, is
-/// past 65535 for half of the ports the system hands out.
+/// log); running, maybe not yet answering. The bus port is a free port of its own, not the default `port + 10000`,
+/// which nothing checked was free.
 fn spawn_node(port: u16, bus_port: u16, dir: PathBuf) -> Node {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])

@@ -3,6 +3,9 @@
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
 pub mod cluster;
+mod ports;
+
+pub use ports::free_port;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -48,14 +51,6 @@ pub fn scratch_dir(what: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts a child and returns it with the first stdout line containing `needle`.
