@@ -56,10 +56,11 @@ locked_wasm_bindgen_version() {
 free_port() {
   local counter=${work:?free_port needs \$work}/.next-port low high port
   read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { low=32768 high=60999; }
-  if ((low >= 11024)); then port=$((low - 10000 + $$ % 5000)); else port=$((high + 1 + $$ % 2000)); fi
+  if ((low >= 11024)); then port=$((low - 10000 + $$ % 5000)); else port=$((high + 1)); fi
   [ -s "$counter" ] && port=$(<"$counter")
   until python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; do
     port=$((port + 1))
+    ((port <= 65535)) || { echo "free_port: no free loopback port left" >&2; return 1; }
   done
   echo $((port + 1)) >"$counter"
   echo "$port"

@@ -56,12 +56,16 @@ function portRange() {
   } catch {
     // Not Linux: the usual range.
   }
-  return low >= 1_024 + PORT_SPAN ? [low - PORT_SPAN, PORT_SPAN] : [high + 1, Math.min(PORT_SPAN, 65_535 - high)];
+  if (low >= 1_024 + PORT_SPAN) return [low - PORT_SPAN, PORT_SPAN];
+  const above = Math.min(PORT_SPAN, 65_535 - high);
+  return above >= 1_000 ? [high + 1, above] : null; // null: no room outside the ephemeral range
 }
 
 /** A loopback port nothing listens on, never handed out before by this process. */
 export async function freePort() {
-  const [low, span] = portRange();
+  const range = portRange();
+  if (!range) return kernelPort();
+  const [low, span] = range;
   const start = (process.pid * 7_919) % span;
   while (portsHandedOut < span) {
     const port = low + ((start + portsHandedOut++) % span);
@@ -77,6 +81,17 @@ export async function freePort() {
     }
   }
   throw new Error(`this test process has used all ${span} of its ports`);
+}
+
+/** The kernel's pick (`listen(0)`), with its race: only where there is no room outside the ephemeral range. */
+async function kernelPort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
 }
 
 /** Resolves with the first stdout line matching `pattern` (its match), or rejects after `ms` or on exit. */

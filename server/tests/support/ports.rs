@@ -15,7 +15,14 @@ const SPAN: u32 = 10_000;
 /// A loopback port nothing listens on, never handed out before by this process.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, span) = range();
+    let Some((low, span)) = range() else {
+        // No room outside the ephemeral range: the kernel's pick, with its race.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        return listener
+            .local_addr()
+            .expect("a bound socket's address")
+            .port();
+    };
     let start = std::process::id().wrapping_mul(7_919) % span;
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -31,8 +38,9 @@ pub fn free_port() -> u16 {
 }
 
 /// The first port and the number of ports to hand out from: just below the kernel's ephemeral range
-/// (`/proc/sys/net/ipv4/ip_local_port_range`), or just above it when it starts too low.
-fn range() -> (u32, u32) {
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), or just above it when it starts too low; `None` when neither side
+/// has room.
+fn range() -> Option<(u32, u32)> {
     let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|text| {
@@ -41,9 +49,10 @@ fn range() -> (u32, u32) {
         })
         .unwrap_or((32_768, 60_999));
     if ephemeral.0 >= 1_024 + SPAN {
-        (ephemeral.0 - SPAN, SPAN)
+        Some((ephemeral.0 - SPAN, SPAN))
     } else {
         let low = ephemeral.1 + 1;
-        (low, SPAN.min(65_536 - low))
+        let span = SPAN.min(65_536_u32.saturating_sub(low));
+        (span >= 1_000).then_some((low, span))
     }
 }
