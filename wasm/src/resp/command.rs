@@ -77,6 +77,50 @@ pub fn parse_command_into<'a>(
     }
 }
 
+/// Checks whether the command at the front of a buffer is complete, without keeping its arguments, resuming where
+/// the last call ran out of bytes: a command that arrives over many reads is looked at about once per byte, not
+/// once per read. Give it the same buffer start each time, with more bytes behind it.
+#[derive(Debug, Clone, Default)]
+pub struct CommandCheck {
+    progress: Progress,
+}
+
+/// What [`CommandCheck::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// The command is complete and this many bytes long.
+    Complete(usize),
+    /// More bytes are needed: the command is at least this many bytes long.
+    Incomplete { at_least: usize },
+}
+
+impl CommandCheck {
+    /// Checks the command at the front of `buf` (stream offset `offset`). After a complete command or an error the
+    /// check starts afresh.
+    pub fn check(
+        &mut self,
+        buf: &[u8],
+        offset: u64,
+        limits: &Limits,
+    ) -> Result<Checked, RespError> {
+        match read_frame(buf, offset, limits, &mut self.progress, &mut ()) {
+            Ok(Frame::Incomplete { needed }) => Ok(Checked::Incomplete { at_least: needed }),
+            done => {
+                self.progress = Progress::default();
+                done.map(|frame| match frame {
+                    Frame::Complete(len) => Checked::Complete(len),
+                    Frame::Incomplete { needed } => Checked::Incomplete { at_least: needed },
+                })
+            }
+        }
+    }
+
+    /// Whether an earlier call stopped inside a command (then checking resumes there).
+    pub fn is_resuming(&self) -> bool {
+        self.progress != Progress::default()
+    }
+}
+
 /// Whether a frame is all there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -531,6 +575,28 @@ mod tests {
             read_short_multibulk(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", &tight, &mut args),
             None
         );
+    }
+
+    #[test]
+    fn a_resumed_check_finds_the_same_end_as_one_pass() {
+        let buf = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n";
+        let limits = Limits::default();
+        for cut in 0..buf.len() {
+            let mut check = CommandCheck::default();
+            let first = check.check(&buf[..cut], 0, &limits).unwrap();
+            let Checked::Incomplete { at_least } = first else {
+                panic!("cut at {cut} is complete");
+            };
+            assert!(at_least > cut && at_least <= buf.len(), "cut {cut}");
+            assert_eq!(
+                check.check(buf, 0, &limits).unwrap(),
+                Checked::Complete(buf.len())
+            );
+            assert!(
+                !check.is_resuming(),
+                "a complete command starts the next check afresh"
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,13 @@
 
 /// Longest bulk string accepted: Redis's default `proto-max-bulk-len`.
 pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
-/// Most arguments in one command. Redis has no fixed cap, but a command this wide is already a ~4 MB frame.
+/// Most arguments in one command, by default: a command this wide is already a frame of several megabytes. Redis
+/// itself accepts up to [`REDIS_MAX_ARGS`]; the relay reads those on its replication link, but forwards to browsers
+/// only commands within these defaults.
 pub const MAX_ARGS: usize = 1024 * 1024;
+/// Most arguments Redis accepts in one command from an authenticated client (`INT_MAX`), so the most a primary can
+/// propagate.
+pub const REDIS_MAX_ARGS: usize = i32::MAX as usize;
 /// Longest inline command line, and longest simple string, error or number line of a reply: Redis's
 /// `PROTO_INLINE_MAX_SIZE`.
 pub const MAX_INLINE_LEN: usize = 64 * 1024;

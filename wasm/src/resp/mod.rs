@@ -13,7 +13,10 @@
 //! - `limits`: the named limits and their defaults.
 //! - `error`: [`RespError`].
 //! - `line`: length headers, integer and text lines.
-//! - `command`: [`Command`] and the frame reader for commands.
+//! - `command`: [`Command`] and the frame reader for commands; [`CommandCheck`] resumes checking one that arrives in
+//!   pieces.
+//! - `streamed`: [`StreamedCommand`], a command read piece by piece and never held whole, for commands too large to
+//!   keep.
 //! - `value`: [`Value`], the reply parser and its resumable check.
 //! - `reader`: [`CommandReader`] and [`ValueReader`], for input in chunks.
 
@@ -22,12 +25,15 @@ mod error;
 mod limits;
 mod line;
 mod reader;
+mod streamed;
 mod value;
 
-pub use command::{parse_command, parse_command_into, Command};
+pub use command::{parse_command, parse_command_into, Checked, Command, CommandCheck};
 pub use error::RespError;
 pub use limits::{
     Limits, MAX_AGGREGATE_LEN, MAX_ARGS, MAX_BULK_LEN, MAX_COMMAND_LEN, MAX_DEPTH, MAX_INLINE_LEN,
+    REDIS_MAX_ARGS,
 };
 pub use reader::{CommandReader, ValueReader};
+pub use streamed::{Piece, StreamedCommand};
 pub use value::{parse_value, Value};
