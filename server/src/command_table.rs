@@ -15,6 +15,9 @@ use std::collections::HashMap;
 
 use redis::Value;
 
+mod streamed;
+pub use streamed::{StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEYS, MAX_STREAMED_KEY_LEN};
+
 /// How the first key is found.
 #[derive(Debug, Clone, PartialEq)]
 enum BeginSearch {
@@ -379,7 +382,7 @@ mod tests {
     }
 
     /// The shapes Redis 7.0 reports for these commands.
-    fn table() -> CommandTable {
+    pub(super) fn table() -> CommandTable {
         let range = |last, step, limit| {
             (
                 "range",
