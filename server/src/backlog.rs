@@ -5,6 +5,10 @@
 //! forward shared bytes without copying. Memory is bounded by the ring's byte capacity, whatever the number or
 //! speed of browsers: a session whose cursor falls behind the ring's start is told to resynchronise. A browser that
 //! reconnects with an `(epoch, offset)` still inside the ring resumes where it was, without a snapshot.
+//!
+//! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
+//! the names of its keys ([`Backlog::append_unheld`]), or, when even those are too many, starts every session over
+//! ([`Backlog::restart_sessions`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -29,9 +33,13 @@ pub struct Batch {
     pub start: u64,
     pub end: u64,
     /// The encoded commands message (`wire::encode_commands`): the whole batch, for sessions that take it all.
+    /// Only for a batch that is [`Batch::held`].
     pub message: Bytes,
     /// Where each command frame and its keys are, for sessions that filter.
     pub index: Arc<FrameIndex>,
+    /// Whether the batch holds the stream's bytes from `start` to `end`. A command too large to hold does not:
+    /// its one frame is empty, and [`Batch::raw`] holds only the names its keys point into.
+    pub held: bool,
 }
 
 impl Batch {
@@ -84,6 +92,19 @@ struct Ring {
     capacity: usize,
 }
 
+impl Ring {
+    /// A new generation of `epoch` from `offset`, holding nothing yet.
+    fn restart(&mut self, epoch: String, offset: u64) {
+        let generation = self.stream.as_ref().map_or(0, |s| s.generation + 1);
+        self.stream = Some(Stream { epoch, generation });
+        self.live = true;
+        self.start = offset;
+        self.end = offset;
+        self.batches.clear();
+        self.bytes = 0;
+    }
+}
+
 pub struct Backlog {
     ring: Mutex<Ring>,
     /// Bumped whenever the stream goes on under a new replication ID (a failover), so sessions notice with one
@@ -125,19 +146,30 @@ impl Backlog {
     pub fn restart(&self, epoch: &str, offset: u64) {
         {
             let mut ring = self.ring();
-            let generation = ring.stream.as_ref().map_or(0, |s| s.generation + 1);
-            ring.stream = Some(Stream {
-                epoch: epoch.to_string(),
-                generation,
-            });
             ring.previous = None;
-            ring.live = true;
-            ring.start = offset;
-            ring.end = offset;
-            ring.batches.clear();
-            ring.bytes = 0;
+            ring.restart(epoch.to_string(), offset);
         }
         self.end.send_replace(offset);
+    }
+
+    /// The stream goes on at `offset`, but what sessions hold can no longer be brought up to date from it (a
+    /// command too large to hold named more keys than could be kept): a new generation from there, as after a full
+    /// resync, so every session starts over with a snapshot. Nothing before `offset` can be resumed from.
+    pub fn restart_sessions(&self, offset: u64) {
+        {
+            let mut ring = self.ring();
+            let epoch = ring
+                .stream
+                .as_ref()
+                .map_or_else(String::new, |s| s.epoch.clone());
+            ring.restart(epoch, offset);
+        }
+        self.end.send_replace(offset);
+    }
+
+    /// Bytes the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.ring().capacity
     }
 
     /// The link resumed the same stream after a reconnect (`+CONTINUE`), possibly under a new replication ID that
@@ -158,7 +190,16 @@ impl Backlog {
 
     /// Appends whole commands that occupied `start..start + raw.len()`; evicts the oldest beyond capacity.
     pub fn append(&self, start: u64, raw: &[u8], index: FrameIndex) {
-        let end = start + raw.len() as u64;
+        self.push(start, start + raw.len() as u64, raw, index, true);
+    }
+
+    /// Appends a command too large to hold, which occupied `start..end`: only `names`, which `index`'s one frame's
+    /// keys point into, are kept. No session can receive the command; those watching its keys learn they are stale.
+    pub fn append_unheld(&self, start: u64, end: u64, names: &[u8], index: FrameIndex) {
+        self.push(start, end, names, index, false);
+    }
+
+    fn push(&self, start: u64, end: u64, raw: &[u8], index: FrameIndex, held: bool) {
         {
             let mut ring = self.ring();
             debug_assert_eq!(start, ring.end, "batches are contiguous");
@@ -167,6 +208,7 @@ impl Backlog {
                 end,
                 message: Bytes::from(wire::encode_commands(start, raw)),
                 index: Arc::new(index),
+                held,
             });
             ring.bytes += raw.len();
             ring.end = end;
@@ -174,7 +216,7 @@ impl Backlog {
                 let Some(oldest) = ring.batches.pop_front() else {
                     break;
                 };
-                ring.bytes -= (oldest.end - oldest.start) as usize;
+                ring.bytes -= oldest.raw().len();
                 ring.start = oldest.end;
             }
         }
@@ -362,5 +404,50 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_command_too_large_to_hold_costs_only_its_key_names() {
+        let backlog = Backlog::new(100);
+        backlog.restart("e1", 0);
+        let (stream, _, _) = backlog.join(None).unwrap();
+        backlog.append(0, b"PING\r\n", FrameIndex::default());
+        let gigabyte = 1 << 30;
+        backlog.append_unheld(6, 6 + gigabyte, b"perf:set", FrameIndex::default());
+        assert_eq!(backlog.extent(), (0, 6 + gigabyte, 6 + 8));
+        let Read::Batches(batches) = backlog.read(&stream, 6, 1 << 20) else {
+            panic!("expected the unheld batch")
+        };
+        assert_eq!(
+            (batches[0].held, &batches[0].raw()[..]),
+            (false, &b"perf:set"[..])
+        );
+        // A session's budget counts the offsets it covers: nothing comes with it.
+        backlog.append(6 + gigabyte, b"PING\r\n", FrameIndex::default());
+        assert_eq!(
+            self::batches(backlog.read(&stream, 6, 1 << 20)),
+            vec![(6, 6 + gigabyte)]
+        );
+    }
+
+    #[test]
+    fn restarting_sessions_keeps_the_epoch_in_a_new_generation() {
+        let backlog = Backlog::new(100);
+        backlog.restart("e1", 0);
+        let (old, _, _) = backlog.join(None).unwrap();
+        backlog.append(0, b"PING\r\n", FrameIndex::default());
+        backlog.restart_sessions(1000);
+        match backlog.read(&old, 6, 100) {
+            Read::Restarted { stream } => {
+                assert_eq!((stream.epoch.as_str(), stream.generation), ("e1", 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(backlog.extent(), (1000, 1000, 0));
+        assert!(
+            !backlog.join(Some(("e1", 6))).unwrap().2,
+            "nothing before it resumes"
+        );
+        assert!(backlog.is_live());
     }
 }

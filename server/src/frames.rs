@@ -24,6 +24,11 @@ pub enum Kind {
     Exec,
     /// PING, REPLCONF GETACK, keyless commands: no session needs them.
     Other,
+    /// A command the relay does not forward: one the filter cannot judge, or one too large to forward (see
+    /// `stream_reader`). Its keys are the keys to make stale: a session watching any of them that `--allow` lets
+    /// leave learns that they are, so its windows get topped up; the command's bytes never leave the relay. One too
+    /// large to hold keeps no bytes at all: its frame is empty, and its keys point into the batch's names.
+    Withheld,
 }
 
 /// One command frame of a batch; positions are byte offsets into the batch's raw commands.
@@ -59,9 +64,21 @@ impl Indexer {
         self.db
     }
 
-    /// Rewinds the selected database, when added commands are dropped to be parsed again later.
-    pub fn set_db(&mut self, db: u32) {
-        self.db = db;
+    /// Adds a command the link did not hold (too large to forward): an empty frame in the database selected now,
+    /// [`Kind::Withheld`] with `keys` (ranges into the batch's names), or [`Kind::Other`] when it has none to name.
+    pub fn add_unheld(&self, index: &mut FrameIndex, keys: &[Range<u32>]) {
+        let first_key = index.keys.len() as u32;
+        index.keys.extend_from_slice(keys);
+        index.frames.push(Frame {
+            at: 0..0,
+            db: self.db,
+            kind: if keys.is_empty() {
+                Kind::Other
+            } else {
+                Kind::Withheld
+            },
+            keys: first_key..index.keys.len() as u32,
+        });
     }
 
     /// Adds `command`, whose bytes start at `base + at` where `base` is the batch's first byte.

@@ -1,7 +1,8 @@
 //! The relay's library: everything `replicast` (src/main.rs) is made of, so that fuzz targets and tests can reach
 //! the parts that read untrusted input (a browser's messages, the replication stream) without a process.
 //!
-//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `sync_payload`, `tls`, `sentinel` and
+//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `sync_payload`, `stream_reader` (the stream
+//!   cut into batches, commands too large to hold passed through), `tls`, `sentinel` and
 //!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
@@ -27,6 +28,7 @@ pub mod replica_link;
 pub mod sentinel;
 pub mod session;
 pub mod snapshot;
+pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;
 pub mod tls;

@@ -22,6 +22,16 @@ pub struct Metrics {
     pub link_full_syncs: AtomicU64,
     pub link_partial_syncs: AtomicU64,
     pub link_errors: AtomicU64,
+    /// Failures to frame the stream (corrupt, or past what Redis accepts), each followed by one full resync.
+    pub link_stream_errors: AtomicU64,
+    /// Failures since the link last streamed for `replica_link::HEALTHY_AFTER`.
+    pub link_failures_in_a_row: AtomicU64,
+    /// The delay before the last reconnection attempt.
+    pub link_retry_delay_ms: AtomicU64,
+    /// Commands too large to hold, passed through and withheld.
+    pub link_withheld_commands: AtomicU64,
+    /// Of those, the ones whose keys could not all be named, after which every session started over.
+    pub link_session_restarts: AtomicU64,
     /// `master_repl_offset` of the node the link follows, polled each second.
     pub upstream_offset: AtomicU64,
 }
@@ -66,6 +76,10 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -114,6 +128,36 @@ impl Metrics {
                 "counter",
                 "Link failures, each followed by a reconnect.",
                 get(&self.link_errors),
+            ),
+            (
+                "link_stream_errors_total",
+                "counter",
+                "Streams the link could not frame (corrupt, or past what Redis accepts); each is skipped by one full resync.",
+                get(&self.link_stream_errors),
+            ),
+            (
+                "link_failures_in_a_row",
+                "gauge",
+                "Link failures since it last streamed for 10 s; the delay between attempts doubles with each.",
+                get(&self.link_failures_in_a_row),
+            ),
+            (
+                "link_retry_delay_milliseconds",
+                "gauge",
+                "Delay before the link's last reconnection attempt (backoff with jitter).",
+                get(&self.link_retry_delay_ms),
+            ),
+            (
+                "link_withheld_commands_total",
+                "counter",
+                "Commands too large to forward, passed through without being held; their keys made stale.",
+                get(&self.link_withheld_commands),
+            ),
+            (
+                "link_session_restarts_total",
+                "counter",
+                "Withheld commands whose keys could not all be named, after which every session started over.",
+                get(&self.link_session_restarts),
             ),
             (
                 "backlog_bytes",

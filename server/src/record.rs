@@ -79,6 +79,14 @@ async fn copy_stream(
         match backlog.read(&stream, cursor, 1 << 20) {
             Read::Batches(batches) => {
                 for batch in batches {
+                    if !batch.held {
+                        bail!(
+                            "a command of {} bytes at offset {} is larger than the relay holds, so it cannot be \
+                             recorded; the recording stops before it",
+                            batch.end - batch.start,
+                            batch.start
+                        );
+                    }
                     file.write_all(&batch.raw_from(cursor)).await?;
                     cursor = batch.end;
                 }

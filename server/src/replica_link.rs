@@ -7,23 +7,30 @@
 //! `+CONTINUE [<new replid>]` while its own backlog still holds what the link missed — then the relay's backlog and
 //! every browser's cursor stay valid. The link answers `REPLCONF GETACK` and acknowledges its offset every second,
 //! as Redis expects of a replica (a diskless primary starts the stream only after the first ack). When the link
-//! fails it reconnects with exponential backoff and jitter.
+//! fails it reconnects with exponential backoff and jitter, the delay growing while failures follow each other and
+//! starting afresh once the link streamed for [`HEALTHY_AFTER`].
+//!
+//! The stream itself is cut into batches by [`StreamReader`], which accepts whatever Redis propagates: any argument
+//! count Redis accepts and bulks up to the primary's `proto-max-bulk-len`, read from it at each attempt. A stream the
+//! relay cannot frame (corrupt, or past those limits) would come again, byte for byte, from the same offset: so the
+//! next attempt asks for a full resync, which skips it, rather than resuming there forever.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-use replicast_wasm::resp::{parse_command, Limits, RespError};
+use replicast_wasm::resp::{RespError, MAX_ARGS, MAX_BULK_LEN};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::backlog::Backlog;
 use crate::command_table::CommandTable;
-use crate::frames::{FrameIndex, Indexer, Kind};
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::Metrics;
 use crate::sentinel::{SentinelError, Sentinels};
+use crate::stream_reader::{max_held, Output, StreamReader};
 use crate::sync_payload::skip_rdb_payload;
 use crate::tls::TlsSettings;
 use crate::upstream::Upstream;
@@ -45,9 +52,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Following Sentinel, attempts stay closer together: Sentinel names the promoted replica (in
 /// `get-master-addr-by-name`) about a second before it announces `+switch-master`, and asking is cheap.
 const SENTINEL_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// A `MULTI`…`EXEC` block is kept in one batch, so no browser sees half a transaction, up to this size; a larger
-/// block is cut like any other stream (Redis's own transactions are rarely near it).
-const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// A link that streamed this long without failing is healthy again: its next failure is retried after
+/// [`BACKOFF_FIRST`], not after the last delay doubled.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -159,6 +166,49 @@ struct Position {
     offset: u64,
 }
 
+/// What one attempt starts from and leaves for the next.
+#[derive(Debug, Default)]
+struct Attempt {
+    /// Where the stream was left; `None` before the first sync.
+    position: Option<Position>,
+    /// Ask for a full resync even with a position: the stream could not be followed past it.
+    full_resync: bool,
+    /// When the attempt began streaming, if it did.
+    streaming_since: Option<Instant>,
+}
+
+/// Delays between attempts: from [`BACKOFF_FIRST`], doubling up to a maximum while failures follow each other.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+    /// Failures since the link was last healthy.
+    failures: u64,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Backoff {
+            next: BACKOFF_FIRST,
+            max,
+            failures: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_FIRST;
+        self.failures = 0;
+    }
+
+    /// The delay before the next attempt, with jitter; the one after is twice as long.
+    fn after_failure(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(self.max);
+        self.failures += 1;
+        jitter(delay)
+    }
+}
+
 /// Follows the [`Upstream`] forever, reconnecting after every failure; with `sentinels`, asks them for the
 /// current primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
 pub async fn follow(
@@ -169,13 +219,12 @@ pub async fn follow(
     listening_port: u16,
     link_timeout: Duration,
 ) {
-    let mut backoff = BACKOFF_FIRST;
-    let mut position = None;
+    let mut attempt = Attempt::default();
     let mut switched = upstream.subscribe();
-    let backoff_max = match sentinels {
+    let mut backoff = Backoff::new(match sentinels {
         Some(_) => SENTINEL_BACKOFF_MAX,
         None => BACKOFF_MAX,
-    };
+    });
     loop {
         let err = match &sentinels {
             Some(sentinels) => match sentinels.primary().await {
@@ -192,28 +241,42 @@ pub async fn follow(
             None => {
                 let target = switched.borrow_and_update().clone();
                 tokio::select! {
-                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut position) => err,
+                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut attempt) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
                 }
             }
         };
-        if backlog.is_live() || matches!(err, LinkError::Switched(_)) {
-            backoff = BACKOFF_FIRST;
+        let healthy = attempt
+            .streaming_since
+            .take()
+            .is_some_and(|since| since.elapsed() >= HEALTHY_AFTER);
+        if healthy || matches!(err, LinkError::Switched(_)) {
+            backoff.reset();
         }
         backlog.set_offline();
         Metrics::add(&metrics.link_errors, 1);
-        let delay = jitter(backoff);
+        let delay = backoff.after_failure();
+        Metrics::set(&metrics.link_failures_in_a_row, backoff.failures);
+        Metrics::set(&metrics.link_retry_delay_ms, delay.as_millis() as u64);
         let redis = upstream.current().addr();
         match &err {
             LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
+            LinkError::Stream(_) => {
+                // The same bytes would come again from the same offset; a full resync skips them (what they did is
+                // in its snapshot), once, and whatever follows them is read afresh.
+                Metrics::add(&metrics.link_stream_errors, 1);
+                attempt.full_resync = true;
+                tracing::error!(%redis, retry_in = ?delay,
+                    "replica link: {err}; the stream cannot be followed past this point, so the next attempt asks \
+                     for a full resync, which skips it");
+            }
             _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
         }
         // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = next_switch(&mut switched) => backoff = BACKOFF_FIRST / 2,
+            _ = next_switch(&mut switched) => backoff.reset(),
         }
-        backoff = (backoff * 2).min(backoff_max);
     }
 }
 
@@ -241,7 +304,7 @@ async fn follow_once(
     metrics: &Metrics,
     listening_port: u16,
     link_timeout: Duration,
-    position: &mut Option<Position>,
+    attempt: &mut Attempt,
 ) -> Result<std::convert::Infallible, LinkError> {
     let table = CommandTable::fetch(&target.client()).await.map_err(|err| {
         match (err.code(), err.detail()) {
@@ -253,6 +316,15 @@ async fn follow_once(
         }
     })?;
     let table = Arc::new(table);
+    let max_bulk_len = match proto_max_bulk_len(&target.client()).await {
+        Ok(len) => len,
+        Err(why) => {
+            tracing::warn!(redis = %target.addr(),
+                "replica link: cannot read proto-max-bulk-len ({why}); taking Redis's default of {MAX_BULK_LEN} \
+                 bytes as the longest argument it propagates (allow CONFIG GET to follow another setting)");
+            MAX_BULK_LEN
+        }
+    };
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
     let stream: Box<dyn LinkStream> = match &target.tls {
@@ -280,9 +352,10 @@ async fn follow_once(
         .await
         .map_err(explain)?;
 
+    let position = &mut attempt.position;
     let (replid, next) = match position {
-        Some(p) => (p.replid.clone(), (p.offset + 1).to_string()),
-        None => ("?".to_string(), "-1".to_string()),
+        Some(p) if !attempt.full_resync => (p.replid.clone(), (p.offset + 1).to_string()),
+        _ => ("?".to_string(), "-1".to_string()),
     };
     tracing::info!(psync = %format!("{replid} {next}"), "replica link: connected, asking to sync (a full sync may wait for Redis's repl-diskless-sync-delay)");
     let reply = io.call(&["PSYNC", &replid, &next]).await.map_err(explain)?;
@@ -292,6 +365,7 @@ async fn follow_once(
         PsyncReply::Continue { new_replid } => {
             let p = position
                 .as_mut()
+                .filter(|_| replid != "?")
                 .ok_or_else(|| LinkError::Protocol("+CONTINUE to PSYNC ? -1".into()))?;
             match new_replid {
                 Some(id) if id != p.replid => {
@@ -321,14 +395,40 @@ async fn follow_once(
             backlog.restart(&replid, offset);
             Metrics::add(&metrics.link_full_syncs, 1);
             *position = Some(Position { replid, offset });
+            attempt.full_resync = false;
             offset
         }
     };
     io.send(&["REPLCONF", "ACK", &offset.to_string()]).await?;
-    let Some(position) = position.as_mut() else {
+    let Some(position) = attempt.position.as_mut() else {
         return Err(LinkError::Protocol("no position after PSYNC".into()));
     };
-    stream_commands(&mut io, backlog, position, Indexer::new(table), full_sync).await
+    attempt.streaming_since = Some(Instant::now());
+    let max_held = max_held(backlog.capacity());
+    let reader = StreamReader::new(table, offset, max_held, max_bulk_len);
+    stream_commands(&mut io, backlog, metrics, position, reader, full_sync).await
+}
+
+/// The longest argument the followed Redis accepts (`proto-max-bulk-len`), so the longest one a command it
+/// propagates can carry; the reason when it cannot be read (an ACL user without `CONFIG GET`, say).
+async fn proto_max_bulk_len(client: &redis::RedisResult<redis::Client>) -> Result<usize, String> {
+    let client = client.as_ref().map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("proto-max-bulk-len")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    match reply.as_slice() {
+        [_, value] => value
+            .parse()
+            .map_err(|_| format!("not a length: {value:?}")),
+        other => Err(format!("unexpected reply {other:?}")),
+    }
 }
 
 /// Turns Redis's refusals during the handshake into errors that say what to do.
@@ -393,34 +493,38 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
     )))
 }
 
-/// Cuts the stream into batches of whole commands, indexes them and appends them to the backlog, acknowledging as
-/// Redis expects.
+/// Reads the stream into the backlog through `reader`, acknowledging as Redis expects.
 async fn stream_commands(
     io: &mut LinkIo,
     backlog: &Backlog,
+    metrics: &Metrics,
     position: &mut Position,
-    mut indexer: Indexer,
+    mut reader: StreamReader,
     full_sync: bool,
 ) -> Result<std::convert::Infallible, LinkError> {
-    let limits = Limits::default();
     let mut ack = tokio::time::interval(ACK_INTERVAL);
     let mut early_acks = tokio::time::interval(EARLY_ACK_INTERVAL);
-    let early_until = tokio::time::Instant::now()
+    let began = Instant::now();
+    let early_until = began
         + if full_sync {
             EARLY_ACKS_FOR
         } else {
             Duration::ZERO
         };
+    let mut getacks = Vec::new();
     // The first commands may have come in the same read as the PSYNC reply or the RDB payload's end: they are in
     // `io.buf` already, and waiting for more would hold them until Redis next writes (a second or more).
     let mut wait = io.buf.is_empty();
     loop {
         if wait {
-            let early = tokio::time::Instant::now() < early_until;
+            let early = Instant::now() < early_until;
             tokio::select! {
                 read = io.fill() => { read?; }
                 _ = ack.tick() => {
                     io.send(&["REPLCONF", "ACK", &position.offset.to_string()]).await?;
+                    if began.elapsed() >= HEALTHY_AFTER {
+                        Metrics::set(&metrics.link_failures_in_a_row, 0);
+                    }
                     continue;
                 }
                 _ = early_acks.tick(), if early => {
@@ -430,58 +534,55 @@ async fn stream_commands(
             }
         }
         wait = true;
-        // `io.buf` holds only what is not in the backlog yet; it starts at `position.offset`. Parse all complete
-        // commands, and cut at the last one outside a MULTI block (a block's tail waits for its EXEC).
-        let start = position.offset;
-        let db_at_start = indexer.db();
-        let mut index = FrameIndex::default();
-        let mut pos = 0;
-        let mut in_block = false;
-        let mut cut = (0, 0, 0, db_at_start);
-        let mut getacks = Vec::new();
-        while let Some(command) = parse_command(&io.buf[pos..], start + pos as u64, &limits)? {
-            if command.is("replconf")
-                && command
-                    .args
-                    .get(1)
-                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
-            {
-                // Like Redis, answer with the offset before the GETACK itself.
-                getacks.push((pos, command.start));
-            }
-            indexer.add(&mut index, &io.buf, &command, pos);
-            pos += command.frame_len();
-            match index.frames.last().map(|f| f.kind) {
-                Some(Kind::Multi) => in_block = true,
-                Some(Kind::Exec) => in_block = false,
-                _ => {}
-            }
-            if !in_block || pos - cut.0 > MAX_BLOCK_BYTES {
-                cut = (pos, index.frames.len(), index.keys.len(), indexer.db());
-            }
-        }
-        let (used, frames, keys, db) = cut;
-        index.frames.truncate(frames);
-        index.keys.truncate(keys);
-        indexer.set_db(db);
-        if io.buf.len() - used > limits.max_command_len + MAX_BLOCK_BYTES {
-            return Err(RespError::Limit {
-                offset: start + used as u64,
-                what: "incomplete command length",
-                len: (io.buf.len() - used) as u64,
-                limit: limits.max_command_len as u64,
-            }
-            .into());
-        }
-        if used > 0 {
-            backlog.append(start, &io.buf.split_to(used), index);
-            position.offset = start + used as u64;
-        }
-        for (_, at) in getacks.into_iter().filter(|(pos, _)| *pos < used) {
+        let read = reader.read(&mut io.buf, &mut |output| {
+            apply(output, backlog, metrics, &mut getacks)
+        });
+        position.offset = reader.offset();
+        read?;
+        for at in getacks.drain(..) {
             io.writer
                 .write_all(&encode_command(&["REPLCONF", "ACK", &at.to_string()]))
                 .await?;
         }
+    }
+}
+
+/// Does what the stream reader says: appends to the backlog, counts and logs what was withheld, and collects the
+/// offsets that `REPLCONF GETACK`s ask for.
+fn apply(output: Output, backlog: &Backlog, metrics: &Metrics, getacks: &mut Vec<u64>) {
+    match output {
+        Output::Batch { start, raw, index } => backlog.append(start, &raw, index),
+        Output::Unheld {
+            command,
+            names,
+            index,
+            unkeyed,
+        } => {
+            Metrics::add(&metrics.link_withheld_commands, 1);
+            let (offset, bytes, args) = (command.start, command.end - command.start, command.args);
+            match unkeyed {
+                None => {
+                    tracing::warn!(offset, bytes, args, command = %command.name, keys = index.keys.len(),
+                    "replica link: a command too large to forward to browsers (more than {} bytes or {MAX_ARGS} \
+                     arguments) passed through without being held; sessions watching its keys are told they are \
+                     stale", max_held(backlog.capacity()))
+                }
+                Some(why) => tracing::info!(offset, bytes, args, command = %command.name,
+                    "replica link: a command too large to forward to browsers passed through without being held; \
+                     it concerns no session ({why})"),
+            }
+            backlog.append_unheld(command.start, command.end, &names, index);
+        }
+        Output::RestartSessions { command, why } => {
+            Metrics::add(&metrics.link_withheld_commands, 1);
+            Metrics::add(&metrics.link_session_restarts, 1);
+            tracing::warn!(offset = command.start, bytes = command.end - command.start, args = command.args,
+                command = %command.name,
+                "replica link: a command too large to forward to browsers passed through without being held, and \
+                 {why}: every session starts over with a snapshot");
+            backlog.restart_sessions(command.end);
+        }
+        Output::GetAck(at) => getacks.push(at),
     }
 }
 

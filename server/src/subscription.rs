@@ -261,7 +261,7 @@ impl Subscription {
                     && names.clone().all(|k| allow.allows(k))
                     && names.any(|k| self.wants(k))
             }
-            Kind::Multi | Kind::Exec | Kind::Other => false,
+            Kind::Multi | Kind::Exec | Kind::Other | Kind::Withheld => false,
         }
     }
 

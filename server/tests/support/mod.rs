@@ -406,3 +406,33 @@ pub async fn replica_at(port: u16, offset: u64) {
     }
     panic!("the replica on {port} never reached offset {offset}");
 }
+
+/// The relay's metric `replicast_<name>`, one without labels.
+pub async fn relay_metric(ws_url: &str, name: &str) -> u64 {
+    let (_, body) = http_get(ws_url, "/metrics").await;
+    let line = format!("replicast_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+}
+
+/// Waits until the relay's link has received the stream up to `offset` (within a minute).
+pub async fn link_reaches(ws_url: &str, offset: u64) {
+    for _ in 0..3000 {
+        if relay_metric(ws_url, "link_offset").await >= offset {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the relay's link never reached offset {offset}");
+}
+
+/// The highest resident memory of process `pid` so far, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}

@@ -1,0 +1,703 @@
+//! The replication stream after `PSYNC`, cut into the backlog's batches: whole commands with their index, a
+//! `MULTI`…`EXEC` block kept in one batch up to [`MAX_BLOCK_BYTES`], and commands too large to hold passed
+//! through piece by piece.
+//!
+//! A command is held until it is complete when the relay can forward it to browsers: at most `max_held` bytes
+//! ([`MAX_HELD_COMMAND`], or a quarter of a smaller backlog) and within the browser parser's limits (at most
+//! [`MAX_ARGS`] arguments). A larger one, which Redis accepts up to [`REDIS_MAX_ARGS`] arguments and bulks of its
+//! `proto-max-bulk-len`, is read as a [`StreamedCommand`]: its bytes are dropped as they arrive, [`StreamedKeys`]
+//! keeps its keys' names, and it reaches the backlog as an empty, withheld frame naming them
+//! ([`Output::Unheld`]); if its keys cannot all be named within bounds, every session starts over instead
+//! ([`Output::RestartSessions`]). So the link holds at most a block, one command of `max_held` bytes and a read,
+//! whatever the stream carries.
+//!
+//! It does no I/O: bytes in, [`Output`]s out, so tests and the `link_stream` fuzz target drive it directly.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use replicast_wasm::resp::{
+    parse_command_into, Checked, Command, CommandCheck, Limits, Piece, RespError, StreamedCommand,
+    MAX_ARGS, REDIS_MAX_ARGS,
+};
+
+use crate::command_table::{CommandTable, StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEY_LEN};
+use crate::frames::{FrameIndex, Indexer, Kind};
+
+/// Largest command the relay holds and forwards to browsers; larger ones are withheld, their keys made stale.
+pub const MAX_HELD_COMMAND: usize = 16 * 1024 * 1024;
+/// A `MULTI`…`EXEC` block is kept in one batch, so no browser sees half a transaction, up to this size; a larger
+/// block is cut like any other stream (Redis's own transactions are rarely near it), and so is one holding a
+/// command too large to hold.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// Longest part of a streamed command's name kept for the logs.
+const LOGGED_NAME_LEN: usize = 64;
+
+/// The largest command held for a backlog of `capacity` bytes: a batch that is a large share of the ring would
+/// push every session out of it.
+pub fn max_held(capacity: usize) -> usize {
+    MAX_HELD_COMMAND.min(capacity / 4)
+}
+
+/// A command the link read without holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LargeCommand {
+    /// Its offsets in the stream.
+    pub start: u64,
+    pub end: u64,
+    /// Its number of arguments.
+    pub args: u64,
+    /// Its name, for the logs (at most 64 bytes of it, as text).
+    pub name: String,
+}
+
+/// What the link does with what it read, in stream order.
+#[derive(Debug)]
+pub enum Output {
+    /// Whole commands that occupied `start..start + raw.len()`: `Backlog::append`.
+    Batch {
+        start: u64,
+        raw: Bytes,
+        index: FrameIndex,
+    },
+    /// A command too large to hold, with the names its one empty frame's keys point into (none, and a frame of
+    /// [`Kind::Other`], when it has no keys to name, for the reason `unkeyed`): `Backlog::append_unheld`.
+    Unheld {
+        command: LargeCommand,
+        names: Vec<u8>,
+        index: FrameIndex,
+        unkeyed: Option<&'static str>,
+    },
+    /// A command too large to hold whose keys cannot all be named, for the reason `why`: every session starts over
+    /// after it (`Backlog::restart_sessions` at its end).
+    RestartSessions { command: LargeCommand, why: String },
+    /// A `REPLCONF GETACK` that came after what was output so far: answer `REPLCONF ACK <offset>`, the offset
+    /// before it, as Redis's replicas do.
+    GetAck(u64),
+}
+
+/// Where the buffer can be cut: after the last command outside a `MULTI` block.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cut {
+    len: usize,
+    frames: usize,
+    keys: usize,
+}
+
+/// A command too large to hold, being read.
+struct Large {
+    command: StreamedCommand,
+    kept: Kept,
+}
+
+/// What is kept of a command too large to hold.
+#[derive(Default)]
+struct Kept {
+    /// Created once its argument count is known.
+    keys: Option<StreamedKeys>,
+    args: u64,
+    /// The argument being read, whether its bytes are kept, and they.
+    arg: u64,
+    keep: bool,
+    content: Vec<u8>,
+    name: Vec<u8>,
+}
+
+impl Kept {
+    fn take(&mut self, piece: Piece<'_>, table: &Arc<CommandTable>) {
+        match piece {
+            Piece::Count(n) => {
+                self.args = n;
+                self.keys = Some(StreamedKeys::new(table.clone(), n));
+            }
+            Piece::ArgStart { index, len } => {
+                self.arg = index;
+                self.keep = self
+                    .keys
+                    .as_mut()
+                    .is_some_and(|keys| keys.arg_start(index, len));
+                self.content.clear();
+            }
+            Piece::ArgBytes(bytes) => {
+                if self.keep {
+                    // Bounded by what StreamedKeys asks to keep.
+                    let room = MAX_STREAMED_KEY_LEN.saturating_sub(self.content.len());
+                    self.content
+                        .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+                if self.arg == 0 {
+                    let room = LOGGED_NAME_LEN.saturating_sub(self.name.len());
+                    self.name.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+            }
+            Piece::ArgEnd => {
+                if let Some(keys) = self.keys.as_mut() {
+                    keys.arg_end(self.arg, self.keep.then_some(self.content.as_slice()));
+                }
+            }
+        }
+    }
+}
+
+/// Reads the stream that follows a `PSYNC` reply into [`Output`]s.
+pub struct StreamReader {
+    indexer: Indexer,
+    table: Arc<CommandTable>,
+    /// What a held command must stay within: the browser parser's limits, bulks up to `max_held` (and what Redis
+    /// accepts).
+    held: Limits,
+    /// What Redis propagates: any argument count it accepts, bulks up to its `proto-max-bulk-len`.
+    link: Limits,
+    max_held: usize,
+    /// Stream offset of the first byte not yet output (while a large command is read: its first byte).
+    start: u64,
+    /// Bytes of the buffer read into `index` (the buffer starts at `start`, or, while a large command is read,
+    /// where its reading got to).
+    parsed: usize,
+    index: FrameIndex,
+    cut: Cut,
+    in_block: bool,
+    /// How far the check of an incomplete command at `parsed` got.
+    check: CommandCheck,
+    /// `REPLCONF GETACK`s read: their place in the buffer, and the offset to answer.
+    getacks: Vec<(usize, u64)>,
+    large: Option<Large>,
+}
+
+impl StreamReader {
+    /// A reader of the stream from `offset` on, routing by `table`, holding commands of at most `max_held` bytes,
+    /// and accepting bulks of up to `max_bulk_len` bytes (the primary's `proto-max-bulk-len`).
+    pub fn new(
+        table: Arc<CommandTable>,
+        offset: u64,
+        max_held: usize,
+        max_bulk_len: usize,
+    ) -> Self {
+        StreamReader {
+            indexer: Indexer::new(table.clone()),
+            table,
+            held: Limits {
+                max_args: MAX_ARGS,
+                max_bulk_len: max_held.min(max_bulk_len),
+                ..Limits::default()
+            },
+            link: Limits {
+                max_args: REDIS_MAX_ARGS,
+                max_bulk_len,
+                ..Limits::default()
+            },
+            max_held,
+            start: offset,
+            parsed: 0,
+            index: FrameIndex::default(),
+            cut: Cut::default(),
+            in_block: false,
+            check: CommandCheck::default(),
+            getacks: Vec::new(),
+            large: None,
+        }
+    }
+
+    /// The offset up to which everything read has been output: where the link stands in the stream.
+    pub fn offset(&self) -> u64 {
+        self.start
+    }
+
+    /// Reads what `buf` holds, which continues what it held before (minus what this consumed), handing `out` what
+    /// to do, in stream order; consumes from `buf` whatever it output or passed through. An error is the stream's
+    /// own (its framing is lost, or it exceeds what Redis accepts): the reader is then of no further use.
+    pub fn read(
+        &mut self,
+        buf: &mut BytesMut,
+        out: &mut impl FnMut(Output),
+    ) -> Result<(), RespError> {
+        loop {
+            if let Some(large) = self.large.as_mut() {
+                let (table, kept) = (&self.table, &mut large.kept);
+                let used = large.command.push(buf, |piece| kept.take(piece, table))?;
+                buf.advance(used);
+                if !large.command.is_done() {
+                    return Ok(());
+                }
+                self.finish_large(out);
+                continue;
+            }
+            let large_next = match self.parse_held(buf) {
+                Ok(large_next) => large_next,
+                Err(err) => {
+                    // What came before is the stream as Redis sent it.
+                    self.emit(buf, out);
+                    return Err(err);
+                }
+            };
+            if large_next {
+                // Everything before it goes out, even the start of a MULTI block: the large command cuts it.
+                self.cut = Cut {
+                    len: self.parsed,
+                    frames: self.index.frames.len(),
+                    keys: self.index.keys.len(),
+                };
+            }
+            self.emit(buf, out);
+            if !large_next {
+                return Ok(());
+            }
+            // Its check so far is of no further use: it is read from its start again, piece by piece.
+            self.check = CommandCheck::default();
+            self.large = Some(Large {
+                command: StreamedCommand::new(self.start, &self.link),
+                kept: Kept::default(),
+            });
+        }
+    }
+
+    /// Reads the complete commands at `buf[parsed..]` into the index; returns whether the next one is too large to
+    /// hold.
+    fn parse_held(&mut self, buf: &[u8]) -> Result<bool, RespError> {
+        // One argument list for the whole read: commands cost no allocation of their own.
+        let mut command = Command {
+            args: Vec::new(),
+            start: 0,
+            end: 0,
+        };
+        loop {
+            let rest = &buf[self.parsed..];
+            if rest.is_empty() {
+                return Ok(false);
+            }
+            let offset = self.start + self.parsed as u64;
+            // A command that arrived in pieces is checked from where the last read stopped, then parsed once.
+            let window = if self.check.is_resuming() {
+                match self.check.check(rest, offset, &self.held) {
+                    Ok(Checked::Complete(len)) => &rest[..len],
+                    Ok(Checked::Incomplete { at_least }) => {
+                        return Ok(at_least > self.max_held || rest.len() > self.max_held)
+                    }
+                    Err(err) => return too_large(err),
+                }
+            } else {
+                rest
+            };
+            match parse_command_into(window, offset, &self.held, &mut command) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return match self.check.check(rest, offset, &self.held) {
+                        Ok(Checked::Incomplete { at_least }) => {
+                            Ok(at_least > self.max_held || rest.len() > self.max_held)
+                        }
+                        Ok(Checked::Complete(_)) => Ok(false),
+                        Err(err) => too_large(err),
+                    };
+                }
+                Err(err) => return too_large(err),
+            }
+            let len = command.frame_len();
+            if len > self.max_held {
+                return Ok(true);
+            }
+            if command.is("replconf")
+                && command
+                    .args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
+            {
+                self.getacks.push((self.parsed, offset));
+            }
+            self.indexer
+                .add(&mut self.index, buf, &command, self.parsed);
+            self.parsed += len;
+            match self.index.frames.last().map(|f| f.kind) {
+                Some(Kind::Multi) => self.in_block = true,
+                Some(Kind::Exec) => self.in_block = false,
+                _ => {}
+            }
+            if !self.in_block || self.parsed - self.cut.len > MAX_BLOCK_BYTES {
+                self.cut = Cut {
+                    len: self.parsed,
+                    frames: self.index.frames.len(),
+                    keys: self.index.keys.len(),
+                };
+            }
+        }
+    }
+
+    /// Outputs the buffer up to the cut as a batch, then the GETACKs in it. The frames after the cut (a `MULTI`
+    /// block waiting for its `EXEC`) stay, placed relative to the buffer's new start.
+    fn emit(&mut self, buf: &mut BytesMut, out: &mut impl FnMut(Output)) {
+        let cut = std::mem::take(&mut self.cut);
+        if cut.len == 0 {
+            return;
+        }
+        let raw = buf.split_to(cut.len).freeze();
+        let (frames, keys) = (self.index.frames.len(), self.index.keys.len());
+        let mut index = std::mem::replace(
+            &mut self.index,
+            FrameIndex {
+                // Sized like this batch, so the next does not grow its lists step by step.
+                frames: Vec::with_capacity(frames),
+                keys: Vec::with_capacity(keys),
+            },
+        );
+        let shift = cut.len as u32;
+        for mut frame in index.frames.drain(cut.frames..) {
+            frame.at = frame.at.start - shift..frame.at.end - shift;
+            frame.keys = frame.keys.start - cut.keys as u32..frame.keys.end - cut.keys as u32;
+            self.index.frames.push(frame);
+        }
+        for key in index.keys.drain(cut.keys..) {
+            self.index.keys.push(key.start - shift..key.end - shift);
+        }
+        out(Output::Batch {
+            start: self.start,
+            raw,
+            index,
+        });
+        for (_, at) in self.getacks.iter().filter(|(pos, _)| *pos < cut.len) {
+            out(Output::GetAck(*at));
+        }
+        self.getacks.retain(|(pos, _)| *pos >= cut.len);
+        for (pos, _) in &mut self.getacks {
+            *pos -= cut.len;
+        }
+        self.start += cut.len as u64;
+        self.parsed -= cut.len;
+    }
+
+    /// Outputs the large command just read.
+    fn finish_large(&mut self, out: &mut impl FnMut(Output)) {
+        let Some(large) = self.large.take() else {
+            return;
+        };
+        let end = large.command.offset();
+        let command = LargeCommand {
+            start: large.command.start(),
+            end,
+            args: large.kept.args,
+            name: String::from_utf8_lossy(&large.kept.name).into_owned(),
+        };
+        let found = large.kept.keys.map_or(
+            StreamedKeysFound::NotKeyed("an empty command"),
+            StreamedKeys::finish,
+        );
+        self.start = end;
+        let mut index = FrameIndex::default();
+        match found {
+            StreamedKeysFound::Keys { names, ranges } => {
+                self.indexer.add_unheld(&mut index, &ranges);
+                out(Output::Unheld {
+                    command,
+                    names,
+                    index,
+                    unkeyed: None,
+                });
+            }
+            StreamedKeysFound::NotKeyed(why) => {
+                self.indexer.add_unheld(&mut index, &[]);
+                out(Output::Unheld {
+                    command,
+                    names: Vec::new(),
+                    index,
+                    unkeyed: Some(why),
+                });
+            }
+            StreamedKeysFound::Unnamed(why) => out(Output::RestartSessions { command, why }),
+        }
+    }
+}
+
+/// A held command's error: past the held limits on its size (then it is read as a large command, within Redis's
+/// own limits), or the stream's.
+fn too_large(err: RespError) -> Result<bool, RespError> {
+    match err {
+        RespError::Limit {
+            what: "argument count" | "bulk length",
+            ..
+        } => Ok(true),
+        err => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command_table::MAX_STREAMED_KEYS;
+    use redis::Value;
+
+    /// A table in Redis 6's shape (first key, last key, step), which is all these commands need.
+    fn table() -> Arc<CommandTable> {
+        let entry = |name: &str, first: i64, last: i64, step: i64| {
+            Value::Array(vec![
+                Value::BulkString(name.as_bytes().to_vec()),
+                Value::Int(-2),
+                Value::Array(vec![]),
+                Value::Int(first),
+                Value::Int(last),
+                Value::Int(step),
+            ])
+        };
+        Arc::new(CommandTable::from_command_reply(&Value::Array(vec![
+            entry("set", 1, 1, 1),
+            entry("sadd", 1, 1, 1),
+            entry("zadd", 1, 1, 1),
+            entry("mset", 1, -1, 2),
+            entry("del", 1, -1, 1),
+            entry("ping", 0, 0, 0),
+            entry("select", 0, 0, 0),
+            entry("multi", 0, 0, 0),
+            entry("exec", 0, 0, 0),
+            entry("replconf", 0, 0, 0),
+        ])))
+    }
+
+    fn command(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// One frame as sessions see it, whatever batch it came in.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Seen {
+        start: u64,
+        end: u64,
+        db: u32,
+        kind: Kind,
+        keys: Vec<Vec<u8>>,
+        held: bool,
+    }
+
+    /// What reading `stream` in `chunk`-byte reads outputs: the frames, the sessions' restarts, the GETACK answers;
+    /// checks on the way that outputs are contiguous and that the buffer stays within `bound` bytes.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Read {
+        frames: Vec<Seen>,
+        restarts: Vec<(u64, u64)>,
+        acks: Vec<u64>,
+        error: Option<RespError>,
+        offset: u64,
+    }
+
+    fn read(stream: &[u8], chunk: usize, max_held: usize, bound: usize) -> Read {
+        let mut reader = StreamReader::new(table(), 100, max_held, 1 << 30);
+        let mut buf = BytesMut::new();
+        let mut got = Read::default();
+        let mut end = 100;
+        for piece in stream.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            let result = reader.read(&mut buf, &mut |output| match output {
+                Output::Batch { start, raw, index } => {
+                    assert_eq!(start, end, "contiguous");
+                    end = start + raw.len() as u64;
+                    for frame in &index.frames {
+                        let keys = index.keys[frame.keys.start as usize..frame.keys.end as usize]
+                            .iter()
+                            .map(|r| raw[r.start as usize..r.end as usize].to_vec())
+                            .collect();
+                        got.frames.push(Seen {
+                            start: start + u64::from(frame.at.start),
+                            end: start + u64::from(frame.at.end),
+                            db: frame.db,
+                            kind: frame.kind,
+                            keys,
+                            held: true,
+                        });
+                    }
+                }
+                Output::Unheld {
+                    command,
+                    names,
+                    index,
+                    ..
+                } => {
+                    assert_eq!((command.start, index.frames.len()), (end, 1));
+                    end = command.end;
+                    let frame = &index.frames[0];
+                    assert_eq!(frame.at, 0..0, "nothing of it is held");
+                    got.frames.push(Seen {
+                        start: command.start,
+                        end: command.end,
+                        db: frame.db,
+                        kind: frame.kind,
+                        keys: index
+                            .keys
+                            .iter()
+                            .map(|r| names[r.start as usize..r.end as usize].to_vec())
+                            .collect(),
+                        held: false,
+                    });
+                }
+                Output::RestartSessions { command, .. } => {
+                    assert_eq!(command.start, end);
+                    end = command.end;
+                    got.restarts.push((command.start, command.end));
+                }
+                Output::GetAck(at) => got.acks.push(at),
+            });
+            assert!(buf.len() <= bound, "{} bytes held", buf.len());
+            assert_eq!(reader.offset(), end);
+            if let Err(err) = result {
+                got.error = Some(err);
+                break;
+            }
+        }
+        got.offset = reader.offset();
+        got
+    }
+
+    #[test]
+    fn every_chunking_gives_the_same_frames_and_large_commands_are_never_held() {
+        let big = vec![b'v'; 5000];
+        let members: Vec<Vec<u8>> = (0..300).map(|i| format!("m{i}").into_bytes()).collect();
+        let mut sadd: Vec<&[u8]> = vec![b"SADD", b"perf:set"];
+        sadd.extend(members.iter().map(Vec::as_slice));
+        let keys: Vec<Vec<u8>> = (0..=MAX_STREAMED_KEYS)
+            .map(|i| format!("k{i}").into_bytes())
+            .collect();
+        let mut mset: Vec<&[u8]> = vec![b"MSET"];
+        for key in &keys {
+            mset.extend([key.as_slice(), b"1"]);
+        }
+        let mut stream = Vec::new();
+        for part in [
+            command(&[b"SELECT", b"2"]),
+            command(&[b"SET", b"perf:a", b"1"]),
+            b"\n".to_vec(),
+            command(&[b"MULTI"]),
+            command(&[b"SET", b"perf:b", b"2"]),
+            command(&[b"EXEC"]),
+            command(&[b"SET", b"secret:big", &big]),
+            command(&sadd),
+            command(&[b"REPLCONF", b"GETACK", b"*"]),
+            command(&[b"MULTI"]),
+            command(&[b"SET", b"perf:c", b"3"]),
+            command(&[b"SET", b"perf:d", &big]),
+            command(&[b"EXEC"]),
+            command(&mset),
+            command(&[b"PING"]),
+        ] {
+            stream.extend(part);
+        }
+        let whole = read(&stream, stream.len(), 1024, usize::MAX);
+        assert_eq!(whole.error, None);
+        assert_eq!(whole.offset, 100 + stream.len() as u64);
+        let kinds: Vec<(Kind, bool)> = whole.frames.iter().map(|f| (f.kind, f.held)).collect();
+        use Kind::*;
+        assert_eq!(
+            kinds,
+            [
+                (Select, true),
+                (Keyed, true),
+                (Other, true),
+                (Multi, true),
+                (Keyed, true),
+                (Exec, true),
+                (Withheld, false),
+                (Withheld, false),
+                (Other, true),
+                (Multi, true),
+                (Keyed, true),
+                (Withheld, false),
+                (Exec, true),
+                (Other, true),
+            ]
+        );
+        let withheld: Vec<(&[Vec<u8>], u32)> = whole
+            .frames
+            .iter()
+            .filter(|f| !f.held)
+            .map(|f| (f.keys.as_slice(), f.db))
+            .collect();
+        assert_eq!(
+            withheld,
+            [
+                (&[b"secret:big".to_vec()][..], 2),
+                (&[b"perf:set".to_vec()][..], 2),
+                (&[b"perf:d".to_vec()][..], 2)
+            ]
+        );
+        let mset_at = whole.frames[12].end;
+        assert_eq!(
+            whole.restarts,
+            [(mset_at, mset_at + command(&mset).len() as u64)]
+        );
+        let getack = &whole.frames[8];
+        assert_eq!(whole.acks, [getack.start]);
+        for chunk in [1, 2, 3, 7, 64, 100, 1000, 4096] {
+            // At most a command of 1 KiB and a few small ones of a MULTI block, whatever the reads.
+            let got = read(&stream, chunk, 1024, 1024 + 256);
+            assert_eq!(got, whole, "reads of {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn what_it_cannot_frame_is_an_error_at_its_offset_after_what_came_before() {
+        let set = command(&[b"SET", b"perf:a", b"1"]);
+        for (bad, expected) in [
+            (&b"*1\r\n:12\r\n"[..], "replication stream offset 136: expected '$' (a bulk string argument), found ':'"),
+            // Past what the primary accepts: bulks of 1 GiB here (its proto-max-bulk-len), INT_MAX arguments.
+            (b"*2\r\n$3\r\nSET\r\n$1073741825\r\n", "replication stream offset 145: bulk length 1073741825 exceeds the limit of 1073741824"),
+            (b"*2147483648\r\n", "replication stream offset 132: argument count 2147483648 exceeds the limit of 2147483647"),
+            (b"PING\r\n*2\r\n$1\r\n", ""),
+        ] {
+            let stream = [set.as_slice(), bad].concat();
+            for chunk in [1, 5, stream.len()] {
+                let got = read(&stream, chunk, 1024, usize::MAX);
+                assert_eq!(got.frames.len(), 1 + usize::from(expected.is_empty()), "{bad:?}");
+                assert_eq!(got.frames[0].keys, [b"perf:a".to_vec()]);
+                match &got.error {
+                    Some(err) => {
+                        assert_eq!(err.to_string(), expected);
+                        assert_eq!(got.offset, 132, "the link stands before what failed");
+                    }
+                    None => assert!(expected.is_empty(), "{bad:?} in reads of {chunk}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bulk_past_the_primarys_proto_max_bulk_len_is_an_error_however_small() {
+        let mut reader = StreamReader::new(table(), 0, MAX_HELD_COMMAND, 1000);
+        let mut buf = BytesMut::from(&command(&[b"SET", b"k", &[b'x'; 1001]])[..]);
+        let err = reader.read(&mut buf, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "replication stream offset 20: bulk length 1001 exceeds the limit of 1000"
+        );
+    }
+
+    #[test]
+    fn a_value_of_a_hundred_megabytes_streams_through_in_the_links_reads() {
+        let header = b"*3\r\n$3\r\nSET\r\n$10\r\nsecret:big\r\n$104857600\r\n";
+        let mut reader = StreamReader::new(table(), 0, MAX_HELD_COMMAND, 512 << 20);
+        let mut buf = BytesMut::from(&header[..]);
+        let mut outputs = Vec::new();
+        let read = 64 * 1024;
+        let value = vec![b'x'; read];
+        for _ in 0..(100 << 20) / read {
+            reader.read(&mut buf, &mut |o| outputs.push(o)).unwrap();
+            assert!(buf.len() <= read, "{} bytes held", buf.len());
+            buf.extend_from_slice(&value);
+        }
+        buf.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        reader.read(&mut buf, &mut |o| outputs.push(o)).unwrap();
+        assert!(buf.is_empty());
+        let [Output::Unheld { command, names, .. }, Output::Batch { start, .. }] = &outputs[..]
+        else {
+            panic!("{outputs:?}");
+        };
+        assert_eq!(
+            (command.start, command.args, command.name.as_str()),
+            (0, 3, "SET")
+        );
+        assert_eq!(
+            (names.as_slice(), *start),
+            (&b"secret:big"[..], command.end)
+        );
+        assert_eq!(command.end, header.len() as u64 + (100 << 20) + 2);
+    }
+}
