@@ -120,6 +120,20 @@ pub fn push_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_line_is_at_most_4096_bytes() {
+        let (relay, mut redis) = tokio::io::duplex(1 << 16);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5));
+        redis.write_all(&[b'+'; 5000]).await.unwrap();
+        let err = io.read_line().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unexpected reply: reply line longer than 4096 bytes without a newline"
+        );
+    }
+
     #[test]
     fn commands_are_resp_arrays() {
         assert_eq!(

@@ -252,7 +252,8 @@ impl StreamReader {
     }
 
     /// Reads the complete commands at `buf[parsed..]` into the index; returns whether the next one is too large to
-    /// hold.
+    /// hold. (Only a RESP array can be: an inline command is at most 64 KiB, and Redis propagates none but the
+    /// blank keepalive line.)
     fn parse_held(&mut self, buf: &[u8]) -> Result<bool, RespError> {
         // One argument list for the whole read: commands cost no allocation of their own.
         let mut command = Command {
@@ -271,9 +272,9 @@ impl StreamReader {
                 match self.check.check(rest, offset, &self.held) {
                     Ok(Checked::Complete(len)) => &rest[..len],
                     Ok(Checked::Incomplete { at_least }) => {
-                        return Ok(at_least > self.max_held || rest.len() > self.max_held)
+                        return Ok(self.too_large(rest, at_least))
                     }
-                    Err(err) => return too_large(err),
+                    Err(err) => return large_or_error(err),
                 }
             } else {
                 rest
@@ -282,17 +283,15 @@ impl StreamReader {
                 Ok(true) => {}
                 Ok(false) => {
                     return match self.check.check(rest, offset, &self.held) {
-                        Ok(Checked::Incomplete { at_least }) => {
-                            Ok(at_least > self.max_held || rest.len() > self.max_held)
-                        }
+                        Ok(Checked::Incomplete { at_least }) => Ok(self.too_large(rest, at_least)),
                         Ok(Checked::Complete(_)) => Ok(false),
-                        Err(err) => too_large(err),
+                        Err(err) => large_or_error(err),
                     };
                 }
-                Err(err) => return too_large(err),
+                Err(err) => return large_or_error(err),
             }
             let len = command.frame_len();
-            if len > self.max_held {
+            if len > self.max_held && rest.first() == Some(&b'*') {
                 return Ok(true);
             }
             if command.is("replconf")
@@ -319,6 +318,11 @@ impl StreamReader {
                 };
             }
         }
+    }
+
+    /// Whether the incomplete command that is all of `rest`, at least `at_least` bytes long, is too large to hold.
+    fn too_large(&self, rest: &[u8], at_least: usize) -> bool {
+        rest.first() == Some(&b'*') && (at_least > self.max_held || rest.len() > self.max_held)
     }
 
     /// Outputs the buffer up to the cut as a batch, then the GETACKs in it. The frames after the cut (a `MULTI`
@@ -407,7 +411,7 @@ impl StreamReader {
 
 /// A held command's error: past the held limits on its size (then it is read as a large command, within Redis's
 /// own limits), or the stream's.
-fn too_large(err: RespError) -> Result<bool, RespError> {
+fn large_or_error(err: RespError) -> Result<bool, RespError> {
     match err {
         RespError::Limit {
             what: "argument count" | "bulk length",
@@ -656,6 +660,54 @@ mod tests {
                     None => assert!(expected.is_empty(), "{bad:?} in reads of {chunk}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_multi_block_is_kept_in_one_batch_up_to_16_mib_then_cut() {
+        let value = vec![b'v'; 1 << 20];
+        let set = command(&[b"SET", b"perf:a", &value]);
+        for sets in [15, 17] {
+            let mut reader = StreamReader::new(table(), 0, MAX_HELD_COMMAND, 512 << 20);
+            let mut buf = BytesMut::from(&command(&[b"MULTI"])[..]);
+            let mut batches = Vec::new();
+            for _ in 0..sets {
+                buf.extend_from_slice(&set);
+                reader
+                    .read(&mut buf, &mut |o| {
+                        if let Output::Batch { index, .. } = o {
+                            batches.push(index.frames.len());
+                        }
+                    })
+                    .unwrap();
+            }
+            buf.extend_from_slice(&command(&[b"EXEC"]));
+            reader
+                .read(&mut buf, &mut |o| {
+                    if let Output::Batch { index, .. } = o {
+                        batches.push(index.frames.len());
+                    }
+                })
+                .unwrap();
+            match sets {
+                // MULTI, the SETs and EXEC together.
+                15 => assert_eq!(batches, [17]),
+                // Cut once the block passed 16 MiB: MULTI and 16 SETs, then the rest.
+                _ => assert_eq!(batches, [17, 2]),
+            }
+        }
+    }
+
+    #[test]
+    fn inline_lines_are_read_whole_within_their_own_limit() {
+        let line = [b"PING ".as_slice(), &[b'a'; 200], b"\r\n"].concat();
+        for chunk in [1, 7, line.len()] {
+            let got = read(&line, chunk, 16, 256);
+            assert_eq!((got.error, got.frames.len()), (None, 1), "reads of {chunk}");
+            assert_eq!(
+                (got.frames[0].kind, got.frames[0].held),
+                (Kind::Other, true)
+            );
         }
     }
 

@@ -42,9 +42,10 @@ impl Drop for FakePrimary {
 }
 
 impl FakePrimary {
-    /// Announcing `proto_max_bulk_len`, streaming what `script` says after each full resync.
+    /// Announcing `proto_max_bulk_len` (refusing `CONFIG GET` without one), streaming what `script` says after each
+    /// full resync.
     async fn start(
-        proto_max_bulk_len: u64,
+        proto_max_bulk_len: Option<u64>,
         script: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,7 +86,7 @@ impl FakePrimary {
 /// One connection: the relay's replica link, its `COMMAND` and `CONFIG GET` reads, or its `INFO` polls.
 async fn serve(
     mut socket: TcpStream,
-    proto_max_bulk_len: u64,
+    proto_max_bulk_len: Option<u64>,
     script: Arc<Script>,
     history: Arc<History>,
 ) {
@@ -121,7 +122,13 @@ async fn serve(
             let reply = match (name.as_str(), sub.as_str()) {
                 ("command", _) => b"*0\r\n".to_vec(),
                 ("config", _) => {
-                    let value = proto_max_bulk_len.to_string();
+                    let Some(value) = proto_max_bulk_len.map(|len| len.to_string()) else {
+                        let refusal = "-NOPERM this user has no permissions to run the 'config|get' command\r\n";
+                        if socket.write_all(refusal.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    };
                     format!(
                         "*2\r\n$18\r\nproto-max-bulk-len\r\n${}\r\n{value}\r\n",
                         value.len()
@@ -174,8 +181,14 @@ async fn a_stream_it_cannot_follow_costs_one_full_resync_then_the_link_streams_o
         b"\r\n",
     ]
     .concat();
-    // Corrupt bytes; and a bulk of 2,000 bytes from a primary that accepts at most 1,000 (the relay reads that).
-    for (bad, proto_max_bulk_len) in [(b"*1\r\n:12\r\n".to_vec(), 512 << 20), (oversized, 1000)] {
+    // Corrupt bytes; a bulk of 2,000 bytes from a primary that accepts at most 1,000 (the relay reads that); and one
+    // past Redis's default of 512 MB from a primary that does not say (the relay then takes the default).
+    let past_default = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870913\r\n".to_vec();
+    for (bad, proto_max_bulk_len) in [
+        (b"*1\r\n:12\r\n".to_vec(), Some(512 << 20)),
+        (oversized, Some(1000)),
+        (past_default, None),
+    ] {
         let first = [PING, &bad].concat();
         let fake = FakePrimary::start(proto_max_bulk_len, move |n| match n {
             0 => first.clone(),
@@ -209,7 +222,7 @@ async fn a_stream_it_cannot_follow_costs_one_full_resync_then_the_link_streams_o
 
 #[tokio::test]
 async fn a_primary_that_only_sends_corrupt_streams_is_retried_ever_more_slowly() {
-    let fake = FakePrimary::start(512 << 20, |_| b"*1\r\n:12\r\n".to_vec()).await;
+    let fake = FakePrimary::start(Some(512 << 20), |_| b"*1\r\n:12\r\n".to_vec()).await;
     let (_relay, ws_url) = start_relay_with(
         &format!("redis://127.0.0.1:{}", fake.port),
         &["--allow", "perf:*"],
