@@ -2,13 +2,19 @@
 //!
 //! The first two bytes choose the chunk sizes and the limits; the rest is the stream. Besides never panicking or
 //! hanging, every chunking must give what the whole input gives: the same commands (or replies) with the same
-//! offsets, then the same error or the same incomplete tail.
+//! offsets, then the same error or the same incomplete tail. The first command is also read the two other ways the
+//! relay's link reads one: checked in chunks by a `CommandCheck`, which must find the same end, and streamed piece
+//! by piece by a `StreamedCommand`, whose pieces must rebuild the same arguments, with the same error, while it
+//! leaves no more than a length line unconsumed.
 //!
 //! Run: `cargo +nightly fuzz run resp -- -max_total_time=600` from the repository root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replicast_wasm::resp::{CommandReader, Limits, RespError, ValueReader};
+use replicast_wasm::resp::{
+    parse_command, Checked, CommandCheck, CommandReader, Limits, Piece, RespError, StreamedCommand,
+    ValueReader,
+};
 
 /// Small limits, so that short inputs reach them too.
 fn limits(seed: u8) -> Limits {
@@ -75,6 +81,72 @@ fn values<'a>(
     (out, None, reader.offset())
 }
 
+/// What reading the first command gives: its arguments and end, or the error; `None` while incomplete.
+type First = Option<Result<(Vec<Vec<u8>>, u64), RespError>>;
+
+fn first_whole(stream: &[u8], limits: &Limits) -> First {
+    match parse_command(stream, 1000, limits) {
+        Ok(Some(command)) => Some(Ok((
+            command.args.iter().map(|a| a.to_vec()).collect(),
+            command.end,
+        ))),
+        Ok(None) => None,
+        Err(err) => Some(Err(err)),
+    }
+}
+
+/// The first command's end, checked in chunks.
+fn first_checked<'a>(
+    pieces: impl Iterator<Item = &'a [u8]>,
+    limits: &Limits,
+) -> Option<Result<u64, RespError>> {
+    let mut check = CommandCheck::default();
+    let mut held = Vec::new();
+    for piece in pieces {
+        held.extend_from_slice(piece);
+        match check.check(&held, 1000, limits) {
+            Ok(Checked::Complete(len)) => return Some(Ok(1000 + len as u64)),
+            Ok(Checked::Incomplete { at_least }) => assert!(at_least > held.len()),
+            Err(err) => return Some(Err(err)),
+        }
+    }
+    None
+}
+
+/// The first command streamed in chunks, keeping only what is not consumed.
+fn first_streamed<'a>(pieces: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> First {
+    let mut command = StreamedCommand::new(1000, limits);
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    let mut pending = Vec::new();
+    for piece in pieces {
+        pending.extend_from_slice(piece);
+        let pushed = command.push(&pending, |p| match p {
+            Piece::Count(n) => assert!(n as usize <= limits.max_args),
+            Piece::ArgStart { index, len } => {
+                assert_eq!(index as usize, args.len());
+                assert!(len as usize <= limits.max_bulk_len);
+                args.push(Vec::new());
+            }
+            Piece::ArgBytes(bytes) => args.last_mut().unwrap().extend_from_slice(bytes),
+            Piece::ArgEnd => {}
+        });
+        match pushed {
+            Ok(used) => drop(pending.drain(..used)),
+            Err(err) => return Some(Err(err)),
+        }
+        if command.is_done() {
+            return Some(Ok((args, command.offset())));
+        }
+        // A length line waits for its end: at most a sign, 18 digits and "\r" (more is an error).
+        assert!(
+            pending.len() <= 21,
+            "{} bytes left unconsumed",
+            pending.len()
+        );
+    }
+    None
+}
+
 fuzz_target!(|data: &[u8]| {
     let [chunk_seed, limit_seed, stream @ ..] = data else {
         return;
@@ -89,6 +161,16 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(whole.2, end);
     assert_eq!(commands(chunks(stream, *chunk_seed), limits), whole);
+
+    let first = first_whole(stream, &limits);
+    let end = |f: &First| f.clone().map(|r| r.map(|(_, end)| end));
+    assert_eq!(
+        first_checked(chunks(stream, *chunk_seed), &limits),
+        end(&first)
+    );
+    if stream.first() == Some(&b'*') {
+        assert_eq!(first_streamed(chunks(stream, *chunk_seed), &limits), first);
+    }
 
     let whole = values(std::iter::once(stream), limits);
     assert_eq!(values(chunks(stream, *chunk_seed), limits), whole);
