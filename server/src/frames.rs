@@ -27,7 +27,8 @@ pub enum Kind {
     /// A command the relay does not forward: one the filter cannot judge, or one too large to forward (see
     /// `stream_reader`). Its keys are the keys to make stale: a session watching any of them that `--allow` lets
     /// leave learns that they are, so its windows get topped up; the command's bytes never leave the relay. One too
-    /// large to hold keeps no bytes at all: its frame is empty, and its keys point into the batch's names.
+    /// large to hold keeps no bytes at all: it is the only frame of a batch that is not `held`, its `at` is empty
+    /// (the command ends at the batch's `end`), and its keys point into the batch's names.
     Withheld,
 }
 
