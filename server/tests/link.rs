@@ -348,6 +348,7 @@ async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
             Message::Resync { reason } => panic!("unexpected resync: {reason}"),
             Message::Notice { text } => panic!("unexpected notice: {text}"),
             Message::Ack { request, .. } => panic!("unexpected ack of {request}"),
+            Message::Stale { offset, .. } => panic!("unexpected stale keys at {offset}"),
             Message::Shard { index, .. } => {
                 panic!("a shard envelope ({index}) from a single Redis")
             }
