@@ -1,5 +1,7 @@
 use crate::assembled::{stream, Harness};
-use replicast_wasm::wire::{encode_commands, encode_stale, encode_stale_all, push_segment};
+use replicast_wasm::wire::{
+    encode_commands, encode_shard, encode_stale, encode_stale_all, push_segment,
+};
 use replicast_wasm::Outcome;
 
 #[test]
@@ -177,6 +179,13 @@ fn stale_messages_make_windows_stale_where_the_withheld_command_was() {
     h.snapshot(&[&["DEL", "w:a"], &["ZADD", "w:a", "9", "z"]]);
     assert!(!h.stale("w:a"));
     assert_eq!(h.rows("w:a"), ["z 9"]);
+    // In a shard's envelope, as a relay following a cluster sends it.
+    let at = h.offset + 5;
+    h.a.push_message(&encode_shard(0, &encode_stale(at, [&b"w:l"[..]])))
+        .unwrap();
+    assert!(h.stale("w:l") && h.a.offset() == at);
+    assert_eq!(h.topups(), ["w:l"]);
+    h.offset = at;
     // A stale message for commands already applied past is a duplicate.
     h.a.push_message(&encode_stale(withheld_end - 1, [&b"w:a"[..]]))
         .unwrap();
