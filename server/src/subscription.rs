@@ -2,10 +2,13 @@
 //!
 //! A browser subscribes with one JSON text message right after it connects:
 //! `{"type":"subscribe","patterns":["perf:*"],"keys":["cfg"],"db":0,"window":100}`. A frame reaches it when it is in
-//! the subscribed database and names at least one wanted key, and every key it names is allowed by `--allow`:
-//! nothing outside the allow-list ever leaves the relay, not even a key name. `SELECT`, `FLUSHALL`, `SWAPDB` and the
+//! the subscribed database (or writes a key there: `MOVE`, `COPY … DB`) and names at least one wanted key, and every
+//! key it names is allowed by `--allow`: nothing outside the allow-list ever leaves the relay, not even a key name.
+//! A frame withheld (a key outside `--allow`, or keys that cannot all be judged) that may have written keys the
+//! session wants and may see becomes a stale message naming those keys, at the frame's place, so that the browser
+//! tops them up instead of keeping windows that differ from Redis. `SELECT`, `FLUSHALL`, `SWAPDB` and the
 //! subscribed database's `FLUSHDB` reach everyone; a `MULTI`…`EXEC` block is sent as one block, holding the frames
-//! of it the session may see.
+//! of it the session may see, its stale keys after its `EXEC`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;

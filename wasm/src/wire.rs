@@ -668,6 +668,11 @@ mod tests {
         };
         assert_eq!(offset, 77);
         assert_eq!(keys.collect::<Vec<_>>(), [&b"perf:a"[..], b""]);
+        // PROTOCOL.md's example.
+        assert_eq!(
+            encode_stale(120, [&b"perf:y"[..]]),
+            b"\x08\x78\0\0\0\0\0\0\0\x00\x06\0\0\0perf:y"
+        );
         assert_eq!(
             decode(&encode_stale_all(9)),
             Ok(Message::Stale {
