@@ -137,15 +137,14 @@ pub enum CommandKeys {
     None,
     /// Every key it names, in argument order: each argument that is a key once (a name given twice, twice).
     Known(Vec<Key>),
-    /// Not every key it names can be found or judged: it must be withheld. `written` are the arguments that may
-    /// be keys it wrote: exactly those when they are known, else every argument that could be one.
+    /// Not every key it names can be found or judged: it must be withheld. `written` are the keys it may have
+    /// written (arguments that are keys, never other arguments, whose text must not leave), or `None` when they
+    /// cannot be told: a script (`EVAL`, `FCALL`) may write keys it names nowhere, a specification that cannot be
+    /// followed may hide written keys anywhere. Then no window of its database can be trusted after it.
     Unresolved {
-        written: Vec<usize>,
+        written: Option<Vec<usize>>,
         why: &'static str,
     },
-    /// A script (`EVAL`, `EVALSHA`, `FCALL`) that may write any key, named in its arguments or not: withheld, and
-    /// no window of its database can be trusted after it.
-    Script,
 }
 
 impl CommandTable {
@@ -211,24 +210,16 @@ impl CommandTable {
         match entry.grammar {
             Some(Grammar::Sort) => return sort_keys(args),
             Some(Grammar::GeoRadius { options_from }) => return georadius_keys(args, options_from),
-            Some(Grammar::Migrate) => {
-                return CommandKeys::Unresolved {
-                    written: (3..args.len()).collect(),
-                    why: "MIGRATE names a host and may carry a password",
-                }
-            }
-            Some(Grammar::Script { writes: true }) => return CommandKeys::Script,
-            Some(Grammar::Script { writes: false }) => {
-                return CommandKeys::Unresolved {
-                    written: Vec::new(),
-                    why: "a read-only script's arguments may name keys it does not declare",
-                }
-            }
+            Some(Grammar::Migrate) => return migrate_keys(args),
+            Some(Grammar::Script { writes }) => return CommandKeys::Unresolved {
+                written: (!writes).then(Vec::new),
+                why: "a script may touch keys it does not declare, and its arguments may name them",
+            },
             None => {}
         }
         if entry.movable && (entry.legacy || entry.specs.is_empty()) {
             return CommandKeys::Unresolved {
-                written: (1..args.len()).collect(),
+                written: None,
                 why: "movable keys without a key specification",
             };
         }
@@ -247,34 +238,49 @@ enum Role {
     Written,
 }
 
+/// Why a specification's keys were not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfound {
+    /// The arguments do not fit it (a count that is not a number, keys past the arguments…): Redis refuses such a
+    /// command, which then wrote nothing.
+    Refused(&'static str),
+    /// The specification cannot be followed (Redis calls it `unknown`, or `incomplete`): its keys may be anywhere.
+    Unknown(&'static str),
+}
+
 /// The keys `specs` find in `args`, every one of them, in time linear in the arguments.
 fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
     let mut roles = vec![Role::Argument; args.len()];
-    let mut unresolved: Option<(&'static str, bool)> = None;
+    let mut why = None;
+    // Whether a specification that may write keys could not be followed: which keys it wrote is then not known.
+    let mut hidden_writes = false;
     for spec in specs {
         let role = if spec.written {
             Role::Written
         } else {
             Role::Read
         };
-        match spec.positions(args) {
-            Ok(positions) => {
-                for i in positions {
-                    roles[i] = roles[i].max(role);
-                }
-                if spec.incomplete {
-                    let writes = unresolved.is_some_and(|(_, w)| w) || spec.written;
-                    unresolved = Some(("an incomplete key specification", writes));
-                }
+        let found = spec.positions(args).and_then(|positions| {
+            for i in positions {
+                roles[i] = roles[i].max(role);
             }
-            Err(why) => {
-                let writes = unresolved.is_some_and(|(_, w)| w) || spec.written;
-                unresolved = Some((why, writes));
+            if spec.incomplete {
+                Err(Unfound::Unknown("an incomplete key specification"))
+            } else {
+                Ok(())
+            }
+        });
+        match found {
+            Ok(()) => {}
+            Err(Unfound::Refused(reason)) => why = why.or(Some(reason)),
+            Err(Unfound::Unknown(reason)) => {
+                why = why.or(Some(reason));
+                hidden_writes |= spec.written;
             }
         }
     }
-    match unresolved {
-        None => CommandKeys::Known(
+    let Some(why) = why else {
+        return CommandKeys::Known(
             roles
                 .iter()
                 .enumerate()
@@ -284,22 +290,17 @@ fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
                     written: *r == Role::Written,
                 })
                 .collect(),
-        ),
-        // Keys that could not be found may be any argument; if they are only read, those found are all it wrote.
-        Some((why, true)) => CommandKeys::Unresolved {
-            written: (1..args.len()).collect(),
-            why,
-        },
-        Some((why, false)) => CommandKeys::Unresolved {
-            written: roles
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| **r == Role::Written)
-                .map(|(i, _)| i)
-                .collect(),
-            why,
-        },
-    }
+        );
+    };
+    let written = (!hidden_writes).then(|| {
+        roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Role::Written)
+            .map(|(i, _)| i)
+            .collect()
+    });
+    CommandKeys::Unresolved { written, why }
 }
 
 impl KeySpec {
@@ -308,7 +309,7 @@ impl KeySpec {
     fn positions(
         &self,
         args: &[&[u8]],
-    ) -> Result<std::iter::StepBy<std::ops::Range<usize>>, &'static str> {
+    ) -> Result<std::iter::StepBy<std::ops::Range<usize>>, Unfound> {
         let argc = args.len();
         let none = Ok((0..0).step_by(1));
         let first = match &self.begin {
@@ -334,10 +335,12 @@ impl KeySpec {
                     None => return none,
                 }
             }
-            BeginSearch::Unknown => return Err("a key specification Redis calls unknown"),
+            BeginSearch::Unknown => {
+                return Err(Unfound::Unknown("a key specification Redis calls unknown"))
+            }
         };
         if first == 0 || first >= argc {
-            return Err("a key position past the arguments");
+            return Err(Unfound::Refused("a key position past the arguments"));
         }
         let (first, last, step) = match self.find {
             FindKeys::Range {
@@ -350,7 +353,9 @@ impl KeySpec {
                 } else if limit > 1 {
                     let rest = argc - first;
                     if rest % limit != 0 {
-                        return Err("keys and their arguments that do not pair up");
+                        return Err(Unfound::Refused(
+                            "keys and their arguments that do not pair up",
+                        ));
                     }
                     (first + rest / limit) as i64 + last_key
                 } else {
@@ -366,7 +371,7 @@ impl KeySpec {
                 let count = args
                     .get(first + count_at)
                     .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok())
-                    .ok_or("a key count that is not a number")?;
+                    .ok_or(Unfound::Refused("a key count that is not a number"))?;
                 let start = first + first_key;
                 if count == 0 {
                     return none;
@@ -376,16 +381,18 @@ impl KeySpec {
                     .checked_sub(1)
                     .and_then(|c| c.checked_mul(step.max(1) as u64))
                     .filter(|&s| s < argc as u64)
-                    .ok_or("a key count past the arguments")?;
+                    .ok_or(Unfound::Refused("a key count past the arguments"))?;
                 (start, (start as u64 + span) as i64, step)
             }
-            FindKeys::Unknown => return Err("a key specification Redis calls unknown"),
+            FindKeys::Unknown => {
+                return Err(Unfound::Unknown("a key specification Redis calls unknown"))
+            }
         };
         if step == 0 {
-            return Err("a key step of 0");
+            return Err(Unfound::Unknown("a key step of 0"));
         }
         if last < first as i64 || last >= argc as i64 || first >= argc {
-            return Err("a key position past the arguments");
+            return Err(Unfound::Refused("a key position past the arguments"));
         }
         Ok((first..last as usize + 1).step_by(step))
     }
@@ -401,12 +408,8 @@ fn is(arg: &[u8], word: &str) -> bool {
 /// destination, the one key it writes, is made stale. Every `STORE` argument is judged; Redis writes the last.
 fn sort_keys(args: &[&[u8]]) -> CommandKeys {
     let argc = args.len();
-    let malformed = |why| CommandKeys::Unresolved {
-        written: (1..argc).collect(),
-        why,
-    };
     if argc < 2 {
-        return malformed("SORT without a key");
+        return refused(&[], "SORT without a key");
     }
     let mut keys = vec![Key {
         index: 1,
@@ -421,7 +424,7 @@ fn sort_keys(args: &[&[u8]]) -> CommandKeys {
         } else if is(arg, "limit") && left >= 2 {
             let number = |a: &[u8]| std::str::from_utf8(a).is_ok_and(|a| a.parse::<i64>().is_ok());
             if !number(args[j + 1]) || !number(args[j + 2]) {
-                return malformed("SORT … LIMIT without two numbers");
+                return refused(&keys, "SORT … LIMIT without two numbers");
             }
             j += 2;
         } else if is(arg, "store") && left >= 1 {
@@ -434,17 +437,63 @@ fn sort_keys(args: &[&[u8]]) -> CommandKeys {
             patterns |= !(is(arg, "get") && args[j + 1] == b"#");
             j += 1;
         } else {
-            return malformed("SORT with an option Redis would refuse");
+            return refused(&keys, "SORT with an option Redis would refuse");
         }
         j += 1;
     }
     if patterns {
         return CommandKeys::Unresolved {
-            written: keys.iter().filter(|k| k.written).map(|k| k.index).collect(),
+            written: Some(keys.iter().filter(|k| k.written).map(|k| k.index).collect()),
             why: "SORT … BY/GET patterns name keys derived from the values sorted",
         };
     }
     CommandKeys::Known(keys)
+}
+
+/// A command Redis would have refused, so it wrote nothing; withheld all the same, with the keys found before the
+/// refusal made stale, should Redis read it otherwise.
+fn refused(keys: &[Key], why: &'static str) -> CommandKeys {
+    CommandKeys::Unresolved {
+        written: Some(keys.iter().filter(|k| k.written).map(|k| k.index).collect()),
+        why,
+    }
+}
+
+/// `MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 user password] [KEYS key …]`, read
+/// as Redis's `migrateCommand` reads it: always withheld (it names a host and may carry a password, which must
+/// not leave), its keys (which it deletes, without `COPY`) made stale. Redis propagates the deletions, not
+/// `MIGRATE`.
+fn migrate_keys(args: &[&[u8]]) -> CommandKeys {
+    let argc = args.len();
+    let unknown = CommandKeys::Unresolved {
+        written: None,
+        why: "a MIGRATE Redis would refuse",
+    };
+    if argc < 6 {
+        return unknown;
+    }
+    let mut keys = 3..4;
+    let mut j = 6;
+    while j < argc {
+        let more = argc - 1 - j;
+        let arg = args[j];
+        if is(arg, "copy") || is(arg, "replace") {
+        } else if is(arg, "auth") && more >= 1 {
+            j += 1;
+        } else if is(arg, "auth2") && more >= 2 {
+            j += 2;
+        } else if is(arg, "keys") && args[3].is_empty() {
+            keys = j + 1..argc;
+            break;
+        } else {
+            return unknown;
+        }
+        j += 1;
+    }
+    CommandKeys::Unresolved {
+        written: Some(keys.collect()),
+        why: "MIGRATE names a host and may carry a password",
+    }
 }
 
 /// `GEORADIUS key longitude latitude radius unit [options]` (`GEORADIUSBYMEMBER key member radius unit …`), read
@@ -452,12 +501,8 @@ fn sort_keys(args: &[&[u8]]) -> CommandKeys {
 /// writes the last; its key specification finds only the first).
 fn georadius_keys(args: &[&[u8]], options_from: usize) -> CommandKeys {
     let argc = args.len();
-    let malformed = |why| CommandKeys::Unresolved {
-        written: (1..argc).collect(),
-        why,
-    };
     if argc < options_from {
-        return malformed("GEORADIUS with too few arguments");
+        return refused(&[], "GEORADIUS with too few arguments");
     }
     let mut keys = vec![Key {
         index: 1,
@@ -480,7 +525,7 @@ fn georadius_keys(args: &[&[u8]], options_from: usize) -> CommandKeys {
             });
             i += 1;
         } else {
-            return malformed("GEORADIUS with an option Redis would refuse");
+            return refused(&keys, "GEORADIUS with an option Redis would refuse");
         }
         i += 1;
     }
@@ -835,12 +880,23 @@ mod tests {
         }
     }
 
-    /// What `t` makes of a command it must withhold: the arguments it may have written.
+    /// What `t` makes of a command it must withhold: the keys it may have written.
     fn withheld<'a>(t: &CommandTable, words: &[&'a str]) -> Vec<&'a str> {
         match t.keys(&args(words)) {
-            CommandKeys::Unresolved { written, .. } => written.iter().map(|&i| words[i]).collect(),
-            other => panic!("{words:?} was not withheld: {other:?}"),
+            CommandKeys::Unresolved {
+                written: Some(written),
+                ..
+            } => written.iter().map(|&i| words[i]).collect(),
+            other => panic!("{words:?} was not withheld with its written keys: {other:?}"),
         }
+    }
+
+    /// Whether `t` withholds a command that may have written any key.
+    fn withheld_writing_anything(t: &CommandTable, words: &[&str]) -> bool {
+        matches!(
+            t.keys(&args(words)),
+            CommandKeys::Unresolved { written: None, .. }
+        )
     }
 
     #[test]
@@ -937,12 +993,12 @@ mod tests {
             Vec::<&str>::new()
         );
         assert_eq!(
-            withheld(&t, &["SORT", "l", "STORE"]),
-            ["l", "STORE"],
-            "malformed: every argument may be a key it wrote"
+            withheld(&t, &["SORT", "l", "STORE", "d", "STORE"]),
+            ["d"],
+            "refused by Redis: withheld, the keys found made stale"
         );
-        assert_eq!(withheld(&t, &["SORT", "l", "LIMIT", "x", "1"]).len(), 4);
-        assert_eq!(withheld(&t, &["SORT"]), Vec::<&str>::new());
+        assert!(withheld(&t, &["SORT", "l", "LIMIT", "x", "1"]).is_empty());
+        assert!(withheld(&t, &["SORT"]).is_empty());
     }
 
     #[test]
@@ -967,25 +1023,51 @@ mod tests {
             [("perf:geo", false), ("perf:a", true), ("secret:b", true)]
         );
         assert_eq!(
-            withheld(&t, &["GEORADIUS", "perf:geo", "0", "0", "1", "km", "FROB"]).len(),
-            6
+            withheld(
+                &t,
+                &[
+                    "GEORADIUS",
+                    "perf:geo",
+                    "0",
+                    "0",
+                    "1",
+                    "km",
+                    "STORE",
+                    "a",
+                    "FROB"
+                ]
+            ),
+            ["a"]
         );
     }
 
     #[test]
     fn migrate_scripts_and_shard_channels() {
         let t = table();
+        let migrate = [
+            "MIGRATE", "h", "1", "", "0", "5", "COPY", "AUTH", "perf:pw", "KEYS", "perf:a",
+            "perf:b",
+        ];
+        assert_eq!(
+            withheld(&t, &migrate),
+            ["perf:a", "perf:b"],
+            "its keys, never its password"
+        );
         assert_eq!(
             withheld(
                 &t,
-                &["MIGRATE", "h", "1", "", "0", "5", "AUTH", "pw", "KEYS", "perf:a", "perf:b"]
+                &["MIGRATE", "h", "1", "perf:k", "0", "5", "AUTH2", "u", "p"]
             ),
-            ["", "0", "5", "AUTH", "pw", "KEYS", "perf:a", "perf:b"]
+            ["perf:k"]
         );
-        assert_eq!(
-            t.keys(&args(&["EVAL", "return 1", "1", "perf:a", "secret:b"])),
-            CommandKeys::Script
-        );
+        assert!(withheld_writing_anything(
+            &t,
+            &["MIGRATE", "h", "1", "k", "0", "5", "KEYS", "a"]
+        ));
+        assert!(withheld_writing_anything(
+            &t,
+            &["EVAL", "return 1", "1", "perf:a", "secret:b"]
+        ));
         assert_eq!(
             t.keys(&args(&["SPUBLISH", "perf:chan", "hello"])),
             CommandKeys::None
@@ -1009,8 +1091,8 @@ mod tests {
             "read only: it wrote nothing"
         );
         assert_eq!(withheld(&t, &["ZADD"]), Vec::<&str>::new());
-        // An unknown specification: what it finds may be written, so every argument may be.
-        assert_eq!(withheld(&t, &["FROB", "a", "b"]), ["a", "b"]);
+        // An unknown specification that may write: which keys it wrote is not known.
+        assert!(withheld_writing_anything(&t, &["FROB", "a", "b"]));
         // An unknown specification of keys only read: the keys found are all it wrote.
         assert_eq!(withheld(&t, &["PEEK", "a", "b"]), ["a"]);
         assert_eq!(t.keys(&[]), CommandKeys::None);
@@ -1045,10 +1127,10 @@ mod tests {
             [("a", true), ("b", true)]
         );
         assert_eq!(keys(&t, &["GET", "a"]), [("a", false)]);
-        assert_eq!(
-            withheld(&t, &["ZUNIONSTORE", "d", "1", "s"]),
-            ["d", "1", "s"]
-        );
-        assert_eq!(withheld(&t, &["FROB", "a", "b"]), ["a", "b"]);
+        assert!(withheld_writing_anything(
+            &t,
+            &["ZUNIONSTORE", "d", "1", "s"]
+        ));
+        assert!(withheld_writing_anything(&t, &["FROB", "a", "b"]));
     }
 }

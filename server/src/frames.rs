@@ -18,7 +18,8 @@ pub enum Kind {
     /// Reaches no session, because its keys cannot all be judged (or, from the link, because it is too large to
     /// hold): its keys are the ones it may have written, which sessions that may see them must learn are stale.
     Withheld,
-    /// A script that may have written any key: reaches no session, and every window of its database is stale.
+    /// Withheld, and it may have written any key of its database (a script, or keys that cannot be found): every
+    /// window of the database is stale.
     WithheldAll,
     /// `SELECT`: every session gets it, so its assembler knows the database of what follows.
     Select,
@@ -150,13 +151,17 @@ impl Indexer {
                         offset = command.start,
                         "withheld from every session: {why}"
                     );
-                    for &i in &keys {
-                        push(i);
+                    match keys {
+                        Some(keys) => {
+                            for &i in &keys {
+                                push(i);
+                            }
+                            written = keys.len() as u32;
+                            Kind::Withheld
+                        }
+                        None => Kind::WithheldAll,
                     }
-                    written = keys.len() as u32;
-                    Kind::Withheld
                 }
-                CommandKeys::Script => Kind::WithheldAll,
             }
         };
         let keys = first_key..index.keys.len() as u32;

@@ -67,13 +67,15 @@ pub struct Names {
     /// Keys the session wants and may see: what a long run of keys holds, before its last few.
     pub quiet: Vec<Vec<u8>>,
     pub patterns: Vec<Vec<u8>>,
+    pub numbers: Vec<Vec<u8>>,
     pub values: Vec<Vec<u8>>,
 }
 
 impl Names {
     /// Keys a session watching `perf:*` and `secret:*` under `--allow perf:* u:*` wants and may see (`perf:`),
     /// may see but does not want (`u:`), and wants but may not see (`secret:`); patterns that reference keys of
-    /// both kinds; values that look like keywords and numbers, never like a secret.
+    /// both kinds; numbers where the grammar wants one, as Redis would take them; values that look like keywords,
+    /// numbers and allowed keys, never like a secret.
     pub fn standard() -> Self {
         let words = |w: &[&str]| w.iter().map(|w| w.as_bytes().to_vec()).collect();
         Names {
@@ -90,6 +92,7 @@ impl Names {
                 "perf:h_*->f",
                 "secret:x",
             ]),
+            numbers: words(&["0", "1", "-1", "2", "10", "1.5", "1700000000"]),
             values: words(&[
                 "0", "1", "-1", "2", "10", "1.5", "STORE", "BY", "GET", "KEYS", "STREAMS", "DB",
                 "LIMIT", "#", "*", "", "hello", "perf:a", "$", "0-1",
@@ -118,6 +121,10 @@ enum ArgKind {
     Pattern,
     /// A count of the keys that follow (`numkeys`).
     KeyCount,
+    /// An integer or a time: a whole number.
+    Integer,
+    /// A double.
+    Number,
     Value,
     PureToken,
     OneOf(Vec<Arg>),
@@ -251,6 +258,8 @@ fn arg(value: &Value, specs: &[bool]) -> Arg {
         // A pattern that names keys (`SORT … BY`/`GET`), not one that matches fields or members (`HSCAN … MATCH`).
         Some("pattern") if get("key_spec_index").is_some() => ArgKind::Pattern,
         Some("integer") if name == "numkeys" => ArgKind::KeyCount,
+        Some("integer" | "unix-time") => ArgKind::Integer,
+        Some("double") => ArgKind::Number,
         Some("pure-token") => ArgKind::PureToken,
         Some("oneof") => ArgKind::OneOf(subs()),
         Some("block") => ArgKind::Block(subs()),
@@ -305,11 +314,13 @@ fn generate_all(
         } else {
             repeats(choices)
         };
-        if arg.token.is_some() && !arg.multiple_token {
+        // A pure token is its token, once.
+        let pure = matches!(arg.kind, ArgKind::PureToken);
+        if arg.token.is_some() && !arg.multiple_token && !pure {
             out.args.push(arg.token.clone().unwrap_or_default());
         }
         for i in 0..repeats {
-            if arg.multiple_token {
+            if arg.multiple_token && !pure {
                 out.args.push(arg.token.clone().unwrap_or_default());
             }
             // Past 4,096 repeats, what could leave comes last: a filter that judges only the first keys lets it out.
@@ -371,6 +382,15 @@ fn generate_one(
             counts.push((out.args.len(), out.keys.len()));
             out.args.push(b"0".to_vec());
         }
+        ArgKind::Integer => {
+            let whole: Vec<&Vec<u8>> = names
+                .numbers
+                .iter()
+                .filter(|n| !n.contains(&b'.'))
+                .collect();
+            out.args.push(whole[below(whole.len())].clone());
+        }
+        ArgKind::Number => out.args.push(pick(&names.numbers, &mut below)),
         ArgKind::Value => out.args.push(pick(&names.values, &mut below)),
         ArgKind::PureToken => out.args.push(arg.token.clone().unwrap_or_default()),
         ArgKind::OneOf(args) => {
@@ -459,56 +479,8 @@ impl Filter {
     /// among them (or every window). Panics with the command otherwise.
     pub fn check(&self, generated: &Generated, placing: Placing) {
         use replicast_server::subscription::{Delivery, Stale};
-        let context: [&[u8]; 3] = [b"SET", b"perf:ctx", b"1"];
-        let mut stream = Vec::new();
-        let mut commands: Vec<Vec<&[u8]>> = Vec::new();
-        match placing {
-            Placing::Alone => {}
-            Placing::AfterOthers => {
-                commands.push(vec![b"SELECT", b"0"]);
-                commands.push(context.to_vec());
-            }
-            Placing::InBlock => {
-                commands.push(vec![b"MULTI"]);
-                commands.push(context.to_vec());
-            }
-        }
-        let ours = commands.len();
-        commands.push(generated.args.iter().map(Vec::as_slice).collect());
-        if let Placing::InBlock = placing {
-            commands.push(context.to_vec());
-            commands.push(vec![b"EXEC"]);
-        }
-        let mut spans = Vec::new();
-        for command in &commands {
-            let start = stream.len();
-            stream.extend(format!("*{}\r\n", command.len()).as_bytes());
-            for arg in command {
-                stream.extend(format!("${}\r\n", arg.len()).as_bytes());
-                stream.extend_from_slice(arg);
-                stream.extend(b"\r\n");
-            }
-            spans.push(start as u64..stream.len() as u64);
-        }
-        let mut indexer = replicast_server::frames::Indexer::new(self.table.clone());
-        let mut index = replicast_server::frames::FrameIndex::default();
-        let limits = replicast_wasm::resp::Limits::default();
-        let mut at = 0;
-        while let Some(command) =
-            replicast_wasm::resp::parse_command(&stream[at..], at as u64, &limits).expect("RESP")
-        {
-            indexer.add(&mut index, &stream, &command, at);
-            at += command.frame_len();
-        }
-        assert_eq!(at, stream.len(), "whole commands");
-        let start = 1000;
-        let batch = replicast_server::backlog::Batch {
-            start,
-            end: start + stream.len() as u64,
-            message: bytes::Bytes::from(replicast_wasm::wire::encode_commands(start, &stream)),
-            index: std::sync::Arc::new(index),
-        };
-        let deliveries = self.sub.select(&batch, start, &self.allow);
+        let (start, spans, ours, deliveries) = self.run(&generated.args, placing);
+        self.check_stale_keys(&deliveries);
 
         let shown = || {
             let text = String::from_utf8_lossy(&generated.args.join(&b' ')).into_owned();
@@ -548,16 +520,6 @@ impl Filter {
                             shown()
                         );
                     }
-                    if let Stale::Keys(keys) = keys {
-                        for key in keys {
-                            assert!(
-                                self.allow.allows(key) && self.sub.wants(key),
-                                "stale key {:?} the session may not see or does not want: {}",
-                                String::from_utf8_lossy(key),
-                                shown()
-                            );
-                        }
-                    }
                     assert!(stale.is_none(), "one stale message per withheld command");
                     stale = Some(keys.clone());
                 }
@@ -590,5 +552,96 @@ impl Filter {
                 shown()
             );
         }
+    }
+
+    /// Sends any arguments through the filter (a grammar's, or a fuzzer's mangling of them) and checks only what
+    /// holds whatever they are: the filter does not panic, and names no stale key the session may not see.
+    pub fn check_any(&self, args: &[Vec<u8>], placing: Placing) {
+        let (_, _, _, deliveries) = self.run(args, placing);
+        self.check_stale_keys(&deliveries);
+    }
+
+    fn check_stale_keys(&self, deliveries: &[replicast_server::subscription::Delivery]) {
+        use replicast_server::subscription::{Delivery, Stale};
+        for delivery in deliveries {
+            if let Delivery::Stale {
+                keys: Stale::Keys(keys),
+                ..
+            } = delivery
+            {
+                for key in keys {
+                    assert!(
+                        self.allow.allows(key) && self.sub.wants(key),
+                        "stale key {:?} the session may not see or does not want",
+                        String::from_utf8_lossy(key)
+                    );
+                }
+            }
+        }
+    }
+
+    /// The batch of `args` placed as `placing` says, at offset 1000, and what the session receives of it: (the
+    /// batch's start, each command's span in it, which of them is `args`, the deliveries).
+    fn run(
+        &self,
+        args: &[Vec<u8>],
+        placing: Placing,
+    ) -> (
+        u64,
+        Vec<std::ops::Range<u64>>,
+        usize,
+        Vec<replicast_server::subscription::Delivery>,
+    ) {
+        let context: [&[u8]; 3] = [b"SET", b"perf:ctx", b"1"];
+        let mut stream = Vec::new();
+        let mut commands: Vec<Vec<&[u8]>> = Vec::new();
+        match placing {
+            Placing::Alone => {}
+            Placing::AfterOthers => {
+                commands.push(vec![b"SELECT", b"0"]);
+                commands.push(context.to_vec());
+            }
+            Placing::InBlock => {
+                commands.push(vec![b"MULTI"]);
+                commands.push(context.to_vec());
+            }
+        }
+        let ours = commands.len();
+        commands.push(args.iter().map(Vec::as_slice).collect());
+        if let Placing::InBlock = placing {
+            commands.push(context.to_vec());
+            commands.push(vec![b"EXEC"]);
+        }
+        let mut spans = Vec::new();
+        for command in &commands {
+            let start = stream.len();
+            stream.extend(format!("*{}\r\n", command.len()).as_bytes());
+            for arg in command {
+                stream.extend(format!("${}\r\n", arg.len()).as_bytes());
+                stream.extend_from_slice(arg);
+                stream.extend(b"\r\n");
+            }
+            spans.push(start as u64..stream.len() as u64);
+        }
+        let mut indexer = replicast_server::frames::Indexer::new(self.table.clone());
+        let mut index = replicast_server::frames::FrameIndex::default();
+        let limits = replicast_wasm::resp::Limits::default();
+        let mut at = 0;
+        while let Some(command) =
+            replicast_wasm::resp::parse_command(&stream[at..], at as u64, &limits).expect("RESP")
+        {
+            indexer.add(&mut index, &stream, &command, at);
+            at += command.frame_len();
+        }
+        assert_eq!(at, stream.len(), "whole commands");
+        let start = 1000;
+        let batch = replicast_server::backlog::Batch {
+            start,
+            end: start + stream.len() as u64,
+            message: bytes::Bytes::from(replicast_wasm::wire::encode_commands(start, &stream)),
+            index: std::sync::Arc::new(index),
+        };
+        let deliveries = self.sub.select(&batch, start, &self.allow);
+        (start, spans, ours, deliveries)
     }
 }
