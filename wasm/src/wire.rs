@@ -143,6 +143,13 @@ impl<'a> Iterator for Segments<'a> {
             let start = read_u64(self.message, self.pos, "a segment's start offset (8 bytes)")?;
             let len =
                 read_u32(self.message, self.pos + 8, "a segment's length (4 bytes)")? as usize;
+            // Offsets count bytes of a stream: one that would end past 2^64 is no stream's.
+            if start.checked_add(len as u64).is_none() {
+                return Err(WireError {
+                    at: self.pos,
+                    expected: "a segment that ends below 2^64",
+                });
+            }
             let data = self.pos + 12;
             let bytes = self
                 .message
@@ -845,6 +852,16 @@ mod tests {
             "relay message byte 13: expected as many segment bytes as its length says"
         );
         assert!(segments.next().is_none());
+        // Found by the assembler fuzz target: a segment ending past 2^64 overflowed the assembler's arithmetic.
+        let Ok(Message::Commands(mut segments)) =
+            decode(b"\x02\xfe\xff\xff\xff\xff\xff\xff\xff\x06\0\0\0\x015\x005\0'")
+        else {
+            panic!("not commands")
+        };
+        assert_eq!(
+            segments.next().unwrap().unwrap_err().expected,
+            "a segment that ends below 2^64"
+        );
         assert_eq!(
             decode(b"\x03slow").unwrap(),
             Message::Resync { reason: "slow" }
