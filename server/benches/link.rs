@@ -75,7 +75,7 @@ fn read(table: &Arc<CommandTable>, stream: &[u8]) -> usize {
                 Output::Batch { index, .. } | Output::Unheld { index, .. } => {
                     frames += index.frames.len()
                 }
-                Output::RestartSessions { .. } | Output::GetAck(_) => {}
+                Output::GetAck(_) => {}
             })
             .expect("the recorded stream reads");
     }

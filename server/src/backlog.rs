@@ -7,8 +7,7 @@
 //! reconnects with an `(epoch, offset)` still inside the ring resumes where it was, without a snapshot.
 //!
 //! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
-//! the names of its keys ([`Backlog::append_unheld`]), or, when even those are too many, starts every session over
-//! ([`Backlog::restart_sessions`]).
+//! the names of the keys it may write ([`Backlog::append_unheld`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -92,19 +91,6 @@ struct Ring {
     capacity: usize,
 }
 
-impl Ring {
-    /// A new generation of `epoch` from `offset`, holding nothing yet.
-    fn restart(&mut self, epoch: String, offset: u64) {
-        let generation = self.stream.as_ref().map_or(0, |s| s.generation + 1);
-        self.stream = Some(Stream { epoch, generation });
-        self.live = true;
-        self.start = offset;
-        self.end = offset;
-        self.batches.clear();
-        self.bytes = 0;
-    }
-}
-
 pub struct Backlog {
     ring: Mutex<Ring>,
     /// Bumped whenever the stream goes on under a new replication ID (a failover), so sessions notice with one
@@ -146,23 +132,17 @@ impl Backlog {
     pub fn restart(&self, epoch: &str, offset: u64) {
         {
             let mut ring = self.ring();
+            let generation = ring.stream.as_ref().map_or(0, |s| s.generation + 1);
+            ring.stream = Some(Stream {
+                epoch: epoch.to_string(),
+                generation,
+            });
             ring.previous = None;
-            ring.restart(epoch.to_string(), offset);
-        }
-        self.end.send_replace(offset);
-    }
-
-    /// The stream goes on at `offset`, but what sessions hold can no longer be brought up to date from it (a
-    /// command too large to hold named more keys than could be kept): a new generation from there, as after a full
-    /// resync, so every session starts over with a snapshot. Nothing before `offset` can be resumed from.
-    pub fn restart_sessions(&self, offset: u64) {
-        {
-            let mut ring = self.ring();
-            let epoch = ring
-                .stream
-                .as_ref()
-                .map_or_else(String::new, |s| s.epoch.clone());
-            ring.restart(epoch, offset);
+            ring.live = true;
+            ring.start = offset;
+            ring.end = offset;
+            ring.batches.clear();
+            ring.bytes = 0;
         }
         self.end.send_replace(offset);
     }
@@ -428,26 +408,5 @@ mod tests {
             self::batches(backlog.read(&stream, 6, 1 << 20)),
             vec![(6, 6 + gigabyte)]
         );
-    }
-
-    #[test]
-    fn restarting_sessions_keeps_the_epoch_in_a_new_generation() {
-        let backlog = Backlog::new(100);
-        backlog.restart("e1", 0);
-        let (old, _, _) = backlog.join(None).unwrap();
-        backlog.append(0, b"PING\r\n", FrameIndex::default());
-        backlog.restart_sessions(1000);
-        match backlog.read(&old, 6, 100) {
-            Read::Restarted { stream } => {
-                assert_eq!((stream.epoch.as_str(), stream.generation), ("e1", 1))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(backlog.extent(), (1000, 1000, 0));
-        assert!(
-            !backlog.join(Some(("e1", 6))).unwrap().2,
-            "nothing before it resumes"
-        );
-        assert!(backlog.is_live());
     }
 }

@@ -30,8 +30,6 @@ pub struct Metrics {
     pub link_retry_delay_ms: AtomicU64,
     /// Commands too large to hold, passed through and withheld.
     pub link_withheld_commands: AtomicU64,
-    /// Of those, the ones whose keys could not all be named, after which every session started over.
-    pub link_session_restarts: AtomicU64,
     /// `master_repl_offset` of the node the link follows, polled each second.
     pub upstream_offset: AtomicU64,
 }
@@ -150,14 +148,8 @@ impl Metrics {
             (
                 "link_withheld_commands_total",
                 "counter",
-                "Commands too large to forward, passed through without being held; their keys made stale.",
+                "Commands too large to forward, passed through without being held; the keys they may write made stale.",
                 get(&self.link_withheld_commands),
-            ),
-            (
-                "link_session_restarts_total",
-                "counter",
-                "Withheld commands whose keys could not all be named, after which every session started over.",
-                get(&self.link_session_restarts),
             ),
             (
                 "backlog_bytes",

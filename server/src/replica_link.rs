@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::backlog::Backlog;
 use crate::command_table::CommandTable;
+use crate::frames::Kind;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::Metrics;
 use crate::sentinel::{SentinelError, Sentinels};
@@ -556,31 +557,29 @@ fn apply(output: Output, backlog: &Backlog, metrics: &Metrics, getacks: &mut Vec
             command,
             names,
             index,
-            unkeyed,
+            why,
         } => {
             Metrics::add(&metrics.link_withheld_commands, 1);
             let (offset, bytes, args) = (command.start, command.end - command.start, command.args);
-            match unkeyed {
-                None => {
-                    tracing::warn!(offset, bytes, args, command = %command.name, keys = index.keys.len(),
+            let why = why.unwrap_or_default();
+            match index.frames.first().map(|f| f.kind) {
+                Some(Kind::Withheld) => {
+                    tracing::warn!(offset, bytes, args, command = %command.name,
+                    keys = index.keys.len(),
                     "replica link: a command too large to forward to browsers (more than {} bytes or {MAX_ARGS} \
-                     arguments) passed through without being held; sessions watching its keys are told they are \
-                     stale", max_held(backlog.capacity()))
+                     arguments) passed through without being held; sessions watching the keys it may have written \
+                     are told they are stale", max_held(backlog.capacity()))
                 }
-                Some(why) => tracing::info!(offset, bytes, args, command = %command.name,
+                Some(Kind::WithheldAll) => {
+                    tracing::warn!(offset, bytes, args, command = %command.name,
+                    "replica link: a command too large to forward to browsers passed through without being held, \
+                     and {why}: every window of its database is stale")
+                }
+                _ => tracing::info!(offset, bytes, args, command = %command.name,
                     "replica link: a command too large to forward to browsers passed through without being held; \
-                     it concerns no session ({why})"),
+                     it writes no key a session watches ({why})"),
             }
             backlog.append_unheld(command.start, command.end, &names, index);
-        }
-        Output::RestartSessions { command, why } => {
-            Metrics::add(&metrics.link_withheld_commands, 1);
-            Metrics::add(&metrics.link_session_restarts, 1);
-            tracing::warn!(offset = command.start, bytes = command.end - command.start, args = command.args,
-                command = %command.name,
-                "replica link: a command too large to forward to browsers passed through without being held, and \
-                 {why}: every session starts over with a snapshot");
-            backlog.restart_sessions(command.end);
         }
         Output::GetAck(at) => getacks.push(at),
     }

@@ -6,10 +6,10 @@
 //! ([`MAX_HELD_COMMAND`], or a quarter of a smaller backlog) and within the browser parser's limits (at most
 //! [`MAX_ARGS`] arguments). A larger one, which Redis accepts up to [`REDIS_MAX_ARGS`] arguments and bulks of its
 //! `proto-max-bulk-len`, is read as a [`StreamedCommand`]: its bytes are dropped as they arrive, [`StreamedKeys`]
-//! keeps its keys' names, and it reaches the backlog as an empty, withheld frame naming them
-//! ([`Output::Unheld`]); if its keys cannot all be named within bounds, every session starts over instead
-//! ([`Output::RestartSessions`]). So the link holds at most a block, one command of `max_held` bytes and a read,
-//! whatever the stream carries.
+//! keeps the names of the keys it may write, and it reaches the backlog as an empty frame that no session receives
+//! ([`Output::Unheld`]): withheld, those keys stale for the sessions watching them, or every window of its database
+//! stale when they cannot all be named within bounds. So the link holds at most a block, one command of `max_held`
+//! bytes and a read, whatever the stream carries.
 //!
 //! It does no I/O: bytes in, [`Output`]s out, so tests and the `link_stream` fuzz target drive it directly.
 
@@ -32,6 +32,19 @@ pub const MAX_HELD_COMMAND: usize = 16 * 1024 * 1024;
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 /// Longest part of a streamed command's name kept for the logs.
 const LOGGED_NAME_LEN: usize = 64;
+/// Commands that change which database the stream, or a key, is in: the relay follows them by their arguments, so
+/// one too large to hold (Redis never propagates such a `SELECT`, `FLUSH…`, `SWAPDB`, `MULTI` or `EXEC`; a
+/// `MOVE` or `COPY` of a key over 16 MiB) cannot be followed while it streams by.
+const ROUTED_BY_DATABASE: [&[u8]; 8] = [
+    b"select",
+    b"flushall",
+    b"flushdb",
+    b"swapdb",
+    b"multi",
+    b"exec",
+    b"move",
+    b"copy",
+];
 
 /// The largest command held for a backlog of `capacity` bytes: a batch that is a large share of the ring would
 /// push every session out of it.
@@ -60,17 +73,15 @@ pub enum Output {
         raw: Bytes,
         index: FrameIndex,
     },
-    /// A command too large to hold, with the names its one empty frame's keys point into (none, and a frame of
-    /// [`Kind::Other`], when it has no keys to name, for the reason `unkeyed`): `Backlog::append_unheld`.
+    /// A command too large to hold, with the names its one empty frame's keys point into: `Backlog::append_unheld`.
+    /// The frame is [`Kind::Withheld`] with the keys it may have written, [`Kind::WithheldAll`] when they cannot
+    /// all be named, or [`Kind::Other`] when it writes none; `why` says why for the last two.
     Unheld {
         command: LargeCommand,
         names: Vec<u8>,
         index: FrameIndex,
-        unkeyed: Option<&'static str>,
+        why: Option<String>,
     },
-    /// A command too large to hold whose keys cannot all be named, for the reason `why`: every session starts over
-    /// after it (`Backlog::restart_sessions` at its end).
-    RestartSessions { command: LargeCommand, why: String },
     /// A `REPLCONF GETACK` that came after what was output so far: answer `REPLCONF ACK <offset>`, the offset
     /// before it, as Redis's replicas do.
     GetAck(u64),
@@ -88,6 +99,18 @@ struct Cut {
 struct Large {
     command: StreamedCommand,
     kept: Kept,
+    /// The commands of an open `MULTI` block read before it.
+    aside: Option<Aside>,
+}
+
+/// The commands of an open `MULTI` block read before a command too large to hold, set aside until that command
+/// proves to be one: if it turns out corrupt, they are not output, just as when it arrives whole and fails to parse
+/// before any of the block is output. (Once it is read, they go out before it: it cuts the block.)
+struct Aside {
+    raw: Bytes,
+    index: FrameIndex,
+    /// The offsets `REPLCONF GETACK`s among them ask for.
+    getacks: Vec<u64>,
 }
 
 /// What is kept of a command too large to hold.
@@ -101,6 +124,8 @@ struct Kept {
     keep: bool,
     content: Vec<u8>,
     name: Vec<u8>,
+    /// Its name is one of [`ROUTED_BY_DATABASE`].
+    by_database: bool,
 }
 
 impl Kept {
@@ -131,6 +156,10 @@ impl Kept {
                 }
             }
             Piece::ArgEnd => {
+                if self.arg == 0 {
+                    let name = self.name.to_ascii_lowercase();
+                    self.by_database = ROUTED_BY_DATABASE.contains(&name.as_slice());
+                }
                 if let Some(keys) = self.keys.as_mut() {
                     keys.arg_end(self.arg, self.keep.then_some(self.content.as_slice()));
                 }
@@ -149,7 +178,8 @@ pub struct StreamReader {
     /// What Redis propagates: any argument count it accepts, bulks up to its `proto-max-bulk-len`.
     link: Limits,
     max_held: usize,
-    /// Stream offset of the first byte not yet output (while a large command is read: its first byte).
+    /// Stream offset of the first byte not yet output (while a large command is read: its own first byte, or that
+    /// of the block's commands set aside before it).
     start: u64,
     /// Bytes of the buffer read into `index` (the buffer starts at `start`, or, while a large command is read,
     /// where its reading got to).
@@ -216,6 +246,18 @@ impl StreamReader {
                 let (table, kept) = (&self.table, &mut large.kept);
                 let used = large.command.push(buf, |piece| kept.take(piece, table))?;
                 buf.advance(used);
+                if large.kept.by_database {
+                    return Err(RespError::Unexpected {
+                        offset: large.command.start(),
+                        expected: "a command that can be followed while it streams by (a SELECT, FLUSHALL, FLUSHDB, \
+                                   SWAPDB, MOVE, COPY, MULTI or EXEC too large to hold cannot)",
+                        found: format!(
+                            "{} of {} arguments",
+                            String::from_utf8_lossy(&large.kept.name).to_uppercase(),
+                            large.kept.args
+                        ),
+                    });
+                }
                 if !large.command.is_done() {
                     return Ok(());
                 }
@@ -230,23 +272,26 @@ impl StreamReader {
                     return Err(err);
                 }
             };
-            if large_next {
-                // Everything before it goes out, even the start of a MULTI block: the large command cuts it.
-                self.cut = Cut {
-                    len: self.parsed,
-                    frames: self.index.frames.len(),
-                    keys: self.index.keys.len(),
-                };
-            }
             self.emit(buf, out);
             if !large_next {
                 return Ok(());
             }
+            let aside = (self.parsed > 0).then(|| {
+                let raw = buf.split_to(self.parsed).freeze();
+                self.parsed = 0;
+                Aside {
+                    raw,
+                    index: std::mem::take(&mut self.index),
+                    getacks: self.getacks.drain(..).map(|(_, at)| at).collect(),
+                }
+            });
+            let start = self.start + aside.as_ref().map_or(0, |a| a.raw.len() as u64);
             // Its check so far is of no further use: it is read from its start again, piece by piece.
             self.check = CommandCheck::default();
             self.large = Some(Large {
-                command: StreamedCommand::new(self.start, &self.link),
+                command: StreamedCommand::new(start, &self.link),
                 kept: Kept::default(),
+                aside,
             });
         }
     }
@@ -367,11 +412,23 @@ impl StreamReader {
         self.parsed -= cut.len;
     }
 
-    /// Outputs the large command just read.
+    /// Outputs the large command just read, after the block's commands set aside before it.
     fn finish_large(&mut self, out: &mut impl FnMut(Output)) {
         let Some(large) = self.large.take() else {
             return;
         };
+        if let Some(aside) = large.aside {
+            let len = aside.raw.len() as u64;
+            out(Output::Batch {
+                start: self.start,
+                raw: aside.raw,
+                index: aside.index,
+            });
+            for at in aside.getacks {
+                out(Output::GetAck(at));
+            }
+            self.start += len;
+        }
         let end = large.command.offset();
         let command = LargeCommand {
             start: large.command.start(),
@@ -380,32 +437,31 @@ impl StreamReader {
             name: String::from_utf8_lossy(&large.kept.name).into_owned(),
         };
         let found = large.kept.keys.map_or(
-            StreamedKeysFound::NotKeyed("an empty command"),
+            StreamedKeysFound::NoneWritten("an empty command"),
             StreamedKeys::finish,
         );
         self.start = end;
         let mut index = FrameIndex::default();
-        match found {
-            StreamedKeysFound::Keys { names, ranges } => {
-                self.indexer.add_unheld(&mut index, &ranges);
-                out(Output::Unheld {
-                    command,
-                    names,
-                    index,
-                    unkeyed: None,
-                });
+        let (names, why) = match found {
+            StreamedKeysFound::Written { names, ranges } => {
+                self.indexer.add_unheld(&mut index, Some(&ranges));
+                (names, None)
             }
-            StreamedKeysFound::NotKeyed(why) => {
-                self.indexer.add_unheld(&mut index, &[]);
-                out(Output::Unheld {
-                    command,
-                    names: Vec::new(),
-                    index,
-                    unkeyed: Some(why),
-                });
+            StreamedKeysFound::NoneWritten(why) => {
+                self.indexer.add_unheld(&mut index, Some(&[]));
+                (Vec::new(), Some(why.to_string()))
             }
-            StreamedKeysFound::Unnamed(why) => out(Output::RestartSessions { command, why }),
-        }
+            StreamedKeysFound::Unnamed(why) => {
+                self.indexer.add_unheld(&mut index, None);
+                (Vec::new(), Some(why))
+            }
+        };
+        out(Output::Unheld {
+            command,
+            names,
+            index,
+            why,
+        });
     }
 }
 
@@ -474,12 +530,11 @@ mod tests {
         held: bool,
     }
 
-    /// What reading `stream` in `chunk`-byte reads outputs: the frames, the sessions' restarts, the GETACK answers;
-    /// checks on the way that outputs are contiguous and that the buffer stays within `bound` bytes.
+    /// What reading `stream` in `chunk`-byte reads outputs: the frames and the GETACK answers; checks on the way
+    /// that outputs are contiguous and that the buffer stays within `bound` bytes.
     #[derive(Debug, Default, PartialEq, Eq)]
     struct Read {
         frames: Vec<Seen>,
-        restarts: Vec<(u64, u64)>,
         acks: Vec<u64>,
         error: Option<RespError>,
         offset: u64,
@@ -534,11 +589,6 @@ mod tests {
                         held: false,
                     });
                 }
-                Output::RestartSessions { command, .. } => {
-                    assert_eq!(command.start, end);
-                    end = command.end;
-                    got.restarts.push((command.start, command.end));
-                }
                 Output::GetAck(at) => got.acks.push(at),
             });
             assert!(buf.len() <= bound, "{} bytes held", buf.len());
@@ -561,9 +611,9 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..=MAX_STREAMED_KEYS)
             .map(|i| format!("k{i}").into_bytes())
             .collect();
-        let mut mset: Vec<&[u8]> = vec![b"MSET"];
+        let mut mset_args: Vec<&[u8]> = vec![b"MSET"];
         for key in &keys {
-            mset.extend([key.as_slice(), b"1"]);
+            mset_args.extend([key.as_slice(), b"1"]);
         }
         let mut stream = Vec::new();
         for part in [
@@ -580,7 +630,7 @@ mod tests {
             command(&[b"SET", b"perf:c", b"3"]),
             command(&[b"SET", b"perf:d", &big]),
             command(&[b"EXEC"]),
-            command(&mset),
+            command(&mset_args),
             command(&[b"PING"]),
         ] {
             stream.extend(part);
@@ -606,13 +656,14 @@ mod tests {
                 (Keyed, true),
                 (Withheld, false),
                 (Exec, true),
+                (WithheldAll, false),
                 (Other, true),
             ]
         );
         let withheld: Vec<(&[Vec<u8>], u32)> = whole
             .frames
             .iter()
-            .filter(|f| !f.held)
+            .filter(|f| f.kind == Withheld)
             .map(|f| (f.keys.as_slice(), f.db))
             .collect();
         assert_eq!(
@@ -623,10 +674,11 @@ mod tests {
                 (&[b"perf:d".to_vec()][..], 2)
             ]
         );
-        let mset_at = whole.frames[12].end;
+        // Too many keys to name: every window of its database is stale.
+        let mset = &whole.frames[13];
         assert_eq!(
-            whole.restarts,
-            [(mset_at, mset_at + command(&mset).len() as u64)]
+            (mset.end - mset.start, mset.db, mset.keys.len()),
+            (command(&mset_args).len() as u64, 2, 0)
         );
         let getack = &whole.frames[8];
         assert_eq!(whole.acks, [getack.start]);
@@ -709,6 +761,93 @@ mod tests {
                 (Kind::Other, true)
             );
         }
+    }
+
+    #[test]
+    fn a_block_before_a_corrupt_command_is_output_the_same_whether_it_comes_whole_or_not() {
+        let big = vec![b'v'; 1000];
+        let stream = [
+            command(&[b"SET", b"perf:a", b"1"]),
+            command(&[b"MULTI"]),
+            command(&[b"SET", b"perf:b", b"2"]),
+            // Larger than the 1 KiB held before its error shows: in pieces it is read as too large to hold.
+            b"*3\r\n$3\r\nSET\r\n$1000\r\n".to_vec(),
+            big,
+            b"\r\n$1x\r\n".to_vec(),
+        ]
+        .concat();
+        let whole = read(&stream, stream.len(), 1024, usize::MAX);
+        assert_eq!(whole.frames.len(), 1, "the block waits for its EXEC");
+        assert!(whole.error.is_some());
+        for chunk in [1, 64, 1000] {
+            assert_eq!(
+                read(&stream, chunk, 1024, usize::MAX),
+                whole,
+                "reads of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_command_routed_by_its_database_too_large_to_hold_is_an_error_at_its_start() {
+        let copy = command(&[b"COPY", &[b'k'; 2000], b"dst", b"DB", b"1"]);
+        let stream = [command(&[b"SET", b"perf:a", b"1"]), copy].concat();
+        for chunk in [1, 100, stream.len()] {
+            let got = read(&stream, chunk, 1024, usize::MAX);
+            assert_eq!(
+                got.error.map(|e| e.to_string()).as_deref(),
+                Some(
+                    "replication stream offset 132: expected a command that can be followed while it streams by \
+                     (a SELECT, FLUSHALL, FLUSHDB, SWAPDB, MOVE, COPY, MULTI or EXEC too large to hold cannot), \
+                     found COPY of 5 arguments"
+                ),
+                "reads of {chunk}"
+            );
+            assert_eq!((got.frames.len(), got.offset), (1, 132));
+        }
+    }
+
+    #[test]
+    fn a_sessions_stale_keys_come_at_the_end_of_a_command_too_large_to_hold() {
+        use crate::backlog::{Backlog, Read as BacklogRead};
+        use crate::subscription::{Allow, Delivery, Stale, Subscription};
+        let backlog = Backlog::new(1 << 20);
+        backlog.restart("e1", 100);
+        let (stream, _, _) = backlog.join(None).unwrap();
+        let members: Vec<Vec<u8>> = (0..300).map(|i| format!("m{i}").into_bytes()).collect();
+        let mut sadd: Vec<&[u8]> = vec![b"SADD", b"perf:set"];
+        sadd.extend(members.iter().map(Vec::as_slice));
+        let sadd = command(&sadd);
+        let mut reader = StreamReader::new(table(), 100, 1024, 1 << 20);
+        let mut buf = BytesMut::from(&sadd[..]);
+        reader
+            .read(&mut buf, &mut |output| match output {
+                Output::Unheld {
+                    command,
+                    names,
+                    index,
+                    ..
+                } => backlog.append_unheld(command.start, command.end, &names, index),
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        let BacklogRead::Batches(batches) = backlog.read(&stream, 100, 1 << 20) else {
+            panic!("the withheld command's batch")
+        };
+        let sub =
+            Subscription::parse(r#"{"type":"subscribe","patterns":["perf:*"],"db":0,"window":10}"#)
+                .unwrap();
+        let end = 100 + sadd.len() as u64;
+        assert_eq!(
+            sub.select(&batches[0], 100, &Allow::new(&["perf:*".into()])),
+            [Delivery::Stale {
+                at: end,
+                keys: Stale::Keys([b"perf:set".to_vec()].into())
+            }]
+        );
+        assert!(sub
+            .select(&batches[0], 100, &Allow::new(&["other:*".into()]))
+            .is_empty());
     }
 
     #[test]
