@@ -546,11 +546,12 @@ async fn take<W: Sink<Message> + Unpin>(
 /// without a wildcard (the page's `?keys=` are patterns), that are not allowed. Such a key's frames and snapshot are
 /// withheld like any other's; the notice only says why they never come, and names nothing the browser did not send.
 fn disallowed_notice(sub: &Subscription, allow: &crate::subscription::Allow) -> Option<String> {
-    let literal = |p: &&Vec<u8>| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let literal = |p: &&[u8]| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
     let mut refused: Vec<String> = sub
         .keys
         .iter()
-        .chain(sub.patterns.iter().filter(literal))
+        .map(Vec::as_slice)
+        .chain(sub.patterns.iter().map(|p| p.as_bytes()).filter(literal))
         .filter(|k| !allow.allows(k))
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .collect();

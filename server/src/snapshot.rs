@@ -276,7 +276,7 @@ async fn list_keys(
             let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(pattern)
+                .arg(pattern.as_bytes())
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(conn)

@@ -209,15 +209,6 @@ async fn ten_thousand_sockets_from_one_address_get_clear_refusals_past_the_cap()
     join(&mut again).await;
 }
 
-/// CPU time the process `pid` used so far, in clock ticks (user + system).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[tokio::test]
 async fn a_relay_out_of_file_descriptors_keeps_serving_without_spinning() {
     const LIMIT: u64 = 128;

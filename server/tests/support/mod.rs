@@ -391,6 +391,15 @@ pub async fn apply_until(
     snapshots
 }
 
+/// CPU time the process `pid` used so far, in clock ticks (user + system; 100 a second on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// Waits until the replica on `port` has applied the primary's stream up to `offset`.
 pub async fn replica_at(port: u16, offset: u64) {
     let mut conn = redis_conn(port).await;
