@@ -61,7 +61,8 @@ struct ServeArgs {
     /// Redis to follow, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS. Without it (and without
     /// --sentinel), an embedded redis-server is started. With --sentinel, only its credentials, database and
     /// scheme are used, for whichever node Sentinel names (e.g. rediss://relay:s3cret@primary).
-    #[arg(long, env = "REDIS_URL")]
+    // Secrets (a URL's password, the token) are never shown by --help, though their variables are named.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Sentinels to ask for the current primary, host:port (repeatable, or comma-separated); with --master-name.
     #[arg(
@@ -97,7 +98,12 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_SENTINEL_USER", requires = "sentinels")]
     sentinel_user: Option<String>,
     /// Password for the sentinels (`requirepass` of sentinel.conf, or the ACL user's).
-    #[arg(long, env = "REPLICAST_SENTINEL_PASSWORD", requires = "sentinels")]
+    #[arg(
+        long,
+        env = "REPLICAST_SENTINEL_PASSWORD",
+        requires = "sentinels",
+        hide_env_values = true
+    )]
     sentinel_password: Option<String>,
     /// CA certificates (PEM) that signed the Redis server's TLS certificate; the system's roots by default.
     #[arg(long, env = "REDIS_CA")]
@@ -150,7 +156,7 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_EVENT_MAXLEN", default_value_t = events::DEFAULT_MAXLEN)]
     event_maxlen: u64,
     /// Token every session must present (`?token=` or `Authorization: Bearer`); none by default.
-    #[arg(long, env = "REPLICAST_TOKEN")]
+    #[arg(long, env = "REPLICAST_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Origins whose pages may connect, besides the relay's own (`*` for any).
     #[arg(long = "origin", env = "REPLICAST_ORIGINS", value_delimiter = ',')]
