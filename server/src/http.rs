@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::backlog::Backlog;
+use crate::connections::Outbound;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::session::{self, Resume};
@@ -350,6 +352,7 @@ fn parse_at(at: &str) -> Result<Vec<Resume>, String> {
 async fn websocket(
     upgrade: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(outbound): Extension<Arc<Outbound>>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     State(relay): State<Relay>,
@@ -399,7 +402,7 @@ async fn websocket(
             let _slot = slot;
             let identity = relay.events.identity(peer);
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume, identity).await
+            session::run(sink, stream, relay, resume, identity, &outbound).await
         })
 }
 
