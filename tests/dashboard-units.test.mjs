@@ -9,7 +9,7 @@ import { SeriesCache } from '../www/js/series-cache.js';
 import { filterMatcher } from '../www/js/controls.js';
 import { observedInterval, silentAfter, samplesFor, medianInterval } from '../www/js/intervals.js';
 import { arrange, roleOf } from '../www/js/hosts.js';
-import { AlertBook, MEASURES, DEFAULT_RULES, parseRule, ruleToken } from '../www/js/alerts.js';
+import { AlertBook, MEASURES, DEFAULT_RULES, MAX_ALERTS, parseRule, ruleToken } from '../www/js/alerts.js';
 import { clampRange } from '../www/js/host-charts.js';
 import { paintCells } from '../www/js/heatmap.js';
 import { parseHistory, historyUrl, findHistory, HistoryError, MAX_HISTORY_BYTES } from '../www/js/history.js';
@@ -84,6 +84,19 @@ test('SeriesCache appends the newest sample and reads the whole window only when
   items.push({ t: 8, cpu: 80 });
   assert.deepEqual(read(), [[2, 3, 5, 6, 7, 8], [20, 30, 50, 60, 70, 80]]);
   assert.equal(client.seriesReads, 3);
+});
+
+test('SeriesCache reads a field the client does not aggregate whole only once, then keeps its values by time', () => {
+  const items = [1, 2, 3].map((t) => ({ t, cpu: t * 10 }));
+  const client = fakeClient(items);
+  const cache = new SeriesCache(['cpu.total'], { scanned: ['cpu.total'] });
+  const read = () => Array.from(cache.read(client, 'k', client.latest()).values[0]);
+  assert.deepEqual(read(), [10, 20, 30]);
+  // Two samples at once, the oldest gone: what it had stays, the newest comes from latest(), the one between is NaN.
+  items.shift();
+  items.push({ t: 4, cpu: 40 }, { t: 5, cpu: 50 });
+  assert.deepEqual(read(), [20, 30, NaN, 50]);
+  assert.equal(client.seriesReads, 1, 'no second scan of the window');
 });
 
 test('durations read as people say them and round-trip through the URL', () => {
@@ -196,6 +209,20 @@ test('alerts from a whole window at once equal those fed sample by sample', () =
   assert.ok(whole.alerts.length > 3);
   assert.deepEqual(view(pieces), view(whole));
   assert.deepEqual(whole.firing('perf:h').map((f) => f.measure), whole.alerts[0].ended === null ? ['cpu'] : []);
+});
+
+test('the alert list keeps the newest 500, dropping ended alerts before firing ones', () => {
+  const book = new AlertBook({ cpu: { above: 50, forMs: 0, on: true } });
+  // Host "still" fires first and never ends; then 600 hosts each fire and end.
+  book.feed('still', 'still', 1, { cpu: 99 });
+  for (let i = 0; i < 600; i += 1) {
+    book.feed(`k${i}`, `h${i}`, 1, { cpu: 99 });
+    book.feed(`k${i}`, `h${i}`, 2, { cpu: 1 });
+  }
+  assert.equal(book.alerts.length, MAX_ALERTS);
+  assert.equal(book.alerts.at(-1).host, 'still', 'the oldest, still firing, is kept');
+  assert.equal(book.alerts[0].host, 'h599');
+  assert.equal(book.firingCount(), 1);
 });
 
 test('every measure reads from the host\'s numbers, and rules round-trip through the URL', () => {
@@ -330,4 +357,15 @@ test('the page finds the sink from ?history=, else from config.json, where a 404
   await assert.rejects(findHistory(null, { page, fetch: serve('oops', 500) }), /config\.json: HTTP 500/);
   await assert.rejects(findHistory(null, { page, fetch: serve('"x"'.padEnd(MAX_HISTORY_BYTES + 1, ' ')) }),
     /larger than 8388608 bytes/);
+});
+
+test('a host\'s window read again (a new snapshot) does not list its alerts twice', () => {
+  const rules = { cpu: { above: 90, forMs: 0, on: true } };
+  const book = new AlertBook(rules);
+  const cpus = [10, 95, 96, 20, 97];
+  assert.deepEqual(feedCpu(book, cpus), [['began', 1000, null], ['ended', 1000, 3000], ['began', 4000, null]]);
+  book.forget('perf:h');
+  assert.deepEqual(feedCpu(book, cpus), [['ended', 1000, 3000]], 'nothing begins again');
+  assert.deepEqual(book.alerts.map((a) => [a.began, a.ended]), [[4000, null], [1000, 3000]]);
+  assert.equal(book.firingCount(), 1);
 });

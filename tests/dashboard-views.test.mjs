@@ -154,6 +154,23 @@ test('windows are durations, and a host writing once a minute is live with its i
   await page.selectOption('#window', String(3_600_000));
   await page.waitForFunction(() => location.hash.includes('window=1h'));
   await page.waitForFunction((key) => globalThis.replicastDashboard.detail.client?.len(key) === 20, `perf:${SLOW}`, WAIT);
+
+  // The bounds: a host's detail keeps at most 20,000 samples (a day of 1 s samples would be 86,401)…
+  await go(`host=web-01&window=1d&${RULES}`);
+  await page.waitForFunction(() => globalThis.replicastDashboard.detail.samples === 20_000, null, WAIT);
+  // …and the overview at most 120,000 across hosts: a 6 h window of 1 s samples is cut to what fits, and it says so.
+  await go(`window=6h&${RULES}`);
+  const cap = Math.floor(120_000 / ALL.length);
+  await page.waitForFunction((n) => globalThis.replicastDashboard.samples === n, cap, WAIT);
+  // 17,141 intervals of the fleet's (about) 1 s.
+  assert.match(
+    await page.textContent('#window-note'),
+    new RegExp(`^The overview keeps ${cap.toLocaleString('en')} samples a host at ${ALL.length} hosts: the newest `
+      + `4${NNBSP}h 4\\d${NNBSP}min of the 6${NNBSP}h window \\(a host's detail has it all\\)\\.$`),
+  );
+  await go(RULES);
+  await page.waitForFunction(() => globalThis.replicastDashboard.samples === 121, null, WAIT);
+  assert.equal(await page.$eval('#window-note', (el) => el.hidden), true);
 });
 
 test('a chart\'s crosshair shows the time and every line\'s value, by mouse, keyboard and touch, local or UTC', async () => {
@@ -269,6 +286,8 @@ test('pause freezes the charts while samples arrive; brush zooms, drag pans, the
 });
 
 test('tiles sort by CPU, memory or load and group by role, and the URL keeps the choice', async () => {
+  // Tiles are not reordered under the pointer: keep it off them.
+  await page.mouse.move(0, 0);
   await go(`sort=cpu&group=role&${RULES}`);
   await page.waitForSelector('#overview:not([hidden])');
   // Busiest first within each group, by the CPU the page read last (tiles are ordered again once a second).

@@ -75,7 +75,8 @@ export class AlertBook {
     this.state = new Map();
     /** @type {Alert[]} newest first */
     this.alerts = [];
-    this.serial = 0;
+    /** key, measure and began → the alert listed for that run, so a window read again does not list it twice */
+    this.byRun = new Map();
   }
 
   /** New rules: every host's state starts over (the caller feeds the windows again). */
@@ -83,6 +84,7 @@ export class AlertBook {
     this.rules = rules;
     this.state.clear();
     this.alerts = [];
+    this.byRun.clear();
   }
 
   /** The host left the page: its runs are forgotten, its alerts stay listed as they were. */
@@ -119,19 +121,19 @@ export class AlertBook {
           run.alert.value = value;
           run.alert.peak = Math.max(run.alert.peak, value);
         } else if (t - run.runStart >= rule.forMs) {
-          run.alert = this.add({
-            id: `${key}\n${measure}\n${run.runStart}\n${(this.serial += 1)}`,
-            key,
-            host,
-            measure,
-            rule: ruleText(measure, rule),
-            above: rule.above,
-            began: run.runStart,
-            ended: null,
-            peak: value,
-            value,
-          });
-          events.push({ kind: 'began', alert: run.alert });
+          const id = `${key}\n${measure}\n${run.runStart}`;
+          const listed = this.byRun.get(id);
+          if (listed) {
+            // The same run read again (the host's window came again): the alert it made, not a new one.
+            run.alert = listed;
+            listed.ended = null;
+          } else {
+            run.alert = this.add({
+              id, key, host, measure, rule: ruleText(measure, rule), above: rule.above, began: run.runStart,
+              ended: null, peak: value, value,
+            });
+            events.push({ kind: 'began', alert: run.alert });
+          }
         }
       } else {
         run.runStart = NaN;
@@ -148,9 +150,11 @@ export class AlertBook {
 
   add(alert) {
     this.alerts.unshift(alert);
+    this.byRun.set(alert.id, alert);
     if (this.alerts.length > MAX_ALERTS) {
       const oldestEnded = this.alerts.findLastIndex((a) => a.ended !== null);
-      this.alerts.splice(oldestEnded >= 0 ? oldestEnded : this.alerts.length - 1, 1);
+      const [dropped] = this.alerts.splice(oldestEnded >= 0 ? oldestEnded : this.alerts.length - 1, 1);
+      this.byRun.delete(dropped.id);
     }
     return alert;
   }

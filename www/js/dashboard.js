@@ -9,7 +9,7 @@ import { connect, hostNamer } from './connection.js';
 import { FrameMeter, frameScheduler } from './frames.js';
 import { HostBook, arrange, roleOf } from './hosts.js';
 import { Overview } from './overview.js';
-import { SeriesCache } from './series-cache.js';
+import { SeriesCache, sameTimes } from './series-cache.js';
 import { FleetPanel } from './fleet.js';
 import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
@@ -23,10 +23,19 @@ import { findHistory } from './history.js';
 import { observedInterval, samplesFor } from './intervals.js';
 import * as fmt from './format.js';
 
-/** What the overview's client aggregates, and so keeps as cheap series: the fleet strip's and the rules' fields. */
-export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used', 'mem.total', 'disk.read', 'disk.write', 'load.0'];
-/** Tile work per frame before the rest waits for the next one. */
+/** What the overview's client aggregates (the fleet strip), and so keeps as series that are cheap to read again. */
+export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used'];
+/**
+ * The rules' other fields. They are not aggregated (each aggregated field costs the client work on every sample of
+ * every host), so their series are read whole only when a host's window is new to the page (see SeriesCache).
+ */
+const RULE_FIELDS = ['disk.read', 'disk.write', 'load.0'];
+/** What a host's series hold: the aggregated fields, then the rules' others. */
+const HOST_FIELDS = [...OVERVIEW_FIELDS, ...RULE_FIELDS];
+/** Host reads per frame before the rest wait for the next one… */
 const BUDGET_MS = 5;
+/** …and behind the host detail, where they only feed the alert rules, so that the detail's own frames stay light. */
+const BEHIND_DETAIL_BUDGET_MS = 2;
 /** How many of the busiest hosts are marked. */
 const BUSIEST = 5;
 /** A live session that brings no change for this long has an empty snapshot. */
@@ -41,6 +50,15 @@ export const OVERVIEW_SAMPLES = 120_000;
 const FIRST_SAMPLES = 121;
 /** The overview's window is asked again when what it needs differs from what it keeps by more than this. */
 const RESIZE_SLACK = 0.2;
+/**
+ * Tiles sorted by a measure are ordered again this often: every second they would move under the pointer before
+ * it gets to one, and moving a thousand tiles costs a layout of them all.
+ */
+const RESORT_MS = 5000;
+/** The fleet strip is redrawn at most this often between the ticks (it reads every host: about 1 ms at 1,000). */
+const FLEET_EVERY_MS = 250;
+/** The alert list is redrawn at most this often between the ticks. */
+const PANEL_EVERY_MS = 500;
 
 export class Dashboard {
   /**
@@ -131,18 +149,21 @@ export class Dashboard {
     if (status !== 'live') this.awaitingSnapshot = true;
     if (status === 'live') {
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
-      this.settle = setTimeout(() => this.snapshotIn(), SNAPSHOT_SETTLE_MS);
+      this.settle = setTimeout(() => this.snapshotIn({ settled: true }), SNAPSHOT_SETTLE_MS);
     } else {
       this.status.loading('snapshot', status === 'offline' ? null : `${status[0].toUpperCase()}${status.slice(1)}…`);
     }
   }
 
-  /** The session's first windows are in (or it has settled empty). */
-  snapshotIn() {
-    clearTimeout(this.settle);
+  /**
+   * The session's windows are coming in: the loading bar goes. Hosts whose keys are gone are dropped only once the
+   * session has `settled` (SNAPSHOT_SETTLE_MS after it went live), since a snapshot can take several messages and
+   * a host dropped and found again would be new again.
+   */
+  snapshotIn({ settled = false } = {}) {
     this.awaitingSnapshot = false;
     this.status.loading('snapshot', null);
-    this.relist();
+    this.relist({ keepMissing: !settled });
     this.book.loaded(Date.now());
     this.views.empty.hidden = this.hosts.length > 0;
   }
@@ -151,7 +172,8 @@ export class Dashboard {
     let relist = false;
     for (const key of change.keys) {
       this.dirty.add(key);
-      if (!this.book.get(key) || this.client.len(key) === 0) relist = true;
+      // A key that went away is found when it is read (its window is empty).
+      if (!this.book.get(key)) relist = true;
     }
     if (relist) this.relist();
     if (this.awaitingSnapshot && change.status === 'live') this.snapshotIn();
@@ -159,11 +181,11 @@ export class Dashboard {
   }
 
   /** Re-reads the client's keys: hosts appeared or went away (not while a new snapshot is on its way). */
-  relist() {
+  relist({ keepMissing = this.awaitingSnapshot } = {}) {
     const now = Date.now();
-    const gone = this.book.syncKeys(this.client.keys(), now, { keepMissing: this.awaitingSnapshot });
-    if (!gone) return;
-    for (const key of gone.removed) this.alerts.forget(key);
+    const changed = this.book.syncKeys(this.client.keys(), now, { keepMissing });
+    if (!changed) return;
+    for (const key of changed.removed) this.alerts.forget(key);
     this.hosts = this.book.list();
     this.views.empty.hidden = this.hosts.length > 0;
     this.showTiles();
@@ -171,6 +193,7 @@ export class Dashboard {
 
   /** Filters, groups and orders the tiles as the state says. */
   showTiles() {
+    this.sortedAt = Date.now();
     const matches = filterMatcher(this.state.filter);
     const groups = arrange(this.hosts.filter((h) => matches(h.name)), this.state);
     this.shownHosts = groups.flatMap((g) => g.hosts);
@@ -188,32 +211,54 @@ export class Dashboard {
   /** Reads the hosts whose windows changed, within the frame's budget, and draws what is on screen. */
   frame() {
     const start = performance.now();
+    const budget = this.state.host ? BEHIND_DETAIL_BUDGET_MS : BUDGET_MS;
+    let tried = 0;
     let updated = 0;
     for (const key of this.dirty) {
-      if (updated > 0 && performance.now() - start > BUDGET_MS) {
+      if (tried > 0 && performance.now() - start > budget) {
         this.schedule();
         break;
       }
       this.dirty.delete(key);
+      tried += 1;
       if (this.read(key)) updated += 1;
     }
     if (!updated) return;
-    this.alertPanel.show(this.alerts, this.alertsVersion);
+    const now = Date.now();
+    // The list is redrawn at most twice a second: at 1,000 hosts, alerts begin and end in most frames.
+    if (!(now - this.panelAt < PANEL_EVERY_MS)) {
+      this.panelAt = now;
+      this.alertPanel.show(this.alerts, this.alertsVersion);
+    }
     if (this.pause.paused) {
       this.pause.setWaiting('overview', this.waiting);
       return;
     }
     if (this.state.host) return;
-    for (const host of this.book.refreshStates(Date.now())) this.overview.setState(host);
-    this.markBusiest();
+    for (const host of this.book.refreshStates(now)) this.overview.setState(host);
+    if (!(now - this.fleetAt < FLEET_EVERY_MS)) this.updateFleet(now);
+  }
+
+  updateFleet(now = Date.now()) {
+    this.fleetAt = now;
     this.fleet.update(this.client, this.hosts, this.state.rules.cpu.above);
   }
 
-  /** Reads a host's newest numbers and window (into its series), feeds its new samples to the rules, draws it. */
+  /**
+   * Reads a host's newest numbers and window (into its series), feeds its new samples to the rules, draws it.
+   * Returns whether there was anything new.
+   */
   read(key) {
     const host = this.book.get(key);
     if (!host) return false;
     const { client } = this;
+    const times = client.times(key);
+    if (!times.length) {
+      this.relist();
+      return false;
+    }
+    // The window changed in a way its times do not show (a trim past its oldest): nothing to read.
+    if (host.series && sameTimes(times, host.series.times)) return false;
     const sample = client.latest(key);
     if (!sample) return false;
     host.cpu = num(sample.cpu?.total);
@@ -222,13 +267,14 @@ export class Dashboard {
     host.diskRead = num(sample.disk?.read);
     host.diskWrite = num(sample.disk?.write);
     host.load1 = num(sample.load?.[0]);
-    host.role = roleOf(host.name, sample);
-    host.series ??= new SeriesCache(OVERVIEW_FIELDS);
-    const { times, values } = host.series.read(client, key, sample);
-    host.t = times.length ? times[times.length - 1] : num(sample.t);
+    // The name's role is set when the host is; a `role` field in the sample overrides it.
+    if (sample.role !== undefined) host.role = roleOf(host.name, sample);
+    host.series ??= new SeriesCache(HOST_FIELDS, { scanned: RULE_FIELDS });
+    host.series.read(client, key, sample, times);
+    host.t = times[times.length - 1];
     host.interval = observedInterval(times);
     if (!(host.t <= this.newestT)) this.newestT = host.t;
-    this.feedAlerts(host, times, values);
+    this.feedAlerts(host);
     if (this.pause.paused) {
       let waiting = 0;
       for (let i = times.length - 1; i >= 0 && times[i] > host.frozenT; i -= 1) waiting += 1;
@@ -251,18 +297,22 @@ export class Dashboard {
     this.overview.draw(host, times, cpu, mem, t1 - this.state.window, t1);
   }
 
-  /** The host's samples not fed yet go to the rules; alerts that begin while the page watches are notified. */
-  feedAlerts(host, times, values) {
+  /**
+   * The host's samples not fed yet go to the rules (from its series as last read); alerts that begin while the page
+   * watches are notified.
+   */
+  feedAlerts(host) {
+    const { times, values: [cpu, memUsed, diskRead, diskWrite, load1] } = host.series;
     const live = host.fed !== undefined;
     const fed = host.fed ?? -Infinity;
     let from = times.length;
     while (from > 0 && times[from - 1] > fed) from -= 1;
     if (from === times.length) return;
-    const [cpu, memUsed, memTotal, diskRead, diskWrite, load1] = values;
     let changed = false;
     for (let i = from; i < times.length; i += 1) {
+      // A host's memory total does not move with its samples: the newest one's serves for all.
       const point = {
-        cpu: cpu[i], memUsed: memUsed[i], memTotal: memTotal[i], diskRead: diskRead[i], diskWrite: diskWrite[i],
+        cpu: cpu[i], memUsed: memUsed[i], memTotal: host.memTotal, diskRead: diskRead[i], diskWrite: diskWrite[i],
         load1: load1[i],
       };
       for (const { kind, alert } of this.alerts.feed(host.key, host.name, times[i], point)) {
@@ -272,10 +322,8 @@ export class Dashboard {
     }
     host.fed = times[times.length - 1];
     const firing = this.alerts.firing(host.key);
-    if (changed || firing.length) {
-      this.alertsVersion += 1;
-      this.overview.setAlerts(host.key, firing);
-    }
+    if (changed) this.alertsVersion += 1;
+    if (changed || firing.length) this.overview.setAlerts(host.key, firing);
   }
 
   /** The rules changed: every host's window is evaluated again, without notifying what is already past. */
@@ -283,7 +331,7 @@ export class Dashboard {
     this.alerts.reset(rules);
     for (const host of this.hosts) {
       host.fed = undefined;
-      if (host.series) this.feedAlerts(host, host.series.times, host.series.values);
+      if (host.series) this.feedAlerts(host);
       this.overview.setAlerts(host.key, this.alerts.firing(host.key));
     }
     this.alertsVersion += 1;
@@ -316,11 +364,16 @@ export class Dashboard {
   }
 
   /**
-   * Once a second: states (a host goes silent without any change), ages, the order of the tiles, the fleet's
-   * counts, the heatmap, the overview's window.
+   * Once a second: states (a host goes silent without any change), ages, the busiest, the order of the tiles, the
+   * fleet's counts, the heatmap, the overview's window.
    */
   tick() {
     const now = Date.now();
+    this.book.refreshInterval();
+    // Firing alerts' peaks move without beginning or ending: the list shows them, and what the frames left, each tick.
+    if (this.alerts.firingCount()) this.alertsVersion += 1;
+    this.panelAt = now;
+    this.alertPanel.show(this.alerts, this.alertsVersion);
     this.detail.tick(now);
     // Offline, the page cannot tell a silent host from a lost connection: states wait for the stream. Behind the
     // host detail or paused, the overview is not drawn.
@@ -329,12 +382,20 @@ export class Dashboard {
       const changed = this.book.refreshStates(now);
       for (const host of changed) this.overview.setState(host);
       this.markBusiest();
-      this.fleet.update(this.client, this.hosts, this.state.rules.cpu.above);
-      if (this.state.sort !== 'name' || this.state.group) this.showTiles();
+      this.updateFleet(now);
+      if ((this.state.sort !== 'name' || this.state.group) && !(now - this.sortedAt < RESORT_MS) && !this.userOnTiles()) {
+        this.showTiles();
+      }
       this.resizeOverview();
     }
     this.overview.tickAges(this.shownHosts, now);
     this.drawHeatmap();
+  }
+
+  /** Whether the pointer is over the tiles or one has the focus: they are not reordered under the user then. */
+  userOnTiles() {
+    const tiles = document.getElementById('tiles');
+    return tiles.matches(':hover') || tiles.contains(document.activeElement);
   }
 
   drawHeatmap() {
@@ -399,7 +460,7 @@ export class Dashboard {
     }
     if (before.rules !== undefined && JSON.stringify(state.rules) !== JSON.stringify(before.rules)) {
       this.reevaluate(state.rules);
-      this.fleet.update(this.client, this.hosts, state.rules.cpu.above);
+      this.updateFleet();
     }
     if (state.host) {
       const key = this.keyOf(state.host);

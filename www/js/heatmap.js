@@ -88,6 +88,12 @@ export class Heatmap {
       label: 'Table of every host\u2019s recent CPU',
       fill: () => this.fillTable(),
     });
+    // The canvas's width, kept by an observer: reading it while drawing would force a layout of the whole page.
+    this.width = 0;
+    new ResizeObserver(([entry]) => {
+      this.width = Math.round(entry.contentRect.width);
+      if (this.columns) this.drawAxis(this.t0, this.t0 + this.columns * this.step);
+    }).observe(this.canvas);
     this.canvas.addEventListener('pointermove', (e) => this.pointAt(e));
     this.canvas.addEventListener('pointerleave', () => this.point(null));
     this.canvas.addEventListener('click', (e) => {
@@ -119,6 +125,7 @@ export class Heatmap {
       this.pixels = new Uint32Array(this.image.data.buffer);
     }
     const rowHeight = Math.max(ROW_MIN, Math.min(ROW_MAX, Math.floor(ROWS_HEIGHT / height)));
+    this.rowHeight = rowHeight;
     const cssHeight = `${height * rowHeight}px`;
     if (this.canvas.style.height !== cssHeight) this.canvas.style.height = cssHeight;
     const cells = rows.map((r) => (r.series ? { times: r.series.times, cpu: r.series.values[0], interval: r.interval } : null));
@@ -134,7 +141,7 @@ export class Heatmap {
   }
 
   drawAxis(t0, t1) {
-    const width = this.canvas.clientWidth;
+    const { width } = this;
     if (!width) return;
     const x = (fmt.isUtc() ? d3.scaleUtc() : d3.scaleTime()).domain([t0, t1]).range([0, width]);
     this.axisSvg.attr('width', width);
@@ -192,10 +199,10 @@ export class Heatmap {
     this.tip.dataset.host = name;
     this.tip.dataset.t = String(at);
     this.tip.dataset.cpu = String(peak);
-    const box = this.canvas.getBoundingClientRect();
-    const x = ((cell.column + 0.5) / this.columns) * box.width;
-    const y = ((cell.row + 1) / this.rows.length) * box.height;
-    this.tip.style.left = `${Math.min(x + 8, Math.max(0, box.width - 300))}px`;
+    // From the sizes the page already knows: measuring the canvas here would force a layout.
+    const x = ((cell.column + 0.5) / this.columns) * this.width;
+    const y = (cell.row + 1) * this.rowHeight;
+    this.tip.style.left = `${Math.min(x + 8, Math.max(0, this.width - 300))}px`;
     this.tip.style.top = `${y + 6}px`;
     this.root.dataset.cell = `${cell.row},${cell.column}`;
     return text;

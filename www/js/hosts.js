@@ -78,9 +78,13 @@ export class HostBook {
     this.loadedAt ??= now;
   }
 
+  /** The fleet's interval from every host's (once a second is plenty: intervals hardly move). */
+  refreshInterval() {
+    this.fleetInterval = medianInterval([...this.byKey.values()].map((h) => h.interval));
+  }
+
   /** Recomputes every host's state; returns the hosts whose state changed. */
   refreshStates(now) {
-    this.fleetInterval = medianInterval([...this.byKey.values()].map((h) => h.interval));
     const changed = [];
     for (const host of this.byKey.values()) {
       const state = stateOf(host, now, this.fleetInterval);

@@ -10,6 +10,8 @@ import { noteLine } from './annotations.js';
 import { MEASURES } from './alerts.js';
 
 const BADGES = { new: 'new', silent: 'silent', waiting: 'waiting' };
+/** Past this many tiles out of place, a group's tiles are put back in order all at once. */
+const MANY_MOVES = 32;
 
 export class Overview {
   /**
@@ -72,11 +74,18 @@ export class Overview {
       if (section.heading.textContent !== heading) section.heading.textContent = heading;
       section.heading.hidden = !group.name;
       const box = section.box;
-      group.hosts.forEach((host, i) => {
-        const el = this.tiles.get(host.key)?.el ?? this.create(host);
-        const at = box.children[i];
-        if (at !== el) box.insertBefore(el, at ?? null);
-      });
+      const els = group.hosts.map((host) => this.tiles.get(host.key)?.el ?? this.create(host));
+      const { children } = box;
+      let moves = 0;
+      for (let i = 0; i < els.length && moves <= MANY_MOVES; i += 1) if (children[i] !== els[i]) moves += 1;
+      if (moves > MANY_MOVES) {
+        // A new order for most tiles (sorted by CPU, a second later): one call instead of a move per tile.
+        box.replaceChildren(...els);
+      } else if (moves) {
+        els.forEach((el, i) => {
+          if (children[i] !== el) box.insertBefore(el, children[i] ?? null);
+        });
+      }
     }
     const names = new Set(groups.map((g) => g.name));
     for (const [name, section] of this.groups) {
@@ -192,14 +201,17 @@ export class Overview {
     tile.el.dataset.note = note?.kind ?? '';
   }
 
-  /** Marks the busiest hosts: `ranked` keys, busiest first. */
+  /** Marks the busiest hosts: `ranked` keys, busiest first (only the tiles marked before or now are touched). */
   setBusiest(ranked) {
-    const rank = new Map(ranked.map((key, i) => [key, i + 1]));
-    for (const tile of this.tiles.values()) {
-      const r = rank.get(tile.key);
-      if (r) tile.el.dataset.rank = String(r);
-      else if (tile.el.dataset.rank) delete tile.el.dataset.rank;
+    for (const key of this.ranked ?? []) {
+      const tile = this.tiles.get(key);
+      if (tile) delete tile.el.dataset.rank;
     }
+    ranked.forEach((key, i) => {
+      const tile = this.tiles.get(key);
+      if (tile) tile.el.dataset.rank = String(i + 1);
+    });
+    this.ranked = ranked;
   }
 
   /** Shows the alerts firing on host `key` (`[{measure, alert}]`): a triangle and the measures, in words. */
