@@ -162,6 +162,7 @@ test('windows are durations, and a host writing once a minute is live with its i
   await go(`window=6h&${RULES}`);
   const cap = Math.floor(120_000 / ALL.length);
   await page.waitForFunction((n) => globalThis.replicastDashboard.samples === n, cap, WAIT);
+  await page.waitForFunction(() => document.getElementById('window-note').textContent.includes('6\u202fh window'), null, WAIT);
   // 17,141 intervals of the fleet's (about) 1 s.
   assert.match(
     await page.textContent('#window-note'),

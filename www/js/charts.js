@@ -412,7 +412,7 @@ export class LineChart {
         ? `${this.format(v)} (${this.format(range[0])}–${this.format(range[1])})` : this.format(v);
       return { label: this.series[i]?.label ?? `line ${i + 1}`, text, cls: this.series[i]?.cls ?? 'extra', color: colors[i] };
     });
-    this.tooltip.attr('hidden', null).attr('data-t', at.t);
+    this.tooltip.attr('hidden', null).attr('data-t', at.t).classed('history', at.history);
     this.tooltip.selectAll('time').data([at]).join('time')
       .attr('datetime', new Date(at.t).toISOString())
       .text(`${fmt.dateTime(at.t)}${at.history ? ' · history' : ''}`);

@@ -409,7 +409,7 @@ export class Dashboard {
    * when that cuts the window short.
    */
   resizeOverview() {
-    if (this.awaitingSnapshot || !this.hosts.length) return;
+    if (!this.hosts.length) return;
     const interval = this.book.fleetInterval;
     const cap = Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length));
     const needed = samplesFor(this.state.window, interval);
@@ -420,7 +420,7 @@ export class Dashboard {
       : '';
     if (this.views.windowNote.textContent !== note) this.views.windowNote.textContent = note;
     this.views.windowNote.hidden = !note;
-    if (Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
+    if (this.awaitingSnapshot || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
     this.samples = wanted;
     this.client.setWindow(wanted);
     this.awaitingSnapshot = true;
