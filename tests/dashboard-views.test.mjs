@@ -347,6 +347,8 @@ test('alert rules find past and live alerts, with begin and end times, shown in 
   assert.equal(await page.$eval(row, (tr) => tr.dataset.ended), String(hotRun.ended));
   assert.equal(await page.$$eval('#alerts tbody tr', (trs) => trs.length), 1, 'no other host crossed a rule');
 
+  // Notifications only once asked for with a click, even where the browser would allow them.
+  assert.equal(await page.$eval('#alerts', (el) => el.dataset.notify), 'off');
   await page.click('#alerts [data-action="notify"]');
   await page.waitForSelector('#alerts[data-notify="on"]');
 
