@@ -62,7 +62,7 @@ function parseCommands(bytes) {
 function hello(epoch, offset) {
   const out = Buffer.alloc(11 + epoch.length);
   out[0] = 1;
-  out[1] = 2;
+  out[1] = 3;
   out.writeBigUInt64LE(BigInt(offset), 2);
   out[10] = epoch.length;
   out.write(epoch, 11, 'latin1');

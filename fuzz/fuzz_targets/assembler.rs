@@ -4,9 +4,9 @@
 //! inside segments; the other half are commands drawn from a vocabulary of every command the assembler follows,
 //! with keys from a small set and arguments from the input, so that the windows' own logic is reached; those go to
 //! three shards' streams (as from a relay following a Redis Cluster), so that a key's commands and snapshots come
-//! from several shards and the home-shard rule is reached too. Besides
-//! never panicking or hanging: no window ever holds more than its capacity, and an observer that mirrors every
-//! add and removal always agrees with the windows.
+//! from several shards and the home-shard rule is reached too; and now and then the stale message of a command the
+//! relay withheld, naming keys or every window. Besides never panicking or hanging: no window ever holds more than
+//! its capacity, and an observer that mirrors every add and removal always agrees with the windows.
 //!
 //! Run: `cargo +nightly fuzz run assembler -- -max_total_time=600` from the repository root.
 #![no_main]
@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
 use replicast_wasm::observe::{Item, ItemId, WindowObserver};
-use replicast_wasm::wire::{encode_commands, encode_hello, encode_shard, encode_snapshot};
+use replicast_wasm::wire::{
+    encode_commands, encode_hello, encode_shard, encode_snapshot, encode_stale, encode_stale_all,
+};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 
 const COMMANDS: &[&str] = &[
@@ -134,6 +136,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = a.push_message(&wrap(shard, encode_commands(offsets[shard], &stream)));
             offsets[shard] += stream.len() as u64;
             stream.clear();
+            check(&a);
+        }
+        if c == 0xfc || c == 0xf9 {
+            // Just sent (c % 3 == 0): the relay withheld the next 9 bytes of the stream, which may have written
+            // these keys, or any key.
+            offsets[shard] += 9;
+            let stale = if c == 0xfc {
+                encode_stale(offsets[shard], [&b"perf:a"[..], b"perf:b", b"other"])
+            } else {
+                encode_stale_all(offsets[shard])
+            };
+            let _ = a.push_message(&wrap(shard, stale));
             check(&a);
         }
         if c >= 0xfd {

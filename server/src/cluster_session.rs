@@ -66,10 +66,10 @@ impl Route {
     }
 }
 
-/// A shard's hello, commands and snapshots in its envelope; notices and acks as they are.
+/// A shard's hello, commands, snapshots and stale messages in its envelope; notices and acks as they are.
 fn wrap(index: u16, message: Message) -> Message {
     match message {
-        Message::Binary(bytes) if matches!(bytes.first(), Some(1 | 2 | 4)) => {
+        Message::Binary(bytes) if matches!(bytes.first(), Some(1 | 2 | 4 | 8)) => {
             Message::Binary(Bytes::from(wire::encode_shard(index, &bytes)))
         }
         other => other,

@@ -3,13 +3,26 @@
 //!
 //! Redis 7 describes key positions with key specifications: a *begin search* (a fixed index, or the argument after
 //! a keyword such as `STREAMS`) and a *find keys* step (a range with a step and limit, or a count argument such as
-//! `numkeys`). Redis 6 gives only (first, last, step), used when specifications are absent. Subcommands
-//! (`OBJECT ENCODING`, `XGROUP CREATE`…) have their own entries.
+//! `numkeys`), with flags that say whether the keys are only read (`RO`) or written. Redis 6 gives only (first,
+//! last, step), used when specifications are absent. Subcommands (`OBJECT ENCODING`, `XGROUP CREATE`…) have their
+//! own entries.
 //!
-//! Module commands (flag `module`) are marked as such: the relay sends them to no browser. Their key
-//! specifications describe what the module declared, not always what it writes (RediSearch 1.x's `FT.ADD` writes the
-//! document's hash but declares only the index), so `--allow` could not judge them; and the assembler follows no
-//! module command anyway.
+//! Every key of a command is found, however many (Redis's own limits bound the count), in time linear in the
+//! arguments, and reported once with whether the command may write it. A command whose keys cannot all be found
+//! is [`CommandKeys::Unresolved`]: never passed to a browser, whatever its arguments. That covers specifications
+//! Redis itself calls `unknown` or `incomplete`, counts past the arguments and anything else malformed. A few
+//! commands are read by their own grammar instead of their specifications, as Redis does (its `getkeys` procs):
+//! `SORT`/`SORT_RO` (the `STORE` destination is a key; `BY`/`GET` patterns name keys derived from the values
+//! sorted, which cannot be judged before Redis runs the command), `GEORADIUS…` (every `STORE`/`STOREDIST`, the
+//! last of which Redis writes, where the specification finds the first), `MIGRATE` (withheld always: it names a
+//! host and may carry a password) and scripts (`EVAL`, `FCALL`…: a script may write keys its arguments never
+//! name). docs/SECURITY.md lists the decision for each.
+//!
+//! Module commands (flag `module`) name no key here: the relay sends them to no browser. Their key specifications
+//! describe what the module declared, not always what it writes (RediSearch 1.x's `FT.ADD` writes the document's
+//! hash but declares only the index), so `--allow` could not judge them; and the assembler follows no module
+//! command anyway. Commands whose only "keys" are flagged `not_key` (`SPUBLISH`'s shard channel) name no key of
+//! the keyspace either: they write nothing a window holds, and reach no browser.
 
 use std::collections::HashMap;
 
@@ -24,6 +37,8 @@ enum BeginSearch {
         keyword: Vec<u8>,
         start_from: i64,
     },
+    /// A search Redis describes as `unknown` (or one this relay does not know): the keys cannot be found.
+    Unknown,
 }
 
 /// How the keys after the first are found.
@@ -42,12 +57,48 @@ enum FindKeys {
         first_key: usize,
         step: usize,
     },
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct KeySpec {
     begin: BeginSearch,
     find: FindKeys,
+    /// Whether the command may write these keys: every key not flagged `RO` (read only).
+    written: bool,
+    /// Flag `not_key`: the arguments are not keys of the keyspace (a shard channel).
+    not_key: bool,
+    /// Flag `incomplete`: the specification may not find every key.
+    incomplete: bool,
+}
+
+/// Commands read by their own grammar rather than by their key specifications.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Grammar {
+    Sort,
+    /// `GEORADIUS` (options from argument 6) and `GEORADIUSBYMEMBER` (from 5).
+    GeoRadius {
+        options_from: usize,
+    },
+    Migrate,
+    /// `EVAL`, `EVALSHA`, `FCALL` (`writes`) and their `_RO` forms.
+    Script {
+        writes: bool,
+    },
+}
+
+impl Grammar {
+    fn of(name: &[u8]) -> Option<Self> {
+        Some(match name {
+            b"sort" | b"sort_ro" => Grammar::Sort,
+            b"georadius" => Grammar::GeoRadius { options_from: 6 },
+            b"georadiusbymember" => Grammar::GeoRadius { options_from: 5 },
+            b"migrate" => Grammar::Migrate,
+            b"eval" | b"evalsha" | b"fcall" => Grammar::Script { writes: true },
+            b"eval_ro" | b"evalsha_ro" | b"fcall_ro" => Grammar::Script { writes: false },
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -56,6 +107,12 @@ struct Entry {
     subcommands: HashMap<Vec<u8>, Entry>,
     /// A module's command (flag `module`).
     module: bool,
+    /// Flag `movablekeys`: the keys' positions depend on the arguments. Without key specifications (Redis 6) and
+    /// without a grammar of the relay's own, such a command's keys cannot be found.
+    movable: bool,
+    /// `specs` are Redis 6's (first, last, step), not key specifications.
+    legacy: bool,
+    grammar: Option<Grammar>,
 }
 
 /// Key positions of every command Redis knows.
@@ -64,9 +121,31 @@ pub struct CommandTable {
     commands: HashMap<Vec<u8>, Entry>,
 }
 
-/// Most keys reported for one command; a command naming more is treated as touching everything (sent to every
-/// session whose patterns allow any of the first ones, and to none it cannot judge).
-const MAX_KEYS: usize = 4096;
+/// One key of a command: its index among the arguments, and whether the command may write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub index: usize,
+    pub written: bool,
+}
+
+/// What the filter needs to know about a command's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKeys {
+    /// It names no key of the keyspace, so it changes no window and no browser needs it: a keyless command
+    /// (`PING`, `PUBLISH`, `FUNCTION LOAD`), a shard channel (`SPUBLISH`), a module's command, or a command the
+    /// table does not know.
+    None,
+    /// Every key it names, in argument order: each argument that is a key once (a name given twice, twice).
+    Known(Vec<Key>),
+    /// Not every key it names can be found or judged: it must be withheld. `written` are the keys it may have
+    /// written (arguments that are keys, never other arguments, whose text must not leave), or `None` when they
+    /// cannot be told: a script (`EVAL`, `FCALL`) may write keys it names nowhere, a specification that cannot be
+    /// followed may hide written keys anywhere. Then no window of its database can be trusted after it.
+    Unresolved {
+        written: Option<Vec<usize>>,
+        why: &'static str,
+    },
+}
 
 impl CommandTable {
     /// Asks Redis for its commands. Routing depends on the answer: without it a multi-key command could be judged
@@ -93,7 +172,8 @@ impl CommandTable {
         let mut commands = HashMap::new();
         if let Value::Array(entries) = reply {
             for entry in entries {
-                if let Some((name, parsed)) = parse_entry(entry) {
+                if let Some((name, mut parsed)) = parse_entry(entry) {
+                    parsed.grammar = Grammar::of(&name);
                     commands.insert(name, parsed);
                 }
             }
@@ -110,111 +190,346 @@ impl CommandTable {
         self.commands.is_empty()
     }
 
-    /// Whether `name` is a module's command, as `COMMAND` described it.
-    pub fn is_module(&self, name: &[u8]) -> bool {
-        self.commands
-            .get(&name.to_ascii_lowercase())
-            .is_some_and(|entry| entry.module)
-    }
-
-    /// Indices into `args` of the command's keys, in order. Commands the table does not know have none.
-    pub fn key_indices(&self, args: &[&[u8]]) -> Vec<usize> {
+    /// The keys of the command `args` (`args[0]` its name), for judging it against `--allow`.
+    pub fn keys(&self, args: &[&[u8]]) -> CommandKeys {
         let Some(name) = args.first() else {
-            return Vec::new();
+            return CommandKeys::None;
         };
         let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {
-            return Vec::new();
+            return CommandKeys::None;
         };
+        if entry.module {
+            return CommandKeys::None;
+        }
         if let Some(sub) = args
             .get(1)
             .and_then(|s| entry.subcommands.get(&s.to_ascii_lowercase()))
         {
             entry = sub;
         }
-        let mut keys = Vec::new();
-        for spec in &entry.specs {
-            spec.keys(args, &mut keys);
+        match entry.grammar {
+            Some(Grammar::Sort) => return sort_keys(args),
+            Some(Grammar::GeoRadius { options_from }) => return georadius_keys(args, options_from),
+            Some(Grammar::Migrate) => return migrate_keys(args),
+            Some(Grammar::Script { writes }) => return CommandKeys::Unresolved {
+                written: (!writes).then(Vec::new),
+                why: "a script may touch keys it does not declare, and its arguments may name them",
+            },
+            None => {}
         }
-        keys.sort_unstable();
-        keys.dedup();
-        keys
+        if entry.movable && (entry.legacy || entry.specs.is_empty()) {
+            return CommandKeys::Unresolved {
+                written: None,
+                why: "movable keys without a key specification",
+            };
+        }
+        if !entry.specs.is_empty() && entry.specs.iter().all(|s| s.not_key) {
+            return CommandKeys::None;
+        }
+        resolve(&entry.specs, args)
     }
 }
 
+/// What one argument is to a command, as its specifications found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Argument,
+    Read,
+    Written,
+}
+
+/// Why a specification's keys were not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfound {
+    /// The arguments do not fit it (a count that is not a number, keys past the arguments…): Redis refuses such a
+    /// command, which then wrote nothing.
+    Refused(&'static str),
+    /// The specification cannot be followed (Redis calls it `unknown`, or `incomplete`): its keys may be anywhere.
+    Unknown(&'static str),
+}
+
+/// The keys `specs` find in `args`, every one of them, in time linear in the arguments.
+fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
+    let mut roles = vec![Role::Argument; args.len()];
+    let mut why = None;
+    // Whether a specification that may write keys could not be followed: which keys it wrote is then not known.
+    let mut hidden_writes = false;
+    for spec in specs {
+        let role = if spec.written {
+            Role::Written
+        } else {
+            Role::Read
+        };
+        let found = spec.positions(args).and_then(|positions| {
+            for i in positions {
+                roles[i] = roles[i].max(role);
+            }
+            if spec.incomplete {
+                Err(Unfound::Unknown("an incomplete key specification"))
+            } else {
+                Ok(())
+            }
+        });
+        match found {
+            Ok(()) => {}
+            Err(Unfound::Refused(reason)) => why = why.or(Some(reason)),
+            Err(Unfound::Unknown(reason)) => {
+                why = why.or(Some(reason));
+                hidden_writes |= spec.written;
+            }
+        }
+    }
+    let Some(why) = why else {
+        return CommandKeys::Known(
+            roles
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| **r != Role::Argument)
+                .map(|(index, r)| Key {
+                    index,
+                    written: *r == Role::Written,
+                })
+                .collect(),
+        );
+    };
+    let written = (!hidden_writes).then(|| {
+        roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Role::Written)
+            .map(|(i, _)| i)
+            .collect()
+    });
+    CommandKeys::Unresolved { written, why }
+}
+
 impl KeySpec {
-    fn keys(&self, args: &[&[u8]], out: &mut Vec<usize>) {
-        let argc = args.len() as i64;
+    /// The positions of this specification's keys in `args`, as Redis finds them (`getKeysUsingKeySpecs`), or why
+    /// they cannot be found. A keyword that is absent means no key: the keyword is optional.
+    fn positions(
+        &self,
+        args: &[&[u8]],
+    ) -> Result<std::iter::StepBy<std::ops::Range<usize>>, Unfound> {
+        let argc = args.len();
+        let none = Ok((0..0).step_by(1));
         let first = match &self.begin {
-            BeginSearch::Index(i) => *i as i64,
+            BeginSearch::Index(i) => *i,
             BeginSearch::Keyword {
                 keyword,
                 start_from,
             } => {
-                let found = if *start_from >= 0 {
-                    (*start_from..argc).find(|&i| args[i as usize].eq_ignore_ascii_case(keyword))
+                // Redis searches from `start_from` up to the argument before the last, or from `argc + start_from`
+                // down to the second argument.
+                let found = if *start_from > 0 {
+                    (*start_from as usize..argc.saturating_sub(1))
+                        .find(|&i| args[i].eq_ignore_ascii_case(keyword))
                 } else {
-                    (1..=argc + start_from)
+                    let from = argc as i64 + start_from;
+                    (2..=from.min(argc as i64 - 1))
                         .rev()
                         .find(|&i| args[i as usize].eq_ignore_ascii_case(keyword))
+                        .map(|i| i as usize)
                 };
                 match found {
                     Some(i) => i + 1,
-                    None => return,
+                    None => return none,
                 }
             }
+            BeginSearch::Unknown => {
+                return Err(Unfound::Unknown("a key specification Redis calls unknown"))
+            }
         };
-        if first <= 0 || first >= argc {
-            return;
+        if first == 0 || first >= argc {
+            return Err(Unfound::Refused("a key position past the arguments"));
         }
-        let (last, step) = match self.find {
+        let (first, last, step) = match self.find {
             FindKeys::Range {
                 last_key,
                 step,
                 limit,
             } => {
                 let last = if last_key >= 0 {
-                    first + last_key
+                    first as i64 + last_key
                 } else if limit > 1 {
-                    first + (argc - first) / limit as i64 - 1
+                    let rest = argc - first;
+                    if rest % limit != 0 {
+                        return Err(Unfound::Refused(
+                            "keys and their arguments that do not pair up",
+                        ));
+                    }
+                    (first + rest / limit) as i64 + last_key
                 } else {
-                    argc + last_key
+                    argc as i64 + last_key
                 };
-                (last, step.max(1))
+                (first, last, step)
             }
             FindKeys::KeyNum {
                 count_at,
                 first_key,
                 step,
             } => {
-                let Some(count) = args
-                    .get((first as usize) + count_at)
-                    .and_then(|c| std::str::from_utf8(c).ok()?.parse::<i64>().ok())
-                else {
-                    return;
-                };
-                let start = first + first_key as i64;
-                let step = step.max(1);
-                // Redis rejected a count that overruns the arguments, but a corrupt stream should not panic.
-                return push_range(
-                    out,
-                    start,
-                    start + (count.clamp(0, MAX_KEYS as i64) - 1) * step as i64,
-                    step,
-                    argc,
-                );
+                let count = args
+                    .get(first + count_at)
+                    .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok())
+                    .ok_or(Unfound::Refused("a key count that is not a number"))?;
+                let start = first + first_key;
+                if count == 0 {
+                    return none;
+                }
+                // Within the arguments, so the arithmetic below cannot overflow.
+                let span = count
+                    .checked_sub(1)
+                    .and_then(|c| c.checked_mul(step.max(1) as u64))
+                    .filter(|&s| s < argc as u64)
+                    .ok_or(Unfound::Refused("a key count past the arguments"))?;
+                (start, (start as u64 + span) as i64, step)
+            }
+            FindKeys::Unknown => {
+                return Err(Unfound::Unknown("a key specification Redis calls unknown"))
             }
         };
-        push_range(out, first, last, step, argc);
+        if step == 0 {
+            return Err(Unfound::Unknown("a key step of 0"));
+        }
+        if last < first as i64 || last >= argc as i64 || first >= argc {
+            return Err(Unfound::Refused("a key position past the arguments"));
+        }
+        Ok((first..last as usize + 1).step_by(step))
     }
 }
 
-fn push_range(out: &mut Vec<usize>, first: i64, last: i64, step: usize, argc: i64) {
-    let last = last.min(argc - 1);
-    let mut i = first;
-    while i <= last && i > 0 && out.len() < MAX_KEYS {
-        out.push(i as usize);
-        i += step as i64;
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE destination]`, read as
+/// Redis's `sortCommand` reads it. A `BY` or `GET` pattern (other than `GET #`, the element itself) makes Redis
+/// read keys named after the values it sorts: they cannot be judged, so the command is withheld and only its
+/// destination, the one key it writes, is made stale. Every `STORE` argument is judged; Redis writes the last.
+fn sort_keys(args: &[&[u8]]) -> CommandKeys {
+    let argc = args.len();
+    if argc < 2 {
+        return refused(&[], "SORT without a key");
     }
+    let mut keys = vec![Key {
+        index: 1,
+        written: false,
+    }];
+    let mut patterns = false;
+    let mut j = 2;
+    while j < argc {
+        let left = argc - j - 1;
+        let arg = args[j];
+        if is(arg, "asc") || is(arg, "desc") || is(arg, "alpha") {
+        } else if is(arg, "limit") && left >= 2 {
+            let number = |a: &[u8]| std::str::from_utf8(a).is_ok_and(|a| a.parse::<i64>().is_ok());
+            if !number(args[j + 1]) || !number(args[j + 2]) {
+                return refused(&keys, "SORT … LIMIT without two numbers");
+            }
+            j += 2;
+        } else if is(arg, "store") && left >= 1 {
+            keys.push(Key {
+                index: j + 1,
+                written: true,
+            });
+            j += 1;
+        } else if (is(arg, "by") || is(arg, "get")) && left >= 1 {
+            patterns |= !(is(arg, "get") && args[j + 1] == b"#");
+            j += 1;
+        } else {
+            return refused(&keys, "SORT with an option Redis would refuse");
+        }
+        j += 1;
+    }
+    if patterns {
+        return CommandKeys::Unresolved {
+            written: Some(keys.iter().filter(|k| k.written).map(|k| k.index).collect()),
+            why: "SORT … BY/GET patterns name keys derived from the values sorted",
+        };
+    }
+    CommandKeys::Known(keys)
+}
+
+/// A command Redis would have refused, so it wrote nothing; withheld all the same, with the keys found before the
+/// refusal made stale, should Redis read it otherwise.
+fn refused(keys: &[Key], why: &'static str) -> CommandKeys {
+    CommandKeys::Unresolved {
+        written: Some(keys.iter().filter(|k| k.written).map(|k| k.index).collect()),
+        why,
+    }
+}
+
+/// `MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 user password] [KEYS key …]`, read
+/// as Redis's `migrateCommand` reads it: always withheld (it names a host and may carry a password, which must
+/// not leave), its keys (which it deletes, without `COPY`) made stale. Redis propagates the deletions, not
+/// `MIGRATE`.
+fn migrate_keys(args: &[&[u8]]) -> CommandKeys {
+    let argc = args.len();
+    let unknown = CommandKeys::Unresolved {
+        written: None,
+        why: "a MIGRATE Redis would refuse",
+    };
+    if argc < 6 {
+        return unknown;
+    }
+    let mut keys = 3..4;
+    let mut j = 6;
+    while j < argc {
+        let more = argc - 1 - j;
+        let arg = args[j];
+        if is(arg, "copy") || is(arg, "replace") {
+        } else if is(arg, "auth") && more >= 1 {
+            j += 1;
+        } else if is(arg, "auth2") && more >= 2 {
+            j += 2;
+        } else if is(arg, "keys") && args[3].is_empty() {
+            keys = j + 1..argc;
+            break;
+        } else {
+            return unknown;
+        }
+        j += 1;
+    }
+    CommandKeys::Unresolved {
+        written: Some(keys.collect()),
+        why: "MIGRATE names a host and may carry a password",
+    }
+}
+
+/// `GEORADIUS key longitude latitude radius unit [options]` (`GEORADIUSBYMEMBER key member radius unit …`), read
+/// as Redis's `georadiusGeneric` reads its options: every `STORE`/`STOREDIST` argument is a key it may write (Redis
+/// writes the last; its key specification finds only the first).
+fn georadius_keys(args: &[&[u8]], options_from: usize) -> CommandKeys {
+    let argc = args.len();
+    if argc < options_from {
+        return refused(&[], "GEORADIUS with too few arguments");
+    }
+    let mut keys = vec![Key {
+        index: 1,
+        written: false,
+    }];
+    let mut i = options_from;
+    while i < argc {
+        let arg = args[i];
+        let takes_value = i + 1 < argc;
+        if ["withdist", "withhash", "withcoord", "any", "asc", "desc"]
+            .iter()
+            .any(|w| is(arg, w))
+        {
+        } else if is(arg, "count") && takes_value {
+            i += 1;
+        } else if (is(arg, "store") || is(arg, "storedist")) && takes_value {
+            keys.push(Key {
+                index: i + 1,
+                written: true,
+            });
+            i += 1;
+        } else {
+            return refused(&keys, "GEORADIUS with an option Redis would refuse");
+        }
+        i += 1;
+    }
+    CommandKeys::Known(keys)
 }
 
 fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
@@ -226,12 +541,18 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
         Some(Value::Int(n)) => Some(*n),
         _ => None,
     };
-    let mut specs: Vec<KeySpec> = match fields.get(8) {
-        Some(Value::Array(specs)) => specs.iter().filter_map(parse_key_spec).collect(),
+    let flags: Vec<Vec<u8>> = match fields.get(2) {
+        Some(Value::Array(flags) | Value::Set(flags)) => flags.iter().filter_map(text).collect(),
         _ => Vec::new(),
     };
-    // Redis 6 has no key specifications: fall back to (first, last, step).
-    if fields.len() <= 8 {
+    let flag = |name: &str| flags.iter().any(|f| is(f, name));
+    let mut specs: Vec<KeySpec> = match fields.get(8) {
+        Some(Value::Array(specs)) => specs.iter().map(parse_key_spec).collect(),
+        _ => Vec::new(),
+    };
+    // Redis 6 has no key specifications: fall back to (first, last, step), and to the command's flags.
+    let legacy = fields.len() <= 8;
+    if legacy {
         if let (Some(first), Some(last), Some(step)) = (int(3), int(4), int(5)) {
             if first > 0 {
                 specs.push(KeySpec {
@@ -241,6 +562,9 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
                         step: step.max(1) as usize,
                         limit: 0,
                     },
+                    written: !flag("readonly"),
+                    not_key: false,
+                    incomplete: false,
                 });
             }
         }
@@ -257,55 +581,82 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
             .collect(),
         _ => HashMap::new(),
     };
-    let module = match fields.get(2) {
-        Some(Value::Array(flags) | Value::Set(flags)) => flags
-            .iter()
-            .any(|f| text(f).is_some_and(|f| f.eq_ignore_ascii_case(b"module"))),
-        _ => false,
-    };
     Some((
         name,
         Entry {
             specs,
             subcommands,
-            module,
+            module: flag("module"),
+            movable: flag("movablekeys"),
+            legacy,
+            grammar: None,
         },
     ))
 }
 
-/// A key spec: `flags …, begin_search {type, spec}, find_keys {type, spec}` as a flat array or a map.
-fn parse_key_spec(spec: &Value) -> Option<KeySpec> {
-    let fields = pairs(spec)?;
-    let begin = pairs(field(&fields, "begin_search")?)?;
-    let find = pairs(field(&fields, "find_keys")?)?;
-    let begin_spec = pairs(field(&begin, "spec")?)?;
-    let find_spec = pairs(field(&find, "spec")?)?;
-    let num = |f: &[(Vec<u8>, &Value)], name: &str| match field(f, name) {
+/// A key spec: `flags …, begin_search {type, spec}, find_keys {type, spec}` as a flat array or a map. A spec this
+/// relay cannot read is kept as unknown, so that the command is withheld rather than judged without it.
+fn parse_key_spec(spec: &Value) -> KeySpec {
+    let unknown = KeySpec {
+        begin: BeginSearch::Unknown,
+        find: FindKeys::Unknown,
+        written: true,
+        not_key: false,
+        incomplete: false,
+    };
+    let Some(fields) = pairs(spec) else {
+        return unknown;
+    };
+    let flags: Vec<Vec<u8>> = match field(&fields, "flags") {
+        Some(Value::Array(flags) | Value::Set(flags)) => flags.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    };
+    let flag = |name: &str| flags.iter().any(|f| is(f, name));
+    KeySpec {
+        begin: parse_begin(&fields).unwrap_or(BeginSearch::Unknown),
+        find: parse_find(&fields).unwrap_or(FindKeys::Unknown),
+        written: !flag("RO"),
+        not_key: flag("not_key"),
+        incomplete: flag("incomplete"),
+    }
+}
+
+fn number(f: &[(Vec<u8>, &Value)], name: &str) -> Option<i64> {
+    match field(f, name) {
         Some(Value::Int(n)) => Some(*n),
         _ => None,
-    };
-    let begin = match text(field(&begin, "type")?)?.as_slice() {
-        b"index" => BeginSearch::Index(usize::try_from(num(&begin_spec, "index")?).ok()?),
+    }
+}
+
+fn parse_begin(fields: &[(Vec<u8>, &Value)]) -> Option<BeginSearch> {
+    let begin = pairs(field(fields, "begin_search")?)?;
+    let spec = pairs(field(&begin, "spec")?)?;
+    Some(match text(field(&begin, "type")?)?.as_slice() {
+        b"index" => BeginSearch::Index(usize::try_from(number(&spec, "index")?).ok()?),
         b"keyword" => BeginSearch::Keyword {
-            keyword: text(field(&begin_spec, "keyword")?)?.to_ascii_uppercase(),
-            start_from: num(&begin_spec, "startfrom")?,
+            keyword: text(field(&spec, "keyword")?)?.to_ascii_uppercase(),
+            start_from: number(&spec, "startfrom")?,
         },
         _ => return None,
-    };
-    let find = match text(field(&find, "type")?)?.as_slice() {
+    })
+}
+
+fn parse_find(fields: &[(Vec<u8>, &Value)]) -> Option<FindKeys> {
+    let find = pairs(field(fields, "find_keys")?)?;
+    let spec = pairs(field(&find, "spec")?)?;
+    Some(match text(field(&find, "type")?)?.as_slice() {
         b"range" => FindKeys::Range {
-            last_key: num(&find_spec, "lastkey")?,
-            step: usize::try_from(num(&find_spec, "keystep")?).ok()?,
-            limit: usize::try_from(num(&find_spec, "limit")?).ok()?,
+            last_key: number(&spec, "lastkey")?,
+            step: usize::try_from(number(&spec, "keystep")?).ok()?,
+            limit: usize::try_from(number(&spec, "limit")?).ok()?,
         },
         b"keynum" => FindKeys::KeyNum {
-            count_at: usize::try_from(num(&find_spec, "keynumidx")?).ok()?,
-            first_key: usize::try_from(num(&find_spec, "firstkey")?).ok()?,
-            step: usize::try_from(num(&find_spec, "keystep")?).ok()?,
+            count_at: usize::try_from(number(&spec, "keynumidx")?).ok()?,
+            first_key: usize::try_from(number(&spec, "firstkey")?).ok()?,
+            step: usize::try_from(number(&spec, "keystep")?).ok()?,
         },
         _ => return None,
-    };
-    Some(KeySpec { begin, find })
+    })
 }
 
 fn text(value: &Value) -> Option<Vec<u8>> {
@@ -343,10 +694,15 @@ mod tests {
         Value::BulkString(s.as_bytes().to_vec())
     }
 
-    fn spec(begin: (&str, Value), find: (&str, Value)) -> Value {
+    fn spec(flags: &[&str], begin: (&str, Value), find: (&str, Value)) -> Value {
         Value::Array(vec![
             bulk("flags"),
-            Value::Array(vec![]),
+            Value::Array(
+                flags
+                    .iter()
+                    .map(|f| Value::SimpleString(f.to_string()))
+                    .collect(),
+            ),
             bulk("begin_search"),
             Value::Array(vec![bulk("type"), bulk(begin.0), bulk("spec"), begin.1]),
             bulk("find_keys"),
@@ -363,11 +719,16 @@ mod tests {
         )
     }
 
-    fn entry(name: &str, specs: Vec<Value>) -> Value {
+    fn entry(name: &str, flags: &[&str], specs: Vec<Value>) -> Value {
         Value::Array(vec![
             bulk(name),
             Value::Int(-2),
-            Value::Array(vec![]),
+            Value::Array(
+                flags
+                    .iter()
+                    .map(|f| Value::SimpleString(f.to_string()))
+                    .collect(),
+            ),
             Value::Int(0),
             Value::Int(0),
             Value::Int(0),
@@ -378,81 +739,398 @@ mod tests {
         ])
     }
 
-    /// The shapes Redis 7.0 reports for these commands.
-    fn table() -> CommandTable {
-        let range = |last, step, limit| {
-            (
-                "range",
-                kv(&[("lastkey", last), ("keystep", step), ("limit", limit)]),
-            )
-        };
-        let index = |i| ("index", kv(&[("index", i)]));
-        let streams = (
+    fn range(last: i64, step: i64, limit: i64) -> (&'static str, Value) {
+        (
+            "range",
+            kv(&[("lastkey", last), ("keystep", step), ("limit", limit)]),
+        )
+    }
+
+    fn index(i: i64) -> (&'static str, Value) {
+        ("index", kv(&[("index", i)]))
+    }
+
+    fn keyword(word: &str, from: i64) -> (&'static str, Value) {
+        (
             "keyword",
             Value::Array(vec![
                 bulk("keyword"),
-                bulk("STREAMS"),
+                bulk(word),
                 bulk("startfrom"),
-                Value::Int(1),
+                Value::Int(from),
             ]),
-        );
-        let keynum = |at, first, step| {
-            (
-                "keynum",
-                kv(&[("keynumidx", at), ("firstkey", first), ("keystep", step)]),
-            )
-        };
+        )
+    }
+
+    fn keynum(at: i64, first: i64, step: i64) -> (&'static str, Value) {
+        (
+            "keynum",
+            kv(&[("keynumidx", at), ("firstkey", first), ("keystep", step)]),
+        )
+    }
+
+    fn unknown() -> (&'static str, Value) {
+        ("unknown", Value::Array(vec![]))
+    }
+
+    /// The shapes Redis 7.0.15 reports for these commands (`COMMAND INFO …`).
+    fn table() -> CommandTable {
         CommandTable::from_command_reply(&Value::Array(vec![
-            entry("zadd", vec![spec(index(1), range(0, 1, 0))]),
-            entry("mset", vec![spec(index(1), range(-1, 2, 0))]),
-            entry("del", vec![spec(index(1), range(-1, 1, 0))]),
-            entry("xread", vec![spec(streams, range(-1, 1, 2))]),
             entry(
-                "zunionstore",
+                "zadd",
+                &["write"],
+                vec![spec(&["RW"], index(1), range(0, 1, 0))],
+            ),
+            entry(
+                "mset",
+                &["write"],
+                vec![spec(&["OW"], index(1), range(-1, 2, 0))],
+            ),
+            entry(
+                "del",
+                &["write"],
+                vec![spec(&["RM"], index(1), range(-1, 1, 0))],
+            ),
+            entry(
+                "rename",
+                &["write"],
                 vec![
-                    spec(index(1), range(0, 1, 0)),
-                    spec(index(2), keynum(0, 1, 1)),
+                    spec(&["RW", "access", "delete"], index(1), range(0, 1, 0)),
+                    spec(&["OW", "update"], index(2), range(0, 1, 0)),
                 ],
             ),
-            entry("ping", vec![]),
+            entry(
+                "xread",
+                &["readonly", "movablekeys"],
+                vec![spec(&["RO"], keyword("STREAMS", 1), range(-1, 1, 2))],
+            ),
+            entry(
+                "zunionstore",
+                &["write", "movablekeys"],
+                vec![
+                    spec(&["OW"], index(1), range(0, 1, 0)),
+                    spec(&["RO"], index(2), keynum(0, 1, 1)),
+                ],
+            ),
+            entry(
+                "sort",
+                &["write", "movablekeys"],
+                vec![
+                    spec(&["RO"], index(1), range(0, 1, 0)),
+                    spec(&["RO"], unknown(), unknown()),
+                    spec(&["OW"], unknown(), unknown()),
+                ],
+            ),
+            entry(
+                "georadius",
+                &["write", "movablekeys"],
+                vec![
+                    spec(&["RO"], index(1), range(0, 1, 0)),
+                    spec(&["OW"], keyword("STORE", 6), range(0, 1, 0)),
+                    spec(&["OW"], keyword("STOREDIST", 6), range(0, 1, 0)),
+                ],
+            ),
+            entry(
+                "migrate",
+                &["write", "movablekeys"],
+                vec![
+                    spec(&["RW"], index(3), range(0, 1, 0)),
+                    spec(&["RW", "incomplete"], keyword("KEYS", -2), range(-1, 1, 0)),
+                ],
+            ),
+            entry(
+                "eval",
+                &["noscript", "movablekeys"],
+                vec![spec(&["RW"], index(2), keynum(0, 1, 1))],
+            ),
+            entry(
+                "spublish",
+                &["pubsub"],
+                vec![spec(&["not_key"], index(1), range(0, 1, 0))],
+            ),
+            entry(
+                "frob",
+                &["write"],
+                vec![
+                    spec(&["RO"], index(1), range(0, 1, 0)),
+                    spec(&["OW"], unknown(), unknown()),
+                ],
+            ),
+            entry(
+                "peek",
+                &["readonly"],
+                vec![
+                    spec(&["OW"], index(1), range(0, 1, 0)),
+                    spec(&["RO"], unknown(), unknown()),
+                ],
+            ),
+            entry("ping", &["fast"], vec![]),
         ]))
     }
 
-    fn keys<'a>(t: &CommandTable, args: &[&'a str]) -> Vec<&'a str> {
-        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        t.key_indices(&bytes).into_iter().map(|i| args[i]).collect()
+    fn args<'a>(words: &[&'a str]) -> Vec<&'a [u8]> {
+        words.iter().map(|a| a.as_bytes()).collect()
+    }
+
+    /// The keys `t` finds, as (key, written).
+    fn keys<'a>(t: &CommandTable, words: &[&'a str]) -> Vec<(&'a str, bool)> {
+        match t.keys(&args(words)) {
+            CommandKeys::Known(keys) => keys.iter().map(|k| (words[k.index], k.written)).collect(),
+            other => panic!("{words:?}: {other:?}"),
+        }
+    }
+
+    /// What `t` makes of a command it must withhold: the keys it may have written.
+    fn withheld<'a>(t: &CommandTable, words: &[&'a str]) -> Vec<&'a str> {
+        match t.keys(&args(words)) {
+            CommandKeys::Unresolved {
+                written: Some(written),
+                ..
+            } => written.iter().map(|&i| words[i]).collect(),
+            other => panic!("{words:?} was not withheld with its written keys: {other:?}"),
+        }
+    }
+
+    /// Whether `t` withholds a command that may have written any key.
+    fn withheld_writing_anything(t: &CommandTable, words: &[&str]) -> bool {
+        matches!(
+            t.keys(&args(words)),
+            CommandKeys::Unresolved { written: None, .. }
+        )
     }
 
     #[test]
-    fn key_specs_find_every_key() {
+    fn key_specs_find_every_key_and_whether_it_is_written() {
         let t = table();
-        assert_eq!(keys(&t, &["ZADD", "z", "1", "m"]), vec!["z"]);
-        assert_eq!(keys(&t, &["mset", "a", "1", "b", "2"]), vec!["a", "b"]);
-        assert_eq!(keys(&t, &["DEL", "a", "b", "c"]), vec!["a", "b", "c"]);
+        assert_eq!(keys(&t, &["ZADD", "z", "1", "m"]), [("z", true)]);
+        assert_eq!(
+            keys(&t, &["mset", "a", "1", "b", "2"]),
+            [("a", true), ("b", true)]
+        );
+        assert_eq!(
+            keys(&t, &["RENAME", "secret:x", "perf:y"]),
+            [("secret:x", true), ("perf:y", true)]
+        );
         assert_eq!(
             keys(
                 &t,
                 &["XREAD", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"]
             ),
-            vec!["s1", "s2"]
+            [("s1", false), ("s2", false)]
         );
         assert_eq!(
             keys(
                 &t,
                 &["ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"]
             ),
-            vec!["dst", "a", "b"]
+            [("dst", true), ("a", false), ("b", false)]
         );
-        assert!(keys(&t, &["PING"]).is_empty());
-        assert!(keys(&t, &["NOSUCHCOMMAND", "x"]).is_empty());
+        assert_eq!(
+            keys(&t, &["ZUNIONSTORE", "a", "1", "a"]),
+            [("a", true), ("a", false)],
+            "each place a key is named"
+        );
+        assert_eq!(t.keys(&args(&["PING"])), CommandKeys::Known(vec![]));
+        assert_eq!(t.keys(&args(&["NOSUCHCOMMAND", "x"])), CommandKeys::None);
     }
 
     #[test]
-    fn malformed_arguments_never_panic() {
+    fn every_key_is_found_however_many() {
         let t = table();
-        assert!(keys(&t, &["ZUNIONSTORE", "dst", "99999999999", "a"]).len() <= 2);
-        assert_eq!(keys(&t, &["ZUNIONSTORE", "dst", "x"]), vec!["dst"]);
-        assert!(keys(&t, &["XREAD", "COUNT"]).is_empty());
-        assert!(keys(&t, &["ZADD"]).is_empty());
+        let mut mset = vec!["MSET".to_string()];
+        for i in 0..5000 {
+            mset.push(format!("perf:k{i}"));
+            mset.push("v".into());
+        }
+        mset.push("secret:big".into());
+        mset.push("SECRETBIG".into());
+        let words: Vec<&str> = mset.iter().map(String::as_str).collect();
+        let found = keys(&t, &words);
+        assert_eq!(found.len(), 5001);
+        assert_eq!(found.last(), Some(&("secret:big", true)));
+        let mut zunion = vec!["ZUNIONSTORE", "perf:z", "4097"];
+        zunion.extend(std::iter::repeat_n("perf:a", 4096));
+        zunion.push("secret:w");
+        let found = keys(&t, &zunion);
+        assert_eq!(found.len(), 4098);
+        assert_eq!(found[4097], ("secret:w", false));
+    }
+
+    #[test]
+    fn sort_is_read_by_its_own_grammar() {
+        let t = table();
+        assert_eq!(
+            keys(&t, &["SORT", "u:src", "ALPHA", "STORE", "w:sorted"]),
+            [("u:src", false), ("w:sorted", true)]
+        );
+        assert_eq!(
+            keys(
+                &t,
+                &["SORT", "l", "LIMIT", "0", "5", "GET", "#", "DESC", "STORE", "a", "STORE", "b"]
+            ),
+            [("l", false), ("a", true), ("b", true)],
+            "every STORE is judged"
+        );
+        assert_eq!(
+            withheld(
+                &t,
+                &[
+                    "SORT",
+                    "perf:list",
+                    "BY",
+                    "secret:w_*",
+                    "GET",
+                    "secret:o_*",
+                    "STORE",
+                    "perf:sorted"
+                ]
+            ),
+            ["perf:sorted"],
+            "patterns name keys derived from the values: withheld, the destination stale"
+        );
+        assert_eq!(
+            withheld(&t, &["SORT", "perf:list", "BY", "nosort"]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            withheld(&t, &["SORT", "l", "STORE", "d", "STORE"]),
+            ["d"],
+            "refused by Redis: withheld, the keys found made stale"
+        );
+        assert!(withheld(&t, &["SORT", "l", "LIMIT", "x", "1"]).is_empty());
+        assert!(withheld(&t, &["SORT"]).is_empty());
+    }
+
+    #[test]
+    fn georadius_judges_every_store_where_its_specification_finds_the_first() {
+        let t = table();
+        let words = [
+            "GEORADIUS",
+            "perf:geo",
+            "0",
+            "0",
+            "1",
+            "km",
+            "STORE",
+            "perf:a",
+            "COUNT",
+            "3",
+            "STOREDIST",
+            "secret:b",
+        ];
+        assert_eq!(
+            keys(&t, &words),
+            [("perf:geo", false), ("perf:a", true), ("secret:b", true)]
+        );
+        assert_eq!(
+            withheld(
+                &t,
+                &[
+                    "GEORADIUS",
+                    "perf:geo",
+                    "0",
+                    "0",
+                    "1",
+                    "km",
+                    "STORE",
+                    "a",
+                    "FROB"
+                ]
+            ),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn migrate_scripts_and_shard_channels() {
+        let t = table();
+        let migrate = [
+            "MIGRATE", "h", "1", "", "0", "5", "COPY", "AUTH", "perf:pw", "KEYS", "perf:a",
+            "perf:b",
+        ];
+        assert_eq!(
+            withheld(&t, &migrate),
+            ["perf:a", "perf:b"],
+            "its keys, never its password"
+        );
+        assert_eq!(
+            withheld(
+                &t,
+                &["MIGRATE", "h", "1", "perf:k", "0", "5", "AUTH2", "u", "p"]
+            ),
+            ["perf:k"]
+        );
+        assert!(withheld_writing_anything(
+            &t,
+            &["MIGRATE", "h", "1", "k", "0", "5", "KEYS", "a"]
+        ));
+        assert!(withheld_writing_anything(
+            &t,
+            &["EVAL", "return 1", "1", "perf:a", "secret:b"]
+        ));
+        assert_eq!(
+            t.keys(&args(&["SPUBLISH", "perf:chan", "hello"])),
+            CommandKeys::None
+        );
+    }
+
+    #[test]
+    fn keys_that_cannot_all_be_found_withhold_the_command() {
+        let t = table();
+        // A count past the arguments, or not a number: the keys it could not find are only read, so the
+        // destination is all it wrote.
+        assert_eq!(
+            withheld(&t, &["ZUNIONSTORE", "dst", "99999999999", "a"]),
+            ["dst"]
+        );
+        assert_eq!(withheld(&t, &["ZUNIONSTORE", "dst", "x"]), ["dst"]);
+        // Streams and ids that do not pair up; keys past the arguments.
+        assert_eq!(
+            withheld(&t, &["XREAD", "STREAMS", "a", "b", "0"]),
+            Vec::<&str>::new(),
+            "read only: it wrote nothing"
+        );
+        assert_eq!(withheld(&t, &["ZADD"]), Vec::<&str>::new());
+        // An unknown specification that may write: which keys it wrote is not known.
+        assert!(withheld_writing_anything(&t, &["FROB", "a", "b"]));
+        // An unknown specification of keys only read: the keys found are all it wrote.
+        assert_eq!(withheld(&t, &["PEEK", "a", "b"]), ["a"]);
+        assert_eq!(t.keys(&[]), CommandKeys::None);
+    }
+
+    #[test]
+    fn redis_6_tables_use_first_last_step_and_withhold_movable_keys() {
+        let legacy = |name: &str, flags: &[&str], first, last, step| {
+            Value::Array(vec![
+                bulk(name),
+                Value::Int(-2),
+                Value::Array(
+                    flags
+                        .iter()
+                        .map(|f| Value::SimpleString(f.to_string()))
+                        .collect(),
+                ),
+                Value::Int(first),
+                Value::Int(last),
+                Value::Int(step),
+                Value::Array(vec![]),
+            ])
+        };
+        let t = CommandTable::from_command_reply(&Value::Array(vec![
+            legacy("mset", &["write"], 1, -1, 2),
+            legacy("get", &["readonly"], 1, 1, 1),
+            legacy("zunionstore", &["write", "movablekeys"], 0, 0, 0),
+            legacy("frob", &["write", "movablekeys"], 1, 1, 1),
+        ]));
+        assert_eq!(
+            keys(&t, &["MSET", "a", "1", "b", "2"]),
+            [("a", true), ("b", true)]
+        );
+        assert_eq!(keys(&t, &["GET", "a"]), [("a", false)]);
+        assert!(withheld_writing_anything(
+            &t,
+            &["ZUNIONSTORE", "d", "1", "s"]
+        ));
+        assert!(withheld_writing_anything(&t, &["FROB", "a", "b"]));
     }
 }

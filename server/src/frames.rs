@@ -7,13 +7,20 @@ use std::sync::Arc;
 
 use replicast_wasm::resp::Command;
 
-use crate::command_table::CommandTable;
+use crate::command_table::{CommandKeys, CommandTable};
 
 /// What a frame means for routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Touches the keys listed for it.
+    /// Touches the keys listed for it, every one of them found: a session receives it when every key is allowed
+    /// and one is wanted.
     Keyed,
+    /// Reaches no session, because its keys cannot all be judged (or, from the link, because it is too large to
+    /// hold): its keys are the ones it may have written, which sessions that may see them must learn are stale.
+    Withheld,
+    /// Withheld, and it may have written any key of its database (a script, or keys that cannot be found): every
+    /// window of the database is stale.
+    WithheldAll,
     /// `SELECT`: every session gets it, so its assembler knows the database of what follows.
     Select,
     /// `FLUSHALL`, `SWAPDB`: affect every database.
@@ -30,10 +37,40 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub at: Range<u32>,
+    /// The database it was written in.
     pub db: u32,
+    /// The database it writes its keys in: another than `db` for `MOVE key db` and `COPY src dst DB db`.
+    pub target_db: u32,
     pub kind: Kind,
-    /// Indices into [`FrameIndex::keys`].
+    /// Indices into [`FrameIndex::keys`]: those it may write first, then those it only reads.
     pub keys: Range<u32>,
+    /// How many of `keys`, from the first, it may write.
+    pub written: u32,
+}
+
+impl Frame {
+    /// A frame that reaches no session; `keys` (indices into [`FrameIndex::keys`]) are the keys it may have
+    /// written, which become stale for the sessions that may see them.
+    pub fn withheld(at: Range<u32>, db: u32, keys: Range<u32>) -> Self {
+        Frame {
+            at,
+            db,
+            target_db: db,
+            kind: Kind::Withheld,
+            written: keys.len() as u32,
+            keys,
+        }
+    }
+
+    /// Whether it concerns database `db`: it was written there, or writes a key there.
+    pub fn in_db(&self, db: u32) -> bool {
+        self.db == db || self.target_db == db
+    }
+
+    /// Its keys (indices into [`FrameIndex::keys`]) that it may write.
+    pub fn written_keys(&self) -> Range<u32> {
+        self.keys.start..self.keys.start + self.written
+    }
 }
 
 /// Every frame of a batch, and the byte ranges of their keys.
@@ -66,6 +103,14 @@ impl Indexer {
 
     /// Adds `command`, whose bytes start at `base + at` where `base` is the batch's first byte.
     pub fn add(&mut self, index: &mut FrameIndex, batch: &[u8], command: &Command<'_>, at: usize) {
+        let first_key = index.keys.len() as u32;
+        let base = batch.as_ptr() as usize;
+        let mut push = |i: usize| {
+            let key = command.args[i];
+            let start = key.as_ptr() as usize - base;
+            index.keys.push(start as u32..(start + key.len()) as u32);
+        };
+        let mut written = 0;
         let kind = if command.args.is_empty() {
             Kind::Other
         } else if command.is("select") {
@@ -85,34 +130,81 @@ impl Indexer {
             Kind::Multi
         } else if command.is("exec") {
             Kind::Exec
-        } else if self.table.is_module(command.args[0]) {
-            // Its declared keys may not be all it writes: `--allow` cannot judge it (see command_table).
-            Kind::Other
         } else {
-            Kind::Keyed
-        };
-        let first_key = index.keys.len() as u32;
-        if kind == Kind::Keyed {
-            let base = batch.as_ptr() as usize;
-            for i in self.table.key_indices(&command.args) {
-                let key = command.args[i];
-                let start = key.as_ptr() as usize - base;
-                index.keys.push(start as u32..(start + key.len()) as u32);
+            match self.table.keys(&command.args) {
+                CommandKeys::None => Kind::Other,
+                CommandKeys::Known(keys) if keys.is_empty() => Kind::Other,
+                CommandKeys::Known(keys) => {
+                    // Those it may write first: they are what a session that may not see the frame learns is stale.
+                    for key in keys.iter().filter(|k| k.written) {
+                        push(key.index);
+                        written += 1;
+                    }
+                    for key in keys.iter().filter(|k| !k.written) {
+                        push(key.index);
+                    }
+                    Kind::Keyed
+                }
+                CommandKeys::Unresolved { written: keys, why } => {
+                    tracing::debug!(
+                        command = %String::from_utf8_lossy(command.args[0]),
+                        offset = command.start,
+                        "withheld from every session: {why}"
+                    );
+                    match keys {
+                        Some(keys) => {
+                            for &i in &keys {
+                                push(i);
+                            }
+                            written = keys.len() as u32;
+                            Kind::Withheld
+                        }
+                        None => Kind::WithheldAll,
+                    }
+                }
             }
-        }
+        };
         let keys = first_key..index.keys.len() as u32;
-        let kind = if kind == Kind::Keyed && keys.is_empty() {
-            Kind::Other
-        } else {
-            kind
+        let (kind, target_db) = match target_db(command) {
+            Some(Ok(target)) => (kind, target),
+            // A database Redis would have refused: the command did nothing, but it is not passed either.
+            Some(Err(())) if kind == Kind::Keyed => (Kind::Withheld, self.db),
+            _ => (kind, self.db),
         };
         index.frames.push(Frame {
             at: at as u32..(at + command.frame_len()) as u32,
             db: self.db,
+            target_db,
             kind,
             keys,
+            written,
         });
     }
+}
+
+/// The database `MOVE key db` and `COPY src dst DB db` write in (the last `DB` wins, as in Redis); `None` for
+/// other commands, `Err` for a database that is not a number.
+fn target_db(command: &Command<'_>) -> Option<Result<u32, ()>> {
+    let number = |d: &[u8]| {
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or(())
+    };
+    if command.is("move") {
+        return Some(command.args.get(2).ok_or(()).and_then(|d| number(d)));
+    }
+    if !command.is("copy") {
+        return None;
+    }
+    let mut target = None;
+    let mut rest = command.args.iter().skip(3);
+    while let Some(arg) = rest.next() {
+        if arg.eq_ignore_ascii_case(b"db") {
+            target = Some(rest.next().ok_or(()).and_then(|d| number(d)));
+        }
+    }
+    target
 }
 
 #[cfg(test)]
@@ -214,6 +306,111 @@ mod tests {
             stream.len(),
             "every frame keeps its place in the stream"
         );
+    }
+
+    /// The index of `commands` with Redis 7.0.15's own table (recorded by scripts/record-command-table.sh).
+    fn index_with_redis_table(commands: &[&[&str]]) -> (Vec<Frame>, Vec<Vec<String>>) {
+        let reply =
+            redis::parse_redis_value(include_bytes!("../tests/data/redis-7.0.15-command.resp"))
+                .unwrap();
+        let mut indexer = Indexer::new(Arc::new(CommandTable::from_command_reply(&reply)));
+        let mut stream = Vec::new();
+        for args in commands {
+            stream.extend(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in *args {
+                stream.extend(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+            }
+        }
+        let mut index = FrameIndex::default();
+        let mut at = 0;
+        while let Some(command) =
+            parse_command(&stream[at..], at as u64, &Limits::default()).unwrap()
+        {
+            indexer.add(&mut index, &stream, &command, at);
+            at += command.frame_len();
+        }
+        let keys = index
+            .frames
+            .iter()
+            .map(|f| {
+                index.keys[f.keys.start as usize..f.keys.end as usize]
+                    .iter()
+                    .map(|r| {
+                        String::from_utf8_lossy(&stream[r.start as usize..r.end as usize])
+                            .into_owned()
+                    })
+                    .collect()
+            })
+            .collect();
+        (index.frames, keys)
+    }
+
+    #[test]
+    fn keys_are_judged_all_and_those_written_come_first() {
+        let (frames, keys) = index_with_redis_table(&[
+            &["ZUNIONSTORE", "perf:z", "2", "perf:a", "secret:w"],
+            &["RENAME", "secret:x", "perf:y"],
+            &["SORT", "u:src", "ALPHA", "STORE", "w:sorted"],
+            &[
+                "SORT",
+                "perf:list",
+                "BY",
+                "secret:w_*",
+                "GET",
+                "secret:o_*",
+                "STORE",
+                "perf:sorted",
+            ],
+            &["EVAL", "return 1", "0"],
+            &["SPUBLISH", "perf:chan", "hello"],
+        ]);
+        let kinds: Vec<(Kind, u32)> = frames.iter().map(|f| (f.kind, f.written)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Keyed, 1),
+                (Kind::Keyed, 2),
+                (Kind::Keyed, 1),
+                (Kind::Withheld, 1),
+                (Kind::WithheldAll, 0),
+                (Kind::Other, 0)
+            ]
+        );
+        assert_eq!(keys[0], ["perf:z", "perf:a", "secret:w"]);
+        assert_eq!(keys[2], ["w:sorted", "u:src"], "written first");
+        assert_eq!(
+            keys[3],
+            ["perf:sorted"],
+            "a withheld frame's keys are the ones to make stale"
+        );
+    }
+
+    #[test]
+    fn move_and_copy_name_the_database_they_write_in() {
+        let (frames, _) = index_with_redis_table(&[
+            &["SELECT", "1"],
+            &["MOVE", "w:mv", "0"],
+            &["COPY", "w:cp", "w:cp", "DB", "0", "REPLACE"],
+            &["COPY", "w:a", "w:b", "DB", "5", "DB", "2"],
+            &["COPY", "w:a", "w:b"],
+            &["COPY", "w:a", "w:b", "DB", "x"],
+            &["SET", "w:s", "1"],
+        ]);
+        let routes: Vec<(Kind, u32, u32)> =
+            frames.iter().map(|f| (f.kind, f.db, f.target_db)).collect();
+        assert_eq!(
+            routes,
+            [
+                (Kind::Select, 1, 1),
+                (Kind::Keyed, 1, 0),
+                (Kind::Keyed, 1, 0),
+                (Kind::Keyed, 1, 2),
+                (Kind::Keyed, 1, 1),
+                (Kind::Withheld, 1, 1),
+                (Kind::Keyed, 1, 1),
+            ]
+        );
+        assert!(frames[1].in_db(0) && frames[1].in_db(1) && !frames[1].in_db(2));
     }
 
     #[test]

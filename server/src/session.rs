@@ -35,7 +35,7 @@ use crate::events::{EventGate, Identity};
 use crate::http::Relay;
 use crate::metrics::Metrics;
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
-use crate::subscription::{Request, Subscription};
+use crate::subscription::{Delivery, Request, Subscription};
 
 /// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -495,8 +495,32 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
             Read::Batches(batches) => {
                 let mut message = vec![];
                 for batch in &batches {
-                    let ready_at = topups.ready.as_ref().map(|(at, _)| *at);
-                    for (start, bytes) in sub.select(batch, cursor, &relay.allow) {
+                    for delivery in sub.select(batch, cursor, &relay.allow) {
+                        let (start, bytes) = match delivery {
+                            Delivery::Commands { start, bytes } => (start, bytes),
+                            Delivery::Stale { at, keys } => {
+                                // A top-up read before the withheld command goes first: it is the state before it.
+                                if let Some((ready, snapshot)) =
+                                    topups.ready.take_if(|(ready, _)| *ready < at)
+                                {
+                                    if message.is_empty() {
+                                        message = wire::begin_commands();
+                                    }
+                                    wire::push_segment(&mut message, ready, &[]);
+                                    send(sink, metrics, Bytes::from(std::mem::take(&mut message)))
+                                        .await?;
+                                    send(sink, metrics, Bytes::from(snapshot)).await?;
+                                }
+                                if !message.is_empty() {
+                                    send(sink, metrics, Bytes::from(std::mem::take(&mut message)))
+                                        .await?;
+                                }
+                                let stale = Delivery::encode_stale(at, &keys);
+                                send(sink, metrics, Bytes::from(stale)).await?;
+                                continue;
+                            }
+                        };
+                        let ready_at = topups.ready.as_ref().map(|(at, _)| *at);
                         if let Some(at) = ready_at.filter(|at| start + bytes.len() as u64 > *at) {
                             // The top-up's place is in or before this run: the frames before it, the snapshot,
                             // then the rest. `at` is a command boundary (an offset Redis reported after EXEC).

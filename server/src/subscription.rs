@@ -2,16 +2,20 @@
 //!
 //! A browser subscribes with one JSON text message right after it connects:
 //! `{"type":"subscribe","patterns":["perf:*"],"keys":["cfg"],"db":0,"window":100}`. A frame reaches it when it is in
-//! the subscribed database and names at least one wanted key, and every key it names is allowed by `--allow`:
-//! nothing outside the allow-list ever leaves the relay, not even a key name. `SELECT`, `FLUSHALL`, `SWAPDB` and the
+//! the subscribed database (or writes a key there: `MOVE`, `COPY … DB`) and names at least one wanted key, and every
+//! key it names is allowed by `--allow`: nothing outside the allow-list ever leaves the relay, not even a key name.
+//! A frame withheld (a key outside `--allow`, or keys that cannot all be judged) that may have written keys the
+//! session wants and may see becomes a stale message naming those keys, at the frame's place, so that the browser
+//! tops them up instead of keeping windows that differ from Redis. `SELECT`, `FLUSHALL`, `SWAPDB` and the
 //! subscribed database's `FLUSHDB` reach everyone; a `MULTI`…`EXEC` block is sent as one block, holding the frames
-//! of it the session may see.
+//! of it the session may see, its stale keys after its `EXEC`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
 use replicast_wasm::pattern::Glob;
+use replicast_wasm::wire;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -30,8 +34,9 @@ pub const MAX_NAME_LEN: usize = replicast_wasm::wire::MAX_NAME_LEN;
 pub const MAX_PATTERN_WILDCARDS: usize = 64;
 /// Largest window a browser may ask for.
 pub const MAX_WINDOW: usize = 100_000;
-/// Most keys one top-up request may name.
-pub const MAX_TOPUP_KEYS: usize = 1024;
+/// Most keys one top-up request may name (shared with the browser, which asks for no more at once, and with the
+/// stale message, which names no more).
+pub const MAX_TOPUP_KEYS: usize = replicast_wasm::wire::MAX_TOPUP_KEYS;
 /// Highest database number (Redis's default `databases` is 16; some run more).
 pub const MAX_DB: u32 = 1023;
 /// Longest request id of an event (shared with the browser, which echoes it in the ack).
@@ -260,78 +265,425 @@ impl Subscription {
         self.keys.contains(key) || self.patterns.iter().any(|p| p.matches(key))
     }
 
-    fn receives(&self, frame: &Frame, raw: &[u8], keys: &[Range<u32>], allow: &Allow) -> bool {
+    /// What this session makes of `frame`.
+    fn verdict(&self, frame: &Frame, raw: &[u8], keys: &[Range<u32>], allow: &Allow) -> Verdict {
+        let names = |range: Range<u32>| {
+            keys[range.start as usize..range.end as usize]
+                .iter()
+                .map(|r| &raw[r.start as usize..r.end as usize])
+        };
         match frame.kind {
-            Kind::Select | Kind::AllDbs => true,
-            Kind::WholeDb => frame.db == self.db,
-            Kind::Keyed => {
-                let mut names = keys[frame.keys.start as usize..frame.keys.end as usize]
-                    .iter()
-                    .map(|r| &raw[r.start as usize..r.end as usize]);
-                frame.db == self.db
-                    && names.clone().all(|k| allow.allows(k))
-                    && names.any(|k| self.wants(k))
+            Kind::Select | Kind::AllDbs => Verdict::Receive,
+            Kind::WholeDb if frame.db == self.db => Verdict::Receive,
+            Kind::Keyed if frame.in_db(self.db) => {
+                if names(frame.keys.clone()).all(|k| allow.allows(k)) {
+                    if names(frame.keys.clone()).any(|k| self.wants(k)) {
+                        Verdict::Receive
+                    } else {
+                        Verdict::Skip
+                    }
+                } else {
+                    // A key outside `--allow`: the frame is withheld, and the keys it may have written that this
+                    // session may see are stale.
+                    self.stale(names(frame.written_keys()), allow)
+                }
             }
-            Kind::Multi | Kind::Exec | Kind::Other => false,
+            Kind::Withheld if frame.in_db(self.db) => self.stale(names(frame.keys.clone()), allow),
+            Kind::WithheldAll if frame.in_db(self.db) => Verdict::Stale(Stale::All),
+            _ => Verdict::Skip,
         }
     }
 
-    /// The segments of `batch` from offset `from` on that this session receives: (start offset, bytes), each a
-    /// run of whole commands.
-    pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<(u64, Bytes)> {
+    /// The keys of a withheld frame this session must learn are stale: those it wants and `--allow` permits.
+    fn stale<'k>(&self, keys: impl Iterator<Item = &'k [u8]>, allow: &Allow) -> Verdict {
+        let mut stale = Stale::default();
+        for key in keys {
+            if self.wants(key) && allow.allows(key) {
+                stale.add(key);
+            }
+        }
+        if stale.is_empty() {
+            Verdict::Skip
+        } else {
+            Verdict::Stale(stale)
+        }
+    }
+
+    /// What this session receives of `batch` from offset `from` on, in stream order: runs of whole commands, and
+    /// where a withheld frame may have changed keys it sees, the stale keys. Inside a `MULTI` block the frames it
+    /// may see go as one block, and the block's stale keys right after its `EXEC`, so the block stays whole.
+    pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<Delivery> {
         let raw = batch.raw();
-        let mut runs: Vec<Range<u32>> = Vec::new();
-        let mut emit = |at: &Range<u32>| match runs.last_mut() {
-            Some(last) if last.end == at.start => last.end = at.end,
-            _ => runs.push(at.clone()),
+        let mut out: Vec<Piece> = Vec::new();
+        let emit = |out: &mut Vec<Piece>, at: &Range<u32>| match out.last_mut() {
+            Some(Piece::Run(last)) if last.end == at.start => last.end = at.end,
+            _ => out.push(Piece::Run(at.clone())),
         };
-        // Inside MULTI: the MULTI frame and the frames of the block this session may see.
-        let mut block: Option<(Range<u32>, Vec<Range<u32>>)> = None;
+        // Inside MULTI: the MULTI frame, the frames of the block this session may see, and the block's stale keys.
+        let mut block: Option<(Range<u32>, Vec<Range<u32>>, Stale)> = None;
+        // End of the last frame of an open block.
+        let mut block_end = 0;
         for frame in &batch.index.frames {
             if batch.start + u64::from(frame.at.start) < from {
                 continue;
             }
             match (frame.kind, &mut block) {
-                (Kind::Multi, _) => block = Some((frame.at.clone(), Vec::new())),
+                (Kind::Multi, _) => block = Some((frame.at.clone(), Vec::new(), Stale::default())),
                 (Kind::Exec, Some(_)) => {
-                    if let Some((multi, inside)) = block.take() {
+                    if let Some((multi, inside, stale)) = block.take() {
                         if !inside.is_empty() {
-                            emit(&multi);
-                            inside.iter().for_each(&mut emit);
-                            emit(&frame.at);
+                            emit(&mut out, &multi);
+                            inside.iter().for_each(|at| emit(&mut out, at));
+                            emit(&mut out, &frame.at);
+                        }
+                        if !stale.is_empty() {
+                            out.push(Piece::Stale(frame.at.end, stale));
                         }
                     }
                 }
-                (_, Some((_, inside))) => {
-                    if self.receives(frame, &raw, &batch.index.keys, allow) {
-                        inside.push(frame.at.clone());
+                (_, Some((_, inside, stale))) => {
+                    block_end = frame.at.end;
+                    match self.verdict(frame, &raw, &batch.index.keys, allow) {
+                        Verdict::Receive => inside.push(frame.at.clone()),
+                        Verdict::Stale(keys) => stale.extend(keys),
+                        Verdict::Skip => {}
                     }
                 }
-                (_, None) => {
-                    if self.receives(frame, &raw, &batch.index.keys, allow) {
-                        emit(&frame.at);
-                    }
-                }
+                (_, None) => match self.verdict(frame, &raw, &batch.index.keys, allow) {
+                    Verdict::Receive => emit(&mut out, &frame.at),
+                    Verdict::Stale(keys) => out.push(Piece::Stale(frame.at.end, keys)),
+                    Verdict::Skip => {}
+                },
             }
         }
         // A block still open here was cut by the link's size cap: send what it held as plain frames.
-        if let Some((_, inside)) = block {
-            inside.iter().for_each(&mut emit);
+        if let Some((_, inside, stale)) = block {
+            inside.iter().for_each(|at| emit(&mut out, at));
+            if !stale.is_empty() {
+                out.push(Piece::Stale(block_end, stale));
+            }
         }
-        runs.into_iter()
-            .map(|r| {
-                (
-                    batch.start + u64::from(r.start),
-                    raw.slice(r.start as usize..r.end as usize),
-                )
+        out.into_iter()
+            .map(|piece| match piece {
+                Piece::Run(r) => Delivery::Commands {
+                    start: batch.start + u64::from(r.start),
+                    bytes: raw.slice(r.start as usize..r.end as usize),
+                },
+                Piece::Stale(end, keys) => Delivery::Stale {
+                    at: batch.start + u64::from(end),
+                    keys,
+                },
             })
             .collect()
+    }
+}
+
+/// What a session makes of one frame.
+enum Verdict {
+    Receive,
+    Stale(Stale),
+    Skip,
+}
+
+/// A part of [`Subscription::select`]'s answer, by position in the batch.
+enum Piece {
+    Run(Range<u32>),
+    Stale(u32, Stale),
+}
+
+/// What a session receives of a batch, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Whole commands that occupied `start..start + bytes.len()` of the stream.
+    Commands { start: u64, bytes: Bytes },
+    /// Frames ending at offset `at` were withheld, and may have changed these keys the session sees.
+    Stale { at: u64, keys: Stale },
+}
+
+impl Delivery {
+    /// The stale message for a [`Delivery::Stale`].
+    pub fn encode_stale(at: u64, keys: &Stale) -> Vec<u8> {
+        match keys {
+            Stale::Keys(keys) => wire::encode_stale(at, keys.iter().map(Vec::as_slice)),
+            Stale::All => wire::encode_stale_all(at),
+        }
+    }
+}
+
+/// Keys a session must learn are stale, bounded by what one top-up can read: past [`MAX_TOPUP_KEYS`] keys, or a
+/// key a top-up cannot name (not UTF-8, longer than [`MAX_NAME_LEN`]), every window of the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    Keys(BTreeSet<Vec<u8>>),
+    All,
+}
+
+impl Default for Stale {
+    fn default() -> Self {
+        Stale::Keys(BTreeSet::new())
+    }
+}
+
+impl Stale {
+    fn add(&mut self, key: &[u8]) {
+        let Stale::Keys(keys) = self else {
+            return;
+        };
+        if keys.contains(key) {
+            return;
+        }
+        if keys.len() >= MAX_TOPUP_KEYS || !wire::topup_can_name(key) {
+            *self = Stale::All;
+        } else {
+            keys.insert(key.to_vec());
+        }
+    }
+
+    fn extend(&mut self, other: Stale) {
+        match other {
+            Stale::All => *self = Stale::All,
+            Stale::Keys(keys) => keys.iter().for_each(|k| self.add(k)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Stale::Keys(keys) if keys.is_empty())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command_table::CommandTable;
+    use crate::frames::{FrameIndex, Indexer};
+    use std::sync::Arc;
+
+    /// `commands` as a batch starting at offset 100, indexed with Redis 7.0.15's own table.
+    fn batch(commands: &[Vec<Vec<u8>>]) -> Batch {
+        let reply =
+            redis::parse_redis_value(include_bytes!("../tests/data/redis-7.0.15-command.resp"))
+                .unwrap();
+        let mut indexer = Indexer::new(Arc::new(CommandTable::from_command_reply(&reply)));
+        let mut stream = Vec::new();
+        for args in commands {
+            stream.extend(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in args {
+                stream.extend(format!("${}\r\n", arg.len()).as_bytes());
+                stream.extend(arg);
+                stream.extend(b"\r\n");
+            }
+        }
+        let mut index = FrameIndex::default();
+        let limits = replicast_wasm::resp::Limits::default();
+        let mut at = 0;
+        while let Some(command) =
+            replicast_wasm::resp::parse_command(&stream[at..], at as u64, &limits).unwrap()
+        {
+            indexer.add(&mut index, &stream, &command, at);
+            at += command.frame_len();
+        }
+        Batch {
+            start: 100,
+            end: 100 + stream.len() as u64,
+            message: Bytes::from(wire::encode_commands(100, &stream)),
+            index: Arc::new(index),
+        }
+    }
+
+    fn words(commands: &[&[&str]]) -> Vec<Vec<Vec<u8>>> {
+        commands
+            .iter()
+            .map(|c| c.iter().map(|w| w.as_bytes().to_vec()).collect())
+            .collect()
+    }
+
+    fn watching(patterns: &str, db: u32) -> Subscription {
+        Subscription::parse(&format!(
+            r#"{{"type":"subscribe","patterns":[{patterns}],"db":{db},"window":5}}"#
+        ))
+        .unwrap()
+    }
+
+    /// What `sub` receives of `batch`: each run of commands as the commands' names and keys, each stale message
+    /// as `stale@offset` and its keys.
+    fn received(sub: &Subscription, batch: &Batch, allow: &[&str]) -> Vec<String> {
+        let allow = Allow::new(&allow.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        sub.select(batch, batch.start, &allow)
+            .into_iter()
+            .map(|d| match d {
+                Delivery::Commands { bytes, .. } => {
+                    let mut commands = Vec::new();
+                    replicast_wasm::resp::CommandReader::new(0)
+                        .push(&bytes, |c| {
+                            let args: Vec<String> = c
+                                .args
+                                .iter()
+                                .take(3)
+                                .map(|a| String::from_utf8_lossy(a).into_owned())
+                                .collect();
+                            commands.push(args.join(" "))
+                        })
+                        .unwrap();
+                    commands.join(" | ")
+                }
+                Delivery::Stale {
+                    at,
+                    keys: Stale::Keys(keys),
+                } => {
+                    let keys: Vec<String> = keys
+                        .iter()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect();
+                    format!("stale@{at} {}", keys.join(" "))
+                }
+                Delivery::Stale {
+                    at,
+                    keys: Stale::All,
+                } => format!("stale@{at} every window"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_withheld_frame_tells_the_session_which_of_its_keys_went_stale_and_nothing_else() {
+        let batch = batch(&words(&[
+            &["ZADD", "perf:a", "1", "x"],
+            &["RENAME", "secret:x", "perf:y"],
+            &["ZUNIONSTORE", "perf:z", "2", "perf:a", "secret:w"],
+            &["ZUNIONSTORE", "perf:q", "2", "perf:a", "perf:b"],
+            &[
+                "SORT",
+                "perf:list",
+                "BY",
+                "secret:w_*",
+                "STORE",
+                "perf:sorted",
+            ],
+            &["RENAME", "secret:x", "other:y"],
+            &["SET", "perf:b", "1"],
+        ]));
+        let ends: Vec<u64> = batch
+            .index
+            .frames
+            .iter()
+            .map(|f| 100 + u64::from(f.at.end))
+            .collect();
+        assert_eq!(
+            received(&watching(r#""perf:*""#, 0), &batch, &["perf:*", "other:*"]),
+            [
+                "ZADD perf:a 1".to_string(),
+                format!("stale@{} perf:y", ends[1]),
+                format!("stale@{} perf:z", ends[2]),
+                "ZUNIONSTORE perf:q 2".into(),
+                format!("stale@{} perf:sorted", ends[4]),
+                "SET perf:b 1".into(),
+            ]
+        );
+        assert_eq!(
+            received(&watching(r#""perf:q""#, 0), &batch, &["perf:*"]),
+            ["ZUNIONSTORE perf:q 2"],
+            "stale keys only of what the session watches"
+        );
+        assert!(received(&watching(r#""perf:*""#, 1), &batch, &["perf:*"]).is_empty());
+    }
+
+    #[test]
+    fn a_blocks_stale_keys_come_after_its_exec_so_the_block_stays_whole() {
+        let batch = batch(&words(&[
+            &["MULTI"],
+            &["ZADD", "perf:a", "1", "x"],
+            &["RENAME", "secret:x", "perf:y"],
+            &["DEL", "perf:y"],
+            &["EXEC"],
+            &["MULTI"],
+            &["COPY", "secret:s", "perf:c"],
+            &["EXEC"],
+        ]));
+        let exec: Vec<u64> = batch
+            .index
+            .frames
+            .iter()
+            .filter(|f| f.kind == Kind::Exec)
+            .map(|f| 100 + u64::from(f.at.end))
+            .collect();
+        assert_eq!(
+            received(&watching(r#""perf:*""#, 0), &batch, &["perf:*"]),
+            [
+                // Two runs around the withheld frame, sent as segments of one message.
+                "MULTI | ZADD perf:a 1".to_string(),
+                "DEL perf:y | EXEC".into(),
+                format!("stale@{} perf:y", exec[0]),
+                format!("stale@{} perf:c", exec[1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn more_stale_keys_than_a_topup_holds_make_every_window_stale() {
+        let mut mset = vec![b"MSET".to_vec()];
+        for i in 0..4096 {
+            mset.push(format!("perf:k{i}").into_bytes());
+            mset.push(b"v".to_vec());
+        }
+        mset.extend([b"secret:big".to_vec(), b"SECRETBIG4097".to_vec()]);
+        let unnamable = words(&[&["RENAME", "secret:x", "perf:\u{1}"]]);
+        let mut commands = vec![mset];
+        commands.push(vec![
+            b"RENAME".to_vec(),
+            b"secret:x".to_vec(),
+            b"perf:\xff".to_vec(),
+        ]);
+        commands.extend(unnamable);
+        let batch = batch(&commands);
+        let ends: Vec<u64> = batch
+            .index
+            .frames
+            .iter()
+            .map(|f| 100 + u64::from(f.at.end))
+            .collect();
+        assert_eq!(
+            received(&watching(r#""perf:*""#, 0), &batch, &["perf:*"]),
+            [
+                format!("stale@{} every window", ends[0]),
+                format!("stale@{} every window", ends[1]),
+                format!("stale@{} perf:\u{1}", ends[2]),
+            ],
+            "4,096 keys, and a key a top-up cannot name (not UTF-8)"
+        );
+        let some = watching(r#""perf:k1""#, 0);
+        assert_eq!(
+            received(&some, &batch, &["perf:*"]),
+            [format!("stale@{} perf:k1", ends[0])]
+        );
+    }
+
+    #[test]
+    fn move_and_copy_reach_the_sessions_of_the_database_they_write_in() {
+        let batch = batch(&words(&[
+            &["SELECT", "1"],
+            &["MOVE", "w:mv", "0"],
+            &["COPY", "w:cp", "w:cp", "DB", "0", "REPLACE"],
+            &["COPY", "secret:s", "w:d", "DB", "0"],
+            &["SET", "w:one", "1"],
+        ]));
+        let ends: Vec<u64> = batch
+            .index
+            .frames
+            .iter()
+            .map(|f| 100 + u64::from(f.at.end))
+            .collect();
+        assert_eq!(
+            received(&watching(r#""w:*""#, 0), &batch, &["w:*"]),
+            [
+                "SELECT 1 | MOVE w:mv 0 | COPY w:cp w:cp".to_string(),
+                format!("stale@{} w:d", ends[3])
+            ]
+        );
+        assert_eq!(
+            received(&watching(r#""w:*""#, 2), &batch, &["w:*"]),
+            ["SELECT 1"]
+        );
+    }
 
     fn subscribe(patterns: &[String], keys: &[String]) -> String {
         serde_json::json!({"type": "subscribe", "patterns": patterns, "keys": keys, "window": 5})

@@ -10,7 +10,9 @@
 //! never costs the state already built: a RESP error skips the rest of its segment only.
 //!
 //! Windows that cannot follow a command exactly become stale and their keys are offered by
-//! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again.
+//! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again. So do the windows
+//! of keys that a command the relay withheld may have written (wire tag 8, at the withheld command's place in the
+//! stream).
 //!
 //! A relay following a Redis Cluster multiplexes one stream per shard (wire tag 7). Each shard's stream has its
 //! own epoch, offsets, `MULTI` block and `SELECT`ed database ([`ShardStream`]); messages without an envelope are
@@ -26,7 +28,7 @@ use crate::keyspace::Keyspace;
 use crate::observe::{NoObserver, WindowObserver};
 use crate::resp::{Command, CommandReader};
 use crate::windows::Window;
-use crate::wire::{self, Message, WireError, MAX_SHARDS};
+use crate::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
 
 /// Largest window a page may ask for; larger requests are clamped to it.
 pub const MAX_WINDOW: usize = 100_000;
@@ -290,6 +292,14 @@ impl<O: WindowObserver> StreamAssembler<O> {
                     changed: true,
                 })
             }
+            Message::Stale { offset, keys } => {
+                self.following(shard)?;
+                let changed = self.apply_stale(shard, offset, keys);
+                Ok(Outcome::Applied {
+                    commands: 0,
+                    changed,
+                })
+            }
             Message::Resync { reason } => Ok(Outcome::Resync {
                 reason: reason.to_string(),
             }),
@@ -379,6 +389,39 @@ impl<O: WindowObserver> StreamAssembler<O> {
             stream.reader = CommandReader::new(end);
         }
         Ok(commands)
+    }
+
+    /// The relay withheld a command of shard `shard`'s stream that ends at `offset` and may have written `keys`:
+    /// their windows become stale and a top-up of each is requested (every window, and a fresh snapshot, for
+    /// [`StaleKeys::All`]); the stream goes on from `offset`. A stale message for commands already applied past is
+    /// a duplicate, and changes nothing. Returns whether it did anything.
+    fn apply_stale(&mut self, shard: u16, offset: u64, keys: StaleKeys<'_>) -> bool {
+        let Self {
+            streams,
+            keyspace,
+            observer,
+        } = self;
+        let stream = &mut streams[usize::from(shard)];
+        let applied = stream.reader.offset();
+        if offset < applied {
+            return false;
+        }
+        keyspace.shard = shard;
+        keyspace.offset = offset;
+        match keys {
+            StaleKeys::Keys(keys) => {
+                for key in keys {
+                    keyspace.mark_stale(observer, key);
+                }
+            }
+            // Like a swapped database: nothing of the shard's keys is known until its next full snapshot.
+            StaleKeys::All => keyspace.clear(observer, false),
+        }
+        if offset > applied {
+            // The withheld command's bytes: whole commands, so parsing resumes cleanly at `offset`.
+            stream.reader = CommandReader::new(offset);
+        }
+        true
     }
 
     /// Replaces the windows the snapshot names with their state at `offset` in shard `shard`'s stream, which

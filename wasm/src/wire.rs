@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 /// Version of this format, sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
@@ -16,6 +16,7 @@ const TAG_SNAPSHOT: u8 = 4;
 const TAG_NOTICE: u8 = 5;
 const TAG_ACK: u8 = 6;
 const TAG_SHARD: u8 = 7;
+const TAG_STALE: u8 = 8;
 /// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
 pub const MAX_SHARDS: usize = 1024;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
@@ -26,6 +27,9 @@ pub const MAX_NAME_LEN: usize = 1024;
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
 pub const MAX_REQUEST_ID_LEN: usize = 64;
+/// Most keys one top-up request may name (the relay closes a session that asks for more at once), and so the most
+/// a stale message names: more stale keys than one top-up can read are sent as "every window".
+pub const MAX_TOPUP_KEYS: usize = 1024;
 
 /// One decoded relay message, borrowing from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +69,38 @@ pub enum Message<'a> {
         request: &'a str,
         entry: Result<&'a str, &'a str>,
     },
+    /// The command ending at `offset` was withheld from this session (its keys could not all be judged, or one is
+    /// outside the relay's `--allow`), and may have written these keys of the watched database: their windows can
+    /// no longer be trusted until a top-up. What follows starts at `offset`.
+    Stale { offset: u64, keys: StaleKeys<'a> },
+}
+
+/// The keys of a [`Message::Stale`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaleKeys<'a> {
+    /// At most [`MAX_TOPUP_KEYS`] keys, each at most [`MAX_NAME_LEN`] bytes.
+    Keys(KeyList<'a>),
+    /// Every window of the watched database: more keys than one top-up can read, or keys it cannot name, or a
+    /// write that could have touched any key (a script). Only a fresh snapshot can tell.
+    All,
+}
+
+/// Keys as a stale message carries them (`len: u32`, then the key, repeated), checked when decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyList<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for KeyList<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // `decode` checked every length: what remains is whole keys.
+        let len = u32::from_le_bytes(self.bytes.get(..4)?.try_into().ok()?) as usize;
+        let key = self.bytes.get(4..4 + len)?;
+        self.bytes = &self.bytes[4 + len..];
+        Some(key)
+    }
 }
 
 /// A run of whole commands that occupied `start..start + bytes.len()` of the replication stream.
@@ -107,6 +143,13 @@ impl<'a> Iterator for Segments<'a> {
             let start = read_u64(self.message, self.pos, "a segment's start offset (8 bytes)")?;
             let len =
                 read_u32(self.message, self.pos + 8, "a segment's length (4 bytes)")? as usize;
+            // Offsets count bytes of a stream: one that would end past 2^64 is no stream's.
+            if start.checked_add(len as u64).is_none() {
+                return Err(WireError {
+                    at: self.pos,
+                    expected: "a segment that ends below 2^64",
+                });
+            }
             let data = self.pos + 12;
             let bytes = self
                 .message
@@ -180,6 +223,7 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
             text: std::str::from_utf8(&message[1..]).unwrap_or("(notice not UTF-8)"),
         }),
         Some(&TAG_ACK) => decode_ack(message),
+        Some(&TAG_STALE) => decode_stale(message),
         Some(&TAG_SHARD) => {
             let index = message
                 .get(1..3)
@@ -211,7 +255,7 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         }
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale)",
         }),
     }
 }
@@ -248,6 +292,57 @@ fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
         }
     };
     Ok(Message::Ack { request, entry })
+}
+
+/// `8`, `offset: u64`, `scope: u8` (0: the keys that follow, 1: every window), then for each key `len: u32` and
+/// its bytes.
+fn decode_stale(message: &[u8]) -> Result<Message<'_>, WireError> {
+    let offset = read_u64(message, 1, "the stale message's offset (8 bytes)")?;
+    let keys = match message.get(9) {
+        Some(0) => {
+            let (mut at, mut count) = (10, 0);
+            while at < message.len() {
+                let len = read_u32(message, at, "a stale key's length (4 bytes)")? as usize;
+                if len > MAX_NAME_LEN {
+                    return Err(WireError {
+                        at,
+                        expected: "a stale key of at most 1024 bytes",
+                    });
+                }
+                if message.len() - (at + 4) < len {
+                    return Err(WireError {
+                        at: at + 4,
+                        expected: "as many key bytes as its length says",
+                    });
+                }
+                count += 1;
+                if count > MAX_TOPUP_KEYS {
+                    return Err(WireError {
+                        at,
+                        expected: "at most 1024 stale keys",
+                    });
+                }
+                at += 4 + len;
+            }
+            StaleKeys::Keys(KeyList {
+                bytes: &message[10..],
+            })
+        }
+        Some(1) if message.len() == 10 => StaleKeys::All,
+        Some(1) => {
+            return Err(WireError {
+                at: 10,
+                expected: "nothing after a stale message for every window",
+            })
+        }
+        _ => {
+            return Err(WireError {
+                at: 9,
+                expected: "a stale scope of 0 (keys) or 1 (every window)",
+            })
+        }
+    };
+    Ok(Message::Stale { offset, keys })
 }
 
 /// Whether `message` is a snapshot, without decoding it.
@@ -361,6 +456,30 @@ pub fn encode_ack(request: &str, entry: Result<&str, &str>) -> Vec<u8> {
     out
 }
 
+/// The stale message for `keys`, which the command ending at `offset` may have written; the relay sends at most
+/// [`MAX_TOPUP_KEYS`] keys that a top-up can name ([`topup_can_name`]), else [`encode_stale_all`].
+pub fn encode_stale<'k>(offset: u64, keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(TAG_STALE);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.push(0);
+    for key in keys {
+        // Keys a top-up can name: at most 1024 bytes.
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+    }
+    out
+}
+
+/// The stale message for every window of the watched database, after the command ending at `offset`.
+pub fn encode_stale_all(offset: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    out.push(TAG_STALE);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.push(1);
+    out
+}
+
 /// The browser's event (JSON text): append `fields` (in this order) to `key` as one entry, and answer with an ack
 /// carrying `request`. The relay decides whether `key` is writable and adds who sent it and when.
 pub fn encode_event(request: &str, key: &str, fields: &[(String, String)]) -> String {
@@ -392,6 +511,38 @@ pub fn encode_topup<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> String {
         .map(|k| json_string(&String::from_utf8_lossy(k)))
         .collect();
     format!(r#"{{"type":"topup","keys":[{}]}}"#, keys.join(","))
+}
+
+/// [`encode_topup`] for any number of keys, as requests the relay takes: each of at most [`MAX_TOPUP_KEYS`] keys
+/// and [`MAX_CLIENT_MESSAGE`] bytes. Only keys for which [`topup_can_name`] holds should be given.
+pub fn encode_topups<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<String> {
+    // `{"type":"topup","keys":[]}`, and a comma and a quoted name per key.
+    const FRAME: usize = 26;
+    let mut requests = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut size = FRAME;
+    for key in keys {
+        let name = json_string(&String::from_utf8_lossy(key));
+        if !names.is_empty()
+            && (names.len() == MAX_TOPUP_KEYS || size + name.len() + 1 > MAX_CLIENT_MESSAGE)
+        {
+            requests.push(format!(
+                r#"{{"type":"topup","keys":[{}]}}"#,
+                names.join(",")
+            ));
+            names.clear();
+            size = FRAME;
+        }
+        size += name.len() + 1;
+        names.push(name);
+    }
+    if !names.is_empty() {
+        requests.push(format!(
+            r#"{{"type":"topup","keys":[{}]}}"#,
+            names.join(",")
+        ));
+    }
+    requests
 }
 
 /// The browser's subscribe message (JSON text): keys matching `patterns` in database `db`, `window` members each.
@@ -443,7 +594,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let msg = encode_hello("8f3a", 42);
-        assert_eq!(msg, b"\x01\x02\x2a\0\0\0\0\0\0\0\x048f3a");
+        assert_eq!(msg, b"\x01\x03\x2a\0\0\0\0\0\0\0\x048f3a");
         assert_eq!(
             decode(&msg),
             Ok(Message::Hello {
@@ -509,6 +660,96 @@ mod tests {
         assert_eq!(segments.len(), 2);
         assert_eq!((segments[0].start, segments[0].end()), (10, 24));
         assert_eq!((segments[1].start, segments[1].bytes), (100, &b"\n"[..]));
+    }
+
+    #[test]
+    fn stale_messages_carry_an_offset_and_keys_or_every_window() {
+        let msg = encode_stale(77, [&b"perf:a"[..], b""]);
+        assert_eq!(msg, b"\x08\x4d\0\0\0\0\0\0\0\x00\x06\0\0\0perf:a\0\0\0\0");
+        let Ok(Message::Stale {
+            offset,
+            keys: StaleKeys::Keys(keys),
+        }) = decode(&msg)
+        else {
+            panic!("not stale keys")
+        };
+        assert_eq!(offset, 77);
+        assert_eq!(keys.collect::<Vec<_>>(), [&b"perf:a"[..], b""]);
+        // PROTOCOL.md's example.
+        assert_eq!(
+            encode_stale(120, [&b"perf:y"[..]]),
+            b"\x08\x78\0\0\0\0\0\0\0\x00\x06\0\0\0perf:y"
+        );
+        assert_eq!(
+            decode(&encode_stale_all(9)),
+            Ok(Message::Stale {
+                offset: 9,
+                keys: StaleKeys::All
+            })
+        );
+        let most: Vec<Vec<u8>> = (0..MAX_TOPUP_KEYS)
+            .map(|i| vec![b'k'; MAX_NAME_LEN - i % 2])
+            .collect();
+        let msg = encode_stale(1, most.iter().map(Vec::as_slice));
+        let Ok(Message::Stale {
+            keys: StaleKeys::Keys(keys),
+            ..
+        }) = decode(&msg)
+        else {
+            panic!("not stale keys")
+        };
+        assert_eq!(keys.count(), MAX_TOPUP_KEYS);
+    }
+
+    #[test]
+    fn bad_stale_messages_say_what_was_expected() {
+        let expected = |message: &[u8]| decode(message).unwrap_err();
+        assert_eq!(expected(b"\x08\x01").at, 1);
+        assert_eq!(expected(b"\x08\0\0\0\0\0\0\0\0").at, 9);
+        assert_eq!(expected(b"\x08\0\0\0\0\0\0\0\0\x02").at, 9);
+        assert_eq!(
+            expected(b"\x08\0\0\0\0\0\0\0\0\x01k").expected,
+            "nothing after a stale message for every window"
+        );
+        assert_eq!(expected(b"\x08\0\0\0\0\0\0\0\0\x00\x01\0").at, 10);
+        assert_eq!(
+            expected(b"\x08\0\0\0\0\0\0\0\0\x00\x05\0\0\0abc").to_string(),
+            "relay message byte 14: expected as many key bytes as its length says"
+        );
+        let long = encode_stale(0, [&[b'k'; MAX_NAME_LEN + 1][..]]);
+        assert_eq!(
+            expected(&long).expected,
+            "a stale key of at most 1024 bytes"
+        );
+        let many = vec![&b"k"[..]; MAX_TOPUP_KEYS + 1];
+        assert_eq!(
+            expected(&encode_stale(0, many)).expected,
+            "at most 1024 stale keys"
+        );
+    }
+
+    #[test]
+    fn topups_are_cut_into_requests_the_relay_takes() {
+        let few = encode_topups([&b"perf:a"[..], b"q\""]);
+        assert_eq!(few, [r#"{"type":"topup","keys":["perf:a","q\""]}"#]);
+        assert!(encode_topups(std::iter::empty()).is_empty());
+        let keys: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("perf:{i}").into_bytes())
+            .collect();
+        let requests = encode_topups(keys.iter().map(Vec::as_slice));
+        assert_eq!(requests.len(), 3, "1,024 keys at most in each");
+        let long: Vec<Vec<u8>> = (0..200)
+            .map(|i| vec![b'a' + (i % 26) as u8; MAX_NAME_LEN])
+            .collect();
+        let requests = encode_topups(long.iter().map(Vec::as_slice));
+        assert!(requests.len() >= 4);
+        let mut named = 0;
+        for request in &requests {
+            assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
+            let request: serde_json::Value = serde_json::from_str(request).unwrap();
+            named += request["keys"].as_array().unwrap().len();
+        }
+        assert_eq!(named, 200, "every key in one request");
     }
 
     #[test]
@@ -611,6 +852,16 @@ mod tests {
             "relay message byte 13: expected as many segment bytes as its length says"
         );
         assert!(segments.next().is_none());
+        // Found by the assembler fuzz target: a segment ending past 2^64 overflowed the assembler's arithmetic.
+        let Ok(Message::Commands(mut segments)) =
+            decode(b"\x02\xfe\xff\xff\xff\xff\xff\xff\xff\x06\0\0\0\x015\x005\0'")
+        else {
+            panic!("not commands")
+        };
+        assert_eq!(
+            segments.next().unwrap().unwrap_err().expected,
+            "a segment that ends below 2^64"
+        );
         assert_eq!(
             decode(b"\x03slow").unwrap(),
             Message::Resync { reason: "slow" }

@@ -786,10 +786,12 @@ impl Client {
                 .into(),
             );
         }
-        if let (false, Some(socket)) = (topups.is_empty(), &self.socket) {
-            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
-            if let Err(err) = socket.send_with_str(&request) {
-                web_sys::console::error_2(&"replicast: cannot ask for a top-up".into(), &err);
+        if let Some(socket) = &self.socket {
+            // In requests the relay takes: a stale message alone may ask for 1,024 keys of 1 KiB.
+            for request in wire::encode_topups(topups.iter().map(Vec::as_slice)) {
+                if let Err(err) = socket.send_with_str(&request) {
+                    web_sys::console::error_2(&"replicast: cannot ask for a top-up".into(), &err);
+                }
             }
         }
     }

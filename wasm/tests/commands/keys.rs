@@ -1,5 +1,7 @@
 use crate::assembled::{stream, Harness};
-use replicast_wasm::wire::{encode_commands, push_segment};
+use replicast_wasm::wire::{
+    encode_commands, encode_shard, encode_stale, encode_stale_all, push_segment,
+};
 use replicast_wasm::Outcome;
 
 #[test]
@@ -147,4 +149,51 @@ fn segments_already_applied_are_skipped_and_a_gap_clears_windows() {
         h.a.push_message(&encode_commands(990, &s)).is_err(),
         "overlap"
     );
+}
+
+#[test]
+fn stale_messages_make_windows_stale_where_the_withheld_command_was() {
+    let mut h = Harness::new(&["w:*"], 5);
+    h.run(&[&["ZADD", "w:a", "1", "x"], &["RPUSH", "w:l", "1"]]);
+    // The relay withheld a 40-byte command (`RENAME secret:x w:a`, say) that may have written w:a and w:new.
+    let withheld_end = h.offset + 40;
+    let outcome =
+        h.a.push_message(&encode_stale(
+            withheld_end,
+            [&b"w:a"[..], b"w:new", b"other"],
+        ))
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Applied {
+            commands: 0,
+            changed: true
+        }
+    );
+    assert!(h.stale("w:a") && !h.stale("w:l"));
+    assert_eq!(h.topups(), ["w:a", "w:new"], "watched keys only");
+    assert_eq!(h.a.offset(), withheld_end, "the stream goes on after it");
+    h.offset = withheld_end;
+    h.run(&[&["ZADD", "w:a", "2", "y"]]);
+    assert!(h.stale("w:a"), "stale until the top-up");
+    h.snapshot(&[&["DEL", "w:a"], &["ZADD", "w:a", "9", "z"]]);
+    assert!(!h.stale("w:a"));
+    assert_eq!(h.rows("w:a"), ["z 9"]);
+    // In a shard's envelope, as a relay following a cluster sends it.
+    let at = h.offset + 5;
+    h.a.push_message(&encode_shard(0, &encode_stale(at, [&b"w:l"[..]])))
+        .unwrap();
+    assert!(h.stale("w:l") && h.a.offset() == at);
+    assert_eq!(h.topups(), ["w:l"]);
+    h.offset = at;
+    // A stale message for commands already applied past is a duplicate.
+    h.a.push_message(&encode_stale(withheld_end - 1, [&b"w:a"[..]]))
+        .unwrap();
+    assert!(!h.stale("w:a") && h.topups().is_empty());
+    // Too many keys for one top-up, or a script: every window, until a fresh snapshot.
+    h.a.push_message(&encode_stale(h.offset + 10, [])).unwrap();
+    assert!(!h.a.needs_resnapshot());
+    h.a.push_message(&encode_stale_all(h.offset + 20)).unwrap();
+    assert!(h.a.needs_resnapshot());
+    assert_eq!(h.a.keys().count(), 0);
 }
