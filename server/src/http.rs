@@ -131,13 +131,14 @@ impl Drop for PeerSlot {
 }
 
 impl Access {
-    /// Why the upgrade request must be refused, if it must: the token, the page's origin, the session cap.
+    /// Why the upgrade request must be refused, if it must: the Host, the token, the page's origin, the session cap.
     pub fn check(
         &self,
         headers: &HeaderMap,
         token: Option<&str>,
         sessions: u64,
     ) -> Result<(), (StatusCode, String)> {
+        self.check_host(headers)?;
         if let Some(want) = &self.token {
             let bearer = headers
                 .get(header::AUTHORIZATION)
@@ -148,7 +149,6 @@ impl Access {
                 return Err((StatusCode::UNAUTHORIZED, "missing or wrong token\n".into()));
             }
         }
-        self.check_host(headers)?;
         // Browsers always send one Origin; a request without is not a browser page's, and the token is its check.
         let mut origins = headers.get_all(header::ORIGIN).iter();
         if let Some(origin) = origins.next() {
@@ -180,9 +180,7 @@ impl Access {
         }
         Ok(())
     }
-}
 
-impl Access {
     /// Refuses a request whose `Host` the relay does not answer to; a request without one (HTTP/1.0, which no
     /// browser sends) is not a rebinding page's.
     pub fn check_host(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
