@@ -72,16 +72,16 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
                     trim = Some(t);
                     rest = tail;
                 }
-                None => return ks.bad_arguments("XADD"),
+                None => return ks.bad_arguments(observer, "XADD", &args[1..2]),
             },
             _ => break,
         }
     }
     let Some((id, fields)) = rest.split_first() else {
-        return ks.bad_arguments("XADD");
+        return ks.bad_arguments(observer, "XADD", &args[1..2]);
     };
     if fields.is_empty() || fields.len() % 2 != 0 {
-        return ks.bad_arguments("XADD");
+        return ks.bad_arguments(observer, "XADD", &args[1..2]);
     }
     // `*` or `<ms>-*`: Redis propagates the id it chose, so these are not expected; the entry is unknown.
     let id = StreamId::parse(id);
@@ -100,7 +100,7 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let ids: Option<Vec<StreamId>> = args[2..].iter().map(|a| StreamId::parse(a)).collect();
     let Some(ids) = ids else {
-        return ks.bad_arguments("XDEL");
+        return ks.bad_arguments(observer, "XDEL", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Stream, false, |window, events| {
         let w = stream(window)?;
@@ -114,7 +114,7 @@ pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`.
 pub(super) fn xtrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let Some((trim, _)) = parse_trim(&args[2..]) else {
-        return ks.bad_arguments("XTRIM");
+        return ks.bad_arguments(observer, "XTRIM", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Stream, false, |window, events| {
         apply_trim(stream(window)?, &trim, events)

@@ -53,3 +53,20 @@ fn a_full_snapshot_of_a_stream_tops_up_after_deletes() {
         "an id Redis did not propagate is unknown"
     );
 }
+
+#[test]
+fn ids_are_read_as_redis_reads_them() {
+    let mut h = Harness::new(&["*"], 5);
+    // Redis propagates an explicit id as it was written; it reads each part with `strtoull` when `string2ll`
+    // will not: leading zeros, a `+`, leading spaces.
+    h.run(&[
+        &["XADD", "s", "007-1", "f", "a"],
+        &["XADD", "s", "+8-01", "f", "b"],
+        &["XADD", "s", " 9", "f", "c"],
+        &["XDEL", "s", "0008-1"],
+    ]);
+    assert_eq!(h.rows("s"), ["9-0 f c", "7-1 f a"]);
+    assert!(h.topups().is_empty());
+    h.run(&[&["XADD", "s", "10-*", "f", "d"]]);
+    assert_eq!(h.topups(), ["s"], "an id Redis would have chosen itself");
+}
