@@ -97,7 +97,8 @@ command_group! {
         b"xadd" => stream::xadd(ks, observer, args),
         b"xdel" => stream::xdel(ks, observer, args),
         b"xtrim" => stream::xtrim(ks, observer, args),
-        b"xsetid" | b"xgroup" | b"xack" | b"xclaim" | b"xautoclaim" | b"xreadgroup" => {},
+        b"xgroup" => stream::xgroup(ks, observer, args),
+        b"xsetid" | b"xack" | b"xclaim" | b"xautoclaim" | b"xreadgroup" => {},
 
         b"rpush" | b"rpushx" => list::push(ks, observer, args, false),
         b"lpush" | b"lpushx" => list::push(ks, observer, args, true),

@@ -81,6 +81,11 @@ fn add(
             if add_one(w, pair[1], s, flags, events).is_err() {
                 result = Err(Inexact);
             }
+            if !w.complete() && w.len() < w.capacity() {
+                // A member rescored below the window left it short of members Redis may hold above the rest
+                // of the pairs: placing those would pass for the top of the set without being it.
+                return Err(Inexact);
+            }
         }
         result
     });

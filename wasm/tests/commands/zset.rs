@@ -239,3 +239,18 @@ fn a_hyperloglog_counted_or_written_is_topped_up() {
     assert_eq!(h.topups(), ["w:hll"]);
     assert_eq!(h.a.diagnostics().unknown_commands, 0);
 }
+
+#[test]
+fn a_window_left_short_inside_one_zadd_places_no_more_members() {
+    // Window 1: m47 tops it, m20 ties below it (unseen), then m47 falls to -inf and leaves the window short. Redis's
+    // top is then m20; m16 and m17 must not pass for it.
+    let mut h = Harness::new(&["*"], 1);
+    h.run(&[&[
+        "ZADD", "z", "1885", "x", "+inf", "m47", "+inf", "m20", "-inf", "m47", "1513", "m16",
+        "+inf", "m17",
+    ]]);
+    assert_eq!(h.topups(), ["z"]);
+    assert!(h.stale("z"));
+    h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "inf", "m20"]]);
+    assert_eq!(h.rows("z"), ["m20 inf"]);
+}
