@@ -123,10 +123,15 @@ pub(super) fn lmove(
     let (from_left, to_left) = if rpoplpush {
         (false, true)
     } else {
-        let (Some(from), Some(to)) = (args.get(3), args.get(4)) else {
+        let side = |arg: Option<&&[u8]>| match arg {
+            Some(a) if is(a, "left") => Some(true),
+            Some(a) if is(a, "right") => Some(false),
+            _ => None,
+        };
+        let (Some(from_left), Some(to_left)) = (side(args.get(3)), side(args.get(4))) else {
             return ks.bad_arguments(observer, "LMOVE", &args[1..args.len().min(3)]);
         };
-        (is(from, "left"), is(to, "left"))
+        (from_left, to_left)
     };
     let mut item: Option<Vec<u8>> = None;
     ks.update(observer, src, Kind::List, false, |window, events| {
