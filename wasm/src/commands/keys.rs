@@ -97,7 +97,7 @@ pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args:
 pub(super) fn move_key(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&key), Some(db)) = (args.get(1), args.get(2).and_then(|d| parse_ascii::<u32>(d)))
     else {
-        return ks.bad_arguments(observer, "MOVE", &args[1..2]);
+        return ks.bad_arguments(observer, "MOVE", args.get(1..2).unwrap_or_default());
     };
     if db == ks.selected_db {
         return;

@@ -146,9 +146,10 @@ fn a_command_that_cannot_be_applied_exactly_tops_up_what_it_names() {
         ["b 2", "a 1"],
         "kept, best effort, until the top-up"
     );
-    // A command without a key names nothing to top up, but is counted.
-    h.run(&[&["FROB"]]);
-    assert_eq!(h.a.diagnostics().unknown_commands, 2);
+    // A command without a key names nothing to top up, but is counted; so is a MOVE without its arguments.
+    h.run(&[&["FROB"], &["MOVE"]]);
+    let d = h.a.diagnostics();
+    assert_eq!((d.unknown_commands, d.bad_arguments), (2, 3));
     assert!(h.topups().is_empty());
 }
 
