@@ -11,6 +11,7 @@
 //! `DIFFERENTIAL_STEPS=100000 DIFFERENTIAL_SEEDS=1,2,3 cargo test --release -p replicast-server --test
 //! differential -- --nocapture` (what `bench/differential.sh` runs; its result is in docs/RELIABILITY.md).
 
+mod generators;
 #[path = "../support/mod.rs"]
 mod support;
 mod workload;
@@ -20,10 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use generators::{ALONG_WITH, GENERATORS};
 use redis::aio::MultiplexedConnection;
 use support::exact::{redis_db, Page};
 use support::*;
-use workload::{Step, Workload, ALONG_WITH, GENERATORS, SHORT_TTL};
+use workload::{Step, Workload, SHORT_TTL};
 
 /// The pages: database, window, and when each joins (after this share of the workload's steps).
 const PAGES: &[(u32, usize, f64)] = &[
