@@ -7,7 +7,9 @@
 //!
 //! Offsets make delivery idempotent: a segment that ends at or before what was already applied is skipped, so a
 //! batch seen twice (for instance around a hello) changes nothing. Bad input is counted in [`Diagnostics`] and
-//! never costs the state already built: a RESP error skips the rest of its segment only.
+//! never passes for exact: a RESP error in a segment or a snapshot loses commands that may have written any
+//! watched key, so the shard's windows are dropped until a full snapshot ([`StreamAssembler::needs_resnapshot`]),
+//! and the stream goes on with the next segment.
 //!
 //! Windows that cannot follow a command exactly become stale and their keys are offered by
 //! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again. So do the windows
@@ -382,10 +384,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
         });
         stream.selected_db = keyspace.selected_db;
         if let Err(err) = result {
-            // Segments hold whole commands: the next one starts cleanly.
             keyspace
                 .diagnostics
                 .record(Problem::BadSegment, start, err.to_string());
+            // What the rest of the segment wrote is lost: only a full snapshot can say what the keys hold.
+            keyspace.clear(observer, false);
+            // Segments hold whole commands: the next one starts cleanly.
             stream.reader = CommandReader::new(end);
         }
         Ok(commands)
@@ -451,6 +455,9 @@ impl<O: WindowObserver> StreamAssembler<O> {
             keyspace
                 .diagnostics
                 .record(Problem::BadSnapshot, offset, err.to_string());
+            // The keys after the error were not rebuilt, and which they were is not known.
+            keyspace.clear(observer, false);
+            rebuilt.clear();
         }
         for key in &rebuilt {
             keyspace.snapshot_done(key);

@@ -176,10 +176,34 @@ impl Keyspace {
             .record(problem, self.offset, message.into());
     }
 
-    pub(crate) fn bad_arguments(&mut self, command: &str) {
-        self.problem(
+    /// A command that cannot be applied exactly (see `crate::commands`): `problem` is counted with `message`, and
+    /// each watched key of `keys` becomes stale (or unknown, without a window) with a top-up requested.
+    pub(crate) fn inexact(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        problem: Problem,
+        message: String,
+        keys: &[&[u8]],
+    ) {
+        self.problem(problem, message);
+        for key in keys {
+            self.mark_stale(observer, key);
+        }
+    }
+
+    /// A command with arguments Redis would not have propagated (a score it would refuse, an odd pair): what it
+    /// did to `keys` is not known.
+    pub(crate) fn bad_arguments(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        command: &str,
+        keys: &[&[u8]],
+    ) {
+        self.inexact(
+            observer,
             Problem::BadArguments,
-            format!("{command}: arguments Redis would not propagate"),
+            format!("{command}: arguments Redis would not propagate; its keys are topped up"),
+            keys,
         );
     }
 
@@ -268,16 +292,19 @@ impl Keyspace {
         offset: u64,
     ) -> bool {
         if window.kind() != kind {
+            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
+            // not what Redis holds.
             diagnostics.record(
                 Problem::WrongType,
                 offset,
                 format!(
-                    "a {} command on {:?}, a {}",
+                    "a {} command on {:?}, a {}: topped up",
                     kind.name(),
                     String::from_utf8_lossy(key),
                     window.kind().name()
                 ),
             );
+            Self::make_stale(window, key, topups, diagnostics);
             return false;
         }
         let mut events = Events::new(key, observer, next_id);

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
 pub mod cluster;
+pub mod exact;
 mod ports;
 
 pub use ports::free_port;

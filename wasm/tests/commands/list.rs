@@ -70,3 +70,17 @@ fn lmove_carries_known_items_and_tops_up_unknown_ones() {
         "what came from an unwatched list is unknown"
     );
 }
+
+#[test]
+fn lmove_with_a_side_redis_refuses_tops_up_both_lists() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["RPUSH", "a", "1", "2"], &["RPUSH", "b", "3"]]);
+    // Redis refuses a side that is neither LEFT nor RIGHT and propagates nothing: the windows are not Redis's.
+    h.run(&[&["LMOVE", "a", "b", "UP", "LEFT"]]);
+    assert_eq!(h.topups(), ["a", "b"]);
+    assert_eq!(
+        h.rows("a"),
+        ["2", "1"],
+        "kept, best effort, until the top-up"
+    );
+}
