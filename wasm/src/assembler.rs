@@ -123,7 +123,8 @@ struct ShardStream {
     /// Parses the shard's commands; its offset is how far the stream was applied.
     reader: CommandReader,
     transaction: Option<Transaction>,
-    selected_db: u32,
+    /// `None` until the stream's first `SELECT` after a join (see [`Keyspace`]'s `selected_db`).
+    selected_db: Option<u32>,
 }
 
 impl ShardStream {
@@ -132,7 +133,7 @@ impl ShardStream {
             epoch: None,
             reader: CommandReader::new(0),
             transaction: None,
-            selected_db: 0,
+            selected_db: None,
         }
     }
 }
@@ -440,8 +441,9 @@ impl<O: WindowObserver> StreamAssembler<O> {
         if keyspace.swapped.contains(&shard) {
             keyspace.clear(observer, true);
         }
-        // The snapshot is read in the watched database; its commands apply there.
-        keyspace.selected_db = keyspace.watch.db;
+        // The snapshot is read in the watched database; its commands apply there. The stream's own `SELECT`
+        // stays what it was: a top-up sits in the middle of the stream, and a join's snapshot says nothing of it.
+        keyspace.selected_db = Some(keyspace.watch.db);
         keyspace.authoritative = true;
         let mut rebuilt = Vec::new();
         let result = CommandReader::new(0).push(commands, |command| {
@@ -463,7 +465,6 @@ impl<O: WindowObserver> StreamAssembler<O> {
             keyspace.snapshot_done(key);
         }
         let stream = &mut streams[usize::from(shard)];
-        stream.selected_db = keyspace.watch.db;
         stream.transaction = None;
         stream.reader = CommandReader::new(offset);
     }
@@ -486,7 +487,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         if !continuous {
             self.keyspace.shard = shard;
             self.keyspace.clear(&mut self.observer, true);
-            stream.selected_db = 0;
+            stream.selected_db = None;
             stream.transaction = None;
         }
         stream.epoch = Some(epoch.to_string());

@@ -47,8 +47,11 @@ impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     pub(crate) watch: WatchConfig,
-    /// The database `SELECT`ed in the stream being applied.
-    pub(crate) selected_db: u32,
+    /// The database `SELECT`ed in the stream being applied; `None` from a join until the stream's next `SELECT`
+    /// (the one before the join's offset was not sent). The relay sends a session only its database's frames and
+    /// those that write into it from another (`MOVE`, `COPY … DB`), so until then commands are taken as the
+    /// watched database's, except a `COPY` whose source database that leaves open.
+    pub(crate) selected_db: Option<u32>,
     /// The shard whose stream is being applied.
     pub(crate) shard: u16,
     /// A snapshot is being applied: it replaces the windows it names whatever their home shard.
@@ -92,7 +95,7 @@ impl Keyspace {
     pub(crate) fn new(watch: WatchConfig) -> Self {
         Keyspace {
             watch,
-            selected_db: 0,
+            selected_db: None,
             shard: 0,
             authoritative: false,
             windows: Windows::default(),
@@ -120,7 +123,7 @@ impl Keyspace {
     }
 
     pub(crate) fn in_watched_db(&self) -> bool {
-        self.selected_db == self.watch.db
+        self.selected_db.is_none_or(|db| db == self.watch.db)
     }
 
     pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {

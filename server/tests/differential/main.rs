@@ -1,11 +1,14 @@
 //! The differential test: a seeded random workload over every command the assembler knows (the list it exports,
 //! `replicast_wasm::known_commands`, so a command added there cannot be left out here), with `MULTI`, `SELECT`,
 //! `MOVE`, `COPY … DB`, `SWAPDB`, flushes, scripts and functions, short TTLs that Redis expires actively and
-//! lazily, in two databases, against a real redis-server and the relay binary. Pages (the native assembler on
-//! relay sessions) watch `w:*` in both databases at windows from 1 to 1,000, some joining mid-workload; they ask
-//! for the top-ups their assembler calls for and join again after a `SWAPDB`, as browsers do. At checkpoints the
-//! writes pause and every key each page watches is compared with what Redis answers; each difference names its
-//! key, page and how.
+//! lazily, in two databases, against a real redis-server and two relay binaries: one lets every key out, the
+//! other withholds the workload's `s:*` keys (`--allow`), so that what they feed into watched keys reaches its
+//! pages as stale messages and top-ups. Pages (the native assembler on relay sessions) watch `w:*` in both
+//! databases at windows from 1 to 1,000, some joining mid-workload; they ask for the top-ups their assembler calls
+//! for and join again after a `SWAPDB`, as browsers do. At checkpoints the writes pause and every key each page
+//! watches is compared with what Redis answers; each difference names its key, page and how.
+//!
+//! On a difference, `DIFFERENTIAL_SHOW=w:l1,w:z4` also prints what every page was told of those keys.
 //!
 //! `cargo test` runs a short workload (one seed, 2,000 steps). A long run is the same test with more:
 //! `DIFFERENTIAL_STEPS=100000 DIFFERENTIAL_SEEDS=1,2,3 cargo test --release -p replicast-server --test
@@ -25,19 +28,28 @@ use generators::{ALONG_WITH, GENERATORS};
 use redis::aio::MultiplexedConnection;
 use support::exact::{redis_db, Page};
 use support::*;
-use workload::{Step, Workload, SHORT_TTL};
+use workload::{Step, Workload, CROSSINGS, SHORT_TTL};
 
-/// The pages: database, window, and when each joins (after this share of the workload's steps).
-const PAGES: &[(u32, usize, f64)] = &[
-    (0, 1, 0.0),
-    (0, 3, 0.0),
-    (0, 1000, 0.0),
-    (1, 1, 0.0),
-    (1, 20, 0.0),
-    (0, 10, 0.33),
-    (1, 1000, 0.33),
-    (0, 100, 0.66),
-    (1, 2, 0.66),
+/// The relays following the Redis, by their `--allow`. The second withholds every frame naming an `s:*` key, so
+/// its pages learn of what such a frame wrote into a watched key (`RENAME s:… w:…`, `ZUNIONSTORE w:… 2 s:… …`,
+/// `SORT s:… STORE w:…`, `COPY s:… w:…`) only from a stale message, and top the key up.
+const RELAYS: &[&str] = &["*", "w:*,u:*"];
+/// The pages: relay (in [`RELAYS`]), database, window, and when each joins (after this share of the workload's
+/// steps).
+const PAGES: &[(usize, u32, usize, f64)] = &[
+    (0, 0, 1, 0.0),
+    (0, 0, 3, 0.0),
+    (0, 0, 1000, 0.0),
+    (0, 1, 1, 0.0),
+    (0, 1, 20, 0.0),
+    (0, 0, 10, 0.33),
+    (0, 1, 1000, 0.33),
+    (0, 0, 100, 0.66),
+    (0, 1, 2, 0.66),
+    (1, 0, 5, 0.0),
+    (1, 1, 1000, 0.0),
+    (1, 0, 200, 0.5),
+    (1, 1, 1, 0.5),
 ];
 /// Where the writes pause, every page settles, and every page is compared with Redis (shares of the steps).
 const CHECKPOINTS: &[f64] = &[0.3, 0.55, 0.8, 1.0];
@@ -46,6 +58,8 @@ const CHECKPOINTS: &[f64] = &[0.3, 0.55, 0.8, 1.0];
 const SCHEDULED: &[(f64, &str)] = &[(0.2, "swapdb"), (0.4, "flushdb"), (0.6, "flushall")];
 /// Share of the steps drawn for database 1 (the rest are database 0's).
 const DB1_PERCENT: u64 = 30;
+/// Steps of the workload sent to Redis alone to count what it carried out of each of [`CROSSINGS`].
+const CROSSING_STEPS: usize = 8000;
 
 fn settings() -> (usize, Vec<u64>) {
     let steps = std::env::var("DIFFERENTIAL_STEPS")
@@ -83,6 +97,70 @@ fn every_command_the_assembler_knows_is_in_the_workload() {
     );
 }
 
+/// What Redis carried out (its reply said it wrote) of each of [`CROSSINGS`], by database.
+#[derive(Default)]
+struct Crossings(BTreeMap<(&'static str, u32), usize>);
+
+impl Crossings {
+    /// Counts `form`, drawn for database `db`, if Redis's `reply` says it wrote something.
+    fn count(&mut self, form: Option<&'static str>, db: u32, reply: Option<&redis::Value>) {
+        let wrote = !matches!(
+            reply,
+            None | Some(redis::Value::Nil) | Some(redis::Value::Int(0))
+        );
+        if let Some(form) = form.filter(|_| wrote) {
+            *self.0.entry((form, db)).or_default() += 1;
+        }
+    }
+
+    /// The forms, in each database, that Redis never carried out.
+    fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        for db in 0..2 {
+            for &form in CROSSINGS {
+                if !self.0.contains_key(&(form, db)) {
+                    missing.push(format!("{form} in db {db}"));
+                }
+            }
+        }
+        missing
+    }
+}
+
+impl std::fmt::Display for Crossings {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let counts: Vec<String> = self
+            .0
+            .iter()
+            .map(|((form, db), n)| format!("{form} in db {db}: {n}"))
+            .collect();
+        write!(f, "{}", counts.join("; "))
+    }
+}
+
+/// The workload must move, copy and sort across databases and from unwatched keys, for the comparison to say
+/// anything of them: a source that never exists makes Redis write nothing, and the relay forward nothing.
+#[tokio::test]
+async fn the_workload_carries_out_every_crossing_form_in_both_databases() {
+    let (_redis, port) = start_redis();
+    let mut conns = [redis_db(port, 0).await, redis_db(port, 1).await];
+    let mut workload = Workload::new(1);
+    let mut carried = Crossings::default();
+    for _ in 0..CROSSING_STEPS {
+        workload.db = u32::from(workload.rng.chance(DB1_PERCENT));
+        let (_, step) = workload.step();
+        let form = step.crossing(workload.db);
+        let reply = perform(step, &mut conns[workload.db as usize]).await;
+        carried.count(form, workload.db, reply.as_ref());
+    }
+    let missing = carried.missing();
+    assert!(
+        missing.is_empty(),
+        "in {CROSSING_STEPS} steps Redis never carried out {missing:?}; it did: {carried}"
+    );
+    println!("carried out in {CROSSING_STEPS} steps: {carried}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_window_equals_redis_after_a_random_workload() {
     let (steps, seeds) = settings();
@@ -97,8 +175,13 @@ async fn every_window_equals_redis_after_a_random_workload() {
 async fn run(seed: u64, steps: usize) -> String {
     let started = Instant::now();
     let (_redis, port) = start_redis_with(&["--repl-ping-replica-period", "1"]);
-    let (_relay, url) = start_relay(port, "*");
-    wait_healthy(&url).await;
+    let relays: Vec<_> = RELAYS
+        .iter()
+        .map(|allow| start_relay(port, allow))
+        .collect();
+    for (_, url) in &relays {
+        wait_healthy(url).await;
+    }
     let mut conns = [redis_db(port, 0).await, redis_db(port, 1).await];
     let at = |share: f64| (share * steps as f64) as usize;
 
@@ -106,13 +189,14 @@ async fn run(seed: u64, steps: usize) -> String {
     let mut following = Vec::new();
     let mut workload = Workload::new(seed);
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut carried = Crossings::default();
     let (mut refused, mut compared) = (0, 0);
     // What was sent, to show with a difference the steps that named its key.
     let mut history: Vec<(usize, u32, String)> = Vec::new();
     for i in 0..steps {
-        for &(db, window, share) in PAGES {
+        for &(relay, db, window, share) in PAGES {
             if i == at(share) {
-                let page = Page::open(&url, "w:*", db, window).await;
+                let page = Page::open(&relays[relay].1, "w:*", db, window).await;
                 following.push(tokio::spawn(follow(page, stop.clone())));
             }
         }
@@ -126,9 +210,12 @@ async fn run(seed: u64, steps: usize) -> String {
         for (name, step) in drawn {
             *sent.entry(name).or_default() += 1;
             history.push((i, workload.db, step.describe()));
-            if !perform(step, &mut conns[workload.db as usize]).await {
+            let form = step.crossing(workload.db);
+            let reply = perform(step, &mut conns[workload.db as usize]).await;
+            if reply.is_none() {
                 refused += 1;
             }
+            carried.count(form, workload.db, reply.as_ref());
         }
         if CHECKPOINTS.iter().any(|&share| i + 1 == at(share)) {
             stop.store(true, Ordering::Relaxed);
@@ -158,11 +245,12 @@ async fn run(seed: u64, steps: usize) -> String {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let (mut topups, mut joins) = (0, 0);
+    let (mut topups, mut joins, mut stale) = (0, 0, 0);
     for task in following {
         let page = task.await.unwrap();
         topups += page.topups;
         joins += page.joins;
+        stale += page.stale_messages;
     }
     let never: Vec<&str> = GENERATORS
         .iter()
@@ -170,9 +258,11 @@ async fn run(seed: u64, steps: usize) -> String {
         .filter(|name| !sent.contains_key(name))
         .collect();
     format!(
-        "seed {seed}: {steps} steps ({refused} refused by Redis), {} pages, {joins} joins, {topups} keys topped \
-         up, {compared} windows equal to Redis over {} checkpoints, in {:.1} s; never drawn: {never:?}",
+        "seed {seed}: {steps} steps ({refused} refused by Redis), {} pages on {} relays, {joins} joins, {stale} \
+         stale messages, {topups} keys topped up, {compared} windows equal to Redis over {} checkpoints, in \
+         {:.1} s; never drawn: {never:?}; carried out: {carried}",
         PAGES.len(),
+        RELAYS.len(),
         CHECKPOINTS.len(),
         started.elapsed().as_secs_f64()
     )
@@ -212,10 +302,26 @@ async fn checkpoint(pages: &mut [Page], conns: &mut [MultiplexedConnection; 2]) 
         }
     }
     let mut differences = Vec::new();
-    for page in pages {
+    for page in &mut *pages {
         let conn = &mut conns[page.db as usize];
         page.settle(conn).await;
         differences.extend(page.differences(conn).await);
+    }
+    if !differences.is_empty() {
+        // A key's window can be wrong because of another's (an item moved from a stale list): what each page was
+        // told of the keys named here shows it.
+        if let Ok(keys) = std::env::var("DIFFERENTIAL_SHOW") {
+            for page in pages.iter() {
+                for key in keys.split(',') {
+                    differences.push(format!(
+                        "(shown) db {} window {}: {key}: what the page was told of it, last:\n{}",
+                        page.db,
+                        page.window,
+                        page.told(key.as_bytes())
+                    ));
+                }
+            }
+        }
     }
     differences
 }
@@ -229,15 +335,16 @@ async fn follow(mut page: Page, stop: Arc<AtomicBool>) -> Page {
     page
 }
 
-/// Sends one step to Redis; returns whether Redis accepted all of it. Redis refusing a command (a wrong type, a
-/// bad score) is part of the workload; losing the connection is not.
-async fn perform(step: Step, conn: &mut MultiplexedConnection) -> bool {
+/// Sends one step to Redis; returns its reply (that of its last command), or `None` if Redis refused any of it.
+/// Redis refusing a command (a wrong type, a bad score) is part of the workload; losing the connection is not.
+async fn perform(step: Step, conn: &mut MultiplexedConnection) -> Option<redis::Value> {
     let outcome = match step {
         Step::Command(args) => query(conn, command(&args)).await,
         Step::Sequence(commands) => {
-            let mut all = Ok(());
+            let mut all = Ok(redis::Value::Nil);
             for args in commands {
-                all = all.and(query(conn, command(&args)).await);
+                let reply = query(conn, command(&args)).await;
+                all = all.and(reply);
             }
             all
         }
@@ -247,7 +354,7 @@ async fn perform(step: Step, conn: &mut MultiplexedConnection) -> bool {
             for args in commands {
                 pipe.add_command(command(&args));
             }
-            pipe.query_async::<redis::Value>(conn).await.map(drop)
+            pipe.query_async::<redis::Value>(conn).await
         }
         Step::Restore { src, dst, restore } => {
             match redis::cmd("DUMP")
@@ -260,21 +367,25 @@ async fn perform(step: Step, conn: &mut MultiplexedConnection) -> bool {
                     cmd.arg(dst).arg(0).arg(payload).arg("REPLACE");
                     query(conn, cmd).await
                 }
-                other => other.map(drop),
+                Ok(None) => Ok(redis::Value::Nil),
+                Err(err) => Err(err),
             }
         }
     };
     match outcome {
-        Ok(()) => true,
+        Ok(reply) => Some(reply),
         Err(err) if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() => {
             panic!("lost the connection to Redis: {err}")
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
-async fn query(conn: &mut MultiplexedConnection, cmd: redis::Cmd) -> redis::RedisResult<()> {
-    cmd.query_async::<redis::Value>(conn).await.map(drop)
+async fn query(
+    conn: &mut MultiplexedConnection,
+    cmd: redis::Cmd,
+) -> redis::RedisResult<redis::Value> {
+    cmd.query_async::<redis::Value>(conn).await
 }
 
 fn command(args: &[Vec<u8>]) -> redis::Cmd {

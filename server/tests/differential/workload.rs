@@ -96,6 +96,52 @@ impl Step {
     }
 }
 
+/// Forms of command that cross databases, or bring what unwatched keys hold into watched ones: the comparison
+/// must meet each, in both databases, as Redis carried it out (see [`Step::crossing`]).
+pub const CROSSINGS: &[&str] = &[
+    "MOVE",
+    "COPY … DB into the other database",
+    "COPY … DB into its own database",
+    "SORT … STORE from an unwatched key",
+    "a command naming a withheld key (s:*) and a watched one",
+    "a command naming an allowed unwatched key (u:*) and a watched one",
+];
+
+impl Step {
+    /// Which of [`CROSSINGS`] the step is, drawn for database `db`: only a single command is told apart (a
+    /// transaction's or a sequence's commands are not).
+    pub fn crossing(&self, db: u32) -> Option<&'static str> {
+        let Step::Command(args) = self else {
+            return None;
+        };
+        let name = args.first()?.to_ascii_uppercase();
+        let named = |prefix: &[u8]| args[1..].iter().any(|a| a.starts_with(prefix));
+        let keyword = |word: &[u8]| args.iter().position(|a| a.eq_ignore_ascii_case(word));
+        match name.as_slice() {
+            b"MOVE" => return Some(CROSSINGS[0]),
+            b"COPY" => {
+                if let Some(at) = keyword(b"DB") {
+                    let own = args.get(at + 1)? == db.to_string().as_bytes();
+                    return Some(CROSSINGS[if own { 2 } else { 1 }]);
+                }
+            }
+            b"SORT" if keyword(b"STORE").is_some() && !args.get(1)?.starts_with(b"w:") => {
+                return Some(CROSSINGS[3])
+            }
+            _ => {}
+        }
+        if !named(b"w:") {
+            None
+        } else if named(b"s:") {
+            Some(CROSSINGS[4])
+        } else if named(b"u:") {
+            Some(CROSSINGS[5])
+        } else {
+            None
+        }
+    }
+}
+
 pub fn command(words: &[&[u8]]) -> Vec<Vec<u8>> {
     words.iter().map(|w| w.to_vec()).collect()
 }
@@ -147,8 +193,12 @@ impl Workload {
     }
 
     /// A watched key, usually of the type `kind` (`z`, `l`, `h`, `x`, `s`, `p` for HyperLogLogs, `t` for sets),
-    /// sometimes of any type (so Redis refuses some commands as WRONGTYPE, and types change).
+    /// sometimes of any type (so Redis refuses some commands as WRONGTYPE, and types change); now and then an
+    /// unwatched one, so that the sources of copies, moves and renames into watched keys exist.
     pub fn key(&mut self, kind: char) -> Vec<u8> {
+        if self.rng.chance(10) {
+            return self.unwatched(kind);
+        }
         let kind = if self.rng.chance(8) {
             *self.rng.pick(&['z', 'l', 'h', 'x', 's', 'p', 't'])
         } else {
@@ -162,9 +212,12 @@ impl Workload {
         format!("w:{kind}{}", self.rng.below(count)).into_bytes()
     }
 
-    /// A key the pages do not watch (a source for copies, moves and renames into watched keys).
+    /// A key the pages do not watch (a source for copies, moves and renames into watched keys): `u:…`, which
+    /// every relay of the test allows, or `s:…`, which one withholds, so that its pages learn of what such a
+    /// source wrote into a watched key only from stale messages.
     pub fn unwatched(&mut self, kind: char) -> Vec<u8> {
-        format!("u:{kind}{}", self.rng.below(2)).into_bytes()
+        let prefix = if self.rng.chance(50) { "u" } else { "s" };
+        format!("{prefix}:{kind}{}", self.rng.below(2)).into_bytes()
     }
 
     /// A watched key most of the time, an unwatched one otherwise.
@@ -216,6 +269,16 @@ impl Workload {
 
     pub fn other_db(&self) -> Vec<u8> {
         (1 - self.db).to_string().into_bytes()
+    }
+
+    /// The database of a `COPY … DB`: usually the other one, sometimes its own (which Redis accepts, and which a
+    /// page that does not know the stream's database cannot tell from the other).
+    pub fn copy_db(&mut self) -> Vec<u8> {
+        if self.rng.chance(40) {
+            self.db.to_string().into_bytes()
+        } else {
+            self.other_db()
+        }
     }
 
     /// How many items a push or an add writes: a few, or now and then hundreds, so that keys outgrow windows

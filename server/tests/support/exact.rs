@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, CStr};
 
 use futures_util::SinkExt;
 use redis::aio::MultiplexedConnection;
-use replicast_wasm::wire::{self, Message};
+use replicast_wasm::wire::{self, Message, StaleKeys};
 use replicast_wasm::{StreamAssembler, WatchConfig, Window};
 use tokio_tungstenite::tungstenite;
 
@@ -30,6 +30,8 @@ pub struct Page {
     pub joins: usize,
     /// Keys asked for in top-ups, over the page's life.
     pub topups: usize,
+    /// Stale messages received (frames the relay withheld from the page), over the page's life.
+    pub stale_messages: usize,
     /// The newest messages received, as text, to show with a difference what the page was told of its key.
     received: VecDeque<String>,
 }
@@ -57,6 +59,7 @@ impl Page {
             joining: true,
             joins: 1,
             topups: 0,
+            stale_messages: 0,
             received: VecDeque::new(),
         }
     }
@@ -74,13 +77,17 @@ impl Page {
                 _ => {}
             }
         };
-        if let Ok(Message::Snapshot { commands, .. }) = wire::decode(&message) {
-            self.joining = false;
-            for command in parse_all(commands) {
-                if command[0].eq_ignore_ascii_case(b"del") {
-                    self.awaiting.remove(&command[1]);
+        match wire::decode(&message) {
+            Ok(Message::Snapshot { commands, .. }) => {
+                self.joining = false;
+                for command in parse_all(commands) {
+                    if command[0].eq_ignore_ascii_case(b"del") {
+                        self.awaiting.remove(&command[1]);
+                    }
                 }
             }
+            Ok(Message::Stale { .. }) => self.stale_messages += 1,
+            _ => {}
         }
         self.remember(&message);
         self.assembler
@@ -119,6 +126,13 @@ impl Page {
                         .collect::<Vec<_>>()
                 })
                 .collect(),
+            Ok(Message::Stale { offset, keys }) => vec![match keys {
+                StaleKeys::Keys(keys) => format!(
+                    "stale at {offset}: {}",
+                    keys.map(show).collect::<Vec<_>>().join(" ")
+                ),
+                StaleKeys::All => format!("stale at {offset}: every window"),
+            }],
             other => vec![format!("{other:?}")],
         };
         for line in lines {
@@ -130,7 +144,7 @@ impl Page {
     }
 
     /// What the page was last told of `key` (at most 30 lines), as text.
-    fn told(&self, key: &[u8]) -> String {
+    pub fn told(&self, key: &[u8]) -> String {
         let key = show(key);
         let told: Vec<&String> = self
             .received
@@ -138,6 +152,7 @@ impl Page {
             .filter(|line| {
                 line.starts_with("hello")
                     || line.starts_with("joining")
+                    || line.ends_with("every window")
                     || line.split(' ').any(|word| word == key)
             })
             .collect();

@@ -11,13 +11,13 @@ use crate::observe::WindowObserver;
 /// taken as the watched database's, whose windows then stay stale until that snapshot.
 pub(super) fn select(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     match args.get(1).and_then(|d| db_index(d)) {
-        Some(db) => ks.selected_db = db,
+        Some(db) => ks.selected_db = Some(db),
         None => {
             ks.problem(
                 Problem::BadArguments,
                 "SELECT: a database Redis would not select; every window waits for a full snapshot",
             );
-            ks.selected_db = ks.watch.db;
+            ks.selected_db = Some(ks.watch.db);
             ks.clear(observer, false);
         }
     }
@@ -94,40 +94,47 @@ pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args:
 }
 
 /// `MOVE key db`: a key leaves the watched database, or arrives in it with a value the stream does not show.
+/// Redis refuses a move into the database the key is in, so one into the watched database came from another,
+/// whether or not the stream's `SELECT` is known.
 pub(super) fn move_key(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&key), Some(db)) = (args.get(1), args.get(2).and_then(|d| parse_ascii::<u32>(d)))
     else {
         return ks.bad_arguments(observer, "MOVE", args.get(1..2).unwrap_or_default());
     };
-    if db == ks.selected_db {
+    if ks.selected_db == Some(db) {
         return;
     }
-    if ks.in_watched_db() {
-        ks.drop_key(observer, key);
-    } else if db == ks.watch.db {
+    if db == ks.watch.db {
         ks.mark_unknown(observer, key);
+    } else if ks.in_watched_db() {
+        ks.drop_key(observer, key);
     }
 }
 
-/// `COPY src dst [DB db] [REPLACE]`.
+/// `COPY src dst [DB db] [REPLACE]`. Into the watched database from a database not known (no `SELECT` since the
+/// join, and a `DB` naming the watched one), `dst`'s value is not known either.
 pub(super) fn copy(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
         return ks.bad_arguments(observer, "COPY", &args[1..]);
     };
-    let mut db = ks.selected_db;
+    let mut target = None;
     let mut rest = args[3..].iter();
     while let Some(arg) = rest.next() {
         if is(arg, "db") {
             match rest.next().and_then(|d| parse_ascii::<u32>(d)) {
-                Some(d) => db = d,
+                Some(d) => target = Some(d),
                 None => return ks.bad_arguments(observer, "COPY", &args[1..3]),
             }
         }
     }
-    if db != ks.watch.db || !ks.is_watched(dst) {
+    // Without `DB`, the copy stays in the database it was written in: the watched one, when the relay sent it.
+    if target.is_some_and(|db| db != ks.watch.db) || !ks.is_watched(dst) {
         return;
     }
-    let same_db = ks.in_watched_db();
+    let same_db = match ks.selected_db {
+        Some(db) => db == ks.watch.db,
+        None => target.is_none(),
+    };
     let shard = ks.shard;
     let copied = same_db.then(|| ks.windows.get(src).cloned()).flatten();
     match copied {

@@ -109,8 +109,8 @@ pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args
 }
 
 /// `LMOVE src dst LEFT|RIGHT LEFT|RIGHT` (and `BLMOVE`), or `RPOPLPUSH src dst` (`rpoplpush`): the item moves
-/// only as far as the windows know it. An item popped from outside the source's window is unknown, so the
-/// destination needs a top-up.
+/// only as far as the windows know it. An item popped from outside the source's window, or from a stale window
+/// (whose items may not be Redis's), is unknown, so the destination needs a top-up.
 pub(super) fn lmove(
     ks: &mut Keyspace,
     observer: &mut dyn WindowObserver,
@@ -135,15 +135,16 @@ pub(super) fn lmove(
     };
     let mut item: Option<Vec<u8>> = None;
     ks.update(observer, src, Kind::List, false, |window, events| {
+        let trusted = !window.stale;
         let w = list(window)?;
-        if from_left {
+        let popped = if from_left {
             let known = w.first_of_list().is_some();
-            let mut popped = w.pop_front(1, events)?;
-            if known {
-                item = popped.pop();
-            }
+            w.pop_front(1, events)?.pop().filter(|_| known)
         } else {
-            item = w.pop_back(1, events).pop();
+            w.pop_back(1, events).pop()
+        };
+        if trusted {
+            item = popped;
         }
         Ok(())
     });

@@ -38,6 +38,41 @@ fn del_rename_move_copy() {
 }
 
 #[test]
+fn move_and_copy_from_another_database_follow_the_streams_select_not_a_snapshot() {
+    // A page on database 1. The relay sends it every SELECT, database 1's frames, and the MOVE and COPY … DB 1
+    // frames written in another database.
+    let mut h = Harness::in_db(&["w:*"], 5, 1);
+    // It joined while the stream was in database 0, whose SELECT came before the join.
+    h.snapshot(&[
+        &["DEL", "w:src"],
+        &["RPUSH", "w:src", "db1"],
+        &["DEL", "w:dst"],
+    ]);
+    h.run(&[
+        &["COPY", "w:src", "w:dst", "DB", "1", "REPLACE"],
+        &["MOVE", "w:in", "1"],
+    ]);
+    assert!(
+        h.a.window(b"w:dst").is_none(),
+        "the copy's source may be another database's w:src"
+    );
+    assert_eq!(h.topups(), ["w:dst", "w:in"]);
+    // Once a SELECT says where the stream is, a copy inside the database is followed.
+    h.run(&[&["SELECT", "1"], &["COPY", "w:src", "w:same", "DB", "1"]]);
+    assert_eq!(h.rows("w:same"), ["db1"]);
+    // A top-up is a snapshot in the middle of the stream: the stream is still in database 0 after it.
+    h.run(&[&["SELECT", "0"]]);
+    h.snapshot(&[&["DEL", "w:dst"], &["RPUSH", "w:dst", "x"]]);
+    h.run(&[
+        &["COPY", "w:src", "w:dst", "DB", "1", "REPLACE"],
+        &["MOVE", "w:in2", "1"],
+    ]);
+    assert!(h.a.window(b"w:dst").is_none());
+    assert_eq!(h.topups(), ["w:dst", "w:in2"]);
+    assert_eq!(h.rows("w:src"), ["db1"], "another database's w:src");
+}
+
+#[test]
 fn flushes_and_swapdb() {
     let mut h = Harness::new(&["*"], 5);
     h.run(&[&["SET", "a", "1"], &["SELECT", "3"], &["FLUSHDB", "ASYNC"]]);
