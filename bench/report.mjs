@@ -209,13 +209,15 @@ function framesBlock(list) {
 }
 
 function dashboardBlock([r]) {
-  const at200 = r.results.filter((e) => e.hosts === 200);
-  const worst = at200.length ? Math.max(...at200.map((e) => e.median)) : null;
+  const at1000 = r.results.filter((e) => e.hosts === 1000);
+  const worst = at1000.length ? Math.max(...at1000.map((e) => e.median)) : null;
+  const spread = (e) => (e.p25 === undefined ? '' : `${n2(e.p25)}–${n2(e.p75)} ms`);
   return [
     commands(['bash scripts/build.sh release', `node bench/dashboard/run.mjs --hosts ${[...new Set(r.results.map((e) => e.hosts))].join(',')} --seconds ${r.seconds}`]),
-    '', table(['hosts', 'view', 'frames', 'median', 'p95', 'max', 'work a second'], r.results.map((e) => [
-      e.hosts, e.view, n0(e.frames), `${n2(e.median)} ms`, `${n2(e.p95)} ms`, `${n1(e.max)} ms`, `${n1(e.perSecond)} ms`])),
-    ...(worst === null ? [] : ['', table(['target', 'measured', ''], [['median frame work < 8 ms at 200 hosts', `${n2(worst)} ms (the slower view)`, met(worst < 8)]])]),
+    '', 'The overview sorted by CPU and grouped by role, with its heatmap and alert list; the host detail with its crosshair shown and a table open.',
+    '', table(['hosts', 'view', 'frames', 'median', 'p25–p75', 'p95', 'max', 'work a second'], r.results.map((e) => [
+      e.hosts, e.view, n0(e.frames), `${n2(e.median)} ms`, spread(e), `${n2(e.p95)} ms`, `${n1(e.max)} ms`, `${n1(e.perSecond)} ms`])),
+    ...(worst === null ? [] : ['', table(['target', 'measured', ''], [['median frame work < 8 ms at 1,000 hosts, new views open', `${n2(worst)} ms (the slower view)`, met(worst < 8)]])]),
   ].join('\n');
 }
 

@@ -118,11 +118,13 @@ test('every host in Redis gets a tile that shows its newest sample and follows n
     await shownAtLeast(tileOf(host), sample.t);
     newestCpu.push(sample.cpu.total);
   }
-  await page.waitForTimeout(100);
-  const fleet = await page.$eval('#fleet', (el) => ({ ...el.dataset }));
-  startWriter();
   newestCpu.sort((a, b) => a - b);
   const mean = newestCpu.reduce((a, b) => a + b, 0) / newestCpu.length;
+  // The strip is redrawn a few times a second: wait for it to show the newest samples.
+  await page.waitForFunction((m) => Math.abs(Number(document.getElementById('fleet').dataset.cpuMean) - m) < 1e-9, mean,
+    { timeout: 10_000 });
+  const fleet = await page.$eval('#fleet', (el) => ({ ...el.dataset }));
+  startWriter();
   assert.ok(Math.abs(Number(fleet.cpuMean) - mean) < 1e-9, `fleet mean ${fleet.cpuMean}, Redis ${mean}`);
   assert.equal(Number(fleet.cpuP95), newestCpu[Math.ceil(0.95 * newestCpu.length) - 1], 'nearest-rank p95');
   assert.equal(Number(fleet.above), newestCpu.filter((v) => v > 80).length);

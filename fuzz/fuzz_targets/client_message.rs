@@ -1,12 +1,13 @@
 //! What a browser sends the relay, over arbitrary bytes: its subscription, top-up and event messages (as raw text,
 //! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
 //! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
-//! access check (token, origin, session cap), and the per-address session slots.
+//! access check (Host, token, origin, session cap), the per-address slots, and key patterns matched against keys.
 //!
 //! Besides never panicking or hanging: a subscription or top-up is accepted exactly when it is within every limit
 //! (a model of the limits decides, independently of the parser), whatever is accepted respects them, an upgrade is
-//! admitted only with the right token and an allowed origin under the cap, and no address ever holds more slots
-//! than its limit, nor any once they are all given back.
+//! admitted only for a Host the relay answers to, with the right token and an allowed origin under the cap, no
+//! address ever holds more slots than its limit, nor any once they are all given back, and a pattern matches a key
+//! exactly when a plain backtracking reading of Redis's rules says so, in work linear in the two.
 //!
 //! Run: `cargo +nightly fuzz run client_message -- -max_total_time=600` from the repository root.
 #![no_main]
@@ -21,9 +22,10 @@ use replicast_server::events::{
 };
 use replicast_server::http::{Access, Peers};
 use replicast_server::subscription::{
-    Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_TOPUP_KEYS,
-    MAX_WINDOW,
+    Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS,
+    MAX_PATTERN_WILDCARDS, MAX_TOPUP_KEYS, MAX_WINDOW,
 };
+use replicast_wasm::pattern::Glob;
 use serde_json::{json, Value};
 
 /// Reads numbers and strings off the front of the input; past its end, zeros and empty strings.
@@ -82,8 +84,13 @@ fn check_subscription(sub: &Subscription, input: &mut Input<'_>) {
     assert!(sub
         .patterns
         .iter()
-        .chain(&sub.keys)
+        .map(Glob::as_bytes)
+        .chain(sub.keys.iter().map(Vec::as_slice))
         .all(|n| n.len() <= MAX_NAME_LEN));
+    assert!(sub
+        .patterns
+        .iter()
+        .all(|p| p.wildcard_positions() <= MAX_PATTERN_WILDCARDS));
     assert!((1..=MAX_WINDOW).contains(&sub.window) && sub.db <= MAX_DB);
     assert!(!sub.patterns.is_empty() || !sub.keys.is_empty());
     // Matching keys of any shape against the accepted patterns and an allow-list from the input.
@@ -123,7 +130,13 @@ fn structured_subscription(input: &mut Input<'_>) {
         message["extra"] = Value::Bool(true);
     }
     let db = if flags & 4 == 0 { db } else { 0 };
+    // Patterns too long are refused before they are read as patterns.
+    let narrow = within(&patterns, MAX_PATTERNS)
+        && patterns
+            .iter()
+            .all(|p| Glob::new(p.as_bytes()).wildcard_positions() <= MAX_PATTERN_WILDCARDS);
     let valid = !unknown_field
+        && narrow
         && within(&patterns, MAX_PATTERNS)
         && within(&keys, MAX_KEYS)
         && (1..=MAX_WINDOW as u64).contains(&window)
@@ -273,21 +286,46 @@ fn access(input: &mut Input<'_>) {
     let access = Access {
         token: token.clone(),
         origins: vec![input.name()],
+        public_hosts: vec!["relay.example".into(), ".corp.example".into()],
         max_sessions: u64::from(input.byte() % 4),
         max_sessions_per_address: 1,
     };
     let mut headers = HeaderMap::new();
-    for name in [header::HOST, header::ORIGIN, header::AUTHORIZATION] {
-        let raw = match input.byte() % 3 {
+    let hosts = [
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "localhost:8080",
+        "relay.example",
+        "a.corp.example",
+        "evil.example:8080",
+    ];
+    for name in [
+        header::HOST,
+        header::ORIGIN,
+        header::ORIGIN,
+        header::AUTHORIZATION,
+    ] {
+        let raw = match input.byte() % 5 {
             0 => continue,
             1 => input.name().into_bytes(),
-            _ => {
+            2 => {
                 let n = usize::from(input.byte() % 32);
                 (0..n).map(|_| input.byte()).collect()
             }
+            // The places that matter: the relay's own names, its origins over any scheme, and a rebound name.
+            _ => {
+                let host = hosts[usize::from(input.byte()) % hosts.len()];
+                match (name == header::ORIGIN, input.byte() % 3) {
+                    (true, 0) => format!("http://{host}"),
+                    (true, 1) => format!("https://{host}"),
+                    (true, _) => format!("evil://{host}"),
+                    (false, _) => host.to_string(),
+                }
+                .into_bytes()
+            }
         };
         if let Ok(value) = HeaderValue::from_bytes(&raw) {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
     }
     let query_token = (input.byte() % 2 == 0).then(|| input.name());
@@ -304,17 +342,150 @@ fn access(input: &mut Input<'_>) {
                 .and_then(|v| v.strip_prefix("Bearer "));
             assert_eq!(bearer.or(query_token.as_deref()).unwrap_or(""), want);
         }
-        // An Origin that is not visible ASCII is no browser's: it counts as none, like a non-browser client's.
-        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let same = origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest == host);
-            assert!(same || access.origins.iter().any(|o| o == "*" || o == origin));
+        // A Host, when there is one, names the relay: an IP address, localhost, or a public name.
+        let host = headers.get(header::HOST).map(|h| {
+            let host = h
+                .to_str()
+                .expect("an accepted Host is ASCII")
+                .to_ascii_lowercase();
+            let name = match host.rsplit_once(':') {
+                Some((name, port))
+                    if !name.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    name
+                }
+                _ => host.as_str(),
+            }
+            .to_string();
+            let ip = name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok();
+            let public = name == "relay.example"
+                || name == "corp.example"
+                || name.ends_with(".corp.example");
+            assert!(
+                ip || public || name == "localhost" || name.ends_with(".localhost"),
+                "Host {host:?} was answered"
+            );
+            (host, public)
+        });
+        // Whatever its bytes, an Origin is checked: one only, listed, or the relay's own over http (https for a
+        // public name), at the Host's name.
+        let origins: Vec<_> = headers.get_all(header::ORIGIN).iter().collect();
+        if let Some(origin) = origins.first() {
+            assert_eq!(origins.len(), 1);
+            let listed = access
+                .origins
+                .iter()
+                .any(|o| o == "*" || o.as_bytes() == origin.as_bytes());
+            if !listed {
+                let origin = origin.to_str().expect("an accepted Origin is ASCII");
+                let (host, public) = host.expect("the relay's own origin needs a Host");
+                let (scheme, rest) = origin.split_once("://").expect("scheme://");
+                assert!(
+                    scheme == "http" || (scheme == "https" && public),
+                    "{origin}"
+                );
+                let name = |a: &str| {
+                    match a.strip_prefix('[') {
+                        Some(v6) => v6.split(']').next().unwrap_or(v6),
+                        None => a.rsplit_once(':').map_or(a, |(n, _)| n),
+                    }
+                    .to_ascii_lowercase()
+                };
+                assert_eq!(name(rest), name(&host), "{origin} for Host {host}");
+            }
         }
+    }
+}
+
+/// `stringmatchlen` read plainly: recursive, every length tried for each `*` (runs of them as one), bytes compared
+/// as signed chars in ranges; with `KEYS`'s special case, `*` alone matches everything.
+fn reference_match(pattern: &[u8], text: &[u8]) -> bool {
+    fn from(p: &[u8], t: &[u8]) -> bool {
+        let Some((&first, rest)) = p.split_first() else {
+            return t.is_empty();
+        };
+        if first == b'*' {
+            let rest = &p[p.iter().take_while(|&&b| b == b'*').count()..];
+            return (0..=t.len()).any(|k| from(rest, &t[k..]));
+        }
+        let Some((&byte, t_rest)) = t.split_first() else {
+            return false;
+        };
+        let (matched, p_rest) = match first {
+            b'?' => (true, rest),
+            b'\\' if !rest.is_empty() => (rest[0] == byte, &rest[1..]),
+            b'[' => {
+                let mut i = 0;
+                let negated = rest.first() == Some(&b'^');
+                if negated {
+                    i = 1;
+                }
+                let mut matched = false;
+                while i < rest.len() {
+                    if rest[i] == b'\\' && rest.len() - i >= 2 {
+                        matched |= rest[i + 1] == byte;
+                        i += 2;
+                    } else if rest[i] == b']' {
+                        i += 1;
+                        break;
+                    } else if rest.len() - i >= 3 && rest[i + 1] == b'-' {
+                        let (a, b) = (rest[i] as i8, rest[i + 2] as i8);
+                        matched |= (a.min(b)..=a.max(b)).contains(&(byte as i8));
+                        i += 3;
+                    } else {
+                        matched |= rest[i] == byte;
+                        i += 1;
+                    }
+                }
+                (matched != negated, &rest[i.min(rest.len())..])
+            }
+            literal => (literal == byte, rest),
+        };
+        matched && from(p_rest, t_rest)
+    }
+    if pattern == b"*" {
+        return true;
+    }
+    if text.is_empty() {
+        return pattern.is_empty();
+    }
+    from(pattern, text)
+}
+
+/// A pattern and a key from the input: the matcher agrees with the reference (on inputs small enough for its
+/// exponential worst case), and its work stays linear.
+fn patterns(data: &[u8]) {
+    let Some(split) = data.first().map(|&b| usize::from(b)) else {
+        return;
+    };
+    let rest = &data[1..];
+    let (pattern, text) = rest.split_at(split.min(rest.len()));
+    let glob = Glob::new(pattern);
+    let (matched, work) = glob.matches_counting(text);
+    if glob.wildcard_positions() <= MAX_PATTERN_WILDCARDS {
+        assert!(
+            work <= 3 * (pattern.len() + text.len()) + 8,
+            "work {work} for {} bytes of pattern and {} of key",
+            pattern.len(),
+            text.len()
+        );
+    }
+    assert_eq!(
+        Glob::within(pattern, MAX_PATTERN_WILDCARDS).is_ok(),
+        glob.wildcard_positions() <= MAX_PATTERN_WILDCARDS
+    );
+    if pattern.iter().filter(|&&b| b == b'*').count() <= 4 && text.len() <= 32 {
+        assert_eq!(
+            matched,
+            reference_match(pattern, text),
+            "{} ~ {}",
+            pattern.escape_ascii(),
+            text.escape_ascii()
+        );
     }
 }
 
@@ -351,13 +522,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut input = Input(rest);
-    match mode % 7 {
+    match mode % 8 {
         0 => raw_text(rest),
         1 => structured_subscription(&mut input),
         2 => structured_topup(&mut input),
         3 => access(&mut input),
         4 => structured_event(&mut input),
         5 => rate_limit(&mut input),
+        6 => patterns(rest),
         _ => peer_slots(&mut input),
     }
 });

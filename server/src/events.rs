@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicast_wasm::pattern::glob_match;
+use replicast_wasm::pattern::Glob;
 use thiserror::Error;
 use tokio::time::Instant;
 
@@ -91,8 +91,8 @@ pub enum SinkKind {
 /// The keys browsers may append to (`--writable`, `--writable-zset`); none unless the operator names some.
 #[derive(Debug, Clone, Default)]
 pub struct Writable {
-    streams: Vec<Vec<u8>>,
-    sorted_sets: Vec<Vec<u8>>,
+    streams: Vec<Glob>,
+    sorted_sets: Vec<Glob>,
 }
 
 impl Writable {
@@ -111,7 +111,7 @@ impl Writable {
                 "{both:?} is given to both --writable and --writable-zset; a key takes one kind of event"
             ));
         }
-        let bytes = |list: &[String]| list.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let bytes = |list: &[String]| list.iter().map(|p| Glob::new(p.as_bytes())).collect();
         Ok(Writable {
             streams: bytes(streams),
             sorted_sets: bytes(sorted_sets),
@@ -127,7 +127,7 @@ impl Writable {
         if self.is_empty() {
             return Err(EventError::NothingWritable);
         }
-        let matches = |patterns: &[Vec<u8>]| patterns.iter().any(|p| glob_match(p, key.as_bytes()));
+        let matches = |patterns: &[Glob]| patterns.iter().any(|p| p.matches(key.as_bytes()));
         match (matches(&self.streams), matches(&self.sorted_sets)) {
             (true, false) => Ok(SinkKind::Stream),
             (false, true) => Ok(SinkKind::SortedSet),

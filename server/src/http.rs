@@ -1,15 +1,25 @@
 //! The relay's HTTP side: the page, the wasm package under `/pkg`, the WebSocket stream at `/ws`, and `/healthz`
 //! and `/metrics` for operators.
+//!
+//! Against DNS rebinding (a page whose domain name comes to resolve to the relay's address, so that its requests
+//! are same-origin to the browser), every route answers only requests whose `Host` is one the relay answers to:
+//! an IP address, `localhost` (or a name under `.localhost`), or a `--public-host` name, as dev servers' allowed
+//! hosts do; a rebinding page's requests carry its own domain name. A WebSocket page's `Origin` must then be the
+//! relay's own (`http://` and the `Host`, or `https://` too for a `--public-host`, which a TLS proxy serves) or
+//! listed with `--origin`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Query, Request, State, WebSocketUpgrade};
+use axum::http::uri::Authority;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -17,6 +27,7 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::backlog::Backlog;
+use crate::connections::Outbound;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::session::{self, Resume};
@@ -55,8 +66,11 @@ pub struct Access {
     /// A bearer token every session must present (`Authorization: Bearer …`, or `?token=` from browsers, whose
     /// WebSocket API cannot set headers).
     pub token: Option<String>,
-    /// Origins a browser page may connect from; empty means the relay's own origin only. `*` allows any.
+    /// Origins a browser page may connect from besides the relay's own (`--origin`). `*` allows any.
     pub origins: Vec<String>,
+    /// Names the relay answers to besides IP addresses and `localhost` (`--public-host`), lowercase: exact, or,
+    /// starting with a dot, that name and every name under it.
+    pub public_hosts: Vec<String>,
     pub max_sessions: u64,
     /// Most sessions one peer address may hold at once (`--max-sessions-per-address`).
     pub max_sessions_per_address: u64,
@@ -117,13 +131,14 @@ impl Drop for PeerSlot {
 }
 
 impl Access {
-    /// Why the upgrade request must be refused, if it must: the token, the page's origin, the session cap.
+    /// Why the upgrade request must be refused, if it must: the Host, the token, the page's origin, the session cap.
     pub fn check(
         &self,
         headers: &HeaderMap,
         token: Option<&str>,
         sessions: u64,
     ) -> Result<(), (StatusCode, String)> {
+        self.check_host(headers)?;
         if let Some(want) = &self.token {
             let bearer = headers
                 .get(header::AUTHORIZATION)
@@ -134,19 +149,23 @@ impl Access {
                 return Err((StatusCode::UNAUTHORIZED, "missing or wrong token\n".into()));
             }
         }
-        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let same_origin = origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest == host);
-            let listed = self.origins.iter().any(|o| o == "*" || o == origin);
-            if !same_origin && !listed {
+        // Browsers always send one Origin; a request without is not a browser page's, and the token is its check.
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        if let Some(origin) = origins.next() {
+            let host = headers.get(header::HOST);
+            let allowed = origins.next().is_none()
+                && (self.is_own_origin(origin, host)
+                    || self
+                        .origins
+                        .iter()
+                        .any(|o| o == "*" || o.as_bytes() == origin.as_bytes()));
+            if !allowed {
                 return Err((
                     StatusCode::FORBIDDEN,
-                    format!("origin {origin} is not allowed (see --origin)\n"),
+                    format!(
+                        "origin {} is not allowed: not this relay's own, nor listed with --origin\n",
+                        origin.as_bytes().escape_ascii()
+                    ),
                 ));
             }
         }
@@ -160,6 +179,109 @@ impl Access {
             ));
         }
         Ok(())
+    }
+
+    /// Refuses a request whose `Host` the relay does not answer to; a request without one (HTTP/1.0, which no
+    /// browser sends) is not a rebinding page's.
+    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (None, _) => Ok(()),
+            (Some(host), None) if self.answers_to(host) => Ok(()),
+            (Some(host), _) => Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "host {} is not one this relay answers to: an IP address, localhost, or a --public-host\n",
+                    host.as_bytes().escape_ascii()
+                ),
+            )),
+        }
+    }
+
+    /// Whether `host` (a `Host` header) names this relay.
+    fn answers_to(&self, host: &HeaderValue) -> bool {
+        let Some(name) = host_name(host.as_bytes()) else {
+            return false;
+        };
+        is_ip_literal(&name)
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.is_public_host(&name)
+    }
+
+    fn is_public_host(&self, name: &str) -> bool {
+        self.public_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix('.') {
+                Some(domain) => {
+                    name == domain
+                        || name
+                            .strip_suffix(domain)
+                            .is_some_and(|sub| sub.ends_with('.'))
+                }
+                None => name == allowed,
+            })
+    }
+
+    /// Whether `origin` is the relay's own for a request with `host`: the same name and port, over `http` (the
+    /// relay's own scheme), or `https` for a `--public-host` (a TLS proxy in front).
+    fn is_own_origin(&self, origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+        let Some(host) = host.filter(|h| self.answers_to(h)) else {
+            return false;
+        };
+        let Some((scheme, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://"))
+        else {
+            return false;
+        };
+        let default_port = match scheme {
+            "http" => 80,
+            "https" => 443,
+            _ => return false,
+        };
+        let (Some(origin), Some(host)) = (
+            authority_of(authority.as_bytes()),
+            authority_of(host.as_bytes()),
+        ) else {
+            return false;
+        };
+        let name = host.host().to_ascii_lowercase();
+        let same_place = origin.host().eq_ignore_ascii_case(&name)
+            && origin.port_u16().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port);
+        same_place && (scheme == "http" || self.is_public_host(&name))
+    }
+}
+
+/// A `Host` header's (or an origin's) `host[:port]`, with no user part: `None` if it is not one.
+fn authority_of(value: &[u8]) -> Option<Authority> {
+    if value.is_empty() || value.contains(&b'@') {
+        return None;
+    }
+    Authority::try_from(value).ok()
+}
+
+/// A `Host` header's name, lowercase, without its port: `None` if the header is not a host.
+fn host_name(host: &[u8]) -> Option<String> {
+    authority_of(host).map(|a| a.host().to_ascii_lowercase())
+}
+
+/// Whether a host name is an IP address (`127.0.0.1`, `[::1]`): no DNS answer can make one point elsewhere.
+fn is_ip_literal(name: &str) -> bool {
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    bare.parse::<IpAddr>().is_ok()
+}
+
+/// Refuses, on every route, a request whose `Host` the relay does not answer to (see the module's comment).
+async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next: Next) -> Response {
+    match relay.access.check_host(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err((status, reason)) => {
+            Metrics::add(&relay.metrics.refusals, 1);
+            tracing::info!(%status, "request refused: {}", reason.trim_end());
+            (status, reason).into_response()
+        }
     }
 }
 
@@ -175,6 +297,10 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
         .route("/metrics", get(metrics))
         .nest_service("/pkg", ServeDir::new(pkg))
         .fallback_service(ServeDir::new(www))
+        .layer(middleware::from_fn_with_state(
+            relay.clone(),
+            answered_hosts_only,
+        ))
         .with_state(relay)
 }
 
@@ -224,6 +350,7 @@ fn parse_at(at: &str) -> Result<Vec<Resume>, String> {
 async fn websocket(
     upgrade: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(outbound): Extension<Arc<Outbound>>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     State(relay): State<Relay>,
@@ -273,7 +400,7 @@ async fn websocket(
             let _slot = slot;
             let identity = relay.events.identity(peer);
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume, identity).await
+            session::run(sink, stream, relay, resume, identity, &outbound).await
         })
 }
 
@@ -390,6 +517,7 @@ mod tests {
         let access = Access {
             token: Some("s3cret".into()),
             origins: vec!["https://dash.example".into()],
+            public_hosts: vec!["relay".into()],
             max_sessions: 2,
             max_sessions_per_address: 1,
         };
@@ -423,6 +551,138 @@ mod tests {
         assert_eq!(
             access.check(&ok, Some("s3cret"), 2).unwrap_err().0,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn hosts_and_origins_resist_dns_rebinding() {
+        let access = Access {
+            token: None,
+            origins: vec!["https://dash.example".into()],
+            public_hosts: vec!["relay.example".into(), ".corp.example".into()],
+            max_sessions: 10,
+            max_sessions_per_address: 10,
+        };
+        let request = |host: Option<&[u8]>, origin: Option<&[u8]>| {
+            let mut headers = HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(header::HOST, HeaderValue::from_bytes(host).unwrap());
+            }
+            if let Some(origin) = origin {
+                headers.insert(header::ORIGIN, HeaderValue::from_bytes(origin).unwrap());
+            }
+            access
+                .check(&headers, None, 0)
+                .map_err(|(status, _)| status)
+        };
+        let forbidden = Err(StatusCode::FORBIDDEN);
+        // The relay's own pages, addressed directly or through a public name.
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.1:8080")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"[::1]:8080"), Some(b"http://[::1]:8080")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"localhost:8080"), Some(b"http://localhost:8080")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"LocalHost:8080"), Some(b"http://localhost:8080")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"relay.example"), Some(b"https://relay.example")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"relay.example:443"), Some(b"https://relay.example")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"relay.example"), Some(b"http://relay.example")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"a.corp.example"), Some(b"https://a.corp.example")),
+            Ok(())
+        );
+        assert_eq!(
+            request(Some(b"corp.example"), Some(b"https://corp.example")),
+            Ok(())
+        );
+        // Listed origins, and clients that send none.
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"https://dash.example")),
+            Ok(())
+        );
+        assert_eq!(request(Some(b"127.0.0.1:8080"), None), Ok(()));
+        assert_eq!(request(None, None), Ok(()));
+        // DNS rebinding: the page's own name as Host, with its origin or any other.
+        assert_eq!(
+            request(
+                Some(b"evil.example:8080"),
+                Some(b"http://evil.example:8080")
+            ),
+            forbidden
+        );
+        assert_eq!(request(Some(b"evil.example:8080"), None), forbidden);
+        assert_eq!(
+            request(Some(b"evil.example:8080"), Some(b"https://dash.example")),
+            forbidden
+        );
+        assert_eq!(request(Some(b"xcorp.example"), None), forbidden);
+        assert_eq!(request(Some(b"relay.example.evil"), None), forbidden);
+        assert_eq!(request(Some(b"user@127.0.0.1"), None), forbidden);
+        assert_eq!(request(Some(b""), None), forbidden);
+        assert_eq!(request(Some(b"\xffhost"), None), forbidden);
+        // Origins that are not the relay's own: another scheme, port or name, or no origin at all.
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"https://127.0.0.1:8080")),
+            forbidden
+        );
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"evil://127.0.0.1:8080")),
+            forbidden
+        );
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.1:8081")),
+            forbidden
+        );
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.1")),
+            forbidden
+        );
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.2:8080")),
+            forbidden
+        );
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.1:8080/x")),
+            forbidden
+        );
+        assert_eq!(request(Some(b"127.0.0.1:8080"), Some(b"null")), forbidden);
+        assert_eq!(request(Some(b"127.0.0.1:8080"), Some(b"")), forbidden);
+        assert_eq!(
+            request(Some(b"127.0.0.1:8080"), Some(b"http://127.0.0.1:8080\xff")),
+            forbidden,
+            "an origin that is not ASCII is checked too"
+        );
+        let mut two = HeaderMap::new();
+        two.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        two.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        two.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert_eq!(
+            access.check(&two, None, 0).unwrap_err().0,
+            StatusCode::FORBIDDEN
         );
     }
 

@@ -6,6 +6,7 @@
 //!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
+//!   `connections` (accepting sockets: per-address caps, the header timeout),
 //!   `metrics`, `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod cluster_session;
 pub mod collect;
 pub mod command_table;
+pub mod connections;
 pub mod embedded_redis;
 pub mod events;
 pub mod frames;

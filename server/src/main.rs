@@ -28,7 +28,8 @@ use replicast_server::replica_link::{self, RedisTarget};
 use replicast_server::sentinel::{self, Sentinels};
 use replicast_server::upstream::Upstream;
 use replicast_server::{
-    collect, http, open_files, rdb_command, record, shutdown_signal, snapshot, subscription, tls,
+    collect, connections, http, open_files, rdb_command, record, shutdown_signal, snapshot,
+    subscription, tls,
 };
 
 #[derive(Parser)]
@@ -61,7 +62,8 @@ struct ServeArgs {
     /// Redis to follow, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS. Without it (and without
     /// --sentinel), an embedded redis-server is started. With --sentinel, only its credentials, database and
     /// scheme are used, for whichever node Sentinel names (e.g. rediss://relay:s3cret@primary).
-    #[arg(long, env = "REDIS_URL")]
+    // Secrets (a URL's password, the token) are never shown by --help, though their variables are named.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Sentinels to ask for the current primary, host:port (repeatable, or comma-separated); with --master-name.
     #[arg(
@@ -97,7 +99,12 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_SENTINEL_USER", requires = "sentinels")]
     sentinel_user: Option<String>,
     /// Password for the sentinels (`requirepass` of sentinel.conf, or the ACL user's).
-    #[arg(long, env = "REPLICAST_SENTINEL_PASSWORD", requires = "sentinels")]
+    #[arg(
+        long,
+        env = "REPLICAST_SENTINEL_PASSWORD",
+        requires = "sentinels",
+        hide_env_values = true
+    )]
     sentinel_password: Option<String>,
     /// CA certificates (PEM) that signed the Redis server's TLS certificate; the system's roots by default.
     #[arg(long, env = "REDIS_CA")]
@@ -150,11 +157,20 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_EVENT_MAXLEN", default_value_t = events::DEFAULT_MAXLEN)]
     event_maxlen: u64,
     /// Token every session must present (`?token=` or `Authorization: Bearer`); none by default.
-    #[arg(long, env = "REPLICAST_TOKEN")]
+    #[arg(long, env = "REPLICAST_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Origins whose pages may connect, besides the relay's own (`*` for any).
     #[arg(long = "origin", env = "REPLICAST_ORIGINS", value_delimiter = ',')]
     origins: Vec<String>,
+    /// Names (without port) the relay answers to besides IP addresses and localhost, e.g. the name a reverse proxy
+    /// passes as Host; `.example.com` allows example.com and every name under it. Requests naming any other host
+    /// are refused (403), so that a page's domain rebound to the relay's address (DNS rebinding) cannot reach it.
+    #[arg(
+        long = "public-host",
+        env = "REPLICAST_PUBLIC_HOSTS",
+        value_delimiter = ','
+    )]
+    public_hosts: Vec<String>,
     /// Most browser sessions at once.
     #[arg(long, env = "REPLICAST_MAX_SESSIONS", default_value_t = 10_000)]
     max_sessions: u64,
@@ -166,6 +182,14 @@ struct ServeArgs {
         default_value_t = http::DEFAULT_MAX_SESSIONS_PER_ADDRESS
     )]
     max_sessions_per_address: u64,
+    /// Most TCP connections one peer address may hold open at once, WebSocket sessions included; past it a
+    /// connection gets a 429 before its request is read. Default: --max-sessions-per-address plus 100.
+    #[arg(long, env = "REPLICAST_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<u64>,
+    /// Seconds a client has to send a complete request's headers (on a new connection, or after a response on a
+    /// kept-alive one) before the connection is closed.
+    #[arg(long, env = "REPLICAST_HEADER_READ_TIMEOUT", default_value_t = connections::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout: u64,
     /// redis-server binary for the embedded Redis.
     #[arg(long, env = "REPLICAST_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -285,6 +309,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         upstream.clone(),
     );
 
+    if let Some(bad) = args
+        .public_hosts
+        .iter()
+        .find(|h| h.is_empty() || h.contains([':', '/', '@', '*']))
+    {
+        anyhow::bail!("--public-host takes host names, without scheme, port or wildcard (.example.com for a domain): got {bad:?}");
+    }
+    let per_address = match args.max_connections_per_address {
+        Some(max) if max < args.max_sessions_per_address => anyhow::bail!(
+            "--max-connections-per-address ({max}) is below --max-sessions-per-address ({}): every session is a connection; raise it",
+            args.max_sessions_per_address
+        ),
+        Some(max) => max,
+        None => args
+            .max_sessions_per_address
+            .saturating_add(connections::CONNECTIONS_BEYOND_SESSIONS),
+    };
     let listener =
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
@@ -310,6 +351,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         access: Arc::new(http::Access {
             token: args.token,
             origins: args.origins,
+            public_hosts: args
+                .public_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             max_sessions: args.max_sessions,
             max_sessions_per_address: args.max_sessions_per_address,
         }),
@@ -341,16 +387,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("Replicast is live at http://{local}/");
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
-    // With each connection's peer address, for --max-sessions-per-address.
-    let app = http::router(relay, &www, &pkg).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let app = http::router(relay, &www, &pkg);
+    connections::serve(
+        listener,
+        app,
+        connections::ConnectionLimits {
+            per_address,
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        },
+        metrics.clone(),
+        async move {
             shutdown_signal().await;
             // Sessions close their sockets with 1001 (going away) when they see this.
             shutdown.send_replace(true);
-        })
-        .await?;
-    // Upgraded WebSockets outlive axum's graceful shutdown: give the sessions a moment to send their 1001 close.
+        },
+    )
+    .await;
+    // Upgraded WebSockets outlive the HTTP server's stop: give the sessions a moment to send their 1001 close.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     while metrics.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0
         && tokio::time::Instant::now() < deadline

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use replicast_wasm::pattern::glob_match;
+use replicast_wasm::pattern::Glob;
 use replicast_wasm::rdb::{KeyStart, RdbReader, ReaderOptions, ValueType};
 
 use self::json_lines::JsonLines;
@@ -71,7 +71,7 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, stdout);
     let filter = Filter {
-        keys: args.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        keys: args.keys.iter().map(|k| Glob::new(k.as_bytes())).collect(),
         types: args.types.clone(),
         dbs: args.dbs.clone(),
     };
@@ -134,14 +134,14 @@ fn finish_output(result: io::Result<()>) -> anyhow::Result<()> {
 
 /// Which keys to print.
 struct Filter {
-    keys: Vec<Vec<u8>>,
+    keys: Vec<Glob>,
     types: Vec<ValueType>,
     dbs: Vec<u64>,
 }
 
 impl Filter {
     fn accepts(&self, key: &KeyStart<'_>) -> bool {
-        (self.keys.is_empty() || self.keys.iter().any(|p| glob_match(p, key.key)))
+        (self.keys.is_empty() || self.keys.iter().any(|p| p.matches(key.key)))
             && (self.types.is_empty() || self.types.contains(&key.value_type))
             && (self.dbs.is_empty() || self.dbs.contains(&key.db))
     }

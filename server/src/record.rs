@@ -18,7 +18,7 @@ use crate::replica_link::{self, RedisTarget};
 #[derive(clap::Args)]
 pub struct RecordArgs {
     /// Redis to record, e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: String,
     /// CA certificates (PEM) for a rediss:// URL; the system's roots by default.
     #[arg(long, env = "REDIS_CA")]

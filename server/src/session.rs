@@ -7,6 +7,13 @@
 //! at a time, so a browser's next message waits in its socket while Redis answers. `select!` ends both halves when
 //! either ends, or when the relay shuts down.
 //!
+//! The reading half also bounds what a browser can make the relay queue without reading: the WebSocket layer
+//! answers each ping with a pong, buffered while the socket is full, so pings from a peer that does not read count
+//! against [`MAX_UNREAD_PONGS`]. A frame the WebSocket layer refuses closes the session with the code RFC 6455
+//! gives it (1002 for a protocol error, 1007 for text that is not UTF-8, 1009 for a message too big). However a
+//! session ends, the browser gets a close frame, after everything already queued for it, and the relay reads
+//! until the browser answers it or [`CLOSE_TIMEOUT`] passes, so that the socket ends with a FIN, not a reset.
+//!
 //! A top-up is a snapshot of a few keys taken mid-stream. It is read at some offset `X` ahead of the session's
 //! cursor and delivered exactly there: the frames before `X`, then the snapshot, then the frames from `X` on, so
 //! the browser's windows stay equal to Redis at every offset.
@@ -23,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backlog::{Backlog, Read, Stream as BacklogStream};
+use crate::connections::Outbound;
 use crate::events::{EventGate, Identity};
 use crate::http::Relay;
 use crate::metrics::Metrics;
@@ -33,8 +41,12 @@ use crate::subscription::{Delivery, Request, Subscription};
 const READ_BUDGET: usize = 1024 * 1024;
 /// A browser that accepts nothing for this long is disconnected; its cursor would fall out of the backlog anyway.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long sending the close frame may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long sending the close frame and reading the browser's answer to it may take: a session closed because its
+/// browser stopped reading gets this long to read what was queued and the close frame.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pong bytes a browser may leave unread: pongs the WebSocket layer queued while what the relay wrote waits for the
+/// browser to read it (a full socket). About 32 pings of the most a ping may carry; browsers send none.
+pub(crate) const MAX_UNREAD_PONGS: usize = 4096;
 /// How long a browser has to send its subscription after connecting.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the link may take to reach a snapshot's offset before the snapshot is taken again.
@@ -50,6 +62,7 @@ const TOPUP_ATTEMPTS: u32 = 3;
 
 /// WebSocket close codes (RFC 6455 and its registry).
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_NOT_UTF8: u16 = 1007;
 pub(crate) const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
@@ -76,25 +89,28 @@ pub(crate) enum Inbound {
     Slots(BTreeSet<u16>),
 }
 
-/// Runs one browser's session until it or the relay leaves. `identity` is what the relay adds to its events.
+/// Runs one browser's session until it or the relay leaves. `identity` is what the relay adds to its events;
+/// `outbound` says whether what the relay wrote to the socket waits for the browser to read it.
 pub async fn run<W, R, E>(
     mut sink: W,
     mut stream: R,
     relay: Relay,
     resume: Vec<Resume>,
     identity: Identity,
+    outbound: &Outbound,
 ) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     let metrics = relay.metrics.clone();
     Metrics::add(&metrics.sessions_total, 1);
     Metrics::add(&metrics.sessions, 1);
     let mut shutdown = relay.shutdown.subscribe();
+    let mut pongs = UnreadPongs { outbound, bytes: 0 };
 
-    let close = match subscription(&mut stream).await {
-        Err(close) => Some(close),
+    let close = match subscription(&mut stream, &mut pongs).await {
+        Err(close) => close,
         Ok(sub) => {
             let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
             let send = async {
@@ -114,7 +130,7 @@ pub async fn run<W, R, E>(
                 }
             };
             let gate = EventGate::new(&relay.events, &relay.allow, &identity, sub.db);
-            let receive = receive_requests(&mut stream, requests, gate, &relay.metrics);
+            let receive = receive_requests(&mut stream, requests, gate, &relay.metrics, &mut pongs);
             tokio::select! {
                 result = send => result.err(),
                 close = receive => close,
@@ -122,46 +138,106 @@ pub async fn run<W, R, E>(
             }
         }
     };
-    if let Some(Close(code, reason)) = close {
-        if matches!(code, CLOSE_NOT_UTF8 | CLOSE_POLICY | CLOSE_TOO_BIG) {
-            Metrics::add(&metrics.refusals, 1);
-            tracing::info!("session refused: {reason}");
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    match close {
+        Some(Close(code, reason)) => {
+            if matches!(
+                code,
+                CLOSE_PROTOCOL | CLOSE_NOT_UTF8 | CLOSE_POLICY | CLOSE_TOO_BIG
+            ) {
+                Metrics::add(&metrics.refusals, 1);
+                tracing::info!("session refused: {reason}");
+            }
+            // A close reason is at most 123 bytes.
+            let reason = truncate(&reason, 123);
+            // Queued after what the browser has not read yet, so that it arrives whole, after the last message;
+            // bounded, as the browser may be the one that stopped reading.
+            let close = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            let _ = tokio::time::timeout_at(deadline, sink.send(close)).await;
+            // Until the browser answers: closing the socket with its bytes unread would reset the connection (and
+            // drop what the browser has not read yet) instead of ending it with a FIN.
+            let answered = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, answered).await;
         }
-        // A close reason is at most 123 bytes.
-        let reason = truncate(&reason, 123);
-        // Bounded: the browser may be the one that stopped reading.
-        let close = Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
+        // The browser closed (the WebSocket layer queued the answer: send it), or its socket failed.
+        None => {
+            let _ = tokio::time::timeout_at(deadline, sink.close()).await;
+        }
     }
     metrics
         .sessions
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The browser's first message, which must be its subscription.
-async fn subscription<R, E>(stream: &mut R) -> Result<Subscription, Close>
+/// The browser's first message, which must be its subscription; pings may come before it, or between its
+/// fragments (RFC 6455 allows control frames there). `Err(None)`: the browser left first, no close frame to send.
+async fn subscription<R, E>(
+    stream: &mut R,
+    pongs: &mut UnreadPongs<'_>,
+) -> Result<Subscription, Option<Close>>
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
-    match tokio::time::timeout(SUBSCRIBE_TIMEOUT, stream.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => {
-            Subscription::parse(text.as_str()).map_err(|e| Close(CLOSE_POLICY, e.to_string()))
+    let deadline = Instant::now() + SUBSCRIBE_TIMEOUT;
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await else {
+            return Err(Some(Close(
+                CLOSE_POLICY,
+                format!("no subscribe message within {SUBSCRIBE_TIMEOUT:?}"),
+            )));
+        };
+        return match next {
+            Some(Ok(Message::Text(text))) => Subscription::parse(text.as_str())
+                .map_err(|e| Some(Close(CLOSE_POLICY, e.to_string()))),
+            Some(Ok(Message::Ping(payload))) => {
+                pongs.ping(payload.len()).map_err(Some)?;
+                continue;
+            }
+            Some(Ok(Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => Err(None),
+            Some(Ok(Message::Binary(_))) => Err(Some(Close(
+                CLOSE_POLICY,
+                "expected a subscribe message (JSON text) first".into(),
+            ))),
+            Some(Err(err)) => Err(unreadable(&err)),
+        };
+    }
+}
+
+/// Pongs the WebSocket layer queued for a browser that does not read them (see [`MAX_UNREAD_PONGS`]).
+struct UnreadPongs<'a> {
+    outbound: &'a Outbound,
+    bytes: usize,
+}
+
+impl UnreadPongs<'_> {
+    /// Counts the pong a ping of `payload` bytes gets; closes the session past the limit.
+    fn ping(&mut self, payload: usize) -> Result<(), Close> {
+        if !self.outbound.waiting() {
+            // The socket took everything queued: the pongs before this one went out.
+            self.bytes = 0;
         }
-        Ok(Some(Ok(_))) => Err(Close(
-            CLOSE_POLICY,
-            "expected a subscribe message (JSON text) first".into(),
-        )),
-        Ok(Some(Err(err))) => Err(unreadable(&err)
-            .unwrap_or_else(|| Close(CLOSE_POLICY, "closed before subscribing".into()))),
-        Ok(None) => Err(Close(CLOSE_POLICY, "closed before subscribing".into())),
-        Err(_) => Err(Close(
-            CLOSE_POLICY,
-            format!("no subscribe message within {SUBSCRIBE_TIMEOUT:?}"),
-        )),
+        // A pong's frame: two bytes of header and the ping's payload (at most 125 bytes).
+        self.bytes += 2 + payload;
+        if self.bytes > MAX_UNREAD_PONGS {
+            return Err(Close(
+                CLOSE_POLICY,
+                format!(
+                    "stopped reading: sent pings while more than {MAX_UNREAD_PONGS} bytes of pongs waited unread"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -173,10 +249,11 @@ async fn receive_requests<R, E>(
     requests: mpsc::Sender<Inbound>,
     mut gate: EventGate<'_>,
     metrics: &Metrics,
+    pongs: &mut UnreadPongs<'_>,
 ) -> Option<Close>
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     while let Some(message) = stream.next().await {
         let inbound = match message {
@@ -206,7 +283,11 @@ where
                 ))
             }
             Ok(Message::Close(_)) => return None,
-            Ok(_) => continue,
+            Ok(Message::Ping(payload)) => match pongs.ping(payload.len()) {
+                Ok(()) => continue,
+                Err(close) => return Some(close),
+            },
+            Ok(Message::Pong(_)) => continue,
             Err(err) => return unreadable(&err),
         };
         // Waits while the sender is busy: the browser's requests queue in its socket, not here.
@@ -217,26 +298,33 @@ where
     None
 }
 
-/// How a message the WebSocket layer refused to read closes the session; `None` when the socket itself failed.
-fn unreadable(err: &impl std::fmt::Display) -> Option<Close> {
-    // The layer's errors are only known by their text here (axum wraps tungstenite's).
-    let text = err.to_string();
-    if text.contains("too long") {
+/// How a frame the WebSocket layer refused to read closes the session, with the code RFC 6455 gives it; `None`
+/// when the socket itself failed or the browser left.
+fn unreadable(err: &(dyn std::error::Error + 'static)) -> Option<Close> {
+    use tungstenite::error::{Error as WsError, ProtocolError};
+    // axum wraps tungstenite's error: find it in the chain.
+    let ws = std::iter::successors(Some(err), |e| e.source())
+        .find_map(|e| e.downcast_ref::<WsError>())?;
+    match ws {
         // Over the size limit, refused from the frame's header, before its payload is read.
-        Some(Close(
+        WsError::Capacity(_) => Some(Close(
             CLOSE_TOO_BIG,
             format!(
                 "message too big: at most {} bytes",
                 crate::http::MAX_CLIENT_MESSAGE
             ),
-        ))
-    } else if text.contains("UTF-8") {
-        Some(Close(
+        )),
+        WsError::Utf8(_) => Some(Close(
             CLOSE_NOT_UTF8,
             "a text message must be UTF-8 (JSON)".into(),
-        ))
-    } else {
-        None
+        )),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        // RSV bits set, an unmasked frame, a fragmented or oversized control frame, an unknown opcode, a
+        // continuation out of place, a malformed close frame: tungstenite's words say which.
+        WsError::Protocol(protocol) => {
+            Some(Close(CLOSE_PROTOCOL, format!("protocol error: {protocol}")))
+        }
+        _ => None,
     }
 }
 
@@ -570,11 +658,12 @@ async fn take<W: Sink<Message> + Unpin>(
 /// without a wildcard (the page's `?keys=` are patterns), that are not allowed. Such a key's frames and snapshot are
 /// withheld like any other's; the notice only says why they never come, and names nothing the browser did not send.
 fn disallowed_notice(sub: &Subscription, allow: &crate::subscription::Allow) -> Option<String> {
-    let literal = |p: &&Vec<u8>| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let literal = |p: &&[u8]| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
     let mut refused: Vec<String> = sub
         .keys
         .iter()
-        .chain(sub.patterns.iter().filter(literal))
+        .map(Vec::as_slice)
+        .chain(sub.patterns.iter().map(|p| p.as_bytes()).filter(literal))
         .filter(|k| !allow.allows(k))
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .collect();

@@ -7,9 +7,11 @@
 //! frames after that offset. The snapshot travels as RESP commands (`DEL key` then `ZADD`/`RPUSH`/`HSET`/`SET`/`XADD`)
 //! that rebuild each window, so the browser applies it with the same code as the stream.
 //!
-//! What is not exact: keys of a *pattern* are listed with `SCAN` before the `MULTI`, so a key created in between
-//! appears on its next write rather than in the snapshot. Sets are not windowed by Redis in any order, so a set
-//! key's snapshot is empty and it fills from the stream.
+//! Keys of a *pattern* are listed with `SCAN` before the `MULTI`, so a key created in between would be in neither
+//! the snapshot nor the stream after it: the keys are listed again after `EXEC`, and the snapshot is read again
+//! with any new ones (up to [`RELISTS`] times; keys still appearing after that follow as top-ups). Sets are not
+//! windowed by Redis in any order, so a set key's snapshot is empty and it fills from the stream. A stream whose
+//! entries are all gone still exists, and is given as `XTRIM key MAXLEN 0`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ const ATTEMPTS: usize = 3;
 /// ~31 MB), far past the `redis` crate's default of 500 ms on a busy machine.
 const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Times a snapshot is read again when keys of its patterns appeared while it was read.
+const RELISTS: usize = 3;
 /// Pause before reading again when a cluster key was not on this node.
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -162,7 +166,7 @@ impl Snapshotter {
         &self,
         db: u32,
         window: usize,
-        keys: Keys<'_>,
+        which: Keys<'_>,
     ) -> Result<Snapshot, SnapshotError> {
         let _permit = self
             .permits
@@ -186,22 +190,13 @@ impl Snapshotter {
             .arg(db)
             .query_async::<()>(&mut conn)
             .await?;
-        let mut keys = match keys {
-            Keys::Watched(sub, allow) => list_keys(&mut conn, sub, allow).await?,
-            Keys::Given(keys) => keys,
-            Keys::InSlots(sub, allow, slots, given) => {
-                let mut keys = list_keys(&mut conn, sub, allow).await?;
-                keys.retain(|k| slots.contains(&crate::cluster::slot(k)));
-                keys.extend(given);
-                keys.sort_unstable();
-                keys.dedup();
-                keys
-            }
-        };
-        if let Some(owns) = &self.shard {
-            // A cluster node answers MOVED for a key it does not hold, which would fail the whole read.
-            keys.retain(|k| owns(k));
-        }
+        let mut keys = self.list(&mut conn, &which).await?;
+        // Keys listed by pattern: a key created after its `SCAN` and before the `MULTI` is in neither the snapshot
+        // nor the stream after it. So they are listed again once the snapshot is read, and if new ones are found
+        // the snapshot is read again with them (a few times at most; past that, they follow as top-ups).
+        let mut listed: Option<BTreeSet<Vec<u8>>> =
+            (!matches!(which, Keys::Given(_))).then(|| keys.iter().cloned().collect());
+        let mut relists = 0;
         let mut part = (PART_ITEMS / window.max(1)).max(1);
         let mut attempts = 0;
         // In a cluster, one MULTI may only touch one slot: a script reads across slots, or, where scripts are not
@@ -225,8 +220,19 @@ impl Snapshotter {
             };
             match read {
                 Ok(Some(mut snapshot)) => {
-                    snapshot.rest = rest;
-                    return Ok(snapshot);
+                    let mut new = Vec::new();
+                    if let Some(listed) = &mut listed {
+                        new = self.list(&mut conn, &which).await?;
+                        new.retain(|k| !listed.contains(k));
+                        listed.extend(new.iter().cloned());
+                    }
+                    if new.is_empty() || relists == RELISTS {
+                        snapshot.rest = rest;
+                        snapshot.rest.extend(new);
+                        return Ok(snapshot);
+                    }
+                    relists += 1;
+                    keys.extend(new);
                 }
                 // Larger items than the estimate: fewer keys in this part.
                 Err(SnapshotError::TooLarge) if keys.len() > 1 => part = keys.len() / 2,
@@ -246,6 +252,33 @@ impl Snapshotter {
             }
             keys.extend(rest);
         }
+    }
+}
+
+impl Snapshotter {
+    /// The keys `which` names now (a pattern's by `SCAN`), those this shard owns only.
+    async fn list(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        which: &Keys<'_>,
+    ) -> Result<Vec<Vec<u8>>, SnapshotError> {
+        let mut keys = match which {
+            Keys::Watched(sub, allow) => list_keys(conn, sub, allow).await?,
+            Keys::Given(keys) => keys.clone(),
+            Keys::InSlots(sub, allow, slots, given) => {
+                let mut keys = list_keys(conn, sub, allow).await?;
+                keys.retain(|k| slots.contains(&crate::cluster::slot(k)));
+                keys.extend(given.iter().cloned());
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            }
+        };
+        if let Some(owns) = &self.shard {
+            // A cluster node answers MOVED for a key it does not hold, which would fail the whole read.
+            keys.retain(|k| owns(k));
+        }
+        Ok(keys)
     }
 }
 
@@ -276,7 +309,7 @@ async fn list_keys(
             let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(pattern)
+                .arg(pattern.as_bytes())
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(conn)
@@ -437,13 +470,23 @@ async fn read_once(
     reads.cmd("INFO").arg("replication");
     let replies: Vec<Value> = match reads.query_async(conn).await {
         Ok(replies) => replies,
-        Err(err) if err.code() == Some("WRONGTYPE") => return Ok(None),
+        Err(err) if wrong_type(&err) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
     let Some((info, values)) = replies.split_last() else {
         return Err(SnapshotError::Reply("empty EXEC reply".into()));
     };
     snapshot_of(keys, &types, values.iter(), info)
+}
+
+/// Whether a read failed because its key changed type after `TYPE`: Redis's WRONGTYPE, which the `redis` crate
+/// reports from a transaction's replies as one of a pipeline's failures.
+fn wrong_type(err: &redis::RedisError) -> bool {
+    err.code() == Some("WRONGTYPE")
+        || err
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "WRONGTYPE"))
 }
 
 /// Appends the commands that rebuild `key`'s window from its read; `false` if the read does not fit the type.
@@ -490,6 +533,10 @@ fn rebuild(out: &mut Vec<u8>, key: &[u8], kind: &str, value: &Value) -> bool {
             let Value::Array(entries) = value else {
                 return false;
             };
+            if entries.is_empty() {
+                // A stream whose entries are all gone still exists.
+                push_command(out, &[b"XTRIM", key, b"MAXLEN", b"0"]);
+            }
             // XREVRANGE is newest first; rebuild oldest first.
             for entry in entries.iter().rev() {
                 let Value::Array(parts) = entry else {
@@ -562,6 +609,13 @@ mod tests {
         assert!(
             text.find("1-0").unwrap() < text.find("2-0").unwrap(),
             "oldest first: {text}"
+        );
+        // A stream without entries exists all the same: trimmed to nothing.
+        let mut out = Vec::new();
+        assert!(rebuild(&mut out, b"e", "stream", &Value::Array(vec![])));
+        assert_eq!(
+            out,
+            b"*2\r\n$3\r\nDEL\r\n$1\r\ne\r\n*4\r\n$5\r\nXTRIM\r\n$1\r\ne\r\n$6\r\nMAXLEN\r\n$1\r\n0\r\n"
         );
     }
 

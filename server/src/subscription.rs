@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
-use replicast_wasm::pattern::glob_match;
+use replicast_wasm::pattern::Glob;
 use replicast_wasm::wire;
 use serde::Deserialize;
 use thiserror::Error;
@@ -28,6 +28,10 @@ pub const MAX_PATTERNS: usize = 64;
 pub const MAX_KEYS: usize = 1024;
 /// Longest pattern or key in a subscription or top-up (shared with the browser, which asks only for such keys).
 pub const MAX_NAME_LEN: usize = replicast_wasm::wire::MAX_NAME_LEN;
+/// Most key bytes a subscription pattern's parts between two `*` that hold `?`, `[…]` or `\` may span
+/// ([`Glob::wildcard_positions`]): such parts are searched for in every key the session is offered, one 64-bit word
+/// per key byte within this limit, so that matching stays linear in the key.
+pub const MAX_PATTERN_WILDCARDS: usize = 64;
 /// Largest window a browser may ask for.
 pub const MAX_WINDOW: usize = 100_000;
 /// Most keys one top-up request may name (shared with the browser, which asks for no more at once, and with the
@@ -54,6 +58,8 @@ pub enum SubscribeError {
     },
     #[error("a pattern or key is at most {MAX_NAME_LEN} bytes, got {0}")]
     TooLong(usize),
+    #[error("a pattern's parts between two * holding ?, [ or \\ may span at most {MAX_PATTERN_WILDCARDS} bytes of a key, got {0}")]
+    Wildcards(usize),
     #[error("window must be 1..={MAX_WINDOW}, got {0}")]
     Window(usize),
     #[error("db must be 0..={MAX_DB}, got {0}")]
@@ -71,25 +77,25 @@ pub enum SubscribeError {
 /// Key patterns the relay may send (`--allow`); a key must match one.
 #[derive(Debug, Clone)]
 pub struct Allow {
-    patterns: Vec<Vec<u8>>,
+    patterns: Vec<Glob>,
 }
 
 impl Allow {
     pub fn new(patterns: &[String]) -> Self {
         Allow {
-            patterns: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            patterns: patterns.iter().map(|p| Glob::new(p.as_bytes())).collect(),
         }
     }
 
     pub fn allows(&self, key: &[u8]) -> bool {
-        self.patterns.iter().any(|p| glob_match(p, key))
+        self.patterns.iter().any(|p| p.matches(key))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub db: u32,
-    pub patterns: Vec<Vec<u8>>,
+    pub patterns: Vec<Glob>,
     pub keys: HashSet<Vec<u8>>,
     pub window: usize,
 }
@@ -233,6 +239,11 @@ impl Subscription {
         {
             return Err(SubscribeError::TooLong(long.len()));
         }
+        let patterns = patterns
+            .iter()
+            .map(|p| Glob::within(p.as_bytes(), MAX_PATTERN_WILDCARDS))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SubscribeError::Wildcards)?;
         if !(1..=MAX_WINDOW).contains(&window) {
             return Err(SubscribeError::Window(window));
         }
@@ -244,14 +255,14 @@ impl Subscription {
         }
         Ok(Subscription {
             db,
-            patterns: patterns.into_iter().map(String::into_bytes).collect(),
+            patterns,
             keys: keys.into_iter().map(String::into_bytes).collect(),
             window,
         })
     }
 
     pub fn wants(&self, key: &[u8]) -> bool {
-        self.keys.contains(key) || self.patterns.iter().any(|p| glob_match(p, key))
+        self.keys.contains(key) || self.patterns.iter().any(|p| p.matches(key))
     }
 
     /// What this session makes of `frame`.
@@ -723,6 +734,21 @@ mod tests {
         );
         let longest = "k".repeat(MAX_NAME_LEN);
         assert!(Subscription::parse(&subscribe(&[], &[longest])).is_ok());
+    }
+
+    #[test]
+    fn patterns_searching_for_more_than_a_word_of_wildcards_are_refused() {
+        let searched = |n: usize| format!("perf:*{}*", "?".repeat(n));
+        assert!(Subscription::parse(&subscribe(&[searched(MAX_PATTERN_WILDCARDS)], &[])).is_ok());
+        assert_eq!(
+            Subscription::parse(&subscribe(&[searched(MAX_PATTERN_WILDCARDS + 1)], &[]))
+                .unwrap_err()
+                .to_string(),
+            "a pattern's parts between two * holding ?, [ or \\ may span at most 64 bytes of a key, got 65"
+        );
+        // Wildcards checked in place (before the first `*`, after the last) cost one step per byte: no limit.
+        let anchored = format!("{}*{}", "?".repeat(500), "?".repeat(500));
+        assert!(Subscription::parse(&subscribe(&[anchored], &[])).is_ok());
     }
 
     #[test]

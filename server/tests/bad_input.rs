@@ -409,7 +409,8 @@ async fn a_modules_commands_reach_no_browser() {
         "{snapshot:?}"
     );
 
-    // The assembler, handed such a command anyway (a relay before this rule, a recording), counts it and goes on.
+    // The assembler, handed such a command anyway (a relay before this rule, a recording), counts it, asks for a
+    // top-up of every watched key it names (it cannot tell which it wrote), and goes on.
     let mut assembler = StreamAssembler::new(WatchConfig {
         patterns: vec![b"*".to_vec()],
         db: 0,
@@ -425,7 +426,8 @@ async fn a_modules_commands_reach_no_browser() {
     assert_eq!(diagnostics.unknown_commands, 1);
     assert_eq!(
         diagnostics.last_error.as_ref().map(|e| e.message.as_str()),
-        Some("unknown command FT.SAFEADD")
+        Some("unknown command FT.SAFEADD: the watched keys it names are topped up")
     );
+    assert!(assembler.take_topups().contains(&b"perf:doc".to_vec()));
     assert_eq!(window_of(&assembler, b"perf:z"), vec![(b"a".to_vec(), 1.0)]);
 }

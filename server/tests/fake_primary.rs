@@ -212,7 +212,7 @@ async fn a_stream_it_cannot_follow_costs_one_full_resync_then_the_link_streams_o
             ("link_errors_total", 1),
         ] {
             assert_eq!(
-                relay_metric(&ws_url, name).await,
+                metric(&ws_url, &format!("replicast_{name}")).await,
                 value,
                 "{name} after {bad:?}"
             );
@@ -240,8 +240,8 @@ async fn a_primary_that_only_sends_corrupt_streams_is_retried_ever_more_slowly()
         first_to_sixth >= Duration::from_millis(1550),
         "six attempts in {first_to_sixth:?}"
     );
-    assert!(relay_metric(&ws_url, "link_failures_in_a_row").await >= 5);
-    assert!(relay_metric(&ws_url, "link_retry_delay_milliseconds").await >= 800);
-    assert!(relay_metric(&ws_url, "link_stream_errors_total").await >= 5);
+    assert!(metric(&ws_url, "replicast_link_failures_in_a_row").await >= 5);
+    assert!(metric(&ws_url, "replicast_link_retry_delay_milliseconds").await >= 800);
+    assert!(metric(&ws_url, "replicast_link_stream_errors_total").await >= 5);
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 503);
 }

@@ -87,7 +87,11 @@ async fn assert_streamed_through(ws_url: &str, withheld: u64) {
         ("link_stream_errors_total", 0),
         ("link_withheld_commands_total", withheld),
     ] {
-        assert_eq!(relay_metric(ws_url, name).await, value, "{name}");
+        assert_eq!(
+            metric(ws_url, &format!("replicast_{name}")).await,
+            value,
+            "{name}"
+        );
     }
 }
 
@@ -205,7 +209,7 @@ async fn a_520_mib_value_streams_through_in_bounded_memory_while_sessions_go_on(
             big_end = Some(master_repl_offset(&mut conn).await);
         }
         if let Some(end) = big_end {
-            if relay_metric(&ws_url, "link_offset").await >= end {
+            if metric(&ws_url, "replicast_link_offset").await >= end {
                 break;
             }
         }

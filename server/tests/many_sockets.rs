@@ -1,6 +1,8 @@
 //! Many sockets from one address against the relay binary: 10,000 connections from 127.0.0.1 get
 //! `--max-sessions-per-address` sessions and a clear 429 each past it, while `/healthz` answers and other addresses
-//! still join; and a relay out of file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning.
+//! still join; connections past `--max-connections-per-address` get a 429 before their request is read; sockets
+//! that trickle their headers (slowloris) or send none are closed after `--header-read-timeout`; and a relay out of
+//! file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning.
 
 mod support;
 
@@ -110,6 +112,11 @@ async fn ten_thousand_sockets_from_one_address_get_clear_refusals_past_the_cap()
             "perf:*",
             "--max-sessions-per-address",
             &PER_ADDRESS.to_string(),
+            // This test is about sessions: every socket may connect, and wait for its turn to upgrade.
+            "--max-connections-per-address",
+            &(SOCKETS * 2).to_string(),
+            "--header-read-timeout",
+            "600",
         ],
     );
     wait_healthy(&ws_url).await;
@@ -209,15 +216,6 @@ async fn ten_thousand_sockets_from_one_address_get_clear_refusals_past_the_cap()
     join(&mut again).await;
 }
 
-/// CPU time the process `pid` used so far, in clock ticks (user + system).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[tokio::test]
 async fn a_relay_out_of_file_descriptors_keeps_serving_without_spinning() {
     const LIMIT: u64 = 128;
@@ -288,4 +286,151 @@ async fn a_relay_out_of_file_descriptors_keeps_serving_without_spinning() {
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
     join(&mut socket).await;
     let _ = std::fs::remove_dir_all(log.parent().unwrap());
+}
+
+/// A GET of `path` on a fresh connection from `source`: the whole answer, as text, until the relay closes it.
+async fn get_from(source: &str, addr: &str, path: &str) -> String {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // A refusal may be followed by a reset (the relay closes without reading the request); what came is kept.
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn connections_past_the_per_address_cap_get_a_429_before_their_request_is_read() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &[
+            "--allow",
+            "perf:*",
+            "--max-sessions-per-address",
+            "5",
+            "--max-connections-per-address",
+            "5",
+        ],
+    );
+    wait_healthy(&ws_url).await;
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    // Five sessions: five connections that stay open, whatever the header timeout.
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        let mut session = session_from("127.0.0.1", &ws_url).await;
+        join(&mut session).await;
+        sessions.push(session);
+    }
+    let answer = get_from("127.0.0.1", &addr, "/healthz").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 429 ")
+            && answer.ends_with(
+                "127.0.0.1 has 5 connections open, the most one address may hold (see --max-connections-per-address)\n"
+            ),
+        "a sixth connection got:\n{answer}"
+    );
+    // Other addresses are served; 127.0.0.1 is again once its sessions close.
+    assert!(get_from("127.0.0.2", &addr, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200 "));
+    drop(sessions);
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = get_from("127.0.0.1", &addr, "/healthz").await;
+        if answer.starts_with("HTTP/1.1 200 ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answer.starts_with("HTTP/1.1 200 "),
+        "after its sessions closed:\n{answer}"
+    );
+
+    // Fewer connections than sessions per address is refused at startup, with both flags named.
+    let output = Command::new(env!("CARGO_BIN_EXE_replicast"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis-url"])
+        .arg(format!("redis://127.0.0.1:{port}"))
+        .args([
+            "--max-sessions-per-address",
+            "10",
+            "--max-connections-per-address",
+            "9",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("--max-connections-per-address (9) is below --max-sessions-per-address (10)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sockets_that_trickle_their_headers_or_send_none_are_closed_after_the_header_timeout() {
+    const TRICKLING: usize = 50;
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--header-read-timeout", "2"],
+    );
+    wait_healthy(&ws_url).await;
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    let mut sockets = Vec::new();
+    for i in 0..TRICKLING {
+        let mut stream = TcpStream::connect(addr.as_str()).await.unwrap();
+        // Every other one starts a request; the others send nothing at all.
+        if i % 2 == 0 {
+            stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        }
+        sockets.push(stream);
+    }
+    // One header line a second, for as long as the relay keeps the socket: it must close each within a minute
+    // (the timeout is 2 s), having answered nothing.
+    let closed = futures_util::future::join_all(sockets.into_iter().enumerate().map(
+        |(i, mut stream)| async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut answer = Vec::new();
+            loop {
+                let mut buf = [0u8; 1024];
+                tokio::select! {
+                    read = stream.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                    },
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if i % 2 == 0 && stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("socket {i} still open after 60 s"));
+                }
+            }
+            Ok((i, String::from_utf8_lossy(&answer).into_owned()))
+        },
+    ))
+    .await;
+    for outcome in closed {
+        let (i, answer) = outcome.unwrap();
+        assert_eq!(answer, "", "socket {i}");
+    }
+    // The relay serves as before.
+    assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
 }

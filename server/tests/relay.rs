@@ -559,3 +559,29 @@ async fn a_relay_with_a_token_refuses_sessions_without_it() {
     .await;
     join(&mut socket).await;
 }
+
+/// `--help` names the variables secrets come from, never their values (operators are told to put secrets there).
+#[test]
+fn help_shows_no_secret_from_the_environment() {
+    let secrets = [
+        ("REDIS_URL", "redis://relay:Xq7-url@127.0.0.1:6379"),
+        ("REPLICAST_TOKEN", "Xq7-token"),
+        ("REPLICAST_SENTINEL_PASSWORD", "Xq7-sentinel"),
+    ];
+    for subcommand in ["serve", "record", "collect"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args([subcommand, "--help"])
+            .envs(secrets)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("REDIS_URL"), "{subcommand} --help:\n{help}");
+        for (variable, value) in secrets {
+            assert!(
+                !help.contains(value) && !help.contains("Xq7"),
+                "{subcommand} --help shows {variable}'s value:\n{help}"
+            );
+        }
+    }
+}

@@ -37,12 +37,15 @@ function resp(args) {
   return out;
 }
 
-/** Writes the samples (each `{host, t}`) with one `redis-cli --pipe`, trimming each key to the newest `keep`. */
+/**
+ * Writes the samples (each `{host, t}`, and `patch`: top-level fields that replace the sample's own, e.g.
+ * `{cpu: {total: 95, cores: [95, 95]}}`) with one `redis-cli --pipe`, trimming each key to the newest `keep`.
+ */
 export async function writeSamples(port, samples, { keep = 600 } = {}) {
   let input = '';
   const hosts = new Set();
-  for (const { host, t } of samples) {
-    input += resp(['ZADD', `perf:${host}`, t, JSON.stringify(perfSample(host, t))]);
+  for (const { host, t, patch } of samples) {
+    input += resp(['ZADD', `perf:${host}`, t, JSON.stringify({ ...perfSample(host, t), ...patch })]);
     hosts.add(host);
   }
   for (const host of hosts) input += resp(['ZREMRANGEBYRANK', `perf:${host}`, 0, -(keep + 1)]);

@@ -7,7 +7,9 @@
 //!
 //! Offsets make delivery idempotent: a segment that ends at or before what was already applied is skipped, so a
 //! batch seen twice (for instance around a hello) changes nothing. Bad input is counted in [`Diagnostics`] and
-//! never costs the state already built: a RESP error skips the rest of its segment only.
+//! never passes for exact: a RESP error in a segment or a snapshot loses commands that may have written any
+//! watched key, so the shard's windows are dropped until a full snapshot ([`StreamAssembler::needs_resnapshot`]),
+//! and the stream goes on with the next segment.
 //!
 //! Windows that cannot follow a command exactly become stale and their keys are offered by
 //! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again. So do the windows
@@ -121,7 +123,8 @@ struct ShardStream {
     /// Parses the shard's commands; its offset is how far the stream was applied.
     reader: CommandReader,
     transaction: Option<Transaction>,
-    selected_db: u32,
+    /// `None` until the stream's first `SELECT` after a join (see [`Keyspace`]'s `selected_db`).
+    selected_db: Option<u32>,
 }
 
 impl ShardStream {
@@ -130,7 +133,7 @@ impl ShardStream {
             epoch: None,
             reader: CommandReader::new(0),
             transaction: None,
-            selected_db: 0,
+            selected_db: None,
         }
     }
 }
@@ -382,10 +385,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
         });
         stream.selected_db = keyspace.selected_db;
         if let Err(err) = result {
-            // Segments hold whole commands: the next one starts cleanly.
             keyspace
                 .diagnostics
                 .record(Problem::BadSegment, start, err.to_string());
+            // What the rest of the segment wrote is lost: only a full snapshot can say what the keys hold.
+            keyspace.clear(observer, false);
+            // Segments hold whole commands: the next one starts cleanly.
             stream.reader = CommandReader::new(end);
         }
         Ok(commands)
@@ -436,8 +441,9 @@ impl<O: WindowObserver> StreamAssembler<O> {
         if keyspace.swapped.contains(&shard) {
             keyspace.clear(observer, true);
         }
-        // The snapshot is read in the watched database; its commands apply there.
-        keyspace.selected_db = keyspace.watch.db;
+        // The snapshot is read in the watched database; its commands apply there. The stream's own `SELECT`
+        // stays what it was: a top-up sits in the middle of the stream, and a join's snapshot says nothing of it.
+        keyspace.selected_db = Some(keyspace.watch.db);
         keyspace.authoritative = true;
         let mut rebuilt = Vec::new();
         let result = CommandReader::new(0).push(commands, |command| {
@@ -451,12 +457,14 @@ impl<O: WindowObserver> StreamAssembler<O> {
             keyspace
                 .diagnostics
                 .record(Problem::BadSnapshot, offset, err.to_string());
+            // The keys after the error were not rebuilt, and which they were is not known.
+            keyspace.clear(observer, false);
+            rebuilt.clear();
         }
         for key in &rebuilt {
             keyspace.snapshot_done(key);
         }
         let stream = &mut streams[usize::from(shard)];
-        stream.selected_db = keyspace.watch.db;
         stream.transaction = None;
         stream.reader = CommandReader::new(offset);
     }
@@ -479,7 +487,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         if !continuous {
             self.keyspace.shard = shard;
             self.keyspace.clear(&mut self.observer, true);
-            stream.selected_db = 0;
+            stream.selected_db = None;
             stream.transaction = None;
         }
         stream.epoch = Some(epoch.to_string());

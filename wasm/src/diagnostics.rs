@@ -1,21 +1,26 @@
-//! What the assembler could not use, counted by kind: bad input never stops it, but it is never silent either.
+//! What the assembler could not use, counted by kind: bad input never stops it, but it is never silent either, and
+//! never leaves a window that claims to be exact: every problem here also made the windows it may have touched
+//! stale, with a top-up requested (or, when it cannot say which, all of them, until a full snapshot).
 
 /// Counters of input the assembler skipped or could not follow, and the last such problem.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     /// Relay messages that could not be decoded (bad tag, truncated segment header, …).
     pub bad_messages: u64,
-    /// Commands segments with a RESP error: the rest of the segment was skipped, the next one applies.
+    /// Commands segments with a RESP error: the rest of the segment was skipped, the next one applies, and the
+    /// shard's windows wait for a full snapshot.
     pub bad_segments: u64,
     /// Segments that straddled what was already applied.
     pub overlaps: u64,
-    /// Snapshots with a RESP error (the commands before it were applied).
+    /// Snapshots with a RESP error: the shard's windows wait for a full snapshot.
     pub bad_snapshots: u64,
-    /// Commands the assembler does not know.
+    /// Commands the assembler does not know (the watched keys they name were topped up).
     pub unknown_commands: u64,
-    /// Known commands with arguments Redis would not have propagated (bad numbers, odd pairs, bad ids).
+    /// Known commands with arguments Redis would not have propagated (bad numbers, odd pairs, bad ids); their
+    /// keys were topped up.
     pub bad_arguments: u64,
-    /// Commands of one type on a key whose window is of another.
+    /// Commands of one type on a key whose window is of another (Redis would have refused them): the window was
+    /// topped up.
     pub wrong_type: u64,
     /// `MULTI` blocks larger than the buffer, applied as they came instead of at `EXEC`.
     pub long_transactions: u64,

@@ -47,8 +47,11 @@ impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     pub(crate) watch: WatchConfig,
-    /// The database `SELECT`ed in the stream being applied.
-    pub(crate) selected_db: u32,
+    /// The database `SELECT`ed in the stream being applied; `None` from a join until the stream's next `SELECT`
+    /// (the one before the join's offset was not sent). The relay sends a session only its database's frames and
+    /// those that write into it from another (`MOVE`, `COPY … DB`), so until then commands are taken as the
+    /// watched database's, except a `COPY` whose source database that leaves open.
+    pub(crate) selected_db: Option<u32>,
     /// The shard whose stream is being applied.
     pub(crate) shard: u16,
     /// A snapshot is being applied: it replaces the windows it names whatever their home shard.
@@ -92,7 +95,7 @@ impl Keyspace {
     pub(crate) fn new(watch: WatchConfig) -> Self {
         Keyspace {
             watch,
-            selected_db: 0,
+            selected_db: None,
             shard: 0,
             authoritative: false,
             windows: Windows::default(),
@@ -120,7 +123,7 @@ impl Keyspace {
     }
 
     pub(crate) fn in_watched_db(&self) -> bool {
-        self.selected_db == self.watch.db
+        self.selected_db.is_none_or(|db| db == self.watch.db)
     }
 
     pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
@@ -176,10 +179,34 @@ impl Keyspace {
             .record(problem, self.offset, message.into());
     }
 
-    pub(crate) fn bad_arguments(&mut self, command: &str) {
-        self.problem(
+    /// A command that cannot be applied exactly (see `crate::commands`): `problem` is counted with `message`, and
+    /// each watched key of `keys` becomes stale (or unknown, without a window) with a top-up requested.
+    pub(crate) fn inexact(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        problem: Problem,
+        message: String,
+        keys: &[&[u8]],
+    ) {
+        self.problem(problem, message);
+        for key in keys {
+            self.mark_stale(observer, key);
+        }
+    }
+
+    /// A command with arguments Redis would not have propagated (a score it would refuse, an odd pair): what it
+    /// did to `keys` is not known.
+    pub(crate) fn bad_arguments(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        command: &str,
+        keys: &[&[u8]],
+    ) {
+        self.inexact(
+            observer,
             Problem::BadArguments,
-            format!("{command}: arguments Redis would not propagate"),
+            format!("{command}: arguments Redis would not propagate; its keys are topped up"),
+            keys,
         );
     }
 
@@ -268,16 +295,19 @@ impl Keyspace {
         offset: u64,
     ) -> bool {
         if window.kind() != kind {
+            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
+            // not what Redis holds.
             diagnostics.record(
                 Problem::WrongType,
                 offset,
                 format!(
-                    "a {} command on {:?}, a {}",
+                    "a {} command on {:?}, a {}: topped up",
                     kind.name(),
                     String::from_utf8_lossy(key),
                     window.kind().name()
                 ),
             );
+            Self::make_stale(window, key, topups, diagnostics);
             return false;
         }
         let mut events = Events::new(key, observer, next_id);

@@ -37,5 +37,6 @@ pub mod wire;
 pub mod web;
 
 pub use assembler::{Outcome, StreamAssembler, WatchConfig};
+pub use commands::known_commands;
 pub use diagnostics::Diagnostics;
 pub use windows::{ItemView, Kind, Window};

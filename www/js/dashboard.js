@@ -1,64 +1,128 @@
 // The dashboard: one client for the overview (every host, few fields), one for the hosts' notes, the views they
-// feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a frame) and our own frames
-// for work left over, each measured by the FrameMeter. A frame draws only the tiles whose windows changed and that
-// are on screen, and stops after BUDGET_MS, leaving the rest to the next frame, so a burst of 200 hosts never
-// blocks one frame.
+// feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a
+// frame) and our own frames for work left over, each measured by the FrameMeter. A frame reads only the hosts whose
+// windows changed, draws only the tiles of those that are on screen, and stops after BUDGET_MS, leaving the rest to
+// the next frame, so a burst of 1,000 hosts never blocks one frame. Every host read feeds the alert rules, on
+// screen or not, paused or not; what depends on all hosts (the fleet strip, the heatmap, the order of the tiles) is
+// redrawn once a second.
 import { connect, hostNamer } from './connection.js';
 import { FrameMeter, frameScheduler } from './frames.js';
-import { HostBook, memPercent } from './hosts.js';
+import { HostBook, arrange, roleOf } from './hosts.js';
 import { Overview } from './overview.js';
-import { SeriesCache } from './series-cache.js';
+import { SeriesCache, sameTimes } from './series-cache.js';
 import { FleetPanel } from './fleet.js';
 import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
 import { Controls, readHash, writeHash, filterMatcher } from './controls.js';
 import { Annotations } from './annotations.js';
+import { AlertBook } from './alerts.js';
+import { AlertPanel } from './alert-panel.js';
+import { Heatmap } from './heatmap.js';
+import { Pause } from './pause.js';
+import { findHistory } from './history.js';
+import { observedInterval, samplesFor } from './intervals.js';
+import * as fmt from './format.js';
 
-/** What the overview's client aggregates: the fleet strip's fields. */
+/** What the overview's client aggregates (the fleet strip), and so keeps as series that are cheap to read again. */
 export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used'];
-/** Tile work per frame before the rest waits for the next one. */
+/**
+ * The rules' other fields. They are not aggregated (each aggregated field costs the client work on every sample of
+ * every host), so their series are read whole only when a host's window is new to the page (see SeriesCache).
+ */
+const RULE_FIELDS = ['disk.read', 'disk.write', 'load.0'];
+/** What a host's series hold: the aggregated fields, then the rules' others. */
+const HOST_FIELDS = [...OVERVIEW_FIELDS, ...RULE_FIELDS];
+/** Host reads per frame before the rest wait for the next one… */
 const BUDGET_MS = 5;
+/** …and behind the host detail, where they only feed the alert rules, so that the detail's own frames stay light. */
+const BEHIND_DETAIL_BUDGET_MS = 2;
 /** How many of the busiest hosts are marked. */
 const BUSIEST = 5;
 /** A live session that brings no change for this long has an empty snapshot. */
 const SNAPSHOT_SETTLE_MS = 1500;
+/**
+ * Samples the overview keeps across all hosts: 1,000 hosts × 120 samples, about 100 MB of windows in the page. A
+ * window that needs more per host (an hour of 1 s samples at 1,000 hosts) is cut to the newest that fit, and the
+ * page says so; the host detail, one host, keeps its whole window.
+ */
+export const OVERVIEW_SAMPLES = 120_000;
+/** The first subscription's samples per host at most, before the page knows how many hosts and how often. */
+const FIRST_SAMPLES = 121;
+/** The overview's window is asked again when what it needs differs from what it keeps by more than this. */
+const RESIZE_SLACK = 0.2;
+/**
+ * Tiles sorted by a measure are ordered again this often: every second they would move under the pointer before
+ * it gets to one, and moving a thousand tiles costs a layout of them all.
+ */
+const RESORT_MS = 5000;
+/** The fleet strip is redrawn at most this often between the ticks (it reads every host: about 1 ms at 1,000). */
+const FLEET_EVERY_MS = 250;
+/** The alert list is redrawn at most this often between the ticks. */
+const PANEL_EVERY_MS = 500;
 
 export class Dashboard {
-  /** Connects and starts drawing. `windowFallback`: the ?window= of the page's URL; `notesKey`: its ?notes=. */
-  static async start({ patterns, token, windowFallback, notesKey }) {
+  /**
+   * Connects and starts drawing. `windowFallback`: the ?window= of the page's URL (ms); `notesKey`: its ?notes=;
+   * `history`: its ?history= (null: ask the relay's config.json).
+   */
+  static async start({ patterns, token, windowFallback, notesKey, history = null }) {
     const state = readHash(windowFallback);
-    const client = await connect({ patterns, window: state.window, fields: OVERVIEW_FIELDS, token });
+    const samples = samplesFor(state.window, NaN, FIRST_SAMPLES);
+    const client = await connect({ patterns, window: samples, fields: OVERVIEW_FIELDS, token });
     const notes = await Annotations.start({ key: notesKey, token });
-    return new Dashboard(client, { patterns, token, state, windowFallback, notes });
+    const dashboard = new Dashboard(client, { patterns, token, state, windowFallback, notes, samples });
+    findHistory(history).then(
+      (base) => dashboard.detail.charts.setHistory(base, null),
+      (err) => dashboard.detail.charts.setHistory(null, err.message),
+    );
+    return dashboard;
   }
 
-  constructor(client, { patterns, token, state, windowFallback, notes }) {
+  constructor(client, { patterns, token, state, windowFallback, notes, samples }) {
     const $ = (id) => document.getElementById(id);
     this.client = client;
     this.patterns = patterns;
     this.windowFallback = windowFallback;
+    this.samples = samples;
     this.meter = new FrameMeter();
     this.book = new HostBook(hostNamer(patterns));
     this.hosts = [];
     this.shownHosts = [];
     this.dirty = new Set();
     this.busiest = '';
+    this.newestT = NaN;
     this.status = new StatusView($('status'), $('progress'));
-    this.overview = new Overview($('tiles'), (keys) => {
-      for (const key of keys) this.dirty.add(key);
-      this.schedule();
+    this.announcer = $('announce');
+    const announce = (text) => {
+      this.announcer.textContent = text;
+    };
+    this.pause = new Pause($('pause'), $('waiting'));
+    this.pause.onChange((paused) => this.paused(paused));
+    this.waiting = 0;
+    this.overview = new Overview($('tiles'), (keys) => this.meter.measure(() => {
+      for (const key of keys) this.drawTile(this.book.get(key));
+    }), (key) => {
+      const host = this.book.get(key);
+      return host?.series ? { times: host.series.times, values: host.series.values, memTotal: host.memTotal } : null;
     });
     this.fleet = new FleetPanel($('fleet'));
+    this.heatmap = new Heatmap($('heatmap'), { open: (name) => this.navigate({ host: name }) });
+    this.heatmap.announce = announce;
+    this.alerts = new AlertBook(state.rules);
+    this.alertsVersion = 0;
+    this.alertPanel = new AlertPanel($('alerts'), { onRules: (rules) => this.navigate({ rules }) });
     this.notes = notes;
     notes.onChange((hosts) => this.meter.measure(() => {
       for (const name of hosts) this.overview.setNote(this.keyOf(name), notes.latest(name));
     }));
-    this.detail = new HostDetail($('detail'), { meter: this.meter, status: this.status, token, notes });
+    this.detail = new HostDetail($('detail'), {
+      meter: this.meter, status: this.status, token, notes, pause: this.pause, announce,
+    });
     this.controls = new Controls(
-      { filter: $('filter'), window: $('window'), above: $('above') },
+      { filter: $('filter'), window: $('window'), sort: $('sort'), group: $('group'), tz: $('tz') },
       (change) => this.navigate(change),
     );
-    this.views = { overview: $('overview'), empty: $('empty') };
+    this.views = { overview: $('overview'), empty: $('empty'), windowNote: $('window-note') };
     this.schedule = frameScheduler(() => this.meter.measure(() => this.frame()));
     this.state = {};
     this.awaitingSnapshot = true;
@@ -85,18 +149,21 @@ export class Dashboard {
     if (status !== 'live') this.awaitingSnapshot = true;
     if (status === 'live') {
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
-      this.settle = setTimeout(() => this.snapshotIn(), SNAPSHOT_SETTLE_MS);
+      this.settle = setTimeout(() => this.snapshotIn({ settled: true }), SNAPSHOT_SETTLE_MS);
     } else {
       this.status.loading('snapshot', status === 'offline' ? null : `${status[0].toUpperCase()}${status.slice(1)}…`);
     }
   }
 
-  /** The session's first windows are in (or it has settled empty). */
-  snapshotIn() {
-    clearTimeout(this.settle);
+  /**
+   * The session's windows are coming in: the loading bar goes. Hosts whose keys are gone are dropped only once the
+   * session has `settled` (SNAPSHOT_SETTLE_MS after it went live), since a snapshot can take several messages and
+   * a host dropped and found again would be new again.
+   */
+  snapshotIn({ settled = false } = {}) {
     this.awaitingSnapshot = false;
     this.status.loading('snapshot', null);
-    this.relist();
+    this.relist({ keepMissing: !settled });
     this.book.loaded(Date.now());
     this.views.empty.hidden = this.hosts.length > 0;
   }
@@ -105,75 +172,170 @@ export class Dashboard {
     let relist = false;
     for (const key of change.keys) {
       this.dirty.add(key);
-      if (!this.book.get(key) || this.client.len(key) === 0) relist = true;
+      // A key that went away is found when it is read (its window is empty).
+      if (!this.book.get(key)) relist = true;
     }
     if (relist) this.relist();
     if (this.awaitingSnapshot && change.status === 'live') this.snapshotIn();
     this.frame();
   }
 
-  /** Re-reads the client's keys: hosts appeared or went away. */
-  relist() {
+  /** Re-reads the client's keys: hosts appeared or went away (not while a new snapshot is on its way). */
+  relist({ keepMissing = this.awaitingSnapshot } = {}) {
     const now = Date.now();
-    if (!this.book.syncKeys(this.client.keys(), now)) return;
+    const changed = this.book.syncKeys(this.client.keys(), now, { keepMissing });
+    if (!changed) return;
+    for (const key of changed.removed) this.alerts.forget(key);
     this.hosts = this.book.list();
     this.views.empty.hidden = this.hosts.length > 0;
     this.showTiles();
   }
 
+  /** Filters, groups and orders the tiles as the state says. */
   showTiles() {
+    this.sortedAt = Date.now();
     const matches = filterMatcher(this.state.filter);
-    this.shownHosts = this.hosts.filter((h) => matches(h.name));
-    this.overview.show(this.shownHosts);
+    const groups = arrange(this.hosts.filter((h) => matches(h.name)), this.state);
+    this.shownHosts = groups.flatMap((g) => g.hosts);
+    const order = this.shownHosts.map((h) => h.key).join('\n');
+    if (order !== this.order || groups.length !== this.groupCount) {
+      this.order = order;
+      this.groupCount = groups.length;
+      this.overview.show(groups);
+    }
     for (const host of this.shownHosts) this.overview.setNote(host.key, this.notes.latest(host.name));
     document.getElementById('shown').textContent =
       this.state.filter ? `${this.shownHosts.length} of ${this.hosts.length} hosts` : `${this.hosts.length} hosts`;
   }
 
-  /** Updates the hosts whose windows changed, within the frame's budget, then what depends on all of them. */
+  /** Reads the hosts whose windows changed, within the frame's budget, and draws what is on screen. */
   frame() {
-    // Behind the host detail the overview waits: its hosts stay dirty until it shows again.
-    if (this.state.host) return;
     const start = performance.now();
-    const now = Date.now();
+    const budget = this.state.host ? BEHIND_DETAIL_BUDGET_MS : BUDGET_MS;
+    let tried = 0;
     let updated = 0;
     for (const key of this.dirty) {
-      if (updated > 0 && performance.now() - start > BUDGET_MS) {
+      if (tried > 0 && performance.now() - start > budget) {
         this.schedule();
         break;
       }
       this.dirty.delete(key);
-      if (this.update(key)) updated += 1;
+      tried += 1;
+      if (this.read(key)) updated += 1;
     }
     if (!updated) return;
+    const now = Date.now();
+    // The list is redrawn at most twice a second: at 1,000 hosts, alerts begin and end in most frames.
+    if (!(now - this.panelAt < PANEL_EVERY_MS)) {
+      this.panelAt = now;
+      this.alertPanel.show(this.alerts, this.alertsVersion);
+    }
+    if (this.pause.paused) {
+      this.pause.setWaiting('overview', this.waiting);
+      return;
+    }
+    if (this.state.host) return;
     for (const host of this.book.refreshStates(now)) this.overview.setState(host);
-    this.markBusiest();
-    this.fleet.update(this.client, this.hosts, this.state.above);
+    if (!(now - this.fleetAt < FLEET_EVERY_MS)) this.updateFleet(now);
   }
 
-  /** Reads a host's newest numbers and, if its tile is on screen, draws it. */
-  update(key) {
+  updateFleet(now = Date.now()) {
+    this.fleetAt = now;
+    this.fleet.update(this.client, this.hosts, this.state.rules.cpu.above);
+  }
+
+  /**
+   * Reads a host's newest numbers and window (into its series), feeds its new samples to the rules, draws it.
+   * Returns whether there was anything new.
+   */
+  read(key) {
     const host = this.book.get(key);
     if (!host) return false;
     const { client } = this;
+    const times = client.times(key);
+    if (!times.length) {
+      this.relist();
+      return false;
+    }
+    // The window changed in a way its times do not show (a trim past its oldest): nothing to read.
+    if (host.series && sameTimes(times, host.series.times)) return false;
     const sample = client.latest(key);
     if (!sample) return false;
-    host.t = sample.t ?? NaN;
     host.cpu = num(sample.cpu?.total);
     host.memUsed = num(sample.mem?.used);
     host.memTotal = num(sample.mem?.total);
+    host.diskRead = num(sample.disk?.read);
+    host.diskWrite = num(sample.disk?.write);
     host.load1 = num(sample.load?.[0]);
-    this.overview.setHot(host, host.cpu > this.state.above);
-    if (this.overview.onscreen(key)) {
-      host.series ??= new SeriesCache(['cpu.total', 'mem.used']);
-      const { times, values: [cpu, mem] } = host.series.read(client, key, sample);
-      host.t = times[times.length - 1];
-      const t0 = host.t - this.state.window * 1000;
-      this.overview.draw(host, times, cpu, mem, t0, host.t);
+    // The name's role is set when the host is; a `role` field in the sample overrides it.
+    if (sample.role !== undefined) host.role = roleOf(host.name, sample);
+    host.series ??= new SeriesCache(HOST_FIELDS, { scanned: RULE_FIELDS });
+    host.series.read(client, key, sample, times);
+    host.t = times[times.length - 1];
+    host.interval = observedInterval(times);
+    if (!(host.t <= this.newestT)) this.newestT = host.t;
+    this.feedAlerts(host);
+    if (this.pause.paused) {
+      let waiting = 0;
+      for (let i = times.length - 1; i >= 0 && times[i] > host.frozenT; i -= 1) waiting += 1;
+      this.waiting += waiting - (host.waiting ?? 0);
+      host.waiting = waiting;
+      this.overview.markStale(key);
+    } else if (!this.state.host && this.overview.onscreen(key)) {
+      this.drawTile(host);
     } else {
       this.overview.markStale(key);
     }
     return true;
+  }
+
+  /** Draws a host's tile from its series as last read (no call into the client). */
+  drawTile(host) {
+    if (!host?.series || this.pause.paused) return;
+    const { times, values: [cpu, mem] } = host.series;
+    const t1 = times[times.length - 1];
+    this.overview.draw(host, times, cpu, mem, t1 - this.state.window, t1);
+  }
+
+  /**
+   * The host's samples not fed yet go to the rules (from its series as last read); alerts that begin while the page
+   * watches are notified.
+   */
+  feedAlerts(host) {
+    const { times, values: [cpu, memUsed, diskRead, diskWrite, load1] } = host.series;
+    const live = host.fed !== undefined;
+    const fed = host.fed ?? -Infinity;
+    let from = times.length;
+    while (from > 0 && times[from - 1] > fed) from -= 1;
+    if (from === times.length) return;
+    let changed = false;
+    for (let i = from; i < times.length; i += 1) {
+      // A host's memory total does not move with its samples: the newest one's serves for all.
+      const point = {
+        cpu: cpu[i], memUsed: memUsed[i], memTotal: host.memTotal, diskRead: diskRead[i], diskWrite: diskWrite[i],
+        load1: load1[i],
+      };
+      for (const { kind, alert } of this.alerts.feed(host.key, host.name, times[i], point)) {
+        changed = true;
+        if (kind === 'began' && live) this.alertPanel.notify(alert);
+      }
+    }
+    host.fed = times[times.length - 1];
+    const firing = this.alerts.firing(host.key);
+    if (changed) this.alertsVersion += 1;
+    if (changed || firing.length) this.overview.setAlerts(host.key, firing);
+  }
+
+  /** The rules changed: every host's window is evaluated again, without notifying what is already past. */
+  reevaluate(rules) {
+    this.alerts.reset(rules);
+    for (const host of this.hosts) {
+      host.fed = undefined;
+      if (host.series) this.feedAlerts(host);
+      this.overview.setAlerts(host.key, this.alerts.firing(host.key));
+    }
+    this.alertsVersion += 1;
+    this.alertPanel.show(this.alerts, this.alertsVersion);
   }
 
   markBusiest() {
@@ -188,21 +350,81 @@ export class Dashboard {
     this.overview.setBusiest(ranked);
   }
 
-  /** Once a second: states (a host goes silent without any change), ages, the fleet's counts. */
+  /** The page paused (the views keep what they show) or resumed (they draw what came meanwhile). */
+  paused(paused) {
+    this.waiting = 0;
+    for (const host of this.hosts) {
+      host.frozenT = host.t;
+      host.waiting = 0;
+    }
+    if (paused) return;
+    if (this.state.host) return;
+    for (const host of this.shownHosts) if (this.overview.onscreen(host.key)) this.drawTile(host);
+    this.tick();
+  }
+
+  /**
+   * Once a second: states (a host goes silent without any change), ages, the busiest, the order of the tiles, the
+   * fleet's counts, the heatmap, the overview's window.
+   */
   tick() {
     const now = Date.now();
+    this.book.refreshInterval();
+    // Firing alerts' peaks move without beginning or ending: the list shows them, and what the frames left, each tick.
+    if (this.alerts.firingCount()) this.alertsVersion += 1;
+    this.panelAt = now;
+    this.alertPanel.show(this.alerts, this.alertsVersion);
+    this.detail.tick(now);
     // Offline, the page cannot tell a silent host from a lost connection: states wait for the stream. Behind the
-    // host detail, hosts are not read (see frame), so their states wait too.
-    if (this.client.status === 'live' && !this.state.host) {
+    // host detail or paused, the overview is not drawn.
+    if (this.state.host || this.pause.paused) return;
+    if (this.client.status === 'live') {
       const changed = this.book.refreshStates(now);
       for (const host of changed) this.overview.setState(host);
-      if (changed.length) {
-        this.markBusiest();
-        this.fleet.update(this.client, this.hosts, this.state.above);
+      this.markBusiest();
+      this.updateFleet(now);
+      if ((this.state.sort !== 'name' || this.state.group) && !(now - this.sortedAt < RESORT_MS) && !this.userOnTiles()) {
+        this.showTiles();
       }
+      this.resizeOverview();
     }
     this.overview.tickAges(this.shownHosts, now);
-    this.detail.tick(now);
+    this.drawHeatmap();
+  }
+
+  /** Whether the pointer is over the tiles or one has the focus: they are not reordered under the user then. */
+  userOnTiles() {
+    const tiles = document.getElementById('tiles');
+    return tiles.matches(':hover') || tiles.contains(document.activeElement);
+  }
+
+  drawHeatmap() {
+    if (Number.isNaN(this.newestT)) return;
+    const rows = this.shownHosts.map((h) => ({ key: h.key, name: h.name, series: h.series, interval: h.interval }));
+    this.heatmap.draw(rows, this.newestT, this.state.window, this.book.fleetInterval);
+  }
+
+  /**
+   * Keeps as many samples per host as the window needs at the fleet's interval, within OVERVIEW_SAMPLES, and says
+   * when that cuts the window short.
+   */
+  resizeOverview() {
+    if (!this.hosts.length) return;
+    const interval = this.book.fleetInterval;
+    const cap = Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length));
+    const needed = samplesFor(this.state.window, interval);
+    const wanted = Math.min(needed, cap);
+    const note = needed > cap && interval > 0
+      ? `The overview keeps ${fmt.count(cap)} samples a host at ${fmt.count(this.hosts.length)} hosts: the newest `
+        + `${fmt.duration((cap - 1) * interval)} of the ${fmt.duration(this.state.window)} window (a host's detail has it all).`
+      : '';
+    if (this.views.windowNote.textContent !== note) this.views.windowNote.textContent = note;
+    this.views.windowNote.hidden = !note;
+    if (this.awaitingSnapshot || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
+    this.samples = wanted;
+    this.client.setWindow(wanted);
+    this.awaitingSnapshot = true;
+    this.status.loading('snapshot', 'Loading snapshot…');
   }
 
   /** A change the user made: a new history entry when it opens or leaves a host, else the same one. */
@@ -217,27 +439,41 @@ export class Dashboard {
     const before = this.state;
     this.state = state;
     this.controls.show(state);
-    if (state.window !== before.window && before.window !== undefined) {
-      this.client.setWindow(state.window);
-      this.awaitingSnapshot = true;
-      this.status.loading('snapshot', 'Loading snapshot…');
+    this.alertPanel.showRules(state.rules);
+    if (state.tz !== before.tz) {
+      fmt.setUtc(state.tz === 'utc');
+      if (before.tz !== undefined) {
+        this.detail.redrawTimes();
+        this.alertPanel.redrawTimes(this.alerts);
+        this.drawHeatmap();
+      }
     }
-    if (state.filter !== before.filter) this.showTiles();
-    if (state.above !== before.above && before.above !== undefined) {
-      for (const host of this.hosts) this.overview.setHot(host, host.cpu > state.above);
-      this.fleet.update(this.client, this.hosts, state.above);
+    if (state.window !== before.window && before.window !== undefined) {
+      this.detail.setWindow(state.window);
+      for (const host of this.hosts) this.drawTile(host);
+      this.resizeOverview();
+      this.drawHeatmap();
+    }
+    if (state.filter !== before.filter || state.sort !== before.sort || state.group !== before.group) {
+      this.showTiles();
+      this.drawHeatmap();
+    }
+    if (before.rules !== undefined && JSON.stringify(state.rules) !== JSON.stringify(before.rules)) {
+      this.reevaluate(state.rules);
+      this.updateFleet();
     }
     if (state.host) {
       const key = this.keyOf(state.host);
       this.views.overview.hidden = true;
       document.body.dataset.view = 'host';
       document.title = `${state.host} — Replicast`;
-      this.detail.open(key, state.host, state.window);
+      this.detail.open(key, state.host, state.window, this.book.get(key)?.interval);
     } else if (before.host || before.host === undefined) {
       this.detail.close();
       this.views.overview.hidden = false;
       document.body.dataset.view = 'overview';
       document.title = 'Replicast — fleet';
+      for (const host of this.shownHosts) if (this.overview.onscreen(host.key)) this.drawTile(host);
       this.schedule();
       if (before.host) this.overview.tiles.get(this.keyOf(before.host))?.el.focus({ preventScroll: false });
     }
@@ -275,14 +511,17 @@ export class Dashboard {
     document.addEventListener('keydown', (e) => {
       if (e.metaKey || e.ctrlKey || e.altKey) return;
       const typing = e.target.closest('input, select, textarea');
-      if (e.key === '/' && !typing) {
+      if (typing) return;
+      if (e.key === '/') {
         e.preventDefault();
         document.getElementById('filter').focus();
-      } else if (e.key === 'Escape' && !typing && this.state.host) {
+      } else if (e.key === 'p') {
+        this.pause.set(!this.pause.paused);
+      } else if (e.key === 'Escape' && this.state.host) {
         this.navigate({ host: '' });
-      } else if (this.state.host && !typing && (e.key === 'ArrowLeft' || e.key === 'k')) {
+      } else if (this.state.host && (e.key === 'ArrowLeft' || e.key === 'k')) {
         this.step(-1);
-      } else if (this.state.host && !typing && (e.key === 'ArrowRight' || e.key === 'j')) {
+      } else if (this.state.host && (e.key === 'ArrowRight' || e.key === 'j')) {
         this.step(1);
       }
     });

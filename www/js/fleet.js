@@ -1,8 +1,10 @@
 // The fleet strip: aggregates across hosts, computed by the assembler over each host's newest sample (mean and
 // p95 CPU, hosts above the CPU threshold, memory in use), host counts by state, and the distribution of CPU
-// across hosts as a histogram with the mean and p95 marked.
+// across hosts as a histogram with the mean and p95 marked (each bar says its range and count on hover; the table
+// under it is the text alternative).
 import d3 from './d3.js';
 import * as fmt from './format.js';
+import { DataTable } from './data-table.js';
 
 /** What the client answers for a field without values; its statistics are null then too. */
 const NONE = { count: 0, min: null, max: null, mean: null, p95: null };
@@ -29,6 +31,13 @@ export class FleetPanel {
       .attr('width', bw - 2)
       .attr('y', HIST_H)
       .attr('height', 0);
+    this.bars.append('title');
+    this.counts = new Array(BINS).fill(0);
+    this.table = new DataTable(root.querySelector('figure.dist'), {
+      caption: 'Hosts by CPU, in bands of 5 %',
+      label: 'Table of hosts by CPU',
+      fill: () => this.fillTable(),
+    });
     this.meanMark = svg.append('line').attr('class', 'mark mean').attr('y1', 0).attr('y2', HIST_H);
     this.p95Mark = svg.append('line').attr('class', 'mark p95').attr('y1', 0).attr('y2', HIST_H);
     this.lastCounts = '';
@@ -68,14 +77,22 @@ export class FleetPanel {
     if (key !== this.lastCounts) {
       this.lastCounts = key;
       const top = Math.max(1, ...counts);
+      this.counts = counts;
       this.bars
         .attr('y', (i) => HIST_H - (counts[i] / top) * (HIST_H - 2))
         .attr('height', (i) => (counts[i] / top) * (HIST_H - 2))
-        .classed('hot', (i) => (i + 1) * (100 / BINS) > threshold);
+        .classed('hot', (i) => (i + 1) * (100 / BINS) > threshold)
+        .select('title')
+        .text((i) => `${band(i)}: ${fmt.count(counts[i])} ${counts[i] === 1 ? 'host' : 'hosts'}`);
+      if (this.table.open) this.fillTable();
     }
     const x = (v) => (typeof v !== 'number' || !cpu.count ? -10 : (Math.min(v, 100) / 100) * HIST_W);
     this.meanMark.attr('x1', x(cpu.mean)).attr('x2', x(cpu.mean));
     this.p95Mark.attr('x1', x(cpu.p95)).attr('x2', x(cpu.p95));
+  }
+
+  fillTable() {
+    this.table.show(['CPU', 'hosts'], this.counts.map((n, i) => [band(i), fmt.count(n)]));
   }
 
   set(stat, value, sub) {
@@ -83,4 +100,10 @@ export class FleetPanel {
     if (el.shown.value !== value) el.value.textContent = el.shown.value = value;
     if (el.sub && el.shown.sub !== sub) el.sub.textContent = el.shown.sub = sub;
   }
+}
+
+/** The CPU band of bin `i`: "40–45 %". */
+function band(i) {
+  const width = 100 / BINS;
+  return `${i * width}–${(i + 1) * width}\u202f%`;
 }

@@ -1,28 +1,26 @@
-// The host detail view (#host=<name>): CPU per core, memory, network, disk and load as line charts over the window,
-// the top processes and TCP states of the newest sample, and the host's notes: a list, a mark on each chart, and a
-// form to add one or to acknowledge the host ("investigating — Ana"). It has a client of its own, subscribed to
-// that one key, so the overview's client never reads more than its tiles need; notes come from `Annotations`.
+// The host detail view (#host=<name>): CPU per core, memory, network, disk and load as line charts over the window
+// (host-charts.js: crosshair, pause, zoom and pan, history), the top processes and TCP states of the newest sample,
+// and the host's notes: a list, a mark on each chart, and a form to add one or to acknowledge the host
+// ("investigating — Ana"). It has a client of its own, subscribed to that one key and keeping as many samples as
+// the window needs at the host's own interval, so the overview's client never reads more than its tiles need;
+// notes come from `Annotations`.
 import d3 from './d3.js';
 import { connect, exactPattern } from './connection.js';
-import { LineChart } from './charts.js';
 import * as fmt from './format.js';
 import { stateOf } from './hosts.js';
-import { SeriesCache } from './series-cache.js';
+import { HostCharts, MAX_CORES } from './host-charts.js';
+import { samplesFor } from './intervals.js';
 import { noteLine } from './annotations.js';
 
-/** Cores charted, at most. */
-export const MAX_CORES = 64;
 /** What the view's client aggregates (series are read for any field). */
 const FIELDS = ['cpu.total'];
-/** The fields charted, besides each core's `cpu.cores.<i>`. */
-const CHARTED = [
-  'cpu.total', 'mem.used', 'mem.cached', 'mem.swap_used', 'net.rx', 'net.tx', 'disk.read', 'disk.write',
-  'load.0', 'load.1', 'load.2',
-];
+/** Samples the view's client keeps at most: an hour at 250 ms, with room. */
+export const MAX_DETAIL_SAMPLES = 20_000;
+/** The client's window is asked again when the samples it needs differ from what it keeps by more than this. */
+const RESIZE_SLACK = 0.2;
 
 /** How long a live session may show nothing before the view says the host has no samples. */
 const EMPTY_AFTER_MS = 1500;
-const percentTick = (v) => `${Math.round(v)}\u202f%`;
 /** Notes listed, newest first. */
 const NOTES_SHOWN = 20;
 /** Where the page remembers who is writing notes. */
@@ -32,12 +30,14 @@ export class HostDetail {
   /**
    * @param {HTMLElement} root the view's section
    * @param {{meter: import('./frames.js').FrameMeter, status: import('./status.js').StatusView, token?: string,
-   *          notes: import('./annotations.js').Annotations}} deps
+   *          notes: import('./annotations.js').Annotations, pause: import('./pause.js').Pause,
+   *          announce: (text: string) => void}} deps
    */
-  constructor(root, { meter, status, token, notes }) {
+  constructor(root, { meter, status, token, notes, pause, announce }) {
     this.root = root;
     this.meter = meter;
     this.status = status;
+    this.pause = pause;
     this.token = token;
     this.notes = notes;
     this.el = {
@@ -57,57 +57,38 @@ export class HostDetail {
       if (this.key && hosts.includes(this.name)) this.meter.measure(() => this.showNotes());
     });
     this.summary = new Map([...root.querySelectorAll('.summary [data-stat]')].map((el) => [el.dataset.stat, el]));
-    const charts = root.querySelector('.charts');
-    this.charts = {
-      cpu: new LineChart(charts, {
-        title: 'CPU', format: fmt.percent, tick: percentTick, yMax: 100, extraCls: 'core',
-        extraLabel: (n) => `${n} ${n === 1 ? 'core' : 'cores'}`,
-        series: [{ label: 'total', cls: 's-total' }],
-      }),
-      mem: new LineChart(charts, {
-        title: 'Memory', format: fmt.bytes, tick: fmt.short(fmt.bytes), binary: true,
-        series: [{ label: 'used', cls: 's1' }, { label: 'cached', cls: 's2' }, { label: 'swap used', cls: 's3' }],
-      }),
-      net: new LineChart(charts, {
-        title: 'Network', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
-        series: [{ label: 'received', cls: 's1' }, { label: 'sent', cls: 's2' }],
-      }),
-      disk: new LineChart(charts, {
-        title: 'Disk', format: fmt.rate, tick: fmt.short(fmt.rate), floor: 1000,
-        series: [{ label: 'read', cls: 's1' }, { label: 'written', cls: 's2' }],
-      }),
-      load: new LineChart(charts, {
-        title: 'Load average', format: fmt.load, tick: (v) => String(+v.toFixed(2)), floor: 1,
-        series: [{ label: '1 min', cls: 's1' }, { label: '5 min', cls: 's2' }, { label: '15 min', cls: 's3' }],
-      }),
-    };
+    this.charts = new HostCharts(root, { pause, announce });
     this.key = null;
     this.client = null;
-    this.window = 120;
+    this.windowMs = 120_000;
+    this.samples = 0;
     this.opening = 0;
     this.t = NaN;
     this.emptyTimer = 0;
   }
 
-  /** Shows host `name` (key `key`), keeping `window` samples. */
-  async open(key, name, window) {
+  /**
+   * Shows host `name` (key `key`) over `windowMs`; `interval`: its sample interval if the overview knows it (else
+   * the client starts as if it were 1 s and adjusts once it has seen the samples).
+   */
+  async open(key, name, windowMs, interval = NaN) {
     if (key === this.key && this.client) {
-      if (window !== this.window) this.setWindow(window);
+      if (windowMs !== this.windowMs) this.setWindow(windowMs);
       return;
     }
     this.close();
     this.root.hidden = false;
     this.key = key;
     this.name = name;
-    this.window = window;
+    this.windowMs = windowMs;
+    this.samples = samplesFor(windowMs, interval, MAX_DETAIL_SAMPLES);
     this.t = NaN;
-    this.series = null;
+    this.charts.reset(key, windowMs);
     this.el.name.textContent = name;
     this.root.dataset.host = name;
     this.showState('waiting');
     this.el.meta.textContent = '';
     this.el.empty.hidden = true;
-    for (const chart of Object.values(this.charts)) chart.clear();
     for (const el of this.summary.values()) el.querySelector('.value').textContent = fmt.MISSING;
     this.el.procs.selectAll('tr').remove();
     this.el.tcp.selectAll('li').remove();
@@ -115,7 +96,7 @@ export class HostDetail {
     this.showNotes();
     this.status.loading('detail', `Loading ${name}…`);
     const opening = ++this.opening;
-    const client = await connect({ patterns: [exactPattern(key)], window, fields: FIELDS, token: this.token });
+    const client = await connect({ patterns: [exactPattern(key)], window: this.samples, fields: FIELDS, token: this.token });
     if (opening !== this.opening) {
       client.close();
       return;
@@ -146,15 +127,23 @@ export class HostDetail {
     this.client = null;
     this.key = null;
     this.root.hidden = true;
+    this.pause.setWaiting('detail', 0);
     this.status.loading('detail', null);
   }
 
-  setWindow(window) {
-    this.window = window;
-    if (this.client) {
-      this.client.setWindow(window);
-      this.status.loading('detail', 'Loading…');
-    }
+  setWindow(windowMs) {
+    this.windowMs = windowMs;
+    this.charts.setWindow(windowMs);
+    this.resize();
+  }
+
+  /** Asks the client for as many samples as the window needs at the host's interval, if that changed enough. */
+  resize() {
+    const wanted = samplesFor(this.windowMs, this.charts.interval, MAX_DETAIL_SAMPLES);
+    if (!this.client || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
+    this.samples = wanted;
+    this.client.setWindow(wanted);
+    this.status.loading('detail', 'Loading…');
   }
 
   draw(change) {
@@ -167,23 +156,10 @@ export class HostDetail {
     if (n === 0) return;
 
     const sample = client.latest(key) ?? {};
-    const coreCount = Math.min(MAX_CORES, Array.isArray(sample.cpu?.cores) ? sample.cpu.cores.length : 0);
-    if (!this.series || this.seriesCores !== coreCount) {
-      this.series = new SeriesCache([...CHARTED, ...Array.from({ length: coreCount }, (_, i) => `cpu.cores.${i}`)]);
-      this.seriesCores = coreCount;
-    }
-    const { times, values } = this.series.read(client, key, sample);
-    const s = (field) => values[CHARTED.indexOf(field)];
-    const t1 = times[times.length - 1];
-    const t0 = t1 - this.window * 1000;
-    this.t = t1;
-    const cpu = s('cpu.total');
-    this.charts.cpu.update(times, [cpu, ...values.slice(CHARTED.length)], t0, t1);
-    this.charts.mem.options.yMax = sample.mem?.total > 0 ? sample.mem.total : undefined;
-    this.charts.mem.update(times, [s('mem.used'), s('mem.cached'), s('mem.swap_used')], t0, t1);
-    this.charts.net.update(times, [s('net.rx'), s('net.tx')], t0, t1);
-    this.charts.disk.update(times, [s('disk.read'), s('disk.write')], t0, t1);
-    this.charts.load.update(times, [s('load.0'), s('load.1'), s('load.2')], t0, t1);
+    const times = this.charts.read(client, key, sample);
+    this.t = times[times.length - 1];
+    this.resize();
+    if (this.pause.paused) return;
     this.drawSample(sample, client.stats(key, 'cpu.total')?.p95);
     this.tick(Date.now());
   }
@@ -254,11 +230,12 @@ export class HostDetail {
       .order()
       .attr('data-kind', (n) => n.kind)
       .call((li) => {
-        li.select('time').text((n) => fmt.clock(n.t));
+        li.select('time').text((n) => fmt.clock(n.t)).attr('title', (n) => fmt.dateTime(n.t))
+          .attr('datetime', (n) => new Date(n.t).toISOString());
         li.select('.text').text((n) => noteLine(n));
       });
-    const marks = notes.map((n) => ({ id: n.id, t: n.t, kind: n.kind, label: `${fmt.clock(n.t)} ${noteLine(n)}` }));
-    for (const chart of Object.values(this.charts)) chart.setMarks(marks);
+    const marks = notes.map((n) => ({ id: n.id, t: n.t, kind: n.kind, label: `${fmt.dateTime(n.t)} ${noteLine(n)}` }));
+    this.charts.setMarks(marks);
   }
 
   /** The form under the summary: "Add note" needs a text, "Acknowledge" says "investigating" if none is given. */
@@ -300,13 +277,27 @@ export class HostDetail {
     this.el.state.textContent = state;
   }
 
-  /** Once a second: the age of the newest sample and the host's state. */
+  /** Once a second: the age of the newest sample, the host's interval and its state. */
   tick(now) {
     if (!this.key) return;
     if (Number.isNaN(this.t)) return;
-    const state = stateOf({ t: this.t, fresh: false, seen: 0 }, now);
+    const { interval } = this.charts;
+    const state = stateOf({ t: this.t, interval, fresh: false, seen: 0 }, now);
     if (this.root.dataset.state !== state) this.showState(state);
-    const meta = `last sample ${fmt.clock(this.t)} · ${fmt.ago(this.t, now)}`;
-    if (this.el.meta.textContent !== meta) this.el.meta.textContent = meta;
+    this.root.dataset.interval = String(interval);
+    const every = interval > 0 ? ` · a sample every ${fmt.duration(interval)}` : '';
+    const meta = `last sample ${fmt.clock(this.t)} · ${fmt.ago(this.t, now)}${every}`;
+    if (this.el.meta.textContent !== meta) {
+      this.el.meta.textContent = meta;
+      this.el.meta.title = fmt.dateTime(this.t);
+    }
+  }
+
+  /** The zone changed: everything that prints a time. */
+  redrawTimes() {
+    if (!this.key) return;
+    this.showNotes();
+    this.charts.render();
+    this.tick(Date.now());
   }
 }

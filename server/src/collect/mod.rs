@@ -36,7 +36,12 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 #[derive(clap::Args, Debug, Clone)]
 pub struct CollectArgs {
     /// Redis to write to, e.g. redis://:password@127.0.0.1:6379 or rediss://… for TLS.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
     /// Write to a Redis Cluster: any of its nodes, host:port (repeatable, or comma-separated). Each sample goes to
     /// the primary owning its key; --redis-url then gives only the nodes' credentials and scheme.

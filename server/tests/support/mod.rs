@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses its own share of these helpers.
 
 pub mod cluster;
+pub mod exact;
 mod ports;
 
 pub use ports::free_port;
@@ -391,6 +392,37 @@ pub async fn apply_until(
     snapshots
 }
 
+/// The value of the counter or gauge `name` on the relay's `/metrics`.
+pub async fn metric(ws_url: &str, name: &str) -> u64 {
+    let (_, body) = http_get(ws_url, "/metrics").await;
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+}
+
+/// The highest resident memory of process `pid` so far, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// CPU time the process `pid` used so far, in clock ticks (user + system; 100 a second on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// Waits until the replica on `port` has applied the primary's stream up to `offset`.
 pub async fn replica_at(port: u16, offset: u64) {
     let mut conn = redis_conn(port).await;
@@ -407,32 +439,13 @@ pub async fn replica_at(port: u16, offset: u64) {
     panic!("the replica on {port} never reached offset {offset}");
 }
 
-/// The relay's metric `replicast_<name>`, one without labels.
-pub async fn relay_metric(ws_url: &str, name: &str) -> u64 {
-    let (_, body) = http_get(ws_url, "/metrics").await;
-    let line = format!("replicast_{name} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&line)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
-}
-
 /// Waits until the relay's link has received the stream up to `offset` (within a minute).
 pub async fn link_reaches(ws_url: &str, offset: u64) {
     for _ in 0..3000 {
-        if relay_metric(ws_url, "link_offset").await >= offset {
+        if metric(ws_url, "replicast_link_offset").await >= offset {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the relay's link never reached offset {offset}");
-}
-
-/// The highest resident memory of process `pid` so far, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
 }

@@ -1,19 +1,30 @@
-//! Reading numbers, scores and ranges out of command arguments, as Redis writes them.
+//! Reading command arguments as Redis 7.0 reads them: integers, scores and ranges (through [`super::numbers`]),
+//! and option words.
 
+use std::cmp::Ordering;
 use std::ops::Bound;
 
+use super::numbers::{c_str, range_double, string2d, string2ll};
+
+/// Only for `MOVE`/`COPY … DB`, which read their database as before.
 pub(crate) fn parse_ascii<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// An integer argument, as `string2ll` reads it.
 pub(crate) fn int(bytes: &[u8]) -> Option<i64> {
-    parse_ascii(bytes)
+    string2ll(bytes)
+}
+
+/// A database index (`SELECT`, `SWAPDB`), as `getIntFromObject` reads it; negative ones Redis refuses.
+pub(crate) fn db_index(bytes: &[u8]) -> Option<u32> {
+    string2ll(bytes).and_then(|db| u32::try_from(db).ok())
 }
 
 /// Most digits of an integer score read without the float parser: below 2^53, so exactly a float.
 const EXACT_DIGITS: usize = 15;
 
-/// A score as Redis writes it: a decimal or `inf`/`+inf`/`-inf`; never NaN.
+/// A score or an increment, as `string2d` reads it (see [`super::numbers`]); never NaN.
 #[inline]
 pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
     // Collectors score by Unix milliseconds: plain integers, read here digit by digit (exactly as the float
@@ -42,7 +53,7 @@ pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
             return Some(if negative { -n } else { n });
         }
     }
-    parse_ascii::<f64>(bytes).filter(|s| !s.is_nan())
+    string2d(bytes)
 }
 
 /// The number 8 ASCII digits write (the first in the lowest byte of `word`), or `None` if a byte is not a digit.
@@ -62,25 +73,58 @@ fn eight_digits(word: u64) -> Option<u64> {
     Some(v.wrapping_mul(10_000 << 32 | 1) >> 32)
 }
 
-/// A score bound of `ZREMRANGEBYSCORE`: `1.5`, `(1.5` (exclusive), `-inf`, `+inf`.
+/// A score bound of `ZREMRANGEBYSCORE`, as `zslParseRange` reads it: `1.5`, `(1.5` (exclusive), `-inf`, `0x10`,
+/// ` 5`, `1e400` (infinite), and the empty string (0).
 pub(crate) fn score_bound(bytes: &[u8]) -> Option<Bound<f64>> {
     match bytes.strip_prefix(b"(") {
-        Some(rest) => score(rest).map(Bound::Excluded),
-        None => score(bytes).map(Bound::Included),
+        Some(rest) => range_double(rest).map(Bound::Excluded),
+        None => range_double(bytes).map(Bound::Included),
     }
 }
 
-/// A member bound of `ZREMRANGEBYLEX`: `[a` (inclusive), `(a` (exclusive), `-`, `+`.
-pub(crate) fn lex_bound(bytes: &[u8], low: bool) -> Option<Bound<&[u8]>> {
-    match bytes.split_first()? {
-        (b'[', rest) => Some(Bound::Included(rest)),
-        (b'(', rest) => Some(Bound::Excluded(rest)),
-        (b'-', []) if low => Some(Bound::Unbounded),
-        (b'+', []) if !low => Some(Bound::Unbounded),
-        // `-` as the high bound or `+` as the low one: an empty range.
-        (b'-', []) | (b'+', []) => None,
-        _ => None,
+/// A member bound of `ZREMRANGEBYLEX`, as `zslParseLexRangeItem` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LexBound<'a> {
+    /// `-`: below every member.
+    Min,
+    /// `+`: above every member.
+    Max,
+    /// `[member`.
+    Included(&'a [u8]),
+    /// `(member`.
+    Excluded(&'a [u8]),
+}
+
+impl<'a> LexBound<'a> {
+    /// `[a`, `(a`, or `-`/`+` as C strings (what follows a NUL is not read).
+    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Self> {
+        match bytes.split_first()? {
+            (b'[', rest) => Some(LexBound::Included(rest)),
+            (b'(', rest) => Some(LexBound::Excluded(rest)),
+            (b'-', _) if c_str(bytes).len() == 1 => Some(LexBound::Min),
+            (b'+', _) if c_str(bytes).len() == 1 => Some(LexBound::Max),
+            _ => None,
+        }
     }
+
+    /// How `member` compares with the bound's value (`-` and `+` are below and above everything).
+    fn compare(self, member: &[u8]) -> (Ordering, bool) {
+        match self {
+            LexBound::Min => (Ordering::Greater, true),
+            LexBound::Max => (Ordering::Less, true),
+            LexBound::Included(v) => (member.cmp(v), false),
+            LexBound::Excluded(v) => (member.cmp(v), true),
+        }
+    }
+}
+
+/// Whether `member` is within `min..max`, as `zslLexValueGteMin` and `zslLexValueLteMax` decide.
+pub(crate) fn within_lex(member: &[u8], min: LexBound<'_>, max: LexBound<'_>) -> bool {
+    let (above, exclusive) = min.compare(member);
+    let gte_min = above == Ordering::Greater || (above == Ordering::Equal && !exclusive);
+    let (below, exclusive) = max.compare(member);
+    let lte_max = below == Ordering::Less || (below == Ordering::Equal && !exclusive);
+    gte_min && lte_max
 }
 
 /// Whether `value` is within `low..high`.
@@ -98,9 +142,9 @@ pub(crate) fn within<T: PartialOrd + ?Sized>(value: &T, low: Bound<&T>, high: Bo
     above && below
 }
 
-/// Whether `arg` is `word`, ignoring ASCII case.
+/// Whether option `arg` is `word`, ignoring ASCII case, as `strcasecmp` compares a C string (up to a NUL).
 pub(crate) fn is(arg: &[u8], word: &str) -> bool {
-    arg.eq_ignore_ascii_case(word.as_bytes())
+    c_str(arg).eq_ignore_ascii_case(word.as_bytes())
 }
 
 #[cfg(test)]
@@ -108,7 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn integer_scores_read_as_the_float_parser_reads_them() {
+    fn integer_scores_read_as_string2d_reads_them() {
         for text in [
             "0",
             "-0",
@@ -133,8 +177,10 @@ mod tests {
             "-inf",
             "+inf",
             "inf",
+            "0x10",
+            "0x1p3",
         ] {
-            let expected: f64 = text.parse().unwrap();
+            let expected = string2d(text.as_bytes()).unwrap();
             let got = score(text.as_bytes()).unwrap();
             assert_eq!(got.to_bits(), expected.to_bits(), "{text}");
         }
@@ -151,6 +197,9 @@ mod tests {
             "/2345678",
             "12345678x",
             "1234\u{7f}678",
+            " 5",
+            "1e400",
+            "12345678\0",
         ] {
             assert_eq!(score(text.as_bytes()), None, "{text}");
         }

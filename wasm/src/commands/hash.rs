@@ -21,7 +21,7 @@ pub(super) fn hset(
 ) {
     let pairs = &args[2..];
     if pairs.is_empty() || pairs.len() % 2 != 0 {
-        return ks.bad_arguments("HSET");
+        return ks.bad_arguments(observer, "HSET", &args[1..2]);
     }
     ks.update(observer, args[1], Kind::Hash, true, |window, events| {
         let w = hash(window)?;
@@ -50,7 +50,7 @@ pub(super) fn hdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 /// `HINCRBY key field increment`: exact if the window holds the field, or knows it is absent.
 pub(super) fn hincrby(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&field), Some(by)) = (args.get(2), args.get(3).and_then(|a| int(a))) else {
-        return ks.bad_arguments("HINCRBY");
+        return ks.bad_arguments(observer, "HINCRBY", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Hash, true, |window, events| {
         let w = hash(window)?;

@@ -1,15 +1,25 @@
 //! Commands on keys of any type: deletion, expiry, renaming, moving and copying between databases, flushes,
 //! `SWAPDB` and `SELECT`.
 
-use super::args::{int, is, parse_ascii};
+use super::args::{db_index, int, is, parse_ascii};
 use crate::diagnostics::Problem;
 use crate::keyspace::Keyspace;
 use crate::observe::WindowObserver;
 
-pub(super) fn select(ks: &mut Keyspace, args: &[&[u8]]) {
-    match args.get(1).and_then(|d| parse_ascii::<u32>(d)) {
-        Some(db) => ks.selected_db = db,
-        None => ks.bad_arguments("SELECT"),
+/// `SELECT db`. Redis never propagates one it cannot read; if one came, the database of what follows would be
+/// unknown, so nothing of the shard's keys is known until a full snapshot (as after `SWAPDB`), and what follows is
+/// taken as the watched database's, whose windows then stay stale until that snapshot.
+pub(super) fn select(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    match args.get(1).and_then(|d| db_index(d)) {
+        Some(db) => ks.selected_db = Some(db),
+        None => {
+            ks.problem(
+                Problem::BadArguments,
+                "SELECT: a database Redis would not select; every window waits for a full snapshot",
+            );
+            ks.selected_db = Some(ks.watch.db);
+            ks.clear(observer, false);
+        }
     }
 }
 
@@ -17,10 +27,15 @@ pub(super) fn select(ks: &mut Keyspace, args: &[&[u8]]) {
 /// one Redis) is unknown until a full snapshot. (Redis Cluster has only database 0 and refuses `SWAPDB`.)
 pub(super) fn swapdb(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(a), Some(b)) = (
-        args.get(1).and_then(|d| parse_ascii::<u32>(d)),
-        args.get(2).and_then(|d| parse_ascii::<u32>(d)),
+        args.get(1).and_then(|d| db_index(d)),
+        args.get(2).and_then(|d| db_index(d)),
     ) else {
-        return ks.bad_arguments("SWAPDB");
+        // Which databases were swapped is not known: the watched one may be either.
+        ks.problem(
+            Problem::BadArguments,
+            "SWAPDB: databases Redis would not swap; every window waits for a full snapshot",
+        );
+        return ks.clear(observer, false);
     };
     if a != b && (a == ks.watch.db || b == ks.watch.db) {
         ks.clear(observer, false);
@@ -35,22 +50,33 @@ pub(super) fn del(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[
 }
 
 /// `PEXPIREAT key ms [NX|XX|GT|LT]` (how Redis propagates every expiry), or `EXPIREAT key s`.
-pub(super) fn expire_at(ks: &mut Keyspace, args: &[&[u8]], seconds: bool) {
+pub(super) fn expire_at(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    seconds: bool,
+) {
     let at = args
         .get(2)
         .and_then(|t| int(t))
-        .filter(|&t| t >= 0)
-        .map(|t| t as u64);
+        .and_then(|t| u64::try_from(t).ok())
+        .and_then(|t| {
+            if seconds {
+                t.checked_mul(1000)
+            } else {
+                Some(t)
+            }
+        });
     match at {
-        Some(at) => ks.set_expiry(args[1], Some(if seconds { at * 1000 } else { at })),
-        None => ks.bad_arguments("PEXPIREAT"),
+        Some(at) => ks.set_expiry(args[1], Some(at)),
+        None => ks.bad_arguments(observer, "PEXPIREAT", &args[1..2]),
     }
 }
 
 /// `RENAME src dst` / `RENAMENX`: the window moves with the value.
 pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
-        return ks.bad_arguments("RENAME");
+        return ks.bad_arguments(observer, "RENAME", &args[1..]);
     };
     if src == dst {
         return;
@@ -68,40 +94,47 @@ pub(super) fn rename(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args:
 }
 
 /// `MOVE key db`: a key leaves the watched database, or arrives in it with a value the stream does not show.
+/// Redis refuses a move into the database the key is in, so one into the watched database came from another,
+/// whether or not the stream's `SELECT` is known.
 pub(super) fn move_key(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&key), Some(db)) = (args.get(1), args.get(2).and_then(|d| parse_ascii::<u32>(d)))
     else {
-        return ks.bad_arguments("MOVE");
+        return ks.bad_arguments(observer, "MOVE", args.get(1..2).unwrap_or_default());
     };
-    if db == ks.selected_db {
+    if ks.selected_db == Some(db) {
         return;
     }
-    if ks.in_watched_db() {
-        ks.drop_key(observer, key);
-    } else if db == ks.watch.db {
+    if db == ks.watch.db {
         ks.mark_unknown(observer, key);
+    } else if ks.in_watched_db() {
+        ks.drop_key(observer, key);
     }
 }
 
-/// `COPY src dst [DB db] [REPLACE]`.
+/// `COPY src dst [DB db] [REPLACE]`. Into the watched database from a database not known (no `SELECT` since the
+/// join, and a `DB` naming the watched one), `dst`'s value is not known either.
 pub(super) fn copy(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
-        return ks.bad_arguments("COPY");
+        return ks.bad_arguments(observer, "COPY", &args[1..]);
     };
-    let mut db = ks.selected_db;
+    let mut target = None;
     let mut rest = args[3..].iter();
     while let Some(arg) = rest.next() {
         if is(arg, "db") {
             match rest.next().and_then(|d| parse_ascii::<u32>(d)) {
-                Some(d) => db = d,
-                None => return ks.bad_arguments("COPY"),
+                Some(d) => target = Some(d),
+                None => return ks.bad_arguments(observer, "COPY", &args[1..3]),
             }
         }
     }
-    if db != ks.watch.db || !ks.is_watched(dst) {
+    // Without `DB`, the copy stays in the database it was written in: the watched one, when the relay sent it.
+    if target.is_some_and(|db| db != ks.watch.db) || !ks.is_watched(dst) {
         return;
     }
-    let same_db = ks.in_watched_db();
+    let same_db = match ks.selected_db {
+        Some(db) => db == ks.watch.db,
+        None => target.is_none(),
+    };
     let shard = ks.shard;
     let copied = same_db.then(|| ks.windows.get(src).cloned()).flatten();
     match copied {
@@ -125,15 +158,31 @@ pub(super) fn store_option(ks: &mut Keyspace, observer: &mut dyn WindowObserver,
     }
 }
 
-/// A command of a type without windows (sets): a wrong type if the key has a window.
-pub(super) fn untracked(ks: &mut Keyspace, key: &[u8], kind: &str) {
-    if let Some(window) = ks.windows.get(key) {
-        let message = format!(
-            "a {kind} command on {:?}, a {}",
-            String::from_utf8_lossy(key),
-            window.kind().name()
-        );
-        ks.problem(Problem::WrongType, message);
+/// A command of a type without windows (sets) on `keys`: one with a window is of another type for Redis, which
+/// would have refused the command, so that window is wrong and topped up.
+pub(super) fn untracked(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    keys: &[&[u8]],
+    kind: &str,
+) {
+    for &key in keys {
+        if let Some(window) = ks.windows.get(key) {
+            let message = format!(
+                "a {kind} command on {:?}, a {}: topped up",
+                String::from_utf8_lossy(key),
+                window.kind().name()
+            );
+            ks.inexact(observer, Problem::WrongType, message, &[key]);
+        }
+    }
+}
+
+/// A command that changed `keys` in a way only Redis computes (a HyperLogLog's cached count): each watched one
+/// becomes stale and is topped up.
+pub(super) fn stale(ks: &mut Keyspace, observer: &mut dyn WindowObserver, keys: &[&[u8]]) {
+    for key in keys {
+        ks.mark_stale(observer, key);
     }
 }
 

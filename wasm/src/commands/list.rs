@@ -21,7 +21,7 @@ pub(super) fn push(
     front: bool,
 ) {
     if args.len() < 3 {
-        return ks.bad_arguments("RPUSH/LPUSH");
+        return ks.bad_arguments(observer, "RPUSH/LPUSH", &args[1..2]);
     }
     ks.update(observer, args[1], Kind::List, true, |window, events| {
         let w = list(window)?;
@@ -46,7 +46,7 @@ pub(super) fn pop(
     let count = match args.get(2) {
         Some(c) => match int(c) {
             Some(c) if c >= 0 => c as u64,
-            _ => return ks.bad_arguments("LPOP/RPOP"),
+            _ => return ks.bad_arguments(observer, "LPOP/RPOP", &args[1..2]),
         },
         None => 1,
     };
@@ -67,7 +67,7 @@ pub(super) fn ltrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: 
         args.get(2).and_then(|a| int(a)),
         args.get(3).and_then(|a| int(a)),
     ) else {
-        return ks.bad_arguments("LTRIM");
+        return ks.bad_arguments(observer, "LTRIM", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::List, false, |window, events| {
         list(window)?.trim(start, stop, events)
@@ -77,7 +77,7 @@ pub(super) fn ltrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: 
 /// `LSET key index value`.
 pub(super) fn lset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(index), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
-        return ks.bad_arguments("LSET");
+        return ks.bad_arguments(observer, "LSET", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::List, false, |window, events| {
         list(window)?.set(index, value, events)
@@ -87,7 +87,7 @@ pub(super) fn lset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 /// `LREM key count value`.
 pub(super) fn lrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(count), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
-        return ks.bad_arguments("LREM");
+        return ks.bad_arguments(observer, "LREM", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::List, false, |window, events| {
         list(window)?.remove(count, value, events)
@@ -97,11 +97,11 @@ pub(super) fn lrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 /// `LINSERT key BEFORE|AFTER pivot value`.
 pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let (Some(&side), Some(&pivot), Some(&value)) = (args.get(2), args.get(3), args.get(4)) else {
-        return ks.bad_arguments("LINSERT");
+        return ks.bad_arguments(observer, "LINSERT", &args[1..2]);
     };
     let before = is(side, "before");
     if !before && !is(side, "after") {
-        return ks.bad_arguments("LINSERT");
+        return ks.bad_arguments(observer, "LINSERT", &args[1..2]);
     }
     ks.update(observer, args[1], Kind::List, false, |window, events| {
         list(window)?.insert(before, pivot, value, events)
@@ -109,8 +109,8 @@ pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args
 }
 
 /// `LMOVE src dst LEFT|RIGHT LEFT|RIGHT` (and `BLMOVE`), or `RPOPLPUSH src dst` (`rpoplpush`): the item moves
-/// only as far as the windows know it. An item popped from outside the source's window is unknown, so the
-/// destination needs a top-up.
+/// only as far as the windows know it. An item popped from outside the source's window, or from a stale window
+/// (whose items may not be Redis's), is unknown, so the destination needs a top-up.
 pub(super) fn lmove(
     ks: &mut Keyspace,
     observer: &mut dyn WindowObserver,
@@ -118,27 +118,33 @@ pub(super) fn lmove(
     rpoplpush: bool,
 ) {
     let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
-        return ks.bad_arguments("LMOVE");
+        return ks.bad_arguments(observer, "LMOVE", &args[1..args.len().min(3)]);
     };
     let (from_left, to_left) = if rpoplpush {
         (false, true)
     } else {
-        let (Some(from), Some(to)) = (args.get(3), args.get(4)) else {
-            return ks.bad_arguments("LMOVE");
+        let side = |arg: Option<&&[u8]>| match arg {
+            Some(a) if is(a, "left") => Some(true),
+            Some(a) if is(a, "right") => Some(false),
+            _ => None,
         };
-        (is(from, "left"), is(to, "left"))
+        let (Some(from_left), Some(to_left)) = (side(args.get(3)), side(args.get(4))) else {
+            return ks.bad_arguments(observer, "LMOVE", &args[1..args.len().min(3)]);
+        };
+        (from_left, to_left)
     };
     let mut item: Option<Vec<u8>> = None;
     ks.update(observer, src, Kind::List, false, |window, events| {
+        let trusted = !window.stale;
         let w = list(window)?;
-        if from_left {
+        let popped = if from_left {
             let known = w.first_of_list().is_some();
-            let mut popped = w.pop_front(1, events)?;
-            if known {
-                item = popped.pop();
-            }
+            w.pop_front(1, events)?.pop().filter(|_| known)
         } else {
-            item = w.pop_back(1, events).pop();
+            w.pop_back(1, events).pop()
+        };
+        if trusted {
+            item = popped;
         }
         Ok(())
     });

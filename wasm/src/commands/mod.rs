@@ -6,12 +6,19 @@
 //!
 //! - `keys.rs`: any type: `DEL`, expiry, `RENAME`, `MOVE`, `COPY`, flushes, `SWAPDB`, `SELECT`.
 //! - `zset.rs`, `stream.rs`, `list.rs`, `hash.rs`, `string.rs`: one type each.
-//! - `args.rs`: reading numbers, scores and ranges out of arguments.
+//! - `args.rs`: reading numbers, scores and ranges out of arguments; `numbers.rs`: reading numbers exactly as
+//!   Redis does (C's `strtod`, `string2ll`).
+//!
+//! A command the assembler cannot apply exactly, whatever the reason (a command it does not know, arguments Redis
+//! would not have propagated, a wrong type, a result that depends on what the window cannot see), never leaves a
+//! window that claims to be exact: the windows of the keys it names become stale and their top-ups are
+//! requested. The problem is counted in the diagnostics too.
 
 mod args;
 mod hash;
 mod keys;
 mod list;
+pub(crate) mod numbers;
 mod stream;
 mod string;
 mod zset;
@@ -23,61 +30,57 @@ use crate::observe::WindowObserver;
 /// Longest command name looked up (longer ones are unknown).
 const MAX_NAME: usize = 24;
 
-/// Applies one command (`args[0]` its name) that ends at stream offset `offset`.
-pub(crate) fn apply(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    offset: u64,
-) {
-    let Some(name) = args.first() else {
-        return;
-    };
-    // The hottest command first, without the name buffer or the match below (whose comparisons are library
-    // calls, and slow ones, in wasm).
-    if name.len() == 4 && name.eq_ignore_ascii_case(b"zadd") && args.len() >= 2 {
-        ks.offset = offset;
-        if ks.in_watched_db() {
-            zset::zadd(ks, observer, args);
+/// Declares a group of commands: the list of their names (lowercase) and a function applying one of them by
+/// name, returning `false` for a name not in the group. One declaration for both, so that the list read by the
+/// differential test (`known_commands`) is always what the assembler applies.
+macro_rules! command_group {
+    (
+        $(#[$meta:meta])*
+        $names:ident, fn $apply:ident($ks:ident, $observer:ident, $args:ident) {
+            $( $($name:literal)|+ => $effect:expr, )*
         }
-        return;
-    }
-    let mut buf = [0u8; MAX_NAME];
-    let Some(lower) = buf.get_mut(..name.len()) else {
-        ks.offset = offset;
-        ks.problem(Problem::UnknownCommand, "a command name over 24 bytes");
-        return;
-    };
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    let name: &[u8] = lower;
-    ks.offset = offset;
+    ) => {
+        const $names: &[&[u8]] = &[$($($name,)+)*];
 
-    // Commands that matter whatever the selected database.
-    match name {
-        b"select" => return keys::select(ks, args),
-        b"flushall" => return ks.clear(observer, true),
-        b"swapdb" => return keys::swapdb(ks, observer, args),
-        b"move" => return keys::move_key(ks, observer, args),
-        b"copy" => return keys::copy(ks, observer, args),
-        b"ping" | b"replconf" | b"multi" | b"exec" | b"publish" | b"spublish" => return,
-        _ => {}
-    }
-    if !ks.in_watched_db() {
-        return;
-    }
-    if args.len() < 2 {
-        if name == b"flushdb" {
-            ks.clear(observer, true);
-        } else {
-            ks.problem(
-                Problem::UnknownCommand,
-                format!("{} without a key", String::from_utf8_lossy(args[0])),
-            );
+        $(#[$meta])*
+        fn $apply(
+            $ks: &mut Keyspace,
+            $observer: &mut dyn WindowObserver,
+            name: &[u8],
+            $args: &[&[u8]],
+        ) -> bool {
+            match name {
+                $( $($name)|+ => $effect, )*
+                _ => return false,
+            }
+            true
         }
-        return;
+    };
+}
+
+command_group! {
+    /// Commands that matter whatever the selected database, or change no window.
+    ANY_DB, fn apply_any_db(ks, observer, args) {
+        b"select" => keys::select(ks, observer, args),
+        b"flushall" => ks.clear(observer, true),
+        b"swapdb" => keys::swapdb(ks, observer, args),
+        b"move" => keys::move_key(ks, observer, args),
+        b"copy" => keys::copy(ks, observer, args),
+        // Libraries of functions are not keys; their calls arrive as the writes they made.
+        b"ping" | b"replconf" | b"multi" | b"exec" | b"publish" | b"spublish" | b"function" => {},
     }
-    match name {
+}
+
+command_group! {
+    /// Commands of the watched database whose arguments need not name a key.
+    WATCHED_DB_KEYLESS, fn apply_keyless(ks, observer, _args) {
+        b"flushdb" => ks.clear(observer, true),
+    }
+}
+
+command_group! {
+    /// Commands of the watched database, with at least one argument (`args[1]`, a key for most).
+    WATCHED_DB, fn apply_keyed(ks, observer, args) {
         b"zadd" => zset::zadd(ks, observer, args),
         b"zincrby" => zset::zincrby(ks, observer, args),
         b"zrem" => zset::zrem(ks, observer, args),
@@ -88,13 +91,14 @@ pub(crate) fn apply(
         b"zpopmax" => zset::zpop(ks, observer, args, true),
         b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore" | b"geosearchstore" => {
             ks.mark_unknown(observer, args[1])
-        }
+        },
         b"geoadd" => ks.mark_stale(observer, args[1]),
 
         b"xadd" => stream::xadd(ks, observer, args),
         b"xdel" => stream::xdel(ks, observer, args),
         b"xtrim" => stream::xtrim(ks, observer, args),
-        b"xsetid" | b"xgroup" | b"xack" | b"xclaim" | b"xautoclaim" | b"xreadgroup" => {}
+        b"xgroup" => stream::xgroup(ks, observer, args),
+        b"xsetid" | b"xack" | b"xclaim" | b"xautoclaim" | b"xreadgroup" => {},
 
         b"rpush" | b"rpushx" => list::push(ks, observer, args, false),
         b"lpush" | b"lpushx" => list::push(ks, observer, args, true),
@@ -117,33 +121,101 @@ pub(crate) fn apply(
         b"setnx" | b"getset" => string::set_plain(ks, observer, args[1], args.get(2).copied()),
         b"setex" | b"psetex" => string::set_plain(ks, observer, args[1], args.get(3).copied()),
         b"mset" | b"msetnx" => string::mset(ks, observer, args),
-        b"incr" | b"decr" | b"incrby" | b"decrby" => string::incr(ks, observer, args, name),
+        b"incr" => string::incr(ks, observer, args, b"incr"),
+        b"decr" => string::incr(ks, observer, args, b"decr"),
+        b"incrby" => string::incr(ks, observer, args, b"incrby"),
+        b"decrby" => string::incr(ks, observer, args, b"decrby"),
         b"append" => string::append(ks, observer, args),
         b"setrange" => string::setrange(ks, observer, args),
+        // A HyperLogLog's or a bitmap's new bytes are Redis's to compute; PFCOUNT rewrites the cached
+        // cardinality inside the HyperLogLog string (Redis propagates it for that).
         b"incrbyfloat" | b"setbit" | b"bitfield" | b"pfadd" => ks.mark_stale(observer, args[1]),
+        b"pfcount" => keys::stale(ks, observer, &args[1..]),
+        b"pfdebug" => keys::stale(ks, observer, &args[2..]),
         b"pfmerge" | b"restore" | b"restore-asking" => ks.mark_unknown(observer, args[1]),
         b"bitop" => {
             if let Some(dest) = args.get(2) {
                 ks.mark_unknown(observer, dest)
             }
-        }
+        },
 
         b"del" | b"unlink" | b"getdel" => keys::del(ks, observer, args),
-        b"pexpireat" | b"expireat" => keys::expire_at(ks, args, name == b"expireat"),
-        b"expire" | b"pexpire" => {}
+        b"pexpireat" => keys::expire_at(ks, observer, args, false),
+        b"expireat" => keys::expire_at(ks, observer, args, true),
+        // Relative to a clock the stream does not carry; Redis 7.0 propagates PEXPIREAT instead.
+        b"expire" | b"pexpire" => {},
         b"persist" => ks.set_expiry(args[1], None),
         b"rename" | b"renamenx" => keys::rename(ks, observer, args),
-        b"flushdb" => ks.clear(observer, true),
         b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => {
             keys::store_option(ks, observer, args)
-        }
-        b"sadd" | b"srem" | b"spop" | b"smove" => keys::untracked(ks, args[1], "set"),
+        },
+        b"sadd" | b"srem" | b"spop" => keys::untracked(ks, observer, &args[1..2], "set"),
+        b"smove" => keys::untracked(ks, observer, &args[1..args.len().min(3)], "set"),
         b"sinterstore" | b"sunionstore" | b"sdiffstore" => ks.drop_key(observer, args[1]),
         b"zmpop" | b"bzmpop" | b"lmpop" | b"blmpop" | b"blpop" | b"brpop" | b"bzpopmin"
         | b"bzpopmax" => keys::stale_named(ks, observer, &args[1..]),
-        _ => ks.problem(
-            Problem::UnknownCommand,
-            format!("unknown command {}", String::from_utf8_lossy(args[0])),
-        ),
     }
+}
+
+/// Every command the assembler knows, by lowercase name: those it applies to the windows (exactly, or by
+/// asking for a top-up of what it cannot compute), and those it knows change no window. Any other command
+/// makes the windows of the watched keys it names stale, each with a top-up requested.
+pub fn known_commands() -> impl Iterator<Item = &'static str> {
+    [ANY_DB, WATCHED_DB_KEYLESS, WATCHED_DB]
+        .into_iter()
+        .flatten()
+        .filter_map(|name| std::str::from_utf8(name).ok())
+}
+
+/// Applies one command (`args[0]` its name) that ends at stream offset `offset`.
+pub(crate) fn apply(
+    ks: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    args: &[&[u8]],
+    offset: u64,
+) {
+    let Some(name) = args.first() else {
+        return;
+    };
+    // The hottest command first, without the name buffer or the match below (whose comparisons are library
+    // calls, and slow ones, in wasm).
+    if name.len() == 4 && name.eq_ignore_ascii_case(b"zadd") && args.len() >= 2 {
+        ks.offset = offset;
+        if ks.in_watched_db() {
+            zset::zadd(ks, observer, args);
+        }
+        return;
+    }
+    ks.offset = offset;
+    let mut buf = [0u8; MAX_NAME];
+    let Some(lower) = buf.get_mut(..name.len()) else {
+        if ks.in_watched_db() {
+            unknown(ks, observer, args);
+        }
+        return;
+    };
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let name: &[u8] = lower;
+
+    if apply_any_db(ks, observer, name, args)
+        || !ks.in_watched_db()
+        || apply_keyless(ks, observer, name, args)
+    {
+        return;
+    }
+    if args.len() < 2 || !apply_keyed(ks, observer, name, args) {
+        unknown(ks, observer, args);
+    }
+}
+
+/// A command the assembler does not know (in the watched database): which of its arguments are keys, and what
+/// it did to them, is not known, so every watched key it names becomes stale and is topped up.
+fn unknown(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let name = String::from_utf8_lossy(args[0]);
+    let message = match args.len() {
+        1 => format!("unknown command {name} (without arguments: no key to top up)"),
+        _ => format!("unknown command {name}: the watched keys it names are topped up"),
+    };
+    ks.inexact(observer, Problem::UnknownCommand, message, &args[1..]);
 }

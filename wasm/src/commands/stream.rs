@@ -1,5 +1,5 @@
-//! Stream commands: `XADD` (with its trimming options), `XDEL`, `XTRIM`. Consumer-group commands change no
-//! entry and are ignored.
+//! Stream commands: `XADD` (with its trimming options), `XDEL`, `XTRIM`, and `XGROUP CREATE … MKSTREAM`, which
+//! may create an empty stream. Other consumer-group commands change no entry and are ignored.
 
 use super::args::{int, is};
 use crate::keyspace::Keyspace;
@@ -72,16 +72,16 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
                     trim = Some(t);
                     rest = tail;
                 }
-                None => return ks.bad_arguments("XADD"),
+                None => return ks.bad_arguments(observer, "XADD", &args[1..2]),
             },
             _ => break,
         }
     }
     let Some((id, fields)) = rest.split_first() else {
-        return ks.bad_arguments("XADD");
+        return ks.bad_arguments(observer, "XADD", &args[1..2]);
     };
     if fields.is_empty() || fields.len() % 2 != 0 {
-        return ks.bad_arguments("XADD");
+        return ks.bad_arguments(observer, "XADD", &args[1..2]);
     }
     // `*` or `<ms>-*`: Redis propagates the id it chose, so these are not expected; the entry is unknown.
     let id = StreamId::parse(id);
@@ -100,7 +100,7 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let ids: Option<Vec<StreamId>> = args[2..].iter().map(|a| StreamId::parse(a)).collect();
     let Some(ids) = ids else {
-        return ks.bad_arguments("XDEL");
+        return ks.bad_arguments(observer, "XDEL", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Stream, false, |window, events| {
         let w = stream(window)?;
@@ -111,12 +111,29 @@ pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
     });
 }
 
-/// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`.
+/// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`. `MAXLEN 0` leaves an empty stream, whatever it held:
+/// that is how a snapshot says a key is an empty stream (Redis keeps a stream whose entries are all gone).
 pub(super) fn xtrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let Some((trim, _)) = parse_trim(&args[2..]) else {
-        return ks.bad_arguments("XTRIM");
+        return ks.bad_arguments(observer, "XTRIM", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Stream, false, |window, events| {
-        apply_trim(stream(window)?, &trim, events)
-    });
+    let empties = matches!(trim, Trim::MaxLen(0));
+    ks.update(
+        observer,
+        args[1],
+        Kind::Stream,
+        empties,
+        |window, events| apply_trim(stream(window)?, &trim, events),
+    );
+}
+
+/// `XGROUP CREATE key group id MKSTREAM …` creates the stream, empty, if it did not exist; any other `XGROUP`
+/// changes no entry.
+pub(super) fn xgroup(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+    let creates_stream = is(args[1], "create") && args.iter().skip(5).any(|a| is(a, "mkstream"));
+    if let (true, Some(&key)) = (creates_stream, args.get(2)) {
+        ks.update(observer, key, Kind::Stream, true, |window, _| {
+            stream(window).map(drop)
+        });
+    }
 }

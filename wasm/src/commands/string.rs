@@ -46,7 +46,7 @@ fn assign(
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
 pub(super) fn set(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let Some(&value) = args.get(2) else {
-        return ks.bad_arguments("SET");
+        return ks.bad_arguments(observer, "SET", &args[1..2]);
     };
     let mut ttl = Some(None);
     let mut rest = args[3..].iter();
@@ -57,7 +57,7 @@ pub(super) fn set(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[
             let scale = if is(option, "exat") { 1000 } else { 1 };
             match rest.next().and_then(|t| int(t)).filter(|&t| t >= 0) {
                 Some(t) => ttl = Some(Some(t as u64 * scale)),
-                None => return ks.bad_arguments("SET"),
+                None => return ks.bad_arguments(observer, "SET", &args[1..2]),
             }
         } else if is(option, "ex") || is(option, "px") {
             // Relative to a clock the stream does not carry; Redis 7.0 propagates PXAT instead.
@@ -76,7 +76,7 @@ pub(super) fn set_plain(
 ) {
     match value {
         Some(value) => assign(ks, observer, key, value, Some(None)),
-        None => ks.bad_arguments("SETNX/GETSET/SETEX"),
+        None => ks.bad_arguments(observer, "SETNX/GETSET/SETEX", &[key]),
     }
 }
 
@@ -84,7 +84,7 @@ pub(super) fn set_plain(
 pub(super) fn mset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let pairs = &args[1..];
     if pairs.len() % 2 != 0 {
-        return ks.bad_arguments("MSET");
+        return ks.bad_arguments(observer, "MSET", pairs);
     }
     for pair in pairs.chunks_exact(2) {
         assign(ks, observer, pair[0], pair[1], Some(None));
@@ -142,7 +142,7 @@ pub(super) fn incr(
         _ => args.get(2).and_then(|a| int(a)).and_then(i64::checked_neg),
     };
     let Some(by) = by else {
-        return ks.bad_arguments("INCRBY/DECRBY");
+        return ks.bad_arguments(observer, "INCRBY/DECRBY", &args[1..2]);
     };
     modify(ks, observer, args[1], |old| {
         let old = match old {
@@ -156,7 +156,7 @@ pub(super) fn incr(
 /// `APPEND key value`.
 pub(super) fn append(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
     let Some(&tail) = args.get(2) else {
-        return ks.bad_arguments("APPEND");
+        return ks.bad_arguments(observer, "APPEND", &args[1..2]);
     };
     modify(ks, observer, args[1], |old| {
         let mut value = old.unwrap_or_default();
@@ -171,7 +171,7 @@ pub(super) fn setrange(ks: &mut Keyspace, observer: &mut dyn WindowObserver, arg
         args.get(2).and_then(|a| int(a)).filter(|&o| o >= 0),
         args.get(3),
     ) else {
-        return ks.bad_arguments("SETRANGE");
+        return ks.bad_arguments(observer, "SETRANGE", &args[1..2]);
     };
     let offset = offset as usize;
     modify(ks, observer, args[1], |old| {

@@ -1,8 +1,13 @@
 //! Sorted-set commands. A window that is not complete holds the top of the set: a command whose effect depends
 //! on members below it (`ZPOPMIN`, a rank counted from the bottom, `NX`/`XX`/`LT`/`INCR` on a member the window
-//! does not hold but that might rank into it) is inexact and asks for a top-up.
+//! does not hold but that might rank into it) is inexact and asks for a top-up. So is `ZREMRANGEBYLEX` unless all
+//! the set's members share one score: Redis walks the set in score order and stops at the first member past the
+//! range, so with mixed scores what it removes depends on members' places (and, in a skiplist, on its levels).
+//!
+//! Scores are read as Redis reads them ([`super::numbers`]) and ordered as its skiplist orders them (`-0` is
+//! `0`; see [`crate::windows::zset`]).
 
-use super::args::{int, is, lex_bound, score, score_bound, within};
+use super::args::{int, is, score, score_bound, within, within_lex, LexBound};
 use crate::keyspace::Keyspace;
 use crate::observe::WindowObserver;
 use crate::windows::{Body, Events, Inexact, Kind, Window, ZsetWindow};
@@ -59,9 +64,10 @@ fn add(
     pairs: &[&[u8]],
     command: &str,
 ) {
-    // Redis rejected anything malformed before replicating it; this only guards against a corrupt stream.
+    // Redis refuses a malformed command whole before replicating it (a score it cannot read, an odd pair): one in
+    // the stream says the window and Redis disagree.
     if pairs.is_empty() || pairs.len() % 2 != 0 {
-        return ks.bad_arguments(command);
+        return ks.bad_arguments(observer, command, &[key]);
     }
     let mut bad_score = false;
     ks.update(observer, key, Kind::Zset, true, |window, events| {
@@ -70,16 +76,21 @@ fn add(
         for pair in pairs.chunks_exact(2) {
             let Some(s) = score(pair[0]) else {
                 bad_score = true;
-                continue;
+                return Err(Inexact);
             };
             if add_one(w, pair[1], s, flags, events).is_err() {
                 result = Err(Inexact);
+            }
+            if !w.complete() && w.len() < w.capacity() {
+                // A member rescored below the window left it short of members Redis may hold above the rest
+                // of the pairs: placing those would pass for the top of the set without being it.
+                return Err(Inexact);
             }
         }
         result
     });
     if bad_score {
-        ks.bad_arguments(command);
+        ks.bad_arguments(observer, command, &[key]);
     }
 }
 
@@ -121,7 +132,8 @@ fn add_one(
         _ => s,
     };
     if new.is_nan() {
-        return Ok(());
+        // Redis refuses an increment that makes NaN (`inf` plus `-inf`) and propagates nothing.
+        return Err(Inexact);
     }
     if let Some(old) = old {
         if (f.gt && new <= old) || (f.lt && new >= old) {
@@ -153,7 +165,7 @@ pub(super) fn zremrangebyscore(
         args.get(2).and_then(|a| score_bound(a)),
         args.get(3).and_then(|a| score_bound(a)),
     ) else {
-        return ks.bad_arguments("ZREMRANGEBYSCORE");
+        return ks.bad_arguments(observer, "ZREMRANGEBYSCORE", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Zset, false, |window, events| {
         let (low, high) = (low.as_ref(), high.as_ref());
@@ -162,16 +174,26 @@ pub(super) fn zremrangebyscore(
     });
 }
 
-/// `ZREMRANGEBYLEX key min max`.
+/// `ZREMRANGEBYLEX key min max`: exact on a complete window whose members all have one score (then lexical order
+/// is the set's order); otherwise Redis's result depends on how it walks the set, and the window is topped up.
 pub(super) fn zremrangebylex(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
-    let (Some(low), Some(high)) = (
-        args.get(2).and_then(|a| lex_bound(a, true)),
-        args.get(3).and_then(|a| lex_bound(a, false)),
+    let (Some(min), Some(max)) = (
+        args.get(2).and_then(|a| LexBound::parse(a)),
+        args.get(3).and_then(|a| LexBound::parse(a)),
     ) else {
-        return ks.bad_arguments("ZREMRANGEBYLEX");
+        return ks.bad_arguments(observer, "ZREMRANGEBYLEX", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Zset, false, |window, events| {
-        zset(window)?.remove_where(|_, m, _| within(m, low, high), events);
+        let w = zset(window)?;
+        let one_score = {
+            let mut scores = w.newest_first().map(|(_, score)| score);
+            let first = scores.next();
+            scores.all(|score| Some(score) == first)
+        };
+        if !(w.complete() && one_score) {
+            return Err(Inexact);
+        }
+        w.remove_where(|_, m, _| within_lex(m, min, max), events);
         Ok(())
     });
 }
@@ -187,7 +209,7 @@ pub(super) fn zremrangebyrank(
         args.get(2).and_then(|a| int(a)),
         args.get(3).and_then(|a| int(a)),
     ) else {
-        return ks.bad_arguments("ZREMRANGEBYRANK");
+        return ks.bad_arguments(observer, "ZREMRANGEBYRANK", &args[1..2]);
     };
     ks.update(observer, args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
@@ -230,7 +252,7 @@ pub(super) fn zpop(
     let count = match args.get(2) {
         Some(c) => match int(c) {
             Some(c) if c >= 0 => c as usize,
-            _ => return ks.bad_arguments("ZPOPMIN/ZPOPMAX"),
+            _ => return ks.bad_arguments(observer, "ZPOPMIN/ZPOPMAX", &args[1..2]),
         },
         None => 1,
     };

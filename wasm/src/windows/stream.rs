@@ -14,13 +14,10 @@ pub struct StreamId {
 }
 
 impl StreamId {
-    /// `<ms>-<seq>`, or `<ms>` alone (sequence 0), as Redis accepts them.
+    /// `<ms>-<seq>`, or `<ms>` alone (sequence 0), as Redis reads an explicit id (`XADD`, `XDEL`, `MINID`):
+    /// each part by its `string2ull` (so `007-1` and `+7-1` too), up to a NUL byte.
     pub fn parse(bytes: &[u8]) -> Option<StreamId> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let (ms, seq) = match text.split_once('-') {
-            Some((ms, seq)) => (ms.parse().ok()?, seq.parse().ok()?),
-            None => (text.parse().ok()?, 0),
-        };
+        let (ms, seq) = crate::commands::numbers::stream_id(bytes)?;
         Some(StreamId { ms, seq })
     }
 }

@@ -33,9 +33,18 @@ use super::json_id::{json_id, ByIdView, LatestById};
 use super::{Events, ItemView};
 use crate::observe::{ItemId, Payload};
 
-/// A score with a total order, so it can sort the window. Redis never stores NaN, and neither do we.
+/// A score with the order Redis's skiplist gives scores: `<` and `==` on doubles, so `-0` and `0` are one score
+/// (members tied on it order by their bytes). Redis never stores NaN, and neither do we.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score(pub f64);
+
+impl Score {
+    /// The score Redis holds for `value`: `-0` is `0`. (A small set, listpack-encoded, stores its scores as text
+    /// and writes `-0` as `0`; only a set in a skiplist keeps the sign, which no comparison sees.)
+    fn stored(value: f64) -> Score {
+        Score(value + 0.0)
+    }
+}
 
 impl Eq for Score {}
 
@@ -47,7 +56,10 @@ impl PartialOrd for Score {
 
 impl Ord for Score {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        // No NaN reaches a window; if one did, it would sort as `total_cmp` puts it rather than break the order.
+        self.0
+            .partial_cmp(&other.0)
+            .unwrap_or_else(|| self.0.total_cmp(&other.0))
     }
 }
 
@@ -147,7 +159,7 @@ impl ZsetWindow {
 
     /// Sets `member`'s score as Redis did; returns whether the window changed.
     pub(crate) fn insert(&mut self, member: &[u8], score: f64, events: &mut Events<'_>) -> bool {
-        let score = Score(score);
+        let score = Score::stored(score);
         let hash = hash_bytes(member);
         let Some(slot) = self.find(hash, member) else {
             let full = self.len() >= self.capacity;

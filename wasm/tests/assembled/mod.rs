@@ -151,10 +151,15 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(patterns: &[&str], window: usize) -> Harness {
+        Harness::in_db(patterns, window, 0)
+    }
+
+    /// A harness watching database `db`.
+    pub fn in_db(patterns: &[&str], window: usize, db: u32) -> Harness {
         let mut a = StreamAssembler::with_observer(
             WatchConfig {
                 patterns: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
-                db: 0,
+                db,
                 window,
             },
             Mirror::default(),

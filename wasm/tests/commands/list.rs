@@ -70,3 +70,42 @@ fn lmove_carries_known_items_and_tops_up_unknown_ones() {
         "what came from an unwatched list is unknown"
     );
 }
+
+#[test]
+fn lmove_with_a_side_redis_refuses_tops_up_both_lists() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["RPUSH", "a", "1", "2"], &["RPUSH", "b", "3"]]);
+    // Redis refuses a side that is neither LEFT nor RIGHT and propagates nothing: the windows are not Redis's.
+    h.run(&[&["LMOVE", "a", "b", "UP", "LEFT"]]);
+    assert_eq!(h.topups(), ["a", "b"]);
+    assert_eq!(
+        h.rows("a"),
+        ["2", "1"],
+        "kept, best effort, until the top-up"
+    );
+}
+
+#[test]
+fn lmove_from_a_stale_list_tops_up_the_destination_instead_of_trusting_the_item() {
+    let mut h = Harness::new(&["w:*"], 5);
+    h.run(&[&["RPUSH", "w:src", "a", "b"], &["RPUSH", "w:dst", "x"]]);
+    // The relay withheld `COPY s:l0 w:src REPLACE` (s:* is outside --allow): w:src's items are no longer Redis's.
+    let withheld_end = h.offset + 40;
+    h.a.push_message(&replicast_wasm::wire::encode_stale(
+        withheld_end,
+        [&b"w:src"[..]],
+    ))
+    .unwrap();
+    h.offset = withheld_end;
+    assert_eq!(h.topups(), ["w:src"]);
+    h.run(&[
+        &["RPOPLPUSH", "w:src", "w:dst"],
+        &["LMOVE", "w:src", "w:other", "LEFT", "LEFT"],
+    ]);
+    assert!(
+        h.stale("w:dst"),
+        "the item moved is Redis's, not the window's b"
+    );
+    assert!(h.a.window(b"w:other").is_none());
+    assert_eq!(h.topups(), ["w:dst", "w:other"]);
+}

@@ -142,3 +142,115 @@ fn latest_member_per_json_id() {
     assert_eq!((view.not_json, view.not_utf8), (1, 0));
     assert_eq!(w.len(), 4, "the window itself keeps every member");
 }
+
+#[test]
+fn scores_increments_and_bounds_are_read_as_redis_reads_them() {
+    let mut h = Harness::new(&["*"], 10);
+    h.run(&[
+        &[
+            "ZADD",
+            "z",
+            "0x10",
+            "a",
+            "0x1p3",
+            "b",
+            "inf",
+            "c",
+            "-Infinity",
+            "d",
+            "1e-310",
+            "e",
+        ],
+        &["ZINCRBY", "z", "0x10", "a"],
+        &["ZADD", "z", "INCR", "0x.8", "b"],
+        // A bound may have leading spaces, and is read past an overflow; a score may not.
+        &["ZREMRANGEBYSCORE", "z", "(0x1.1p3", " 0x20"],
+        &["ZREMRANGEBYSCORE", "z", "-1e400", "(-1e308"],
+    ]);
+    let subnormal = format!("e {}", 1e-310);
+    assert_eq!(h.rows("z"), ["c inf", "b 8.5", subnormal.as_str()]);
+    assert!(h.topups().is_empty());
+    // What Redis refuses, it does not propagate: one in the stream means the window is not Redis's.
+    for score in [" 5", "5 ", "1e400", "1e-400", "nan", "0x", "5\0"] {
+        h.run(&[&["ZADD", "z", score, "x"]]);
+        assert_eq!(h.topups(), ["z"], "{score:?}");
+        h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "1", "a"]]);
+    }
+}
+
+#[test]
+fn minus_zero_and_zero_are_one_score_ordered_by_member() {
+    let mut h = Harness::new(&["*"], 1);
+    h.run(&[
+        &["ZADD", "z", "0", "a", "-0", "b"],
+        &["ZADD", "y", "-0", "b", "0", "a"],
+        &["ZADD", "x", "-0.0", "a"],
+    ]);
+    // Redis compares scores with `<` and `==`: tied, the greater member ranks higher. It prints them as 0.
+    assert_eq!(h.rows("z"), ["b 0"]);
+    assert_eq!(h.rows("y"), ["b 0"]);
+    assert_eq!(h.rows("x"), ["a 0"]);
+    let mut h = Harness::new(&["*"], 3);
+    h.run(&[
+        &["ZADD", "z", "0", "b", "-0", "a", "0", "c"],
+        // Not a change of score for Redis (`-0 == 0`): nothing moves.
+        &["ZADD", "z", "XX", "GT", "-0", "c"],
+        &["ZADD", "z", "LT", "-0", "b"],
+    ]);
+    assert_eq!(h.rows("z"), ["c 0", "b 0", "a 0"]);
+    assert!(h.topups().is_empty());
+}
+
+#[test]
+fn zremrangebylex_over_mixed_scores_asks_for_a_top_up() {
+    // Redis walks `1 a, 2 c, 3 b` in score order from `a` and stops at `c`: only `a` goes. The lexical range
+    // `[a [b` would take `b` too; what Redis removes depends on its walk, which the window does not follow.
+    let mut h = Harness::new(&["*"], 10);
+    h.run(&[
+        &["ZADD", "w", "1", "a", "2", "c", "3", "b"],
+        &["ZREMRANGEBYLEX", "w", "[a", "[b"],
+    ]);
+    assert_eq!(h.topups(), ["w"]);
+    assert!(h.stale("w"));
+    // One score, a complete window: lexical order is the set's, and the window follows it exactly.
+    h.run(&[
+        &["ZADD", "v", "5", "a", "5", "c", "5", "b", "5", "d"],
+        &["ZREMRANGEBYLEX", "v", "(a", "[c"],
+        &["ZREMRANGEBYLEX", "v", "-", "(b"],
+    ]);
+    assert_eq!(h.rows("v"), ["d 5"]);
+    assert!(h.topups().is_empty());
+    // One score, but members may hide below the window: unknown.
+    let mut h = Harness::new(&["*"], 2);
+    h.snapshot(&[&["DEL", "u"], &["ZADD", "u", "5", "x", "5", "y"]]);
+    h.run(&[&["ZREMRANGEBYLEX", "u", "-", "+"]]);
+    assert_eq!(h.topups(), ["u"]);
+}
+
+#[test]
+fn a_hyperloglog_counted_or_written_is_topped_up() {
+    let mut h = Harness::new(&["w:*"], 5);
+    h.snapshot(&[&["DEL", "w:hll"], &["SET", "w:hll", "HYLL..."]]);
+    // PFCOUNT caches the cardinality inside the string, and Redis propagates it for that.
+    h.run(&[&["PFCOUNT", "w:hll"]]);
+    assert_eq!(h.topups(), ["w:hll"]);
+    h.snapshot(&[&["DEL", "w:hll"], &["SET", "w:hll", "HYLL...."]]);
+    h.run(&[&["PFADD", "w:hll", "x"], &["PFDEBUG", "TODENSE", "w:hll"]]);
+    assert_eq!(h.topups(), ["w:hll"]);
+    assert_eq!(h.a.diagnostics().unknown_commands, 0);
+}
+
+#[test]
+fn a_window_left_short_inside_one_zadd_places_no_more_members() {
+    // Window 1: m47 tops it, m20 ties below it (unseen), then m47 falls to -inf and leaves the window short. Redis's
+    // top is then m20; m16 and m17 must not pass for it.
+    let mut h = Harness::new(&["*"], 1);
+    h.run(&[&[
+        "ZADD", "z", "1885", "x", "+inf", "m47", "+inf", "m20", "-inf", "m47", "1513", "m16",
+        "+inf", "m17",
+    ]]);
+    assert_eq!(h.topups(), ["z"]);
+    assert!(h.stale("z"));
+    h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "inf", "m20"]]);
+    assert_eq!(h.rows("z"), ["m20 inf"]);
+}
