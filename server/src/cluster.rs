@@ -21,44 +21,16 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::backlog::Backlog;
+use crate::hash_slot::{slot, SLOTS};
 use crate::metrics::Metrics;
-use crate::replica_link::{self, RedisTarget};
+use crate::replica_link;
 use crate::snapshot::Snapshotter;
-use crate::upstream::Upstream;
+use crate::upstream::{RedisTarget, Upstream};
 
-/// Hash slots of a Redis Cluster.
-pub const SLOTS: usize = 16384;
 /// How often the topology is read again.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one topology read may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has a non-empty one, mod 16384.
-pub fn slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&b| b == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    crc16(hashed) % SLOTS as u16
-}
-
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
 
 /// `host:port` of a cluster node, as `--cluster` takes it (`[::1]:7000` for IPv6).
 pub fn parse_node(node: &str) -> anyhow::Result<(String, u16)> {
@@ -627,18 +599,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a number"));
-    }
-
-    #[test]
-    fn slots_follow_redis_including_hash_tags() {
-        // From CLUSTER KEYSLOT on redis-server 7.0.
-        assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"perf:web-1"), slot(b"perf:web-1"));
-        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
-        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
-        assert_eq!(slot(b""), 0);
-        assert_eq!(crc16(b"123456789"), 0x31c3);
     }
 
     fn node(id: &str, port: i64, role: &str, health: &str) -> Value {

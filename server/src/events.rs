@@ -366,7 +366,7 @@ impl EventWriter {
     /// Appends in database `db`; returns the new entry's id: the stream entry id Redis chose, or for a sorted set
     /// the score (the relay's time in ms).
     pub async fn append(&self, db: u32, append: &Append) -> Result<String, EventError> {
-        let slot = crate::cluster::slot(append.key());
+        let slot = crate::hash_slot::slot(append.key());
         let learned = self
             .owners
             .lock()

@@ -1,9 +1,10 @@
 //! The relay's library: everything `replicast` (src/main.rs) is made of, so that fuzz targets and tests can reach
 //! the parts that read untrusted input (a browser's messages, the replication stream) without a process.
 //!
-//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `sync_payload`, `stream_reader` (the stream
-//!   cut into batches, commands too large to hold passed through), `tls`, `sentinel` and
-//!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
+//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `link_error`, `backoff`, `sync_payload`,
+//!   `stream_reader` (the stream cut into batches, commands too large to hold passed through), `tls`, `sentinel`
+//!   and `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are),
+//!   `hash_slot` (a key's cluster slot).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
 //!   `connections` (accepting sockets: per-address caps, the header timeout),
@@ -12,6 +13,7 @@
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
 pub mod backlog;
+pub mod backoff;
 pub mod cluster;
 pub mod cluster_session;
 pub mod collect;
@@ -20,7 +22,9 @@ pub mod connections;
 pub mod embedded_redis;
 pub mod events;
 pub mod frames;
+pub mod hash_slot;
 pub mod http;
+pub mod link_error;
 pub mod link_io;
 pub mod metrics;
 pub mod open_files;

@@ -24,9 +24,9 @@ use replicast_server::cluster::Cluster;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
-use replicast_server::replica_link::{self, RedisTarget};
+use replicast_server::replica_link;
 use replicast_server::sentinel::{self, Sentinels};
-use replicast_server::upstream::Upstream;
+use replicast_server::upstream::{RedisTarget, Upstream};
 use replicast_server::{
     collect, connections, http, open_files, rdb_command, record, shutdown_signal, snapshot,
     subscription, tls,

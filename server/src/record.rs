@@ -13,7 +13,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::backlog::{Backlog, Read, DEFAULT_BACKLOG_BYTES};
 use crate::metrics::Metrics;
-use crate::replica_link::{self, RedisTarget};
+use crate::replica_link;
+use crate::upstream::RedisTarget;
 
 #[derive(clap::Args)]
 pub struct RecordArgs {

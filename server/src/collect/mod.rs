@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::replica_link::RedisTarget;
+use crate::upstream::RedisTarget;
 use local::LocalHost;
 use sample::Sample;
 use simulate::SimHost;

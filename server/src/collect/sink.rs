@@ -19,7 +19,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::Notify;
 
-use crate::replica_link::{jitter, RedisTarget};
+use crate::backoff::jitter;
+use crate::upstream::RedisTarget;
 
 /// Backoff between connection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -161,7 +162,7 @@ impl Connections {
         let shards = crate::cluster::discover(seeds, template)
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let mut owners = vec![None; crate::cluster::SLOTS];
+        let mut owners = vec![None; crate::hash_slot::SLOTS];
         for shard in &shards {
             let Some(primary) = shard.nodes.iter().find(|n| n.primary) else {
                 continue;
@@ -194,7 +195,7 @@ impl Connections {
             let owners = self.owners.clone().unwrap_or_default();
             let mut by_node: HashMap<String, Vec<Entry>> = HashMap::new();
             for entry in pending.drain(..) {
-                match owners.get(usize::from(crate::cluster::slot(entry.key.as_bytes()))) {
+                match owners.get(usize::from(crate::hash_slot::slot(entry.key.as_bytes()))) {
                     Some(Some(node)) => by_node.entry(node.clone()).or_default().push(entry),
                     _ => {
                         tracing::warn!(key = %entry.key, "collector: no cluster node serves this key's slot");
