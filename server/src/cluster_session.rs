@@ -16,9 +16,9 @@ use replicast_wasm::wire;
 use tokio::sync::mpsc;
 use tokio_util::sync::{PollSendError, PollSender};
 
-use crate::cluster::Cluster;
-use crate::http::Relay;
+use crate::relay::Relay;
 use crate::session::{self, Close, Inbound, Resume, CLOSE_GOING_AWAY, CLOSE_POLICY};
+use crate::shard::Shard;
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
 use crate::subscription::Subscription;
 
@@ -80,19 +80,15 @@ fn wrap(index: u16, message: Message) -> Message {
 pub(crate) async fn serve<W: Sink<Message> + Unpin>(
     sink: &mut W,
     relay: &Relay,
-    cluster: &Cluster,
     sub: &Subscription,
     resume: Vec<Resume>,
     requests: &mut mpsc::Receiver<Inbound>,
 ) -> Result<(), Close> {
-    if sub.db != 0 {
-        return Err(Close(
-            CLOSE_POLICY,
-            "a Redis Cluster has only database 0: subscribe with db 0".into(),
-        ));
+    if let Some(refusal) = relay.topology.refusal(sub) {
+        return Err(Close(CLOSE_POLICY, refusal.into()));
     }
     let (out, mut queued) = mpsc::channel::<Message>(OUT_QUEUE);
-    let mut views = cluster.subscribe();
+    let mut views = relay.topology.subscribe();
     let mut view = views.borrow_and_update().clone();
     while view.shards.is_empty() {
         if views.changed().await.is_err() {
@@ -104,14 +100,10 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
     let mut routes: HashMap<u32, Route> = HashMap::new();
     let mut next_index: u16 = 0;
     let resume = &resume;
-    let start = |shard: &std::sync::Arc<crate::cluster::Shard>, index: u16, first: bool| {
+    let start = |shard: &std::sync::Arc<Shard>, index: u16, first: bool| {
         let (requests, mut inbound) = mpsc::channel(session::REQUEST_QUEUE);
-        let shard_relay = Relay {
-            backlog: shard.backlog.clone(),
-            snapshots: shard.snapshots.clone(),
-            ..relay.clone()
-        };
-        let mut retired = shard.retired.subscribe();
+        let shard = shard.clone();
+        let mut retired = shard.retired();
         let left = retired.clone();
         let out = out.clone();
         let number = shard.number;
@@ -120,7 +112,7 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
                 futures_util::future::ready(Ok::<_, PollSendError<Message>>(wrap(index, m)))
             });
             let result = tokio::select! {
-                result = session::serve(&mut sink, &shard_relay, sub, resume, &mut inbound, first) => result,
+                result = session::serve(&mut sink, relay, &shard, sub, resume, &mut inbound, first) => result,
                 _ = retired.wait_for(|gone| *gone) => Ok(()),
             };
             (number, result)

@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::http::{PeerSlot, Peers};
+use crate::access::{PeerSlot, Peers};
 use crate::metrics::Metrics;
 
 /// Default of `--header-read-timeout`: the time a client has to send a complete request's headers, from when the

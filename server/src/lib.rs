@@ -12,6 +12,7 @@
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
+pub mod access;
 pub mod backlog;
 pub mod backoff;
 pub mod cluster;
@@ -30,14 +31,17 @@ pub mod metrics;
 pub mod open_files;
 pub mod rdb_command;
 pub mod record;
+pub mod relay;
 pub mod replica_link;
 pub mod sentinel;
 pub mod session;
+pub mod shard;
 pub mod snapshot;
 pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;
 pub mod tls;
+pub mod topology;
 pub mod upstream;
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -36,4 +36,6 @@ pub enum LinkError {
     Sentinel(#[from] SentinelError),
     #[error("the primary moved to {0}: re-attaching there")]
     Switched(String),
+    #[error("no node to follow: Sentinel has not named the primary yet")]
+    Unnamed,
 }

@@ -19,17 +19,20 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
+use replicast_server::access::{self, Access};
+use replicast_server::backlog::DEFAULT_BACKLOG_BYTES;
 use replicast_server::cluster::Cluster;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
+use replicast_server::relay::Relay;
 use replicast_server::replica_link;
-use replicast_server::sentinel::{self, Sentinels};
-use replicast_server::upstream::{RedisTarget, Upstream};
+use replicast_server::sentinel::Sentinels;
+use replicast_server::shard::{LinkSettings, Shard};
+use replicast_server::topology::Topology;
+use replicast_server::upstream::{NodeSettings, RedisTarget, Upstream};
 use replicast_server::{
-    collect, connections, http, open_files, rdb_command, record, shutdown_signal, snapshot,
-    subscription, tls,
+    collect, connections, http, open_files, rdb_command, record, shutdown_signal, subscription, tls,
 };
 
 #[derive(Parser)]
@@ -179,7 +182,7 @@ struct ServeArgs {
     #[arg(
         long,
         env = "REPLICAST_MAX_SESSIONS_PER_ADDRESS",
-        default_value_t = http::DEFAULT_MAX_SESSIONS_PER_ADDRESS
+        default_value_t = access::DEFAULT_MAX_SESSIONS_PER_ADDRESS
     )]
     max_sessions_per_address: u64,
     /// Most TCP connections one peer address may hold open at once, WebSocket sessions included; past it a
@@ -240,50 +243,44 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?)),
         None => None,
     };
-    // Kept alive until the end of `serve`: dropping it stops the embedded server.
     let seeds = args
         .cluster
         .iter()
         .map(|node| replicast_server::cluster::parse_node(node))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Kept alive until the end of `serve`: dropping it stops the embedded server.
     let (embedded, redis_url) = match args.redis_url {
-        Some(url) => (None, url),
-        // Each node's address comes from the cluster; this placeholder is replaced before any connection.
-        None if !seeds.is_empty() => (None, "redis://cluster-node".to_string()),
-        // The address is Sentinel's to give; this placeholder is replaced before the first connection.
-        None if sentinels.is_some() => (None, "redis://sentinel-named-primary".to_string()),
+        Some(url) => (None, Some(url)),
+        // The nodes' addresses come from the cluster, or from Sentinel.
+        None if !seeds.is_empty() || sentinels.is_some() => (None, None),
         None => {
             let redis = EmbeddedRedis::start(&args.redis_server).await?;
             let url = redis.url();
             println!("Embedded Redis: {url} (try: redis-cli -u {url} ZADD perf:demo <ms> '{{\"id\":\"a1\",\"cpu\":12.5}}')");
-            (Some(redis), url)
+            (Some(redis), Some(url))
         }
     };
-    let demo = match (args.demo_hosts, &embedded) {
-        (Some(hosts), Some(_)) => {
+    let demo = match (args.demo_hosts, &embedded, &redis_url) {
+        (Some(hosts), Some(_), Some(url)) => {
             println!("Demo collector: this machine and {hosts} simulated hosts, every second, into perf:<host>");
-            let collector = collect::CollectArgs::demo(redis_url.clone(), hosts);
+            let collector = collect::CollectArgs::demo(url.clone(), hosts);
             Some(tokio::spawn(async move {
                 if let Err(err) = collect::collect(collector, std::future::pending()).await {
                     tracing::error!("demo collector stopped: {err:#}");
                 }
             }))
         }
-        (Some(_), None) => {
+        (Some(_), _, _) => {
             tracing::warn!("--demo-hosts only applies to the embedded Redis: not writing demo data to --redis-url");
             None
         }
-        (None, _) => None,
+        (None, _, _) => None,
     };
     let tls = match &args.redis_ca {
         Some(path) => tls::TlsSettings::from_ca_file(path)?,
         None => tls::TlsSettings::default(),
     };
-    let template = RedisTarget::from_url(&redis_url, tls)?;
-    let upstream = Arc::new(Upstream::new(match seeds.first() {
-        Some((host, port)) => template.at(host, *port),
-        None => template.clone(),
-    }));
+    let settings = NodeSettings::from_url(redis_url.as_deref(), tls.clone())?;
     if let Some(sentinels) = &sentinels {
         tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
     }
@@ -297,18 +294,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !writable.is_empty() {
         tracing::info!(streams = ?args.writable, sorted_sets = ?args.writable_zset, "browsers may append events to these keys");
     }
-    let events = Events::new(
-        writable,
-        EventLimits {
-            rate: args.event_rate,
-            burst: args.event_burst,
-            max_bytes: args.event_max_bytes,
-            max_fields: args.event_max_fields,
-            maxlen: args.event_maxlen,
-        },
-        upstream.clone(),
-    );
-
     if let Some(bad) = args
         .public_hosts
         .iter()
@@ -330,25 +315,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
 
-    let cluster = (!seeds.is_empty()).then(|| {
-        tracing::info!(nodes = ?args.cluster, follow = ?args.cluster_follow, "following a Redis Cluster");
-        Arc::new(Cluster::new(
-            seeds,
-            template,
-            args.cluster_follow,
-            local.port(),
-            std::time::Duration::from_secs(args.link_timeout),
-            args.backlog_bytes,
-        ))
-    });
-    let relay = http::Relay {
-        cluster: cluster.clone(),
-        backlog: Arc::new(Backlog::new(args.backlog_bytes)),
+    let link = LinkSettings {
+        listening_port: local.port(),
+        timeout: std::time::Duration::from_secs(args.link_timeout),
+        backlog_bytes: args.backlog_bytes,
+    };
+    // One shard, or in a cluster the topology reader, which follows a shard per primary.
+    let (topology, cluster) = match (seeds.is_empty(), sentinels) {
+        (false, _) => {
+            tracing::info!(nodes = ?args.cluster, follow = ?args.cluster_follow, "following a Redis Cluster");
+            let topology = Arc::new(Topology::of_cluster());
+            let cluster =
+                Cluster::new(seeds, settings, args.cluster_follow, link, topology.clone());
+            (topology, Some(tokio::spawn(cluster.run())))
+        }
+        (true, Some(sentinels)) => {
+            let upstream = Upstream::unnamed(settings);
+            let shard = Shard::follow(0, upstream, Some(sentinels), None, &link);
+            (Arc::new(Topology::of_one(shard)), None)
+        }
+        (true, None) => {
+            let Some(url) = &redis_url else {
+                anyhow::bail!("no Redis to follow");
+            };
+            let target = RedisTarget::from_url(url, tls)?;
+            let shard = Shard::follow(0, Upstream::at(target), None, None, &link);
+            (Arc::new(Topology::of_one(shard)), None)
+        }
+    };
+    let events = Events::new(
+        writable,
+        EventLimits {
+            rate: args.event_rate,
+            burst: args.event_burst,
+            max_bytes: args.event_max_bytes,
+            max_fields: args.event_max_fields,
+            maxlen: args.event_maxlen,
+        },
+        topology.clone(),
+    );
+
+    let relay = Relay {
+        topology: topology.clone(),
         metrics: Arc::new(Metrics::default()),
         shutdown: tokio::sync::watch::channel(false).0.into(),
-        snapshots: Arc::new(snapshot::Snapshotter::new(upstream.clone())?),
         allow: Arc::new(allow),
-        access: Arc::new(http::Access {
+        access: Arc::new(Access {
             token: args.token,
             origins: args.origins,
             public_hosts: args
@@ -361,27 +373,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         peers: Arc::default(),
         events: Arc::new(events),
-    };
-    let switches = sentinels
-        .clone()
-        .map(|sentinels| tokio::spawn(sentinel::watch_switches(sentinels, upstream.clone())));
-    // One link, or in a cluster the topology reader, which starts a link per shard.
-    let (link, poll) = match cluster {
-        Some(cluster) => (tokio::spawn(cluster.run()), None),
-        None => (
-            tokio::spawn(replica_link::follow(
-                upstream.clone(),
-                sentinels,
-                relay.backlog.clone(),
-                relay.metrics.clone(),
-                local.port(),
-                std::time::Duration::from_secs(args.link_timeout),
-            )),
-            Some(tokio::spawn({
-                let metrics = relay.metrics.clone();
-                async move { metrics.poll_upstream(upstream).await }
-            })),
-        ),
     };
 
     println!("Replicast is live at http://{local}/");
@@ -410,13 +401,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    link.abort();
-    if let Some(poll) = poll {
-        poll.abort();
+    if let Some(cluster) = cluster {
+        cluster.abort();
     }
-    if let Some(switches) = switches {
-        switches.abort();
-    }
+    topology.stop();
     if let Some(demo) = demo {
         demo.abort();
     }

@@ -29,7 +29,7 @@ use crate::command_table::CommandTable;
 use crate::frames::Kind;
 use crate::link_error::LinkError;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
-use crate::metrics::Metrics;
+use crate::metrics::{LinkMetrics, Metrics};
 use crate::sentinel::Sentinels;
 use crate::stream_reader::{max_held, Output, StreamReader};
 use crate::sync_payload::skip_rdb_payload;
@@ -73,90 +73,109 @@ struct Attempt {
     streaming_since: Option<Instant>,
 }
 
-/// Follows the [`Upstream`] forever, reconnecting after every failure; with `sentinels`, asks them for the
-/// current primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
-pub async fn follow(
-    upstream: Arc<Upstream>,
-    sentinels: Option<Arc<Sentinels>>,
-    backlog: Arc<Backlog>,
-    metrics: Arc<Metrics>,
-    listening_port: u16,
-    link_timeout: Duration,
-) {
-    let mut attempt = Attempt::default();
-    let mut switched = upstream.subscribe();
-    let mut backoff = Backoff::new(match sentinels {
-        Some(_) => SENTINEL_BACKOFF_MAX,
-        None => BACKOFF_MAX,
-    });
-    loop {
-        let err = match &sentinels {
-            Some(sentinels) => match sentinels.primary().await {
-                Ok((host, port)) => {
-                    upstream.switch_to(&host, port);
-                    None
-                }
-                Err(err) => Some(LinkError::Sentinel(err)),
-            },
-            None => None,
-        };
-        let err = match err {
-            Some(err) => err,
-            None => {
-                let target = switched.borrow_and_update().clone();
-                tokio::select! {
+/// One replica link: what it follows, where it writes, and what it tells Redis.
+pub struct ReplicaLink {
+    /// The node to follow; switched by a failover.
+    pub upstream: Arc<Upstream>,
+    /// With Sentinel: asked for the current primary before every attempt.
+    pub sentinels: Option<Arc<Sentinels>>,
+    pub backlog: Arc<Backlog>,
+    pub metrics: Arc<LinkMetrics>,
+    /// The port announced with `REPLCONF listening-port`.
+    pub listening_port: u16,
+    /// How long Redis may stay silent before the link is taken as dead.
+    pub timeout: Duration,
+}
+
+impl ReplicaLink {
+    /// Follows the [`Upstream`] forever, reconnecting after every failure; with Sentinel, asks it for the current
+    /// primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
+    pub async fn follow(self) {
+        let ReplicaLink {
+            upstream,
+            sentinels,
+            backlog,
+            metrics,
+            listening_port,
+            timeout: link_timeout,
+        } = self;
+        let mut attempt = Attempt::default();
+        let mut switched = upstream.subscribe();
+        let mut backoff = Backoff::new(match sentinels {
+            Some(_) => SENTINEL_BACKOFF_MAX,
+            None => BACKOFF_MAX,
+        });
+        loop {
+            let err = match &sentinels {
+                Some(sentinels) => match sentinels.primary().await {
+                    Ok((host, port)) => {
+                        upstream.switch_to(&host, port);
+                        None
+                    }
+                    Err(err) => Some(LinkError::Sentinel(err)),
+                },
+                None => None,
+            };
+            let target = switched.borrow_and_update().clone();
+            let err = match (err, target) {
+                (Some(err), _) => err,
+                (None, None) => LinkError::Unnamed,
+                (None, Some(target)) => tokio::select! {
                     Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut attempt) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
-                }
+                },
+            };
+            let healthy = attempt
+                .streaming_since
+                .take()
+                .is_some_and(|since| since.elapsed() >= HEALTHY_AFTER);
+            if healthy || matches!(err, LinkError::Switched(_)) {
+                backoff.reset();
             }
-        };
-        let healthy = attempt
-            .streaming_since
-            .take()
-            .is_some_and(|since| since.elapsed() >= HEALTHY_AFTER);
-        if healthy || matches!(err, LinkError::Switched(_)) {
-            backoff.reset();
-        }
-        backlog.set_offline();
-        Metrics::add(&metrics.link_errors, 1);
-        let delay = backoff.after_failure();
-        Metrics::set(&metrics.link_failures_in_a_row, backoff.failures);
-        Metrics::set(&metrics.link_retry_delay_ms, delay.as_millis() as u64);
-        let redis = upstream.current().addr();
-        match &err {
-            LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
-            LinkError::Stream(_) => {
-                // The same bytes would come again from the same offset; a full resync skips them (what they did is
-                // in its snapshot), once, and whatever follows them is read afresh.
-                Metrics::add(&metrics.link_stream_errors, 1);
-                attempt.full_resync = true;
-                tracing::error!(%redis, retry_in = ?delay,
+            backlog.set_offline();
+            Metrics::add(&metrics.link_errors, 1);
+            let delay = backoff.after_failure();
+            Metrics::set(&metrics.link_failures_in_a_row, backoff.failures);
+            Metrics::set(&metrics.link_retry_delay_ms, delay.as_millis() as u64);
+            let redis = upstream.addr();
+            match &err {
+                LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
+                LinkError::Stream(_) => {
+                    // The same bytes would come again from the same offset; a full resync skips them (what they did is
+                    // in its snapshot), once, and whatever follows them is read afresh.
+                    Metrics::add(&metrics.link_stream_errors, 1);
+                    attempt.full_resync = true;
+                    tracing::error!(%redis, retry_in = ?delay,
                     "replica link: {err}; the stream cannot be followed past this point, so the next attempt asks \
                      for a full resync, which skips it");
+                }
+                _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
             }
-            _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
-        }
-        // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = next_switch(&mut switched) => backoff.reset(),
+            // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = next_switch(&mut switched) => backoff.reset(),
+            }
         }
     }
 }
 
 /// The next address the upstream switches to.
-async fn next_switch(switched: &mut tokio::sync::watch::Receiver<RedisTarget>) -> String {
+async fn next_switch(switched: &mut tokio::sync::watch::Receiver<Option<RedisTarget>>) -> String {
     if switched.changed().await.is_err() {
         // The upstream is never dropped while the link runs; if it were, no switch would ever come.
         std::future::pending::<()>().await;
     }
-    switched.borrow().addr()
+    switched
+        .borrow()
+        .as_ref()
+        .map_or_else(|| "(none)".into(), RedisTarget::addr)
 }
 
 async fn follow_once(
     target: &RedisTarget,
     backlog: &Backlog,
-    metrics: &Metrics,
+    metrics: &LinkMetrics,
     listening_port: u16,
     link_timeout: Duration,
     attempt: &mut Attempt,
@@ -352,7 +371,7 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
 async fn stream_commands(
     io: &mut LinkIo,
     backlog: &Backlog,
-    metrics: &Metrics,
+    metrics: &LinkMetrics,
     position: &mut Position,
     mut reader: StreamReader,
     full_sync: bool,
@@ -404,7 +423,7 @@ async fn stream_commands(
 
 /// Does what the stream reader says: appends to the backlog, counts and logs what was withheld, and collects the
 /// offsets that `REPLCONF GETACK`s ask for.
-fn apply(output: Output, backlog: &Backlog, metrics: &Metrics, getacks: &mut Vec<u64>) {
+fn apply(output: Output, backlog: &Backlog, metrics: &LinkMetrics, getacks: &mut Vec<u64>) {
     match output {
         Output::Batch { start, raw, index } => backlog.append(start, &raw, index),
         Output::Unheld {

@@ -32,10 +32,12 @@ use tokio::time::Instant;
 use crate::backlog::{Backlog, Read, Stream as BacklogStream};
 use crate::connections::Outbound;
 use crate::events::{EventGate, Identity};
-use crate::http::Relay;
 use crate::metrics::Metrics;
+use crate::relay::Relay;
+use crate::shard::Shard;
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
 use crate::subscription::{Delivery, Request, Subscription};
+use crate::topology::Shape;
 
 /// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -114,19 +116,18 @@ pub async fn run<W, R, E>(
         Ok(sub) => {
             let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
             let send = async {
-                match &relay.cluster {
-                    Some(cluster) => {
-                        crate::cluster_session::serve(
-                            &mut sink,
-                            &relay,
-                            cluster,
-                            &sub,
-                            resume,
-                            &mut queued,
-                        )
-                        .await
+                match relay.topology.shape() {
+                    Shape::Cluster => {
+                        crate::cluster_session::serve(&mut sink, &relay, &sub, resume, &mut queued)
+                            .await
                     }
-                    None => serve(&mut sink, &relay, &sub, &resume, &mut queued, true).await,
+                    Shape::OneRedis => {
+                        let view = relay.topology.view();
+                        let Some(shard) = view.shards.first() else {
+                            return Ok(());
+                        };
+                        serve(&mut sink, &relay, shard, &sub, &resume, &mut queued, true).await
+                    }
                 }
             };
             let gate = EventGate::new(&relay.events, &relay.allow, &identity, sub.db);
@@ -311,7 +312,7 @@ fn unreadable(err: &(dyn std::error::Error + 'static)) -> Option<Close> {
             CLOSE_TOO_BIG,
             format!(
                 "message too big: at most {} bytes",
-                crate::http::MAX_CLIENT_MESSAGE
+                wire::MAX_CLIENT_MESSAGE
             ),
         )),
         WsError::Utf8(_) => Some(Close(
@@ -376,6 +377,7 @@ impl Topups {
         &mut self,
         sink: &mut W,
         relay: &Relay,
+        shard: &Shard,
         sub: &Subscription,
         epoch: &str,
         cursor: u64,
@@ -386,12 +388,12 @@ impl Topups {
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
         let slots = std::mem::take(&mut self.slots);
         let read = if slots.is_empty() {
-            relay
+            shard
                 .snapshots
                 .take_keys(sub.db, sub.window, keys.clone())
                 .await
         } else {
-            relay
+            shard
                 .snapshots
                 .take_slots(sub, &relay.allow, slots.clone(), keys.clone())
                 .await
@@ -436,22 +438,23 @@ impl Topups {
 }
 
 /// Joins, then streams until the browser or the relay goes; returns how the session should close.
-/// `relay.backlog` and `relay.snapshots` are the stream's (one shard's, in a cluster); `notices` sends the
-/// notice of keys `--allow` never lets leave (once per session).
+/// `notices` sends the notice of keys `--allow` never lets leave (once per session).
 pub(crate) async fn serve<W: Sink<Message> + Unpin>(
     sink: &mut W,
     relay: &Relay,
+    shard: &Shard,
     sub: &Subscription,
     resume: &[Resume],
     requests: &mut mpsc::Receiver<Inbound>,
     notices: bool,
 ) -> Result<(), Close> {
-    let backlog = &relay.backlog;
+    let backlog = &shard.backlog;
     let metrics = &relay.metrics;
     let mut changed = backlog.changed();
     // Read before the join, so that a failover after it is noticed.
     let mut renames = backlog.renames();
-    let Some((mut current, mut cursor)) = join(relay, sub, resume, &mut changed).await? else {
+    let Some((mut current, mut cursor)) = join(relay, shard, sub, resume, &mut changed).await?
+    else {
         return Ok(());
     };
     send(
@@ -479,7 +482,7 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
             take(sink, relay, sub, &mut topups, inbound).await?;
         }
         topups
-            .read(sink, relay, sub, &current.epoch, cursor)
+            .read(sink, relay, shard, sub, &current.epoch, cursor)
             .await?;
         // A top-up read at the cursor itself (the stream was idle) goes out at once.
         if let Some((at, snapshot)) = topups.ready.take_if(|(at, _)| *at == cursor) {
@@ -604,7 +607,7 @@ pub(crate) async fn serve<W: Sink<Message> + Unpin>(
             }
             Read::Restarted { stream, .. } => {
                 // A full resync of the link: what the browser holds may be stale. Join again, with a snapshot.
-                let Some(mut rejoin) = join(relay, sub, &[], &mut changed).await? else {
+                let Some(mut rejoin) = join(relay, shard, sub, &[], &mut changed).await? else {
                     return Ok(());
                 };
                 tracing::debug!(epoch = %stream.epoch, "session rejoined after a full resync of the link");
@@ -693,11 +696,12 @@ struct Start {
 /// `resume` may name several streams (a cluster's shards): the one this backlog holds is used.
 async fn join(
     relay: &Relay,
+    shard: &Shard,
     sub: &Subscription,
     resume: &[Resume],
     changed: &mut watch::Receiver<u64>,
 ) -> Result<Option<(BacklogStream, Start)>, Close> {
-    let backlog = &relay.backlog;
+    let backlog = &shard.backlog;
     // Wait for the link's first sync.
     let mut waited = false;
     let joined = loop {
@@ -745,7 +749,7 @@ async fn join(
         )));
     }
     for _ in 0..3 {
-        let snapshot = relay
+        let snapshot = shard
             .snapshots
             .take(sub, &relay.allow)
             .await

@@ -113,20 +113,12 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    pub fn new(upstream: Arc<Upstream>) -> anyhow::Result<Self> {
-        Ok(Snapshotter {
-            upstream,
-            permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
-            shard: None,
-        })
-    }
-
-    /// The snapshotter of one cluster shard: it reads only the keys `owns` says are the shard's.
-    pub fn for_shard(upstream: Arc<Upstream>, owns: KeyFilter) -> Self {
+    /// Reads from the node `upstream` follows now; in a cluster shard, only the keys `owns` says are the shard's.
+    pub fn new(upstream: Arc<Upstream>, owns: Option<KeyFilter>) -> Self {
         Snapshotter {
             upstream,
             permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
-            shard: Some(owns),
+            shard: owns,
         }
     }
 

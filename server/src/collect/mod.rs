@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::upstream::RedisTarget;
+use crate::upstream::{NodeSettings, RedisTarget};
 use local::LocalHost;
 use sample::Sample;
 use simulate::SimHost;
@@ -125,7 +125,7 @@ pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> a
                 .iter()
                 .map(|node| crate::cluster::parse_node(node))
                 .collect::<anyhow::Result<_>>()?,
-            template,
+            settings: NodeSettings::from(template),
         },
     };
     let mut hosts = Hosts {

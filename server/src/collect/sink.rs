@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::Notify;
 
 use crate::backoff::jitter;
-use crate::upstream::RedisTarget;
+use crate::upstream::{NodeSettings, RedisTarget};
 
 /// Backoff between connection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -97,7 +97,7 @@ pub enum Destination {
     /// Nodes to ask for the slot map (any of the cluster's), and the credentials and TLS settings of every node.
     Cluster {
         seeds: Vec<(String, u16)>,
-        template: RedisTarget,
+        settings: NodeSettings,
     },
 }
 
@@ -137,7 +137,7 @@ impl Connections {
         }
         let target = match &self.destination {
             Destination::Single(target) => target.clone(),
-            Destination::Cluster { template, .. } => {
+            Destination::Cluster { settings, .. } => {
                 let (host, port) = node
                     .rsplit_once(':')
                     .and_then(|(h, p)| Some((h, p.parse().ok()?)))
@@ -146,7 +146,7 @@ impl Connections {
                             "not host:port: {node}"
                         )))
                     })?;
-                template.at(host, port)
+                settings.at(host, port)
             }
         };
         let conn = connect(&target).await?;
@@ -156,10 +156,10 @@ impl Connections {
 
     /// Reads the cluster's slot map.
     async fn read_owners(&mut self) -> redis::RedisResult<()> {
-        let Destination::Cluster { seeds, template } = &self.destination else {
+        let Destination::Cluster { seeds, settings } = &self.destination else {
             return Ok(());
         };
-        let shards = crate::cluster::discover(seeds, template)
+        let shards = crate::cluster::discover(seeds, settings)
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
         let mut owners = vec![None; crate::hash_slot::SLOTS];
