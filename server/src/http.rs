@@ -21,7 +21,7 @@ use crate::access::PeerSlot;
 use crate::connections::Outbound;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
-use crate::session::{self, Resume};
+use crate::session::{Resume, Session};
 
 /// Largest message a browser may send. Browsers only send small control messages and events.
 pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
@@ -152,7 +152,9 @@ async fn websocket(
             let _slot = slot;
             let identity = relay.events.identity(peer);
             let (sink, stream) = socket.split();
-            session::run(sink, stream, relay, resume, identity, &outbound).await
+            Session::new(sink, stream, relay, resume, identity, &outbound)
+                .run()
+                .await
         })
 }
 

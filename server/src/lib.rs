@@ -6,7 +6,7 @@
 //!   and `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are),
 //!   `hash_slot` (a key's cluster slot).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
-//!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
+//!   `session` (one WebSocket, a stream per shard), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
 //!   `connections` (accepting sockets: per-address caps, the header timeout),
 //!   `metrics`, `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
@@ -16,7 +16,6 @@ pub mod access;
 pub mod backlog;
 pub mod backoff;
 pub mod cluster;
-pub mod cluster_session;
 pub mod collect;
 pub mod command_table;
 pub mod connections;
