@@ -125,6 +125,22 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
 }
 
+/// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual
+/// 128 overflows when hundreds of browsers reconnect at once after a relay restart, and each overflowed
+/// connection then waits a second or more for the retransmitted SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with room for [`LISTEN_BACKLOG`] connections not yet accepted.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `stop` resolves, then waits up to [`STOP_GRACE`] for requests in flight.
 pub async fn serve(
     listener: TcpListener,

@@ -3,8 +3,10 @@
 //! rebinding), and `/ws` the rest of what an upgrade must pass before a session starts.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -18,10 +20,11 @@ use serde::Deserialize;
 use tower_http::services::ServeDir;
 
 use crate::access::PeerSlot;
-use crate::connections::Outbound;
+use crate::connections::{self, ConnectionLimits, Outbound};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
+use crate::shutdown_signal;
 
 /// Largest message a browser may send. Browsers only send small control messages and events.
 pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
@@ -29,6 +32,9 @@ pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 0;
+/// How long sessions get to send their close (1001, going away) once the relay stops: upgraded WebSockets outlive
+/// the HTTP server's stop.
+const SESSIONS_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Refuses, on every route, a request whose `Host` the relay does not answer to (see `access.rs`).
 async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next: Next) -> Response {
@@ -39,6 +45,30 @@ async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next:
             tracing::info!(%status, "request refused: {}", reason.trim_end());
             (status, reason).into_response()
         }
+    }
+}
+
+/// Serves the relay's routes on `listener` (the page from `www`, the wasm package from `pkg`) until Ctrl-C or
+/// SIGTERM; then sessions close with 1001 (going away), given [`SESSIONS_CLOSE_GRACE`] to send it.
+pub async fn serve(
+    relay: Relay,
+    listener: tokio::net::TcpListener,
+    www: &Path,
+    pkg: &Path,
+    limits: ConnectionLimits,
+) {
+    let shutdown = relay.shutdown.clone();
+    let metrics = relay.metrics.clone();
+    let app = router(relay, www, pkg);
+    connections::serve(listener, app, limits, metrics.clone(), async move {
+        shutdown_signal().await;
+        // Sessions close their sockets with 1001 (going away) when they see this.
+        shutdown.send_replace(true);
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + SESSIONS_CLOSE_GRACE;
+    while metrics.sessions.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -107,10 +137,7 @@ async fn websocket(
     Query(query): Query<WsQuery>,
     State(relay): State<Relay>,
 ) -> Response {
-    let sessions = relay
-        .metrics
-        .sessions
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let sessions = relay.metrics.sessions.load(Ordering::Relaxed);
     let admitted = relay
         .access
         .check(&headers, query.token.as_deref(), sessions)
@@ -182,6 +209,31 @@ async fn metrics(State(relay): State<Relay>) -> Response {
     let mut text = relay.topology.render_metrics();
     text.push_str(&relay.metrics.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// A folder given by flag, else `default` under the working directory, else under the repository the binary was
+/// built in (so `target/debug/replicast serve` works from anywhere in a checkout). A missing folder is only a
+/// warning: the stream works without the page, and the page 404s until it is built.
+pub fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
+    if let Some(dir) = given {
+        return dir;
+    }
+    let from_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(default)));
+    let found = [Some(PathBuf::from(default)), from_exe]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.is_dir());
+    match found {
+        Some(dir) => dir.canonicalize().unwrap_or(dir),
+        None => {
+            tracing::warn!(
+                "no {default} folder here: its files will 404 (build it with `npm run build`)"
+            );
+            PathBuf::from(default)
+        }
+    }
 }
 
 #[cfg(test)]
