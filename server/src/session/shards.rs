@@ -153,7 +153,22 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
         let mut retry = tokio::time::interval(RETRY_INTERVAL);
         loop {
             let pending = self.routes.values().any(Route::pending);
+            // Biased: a stream is polled first, so that what it queued goes out in the same wake-up rather than
+            // after every other task the runtime has to run.
             tokio::select! {
+                biased;
+                Some((number, result)) = self.streams.next() => {
+                    if let Err(close) = result {
+                        // What the stream queued before it ended (a resync message) goes first.
+                        self.flush_queued().await?;
+                        return Err(close);
+                    }
+                    let left = self.routes.remove(&number).is_some_and(|route| *route.retired.borrow());
+                    if !left {
+                        // The stream ended without its shard leaving the cluster: the relay is going away.
+                        return Ok(());
+                    }
+                }
                 Some(message) = self.queued.recv() => deliver(self.sink, message).await?,
                 inbound = requests.recv() => match inbound {
                     None => return Ok(()),
@@ -167,18 +182,6 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
                     }
                     let view = self.views.borrow_and_update().clone();
                     self.adopt(view)?;
-                }
-                Some((number, result)) = self.streams.next() => {
-                    if let Err(close) = result {
-                        // What the stream queued before it ended (a resync message) goes first.
-                        self.flush_queued().await?;
-                        return Err(close);
-                    }
-                    let left = self.routes.remove(&number).is_some_and(|route| *route.retired.borrow());
-                    if !left {
-                        // The stream ended without its shard leaving the cluster: the relay is going away.
-                        return Ok(());
-                    }
                 }
                 _ = retry.tick(), if pending => self.routes.values_mut().for_each(Route::flush),
             }
