@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use replicast_server::access::{Access, Peers};
 use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
-use replicast_server::http::{Access, Peers};
 use replicast_server::subscription::{
     Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS,
     MAX_PATTERN_WILDCARDS, MAX_TOPUP_KEYS, MAX_WINDOW,

@@ -1,64 +1,33 @@
 //! Following a Redis Cluster: one replica link per shard, and the slot map that says which shard holds a key.
 //!
 //! `--cluster host:port` names any node (or several). The relay asks it for the shards (`CLUSTER SHARDS`, or
-//! `CLUSTER SLOTS` on a Redis without it), and gives each shard what a single-Redis relay has: an [`Upstream`] (the
-//! node its link follows: the shard's primary, or one of its replicas with `--cluster-follow replica`), a
-//! [`Backlog`], a [`Snapshotter`] that reads only the keys whose slots the shard owns, and its own link metrics.
-//! Every shard's stream keeps its own replication ID and offsets; a session sends each in its own envelope.
+//! `CLUSTER SLOTS` on a Redis without it), and follows each as a [`Shard`], the same as a single Redis: its node
+//! (the shard's primary, or one of its replicas with `--cluster-follow replica`), a replica link, a backlog, and a
+//! snapshotter that reads only the keys whose slots the shard owns. Every shard's stream keeps its own replication
+//! ID and offsets; a session sends each in its own envelope.
 //!
-//! The topology is read again every [`REFRESH_INTERVAL`] (and sooner after a link error): a failover inside a shard
-//! switches that shard's upstream (the link re-attaches with `PSYNC`, which the promoted node continues), a new
-//! shard gets a link, a shard that left the cluster is retired, and slots that moved are published in the new
-//! [`View`], so sessions top up their keys in those slots from the new owner.
+//! The topology is read again every [`REFRESH_INTERVAL`]: a failover inside a shard switches that shard's upstream
+//! (the link re-attaches with `PSYNC`, which the promoted node continues), a new shard gets a link, a shard that
+//! left the cluster is retired, and slots that moved are published in a new view of the [`Topology`], so sessions
+//! top up their keys in those slots from the new owner.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Value;
 use thiserror::Error;
-use tokio::sync::watch;
 
-use crate::backlog::Backlog;
-use crate::metrics::Metrics;
-use crate::replica_link::{self, RedisTarget};
-use crate::snapshot::Snapshotter;
-use crate::upstream::Upstream;
+use crate::hash_slot::SLOTS;
+use crate::shard::{LinkSettings, Shard};
+use crate::topology::{Owners, Topology};
+use crate::upstream::{NodeSettings, RedisTarget, Upstream};
 
-/// Hash slots of a Redis Cluster.
-pub const SLOTS: usize = 16384;
 /// How often the topology is read again.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one topology read may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has a non-empty one, mod 16384.
-pub fn slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&b| b == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    crc16(hashed) % SLOTS as u16
-}
-
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
 
 /// `host:port` of a cluster node, as `--cluster` takes it (`[::1]:7000` for IPv6).
 pub fn parse_node(node: &str) -> anyhow::Result<(String, u16)> {
@@ -131,11 +100,11 @@ pub enum TopologyError {
 /// Reads the shards from the first of `seeds` that answers.
 pub async fn discover(
     seeds: &[(String, u16)],
-    template: &RedisTarget,
+    settings: &NodeSettings,
 ) -> Result<Vec<ShardInfo>, TopologyError> {
     let mut last = None;
     for (host, port) in seeds {
-        match discover_at(&template.at(host, *port)).await {
+        match discover_at(&settings.at(host, *port)).await {
             Ok(shards) => return Ok(shards),
             Err(err @ TopologyError::NotCluster { .. }) => return Err(err),
             Err(err) => last = Some(err),
@@ -340,121 +309,48 @@ pub fn parse_slots(reply: &Value) -> Result<Vec<ShardInfo>, String> {
     Ok(by_primary.into_values().collect())
 }
 
-/// One shard as the relay follows it.
-pub struct Shard {
-    /// The relay's number for this shard, unique for its run.
-    pub number: u32,
-    pub upstream: Arc<Upstream>,
-    pub backlog: Arc<Backlog>,
-    pub snapshots: Arc<Snapshotter>,
-    /// The link's own counters and the followed node's offset (for the per-shard lag).
-    pub metrics: Arc<Metrics>,
-    /// Every node id seen in this shard: a failover or a restart keeps the shard recognisable.
-    nodes: std::sync::Mutex<BTreeSet<String>>,
-    /// Set when the shard left the cluster: its sessions stop following it.
-    pub retired: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Shard {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-/// The topology as sessions see it: the shards followed, and which one owns each slot.
-pub struct View {
-    /// Bumped with every change.
-    pub version: u64,
-    pub shards: Vec<Arc<Shard>>,
-    /// The number of the shard owning each slot, if any.
-    owners: Vec<Option<u32>>,
-}
-
-impl View {
-    /// The shard owning `key`'s slot now.
-    pub fn owner_of(&self, key: &[u8]) -> Option<u32> {
-        self.owners[usize::from(slot(key))]
-    }
-
-    /// The slots `shard` owns here and did not own in `before`.
-    pub fn gained(&self, before: &View, shard: u32) -> Vec<u16> {
-        (0..SLOTS)
-            .filter(|&s| self.owners[s] == Some(shard) && before.owners[s] != Some(shard))
-            .map(|s| s as u16)
-            .collect()
-    }
-
-    pub fn shard(&self, number: u32) -> Option<&Arc<Shard>> {
-        self.shards.iter().find(|s| s.number == number)
-    }
-}
-
-/// Everything the relay needs to follow a cluster.
+/// Everything the relay needs to follow a cluster, and the node ids it has seen in each shard followed.
 pub struct Cluster {
     seeds: Vec<(String, u16)>,
-    template: RedisTarget,
+    /// Credentials, database and TLS for every node.
+    settings: NodeSettings,
     follow: Follow,
-    listening_port: u16,
-    link_timeout: Duration,
-    /// Capacity of each shard's backlog (`--backlog-bytes`).
-    backlog_bytes: usize,
-    view: watch::Sender<Arc<View>>,
-    next_number: std::sync::atomic::AtomicU32,
-    /// `true` once the first topology read succeeded.
-    pub ready: AtomicBool,
+    link: LinkSettings,
+    /// Where the shards are published for sessions.
+    topology: Arc<Topology>,
+    /// Every node id seen in each shard followed, by shard number: a failover or a restart keeps a shard
+    /// recognisable.
+    known: Mutex<HashMap<u32, BTreeSet<String>>>,
+    next_number: AtomicU32,
 }
 
 impl Cluster {
     pub fn new(
         seeds: Vec<(String, u16)>,
-        template: RedisTarget,
+        settings: NodeSettings,
         follow: Follow,
-        listening_port: u16,
-        link_timeout: Duration,
-        backlog_bytes: usize,
+        link: LinkSettings,
+        topology: Arc<Topology>,
     ) -> Self {
         Cluster {
             seeds,
-            template,
+            settings,
             follow,
-            listening_port,
-            link_timeout,
-            backlog_bytes,
-            view: watch::channel(Arc::new(View {
-                version: 0,
-                shards: Vec::new(),
-                owners: vec![None; SLOTS],
-            }))
-            .0,
-            next_number: Default::default(),
-            ready: AtomicBool::new(false),
+            link,
+            topology,
+            known: Mutex::default(),
+            next_number: AtomicU32::default(),
         }
     }
 
-    /// The topology now.
-    pub fn view(&self) -> Arc<View> {
-        self.view.borrow().clone()
-    }
-
-    /// A receiver that wakes when the topology changes.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<View>> {
-        self.view.subscribe()
-    }
-
     /// Reads the topology every [`REFRESH_INTERVAL`] and applies it, forever.
-    pub async fn run(self: Arc<Self>) {
+    pub async fn run(self) {
         let mut tick = tokio::time::interval(REFRESH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match discover(&self.known_nodes(), &self.template).await {
-                Ok(shards) => {
-                    self.apply(shards);
-                    self.ready.store(true, Ordering::Relaxed);
-                }
+            match discover(&self.known_nodes(), &self.settings).await {
+                Ok(shards) => self.apply(shards),
                 Err(err) => tracing::warn!("cluster topology: {err}"),
             }
         }
@@ -463,8 +359,10 @@ impl Cluster {
     /// The seeds, then every node of the shards followed: any of them can answer after the seeds are gone.
     fn known_nodes(&self) -> Vec<(String, u16)> {
         let mut nodes = self.seeds.clone();
-        for shard in &self.view().shards {
-            let target = shard.upstream.current();
+        for shard in &self.topology.view().shards {
+            let Some(target) = shard.upstream.current() else {
+                continue;
+            };
             let node = (target.host.clone(), target.port);
             if !nodes.contains(&node) {
                 nodes.push(node);
@@ -477,7 +375,8 @@ impl Cluster {
     /// links for new shards, retires the ones gone, and publishes a new view if anything changed.
     pub fn apply(&self, shards: Vec<ShardInfo>) {
         tracing::trace!(?shards, "cluster topology read");
-        let before = self.view();
+        let before = self.topology.view();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let mut followed: Vec<Arc<Shard>> = Vec::new();
         let mut owners = vec![None; SLOTS];
         let mut changed = false;
@@ -489,12 +388,9 @@ impl Cluster {
         for info in live.into_iter().chain(stranded) {
             let ids: BTreeSet<String> = info.nodes.iter().map(|n| n.id.clone()).collect();
             let knows = |s: &&Arc<Shard>| {
-                s.nodes
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .intersection(&ids)
-                    .next()
-                    .is_some()
+                known
+                    .get(&s.number)
+                    .is_some_and(|seen| !seen.is_disjoint(&ids))
             };
             let taken = |s: &&Arc<Shard>| followed.iter().any(|f| f.number == s.number);
             let existing = before.shards.iter().find(|s| !taken(s) && knows(s));
@@ -521,20 +417,19 @@ impl Cluster {
             }
             let shard = match existing {
                 Some(shard) => {
-                    shard
-                        .nodes
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .extend(ids);
+                    let shard = shard.clone();
+                    known.entry(shard.number).or_default().extend(ids);
                     if shard.upstream.switch_to(&node.host, node.port) {
                         tracing::info!(shard = shard.number, node = %format!("{}:{}", node.host, node.port),
                             "cluster shard: following another node (a failover or a node gone)");
                     }
-                    shard.clone()
+                    shard
                 }
                 None => {
                     changed = true;
-                    self.start_shard(node, ids)
+                    let shard = self.start_shard(node);
+                    known.insert(shard.number, ids);
+                    shard
                 }
             };
             for &(start, end) in &info.slots {
@@ -551,56 +446,35 @@ impl Cluster {
         {
             tracing::info!(
                 shard = gone.number,
-                node = %gone.upstream.current().addr(),
+                node = %gone.upstream.addr(),
                 "cluster shard left the cluster: no longer followed"
             );
-            gone.retired.send_replace(true);
+            gone.retire();
+            known.remove(&gone.number);
             changed = true;
         }
+        let owners = Owners::BySlot(owners);
         if owners != before.owners {
             changed = true;
         }
         if changed {
             followed.sort_by_key(|s| s.number);
-            self.view.send_replace(Arc::new(View {
-                version: before.version + 1,
-                shards: followed,
-                owners,
-            }));
+            self.topology.publish(followed, owners);
         }
     }
 
-    fn start_shard(&self, node: &Node, ids: BTreeSet<String>) -> Arc<Shard> {
+    fn start_shard(&self, node: &Node) -> Arc<Shard> {
         let number = self.next_number.fetch_add(1, Ordering::Relaxed);
-        let upstream = Arc::new(Upstream::new(self.template.at(&node.host, node.port)));
-        let backlog = Arc::new(Backlog::new(self.backlog_bytes));
-        let metrics = Arc::new(Metrics::default());
         tracing::info!(shard = number, node = %format!("{}:{}", node.host, node.port), "cluster shard: following");
-        let view = self.view.subscribe();
+        let view = self.topology.subscribe();
         let owns = move |key: &[u8]| view.borrow().owner_of(key) == Some(number);
-        let snapshots = Arc::new(Snapshotter::for_shard(upstream.clone(), Arc::new(owns)));
-        let link = tokio::spawn(replica_link::follow(
-            upstream.clone(),
-            None,
-            backlog.clone(),
-            metrics.clone(),
-            self.listening_port,
-            self.link_timeout,
-        ));
-        let poll = tokio::spawn({
-            let (metrics, upstream) = (metrics.clone(), upstream.clone());
-            async move { metrics.poll_upstream(upstream).await }
-        });
-        Arc::new(Shard {
+        Shard::follow(
             number,
-            upstream,
-            backlog,
-            snapshots,
-            metrics,
-            nodes: std::sync::Mutex::new(ids),
-            retired: watch::channel(false).0,
-            tasks: vec![link, poll],
-        })
+            Upstream::at(self.settings.at(&node.host, node.port)),
+            None,
+            Some(Arc::new(owns)),
+            &self.link,
+        )
     }
 }
 
@@ -627,18 +501,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a number"));
-    }
-
-    #[test]
-    fn slots_follow_redis_including_hash_tags() {
-        // From CLUSTER KEYSLOT on redis-server 7.0.
-        assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"perf:web-1"), slot(b"perf:web-1"));
-        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
-        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
-        assert_eq!(slot(b""), 0);
-        assert_eq!(crc16(b"123456789"), 0x31c3);
     }
 
     fn node(id: &str, port: i64, role: &str, health: &str) -> Value {

@@ -28,8 +28,7 @@ use std::collections::HashMap;
 
 use redis::Value;
 
-mod streamed;
-pub use streamed::{StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEYS, MAX_STREAMED_KEY_LEN};
+pub mod streamed;
 
 /// How the first key is found.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::http::{PeerSlot, Peers};
+use crate::access::{PeerSlot, Peers};
 use crate::metrics::Metrics;
 
 /// Default of `--header-read-timeout`: the time a client has to send a complete request's headers, from when the
@@ -123,6 +123,22 @@ pub struct ConnectionLimits {
     pub per_address: u64,
     /// `--header-read-timeout`.
     pub header_read_timeout: Duration,
+}
+
+/// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual
+/// 128 overflows when hundreds of browsers reconnect at once after a relay restart, and each overflowed
+/// connection then waits a second or more for the retransmitted SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with room for [`LISTEN_BACKLOG`] connections not yet accepted.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` until `stop` resolves, then waits up to [`STOP_GRACE`] for requests in flight.

@@ -1,8 +1,8 @@
 //! Browser events: the one way a browser makes the relay write to Redis. A session's `event` message becomes one
 //! append, `XADD key MAXLEN ~ n * field value …` to a stream or `ZADD key <server ms> <json>` to a sorted set, on
-//! the node the link follows; the browser gets an ack with the new entry's id or the reason it was refused, and the
-//! entry itself reaches every browser that watches the key, the sender too, through the replication stream like any
-//! other write. There is no side channel.
+//! the node that holds the key; the browser gets an ack with the new entry's id or the reason it was refused, and
+//! the entry itself reaches every browser that watches the key, the sender too, through the replication stream like
+//! any other write. There is no side channel.
 //!
 //! What a browser can make the relay send is closed by construction: [`Append`] has exactly two variants, each
 //! builds exactly one command, and [`EventWriter::append`] takes nothing else. Before an append is built, an event
@@ -21,7 +21,8 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use crate::subscription::{Allow, EventRequest};
-use crate::upstream::Upstream;
+use crate::topology::Topology;
+use crate::upstream::RedisTarget;
 
 /// Default of `--event-rate`: events a second one session may send, on average.
 pub const DEFAULT_RATE: f64 = 5.0;
@@ -336,15 +337,17 @@ fn valid_field_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
-/// Writes appends to the node the link follows now, one connection per database in use, made again after a
-/// failover or a connection error. The connections carry nothing but [`Append`]s (and the `redis` crate's own
-/// handshake: `AUTH`, `SELECT`, `CLIENT SETINFO`; in a cluster, `ASKING` before an append redirected by `ASK`).
+/// Writes appends to the node a link follows now (the link of the shard that holds the key), one connection per
+/// database in use, made again after a failover or a connection error. The connections carry nothing but
+/// [`Append`]s (and the `redis` crate's own handshake: `AUTH`, `SELECT`, `CLIENT SETINFO`; in a cluster, `ASKING`
+/// before an append redirected by `ASK`).
 ///
-/// In a Redis Cluster the node followed may not own the key: its `MOVED` (or `ASK`) answer names the node that
-/// does, where the append is sent again (at most [`MAX_REDIRECTS`] times); the owner learned for a slot is asked
-/// first next time. Connections are then one per node the appends went to.
+/// In a Redis Cluster the node followed may not own the key (it is a replica, or the slot moved since the topology
+/// was read): its `MOVED` (or `ASK`) answer names the node that does, where the append is sent again (at most
+/// [`MAX_REDIRECTS`] times); the owner learned for a slot is asked first next time. Connections are then one per
+/// node the appends went to.
 pub struct EventWriter {
-    upstream: Arc<Upstream>,
+    topology: Arc<Topology>,
     /// (database, node address) → a connection to it.
     connections: tokio::sync::Mutex<HashMap<(u32, String), redis::aio::MultiplexedConnection>>,
     /// Cluster slot → the node that answered for it last (learned from `MOVED`).
@@ -355,9 +358,9 @@ pub struct EventWriter {
 const MAX_REDIRECTS: usize = 3;
 
 impl EventWriter {
-    pub fn new(upstream: Arc<Upstream>) -> Self {
+    pub fn new(topology: Arc<Topology>) -> Self {
         EventWriter {
-            upstream,
+            topology,
             connections: Default::default(),
             owners: Default::default(),
         }
@@ -366,18 +369,19 @@ impl EventWriter {
     /// Appends in database `db`; returns the new entry's id: the stream entry id Redis chose, or for a sorted set
     /// the score (the relay's time in ms).
     pub async fn append(&self, db: u32, append: &Append) -> Result<String, EventError> {
-        let slot = crate::cluster::slot(append.key());
+        let slot = crate::hash_slot::slot(append.key());
         let learned = self
             .owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&slot)
             .cloned();
-        let mut node = learned.unwrap_or_else(|| self.upstream.current().addr());
+        let followed = self.followed(append.key())?;
+        let mut node = learned.unwrap_or_else(|| followed.addr());
         let mut asking = false;
         let mut redirects = 0;
         let reply = loop {
-            let mut conn = self.connection(db, &node).await?;
+            let mut conn = self.connection(db, &node, &followed).await?;
             let reply = if asking {
                 // The slot is migrating and the key is already on its target: ask there, once.
                 let mut pipe = redis::pipe();
@@ -436,14 +440,25 @@ impl EventWriter {
         EventError::Unreachable(format!("no reply within {WRITE_TIMEOUT:?}"))
     }
 
+    /// The node followed now by the shard that holds `key` (with the credentials for any node).
+    fn followed(&self, key: &[u8]) -> Result<RedisTarget, EventError> {
+        let view = self.topology.view();
+        view.owner_of(key)
+            .and_then(|number| view.shard(number))
+            .or_else(|| view.shards.first())
+            .and_then(|shard| shard.upstream.current())
+            .ok_or_else(|| EventError::Unreachable("no Redis node is followed yet".into()))
+    }
+
     /// A connection to `node` (`host:port`: the node followed now, or the one a cluster redirected to), in
-    /// database `db`. Connections to a node no longer followed are dropped first.
+    /// database `db`, reached with `followed`'s credentials. Connections to a node no longer followed are dropped
+    /// first.
     async fn connection(
         &self,
         db: u32,
         node: &str,
+        followed: &RedisTarget,
     ) -> Result<redis::aio::MultiplexedConnection, EventError> {
-        let followed = self.upstream.current();
         let addr = node.to_string();
         let mut connections = self.connections.lock().await;
         if let Some(conn) = connections.get(&(db, addr.clone())) {
@@ -453,9 +468,7 @@ impl EventWriter {
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h, p.parse().ok()?)))
             .ok_or_else(|| EventError::Unreachable(format!("not host:port: {addr}")))?;
-        let mut target = followed.at(host, port);
-        let settings = target.info.redis_settings().clone().set_db(i64::from(db));
-        target.info = target.info.clone().set_redis_settings(settings);
+        let target = followed.at(host, port).in_db(db);
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(WRITE_TIMEOUT))
             .set_response_timeout(Some(WRITE_TIMEOUT));
@@ -467,8 +480,15 @@ impl EventWriter {
             .map_err(|e| EventError::Unreachable(format!("{addr}: {e}")))?;
         // Bounded: one connection per database and node in use, and the nodes are those followed or named by the
         // cluster's redirects; a failover's old node is forgotten here.
+        let followed: Vec<String> = self
+            .topology
+            .view()
+            .shards
+            .iter()
+            .map(|shard| shard.upstream.addr())
+            .collect();
         connections.retain(|(_, at), _| {
-            *at == followed.addr()
+            followed.contains(at)
                 || self
                     .owners
                     .lock()
@@ -512,11 +532,11 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn new(writable: Writable, limits: EventLimits, upstream: Arc<Upstream>) -> Self {
+    pub fn new(writable: Writable, limits: EventLimits, topology: Arc<Topology>) -> Self {
         Events {
             writable,
             limits,
-            writer: EventWriter::new(upstream),
+            writer: EventWriter::new(topology),
             run: base36(unix_ms()),
             sessions: AtomicU64::new(0),
         }

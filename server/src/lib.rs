@@ -1,39 +1,49 @@
 //! The relay's library: everything `replicast` (src/main.rs) is made of, so that fuzz targets and tests can reach
 //! the parts that read untrusted input (a browser's messages, the replication stream) without a process.
 //!
-//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `sync_payload`, `stream_reader` (the stream
-//!   cut into batches, commands too large to hold passed through), `tls`, `sentinel` and
-//!   `upstream` (which node to follow), `command_table` and `frames` (where each command's keys are).
+//! - What the relay follows: `relay` (the state every route and session shares, and the `Source` the flags name),
+//!   `topology` (the shards followed and which holds each key: one Redis is a topology of one shard), `shard` (one
+//!   stream followed: its upstream, link, backlog and snapshots), `cluster` (a Redis Cluster's shards, read again
+//!   every second), `sentinel` and `upstream` (which node a shard follows), `hash_slot` (a key's cluster slot).
+//! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `link_error`, `backoff`, `sync_payload`,
+//!   `stream_reader` (the stream cut into batches, commands too large to hold passed through), `tls`,
+//!   `command_table` and `frames` (where each command's keys are).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
-//!   `session` (one WebSocket), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`, access checks),
-//!   `connections` (accepting sockets: per-address caps, the header timeout),
+//!   `session` (one WebSocket, a stream per shard), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`),
+//!   `access` (who may connect), `connections` (accepting sockets: per-address caps, the header timeout),
 //!   `metrics`, `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
 
+pub mod access;
 pub mod backlog;
+pub mod backoff;
 pub mod cluster;
-pub mod cluster_session;
 pub mod collect;
 pub mod command_table;
 pub mod connections;
 pub mod embedded_redis;
 pub mod events;
 pub mod frames;
+pub mod hash_slot;
 pub mod http;
+pub mod link_error;
 pub mod link_io;
 pub mod metrics;
 pub mod open_files;
 pub mod rdb_command;
 pub mod record;
+pub mod relay;
 pub mod replica_link;
 pub mod sentinel;
 pub mod session;
+pub mod shard;
 pub mod snapshot;
 pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;
 pub mod tls;
+pub mod topology;
 pub mod upstream;
 
 /// Resolves on Ctrl-C or SIGTERM.

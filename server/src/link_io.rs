@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use crate::replica_link::LinkError;
+use crate::link_error::LinkError;
 
 /// Bytes asked of the socket per read; also what one batch to the browsers holds at most, besides one command.
 pub const READ_CHUNK: usize = 64 * 1024;

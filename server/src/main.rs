@@ -14,23 +14,26 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
-use replicast_server::cluster::Cluster;
+use replicast_server::access::{self, Access};
+use replicast_server::backlog::DEFAULT_BACKLOG_BYTES;
+use replicast_server::connections::ConnectionLimits;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
-use replicast_server::replica_link::{self, RedisTarget};
-use replicast_server::sentinel::{self, Sentinels};
-use replicast_server::upstream::Upstream;
-use replicast_server::{
-    collect, connections, http, open_files, rdb_command, record, shutdown_signal, snapshot,
-    subscription, tls,
-};
+use replicast_server::relay::{Relay, Source};
+use replicast_server::replica_link;
+use replicast_server::sentinel::Sentinels;
+use replicast_server::shard::LinkSettings;
+use replicast_server::subscription::Allow;
+use replicast_server::upstream::{NodeSettings, RedisTarget};
+use replicast_server::{cluster, collect, connections, http, open_files, rdb_command, record, tls};
 
 #[derive(Parser)]
 #[command(
@@ -91,7 +94,7 @@ struct ServeArgs {
         value_enum,
         default_value = "primary"
     )]
-    cluster_follow: replicast_server::cluster::Follow,
+    cluster_follow: cluster::Follow,
     /// The name under which the sentinels monitor the primary to follow.
     #[arg(long, env = "REPLICAST_MASTER_NAME", requires = "sentinels")]
     master_name: Option<String>,
@@ -179,7 +182,7 @@ struct ServeArgs {
     #[arg(
         long,
         env = "REPLICAST_MAX_SESSIONS_PER_ADDRESS",
-        default_value_t = http::DEFAULT_MAX_SESSIONS_PER_ADDRESS
+        default_value_t = access::DEFAULT_MAX_SESSIONS_PER_ADDRESS
     )]
     max_sessions_per_address: u64,
     /// Most TCP connections one peer address may hold open at once, WebSocket sessions included; past it a
@@ -228,46 +231,53 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(raised) => tracing::debug!("open-file limit {} (the hard limit)", raised.after),
         Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
     }
-    let www = static_dir(args.www, "www");
-    let pkg = static_dir(args.pkg, "wasm/pkg");
+    let www = http::static_dir(args.www.clone(), "www");
+    let pkg = http::static_dir(args.pkg.clone(), "wasm/pkg");
+    let access = args.access()?;
+    let allow = Allow::new(&args.allow);
+    let events = args.events(&allow)?;
+    let limits = args.connection_limits()?;
 
-    let sentinels = match &args.master_name {
-        Some(name) => Some(Arc::new(Sentinels::new(
-            &args.sentinels,
-            name.clone(),
-            args.sentinel_user.clone(),
-            args.sentinel_password.clone(),
-        )?)),
-        None => None,
-    };
-    // Kept alive until the end of `serve`: dropping it stops the embedded server.
     let seeds = args
         .cluster
         .iter()
-        .map(|node| replicast_server::cluster::parse_node(node))
+        .map(|node| cluster::parse_node(node))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (embedded, redis_url) = match args.redis_url {
-        Some(url) => (None, url),
-        // Each node's address comes from the cluster; this placeholder is replaced before any connection.
-        None if !seeds.is_empty() => (None, "redis://cluster-node".to_string()),
-        // The address is Sentinel's to give; this placeholder is replaced before the first connection.
-        None if sentinels.is_some() => (None, "redis://sentinel-named-primary".to_string()),
-        None => {
+    let tls = match &args.redis_ca {
+        Some(path) => tls::TlsSettings::from_ca_file(path)?,
+        None => tls::TlsSettings::default(),
+    };
+    // Kept alive until the end of `serve`: dropping it stops the embedded server.
+    let mut embedded = None;
+    let source = match (&args.master_name, seeds.is_empty(), &args.redis_url) {
+        (Some(name), _, url) => Source::Sentinel {
+            sentinels: Arc::new(Sentinels::new(
+                &args.sentinels,
+                name.clone(),
+                args.sentinel_user.clone(),
+                args.sentinel_password.clone(),
+            )?),
+            settings: NodeSettings::from_url(url.as_deref(), tls)?,
+        },
+        (None, false, url) => Source::Cluster {
+            seeds,
+            settings: NodeSettings::from_url(url.as_deref(), tls)?,
+            follow: args.cluster_follow,
+        },
+        (None, true, Some(url)) => Source::Redis(RedisTarget::from_url(url, tls)?),
+        (None, true, None) => {
             let redis = EmbeddedRedis::start(&args.redis_server).await?;
             let url = redis.url();
             println!("Embedded Redis: {url} (try: redis-cli -u {url} ZADD perf:demo <ms> '{{\"id\":\"a1\",\"cpu\":12.5}}')");
-            (Some(redis), url)
+            let target = RedisTarget::from_url(&url, tls)?;
+            embedded = Some(redis);
+            Source::Redis(target)
         }
     };
     let demo = match (args.demo_hosts, &embedded) {
-        (Some(hosts), Some(_)) => {
+        (Some(hosts), Some(redis)) => {
             println!("Demo collector: this machine and {hosts} simulated hosts, every second, into perf:<host>");
-            let collector = collect::CollectArgs::demo(redis_url.clone(), hosts);
-            Some(tokio::spawn(async move {
-                if let Err(err) = collect::collect(collector, std::future::pending()).await {
-                    tracing::error!("demo collector stopped: {err:#}");
-                }
-            }))
+            Some(collect::spawn_demo(redis.url(), hosts))
         }
         (Some(_), None) => {
             tracing::warn!("--demo-hosts only applies to the embedded Redis: not writing demo data to --redis-url");
@@ -275,148 +285,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, _) => None,
     };
-    let tls = match &args.redis_ca {
-        Some(path) => tls::TlsSettings::from_ca_file(path)?,
-        None => tls::TlsSettings::default(),
-    };
-    let template = RedisTarget::from_url(&redis_url, tls)?;
-    let upstream = Arc::new(Upstream::new(match seeds.first() {
-        Some((host, port)) => template.at(host, *port),
-        None => template.clone(),
-    }));
-    if let Some(sentinels) = &sentinels {
-        tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name, "following the primary Sentinel names");
-    }
 
-    let allow = subscription::Allow::new(&args.allow);
-    let writable = Writable::new(&args.writable, &args.writable_zset, &allow)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !args.event_rate.is_finite() || args.event_rate < 0.0 {
-        anyhow::bail!("--event-rate must be a number of events a second, 0 or more");
-    }
-    if !writable.is_empty() {
-        tracing::info!(streams = ?args.writable, sorted_sets = ?args.writable_zset, "browsers may append events to these keys");
-    }
-    let events = Events::new(
-        writable,
-        EventLimits {
-            rate: args.event_rate,
-            burst: args.event_burst,
-            max_bytes: args.event_max_bytes,
-            max_fields: args.event_max_fields,
-            maxlen: args.event_maxlen,
-        },
-        upstream.clone(),
-    );
-
-    if let Some(bad) = args
-        .public_hosts
-        .iter()
-        .find(|h| h.is_empty() || h.contains([':', '/', '@', '*']))
-    {
-        anyhow::bail!("--public-host takes host names, without scheme, port or wildcard (.example.com for a domain): got {bad:?}");
-    }
-    let per_address = match args.max_connections_per_address {
-        Some(max) if max < args.max_sessions_per_address => anyhow::bail!(
-            "--max-connections-per-address ({max}) is below --max-sessions-per-address ({}): every session is a connection; raise it",
-            args.max_sessions_per_address
-        ),
-        Some(max) => max,
-        None => args
-            .max_sessions_per_address
-            .saturating_add(connections::CONNECTIONS_BEYOND_SESSIONS),
-    };
-    let listener =
-        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = connections::listen(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-
-    let cluster = (!seeds.is_empty()).then(|| {
-        tracing::info!(nodes = ?args.cluster, follow = ?args.cluster_follow, "following a Redis Cluster");
-        Arc::new(Cluster::new(
-            seeds,
-            template,
-            args.cluster_follow,
-            local.port(),
-            std::time::Duration::from_secs(args.link_timeout),
-            args.backlog_bytes,
-        ))
+    let following = source.follow(LinkSettings {
+        listening_port: local.port(),
+        timeout: Duration::from_secs(args.link_timeout),
+        backlog_bytes: args.backlog_bytes,
     });
-    let relay = http::Relay {
-        cluster: cluster.clone(),
-        backlog: Arc::new(Backlog::new(args.backlog_bytes)),
+    let relay = Relay {
+        topology: following.topology.clone(),
         metrics: Arc::new(Metrics::default()),
-        shutdown: tokio::sync::watch::channel(false).0.into(),
-        snapshots: Arc::new(snapshot::Snapshotter::new(upstream.clone())?),
+        shutdown: Arc::new(watch::channel(false).0),
         allow: Arc::new(allow),
-        access: Arc::new(http::Access {
-            token: args.token,
-            origins: args.origins,
-            public_hosts: args
-                .public_hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
-            max_sessions: args.max_sessions,
-            max_sessions_per_address: args.max_sessions_per_address,
-        }),
+        access: Arc::new(access),
         peers: Arc::default(),
-        events: Arc::new(events),
+        events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
     };
-    let switches = sentinels
-        .clone()
-        .map(|sentinels| tokio::spawn(sentinel::watch_switches(sentinels, upstream.clone())));
-    // One link, or in a cluster the topology reader, which starts a link per shard.
-    let (link, poll) = match cluster {
-        Some(cluster) => (tokio::spawn(cluster.run()), None),
-        None => (
-            tokio::spawn(replica_link::follow(
-                upstream.clone(),
-                sentinels,
-                relay.backlog.clone(),
-                relay.metrics.clone(),
-                local.port(),
-                std::time::Duration::from_secs(args.link_timeout),
-            )),
-            Some(tokio::spawn({
-                let metrics = relay.metrics.clone();
-                async move { metrics.poll_upstream(upstream).await }
-            })),
-        ),
-    };
-
     println!("Replicast is live at http://{local}/");
-    let shutdown = relay.shutdown.clone();
-    let metrics = relay.metrics.clone();
-    let app = http::router(relay, &www, &pkg);
-    connections::serve(
-        listener,
-        app,
-        connections::ConnectionLimits {
-            per_address,
-            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
-        },
-        metrics.clone(),
-        async move {
-            shutdown_signal().await;
-            // Sessions close their sockets with 1001 (going away) when they see this.
-            shutdown.send_replace(true);
-        },
-    )
-    .await;
-    // Upgraded WebSockets outlive the HTTP server's stop: give the sessions a moment to send their 1001 close.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-    while metrics.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    link.abort();
-    if let Some(poll) = poll {
-        poll.abort();
-    }
-    if let Some(switches) = switches {
-        switches.abort();
-    }
+    http::serve(relay, listener, &www, &pkg, limits).await;
+    following.stop();
     if let Some(demo) = demo {
         demo.abort();
     }
@@ -424,42 +313,64 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A folder given by flag, else `default` under the working directory, else under the repository the binary was
-/// built in (so `target/debug/replicast serve` works from anywhere in a checkout). A missing folder is only a
-/// warning: the stream works without the page, and the page 404s until it is built.
-fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
-    if let Some(dir) = given {
-        return dir;
-    }
-    let from_exe = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(default)));
-    let found = [Some(PathBuf::from(default)), from_exe]
-        .into_iter()
-        .flatten()
-        .find(|dir| dir.is_dir());
-    match found {
-        Some(dir) => dir.canonicalize().unwrap_or(dir),
-        None => {
-            tracing::warn!(
-                "no {default} folder here: its files will 404 (build it with `npm run build`)"
-            );
-            PathBuf::from(default)
+impl ServeArgs {
+    /// Who may open a session.
+    fn access(&self) -> anyhow::Result<Access> {
+        if let Some(bad) = self
+            .public_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains([':', '/', '@', '*']))
+        {
+            anyhow::bail!("--public-host takes host names, without scheme, port or wildcard (.example.com for a domain): got {bad:?}");
         }
+        Ok(Access {
+            token: self.token.clone(),
+            origins: self.origins.clone(),
+            public_hosts: self
+                .public_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            max_sessions: self.max_sessions,
+            max_sessions_per_address: self.max_sessions_per_address,
+        })
     }
-}
 
-/// Connections the kernel queues before the relay accepts them (it caps this at `net.core.somaxconn`). The usual
-/// 128 overflows when hundreds of browsers reconnect at once after a relay restart, and each overflowed
-/// connection then waits a second or more for the retransmitted SYN.
-const LISTEN_BACKLOG: u32 = 4096;
+    /// What browsers may append to Redis, and the limits on it.
+    fn events(&self, allow: &Allow) -> anyhow::Result<(Writable, EventLimits)> {
+        let writable = Writable::new(&self.writable, &self.writable_zset, allow)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !self.event_rate.is_finite() || self.event_rate < 0.0 {
+            anyhow::bail!("--event-rate must be a number of events a second, 0 or more");
+        }
+        if !writable.is_empty() {
+            tracing::info!(streams = ?self.writable, sorted_sets = ?self.writable_zset, "browsers may append events to these keys");
+        }
+        let limits = EventLimits {
+            rate: self.event_rate,
+            burst: self.event_burst,
+            max_bytes: self.event_max_bytes,
+            max_fields: self.event_max_fields,
+            maxlen: self.event_maxlen,
+        };
+        Ok((writable, limits))
+    }
 
-fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    /// Connections per peer address, and the time a client has for its request's headers.
+    fn connection_limits(&self) -> anyhow::Result<ConnectionLimits> {
+        let per_address = match self.max_connections_per_address {
+            Some(max) if max < self.max_sessions_per_address => anyhow::bail!(
+                "--max-connections-per-address ({max}) is below --max-sessions-per-address ({}): every session is a connection; raise it",
+                self.max_sessions_per_address
+            ),
+            Some(max) => max,
+            None => self
+                .max_sessions_per_address
+                .saturating_add(connections::CONNECTIONS_BEYOND_SESSIONS),
+        };
+        Ok(ConnectionLimits {
+            per_address,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+        })
+    }
 }

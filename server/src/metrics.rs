@@ -1,4 +1,5 @@
-//! Counters the relay exposes at `/metrics`, in Prometheus's text format, and the state behind `/healthz`.
+//! Counters the relay exposes at `/metrics`, in Prometheus's text format: the relay's own ([`Metrics`]: sessions,
+//! snapshots, events) and each replica link's ([`LinkMetrics`]), with the backlog it fills.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use crate::backlog::Backlog;
 use crate::upstream::Upstream;
 
+/// The relay's counters: sessions, what they were sent, and what browsers asked of it.
 #[derive(Default)]
 pub struct Metrics {
     pub sessions: AtomicU64,
@@ -19,6 +21,11 @@ pub struct Metrics {
     pub refusals: AtomicU64,
     pub events_appended: AtomicU64,
     pub events_refused: AtomicU64,
+}
+
+/// One replica link's counters, and the offset of the node it follows.
+#[derive(Default)]
+pub struct LinkMetrics {
     pub link_full_syncs: AtomicU64,
     pub link_partial_syncs: AtomicU64,
     pub link_errors: AtomicU64,
@@ -35,6 +42,83 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text of the relay's own rows.
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        render_rows([
+            (
+                "sessions",
+                "gauge",
+                "Open browser sessions.",
+                get(&self.sessions),
+            ),
+            (
+                "sessions_total",
+                "counter",
+                "Browser sessions opened.",
+                get(&self.sessions_total),
+            ),
+            (
+                "session_resumes_total",
+                "counter",
+                "Sessions that resumed inside the backlog.",
+                get(&self.resumes),
+            ),
+            (
+                "session_resyncs_total",
+                "counter",
+                "Sessions told to resync after falling behind.",
+                get(&self.resyncs),
+            ),
+            (
+                "snapshots_total",
+                "counter",
+                "Snapshots read for joining sessions.",
+                get(&self.snapshots),
+            ),
+            (
+                "refusals_total",
+                "counter",
+                "Sessions refused (bad subscription, limits).",
+                get(&self.refusals),
+            ),
+            (
+                "events_appended_total",
+                "counter",
+                "Browser events appended to Redis.",
+                get(&self.events_appended),
+            ),
+            (
+                "events_refused_total",
+                "counter",
+                "Browser events refused (limits, keys not writable, Redis errors).",
+                get(&self.events_refused),
+            ),
+            (
+                "messages_sent_total",
+                "counter",
+                "Relay messages sent to browsers.",
+                get(&self.messages_sent),
+            ),
+            (
+                "bytes_sent_total",
+                "counter",
+                "Bytes of relay messages sent to browsers.",
+                get(&self.bytes_sent),
+            ),
+        ])
+    }
+}
+
+impl LinkMetrics {
     /// Polls the followed node's `master_repl_offset` every second, for the lag gauge, until the relay stops.
     pub async fn poll_upstream(&self, upstream: Arc<Upstream>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -72,19 +156,11 @@ impl Metrics {
         }
     }
 
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn set(gauge: &AtomicU64, value: u64) {
-        gauge.store(value, Ordering::Relaxed);
-    }
-
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text of the link's rows, and its backlog's, for a relay following one Redis.
     pub fn render(&self, backlog: &Backlog) -> String {
         let (start, end, bytes) = backlog.extent();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows = [
+        render_rows([
             (
                 "link_up",
                 "gauge",
@@ -163,80 +239,34 @@ impl Metrics {
                 "Oldest offset a session can resume from.",
                 start,
             ),
-            (
-                "sessions",
-                "gauge",
-                "Open browser sessions.",
-                get(&self.sessions),
-            ),
-            (
-                "sessions_total",
-                "counter",
-                "Browser sessions opened.",
-                get(&self.sessions_total),
-            ),
-            (
-                "session_resumes_total",
-                "counter",
-                "Sessions that resumed inside the backlog.",
-                get(&self.resumes),
-            ),
-            (
-                "session_resyncs_total",
-                "counter",
-                "Sessions told to resync after falling behind.",
-                get(&self.resyncs),
-            ),
-            (
-                "snapshots_total",
-                "counter",
-                "Snapshots read for joining sessions.",
-                get(&self.snapshots),
-            ),
-            (
-                "refusals_total",
-                "counter",
-                "Sessions refused (bad subscription, limits).",
-                get(&self.refusals),
-            ),
-            (
-                "events_appended_total",
-                "counter",
-                "Browser events appended to Redis.",
-                get(&self.events_appended),
-            ),
-            (
-                "events_refused_total",
-                "counter",
-                "Browser events refused (limits, keys not writable, Redis errors).",
-                get(&self.events_refused),
-            ),
-            (
-                "messages_sent_total",
-                "counter",
-                "Relay messages sent to browsers.",
-                get(&self.messages_sent),
-            ),
-            (
-                "bytes_sent_total",
-                "counter",
-                "Bytes of relay messages sent to browsers.",
-                get(&self.bytes_sent),
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP replicast_{name} {help}");
-            let _ = writeln!(out, "# TYPE replicast_{name} {kind}");
-            let _ = writeln!(out, "replicast_{name} {value}");
-        }
-        out
+        ])
     }
+}
+
+/// `# HELP`, `# TYPE` and the value of each `(name, type, help, value)`.
+fn render_rows<const N: usize>(rows: [(&str, &str, &str, u64); N]) -> String {
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP replicast_{name} {help}");
+        let _ = writeln!(out, "# TYPE replicast_{name} {kind}");
+        let _ = writeln!(out, "replicast_{name} {value}");
+    }
+    out
+}
+
+/// One shard's link, as `/metrics` labels it.
+pub struct ShardLink<'a> {
+    /// The relay's number for the shard.
+    pub number: u32,
+    /// The node its link follows.
+    pub node: String,
+    pub backlog: &'a Backlog,
+    pub metrics: &'a LinkMetrics,
 }
 
 /// Per-shard lines of a relay following a cluster: each link's offset, its node's, and the lag between them,
 /// labelled with the relay's shard number and the node followed.
-pub fn render_shards(shards: &[Arc<crate::cluster::Shard>]) -> String {
+pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
     let mut out = String::new();
     let rows: [(&str, &str, &str); 4] = [
         (
@@ -275,8 +305,7 @@ pub fn render_shards(shards: &[Arc<crate::cluster::Shard>]) -> String {
             let _ = writeln!(
                 out,
                 "replicast_{name}{{shard=\"{}\",node=\"{}\"}} {value}",
-                shard.number,
-                shard.upstream.current().addr()
+                shard.number, shard.node
             );
         }
     }

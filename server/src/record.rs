@@ -12,8 +12,8 @@ use anyhow::{bail, Context};
 use tokio::io::AsyncWriteExt;
 
 use crate::backlog::{Backlog, Read, DEFAULT_BACKLOG_BYTES};
-use crate::metrics::Metrics;
-use crate::replica_link::{self, RedisTarget};
+use crate::replica_link::{self, ReplicaLink};
+use crate::upstream::{RedisTarget, Upstream};
 
 #[derive(clap::Args)]
 pub struct RecordArgs {
@@ -38,14 +38,17 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     };
     let target = RedisTarget::from_url(&args.redis_url, tls)?;
     let backlog = Arc::new(Backlog::new(DEFAULT_BACKLOG_BYTES));
-    let link = tokio::spawn(replica_link::follow(
-        Arc::new(crate::upstream::Upstream::new(target)),
-        None,
-        backlog.clone(),
-        Arc::new(Metrics::default()),
-        0,
-        replica_link::LINK_TIMEOUT,
-    ));
+    let link = tokio::spawn(
+        ReplicaLink {
+            upstream: Arc::new(Upstream::at(target)),
+            sentinels: None,
+            backlog: backlog.clone(),
+            metrics: Arc::default(),
+            listening_port: 0,
+            timeout: replica_link::LINK_TIMEOUT,
+        }
+        .follow(),
+    );
     let mut file = tokio::fs::File::create(&args.out)
         .await
         .with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -18,23 +18,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-use replicast_wasm::resp::{RespError, MAX_ARGS, MAX_BULK_LEN};
-use thiserror::Error;
+use replicast_wasm::resp::{MAX_ARGS, MAX_BULK_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backlog::Backlog;
+use crate::backoff::Backoff;
 use crate::command_table::CommandTable;
 use crate::frames::Kind;
+use crate::link_error::LinkError;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
-use crate::metrics::Metrics;
-use crate::sentinel::{SentinelError, Sentinels};
+use crate::metrics::{LinkMetrics, Metrics};
+use crate::sentinel::Sentinels;
 use crate::stream_reader::{max_held, Output, StreamReader};
 use crate::sync_payload::skip_rdb_payload;
-use crate::tls::TlsSettings;
-use crate::upstream::Upstream;
+use crate::upstream::{RedisTarget, Upstream};
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
@@ -47,118 +46,14 @@ const EARLY_ACKS_FOR: Duration = Duration::from_secs(2);
 /// Default for how long Redis may stay silent before the link is dropped and re-attached: Redis's own
 /// `repl-timeout` default.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(60);
-/// Backoff between reconnection attempts: doubles from the first to the last.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest delay between reconnection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Following Sentinel, attempts stay closer together: Sentinel names the promoted replica (in
 /// `get-master-addr-by-name`) about a second before it announces `+switch-master`, and asking is cheap.
 const SENTINEL_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// A link that streamed this long without failing is healthy again: its next failure is retried after
-/// [`BACKOFF_FIRST`], not after the last delay doubled.
+/// [`crate::backoff::BACKOFF_FIRST`], not after the last delay doubled.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Error)]
-pub enum LinkError {
-    #[error("Redis refused {command}: {error} — {hint}")]
-    Explained {
-        command: String,
-        error: String,
-        hint: &'static str,
-    },
-    #[error("connection: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("Redis closed the connection")]
-    Closed,
-    #[error(
-        "nothing from Redis for {0:?} (it pings a replica every 10 s): the link is taken as dead"
-    )]
-    Silent(Duration),
-    #[error("Redis refused {command}: {error}")]
-    Refused { command: String, error: String },
-    #[error("unexpected reply: {0}")]
-    Protocol(String),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error(transparent)]
-    Stream(#[from] RespError),
-    #[error("Sentinel: {0}")]
-    Sentinel(#[from] SentinelError),
-    #[error("the primary moved to {0}: re-attaching there")]
-    Switched(String),
-}
-
-/// Where the link connects, from a `redis://[user:password@]host:port` URL (or that URL's credentials and an
-/// address from Sentinel, see [`RedisTarget::at`]).
-#[derive(Debug, Clone)]
-pub struct RedisTarget {
-    /// The connection as given, for the `redis` crate's connections (command table, snapshots).
-    pub info: ConnectionInfo,
-    pub host: String,
-    /// Set for `rediss://` URLs.
-    pub tls: Option<TlsSettings>,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-impl RedisTarget {
-    /// `tls` verifies the server of a `rediss://` URL.
-    pub fn from_url(url: &str, tls: TlsSettings) -> anyhow::Result<Self> {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
-        let (host, port, tls) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, None),
-            ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, Some(tls)),
-            other => anyhow::bail!("unsupported Redis address {other}: use redis:// or rediss://"),
-        };
-        let settings = info.redis_settings();
-        Ok(RedisTarget {
-            host,
-            tls,
-            port,
-            username: settings.username().map(str::to_string),
-            password: settings.password().map(str::to_string),
-            info,
-        })
-    }
-
-    /// The same credentials, database and TLS settings at another address (the primary Sentinel named).
-    pub fn at(&self, host: &str, port: u16) -> RedisTarget {
-        let addr = match self.info.addr() {
-            ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => ConnectionAddr::TcpTls {
-                host: host.to_string(),
-                port,
-                insecure: *insecure,
-                tls_params: tls_params.clone(),
-            },
-            _ => ConnectionAddr::Tcp(host.to_string(), port),
-        };
-        RedisTarget {
-            info: self.info.clone().set_addr(addr),
-            host: host.to_string(),
-            port,
-            ..self.clone()
-        }
-    }
-
-    /// `host:port`, for logs.
-    pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// A `redis` crate client for the same server (command table, snapshots), over TLS when the link is.
-    pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        match &self.tls {
-            Some(tls) => tls.client(self.info.clone()),
-            None => redis::Client::open(self.info.clone()),
-        }
-    }
-}
 
 /// Where the link is in the stream, kept across reconnects to ask for a partial resync.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,131 +73,109 @@ struct Attempt {
     streaming_since: Option<Instant>,
 }
 
-/// Delays between attempts: from [`BACKOFF_FIRST`], doubling up to a maximum while failures follow each other.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    max: Duration,
-    /// Failures since the link was last healthy.
-    failures: u64,
+/// One replica link: what it follows, where it writes, and what it tells Redis.
+pub struct ReplicaLink {
+    /// The node to follow; switched by a failover.
+    pub upstream: Arc<Upstream>,
+    /// With Sentinel: asked for the current primary before every attempt.
+    pub sentinels: Option<Arc<Sentinels>>,
+    pub backlog: Arc<Backlog>,
+    pub metrics: Arc<LinkMetrics>,
+    /// The port announced with `REPLCONF listening-port`.
+    pub listening_port: u16,
+    /// How long Redis may stay silent before the link is taken as dead.
+    pub timeout: Duration,
 }
 
-impl Backoff {
-    fn new(max: Duration) -> Self {
-        Backoff {
-            next: BACKOFF_FIRST,
-            max,
-            failures: 0,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_FIRST;
-        self.failures = 0;
-    }
-
-    /// The delay before the next attempt, with jitter; the one after is twice as long.
-    fn after_failure(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(self.max);
-        self.failures += 1;
-        jitter(delay)
-    }
-}
-
-/// Follows the [`Upstream`] forever, reconnecting after every failure; with `sentinels`, asks them for the
-/// current primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
-pub async fn follow(
-    upstream: Arc<Upstream>,
-    sentinels: Option<Arc<Sentinels>>,
-    backlog: Arc<Backlog>,
-    metrics: Arc<Metrics>,
-    listening_port: u16,
-    link_timeout: Duration,
-) {
-    let mut attempt = Attempt::default();
-    let mut switched = upstream.subscribe();
-    let mut backoff = Backoff::new(match sentinels {
-        Some(_) => SENTINEL_BACKOFF_MAX,
-        None => BACKOFF_MAX,
-    });
-    loop {
-        let err = match &sentinels {
-            Some(sentinels) => match sentinels.primary().await {
-                Ok((host, port)) => {
-                    upstream.switch_to(&host, port);
-                    None
-                }
-                Err(err) => Some(LinkError::Sentinel(err)),
-            },
-            None => None,
-        };
-        let err = match err {
-            Some(err) => err,
-            None => {
-                let target = switched.borrow_and_update().clone();
-                tokio::select! {
+impl ReplicaLink {
+    /// Follows the [`Upstream`] forever, reconnecting after every failure; with Sentinel, asks it for the current
+    /// primary before every attempt, and re-attaches as soon as the upstream is switched (a failover).
+    pub async fn follow(self) {
+        let ReplicaLink {
+            upstream,
+            sentinels,
+            backlog,
+            metrics,
+            listening_port,
+            timeout: link_timeout,
+        } = self;
+        let mut attempt = Attempt::default();
+        let mut switched = upstream.subscribe();
+        let mut backoff = Backoff::new(match sentinels {
+            Some(_) => SENTINEL_BACKOFF_MAX,
+            None => BACKOFF_MAX,
+        });
+        loop {
+            let err = match &sentinels {
+                Some(sentinels) => match sentinels.primary().await {
+                    Ok((host, port)) => {
+                        upstream.switch_to(&host, port);
+                        None
+                    }
+                    Err(err) => Some(LinkError::Sentinel(err)),
+                },
+                None => None,
+            };
+            let target = switched.borrow_and_update().clone();
+            let err = match (err, target) {
+                (Some(err), _) => err,
+                (None, None) => LinkError::Unnamed,
+                (None, Some(target)) => tokio::select! {
                     Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut attempt) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
-                }
+                },
+            };
+            let healthy = attempt
+                .streaming_since
+                .take()
+                .is_some_and(|since| since.elapsed() >= HEALTHY_AFTER);
+            if healthy || matches!(err, LinkError::Switched(_)) {
+                backoff.reset();
             }
-        };
-        let healthy = attempt
-            .streaming_since
-            .take()
-            .is_some_and(|since| since.elapsed() >= HEALTHY_AFTER);
-        if healthy || matches!(err, LinkError::Switched(_)) {
-            backoff.reset();
-        }
-        backlog.set_offline();
-        Metrics::add(&metrics.link_errors, 1);
-        let delay = backoff.after_failure();
-        Metrics::set(&metrics.link_failures_in_a_row, backoff.failures);
-        Metrics::set(&metrics.link_retry_delay_ms, delay.as_millis() as u64);
-        let redis = upstream.current().addr();
-        match &err {
-            LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
-            LinkError::Stream(_) => {
-                // The same bytes would come again from the same offset; a full resync skips them (what they did is
-                // in its snapshot), once, and whatever follows them is read afresh.
-                Metrics::add(&metrics.link_stream_errors, 1);
-                attempt.full_resync = true;
-                tracing::error!(%redis, retry_in = ?delay,
+            backlog.set_offline();
+            Metrics::add(&metrics.link_errors, 1);
+            let delay = backoff.after_failure();
+            Metrics::set(&metrics.link_failures_in_a_row, backoff.failures);
+            Metrics::set(&metrics.link_retry_delay_ms, delay.as_millis() as u64);
+            let redis = upstream.addr();
+            match &err {
+                LinkError::Sentinel(_) => tracing::error!(retry_in = ?delay, "replica link: {err}"),
+                LinkError::Stream(_) => {
+                    // The same bytes would come again from the same offset; a full resync skips them (what they did is
+                    // in its snapshot), once, and whatever follows them is read afresh.
+                    Metrics::add(&metrics.link_stream_errors, 1);
+                    attempt.full_resync = true;
+                    tracing::error!(%redis, retry_in = ?delay,
                     "replica link: {err}; the stream cannot be followed past this point, so the next attempt asks \
                      for a full resync, which skips it");
+                }
+                _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
             }
-            _ => tracing::warn!(%redis, retry_in = ?delay, "replica link: {err}"),
-        }
-        // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = next_switch(&mut switched) => backoff.reset(),
+            // A switch while waiting (Sentinel announced the new primary) cuts the wait short.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = next_switch(&mut switched) => backoff.reset(),
+            }
         }
     }
 }
 
 /// The next address the upstream switches to.
-async fn next_switch(switched: &mut tokio::sync::watch::Receiver<RedisTarget>) -> String {
+async fn next_switch(switched: &mut tokio::sync::watch::Receiver<Option<RedisTarget>>) -> String {
     if switched.changed().await.is_err() {
         // The upstream is never dropped while the link runs; if it were, no switch would ever come.
         std::future::pending::<()>().await;
     }
-    switched.borrow().addr()
-}
-
-/// Between half and all of `delay`, so relays restarted together do not reconnect in lockstep.
-pub(crate) fn jitter(delay: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    delay.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+    switched
+        .borrow()
+        .as_ref()
+        .map_or_else(|| "(none)".into(), RedisTarget::addr)
 }
 
 async fn follow_once(
     target: &RedisTarget,
     backlog: &Backlog,
-    metrics: &Metrics,
+    metrics: &LinkMetrics,
     listening_port: u16,
     link_timeout: Duration,
     attempt: &mut Attempt,
@@ -498,7 +371,7 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
 async fn stream_commands(
     io: &mut LinkIo,
     backlog: &Backlog,
-    metrics: &Metrics,
+    metrics: &LinkMetrics,
     position: &mut Position,
     mut reader: StreamReader,
     full_sync: bool,
@@ -550,7 +423,7 @@ async fn stream_commands(
 
 /// Does what the stream reader says: appends to the backlog, counts and logs what was withheld, and collects the
 /// offsets that `REPLCONF GETACK`s ask for.
-fn apply(output: Output, backlog: &Backlog, metrics: &Metrics, getacks: &mut Vec<u64>) {
+fn apply(output: Output, backlog: &Backlog, metrics: &LinkMetrics, getacks: &mut Vec<u64>) {
     match output {
         Output::Batch { start, raw, index } => backlog.append(start, &raw, index),
         Output::Unheld {
@@ -628,38 +501,5 @@ mod tests {
             explain(refused("ERR something")),
             LinkError::Refused { .. }
         ));
-    }
-
-    #[test]
-    fn urls_give_host_port_and_credentials() {
-        let t = RedisTarget::from_url("redis://ana:s3cret@127.0.0.1:7000", TlsSettings::default())
-            .unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 7000));
-        assert_eq!(
-            (t.username.as_deref(), t.password.as_deref()),
-            (Some("ana"), Some("s3cret"))
-        );
-        assert!(t.tls.is_none());
-        assert!(
-            RedisTarget::from_url("rediss://h:7000", TlsSettings::default())
-                .unwrap()
-                .tls
-                .is_some()
-        );
-        assert!(RedisTarget::from_url("not a url", TlsSettings::default()).is_err());
-    }
-
-    #[test]
-    fn another_address_keeps_the_credentials() {
-        let t = RedisTarget::from_url("rediss://ana:s3cret@placeholder/2", TlsSettings::default())
-            .unwrap()
-            .at("10.0.0.7", 6380);
-        assert_eq!(t.addr(), "10.0.0.7:6380");
-        assert_eq!(t.info.addr().to_string(), "10.0.0.7:6380");
-        assert!(t.tls.is_some());
-        assert!(matches!(t.info.addr(), ConnectionAddr::TcpTls { .. }));
-        assert_eq!(t.info.redis_settings().db(), 2);
-        assert_eq!(t.password.as_deref(), Some("s3cret"));
-        assert_eq!(t.info.redis_settings().password(), Some("s3cret"));
     }
 }

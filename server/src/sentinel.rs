@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 use thiserror::Error;
 
-use crate::replica_link::jitter;
+use crate::backoff::jitter;
 use crate::upstream::Upstream;
 
 /// Sentinel's default port, for addresses given without one.

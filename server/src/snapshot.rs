@@ -113,20 +113,12 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    pub fn new(upstream: Arc<Upstream>) -> anyhow::Result<Self> {
-        Ok(Snapshotter {
-            upstream,
-            permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
-            shard: None,
-        })
-    }
-
-    /// The snapshotter of one cluster shard: it reads only the keys `owns` says are the shard's.
-    pub fn for_shard(upstream: Arc<Upstream>, owns: KeyFilter) -> Self {
+    /// Reads from the node `upstream` follows now; in a cluster shard, only the keys `owns` says are the shard's.
+    pub fn new(upstream: Arc<Upstream>, owns: Option<KeyFilter>) -> Self {
         Snapshotter {
             upstream,
             permits: Semaphore::new(CONCURRENT_SNAPSHOTS),
-            shard: Some(owns),
+            shard: owns,
         }
     }
 
@@ -204,11 +196,11 @@ impl Snapshotter {
         let mut by_slot = false;
         loop {
             if by_slot {
-                keys.sort_by_key(|k| crate::cluster::slot(k));
-                let slot = keys.first().map(|k| crate::cluster::slot(k));
+                keys.sort_by_key(|k| crate::hash_slot::slot(k));
+                let slot = keys.first().map(|k| crate::hash_slot::slot(k));
                 part = part.min(
                     keys.iter()
-                        .take_while(|k| Some(crate::cluster::slot(k)) == slot)
+                        .take_while(|k| Some(crate::hash_slot::slot(k)) == slot)
                         .count()
                         .max(1),
                 );
@@ -267,7 +259,7 @@ impl Snapshotter {
             Keys::Given(keys) => keys.clone(),
             Keys::InSlots(sub, allow, slots, given) => {
                 let mut keys = list_keys(conn, sub, allow).await?;
-                keys.retain(|k| slots.contains(&crate::cluster::slot(k)));
+                keys.retain(|k| slots.contains(&crate::hash_slot::slot(k)));
                 keys.extend(given.iter().cloned());
                 keys.sort_unstable();
                 keys.dedup();

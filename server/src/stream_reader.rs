@@ -21,7 +21,8 @@ use replicast_wasm::resp::{
     MAX_ARGS, REDIS_MAX_ARGS,
 };
 
-use crate::command_table::{CommandTable, StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEY_LEN};
+use crate::command_table::streamed::{StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEY_LEN};
+use crate::command_table::CommandTable;
 use crate::frames::{FrameIndex, Indexer, Kind};
 
 /// Largest command the relay holds and forwards to browsers; larger ones are withheld, their keys made stale.
@@ -480,7 +481,7 @@ fn large_or_error(err: RespError) -> Result<bool, RespError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command_table::MAX_STREAMED_KEYS;
+    use crate::command_table::streamed::MAX_STREAMED_KEYS;
     use redis::Value;
 
     /// A table in Redis 6's shape (first key, last key, step), which is all these commands need.

@@ -6,8 +6,8 @@
 
 use bytes::Buf;
 
+use crate::link_error::LinkError;
 use crate::link_io::LinkIo;
-use crate::replica_link::LinkError;
 
 /// Length of the diskless end mark (Redis's `RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;

@@ -269,11 +269,22 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
         "{:?} lacks {epoch}",
         browser.assembler.positions()
     );
-    let metrics = http_get(&ws, "/metrics").await.1;
-    assert!(
-        metrics.contains(&format!("node=\"127.0.0.1:{promoted}\"")),
-        "{metrics}"
-    );
+    // The link moves to the promoted node at the relay's next read of the topology (every second). The stream may
+    // reach the browser sooner, through the old primary: a replica of the promoted node now, it continues the
+    // stream under the new replication ID, and the relay's link to it follows.
+    let node = format!("node=\"127.0.0.1:{promoted}\"");
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let metrics = http_get(&ws, "/metrics").await.1;
+        if metrics.contains(&node) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never followed {promoted}: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A browser that comes back resumes every shard where it was: no snapshot.
     write(&cluster, &keys, 40, 45).await;

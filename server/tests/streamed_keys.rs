@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use command_grammar::{catalog, Names, Seeded, COMMAND_REPLY};
 use proptest::prelude::*;
-use replicast_server::command_table::{
-    CommandKeys, CommandTable, StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEYS,
+use replicast_server::command_table::streamed::{
+    StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEYS,
 };
+use replicast_server::command_table::{CommandKeys, CommandTable};
 
 fn table() -> Arc<CommandTable> {
     let reply = redis::parse_redis_value(COMMAND_REPLY).expect("the recorded COMMAND");

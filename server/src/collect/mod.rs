@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::replica_link::RedisTarget;
+use crate::upstream::{NodeSettings, RedisTarget};
 use local::LocalHost;
 use sample::Sample;
 use simulate::SimHost;
@@ -105,6 +105,16 @@ pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
     collect(args, crate::shutdown_signal()).await
 }
 
+/// Runs the demo collector ([`CollectArgs::demo`]) in the background, until aborted.
+pub fn spawn_demo(redis_url: String, hosts: usize) -> tokio::task::JoinHandle<()> {
+    let collector = CollectArgs::demo(redis_url, hosts);
+    tokio::spawn(async move {
+        if let Err(err) = collect(collector, std::future::pending()).await {
+            tracing::error!("demo collector stopped: {err:#}");
+        }
+    })
+}
+
 /// Samples and writes every host each interval until `shutdown` completes (or once, with `--once`).
 pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -125,7 +135,7 @@ pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> a
                 .iter()
                 .map(|node| crate::cluster::parse_node(node))
                 .collect::<anyhow::Result<_>>()?,
-            template,
+            settings: NodeSettings::from(template),
         },
     };
     let mut hosts = Hosts {

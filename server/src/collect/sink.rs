@@ -19,7 +19,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::Notify;
 
-use crate::replica_link::{jitter, RedisTarget};
+use crate::backoff::jitter;
+use crate::upstream::{NodeSettings, RedisTarget};
 
 /// Backoff between connection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -96,7 +97,7 @@ pub enum Destination {
     /// Nodes to ask for the slot map (any of the cluster's), and the credentials and TLS settings of every node.
     Cluster {
         seeds: Vec<(String, u16)>,
-        template: RedisTarget,
+        settings: NodeSettings,
     },
 }
 
@@ -136,7 +137,7 @@ impl Connections {
         }
         let target = match &self.destination {
             Destination::Single(target) => target.clone(),
-            Destination::Cluster { template, .. } => {
+            Destination::Cluster { settings, .. } => {
                 let (host, port) = node
                     .rsplit_once(':')
                     .and_then(|(h, p)| Some((h, p.parse().ok()?)))
@@ -145,7 +146,7 @@ impl Connections {
                             "not host:port: {node}"
                         )))
                     })?;
-                template.at(host, port)
+                settings.at(host, port)
             }
         };
         let conn = connect(&target).await?;
@@ -155,13 +156,13 @@ impl Connections {
 
     /// Reads the cluster's slot map.
     async fn read_owners(&mut self) -> redis::RedisResult<()> {
-        let Destination::Cluster { seeds, template } = &self.destination else {
+        let Destination::Cluster { seeds, settings } = &self.destination else {
             return Ok(());
         };
-        let shards = crate::cluster::discover(seeds, template)
+        let shards = crate::cluster::discover(seeds, settings)
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let mut owners = vec![None; crate::cluster::SLOTS];
+        let mut owners = vec![None; crate::hash_slot::SLOTS];
         for shard in &shards {
             let Some(primary) = shard.nodes.iter().find(|n| n.primary) else {
                 continue;
@@ -194,7 +195,7 @@ impl Connections {
             let owners = self.owners.clone().unwrap_or_default();
             let mut by_node: HashMap<String, Vec<Entry>> = HashMap::new();
             for entry in pending.drain(..) {
-                match owners.get(usize::from(crate::cluster::slot(entry.key.as_bytes()))) {
+                match owners.get(usize::from(crate::hash_slot::slot(entry.key.as_bytes()))) {
                     Some(Some(node)) => by_node.entry(node.clone()).or_default().push(entry),
                     _ => {
                         tracing::warn!(key = %entry.key, "collector: no cluster node serves this key's slot");

@@ -27,10 +27,10 @@ const NODE_TIMEOUT_MS: &str = "2000";
 /// Redis Cluster's number of hash slots.
 pub const SLOTS: u16 = 16384;
 
-/// The hash slot of `key`: the relay's own (`replicast_server::cluster::slot`), which
+/// The hash slot of `key`: the relay's own (`replicast_server::hash_slot::slot`), which
 /// `cluster_support.rs` checks against `CLUSTER KEYSLOT`.
 pub fn key_slot(key: &[u8]) -> u16 {
-    replicast_server::cluster::slot(key)
+    replicast_server::hash_slot::slot(key)
 }
 
 /// One node: its port, its folder (kept across a kill so that a restart finds its `nodes.conf`), its process

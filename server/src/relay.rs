@@ -1,0 +1,108 @@
+//! What every route and session of the relay shares: the topology it follows (one Redis, or a cluster's shards),
+//! its counters, what may leave it (`--allow`), who may open a session, what browsers may write, and the signal
+//! that it is shutting down; and how the relay starts following what its flags name ([`Source`]).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::access::{Access, Peers};
+use crate::cluster::{Cluster, Follow};
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::sentinel::Sentinels;
+use crate::shard::{LinkSettings, Shard};
+use crate::subscription::Allow;
+use crate::topology::Topology;
+use crate::upstream::{NodeSettings, RedisTarget, Upstream};
+
+#[derive(Clone)]
+pub struct Relay {
+    /// The shards followed, each with its backlog and snapshots.
+    pub topology: Arc<Topology>,
+    pub metrics: Arc<Metrics>,
+    /// Becomes `true` when the relay shuts down.
+    pub shutdown: Arc<watch::Sender<bool>>,
+    /// Keys that may leave the relay (`--allow`).
+    pub allow: Arc<Allow>,
+    pub access: Arc<Access>,
+    /// Sessions open per peer address.
+    pub peers: Arc<Peers>,
+    /// What browsers may append to Redis (`--writable`), and the writer that does.
+    pub events: Arc<Events>,
+}
+
+/// What the relay follows, as its flags name it.
+pub enum Source {
+    /// One Redis at a fixed address (`--redis-url`, or the embedded one).
+    Redis(RedisTarget),
+    /// The primary Sentinel names, each node reached with `settings`.
+    Sentinel {
+        sentinels: Arc<Sentinels>,
+        settings: NodeSettings,
+    },
+    /// A Redis Cluster, read from any of `seeds`, each node reached with `settings`.
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        settings: NodeSettings,
+        follow: Follow,
+    },
+}
+
+impl Source {
+    /// Starts following: one shard, or in a cluster the topology reader, which follows a shard per primary.
+    pub fn follow(self, link: LinkSettings) -> Following {
+        match self {
+            Source::Redis(target) => {
+                let shard = Shard::follow(0, Upstream::at(target), None, None, &link);
+                Following {
+                    topology: Arc::new(Topology::of_one(shard)),
+                    reader: None,
+                }
+            }
+            Source::Sentinel {
+                sentinels,
+                settings,
+            } => {
+                tracing::info!(sentinels = ?sentinels.addrs, master = %sentinels.master_name,
+                    "following the primary Sentinel names");
+                let upstream = Upstream::unnamed(settings);
+                let shard = Shard::follow(0, upstream, Some(sentinels), None, &link);
+                Following {
+                    topology: Arc::new(Topology::of_one(shard)),
+                    reader: None,
+                }
+            }
+            Source::Cluster {
+                seeds,
+                settings,
+                follow,
+            } => {
+                tracing::info!(nodes = ?seeds, ?follow, "following a Redis Cluster");
+                let topology = Arc::new(Topology::of_cluster());
+                let cluster = Cluster::new(seeds, settings, follow, link, topology.clone());
+                Following {
+                    topology,
+                    reader: Some(tokio::spawn(cluster.run())),
+                }
+            }
+        }
+    }
+}
+
+/// The streams the relay follows, and in a cluster the task that keeps reading its topology.
+pub struct Following {
+    pub topology: Arc<Topology>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Following {
+    /// Stops every link (and the cluster's topology reader): the relay is going away.
+    pub fn stop(self) {
+        if let Some(reader) = self.reader {
+            reader.abort();
+        }
+        self.topology.stop();
+    }
+}

@@ -1,0 +1,154 @@
+//! How a session starts on one shard's stream: it resumes inside the backlog where the browser left off, if it
+//! asks to and can, or it takes an exact snapshot and waits for the link to reach the snapshot's offset.
+
+use tokio::sync::watch;
+use tokio::time::{Duration, Instant};
+
+use replicast_wasm::wire;
+
+use crate::backlog::{Backlog, Stream as BacklogStream};
+use crate::metrics::Metrics;
+use crate::relay::Relay;
+use crate::shard::Shard;
+use crate::subscription::Subscription;
+
+use super::socket::{Close, CLOSE_INTERNAL, CLOSE_TRY_AGAIN};
+
+/// How long the link may take to reach a snapshot's offset before the snapshot is taken again.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a browser asks to resume: the epoch and offset its windows are at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// Where a session starts: its offset, and the snapshot message to send first when it did not resume.
+pub(crate) struct Start {
+    pub offset: u64,
+    /// The epoch the browser resumed from, when the stream continues it under a new one; else empty.
+    pub previous: String,
+    pub snapshot: Option<Vec<u8>>,
+    /// Keys too many for the first snapshot part: they follow as top-ups.
+    pub rest: Vec<Vec<u8>>,
+}
+
+/// Resumes inside the backlog if asked and possible, else takes a snapshot and waits for the link to reach it.
+/// `Ok(None)`: the relay is going away.
+/// `resume` may name several streams (a cluster's shards): the one this backlog holds is used.
+pub(crate) async fn join(
+    relay: &Relay,
+    shard: &Shard,
+    sub: &Subscription,
+    resume: &[Resume],
+    changed: &mut watch::Receiver<u64>,
+) -> Result<Option<(BacklogStream, Start)>, Close> {
+    let backlog = &shard.backlog;
+    // Wait for the link's first sync.
+    let mut waited = false;
+    let joined = loop {
+        changed.borrow_and_update();
+        let resumed = resume.iter().find_map(|r| {
+            backlog
+                .join(Some((&r.epoch, r.offset)))
+                .filter(|(_, _, resumed)| *resumed)
+                .map(|joined| (joined, r.epoch.clone()))
+        });
+        if let Some(joined) = resumed {
+            break Some(joined);
+        }
+        if let Some(ahead) = resume.iter().find(|r| backlog.is_ahead(&r.epoch, r.offset)) {
+            // The browser comes from a relay whose node was a moment ahead of ours: wait for the link to get
+            // there rather than snapshot (once; a link that does not catch up in time means a snapshot).
+            if !waited {
+                waited = true;
+                caught_up(backlog, changed, &ahead.epoch, ahead.offset).await;
+                continue;
+            }
+        }
+        if backlog.join(None).is_some() {
+            break None;
+        }
+        if changed.changed().await.is_err() {
+            return Ok(None);
+        }
+    };
+    if let Some(((stream, at, _), epoch)) = joined {
+        Metrics::add(&relay.metrics.resumes, 1);
+        let previous = if epoch == stream.epoch {
+            String::new()
+        } else {
+            epoch
+        };
+        return Ok(Some((
+            stream,
+            Start {
+                offset: at,
+                previous,
+                snapshot: None,
+                rest: Vec::new(),
+            },
+        )));
+    }
+    for _ in 0..3 {
+        let snapshot = shard
+            .snapshots
+            .take(sub, &relay.allow)
+            .await
+            .map_err(|e| Close(CLOSE_INTERNAL, e.to_string()))?;
+        Metrics::add(&relay.metrics.snapshots, 1);
+        tracing::debug!(
+            keys = snapshot.keys,
+            bytes = snapshot.commands.len(),
+            offset = snapshot.offset,
+            "snapshot read"
+        );
+        if caught_up(backlog, changed, &snapshot.epoch, snapshot.offset).await {
+            if let Some((stream, _, true)) = backlog.join(Some((&snapshot.epoch, snapshot.offset)))
+            {
+                let message = wire::encode_snapshot(snapshot.offset, &snapshot.commands);
+                return Ok(Some((
+                    stream,
+                    Start {
+                        offset: snapshot.offset,
+                        previous: String::new(),
+                        snapshot: Some(message),
+                        rest: snapshot.rest,
+                    },
+                )));
+            }
+        }
+        // The link restarted, lags far behind, or moved past the snapshot already: take another.
+    }
+    Err(Close(
+        CLOSE_TRY_AGAIN,
+        "could not align a snapshot with the stream; try again".into(),
+    ))
+}
+
+/// Waits until the backlog holds `epoch` up to at least `offset`; `false` on timeout or another epoch.
+async fn caught_up(
+    backlog: &Backlog,
+    changed: &mut watch::Receiver<u64>,
+    epoch: &str,
+    offset: u64,
+) -> bool {
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    loop {
+        changed.borrow_and_update();
+        match backlog.position() {
+            Some((stream, end)) if stream.epoch == epoch && end >= offset => return true,
+            Some((stream, end)) if stream.epoch != epoch && end > 0 && backlog.is_live() => {
+                tracing::debug!(snapshot_epoch = epoch, link_epoch = %stream.epoch, "snapshot from another epoch");
+            }
+            _ => {}
+        }
+        if tokio::time::timeout_at(deadline, changed.changed())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+}

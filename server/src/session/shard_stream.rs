@@ -1,0 +1,392 @@
+//! One session's stream of one shard: after the join, the frames of the shard's backlog that concern the session,
+//! from its own cursor on, with the top-ups it asked for placed exactly where they were read, the stale messages of
+//! the keys the relay could not follow, a hello when a failover renamed the stream, and a new join when the link
+//! had to resync in full.
+//!
+//! A top-up read at offset `X` is delivered exactly there: the frames before `X`, then the snapshot, then the
+//! frames from `X` on, so the browser's windows stay equal to Redis at every offset.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use bytes::Bytes;
+use futures_util::Sink;
+use replicast_wasm::wire;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::backlog::{Batch, Read, Stream as BacklogStream};
+use crate::metrics::Metrics;
+use crate::relay::Relay;
+use crate::shard::Shard;
+use crate::subscription::{Allow, Delivery, Stale, Subscription};
+
+use super::join::{join, Resume, Start};
+use super::socket::{send, Close, CLOSE_TRY_AGAIN};
+use super::topups::{ReadyTopup, Topups};
+
+/// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
+const READ_BUDGET: usize = 1024 * 1024;
+/// With nothing for it in the stream, a session still learns how far the stream went this often, so a later
+/// resume starts from a recent offset.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Requests a browser may have queued for a shard's stream before the relay stops reading it.
+pub(crate) const REQUEST_QUEUE: usize = 16;
+
+/// What the browser's side of a session hands a shard's stream.
+pub(crate) enum Inbound {
+    /// Keys to top up.
+    Topup(Vec<Vec<u8>>),
+    /// The ack of an event, encoded, to send as it is.
+    Ack(Vec<u8>),
+    /// Slots that moved to this shard of a cluster: top up the watched keys in them.
+    Slots(BTreeSet<u16>),
+}
+
+/// A commands message being built: begun by the first segment pushed into it.
+#[derive(Default)]
+struct Commands(Vec<u8>);
+
+impl Commands {
+    /// Adds the run of frames `bytes` that starts at offset `start` (none: "the stream reached `start`").
+    fn push(&mut self, start: u64, bytes: &[u8]) {
+        if self.0.is_empty() {
+            self.0 = wire::begin_commands();
+        }
+        wire::push_segment(&mut self.0, start, bytes);
+    }
+
+    /// The message built so far, if anything was pushed; the next push begins another.
+    fn take(&mut self) -> Option<Bytes> {
+        (!self.0.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.0)))
+    }
+}
+
+pub(crate) struct ShardStream<'a, W> {
+    sink: W,
+    relay: &'a Relay,
+    shard: &'a Shard,
+    sub: &'a Subscription,
+    requests: mpsc::Receiver<Inbound>,
+    /// The stream followed: its epoch changes with a failover, its generation with a full resync.
+    current: BacklogStream,
+    /// The offset up to which the session has been sent the stream.
+    cursor: u64,
+    topups: Topups,
+    /// Wakes when the backlog grows.
+    changed: watch::Receiver<u64>,
+    /// The backlog's count of renames when last looked at.
+    renames: u64,
+    last_sent: Instant,
+}
+
+impl<'a, W: Sink<Message> + Unpin> ShardStream<'a, W> {
+    /// Joins the shard's stream (resuming at one of `resume` if it can) and streams it until the browser or the
+    /// relay goes; returns how the session should close. With `notices`, the browser is told once which of its
+    /// keys `--allow` never lets leave (a session over several shards sends it from one).
+    pub async fn run(
+        sink: W,
+        relay: &'a Relay,
+        shard: &'a Shard,
+        sub: &'a Subscription,
+        resume: &[Resume],
+        requests: mpsc::Receiver<Inbound>,
+        notices: bool,
+    ) -> Result<(), Close> {
+        let mut changed = shard.backlog.changed();
+        // Read before the join, so that a failover after it is noticed.
+        let renames = shard.backlog.renames();
+        let Some((current, start)) = join(relay, shard, sub, resume, &mut changed).await? else {
+            return Ok(());
+        };
+        let mut stream = ShardStream {
+            sink,
+            relay,
+            shard,
+            sub,
+            requests,
+            current,
+            cursor: start.offset,
+            topups: Topups::default(),
+            changed,
+            renames,
+            last_sent: Instant::now(),
+        };
+        stream.greet(start, notices).await?;
+        stream.follow().await
+    }
+
+    /// The hello of a join (continuing the epoch the browser resumed from, if the stream was renamed since), its
+    /// snapshot if it did not resume, and the notice of keys never sent.
+    async fn greet(&mut self, mut start: Start, notices: bool) -> Result<(), Close> {
+        let hello =
+            wire::encode_hello_continuing(&self.current.epoch, &start.previous, start.offset);
+        self.send(hello).await?;
+        if let Some(snapshot) = start.snapshot.take() {
+            self.send(snapshot).await?;
+        }
+        if notices {
+            if let Some(text) = disallowed_notice(self.sub, &self.relay.allow) {
+                self.send(wire::encode_notice(&text)).await?;
+            }
+        }
+        self.topups = Topups::with_keys(start.rest);
+        Ok(())
+    }
+
+    /// Streams from the cursor on until the browser or the relay goes.
+    async fn follow(&mut self) -> Result<(), Close> {
+        loop {
+            while let Ok(inbound) = self.requests.try_recv() {
+                self.answer(inbound).await?;
+            }
+            if let Some(text) = self
+                .topups
+                .read(
+                    self.relay,
+                    self.shard,
+                    self.sub,
+                    &self.current.epoch,
+                    self.cursor,
+                )
+                .await
+            {
+                self.send(wire::encode_notice(&text)).await?;
+            }
+            // A top-up read at the cursor itself (the stream was idle) goes out at once.
+            let cursor = self.cursor;
+            if let Some(ready) = self.topups.take_ready_if(|at| at == cursor) {
+                self.place_topup(&mut Commands::default(), ready).await?;
+                self.last_sent = Instant::now();
+            }
+            // Mark the version seen *before* reading, so an append between the read and the wait still wakes us.
+            self.changed.borrow_and_update();
+            match self
+                .shard
+                .backlog
+                .read(&self.current, self.cursor, READ_BUDGET)
+            {
+                Read::Batches(batches) => self.forward(&batches).await?,
+                Read::Wait => {
+                    tokio::select! {
+                        moved = self.changed.changed() => if moved.is_err() {
+                            return Ok(());
+                        },
+                        inbound = self.requests.recv() => match inbound {
+                            Some(inbound) => self.answer(inbound).await?,
+                            None => return Ok(()),
+                        },
+                    }
+                }
+                Read::Restarted { stream, .. } => {
+                    tracing::debug!(epoch = %stream.epoch, "session rejoins after a full resync of the link");
+                    if !self.rejoin().await? {
+                        return Ok(());
+                    }
+                }
+                Read::Behind { start } => return Err(self.resync(start).await),
+            }
+        }
+    }
+
+    /// Does what the browser's side handed over: takes a top-up's keys or slots, or sends an event's ack.
+    async fn answer(&mut self, inbound: Inbound) -> Result<(), Close> {
+        match inbound {
+            Inbound::Topup(keys) => match self.topups.ask(self.relay, self.sub, keys) {
+                Some(text) => self.send(wire::encode_notice(&text)).await,
+                None => Ok(()),
+            },
+            Inbound::Ack(ack) => self.send(ack).await,
+            Inbound::Slots(slots) => {
+                self.topups.gain_slots(slots);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends what of `batches` concerns the session, in one commands message (cut where a top-up or a stale
+    /// message goes between its runs), and the hello of a failover that renamed the stream.
+    async fn forward(&mut self, batches: &[Batch]) -> Result<(), Close> {
+        let mut message = Commands::default();
+        let sub = self.sub;
+        for batch in batches {
+            for delivery in sub.select(batch, self.cursor, &self.relay.allow) {
+                match delivery {
+                    Delivery::Commands { start, bytes } => {
+                        self.forward_run(&mut message, start, bytes).await?
+                    }
+                    Delivery::Stale { at, keys } => {
+                        self.deliver_stale(&mut message, at, &keys).await?
+                    }
+                }
+            }
+            self.cursor = batch.end;
+            // The top-up's place was in this batch but between the runs this session receives.
+            let cursor = self.cursor;
+            if let Some(ready) = self.topups.take_ready_if(|at| at <= cursor) {
+                self.place_topup(&mut message, ready).await?;
+            }
+        }
+        let renamed = self.renamed();
+        let progress_due = self.last_sent.elapsed() >= PROGRESS_INTERVAL;
+        if message.0.is_empty() && !progress_due && renamed.is_none() {
+            return Ok(());
+        }
+        // An empty segment at the cursor: "the stream reached here", for resuming later.
+        message.push(self.cursor, &[]);
+        if let Some(message) = message.take() {
+            self.send(message).await?;
+        }
+        self.last_sent = Instant::now();
+        if let Some(renamed) = renamed {
+            self.announce_rename(renamed).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a run of frames to `message`; a top-up whose place is in or before the run goes there: the frames
+    /// before it, the snapshot, then the rest.
+    async fn forward_run(
+        &mut self,
+        message: &mut Commands,
+        start: u64,
+        bytes: Bytes,
+    ) -> Result<(), Close> {
+        let end = start + bytes.len() as u64;
+        // `at` is a command boundary (an offset Redis reported after EXEC).
+        let Some(ready) = self.topups.take_ready_if(|at| end > at) else {
+            message.push(start, &bytes);
+            return Ok(());
+        };
+        let at = ready.at;
+        let split = at.saturating_sub(start) as usize;
+        if split > 0 {
+            message.push(start, &bytes[..split]);
+        }
+        self.place_topup(message, ready).await?;
+        let rest = bytes.slice(split.min(bytes.len())..);
+        if !rest.is_empty() {
+            message.push(start.max(at), &rest);
+        }
+        Ok(())
+    }
+
+    /// Tells the browser that `keys` are stale from `at` on (a command the relay could not follow wrote them),
+    /// after the frames before it; a top-up read before `at` goes first, as it is the state before the command.
+    async fn deliver_stale(
+        &mut self,
+        message: &mut Commands,
+        at: u64,
+        keys: &Stale,
+    ) -> Result<(), Close> {
+        if let Some(ready) = self.topups.take_ready_if(|ready| ready < at) {
+            self.place_topup(message, ready).await?;
+        }
+        if let Some(before) = message.take() {
+            self.send(before).await?;
+        }
+        self.send(Delivery::encode_stale(at, keys)).await
+    }
+
+    /// Sends `message` up to the top-up's offset, then its snapshot: the state of its keys there.
+    async fn place_topup(
+        &mut self,
+        message: &mut Commands,
+        ready: ReadyTopup,
+    ) -> Result<(), Close> {
+        message.push(ready.at, &[]);
+        if let Some(before) = message.take() {
+            self.send(before).await?;
+        }
+        self.send(ready.snapshot).await
+    }
+
+    /// The stream's new name, if a failover renamed it since last looked. One atomic load per read; the ring is
+    /// looked at only after a rename.
+    fn renamed(&mut self) -> Option<BacklogStream> {
+        let backlog = &self.shard.backlog;
+        let now = backlog.renames();
+        if now == self.renames {
+            return None;
+        }
+        self.renames = now;
+        let current = &self.current;
+        backlog
+            .position()
+            .map(|(stream, _)| stream)
+            .filter(|s| s.generation == current.generation && s.epoch != current.epoch)
+    }
+
+    /// A failover: the stream goes on under a new replication ID. The browser is told, at the cursor, so that it
+    /// resumes with the new ID later; its windows stay.
+    async fn announce_rename(&mut self, renamed: BacklogStream) -> Result<(), Close> {
+        let hello = wire::encode_hello_continuing(&renamed.epoch, &self.current.epoch, self.cursor);
+        self.send(hello).await?;
+        self.current = renamed;
+        Ok(())
+    }
+
+    /// A full resync of the link: what the browser holds may be stale, so the session joins again, with a
+    /// snapshot. `false`: the relay is going away.
+    async fn rejoin(&mut self) -> Result<bool, Close> {
+        let Some((current, mut start)) =
+            join(self.relay, self.shard, self.sub, &[], &mut self.changed).await?
+        else {
+            return Ok(false);
+        };
+        self.current = current;
+        // The rejoin's snapshot holds every key afresh (in parts: its rest follows as top-ups).
+        self.topups = Topups::with_keys(std::mem::take(&mut start.rest));
+        self.send(wire::encode_hello(&self.current.epoch, start.offset))
+            .await?;
+        if let Some(snapshot) = start.snapshot.take() {
+            self.send(snapshot).await?;
+        }
+        self.cursor = start.offset;
+        Ok(true)
+    }
+
+    /// The session fell out of the backlog: it is told to resync, and closed.
+    async fn resync(&mut self, start: u64) -> Close {
+        Metrics::add(&self.relay.metrics.resyncs, 1);
+        let reason = format!(
+            "fell behind the relay's backlog (at offset {}, it starts at {start})",
+            self.cursor
+        );
+        tracing::info!("session {reason}; asking it to resync");
+        match self.send(wire::encode_resync(&reason)).await {
+            Ok(()) => Close(CLOSE_TRY_AGAIN, "resync".into()),
+            Err(close) => close,
+        }
+    }
+
+    async fn send(&mut self, message: impl Into<Bytes>) -> Result<(), Close> {
+        send(&mut self.sink, &self.relay.metrics, message.into()).await
+    }
+}
+
+/// What to tell a browser that subscribed to keys `--allow` never lets leave: its exact keys, and its patterns
+/// without a wildcard (the page's `?keys=` are patterns), that are not allowed. Such a key's frames and snapshot are
+/// withheld like any other's; the notice only says why they never come, and names nothing the browser did not send.
+fn disallowed_notice(sub: &Subscription, allow: &Allow) -> Option<String> {
+    let literal = |p: &&[u8]| !p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let mut refused: Vec<String> = sub
+        .keys
+        .iter()
+        .map(Vec::as_slice)
+        .chain(sub.patterns.iter().map(|p| p.as_bytes()).filter(literal))
+        .filter(|k| !allow.allows(k))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    refused.sort();
+    refused.dedup();
+    Some(format!(
+        "never sent: the relay's --allow does not let these keys leave: {}",
+        refused.join(", ")
+    ))
+}

@@ -1,0 +1,127 @@
+//! One replication stream the relay follows: a single Redis, the primary Sentinel names, or one shard of a Redis
+//! Cluster, each the same thing here. A shard has the node it follows now ([`Upstream`]), a replica link
+//! streaming into its [`Backlog`], a [`Snapshotter`] reading that same node, its link's counters, and the tasks
+//! that keep them going. A session follows each shard of the topology with one `ShardStream`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backlog::Backlog;
+use crate::metrics::{LinkMetrics, ShardLink};
+use crate::replica_link::ReplicaLink;
+use crate::sentinel::{self, Sentinels};
+use crate::snapshot::{KeyFilter, Snapshotter};
+use crate::upstream::Upstream;
+
+/// What every replica link of the relay is started with.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// The port the link announces to Redis (`REPLCONF listening-port`): the relay's HTTP port.
+    pub listening_port: u16,
+    /// How long Redis may stay silent before the link is dropped and re-attached (`--link-timeout`).
+    pub timeout: Duration,
+    /// Capacity of each backlog (`--backlog-bytes`).
+    pub backlog_bytes: usize,
+}
+
+pub struct Shard {
+    /// The relay's number for this shard, unique for its run (a single Redis is shard 0).
+    pub number: u32,
+    pub upstream: Arc<Upstream>,
+    pub backlog: Arc<Backlog>,
+    pub snapshots: Snapshotter,
+    /// The link's own counters and the followed node's offset.
+    pub link: Arc<LinkMetrics>,
+    /// Set when the shard left the cluster: its sessions stop following it.
+    retired: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Shard {
+    /// Starts following `upstream`: a replica link into a new backlog, the poller of the node's offset, and with
+    /// `sentinels` their failover announcements, which switch the upstream. `owns`, in a cluster, says which keys
+    /// the shard holds now: snapshots read only those, with `READONLY`.
+    pub fn follow(
+        number: u32,
+        upstream: Upstream,
+        sentinels: Option<Arc<Sentinels>>,
+        owns: Option<KeyFilter>,
+        settings: &LinkSettings,
+    ) -> Arc<Shard> {
+        let upstream = Arc::new(upstream);
+        let backlog = Arc::new(Backlog::new(settings.backlog_bytes));
+        let link = Arc::new(LinkMetrics::default());
+        let mut tasks = vec![
+            tokio::spawn(
+                ReplicaLink {
+                    upstream: upstream.clone(),
+                    sentinels: sentinels.clone(),
+                    backlog: backlog.clone(),
+                    metrics: link.clone(),
+                    listening_port: settings.listening_port,
+                    timeout: settings.timeout,
+                }
+                .follow(),
+            ),
+            tokio::spawn({
+                let (link, upstream) = (link.clone(), upstream.clone());
+                async move { link.poll_upstream(upstream).await }
+            }),
+        ];
+        if let Some(sentinels) = sentinels {
+            tasks.push(tokio::spawn(sentinel::watch_switches(
+                sentinels,
+                upstream.clone(),
+            )));
+        }
+        Arc::new(Shard {
+            number,
+            snapshots: Snapshotter::new(upstream.clone(), owns),
+            upstream,
+            backlog,
+            link,
+            retired: watch::channel(false).0,
+            tasks,
+        })
+    }
+
+    /// The shard left the cluster: its sessions stop following it, and its link stops once they let it go.
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
+    }
+
+    /// A receiver that wakes when the shard is retired.
+    pub fn retired(&self) -> watch::Receiver<bool> {
+        self.retired.subscribe()
+    }
+
+    pub fn is_retired(&self) -> bool {
+        *self.retired.borrow()
+    }
+
+    /// Stops the shard's tasks now: the relay is going away.
+    pub fn stop(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+
+    /// The shard's link as `/metrics` labels it.
+    pub fn link_row(&self) -> ShardLink<'_> {
+        ShardLink {
+            number: self.number,
+            node: self.upstream.addr(),
+            backlog: &self.backlog,
+            metrics: &self.link,
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
