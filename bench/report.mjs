@@ -28,7 +28,7 @@ function machineBlock(m) {
 function respBlock(c) {
   const out = [commands([
     'cargo build -p replicast-server && node bench/resp/record.mjs',
-    'cargo bench -p replicast-wasm --bench resp',
+    'cargo bench -p replicast-protocol --bench resp',
     'source scripts/lib.sh',
     'with_wasm_env wasm-pack build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node',
     'node bench/resp/node.mjs      # × runs',

@@ -142,13 +142,13 @@ const benches = {
     await record(streams.resp, smoke ? 20000 : 200000, 16);
     if (smoke) {
       // Criterion's test mode: each benchmark once, on the tiny stream (no timing).
-      const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-wasm',
+      const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-protocol',
         '--bench', 'resp'], { env: { REPLICAST_BENCH_STREAM: streams.resp } });
       const lines = out.split('\n');
       const tested = lines.filter((l) => l.startsWith('Testing ')).map((l) => l.slice(8));
       return [{ bench: 'resp-native', tested, succeeded: lines.filter((l) => l.trim() === 'Success').length }];
     }
-    await run('cargo', ['bench', '-p', 'replicast-wasm', '--bench', 'resp']);
+    await run('cargo', ['bench', '-p', 'replicast-protocol', '--bench', 'resp']);
     const meta = JSON.parse(readFileSync(`${streams.resp}.json`, 'utf8'));
     return [{ bench: 'resp-native', bytes: meta.bytes, commands: meta.zadds + 1, results: criterionEstimates() }];
   },

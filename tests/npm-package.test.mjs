@@ -88,8 +88,8 @@ test('installed from its tarball, the nodejs build decodes a recorded stream int
     await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
     await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: consumer });
 
-    const stream = await readFile(path.join(repoRoot, 'wasm/tests/data/zadd.resp'));
-    const start = Number((await readFile(path.join(repoRoot, 'wasm/tests/data/zadd.offset'), 'utf8')).trim());
+    const stream = await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.resp'));
+    const start = Number((await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.offset'), 'utf8')).trim());
     const window = 7;
     // What Redis holds after these ZADDs: per key, the newest `window` members by score.
     const expected = new Map();

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use replicast_wasm::observe::{Item, ItemId, WindowObserver};
-use replicast_wasm::wire::{
+use replicast_protocol::wire::{
     encode_commands, encode_hello, encode_shard, encode_snapshot, encode_stale, encode_stale_all,
 };
 use replicast_wasm::{StreamAssembler, WatchConfig};

@@ -21,7 +21,7 @@ use redis::Value;
 use replicast_server::command_table::{CommandTable, MAX_STREAMED_KEY_LEN};
 use replicast_server::frames::Kind;
 use replicast_server::stream_reader::{Output, StreamReader};
-use replicast_wasm::resp::{RespError, MAX_INLINE_LEN};
+use replicast_protocol::resp::{RespError, MAX_INLINE_LEN};
 
 fn bulk(text: &str) -> Value {
     Value::BulkString(text.as_bytes().to_vec())

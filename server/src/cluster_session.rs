@@ -12,7 +12,7 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Sink, SinkExt, StreamExt};
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 use tokio::sync::mpsc;
 use tokio_util::sync::{PollSendError, PollSender};
 
@@ -69,7 +69,7 @@ impl Route {
 /// A shard's hello, commands, snapshots and stale messages in its envelope; notices and acks as they are.
 fn wrap(index: u16, message: Message) -> Message {
     match message {
-        Message::Binary(bytes) if matches!(bytes.first(), Some(1 | 2 | 4 | 8)) => {
+        Message::Binary(bytes) if wire::is_shard_stream(&bytes) => {
             Message::Binary(Bytes::from(wire::encode_shard(index, &bytes)))
         }
         other => other,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use replicast_wasm::pattern::Glob;
+use replicast_protocol::pattern::Glob;
 use replicast_wasm::rdb::{KeyStart, RdbReader, ReaderOptions, ValueType};
 
 use self::json_lines::JsonLines;

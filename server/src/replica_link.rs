@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-use replicast_wasm::resp::{RespError, MAX_ARGS, MAX_BULK_LEN};
+use replicast_protocol::resp::{RespError, MAX_ARGS, MAX_BULK_LEN};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

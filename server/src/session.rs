@@ -23,7 +23,8 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use replicast_wasm::wire;
+use replicast_protocol::client_message::Request;
+use replicast_protocol::wire;
 use std::collections::BTreeSet;
 
 use tokio::sync::{mpsc, watch};
@@ -35,7 +36,7 @@ use crate::events::{EventGate, Identity};
 use crate::http::Relay;
 use crate::metrics::Metrics;
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
-use crate::subscription::{Delivery, Request, Subscription};
+use crate::subscription::{Delivery, Subscription};
 
 /// Stream bytes a session takes from the backlog per read: enough to batch, small enough to stay fair.
 const READ_BUDGET: usize = 1024 * 1024;

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::wire::{self, Message};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio::io::AsyncWriteExt;
@@ -346,7 +347,7 @@ async fn keys_not_utf8_or_a_megabyte_long_are_windowed_as_redis_holds_them() {
     want.sort();
     // Compared without printing: one key is a megabyte.
     assert!(topups == want, "top-ups asked for {} keys", topups.len());
-    assert!(topups.iter().all(|k| !wire::topup_can_name(k)));
+    assert!(topups.iter().all(|k| !Topup::can_name(k)));
     assert_eq!(assembler.diagnostics().last_error, None);
 }
 

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::client_message::{ClientMessage, Event, Topup};
+use replicast_protocol::wire::{self, Message};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::cluster::Cluster;
 use support::*;
@@ -109,8 +110,7 @@ impl Browser {
                 Err(_) => true,
             };
             let topups = self.assembler.take_topups();
-            if !topups.is_empty() {
-                let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
                 self.socket
                     .send(tokio_tungstenite::tungstenite::Message::text(request))
                     .await
@@ -509,7 +509,12 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         browser
             .socket
             .send(tokio_tungstenite::tungstenite::Message::text(
-                wire::encode_event(&i.to_string(), key, &fields),
+                ClientMessage::Event(Event {
+                    id: i.to_string(),
+                    key: key.to_string(),
+                    fields: fields.to_vec(),
+                })
+                .to_json(),
             ))
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::wire::{self, Message};
 use replicast_wasm::{Outcome, StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use replicast_wasm::wire::{self, Message, StaleKeys};
+use replicast_protocol::wire::{self, Message, StaleKeys};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 

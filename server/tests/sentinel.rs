@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::wire::{self, Message};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use replicast_wasm::wire::{begin_commands, encode_hello, push_segment};
+use replicast_protocol::wire::{begin_commands, encode_hello, push_segment};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 
 const ZADDS: u64 = 200_000;

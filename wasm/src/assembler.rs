@@ -1,6 +1,6 @@
 //! The StreamAssembler: turns relay messages into bounded windows of the keys a page watches.
 //!
-//! It reads the raw replication stream (see [`crate::wire`]), tracks `SELECT`, buffers `MULTI` blocks so that
+//! It reads the raw replication stream (see [`replicast_protocol::wire`]), tracks `SELECT`, buffers `MULTI` blocks so that
 //! they apply as one step, and hands every other command to [`crate::commands`], which applies it to the
 //! windows ([`crate::windows`]) of the watched keys kept in a [`Keyspace`]. Every item entering or leaving a
 //! window is reported to the assembler's [`WindowObserver`].
@@ -28,9 +28,9 @@ use crate::commands;
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::keyspace::Keyspace;
 use crate::observe::{NoObserver, WindowObserver};
-use crate::resp::{Command, CommandReader};
 use crate::windows::Window;
-use crate::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
+use replicast_protocol::resp::{Command, CommandReader};
+use replicast_protocol::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
 
 /// Largest window a page may ask for; larger requests are clamped to it.
 pub const MAX_WINDOW: usize = 100_000;

@@ -16,9 +16,9 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use crate::assembler::WatchConfig;
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::observe::{ItemId, WindowObserver};
-use crate::pattern::glob_match;
 use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap};
 use crate::windows::{Events, Inexact, Kind, Window};
+use replicast_protocol::pattern::glob_match;
 
 /// Keys whose "watched?" decision is cached; the cache starts over when full.
 const WATCH_CACHE: usize = 4096;

@@ -5,8 +5,6 @@
 //! command frames, and for `wasm32-unknown-unknown`, where [`web`] adds the browser API: the WebSocket client, the
 //! wasm-bindgen exports and DOM rendering.
 //!
-//! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
-//! - [`wire`]: the relay → browser message format.
 //! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
 //! - `keyspace`: the watched database's windows and what is known about keys without one.
 //! - `commands`: how each command changes the windows, one file per type.
@@ -16,7 +14,6 @@
 //! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
 //! - [`series`]: numeric series of aggregated fields, kept in time order as items come and go.
-//! - [`pattern`]: Redis glob patterns, to choose the watched keys.
 //! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
 pub mod aggregate;
@@ -26,12 +23,9 @@ pub mod diagnostics;
 mod keyspace;
 pub mod link;
 pub mod observe;
-pub mod pattern;
 pub mod rdb;
-pub mod resp;
 pub mod series;
 pub mod windows;
-pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::wire::MAX_SHARDS;
+use replicast_protocol::wire::MAX_SHARDS;
 
 /// First reconnect step, in milliseconds.
 pub const RETRY_FIRST_MS: f64 = 1_000.0;

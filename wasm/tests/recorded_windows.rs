@@ -1,9 +1,10 @@
-//! The `types-*` recordings (`wasm/tests/data/`, recorded from a real `redis-server` by
+//! The `types-*` recordings (`crates/protocol/tests/data/`, recorded from a real `redis-server` by
 //! `server/tests/recorded_streams.rs`, which documents how to refresh them): replayed through a StreamAssembler
 //! in messages of several sizes, every window must equal Redis's own answer at the end of the recording, after
 //! the top-ups the windows asked for. Runs natively and, with `wasm-pack test`, in wasm in Chromium.
 
 mod assembled;
+#[path = "../../crates/protocol/tests/recorded/mod.rs"]
 mod recorded;
 
 use recorded::types::{PATTERN, WINDOW};
@@ -36,9 +37,17 @@ fn check(stream: &[u8], offset: &str, expected: &[u8]) -> assembled::replay::Rep
 macro_rules! recording {
     ($name:literal) => {
         check(
-            include_bytes!(concat!("data/", $name, ".resp")),
-            include_str!(concat!("data/", $name, ".offset")),
-            include_bytes!(concat!("data/", $name, ".expected")),
+            include_bytes!(concat!("../../crates/protocol/tests/data/", $name, ".resp")),
+            include_str!(concat!(
+                "../../crates/protocol/tests/data/",
+                $name,
+                ".offset"
+            )),
+            include_bytes!(concat!(
+                "../../crates/protocol/tests/data/",
+                $name,
+                ".expected"
+            )),
         )
     };
 }

@@ -8,7 +8,8 @@ use std::ffi::{c_char, c_int, CStr};
 
 use futures_util::SinkExt;
 use redis::aio::MultiplexedConnection;
-use replicast_wasm::wire::{self, Message, StaleKeys};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::wire::{self, Message, StaleKeys};
 use replicast_wasm::{StreamAssembler, WatchConfig, Window};
 use tokio_tungstenite::tungstenite;
 
@@ -100,11 +101,12 @@ impl Page {
         let topups = self.assembler.take_topups();
         if !topups.is_empty() {
             self.topups += topups.len();
-            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
-            self.socket
-                .send(tungstenite::Message::text(request))
-                .await
-                .unwrap();
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
+                self.socket
+                    .send(tungstenite::Message::text(request))
+                    .await
+                    .unwrap();
+            }
             self.awaiting.extend(topups);
         }
     }

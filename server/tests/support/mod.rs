@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::resp::CommandReader;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{self, Message};
 use tokio_tungstenite::tungstenite;
 
 pub type Socket =

@@ -5,8 +5,8 @@
 use wasm_bindgen::prelude::*;
 
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
-use crate::resp::CommandReader;
-use crate::wire;
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire;
 
 /// A replication stream held in wasm memory, to be parsed repeatedly.
 #[wasm_bindgen]

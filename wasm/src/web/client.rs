@@ -23,7 +23,8 @@ use super::sends::{self, PendingSends};
 use super::view;
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
 use crate::link::{self, Link, Relays, Status};
-use crate::wire;
+use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup, MAX_NAME_LEN};
+use replicast_protocol::wire;
 
 /// How often an open socket is checked for silence.
 const IDLE_CHECK_MS: i32 = 1_000;
@@ -634,7 +635,17 @@ fn connect(shared: &Rc<RefCell<Client>>) {
         };
         let client = shared.borrow();
         let watch = client.assembler.watch();
-        let subscribe = wire::encode_subscribe(&watch.patterns, watch.db, watch.window);
+        let subscribe = ClientMessage::Subscribe(Subscribe {
+            patterns: watch
+                .patterns
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+            keys: Vec::new(),
+            db: watch.db,
+            window: watch.window,
+        })
+        .to_json();
         if let Some(socket) = &client.socket {
             if let Err(err) = socket.send_with_str(&subscribe) {
                 web_sys::console::error_2(&"replicast: cannot subscribe".into(), &err);
@@ -774,21 +785,21 @@ impl Client {
             .assembler
             .take_topups()
             .into_iter()
-            .partition(|key| wire::topup_can_name(key));
+            .partition(|key| Topup::can_name(key));
         if !unnamable.is_empty() {
             web_sys::console::warn_1(
                 &format!(
                     "replicast: {} windows cannot be topped up (keys that are not UTF-8 or longer than {} bytes); \
                      they stay short until the page reloads",
                     unnamable.len(),
-                    wire::MAX_NAME_LEN
+                    MAX_NAME_LEN
                 )
                 .into(),
             );
         }
         if let Some(socket) = &self.socket {
             // In requests the relay takes: a stale message alone may ask for 1,024 keys of 1 KiB.
-            for request in wire::encode_topups(topups.iter().map(Vec::as_slice)) {
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
                 if let Err(err) = socket.send_with_str(&request) {
                     web_sys::console::error_2(&"replicast: cannot ask for a top-up".into(), &err);
                 }

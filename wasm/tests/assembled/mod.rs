@@ -6,8 +6,8 @@ pub mod replay;
 
 use std::collections::BTreeMap;
 
+use replicast_protocol::wire::{encode_commands, encode_hello, encode_snapshot};
 use replicast_wasm::observe::{Item, ItemId, Payload, WindowObserver};
-use replicast_wasm::wire::{encode_commands, encode_hello, encode_snapshot};
 use replicast_wasm::{ItemView, Outcome, StreamAssembler, WatchConfig, Window};
 
 /// One command as RESP.

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use replicast_wasm::resp::CommandReader;
-use replicast_wasm::wire::{begin_commands, encode_hello, encode_snapshot, push_segment};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{begin_commands, encode_hello, encode_snapshot, push_segment};
 use replicast_wasm::{StreamAssembler, WatchConfig};
 
 use super::{canon, check_mirror, Mirror};

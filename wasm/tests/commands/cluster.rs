@@ -1,11 +1,11 @@
 //! A relay following a Redis Cluster: one stream per shard in shard envelopes, each with its own epoch and
 //! offsets, and windows that only their home shard's stream changes (slot migrations converge through top-ups).
 
-use replicast_wasm::assembler::AssemblerError;
-use replicast_wasm::wire::{
+use replicast_protocol::wire::{
     encode_commands, encode_hello, encode_hello_continuing, encode_shard, encode_snapshot,
     push_segment,
 };
+use replicast_wasm::assembler::AssemblerError;
 use replicast_wasm::{Outcome, StreamAssembler, WatchConfig};
 
 use crate::assembled::{canon, check_mirror, stream, Mirror};
@@ -426,8 +426,11 @@ fn bad_envelopes_are_counted_never_a_panic() {
     assert_eq!(c.a.positions().len(), 1);
     // Notices, acks and resyncs concern no stream: wrapped, they count as unwrapped.
     assert_eq!(
-        c.a.push_message(&encode_shard(5, &replicast_wasm::wire::encode_notice("hi")))
-            .unwrap(),
+        c.a.push_message(&encode_shard(
+            5,
+            &replicast_protocol::wire::encode_notice("hi")
+        ))
+        .unwrap(),
         Outcome::Notice {
             text: "hi".to_string()
         }

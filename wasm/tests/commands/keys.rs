@@ -1,5 +1,5 @@
 use crate::assembled::{stream, Harness};
-use replicast_wasm::wire::{
+use replicast_protocol::wire::{
     encode_commands, encode_shard, encode_stale, encode_stale_all, push_segment,
 };
 use replicast_wasm::Outcome;
@@ -192,7 +192,7 @@ fn a_command_that_cannot_be_applied_exactly_tops_up_what_it_names() {
 
 #[test]
 fn segments_already_applied_are_skipped_and_a_gap_clears_windows() {
-    use replicast_wasm::wire::encode_hello;
+    use replicast_protocol::wire::encode_hello;
     let mut h = Harness::new(&["*"], 5);
     let s = stream(&[&["ZADD", "z", "1", "x"]]);
     h.raw(&s);

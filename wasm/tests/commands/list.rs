@@ -91,7 +91,7 @@ fn lmove_from_a_stale_list_tops_up_the_destination_instead_of_trusting_the_item(
     h.run(&[&["RPUSH", "w:src", "a", "b"], &["RPUSH", "w:dst", "x"]]);
     // The relay withheld `COPY s:l0 w:src REPLACE` (s:* is outside --allow): w:src's items are no longer Redis's.
     let withheld_end = h.offset + 40;
-    h.a.push_message(&replicast_wasm::wire::encode_stale(
+    h.a.push_message(&replicast_protocol::wire::encode_stale(
         withheld_end,
         [&b"w:src"[..]],
     ))

@@ -1,10 +1,9 @@
-//! Lengths no Redis would write, in the RESP and RDB parsers: 2^63 and more, negative, and arrays nested
-//! 10,000 deep. Each is refused before anything is allocated for it, with the offset and the limit in the error,
-//! or read as Redis itself reads it.
+//! Lengths no Redis would write, in the RESP parser: 2^63 and more, negative, and arrays nested 10,000 deep. Each
+//! is refused before anything is allocated for it, with the offset and the limit in the error, or read as Redis
+//! itself reads it. (The RDB reader's are in `crates/rdb/tests/bad_input.rs`.)
 #![cfg(not(target_arch = "wasm32"))]
 
-use replicast_wasm::rdb::{RdbError, RdbReader};
-use replicast_wasm::resp::{parse_command, parse_value, CommandReader, Limits};
+use replicast_protocol::resp::{parse_command, parse_value, CommandReader, Limits};
 
 fn command_error(input: &[u8]) -> String {
     parse_command(input, 0, &Limits::default())
@@ -102,7 +101,7 @@ fn arrays_nested_10_000_deep_stop_at_the_first_level_a_command_cannot_have() {
     );
     // Replies nest, up to 128 levels (`nesting_and_lengths_are_bounded` in src/resp/value.rs); arriving a few
     // bytes at a time, the 10,000 levels fail just the same, holding no more than what arrived.
-    let mut reader = replicast_wasm::resp::ValueReader::new(0);
+    let mut reader = replicast_protocol::resp::ValueReader::new(0);
     let mut failed = None;
     for chunk in deep.chunks(7) {
         if let Err(err) = reader.push(chunk, |_, _| {}) {
@@ -114,51 +113,5 @@ fn arrays_nested_10_000_deep_stop_at_the_first_level_a_command_cannot_have() {
     assert_eq!(
         failed.as_deref(),
         Some("replication stream offset 512: nesting depth 129 exceeds the limit of 128")
-    );
-}
-
-/// `REDIS0011`, `SELECT 0`, then `rest`.
-fn rdb(rest: &[u8]) -> Vec<u8> {
-    let mut rdb = b"REDIS0011".to_vec();
-    rdb.extend([0xfe, 0x00]);
-    rdb.extend(rest);
-    rdb
-}
-
-#[test]
-fn rdb_lengths_of_2_to_the_63_and_more_are_refused_or_cost_nothing() {
-    // A key announced as 2^63 (or 2^64 - 1) bytes: refused at its length, before any allocation.
-    for (len, text) in [
-        (1u64 << 63, "9223372036854775808"),
-        (u64::MAX, "18446744073709551615"),
-    ] {
-        let mut input = vec![0x00, 0x81];
-        input.extend(len.to_be_bytes());
-        let err = RdbReader::new().push(&rdb(&input), |_| {}).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("RDB offset 12: a key of {text} bytes exceeds the limit of 536870912")
-        );
-    }
-    // A list announced with 2^63 elements: elements are reported as they come, nothing is reserved for the
-    // count, and the input's end is a clear error.
-    let mut input = vec![0x01, 1, b'l', 0x81];
-    input.extend((1u64 << 63).to_be_bytes());
-    input.extend([1, b'a']);
-    let mut reader = RdbReader::new();
-    let mut elements = 0;
-    reader
-        .push(&rdb(&input), |e| {
-            if matches!(e, replicast_wasm::rdb::Event::Element(_)) {
-                elements += 1;
-            }
-        })
-        .unwrap();
-    assert_eq!((elements, reader.pending_len()), (1, 0));
-    let err = reader.finish().unwrap_err();
-    assert!(matches!(err, RdbError::Truncated { offset: 25, .. }));
-    assert_eq!(
-        err.to_string(),
-        "RDB offset 25: the input ended while expecting the rest of a value"
     );
 }

@@ -1,11 +1,11 @@
-//! The workloads behind the recorded streams in `wasm/tests/data/`, and what Redis propagates to its replicas
+//! The workloads behind the recorded streams in `crates/protocol/tests/data/`, and what Redis propagates to its replicas
 //! for each command sent: verbatim where Redis propagates verbatim, otherwise the command it rewrites it to
 //! (`EXPIRE` → `PEXPIREAT`, `SET … EX` → `SET … PXAT`, `INCRBYFLOAT` → `SET … KEEPTTL`, `SPOP` → `SREM`,
 //! `XADD *` → a concrete id).
 //!
-//! Shared by `wasm/tests/recorded_streams.rs` (the committed recordings, natively and in wasm) and
-//! `server/tests/recorded_streams.rs` (recording afresh from a live `redis-server`), so both compare what was
-//! recorded with what was sent in the same way.
+//! Shared by `crates/protocol/tests/recorded_streams.rs` (the committed recordings, natively and in wasm), the
+//! assembler's replay of the `types-*` recordings, and `server/tests/recorded_streams.rs` (recording afresh from a
+//! live `redis-server`), so all compare what was recorded with what was sent in the same way.
 #![allow(dead_code)]
 
 /// One argument of an expected propagated command.

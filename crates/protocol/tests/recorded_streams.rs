@@ -5,7 +5,7 @@
 
 mod recorded;
 
-use replicast_wasm::resp::CommandReader;
+use replicast_protocol::resp::CommandReader;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -5,7 +5,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use replicast_wasm::resp::{CommandReader, Limits, RespError, Value, ValueReader};
+use replicast_protocol::resp::{CommandReader, Limits, RespError, Value, ValueReader};
 
 /// One frame of a replication stream, as a test writes it.
 #[derive(Debug, Clone)]

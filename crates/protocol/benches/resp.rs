@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use replicast_wasm::resp::{parse_command_into, Command, CommandReader, Limits};
+use replicast_protocol::resp::{parse_command_into, Command, CommandReader, Limits};
 
 /// The relay reads the replica link 64 KiB at a time.
 const RELAY_READ: usize = 64 * 1024;

@@ -1,7 +1,7 @@
 //! The reply parser on every RESP2 and RESP3 type, whole and in every two-piece split, natively and (with
 //! `wasm-pack test`) in wasm in Chromium.
 
-use replicast_wasm::resp::{Limits, RespError, Value, ValueReader};
+use replicast_protocol::resp::{Limits, RespError, Value, ValueReader};
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

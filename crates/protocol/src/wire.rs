@@ -2,9 +2,13 @@
 //!
 //! Every message is one binary WebSocket frame starting with a tag byte. The relay encodes each batch of the
 //! replication stream once and sends the same bytes to every browser; the browser decodes it here, in wasm, so both
-//! sides share this one definition. All integers are little-endian.
+//! sides share this one definition. All integers are little-endian. Tags and header sizes live only in this file:
+//! the relay asks it what a message is ([`is_shard_stream`], [`snapshot_shard`]) and where a batch's commands
+//! start ([`COMMANDS_HEADER`]). What the browser sends back is in [`crate::client_message`].
 
 use thiserror::Error;
+
+use crate::client_message::{MAX_NAME_LEN, MAX_REQUEST_ID_LEN, MAX_TOPUP_KEYS};
 
 /// Version of this format, sent in [`Message::Hello`].
 pub const PROTOCOL_VERSION: u8 = 3;
@@ -21,15 +25,11 @@ const TAG_STALE: u8 = 8;
 pub const MAX_SHARDS: usize = 1024;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
 const MAX_EPOCH_LEN: usize = 64;
-/// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
-pub const MAX_NAME_LEN: usize = 1024;
-/// Largest message a browser may send the relay; the relay closes a session that sends a larger one.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
-pub const MAX_REQUEST_ID_LEN: usize = 64;
-/// Most keys one top-up request may name (the relay closes a session that asks for more at once), and so the most
-/// a stale message names: more stale keys than one top-up can read are sent as "every window".
-pub const MAX_TOPUP_KEYS: usize = 1024;
+/// Bytes in front of each segment of a commands message: its start offset (8) and length (4).
+const SEGMENT_HEADER: usize = 12;
+/// Bytes in front of the commands of a one-segment commands message ([`encode_commands`]): the tag and the
+/// segment's header. The relay keeps each batch encoded once and slices its raw commands out at this offset.
+pub const COMMANDS_HEADER: usize = 1 + SEGMENT_HEADER;
 
 /// One decoded relay message, borrowing from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +150,7 @@ impl<'a> Iterator for Segments<'a> {
                     expected: "a segment that ends below 2^64",
                 });
             }
-            let data = self.pos + 12;
+            let data = self.pos + SEGMENT_HEADER;
             let bytes = self
                 .message
                 .get(data..data.saturating_add(len))
@@ -350,6 +350,16 @@ pub fn is_snapshot(message: &[u8]) -> bool {
     snapshot_shard(message).is_some()
 }
 
+/// Whether `message` belongs to one shard's stream (a hello, commands, a snapshot or a stale message), which a
+/// relay following a Redis Cluster sends in that shard's envelope ([`encode_shard`]); notices, acks and resyncs
+/// concern the whole session and go as they are. Without decoding it.
+pub fn is_shard_stream(message: &[u8]) -> bool {
+    matches!(
+        message.first(),
+        Some(&(TAG_HELLO | TAG_COMMANDS | TAG_SNAPSHOT | TAG_STALE))
+    )
+}
+
 /// The shard whose snapshot `message` is (0 for a snapshot outside an envelope), without decoding it.
 pub fn snapshot_shard(message: &[u8]) -> Option<u16> {
     match message {
@@ -400,7 +410,7 @@ pub fn begin_commands() -> Vec<u8> {
 
 /// A commands message of one segment: `bytes` must be whole commands that started at offset `start`.
 pub fn encode_commands(start: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(13 + bytes.len());
+    let mut out = Vec::with_capacity(COMMANDS_HEADER + bytes.len());
     out.push(TAG_COMMANDS);
     push_segment(&mut out, start, bytes);
     out
@@ -457,7 +467,8 @@ pub fn encode_ack(request: &str, entry: Result<&str, &str>) -> Vec<u8> {
 }
 
 /// The stale message for `keys`, which the command ending at `offset` may have written; the relay sends at most
-/// [`MAX_TOPUP_KEYS`] keys that a top-up can name ([`topup_can_name`]), else [`encode_stale_all`].
+/// [`MAX_TOPUP_KEYS`] keys that a top-up can name ([`Topup::can_name`](crate::client_message::Topup::can_name)),
+/// else [`encode_stale_all`].
 pub fn encode_stale<'k>(offset: u64, keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(TAG_STALE);
@@ -477,99 +488,6 @@ pub fn encode_stale_all(offset: u64) -> Vec<u8> {
     out.push(TAG_STALE);
     out.extend_from_slice(&offset.to_le_bytes());
     out.push(1);
-    out
-}
-
-/// The browser's event (JSON text): append `fields` (in this order) to `key` as one entry, and answer with an ack
-/// carrying `request`. The relay decides whether `key` is writable and adds who sent it and when.
-pub fn encode_event(request: &str, key: &str, fields: &[(String, String)]) -> String {
-    let fields: Vec<String> = fields
-        .iter()
-        .map(|(name, value)| format!("{}:{}", json_string(name), json_string(value)))
-        .collect();
-    format!(
-        r#"{{"type":"event","id":{},"key":{},"fields":{{{}}}}}"#,
-        json_string(request),
-        json_string(key),
-        fields.join(",")
-    )
-}
-
-/// Whether a top-up request can name `key`: the request is JSON text, so the key must be UTF-8, and the relay
-/// takes names of at most [`MAX_NAME_LEN`] bytes (asking for another would close the session). Such a key's window,
-/// once short, stays short until the page joins afresh with a snapshot.
-pub fn topup_can_name(key: &[u8]) -> bool {
-    key.len() <= MAX_NAME_LEN && std::str::from_utf8(key).is_ok()
-}
-
-/// The browser's top-up request (JSON text): read these subscribed keys' windows again, because removals left
-/// them shorter than what Redis holds. The relay answers with a snapshot of them, in order in the stream.
-/// Only keys for which [`topup_can_name`] holds arrive as themselves.
-pub fn encode_topup<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> String {
-    let keys: Vec<String> = keys
-        .into_iter()
-        .map(|k| json_string(&String::from_utf8_lossy(k)))
-        .collect();
-    format!(r#"{{"type":"topup","keys":[{}]}}"#, keys.join(","))
-}
-
-/// [`encode_topup`] for any number of keys, as requests the relay takes: each of at most [`MAX_TOPUP_KEYS`] keys
-/// and [`MAX_CLIENT_MESSAGE`] bytes. Only keys for which [`topup_can_name`] holds should be given.
-pub fn encode_topups<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<String> {
-    // `{"type":"topup","keys":[]}`, and a comma and a quoted name per key.
-    const FRAME: usize = 26;
-    let mut requests = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut size = FRAME;
-    for key in keys {
-        let name = json_string(&String::from_utf8_lossy(key));
-        if !names.is_empty()
-            && (names.len() == MAX_TOPUP_KEYS || size + name.len() + 1 > MAX_CLIENT_MESSAGE)
-        {
-            requests.push(format!(
-                r#"{{"type":"topup","keys":[{}]}}"#,
-                names.join(",")
-            ));
-            names.clear();
-            size = FRAME;
-        }
-        size += name.len() + 1;
-        names.push(name);
-    }
-    if !names.is_empty() {
-        requests.push(format!(
-            r#"{{"type":"topup","keys":[{}]}}"#,
-            names.join(",")
-        ));
-    }
-    requests
-}
-
-/// The browser's subscribe message (JSON text): keys matching `patterns` in database `db`, `window` members each.
-pub fn encode_subscribe(patterns: &[Vec<u8>], db: u32, window: usize) -> String {
-    let patterns: Vec<String> = patterns
-        .iter()
-        .map(|p| json_string(&String::from_utf8_lossy(p)))
-        .collect();
-    format!(
-        r#"{{"type":"subscribe","patterns":[{}],"db":{db},"window":{window}}}"#,
-        patterns.join(",")
-    )
-}
-
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -647,6 +565,29 @@ mod tests {
         assert_eq!(decode(b"\x07\x01").unwrap_err().at, 1);
         // An error inside says where in the whole message.
         assert_eq!(decode(&encode_shard(0, b"\x04\x01")).unwrap_err().at, 4);
+    }
+
+    #[test]
+    fn the_relay_finds_a_batchs_commands_and_a_shards_messages_without_decoding() {
+        let stream = b"*1\r\n$4\r\nPING\r\n";
+        assert_eq!(&encode_commands(10, stream)[COMMANDS_HEADER..], stream);
+        for message in [
+            encode_hello("e", 1),
+            encode_commands(10, stream),
+            encode_snapshot(9, stream),
+            encode_stale_all(9),
+        ] {
+            assert!(is_shard_stream(&message), "{message:?}");
+        }
+        for message in [
+            encode_resync("slow"),
+            encode_notice("no"),
+            encode_ack("r1", Ok("1-0")),
+            encode_shard(1, &encode_hello("e", 1)),
+            Vec::new(),
+        ] {
+            assert!(!is_shard_stream(&message), "{message:?}");
+        }
     }
 
     #[test]
@@ -729,46 +670,6 @@ mod tests {
     }
 
     #[test]
-    fn topups_are_cut_into_requests_the_relay_takes() {
-        let few = encode_topups([&b"perf:a"[..], b"q\""]);
-        assert_eq!(few, [r#"{"type":"topup","keys":["perf:a","q\""]}"#]);
-        assert!(encode_topups(std::iter::empty()).is_empty());
-        let keys: Vec<Vec<u8>> = (0..3000)
-            .map(|i| format!("perf:{i}").into_bytes())
-            .collect();
-        let requests = encode_topups(keys.iter().map(Vec::as_slice));
-        assert_eq!(requests.len(), 3, "1,024 keys at most in each");
-        let long: Vec<Vec<u8>> = (0..200)
-            .map(|i| vec![b'a' + (i % 26) as u8; MAX_NAME_LEN])
-            .collect();
-        let requests = encode_topups(long.iter().map(Vec::as_slice));
-        assert!(requests.len() >= 4);
-        let mut named = 0;
-        for request in &requests {
-            assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
-            let request: serde_json::Value = serde_json::from_str(request).unwrap();
-            named += request["keys"].as_array().unwrap().len();
-        }
-        assert_eq!(named, 200, "every key in one request");
-    }
-
-    #[test]
-    fn subscribe_messages_are_json() {
-        assert_eq!(
-            encode_subscribe(&[b"perf:*".to_vec(), b"a\"b\\c\n".to_vec()], 2, 50),
-            r#"{"type":"subscribe","patterns":["perf:*","a\"b\\c\u000a"],"db":2,"window":50}"#
-        );
-    }
-
-    #[test]
-    fn topup_requests_are_json() {
-        assert_eq!(
-            encode_topup([&b"perf:a"[..], b"q\""]),
-            r#"{"type":"topup","keys":["perf:a","q\""]}"#
-        );
-    }
-
-    #[test]
     fn acks_round_trip_with_their_request_id() {
         let ok = encode_ack("r1", Ok("1700000000000-0"));
         assert_eq!(ok, b"\x06\x00\x02r11700000000000-0");
@@ -806,30 +707,6 @@ mod tests {
         assert_eq!(decode(b"\x06\x00\x05ab").unwrap_err().at, 3);
         assert_eq!(decode(b"\x06\x02\x00x").unwrap_err().at, 1);
         assert_eq!(decode(b"\x06\x00\x01a\xff").unwrap_err().at, 4);
-    }
-
-    #[test]
-    fn events_are_json_with_fields_in_order() {
-        let fields = [
-            ("text".to_string(), "investigating \"db\" — Ana".to_string()),
-            ("host".to_string(), "web-01".to_string()),
-        ];
-        assert_eq!(
-            encode_event("7", "annotations:perf", &fields),
-            r#"{"type":"event","id":"7","key":"annotations:perf","fields":{"text":"investigating \"db\" — Ana","host":"web-01"}}"#
-        );
-    }
-
-    #[test]
-    fn only_utf8_keys_within_the_relays_limit_can_be_topped_up() {
-        assert!(topup_can_name(b"perf:a"));
-        assert!(topup_can_name("é".repeat(MAX_NAME_LEN / 2).as_bytes()));
-        assert!(!topup_can_name(b"perf:\xff"), "JSON cannot carry it");
-        assert!(
-            !topup_can_name(&[b'k'; MAX_NAME_LEN + 1]),
-            "the relay refuses it"
-        );
-        assert!(!topup_can_name(&vec![b'k'; 1 << 20]));
     }
 
     #[test]

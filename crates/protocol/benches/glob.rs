@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use replicast_wasm::pattern::Glob;
+use replicast_protocol::pattern::Glob;
 
 fn key() -> Vec<u8> {
     [b"notes:".as_slice(), &[b'a'; 4064]].concat()
