@@ -14,7 +14,6 @@
 //! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
 //! - [`series`]: numeric series of aggregated fields, kept in time order as items come and go.
-//! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
 
 pub mod aggregate;
 pub mod assembler;
@@ -23,7 +22,6 @@ pub mod diagnostics;
 mod keyspace;
 pub mod link;
 pub mod observe;
-pub mod rdb;
 pub mod series;
 pub mod windows;
 

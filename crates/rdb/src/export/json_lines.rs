@@ -2,10 +2,10 @@
 
 use std::io::{self, Write};
 
+use crate::{Element, Event, StreamId, Value, ValueType};
 use base64::Engine;
-use replicast_wasm::rdb::{Element, Event, StreamId, Value, ValueType};
 
-use super::Filter;
+use super::filter::Filter;
 
 /// Where the writer is inside a stream's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub(super) enum StreamAt {
 
 /// Writes one JSON object per key, as its events arrive.
 #[derive(Default)]
-pub(super) struct JsonLines {
+pub struct JsonLines {
     /// Inside a key that is being printed.
     printing: bool,
     value_type: Option<ValueType>,
@@ -28,7 +28,7 @@ pub(super) struct JsonLines {
 }
 
 impl JsonLines {
-    pub(super) fn on_event(
+    pub fn on_event(
         &mut self,
         event: &Event<'_>,
         filter: &Filter,

@@ -13,7 +13,8 @@
 //! (element, key, LZF-decompressed form) and one compact-encoded string (a ziplist, listpack, intset or zipmap,
 //! which Redis only uses for small collections or for quicklist and stream nodes of a few KB).
 //!
-//! [`decode_dump`] decodes a `DUMP` payload with the same code.
+//! [`decode_dump`] decodes a `DUMP` payload with the same code; [`export`] writes what a reader reports as JSON
+//! Lines or as a summary (`replicast rdb`).
 //!
 //! Files by job: [`reader`] (the push parser), `opcodes` (the header and the opcodes between keys), `value` (the value types), `stream`
 //! (streams), `module` (module opcodes), `cursor` (lengths, strings, doubles), `lzf`, `crc` (CRC64), `encodings`
@@ -25,6 +26,7 @@ pub mod dump;
 mod encodings;
 pub mod error;
 pub mod event;
+pub mod export;
 mod lzf;
 mod module;
 mod opcodes;

@@ -1,12 +1,12 @@
 //! `replicast rdb --stats`: keys, RDB bytes and elements per database and type, and the biggest keys.
 
 use std::collections::{BTreeMap, BinaryHeap};
-use std::io::Write;
+use std::io::{self, Write};
 
-use replicast_wasm::rdb::{Element, Event};
+use crate::{Element, Event};
 
+use super::filter::Filter;
 use super::json_lines::write_bytes;
-use super::Filter;
 
 /// Keys and RDB bytes of one database and type.
 #[derive(Default, Clone, Copy)]
@@ -26,11 +26,11 @@ pub(super) struct Big {
     elements: u64,
 }
 
-pub(super) struct Stats {
+pub struct Stats {
     per: BTreeMap<(u64, &'static str), Tally>,
     biggest: BinaryHeap<Big>,
     top: usize,
-    pub(super) all_keys: u64,
+    pub all_keys: u64,
     skipped_empty: u64,
     aux: Vec<(String, String)>,
     functions: u64,
@@ -48,7 +48,7 @@ pub(super) struct Current {
 }
 
 impl Stats {
-    pub(super) fn new(top: usize) -> Self {
+    pub fn new(top: usize) -> Self {
         Stats {
             per: BTreeMap::new(),
             biggest: BinaryHeap::new(),
@@ -63,7 +63,7 @@ impl Stats {
         }
     }
 
-    pub(super) fn on_event(&mut self, event: &Event<'_>, filter: &Filter) {
+    pub fn on_event(&mut self, event: &Event<'_>, filter: &Filter) {
         match event {
             Event::Header { version, .. } => self.version = *version,
             Event::Aux { key, value } => self.aux.push((key.to_string(), value.to_string())),
@@ -124,7 +124,7 @@ impl Stats {
     }
 
     /// The summary as one JSON document.
-    pub(super) fn write(&mut self, out: &mut impl Write, total_bytes: u64) -> anyhow::Result<()> {
+    pub fn write(&mut self, out: &mut impl Write, total_bytes: u64) -> io::Result<()> {
         let mut dbs: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
         for ((db, value_type), t) in &self.per {
             dbs.entry(db.to_string()).or_default().insert(

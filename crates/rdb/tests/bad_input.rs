@@ -3,7 +3,7 @@
 //! parser's are in `crates/protocol/tests/bad_input.rs`.)
 #![cfg(not(target_arch = "wasm32"))]
 
-use replicast_wasm::rdb::{Event, RdbError, RdbReader};
+use replicast_rdb::{Event, RdbError, RdbReader};
 
 /// `REDIS0011`, `SELECT 0`, then `rest`.
 fn rdb(rest: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! bash bench/rdb/make-dumps.sh mixed
-//! cargo bench -p replicast-wasm --bench rdb
+//! cargo bench -p replicast-rdb --bench rdb
 //! ```
 //!
 //! `REPLICAST_RDB_BENCH_FILE` points at another dump. `bench/rdb/run.mjs` measures the whole `replicast rdb`
@@ -17,13 +17,13 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use replicast_wasm::rdb::{Event, RdbReader};
+use replicast_rdb::{Event, RdbReader};
 
 fn dump() -> Vec<u8> {
     let path = std::env::var_os("REPLICAST_RDB_BENCH_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/rdb-bench/mixed.rdb")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/rdb-bench/mixed.rdb")
         });
     match std::fs::read(&path) {
         Ok(bytes) => bytes,

@@ -8,7 +8,7 @@
 //! plus one chunk. Elements come out as their node completes, in order.
 #![cfg(not(target_arch = "wasm32"))]
 
-use replicast_wasm::rdb::{Checksum, Element, Encoding, Event, ModuleId, RdbReader, Value};
+use replicast_rdb::{Checksum, Element, Encoding, Event, ModuleId, RdbReader, Value};
 
 /// An RDB length (6, 14 or 32-bit form).
 fn length(out: &mut Vec<u8>, n: usize) {
@@ -301,7 +301,7 @@ fn every_opcode_and_the_rarer_types() {
     );
     assert_eq!(ModuleId(id).name(), "mymodule1");
     assert_eq!(
-        Encoding::from_id(22, replicast_wasm::rdb::Flavor::Valkey),
+        Encoding::from_id(22, replicast_rdb::Flavor::Valkey),
         Some(Encoding::ValkeyHash2)
     );
 }

@@ -1,5 +1,5 @@
-//! Every RDB file of the shared fixture corpus (`<repo>/../shared/rdb-fixtures`, or `$RDB_FIXTURES`) parses, in
-//! one piece and in many chunkings alike, and what it holds agrees with the golden `.json` beside it: keys, types,
+//! Every RDB file of the RDB fixture corpus (the folder `$RDB_FIXTURES` names; run with
+//! `cargo test -p replicast-rdb --features fixture-corpus --test fixture_corpus`) parses, in one piece and in many chunkings alike, and what it holds agrees with the golden `.json` beside it: keys, types,
 //! databases, expiries and values. The two deliberately corrupt files give clear errors.
 //!
 //! Deliberate differences from the golden files (see docs/RDB.md): they print non-UTF-8 bytes lossily (we compare
@@ -10,30 +10,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use replicast_wasm::rdb::{Checksum, Element, Event, RdbError, RdbReader, ReaderOptions, Value};
+use replicast_rdb::{Checksum, Element, Event, RdbError, RdbReader, ReaderOptions, Value};
 use serde_json::{json, Value as Json};
 
+/// The corpus's folder, from `$RDB_FIXTURES`: it is not part of the repository, so this test is built only with
+/// the `fixture-corpus` feature and told where the corpus is.
 fn fixtures() -> PathBuf {
-    // `<repo>/../shared/rdb-fixtures`, looked for above the repository too, so a checkout nested one level deeper
-    // (a worktree, a CI folder) still finds it.
-    let dir = std::env::var_os("RDB_FIXTURES")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .skip(2)
-                .map(|a| a.join("shared/rdb-fixtures"))
-                .find(|d| d.is_dir())
-        })
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/rdb-fixtures"
-            ))
-        });
+    let Some(dir) = std::env::var_os("RDB_FIXTURES").map(PathBuf::from) else {
+        panic!("RDB_FIXTURES is not set: point it at the RDB fixture corpus (the folder holding hdt3213/ and redis-assets/)");
+    };
     assert!(
         dir.join("hdt3213").is_dir() && dir.join("redis-assets").is_dir(),
-        "the RDB fixture corpus is missing: expected {} (set RDB_FIXTURES to its folder)",
+        "the RDB fixture corpus is missing from RDB_FIXTURES={}: expected its hdt3213/ and redis-assets/ folders there",
         dir.display()
     );
     dir

@@ -3,7 +3,7 @@
 //! integers of 8, 16, 24, 32 or 64 bits, or 0 to 12 in the encoding byte itself.
 
 use super::{int_le, slice, EncodingError};
-use crate::rdb::event::Value;
+use crate::event::Value;
 
 const HEADER_LEN: usize = 10;
 const END: u8 = 0xff;

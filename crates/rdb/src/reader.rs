@@ -102,7 +102,7 @@ impl KeyCtx {
 /// The streaming RDB parser.
 ///
 /// ```
-/// use replicast_wasm::rdb::{Event, RdbReader};
+/// use replicast_rdb::{Event, RdbReader};
 /// let mut reader = RdbReader::new();
 /// let file = b"REDIS0003\xfe\x00\x00\x01k\x01v\xff";
 /// let mut keys = Vec::new();

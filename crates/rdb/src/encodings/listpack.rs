@@ -3,7 +3,7 @@
 //! integers are 7-bit unsigned, 13-bit, or 16, 24, 32 and 64-bit signed.
 
 use super::{int_le, slice, EncodingError};
-use crate::rdb::event::Value;
+use crate::event::Value;
 
 const HEADER_LEN: usize = 6;
 const END: u8 = 0xff;
