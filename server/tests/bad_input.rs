@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::client_message::Topup;
 use replicast_protocol::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::SinkExt;
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::client_message::{ClientMessage, Event, Topup};
 use replicast_protocol::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::cluster::Cluster;
 use support::*;
 
@@ -85,7 +85,7 @@ impl Browser {
     }
 
     /// Applies one message from the relay, counting snapshots and hellos; returns what it did.
-    fn apply(&mut self, message: &[u8]) -> replicast_wasm::Outcome {
+    fn apply(&mut self, message: &[u8]) -> replicast_assembler::Outcome {
         count(&mut self.seen, message);
         self.assembler.push_message(message).unwrap()
     }
@@ -530,7 +530,7 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         })
     {
         let message = next_binary(&mut browser.socket).await;
-        if let replicast_wasm::Outcome::Ack { request, entry } = browser.apply(&message) {
+        if let replicast_assembler::Outcome::Ack { request, entry } = browser.apply(&message) {
             let entry = entry.unwrap_or_else(|reason| panic!("event {request} refused: {reason}"));
             acked.insert(request.parse::<usize>().unwrap(), entry);
         }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
+use replicast_assembler::{Outcome, StreamAssembler, WatchConfig};
 use replicast_protocol::wire::{self, Message};
-use replicast_wasm::{Outcome, StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;
 

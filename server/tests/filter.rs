@@ -61,9 +61,9 @@ fn the_catalog_has_every_command_of_redis_7_0_with_its_keys() {
 use std::collections::BTreeSet;
 
 use futures_util::SinkExt;
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup};
 use replicast_protocol::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;
 

@@ -96,8 +96,8 @@ const RELAY_ACL: &[&str] = &[
 #[tokio::test]
 async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
     use futures_util::SinkExt;
+    use replicast_assembler::{StreamAssembler, WatchConfig};
     use replicast_protocol::client_message::Topup;
-    use replicast_wasm::{StreamAssembler, WatchConfig};
 
     let mut config = vec!["--user", "replicast"];
     config.extend(RELAY_ACL);

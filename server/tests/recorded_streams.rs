@@ -10,7 +10,7 @@
 //!
 //! `REPLICAST_UPDATE_TEST_DATA=1 cargo test -p replicast-server --test recorded_streams` also writes the
 //! recordings to `crates/protocol/tests/data/` (`<name>.resp`, `<name>.offset`, and `<name>.expected` for the `types-*`
-//! ones), where `crates/protocol/tests/recorded_streams.rs` and `wasm/tests/recorded_windows.rs` check them without a
+//! ones), where `crates/protocol/tests/recorded_streams.rs` and `crates/assembler/tests/recorded_windows.rs` check them without a
 //! Redis, natively and in Chromium.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use replicast_protocol::resp::CommandReader;
 #[path = "../../crates/protocol/tests/recorded/mod.rs"]
 mod recorded;
 
-#[path = "../../wasm/tests/assembled/mod.rs"]
+#[path = "../../crates/assembler/tests/assembled/mod.rs"]
 mod assembled;
 
 use recorded::types::{Op, PATTERN, WINDOW};

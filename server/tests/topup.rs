@@ -5,9 +5,9 @@
 mod support;
 
 use futures_util::SinkExt;
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::client_message::Topup;
 use replicast_protocol::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 use support::*;
 use tokio_tungstenite::tungstenite;
 

@@ -3,7 +3,7 @@
 //! that cost this matcher the most within the relay's limits, and the everyday `perf:*`.
 //!
 //! ```text
-//! cargo bench -p replicast-wasm --bench glob
+//! cargo bench -p replicast-protocol --bench glob
 //! ```
 
 use std::hint::black_box;

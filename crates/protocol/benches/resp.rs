@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo build -p replicast-server && node bench/resp/record.mjs
-//! cargo bench -p replicast-wasm --bench resp
+//! cargo bench -p replicast-protocol --bench resp
 //! ```
 //!
 //! `REPLICAST_BENCH_STREAM` points at another recording.
@@ -24,7 +24,7 @@ fn stream() -> Vec<u8> {
     let path = std::env::var_os("REPLICAST_BENCH_STREAM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-resp/zadd-200k.resp")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-resp/zadd-200k.resp")
         });
     match std::fs::read(&path) {
         Ok(bytes) => bytes,

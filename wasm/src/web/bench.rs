@@ -4,7 +4,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
+use replicast_assembler::assembler::{Outcome, StreamAssembler, WatchConfig};
 use replicast_protocol::resp::CommandReader;
 use replicast_protocol::wire;
 

@@ -6,7 +6,7 @@
 //! coarse calls that return typed arrays or plain objects, never one call per item.
 //!
 //! The connection logic itself (statuses, backoff, idle detection, which relay, what to resume from) is in
-//! [`crate::link`], which has no I/O and is tested natively; this file only wires it to the browser's WebSocket,
+//! [`replicast_assembler::link`], which has no I/O and is tested natively; this file only wires it to the browser's WebSocket,
 //! timers and animation frames.
 
 use std::cell::RefCell;
@@ -21,8 +21,8 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use super::follow::{AggregateOptions, Follow};
 use super::sends::{self, PendingSends};
 use super::view;
-use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
-use crate::link::{self, Link, Relays, Status};
+use replicast_assembler::assembler::{Outcome, StreamAssembler, WatchConfig};
+use replicast_assembler::link::{self, Link, Relays, Status};
 use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup, MAX_NAME_LEN};
 use replicast_protocol::wire;
 

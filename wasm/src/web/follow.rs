@@ -10,12 +10,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::aggregate::{
+use replicast_assembler::aggregate::{
     Across, AggregateSpec, Aggregator, FieldSpec, FieldSummary, Grouping, Scope, Stats,
 };
-use crate::diagnostics::Diagnostics;
-use crate::observe::{Item, ItemId, WindowObserver};
-use crate::series::SeriesCache;
+use replicast_assembler::diagnostics::Diagnostics;
+use replicast_assembler::observe::{Item, ItemId, WindowObserver};
+use replicast_assembler::series::SeriesCache;
 
 /// The page's aggregation options.
 #[derive(Debug, Clone, Deserialize)]

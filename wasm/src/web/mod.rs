@@ -16,8 +16,8 @@ mod view;
 use js_sys::Float64Array;
 use wasm_bindgen::prelude::*;
 
-use crate::assembler::{Outcome, StreamAssembler};
 use follow::Follow;
+use replicast_assembler::assembler::{Outcome, StreamAssembler};
 
 pub use client::Replicast;
 

@@ -10,10 +10,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::follow::Follow;
-use crate::aggregate::sample::{Read, SampleReader};
-use crate::assembler::StreamAssembler;
-use crate::observe::{Payload, WindowObserver};
-use crate::windows::{ItemView, Window};
+use replicast_assembler::aggregate::sample::{Read, SampleReader};
+use replicast_assembler::assembler::StreamAssembler;
+use replicast_assembler::observe::{Payload, WindowObserver};
+use replicast_assembler::windows::{ItemView, Window};
 
 pub fn keys<O: WindowObserver>(assembler: &StreamAssembler<O>) -> Vec<String> {
     assembler.keys().map(text).collect()

@@ -26,7 +26,7 @@ pub mod sum;
 
 mod group;
 mod query;
-pub(crate) mod sample;
+pub mod sample;
 mod spec;
 
 use std::collections::{BTreeSet, HashMap};

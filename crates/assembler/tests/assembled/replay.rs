@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::resp::CommandReader;
 use replicast_protocol::wire::{begin_commands, encode_hello, encode_snapshot, push_segment};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 
 use super::{canon, check_mirror, Mirror};
 

@@ -1,8 +1,8 @@
 use crate::assembled::{stream, Harness};
+use replicast_assembler::Outcome;
 use replicast_protocol::wire::{
     encode_commands, encode_shard, encode_stale, encode_stale_all, push_segment,
 };
-use replicast_wasm::Outcome;
 
 #[test]
 fn del_rename_move_copy() {

@@ -2,14 +2,14 @@
 //! as the relay sends them (commands messages of 64 KiB segments), into a StreamAssembler with no observer.
 //!
 //! ```text
-//! cargo bench -p replicast-wasm --bench assembler
+//! cargo bench -p replicast-assembler --bench assembler
 //! ```
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::wire::{begin_commands, encode_hello, push_segment};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 
 const ZADDS: u64 = 200_000;
 const KEYS: u64 = 20;

@@ -11,7 +11,7 @@ use crate::observe::Payload;
 
 /// What an item holds at one path.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Read<'a> {
+pub enum Read<'a> {
     /// Nothing there.
     Missing,
     /// A finite number, with its text.
@@ -33,7 +33,7 @@ struct FieldPath {
 
 /// Reads a fixed list of paths from items.
 #[derive(Debug, Clone)]
-pub(crate) struct SampleReader {
+pub struct SampleReader {
     paths: PathSet,
     /// Per path, the same path for field/value pairs.
     by_field: Vec<FieldPath>,

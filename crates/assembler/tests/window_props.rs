@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 use assembled::{canon, check_mirror, resp, Mirror};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use replicast_protocol::wire::{encode_commands, encode_hello, encode_snapshot};
-use replicast_wasm::{StreamAssembler, WatchConfig};
 
 const N: usize = 3;
 

@@ -1,5 +1,5 @@
 //! The browser's side of a relay session, without any I/O: its status, when to reconnect, and when a silent
-//! socket counts as dead. The WebSocket glue in [`crate::web`] drives it with the clock and events.
+//! socket counts as dead. The npm package's WebSocket glue (`wasm/src/web`) drives it with the clock and events.
 //!
 //! Statuses: `connecting` (a socket is opening, or open without a hello yet), `live` (windows follow the stream),
 //! `resyncing` (the relay restarted this session's stream: a hello that did not continue where the windows were,

@@ -3,16 +3,18 @@
 //! every statistic once (what a page does per animation frame).
 //!
 //! ```text
-//! cargo bench -p replicast-wasm --bench aggregate
+//! cargo bench -p replicast-assembler --bench aggregate
 //! ```
 
 use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use replicast_wasm::aggregate::json::{Found, PathSet};
-use replicast_wasm::aggregate::{Across, AggregateSpec, Aggregator, FieldSpec, Grouping, Scope};
-use replicast_wasm::observe::{Item, ItemId, Payload, WindowObserver};
+use replicast_assembler::aggregate::json::{Found, PathSet};
+use replicast_assembler::aggregate::{
+    Across, AggregateSpec, Aggregator, FieldSpec, Grouping, Scope,
+};
+use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 
 /// Distinct sample payloads, cycled through.
 const PAYLOADS: usize = 997;

@@ -1,5 +1,5 @@
 use crate::assembled::Harness;
-use replicast_wasm::Outcome;
+use replicast_assembler::Outcome;
 
 #[test]
 fn zadd_fills_the_window_of_watched_keys_only() {

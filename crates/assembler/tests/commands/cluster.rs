@@ -1,12 +1,12 @@
 //! A relay following a Redis Cluster: one stream per shard in shard envelopes, each with its own epoch and
 //! offsets, and windows that only their home shard's stream changes (slot migrations converge through top-ups).
 
+use replicast_assembler::assembler::AssemblerError;
+use replicast_assembler::{Outcome, StreamAssembler, WatchConfig};
 use replicast_protocol::wire::{
     encode_commands, encode_hello, encode_hello_continuing, encode_shard, encode_snapshot,
     push_segment,
 };
-use replicast_wasm::assembler::AssemblerError;
-use replicast_wasm::{Outcome, StreamAssembler, WatchConfig};
 
 use crate::assembled::{canon, check_mirror, stream, Mirror};
 

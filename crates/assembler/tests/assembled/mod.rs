@@ -6,9 +6,9 @@ pub mod replay;
 
 use std::collections::BTreeMap;
 
+use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
+use replicast_assembler::{ItemView, Outcome, StreamAssembler, WatchConfig, Window};
 use replicast_protocol::wire::{encode_commands, encode_hello, encode_snapshot};
-use replicast_wasm::observe::{Item, ItemId, Payload, WindowObserver};
-use replicast_wasm::{ItemView, Outcome, StreamAssembler, WatchConfig, Window};
 
 /// One command as RESP.
 pub fn resp<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
@@ -136,7 +136,7 @@ pub fn canon(window: &Window) -> Vec<String> {
             ItemView::Field { field, value, .. } => format!("{}={}", text(field), text(value)),
         })
         .collect();
-    if window.kind() == replicast_wasm::Kind::Hash {
+    if window.kind() == replicast_assembler::Kind::Hash {
         items.sort();
     }
     items.insert(0, window.kind().name().to_string());

@@ -4,7 +4,7 @@
 //! the top-ups the windows asked for. Runs natively and, with `wasm-pack test`, in wasm in Chromium.
 
 mod assembled;
-#[path = "../../crates/protocol/tests/recorded/mod.rs"]
+#[path = "../../protocol/tests/recorded/mod.rs"]
 mod recorded;
 
 use recorded::types::{PATTERN, WINDOW};
@@ -37,17 +37,9 @@ fn check(stream: &[u8], offset: &str, expected: &[u8]) -> assembled::replay::Rep
 macro_rules! recording {
     ($name:literal) => {
         check(
-            include_bytes!(concat!("../../crates/protocol/tests/data/", $name, ".resp")),
-            include_str!(concat!(
-                "../../crates/protocol/tests/data/",
-                $name,
-                ".offset"
-            )),
-            include_bytes!(concat!(
-                "../../crates/protocol/tests/data/",
-                $name,
-                ".expected"
-            )),
+            include_bytes!(concat!("../../protocol/tests/data/", $name, ".resp")),
+            include_str!(concat!("../../protocol/tests/data/", $name, ".offset")),
+            include_bytes!(concat!("../../protocol/tests/data/", $name, ".expected")),
         )
     };
 }
