@@ -22,6 +22,9 @@ if rustup_has_wasm_target; then
     --target wasm32-unknown-unknown -- -D warnings
 fi
 
+step "import circles (crates/*, wasm)"
+node scripts/import-cycles.mjs crates/* wasm
+
 step "cargo test"
 cargo test --workspace
 

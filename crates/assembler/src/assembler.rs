@@ -28,22 +28,14 @@ use crate::commands;
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::keyspace::Keyspace;
 use crate::observe::{NoObserver, WindowObserver};
+pub use crate::watch::WatchConfig;
 use crate::windows::Window;
+use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
 
-/// Largest window a page may ask for; larger requests are clamped to it.
-pub const MAX_WINDOW: usize = 100_000;
 /// Most bytes of arguments buffered for one `MULTI` block; past it the block applies as it comes.
 pub const MAX_TRANSACTION_BYTES: usize = 16 << 20;
-
-/// What to watch: keys matching any of `patterns` (Redis globs) in database `db`, `window` items each.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchConfig {
-    pub patterns: Vec<Vec<u8>>,
-    pub db: u32,
-    pub window: usize,
-}
 
 #[derive(Debug, Error)]
 pub enum AssemblerError {
@@ -156,6 +148,7 @@ impl StreamAssembler<NoObserver> {
 impl<O: WindowObserver> StreamAssembler<O> {
     /// An assembler that reports every item entering or leaving a window to `observer`.
     pub fn with_observer(mut watch: WatchConfig, observer: O) -> Self {
+        // The relay refuses larger windows (a subscription past the limit closes the session): ask for one it takes.
         watch.window = watch.window.clamp(1, MAX_WINDOW);
         StreamAssembler {
             streams: vec![ShardStream::new()],

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::assembler::WatchConfig;
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::observe::{ItemId, WindowObserver};
+use crate::watch::WatchConfig;
 use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap};
 use crate::windows::{Events, Inexact, Kind, Window};
 use replicast_protocol::pattern::glob_match;

@@ -5,6 +5,7 @@
 //! programs (the relay's tests, the fuzzers, the benchmarks) run the very same code. The stream it reads is the
 //! protocol crate's (`replicast-protocol`).
 //!
+//! - `watch`: what a page watches ([`WatchConfig`]).
 //! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
 //! - `keyspace`: the watched database's windows and what is known about keys without one.
 //! - `commands`: how each command changes the windows, one file per type.
@@ -23,6 +24,7 @@ mod keyspace;
 pub mod link;
 pub mod observe;
 pub mod series;
+mod watch;
 pub mod windows;
 
 pub use assembler::{Outcome, StreamAssembler, WatchConfig};

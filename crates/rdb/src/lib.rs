@@ -16,9 +16,10 @@
 //! [`decode_dump`] decodes a `DUMP` payload with the same code; [`export`] writes what a reader reports as JSON
 //! Lines or as a summary (`replicast rdb`).
 //!
-//! Files by job: [`reader`] (the push parser), `opcodes` (the header and the opcodes between keys), `value` (the value types), `stream`
-//! (streams), `module` (module opcodes), `cursor` (lengths, strings, doubles), `lzf`, `crc` (CRC64), `encodings`
-//! (ziplist, listpack, intset, zipmap), [`event`] (what is reported), [`error`] and [`dump`].
+//! Files by job: [`reader`] (the push parser), `state` (where the reader is), `opcodes` (the header and the opcodes
+//! between keys), `value` (the value types), `stream` (streams), `module` (module opcodes), `cursor` (lengths,
+//! strings, doubles), `lzf`, `crc` (CRC64), `encodings` (ziplist, listpack, intset, zipmap), [`event`] (what is
+//! reported), [`error`] and [`dump`]; [`export`] (JSON Lines and the summary) builds on them.
 
 mod crc;
 mod cursor;
@@ -31,6 +32,7 @@ mod lzf;
 mod module;
 mod opcodes;
 pub mod reader;
+mod state;
 mod stream;
 mod value;
 
@@ -80,4 +82,28 @@ pub struct ReaderOptions {
     /// Try versions newer than [`NEWEST_REDIS_VERSION`] / [`NEWEST_VALKEY_VERSION`] anyway, as if they were the
     /// newest known (an unknown type or opcode in them is still an error).
     pub best_effort: bool,
+}
+
+impl ReaderOptions {
+    /// Refuses versions this reader does not know, unless the options say to try anyway.
+    pub(crate) fn check_version(
+        &self,
+        flavor: Flavor,
+        version: u32,
+        offset: u64,
+    ) -> Result<(), RdbError> {
+        let newest = match flavor {
+            Flavor::Redis => NEWEST_REDIS_VERSION,
+            Flavor::Valkey => NEWEST_VALKEY_VERSION,
+        };
+        if version > newest && !self.best_effort {
+            return Err(RdbError::UnsupportedVersion {
+                offset,
+                flavor: flavor.name(),
+                version,
+                newest,
+            });
+        }
+        Ok(())
+    }
 }

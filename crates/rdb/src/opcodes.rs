@@ -5,8 +5,9 @@
 use super::cursor::Cursor;
 use super::error::{Halt, RdbError};
 use super::event::{Checksum, Encoding, Event, Flavor, ModuleId};
-use super::reader::{RdbReader, State};
-use super::{Limits, ReaderOptions, NEWEST_REDIS_VERSION, NEWEST_VALKEY_VERSION};
+use super::reader::RdbReader;
+use super::state::State;
+use super::Limits;
 
 const OP_SLOT_INFO: u8 = 244;
 const OP_FUNCTION2: u8 = 245;
@@ -55,12 +56,8 @@ impl RdbReader {
                 expected: "an RDB version in decimal digits",
                 found: format!("{:?}", String::from_utf8_lossy(digits)),
             })?;
-        check_version(
-            flavor,
-            version,
-            &self.options,
-            (MAGIC_LEN - digits.len()) as u64,
-        )?;
+        self.options
+            .check_version(flavor, version, (MAGIC_LEN - digits.len()) as u64)?;
         self.flavor = flavor;
         self.version = version;
         self.state = State::Top;
@@ -187,26 +184,4 @@ impl RdbReader {
         }
         Ok(())
     }
-}
-
-/// Refuses versions this reader does not know, unless the options say to try anyway.
-pub(crate) fn check_version(
-    flavor: Flavor,
-    version: u32,
-    options: &ReaderOptions,
-    offset: u64,
-) -> Result<(), RdbError> {
-    let newest = match flavor {
-        Flavor::Redis => NEWEST_REDIS_VERSION,
-        Flavor::Valkey => NEWEST_VALKEY_VERSION,
-    };
-    if version > newest && !options.best_effort {
-        return Err(RdbError::UnsupportedVersion {
-            offset,
-            flavor: flavor.name(),
-            version,
-            newest,
-        });
-    }
-    Ok(())
 }

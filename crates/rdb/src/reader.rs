@@ -10,94 +10,15 @@
 use super::crc::Crc64;
 use super::cursor::Cursor;
 use super::error::{Halt, RdbError};
-use super::event::{Checksum, Encoding, Event, Flavor, KeyStart, ModuleId};
+use super::event::{Checksum, Encoding, Event, Flavor};
 use super::module::skip_module_op;
-use super::opcodes::check_version;
-use super::value::ValueState;
+use super::state::{KeyCtx, Sink, State, ValueState};
 use super::ReaderOptions;
 
 /// Once an incomplete step has needed a buffer this much bigger than what it holds now, give memory back.
 const SHRINK_SLACK: usize = 1 << 20;
 /// Bytes first added to an incomplete step's from the next chunk (then doubling until the step completes).
 const MIN_TOP_UP: usize = 4096;
-
-/// Where the reader is in the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
-    Magic,
-    /// Between keys: an opcode or a type byte comes next.
-    Top,
-    /// Inside a `MODULE_AUX`'s opcodes.
-    ModuleAux,
-    /// A `DUMP` payload's type byte.
-    DumpType,
-    Value,
-    /// A `DUMP` payload's 2-byte RDB version.
-    DumpVersion,
-    Checksum,
-    Done,
-}
-
-/// Where events go.
-pub(crate) type Sink<'s> = &'s mut dyn FnMut(Event<'_>);
-
-/// What the reader knows of the key being read.
-#[derive(Debug, Default)]
-pub(crate) struct KeyCtx {
-    pub key: Vec<u8>,
-    pub encoding: Option<Encoding>,
-    pub expire_ms: Option<i64>,
-    pub idle_secs: Option<u64>,
-    pub lfu_freq: Option<u8>,
-    pub module: Option<ModuleId>,
-    pub offset: u64,
-    pub db: u64,
-    /// Whether `KeyStart` was reported (it waits for the first element, so that empty keys can be skipped).
-    pub started: bool,
-}
-
-impl KeyCtx {
-    /// Reports the key's start, once.
-    pub(crate) fn start(&mut self, on: &mut dyn FnMut(Event<'_>)) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        let Some(encoding) = self.encoding else {
-            return;
-        };
-        on(Event::KeyStart(KeyStart {
-            db: self.db,
-            key: &self.key,
-            value_type: encoding.value_type(),
-            encoding,
-            expire_ms: self.expire_ms,
-            idle_secs: self.idle_secs,
-            lfu_freq: self.lfu_freq,
-            offset: self.offset,
-            module: self.module,
-        }));
-    }
-
-    /// Reports one element, after the key's start if it was not reported yet.
-    pub(crate) fn element(
-        &mut self,
-        on: &mut dyn FnMut(Event<'_>),
-        element: super::event::Element<'_>,
-    ) {
-        self.start(on);
-        on(Event::Element(element));
-    }
-
-    fn reset(&mut self) {
-        self.encoding = None;
-        self.expire_ms = None;
-        self.idle_secs = None;
-        self.lfu_freq = None;
-        self.module = None;
-        self.started = false;
-    }
-}
 
 /// The streaming RDB parser.
 ///
@@ -178,7 +99,7 @@ impl RdbReader {
         version: u32,
         options: ReaderOptions,
     ) -> Result<Self, RdbError> {
-        check_version(flavor, version, &options, 0)?;
+        options.check_version(flavor, version, 0)?;
         let mut reader = Self::with_options(options);
         reader.flavor = flavor;
         reader.version = version;

@@ -11,42 +11,13 @@ use super::encodings::listpack::Listpack;
 use super::encodings::EncodingError;
 use super::error::{Halt, RdbError};
 use super::event::{Element, Encoding, StreamId, StreamMeta, Value};
-use super::reader::{KeyCtx, RdbReader, Sink};
-use super::value::ValueState;
+use super::reader::RdbReader;
+use super::state::{KeyCtx, Sink, StreamState, ValueState};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
 /// Length of a node's master ID (two big-endian u64).
 const MASTER_ID_LEN: usize = 16;
-
-/// Where the reader is inside a stream. Counts of groups and consumers are of those still to read after the
-/// current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamState {
-    Nodes {
-        left: u64,
-    },
-    Meta,
-    Group {
-        left: u64,
-    },
-    GroupPel {
-        groups: u64,
-        left: u64,
-    },
-    Consumers {
-        groups: u64,
-    },
-    Consumer {
-        groups: u64,
-        left: u64,
-    },
-    ConsumerPel {
-        groups: u64,
-        consumers: u64,
-        left: u64,
-    },
-}
 
 impl RdbReader {
     pub(crate) fn stream_step(

@@ -10,31 +10,13 @@ use super::encodings::EncodingError;
 use super::error::{Halt, RdbError};
 use super::event::{Element, Encoding, ModuleId, Value};
 use super::module::skip_module_op;
-use super::reader::{KeyCtx, RdbReader, Sink};
-use super::stream::StreamState;
+use super::reader::RdbReader;
+use super::state::{KeyCtx, Sink, StreamState, ValueState};
 
 /// A quicklist 2 node holding one big element as-is.
 const QUICKLIST_NODE_PLAIN: u64 = 1;
 /// A quicklist 2 node holding a listpack.
 const QUICKLIST_NODE_PACKED: u64 = 2;
-
-/// Where the reader is inside a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueState {
-    /// Right after the key: the value's first part (a string, a count, or a compact string) comes next.
-    Start,
-    /// `left` more elements of a plain encoding.
-    Items {
-        left: u64,
-    },
-    /// `left` more quicklist nodes.
-    QuicklistNodes {
-        left: u64,
-    },
-    Stream(StreamState),
-    /// A module value's opcodes, up to its EOF opcode.
-    ModuleOps,
-}
 
 impl RdbReader {
     pub(crate) fn value_step(&mut self, cur: &mut Cursor<'_>, on: Sink<'_>) -> Result<(), Halt> {
