@@ -5,10 +5,15 @@
 //!   reads of windows, series and aggregates, with one change callback per animation frame.
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
+//!
+//! Not in the shipped package: `rdb` (`RdbScan`, feature `rdb`) and `bench` (`RespBench`, `AssemblerBench`,
+//! feature `bench`), built for bench/ and for pages that read RDB files.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 mod client;
 mod follow;
+#[cfg(feature = "rdb")]
 pub mod rdb;
 mod sends;
 mod view;
