@@ -98,6 +98,7 @@ fn record_with<T>(
         std::thread::sleep(Duration::from_millis(20));
     }
     // SIGTERM, so that it flushes and exits cleanly.
+    // SAFETY: kill only sends a signal to the recorder, a child process of this test.
     unsafe { libc::kill(recorder.0.id() as i32, libc::SIGTERM) };
     assert!(recorder.0.wait().unwrap().success());
     let bytes = std::fs::read(out).unwrap();
