@@ -42,6 +42,8 @@ pub struct Follow {
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
     series: Option<SeriesCache>,
+    /// The numbers behind the last `seriesView`, which aliases them.
+    pub view_buffer: Vec<f64>,
 }
 
 impl Follow {
@@ -77,6 +79,7 @@ impl Follow {
             by_key: Some(spec(Grouping::ByKey)?),
             fleet: Some(spec(Grouping::AcrossKeys(Across::LatestPerKey))?),
             series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
+            view_buffer: Vec::new(),
         })
     }
 
