@@ -133,7 +133,7 @@ impl ShardStream {
 /// Windows of the watched keys, kept up to date from the replication stream, reported to an observer `O`.
 #[derive(Debug)]
 pub struct StreamAssembler<O: WindowObserver = NoObserver> {
-    /// By shard index, grown as hellos name shards; shard 0 always exists.
+    /// By shard index, grown as hellos name shards (one Redis is shard 0 alone, a cluster of one).
     streams: Vec<ShardStream>,
     keyspace: Keyspace,
     observer: O,
@@ -151,7 +151,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         // The relay refuses larger windows (a subscription past the limit closes the session): ask for one it takes.
         watch.window = watch.window.clamp(1, MAX_WINDOW);
         StreamAssembler {
-            streams: vec![ShardStream::new()],
+            streams: Vec::new(),
             keyspace: Keyspace::new(watch),
             observer,
         }
@@ -164,12 +164,12 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
     /// The epoch being followed (shard 0's, with a relay following a cluster), once a hello arrived.
     pub fn epoch(&self) -> Option<&str> {
-        self.streams[0].epoch.as_deref()
+        self.streams.first().and_then(|s| s.epoch.as_deref())
     }
 
     /// Replication offset up to which the stream (shard 0's) has been applied.
     pub fn offset(&self) -> u64 {
-        self.streams[0].reader.offset()
+        self.streams.first().map_or(0, |s| s.reader.offset())
     }
 
     /// Every shard whose hello arrived: its index, epoch, and the offset up to which its stream was applied. What
