@@ -28,11 +28,11 @@ function machineBlock(m) {
 function respBlock(c) {
   const out = [commands([
     'cargo build -p replicast-server && node bench/resp/record.mjs',
-    'cargo bench -p replicast-wasm --bench resp',
+    'cargo bench -p replicast-protocol --bench resp',
     'source scripts/lib.sh',
-    'with_wasm_env wasm-pack build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node',
+    'with_wasm_env wasm-pack build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node -- --features bench',
     'node bench/resp/node.mjs      # × runs',
-    'with_wasm_env wasm-pack build wasm --release --target web --out-dir ../target/bench-resp/pkg-web',
+    'with_wasm_env wasm-pack build wasm --release --target web --out-dir ../target/bench-resp/pkg-web -- --features bench',
     'node bench/resp/chromium.mjs  # × runs',
   ])];
   let nativeMBps = null;
@@ -92,7 +92,7 @@ function rdbBlock([r]) {
   }
   return [
     commands(['bash bench/rdb/make-dumps.sh', 'cargo build --release -p replicast-server',
-      'source scripts/lib.sh && with_wasm_env wasm-pack build wasm --release --target nodejs --out-dir ../target/rdb-bench/pkg',
+      'source scripts/lib.sh && with_wasm_env wasm-pack build wasm --release --target nodejs --out-dir ../target/rdb-bench/pkg -- --features bench',
       'python3 -m venv target/rdb-peer && target/rdb-peer/bin/pip install rdb-py',
       'SKIP_BUILD=1 RUNS=5 RDB_PEER="target/rdb-peer/bin/python bench/rdb/peer.py" node bench/rdb/run.mjs']),
     '', `${r.results[0].runs} runs each; median [min, max]; peak RSS from \`/usr/bin/time -v\`. The peer is rdb-py (PyPI), timed as a whole process.`,
@@ -183,7 +183,7 @@ function assemblerBlock(list) {
   return [
     commands(['node bench/resp/record.mjs --hosts 20 --out target/bench-assembler/zadd-200k-20.resp',
       'source scripts/lib.sh',
-      'with_wasm_env wasm-pack build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web',
+      'with_wasm_env wasm-pack build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web -- --features bench',
       'node bench/assembler/chromium.mjs   # × runs']),
     '', table(['engine', 'runs', 'M ZADD/s, median of the medians (min–max)', 'slowest / fastest single run'], [[
       list[0].engine, `${list.length} × ${list[0].runs}`, `${n2(s.median)} (${n2(s.min)}–${n2(s.max)})`,

@@ -49,12 +49,12 @@ const results = (out) => out.split('\n').filter((l) => l.startsWith('RESULT ')).
 const wasm = (args) => run('bash', ['-c', `source scripts/lib.sh && with_wasm_env wasm-pack --log-level warn ${args}`]);
 
 // Which builds the run uses. The full run builds what the documented commands build; the smoke run takes what
-// `npm test` already built (the debug relay, wasm/pkg), or what is there, and builds nothing heavy.
+// `npm test` already built (the debug relay, wasm/pkg), or what is there, and builds one thing: a wasm package with
+// the benchmark classes (feature `bench`), which the shipped wasm/pkg leaves out.
 const profile = smoke && !existsSync(target('release/replicast')) ? 'debug'
   : smoke && existsSync(target('debug/replicast')) ? 'debug' : 'release';
 const relayBin = target(profile, 'replicast');
-const smokePkg = existsSync(path.join(repoRoot, 'wasm/pkg/replicast_wasm.js')) ? path.join(repoRoot, 'wasm/pkg')
-  : target('bench-assembler/pkg-web');
+const smokePkg = target('bench-smoke/pkg-web');
 const pkg = {
   respNode: smoke ? smokePkg : target('bench-resp/pkg-node'),
   respWeb: smoke ? smokePkg : target('bench-resp/pkg-web'),
@@ -142,24 +142,24 @@ const benches = {
     await record(streams.resp, smoke ? 20000 : 200000, 16);
     if (smoke) {
       // Criterion's test mode: each benchmark once, on the tiny stream (no timing).
-      const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-wasm',
+      const out = await run('cargo', ['test', '-q', ...(profile === 'release' ? ['--release'] : []), '-p', 'replicast-protocol',
         '--bench', 'resp'], { env: { REPLICAST_BENCH_STREAM: streams.resp } });
       const lines = out.split('\n');
       const tested = lines.filter((l) => l.startsWith('Testing ')).map((l) => l.slice(8));
       return [{ bench: 'resp-native', tested, succeeded: lines.filter((l) => l.trim() === 'Success').length }];
     }
-    await run('cargo', ['bench', '-p', 'replicast-wasm', '--bench', 'resp']);
+    await run('cargo', ['bench', '-p', 'replicast-protocol', '--bench', 'resp']);
     const meta = JSON.parse(readFileSync(`${streams.resp}.json`, 'utf8'));
     return [{ bench: 'resp-native', bytes: meta.bytes, commands: meta.zadds + 1, results: criterionEstimates() }];
   },
   'resp-node': async () => {
     await record(streams.resp, smoke ? 20000 : 200000, 16);
-    if (!smoke) await wasm(`build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node`);
+    if (!smoke) await wasm(`build wasm --release --target nodejs --out-dir ../target/bench-resp/pkg-node -- --features bench`);
     return repeat(runs, 'node', ['bench/resp/node.mjs', streams.resp, '--pkg', pkg.respNode, ...(smoke ? ['--runs', '3'] : [])]);
   },
   'resp-chromium': async () => {
     await record(streams.resp, smoke ? 20000 : 200000, 16);
-    if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-resp/pkg-web`);
+    if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-resp/pkg-web -- --features bench`);
     return repeat(runs, 'node', ['bench/resp/chromium.mjs', streams.resp, '--pkg', pkg.respWeb, ...(smoke ? ['--runs', '3'] : [])]);
   },
   rdb: async () => {
@@ -170,7 +170,7 @@ const benches = {
         if (!existsSync(target(`rdb-bench/${what}.rdb`))) await run('bash', ['bench/rdb/make-dumps.sh', what]);
       }
       await ensureRelay();
-      await wasm(`build wasm --release --target nodejs --out-dir ../target/rdb-bench/pkg`);
+      await wasm(`build wasm --release --target nodejs --out-dir ../target/rdb-bench/pkg -- --features bench`);
     }
     const peer = await rdbPeer();
     return results(await run('node', ['bench/rdb/run.mjs', ...files], {
@@ -199,7 +199,7 @@ const benches = {
   },
   assembler: async () => {
     await record(streams.assembler, smoke ? 20000 : 200000, 20);
-    if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web`);
+    if (!smoke) await wasm(`build wasm --release --target web --out-dir ../target/bench-assembler/pkg-web -- --features bench`);
     return repeat(runs, 'node', ['bench/assembler/chromium.mjs', streams.assembler, '--pkg', pkg.assembler,
       ...(smoke ? ['--runs', '3'] : [])]);
   },
@@ -271,6 +271,10 @@ const collected = {};
 const loadBefore = os.loadavg();
 const started = Date.now();
 try {
+  const usesBenchPkg = ['resp-node', 'resp-chromium', 'rdb', 'assembler', 'frames'];
+  if (smoke && names.some((n) => usesBenchPkg.includes(n))) {
+    await wasm(`build wasm --release --target web --out-dir ../target/bench-smoke/pkg-web -- --features bench`);
+  }
   for (const name of names) {
     const t0 = Date.now();
     console.log(`\n== ${name}${smoke ? ' (smoke)' : ''}`);

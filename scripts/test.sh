@@ -18,14 +18,24 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 if rustup_has_wasm_target; then
   # The browser-only code is compiled out natively; lint it for wasm32 where rustup's toolchain (with clippy)
   # has the target. The benches are native-only (criterion), so they are not linted for wasm.
-  with_wasm_env cargo clippy -q -p replicast-wasm --lib --tests --target wasm32-unknown-unknown -- -D warnings
+  with_wasm_env cargo clippy -q -p replicast-protocol -p replicast-assembler -p replicast-wasm --lib --tests \
+    --features replicast-wasm/bench --target wasm32-unknown-unknown -- -D warnings
 fi
+
+step "import circles (crates/*, wasm)"
+node scripts/import-cycles.mjs crates/* wasm
 
 step "cargo test"
 cargo test --workspace
 
 step "wasm-pack test (headless Chromium)"
-with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver "$(command -v chromedriver)" wasm
+# The protocol's and the assembler's tests that run in Chromium too: the browser runs the same code.
+for crate in crates/protocol crates/assembler wasm; do
+  with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver "$(command -v chromedriver)" "$crate"
+done
+# RdbScan, outside the shipped package (feature `rdb`).
+with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver "$(command -v chromedriver)" wasm \
+  --features rdb
 
 step "end-to-end (tests/, Chromium)"
 bash scripts/build.sh debug

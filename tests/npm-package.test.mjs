@@ -34,6 +34,35 @@ test('each target packs a clean file list: code, types, README and license only'
   }
 });
 
+/** Each class the declarations export, with its members' declarations (comments left out), by name. */
+function declaredClasses(types) {
+  const classes = new Map();
+  for (const [, name, body] of types.matchAll(/^export class (\w+) \{\n([\s\S]*?)^\}/gm)) {
+    const members = new Map();
+    for (const line of body.replace(/\/\*\*[\s\S]*?\*\//g, '').split('\n')) {
+      const member = /^ {4}(?:readonly )?(\w+)[(:]/.exec(line);
+      if (member) members.set(member[1], line.trim());
+    }
+    classes.set(name, members);
+  }
+  return classes;
+}
+
+test('the package holds the client classes only, and both read windows through one API', async () => {
+  const reads = ['offset', 'epoch', 'positions', 'keys', 'len', 'times', 'series', 'seriesView', 'latest', 'window',
+    'kind', 'complete', 'stale', 'expiresAt', 'stats', 'fleet', 'fleetAbove', 'diagnostics'];
+  for (const target of ['web', 'bundler', 'nodejs']) {
+    const classes = declaredClasses(await readFile(path.join(npmDir, target, 'replicast_wasm.d.ts'), 'utf8'));
+    assert.deepEqual([...classes.keys()].sort(), ['Assembler', 'Replicast'],
+      `${target}: no benchmark classes and no RDB reader in the package`);
+    for (const read of reads) {
+      const ours = classes.get('Replicast').get(read);
+      assert.ok(ours, `${target}: Replicast.${read}`);
+      assert.equal(classes.get('Assembler').get(read), ours, `${target}: Assembler.${read} reads as Replicast's`);
+    }
+  }
+});
+
 /** The commands of a RESP stream of arrays of bulk strings (what Redis sends its replicas). */
 function parseCommands(bytes) {
   const text = bytes.toString('latin1');
@@ -88,8 +117,8 @@ test('installed from its tarball, the nodejs build decodes a recorded stream int
     await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
     await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: consumer });
 
-    const stream = await readFile(path.join(repoRoot, 'wasm/tests/data/zadd.resp'));
-    const start = Number((await readFile(path.join(repoRoot, 'wasm/tests/data/zadd.offset'), 'utf8')).trim());
+    const stream = await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.resp'));
+    const start = Number((await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.offset'), 'utf8')).trim());
     const window = 7;
     // What Redis holds after these ZADDs: per key, the newest `window` members by score.
     const expected = new Map();

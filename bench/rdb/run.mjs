@@ -21,7 +21,7 @@ const peer = process.env.RDB_PEER ? process.env.RDB_PEER.split(' ') : null;
 
 if (!process.env.SKIP_BUILD) {
   execFileSync('cargo', ['build', '--release', '-p', 'replicast-server'], { cwd: root, stdio: 'inherit' });
-  execFileSync('bash', ['-c', `source scripts/lib.sh && with_wasm_env wasm-pack --log-level warn build wasm --release --target nodejs --out-dir "${pkg}"`], { cwd: root, stdio: 'inherit' });
+  execFileSync('bash', ['-c', `source scripts/lib.sh && with_wasm_env wasm-pack --log-level warn build wasm --release --target nodejs --out-dir "${pkg}" -- --features bench`], { cwd: root, stdio: 'inherit' });
 }
 
 function timed(cmd, args) {

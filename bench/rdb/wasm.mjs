@@ -1,7 +1,8 @@
 // Parses an RDB file with the wasm build of the reader in Node, 256 KiB at a time, and prints one JSON line:
 // bytes, keys, elements, seconds, MB/s, keys/s and the process's peak RSS.
-// PKG_DIR is a nodejs or web package. Build it first (bench/rdb/run.mjs does): wasm-pack build wasm --release --target nodejs --out-dir
-// target/rdb-bench/pkg
+// PKG_DIR is a nodejs or web package with `RdbScan` (feature `rdb` or `bench`; the shipped package has neither). Build
+// it first (bench/rdb/run.mjs does): wasm-pack build wasm --release --target nodejs --out-dir target/rdb-bench/pkg
+// -- --features bench
 // Usage: node bench/rdb/wasm.mjs FILE [PKG_DIR]
 import { openSync, readSync, closeSync } from 'node:fs';
 import { resolve } from 'node:path';

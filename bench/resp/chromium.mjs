@@ -2,7 +2,7 @@
 // page, in wasm, driven by playwright-core.
 //
 //   source scripts/lib.sh && with_wasm_env wasm-pack build wasm --release --target web \
-//     --out-dir ../target/bench-resp/pkg-web
+//     --out-dir ../target/bench-resp/pkg-web -- --features bench
 //   node bench/resp/chromium.mjs [STREAM] [--runs 15] [--pkg DIR]
 //
 // The plain JavaScript parser of js-parser.mjs runs on the same bytes beside it. --pkg is a web package (default

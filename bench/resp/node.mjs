@@ -2,7 +2,7 @@
 // JavaScript parser of js-parser.mjs on the same bytes beside it.
 //
 //   source scripts/lib.sh && with_wasm_env wasm-pack build wasm --release --target nodejs \
-//     --out-dir ../target/bench-resp/pkg-node
+//     --out-dir ../target/bench-resp/pkg-node -- --features bench
 //   node bench/resp/node.mjs [STREAM] [--runs 15] [--pkg DIR]
 //
 // --pkg takes a nodejs or a web package (e.g. wasm/pkg). Ends with a `RESULT {json}` line for bench/run.mjs.

@@ -15,17 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use replicast_wasm::observe::{Item, ItemId, WindowObserver};
-use replicast_wasm::wire::{
+use replicast_assembler::observe::{Item, ItemId, WindowObserver};
+use replicast_protocol::wire::{
     encode_commands, encode_hello, encode_shard, encode_snapshot, encode_stale, encode_stale_all,
 };
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
 
 /// Every command the assembler knows (its own table, so a new one is fuzzed too), and one it does not.
 fn vocabulary() -> &'static [&'static str] {
     static VOCABULARY: OnceLock<Vec<&'static str>> = OnceLock::new();
     VOCABULARY.get_or_init(|| {
-        replicast_wasm::known_commands()
+        replicast_assembler::known_commands()
             .chain(["UNKNOWN"])
             .collect()
     })

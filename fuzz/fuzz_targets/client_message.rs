@@ -21,11 +21,12 @@ use replicast_server::access::{Access, Peers};
 use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
-use replicast_server::subscription::{
-    Allow, Request, Subscription, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS,
-    MAX_PATTERN_WILDCARDS, MAX_TOPUP_KEYS, MAX_WINDOW,
+use replicast_protocol::client_message::{
+    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS, MAX_TOPUP_KEYS,
+    MAX_WINDOW,
 };
-use replicast_wasm::pattern::Glob;
+use replicast_protocol::pattern::Glob;
+use replicast_server::subscription::{Allow, Subscription};
 use serde_json::{json, Value};
 
 /// Reads numbers and strings off the front of the input; past its end, zeros and empty strings.

@@ -22,7 +22,7 @@ use replicast_server::command_table::streamed::MAX_STREAMED_KEY_LEN;
 use replicast_server::command_table::CommandTable;
 use replicast_server::frames::Kind;
 use replicast_server::stream_reader::{Output, StreamReader};
-use replicast_wasm::resp::{RespError, MAX_INLINE_LEN};
+use replicast_protocol::resp::{RespError, MAX_INLINE_LEN};
 
 fn bulk(text: &str) -> Value {
     Value::BulkString(text.as_bytes().to_vec())

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replicast_wasm::rdb::{Limits, RdbError, RdbReader, ReaderOptions};
+use replicast_rdb::{Limits, RdbError, RdbReader, ReaderOptions};
 
 fn options(seed: u8) -> ReaderOptions {
     ReaderOptions {

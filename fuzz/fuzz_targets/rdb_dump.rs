@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replicast_wasm::rdb::{decode_dump, Limits, ReaderOptions};
+use replicast_rdb::{decode_dump, Limits, ReaderOptions};
 
 fuzz_target!(|data: &[u8]| {
     let options = ReaderOptions {

@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replicast_wasm::resp::{
+use replicast_protocol::resp::{
     parse_command, Checked, CommandCheck, CommandReader, Limits, Piece, RespError, StreamedCommand,
     ValueReader,
 };

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::resp::CommandReader;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{self, Message};
 use tokio_tungstenite::tungstenite;
 
 #[tokio::main]

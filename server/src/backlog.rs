@@ -15,16 +15,13 @@ use std::sync::Mutex;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 use tokio::sync::watch;
 
 use crate::frames::FrameIndex;
 
 /// Default capacity of the ring, in bytes of raw stream.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-
-/// Bytes of the relay message header in front of a batch's raw commands (tag, start, length).
-const COMMANDS_HEADER: usize = 13;
 
 /// A run of whole commands, as the link read them, with the message that carries them to browsers.
 #[derive(Debug, Clone)]
@@ -44,7 +41,7 @@ pub struct Batch {
 impl Batch {
     /// The raw commands, without the message header.
     pub fn raw(&self) -> Bytes {
-        self.message.slice(COMMANDS_HEADER..)
+        self.message.slice(wire::COMMANDS_HEADER..)
     }
 
     /// The raw commands from `offset` on; `offset` must be a command boundary inside the batch.

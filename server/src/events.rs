@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicast_wasm::pattern::Glob;
+use replicast_protocol::client_message::Event;
+use replicast_protocol::pattern::Glob;
 use thiserror::Error;
 use tokio::time::Instant;
 
-use crate::subscription::{Allow, EventRequest};
+use crate::subscription::Allow;
 use crate::topology::Topology;
 use crate::upstream::RedisTarget;
 
@@ -224,7 +225,7 @@ impl Append {
     /// Checks `event` against the limits and `writable`, and builds its append with the sender's identity and the
     /// relay's time (`now_ms`) added.
     pub fn prepare(
-        event: EventRequest,
+        event: Event,
         writable: &Writable,
         allow: &Allow,
         limits: &EventLimits,
@@ -295,7 +296,7 @@ impl Append {
 }
 
 /// Field count, names (unique, of the allowed characters, none of the relay's own) and size.
-fn check_fields(event: &EventRequest, limits: &EventLimits) -> Result<(), EventError> {
+fn check_fields(event: &Event, limits: &EventLimits) -> Result<(), EventError> {
     if event.fields.is_empty() {
         return Err(EventError::NoFields);
     }
@@ -575,7 +576,7 @@ impl<'a> EventGate<'a> {
     }
 
     /// Checks and appends one event; the entry id or why not.
-    pub async fn handle(&mut self, event: EventRequest) -> Result<String, EventError> {
+    pub async fn handle(&mut self, event: Event) -> Result<String, EventError> {
         let limits = &self.events.limits;
         // Every event counts, refused or not, so a flood of bad ones costs Redis nothing either.
         self.rate
@@ -622,8 +623,8 @@ fn base36(mut n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn event(key: &str, fields: &[(&str, &str)]) -> EventRequest {
-        EventRequest {
+    fn event(key: &str, fields: &[(&str, &str)]) -> Event {
+        Event {
             id: "r1".into(),
             key: key.into(),
             fields: fields
@@ -640,7 +641,7 @@ mod tests {
         }
     }
 
-    fn prepare(writable: &Writable, event: EventRequest) -> Result<Append, EventError> {
+    fn prepare(writable: &Writable, event: Event) -> Result<Append, EventError> {
         let allow = Allow::new(&["notes:*".into(), "marks".into()]);
         Append::prepare(
             event,
@@ -695,7 +696,7 @@ mod tests {
     fn each_limit_is_refused_naming_its_flag() {
         let allow = Allow::new(&["notes:*".into(), "secret:*".into()]);
         let writable = Writable::new(&["notes:*".into(), "secret:*".into()], &[], &allow).unwrap();
-        let refuse = |e: EventRequest| prepare(&writable, e).unwrap_err().to_string();
+        let refuse = |e: Event| prepare(&writable, e).unwrap_err().to_string();
         assert_eq!(
             refuse(event("perf:a", &[("a", "b")])),
             "key \"perf:a\" is not writable: it matches no --writable or --writable-zset pattern"

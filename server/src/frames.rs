@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use replicast_wasm::resp::Command;
+use replicast_protocol::resp::Command;
 
 use crate::command_table::{CommandKeys, CommandTable};
 
@@ -233,7 +233,7 @@ fn target_db(command: &Command<'_>) -> Option<Result<u32, ()>> {
 mod tests {
     use super::*;
     use redis::Value;
-    use replicast_wasm::resp::{parse_command, Limits};
+    use replicast_protocol::resp::{parse_command, Limits};
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())

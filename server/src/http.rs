@@ -27,7 +27,7 @@ use crate::session::{Resume, Session};
 use crate::shutdown_signal;
 
 /// Largest message a browser may send. Browsers only send small control messages and events.
-pub const MAX_CLIENT_MESSAGE: usize = replicast_wasm::wire::MAX_CLIENT_MESSAGE;
+pub const MAX_CLIENT_MESSAGE: usize = replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
 const READ_BUFFER: usize = 4 * 1024;
@@ -97,8 +97,8 @@ struct WsQuery {
     token: Option<String>,
 }
 
-/// Most streams one `at=` may name: [`replicast_wasm::wire::MAX_SHARDS`].
-const MAX_RESUME_STREAMS: usize = replicast_wasm::wire::MAX_SHARDS;
+/// Most streams one `at=` may name: [`replicast_protocol::wire::MAX_SHARDS`].
+const MAX_RESUME_STREAMS: usize = replicast_protocol::wire::MAX_SHARDS;
 
 /// The `at=` list: `epoch:offset` pairs, comma-separated.
 fn parse_at(at: &str) -> Result<Vec<Resume>, String> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use replicast_wasm::resp::RespError;
+use replicast_protocol::resp::RespError;
 use thiserror::Error;
 
 use crate::sentinel::SentinelError;

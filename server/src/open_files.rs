@@ -48,10 +48,9 @@ mod tests {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        // SAFETY: getrlimit only writes the struct passed to it.
+        let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(read, 0);
         assert_eq!(
             (limit.rlim_cur, limit.rlim_max),
             (raised.after, raised.after)

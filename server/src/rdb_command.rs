@@ -15,14 +15,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use replicast_wasm::pattern::Glob;
-use replicast_wasm::rdb::{KeyStart, RdbReader, ReaderOptions, ValueType};
-
-use self::json_lines::JsonLines;
-use self::stats::Stats;
-
-mod json_lines;
-mod stats;
+use replicast_protocol::pattern::Glob;
+use replicast_rdb::export::{Filter, JsonLines, Stats};
+use replicast_rdb::{RdbReader, ReaderOptions, ValueType};
 
 /// Bytes read from the file at a time.
 const READ_CHUNK: usize = 256 * 1024;
@@ -113,7 +108,9 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
     reader.finish().context("cannot parse the RDB")?;
     if args.stats {
         let elapsed = started.elapsed().as_secs_f64();
-        stats.write(&mut out, total)?;
+        stats
+            .write(&mut out, total)
+            .context("cannot write the summary")?;
         eprintln!(
             "parsed {total} bytes, {} keys in {elapsed:.3} s: {:.1} MB/s, {:.0} keys/s",
             stats.all_keys,
@@ -129,20 +126,5 @@ fn finish_output(result: io::Result<()>) -> anyhow::Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write the output"),
-    }
-}
-
-/// Which keys to print.
-struct Filter {
-    keys: Vec<Glob>,
-    types: Vec<ValueType>,
-    dbs: Vec<u64>,
-}
-
-impl Filter {
-    fn accepts(&self, key: &KeyStart<'_>) -> bool {
-        (self.keys.is_empty() || self.keys.iter().any(|p| p.matches(key.key)))
-            && (self.types.is_empty() || self.types.contains(&key.value_type))
-            && (self.dbs.is_empty() || self.dbs.contains(&key.db))
     }
 }

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicast_wasm::resp::{MAX_ARGS, MAX_BULK_LEN};
+use replicast_protocol::resp::{MAX_ARGS, MAX_BULK_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use replicast_wasm::resp::{
+use replicast_protocol::resp::{
     parse_command_into, Checked, Command, CommandCheck, Limits, Piece, RespError, StreamedCommand,
     MAX_ARGS, REDIS_MAX_ARGS,
 };

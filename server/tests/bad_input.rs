@@ -9,8 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};
@@ -346,7 +347,7 @@ async fn keys_not_utf8_or_a_megabyte_long_are_windowed_as_redis_holds_them() {
     want.sort();
     // Compared without printing: one key is a megabyte.
     assert!(topups == want, "top-ups asked for {} keys", topups.len());
-    assert!(topups.iter().all(|k| !wire::topup_can_name(k)));
+    assert!(topups.iter().all(|k| !Topup::can_name(k)));
     assert_eq!(assembler.diagnostics().last_error, None);
 }
 

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::{ClientMessage, Event, Topup};
+use replicast_protocol::wire::{self, Message};
 use support::cluster::Cluster;
 use support::*;
 
@@ -84,7 +85,7 @@ impl Browser {
     }
 
     /// Applies one message from the relay, counting snapshots and hellos; returns what it did.
-    fn apply(&mut self, message: &[u8]) -> replicast_wasm::Outcome {
+    fn apply(&mut self, message: &[u8]) -> replicast_assembler::Outcome {
         count(&mut self.seen, message);
         self.assembler.push_message(message).unwrap()
     }
@@ -109,8 +110,7 @@ impl Browser {
                 Err(_) => true,
             };
             let topups = self.assembler.take_topups();
-            if !topups.is_empty() {
-                let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
                 self.socket
                     .send(tokio_tungstenite::tungstenite::Message::text(request))
                     .await
@@ -520,7 +520,12 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         browser
             .socket
             .send(tokio_tungstenite::tungstenite::Message::text(
-                wire::encode_event(&i.to_string(), key, &fields),
+                ClientMessage::Event(Event {
+                    id: i.to_string(),
+                    key: key.to_string(),
+                    fields: fields.to_vec(),
+                })
+                .to_json(),
             ))
             .await
             .unwrap();
@@ -536,7 +541,7 @@ async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
         })
     {
         let message = next_binary(&mut browser.socket).await;
-        if let replicast_wasm::Outcome::Ack { request, entry } = browser.apply(&message) {
+        if let replicast_assembler::Outcome::Ack { request, entry } = browser.apply(&message) {
             let entry = entry.unwrap_or_else(|reason| panic!("event {request} refused: {reason}"));
             acked.insert(request.parse::<usize>().unwrap(), entry);
         }

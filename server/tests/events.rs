@@ -9,10 +9,21 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::resp::CommandReader;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::client_message::{ClientMessage, Event};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
+
+/// A browser's event message.
+fn event_message(id: &str, key: &str, fields: &[(String, String)]) -> String {
+    ClientMessage::Event(Event {
+        id: id.to_string(),
+        key: key.to_string(),
+        fields: fields.to_vec(),
+    })
+    .to_json()
+}
 
 /// A session and the commands the stream has brought it so far.
 struct Session {
@@ -36,7 +47,7 @@ impl Session {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        self.send_text(&wire::encode_event(id, key, &fields)).await;
+        self.send_text(&event_message(id, key, &fields)).await;
     }
 
     async fn send_text(&mut self, text: &str) {
@@ -251,7 +262,7 @@ async fn refusals_are_acked_with_their_reason_and_the_relay_stays_healthy() {
     session.send_event("a", "perf:web-01", &[("t", "x")]).await;
     session.send_event("b", "events:a", &[("text", &big)]).await;
     session
-        .send_text(&wire::encode_event("c", "events:a", &many))
+        .send_text(&event_message("c", "events:a", &many))
         .await;
     let refusals = [
         (

@@ -3,7 +3,7 @@
 
 mod support;
 
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{Outcome, StreamAssembler, WatchConfig};
+use replicast_assembler::{Outcome, StreamAssembler, WatchConfig};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
 
@@ -255,11 +255,8 @@ async fn replica_state(conn: &mut MultiplexedConnection, port: u16) -> Option<St
 fn signal(proc: &Proc, signal: libc::c_int) {
     let pid = proc.0.id() as libc::pid_t;
     // SAFETY: kill(2) with a pid of our own child, which Proc has not reaped yet.
-    assert_eq!(
-        unsafe { libc::kill(pid, signal) },
-        0,
-        "kill({pid}, {signal})"
-    );
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(sent, 0, "kill({pid}, {signal})");
 }
 
 /// Waits until the primary counts the relay (listening on `relay_port`) as an online replica, by `deadline`.

@@ -61,8 +61,9 @@ fn the_catalog_has_every_command_of_redis_7_0_with_its_keys() {
 use std::collections::BTreeSet;
 
 use futures_util::SinkExt;
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
 
@@ -106,7 +107,17 @@ impl Page {
     async fn connect(url: &str, watch: &WatchConfig) -> Socket {
         connect(
             url,
-            &wire::encode_subscribe(&watch.patterns, watch.db, watch.window),
+            &ClientMessage::Subscribe(Subscribe {
+                patterns: watch
+                    .patterns
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect(),
+                keys: Vec::new(),
+                db: watch.db,
+                window: watch.window,
+            })
+            .to_json(),
         )
         .await
     }
@@ -148,7 +159,7 @@ impl Page {
             return;
         }
         let topups = self.assembler.take_topups();
-        for request in wire::encode_topups(topups.iter().map(Vec::as_slice)) {
+        for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
             self.socket
                 .send(tungstenite::Message::text(request))
                 .await

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use replicast_wasm::pattern::Glob;
+use replicast_protocol::pattern::Glob;
 use support::*;
 
 const KEYS: &[&[u8]] = &[

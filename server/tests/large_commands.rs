@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use replicast_wasm::wire::{self, Message, StaleKeys};
+use replicast_protocol::wire::{self, Message, StaleKeys};
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 
 /// Joins, writes one ZADD through `writer`, and checks the browser gets it; `reader` is the node the relay follows.
@@ -96,7 +96,8 @@ const RELAY_ACL: &[&str] = &[
 #[tokio::test]
 async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
     use futures_util::SinkExt;
-    use replicast_wasm::{StreamAssembler, WatchConfig};
+    use replicast_assembler::{StreamAssembler, WatchConfig};
+    use replicast_protocol::client_message::Topup;
 
     let mut config = vec!["--user", "replicast"];
     config.extend(RELAY_ACL);
@@ -195,7 +196,7 @@ async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
     assert_eq!(topups, vec![b"perf:m".to_vec(), b"perf:z".to_vec()]);
     socket
         .send(tokio_tungstenite::tungstenite::Message::text(
-            wire::encode_topup(topups.iter().map(Vec::as_slice)),
+            Topup::requests(topups.iter().map(Vec::as_slice)).remove(0),
         ))
         .await
         .unwrap();

@@ -2,27 +2,27 @@
 //! and the parser must find in the file exactly the commands that were sent (as Redis propagates them), with the
 //! offsets Redis reports, for any split of the file.
 //!
-//! The `types-*` workloads (`wasm/tests/recorded/types.rs`) use every command the assembler's windows follow;
+//! The `types-*` workloads (`crates/protocol/tests/recorded/types.rs`) use every command the assembler's windows follow;
 //! for them the test also reads Redis's own answers for every watched key at the end (`ZRANGE key -N -1
 //! WITHSCORES`, `XREVRANGE key + - COUNT N`, `LRANGE key -N -1`, `HGETALL`, `GET`, written as a snapshot: `DEL
 //! key` then `ZADD`/`XADD`/`RPUSH`/`HSET`/`SET`) and replays the recording through a StreamAssembler, whose windows
 //! must equal those answers (after the top-ups they asked for).
 //!
 //! `REPLICAST_UPDATE_TEST_DATA=1 cargo test -p replicast-server --test recorded_streams` also writes the
-//! recordings to `wasm/tests/data/` (`<name>.resp`, `<name>.offset`, and `<name>.expected` for the `types-*`
-//! ones), where `wasm/tests/recorded_streams.rs` and `wasm/tests/recorded_windows.rs` check them without a
+//! recordings to `crates/protocol/tests/data/` (`<name>.resp`, `<name>.offset`, and `<name>.expected` for the `types-*`
+//! ones), where `crates/protocol/tests/recorded_streams.rs` and `crates/assembler/tests/recorded_windows.rs` check them without a
 //! Redis, natively and in Chromium.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use replicast_wasm::resp::CommandReader;
+use replicast_protocol::resp::CommandReader;
 
-#[path = "../../wasm/tests/recorded/mod.rs"]
+#[path = "../../crates/protocol/tests/recorded/mod.rs"]
 mod recorded;
 
-#[path = "../../wasm/tests/assembled/mod.rs"]
+#[path = "../../crates/assembler/tests/assembled/mod.rs"]
 mod assembled;
 
 use recorded::types::{Op, PATTERN, WINDOW};
@@ -98,6 +98,7 @@ fn record_with<T>(
         std::thread::sleep(Duration::from_millis(20));
     }
     // SIGTERM, so that it flushes and exits cleanly.
+    // SAFETY: kill only sends a signal to the recorder, a child process of this test.
     unsafe { libc::kill(recorder.0.id() as i32, libc::SIGTERM) };
     assert!(recorder.0.wait().unwrap().success());
     let bytes = std::fs::read(out).unwrap();
@@ -149,7 +150,7 @@ fn check_recording(name: &str, steps: &[Step]) {
     }
 
     if std::env::var_os("REPLICAST_UPDATE_TEST_DATA").is_some() {
-        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wasm/tests/data");
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/protocol/tests/data");
         std::fs::write(data.join(format!("{name}.resp")), &bytes).unwrap();
         std::fs::write(data.join(format!("{name}.offset")), format!("{start}\n")).unwrap();
     }
@@ -279,7 +280,8 @@ fn every_type_workload_replays_into_windows_equal_to_redis() {
             );
         }
         if std::env::var_os("REPLICAST_UPDATE_TEST_DATA").is_some() {
-            let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wasm/tests/data");
+            let data =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/protocol/tests/data");
             std::fs::write(data.join(format!("{name}.resp")), &bytes).unwrap();
             std::fs::write(data.join(format!("{name}.offset")), format!("{start}\n")).unwrap();
             std::fs::write(data.join(format!("{name}.expected")), &expected).unwrap();

@@ -3,8 +3,8 @@
 
 mod support;
 
-use replicast_wasm::wire::{self, Message, StaleKeys};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::wire::{self, Message, StaleKeys};
 use support::*;
 
 async fn set(conn: &mut redis::aio::MultiplexedConnection, key: &str, value: &str) {

@@ -4,7 +4,7 @@
 
 mod support;
 
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
 use support::*;
 
 const WINDOW: usize = 20;

@@ -7,8 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 
 const NAME: &str = "relaymaster";

@@ -5,8 +5,9 @@
 mod support;
 
 use futures_util::SinkExt;
-use replicast_wasm::wire::{self, Message};
-use replicast_wasm::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
 
@@ -46,9 +47,9 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
     assert_eq!(zset_newest_first(&assembler, "perf:a").len(), 1);
 
     socket
-        .send(tungstenite::Message::text(wire::encode_topup([
-            &b"perf:a"[..]
-        ])))
+        .send(tungstenite::Message::text(
+            Topup::requests([&b"perf:a"[..]]).remove(0),
+        ))
         .await
         .unwrap();
     // Writes go on while the top-up is read: each must land on the right side of it.
@@ -91,9 +92,9 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
     let offset = master_repl_offset(&mut conn).await;
     apply_until(&mut socket, &mut assembler, offset).await;
     socket
-        .send(tungstenite::Message::text(wire::encode_topup([
-            &b"perf:a"[..]
-        ])))
+        .send(tungstenite::Message::text(
+            Topup::requests([&b"perf:a"[..]]).remove(0),
+        ))
         .await
         .unwrap();
     loop {
@@ -117,10 +118,9 @@ async fn topups_of_keys_not_watched_get_a_notice_and_bad_requests_close() {
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:a"], 3)).await;
     join(&mut socket).await;
     socket
-        .send(tungstenite::Message::text(wire::encode_topup([
-            &b"perf:b"[..],
-            b"secret",
-        ])))
+        .send(tungstenite::Message::text(
+            Topup::requests([&b"perf:b"[..], b"secret"]).remove(0),
+        ))
         .await
         .unwrap();
     let notice = loop {

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,42 +1,9 @@
-//! Replicast's assembler: reads a Redis replication stream and keeps bounded, live windows of the keys a page
-//! watches.
+//! Replicast's npm package: the JavaScript face of the assembler (`replicast-assembler`) and the protocol
+//! (`replicast-protocol`) for `wasm32-unknown-unknown`.
 //!
-//! The core is pure Rust and builds natively, where the relay uses the same parser to cut the stream into
-//! command frames, and for `wasm32-unknown-unknown`, where [`web`] adds the browser API: the WebSocket client, the
-//! wasm-bindgen exports and DOM rendering.
-//!
-//! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
-//! - [`wire`]: the relay → browser message format.
-//! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
-//! - `keyspace`: the watched database's windows and what is known about keys without one.
-//! - `commands`: how each command changes the windows, one file per type.
-//! - [`windows`]: the window of each type: sorted set, stream, list, hash, string.
-//! - [`observe`]: how windows report items entering and leaving them, for the aggregation.
-//! - [`diagnostics`]: counters of bad input and inexact commands.
-//! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
-//! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
-//! - [`series`]: numeric series of aggregated fields, kept in time order as items come and go.
-//! - [`pattern`]: Redis glob patterns, to choose the watched keys.
-//! - [`rdb`]: the streaming RDB reader (files, full-resync payloads, `DUMP` payloads).
-
-pub mod aggregate;
-pub mod assembler;
-mod commands;
-pub mod diagnostics;
-mod keyspace;
-pub mod link;
-pub mod observe;
-pub mod pattern;
-pub mod rdb;
-pub mod resp;
-pub mod series;
-pub mod windows;
-pub mod wire;
+//! [`web`] holds the wasm-bindgen exports: the WebSocket client (`Replicast`), the assembler without a socket
+//! (`Assembler`), DOM rendering and the aggregates. Natively this crate is empty: everything it wraps is tested in
+//! the crates it wraps, and in Chromium here (`wasm-pack test`).
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-
-pub use assembler::{Outcome, StreamAssembler, WatchConfig};
-pub use commands::known_commands;
-pub use diagnostics::Diagnostics;
-pub use windows::{ItemView, Kind, Window};

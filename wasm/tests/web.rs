@@ -2,9 +2,9 @@
 //! real Chromium.
 #![cfg(target_arch = "wasm32")]
 
-use replicast_wasm::resp::CommandReader;
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{encode_commands, encode_hello};
 use replicast_wasm::web::Assembler;
-use replicast_wasm::wire::{encode_commands, encode_hello};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 

@@ -18,7 +18,7 @@ use super::{BeginSearch, CommandTable, Entry, FindKeys, Grammar, KeySpec};
 pub const MAX_STREAMED_KEYS: usize = 4096;
 /// Longest key named: the longest a browser can ask to top up, so the longest whose window can be brought up to
 /// date.
-pub const MAX_STREAMED_KEY_LEN: usize = replicast_wasm::wire::MAX_NAME_LEN;
+pub const MAX_STREAMED_KEY_LEN: usize = replicast_protocol::client_message::MAX_NAME_LEN;
 /// Longest command or subcommand name looked up (Redis's are under 40 bytes).
 const MAX_COMMAND_NAME_LEN: u64 = 64;
 /// Longest count argument (`numkeys`) read: 20 characters hold every `u64`.

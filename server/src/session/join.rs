@@ -4,7 +4,7 @@
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 
 use crate::backlog::{Backlog, Stream as BacklogStream};
 use crate::metrics::Metrics;

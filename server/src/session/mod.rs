@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use futures_util::Sink;
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 

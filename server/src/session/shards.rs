@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{PollSendError, PollSender};
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use replicast_wasm::wire;
+use replicast_protocol::wire;
 
 use crate::metrics::Metrics;
 use crate::relay::Relay;

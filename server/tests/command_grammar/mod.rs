@@ -625,10 +625,11 @@ impl Filter {
         }
         let mut indexer = replicast_server::frames::Indexer::new(self.table.clone());
         let mut index = replicast_server::frames::FrameIndex::default();
-        let limits = replicast_wasm::resp::Limits::default();
+        let limits = replicast_protocol::resp::Limits::default();
         let mut at = 0;
         while let Some(command) =
-            replicast_wasm::resp::parse_command(&stream[at..], at as u64, &limits).expect("RESP")
+            replicast_protocol::resp::parse_command(&stream[at..], at as u64, &limits)
+                .expect("RESP")
         {
             indexer.add(&mut index, &stream, &command, at);
             at += command.frame_len();
@@ -638,7 +639,7 @@ impl Filter {
         let batch = replicast_server::backlog::Batch {
             start,
             end: start + stream.len() as u64,
-            message: bytes::Bytes::from(replicast_wasm::wire::encode_commands(start, &stream)),
+            message: bytes::Bytes::from(replicast_protocol::wire::encode_commands(start, &stream)),
             index: std::sync::Arc::new(index),
             held: true,
         };

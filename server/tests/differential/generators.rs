@@ -1,4 +1,4 @@
-//! One generator for every command the assembler knows (`replicast_wasm::known_commands`; the differential test
+//! One generator for every command the assembler knows (`replicast_assembler::known_commands`; the differential test
 //! fails if one is missing), plus scripts and reads that expire keys lazily: each draws its arguments from the
 //! [`Workload`]'s pools, and has a weight among the random draws.
 

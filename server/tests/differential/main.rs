@@ -1,5 +1,5 @@
 //! The differential test: a seeded random workload over every command the assembler knows (the list it exports,
-//! `replicast_wasm::known_commands`, so a command added there cannot be left out here), with `MULTI`, `SELECT`,
+//! `replicast_assembler::known_commands`, so a command added there cannot be left out here), with `MULTI`, `SELECT`,
 //! `MOVE`, `COPY … DB`, `SWAPDB`, flushes, scripts and functions, short TTLs that Redis expires actively and
 //! lazily, in two databases, against a real redis-server and two relay binaries: one lets every key out, the
 //! other withholds the workload's `s:*` keys (`--allow`), so that what they feed into watched keys reaches its
@@ -88,7 +88,7 @@ fn every_command_the_assembler_knows_is_in_the_workload() {
         .map(|g| g.0)
         .chain(ALONG_WITH.iter().map(|a| a.0))
         .collect();
-    let missing: Vec<&str> = replicast_wasm::known_commands()
+    let missing: Vec<&str> = replicast_assembler::known_commands()
         .filter(|name| !generated.contains(name))
         .collect();
     assert!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use replicast_wasm::rdb::{Element, Event};
+use replicast_rdb::{Element, Event};
 use serde_json::Value as Json;
 
 /// A key's value in a form both sides can be brought to: unordered collections sorted, scores as bits.

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use replicast_wasm::rdb::{decode_dump, RdbReader, ReaderOptions};
+use replicast_rdb::{decode_dump, RdbReader, ReaderOptions};
 use serde_json::Value as Json;
 
 use crate::canon::{json_key, sorted, EventModel, KeyCanon};

@@ -8,8 +8,9 @@ use std::ffi::{c_char, c_int, CStr};
 
 use futures_util::SinkExt;
 use redis::aio::MultiplexedConnection;
-use replicast_wasm::wire::{self, Message, StaleKeys};
-use replicast_wasm::{StreamAssembler, WatchConfig, Window};
+use replicast_assembler::{StreamAssembler, WatchConfig, Window};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::wire::{self, Message, StaleKeys};
 use tokio_tungstenite::tungstenite;
 
 use super::{connect, master_repl_offset, next_message, parse_all, Socket};
@@ -100,11 +101,12 @@ impl Page {
         let topups = self.assembler.take_topups();
         if !topups.is_empty() {
             self.topups += topups.len();
-            let request = wire::encode_topup(topups.iter().map(Vec::as_slice));
-            self.socket
-                .send(tungstenite::Message::text(request))
-                .await
-                .unwrap();
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
+                self.socket
+                    .send(tungstenite::Message::text(request))
+                    .await
+                    .unwrap();
+            }
             self.awaiting.extend(topups);
         }
     }
@@ -346,7 +348,7 @@ fn compare(window: Option<&Window>, redis: &RedisValue, n: usize) -> Result<(), 
         return Err("the window is still stale after every top-up was answered".into());
     }
     match (redis, window.body()) {
-        (RedisValue::Zset(members, card), replicast_wasm::windows::Body::Zset(w)) => {
+        (RedisValue::Zset(members, card), replicast_assembler::windows::Body::Zset(w)) => {
             let ours: Vec<(Vec<u8>, String)> = w
                 .newest_first()
                 .map(|(m, s)| (m.to_vec(), redis_double(s)))
@@ -365,7 +367,7 @@ fn compare(window: Option<&Window>, redis: &RedisValue, n: usize) -> Result<(), 
             }
             complete_as_redis(w.complete(), w.len(), *card)
         }
-        (RedisValue::List(items, len), replicast_wasm::windows::Body::List(w)) => {
+        (RedisValue::List(items, len), replicast_assembler::windows::Body::List(w)) => {
             let ours: Vec<Vec<u8>> = w.newest_first().map(<[u8]>::to_vec).collect();
             if &ours != items {
                 return Err(format!(
@@ -376,7 +378,7 @@ fn compare(window: Option<&Window>, redis: &RedisValue, n: usize) -> Result<(), 
             }
             complete_as_redis(w.complete(), w.len(), *len)
         }
-        (RedisValue::Hash(fields), replicast_wasm::windows::Body::Hash(w)) => {
+        (RedisValue::Hash(fields), replicast_assembler::windows::Body::Hash(w)) => {
             let ours: BTreeMap<Vec<u8>, Vec<u8>> = w
                 .newest_first()
                 .map(|(f, v, _)| (f.to_vec(), v.to_vec()))
@@ -408,7 +410,7 @@ fn compare(window: Option<&Window>, redis: &RedisValue, n: usize) -> Result<(), 
             }
             complete_as_redis(w.complete(), w.len(), fields.len())
         }
-        (RedisValue::Stream(entries, len), replicast_wasm::windows::Body::Stream(w)) => {
+        (RedisValue::Stream(entries, len), replicast_assembler::windows::Body::Stream(w)) => {
             let ours: Vec<(String, Vec<Vec<u8>>)> = w
                 .newest_first()
                 .map(|(id, fields)| (id.to_string(), fields.to_vec()))
@@ -422,7 +424,7 @@ fn compare(window: Option<&Window>, redis: &RedisValue, n: usize) -> Result<(), 
             }
             complete_as_redis(w.complete(), w.len(), *len)
         }
-        (RedisValue::String(value), replicast_wasm::windows::Body::String(w)) => {
+        (RedisValue::String(value), replicast_assembler::windows::Body::String(w)) => {
             if w.value() != value.as_slice() {
                 return Err(format!(
                     "string: window {} vs Redis {}",
@@ -451,7 +453,7 @@ fn complete_as_redis(complete: bool, len: usize, redis_len: usize) -> Result<(),
 }
 
 /// Redis prints a score `-0` only from a sorted set in a skiplist (a listpack stores it as `0`); the window holds
-/// the score as the listpack does (see `wasm/src/windows/zset.rs`). Equal scores for Redis either way.
+/// the score as the listpack does (see `crates/assembler/src/windows/zset.rs`). Equal scores for Redis either way.
 fn same_score(redis: &str, window: &str) -> bool {
     redis == window || (redis == "-0" && window == "0")
 }

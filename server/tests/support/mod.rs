@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use replicast_wasm::resp::CommandReader;
-use replicast_wasm::wire::{self, Message};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire::{self, Message};
 use tokio_tungstenite::tungstenite;
 
 pub type Socket =
@@ -343,7 +343,7 @@ pub async fn zadd(
 
 /// `key`'s sorted-set window in `assembler`, newest first, members as text.
 pub fn zset_newest_first(
-    assembler: &replicast_wasm::StreamAssembler,
+    assembler: &replicast_assembler::StreamAssembler,
     key: &str,
 ) -> Vec<(String, f64)> {
     assembler
@@ -378,7 +378,7 @@ pub async fn newest(
 /// Feeds messages to `assembler` until it applied the stream up to `until`; returns how many snapshots came.
 pub async fn apply_until(
     socket: &mut Socket,
-    assembler: &mut replicast_wasm::StreamAssembler,
+    assembler: &mut replicast_assembler::StreamAssembler,
     until: u64,
 ) -> usize {
     let mut snapshots = 0;

@@ -4,9 +4,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
-use crate::resp::CommandReader;
-use crate::wire;
+use replicast_assembler::assembler::{Outcome, StreamAssembler, WatchConfig};
+use replicast_protocol::resp::CommandReader;
+use replicast_protocol::wire;
 
 /// A replication stream held in wasm memory, to be parsed repeatedly.
 #[wasm_bindgen]

@@ -10,12 +10,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::aggregate::{
+use replicast_assembler::aggregate::{
     Across, AggregateSpec, Aggregator, FieldSpec, FieldSummary, Grouping, Scope, Stats,
 };
-use crate::diagnostics::Diagnostics;
-use crate::observe::{Item, ItemId, WindowObserver};
-use crate::series::SeriesCache;
+use replicast_assembler::diagnostics::Diagnostics;
+use replicast_assembler::observe::{Item, ItemId, WindowObserver};
+use replicast_assembler::series::SeriesCache;
 
 /// The page's aggregation options.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +42,8 @@ pub struct Follow {
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
     series: Option<SeriesCache>,
+    /// The numbers behind the last `seriesView`, which aliases them.
+    pub view_buffer: Vec<f64>,
 }
 
 impl Follow {
@@ -77,6 +79,7 @@ impl Follow {
             by_key: Some(spec(Grouping::ByKey)?),
             fleet: Some(spec(Grouping::AcrossKeys(Across::LatestPerKey))?),
             series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
+            view_buffer: Vec::new(),
         })
     }
 

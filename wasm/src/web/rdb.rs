@@ -4,7 +4,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::rdb::{Element, Event, RdbReader, ValueType};
+use replicast_rdb::{Element, Event, RdbReader, ValueType};
 
 /// Counts the keys and elements of an RDB stream, per type.
 #[wasm_bindgen]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
-use crate::wire;
+use replicast_protocol::client_message::{ClientMessage, Event, MAX_CLIENT_MESSAGE};
 
 /// Promises waiting for the relay's ack, by request id.
 #[derive(Default)]
@@ -90,12 +90,17 @@ pub(super) fn event_message(
     key: &str,
     fields: &[(String, String)],
 ) -> Result<String, String> {
-    let message = wire::encode_event(request, key, fields);
-    if message.len() > wire::MAX_CLIENT_MESSAGE {
+    let message = ClientMessage::Event(Event {
+        id: request.to_string(),
+        key: key.to_string(),
+        fields: fields.to_vec(),
+    })
+    .to_json();
+    if message.len() > MAX_CLIENT_MESSAGE {
         return Err(format!(
             "event too large to send: {} bytes of JSON, the relay reads at most {} per message",
             message.len(),
-            wire::MAX_CLIENT_MESSAGE
+            MAX_CLIENT_MESSAGE
         ));
     }
     Ok(message)

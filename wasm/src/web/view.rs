@@ -1,4 +1,4 @@
-//! What a page reads of the windows: keys, typed arrays of times and numeric fields, the newest item, and whole
+//! What a page reads of the windows (the computations behind [`super::reads`]): where each shard's stream stands, keys, typed arrays of times and numeric fields, the newest item, and whole
 //! windows as plain objects. Each read is one call that walks a window in wasm and hands JS one array or object.
 //!
 //! Series follow the item order of each type, oldest first: sorted-set members by score, stream entries by id,
@@ -10,10 +10,30 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::follow::Follow;
-use crate::aggregate::sample::{Read, SampleReader};
-use crate::assembler::StreamAssembler;
-use crate::observe::{Payload, WindowObserver};
-use crate::windows::{ItemView, Window};
+use replicast_assembler::aggregate::sample::{Read, SampleReader};
+use replicast_assembler::assembler::StreamAssembler;
+use replicast_assembler::observe::{Payload, WindowObserver};
+use replicast_assembler::windows::{ItemView, Window};
+
+/// Where one shard's stream stands, for the page.
+#[derive(Serialize)]
+pub(super) struct Position {
+    shard: u16,
+    epoch: String,
+    offset: f64,
+}
+
+pub(super) fn positions(assembler: &StreamAssembler<Follow>) -> Vec<Position> {
+    assembler
+        .positions()
+        .into_iter()
+        .map(|(shard, epoch, offset)| Position {
+            shard,
+            epoch,
+            offset: offset as f64,
+        })
+        .collect()
+}
 
 pub fn keys<O: WindowObserver>(assembler: &StreamAssembler<O>) -> Vec<String> {
     assembler.keys().map(text).collect()

@@ -1,0 +1,530 @@
+//! The StreamAssembler: turns relay messages into bounded windows of the keys a page watches.
+//!
+//! It reads the raw replication stream (see [`replicast_protocol::wire`]), tracks `SELECT`, buffers `MULTI` blocks so that
+//! they apply as one step, and hands every other command to [`crate::commands`], which applies it to the
+//! windows ([`crate::windows`]) of the watched keys kept in a [`Keyspace`]. Every item entering or leaving a
+//! window is reported to the assembler's [`WindowObserver`].
+//!
+//! Offsets make delivery idempotent: a segment that ends at or before what was already applied is skipped, so a
+//! batch seen twice (for instance around a hello) changes nothing. Bad input is counted in [`Diagnostics`] and
+//! never passes for exact: a RESP error in a segment or a snapshot loses commands that may have written any
+//! watched key, so the shard's windows are dropped until a full snapshot ([`StreamAssembler::needs_resnapshot`]),
+//! and the stream goes on with the next segment.
+//!
+//! Windows that cannot follow a command exactly become stale and their keys are offered by
+//! [`StreamAssembler::take_topups`]; a snapshot for the key (wire tag 4) makes them exact again. So do the windows
+//! of keys that a command the relay withheld may have written (wire tag 8, at the withheld command's place in the
+//! stream).
+//!
+//! A relay following a Redis Cluster multiplexes one stream per shard (wire tag 7). Each shard's stream has its
+//! own epoch, offsets, `MULTI` block and `SELECT`ed database ([`ShardStream`]); messages without an envelope are
+//! shard 0's. Which shard may change which window is the [`Keyspace`]'s business (a window's home shard).
+
+use std::ops::Range;
+
+use thiserror::Error;
+
+use crate::commands;
+use crate::diagnostics::{Diagnostics, Problem};
+use crate::keyspace::Keyspace;
+use crate::observe::{NoObserver, WindowObserver};
+pub use crate::watch::WatchConfig;
+use crate::windows::Window;
+use replicast_protocol::client_message::MAX_WINDOW;
+use replicast_protocol::resp::{Command, CommandReader};
+use replicast_protocol::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
+
+/// Most bytes of arguments buffered for one `MULTI` block; past it the block applies as it comes.
+pub const MAX_TRANSACTION_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Error)]
+pub enum AssemblerError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("commands or snapshot message for shard {shard} before its hello")]
+    NoHello { shard: u16 },
+    #[error("segment {start}..{end} overlaps what was already applied, up to {applied}")]
+    Overlap { start: u64, end: u64, applied: u64 },
+}
+
+/// What one relay message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Shard `shard`'s stream (re)started; `continuous` when it continues exactly where the shard's windows were
+    /// (a resume, or a failover's new epoch naming the old one). Otherwise the shard's windows were cleared.
+    Joined {
+        shard: u16,
+        epoch: String,
+        offset: u64,
+        continuous: bool,
+    },
+    /// Commands were applied; `changed` says whether any watched window moved.
+    Applied { commands: usize, changed: bool },
+    /// The relay dropped this session and will close it: reconnect.
+    Resync { reason: String },
+    /// The relay refused or could not do something for this session, which goes on.
+    Notice { text: String },
+    /// The relay's answer to one of this browser's events: the entry id, or why it was refused.
+    Ack {
+        request: String,
+        entry: Result<String, String>,
+    },
+}
+
+/// The commands of a `MULTI` block not applied yet, their arguments packed in one buffer.
+#[derive(Debug, Default)]
+struct Transaction {
+    data: Vec<u8>,
+    args: Vec<Range<usize>>,
+    /// Each command's arguments (a range of `args`) and end offset.
+    commands: Vec<(Range<usize>, u64)>,
+    /// Past [`MAX_TRANSACTION_BYTES`]: the rest applies as it comes.
+    streaming: bool,
+}
+
+impl Transaction {
+    fn push(&mut self, command: &Command<'_>) {
+        let first = self.args.len();
+        for arg in &command.args {
+            let start = self.data.len();
+            self.data.extend_from_slice(arg);
+            self.args.push(start..self.data.len());
+        }
+        self.commands.push((first..self.args.len(), command.end));
+    }
+
+    fn apply(self, keyspace: &mut Keyspace, observer: &mut dyn WindowObserver) {
+        let mut args: Vec<&[u8]> = Vec::new();
+        for (range, end) in &self.commands {
+            args.clear();
+            args.extend(
+                self.args[range.clone()]
+                    .iter()
+                    .map(|r| &self.data[r.clone()]),
+            );
+            commands::apply(keyspace, observer, &args, *end);
+        }
+    }
+}
+
+/// Where one shard's replication stream stands.
+#[derive(Debug)]
+struct ShardStream {
+    /// The epoch followed, once the shard's hello arrived.
+    epoch: Option<String>,
+    /// Parses the shard's commands; its offset is how far the stream was applied.
+    reader: CommandReader,
+    transaction: Option<Transaction>,
+    /// `None` until the stream's first `SELECT` after a join (see [`Keyspace`]'s `selected_db`).
+    selected_db: Option<u32>,
+}
+
+impl ShardStream {
+    fn new() -> Self {
+        ShardStream {
+            epoch: None,
+            reader: CommandReader::new(0),
+            transaction: None,
+            selected_db: None,
+        }
+    }
+}
+
+/// Windows of the watched keys, kept up to date from the replication stream, reported to an observer `O`.
+#[derive(Debug)]
+pub struct StreamAssembler<O: WindowObserver = NoObserver> {
+    /// By shard index, grown as hellos name shards (one Redis is shard 0 alone, a cluster of one).
+    streams: Vec<ShardStream>,
+    keyspace: Keyspace,
+    observer: O,
+}
+
+impl StreamAssembler<NoObserver> {
+    pub fn new(watch: WatchConfig) -> Self {
+        Self::with_observer(watch, NoObserver)
+    }
+}
+
+impl<O: WindowObserver> StreamAssembler<O> {
+    /// An assembler that reports every item entering or leaving a window to `observer`.
+    pub fn with_observer(mut watch: WatchConfig, observer: O) -> Self {
+        // The relay refuses larger windows (a subscription past the limit closes the session): ask for one it takes.
+        watch.window = watch.window.clamp(1, MAX_WINDOW);
+        StreamAssembler {
+            streams: Vec::new(),
+            keyspace: Keyspace::new(watch),
+            observer,
+        }
+    }
+
+    /// What this assembler watches.
+    pub fn watch(&self) -> &WatchConfig {
+        &self.keyspace.watch
+    }
+
+    /// The epoch being followed (shard 0's, with a relay following a cluster), once a hello arrived.
+    pub fn epoch(&self) -> Option<&str> {
+        self.streams.first().and_then(|s| s.epoch.as_deref())
+    }
+
+    /// Replication offset up to which the stream (shard 0's) has been applied.
+    pub fn offset(&self) -> u64 {
+        self.streams.first().map_or(0, |s| s.reader.offset())
+    }
+
+    /// Every shard whose hello arrived: its index, epoch, and the offset up to which its stream was applied. What
+    /// a client resumes from (`at=<epoch>:<offset>,…`).
+    pub fn positions(&self) -> Vec<(u16, String, u64)> {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter_map(|(index, stream)| {
+                let epoch = stream.epoch.clone()?;
+                // At most MAX_SHARDS streams: the index fits.
+                Some((index as u16, epoch, stream.reader.offset()))
+            })
+            .collect()
+    }
+
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// Counters of bad input and inexact commands.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.keyspace.diagnostics
+    }
+
+    /// Watched keys that have a window, in key order.
+    pub fn windows(&self) -> impl Iterator<Item = (&[u8], &Window)> {
+        self.keyspace.sorted_windows().into_iter()
+    }
+
+    /// Watched keys that have a window, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.keyspace.sorted_windows().into_iter().map(|(k, _)| k)
+    }
+
+    pub fn window(&self, key: &[u8]) -> Option<&Window> {
+        self.keyspace.windows.get(key)
+    }
+
+    /// Keys whose windows need a top-up (a snapshot of just them), each once; taking them clears the list.
+    pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.keyspace.topups)
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether the watched database was swapped (`SWAPDB`): no key's state (of that shard) is known, and the
+    /// shard's next snapshot replaces all its windows, not only those of the keys it names.
+    pub fn needs_resnapshot(&self) -> bool {
+        !self.keyspace.swapped.is_empty()
+    }
+
+    /// Drops the windows of keys whose TTL passed at `now_ms` (Unix milliseconds), as Redis will; returns how
+    /// many. (Redis also propagates a `DEL` when it expires a key; this only makes it visible on time.)
+    pub fn tick(&mut self, now_ms: u64) -> usize {
+        self.keyspace.expire(&mut self.observer, now_ms)
+    }
+
+    /// Applies one binary message from the relay.
+    pub fn push_message(&mut self, message: &[u8]) -> Result<Outcome, AssemblerError> {
+        self.keyspace.changed = false;
+        let message = match wire::decode(message) {
+            Ok(message) => message,
+            Err(err) => return Err(self.wire_error(err)),
+        };
+        match message {
+            Message::Shard { index, message } => self.push_shard(index, *message),
+            message => self.push_shard(0, message),
+        }
+    }
+
+    /// Applies one message of shard `shard`'s stream (messages of no stream, like notices, as they are).
+    fn push_shard(&mut self, shard: u16, message: Message<'_>) -> Result<Outcome, AssemblerError> {
+        match message {
+            Message::Hello {
+                epoch,
+                offset,
+                previous,
+                ..
+            } => {
+                if usize::from(shard) >= MAX_SHARDS {
+                    return Err(self.wire_error(WireError {
+                        at: 1,
+                        expected: "a shard index below 1024",
+                    }));
+                }
+                let continuous = self.join(shard, epoch, offset, previous);
+                Ok(Outcome::Joined {
+                    shard,
+                    epoch: epoch.to_string(),
+                    offset,
+                    continuous,
+                })
+            }
+            Message::Commands(segments) => {
+                self.following(shard)?;
+                let mut commands = 0;
+                for segment in segments {
+                    let segment = segment.map_err(|err| self.wire_error(err))?;
+                    commands += self.apply_segment(shard, segment.start, segment.bytes)?;
+                }
+                Ok(Outcome::Applied {
+                    commands,
+                    changed: self.keyspace.changed,
+                })
+            }
+            Message::Snapshot { offset, commands } => {
+                self.following(shard)?;
+                self.apply_snapshot(shard, offset, commands);
+                Ok(Outcome::Applied {
+                    commands: 0,
+                    changed: true,
+                })
+            }
+            Message::Stale { offset, keys } => {
+                self.following(shard)?;
+                let changed = self.apply_stale(shard, offset, keys);
+                Ok(Outcome::Applied {
+                    commands: 0,
+                    changed,
+                })
+            }
+            Message::Resync { reason } => Ok(Outcome::Resync {
+                reason: reason.to_string(),
+            }),
+            Message::Notice { text } => Ok(Outcome::Notice {
+                text: text.to_string(),
+            }),
+            Message::Ack { request, entry } => Ok(Outcome::Ack {
+                request: request.to_string(),
+                entry: entry.map(str::to_string).map_err(str::to_string),
+            }),
+            // The decoder refuses these; a message built another way is refused the same.
+            Message::Shard { .. } => Err(self.wire_error(WireError {
+                at: 3,
+                expected: "a message that is not another shard envelope",
+            })),
+        }
+    }
+
+    /// `Ok` if shard `shard`'s hello arrived.
+    fn following(&self, shard: u16) -> Result<(), AssemblerError> {
+        match self.streams.get(usize::from(shard)) {
+            Some(stream) if stream.epoch.is_some() => Ok(()),
+            _ => Err(AssemblerError::NoHello { shard }),
+        }
+    }
+
+    fn wire_error(&mut self, err: WireError) -> AssemblerError {
+        let offset = self.offset();
+        self.keyspace
+            .diagnostics
+            .record(Problem::BadMessage, offset, err.to_string());
+        err.into()
+    }
+
+    /// Applies the commands of one segment of shard `shard`'s stream (which had its hello); returns how many it
+    /// held.
+    fn apply_segment(
+        &mut self,
+        shard: u16,
+        start: u64,
+        bytes: &[u8],
+    ) -> Result<usize, AssemblerError> {
+        let Self {
+            streams,
+            keyspace,
+            observer,
+        } = self;
+        let stream = &mut streams[usize::from(shard)];
+        let applied = stream.reader.offset();
+        let end = start + bytes.len() as u64;
+        if end <= applied {
+            return Ok(0);
+        }
+        if start < applied {
+            let err = AssemblerError::Overlap {
+                start,
+                end,
+                applied,
+            };
+            keyspace
+                .diagnostics
+                .record(Problem::Overlap, start, err.to_string());
+            return Err(err);
+        }
+        if start > applied {
+            // Frames the relay filtered out: whole commands, so parsing resumes cleanly here.
+            stream.reader = CommandReader::new(start);
+        }
+        keyspace.shard = shard;
+        keyspace.selected_db = stream.selected_db;
+        let mut commands = 0;
+        let ShardStream {
+            reader,
+            transaction,
+            ..
+        } = stream;
+        let result = reader.push(bytes, |command| {
+            commands += 1;
+            apply_command(keyspace, observer, transaction, command);
+        });
+        stream.selected_db = keyspace.selected_db;
+        if let Err(err) = result {
+            keyspace
+                .diagnostics
+                .record(Problem::BadSegment, start, err.to_string());
+            // What the rest of the segment wrote is lost: only a full snapshot can say what the keys hold.
+            keyspace.clear(observer, false);
+            // Segments hold whole commands: the next one starts cleanly.
+            stream.reader = CommandReader::new(end);
+        }
+        Ok(commands)
+    }
+
+    /// The relay withheld a command of shard `shard`'s stream that ends at `offset` and may have written `keys`:
+    /// their windows become stale and a top-up of each is requested (every window, and a fresh snapshot, for
+    /// [`StaleKeys::All`]); the stream goes on from `offset`. A stale message for commands already applied past is
+    /// a duplicate, and changes nothing. Returns whether it did anything.
+    fn apply_stale(&mut self, shard: u16, offset: u64, keys: StaleKeys<'_>) -> bool {
+        let Self {
+            streams,
+            keyspace,
+            observer,
+        } = self;
+        let stream = &mut streams[usize::from(shard)];
+        let applied = stream.reader.offset();
+        if offset < applied {
+            return false;
+        }
+        keyspace.shard = shard;
+        keyspace.offset = offset;
+        match keys {
+            StaleKeys::Keys(keys) => {
+                for key in keys {
+                    keyspace.mark_stale(observer, key);
+                }
+            }
+            // Like a swapped database: nothing of the shard's keys is known until its next full snapshot.
+            StaleKeys::All => keyspace.clear(observer, false),
+        }
+        if offset > applied {
+            // The withheld command's bytes: whole commands, so parsing resumes cleanly at `offset`.
+            stream.reader = CommandReader::new(offset);
+        }
+        true
+    }
+
+    /// Replaces the windows the snapshot names with their state at `offset` in shard `shard`'s stream, which
+    /// continues from there. A snapshot is authoritative: the windows it rebuilds get `shard` as their home.
+    fn apply_snapshot(&mut self, shard: u16, offset: u64, commands: &[u8]) {
+        let Self {
+            streams,
+            keyspace,
+            observer,
+        } = self;
+        keyspace.shard = shard;
+        if keyspace.swapped.contains(&shard) {
+            keyspace.clear(observer, true);
+        }
+        // The snapshot is read in the watched database; its commands apply there. The stream's own `SELECT`
+        // stays what it was: a top-up sits in the middle of the stream, and a join's snapshot says nothing of it.
+        keyspace.selected_db = Some(keyspace.watch.db);
+        keyspace.authoritative = true;
+        let mut rebuilt = Vec::new();
+        let result = CommandReader::new(0).push(commands, |command| {
+            if command.is("del") {
+                rebuilt.extend(command.args[1..].iter().map(|k| k.to_vec()));
+            }
+            commands::apply(keyspace, observer, &command.args, offset);
+        });
+        keyspace.authoritative = false;
+        if let Err(err) = result {
+            keyspace
+                .diagnostics
+                .record(Problem::BadSnapshot, offset, err.to_string());
+            // The keys after the error were not rebuilt, and which they were is not known.
+            keyspace.clear(observer, false);
+            rebuilt.clear();
+        }
+        for key in &rebuilt {
+            keyspace.snapshot_done(key);
+        }
+        let stream = &mut streams[usize::from(shard)];
+        stream.transaction = None;
+        stream.reader = CommandReader::new(offset);
+    }
+
+    /// Starts following `epoch` from `offset` in shard `shard`'s stream. The shard's windows survive only when
+    /// nothing can have been missed: the same epoch (or the one `epoch` continues, `previous`, after a failover)
+    /// and the same offset. Otherwise they start empty, since the stream alone cannot say what changed meanwhile;
+    /// other shards' windows stay. Returns whether the stream continued.
+    fn join(&mut self, shard: u16, epoch: &str, offset: u64, previous: &str) -> bool {
+        let index = usize::from(shard);
+        if self.streams.len() <= index {
+            self.streams.resize_with(index + 1, ShardStream::new);
+        }
+        let stream = &mut self.streams[index];
+        let same_epoch = stream
+            .epoch
+            .as_deref()
+            .is_some_and(|e| e == epoch || (!previous.is_empty() && e == previous));
+        let continuous = same_epoch && stream.reader.offset() == offset;
+        if !continuous {
+            self.keyspace.shard = shard;
+            self.keyspace.clear(&mut self.observer, true);
+            stream.selected_db = None;
+            stream.transaction = None;
+        }
+        stream.epoch = Some(epoch.to_string());
+        stream.reader = CommandReader::new(offset);
+        continuous
+    }
+}
+
+/// Applies one command of the stream, or buffers it inside a `MULTI` block.
+fn apply_command(
+    keyspace: &mut Keyspace,
+    observer: &mut dyn WindowObserver,
+    transaction: &mut Option<Transaction>,
+    command: &Command<'_>,
+) {
+    if command.is("multi") {
+        if let Some(open) = transaction.take() {
+            // MULTI inside MULTI: Redis never sends it; keep what the first block had.
+            open.apply(keyspace, observer);
+        }
+        *transaction = Some(Transaction::default());
+        return;
+    }
+    if command.is("exec") {
+        if let Some(done) = transaction.take() {
+            done.apply(keyspace, observer);
+        }
+        return;
+    }
+    if let Some(open) = transaction {
+        if !open.streaming {
+            let size: usize = command.args.iter().map(|a| a.len()).sum();
+            if open.data.len() + size <= MAX_TRANSACTION_BYTES {
+                open.push(command);
+                return;
+            }
+            keyspace.offset = command.end;
+            keyspace.problem(
+                Problem::LongTransaction,
+                "a MULTI block over 16 MiB, applied as it came",
+            );
+            std::mem::take(open).apply(keyspace, observer);
+            open.streaming = true;
+        }
+    }
+    commands::apply(keyspace, observer, &command.args, command.end);
+}

@@ -1,0 +1,488 @@
+//! The watched database as the assembler knows it: the windows of watched keys, which keys have an unknown
+//! state (a top-up is due), and the top-ups to request. Commands (`crate::commands`) change it through
+//! [`Keyspace::update`], which creates windows, checks types, reports to the observer, and decides when a window
+//! can no longer be trusted without a top-up.
+//!
+//! With a relay following a Redis Cluster, commands come from several shards' streams. Each window has a home
+//! shard, the one whose stream created it: only that stream changes it. A command of another shard on the key
+//! means the key moved (a slot migration: `RESTORE-ASKING` on the new owner, `DEL` on the old one, the two
+//! streams in no particular order), so the window becomes stale and a top-up is requested instead; the top-up's
+//! snapshot, which the relay reads from the key's current owner and sends in that shard's stream, rebuilds the
+//! window and makes that shard its home. With one Redis every window's home is shard 0.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::diagnostics::{Diagnostics, Problem};
+use crate::observe::{ItemId, WindowObserver};
+use crate::watch::WatchConfig;
+use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap};
+use crate::windows::{Events, Inexact, Kind, Window};
+use replicast_protocol::pattern::glob_match;
+
+/// Keys whose "watched?" decision is cached; the cache starts over when full.
+const WATCH_CACHE: usize = 4096;
+
+/// The windows by key. A `hashbrown` map rather than `std`'s, so that the hot lookup can compare keys with
+/// [`same_bytes`] (through [`KeyBytes`]) instead of `memcmp`.
+pub(crate) type Windows = hashbrown::HashMap<Vec<u8>, Window, BuildHasherDefault<FastHasher>>;
+
+/// A key to look a window up by: hashed as the `Vec<u8>` keys are, compared with [`same_bytes`].
+struct KeyBytes<'a>(&'a [u8]);
+
+impl Hash for KeyBytes<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Vec<u8>) -> bool {
+        same_bytes(self.0, key)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Keyspace {
+    pub(crate) watch: WatchConfig,
+    /// The database `SELECT`ed in the stream being applied; `None` from a join until the stream's next `SELECT`
+    /// (the one before the join's offset was not sent). The relay sends a session only its database's frames and
+    /// those that write into it from another (`MOVE`, `COPY … DB`), so until then commands are taken as the
+    /// watched database's, except a `COPY` whose source database that leaves open.
+    pub(crate) selected_db: Option<u32>,
+    /// The shard whose stream is being applied.
+    pub(crate) shard: u16,
+    /// A snapshot is being applied: it replaces the windows it names whatever their home shard.
+    pub(crate) authoritative: bool,
+    /// Hashed, not ordered: every command looks its key up, and ordered lookups compare whole keys several
+    /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
+    pub(crate) windows: Windows,
+    /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), with the shard
+    /// whose stream said so.
+    unknown: BTreeMap<Vec<u8>, u16>,
+    /// Shards whose watched database was swapped (`SWAPDB`): no state of their keys is known until a full
+    /// snapshot.
+    pub(crate) swapped: BTreeSet<u16>,
+    /// Keys whose window another shard's stream touched (the key is moving there), with that shard, until a
+    /// snapshot: when the home shard then deletes the key, its state is unknown, not "deleted".
+    moved: BTreeMap<Vec<u8>, u16>,
+    pub(crate) topups: BTreeSet<Vec<u8>>,
+    next_id: ItemId,
+    watched: FastMap<Vec<u8>, bool>,
+    pub(crate) diagnostics: Diagnostics,
+    /// Stream offset of the command being applied, for diagnostics.
+    pub(crate) offset: u64,
+    /// Whether any window changed since the flag was last cleared.
+    pub(crate) changed: bool,
+}
+
+/// Whether `key` matches a watched pattern, through the cache.
+fn watched(watch: &WatchConfig, cache: &mut FastMap<Vec<u8>, bool>, key: &[u8]) -> bool {
+    if let Some(&w) = cache.get(key) {
+        return w;
+    }
+    let w = watch.patterns.iter().any(|p| glob_match(p, key));
+    if cache.len() >= WATCH_CACHE {
+        cache.clear();
+    }
+    cache.insert(key.to_vec(), w);
+    w
+}
+
+impl Keyspace {
+    pub(crate) fn new(watch: WatchConfig) -> Self {
+        Keyspace {
+            watch,
+            selected_db: None,
+            shard: 0,
+            authoritative: false,
+            windows: Windows::default(),
+            unknown: BTreeMap::new(),
+            swapped: BTreeSet::new(),
+            moved: BTreeMap::new(),
+            topups: BTreeSet::new(),
+            next_id: 0,
+            watched: FastMap::default(),
+            diagnostics: Diagnostics::default(),
+            offset: 0,
+            changed: false,
+        }
+    }
+
+    /// The windows in key order.
+    pub(crate) fn sorted_windows(&self) -> Vec<(&[u8], &Window)> {
+        let mut windows: Vec<(&[u8], &Window)> = self
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_slice(), w))
+            .collect();
+        windows.sort_unstable_by_key(|&(k, _)| k);
+        windows
+    }
+
+    pub(crate) fn in_watched_db(&self) -> bool {
+        self.selected_db.is_none_or(|db| db == self.watch.db)
+    }
+
+    pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
+        self.windows.contains_key(key) || watched(&self.watch, &mut self.watched, key)
+    }
+
+    /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
+    /// windows, like a set).
+    pub(crate) fn known(&self, key: &[u8]) -> bool {
+        !self.swapped.contains(&self.shard) && !self.unknown.contains_key(key)
+    }
+
+    /// Whether `key`'s window has another home than the shard being applied: the command is then not applied,
+    /// and the window becomes stale with a top-up requested (see the module's documentation).
+    fn foreign(&mut self, key: &[u8]) -> bool {
+        if self.authoritative {
+            return false;
+        }
+        match self.windows.get_mut(&KeyBytes(key)) {
+            Some(window) if window.shard != self.shard => {
+                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After `key`'s window was dropped by its home shard: if another shard had touched it, the key lives there
+    /// now, in a state unknown until the top-up.
+    fn moved_away(&mut self, key: &[u8]) {
+        if let Some(to) = self.moved.remove(key) {
+            self.unknown.insert(key.to_vec(), to);
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+    }
+
+    /// Marks `window` stale and requests its top-up, once.
+    fn make_stale(
+        window: &mut Window,
+        key: &[u8],
+        topups: &mut BTreeSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+    ) {
+        if !window.stale {
+            window.stale = true;
+            Self::request_topup(topups, diagnostics, key);
+        }
+    }
+
+    pub(crate) fn problem(&mut self, problem: Problem, message: impl Into<String>) {
+        self.diagnostics
+            .record(problem, self.offset, message.into());
+    }
+
+    /// A command that cannot be applied exactly (see `crate::commands`): `problem` is counted with `message`, and
+    /// each watched key of `keys` becomes stale (or unknown, without a window) with a top-up requested.
+    pub(crate) fn inexact(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        problem: Problem,
+        message: String,
+        keys: &[&[u8]],
+    ) {
+        self.problem(problem, message);
+        for key in keys {
+            self.mark_stale(observer, key);
+        }
+    }
+
+    /// A command with arguments Redis would not have propagated (a score it would refuse, an odd pair): what it
+    /// did to `keys` is not known.
+    pub(crate) fn bad_arguments(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        command: &str,
+        keys: &[&[u8]],
+    ) {
+        self.inexact(
+            observer,
+            Problem::BadArguments,
+            format!("{command}: arguments Redis would not propagate; its keys are topped up"),
+            keys,
+        );
+    }
+
+    fn request_topup(topups: &mut BTreeSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
+        if topups.insert(key.to_vec()) {
+            diagnostics.topups_requested += 1;
+        }
+    }
+
+    /// Applies `apply` to `key`'s window of `kind`. A missing window is created (empty) if `create` and the key
+    /// is watched; a window of another kind is a wrong-type problem. `Err(Inexact)`, or a window left lacking
+    /// items, makes it stale and requests a top-up; a window left empty that Redis deleted is removed.
+    pub(crate) fn update(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        kind: Kind,
+        create: bool,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+    ) {
+        if let Some(window) = self.windows.get_mut(&KeyBytes(key)) {
+            // The common case, one lookup: the window exists.
+            if window.shard != self.shard && !self.authoritative {
+                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
+                self.moved.insert(key.to_vec(), self.shard);
+                return;
+            }
+            let gone = Self::apply_to(
+                window,
+                observer,
+                key,
+                kind,
+                apply,
+                &mut self.topups,
+                &mut self.diagnostics,
+                &mut self.next_id,
+                &mut self.changed,
+                self.offset,
+            );
+            if gone {
+                self.windows.remove(key);
+            }
+            return;
+        }
+        if !create || !watched(&self.watch, &mut self.watched, key) {
+            return;
+        }
+        let unknown = self.swapped.contains(&self.shard) || self.unknown.remove(key).is_some();
+        let mut window = Window::new(kind, self.watch.window, !unknown);
+        window.shard = self.shard;
+        if unknown {
+            window.stale = true;
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+        let gone = Self::apply_to(
+            &mut window,
+            observer,
+            key,
+            kind,
+            apply,
+            &mut self.topups,
+            &mut self.diagnostics,
+            &mut self.next_id,
+            &mut self.changed,
+            self.offset,
+        );
+        if !gone {
+            self.windows.insert(key.to_vec(), window);
+        }
+    }
+
+    /// [`Keyspace::update`] on a window found or created; returns whether the window is gone (Redis deleted
+    /// the key).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn apply_to(
+        window: &mut Window,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        kind: Kind,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+        topups: &mut BTreeSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+        next_id: &mut ItemId,
+        changed: &mut bool,
+        offset: u64,
+    ) -> bool {
+        if window.kind() != kind {
+            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
+            // not what Redis holds.
+            diagnostics.record(
+                Problem::WrongType,
+                offset,
+                format!(
+                    "a {} command on {:?}, a {}: topped up",
+                    kind.name(),
+                    String::from_utf8_lossy(key),
+                    window.kind().name()
+                ),
+            );
+            Self::make_stale(window, key, topups, diagnostics);
+            return false;
+        }
+        let mut events = Events::new(key, observer, next_id);
+        let exact = apply(window, &mut events).is_ok();
+        *changed |= events.reported() > 0;
+        if !exact || window.lacks_items() {
+            Self::make_stale(window, key, topups, diagnostics);
+        }
+        window.gone()
+    }
+
+    /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
+    /// Its state is then known, so a pending top-up is withdrawn. A window of another shard stays (stale).
+    pub(crate) fn drop_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        if !self.authoritative {
+            self.moved_away(key);
+        }
+    }
+
+    /// [`Keyspace::drop_key`], whatever the window's home shard.
+    fn remove_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        self.unknown.remove(key);
+        self.topups.remove(key);
+        if self.windows.remove(key).is_some() {
+            observer.key_cleared(key);
+            self.changed = true;
+        }
+    }
+
+    /// `key` now holds something the stream does not tell (a `ZUNIONSTORE` destination, a key moved in from
+    /// another database): its window is dropped and, if watched, a top-up requested.
+    pub(crate) fn mark_unknown(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        self.moved.remove(key);
+        if watched(&self.watch, &mut self.watched, key) {
+            self.unknown.insert(key.to_vec(), self.shard);
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+    }
+
+    /// A command changed `key` in a way its window cannot follow: the window stays, best effort, until the
+    /// top-up.
+    pub(crate) fn mark_stale(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+        match self.windows.get_mut(key) {
+            // Whatever the window's home: a stale window is what a command of another shard leaves too.
+            Some(window) => Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics),
+            None => self.mark_unknown(observer, key),
+        }
+    }
+
+    /// Takes `key`'s window out (for `RENAME`), reporting it cleared. A window of another shard stays (stale).
+    pub(crate) fn take(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> Option<Window> {
+        if self.foreign(key) {
+            return None;
+        }
+        let window = self.windows.remove(key)?;
+        observer.key_cleared(key);
+        self.changed = true;
+        Some(window)
+    }
+
+    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids; its home
+    /// is the shard being applied. Over a window of another shard, nothing is put (that window goes stale).
+    pub(crate) fn put(
+        &mut self,
+        observer: &mut dyn WindowObserver,
+        key: &[u8],
+        mut window: Window,
+    ) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(observer, key);
+        if !self.is_watched(key) {
+            return;
+        }
+        window.shard = self.shard;
+        window.renumber(&mut Events::new(key, observer, &mut self.next_id));
+        if window.stale {
+            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
+        }
+        self.windows.insert(key.to_vec(), window);
+        self.changed = true;
+    }
+
+    /// Sets when `key` expires, if it has a window (of the shard being applied).
+    pub(crate) fn set_expiry(&mut self, key: &[u8], at_ms: Option<u64>) {
+        if self.foreign(key) {
+            return;
+        }
+        if let Some(window) = self.windows.get_mut(key) {
+            window.expires_at_ms = at_ms;
+            self.changed = true;
+        }
+    }
+
+    /// Drops every window whose home is the shard being applied (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream
+    /// restart): in a cluster, a node's flush empties that node's keys only. `known` says whether the database is
+    /// then known (empty after a flush) or unknown (swapped with another).
+    pub(crate) fn clear(&mut self, observer: &mut dyn WindowObserver, known: bool) {
+        let shard = self.shard;
+        let mut keys: Vec<Vec<u8>> = self
+            .windows
+            .extract_if(|_, w| w.shard == shard)
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort_unstable();
+        self.unknown.retain(|_, s| *s != shard);
+        for key in keys {
+            observer.key_cleared(&key);
+            self.changed = true;
+            self.moved_away(&key);
+        }
+        let (windows, unknown) = (&self.windows, &self.unknown);
+        self.topups
+            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
+        if known {
+            self.swapped.remove(&shard);
+        } else {
+            self.swapped.insert(shard);
+        }
+    }
+
+    /// Drops the windows whose deadline is at or before `now_ms`; returns how many.
+    pub(crate) fn expire(&mut self, observer: &mut dyn WindowObserver, now_ms: u64) -> usize {
+        let mut due: Vec<Vec<u8>> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| w.expires_at_ms.is_some_and(|at| at <= now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.sort_unstable();
+        for key in &due {
+            self.remove_key(observer, key);
+        }
+        due.len()
+    }
+
+    /// After a snapshot rebuilt `key`: its window (if any) is exact again, complete if it holds fewer items
+    /// than the capacity (Redis then gave everything it had), and its home is the snapshot's shard.
+    pub(crate) fn snapshot_done(&mut self, key: &[u8]) {
+        self.moved.remove(key);
+        self.unknown.remove(key);
+        self.topups.remove(key);
+        let capacity = self.watch.window;
+        if let Some(window) = self.windows.get_mut(key) {
+            window.stale = false;
+            window.shard = self.shard;
+            let short = window.len() < capacity;
+            match &mut window.body {
+                crate::windows::Body::Zset(w) => w.set_complete(short),
+                crate::windows::Body::Stream(w) => w.set_complete(short),
+                crate::windows::Body::List(w) => w.set_complete(short),
+                crate::windows::Body::Hash(_) | crate::windows::Body::String(_) => {}
+            }
+        }
+    }
+}
+
+impl Keyspace {
+    /// Forgets that `key`'s state was unknown: a command gave its whole value (unless the key's window has
+    /// another home shard, and the command was not applied).
+    pub(crate) fn drop_unknown(&mut self, key: &[u8]) {
+        let shard = self.shard;
+        if !self.authoritative && self.windows.get(key).is_some_and(|w| w.shard != shard) {
+            return;
+        }
+        self.unknown.remove(key);
+        self.topups.remove(key);
+    }
+}

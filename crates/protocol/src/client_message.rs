@@ -1,0 +1,496 @@
+//! The browser → relay messages, specified in `docs/PROTOCOL.md`: one JSON text message each, written by the
+//! browser's client and read by the relay with the same types, so the two sides cannot disagree on a field.
+//!
+//! A session's first message subscribes ([`Subscribe`]); after it the browser may ask for top-ups ([`Topup`])
+//! and send events ([`Event`]). The limits a message must keep live here with the types, and the relay checks
+//! them when it reads one ([`Subscribe::parse`], [`Request::parse`]): a message past a limit closes the session
+//! with an error that names the limit, before anything is kept for it.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::pattern::Glob;
+
+/// Largest message a browser may send the relay; the relay closes a session that sends a larger one.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Patterns one subscription may hold.
+pub const MAX_PATTERNS: usize = 64;
+/// Explicit keys one subscription may hold.
+pub const MAX_KEYS: usize = 1024;
+/// Longest key or pattern a browser's subscription or top-up may name; the relay refuses longer ones.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Most key bytes a subscription pattern's parts between two `*` that hold `?`, `[…]` or `\` may span
+/// ([`Glob::wildcard_positions`]): such parts are searched for in every key the session is offered, one 64-bit word
+/// per key byte within this limit, so that matching stays linear in the key.
+pub const MAX_PATTERN_WILDCARDS: usize = 64;
+/// Largest window a browser may ask for.
+pub const MAX_WINDOW: usize = 100_000;
+/// Most keys one top-up request may name (the relay closes a session that asks for more at once), and so the most
+/// a stale message names: more stale keys than one top-up can read are sent as "every window".
+pub const MAX_TOPUP_KEYS: usize = 1024;
+/// Highest database number (Redis's default `databases` is 16; some run more).
+pub const MAX_DB: u32 = 1023;
+/// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// One message from a browser, tagged by its `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    Subscribe(Subscribe),
+    Topup(Topup),
+    Event(Event),
+}
+
+/// The first message of a session: watch keys matching `patterns`, and the `keys` named, in database `db`,
+/// `window` items each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub db: u32,
+    pub window: usize,
+}
+
+/// Read these subscribed keys' windows again: removals (or withheld writes) left them other than what Redis
+/// holds. The relay answers with a snapshot of them, in order in the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topup {
+    pub keys: Vec<String>,
+}
+
+/// Append `fields` (in this order) to `key` as one entry, and answer with an ack carrying `id`. The relay decides
+/// whether `key` is writable and adds who sent it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The browser's id for the request, echoed in the ack: 1..=[`MAX_REQUEST_ID_LEN`] bytes.
+    pub id: String,
+    pub key: String,
+    /// A JSON object of strings, in the browser's order; repeats are kept, for the relay's limits to refuse.
+    #[serde(with = "fields_in_order")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// Why the relay refuses a browser's message; the text is the session's close reason.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ClientMessageError {
+    #[error("invalid subscribe message: {0}")]
+    Json(String),
+    /// A later message (a top-up, an event) that is not valid JSON of a known shape.
+    #[error("invalid message: {0}")]
+    Request(String),
+    #[error("a {scope} holds at most {limit} {what}, got {got}")]
+    TooMany {
+        scope: &'static str,
+        what: &'static str,
+        got: usize,
+        limit: usize,
+    },
+    #[error("a pattern or key is at most {MAX_NAME_LEN} bytes, got {0}")]
+    TooLong(usize),
+    #[error("a pattern's parts between two * holding ?, [ or \\ may span at most {MAX_PATTERN_WILDCARDS} bytes of a key, got {0}")]
+    Wildcards(usize),
+    #[error("window must be 1..={MAX_WINDOW}, got {0}")]
+    Window(usize),
+    #[error("db must be 0..={MAX_DB}, got {0}")]
+    Db(u32),
+    #[error("the subscription watches nothing: give patterns or keys")]
+    Empty,
+    #[error("expected a subscribe message first, got {0}")]
+    NotSubscribe(&'static str),
+    #[error("already subscribed: a session has one subscription")]
+    Resubscribe,
+    #[error("an event's id must be 1..={MAX_REQUEST_ID_LEN} bytes, got {0}")]
+    RequestId(usize),
+}
+
+impl ClientMessage {
+    /// The message as the browser sends it.
+    pub fn to_json(&self) -> String {
+        // Strings and integers only: serde_json cannot fail on them.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Subscribe {
+    /// Reads a session's first message and checks it against the limits; returns it with its patterns compiled.
+    pub fn parse(text: &str) -> Result<(Subscribe, Vec<Glob>), ClientMessageError> {
+        let subscribe = match serde_json::from_str(text)
+            .map_err(|e| ClientMessageError::Json(e.to_string()))?
+        {
+            ClientMessage::Subscribe(subscribe) => subscribe,
+            ClientMessage::Topup(_) => return Err(ClientMessageError::NotSubscribe("topup")),
+            ClientMessage::Event(_) => return Err(ClientMessageError::NotSubscribe("event")),
+        };
+        for (what, list, limit) in [
+            ("patterns", &subscribe.patterns, MAX_PATTERNS),
+            ("keys", &subscribe.keys, MAX_KEYS),
+        ] {
+            if list.len() > limit {
+                return Err(ClientMessageError::TooMany {
+                    scope: "subscription",
+                    what,
+                    got: list.len(),
+                    limit,
+                });
+            }
+        }
+        if let Some(long) = subscribe
+            .patterns
+            .iter()
+            .chain(&subscribe.keys)
+            .find(|n| n.len() > MAX_NAME_LEN)
+        {
+            return Err(ClientMessageError::TooLong(long.len()));
+        }
+        let patterns = subscribe
+            .patterns
+            .iter()
+            .map(|p| Glob::within(p.as_bytes(), MAX_PATTERN_WILDCARDS))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ClientMessageError::Wildcards)?;
+        if !(1..=MAX_WINDOW).contains(&subscribe.window) {
+            return Err(ClientMessageError::Window(subscribe.window));
+        }
+        if subscribe.db > MAX_DB {
+            return Err(ClientMessageError::Db(subscribe.db));
+        }
+        if patterns.is_empty() && subscribe.keys.is_empty() {
+            return Err(ClientMessageError::Empty);
+        }
+        Ok((subscribe, patterns))
+    }
+}
+
+impl Topup {
+    /// Whether a top-up can name `key`: the request is JSON text, so the key must be UTF-8, and the relay takes
+    /// names of at most [`MAX_NAME_LEN`] bytes (asking for another would close the session). Such a key's window,
+    /// once short, stays short until the page joins afresh with a snapshot.
+    pub fn can_name(key: &[u8]) -> bool {
+        key.len() <= MAX_NAME_LEN && std::str::from_utf8(key).is_ok()
+    }
+
+    /// Top-up messages for any number of keys, as requests the relay takes: each of at most [`MAX_TOPUP_KEYS`]
+    /// keys and [`MAX_CLIENT_MESSAGE`] bytes. Only keys for which [`Topup::can_name`] holds arrive as themselves.
+    pub fn requests<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<String> {
+        // `{"type":"topup","keys":[]}`: what a request holds besides its keys, each a quoted name and a comma.
+        let frame = ClientMessage::Topup(Topup { keys: Vec::new() })
+            .to_json()
+            .len();
+        let request = |keys: Vec<String>| ClientMessage::Topup(Topup { keys }).to_json();
+        let mut requests = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut size = frame;
+        for key in keys {
+            let name = String::from_utf8_lossy(key).into_owned();
+            let quoted = serde_json::to_string(&name).map_or(0, |q| q.len());
+            if !names.is_empty()
+                && (names.len() == MAX_TOPUP_KEYS || size + quoted + 1 > MAX_CLIENT_MESSAGE)
+            {
+                requests.push(request(std::mem::take(&mut names)));
+                size = frame;
+            }
+            size += quoted + 1;
+            names.push(name);
+        }
+        if !names.is_empty() {
+            requests.push(request(names));
+        }
+        requests
+    }
+}
+
+/// What a browser may send after its subscription, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Read these keys' windows again: removals left the browser's windows shorter than what Redis holds.
+    Topup(Vec<Vec<u8>>),
+    /// Append an event; the relay's own limits and `--writable` are checked when it is handled, and answered with
+    /// an ack, since the browser can fix them. Only a message that cannot be read at all closes the session.
+    Event(Event),
+}
+
+impl Request {
+    /// Reads and checks a message that follows the subscription.
+    pub fn parse(text: &str) -> Result<Self, ClientMessageError> {
+        match serde_json::from_str(text).map_err(|e| ClientMessageError::Request(e.to_string()))? {
+            ClientMessage::Subscribe(_) => Err(ClientMessageError::Resubscribe),
+            ClientMessage::Topup(Topup { keys }) => {
+                if keys.len() > MAX_TOPUP_KEYS {
+                    return Err(ClientMessageError::TooMany {
+                        scope: "top-up",
+                        what: "keys",
+                        got: keys.len(),
+                        limit: MAX_TOPUP_KEYS,
+                    });
+                }
+                if let Some(long) = keys.iter().find(|k| k.len() > MAX_NAME_LEN) {
+                    return Err(ClientMessageError::TooLong(long.len()));
+                }
+                Ok(Request::Topup(
+                    keys.into_iter().map(String::into_bytes).collect(),
+                ))
+            }
+            ClientMessage::Event(event) => {
+                // Without a usable id the browser could not tell which request an ack answers.
+                if event.id.is_empty() || event.id.len() > MAX_REQUEST_ID_LEN {
+                    return Err(ClientMessageError::RequestId(event.id.len()));
+                }
+                Ok(Request::Event(event))
+            }
+        }
+    }
+}
+
+/// An event's fields as a JSON object of strings, kept as pairs in the order written (a map would sort them and
+/// fold repeats).
+mod fields_in_order {
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        fields: &[(String, String)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (name, value) in fields {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(String, String)>, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of string fields")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // Bounded by the message: at most 64 KiB of JSON.
+                let mut fields = Vec::new();
+                while let Some(field) = map.next_entry::<String, String>()? {
+                    fields.push(field);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscribe(patterns: &[String], keys: &[String]) -> String {
+        serde_json::json!({"type": "subscribe", "patterns": patterns, "keys": keys, "window": 5})
+            .to_string()
+    }
+
+    fn refusal(text: &str) -> String {
+        Subscribe::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_million_patterns_or_keys_are_refused_by_count() {
+        let million: Vec<String> = (0..1_000_000).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            refusal(&subscribe(&million, &[])),
+            "a subscription holds at most 64 patterns, got 1000000"
+        );
+        assert_eq!(
+            refusal(&subscribe(&[], &million)),
+            "a subscription holds at most 1024 keys, got 1000000"
+        );
+        let topup = serde_json::json!({"type": "topup", "keys": million}).to_string();
+        assert_eq!(
+            Request::parse(&topup).unwrap_err().to_string(),
+            "a top-up holds at most 1024 keys, got 1000000"
+        );
+    }
+
+    #[test]
+    fn names_past_the_limit_are_refused_with_their_length() {
+        let megabyte = "k".repeat(1 << 20);
+        assert_eq!(
+            refusal(&subscribe(&[], std::slice::from_ref(&megabyte))),
+            "a pattern or key is at most 1024 bytes, got 1048576"
+        );
+        let topup = serde_json::json!({"type": "topup", "keys": [megabyte]}).to_string();
+        assert_eq!(
+            Request::parse(&topup).unwrap_err().to_string(),
+            "a pattern or key is at most 1024 bytes, got 1048576"
+        );
+        let longest = "k".repeat(MAX_NAME_LEN);
+        assert!(Subscribe::parse(&subscribe(&[], &[longest])).is_ok());
+    }
+
+    #[test]
+    fn patterns_searching_for_more_than_a_word_of_wildcards_are_refused() {
+        let searched = |n: usize| format!("perf:*{}*", "?".repeat(n));
+        assert!(Subscribe::parse(&subscribe(&[searched(MAX_PATTERN_WILDCARDS)], &[])).is_ok());
+        assert_eq!(
+            refusal(&subscribe(&[searched(MAX_PATTERN_WILDCARDS + 1)], &[])),
+            "a pattern's parts between two * holding ?, [ or \\ may span at most 64 bytes of a key, got 65"
+        );
+        // Wildcards checked in place (before the first `*`, after the last) cost one step per byte: no limit.
+        let anchored = format!("{}*{}", "?".repeat(500), "?".repeat(500));
+        assert!(Subscribe::parse(&subscribe(&[anchored], &[])).is_ok());
+    }
+
+    #[test]
+    fn invalid_json_is_refused_with_where_it_broke() {
+        assert_eq!(
+            refusal("{\"type\":\"subscribe\","),
+            "invalid subscribe message: EOF while parsing a value at line 1 column 20"
+        );
+        assert_eq!(
+            refusal(r#"{"type":"subscribe","patterns":["a"],"window":5,"extra":1}"#),
+            "invalid subscribe message: unknown field `extra`, expected one of `patterns`, `keys`, `db`, `window`"
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"subscribe","patterns":["a"],"window":5}"#).unwrap_err(),
+            ClientMessageError::Resubscribe
+        );
+    }
+
+    #[test]
+    fn events_keep_their_fields_in_order_and_need_an_id() {
+        let event = Request::parse(
+            r#"{"type":"event","id":"r1","key":"notes","fields":{"z":"1","a":"2","z":"3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            event,
+            Request::Event(Event {
+                id: "r1".into(),
+                key: "notes".into(),
+                fields: vec![
+                    ("z".into(), "1".into()),
+                    ("a".into(), "2".into()),
+                    ("z".into(), "3".into())
+                ],
+            }),
+            "in order, repeats kept for the limits to refuse"
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"event","id":"","key":"k","fields":{}}"#).unwrap_err(),
+            ClientMessageError::RequestId(0)
+        );
+        let long = format!(
+            r#"{{"type":"event","id":"{}","key":"k","fields":{{}}}}"#,
+            "i".repeat(65)
+        );
+        assert_eq!(
+            Request::parse(&long).unwrap_err(),
+            ClientMessageError::RequestId(65)
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"event","id":"r","key":"k","fields":{"n":1}}"#)
+                .unwrap_err()
+                .to_string(),
+            "invalid message: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            Subscribe::parse(r#"{"type":"event","id":"r","key":"k","fields":{}}"#).unwrap_err(),
+            ClientMessageError::NotSubscribe("event")
+        );
+    }
+
+    #[test]
+    fn topups_are_cut_into_requests_the_relay_takes() {
+        let few = Topup::requests([&b"perf:a"[..], b"q\""]);
+        assert_eq!(few, [r#"{"type":"topup","keys":["perf:a","q\""]}"#]);
+        assert!(Topup::requests(std::iter::empty()).is_empty());
+        let keys: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("perf:{i}").into_bytes())
+            .collect();
+        let requests = Topup::requests(keys.iter().map(Vec::as_slice));
+        assert_eq!(requests.len(), 3, "1,024 keys at most in each");
+        let long: Vec<Vec<u8>> = (0..200)
+            .map(|i| vec![b'a' + (i % 26) as u8; MAX_NAME_LEN])
+            .collect();
+        let requests = Topup::requests(long.iter().map(Vec::as_slice));
+        assert!(requests.len() >= 4);
+        let mut named = 0;
+        for request in &requests {
+            assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
+            let Ok(Request::Topup(keys)) = Request::parse(request) else {
+                panic!("the relay refuses {request}")
+            };
+            named += keys.len();
+        }
+        assert_eq!(named, 200, "every key in one request");
+    }
+
+    #[test]
+    fn subscribe_messages_are_json() {
+        let message = ClientMessage::Subscribe(Subscribe {
+            patterns: vec!["perf:*".into(), "a\"b\\c\n".into()],
+            keys: Vec::new(),
+            db: 2,
+            window: 50,
+        });
+        assert_eq!(
+            message.to_json(),
+            r#"{"type":"subscribe","patterns":["perf:*","a\"b\\c\n"],"db":2,"window":50}"#
+        );
+        let (read, _) = Subscribe::parse(&message.to_json()).unwrap();
+        assert_eq!(
+            ClientMessage::Subscribe(read),
+            message,
+            "the relay reads what the browser wrote"
+        );
+    }
+
+    #[test]
+    fn topup_requests_are_json() {
+        let message = ClientMessage::Topup(Topup {
+            keys: vec!["perf:a".into(), "q\"".into()],
+        });
+        assert_eq!(
+            message.to_json(),
+            r#"{"type":"topup","keys":["perf:a","q\""]}"#
+        );
+    }
+
+    #[test]
+    fn events_are_json_with_fields_in_order() {
+        let event = Event {
+            id: "7".into(),
+            key: "annotations:perf".into(),
+            fields: vec![
+                ("text".into(), "investigating \"db\" — Ana".into()),
+                ("host".into(), "web-01".into()),
+            ],
+        };
+        let text = ClientMessage::Event(event.clone()).to_json();
+        assert_eq!(
+            text,
+            r#"{"type":"event","id":"7","key":"annotations:perf","fields":{"text":"investigating \"db\" — Ana","host":"web-01"}}"#
+        );
+        assert_eq!(Request::parse(&text), Ok(Request::Event(event)));
+    }
+
+    #[test]
+    fn only_utf8_keys_within_the_relays_limit_can_be_topped_up() {
+        assert!(Topup::can_name(b"perf:a"));
+        assert!(Topup::can_name("é".repeat(MAX_NAME_LEN / 2).as_bytes()));
+        assert!(!Topup::can_name(b"perf:\xff"), "JSON cannot carry it");
+        assert!(
+            !Topup::can_name(&[b'k'; MAX_NAME_LEN + 1]),
+            "the relay refuses it"
+        );
+        assert!(!Topup::can_name(&vec![b'k'; 1 << 20]));
+    }
+}

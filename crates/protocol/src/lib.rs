@@ -1,0 +1,14 @@
+//! Replicast's protocol: what crosses the wire between Redis, the relay and the browser, read and written the same
+//! way on every side (natively in the relay, in wasm in the browser).
+//!
+//! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
+//! - [`wire`]: the relay → browser messages (binary): hellos, commands with their offsets, snapshots, stale keys.
+//! - [`client_message`]: the browser → relay messages (JSON): subscribe, top-up, event, with their limits.
+//! - [`pattern`]: Redis glob patterns, matched in time linear in pattern and key.
+//!
+//! No I/O, no async runtime, no JavaScript bindings: the relay and the wasm package build on it.
+
+pub mod client_message;
+pub mod pattern;
+pub mod resp;
+pub mod wire;

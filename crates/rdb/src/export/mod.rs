@@ -1,0 +1,11 @@
+//! What `replicast rdb` makes of a reader's events, streaming: JSON Lines, one object per key written element by
+//! element ([`JsonLines`]), or a summary of keys and bytes per database and type with the biggest keys
+//! ([`Stats`]); both keep only the keys a [`Filter`] passes. The output format is documented in docs/RDB.md.
+
+mod filter;
+mod json_lines;
+mod stats;
+
+pub use filter::Filter;
+pub use json_lines::JsonLines;
+pub use stats::Stats;

@@ -1,0 +1,81 @@
+//! The options a page gives `Replicast` and `Assembler` (`ReplicastOptions`, declared in `../types.d.ts`), read
+//! and checked, and what they watch.
+
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use super::super::follow::AggregateOptions;
+use replicast_assembler::assembler::WatchConfig;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "ReplicastOptions")]
+    pub type ReplicastOptions;
+    #[wasm_bindgen(typescript_type = "(change: ReplicastChange) => void")]
+    pub type ChangeCallback;
+    #[wasm_bindgen(typescript_type = "(status: ReplicastStatus) => void")]
+    pub type StatusCallback;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Options {
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    db: u32,
+    #[serde(default = "default_window")]
+    window: usize,
+    #[serde(default)]
+    pub(crate) token: Option<String>,
+    #[serde(default)]
+    pub(crate) alternates: Vec<String>,
+    #[serde(default)]
+    pub(crate) idle_timeout_ms: Option<f64>,
+    #[serde(default)]
+    pub(crate) aggregate: Option<AggregateOptions>,
+}
+
+fn default_window() -> usize {
+    100
+}
+
+/// Reads the options a page gave, and what they watch.
+pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsError> {
+    let options: Options = serde_wasm_bindgen::from_value(options.into())
+        .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
+    Ok((watch_config(&options)?, options))
+}
+
+/// The watch of `options`; exact keys become patterns that match only themselves.
+fn watch_config(options: &Options) -> Result<WatchConfig, JsError> {
+    let mut patterns: Vec<Vec<u8>> = options
+        .patterns
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    patterns.extend(options.keys.iter().map(|k| escape_glob(k.as_bytes())));
+    if patterns.is_empty() {
+        return Err(JsError::new(
+            "Replicast options watch nothing: give patterns or keys",
+        ));
+    }
+    Ok(WatchConfig {
+        patterns,
+        db: options.db,
+        window: options.window,
+    })
+}
+
+fn escape_glob(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len());
+    for &b in key {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}

@@ -1,0 +1,109 @@
+/** What a Replicast client watches, and how. */
+export interface ReplicastOptions {
+  /** Redis glob patterns of keys to watch. */
+  patterns?: string[];
+  /** Exact keys to watch. */
+  keys?: string[];
+  /** The database (default 0). */
+  db?: number;
+  /** Newest items kept per key (default 100, at most 100,000). */
+  window?: number;
+  /** For a relay started with --token. */
+  token?: string;
+  /** Other relays' `/ws` URLs serving the same data: when the connection to the relay in use fails or drops, the
+   *  next attempt goes to the next URL, round robin over [url, ...alternates], and resumes there where the windows
+   *  are. */
+  alternates?: string[];
+  /** Silence after which an open socket counts as dead (default 30,000 ms). On a quiet stream the relay has
+   *  something to send only when Redis pings its replicas (`repl-ping-replica-period`, 10 s by default): keep it
+   *  above that. */
+  idleTimeoutMs?: number;
+  /** Incremental aggregates over numeric JSON fields (dotted paths such as `cpu.total`, `load.0`). */
+  aggregate?: {
+    fields?: string[];
+    /** Counters (e.g. bytes sent so far): aggregated with a rate per second. */
+    counters?: string[];
+    /** A JSON field with each item's time in Unix ms, for items without one (sorted sets use the score). */
+    time?: string;
+    /** Rolling buckets (default [1000, 10000, 60000]). */
+    bucketsMs?: number[];
+  };
+}
+
+/** Statistics of one numeric field. Values are null when there is nothing to aggregate. */
+export interface ReplicastStats {
+  count: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  /** Per second, for counters. */
+  rate: number | null;
+}
+
+/** A field's statistics over the window, its newest value, and over the rolling buckets. */
+export interface ReplicastFieldStats extends ReplicastStats {
+  last: { value: number; t: number } | null;
+  buckets: (ReplicastStats & { ms: number })[];
+}
+
+/** Bad input seen so far, by kind; the assembler skipped it and kept the rest of its state. */
+export interface ReplicastDiagnostics {
+  badMessages: number;
+  badSegments: number;
+  overlaps: number;
+  badSnapshots: number;
+  unknownCommands: number;
+  badArguments: number;
+  wrongType: number;
+  longTransactions: number;
+  topupsRequested: number;
+  notices: number;
+  notJson: number;
+  notNumeric: number;
+  missingFields: number;
+  lastError: string | null;
+}
+
+/** A window as a plain object, items newest first. */
+export interface ReplicastWindow {
+  type: "zset" | "stream" | "list" | "hash" | "string";
+  /** Whether the window holds all Redis holds for the key. */
+  complete: boolean;
+  /** Whether a top-up was asked for and has not arrived. */
+  stale: boolean;
+  expiresAt: number | null;
+  items: (
+    | { member: string; score: number }
+    | { id: string; fields: [string, string][] }
+    | { value: string; previous?: string[] }
+    | { field: string; value: string; previous: string[] }
+  )[];
+}
+
+/** Where a session stands. */
+export type ReplicastStatus = "connecting" | "live" | "resyncing" | "offline";
+
+/** Where one shard's stream stands (a relay following one Redis has only shard 0). */
+export interface ReplicastPosition {
+  shard: number;
+  /** The replication ID the shard's stream follows. */
+  epoch: string;
+  /** Replication offset applied so far (exact below 2^53). */
+  offset: number;
+}
+
+/** What changed since the previous animation frame. */
+export interface ReplicastChange {
+  /** Keys whose windows changed (appeared, moved or went away). */
+  keys: string[];
+  status: ReplicastStatus;
+  /** Replication offset applied so far (shard 0's). */
+  offset: number;
+  /** Every shard whose stream said hello. */
+  positions: ReplicastPosition[];
+  /** The `/ws` URL in use (or to be tried next, while offline). */
+  relay: string;
+}
