@@ -34,7 +34,8 @@ use crate::connections::Outbound;
 use crate::events::{EventGate, Identity};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
-use crate::subscription::{EventRequest, Request, Subscription};
+use crate::subscription::Subscription;
+use replicast_protocol::client_message::{Event, Request, MAX_CLIENT_MESSAGE};
 
 use shard_stream::{Inbound, REQUEST_QUEUE};
 use shards::ShardStreams;
@@ -269,7 +270,7 @@ where
 }
 
 /// Appends a browser's event if the limits let it; the ack that says with which id, or why not.
-async fn answer_event(gate: &mut EventGate<'_>, event: EventRequest, metrics: &Metrics) -> Vec<u8> {
+async fn answer_event(gate: &mut EventGate<'_>, event: Event, metrics: &Metrics) -> Vec<u8> {
     let id = event.id.clone();
     match gate.handle(event).await {
         Ok(entry) => {
@@ -295,10 +296,7 @@ fn unreadable(err: &(dyn std::error::Error + 'static)) -> Option<Close> {
         // Over the size limit, refused from the frame's header, before its payload is read.
         WsError::Capacity(_) => Some(Close(
             CLOSE_TOO_BIG,
-            format!(
-                "message too big: at most {} bytes",
-                wire::MAX_CLIENT_MESSAGE
-            ),
+            format!("message too big: at most {} bytes", MAX_CLIENT_MESSAGE),
         )),
         WsError::Utf8(_) => Some(Close(
             CLOSE_NOT_UTF8,

@@ -78,9 +78,7 @@ impl Route {
 /// notices and acks, and everything of one Redis, as they are.
 fn frame(shape: Shape, index: u16, message: Message) -> Message {
     match message {
-        Message::Binary(bytes)
-            if shape == Shape::Cluster && matches!(bytes.first(), Some(1 | 2 | 4 | 8)) =>
-        {
+        Message::Binary(bytes) if shape == Shape::Cluster && wire::is_shard_stream(&bytes) => {
             Message::Binary(Bytes::from(wire::encode_shard(index, &bytes)))
         }
         other => other,
