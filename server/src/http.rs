@@ -290,8 +290,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
-    Router::new()
+/// `history`: the history sink's base URL, answered at `/config.json` for the page (`www/js/history.js`).
+pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Router {
+    let mut routes = Router::new();
+    if let Some(url) = history {
+        let config = serde_json::json!({ "history": url }).to_string();
+        routes = routes.route(
+            "/config.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], config) }),
+        );
+    }
+    routes
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
