@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use ws_client::tungstenite::client::IntoClientRequest;
+use ws_client::tungstenite::http::HeaderValue;
+use ws_client::tungstenite::Message as WsMessage;
 
 use super::changes::Changes;
 use super::metrics::SinkMetrics;
@@ -131,11 +131,11 @@ async fn run_session(
             HeaderValue::from_str(&format!("Bearer {token}"))?,
         );
     }
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+    let config = ws_client::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
+        ws_client::connect_async_with_config(request, Some(config), false).await?;
     metrics
         .sessions
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
