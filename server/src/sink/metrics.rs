@@ -16,6 +16,8 @@ pub struct SinkMetrics {
     pub mirror_keys: AtomicU64,
     pub set_ops: AtomicU64,
     pub batches: AtomicU64,
+    /// Batches holding rows already stored (re-snapshots, a batch retried after a lost commit answer).
+    pub deduplicated_batches: AtomicU64,
     pub write_failures: AtomicU64,
     pub sessions: AtomicU64,
     pub snapshots: AtomicU64,
@@ -33,14 +35,15 @@ fn offsets(positions: &[(String, u64)]) -> u64 {
 }
 
 impl SinkMetrics {
-    /// A batch was committed.
-    pub fn committed(&self, batch: &Batch) {
+    /// A batch was committed; `deduplicated`: rows already stored were skipped.
+    pub fn committed(&self, batch: &Batch, deduplicated: bool) {
         let add = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
         add(&self.zset_rows, batch.zsets.len());
         add(&self.stream_rows, batch.streams.len());
         add(&self.mirror_keys, batch.mirror.len());
         add(&self.set_ops, batch.sets.len());
         add(&self.batches, 1);
+        add(&self.deduplicated_batches, usize::from(deduplicated));
         self.committed_offset
             .store(offsets(&batch.positions), Ordering::Relaxed);
         if let Some(newest) = batch.newest_ms {
@@ -86,6 +89,12 @@ impl SinkMetrics {
             "counter",
             "Transactions committed.",
             get(&self.batches).to_string(),
+        );
+        metric(
+            "deduplicated_batches_total",
+            "counter",
+            "Transactions that held rows already stored (re-snapshots, retries), written through ON CONFLICT DO NOTHING.",
+            get(&self.deduplicated_batches).to_string(),
         );
         metric(
             "write_failures_total",

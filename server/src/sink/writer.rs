@@ -2,9 +2,10 @@
 //! it brings the database to, so after any crash the database's position and its rows agree, and the sink
 //! resumes from there.
 //!
-//! History rows go by binary `COPY` into a temporary staging table, then `INSERT … ON CONFLICT DO NOTHING` into
-//! the partitioned table: `COPY` alone cannot skip rows already stored, and re-snapshots (and a member written
-//! twice) bring such rows. Mirror states replace each key's rows; set operations apply in stream order.
+//! History rows go by binary `COPY` straight into the partitioned table; when PostgreSQL refuses that for a row
+//! already stored (re-snapshots bring such rows, and so does a batch retried after a commit whose answer was lost),
+//! they go into a temporary staging table and from there by `INSERT … ON CONFLICT DO NOTHING`. Mirror states
+//! replace each key's rows; set operations apply in stream order.
 //!
 //! A batch PostgreSQL refuses for its data (SQLSTATE class 22, e.g. a JSON number `numeric` cannot hold) is
 //! written again with every JSON value re-encoded strictly ([`super::rows::json_text_strict`]); any other error
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Transaction};
 
@@ -114,8 +116,8 @@ impl Writer {
         let mut strict = false;
         loop {
             match self.try_write(batch, strict).await {
-                Ok(()) => {
-                    self.metrics.committed(batch);
+                Ok(deduplicated) => {
+                    self.metrics.committed(batch, deduplicated);
                     return;
                 }
                 Err(err) if !strict && err.code().is_some_and(|c| c.code().starts_with("22")) => {
@@ -145,11 +147,12 @@ impl Writer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Writes `batch` in one transaction with its position; `Ok(true)` when rows already stored were skipped.
     async fn try_write(
         &mut self,
         batch: &Batch,
         strict: bool,
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<bool, tokio_postgres::Error> {
         let client = ensure_client(&mut self.client, &self.url).await?;
         self.partitions
             .ensure(
@@ -166,8 +169,8 @@ impl Writer {
             )
             .await?;
         let tx = client.transaction().await?;
-        write_zsets(&tx, batch, strict).await?;
-        write_streams(&tx, batch).await?;
+        let deduplicated =
+            write_zsets(&tx, batch, strict).await? | write_streams(&tx, batch).await?;
         for op in &batch.sets {
             write_set_op(&tx, op).await?;
         }
@@ -175,7 +178,8 @@ impl Writer {
             write_mirror(&tx, key, state).await?;
         }
         write_positions(&tx, batch).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(deduplicated)
     }
 }
 
@@ -214,93 +218,123 @@ fn describe(err: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Writes history rows into `table`: straight by `COPY` when none is stored yet (the usual case: the stream only
+/// brings new rows), else — PostgreSQL refused the `COPY` for a row already there, after a re-snapshot or a batch
+/// retried after a commit whose answer was lost — through the staging table and `ON CONFLICT DO NOTHING`. The
+/// direct way writes each row once and parses its JSON once, which is most of PostgreSQL's cost per row; the
+/// savepoint undoes a refused `COPY` without losing the rest of the transaction. `Ok(true)`: it deduplicated.
+async fn write_history<'a, F, Fut>(
+    tx: &'a Transaction<'_>,
+    table: &str,
+    columns: &str,
+    copy: F,
+) -> Result<bool, tokio_postgres::Error>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>> + 'a,
+{
+    tx.batch_execute("SAVEPOINT direct").await?;
+    match copy(format!(
+        "COPY replicast.{table} ({columns}) FROM STDIN BINARY"
+    ))
+    .await
+    {
+        Ok(()) => {
+            return tx
+                .batch_execute("RELEASE SAVEPOINT direct")
+                .await
+                .map(|()| false)
+        }
+        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tracing::debug!(table, "rows already stored: writing the batch deduplicated");
+            tx.batch_execute("ROLLBACK TO SAVEPOINT direct").await?;
+        }
+        Err(err) => return Err(err),
+    }
+    let stage = table.replace("_history", "_stage");
+    copy(format!("COPY {stage} ({columns}) FROM STDIN BINARY")).await?;
+    tx.batch_execute(&format!(
+        "INSERT INTO replicast.{table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
+    ))
+    .await?;
+    Ok(true)
+}
+
 async fn write_zsets(
     tx: &Transaction<'_>,
     batch: &Batch,
     strict: bool,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     if batch.zsets.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    let copy = tx
-        .copy_in("COPY zset_stage (key, time, score, value, digest) FROM STDIN BINARY")
-        .await?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
-        copy,
-        &[
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-            Type::FLOAT8,
-            Type::JSONB,
-            Type::BYTEA
-        ],
-    ));
-    for row in &batch.zsets {
-        let strict_value;
-        let value = if strict {
-            strict_value = json_text_strict(&row.member);
-            &strict_value
-        } else {
-            &row.value
-        };
-        writer
-            .as_mut()
-            .write(&[
-                &row.key,
-                &time_of_ms(row.score),
-                &row.score,
-                &RawJson(value),
-                &&row.digest[..],
-            ])
-            .await?;
-    }
-    writer.finish().await?;
-    tx.execute(
-        "INSERT INTO replicast.zset_history (key, time, score, value, digest)
-         SELECT key, time, score, value, digest FROM zset_stage ON CONFLICT DO NOTHING",
-        &[],
-    )
-    .await?;
-    Ok(())
+    let copy = |statement: String| async move {
+        let copy = tx.copy_in(&statement).await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+            copy,
+            &[
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::FLOAT8,
+                Type::JSONB,
+                Type::BYTEA
+            ],
+        ));
+        for row in &batch.zsets {
+            let strict_value;
+            let value = if strict {
+                strict_value = json_text_strict(&row.member);
+                &strict_value
+            } else {
+                &row.value
+            };
+            writer
+                .as_mut()
+                .write(&[
+                    &row.key,
+                    &time_of_ms(row.score),
+                    &row.score,
+                    &RawJson(value),
+                    &&row.digest[..],
+                ])
+                .await?;
+        }
+        writer.finish().await.map(drop)
+    };
+    write_history(tx, "zset_history", "key, time, score, value, digest", copy).await
 }
 
-async fn write_streams(tx: &Transaction<'_>, batch: &Batch) -> Result<(), tokio_postgres::Error> {
+async fn write_streams(tx: &Transaction<'_>, batch: &Batch) -> Result<bool, tokio_postgres::Error> {
     if batch.streams.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    let copy = tx
-        .copy_in("COPY stream_stage (key, time, id, fields, digest) FROM STDIN BINARY")
-        .await?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
-        copy,
-        &[
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::JSONB,
-            Type::BYTEA
-        ],
-    ));
-    for row in &batch.streams {
-        writer
-            .as_mut()
-            .write(&[
-                &row.key,
-                &time_of_ms(row.ms as f64),
-                &row.id,
-                &RawJson(&row.fields),
-                &&row.digest[..],
-            ])
-            .await?;
-    }
-    writer.finish().await?;
-    tx.execute(
-        "INSERT INTO replicast.stream_history (key, time, id, fields, digest)
-         SELECT key, time, id, fields, digest FROM stream_stage ON CONFLICT DO NOTHING",
-        &[],
-    )
-    .await?;
-    Ok(())
+    let copy = |statement: String| async move {
+        let copy = tx.copy_in(&statement).await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+            copy,
+            &[
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::JSONB,
+                Type::BYTEA
+            ],
+        ));
+        for row in &batch.streams {
+            writer
+                .as_mut()
+                .write(&[
+                    &row.key,
+                    &time_of_ms(row.ms as f64),
+                    &row.id,
+                    &RawJson(&row.fields),
+                    &&row.digest[..],
+                ])
+                .await?;
+        }
+        writer.finish().await.map(drop)
+    };
+    write_history(tx, "stream_history", "key, time, id, fields, digest", copy).await
 }
 
 /// A value as `jsonb` when it is JSON, for the mirror's `json` columns.
