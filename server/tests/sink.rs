@@ -10,7 +10,8 @@
 //! - A sink restarted after the relay's backlog (a tiny `--backlog-bytes`) moved past its position re-snapshots,
 //!   and its history has no duplicate and no gap.
 //! - The history endpoint answers exactly the stored samples when they fit, the right buckets when they do not,
-//!   and refuses bad requests with their reasons.
+//!   and refuses bad requests with their reasons; `/metrics` exports the lag; docs/SINK.md's example queries, run
+//!   as the doc writes them, give what the samples say; a sink on a database without the schema says what to do.
 
 mod support;
 
@@ -570,6 +571,12 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
         .query_async(&mut conn)
         .await
         .unwrap();
+    // A second host, for the doc's query across hosts.
+    let cpu2 = |i: u64| 50.0 + (i * 13 % 29) as f64;
+    for i in 0..100 {
+        let member = format!(r#"{{"cpu":{{"total":{}}}}}"#, cpu2(i));
+        support::zadd(&mut conn, "perf:web-02", t0 + i * 1000, &member).await;
+    }
     let db = pg.client().await;
     committed(&db, redis_port).await;
 
@@ -675,13 +682,105 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
         assert!(body.contains(reason), "{query}: {body}");
     }
     // Another Host than the sink's names (DNS rebinding) is refused like the relay refuses it.
-    let (status, _, _) = http_get_host(
-        &format!("127.0.0.1:{listen}"),
-        "/history?key=perf:web-01",
-        "evil.example",
-    )
-    .await;
+    let addr = format!("127.0.0.1:{listen}");
+    let (status, _, _) = http_get_host(&addr, "/history?key=perf:web-01", "evil.example").await;
     assert_eq!(status, 403);
+
+    // The lag and the counters, as Prometheus text.
+    let (status, _, metrics) = http_get_host(&addr, "/metrics", &addr).await;
+    assert_eq!(status, 200);
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+    };
+    assert!(metric("replicast_sink_rows_total") >= 200.0);
+    let target = master_repl_offset(&mut conn).await as f64;
+    assert!(metric("replicast_sink_committed_offset") >= target - 1024.0);
+    assert!(metric("replicast_sink_lag_bytes") >= 0.0);
+    let newest_age_s = (now_ms() - (t0 + 99_000)) as f64 / 1000.0;
+    assert!(
+        (metric("replicast_sink_lag_seconds") - newest_age_s).abs() < 60.0,
+        "the newest row committed is {newest_age_s} s old"
+    );
+
+    // docs/SINK.md's example queries, run as they are written, on these samples: t0 is 2023-11-14 22:13:20 UTC,
+    // so samples 0..40 fall in the minute 22:13 and 40..100 in 22:14.
+    let doc = include_str!("../../docs/SINK.md");
+    let queries: Vec<&str> = doc
+        .split("```sql\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect();
+    assert_eq!(
+        queries.len(),
+        3,
+        "the one host's day, per minute, p95 across hosts"
+    );
+    let day: Vec<f64> = db
+        .query(queries[0], &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(1))
+        .collect();
+    assert_eq!(day, (0..100).map(cpu).collect::<Vec<_>>());
+    let minutes = [0..40u64, 40..100];
+    let rows = db.query(queries[1], &[]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, minute) in rows.iter().zip(minutes.clone()) {
+        let values: Vec<f64> = minute.map(cpu).collect();
+        let avg = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((row.get::<_, f64>(1) - avg).abs() < 1e-9);
+        assert_eq!(
+            row.get::<_, f64>(2),
+            values.iter().cloned().fold(f64::INFINITY, f64::min)
+        );
+        assert_eq!(
+            row.get::<_, f64>(3),
+            values.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        );
+    }
+    let rows = db.query(queries[2], &[]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, minute) in rows.iter().zip(minutes) {
+        let mut values: Vec<f64> = minute.clone().map(cpu).chain(minute.map(cpu2)).collect();
+        values.sort_by(f64::total_cmp);
+        // percentile_cont: linear between the two values around the 95 % rank.
+        let rank = 0.95 * (values.len() - 1) as f64;
+        let (low, high) = (values[rank.floor() as usize], values[rank.ceil() as usize]);
+        let p95 = low + (high - low) * rank.fract();
+        assert!(
+            (row.get::<_, f64>(1) - p95).abs() < 1e-9,
+            "{} against {p95}",
+            row.get::<_, f64>(1)
+        );
+        assert_eq!(row.get::<_, i64>(2), 2, "two hosts");
+    }
+
+    // A sink started on a database without the schema, and without --create-schema, says what to do.
+    db.batch_execute("CREATE DATABASE empty").await.unwrap();
+    let empty = pg.url().replace("/replicast", "/empty");
+    let refused = Command::new(env!("CARGO_BIN_EXE_replicast"))
+        .args(["sink", "--database", &empty, "--history", "perf:*"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "the database has no replicast schema: start the sink once with --create-schema"
+        ),
+        "{stderr}"
+    );
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// GET `url` from `addr`: (status, headers lowercased, body).
