@@ -22,10 +22,9 @@ pub const MAX_TIME_MS: f64 = 253_402_300_800_000.0;
 pub struct ZsetRow {
     pub key: String,
     pub score: f64,
-    /// The member as JSON text (the member itself when it is JSON).
+    /// The member as JSON text (the member itself when it is JSON; the strict re-encoding, [`json_text_strict`],
+    /// starts from it).
     pub value: Vec<u8>,
-    /// The member's raw bytes, kept for the strict re-encoding (see [`json_text_strict`]).
-    pub member: Vec<u8>,
     /// The row's identity within its key and time: a hash of the score and the member's bytes.
     pub digest: [u8; 16],
 }
@@ -144,13 +143,12 @@ impl Batch {
             return Ok(());
         }
         let value = json_text(member);
-        self.bytes += key.len() + value.len() + member.len() + 64;
+        self.bytes += key.len() + value.len() + 64;
         self.newest_ms = Some(self.newest_ms.map_or(score, |n| n.max(score)));
         self.zsets.push(ZsetRow {
             key: key.to_string(),
             score,
             value,
-            member: member.to_vec(),
             digest: digest.to_le_bytes(),
         });
         Ok(())
@@ -267,7 +265,8 @@ pub fn json_text(member: &[u8]) -> Vec<u8> {
 }
 
 /// The member as JSON PostgreSQL always takes: parsed and written again, numbers as `f64`s (so within what
-/// `numeric` reads), NUL characters replaced. The writer falls back to it for a batch PostgreSQL refused.
+/// `numeric` reads), NUL characters replaced. The writer falls back to it for a batch PostgreSQL refused,
+/// re-encoding [`json_text`]'s output: a member that was not JSON stays the JSON string it became.
 pub fn json_text_strict(member: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<serde_json::Value>(member) {
         Ok(mut value) => {
@@ -329,6 +328,14 @@ mod tests {
             json_text_strict(br#"{"a":"x\u0000","n":1e-20000}"#),
             "{\"a\":\"x\u{FFFD}\",\"n\":0.0}".as_bytes()
         );
+        for member in [
+            &b"web-01"[..],
+            b"{not json",
+            b"\xff\x00",
+            br#"{"a":"\u0000"}"#,
+        ] {
+            assert_eq!(json_text_strict(&json_text(member)), json_text(member));
+        }
     }
 
     #[test]

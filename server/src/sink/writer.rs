@@ -283,7 +283,7 @@ async fn write_zsets(
         for row in &batch.zsets {
             let strict_value;
             let value = if strict {
-                strict_value = json_text_strict(&row.member);
+                strict_value = json_text_strict(&row.value);
                 &strict_value
             } else {
                 &row.value
