@@ -52,7 +52,8 @@ fi
 
 sink_port=$(free_port)
 export REPLICAST_HISTORY_URL="http://127.0.0.1:$sink_port"
-target/release/replicast serve "$@" > >(tee "$work/relay.out") &
+: >"$work/relay.out"
+target/release/replicast serve "$@" > >(tee -a "$work/relay.out") &
 pids+=($!)
 # The sink follows the relay where it listens, and lets its page (that origin) read the history.
 until relay_url=$(grep -o 'Replicast is live at http://[^ ]*' "$work/relay.out" | cut -d' ' -f5) && [ -n "$relay_url" ]; do
