@@ -7,6 +7,7 @@
 //!   the relay follows promoted, the writes moving to it). At the end the history tables hold the workload's full
 //!   write history, every member and entry once (though Redis kept only the newest of each key), and the mirror
 //!   tables equal Redis.
+//! - A sink following a Redis Cluster of two shards keeps a position per shard, and resumes each after a restart.
 //! - A sink restarted after the relay's backlog (a tiny `--backlog-bytes`) moved past its position re-snapshots,
 //!   and its history has no duplicate and no gap.
 //! - The history endpoint answers exactly the stored samples when they fit, the right buckets when they do not,
@@ -224,6 +225,12 @@ async fn assert_equal(
     redis: &mut MultiplexedConnection,
     written: &Written,
 ) {
+    assert_history(pg, written).await;
+    assert_mirrors(pg, redis).await;
+}
+
+/// The history tables hold every member and entry written, each once.
+async fn assert_history(pg: &tokio_postgres::Client, written: &Written) {
     for (key, expected) in &written.zsets {
         let rows = pg
             .query(
@@ -287,7 +294,10 @@ async fn assert_equal(
         stored, written.stream,
         "the stream's history holds every entry written"
     );
+}
 
+/// The mirror tables equal what Redis holds.
+async fn assert_mirrors(pg: &tokio_postgres::Client, redis: &mut MultiplexedConnection) {
     let hash: BTreeMap<String, String> = redis::cmd("HGETALL")
         .arg("cfg:hash")
         .query_async(redis)
@@ -804,4 +814,103 @@ async fn http_get_host(addr: &str, path: &str, host: &str) -> (u16, String, Stri
     let status = response[9..12].parse().unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// Waits until the database's position of every primary's stream (its replication ID) reaches its offset.
+async fn committed_shards(pg: &tokio_postgres::Client, primaries: &[u16]) {
+    for &port in primaries {
+        let mut conn = redis_conn(port).await;
+        let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
+        let target = master_repl_offset(&mut conn).await;
+        let mut at = None;
+        for _ in 0..1200 {
+            at = pg
+                .query_opt(
+                    "SELECT \"offset\" FROM replicast.position WHERE epoch = $1",
+                    &[&epoch],
+                )
+                .await
+                .unwrap()
+                .map(|r| r.get::<_, i64>(0) as u64);
+            if at.is_some_and(|at| at >= target) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            at.is_some_and(|at| at >= target),
+            "shard {port}: the sink committed {at:?} of {epoch}'s {target}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
+    let pg = Postgres::start();
+    let cluster = support::cluster::Cluster::start(2, 0).await;
+    let primaries = cluster.primaries().await;
+    let relay_port = free_port();
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_replicast"));
+    relay
+        .args(["serve", "--listen", &format!("127.0.0.1:{relay_port}")])
+        .args(["--cluster", &format!("127.0.0.1:{}", primaries[0])])
+        .args(["--allow", "perf:*"])
+        .env("RUST_LOG", "warn");
+    let _relay = start_until(&mut relay, "Replicast is live at ").0;
+    // Keys on both shards.
+    let keys: Vec<String> = (0..8).map(|i| format!("perf:c{i}")).collect();
+    let mut owners = BTreeSet::new();
+    for key in &keys {
+        owners.insert(cluster.owner(cluster.slot(key.as_bytes())).await);
+    }
+    assert_eq!(owners.len(), 2, "the keys are on both shards");
+
+    let mut written = Written::default();
+    let mut t = 1_700_000_000_000u64;
+    let mut write = |written: &mut Written, n: usize| {
+        let mut batch = Vec::new();
+        for _ in 0..n {
+            for key in &keys {
+                t += 1;
+                let member = format!(r#"{{"t":{t},"cpu":{{"total":{}}}}}"#, t % 100);
+                written
+                    .zsets
+                    .entry(key.clone())
+                    .or_default()
+                    .insert((t, member.clone()));
+                batch.push((key.clone(), t, member));
+            }
+        }
+        batch
+    };
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &primaries).await;
+    for (key, t, member) in write(&mut written, 20) {
+        cluster.zadd(&key, t as f64, &member).await;
+    }
+    committed_shards(&db, &primaries).await;
+    // Away while both shards move on, then back: it resumes each shard from the database's position (`at=` with
+    // both epochs), so it sees the members Redis trims meanwhile.
+    drop(sink);
+    for (key, t, member) in write(&mut written, 20) {
+        cluster.zadd(&key, t as f64, &member).await;
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        let _: () = redis::cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-6)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &primaries).await;
+    assert_history(&db, &written).await;
+    let epochs: i64 = db
+        .query_one("SELECT count(*) FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epochs, 2, "a position per shard");
 }
