@@ -563,6 +563,8 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
         ],
     );
     let mut conn = redis_conn(redis_port).await;
+    // Joined before anything is written (else its snapshot would hold only what Redis kept).
+    committed(&pg.client().await, redis_port).await;
     // 100 samples a second apart, then 50 of them trimmed from Redis: the sink keeps them all.
     let t0: u64 = 1_700_000_000_000;
     let cpu = |i: u64| (i * 37 % 101) as f64 / 4.0;
