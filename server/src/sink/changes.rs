@@ -134,6 +134,9 @@ struct ShardReading {
     /// The database `SELECT`ed last; `None` until the first `SELECT` since the shard's join, which the protocol
     /// says is the watched one.
     selected_db: Option<u32>,
+    /// Joined afresh (a hello that does not continue the windows) and its snapshot not read yet: its position is
+    /// not one to resume from, nor to store, since a session resumed there would never get that snapshot.
+    joining: bool,
 }
 
 /// The sink's reading of the relay's messages; see the module's comment.
@@ -152,6 +155,9 @@ pub struct Changes {
     unknown_sets: HashSet<Vec<u8>>,
     /// Rows refused, by reason, since the last [`Changes::take_refusals`].
     refusals: Vec<(Refusal, String)>,
+    /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
+    /// snapshot follows.
+    resuming: Vec<(String, u64)>,
 }
 
 impl Changes {
@@ -184,14 +190,27 @@ impl Changes {
             topups: BTreeSet::new(),
             unknown_sets: HashSet::new(),
             refusals: Vec::new(),
+            resuming: Vec::new(),
         }
     }
 
-    /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores.
+    /// A session asks the relay to resume from `positions`.
+    pub fn resuming(&mut self, positions: &[(String, u64)]) {
+        self.resuming = positions.to_vec();
+    }
+
+    /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
+    /// whose join snapshot has not come yet has none: the rows it implies are not read.
     pub fn positions(&self) -> Vec<(String, u64)> {
         self.mirror
             .positions()
             .into_iter()
+            .filter(|(shard, _, _)| {
+                !self
+                    .shards
+                    .get(usize::from(*shard))
+                    .is_some_and(|s| s.joining)
+            })
             .map(|(_, epoch, offset)| (epoch, offset))
             .collect()
     }
@@ -244,11 +263,16 @@ impl Changes {
             .find(|(i, _, _)| *i == shard)
             .map(|(_, _, offset)| offset);
         let mut kind = Kind::Other;
+        let mut resumed = false;
         match &inner {
             Message::Hello {
-                epoch, previous, ..
+                epoch,
+                previous,
+                offset,
+                ..
             } => {
                 kind = Kind::Hello;
+                resumed = self.resuming.iter().any(|(e, o)| e == epoch && o == offset);
                 if !previous.is_empty() && previous != epoch {
                     batch.retired_epochs.push(previous.to_string());
                 }
@@ -279,7 +303,10 @@ impl Changes {
             .push_message(message)
             .map_err(|e| ChangeError::Assembler(e.to_string()))?;
         if let replicast_wasm::Outcome::Joined { continuous, .. } = mirror {
-            self.shards[index] = ShardReading::default();
+            self.shards[index] = ShardReading {
+                joining: !continuous && !resumed,
+                ..ShardReading::default()
+            };
             if !continuous {
                 batch.push_set_op(SetOp::AllInexact);
             }
@@ -292,6 +319,7 @@ impl Changes {
             }
         }
         if kind == Kind::Snapshot {
+            self.shards[index].joining = false;
             // The keys the join's snapshot did not name are read by top-ups.
             self.topups.append(&mut self.unverified);
         }
@@ -625,4 +653,50 @@ enum Kind {
     Commands,
     Snapshot,
     Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes() -> Changes {
+        let modes = Modes {
+            history: Patterns::new(&["perf:*".to_string()]),
+            mirror: Patterns::new(&[]),
+            db: 0,
+            window: 10,
+        };
+        Changes::new(modes, Vec::new())
+    }
+
+    #[test]
+    fn a_fresh_joins_position_comes_with_its_snapshot_and_a_resumes_at_once() {
+        let snapshot = b"*2\r\n$3\r\nDEL\r\n$6\r\nperf:a\r\n*4\r\n$4\r\nZADD\r\n$6\r\nperf:a\r\n$1\r\n5\r\n$2\r\n{}\r\n";
+        let mut fresh = changes();
+        let mut batch = Batch::default();
+        fresh
+            .apply(&wire::encode_hello("e1", 100), &mut batch)
+            .unwrap();
+        assert!(
+            batch.positions.is_empty() && fresh.positions().is_empty(),
+            "no position to store or resume from before the join's snapshot"
+        );
+        fresh
+            .apply(&wire::encode_snapshot(100, snapshot), &mut batch)
+            .unwrap();
+        assert_eq!(batch.positions, [("e1".to_string(), 100)]);
+        assert_eq!(batch.zsets.len(), 1, "with the snapshot's member");
+
+        let mut resumed = changes();
+        resumed.resuming(&[("e1".to_string(), 100)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello("e1", 100), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.positions,
+            [("e1".to_string(), 100)],
+            "a resume has no snapshot to wait for"
+        );
+    }
 }

@@ -124,6 +124,7 @@ async fn run_session(
     batch: &mut Batch,
     first_change: &mut Option<Instant>,
 ) -> anyhow::Result<String> {
+    changes.resuming(positions);
     let mut request = resume_url(&session.relay, positions).into_client_request()?;
     if let Some(token) = &session.token {
         request.headers_mut().insert(
