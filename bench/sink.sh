@@ -8,7 +8,7 @@
 # and the time until PostgreSQL holds every sample is measured: the sink falling behind within the backlog and
 # catching up, at the speed of the sink and PostgreSQL alone (the collector cannot produce 100,000 samples/s on the
 # same 2 cores). Prints one line per measurement and a `RESULT {json}` line, and cleans up. Repeat it for a spread.
-# PostgreSQL runs with its defaults (fsync on); the sink commits with synchronous_commit off (docs/SINK.md).
+# PostgreSQL runs with its defaults (fsync and synchronous_commit on).
 # PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"

@@ -192,13 +192,12 @@ async fn ensure_client<'a>(
         Some(client) if !client.is_closed() => client,
         _ => {
             let client = connect(url).await?;
-            // Rows and their position commit together: a crash that loses the newest commits loses both, and the
-            // sink resumes from the older position, so nothing is lost or doubled. Waiting for each flush to disk
-            // would buy nothing here.
+            // Commits wait for their WAL to be written (the server's synchronous_commit, on by default): a crash
+            // that lost an acknowledged commit would leave this sink, which goes on from its own position, with a
+            // gap in the history — it reads the database's position only when it starts.
             client
                 .batch_execute(
-                    "SET synchronous_commit = off;
-                     CREATE TEMP TABLE zset_stage (LIKE replicast.zset_history) ON COMMIT DELETE ROWS;
+                    "CREATE TEMP TABLE zset_stage (LIKE replicast.zset_history) ON COMMIT DELETE ROWS;
                      CREATE TEMP TABLE stream_stage (LIKE replicast.stream_history) ON COMMIT DELETE ROWS;",
                 )
                 .await?;
