@@ -31,8 +31,19 @@ install_debs() {
 }
 
 # Redis for the demo and the tests, Chromium and its driver for the browser tests, openssl for the TLS tests,
-# RediSearch for the test of a module's commands in the replication stream.
-install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch
+# RediSearch for the test of a module's commands in the replication stream, PostgreSQL for the sink's.
+install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch postgresql
+
+# Debian keeps PostgreSQL's server programs out of PATH (/usr/lib/postgresql/<version>/bin); the sink's tests and
+# the demo start their own servers with initdb and postgres.
+if ! command -v initdb >/dev/null || ! command -v postgres >/dev/null; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$pg_bin" ] || { say "PostgreSQL's initdb was not found under /usr/lib/postgresql"; exit 1; }
+  sudo=()
+  [ "$(id -u)" != 0 ] && sudo=(sudo)
+  say "linking PostgreSQL's initdb and postgres from $pg_bin into /usr/local/bin"
+  "${sudo[@]}" ln -sf "$pg_bin/initdb" "$pg_bin/postgres" /usr/local/bin/
+fi
 
 # The wasm32 target: rustup's where it can be had; else Debian's rustc-web with a std built from its sources.
 build_debian_wasm_std() {

@@ -48,18 +48,20 @@ async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next:
     }
 }
 
-/// Serves the relay's routes on `listener` (the page from `www`, the wasm package from `pkg`) until Ctrl-C or
+/// Serves the relay's routes on `listener` (the page from `www`, the wasm package from `pkg`, the history sink's
+/// address for the page) until Ctrl-C or
 /// SIGTERM; then sessions close with 1001 (going away), given [`SESSIONS_CLOSE_GRACE`] to send it.
 pub async fn serve(
     relay: Relay,
     listener: tokio::net::TcpListener,
     www: &Path,
     pkg: &Path,
+    history: Option<&str>,
     limits: ConnectionLimits,
 ) {
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
-    let app = router(relay, www, pkg);
+    let app = router(relay, www, pkg, history);
     connections::serve(listener, app, limits, metrics.clone(), async move {
         shutdown_signal().await;
         // Sessions close their sockets with 1001 (going away) when they see this.
@@ -72,8 +74,17 @@ pub async fn serve(
     }
 }
 
-pub fn router(relay: Relay, www: &Path, pkg: &Path) -> Router {
-    Router::new()
+/// `history`: the history sink's base URL, answered at `/config.json` for the page (`www/js/history.js`).
+pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Router {
+    let mut routes = Router::new();
+    if let Some(url) = history {
+        let config = serde_json::json!({ "history": url }).to_string();
+        routes = routes.route(
+            "/config.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], config) }),
+        );
+    }
+    routes
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

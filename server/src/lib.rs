@@ -13,7 +13,8 @@
 //!   `access` (who may connect), `connections` (accepting sockets: per-address caps, the header timeout),
 //!   `metrics`, `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
-//! - The other subcommands: `record`, `rdb_command`, `collect`, and `embedded_redis` for the demo.
+//! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL), and
+//!   `embedded_redis` for the demo.
 
 pub mod access;
 pub mod backlog;
@@ -38,6 +39,7 @@ pub mod replica_link;
 pub mod sentinel;
 pub mod session;
 pub mod shard;
+pub mod sink;
 pub mod snapshot;
 pub mod stream_reader;
 pub mod subscription;

@@ -4,6 +4,7 @@
 //! replicast serve [--redis-url redis://host:port] [--listen 127.0.0.1:8080] [--demo-hosts 20]
 //! replicast serve --sentinel host:26379[,host:26379…] --master-name NAME [--redis-url redis://user:pass@_]
 //! replicast collect [--redis-url redis://host:port] [--interval 1s] [--simulate N]
+//! replicast sink --relay ws://127.0.0.1:8080/ws --database postgres://… --history 'perf:*' [--mirror 'cfg:*']
 //! ```
 //!
 //! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
@@ -33,7 +34,9 @@ use replicast_server::sentinel::Sentinels;
 use replicast_server::shard::LinkSettings;
 use replicast_server::subscription::Allow;
 use replicast_server::upstream::{NodeSettings, RedisTarget};
-use replicast_server::{cluster, collect, connections, http, open_files, rdb_command, record, tls};
+use replicast_server::{
+    cluster, collect, connections, http, open_files, rdb_command, record, sink, tls,
+};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +61,8 @@ enum Command {
     Rdb(rdb_command::RdbArgs),
     /// Sample this machine (and simulated hosts) every interval into Redis sorted sets, `perf:<host>`.
     Collect(collect::CollectArgs),
+    /// Keep in PostgreSQL what Redis forgets: the history of sorted sets and streams, and mirrors of other keys.
+    Sink(sink::SinkArgs),
 }
 
 #[derive(clap::Args)]
@@ -200,6 +205,10 @@ struct ServeArgs {
     /// simulated hosts to it every second (`perf:<host>`), so the page has something to show.
     #[arg(long, env = "REPLICAST_DEMO_HOSTS")]
     demo_hosts: Option<usize>,
+    /// The history sink's base URL, served to the page as /config.json (`{"history": URL}`), so the host view can
+    /// zoom out past the live window; none by default (then /config.json is the --www folder's, if any).
+    #[arg(long, env = "REPLICAST_HISTORY_URL")]
+    history_url: Option<String>,
 }
 
 #[tokio::main]
@@ -217,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Record(args) => record::run(args).await,
         Command::Rdb(args) => rdb_command::run(args),
         Command::Collect(args) => collect::run(args).await,
+        Command::Sink(args) => sink::run(args).await,
     }
 }
 
@@ -304,7 +314,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
     };
     println!("Replicast is live at http://{local}/");
-    http::serve(relay, listener, &www, &pkg, limits).await;
+    http::serve(
+        relay,
+        listener,
+        &www,
+        &pkg,
+        args.history_url.as_deref(),
+        limits,
+    )
+    .await;
     following.stop();
     if let Some(demo) = demo {
         demo.abort();

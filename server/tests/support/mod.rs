@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod exact;
 mod ports;
+pub mod postgres;
 
 pub use ports::free_port;
 

@@ -1,0 +1,703 @@
+//! What each relay message changes in the database, without I/O: [`Changes::apply`] takes one binary message of
+//! the relay's protocol (docs/PROTOCOL.md) and adds to the [`Batch`] being filled the history rows, mirror states
+//! and set operations it implies, and the position it brings the stream to.
+//!
+//! - History (`--history` keys): every sorted-set member and stream entry written. Plain `ZADD`s and every
+//!   `XADD` carry what Redis wrote, so they are read straight from the commands and snapshots; what only the
+//!   key's state can tell (`ZINCRBY`, `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR`, a member renamed or copied in) comes
+//!   from a small native assembler whose windows report the members entering them. Rows are deduplicated by
+//!   identity, here within the batch and by the database's primary key across batches and re-snapshots.
+//! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
+//!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
+//!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
+//!   commands here (`SADD`, `SREM`, `SMOVE`, deletions, `RENAME`, flushes) and applied to the set table.
+//!
+//! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
+
+use std::collections::{BTreeSet, HashSet};
+
+use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
+use replicast_assembler::windows::Body;
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::Topup;
+use replicast_protocol::resp::{Command, CommandReader};
+use replicast_protocol::wire::{self, Message};
+
+use super::rows::{key_text, value_text, Batch, MirrorState, Refusal, SetOp};
+use crate::subscription::Allow;
+
+/// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
+/// those outside its window are read again by a top-up.
+const HISTORY_WINDOW: usize = 16;
+
+/// Key patterns (Redis globs) of one mode.
+pub struct Patterns {
+    raw: Vec<Vec<u8>>,
+    allow: Allow,
+}
+
+impl Patterns {
+    pub fn new(patterns: &[String]) -> Self {
+        Patterns {
+            raw: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            allow: Allow::new(patterns),
+        }
+    }
+
+    pub fn allows(&self, key: &[u8]) -> bool {
+        self.allow.allows(key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+}
+
+/// What the sink follows, by mode.
+pub struct Modes {
+    pub history: Patterns,
+    pub mirror: Patterns,
+    /// The database followed (the subscription's `db`).
+    pub db: u32,
+    /// Items kept per mirrored key (and read per key by snapshots).
+    pub window: usize,
+}
+
+/// What a message asked of the session besides rows.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The relay dropped the session (`resync`): connect again.
+    pub reconnect: Option<String>,
+    /// Text of a notice, for the log.
+    pub notice: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum ChangeError {
+    Wire(String),
+    Assembler(String),
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::Wire(e) => write!(f, "a relay message could not be read: {e}"),
+            ChangeError::Assembler(e) => write!(f, "the relay's stream could not be followed: {e}"),
+        }
+    }
+}
+
+/// The history assembler's observer: sorted-set members entering a window.
+#[derive(Default)]
+struct Entered {
+    members: Vec<(Vec<u8>, f64, Vec<u8>)>,
+}
+
+impl WindowObserver for Entered {
+    fn added(&mut self, key: &[u8], item: Item<'_>) {
+        if let (Some(score), Payload::Value(member)) = (item.time_ms, item.payload) {
+            self.members.push((key.to_vec(), score, member.to_vec()));
+        }
+    }
+    fn removed(&mut self, _key: &[u8], _id: ItemId) {}
+    fn key_cleared(&mut self, _key: &[u8]) {}
+}
+
+/// The mirror assembler's observer: keys whose window changed.
+#[derive(Default)]
+struct Touched {
+    keys: BTreeSet<Vec<u8>>,
+}
+
+impl WindowObserver for Touched {
+    fn added(&mut self, key: &[u8], _item: Item<'_>) {
+        self.touch(key);
+    }
+    fn removed(&mut self, key: &[u8], _id: ItemId) {
+        self.touch(key);
+    }
+    fn key_cleared(&mut self, key: &[u8]) {
+        self.touch(key);
+    }
+}
+
+impl Touched {
+    fn touch(&mut self, key: &[u8]) {
+        if !self.keys.contains(key) {
+            self.keys.insert(key.to_vec());
+        }
+    }
+}
+
+/// Where one shard's commands stand for the sink's own reading of them.
+#[derive(Debug, Default, Clone)]
+struct ShardReading {
+    /// The database `SELECT`ed last; `None` until the first `SELECT` since the shard's join, which the protocol
+    /// says is the watched one.
+    selected_db: Option<u32>,
+    /// Joined afresh (a hello that does not continue the windows) and its snapshot not read yet: its position is
+    /// not one to resume from, nor to store, since a session resumed there would never get that snapshot.
+    joining: bool,
+}
+
+/// The sink's reading of the relay's messages; see the module's comment.
+pub struct Changes {
+    modes: Modes,
+    history: StreamAssembler<Entered>,
+    mirror: StreamAssembler<Touched>,
+    shards: Vec<ShardReading>,
+    /// Mirrored keys whose rows may no longer match Redis after a join that did not continue the stream; each
+    /// is topped up unless a snapshot names it first.
+    unverified: BTreeSet<Vec<u8>>,
+    /// Top-ups asked and not answered yet, so that a key is asked once.
+    asked: HashSet<Vec<u8>>,
+    topups: BTreeSet<Vec<u8>>,
+    /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
+    unknown_sets: HashSet<Vec<u8>>,
+    /// Rows refused, by reason, since the last [`Changes::take_refusals`].
+    refusals: Vec<(Refusal, String)>,
+    /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
+    /// snapshot follows.
+    resuming: Vec<(String, u64)>,
+}
+
+impl Changes {
+    /// `known_mirror_keys`: the mirrored keys the database holds rows of, verified at the first join that does
+    /// not continue the database's position.
+    pub fn new(modes: Modes, known_mirror_keys: Vec<Vec<u8>>) -> Self {
+        let history = StreamAssembler::with_observer(
+            WatchConfig {
+                patterns: modes.history.raw.clone(),
+                db: modes.db,
+                window: HISTORY_WINDOW,
+            },
+            Entered::default(),
+        );
+        let mirror = StreamAssembler::with_observer(
+            WatchConfig {
+                patterns: modes.mirror.raw.clone(),
+                db: modes.db,
+                window: modes.window,
+            },
+            Touched::default(),
+        );
+        Changes {
+            modes,
+            history,
+            mirror,
+            shards: Vec::new(),
+            unverified: known_mirror_keys.into_iter().collect(),
+            asked: HashSet::new(),
+            topups: BTreeSet::new(),
+            unknown_sets: HashSet::new(),
+            refusals: Vec::new(),
+            resuming: Vec::new(),
+        }
+    }
+
+    /// A session asks the relay to resume from `positions`.
+    pub fn resuming(&mut self, positions: &[(String, u64)]) {
+        self.resuming = positions.to_vec();
+    }
+
+    /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
+    /// whose join snapshot has not come yet has none: the rows it implies are not read.
+    pub fn positions(&self) -> Vec<(String, u64)> {
+        self.mirror
+            .positions()
+            .into_iter()
+            .filter(|(shard, _, _)| {
+                !self
+                    .shards
+                    .get(usize::from(*shard))
+                    .is_some_and(|s| s.joining)
+            })
+            .map(|(_, epoch, offset)| (epoch, offset))
+            .collect()
+    }
+
+    /// Keys to ask the relay to read again, each once until its snapshot comes.
+    pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
+        for key in self
+            .history
+            .take_topups()
+            .into_iter()
+            .chain(self.mirror.take_topups())
+        {
+            self.topups.insert(key);
+        }
+        let keys: Vec<Vec<u8>> = std::mem::take(&mut self.topups)
+            .into_iter()
+            .filter(|k| Topup::can_name(k) && !self.asked.contains(k))
+            .collect();
+        self.asked.extend(keys.iter().cloned());
+        keys
+    }
+
+    /// Rows refused since the last call, with the key they were of.
+    pub fn take_refusals(&mut self) -> Vec<(Refusal, String)> {
+        std::mem::take(&mut self.refusals)
+    }
+
+    /// A new session: top-ups asked of the last one will not be answered.
+    pub fn reconnected(&mut self) {
+        self.topups.extend(self.asked.drain());
+    }
+
+    /// Applies one relay message, adding what it changes to `batch`.
+    pub fn apply(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        let decoded = wire::decode(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
+        let (shard, inner) = match decoded {
+            Message::Shard { index, message } => (index, *message),
+            other => (0, other),
+        };
+        let mut applied = Applied::default();
+        let index = usize::from(shard);
+        if self.shards.len() <= index {
+            self.shards.resize_with(index + 1, ShardReading::default);
+        }
+        // Offsets already applied, before the assemblers move them: segments up to there are duplicates.
+        let applied_offset = self
+            .mirror
+            .positions()
+            .into_iter()
+            .find(|(i, _, _)| *i == shard)
+            .map(|(_, _, offset)| offset);
+        let mut kind = Kind::Other;
+        let mut resumed = false;
+        match &inner {
+            Message::Hello {
+                epoch,
+                previous,
+                offset,
+                ..
+            } => {
+                kind = Kind::Hello;
+                resumed = self.resuming.iter().any(|(e, o)| e == epoch && o == offset);
+                if !previous.is_empty() && previous != epoch {
+                    batch.retired_epochs.push(previous.to_string());
+                }
+            }
+            Message::Commands(segments) => {
+                kind = Kind::Commands;
+                for segment in segments.clone() {
+                    let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
+                    if applied_offset.is_some_and(|a| segment.end() <= a) {
+                        continue;
+                    }
+                    self.read_commands(shard, segment.start, segment.bytes, batch, false);
+                }
+            }
+            Message::Snapshot { offset, commands } => {
+                kind = Kind::Snapshot;
+                self.read_commands(shard, *offset, commands, batch, true);
+            }
+            Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
+            Message::Notice { text } => applied.notice = Some(text.to_string()),
+            _ => {}
+        }
+        self.history
+            .push_message(message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        let mirror = self
+            .mirror
+            .push_message(message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        if let replicast_assembler::Outcome::Joined { continuous, .. } = mirror {
+            self.shards[index] = ShardReading {
+                joining: !continuous && !resumed,
+                ..ShardReading::default()
+            };
+            if !continuous {
+                batch.push_set_op(SetOp::AllInexact);
+            }
+            // Known keys whose rows were written before this join are checked against Redis: by the snapshot
+            // that follows, or by a top-up of each key it does not name.
+            self.unverified
+                .extend(std::mem::take(&mut self.mirror.observer_mut().keys));
+            if continuous {
+                self.unverified.clear();
+            }
+        }
+        if kind == Kind::Snapshot {
+            self.shards[index].joining = false;
+            // The keys the join's snapshot did not name are read by top-ups.
+            self.topups.append(&mut self.unverified);
+        }
+        for (key, score, member) in std::mem::take(&mut self.history.observer_mut().members) {
+            if self.modes.history.allows(&key) {
+                if let Err(why) = batch.push_zset(&key, score, &member) {
+                    self.refused(why, &key);
+                }
+            }
+        }
+        self.write_mirror(kind, batch);
+        batch.positions = self.positions();
+        Ok(applied)
+    }
+
+    /// The sink's own reading of commands (a segment of the stream, or a snapshot's): history rows from plain
+    /// `ZADD`s and every `XADD`, set operations, and the keys a snapshot names.
+    fn read_commands(
+        &mut self,
+        shard: u16,
+        start: u64,
+        bytes: &[u8],
+        batch: &mut Batch,
+        snapshot: bool,
+    ) {
+        let index = usize::from(shard);
+        let mut selected = self.shards[index].selected_db;
+        let watched = self.modes.db;
+        let mut named = Vec::new();
+        let mut on_command = |command: &Command<'_>| {
+            let args = &command.args;
+            let Some(name) = args.first() else {
+                return;
+            };
+            let mut lower = [0u8; 16];
+            let Some(name) = lower.get_mut(..name.len()).map(|buf| {
+                buf.copy_from_slice(name);
+                buf.make_ascii_lowercase();
+                &*buf
+            }) else {
+                return;
+            };
+            if name == b"select" && !snapshot {
+                selected = args
+                    .get(1)
+                    .and_then(|db| std::str::from_utf8(db).ok()?.parse().ok());
+                return;
+            }
+            if !snapshot && selected.is_some_and(|db| db != watched) {
+                if name == b"move" || name == b"swapdb" || name == b"flushall" {
+                    self.read_set_command(name, args, batch);
+                }
+                return;
+            }
+            if snapshot && name == b"del" {
+                named.extend(args[1..].iter().map(|k| k.to_vec()));
+            }
+            match name {
+                b"zadd" => self.read_zadd(args, batch),
+                b"xadd" => self.read_xadd(args, batch),
+                _ if !snapshot => self.read_set_command(name, args, batch),
+                _ => {}
+            }
+        };
+        // Segments and snapshots hold whole commands; an error loses the rest, which the assemblers report.
+        let _ = CommandReader::new(start).push(bytes, &mut on_command);
+        if !snapshot {
+            self.shards[index].selected_db = selected;
+        }
+        // A key a snapshot names is answered and verified; a mirrored one is written again from what the
+        // snapshot left of it, even if it has no window (gone, or a set).
+        for key in named {
+            self.asked.remove(&key);
+            self.unverified.remove(&key);
+            if self.modes.mirror.allows(&key) {
+                self.mirror.observer_mut().touch(&key);
+            }
+        }
+    }
+
+    /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member …`: the pairs of a plain `ZADD` (or with `CH`) are
+    /// what Redis holds after it; with any other flag the history assembler tells.
+    fn read_zadd(&mut self, args: &[&[u8]], batch: &mut Batch) {
+        let Some(key) = args.get(1) else {
+            return;
+        };
+        if !self.modes.history.allows(key) {
+            return;
+        }
+        let mut at = 2;
+        while let Some(flag) = args.get(at) {
+            if flag.eq_ignore_ascii_case(b"ch") {
+                at += 1;
+            } else if flag.first().is_some_and(|b| b.is_ascii_alphabetic())
+                && !flag.eq_ignore_ascii_case(b"inf")
+                && !flag.eq_ignore_ascii_case(b"infinity")
+                && !flag.eq_ignore_ascii_case(b"nan")
+            {
+                return;
+            } else {
+                break;
+            }
+        }
+        for pair in args[at..].chunks_exact(2) {
+            let Some(score) = std::str::from_utf8(pair[0])
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            if let Err(why) = batch.push_zset(key, score, pair[1]) {
+                self.refused(why, key);
+            }
+        }
+    }
+
+    /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] id field value …`: Redis propagates it
+    /// with the id it chose.
+    fn read_xadd(&mut self, args: &[&[u8]], batch: &mut Batch) {
+        let Some(key) = args.get(1) else {
+            return;
+        };
+        if !self.modes.history.allows(key) {
+            return;
+        }
+        let mut at = 2;
+        loop {
+            let Some(arg) = args.get(at) else {
+                return;
+            };
+            if arg.eq_ignore_ascii_case(b"nomkstream") {
+                at += 1;
+            } else if arg.eq_ignore_ascii_case(b"maxlen") || arg.eq_ignore_ascii_case(b"minid") {
+                at += 1;
+                if args.get(at).is_some_and(|a| *a == b"=" || *a == b"~") {
+                    at += 1;
+                }
+                at += 1;
+            } else if arg.eq_ignore_ascii_case(b"limit") {
+                at += 2;
+            } else {
+                break;
+            }
+        }
+        let Some(id) = args.get(at) else {
+            return;
+        };
+        let fields = &args[at + 1..];
+        if let Err(why) = batch.push_stream(key, id, fields) {
+            self.refused(why, key);
+        }
+    }
+
+    /// The set operations of one command of the watched database.
+    fn read_set_command(&mut self, name: &[u8], args: &[&[u8]], batch: &mut Batch) {
+        let mirrored = |key: &[u8]| self.modes.mirror.allows(key);
+        let text = |key: &[u8]| key_text(key).ok().map(str::to_string);
+        let members = |list: &[&[u8]]| list.iter().map(|m| value_text(m)).collect::<Vec<_>>();
+        let key = args.get(1).copied().unwrap_or_default();
+        let mut ops = Vec::new();
+        match name {
+            b"sadd" | b"srem" if mirrored(key) && args.len() > 2 => {
+                if let Some(k) = text(key) {
+                    let list = members(&args[2..]);
+                    ops.push(match name {
+                        b"sadd" => SetOp::Add(k, list, !self.unknown_sets.contains(key)),
+                        _ => SetOp::Remove(k, list),
+                    });
+                }
+            }
+            b"smove" if args.len() == 4 => {
+                let member = members(&args[3..4]);
+                if let Some(src) = text(args[1]).filter(|_| mirrored(args[1])) {
+                    ops.push(SetOp::Remove(src, member.clone()));
+                }
+                if let Some(dst) = text(args[2]).filter(|_| mirrored(args[2])) {
+                    ops.push(SetOp::Add(
+                        dst,
+                        member,
+                        !self.unknown_sets.contains(args[2]),
+                    ));
+                }
+            }
+            b"del" | b"unlink" | b"getdel" => {
+                for key in &args[1..] {
+                    if let Some(k) = text(key).filter(|_| mirrored(key)) {
+                        ops.push(SetOp::Delete(k));
+                    }
+                }
+            }
+            b"rename" | b"renamenx" if args.len() == 3 => {
+                let (src, dst) = (args[1], args[2]);
+                match (
+                    text(src).filter(|_| mirrored(src)),
+                    text(dst).filter(|_| mirrored(dst)),
+                ) {
+                    (Some(s), Some(d)) => ops.push(SetOp::Rename(s, d)),
+                    (Some(s), None) => ops.push(SetOp::Delete(s)),
+                    (None, Some(d)) => {
+                        ops.push(SetOp::Delete(d.clone()));
+                        ops.push(SetOp::Inexact(d));
+                    }
+                    (None, None) => {}
+                }
+            }
+            b"move" => {
+                if let Some(k) = text(key).filter(|_| mirrored(key)) {
+                    // Moved out of the watched database, or (from another one) into it, replacing nothing.
+                    ops.push(SetOp::Inexact(k.clone()));
+                    ops.push(SetOp::Delete(k));
+                }
+            }
+            b"flushdb" | b"flushall" => ops.push(SetOp::DeleteAll),
+            b"swapdb" => ops.push(SetOp::AllInexact),
+            b"spop" | b"restore" | b"restore-asking" | b"copy" => {
+                let target = if name == b"copy" {
+                    args.get(2).copied()
+                } else {
+                    Some(key)
+                };
+                if let Some(k) = target.and_then(|t| text(t).filter(|_| mirrored(t))) {
+                    ops.push(SetOp::Inexact(k));
+                }
+            }
+            b"sinterstore" | b"sunionstore" | b"sdiffstore" | b"sort" | b"sort_ro" => {
+                let dst = match name {
+                    b"sort" | b"sort_ro" => args
+                        .iter()
+                        .position(|a| a.eq_ignore_ascii_case(b"store"))
+                        .and_then(|i| args.get(i + 1).copied()),
+                    _ => Some(key),
+                };
+                if let Some(k) = dst.and_then(|d| text(d).filter(|_| mirrored(d))) {
+                    ops.push(SetOp::Delete(k.clone()));
+                    if name != b"sort" && name != b"sort_ro" {
+                        ops.push(SetOp::Inexact(k));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for op in ops {
+            match &op {
+                SetOp::Delete(k) => {
+                    self.unknown_sets.remove(k.as_bytes());
+                }
+                SetOp::Rename(s, _) => {
+                    self.unknown_sets.remove(s.as_bytes());
+                }
+                SetOp::DeleteAll => self.unknown_sets.clear(),
+                _ => {}
+            }
+            batch.push_set_op(op);
+        }
+    }
+
+    /// Mirror states of the keys whose windows changed in the last message.
+    fn write_mirror(&mut self, kind: Kind, batch: &mut Batch) {
+        let window = self.modes.window;
+        for key in std::mem::take(&mut self.mirror.observer_mut().keys) {
+            let Ok(text) = key_text(&key) else {
+                self.refused(Refusal::KeyNotText, &key);
+                continue;
+            };
+            let state = match self.mirror.window(&key) {
+                Some(w) if w.stale() => None,
+                Some(w) => {
+                    let whole = w.complete();
+                    let trusted = whole || w.len() >= window;
+                    match w.body() {
+                        Body::String(s) => Some(MirrorState::String {
+                            value: value_text(s.value()),
+                        }),
+                        Body::Hash(h) if trusted => Some(MirrorState::Hash {
+                            fields: h
+                                .newest_first()
+                                .map(|(f, v, _)| (value_text(f), value_text(v)))
+                                .collect(),
+                            complete: whole,
+                        }),
+                        Body::List(l) if trusted => {
+                            let mut items: Vec<String> = l.newest_first().map(value_text).collect();
+                            items.reverse();
+                            Some(MirrorState::List {
+                                items,
+                                complete: whole,
+                            })
+                        }
+                        Body::Hash(_) | Body::List(_) => None,
+                        // Sorted sets and streams are history's: a mirror pattern that matches one keeps no rows.
+                        Body::Zset(_) | Body::Stream(_) => continue,
+                    }
+                }
+                // Gone by a command (or by a snapshot, which is authoritative), not by a join clearing windows.
+                None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
+                    if kind == Kind::Snapshot {
+                        // A snapshot reads no set's members: a key it names without a window is gone or a set.
+                        if let Ok(k) = key_text(&key) {
+                            batch.push_set_op(SetOp::Inexact(k.to_string()));
+                        }
+                        self.unknown_sets.insert(key.clone());
+                    }
+                    Some(MirrorState::Deleted)
+                }
+                None => None,
+            };
+            match state {
+                Some(state) => {
+                    batch.set_mirror(text.to_string(), state);
+                }
+                // Not known exactly: its rows stay as they are until the relay reads the key again.
+                None => {
+                    if kind != Kind::Hello {
+                        self.topups.insert(key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn refused(&mut self, why: Refusal, key: &[u8]) {
+        self.refusals
+            .push((why, String::from_utf8_lossy(key).into_owned()));
+    }
+}
+
+/// Which kind of message was applied, for what a window's absence means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hello,
+    Commands,
+    Snapshot,
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes() -> Changes {
+        let modes = Modes {
+            history: Patterns::new(&["perf:*".to_string()]),
+            mirror: Patterns::new(&[]),
+            db: 0,
+            window: 10,
+        };
+        Changes::new(modes, Vec::new())
+    }
+
+    #[test]
+    fn a_fresh_joins_position_comes_with_its_snapshot_and_a_resumes_at_once() {
+        let snapshot = b"*2\r\n$3\r\nDEL\r\n$6\r\nperf:a\r\n*4\r\n$4\r\nZADD\r\n$6\r\nperf:a\r\n$1\r\n5\r\n$2\r\n{}\r\n";
+        let mut fresh = changes();
+        let mut batch = Batch::default();
+        fresh
+            .apply(&wire::encode_hello("e1", 100), &mut batch)
+            .unwrap();
+        assert!(
+            batch.positions.is_empty() && fresh.positions().is_empty(),
+            "no position to store or resume from before the join's snapshot"
+        );
+        fresh
+            .apply(&wire::encode_snapshot(100, snapshot), &mut batch)
+            .unwrap();
+        assert_eq!(batch.positions, [("e1".to_string(), 100)]);
+        assert_eq!(batch.zsets.len(), 1, "with the snapshot's member");
+
+        let mut resumed = changes();
+        resumed.resuming(&[("e1".to_string(), 100)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello("e1", 100), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.positions,
+            [("e1".to_string(), 100)],
+            "a resume has no snapshot to wait for"
+        );
+    }
+}

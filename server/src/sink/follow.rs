@@ -1,0 +1,267 @@
+//! The sink's session with the relay: a WebSocket client like a page (docs/PROTOCOL.md). It subscribes to the
+//! history and mirror patterns, resumes with `at=<epoch>:<offset>,…` from where the database (or the last
+//! session) stands, reads the relay's messages into batches ([`Changes`]), asks for the top-ups the windows need,
+//! and hands each batch to the writer when it is full or old enough.
+//!
+//! The channel to the writer holds one batch: while PostgreSQL is slower than the stream, the session waits and
+//! reads nothing, the relay's backlog keeps what it has not read, and the sink's memory stays one batch being
+//! filled and one being written. A session the relay drops (it fell behind the backlog, the relay restarted) is
+//! opened again with the position of the last message read; when the relay cannot resume it there, its hello and
+//! snapshot start the stream afresh and history rows already stored are skipped by their primary key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use ws_client::tungstenite::client::IntoClientRequest;
+use ws_client::tungstenite::http::HeaderValue;
+use ws_client::tungstenite::Message as WsMessage;
+
+use super::changes::Changes;
+use super::metrics::SinkMetrics;
+use super::rows::Batch;
+use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup};
+use replicast_protocol::wire;
+
+/// When a batch is handed to the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Rows and changes.
+    pub rows: usize,
+    /// Bytes of rows, about.
+    pub bytes: usize,
+    /// Age of the batch's first change.
+    pub age: Duration,
+}
+
+/// Silence from the relay after which the session is opened again: it sends progress at least every second
+/// while the stream moves, and Redis pings its replicas every 10 s.
+const IDLE: Duration = Duration::from_secs(30);
+/// Waits between connection attempts: from the first to the last, doubling.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_LAST: Duration = Duration::from_secs(5);
+/// Largest message read from the relay: a snapshot part is at most 64 MiB.
+const MAX_MESSAGE: usize = 80 << 20;
+
+/// Where and how the sink follows the relay.
+pub struct Session {
+    /// `ws://host:port/ws`.
+    pub relay: String,
+    pub token: Option<String>,
+    /// The subscription's patterns (history and mirror), database and window.
+    pub patterns: Vec<Vec<u8>>,
+    pub db: u32,
+    pub window: usize,
+    pub limits: BatchLimits,
+}
+
+/// Follows the relay for ever, from `positions` (`(epoch, offset)`, the database's), sending batches to `writer`.
+pub async fn follow(
+    session: Session,
+    mut changes: Changes,
+    mut positions: Vec<(String, u64)>,
+    writer: mpsc::Sender<Batch>,
+    metrics: Arc<SinkMetrics>,
+) -> anyhow::Result<()> {
+    let mut wait = RETRY_FIRST;
+    let mut batch = Batch::default();
+    let mut first_change: Option<Instant> = None;
+    loop {
+        match run_session(
+            &session,
+            &mut changes,
+            &positions,
+            &writer,
+            &metrics,
+            &mut batch,
+            &mut first_change,
+        )
+        .await
+        {
+            Ok(reason) => {
+                tracing::info!("the relay session ended ({reason}); opening another");
+                wait = RETRY_FIRST;
+            }
+            Err(err) => {
+                tracing::warn!("relay session: {err:#}; trying again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_LAST);
+            }
+        }
+        if writer.is_closed() {
+            anyhow::bail!("the writer stopped");
+        }
+        changes.reconnected();
+        let now = changes.positions();
+        if !now.is_empty() {
+            positions = now;
+        }
+    }
+}
+
+fn resume_url(relay: &str, positions: &[(String, u64)]) -> String {
+    if positions.is_empty() {
+        return relay.to_string();
+    }
+    let at: Vec<String> = positions
+        .iter()
+        .map(|(epoch, offset)| format!("{epoch}:{offset}"))
+        .collect();
+    // Epochs are hex replication ids: nothing to escape but the separators.
+    let at = at.join(",").replace(':', "%3A").replace(',', "%2C");
+    let join = if relay.contains('?') { '&' } else { '?' };
+    format!("{relay}{join}at={at}")
+}
+
+/// One session: returns why it ended when the relay ended it, or the error.
+async fn run_session(
+    session: &Session,
+    changes: &mut Changes,
+    positions: &[(String, u64)],
+    writer: &mpsc::Sender<Batch>,
+    metrics: &SinkMetrics,
+    batch: &mut Batch,
+    first_change: &mut Option<Instant>,
+) -> anyhow::Result<String> {
+    changes.resuming(positions);
+    let mut request = resume_url(&session.relay, positions).into_client_request()?;
+    if let Some(token) = &session.token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let config = ws_client::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (mut socket, _) =
+        ws_client::connect_async_with_config(request, Some(config), false).await?;
+    metrics
+        .sessions
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(relay = %session.relay, resume = ?positions, "following the relay");
+    socket
+        .send(WsMessage::text(
+            ClientMessage::Subscribe(Subscribe {
+                // From the command line: text.
+                patterns: session
+                    .patterns
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect(),
+                keys: Vec::new(),
+                db: session.db,
+                window: session.window,
+            })
+            .to_json(),
+        ))
+        .await?;
+    loop {
+        let deadline = first_change.map(|t| t + session.limits.age);
+        let message = tokio::select! {
+            message = tokio::time::timeout(IDLE, socket.next()) => message,
+            _ = sleep_until(deadline) => {
+                flush(batch, first_change, writer).await?;
+                continue;
+            }
+        };
+        let message = match message {
+            Err(_) => anyhow::bail!("the relay sent nothing for {IDLE:?}"),
+            Ok(None) => return Ok("the relay closed the connection".into()),
+            Ok(Some(message)) => message?,
+        };
+        let bytes = match message {
+            WsMessage::Binary(bytes) => bytes,
+            WsMessage::Close(frame) => {
+                return Ok(frame.map_or("closed".into(), |f| {
+                    format!("closed {}: {}", f.code, f.reason)
+                }))
+            }
+            _ => continue,
+        };
+        if wire::is_snapshot(&bytes) {
+            metrics
+                .snapshots
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let applied = changes
+            .apply(&bytes, batch)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (why, key) in changes.take_refusals() {
+            metrics.refuse(why);
+            tracing::warn!(
+                key,
+                reason = why.label(),
+                "a history row could not be stored"
+            );
+        }
+        if let Some(text) = applied.notice {
+            tracing::warn!("relay notice: {text}");
+        }
+        metrics.received(&batch.positions);
+        first_change.get_or_insert_with(Instant::now);
+        let topups = changes.take_topups();
+        if !topups.is_empty() {
+            metrics
+                .topups
+                .fetch_add(topups.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
+                socket.send(WsMessage::text(request)).await?;
+            }
+        }
+        if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
+            flush(batch, first_change, writer).await?;
+        }
+        if let Some(reason) = applied.reconnect {
+            // What was read so far is written; the next session resumes after it.
+            flush(batch, first_change, writer).await?;
+            return Ok(format!("resync: {reason}"));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands the batch to the writer (waiting while it writes the one before).
+async fn flush(
+    batch: &mut Batch,
+    first_change: &mut Option<Instant>,
+    writer: &mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
+    *first_change = None;
+    if batch.is_empty() && batch.positions.is_empty() {
+        return Ok(());
+    }
+    let full = std::mem::take(batch);
+    // The next batch starts where this one ends, even if no row comes before it is written.
+    batch.positions = full.positions.clone();
+    writer
+        .send(full)
+        .await
+        .map_err(|_| anyhow::anyhow!("the writer stopped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_resume_from_every_stream() {
+        assert_eq!(resume_url("ws://r/ws", &[]), "ws://r/ws");
+        assert_eq!(
+            resume_url("ws://r/ws", &[("e1".into(), 10), ("e2".into(), 0)]),
+            "ws://r/ws?at=e1%3A10%2Ce2%3A0"
+        );
+        assert_eq!(
+            resume_url("ws://r/ws?token=t", &[("e".into(), 1)]),
+            "ws://r/ws?token=t&at=e%3A1"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! What one transaction of the sink writes: history rows (sorted-set members and stream entries, each with the
+//! identity it is deduplicated by), mirror changes (a key's whole window, or its deletion), set operations, and
+//! the stream position the rows bring the database to. A [`Batch`] is filled by the relay session
+//! (`follow.rs`) and written whole by the writer (`writer.rs`), in one transaction.
+//!
+//! Values go to PostgreSQL as text it accepts whatever Redis held: a member that is JSON goes into `jsonb` as it
+//! is (a member that is not becomes a JSON string), keys and mirror values must be text without NUL. Rows that
+//! cannot be stored (a key that is not UTF-8, a score that is no time) are refused here, with the reason, and
+//! counted; they never reach the database, where one bad row would fail its whole batch again and again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Latest time a history row may carry: the first instant of the year 10000, in Unix ms (PostgreSQL's
+/// `timestamptz` goes further, but no sample of a monitored host is dated past it).
+pub const MAX_TIME_MS: f64 = 253_402_300_800_000.0;
+
+/// A sorted-set member of a history key: `score` is its time in Unix ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZsetRow {
+    pub key: String,
+    pub score: f64,
+    /// The member as JSON text (the member itself when it is JSON; the strict re-encoding, [`json_text_strict`],
+    /// starts from it).
+    pub value: Vec<u8>,
+    /// The row's identity within its key and time: a hash of the score and the member's bytes.
+    pub digest: [u8; 16],
+}
+
+/// A stream entry of a history key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRow {
+    pub key: String,
+    /// The entry id's milliseconds.
+    pub ms: u64,
+    /// The whole id, `<ms>-<seq>`.
+    pub id: String,
+    /// The fields as a JSON object of strings.
+    pub fields: Vec<u8>,
+    pub digest: [u8; 16],
+}
+
+/// The state a mirrored key's rows must have after the transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorState {
+    /// The key is gone.
+    Deleted,
+    /// A string.
+    String { value: String },
+    /// A hash's fields (the window's: all of them when `complete`).
+    Hash {
+        fields: Vec<(String, String)>,
+        complete: bool,
+    },
+    /// A list's items, first to last (all of them when `complete`, else its last ones).
+    List { items: Vec<String>, complete: bool },
+}
+
+/// One change to the set mirror, in stream order (sets have no window: the sink follows them itself).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SetOp {
+    /// Members added; `exact`: whether a set the key did not hold yet is known to start empty (false for a key a
+    /// snapshot named without its members).
+    Add(String, Vec<String>, bool),
+    Remove(String, Vec<String>),
+    /// The key was deleted (or overwritten by a value of another type).
+    Delete(String),
+    /// `RENAME src dst`: dst's members are src's, src is gone.
+    Rename(String, String),
+    /// What the key holds can no longer be told from the stream: its rows stay, marked inexact.
+    Inexact(String),
+    /// Every mirrored key is gone (`FLUSHDB`, `FLUSHALL`).
+    DeleteAll,
+    /// The stream continues from a point the mirror cannot vouch for: every set becomes inexact.
+    AllInexact,
+}
+
+/// Why a row was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// A key that is not UTF-8, or holds a NUL byte (PostgreSQL's `text` takes neither).
+    KeyNotText,
+    /// A sorted-set score that is not a time between 1970 and the year 10000 in Unix ms.
+    ScoreNotTime,
+    /// A stream id whose milliseconds are past the year 10000.
+    IdNotTime,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::KeyNotText => "key_not_text",
+            Refusal::ScoreNotTime => "score_not_time",
+            Refusal::IdNotTime => "id_not_time",
+        }
+    }
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub zsets: Vec<ZsetRow>,
+    pub streams: Vec<StreamRow>,
+    /// Mirrored keys' final states, by key: only the last state of a key within the batch is written.
+    pub mirror: BTreeMap<String, MirrorState>,
+    pub sets: Vec<SetOp>,
+    /// Where the stream of each epoch stands once the batch is written: `(epoch, offset)`.
+    pub positions: Vec<(String, u64)>,
+    /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
+    pub retired_epochs: Vec<String>,
+    /// Rows seen in this batch (by key and identity), so that a row the stream and the window both report is
+    /// sent once.
+    seen: HashSet<u128>,
+    /// Bytes held, about: what the batch limits count.
+    pub bytes: usize,
+    /// The newest history time (Unix ms) in the batch, for the lag metric.
+    pub newest_ms: Option<f64>,
+}
+
+impl Batch {
+    /// Rows and changes held (positions aside).
+    pub fn len(&self) -> usize {
+        self.zsets.len() + self.streams.len() + self.mirror.len() + self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a sorted-set member of a history key; `Err` says why it cannot be stored.
+    pub fn push_zset(&mut self, key: &[u8], score: f64, member: &[u8]) -> Result<(), Refusal> {
+        let key = key_text(key)?;
+        if !(0.0..MAX_TIME_MS).contains(&score) {
+            return Err(Refusal::ScoreNotTime);
+        }
+        let mut identity = Vec::with_capacity(8 + member.len());
+        identity.extend_from_slice(&score.to_bits().to_le_bytes());
+        identity.extend_from_slice(member);
+        let digest = xxh3_128(&identity);
+        if !self.seen.insert(digest ^ xxh3_128(key.as_bytes())) {
+            return Ok(());
+        }
+        let value = json_text(member);
+        self.bytes += key.len() + value.len() + 64;
+        self.newest_ms = Some(self.newest_ms.map_or(score, |n| n.max(score)));
+        self.zsets.push(ZsetRow {
+            key: key.to_string(),
+            score,
+            value,
+            digest: digest.to_le_bytes(),
+        });
+        Ok(())
+    }
+
+    /// Adds a stream entry of a history key: `id` as the stream carries it (`ms-seq`), `fields` alternating names
+    /// and values.
+    pub fn push_stream(&mut self, key: &[u8], id: &[u8], fields: &[&[u8]]) -> Result<(), Refusal> {
+        let key = key_text(key)?;
+        let (ms, seq) = parse_stream_id(id).ok_or(Refusal::IdNotTime)?;
+        if ms as f64 >= MAX_TIME_MS {
+            return Err(Refusal::IdNotTime);
+        }
+        let mut identity = Vec::new();
+        identity.extend_from_slice(&ms.to_le_bytes());
+        identity.extend_from_slice(&seq.to_le_bytes());
+        for field in fields {
+            identity.extend_from_slice(&(field.len() as u64).to_le_bytes());
+            identity.extend_from_slice(field);
+        }
+        let digest = xxh3_128(&identity);
+        if !self.seen.insert(digest ^ xxh3_128(key.as_bytes())) {
+            return Ok(());
+        }
+        let object = fields_object(fields);
+        self.bytes += key.len() + object.len() + 64;
+        self.newest_ms = Some(self.newest_ms.map_or(ms as f64, |n| n.max(ms as f64)));
+        self.streams.push(StreamRow {
+            key: key.to_string(),
+            ms,
+            id: format!("{ms}-{seq}"),
+            fields: object,
+            digest: digest.to_le_bytes(),
+        });
+        Ok(())
+    }
+
+    /// Sets a mirrored key's state after this batch.
+    pub fn set_mirror(&mut self, key: String, state: MirrorState) {
+        self.bytes += key.len()
+            + match &state {
+                MirrorState::Deleted => 0,
+                MirrorState::String { value } => value.len(),
+                MirrorState::Hash { fields, .. } => {
+                    fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum()
+                }
+                MirrorState::List { items, .. } => items.iter().map(|i| i.len() + 8).sum(),
+            };
+        self.mirror.insert(key, state);
+    }
+
+    pub fn push_set_op(&mut self, op: SetOp) {
+        self.bytes += match &op {
+            SetOp::Add(k, m, _) | SetOp::Remove(k, m) => {
+                k.len() + m.iter().map(|m| m.len() + 8).sum::<usize>()
+            }
+            SetOp::Delete(k) | SetOp::Inexact(k) => k.len(),
+            SetOp::Rename(a, b) => a.len() + b.len(),
+            SetOp::DeleteAll | SetOp::AllInexact => 0,
+        };
+        self.sets.push(op);
+    }
+}
+
+/// A key as PostgreSQL `text`: UTF-8 without NUL.
+pub fn key_text(key: &[u8]) -> Result<&str, Refusal> {
+    match std::str::from_utf8(key) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => Err(Refusal::KeyNotText),
+    }
+}
+
+/// A value as PostgreSQL `text`: bytes that are not UTF-8 become U+FFFD, and so does NUL (which `text` cannot
+/// hold). The mirror stores values this way; see docs/SINK.md.
+pub fn value_text(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
+}
+
+/// `<ms>-<seq>`, both decimal `u64`s, as Redis writes a stream id.
+pub fn parse_stream_id(id: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(id).ok()?;
+    let (ms, seq) = text.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A time in Unix ms (within `0..MAX_TIME_MS`) as a `SystemTime`, to microseconds as PostgreSQL keeps it.
+pub fn time_of_ms(ms: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros((ms * 1000.0).round() as u64)
+}
+
+/// The member as JSON for a `jsonb` column: itself when it is JSON that PostgreSQL takes (NUL escapes, which
+/// `jsonb` refuses, count as not), else the member as a JSON string.
+pub fn json_text(member: &[u8]) -> Vec<u8> {
+    let looks_json = matches!(
+        member.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    );
+    if looks_json
+        && memchr::memmem::find(member, b"\\u0000").is_none()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
+    {
+        return member.to_vec();
+    }
+    json_string(&value_text(member))
+}
+
+/// The member as JSON PostgreSQL always takes: parsed and written again, numbers as `f64`s (so within what
+/// `numeric` reads), NUL characters replaced. The writer falls back to it for a batch PostgreSQL refused,
+/// re-encoding [`json_text`]'s output: a member that was not JSON stays the JSON string it became.
+pub fn json_text_strict(member: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(member) {
+        Ok(mut value) => {
+            scrub_nul(&mut value);
+            serde_json::to_vec(&value).unwrap_or_else(|_| json_string(&value_text(member)))
+        }
+        Err(_) => json_string(&value_text(member)),
+    }
+}
+
+fn scrub_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (name, mut v) in entries {
+                scrub_nul(&mut v);
+                map.insert(name.replace('\0', "\u{FFFD}"), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn json_string(text: &str) -> Vec<u8> {
+    // Serializing a str cannot fail.
+    serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
+}
+
+/// A stream entry's fields as a JSON object of strings (a name given twice keeps its last value, as a client
+/// reading the entry into a map would).
+fn fields_object(fields: &[&[u8]]) -> Vec<u8> {
+    let mut object = serde_json::Map::new();
+    for pair in fields.chunks(2) {
+        let value = pair.get(1).map_or_else(String::new, |v| value_text(v));
+        object.insert(value_text(pair[0]), serde_json::Value::String(value));
+    }
+    serde_json::to_vec(&object).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_that_are_json_go_as_they_are_and_others_as_strings() {
+        assert_eq!(
+            json_text(br#"{"cpu":{"total":12.5}}"#),
+            br#"{"cpu":{"total":12.5}}"#
+        );
+        assert_eq!(json_text(b"12"), b"12");
+        assert_eq!(json_text(b"web-01"), br#""web-01""#);
+        assert_eq!(json_text(b"{not json"), br#""{not json""#);
+        assert_eq!(json_text(br#"{"a":"\u0000"}"#), br#""{\"a\":\"\\u0000\"}""#);
+        assert_eq!(json_text(b"\xff\x00"), "\"\u{FFFD}\u{FFFD}\"".as_bytes());
+        assert_eq!(
+            json_text_strict(br#"{"a":"x\u0000","n":1e-20000}"#),
+            "{\"a\":\"x\u{FFFD}\",\"n\":0.0}".as_bytes()
+        );
+        for member in [
+            &b"web-01"[..],
+            b"{not json",
+            b"\xff\x00",
+            br#"{"a":"\u0000"}"#,
+        ] {
+            assert_eq!(json_text_strict(&json_text(member)), json_text(member));
+        }
+    }
+
+    #[test]
+    fn rows_are_refused_with_their_reason_and_sent_once() {
+        let mut batch = Batch::default();
+        assert_eq!(batch.push_zset(b"perf:a", 1.7e12, b"{}"), Ok(()));
+        assert_eq!(batch.push_zset(b"perf:a", 1.7e12, b"{}"), Ok(()));
+        assert_eq!(batch.push_zset(b"perf:b", 1.7e12, b"{}"), Ok(()));
+        assert_eq!(
+            batch.zsets.len(),
+            2,
+            "the same member twice is one row, per key"
+        );
+        assert_eq!(
+            batch.push_zset(b"perf:\xff", 1.0, b"x"),
+            Err(Refusal::KeyNotText)
+        );
+        assert_eq!(
+            batch.push_zset(b"perf:\0", 1.0, b"x"),
+            Err(Refusal::KeyNotText)
+        );
+        assert_eq!(
+            batch.push_zset(b"perf:a", -1.0, b"x"),
+            Err(Refusal::ScoreNotTime)
+        );
+        assert_eq!(
+            batch.push_zset(b"perf:a", f64::NAN, b"x"),
+            Err(Refusal::ScoreNotTime)
+        );
+        assert_eq!(
+            batch.push_zset(b"perf:a", f64::INFINITY, b"x"),
+            Err(Refusal::ScoreNotTime)
+        );
+        assert_eq!(
+            batch.push_stream(b"ev", b"1-0", &[b"a", b"1", b"a", b"2"]),
+            Ok(())
+        );
+        assert_eq!(batch.streams[0].fields, br#"{"a":"2"}"#);
+        assert_eq!(batch.streams[0].id, "1-0");
+        assert_eq!(
+            batch.push_stream(b"ev", b"99999999999999999-0", &[]),
+            Err(Refusal::IdNotTime)
+        );
+        assert_eq!(
+            batch.push_stream(b"ev", b"1-x", &[]),
+            Err(Refusal::IdNotTime)
+        );
+        assert_eq!(batch.newest_ms, Some(1.7e12));
+    }
+}

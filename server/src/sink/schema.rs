@@ -1,0 +1,248 @@
+//! The sink's tables in PostgreSQL, created and migrated by the sink (`--create-schema`), and their daily
+//! partitions. Everything lives in the schema `replicast`; docs/SINK.md shows the tables and how to query them.
+//!
+//! The history tables are partitioned by day on `time` (native range partitions), so old days are dropped (or
+//! detached and archived) whole. A partition is made for a day before the first row of it is written, for days
+//! from [`PARTITION_DAYS_BACK`] before today to [`PARTITION_DAYS_AHEAD`] after; rows outside (a backfill of old
+//! samples, a clock far ahead) go to the `_default` partition, so no writer can make the sink create partitions
+//! without bound.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+/// The schema version this sink writes; `replicast.schema_version` holds the database's.
+pub const VERSION: i32 = 1;
+/// Days before today that get a partition of their own.
+pub const PARTITION_DAYS_BACK: i64 = 31;
+/// Days after today that get a partition of their own.
+pub const PARTITION_DAYS_AHEAD: i64 = 2;
+const DAY_MS: i64 = 86_400_000;
+
+/// Each migration takes the schema from the version before it to its index + 1.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE replicast.schema_version (version integer NOT NULL);
+INSERT INTO replicast.schema_version VALUES (0);
+
+-- Where the replication stream of each epoch was when the rows were written: the sink resumes from here.
+CREATE TABLE replicast.position (
+  epoch text PRIMARY KEY,
+  "offset" bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- History: every sorted-set member ever written to a --history key, scored by its time in Unix ms.
+CREATE TABLE replicast.zset_history (
+  key text NOT NULL,
+  time timestamptz NOT NULL,
+  score double precision NOT NULL,
+  value jsonb NOT NULL,
+  digest bytea NOT NULL,
+  PRIMARY KEY (key, time, digest)
+) PARTITION BY RANGE (time);
+CREATE TABLE replicast.zset_history_default PARTITION OF replicast.zset_history DEFAULT;
+
+-- History: every stream entry ever written to a --history key.
+CREATE TABLE replicast.stream_history (
+  key text NOT NULL,
+  time timestamptz NOT NULL,
+  id text NOT NULL,
+  fields jsonb NOT NULL,
+  digest bytea NOT NULL,
+  PRIMARY KEY (key, time, digest)
+) PARTITION BY RANGE (time);
+CREATE TABLE replicast.stream_history_default PARTITION OF replicast.stream_history DEFAULT;
+
+-- Mirror: the current value of --mirror keys, one table per type, and one row per key saying what it is.
+CREATE TABLE replicast.mirror_key (
+  key text PRIMARY KEY,
+  type text NOT NULL CHECK (type IN ('string', 'hash', 'list', 'set')),
+  exact boolean NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE replicast.mirror_string (
+  key text PRIMARY KEY,
+  value text NOT NULL,
+  json jsonb
+);
+CREATE TABLE replicast.mirror_hash (
+  key text NOT NULL,
+  field text NOT NULL,
+  value text NOT NULL,
+  json jsonb,
+  PRIMARY KEY (key, field)
+);
+CREATE TABLE replicast.mirror_list (
+  key text NOT NULL,
+  position integer NOT NULL,
+  item text NOT NULL,
+  json jsonb,
+  PRIMARY KEY (key, position)
+);
+CREATE TABLE replicast.mirror_set (
+  key text NOT NULL,
+  member text NOT NULL,
+  PRIMARY KEY (key, member)
+);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the database has no replicast schema: start the sink once with --create-schema")]
+    Missing,
+    #[error("the database's replicast schema is version {found}, this sink writes version {VERSION}: {what}")]
+    Version { found: i32, what: &'static str },
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// The schema's version, or `None` when there is none.
+async fn version(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Option<i32>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('replicast.schema_version') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_one("SELECT max(version) FROM replicast.schema_version", &[])
+        .await?;
+    Ok(row.get::<_, Option<i32>>(0))
+}
+
+/// Creates the schema or brings it to [`VERSION`] (with `create`), else checks that it is there at that version.
+pub async fn prepare(client: &mut Client, create: bool) -> Result<(), SchemaError> {
+    let found = version(client).await?;
+    match found {
+        Some(v) if v == VERSION => return Ok(()),
+        Some(v) if v > VERSION => {
+            return Err(SchemaError::Version {
+                found: v,
+                what: "a newer sink migrated it; run that one",
+            })
+        }
+        None if !create => return Err(SchemaError::Missing),
+        Some(_) if !create => {
+            return Err(SchemaError::Version {
+                found: found.unwrap_or(0),
+                what: "start the sink with --create-schema to migrate it",
+            })
+        }
+        _ => {}
+    }
+    let tx = client.transaction().await?;
+    // One migrating sink at a time; the others wait here, then find the work done.
+    tx.execute("SELECT pg_advisory_xact_lock(7023601)", &[])
+        .await?;
+    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS replicast")
+        .await?;
+    let start = version(&tx).await?.unwrap_or(0);
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(start as usize) {
+        tx.batch_execute(migration).await?;
+        tx.execute(
+            "UPDATE replicast.schema_version SET version = $1",
+            &[&(i as i32 + 1)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The day (days since 1970-01-01) of a time in Unix ms.
+pub fn day_of_ms(ms: f64) -> i64 {
+    (ms as i64).div_euclid(DAY_MS)
+}
+
+fn today() -> i64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    ms.div_euclid(DAY_MS)
+}
+
+/// The daily partitions made so far by this sink (or found made).
+#[derive(Debug, Default)]
+pub struct Partitions {
+    made: HashSet<(&'static str, i64)>,
+}
+
+impl Partitions {
+    /// Makes the partitions of `table` (`zset_history` or `stream_history`) for `days` that fall within the
+    /// window around today and are not made yet. Each is its own statement outside the batch's transaction; one
+    /// that cannot be made (its day already has rows in the default partition) is left to the default.
+    pub async fn ensure(
+        &mut self,
+        client: &Client,
+        table: &'static str,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let now = today();
+        let wanted: HashSet<i64> = days
+            .into_iter()
+            .filter(|d| (now - PARTITION_DAYS_BACK..=now + PARTITION_DAYS_AHEAD).contains(d))
+            .filter(|d| !self.made.contains(&(table, *d)))
+            .collect();
+        for day in wanted {
+            let from = day * DAY_MS;
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS replicast.{table}_{name} PARTITION OF replicast.{table} \
+                 FOR VALUES FROM (to_timestamp({from} / 1000.0)) TO (to_timestamp({to} / 1000.0))",
+                name = partition_name(day),
+                to = from + DAY_MS,
+            );
+            match client.batch_execute(&sql).await {
+                Ok(()) => {}
+                // The day's rows went to the default partition before this sink made one (an older sink, or a
+                // day that entered the window since): they stay there.
+                Err(err) if err.code().is_some_and(|c| c.code() == "23514") => {
+                    tracing::info!(
+                        table,
+                        day = partition_name(day),
+                        "rows of this day are in the default partition; it keeps them"
+                    );
+                }
+                // A partition made meanwhile by another sink under another name.
+                Err(err) if err.code().is_some_and(|c| c.code() == "42P17") => {}
+                Err(err) => return Err(err),
+            }
+            self.made.insert((table, day));
+        }
+        Ok(())
+    }
+}
+
+/// `20240501` for the day 19844.
+fn partition_name(day: i64) -> String {
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_named_by_their_day() {
+        assert_eq!(partition_name(0), "19700101");
+        assert_eq!(partition_name(19_844), "20240501");
+        assert_eq!(partition_name(day_of_ms(1_709_251_199_999.0)), "20240229");
+        assert_eq!(partition_name(day_of_ms(1_709_251_200_000.0)), "20240301");
+    }
+}
