@@ -160,6 +160,7 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             // A fast shutdown (SIGINT), so no server process outlives the test.
+            // SAFETY: kill with a pid of our own child, not yet waited for.
             unsafe { libc::kill(server.0.id() as i32, libc::SIGINT) };
             let mut server = server;
             let _ = server.0.wait();
