@@ -27,6 +27,13 @@ node scripts/import-cycles.mjs crates/* wasm
 
 step "cargo test"
 cargo test --workspace
+# The shared RDB fixture corpus (real files of other Redis and Valkey versions) is not part of the repository, so
+# it is not part of this command: .ci/run adds it when the folder sits beside the clone.
+if [ -n "${RDB_FIXTURES:-}" ]; then
+  cargo test -p replicast-rdb --features fixture-corpus --test fixture_corpus
+else
+  echo "RDB fixture corpus: not run (set RDB_FIXTURES=DIR to add it; .ci/run does when ../shared/rdb-fixtures exists)"
+fi
 
 step "wasm-pack test (headless Chromium)"
 # The protocol's and the assembler's tests that run in Chromium too: the browser runs the same code.
