@@ -164,10 +164,13 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
             tokio::select! {
                 Some((number, result)) = self.streams.next() => {
                     result?;
-                    let left = self.routes.remove(&number).is_some_and(|route| *route.retired.borrow());
-                    if !left {
+                    let Some(route) = self.routes.remove(&number).filter(|route| *route.retired.borrow()) else {
                         // The stream ended without its shard leaving the cluster: the relay is going away.
                         return Ok(());
+                    };
+                    // What waited for the stream of a shard that left goes through another.
+                    for message in route.forward {
+                        self.forward(message).await?;
                     }
                 }
                 inbound = requests.recv(), if !forwarding => match inbound {
@@ -258,10 +261,15 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         self.forward(wire::encode_notice(&text)).await
     }
 
-    /// Sends `message` as it is, through the stream of the lowest index, so that it never writes while another
-    /// holds the socket; with no stream left (every shard gone), itself.
+    /// Sends `message` as it is, through the stream of the lowest index whose shard is still in the cluster (or,
+    /// if all are leaving, any), so that nothing else writes while a stream holds the socket; with no stream left
+    /// (every shard gone), itself.
     async fn forward(&mut self, message: Vec<u8>) -> Result<(), Close> {
-        match self.routes.values_mut().min_by_key(|route| route.index) {
+        let route = self
+            .routes
+            .values_mut()
+            .min_by_key(|route| (*route.retired.borrow(), route.index));
+        match route {
             Some(route) => {
                 route.forward.push_back(message);
                 route.flush();
