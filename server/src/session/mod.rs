@@ -66,7 +66,7 @@ pub struct Session<'a, W, R> {
 
 impl<'a, W, R, E> Session<'a, W, R>
 where
-    W: Sink<Message> + Unpin,
+    W: Sink<Message> + Unpin + Send,
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + 'static,
 {
@@ -243,7 +243,7 @@ where
             Ok(Message::Text(text)) => match Request::parse(text.as_str()) {
                 Ok(Request::Topup(keys)) => Inbound::Topup(keys),
                 Ok(Request::Event(event)) => {
-                    Inbound::Ack(answer_event(&mut gate, event, metrics).await)
+                    Inbound::Forward(answer_event(&mut gate, event, metrics).await)
                 }
                 Err(err) => return Some(Close(CLOSE_POLICY, err.to_string())),
             },

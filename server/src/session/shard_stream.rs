@@ -13,7 +13,7 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use futures_util::Sink;
 use replicast_protocol::wire;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
 
 use crate::backlog::{Batch, Read, Stream as BacklogStream};
@@ -39,10 +39,31 @@ pub(crate) const REQUEST_QUEUE: usize = 16;
 pub(crate) enum Inbound {
     /// Keys to top up.
     Topup(Vec<Vec<u8>>),
-    /// The ack of an event, encoded, to send as it is.
-    Ack(Vec<u8>),
+    /// A message to send as it is: the ack of an event, a notice.
+    Forward(Vec<u8>),
     /// Slots that moved to this shard of a cluster: top up the watched keys in them.
     Slots(BTreeSet<u16>),
+}
+
+/// The browser's socket as one shard's stream writes to it: shared by the session's streams, one message at a
+/// time, and, in a cluster, each of the shard's hellos, commands, snapshots and stale messages in its envelope.
+pub(crate) struct ShardSink<'s, W> {
+    pub socket: &'s Mutex<&'s mut W>,
+    /// The shard's index in the session's envelopes; `None` for one Redis, whose messages go as they are.
+    pub envelope: Option<u16>,
+}
+
+impl<W: Sink<Message> + Unpin> ShardSink<'_, W> {
+    async fn send(&self, metrics: &Metrics, message: Bytes) -> Result<(), Close> {
+        let message = match self.envelope {
+            Some(index) if wire::is_shard_stream(&message) => {
+                Bytes::from(wire::encode_shard(index, &message))
+            }
+            _ => message,
+        };
+        let mut socket = self.socket.lock().await;
+        send(&mut **socket, metrics, message).await
+    }
 }
 
 /// A commands message being built: begun by the first segment pushed into it.
@@ -64,8 +85,8 @@ impl Commands {
     }
 }
 
-pub(crate) struct ShardStream<'a, W> {
-    sink: W,
+pub(crate) struct ShardStream<'a, 's, W> {
+    sink: ShardSink<'s, W>,
     relay: &'a Relay,
     shard: &'a Shard,
     sub: &'a Subscription,
@@ -82,12 +103,12 @@ pub(crate) struct ShardStream<'a, W> {
     last_sent: Instant,
 }
 
-impl<'a, W: Sink<Message> + Unpin> ShardStream<'a, W> {
+impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
     /// Joins the shard's stream (resuming at one of `resume` if it can) and streams it until the browser or the
     /// relay goes; returns how the session should close. With `notices`, the browser is told once which of its
     /// keys `--allow` never lets leave (a session over several shards sends it from one).
     pub async fn run(
-        sink: W,
+        sink: ShardSink<'s, W>,
         relay: &'a Relay,
         shard: &'a Shard,
         sub: &'a Subscription,
@@ -198,7 +219,7 @@ impl<'a, W: Sink<Message> + Unpin> ShardStream<'a, W> {
                 Some(text) => self.send(wire::encode_notice(&text)).await,
                 None => Ok(()),
             },
-            Inbound::Ack(ack) => self.send(ack).await,
+            Inbound::Forward(message) => self.send(message).await,
             Inbound::Slots(slots) => {
                 self.topups.gain_slots(slots);
                 Ok(())
@@ -363,7 +384,7 @@ impl<'a, W: Sink<Message> + Unpin> ShardStream<'a, W> {
     }
 
     async fn send(&mut self, message: impl Into<Bytes>) -> Result<(), Close> {
-        send(&mut self.sink, &self.relay.metrics, message.into()).await
+        self.sink.send(&self.relay.metrics, message.into()).await
     }
 }
 

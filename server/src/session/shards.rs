@@ -4,11 +4,14 @@
 //! (`wire::encode_shard`), one Redis's as they are (PROTOCOL.md). The shards' streams are independent: each keeps
 //! its own order, epoch and offsets, and a key's frames all come from the shard that holds it.
 //!
-//! [`ShardStreams`] writes to the socket what the streams queue, routes the browser's top-ups to the shard that
-//! holds each key, starts a stream for a shard that joins the cluster, ends the stream of one that leaves, and,
-//! when slots move, asks their new owner's stream to top up the watched keys in them.
+//! The streams write to the socket themselves, one message at a time ([`ShardSink`]). [`ShardStreams`] routes the
+//! browser's top-ups to the shard that holds each key and what else the browser is sent (acks, notices) to one
+//! stream, starts a stream for a shard that joins the cluster, ends the stream of one that leaves, and, when slots
+//! move, asks their new owner's stream to top up the watched keys in them. It writes to the socket itself only
+//! when no stream is left: a stream that waits for a full socket holds it, and only this loop polls that stream,
+//! so a write of its own could wait forever.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +19,9 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, StreamExt};
 use replicast_protocol::wire;
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::{PollSendError, PollSender};
+use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::relay::Relay;
 use crate::shard::Shard;
@@ -28,27 +30,39 @@ use crate::subscription::Subscription;
 use crate::topology::{Shape, View};
 
 use super::join::Resume;
-use super::shard_stream::{Inbound, ShardStream, REQUEST_QUEUE};
-use super::socket::{deliver, send, Close, CLOSE_GOING_AWAY, CLOSE_POLICY};
+use super::shard_stream::{Inbound, ShardSink, ShardStream, REQUEST_QUEUE};
+use super::socket::{send, Close, CLOSE_GOING_AWAY, CLOSE_POLICY};
 
-/// Messages the shards' streams may have queued for the socket.
-const OUT_QUEUE: usize = 8;
 /// How often requests that found a shard's queue full are offered again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What is waiting for one shard's stream.
 struct Route {
+    /// The shard's index in the session's envelopes: the lowest is sent acks and notices.
+    index: u16,
     /// Set when the shard left the cluster.
     retired: watch::Receiver<bool>,
     requests: mpsc::Sender<Inbound>,
     /// Requests its full queue did not take yet, merged (so they stay bounded): keys and slots to top up.
     keys: BTreeSet<Vec<u8>>,
     slots: BTreeSet<u16>,
+    /// Messages to send as they are (acks, notices), in order; the browser's requests are not read while any wait.
+    forward: VecDeque<Vec<u8>>,
 }
 
 impl Route {
     /// Offers what waits to the stream; keeps it if the stream's queue is full.
     fn flush(&mut self) {
+        while let Some(message) = self.forward.pop_front() {
+            match self.requests.try_send(Inbound::Forward(message)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Inbound::Forward(message))) => {
+                    self.forward.push_front(message);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
         if !self.slots.is_empty() {
             match self
                 .requests
@@ -70,18 +84,7 @@ impl Route {
     }
 
     fn pending(&self) -> bool {
-        !self.keys.is_empty() || !self.slots.is_empty()
-    }
-}
-
-/// A shard's hello, commands, snapshots and stale messages in its envelope when the relay follows a cluster;
-/// notices and acks, and everything of one Redis, as they are.
-fn frame(shape: Shape, index: u16, message: Message) -> Message {
-    match message {
-        Message::Binary(bytes) if shape == Shape::Cluster && wire::is_shard_stream(&bytes) => {
-            Message::Binary(Bytes::from(wire::encode_shard(index, &bytes)))
-        }
-        other => other,
+        !self.keys.is_empty() || !self.slots.is_empty() || !self.forward.is_empty()
     }
 }
 
@@ -89,13 +92,10 @@ fn frame(shape: Shape, index: u16, message: Message) -> Message {
 type Ended = (u32, Result<(), Close>);
 
 pub(crate) struct ShardStreams<'a, W> {
-    sink: &'a mut W,
+    socket: &'a Mutex<&'a mut W>,
     relay: &'a Relay,
     sub: &'a Subscription,
     resume: &'a [Resume],
-    /// What the streams queued for the socket, framed.
-    out: mpsc::Sender<Message>,
-    queued: mpsc::Receiver<Message>,
     views: watch::Receiver<Arc<View>>,
     /// The topology the routes follow.
     view: Arc<View>,
@@ -105,11 +105,22 @@ pub(crate) struct ShardStreams<'a, W> {
     next_index: u16,
 }
 
-impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
+impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
     /// Serves `sub` from every shard of the topology until the browser or the relay goes; `requests` are the
     /// browser's, handed over by the session's reading half.
     pub async fn run(
-        sink: &'a mut W,
+        sink: &mut W,
+        relay: &Relay,
+        sub: &Subscription,
+        resume: &[Resume],
+        requests: &mut mpsc::Receiver<Inbound>,
+    ) -> Result<(), Close> {
+        let socket = Mutex::new(sink);
+        ShardStreams::follow(&socket, relay, sub, resume, requests).await
+    }
+
+    async fn follow(
+        socket: &'a Mutex<&'a mut W>,
         relay: &'a Relay,
         sub: &'a Subscription,
         resume: &'a [Resume],
@@ -127,14 +138,11 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
             }
             view = views.borrow_and_update().clone();
         }
-        let (out, queued) = mpsc::channel(OUT_QUEUE);
         let mut streams = ShardStreams {
-            sink,
+            socket,
             relay,
             sub,
             resume,
-            out,
-            queued,
             views,
             view: view.clone(),
             routes: HashMap::new(),
@@ -151,26 +159,23 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
         let mut retry = tokio::time::interval(RETRY_INTERVAL);
         loop {
             let pending = self.routes.values().any(Route::pending);
-            // Biased: a stream is polled first, so that what it queued goes out in the same wake-up rather than
-            // after every other task the runtime has to run.
+            // While a message waits for a stream's full queue, the browser's next requests wait in its socket.
+            let forwarding = self.routes.values().any(|route| !route.forward.is_empty());
             tokio::select! {
-                biased;
                 Some((number, result)) = self.streams.next() => {
-                    if let Err(close) = result {
-                        // What the stream queued before it ended (a resync message) goes first.
-                        self.flush_queued().await?;
-                        return Err(close);
-                    }
-                    let left = self.routes.remove(&number).is_some_and(|route| *route.retired.borrow());
-                    if !left {
+                    result?;
+                    let Some(route) = self.routes.remove(&number).filter(|route| *route.retired.borrow()) else {
                         // The stream ended without its shard leaving the cluster: the relay is going away.
                         return Ok(());
+                    };
+                    // What waited for the stream of a shard that left goes through another.
+                    for message in route.forward {
+                        self.forward(message).await?;
                     }
                 }
-                Some(message) = self.queued.recv() => deliver(self.sink, message).await?,
-                inbound = requests.recv() => match inbound {
+                inbound = requests.recv(), if !forwarding => match inbound {
                     None => return Ok(()),
-                    Some(Inbound::Ack(ack)) => send(self.sink, &self.relay.metrics, Bytes::from(ack)).await?,
+                    Some(Inbound::Forward(message)) => self.forward(message).await?,
                     Some(Inbound::Topup(keys)) => self.route_topup(keys).await?,
                     Some(Inbound::Slots(_)) => {}
                 },
@@ -205,16 +210,18 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
         self.routes.insert(
             number,
             Route {
+                index,
                 retired: retired.clone(),
                 requests,
                 keys: BTreeSet::new(),
                 slots: BTreeSet::new(),
+                forward: VecDeque::new(),
             },
         );
-        let shape = self.relay.topology.shape();
-        let sink = PollSender::new(self.out.clone()).with(move |m: Message| {
-            futures_util::future::ready(Ok::<_, PollSendError<Message>>(frame(shape, index, m)))
-        });
+        let sink = ShardSink {
+            socket: self.socket,
+            envelope: (self.relay.topology.shape() == Shape::Cluster).then_some(index),
+        };
         let (relay, sub, resume) = (self.relay, self.sub, self.resume);
         let stream = async move {
             let result = tokio::select! {
@@ -251,8 +258,28 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
             "top-up of keys no shard serves now (their slots have no owner): {}",
             unowned.join(", ")
         );
-        let notice = Bytes::from(wire::encode_notice(&text));
-        send(self.sink, &self.relay.metrics, notice).await
+        self.forward(wire::encode_notice(&text)).await
+    }
+
+    /// Sends `message` as it is, through the stream of the lowest index whose shard is still in the cluster (or,
+    /// if all are leaving, any), so that nothing else writes while a stream holds the socket; with no stream left
+    /// (every shard gone), itself.
+    async fn forward(&mut self, message: Vec<u8>) -> Result<(), Close> {
+        let route = self
+            .routes
+            .values_mut()
+            .min_by_key(|route| (*route.retired.borrow(), route.index));
+        match route {
+            Some(route) => {
+                route.forward.push_back(message);
+                route.flush();
+                Ok(())
+            }
+            None => {
+                let mut socket = self.socket.lock().await;
+                send(&mut **socket, &self.relay.metrics, Bytes::from(message)).await
+            }
+        }
     }
 
     /// Follows a new view of the topology: a stream for each shard that joined, and a top-up of the watched keys
@@ -271,14 +298,6 @@ impl<'a, W: Sink<Message> + Unpin> ShardStreams<'a, W> {
             }
         }
         self.view = view;
-        Ok(())
-    }
-
-    /// Writes what the streams queued for the socket and nothing more.
-    async fn flush_queued(&mut self) -> Result<(), Close> {
-        while let Ok(message) = self.queued.try_recv() {
-            deliver(self.sink, message).await?;
-        }
         Ok(())
     }
 }
