@@ -19,6 +19,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::follow::{AggregateOptions, Follow};
+use super::listeners::{self, Listeners};
 use super::sends::{self, PendingSends};
 use super::view;
 use crate::assembler::{Outcome, StreamAssembler, WatchConfig};
@@ -230,8 +231,8 @@ struct Client {
     on_retry: Option<Closure<dyn FnMut()>>,
     on_idle_check: Option<Closure<dyn FnMut()>>,
     idle_timer: Option<i32>,
-    change_callback: Option<Function>,
-    status_callback: Option<Function>,
+    change_listeners: Listeners,
+    status_listeners: Listeners,
     /// Windows were rebuilt wholesale since the last frame: every key changed.
     all_changed: bool,
     frame_pending: bool,
@@ -261,8 +262,8 @@ impl Replicast {
             on_retry: None,
             on_idle_check: None,
             idle_timer: None,
-            change_callback: None,
-            status_callback: None,
+            change_listeners: Listeners::default(),
+            status_listeners: Listeners::default(),
             all_changed: false,
             frame_pending: false,
             reported_status: None,
@@ -314,24 +315,35 @@ impl Replicast {
         Ok(Replicast { shared })
     }
 
-    /// Calls `callback` once per animation frame in which windows changed, with the changed keys.
-    #[wasm_bindgen(js_name = onChange)]
-    pub fn on_change(&self, callback: ChangeCallback) {
-        let mut client = self.shared.borrow_mut();
-        client.change_callback = callback.dyn_into::<Function>().ok();
-        client.all_changed = true;
-        client.request_frame();
+    /// Calls `callback` once per animation frame in which windows changed, with the changed keys (the first
+    /// frame after it is registered names every key). Returns the function that removes it.
+    #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
+    pub fn on_change(&self, callback: ChangeCallback) -> Function {
+        let id = {
+            let mut client = self.shared.borrow_mut();
+            let id = client.change_listeners.add(callback.unchecked_into());
+            client.all_changed = true;
+            client.request_frame();
+            id
+        };
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.change_listeners, id)
     }
 
-    /// Calls `callback` with the current status now, then whenever it changes.
-    #[wasm_bindgen(js_name = onStatus)]
-    pub fn on_status(&self, callback: StatusCallback) {
-        {
+    /// Calls `callback` with the current status now, then whenever it changes. Returns the function that removes
+    /// it.
+    #[wasm_bindgen(js_name = onStatus, unchecked_return_type = "() => void")]
+    pub fn on_status(&self, callback: StatusCallback) -> Function {
+        let callback: Function = callback.unchecked_into();
+        let (id, status) = {
             let mut client = self.shared.borrow_mut();
-            client.status_callback = callback.dyn_into::<Function>().ok();
-            client.reported_status = None;
-        }
-        report_status(&self.shared);
+            (
+                client.status_listeners.add(callback.clone()),
+                client.link.status().as_str(),
+            )
+        };
+        // With no borrow held: the callback may read the client.
+        listeners::call_each(&[callback], &status.into(), "onStatus");
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.status_listeners, id)
     }
 
     /// `connecting`, `live`, `resyncing` or `offline`.
@@ -670,10 +682,8 @@ fn connect(shared: &Rc<RefCell<Client>>) {
 /// the client.
 fn report_status(shared: &Rc<RefCell<Client>>) {
     let report = shared.borrow_mut().status_to_report();
-    if let Some((callback, status)) = report {
-        if let Err(err) = callback.call1(&JsValue::NULL, &status.into()) {
-            web_sys::console::error_2(&"replicast: the onStatus callback threw".into(), &err);
-        }
+    if let Some((callbacks, status)) = report {
+        listeners::call_each(&callbacks, &status.into(), "onStatus");
     }
 }
 
@@ -685,12 +695,13 @@ fn closed(shared: &Rc<RefCell<Client>>, why: &str, failed: bool) {
 }
 
 fn frame(shared: &Rc<RefCell<Client>>) {
-    let (callback, change) = {
+    let (callbacks, change) = {
         let mut client = shared.borrow_mut();
         client.frame_pending = false;
-        let Some(callback) = client.change_callback.clone() else {
+        if client.change_listeners.is_empty() {
             return;
-        };
+        }
+        let callbacks = client.change_listeners.to_call();
         let changed = std::mem::take(&mut client.assembler.observer_mut().changed);
         let keys: Vec<String> = if std::mem::take(&mut client.all_changed) {
             view::keys(&client.assembler)
@@ -707,15 +718,11 @@ fn frame(shared: &Rc<RefCell<Client>>) {
             positions: positions(&client.assembler),
             relay: client.relays.current(),
         };
-        (callback, serde_wasm_bindgen::to_value(&change))
+        (callbacks, serde_wasm_bindgen::to_value(&change))
     };
-    // Called with no borrow held: the callback reads windows through the same client.
+    // Called with no borrow held: the callbacks read windows through the same client.
     match change {
-        Ok(change) => {
-            if let Err(err) = callback.call1(&JsValue::NULL, &change) {
-                web_sys::console::error_2(&"replicast: the onChange callback threw".into(), &err);
-            }
-        }
+        Ok(change) => listeners::call_each(&callbacks, &change, "onChange"),
         Err(err) => web_sys::console::error_1(&format!("replicast: {err}").into()),
     }
 }
@@ -808,7 +815,7 @@ impl Client {
 
     /// Asks for one animation frame, however many messages arrive before it.
     fn request_frame(&mut self) {
-        if self.frame_pending || self.change_callback.is_none() {
+        if self.frame_pending || self.change_listeners.is_empty() {
             return;
         }
         if let (Some(window), Some(on_frame)) = (web_sys::window(), self.on_frame.as_ref()) {
@@ -818,15 +825,15 @@ impl Client {
         }
     }
 
-    /// The status callback and the status to tell it, if the status changed since it was last told.
-    fn status_to_report(&mut self) -> Option<(Function, &'static str)> {
+    /// The status callbacks and the status to tell them, if the status changed since they were last told.
+    fn status_to_report(&mut self) -> Option<(Vec<Function>, &'static str)> {
         let status = self.link.status();
         if self.reported_status == Some(status) {
             return None;
         }
         self.reported_status = Some(status);
         self.request_frame();
-        Some((self.status_callback.clone()?, status.as_str()))
+        Some((self.status_listeners.to_call(), status.as_str()))
     }
 
     /// Closes the socket and schedules the reconnect at once, without waiting for its `close` event: that comes

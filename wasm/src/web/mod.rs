@@ -9,6 +9,7 @@
 pub mod bench;
 mod client;
 mod follow;
+mod listeners;
 pub mod rdb;
 mod sends;
 mod view;
