@@ -150,6 +150,8 @@ extern "C" {
     pub type ChangeCallback;
     #[wasm_bindgen(typescript_type = "(status: ReplicastStatus) => void")]
     pub type StatusCallback;
+    #[wasm_bindgen(typescript_type = "() => void")]
+    pub type SyncedCallback;
 }
 
 #[derive(Deserialize)]
@@ -233,6 +235,9 @@ struct Client {
     idle_timer: Option<i32>,
     change_listeners: Listeners,
     status_listeners: Listeners,
+    synced_listeners: Listeners,
+    /// The view is exact: live, and no window waits for a top-up. Cleared when either stops being so.
+    synced: bool,
     /// Windows were rebuilt wholesale since the last frame: every key changed.
     all_changed: bool,
     frame_pending: bool,
@@ -264,6 +269,8 @@ impl Replicast {
             idle_timer: None,
             change_listeners: Listeners::default(),
             status_listeners: Listeners::default(),
+            synced_listeners: Listeners::default(),
+            synced: false,
             all_changed: false,
             frame_pending: false,
             reported_status: None,
@@ -344,6 +351,28 @@ impl Replicast {
         // With no borrow held: the callback may read the client.
         listeners::call_each(&[callback], &status.into(), "onStatus");
         listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.status_listeners, id)
+    }
+
+    /// Calls `callback` each time the view becomes exact: the session is live (every shard's snapshot applied)
+    /// and no window waits for a top-up. Again after a resync, a reconnect that needed a snapshot, or a stale
+    /// window's top-up; at once if the view is exact now. Returns the function that removes it.
+    #[wasm_bindgen(js_name = onSynced, unchecked_return_type = "() => void")]
+    pub fn on_synced(&self, callback: SyncedCallback) -> Function {
+        let callback: Function = callback.unchecked_into();
+        let (id, synced) = {
+            let mut client = self.shared.borrow_mut();
+            (client.synced_listeners.add(callback.clone()), client.synced)
+        };
+        if synced {
+            listeners::call_each(&[callback], &JsValue::UNDEFINED, "onSynced");
+        }
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.synced_listeners, id)
+    }
+
+    /// Whether the view is exact now (see `onSynced`).
+    #[wasm_bindgen(getter)]
+    pub fn synced(&self) -> bool {
+        self.shared.borrow().synced
     }
 
     /// `connecting`, `live`, `resyncing` or `offline`.
@@ -685,6 +714,10 @@ fn report_status(shared: &Rc<RefCell<Client>>) {
     if let Some((callbacks, status)) = report {
         listeners::call_each(&callbacks, &status.into(), "onStatus");
     }
+    let synced = shared.borrow_mut().synced_to_report();
+    if let Some(callbacks) = synced {
+        listeners::call_each(&callbacks, &JsValue::UNDEFINED, "onSynced");
+    }
 }
 
 /// The socket closed (the relay closed it, or it never opened), for the reason `why`: schedules the reconnect,
@@ -782,6 +815,9 @@ impl Client {
             .take_topups()
             .into_iter()
             .partition(|key| wire::topup_can_name(key));
+        if !topups.is_empty() || !unnamable.is_empty() {
+            self.synced = false;
+        }
         if !unnamable.is_empty() {
             web_sys::console::warn_1(
                 &format!(
@@ -823,6 +859,20 @@ impl Client {
                 .request_animation_frame(on_frame.as_ref().unchecked_ref())
                 .is_ok();
         }
+    }
+
+    /// The synced callbacks to call, if the view just became exact. Windows are scanned for stale ones only while
+    /// live and not synced: after a join, or while a top-up is awaited.
+    fn synced_to_report(&mut self) -> Option<Vec<Function>> {
+        if self.link.status() != Status::Live {
+            self.synced = false;
+            return None;
+        }
+        if self.synced || self.assembler.windows().any(|(_, window)| window.stale()) {
+            return None;
+        }
+        self.synced = true;
+        Some(self.synced_listeners.to_call())
     }
 
     /// The status callbacks and the status to tell them, if the status changed since they were last told.
