@@ -18,6 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use super::error::{replicast_error, typed, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
 use super::listeners::{self, Listeners};
 use super::sends::{self, PendingSends};
@@ -249,9 +250,10 @@ struct Client {
 impl Replicast {
     /// Connects to the relay's WebSocket at `url` (e.g. `ws://host:8080/ws`) and watches what `options` says.
     #[wasm_bindgen(constructor)]
-    pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsError> {
+    pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsValue> {
         let (watch, options) = options_watch(options)?;
-        let follow = Follow::new(options.aggregate.clone())?;
+        let follow = Follow::new(options.aggregate.clone())
+            .map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
         let shared = Rc::new(RefCell::new(Client {
             relays: Relays::new(url, &options.alternates),
             token: options.token,
@@ -506,12 +508,12 @@ impl Replicast {
     ) -> Promise {
         let shared = &self.shared;
         Promise::new(&mut |resolve: Function, reject: Function| {
-            let refuse = |reason: &str| {
-                let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+            let refuse = |code: ErrorCode, reason: &str| {
+                let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
             };
             let fields = match sends::fields_of(&fields) {
                 Ok(fields) => fields,
-                Err(reason) => return refuse(&reason),
+                Err(reason) => return refuse(ErrorCode::InvalidEvent, &reason),
             };
             let mut client = shared.borrow_mut();
             let open = client
@@ -521,18 +523,22 @@ impl Replicast {
                 .cloned();
             let Some(socket) = open else {
                 let status = client.link.status().as_str();
-                return refuse(&format!(
-                    "not connected to the relay (status: {status}); send again once live"
-                ));
+                return refuse(
+                    ErrorCode::NotConnected,
+                    &format!("not connected to the relay (status: {status}); send again once live"),
+                );
             };
             let request = client.sends.register(resolve.clone(), reject.clone());
-            let sent = sends::event_message(&request, key, &fields).and_then(|message| {
-                socket
-                    .send_with_str(&message)
-                    .map_err(|_| "the socket refused the message".to_string())
-            });
-            if let Err(reason) = sent {
-                client.sends.fail(&request, &reason);
+            let sent = sends::event_message(&request, key, &fields)
+                .map_err(|reason| (ErrorCode::TooLarge, reason))
+                .and_then(|message| {
+                    socket.send_with_str(&message).map_err(|_| {
+                        let reason = "the socket refused the message".to_string();
+                        (ErrorCode::Disconnected, reason)
+                    })
+                });
+            if let Err((code, reason)) = sent {
+                client.sends.fail(&request, code, &reason);
             }
         })
     }
@@ -559,9 +565,10 @@ impl Replicast {
             let _ = socket.close();
         }
         client.handlers.clear();
-        client
-            .sends
-            .reject_all("the client was closed before the relay answered");
+        client.sends.reject_all(
+            ErrorCode::Closed,
+            "the client was closed before the relay answered",
+        );
         if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
             window.clear_interval_with_handle(timer);
         }
@@ -578,10 +585,15 @@ impl Drop for Replicast {
 }
 
 /// Reads the options a page gave, and what they watch.
-pub(super) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsError> {
-    let options: Options = serde_wasm_bindgen::from_value(options.into())
-        .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
-    Ok((watch_config(&options)?, options))
+pub(super) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsValue> {
+    let options: Options = serde_wasm_bindgen::from_value(options.into()).map_err(|e| {
+        replicast_error(
+            ErrorCode::InvalidOptions,
+            &format!("invalid Replicast options: {e}"),
+        )
+    })?;
+    let watch = watch_config(&options).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
+    Ok((watch, options))
 }
 
 /// The watch of `options`; exact keys become patterns that match only themselves.
@@ -913,8 +925,10 @@ impl Client {
         if failed {
             self.relays.advance();
         }
-        self.sends
-            .reject_all(&format!("{why} before the relay answered"));
+        self.sends.reject_all(
+            ErrorCode::Disconnected,
+            &format!("{why} before the relay answered"),
+        );
         if self.closed {
             return;
         }
