@@ -1,7 +1,7 @@
 //! The RDB reader in a real browser (`wasm-pack test --headless --chrome`): a small RDB 11 file built byte by byte
 //! (a string, an LZF-compressed string, a listpack hash, a quicklist 2 list, a CRC64 trailer) is fed to `RdbScan`
 //! in chunks of every size, and a changed byte fails the checksum.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "tools"))]
 
 use replicast_wasm::web::rdb::RdbScan;
 use wasm_bindgen_test::*;

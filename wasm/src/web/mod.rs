@@ -6,11 +6,13 @@
 //!
 //! Bytes cross into wasm once per WebSocket message and results cross out once per frame, never per command.
 
+#[cfg(feature = "tools")]
 pub mod bench;
 mod client;
 mod error;
 mod follow;
 mod listeners;
+#[cfg(feature = "tools")]
 pub mod rdb;
 mod sends;
 mod view;
