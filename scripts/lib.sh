@@ -45,6 +45,20 @@ with_wasm_env() {
   env $(echo "$vars" | tr '\n' ' ') "$@"
 }
 
+# Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: without the
+# benchmarks' and tools' exports (the `tools` feature), with the `wasm-release` profile (Cargo.toml), then wasm-opt
+# -Oz from npm's `binaryen` (pinned in package.json: Debian's binaryen is too old for the reference types
+# wasm-bindgen emits, and wasm-pack's own would be downloaded).
+build_wasm_package() {
+  local target=$1 out
+  out=$(realpath -m "$2")
+  with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out" \
+    -- --no-default-features
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz "$out/replicast_wasm_bg.wasm" -o "$out/replicast_wasm_bg.wasm"
+  # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
+  rm -f "$out/.gitignore"
+}
+
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.
 locked_wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
