@@ -46,17 +46,20 @@ with_wasm_env() {
 }
 
 # Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: without the
-# benchmarks' and tools' exports (the `tools` feature), with the `wasm-release` profile (Cargo.toml), then wasm-opt
-# -Oz from npm's `binaryen` (pinned in package.json: Debian's binaryen is too old for the reference types
-# wasm-bindgen emits, and wasm-pack's own would be downloaded).
-build_wasm_package() {
+# benchmarks' and tools' exports (the `tools` feature) and with the `wasm-release` profile (Cargo.toml).
+build_wasm_client() {
   local target=$1 out
   out=$(realpath -m "$2")
   with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out" \
     -- --no-default-features
-  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz "$out/replicast_wasm_bg.wasm" -o "$out/replicast_wasm_bg.wasm"
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"
+}
+
+# Shrinks the .wasm file $1 in place with wasm-opt -Oz from npm's `binaryen` (pinned in package.json: Debian's
+# binaryen is too old for the reference types wasm-bindgen emits, and wasm-pack would download its own).
+optimize_wasm() {
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz "$1" -o "$1"
 }
 
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.

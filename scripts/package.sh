@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the npm package `replicast` into target/npm/replicast: the client's `web` build (for browsers and bundlers)
-# and `nodejs` build (CommonJS, for Node), each built for size (scripts/lib.sh: build_wasm_package), with the entry
-# files of wasm/js (the exports map in wasm/js/package.json says which file serves whom), wasm/README.md and the
-# license. The version is the workspace's (Cargo.toml).
+# Builds the npm package `replicast` into target/npm/replicast: the client's `web` build (for browsers and
+# bundlers) and `nodejs` build (CommonJS, for Node), built for size (scripts/lib.sh: build_wasm_client,
+# optimize_wasm), with the entry files of wasm/js (the exports map in wasm/js/package.json says which file serves
+# whom), wasm/README.md and the license. The version is the workspace's (Cargo.toml).
 # Usage: package.sh [--dry-run] — with --dry-run, also prints `npm pack --dry-run`'s file list.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -11,8 +11,8 @@ cd "$REPO_ROOT"
 out=target/npm/replicast
 rm -rf "$out"
 mkdir -p "$out"
-build_wasm_package web "$out/web"
-build_wasm_package nodejs "$out/node"
+build_wasm_client web "$out/web"
+build_wasm_client nodejs "$out/node"
 # The builds' own package files: the package has one package.json, README and license, at its root. The `nodejs`
 # build is CommonJS inside a package of ES modules, so its folder says so.
 for build in web node; do
@@ -24,6 +24,7 @@ echo '{ "type": "commonjs" }' >"$out/node/package.json"
 cmp -s "$out/web/replicast_wasm_bg.wasm" "$out/node/replicast_wasm_bg.wasm" ||
   { echo "package.sh: the web and nodejs builds' .wasm differ" >&2; exit 1; }
 rm "$out/node/replicast_wasm_bg.wasm"
+optimize_wasm "$out/web/replicast_wasm_bg.wasm"
 node_glue="$out/node/replicast_wasm.js"
 grep -q '`${__dirname}/replicast_wasm_bg.wasm`' "$node_glue" ||
   { echo "package.sh: the nodejs glue no longer names its .wasm as expected" >&2; exit 1; }
