@@ -21,7 +21,9 @@ export function useReplicast(url, options) {
     ];
     return () => {
       for (const stop of stops) stop();
-      client.free();
+      // Closed, not freed: an animation frame it asked for may still come, and the wasm memory goes with the
+      // object when it is collected.
+      client.close();
     };
   }, [watching]);
   return state;
