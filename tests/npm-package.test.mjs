@@ -377,9 +377,12 @@ test('listeners come off with the function their registration returned; onSynced
     const invalid = await page.page.evaluate(() => window.client.send('perf:l1', [1]).catch((e) => e.code));
     assert.equal(invalid, 'invalidEvent');
 
-    // Closed, the client is no longer synced.
+    // Closed, the client is no longer synced, and only the listener still registered hears it go offline.
     await page.page.evaluate(() => window.client.close());
     assert.equal(await page.page.evaluate(() => window.client.synced), false);
+    const after = await page.page.evaluate(() => window.seen);
+    assert.deepEqual(after.statuses, ['connecting', 'live', 'offline']);
+    assert.deepEqual(after.removedStatuses, ['connecting', 'live']);
     assert.deepEqual(page.errors, []);
   } finally {
     await page.page.close();
