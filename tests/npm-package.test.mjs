@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { repoRoot, startRedis, startRelay, launchBrowser } from './support/processes.mjs';
 import {
@@ -87,6 +88,12 @@ test('the package packs one clean file list, with an exports map for browsers, N
   for (const file of [root.node.import.types, root.node.require.types, root.types, manifest.exports['./react'].types]) {
     assert.ok(files.includes(file.slice(2)), `${file} is shipped`);
   }
+  // Node picks its entries through the map: ESM the wrapper, CommonJS the nodejs build itself.
+  const resolved = async (args) => (await promisify(execFile)('node', args, { cwd: workspace.dir })).stdout.trim();
+  assert.match(await resolved(['--input-type=module', '-e', "console.log(import.meta.resolve('replicast'))"]),
+    /\/node_modules\/replicast\/node\.mjs$/);
+  assert.match(await resolved(['-e', "console.log(require.resolve('replicast'))"]),
+    /\/node_modules\/replicast\/node\/replicast_wasm\.js$/);
   // The one published package: the repository's own package.json is a private workspace of another name.
   const workspaceManifest = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8'));
   assert.equal(workspaceManifest.private, true);

@@ -54,7 +54,8 @@ export async function makeWorkspace() {
   await writeFile(path.join(dir, 'package.json'), JSON.stringify({
     name: 'replicast-consumers',
     private: true,
-    dependencies: { replicast: `file:./${pack.filename}` },
+    // Installed under its own name, as `npm install <name>` would.
+    dependencies: { [pack.name]: `file:./${pack.filename}` },
     devDependencies: TOOLS,
   }, null, 2));
   await run('npm', [
