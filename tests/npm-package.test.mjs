@@ -234,7 +234,7 @@ test("the README's Node example follows a real relay, as ESM and as CommonJS", a
     try {
       const key = `perf:node-${name.replace('.', '-')}`;
       const value = Math.round(Math.random() * 1e6) / 10;
-      // Written until it shows: the first write may land before the subscription, and come by the snapshot.
+      // Written once: landing before the subscription it comes by the snapshot, after it by the stream.
       const deadline = Date.now() + 20_000;
       const line = `${key} ${JSON.stringify({ id: `${key}-${value}`, cpu: { total: value } })}`;
       await writeSample(key, value);

@@ -49,19 +49,25 @@ export async function makeWorkspace() {
   await run('bash', [path.join(repoRoot, 'scripts/package.sh')], { cwd: repoRoot, maxBuffer: 1 << 24 });
   const packageDir = path.join(repoRoot, 'target/npm/replicast');
   const dir = await mkdtemp(path.join(tmpdir(), 'replicast-npm-'));
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: packageDir });
-  const [pack] = JSON.parse(stdout);
-  await writeFile(path.join(dir, 'package.json'), JSON.stringify({
-    name: 'replicast-consumers',
-    private: true,
-    // Installed under its own name, as `npm install <name>` would.
-    dependencies: { [pack.name]: `file:./${pack.filename}` },
-    devDependencies: TOOLS,
-  }, null, 2));
-  await run('npm', [
-    'install', '--cache', path.join(repoRoot, 'target/npm-cache'), '--prefer-offline', '--no-audit', '--no-fund',
-    '--loglevel', 'error',
-  ], { cwd: dir, maxBuffer: 1 << 24 });
+  let pack;
+  try {
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: packageDir });
+    [pack] = JSON.parse(stdout);
+    await writeFile(path.join(dir, 'package.json'), JSON.stringify({
+      name: 'replicast-consumers',
+      private: true,
+      // Installed under its own name, as `npm install <name>` would.
+      dependencies: { [pack.name]: `file:./${pack.filename}` },
+      devDependencies: TOOLS,
+    }, null, 2));
+    await run('npm', [
+      'install', '--cache', path.join(repoRoot, 'target/npm-cache'), '--prefer-offline', '--no-audit', '--no-fund',
+      '--loglevel', 'error',
+    ], { cwd: dir, maxBuffer: 1 << 24 });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     dir,
     pack,
