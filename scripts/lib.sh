@@ -50,7 +50,9 @@ with_wasm_env() {
 build_wasm_client() {
   local target=$1 out
   out=$(realpath -m "$2")
-  with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out" \
+  # Panic locations name source files; the crates' would carry the builder's home folder into the package.
+  RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=crates" \
+    with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out" \
     -- --no-default-features
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"
