@@ -345,7 +345,7 @@ test("the README's React component with useReplicast, in a React app built with 
   }
 });
 
-test('listeners come off with the function their registration returned; onSynced fires once exact; send rejects with a typed error', async () => {
+test('listeners come off with the function their registration returned; onSynced fires once exact, and again after a rejoin; send rejects with a typed error', async () => {
   const dir = await workspace.project('listeners', {
     'index.html': readme.get('index.html').replace('./main.js', './listeners.js'),
     'listeners.js': `
@@ -384,11 +384,27 @@ test('listeners come off with the function their registration returned; onSynced
     const invalid = await page.page.evaluate(() => window.client.send('perf:l1', [1]).catch((e) => e.code));
     assert.equal(invalid, 'invalidEvent');
 
+    // A listener registered while the view is exact hears so at once.
+    assert.equal(await page.page.evaluate(() => {
+      let heard = 0;
+      window.client.onSynced(() => { heard += 1; });
+      return heard;
+    }), 1);
+
+    // The relay restarted (a new one, with no backlog to resume from): offline, then a fresh join, and synced again.
+    const { listen } = relay;
+    await relay.stop();
+    await page.page.waitForFunction(() => window.client.status === 'offline' && !window.client.synced, null, { timeout: 15_000 });
+    relay = await startRelay({ redisUrl: redis.url, listen, args: ['--origin', '*'] });
+    await page.page.waitForFunction(() => window.seen.synced === 2, null, { timeout: 30_000 });
+    assert.equal(await page.page.evaluate(() => window.client.len('perf:l1')), 1, 'the window is back by the snapshot');
+
     // Closed, the client is no longer synced, and only the listener still registered hears it go offline.
     await page.page.evaluate(() => window.client.close());
     assert.equal(await page.page.evaluate(() => window.client.synced), false);
     const after = await page.page.evaluate(() => window.seen);
-    assert.deepEqual(after.statuses, ['connecting', 'live', 'offline']);
+    assert.deepEqual(after.statuses.slice(0, 3), ['connecting', 'live', 'offline']);
+    assert.equal(after.statuses.at(-1), 'offline');
     assert.deepEqual(after.removedStatuses, ['connecting', 'live']);
     assert.deepEqual(page.errors, []);
   } finally {
