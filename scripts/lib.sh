@@ -45,6 +45,24 @@ with_wasm_env() {
   env $(echo "$vars" | tr '\n' ' ') "$@"
 }
 
+# Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: with no
+# features (neither `rdb`'s RdbScan nor `bench`'s benchmark classes) and the `wasm-release` profile (Cargo.toml).
+build_wasm_client() {
+  local target=$1 out
+  out=$(realpath -m "$2")
+  # Panic locations name source files; the crates' would carry the builder's home folder into the package.
+  RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=crates" \
+    with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out"
+  # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
+  rm -f "$out/.gitignore"
+}
+
+# Shrinks the .wasm file $1 in place with wasm-opt -Oz from npm's `binaryen` (pinned in package.json: Debian's
+# binaryen is too old for the reference types wasm-bindgen emits, and wasm-pack would download its own).
+optimize_wasm() {
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz "$1" -o "$1"
+}
+
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.
 locked_wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"

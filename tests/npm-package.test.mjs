@@ -1,37 +1,103 @@
-// The npm package as its users get it: built for web, bundler and nodejs by scripts/package.sh, packed with
-// `npm pack`, installed into an empty project, and used from Node.js with no browser — a recorded replication
-// stream decoded into windows that equal what the stream's ZADDs leave in Redis.
-import { test, before } from 'node:test';
+// The npm package `replicast` as its users get it: built by scripts/package.sh, packed with `npm pack`, installed
+// from the tarball into one temp workspace (tests/support/npm-consumers.mjs), and used by consumer projects whose
+// code is the package README's examples, verbatim but for the relay's URL: a Vite app (`vite build` and `vite
+// dev`), a webpack 5 app, a plain page with an import map, a React app (Vite), Node (ESM and CommonJS), all with
+// default configurations, against a real redis-server and relay, in Chromium or Node; and `tsc --strict` over the
+// same examples against the shipped types.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repoRoot } from './support/processes.mjs';
+import { repoRoot, startRedis, startRelay, launchBrowser } from './support/processes.mjs';
+import {
+  makeWorkspace, readmeFiles, serveStatic, startViteDev, openConsolePage, README_URL,
+} from './support/npm-consumers.mjs';
 
-const run = promisify(execFile);
-const npmDir = path.join(repoRoot, 'target/npm');
+let workspace;
+let readme;
+let redis;
+let relay;
+let chromium;
+let wsUrl;
 
 before(async () => {
-  await run('bash', [path.join(repoRoot, 'scripts/package.sh')], { cwd: repoRoot, maxBuffer: 1 << 24 });
+  [workspace, readme, redis] = await Promise.all([makeWorkspace(), readmeFiles(), startRedis()]);
+  // The consumers' pages come from their own servers (Vite's, a static one), so the relay lets any origin in.
+  relay = await startRelay({ redisUrl: redis.url, args: ['--origin', '*'] });
+  wsUrl = `ws://${relay.listen}/ws`;
+  chromium = await launchBrowser();
 });
 
-test('each target packs a clean file list: code, types, README and license only', async () => {
-  for (const target of ['web', 'bundler', 'nodejs']) {
-    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: path.join(npmDir, target) });
-    const [pack] = JSON.parse(stdout);
-    const files = pack.files.map((f) => f.path).sort();
-    assert.equal(pack.name, 'replicast-wasm');
-    assert.ok(files.includes('README.md') && files.includes('LICENSE'), `${target}: ${files}`);
-    assert.ok(files.includes('replicast_wasm.d.ts') && files.includes('replicast_wasm_bg.wasm'), `${target}: ${files}`);
-    for (const f of files) {
-      assert.match(f, /^(README\.md|LICENSE|package\.json|replicast_wasm(_bg)?\.(js|wasm|d\.ts|wasm\.d\.ts))$/, `${target}: ${f}`);
-    }
-    const types = await readFile(path.join(npmDir, target, 'replicast_wasm.d.ts'), 'utf8');
-    assert.match(types, /export interface ReplicastOptions/);
-    assert.match(types, /series\(key: string, path: string\): Float64Array/);
+after(async () => {
+  await chromium?.stop();
+  await relay?.stop();
+  await redis?.stop();
+  await workspace?.remove();
+});
+
+/** A README example with the test relay's URL in place of the README's. */
+function example(file) {
+  const code = readme.get(file);
+  assert.ok(code, `the README has no example for ${file}`);
+  assert.ok(file.endsWith('.html') || code.includes(README_URL), `${file} connects to ${README_URL}`);
+  return code.replaceAll(README_URL, wsUrl);
+}
+
+/** Writes a sample to `key` whose `cpu.total` is `value`, as a collector would. */
+const writeSample = (key, value) =>
+  redis.cli('ZADD', key, String(Date.now()), JSON.stringify({ id: `${key}-${value}`, cpu: { total: value } }));
+
+/**
+ * Opens `url`, whose page runs the README's main.js, writes a sample for `key` and waits for the example's
+ * console line naming it with its value, and for the example's "synced".
+ */
+async function expectExampleLive(url, key) {
+  const value = Math.round(Math.random() * 1e6) / 10;
+  const page = await openConsolePage(chromium.browser, url);
+  try {
+    await page.waitForLog(([text]) => text === 'live', 30_000, `${url}: status live`);
+    await page.waitForLog(([text]) => text === 'synced', 10_000, `${url}: synced`);
+    await writeSample(key, value);
+    const [, cpu, latest] = await page.waitForLog(([k, cpu]) => k === key && cpu === value, 15_000, `${url}: ${key}`);
+    assert.equal(cpu, value);
+    assert.deepEqual(latest, { id: `${key}-${value}`, cpu: { total: value } });
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.page.close();
   }
+}
+
+test('the package packs one clean file list, with an exports map for browsers, Node (import, require) and React', async () => {
+  const { pack } = workspace;
+  assert.equal(pack.name, 'replicast');
+  const files = pack.files.map((f) => f.path).sort();
+  assert.deepEqual(files, [
+    'LICENSE', 'README.md', 'index.d.ts', 'index.js', 'node.d.cts', 'node.d.mts', 'node.mjs', 'node/package.json',
+    'node/replicast_wasm.d.ts', 'node/replicast_wasm.js', 'package.json', 'react.d.ts', 'react.js',
+    'web/replicast_wasm.d.ts', 'web/replicast_wasm.js', 'web/replicast_wasm_bg.wasm',
+  ]);
+  const manifest = JSON.parse(await readFile(path.join(workspace.dir, 'node_modules/replicast/package.json'), 'utf8'));
+  const root = manifest.exports['.'];
+  assert.deepEqual(root.browser, { types: './index.d.ts', default: './index.js' });
+  assert.equal(root.node.import.default, './node.mjs');
+  assert.equal(root.node.require.default, './node/replicast_wasm.js');
+  assert.equal(manifest.exports['./react'].default, './react.js');
+  for (const file of [root.node.import.types, root.node.require.types, root.types, manifest.exports['./react'].types]) {
+    assert.ok(files.includes(file.slice(2)), `${file} is shipped`);
+  }
+  // Node picks its entries through the map: ESM the wrapper, CommonJS the nodejs build itself.
+  const resolved = async (args) => (await promisify(execFile)('node', args, { cwd: workspace.dir })).stdout.trim();
+  assert.match(await resolved(['--input-type=module', '-e', "console.log(import.meta.resolve('replicast'))"]),
+    /\/node_modules\/replicast\/node\.mjs$/);
+  assert.match(await resolved(['-e', "console.log(require.resolve('replicast'))"]),
+    /\/node_modules\/replicast\/node\/replicast_wasm\.js$/);
+  // The one published package: the repository's own package.json is a private workspace of another name.
+  const workspaceManifest = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8'));
+  assert.equal(workspaceManifest.private, true);
+  assert.notEqual(workspaceManifest.name, 'replicast');
 });
 
 /** Each class the declarations export, with its members' declarations (comments left out), by name. */
@@ -51,14 +117,15 @@ function declaredClasses(types) {
 test('the package holds the client classes only, and both read windows through one API', async () => {
   const reads = ['offset', 'epoch', 'positions', 'keys', 'len', 'times', 'series', 'seriesView', 'latest', 'window',
     'kind', 'complete', 'stale', 'expiresAt', 'stats', 'fleet', 'fleetAbove', 'diagnostics'];
-  for (const target of ['web', 'bundler', 'nodejs']) {
-    const classes = declaredClasses(await readFile(path.join(npmDir, target, 'replicast_wasm.d.ts'), 'utf8'));
+  const installed = path.join(workspace.dir, 'node_modules/replicast');
+  for (const build of ['web', 'node']) {
+    const classes = declaredClasses(await readFile(path.join(installed, build, 'replicast_wasm.d.ts'), 'utf8'));
     assert.deepEqual([...classes.keys()].sort(), ['Assembler', 'Replicast'],
-      `${target}: no benchmark classes and no RDB reader in the package`);
+      `${build}: no benchmark classes and no RDB reader in the package`);
     for (const read of reads) {
       const ours = classes.get('Replicast').get(read);
-      assert.ok(ours, `${target}: Replicast.${read}`);
-      assert.equal(classes.get('Assembler').get(read), ours, `${target}: Assembler.${read} reads as Replicast's`);
+      assert.ok(ours, `${build}: Replicast.${read}`);
+      assert.equal(classes.get('Assembler').get(read), ours, `${build}: Assembler.${read} reads as Replicast's`);
     }
   }
 });
@@ -87,7 +154,7 @@ function parseCommands(bytes) {
   return commands;
 }
 
-/** The relay's hello and commands messages (docs/PROTOCOL.md), built by hand. */
+/** The relay's hello, commands and resync messages (docs/PROTOCOL.md), built by hand. */
 function hello(epoch, offset) {
   const out = Buffer.alloc(11 + epoch.length);
   out[0] = 1;
@@ -107,61 +174,271 @@ function commands(start, bytes) {
   return out;
 }
 
-test('installed from its tarball, the nodejs build decodes a recorded stream into exact windows', async () => {
-  const work = await mkdtemp(path.join(tmpdir(), 'replicast-npm-'));
-  try {
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: path.join(npmDir, 'nodejs') });
-    const tarball = path.join(work, JSON.parse(stdout)[0].filename);
-    const consumer = path.join(work, 'consumer');
-    await run('mkdir', ['-p', consumer]);
-    await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: consumer });
+/** Runs `code` as the file `name` of a Node consumer project (so `replicast` resolves to the installed package),
+ * with `input` on its stdin; resolves with its stdout. */
+async function runNode(name, code, input) {
+  const dir = await workspace.project('node-decode', { [name]: code });
+  const child = execFile('node', [path.join(dir, name)], { cwd: dir, maxBuffer: 1 << 24 });
+  child.stdin.end(input);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const [code_] = await once(child, 'exit');
+  assert.equal(code_, 0, `${name} failed:\n${err}`);
+  return out;
+}
 
-    const stream = await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.resp'));
-    const start = Number((await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.offset'), 'utf8')).trim());
-    const window = 7;
-    // What Redis holds after these ZADDs: per key, the newest `window` members by score.
-    const expected = new Map();
-    for (const [name, key, score, member] of parseCommands(stream)) {
-      if (name !== 'ZADD') continue;
-      const members = expected.get(key) ?? new Map();
-      members.set(member, Number(score));
-      expected.set(key, members);
+test('in Node, through import and require, a recorded stream decodes into exact windows', async () => {
+  const stream = await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.resp'));
+  const start = Number((await readFile(path.join(repoRoot, 'crates/protocol/tests/data/zadd.offset'), 'utf8')).trim());
+  const window = 7;
+  // What Redis holds after these ZADDs: per key, the newest `window` members by score.
+  const expected = new Map();
+  for (const [name, key, score, member] of parseCommands(stream)) {
+    if (name !== 'ZADD') continue;
+    const members = expected.get(key) ?? new Map();
+    members.set(member, Number(score));
+    expected.set(key, members);
+  }
+  const newest = (key) => [...expected.get(key)].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : -1)).slice(0, window);
+  const decode = `
+    const [hello, commands] = JSON.parse(fs.readFileSync(0, 'utf8')).map((b) => Buffer.from(b, 'base64'));
+    const assembler = new Assembler({ patterns: ['perf:*'], window: ${window} });
+    assembler.push(hello);
+    assembler.push(commands);
+    const out = {};
+    for (const key of assembler.keys()) {
+      out[key] = { window: assembler.window(key), cpu: Array.from(assembler.series(key, 'cpu.user')) };
     }
-    const newest = (key) => [...expected.get(key)].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : -1)).slice(0, window);
-
-    // The consumer's script, run from its own folder so `replicast-wasm` resolves to the installed package.
-    const script = path.join(consumer, 'read.cjs');
-    await writeFile(script, `
-      const { Assembler } = require('replicast-wasm');
-      const fs = require('node:fs');
-      const [hello, commands] = JSON.parse(fs.readFileSync(0, 'utf8')).map((b) => Buffer.from(b, 'base64'));
-      const assembler = new Assembler({ patterns: ['perf:*'], window: ${window} });
-      assembler.push(hello);
-      assembler.push(commands);
-      const out = {};
-      for (const key of assembler.keys()) {
-        out[key] = { window: assembler.window(key), cpu: Array.from(assembler.series(key, 'cpu.user')) };
-      }
-      console.log(JSON.stringify({ offset: assembler.offset, windows: out }));
-    `);
-    const input = JSON.stringify([hello('rec', start), commands(start, stream)].map((b) => b.toString('base64')));
-    const child = execFile('node', [script], { cwd: consumer, maxBuffer: 1 << 24 });
-    child.stdin.end(input);
-    const output = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d) => { out += d; });
-      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`consumer exited ${code}`))));
-    });
-    const seen = JSON.parse(output);
-    assert.equal(seen.offset, start + stream.length);
-    assert.deepEqual(Object.keys(seen.windows).sort(), [...expected.keys()].sort());
+    console.log(JSON.stringify({ offset: assembler.offset, windows: out }));
+  `;
+  const input = JSON.stringify([hello('rec', start), commands(start, stream)].map((b) => b.toString('base64')));
+  for (const [name, imports] of [
+    ['read.mjs', "import { Assembler } from 'replicast'; import fs from 'node:fs';"],
+    ['read.cjs', "const { Assembler } = require('replicast'); const fs = require('node:fs');"],
+  ]) {
+    const seen = JSON.parse(await runNode(name, imports + decode, input));
+    assert.equal(seen.offset, start + stream.length, name);
+    assert.deepEqual(Object.keys(seen.windows).sort(), [...expected.keys()].sort(), name);
     for (const key of expected.keys()) {
       const items = seen.windows[key].window.items.map((i) => [i.member, i.score]);
-      assert.deepEqual(items, newest(key), key);
-      assert.deepEqual(seen.windows[key].cpu, newest(key).reverse().map(([m]) => JSON.parse(m).cpu.user), key);
+      assert.deepEqual(items, newest(key), `${name} ${key}`);
+      assert.deepEqual(seen.windows[key].cpu, newest(key).reverse().map(([m]) => JSON.parse(m).cpu.user), `${name} ${key}`);
     }
+  }
+});
+
+test('in Node, errors are typed: a resync, a malformed message and bad options each carry their code', async () => {
+  const out = await runNode('errors.cjs', `
+    const { Assembler, isReplicastError } = require('replicast');
+    const caught = (f) => { try { f(); return 'no error'; } catch (e) { return { name: e.name, code: e.code, message: e.message, typed: isReplicastError(e), isError: e instanceof Error }; } };
+    const assembler = new Assembler({ patterns: ['perf:*'] });
+    const reason = Buffer.from('the backlog moved on');
+    const resync = Buffer.concat([Buffer.from([3]), reason]);
+    console.log(JSON.stringify({
+      resync: caught(() => assembler.push(resync)),
+      bad: caught(() => assembler.push(Buffer.from([200, 1, 2]))),
+      options: caught(() => new Assembler({ patterns: [], keys: [] })),
+      plain: isReplicastError(new Error('x')),
+    }));
+  `, '');
+  const seen = JSON.parse(out);
+  assert.deepEqual({ ...seen.resync, message: undefined }, { name: 'ReplicastError', code: 'resync', typed: true, isError: true, message: undefined });
+  assert.match(seen.resync.message, /the backlog moved on/);
+  assert.doesNotMatch(seen.resync.message, /^resync:/);
+  assert.equal(seen.bad.code, 'badMessage');
+  assert.equal(seen.bad.typed, true);
+  assert.equal(seen.options.code, 'invalidOptions');
+  assert.equal(seen.plain, false);
+});
+
+test("the README's Node example follows a real relay, as ESM and as CommonJS", async () => {
+  for (const name of ['node.mjs', 'node.cjs']) {
+    const dir = await workspace.project(`node-${name.replace('.', '-')}`, { [name]: example(name) });
+    const child = spawn('node', [name], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    child.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+    try {
+      const key = `perf:node-${name.replace('.', '-')}`;
+      const value = Math.round(Math.random() * 1e6) / 10;
+      // Written once: landing before the subscription it comes by the snapshot, after it by the stream.
+      const deadline = Date.now() + 20_000;
+      const line = `${key} ${JSON.stringify({ id: `${key}-${value}`, cpu: { total: value } })}`;
+      await writeSample(key, value);
+      while (!out.split('\n').includes(line)) {
+        assert.ok(child.exitCode === null, `${name} exited:\n${err}`);
+        assert.ok(Date.now() < deadline, `${name}: no line ${line} in:\n${out}\n${err}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      child.kill();
+    }
+  }
+});
+
+test("tsc --strict type-checks the README's examples against the shipped types", async () => {
+  const strict = { strict: true, noEmit: true, allowJs: true, checkJs: true, target: 'es2022', skipLibCheck: false };
+  const dir = await workspace.project('types', {
+    'main.js': readme.get('main.js'),
+    'Cpu.tsx': readme.get('Cpu.tsx'),
+    'node.mjs': readme.get('node.mjs'),
+    'node.cjs': readme.get('node.cjs'),
+    'tsconfig.browser.json': JSON.stringify({
+      compilerOptions: { ...strict, module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom'], jsx: 'react-jsx', types: [] },
+      files: ['main.js', 'Cpu.tsx'],
+    }),
+    'tsconfig.node.json': JSON.stringify({
+      compilerOptions: { ...strict, module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: ['node'] },
+      files: ['node.mjs', 'node.cjs'],
+    }),
+  });
+  for (const config of ['tsconfig.browser.json', 'tsconfig.node.json']) {
+    const result = await workspace.tool('tsc', ['-p', config], dir).catch((err) => err);
+    assert.equal(result.code ?? 0, 0, `${config}:\n${result.stdout}${result.stderr}`);
+  }
+  // A page that misuses the API does not compile: the check reads the shipped types, not `any`.
+  await writeFile(path.join(dir, 'main.js'), `${readme.get('main.js')}\nclient.series(1, 'cpu');\n`);
+  const wrong = await workspace.tool('tsc', ['-p', 'tsconfig.browser.json'], dir).catch((err) => err);
+  assert.match(wrong.stdout, /main\.js.*error TS2345/);
+});
+
+const VITE_INDEX = '<!doctype html>\n<script type="module" src="/main.js"></script>\n';
+
+test("the README's example in a Vite app with its default config: vite build, and vite dev", async () => {
+  const dir = await workspace.project('vite-app', { 'index.html': VITE_INDEX, 'main.js': example('main.js') });
+  await workspace.tool('vite', ['build', '--logLevel', 'warn'], dir);
+  const built = await serveStatic(path.join(dir, 'dist'));
+  try {
+    await expectExampleLive(built.url, 'perf:vite-build');
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await built.stop();
+  }
+  const dev = await startViteDev(workspace, dir);
+  try {
+    await expectExampleLive(dev.url, 'perf:vite-dev');
+  } finally {
+    await dev.stop();
+  }
+});
+
+test("the README's example in a webpack 5 app with its default config", async () => {
+  const dir = await workspace.project('webpack-app', { 'src/index.js': example('main.js') });
+  await workspace.tool('webpack', [], dir);
+  await writeFile(path.join(dir, 'dist/index.html'), '<!doctype html>\n<script src="main.js"></script>\n');
+  const built = await serveStatic(path.join(dir, 'dist'));
+  try {
+    await expectExampleLive(built.url, 'perf:webpack');
+  } finally {
+    await built.stop();
+  }
+});
+
+test("the README's example in a plain page, the package's files copied beside it", async () => {
+  const dir = await workspace.project('plain-page', { 'index.html': readme.get('index.html'), 'main.js': example('main.js') });
+  await cp(path.join(workspace.dir, 'node_modules/replicast'), path.join(dir, 'replicast'), { recursive: true });
+  const served = await serveStatic(dir);
+  try {
+    await expectExampleLive(served.url, 'perf:plain');
+  } finally {
+    await served.stop();
+  }
+});
+
+test("the README's React component with useReplicast, in a React app built with Vite", async () => {
+  const dir = await workspace.project('react-app', {
+    'index.html': '<!doctype html>\n<div id="root"></div>\n<script type="module" src="/main.jsx"></script>\n',
+    'vite.config.js': "import react from '@vitejs/plugin-react';\nexport default { plugins: [react()] };\n",
+    'main.jsx': [
+      "import { StrictMode } from 'react';",
+      "import { createRoot } from 'react-dom/client';",
+      "import { Cpu } from './Cpu.tsx';",
+      "createRoot(document.getElementById('root')).render(<StrictMode><Cpu host=\"react-01\" /></StrictMode>);",
+    ].join('\n'),
+    'Cpu.tsx': example('Cpu.tsx'),
+  });
+  await workspace.tool('vite', ['build', '--logLevel', 'warn'], dir);
+  const built = await serveStatic(path.join(dir, 'dist'));
+  const page = await openConsolePage(chromium.browser, built.url);
+  try {
+    await page.page.waitForFunction(() => document.body.textContent.includes('react-01: live, exact'), null, { timeout: 30_000 });
+    const value = Math.round(Math.random() * 1e6) / 10;
+    await writeSample('perf:react-01', value);
+    await page.page.waitForFunction((text) => document.body.textContent.includes(text),
+      `react-01: live, exact, cpu ${value}`, { timeout: 15_000 });
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.page.close();
+    await built.stop();
+  }
+});
+
+test('listeners come off with the function their registration returned; onSynced fires once exact, and again after a rejoin; send rejects with a typed error', async () => {
+  const dir = await workspace.project('listeners', {
+    'index.html': readme.get('index.html').replace('./main.js', './listeners.js'),
+    'listeners.js': `
+      import { Replicast, isReplicastError } from 'replicast';
+      const client = new Replicast(${JSON.stringify(wsUrl)}, { patterns: ['perf:l*'], window: 5 });
+      window.client = client;
+      window.seen = { kept: [], removed: [], synced: 0, statuses: [], removedStatuses: [] };
+      client.onChange(({ keys }) => window.seen.kept.push(...keys));
+      window.stopChange = client.onChange(({ keys }) => window.seen.removed.push(...keys));
+      client.onSynced(() => { window.seen.synced += 1; });
+      client.onStatus((s) => window.seen.statuses.push(s));
+      window.stopStatus = client.onStatus((s) => window.seen.removedStatuses.push(s));
+      window.isReplicastError = isReplicastError;
+    `,
+  });
+  await cp(path.join(workspace.dir, 'node_modules/replicast'), path.join(dir, 'replicast'), { recursive: true });
+  const served = await serveStatic(dir);
+  const page = await openConsolePage(chromium.browser, served.url);
+  try {
+    await page.page.waitForFunction(() => window.client?.synced === true, null, { timeout: 30_000 });
+    assert.equal(await page.page.evaluate(() => window.seen.synced), 1, 'onSynced fired once');
+    await page.page.evaluate(() => { window.stopChange(); window.stopChange(); window.stopStatus(); });
+    await writeSample('perf:l1', 1);
+    await page.page.waitForFunction(() => window.seen.kept.includes('perf:l1'), null, { timeout: 15_000 });
+    const seen = await page.page.evaluate(() => window.seen);
+    assert.ok(!seen.removed.includes('perf:l1'), 'the removed change listener heard nothing after');
+    assert.deepEqual(seen.statuses, ['connecting', 'live']);
+    assert.deepEqual(seen.removedStatuses, ['connecting', 'live']);
+
+    // The relay lets no key be written here: the refusal is a ReplicastError with its code.
+    const refused = await page.page.evaluate(() => window.client.send('perf:l1', { a: 1 }).then(
+      () => 'sent', (e) => ({ name: e.name, code: e.code, message: e.message, typed: window.isReplicastError(e) })));
+    assert.equal(refused.code, 'refused', JSON.stringify(refused));
+    assert.equal(refused.name, 'ReplicastError');
+    assert.equal(refused.typed, true);
+    const invalid = await page.page.evaluate(() => window.client.send('perf:l1', [1]).catch((e) => e.code));
+    assert.equal(invalid, 'invalidEvent');
+
+    // A listener registered while the view is exact hears so at once.
+    assert.equal(await page.page.evaluate(() => {
+      let heard = 0;
+      window.client.onSynced(() => { heard += 1; });
+      return heard;
+    }), 1);
+
+    // The relay restarted (a new one, with no backlog to resume from): offline, then a fresh join, and synced again.
+    const { listen } = relay;
+    await relay.stop();
+    await page.page.waitForFunction(() => window.client.status === 'offline' && !window.client.synced, null, { timeout: 15_000 });
+    relay = await startRelay({ redisUrl: redis.url, listen, args: ['--origin', '*'] });
+    await page.page.waitForFunction(() => window.seen.synced === 2, null, { timeout: 30_000 });
+    assert.equal(await page.page.evaluate(() => window.client.len('perf:l1')), 1, 'the window is back by the snapshot');
+
+    // Closed, the client is no longer synced, and only the listener still registered hears it go offline.
+    await page.page.evaluate(() => window.client.close());
+    assert.equal(await page.page.evaluate(() => window.client.synced), false);
+    const after = await page.page.evaluate(() => window.seen);
+    assert.deepEqual(after.statuses.slice(0, 3), ['connecting', 'live', 'offline']);
+    assert.equal(after.statuses.at(-1), 'offline');
+    assert.deepEqual(after.removedStatuses, ['connecting', 'live']);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.page.close();
+    await served.stop();
   }
 });

@@ -13,7 +13,9 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 mod client;
+mod error;
 mod follow;
+mod listeners;
 #[cfg(feature = "rdb")]
 pub mod rdb;
 mod reads;
@@ -24,6 +26,7 @@ use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
+use error::{replicast_error, typed, ErrorCode};
 use follow::Follow;
 use reads::{read_api, ReadWindows};
 use replicast_assembler::assembler::{Outcome, StreamAssembler};
@@ -60,26 +63,31 @@ read_api!(Assembler);
 impl Assembler {
     /// Watches what `options` says (`patterns`, `keys`, `db`, `window`; the connection options are ignored).
     #[wasm_bindgen(constructor)]
-    pub fn new(options: client::ReplicastOptions) -> Result<Assembler, JsError> {
+    pub fn new(options: client::ReplicastOptions) -> Result<Assembler, JsValue> {
         let (watch, options) = client::options_watch(options)?;
+        let follow =
+            Follow::new(options.aggregate).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
         Ok(Assembler {
-            inner: RefCell::new(StreamAssembler::with_observer(
-                watch,
-                Follow::new(options.aggregate)?,
-            )),
+            inner: RefCell::new(StreamAssembler::with_observer(watch, follow)),
         })
     }
 
-    /// Applies one relay message; returns whether any window changed. Throws on a malformed message, and with
-    /// a message starting "resync:" when the relay dropped the session.
-    pub fn push(&mut self, message: &[u8]) -> Result<bool, JsError> {
+    /// Applies one relay message; returns whether any window changed. Throws a `ReplicastError`: code
+    /// `badMessage` for a malformed message, `resync` when the relay dropped the session's stream.
+    pub fn push(&mut self, message: &[u8]) -> Result<bool, JsValue> {
         let inner = self.inner.get_mut();
         inner.observer_mut().set_now(js_sys::Date::now());
-        match inner.push_message(message)? {
+        let outcome = inner
+            .push_message(message)
+            .map_err(|e| replicast_error(ErrorCode::BadMessage, &e.to_string()))?;
+        match outcome {
             Outcome::Joined { .. } => Ok(true),
             Outcome::Applied { changed, .. } => Ok(changed),
             Outcome::Notice { .. } | Outcome::Ack { .. } => Ok(false),
-            Outcome::Resync { reason } => Err(JsError::new(&format!("resync: {reason}"))),
+            Outcome::Resync { reason } => Err(replicast_error(
+                ErrorCode::Resync,
+                &format!("the relay dropped the session's stream: {reason}"),
+            )),
         }
     }
 

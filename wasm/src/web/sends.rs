@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
+use super::error::{replicast_error, ErrorCode};
 use replicast_protocol::client_message::{ClientMessage, Event, MAX_CLIENT_MESSAGE};
 
 /// Promises waiting for the relay's ack, by request id.
@@ -26,9 +27,9 @@ impl PendingSends {
     }
 
     /// Rejects one request that never reached the relay.
-    pub(super) fn fail(&mut self, request: &str, reason: &str) {
+    pub(super) fn fail(&mut self, request: &str, code: ErrorCode, reason: &str) {
         if let Some((_, reject)) = self.waiting.remove(request) {
-            let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+            let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
         }
     }
 
@@ -41,14 +42,17 @@ impl PendingSends {
         // Promise callbacks run later, as microtasks: nothing re-enters the client from here.
         let _ = match entry {
             Ok(id) => resolve.call1(&JsValue::NULL, &JsValue::from_str(&id)),
-            Err(reason) => reject.call1(&JsValue::NULL, &js_sys::Error::new(&reason)),
+            Err(reason) => reject.call1(
+                &JsValue::NULL,
+                &replicast_error(ErrorCode::Refused, &reason),
+            ),
         };
     }
 
-    /// The socket is gone: no ack will come for anything sent on it.
-    pub(super) fn reject_all(&mut self, reason: &str) {
+    /// The socket is gone (`code` says how): no ack will come for anything sent on it.
+    pub(super) fn reject_all(&mut self, code: ErrorCode, reason: &str) {
         for (_, (_, reject)) in self.waiting.drain() {
-            let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+            let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
         }
     }
 }

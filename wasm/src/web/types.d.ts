@@ -107,3 +107,30 @@ export interface ReplicastChange {
   /** The `/ws` URL in use (or to be tried next, while offline). */
   relay: string;
 }
+
+/** What went wrong, for a page to branch on:
+ *  - `invalidOptions`: the constructor's options (unknown field, nothing watched, a bad aggregate);
+ *  - `badMessage`: a relay message that could not be decoded (`Assembler.push`);
+ *  - `resync`: the relay dropped the session's stream; join again with a snapshot (`Assembler.push`);
+ *  - `invalidEvent`: `send`'s fields are not an object of strings, numbers or booleans;
+ *  - `tooLarge`: the event is larger than the relay reads in one message;
+ *  - `notConnected`: `send` while the socket is not open;
+ *  - `refused`: the relay refused the event (the key is not writable, a limit, a read-only Redis);
+ *  - `disconnected`: the socket closed before the relay answered;
+ *  - `closed`: the client was closed before the relay answered. */
+export type ReplicastErrorCode =
+  | "invalidOptions"
+  | "badMessage"
+  | "resync"
+  | "invalidEvent"
+  | "tooLarge"
+  | "notConnected"
+  | "refused"
+  | "disconnected"
+  | "closed";
+
+/** An error the client throws or rejects with. */
+export interface ReplicastError extends Error {
+  name: "ReplicastError";
+  code: ReplicastErrorCode;
+}

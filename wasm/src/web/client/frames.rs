@@ -1,5 +1,6 @@
 //! When the page hears of changes: at most once per animation frame, however many messages arrived, with the keys
-//! that changed, and the status callback when the status changes. Callbacks are called with no borrow of the
+//! that changed; the status listeners when the status changes, the synced listeners when the view becomes exact.
+//! Callbacks are called with no borrow of the
 //! client held, since they read it.
 
 use std::cell::RefCell;
@@ -10,8 +11,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::super::listeners;
 use super::super::view;
 use super::Client;
+use replicast_assembler::link::Status;
 
 #[derive(Serialize)]
 struct Change<'a> {
@@ -22,24 +25,27 @@ struct Change<'a> {
     relay: &'a str,
 }
 
-/// Tells the page's status callback about a new status; called with no borrow held, since the callback may read
-/// the client.
+/// Tells the page's status listeners about a new status, and its synced listeners that the view became exact;
+/// called with no borrow held, since the callbacks may read the client.
 pub(super) fn report_status(shared: &Rc<RefCell<Client>>) {
     let report = shared.borrow_mut().status_to_report();
-    if let Some((callback, status)) = report {
-        if let Err(err) = callback.call1(&JsValue::NULL, &status.into()) {
-            web_sys::console::error_2(&"replicast: the onStatus callback threw".into(), &err);
-        }
+    if let Some((callbacks, status)) = report {
+        listeners::call_each(&callbacks, &status.into(), "onStatus");
+    }
+    let synced = shared.borrow_mut().synced_to_report();
+    if let Some(callbacks) = synced {
+        listeners::call_each(&callbacks, &JsValue::UNDEFINED, "onSynced");
     }
 }
 
 pub(super) fn frame(shared: &Rc<RefCell<Client>>) {
-    let (callback, change) = {
+    let (callbacks, change) = {
         let mut client = shared.borrow_mut();
         client.frame_pending = false;
-        let Some(callback) = client.change_callback.clone() else {
+        if client.change_listeners.is_empty() {
             return;
-        };
+        }
+        let callbacks = client.change_listeners.to_call();
         let changed = std::mem::take(&mut client.assembler.observer_mut().changed);
         let keys: Vec<String> = if std::mem::take(&mut client.all_changed) {
             view::keys(&client.assembler)
@@ -56,15 +62,11 @@ pub(super) fn frame(shared: &Rc<RefCell<Client>>) {
             positions: view::positions(&client.assembler),
             relay: client.relays.current(),
         };
-        (callback, serde_wasm_bindgen::to_value(&change))
+        (callbacks, serde_wasm_bindgen::to_value(&change))
     };
-    // Called with no borrow held: the callback reads windows through the same client.
+    // Called with no borrow held: the callbacks read windows through the same client.
     match change {
-        Ok(change) => {
-            if let Err(err) = callback.call1(&JsValue::NULL, &change) {
-                web_sys::console::error_2(&"replicast: the onChange callback threw".into(), &err);
-            }
-        }
+        Ok(change) => listeners::call_each(&callbacks, &change, "onChange"),
         Err(err) => web_sys::console::error_1(&format!("replicast: {err}").into()),
     }
 }
@@ -72,7 +74,7 @@ pub(super) fn frame(shared: &Rc<RefCell<Client>>) {
 impl Client {
     /// Asks for one animation frame, however many messages arrive before it.
     pub(super) fn request_frame(&mut self) {
-        if self.frame_pending || self.change_callback.is_none() {
+        if self.frame_pending || self.change_listeners.is_empty() {
             return;
         }
         if let (Some(window), Some(on_frame)) = (web_sys::window(), self.on_frame.as_ref()) {
@@ -82,14 +84,28 @@ impl Client {
         }
     }
 
-    /// The status callback and the status to tell it, if the status changed since it was last told.
-    pub(super) fn status_to_report(&mut self) -> Option<(Function, &'static str)> {
+    /// The synced callbacks to call, if the view just became exact. Windows are scanned for stale ones only while
+    /// live and not synced: after a join, or while a top-up is awaited.
+    fn synced_to_report(&mut self) -> Option<Vec<Function>> {
+        if self.link.status() != Status::Live {
+            self.synced = false;
+            return None;
+        }
+        if self.synced || self.assembler.windows().any(|(_, window)| window.stale()) {
+            return None;
+        }
+        self.synced = true;
+        Some(self.synced_listeners.to_call())
+    }
+
+    /// The status callbacks and the status to tell them, if the status changed since they were last told.
+    fn status_to_report(&mut self) -> Option<(Vec<Function>, &'static str)> {
         let status = self.link.status();
         if self.reported_status == Some(status) {
             return None;
         }
         self.reported_status = Some(status);
         self.request_frame();
-        Some((self.status_callback.clone()?, status.as_str()))
+        Some((self.status_listeners.to_call(), status.as_str()))
     }
 }

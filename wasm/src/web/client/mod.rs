@@ -22,12 +22,14 @@ mod frames;
 mod options;
 mod socket;
 
+use super::error::{replicast_error, typed, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
+use super::listeners::{self, Listeners};
 use super::reads::{read_api, ReadWindows};
 use super::sends::{self, PendingSends};
 use frames::{frame, report_status};
 pub(super) use options::{options_watch, ReplicastOptions};
-use options::{ChangeCallback, StatusCallback};
+use options::{ChangeCallback, StatusCallback, SyncedCallback};
 use replicast_assembler::assembler::StreamAssembler;
 use replicast_assembler::link::{Link, Relays, Status};
 use socket::{connect, now};
@@ -71,8 +73,11 @@ struct Client {
     on_retry: Option<Closure<dyn FnMut()>>,
     on_idle_check: Option<Closure<dyn FnMut()>>,
     idle_timer: Option<i32>,
-    change_callback: Option<Function>,
-    status_callback: Option<Function>,
+    change_listeners: Listeners,
+    status_listeners: Listeners,
+    synced_listeners: Listeners,
+    /// The view is exact: live, and no window waits for a top-up. Cleared when either stops being so.
+    synced: bool,
     /// Windows were rebuilt wholesale since the last frame: every key changed.
     all_changed: bool,
     frame_pending: bool,
@@ -84,9 +89,10 @@ struct Client {
 impl Replicast {
     /// Connects to the relay's WebSocket at `url` (e.g. `ws://host:8080/ws`) and watches what `options` says.
     #[wasm_bindgen(constructor)]
-    pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsError> {
+    pub fn new(url: &str, options: ReplicastOptions) -> Result<Replicast, JsValue> {
         let (watch, options) = options_watch(options)?;
-        let follow = Follow::new(options.aggregate.clone())?;
+        let follow = Follow::new(options.aggregate.clone())
+            .map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
         let shared = Rc::new(RefCell::new(Client {
             relays: Relays::new(url, &options.alternates),
             token: options.token,
@@ -101,8 +107,10 @@ impl Replicast {
             on_retry: None,
             on_idle_check: None,
             idle_timer: None,
-            change_callback: None,
-            status_callback: None,
+            change_listeners: Listeners::default(),
+            status_listeners: Listeners::default(),
+            synced_listeners: Listeners::default(),
+            synced: false,
             all_changed: false,
             frame_pending: false,
             reported_status: None,
@@ -154,24 +162,57 @@ impl Replicast {
         Ok(Replicast { shared })
     }
 
-    /// Calls `callback` once per animation frame in which windows changed, with the changed keys.
-    #[wasm_bindgen(js_name = onChange)]
-    pub fn on_change(&self, callback: ChangeCallback) {
-        let mut client = self.shared.borrow_mut();
-        client.change_callback = callback.dyn_into::<Function>().ok();
-        client.all_changed = true;
-        client.request_frame();
+    /// Calls `callback` once per animation frame in which windows changed, with the changed keys (the first
+    /// frame after it is registered names every key). Returns the function that removes it.
+    #[wasm_bindgen(js_name = onChange, unchecked_return_type = "() => void")]
+    pub fn on_change(&self, callback: ChangeCallback) -> Function {
+        let id = {
+            let mut client = self.shared.borrow_mut();
+            let id = client.change_listeners.add(callback.unchecked_into());
+            client.all_changed = true;
+            client.request_frame();
+            id
+        };
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.change_listeners, id)
     }
 
-    /// Calls `callback` with the current status now, then whenever it changes.
-    #[wasm_bindgen(js_name = onStatus)]
-    pub fn on_status(&self, callback: StatusCallback) {
-        {
+    /// Calls `callback` with the current status now, then whenever it changes. Returns the function that removes
+    /// it.
+    #[wasm_bindgen(js_name = onStatus, unchecked_return_type = "() => void")]
+    pub fn on_status(&self, callback: StatusCallback) -> Function {
+        let callback: Function = callback.unchecked_into();
+        let (id, status) = {
             let mut client = self.shared.borrow_mut();
-            client.status_callback = callback.dyn_into::<Function>().ok();
-            client.reported_status = None;
+            (
+                client.status_listeners.add(callback.clone()),
+                client.link.status().as_str(),
+            )
+        };
+        // With no borrow held: the callback may read the client.
+        listeners::call_each(&[callback], &status.into(), "onStatus");
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.status_listeners, id)
+    }
+
+    /// Calls `callback` each time the view becomes exact: the session is live (every shard's snapshot applied)
+    /// and no window waits for a top-up. Again after a resync, a reconnect that needed a snapshot, or a stale
+    /// window's top-up; at once if the view is exact now. Returns the function that removes it.
+    #[wasm_bindgen(js_name = onSynced, unchecked_return_type = "() => void")]
+    pub fn on_synced(&self, callback: SyncedCallback) -> Function {
+        let callback: Function = callback.unchecked_into();
+        let (id, synced) = {
+            let mut client = self.shared.borrow_mut();
+            (client.synced_listeners.add(callback.clone()), client.synced)
+        };
+        if synced {
+            listeners::call_each(&[callback], &JsValue::UNDEFINED, "onSynced");
         }
-        report_status(&self.shared);
+        listeners::unsubscribe(&self.shared, |c: &mut Client| &mut c.synced_listeners, id)
+    }
+
+    /// Whether the view is exact now (see `onSynced`).
+    #[wasm_bindgen(getter)]
+    pub fn synced(&self) -> bool {
+        self.shared.borrow().synced
     }
 
     /// `connecting`, `live`, `resyncing` or `offline`.
@@ -201,12 +242,12 @@ impl Replicast {
     ) -> Promise {
         let shared = &self.shared;
         Promise::new(&mut |resolve: Function, reject: Function| {
-            let refuse = |reason: &str| {
-                let _ = reject.call1(&JsValue::NULL, &js_sys::Error::new(reason));
+            let refuse = |code: ErrorCode, reason: &str| {
+                let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
             };
             let fields = match sends::fields_of(&fields) {
                 Ok(fields) => fields,
-                Err(reason) => return refuse(&reason),
+                Err(reason) => return refuse(ErrorCode::InvalidEvent, &reason),
             };
             let mut client = shared.borrow_mut();
             let open = client
@@ -216,18 +257,22 @@ impl Replicast {
                 .cloned();
             let Some(socket) = open else {
                 let status = client.link.status().as_str();
-                return refuse(&format!(
-                    "not connected to the relay (status: {status}); send again once live"
-                ));
+                return refuse(
+                    ErrorCode::NotConnected,
+                    &format!("not connected to the relay (status: {status}); send again once live"),
+                );
             };
             let request = client.sends.register(resolve.clone(), reject.clone());
-            let sent = sends::event_message(&request, key, &fields).and_then(|message| {
-                socket
-                    .send_with_str(&message)
-                    .map_err(|_| "the socket refused the message".to_string())
-            });
-            if let Err(reason) = sent {
-                client.sends.fail(&request, &reason);
+            let sent = sends::event_message(&request, key, &fields)
+                .map_err(|reason| (ErrorCode::TooLarge, reason))
+                .and_then(|message| {
+                    socket.send_with_str(&message).map_err(|_| {
+                        let reason = "the socket refused the message".to_string();
+                        (ErrorCode::Disconnected, reason)
+                    })
+                });
+            if let Err((code, reason)) = sent {
+                client.sends.fail(&request, code, &reason);
             }
         })
     }
@@ -254,9 +299,10 @@ impl Replicast {
             let _ = socket.close();
         }
         client.handlers.clear();
-        client
-            .sends
-            .reject_all("the client was closed before the relay answered");
+        client.sends.reject_all(
+            ErrorCode::Closed,
+            "the client was closed before the relay answered",
+        );
         if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
             window.clear_interval_with_handle(timer);
         }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use super::super::error::{replicast_error, typed, ErrorCode};
 use super::super::follow::AggregateOptions;
 use replicast_assembler::assembler::WatchConfig;
 
@@ -15,6 +16,8 @@ extern "C" {
     pub type ChangeCallback;
     #[wasm_bindgen(typescript_type = "(status: ReplicastStatus) => void")]
     pub type StatusCallback;
+    #[wasm_bindgen(typescript_type = "() => void")]
+    pub type SyncedCallback;
 }
 
 #[derive(Deserialize)]
@@ -43,10 +46,15 @@ fn default_window() -> usize {
 }
 
 /// Reads the options a page gave, and what they watch.
-pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsError> {
-    let options: Options = serde_wasm_bindgen::from_value(options.into())
-        .map_err(|e| JsError::new(&format!("invalid Replicast options: {e}")))?;
-    Ok((watch_config(&options)?, options))
+pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsValue> {
+    let options: Options = serde_wasm_bindgen::from_value(options.into()).map_err(|e| {
+        replicast_error(
+            ErrorCode::InvalidOptions,
+            &format!("invalid Replicast options: {e}"),
+        )
+    })?;
+    let watch = watch_config(&options).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
+    Ok((watch, options))
 }
 
 /// The watch of `options`; exact keys become patterns that match only themselves.

@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use super::super::error::ErrorCode;
 use super::super::follow::Follow;
 use super::frames::report_status;
 use super::Client;
@@ -182,6 +183,9 @@ impl Client {
             .take_topups()
             .into_iter()
             .partition(|key| Topup::can_name(key));
+        if !topups.is_empty() || !unnamable.is_empty() {
+            self.synced = false;
+        }
         if !unnamable.is_empty() {
             web_sys::console::warn_1(
                 &format!(
@@ -240,8 +244,10 @@ impl Client {
         if failed {
             self.relays.advance();
         }
-        self.sends
-            .reject_all(&format!("{why} before the relay answered"));
+        self.sends.reject_all(
+            ErrorCode::Disconnected,
+            &format!("{why} before the relay answered"),
+        );
         if self.closed {
             return;
         }
