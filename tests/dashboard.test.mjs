@@ -180,7 +180,12 @@ test('a host that stops reporting is marked silent, and one that appears is mark
   reporting.add('edge-01');
   await page.waitForSelector(`${tileOf('edge-01')}[data-state="new"]`, { timeout: 10_000 });
   await page.waitForSelector(`${tileOf('worker-03')}[data-state="silent"]`, { timeout: 15_000 });
-  assert.match(await page.textContent('#fleet [data-stat="hosts"] .sub'), /1 silent/);
+  // The fleet strip redraws a few times a second, after the tiles: wait for it to say so too.
+  await page.waitForFunction(
+    () => /1 silent/.test(document.querySelector('#fleet [data-stat="hosts"] .sub')?.textContent ?? ''),
+    null,
+    { timeout: 5_000 },
+  );
   assert.equal(await page.$eval(tileOf('web-01'), (el) => el.dataset.state), 'live');
 });
 

@@ -281,6 +281,8 @@ mod tests {
         assert!(empty.is_done());
     }
 
+    // A bulk of 2^40 bytes only has a length a 64-bit `usize` can hold.
+    #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_big_bulk_is_handed_out_as_it_arrives_without_being_held() {
         let limits = Limits {
