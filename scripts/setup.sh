@@ -31,8 +31,9 @@ install_debs() {
 }
 
 # Redis for the demo and the tests, Chromium and its driver for the browser tests, openssl for the TLS tests,
-# RediSearch for the test of a module's commands in the replication stream.
-install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch
+# RediSearch for the test of a module's commands in the replication stream, Prometheus for its promtool (the test
+# that checks /metrics) and nginx for the test of the relay behind a reverse proxy.
+install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch prometheus nginx-light
 
 # The wasm32 target: rustup's where it can be had; else Debian's rustc-web with a std built from its sources.
 build_debian_wasm_std() {

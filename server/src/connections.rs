@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::access::{PeerSlot, Peers};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 
 /// Default of `--header-read-timeout`: the time a client has to send a complete request's headers, from when the
 /// relay starts waiting for them (a new connection, or the end of the previous response on a kept-alive one); past
@@ -167,7 +167,7 @@ pub async fn serve(
         let slot = match peers.admit(peer.ip(), limits.per_address) {
             Ok(slot) => slot,
             Err(held) => {
-                Metrics::add(&metrics.refusals, 1);
+                metrics.refuse(Refusal::ConnectionsPerAddress);
                 refuse(&stream, peer, held);
                 continue;
             }

@@ -21,7 +21,7 @@ use tower_http::services::ServeDir;
 
 use crate::access::PeerSlot;
 use crate::connections::{self, ConnectionLimits, Outbound};
-use crate::metrics::Metrics;
+use crate::metrics::Refusal;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
@@ -41,7 +41,7 @@ async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next:
     match relay.access.check_host(request.headers()) {
         Ok(()) => next.run(request).await,
         Err((status, reason)) => {
-            Metrics::add(&relay.metrics.refusals, 1);
+            relay.metrics.refuse(Refusal::Host);
             tracing::info!(%status, "request refused: {}", reason.trim_end());
             (status, reason).into_response()
         }
@@ -145,7 +145,13 @@ async fn websocket(
     let slot = match admitted {
         Ok(slot) => slot,
         Err((status, reason)) => {
-            Metrics::add(&relay.metrics.refusals, 1);
+            relay.metrics.refuse(match status {
+                StatusCode::UNAUTHORIZED => Refusal::Token,
+                StatusCode::SERVICE_UNAVAILABLE => Refusal::MaxSessions,
+                StatusCode::TOO_MANY_REQUESTS => Refusal::SessionsPerAddress,
+                // The Host was checked before any route: a 403 here is the page's Origin.
+                _ => Refusal::Origin,
+            });
             tracing::info!(%status, %peer, "WebSocket upgrade refused: {}", reason.trim_end());
             return (status, reason).into_response();
         }

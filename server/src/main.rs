@@ -44,6 +44,22 @@ use replicast_server::{cluster, collect, connections, http, open_files, rdb_comm
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, or `json`, one object a line (timestamp, level,
+    /// target, fields with the message) for log collectors. RUST_LOG sets which are written (`info` by default).
+    #[arg(
+        long,
+        global = true,
+        env = "REPLICAST_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -206,13 +222,19 @@ struct ServeArgs {
 async fn main() -> anyhow::Result<()> {
     // One TLS crypto provider for the process, for the `redis` crate's connections too.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        // Colours for a terminal only: a file or a log collector would get the escape codes as text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Record(args) => record::run(args).await,
         Command::Rdb(args) => rdb_command::run(args),

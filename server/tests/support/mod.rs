@@ -394,6 +394,13 @@ pub async fn apply_until(
 
 /// The value of the counter or gauge `name` on the relay's `/metrics`.
 pub async fn metric(ws_url: &str, name: &str) -> u64 {
+    let value = metric_value(ws_url, name).await;
+    assert!(value.fract() == 0.0, "{name} is {value}, not a count");
+    value as u64
+}
+
+/// The value of the unlabelled row `name` of the relay's `/metrics`, which may be fractional (seconds).
+pub async fn metric_value(ws_url: &str, name: &str) -> f64 {
     let (_, body) = http_get(ws_url, "/metrics").await;
     body.lines()
         .filter(|l| !l.starts_with('#'))
