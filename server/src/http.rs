@@ -59,12 +59,21 @@ pub async fn serve(
 ) {
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
+    let trusted_proxies = relay.trusted_proxies.clone();
     let app = router(relay, www, pkg);
-    connections::serve(listener, app, limits, metrics.clone(), async move {
+    let stop = async move {
         shutdown_signal().await;
         // Sessions close their sockets with 1001 (going away) when they see this.
         shutdown.send_replace(true);
-    })
+    };
+    connections::serve(
+        listener,
+        app,
+        limits,
+        metrics.clone(),
+        trusted_proxies,
+        stop,
+    )
     .await;
     let deadline = tokio::time::Instant::now() + SESSIONS_CLOSE_GRACE;
     while metrics.sessions.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
@@ -138,10 +147,11 @@ async fn websocket(
     State(relay): State<Relay>,
 ) -> Response {
     let sessions = relay.metrics.sessions.load(Ordering::Relaxed);
+    let client = relay.trusted_proxies.client(peer, &headers);
     let admitted = relay
         .access
         .check(&headers, query.token.as_deref(), sessions)
-        .and_then(|()| admit_peer(&relay, peer.ip()));
+        .and_then(|()| admit_peer(&relay, client.ip()));
     let slot = match admitted {
         Ok(slot) => slot,
         Err((status, reason)) => {
@@ -152,7 +162,7 @@ async fn websocket(
                 // The Host was checked before any route: a 403 here is the page's Origin.
                 _ => Refusal::Origin,
             });
-            tracing::info!(%status, %peer, "WebSocket upgrade refused: {}", reason.trim_end());
+            tracing::info!(%status, %peer, %client, "WebSocket upgrade refused: {}", reason.trim_end());
             return (status, reason).into_response();
         }
     };
@@ -183,7 +193,7 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
-            let identity = relay.events.identity(peer);
+            let identity = relay.events.identity(client);
             let (sink, stream) = socket.split();
             Session::new(sink, stream, relay, resume, identity, &outbound)
                 .run()

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod backlog;
 pub mod backoff;
+pub mod client_address;
 pub mod cluster;
 pub mod collect;
 pub mod command_table;

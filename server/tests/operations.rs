@@ -1,11 +1,17 @@
 //! What an operator runs the relay with, against real processes: logs as JSON lines, `/metrics` as promtool (from
-//! Debian's prometheus package) accepts it with the build, process and histogram rows.
+//! Debian's prometheus package) accepts it with the build, process and histogram rows, and the relay behind
+//! Debian's nginx, where `--trusted-proxy` makes each client count at its own address.
 
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
+use replicast_wasm::wire::{self, Message};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use futures_util::SinkExt;
 use support::*;
 
 /// The relay with `flags` and `RUST_LOG=info`, its stderr lines collected as they come: (relay, ws URL, lines).
@@ -167,4 +173,139 @@ async fn metrics_pass_promtool_with_build_process_histogram_and_refusal_rows() {
     assert_eq!(value(r#"replicast_refusals_total{reason="host"}"#), 1.0);
     assert_eq!(value(r#"replicast_refusals_total{reason="token"}"#), 0.0);
     assert!(value("replicast_link_retry_delay_seconds") >= 0.0);
+}
+
+/// A WebSocket to `addr` from the local address `from` (any of 127.0.0.0/8), with `forwarded_for` as its
+/// X-Forwarded-For if given: the session's socket, or the refusal's status and body.
+async fn session_from(
+    from: &str,
+    addr: SocketAddr,
+    forwarded_for: Option<&str>,
+) -> Result<Socket, (u16, String)> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(value) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", value.parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+        .await
+    {
+        Ok((mut socket, _)) => {
+            socket
+                .send(tungstenite::Message::text(subscribe_message(
+                    &["events:*"],
+                    5,
+                )))
+                .await
+                .unwrap();
+            join(&mut socket).await;
+            Ok(socket)
+        }
+        Err(tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// Appends an event from `socket` and returns the `_peer` the relay stamped on it.
+async fn stamped_peer(
+    socket: &mut Socket,
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> String {
+    socket
+        .send(tungstenite::Message::text(wire::encode_event(
+            "e1",
+            key,
+            &[("a".into(), "b".into())],
+        )))
+        .await
+        .unwrap();
+    loop {
+        if let Message::Ack { entry, .. } = wire::decode(&next_binary(socket).await).unwrap() {
+            entry.expect("the event is appended");
+            break;
+        }
+    }
+    let held: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let fields = &held[0].1;
+    let at = fields
+        .iter()
+        .position(|f| f == "_peer")
+        .expect("a _peer field");
+    fields[at + 1].clone()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_nginx_each_client_is_limited_and_stamped_at_its_own_address() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &[
+            "--allow",
+            "events:*",
+            "--writable",
+            "events:*",
+            "--max-sessions-per-address",
+            "1",
+            "--trusted-proxy",
+            "127.0.0.1/32",
+        ],
+    );
+    wait_healthy(&ws_url).await;
+    let relay_addr: SocketAddr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .parse()
+        .unwrap();
+    let (_nginx, nginx_port) = start_nginx(&relay_addr.to_string());
+    let nginx: SocketAddr = format!("127.0.0.1:{nginx_port}").parse().unwrap();
+    let mut conn = redis_conn(port).await;
+
+    // Through nginx, every connection comes from 127.0.0.1; the clients are 127.0.0.2 and 127.0.0.3.
+    let mut first = session_from("127.0.0.2", nginx, None).await.unwrap();
+    assert_eq!(
+        stamped_peer(&mut first, &mut conn, "events:first").await,
+        "127.0.0.2"
+    );
+    // The same client again is over its one session, whatever it claims to be.
+    let (status, body) = session_from("127.0.0.2", nginx, Some("203.0.113.9"))
+        .await
+        .unwrap_err();
+    assert_eq!(status, 429);
+    assert!(body.starts_with("127.0.0.2 has 1 sessions open"), "{body}");
+    // Another client has its own.
+    let mut second = session_from("127.0.0.3", nginx, Some("203.0.113.9"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stamped_peer(&mut second, &mut conn, "events:second").await,
+        "127.0.0.3"
+    );
+
+    // Straight to the relay, a peer that is not a trusted proxy is itself, whatever it forwards: 127.0.0.4 has
+    // its session, and a second one claiming to come for another client is refused.
+    let mut direct = session_from("127.0.0.4", relay_addr, Some("203.0.113.9"))
+        .await
+        .unwrap();
+    assert!(stamped_peer(&mut direct, &mut conn, "events:direct")
+        .await
+        .starts_with("127.0.0.4:"));
+    let (status, body) = session_from("127.0.0.4", relay_addr, Some("203.0.113.10"))
+        .await
+        .unwrap_err();
+    assert_eq!(status, 429);
+    assert!(body.starts_with("127.0.0.4 has 1 sessions open"), "{body}");
 }
