@@ -98,8 +98,8 @@ impl Metrics {
 
     /// Counts a client turned away before its session started.
     pub fn refuse(&self, why: Refusal) {
-        let at = Refusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        Metrics::add(&self.refused[at], 1);
+        // `ALL` lists the reasons in declaration order: a reason's discriminant is its place.
+        Metrics::add(&self.refused[why as usize], 1);
     }
 
     /// The Prometheus text of the relay's own rows.
@@ -410,4 +410,30 @@ pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_is_counted_under_its_own_reason() {
+        let metrics = Metrics::default();
+        for (n, why) in Refusal::ALL.into_iter().enumerate() {
+            for _ in 0..=n {
+                metrics.refuse(why);
+            }
+        }
+        Metrics::add(&metrics.refusals, 9);
+        let text = metrics.render_refusals();
+        for (n, why) in Refusal::ALL.into_iter().enumerate() {
+            let row = format!(
+                "replicast_refusals_total{{reason=\"{}\"}} {}\n",
+                why.label(),
+                n + 1
+            );
+            assert!(text.contains(&row), "no {row:?} in:\n{text}");
+        }
+        assert!(text.contains("replicast_refusals_total{reason=\"message\"} 9\n"));
+    }
 }
