@@ -277,6 +277,7 @@ impl Backlog {
             taken += (batch.end - batch.start.max(cursor)) as usize;
             out.push(batch.clone());
         }
+        drop(ring);
         // Sessions read a batch once and send what they read at once: this is the delay a write waits in the relay.
         for batch in &out {
             crate::timings::observe(&crate::timings::STREAM_DELAY, batch.received.elapsed());
