@@ -260,6 +260,8 @@ async fn behind_a_trusted_nginx_each_client_is_limited_and_stamped_at_its_own_ad
             "events:*",
             "--max-sessions-per-address",
             "1",
+            "--max-connections-per-address",
+            "1",
             "--trusted-proxy",
             "127.0.0.1/32",
         ],
@@ -274,7 +276,8 @@ async fn behind_a_trusted_nginx_each_client_is_limited_and_stamped_at_its_own_ad
     let nginx: SocketAddr = format!("127.0.0.1:{nginx_port}").parse().unwrap();
     let mut conn = redis_conn(port).await;
 
-    // Through nginx, every connection comes from 127.0.0.1; the clients are 127.0.0.2 and 127.0.0.3.
+    // Through nginx, every connection comes from 127.0.0.1, which holds more than the one connection an address may
+    // (a trusted proxy has no cap); the clients are 127.0.0.2 and 127.0.0.3.
     let mut first = session_from("127.0.0.2", nginx, None).await.unwrap();
     assert_eq!(
         stamped_peer(&mut first, &mut conn, "events:first").await,
@@ -296,7 +299,7 @@ async fn behind_a_trusted_nginx_each_client_is_limited_and_stamped_at_its_own_ad
     );
 
     // Straight to the relay, a peer that is not a trusted proxy is itself, whatever it forwards: 127.0.0.4 has
-    // its session, and a second one claiming to come for another client is refused.
+    // its session, and a second one claiming to come for another client is refused, at its one connection.
     let mut direct = session_from("127.0.0.4", relay_addr, Some("203.0.113.9"))
         .await
         .unwrap();
@@ -307,5 +310,8 @@ async fn behind_a_trusted_nginx_each_client_is_limited_and_stamped_at_its_own_ad
         .await
         .unwrap_err();
     assert_eq!(status, 429);
-    assert!(body.starts_with("127.0.0.4 has 1 sessions open"), "{body}");
+    assert!(
+        body.starts_with("127.0.0.4 has 1 connections open"),
+        "{body}"
+    );
 }
