@@ -31,8 +31,10 @@ install_debs() {
 }
 
 # Redis for the demo and the tests, Chromium and its driver for the browser tests, openssl for the TLS tests,
-# RediSearch for the test of a module's commands in the replication stream, PostgreSQL for the sink's.
-install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch postgresql
+# RediSearch for the test of a module's commands in the replication stream, PostgreSQL for the sink's, Prometheus
+# for its promtool (the test that checks /metrics) and nginx for the test of the relay behind a reverse proxy.
+install_debs redis-server redis-tools chromium chromium-driver openssl redis-redisearch postgresql prometheus \
+  nginx-light
 
 # Debian keeps PostgreSQL's server programs out of PATH (/usr/lib/postgresql/<version>/bin); the sink's tests and
 # the demo start their own servers with initdb and postgres.

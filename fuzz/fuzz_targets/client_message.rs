@@ -1,23 +1,26 @@
 //! What a browser sends the relay, over arbitrary bytes: its subscription, top-up and event messages (as raw text,
 //! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
 //! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
-//! access check (Host, token, origin, session cap), the per-address slots, and key patterns matched against keys.
+//! access check (Host, token, origin, session cap), the per-address slots, the client address read from a trusted
+//! proxy's `X-Forwarded-For` or `Forwarded`, and key patterns matched against keys.
 //!
 //! Besides never panicking or hanging: a subscription or top-up is accepted exactly when it is within every limit
 //! (a model of the limits decides, independently of the parser), whatever is accepted respects them, an upgrade is
 //! admitted only for a Host the relay answers to, with the right token and an allowed origin under the cap, no
-//! address ever holds more slots than its limit, nor any once they are all given back, and a pattern matches a key
+//! address ever holds more slots than its limit, nor any once they are all given back, an untrusted peer is its own
+//! client whatever it forwards (a trusted one's client is an address its header names), and a pattern matches a key
 //! exactly when a plain backtracking reading of Redis's rules says so, in work linear in the two.
 //!
 //! Run: `cargo +nightly fuzz run client_message -- -max_total_time=600` from the repository root.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use replicast_server::access::{Access, Peers};
+use replicast_server::client_address::{ClientAddress, ForwardingHeader, TrustedProxies};
 use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
@@ -219,7 +222,7 @@ fn structured_event(input: &mut Input<'_>) {
     assert!((1..=64).contains(&event.id.len()));
     let identity = Identity {
         session: "s-1".into(),
-        peer: "127.0.0.1:9".parse().unwrap(),
+        peer: ClientAddress::Peer("127.0.0.1:9".parse().unwrap()),
     };
     let asked = event.fields.len();
     let Ok(append) = Append::prepare(event, &writable, &allow, &limits, &identity, 7) else {
@@ -523,7 +526,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut input = Input(rest);
-    match mode % 8 {
+    match mode % 9 {
         0 => raw_text(rest),
         1 => structured_subscription(&mut input),
         2 => structured_topup(&mut input),
@@ -531,6 +534,48 @@ fuzz_target!(|data: &[u8]| {
         4 => structured_event(&mut input),
         5 => rate_limit(&mut input),
         6 => patterns(rest),
-        _ => peer_slots(&mut input),
+        7 => peer_slots(&mut input),
+        _ => client_address(&mut input),
     }
 });
+
+/// The client behind a peer, trusted or not, from forwarding headers of the input's bytes.
+fn client_address(input: &mut Input<'_>) {
+    let header = match input.byte() % 2 {
+        0 => ForwardingHeader::XForwardedFor,
+        _ => ForwardingHeader::Forwarded,
+    };
+    let trusted =
+        TrustedProxies::new(&["10.0.0.0/8".into(), "::1".into()], header).expect("valid CIDRs");
+    let peer: SocketAddr = match input.byte() % 3 {
+        0 => "10.0.0.2:4000",
+        1 => "[::1]:4000",
+        _ => "192.0.2.1:4000",
+    }
+    .parse()
+    .expect("a socket address");
+    let mut headers = HeaderMap::new();
+    for _ in 0..input.byte() % 4 {
+        let name = match input.byte() % 2 {
+            0 => "x-forwarded-for",
+            _ => "forwarded",
+        };
+        let n = usize::from(input.byte() % 64);
+        let raw: Vec<u8> = (0..n).map(|_| input.byte()).collect();
+        if let Ok(value) = HeaderValue::from_bytes(&raw) {
+            headers.append(name, value);
+        }
+    }
+    let client = trusted.client(peer, &headers);
+    if !trusted.trusts(peer.ip()) {
+        assert_eq!(client, ClientAddress::Peer(peer));
+    }
+    // A forwarded address comes from the one header the relay reads, never the other.
+    if let ClientAddress::Forwarded(ip) = client {
+        let read = match header {
+            ForwardingHeader::XForwardedFor => "x-forwarded-for",
+            ForwardingHeader::Forwarded => "forwarded",
+        };
+        assert!(headers.contains_key(read), "{ip} without a {read} header");
+    }
+}

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use replicast_protocol::wire;
@@ -36,6 +37,8 @@ pub struct Batch {
     /// Whether the batch holds the stream's bytes from `start` to `end`. A command too large to hold does not:
     /// its one frame is empty, and [`Batch::raw`] holds only the names its keys point into.
     pub held: bool,
+    /// When the link appended it, for the delay until sessions send it (`timings::STREAM_DELAY`).
+    pub received: Instant,
 }
 
 impl Batch {
@@ -186,6 +189,7 @@ impl Backlog {
                 message: Bytes::from(wire::encode_commands(start, raw)),
                 index: Arc::new(index),
                 held,
+                received: Instant::now(),
             });
             ring.bytes += raw.len();
             ring.end = end;
@@ -269,6 +273,11 @@ impl Backlog {
             }
             taken += (batch.end - batch.start.max(cursor)) as usize;
             out.push(batch.clone());
+        }
+        drop(ring);
+        // Sessions read a batch once and send what they read at once: this is the delay a write waits in the relay.
+        for batch in &out {
+            crate::timings::observe(&crate::timings::STREAM_DELAY, batch.received.elapsed());
         }
         Read::Batches(out)
     }

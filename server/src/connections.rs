@@ -29,7 +29,8 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::access::{PeerSlot, Peers};
-use crate::metrics::Metrics;
+use crate::client_address::TrustedProxies;
+use crate::metrics::{Metrics, Refusal};
 
 /// Default of `--header-read-timeout`: the time a client has to send a complete request's headers, from when the
 /// relay starts waiting for them (a new connection, or the end of the previous response on a kept-alive one); past
@@ -147,6 +148,7 @@ pub async fn serve(
     router: Router,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
+    trusted_proxies: Arc<TrustedProxies>,
     stop: impl Future<Output = ()>,
 ) {
     let peers = Arc::new(Peers::default());
@@ -164,10 +166,16 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let slot = match peers.admit(peer.ip(), limits.per_address) {
+        // A trusted proxy carries many clients' connections: its clients are limited by their sessions, each
+        // counted at the address it forwards.
+        let limit = match trusted_proxies.trusts(peer.ip()) {
+            true => u64::MAX,
+            false => limits.per_address,
+        };
+        let slot = match peers.admit(peer.ip(), limit) {
             Ok(slot) => slot,
             Err(held) => {
-                Metrics::add(&metrics.refusals, 1);
+                metrics.refuse(Refusal::ConnectionsPerAddress);
                 refuse(&stream, peer, held);
                 continue;
             }

@@ -11,7 +11,6 @@
 //! names the limit and the flag that sets it.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use replicast_protocol::pattern::Glob;
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::client_address::ClientAddress;
 use crate::subscription::Allow;
 use crate::topology::Topology;
 use crate::upstream::RedisTarget;
@@ -197,11 +197,12 @@ impl RateLimit {
     }
 }
 
-/// Who sent an event: the relay's id for the session and the browser's address as the relay saw it.
+/// Who sent an event: the relay's id for the session and the browser's address as the relay saw it (the peer's
+/// `ip:port`, or the address a trusted proxy forwarded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub session: String,
-    pub peer: SocketAddr,
+    pub peer: ClientAddress,
 }
 
 /// The only commands the relay ever sends on a browser's behalf.
@@ -544,7 +545,7 @@ impl Events {
     }
 
     /// A new session's identity: `<run>-<n>`, unique for this relay's run and unlike any earlier run's.
-    pub fn identity(&self, peer: SocketAddr) -> Identity {
+    pub fn identity(&self, peer: ClientAddress) -> Identity {
         let n = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         Identity {
             session: format!("{}-{n}", self.run),
@@ -637,7 +638,7 @@ mod tests {
     fn identity() -> Identity {
         Identity {
             session: "abc-1".into(),
-            peer: "127.0.0.1:5000".parse().unwrap(),
+            peer: ClientAddress::Peer("127.0.0.1:5000".parse().unwrap()),
         }
     }
 

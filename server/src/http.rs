@@ -21,7 +21,7 @@ use tower_http::services::ServeDir;
 
 use crate::access::PeerSlot;
 use crate::connections::{self, ConnectionLimits, Outbound};
-use crate::metrics::Metrics;
+use crate::metrics::Refusal;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
@@ -41,7 +41,7 @@ async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next:
     match relay.access.check_host(request.headers()) {
         Ok(()) => next.run(request).await,
         Err((status, reason)) => {
-            Metrics::add(&relay.metrics.refusals, 1);
+            relay.metrics.refuse(Refusal::Host);
             tracing::info!(%status, "request refused: {}", reason.trim_end());
             (status, reason).into_response()
         }
@@ -61,12 +61,21 @@ pub async fn serve(
 ) {
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
+    let trusted_proxies = relay.trusted_proxies.clone();
     let app = router(relay, www, pkg, history);
-    connections::serve(listener, app, limits, metrics.clone(), async move {
+    let stop = async move {
         shutdown_signal().await;
         // Sessions close their sockets with 1001 (going away) when they see this.
         shutdown.send_replace(true);
-    })
+    };
+    connections::serve(
+        listener,
+        app,
+        limits,
+        metrics.clone(),
+        trusted_proxies,
+        stop,
+    )
     .await;
     let deadline = tokio::time::Instant::now() + SESSIONS_CLOSE_GRACE;
     while metrics.sessions.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
@@ -149,15 +158,22 @@ async fn websocket(
     State(relay): State<Relay>,
 ) -> Response {
     let sessions = relay.metrics.sessions.load(Ordering::Relaxed);
+    let client = relay.trusted_proxies.client(peer, &headers);
     let admitted = relay
         .access
         .check(&headers, query.token.as_deref(), sessions)
-        .and_then(|()| admit_peer(&relay, peer.ip()));
+        .and_then(|()| admit_peer(&relay, client.ip()));
     let slot = match admitted {
         Ok(slot) => slot,
         Err((status, reason)) => {
-            Metrics::add(&relay.metrics.refusals, 1);
-            tracing::info!(%status, %peer, "WebSocket upgrade refused: {}", reason.trim_end());
+            relay.metrics.refuse(match status {
+                StatusCode::UNAUTHORIZED => Refusal::Token,
+                StatusCode::SERVICE_UNAVAILABLE => Refusal::MaxSessions,
+                StatusCode::TOO_MANY_REQUESTS => Refusal::SessionsPerAddress,
+                // The Host was checked before any route: a 403 here is the page's Origin.
+                _ => Refusal::Origin,
+            });
+            tracing::info!(%status, %peer, %client, "WebSocket upgrade refused: {}", reason.trim_end());
             return (status, reason).into_response();
         }
     };
@@ -188,7 +204,7 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
-            let identity = relay.events.identity(peer);
+            let identity = relay.events.identity(client);
             let (sink, stream) = socket.split();
             Session::new(sink, stream, relay, resume, identity, &outbound)
                 .run()

@@ -11,7 +11,7 @@
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket, a stream per shard), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`),
 //!   `access` (who may connect), `connections` (accepting sockets: per-address caps, the header timeout),
-//!   `metrics`, `open_files` (the socket budget).
+//!   `metrics` and `timings` (its histograms), `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL), and
 //!   `embedded_redis` for the demo.
@@ -19,6 +19,7 @@
 pub mod access;
 pub mod backlog;
 pub mod backoff;
+pub mod client_address;
 pub mod cluster;
 pub mod collect;
 pub mod command_table;
@@ -44,6 +45,7 @@ pub mod snapshot;
 pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;
+pub mod timings;
 pub mod tls;
 pub mod topology;
 pub mod upstream;

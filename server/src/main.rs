@@ -24,6 +24,7 @@ use tracing_subscriber::EnvFilter;
 
 use replicast_server::access::{self, Access};
 use replicast_server::backlog::DEFAULT_BACKLOG_BYTES;
+use replicast_server::client_address::{ForwardingHeader, TrustedProxies};
 use replicast_server::connections::ConnectionLimits;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
@@ -47,6 +48,22 @@ use replicast_server::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, or `json`, one object a line (timestamp, level,
+    /// target, fields with the message) for log collectors. RUST_LOG sets which are written (`info` by default).
+    #[arg(
+        long,
+        global = true,
+        env = "REPLICAST_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -182,14 +199,32 @@ struct ServeArgs {
     /// Most browser sessions at once.
     #[arg(long, env = "REPLICAST_MAX_SESSIONS", default_value_t = 10_000)]
     max_sessions: u64,
-    /// Most browser sessions one peer address may hold at once. Behind a reverse proxy every session comes from
-    /// the proxy's address: raise this to --max-sessions there and limit clients at the proxy.
+    /// Most browser sessions one client address may hold at once. Behind a reverse proxy, name it with
+    /// --trusted-proxy so that each client is counted at its own address, not the proxy's.
     #[arg(
         long,
         env = "REPLICAST_MAX_SESSIONS_PER_ADDRESS",
         default_value_t = access::DEFAULT_MAX_SESSIONS_PER_ADDRESS
     )]
     max_sessions_per_address: u64,
+    /// Reverse proxies (an address or a CIDR, repeatable or comma-separated) whose connections carry the client's
+    /// address in X-Forwarded-For (or Forwarded, with --client-address-header): the rightmost address there that is
+    /// not a trusted proxy's is the client's, for --max-sessions-per-address and the events' _peer. Any other
+    /// peer's forwarding headers are ignored. A trusted proxy's connections are not capped per address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "REPLICAST_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// The header trusted proxies name the client in.
+    #[arg(
+        long,
+        env = "REPLICAST_CLIENT_ADDRESS_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    client_address_header: ForwardingHeader,
     /// Most TCP connections one peer address may hold open at once, WebSocket sessions included; past it a
     /// connection gets a 429 before its request is read. Default: --max-sessions-per-address plus 100.
     #[arg(long, env = "REPLICAST_MAX_CONNECTIONS_PER_ADDRESS")]
@@ -215,13 +250,19 @@ struct ServeArgs {
 async fn main() -> anyhow::Result<()> {
     // One TLS crypto provider for the process, for the `redis` crate's connections too.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        // Colours for a terminal only: a file or a log collector would get the escape codes as text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Record(args) => record::run(args).await,
         Command::Rdb(args) => rdb_command::run(args),
@@ -247,6 +288,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let allow = Allow::new(&args.allow);
     let events = args.events(&allow)?;
     let limits = args.connection_limits()?;
+    let trusted_proxies = TrustedProxies::new(&args.trusted_proxies, args.client_address_header)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let seeds = args
         .cluster
@@ -310,6 +353,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: Arc::new(watch::channel(false).0),
         allow: Arc::new(allow),
         access: Arc::new(access),
+        trusted_proxies: Arc::new(trusted_proxies),
         peers: Arc::default(),
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
     };

@@ -1,9 +1,13 @@
 //! Counters the relay exposes at `/metrics`, in Prometheus's text format: the relay's own ([`Metrics`]: sessions,
-//! snapshots, events) and each replica link's ([`LinkMetrics`]), with the backlog it fills.
+//! snapshots, events, refusals by reason) and each replica link's ([`LinkMetrics`]), with the backlog it fills;
+//! then, from the `prometheus` crate, the build's version, the process's (open file descriptors, resident memory,
+//! CPU) and the histograms of `timings`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::backlog::Backlog;
 use crate::upstream::Upstream;
@@ -18,9 +22,51 @@ pub struct Metrics {
     pub resyncs: AtomicU64,
     pub resumes: AtomicU64,
     pub snapshots: AtomicU64,
+    /// Sessions closed for what they sent (a protocol error, a bad subscription, a message too large):
+    /// `reason="message"`. The refusals before a session starts are counted by [`Metrics::refuse`].
     pub refusals: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
     pub events_appended: AtomicU64,
     pub events_refused: AtomicU64,
+}
+
+/// Why the relay turned a client away before a session started: the `reason` label of `replicast_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A `Host` the relay does not answer to (DNS rebinding).
+    Host,
+    /// A missing or wrong `--token`.
+    Token,
+    /// A page's `Origin` that is not the relay's own nor listed with `--origin`.
+    Origin,
+    /// `--max-sessions` open already.
+    MaxSessions,
+    /// `--max-sessions-per-address` held by the client's address.
+    SessionsPerAddress,
+    /// `--max-connections-per-address` held by the peer's address.
+    ConnectionsPerAddress,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 6] = [
+        Refusal::Host,
+        Refusal::Token,
+        Refusal::Origin,
+        Refusal::MaxSessions,
+        Refusal::SessionsPerAddress,
+        Refusal::ConnectionsPerAddress,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Host => "host",
+            Refusal::Token => "token",
+            Refusal::Origin => "origin",
+            Refusal::MaxSessions => "max_sessions",
+            Refusal::SessionsPerAddress => "sessions_per_address",
+            Refusal::ConnectionsPerAddress => "connections_per_address",
+        }
+    }
 }
 
 /// One replica link's counters, and the offset of the node it follows.
@@ -48,6 +94,12 @@ impl Metrics {
 
     pub fn set(gauge: &AtomicU64, value: u64) {
         gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// Counts a client turned away before its session started.
+    pub fn refuse(&self, why: Refusal) {
+        // `ALL` lists the reasons in declaration order: a reason's discriminant is its place.
+        Metrics::add(&self.refused[why as usize], 1);
     }
 
     /// The Prometheus text of the relay's own rows.
@@ -85,12 +137,6 @@ impl Metrics {
                 get(&self.snapshots),
             ),
             (
-                "refusals_total",
-                "counter",
-                "Sessions refused (bad subscription, limits).",
-                get(&self.refusals),
-            ),
-            (
                 "events_appended_total",
                 "counter",
                 "Browser events appended to Redis.",
@@ -114,8 +160,63 @@ impl Metrics {
                 "Bytes of relay messages sent to browsers.",
                 get(&self.bytes_sent),
             ),
-        ])
+        ]) + &self.render_refusals()
+            + &render_registry()
     }
+
+    fn render_refusals(&self) -> String {
+        let mut out = String::from(
+            "# HELP replicast_refusals_total Clients turned away, by reason (a limit, an access check, or what a session sent).\n\
+             # TYPE replicast_refusals_total counter\n",
+        );
+        for (why, count) in Refusal::ALL.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "replicast_refusals_total{{reason=\"{}\"}} {}",
+                why.label(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "replicast_refusals_total{{reason=\"message\"}} {}",
+            self.refusals.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// The rows the `prometheus` crate keeps: build info, the process's, and the histograms of `timings`.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let build = IntGaugeVec::new(
+        Opts::new(
+            "replicast_build_info",
+            "The relay's version, as a label; the value is always 1.",
+        ),
+        &["version"],
+    )
+    .expect("valid gauge options");
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    // Each name is registered once, here: registering cannot fail but on a duplicate, which this list has none of.
+    let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+        Box::new(build),
+        Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        Box::new(crate::timings::STREAM_DELAY.clone()),
+        Box::new(crate::timings::SNAPSHOT_DURATION.clone()),
+    ];
+    for collector in collectors {
+        let _ = registry.register(collector);
+    }
+    registry
+});
+
+fn render_registry() -> String {
+    let mut out = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&REGISTRY.gather(), &mut out) {
+        tracing::warn!("cannot render the process metrics: {err}");
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 impl LinkMetrics {
@@ -216,12 +317,6 @@ impl LinkMetrics {
                 get(&self.link_failures_in_a_row),
             ),
             (
-                "link_retry_delay_milliseconds",
-                "gauge",
-                "Delay before the link's last reconnection attempt (backoff with jitter).",
-                get(&self.link_retry_delay_ms),
-            ),
-            (
                 "link_withheld_commands_total",
                 "counter",
                 "Commands too large to forward, passed through without being held; the keys they may write made stale.",
@@ -239,7 +334,12 @@ impl LinkMetrics {
                 "Oldest offset a session can resume from.",
                 start,
             ),
-        ])
+        ]) + &format!(
+            "# HELP replicast_link_retry_delay_seconds Delay before the link's last reconnection attempt (backoff with jitter).\n\
+             # TYPE replicast_link_retry_delay_seconds gauge\n\
+             replicast_link_retry_delay_seconds {}\n",
+            get(&self.link_retry_delay_ms) as f64 / 1000.0
+        )
     }
 }
 
@@ -310,4 +410,30 @@ pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_is_counted_under_its_own_reason() {
+        let metrics = Metrics::default();
+        for (n, why) in Refusal::ALL.into_iter().enumerate() {
+            for _ in 0..=n {
+                metrics.refuse(why);
+            }
+        }
+        Metrics::add(&metrics.refusals, 9);
+        let text = metrics.render_refusals();
+        for (n, why) in Refusal::ALL.into_iter().enumerate() {
+            let row = format!(
+                "replicast_refusals_total{{reason=\"{}\"}} {}\n",
+                why.label(),
+                n + 1
+            );
+            assert!(text.contains(&row), "no {row:?} in:\n{text}");
+        }
+        assert!(text.contains("replicast_refusals_total{reason=\"message\"} 9\n"));
+    }
 }

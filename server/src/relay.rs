@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::access::{Access, Peers};
+use crate::client_address::TrustedProxies;
 use crate::cluster::{Cluster, Follow};
 use crate::events::Events;
 use crate::metrics::Metrics;
@@ -27,7 +28,9 @@ pub struct Relay {
     /// Keys that may leave the relay (`--allow`).
     pub allow: Arc<Allow>,
     pub access: Arc<Access>,
-    /// Sessions open per peer address.
+    /// Reverse proxies whose forwarded client address the relay believes (`--trusted-proxy`).
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Sessions open per client address.
     pub peers: Arc<Peers>,
     /// What browsers may append to Redis (`--writable`), and the writer that does.
     pub events: Arc<Events>,

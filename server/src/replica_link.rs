@@ -322,6 +322,16 @@ fn explain(err: LinkError) -> LinkError {
              listed in docs/SECURITY.md)"
         }
         "ERR" if error.contains("invalid password") => "wrong password in the Redis URL",
+        // Managed services (ElastiCache, Memorystore, Redis Cloud, …) rename or remove the replication commands.
+        "ERR"
+            if error.contains("unknown command")
+                && ["PSYNC", "SYNC", "REPLCONF"]
+                    .iter()
+                    .any(|c| command.eq_ignore_ascii_case(c)) =>
+        {
+            "this Redis does not let replicas attach (managed services rename or block PSYNC, SYNC and REPLCONF), so \
+             the relay cannot follow it: see \"Which Redis can be followed\" in the README"
+        }
         "MASTERDOWN" => {
             "the replica being followed lost its primary and serves no stale data; the link retries"
         }
@@ -501,5 +511,29 @@ mod tests {
             explain(refused("ERR something")),
             LinkError::Refused { .. }
         ));
+    }
+
+    #[test]
+    fn a_blocked_replication_command_points_at_which_redis_can_be_followed() {
+        for command in ["PSYNC", "REPLCONF", "SYNC"] {
+            let refused = LinkError::Refused {
+                command: command.into(),
+                error: format!(
+                    "ERR unknown command '{}', with args beginning with: '?' '-1'",
+                    command.to_lowercase()
+                ),
+            };
+            let msg = explain(refused).to_string();
+            assert!(
+                msg.contains("Which Redis can be followed") && msg.contains("cannot follow it"),
+                "{msg}"
+            );
+        }
+        // Another command unknown to Redis is not about replication.
+        let other = LinkError::Refused {
+            command: "PING".into(),
+            error: "ERR unknown command 'PING'".into(),
+        };
+        assert!(matches!(explain(other), LinkError::Refused { .. }));
     }
 }

@@ -160,6 +160,18 @@ impl Snapshotter {
         window: usize,
         which: Keys<'_>,
     ) -> Result<Snapshot, SnapshotError> {
+        let started = std::time::Instant::now();
+        let read = self.read_now(db, window, which).await;
+        crate::timings::observe(&crate::timings::SNAPSHOT_DURATION, started.elapsed());
+        read
+    }
+
+    async fn read_now(
+        &self,
+        db: u32,
+        window: usize,
+        which: Keys<'_>,
+    ) -> Result<Snapshot, SnapshotError> {
         let _permit = self
             .permits
             .acquire()

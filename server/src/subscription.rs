@@ -291,6 +291,7 @@ mod tests {
             message: Bytes::from(wire::encode_commands(100, &stream)),
             index: Arc::new(index),
             held: true,
+            received: std::time::Instant::now(),
         }
     }
 

@@ -29,9 +29,9 @@ pub struct RedisTarget {
 impl RedisTarget {
     /// `tls` verifies the server of a `rediss://` URL.
     pub fn from_url(url: &str, tls: TlsSettings) -> anyhow::Result<Self> {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
+        let info = url.into_connection_info().map_err(|e| {
+            anyhow::anyhow!("invalid Redis URL {:?}: {e}", without_credentials(url))
+        })?;
         let (host, port, tls) = match info.addr() {
             ConnectionAddr::Tcp(host, port) => (host.clone(), *port, None),
             ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, Some(tls)),
@@ -217,9 +217,34 @@ impl Upstream {
     }
 }
 
+/// `url` with whatever stands between its scheme and its last `@` (a user and password) left out, for errors about
+/// a URL that may not parse.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_url_is_named_without_its_password() {
+        let err =
+            RedisTarget::from_url("redis://ana:s3cret@127.0.0.1:port", TlsSettings::default())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("redis://…@127.0.0.1:port") && !err.contains("s3cret"),
+            "{err}"
+        );
+        assert_eq!(without_credentials("redis://h:1"), "redis://h:1");
+        assert_eq!(without_credentials("a@b"), "a@b");
+    }
 
     #[test]
     fn urls_give_host_port_and_credentials() {

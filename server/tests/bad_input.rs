@@ -161,7 +161,9 @@ async fn a_text_message_that_is_not_utf8_is_refused() {
     );
     let (_, metrics) = http_get(&ws_url, "/metrics").await;
     assert!(
-        metrics.lines().any(|l| l == "replicast_refusals_total 2"),
+        metrics
+            .lines()
+            .any(|l| l == r#"replicast_refusals_total{reason="message"} 2"#),
         "{metrics}"
     );
 }

@@ -233,3 +233,41 @@ async fn once_writes_one_sample_per_host_and_fails_without_redis() {
         "--once reports that Redis could not take the samples"
     );
 }
+
+/// Every flag of the collector can come from the environment, like the relay's; and an error writing to Redis
+/// names its address, never the URL's password.
+#[tokio::test]
+async fn flags_come_from_the_environment_and_errors_hide_the_password() {
+    let (_redis, port) = start_redis_with(&["--requirepass", "Xq7-right"]);
+    let collect = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args(["collect", "--once"])
+            .env("REDIS_URL", format!("redis://:{password}@127.0.0.1:{port}"))
+            .env("REPLICAST_COLLECT_NO_LOCAL", "true")
+            .env("REPLICAST_COLLECT_SIMULATE", "3")
+            .env("REPLICAST_COLLECT_PREFIX", "env:")
+            .env("REPLICAST_COLLECT_KEEP", "5")
+            .output()
+            .unwrap()
+    };
+    let output = collect("Xq7-right");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let client = redis::Client::open(format!("redis://:Xq7-right@127.0.0.1:{port}")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = conn.keys("env:*").await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["env:cache-01", "env:db-01", "env:web-01"]);
+
+    let output = collect("Xq7-wrong");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot write to Redis at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Xq7"), "the password is printed: {stderr}");
+}

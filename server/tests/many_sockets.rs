@@ -185,7 +185,10 @@ async fn ten_thousand_sockets_from_one_address_get_clear_refusals_past_the_cap()
     let (status, body) = http_get(&ws_url, "/healthz").await;
     assert_eq!(status, 200, "{body}");
     let (_, metrics) = http_get(&ws_url, "/metrics").await;
-    let refusals = format!("replicast_refusals_total {}", SOCKETS - PER_ADDRESS);
+    let refusals = format!(
+        "replicast_refusals_total{{reason=\"sessions_per_address\"}} {}",
+        SOCKETS - PER_ADDRESS
+    );
     assert!(
         metrics.lines().any(|l| l == refusals),
         "no {refusals:?} in:\n{metrics}"

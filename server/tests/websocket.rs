@@ -275,7 +275,8 @@ async fn a_peer_that_pings_and_never_reads_is_closed_with_memory_flat_then_gets_
     let (_redis, port) = start_redis();
     let (relay, ws_url) = start_relay(port, "perf:*");
     wait_healthy(&ws_url).await;
-    let refusals = || async { metric(&ws_url, "replicast_refusals_total").await };
+    let refusals =
+        || async { metric(&ws_url, r#"replicast_refusals_total{reason="message"}"#).await };
     let refused_before = refusals().await;
     let peak_before = peak_rss_kib(relay.0.id());
 

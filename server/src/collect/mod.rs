@@ -51,28 +51,28 @@ pub struct CollectArgs {
     #[arg(long, env = "REDIS_CA")]
     pub redis_ca: Option<PathBuf>,
     /// Time between samples, e.g. 250ms, 1s, 1.5s, 1m.
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    #[arg(long, env = "REPLICAST_COLLECT_INTERVAL", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
     /// Newest samples kept per host; older ones are trimmed in the same transaction.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "REPLICAST_COLLECT_KEEP", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub keep: u64,
     /// Samples per host kept in memory while Redis is unreachable; past it the oldest are dropped.
-    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "REPLICAST_COLLECT_BUFFER", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub buffer: u64,
     /// Key prefix: each host writes to <prefix><host>.
-    #[arg(long, default_value = "perf:")]
+    #[arg(long, env = "REPLICAST_COLLECT_PREFIX", default_value = "perf:")]
     pub prefix: String,
     /// Name of this machine in keys and samples (default: /proc/sys/kernel/hostname).
-    #[arg(long)]
+    #[arg(long, env = "REPLICAST_COLLECT_HOST")]
     pub host: Option<String>,
     /// Do not sample this machine (only simulated hosts).
-    #[arg(long)]
+    #[arg(long, env = "REPLICAST_COLLECT_NO_LOCAL")]
     pub no_local: bool,
     /// Also write this many simulated hosts (web-01, db-01, cache-01, …).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "REPLICAST_COLLECT_SIMULATE", default_value_t = 0)]
     pub simulate: usize,
     /// Seed of the simulated hosts: the same seed gives the same hosts and numbers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "REPLICAST_COLLECT_SEED", default_value_t = 1)]
     pub seed: u64,
     /// Take one sample per host, write it, and exit (an error if Redis cannot take it).
     #[arg(long)]
@@ -175,7 +175,8 @@ pub async fn collect(args: CollectArgs, shutdown: impl Future<Output = ()>) -> a
         let started = Instant::now();
         sink::write_now(&target, &entries, keep)
             .await
-            .with_context(|| format!("cannot write to Redis at {}", args.redis_url))?;
+            // The address only: the URL may carry a password.
+            .with_context(|| format!("cannot write to Redis at {}", target.address()))?;
         tracing::info!(samples = entries.len(), took = ?started.elapsed(), "collector: wrote one sample per host");
         return Ok(());
     }

@@ -642,6 +642,7 @@ impl Filter {
             message: bytes::Bytes::from(replicast_protocol::wire::encode_commands(start, &stream)),
             index: std::sync::Arc::new(index),
             held: true,
+            received: std::time::Instant::now(),
         };
         let deliveries = self.sub.select(&batch, start, &self.allow);
         (start, spans, ours, deliveries)

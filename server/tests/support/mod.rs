@@ -128,6 +128,58 @@ pub fn start_sentinel(name: &str, primary_port: u16) -> (Proc, u16) {
     (proc, port)
 }
 
+/// Debian's nginx on a free loopback port, in the foreground, proxying everything (WebSocket upgrades included) to
+/// `upstream` (`host:port`) with the client's address appended to `X-Forwarded-For`; in a scratch prefix folder.
+/// Returns it and its port once it accepts connections.
+pub fn start_nginx(upstream: &str) -> (Proc, u16) {
+    let port = free_port();
+    let dir = scratch_dir("nginx");
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 location / {{\n\
+                   proxy_pass http://{upstream};\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Upgrade $http_upgrade;\n\
+                   proxy_set_header Connection \"upgrade\";\n\
+                   proxy_set_header Host $host;\n\
+                   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 }}\n\
+               }}\n\
+             }}\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nginx (Debian's nginx-light; scripts/setup.sh installs it)");
+    let proc = Proc(child, Some(dir));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (proc, port);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nginx never listened on {port}");
+}
+
 /// The relay following the Redis on `redis_port`, sending keys matching `allow`; returns its `ws://…/ws` URL.
 pub fn start_relay(redis_port: u16, allow: &str) -> (Proc, String) {
     start_relay_with(
@@ -395,6 +447,13 @@ pub async fn apply_until(
 
 /// The value of the counter or gauge `name` on the relay's `/metrics`.
 pub async fn metric(ws_url: &str, name: &str) -> u64 {
+    let value = metric_value(ws_url, name).await;
+    assert!(value.fract() == 0.0, "{name} is {value}, not a count");
+    value as u64
+}
+
+/// The value of the unlabelled row `name` of the relay's `/metrics`, which may be fractional (seconds).
+pub async fn metric_value(ws_url: &str, name: &str) -> f64 {
     let (_, body) = http_get(ws_url, "/metrics").await;
     body.lines()
         .filter(|l| !l.starts_with('#'))
