@@ -241,8 +241,9 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_DEMO_HOSTS")]
     demo_hosts: Option<usize>,
     /// The history sink's base URL, served to the page as /config.json (`{"history": URL}`), so the host view can
-    /// zoom out past the live window; none by default (then /config.json is the --www folder's, if any).
-    #[arg(long, env = "REPLICAST_HISTORY_URL")]
+    /// zoom out past the live window; none by default (then /config.json is the --www folder's, if any). Its value
+    /// is kept out of --help like every URL's, in case it carries credentials.
+    #[arg(long, env = "REPLICAST_HISTORY_URL", hide_env_values = true)]
     history_url: Option<String>,
 }
 

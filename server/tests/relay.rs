@@ -45,6 +45,20 @@ async fn a_browser_gets_a_hello_a_snapshot_then_raw_commands_with_redis_offsets(
         "the snapshot rebuilds the window"
     );
 
+    // A write in database 1 first, so that Redis's stream selects database 0 again before the next ZADD: the
+    // first ZADD's SELECT 0 came before the join when the replica link attached before it was written.
+    let mut elsewhere = redis_conn(port).await;
+    let _: () = redis::cmd("SELECT")
+        .arg(1)
+        .query_async(&mut elsewhere)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("perf:db1")
+        .arg("x")
+        .query_async(&mut elsewhere)
+        .await
+        .unwrap();
     let _: i64 = redis::cmd("ZADD")
         .arg("perf:web-1")
         .arg(1_700_000_000_000u64)
@@ -575,18 +589,18 @@ fn help_shows_no_secret_from_the_environment() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let is_secret = |name: &str| {
-        ["URL", "TOKEN", "PASSWORD", "SECRET"]
+        ["URL", "TOKEN", "PASSWORD", "SECRET", "DATABASE"]
             .iter()
             .any(|s| name.contains(s))
     };
-    for subcommand in ["serve", "record", "collect", "rdb"] {
+    for subcommand in ["serve", "record", "collect", "rdb", "sink"] {
         let variables: std::collections::BTreeSet<String> = help(subcommand, &[])
             .split("[env: ")
             .skip(1)
             .filter_map(|rest| rest.split(['=', ']']).next().map(str::to_string))
             .collect();
         let secrets: Vec<&String> = variables.iter().filter(|v| is_secret(v)).collect();
-        if subcommand != "rdb" {
+        if !matches!(subcommand, "rdb" | "sink") {
             assert!(
                 variables.contains("REDIS_URL"),
                 "{subcommand} --help names no REDIS_URL: {variables:?}"
