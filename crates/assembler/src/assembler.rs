@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use crate::commands;
 use crate::diagnostics::{Diagnostics, Problem};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Applying, Keyspace, Origin};
 use crate::observe::{NoObserver, WindowObserver};
 pub use crate::watch::WatchConfig;
 use crate::windows::Window;
@@ -93,7 +93,7 @@ impl Transaction {
         self.commands.push((first..self.args.len(), command.end));
     }
 
-    fn apply(self, keyspace: &mut Keyspace, observer: &mut dyn WindowObserver) {
+    fn apply(self, applying: &mut Applying<'_>) {
         let mut args: Vec<&[u8]> = Vec::new();
         for (range, end) in &self.commands {
             args.clear();
@@ -102,7 +102,7 @@ impl Transaction {
                     .iter()
                     .map(|r| &self.data[r.clone()]),
             );
-            commands::apply(keyspace, observer, &args, *end);
+            commands::apply(&mut applying.at(*end), &args);
         }
     }
 }
@@ -115,7 +115,7 @@ struct ShardStream {
     /// Parses the shard's commands; its offset is how far the stream was applied.
     reader: CommandReader,
     transaction: Option<Transaction>,
-    /// `None` until the stream's first `SELECT` after a join (see [`Keyspace`]'s `selected_db`).
+    /// `None` until the stream's first `SELECT` after a join (see [`Applying`]'s `selected_db`).
     selected_db: Option<u32>,
 }
 
@@ -234,7 +234,6 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
     /// Applies one binary message from the relay.
     pub fn push_message(&mut self, message: &[u8]) -> Result<Outcome, AssemblerError> {
-        self.keyspace.changed = false;
         let message = match wire::decode(message) {
             Ok(message) => message,
             Err(err) => return Err(self.wire_error(err)),
@@ -271,14 +270,13 @@ impl<O: WindowObserver> StreamAssembler<O> {
             Message::Commands(segments) => {
                 self.following(shard)?;
                 let mut commands = 0;
+                let mut changed = false;
                 for segment in segments {
                     let segment = segment.map_err(|err| self.wire_error(err))?;
-                    commands += self.apply_segment(shard, segment.start, segment.bytes)?;
+                    commands +=
+                        self.apply_segment(shard, segment.start, segment.bytes, &mut changed)?;
                 }
-                Ok(Outcome::Applied {
-                    commands,
-                    changed: self.keyspace.changed,
-                })
+                Ok(Outcome::Applied { commands, changed })
             }
             Message::Snapshot { offset, commands } => {
                 self.following(shard)?;
@@ -331,12 +329,13 @@ impl<O: WindowObserver> StreamAssembler<O> {
     }
 
     /// Applies the commands of one segment of shard `shard`'s stream (which had its hello); returns how many it
-    /// held.
+    /// held, and sets `changed` if a window changed.
     fn apply_segment(
         &mut self,
         shard: u16,
         start: u64,
         bytes: &[u8],
+        changed: &mut bool,
     ) -> Result<usize, AssemblerError> {
         let Self {
             streams,
@@ -364,27 +363,32 @@ impl<O: WindowObserver> StreamAssembler<O> {
             // Frames the relay filtered out: whole commands, so parsing resumes cleanly here.
             stream.reader = CommandReader::new(start);
         }
-        keyspace.shard = shard;
-        keyspace.selected_db = stream.selected_db;
         let mut commands = 0;
         let ShardStream {
             reader,
             transaction,
+            selected_db,
             ..
         } = stream;
+        let origin = Origin {
+            shard,
+            offset: start,
+            authoritative: false,
+        };
+        let mut applying = Applying::new(keyspace, observer, origin, selected_db, changed);
         let result = reader.push(bytes, |command| {
             commands += 1;
-            apply_command(keyspace, observer, transaction, command);
+            apply_command(&mut applying, transaction, command);
         });
-        stream.selected_db = keyspace.selected_db;
         if let Err(err) = result {
-            keyspace
+            applying
+                .keyspace
                 .diagnostics
                 .record(Problem::BadSegment, start, err.to_string());
             // What the rest of the segment wrote is lost: only a full snapshot can say what the keys hold.
-            keyspace.clear(observer, false);
+            applying.clear(false);
             // Segments hold whole commands: the next one starts cleanly.
-            stream.reader = CommandReader::new(end);
+            *reader = CommandReader::new(end);
         }
         Ok(commands)
     }
@@ -404,16 +408,27 @@ impl<O: WindowObserver> StreamAssembler<O> {
         if offset < applied {
             return false;
         }
-        keyspace.shard = shard;
-        keyspace.offset = offset;
+        let origin = Origin {
+            shard,
+            offset,
+            authoritative: false,
+        };
+        let mut changed = false;
+        let mut applying = Applying::new(
+            keyspace,
+            observer,
+            origin,
+            &mut stream.selected_db,
+            &mut changed,
+        );
         match keys {
             StaleKeys::Keys(keys) => {
                 for key in keys {
-                    keyspace.mark_stale(observer, key);
+                    applying.mark_stale(key);
                 }
             }
             // Like a swapped database: nothing of the shard's keys is known until its next full snapshot.
-            StaleKeys::All => keyspace.clear(observer, false),
+            StaleKeys::All => applying.clear(false),
         }
         if offset > applied {
             // The withheld command's bytes: whole commands, so parsing resumes cleanly at `offset`.
@@ -430,32 +445,38 @@ impl<O: WindowObserver> StreamAssembler<O> {
             keyspace,
             observer,
         } = self;
-        keyspace.shard = shard;
-        if keyspace.swapped.contains(&shard) {
-            keyspace.clear(observer, true);
-        }
         // The snapshot is read in the watched database; its commands apply there. The stream's own `SELECT`
         // stays what it was: a top-up sits in the middle of the stream, and a join's snapshot says nothing of it.
-        keyspace.selected_db = Some(keyspace.watch.db);
-        keyspace.authoritative = true;
+        let mut selected_db = Some(keyspace.watch.db);
+        let origin = Origin {
+            shard,
+            offset,
+            authoritative: true,
+        };
+        let mut changed = false;
+        let mut applying =
+            Applying::new(keyspace, observer, origin, &mut selected_db, &mut changed);
+        if applying.keyspace.swapped.contains(&shard) {
+            applying.clear(true);
+        }
         let mut rebuilt = Vec::new();
         let result = CommandReader::new(0).push(commands, |command| {
             if command.is("del") {
                 rebuilt.extend(command.args[1..].iter().map(|k| k.to_vec()));
             }
-            commands::apply(keyspace, observer, &command.args, offset);
+            commands::apply(&mut applying, &command.args);
         });
-        keyspace.authoritative = false;
         if let Err(err) = result {
-            keyspace
+            applying
+                .keyspace
                 .diagnostics
                 .record(Problem::BadSnapshot, offset, err.to_string());
             // The keys after the error were not rebuilt, and which they were is not known.
-            keyspace.clear(observer, false);
+            applying.clear(false);
             rebuilt.clear();
         }
         for key in &rebuilt {
-            keyspace.snapshot_done(key);
+            applying.snapshot_done(key);
         }
         let stream = &mut streams[usize::from(shard)];
         stream.transaction = None;
@@ -478,8 +499,20 @@ impl<O: WindowObserver> StreamAssembler<O> {
             .is_some_and(|e| e == epoch || (!previous.is_empty() && e == previous));
         let continuous = same_epoch && stream.reader.offset() == offset;
         if !continuous {
-            self.keyspace.shard = shard;
-            self.keyspace.clear(&mut self.observer, true);
+            let origin = Origin {
+                shard,
+                offset,
+                authoritative: false,
+            };
+            let mut changed = false;
+            Applying::new(
+                &mut self.keyspace,
+                &mut self.observer,
+                origin,
+                &mut stream.selected_db,
+                &mut changed,
+            )
+            .clear(true);
             stream.selected_db = None;
             stream.transaction = None;
         }
@@ -491,22 +524,21 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
 /// Applies one command of the stream, or buffers it inside a `MULTI` block.
 fn apply_command(
-    keyspace: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
+    applying: &mut Applying<'_>,
     transaction: &mut Option<Transaction>,
     command: &Command<'_>,
 ) {
     if command.is("multi") {
         if let Some(open) = transaction.take() {
             // MULTI inside MULTI: Redis never sends it; keep what the first block had.
-            open.apply(keyspace, observer);
+            open.apply(applying);
         }
         *transaction = Some(Transaction::default());
         return;
     }
     if command.is("exec") {
         if let Some(done) = transaction.take() {
-            done.apply(keyspace, observer);
+            done.apply(applying);
         }
         return;
     }
@@ -517,14 +549,13 @@ fn apply_command(
                 open.push(command);
                 return;
             }
-            keyspace.offset = command.end;
-            keyspace.problem(
+            applying.at(command.end).problem(
                 Problem::LongTransaction,
                 "a MULTI block over 16 MiB, applied as it came",
             );
-            std::mem::take(open).apply(keyspace, observer);
+            std::mem::take(open).apply(applying);
             open.streaming = true;
         }
     }
-    commands::apply(keyspace, observer, &command.args, command.end);
+    commands::apply(&mut applying.at(command.end), &command.args);
 }

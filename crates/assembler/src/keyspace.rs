@@ -1,7 +1,8 @@
 //! The watched database as the assembler knows it: the windows of watched keys, which keys have an unknown
-//! state (a top-up is due), and the top-ups to request. Commands (`crate::commands`) change it through
-//! [`Keyspace::update`], which creates windows, checks types, reports to the observer, and decides when a window
-//! can no longer be trusted without a top-up.
+//! state (a top-up is due), and the top-ups to request. Commands (`crate::commands`) change it through an
+//! [`Applying`], which carries what applying one command needs (where it comes from, its stream's `SELECT`ed
+//! database, the observer) and whose [`Applying::update`] creates windows, checks types, reports to the
+//! observer, and decides when a window can no longer be trusted without a top-up.
 //!
 //! With a relay following a Redis Cluster, commands come from several shards' streams. Each window has a home
 //! shard, the one whose stream created it: only that stream changes it. A command of another shard on the key
@@ -47,15 +48,6 @@ impl hashbrown::Equivalent<Vec<u8>> for KeyBytes<'_> {
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     pub(crate) watch: WatchConfig,
-    /// The database `SELECT`ed in the stream being applied; `None` from a join until the stream's next `SELECT`
-    /// (the one before the join's offset was not sent). The relay sends a session only its database's frames and
-    /// those that write into it from another (`MOVE`, `COPY … DB`), so until then commands are taken as the
-    /// watched database's, except a `COPY` whose source database that leaves open.
-    pub(crate) selected_db: Option<u32>,
-    /// The shard whose stream is being applied.
-    pub(crate) shard: u16,
-    /// A snapshot is being applied: it replaces the windows it names whatever their home shard.
-    pub(crate) authoritative: bool,
     /// Hashed, not ordered: every command looks its key up, and ordered lookups compare whole keys several
     /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
     pub(crate) windows: Windows,
@@ -72,10 +64,34 @@ pub(crate) struct Keyspace {
     next_id: ItemId,
     watched: FastMap<Vec<u8>, bool>,
     pub(crate) diagnostics: Diagnostics,
-    /// Stream offset of the command being applied, for diagnostics.
+}
+
+/// Where the command being applied comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    /// The shard whose stream it is in.
+    pub(crate) shard: u16,
+    /// The stream offset where it ends, for diagnostics.
     pub(crate) offset: u64,
-    /// Whether any window changed since the flag was last cleared.
-    pub(crate) changed: bool,
+    /// It is part of a snapshot, which replaces the windows it names whatever their home shard.
+    pub(crate) authoritative: bool,
+}
+
+/// Applying one command (or one message of the relay, like a stale notice) to the keyspace: the keyspace, the
+/// observer its windows report to, where the command comes from, and its stream's `SELECT`ed database. Made for
+/// each command and handed to `crate::commands`, so that nothing about the command being applied is left in the
+/// keyspace between commands.
+pub(crate) struct Applying<'a> {
+    pub(crate) keyspace: &'a mut Keyspace,
+    observer: &'a mut dyn WindowObserver,
+    pub(crate) origin: Origin,
+    /// The database `SELECT`ed in the stream being applied; `None` from a join until the stream's next `SELECT`
+    /// (the one before the join's offset was not sent). The relay sends a session only its database's frames and
+    /// those that write into it from another (`MOVE`, `COPY … DB`), so until then commands are taken as the
+    /// watched database's, except a `COPY` whose source database that leaves open.
+    pub(crate) selected_db: &'a mut Option<u32>,
+    /// Set when a window changed (never cleared here: the caller's flag covers a whole message).
+    changed: &'a mut bool,
 }
 
 /// Whether `key` matches a watched pattern, through the cache.
@@ -95,9 +111,6 @@ impl Keyspace {
     pub(crate) fn new(watch: WatchConfig) -> Self {
         Keyspace {
             watch,
-            selected_db: None,
-            shard: 0,
-            authoritative: false,
             windows: Windows::default(),
             unknown: BTreeMap::new(),
             swapped: BTreeSet::new(),
@@ -106,8 +119,6 @@ impl Keyspace {
             next_id: 0,
             watched: FastMap::default(),
             diagnostics: Diagnostics::default(),
-            offset: 0,
-            changed: false,
         }
     }
 
@@ -122,34 +133,8 @@ impl Keyspace {
         windows
     }
 
-    pub(crate) fn in_watched_db(&self) -> bool {
-        self.selected_db.is_none_or(|db| db == self.watch.db)
-    }
-
     pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
         self.windows.contains_key(key) || watched(&self.watch, &mut self.watched, key)
-    }
-
-    /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
-    /// windows, like a set).
-    pub(crate) fn known(&self, key: &[u8]) -> bool {
-        !self.swapped.contains(&self.shard) && !self.unknown.contains_key(key)
-    }
-
-    /// Whether `key`'s window has another home than the shard being applied: the command is then not applied,
-    /// and the window becomes stale with a top-up requested (see the module's documentation).
-    fn foreign(&mut self, key: &[u8]) -> bool {
-        if self.authoritative {
-            return false;
-        }
-        match self.windows.get_mut(&KeyBytes(key)) {
-            Some(window) if window.shard != self.shard => {
-                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
-                self.moved.insert(key.to_vec(), self.shard);
-                true
-            }
-            _ => false,
-        }
     }
 
     /// After `key`'s window was dropped by its home shard: if another shard had touched it, the key lives there
@@ -174,268 +159,22 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn problem(&mut self, problem: Problem, message: impl Into<String>) {
-        self.diagnostics
-            .record(problem, self.offset, message.into());
-    }
-
-    /// A command that cannot be applied exactly (see `crate::commands`): `problem` is counted with `message`, and
-    /// each watched key of `keys` becomes stale (or unknown, without a window) with a top-up requested.
-    pub(crate) fn inexact(
-        &mut self,
-        observer: &mut dyn WindowObserver,
-        problem: Problem,
-        message: String,
-        keys: &[&[u8]],
-    ) {
-        self.problem(problem, message);
-        for key in keys {
-            self.mark_stale(observer, key);
-        }
-    }
-
-    /// A command with arguments Redis would not have propagated (a score it would refuse, an odd pair): what it
-    /// did to `keys` is not known.
-    pub(crate) fn bad_arguments(
-        &mut self,
-        observer: &mut dyn WindowObserver,
-        command: &str,
-        keys: &[&[u8]],
-    ) {
-        self.inexact(
-            observer,
-            Problem::BadArguments,
-            format!("{command}: arguments Redis would not propagate; its keys are topped up"),
-            keys,
-        );
-    }
-
     fn request_topup(topups: &mut BTreeSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
         if topups.insert(key.to_vec()) {
             diagnostics.topups_requested += 1;
         }
     }
 
-    /// Applies `apply` to `key`'s window of `kind`. A missing window is created (empty) if `create` and the key
-    /// is watched; a window of another kind is a wrong-type problem. `Err(Inexact)`, or a window left lacking
-    /// items, makes it stale and requests a top-up; a window left empty that Redis deleted is removed.
-    pub(crate) fn update(
-        &mut self,
-        observer: &mut dyn WindowObserver,
-        key: &[u8],
-        kind: Kind,
-        create: bool,
-        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
-    ) {
-        if let Some(window) = self.windows.get_mut(&KeyBytes(key)) {
-            // The common case, one lookup: the window exists.
-            if window.shard != self.shard && !self.authoritative {
-                Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics);
-                self.moved.insert(key.to_vec(), self.shard);
-                return;
-            }
-            let gone = Self::apply_to(
-                window,
-                observer,
-                key,
-                kind,
-                apply,
-                &mut self.topups,
-                &mut self.diagnostics,
-                &mut self.next_id,
-                &mut self.changed,
-                self.offset,
-            );
-            if gone {
-                self.windows.remove(key);
-            }
-            return;
-        }
-        if !create || !watched(&self.watch, &mut self.watched, key) {
-            return;
-        }
-        let unknown = self.swapped.contains(&self.shard) || self.unknown.remove(key).is_some();
-        let mut window = Window::new(kind, self.watch.window, !unknown);
-        window.shard = self.shard;
-        if unknown {
-            window.stale = true;
-            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-        }
-        let gone = Self::apply_to(
-            &mut window,
-            observer,
-            key,
-            kind,
-            apply,
-            &mut self.topups,
-            &mut self.diagnostics,
-            &mut self.next_id,
-            &mut self.changed,
-            self.offset,
-        );
-        if !gone {
-            self.windows.insert(key.to_vec(), window);
-        }
-    }
-
-    /// [`Keyspace::update`] on a window found or created; returns whether the window is gone (Redis deleted
-    /// the key).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn apply_to(
-        window: &mut Window,
-        observer: &mut dyn WindowObserver,
-        key: &[u8],
-        kind: Kind,
-        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
-        topups: &mut BTreeSet<Vec<u8>>,
-        diagnostics: &mut Diagnostics,
-        next_id: &mut ItemId,
-        changed: &mut bool,
-        offset: u64,
-    ) -> bool {
-        if window.kind() != kind {
-            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
-            // not what Redis holds.
-            diagnostics.record(
-                Problem::WrongType,
-                offset,
-                format!(
-                    "a {} command on {:?}, a {}: topped up",
-                    kind.name(),
-                    String::from_utf8_lossy(key),
-                    window.kind().name()
-                ),
-            );
-            Self::make_stale(window, key, topups, diagnostics);
-            return false;
-        }
-        let mut events = Events::new(key, observer, next_id);
-        let exact = apply(window, &mut events).is_ok();
-        *changed |= events.reported() > 0;
-        if !exact || window.lacks_items() {
-            Self::make_stale(window, key, topups, diagnostics);
-        }
-        window.gone()
-    }
-
-    /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
-    /// Its state is then known, so a pending top-up is withdrawn. A window of another shard stays (stale).
-    pub(crate) fn drop_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
-        if self.foreign(key) {
-            return;
-        }
-        self.remove_key(observer, key);
-        if !self.authoritative {
-            self.moved_away(key);
-        }
-    }
-
-    /// [`Keyspace::drop_key`], whatever the window's home shard.
-    fn remove_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
+    /// Drops `key`'s window whatever its home shard, and whatever was pending for the key; returns whether
+    /// there was a window.
+    fn remove_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> bool {
         self.unknown.remove(key);
         self.topups.remove(key);
         if self.windows.remove(key).is_some() {
             observer.key_cleared(key);
-            self.changed = true;
+            return true;
         }
-    }
-
-    /// `key` now holds something the stream does not tell (a `ZUNIONSTORE` destination, a key moved in from
-    /// another database): its window is dropped and, if watched, a top-up requested.
-    pub(crate) fn mark_unknown(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
-        if self.foreign(key) {
-            return;
-        }
-        self.remove_key(observer, key);
-        self.moved.remove(key);
-        if watched(&self.watch, &mut self.watched, key) {
-            self.unknown.insert(key.to_vec(), self.shard);
-            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-        }
-    }
-
-    /// A command changed `key` in a way its window cannot follow: the window stays, best effort, until the
-    /// top-up.
-    pub(crate) fn mark_stale(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) {
-        match self.windows.get_mut(key) {
-            // Whatever the window's home: a stale window is what a command of another shard leaves too.
-            Some(window) => Self::make_stale(window, key, &mut self.topups, &mut self.diagnostics),
-            None => self.mark_unknown(observer, key),
-        }
-    }
-
-    /// Takes `key`'s window out (for `RENAME`), reporting it cleared. A window of another shard stays (stale).
-    pub(crate) fn take(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> Option<Window> {
-        if self.foreign(key) {
-            return None;
-        }
-        let window = self.windows.remove(key)?;
-        observer.key_cleared(key);
-        self.changed = true;
-        Some(window)
-    }
-
-    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids; its home
-    /// is the shard being applied. Over a window of another shard, nothing is put (that window goes stale).
-    pub(crate) fn put(
-        &mut self,
-        observer: &mut dyn WindowObserver,
-        key: &[u8],
-        mut window: Window,
-    ) {
-        if self.foreign(key) {
-            return;
-        }
-        self.remove_key(observer, key);
-        if !self.is_watched(key) {
-            return;
-        }
-        window.shard = self.shard;
-        window.renumber(&mut Events::new(key, observer, &mut self.next_id));
-        if window.stale {
-            Self::request_topup(&mut self.topups, &mut self.diagnostics, key);
-        }
-        self.windows.insert(key.to_vec(), window);
-        self.changed = true;
-    }
-
-    /// Sets when `key` expires, if it has a window (of the shard being applied).
-    pub(crate) fn set_expiry(&mut self, key: &[u8], at_ms: Option<u64>) {
-        if self.foreign(key) {
-            return;
-        }
-        if let Some(window) = self.windows.get_mut(key) {
-            window.expires_at_ms = at_ms;
-            self.changed = true;
-        }
-    }
-
-    /// Drops every window whose home is the shard being applied (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream
-    /// restart): in a cluster, a node's flush empties that node's keys only. `known` says whether the database is
-    /// then known (empty after a flush) or unknown (swapped with another).
-    pub(crate) fn clear(&mut self, observer: &mut dyn WindowObserver, known: bool) {
-        let shard = self.shard;
-        let mut keys: Vec<Vec<u8>> = self
-            .windows
-            .extract_if(|_, w| w.shard == shard)
-            .map(|(k, _)| k)
-            .collect();
-        keys.sort_unstable();
-        self.unknown.retain(|_, s| *s != shard);
-        for key in keys {
-            observer.key_cleared(&key);
-            self.changed = true;
-            self.moved_away(&key);
-        }
-        let (windows, unknown) = (&self.windows, &self.unknown);
-        self.topups
-            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
-        if known {
-            self.swapped.remove(&shard);
-        } else {
-            self.swapped.insert(shard);
-        }
+        false
     }
 
     /// Drops the windows whose deadline is at or before `now_ms`; returns how many.
@@ -452,17 +191,286 @@ impl Keyspace {
         }
         due.len()
     }
+}
+
+impl<'a> Applying<'a> {
+    pub(crate) fn new(
+        keyspace: &'a mut Keyspace,
+        observer: &'a mut dyn WindowObserver,
+        origin: Origin,
+        selected_db: &'a mut Option<u32>,
+        changed: &'a mut bool,
+    ) -> Self {
+        Applying {
+            keyspace,
+            observer,
+            origin,
+            selected_db,
+            changed,
+        }
+    }
+
+    /// The same context for the command of the same stream that ends at `offset`.
+    pub(crate) fn at(&mut self, offset: u64) -> Applying<'_> {
+        Applying {
+            keyspace: self.keyspace,
+            observer: self.observer,
+            origin: Origin {
+                offset,
+                ..self.origin
+            },
+            selected_db: self.selected_db,
+            changed: self.changed,
+        }
+    }
+
+    pub(crate) fn in_watched_db(&self) -> bool {
+        self.selected_db
+            .is_none_or(|db| db == self.keyspace.watch.db)
+    }
+
+    /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
+    /// windows, like a set).
+    pub(crate) fn known(&self, key: &[u8]) -> bool {
+        !self.keyspace.swapped.contains(&self.origin.shard)
+            && !self.keyspace.unknown.contains_key(key)
+    }
+
+    /// Whether `key`'s window has another home than the shard being applied: the command is then not applied,
+    /// and the window becomes stale with a top-up requested (see the module's documentation).
+    fn foreign(&mut self, key: &[u8]) -> bool {
+        if self.origin.authoritative {
+            return false;
+        }
+        let ks = &mut *self.keyspace;
+        match ks.windows.get_mut(&KeyBytes(key)) {
+            Some(window) if window.shard != self.origin.shard => {
+                Keyspace::make_stale(window, key, &mut ks.topups, &mut ks.diagnostics);
+                ks.moved.insert(key.to_vec(), self.origin.shard);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn problem(&mut self, problem: Problem, message: impl Into<String>) {
+        self.keyspace
+            .diagnostics
+            .record(problem, self.origin.offset, message.into());
+    }
+
+    /// A command that cannot be applied exactly (see `crate::commands`): `problem` is counted with `message`, and
+    /// each watched key of `keys` becomes stale (or unknown, without a window) with a top-up requested.
+    pub(crate) fn inexact(&mut self, problem: Problem, message: String, keys: &[&[u8]]) {
+        self.problem(problem, message);
+        for key in keys {
+            self.mark_stale(key);
+        }
+    }
+
+    /// A command with arguments Redis would not have propagated (a score it would refuse, an odd pair): what it
+    /// did to `keys` is not known.
+    pub(crate) fn bad_arguments(&mut self, command: &str, keys: &[&[u8]]) {
+        self.inexact(
+            Problem::BadArguments,
+            format!("{command}: arguments Redis would not propagate; its keys are topped up"),
+            keys,
+        );
+    }
+
+    /// Applies `apply` to `key`'s window of `kind`. A missing window is created (empty) if `create` and the key
+    /// is watched; a window of another kind is a wrong-type problem. `Err(Inexact)`, or a window left lacking
+    /// items, makes it stale and requests a top-up; a window left empty that Redis deleted is removed.
+    pub(crate) fn update(
+        &mut self,
+        key: &[u8],
+        kind: Kind,
+        create: bool,
+        apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+    ) {
+        let Origin {
+            shard,
+            offset,
+            authoritative,
+        } = self.origin;
+        let ks = &mut *self.keyspace;
+        if let Some(window) = ks.windows.get_mut(&KeyBytes(key)) {
+            // The common case, one lookup: the window exists.
+            if window.shard != shard && !authoritative {
+                Keyspace::make_stale(window, key, &mut ks.topups, &mut ks.diagnostics);
+                ks.moved.insert(key.to_vec(), shard);
+                return;
+            }
+            let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
+            let outcome = apply_to(window, kind, &mut events, apply);
+            *self.changed |= events.reported() > 0;
+            let gone = settle(
+                window,
+                key,
+                kind,
+                outcome,
+                &mut ks.topups,
+                &mut ks.diagnostics,
+                offset,
+            );
+            if gone {
+                self.keyspace.windows.remove(key);
+            }
+            return;
+        }
+        if !create || !watched(&ks.watch, &mut ks.watched, key) {
+            return;
+        }
+        let unknown = ks.swapped.contains(&shard) || ks.unknown.remove(key).is_some();
+        let mut window = Window::new(kind, ks.watch.window, !unknown);
+        window.shard = shard;
+        if unknown {
+            window.stale = true;
+            Keyspace::request_topup(&mut ks.topups, &mut ks.diagnostics, key);
+        }
+        let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
+        let outcome = apply_to(&mut window, kind, &mut events, apply);
+        *self.changed |= events.reported() > 0;
+        let gone = settle(
+            &mut window,
+            key,
+            kind,
+            outcome,
+            &mut ks.topups,
+            &mut ks.diagnostics,
+            offset,
+        );
+        if !gone {
+            ks.windows.insert(key.to_vec(), window);
+        }
+    }
+
+    /// Drops `key`'s window, if any: Redis deleted the key, or replaced it with something of another type.
+    /// Its state is then known, so a pending top-up is withdrawn. A window of another shard stays (stale).
+    pub(crate) fn drop_key(&mut self, key: &[u8]) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(key);
+        if !self.origin.authoritative {
+            self.keyspace.moved_away(key);
+        }
+    }
+
+    /// [`Applying::drop_key`], whatever the window's home shard.
+    fn remove_key(&mut self, key: &[u8]) {
+        if self.keyspace.remove_key(self.observer, key) {
+            *self.changed = true;
+        }
+    }
+
+    /// `key` now holds something the stream does not tell (a `ZUNIONSTORE` destination, a key moved in from
+    /// another database): its window is dropped and, if watched, a top-up requested.
+    pub(crate) fn mark_unknown(&mut self, key: &[u8]) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(key);
+        let ks = &mut *self.keyspace;
+        ks.moved.remove(key);
+        if watched(&ks.watch, &mut ks.watched, key) {
+            ks.unknown.insert(key.to_vec(), self.origin.shard);
+            Keyspace::request_topup(&mut ks.topups, &mut ks.diagnostics, key);
+        }
+    }
+
+    /// A command changed `key` in a way its window cannot follow: the window stays, best effort, until the
+    /// top-up.
+    pub(crate) fn mark_stale(&mut self, key: &[u8]) {
+        let ks = &mut *self.keyspace;
+        match ks.windows.get_mut(key) {
+            // Whatever the window's home: a stale window is what a command of another shard leaves too.
+            Some(window) => Keyspace::make_stale(window, key, &mut ks.topups, &mut ks.diagnostics),
+            None => self.mark_unknown(key),
+        }
+    }
+
+    /// Takes `key`'s window out (for `RENAME`), reporting it cleared. A window of another shard stays (stale).
+    pub(crate) fn take(&mut self, key: &[u8]) -> Option<Window> {
+        if self.foreign(key) {
+            return None;
+        }
+        let window = self.keyspace.windows.remove(key)?;
+        self.observer.key_cleared(key);
+        *self.changed = true;
+        Some(window)
+    }
+
+    /// Puts `window` under `key` (for `RENAME`, `COPY`), replacing what was there, with fresh item ids; its home
+    /// is the shard being applied. Over a window of another shard, nothing is put (that window goes stale).
+    pub(crate) fn put(&mut self, key: &[u8], mut window: Window) {
+        if self.foreign(key) {
+            return;
+        }
+        self.remove_key(key);
+        let ks = &mut *self.keyspace;
+        if !ks.is_watched(key) {
+            return;
+        }
+        window.shard = self.origin.shard;
+        window.renumber(&mut Events::new(key, &mut *self.observer, &mut ks.next_id));
+        if window.stale {
+            Keyspace::request_topup(&mut ks.topups, &mut ks.diagnostics, key);
+        }
+        ks.windows.insert(key.to_vec(), window);
+        *self.changed = true;
+    }
+
+    /// Sets when `key` expires, if it has a window (of the shard being applied).
+    pub(crate) fn set_expiry(&mut self, key: &[u8], at_ms: Option<u64>) {
+        if self.foreign(key) {
+            return;
+        }
+        if let Some(window) = self.keyspace.windows.get_mut(key) {
+            window.expires_at_ms = at_ms;
+            *self.changed = true;
+        }
+    }
+
+    /// Drops every window whose home is the shard being applied (`FLUSHDB`, `FLUSHALL`, `SWAPDB`, a stream
+    /// restart): in a cluster, a node's flush empties that node's keys only. `known` says whether the database is
+    /// then known (empty after a flush) or unknown (swapped with another).
+    pub(crate) fn clear(&mut self, known: bool) {
+        let shard = self.origin.shard;
+        let ks = &mut *self.keyspace;
+        let mut keys: Vec<Vec<u8>> = ks
+            .windows
+            .extract_if(|_, w| w.shard == shard)
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort_unstable();
+        ks.unknown.retain(|_, s| *s != shard);
+        for key in keys {
+            self.observer.key_cleared(&key);
+            *self.changed = true;
+            ks.moved_away(&key);
+        }
+        let (windows, unknown) = (&ks.windows, &ks.unknown);
+        ks.topups
+            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
+        if known {
+            ks.swapped.remove(&shard);
+        } else {
+            ks.swapped.insert(shard);
+        }
+    }
 
     /// After a snapshot rebuilt `key`: its window (if any) is exact again, complete if it holds fewer items
     /// than the capacity (Redis then gave everything it had), and its home is the snapshot's shard.
     pub(crate) fn snapshot_done(&mut self, key: &[u8]) {
-        self.moved.remove(key);
-        self.unknown.remove(key);
-        self.topups.remove(key);
-        let capacity = self.watch.window;
-        if let Some(window) = self.windows.get_mut(key) {
+        let ks = &mut *self.keyspace;
+        ks.moved.remove(key);
+        ks.unknown.remove(key);
+        ks.topups.remove(key);
+        let capacity = ks.watch.window;
+        if let Some(window) = ks.windows.get_mut(key) {
             window.stale = false;
-            window.shard = self.shard;
+            window.shard = self.origin.shard;
             let short = window.len() < capacity;
             match &mut window.body {
                 crate::windows::Body::Zset(w) => w.set_complete(short),
@@ -472,17 +480,76 @@ impl Keyspace {
             }
         }
     }
-}
 
-impl Keyspace {
     /// Forgets that `key`'s state was unknown: a command gave its whole value (unless the key's window has
     /// another home shard, and the command was not applied).
     pub(crate) fn drop_unknown(&mut self, key: &[u8]) {
-        let shard = self.shard;
-        if !self.authoritative && self.windows.get(key).is_some_and(|w| w.shard != shard) {
+        let shard = self.origin.shard;
+        let ks = &mut *self.keyspace;
+        if !self.origin.authoritative && ks.windows.get(key).is_some_and(|w| w.shard != shard) {
             return;
         }
-        self.unknown.remove(key);
-        self.topups.remove(key);
+        ks.unknown.remove(key);
+        ks.topups.remove(key);
+    }
+}
+
+/// What [`apply_to`] found.
+enum Applied {
+    /// The window is of another kind than the command's.
+    WrongType,
+    /// The command was applied; `false` if not exactly.
+    Exact(bool),
+}
+
+/// Applies a command of `kind` to `window` (found or created by [`Applying::update`]), reporting to `events`.
+#[inline]
+fn apply_to(
+    window: &mut Window,
+    kind: Kind,
+    events: &mut Events<'_>,
+    apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+) -> Applied {
+    if window.kind() != kind {
+        return Applied::WrongType;
+    }
+    Applied::Exact(apply(window, events).is_ok())
+}
+
+/// After [`apply_to`]: a window that cannot be trusted becomes stale with a top-up requested. Returns whether
+/// the window is gone (Redis deleted the key).
+#[inline]
+fn settle(
+    window: &mut Window,
+    key: &[u8],
+    kind: Kind,
+    applied: Applied,
+    topups: &mut BTreeSet<Vec<u8>>,
+    diagnostics: &mut Diagnostics,
+    offset: u64,
+) -> bool {
+    match applied {
+        Applied::WrongType => {
+            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
+            // not what Redis holds.
+            diagnostics.record(
+                Problem::WrongType,
+                offset,
+                format!(
+                    "a {} command on {:?}, a {}: topped up",
+                    kind.name(),
+                    String::from_utf8_lossy(key),
+                    window.kind().name()
+                ),
+            );
+            Keyspace::make_stale(window, key, topups, diagnostics);
+            false
+        }
+        Applied::Exact(exact) => {
+            if !exact || window.lacks_items() {
+                Keyspace::make_stale(window, key, topups, diagnostics);
+            }
+            window.gone()
+        }
     }
 }

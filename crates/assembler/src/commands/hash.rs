@@ -1,8 +1,7 @@
 //! Hash commands: `HSET`/`HMSET`/`HSETNX`, `HDEL`, `HINCRBY`. (`HINCRBYFLOAT` arrives as `HSET` of the result.)
 
 use super::args::int;
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 use crate::windows::{Body, HashWindow, Inexact, Kind, Window};
 
 fn hash(window: &mut Window) -> Result<&mut HashWindow, Inexact> {
@@ -13,17 +12,12 @@ fn hash(window: &mut Window) -> Result<&mut HashWindow, Inexact> {
 }
 
 /// `HSET key field value …`; `HSETNX` (`only_new`) sets only a field that is not there.
-pub(super) fn hset(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    only_new: bool,
-) {
+pub(super) fn hset(applying: &mut Applying<'_>, args: &[&[u8]], only_new: bool) {
     let pairs = &args[2..];
     if pairs.is_empty() || pairs.len() % 2 != 0 {
-        return ks.bad_arguments(observer, "HSET", &args[1..2]);
+        return applying.bad_arguments("HSET", &args[1..2]);
     }
-    ks.update(observer, args[1], Kind::Hash, true, |window, events| {
+    applying.update(args[1], Kind::Hash, true, |window, events| {
         let w = hash(window)?;
         for pair in pairs.chunks_exact(2) {
             // Redis propagates HSETNX only when it set the field.
@@ -37,8 +31,8 @@ pub(super) fn hset(
 }
 
 /// `HDEL key field …`.
-pub(super) fn hdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
-    ks.update(observer, args[1], Kind::Hash, false, |window, events| {
+pub(super) fn hdel(applying: &mut Applying<'_>, args: &[&[u8]]) {
+    applying.update(args[1], Kind::Hash, false, |window, events| {
         let w = hash(window)?;
         for field in &args[2..] {
             w.delete(field, events);
@@ -48,11 +42,11 @@ pub(super) fn hdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 }
 
 /// `HINCRBY key field increment`: exact if the window holds the field, or knows it is absent.
-pub(super) fn hincrby(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn hincrby(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(&field), Some(by)) = (args.get(2), args.get(3).and_then(|a| int(a))) else {
-        return ks.bad_arguments(observer, "HINCRBY", &args[1..2]);
+        return applying.bad_arguments("HINCRBY", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Hash, true, |window, events| {
+    applying.update(args[1], Kind::Hash, true, |window, events| {
         let w = hash(window)?;
         let old = match w.get(field) {
             Some(v) => int(v).ok_or(Inexact)?,

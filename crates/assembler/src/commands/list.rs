@@ -2,8 +2,7 @@
 //! `LMOVE` and `BRPOPLPUSH` as `RPOPLPUSH`.
 
 use super::args::{int, is};
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 use crate::windows::{Body, Inexact, Kind, ListWindow, Window};
 
 fn list(window: &mut Window) -> Result<&mut ListWindow, Inexact> {
@@ -14,16 +13,11 @@ fn list(window: &mut Window) -> Result<&mut ListWindow, Inexact> {
 }
 
 /// `RPUSH`/`RPUSHX`, or `LPUSH`/`LPUSHX` (`front`), `key item …`.
-pub(super) fn push(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    front: bool,
-) {
+pub(super) fn push(applying: &mut Applying<'_>, args: &[&[u8]], front: bool) {
     if args.len() < 3 {
-        return ks.bad_arguments(observer, "RPUSH/LPUSH", &args[1..2]);
+        return applying.bad_arguments("RPUSH/LPUSH", &args[1..2]);
     }
-    ks.update(observer, args[1], Kind::List, true, |window, events| {
+    applying.update(args[1], Kind::List, true, |window, events| {
         let w = list(window)?;
         for item in &args[2..] {
             if front {
@@ -37,20 +31,15 @@ pub(super) fn push(
 }
 
 /// `LPOP`/`RPOP key [count]`.
-pub(super) fn pop(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    front: bool,
-) {
+pub(super) fn pop(applying: &mut Applying<'_>, args: &[&[u8]], front: bool) {
     let count = match args.get(2) {
         Some(c) => match int(c) {
             Some(c) if c >= 0 => c as u64,
-            _ => return ks.bad_arguments(observer, "LPOP/RPOP", &args[1..2]),
+            _ => return applying.bad_arguments("LPOP/RPOP", &args[1..2]),
         },
         None => 1,
     };
-    ks.update(observer, args[1], Kind::List, false, |window, events| {
+    applying.update(args[1], Kind::List, false, |window, events| {
         let w = list(window)?;
         if front {
             w.pop_front(count, events)?;
@@ -62,48 +51,48 @@ pub(super) fn pop(
 }
 
 /// `LTRIM key start stop`.
-pub(super) fn ltrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn ltrim(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(start), Some(stop)) = (
         args.get(2).and_then(|a| int(a)),
         args.get(3).and_then(|a| int(a)),
     ) else {
-        return ks.bad_arguments(observer, "LTRIM", &args[1..2]);
+        return applying.bad_arguments("LTRIM", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::List, false, |window, events| {
+    applying.update(args[1], Kind::List, false, |window, events| {
         list(window)?.trim(start, stop, events)
     });
 }
 
 /// `LSET key index value`.
-pub(super) fn lset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn lset(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(index), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
-        return ks.bad_arguments(observer, "LSET", &args[1..2]);
+        return applying.bad_arguments("LSET", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::List, false, |window, events| {
+    applying.update(args[1], Kind::List, false, |window, events| {
         list(window)?.set(index, value, events)
     });
 }
 
 /// `LREM key count value`.
-pub(super) fn lrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn lrem(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(count), Some(&value)) = (args.get(2).and_then(|a| int(a)), args.get(3)) else {
-        return ks.bad_arguments(observer, "LREM", &args[1..2]);
+        return applying.bad_arguments("LREM", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::List, false, |window, events| {
+    applying.update(args[1], Kind::List, false, |window, events| {
         list(window)?.remove(count, value, events)
     });
 }
 
 /// `LINSERT key BEFORE|AFTER pivot value`.
-pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn linsert(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(&side), Some(&pivot), Some(&value)) = (args.get(2), args.get(3), args.get(4)) else {
-        return ks.bad_arguments(observer, "LINSERT", &args[1..2]);
+        return applying.bad_arguments("LINSERT", &args[1..2]);
     };
     let before = is(side, "before");
     if !before && !is(side, "after") {
-        return ks.bad_arguments(observer, "LINSERT", &args[1..2]);
+        return applying.bad_arguments("LINSERT", &args[1..2]);
     }
-    ks.update(observer, args[1], Kind::List, false, |window, events| {
+    applying.update(args[1], Kind::List, false, |window, events| {
         list(window)?.insert(before, pivot, value, events)
     });
 }
@@ -111,14 +100,9 @@ pub(super) fn linsert(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args
 /// `LMOVE src dst LEFT|RIGHT LEFT|RIGHT` (and `BLMOVE`), or `RPOPLPUSH src dst` (`rpoplpush`): the item moves
 /// only as far as the windows know it. An item popped from outside the source's window, or from a stale window
 /// (whose items may not be Redis's), is unknown, so the destination needs a top-up.
-pub(super) fn lmove(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    rpoplpush: bool,
-) {
+pub(super) fn lmove(applying: &mut Applying<'_>, args: &[&[u8]], rpoplpush: bool) {
     let (Some(&src), Some(&dst)) = (args.get(1), args.get(2)) else {
-        return ks.bad_arguments(observer, "LMOVE", &args[1..args.len().min(3)]);
+        return applying.bad_arguments("LMOVE", &args[1..args.len().min(3)]);
     };
     let (from_left, to_left) = if rpoplpush {
         (false, true)
@@ -129,12 +113,12 @@ pub(super) fn lmove(
             _ => None,
         };
         let (Some(from_left), Some(to_left)) = (side(args.get(3)), side(args.get(4))) else {
-            return ks.bad_arguments(observer, "LMOVE", &args[1..args.len().min(3)]);
+            return applying.bad_arguments("LMOVE", &args[1..args.len().min(3)]);
         };
         (from_left, to_left)
     };
     let mut item: Option<Vec<u8>> = None;
-    ks.update(observer, src, Kind::List, false, |window, events| {
+    applying.update(src, Kind::List, false, |window, events| {
         let trusted = !window.stale;
         let w = list(window)?;
         let popped = if from_left {
@@ -149,7 +133,7 @@ pub(super) fn lmove(
         Ok(())
     });
     match item {
-        Some(item) => ks.update(observer, dst, Kind::List, true, |window, events| {
+        Some(item) => applying.update(dst, Kind::List, true, |window, events| {
             let w = list(window)?;
             if to_left {
                 w.push_front(&item, events);
@@ -159,8 +143,8 @@ pub(super) fn lmove(
             Ok(())
         }),
         None => {
-            if ks.is_watched(dst) {
-                ks.mark_stale(observer, dst);
+            if applying.keyspace.is_watched(dst) {
+                applying.mark_stale(dst);
             }
         }
     }

@@ -24,8 +24,7 @@ mod string;
 mod zset;
 
 use crate::diagnostics::Problem;
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 
 /// Longest command name looked up (longer ones are unknown).
 const MAX_NAME: usize = 24;
@@ -36,7 +35,7 @@ const MAX_NAME: usize = 24;
 macro_rules! command_group {
     (
         $(#[$meta:meta])*
-        $names:ident, fn $apply:ident($ks:ident, $observer:ident, $args:ident) {
+        $names:ident, fn $apply:ident($applying:ident, $args:ident) {
             $( $($name:literal)|+ => $effect:expr, )*
         }
     ) => {
@@ -44,8 +43,7 @@ macro_rules! command_group {
 
         $(#[$meta])*
         fn $apply(
-            $ks: &mut Keyspace,
-            $observer: &mut dyn WindowObserver,
+            $applying: &mut Applying<'_>,
             name: &[u8],
             $args: &[&[u8]],
         ) -> bool {
@@ -60,12 +58,12 @@ macro_rules! command_group {
 
 command_group! {
     /// Commands that matter whatever the selected database, or change no window.
-    ANY_DB, fn apply_any_db(ks, observer, args) {
-        b"select" => keys::select(ks, observer, args),
-        b"flushall" => ks.clear(observer, true),
-        b"swapdb" => keys::swapdb(ks, observer, args),
-        b"move" => keys::move_key(ks, observer, args),
-        b"copy" => keys::copy(ks, observer, args),
+    ANY_DB, fn apply_any_db(applying, args) {
+        b"select" => keys::select(applying, args),
+        b"flushall" => applying.clear(true),
+        b"swapdb" => keys::swapdb(applying, args),
+        b"move" => keys::move_key(applying, args),
+        b"copy" => keys::copy(applying, args),
         // Libraries of functions are not keys; their calls arrive as the writes they made.
         b"ping" | b"replconf" | b"multi" | b"exec" | b"publish" | b"spublish" | b"function" => {},
     }
@@ -73,87 +71,87 @@ command_group! {
 
 command_group! {
     /// Commands of the watched database whose arguments need not name a key.
-    WATCHED_DB_KEYLESS, fn apply_keyless(ks, observer, _args) {
-        b"flushdb" => ks.clear(observer, true),
+    WATCHED_DB_KEYLESS, fn apply_keyless(applying, _args) {
+        b"flushdb" => applying.clear(true),
     }
 }
 
 command_group! {
     /// Commands of the watched database, with at least one argument (`args[1]`, a key for most).
-    WATCHED_DB, fn apply_keyed(ks, observer, args) {
-        b"zadd" => zset::zadd(ks, observer, args),
-        b"zincrby" => zset::zincrby(ks, observer, args),
-        b"zrem" => zset::zrem(ks, observer, args),
-        b"zremrangebyscore" => zset::zremrangebyscore(ks, observer, args),
-        b"zremrangebylex" => zset::zremrangebylex(ks, observer, args),
-        b"zremrangebyrank" => zset::zremrangebyrank(ks, observer, args),
-        b"zpopmin" => zset::zpop(ks, observer, args, false),
-        b"zpopmax" => zset::zpop(ks, observer, args, true),
+    WATCHED_DB, fn apply_keyed(applying, args) {
+        b"zadd" => zset::zadd(applying, args),
+        b"zincrby" => zset::zincrby(applying, args),
+        b"zrem" => zset::zrem(applying, args),
+        b"zremrangebyscore" => zset::zremrangebyscore(applying, args),
+        b"zremrangebylex" => zset::zremrangebylex(applying, args),
+        b"zremrangebyrank" => zset::zremrangebyrank(applying, args),
+        b"zpopmin" => zset::zpop(applying, args, false),
+        b"zpopmax" => zset::zpop(applying, args, true),
         b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore" | b"geosearchstore" => {
-            ks.mark_unknown(observer, args[1])
+            applying.mark_unknown(args[1])
         },
-        b"geoadd" => ks.mark_stale(observer, args[1]),
+        b"geoadd" => applying.mark_stale(args[1]),
 
-        b"xadd" => stream::xadd(ks, observer, args),
-        b"xdel" => stream::xdel(ks, observer, args),
-        b"xtrim" => stream::xtrim(ks, observer, args),
-        b"xgroup" => stream::xgroup(ks, observer, args),
+        b"xadd" => stream::xadd(applying, args),
+        b"xdel" => stream::xdel(applying, args),
+        b"xtrim" => stream::xtrim(applying, args),
+        b"xgroup" => stream::xgroup(applying, args),
         b"xsetid" | b"xack" | b"xclaim" | b"xautoclaim" | b"xreadgroup" => {},
 
-        b"rpush" | b"rpushx" => list::push(ks, observer, args, false),
-        b"lpush" | b"lpushx" => list::push(ks, observer, args, true),
-        b"lpop" => list::pop(ks, observer, args, true),
-        b"rpop" => list::pop(ks, observer, args, false),
-        b"ltrim" => list::ltrim(ks, observer, args),
-        b"lset" => list::lset(ks, observer, args),
-        b"lrem" => list::lrem(ks, observer, args),
-        b"linsert" => list::linsert(ks, observer, args),
-        b"lmove" | b"blmove" => list::lmove(ks, observer, args, false),
-        b"rpoplpush" | b"brpoplpush" => list::lmove(ks, observer, args, true),
+        b"rpush" | b"rpushx" => list::push(applying, args, false),
+        b"lpush" | b"lpushx" => list::push(applying, args, true),
+        b"lpop" => list::pop(applying, args, true),
+        b"rpop" => list::pop(applying, args, false),
+        b"ltrim" => list::ltrim(applying, args),
+        b"lset" => list::lset(applying, args),
+        b"lrem" => list::lrem(applying, args),
+        b"linsert" => list::linsert(applying, args),
+        b"lmove" | b"blmove" => list::lmove(applying, args, false),
+        b"rpoplpush" | b"brpoplpush" => list::lmove(applying, args, true),
 
-        b"hset" | b"hmset" => hash::hset(ks, observer, args, false),
-        b"hsetnx" => hash::hset(ks, observer, args, true),
-        b"hdel" => hash::hdel(ks, observer, args),
-        b"hincrby" => hash::hincrby(ks, observer, args),
-        b"hincrbyfloat" => ks.mark_stale(observer, args[1]),
+        b"hset" | b"hmset" => hash::hset(applying, args, false),
+        b"hsetnx" => hash::hset(applying, args, true),
+        b"hdel" => hash::hdel(applying, args),
+        b"hincrby" => hash::hincrby(applying, args),
+        b"hincrbyfloat" => applying.mark_stale(args[1]),
 
-        b"set" => string::set(ks, observer, args),
-        b"setnx" | b"getset" => string::set_plain(ks, observer, args[1], args.get(2).copied()),
-        b"setex" | b"psetex" => string::set_plain(ks, observer, args[1], args.get(3).copied()),
-        b"mset" | b"msetnx" => string::mset(ks, observer, args),
-        b"incr" => string::incr(ks, observer, args, b"incr"),
-        b"decr" => string::incr(ks, observer, args, b"decr"),
-        b"incrby" => string::incr(ks, observer, args, b"incrby"),
-        b"decrby" => string::incr(ks, observer, args, b"decrby"),
-        b"append" => string::append(ks, observer, args),
-        b"setrange" => string::setrange(ks, observer, args),
+        b"set" => string::set(applying, args),
+        b"setnx" | b"getset" => string::set_plain(applying, args[1], args.get(2).copied()),
+        b"setex" | b"psetex" => string::set_plain(applying, args[1], args.get(3).copied()),
+        b"mset" | b"msetnx" => string::mset(applying, args),
+        b"incr" => string::incr(applying, args, b"incr"),
+        b"decr" => string::incr(applying, args, b"decr"),
+        b"incrby" => string::incr(applying, args, b"incrby"),
+        b"decrby" => string::incr(applying, args, b"decrby"),
+        b"append" => string::append(applying, args),
+        b"setrange" => string::setrange(applying, args),
         // A HyperLogLog's or a bitmap's new bytes are Redis's to compute; PFCOUNT rewrites the cached
         // cardinality inside the HyperLogLog string (Redis propagates it for that).
-        b"incrbyfloat" | b"setbit" | b"bitfield" | b"pfadd" => ks.mark_stale(observer, args[1]),
-        b"pfcount" => keys::stale(ks, observer, &args[1..]),
-        b"pfdebug" => keys::stale(ks, observer, &args[2..]),
-        b"pfmerge" | b"restore" | b"restore-asking" => ks.mark_unknown(observer, args[1]),
+        b"incrbyfloat" | b"setbit" | b"bitfield" | b"pfadd" => applying.mark_stale(args[1]),
+        b"pfcount" => keys::stale(applying, &args[1..]),
+        b"pfdebug" => keys::stale(applying, &args[2..]),
+        b"pfmerge" | b"restore" | b"restore-asking" => applying.mark_unknown(args[1]),
         b"bitop" => {
             if let Some(dest) = args.get(2) {
-                ks.mark_unknown(observer, dest)
+                applying.mark_unknown(dest)
             }
         },
 
-        b"del" | b"unlink" | b"getdel" => keys::del(ks, observer, args),
-        b"pexpireat" => keys::expire_at(ks, observer, args, false),
-        b"expireat" => keys::expire_at(ks, observer, args, true),
+        b"del" | b"unlink" | b"getdel" => keys::del(applying, args),
+        b"pexpireat" => keys::expire_at(applying, args, false),
+        b"expireat" => keys::expire_at(applying, args, true),
         // Relative to a clock the stream does not carry; Redis 7.0 propagates PEXPIREAT instead.
         b"expire" | b"pexpire" => {},
-        b"persist" => ks.set_expiry(args[1], None),
-        b"rename" | b"renamenx" => keys::rename(ks, observer, args),
+        b"persist" => applying.set_expiry(args[1], None),
+        b"rename" | b"renamenx" => keys::rename(applying, args),
         b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => {
-            keys::store_option(ks, observer, args)
+            keys::store_option(applying, args)
         },
-        b"sadd" | b"srem" | b"spop" => keys::untracked(ks, observer, &args[1..2], "set"),
-        b"smove" => keys::untracked(ks, observer, &args[1..args.len().min(3)], "set"),
-        b"sinterstore" | b"sunionstore" | b"sdiffstore" => ks.drop_key(observer, args[1]),
+        b"sadd" | b"srem" | b"spop" => keys::untracked(applying, &args[1..2], "set"),
+        b"smove" => keys::untracked(applying, &args[1..args.len().min(3)], "set"),
+        b"sinterstore" | b"sunionstore" | b"sdiffstore" => applying.drop_key(args[1]),
         b"zmpop" | b"bzmpop" | b"lmpop" | b"blmpop" | b"blpop" | b"brpop" | b"bzpopmin"
-        | b"bzpopmax" => keys::stale_named(ks, observer, &args[1..]),
+        | b"bzpopmax" => keys::stale_named(applying, &args[1..]),
     }
 }
 
@@ -167,30 +165,23 @@ pub fn known_commands() -> impl Iterator<Item = &'static str> {
         .filter_map(|name| std::str::from_utf8(name).ok())
 }
 
-/// Applies one command (`args[0]` its name) that ends at stream offset `offset`.
-pub(crate) fn apply(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    offset: u64,
-) {
+/// Applies one command (`args[0]` its name), from where `applying` says.
+pub(crate) fn apply(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let Some(name) = args.first() else {
         return;
     };
     // The hottest command first, without the name buffer or the match below (whose comparisons are library
     // calls, and slow ones, in wasm).
     if name.len() == 4 && name.eq_ignore_ascii_case(b"zadd") && args.len() >= 2 {
-        ks.offset = offset;
-        if ks.in_watched_db() {
-            zset::zadd(ks, observer, args);
+        if applying.in_watched_db() {
+            zset::zadd(applying, args);
         }
         return;
     }
-    ks.offset = offset;
     let mut buf = [0u8; MAX_NAME];
     let Some(lower) = buf.get_mut(..name.len()) else {
-        if ks.in_watched_db() {
-            unknown(ks, observer, args);
+        if applying.in_watched_db() {
+            unknown(applying, args);
         }
         return;
     };
@@ -198,24 +189,24 @@ pub(crate) fn apply(
     lower.make_ascii_lowercase();
     let name: &[u8] = lower;
 
-    if apply_any_db(ks, observer, name, args)
-        || !ks.in_watched_db()
-        || apply_keyless(ks, observer, name, args)
+    if apply_any_db(applying, name, args)
+        || !applying.in_watched_db()
+        || apply_keyless(applying, name, args)
     {
         return;
     }
-    if args.len() < 2 || !apply_keyed(ks, observer, name, args) {
-        unknown(ks, observer, args);
+    if args.len() < 2 || !apply_keyed(applying, name, args) {
+        unknown(applying, args);
     }
 }
 
 /// A command the assembler does not know (in the watched database): which of its arguments are keys, and what
 /// it did to them, is not known, so every watched key it names becomes stale and is topped up.
-fn unknown(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+fn unknown(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let name = String::from_utf8_lossy(args[0]);
     let message = match args.len() {
         1 => format!("unknown command {name} (without arguments: no key to top up)"),
         _ => format!("unknown command {name}: the watched keys it names are topped up"),
     };
-    ks.inexact(observer, Problem::UnknownCommand, message, &args[1..]);
+    applying.inexact(Problem::UnknownCommand, message, &args[1..]);
 }

@@ -2,8 +2,7 @@
 //! may create an empty stream. Other consumer-group commands change no entry and are ignored.
 
 use super::args::{int, is};
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 use crate::windows::{Body, Events, Inexact, Kind, StreamId, StreamWindow, Window};
 
 fn stream(window: &mut Window) -> Result<&mut StreamWindow, Inexact> {
@@ -61,7 +60,7 @@ fn apply_trim(w: &mut StreamWindow, trim: &Trim, events: &mut Events<'_>) -> Res
 }
 
 /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] id field value …`.
-pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn xadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let mut rest = &args[2..];
     let mut trim = None;
     loop {
@@ -72,20 +71,20 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
                     trim = Some(t);
                     rest = tail;
                 }
-                None => return ks.bad_arguments(observer, "XADD", &args[1..2]),
+                None => return applying.bad_arguments("XADD", &args[1..2]),
             },
             _ => break,
         }
     }
     let Some((id, fields)) = rest.split_first() else {
-        return ks.bad_arguments(observer, "XADD", &args[1..2]);
+        return applying.bad_arguments("XADD", &args[1..2]);
     };
     if fields.is_empty() || fields.len() % 2 != 0 {
-        return ks.bad_arguments(observer, "XADD", &args[1..2]);
+        return applying.bad_arguments("XADD", &args[1..2]);
     }
     // `*` or `<ms>-*`: Redis propagates the id it chose, so these are not expected; the entry is unknown.
     let id = StreamId::parse(id);
-    ks.update(observer, args[1], Kind::Stream, true, |window, events| {
+    applying.update(args[1], Kind::Stream, true, |window, events| {
         let w = stream(window)?;
         let id = id.ok_or(Inexact)?;
         w.add(id, fields.iter().map(|f| f.to_vec()).collect(), events);
@@ -97,12 +96,12 @@ pub(super) fn xadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 }
 
 /// `XDEL key id …`.
-pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn xdel(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let ids: Option<Vec<StreamId>> = args[2..].iter().map(|a| StreamId::parse(a)).collect();
     let Some(ids) = ids else {
-        return ks.bad_arguments(observer, "XDEL", &args[1..2]);
+        return applying.bad_arguments("XDEL", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Stream, false, |window, events| {
+    applying.update(args[1], Kind::Stream, false, |window, events| {
         let w = stream(window)?;
         for id in ids {
             w.delete(id, events);
@@ -113,26 +112,22 @@ pub(super) fn xdel(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`. `MAXLEN 0` leaves an empty stream, whatever it held:
 /// that is how a snapshot says a key is an empty stream (Redis keeps a stream whose entries are all gone).
-pub(super) fn xtrim(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn xtrim(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let Some((trim, _)) = parse_trim(&args[2..]) else {
-        return ks.bad_arguments(observer, "XTRIM", &args[1..2]);
+        return applying.bad_arguments("XTRIM", &args[1..2]);
     };
     let empties = matches!(trim, Trim::MaxLen(0));
-    ks.update(
-        observer,
-        args[1],
-        Kind::Stream,
-        empties,
-        |window, events| apply_trim(stream(window)?, &trim, events),
-    );
+    applying.update(args[1], Kind::Stream, empties, |window, events| {
+        apply_trim(stream(window)?, &trim, events)
+    });
 }
 
 /// `XGROUP CREATE key group id MKSTREAM …` creates the stream, empty, if it did not exist; any other `XGROUP`
 /// changes no entry.
-pub(super) fn xgroup(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn xgroup(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let creates_stream = is(args[1], "create") && args.iter().skip(5).any(|a| is(a, "mkstream"));
     if let (true, Some(&key)) = (creates_stream, args.get(2)) {
-        ks.update(observer, key, Kind::Stream, true, |window, _| {
+        applying.update(key, Kind::Stream, true, |window, _| {
             stream(window).map(drop)
         });
     }

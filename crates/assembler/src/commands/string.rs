@@ -2,8 +2,7 @@
 //! does. (`INCRBYFLOAT` arrives as `SET … KEEPTTL` of the result, `GETSET` as `SET`, `SET … EX` as `SET … PXAT`.)
 
 use super::args::{int, is};
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 use crate::windows::{Body, Inexact, Kind, StringWindow, Window};
 
 /// Largest string `SETRANGE` may build here; past it the window asks for a top-up instead.
@@ -17,21 +16,16 @@ fn string(window: &mut Window) -> Result<&mut StringWindow, Inexact> {
 }
 
 /// Sets `key`'s value, whatever type it had. `ttl`: `None` keeps the TTL (`KEEPTTL`), `Some(t)` sets it.
-fn assign(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    key: &[u8],
-    value: &[u8],
-    ttl: Option<Option<u64>>,
-) {
-    if ks
+fn assign(applying: &mut Applying<'_>, key: &[u8], value: &[u8], ttl: Option<Option<u64>>) {
+    if applying
+        .keyspace
         .windows
         .get(key)
         .is_some_and(|w| w.kind() != Kind::String)
     {
-        ks.drop_key(observer, key);
+        applying.drop_key(key);
     }
-    ks.update(observer, key, Kind::String, true, |window, events| {
+    applying.update(key, Kind::String, true, |window, events| {
         if let Some(ttl) = ttl {
             window.expires_at_ms = ttl;
         }
@@ -40,13 +34,13 @@ fn assign(
         string(window)?.set(value.to_vec(), events);
         Ok(())
     });
-    ks.drop_unknown(key);
+    applying.drop_unknown(key);
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
-pub(super) fn set(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn set(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let Some(&value) = args.get(2) else {
-        return ks.bad_arguments(observer, "SET", &args[1..2]);
+        return applying.bad_arguments("SET", &args[1..2]);
     };
     let mut ttl = Some(None);
     let mut rest = args[3..].iter();
@@ -57,84 +51,74 @@ pub(super) fn set(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[
             let scale = if is(option, "exat") { 1000 } else { 1 };
             match rest.next().and_then(|t| int(t)).filter(|&t| t >= 0) {
                 Some(t) => ttl = Some(Some(t as u64 * scale)),
-                None => return ks.bad_arguments(observer, "SET", &args[1..2]),
+                None => return applying.bad_arguments("SET", &args[1..2]),
             }
         } else if is(option, "ex") || is(option, "px") {
             // Relative to a clock the stream does not carry; Redis 7.0 propagates PXAT instead.
             rest.next();
         }
     }
-    assign(ks, observer, args[1], value, ttl);
+    assign(applying, args[1], value, ttl);
 }
 
 /// `SETNX`, `GETSET`, `SETEX`, `PSETEX`: the value, no TTL the stream can place.
-pub(super) fn set_plain(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    key: &[u8],
-    value: Option<&[u8]>,
-) {
+pub(super) fn set_plain(applying: &mut Applying<'_>, key: &[u8], value: Option<&[u8]>) {
     match value {
-        Some(value) => assign(ks, observer, key, value, Some(None)),
-        None => ks.bad_arguments(observer, "SETNX/GETSET/SETEX", &[key]),
+        Some(value) => assign(applying, key, value, Some(None)),
+        None => applying.bad_arguments("SETNX/GETSET/SETEX", &[key]),
     }
 }
 
 /// `MSET key value …`.
-pub(super) fn mset(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn mset(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let pairs = &args[1..];
     if pairs.len() % 2 != 0 {
-        return ks.bad_arguments(observer, "MSET", pairs);
+        return applying.bad_arguments("MSET", pairs);
     }
     for pair in pairs.chunks_exact(2) {
-        assign(ks, observer, pair[0], pair[1], Some(None));
+        assign(applying, pair[0], pair[1], Some(None));
     }
 }
 
 /// The current value, if known: `Some(None)` when the key is known not to exist.
-fn current(ks: &mut Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, Inexact> {
-    match ks.windows.get(key) {
+fn current(applying: &mut Applying<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Inexact> {
+    match applying.keyspace.windows.get(key) {
         Some(w) => match w.as_string() {
             Some(s) if !w.stale() => Ok(Some(s.value().to_vec())),
             _ => Err(Inexact),
         },
-        None if ks.known(key) => Ok(None),
+        None if applying.known(key) => Ok(None),
         None => Err(Inexact),
     }
 }
 
 /// Writes a value computed from the current one (TTL kept), or marks the key stale if it is unknown.
 fn modify(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
+    applying: &mut Applying<'_>,
     key: &[u8],
     compute: impl FnOnce(Option<Vec<u8>>) -> Option<Vec<u8>>,
 ) {
-    if !ks.is_watched(key) {
+    if !applying.keyspace.is_watched(key) {
         return;
     }
-    if ks
+    if applying
+        .keyspace
         .windows
         .get(key)
         .is_some_and(|w| w.kind() != Kind::String)
     {
         // Redis refuses with WRONGTYPE and propagates nothing: the stream is corrupt.
-        ks.update(observer, key, Kind::String, false, |_, _| Ok(()));
+        applying.update(key, Kind::String, false, |_, _| Ok(()));
         return;
     }
-    match current(ks, key).ok().and_then(compute) {
-        Some(value) => assign(ks, observer, key, &value, None),
-        None => ks.mark_stale(observer, key),
+    match current(applying, key).ok().and_then(compute) {
+        Some(value) => assign(applying, key, &value, None),
+        None => applying.mark_stale(key),
     }
 }
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
-pub(super) fn incr(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    name: &[u8],
-) {
+pub(super) fn incr(applying: &mut Applying<'_>, args: &[&[u8]], name: &[u8]) {
     let by = match name {
         b"incr" => Some(1),
         b"decr" => Some(-1),
@@ -142,9 +126,9 @@ pub(super) fn incr(
         _ => args.get(2).and_then(|a| int(a)).and_then(i64::checked_neg),
     };
     let Some(by) = by else {
-        return ks.bad_arguments(observer, "INCRBY/DECRBY", &args[1..2]);
+        return applying.bad_arguments("INCRBY/DECRBY", &args[1..2]);
     };
-    modify(ks, observer, args[1], |old| {
+    modify(applying, args[1], |old| {
         let old = match old {
             Some(v) => int(&v)?,
             None => 0,
@@ -154,11 +138,11 @@ pub(super) fn incr(
 }
 
 /// `APPEND key value`.
-pub(super) fn append(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn append(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let Some(&tail) = args.get(2) else {
-        return ks.bad_arguments(observer, "APPEND", &args[1..2]);
+        return applying.bad_arguments("APPEND", &args[1..2]);
     };
-    modify(ks, observer, args[1], |old| {
+    modify(applying, args[1], |old| {
         let mut value = old.unwrap_or_default();
         value.extend_from_slice(tail);
         Some(value)
@@ -166,15 +150,15 @@ pub(super) fn append(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args:
 }
 
 /// `SETRANGE key offset value`: zero-padded as Redis pads it.
-pub(super) fn setrange(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn setrange(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(offset), Some(&patch)) = (
         args.get(2).and_then(|a| int(a)).filter(|&o| o >= 0),
         args.get(3),
     ) else {
-        return ks.bad_arguments(observer, "SETRANGE", &args[1..2]);
+        return applying.bad_arguments("SETRANGE", &args[1..2]);
     };
     let offset = offset as usize;
-    modify(ks, observer, args[1], |old| {
+    modify(applying, args[1], |old| {
         let end = offset.checked_add(patch.len())?;
         if end > MAX_SETRANGE {
             return None;

@@ -8,8 +8,7 @@
 //! `0`; see [`crate::windows::zset`]).
 
 use super::args::{int, is, score, score_bound, within, within_lex, LexBound};
-use crate::keyspace::Keyspace;
-use crate::observe::WindowObserver;
+use crate::keyspace::Applying;
 use crate::windows::{Body, Events, Inexact, Kind, Window, ZsetWindow};
 
 fn zset(window: &mut Window) -> Result<&mut ZsetWindow, Inexact> {
@@ -29,7 +28,7 @@ struct Flags {
 }
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
-pub(super) fn zadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn zadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let mut flags = Flags::default();
     let mut rest = &args[2..];
     while let Some((flag, tail)) = rest.split_first() {
@@ -44,33 +43,26 @@ pub(super) fn zadd(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
         }
         rest = tail;
     }
-    add(ks, observer, args[1], flags, rest, "ZADD");
+    add(applying, args[1], flags, rest, "ZADD");
 }
 
 /// `ZINCRBY key increment member`.
-pub(super) fn zincrby(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn zincrby(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let flags = Flags {
         incr: true,
         ..Flags::default()
     };
-    add(ks, observer, args[1], flags, &args[2..], "ZINCRBY");
+    add(applying, args[1], flags, &args[2..], "ZINCRBY");
 }
 
-fn add(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    key: &[u8],
-    flags: Flags,
-    pairs: &[&[u8]],
-    command: &str,
-) {
+fn add(applying: &mut Applying<'_>, key: &[u8], flags: Flags, pairs: &[&[u8]], command: &str) {
     // Redis refuses a malformed command whole before replicating it (a score it cannot read, an odd pair): one in
     // the stream says the window and Redis disagree.
     if pairs.is_empty() || pairs.len() % 2 != 0 {
-        return ks.bad_arguments(observer, command, &[key]);
+        return applying.bad_arguments(command, &[key]);
     }
     let mut bad_score = false;
-    ks.update(observer, key, Kind::Zset, true, |window, events| {
+    applying.update(key, Kind::Zset, true, |window, events| {
         let w = zset(window)?;
         let mut result = Ok(());
         for pair in pairs.chunks_exact(2) {
@@ -90,7 +82,7 @@ fn add(
         result
     });
     if bad_score {
-        ks.bad_arguments(observer, command, &[key]);
+        applying.bad_arguments(command, &[key]);
     }
 }
 
@@ -145,8 +137,8 @@ fn add_one(
 }
 
 /// `ZREM key member …`.
-pub(super) fn zrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
-    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+pub(super) fn zrem(applying: &mut Applying<'_>, args: &[&[u8]]) {
+    applying.update(args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
         for member in &args[2..] {
             w.remove(member, events);
@@ -156,18 +148,14 @@ pub(super) fn zrem(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &
 }
 
 /// `ZREMRANGEBYSCORE key min max`: exact on the window; unseen members are all lower anyway.
-pub(super) fn zremrangebyscore(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-) {
+pub(super) fn zremrangebyscore(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(low), Some(high)) = (
         args.get(2).and_then(|a| score_bound(a)),
         args.get(3).and_then(|a| score_bound(a)),
     ) else {
-        return ks.bad_arguments(observer, "ZREMRANGEBYSCORE", &args[1..2]);
+        return applying.bad_arguments("ZREMRANGEBYSCORE", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+    applying.update(args[1], Kind::Zset, false, |window, events| {
         let (low, high) = (low.as_ref(), high.as_ref());
         zset(window)?.remove_where(|_, _, s| within(&s, low, high), events);
         Ok(())
@@ -176,14 +164,14 @@ pub(super) fn zremrangebyscore(
 
 /// `ZREMRANGEBYLEX key min max`: exact on a complete window whose members all have one score (then lexical order
 /// is the set's order); otherwise Redis's result depends on how it walks the set, and the window is topped up.
-pub(super) fn zremrangebylex(ks: &mut Keyspace, observer: &mut dyn WindowObserver, args: &[&[u8]]) {
+pub(super) fn zremrangebylex(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(min), Some(max)) = (
         args.get(2).and_then(|a| LexBound::parse(a)),
         args.get(3).and_then(|a| LexBound::parse(a)),
     ) else {
-        return ks.bad_arguments(observer, "ZREMRANGEBYLEX", &args[1..2]);
+        return applying.bad_arguments("ZREMRANGEBYLEX", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+    applying.update(args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
         let one_score = {
             let mut scores = w.newest_first().map(|(_, score)| score);
@@ -200,18 +188,14 @@ pub(super) fn zremrangebylex(ks: &mut Keyspace, observer: &mut dyn WindowObserve
 
 /// `ZREMRANGEBYRANK key start stop`. Ranks count from the lowest member; the window knows only the top, so
 /// without the set's size a rank is exact only when negative (counted from the top) or 0 (the very bottom).
-pub(super) fn zremrangebyrank(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-) {
+pub(super) fn zremrangebyrank(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let (Some(start), Some(stop)) = (
         args.get(2).and_then(|a| int(a)),
         args.get(3).and_then(|a| int(a)),
     ) else {
-        return ks.bad_arguments(observer, "ZREMRANGEBYRANK", &args[1..2]);
+        return applying.bad_arguments("ZREMRANGEBYRANK", &args[1..2]);
     };
-    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+    applying.update(args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
         let len = w.len() as i64;
         // The doomed members as ranks from the top (0 = highest): `top_low..=top_high`.
@@ -243,20 +227,15 @@ pub(super) fn zremrangebyrank(
 }
 
 /// `ZPOPMIN`/`ZPOPMAX key [count]` (how Redis 7.0 propagates `BZPOP*` and `ZMPOP` too).
-pub(super) fn zpop(
-    ks: &mut Keyspace,
-    observer: &mut dyn WindowObserver,
-    args: &[&[u8]],
-    max: bool,
-) {
+pub(super) fn zpop(applying: &mut Applying<'_>, args: &[&[u8]], max: bool) {
     let count = match args.get(2) {
         Some(c) => match int(c) {
             Some(c) if c >= 0 => c as usize,
-            _ => return ks.bad_arguments(observer, "ZPOPMIN/ZPOPMAX", &args[1..2]),
+            _ => return applying.bad_arguments("ZPOPMIN/ZPOPMAX", &args[1..2]),
         },
         None => 1,
     };
-    ks.update(observer, args[1], Kind::Zset, false, |window, events| {
+    applying.update(args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
         if max {
             w.pop_max(count, events);
