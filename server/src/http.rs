@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::Extension;
 use axum::Router;
 use futures_util::StreamExt;
+use replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
@@ -26,8 +27,6 @@ use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
 
-/// Largest message a browser may send. Browsers only send small control messages and events.
-pub const MAX_CLIENT_MESSAGE: usize = replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
 const READ_BUFFER: usize = 4 * 1024;
