@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the wasm package into wasm/pkg (served by the relay under /pkg) and the relay binary, and puts d3 (an npm
-# dependency) where the page loads it: www/vendor/d3.min.js.
+# Builds the wasm package into wasm/pkg (served by the relay under /pkg) and puts d3 (an npm dependency) where the
+# page loads it, www/vendor/d3.min.js, then the relay binary, which embeds both (server/build.rs): in this order,
+# so that the binary always carries the page and the client it serves.
 # Usage: build.sh [release|debug] — the relay's profile (default release); the wasm package is always release.
 # A second run with nothing changed takes seconds: cargo and wasm-pack rebuild only what changed.
 set -euo pipefail

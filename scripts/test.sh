@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: every suite. Formatting and lints, the Rust unit and integration tests (real redis-server and relay),
-# the wasm tests in headless Chromium, the end-to-end suites in tests/ (redis-server, relay, Chromium), then every
-# benchmark on tiny inputs (bench/run.mjs --smoke).
+# `npm test`: every suite. Formatting and lints, the page's build, the Rust unit and integration tests (real
+# redis-server and relay), the wasm tests in headless Chromium, the end-to-end suites in tests/ (redis-server,
+# relay, Chromium), then every benchmark on tiny inputs (bench/run.mjs --smoke).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -25,6 +25,11 @@ fi
 step "import circles (crates/*, wasm)"
 node scripts/import-cycles.mjs crates/* wasm
 
+step "build the page, the wasm client and the relay (debug)"
+# Before `cargo test`: the relay embeds the page and the wasm client when it is built (server/build.rs), and its
+# tests start it serving them.
+bash scripts/build.sh debug
+
 step "cargo test"
 cargo test --workspace
 # The shared RDB fixture corpus (real files of other Redis and Valkey versions) is not part of the repository, so
@@ -45,7 +50,6 @@ with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver
   --features rdb
 
 step "end-to-end (tests/, Chromium)"
-bash scripts/build.sh debug
 node --test --test-reporter=spec tests/
 
 step "benchmarks, smoke (tiny inputs; each result well formed, no timing checked)"

@@ -1,9 +1,8 @@
-//! The relay's HTTP side: the page, the wasm package under `/pkg`, the WebSocket stream at `/ws`, and `/healthz`
-//! and `/metrics` for operators. Every route first checks the request's `Host` (`access.rs`: against DNS
+//! The relay's HTTP side: the page and the wasm package under `/pkg` (`static_files.rs`), the WebSocket stream at
+//! `/ws`, and `/healthz` and `/metrics` for operators. Every route first checks the request's `Host` (`access.rs`: against DNS
 //! rebinding), and `/ws` the rest of what an upgrade must pass before a session starts.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,6 @@ use axum::Router;
 use futures_util::StreamExt;
 use replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 use serde::Deserialize;
-use tower_http::services::ServeDir;
 
 use crate::access::PeerSlot;
 use crate::connections::{self, ConnectionLimits, Outbound};
@@ -26,6 +24,7 @@ use crate::metrics::Refusal;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
+use crate::static_files::StaticFiles;
 
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
@@ -47,21 +46,20 @@ async fn answered_hosts_only(State(relay): State<Relay>, request: Request, next:
     }
 }
 
-/// Serves the relay's routes on `listener` (the page from `www`, the wasm package from `pkg`, the history sink's
-/// address for the page) until Ctrl-C or
+/// Serves the relay's routes on `listener` (the page's `files`, if it serves one; the history sink's address for
+/// the page) until Ctrl-C or
 /// SIGTERM; then sessions close with 1001 (going away), given [`SESSIONS_CLOSE_GRACE`] to send it.
 pub async fn serve(
     relay: Relay,
     listener: tokio::net::TcpListener,
-    www: &Path,
-    pkg: &Path,
+    files: Option<Arc<StaticFiles>>,
     history: Option<&str>,
     limits: ConnectionLimits,
 ) {
     let shutdown = relay.shutdown.clone();
     let metrics = relay.metrics.clone();
     let trusted_proxies = relay.trusted_proxies.clone();
-    let app = router(relay, www, pkg, history);
+    let app = router(relay, files, history);
     let stop = async move {
         shutdown_signal().await;
         // Sessions close their sockets with 1001 (going away) when they see this.
@@ -82,8 +80,9 @@ pub async fn serve(
     }
 }
 
-/// `history`: the history sink's base URL, answered at `/config.json` for the page (`www/js/history.js`).
-pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Router {
+/// `files`: the page's, answering every path no route takes (none: those 404). `history`: the history sink's base
+/// URL, answered at `/config.json` for the page (`www/js/history.js`).
+pub fn router(relay: Relay, files: Option<Arc<StaticFiles>>, history: Option<&str>) -> Router {
     let mut routes = Router::new();
     if let Some(url) = history {
         let config = serde_json::json!({ "history": url }).to_string();
@@ -92,12 +91,15 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Ro
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], config) }),
         );
     }
+    if let Some(files) = files {
+        routes = routes.fallback(move |method, uri, headers: HeaderMap| async move {
+            files.respond(&method, &uri, &headers)
+        });
+    }
     routes
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .nest_service("/pkg", ServeDir::new(pkg))
-        .fallback_service(ServeDir::new(www))
         .layer(middleware::from_fn_with_state(
             relay.clone(),
             answered_hosts_only,
@@ -235,31 +237,6 @@ async fn metrics(State(relay): State<Relay>) -> Response {
     let mut text = relay.topology.render_metrics();
     text.push_str(&relay.metrics.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// A folder given by flag, else `default` under the working directory, else under the repository the binary was
-/// built in (so `target/debug/replicast serve` works from anywhere in a checkout). A missing folder is only a
-/// warning: the stream works without the page, and the page 404s until it is built.
-pub fn static_dir(given: Option<PathBuf>, default: &str) -> PathBuf {
-    if let Some(dir) = given {
-        return dir;
-    }
-    let from_exe = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(default)));
-    let found = [Some(PathBuf::from(default)), from_exe]
-        .into_iter()
-        .flatten()
-        .find(|dir| dir.is_dir());
-    match found {
-        Some(dir) => dir.canonicalize().unwrap_or(dir),
-        None => {
-            tracing::warn!(
-                "no {default} folder here: its files will 404 (build it with `npm run build`)"
-            );
-            PathBuf::from(default)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub mod session;
 pub mod shard;
 pub mod sink;
 pub mod snapshot;
+pub mod static_files;
 pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;

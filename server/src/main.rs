@@ -33,6 +33,7 @@ use replicast_server::relay::{Relay, Source};
 use replicast_server::replica_link;
 use replicast_server::sentinel::Sentinels;
 use replicast_server::shard::LinkSettings;
+use replicast_server::static_files::{FolderOverride, StaticFiles};
 use replicast_server::subscription::Allow;
 use replicast_server::upstream::{NodeSettings, RedisTarget};
 use replicast_server::{
@@ -137,12 +138,17 @@ struct ServeArgs {
     /// Address for the page and the WebSocket endpoint (port 0 picks a free one).
     #[arg(long, env = "REPLICAST_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Folder of the page to serve (default: `www` of the repository).
-    #[arg(long, env = "REPLICAST_WWW")]
+    /// Folder of the page to serve in place of the one embedded in the binary (read once at startup).
+    #[arg(long, env = "REPLICAST_WWW", conflicts_with = "stream_only")]
     www: Option<PathBuf>,
-    /// Folder of the built wasm package, served under /pkg (default: `wasm/pkg` of the repository).
-    #[arg(long, env = "REPLICAST_PKG")]
+    /// Folder of the built wasm package to serve under /pkg/ in place of the one embedded in the binary (read once
+    /// at startup).
+    #[arg(long, env = "REPLICAST_PKG", conflicts_with = "stream_only")]
     pkg: Option<PathBuf>,
+    /// Serve no page: only the WebSocket stream (/ws), /healthz and /metrics, for pages served elsewhere (the npm
+    /// package's client). Without it, the relay will not start without a whole page to serve.
+    #[arg(long, env = "REPLICAST_STREAM_ONLY")]
+    stream_only: bool,
     /// Seconds Redis may send nothing on the replica link before the relay drops it and re-attaches, like a Redis
     /// replica's `repl-timeout`. Keep it above the primary's `repl-ping-replica-period` (10 s by default).
     #[arg(long, env = "REPLICAST_LINK_TIMEOUT", default_value_t = replica_link::LINK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
@@ -283,8 +289,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(raised) => tracing::debug!("open-file limit {} (the hard limit)", raised.after),
         Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
     }
-    let www = http::static_dir(args.www.clone(), "www");
-    let pkg = http::static_dir(args.pkg.clone(), "wasm/pkg");
+    let files = match args.stream_only {
+        true => None,
+        false => Some(Arc::new(args.static_files()?)),
+    };
     let access = args.access()?;
     let allow = Allow::new(&args.allow);
     let events = args.events(&allow)?;
@@ -358,16 +366,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         peers: Arc::default(),
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
     };
-    println!("Replicast is live at http://{local}/");
-    http::serve(
-        relay,
-        listener,
-        &www,
-        &pkg,
-        args.history_url.as_deref(),
-        limits,
-    )
-    .await;
+    match files {
+        Some(_) => println!("Replicast is live at http://{local}/"),
+        None => println!("Replicast's stream is live at ws://{local}/ws (no page: --stream-only)"),
+    }
+    http::serve(relay, listener, files, args.history_url.as_deref(), limits).await;
     following.stop();
     if let Some(demo) = demo {
         demo.abort();
@@ -377,6 +380,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 impl ServeArgs {
+    /// The page's files: those embedded in the binary, or the --www/--pkg folders. An error names each part of the
+    /// page that is missing, and the ways to a whole page or to none.
+    fn static_files(&self) -> anyhow::Result<StaticFiles> {
+        let overrides: Vec<FolderOverride> =
+            [("--www", "/", &self.www), ("--pkg", "/pkg/", &self.pkg)]
+                .into_iter()
+                .filter_map(|(flag, prefix, path)| {
+                    Some(FolderOverride {
+                        flag,
+                        prefix,
+                        path: path.clone()?,
+                    })
+                })
+                .collect();
+        let files = StaticFiles::load(&overrides)?;
+        let missing = files.missing_page_parts();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "no page to serve: {}.\nBuild it with `npm run build` (scripts/build.sh builds the wasm client and copies d3, then the relay, which embeds them; `cargo install --path server` after it installs that relay), or give the folders with --www and --pkg; or pass --stream-only to serve the WebSocket stream without a page.",
+                missing.join("; ")
+            );
+        }
+        Ok(files)
+    }
+
     /// Who may open a session.
     fn access(&self) -> anyhow::Result<Access> {
         if let Some(bad) = self

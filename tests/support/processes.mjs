@@ -168,10 +168,11 @@ export async function startRedis({ port, args = [] } = {}) {
 
 /** The relay following `redisUrl`, on `listen` (default: a free port; give a previous relay's `listen` to start
  * one again where its browsers reconnect), with more `serve` flags in `args`. Without `redisUrl`, `args` say what
- * to follow (`--cluster host:port`). */
-export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [] }) {
+ * to follow (`--cluster host:port`). `binary` and `cwd`: another copy of the relay, started in another folder. */
+export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [], binary = relayBinary, cwd }) {
   const follow = redisUrl === undefined ? [] : ['--redis-url', redisUrl];
-  const child = spawn(relayBinary, ['serve', ...follow, '--listen', listen, ...args], {
+  const child = spawn(binary, ['serve', ...follow, '--listen', listen, ...args], {
+    cwd,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
