@@ -1,0 +1,390 @@
+//! An RDB writer for the tests: every version the reader supports (`REDIS0001` to `REDIS0012`) and every encoding
+//! of strings, lists, sets, sorted sets and hashes it reads, written from Redis's `rdb.c` and the encodings' own
+//! definitions (`encodings.rs`), never from the reader's code. A key is written from its [`Data`] in a chosen
+//! [`Layout`]; reading the bytes back must give the same data (`tests/written.rs`).
+#![allow(dead_code)] // Each test file uses its own share of the writer.
+
+pub mod encodings;
+
+use encodings::{canonical_int, crc64, intset, listpack, lzf, ziplist, zipmap};
+
+/// A key's value, as Redis holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    String(Vec<u8>),
+    List(Vec<Vec<u8>>),
+    Set(Vec<Vec<u8>>),
+    ZSet(Vec<(Vec<u8>, f64)>),
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// How a string is stored: as it is, as an integer (`INT8/16/32`), or LZF-compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringForm {
+    Raw,
+    Int,
+    Lzf,
+}
+
+/// How a key's value is laid out: each of `rdb.h`'s value types the reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    String(StringForm),
+    /// Type 1: a length, then the elements.
+    ListLinked,
+    /// Type 10: one ziplist.
+    ListZiplist,
+    /// Type 14: ziplists of at most this many elements each.
+    Quicklist(usize),
+    /// Type 18: packed listpack nodes of at most this many elements each (a node of one long element is plain).
+    Quicklist2(usize),
+    SetPlain,
+    SetIntset,
+    SetListpack,
+    /// Type 3: scores as text.
+    ZSetText,
+    /// Type 5: scores as binary doubles.
+    ZSetBinary,
+    ZSetZiplist,
+    ZSetListpack,
+    HashPlain,
+    HashZipmap,
+    HashZiplist,
+    HashListpack,
+}
+
+impl Layout {
+    /// The type byte before the key.
+    pub fn type_byte(self) -> u8 {
+        match self {
+            Layout::String(_) => 0,
+            Layout::ListLinked => 1,
+            Layout::SetPlain => 2,
+            Layout::ZSetText => 3,
+            Layout::HashPlain => 4,
+            Layout::ZSetBinary => 5,
+            Layout::HashZipmap => 9,
+            Layout::ListZiplist => 10,
+            Layout::SetIntset => 11,
+            Layout::ZSetZiplist => 12,
+            Layout::HashZiplist => 13,
+            Layout::Quicklist(_) => 14,
+            Layout::HashListpack => 16,
+            Layout::ZSetListpack => 17,
+            Layout::Quicklist2(_) => 18,
+            Layout::SetListpack => 20,
+        }
+    }
+
+    /// The first RDB version whose Redis wrote this layout.
+    pub fn since_version(self) -> u32 {
+        match self {
+            Layout::String(_)
+            | Layout::ListLinked
+            | Layout::SetPlain
+            | Layout::ZSetText
+            | Layout::HashPlain => 1,
+            Layout::HashZipmap | Layout::ListZiplist | Layout::SetIntset => 2,
+            Layout::ZSetZiplist | Layout::HashZiplist => 3,
+            Layout::Quicklist(_) => 7,
+            Layout::ZSetBinary => 8,
+            Layout::HashListpack | Layout::ZSetListpack | Layout::Quicklist2(_) => 10,
+            Layout::SetListpack => 11,
+        }
+    }
+
+    /// Whether `data` can be laid out so: an intset holds only integers, a string form only strings, and so on.
+    pub fn fits(self, data: &Data) -> bool {
+        match (self, data) {
+            (Layout::String(StringForm::Int), Data::String(s)) => {
+                canonical_int(s).is_some_and(|n| i32::try_from(n).is_ok())
+            }
+            (Layout::String(StringForm::Lzf), Data::String(s)) => !s.is_empty(),
+            (Layout::String(StringForm::Raw), Data::String(_)) => true,
+            (
+                Layout::ListLinked
+                | Layout::ListZiplist
+                | Layout::Quicklist(_)
+                | Layout::Quicklist2(_),
+                Data::List(items),
+            ) => !items.is_empty(),
+            (Layout::SetIntset, Data::Set(members)) => {
+                !members.is_empty() && members.iter().all(|m| canonical_int(m).is_some())
+            }
+            (Layout::SetPlain | Layout::SetListpack, Data::Set(m)) => !m.is_empty(),
+            (
+                Layout::ZSetText | Layout::ZSetBinary | Layout::ZSetZiplist | Layout::ZSetListpack,
+                Data::ZSet(m),
+            ) => !m.is_empty(),
+            (Layout::HashZipmap, Data::Hash(pairs)) => !pairs.is_empty() && pairs.len() < 254,
+            (Layout::HashPlain | Layout::HashZiplist | Layout::HashListpack, Data::Hash(p)) => {
+                !p.is_empty()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An RDB being written: the header first, then opcodes and keys in call order, then [`RdbWriter::finish`].
+pub struct RdbWriter {
+    out: Vec<u8>,
+    version: u32,
+}
+
+impl RdbWriter {
+    /// `REDIS` and `version` in four digits.
+    pub fn new(version: u32) -> Self {
+        RdbWriter {
+            out: format!("REDIS{version:04}").into_bytes(),
+            version,
+        }
+    }
+
+    pub fn aux(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
+        self.out.push(250);
+        self.string(key, StringForm::Raw);
+        self.string(value, StringForm::Raw);
+        self
+    }
+
+    pub fn select_db(&mut self, db: u64) -> &mut Self {
+        self.out.push(254);
+        self.length(db);
+        self
+    }
+
+    pub fn resize_db(&mut self, keys: u64, expires: u64) -> &mut Self {
+        self.out.push(251);
+        self.length(keys);
+        self.length(expires);
+        self
+    }
+
+    /// The next key's expiry, in Unix milliseconds (`EXPIRETIME_MS`).
+    pub fn expire_ms(&mut self, ms: i64) -> &mut Self {
+        self.out.push(252);
+        self.out.extend(ms.to_le_bytes());
+        self
+    }
+
+    /// The next key's expiry, in Unix seconds (`EXPIRETIME`, the versions before 3).
+    pub fn expire_secs(&mut self, secs: i32) -> &mut Self {
+        self.out.push(253);
+        self.out.extend(secs.to_le_bytes());
+        self
+    }
+
+    /// A function library (`FUNCTION2`): its code, `#!lua name=…` first.
+    pub fn function(&mut self, code: &[u8]) -> &mut Self {
+        self.out.push(245);
+        self.string(code, StringForm::Raw);
+        self
+    }
+
+    /// A key: its type byte, name and value in `layout`, which must fit `data` ([`Layout::fits`]).
+    pub fn key(&mut self, name: &[u8], data: &Data, layout: Layout) -> &mut Self {
+        assert!(layout.fits(data), "{layout:?} cannot hold {data:?}");
+        self.out.push(layout.type_byte());
+        self.string(name, StringForm::Raw);
+        match (layout, data) {
+            (Layout::String(form), Data::String(s)) => self.string(s, form),
+            (Layout::ListLinked, Data::List(items)) | (Layout::SetPlain, Data::Set(items)) => {
+                self.length(items.len() as u64);
+                for item in items {
+                    self.auto_string(item);
+                }
+            }
+            (Layout::ListZiplist, Data::List(list)) => self.packed(&ziplist(&items(list))),
+            (Layout::Quicklist(per_node), Data::List(list)) => {
+                let nodes: Vec<&[Vec<u8>]> = list.chunks(per_node).collect();
+                self.length(nodes.len() as u64);
+                for node in nodes {
+                    self.packed(&ziplist(&items(node)));
+                }
+            }
+            (Layout::Quicklist2(per_node), Data::List(list)) => {
+                let nodes: Vec<&[Vec<u8>]> = list.chunks(per_node).collect();
+                self.length(nodes.len() as u64);
+                for node in nodes {
+                    match node {
+                        // Redis 7 keeps an element too large for a node as a plain node of its own.
+                        [big] if big.len() > 8192 => {
+                            self.length(1);
+                            self.packed(big);
+                        }
+                        _ => {
+                            self.length(2);
+                            self.packed(&listpack(&items(node)));
+                        }
+                    }
+                }
+            }
+            (Layout::SetIntset, Data::Set(members)) => {
+                let ints: Vec<i64> = members.iter().filter_map(|m| canonical_int(m)).collect();
+                self.packed(&intset(&ints));
+            }
+            (Layout::SetListpack, Data::Set(members)) => self.packed(&listpack(&items(members))),
+            (Layout::ZSetText | Layout::ZSetBinary, Data::ZSet(members)) => {
+                self.length(members.len() as u64);
+                for (member, score) in members {
+                    self.auto_string(member);
+                    if layout == Layout::ZSetBinary {
+                        self.out.extend(score.to_le_bytes());
+                    } else {
+                        self.text_double(*score);
+                    }
+                }
+            }
+            (Layout::ZSetZiplist | Layout::ZSetListpack, Data::ZSet(members)) => {
+                let flat: Vec<Vec<u8>> = members
+                    .iter()
+                    .flat_map(|(m, score)| [m.clone(), score_text(*score).into_bytes()])
+                    .collect();
+                let blob = match layout {
+                    Layout::ZSetZiplist => ziplist(&items(&flat)),
+                    _ => listpack(&items(&flat)),
+                };
+                self.packed(&blob);
+            }
+            (Layout::HashPlain, Data::Hash(pairs)) => {
+                self.length(pairs.len() as u64);
+                for (field, value) in pairs {
+                    self.auto_string(field);
+                    self.auto_string(value);
+                }
+            }
+            (Layout::HashZipmap, Data::Hash(pairs)) => {
+                let pairs: Vec<(&[u8], &[u8])> = pairs
+                    .iter()
+                    .map(|(f, v)| (f.as_slice(), v.as_slice()))
+                    .collect();
+                self.packed(&zipmap(&pairs));
+            }
+            (Layout::HashZiplist | Layout::HashListpack, Data::Hash(pairs)) => {
+                let flat: Vec<Vec<u8>> = pairs
+                    .iter()
+                    .flat_map(|(f, v)| [f.clone(), v.clone()])
+                    .collect();
+                let blob = match layout {
+                    Layout::HashZiplist => ziplist(&items(&flat)),
+                    _ => listpack(&items(&flat)),
+                };
+                self.packed(&blob);
+            }
+            _ => unreachable!("checked by fits"),
+        }
+        self
+    }
+
+    /// `EOF`, then (from version 5) the CRC64 of everything before it, or zeros when `checksum` is off (as
+    /// `rdbchecksum no` writes).
+    pub fn finish(mut self, checksum: bool) -> Vec<u8> {
+        self.out.push(255);
+        if self.version >= 5 {
+            let crc = if checksum { crc64(&self.out) } else { 0 };
+            self.out.extend(crc.to_le_bytes());
+        }
+        self.out
+    }
+
+    /// An RDB length: 6 bits, 14 bits, 32 or 64 bits big-endian.
+    fn length(&mut self, n: u64) {
+        if n < 64 {
+            self.out.push(n as u8);
+        } else if n < 16384 {
+            self.out.extend([0x40 | (n >> 8) as u8, n as u8]);
+        } else if let Ok(n) = u32::try_from(n) {
+            self.out.push(0x80);
+            self.out.extend(n.to_be_bytes());
+        } else {
+            self.out.push(0x81);
+            self.out.extend(n.to_be_bytes());
+        }
+    }
+
+    /// A string in `form` (which must fit it).
+    fn string(&mut self, s: &[u8], form: StringForm) {
+        match form {
+            StringForm::Raw => self.blob(s),
+            StringForm::Int => {
+                let n = canonical_int(s).expect("an integer string");
+                if let Ok(n) = i8::try_from(n) {
+                    self.out.extend([0xc0, n as u8]);
+                } else if let Ok(n) = i16::try_from(n) {
+                    self.out.push(0xc1);
+                    self.out.extend(n.to_le_bytes());
+                } else {
+                    self.out.push(0xc2);
+                    self.out.extend((n as i32).to_le_bytes());
+                }
+            }
+            StringForm::Lzf => {
+                let compressed = lzf(s);
+                self.out.push(0xc3);
+                self.length(compressed.len() as u64);
+                self.length(s.len() as u64);
+                self.out.extend(compressed);
+            }
+        }
+    }
+
+    /// A string as Redis would store it: an integer when it is one that fits 32 bits, LZF when that is shorter
+    /// (Redis compresses strings over 20 bytes), else as it is.
+    fn auto_string(&mut self, s: &[u8]) {
+        let form = if canonical_int(s).is_some_and(|n| i32::try_from(n).is_ok()) {
+            StringForm::Int
+        } else if s.len() > 20 && lzf(s).len() + 4 < s.len() {
+            StringForm::Lzf
+        } else {
+            StringForm::Raw
+        };
+        self.string(s, form);
+    }
+
+    fn blob(&mut self, bytes: &[u8]) {
+        self.length(bytes.len() as u64);
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// A compact encoding's string, LZF-compressed when that makes it shorter, as Redis saves any string over 20
+    /// bytes with `rdbcompression yes`.
+    fn packed(&mut self, bytes: &[u8]) {
+        let form = match bytes.len() > 20 && lzf(bytes).len() + 4 < bytes.len() {
+            true => StringForm::Lzf,
+            false => StringForm::Raw,
+        };
+        self.string(bytes, form);
+    }
+
+    /// A type-3 score: a length byte and its text, or 253, 254, 255 for NaN, +inf, -inf.
+    fn text_double(&mut self, score: f64) {
+        if score.is_nan() {
+            self.out.push(253);
+        } else if score == f64::INFINITY {
+            self.out.push(254);
+        } else if score == f64::NEG_INFINITY {
+            self.out.push(255);
+        } else {
+            let text = score_text(score);
+            self.out.push(text.len() as u8);
+            self.out.extend(text.as_bytes());
+        }
+    }
+}
+
+/// The elements as slices, for the compact encodings.
+fn items(values: &[Vec<u8>]) -> Vec<&[u8]> {
+    values.iter().map(Vec::as_slice).collect()
+}
+
+/// A score as text that reads back to the same double: an integer as Redis prints one (so that a compact encoding
+/// stores it as an integer, as Redis does), else the shortest round-trip form with an exponent (`1e300`, `5e-324`:
+/// at most 24 bytes, within a type-3 score's length byte), `inf`, `-inf`.
+fn score_text(score: f64) -> String {
+    match score {
+        f64::INFINITY => "inf".to_string(),
+        f64::NEG_INFINITY => "-inf".to_string(),
+        _ if score.fract() == 0.0 && score.abs() < 1e15 => format!("{}", score as i64),
+        _ => format!("{score:e}"),
+    }
+}
