@@ -1,12 +1,14 @@
 //! An RDB writer for the tests: every version the reader supports (`REDIS0001` to `REDIS0012`) and every encoding
-//! of strings, lists, sets, sorted sets and hashes it reads, written from Redis's `rdb.c` and the encodings' own
+//! of strings, lists, sets, sorted sets, hashes and streams (`stream.rs`) it reads, written from Redis's `rdb.c` and the encodings' own
 //! definitions (`encodings.rs`), never from the reader's code. A key is written from its [`Data`] in a chosen
 //! [`Layout`]; reading the bytes back must give the same data (`tests/written.rs`).
 #![allow(dead_code)] // Each test file uses its own share of the writer.
 
 pub mod encodings;
+pub mod stream;
 
 use encodings::{canonical_int, crc64, intset, listpack, lzf, ziplist, zipmap};
+use stream::{Stream, StreamPart};
 
 /// A key's value, as Redis holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +18,9 @@ pub enum Data {
     Set(Vec<Vec<u8>>),
     ZSet(Vec<(Vec<u8>, f64)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    Stream(Stream),
+    /// What a reader reports of a stream ([`Stream::parts`]): what a written stream is compared as.
+    StreamParts(Vec<StreamPart>),
 }
 
 /// How a string is stored: as it is, as an integer (`INT8/16/32`), or LZF-compressed.
@@ -51,6 +56,8 @@ pub enum Layout {
     HashZipmap,
     HashZiplist,
     HashListpack,
+    /// Types 15, 19 and 21: a stream in version 1, 2 or 3.
+    Stream(u8),
 }
 
 impl Layout {
@@ -73,6 +80,9 @@ impl Layout {
             Layout::ZSetListpack => 17,
             Layout::Quicklist2(_) => 18,
             Layout::SetListpack => 20,
+            Layout::Stream(1) => 15,
+            Layout::Stream(2) => 19,
+            Layout::Stream(_) => 21,
         }
     }
 
@@ -90,6 +100,9 @@ impl Layout {
             Layout::ZSetBinary => 8,
             Layout::HashListpack | Layout::ZSetListpack | Layout::Quicklist2(_) => 10,
             Layout::SetListpack => 11,
+            Layout::Stream(1) => 9,
+            Layout::Stream(2) => 10,
+            Layout::Stream(_) => 11,
         }
     }
 
@@ -120,6 +133,10 @@ impl Layout {
             (Layout::HashPlain | Layout::HashZiplist | Layout::HashListpack, Data::Hash(p)) => {
                 !p.is_empty()
             }
+            (Layout::Stream(1..=3), Data::Stream(stream)) => stream
+                .entries
+                .iter()
+                .any(|e| !e.deleted && !e.fields.is_empty()),
             _ => false,
         }
     }
@@ -271,9 +288,64 @@ impl RdbWriter {
                 };
                 self.packed(&blob);
             }
+            (Layout::Stream(version), Data::Stream(stream)) => self.stream(version, stream),
             _ => unreachable!("checked by fits"),
         }
         self
+    }
+
+    fn stream(&mut self, version: u8, stream: &Stream) {
+        let nodes = stream.nodes();
+        self.length(nodes.len() as u64);
+        for (master, lp) in nodes {
+            self.blob(&master);
+            self.packed(&lp);
+        }
+        self.length(stream.entries.iter().filter(|e| !e.deleted).count() as u64);
+        self.id(stream.last_id);
+        if version >= 2 {
+            self.id(stream.first_id);
+            self.id(stream.max_deleted_id);
+            self.length(stream.entries_added);
+        }
+        self.length(stream.groups.len() as u64);
+        for group in &stream.groups {
+            self.blob(&group.name);
+            self.id(group.last_id);
+            if version >= 2 {
+                self.length(group.entries_read);
+            }
+            self.length(group.pending.len() as u64);
+            for &(id, delivery_ms, deliveries) in &group.pending {
+                self.raw_id(id);
+                self.out.extend(delivery_ms.to_le_bytes());
+                self.length(deliveries);
+            }
+            self.length(group.consumers.len() as u64);
+            for consumer in &group.consumers {
+                self.blob(&consumer.name);
+                self.out.extend(consumer.seen_ms.to_le_bytes());
+                if version >= 3 {
+                    self.out.extend(consumer.active_ms.to_le_bytes());
+                }
+                self.length(consumer.pending.len() as u64);
+                for &id in &consumer.pending {
+                    self.raw_id(id);
+                }
+            }
+        }
+    }
+
+    /// A stream ID as two lengths.
+    fn id(&mut self, (ms, seq): stream::Id) {
+        self.length(ms);
+        self.length(seq);
+    }
+
+    /// A stream ID as 16 bytes, big-endian (pending entries lists).
+    fn raw_id(&mut self, (ms, seq): stream::Id) {
+        self.out.extend(ms.to_be_bytes());
+        self.out.extend(seq.to_be_bytes());
     }
 
     /// `EOF`, then (from version 5) the CRC64 of everything before it, or zeros when `checksum` is off (as
