@@ -1,5 +1,6 @@
 //! The project's own RDB files: `writer/` writes every RDB version (`REDIS0001` to `REDIS0012`) with every string,
-//! list, set, sorted set and hash encoding each version's Redis wrote, streams of versions 1 to 3, aux fields, expiries in seconds and
+//! list, set, sorted set and hash encoding each version's Redis wrote (hashes with field expiry in version 12),
+//! streams of versions 1 to 3, aux fields, expiries in seconds and
 //! milliseconds, several databases with their sizes, function libraries, and the checksum on and off. The files
 //! are committed under `tests/fixtures/` and must be what the writer writes today (`REPLICAST_WRITE_RDB_FIXTURES=1
 //! cargo test -p replicast-rdb --test written` writes them again); each must read back, pushed whole and a byte at a
@@ -164,6 +165,14 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
                         ValueType::List => Data::List(Vec::new()),
                         ValueType::Set => Data::Set(Vec::new()),
                         ValueType::ZSet => Data::ZSet(Vec::new()),
+                        ValueType::Hash
+                            if matches!(
+                                start.encoding,
+                                Encoding::HashMetadata | Encoding::HashListpackEx
+                            ) =>
+                        {
+                            Data::HashWithExpiry(Vec::new())
+                        }
                         ValueType::Hash => Data::Hash(Vec::new()),
                         ValueType::Stream => Data::StreamParts(Vec::new()),
                         other => panic!("the writer writes no {other:?}"),
@@ -186,6 +195,14 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
                                 expire_ms: None,
                             },
                         ) => pairs.push((field.to_vec(), value.to_vec())),
+                        (
+                            Data::HashWithExpiry(fields),
+                            Element::HashField {
+                                field,
+                                value,
+                                expire_ms,
+                            },
+                        ) => fields.push((field.to_vec(), value.to_vec(), expire_ms)),
                         (Data::StreamParts(parts), element) => parts.push(stream_part(element)),
                         (data, element) => panic!("{element:?} in {data:?}"),
                     }
@@ -381,6 +398,12 @@ fn every_layout() -> Vec<KeySpec> {
         (b"big".to_vec(), b"-5000000000".to_vec()),
         (b"long".to_vec(), b"hash value ".repeat(30)),
     ];
+    let expiring = vec![
+        (b"stays".to_vec(), b"forever".to_vec(), None),
+        (b"soon".to_vec(), b"1".to_vec(), Some(1_900_000_000_000)),
+        (b"later".to_vec(), b"two".to_vec(), Some(1_900_000_086_400)),
+        (b"7".to_vec(), b"-70000".to_vec(), Some(1_900_000_000_001)),
+    ];
     let set = strings(&[
         "apple",
         "banana",
@@ -525,6 +548,18 @@ fn every_layout() -> Vec<KeySpec> {
             Data::Hash(hash),
             Layout::HashListpack,
             Some(Expiry::Millis(1)),
+        ),
+        key(
+            "hash:field-expiry-table",
+            Data::HashWithExpiry(expiring.clone()),
+            Layout::HashMetadata,
+            None,
+        ),
+        key(
+            "hash:field-expiry-listpack",
+            Data::HashWithExpiry(expiring),
+            Layout::HashListpackEx,
+            None,
         ),
         key(
             "stream:v1",
@@ -708,6 +743,16 @@ fn data() -> impl Strategy<Value = Data> {
         proptest::collection::vec((element(), score()), 1..40).prop_map(|m| Data::ZSet(unique(m))),
         proptest::collection::vec((element(), element()), 1..40)
             .prop_map(|p| Data::Hash(unique(p))),
+        proptest::collection::vec(
+            (element(), element(), proptest::option::of(1i64..1 << 47)),
+            1..20
+        )
+        .prop_map(|fields| Data::HashWithExpiry(
+            unique(fields.into_iter().map(|(f, v, e)| (f, (v, e))).collect())
+                .into_iter()
+                .map(|(f, (v, e))| (f, v, e))
+                .collect()
+        )),
         stream(),
     ]
 }
@@ -802,7 +847,7 @@ fn stream() -> impl Strategy<Value = Data> {
         })
 }
 
-const LAYOUTS: [Layout; 23] = [
+const LAYOUTS: [Layout; 25] = [
     Layout::String(StringForm::Raw),
     Layout::String(StringForm::Int),
     Layout::String(StringForm::Lzf),
@@ -826,6 +871,8 @@ const LAYOUTS: [Layout; 23] = [
     Layout::Stream(1),
     Layout::Stream(2),
     Layout::Stream(3),
+    Layout::HashMetadata,
+    Layout::HashListpackEx,
 ];
 
 proptest! {

@@ -18,6 +18,8 @@ pub enum Data {
     Set(Vec<Vec<u8>>),
     ZSet(Vec<(Vec<u8>, f64)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A hash whose fields may expire (`HEXPIRE`, Redis 7.4): field, value, absolute expiry in Unix ms.
+    HashWithExpiry(Vec<(Vec<u8>, Vec<u8>, Option<i64>)>),
     Stream(Stream),
     /// What a reader reports of a stream ([`Stream::parts`]): what a written stream is compared as.
     StreamParts(Vec<StreamPart>),
@@ -58,6 +60,10 @@ pub enum Layout {
     HashListpack,
     /// Types 15, 19 and 21: a stream in version 1, 2 or 3.
     Stream(u8),
+    /// Type 24: a hash with field expiry, as a table: the least expiry, then each field's relative to it.
+    HashMetadata,
+    /// Type 25: a hash with field expiry, as a listpack of field, value and absolute expiry triplets.
+    HashListpackEx,
 }
 
 impl Layout {
@@ -83,6 +89,8 @@ impl Layout {
             Layout::Stream(1) => 15,
             Layout::Stream(2) => 19,
             Layout::Stream(_) => 21,
+            Layout::HashMetadata => 24,
+            Layout::HashListpackEx => 25,
         }
     }
 
@@ -103,6 +111,7 @@ impl Layout {
             Layout::Stream(1) => 9,
             Layout::Stream(2) => 10,
             Layout::Stream(_) => 11,
+            Layout::HashMetadata | Layout::HashListpackEx => 12,
         }
     }
 
@@ -132,6 +141,12 @@ impl Layout {
             (Layout::HashZipmap, Data::Hash(pairs)) => !pairs.is_empty() && pairs.len() < 254,
             (Layout::HashPlain | Layout::HashZiplist | Layout::HashListpack, Data::Hash(p)) => {
                 !p.is_empty()
+            }
+            (Layout::HashMetadata | Layout::HashListpackEx, Data::HashWithExpiry(fields)) => {
+                !fields.is_empty()
+                    && fields
+                        .iter()
+                        .all(|(_, _, expiry)| expiry.is_none_or(|ms| ms > 0))
             }
             (Layout::Stream(1..=3), Data::Stream(stream)) => stream
                 .entries
@@ -289,6 +304,32 @@ impl RdbWriter {
                 self.packed(&blob);
             }
             (Layout::Stream(version), Data::Stream(stream)) => self.stream(version, stream),
+            (Layout::HashMetadata, Data::HashWithExpiry(fields)) => {
+                let least = fields.iter().filter_map(|(_, _, e)| *e).min().unwrap_or(0);
+                self.out.extend(least.to_le_bytes());
+                self.length(fields.len() as u64);
+                for (field, value, expiry) in fields {
+                    // 0 is no expiry; otherwise the expiry less the least one, plus 1.
+                    self.length(expiry.map_or(0, |ms| (ms - least + 1) as u64));
+                    self.auto_string(field);
+                    self.auto_string(value);
+                }
+            }
+            (Layout::HashListpackEx, Data::HashWithExpiry(fields)) => {
+                let least = fields.iter().filter_map(|(_, _, e)| *e).min().unwrap_or(0);
+                self.out.extend(least.to_le_bytes());
+                let flat: Vec<Vec<u8>> = fields
+                    .iter()
+                    .flat_map(|(f, v, e)| {
+                        [
+                            f.clone(),
+                            v.clone(),
+                            e.unwrap_or(0).to_string().into_bytes(),
+                        ]
+                    })
+                    .collect();
+                self.packed(&listpack(&items(&flat)));
+            }
             _ => unreachable!("checked by fits"),
         }
         self
