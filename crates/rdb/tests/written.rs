@@ -1,4 +1,5 @@
-//! The project's own RDB files: `writer/` writes every RDB version (`REDIS0001` to `REDIS0012`) with every string,
+//! The project's own RDB files: `writer/` writes every RDB version (`REDIS0001` to `REDIS0012`, and `VALKEY080`
+//! with Valkey's hash with field expiry) with every string,
 //! list, set, sorted set and hash encoding each version's Redis wrote (hashes with field expiry in version 12),
 //! streams of versions 1 to 3, aux fields, expiries in seconds and
 //! milliseconds, several databases with their sizes, function libraries, and the checksum on and off. The files
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use replicast_rdb::{Checksum, Element, Encoding, Event, Flavor, RdbReader, ValueType};
 use writer::stream::{Consumer, Group, Stream, StreamEntry, StreamPart};
-use writer::{Data, Layout, RdbWriter, StringForm};
+use writer::{Data, Layout, RdbWriter, StringForm, VALKEY_VERSION};
 
 /// When a key expires, in the form the file gives it.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,7 @@ struct KeySpec {
 /// What a file holds, to write it and to know what reading it must give.
 #[derive(Debug, Clone)]
 struct Spec {
+    flavor: Flavor,
     version: u32,
     checksum: bool,
     aux: Vec<(Vec<u8>, Vec<u8>)>,
@@ -45,7 +47,10 @@ struct Spec {
 
 impl Spec {
     fn write(&self) -> Vec<u8> {
-        let mut rdb = RdbWriter::new(self.version);
+        let mut rdb = match self.flavor {
+            Flavor::Redis => RdbWriter::new(self.version),
+            Flavor::Valkey => RdbWriter::valkey(self.version),
+        };
         for (key, value) in &self.aux {
             rdb.aux(key, value);
         }
@@ -80,6 +85,7 @@ impl Spec {
             )),
         };
         ReadBack {
+            flavor: Some(self.flavor),
             version: self.version,
             aux: self.aux.clone(),
             functions: self.functions.clone(),
@@ -100,7 +106,7 @@ impl Spec {
                     keys.iter().map(|key| ReadKey {
                         db: *db,
                         name: key.name.clone(),
-                        encoding: Encoding::from_id(key.layout.type_byte(), Flavor::Redis),
+                        encoding: Encoding::from_id(key.layout.type_byte(), self.flavor),
                         expire_ms: key.expiry.map(|e| match e {
                             Expiry::Millis(ms) => ms,
                             Expiry::Secs(secs) => i64::from(secs) * 1000,
@@ -131,6 +137,7 @@ struct ReadKey {
 /// What a reader reported, owned.
 #[derive(Debug, PartialEq, Default)]
 struct ReadBack {
+    flavor: Option<Flavor>,
     version: u32,
     aux: Vec<(Vec<u8>, Vec<u8>)>,
     functions: Vec<Vec<u8>>,
@@ -148,7 +155,7 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
         reader
             .push(part, |event| match event {
                 Event::Header { flavor, version } => {
-                    assert_eq!(flavor, Flavor::Redis);
+                    read.flavor = Some(flavor);
                     read.version = version;
                 }
                 Event::Aux { key, value } => read.aux.push((key.to_vec(), value.to_vec())),
@@ -168,7 +175,9 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
                         ValueType::Hash
                             if matches!(
                                 start.encoding,
-                                Encoding::HashMetadata | Encoding::HashListpackEx
+                                Encoding::HashMetadata
+                                    | Encoding::HashListpackEx
+                                    | Encoding::ValkeyHash2
                             ) =>
                         {
                             Data::HashWithExpiry(Vec::new())
@@ -550,6 +559,12 @@ fn every_layout() -> Vec<KeySpec> {
             Some(Expiry::Millis(1)),
         ),
         key(
+            "hash:valkey-field-expiry",
+            Data::HashWithExpiry(expiring.clone()),
+            Layout::ValkeyHash,
+            None,
+        ),
+        key(
             "hash:field-expiry-table",
             Data::HashWithExpiry(expiring.clone()),
             Layout::HashMetadata,
@@ -584,10 +599,10 @@ fn every_layout() -> Vec<KeySpec> {
 
 /// The file of `version`: every layout its Redis wrote, aux fields from version 7 (Redis 3.2), database sizes
 /// from version 7, functions from version 10 (Redis 7.0), a key in a second database.
-fn fixture(version: u32, checksum: bool) -> Spec {
+fn fixture(flavor: Flavor, version: u32, checksum: bool) -> Spec {
     let keys: Vec<KeySpec> = every_layout()
         .into_iter()
-        .filter(|k| k.layout.since_version() <= version)
+        .filter(|k| k.layout.written_by(flavor, version))
         .collect();
     let aux = match version >= 7 {
         true => vec![
@@ -612,6 +627,7 @@ fn fixture(version: u32, checksum: bool) -> Spec {
         None,
     )];
     Spec {
+        flavor,
         version,
         checksum,
         aux,
@@ -623,9 +639,21 @@ fn fixture(version: u32, checksum: bool) -> Spec {
 /// Every committed fixture: its file name and what it holds.
 fn fixtures() -> Vec<(String, Spec)> {
     let mut all: Vec<(String, Spec)> = (1..=12)
-        .map(|v| (format!("redis-v{v:02}.rdb"), fixture(v, true)))
+        .map(|v| {
+            (
+                format!("redis-v{v:02}.rdb"),
+                fixture(Flavor::Redis, v, true),
+            )
+        })
         .collect();
-    all.push(("redis-v12-checksum-off.rdb".to_string(), fixture(12, false)));
+    all.push((
+        "redis-v12-checksum-off.rdb".to_string(),
+        fixture(Flavor::Redis, 12, false),
+    ));
+    all.push((
+        format!("valkey-v{VALKEY_VERSION}.rdb"),
+        fixture(Flavor::Valkey, VALKEY_VERSION, true),
+    ));
     all
 }
 
@@ -847,7 +875,7 @@ fn stream() -> impl Strategy<Value = Data> {
         })
 }
 
-const LAYOUTS: [Layout; 25] = [
+const LAYOUTS: [Layout; 26] = [
     Layout::String(StringForm::Raw),
     Layout::String(StringForm::Int),
     Layout::String(StringForm::Lzf),
@@ -873,6 +901,7 @@ const LAYOUTS: [Layout; 25] = [
     Layout::Stream(3),
     Layout::HashMetadata,
     Layout::HashListpackEx,
+    Layout::ValkeyHash,
 ];
 
 proptest! {
@@ -881,19 +910,22 @@ proptest! {
     /// Random values in random layouts of a random version read back as written, whatever the chunking.
     #[test]
     fn random_values_read_back_as_written(
-        version in 1u32..=12,
+        (flavor, version) in prop_oneof![
+            (1u32..=12).prop_map(|v| (Flavor::Redis, v)),
+            Just((Flavor::Valkey, VALKEY_VERSION)),
+        ],
         checksum in any::<bool>(),
         values in proptest::collection::vec((data(), any::<prop::sample::Index>(), any::<Option<i64>>()), 1..8),
         chunk in 1usize..64,
     ) {
-        // A stream has no layout before version 9: such a value is left out.
+        // A value with no layout in the version (a stream before 9) is left out.
         let keys: Vec<KeySpec> = values
             .into_iter()
             .enumerate()
             .filter_map(|(i, (data, pick, expire))| {
                 let fitting: Vec<Layout> = LAYOUTS
                     .into_iter()
-                    .filter(|l| l.since_version() <= version && l.fits(&data))
+                    .filter(|l| l.written_by(flavor, version) && l.fits(&data))
                     .collect();
                 (!fitting.is_empty()).then(|| KeySpec {
                     name: format!("key:{i}").into_bytes(),
@@ -903,7 +935,7 @@ proptest! {
                 })
             })
             .collect();
-        let spec = as_read(Spec { version, checksum, aux: Vec::new(), functions: Vec::new(), dbs: vec![(0, true, keys)] });
+        let spec = as_read(Spec { flavor, version, checksum, aux: Vec::new(), functions: Vec::new(), dbs: vec![(0, true, keys)] });
         let file = spec.write();
         prop_assert_eq!(read_back(&file, chunk), spec.expected(&file));
     }

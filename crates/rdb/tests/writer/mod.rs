@@ -8,6 +8,7 @@ pub mod encodings;
 pub mod stream;
 
 use encodings::{canonical_int, crc64, intset, listpack, lzf, ziplist, zipmap};
+use replicast_rdb::Flavor;
 use stream::{Stream, StreamPart};
 
 /// A key's value, as Redis holds it.
@@ -64,6 +65,8 @@ pub enum Layout {
     HashMetadata,
     /// Type 25: a hash with field expiry, as a listpack of field, value and absolute expiry triplets.
     HashListpackEx,
+    /// Type 22 of `VALKEY` files (Valkey 9): each field, value and absolute expiry (-1: none).
+    ValkeyHash,
 }
 
 impl Layout {
@@ -91,11 +94,23 @@ impl Layout {
             Layout::Stream(_) => 21,
             Layout::HashMetadata => 24,
             Layout::HashListpackEx => 25,
+            Layout::ValkeyHash => 22,
+        }
+    }
+
+    /// Whether a file of this flavor and version can hold this layout: Redis's from the version whose Redis first
+    /// wrote it; Valkey's (a fork of Redis 7.2, RDB 11) those of Redis 7.2 and its own type 22.
+    pub fn written_by(self, flavor: Flavor, version: u32) -> bool {
+        match (flavor, self) {
+            (Flavor::Redis, Layout::ValkeyHash) => false,
+            (Flavor::Redis, layout) => layout.since_version() <= version,
+            (Flavor::Valkey, Layout::ValkeyHash) => true,
+            (Flavor::Valkey, layout) => layout.since_version() <= 11,
         }
     }
 
     /// The first RDB version whose Redis wrote this layout.
-    pub fn since_version(self) -> u32 {
+    fn since_version(self) -> u32 {
         match self {
             Layout::String(_)
             | Layout::ListLinked
@@ -112,6 +127,7 @@ impl Layout {
             Layout::Stream(2) => 10,
             Layout::Stream(_) => 11,
             Layout::HashMetadata | Layout::HashListpackEx => 12,
+            Layout::ValkeyHash => u32::MAX,
         }
     }
 
@@ -142,6 +158,9 @@ impl Layout {
             (Layout::HashPlain | Layout::HashZiplist | Layout::HashListpack, Data::Hash(p)) => {
                 !p.is_empty()
             }
+            (Layout::ValkeyHash, Data::HashWithExpiry(fields)) => {
+                !fields.is_empty() && fields.iter().all(|(_, _, expiry)| *expiry != Some(-1))
+            }
             (Layout::HashMetadata | Layout::HashListpackEx, Data::HashWithExpiry(fields)) => {
                 !fields.is_empty()
                     && fields
@@ -157,6 +176,9 @@ impl Layout {
     }
 }
 
+/// The `VALKEY` RDB version this writer writes: Valkey 9's.
+pub const VALKEY_VERSION: u32 = 80;
+
 /// An RDB being written: the header first, then opcodes and keys in call order, then [`RdbWriter::finish`].
 pub struct RdbWriter {
     out: Vec<u8>,
@@ -168,6 +190,14 @@ impl RdbWriter {
     pub fn new(version: u32) -> Self {
         RdbWriter {
             out: format!("REDIS{version:04}").into_bytes(),
+            version,
+        }
+    }
+
+    /// `VALKEY` and its version in three digits (80: Valkey 9).
+    pub fn valkey(version: u32) -> Self {
+        RdbWriter {
+            out: format!("VALKEY{version:03}").into_bytes(),
             version,
         }
     }
@@ -313,6 +343,14 @@ impl RdbWriter {
                     self.length(expiry.map_or(0, |ms| (ms - least + 1) as u64));
                     self.auto_string(field);
                     self.auto_string(value);
+                }
+            }
+            (Layout::ValkeyHash, Data::HashWithExpiry(fields)) => {
+                self.length(fields.len() as u64);
+                for (field, value, expiry) in fields {
+                    self.auto_string(field);
+                    self.auto_string(value);
+                    self.out.extend(expiry.unwrap_or(-1).to_le_bytes());
                 }
             }
             (Layout::HashListpackEx, Data::HashWithExpiry(fields)) => {
