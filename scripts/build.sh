@@ -9,10 +9,12 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 profile=${1:-release}
+# Both copied only where they changed (see copy_changed in lib.sh), so that an unchanged page does not rebuild the
+# relay, which embeds them.
 mkdir -p www/vendor
-cp node_modules/d3/dist/d3.min.js www/vendor/d3.min.js
-with_wasm_env wasm-pack --quiet build wasm --release --target web
-# wasm-pack writes a .gitignore of "*" into the package; the repository's own .gitignore already covers it.
+cmp -s node_modules/d3/dist/d3.min.js www/vendor/d3.min.js || cp node_modules/d3/dist/d3.min.js www/vendor/d3.min.js
+with_wasm_env wasm-pack --quiet build wasm --release --target web --out-dir "$REPO_ROOT/target/wasm-pkg-web"
+copy_changed target/wasm-pkg-web wasm/pkg
 if [ "$profile" = release ]; then
   cargo build -q --release -p replicast-server
 else

@@ -45,6 +45,19 @@ with_wasm_env() {
   env $(echo "$vars" | tr '\n' ' ') "$@"
 }
 
+# Copies into folder $2 each file of folder $1 (dot files left out) whose content differs there or that is missing,
+# and leaves the others untouched: the relay embeds www/ and wasm/pkg when it is built (server/build.rs), and cargo
+# rebuilds it whenever a file there is newer, so rewriting identical files would rebuild it on every build.
+copy_changed() {
+  local from=$1 to=$2 file
+  while IFS= read -r -d '' file; do
+    if ! cmp -s "$from/$file" "$to/$file"; then
+      mkdir -p "$(dirname "$to/$file")"
+      cp "$from/$file" "$to/$file"
+    fi
+  done < <(cd "$from" && find . -type f ! -name '.*' -print0)
+}
+
 # Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: with no
 # features (neither `rdb`'s RdbScan nor `bench`'s benchmark classes) and the `wasm-release` profile (Cargo.toml).
 build_wasm_client() {
