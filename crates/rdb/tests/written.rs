@@ -1,12 +1,11 @@
-//! The project's own RDB files: `writer/` writes every RDB version (`REDIS0001` to `REDIS0012`, and `VALKEY080`
-//! with Valkey's hash with field expiry) with every string,
-//! list, set, sorted set and hash encoding each version's Redis wrote (hashes with field expiry in version 12),
-//! streams of versions 1 to 3, aux fields, expiries in seconds and
-//! milliseconds, several databases with their sizes, function libraries, and the checksum on and off. The files
-//! are committed under `tests/fixtures/` and must be what the writer writes today (`REPLICAST_WRITE_RDB_FIXTURES=1
-//! cargo test -p replicast-rdb --test written` writes them again); each must read back, pushed whole and a byte at a
-//! time, as exactly what was written; and random values in random layouts must too (proptest). Real dumps of
-//! Redis 7.0 are read in `server/tests/rdb_redis`.
+//! The project's own RDB files: `writer/` writes every RDB version (`REDIS0001` to `REDIS0012`, and `VALKEY080`)
+//! with every string, list, set, sorted set and hash encoding each version's Redis wrote (hashes with field expiry
+//! in version 12 and Valkey's), streams of versions 1 to 3, module values and aux data, aux fields, expiries in
+//! seconds and milliseconds, several databases with their sizes, function libraries, and the checksum on and off.
+//! The files are committed under `tests/fixtures/` and must be what the writer writes today
+//! (`REPLICAST_WRITE_RDB_FIXTURES=1 cargo test -p replicast-rdb --test written` writes them again); each must read
+//! back, pushed whole and in chunks of 1 and 7 bytes, as exactly what was written; and random values in random
+//! layouts must too (proptest). Real dumps of Redis 7.0 are read in `server/tests/rdb_redis`.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod writer;
@@ -16,7 +15,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use replicast_rdb::{Checksum, Element, Encoding, Event, Flavor, RdbReader, ValueType};
 use writer::stream::{Consumer, Group, Stream, StreamEntry, StreamPart};
-use writer::{Data, Layout, RdbWriter, StringForm, VALKEY_VERSION};
+use writer::{module_id, Data, Layout, ModuleOp, RdbWriter, StringForm, VALKEY_VERSION};
 
 /// When a key expires, in the form the file gives it.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +40,8 @@ struct Spec {
     checksum: bool,
     aux: Vec<(Vec<u8>, Vec<u8>)>,
     functions: Vec<Vec<u8>>,
+    /// Module aux data: each module type's id, when, and opcodes.
+    module_aux: Vec<(u64, u64, Vec<ModuleOp>)>,
     /// Each database with its keys, and whether its size is written (`RESIZEDB`).
     dbs: Vec<(u64, bool, Vec<KeySpec>)>,
 }
@@ -56,6 +57,9 @@ impl Spec {
         }
         for code in &self.functions {
             rdb.function(code);
+        }
+        for (id, when, ops) in &self.module_aux {
+            rdb.module_aux(*id, *when, ops);
         }
         for (db, resize, keys) in &self.dbs {
             rdb.select_db(*db);
@@ -89,6 +93,11 @@ impl Spec {
             version: self.version,
             aux: self.aux.clone(),
             functions: self.functions.clone(),
+            module_aux: self
+                .module_aux
+                .iter()
+                .map(|(id, when, _)| (*id, *when))
+                .collect(),
             dbs: self.dbs.iter().map(|(db, _, _)| *db).collect(),
             sizes: self
                 .dbs
@@ -115,6 +124,7 @@ impl Spec {
                             (Data::Stream(stream), Layout::Stream(version)) => {
                                 Data::StreamParts(stream.parts(version))
                             }
+                            (Data::Module(id, _), _) => Data::SkippedModule(*id),
                             (data, _) => data.clone(),
                         },
                     })
@@ -141,6 +151,7 @@ struct ReadBack {
     version: u32,
     aux: Vec<(Vec<u8>, Vec<u8>)>,
     functions: Vec<Vec<u8>>,
+    module_aux: Vec<(u64, u64)>,
     dbs: Vec<u64>,
     sizes: Vec<(u64, u64)>,
     keys: Vec<ReadKey>,
@@ -160,6 +171,7 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
                 }
                 Event::Aux { key, value } => read.aux.push((key.to_vec(), value.to_vec())),
                 Event::Function { code } => read.functions.push(code.to_vec()),
+                Event::ModuleAux { module, when } => read.module_aux.push((module.0, when)),
                 Event::SelectDb { db } => read.dbs.push(db),
                 Event::ResizeDb { keys, expires } => read.sizes.push((keys, expires)),
                 Event::KeyStart(start) => read.keys.push(ReadKey {
@@ -184,7 +196,9 @@ fn read_back(file: &[u8], chunk: usize) -> ReadBack {
                         }
                         ValueType::Hash => Data::Hash(Vec::new()),
                         ValueType::Stream => Data::StreamParts(Vec::new()),
-                        other => panic!("the writer writes no {other:?}"),
+                        ValueType::Module => {
+                            Data::SkippedModule(start.module.expect("a module value's type").0)
+                        }
                     },
                 }),
                 Event::Element(element) => {
@@ -559,6 +573,21 @@ fn every_layout() -> Vec<KeySpec> {
             Some(Expiry::Millis(1)),
         ),
         key(
+            "module:value",
+            Data::Module(
+                module_id("replicast", 3),
+                vec![
+                    ModuleOp::Sint(-5),
+                    ModuleOp::Uint(1 << 40),
+                    ModuleOp::Float(1.5),
+                    ModuleOp::Double(-2.25),
+                    ModuleOp::String(b"module ".repeat(20)),
+                ],
+            ),
+            Layout::Module,
+            Some(Expiry::Millis(1_900_000_000_000)),
+        ),
+        key(
             "hash:valkey-field-expiry",
             Data::HashWithExpiry(expiring.clone()),
             Layout::ValkeyHash,
@@ -620,6 +649,15 @@ fn fixture(flavor: Flavor, version: u32, checksum: bool) -> Spec {
         ],
         false => Vec::new(),
     };
+    // Redis 5 (version 9) saves modules' aux data.
+    let module_aux = match version >= 9 {
+        true => vec![(
+            module_id("replicast", 2),
+            2,
+            vec![ModuleOp::Uint(7), ModuleOp::String(b"aux data".to_vec())],
+        )],
+        false => Vec::new(),
+    };
     let other_db = vec![key(
         "db3:string",
         Data::String(b"in database 3".to_vec()),
@@ -632,6 +670,7 @@ fn fixture(flavor: Flavor, version: u32, checksum: bool) -> Spec {
         checksum,
         aux,
         functions,
+        module_aux,
         dbs: vec![(0, version >= 7, keys), (3, version >= 7, other_db)],
     }
 }
@@ -741,6 +780,16 @@ fn element() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+fn module_op() -> impl Strategy<Value = ModuleOp> {
+    prop_oneof![
+        any::<i64>().prop_map(ModuleOp::Sint),
+        any::<u64>().prop_map(ModuleOp::Uint),
+        any::<f32>().prop_map(ModuleOp::Float),
+        any::<f64>().prop_map(ModuleOp::Double),
+        element().prop_map(ModuleOp::String),
+    ]
+}
+
 fn score() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("Redis refuses NaN scores", |s| !s.is_nan()),
@@ -782,6 +831,8 @@ fn data() -> impl Strategy<Value = Data> {
                 .collect()
         )),
         stream(),
+        (any::<u64>(), proptest::collection::vec(module_op(), 0..6))
+            .prop_map(|(id, ops)| Data::Module(id, ops)),
     ]
 }
 
@@ -875,7 +926,7 @@ fn stream() -> impl Strategy<Value = Data> {
         })
 }
 
-const LAYOUTS: [Layout; 26] = [
+const LAYOUTS: [Layout; 27] = [
     Layout::String(StringForm::Raw),
     Layout::String(StringForm::Int),
     Layout::String(StringForm::Lzf),
@@ -902,6 +953,7 @@ const LAYOUTS: [Layout; 26] = [
     Layout::HashMetadata,
     Layout::HashListpackEx,
     Layout::ValkeyHash,
+    Layout::Module,
 ];
 
 proptest! {
@@ -935,7 +987,7 @@ proptest! {
                 })
             })
             .collect();
-        let spec = as_read(Spec { flavor, version, checksum, aux: Vec::new(), functions: Vec::new(), dbs: vec![(0, true, keys)] });
+        let spec = as_read(Spec { flavor, version, checksum, aux: Vec::new(), functions: Vec::new(), module_aux: Vec::new(), dbs: vec![(0, true, keys)] });
         let file = spec.write();
         prop_assert_eq!(read_back(&file, chunk), spec.expected(&file));
     }

@@ -22,6 +22,10 @@ pub enum Data {
     /// A hash whose fields may expire (`HEXPIRE`, Redis 7.4): field, value, absolute expiry in Unix ms.
     HashWithExpiry(Vec<(Vec<u8>, Vec<u8>, Option<i64>)>),
     Stream(Stream),
+    /// A module's value (`MODULE_2`): its type's id and the opcodes it saved.
+    Module(u64, Vec<ModuleOp>),
+    /// What a reader reports of a module value: the type's id only, the opcodes skipped.
+    SkippedModule(u64),
     /// What a reader reports of a stream ([`Stream::parts`]): what a written stream is compared as.
     StreamParts(Vec<StreamPart>),
 }
@@ -67,6 +71,32 @@ pub enum Layout {
     HashListpackEx,
     /// Type 22 of `VALKEY` files (Valkey 9): each field, value and absolute expiry (-1: none).
     ValkeyHash,
+    /// Type 7: a module's value, as typed opcodes.
+    Module,
+}
+
+/// One typed value a module saves (`RedisModule_Save*`), as `rdb.h`'s `RDB_MODULE_OPCODE_*` writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModuleOp {
+    Sint(i64),
+    Uint(u64),
+    Float(f32),
+    Double(f64),
+    String(Vec<u8>),
+}
+
+/// A module type's id: its 9-character name (6 bits a character) and a 10-bit encoding version.
+pub fn module_id(name: &str, encoding_version: u64) -> u64 {
+    const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    assert_eq!(name.len(), 9, "a module type's name has 9 characters");
+    let name = name.bytes().fold(0u64, |id, c| {
+        (id << 6)
+            | CHARSET
+                .iter()
+                .position(|&x| x == c)
+                .expect("a name character") as u64
+    });
+    (name << 10) | (encoding_version & 1023)
 }
 
 impl Layout {
@@ -95,6 +125,7 @@ impl Layout {
             Layout::HashMetadata => 24,
             Layout::HashListpackEx => 25,
             Layout::ValkeyHash => 22,
+            Layout::Module => 7,
         }
     }
 
@@ -128,6 +159,7 @@ impl Layout {
             Layout::Stream(_) => 11,
             Layout::HashMetadata | Layout::HashListpackEx => 12,
             Layout::ValkeyHash => u32::MAX,
+            Layout::Module => 8,
         }
     }
 
@@ -158,6 +190,7 @@ impl Layout {
             (Layout::HashPlain | Layout::HashZiplist | Layout::HashListpack, Data::Hash(p)) => {
                 !p.is_empty()
             }
+            (Layout::Module, Data::Module(..)) => true,
             (Layout::ValkeyHash, Data::HashWithExpiry(fields)) => {
                 !fields.is_empty() && fields.iter().all(|(_, _, expiry)| *expiry != Some(-1))
             }
@@ -234,6 +267,45 @@ impl RdbWriter {
         self.out.push(253);
         self.out.extend(secs.to_le_bytes());
         self
+    }
+
+    /// A module's aux data (`MODULE_AUX`): its type's id, when it is saved (before or after the keys), its opcodes.
+    pub fn module_aux(&mut self, id: u64, when: u64, ops: &[ModuleOp]) -> &mut Self {
+        self.out.push(247);
+        self.length(id);
+        self.length(2);
+        self.length(when);
+        self.module_ops(ops);
+        self
+    }
+
+    /// Typed module values, then the module EOF opcode.
+    fn module_ops(&mut self, ops: &[ModuleOp]) {
+        for op in ops {
+            match op {
+                ModuleOp::Sint(n) => {
+                    self.length(1);
+                    self.length(*n as u64);
+                }
+                ModuleOp::Uint(n) => {
+                    self.length(2);
+                    self.length(*n);
+                }
+                ModuleOp::Float(x) => {
+                    self.length(3);
+                    self.out.extend(x.to_le_bytes());
+                }
+                ModuleOp::Double(x) => {
+                    self.length(4);
+                    self.out.extend(x.to_le_bytes());
+                }
+                ModuleOp::String(s) => {
+                    self.length(5);
+                    self.auto_string(s);
+                }
+            }
+        }
+        self.length(0);
     }
 
     /// A function library (`FUNCTION2`): its code, `#!lua name=…` first.
@@ -344,6 +416,10 @@ impl RdbWriter {
                     self.auto_string(field);
                     self.auto_string(value);
                 }
+            }
+            (Layout::Module, Data::Module(id, ops)) => {
+                self.length(*id);
+                self.module_ops(ops);
             }
             (Layout::ValkeyHash, Data::HashWithExpiry(fields)) => {
                 self.length(fields.len() as u64);
