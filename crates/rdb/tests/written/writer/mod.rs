@@ -1,7 +1,7 @@
 //! An RDB writer for the tests: every version the reader supports (`REDIS0001` to `REDIS0012`) and every encoding
 //! of strings, lists, sets, sorted sets, hashes and streams (`stream.rs`) it reads, written from Redis's `rdb.c` and the encodings' own
 //! definitions (`encodings.rs`), never from the reader's code. A key is written from its [`Data`] in a chosen
-//! [`Layout`]; reading the bytes back must give the same data (`tests/written.rs`).
+//! [`Layout`]; reading the bytes back must give the same data (`tests/written/main.rs`).
 #![allow(dead_code)] // Each test file uses its own share of the writer.
 
 pub mod encodings;
