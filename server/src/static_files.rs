@@ -22,7 +22,7 @@ pub const MAX_FOLDER_BYTES: u64 = 256 * 1024 * 1024;
 /// the answer a bodiless 304 while the file is unchanged.
 const CACHE_CONTROL: &str = "no-cache";
 
-/// A file of the page that the relay will not serve a page without, and what to do when it is missing.
+/// A file the relay will not serve a page without, and what it is (and where it comes from), for the error.
 struct PagePart {
     path: &'static str,
     what: &'static str,
