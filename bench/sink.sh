@@ -9,7 +9,8 @@
 # catching up, at the speed of the sink and PostgreSQL alone (the collector cannot produce 100,000 samples/s on the
 # same 2 cores). Prints one line per measurement and a `RESULT {json}` line, and cleans up. Repeat it for a spread.
 # PostgreSQL runs with its defaults (fsync and synchronous_commit on).
-# PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there.
+# PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there. PERF=FILE records the catch-up
+# with `perf record` (the sink and PostgreSQL's processes, call graphs) into FILE, for `perf report -i FILE`.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -109,9 +110,16 @@ pg_cpu_s() {
   echo "$total"
 }
 sink_cpu0=$(cpu_s "$sink_pid"); pg_cpu0=$(pg_cpu_s); relay_cpu0=$(cpu_s "${pids[1]}")
+perf_pid=
+if [ -n "${PERF:-}" ]; then
+  perf record -q -F 999 -g -o "$PERF" -p "$(echo "$sink_pid" "$pg_pid" $(pgrep -P "$pg_pid") | tr ' ' ,)" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.5
+fi
 kill -CONT "$sink_pid"
 t0=$(date +%s.%N)
 wait_committed "$target" 600
+[ -n "$perf_pid" ] && kill -INT "$perf_pid" && wait "$perf_pid" || true
 elapsed=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
 sink_cpu=$(awk "BEGIN { printf \"%.2f\", $(cpu_s "$sink_pid") - $sink_cpu0 }")
 pg_cpu=$(awk "BEGIN { printf \"%.2f\", $(pg_cpu_s) - $pg_cpu0 }")

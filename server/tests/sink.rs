@@ -13,6 +13,8 @@
 //! - The history endpoint answers exactly the stored samples when they fit, the right buckets when they do not,
 //!   and refuses bad requests with their reasons; `/metrics` exports the lag; docs/SINK.md's example queries, run
 //!   as the doc writes them, give what the samples say; a sink on a database without the schema says what to do.
+//! - A schema an older sink made is refused without `--create-schema` and migrated with it, its history kept and
+//!   read as before.
 
 mod support;
 
@@ -786,6 +788,107 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
         ),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_migrated_by_create_schema_keeping_its_history() {
+    use replicast_server::sink::{rows, schema};
+    let pg = Postgres::start();
+    let mut db = pg.client().await;
+    // The schema as a version 1 sink left it: samples in a jsonb column, one of them stored.
+    schema::migrate(&mut db, 1).await.unwrap();
+    let t0: u64 = 1_700_000_000_000;
+    let stored = r#"{"cpu":{"total":7.5}}"#;
+    let digest = rows::zset_digest(t0 as f64, stored.as_bytes()).to_le_bytes();
+    db.execute(
+        "INSERT INTO replicast.zset_history (key, time, score, value, digest)
+         VALUES ('perf:web-01', to_timestamp($1::float8 / 1000), $1, $2::text::jsonb, $3)",
+        &[&(t0 as f64), &stored, &&digest[..]],
+    )
+    .await
+    .unwrap();
+
+    // Without --create-schema a sink refuses it, naming both versions.
+    let refused = Command::new(env!("CARGO_BIN_EXE_replicast"))
+        .args(["sink", "--database", &pg.url(), "--history", "perf:*"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the database's replicast schema is version 1, this sink writes version {}: start the sink with --create-schema to migrate it",
+            schema::VERSION
+        )),
+        "{stderr}"
+    );
+
+    // Redis holds the stored member again (a snapshot brings it) and a new one.
+    let (_redis, redis_port) = start_redis();
+    let mut conn = redis_conn(redis_port).await;
+    support::zadd(&mut conn, "perf:web-01", t0, stored).await;
+    support::zadd(
+        &mut conn,
+        "perf:web-01",
+        t0 + 1000,
+        r#"{"cpu":{"total":8}}"#,
+    )
+    .await;
+    // JSON that json stores and jsonb refuses: the view must still read every row.
+    support::zadd(&mut conn, "perf:web-01", t0 + 2000, r#"{"a":"\ud800"}"#).await;
+    support::zadd(&mut conn, "perf:web-01", t0 + 3000, r#"{"n":1e-20000}"#).await;
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let _sink = start_sink(relay_port, &pg.url(), &[]);
+    committed(&db, redis_port).await;
+
+    let version: i32 = db
+        .query_one("SELECT version FROM replicast.schema_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, schema::VERSION);
+    let raw_type: String = db
+        .query_one(
+            "SELECT pg_typeof(value)::text FROM replicast.zset_history_raw LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(raw_type, "json", "samples are stored as json");
+    // Read through the view as before: the stored sample once (the snapshot's copy has its digest), the new one.
+    let rows = db
+        .query(
+            "SELECT score, (value #>> '{cpu,total}')::float8, pg_typeof(value)::text
+             FROM replicast.zset_history WHERE key = 'perf:web-01' AND score < $1 ORDER BY time",
+            &[&((t0 + 2000) as f64)],
+        )
+        .await
+        .unwrap();
+    let read: Vec<(f64, f64, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (t0 as f64, 7.5, "jsonb".to_string()),
+            ((t0 + 1000) as f64, 8.0, "jsonb".to_string())
+        ]
+    );
+    let values: Vec<String> = db
+        .query(
+            "SELECT value::text FROM replicast.zset_history WHERE key = 'perf:web-01' ORDER BY time",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(values.len(), 4, "{values:?}");
+    assert_eq!(values[3], r#"{"n": 0.0}"#, "re-encoded as a double");
 }
 
 fn now_ms() -> u64 {

@@ -23,7 +23,7 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{key_text, value_text, Batch, MirrorState, Refusal, SetOp};
+use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -87,16 +87,24 @@ impl std::fmt::Display for ChangeError {
     }
 }
 
-/// The history assembler's observer: sorted-set members entering a window.
+/// The history assembler's observer: sorted-set members entering a window, but for those the batch holds already
+/// (`seen`, the batch's, lent while a message is applied): most members are read from the stream first, and
+/// copying them again would be most of what the sink does per sample.
 #[derive(Default)]
 struct Entered {
     members: Vec<(Vec<u8>, f64, Vec<u8>)>,
+    seen: HashSet<u128>,
 }
 
 impl WindowObserver for Entered {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
         if let (Some(score), Payload::Value(member)) = (item.time_ms, item.payload) {
-            self.members.push((key.to_vec(), score, member.to_vec()));
+            if !self
+                .seen
+                .contains(&seen_id(key, zset_digest(score, member)))
+            {
+                self.members.push((key.to_vec(), score, member.to_vec()));
+            }
         }
     }
     fn removed(&mut self, _key: &[u8], _id: ItemId) {}
@@ -296,9 +304,10 @@ impl Changes {
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
         }
-        self.history
-            .push_message(message)
-            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        self.history.observer_mut().seen = std::mem::take(&mut batch.seen);
+        let history = self.history.push_message(message);
+        batch.seen = std::mem::take(&mut self.history.observer_mut().seen);
+        history.map_err(|e| ChangeError::Assembler(e.to_string()))?;
         let mirror = self
             .mirror
             .push_message(message)

@@ -148,25 +148,33 @@ pub fn step_ms(request: &Request) -> u64 {
     (request.to - request.from + 1).div_ceil(u64::from(request.points))
 }
 
-/// The samples themselves, grouped by score (samples of one key sharing a time are one point).
+/// The samples themselves, grouped by score (samples of one key sharing a time are one point). Each row's JSON is
+/// parsed once (the lateral `d`, evaluated per row before its fields are read): the samples are stored as `json`
+/// text (schema.rs), and reading the fields through the `zset_history` view would parse it once per field.
 const SAMPLES_SQL: &str = "
-SELECT h.score AS t, f.i::int4, avg(v.x), min(v.x), max(v.x)
-FROM replicast.zset_history h
-CROSS JOIN unnest($4::text[]) WITH ORDINALITY AS f(path, i)
-CROSS JOIN LATERAL (SELECT h.value #> string_to_array(f.path, '.') AS j) p
-CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x) v
+SELECT h.score AS t, f.i::int4, avg(f.x), min(f.x), max(f.x)
+FROM replicast.zset_history_raw h
+CROSS JOIN LATERAL (SELECT h.value::jsonb AS doc OFFSET 0) d
+CROSS JOIN LATERAL (
+  SELECT u.i, CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x
+  FROM unnest($4::text[]) WITH ORDINALITY AS u(path, i)
+  CROSS JOIN LATERAL (SELECT d.doc #> string_to_array(u.path, '.') AS j) p
+) f
 WHERE h.key = $1 AND h.time >= $2 AND h.time <= $3
 GROUP BY h.score, f.i
 ORDER BY h.score, f.i";
 
-/// Buckets of `$5` ms from `from`.
+/// Buckets of `$5` ms from `from`, each row's JSON parsed once as above.
 const BUCKETS_SQL: &str = "
 SELECT extract(epoch FROM date_bin(make_interval(secs => $5::float8 / 1000), h.time, $2))::float8 * 1000 AS t,
-       f.i::int4, avg(v.x), min(v.x), max(v.x)
-FROM replicast.zset_history h
-CROSS JOIN unnest($4::text[]) WITH ORDINALITY AS f(path, i)
-CROSS JOIN LATERAL (SELECT h.value #> string_to_array(f.path, '.') AS j) p
-CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x) v
+       f.i::int4, avg(f.x), min(f.x), max(f.x)
+FROM replicast.zset_history_raw h
+CROSS JOIN LATERAL (SELECT h.value::jsonb AS doc OFFSET 0) d
+CROSS JOIN LATERAL (
+  SELECT u.i, CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x
+  FROM unnest($4::text[]) WITH ORDINALITY AS u(path, i)
+  CROSS JOIN LATERAL (SELECT d.doc #> string_to_array(u.path, '.') AS j) p
+) f
 WHERE h.key = $1 AND h.time >= $2 AND h.time <= $3
 GROUP BY 1, f.i
 ORDER BY 1, f.i";
@@ -181,7 +189,7 @@ pub async fn answer(
     // More samples than points? Counted no further than that.
     let counted: i64 = client
         .query_one(
-            "SELECT count(*) FROM (SELECT 1 FROM replicast.zset_history
+            "SELECT count(*) FROM (SELECT 1 FROM replicast.zset_history_raw
                WHERE key = $1 AND time >= $2 AND time <= $3 LIMIT $4) s",
             &[&request.key, &from, &to, &(i64::from(request.points) + 1)],
         )

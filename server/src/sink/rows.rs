@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3Default};
 
 /// Latest time a history row may carry: the first instant of the year 10000, in Unix ms (PostgreSQL's
 /// `timestamptz` goes further, but no sample of a monitored host is dated past it).
@@ -110,9 +110,9 @@ pub struct Batch {
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
     pub retired_epochs: Vec<String>,
-    /// Rows seen in this batch (by key and identity), so that a row the stream and the window both report is
-    /// sent once.
-    seen: HashSet<u128>,
+    /// Rows seen in this batch ([`seen_id`]), so that a row the stream and the window both report is sent once.
+    /// The history assembler's observer borrows it while a message is applied, to skip those rows unread.
+    pub seen: HashSet<u128>,
     /// Bytes held, about: what the batch limits count.
     pub bytes: usize,
     /// The newest history time (Unix ms) in the batch, for the lag metric.
@@ -135,11 +135,8 @@ impl Batch {
         if !(0.0..MAX_TIME_MS).contains(&score) {
             return Err(Refusal::ScoreNotTime);
         }
-        let mut identity = Vec::with_capacity(8 + member.len());
-        identity.extend_from_slice(&score.to_bits().to_le_bytes());
-        identity.extend_from_slice(member);
-        let digest = xxh3_128(&identity);
-        if !self.seen.insert(digest ^ xxh3_128(key.as_bytes())) {
+        let digest = zset_digest(score, member);
+        if !self.seen.insert(seen_id(key.as_bytes(), digest)) {
             return Ok(());
         }
         let value = json_text(member);
@@ -170,7 +167,7 @@ impl Batch {
             identity.extend_from_slice(field);
         }
         let digest = xxh3_128(&identity);
-        if !self.seen.insert(digest ^ xxh3_128(key.as_bytes())) {
+        if !self.seen.insert(seen_id(key.as_bytes(), digest)) {
             return Ok(());
         }
         let object = fields_object(fields);
@@ -213,6 +210,20 @@ impl Batch {
     }
 }
 
+/// A sorted-set member's identity within its key: a hash of the score and the member's bytes (the primary key's
+/// `digest`).
+pub fn zset_digest(score: f64, member: &[u8]) -> u128 {
+    let mut hasher = Xxh3Default::new();
+    hasher.update(&score.to_bits().to_le_bytes());
+    hasher.update(member);
+    hasher.digest128()
+}
+
+/// A row's identity within a batch: its digest and its key.
+pub fn seen_id(key: &[u8], digest: u128) -> u128 {
+    digest ^ xxh3_128(key)
+}
+
 /// A key as PostgreSQL `text`: UTF-8 without NUL.
 pub fn key_text(key: &[u8]) -> Result<&str, Refusal> {
     match std::str::from_utf8(key) {
@@ -248,8 +259,10 @@ pub fn time_of_ms(ms: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros((ms * 1000.0).round() as u64)
 }
 
-/// The member as JSON for a `jsonb` column: itself when it is JSON that PostgreSQL takes (NUL escapes, which
-/// `jsonb` refuses, count as not), else the member as a JSON string.
+/// The member as JSON for the `json` column read as `jsonb`: itself when it is JSON that `jsonb` takes (NUL
+/// escapes, which `jsonb` refuses, count as not), its strict re-encoding when `jsonb` might refuse it otherwise
+/// ([`jsonb_may_refuse`]), else the member as a JSON string. PostgreSQL only checks the `json` it stores; the
+/// `jsonb` view parses it when read, where a value it refused would fail every query that reads its row.
 pub fn json_text(member: &[u8]) -> Vec<u8> {
     let looks_json = matches!(
         member.iter().find(|b| !b.is_ascii_whitespace()),
@@ -259,10 +272,42 @@ pub fn json_text(member: &[u8]) -> Vec<u8> {
         && memchr::memmem::find(member, b"\\u0000").is_none()
         && serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
     {
+        if jsonb_may_refuse(member) {
+            return json_text_strict(member);
+        }
         return member.to_vec();
     }
     json_string(&value_text(member))
 }
+
+/// Whether JSON text (valid, without NUL escapes) might hold what `jsonb` refuses and `json` stores: a `\uD…`
+/// escape (a surrogate half, which `jsonb` refuses unpaired), or a number `numeric` cannot hold (more than
+/// 131,072 digits before the point or 16,383 after, exponent included). Errs on the side of yes —
+/// [`json_text_strict`] keeps what such a member means — and looks only at bytes, cheaply: a run of 1,000
+/// digits, or an exponent of 4 digits or more.
+fn jsonb_may_refuse(json: &[u8]) -> bool {
+    // Searched with memchr rather than byte by byte: every sample goes through here.
+    let surrogate = memchr::memchr_iter(b'\\', json)
+        .any(|at| json.get(at + 1) == Some(&b'u') && matches!(json.get(at + 2), Some(b'd' | b'D')));
+    let long_exponent = memchr::memchr2_iter(b'e', b'E', json).any(|at| {
+        let after_number = at > 0 && (json[at - 1].is_ascii_digit() || json[at - 1] == b'.');
+        let rest = &json[at + 1..];
+        let rest = rest
+            .strip_prefix(b"+")
+            .or_else(|| rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        after_number && rest.iter().take_while(|b| b.is_ascii_digit()).count() >= 4
+    });
+    let long_digits = json.len() >= MAX_PLAIN_DIGITS
+        && json
+            .split(|b| !b.is_ascii_digit())
+            .any(|run| run.len() >= MAX_PLAIN_DIGITS);
+    surrogate || long_exponent || long_digits
+}
+
+/// Digits in a row from which a JSON number is re-encoded before `jsonb` sees it (`numeric` keeps 131,072
+/// before the point and 16,383 after: far more, but no sample needs a thousand).
+const MAX_PLAIN_DIGITS: usize = 1000;
 
 /// The member as JSON PostgreSQL always takes: parsed and written again, numbers as `f64`s (so within what
 /// `numeric` reads), NUL characters replaced. The writer falls back to it for a batch PostgreSQL refused,
@@ -336,6 +381,41 @@ mod tests {
         ] {
             assert_eq!(json_text_strict(&json_text(member)), json_text(member));
         }
+    }
+
+    #[test]
+    fn json_that_jsonb_would_refuse_is_re_encoded() {
+        // A lone surrogate half, numbers numeric cannot hold: json stores them, jsonb (the view) refuses them.
+        assert_eq!(json_text(br#"{"n":1e-20000}"#), br#"{"n":0.0}"#);
+        assert_eq!(
+            json_text(br#"[1E+5000]"#),
+            br#""[1E+5000]""#,
+            "past f64: a string"
+        );
+        assert_eq!(json_text(&[b'7'; 1000]), json_string(&"7".repeat(1000)));
+        let lone = br#"{"a":"\ud800"}"#;
+        assert!(jsonb_may_refuse(lone));
+        assert_eq!(json_text(lone), br#""{\"a\":\"\\ud800\"}""#, "a string");
+        // What jsonb takes goes as it is.
+        for member in [
+            &br#"{"cpu":{"total":12.5e3,"cores":[1,2]},"t":1700000000000}"#[..],
+            br#"{"e":"1e100","f":-0.5E-99}"#,
+            br#""\u00e9\u20ac""#,
+        ] {
+            assert!(!jsonb_may_refuse(member));
+            assert_eq!(json_text(member), member);
+        }
+    }
+
+    #[test]
+    fn a_members_digest_is_the_hash_of_its_score_and_bytes() {
+        // The digests stored by earlier sinks: a member written again must be found by its primary key.
+        let mut identity = 1.7e12f64.to_bits().to_le_bytes().to_vec();
+        identity.extend_from_slice(br#"{"cpu":{"total":12.5}}"#);
+        assert_eq!(
+            zset_digest(1.7e12, br#"{"cpu":{"total":12.5}}"#),
+            xxh3_128(&identity)
+        );
     }
 
     #[test]

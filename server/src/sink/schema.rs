@@ -6,6 +6,10 @@
 //! from [`PARTITION_DAYS_BACK`] before today to [`PARTITION_DAYS_AHEAD`] after; rows outside (a backfill of old
 //! samples, a clock far ahead) go to the `_default` partition, so no writer can make the sink create partitions
 //! without bound.
+//!
+//! Sorted-set samples are stored as the JSON text the sink checked (`zset_history_raw.value`, type `json`) and
+//! read through the view `zset_history`, whose `value` is that text as `jsonb`: PostgreSQL's `jsonb` input is most
+//! of what writing a sample costs it, so the parse is paid by the rows a query reads, not by every row written.
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -21,7 +25,8 @@ pub const PARTITION_DAYS_AHEAD: i64 = 2;
 const DAY_MS: i64 = 86_400_000;
 
 /// Each migration takes the schema from the version before it to its index + 1.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE replicast.schema_version (version integer NOT NULL);
 INSERT INTO replicast.schema_version VALUES (0);
 
@@ -85,7 +90,16 @@ CREATE TABLE replicast.mirror_set (
   member text NOT NULL,
   PRIMARY KEY (key, member)
 );
-"#];
+"#,
+    r#"
+-- Samples go in as json (checked, stored as written) and are read as jsonb through the view that takes the old
+-- table's name, so queries written for version 1 keep working. The partitions keep their names.
+ALTER TABLE replicast.zset_history RENAME TO zset_history_raw;
+ALTER TABLE replicast.zset_history_raw ALTER COLUMN value TYPE json USING value::json;
+CREATE VIEW replicast.zset_history AS
+  SELECT key, time, score, value::jsonb AS value, digest FROM replicast.zset_history_raw;
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -137,6 +151,12 @@ pub async fn prepare(client: &mut Client, create: bool) -> Result<(), SchemaErro
         }
         _ => {}
     }
+    migrate(client, VERSION).await
+}
+
+/// Creates the schema at version `target`, or brings an older one to it, in one transaction. The sink migrates
+/// to [`VERSION`]; an older `target` makes the schema an older sink wrote (the migration tests start there).
+pub async fn migrate(client: &mut Client, target: i32) -> Result<(), SchemaError> {
     let tx = client.transaction().await?;
     // One migrating sink at a time; the others wait here, then find the work done.
     tx.execute("SELECT pg_advisory_xact_lock(7023601)", &[])
@@ -144,7 +164,8 @@ pub async fn prepare(client: &mut Client, create: bool) -> Result<(), SchemaErro
     tx.batch_execute("CREATE SCHEMA IF NOT EXISTS replicast")
         .await?;
     let start = version(&tx).await?.unwrap_or(0);
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(start as usize) {
+    let migrations = MIGRATIONS.iter().take(target.max(0) as usize);
+    for (i, migration) in migrations.enumerate().skip(start as usize) {
         tx.batch_execute(migration).await?;
         tx.execute(
             "UPDATE replicast.schema_version SET version = $1",
@@ -175,13 +196,15 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    /// Makes the partitions of `table` (`zset_history` or `stream_history`) for `days` that fall within the
-    /// window around today and are not made yet. Each is its own statement outside the batch's transaction; one
-    /// that cannot be made (its day already has rows in the default partition) is left to the default.
+    /// Makes the partitions of `table` (`zset_history_raw` or `stream_history`), named `<prefix>_<day>`, for
+    /// `days` that fall within the window around today and are not made yet. Each is its own statement outside
+    /// the batch's transaction; one that cannot be made (its day already has rows in the default partition) is
+    /// left to the default.
     pub async fn ensure(
         &mut self,
         client: &Client,
         table: &'static str,
+        prefix: &str,
         days: impl IntoIterator<Item = i64>,
     ) -> Result<(), tokio_postgres::Error> {
         let now = today();
@@ -193,7 +216,7 @@ impl Partitions {
         for day in wanted {
             let from = day * DAY_MS;
             let sql = format!(
-                "CREATE TABLE IF NOT EXISTS replicast.{table}_{name} PARTITION OF replicast.{table} \
+                "CREATE TABLE IF NOT EXISTS replicast.{prefix}_{name} PARTITION OF replicast.{table} \
                  FOR VALUES FROM (to_timestamp({from} / 1000.0)) TO (to_timestamp({to} / 1000.0))",
                 name = partition_name(day),
                 to = from + DAY_MS,

@@ -157,6 +157,7 @@ impl Writer {
         self.partitions
             .ensure(
                 client,
+                "zset_history_raw",
                 "zset_history",
                 batch.zsets.iter().map(|r| schema::day_of_ms(r.score)),
             )
@@ -164,6 +165,7 @@ impl Writer {
         self.partitions
             .ensure(
                 client,
+                "stream_history",
                 "stream_history",
                 batch.streams.iter().map(|r| schema::day_of_ms(r.ms as f64)),
             )
@@ -197,7 +199,7 @@ async fn ensure_client<'a>(
             // gap in the history — it reads the database's position only when it starts.
             client
                 .batch_execute(
-                    "CREATE TEMP TABLE zset_stage (LIKE replicast.zset_history) ON COMMIT DELETE ROWS;
+                    "CREATE TEMP TABLE zset_stage (LIKE replicast.zset_history_raw) ON COMMIT DELETE ROWS;
                      CREATE TEMP TABLE stream_stage (LIKE replicast.stream_history) ON COMMIT DELETE ROWS;",
                 )
                 .await?;
@@ -225,6 +227,7 @@ fn describe(err: &tokio_postgres::Error) -> String {
 async fn write_history<'a, F, Fut>(
     tx: &'a Transaction<'_>,
     table: &str,
+    stage: &str,
     columns: &str,
     copy: F,
 ) -> Result<bool, tokio_postgres::Error>
@@ -250,7 +253,6 @@ where
         }
         Err(err) => return Err(err),
     }
-    let stage = table.replace("_history", "_stage");
     copy(format!("COPY {stage} ({columns}) FROM STDIN BINARY")).await?;
     tx.batch_execute(&format!(
         "INSERT INTO replicast.{table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
@@ -275,7 +277,7 @@ async fn write_zsets(
                 Type::TEXT,
                 Type::TIMESTAMPTZ,
                 Type::FLOAT8,
-                Type::JSONB,
+                Type::JSON,
                 Type::BYTEA
             ],
         ));
@@ -300,7 +302,14 @@ async fn write_zsets(
         }
         writer.finish().await.map(drop)
     };
-    write_history(tx, "zset_history", "key, time, score, value, digest", copy).await
+    write_history(
+        tx,
+        "zset_history_raw",
+        "zset_stage",
+        "key, time, score, value, digest",
+        copy,
+    )
+    .await
 }
 
 async fn write_streams(tx: &Transaction<'_>, batch: &Batch) -> Result<bool, tokio_postgres::Error> {
@@ -333,7 +342,14 @@ async fn write_streams(tx: &Transaction<'_>, batch: &Batch) -> Result<bool, toki
         }
         writer.finish().await.map(drop)
     };
-    write_history(tx, "stream_history", "key, time, id, fields, digest", copy).await
+    write_history(
+        tx,
+        "stream_history",
+        "stream_stage",
+        "key, time, id, fields, digest",
+        copy,
+    )
+    .await
 }
 
 /// A value as `jsonb` when it is JSON, for the mirror's `json` columns.
