@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::client_address::ClientAddress;
 use crate::subscription::Allow;
+use crate::tokens::Grant;
 use crate::topology::Topology;
 use crate::upstream::RedisTarget;
 
@@ -42,6 +43,8 @@ pub const MAX_FIELD_NAME: usize = 64;
 pub const SESSION_FIELD: &str = "_session";
 pub const PEER_FIELD: &str = "_peer";
 pub const TIME_FIELD: &str = "_time";
+/// The verified subject (`sub`) of the token the session holds, when the relay verifies tokens.
+pub const SUBJECT_FIELD: &str = "_sub";
 
 /// How long connecting to Redis, and one append's reply, may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +66,8 @@ pub enum EventError {
     Ambiguous(String),
     #[error("key {0:?} is not allowed by --allow: no browser could see the event")]
     NotAllowed(String),
+    #[error("key {0:?} is not writable with this token: it matches none of its replicast.write patterns")]
+    NotGranted(String),
     #[error("an event needs at least one field")]
     NoFields,
     #[error("too many fields: {got}, at most {limit} (--event-max-fields)")]
@@ -198,11 +203,13 @@ impl RateLimit {
 }
 
 /// Who sent an event: the relay's id for the session and the browser's address as the relay saw it (the peer's
-/// `ip:port`, or the address a trusted proxy forwarded).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `ip:port`, or the address a trusted proxy forwarded), and, for a session with a signed token, what it grants:
+/// its verified subject is written into each event, and its write patterns narrow `--writable`.
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub session: String,
     pub peer: ClientAddress,
+    pub grant: Option<Arc<Grant>>,
 }
 
 /// The only commands the relay ever sends on a browser's behalf.
@@ -234,6 +241,11 @@ impl Append {
         now_ms: u64,
     ) -> Result<Append, EventError> {
         let kind = writable.sink(&event.key)?;
+        if let Some(grant) = &identity.grant {
+            if !grant.may_write(event.key.as_bytes()) {
+                return Err(EventError::NotGranted(event.key));
+            }
+        }
         if !allow.allows(event.key.as_bytes()) {
             return Err(EventError::NotAllowed(event.key));
         }
@@ -245,6 +257,9 @@ impl Append {
         ];
         let mut fields = event.fields;
         fields.extend(own);
+        if let Some(grant) = &identity.grant {
+            fields.push((SUBJECT_FIELD.to_string(), grant.subject.clone()));
+        }
         Ok(match kind {
             SinkKind::Stream => Append::Stream {
                 key: event.key,
@@ -545,11 +560,12 @@ impl Events {
     }
 
     /// A new session's identity: `<run>-<n>`, unique for this relay's run and unlike any earlier run's.
-    pub fn identity(&self, peer: ClientAddress) -> Identity {
+    pub fn identity(&self, peer: ClientAddress, grant: Option<Arc<Grant>>) -> Identity {
         let n = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         Identity {
             session: format!("{}-{n}", self.run),
             peer,
+            grant,
         }
     }
 }
@@ -639,7 +655,43 @@ mod tests {
         Identity {
             session: "abc-1".into(),
             peer: ClientAddress::Peer("127.0.0.1:5000".parse().unwrap()),
+            grant: None,
         }
+    }
+
+    #[test]
+    fn a_token_narrows_the_writable_keys_and_signs_its_events_with_its_subject() {
+        let allow = Allow::new(&["notes:*".into()]);
+        let writable = Writable::new(&["notes:*".into()], &[], &allow).unwrap();
+        let grant = crate::tokens::Grant::from_payload(
+            br#"{"sub":"alice","exp":1,"replicast":{"read":["notes:*"],"write":["notes:a"]}}"#,
+        )
+        .unwrap();
+        let identity = Identity {
+            grant: Some(Arc::new(grant)),
+            ..identity()
+        };
+        let prepare = |key: &str| {
+            Append::prepare(
+                event(key, &[("text", "hi")]),
+                &writable,
+                &allow,
+                &EventLimits::default(),
+                &identity,
+                7,
+            )
+        };
+        assert_eq!(
+            prepare("notes:b").unwrap_err().to_string(),
+            "key \"notes:b\" is not writable with this token: it matches none of its replicast.write patterns"
+        );
+        let Append::Stream { fields, .. } = prepare("notes:a").unwrap() else {
+            panic!("notes:* is a stream");
+        };
+        assert_eq!(
+            fields.last(),
+            Some(&(SUBJECT_FIELD.to_string(), "alice".to_string()))
+        );
     }
 
     fn prepare(writable: &Writable, event: Event) -> Result<Append, EventError> {

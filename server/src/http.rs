@@ -20,7 +20,7 @@ use replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
-use crate::access::PeerSlot;
+use crate::access::{presented_token, PeerSlot};
 use crate::connections::{self, ConnectionLimits, Outbound};
 use crate::metrics::Refusal;
 use crate::relay::Relay;
@@ -176,6 +176,13 @@ async fn websocket(
             return (status, reason).into_response();
         }
     };
+    // A signed token is checked after everything else, so that a refusal for it is a close frame the page can
+    // read (a browser sees nothing of an HTTP refusal), with its reason.
+    let grant = relay.tokens.as_ref().map(|tokens| {
+        tokens
+            .verify(presented_token(&headers, query.token.as_deref()).unwrap_or(""))
+            .map(Arc::new)
+    });
     let mut resume = match (query.epoch, query.offset) {
         (Some(epoch), Some(offset)) => vec![Resume { epoch, offset }],
         (None, None) => Vec::new(),
@@ -203,8 +210,20 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
-            let identity = relay.events.identity(client);
             let (sink, stream) = socket.split();
+            let (relay, grant) = match grant {
+                None => (relay, None),
+                Some(Ok(grant)) => (relay.for_grant(&grant), Some(grant)),
+                Some(Err(refused)) => {
+                    relay.metrics.refuse(refused.refusal());
+                    tracing::info!(%peer, %client, "session refused: {refused}");
+                    let identity = relay.events.identity(client, None);
+                    return Session::new(sink, stream, relay, resume, identity, &outbound)
+                        .refuse(refused.to_string())
+                        .await;
+                }
+            };
+            let identity = relay.events.identity(client, grant);
             Session::new(sink, stream, relay, resume, identity, &outbound)
                 .run()
                 .await
