@@ -687,3 +687,24 @@ fn the_shared_token_and_signed_tokens_are_one_or_the_other() {
     assert!(err.contains("cannot be used with"), "{err}");
     assert!(!err.contains(SECRET), "a secret is never printed: {err}");
 }
+
+#[tokio::test]
+async fn one_pem_public_key_verifies_its_own_algorithms_only() {
+    let (_redis, port) = start_redis();
+    let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-only-rsa-public.pem");
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "tenant:*", "--jwt-keys", pem.to_str().unwrap()],
+    );
+    wait_healthy(&ws_url).await;
+    let grant = claims("alice", &["tenant:a:*"], &[], 300);
+    // One key: the token's kid, whatever it is, does not pick another.
+    drop(joined(&ws_url, &Signer::rsa().sign(&grant)).await);
+    assert_eq!(
+        refusal(&ws_url, Some(&Signer::ec("a").sign(&grant))).await,
+        (
+            1008,
+            "token refused: its alg ES256 does not fit the key it names".into()
+        )
+    );
+}
