@@ -546,6 +546,9 @@ pub struct Events {
     /// This run of the relay (its start, Unix ms, base 36), so session ids differ across restarts.
     run: String,
     sessions: AtomicU64,
+    /// The rate limits of the subjects of signed tokens with a session open: one bucket per subject, however many
+    /// sessions it opens. An entry goes with its subject's last session (the next one to come looks it up).
+    subject_rates: std::sync::Mutex<HashMap<String, std::sync::Weak<std::sync::Mutex<RateLimit>>>>,
 }
 
 impl Events {
@@ -556,7 +559,26 @@ impl Events {
             writer: EventWriter::new(topology),
             run: base36(unix_ms()),
             sessions: AtomicU64::new(0),
+            subject_rates: std::sync::Mutex::default(),
         }
+    }
+
+    /// The rate limit every session of `subject` shares.
+    fn subject_rate(&self, subject: &str) -> Arc<std::sync::Mutex<RateLimit>> {
+        let mut rates = self.subject_rates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rate) = rates.get(subject).and_then(std::sync::Weak::upgrade) {
+            return rate;
+        }
+        // Bounded by the sessions open: drop the subjects that have none left.
+        rates.retain(|_, rate| rate.strong_count() > 0);
+        let limits = &self.limits;
+        let rate = Arc::new(std::sync::Mutex::new(RateLimit::new(
+            limits.rate,
+            limits.burst,
+            Instant::now(),
+        )));
+        rates.insert(subject.to_string(), Arc::downgrade(&rate));
+        rate
     }
 
     /// A new session's identity: `<run>-<n>`, unique for this relay's run and unlike any earlier run's.
@@ -577,7 +599,13 @@ pub struct EventGate<'a> {
     pub identity: &'a Identity,
     /// The session's database, where its events are written.
     pub db: u32,
-    rate: RateLimit,
+    rate: SessionRate,
+}
+
+/// A session's rate limit: its own, or, with a signed token, its subject's, shared by all its sessions.
+enum SessionRate {
+    Own(RateLimit),
+    Subject(Arc<std::sync::Mutex<RateLimit>>),
 }
 
 impl<'a> EventGate<'a> {
@@ -588,7 +616,10 @@ impl<'a> EventGate<'a> {
             allow,
             identity,
             db,
-            rate: RateLimit::new(limits.rate, limits.burst, Instant::now()),
+            rate: match &identity.grant {
+                Some(grant) => SessionRate::Subject(events.subject_rate(&grant.subject)),
+                None => SessionRate::Own(RateLimit::new(limits.rate, limits.burst, Instant::now())),
+            },
         }
     }
 
@@ -596,13 +627,18 @@ impl<'a> EventGate<'a> {
     pub async fn handle(&mut self, event: Event) -> Result<String, EventError> {
         let limits = &self.events.limits;
         // Every event counts, refused or not, so a flood of bad ones costs Redis nothing either.
-        self.rate
-            .take(Instant::now())
-            .map_err(|wait| EventError::RateLimited {
-                rate: limits.rate,
-                burst: limits.burst,
-                retry_ms: wait.as_millis().min(u128::from(u64::MAX)) as u64,
-            })?;
+        let taken = match &mut self.rate {
+            SessionRate::Own(rate) => rate.take(Instant::now()),
+            SessionRate::Subject(rate) => rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(Instant::now()),
+        };
+        taken.map_err(|wait| EventError::RateLimited {
+            rate: limits.rate,
+            burst: limits.burst,
+            retry_ms: wait.as_millis().min(u128::from(u64::MAX)) as u64,
+        })?;
         let append = Append::prepare(
             event,
             &self.events.writable,

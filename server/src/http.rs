@@ -26,6 +26,7 @@ use crate::metrics::Refusal;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
+use crate::tokens::TokenError;
 
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
@@ -179,9 +180,10 @@ async fn websocket(
     // A signed token is checked after everything else, so that a refusal for it is a close frame the page can
     // read (a browser sees nothing of an HTTP refusal), with its reason.
     let grant = relay.tokens.as_ref().map(|tokens| {
-        tokens
-            .verify(presented_token(&headers, query.token.as_deref()).unwrap_or(""))
-            .map(Arc::new)
+        let grant =
+            tokens.verify(presented_token(&headers, query.token.as_deref()).unwrap_or(""))?;
+        let slot = tokens.admit(&grant)?;
+        Ok::<_, TokenError>((Arc::new(grant), slot))
     });
     let mut resume = match (query.epoch, query.offset) {
         (Some(epoch), Some(offset)) => vec![Resume { epoch, offset }],
@@ -211,9 +213,10 @@ async fn websocket(
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
             let (sink, stream) = socket.split();
-            let (relay, grant) = match grant {
-                None => (relay, None),
-                Some(Ok(grant)) => (relay.for_grant(&grant), Some(grant)),
+            // The subject's slot too, with a signed token.
+            let (relay, grant, _subject_slot) = match grant {
+                None => (relay, None, None),
+                Some(Ok((grant, slot))) => (relay.for_grant(&grant), Some(grant), Some(slot)),
                 Some(Err(refused)) => {
                     relay.metrics.refuse(refused.refusal());
                     tracing::info!(%peer, %client, "session refused: {refused}");

@@ -204,6 +204,10 @@ struct ServeArgs {
     /// Seconds of clock difference tolerated on a token's exp and nbf; a session lives until exp plus this.
     #[arg(long, env = "REPLICAST_JWT_LEEWAY", default_value_t = tokens::DEFAULT_LEEWAY)]
     jwt_leeway: u64,
+    /// With signed tokens: most sessions one token subject (sub) may hold at once, from any address; its sessions
+    /// also share one event rate limit (--event-rate, --event-burst).
+    #[arg(long, env = "REPLICAST_MAX_SESSIONS_PER_SUBJECT", default_value_t = tokens::DEFAULT_MAX_SESSIONS_PER_SUBJECT)]
+    max_sessions_per_subject: u64,
     /// Origins whose pages may connect, besides the relay's own (`*` for any).
     #[arg(long = "origin", env = "REPLICAST_ORIGINS", value_delimiter = ',')]
     origins: Vec<String>,
@@ -450,6 +454,7 @@ impl ServeArgs {
         let checks = TokenChecks {
             audience: self.jwt_audience.clone(),
             leeway: self.jwt_leeway,
+            max_sessions_per_subject: self.max_sessions_per_subject,
         };
         let verifier = TokenVerifier::new(source, checks).map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!("sessions must present a signed token (JWT); each sees and writes what its claims grant");

@@ -53,6 +53,8 @@ pub enum Refusal {
     TokenAudience,
     /// A token whose claims are missing, malformed or past a limit.
     TokenClaims,
+    /// `--max-sessions-per-subject` held by the token's subject.
+    SessionsPerSubject,
     /// A page's `Origin` that is not the relay's own nor listed with `--origin`.
     Origin,
     /// `--max-sessions` open already.
@@ -64,7 +66,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 14] = [
+    const ALL: [Refusal; 15] = [
         Refusal::Host,
         Refusal::Token,
         Refusal::TokenMalformed,
@@ -75,6 +77,7 @@ impl Refusal {
         Refusal::TokenNotYetValid,
         Refusal::TokenAudience,
         Refusal::TokenClaims,
+        Refusal::SessionsPerSubject,
         Refusal::Origin,
         Refusal::MaxSessions,
         Refusal::SessionsPerAddress,
@@ -93,6 +96,7 @@ impl Refusal {
             Refusal::TokenNotYetValid => "token_not_yet_valid",
             Refusal::TokenAudience => "token_audience",
             Refusal::TokenClaims => "token_claims",
+            Refusal::SessionsPerSubject => "sessions_per_subject",
             Refusal::Origin => "origin",
             Refusal::MaxSessions => "max_sessions",
             Refusal::SessionsPerAddress => "sessions_per_address",

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use replicast_protocol::client_message::{ClientMessage, Event, TokenRefresh};
@@ -707,4 +707,90 @@ async fn one_pem_public_key_verifies_its_own_algorithms_only() {
             "token refused: its alg ES256 does not fit the key it names".into()
         )
     );
+}
+
+#[tokio::test]
+async fn one_subject_cannot_multiply_its_sessions_or_its_event_rate() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &[
+            "--allow",
+            "tenant:*",
+            "--writable",
+            "tenant:*:notes",
+            "--jwt-secret",
+            SECRET,
+            "--max-sessions-per-subject",
+            "2",
+            "--event-rate",
+            "0",
+            "--event-burst",
+            "2",
+        ],
+    );
+    wait_healthy(&ws_url).await;
+    let alice = hs256(&claims("alice", &["tenant:a:*"], &["tenant:a:notes"], 300));
+    let mut first = joined(&ws_url, &alice).await;
+    let mut second = joined(&ws_url, &alice).await;
+    assert_eq!(
+        refusal(&ws_url, Some(&alice)).await,
+        (
+            1008,
+            "subject \"alice\" has 2 sessions open, the most one subject may hold (see --max-sessions-per-subject)"
+                .into()
+        )
+    );
+    assert_eq!(
+        metric(
+            &ws_url,
+            r#"replicast_refusals_total{reason="sessions_per_subject"}"#
+        )
+        .await,
+        1
+    );
+    let mut bob = joined(
+        &ws_url,
+        &hs256(&claims("bob", &["tenant:b:*"], &["tenant:b:notes"], 300)),
+    )
+    .await;
+
+    // The burst of 2 is the subject's, whichever of its sessions spends it.
+    let event = |key: &str| {
+        tungstenite::Message::text(
+            ClientMessage::Event(Event {
+                id: "e".into(),
+                key: key.into(),
+                fields: vec![("text".into(), "hi".into())],
+            })
+            .to_json(),
+        )
+    };
+    first.send(event("tenant:a:notes")).await.unwrap();
+    assert!(ack(&mut first).await.1.is_ok());
+    second.send(event("tenant:a:notes")).await.unwrap();
+    assert!(ack(&mut second).await.1.is_ok());
+    second.send(event("tenant:a:notes")).await.unwrap();
+    let refused = ack(&mut second).await.1.unwrap_err();
+    assert!(refused.starts_with("rate limit:"), "{refused}");
+    bob.send(event("tenant:b:notes")).await.unwrap();
+    assert!(ack(&mut bob).await.1.is_ok(), "another subject has its own");
+
+    // A session that ends gives its place back.
+    first.close(None).await.unwrap();
+    while let Some(Ok(_)) = first.next().await {}
+    let mut again = None;
+    for _ in 0..100 {
+        let mut socket = connect(
+            &with_token(&ws_url, &alice),
+            &subscribe_message(&["tenant:*"], 10),
+        )
+        .await;
+        if let tungstenite::Message::Binary(_) = next_message(&mut socket).await {
+            again = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "alice's place came back");
 }

@@ -10,9 +10,11 @@
 
 mod grant;
 mod keys;
+mod subjects;
 
 pub use grant::{Grant, MAX_GRANT_DBS, MAX_SUBJECT_LEN};
 pub use keys::{KeySource, MAX_KEY_FILE, MIN_SECRET_LEN};
+pub use subjects::{SubjectSessions, SubjectSlot};
 
 use std::sync::{Arc, RwLock};
 
@@ -30,6 +32,8 @@ use keys::KeyRing;
 /// Default of `--jwt-leeway`: seconds of clock difference between the token's issuer and the relay tolerated on
 /// `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: u64 = 30;
+/// Default of `--max-sessions-per-subject`: a user's tabs and devices, not a fleet.
+pub const DEFAULT_MAX_SESSIONS_PER_SUBJECT: u64 = 100;
 
 /// Why a token was refused: the close reason's text.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -60,6 +64,8 @@ pub enum TokenError {
     Audience,
     #[error("token claims refused: {0}")]
     Claims(String),
+    #[error("subject {subject:?} has {held} sessions open, the most one subject may hold (see --max-sessions-per-subject)")]
+    SessionsPerSubject { subject: String, held: u64 },
 }
 
 impl TokenError {
@@ -75,6 +81,7 @@ impl TokenError {
             TokenError::NotYetValid => Refusal::TokenNotYetValid,
             TokenError::Audience => Refusal::TokenAudience,
             TokenError::Claims(_) => Refusal::TokenClaims,
+            TokenError::SessionsPerSubject { .. } => Refusal::SessionsPerSubject,
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct TokenChecks {
     pub audience: Vec<String>,
     /// `--jwt-leeway`, seconds.
     pub leeway: u64,
+    /// `--max-sessions-per-subject`.
+    pub max_sessions_per_subject: u64,
 }
 
 /// Verifies tokens with the keys loaded now.
@@ -93,6 +102,7 @@ pub struct TokenVerifier {
     source: KeySource,
     checks: TokenChecks,
     keys: RwLock<Arc<KeyRing>>,
+    sessions: Arc<SubjectSessions>,
 }
 
 /// The part of a token's header read before anything else, to refuse `alg: none` by name.
@@ -109,6 +119,7 @@ impl TokenVerifier {
             source,
             checks,
             keys: RwLock::new(Arc::new(keys)),
+            sessions: Arc::default(),
         })
     }
 
@@ -118,6 +129,16 @@ impl TokenVerifier {
         let count = keys.len();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         Ok(count)
+    }
+
+    /// A place for one more session of `grant`'s subject, held while the session runs.
+    pub fn admit(&self, grant: &Grant) -> Result<SubjectSlot, TokenError> {
+        self.sessions
+            .admit(&grant.subject, self.checks.max_sessions_per_subject)
+            .map_err(|held| TokenError::SessionsPerSubject {
+                subject: grant.subject.chars().take(64).collect(),
+                held,
+            })
     }
 
     /// `--jwt-leeway`, seconds: a session lives until its token's `exp` plus this.
