@@ -5,7 +5,8 @@
 //! one half sends and the other reads the browser's requests and hands the sender what to do over a small channel:
 //! top-ups to read, and the acks of the browser's events, which the reading half appends itself (`events.rs`), one
 //! at a time, so a browser's next message waits in its socket while Redis answers. `select!` ends both halves when
-//! either ends, or when the relay shuts down.
+//! either ends, or when the relay shuts down. A session opened with a signed token also ends at its token's `exp`,
+//! unless the browser sends a fresh one first (`lifetime.rs`).
 //!
 //! The reading half also bounds what a browser can make the relay queue without reading: the WebSocket layer
 //! answers each ping with a pong, buffered while the socket is full, so pings from a peer that does not read count
