@@ -25,8 +25,8 @@ use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
 use replicast_protocol::client_message::{
-    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS, MAX_TOPUP_KEYS,
-    MAX_WINDOW,
+    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS, MAX_TOKEN_LEN,
+    MAX_TOPUP_KEYS, MAX_WINDOW,
 };
 use replicast_protocol::pattern::Glob;
 use replicast_server::subscription::{Allow, Subscription};
@@ -184,6 +184,7 @@ fn raw_text(bytes: &[u8]) {
             assert!(keys.len() <= MAX_TOPUP_KEYS && keys.iter().all(|k| k.len() <= MAX_NAME_LEN));
         }
         Ok(Request::Event(event)) => assert!((1..=64).contains(&event.id.len())),
+        Ok(Request::Token(token)) => assert!(token.len() <= MAX_TOKEN_LEN),
         Err(_) => {}
     }
 }
@@ -223,6 +224,7 @@ fn structured_event(input: &mut Input<'_>) {
     let identity = Identity {
         session: "s-1".into(),
         peer: ClientAddress::Peer("127.0.0.1:9".parse().unwrap()),
+        grant: None,
     };
     let asked = event.fields.len();
     let Ok(append) = Append::prepare(event, &writable, &allow, &limits, &identity, 7) else {

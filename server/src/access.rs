@@ -95,11 +95,7 @@ impl Access {
     ) -> Result<(), (StatusCode, String)> {
         self.check_host(headers)?;
         if let Some(want) = &self.token {
-            let bearer = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            let given = bearer.or(token).unwrap_or("");
+            let given = presented_token(headers, token).unwrap_or("");
             if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
                 return Err((StatusCode::UNAUTHORIZED, "missing or wrong token\n".into()));
             }
@@ -204,6 +200,16 @@ impl Access {
             && origin.port_u16().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port);
         same_place && (scheme == "http" || self.is_public_host(&name))
     }
+}
+
+/// The token a client presents: `Authorization: Bearer …`, else `?token=` (browsers' WebSocket API cannot set
+/// headers).
+pub fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query)
 }
 
 /// A `Host` header's (or an origin's) `host[:port]`, with no user part: `None` if it is not one.

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::client_address::ClientAddress;
 use crate::subscription::Allow;
+use crate::tokens::Grant;
 use crate::topology::Topology;
 use crate::upstream::RedisTarget;
 
@@ -42,6 +43,8 @@ pub const MAX_FIELD_NAME: usize = 64;
 pub const SESSION_FIELD: &str = "_session";
 pub const PEER_FIELD: &str = "_peer";
 pub const TIME_FIELD: &str = "_time";
+/// The verified subject (`sub`) of the token the session holds, when the relay verifies tokens.
+pub const SUBJECT_FIELD: &str = "_sub";
 
 /// How long connecting to Redis, and one append's reply, may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +66,8 @@ pub enum EventError {
     Ambiguous(String),
     #[error("key {0:?} is not allowed by --allow: no browser could see the event")]
     NotAllowed(String),
+    #[error("key {0:?} is not writable with this token: it matches none of its replicast.write patterns")]
+    NotGranted(String),
     #[error("an event needs at least one field")]
     NoFields,
     #[error("too many fields: {got}, at most {limit} (--event-max-fields)")]
@@ -198,11 +203,13 @@ impl RateLimit {
 }
 
 /// Who sent an event: the relay's id for the session and the browser's address as the relay saw it (the peer's
-/// `ip:port`, or the address a trusted proxy forwarded).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `ip:port`, or the address a trusted proxy forwarded), and, for a session with a signed token, what it grants:
+/// its verified subject is written into each event, and its write patterns narrow `--writable`.
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub session: String,
     pub peer: ClientAddress,
+    pub grant: Option<Arc<Grant>>,
 }
 
 /// The only commands the relay ever sends on a browser's behalf.
@@ -234,6 +241,11 @@ impl Append {
         now_ms: u64,
     ) -> Result<Append, EventError> {
         let kind = writable.sink(&event.key)?;
+        if let Some(grant) = &identity.grant {
+            if !grant.may_write(event.key.as_bytes()) {
+                return Err(EventError::NotGranted(event.key));
+            }
+        }
         if !allow.allows(event.key.as_bytes()) {
             return Err(EventError::NotAllowed(event.key));
         }
@@ -245,6 +257,9 @@ impl Append {
         ];
         let mut fields = event.fields;
         fields.extend(own);
+        if let Some(grant) = &identity.grant {
+            fields.push((SUBJECT_FIELD.to_string(), grant.subject.clone()));
+        }
         Ok(match kind {
             SinkKind::Stream => Append::Stream {
                 key: event.key,
@@ -531,6 +546,9 @@ pub struct Events {
     /// This run of the relay (its start, Unix ms, base 36), so session ids differ across restarts.
     run: String,
     sessions: AtomicU64,
+    /// The rate limits of the subjects of signed tokens with a session open: one bucket per subject, however many
+    /// sessions it opens. An entry goes with its subject's last session (the next one to come looks it up).
+    subject_rates: std::sync::Mutex<HashMap<String, std::sync::Weak<std::sync::Mutex<RateLimit>>>>,
 }
 
 impl Events {
@@ -541,15 +559,35 @@ impl Events {
             writer: EventWriter::new(topology),
             run: base36(unix_ms()),
             sessions: AtomicU64::new(0),
+            subject_rates: std::sync::Mutex::default(),
         }
     }
 
+    /// The rate limit every session of `subject` shares.
+    fn subject_rate(&self, subject: &str) -> Arc<std::sync::Mutex<RateLimit>> {
+        let mut rates = self.subject_rates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rate) = rates.get(subject).and_then(std::sync::Weak::upgrade) {
+            return rate;
+        }
+        // Bounded by the sessions open: drop the subjects that have none left.
+        rates.retain(|_, rate| rate.strong_count() > 0);
+        let limits = &self.limits;
+        let rate = Arc::new(std::sync::Mutex::new(RateLimit::new(
+            limits.rate,
+            limits.burst,
+            Instant::now(),
+        )));
+        rates.insert(subject.to_string(), Arc::downgrade(&rate));
+        rate
+    }
+
     /// A new session's identity: `<run>-<n>`, unique for this relay's run and unlike any earlier run's.
-    pub fn identity(&self, peer: ClientAddress) -> Identity {
+    pub fn identity(&self, peer: ClientAddress, grant: Option<Arc<Grant>>) -> Identity {
         let n = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         Identity {
             session: format!("{}-{n}", self.run),
             peer,
+            grant,
         }
     }
 }
@@ -561,7 +599,13 @@ pub struct EventGate<'a> {
     pub identity: &'a Identity,
     /// The session's database, where its events are written.
     pub db: u32,
-    rate: RateLimit,
+    rate: SessionRate,
+}
+
+/// A session's rate limit: its own, or, with a signed token, its subject's, shared by all its sessions.
+enum SessionRate {
+    Own(RateLimit),
+    Subject(Arc<std::sync::Mutex<RateLimit>>),
 }
 
 impl<'a> EventGate<'a> {
@@ -572,7 +616,10 @@ impl<'a> EventGate<'a> {
             allow,
             identity,
             db,
-            rate: RateLimit::new(limits.rate, limits.burst, Instant::now()),
+            rate: match &identity.grant {
+                Some(grant) => SessionRate::Subject(events.subject_rate(&grant.subject)),
+                None => SessionRate::Own(RateLimit::new(limits.rate, limits.burst, Instant::now())),
+            },
         }
     }
 
@@ -580,13 +627,18 @@ impl<'a> EventGate<'a> {
     pub async fn handle(&mut self, event: Event) -> Result<String, EventError> {
         let limits = &self.events.limits;
         // Every event counts, refused or not, so a flood of bad ones costs Redis nothing either.
-        self.rate
-            .take(Instant::now())
-            .map_err(|wait| EventError::RateLimited {
-                rate: limits.rate,
-                burst: limits.burst,
-                retry_ms: wait.as_millis().min(u128::from(u64::MAX)) as u64,
-            })?;
+        let taken = match &mut self.rate {
+            SessionRate::Own(rate) => rate.take(Instant::now()),
+            SessionRate::Subject(rate) => rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(Instant::now()),
+        };
+        taken.map_err(|wait| EventError::RateLimited {
+            rate: limits.rate,
+            burst: limits.burst,
+            retry_ms: wait.as_millis().min(u128::from(u64::MAX)) as u64,
+        })?;
         let append = Append::prepare(
             event,
             &self.events.writable,
@@ -639,7 +691,43 @@ mod tests {
         Identity {
             session: "abc-1".into(),
             peer: ClientAddress::Peer("127.0.0.1:5000".parse().unwrap()),
+            grant: None,
         }
+    }
+
+    #[test]
+    fn a_token_narrows_the_writable_keys_and_signs_its_events_with_its_subject() {
+        let allow = Allow::new(&["notes:*".into()]);
+        let writable = Writable::new(&["notes:*".into()], &[], &allow).unwrap();
+        let grant = crate::tokens::Grant::from_payload(
+            br#"{"sub":"alice","exp":1,"replicast":{"read":["notes:*"],"write":["notes:a"]}}"#,
+        )
+        .unwrap();
+        let identity = Identity {
+            grant: Some(Arc::new(grant)),
+            ..identity()
+        };
+        let prepare = |key: &str| {
+            Append::prepare(
+                event(key, &[("text", "hi")]),
+                &writable,
+                &allow,
+                &EventLimits::default(),
+                &identity,
+                7,
+            )
+        };
+        assert_eq!(
+            prepare("notes:b").unwrap_err().to_string(),
+            "key \"notes:b\" is not writable with this token: it matches none of its replicast.write patterns"
+        );
+        let Append::Stream { fields, .. } = prepare("notes:a").unwrap() else {
+            panic!("notes:* is a stream");
+        };
+        assert_eq!(
+            fields.last(),
+            Some(&(SUBJECT_FIELD.to_string(), "alice".to_string()))
+        );
     }
 
     fn prepare(writable: &Writable, event: Event) -> Result<Append, EventError> {

@@ -18,13 +18,14 @@ use futures_util::StreamExt;
 use replicast_protocol::client_message::MAX_CLIENT_MESSAGE;
 use serde::Deserialize;
 
-use crate::access::PeerSlot;
+use crate::access::{presented_token, PeerSlot};
 use crate::connections::{self, ConnectionLimits, Outbound};
 use crate::metrics::Refusal;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
 use crate::static_files::StaticFiles;
+use crate::tokens::TokenError;
 
 /// Per-session socket buffers. tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost 256 MiB at
 /// 1,000 sessions; browsers send a few small messages, and the relay writes whole batches, so small buffers do.
@@ -178,6 +179,14 @@ async fn websocket(
             return (status, reason).into_response();
         }
     };
+    // A signed token is checked after everything else, so that a refusal for it is a close frame the page can
+    // read (a browser sees nothing of an HTTP refusal), with its reason.
+    let grant = relay.tokens.as_ref().map(|tokens| {
+        let grant =
+            tokens.verify(presented_token(&headers, query.token.as_deref()).unwrap_or(""))?;
+        let slot = tokens.admit(&grant)?;
+        Ok::<_, TokenError>((Arc::new(grant), slot))
+    });
     let mut resume = match (query.epoch, query.offset) {
         (Some(epoch), Some(offset)) => vec![Resume { epoch, offset }],
         (None, None) => Vec::new(),
@@ -205,8 +214,21 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The address's slot is held for as long as the session runs.
             let _slot = slot;
-            let identity = relay.events.identity(client);
             let (sink, stream) = socket.split();
+            // The subject's slot too, with a signed token.
+            let (relay, grant, _subject_slot) = match grant {
+                None => (relay, None, None),
+                Some(Ok((grant, slot))) => (relay.for_grant(&grant), Some(grant), Some(slot)),
+                Some(Err(refused)) => {
+                    relay.metrics.refuse(refused.refusal());
+                    tracing::info!(%peer, %client, "session refused: {refused}");
+                    let identity = relay.events.identity(client, None);
+                    return Session::new(sink, stream, relay, resume, identity, &outbound)
+                        .refuse(refused.to_string())
+                        .await;
+                }
+            };
+            let identity = relay.events.identity(client, grant);
             Session::new(sink, stream, relay, resume, identity, &outbound)
                 .run()
                 .await

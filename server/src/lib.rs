@@ -10,8 +10,9 @@
 //!   `command_table` and `frames` (where each command's keys are).
 //! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
 //!   `session` (one WebSocket, a stream per shard), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`),
-//!   `access` (who may connect), `connections` (accepting sockets: per-address caps, the header timeout),
-//!   `metrics` and `timings` (its histograms), `open_files` (the socket budget).
+//!   `access` (who may connect), `tokens` (signed per-user tokens: what each session may see and write),
+//!   `connections` (accepting sockets: per-address caps, the header timeout), `metrics` and `timings` (its
+//!   histograms), `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL), and
 //!   `embedded_redis` for the demo.
@@ -48,6 +49,7 @@ pub mod subscription;
 pub mod sync_payload;
 pub mod timings;
 pub mod tls;
+pub mod tokens;
 pub mod topology;
 pub mod upstream;
 

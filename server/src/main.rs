@@ -35,6 +35,7 @@ use replicast_server::sentinel::Sentinels;
 use replicast_server::shard::LinkSettings;
 use replicast_server::static_files::{FolderOverride, StaticFiles};
 use replicast_server::subscription::Allow;
+use replicast_server::tokens::{self, KeySource, TokenChecks, TokenVerifier};
 use replicast_server::upstream::{NodeSettings, RedisTarget};
 use replicast_server::{
     cluster, collect, connections, http, open_files, rdb_command, record, sink, tls,
@@ -188,8 +189,31 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_EVENT_MAXLEN", default_value_t = events::DEFAULT_MAXLEN)]
     event_maxlen: u64,
     /// Token every session must present (`?token=` or `Authorization: Bearer`); none by default.
-    #[arg(long, env = "REPLICAST_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "REPLICAST_TOKEN", hide_env_values = true, conflicts_with_all = ["jwt_secret", "jwt_keys"])]
     token: Option<String>,
+    /// Secret (at least 32 bytes) that signs per-user tokens (JWT, HS256): every session must then present one,
+    /// and sees and writes only what its claims grant, within --allow and --writable.
+    #[arg(
+        long,
+        env = "REPLICAST_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_keys"
+    )]
+    jwt_secret: Option<String>,
+    /// File of public keys that verify per-user tokens (JWT): one PEM key (RSA, EC or Ed25519) or a JWKS whose
+    /// keys tokens pick by kid. Read again on SIGHUP, so keys rotate without a restart.
+    #[arg(long, env = "REPLICAST_JWT_KEYS")]
+    jwt_keys: Option<PathBuf>,
+    /// Audience (repeatable or comma-separated) a token's aud must name; not checked when none is given.
+    #[arg(long, env = "REPLICAST_JWT_AUDIENCE", value_delimiter = ',')]
+    jwt_audience: Vec<String>,
+    /// Seconds of clock difference tolerated on a token's exp and nbf; a session lives until exp plus this.
+    #[arg(long, env = "REPLICAST_JWT_LEEWAY", default_value_t = tokens::DEFAULT_LEEWAY)]
+    jwt_leeway: u64,
+    /// With signed tokens: most sessions one token subject (sub) may hold at once, from any address; its sessions
+    /// also share one event rate limit (--event-rate, --event-burst).
+    #[arg(long, env = "REPLICAST_MAX_SESSIONS_PER_SUBJECT", default_value_t = tokens::DEFAULT_MAX_SESSIONS_PER_SUBJECT)]
+    max_sessions_per_subject: u64,
     /// Origins whose pages may connect, besides the relay's own (`*` for any).
     #[arg(long = "origin", env = "REPLICAST_ORIGINS", value_delimiter = ',')]
     origins: Vec<String>,
@@ -299,6 +323,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = args.connection_limits()?;
     let trusted_proxies = TrustedProxies::new(&args.trusted_proxies, args.client_address_header)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokens = args.tokens()?;
 
     let seeds = args
         .cluster
@@ -365,7 +390,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: Arc::new(trusted_proxies),
         peers: Arc::default(),
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
+        tokens,
     };
+    if let (Some(verifier), Some(_)) = (&relay.tokens, &args.jwt_keys) {
+        tokio::spawn(reload_keys_on_hangup(verifier.clone()));
+    }
     match files {
         Some(_) => println!("Replicast is live at http://{local}/"),
         None => println!("Replicast's stream is live at ws://{local}/ws (no page: --stream-only)"),
@@ -377,6 +406,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(embedded);
     Ok(())
+}
+
+/// Reads --jwt-keys again on each SIGHUP; a file that does not read keeps the keys loaded before.
+async fn reload_keys_on_hangup(verifier: Arc<TokenVerifier>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: --jwt-keys is read once");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match verifier.reload() {
+            Ok(keys) => tracing::info!(keys, "SIGHUP: --jwt-keys read again"),
+            Err(err) => tracing::error!("SIGHUP: {err}; keeping the keys loaded before"),
+        }
+    }
 }
 
 impl ServeArgs {
@@ -425,6 +469,24 @@ impl ServeArgs {
             max_sessions: self.max_sessions,
             max_sessions_per_address: self.max_sessions_per_address,
         })
+    }
+
+    /// The verifier of per-user tokens, when --jwt-secret or --jwt-keys asks for one.
+    fn tokens(&self) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+        let source = match (&self.jwt_secret, &self.jwt_keys) {
+            (Some(secret), _) => KeySource::Secret(secret.clone()),
+            (None, Some(path)) => KeySource::File(path.clone()),
+            (None, None) if self.jwt_audience.is_empty() => return Ok(None),
+            (None, None) => anyhow::bail!("--jwt-audience needs --jwt-secret or --jwt-keys"),
+        };
+        let checks = TokenChecks {
+            audience: self.jwt_audience.clone(),
+            leeway: self.jwt_leeway,
+            max_sessions_per_subject: self.max_sessions_per_subject,
+        };
+        let verifier = TokenVerifier::new(source, checks).map_err(|e| anyhow::anyhow!("{e}"))?;
+        tracing::info!("sessions must present a signed token (JWT); each sees and writes what its claims grant");
+        Ok(Some(Arc::new(verifier)))
     }
 
     /// What browsers may append to Redis, and the limits on it.

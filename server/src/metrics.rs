@@ -35,8 +35,26 @@ pub struct Metrics {
 pub enum Refusal {
     /// A `Host` the relay does not answer to (DNS rebinding).
     Host,
-    /// A missing or wrong `--token`.
+    /// A missing or wrong `--token`, or no signed token where the relay verifies them.
     Token,
+    /// A signed token (`--jwt-secret`, `--jwt-keys`) too long or not a JWT.
+    TokenMalformed,
+    /// A token with `alg: none`, or an `alg` its key does not verify.
+    TokenAlgorithm,
+    /// A token whose `kid` names no key the relay holds (or names none among several).
+    TokenKid,
+    /// A token whose signature does not verify.
+    TokenSignature,
+    /// A token past its `exp`.
+    TokenExpired,
+    /// A token before its `nbf`.
+    TokenNotYetValid,
+    /// A token for another audience (`--jwt-audience`).
+    TokenAudience,
+    /// A token whose claims are missing, malformed or past a limit.
+    TokenClaims,
+    /// `--max-sessions-per-subject` held by the token's subject.
+    SessionsPerSubject,
     /// A page's `Origin` that is not the relay's own nor listed with `--origin`.
     Origin,
     /// `--max-sessions` open already.
@@ -48,9 +66,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] = [
+    const ALL: [Refusal; 15] = [
         Refusal::Host,
         Refusal::Token,
+        Refusal::TokenMalformed,
+        Refusal::TokenAlgorithm,
+        Refusal::TokenKid,
+        Refusal::TokenSignature,
+        Refusal::TokenExpired,
+        Refusal::TokenNotYetValid,
+        Refusal::TokenAudience,
+        Refusal::TokenClaims,
+        Refusal::SessionsPerSubject,
         Refusal::Origin,
         Refusal::MaxSessions,
         Refusal::SessionsPerAddress,
@@ -61,6 +88,15 @@ impl Refusal {
         match self {
             Refusal::Host => "host",
             Refusal::Token => "token",
+            Refusal::TokenMalformed => "token_malformed",
+            Refusal::TokenAlgorithm => "token_algorithm",
+            Refusal::TokenKid => "token_kid",
+            Refusal::TokenSignature => "token_signature",
+            Refusal::TokenExpired => "token_expired",
+            Refusal::TokenNotYetValid => "token_not_yet_valid",
+            Refusal::TokenAudience => "token_audience",
+            Refusal::TokenClaims => "token_claims",
+            Refusal::SessionsPerSubject => "sessions_per_subject",
             Refusal::Origin => "origin",
             Refusal::MaxSessions => "max_sessions",
             Refusal::SessionsPerAddress => "sessions_per_address",

@@ -1,6 +1,6 @@
 //! What every route and session of the relay shares: the topology it follows (one Redis, or a cluster's shards),
-//! its counters, what may leave it (`--allow`), who may open a session, what browsers may write, and the signal
-//! that it is shutting down; and how the relay starts following what its flags name ([`Source`]).
+//! its counters, what may leave it (`--allow`), who may open a session (and, with signed tokens, what each may
+//! see), what browsers may write, and the signal that it is shutting down; and how the relay starts following what its flags name ([`Source`]).
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::sentinel::Sentinels;
 use crate::shard::{LinkSettings, Shard};
 use crate::subscription::Allow;
+use crate::tokens::{Grant, TokenVerifier};
 use crate::topology::Topology;
 use crate::upstream::{NodeSettings, RedisTarget, Upstream};
 
@@ -34,6 +35,20 @@ pub struct Relay {
     pub peers: Arc<Peers>,
     /// What browsers may append to Redis (`--writable`), and the writer that does.
     pub events: Arc<Events>,
+    /// Verifies each session's signed token (`--jwt-secret`, `--jwt-keys`), when the relay requires them.
+    pub tokens: Option<Arc<TokenVerifier>>,
+}
+
+impl Relay {
+    /// The relay as one session with `grant` sees it: `--allow` narrowed to the token's read patterns, so that
+    /// every path of the session (its snapshot, top-ups, resumes, every frame, its events) keeps to them. A session
+    /// without a token shares the relay's own `--allow`.
+    pub fn for_grant(&self, grant: &Grant) -> Relay {
+        Relay {
+            allow: Arc::new(self.allow.narrowed(&grant.read)),
+            ..self.clone()
+        }
+    }
 }
 
 /// What the relay follows, as its flags name it.

@@ -21,21 +21,38 @@ use replicast_protocol::wire;
 use crate::backlog::Batch;
 use crate::frames::{Frame, Kind};
 
-/// Key patterns the relay may send (`--allow`); a key must match one.
+/// Key patterns the relay may send (`--allow`); a key must match one. A session with a signed token has its own,
+/// [narrowed](Allow::narrowed) to the token's read patterns: a key must then match one of each list.
 #[derive(Debug, Clone)]
 pub struct Allow {
     patterns: Vec<Glob>,
+    /// A token's `replicast.read` patterns, for a session that has one.
+    within: Option<Vec<Glob>>,
 }
 
 impl Allow {
     pub fn new(patterns: &[String]) -> Self {
         Allow {
             patterns: patterns.iter().map(|p| Glob::new(p.as_bytes())).collect(),
+            within: None,
+        }
+    }
+
+    /// What one session may see: keys this allows that also match one of `read`. The operator's `--allow` always
+    /// applies; a token only narrows it.
+    pub fn narrowed(&self, read: &[Glob]) -> Allow {
+        Allow {
+            patterns: self.patterns.clone(),
+            within: Some(read.to_vec()),
         }
     }
 
     pub fn allows(&self, key: &[u8]) -> bool {
         self.patterns.iter().any(|p| p.matches(key))
+            && self
+                .within
+                .as_ref()
+                .is_none_or(|read| read.iter().any(|p| p.matches(key)))
     }
 }
 

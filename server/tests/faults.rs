@@ -74,6 +74,7 @@ impl Browser {
                 Ok(Outcome::Resync { reason }) => panic!("the relay asked for a resync: {reason}"),
                 Ok(Outcome::Notice { text }) => panic!("unexpected notice: {text}"),
                 Ok(Outcome::Ack { request, .. }) => panic!("unexpected ack of {request}"),
+                Ok(Outcome::Expiring { expires }) => panic!("unexpected token expiry {expires}"),
                 Err(err) => panic!("the assembler refused a message: {err}"),
             }
             return true;

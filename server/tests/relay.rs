@@ -622,6 +622,7 @@ fn help_shows_no_secret_from_the_environment() {
             for expected in [
                 "REDIS_URL",
                 "REPLICAST_TOKEN",
+                "REPLICAST_JWT_SECRET",
                 "REPLICAST_SENTINEL_PASSWORD",
             ] {
                 assert!(secrets.iter().any(|s| *s == expected), "{secrets:?}");

@@ -64,6 +64,8 @@ pub enum Outcome {
     Resync { reason: String },
     /// The relay refused or could not do something for this session, which goes on.
     Notice { text: String },
+    /// The session's signed token expires at `expires` (Unix seconds): send a fresh one before then.
+    Expiring { expires: u64 },
     /// The relay's answer to one of this browser's events: the entry id, or why it was refused.
     Ack {
         request: String,
@@ -300,6 +302,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
             Message::Notice { text } => Ok(Outcome::Notice {
                 text: text.to_string(),
             }),
+            Message::Expiring { expires } => Ok(Outcome::Expiring { expires }),
             Message::Ack { request, entry } => Ok(Outcome::Ack {
                 request: request.to_string(),
                 entry: entry.map(str::to_string).map_err(str::to_string),

@@ -32,6 +32,9 @@ pub const MAX_TOPUP_KEYS: usize = 1024;
 pub const MAX_DB: u32 = 1023;
 /// Longest request id a browser's event may carry (the relay refuses longer ones; it echoes the id in its ack).
 pub const MAX_REQUEST_ID_LEN: usize = 64;
+/// Longest signed token a browser may present, at the upgrade or in a [`TokenRefresh`]; the relay refuses longer
+/// ones before decoding them.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// One message from a browser, tagged by its `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,7 @@ pub enum ClientMessage {
     Subscribe(Subscribe),
     Topup(Topup),
     Event(Event),
+    Token(TokenRefresh),
 }
 
 /// The first message of a session: watch keys matching `patterns`, and the `keys` named, in database `db`,
@@ -77,6 +81,14 @@ pub struct Event {
     pub fields: Vec<(String, String)>,
 }
 
+/// A fresh signed token for this session, sent before the one it opened with expires: the relay verifies it like
+/// the first and, if it grants the same access, keeps the session open until the new `exp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRefresh {
+    pub token: String,
+}
+
 /// Why the relay refuses a browser's message; the text is the session's close reason.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ClientMessageError {
@@ -108,6 +120,8 @@ pub enum ClientMessageError {
     Resubscribe,
     #[error("an event's id must be 1..={MAX_REQUEST_ID_LEN} bytes, got {0}")]
     RequestId(usize),
+    #[error("a token is at most {MAX_TOKEN_LEN} bytes, got {0}")]
+    TokenTooLong(usize),
 }
 
 impl ClientMessage {
@@ -127,6 +141,7 @@ impl Subscribe {
             ClientMessage::Subscribe(subscribe) => subscribe,
             ClientMessage::Topup(_) => return Err(ClientMessageError::NotSubscribe("topup")),
             ClientMessage::Event(_) => return Err(ClientMessageError::NotSubscribe("event")),
+            ClientMessage::Token(_) => return Err(ClientMessageError::NotSubscribe("token")),
         };
         for (what, list, limit) in [
             ("patterns", &subscribe.patterns, MAX_PATTERNS),
@@ -214,6 +229,8 @@ pub enum Request {
     /// Append an event; the relay's own limits and `--writable` are checked when it is handled, and answered with
     /// an ack, since the browser can fix them. Only a message that cannot be read at all closes the session.
     Event(Event),
+    /// A fresh token, within [`MAX_TOKEN_LEN`]; the relay verifies it.
+    Token(String),
 }
 
 impl Request {
@@ -243,6 +260,12 @@ impl Request {
                     return Err(ClientMessageError::RequestId(event.id.len()));
                 }
                 Ok(Request::Event(event))
+            }
+            ClientMessage::Token(TokenRefresh { token }) => {
+                if token.len() > MAX_TOKEN_LEN {
+                    return Err(ClientMessageError::TokenTooLong(token.len()));
+                }
+                Ok(Request::Token(token))
             }
         }
     }
@@ -450,6 +473,29 @@ mod tests {
             ClientMessage::Subscribe(read),
             message,
             "the relay reads what the browser wrote"
+        );
+    }
+
+    #[test]
+    fn token_refreshes_are_json_and_bounded() {
+        let message = ClientMessage::Token(TokenRefresh {
+            token: "a.b.c".into(),
+        });
+        assert_eq!(message.to_json(), r#"{"type":"token","token":"a.b.c"}"#);
+        assert_eq!(
+            Request::parse(&message.to_json()),
+            Ok(Request::Token("a.b.c".into()))
+        );
+        let long = ClientMessage::Token(TokenRefresh {
+            token: "t".repeat(MAX_TOKEN_LEN + 1),
+        });
+        assert_eq!(
+            Request::parse(&long.to_json()).unwrap_err().to_string(),
+            "a token is at most 8192 bytes, got 8193"
+        );
+        assert_eq!(
+            Subscribe::parse(&message.to_json()),
+            Err(ClientMessageError::NotSubscribe("token"))
         );
     }
 

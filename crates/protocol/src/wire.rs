@@ -21,6 +21,7 @@ const TAG_NOTICE: u8 = 5;
 const TAG_ACK: u8 = 6;
 const TAG_SHARD: u8 = 7;
 const TAG_STALE: u8 = 8;
+const TAG_EXPIRING: u8 = 9;
 /// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
 pub const MAX_SHARDS: usize = 1024;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
@@ -73,6 +74,9 @@ pub enum Message<'a> {
     /// outside the relay's `--allow`), and may have written these keys of the watched database: their windows can
     /// no longer be trusted until a top-up. What follows starts at `offset`.
     Stale { offset: u64, keys: StaleKeys<'a> },
+    /// The signed token the session opened with expires at `expires` (Unix seconds, its `exp`): the relay closes
+    /// the session then unless the page sends a fresh token first (a `token` message).
+    Expiring { expires: u64 },
 }
 
 /// The keys of a [`Message::Stale`].
@@ -224,6 +228,13 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         }),
         Some(&TAG_ACK) => decode_ack(message),
         Some(&TAG_STALE) => decode_stale(message),
+        Some(&TAG_EXPIRING) if message.len() == 9 => Ok(Message::Expiring {
+            expires: read_u64(message, 1, "the token's expiry (8 bytes)")?,
+        }),
+        Some(&TAG_EXPIRING) => Err(WireError {
+            at: 1,
+            expected: "an expiring message of exactly 8 bytes after its tag",
+        }),
         Some(&TAG_SHARD) => {
             let index = message
                 .get(1..3)
@@ -255,7 +266,7 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         }
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring)",
         }),
     }
 }
@@ -479,6 +490,14 @@ pub fn encode_stale<'k>(offset: u64, keys: impl IntoIterator<Item = &'k [u8]>) -
         out.extend_from_slice(&(key.len() as u32).to_le_bytes());
         out.extend_from_slice(key);
     }
+    out
+}
+
+/// The notice that the session's token expires at `expires` (Unix seconds).
+pub fn encode_expiring(expires: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(TAG_EXPIRING);
+    out.extend_from_slice(&expires.to_le_bytes());
     out
 }
 
@@ -712,7 +731,7 @@ mod tests {
     #[test]
     fn bad_messages_say_what_was_expected() {
         assert_eq!(decode(b"").unwrap_err().at, 0);
-        assert_eq!(decode(b"\x09").unwrap_err().at, 0);
+        assert_eq!(decode(b"\x0a").unwrap_err().at, 0);
         assert_eq!(decode(b"\x01\x01\x00").unwrap_err().at, 2);
         assert_eq!(decode(b"\x01\x02\0\0\0\0\0\0\0\0").unwrap_err().at, 10);
         assert_eq!(
@@ -747,5 +766,23 @@ mod tests {
             decode(&encode_notice("no")).unwrap(),
             Message::Notice { text: "no" }
         );
+    }
+
+    #[test]
+    fn expiring_messages_carry_the_tokens_exp_and_nothing_else() {
+        let message = encode_expiring(1_700_000_000);
+        assert_eq!(message, b"\x09\x00\xf1\x53\x65\x00\x00\x00\x00");
+        assert_eq!(
+            decode(&message).unwrap(),
+            Message::Expiring {
+                expires: 1_700_000_000
+            }
+        );
+        for bad in [&message[..8], &[&message[..], b"x"].concat()[..]] {
+            assert_eq!(
+                decode(bad).unwrap_err().expected,
+                "an expiring message of exactly 8 bytes after its tag"
+            );
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! one half sends and the other reads the browser's requests and hands the sender what to do over a small channel:
 //! top-ups to read, and the acks of the browser's events, which the reading half appends itself (`events.rs`), one
 //! at a time, so a browser's next message waits in its socket while Redis answers. `select!` ends both halves when
-//! either ends, or when the relay shuts down.
+//! either ends, or when the relay shuts down. A session opened with a signed token also ends at its token's `exp`,
+//! unless the browser sends a fresh one first (`lifetime.rs`).
 //!
 //! The reading half also bounds what a browser can make the relay queue without reading: the WebSocket layer
 //! answers each ping with a pong, buffered while the socket is full, so pings from a peer that does not read count
@@ -15,6 +16,7 @@
 //! until the browser answers it or [`CLOSE_TIMEOUT`] passes, so that the socket ends with a FIN, not a reset.
 
 mod join;
+mod lifetime;
 mod shard_stream;
 mod shards;
 mod socket;
@@ -37,6 +39,7 @@ use crate::relay::Relay;
 use crate::subscription::Subscription;
 use replicast_protocol::client_message::{Event, Request, MAX_CLIENT_MESSAGE};
 
+use lifetime::TokenLifetime;
 use shard_stream::{Inbound, REQUEST_QUEUE};
 use shards::ShardStreams;
 use socket::{
@@ -97,7 +100,13 @@ where
         Metrics::add(&metrics.sessions, 1);
         let close = match self.subscribe().await {
             Err(close) => close,
-            Ok(sub) => self.serve(&sub).await,
+            Ok(sub) => match &self.identity.grant {
+                Some(grant) if !grant.may_watch_db(sub.db) => Some(Close(
+                    CLOSE_POLICY,
+                    format!("database {} is not among this token's replicast.db", sub.db),
+                )),
+                _ => self.serve(&sub).await,
+            },
         };
         self.close(close).await;
         metrics
@@ -149,13 +158,20 @@ where
         let mut shutdown = relay.shutdown.subscribe();
         let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
         let send = ShardStreams::run(sink, relay, sub, resume, &mut queued);
+        let (lifetime, expiry) = TokenLifetime::new(relay, identity, requests.clone());
         let gate = EventGate::new(&relay.events, &relay.allow, identity, sub.db);
-        let receive = read_requests(stream, requests, gate, &relay.metrics, pongs);
+        let receive = read_requests(stream, requests, gate, &relay.metrics, pongs, &lifetime);
         tokio::select! {
             result = send => result.err(),
             close = receive => close,
+            close = expiry => Some(close),
             _ = shutdown.wait_for(|down| *down) => Some(Close(CLOSE_GOING_AWAY, "relay shutting down".into())),
         }
+    }
+
+    /// Turns the browser away before its session starts (its token was refused): a close frame with the reason.
+    pub async fn refuse(self, reason: String) {
+        self.send_close(CLOSE_POLICY, reason).await;
     }
 
     /// Ends the session: with a close frame saying why, after everything already queued, and waits (bounded) for
@@ -174,6 +190,12 @@ where
             Metrics::add(&self.relay.metrics.refusals, 1);
             tracing::info!("session refused: {reason}");
         }
+        self.send_close(code, reason).await;
+    }
+
+    /// Sends a close frame after everything already queued, and waits (bounded) for the browser's answer.
+    async fn send_close(mut self, code: u16, reason: String) {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
         // A close reason is at most 123 bytes.
         let reason = truncate(&reason, 123);
         // Queued after what the browser has not read yet, so that it arrives whole, after the last message;
@@ -233,6 +255,7 @@ async fn read_requests<R, E>(
     mut gate: EventGate<'_>,
     metrics: &Metrics,
     pongs: &mut UnreadPongs<'_>,
+    lifetime: &TokenLifetime<'_>,
 ) -> Option<Close>
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -245,6 +268,11 @@ where
                 Ok(Request::Event(event)) => {
                     Inbound::Forward(answer_event(&mut gate, event, metrics).await)
                 }
+                Ok(Request::Token(token)) => match lifetime.refresh(&token) {
+                    Ok(None) => continue,
+                    Ok(Some(notice)) => Inbound::Forward(wire::encode_notice(&notice)),
+                    Err(close) => return Some(close),
+                },
                 Err(err) => return Some(Close(CLOSE_POLICY, err.to_string())),
             },
             Ok(Message::Binary(_)) => {

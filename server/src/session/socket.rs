@@ -20,6 +20,8 @@ pub(crate) const CLOSE_POLICY: u16 = 1008;
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 pub(crate) const CLOSE_INTERNAL: u16 = 1011;
 pub(crate) const CLOSE_TRY_AGAIN: u16 = 1013;
+/// An application code (RFC 6455 leaves 4000–4999 to applications): the session's signed token expired.
+pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 /// Why a session ended early, with the close code and reason the browser gets.
 pub(crate) struct Close(pub(crate) u16, pub(crate) String);

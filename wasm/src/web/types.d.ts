@@ -8,8 +8,12 @@ export interface ReplicastOptions {
   db?: number;
   /** Newest items kept per key (default 100, at most 100,000). */
   window?: number;
-  /** For a relay started with --token. */
-  token?: string;
+  /** For a relay started with --token (the shared token), or --jwt-secret / --jwt-keys (a signed per-user token).
+   *  A function is called for a token on every connect and reconnect, and again when the relay says the session's
+   *  token expires soon: what it returns (or its Promise resolves to) is sent over the open socket, so the session
+   *  and its windows go on past the first token's `exp`. A fixed string cannot be refreshed: the session closes at
+   *  its `exp` (code 4001) and reconnects with the same, expired, token. */
+  token?: string | (() => string | Promise<string>);
   /** Other relays' `/ws` URLs serving the same data: when the connection to the relay in use fails or drops, the
    *  next attempt goes to the next URL, round robin over [url, ...alternates], and resumes there where the windows
    *  are. */

@@ -141,7 +141,7 @@ fn a_bad_segment_costs_its_own_commands_and_every_window_waits_for_a_full_snapsh
     assert!(!h.a.needs_resnapshot() && !h.stale("z"));
     assert_eq!(h.rows("z"), ["b 2", "a 1"]);
 
-    assert!(h.a.push_message(b"\x09").is_err());
+    assert!(h.a.push_message(b"\x0a").is_err());
     assert_eq!(h.a.diagnostics().bad_messages, 1);
     // Binary members are fine.
     h.raw(&crate::assembled::resp(&[

@@ -21,6 +21,7 @@ use web_sys::WebSocket;
 mod frames;
 mod options;
 mod socket;
+mod token;
 
 use super::error::{replicast_error, typed, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
@@ -33,6 +34,7 @@ use options::{ChangeCallback, StatusCallback, SyncedCallback};
 use replicast_assembler::assembler::StreamAssembler;
 use replicast_assembler::link::{Link, Relays, Status};
 use socket::{connect, now};
+use token::TokenSource;
 
 /// How often an open socket is checked for silence.
 const IDLE_CHECK_MS: i32 = 1_000;
@@ -58,7 +60,9 @@ read_api!(Replicast);
 
 struct Client {
     relays: Relays,
-    token: Option<String>,
+    token: TokenSource,
+    /// The relay said the session's token expires soon: ask the token function for a fresh one.
+    refresh_due: bool,
     aggregate: Option<AggregateOptions>,
     assembler: StreamAssembler<Follow>,
     /// Notices the relay sent (refused top-ups and the like).
@@ -95,7 +99,8 @@ impl Replicast {
             .map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
         let shared = Rc::new(RefCell::new(Client {
             relays: Relays::new(url, &options.alternates),
-            token: options.token,
+            token: options.token.unwrap_or(TokenSource::None),
+            refresh_due: false,
             aggregate: options.aggregate,
             assembler: StreamAssembler::with_observer(watch, follow),
             notices: 0,

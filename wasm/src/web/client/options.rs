@@ -1,11 +1,14 @@
 //! The options a page gives `Replicast` and `Assembler` (`ReplicastOptions`, declared in `../types.d.ts`), read
 //! and checked, and what they watch.
 
+use js_sys::{Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::super::error::{replicast_error, typed, ErrorCode};
 use super::super::follow::AggregateOptions;
+use super::token::TokenSource;
 use replicast_assembler::assembler::WatchConfig;
 
 #[wasm_bindgen]
@@ -31,8 +34,9 @@ pub(crate) struct Options {
     db: u32,
     #[serde(default = "default_window")]
     window: usize,
-    #[serde(default)]
-    pub(crate) token: Option<String>,
+    /// Read apart, before the rest (it may be a function): [`TokenSource::from_option`].
+    #[serde(skip)]
+    pub(crate) token: Option<TokenSource>,
     #[serde(default)]
     pub(crate) alternates: Vec<String>,
     #[serde(default)]
@@ -47,12 +51,29 @@ fn default_window() -> usize {
 
 /// Reads the options a page gave, and what they watch.
 pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsValue> {
-    let options: Options = serde_wasm_bindgen::from_value(options.into()).map_err(|e| {
+    let invalid = |e: &dyn std::fmt::Display| {
         replicast_error(
             ErrorCode::InvalidOptions,
             &format!("invalid Replicast options: {e}"),
         )
-    })?;
+    };
+    let options: JsValue = options.into();
+    let token = if options.is_object() {
+        Reflect::get(&options, &"token".into()).unwrap_or(JsValue::UNDEFINED)
+    } else {
+        JsValue::UNDEFINED
+    };
+    let token = TokenSource::from_option(token).map_err(|e| invalid(&e))?;
+    // The rest, without the token: a function is no option serde can read.
+    let rest = if options.is_object() {
+        let copy = Object::assign(&Object::new(), options.unchecked_ref());
+        let _ = Reflect::delete_property(&copy, &"token".into());
+        copy.into()
+    } else {
+        options
+    };
+    let mut options: Options = serde_wasm_bindgen::from_value(rest).map_err(|e| invalid(&e))?;
+    options.token = Some(token);
     let watch = watch_config(&options).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
     Ok((watch, options))
 }

@@ -13,10 +13,13 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use super::super::error::ErrorCode;
 use super::super::follow::Follow;
 use super::frames::report_status;
+use super::token::{self, TokenSource};
 use super::Client;
 use replicast_assembler::assembler::{Outcome, StreamAssembler};
 use replicast_assembler::link;
-use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup, MAX_NAME_LEN};
+use replicast_protocol::client_message::{
+    ClientMessage, Subscribe, TokenRefresh, Topup, MAX_NAME_LEN,
+};
 use replicast_protocol::wire;
 
 pub(super) fn now() -> f64 {
@@ -26,19 +29,84 @@ pub(super) fn now() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
+/// Connects, with the token of the `token` option: a fixed one at once, a function's once it gave one.
 pub(super) fn connect(shared: &Rc<RefCell<Client>>) {
+    let token = {
+        let mut client = shared.borrow_mut();
+        if client.closed {
+            return;
+        }
+        client.link.connecting(now());
+        match &client.token {
+            TokenSource::None => None,
+            TokenSource::Fixed(token) => Some(token.clone()),
+            TokenSource::Provider(provider) => {
+                let provider = provider.clone();
+                drop(client);
+                report_status(shared);
+                token::fetch(shared, &provider, open, |shared, why| {
+                    closed(shared, &format!("no token to connect with: {why}"), true)
+                });
+                return;
+            }
+        }
+    };
+    open_with(shared, token);
+}
+
+/// Asks the token function for a fresh token and sends it over the open socket: the relay said the session's
+/// token expires soon. A fixed token cannot be refreshed: the session ends at its `exp` and reconnects.
+pub(super) fn refresh_token(shared: &Rc<RefCell<Client>>) {
+    let provider = match &shared.borrow().token {
+        TokenSource::Provider(provider) => provider.clone(),
+        _ => {
+            web_sys::console::warn_1(
+                &"replicast: the session's token expires soon; give a function as the token option to refresh it"
+                    .into(),
+            );
+            return;
+        }
+    };
+    token::fetch(
+        shared,
+        &provider,
+        |shared, token| {
+            let message = ClientMessage::Token(TokenRefresh { token }).to_json();
+            if let Some(socket) = &shared.borrow().socket {
+                if let Err(err) = socket.send_with_str(&message) {
+                    web_sys::console::error_2(
+                        &"replicast: cannot send the fresh token".into(),
+                        &err,
+                    );
+                }
+            }
+        },
+        |_, why| {
+            web_sys::console::error_1(
+                &format!("replicast: no fresh token ({why}): the session ends at its token's exp")
+                    .into(),
+            )
+        },
+    );
+}
+
+/// Opens the socket, presenting `token` if there is one.
+fn open(shared: &Rc<RefCell<Client>>, token: String) {
+    open_with(shared, Some(token));
+}
+
+fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
     let mut client = shared.borrow_mut();
     if client.closed {
         return;
     }
-    client.link.connecting(now());
     // Ask to resume where the windows are, shard by shard; the relay starts afresh each shard whose position its
     // backlog no longer holds.
     let mut query = Vec::new();
     if let Some(at) = link::resume_at(&client.assembler.positions()) {
         query.push(format!("at={}", js_sys::encode_uri_component(&at)));
     }
-    if let Some(token) = &client.token {
+    if let Some(token) = &token {
         query.push(format!("token={}", js_sys::encode_uri_component(token)));
     }
     let relay = client.relays.current();
@@ -69,7 +137,14 @@ pub(super) fn connect(shared: &Rc<RefCell<Client>>) {
         };
         // The one copy of the message into wasm memory.
         let bytes = Uint8Array::new(&buffer).to_vec();
-        shared.borrow_mut().receive(&bytes);
+        let refresh = {
+            let mut client = shared.borrow_mut();
+            client.receive(&bytes);
+            std::mem::take(&mut client.refresh_due)
+        };
+        if refresh {
+            refresh_token(&shared);
+        }
         report_status(&shared);
     });
     let weak = Rc::downgrade(shared);
@@ -162,6 +237,7 @@ impl Client {
                 web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
             }
             Ok(Outcome::Ack { request, entry }) => self.sends.settle(&request, entry),
+            Ok(Outcome::Expiring { .. }) => self.refresh_due = true,
             Err(err) => {
                 web_sys::console::error_1(
                     &format!("replicast: bad stream, reconnecting: {err}").into(),
