@@ -1,6 +1,7 @@
-//! The relay's HTTP side: the page, the wasm package under `/pkg`, the WebSocket stream at `/ws`, and `/healthz`
-//! and `/metrics` for operators. Every route first checks the request's `Host` (`access.rs`: against DNS
-//! rebinding), and `/ws` the rest of what an upgrade must pass before a session starts.
+//! The relay's HTTP side: the pages, the wasm package under `/pkg` (and the RDB inspector's under `/pkg-rdb`),
+//! the WebSocket stream at `/ws`, and `/healthz` and `/metrics` for operators. Every route first checks the
+//! request's `Host` (`access.rs`: against DNS rebinding), and `/ws` the rest of what an upgrade must pass before a
+//! session starts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Ro
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest_service("/pkg", ServeDir::new(pkg))
+        // The RDB inspector's wasm module (scripts/build.sh builds it beside the package), loaded only by its worker.
+        .nest_service("/pkg-rdb", ServeDir::new(pkg.with_file_name("pkg-rdb")))
         .fallback_service(ServeDir::new(www))
         .layer(middleware::from_fn_with_state(
             relay.clone(),
