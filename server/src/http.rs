@@ -97,6 +97,7 @@ pub fn router(relay: Relay, www: &Path, pkg: &Path, history: Option<&str>) -> Ro
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/profile", get(profile))
         .nest_service("/pkg", ServeDir::new(pkg))
         // The RDB inspector's wasm module (scripts/build.sh builds it beside the package), loaded only by its worker.
         .nest_service("/pkg-rdb", ServeDir::new(pkg.with_file_name("pkg-rdb")))
@@ -232,6 +233,31 @@ async fn healthz(State(relay): State<Relay>) -> Response {
         (true, text) => text.into_response(),
         (false, text) => (StatusCode::SERVICE_UNAVAILABLE, text).into_response(),
     }
+}
+
+/// `/profile?token=<t>`: the write profile (`profile/mod.rs`) as JSON, behind the sessions' token and Origin checks:
+/// it names keys, though only keys `--allow` lets leave.
+#[derive(Deserialize)]
+struct ProfileQuery {
+    token: Option<String>,
+}
+
+async fn profile(
+    headers: HeaderMap,
+    Query(query): Query<ProfileQuery>,
+    State(relay): State<Relay>,
+) -> Response {
+    if let Err((status, reason)) = relay.access.check(&headers, query.token.as_deref(), 0) {
+        return (status, reason).into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        relay.profile.to_json().to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(relay): State<Relay>) -> Response {

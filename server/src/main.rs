@@ -29,6 +29,7 @@ use replicast_server::connections::ConnectionLimits;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
+use replicast_server::profile::{self, ProfileSettings, WriteProfile};
 use replicast_server::relay::{Relay, Source};
 use replicast_server::replica_link;
 use replicast_server::sentinel::Sentinels;
@@ -158,6 +159,13 @@ struct ServeArgs {
         default_value = "perf:*"
     )]
     allow: Vec<String>,
+    /// Key prefixes (Redis globs over the prefix, e.g. `session:`) that the write profile (`/profile`) may show for
+    /// keys outside --allow, whose names it never shows; none by default.
+    #[arg(long, env = "REPLICAST_PROFILE_PREFIXES", value_delimiter = ',')]
+    profile_prefixes: Vec<String>,
+    /// Seconds of one window of the write profile: `/profile` gives the window being filled and the last whole one.
+    #[arg(long, env = "REPLICAST_PROFILE_WINDOW", default_value_t = profile::DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    profile_window: u64,
     /// Keys (Redis globs) browsers may append events to, as streams (`XADD key MAXLEN ~ N * …`); none by default.
     /// Each must be within --allow.
     #[arg(long, env = "REPLICAST_WRITABLE", value_delimiter = ',')]
@@ -343,20 +351,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = connections::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let allow = Arc::new(allow);
+    let profile = WriteProfile::new(
+        allow.clone(),
+        ProfileSettings {
+            window: Duration::from_secs(args.profile_window),
+            hidden_prefixes: args.profile_prefixes.clone(),
+        },
+    );
     let following = source.follow(LinkSettings {
         listening_port: local.port(),
         timeout: Duration::from_secs(args.link_timeout),
         backlog_bytes: args.backlog_bytes,
+        profile: Some(profile.clone()),
     });
     let relay = Relay {
         topology: following.topology.clone(),
         metrics: Arc::new(Metrics::default()),
         shutdown: Arc::new(watch::channel(false).0),
-        allow: Arc::new(allow),
+        allow,
         access: Arc::new(access),
         trusted_proxies: Arc::new(trusted_proxies),
         peers: Arc::default(),
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
+        profile,
     };
     println!("Replicast is live at http://{local}/");
     http::serve(

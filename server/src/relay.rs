@@ -12,6 +12,7 @@ use crate::client_address::TrustedProxies;
 use crate::cluster::{Cluster, Follow};
 use crate::events::Events;
 use crate::metrics::Metrics;
+use crate::profile::WriteProfile;
 use crate::sentinel::Sentinels;
 use crate::shard::{LinkSettings, Shard};
 use crate::subscription::Allow;
@@ -34,6 +35,8 @@ pub struct Relay {
     pub peers: Arc<Peers>,
     /// What browsers may append to Redis (`--writable`), and the writer that does.
     pub events: Arc<Events>,
+    /// What the primary writes, counted from the stream (`/profile`).
+    pub profile: Arc<WriteProfile>,
 }
 
 /// What the relay follows, as its flags name it.
