@@ -562,6 +562,33 @@ mod tests {
     }
 
     #[test]
+    fn windows_rotate_after_their_length_and_an_idle_span_leaves_an_empty_previous() {
+        let p = WriteProfile::new(
+            Arc::new(Allow::new(&["*".to_string()])),
+            ProfileSettings {
+                window: Duration::from_secs(10),
+                hidden_prefixes: Vec::new(),
+            },
+        );
+        let start = p.state(Instant::now()).current.started;
+        let (raw, index) = batch(&[(&["SET", "a", "1"], Kind::Keyed, 1)]);
+        p.link().batch(&raw, &index);
+        {
+            let state = p.state(start + Duration::from_secs(15));
+            let previous = state.previous.as_ref().unwrap();
+            assert_eq!(previous.key_writes, 1);
+            assert_eq!(previous.ended, Some(start + Duration::from_secs(10)));
+            assert_eq!(state.current.started, start + Duration::from_secs(10));
+            assert_eq!(state.current.key_writes, 0);
+            assert_eq!(state.since_start.key_writes, 1);
+        }
+        let state = p.state(start + Duration::from_secs(50));
+        assert_eq!(state.previous.as_ref().unwrap().key_writes, 0);
+        assert_eq!(state.current.started, start + Duration::from_secs(50));
+        assert_eq!(state.since_start.key_writes, 1);
+    }
+
+    #[test]
     fn a_multi_block_may_span_batches_of_one_link() {
         let p = profile(&["*"], &[]);
         let mut link = p.link();
