@@ -2,8 +2,8 @@
 // Redis 7.0 writes: quicklist, intset, hashtable, listpack, skiplist, streams; TTLs; two databases; a function)
 // are dropped into www/inspect.html in Chromium, served by the real relay. The page reads each in a worker with the
 // wasm RDB reader (wasm/pkg-rdb) and must show exactly what `replicast rdb --stats` prints for the same file; a
-// corrupt and a truncated file show the reader's error; a 200+ MB file is read to the end in slices (its memory is
-// measured by bench/inspect/memory.mjs, not here) and can be cancelled; and the dashboard's own page never loads
+// corrupt and a truncated file show the reader's error; a 200+ MB file is streamed to the end (its memory is
+// measured by bench/inspect/run.mjs, not here) and can be cancelled; and the dashboard's own page never loads
 // the RDB module. A screenshot goes to target/screenshots/inspect.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -189,7 +189,7 @@ test('a corrupt and a truncated dump show the reader\'s error, the same as the C
   }
 });
 
-test('a dump of 200+ MB is read to the end in slices and agrees with the CLI; Cancel ends a read', async () => {
+test('a dump of 200+ MB is streamed to the end and agrees with the CLI; Cancel ends a read', async () => {
   await redis.cli('FLUSHALL');
   await redis.cli('DEBUG', 'POPULATE', '1000000', 'big:key', '200');
   const file = await dump('big.rdb');

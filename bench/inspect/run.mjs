@@ -3,7 +3,7 @@
 // the read's MB/s (from picking the file to the report drawn) and the memory the browser takes meanwhile: the peak
 // RSS of Chromium's whole process tree (browser, renderer with its worker, GPU and utility processes, from /proc,
 // every 100 ms) above what it held before the read, and the page's JS heap (CDP Performance.getMetrics); median
-// and [min, max]. The file is never read whole: the worker takes 2 MiB slices.
+// and [min, max]. The file is never read whole: the worker streams it through one 2 MiB buffer.
 // Usage: node bench/inspect/run.mjs [mixed.rdb biglist.rdb …]   (default: the dumps of bench/rdb/make-dumps.sh;
 // env: RUNS=3). Not part of bench/run.mjs or npm test.
 import { execFileSync, spawn } from 'node:child_process';
