@@ -11,17 +11,18 @@
 //! started; each link feeds them through its own [`LinkProfile`], which follows its stream's `MULTI` blocks.
 
 mod space_saving;
+mod window;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use replicast_protocol::pattern::Glob;
 use serde_json::{json, Value as Json};
 
 pub use space_saving::{Hitter, SpaceSaving};
+use window::Window;
 
 use crate::frames::{Frame, FrameIndex, Kind};
 use crate::subscription::Allow;
@@ -34,12 +35,8 @@ pub const LISTED: usize = 20;
 pub const MAX_PROFILE_KEY: usize = 256;
 /// Most distinct command names counted by name; past it (a module's many commands) they count as `other`.
 pub const MAX_COMMAND_NAMES: usize = 256;
-/// Longest command name counted by name.
-const MAX_COMMAND_NAME: usize = 64;
 /// Default length of a window (`--profile-window`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
-/// `MULTI` sizes are counted in buckets of powers of two: 1, 2, 3–4, 5–8 … up to 2^(n-1), and more.
-const MULTI_BUCKETS: usize = 12;
 
 /// What the profile shows and for how long a window runs.
 pub struct ProfileSettings {
@@ -69,143 +66,6 @@ struct State {
     current: Window,
     previous: Option<Window>,
     since_start: Window,
-}
-
-/// Figures of one span of time.
-struct Window {
-    started: Instant,
-    started_ms: u64,
-    /// Until when, for a window that ended.
-    ended: Option<Instant>,
-    commands: BTreeMap<String, u64>,
-    other_commands: u64,
-    bytes: u64,
-    key_writes: u64,
-    hidden_writes: u64,
-    hidden_bytes: u64,
-    long_keys: u64,
-    keys_by_writes: SpaceSaving,
-    keys_by_bytes: SpaceSaving,
-    prefixes_by_writes: SpaceSaving,
-    prefixes_by_bytes: SpaceSaving,
-    multi_blocks: u64,
-    multi_commands: u64,
-    multi_largest: u64,
-    multi_sizes: [u64; MULTI_BUCKETS + 1],
-    deleted_keys: BTreeMap<&'static str, u64>,
-}
-
-impl Window {
-    fn new(started: Instant) -> Self {
-        let started_ms = SystemTime::now()
-            .checked_sub(started.elapsed())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64);
-        Window {
-            started,
-            started_ms,
-            ended: None,
-            commands: BTreeMap::new(),
-            other_commands: 0,
-            bytes: 0,
-            key_writes: 0,
-            hidden_writes: 0,
-            hidden_bytes: 0,
-            long_keys: 0,
-            keys_by_writes: SpaceSaving::new(HITTERS),
-            keys_by_bytes: SpaceSaving::new(HITTERS),
-            prefixes_by_writes: SpaceSaving::new(HITTERS),
-            prefixes_by_bytes: SpaceSaving::new(HITTERS),
-            multi_blocks: 0,
-            multi_commands: 0,
-            multi_largest: 0,
-            multi_sizes: [0; MULTI_BUCKETS + 1],
-            deleted_keys: BTreeMap::new(),
-        }
-    }
-
-    fn command(&mut self, name: &[u8], bytes: u64) {
-        self.bytes += bytes;
-        if name.len() > MAX_COMMAND_NAME {
-            self.other_commands += 1;
-            return;
-        }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if let Some(n) = self.commands.get_mut(&name) {
-            *n += 1;
-        } else if self.commands.len() < MAX_COMMAND_NAMES {
-            self.commands.insert(name, 1);
-        } else {
-            self.other_commands += 1;
-        }
-    }
-
-    fn multi(&mut self, size: u64) {
-        self.multi_blocks += 1;
-        self.multi_commands += size;
-        self.multi_largest = self.multi_largest.max(size);
-        let bucket = (64 - size.saturating_sub(1).leading_zeros()) as usize;
-        self.multi_sizes[bucket.min(MULTI_BUCKETS)] += 1;
-    }
-
-    fn to_json(&self, now: Instant) -> Json {
-        let seconds = self
-            .ended
-            .unwrap_or(now)
-            .duration_since(self.started)
-            .as_secs_f64();
-        let hitters = |s: &SpaceSaving, measure: &str| -> Json {
-            s.top(LISTED)
-                .into_iter()
-                .map(|h| {
-                    json!({
-                        "name": String::from_utf8_lossy(&h.item),
-                        measure: h.weight,
-                        "error": h.error,
-                    })
-                })
-                .collect()
-        };
-        let sizes: Vec<Json> = self
-            .multi_sizes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(bucket, n)| {
-                let (low, high) = match bucket {
-                    0 => (1, Some(1)),
-                    b if b == MULTI_BUCKETS => ((1u64 << (b - 1)) + 1, None),
-                    b => ((1u64 << (b - 1)) + 1, Some(1u64 << b)),
-                };
-                json!({"from": low, "to": high, "blocks": n})
-            })
-            .collect();
-        json!({
-            "started_ms": self.started_ms,
-            "seconds": seconds,
-            "commands": self.commands,
-            "other_commands": self.other_commands,
-            "bytes": self.bytes,
-            "key_writes": self.key_writes,
-            "hidden": {"key_writes": self.hidden_writes, "bytes": self.hidden_bytes},
-            "long_keys": self.long_keys,
-            "keys": {
-                "by_writes": hitters(&self.keys_by_writes, "writes"),
-                "by_bytes": hitters(&self.keys_by_bytes, "bytes"),
-            },
-            "prefixes": {
-                "by_writes": hitters(&self.prefixes_by_writes, "writes"),
-                "by_bytes": hitters(&self.prefixes_by_bytes, "bytes"),
-            },
-            "multi": {
-                "blocks": self.multi_blocks,
-                "commands": self.multi_commands,
-                "largest": self.multi_largest,
-                "sizes": sizes,
-            },
-            "deleted_keys": self.deleted_keys,
-        })
-    }
 }
 
 /// A key's `:`-prefixes that the profile counts: its first part (`user:`) and its first two (`user:42:`) when
