@@ -134,14 +134,17 @@ test('the profile counts a known workload exactly, and never names a key outside
   assert.equal((await rawGet('/profile?token=wrong')).status, 401);
 });
 
-test('the profile page shows the counts, and no response it receives names a key outside --allow', async () => {
+test('the profile page, opened from the dashboard, shows the counts, and no response it receives names a key outside --allow', async () => {
   const page = await chromium.browser.newPage();
   const errors = [];
   const bodies = [];
   page.on('pageerror', (err) => errors.push(err));
   page.on('response', (res) => { bodies.push(res.body().then((b) => ({ url: res.url(), b }), () => null)); });
   try {
-    await page.goto(new URL(`profile.html?token=${TOKEN}`, relay.url).href);
+    // From the dashboard's header, whose link carries the dashboard's token.
+    await page.goto(new URL(`/?token=${TOKEN}`, relay.url).href);
+    await page.click('nav.pages a:has-text("Write profile")');
+    await page.waitForURL(/profile\.html\?token=/);
     await page.waitForFunction(() => document.body.dataset.state === 'live');
     // Two polls at least, so what the page received is more than its first answer.
     await waitFor('a second poll', async () => (await Promise.all(bodies)).filter((r) => r?.url.includes('/profile?')).length >= 2);
