@@ -73,11 +73,16 @@ impl Window {
             self.other_commands += 1;
             return;
         }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if let Some(n) = self.commands.get_mut(&name) {
+        // Lowercased on the stack: a name already counted (nearly every command) costs no allocation.
+        let mut lower = [0u8; MAX_COMMAND_NAME];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        let name = String::from_utf8_lossy(lower);
+        if let Some(n) = self.commands.get_mut(name.as_ref()) {
             *n += 1;
         } else if self.commands.len() < MAX_COMMAND_NAMES {
-            self.commands.insert(name, 1);
+            self.commands.insert(name.into_owned(), 1);
         } else {
             self.other_commands += 1;
         }
