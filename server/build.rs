@@ -13,7 +13,11 @@ mod prepare;
 
 /// (URL prefix, folder of the workspace) of each embedded folder; the relay's `--www`/`--pkg` replace one at run
 /// time. Another wasm package served beside `/pkg/` is one more line here.
-const EMBEDDED: &[(&str, &str)] = &[("/", "www"), ("/pkg/", "wasm/pkg")];
+const EMBEDDED: &[(&str, &str)] = &[
+    ("/", "www"),
+    ("/pkg/", "wasm/pkg"),
+    ("/pkg-rdb/", "wasm/pkg-rdb"),
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));

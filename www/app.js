@@ -9,6 +9,11 @@ import { Dashboard } from './js/dashboard.js';
 import { parseDuration } from './js/format.js';
 
 const params = new URLSearchParams(location.search);
+// The header's link to the write profile carries the relay's token, which its /profile asks for as sessions do.
+if (params.get('token')) {
+  document.querySelector('nav.pages a[href="profile.html"]')
+    ?.setAttribute('href', `profile.html?token=${encodeURIComponent(params.get('token'))}`);
+}
 const patterns = (params.get('keys') ?? 'perf:*').split(',').filter(Boolean);
 const windowFallback = parseDuration(params.get('window')) || undefined;
 

@@ -3,13 +3,14 @@
 //! The whole input is the RDB (so the fixture files make a good seed corpus); the chunk sizes come from a small
 //! generator seeded by the input's length and last byte, and small limits let short inputs reach them. Besides
 //! never panicking or hanging, every chunking must give what the whole input gives: the same events, then the
-//! same error or the same end.
+//! same error or the same end, and the same summary (`replicast rdb --stats`, the inspector page's figures).
 //!
 //! Run: `cargo +nightly fuzz run rdb <corpus dir> <fixture dirs…> -- -max_total_time=600` from the repository
 //! root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use replicast_rdb::export::{Filter, Stats};
 use replicast_rdb::{Limits, RdbError, RdbReader, ReaderOptions};
 
 fn options(seed: u8) -> ReaderOptions {
@@ -27,22 +28,28 @@ fn run(
     input: &[u8],
     options: ReaderOptions,
     mut next_len: impl FnMut() -> usize,
-) -> (Vec<String>, Result<(), RdbError>) {
+) -> (Vec<String>, Result<(), RdbError>, String) {
     let mut reader = RdbReader::with_options(options);
     let mut events = Vec::new();
+    let mut stats = Stats::with_clock(3, 1_700_000_000_000);
+    let filter = Filter::default();
     let mut rest = input;
     while !rest.is_empty() {
         let n = next_len().min(rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        match reader.push(chunk, |e| events.push(format!("{e:?}"))) {
+        let pushed = reader.push(chunk, |e| {
+            stats.on_event(&e, &filter);
+            events.push(format!("{e:?}"));
+        });
+        match pushed {
             Ok(used) if used < chunk.len() => break,
             Ok(_) => {}
-            Err(e) => return (events, Err(e)),
+            Err(e) => return (events, Err(e), stats.summary(0).to_string()),
         }
     }
     let end = reader.finish();
-    (events, end)
+    (events, end, stats.summary(0).to_string())
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,7 @@
 //! The relay's replica link cutting a recorded replication stream into indexed batches (`StreamReader`): the
 //! 200,000 `ZADD perf:hostN <ms> <~130-byte JSON>` of bench/resp, in the link's 64 KiB reads, with a 20 MiB
-//! command too large to hold in the middle or not. The ingest path before the backlog, without the socket.
+//! command too large to hold in the middle or not, and with the write profile counting every batch (`/profile`)
+//! or not. The ingest path before the backlog, without the socket.
 //!
 //! Record the stream first, then run:
 //!
@@ -19,7 +20,9 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use redis::Value;
 use replicast_server::command_table::CommandTable;
+use replicast_server::profile::{LinkProfile, ProfileSettings, WriteProfile};
 use replicast_server::stream_reader::{Output, StreamReader, MAX_HELD_COMMAND};
+use replicast_server::subscription::Allow;
 
 /// The relay reads the replica link 64 KiB at a time.
 const LINK_READ: usize = 64 * 1024;
@@ -65,6 +68,15 @@ fn table() -> Arc<CommandTable> {
 
 /// Reads `stream` in the link's reads; returns the frames indexed (held or not).
 fn read(table: &Arc<CommandTable>, stream: &[u8]) -> usize {
+    read_profiled(table, stream, None)
+}
+
+/// The same, each batch counted by `profile` as the link counts it before the backlog.
+fn read_profiled(
+    table: &Arc<CommandTable>,
+    stream: &[u8],
+    mut profile: Option<&mut LinkProfile>,
+) -> usize {
     let mut reader = StreamReader::new(table.clone(), 0, MAX_HELD_COMMAND, 512 << 20);
     let mut buf = BytesMut::with_capacity(LINK_READ);
     let mut frames = 0;
@@ -72,9 +84,13 @@ fn read(table: &Arc<CommandTable>, stream: &[u8]) -> usize {
         buf.extend_from_slice(piece);
         reader
             .read(&mut buf, &mut |output| match output {
-                Output::Batch { index, .. } | Output::Unheld { index, .. } => {
+                Output::Batch { raw, index, .. } => {
+                    if let Some(profile) = profile.as_deref_mut() {
+                        profile.batch(&raw, &index);
+                    }
                     frames += index.frames.len()
                 }
+                Output::Unheld { index, .. } => frames += index.frames.len(),
                 Output::GetAck(_) => {}
             })
             .expect("the recorded stream reads");
@@ -115,6 +131,18 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(stream.len() as u64));
     group.bench_function("StreamReader, 64 KiB reads", |b| {
         b.iter(|| read(&table, &stream))
+    });
+    // Half the keys allowed, so both the named and the hidden paths are taken.
+    let profile = WriteProfile::new(
+        Arc::new(Allow::new(&["perf:host1*".to_string()])),
+        ProfileSettings {
+            window: Duration::from_secs(10),
+            hidden_prefixes: Vec::new(),
+        },
+    );
+    let mut link = profile.link();
+    group.bench_function("StreamReader, 64 KiB reads, with the write profile", |b| {
+        b.iter(|| read_profiled(&table, &stream, Some(&mut link)))
     });
     group.throughput(Throughput::Bytes(with_large.len() as u64));
     group.bench_function("StreamReader, 64 KiB reads, a 20 MiB value half way", |b| {

@@ -1,6 +1,7 @@
-//! The relay's HTTP side: the page and the wasm package under `/pkg` (`static_files.rs`), the WebSocket stream at
-//! `/ws`, and `/healthz` and `/metrics` for operators. Every route first checks the request's `Host` (`access.rs`: against DNS
-//! rebinding), and `/ws` the rest of what an upgrade must pass before a session starts.
+//! The relay's HTTP side: the pages and the wasm packages under `/pkg` and `/pkg-rdb` (`static_files.rs`),
+//! the WebSocket stream at `/ws`, and `/healthz` and `/metrics` for operators. Every route first checks the
+//! request's `Host` (`access.rs`: against DNS rebinding), and `/ws` the rest of what an upgrade must pass before a
+//! session starts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -101,6 +102,7 @@ pub fn router(relay: Relay, files: Option<Arc<StaticFiles>>, history: Option<&st
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/profile", get(profile))
         .layer(middleware::from_fn_with_state(
             relay.clone(),
             answered_hosts_only,
@@ -253,6 +255,47 @@ async fn healthz(State(relay): State<Relay>) -> Response {
         (true, text) => text.into_response(),
         (false, text) => (StatusCode::SERVICE_UNAVAILABLE, text).into_response(),
     }
+}
+
+/// `/profile?token=<t>`: the write profile (`profile/mod.rs`) as JSON, behind the sessions' token and Origin checks:
+/// it names keys, though only keys `--allow` lets leave.
+#[derive(Deserialize)]
+struct ProfileQuery {
+    token: Option<String>,
+}
+
+async fn profile(
+    headers: HeaderMap,
+    Query(query): Query<ProfileQuery>,
+    State(relay): State<Relay>,
+) -> Response {
+    if let Err((status, reason)) = relay.access.check(&headers, query.token.as_deref(), 0) {
+        return (status, reason).into_response();
+    }
+    // The profile names keys of the whole of --allow, so under signed tokens only a token that may read all of it
+    // (read pattern `*`) sees it: a tenant's token would otherwise learn the other tenants' key names.
+    if let Some(tokens) = &relay.tokens {
+        let presented = presented_token(&headers, query.token.as_deref()).unwrap_or("");
+        match tokens.verify(presented) {
+            Ok(grant) if grant.reads_everything() => {}
+            Ok(_) => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "the write profile names keys of every tenant: it needs a token whose read patterns include `*`\n",
+                )
+                    .into_response()
+            }
+            Err(err) => return (StatusCode::UNAUTHORIZED, format!("{err}\n")).into_response(),
+        }
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        relay.profile.to_json().to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(relay): State<Relay>) -> Response {

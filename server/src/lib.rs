@@ -34,6 +34,7 @@ pub mod link_error;
 pub mod link_io;
 pub mod metrics;
 pub mod open_files;
+pub mod profile;
 pub mod rdb_command;
 pub mod record;
 pub mod relay;

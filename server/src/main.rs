@@ -29,6 +29,7 @@ use replicast_server::connections::ConnectionLimits;
 use replicast_server::embedded_redis::EmbeddedRedis;
 use replicast_server::events::{self, EventLimits, Events, Writable};
 use replicast_server::metrics::Metrics;
+use replicast_server::profile::{self, ProfileSettings, WriteProfile};
 use replicast_server::relay::{Relay, Source};
 use replicast_server::replica_link;
 use replicast_server::sentinel::Sentinels;
@@ -165,6 +166,13 @@ struct ServeArgs {
         default_value = "perf:*"
     )]
     allow: Vec<String>,
+    /// Key prefixes (Redis globs over the prefix, e.g. `session:`) that the write profile (`/profile`) may show for
+    /// keys outside --allow, whose names it never shows; none by default.
+    #[arg(long, env = "REPLICAST_PROFILE_PREFIXES", value_delimiter = ',')]
+    profile_prefixes: Vec<String>,
+    /// Seconds of one window of the write profile: `/profile` gives the window being filled and the last whole one.
+    #[arg(long, env = "REPLICAST_PROFILE_WINDOW", default_value_t = profile::DEFAULT_WINDOW.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    profile_window: u64,
     /// Keys (Redis globs) browsers may append events to, as streams (`XADD key MAXLEN ~ N * …`); none by default.
     /// Each must be within --allow.
     #[arg(long, env = "REPLICAST_WRITABLE", value_delimiter = ',')]
@@ -376,21 +384,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = connections::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let allow = Arc::new(allow);
+    let profile = WriteProfile::new(
+        allow.clone(),
+        ProfileSettings {
+            window: Duration::from_secs(args.profile_window),
+            hidden_prefixes: args.profile_prefixes.clone(),
+        },
+    );
     let following = source.follow(LinkSettings {
         listening_port: local.port(),
         timeout: Duration::from_secs(args.link_timeout),
         backlog_bytes: args.backlog_bytes,
+        profile: Some(profile.clone()),
     });
     let relay = Relay {
         topology: following.topology.clone(),
         metrics: Arc::new(Metrics::default()),
         shutdown: Arc::new(watch::channel(false).0),
-        allow: Arc::new(allow),
+        allow,
         access: Arc::new(access),
         trusted_proxies: Arc::new(trusted_proxies),
         peers: Arc::default(),
         events: Arc::new(Events::new(events.0, events.1, following.topology.clone())),
         tokens,
+        profile,
     };
     if let (Some(verifier), Some(_)) = (&relay.tokens, &args.jwt_keys) {
         tokio::spawn(reload_keys_on_hangup(verifier.clone()));
@@ -427,17 +445,27 @@ impl ServeArgs {
     /// The page's files: those embedded in the binary, or the --www/--pkg folders. An error names each part of the
     /// page that is missing, and the ways to a whole page or to none.
     fn static_files(&self) -> anyhow::Result<StaticFiles> {
-        let overrides: Vec<FolderOverride> =
-            [("--www", "/", &self.www), ("--pkg", "/pkg/", &self.pkg)]
-                .into_iter()
-                .filter_map(|(flag, prefix, path)| {
-                    Some(FolderOverride {
-                        flag,
-                        prefix,
-                        path: path.clone()?,
-                    })
-                })
-                .collect();
+        // The RDB inspector's module is the --pkg folder's sibling `pkg-rdb` (scripts/build.sh builds both), served
+        // from there when it exists.
+        let inspector = self
+            .pkg
+            .as_ref()
+            .map(|pkg| pkg.with_file_name("pkg-rdb"))
+            .filter(|folder| folder.is_dir());
+        let overrides: Vec<FolderOverride> = [
+            ("--www", "/", &self.www),
+            ("--pkg", "/pkg/", &self.pkg),
+            ("--pkg", "/pkg-rdb/", &inspector),
+        ]
+        .into_iter()
+        .filter_map(|(flag, prefix, path)| {
+            Some(FolderOverride {
+                flag,
+                prefix,
+                path: path.clone()?,
+            })
+        })
+        .collect();
         let files = StaticFiles::load(&overrides)?;
         let missing = files.missing_page_parts();
         if !missing.is_empty() {

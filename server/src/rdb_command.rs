@@ -37,7 +37,8 @@ pub struct RdbArgs {
     /// Only keys of this database (repeatable).
     #[arg(long = "db", value_name = "N")]
     dbs: Vec<u64>,
-    /// Print a summary (keys and bytes per database and type, the biggest keys) instead of the keys.
+    /// Print a summary (keys and bytes per database, type, encoding, key prefix and time to expiry, the biggest
+    /// keys, functions, modules, version and checksum: docs/RDB.md) instead of the keys.
     #[arg(long)]
     stats: bool,
     /// How many of the biggest keys `--stats` lists.
@@ -75,7 +76,11 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
         best_effort: args.best_effort,
         ..ReaderOptions::default()
     });
-    let mut stats = Stats::new(args.top);
+    // Expiries are measured from the file's ctime; a file without one, from now.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut stats = Stats::with_clock(args.top, now_ms);
     let mut lines = JsonLines::default();
     let mut write_error: Option<io::Error> = None;
     let mut buf = vec![0u8; READ_CHUNK];

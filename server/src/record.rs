@@ -46,6 +46,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             metrics: Arc::default(),
             listening_port: 0,
             timeout: replica_link::LINK_TIMEOUT,
+            profile: None,
         }
         .follow(),
     );

@@ -12,6 +12,7 @@ use crate::client_address::TrustedProxies;
 use crate::cluster::{Cluster, Follow};
 use crate::events::Events;
 use crate::metrics::Metrics;
+use crate::profile::WriteProfile;
 use crate::sentinel::Sentinels;
 use crate::shard::{LinkSettings, Shard};
 use crate::subscription::Allow;
@@ -35,6 +36,8 @@ pub struct Relay {
     pub peers: Arc<Peers>,
     /// What browsers may append to Redis (`--writable`), and the writer that does.
     pub events: Arc<Events>,
+    /// What the primary writes, counted from the stream (`/profile`).
+    pub profile: Arc<WriteProfile>,
     /// Verifies each session's signed token (`--jwt-secret`, `--jwt-keys`), when the relay requires them.
     pub tokens: Option<Arc<TokenVerifier>>,
 }

@@ -30,6 +30,7 @@ use crate::frames::Kind;
 use crate::link_error::LinkError;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::{LinkMetrics, Metrics};
+use crate::profile::{LinkProfile, WriteProfile};
 use crate::sentinel::Sentinels;
 use crate::stream_reader::{max_held, Output, StreamReader};
 use crate::sync_payload::skip_rdb_payload;
@@ -85,6 +86,8 @@ pub struct ReplicaLink {
     pub listening_port: u16,
     /// How long Redis may stay silent before the link is taken as dead.
     pub timeout: Duration,
+    /// The write profile the stream feeds (`/profile`), if any.
+    pub profile: Option<Arc<WriteProfile>>,
 }
 
 impl ReplicaLink {
@@ -98,6 +101,7 @@ impl ReplicaLink {
             metrics,
             listening_port,
             timeout: link_timeout,
+            profile,
         } = self;
         let mut attempt = Attempt::default();
         let mut switched = upstream.subscribe();
@@ -121,7 +125,7 @@ impl ReplicaLink {
                 (Some(err), _) => err,
                 (None, None) => LinkError::Unnamed,
                 (None, Some(target)) => tokio::select! {
-                    Err(err) = follow_once(&target, &backlog, &metrics, listening_port, link_timeout, &mut attempt) => err,
+                    Err(err) = follow_once(&target, &backlog, &metrics, profile.as_ref(), listening_port, link_timeout, &mut attempt) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
                 },
             };
@@ -176,6 +180,7 @@ async fn follow_once(
     target: &RedisTarget,
     backlog: &Backlog,
     metrics: &LinkMetrics,
+    profile: Option<&Arc<WriteProfile>>,
     listening_port: u16,
     link_timeout: Duration,
     attempt: &mut Attempt,
@@ -280,7 +285,11 @@ async fn follow_once(
     attempt.streaming_since = Some(Instant::now());
     let max_held = max_held(backlog.capacity());
     let reader = StreamReader::new(table, offset, max_held, max_bulk_len);
-    stream_commands(&mut io, backlog, metrics, position, reader, full_sync).await
+    let profile = profile.map(WriteProfile::link);
+    stream_commands(
+        &mut io, backlog, metrics, profile, position, reader, full_sync,
+    )
+    .await
 }
 
 /// The longest argument the followed Redis accepts (`proto-max-bulk-len`), so the longest one a command it
@@ -382,6 +391,7 @@ async fn stream_commands(
     io: &mut LinkIo,
     backlog: &Backlog,
     metrics: &LinkMetrics,
+    mut profile: Option<LinkProfile>,
     position: &mut Position,
     mut reader: StreamReader,
     full_sync: bool,
@@ -419,7 +429,7 @@ async fn stream_commands(
         }
         wait = true;
         let read = reader.read(&mut io.buf, &mut |output| {
-            apply(output, backlog, metrics, &mut getacks)
+            apply(output, backlog, metrics, profile.as_mut(), &mut getacks)
         });
         position.offset = reader.offset();
         read?;
@@ -431,11 +441,22 @@ async fn stream_commands(
     }
 }
 
-/// Does what the stream reader says: appends to the backlog, counts and logs what was withheld, and collects the
-/// offsets that `REPLCONF GETACK`s ask for.
-fn apply(output: Output, backlog: &Backlog, metrics: &LinkMetrics, getacks: &mut Vec<u64>) {
+/// Does what the stream reader says: counts it in the write profile, appends to the backlog, counts and logs what
+/// was withheld, and collects the offsets that `REPLCONF GETACK`s ask for.
+fn apply(
+    output: Output,
+    backlog: &Backlog,
+    metrics: &LinkMetrics,
+    profile: Option<&mut LinkProfile>,
+    getacks: &mut Vec<u64>,
+) {
     match output {
-        Output::Batch { start, raw, index } => backlog.append(start, &raw, index),
+        Output::Batch { start, raw, index } => {
+            if let Some(profile) = profile {
+                profile.batch(&raw, &index);
+            }
+            backlog.append(start, &raw, index)
+        }
         Output::Unheld {
             command,
             names,
@@ -461,6 +482,9 @@ fn apply(output: Output, backlog: &Backlog, metrics: &LinkMetrics, getacks: &mut
                 _ => tracing::info!(offset, bytes, args, command = %command.name,
                     "replica link: a command too large to forward to browsers passed through without being held; \
                      it writes no key a session watches ({why})"),
+            }
+            if let Some(profile) = profile {
+                profile.unheld(&command.name, command.end - command.start, &names, &index);
             }
             backlog.append_unheld(command.start, command.end, &names, index);
         }

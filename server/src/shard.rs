@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::backlog::Backlog;
 use crate::metrics::{LinkMetrics, ShardLink};
+use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
 use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
@@ -25,6 +26,8 @@ pub struct LinkSettings {
     pub timeout: Duration,
     /// Capacity of each backlog (`--backlog-bytes`).
     pub backlog_bytes: usize,
+    /// The write profile every link feeds (`/profile`).
+    pub profile: Option<Arc<WriteProfile>>,
 }
 
 pub struct Shard {
@@ -63,6 +66,7 @@ impl Shard {
                     metrics: link.clone(),
                     listening_port: settings.listening_port,
                     timeout: settings.timeout,
+                    profile: settings.profile.clone(),
                 }
                 .follow(),
             ),

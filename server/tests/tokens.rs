@@ -343,6 +343,33 @@ async fn a_session_may_subscribe_only_to_its_tokens_databases() {
     );
 }
 
+/// The write profile names keys of all of `--allow`: under signed tokens a tenant's token may not read it, nor
+/// may a request without a token; an operator's token (read `*`) may.
+#[tokio::test]
+async fn the_write_profile_is_for_tokens_that_read_everything() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "tenant:*", "--jwt-secret", SECRET],
+    );
+    wait_healthy(&ws_url).await;
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis(&mut conn, &["SET", "tenant:b:secret-name", "v"]).await;
+    let tenant = hs256(&claims("alice", &["tenant:a:*"], &[], 300));
+    let operator = hs256(&claims("ops", &["*"], &[], 300));
+    let (status, body) = http_get(&ws_url, "/profile").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http_get(&ws_url, &format!("/profile?token={tenant}")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("tenant:b"), "{body}");
+    let (status, body) = http_get(&ws_url, &format!("/profile?token={operator}")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test]
 async fn refused_tokens_close_their_sessions_with_the_reason() {
     let (_redis, port) = start_redis();

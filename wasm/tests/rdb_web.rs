@@ -1,9 +1,10 @@
 //! The RDB reader in a real browser (`wasm-pack test --headless --chrome`): a small RDB 11 file built byte by byte
 //! (a string, an LZF-compressed string, a listpack hash, a quicklist 2 list, a CRC64 trailer) is fed to `RdbScan`
-//! in chunks of every size, and a changed byte fails the checksum.
+//! in chunks of every size, and a changed byte fails the checksum; `RdbInspect`, the inspector page's reader, gives
+//! the same summary in every chunking.
 #![cfg(all(target_arch = "wasm32", feature = "rdb"))]
 
-use replicast_wasm::web::rdb::RdbScan;
+use replicast_wasm::web::rdb::{RdbInspect, RdbScan};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -94,4 +95,26 @@ fn rdb_scan_fails_on_a_changed_byte_or_a_cut() {
     rdb[at] = b'j';
     let mut scan = RdbScan::new();
     assert!(scan.push(&rdb).is_err());
+}
+
+#[wasm_bindgen_test]
+fn rdb_inspect_gives_one_summary_in_every_chunking() {
+    let rdb = rdb();
+    let mut whole = RdbInspect::new(10, 0.0);
+    whole.push(&rdb).unwrap();
+    whole.finish().unwrap();
+    let summary = whole.summary();
+    assert!(summary.contains(r#""checksum":"verified""#), "{summary}");
+    assert!(summary.contains(r#""keys":4"#), "{summary}");
+    assert!(summary.contains(r#""listpack":{"bytes":"#), "{summary}");
+    for chunk in 1..=rdb.len() {
+        let mut inspect = RdbInspect::new(10, 0.0);
+        for piece in rdb.chunks(chunk) {
+            inspect.push(piece).unwrap();
+        }
+        inspect.finish().unwrap();
+        assert_eq!(inspect.summary(), summary);
+        assert_eq!(inspect.keys(), 4.0);
+        assert_eq!(inspect.bytes(), rdb.len() as f64);
+    }
 }

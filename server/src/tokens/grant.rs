@@ -108,6 +108,11 @@ impl Grant {
         })
     }
 
+    /// Whether the token may read every key `--allow` lets out (a read pattern `*`): an operator's token.
+    pub fn reads_everything(&self) -> bool {
+        self.read.iter().any(|glob| glob.as_bytes() == b"*")
+    }
+
     /// Whether the session may subscribe to database `db`.
     pub fn may_watch_db(&self, db: u32) -> bool {
         self.dbs.as_ref().is_none_or(|dbs| dbs.contains(&db))

@@ -1,0 +1,281 @@
+// The RDB inspector end to end: dumps written at test time by a real redis-server (every type and the encodings
+// Redis 7.0 writes: quicklist, intset, hashtable, listpack, skiplist, streams; TTLs; two databases; a function)
+// are dropped into www/inspect.html in Chromium, served by the real relay. The page reads each in a worker with the
+// wasm RDB reader (wasm/pkg-rdb) and must show exactly what `replicast rdb --stats` prints for the same file; a
+// corrupt and a truncated file show the reader's error; a 200+ MB file is streamed to the end (its memory is
+// measured by bench/inspect/run.mjs, not here) and can be cancelled; and the dashboard's own page never loads
+// the RDB module. A screenshot goes to target/screenshots/inspect.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdir, mkdtemp, readFile, writeFile, copyFile, rm, stat, access } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startRedis, startRelay, launchBrowser, freePort, relayBinary, repoRoot } from './support/processes.mjs';
+
+const run = promisify(execFile);
+/** The page lists this many biggest keys; the CLI is asked for as many. */
+const TOP = 50;
+const shots = path.join(repoRoot, 'target/screenshots');
+
+let redis;
+let relay;
+let chromium;
+let work;
+
+before(async () => {
+  await access(path.join(repoRoot, 'wasm/pkg-rdb/replicast_wasm.js')).catch(() => {
+    throw new Error('wasm/pkg-rdb is missing: run scripts/build.sh (it builds the inspector\'s wasm module)');
+  });
+  work = await mkdtemp(path.join(tmpdir(), 'replicast-inspect-'));
+  // Small thresholds, so small test data takes both the compact and the plain encoding of each type.
+  redis = await startRedis({
+    args: ['--enable-debug-command', 'yes', '--rdbcompression', 'no', '--zset-max-listpack-entries', '8',
+      '--hash-max-listpack-entries', '8', '--set-max-intset-entries', '8'],
+  });
+  relay = await startRelay({ redisUrl: redis.url });
+  chromium = await launchBrowser();
+});
+
+after(async () => {
+  await chromium?.stop();
+  await relay?.stop();
+  await redis?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** Saves Redis's data and copies the dump to `name` in the work folder. */
+async function dump(name) {
+  await redis.cli('SAVE');
+  const dir = (await redis.cli('CONFIG', 'GET', 'dir')).split('\n')[1];
+  const file = path.join(work, name);
+  await copyFile(path.join(dir, 'dump.rdb'), file);
+  return file;
+}
+
+async function fillEveryType() {
+  const cli = redis.cli;
+  await cli('FLUSHALL');
+  await cli('SET', 'user:1:name', 'alice');
+  await cli('SET', 'user:2:name', 'bob', 'EX', '1800');
+  await cli('SET', 'counter', '12345');
+  await cli('SET', 'blob:big', 'x'.repeat(20_000), 'EX', String(3 * 86_400));
+  await cli('RPUSH', 'queue:jobs', 'a', 'b', 'c');
+  await cli('SADD', 'set:ints', '1', '2', '3');
+  await cli('SADD', 'set:many', ...Array.from({ length: 20 }, (_, i) => `m${i}`));
+  await cli('ZADD', 'zset:small', '1', 'a', '2', 'b');
+  await cli('ZADD', 'zset:big', ...Array.from({ length: 20 }, (_, i) => [String(i), `z${i}`]).flat());
+  await cli('HSET', 'user:1:profile', 'age', '30', 'city', 'Oslo');
+  await cli('HSET', 'hash:big', ...Array.from({ length: 20 }, (_, i) => [`f${i}`, `v${i}`]).flat());
+  await cli('EXPIRE', 'hash:big', String(60 * 86_400));
+  await cli('XADD', 'events:stream', '*', 'kind', 'login');
+  await cli('XADD', 'events:stream', '*', 'kind', 'logout');
+  await cli('XGROUP', 'CREATE', 'events:stream', 'readers', '0');
+  await cli('-n', '1', 'SET', 'other:db', 'in database 1', 'PX', '20000000');
+  await cli('-n', '1', 'LPUSH', 'other:list', 'x');
+  await cli('FUNCTION', 'LOAD', "#!lua name=inspectlib\nredis.register_function('hello', function() return 'hi' end)");
+}
+
+async function cliStats(file) {
+  const { stdout } = await run(relayBinary, ['rdb', '--stats', '--top', String(TOP), file], { maxBuffer: 64 << 20 });
+  return JSON.parse(stdout);
+}
+
+/** Opens the inspector, picks `file`, and waits for the page to finish (done or failed). */
+async function inspect(file, timeout = 60_000) {
+  const page = await chromium.browser.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  await page.goto(new URL('inspect.html', relay.url).href);
+  await page.setInputFiles('#file', file);
+  await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.state), null, { timeout });
+  return { page, errors };
+}
+
+/** The summary the page shows, as it offers it for saving. */
+const pageSummary = (page) => page.evaluate(async () => JSON.parse(await (await fetch(document.getElementById('save-json').href)).text()));
+
+test('the page shows exactly what replicast rdb --stats prints for a dump of every type and encoding', async () => {
+  await fillEveryType();
+  const file = await dump('every-type.rdb');
+  const cli = await cliStats(file);
+  // The dump holds what the test meant it to: each encoding, both databases, the function.
+  assert.deepEqual(Object.keys(cli.dbs).sort(), ['0', '1']);
+  for (const [type, encoding] of [['list', 'quicklist'], ['set', 'intset'], ['set', 'hashtable'], ['zset', 'listpack'],
+    ['zset', 'skiplist'], ['hash', 'listpack'], ['hash', 'hashtable'], ['stream', 'listpacks'], ['string', 'string']]) {
+    assert.ok(cli.encodings[type]?.[encoding]?.keys > 0, `${type} · ${encoding} in ${JSON.stringify(cli.encodings)}`);
+  }
+  assert.equal(cli.function_libraries.inspectlib, 1);
+  assert.equal(cli.checksum, 'verified');
+  assert.equal(cli.ttl.under_1h.keys, 1);
+  assert.equal(cli.ttl.under_1d.keys, 1);
+  assert.equal(cli.ttl.under_7d.keys, 1);
+  assert.equal(cli.ttl.later.keys, 1);
+
+  const { page, errors } = await inspect(file);
+  try {
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await page.textContent('#error'));
+    assert.deepEqual(await pageSummary(page), cli);
+    await mkdir(shots, { recursive: true });
+    await page.screenshot({ path: path.join(shots, 'inspect.png'), fullPage: true });
+    // What is drawn is that summary: per type, per database, the prefix tree, the biggest keys, the checksum.
+    const shown = await page.evaluate(() => {
+      const value = (sel) => Number(document.querySelector(sel)?.dataset.value);
+      return {
+        stringKeys: value('tr[data-type="string"] [data-field="keys"]'),
+        hashBytes: value('tr[data-type="hash"] [data-field="bytes"]'),
+        db1Keys: value('tr[data-db="1"] [data-field="keys"]'),
+        userKeys: Number(document.querySelector('details[data-prefix="user:"]')?.dataset.keys),
+        user1Keys: Number(document.querySelector('details[data-prefix="user:1:"]')?.dataset.keys),
+        biggestRows: document.querySelectorAll('#panel-biggest tbody tr').length,
+        firstBiggest: document.querySelector('#panel-biggest tbody tr td.key')?.textContent,
+        checksum: document.querySelector('[data-fact="Checksum"]')?.textContent,
+        expiredRow: value('tr[data-ttl="under_1h"] [data-field="keys"]'),
+        functions: value('[data-fact="functions"]'),
+      };
+    });
+    const sum = (type, field) => Object.values(cli.dbs).reduce((t, db) => t + (db[type]?.[field] ?? 0), 0);
+    const child = (node, prefix) => node.children.find((c) => c.prefix === prefix);
+    assert.deepEqual(shown, {
+      stringKeys: sum('string', 'keys'),
+      hashBytes: sum('hash', 'bytes'),
+      db1Keys: 2,
+      userKeys: child(cli.prefixes, 'user:').keys,
+      user1Keys: child(child(cli.prefixes, 'user:'), 'user:1:').keys,
+      biggestRows: cli.biggest_keys.length,
+      firstBiggest: cli.biggest_keys[0].key,
+      checksum: 'verified',
+      expiredRow: 1,
+      functions: 1,
+    });
+    assert.equal(shown.userKeys, 3);
+    assert.equal(cli.biggest_keys[0].key, 'blob:big');
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('a corrupt and a truncated dump show the reader\'s error, the same as the CLI\'s', async () => {
+  await fillEveryType();
+  const file = await dump('good.rdb');
+  const bytes = await readFile(file);
+  const corrupt = Buffer.from(bytes);
+  corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
+  const cases = [
+    ['corrupt.rdb', corrupt],
+    ['truncated.rdb', bytes.subarray(0, Math.floor(bytes.length * 0.7))],
+  ];
+  for (const [name, content] of cases) {
+    const bad = path.join(work, name);
+    await writeFile(bad, content);
+    const cli = await run(relayBinary, ['rdb', '--stats', bad]).then(() => null, (err) => err.stderr);
+    assert.ok(cli, `${name}: the CLI must fail`);
+    // The reader's message, which names the offset, under the CLI's own context ("cannot parse the RDB").
+    const reason = cli.match(/RDB offset \d+: .*/)?.[0];
+    assert.ok(reason, cli);
+    const { page, errors } = await inspect(bad);
+    try {
+      assert.equal(await page.getAttribute('body', 'data-state'), 'failed');
+      const shown = await page.textContent('#error');
+      assert.ok(shown.startsWith(`Cannot read ${name}: `), shown);
+      assert.ok(shown.includes(reason), `${name}: the page says ${JSON.stringify(shown)}, the CLI ${JSON.stringify(reason)}`);
+      assert.ok(await page.isHidden('#report'));
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+    }
+  }
+});
+
+test('a dump of 200+ MB is streamed to the end and agrees with the CLI; Cancel ends a read', async () => {
+  await redis.cli('FLUSHALL');
+  await redis.cli('DEBUG', 'POPULATE', '1000000', 'big:key', '200');
+  const file = await dump('big.rdb');
+  await redis.cli('FLUSHALL');
+  try {
+    const { size } = await stat(file);
+    assert.ok(size > 200e6, `${size} bytes`);
+
+    // Cancel, once the first progress is shown: the page terminates its worker and goes back to idle.
+    const page = await chromium.browser.newPage();
+    try {
+      await page.goto(new URL('inspect.html', relay.url).href);
+      const started = page.waitForEvent('worker');
+      await page.setInputFiles('#file', file);
+      const worker = await started;
+      const closed = new Promise((resolve) => worker.on('close', resolve));
+      await page.waitForFunction(() => document.getElementById('reading-text').textContent !== '');
+      await page.click('#cancel');
+      await closed;
+      assert.equal(await page.getAttribute('body', 'data-state'), 'idle');
+      assert.ok(await page.isHidden('#reading'));
+      assert.ok(await page.isHidden('#report'));
+    } finally {
+      await page.close();
+    }
+
+    const cli = await cliStats(file);
+    const { page: reading, errors } = await inspect(file, 240_000);
+    try {
+      assert.equal(await reading.getAttribute('body', 'data-state'), 'done', await reading.textContent('#error'));
+      const summary = await pageSummary(reading);
+      assert.equal(summary.keys, 1_000_000);
+      assert.deepEqual(summary, cli);
+      assert.deepEqual(errors, []);
+    } finally {
+      await reading.close();
+    }
+  } finally {
+    await rm(file, { force: true });
+  }
+});
+
+test('the inspector works as a static site, without a relay (scripts/inspector-site.sh)', async () => {
+  await fillEveryType();
+  const file = await dump('offline.rdb');
+  const site = path.join(work, 'site');
+  await run('bash', [path.join(repoRoot, 'scripts/inspector-site.sh'), site]);
+  const port = await freePort();
+  const server = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', '-d', site, String(port)], { stdio: 'ignore' });
+  const page = await chromium.browser.newPage();
+  try {
+    const url = `http://127.0.0.1:${port}/inspect.html`;
+    for (let tries = 0; ; tries += 1) {
+      try {
+        await page.goto(url);
+        break;
+      } catch (err) {
+        if (tries > 50) throw err;
+        await new Promise((resolve) => { setTimeout(resolve, 100); });
+      }
+    }
+    await page.setInputFiles('#file', file);
+    await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.state));
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await page.textContent('#error'));
+    assert.deepEqual(await pageSummary(page), await cliStats(file));
+  } finally {
+    await page.close();
+    server.kill();
+  }
+});
+
+test('the dashboard links to the inspector and never loads the RDB module itself', async () => {
+  const page = await chromium.browser.newPage();
+  try {
+    const requested = [];
+    page.on('request', (r) => requested.push(new URL(r.url()).pathname));
+    page.on('worker', (w) => requested.push(new URL(w.url()).pathname));
+    await page.goto(relay.url);
+    await page.waitForSelector('nav.pages a[href="inspect.html"]');
+    await page.waitForLoadState('networkidle');
+    assert.ok(requested.some((p) => p.startsWith('/pkg/')), 'the dashboard loads its own package');
+    assert.ok(!requested.some((p) => p.startsWith('/pkg-rdb/')), requested.join('\n'));
+    await page.click('nav.pages a[href="inspect.html"]');
+    await page.waitForURL(/inspect\.html$/);
+    await page.waitForSelector('#file', { state: 'attached' });
+  } finally {
+    await page.close();
+  }
+});
