@@ -354,7 +354,7 @@ impl KeySpec {
                     first as i64 + last_key
                 } else if limit > 1 {
                     let rest = argc - first;
-                    if rest % limit != 0 {
+                    if !rest.is_multiple_of(limit) {
                         return Err(Unfound::Refused(
                             "keys and their arguments that do not pair up",
                         ));

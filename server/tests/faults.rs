@@ -164,10 +164,10 @@ impl Writer {
                     };
                     let mut pipe = redis::pipe();
                     pipe.cmd("ZADD").arg("perf:a").arg(i).arg(format!("m{i}"));
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         pipe.cmd("ZADD").arg("perf:b").arg(i).arg(format!("m{i}"));
                     }
-                    if i % 5 == 0 {
+                    if i.is_multiple_of(5) {
                         pipe.cmd("ZADD").arg("secret:s").arg(i).arg(format!("m{i}"));
                     }
                     let write = pipe.query_async::<()>(c);

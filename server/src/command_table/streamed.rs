@@ -323,7 +323,7 @@ impl Seek {
                     first as i64 + last_key
                 } else if limit > 1 {
                     let rest = argc - first;
-                    if rest % limit as u64 != 0 {
+                    if !rest.is_multiple_of(limit as u64) {
                         return Ok(Seek::Done);
                     }
                     (first + rest / limit as u64) as i64 + last_key

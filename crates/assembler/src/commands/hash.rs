@@ -14,7 +14,7 @@ fn hash(window: &mut Window) -> Result<&mut HashWindow, Inexact> {
 /// `HSET key field value …`; `HSETNX` (`only_new`) sets only a field that is not there.
 pub(super) fn hset(applying: &mut Applying<'_>, args: &[&[u8]], only_new: bool) {
     let pairs = &args[2..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return applying.bad_arguments("HSET", &args[1..2]);
     }
     applying.update(args[1], Kind::Hash, true, |window, events| {

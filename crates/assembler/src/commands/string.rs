@@ -72,7 +72,7 @@ pub(super) fn set_plain(applying: &mut Applying<'_>, key: &[u8], value: Option<&
 /// `MSET key value …`.
 pub(super) fn mset(applying: &mut Applying<'_>, args: &[&[u8]]) {
     let pairs = &args[1..];
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return applying.bad_arguments("MSET", pairs);
     }
     for pair in pairs.chunks_exact(2) {

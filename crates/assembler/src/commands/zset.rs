@@ -58,7 +58,7 @@ pub(super) fn zincrby(applying: &mut Applying<'_>, args: &[&[u8]]) {
 fn add(applying: &mut Applying<'_>, key: &[u8], flags: Flags, pairs: &[&[u8]], command: &str) {
     // Redis refuses a malformed command whole before replicating it (a score it cannot read, an odd pair): one in
     // the stream says the window and Redis disagree.
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return applying.bad_arguments(command, &[key]);
     }
     let mut bad_score = false;
