@@ -14,6 +14,8 @@ use crate::metrics::{LinkMetrics, ShardLink};
 use crate::replica_link::ReplicaLink;
 use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
+use crate::state::{RelayState, StateSettings};
+use crate::subscription::Allow;
 use crate::upstream::Upstream;
 
 /// What every replica link of the relay is started with.
@@ -25,6 +27,11 @@ pub struct LinkSettings {
     pub timeout: Duration,
     /// Capacity of each backlog (`--backlog-bytes`).
     pub backlog_bytes: usize,
+    /// What may leave the relay (`--allow`): the backlogs keep only what some session could be sent of it.
+    pub allow: Arc<Allow>,
+    /// What the relay's state keeps; `None` (`--stateless`, or a cluster's shards): no state, and the link asks
+    /// Redis for an empty RDB on a full sync.
+    pub state: Option<StateSettings>,
 }
 
 pub struct Shard {
@@ -33,6 +40,8 @@ pub struct Shard {
     pub upstream: Arc<Upstream>,
     pub backlog: Arc<Backlog>,
     pub snapshots: Snapshotter,
+    /// The windows the relay keeps itself, which answer snapshots without Redis when they can.
+    pub state: Option<Arc<RelayState>>,
     /// The link's own counters and the followed node's offset.
     pub link: Arc<LinkMetrics>,
     /// Set when the shard left the cluster: its sessions stop following it.
@@ -54,12 +63,18 @@ impl Shard {
         let upstream = Arc::new(upstream);
         let backlog = Arc::new(Backlog::new(settings.backlog_bytes));
         let link = Arc::new(LinkMetrics::default());
+        let state = settings
+            .state
+            .clone()
+            .map(|state| Arc::new(RelayState::new(state)));
         let mut tasks = vec![
             tokio::spawn(
                 ReplicaLink {
                     upstream: upstream.clone(),
                     sentinels: sentinels.clone(),
                     backlog: backlog.clone(),
+                    state: state.clone(),
+                    allow: Some(settings.allow.clone()),
                     metrics: link.clone(),
                     listening_port: settings.listening_port,
                     timeout: settings.timeout,
@@ -80,6 +95,7 @@ impl Shard {
         Arc::new(Shard {
             number,
             snapshots: Snapshotter::new(upstream.clone(), owns),
+            state,
             upstream,
             backlog,
             link,

@@ -17,6 +17,7 @@
 mod join;
 mod shard_stream;
 mod shards;
+mod snapshot_source;
 mod socket;
 mod topups;
 
