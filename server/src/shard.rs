@@ -86,6 +86,15 @@ impl Shard {
                 async move { link.poll_upstream(upstream).await }
             }),
         ];
+        if let Some(state) = &state {
+            // The state's own reads of keys it lost track of, with a snapshotter of their own: sessions' joins do
+            // not wait behind them.
+            let snapshots = Snapshotter::new(upstream.clone(), None);
+            tasks.push(tokio::spawn(crate::state::refresh(
+                state.clone(),
+                snapshots,
+            )));
+        }
         if let Some(sentinels) = sentinels {
             tasks.push(tokio::spawn(sentinel::watch_switches(
                 sentinels,

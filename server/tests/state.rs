@@ -1,6 +1,7 @@
 //! The relay's own state (issue 21) with redis-server and the relay binary: a join's snapshot served from the state
 //! built from the full sync's RDB and a randomized workload over every windowed type equals Redis, and costs Redis
-//! no command (`INFO commandstats`); a key past `--state-bytes` is served from Redis; a primary killed mid-RDB leaves
+//! no command (`INFO commandstats`); a key the state lost track of is read again and served from it; a key past
+//! `--state-bytes` is served from Redis; a primary killed mid-RDB leaves
 //! no half-built state, and the next sync of the restarted, empty primary rebuilds it; `--stateless` asks Redis for
 //! an RDB without keys and reads every join from Redis.
 
@@ -208,6 +209,41 @@ async fn a_join_from_the_state_equals_redis_and_costs_redis_no_command() {
     // Deeper than the state: read from Redis, equal all the same.
     page_equals_redis(&ws_url, port, "w:*", 101).await;
     assert!(metric(&ws_url, "replicast_snapshots_total").await >= 1);
+}
+
+/// `ZUNIONSTORE` writes its destination in a way the stream does not tell: the state loses track of the key, reads
+/// it from Redis once a second, places the read at its offset, and joins come from the state again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_state_lost_track_of_is_read_again_and_joins_come_from_the_state() {
+    let (_redis, port) = start_redis();
+    let mut conn = redis_conn(port).await;
+    dataset(&mut conn).await;
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "w:*", "--state-depth", "100"],
+    );
+    wait_healthy(&ws_url).await;
+    workload(&mut conn, 5, 300).await;
+    let _: u64 = redis::cmd("ZUNIONSTORE")
+        .arg("w:z0")
+        .arg(2)
+        .arg("w:z1")
+        .arg("w:z2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&ws_url, "replicast_state_refreshed_keys_total").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the state never read the key again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
+    page_equals_redis(&ws_url, port, "w:*", 50).await;
+    assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 1);
+    assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,10 @@
 //! counts. Keys past `--state-bytes` are not held (their state is unknown, so subscriptions that watch them read
 //! Redis); past [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
 //! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
-//! partial resync keeps it. The state follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
+//! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
+//! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
+//! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
+//! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
 
 mod load;
 mod rebuild;
@@ -21,6 +24,8 @@ mod rebuild;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
 use replicast_assembler::{StreamAssembler, WatchConfig};
@@ -31,7 +36,7 @@ use replicast_protocol::wire;
 use crate::backlog::Batch;
 use crate::frames::Kind;
 use crate::metrics::Metrics;
-use crate::snapshot::{Snapshot, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
+use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
 use crate::subscription::{Allow, Delivery, Subscription};
 
 use load::RdbLoad;
@@ -42,6 +47,9 @@ pub const STATE_DB: u32 = 0;
 pub const DEFAULT_STATE_DEPTH: usize = MAX_WINDOW;
 /// Default `--state-bytes`: the demo's hosts (`perf:*`, an hour of samples each for a few dozen hosts) with room.
 pub const DEFAULT_STATE_BYTES: usize = 256 * 1024 * 1024;
+/// How often the state reads the keys it lost track of from Redis, and how many at most each time.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const REFRESH_KEYS: usize = 1000;
 /// Keys not held (past `--state-bytes`) whose names the state keeps, to know it cannot answer for them; past it,
 /// the state is dropped until the next full sync, so its memory stays bounded whatever the dataset.
 pub const MAX_NOT_HELD: usize = 100_000;
@@ -75,6 +83,8 @@ pub struct RelayState {
     bytes: AtomicU64,
     not_held: AtomicU64,
     ready: AtomicU64,
+    /// Keys read from Redis because the state lost track of them.
+    refreshed: AtomicU64,
 }
 
 struct Inner {
@@ -91,6 +101,20 @@ struct Inner {
     not_held: BTreeSet<Vec<u8>>,
     /// The last join's snapshot, for the next session joining with the same subscription at the same offset.
     cached: Option<Cached>,
+    /// A read of keys the state lost track of, waiting for the stream to reach its offset.
+    refresh: Option<Refresh>,
+}
+
+/// Keys read from Redis at `offset`, as snapshot commands.
+struct Refresh {
+    offset: u64,
+    commands: Bytes,
+}
+
+impl Refresh {
+    fn message(self) -> Vec<u8> {
+        wire::encode_snapshot(self.offset, &self.commands)
+    }
 }
 
 /// A join's snapshot kept for the next session with the same subscription, while the state stays at its offset.
@@ -99,7 +123,7 @@ struct Cached {
     signature: Vec<u8>,
     offset: u64,
     epoch: String,
-    commands: Arc<Vec<u8>>,
+    commands: Bytes,
     keys: usize,
     rest: Vec<Vec<u8>>,
 }
@@ -154,6 +178,7 @@ impl RelayState {
             bytes: AtomicU64::new(0),
             not_held: AtomicU64::new(0),
             ready: AtomicU64::new(0),
+            refreshed: AtomicU64::new(0),
         }
     }
 
@@ -263,27 +288,124 @@ impl RelayState {
         if unfollowed {
             tracing::warn!(
                 offset = batch.start,
-                "relay state: a module's command (or one Redis's COMMAND table does not list) may have written keys                  it does not name; the state is dropped until the next full sync, and joins read Redis"
+                "relay state: a module's command (or one Redis's COMMAND table does not list) may have written keys \
+                 it does not name; the state is dropped until the next full sync, and joins read Redis"
             );
             inner.clear(&self.settings);
             self.publish(&inner);
             return;
         }
-        let deliveries = inner.view.select(batch, batch.start, &self.allow);
-        for delivery in deliveries {
-            let message = match delivery {
-                Delivery::Commands { start, bytes } => wire::encode_commands(start, &bytes),
-                Delivery::Stale { at, keys } => Delivery::encode_stale(at, &keys),
-            };
+        // A refresh read at an offset inside this batch goes exactly there: the runs before it, the refresh, the
+        // rest (Redis reports offsets after whole commands, never inside a MULTI block).
+        let mut refresh = inner.refresh.take_if(|r| r.offset <= batch.end);
+        let mut messages = Vec::new();
+        for delivery in inner.view.select(batch, batch.start, &self.allow) {
+            match delivery {
+                Delivery::Commands { start, bytes } => {
+                    let end = start + bytes.len() as u64;
+                    if let Some(at) = refresh.as_ref().map(|r| r.offset).filter(|at| *at < end) {
+                        let split = at.saturating_sub(start) as usize;
+                        if split > 0 {
+                            messages.push(wire::encode_commands(start, &bytes[..split]));
+                        }
+                        messages.extend(refresh.take().map(Refresh::message));
+                        if split < bytes.len() {
+                            messages.push(wire::encode_commands(at.max(start), &bytes[split..]));
+                        }
+                    } else {
+                        messages.push(wire::encode_commands(start, &bytes));
+                    }
+                }
+                Delivery::Stale { at, keys } => {
+                    if refresh.as_ref().is_some_and(|r| r.offset < at) {
+                        messages.extend(refresh.take().map(Refresh::message));
+                    }
+                    messages.push(Delivery::encode_stale(at, &keys));
+                }
+            }
+        }
+        messages.extend(refresh.map(Refresh::message));
+        for message in messages {
             if let Err(err) = inner.assembler.push_message(&message) {
-                tracing::warn!("relay state: a batch could not be applied ({err}); joins read Redis until the next full sync");
+                tracing::warn!(
+                    "relay state: a batch could not be applied ({err}); joins read Redis until the next full sync"
+                );
                 inner.clear(&self.settings);
                 self.publish(&inner);
                 return;
             }
         }
         inner.offset = batch.end;
-        inner.settle(&self.settings);
+        if inner.assembler.needs_resnapshot() {
+            tracing::warn!(
+                offset = batch.end,
+                "relay state: database {STATE_DB} was swapped, or written where the keys cannot all be named; the \
+                 state is dropped until the next full sync, and joins read Redis"
+            );
+            inner.clear(&self.settings);
+        } else {
+            inner.settle(&self.settings);
+        }
+        self.publish(&inner);
+    }
+
+    /// Keys the state lost track of (unknown to it, or a stale window), besides those it chose not to hold: what a
+    /// read of Redis can make exact again. `None` while a refresh waits for its place, or none is due.
+    fn lost(&self) -> Option<(String, Vec<Vec<u8>>)> {
+        let inner = self.inner();
+        if inner.phase != Phase::Ready
+            || inner.assembler.needs_resnapshot()
+            || inner.refresh.is_some()
+        {
+            return None;
+        }
+        let held = |key: &&[u8]| !inner.not_held.contains(*key);
+        let mut keys: Vec<Vec<u8>> = inner
+            .assembler
+            .unknown_keys()
+            .filter(held)
+            .take(REFRESH_KEYS)
+            .map(<[u8]>::to_vec)
+            .collect();
+        let stale = inner
+            .assembler
+            .windows()
+            .filter(|(_, w)| w.stale())
+            .map(|(k, _)| k);
+        keys.extend(
+            stale
+                .filter(held)
+                .take(REFRESH_KEYS - keys.len())
+                .map(<[u8]>::to_vec),
+        );
+        (!keys.is_empty()).then(|| (inner.epoch.clone(), keys))
+    }
+
+    /// A read of keys the state lost track of, at its offset: applied now, or when the stream reaches it; dropped
+    /// when the state is already past it (the next round reads again).
+    fn place(&self, snapshot: Snapshot) {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready
+            || snapshot.epoch != inner.epoch
+            || snapshot.offset < inner.offset
+        {
+            return;
+        }
+        self.refreshed
+            .fetch_add(snapshot.keys as u64, Ordering::Relaxed);
+        let refresh = Refresh {
+            offset: snapshot.offset,
+            commands: snapshot.commands,
+        };
+        if refresh.offset > inner.offset {
+            inner.refresh = Some(refresh);
+            return;
+        }
+        if inner.assembler.push_message(&refresh.message()).is_err() {
+            inner.clear(&self.settings);
+        } else {
+            inner.settle(&self.settings);
+        }
         self.publish(&inner);
     }
 
@@ -321,7 +443,7 @@ impl RelayState {
                     signature,
                     offset: snapshot.offset,
                     epoch: snapshot.epoch,
-                    commands: Arc::new(snapshot.commands),
+                    commands: snapshot.commands,
                     keys: snapshot.keys,
                     rest: snapshot.rest,
                 };
@@ -333,7 +455,7 @@ impl RelayState {
         Some(Snapshot {
             epoch: cached.epoch,
             offset: cached.offset,
-            commands: cached.commands.as_ref().clone(),
+            commands: cached.commands,
             keys: cached.keys,
             rest: cached.rest,
         })
@@ -387,6 +509,12 @@ impl RelayState {
                 "Allowed keys the relay's state does not hold, past --state-bytes: sessions watching them read Redis.",
                 get(&self.not_held),
             ),
+            (
+                "state_refreshed_keys_total",
+                "counter",
+                "Keys the relay's state read from Redis after losing track of them (a command it could not follow).",
+                get(&self.refreshed),
+            ),
         ])
     }
 }
@@ -422,6 +550,7 @@ impl Inner {
             bytes: 0,
             not_held: BTreeSet::new(),
             cached: None,
+            refresh: None,
         }
     }
 
@@ -527,10 +656,33 @@ impl Inner {
         Some(Snapshot {
             epoch: self.epoch.clone(),
             offset: self.offset,
-            commands,
+            commands: commands.into(),
             keys: count,
             rest,
         })
+    }
+}
+
+/// Reads from Redis, every [`REFRESH_EVERY`], the keys `state` lost track of (a command the stream does not tell
+/// exactly, a withheld write), and hands them to it to place at their offset: so such a key is answered from the
+/// state again instead of sending every join that watches it to Redis.
+pub async fn refresh(state: Arc<RelayState>, snapshots: Snapshotter) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    loop {
+        tick.tick().await;
+        let Some((epoch, keys)) = state.lost() else {
+            continue;
+        };
+        match snapshots
+            .take_keys(STATE_DB, state.settings.depth, keys)
+            .await
+        {
+            Ok(snapshot) if snapshot.epoch == epoch => state.place(snapshot),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!("relay state: reading the keys it lost track of failed: {err}")
+            }
+        }
     }
 }
 
