@@ -64,6 +64,11 @@ impl Batch {
         Batch::new(start, end, b"", FrameIndex::default(), false)
     }
 
+    /// Whether it is [`Batch::offsets_only`].
+    fn is_offsets_only(&self) -> bool {
+        !self.held && self.index.frames.is_empty()
+    }
+
     /// What the batch counts for in the ring's capacity: its bytes, or for one of offsets only, its bookkeeping,
     /// so that however many of them come the ring stays bounded.
     fn cost(&self) -> usize {
@@ -221,8 +226,14 @@ impl Backlog {
         {
             let mut ring = self.ring();
             debug_assert_eq!(batch.start, ring.end, "batches are contiguous");
-            ring.bytes += batch.cost();
-            ring.batches.push_back(batch);
+            match ring.batches.back_mut() {
+                // Offsets after offsets: one run of them, however many batches the link read them in.
+                Some(last) if batch.is_offsets_only() && last.is_offsets_only() => last.end = end,
+                _ => {
+                    ring.bytes += batch.cost();
+                    ring.batches.push_back(batch);
+                }
+            }
             ring.end = end;
             while ring.bytes > ring.capacity {
                 let Some(oldest) = ring.batches.pop_front() else {
@@ -389,6 +400,25 @@ mod tests {
             batches(backlog.read(&stream, 18, 100)),
             vec![(18, 24), (24, 30)]
         );
+    }
+
+    #[test]
+    fn runs_of_offsets_only_cost_one_batch() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("e1", 0);
+        let (stream, _, _) = backlog.join(None).unwrap();
+        backlog.append(0, b"PING\r\n", FrameIndex::default());
+        for i in 0..100 {
+            backlog.append_batch(Batch::offsets_only(6 + i * 10, 16 + i * 10));
+        }
+        backlog.append(1006, b"PING\r\n", FrameIndex::default());
+        assert_eq!(backlog.extent(), (0, 1012, 6 + OFFSETS_ONLY_COST + 6));
+        assert_eq!(
+            batches(backlog.read(&stream, 0, 1 << 20)),
+            vec![(0, 6), (6, 1006), (1006, 1012)]
+        );
+        let (_, at, resumed) = backlog.join(Some(("e1", 500))).unwrap();
+        assert_eq!((at, resumed), (500, true));
     }
 
     #[test]
