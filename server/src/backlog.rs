@@ -23,6 +23,8 @@ use crate::frames::FrameIndex;
 
 /// Default capacity of the ring, in bytes of raw stream.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// What a batch of offsets only counts for in the ring's capacity: about its struct, message and index.
+const OFFSETS_ONLY_COST: usize = 128;
 
 /// A run of whole commands, as the link read them, with the message that carries them to browsers.
 #[derive(Debug, Clone)]
@@ -35,13 +37,47 @@ pub struct Batch {
     /// Where each command frame and its keys are, for sessions that filter.
     pub index: Arc<FrameIndex>,
     /// Whether the batch holds the stream's bytes from `start` to `end`. A command too large to hold does not:
-    /// its one frame is empty, and [`Batch::raw`] holds only the names its keys point into.
+    /// its one frame is empty, and [`Batch::raw`] holds only the names its keys point into. Nor do commands no
+    /// session could be sent anything of ([`Batch::offsets_only`]): no frame, no byte.
     pub held: bool,
     /// When the link appended it, for the delay until sessions send it (`timings::STREAM_DELAY`).
     pub received: Instant,
 }
 
 impl Batch {
+    /// Whole commands that occupied `start..end`, encoded once as the message that carries them; `raw` is their
+    /// bytes when `held`, else only the names of a command too large to hold (see [`Backlog::append_unheld`]).
+    pub fn new(start: u64, end: u64, raw: &[u8], index: FrameIndex, held: bool) -> Batch {
+        Batch {
+            start,
+            end,
+            message: Bytes::from(wire::encode_commands(start, raw)),
+            index: Arc::new(index),
+            held,
+            received: Instant::now(),
+        }
+    }
+
+    /// Commands that occupied `start..end` of which no session could be sent anything (`crate::reachable`): only
+    /// their offsets are kept.
+    pub fn offsets_only(start: u64, end: u64) -> Batch {
+        Batch::new(start, end, b"", FrameIndex::default(), false)
+    }
+
+    /// Whether it is [`Batch::offsets_only`].
+    fn is_offsets_only(&self) -> bool {
+        !self.held && self.index.frames.is_empty()
+    }
+
+    /// What the batch counts for in the ring's capacity: its bytes, or for one of offsets only, its bookkeeping,
+    /// so that however many of them come the ring stays bounded.
+    fn cost(&self) -> usize {
+        match self.raw().len() {
+            0 if !self.held => OFFSETS_ONLY_COST,
+            bytes => bytes,
+        }
+    }
+
     /// The raw commands, without the message header.
     pub fn raw(&self) -> Bytes {
         self.message.slice(wire::COMMANDS_HEADER..)
@@ -180,24 +216,30 @@ impl Backlog {
     }
 
     fn push(&self, start: u64, end: u64, raw: &[u8], index: FrameIndex, held: bool) {
+        self.append_batch(Batch::new(start, end, raw, index, held));
+    }
+
+    /// Appends a batch made with [`Batch::new`] (the link makes it first when its state reads it too); evicts the
+    /// oldest beyond capacity.
+    pub fn append_batch(&self, batch: Batch) {
+        let end = batch.end;
         {
             let mut ring = self.ring();
-            debug_assert_eq!(start, ring.end, "batches are contiguous");
-            ring.batches.push_back(Batch {
-                start,
-                end,
-                message: Bytes::from(wire::encode_commands(start, raw)),
-                index: Arc::new(index),
-                held,
-                received: Instant::now(),
-            });
-            ring.bytes += raw.len();
+            debug_assert_eq!(batch.start, ring.end, "batches are contiguous");
+            match ring.batches.back_mut() {
+                // Offsets after offsets: one run of them, however many batches the link read them in.
+                Some(last) if batch.is_offsets_only() && last.is_offsets_only() => last.end = end,
+                _ => {
+                    ring.bytes += batch.cost();
+                    ring.batches.push_back(batch);
+                }
+            }
             ring.end = end;
             while ring.bytes > ring.capacity {
                 let Some(oldest) = ring.batches.pop_front() else {
                     break;
                 };
-                ring.bytes -= oldest.raw().len();
+                ring.bytes -= oldest.cost();
                 ring.start = oldest.end;
             }
         }
@@ -358,6 +400,25 @@ mod tests {
             batches(backlog.read(&stream, 18, 100)),
             vec![(18, 24), (24, 30)]
         );
+    }
+
+    #[test]
+    fn runs_of_offsets_only_cost_one_batch() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("e1", 0);
+        let (stream, _, _) = backlog.join(None).unwrap();
+        backlog.append(0, b"PING\r\n", FrameIndex::default());
+        for i in 0..100 {
+            backlog.append_batch(Batch::offsets_only(6 + i * 10, 16 + i * 10));
+        }
+        backlog.append(1006, b"PING\r\n", FrameIndex::default());
+        assert_eq!(backlog.extent(), (0, 1012, 6 + OFFSETS_ONLY_COST + 6));
+        assert_eq!(
+            batches(backlog.read(&stream, 0, 1 << 20)),
+            vec![(0, 6), (6, 1006), (1006, 1012)]
+        );
+        let (_, at, resumed) = backlog.join(Some(("e1", 500))).unwrap();
+        assert_eq!((at, resumed), (500, true));
     }
 
     #[test]

@@ -192,6 +192,15 @@ impl CommandTable {
         self.commands.is_empty()
     }
 
+    /// Whether `args` is a module's command or one this table does not know: what it writes cannot be told.
+    pub fn unfollowed(&self, args: &[&[u8]]) -> bool {
+        args.first().is_some_and(|name| {
+            self.commands
+                .get(&name.to_ascii_lowercase())
+                .is_none_or(|entry| entry.module)
+        })
+    }
+
     /// The keys of the command `args` (`args[0]` its name), for judging it against `--allow`.
     pub fn keys(&self, args: &[&[u8]]) -> CommandKeys {
         let Some(name) = args.first() else {

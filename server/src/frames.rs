@@ -33,6 +33,10 @@ pub enum Kind {
     Exec,
     /// PING, REPLCONF GETACK, keyless commands: no session needs them.
     Other,
+    /// A module's command, or one the followed Redis's table does not know: no session gets it (as [`Kind::Other`]),
+    /// but it may have written keys no one can name (RediSearch's `FT.SAFEADD` writes a hash it does not declare),
+    /// which the relay's state, holding every allowed key, cannot follow.
+    Unfollowed,
 }
 
 /// One command frame of a batch; positions are byte offsets into the batch's raw commands.
@@ -154,6 +158,7 @@ impl Indexer {
             Kind::Exec
         } else {
             match self.table.keys(&command.args) {
+                CommandKeys::None if self.table.unfollowed(&command.args) => Kind::Unfollowed,
                 CommandKeys::None => Kind::Other,
                 CommandKeys::Known(keys) if keys.is_empty() => Kind::Other,
                 CommandKeys::Known(keys) => {
@@ -314,13 +319,14 @@ mod tests {
     #[test]
     fn module_and_unknown_commands_reach_no_session() {
         // SET, a RediSearch 1.x document add (which writes the hash perf:doc while declaring only the index), and a
-        // command the table does not know: only SET is routed by its key.
+        // command the table does not know: only SET is routed by its key; the other two reach no session, and are
+        // marked as what the relay's state cannot follow.
         let stream = b"*3\r\n$3\r\nSET\r\n$6\r\nperf:a\r\n$1\r\n1\r\n\
             *7\r\n$10\r\nFT.SAFEADD\r\n$3\r\nidx\r\n$8\r\nperf:doc\r\n$3\r\n1.0\r\n$6\r\nFIELDS\r\n$1\r\nt\r\n$1\r\nx\r\n\
             *2\r\n$4\r\nFROB\r\n$6\r\nperf:a\r\n";
         let (index, keys) = index(stream);
         let kinds: Vec<Kind> = index.frames.iter().map(|f| f.kind).collect();
-        assert_eq!(kinds, [Kind::Keyed, Kind::Other, Kind::Other]);
+        assert_eq!(kinds, [Kind::Keyed, Kind::Unfollowed, Kind::Unfollowed]);
         assert_eq!(keys, [b"perf:a".to_vec()]);
         assert!(index.frames[1].keys.is_empty() && index.frames[2].keys.is_empty());
         assert_eq!(

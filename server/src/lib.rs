@@ -8,11 +8,12 @@
 //! - The replica link: `replica_link` (PSYNC, reconnects), `link_io`, `link_error`, `backoff`, `sync_payload`,
 //!   `stream_reader` (the stream cut into batches, commands too large to hold passed through), `tls`,
 //!   `command_table` and `frames` (where each command's keys are).
-//! - What browsers read: `backlog` (the shared, bounded stream), `subscription` (what a session may see),
-//!   `session` (one WebSocket, a stream per shard), `snapshot` (exact joins and top-ups), `http` (the page, `/ws`),
-//!   `access` (who may connect), `tokens` (signed per-user tokens: what each session may see and write),
-//!   `connections` (accepting sockets: per-address caps, the header timeout), `metrics` and `timings` (its
-//!   histograms), `open_files` (the socket budget).
+//! - What browsers read: `backlog` (the shared, bounded stream, of what `reachable` says some session could be
+//!   sent), `subscription` (what a session may see), `session` (one WebSocket, a stream per shard), `snapshot`
+//!   (exact joins and top-ups), `state` (the windows the relay keeps itself, from the full sync's RDB and the
+//!   stream, which answer joins without Redis), `http` (the page, `/ws`), `access` (who may connect), `tokens`
+//!   (signed per-user tokens: what each session may see and write), `connections` (accepting sockets: per-address
+//!   caps, the header timeout), `metrics` and `timings` (its histograms), `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
 //! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL), and
 //!   `embedded_redis` for the demo.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod open_files;
 pub mod profile;
 pub mod rdb_command;
+pub mod reachable;
 pub mod record;
 pub mod relay;
 pub mod replica_link;
@@ -45,6 +47,7 @@ pub mod shard;
 pub mod sink;
 pub mod snapshot;
 pub mod static_files;
+pub mod state;
 pub mod stream_reader;
 pub mod subscription;
 pub mod sync_payload;

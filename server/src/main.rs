@@ -35,6 +35,7 @@ use replicast_server::replica_link;
 use replicast_server::sentinel::Sentinels;
 use replicast_server::shard::LinkSettings;
 use replicast_server::static_files::{FolderOverride, StaticFiles};
+use replicast_server::state::{self, StateSettings};
 use replicast_server::subscription::Allow;
 use replicast_server::tokens::{self, KeySource, TokenChecks, TokenVerifier};
 use replicast_server::upstream::{NodeSettings, RedisTarget};
@@ -158,6 +159,17 @@ struct ServeArgs {
     /// Bytes of recent stream kept for browsers to read at their own pace and to resume into.
     #[arg(long, env = "REPLICAST_BACKLOG_BYTES", default_value_t = DEFAULT_BACKLOG_BYTES)]
     backlog_bytes: usize,
+    /// Items the relay's state keeps of each allowed key (the newest): a session asking for a deeper window reads
+    /// its snapshot from Redis.
+    #[arg(long, env = "REPLICAST_STATE_DEPTH", default_value_t = state::DEFAULT_STATE_DEPTH as u64, value_parser = clap::value_parser!(u64).range(1..=state::DEFAULT_STATE_DEPTH as u64))]
+    state_depth: u64,
+    /// Bytes the relay's state may hold; allowed keys past it are not held (sessions watching them read Redis).
+    #[arg(long, env = "REPLICAST_STATE_BYTES", default_value_t = state::DEFAULT_STATE_BYTES)]
+    state_bytes: usize,
+    /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB
+    /// (`REPLCONF rdb-filter-only ""`, where Redis knows it).
+    #[arg(long, env = "REPLICAST_STATELESS")]
+    stateless: bool,
     /// Key patterns (Redis globs) that may be sent to browsers; nothing else ever leaves the relay.
     #[arg(
         long,
@@ -397,6 +409,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.link_timeout),
         backlog_bytes: args.backlog_bytes,
         profile: Some(profile.clone()),
+        allow: Arc::new(Allow::new(&args.allow)),
+        state: (!args.stateless).then(|| StateSettings {
+            depth: args.state_depth as usize,
+            bytes: args.state_bytes,
+            allow: args.allow.clone(),
+        }),
     });
     let relay = Relay {
         topology: following.topology.clone(),

@@ -21,7 +21,10 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     pub resyncs: AtomicU64,
     pub resumes: AtomicU64,
+    /// Snapshots and top-ups read from Redis.
     pub snapshots: AtomicU64,
+    /// Snapshots and top-ups the relay's state answered, with no Redis command.
+    pub state_snapshots: AtomicU64,
     /// Sessions closed for what they sent (a protocol error, a bad subscription, a message too large):
     /// `reason="message"`. The refusals before a session starts are counted by [`Metrics::refuse`].
     pub refusals: AtomicU64,
@@ -119,6 +122,8 @@ pub struct LinkMetrics {
     pub link_retry_delay_ms: AtomicU64,
     /// Commands too large to hold, passed through and withheld.
     pub link_withheld_commands: AtomicU64,
+    /// Bytes of the last full sync's RDB payload.
+    pub link_rdb_bytes: AtomicU64,
     /// `master_repl_offset` of the node the link follows, polled each second.
     pub upstream_offset: AtomicU64,
 }
@@ -169,8 +174,14 @@ impl Metrics {
             (
                 "snapshots_total",
                 "counter",
-                "Snapshots read for joining sessions.",
+                "Snapshots and top-ups read from Redis (MULTI, the reads, INFO replication).",
                 get(&self.snapshots),
+            ),
+            (
+                "state_snapshots_total",
+                "counter",
+                "Snapshots and top-ups the relay's state answered, with no Redis command.",
+                get(&self.state_snapshots),
             ),
             (
                 "events_appended_total",
@@ -359,6 +370,12 @@ impl LinkMetrics {
                 get(&self.link_withheld_commands),
             ),
             (
+                "link_rdb_bytes",
+                "gauge",
+                "Bytes of the last full sync's RDB payload (without keys when the relay keeps no state and Redis honours REPLCONF rdb-filter-only).",
+                get(&self.link_rdb_bytes),
+            ),
+            (
                 "backlog_bytes",
                 "gauge",
                 "Bytes of raw stream held in the backlog.",
@@ -380,7 +397,7 @@ impl LinkMetrics {
 }
 
 /// `# HELP`, `# TYPE` and the value of each `(name, type, help, value)`.
-fn render_rows<const N: usize>(rows: [(&str, &str, &str, u64); N]) -> String {
+pub(crate) fn render_rows<const N: usize>(rows: [(&str, &str, &str, u64); N]) -> String {
     let mut out = String::new();
     for (name, kind, help, value) in rows {
         let _ = writeln!(out, "# HELP replicast_{name} {help}");

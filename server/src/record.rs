@@ -43,6 +43,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             upstream: Arc::new(Upstream::at(target)),
             sentinels: None,
             backlog: backlog.clone(),
+            // The stream only: a full sync's RDB is not recorded.
+            state: None,
+            // Every frame: the recording is the raw stream.
+            allow: None,
             metrics: Arc::default(),
             listening_port: 0,
             timeout: replica_link::LINK_TIMEOUT,

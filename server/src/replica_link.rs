@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::backlog::Backlog;
+use crate::backlog::{Backlog, Batch};
 use crate::backoff::Backoff;
 use crate::command_table::CommandTable;
 use crate::frames::Kind;
@@ -31,9 +31,12 @@ use crate::link_error::LinkError;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::{LinkMetrics, Metrics};
 use crate::profile::{LinkProfile, WriteProfile};
+use crate::reachable::{self, Piece};
 use crate::sentinel::Sentinels;
+use crate::state::RelayState;
 use crate::stream_reader::{max_held, Output, StreamReader};
-use crate::sync_payload::skip_rdb_payload;
+use crate::subscription::Allow;
+use crate::sync_payload::read_rdb_payload;
 use crate::upstream::{RedisTarget, Upstream};
 
 /// How often the link tells Redis its offset (Redis replicas send `REPLCONF ACK` once a second).
@@ -81,6 +84,11 @@ pub struct ReplicaLink {
     /// With Sentinel: asked for the current primary before every attempt.
     pub sentinels: Option<Arc<Sentinels>>,
     pub backlog: Arc<Backlog>,
+    /// The relay's state, built from each full sync's RDB and every batch; `None`: the link asks for no RDB.
+    pub state: Option<Arc<RelayState>>,
+    /// `--allow`: the backlog keeps only what some session could be sent ([`crate::reachable`]); `None`: every
+    /// frame (`replicast record`).
+    pub allow: Option<Arc<Allow>>,
     pub metrics: Arc<LinkMetrics>,
     /// The port announced with `REPLCONF listening-port`.
     pub listening_port: u16,
@@ -98,11 +106,14 @@ impl ReplicaLink {
             upstream,
             sentinels,
             backlog,
+            state,
+            allow,
             metrics,
             listening_port,
             timeout: link_timeout,
             profile,
         } = self;
+        let (state, allow) = (state.as_deref(), allow.as_deref());
         let mut attempt = Attempt::default();
         let mut switched = upstream.subscribe();
         let mut backoff = Backoff::new(match sentinels {
@@ -125,7 +136,7 @@ impl ReplicaLink {
                 (Some(err), _) => err,
                 (None, None) => LinkError::Unnamed,
                 (None, Some(target)) => tokio::select! {
-                    Err(err) = follow_once(&target, &backlog, &metrics, profile.as_ref(), listening_port, link_timeout, &mut attempt) => err,
+                    Err(err) = follow_once(&target, Sink { backlog: &backlog, state, allow }, &metrics, profile.as_ref(), listening_port, link_timeout, &mut attempt) => err,
                     to = next_switch(&mut switched) => LinkError::Switched(to),
                 },
             };
@@ -176,9 +187,17 @@ async fn next_switch(switched: &mut tokio::sync::watch::Receiver<Option<RedisTar
         .map_or_else(|| "(none)".into(), RedisTarget::addr)
 }
 
+/// Where the link writes what it reads: the backlog, and the relay's state if it keeps one.
+#[derive(Clone, Copy)]
+struct Sink<'a> {
+    backlog: &'a Backlog,
+    state: Option<&'a RelayState>,
+    allow: Option<&'a Allow>,
+}
+
 async fn follow_once(
     target: &RedisTarget,
-    backlog: &Backlog,
+    sink: Sink<'_>,
     metrics: &LinkMetrics,
     profile: Option<&Arc<WriteProfile>>,
     listening_port: u16,
@@ -230,7 +249,19 @@ async fn follow_once(
     io.call(&["REPLCONF", "capa", "eof", "capa", "psync2"])
         .await
         .map_err(explain)?;
+    if sink.state.is_none() {
+        // Without a state the RDB is of no use: ask for one without keys (Redis 7.0's `rdb-filter-only`, meant
+        // for `redis-cli --functions-rdb`). A Redis that does not know it sends the whole RDB, which is skipped.
+        match io.call(&["REPLCONF", "rdb-filter-only", ""]).await {
+            Ok(_) => tracing::debug!("replica link: Redis sends full syncs without keys"),
+            Err(LinkError::Refused { error, .. }) => {
+                tracing::debug!("replica link: REPLCONF rdb-filter-only refused ({error}): full syncs carry the dataset, skipped")
+            }
+            Err(err) => return Err(err),
+        }
+    }
 
+    let backlog = sink.backlog;
     let position = &mut attempt.position;
     let (replid, next) = match position {
         Some(p) if !attempt.full_resync => (p.replid.clone(), (p.offset + 1).to_string()),
@@ -256,12 +287,37 @@ async fn follow_once(
                     tracing::info!(redis = %target.addr(), epoch = %p.replid, offset = p.offset, "replica link: partial resync, streaming")
                 }
             }
+            if let Some(state) = sink.state {
+                state.resume(&p.replid);
+            }
             backlog.resume(&p.replid);
             Metrics::add(&metrics.link_partial_syncs, 1);
             p.offset
         }
         PsyncReply::FullResync { replid, offset } => {
-            let rdb_bytes = skip_rdb_payload(&mut io).await?;
+            if let Some(state) = sink.state {
+                state.begin_full_sync(&replid, offset);
+            }
+            let read = read_rdb_payload(&mut io, |chunk| {
+                if let Some(state) = sink.state {
+                    state.load(chunk);
+                }
+            })
+            .await;
+            let rdb_bytes = match (read, sink.state) {
+                (Ok(bytes), Some(state)) => {
+                    state.finish_full_sync();
+                    bytes
+                }
+                (Ok(bytes), None) => bytes,
+                (Err(err), state) => {
+                    // The primary went away mid-transfer: what was built of its RDB is dropped.
+                    if let Some(state) = state {
+                        state.abandon_full_sync();
+                    }
+                    return Err(err);
+                }
+            };
             match position.as_ref() {
                 Some(old) => {
                     tracing::warn!(redis = %target.addr(), old_epoch = %old.replid, epoch = %replid, offset, rdb_bytes,
@@ -273,6 +329,7 @@ async fn follow_once(
             }
             backlog.restart(&replid, offset);
             Metrics::add(&metrics.link_full_syncs, 1);
+            Metrics::set(&metrics.link_rdb_bytes, rdb_bytes);
             *position = Some(Position { replid, offset });
             attempt.full_resync = false;
             offset
@@ -286,10 +343,7 @@ async fn follow_once(
     let max_held = max_held(backlog.capacity());
     let reader = StreamReader::new(table, offset, max_held, max_bulk_len);
     let profile = profile.map(WriteProfile::link);
-    stream_commands(
-        &mut io, backlog, metrics, profile, position, reader, full_sync,
-    )
-    .await
+    stream_commands(&mut io, sink, metrics, profile, position, reader, full_sync).await
 }
 
 /// The longest argument the followed Redis accepts (`proto-max-bulk-len`), so the longest one a command it
@@ -389,7 +443,7 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
 /// Reads the stream into the backlog through `reader`, acknowledging as Redis expects.
 async fn stream_commands(
     io: &mut LinkIo,
-    backlog: &Backlog,
+    sink: Sink<'_>,
     metrics: &LinkMetrics,
     mut profile: Option<LinkProfile>,
     position: &mut Position,
@@ -429,7 +483,7 @@ async fn stream_commands(
         }
         wait = true;
         let read = reader.read(&mut io.buf, &mut |output| {
-            apply(output, backlog, metrics, profile.as_mut(), &mut getacks)
+            apply(output, sink, metrics, profile.as_mut(), &mut getacks)
         });
         position.offset = reader.offset();
         read?;
@@ -441,21 +495,48 @@ async fn stream_commands(
     }
 }
 
-/// Does what the stream reader says: counts it in the write profile, appends to the backlog, counts and logs what
-/// was withheld, and collects the offsets that `REPLCONF GETACK`s ask for.
+/// Does what the stream reader says: counts it in the write profile, appends to the state and the backlog, counts and logs what was withheld, and
+/// collects the offsets that `REPLCONF GETACK`s ask for.
 fn apply(
     output: Output,
-    backlog: &Backlog,
+    sink: Sink<'_>,
     metrics: &LinkMetrics,
     profile: Option<&mut LinkProfile>,
     getacks: &mut Vec<u64>,
 ) {
+    let backlog = sink.backlog;
+    // The state takes each batch before the backlog does: it is never behind what a session may have read, so a
+    // top-up from it can always be placed.
+    let append = |batch: Batch| {
+        if let Some(state) = sink.state {
+            state.apply(&batch);
+        }
+        backlog.append_batch(batch);
+    };
     match output {
         Output::Batch { start, raw, index } => {
             if let Some(profile) = profile {
                 profile.batch(&raw, &index);
             }
-            backlog.append(start, &raw, index)
+            let end = start + raw.len() as u64;
+            let Some(allow) = sink.allow else {
+                return append(Batch::new(start, end, &raw, index, true));
+            };
+            let pieces = reachable::pieces(start, &raw, &index, allow);
+            if let [Piece { held: Some(_), .. }] = pieces.as_slice() {
+                return append(Batch::new(start, end, &raw, index, true));
+            }
+            if let Some(state) = sink.state {
+                state.apply(&Batch::new(start, end, &raw, index, true));
+            }
+            for piece in pieces {
+                backlog.append_batch(match piece.held {
+                    Some((bytes, index)) => {
+                        Batch::new(piece.start, piece.end, &raw[bytes], index, true)
+                    }
+                    None => Batch::offsets_only(piece.start, piece.end),
+                });
+            }
         }
         Output::Unheld {
             command,
@@ -486,7 +567,7 @@ fn apply(
             if let Some(profile) = profile {
                 profile.unheld(&command.name, command.end - command.start, &names, &index);
             }
-            backlog.append_unheld(command.start, command.end, &names, index);
+            append(Batch::new(command.start, command.end, &names, index, false));
         }
         Output::GetAck(at) => getacks.push(at),
     }

@@ -15,6 +15,8 @@ use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
 use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
+use crate::state::{RelayState, StateSettings};
+use crate::subscription::Allow;
 use crate::upstream::Upstream;
 
 /// What every replica link of the relay is started with.
@@ -28,6 +30,11 @@ pub struct LinkSettings {
     pub backlog_bytes: usize,
     /// The write profile every link feeds (`/profile`).
     pub profile: Option<Arc<WriteProfile>>,
+    /// What may leave the relay (`--allow`): the backlogs keep only what some session could be sent of it.
+    pub allow: Arc<Allow>,
+    /// What the relay's state keeps; `None` (`--stateless`, or a cluster's shards): no state, and the link asks
+    /// Redis for an empty RDB on a full sync.
+    pub state: Option<StateSettings>,
 }
 
 pub struct Shard {
@@ -36,6 +43,8 @@ pub struct Shard {
     pub upstream: Arc<Upstream>,
     pub backlog: Arc<Backlog>,
     pub snapshots: Snapshotter,
+    /// The windows the relay keeps itself, which answer snapshots without Redis when they can.
+    pub state: Option<Arc<RelayState>>,
     /// The link's own counters and the followed node's offset.
     pub link: Arc<LinkMetrics>,
     /// Set when the shard left the cluster: its sessions stop following it.
@@ -57,12 +66,18 @@ impl Shard {
         let upstream = Arc::new(upstream);
         let backlog = Arc::new(Backlog::new(settings.backlog_bytes));
         let link = Arc::new(LinkMetrics::default());
+        let state = settings
+            .state
+            .clone()
+            .map(|state| Arc::new(RelayState::new(state)));
         let mut tasks = vec![
             tokio::spawn(
                 ReplicaLink {
                     upstream: upstream.clone(),
                     sentinels: sentinels.clone(),
                     backlog: backlog.clone(),
+                    state: state.clone(),
+                    allow: Some(settings.allow.clone()),
                     metrics: link.clone(),
                     listening_port: settings.listening_port,
                     timeout: settings.timeout,
@@ -75,6 +90,15 @@ impl Shard {
                 async move { link.poll_upstream(upstream).await }
             }),
         ];
+        if let Some(state) = &state {
+            // The state's own reads of keys it lost track of, with a snapshotter of their own: sessions' joins do
+            // not wait behind them.
+            let snapshots = Snapshotter::new(upstream.clone(), None);
+            tasks.push(tokio::spawn(crate::state::refresh(
+                state.clone(),
+                snapshots,
+            )));
+        }
         if let Some(sentinels) = sentinels {
             tasks.push(tokio::spawn(sentinel::watch_switches(
                 sentinels,
@@ -84,6 +108,7 @@ impl Shard {
         Arc::new(Shard {
             number,
             snapshots: Snapshotter::new(upstream.clone(), owns),
+            state,
             upstream,
             backlog,
             link,

@@ -94,7 +94,8 @@ pub enum SnapshotError {
 pub struct Snapshot {
     pub epoch: String,
     pub offset: u64,
-    pub commands: Vec<u8>,
+    /// Shared, not copied, by the sessions a snapshot of the relay's state serves.
+    pub commands: bytes::Bytes,
     pub keys: usize,
     /// Keys left for later parts: the caller reads them as top-ups, each placed at its own offset.
     pub rest: Vec<Vec<u8>>,
@@ -407,7 +408,7 @@ fn snapshot_of<'v>(
     Ok(Some(Snapshot {
         epoch,
         offset,
-        commands,
+        commands: commands.into(),
         keys: keys.len(),
         rest: Vec::new(),
     }))

@@ -2,7 +2,8 @@
 //!
 //! A primary sends it either as `$<length>\r\n` and that many bytes (disk-backed sync), or, to replicas that said
 //! `capa eof`, as `$EOF:<40-byte mark>\r\n`, the bytes, then the mark again (diskless sync). The stream of commands
-//! starts right after it. This skeleton discards the snapshot; parsing it is the RDB reader's job.
+//! starts right after it. Each piece of the payload is handed on as it arrives (to the relay's state, which reads
+//! it with the RDB reader, or to nothing), so only one read's worth of it is ever in memory.
 
 use bytes::Buf;
 
@@ -12,8 +13,11 @@ use crate::link_io::LinkIo;
 /// Length of the diskless end mark (Redis's `RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;
 
-/// Consumes the payload; returns its size in bytes.
-pub async fn skip_rdb_payload(io: &mut LinkIo) -> Result<u64, LinkError> {
+/// Consumes the payload, handing each piece of it to `on_chunk` in order; returns its size in bytes.
+pub async fn read_rdb_payload(
+    io: &mut LinkIo,
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<u64, LinkError> {
     let header = io.read_line().await?;
     if let Some(mark) = header.strip_prefix("$EOF:") {
         let mark = mark.as_bytes();
@@ -23,7 +27,7 @@ pub async fn skip_rdb_payload(io: &mut LinkIo) -> Result<u64, LinkError> {
                 mark.len()
             )));
         }
-        return skip_until_mark(io, mark).await;
+        return read_until_mark(io, mark, on_chunk).await;
     }
     let len = header
         .strip_prefix('$')
@@ -39,22 +43,29 @@ pub async fn skip_rdb_payload(io: &mut LinkIo) -> Result<u64, LinkError> {
             io.fill().await?;
         }
         let take = left.min(io.buf.len() as u64) as usize;
+        on_chunk(&io.buf[..take]);
         io.buf.advance(take);
         left -= take as u64;
     }
     Ok(len)
 }
 
-async fn skip_until_mark(io: &mut LinkIo, mark: &[u8]) -> Result<u64, LinkError> {
+async fn read_until_mark(
+    io: &mut LinkIo,
+    mark: &[u8],
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<u64, LinkError> {
     let mut skipped = 0u64;
     loop {
         if let Some(at) = io.buf.windows(mark.len()).position(|w| w == mark) {
+            on_chunk(&io.buf[..at]);
             io.buf.advance(at + mark.len());
             return Ok(skipped + at as u64);
         }
-        // Keep the tail that could be the start of the mark; drop the rest.
+        // Keep the tail that could be the start of the mark; hand on the rest.
         let keep = io.buf.len().min(mark.len() - 1);
         let drop = io.buf.len() - keep;
+        on_chunk(&io.buf[..drop]);
         io.buf.advance(drop);
         skipped += drop as u64;
         io.fill().await?;

@@ -22,7 +22,7 @@ pub static STREAM_DELAY: LazyLock<Histogram> = LazyLock::new(|| {
 pub static SNAPSHOT_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "replicast_snapshot_duration_seconds",
-        "Time to read a snapshot for a joining session or a top-up, waiting for a turn included.",
+        "Time to read a snapshot for a joining session or a top-up, waiting for a turn included (from the relay's state, or from Redis).",
         vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
     )
 });

@@ -177,7 +177,10 @@ impl Topology {
             Shape::OneRedis => view
                 .shards
                 .iter()
-                .map(|shard| shard.link.render(&shard.backlog))
+                .map(|shard| {
+                    let state = shard.state.as_ref().map(|s| s.render());
+                    shard.link.render(&shard.backlog) + &state.unwrap_or_default()
+                })
                 .collect(),
             Shape::Cluster => {
                 // The relay-wide rows, which describe no link of a relay following a cluster: zeros.

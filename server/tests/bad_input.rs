@@ -210,6 +210,8 @@ async fn a_subscription_to_keys_outside_allow_gets_a_notice_and_nothing_of_them(
     for key in ["secret:a", "secret:b", "perf:a"] {
         zadd(&mut conn, key, 1, "before").await;
     }
+    // The relay has the writes, so its state's snapshot holds them (the stream would bring them otherwise).
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let message = serde_json::json!({
         "type": "subscribe",
         "keys": ["secret:a", "perf:a"],
@@ -291,6 +293,8 @@ async fn keys_not_utf8_or_a_megabyte_long_are_windowed_as_redis_holds_them() {
                 .unwrap();
         }
     }
+    // The relay has the writes, so its state's snapshot holds them (the stream would bring them otherwise).
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 3)).await;
     let mut assembler = StreamAssembler::new(WatchConfig {
         patterns: vec![b"perf:*".to_vec()],

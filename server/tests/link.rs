@@ -138,7 +138,8 @@ async fn the_least_acl_user_the_relay_needs_syncs_snapshots_and_tops_up() {
         .unwrap();
 
     let url = format!("redis://replicast:s3cret@127.0.0.1:{port}");
-    let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*"]);
+    // Without a state, so that the join and the top-up read Redis with the user's rights.
+    let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*", "--stateless"]);
     let mut socket = connect(&ws_url, &subscribe_message(&["*"], 3)).await;
     let mut assembler = StreamAssembler::new(WatchConfig {
         patterns: vec![b"*".to_vec()],

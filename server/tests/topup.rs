@@ -156,7 +156,11 @@ async fn topups_of_keys_not_watched_get_a_notice_and_bad_requests_close() {
 #[tokio::test]
 async fn a_snapshot_too_big_for_one_part_comes_in_parts_and_every_window_equals_redis() {
     let (_redis, port) = start_redis();
-    let (_relay, ws_url) = start_relay(port, "perf:*");
+    // Parts are how a snapshot read from Redis stays bounded: without a state, every join reads Redis.
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--stateless"],
+    );
     let mut conn = redis_conn(port).await;
     // 60 keys × a window of 1,000 = 60,000 items: more than one part holds (40,000), so two parts or more.
     let (keys, window) = (60, 1000);

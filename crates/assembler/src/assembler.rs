@@ -222,6 +222,32 @@ impl<O: WindowObserver> StreamAssembler<O> {
             .collect()
     }
 
+    /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), in key order.
+    pub fn unknown_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.keyspace.unknown_keys()
+    }
+
+    /// Drops `key`'s window and counts its state as unknown, as if a command had written it in a way the stream
+    /// does not tell: for a follower that chooses not to hold the key (the relay's state past its memory budget).
+    /// Its top-up is requested like any unknown key's.
+    pub fn forget(&mut self, key: &[u8]) {
+        let shard = self.keyspace.windows.get(key).map_or(0, Window::shard);
+        let origin = Origin {
+            shard,
+            offset: self.offset(),
+            authoritative: true,
+        };
+        let (mut selected_db, mut changed) = (None, false);
+        Applying::new(
+            &mut self.keyspace,
+            &mut self.observer,
+            origin,
+            &mut selected_db,
+            &mut changed,
+        )
+        .mark_unknown(key);
+    }
+
     /// Whether the watched database was swapped (`SWAPDB`): no key's state (of that shard) is known, and the
     /// shard's next snapshot replaces all its windows, not only those of the keys it names.
     pub fn needs_resnapshot(&self) -> bool {

@@ -133,6 +133,11 @@ impl Keyspace {
         windows
     }
 
+    /// Watched keys without a window whose state is unknown, in key order.
+    pub(crate) fn unknown_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.unknown.keys().map(Vec::as_slice)
+    }
+
     pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
         self.windows.contains_key(key) || watched(&self.watch, &mut self.watched, key)
     }

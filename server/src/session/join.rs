@@ -92,12 +92,9 @@ pub(crate) async fn join(
         )));
     }
     for _ in 0..3 {
-        let snapshot = shard
-            .snapshots
-            .take(sub, &relay.allow)
+        let snapshot = super::snapshot_source::take(relay, shard, sub)
             .await
             .map_err(|e| Close(CLOSE_INTERNAL, e.to_string()))?;
-        Metrics::add(&relay.metrics.snapshots, 1);
         tracing::debug!(
             keys = snapshot.keys,
             bytes = snapshot.commands.len(),

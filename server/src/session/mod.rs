@@ -19,6 +19,7 @@ mod join;
 mod lifetime;
 mod shard_stream;
 mod shards;
+mod snapshot_source;
 mod socket;
 mod topups;
 

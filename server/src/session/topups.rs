@@ -80,21 +80,21 @@ impl Topups {
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
         let slots = std::mem::take(&mut self.slots);
         let read = if slots.is_empty() {
-            shard
-                .snapshots
-                .take_keys(sub.db, sub.window, keys.clone())
-                .await
+            super::snapshot_source::take_keys(relay, shard, sub, keys.clone()).await
         } else {
-            shard
+            let read = shard
                 .snapshots
                 .take_slots(sub, &relay.allow, slots.clone(), keys.clone())
-                .await
+                .await;
+            if read.is_ok() {
+                Metrics::add(&relay.metrics.snapshots, 1);
+            }
+            read
         };
         match read {
             // The snapshot's node is the one the link follows, so its offset is at or past what the link
             // delivered; anything else (a failover, a new epoch) means reading again later.
             Ok(snapshot) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
-                Metrics::add(&relay.metrics.snapshots, 1);
                 // Keys beyond one part's size wait for the next read.
                 self.keys.extend(snapshot.rest);
                 self.attempts = 0;

@@ -1,0 +1,694 @@
+//! The relay's own state: the windows of the keys `--allow` permits, kept by the same assembler a browser runs, so
+//! that a joining session's snapshot (and its top-ups) can come from the relay instead of Redis.
+//!
+//! It is built from the full sync's RDB payload, read as it streams by (`load.rs`), then kept up to date with every
+//! batch the link reads, before the batch enters the backlog: so the state is always at an offset the backlog has
+//! or is about to have, and a snapshot from it is placed in the stream exactly like one read from Redis. The state
+//! is a session of its own, watching every allowed key of database [`STATE_DB`] with windows of `--state-depth`
+//! items: it receives what such a session would ([`Subscription::select`]), withheld frames as stale keys included.
+//!
+//! It answers a snapshot only when it is exact for every key asked: no key of the subscription unknown (a command
+//! the stream does not tell, a key not held) or stale, the window asked no deeper than the state's, the database
+//! its own. Otherwise the session reads Redis as before (`snapshot.rs`); `session/snapshot_source.rs` chooses and
+//! counts. Keys past `--state-bytes` are not held (their state is unknown, so subscriptions that watch them read
+//! Redis); past [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
+//! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
+//! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
+//! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
+//! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
+//! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
+
+mod load;
+mod rebuild;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use replicast_assembler::observe::{Item, ItemId, WindowObserver};
+use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_protocol::client_message::MAX_WINDOW;
+use replicast_protocol::pattern::Glob;
+use replicast_protocol::wire;
+
+use crate::backlog::Batch;
+use crate::frames::Kind;
+use crate::metrics::Metrics;
+use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
+use crate::subscription::{Allow, Delivery, Subscription};
+
+use load::RdbLoad;
+
+/// The database the state holds: the one pages watch unless they ask for another.
+pub const STATE_DB: u32 = 0;
+/// Default `--state-depth`: the largest window a session may ask for, so the state answers any subscription.
+pub const DEFAULT_STATE_DEPTH: usize = MAX_WINDOW;
+/// Default `--state-bytes`: the demo's hosts (`perf:*`, an hour of samples each for a few dozen hosts) with room.
+pub const DEFAULT_STATE_BYTES: usize = 256 * 1024 * 1024;
+/// How often the state reads the keys it lost track of from Redis, and how many at most each time.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const REFRESH_KEYS: usize = 1000;
+/// Keys not held (past `--state-bytes`) whose names the state keeps, to know it cannot answer for them; past it,
+/// the state is dropped until the next full sync, so its memory stays bounded whatever the dataset.
+pub const MAX_NOT_HELD: usize = 100_000;
+
+/// What the state keeps (`--state-depth`, `--state-bytes`) and of which keys (`--allow`).
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub depth: usize,
+    pub bytes: usize,
+    pub allow: Vec<String>,
+}
+
+/// Where the state stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No state: before the first full sync, after one that failed, or past its limits.
+    Empty,
+    /// The full sync's payload is being read.
+    Loading,
+    /// Exact at `offset` of `epoch`.
+    Ready,
+}
+
+/// The relay's state of one Redis; see the module's documentation.
+pub struct RelayState {
+    settings: StateSettings,
+    allow: Allow,
+    inner: Mutex<Inner>,
+    /// Keys held, their bytes, and keys not held, for `/metrics`.
+    keys: AtomicU64,
+    bytes: AtomicU64,
+    not_held: AtomicU64,
+    ready: AtomicU64,
+    /// Keys read from Redis because the state lost track of them.
+    refreshed: AtomicU64,
+}
+
+struct Inner {
+    phase: Phase,
+    assembler: StreamAssembler<Changed>,
+    /// The session the state is: every allowed key of [`STATE_DB`], windows of the state's depth.
+    view: Subscription,
+    epoch: String,
+    offset: u64,
+    load: Option<RdbLoad>,
+    /// Bytes of each key's window, and their sum.
+    sizes: HashMap<Vec<u8>, usize>,
+    bytes: usize,
+    not_held: BTreeSet<Vec<u8>>,
+    /// The last join's snapshot, for the next session joining with the same subscription at the same offset.
+    cached: Option<Cached>,
+    /// A read of keys the state lost track of, waiting for the stream to reach its offset.
+    refresh: Option<Refresh>,
+}
+
+/// Keys read from Redis at `offset`, as snapshot commands.
+struct Refresh {
+    offset: u64,
+    commands: Bytes,
+}
+
+impl Refresh {
+    fn message(self) -> Vec<u8> {
+        wire::encode_snapshot(self.offset, &self.commands)
+    }
+}
+
+/// A join's snapshot kept for the next session with the same subscription, while the state stays at its offset.
+#[derive(Clone)]
+struct Cached {
+    signature: Vec<u8>,
+    offset: u64,
+    epoch: String,
+    commands: Bytes,
+    keys: usize,
+    rest: Vec<Vec<u8>>,
+}
+
+/// What makes two subscriptions' snapshots the same: database, window, patterns and keys.
+fn signature(sub: &Subscription) -> Vec<u8> {
+    let mut names: Vec<&[u8]> = sub.patterns.iter().map(Glob::as_bytes).collect();
+    names.sort_unstable();
+    let mut keys: Vec<&[u8]> = sub.keys.iter().map(Vec::as_slice).collect();
+    keys.sort_unstable();
+    let mut out = format!("{} {} {} ", sub.db, sub.window, names.len()).into_bytes();
+    for name in names.into_iter().chain(keys) {
+        out.extend_from_slice(format!("{}:", name.len()).as_bytes());
+        out.extend_from_slice(name);
+    }
+    out
+}
+
+/// Notes the keys whose windows changed, whose bytes are then counted again.
+#[derive(Default)]
+struct Changed(HashSet<Vec<u8>>);
+
+impl Changed {
+    fn note(&mut self, key: &[u8]) {
+        if !self.0.contains(key) {
+            self.0.insert(key.to_vec());
+        }
+    }
+}
+
+impl WindowObserver for Changed {
+    fn added(&mut self, key: &[u8], _item: Item<'_>) {
+        self.note(key);
+    }
+    fn removed(&mut self, key: &[u8], _id: ItemId) {
+        self.note(key);
+    }
+    fn key_cleared(&mut self, key: &[u8]) {
+        self.note(key);
+    }
+}
+
+impl RelayState {
+    pub fn new(settings: StateSettings) -> Self {
+        let allow = Allow::new(&settings.allow);
+        let inner = Inner::new(&settings);
+        RelayState {
+            settings,
+            allow,
+            inner: Mutex::new(inner),
+            keys: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            not_held: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+            refreshed: AtomicU64::new(0),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves a state that may be half-applied: drop it.
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            let mut inner = poisoned.into_inner();
+            inner.phase = Phase::Empty;
+            inner
+        })
+    }
+
+    /// A full sync of `epoch` at `offset` begins: the state starts over, and is built from the payload that follows.
+    pub fn begin_full_sync(&self, epoch: &str, offset: u64) {
+        let mut inner = self.inner();
+        *inner = Inner::new(&self.settings);
+        let hello = wire::encode_hello(epoch, offset);
+        if inner.assembler.push_message(&hello).is_err() {
+            return;
+        }
+        inner.epoch = epoch.to_string();
+        inner.offset = offset;
+        inner.phase = Phase::Loading;
+        inner.load = Some(RdbLoad::new(STATE_DB, now_ms()));
+        self.publish(&inner);
+    }
+
+    /// The next piece of the full sync's payload.
+    pub fn load(&self, chunk: &[u8]) {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Loading {
+            return;
+        }
+        let Some(mut load) = inner.load.take() else {
+            return;
+        };
+        let read = load.push(chunk, &self.allow, |load| {
+            inner.apply_loaded(load, &self.settings)
+        });
+        match read {
+            Ok(()) => inner.load = Some(load),
+            Err(err) => {
+                tracing::warn!(
+                    "relay state: the full sync's RDB cannot be read ({err}); joins read Redis until the next \
+                     full sync"
+                );
+                inner.clear(&self.settings);
+            }
+        }
+        self.publish(&inner);
+    }
+
+    /// The payload ended: the state is ready if the RDB was read to its end.
+    pub fn finish_full_sync(&self) {
+        let mut inner = self.inner();
+        let Some(mut load) = inner.load.take() else {
+            return;
+        };
+        inner.apply_loaded(&mut load, &self.settings);
+        if inner.phase == Phase::Loading && load.is_done() {
+            inner.phase = Phase::Ready;
+            tracing::info!(
+                keys = inner.sizes.len(),
+                bytes = inner.bytes,
+                not_held = inner.not_held.len(),
+                "relay state: built from the full sync's RDB"
+            );
+        } else if inner.phase == Phase::Loading {
+            tracing::warn!("relay state: the full sync's RDB ended early; joins read Redis until the next full sync");
+            inner.clear(&self.settings);
+        }
+        self.publish(&inner);
+    }
+
+    /// The link failed before the payload's end: what was built of it is dropped.
+    pub fn abandon_full_sync(&self) {
+        let mut inner = self.inner();
+        if inner.phase == Phase::Loading {
+            inner.clear(&self.settings);
+            self.publish(&inner);
+        }
+    }
+
+    /// The link resumed the stream (`+CONTINUE`), perhaps under a new replication ID that continues the offsets.
+    pub fn resume(&self, epoch: &str) {
+        let mut inner = self.inner();
+        if inner.phase == Phase::Ready && inner.epoch != epoch {
+            let hello = wire::encode_hello_continuing(epoch, &inner.epoch, inner.offset);
+            match inner.assembler.push_message(&hello) {
+                Ok(_) => inner.epoch = epoch.to_string(),
+                Err(_) => inner.clear(&self.settings),
+            }
+        }
+    }
+
+    /// Applies a batch the link read, before it enters the backlog.
+    pub fn apply(&self, batch: &Batch) {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready {
+            return;
+        }
+        let unfollowed = batch
+            .index
+            .frames
+            .iter()
+            .any(|f| f.kind == Kind::Unfollowed && f.db == STATE_DB);
+        if unfollowed {
+            tracing::warn!(
+                offset = batch.start,
+                "relay state: a module's command (or one Redis's COMMAND table does not list) may have written keys \
+                 it does not name; the state is dropped until the next full sync, and joins read Redis"
+            );
+            inner.clear(&self.settings);
+            self.publish(&inner);
+            return;
+        }
+        // A refresh read at an offset inside this batch goes exactly there: the runs before it, the refresh, the
+        // rest (Redis reports offsets after whole commands, never inside a MULTI block).
+        let mut refresh = inner.refresh.take_if(|r| r.offset <= batch.end);
+        let mut messages = Vec::new();
+        for delivery in inner.view.select(batch, batch.start, &self.allow) {
+            match delivery {
+                Delivery::Commands { start, bytes } => {
+                    let end = start + bytes.len() as u64;
+                    if let Some(at) = refresh.as_ref().map(|r| r.offset).filter(|at| *at < end) {
+                        let split = at.saturating_sub(start) as usize;
+                        if split > 0 {
+                            messages.push(wire::encode_commands(start, &bytes[..split]));
+                        }
+                        messages.extend(refresh.take().map(Refresh::message));
+                        if split < bytes.len() {
+                            messages.push(wire::encode_commands(at.max(start), &bytes[split..]));
+                        }
+                    } else {
+                        messages.push(wire::encode_commands(start, &bytes));
+                    }
+                }
+                Delivery::Stale { at, keys } => {
+                    if refresh.as_ref().is_some_and(|r| r.offset < at) {
+                        messages.extend(refresh.take().map(Refresh::message));
+                    }
+                    messages.push(Delivery::encode_stale(at, &keys));
+                }
+            }
+        }
+        messages.extend(refresh.map(Refresh::message));
+        for message in messages {
+            if let Err(err) = inner.assembler.push_message(&message) {
+                tracing::warn!(
+                    "relay state: a batch could not be applied ({err}); joins read Redis until the next full sync"
+                );
+                inner.clear(&self.settings);
+                self.publish(&inner);
+                return;
+            }
+        }
+        inner.offset = batch.end;
+        if inner.assembler.needs_resnapshot() {
+            tracing::warn!(
+                offset = batch.end,
+                "relay state: database {STATE_DB} was swapped, or written where the keys cannot all be named; the \
+                 state is dropped until the next full sync, and joins read Redis"
+            );
+            inner.clear(&self.settings);
+        } else {
+            inner.settle(&self.settings);
+        }
+        self.publish(&inner);
+    }
+
+    /// Keys the state lost track of (unknown to it, or a stale window), besides those it chose not to hold: what a
+    /// read of Redis can make exact again. `None` while a refresh waits for its place, or none is due.
+    fn lost(&self) -> Option<(String, Vec<Vec<u8>>)> {
+        let inner = self.inner();
+        if inner.phase != Phase::Ready
+            || inner.assembler.needs_resnapshot()
+            || inner.refresh.is_some()
+        {
+            return None;
+        }
+        let held = |key: &&[u8]| !inner.not_held.contains(*key);
+        let mut keys: Vec<Vec<u8>> = inner
+            .assembler
+            .unknown_keys()
+            .filter(held)
+            .take(REFRESH_KEYS)
+            .map(<[u8]>::to_vec)
+            .collect();
+        let stale = inner
+            .assembler
+            .windows()
+            .filter(|(_, w)| w.stale())
+            .map(|(k, _)| k);
+        keys.extend(
+            stale
+                .filter(held)
+                .take(REFRESH_KEYS - keys.len())
+                .map(<[u8]>::to_vec),
+        );
+        (!keys.is_empty()).then(|| (inner.epoch.clone(), keys))
+    }
+
+    /// A read of keys the state lost track of, at its offset: applied now, or when the stream reaches it; dropped
+    /// when the state is already past it (the next round reads again).
+    fn place(&self, snapshot: Snapshot) {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready
+            || snapshot.epoch != inner.epoch
+            || snapshot.offset < inner.offset
+        {
+            return;
+        }
+        self.refreshed
+            .fetch_add(snapshot.keys as u64, Ordering::Relaxed);
+        let refresh = Refresh {
+            offset: snapshot.offset,
+            commands: snapshot.commands,
+        };
+        if refresh.offset > inner.offset {
+            inner.refresh = Some(refresh);
+            return;
+        }
+        if inner.assembler.push_message(&refresh.message()).is_err() {
+            inner.clear(&self.settings);
+        } else {
+            inner.settle(&self.settings);
+        }
+        self.publish(&inner);
+    }
+
+    /// A joining session's snapshot, if the state can answer it. Sessions that join with the same subscription
+    /// while the state stays at one offset (a storm of pages opening the same dashboard) share one building of it.
+    pub fn snapshot(&self, sub: &Subscription, allow: &Allow) -> Option<Snapshot> {
+        let mut inner = self.inner();
+        if !inner.answers(sub.db, sub.window, self.settings.depth) {
+            return None;
+        }
+        let signature = signature(sub);
+        let cached = match &inner.cached {
+            Some(cached)
+                if cached.signature == signature
+                    && cached.offset == inner.offset
+                    && cached.epoch == inner.epoch =>
+            {
+                cached.clone()
+            }
+            _ => {
+                let wanted = |key: &[u8]| sub.wants(key) && allow.allows(key);
+                if inner.assembler.unknown_keys().any(wanted) {
+                    return None;
+                }
+                let mut keys: BTreeSet<&[u8]> =
+                    inner.assembler.keys().filter(|k| wanted(k)).collect();
+                keys.extend(
+                    sub.keys
+                        .iter()
+                        .map(Vec::as_slice)
+                        .filter(|k| allow.allows(k)),
+                );
+                let snapshot = inner.snapshot_of(keys, sub.window)?;
+                let cached = Cached {
+                    signature,
+                    offset: snapshot.offset,
+                    epoch: snapshot.epoch,
+                    commands: snapshot.commands,
+                    keys: snapshot.keys,
+                    rest: snapshot.rest,
+                };
+                inner.cached = Some(cached.clone());
+                cached
+            }
+        };
+        drop(inner);
+        Some(Snapshot {
+            epoch: cached.epoch,
+            offset: cached.offset,
+            commands: cached.commands,
+            keys: cached.keys,
+            rest: cached.rest,
+        })
+    }
+
+    /// A top-up of `keys` (wanted and allowed, the caller checked), if the state can answer it.
+    pub fn snapshot_keys(&self, db: u32, window: usize, keys: &[Vec<u8>]) -> Option<Snapshot> {
+        let inner = self.inner();
+        if !inner.answers(db, window, self.settings.depth) {
+            return None;
+        }
+        let unknown: BTreeSet<&[u8]> = inner.assembler.unknown_keys().collect();
+        if keys.iter().any(|k| unknown.contains(k.as_slice())) {
+            return None;
+        }
+        inner.snapshot_of(keys.iter().map(Vec::as_slice).collect(), window)
+    }
+
+    fn publish(&self, inner: &Inner) {
+        Metrics::set(&self.keys, inner.sizes.len() as u64);
+        Metrics::set(&self.bytes, inner.bytes as u64);
+        Metrics::set(&self.not_held, inner.not_held.len() as u64);
+        Metrics::set(&self.ready, u64::from(inner.phase == Phase::Ready));
+    }
+
+    /// The state's rows of `/metrics`.
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::metrics::render_rows([
+            (
+                "state_ready",
+                "gauge",
+                "1 while the relay's state is exact and answers snapshots.",
+                get(&self.ready),
+            ),
+            (
+                "state_keys",
+                "gauge",
+                "Keys whose windows the relay's state holds.",
+                get(&self.keys),
+            ),
+            (
+                "state_bytes",
+                "gauge",
+                "Bytes the relay's state holds (about), within --state-bytes.",
+                get(&self.bytes),
+            ),
+            (
+                "state_keys_not_held",
+                "gauge",
+                "Allowed keys the relay's state does not hold, past --state-bytes: sessions watching them read Redis.",
+                get(&self.not_held),
+            ),
+            (
+                "state_refreshed_keys_total",
+                "counter",
+                "Keys the relay's state read from Redis after losing track of them (a command it could not follow).",
+                get(&self.refreshed),
+            ),
+        ])
+    }
+}
+
+impl Inner {
+    fn new(settings: &StateSettings) -> Self {
+        let watch = WatchConfig {
+            patterns: settings
+                .allow
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
+            db: STATE_DB,
+            window: settings.depth,
+        };
+        Inner {
+            phase: Phase::Empty,
+            assembler: StreamAssembler::with_observer(watch, Changed::default()),
+            view: Subscription {
+                db: STATE_DB,
+                patterns: settings
+                    .allow
+                    .iter()
+                    .map(|p| Glob::new(p.as_bytes()))
+                    .collect(),
+                keys: HashSet::new(),
+                window: settings.depth,
+            },
+            epoch: String::new(),
+            offset: 0,
+            load: None,
+            sizes: HashMap::new(),
+            bytes: 0,
+            not_held: BTreeSet::new(),
+            cached: None,
+            refresh: None,
+        }
+    }
+
+    /// Drops the state until the next full sync, and the memory it held.
+    fn clear(&mut self, settings: &StateSettings) {
+        *self = Inner::new(settings);
+    }
+
+    /// Applies the snapshot commands the payload's reading gathered, and counts the keys they built.
+    fn apply_loaded(&mut self, load: &mut RdbLoad, settings: &StateSettings) {
+        if load.commands.is_empty() || self.phase != Phase::Loading {
+            return;
+        }
+        let message = wire::encode_snapshot(self.offset, &load.commands);
+        load.commands.clear();
+        load.keys.clear();
+        if self.assembler.push_message(&message).is_err() {
+            self.clear(settings);
+            return;
+        }
+        self.settle(settings);
+    }
+
+    /// After commands were applied: counts again the bytes of the windows that changed, and lets go of keys past
+    /// the budget, the largest first.
+    fn settle(&mut self, settings: &StateSettings) {
+        // The state asks Redis for nothing: a key whose state is unknown stays so until the stream says what it
+        // holds (a `DEL`, a `SET`), and the snapshots that watch it read Redis.
+        self.assembler.take_topups();
+        let changed = std::mem::take(&mut self.assembler.observer_mut().0);
+        let mut grown = Vec::new();
+        for key in changed {
+            let now = self
+                .assembler
+                .window(&key)
+                .map_or(0, |w| rebuild::window_bytes(&key, w));
+            let before = match now {
+                0 => self.sizes.remove(&key).unwrap_or(0),
+                _ => self.sizes.insert(key.clone(), now).unwrap_or(0),
+            };
+            self.bytes = self.bytes + now - before;
+            if now > before {
+                grown.push((now, key));
+            }
+        }
+        if self.bytes <= settings.bytes {
+            return;
+        }
+        grown.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (_, key) in grown {
+            if self.bytes <= settings.bytes {
+                break;
+            }
+            if let Some(size) = self.sizes.remove(&key) {
+                self.bytes -= size;
+            }
+            self.assembler.forget(&key);
+            self.not_held.insert(key);
+        }
+        self.assembler.observer_mut().0.clear();
+        self.assembler.take_topups();
+        if self.not_held.len() > MAX_NOT_HELD {
+            tracing::warn!(
+                "relay state: more than {MAX_NOT_HELD} allowed keys do not fit in --state-bytes ({} bytes); the \
+                 state is dropped until the next full sync, and joins read Redis",
+                settings.bytes
+            );
+            self.clear(settings);
+        }
+    }
+
+    /// Whether the state can answer snapshots of database `db` with windows of `window` items at all.
+    fn answers(&self, db: u32, window: usize, depth: usize) -> bool {
+        self.phase == Phase::Ready
+            && !self.assembler.needs_resnapshot()
+            && db == STATE_DB
+            && window <= depth
+    }
+
+    /// The snapshot of `keys` (in key order), if every one of them is exact here.
+    fn snapshot_of(&self, keys: BTreeSet<&[u8]>, window: usize) -> Option<Snapshot> {
+        if keys.len() > MAX_SNAPSHOT_KEYS {
+            return None;
+        }
+        if keys
+            .iter()
+            .filter_map(|k| self.assembler.window(k))
+            .any(|w| !rebuild::answers(w))
+        {
+            return None;
+        }
+        let mut commands = Vec::new();
+        let mut rest = Vec::new();
+        let mut count = 0;
+        for key in keys {
+            if commands.len() > MAX_SNAPSHOT_BYTES {
+                rest.push(key.to_vec());
+                continue;
+            }
+            rebuild::rebuild(&mut commands, key, self.assembler.window(key), window);
+            count += 1;
+        }
+        Some(Snapshot {
+            epoch: self.epoch.clone(),
+            offset: self.offset,
+            commands: commands.into(),
+            keys: count,
+            rest,
+        })
+    }
+}
+
+/// Reads from Redis, every [`REFRESH_EVERY`], the keys `state` lost track of (a command the stream does not tell
+/// exactly, a withheld write), and hands them to it to place at their offset: so such a key is answered from the
+/// state again instead of sending every join that watches it to Redis.
+pub async fn refresh(state: Arc<RelayState>, snapshots: Snapshotter) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    loop {
+        tick.tick().await;
+        let Some((epoch, keys)) = state.lost() else {
+            continue;
+        };
+        match snapshots
+            .take_keys(STATE_DB, state.settings.depth, keys)
+            .await
+        {
+            Ok(snapshot) if snapshot.epoch == epoch => state.place(snapshot),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!("relay state: reading the keys it lost track of failed: {err}")
+            }
+        }
+    }
+}
+
+/// The time now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
