@@ -23,18 +23,13 @@ use serde_json::{json, Value as Json};
 
 pub use space_saving::{Hitter, SpaceSaving};
 use window::Window;
+pub use window::{HITTERS, LISTED, MAX_COMMAND_NAMES};
 
 use crate::frames::{Frame, FrameIndex, Kind};
 use crate::subscription::Allow;
 
-/// Items each heavy-hitter summary keeps; every key written more than 1/`HITTERS` of the window's writes is kept.
-pub const HITTERS: usize = 256;
-/// Items of each summary `/profile` lists.
-pub const LISTED: usize = 20;
 /// Longest key (or prefix) a summary keeps; longer ones are counted in `long_keys` only.
 pub const MAX_PROFILE_KEY: usize = 256;
-/// Most distinct command names counted by name; past it (a module's many commands) they count as `other`.
-pub const MAX_COMMAND_NAMES: usize = 256;
 /// Default length of a window (`--profile-window`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 

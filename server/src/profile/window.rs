@@ -7,7 +7,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value as Json};
 
-use super::{SpaceSaving, HITTERS, LISTED, MAX_COMMAND_NAMES};
+use super::space_saving::SpaceSaving;
+
+/// Items each heavy-hitter summary keeps; every key written more than 1/`HITTERS` of the window's writes is kept.
+pub const HITTERS: usize = 256;
+/// Items of each summary `/profile` lists.
+pub const LISTED: usize = 20;
+/// Most distinct command names counted by name; past it (a module's many commands) they count as `other`.
+pub const MAX_COMMAND_NAMES: usize = 256;
 
 /// Longest command name counted by name.
 const MAX_COMMAND_NAME: usize = 64;

@@ -1,7 +1,7 @@
 //! How a session starts on one shard's stream: it resumes inside the backlog where the browser left off, if it
 //! asks to and can, or it takes an exact snapshot and waits for the link to reach the snapshot's offset.
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore, SemaphorePermit};
 use tokio::time::{Duration, Instant};
 
 use replicast_protocol::wire;
@@ -17,6 +17,24 @@ use super::socket::{Close, CLOSE_INTERNAL, CLOSE_TRY_AGAIN};
 /// How long the link may take to reach a snapshot's offset before the snapshot is taken again.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// KiB of snapshot messages the relay sends at once, all sessions together. A snapshot from the relay's state is
+/// ready at once for every joining browser, and each session's message is its own copy until the socket took it:
+/// without this, a thousand browsers joining together would hold a thousand snapshots in memory. The others wait
+/// for their turn (a browser that stops reading gives its turn back within the send timeout).
+pub(crate) const SNAPSHOTS_IN_FLIGHT_KIB: u32 = 256 * 1024;
+static SNAPSHOTS_IN_FLIGHT: Semaphore = Semaphore::const_new(SNAPSHOTS_IN_FLIGHT_KIB as usize);
+
+/// A turn to send a snapshot of `bytes`: its share of [`SNAPSHOTS_IN_FLIGHT_KIB`] (at most all of it).
+async fn turn_to_send(bytes: usize) -> Result<SemaphorePermit<'static>, Close> {
+    let kib = u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, SNAPSHOTS_IN_FLIGHT_KIB);
+    SNAPSHOTS_IN_FLIGHT
+        .acquire_many(kib)
+        .await
+        .map_err(|_| Close(CLOSE_INTERNAL, "the relay is stopping".into()))
+}
+
 /// Where a browser asks to resume: the epoch and offset its windows are at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
@@ -30,6 +48,8 @@ pub(crate) struct Start {
     /// The epoch the browser resumed from, when the stream continues it under a new one; else empty.
     pub previous: String,
     pub snapshot: Option<Vec<u8>>,
+    /// The snapshot's turn among those being sent, given back when the session has sent it and drops its start.
+    pub sending: Option<SemaphorePermit<'static>>,
     /// Keys too many for the first snapshot part: they follow as top-ups.
     pub rest: Vec<Vec<u8>>,
 }
@@ -87,6 +107,7 @@ pub(crate) async fn join(
                 offset: at,
                 previous,
                 snapshot: None,
+                sending: None,
                 rest: Vec::new(),
             },
         )));
@@ -101,6 +122,7 @@ pub(crate) async fn join(
             offset = snapshot.offset,
             "snapshot read"
         );
+        let sending = turn_to_send(snapshot.commands.len()).await?;
         if caught_up(backlog, changed, &snapshot.epoch, snapshot.offset).await {
             if let Some((stream, _, true)) = backlog.join(Some((&snapshot.epoch, snapshot.offset)))
             {
@@ -111,6 +133,7 @@ pub(crate) async fn join(
                         offset: snapshot.offset,
                         previous: String::new(),
                         snapshot: Some(message),
+                        sending: Some(sending),
                         rest: snapshot.rest,
                     },
                 )));

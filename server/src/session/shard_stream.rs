@@ -148,6 +148,8 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         if let Some(snapshot) = start.snapshot.take() {
             self.send(snapshot).await?;
         }
+        // Sent: the turn goes to the next joining session.
+        drop(start.sending.take());
         if notices {
             if let Some(text) = disallowed_notice(self.sub, &self.relay.allow) {
                 self.send(wire::encode_notice(&text)).await?;
@@ -365,6 +367,8 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         if let Some(snapshot) = start.snapshot.take() {
             self.send(snapshot).await?;
         }
+        // Sent: the turn goes to the next joining session.
+        drop(start.sending.take());
         self.cursor = start.offset;
         Ok(true)
     }
