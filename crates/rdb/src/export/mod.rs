@@ -4,6 +4,7 @@
 
 mod filter;
 mod json_lines;
+mod json_scalar;
 mod stats;
 
 pub use filter::Filter;
