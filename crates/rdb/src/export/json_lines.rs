@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use crate::{Element, Event, StreamId, Value, ValueType};
 
 use super::filter::Filter;
-use super::json_scalar::{write_base64, write_finite_f64, write_i64, write_str, write_u64};
+use super::json_scalar::{
+    is_utf8, write_base64, write_finite_f64, write_i64, write_str, write_u64,
+};
 
 /// Where the writer is inside a stream's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,9 +279,10 @@ pub(super) fn write_value(out: &mut impl Write, v: &Value<'_>) -> io::Result<()>
 
 /// A JSON string if the bytes are UTF-8, else `{"base64":"..."}`.
 pub(super) fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => write_str(out, text),
-        Err(_) => write_base64(out, bytes),
+    if is_utf8(bytes) {
+        write_str(out, bytes)
+    } else {
+        write_base64(out, bytes)
     }
 }
 

@@ -59,9 +59,28 @@ fn next_escape(bytes: &[u8], from: usize) -> usize {
     i
 }
 
-/// A JSON string of `text`, escaped as serde_json does: runs needing no escape are copied whole.
-pub(super) fn write_str(out: &mut impl Write, text: &str) -> io::Result<()> {
-    let bytes = text.as_bytes();
+/// Whether `bytes` are UTF-8. Keys and field names are mostly ASCII, checked eight bytes at a time here; only from
+/// the first byte above 0x7f on does the standard validation run (an ASCII prefix is valid whatever follows), which
+/// spares its per-call cost on the short strings that make up most elements.
+pub(super) fn is_utf8(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        if u64::from_le_bytes(word) & HIGH_BITS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while bytes.get(i).is_some_and(u8::is_ascii) {
+        i += 1;
+    }
+    i == bytes.len() || std::str::from_utf8(&bytes[i..]).is_ok()
+}
+
+/// A JSON string of `text` (UTF-8), escaped as serde_json does: runs needing no escape are copied whole.
+pub(super) fn write_str(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(b"\"")?;
     let mut run = 0;
     loop {
@@ -126,8 +145,33 @@ mod tests {
 
     fn string_of(text: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        write_str(&mut out, text).unwrap();
+        write_str(&mut out, text.as_bytes()).unwrap();
         out
+    }
+
+    #[test]
+    fn utf8_is_told_from_other_bytes_wherever_the_first_non_ascii_byte_is() {
+        for text in [
+            "",
+            "a",
+            "ascii only, longer than a word",
+            "é",
+            "0123456é",
+            "01234567€x",
+            "\u{10ffff}",
+        ] {
+            assert!(is_utf8(text.as_bytes()), "{text:?}");
+        }
+        for bytes in [
+            &b"\xff"[..],
+            b"0123456\xc3",
+            b"01234567\xc3(",
+            b"0123456789abcdef\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"caf\xc3\xa9\xff",
+        ] {
+            assert!(!is_utf8(bytes), "{bytes:?}");
+        }
     }
 
     #[test]
