@@ -64,8 +64,7 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open {}", args.file.display()))?,
         )
     };
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, stdout);
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, standard_output()?);
     let filter = Filter {
         keys: args.keys.iter().map(|k| Glob::new(k.as_bytes())).collect(),
         types: args.types.clone(),
@@ -124,6 +123,24 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
         );
     }
     finish_output(out.flush())
+}
+
+/// Standard output without std's line buffering: the output is buffered here already, and a line-buffered stdout
+/// searched every 256 KiB block for its last newline and copied the part after it, for nothing (see the JSON Lines
+/// section of docs/BENCHMARKS.md).
+#[cfg(unix)]
+fn standard_output() -> anyhow::Result<impl Write> {
+    use std::os::fd::AsFd;
+    let fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("cannot open the standard output")?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(unix))]
+fn standard_output() -> anyhow::Result<impl Write> {
+    Ok(io::stdout().lock())
 }
 
 /// A closed pipe (`| head`) ends the output quietly, as for any Unix filter.

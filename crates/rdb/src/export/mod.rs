@@ -5,6 +5,7 @@
 
 mod filter;
 mod json_lines;
+mod json_scalar;
 mod prefix_tree;
 mod stats;
 
