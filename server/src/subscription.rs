@@ -47,6 +47,22 @@ impl Allow {
         }
     }
 
+    /// What a token narrowed this `--allow` to, as bytes that differ whenever the keys it lets out may: sessions
+    /// share something built for their subscription (a snapshot from the relay's state) only when this is equal.
+    pub fn narrowing(&self) -> Vec<u8> {
+        let Some(read) = &self.within else {
+            return Vec::new();
+        };
+        let mut patterns: Vec<&[u8]> = read.iter().map(Glob::as_bytes).collect();
+        patterns.sort_unstable();
+        let mut out = format!("{} ", patterns.len()).into_bytes();
+        for pattern in patterns {
+            out.extend_from_slice(format!("{}:", pattern.len()).as_bytes());
+            out.extend_from_slice(pattern);
+        }
+        out
+    }
+
     pub fn allows(&self, key: &[u8]) -> bool {
         self.patterns.iter().any(|p| p.matches(key))
             && self

@@ -128,13 +128,16 @@ struct Cached {
     rest: Vec<Vec<u8>>,
 }
 
-/// What makes two subscriptions' snapshots the same: database, window, patterns and keys.
-fn signature(sub: &Subscription) -> Vec<u8> {
+/// What makes two sessions' snapshots the same: database, window, patterns, keys, and what the session's token lets out.
+fn signature(sub: &Subscription, allow: &Allow) -> Vec<u8> {
     let mut names: Vec<&[u8]> = sub.patterns.iter().map(Glob::as_bytes).collect();
     names.sort_unstable();
     let mut keys: Vec<&[u8]> = sub.keys.iter().map(Vec::as_slice).collect();
     keys.sort_unstable();
-    let mut out = format!("{} {} {} ", sub.db, sub.window, names.len()).into_bytes();
+    // The session's own --allow (a token narrows it) is part of it: a snapshot built for one tenant is never
+    // another's.
+    let mut out = allow.narrowing();
+    out.extend_from_slice(format!(" {} {} {} ", sub.db, sub.window, names.len()).as_bytes());
     for name in names.into_iter().chain(keys) {
         out.extend_from_slice(format!("{}:", name.len()).as_bytes());
         out.extend_from_slice(name);
@@ -416,7 +419,7 @@ impl RelayState {
         if !inner.answers(sub.db, sub.window, self.settings.depth) {
             return None;
         }
-        let signature = signature(sub);
+        let signature = signature(sub, allow);
         let cached = match &inner.cached {
             Some(cached)
                 if cached.signature == signature

@@ -15,7 +15,7 @@ use replicast_protocol::client_message::{
 use replicast_protocol::pattern::Glob;
 use serde::Deserialize;
 
-use super::TokenError;
+use super::error::TokenError;
 
 /// Longest `sub` a token may carry (it is written into every event the session appends).
 pub const MAX_SUBJECT_LEN: usize = 256;

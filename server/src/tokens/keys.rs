@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
-use super::TokenError;
+use super::error::TokenError;
 
 /// Largest `--jwt-keys` file read: far more than a JWKS of a few dozen RSA keys.
 pub const MAX_KEY_FILE: u64 = 1024 * 1024;

@@ -8,10 +8,12 @@
 //! The signature and claim checks are the `jsonwebtoken` crate's; this module bounds what reaches it (the token's
 //! size), refuses `alg: none` by name, and picks the key, whose algorithms must include the token's `alg`.
 
+mod error;
 mod grant;
 mod keys;
 mod subjects;
 
+pub use error::TokenError;
 pub use grant::{Grant, MAX_GRANT_DBS, MAX_SUBJECT_LEN};
 pub use keys::{KeySource, MAX_KEY_FILE, MIN_SECRET_LEN};
 pub use subjects::{SubjectSessions, SubjectSlot};
@@ -23,9 +25,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Validation;
 use replicast_protocol::client_message::MAX_TOKEN_LEN;
 use serde::Deserialize;
-use thiserror::Error;
-
-use crate::metrics::Refusal;
 
 use keys::KeyRing;
 
@@ -34,57 +33,6 @@ use keys::KeyRing;
 pub const DEFAULT_LEEWAY: u64 = 30;
 /// Default of `--max-sessions-per-subject`: a user's tabs and devices, not a fleet.
 pub const DEFAULT_MAX_SESSIONS_PER_SUBJECT: u64 = 100;
-
-/// Why a token was refused: the close reason's text.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum TokenError {
-    #[error(
-        "a token is required: the relay verifies signed tokens (?token= or Authorization: Bearer)"
-    )]
-    Missing,
-    #[error("token too long: {0} bytes, at most {MAX_TOKEN_LEN}")]
-    TooLong(usize),
-    #[error("malformed token: {0}")]
-    Malformed(String),
-    #[error("token refused: alg none (unsigned) is never accepted")]
-    AlgNone,
-    #[error("token refused: its alg {0} does not fit the key it names")]
-    Algorithm(String),
-    #[error("token refused: kid {0:?} names no key the relay holds")]
-    UnknownKid(String),
-    #[error("token refused: it names no kid, and the relay holds several keys")]
-    MissingKid,
-    #[error("token refused: bad signature")]
-    Signature,
-    #[error("token expired (exp, with --jwt-leeway)")]
-    Expired,
-    #[error("token not yet valid (nbf, with --jwt-leeway)")]
-    NotYetValid,
-    #[error("token refused: wrong audience (aud is not --jwt-audience)")]
-    Audience,
-    #[error("token claims refused: {0}")]
-    Claims(String),
-    #[error("subject {subject:?} has {held} sessions open, the most one subject may hold (see --max-sessions-per-subject)")]
-    SessionsPerSubject { subject: String, held: u64 },
-}
-
-impl TokenError {
-    /// The `reason` label this refusal is counted under.
-    pub fn refusal(&self) -> Refusal {
-        match self {
-            TokenError::Missing => Refusal::Token,
-            TokenError::TooLong(_) | TokenError::Malformed(_) => Refusal::TokenMalformed,
-            TokenError::AlgNone | TokenError::Algorithm(_) => Refusal::TokenAlgorithm,
-            TokenError::UnknownKid(_) | TokenError::MissingKid => Refusal::TokenKid,
-            TokenError::Signature => Refusal::TokenSignature,
-            TokenError::Expired => Refusal::TokenExpired,
-            TokenError::NotYetValid => Refusal::TokenNotYetValid,
-            TokenError::Audience => Refusal::TokenAudience,
-            TokenError::Claims(_) => Refusal::TokenClaims,
-            TokenError::SessionsPerSubject { .. } => Refusal::SessionsPerSubject,
-        }
-    }
-}
 
 /// How tokens are checked besides their signature.
 #[derive(Debug, Clone, Default)]
