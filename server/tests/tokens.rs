@@ -213,6 +213,8 @@ async fn each_tenant_receives_only_its_own_keys_and_values() {
     // Written before the joins: the snapshots too must keep to each token.
     redis(&mut conn, &["SET", "tenant:a:before", "A-VALUE-before"]).await;
     redis(&mut conn, &["SET", "tenant:b:before", "B-VALUE-before"]).await;
+    // The relay has the writes, so its state's snapshots hold them (the stream would bring them otherwise).
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let (token_a, token_b) = (
         hs256(&claims("alice", &["tenant:a:*"], &[], 300)),
         hs256(&claims("bob", &["tenant:b:*"], &[], 300)),

@@ -235,6 +235,8 @@ async fn pings_before_and_between_the_fragments_of_the_subscription_are_answered
     wait_healthy(&ws_url).await;
     let mut conn = redis_conn(port).await;
     zadd(&mut conn, "perf:web", 1, "a").await;
+    // The relay has the write, so its state's snapshot holds it (the stream would bring it otherwise).
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
 
     let mut stream = open(&ws_url).await;
     let text = subscribe();
