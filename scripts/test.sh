@@ -51,10 +51,10 @@ with_wasm_env wasm-pack --log-level warn test --headless --chrome --chromedriver
 
 step "end-to-end (tests/, Chromium)"
 node --test --test-reporter=spec tests/
-# The RDB inspector page over the same fixture corpus, when it is there (tests/inspect-corpus.mjs).
-if [ -n "${RDB_FIXTURES:-}" ]; then
-  node --test --test-reporter=spec tests/inspect-corpus.mjs
-else
+# The RDB inspector page over the project's written RDB fixtures, and the shared corpus when it is there
+# (tests/inspect-corpus.mjs).
+node --test --test-reporter=spec tests/inspect-corpus.mjs
+if [ -z "${RDB_FIXTURES:-}" ]; then
   echo "RDB fixture corpus in the inspector: not run (set RDB_FIXTURES=DIR to add it)"
 fi
 

@@ -1,9 +1,9 @@
-// The RDB inspector over the shared RDB fixture corpus (every RDB version 1 to 12 and Valkey's, every encoding the
-// reader supports, corrupt files), which is not part of the repository: `RDB_FIXTURES=<folder> node --test
-// tests/inspect-corpus.mjs`, run by scripts/test.sh when RDB_FIXTURES is set (as the reader's own corpus test is);
-// without it, this fails saying what is missing. Each file is dropped into www/inspect.html, served as a static
-// site (scripts/inspector-site.sh), and the page must show what `replicast rdb --stats` prints for it, or, for a
-// file the CLI refuses, the CLI's error.
+// The RDB inspector over RDB files of every version and encoding the reader supports: always the project's own
+// written fixtures (crates/rdb/tests/fixtures: versions 1 to 12 and Valkey's, made by the test writer of
+// crates/rdb), and also the shared corpus (real files of other Redis and Valkey versions, corrupt ones, not part of
+// the repository) when RDB_FIXTURES names it, as .ci/run does. Each file is dropped into www/inspect.html, served as
+// a static site (scripts/inspector-site.sh), and the page must show what `replicast rdb --stats` prints for it, or,
+// for a file the CLI refuses, the CLI's error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -22,7 +22,6 @@ let server;
 let port;
 
 before(async () => {
-  assert.ok(corpus, 'RDB_FIXTURES must name the RDB fixture corpus folder');
   site = await mkdtemp(path.join(tmpdir(), 'replicast-inspect-corpus-'));
   await run('bash', [path.join(repoRoot, 'scripts/inspector-site.sh'), site]);
   port = await freePort();
@@ -52,9 +51,11 @@ function comparable(summary) {
   return summary;
 }
 
-test('every file of the corpus shows in the page what replicast rdb --stats says of it', async () => {
+/** Drops every RDB file under `folder` (at least `least` of them) into the page and compares it with the CLI. */
+async function inspectsLikeTheCli(folder, least) {
+  const corpus = folder;
   const files = await rdbFiles(corpus);
-  assert.ok(files.length >= 40, `${files.length} files in ${corpus}`);
+  assert.ok(files.length >= least, `${files.length} files in ${corpus}`);
   const page = await chromium.browser.newPage();
   try {
     for (const file of files) {
@@ -84,4 +85,15 @@ test('every file of the corpus shows in the page what replicast rdb --stats says
   } finally {
     await page.close();
   }
+}
+
+test('every written fixture of the project shows in the page what replicast rdb --stats says of it', async () => {
+  await inspectsLikeTheCli(path.join(repoRoot, 'crates/rdb/tests/fixtures'), 14);
 });
+
+// The shared corpus only where it is (scripts/test.sh says so in one line when it is not).
+if (corpus) {
+  test('every file of the shared corpus shows in the page what replicast rdb --stats says of it', async () => {
+    await inspectsLikeTheCli(corpus, 40);
+  });
+}
