@@ -6,7 +6,8 @@
 //! A key's size is the bytes its value takes in the RDB (from its type byte to its end): what reports call its
 //! estimated memory. Compact encodings (listpack, intset) take about as much in memory; hash tables and skip lists
 //! take more, by their pointers. Everything held is bounded: the biggest keys by `--top`, the prefix tree by its
-//! own bounds, the module and function names listed by [`MAX_LISTED_NAMES`].
+//! own bounds, the module and function names and the aux fields listed by [`MAX_LISTED_NAMES`], the databases by
+//! [`MAX_LISTED_DBS`].
 
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{self, Write};
@@ -21,6 +22,12 @@ use super::prefix_tree::{bytes_json, PrefixTree};
 /// Most distinct module and function library names listed (a file could name millions); past it they are counted
 /// as `other`.
 pub const MAX_LISTED_NAMES: usize = 256;
+
+/// Most databases listed one by one: a file may name any database number, one per key (Redis's default is 16).
+/// The keys of the others are counted together, as the database [`UNLISTED_DBS`].
+pub const MAX_LISTED_DBS: usize = 256;
+/// The name, among the databases of the summary, of those past [`MAX_LISTED_DBS`].
+pub const UNLISTED_DBS: &str = "unlisted";
 
 /// The expiry buckets, by time left after the reference time: (name, upper bound in ms, exclusive).
 const TTL_BUCKETS: [(&str, i64); 5] = [
@@ -83,7 +90,10 @@ impl NameCounts {
 }
 
 pub struct Stats {
-    per: BTreeMap<(u64, &'static str), Tally>,
+    /// By database (at most [`MAX_LISTED_DBS`]), then by type.
+    per: BTreeMap<u64, BTreeMap<&'static str, Tally>>,
+    /// By type, the keys of the databases past [`MAX_LISTED_DBS`].
+    unlisted_dbs: BTreeMap<&'static str, Tally>,
     encodings: BTreeMap<(&'static str, &'static str), Tally>,
     /// Keys without expiry, already expired at the reference time, then by [`TTL_BUCKETS`].
     ttl: [Tally; 2 + TTL_BUCKETS.len()],
@@ -92,7 +102,9 @@ pub struct Stats {
     top: usize,
     pub all_keys: u64,
     skipped_empty: u64,
-    aux: Vec<(String, String)>,
+    /// The aux fields by name (the last value of a name read twice), at most [`MAX_LISTED_NAMES`].
+    aux: BTreeMap<String, String>,
+    aux_unlisted: u64,
     functions: u64,
     libraries: NameCounts,
     module_keys: NameCounts,
@@ -123,6 +135,7 @@ impl Stats {
     pub fn new(top: usize) -> Self {
         Stats {
             per: BTreeMap::new(),
+            unlisted_dbs: BTreeMap::new(),
             encodings: BTreeMap::new(),
             ttl: Default::default(),
             prefixes: PrefixTree::default(),
@@ -130,7 +143,8 @@ impl Stats {
             top,
             all_keys: 0,
             skipped_empty: 0,
-            aux: Vec::new(),
+            aux: BTreeMap::new(),
+            aux_unlisted: 0,
             functions: 0,
             libraries: NameCounts::default(),
             module_keys: NameCounts::default(),
@@ -163,7 +177,12 @@ impl Stats {
                 if key.to_string() == "ctime" {
                     self.ctime_ms = value.as_int().and_then(|s| s.checked_mul(1000));
                 }
-                self.aux.push((key.to_string(), value.to_string()));
+                let name = key.to_string();
+                if self.aux.len() < MAX_LISTED_NAMES || self.aux.contains_key(&name) {
+                    self.aux.insert(name, value.to_string());
+                } else {
+                    self.aux_unlisted += 1;
+                }
             }
             Event::Function { code } => {
                 self.functions += 1;
@@ -218,8 +237,13 @@ impl Stats {
 
     fn count_key(&mut self, current: Current, bytes: u64) {
         let elements = current.elements;
-        self.per
-            .entry((current.db, current.value_type))
+        let by_type = if self.per.len() < MAX_LISTED_DBS || self.per.contains_key(&current.db) {
+            self.per.entry(current.db).or_default()
+        } else {
+            &mut self.unlisted_dbs
+        };
+        by_type
+            .entry(current.value_type)
             .or_default()
             .add(bytes, elements);
         self.encodings
@@ -268,11 +292,19 @@ impl Stats {
 
     /// The summary as JSON (docs/RDB.md, `--stats`); `total_bytes` is the length of the input read.
     pub fn summary(&self, total_bytes: u64) -> Json {
-        let mut dbs: BTreeMap<String, serde_json::Map<String, Json>> = BTreeMap::new();
-        for ((db, value_type), t) in &self.per {
-            dbs.entry(db.to_string())
-                .or_default()
-                .insert(value_type.to_string(), t.to_json());
+        let by_type = |tallies: &BTreeMap<&str, Tally>| -> serde_json::Map<String, Json> {
+            tallies
+                .iter()
+                .map(|(value_type, t)| (value_type.to_string(), t.to_json()))
+                .collect()
+        };
+        let mut dbs: BTreeMap<String, serde_json::Map<String, Json>> = self
+            .per
+            .iter()
+            .map(|(db, tallies)| (db.to_string(), by_type(tallies)))
+            .collect();
+        if !self.unlisted_dbs.is_empty() {
+            dbs.insert(UNLISTED_DBS.to_string(), by_type(&self.unlisted_dbs));
         }
         let mut encodings: BTreeMap<&str, serde_json::Map<String, Json>> = BTreeMap::new();
         for ((value_type, encoding), t) in &self.encodings {
@@ -341,6 +373,7 @@ impl Stats {
             "modules": modules,
             "modules_unlisted": self.module_keys.other + self.module_aux.other,
             "aux": aux,
+            "aux_unlisted": self.aux_unlisted,
             "dbs": dbs,
             "encodings": encodings,
             "ttl_reference_ms": self.reference_ms(),
@@ -480,6 +513,58 @@ mod tests {
             "lib1"
         );
         assert_eq!(library_name(&crate::Value::Bytes(b"return 1")), "?");
+    }
+
+    /// A 14-bit RDB length (`01` prefix), enough for every count these tests write.
+    fn length(n: usize) -> [u8; 2] {
+        [0x40 | (n >> 8) as u8, n as u8]
+    }
+
+    #[test]
+    fn aux_fields_listed_are_bounded() {
+        // A file may hold any number of aux fields: past the bound they are counted, not held.
+        let mut rdb = b"REDIS0009".to_vec();
+        for i in 0..MAX_LISTED_NAMES + 10 {
+            let name = format!("field-{i}");
+            rdb.push(0xfa);
+            rdb.extend(length(name.len()));
+            rdb.extend(name.as_bytes());
+            rdb.extend([1, b'v']);
+        }
+        // A name already listed is still read again (its last value wins), however many came after it.
+        rdb.extend([0xfa, 7]);
+        rdb.extend(b"field-0");
+        rdb.extend([1, b'w']);
+        rdb.push(0xff);
+        rdb.extend([0u8; 8]);
+        let s = summary_of(&rdb, &mut Stats::new(1));
+        assert_eq!(s["aux"].as_object().unwrap().len(), MAX_LISTED_NAMES);
+        assert_eq!(s["aux"]["field-0"], "w");
+        assert_eq!(s["aux_unlisted"], 10);
+    }
+
+    #[test]
+    fn databases_listed_are_bounded() {
+        // One key in each of more databases than are listed: the rest are counted together, so the figures by
+        // database still add up to every key.
+        let mut rdb = b"REDIS0009".to_vec();
+        for db in 0..MAX_LISTED_DBS + 10 {
+            rdb.push(0xfe);
+            rdb.extend(length(db));
+            rdb.extend([0, 1, b'k', 1, b'v']);
+        }
+        rdb.push(0xff);
+        rdb.extend([0u8; 8]);
+        let s = summary_of(&rdb, &mut Stats::new(1));
+        let dbs = s["dbs"].as_object().unwrap();
+        assert_eq!(dbs.len(), MAX_LISTED_DBS + 1);
+        assert_eq!(dbs["0"]["string"]["keys"], 1);
+        assert_eq!(dbs[UNLISTED_DBS]["string"]["keys"], 10);
+        let keys: u64 = dbs
+            .values()
+            .map(|db| db["string"]["keys"].as_u64().unwrap())
+            .sum();
+        assert_eq!(keys, (MAX_LISTED_DBS + 10) as u64);
     }
 
     #[test]
