@@ -5,6 +5,11 @@
 //! length is 7) copied from `((ctrl & 0x1f) << 8) + next + 1` bytes back in the output. Written from that
 //! description of the format; every read and copy is bounds-checked.
 
+/// Most output bytes per input byte: the longest back reference, 3 bytes (control, length, offset), copies
+/// 7 + 255 + 2 = 264 bytes, and nothing expands more. A block claiming more is refused before its output is
+/// allocated, so a few bytes of a file cannot make the reader allocate the largest string allowed.
+pub const MAX_EXPANSION: usize = 264 / 3;
+
 /// Why a compressed block could not be decompressed; `at` is the position in the compressed bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LzfError {
@@ -17,6 +22,13 @@ pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Resul
     // The output is sized once and written by index: runs are short (up to 32 literal bytes, 264 copied ones),
     // so copying them in place beats growing a vector run by run.
     out.clear();
+    if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return Err(LzfError {
+            at: 0,
+            expected:
+                "an uncompressed length at most 88 times the compressed one (LZF expands no more)",
+        });
+    }
     out.resize(expected_len, 0);
     let mut op = 0;
     let mut ip = 0;
@@ -129,5 +141,20 @@ mod tests {
         assert!(decompress(&[0, b'a'], 2, &mut out).is_err());
         assert!(decompress(&[0, b'a', 7 << 5], 40, &mut out).is_err());
         assert!(decompress(&[1, b'a', b'b'], 1, &mut out).is_err());
+    }
+
+    #[test]
+    fn the_longest_expansion_is_accepted_and_a_larger_claim_refused_before_allocating() {
+        // "a", then a back reference of 7 + 255 + 2 = 264 bytes at distance 1: 265 bytes from 5.
+        let input = [0, b'a', 7 << 5, 255, 0];
+        let mut out = Vec::new();
+        decompress(&input, 265, &mut out).unwrap();
+        assert_eq!(out, vec![b'a'; 265]);
+        // Two bytes claiming 512 MiB: refused without sizing the output for it.
+        let mut out = Vec::new();
+        let err = decompress(&[0, b'a'], 512 << 20, &mut out).unwrap_err();
+        assert_eq!(err.at, 0);
+        assert!(err.expected.contains("88 times"), "{}", err.expected);
+        assert!(out.capacity() < 1024, "{} bytes allocated", out.capacity());
     }
 }
