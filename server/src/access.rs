@@ -55,11 +55,13 @@ impl Peers {
         // `::ffff:127.0.0.1` and `127.0.0.1` are one peer.
         let ip = ip.to_canonical();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let held = open.entry(ip).or_default();
-        if *held >= limit {
-            return Err(*held);
+        // Only a session admitted makes an entry: a refusal leaves none behind (with a limit of 0 every address
+        // is refused, and the map would otherwise grow with every address that tried).
+        let held = open.get(&ip).copied().unwrap_or(0);
+        if held >= limit {
+            return Err(held);
         }
-        *held += 1;
+        *open.entry(ip).or_default() += 1;
         Ok(PeerSlot {
             peers: self.clone(),
             ip,
@@ -447,5 +449,24 @@ mod tests {
             peers.open.lock().unwrap().is_empty(),
             "no entry outlives its sessions"
         );
+    }
+
+    #[test]
+    fn refused_addresses_leave_no_entry() {
+        let peers = Arc::new(Peers::default());
+        for i in 0..100u32 {
+            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) + 1));
+            assert_eq!(peers.admit(ip, 0).unwrap_err(), 0);
+        }
+        let home: IpAddr = "127.0.0.1".parse().unwrap();
+        let held = peers.admit(home, 1).unwrap();
+        assert_eq!(peers.admit(home, 1).unwrap_err(), 1);
+        assert_eq!(
+            peers.open.lock().unwrap().len(),
+            1,
+            "only the address holding a session has an entry"
+        );
+        drop(held);
+        assert!(peers.open.lock().unwrap().is_empty());
     }
 }
