@@ -123,6 +123,13 @@ struct WsQuery {
 
 /// Most streams one `at=` may name: [`replicast_protocol::wire::MAX_SHARDS`].
 const MAX_RESUME_STREAMS: usize = replicast_protocol::wire::MAX_SHARDS;
+/// Longest epoch a browser may resume from, in `epoch=` and `at=`: epochs are replication IDs (40 bytes), and a
+/// session holds the one it resumed from while it runs.
+const MAX_RESUME_EPOCH: usize = 64;
+
+fn valid_epoch(epoch: &str) -> bool {
+    (1..=MAX_RESUME_EPOCH).contains(&epoch.len())
+}
 
 /// The `at=` list: `epoch:offset` pairs, comma-separated.
 fn parse_at(at: &str) -> Result<Vec<Resume>, String> {
@@ -134,9 +141,8 @@ fn parse_at(at: &str) -> Result<Vec<Resume>, String> {
             ));
         }
         let parsed = entry.rsplit_once(':').and_then(|(epoch, offset)| {
-            let valid = !epoch.is_empty() && epoch.len() <= 64;
             Some(Resume {
-                epoch: valid.then(|| epoch.to_string())?,
+                epoch: valid_epoch(epoch).then(|| epoch.to_string())?,
                 offset: offset.parse().ok()?,
             })
         });
@@ -190,7 +196,14 @@ async fn websocket(
         Ok::<_, TokenError>((Arc::new(grant), slot))
     });
     let mut resume = match (query.epoch, query.offset) {
-        (Some(epoch), Some(offset)) => vec![Resume { epoch, offset }],
+        (Some(epoch), Some(offset)) if valid_epoch(&epoch) => vec![Resume { epoch, offset }],
+        (Some(_), Some(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("epoch= is 1 to {MAX_RESUME_EPOCH} bytes\n"),
+            )
+                .into_response()
+        }
         (None, None) => Vec::new(),
         _ => {
             return (

@@ -398,6 +398,14 @@ async fn healthz_and_metrics_report_the_link() {
         assert!(body.lines().any(|l| l == line), "no {line:?} in:\n{body}");
     }
     assert_eq!(http_get(&ws_url, "/ws?epoch=only").await.0, 400);
+    // An epoch past 64 bytes (they are 40) is refused, as in `at=`, not held by the session it would start.
+    let long_epoch = format!("{ws_url}?epoch={}&offset=0", "e".repeat(65));
+    match tokio_tungstenite::connect_async(long_epoch.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected 400 for a 65-byte epoch, got {other:?}"),
+    }
     // The lag gauge appears once the followed node has been polled after a write.
     let mut conn = redis_conn(port).await;
     set(&mut conn, "perf:lag", "1").await;
