@@ -157,8 +157,9 @@ pub(super) fn setrange(applying: &mut Applying<'_>, args: &[&[u8]]) {
     ) else {
         return applying.bad_arguments("SETRANGE", &args[1..2]);
     };
-    let offset = offset as usize;
     modify(applying, args[1], |old| {
+        // An offset past `usize` (on wasm32, 4 GiB) is past the limit too, not cut to its low bits.
+        let offset = usize::try_from(offset).ok()?;
         let end = offset.checked_add(patch.len())?;
         if end > MAX_SETRANGE {
             return None;
