@@ -1,4 +1,4 @@
-//! What a browser sends the relay, over arbitrary bytes: its subscription, top-up and event messages (as raw text,
+//! What a browser sends the relay, over arbitrary bytes: its subscription, top-up, event and digest messages (as raw text,
 //! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
 //! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
 //! access check (Host, token, origin, session cap), the per-address slots, the client address read from a trusted
@@ -25,9 +25,10 @@ use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
 use replicast_protocol::client_message::{
-    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS, MAX_TOKEN_LEN,
-    MAX_TOPUP_KEYS, MAX_WINDOW,
+    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS,
+    MAX_REQUEST_ID_LEN, MAX_TOKEN_LEN, MAX_TOPUP_KEYS, MAX_WINDOW,
 };
+use replicast_protocol::wire::{self, WindowsDigest};
 use replicast_protocol::pattern::Glob;
 use replicast_server::subscription::{Allow, Subscription};
 use serde_json::{json, Value};
@@ -185,8 +186,50 @@ fn raw_text(bytes: &[u8]) {
         }
         Ok(Request::Event(event)) => assert!((1..=64).contains(&event.id.len())),
         Ok(Request::Token(token)) => assert!(token.len() <= MAX_TOKEN_LEN),
+        Ok(Request::Digest(id)) => assert!((1..=MAX_REQUEST_ID_LEN).contains(&id.len())),
         Err(_) => {}
     }
+}
+
+/// A digest request with an id near its limits: accepted exactly when the id has 1 to 64 bytes, and answered by a
+/// digest message that decodes back to the same id, offset and digest.
+fn structured_digest(input: &mut Input<'_>) {
+    let id = input.name();
+    let message = json!({"type": "digest", "id": id}).to_string();
+    let parsed = Request::parse(&message);
+    assert_eq!(
+        parsed.is_ok(),
+        (1..=MAX_REQUEST_ID_LEN).contains(&id.len()),
+        "{parsed:?}"
+    );
+    let Ok(Request::Digest(id)) = parsed else {
+        return;
+    };
+    let digest = WindowsDigest {
+        hash: u64::from(input.u16()) << 40 | u64::from(input.byte()),
+        keys: u32::from(input.u16()),
+        items: u64::from(input.u16()),
+    };
+    let offset = u64::from(input.u16());
+    let answer = wire::encode_digest(&id, offset, Ok(digest));
+    assert_eq!(
+        wire::decode(&answer),
+        Ok(wire::Message::Digest {
+            request: &id,
+            offset,
+            digest: Ok(digest)
+        })
+    );
+    let reason = input.name();
+    let refused = wire::encode_digest(&id, 0, Err(&reason));
+    assert!(matches!(
+        wire::decode(&refused),
+        Ok(wire::Message::Digest { digest: Err(r), .. }) if r == reason
+    ));
+    assert!(
+        Subscription::parse(&message).is_err(),
+        "a digest request is no subscription"
+    );
 }
 
 /// An event near its limits, read as the relay reads it, then checked and built into its one append: whatever is
@@ -528,7 +571,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut input = Input(rest);
-    match mode % 9 {
+    match mode % 10 {
         0 => raw_text(rest),
         1 => structured_subscription(&mut input),
         2 => structured_topup(&mut input),
@@ -537,6 +580,7 @@ fuzz_target!(|data: &[u8]| {
         5 => rate_limit(&mut input),
         6 => patterns(rest),
         7 => peer_slots(&mut input),
+        8 => structured_digest(&mut input),
         _ => client_address(&mut input),
     }
 });

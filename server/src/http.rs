@@ -103,6 +103,7 @@ pub fn router(relay: Relay, files: Option<Arc<StaticFiles>>, history: Option<&st
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/profile", get(profile))
+        .merge(crate::verify_endpoint::routes())
         .layer(middleware::from_fn_with_state(
             relay.clone(),
             answered_hosts_only,
@@ -282,24 +283,13 @@ async fn profile(
     Query(query): Query<ProfileQuery>,
     State(relay): State<Relay>,
 ) -> Response {
-    if let Err((status, reason)) = relay.access.check(&headers, query.token.as_deref(), 0) {
-        return (status, reason).into_response();
-    }
-    // The profile names keys of the whole of --allow, so under signed tokens only a token that may read all of it
-    // (read pattern `*`) sees it: a tenant's token would otherwise learn the other tenants' key names.
-    if let Some(tokens) = &relay.tokens {
-        let presented = presented_token(&headers, query.token.as_deref()).unwrap_or("");
-        match tokens.verify(presented) {
-            Ok(grant) if grant.reads_everything() => {}
-            Ok(_) => {
-                return (
-                    StatusCode::FORBIDDEN,
-                    "the write profile names keys of every tenant: it needs a token whose read patterns include `*`\n",
-                )
-                    .into_response()
-            }
-            Err(err) => return (StatusCode::UNAUTHORIZED, format!("{err}\n")).into_response(),
-        }
+    if let Err(refused) = operator_access(
+        &relay,
+        &headers,
+        query.token.as_deref(),
+        "the write profile",
+    ) {
+        return refused.into_response();
     }
     (
         [
@@ -309,6 +299,32 @@ async fn profile(
         relay.profile.to_json().to_string(),
     )
         .into_response()
+}
+
+/// Whether a request may read what names keys of every tenant (`/profile`, `/verify`): it passes the sessions'
+/// token and Origin checks and, under signed tokens, presents one that may read all of `--allow` (read pattern
+/// `*`): a tenant's token would otherwise learn the other tenants' key names. `what` names the route in refusals.
+pub(crate) fn operator_access(
+    relay: &Relay,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    what: &str,
+) -> Result<(), (StatusCode, String)> {
+    relay.access.check(headers, token, 0)?;
+    if let Some(tokens) = &relay.tokens {
+        let presented = presented_token(headers, token).unwrap_or("");
+        match tokens.verify(presented) {
+            Ok(grant) if grant.reads_everything() => {}
+            Ok(_) => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("{what} names keys of every tenant: it needs a token whose read patterns include `*`\n"),
+                ))
+            }
+            Err(err) => return Err((StatusCode::UNAUTHORIZED, format!("{err}\n"))),
+        }
+    }
+    Ok(())
 }
 
 async fn metrics(State(relay): State<Relay>) -> Response {

@@ -11,11 +11,13 @@
 //! - What browsers read: `backlog` (the shared, bounded stream, of what `reachable` says some session could be
 //!   sent), `subscription` (what a session may see), `session` (one WebSocket, a stream per shard), `snapshot`
 //!   (exact joins and top-ups), `state` (the windows the relay keeps itself, from the full sync's RDB and the
-//!   stream, which answer joins without Redis), `http` (the page, `/ws`), `access` (who may connect), `tokens`
+//!   stream, which answer joins without Redis, and its checks against Redis), `http` (the page, `/ws`),
+//!   `verify_endpoint` (`/verify`: the state of chosen keys at an offset), `access` (who may connect), `tokens`
 //!   (signed per-user tokens: what each session may see and write), `connections` (accepting sockets: per-address
 //!   caps, the header timeout), `metrics` and `timings` (its histograms), `open_files` (the socket budget).
 //! - What browsers write: `events` (a browser's event appended to a `--writable` key, its limits, the writer).
-//! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL), and
+//! - The other subcommands: `record`, `rdb_command`, `collect`, `sink` (the sediment: PostgreSQL),
+//!   `verify_command` (a relay's state against Redis), and
 //!   `embedded_redis` for the demo.
 
 pub mod access;
@@ -56,6 +58,8 @@ pub mod tls;
 pub mod tokens;
 pub mod topology;
 pub mod upstream;
+pub mod verify_command;
+pub mod verify_endpoint;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

@@ -5,6 +5,7 @@
 //! replicast serve --sentinel host:26379[,host:26379…] --master-name NAME [--redis-url redis://user:pass@_]
 //! replicast collect [--redis-url redis://host:port] [--interval 1s] [--simulate N]
 //! replicast sink --relay ws://127.0.0.1:8080/ws --database postgres://… --history 'perf:*' [--mirror 'cfg:*']
+//! replicast verify --relay http://127.0.0.1:8080 --redis-url redis://host:port [--sample 100]
 //! ```
 //!
 //! With no Redis URL (flag or `REDIS_URL`) the relay starts an embedded `redis-server` on a free loopback port and
@@ -34,13 +35,14 @@ use replicast_server::relay::{Relay, Source};
 use replicast_server::replica_link;
 use replicast_server::sentinel::Sentinels;
 use replicast_server::shard::LinkSettings;
+use replicast_server::state::verify::VerifySettings;
 use replicast_server::state::{self, StateSettings};
 use replicast_server::static_files::{FolderOverride, StaticFiles};
 use replicast_server::subscription::Allow;
 use replicast_server::tokens::{self, KeySource, TokenChecks, TokenVerifier};
 use replicast_server::upstream::{NodeSettings, RedisTarget};
 use replicast_server::{
-    cluster, collect, connections, http, open_files, rdb_command, record, sink, tls,
+    cluster, collect, connections, http, open_files, rdb_command, record, sink, tls, verify_command,
 };
 
 #[derive(Parser)]
@@ -84,6 +86,8 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Keep in PostgreSQL what Redis forgets: the history of sorted sets and streams, and mirrors of other keys.
     Sink(sink::SinkArgs),
+    /// Check that a running relay's state equals Redis, on a sample of keys read at one offset.
+    Verify(verify_command::VerifyArgs),
 }
 
 #[derive(clap::Args)]
@@ -170,6 +174,13 @@ struct ServeArgs {
     /// (`REPLCONF rdb-filter-only ""`, where Redis knows it).
     #[arg(long, env = "REPLICAST_STATELESS")]
     stateless: bool,
+    /// Check a sample of the relay's state against Redis this often (e.g. 60s, 5m): keys that differ are logged,
+    /// counted in /metrics and read from Redis again. Off by default.
+    #[arg(long, env = "REPLICAST_VERIFY_EVERY", value_parser = collect::parse_interval, conflicts_with = "stateless")]
+    verify_every: Option<Duration>,
+    /// Keys each periodic check compares, drawn at random from those the state holds.
+    #[arg(long, env = "REPLICAST_VERIFY_SAMPLE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=state::verify::MAX_VERIFY_KEYS as u64))]
+    verify_sample: u64,
     /// Key patterns (Redis globs) that may be sent to browsers; nothing else ever leaves the relay.
     #[arg(
         long,
@@ -319,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rdb(args) => rdb_command::run(args),
         Command::Collect(args) => collect::run(args).await,
         Command::Sink(args) => sink::run(args).await,
+        Command::Verify(args) => verify_command::run(args).await,
     }
 }
 
@@ -414,6 +426,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             depth: args.state_depth as usize,
             bytes: args.state_bytes,
             allow: args.allow.clone(),
+        }),
+        verify: args.verify_every.map(|every| VerifySettings {
+            every,
+            sample: args.verify_sample as usize,
         }),
     });
     let relay = Relay {

@@ -15,6 +15,7 @@ use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
 use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
+use crate::state::verify::VerifySettings;
 use crate::state::{RelayState, StateSettings};
 use crate::subscription::Allow;
 use crate::upstream::Upstream;
@@ -35,6 +36,8 @@ pub struct LinkSettings {
     /// What the relay's state keeps; `None` (`--stateless`, or a cluster's shards): no state, and the link asks
     /// Redis for an empty RDB on a full sync.
     pub state: Option<StateSettings>,
+    /// The periodic check of the state against Redis (`--verify-every`); `None`: off.
+    pub verify: Option<VerifySettings>,
 }
 
 pub struct Shard {
@@ -98,6 +101,15 @@ impl Shard {
                 state.clone(),
                 snapshots,
             )));
+            if let Some(verify) = settings.verify {
+                // Its own snapshotter too: a check's reads never wait behind joins.
+                let snapshots = Snapshotter::new(upstream.clone(), None);
+                tasks.push(tokio::spawn(crate::state::verify::every(
+                    state.clone(),
+                    snapshots,
+                    verify,
+                )));
+            }
         }
         if let Some(sentinels) = sentinels {
             tasks.push(tokio::spawn(sentinel::watch_switches(

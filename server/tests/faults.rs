@@ -75,6 +75,7 @@ impl Browser {
                 Ok(Outcome::Notice { text }) => panic!("unexpected notice: {text}"),
                 Ok(Outcome::Ack { request, .. }) => panic!("unexpected ack of {request}"),
                 Ok(Outcome::Expiring { expires }) => panic!("unexpected token expiry {expires}"),
+                Ok(Outcome::Digest { request, .. }) => panic!("unexpected digest of {request}"),
                 Err(err) => panic!("the assembler refused a message: {err}"),
             }
             return true;

@@ -361,6 +361,7 @@ async fn a_primary_restarted_empty_makes_every_browser_resnapshot() {
             Message::Ack { request, .. } => panic!("unexpected ack of {request}"),
             Message::Stale { offset, .. } => panic!("unexpected stale keys at {offset}"),
             Message::Expiring { expires } => panic!("unexpected token expiry {expires}"),
+            Message::Digest { request, .. } => panic!("unexpected digest of {request}"),
             Message::Shard { index, .. } => {
                 panic!("a shard envelope ({index}) from a single Redis")
             }

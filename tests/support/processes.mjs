@@ -182,11 +182,13 @@ export async function startRelay({ redisUrl, listen = '127.0.0.1:0', args = [], 
 
 /** Opens a page on `relay` whose `Replicast` client (`new Replicast(<relay>/ws, options)`) is `window.client`;
  * each status it reports goes to `window.statuses`, each change (with `at`, the page's clock) to
- * `window.changes`, and each page error to the returned `errors`. */
-export async function openClient(browser, relay, options) {
+ * `window.changes`, and each page error to the returned `errors`. `prepare(page)` runs before the page loads
+ * (to route its WebSocket, say). */
+export async function openClient(browser, relay, options, prepare = async () => {}) {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
+  await prepare(page);
   await page.goto(relay.url);
   await page.evaluate(async (options) => {
     const { default: init, Replicast } = await import('/pkg/replicast_wasm.js');

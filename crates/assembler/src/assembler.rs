@@ -32,7 +32,7 @@ pub use crate::watch::WatchConfig;
 use crate::windows::Window;
 use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::resp::{Command, CommandReader};
-use replicast_protocol::wire::{self, Message, StaleKeys, WireError, MAX_SHARDS};
+use replicast_protocol::wire::{self, Message, StaleKeys, WindowsDigest, WireError, MAX_SHARDS};
 
 /// Most bytes of arguments buffered for one `MULTI` block; past it the block applies as it comes.
 pub const MAX_TRANSACTION_BYTES: usize = 16 << 20;
@@ -70,6 +70,14 @@ pub enum Outcome {
     Ack {
         request: String,
         entry: Result<String, String>,
+    },
+    /// The relay's digest of this session's windows at `offset` (or why it has none), read in order in the stream,
+    /// and this assembler's own digest of its windows right there: equal when both hold the same windows.
+    Digest {
+        request: String,
+        offset: u64,
+        relay: Result<WindowsDigest, String>,
+        page: WindowsDigest,
     },
 }
 
@@ -329,6 +337,16 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 text: text.to_string(),
             }),
             Message::Expiring { expires } => Ok(Outcome::Expiring { expires }),
+            Message::Digest {
+                request,
+                offset,
+                digest,
+            } => Ok(Outcome::Digest {
+                request: request.to_string(),
+                offset,
+                relay: digest.map_err(str::to_string),
+                page: crate::digest::windows_digest(self.windows(), self.watch().window),
+            }),
             Message::Ack { request, entry } => Ok(Outcome::Ack {
                 request: request.to_string(),
                 entry: entry.map(str::to_string).map_err(str::to_string),

@@ -9,6 +9,7 @@
 //! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
 //! - `keyspace`: the watched database's windows and what is known about keys without one.
 //! - `commands`: how each command changes the windows, one file per type.
+//! - [`digest`]: digests of window contents, to compare two followers' windows without sending them.
 //! - [`windows`]: the window of each type: sorted set, stream, list, hash, string.
 //! - [`observe`]: how windows report items entering and leaving them, for the aggregation.
 //! - [`diagnostics`]: counters of bad input and inexact commands.
@@ -20,6 +21,7 @@ pub mod aggregate;
 pub mod assembler;
 mod commands;
 pub mod diagnostics;
+pub mod digest;
 mod keyspace;
 pub mod link;
 pub mod observe;

@@ -44,6 +44,7 @@ pub enum ClientMessage {
     Topup(Topup),
     Event(Event),
     Token(TokenRefresh),
+    Digest(DigestRequest),
 }
 
 /// The first message of a session: watch keys matching `patterns`, and the `keys` named, in database `db`,
@@ -87,6 +88,14 @@ pub struct Event {
 #[serde(deny_unknown_fields)]
 pub struct TokenRefresh {
     pub token: String,
+}
+
+/// Send the digest of this session's windows as the relay's state holds them, answered under `id` (1..=
+/// [`MAX_REQUEST_ID_LEN`] bytes) in order in the stream, where the browser compares it with its own windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestRequest {
+    pub id: String,
 }
 
 /// Why the relay refuses a browser's message; the text is the session's close reason.
@@ -142,6 +151,7 @@ impl Subscribe {
             ClientMessage::Topup(_) => return Err(ClientMessageError::NotSubscribe("topup")),
             ClientMessage::Event(_) => return Err(ClientMessageError::NotSubscribe("event")),
             ClientMessage::Token(_) => return Err(ClientMessageError::NotSubscribe("token")),
+            ClientMessage::Digest(_) => return Err(ClientMessageError::NotSubscribe("digest")),
         };
         for (what, list, limit) in [
             ("patterns", &subscribe.patterns, MAX_PATTERNS),
@@ -231,6 +241,8 @@ pub enum Request {
     Event(Event),
     /// A fresh token, within [`MAX_TOKEN_LEN`]; the relay verifies it.
     Token(String),
+    /// A digest of the session's windows, answered under this id.
+    Digest(String),
 }
 
 impl Request {
@@ -266,6 +278,12 @@ impl Request {
                     return Err(ClientMessageError::TokenTooLong(token.len()));
                 }
                 Ok(Request::Token(token))
+            }
+            ClientMessage::Digest(DigestRequest { id }) => {
+                if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
+                    return Err(ClientMessageError::RequestId(id.len()));
+                }
+                Ok(Request::Digest(id))
             }
         }
     }
@@ -473,6 +491,28 @@ mod tests {
             ClientMessage::Subscribe(read),
             message,
             "the relay reads what the browser wrote"
+        );
+    }
+
+    #[test]
+    fn digest_requests_are_json_with_a_bounded_id() {
+        let message = ClientMessage::Digest(DigestRequest { id: "d1".into() });
+        assert_eq!(message.to_json(), r#"{"type":"digest","id":"d1"}"#);
+        assert_eq!(
+            Request::parse(&message.to_json()),
+            Ok(Request::Digest("d1".into()))
+        );
+        for id in [String::new(), "i".repeat(MAX_REQUEST_ID_LEN + 1)] {
+            let len = id.len();
+            let message = ClientMessage::Digest(DigestRequest { id }).to_json();
+            assert_eq!(
+                Request::parse(&message),
+                Err(ClientMessageError::RequestId(len))
+            );
+        }
+        assert_eq!(
+            Subscribe::parse(&message.to_json()),
+            Err(ClientMessageError::NotSubscribe("digest"))
         );
     }
 

@@ -22,6 +22,9 @@ const TAG_ACK: u8 = 6;
 const TAG_SHARD: u8 = 7;
 const TAG_STALE: u8 = 8;
 const TAG_EXPIRING: u8 = 9;
+const TAG_DIGEST: u8 = 10;
+/// Bytes of a [`WindowsDigest`] on the wire: its hash (8), keys (4) and items (8).
+const DIGEST_LEN: usize = 20;
 /// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
 pub const MAX_SHARDS: usize = 1024;
 /// Longest epoch (a Redis replication ID is 40 hex characters).
@@ -77,6 +80,22 @@ pub enum Message<'a> {
     /// The signed token the session opened with expires at `expires` (Unix seconds, its `exp`): the relay closes
     /// the session then unless the page sends a fresh token first (a `token` message).
     Expiring { expires: u64 },
+    /// The answer to the browser's digest request `request`: the digest of the windows the relay's state holds for
+    /// this session at `offset`, placed in the stream exactly there (the browser compares its own windows when it
+    /// reads it), or why the relay cannot give one (`Err`, `offset` 0).
+    Digest {
+        request: &'a str,
+        offset: u64,
+        digest: Result<WindowsDigest, &'a str>,
+    },
+}
+
+/// A digest of a set of windows (`replicast_assembler::digest`): the hash, and how many keys and items it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowsDigest {
+    pub hash: u64,
+    pub keys: u32,
+    pub items: u64,
 }
 
 /// The keys of a [`Message::Stale`].
@@ -264,9 +283,10 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
                 message: Box::new(inner),
             })
         }
+        Some(&TAG_DIGEST) => decode_digest(message),
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring)",
+            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring, 10 digest)",
         }),
     }
 }
@@ -303,6 +323,58 @@ fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
         }
     };
     Ok(Message::Ack { request, entry })
+}
+
+/// `10`, `offset: u64`, `status: u8` (0 digest, 1 refused), `id_len: u8`, the request id, then the digest (`hash:
+/// u64`, `keys: u32`, `items: u64`) or the reason.
+fn decode_digest(message: &[u8]) -> Result<Message<'_>, WireError> {
+    let offset = read_u64(message, 1, "the digest's offset (8 bytes)")?;
+    let status = *message.get(9).ok_or(WireError {
+        at: 9,
+        expected: "a digest's status byte",
+    })?;
+    let len = usize::from(*message.get(10).ok_or(WireError {
+        at: 10,
+        expected: "a digest's request id length (1 byte)",
+    })?);
+    let request = message
+        .get(11..11 + len)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .ok_or(WireError {
+            at: 11,
+            expected: "as many UTF-8 request id bytes as its length says",
+        })?;
+    let rest = 11 + len;
+    let digest = match status {
+        0 if message.len() == rest + DIGEST_LEN => Ok(WindowsDigest {
+            hash: read_u64(message, rest, "the digest's hash (8 bytes)")?,
+            keys: read_u32(message, rest + 8, "the digest's keys (4 bytes)")?,
+            items: read_u64(message, rest + 12, "the digest's items (8 bytes)")?,
+        }),
+        0 => {
+            return Err(WireError {
+                at: rest,
+                expected: "exactly 20 bytes of digest: hash (8), keys (4), items (8)",
+            })
+        }
+        1 => Err(
+            std::str::from_utf8(&message[rest..]).map_err(|_| WireError {
+                at: rest,
+                expected: "a UTF-8 reason",
+            })?,
+        ),
+        _ => {
+            return Err(WireError {
+                at: 9,
+                expected: "a digest status of 0 (digest) or 1 (refused)",
+            })
+        }
+    };
+    Ok(Message::Digest {
+        request,
+        offset,
+        digest,
+    })
 }
 
 /// `8`, `offset: u64`, `scope: u8` (0: the keys that follow, 1: every window), then for each key `len: u32` and
@@ -489,6 +561,31 @@ pub fn encode_stale<'k>(offset: u64, keys: impl IntoIterator<Item = &'k [u8]>) -
         // Keys a top-up can name: at most 1024 bytes.
         out.extend_from_slice(&(key.len() as u32).to_le_bytes());
         out.extend_from_slice(key);
+    }
+    out
+}
+
+/// The answer to digest request `request`: the digest of the session's windows at `offset`, or why there is none
+/// (`offset` 0). The request id was checked by the relay; a longer one is cut at a character boundary.
+pub fn encode_digest(request: &str, offset: u64, digest: Result<WindowsDigest, &str>) -> Vec<u8> {
+    let mut cut = request.len().min(MAX_REQUEST_ID_LEN);
+    while !request.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = Vec::with_capacity(11 + cut + DIGEST_LEN);
+    out.push(TAG_DIGEST);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.push(u8::from(digest.is_err()));
+    // `cut` is at most 64: it fits the length byte.
+    out.push(cut as u8);
+    out.extend_from_slice(&request.as_bytes()[..cut]);
+    match digest {
+        Ok(digest) => {
+            out.extend_from_slice(&digest.hash.to_le_bytes());
+            out.extend_from_slice(&digest.keys.to_le_bytes());
+            out.extend_from_slice(&digest.items.to_le_bytes());
+        }
+        Err(reason) => out.extend_from_slice(reason.as_bytes()),
     }
     out
 }
@@ -686,6 +783,46 @@ mod tests {
             expected(&encode_stale(0, many)).expected,
             "at most 1024 stale keys"
         );
+    }
+
+    #[test]
+    fn digests_round_trip_with_their_request_id_and_refuse_a_wrong_length() {
+        let digest = WindowsDigest {
+            hash: 0x0102_0304_0506_0708,
+            keys: 3,
+            items: 250,
+        };
+        let message = encode_digest("d1", 77, Ok(digest));
+        assert_eq!(
+            message,
+            b"\x0a\x4d\0\0\0\0\0\0\0\x00\x02d1\x08\x07\x06\x05\x04\x03\x02\x01\x03\0\0\0\xfa\0\0\0\0\0\0\0"
+        );
+        assert_eq!(
+            decode(&message),
+            Ok(Message::Digest {
+                request: "d1",
+                offset: 77,
+                digest: Ok(digest)
+            })
+        );
+        let refused = encode_digest("d2", 0, Err("no state"));
+        assert_eq!(
+            decode(&refused),
+            Ok(Message::Digest {
+                request: "d2",
+                offset: 0,
+                digest: Err("no state")
+            })
+        );
+        let short = &message[..message.len() - 1];
+        assert_eq!(
+            decode(short).unwrap_err().expected,
+            "exactly 20 bytes of digest: hash (8), keys (4), items (8)"
+        );
+        let mut bad_status = message.clone();
+        bad_status[9] = 2;
+        assert_eq!(decode(&bad_status).unwrap_err().at, 9);
+        assert_eq!(decode(&message[..10]).unwrap_err().at, 10);
     }
 
     #[test]

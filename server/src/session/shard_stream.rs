@@ -6,7 +6,7 @@
 //! A top-up read at offset `X` is delivered exactly there: the frames before `X`, then the snapshot, then the
 //! frames from `X` on, so the browser's windows stay equal to Redis at every offset.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -34,6 +34,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Requests a browser may have queued for a shard's stream before the relay stops reading it.
 pub(crate) const REQUEST_QUEUE: usize = 16;
+/// Digest requests one session may have waiting; more are refused.
+const MAX_PENDING_DIGESTS: usize = 16;
 
 /// What the browser's side of a session hands a shard's stream.
 pub(crate) enum Inbound {
@@ -43,6 +45,8 @@ pub(crate) enum Inbound {
     Forward(Vec<u8>),
     /// Slots that moved to this shard of a cluster: top up the watched keys in them.
     Slots(BTreeSet<u16>),
+    /// A digest of the session's windows, from the relay's state, under this request id.
+    Digest(String),
 }
 
 /// The browser's socket as one shard's stream writes to it: shared by the session's streams, one message at a
@@ -96,6 +100,8 @@ pub(crate) struct ShardStream<'a, 's, W> {
     /// The offset up to which the session has been sent the stream.
     cursor: u64,
     topups: Topups,
+    /// Digest requests not answered yet (their ids): each waits for the top-ups' place in the stream to be free.
+    digests: VecDeque<String>,
     /// Wakes when the backlog grows.
     changed: watch::Receiver<u64>,
     /// The backlog's count of renames when last looked at.
@@ -131,6 +137,7 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             current,
             cursor: start.offset,
             topups: Topups::default(),
+            digests: VecDeque::new(),
             changed,
             renames,
             last_sent: Instant::now(),
@@ -178,6 +185,7 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             {
                 self.send(wire::encode_notice(&text)).await?;
             }
+            self.digest().await?;
             // A top-up read at the cursor itself (the stream was idle) goes out at once.
             let cursor = self.cursor;
             if let Some(ready) = self.topups.take_ready_if(|at| at == cursor) {
@@ -226,6 +234,42 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
                 self.topups.gain_slots(slots);
                 Ok(())
             }
+            Inbound::Digest(id) if self.digests.len() >= MAX_PENDING_DIGESTS => {
+                let refused = format!("more than {MAX_PENDING_DIGESTS} digest requests wait");
+                self.send(wire::encode_digest(&id, 0, Err(&refused))).await
+            }
+            Inbound::Digest(id) => {
+                self.digests.push_back(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Answers the next digest request, if any and if no top-up waits for its place: the digest of the session's
+    /// windows in the relay's state, placed in the stream at the state's offset like a top-up, so that the page
+    /// compares it with its own windows exactly there; or why the state cannot answer, at once.
+    async fn digest(&mut self) -> Result<(), Close> {
+        if !self.topups.place_free() {
+            return Ok(());
+        }
+        let Some(id) = self.digests.pop_front() else {
+            return Ok(());
+        };
+        let state = self.shard.state.as_ref().ok_or_else(|| {
+            "the relay keeps no state (--stateless): it has no windows to digest".to_string()
+        });
+        let digest = state.and_then(|state| state.digest(self.sub, &self.relay.allow));
+        match digest {
+            Ok(digest) if digest.epoch == self.current.epoch && digest.offset >= self.cursor => {
+                let message = wire::encode_digest(&id, digest.offset, Ok(digest.windows));
+                self.topups.place(digest.offset, message);
+                Ok(())
+            }
+            Ok(_) => {
+                let refused = "the relay's state is on another stream than this session: try again";
+                self.send(wire::encode_digest(&id, 0, Err(refused))).await
+            }
+            Err(refused) => self.send(wire::encode_digest(&id, 0, Err(&refused))).await,
         }
     }
 

@@ -48,6 +48,8 @@ struct Route {
     slots: BTreeSet<u16>,
     /// Messages to send as they are (acks, notices), in order; the browser's requests are not read while any wait.
     forward: VecDeque<Vec<u8>>,
+    /// Digest requests (their ids) for the stream to answer, in order; requests are not read while any wait either.
+    digests: VecDeque<String>,
 }
 
 impl Route {
@@ -58,6 +60,16 @@ impl Route {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(Inbound::Forward(message))) => {
                     self.forward.push_front(message);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        while let Some(id) = self.digests.pop_front() {
+            match self.requests.try_send(Inbound::Digest(id)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Inbound::Digest(id))) => {
+                    self.digests.push_front(id);
                     return;
                 }
                 Err(_) => return,
@@ -84,7 +96,10 @@ impl Route {
     }
 
     fn pending(&self) -> bool {
-        !self.keys.is_empty() || !self.slots.is_empty() || !self.forward.is_empty()
+        !self.keys.is_empty()
+            || !self.slots.is_empty()
+            || !self.forward.is_empty()
+            || !self.digests.is_empty()
     }
 }
 
@@ -160,7 +175,10 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         loop {
             let pending = self.routes.values().any(Route::pending);
             // While a message waits for a stream's full queue, the browser's next requests wait in its socket.
-            let forwarding = self.routes.values().any(|route| !route.forward.is_empty());
+            let forwarding = self
+                .routes
+                .values()
+                .any(|route| !route.forward.is_empty() || !route.digests.is_empty());
             tokio::select! {
                 Some((number, result)) = self.streams.next() => {
                     result?;
@@ -177,6 +195,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                     None => return Ok(()),
                     Some(Inbound::Forward(message)) => self.forward(message).await?,
                     Some(Inbound::Topup(keys)) => self.route_topup(keys).await?,
+                    Some(Inbound::Digest(id)) => self.route_digest(id).await?,
                     Some(Inbound::Slots(_)) => {}
                 },
                 changed = self.views.changed() => {
@@ -216,6 +235,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 keys: BTreeSet::new(),
                 slots: BTreeSet::new(),
                 forward: VecDeque::new(),
+                digests: VecDeque::new(),
             },
         );
         let sink = ShardSink {
@@ -259,6 +279,22 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
             unowned.join(", ")
         );
         self.forward(wire::encode_notice(&text)).await
+    }
+
+    /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's relay keeps no state.
+    async fn route_digest(&mut self, id: String) -> Result<(), Close> {
+        let single = self.relay.topology.shape() != Shape::Cluster;
+        match self.routes.values_mut().next().filter(|_| single) {
+            Some(route) => {
+                route.digests.push_back(id);
+                route.flush();
+                Ok(())
+            }
+            None => {
+                let refused = Err("the relay follows a cluster and keeps no state to digest");
+                self.forward(wire::encode_digest(&id, 0, refused)).await
+            }
+        }
     }
 
     /// Sends `message` as it is, through the stream of the lowest index whose shard is still in the cluster (or,

@@ -19,7 +19,7 @@ const TOPUP_ATTEMPTS: u32 = 3;
 pub(crate) struct ReadyTopup {
     /// The offset the snapshot was read at: a command boundary.
     pub at: u64,
-    /// The snapshot message, encoded.
+    /// The snapshot message, encoded (or a digest, placed the same way).
     pub snapshot: Vec<u8>,
 }
 
@@ -121,6 +121,20 @@ impl Topups {
                 Some(text)
             }
         }
+    }
+
+    /// Whether no top-up (nor digest) waits for its place in the stream.
+    pub fn place_free(&self) -> bool {
+        self.ready.is_none()
+    }
+
+    /// A message to place in the stream at offset `at` as a top-up is (a digest of the session's windows there);
+    /// the place must be free.
+    pub fn place(&mut self, at: u64, message: Vec<u8>) {
+        self.ready = Some(ReadyTopup {
+            at,
+            snapshot: message,
+        });
     }
 
     /// The top-up read, if its place is where `place` says.

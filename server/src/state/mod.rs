@@ -20,6 +20,7 @@
 
 mod load;
 mod rebuild;
+pub mod verify;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KE
 use crate::subscription::{Allow, Delivery, Subscription};
 
 use load::RdbLoad;
+use verify::PendingCheck;
 
 /// The database the state holds: the one pages watch unless they ask for another.
 pub const STATE_DB: u32 = 0;
@@ -85,6 +87,11 @@ pub struct RelayState {
     ready: AtomicU64,
     /// Keys read from Redis because the state lost track of them.
     refreshed: AtomicU64,
+    /// Checks against Redis (`verify.rs`): made, keys compared, keys that differed, checks not placed.
+    verify_checks: AtomicU64,
+    verify_keys: AtomicU64,
+    verify_mismatches: AtomicU64,
+    verify_missed: AtomicU64,
 }
 
 struct Inner {
@@ -103,6 +110,37 @@ struct Inner {
     cached: Option<Cached>,
     /// A read of keys the state lost track of, waiting for the stream to reach its offset.
     refresh: Option<Refresh>,
+    /// Checks against Redis waiting for the stream to reach their offsets (at most
+    /// [`verify::MAX_PENDING_CHECKS`]).
+    checks: Vec<PendingCheck>,
+}
+
+/// What the state does at an offset inside a batch, between the commands before it and those after it.
+enum Stop {
+    Refresh(Refresh),
+    Check(PendingCheck),
+}
+
+/// One step of applying a batch: a message to apply, or a check to answer where it stands.
+enum Step {
+    Apply(Vec<u8>),
+    Check(PendingCheck),
+}
+
+impl Stop {
+    fn offset(&self) -> u64 {
+        match self {
+            Stop::Refresh(refresh) => refresh.offset,
+            Stop::Check(check) => check.offset,
+        }
+    }
+
+    fn step(self) -> Step {
+        match self {
+            Stop::Refresh(refresh) => Step::Apply(refresh.message()),
+            Stop::Check(check) => Step::Check(check),
+        }
+    }
 }
 
 /// Keys read from Redis at `offset`, as snapshot commands.
@@ -182,6 +220,10 @@ impl RelayState {
             not_held: AtomicU64::new(0),
             ready: AtomicU64::new(0),
             refreshed: AtomicU64::new(0),
+            verify_checks: AtomicU64::new(0),
+            verify_keys: AtomicU64::new(0),
+            verify_mismatches: AtomicU64::new(0),
+            verify_missed: AtomicU64::new(0),
         }
     }
 
@@ -299,36 +341,62 @@ impl RelayState {
             return;
         }
         // A refresh read at an offset inside this batch goes exactly there: the runs before it, the refresh, the
-        // rest (Redis reports offsets after whole commands, never inside a MULTI block).
-        let mut refresh = inner.refresh.take_if(|r| r.offset <= batch.end);
-        let mut messages = Vec::new();
+        // rest (Redis reports offsets after whole commands, never inside a MULTI block); a check is answered there.
+        let mut stops: Vec<Stop> = Vec::new();
+        stops.extend(
+            inner
+                .refresh
+                .take_if(|r| r.offset <= batch.end)
+                .map(Stop::Refresh),
+        );
+        let (due, later) = std::mem::take(&mut inner.checks)
+            .into_iter()
+            .partition(|c| c.offset <= batch.end);
+        inner.checks = later;
+        stops.extend(due.into_iter().map(Stop::Check));
+        stops.sort_by_key(Stop::offset);
+        let mut stops = std::collections::VecDeque::from(stops);
+        let mut steps = Vec::new();
         for delivery in inner.view.select(batch, batch.start, &self.allow) {
             match delivery {
                 Delivery::Commands { start, bytes } => {
                     let end = start + bytes.len() as u64;
-                    if let Some(at) = refresh.as_ref().map(|r| r.offset).filter(|at| *at < end) {
-                        let split = at.saturating_sub(start) as usize;
-                        if split > 0 {
-                            messages.push(wire::encode_commands(start, &bytes[..split]));
+                    let mut done = 0;
+                    while let Some(stop) = next_stop(&mut stops, end) {
+                        let split = (stop.offset().saturating_sub(start) as usize).max(done);
+                        if split > done {
+                            steps.push(Step::Apply(wire::encode_commands(
+                                start + done as u64,
+                                &bytes[done..split],
+                            )));
+                            done = split;
                         }
-                        messages.extend(refresh.take().map(Refresh::message));
-                        if split < bytes.len() {
-                            messages.push(wire::encode_commands(at.max(start), &bytes[split..]));
-                        }
-                    } else {
-                        messages.push(wire::encode_commands(start, &bytes));
+                        steps.push(stop.step());
+                    }
+                    if done < bytes.len() {
+                        steps.push(Step::Apply(wire::encode_commands(
+                            start + done as u64,
+                            &bytes[done..],
+                        )));
                     }
                 }
                 Delivery::Stale { at, keys } => {
-                    if refresh.as_ref().is_some_and(|r| r.offset < at) {
-                        messages.extend(refresh.take().map(Refresh::message));
+                    while let Some(stop) = next_stop(&mut stops, at) {
+                        steps.push(stop.step());
                     }
-                    messages.push(Delivery::encode_stale(at, &keys));
+                    steps.push(Step::Apply(Delivery::encode_stale(at, &keys)));
                 }
             }
         }
-        messages.extend(refresh.map(Refresh::message));
-        for message in messages {
+        steps.extend(stops.into_iter().map(Stop::step));
+        for step in steps {
+            let message = match step {
+                Step::Apply(message) => message,
+                Step::Check(check) => {
+                    check.answer(&inner, self);
+                    continue;
+                }
+            };
             if let Err(err) = inner.assembler.push_message(&message) {
                 tracing::warn!(
                     "relay state: a batch could not be applied ({err}); joins read Redis until the next full sync"
@@ -518,6 +586,30 @@ impl RelayState {
                 "Keys the relay's state read from Redis after losing track of them (a command it could not follow).",
                 get(&self.refreshed),
             ),
+            (
+                "verify_checks_total",
+                "counter",
+                "Checks of the relay's state against Redis (replicast verify, --verify-every), by parts read.",
+                get(&self.verify_checks),
+            ),
+            (
+                "verify_keys_compared_total",
+                "counter",
+                "Keys those checks compared (both the state and Redis could say exactly what they hold).",
+                get(&self.verify_keys),
+            ),
+            (
+                "verify_mismatches_total",
+                "counter",
+                "Keys whose window in the relay's state differed from Redis's at the same offset; each is read again.",
+                get(&self.verify_mismatches),
+            ),
+            (
+                "verify_missed_total",
+                "counter",
+                "Checks that could not be placed at their offset (the state not ready, rebuilt, or always past it).",
+                get(&self.verify_missed),
+            ),
         ])
     }
 }
@@ -554,6 +646,7 @@ impl Inner {
             not_held: BTreeSet::new(),
             cached: None,
             refresh: None,
+            checks: Vec::new(),
         }
     }
 
@@ -686,6 +779,14 @@ pub async fn refresh(state: Arc<RelayState>, snapshots: Snapshotter) {
                 tracing::debug!("relay state: reading the keys it lost track of failed: {err}")
             }
         }
+    }
+}
+
+/// The next of `stops` (in offset order) if it is before `offset`.
+fn next_stop(stops: &mut std::collections::VecDeque<Stop>, offset: u64) -> Option<Stop> {
+    match stops.front() {
+        Some(stop) if stop.offset() < offset => stops.pop_front(),
+        _ => None,
     }
 }
 

@@ -83,7 +83,10 @@ impl Assembler {
         match outcome {
             Outcome::Joined { .. } => Ok(true),
             Outcome::Applied { changed, .. } => Ok(changed),
-            Outcome::Notice { .. } | Outcome::Ack { .. } | Outcome::Expiring { .. } => Ok(false),
+            Outcome::Notice { .. }
+            | Outcome::Ack { .. }
+            | Outcome::Expiring { .. }
+            | Outcome::Digest { .. } => Ok(false),
             Outcome::Resync { reason } => Err(replicast_error(
                 ErrorCode::Resync,
                 &format!("the relay dropped the session's stream: {reason}"),

@@ -1,5 +1,6 @@
 //! Events a page sends through its client (`Replicast.send(key, fields)`): each one is a promise, settled by the
-//! relay's ack for its request id, or rejected when the socket goes before the ack comes. The entry itself arrives
+//! relay's ack for its request id, or rejected when the socket goes before the ack comes. A digest request
+//! (`Replicast.verify()`) is one too, settled by the relay's digest message. The entry itself arrives
 //! like any other write, through the stream, to every page that watches its key.
 
 use std::collections::HashMap;
@@ -8,7 +9,8 @@ use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
 use super::error::{replicast_error, ErrorCode};
-use replicast_protocol::client_message::{ClientMessage, Event, MAX_CLIENT_MESSAGE};
+use replicast_protocol::client_message::{ClientMessage, DigestRequest, Event, MAX_CLIENT_MESSAGE};
+use replicast_protocol::wire::WindowsDigest;
 
 /// Promises waiting for the relay's ack, by request id.
 #[derive(Default)]
@@ -49,12 +51,64 @@ impl PendingSends {
         };
     }
 
+    /// Settles the promise of digest request `request`: with what the page found (`Ok`), or rejected with the
+    /// relay's reason for giving no digest.
+    pub(super) fn settle_digest(&mut self, request: &str, found: Result<JsValue, String>) {
+        let Some((resolve, reject)) = self.waiting.remove(request) else {
+            return;
+        };
+        let _ = match found {
+            Ok(verification) => resolve.call1(&JsValue::NULL, &verification),
+            Err(reason) => reject.call1(
+                &JsValue::NULL,
+                &replicast_error(ErrorCode::Refused, &reason),
+            ),
+        };
+    }
+
     /// The socket is gone (`code` says how): no ack will come for anything sent on it.
     pub(super) fn reject_all(&mut self, code: ErrorCode, reason: &str) {
         for (_, (_, reject)) in self.waiting.drain() {
             let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
         }
     }
+}
+
+/// What `verify()` resolves with (`ReplicastVerification` in the package's types).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Verification {
+    equal: bool,
+    offset: f64,
+    relay: String,
+    relay_keys: u32,
+    relay_items: f64,
+    page: String,
+    page_keys: u32,
+    page_items: f64,
+}
+
+impl Verification {
+    pub(super) fn new(offset: u64, relay: WindowsDigest, page: WindowsDigest) -> Self {
+        Verification {
+            equal: relay == page,
+            offset: offset as f64,
+            relay: format!("{:016x}", relay.hash),
+            relay_keys: relay.keys,
+            relay_items: relay.items as f64,
+            page: format!("{:016x}", page.hash),
+            page_keys: page.keys,
+            page_items: page.items as f64,
+        }
+    }
+}
+
+/// The digest request for `request`.
+pub(super) fn digest_message(request: &str) -> String {
+    ClientMessage::Digest(DigestRequest {
+        id: request.to_string(),
+    })
+    .to_json()
 }
 
 /// An event's fields from the page's object: own enumerable properties in their order, each value a string, or a

@@ -112,14 +112,32 @@ export interface ReplicastChange {
   relay: string;
 }
 
+/** What `verify()` found: the relay's digest of this page's windows, from its own state, and the page's own digest
+ *  of its windows at the same offset of the stream. */
+export interface ReplicastVerification {
+  /** Whether the page's windows equal those the relay's state holds for this session. */
+  equal: boolean;
+  /** The replication offset both digests are at (exact below 2^53). */
+  offset: number;
+  /** The relay's digest (16 hex digits) and the keys and items it covers. */
+  relay: string;
+  relayKeys: number;
+  relayItems: number;
+  /** The page's digest and the keys and items it covers. */
+  page: string;
+  pageKeys: number;
+  pageItems: number;
+}
+
 /** What went wrong, for a page to branch on:
  *  - `invalidOptions`: the constructor's options (unknown field, nothing watched, a bad aggregate);
  *  - `badMessage`: a relay message that could not be decoded (`Assembler.push`);
  *  - `resync`: the relay dropped the session's stream; join again with a snapshot (`Assembler.push`);
  *  - `invalidEvent`: `send`'s fields are not an object of strings, numbers or booleans;
  *  - `tooLarge`: the event is larger than the relay reads in one message;
- *  - `notConnected`: `send` while the socket is not open;
- *  - `refused`: the relay refused the event (the key is not writable, a limit, a read-only Redis);
+ *  - `notConnected`: `send` or `verify` while the socket is not open;
+ *  - `refused`: the relay refused the event (the key is not writable, a limit, a read-only Redis), or has no digest
+ *    to give `verify` (no state, a window deeper than its state, a watched key it does not hold);
  *  - `disconnected`: the socket closed before the relay answered;
  *  - `closed`: the client was closed before the relay answered. */
 export type ReplicastErrorCode =

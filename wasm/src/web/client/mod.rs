@@ -282,6 +282,44 @@ impl Replicast {
         })
     }
 
+    /// Checks that this page's windows equal what the relay's own state holds for its subscription: the relay
+    /// answers with a digest of its windows, in order in the stream, and the page digests its own windows when it
+    /// reads that answer, so both are at the same offset. Resolves with a `ReplicastVerification` (`equal`, the
+    /// offset, both digests and what they cover); rejects with code `refused` when the relay has no digest to give
+    /// (no state, a window deeper than its state, a watched key it does not hold), or when the socket is not open
+    /// or closes first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ReplicastVerification>")]
+    pub fn verify(&self) -> Promise {
+        let shared = &self.shared;
+        Promise::new(&mut |resolve: Function, reject: Function| {
+            let mut client = shared.borrow_mut();
+            let open = client
+                .socket
+                .as_ref()
+                .filter(|socket| socket.ready_state() == WebSocket::OPEN)
+                .cloned();
+            let Some(socket) = open else {
+                let status = client.link.status().as_str();
+                let reason = format!(
+                    "not connected to the relay (status: {status}); verify again once live"
+                );
+                let _ = reject.call1(
+                    &JsValue::NULL,
+                    &replicast_error(ErrorCode::NotConnected, &reason),
+                );
+                return;
+            };
+            let request = client.sends.register(resolve.clone(), reject.clone());
+            if socket
+                .send_with_str(&sends::digest_message(&request))
+                .is_err()
+            {
+                let reason = "the socket refused the message";
+                client.sends.fail(&request, ErrorCode::Disconnected, reason);
+            }
+        })
+    }
+
     /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot.
     #[wasm_bindgen(js_name = setWindow)]
     pub fn set_window(&self, window: usize) {

@@ -12,6 +12,7 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::super::error::ErrorCode;
 use super::super::follow::Follow;
+use super::super::sends;
 use super::frames::report_status;
 use super::token::{self, TokenSource};
 use super::Client;
@@ -237,6 +238,18 @@ impl Client {
                 web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
             }
             Ok(Outcome::Ack { request, entry }) => self.sends.settle(&request, entry),
+            Ok(Outcome::Digest {
+                request,
+                offset,
+                relay,
+                page,
+            }) => {
+                let found = relay.map(|relay| {
+                    let verification = sends::Verification::new(offset, relay, page);
+                    serde_wasm_bindgen::to_value(&verification).unwrap_or(JsValue::NULL)
+                });
+                self.sends.settle_digest(&request, found);
+            }
             Ok(Outcome::Expiring { .. }) => self.refresh_due = true,
             Err(err) => {
                 web_sys::console::error_1(
