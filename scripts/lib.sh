@@ -73,7 +73,7 @@ build_wasm_client() {
 # Shrinks the .wasm file $1 in place with wasm-opt -Oz from npm's `binaryen` (pinned in package.json: Debian's
 # binaryen is too old for the reference types wasm-bindgen emits, and wasm-pack would download its own).
 optimize_wasm() {
-  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz "$1" -o "$1"
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz --converge --strip-debug --strip-producers "$1" -o "$1"
 }
 
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.

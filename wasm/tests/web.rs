@@ -85,7 +85,87 @@ fn the_assembler_export_reads_series_times_and_stats_in_one_call_each() {
         assembler.stats("perf:demo", "mem").is_err(),
         "not an aggregated field"
     );
-    let window = assembler.window("perf:demo").unwrap();
+    let window = assembler.window("perf:demo");
     let kind = js_sys::Reflect::get(&window, &"type".into()).unwrap();
     assert_eq!(kind.as_string().as_deref(), Some("zset"));
+}
+
+/// `value` as JSON text, the shape a page sees.
+fn json(value: &wasm_bindgen::JsValue) -> String {
+    js_sys::JSON::stringify(value).unwrap().as_string().unwrap()
+}
+
+fn assembler(options: &str) -> Result<Assembler, wasm_bindgen::JsValue> {
+    Assembler::new(js_sys::JSON::parse(options).unwrap().unchecked_into())
+}
+
+#[wasm_bindgen_test]
+fn the_assembler_export_hands_out_the_shapes_types_d_ts_declares() {
+    let mut assembler =
+        assembler(r#"{"patterns":["perf:*"],"window":10,"aggregate":{"fields":["cpu"]}}"#).unwrap();
+    assembler.push(&encode_hello("e1", 0)).unwrap();
+    assembler.push(&encode_commands(0, &zadds())).unwrap();
+    assert_eq!(
+        json(&assembler.window("perf:demo")),
+        concat!(
+            r#"{"type":"zset","complete":true,"stale":false,"expiresAt":null,"items":["#,
+            r#"{"member":"{\"id\":\"a2\",\"cpu\":40}","score":1700000001000},"#,
+            r#"{"member":"{\"id\":\"a1\",\"cpu\":12.5}","score":1700000000000}]}"#
+        ),
+        "expiresAt is null without a TTL, as `number | null` says"
+    );
+    assert!(assembler.window("perf:none").is_undefined());
+    let offset = zadds().len();
+    assert_eq!(
+        json(&assembler.positions()),
+        format!(r#"[{{"shard":0,"epoch":"e1","offset":{offset}}}]"#)
+    );
+    let diagnostics = json(&assembler.diagnostics());
+    assert!(
+        diagnostics.starts_with(r#"{"badMessages":0,"badSegments":0,"#)
+            && diagnostics.ends_with(r#""missingFields":0,"lastError":null}"#),
+        "{diagnostics}"
+    );
+    // The statistics' numbers are written as text and parsed: each must come back as the same double.
+    let stats = json(&assembler.stats("perf:demo", "cpu").unwrap());
+    assert!(
+        stats.starts_with(r#"{"count":2,"min":12.5,"max":40,"mean":26.25,"#),
+        "{stats}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn options_the_assembler_does_not_know_or_of_the_wrong_type_are_refused_by_name() {
+    let refusal = |options: &str| {
+        let error = assembler(options).err().expect(options);
+        let field = |name: &str| js_sys::Reflect::get(&error, &name.into()).unwrap();
+        assert_eq!(field("code").as_string().as_deref(), Some("invalidOptions"));
+        field("message").as_string().unwrap()
+    };
+    let message = refusal(r#"{"patterns":["perf:*"],"windw":10}"#);
+    assert!(
+        message.contains("unknown field `windw`") && message.contains("`window`"),
+        "{message}"
+    );
+    let message = refusal(r#"{"patterns":"perf:*"}"#);
+    assert!(
+        message.contains("`patterns` must be an array of strings"),
+        "{message}"
+    );
+    let message = refusal(r#"{"patterns":["perf:*"],"db":1.5}"#);
+    assert!(message.contains("`db` must be a whole number"), "{message}");
+    let message = refusal(r#"{"patterns":["perf:*"],"aggregate":{"fields":["cpu"],"bucket":[1]}}"#);
+    assert!(message.contains("unknown field `bucket`"), "{message}");
+    let message = refusal(r#"{"patterns":["perf:*"],"aggregate":{"bucketsMs":["1s"]}}"#);
+    assert!(
+        message.contains("`bucketsMs` must be an array of numbers"),
+        "{message}"
+    );
+    let message = refusal(r#"["perf:*"]"#);
+    assert!(message.contains("expected an object"), "{message}");
+    // Absent, undefined and null options take their defaults.
+    let mut watching = assembler(r#"{"keys":["perf:demo"],"idleTimeoutMs":null}"#).unwrap();
+    watching.push(&encode_hello("e1", 0)).unwrap();
+    assert!(watching.push(&encode_commands(0, &zadds())).unwrap());
+    assert_eq!(watching.len("perf:demo"), 2);
 }

@@ -225,9 +225,11 @@ impl<O: WindowObserver> StreamAssembler<O> {
 
     /// Keys whose windows need a top-up (a snapshot of just them), each once; taking them clears the list.
     pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.keyspace.topups)
+        let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.keyspace.topups)
             .into_iter()
-            .collect()
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), in key order.
@@ -503,7 +505,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         let mut changed = false;
         let mut applying =
             Applying::new(keyspace, observer, origin, &mut selected_db, &mut changed);
-        if applying.keyspace.swapped.contains(&shard) {
+        if applying.keyspace.swapped.contains(shard) {
             applying.clear(true);
         }
         let mut rebuilt = Vec::new();

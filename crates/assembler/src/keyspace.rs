@@ -11,13 +11,13 @@
 //! snapshot, which the relay reads from the key's current owner and sends in that shard's stream, rebuilds the
 //! window and makes that shard its home. With one Redis every window's home is shard 0.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::diagnostics::{Diagnostics, Problem};
 use crate::observe::{ItemId, WindowObserver};
+use crate::shard_set::ShardSet;
 use crate::watch::WatchConfig;
-use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap};
+use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap, FastSet};
 use crate::windows::{Events, Inexact, Kind, Window};
 use replicast_protocol::pattern::glob_match;
 
@@ -52,15 +52,15 @@ pub(crate) struct Keyspace {
     /// times each (through wasm's byte-by-byte `memcmp`). Iterations that promise key order sort.
     pub(crate) windows: Windows,
     /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), with the shard
-    /// whose stream said so.
-    unknown: BTreeMap<Vec<u8>, u16>,
+    /// whose stream said so. Hashed, like every key set here: what needs key order sorts when it reads.
+    unknown: FastMap<Vec<u8>, u16>,
     /// Shards whose watched database was swapped (`SWAPDB`): no state of their keys is known until a full
     /// snapshot.
-    pub(crate) swapped: BTreeSet<u16>,
+    pub(crate) swapped: ShardSet,
     /// Keys whose window another shard's stream touched (the key is moving there), with that shard, until a
     /// snapshot: when the home shard then deletes the key, its state is unknown, not "deleted".
-    moved: BTreeMap<Vec<u8>, u16>,
-    pub(crate) topups: BTreeSet<Vec<u8>>,
+    moved: FastMap<Vec<u8>, u16>,
+    pub(crate) topups: FastSet<Vec<u8>>,
     next_id: ItemId,
     watched: FastMap<Vec<u8>, bool>,
     pub(crate) diagnostics: Diagnostics,
@@ -112,10 +112,10 @@ impl Keyspace {
         Keyspace {
             watch,
             windows: Windows::default(),
-            unknown: BTreeMap::new(),
-            swapped: BTreeSet::new(),
-            moved: BTreeMap::new(),
-            topups: BTreeSet::new(),
+            unknown: FastMap::default(),
+            swapped: ShardSet::new(),
+            moved: FastMap::default(),
+            topups: FastSet::default(),
             next_id: 0,
             watched: FastMap::default(),
             diagnostics: Diagnostics::default(),
@@ -135,7 +135,9 @@ impl Keyspace {
 
     /// Watched keys without a window whose state is unknown, in key order.
     pub(crate) fn unknown_keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.unknown.keys().map(Vec::as_slice)
+        let mut keys: Vec<&[u8]> = self.unknown.keys().map(Vec::as_slice).collect();
+        keys.sort_unstable();
+        keys.into_iter()
     }
 
     pub(crate) fn is_watched(&mut self, key: &[u8]) -> bool {
@@ -155,7 +157,7 @@ impl Keyspace {
     fn make_stale(
         window: &mut Window,
         key: &[u8],
-        topups: &mut BTreeSet<Vec<u8>>,
+        topups: &mut FastSet<Vec<u8>>,
         diagnostics: &mut Diagnostics,
     ) {
         if !window.stale {
@@ -164,8 +166,9 @@ impl Keyspace {
         }
     }
 
-    fn request_topup(topups: &mut BTreeSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
-        if topups.insert(key.to_vec()) {
+    fn request_topup(topups: &mut FastSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
+        if !topups.contains(key) {
+            topups.insert(key.to_vec());
             diagnostics.topups_requested += 1;
         }
     }
@@ -237,7 +240,7 @@ impl<'a> Applying<'a> {
     /// Whether the state of a watched key without a window is known (it does not exist, or has a type without
     /// windows, like a set).
     pub(crate) fn known(&self, key: &[u8]) -> bool {
-        !self.keyspace.swapped.contains(&self.origin.shard)
+        !self.keyspace.swapped.contains(self.origin.shard)
             && !self.keyspace.unknown.contains_key(key)
     }
 
@@ -326,7 +329,7 @@ impl<'a> Applying<'a> {
         if !create || !watched(&ks.watch, &mut ks.watched, key) {
             return;
         }
-        let unknown = ks.swapped.contains(&shard) || ks.unknown.remove(key).is_some();
+        let unknown = ks.swapped.contains(shard) || ks.unknown.remove(key).is_some();
         let mut window = Window::new(kind, ks.watch.window, !unknown);
         window.shard = shard;
         if unknown {
@@ -457,9 +460,9 @@ impl<'a> Applying<'a> {
         }
         let (windows, unknown) = (&ks.windows, &ks.unknown);
         ks.topups
-            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k));
+            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k.as_slice()));
         if known {
-            ks.swapped.remove(&shard);
+            ks.swapped.remove(shard);
         } else {
             ks.swapped.insert(shard);
         }
@@ -529,7 +532,7 @@ fn settle(
     key: &[u8],
     kind: Kind,
     applied: Applied,
-    topups: &mut BTreeSet<Vec<u8>>,
+    topups: &mut FastSet<Vec<u8>>,
     diagnostics: &mut Diagnostics,
     offset: u64,
 ) -> bool {

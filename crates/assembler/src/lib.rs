@@ -26,6 +26,7 @@ mod keyspace;
 pub mod link;
 pub mod observe;
 pub mod series;
+mod shard_set;
 mod watch;
 pub mod windows;
 

@@ -14,8 +14,7 @@
 //! A page may name other relays serving the same data ([`Relays`]): a connection that fails or drops moves to the
 //! next one, round robin, and the session resumes there from where its windows are ([`resume_at`]).
 
-use std::collections::BTreeSet;
-
+use crate::shard_set::ShardSet;
 use replicast_protocol::wire::MAX_SHARDS;
 
 /// First reconnect step, in milliseconds.
@@ -84,8 +83,8 @@ pub struct Link {
     live_since_ms: Option<f64>,
     /// Shards (of a relay following a Redis Cluster; a single Redis is shard 0) that said hello since the windows
     /// were last emptied, and those among them waiting for the snapshot their hello announced.
-    joined: BTreeSet<u16>,
-    awaiting: BTreeSet<u16>,
+    joined: ShardSet,
+    awaiting: ShardSet,
 }
 
 impl Link {
@@ -100,8 +99,8 @@ impl Link {
             },
             last_message_ms: 0.0,
             live_since_ms: None,
-            joined: BTreeSet::new(),
-            awaiting: BTreeSet::new(),
+            joined: ShardSet::new(),
+            awaiting: ShardSet::new(),
         }
     }
 
@@ -112,7 +111,7 @@ impl Link {
     pub fn shard_hello(&mut self, shard: u16, continuous: bool, now_ms: f64) {
         let known = !self.joined.insert(shard);
         if continuous {
-            self.awaiting.remove(&shard);
+            self.awaiting.remove(shard);
             if self.awaiting.is_empty() {
                 self.hello(true, now_ms);
             }
@@ -126,7 +125,7 @@ impl Link {
 
     /// A snapshot of shard `shard` was applied (after its hello, or a top-up).
     pub fn shard_snapshot(&mut self, shard: u16, now_ms: f64) {
-        self.awaiting.remove(&shard);
+        self.awaiting.remove(shard);
         if self.awaiting.is_empty() {
             self.snapshot(now_ms);
         }

@@ -5,9 +5,6 @@
 //! 1 s / 10 s / 1 min), and one across keys over each key's newest item (`fleet(path)`: the mean and p95 CPU of
 //! the hosts' current samples, and how many are above a threshold).
 
-use std::collections::BTreeSet;
-
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use replicast_assembler::aggregate::{
@@ -16,29 +13,43 @@ use replicast_assembler::aggregate::{
 use replicast_assembler::diagnostics::Diagnostics;
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
 use replicast_assembler::series::SeriesCache;
+use replicast_assembler::windows::fast_hash::FastSet;
+
+use super::objects::{object, OptionsObject};
 
 /// The page's aggregation options.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct AggregateOptions {
     /// Numeric JSON fields (dotted paths) aggregated as gauges.
-    #[serde(default)]
     fields: Vec<String>,
     /// Fields that are counters (bytes sent so far): aggregated with a rate per second.
-    #[serde(default)]
     counters: Vec<String>,
     /// A JSON field holding each item's time in Unix ms, for items without one of their own.
-    #[serde(default)]
     time: Option<String>,
     /// Rolling buckets in milliseconds (default 1 s, 10 s, 1 min).
-    #[serde(default)]
     buckets_ms: Option<Vec<f64>>,
+}
+
+impl AggregateOptions {
+    /// Reads the `aggregate` option.
+    pub fn read(value: &JsValue) -> Result<AggregateOptions, String> {
+        let object = OptionsObject::new(value, &["fields", "counters", "time", "bucketsMs"])
+            .map_err(|e| format!("`aggregate`: {e}"))?;
+        Ok(AggregateOptions {
+            fields: object.strings("fields")?,
+            counters: object.strings("counters")?,
+            time: object.string("time")?,
+            buckets_ms: object.numbers("bucketsMs")?,
+        })
+    }
 }
 
 /// Follows the windows for the browser API.
 #[derive(Debug, Default)]
 pub struct Follow {
-    pub changed: BTreeSet<Vec<u8>>,
+    /// Keys whose windows changed since [`Follow::take_changed`]: hashed, since every item that enters or leaves
+    /// a window looks its key up here; sorted once when taken.
+    pub changed: FastSet<Vec<u8>>,
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
     series: Option<SeriesCache>,
@@ -75,12 +86,21 @@ impl Follow {
             .cloned()
             .collect();
         Ok(Follow {
-            changed: BTreeSet::new(),
+            changed: FastSet::default(),
             by_key: Some(spec(Grouping::ByKey)?),
             fleet: Some(spec(Grouping::AcrossKeys(Across::LatestPerKey))?),
             series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
             view_buffer: Vec::new(),
         })
+    }
+
+    /// Keys whose windows changed since the last call, in key order.
+    pub fn take_changed(&mut self) -> Vec<String> {
+        let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.changed).into_iter().collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
     }
 
     /// The clock of items without a time of their own.
@@ -125,29 +145,31 @@ impl Follow {
             .unwrap_or(0))
     }
 
-    /// The assembler's counters of bad input, with the aggregation's.
-    pub fn diagnostics(&self, assembler: &Diagnostics, notices: u64) -> Result<JsValue, JsError> {
+    /// The assembler's counters of bad input, with the aggregation's: a `ReplicastDiagnostics` (types.d.ts).
+    pub fn diagnostics(&self, assembler: &Diagnostics, notices: u64) -> JsValue {
         let counters = self.by_key.as_ref().map(|a| a.counters());
-        let object = DiagnosticsObject {
-            bad_messages: assembler.bad_messages,
-            bad_segments: assembler.bad_segments,
-            overlaps: assembler.overlaps,
-            bad_snapshots: assembler.bad_snapshots,
-            unknown_commands: assembler.unknown_commands,
-            bad_arguments: assembler.bad_arguments,
-            wrong_type: assembler.wrong_type,
-            long_transactions: assembler.long_transactions,
-            topups_requested: assembler.topups_requested,
-            notices,
-            not_json: counters.map_or(0, |c| c.not_json),
-            not_numeric: counters.map_or(0, |c| c.not_numeric),
-            missing_fields: counters.map_or(0, |c| c.missing),
-            last_error: assembler
-                .last_error
-                .as_ref()
-                .map(|e| format!("at offset {}: {}", e.offset, e.message)),
-        };
-        to_js(&object)
+        let count = |n: u64| JsValue::from_f64(n as f64);
+        object(&[
+            ("badMessages", count(assembler.bad_messages)),
+            ("badSegments", count(assembler.bad_segments)),
+            ("overlaps", count(assembler.overlaps)),
+            ("badSnapshots", count(assembler.bad_snapshots)),
+            ("unknownCommands", count(assembler.unknown_commands)),
+            ("badArguments", count(assembler.bad_arguments)),
+            ("wrongType", count(assembler.wrong_type)),
+            ("longTransactions", count(assembler.long_transactions)),
+            ("topupsRequested", count(assembler.topups_requested)),
+            ("notices", count(notices)),
+            ("notJson", count(counters.map_or(0, |c| c.not_json))),
+            ("notNumeric", count(counters.map_or(0, |c| c.not_numeric))),
+            ("missingFields", count(counters.map_or(0, |c| c.missing))),
+            (
+                "lastError",
+                assembler.last_error.as_ref().map_or(JsValue::NULL, |e| {
+                    format!("at offset {}: {}", e.offset, e.message).into()
+                }),
+            ),
+        ])
     }
 }
 
@@ -199,21 +221,13 @@ fn field_index(aggregator: &Aggregator, path: &str) -> Result<usize, JsError> {
         .ok_or_else(|| JsError::new(&format!("{path:?} is not an aggregated field")))
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&e.to_string()))
-}
-
 /// A field's statistics as a JS object. Written as JSON and parsed once: a dozen numbers and three nested
 /// objects cost one boundary crossing this way, where building them property by property costs dozens.
 fn stats_object(summary: &FieldSummary, spec: &AggregateSpec) -> JsValue {
     use std::fmt::Write;
     fn number(out: &mut String, value: Option<f64>) {
         match value {
-            Some(v) if v.is_finite() => {
-                let _ = write!(out, "{v}");
-            }
+            Some(v) if v.is_finite() => out.push_str(ryu::Buffer::new().format_finite(v)),
             _ => out.push_str("null"),
         }
     }
@@ -259,23 +273,4 @@ fn stats_object(summary: &FieldSummary, spec: &AggregateSpec) -> JsValue {
     }
     out.push_str("]}");
     js_sys::JSON::parse(&out).unwrap_or(JsValue::NULL)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DiagnosticsObject {
-    bad_messages: u64,
-    bad_segments: u64,
-    overlaps: u64,
-    bad_snapshots: u64,
-    unknown_commands: u64,
-    bad_arguments: u64,
-    wrong_type: u64,
-    long_transactions: u64,
-    topups_requested: u64,
-    notices: u64,
-    not_json: u64,
-    not_numeric: u64,
-    missing_fields: u64,
-    last_error: Option<String>,
 }

@@ -16,6 +16,7 @@ mod client;
 mod error;
 mod follow;
 mod listeners;
+mod objects;
 #[cfg(feature = "rdb")]
 pub mod rdb;
 mod reads;
@@ -97,10 +98,7 @@ impl Assembler {
     /// Keys whose windows changed since the last call, in key order.
     #[wasm_bindgen(js_name = takeChanged)]
     pub fn take_changed(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.inner.get_mut().observer_mut().changed)
-            .into_iter()
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
-            .collect()
+        self.inner.get_mut().observer_mut().take_changed()
     }
 
     /// Drops windows whose TTL passed at `now_ms`; returns how many.

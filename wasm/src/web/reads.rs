@@ -36,11 +36,8 @@ macro_rules! read_api {
             /// Where each shard's stream stands: one entry per shard whose hello arrived (only shard 0 with a
             /// relay following one Redis).
             #[wasm_bindgen(getter, unchecked_return_type = "ReplicastPosition[]")]
-            pub fn positions(&self) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsError> {
-                $crate::web::reads::ReadWindows::read(self, |a, _| {
-                    serde_wasm_bindgen::to_value(&$crate::web::view::positions(a))
-                        .map_err(|e| wasm_bindgen::JsError::new(&e.to_string()))
-                })
+            pub fn positions(&self) -> wasm_bindgen::JsValue {
+                $crate::web::reads::ReadWindows::read(self, |a, _| $crate::web::view::positions(a))
             }
 
             /// Watched keys that have a window, in key order.
@@ -98,10 +95,7 @@ macro_rules! read_api {
 
             /// `key`'s window as a plain object: its type and its items, newest first.
             #[wasm_bindgen(unchecked_return_type = "ReplicastWindow | undefined")]
-            pub fn window(
-                &self,
-                key: &str,
-            ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsError> {
+            pub fn window(&self, key: &str) -> wasm_bindgen::JsValue {
                 $crate::web::reads::ReadWindows::read(self, |a, _| {
                     $crate::web::view::window(a, key)
                 })
@@ -174,7 +168,7 @@ macro_rules! read_api {
 
             /// Bad input seen so far, by kind.
             #[wasm_bindgen(unchecked_return_type = "ReplicastDiagnostics")]
-            pub fn diagnostics(&self) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsError> {
+            pub fn diagnostics(&self) -> wasm_bindgen::JsValue {
                 $crate::web::reads::ReadWindows::read(self, |a, notices| {
                     a.observer().diagnostics(a.diagnostics(), notices)
                 })

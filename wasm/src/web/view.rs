@@ -6,33 +6,29 @@
 //! value; `path` names the field, or the field then a JSON path inside it), for a string its recent values.
 
 use js_sys::Float64Array;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::follow::Follow;
+use super::objects::{array, number_or_null, object, strings};
 use replicast_assembler::aggregate::sample::{Read, SampleReader};
 use replicast_assembler::assembler::StreamAssembler;
 use replicast_assembler::observe::{Payload, WindowObserver};
 use replicast_assembler::windows::{ItemView, Window};
 
-/// Where one shard's stream stands, for the page.
-#[derive(Serialize)]
-pub(super) struct Position {
-    shard: u16,
-    epoch: String,
-    offset: f64,
-}
-
-pub(super) fn positions(assembler: &StreamAssembler<Follow>) -> Vec<Position> {
-    assembler
-        .positions()
-        .into_iter()
-        .map(|(shard, epoch, offset)| Position {
-            shard,
-            epoch,
-            offset: offset as f64,
-        })
-        .collect()
+/// Where each shard's stream stands, for the page: `{shard, epoch, offset}` each.
+pub(super) fn positions(assembler: &StreamAssembler<Follow>) -> JsValue {
+    array(
+        assembler
+            .positions()
+            .into_iter()
+            .map(|(shard, epoch, offset)| {
+                object(&[
+                    ("shard", shard.into()),
+                    ("epoch", epoch.into()),
+                    ("offset", (offset as f64).into()),
+                ])
+            }),
+    )
 }
 
 pub fn keys<O: WindowObserver>(assembler: &StreamAssembler<O>) -> Vec<String> {
@@ -192,93 +188,56 @@ pub fn latest<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> J
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item {
-    Member {
-        member: String,
-        score: f64,
-    },
-    Entry {
-        id: String,
-        fields: Vec<(String, String)>,
-    },
-    Listed {
-        value: String,
-    },
-    Field {
-        field: String,
-        value: String,
-        previous: Vec<String>,
-    },
-    Value {
-        value: String,
-        previous: Vec<String>,
-    },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WindowObject {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// Whether the window holds all Redis holds for the key.
-    complete: bool,
-    /// Whether a top-up was asked for and has not arrived.
-    stale: bool,
-    expires_at: Option<f64>,
-    items: Vec<Item>,
-}
-
 /// `key`'s window: `{type, complete, stale, expiresAt, items}`, items newest first.
-pub fn window<O: WindowObserver>(
-    assembler: &StreamAssembler<O>,
-    key: &str,
-) -> Result<JsValue, JsError> {
+pub fn window<O: WindowObserver>(assembler: &StreamAssembler<O>, key: &str) -> JsValue {
     let Some(window) = assembler.window(key.as_bytes()) else {
-        return Ok(JsValue::UNDEFINED);
+        return JsValue::UNDEFINED;
     };
-    let items = window
-        .items_newest_first()
-        .map(|item| match item {
-            ItemView::Member { member, score, .. } => Item::Member {
-                member: text(member),
-                score,
-            },
-            ItemView::Entry { entry, fields, .. } => Item::Entry {
-                id: format!("{}-{}", entry.ms, entry.seq),
-                fields: fields
-                    .chunks_exact(2)
-                    .map(|p| (text(&p[0]), text(&p[1])))
-                    .collect(),
-            },
-            ItemView::ListItem { value, .. } => Item::Listed { value: text(value) },
-            ItemView::Field {
-                field,
-                value,
-                previous,
-                ..
-            } => Item::Field {
-                field: text(field),
-                value: text(value),
-                previous: previous.iter().map(|v| text(v)).collect(),
-            },
-            ItemView::Value {
-                value, previous, ..
-            } => Item::Value {
-                value: text(value),
-                previous: previous.iter().map(|v| text(v)).collect(),
-            },
-        })
-        .collect();
-    let object = WindowObject {
-        kind: window.kind().name(),
-        complete: window.complete(),
-        stale: window.stale(),
-        expires_at: window.expires_at_ms().map(|t| t as f64),
-        items,
-    };
-    serde_wasm_bindgen::to_value(&object).map_err(|e| JsError::new(&e.to_string()))
+    let items = window.items_newest_first().map(|item| match item {
+        ItemView::Member { member, score, .. } => {
+            object(&[("member", text(member).into()), ("score", score.into())])
+        }
+        ItemView::Entry { entry, fields, .. } => object(&[
+            ("id", format!("{}-{}", entry.ms, entry.seq).into()),
+            (
+                "fields",
+                array(
+                    fields
+                        .chunks_exact(2)
+                        .map(|p| strings(p.iter().map(|v| text(v)))),
+                ),
+            ),
+        ]),
+        ItemView::ListItem { value, .. } => object(&[("value", text(value).into())]),
+        ItemView::Field {
+            field,
+            value,
+            previous,
+            ..
+        } => object(&[
+            ("field", text(field).into()),
+            ("value", text(value).into()),
+            ("previous", strings(previous.iter().map(|v| text(v)))),
+        ]),
+        ItemView::Value {
+            value, previous, ..
+        } => object(&[
+            ("value", text(value).into()),
+            ("previous", strings(previous.iter().map(|v| text(v)))),
+        ]),
+    });
+    object(&[
+        ("type", window.kind().name().into()),
+        // Whether the window holds all Redis holds for the key.
+        ("complete", window.complete().into()),
+        // Whether a top-up was asked for and has not arrived.
+        ("stale", window.stale().into()),
+        (
+            "expiresAt",
+            number_or_null(window.expires_at_ms().map(|t| t as f64)),
+        ),
+        ("items", array(items)),
+    ])
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -6,10 +6,10 @@
 //! members its horizon passed, oldest first, O(log n) each. An item enters and leaves every bucket at most once,
 //! so upkeep is O(log n) amortized per item and field, whatever the number of groups.
 
-use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use super::order_stats::OrderStats;
+use super::ordered::OrderedSet;
 use super::rate::Increase;
 use crate::observe::ItemId;
 
@@ -67,13 +67,13 @@ struct Field {
     window: Series,
     buckets: Vec<Series>,
     /// For counters: the members with this field, by key then time, to find a sample's neighbours.
-    chain: Option<BTreeSet<(u32, TimeKey, ItemId)>>,
+    chain: Option<OrderedSet<(u32, TimeKey, ItemId)>>,
 }
 
 /// One group: see the module docs.
 #[derive(Debug, Clone)]
 pub(super) struct Group {
-    by_time: BTreeSet<(TimeKey, ItemId)>,
+    by_time: OrderedSet<(TimeKey, ItemId)>,
     /// Per bucket: its members are those with time > horizon.
     horizons: Vec<f64>,
     fields: Vec<Field>,
@@ -83,14 +83,14 @@ impl Group {
     /// An empty group; `counters[f]` says whether field `f` needs rates.
     pub fn new(counters: &[bool], buckets: usize) -> Self {
         Group {
-            by_time: BTreeSet::new(),
+            by_time: OrderedSet::new(),
             horizons: vec![f64::NEG_INFINITY; buckets],
             fields: counters
                 .iter()
                 .map(|&counter| Field {
                     window: Series::default(),
                     buckets: vec![Series::default(); buckets],
-                    chain: counter.then(BTreeSet::new),
+                    chain: counter.then(OrderedSet::new),
                 })
                 .collect(),
         }
@@ -113,11 +113,11 @@ impl Group {
                 continue;
             }
             self.horizons[b] = horizon;
-            let passed = (
+            let passed = self.by_time.range(
                 Bound::Included((TimeKey::after(old), 0)),
                 Bound::Included((TimeKey::new(horizon), ItemId::MAX)),
             );
-            for &(_, id) in self.by_time.range(passed) {
+            for &(_, id) in passed {
                 let m = members.member(id);
                 for (f, field) in self.fields.iter_mut().enumerate() {
                     let value = m.values[f];
@@ -211,7 +211,7 @@ impl Group {
             Scope::Window => Bound::Unbounded,
             Scope::Bucket(b) => Bound::Included((TimeKey::after(*self.horizons.get(b)?), 0)),
         };
-        let mut range = self.by_time.range((from, Bound::Unbounded));
+        let mut range = self.by_time.range(from, Bound::Unbounded);
         let first = range.next()?.1;
         let last = range.next_back().map_or(first, |&(_, id)| id);
         Some((members.member(first).time, members.member(last).time))
@@ -229,14 +229,16 @@ impl Group {
 
 /// The member of `key` just before `(time, id)` in `chain`: (time, value of field `f`).
 fn previous_in_chain(
-    chain: &BTreeSet<(u32, TimeKey, ItemId)>,
+    chain: &OrderedSet<(u32, TimeKey, ItemId)>,
     key: u32,
     time: TimeKey,
     id: ItemId,
     members: &impl Members,
     f: usize,
 ) -> Option<(f64, f64)> {
-    let &(k, _, other) = chain.range(..(key, time, id)).next_back()?;
+    let &(k, _, other) = chain
+        .range(Bound::Unbounded, Bound::Excluded((key, time, id)))
+        .next_back()?;
     (k == key).then(|| {
         let m = members.member(other);
         (m.time, m.values[f])
@@ -245,7 +247,7 @@ fn previous_in_chain(
 
 /// The member of `key` just after `(time, id)` in `chain`: (time, value of field `f`).
 fn next_in_chain(
-    chain: &BTreeSet<(u32, TimeKey, ItemId)>,
+    chain: &OrderedSet<(u32, TimeKey, ItemId)>,
     key: u32,
     time: TimeKey,
     id: ItemId,
@@ -253,7 +255,7 @@ fn next_in_chain(
     f: usize,
 ) -> Option<(f64, f64)> {
     let &(k, _, other) = chain
-        .range((Bound::Excluded((key, time, id)), Bound::Unbounded))
+        .range(Bound::Excluded((key, time, id)), Bound::Unbounded)
         .next()?;
     (k == key).then(|| {
         let m = members.member(other);

@@ -25,14 +25,16 @@ pub mod rate;
 pub mod sum;
 
 mod group;
+mod ordered;
 mod query;
 pub mod sample;
 mod spec;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::observe::{Item, ItemId, WindowObserver};
 use group::{Group, Member, Members, TimeKey};
+use ordered::OrderedSet;
 use sample::{Read, SampleReader};
 
 pub use group::Scope;
@@ -187,7 +189,7 @@ pub struct Aggregator {
     time_path: Option<usize>,
     records: Records,
     /// Per key: its items by time.
-    keys: Slots<BTreeSet<(TimeKey, ItemId)>>,
+    keys: Slots<OrderedSet<(TimeKey, ItemId)>>,
     groups: Slots<Group>,
     clock: f64,
     now: Option<f64>,
@@ -393,7 +395,7 @@ impl WindowObserver for Aggregator {
             .unwrap_or_else(|| self.stamp());
         self.clock = self.clock.max(time);
 
-        let key_id = self.keys.get_or_insert_with(key, BTreeSet::new);
+        let key_id = self.keys.get_or_insert_with(key, OrderedSet::new);
         let items = self.keys.get_mut(key_id);
         let previous_latest = items.last().map(|&(_, id)| id);
         items.insert((TimeKey::new(time), item.id));

@@ -20,7 +20,7 @@ const NIL: u32 = u32::MAX;
 
 /// A value that cannot enter the multiset.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
-#[error("{0} is not a finite number")]
+#[error("{} is not a finite number", ryu::Buffer::new().format(*.0))]
 pub struct NotFinite(pub f64);
 
 #[derive(Debug, Clone)]

@@ -125,7 +125,9 @@ pub enum SpecError {
     TooManyFields(usize),
     #[error("{0} rolling buckets, at most {MAX_BUCKETS}")]
     TooManyBuckets(usize),
-    #[error("a rolling bucket of {0} ms: expected a finite length > 0")]
+    // The length written by `ryu`: core's `{}` of a double would bring its float formatting into the browser's
+    // `.wasm` for this one message.
+    #[error("a rolling bucket of {} ms: expected a finite length > 0", ryu::Buffer::new().format(*.0))]
     BadBucket(f64),
     #[error("a path deeper than {MAX_DEPTH} levels: {0}")]
     Path(#[from] PathError),

@@ -3,7 +3,7 @@
 //! capacity; past it, the least recently changed field is dropped (counted in [`HashWindow::dropped`]) and the
 //! window is no longer complete.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::fast_hash::FastMap;
 use super::{remember, Events, ItemView, FIELD_HISTORY};
@@ -23,7 +23,9 @@ struct Field {
 pub struct HashWindow {
     capacity: usize,
     fields: FastMap<Vec<u8>, Field>,
-    by_change: BTreeMap<u64, Vec<u8>>,
+    /// `(seq, field)`, least recently changed first: sequences only grow, so a change pushes at the back and
+    /// the capacity drops from the front; a deque searched by sequence needs no tree.
+    by_change: VecDeque<(u64, Vec<u8>)>,
     next_seq: u64,
     dropped: u64,
     complete: bool,
@@ -34,7 +36,7 @@ impl HashWindow {
         HashWindow {
             capacity,
             fields: FastMap::default(),
-            by_change: BTreeMap::new(),
+            by_change: VecDeque::new(),
             next_seq: 0,
             dropped: 0,
             complete,
@@ -76,14 +78,14 @@ impl HashWindow {
             let old = std::mem::replace(&mut f.pair[1], value);
             remember(&mut f.previous, old, FIELD_HISTORY);
             f.id = events.added(None, Payload::Fields(&f.pair));
-            self.by_change.remove(&f.seq);
+            forget_change(&mut self.by_change, f.seq);
             f.seq = seq;
-            self.by_change.insert(seq, field.to_vec());
+            self.by_change.push_back((seq, field.to_vec()));
             return;
         }
         let pair = [field.to_vec(), value];
         let id = events.added(None, Payload::Fields(&pair));
-        self.by_change.insert(seq, field.to_vec());
+        self.by_change.push_back((seq, field.to_vec()));
         self.fields.insert(
             field.to_vec(),
             Field {
@@ -94,7 +96,7 @@ impl HashWindow {
             },
         );
         if self.fields.len() > self.capacity {
-            if let Some((_, oldest)) = self.by_change.pop_first() {
+            if let Some((_, oldest)) = self.by_change.pop_front() {
                 if let Some(f) = self.fields.remove(&oldest) {
                     events.removed(f.id);
                 }
@@ -108,7 +110,7 @@ impl HashWindow {
     pub(crate) fn delete(&mut self, field: &[u8], events: &mut Events<'_>) -> bool {
         match self.fields.remove(field) {
             Some(f) => {
-                self.by_change.remove(&f.seq);
+                forget_change(&mut self.by_change, f.seq);
                 events.removed(f.id);
                 true
             }
@@ -131,9 +133,9 @@ impl HashWindow {
 
     pub fn items_newest_first(&self) -> impl Iterator<Item = ItemView<'_>> {
         self.by_change
-            .values()
+            .iter()
             .rev()
-            .filter_map(|name| self.fields.get(name))
+            .filter_map(|(_, name)| self.fields.get(name))
             .map(|f| ItemView::Field {
                 id: f.id,
                 field: &f.pair[0],
@@ -143,10 +145,17 @@ impl HashWindow {
     }
 
     pub(crate) fn renumber(&mut self, events: &mut Events<'_>) {
-        for name in self.by_change.values() {
+        for (_, name) in &self.by_change {
             if let Some(f) = self.fields.get_mut(name) {
                 f.id = events.added(None, Payload::Fields(&f.pair));
             }
         }
+    }
+}
+
+/// Removes the change numbered `seq` from `by_change`.
+fn forget_change(by_change: &mut VecDeque<(u64, Vec<u8>)>, seq: u64) {
+    if let Ok(at) = by_change.binary_search_by_key(&seq, |&(s, _)| s) {
+        by_change.remove(at);
     }
 }

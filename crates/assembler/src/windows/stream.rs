@@ -1,7 +1,7 @@
 //! The window of a stream: its newest entries by id. Redis keeps a stream's ids increasing, so `XADD` always
 //! appends at the newest end, and trimming (`MAXLEN`, `MINID`) always takes from the oldest.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use super::{Events, ItemView};
 use crate::observe::{ItemId, Payload};
@@ -32,7 +32,9 @@ impl std::fmt::Display for StreamId {
 #[derive(Debug, Clone)]
 pub struct StreamWindow {
     capacity: usize,
-    entries: BTreeMap<StreamId, (ItemId, Vec<Vec<u8>>)>,
+    /// Oldest first, sorted by id: `XADD` pushes at the back and trims pop at the front, and a window holds at
+    /// most `capacity` entries, so a deque with binary search serves every command without a tree.
+    entries: VecDeque<(StreamId, ItemId, Vec<Vec<u8>>)>,
     /// The stream's length in Redis (`XLEN`), when known.
     total: Option<u64>,
 }
@@ -41,7 +43,7 @@ impl StreamWindow {
     pub fn new(capacity: usize, complete: bool) -> Self {
         StreamWindow {
             capacity,
-            entries: BTreeMap::new(),
+            entries: VecDeque::new(),
             total: complete.then_some(0),
         }
     }
@@ -71,34 +73,57 @@ impl StreamWindow {
         self.total = complete.then_some(self.entries.len() as u64);
     }
 
+    /// Where `id` is in `entries`, or where it would go.
+    fn position(&self, id: StreamId) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(e, _, _)| e.cmp(&id))
+    }
+
     pub fn fields(&self, id: StreamId) -> Option<&[Vec<u8>]> {
-        self.entries.get(&id).map(|(_, f)| f.as_slice())
+        let at = self.position(id).ok()?;
+        self.entries.get(at).map(|(_, _, f)| f.as_slice())
+    }
+
+    fn pop_oldest(&mut self, events: &mut Events<'_>) {
+        if let Some((_, item, _)) = self.entries.pop_front() {
+            events.removed(item);
+        }
     }
 
     /// Appends an entry (`XADD`).
     pub(crate) fn add(&mut self, id: StreamId, fields: Vec<Vec<u8>>, events: &mut Events<'_>) {
         let item = events.added(Some(id.ms as f64), Payload::Fields(&fields));
-        if let Some((old, _)) = self.entries.insert(id, (item, fields)) {
-            // Redis never reuses an id; a corrupt stream might.
-            events.removed(old);
-        } else if let Some(total) = &mut self.total {
-            *total += 1;
+        match self.position(id) {
+            Ok(at) => {
+                // Redis never reuses an id; a corrupt stream might.
+                if let Some(old) = self.entries.get_mut(at) {
+                    let (_, old, _) = std::mem::replace(old, (id, item, fields));
+                    events.removed(old);
+                }
+            }
+            Err(at) => {
+                self.entries.insert(at, (id, item, fields));
+                if let Some(total) = &mut self.total {
+                    *total += 1;
+                }
+            }
         }
         while self.entries.len() > self.capacity {
-            if let Some((_, (item, _))) = self.entries.pop_first() {
-                events.removed(item);
-            }
+            self.pop_oldest(events);
         }
     }
 
     /// Deletes an entry (`XDEL`); returns whether it was in the window.
     pub(crate) fn delete(&mut self, id: StreamId, events: &mut Events<'_>) -> bool {
-        if let Some((item, _)) = self.entries.remove(&id) {
+        if let Some((_, item, _)) = self
+            .position(id)
+            .ok()
+            .and_then(|at| self.entries.remove(at))
+        {
             events.removed(item);
             self.total = self.total.map(|t| t.saturating_sub(1));
             return true;
         }
-        let older_than_window = self.entries.first_key_value().is_none_or(|(&o, _)| id < o);
+        let older_than_window = self.entries.front().is_none_or(|&(o, _, _)| id < o);
         if older_than_window && !self.complete() {
             // It may have been one of the entries the window does not hold.
             self.total = None;
@@ -110,9 +135,7 @@ impl StreamWindow {
     pub(crate) fn trim_maxlen(&mut self, n: u64, events: &mut Events<'_>) {
         let held = self.entries.len() as u64;
         while self.entries.len() as u64 > n {
-            if let Some((_, (item, _))) = self.entries.pop_first() {
-                events.removed(item);
-            }
+            self.pop_oldest(events);
         }
         self.total = match self.total {
             Some(t) => Some(t.min(n)),
@@ -125,13 +148,12 @@ impl StreamWindow {
     /// `MINID = id`: drops the entries older than `id`.
     pub(crate) fn trim_minid(&mut self, min: StreamId, events: &mut Events<'_>) {
         let before = self.entries.len();
-        while let Some((&oldest, _)) = self.entries.first_key_value() {
-            if oldest >= min {
-                break;
-            }
-            if let Some((_, (item, _))) = self.entries.pop_first() {
-                events.removed(item);
-            }
+        while self
+            .entries
+            .front()
+            .is_some_and(|&(oldest, _, _)| oldest < min)
+        {
+            self.pop_oldest(events);
         }
         if self.entries.len() < before {
             // Every unseen entry was older than the ones just dropped: none is left.
@@ -143,7 +165,7 @@ impl StreamWindow {
 
     /// The newest entry's id.
     pub fn last_id(&self) -> Option<StreamId> {
-        self.entries.last_key_value().map(|(&id, _)| id)
+        self.entries.back().map(|&(id, _, _)| id)
     }
 
     /// Entries from the newest.
@@ -151,22 +173,22 @@ impl StreamWindow {
         self.entries
             .iter()
             .rev()
-            .map(|(&id, (_, f))| (id, f.as_slice()))
+            .map(|(id, _, f)| (*id, f.as_slice()))
     }
 
     pub fn items_newest_first(&self) -> impl Iterator<Item = ItemView<'_>> {
         self.entries
             .iter()
             .rev()
-            .map(|(&entry, (id, fields))| ItemView::Entry {
+            .map(|(entry, id, fields)| ItemView::Entry {
                 id: *id,
-                entry,
+                entry: *entry,
                 fields,
             })
     }
 
     pub(crate) fn renumber(&mut self, events: &mut Events<'_>) {
-        for (id, (item, fields)) in self.entries.iter_mut() {
+        for (id, item, fields) in self.entries.iter_mut() {
             *item = events.added(Some(id.ms as f64), Payload::Fields(fields));
         }
     }

@@ -7,23 +7,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Function;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::super::listeners;
+use super::super::objects::{object, strings};
 use super::super::view;
 use super::Client;
 use replicast_assembler::link::Status;
-
-#[derive(Serialize)]
-struct Change<'a> {
-    keys: Vec<String>,
-    status: &'a str,
-    offset: f64,
-    positions: Vec<view::Position>,
-    relay: &'a str,
-}
 
 /// Tells the page's status listeners about a new status, and its synced listeners that the view became exact;
 /// called with no borrow held, since the callbacks may read the client.
@@ -46,29 +37,24 @@ pub(super) fn frame(shared: &Rc<RefCell<Client>>) {
             return;
         }
         let callbacks = client.change_listeners.to_call();
-        let changed = std::mem::take(&mut client.assembler.observer_mut().changed);
+        let changed = client.assembler.observer_mut().take_changed();
         let keys: Vec<String> = if std::mem::take(&mut client.all_changed) {
             view::keys(&client.assembler)
         } else {
             changed
-                .into_iter()
-                .map(|k| String::from_utf8_lossy(&k).into_owned())
-                .collect()
         };
-        let change = Change {
-            keys,
-            status: client.link.status().as_str(),
-            offset: client.assembler.offset() as f64,
-            positions: view::positions(&client.assembler),
-            relay: client.relays.current(),
-        };
-        (callbacks, serde_wasm_bindgen::to_value(&change))
+        // A `ReplicastChange` (types.d.ts).
+        let change = object(&[
+            ("keys", strings(keys)),
+            ("status", client.link.status().as_str().into()),
+            ("offset", (client.assembler.offset() as f64).into()),
+            ("positions", view::positions(&client.assembler)),
+            ("relay", client.relays.current().into()),
+        ]);
+        (callbacks, change)
     };
     // Called with no borrow held: the callbacks read windows through the same client.
-    match change {
-        Ok(change) => listeners::call_each(&callbacks, &change, "onChange"),
-        Err(err) => web_sys::console::error_1(&format!("replicast: {err}").into()),
-    }
+    listeners::call_each(&callbacks, &change, "onChange");
 }
 
 impl Client {

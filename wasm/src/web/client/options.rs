@@ -1,13 +1,12 @@
 //! The options a page gives `Replicast` and `Assembler` (`ReplicastOptions`, declared in `../types.d.ts`), read
 //! and checked, and what they watch.
 
-use js_sys::{Object, Reflect};
-use serde::Deserialize;
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::super::error::{replicast_error, typed, ErrorCode};
 use super::super::follow::AggregateOptions;
+use super::super::objects::OptionsObject;
 use super::token::TokenSource;
 use replicast_assembler::assembler::WatchConfig;
 
@@ -23,35 +22,56 @@ extern "C" {
     pub type SyncedCallback;
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Options {
-    #[serde(default)]
     patterns: Vec<String>,
-    #[serde(default)]
     keys: Vec<String>,
-    #[serde(default)]
     db: u32,
-    #[serde(default = "default_window")]
     window: usize,
     /// Read apart, before the rest (it may be a function): [`TokenSource::from_option`].
-    #[serde(skip)]
     pub(crate) token: Option<TokenSource>,
-    #[serde(default)]
     pub(crate) alternates: Vec<String>,
-    #[serde(default)]
     pub(crate) idle_timeout_ms: Option<f64>,
-    #[serde(default)]
     pub(crate) aggregate: Option<AggregateOptions>,
 }
 
-fn default_window() -> usize {
-    100
+/// The window's length when the options give none.
+const DEFAULT_WINDOW: u32 = 100;
+
+impl Options {
+    /// Reads the options other than `token` from `value`.
+    fn read(value: &JsValue) -> Result<Options, String> {
+        let object = OptionsObject::new(
+            value,
+            &[
+                "patterns",
+                "keys",
+                "db",
+                "window",
+                "token",
+                "alternates",
+                "idleTimeoutMs",
+                "aggregate",
+            ],
+        )?;
+        Ok(Options {
+            patterns: object.strings("patterns")?,
+            keys: object.strings("keys")?,
+            db: object.whole("db", u32::MAX)?.unwrap_or(0),
+            window: object.whole("window", u32::MAX)?.unwrap_or(DEFAULT_WINDOW) as usize,
+            token: None,
+            alternates: object.strings("alternates")?,
+            idle_timeout_ms: object.number("idleTimeoutMs")?,
+            aggregate: object
+                .get("aggregate")
+                .map(|aggregate| AggregateOptions::read(&aggregate))
+                .transpose()?,
+        })
+    }
 }
 
 /// Reads the options a page gave, and what they watch.
 pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, Options), JsValue> {
-    let invalid = |e: &dyn std::fmt::Display| {
+    let invalid = |e: &str| {
         replicast_error(
             ErrorCode::InvalidOptions,
             &format!("invalid Replicast options: {e}"),
@@ -63,16 +83,8 @@ pub(crate) fn options_watch(options: ReplicastOptions) -> Result<(WatchConfig, O
     } else {
         JsValue::UNDEFINED
     };
-    let token = TokenSource::from_option(token).map_err(|e| invalid(&e))?;
-    // The rest, without the token: a function is no option serde can read.
-    let rest = if options.is_object() {
-        let copy = Object::assign(&Object::new(), options.unchecked_ref());
-        let _ = Reflect::delete_property(&copy, &"token".into());
-        copy.into()
-    } else {
-        options
-    };
-    let mut options: Options = serde_wasm_bindgen::from_value(rest).map_err(|e| invalid(&e))?;
+    let token = TokenSource::from_option(token).map_err(|e| invalid(&e.to_string()))?;
+    let mut options = Options::read(&options).map_err(|e| invalid(&e))?;
     options.token = Some(token);
     let watch = watch_config(&options).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
     Ok((watch, options))
