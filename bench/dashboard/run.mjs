@@ -19,19 +19,22 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
 import { writeSamples } from '../../tests/support/perf-samples.mjs';
-import { printResult } from '../support.mjs';
+import { printResult, spread } from '../support.mjs';
 
 const { values: opts } = parseArgs({
   options: {
     hosts: { type: 'string', default: '20,200,1000' },
     seconds: { type: 'string', default: '20' },
     window: { type: 'string', default: '120' },
+    loads: { type: 'string', default: '3' },
   },
 });
 const bin = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/release/replicast');
 const seconds = Number(opts.seconds);
 const windowSize = Number(opts.window);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Samples written to Redis per `redis-cli --pipe` while filling the windows. */
+const FILL_BATCH = 50_000;
 
 /** Starts the relay with its embedded Redis and demo collector; resolves with the page and Redis URLs. */
 async function startRelay(hosts) {
@@ -71,19 +74,46 @@ async function fillWindows(redisUrl, hosts) {
     keys = (await cli('--scan', '--pattern', 'perf:*')).split('\n').filter(Boolean);
   }
   const oldest = Number((await cli('ZRANGE', keys[0], '0', '0', 'WITHSCORES')).split('\n')[1]);
-  const samples = [];
+  // In batches: at 10,000 hosts the whole fill is over a gigabyte of commands, more than one string can hold.
+  let samples = [];
   for (const key of keys) {
     for (let s = windowSize; s > 0; s -= 1) samples.push({ host: key.slice('perf:'.length), t: oldest - s * 1000 });
+    if (samples.length >= FILL_BATCH) {
+      await writeSamples(port, samples, { keep: 3600 });
+      samples = [];
+    }
   }
-  await writeSamples(port, samples, { keep: 3600 });
+  if (samples.length) await writeSamples(port, samples, { keep: 3600 });
 }
+
+/** The page's load milestones (frames.js `milestone`), in the order a load reaches them. */
+const MILESTONES = ['live', 'first-change', 'first-live-frame'];
+
+/** When a freshly opened page reached each milestone, in ms from its navigation. */
+async function milestones(page) {
+  await page.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
+    { timeout: 180_000 });
+  return page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
+    performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
+}
+
+const fs = (s) => `${(s.median / 1000).toFixed(2)} s (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
 
 async function measure(page) {
   await page.evaluate(() => { globalThis.replicastDashboard.frameTimes.length = 0; });
   const t0 = Date.now();
   await sleep(seconds * 1000);
   const frames = await page.evaluate(() => globalThis.replicastDashboard.frameTimes.slice());
-  return { ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000) };
+  // How far behind the newest sample the page's hosts are: a page that keeps its frames light by falling behind
+  // shows it here.
+  const behind = summary(await page.evaluate(() => {
+    const d = globalThis.replicastDashboard;
+    return d.hosts.map((h) => d.newestT - h.t).filter((v) => !Number.isNaN(v));
+  }));
+  return {
+    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000),
+    behindMedian: behind.median, behindP95: behind.p95, behindMax: behind.max,
+  };
 }
 
 const { browser, stop } = await launchBrowser();
@@ -93,12 +123,21 @@ try {
     const relay = await startRelay(hosts);
     try {
       await fillWindows(relay.redis, hosts);
+      const loads = [];
+      for (let i = 0; i < Number(opts.loads); i += 1) {
+        const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+        await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
+        loads.push(await milestones(load));
+        await load.close();
+      }
+      const first = Object.fromEntries(MILESTONES.map((m) => [m, spread(loads.map((l) => l[m]))]));
+      console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
+        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', '));
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();
       // ?window= in seconds; the rules' default thresholds, so the alert list has what the simulation's hot hosts do.
       await page.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
-      await page.waitForFunction((n) => document.querySelectorAll('#tiles a.tile').length >= n, hosts,
-        { timeout: 180_000 });
+      await page.waitForFunction((n) => globalThis.replicastDashboard?.hosts.length >= n, hosts, { timeout: 180_000 });
       const tiles = Date.now();
       // Steady state: every host's window read once (its rule fields scanned, its alerts replayed) and in the heatmap.
       await page.waitForFunction((n) => globalThis.replicastDashboard.hosts.every((h) => h.fed !== undefined)
@@ -116,10 +155,12 @@ try {
       const detail = await measure(page);
       const f = (s) => `median ${s.median.toFixed(2)} ms (p25–p75 ${s.p25.toFixed(2)}–${s.p75.toFixed(2)}), `
         + `p95 ${s.p95.toFixed(2)} ms, max ${s.max.toFixed(1)} ms over ${s.frames} frames; `
-        + `${s.perSecond.toFixed(1)} ms of work a second`;
+        + `${s.perSecond.toFixed(1)} ms of work a second; hosts behind the newest sample by `
+        + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
-      results.push({ hosts, view: 'overview', ...overview }, { hosts, view: 'host detail', ...detail });
+      results.push({ hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'] },
+        { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {
       await relay.stop();

@@ -148,6 +148,7 @@ export class Dashboard {
     clearTimeout(this.settle);
     if (status !== 'live') this.awaitingSnapshot = true;
     if (status === 'live') {
+      this.meter.milestone('live');
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
       this.settle = setTimeout(() => this.snapshotIn({ settled: true }), SNAPSHOT_SETTLE_MS);
     } else {
@@ -169,6 +170,7 @@ export class Dashboard {
   }
 
   onChange(change) {
+    if (change.keys.length) this.meter.milestone('first-change');
     let relist = false;
     for (const key of change.keys) {
       this.dirty.add(key);
@@ -295,6 +297,7 @@ export class Dashboard {
     const { times, values: [cpu, mem] } = host.series;
     const t1 = times[times.length - 1];
     this.overview.draw(host, times, cpu, mem, t1 - this.state.window, t1);
+    this.meter.milestone('first-live-frame');
   }
 
   /**
