@@ -1,7 +1,7 @@
 // The dashboard: one client for the overview (every host, few fields), one for the hosts' notes, the views they
 // feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a
 // frame) and our own frames for work left over, each measured by the FrameMeter. A frame reads only the hosts whose
-// windows changed, draws only the tiles of those that are on screen, and stops after BUDGET_MS, leaving the rest to
+// windows changed, draws only the tiles of those that are on screen (the only ones in the document), and stops after BUDGET_MS, leaving the rest to
 // the next frame, so a burst of 1,000 hosts never blocks one frame. Every host read feeds the alert rules, on
 // screen or not, paused or not; what depends on all hosts (the fleet strip, the heatmap, the order of the tiles) is
 // redrawn once a second.
@@ -187,7 +187,10 @@ export class Dashboard {
     const now = Date.now();
     const changed = this.book.syncKeys(this.client.keys(), now, { keepMissing });
     if (!changed) return;
-    for (const key of changed.removed) this.alerts.forget(key);
+    for (const key of changed.removed) {
+      this.alerts.forget(key);
+      this.overview.forget(key);
+    }
     this.hosts = this.book.list();
     this.views.empty.hidden = this.hosts.length > 0;
     this.showTiles();
@@ -282,11 +285,8 @@ export class Dashboard {
       for (let i = times.length - 1; i >= 0 && times[i] > host.frozenT; i -= 1) waiting += 1;
       this.waiting += waiting - (host.waiting ?? 0);
       host.waiting = waiting;
-      this.overview.markStale(key);
     } else if (!this.state.host && this.overview.onscreen(key)) {
       this.drawTile(host);
-    } else {
-      this.overview.markStale(key);
     }
     return true;
   }
@@ -391,7 +391,7 @@ export class Dashboard {
       }
       this.resizeOverview();
     }
-    this.overview.tickAges(this.shownHosts, now);
+    this.overview.tickAges((key) => this.book.get(key), now);
     this.drawHeatmap();
   }
 
@@ -478,7 +478,7 @@ export class Dashboard {
       document.title = 'Replicast — fleet';
       for (const host of this.shownHosts) if (this.overview.onscreen(host.key)) this.drawTile(host);
       this.schedule();
-      if (before.host) this.overview.tiles.get(this.keyOf(before.host))?.el.focus({ preventScroll: false });
+      if (before.host) this.overview.focus(this.keyOf(before.host));
     }
   }
 
