@@ -7,7 +7,7 @@
 // the detail with its crosshair shown and the CPU chart's table open.
 //
 //   bash scripts/build.sh release
-//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120]
+//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--profile]
 //
 // Target (issue 24): with 1,000 hosts at 1 Hz and those views open, median frame work under 8 ms. REPLICAST_BIN
 // picks another relay binary (bench/run.mjs --smoke uses the debug one). Ends with a `RESULT {json}` line for
@@ -27,6 +27,7 @@ const { values: opts } = parseArgs({
     seconds: { type: 'string', default: '20' },
     window: { type: 'string', default: '120' },
     loads: { type: 'string', default: '3' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const bin = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/release/replicast');
@@ -38,7 +39,9 @@ const FILL_BATCH = 50_000;
 
 /** Starts the relay with its embedded Redis and demo collector; resolves with the page and Redis URLs. */
 async function startRelay(hosts) {
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(hosts)], {
+  // The demo collector writes this machine's samples too: N hosts are it and N − 1 simulated ones, so that 10,000
+  // hosts are within the 10,000 keys a subscription may match.
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(hosts - 1)], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
   });
   let seen = '';
@@ -97,6 +100,30 @@ async function milestones(page) {
     performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
 }
 
+/**
+ * Starts Chromium's sampling profiler on `page`; `stop()` resolves with the functions that took most of the time
+ * themselves (self time, in percent of all samples).
+ */
+async function startProfile(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.start');
+  return {
+    stop: async () => {
+      const { profile } = await cdp.send('Profiler.stop');
+      const self = new Map();
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      for (const id of profile.samples) {
+        const { callFrame: f } = byId.get(id);
+        const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+        self.set(name, (self.get(name) ?? 0) + 1);
+      }
+      return [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)
+        .map(([name, n]) => `  ${((100 * n) / profile.samples.length).toFixed(1)}% ${name}`).join('\n');
+    },
+  };
+}
+
 const fs = (s) => `${(s.median / 1000).toFixed(2)} s (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
 
 async function measure(page) {
@@ -145,7 +172,9 @@ try {
       console.log(`${hosts} hosts on the page ${((tiles - opened) / 1000).toFixed(1)} s after it opened, every window `
         + `read ${((Date.now() - opened) / 1000).toFixed(1)} s after`);
       await sleep(3000);
+      const profiler = opts.profile ? await startProfile(page) : null;
       const overview = await measure(page);
+      if (profiler) console.log(`${hosts} hosts, overview, self time by function:\n${await profiler.stop()}`);
       await page.evaluate(() => { location.hash = 'host=web-01&sort=cpu&group=role'; });
       await page.waitForSelector('#detail[data-t]', { timeout: 60_000 });
       const plot = await page.locator('#detail .chart:first-child svg.plot').boundingBox();

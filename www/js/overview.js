@@ -263,6 +263,11 @@ export class Overview {
     this.marks.delete(key);
   }
 
+  /** The keys of the hosts with a tile. */
+  boundKeys() {
+    return [...this.tiles.keys()];
+  }
+
   /** Whether `key` has a tile in the document (so is worth drawing now). */
   onscreen(key) {
     return this.tiles.has(key);
