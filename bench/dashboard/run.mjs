@@ -7,7 +7,7 @@
 // the detail with its crosshair shown and the CPU chart's table open.
 //
 //   bash scripts/build.sh release
-//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120]
+//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--profile]
 //
 // Target (issue 24): with 1,000 hosts at 1 Hz and those views open, median frame work under 8 ms. REPLICAST_BIN
 // picks another relay binary (bench/run.mjs --smoke uses the debug one). Ends with a `RESULT {json}` line for
@@ -19,23 +19,29 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
 import { writeSamples } from '../../tests/support/perf-samples.mjs';
-import { printResult } from '../support.mjs';
+import { printResult, spread } from '../support.mjs';
 
 const { values: opts } = parseArgs({
   options: {
     hosts: { type: 'string', default: '20,200,1000' },
     seconds: { type: 'string', default: '20' },
     window: { type: 'string', default: '120' },
+    loads: { type: 'string', default: '3' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const bin = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/release/replicast');
 const seconds = Number(opts.seconds);
 const windowSize = Number(opts.window);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Samples written to Redis per `redis-cli --pipe` while filling the windows. */
+const FILL_BATCH = 50_000;
 
 /** Starts the relay with its embedded Redis and demo collector; resolves with the page and Redis URLs. */
 async function startRelay(hosts) {
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(hosts)], {
+  // The demo collector writes this machine's samples too: N hosts are it and N − 1 simulated ones, so that 10,000
+  // hosts are within the 10,000 keys a subscription may match.
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(hosts - 1)], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
   });
   let seen = '';
@@ -71,19 +77,70 @@ async function fillWindows(redisUrl, hosts) {
     keys = (await cli('--scan', '--pattern', 'perf:*')).split('\n').filter(Boolean);
   }
   const oldest = Number((await cli('ZRANGE', keys[0], '0', '0', 'WITHSCORES')).split('\n')[1]);
-  const samples = [];
+  // In batches: at 10,000 hosts the whole fill is over a gigabyte of commands, more than one string can hold.
+  let samples = [];
   for (const key of keys) {
     for (let s = windowSize; s > 0; s -= 1) samples.push({ host: key.slice('perf:'.length), t: oldest - s * 1000 });
+    if (samples.length >= FILL_BATCH) {
+      await writeSamples(port, samples, { keep: 3600 });
+      samples = [];
+    }
   }
-  await writeSamples(port, samples, { keep: 3600 });
+  if (samples.length) await writeSamples(port, samples, { keep: 3600 });
 }
+
+/** The page's load milestones (frames.js `milestone`), in the order a load reaches them. */
+const MILESTONES = ['live', 'first-change', 'first-live-frame'];
+
+/** When a freshly opened page reached each milestone, in ms from its navigation. */
+async function milestones(page) {
+  await page.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
+    { timeout: 180_000 });
+  return page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
+    performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
+}
+
+/**
+ * Starts Chromium's sampling profiler on `page`; `stop()` resolves with the functions that took most of the time
+ * themselves (self time, in percent of all samples).
+ */
+async function startProfile(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.start');
+  return {
+    stop: async () => {
+      const { profile } = await cdp.send('Profiler.stop');
+      const self = new Map();
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      for (const id of profile.samples) {
+        const { callFrame: f } = byId.get(id);
+        const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+        self.set(name, (self.get(name) ?? 0) + 1);
+      }
+      return [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)
+        .map(([name, n]) => `  ${((100 * n) / profile.samples.length).toFixed(1)}% ${name}`).join('\n');
+    },
+  };
+}
+
+const fs = (s) => `${(s.median / 1000).toFixed(2)} s (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
 
 async function measure(page) {
   await page.evaluate(() => { globalThis.replicastDashboard.frameTimes.length = 0; });
   const t0 = Date.now();
   await sleep(seconds * 1000);
   const frames = await page.evaluate(() => globalThis.replicastDashboard.frameTimes.slice());
-  return { ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000) };
+  // How far behind the newest sample the page's hosts are: a page that keeps its frames light by falling behind
+  // shows it here.
+  const behind = summary(await page.evaluate(() => {
+    const d = globalThis.replicastDashboard;
+    return d.hosts.map((h) => d.newestT - h.t).filter((v) => !Number.isNaN(v));
+  }));
+  return {
+    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000),
+    behindMedian: behind.median, behindP95: behind.p95, behindMax: behind.max,
+  };
 }
 
 const { browser, stop } = await launchBrowser();
@@ -93,12 +150,21 @@ try {
     const relay = await startRelay(hosts);
     try {
       await fillWindows(relay.redis, hosts);
+      const loads = [];
+      for (let i = 0; i < Number(opts.loads); i += 1) {
+        const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+        await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
+        loads.push(await milestones(load));
+        await load.close();
+      }
+      const first = Object.fromEntries(MILESTONES.map((m) => [m, spread(loads.map((l) => l[m]))]));
+      console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
+        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', '));
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();
       // ?window= in seconds; the rules' default thresholds, so the alert list has what the simulation's hot hosts do.
       await page.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
-      await page.waitForFunction((n) => document.querySelectorAll('#tiles a.tile').length >= n, hosts,
-        { timeout: 180_000 });
+      await page.waitForFunction((n) => globalThis.replicastDashboard?.hosts.length >= n, hosts, { timeout: 180_000 });
       const tiles = Date.now();
       // Steady state: every host's window read once (its rule fields scanned, its alerts replayed) and in the heatmap.
       await page.waitForFunction((n) => globalThis.replicastDashboard.hosts.every((h) => h.fed !== undefined)
@@ -106,7 +172,9 @@ try {
       console.log(`${hosts} hosts on the page ${((tiles - opened) / 1000).toFixed(1)} s after it opened, every window `
         + `read ${((Date.now() - opened) / 1000).toFixed(1)} s after`);
       await sleep(3000);
+      const profiler = opts.profile ? await startProfile(page) : null;
       const overview = await measure(page);
+      if (profiler) console.log(`${hosts} hosts, overview, self time by function:\n${await profiler.stop()}`);
       await page.evaluate(() => { location.hash = 'host=web-01&sort=cpu&group=role'; });
       await page.waitForSelector('#detail[data-t]', { timeout: 60_000 });
       const plot = await page.locator('#detail .chart:first-child svg.plot').boundingBox();
@@ -116,10 +184,12 @@ try {
       const detail = await measure(page);
       const f = (s) => `median ${s.median.toFixed(2)} ms (p25–p75 ${s.p25.toFixed(2)}–${s.p75.toFixed(2)}), `
         + `p95 ${s.p95.toFixed(2)} ms, max ${s.max.toFixed(1)} ms over ${s.frames} frames; `
-        + `${s.perSecond.toFixed(1)} ms of work a second`;
+        + `${s.perSecond.toFixed(1)} ms of work a second; hosts behind the newest sample by `
+        + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
-      results.push({ hosts, view: 'overview', ...overview }, { hosts, view: 'host detail', ...detail });
+      results.push({ hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'] },
+        { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {
       await relay.stop();

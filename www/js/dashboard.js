@@ -1,7 +1,7 @@
 // The dashboard: one client for the overview (every host, few fields), one for the hosts' notes, the views they
 // feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a
 // frame) and our own frames for work left over, each measured by the FrameMeter. A frame reads only the hosts whose
-// windows changed, draws only the tiles of those that are on screen, and stops after BUDGET_MS, leaving the rest to
+// windows changed, draws only the tiles of those that are on screen (the only ones in the document), and stops after BUDGET_MS, leaving the rest to
 // the next frame, so a burst of 1,000 hosts never blocks one frame. Every host read feeds the alert rules, on
 // screen or not, paused or not; what depends on all hosts (the fleet strip, the heatmap, the order of the tiles) is
 // redrawn once a second.
@@ -148,6 +148,7 @@ export class Dashboard {
     clearTimeout(this.settle);
     if (status !== 'live') this.awaitingSnapshot = true;
     if (status === 'live') {
+      this.meter.milestone('live');
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
       this.settle = setTimeout(() => this.snapshotIn({ settled: true }), SNAPSHOT_SETTLE_MS);
     } else {
@@ -169,6 +170,7 @@ export class Dashboard {
   }
 
   onChange(change) {
+    if (change.keys.length) this.meter.milestone('first-change');
     let relist = false;
     for (const key of change.keys) {
       this.dirty.add(key);
@@ -185,7 +187,10 @@ export class Dashboard {
     const now = Date.now();
     const changed = this.book.syncKeys(this.client.keys(), now, { keepMissing });
     if (!changed) return;
-    for (const key of changed.removed) this.alerts.forget(key);
+    for (const key of changed.removed) {
+      this.alerts.forget(key);
+      this.overview.forget(key);
+    }
     this.hosts = this.book.list();
     this.views.empty.hidden = this.hosts.length > 0;
     this.showTiles();
@@ -214,15 +219,22 @@ export class Dashboard {
     const budget = this.state.host ? BEHIND_DETAIL_BUDGET_MS : BUDGET_MS;
     let tried = 0;
     let updated = 0;
-    for (const key of this.dirty) {
-      if (tried > 0 && performance.now() - start > budget) {
-        this.schedule();
-        break;
+    // The hosts on screen first: at 10,000 hosts a burst takes many frames to read, and what the user sees should
+    // not wait behind hosts scrolled out of sight.
+    const readWithin = (keys) => {
+      for (const key of keys) {
+        if (!this.dirty.has(key)) continue;
+        if (tried > 0 && performance.now() - start > budget) {
+          this.schedule();
+          return false;
+        }
+        this.dirty.delete(key);
+        tried += 1;
+        if (this.read(key)) updated += 1;
       }
-      this.dirty.delete(key);
-      tried += 1;
-      if (this.read(key)) updated += 1;
-    }
+      return true;
+    };
+    if (this.state.host || readWithin(this.overview.boundKeys())) readWithin(this.dirty);
     if (!updated) return;
     const now = Date.now();
     // The list is redrawn at most twice a second: at 1,000 hosts, alerts begin and end in most frames.
@@ -235,8 +247,11 @@ export class Dashboard {
       return;
     }
     if (this.state.host) return;
-    for (const host of this.book.refreshStates(now)) this.overview.setState(host);
-    if (!(now - this.fleetAt < FLEET_EVERY_MS)) this.updateFleet(now);
+    // States go over every host: with the fleet strip, not in every frame.
+    if (!(now - this.fleetAt < FLEET_EVERY_MS)) {
+      for (const host of this.book.refreshStates(now)) this.overview.setState(host);
+      this.updateFleet(now);
+    }
   }
 
   updateFleet(now = Date.now()) {
@@ -280,11 +295,8 @@ export class Dashboard {
       for (let i = times.length - 1; i >= 0 && times[i] > host.frozenT; i -= 1) waiting += 1;
       this.waiting += waiting - (host.waiting ?? 0);
       host.waiting = waiting;
-      this.overview.markStale(key);
     } else if (!this.state.host && this.overview.onscreen(key)) {
       this.drawTile(host);
-    } else {
-      this.overview.markStale(key);
     }
     return true;
   }
@@ -295,6 +307,7 @@ export class Dashboard {
     const { times, values: [cpu, mem] } = host.series;
     const t1 = times[times.length - 1];
     this.overview.draw(host, times, cpu, mem, t1 - this.state.window, t1);
+    this.meter.milestone('first-live-frame');
   }
 
   /**
@@ -388,7 +401,7 @@ export class Dashboard {
       }
       this.resizeOverview();
     }
-    this.overview.tickAges(this.shownHosts, now);
+    this.overview.tickAges((key) => this.book.get(key), now);
     this.drawHeatmap();
   }
 
@@ -475,7 +488,7 @@ export class Dashboard {
       document.title = 'Replicast — fleet';
       for (const host of this.shownHosts) if (this.overview.onscreen(host.key)) this.drawTile(host);
       this.schedule();
-      if (before.host) this.overview.tiles.get(this.keyOf(before.host))?.el.focus({ preventScroll: false });
+      if (before.host) this.overview.focus(this.keyOf(before.host));
     }
   }
 

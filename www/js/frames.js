@@ -9,6 +9,7 @@ export class FrameMeter {
     /** Milliseconds of work per frame that did any, oldest first. */
     this.frameTimes = [];
     this.frame = NaN;
+    this.reached = new Set();
   }
 
   measure(work) {
@@ -27,6 +28,16 @@ export class FrameMeter {
         if (this.frameTimes.length > KEEP_FRAMES) this.frameTimes.shift();
       }
     }
+  }
+
+  /**
+   * Marks the first time the page reaches `name` (a `replicast:` performance mark, its time from the page's
+   * navigation), for the benchmarks that say how long a load takes and where it goes.
+   */
+  milestone(name) {
+    if (this.reached.has(name)) return;
+    this.reached.add(name);
+    performance.mark(`replicast:${name}`);
   }
 
   /** Median, p95 and max of the kept frame times, in ms. */
