@@ -21,14 +21,15 @@ use std::time::{Duration, Instant};
 use replicast_protocol::pattern::Glob;
 use serde_json::{json, Value as Json};
 
-pub use space_saving::{Hitter, SpaceSaving};
-use window::Window;
+pub use space_saving::{Hashed, Hitter, SpaceSaving};
+use window::{Window, MAX_COMMAND_NAME};
 pub use window::{HITTERS, LISTED, MAX_COMMAND_NAMES};
 
 use crate::frames::{Frame, FrameIndex, Kind};
 use crate::subscription::Allow;
 
-/// Longest key (or prefix) a summary keeps; longer ones are counted in `long_keys` only.
+/// Longest key or prefix a summary keeps: a longer key is counted in `long_keys` only, and a longer prefix (of a
+/// longer key still) not at all, so a summary's memory stays bounded whatever keys are written.
 pub const MAX_PROFILE_KEY: usize = 256;
 /// Default length of a window (`--profile-window`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
@@ -66,10 +67,8 @@ struct State {
 /// A key's `:`-prefixes that the profile counts: its first part (`user:`) and its first two (`user:42:`) when
 /// the key has more parts after them.
 fn prefixes(key: &[u8]) -> impl Iterator<Item = &[u8]> {
-    key.iter()
-        .enumerate()
-        .filter(|(_, &b)| b == b':')
-        .map(|(i, _)| &key[..=i])
+    memchr::memchr_iter(b':', key)
+        .map(|i| &key[..=i])
         .take(2)
         .filter(move |p| p.len() < key.len())
 }
@@ -247,37 +246,52 @@ fn count(
     } else {
         None
     };
+    // Lowercased once for both windows, on the stack: a name already counted (nearly every command) costs no
+    // allocation.
+    let mut lower = [0u8; MAX_COMMAND_NAME];
+    let lowercase_name = lower.get_mut(..name.len()).map(|lower| {
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        &*lower
+    });
     let share = bytes / keys.len().max(1) as u64;
     for window in [&mut state.current, &mut state.since_start] {
-        window.command(name, bytes);
+        window.command(lowercase_name, bytes);
         if let Some(deleting) = deleting {
             *window.deleted_keys.entry(deleting).or_default() += keys.len() as u64;
         }
-        for range in keys {
-            let Some(key) = names.get(range.start as usize..range.end as usize) else {
-                continue;
-            };
+    }
+    for range in keys {
+        let Some(key) = names.get(range.start as usize..range.end as usize) else {
+            continue;
+        };
+        // What the key shows is settled (and hashed) once, for both windows.
+        let allowed = profile.allow.allows(key);
+        let named = (allowed && key.len() <= MAX_PROFILE_KEY).then(|| Hashed::new(key));
+        let mut shown_prefixes = [None; 2];
+        for (shown, prefix) in shown_prefixes.iter_mut().zip(prefixes(key)) {
+            if prefix.len() <= MAX_PROFILE_KEY
+                && (allowed || profile.hidden_prefixes.iter().any(|g| g.matches(prefix)))
+            {
+                *shown = Some(Hashed::new(prefix));
+            }
+        }
+        for window in [&mut state.current, &mut state.since_start] {
             window.key_writes += 1;
-            let allowed = profile.allow.allows(key);
             if !allowed {
                 window.hidden_writes += 1;
                 window.hidden_bytes += share;
             }
-            for prefix in prefixes(key) {
-                if allowed || profile.hidden_prefixes.iter().any(|g| g.matches(prefix)) {
-                    window.prefixes_by_writes.add(prefix, 1);
-                    window.prefixes_by_bytes.add(prefix, share);
-                }
+            for prefix in shown_prefixes.iter().flatten() {
+                window.prefixes_by_writes.add(prefix, 1);
+                window.prefixes_by_bytes.add(prefix, share);
             }
-            if !allowed {
-                continue;
-            }
-            if key.len() > MAX_PROFILE_KEY {
+            if let Some(key) = &named {
+                window.keys_by_writes.add(key, 1);
+                window.keys_by_bytes.add(key, share);
+            } else if allowed {
                 window.long_keys += 1;
-                continue;
             }
-            window.keys_by_writes.add(key, 1);
-            window.keys_by_bytes.add(key, share);
         }
     }
 }
@@ -414,6 +428,32 @@ mod tests {
             .map(|h| h["name"].as_str().unwrap())
             .collect();
         assert_eq!(prefixes, ["perf:", "session:"]);
+    }
+
+    #[test]
+    fn keys_and_prefixes_past_the_longest_kept_are_counted_but_not_kept() {
+        let p = profile(&["*"], &[]);
+        let long_part = "p".repeat(MAX_PROFILE_KEY + 1);
+        let long_key = format!("{long_part}:rest");
+        let last_kept_prefix = format!("{}:", "q".repeat(MAX_PROFILE_KEY - 1));
+        let key_of_kept_prefix = format!("{last_kept_prefix}rest");
+        let (raw, index) = batch(&[
+            (&["SET", &long_key, "v"], Kind::Keyed, 1),
+            (&["SET", &key_of_kept_prefix, "v"], Kind::Keyed, 1),
+        ]);
+        p.link().batch(&raw, &index);
+        let j = p.to_json();
+        let now = &j["current"];
+        assert_eq!(now["key_writes"], 2);
+        assert_eq!(now["long_keys"], 2);
+        assert_eq!(now["keys"]["by_writes"], json!([]));
+        let prefixes: Vec<&str> = now["prefixes"]["by_writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(prefixes, [last_kept_prefix.as_str()]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use hashbrown::HashMap;
 use serde_json::{json, Value as Json};
 
 use super::space_saving::SpaceSaving;
@@ -17,7 +18,7 @@ pub const LISTED: usize = 20;
 pub const MAX_COMMAND_NAMES: usize = 256;
 
 /// Longest command name counted by name.
-const MAX_COMMAND_NAME: usize = 64;
+pub(super) const MAX_COMMAND_NAME: usize = 64;
 /// `MULTI` sizes are counted in buckets of powers of two: 1, 2, 3–4, 5–8 … up to 2^(n-1), and more.
 const MULTI_BUCKETS: usize = 12;
 
@@ -27,7 +28,8 @@ pub(super) struct Window {
     pub(super) started_ms: u64,
     /// Until when, for a window that ended.
     pub(super) ended: Option<Instant>,
-    pub(super) commands: BTreeMap<String, u64>,
+    /// Lowercased names as the stream has them; made text only for `/profile`.
+    pub(super) commands: HashMap<Box<[u8]>, u64, foldhash::fast::RandomState>,
     pub(super) other_commands: u64,
     pub(super) bytes: u64,
     pub(super) key_writes: u64,
@@ -55,7 +57,7 @@ impl Window {
             started,
             started_ms,
             ended: None,
-            commands: BTreeMap::new(),
+            commands: HashMap::default(),
             other_commands: 0,
             bytes: 0,
             key_writes: 0,
@@ -74,22 +76,17 @@ impl Window {
         }
     }
 
-    pub(super) fn command(&mut self, name: &[u8], bytes: u64) {
+    /// Counts a command of `bytes` bytes by its lowercased name, or as `other` when its name was too long.
+    pub(super) fn command(&mut self, lowercase_name: Option<&[u8]>, bytes: u64) {
         self.bytes += bytes;
-        if name.len() > MAX_COMMAND_NAME {
+        let Some(name) = lowercase_name else {
             self.other_commands += 1;
             return;
-        }
-        // Lowercased on the stack: a name already counted (nearly every command) costs no allocation.
-        let mut lower = [0u8; MAX_COMMAND_NAME];
-        let lower = &mut lower[..name.len()];
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
-        let name = String::from_utf8_lossy(lower);
-        if let Some(n) = self.commands.get_mut(name.as_ref()) {
+        };
+        if let Some(n) = self.commands.get_mut(name) {
             *n += 1;
         } else if self.commands.len() < MAX_COMMAND_NAMES {
-            self.commands.insert(name.into_owned(), 1);
+            self.commands.insert(name.into(), 1);
         } else {
             self.other_commands += 1;
         }
@@ -121,6 +118,12 @@ impl Window {
                 })
                 .collect()
         };
+        let mut commands = BTreeMap::<String, u64>::new();
+        for (name, n) in &self.commands {
+            *commands
+                .entry(String::from_utf8_lossy(name).into_owned())
+                .or_default() += n;
+        }
         let sizes: Vec<Json> = self
             .multi_sizes
             .iter()
@@ -138,7 +141,7 @@ impl Window {
         json!({
             "started_ms": self.started_ms,
             "seconds": seconds,
-            "commands": self.commands,
+            "commands": commands,
             "other_commands": self.other_commands,
             "bytes": self.bytes,
             "key_writes": self.key_writes,
