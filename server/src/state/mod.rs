@@ -301,7 +301,7 @@ impl RelayState {
         // A refresh read at an offset inside this batch goes exactly there: the runs before it, the refresh, the
         // rest (Redis reports offsets after whole commands, never inside a MULTI block).
         let mut refresh = inner.refresh.take_if(|r| r.offset <= batch.end);
-        let mut messages = Vec::new();
+        let mut messages: Vec<Bytes> = Vec::new();
         for delivery in inner.view.select(batch, batch.start, &self.allow) {
             match delivery {
                 Delivery::Commands { start, bytes } => {
@@ -309,25 +309,29 @@ impl RelayState {
                     if let Some(at) = refresh.as_ref().map(|r| r.offset).filter(|at| *at < end) {
                         let split = at.saturating_sub(start) as usize;
                         if split > 0 {
-                            messages.push(wire::encode_commands(start, &bytes[..split]));
+                            messages.push(wire::encode_commands(start, &bytes[..split]).into());
                         }
-                        messages.extend(refresh.take().map(Refresh::message));
+                        messages.extend(refresh.take().map(|r| r.message().into()));
                         if split < bytes.len() {
-                            messages.push(wire::encode_commands(at.max(start), &bytes[split..]));
+                            messages
+                                .push(wire::encode_commands(at.max(start), &bytes[split..]).into());
                         }
+                    } else if start == batch.start && end == batch.end && batch.held {
+                        // All of the batch: its message is already this one, encoded once for the sessions.
+                        messages.push(batch.message.clone());
                     } else {
-                        messages.push(wire::encode_commands(start, &bytes));
+                        messages.push(wire::encode_commands(start, &bytes).into());
                     }
                 }
                 Delivery::Stale { at, keys } => {
                     if refresh.as_ref().is_some_and(|r| r.offset < at) {
-                        messages.extend(refresh.take().map(Refresh::message));
+                        messages.extend(refresh.take().map(|r| r.message().into()));
                     }
-                    messages.push(Delivery::encode_stale(at, &keys));
+                    messages.push(Delivery::encode_stale(at, &keys).into());
                 }
             }
         }
-        messages.extend(refresh.map(Refresh::message));
+        messages.extend(refresh.map(|r| r.message().into()));
         for message in messages {
             if let Err(err) = inner.assembler.push_message(&message) {
                 tracing::warn!(
