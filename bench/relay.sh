@@ -5,7 +5,7 @@
 # measurement (and a `RESULT {json}` line for bench/run.mjs), and cleans up. Run it on an otherwise idle machine;
 # repeat it for a spread. PROFILE=debug uses the debug build instead (bench/run.mjs --smoke: quick, not a timing);
 # SKIP_BUILD=1 uses the binaries already there (cargo build and cargo test resolve features differently, so a build
-# between tests relinks).
+# between tests relinks). LAG_ONLY=1 measures the lag alone.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -58,4 +58,4 @@ sleep 2
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f1-3)"
 "$bench" lag "$primary" "$replica" "127.0.0.1:$relay" "$requests"
-"$bench" fanout "$primary" "ws://127.0.0.1:$relay/ws" "$relay_pid" "$clients" "$rate" "$seconds"
+[ -n "${LAG_ONLY:-}" ] || "$bench" fanout "$primary" "ws://127.0.0.1:$relay/ws" "$relay_pid" "$clients" "$rate" "$seconds"

@@ -178,6 +178,19 @@ async fn lag(args: &[String]) {
             ))
         );
     }
+    // Issue 22's target: the relay no further behind than the real replica beside it (≤ 1×).
+    let ratio = |p: f64| {
+        let (replica, relay) = (percentile(&replica_lag, p), percentile(&relay_lag, p));
+        (replica > 0).then(|| relay as f64 / replica as f64)
+    };
+    let (p99, max) = (ratio(0.99), ratio(1.0));
+    result["relay_to_replica"] = serde_json::json!({ "p99": p99, "max": max });
+    let shown = |r: Option<f64>| r.map_or("(replica at 0)".to_string(), |r| format!("{r:.2}×"));
+    println!(
+        "relay lag / replica lag: p99 {}, max {}",
+        shown(p99),
+        shown(max)
+    );
     // The machine-readable line bench/run.mjs collects.
     println!("RESULT {result}");
 }

@@ -24,9 +24,16 @@
 //! command anyway. Commands whose only "keys" are flagged `not_key` (`SPUBLISH`'s shard channel) name no key of
 //! the keyspace either: they write nothing a window holds, and reach no browser.
 
-use std::collections::HashMap;
-
 use redis::Value;
+
+/// The table's maps: command names as Redis listed them, looked up (never inserted) with each command the stream
+/// carries. foldhash is several times cheaper than SipHash on these short names, and randomly seeded per process,
+/// so a stream cannot aim for collisions either (nor could it grow the map).
+type NameMap<V> = foldhash::HashMap<Vec<u8>, V>;
+
+/// Room on the stack for a command name lowercased before its lookup: longer than any name Redis defines (the
+/// longest, `georadiusbymember_ro`, has 20 bytes); a longer one, a module's perhaps, is lowercased on the heap.
+const NAME_ROOM: usize = 64;
 
 pub mod streamed;
 
@@ -106,7 +113,7 @@ impl Grammar {
 #[derive(Debug, Clone, Default)]
 struct Entry {
     specs: Vec<KeySpec>,
-    subcommands: HashMap<Vec<u8>, Entry>,
+    subcommands: NameMap<Entry>,
     /// A module's command (flag `module`).
     module: bool,
     /// Flag `movablekeys`: the keys' positions depend on the arguments. Without key specifications (Redis 6) and
@@ -120,7 +127,43 @@ struct Entry {
 /// Key positions of every command Redis knows.
 #[derive(Debug, Clone, Default)]
 pub struct CommandTable {
-    commands: HashMap<Vec<u8>, Entry>,
+    commands: NameMap<Entry>,
+}
+
+/// What [`CommandTable::find_keys`] keeps between commands, so that finding the keys of one allocates nothing: the
+/// link finds them for every command it reads.
+#[derive(Debug, Default)]
+pub struct KeyRoom {
+    roles: Vec<Role>,
+    keys: Vec<Key>,
+}
+
+/// [`CommandKeys`], with the known keys left in a [`KeyRoom`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum FoundKeys<'r> {
+    None,
+    Known(&'r [Key]),
+    Unresolved {
+        written: Option<Vec<usize>>,
+        why: &'static str,
+    },
+}
+
+/// The entry `name` looks up in `map`, whatever its case.
+fn lookup<'m, V>(map: &'m NameMap<V>, name: &[u8]) -> Option<&'m V> {
+    // Most commands have no subcommands: their second argument (a key) need not be hashed.
+    if map.is_empty() {
+        return None;
+    }
+    let mut room = [0u8; NAME_ROOM];
+    match room.get_mut(..name.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            map.get(&*lower)
+        }
+        None => map.get(&name.to_ascii_lowercase()),
+    }
 }
 
 /// One key of a command: its index among the arguments, and whether the command may write it.
@@ -171,7 +214,7 @@ impl CommandTable {
 
     /// Builds the table from the reply to `COMMAND`.
     pub fn from_command_reply(reply: &Value) -> Self {
-        let mut commands = HashMap::new();
+        let mut commands = NameMap::default();
         if let Value::Array(entries) = reply {
             for entry in entries {
                 if let Some((name, mut parsed)) = parse_entry(entry) {
@@ -194,50 +237,61 @@ impl CommandTable {
 
     /// Whether `args` is a module's command or one this table does not know: what it writes cannot be told.
     pub fn unfollowed(&self, args: &[&[u8]]) -> bool {
-        args.first().is_some_and(|name| {
-            self.commands
-                .get(&name.to_ascii_lowercase())
-                .is_none_or(|entry| entry.module)
-        })
+        args.first()
+            .is_some_and(|name| lookup(&self.commands, name).is_none_or(|entry| entry.module))
     }
 
     /// The keys of the command `args` (`args[0]` its name), for judging it against `--allow`.
     pub fn keys(&self, args: &[&[u8]]) -> CommandKeys {
+        match self.find_keys(args, &mut KeyRoom::default()) {
+            FoundKeys::None => CommandKeys::None,
+            FoundKeys::Known(keys) => CommandKeys::Known(keys.to_vec()),
+            FoundKeys::Unresolved { written, why } => CommandKeys::Unresolved { written, why },
+        }
+    }
+
+    /// [`CommandTable::keys`], the known keys left in `room`: no allocation for a command its key specifications
+    /// resolve (all but the few read by their own grammar, and those withheld).
+    pub fn find_keys<'r>(&self, args: &[&[u8]], room: &'r mut KeyRoom) -> FoundKeys<'r> {
         let Some(name) = args.first() else {
-            return CommandKeys::None;
+            return FoundKeys::None;
         };
-        let Some(mut entry) = self.commands.get(&name.to_ascii_lowercase()) else {
-            return CommandKeys::None;
+        let Some(mut entry) = lookup(&self.commands, name) else {
+            return FoundKeys::None;
         };
         if entry.module {
-            return CommandKeys::None;
+            return FoundKeys::None;
         }
-        if let Some(sub) = args
-            .get(1)
-            .and_then(|s| entry.subcommands.get(&s.to_ascii_lowercase()))
-        {
+        if let Some(sub) = args.get(1).and_then(|s| lookup(&entry.subcommands, s)) {
             entry = sub;
         }
-        match entry.grammar {
-            Some(Grammar::Sort) => return sort_keys(args),
-            Some(Grammar::GeoRadius { options_from }) => return georadius_keys(args, options_from),
-            Some(Grammar::Migrate) => return migrate_keys(args),
-            Some(Grammar::Script { writes }) => return CommandKeys::Unresolved {
+        let by_grammar = match entry.grammar {
+            Some(Grammar::Sort) => sort_keys(args),
+            Some(Grammar::GeoRadius { options_from }) => georadius_keys(args, options_from),
+            Some(Grammar::Migrate) => migrate_keys(args),
+            Some(Grammar::Script { writes }) => CommandKeys::Unresolved {
                 written: (!writes).then(Vec::new),
                 why: "a script may touch keys it does not declare, and its arguments may name them",
             },
-            None => {}
+            None if entry.movable && (entry.legacy || entry.specs.is_empty()) => {
+                CommandKeys::Unresolved {
+                    written: None,
+                    why: "movable keys without a key specification",
+                }
+            }
+            None if !entry.specs.is_empty() && entry.specs.iter().all(|s| s.not_key) => {
+                CommandKeys::None
+            }
+            None => return resolve(&entry.specs, args, room),
+        };
+        match by_grammar {
+            CommandKeys::None => FoundKeys::None,
+            CommandKeys::Known(keys) => {
+                room.keys = keys;
+                FoundKeys::Known(&room.keys)
+            }
+            CommandKeys::Unresolved { written, why } => FoundKeys::Unresolved { written, why },
         }
-        if entry.movable && (entry.legacy || entry.specs.is_empty()) {
-            return CommandKeys::Unresolved {
-                written: None,
-                why: "movable keys without a key specification",
-            };
-        }
-        if !entry.specs.is_empty() && entry.specs.iter().all(|s| s.not_key) {
-            return CommandKeys::None;
-        }
-        resolve(&entry.specs, args)
     }
 }
 
@@ -260,8 +314,10 @@ enum Unfound {
 }
 
 /// The keys `specs` find in `args`, every one of them, in time linear in the arguments.
-fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
-    let mut roles = vec![Role::Argument; args.len()];
+fn resolve<'r>(specs: &[KeySpec], args: &[&[u8]], room: &'r mut KeyRoom) -> FoundKeys<'r> {
+    let roles = &mut room.roles;
+    roles.clear();
+    roles.resize(args.len(), Role::Argument);
     let mut why = None;
     // Whether a specification that may write keys could not be followed: which keys it wrote is then not known.
     let mut hidden_writes = false;
@@ -291,7 +347,8 @@ fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
         }
     }
     let Some(why) = why else {
-        return CommandKeys::Known(
+        room.keys.clear();
+        room.keys.extend(
             roles
                 .iter()
                 .enumerate()
@@ -299,9 +356,9 @@ fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
                 .map(|(index, r)| Key {
                     index,
                     written: *r == Role::Written,
-                })
-                .collect(),
+                }),
         );
+        return FoundKeys::Known(&room.keys);
     };
     let written = (!hidden_writes).then(|| {
         roles
@@ -311,7 +368,7 @@ fn resolve(specs: &[KeySpec], args: &[&[u8]]) -> CommandKeys {
             .map(|(i, _)| i)
             .collect()
     });
-    CommandKeys::Unresolved { written, why }
+    FoundKeys::Unresolved { written, why }
 }
 
 impl KeySpec {
@@ -590,7 +647,7 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
                 (sub, entry)
             })
             .collect(),
-        _ => HashMap::new(),
+        _ => NameMap::default(),
     };
     Some((
         name,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use replicast_protocol::resp::Command;
 
-use crate::command_table::{CommandKeys, CommandTable};
+use crate::command_table::{CommandTable, FoundKeys, KeyRoom};
 
 /// What a frame means for routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +90,16 @@ pub struct FrameIndex {
 pub struct Indexer {
     table: Arc<CommandTable>,
     db: u32,
+    room: KeyRoom,
 }
 
 impl Indexer {
     pub fn new(table: Arc<CommandTable>) -> Self {
-        Indexer { table, db: 0 }
+        Indexer {
+            table,
+            db: 0,
+            room: KeyRoom::default(),
+        }
     }
 
     /// The database selected after the last command added.
@@ -157,11 +162,11 @@ impl Indexer {
         } else if command.is("exec") {
             Kind::Exec
         } else {
-            match self.table.keys(&command.args) {
-                CommandKeys::None if self.table.unfollowed(&command.args) => Kind::Unfollowed,
-                CommandKeys::None => Kind::Other,
-                CommandKeys::Known(keys) if keys.is_empty() => Kind::Other,
-                CommandKeys::Known(keys) => {
+            match self.table.find_keys(&command.args, &mut self.room) {
+                FoundKeys::None if self.table.unfollowed(&command.args) => Kind::Unfollowed,
+                FoundKeys::None => Kind::Other,
+                FoundKeys::Known([]) => Kind::Other,
+                FoundKeys::Known(keys) => {
                     // Those it may write first: they are what a session that may not see the frame learns is stale.
                     for key in keys.iter().filter(|k| k.written) {
                         push(key.index);
@@ -172,7 +177,7 @@ impl Indexer {
                     }
                     Kind::Keyed
                 }
-                CommandKeys::Unresolved { written: keys, why } => {
+                FoundKeys::Unresolved { written: keys, why } => {
                     tracing::debug!(
                         command = %String::from_utf8_lossy(command.args[0]),
                         offset = command.start,

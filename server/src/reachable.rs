@@ -20,6 +20,35 @@ pub struct Piece {
     pub held: Option<(Range<usize>, FrameIndex)>,
 }
 
+/// Whether some session could be sent something of every frame of the batch (every `MULTI` block taken whole): then
+/// the batch is kept as it is, one piece, and [`pieces`] need not cut it. The link asks this of every batch first,
+/// for a batch of writes all inside `--allow` is the common case, and answering it allocates nothing.
+pub fn whole(raw: &[u8], index: &FrameIndex, allow: &Allow) -> bool {
+    // Whether something of the open block is needed.
+    let mut block: Option<bool> = None;
+    for frame in &index.frames {
+        let needed = needed(frame, raw, index, allow);
+        match (frame.kind, &mut block) {
+            (Kind::Multi, _) => {
+                if block == Some(false) {
+                    return false;
+                }
+                block = Some(false);
+            }
+            (Kind::Exec, Some(block_needed)) => {
+                if !*block_needed {
+                    return false;
+                }
+                block = None;
+            }
+            (_, Some(block_needed)) => *block_needed |= needed,
+            (_, None) if !needed => return false,
+            (_, None) => {}
+        }
+    }
+    !index.frames.is_empty() && block != Some(false)
+}
+
 /// Cuts the batch of whole commands `raw`, which starts at offset `start` and is indexed by `index`, into pieces
 /// kept whole and pieces kept as offsets, in stream order.
 pub fn pieces(start: u64, raw: &[u8], index: &FrameIndex, allow: &Allow) -> Vec<Piece> {

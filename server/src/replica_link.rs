@@ -31,7 +31,7 @@ use crate::link_error::LinkError;
 use crate::link_io::{encode_command, LinkIo, LinkStream};
 use crate::metrics::{LinkMetrics, Metrics};
 use crate::profile::{LinkProfile, WriteProfile};
-use crate::reachable::{self, Piece};
+use crate::reachable;
 use crate::sentinel::Sentinels;
 use crate::state::RelayState;
 use crate::stream_reader::{max_held, Output, StreamReader};
@@ -189,10 +189,11 @@ async fn next_switch(switched: &mut tokio::sync::watch::Receiver<Option<RedisTar
 
 /// Where the link writes what it reads: the backlog, and the relay's state if it keeps one.
 #[derive(Clone, Copy)]
-struct Sink<'a> {
-    backlog: &'a Backlog,
-    state: Option<&'a RelayState>,
-    allow: Option<&'a Allow>,
+pub struct Sink<'a> {
+    pub backlog: &'a Backlog,
+    pub state: Option<&'a RelayState>,
+    /// `--allow`, when the backlog keeps only what some session could be sent.
+    pub allow: Option<&'a Allow>,
 }
 
 async fn follow_once(
@@ -497,7 +498,7 @@ async fn stream_commands(
 
 /// Does what the stream reader says: counts it in the write profile, appends to the state and the backlog, counts and logs what was withheld, and
 /// collects the offsets that `REPLCONF GETACK`s ask for.
-fn apply(
+pub fn apply(
     output: Output,
     sink: Sink<'_>,
     metrics: &LinkMetrics,
@@ -522,10 +523,10 @@ fn apply(
             let Some(allow) = sink.allow else {
                 return append(Batch::new(start, end, &raw, index, true));
             };
-            let pieces = reachable::pieces(start, &raw, &index, allow);
-            if let [Piece { held: Some(_), .. }] = pieces.as_slice() {
+            if reachable::whole(&raw, &index, allow) {
                 return append(Batch::new(start, end, &raw, index, true));
             }
+            let pieces = reachable::pieces(start, &raw, &index, allow);
             if let Some(state) = sink.state {
                 state.apply(&Batch::new(start, end, &raw, index, true));
             }

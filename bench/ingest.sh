@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The relay's ingest at wire speed (issue 22.1): a fake primary (server/examples/ingest_bench.rs) serves 1,000,000
+# `ZADD perf:hostN <ms> <~130-byte JSON>` (~199 MB, generated once into target/bench-ingest/) as fast as the socket
+# takes them, then `REPLCONF GETACK *`, and times until the replica's `REPLCONF ACK` reaches the end. Each run
+# times, against the same primary: the release relay with its state (as by default), the relay --stateless, and a
+# pure reader that only counts the bytes (the ceiling of this machine, primary included).
+# Usage: bench/ingest.sh [runs=5] [commands=1000000]
+# Prints one line per measurement, then the median and spread of each, and a `RESULT {json}` line. SKIP_BUILD=1
+# uses the binaries already built; RELAY_BIN=path measures another relay binary (another build, before and after).
+# Run it on an otherwise idle machine.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+runs=${1:-5}
+commands=${2:-1000000}
+bin=${RELAY_BIN:-target/release/replicast}
+bench=target/release/examples/ingest_bench
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ] || [ ! -x "$bench" ]; then
+  cargo build -q --release -p replicast-server --bin replicast --example ingest_bench
+fi
+data=target/bench-ingest
+stream=$data/zadd-$commands.resp
+mkdir -p "$data"
+[ -s "$stream" ] || "$bench" generate "$stream" "$commands"
+
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+redis=$(free_port)
+redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" --loglevel warning \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+until redis-cli -p "$redis" ping >/dev/null 2>&1; do sleep 0.05; done
+# The empty dataset's RDB, as Redis writes it, is the full sync's payload.
+redis-cli -p "$redis" --rdb "$work/empty.rdb" >/dev/null 2>&1
+
+# One result line of the primary: its MB/s.
+next_result() { # count-so-far
+  local want=$1
+  until [ "$(grep -c '^RESULT' "$work/primary.out" || true)" -ge "$want" ]; do
+    kill -0 "$primary_pid" 2>/dev/null || { cat "$work/primary.err" >&2; exit 1; }
+    sleep 0.05
+  done
+  grep '^RESULT' "$work/primary.out" | sed -n "${want}p" | sed 's/.*"mb_per_s":\([0-9.]*\).*/\1/'
+}
+
+"$bench" primary "$redis" "$stream" "$work/empty.rdb" >"$work/primary.out" 2>"$work/primary.err" &
+primary_pid=$!
+pids+=("$primary_pid")
+until grep -q '^port ' "$work/primary.out" 2>/dev/null; do sleep 0.05; done
+port=$(sed -n 's/^port //p' "$work/primary.out")
+
+echo "machine: $(nproc) cores; stream: $(stat -c %s "$stream") bytes, $commands ZADDs"
+results=0
+declare -A figures=([state]="" [stateless]="" [reader]="")
+for run in $(seq "$runs"); do
+  for mode in state stateless reader; do
+    results=$((results + 1))
+    if [ "$mode" = reader ]; then
+      "$bench" reader "$port"
+    else
+      flags=()
+      if [ "$mode" = stateless ]; then flags+=(--stateless); fi
+      relay_port=$(free_port)
+      RUST_LOG=warn "$bin" serve --redis-url "redis://127.0.0.1:$port" --listen "127.0.0.1:$relay_port" \
+        --allow 'perf:*' --stream-only "${flags[@]}" >"$work/relay.log" 2>&1 &
+      relay_pid=$!
+    fi
+    mb=$(next_result "$results")
+    if [ "$mode" != reader ]; then kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; fi
+    echo "run $run: $mode $mb MB/s"
+    figures[$mode]+="$mb "
+  done
+done
+
+summary() { # mode
+  echo "${figures[$1]}" | tr ' ' '\n' | grep . | sort -n | awk -v mode="$1" '
+    { v[NR] = $1 }
+    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+          printf "%s: median %.0f MB/s, min %.0f, max %.0f over %d runs\n", mode, m, v[1], v[NR], NR }'
+}
+for mode in state stateless reader; do summary "$mode"; done
+median() { echo "${figures[$1]}" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "RESULT {\"bench\":\"ingest\",\"state\":[${figures[state]// /,}0],\"stateless\":[${figures[stateless]// /,}0],\"reader\":[${figures[reader]// /,}0],\"median\":{\"state\":$(median state),\"stateless\":$(median stateless),\"reader\":$(median reader)}}" | sed 's/,0\]/]/g'

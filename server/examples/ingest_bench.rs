@@ -1,0 +1,244 @@
+//! The relay's ingest from outside: a fake primary that serves a recorded replication stream as fast as the socket
+//! takes it, and a pure reader that only counts the bytes, as the ceiling of the same machine. Driven by
+//! `bench/ingest.sh` (run that; it starts the servers):
+//!
+//! ```text
+//! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands]
+//! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb>
+//! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port>
+//! ```
+//!
+//! `generate`: writes the stream of `commands` (1,000,000) `ZADD perf:hostN <ms> <~130-byte JSON>` after a
+//! `SELECT 0`, as Redis propagates them. `primary`: listens on a free loopback port (printed as `port N`) and
+//! passes every connection through to the real Redis at `redis-port` (the relay's `COMMAND`, `CONFIG GET`, `INFO`,
+//! and the handshake's `PING`/`REPLCONF`) until one sends `PSYNC`: that one gets `+FULLRESYNC <replid> 0`, the RDB
+//! file `rdb`, the stream, then `REPLCONF GETACK *`, and is timed from the stream's first byte to the
+//! `REPLCONF ACK` that reaches its end (a `RESULT {json}` line each). `reader`: a replica that only reads and counts
+//! the stream, answering the final `GETACK`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use replicast_protocol::resp::{parse_command, Limits};
+
+const REPLID: &str = "1c4f0aa81be1b7e0d1c0ab7f25c3d2c8d2e1f0a9";
+const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+/// Bytes per write: large, so that the primary's system calls are never the limit.
+const WRITE: usize = 1 << 20;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("generate") => generate(&args[1..]),
+        Some("primary") => primary(&args[1..]),
+        Some("reader") => reader(&args[1..]),
+        _ => Err("usage: ingest_bench generate|primary|reader … (see bench/ingest.sh)".into()),
+    };
+    if let Err(err) = result {
+        eprintln!("ingest_bench: {err}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn resp(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The collectors' samples of bench/resp/record.mjs (same shape and sizes; a deterministic generator).
+fn generate(args: &[String]) -> Result<()> {
+    let path = args.first().ok_or("generate <file> [commands]")?;
+    let commands: u64 = args.get(1).map_or(Ok(1_000_000), |n| n.parse())?;
+    let hosts = 16;
+    let mut seed: u64 = 42;
+    let mut rand = move || {
+        seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+        seed as f64 / 2_147_483_648.0
+    };
+    let mut out = Vec::with_capacity(commands as usize * 180);
+    resp(&mut out, &[b"SELECT", b"0"]);
+    for i in 0..commands {
+        let host = format!("host{}", i % hosts);
+        let ms = 1_700_000_000_000 + i * 250 + (rand() * 100.0) as u64;
+        let (user, sys) = (rand() * 60.0, rand() * 20.0);
+        let json = format!(
+            r#"{{"id":"s{i}","host":"{host}","cpu":{{"user":{user:.2},"sys":{sys:.2},"idle":{:.2}}},"mem":{},"net":{{"rx":{},"tx":{}}},"load":{:.2}}}"#,
+            100.0 - user - sys,
+            (rand() * 16e9) as u64,
+            (rand() * 1e7) as u64,
+            (rand() * 1e7) as u64,
+            rand() * 8.0
+        );
+        resp(
+            &mut out,
+            &[
+                b"ZADD",
+                format!("perf:{host}").as_bytes(),
+                ms.to_string().as_bytes(),
+                json.as_bytes(),
+            ],
+        );
+    }
+    std::fs::write(path, &out)?;
+    println!("{path}: {} bytes, {commands} ZADDs", out.len());
+    Ok(())
+}
+
+fn primary(args: &[String]) -> Result<()> {
+    let [redis_port, stream, rdb] = args else {
+        return Err("primary <redis-port> <stream> <rdb>".into());
+    };
+    let redis = format!("127.0.0.1:{redis_port}");
+    let stream: Arc<[u8]> = std::fs::read(stream)?.into();
+    let rdb: Arc<[u8]> = std::fs::read(rdb)?.into();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    println!("port {}", listener.local_addr()?.port());
+    std::io::stdout().flush()?;
+    for client in listener.incoming() {
+        let (client, redis, stream, rdb) = (client?, redis.clone(), stream.clone(), rdb.clone());
+        std::thread::spawn(move || {
+            if let Err(err) = pass_through(client, &redis, stream, &rdb) {
+                eprintln!("ingest_bench primary: a connection ended: {err}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Passes `client`'s commands to Redis and Redis's replies back, until a `PSYNC`: then serves the stream.
+fn pass_through(mut client: TcpStream, redis: &str, stream: Arc<[u8]>, rdb: &[u8]) -> Result<()> {
+    client.set_nodelay(true)?;
+    let upstream = TcpStream::connect(redis)?;
+    let replies = {
+        let (mut from, mut to) = (upstream.try_clone()?, client.try_clone()?);
+        std::thread::spawn(move || std::io::copy(&mut from, &mut to))
+    };
+    let mut to_redis = upstream.try_clone()?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            let _ = upstream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
+        while let Some(command) = parse_command(&buf[used..], 0, &Limits::default())? {
+            let len = command.frame_len();
+            if command.is("psync") {
+                // Every command before it was answered (the link waits for each reply): Redis's side is done.
+                let _ = upstream.shutdown(Shutdown::Both);
+                let _ = replies.join();
+                return serve_stream(client, stream, rdb);
+            }
+            to_redis.write_all(&buf[used..used + len])?;
+            used += len;
+        }
+        buf.drain(..used);
+    }
+}
+
+/// Full resync, the stream at the socket's pace, `GETACK`; times until an `ACK` reaches the end.
+fn serve_stream(client: TcpStream, stream: Arc<[u8]>, rdb: &[u8]) -> Result<()> {
+    let end = stream.len() as u64;
+    let mut acks = BufReader::new(client.try_clone()?);
+    let mut out = client;
+    out.write_all(format!("+FULLRESYNC {REPLID} 0\r\n${}\r\n", rdb.len()).as_bytes())?;
+    out.write_all(rdb)?;
+    let began = Instant::now();
+    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
+        for piece in stream.chunks(WRITE) {
+            out.write_all(piece)?;
+        }
+        out.write_all(GETACK)?;
+        Ok(began.elapsed().as_secs_f64())
+    });
+    // `REPLCONF ACK <offset>`, as the relay writes it: read until one reaches the end.
+    let mut acked = 0;
+    let mut line = Vec::new();
+    while acked < end {
+        line.clear();
+        if acks.read_until(b'\n', &mut line)? == 0 {
+            return Err(format!("the replica left at offset {acked} of {end}").into());
+        }
+        if let Ok(offset) = std::str::from_utf8(&line)
+            .unwrap_or("")
+            .trim()
+            .parse::<u64>()
+        {
+            acked = acked.max(offset);
+        }
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    let written = writer.join().map_err(|_| "the writer panicked")??;
+    println!(
+        "RESULT {{\"bench\":\"ingest\",\"bytes\":{end},\"seconds\":{seconds:.4},\"written_seconds\":{written:.4},\"mb_per_s\":{:.1}}}",
+        end as f64 / seconds / 1e6
+    );
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// A replica that only reads: the handshake, the RDB skipped, the stream counted; the final `GETACK` answered with
+/// the count. What the machine allows a reader of this socket, with the primary beside it.
+fn reader(args: &[String]) -> Result<()> {
+    let port = args.first().ok_or("reader <primary-port>")?;
+    let mut socket = TcpStream::connect(format!("127.0.0.1:{port}"))?;
+    socket.set_nodelay(true)?;
+    let mut input = BufReader::with_capacity(256 * 1024, socket.try_clone()?);
+    let mut line = String::new();
+    for command in [
+        &["PING"][..],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"],
+        &["PSYNC", "?", "-1"],
+    ] {
+        let mut out = Vec::new();
+        resp(
+            &mut out,
+            &command.iter().map(|a| a.as_bytes()).collect::<Vec<_>>(),
+        );
+        socket.write_all(&out)?;
+        line.clear();
+        input.read_line(&mut line)?;
+        if line.starts_with('-') {
+            return Err(format!("{command:?}: {line}").into());
+        }
+    }
+    line.clear();
+    input.read_line(&mut line)?;
+    let rdb_len: u64 = line.trim().trim_start_matches('$').parse()?;
+    std::io::copy(&mut (&mut input).take(rdb_len), &mut std::io::sink())?;
+    // Counts every byte; the stream ends with the one GETACK, found across reads by keeping its length of tail.
+    let mut count: u64 = 0;
+    let mut tail = Vec::with_capacity(2 * GETACK.len());
+    loop {
+        let read = input.fill_buf()?;
+        if read.is_empty() {
+            return Err(format!("the primary closed after {count} bytes").into());
+        }
+        let n = read.len();
+        count += n as u64;
+        tail.extend_from_slice(&read[n.saturating_sub(GETACK.len())..]);
+        input.consume(n);
+        if tail.ends_with(GETACK) {
+            break;
+        }
+        tail.drain(..tail.len().saturating_sub(GETACK.len()));
+    }
+    let mut out = Vec::new();
+    let offset = (count - GETACK.len() as u64).to_string();
+    resp(&mut out, &[b"REPLCONF", b"ACK", offset.as_bytes()]);
+    socket.write_all(&out)?;
+    // Until the primary has read it.
+    let _ = input.read(&mut [0u8; 1]);
+    Ok(())
+}
