@@ -64,7 +64,7 @@ until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
 # A backlog that holds the whole burst (samples are about 900 bytes, and each ZADD comes with its trim).
 backlog=$((samples * 1400 + (64 << 20)))
 RUST_LOG=warn "$bin" serve --redis-url "redis://127.0.0.1:$redis_port" --listen "127.0.0.1:$relay_port" \
-  --allow 'perf:*' --backlog-bytes "$backlog" >/dev/null &
+  --allow 'perf:*' --backlog-bytes "$backlog" --stream-only >/dev/null &
 pids+=($!)
 wait_http "127.0.0.1:$relay_port"
 RUST_LOG=warn "$bin" sink --relay "ws://127.0.0.1:$relay_port/ws" --database "$database" --create-schema \

@@ -56,6 +56,27 @@ impl ToSql for RawJson<'_> {
     to_sql_checked!();
 }
 
+/// Text already checked (UTF-8 without NUL) for a `text` column, sent as it is.
+#[derive(Debug)]
+struct RawText<'a>(&'a [u8]);
+
+impl ToSql for RawText<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+
+    to_sql_checked!();
+}
+
 /// Opens a connection to `url`; its driver task runs until the connection ends.
 pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
@@ -284,15 +305,15 @@ async fn write_zsets(
         for row in &batch.zsets {
             let strict_value;
             let value = if strict {
-                strict_value = json_text_strict(&row.value);
+                strict_value = json_text_strict(batch.zset_value(row));
                 &strict_value
             } else {
-                &row.value
+                batch.zset_value(row)
             };
             writer
                 .as_mut()
                 .write(&[
-                    &row.key,
+                    &RawText(batch.zset_key(row)),
                     &time_of_ms(row.score),
                     &row.score,
                     &RawJson(value),
