@@ -468,6 +468,93 @@ pub async fn every(state: Arc<RelayState>, snapshots: Snapshotter, settings: Ver
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backlog::Batch;
+    use crate::frames::{Frame, FrameIndex, Kind};
+    use crate::state::StateSettings;
+
+    /// A state of `k:*` built from an empty RDB at offset 100 of stream `e`.
+    fn ready_state() -> RelayState {
+        let state = RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["k:*".into()],
+        });
+        state.begin_full_sync("e", 100);
+        let mut rdb = b"REDIS0009".to_vec();
+        rdb.push(0xFF);
+        rdb.extend([0; 8]);
+        state.load(&rdb);
+        state.finish_full_sync();
+        assert_eq!(state.position(), Some(("e".into(), 100)));
+        state
+    }
+
+    /// One batch from offset 100 of `ZADD k:z <score> <member>` commands, each a frame writing `k:z`.
+    fn zadds(members: &[(&str, &str)]) -> Batch {
+        let mut raw = Vec::new();
+        let mut index = FrameIndex::default();
+        for (score, member) in members {
+            let start = raw.len() as u32;
+            raw.extend(b"*4\r\n$4\r\nZADD\r\n$3\r\n");
+            let key = raw.len() as u32;
+            raw.extend(b"k:z\r\n");
+            for arg in [score, member] {
+                raw.extend(format!("${}\r\n{arg}\r\n", arg.len()).bytes());
+            }
+            index.keys.push(key..key + 3);
+            let keys = index.keys.len() as u32 - 1..index.keys.len() as u32;
+            index.frames.push(Frame {
+                at: start..raw.len() as u32,
+                db: 0,
+                target_db: 0,
+                kind: Kind::Keyed,
+                keys,
+                written: 1,
+            });
+        }
+        Batch::new(100, 100 + raw.len() as u64, &raw, index, true)
+    }
+
+    #[test]
+    fn a_check_inside_a_batch_sees_the_state_between_the_commands_before_and_after_its_offset() {
+        let state = ready_state();
+        let batch = zadds(&[("1", "a"), ("2", "b")]);
+        let first_end = 100 + batch.index.frames[0].at.end as u64;
+        let mut at_first = state
+            .state_at("e", first_end, vec![b"k:z".to_vec()])
+            .unwrap();
+        let mut at_end = state
+            .state_at("e", batch.end, vec![b"k:z".to_vec()])
+            .unwrap();
+        assert!(
+            at_first.try_recv().is_err(),
+            "answered before the link got there"
+        );
+        state.apply(&batch);
+        let items = |states: KeyStates| match &states[0].1 {
+            KeyState::Window { items, .. } => *items,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(items(at_first.try_recv().unwrap()), 1);
+        assert_eq!(items(at_end.try_recv().unwrap()), 2);
+        assert_eq!(
+            state.state_at("e", first_end, vec![]).unwrap_err(),
+            NotAt::Past {
+                now: batch.end,
+                asked: first_end
+            }
+        );
+        assert!(matches!(
+            state.state_at("f", batch.end, vec![]),
+            Err(NotAt::OtherEpoch { .. })
+        ));
+        assert_eq!(
+            state
+                .state_at("e", batch.end, vec![b"k:z".to_vec(); MAX_VERIFY_KEYS + 1])
+                .unwrap_err(),
+            NotAt::TooManyKeys(MAX_VERIFY_KEYS + 1)
+        );
+    }
 
     fn window(digest: &str) -> KeyState {
         KeyState::Window {
