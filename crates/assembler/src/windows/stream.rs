@@ -71,6 +71,11 @@ impl StreamWindow {
         self.total = complete.then_some(self.entries.len() as u64);
     }
 
+    /// Sets the length Redis holds, as a saved view recorded it (`crate::assembler::saved_view`).
+    pub(crate) fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
     pub fn fields(&self, id: StreamId) -> Option<&[Vec<u8>]> {
         self.entries.get(&id).map(|(_, f)| f.as_slice())
     }
