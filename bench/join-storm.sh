@@ -3,7 +3,10 @@
 # (`perf:*`, windows of 121 samples), once with the relay's state (the default) and once with --stateless (every
 # join reads Redis, as before the state): the time each session took to get its snapshot (p50, p99) and the commands
 # Redis ran during the storm (INFO commandstats deltas, the storm's own writes left out).
-# Usage: bench/join-storm.sh [sessions=1000] [hosts=200] [window=121]
+# `reload` as the fourth argument runs the reload storm instead: the sessions come back within one second with the
+# position a page saved two seconds earlier (`at=`, as the client's saved views do), and the count of snapshots
+# sent is the figure (target 0 while the backlog covers them).
+# Usage: bench/join-storm.sh [sessions=1000] [hosts=200] [window=121] [join|reload]
 # Starts its own redis-server and a release relay on free loopback ports for each run, prints the example's lines
 # (and `RESULT {json}` lines), and cleans up. Repeat it for a spread. PROFILE=debug uses the debug build;
 # SKIP_BUILD=1 uses the binaries already there.
@@ -14,11 +17,12 @@ cd "$REPO_ROOT"
 sessions=${1:-1000}
 hosts=${2:-200}
 window=${3:-121}
+storm=${4:-join}
 
 profile=${PROFILE:-release}
 bin=target/$profile/replicast
-storm=target/$profile/examples/join_storm
-if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ] || [ ! -x "$storm" ]; then
+example=target/$profile/examples/join_storm
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ] || [ ! -x "$example" ]; then
   if [ "$profile" = debug ]; then
     cargo build -q -p replicast-server --bins --example join_storm
   else
@@ -48,7 +52,7 @@ for mode in state stateless; do
   pids+=("$redis_pid" "$relay_pid")
   until curl -fs "http://127.0.0.1:$relay/healthz" >/dev/null 2>&1; do sleep 0.1; done
   echo "--- $mode"
-  "$storm" "$redis" "127.0.0.1:$relay" "$hosts" "$window" "$sessions" "$window"
+  "$example" "$redis" "127.0.0.1:$relay" "$hosts" "$window" "$sessions" "$window" "$storm"
   echo "relay peak RSS: $(awk '/VmHWM/{print $2, $3}' "/proc/$relay_pid/status")"
   kill "$relay_pid" "$redis_pid"; wait "$relay_pid" "$redis_pid" 2>/dev/null || true
 done

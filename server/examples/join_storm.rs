@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p replicast-server --example join_storm -- \
-//!     <redis-port> <relay-http> <hosts> <samples> <sessions> <window>
+//!     <redis-port> <relay-http> <hosts> <samples> <sessions> <window> [join|reload]
 //! ```
 //!
 //! Fills `hosts` sorted sets `perf:<host>` with `samples` JSON samples each (scored by time, as the collector
@@ -11,6 +11,11 @@
 //! session's time from its connect to its snapshot (`live`: p50, p99, max), the snapshots the relay answered from
 //! its state and from Redis (its `/metrics`), and the commands Redis ran during the storm (`INFO commandstats`
 //! deltas), writes left out.
+//!
+//! `reload`: the reload storm instead. One page joins and keeps its position (`epoch:offset`) as a page with saved
+//! views keeps it in IndexedDB; two seconds of writes later, the `sessions` come back within one second with that
+//! position (`at=`), as reloaded pages do. Each session's time to its hello, how many resumed (a hello at the
+//! position asked, no snapshot), and the same counts of snapshots and Redis commands (target: none).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,12 +30,17 @@ const NOT_JOINS: &[&str] = &["zadd", "zremrangebyrank", "info", "replconf"];
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [redis_port, relay, hosts, samples, sessions, window] = args.as_slice() else {
+    let (args, kind) = match args.as_slice() {
+        [rest @ .., mode] if mode == "join" || mode == "reload" => (rest, mode.clone()),
+        rest => (rest, "join".to_string()),
+    };
+    let [redis_port, relay, hosts, samples, sessions, window] = args else {
         eprintln!(
-            "usage: join_storm <redis-port> <relay-http> <hosts> <samples> <sessions> <window>"
+            "usage: join_storm <redis-port> <relay-http> <hosts> <samples> <sessions> <window> [join|reload]"
         );
         std::process::exit(2);
     };
+    let reload = kind == "reload";
     let parse = |s: &String| s.parse::<usize>().expect("a number");
     let (hosts, samples, sessions, window) =
         (parse(hosts), parse(samples), parse(sessions), parse(window));
@@ -47,19 +57,6 @@ async fn main() {
     }
     // The relay's link has what was written before the storm starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
-
-    let before = commandstats(&mut conn).await;
-    let metrics_before = metrics(relay).await;
-    let began = Instant::now();
-    let mut joins = Vec::new();
-    for i in 0..sessions {
-        let at = began + Duration::from_secs(1) * i as u32 / sessions as u32;
-        let url = format!("ws://{relay}/ws");
-        joins.push(tokio::spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            join(&url, window).await
-        }));
-    }
     let writer = {
         let mut conn = conn.clone();
         tokio::spawn(async move {
@@ -70,11 +67,42 @@ async fn main() {
             }
         })
     };
+    // Where a page that saved its view stands: it joined, and two seconds of writes passed since.
+    let saved_at = match reload {
+        true => {
+            let at = position(&format!("ws://{relay}/ws"), window)
+                .await
+                .expect("the first page's join");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Some(at)
+        }
+        false => None,
+    };
+
+    let before = commandstats(&mut conn).await;
+    let metrics_before = metrics(relay).await;
+    let began = Instant::now();
+    let mut joins = Vec::new();
+    for i in 0..sessions {
+        let at = began + Duration::from_secs(1) * i as u32 / sessions as u32;
+        let url = format!("ws://{relay}/ws");
+        let saved_at = saved_at.clone();
+        joins.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            match &saved_at {
+                Some(position) => resume(&url, window, position).await,
+                None => join(&url, window).await.map(|live| (live, false)),
+            }
+        }));
+    }
     let mut times = Vec::new();
-    let mut failed = 0;
+    let (mut failed, mut resumed) = (0, 0);
     for join in joins {
         match join.await.unwrap() {
-            Some(time) => times.push(time.as_millis() as u64),
+            Some((time, continued)) => {
+                times.push(time.as_millis() as u64);
+                resumed += usize::from(continued);
+            }
             None => failed += 1,
         }
     }
@@ -95,21 +123,32 @@ async fn main() {
         metrics_after.get(name).copied().unwrap_or(0)
             - metrics_before.get(name).copied().unwrap_or(0)
     };
-    println!(
-        "join storm: {sessions} sessions over 1 s, {hosts} hosts x {samples} samples, window {window}: \
-         live p50 {} ms, p99 {} ms, max {} ms ({failed} failed; all live after {:.1} s)",
-        pct(0.5),
-        pct(0.99),
-        times.last().copied().unwrap_or(0),
-        storm.as_secs_f64()
-    );
+    if reload {
+        println!(
+            "reload storm: {sessions} sessions resume over 1 s, {hosts} hosts x {samples} samples, window {window}: \
+             hello p50 {} ms, p99 {} ms, max {} ms; {resumed} resumed ({} by the relay's count), {failed} failed",
+            pct(0.5),
+            pct(0.99),
+            times.last().copied().unwrap_or(0),
+            delta("replicast_session_resumes_total"),
+        );
+    } else {
+        println!(
+            "join storm: {sessions} sessions over 1 s, {hosts} hosts x {samples} samples, window {window}: \
+             live p50 {} ms, p99 {} ms, max {} ms ({failed} failed; all live after {:.1} s)",
+            pct(0.5),
+            pct(0.99),
+            times.last().copied().unwrap_or(0),
+            storm.as_secs_f64()
+        );
+    }
     println!(
         "snapshots: {} from the relay's state, {} from Redis; Redis ran {total} commands for them: {ran:?}",
         delta("replicast_state_snapshots_total"),
         delta("replicast_snapshots_total"),
     );
     println!(
-        "RESULT {{\"bench\":\"join-storm\",\"sessions\":{sessions},\"p50_ms\":{},\"p99_ms\":{},\"redis_commands\":{total},\"state_snapshots\":{},\"redis_snapshots\":{}}}",
+        "RESULT {{\"bench\":\"{kind}-storm\",\"sessions\":{sessions},\"p50_ms\":{},\"p99_ms\":{},\"resumed\":{resumed},\"redis_commands\":{total},\"state_snapshots\":{},\"redis_snapshots\":{}}}",
         pct(0.5),
         pct(0.99),
         delta("replicast_state_snapshots_total"),
@@ -158,6 +197,55 @@ async fn join(url: &str, window: usize) -> Option<Duration> {
                 let live = began.elapsed();
                 let _ = socket.close(None).await;
                 return Some(live);
+            }
+        }
+    }
+    None
+}
+
+/// Joins, and returns the position a page would save once its snapshot is applied: `<epoch>:<offset>`.
+async fn position(url: &str, window: usize) -> Option<String> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+    let subscribe = format!(r#"{{"type":"subscribe","patterns":["perf:*"],"window":{window}}}"#);
+    socket
+        .send(tungstenite::Message::text(subscribe))
+        .await
+        .ok()?;
+    let mut epoch = None;
+    while let Some(message) = socket.next().await {
+        if let tungstenite::Message::Binary(bytes) = message.ok()? {
+            match wire::decode(&bytes) {
+                Ok(Message::Hello { epoch: e, .. }) => epoch = Some(e.to_string()),
+                Ok(Message::Snapshot { offset, .. }) => {
+                    let _ = socket.close(None).await;
+                    return Some(format!("{}:{offset}", epoch?));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Connects with `at=<position>` and subscribes; the time until the hello, and whether it resumed (its offset is
+/// the one asked for), `None` if the session failed.
+async fn resume(url: &str, window: usize, position: &str) -> Option<(Duration, bool)> {
+    let began = Instant::now();
+    let asked: u64 = position.rsplit_once(':')?.1.parse().ok()?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?at={position}"))
+        .await
+        .ok()?;
+    let subscribe = format!(r#"{{"type":"subscribe","patterns":["perf:*"],"window":{window}}}"#);
+    socket
+        .send(tungstenite::Message::text(subscribe))
+        .await
+        .ok()?;
+    while let Some(message) = socket.next().await {
+        if let tungstenite::Message::Binary(bytes) = message.ok()? {
+            if let Ok(Message::Hello { offset, .. }) = wire::decode(&bytes) {
+                let hello = began.elapsed();
+                let _ = socket.close(None).await;
+                return Some((hello, offset == asked));
             }
         }
     }

@@ -15,6 +15,8 @@ export async function connect({ patterns, window, fields, token }) {
     db: 0,
     token: token ?? undefined,
     aggregate: { fields },
+    // A reload shows the last view at once from IndexedDB and resumes the stream instead of a fresh snapshot.
+    saveView: true,
   });
 }
 

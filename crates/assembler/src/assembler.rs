@@ -20,6 +20,8 @@
 //! own epoch, offsets, `MULTI` block and `SELECT`ed database ([`ShardStream`]); messages without an envelope are
 //! shard 0's. Which shard may change which window is the [`Keyspace`]'s business (a window's home shard).
 
+mod saved_view;
+
 use std::ops::Range;
 
 use thiserror::Error;
@@ -33,6 +35,7 @@ use crate::windows::Window;
 use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message, StaleKeys, WindowsDigest, WireError, MAX_SHARDS};
+pub use saved_view::{SavedViewError, SAVED_VIEW_VERSION};
 
 /// Most bytes of arguments buffered for one `MULTI` block; past it the block applies as it comes.
 pub const MAX_TRANSACTION_BYTES: usize = 16 << 20;

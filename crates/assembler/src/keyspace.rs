@@ -53,7 +53,7 @@ pub(crate) struct Keyspace {
     pub(crate) windows: Windows,
     /// Watched keys without a window whose state in Redis is unknown (a top-up is due for each), with the shard
     /// whose stream said so. Hashed, like every key set here: what needs key order sorts when it reads.
-    unknown: FastMap<Vec<u8>, u16>,
+    pub(crate) unknown: FastMap<Vec<u8>, u16>,
     /// Shards whose watched database was swapped (`SWAPDB`): no state of their keys is known until a full
     /// snapshot.
     pub(crate) swapped: ShardSet,
@@ -61,7 +61,7 @@ pub(crate) struct Keyspace {
     /// snapshot: when the home shard then deletes the key, its state is unknown, not "deleted".
     moved: FastMap<Vec<u8>, u16>,
     pub(crate) topups: FastSet<Vec<u8>>,
-    next_id: ItemId,
+    pub(crate) next_id: ItemId,
     watched: FastMap<Vec<u8>, bool>,
     pub(crate) diagnostics: Diagnostics,
 }
@@ -166,7 +166,7 @@ impl Keyspace {
         }
     }
 
-    fn request_topup(topups: &mut FastSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
+    pub(crate) fn request_topup(topups: &mut FastSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
         if !topups.contains(key) {
             topups.insert(key.to_vec());
             diagnostics.topups_requested += 1;

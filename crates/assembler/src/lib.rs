@@ -6,7 +6,8 @@
 //! protocol crate's (`replicast-protocol`).
 //!
 //! - `watch`: what a page watches ([`WatchConfig`]).
-//! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups.
+//! - [`assembler`]: the StreamAssembler: messages, segments, `MULTI` blocks, snapshots, top-ups; and its saved
+//!   view (its windows and positions as bytes, kept by a page across a reload to resume instead of re-snapshotting).
 //! - `keyspace`: the watched database's windows and what is known about keys without one.
 //! - `commands`: how each command changes the windows, one file per type.
 //! - [`digest`]: digests of window contents, to compare two followers' windows without sending them.

@@ -18,6 +18,7 @@ pub(super) enum ErrorCode {
     Refused,
     Disconnected,
     Closed,
+    BadSavedView,
 }
 
 impl ErrorCode {
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::Refused => "refused",
             ErrorCode::Disconnected => "disconnected",
             ErrorCode::Closed => "closed",
+            ErrorCode::BadSavedView => "badSavedView",
         }
     }
 }

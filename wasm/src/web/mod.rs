@@ -101,6 +101,25 @@ impl Assembler {
         self.inner.get_mut().observer_mut().take_changed()
     }
 
+    /// The windows and stream positions as bytes, to keep across a reload (what the client's `saveView` option
+    /// keeps in IndexedDB); `undefined` before the first hello.
+    #[wasm_bindgen(js_name = saveView)]
+    pub fn save_view(&self) -> Option<Vec<u8>> {
+        self.inner.borrow().save_view()
+    }
+
+    /// Starts this assembler, which has had no message yet, from `saveView`'s bytes; then resume the relay's
+    /// stream at `positions()`. Throws a `ReplicastError` with code `badSavedView` for bytes that are not a whole,
+    /// intact view of this assembler's subscription, and stays empty.
+    #[wasm_bindgen(js_name = restoreView)]
+    pub fn restore_view(&mut self, view: &[u8]) -> Result<(), JsValue> {
+        let inner = self.inner.get_mut();
+        inner.observer_mut().set_now(js_sys::Date::now());
+        inner
+            .restore_view(view)
+            .map_err(|e| replicast_error(ErrorCode::BadSavedView, &e.to_string()))
+    }
+
     /// Drops windows whose TTL passed at `now_ms`; returns how many.
     pub fn tick(&mut self, now_ms: f64) -> usize {
         self.inner.get_mut().tick(now_ms.max(0.0) as u64)

@@ -22,6 +22,15 @@ export interface ReplicastOptions {
    *  something to send only when Redis pings its replicas (`repl-ping-replica-period`, 10 s by default): keep it
    *  above that. */
   idleTimeoutMs?: number;
+  /** Keep the windows and stream positions in IndexedDB, so that a reloaded page shows its last view at once and
+   *  resumes the relay's stream instead of waiting for a snapshot (default off: it writes what Redis holds to the
+   *  browser's storage). One view per relay URL, subscription and token identity (a signed token's `sub` and
+   *  `replicast` claims). Saved every `intervalMs` (default 30,000, at least 1,000), on `pagehide`, when the page is
+   *  hidden, on `setWindow` and `close`, only while live and changed; restored before the first connect and after
+   *  `setWindow`. `maxBytes` (default 64 MiB) bounds every saved view of the origin together: the oldest are evicted
+   *  past it, and a view larger than it alone is not saved. A record that is corrupted or cannot be read is dropped
+   *  with a console warning, and the client joins with a snapshot. Without IndexedDB (Node.js) it does nothing. */
+  saveView?: boolean | { maxBytes?: number; intervalMs?: number };
   /** Incremental aggregates over numeric JSON fields (dotted paths such as `cpu.total`, `load.0`). */
   aggregate?: {
     fields?: string[];
@@ -139,7 +148,9 @@ export interface ReplicastVerification {
  *  - `refused`: the relay refused the event (the key is not writable, a limit, a read-only Redis), or has no digest
  *    to give `verify` (no state, a window deeper than its state, a watched key it does not hold);
  *  - `disconnected`: the socket closed before the relay answered;
- *  - `closed`: the client was closed before the relay answered. */
+ *  - `closed`: the client was closed before the relay answered;
+ *  - `badSavedView`: bytes given to `Assembler.restoreView` that are not a whole, intact saved view of its
+ *    subscription. */
 export type ReplicastErrorCode =
   | "invalidOptions"
   | "badMessage"
@@ -149,7 +160,8 @@ export type ReplicastErrorCode =
   | "notConnected"
   | "refused"
   | "disconnected"
-  | "closed";
+  | "closed"
+  | "badSavedView";
 
 /** An error the client throws or rejects with. */
 export interface ReplicastError extends Error {

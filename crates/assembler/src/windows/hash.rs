@@ -65,6 +65,12 @@ impl HashWindow {
         self.dropped
     }
 
+    /// Sets what a saved view recorded besides the fields (`crate::assembler::saved_view`).
+    pub(crate) fn set_counts(&mut self, dropped: u64, complete: bool) {
+        self.dropped = dropped;
+        self.complete = complete;
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         self.fields.get(field).map(|f| f.pair[1].as_slice())
     }

@@ -52,6 +52,11 @@ impl ListWindow {
         self.total = complete.then_some(self.items.len() as u64);
     }
 
+    /// Sets the length Redis holds, as a saved view recorded it (`crate::assembler::saved_view`).
+    pub(crate) fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
     /// The last item.
     pub fn last(&self) -> Option<&[u8]> {
         self.items.back().map(|(_, v)| v.as_slice())

@@ -78,6 +78,11 @@ impl StreamWindow {
         self.entries.binary_search_by(|(e, _, _)| e.cmp(&id))
     }
 
+    /// Sets the length Redis holds, as a saved view recorded it (`crate::assembler::saved_view`).
+    pub(crate) fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
     pub fn fields(&self, id: StreamId) -> Option<&[Vec<u8>]> {
         let at = self.position(id).ok()?;
         self.entries.get(at).map(|(_, _, f)| f.as_slice())

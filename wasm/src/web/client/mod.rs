@@ -20,6 +20,7 @@ use web_sys::WebSocket;
 
 mod frames;
 mod options;
+mod saved_views;
 mod socket;
 mod token;
 
@@ -33,6 +34,7 @@ pub(super) use options::{options_watch, ReplicastOptions};
 use options::{ChangeCallback, StatusCallback, SyncedCallback};
 use replicast_assembler::assembler::StreamAssembler;
 use replicast_assembler::link::{Link, Relays, Status};
+use saved_views::SavedViews;
 use socket::{connect, now};
 use token::TokenSource;
 
@@ -87,6 +89,8 @@ struct Client {
     frame_pending: bool,
     reported_status: Option<Status>,
     closed: bool,
+    /// The view kept in IndexedDB across reloads (the `saveView` option), where the page has IndexedDB.
+    saved: Option<SavedViews>,
 }
 
 #[wasm_bindgen]
@@ -97,6 +101,9 @@ impl Replicast {
         let (watch, options) = options_watch(options)?;
         let follow = Follow::new(options.aggregate.clone())
             .map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
+        let save_view = options
+            .save_view()
+            .map_err(|e| replicast_error(ErrorCode::InvalidOptions, &e))?;
         let shared = Rc::new(RefCell::new(Client {
             relays: Relays::new(url, &options.alternates),
             token: options.token.unwrap_or(TokenSource::None),
@@ -120,6 +127,7 @@ impl Replicast {
             frame_pending: false,
             reported_status: None,
             closed: false,
+            saved: None,
         }));
         let weak = Rc::downgrade(&shared);
         let on_frame = Closure::new(move |_time: JsValue| {
@@ -163,6 +171,8 @@ impl Replicast {
             client.on_retry = Some(on_retry);
             client.on_idle_check = Some(on_idle_check);
         }
+        let saved = save_view.and_then(|settings| SavedViews::start(&shared, settings, url));
+        shared.borrow_mut().saved = saved;
         connect(&shared);
         Ok(Replicast { shared })
     }
@@ -320,23 +330,44 @@ impl Replicast {
         })
     }
 
-    /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot.
+    /// Saves the view now (with the `saveView` option), as `pagehide` does: resolves with whether a view was
+    /// written (not when there is no IndexedDB, the session is not live, or nothing arrived since the last save).
+    #[wasm_bindgen(js_name = saveView, unchecked_return_type = "Promise<boolean>")]
+    pub fn save_view(&self) -> Promise {
+        Promise::new(&mut |resolve: Function, _reject: Function| {
+            saved_views::save(&self.shared, Some(resolve));
+        })
+    }
+
+    /// Watches with another window length: reconnects, and the windows are rebuilt from a new snapshot (or from
+    /// the view saved for that window, with the `saveView` option).
     #[wasm_bindgen(js_name = setWindow)]
     pub fn set_window(&self, window: usize) {
+        saved_views::save(&self.shared, None);
         let mut client = self.shared.borrow_mut();
         let mut watch = client.assembler.watch().clone();
         watch.window = window;
         client.assembler = StreamAssembler::with_observer(watch, Follow::default());
         client.reset_windows();
+        if let Some(saved) = client.saved.as_mut() {
+            saved.resubscribed();
+        }
         client.drop_socket(false);
         drop(client);
         report_status(&self.shared);
     }
 
-    /// Closes the socket and stops reconnecting.
+    /// Closes the socket and stops reconnecting (saving the view first, with the `saveView` option).
     pub fn close(&self) {
+        if self.shared.borrow().closed {
+            return;
+        }
+        saved_views::save(&self.shared, None);
         let mut client = self.shared.borrow_mut();
         client.closed = true;
+        if let Some(saved) = client.saved.as_mut() {
+            saved.stop();
+        }
         if let Some(socket) = client.socket.take() {
             socket.set_onclose(None);
             let _ = socket.close();

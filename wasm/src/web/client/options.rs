@@ -7,6 +7,9 @@ use wasm_bindgen::prelude::*;
 use super::super::error::{replicast_error, typed, ErrorCode};
 use super::super::follow::AggregateOptions;
 use super::super::objects::OptionsObject;
+use super::saved_views::{
+    SaveViewSettings, DEFAULT_SAVED_BYTES, DEFAULT_SAVE_INTERVAL_MS, MIN_SAVE_INTERVAL_MS,
+};
 use super::token::TokenSource;
 use replicast_assembler::assembler::WatchConfig;
 
@@ -32,6 +35,63 @@ pub(crate) struct Options {
     pub(crate) alternates: Vec<String>,
     pub(crate) idle_timeout_ms: Option<f64>,
     pub(crate) aggregate: Option<AggregateOptions>,
+    /// Read into [`SaveViewSettings`] by [`Options::save_view`].
+    save_view: Option<SaveViewOption>,
+}
+
+/// The `saveView` option: `true`, `false`, or settings (which turn it on).
+enum SaveViewOption {
+    On(bool),
+    With(SaveViewFields),
+}
+
+struct SaveViewFields {
+    max_bytes: Option<f64>,
+    interval_ms: Option<f64>,
+}
+
+impl SaveViewOption {
+    /// Reads `saveView`: a boolean, or an object of `maxBytes` and `intervalMs`.
+    fn read(value: &JsValue) -> Result<SaveViewOption, String> {
+        if let Some(on) = value.as_bool() {
+            return Ok(SaveViewOption::On(on));
+        }
+        let object = OptionsObject::new(value, &["maxBytes", "intervalMs"])
+            .map_err(|e| format!("`saveView` must be true, false or {{ maxBytes, intervalMs }}: {e}"))?;
+        Ok(SaveViewOption::With(SaveViewFields {
+            max_bytes: object.number("maxBytes")?,
+            interval_ms: object.number("intervalMs")?,
+        }))
+    }
+}
+
+impl Options {
+    /// What the `saveView` option asks for, if it turns saving on.
+    pub(crate) fn save_view(&self) -> Result<Option<SaveViewSettings>, String> {
+        let fields = match &self.save_view {
+            None | Some(SaveViewOption::On(false)) => return Ok(None),
+            Some(SaveViewOption::On(true)) => None,
+            Some(SaveViewOption::With(fields)) => Some(fields),
+        };
+        let max_bytes = fields
+            .and_then(|f| f.max_bytes)
+            .unwrap_or(DEFAULT_SAVED_BYTES as f64);
+        let interval_ms = fields
+            .and_then(|f| f.interval_ms)
+            .unwrap_or(f64::from(DEFAULT_SAVE_INTERVAL_MS));
+        if !(1.0..=f64::from(u32::MAX)).contains(&max_bytes) {
+            return Err("saveView.maxBytes must be a number of bytes from 1 to 2^32 - 1".into());
+        }
+        if !(MIN_SAVE_INTERVAL_MS..=f64::from(i32::MAX)).contains(&interval_ms) {
+            return Err(format!(
+                "saveView.intervalMs must be at least {MIN_SAVE_INTERVAL_MS} ms (saving costs a copy of every window)"
+            ));
+        }
+        Ok(Some(SaveViewSettings {
+            max_bytes: max_bytes as usize,
+            interval_ms: interval_ms as i32,
+        }))
+    }
 }
 
 /// The window's length when the options give none.
@@ -51,6 +111,7 @@ impl Options {
                 "alternates",
                 "idleTimeoutMs",
                 "aggregate",
+                "saveView",
             ],
         )?;
         Ok(Options {
@@ -64,6 +125,10 @@ impl Options {
             aggregate: object
                 .get("aggregate")
                 .map(|aggregate| AggregateOptions::read(&aggregate))
+                .transpose()?,
+            save_view: object
+                .get("saveView")
+                .map(|value| SaveViewOption::read(&value))
                 .transpose()?,
         })
     }

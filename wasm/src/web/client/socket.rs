@@ -14,6 +14,7 @@ use super::super::error::ErrorCode;
 use super::super::follow::Follow;
 use super::super::sends;
 use super::frames::report_status;
+use super::saved_views;
 use super::token::{self, TokenSource};
 use super::Client;
 use replicast_assembler::assembler::{Outcome, StreamAssembler};
@@ -96,11 +97,11 @@ fn open(shared: &Rc<RefCell<Client>>, token: String) {
     open_with(shared, Some(token));
 }
 
-fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
-    let mut client = shared.borrow_mut();
-    if client.closed {
+pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
+    if shared.borrow().closed || saved_views::load_first(shared, &token) {
         return;
     }
+    let mut client = shared.borrow_mut();
     // Ask to resume where the windows are, shard by shard; the relay starts afresh each shard whose position its
     // backlog no longer holds.
     let mut query = Vec::new();
@@ -210,11 +211,17 @@ impl Client {
         self.link.message(now);
         let snapshot_of = wire::snapshot_shard(message);
         self.assembler.observer_mut().set_now(js_sys::Date::now());
+        if let Some(saved) = self.saved.as_mut() {
+            saved.dirty = true;
+        }
         match self.assembler.push_message(message) {
             // Per shard: the assembler kept that shard's windows only if its stream continued.
             Ok(Outcome::Joined {
                 shard, continuous, ..
             }) => {
+                if let Some(saved) = self.saved.as_mut() {
+                    saved.joined(continuous);
+                }
                 self.link.shard_hello(shard, continuous, now);
                 if !continuous {
                     self.all_changed = true;
