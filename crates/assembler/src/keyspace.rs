@@ -166,7 +166,11 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn request_topup(topups: &mut FastSet<Vec<u8>>, diagnostics: &mut Diagnostics, key: &[u8]) {
+    pub(crate) fn request_topup(
+        topups: &mut FastSet<Vec<u8>>,
+        diagnostics: &mut Diagnostics,
+        key: &[u8],
+    ) {
         if !topups.contains(key) {
             topups.insert(key.to_vec());
             diagnostics.topups_requested += 1;

@@ -75,8 +75,6 @@ impl PendingSends {
 }
 
 /// What `verify()` resolves with (`ReplicastVerification` in the package's types).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 pub(super) struct Verification {
     equal: bool,
     offset: f64,
@@ -100,6 +98,20 @@ impl Verification {
             page_keys: page.keys,
             page_items: page.items as f64,
         }
+    }
+
+    /// The `ReplicastVerification` object.
+    pub(super) fn to_js(&self) -> JsValue {
+        super::objects::object(&[
+            ("equal", JsValue::from_bool(self.equal)),
+            ("offset", JsValue::from_f64(self.offset)),
+            ("relay", JsValue::from_str(&self.relay)),
+            ("relayKeys", JsValue::from(self.relay_keys)),
+            ("relayItems", JsValue::from_f64(self.relay_items)),
+            ("page", JsValue::from_str(&self.page)),
+            ("pageKeys", JsValue::from(self.page_keys)),
+            ("pageItems", JsValue::from_f64(self.page_items)),
+        ])
     }
 }
 

@@ -56,8 +56,9 @@ impl SaveViewOption {
         if let Some(on) = value.as_bool() {
             return Ok(SaveViewOption::On(on));
         }
-        let object = OptionsObject::new(value, &["maxBytes", "intervalMs"])
-            .map_err(|e| format!("`saveView` must be true, false or {{ maxBytes, intervalMs }}: {e}"))?;
+        let object = OptionsObject::new(value, &["maxBytes", "intervalMs"]).map_err(|e| {
+            format!("`saveView` must be true, false or {{ maxBytes, intervalMs }}: {e}")
+        })?;
         Ok(SaveViewOption::With(SaveViewFields {
             max_bytes: object.number("maxBytes")?,
             interval_ms: object.number("intervalMs")?,

@@ -251,10 +251,8 @@ impl Client {
                 relay,
                 page,
             }) => {
-                let found = relay.map(|relay| {
-                    let verification = sends::Verification::new(offset, relay, page);
-                    serde_wasm_bindgen::to_value(&verification).unwrap_or(JsValue::NULL)
-                });
+                let found =
+                    relay.map(|relay| sends::Verification::new(offset, relay, page).to_js());
                 self.sends.settle_digest(&request, found);
             }
             Ok(Outcome::Expiring { .. }) => self.refresh_due = true,

@@ -161,8 +161,11 @@ impl<O: WindowObserver> StreamAssembler<O> {
             let selected = self.streams[usize::from(*shard)].selected_db;
             put_varint(&mut out, selected.map_or(0, |db| u64::from(db) + 1));
         }
-        put_varint(&mut out, keyspace.unknown.len() as u64);
-        for (key, shard) in &keyspace.unknown {
+        // Key order, so that the same view always saves to the same bytes.
+        let mut unknown: Vec<(&Vec<u8>, &u16)> = keyspace.unknown.iter().collect();
+        unknown.sort_unstable();
+        put_varint(&mut out, unknown.len() as u64);
+        for (key, shard) in unknown {
             put_bytes(&mut out, key);
             put_varint(&mut out, u64::from(*shard));
         }
