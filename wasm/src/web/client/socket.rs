@@ -268,7 +268,11 @@ impl Client {
             self.reset_windows();
             self.drop_socket(false);
         }
-        if !self.assembler.observer().changed.is_empty() {
+        if self.change_listeners.is_empty() {
+            // Nobody reads the changed keys, so they are not kept (they would grow with every key that ever
+            // changed): a listener added later is told every key (`all_changed`).
+            self.assembler.observer_mut().changed.clear();
+        } else if !self.assembler.observer().changed.is_empty() {
             self.request_frame();
         }
         // Removals left windows shorter than what Redis holds: ask the relay to read them again.
