@@ -868,7 +868,9 @@ mod tests {
     #[test]
     fn bad_messages_say_what_was_expected() {
         assert_eq!(decode(b"").unwrap_err().at, 0);
-        assert_eq!(decode(b"\x0a").unwrap_err().at, 0);
+        // Tag 10 is the last the wire has (a digest's answer); 11 is no message.
+        assert_eq!(decode(b"\x0b").unwrap_err().at, 0);
+        assert_eq!(decode(b"\x0a").unwrap_err().at, 1);
         assert_eq!(decode(b"\x01\x01\x00").unwrap_err().at, 2);
         assert_eq!(decode(b"\x01\x02\0\0\0\0\0\0\0\0").unwrap_err().at, 10);
         assert_eq!(
