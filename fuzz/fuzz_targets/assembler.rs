@@ -6,7 +6,8 @@
 //! three shards' streams (as from a relay following a Redis Cluster), so that a key's commands and snapshots come
 //! from several shards and the home-shard rule is reached too; and now and then the stale message of a command the
 //! relay withheld, naming keys or every window. Besides never panicking or hanging: no window ever holds more than
-//! its capacity, and an observer that mirrors every add and removal always agrees with the windows.
+//! its capacity, an observer that mirrors every add and removal always agrees with the windows, and each window's
+//! count of its bytes (which the relay's state budgets by) is what walking its items counts.
 //!
 //! Run: `cargo +nightly fuzz run assembler -- -max_total_time=600` from the repository root.
 #![no_main]
@@ -19,7 +20,7 @@ use replicast_assembler::observe::{Item, ItemId, WindowObserver};
 use replicast_protocol::wire::{
     encode_commands, encode_hello, encode_shard, encode_snapshot, encode_stale, encode_stale_all,
 };
-use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_assembler::{ItemView, StreamAssembler, WatchConfig, Window};
 
 /// Every command the assembler knows (its own table, so a new one is fuzzed too), and one it does not.
 fn vocabulary() -> &'static [&'static str] {
@@ -65,6 +66,21 @@ fn resp(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The bytes of a window's items, counted by walking them.
+fn walked_bytes(window: &Window) -> usize {
+    let history = |previous: &std::collections::VecDeque<Vec<u8>>| previous.iter().map(Vec::len).sum::<usize>();
+    window
+        .items_newest_first()
+        .map(|item| match item {
+            ItemView::Member { member, .. } => member.len(),
+            ItemView::ListItem { value, .. } => value.len(),
+            ItemView::Entry { fields, .. } => fields.iter().map(Vec::len).sum(),
+            ItemView::Field { field, value, previous, .. } => field.len() + value.len() + history(previous),
+            ItemView::Value { value, previous, .. } => value.len() + history(previous),
+        })
+        .sum()
+}
+
 fn check(a: &StreamAssembler<Mirror>) {
     let capacity = a.watch().window;
     for (key, window) in a.windows() {
@@ -72,6 +88,7 @@ fn check(a: &StreamAssembler<Mirror>) {
         let ids: BTreeSet<ItemId> = window.items_newest_first().map(|i| i.id()).collect();
         let mirrored = a.observer().live.get(key).cloned().unwrap_or_default();
         assert_eq!(ids, mirrored, "the observer's items differ from the window's");
+        assert_eq!(window.payload_bytes(), walked_bytes(window), "the window's count of its bytes is off");
     }
     for (key, ids) in &a.observer().live {
         if !ids.is_empty() {

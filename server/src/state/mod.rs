@@ -670,8 +670,9 @@ impl Inner {
         self.settle(settings);
     }
 
-    /// After commands were applied: counts again the bytes of the windows that changed, and lets go of keys past
-    /// the budget, the largest first.
+    /// After commands were applied: reads again the bytes of the windows that changed (each window keeps its count,
+    /// so this is a few reads per key changed, whatever the windows' depth), and lets go of keys past the budget, the
+    /// largest first.
     fn settle(&mut self, settings: &StateSettings) {
         // The state asks Redis for nothing: a key whose state is unknown stays so until the stream says what it
         // holds (a `DEL`, a `SET`), and the snapshots that watch it read Redis.

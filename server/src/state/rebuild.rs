@@ -2,7 +2,7 @@
 //! page applies a snapshot from the state with the same code, to the same windows: `DEL key`, then the newest
 //! `window` items oldest first (`ZADD key score member …`, `RPUSH`, `XADD` one entry each, or `XTRIM key MAXLEN 0`
 //! for a stream without entries), every field of a hash (`HSET`, as `HGETALL` gives them), a string's value (`SET`).
-//! A window counts its bytes here too, for the state's budget.
+//! A window's bytes are reckoned here too, for the state's budget.
 
 use replicast_assembler::{ItemView, Kind, Window};
 
@@ -67,27 +67,80 @@ pub(super) fn rebuild(out: &mut Vec<u8>, key: &[u8], state: Option<&Window>, win
     }
 }
 
-/// About the bytes `key`'s window holds in the relay, for `--state-bytes`.
+/// About the bytes `key`'s window holds in the relay, for `--state-bytes`: its items' contents (which the window
+/// keeps count of as they change, so this costs the same whatever the window's depth) and a fixed cost per item.
 pub(super) fn window_bytes(key: &[u8], window: &Window) -> usize {
-    let items: usize = window
-        .items_newest_first()
-        .map(|item| {
-            ITEM_OVERHEAD
-                + match item {
-                    ItemView::Member { member, .. } => member.len(),
-                    ItemView::ListItem { value, .. } => value.len(),
-                    ItemView::Entry { fields, .. } => fields.iter().map(Vec::len).sum(),
-                    ItemView::Field {
-                        field,
-                        value,
-                        previous,
-                        ..
-                    } => field.len() + value.len() + previous.iter().map(Vec::len).sum::<usize>(),
-                    ItemView::Value {
-                        value, previous, ..
-                    } => value.len() + previous.iter().map(Vec::len).sum::<usize>(),
-                }
-        })
-        .sum();
-    WINDOW_OVERHEAD + key.len() + items
+    WINDOW_OVERHEAD + key.len() + window.len() * ITEM_OVERHEAD + window.payload_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replicast_assembler::{StreamAssembler, WatchConfig};
+    use replicast_protocol::wire;
+
+    /// The bytes of a window counted by walking its items: what [`window_bytes`] reads from the window's own count.
+    fn walked_window_bytes(key: &[u8], window: &Window) -> usize {
+        let history = |previous: &std::collections::VecDeque<Vec<u8>>| -> usize {
+            previous.iter().map(Vec::len).sum()
+        };
+        let items: usize = window
+            .items_newest_first()
+            .map(|item| {
+                ITEM_OVERHEAD
+                    + match item {
+                        ItemView::Member { member, .. } => member.len(),
+                        ItemView::ListItem { value, .. } => value.len(),
+                        ItemView::Entry { fields, .. } => fields.iter().map(Vec::len).sum(),
+                        ItemView::Field {
+                            field,
+                            value,
+                            previous,
+                            ..
+                        } => field.len() + value.len() + history(previous),
+                        ItemView::Value {
+                            value, previous, ..
+                        } => value.len() + history(previous),
+                    }
+            })
+            .sum();
+        WINDOW_OVERHEAD + key.len() + items
+    }
+
+    #[test]
+    fn a_window_of_every_type_costs_what_walking_it_counts() {
+        let mut commands = Vec::new();
+        for args in [
+            &[&b"ZADD"[..], b"z", b"1", b"a", b"2", b"bb", b"3", b"ccc"][..],
+            &[b"ZADD", b"z", b"4", b"dddd"],
+            &[b"RPUSH", b"l", b"x", b"yy", b"zzz", b"wwww"],
+            &[b"LPOP", b"l"],
+            &[b"HSET", b"h", b"f", b"1", b"g", b"22"],
+            &[b"HSET", b"h", b"f", b"333"],
+            &[b"SET", b"s", b"one"],
+            &[b"SET", b"s", b"three"],
+            &[b"XADD", b"x", b"1-1", b"cpu", b"12"],
+            &[b"XADD", b"x", b"2-1", b"cpu", b"13", b"mem", b"4"],
+        ] {
+            push_command(&mut commands, args);
+        }
+        let mut assembler = StreamAssembler::new(WatchConfig {
+            patterns: vec![b"*".to_vec()],
+            db: 0,
+            window: 3,
+        });
+        assembler.push_message(&wire::encode_hello("e", 0)).unwrap();
+        assembler
+            .push_message(&wire::encode_commands(0, &commands))
+            .unwrap();
+        assert_eq!(assembler.windows().count(), 5);
+        for (key, window) in assembler.windows() {
+            assert_eq!(
+                window_bytes(key, window),
+                walked_window_bytes(key, window),
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
 }

@@ -19,6 +19,13 @@ struct Field {
     previous: VecDeque<Vec<u8>>,
 }
 
+impl Field {
+    /// The bytes of its name, value and recent values.
+    fn bytes(&self) -> usize {
+        self.pair[0].len() + self.pair[1].len() + self.previous.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HashWindow {
     capacity: usize,
@@ -29,6 +36,9 @@ pub struct HashWindow {
     next_seq: u64,
     dropped: u64,
     complete: bool,
+    /// The bytes of the fields held ([`Field::bytes`]), kept as they change, so the relay's state knows a
+    /// window's size without walking it.
+    field_bytes: usize,
 }
 
 impl HashWindow {
@@ -40,6 +50,7 @@ impl HashWindow {
             next_seq: 0,
             dropped: 0,
             complete,
+            field_bytes: 0,
         }
     }
 
@@ -58,6 +69,11 @@ impl HashWindow {
     /// Whether the window holds every field Redis holds.
     pub fn complete(&self) -> bool {
         self.complete
+    }
+
+    /// The bytes of the fields held: names, values and recent values.
+    pub fn payload_bytes(&self) -> usize {
+        self.field_bytes
     }
 
     /// Fields dropped because the hash had more than the window's capacity.
@@ -81,8 +97,10 @@ impl HashWindow {
         self.next_seq += 1;
         if let Some(f) = self.fields.get_mut(field) {
             events.removed(f.id);
+            // The old value moves into the history: the field grows by the new value, less what the history lets go.
+            self.field_bytes += value.len();
             let old = std::mem::replace(&mut f.pair[1], value);
-            remember(&mut f.previous, old, FIELD_HISTORY);
+            self.field_bytes -= remember(&mut f.previous, old, FIELD_HISTORY);
             f.id = events.added(None, Payload::Fields(&f.pair));
             forget_change(&mut self.by_change, f.seq);
             f.seq = seq;
@@ -90,6 +108,7 @@ impl HashWindow {
             return;
         }
         let pair = [field.to_vec(), value];
+        self.field_bytes += pair[0].len() + pair[1].len();
         let id = events.added(None, Payload::Fields(&pair));
         self.by_change.push_back((seq, field.to_vec()));
         self.fields.insert(
@@ -104,6 +123,7 @@ impl HashWindow {
         if self.fields.len() > self.capacity {
             if let Some((_, oldest)) = self.by_change.pop_front() {
                 if let Some(f) = self.fields.remove(&oldest) {
+                    self.field_bytes -= f.bytes();
                     events.removed(f.id);
                 }
             }
@@ -117,6 +137,7 @@ impl HashWindow {
         match self.fields.remove(field) {
             Some(f) => {
                 forget_change(&mut self.by_change, f.seq);
+                self.field_bytes -= f.bytes();
                 events.removed(f.id);
                 true
             }

@@ -16,6 +16,9 @@ pub struct ListWindow {
     items: VecDeque<(ItemId, Vec<u8>)>,
     /// The list's length in Redis (`LLEN`), when known.
     total: Option<u64>,
+    /// The bytes of the items held, kept as they enter and leave, so the relay's state knows a window's size
+    /// without walking it.
+    value_bytes: usize,
 }
 
 impl ListWindow {
@@ -24,6 +27,7 @@ impl ListWindow {
             capacity,
             items: VecDeque::new(),
             total: complete.then_some(0),
+            value_bytes: 0,
         }
     }
 
@@ -42,6 +46,11 @@ impl ListWindow {
     /// The list's length in Redis, when known.
     pub fn total(&self) -> Option<u64> {
         self.total
+    }
+
+    /// The bytes of the items held.
+    pub fn payload_bytes(&self) -> usize {
+        self.value_bytes
     }
 
     pub fn complete(&self) -> bool {
@@ -75,15 +84,30 @@ impl ListWindow {
         events.added(None, Payload::Value(value))
     }
 
+    /// Takes the first item held out of the window.
+    fn take_front(&mut self) -> Option<(ItemId, Vec<u8>)> {
+        let item = self.items.pop_front()?;
+        self.value_bytes -= item.1.len();
+        Some(item)
+    }
+
+    /// Takes the last item held out of the window.
+    fn take_back(&mut self) -> Option<(ItemId, Vec<u8>)> {
+        let item = self.items.pop_back()?;
+        self.value_bytes -= item.1.len();
+        Some(item)
+    }
+
     /// `RPUSH`.
     pub(crate) fn push_back(&mut self, value: &[u8], events: &mut Events<'_>) {
         let id = Self::add(events, value);
         self.items.push_back((id, value.to_vec()));
+        self.value_bytes += value.len();
         if let Some(t) = &mut self.total {
             *t += 1;
         }
         if self.items.len() > self.capacity {
-            if let Some((id, _)) = self.items.pop_front() {
+            if let Some((id, _)) = self.take_front() {
                 events.removed(id);
             }
         }
@@ -94,6 +118,7 @@ impl ListWindow {
         if self.complete() && self.items.len() < self.capacity {
             let id = Self::add(events, value);
             self.items.push_front((id, value.to_vec()));
+            self.value_bytes += value.len();
         }
         if let Some(t) = &mut self.total {
             *t += 1;
@@ -111,7 +136,7 @@ impl ListWindow {
         let outside = total - self.items.len() as u64;
         let mut values = Vec::new();
         for _ in 0..popped.saturating_sub(outside) {
-            if let Some((id, v)) = self.items.pop_front() {
+            if let Some((id, v)) = self.take_front() {
                 events.removed(id);
                 values.push(v);
             }
@@ -125,7 +150,7 @@ impl ListWindow {
         let count = self.total.map_or(count, |t| count.min(t));
         let mut values = Vec::new();
         for _ in 0..count {
-            let Some((id, v)) = self.items.pop_back() else {
+            let Some((id, v)) = self.take_back() else {
                 break;
             };
             events.removed(id);
@@ -142,6 +167,7 @@ impl ListWindow {
         for (id, _) in self.items.drain(..) {
             events.removed(id);
         }
+        self.value_bytes = 0;
         self.total = Some(0);
     }
 
@@ -149,12 +175,14 @@ impl ListWindow {
     fn retain_from_end(&mut self, mut keep: impl FnMut(u64) -> bool, events: &mut Events<'_>) {
         let len = self.items.len() as u64;
         let mut index = 0;
-        self.items.retain(|(id, _)| {
+        let value_bytes = &mut self.value_bytes;
+        self.items.retain(|(id, value)| {
             let from_end = len - index;
             index += 1;
             let kept = keep(from_end);
             if !kept {
                 events.removed(*id);
+                *value_bytes -= value.len();
             }
             kept
         });
@@ -218,6 +246,7 @@ impl ListWindow {
         if let Some(slot) = slot {
             let id = Self::add(events, value);
             let old = std::mem::replace(&mut self.items[slot], (id, value.to_vec()));
+            self.value_bytes = self.value_bytes + value.len() - old.1.len();
             events.removed(old.0);
         }
         Ok(())
@@ -242,10 +271,12 @@ impl ListWindow {
             count.unsigned_abs()
         };
         let mut removed = 0u64;
+        let value_bytes = &mut self.value_bytes;
         let mut drop_one = |(id, v): &(ItemId, Vec<u8>)| {
             if removed < limit && v == value {
                 removed += 1;
                 events.removed(*id);
+                *value_bytes -= v.len();
                 false
             } else {
                 true
@@ -283,9 +314,10 @@ impl ListWindow {
                 let id = Self::add(events, value);
                 self.items
                     .insert(if before { i } else { i + 1 }, (id, value.to_vec()));
+                self.value_bytes += value.len();
                 self.total = Some(self.items.len() as u64);
                 if self.items.len() > self.capacity {
-                    if let Some((id, _)) = self.items.pop_front() {
+                    if let Some((id, _)) = self.take_front() {
                         events.removed(id);
                     }
                 }

@@ -232,6 +232,19 @@ impl Window {
         }
     }
 
+    /// The bytes of the items' contents: members, list items, entries' fields and values, hash fields with their
+    /// values and recent values, a string's value and its recent values. Kept as items enter and leave, so it
+    /// costs nothing to read (the relay's state reads it after every batch, for `--state-bytes`).
+    pub fn payload_bytes(&self) -> usize {
+        match &self.body {
+            Body::Zset(w) => w.payload_bytes(),
+            Body::Stream(w) => w.payload_bytes(),
+            Body::List(w) => w.payload_bytes(),
+            Body::Hash(w) => w.payload_bytes(),
+            Body::String(w) => w.payload_bytes(),
+        }
+    }
+
     /// Whether a command could not be followed exactly: the window is best effort until its top-up arrives.
     pub fn stale(&self) -> bool {
         self.stale
@@ -327,13 +340,15 @@ impl Window {
     }
 }
 
-/// Pushes `value` at the front of a bounded history, dropping the oldest beyond `limit`.
-pub(crate) fn remember(history: &mut VecDeque<Vec<u8>>, value: Vec<u8>, limit: usize) {
+/// Pushes `value` at the front of a bounded history, dropping the oldest beyond `limit`; returns the bytes let
+/// go (`value`'s own when `limit` is 0), for the window's count of its bytes.
+pub(crate) fn remember(history: &mut VecDeque<Vec<u8>>, value: Vec<u8>, limit: usize) -> usize {
     if limit == 0 {
-        return;
+        return value.len();
     }
     history.push_front(value);
-    history.truncate(limit);
+    let kept = limit.min(history.len());
+    history.drain(kept..).map(|old| old.len()).sum()
 }
 
 /// A command whose effect on a window cannot be computed from the window alone: it needs a top-up.

@@ -37,6 +37,14 @@ pub struct StreamWindow {
     entries: VecDeque<(StreamId, ItemId, Vec<Vec<u8>>)>,
     /// The stream's length in Redis (`XLEN`), when known.
     total: Option<u64>,
+    /// The bytes of the entries' fields and values, kept as entries enter and leave, so the relay's state knows a
+    /// window's size without walking it.
+    field_bytes: usize,
+}
+
+/// The bytes of an entry's fields and values.
+fn entry_bytes(fields: &[Vec<u8>]) -> usize {
+    fields.iter().map(Vec::len).sum()
 }
 
 impl StreamWindow {
@@ -45,6 +53,7 @@ impl StreamWindow {
             capacity,
             entries: VecDeque::new(),
             total: complete.then_some(0),
+            field_bytes: 0,
         }
     }
 
@@ -63,6 +72,11 @@ impl StreamWindow {
     /// The stream's length in Redis, when known.
     pub fn total(&self) -> Option<u64> {
         self.total
+    }
+
+    /// The bytes of the entries' fields and values held.
+    pub fn payload_bytes(&self) -> usize {
+        self.field_bytes
     }
 
     pub fn complete(&self) -> bool {
@@ -89,7 +103,8 @@ impl StreamWindow {
     }
 
     fn pop_oldest(&mut self, events: &mut Events<'_>) {
-        if let Some((_, item, _)) = self.entries.pop_front() {
+        if let Some((_, item, fields)) = self.entries.pop_front() {
+            self.field_bytes -= entry_bytes(&fields);
             events.removed(item);
         }
     }
@@ -97,11 +112,13 @@ impl StreamWindow {
     /// Appends an entry (`XADD`).
     pub(crate) fn add(&mut self, id: StreamId, fields: Vec<Vec<u8>>, events: &mut Events<'_>) {
         let item = events.added(Some(id.ms as f64), Payload::Fields(&fields));
+        self.field_bytes += entry_bytes(&fields);
         match self.position(id) {
             Ok(at) => {
                 // Redis never reuses an id; a corrupt stream might.
                 if let Some(old) = self.entries.get_mut(at) {
-                    let (_, old, _) = std::mem::replace(old, (id, item, fields));
+                    let (_, old, old_fields) = std::mem::replace(old, (id, item, fields));
+                    self.field_bytes -= entry_bytes(&old_fields);
                     events.removed(old);
                 }
             }
@@ -119,11 +136,12 @@ impl StreamWindow {
 
     /// Deletes an entry (`XDEL`); returns whether it was in the window.
     pub(crate) fn delete(&mut self, id: StreamId, events: &mut Events<'_>) -> bool {
-        if let Some((_, item, _)) = self
+        if let Some((_, item, fields)) = self
             .position(id)
             .ok()
             .and_then(|at| self.entries.remove(at))
         {
+            self.field_bytes -= entry_bytes(&fields);
             events.removed(item);
             self.total = self.total.map(|t| t.saturating_sub(1));
             return true;

@@ -11,6 +11,9 @@ pub struct StringWindow {
     id: ItemId,
     previous: VecDeque<Vec<u8>>,
     history: usize,
+    /// The bytes of the value and the recent values, kept as they change, so the relay's state knows a window's
+    /// size without walking it.
+    bytes: usize,
 }
 
 impl StringWindow {
@@ -22,11 +25,17 @@ impl StringWindow {
             id: 0,
             previous: VecDeque::new(),
             history: capacity.saturating_sub(1).min(STRING_HISTORY),
+            bytes: 0,
         }
     }
 
     pub fn value(&self) -> &[u8] {
         &self.value
+    }
+
+    /// The bytes of the value and the recent values.
+    pub fn payload_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Earlier values, newest first.
@@ -36,12 +45,14 @@ impl StringWindow {
 
     /// Replaces the value; the old one goes into the history.
     pub(crate) fn set(&mut self, value: Vec<u8>, events: &mut Events<'_>) {
+        // The old value moves into the history: the window grows by the new value, less what the history lets go.
+        self.bytes += value.len();
+        let old = std::mem::replace(&mut self.value, value);
         if self.id != 0 {
             events.removed(self.id);
-            let old = std::mem::replace(&mut self.value, value);
-            remember(&mut self.previous, old, self.history);
+            self.bytes -= remember(&mut self.previous, old, self.history);
         } else {
-            self.value = value;
+            self.bytes -= old.len();
         }
         self.id = events.added(None, Payload::Value(&self.value));
     }

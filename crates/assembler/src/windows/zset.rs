@@ -86,6 +86,9 @@ pub struct ZsetWindow {
     index: HashTable<SlotId>,
     order: Order,
     complete: bool,
+    /// The bytes of the members held, kept as they enter and leave, so the relay's state knows a window's size
+    /// without walking it.
+    member_bytes: usize,
 }
 
 impl ZsetWindow {
@@ -98,6 +101,7 @@ impl ZsetWindow {
             index: HashTable::new(),
             order: Order::default(),
             complete,
+            member_bytes: 0,
         }
     }
 
@@ -116,6 +120,11 @@ impl ZsetWindow {
     /// Whether the window holds every member Redis holds.
     pub fn complete(&self) -> bool {
         self.complete
+    }
+
+    /// The bytes of the members held.
+    pub fn payload_bytes(&self) -> usize {
+        self.member_bytes
     }
 
     pub(crate) fn set_complete(&mut self, complete: bool) {
@@ -201,6 +210,7 @@ impl ZsetWindow {
 
     /// Puts a new member in a free slot (or a new one) and indexes it.
     fn occupy(&mut self, member: &[u8], score: Score, id: ItemId, hash: u64) -> SlotId {
+        self.member_bytes += member.len();
         let slot = match self.free.pop() {
             Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
@@ -233,7 +243,9 @@ impl ZsetWindow {
 
     /// Takes `slot`, already out of the order, out of the index, and frees it.
     fn release(&mut self, slot: SlotId) {
-        let hash = self.slot(slot).hash;
+        let entry = self.slot(slot);
+        let hash = entry.hash;
+        self.member_bytes -= entry.member.len();
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }

@@ -1,5 +1,6 @@
 //! Helpers for the assembler tests: RESP encoding, a [`Mirror`] observer that must always agree with the
-//! windows, and a canonical text form of a window to compare with what Redis holds.
+//! windows (and each window's count of its bytes with a count made by walking it), and a canonical text form of a
+//! window to compare with what Redis holds.
 #![allow(dead_code)]
 
 pub mod replay;
@@ -97,11 +98,42 @@ fn view_text(item: &ItemView<'_>) -> String {
     }
 }
 
-/// Panics unless the mirror's live items are exactly the windows' items.
+/// The bytes of a window's items, counted by walking them: what [`Window::payload_bytes`] keeps as they change.
+pub fn walked_payload_bytes(window: &Window) -> usize {
+    let history = |previous: &std::collections::VecDeque<Vec<u8>>| -> usize {
+        previous.iter().map(Vec::len).sum()
+    };
+    window
+        .items_newest_first()
+        .map(|item| match item {
+            ItemView::Member { member, .. } => member.len(),
+            ItemView::ListItem { value, .. } => value.len(),
+            ItemView::Entry { fields, .. } => fields.iter().map(Vec::len).sum(),
+            ItemView::Field {
+                field,
+                value,
+                previous,
+                ..
+            } => field.len() + value.len() + history(previous),
+            ItemView::Value {
+                value, previous, ..
+            } => value.len() + history(previous),
+        })
+        .sum()
+}
+
+/// Panics unless the mirror's live items are exactly the windows' items, and each window's count of its bytes is
+/// what walking it counts.
 pub fn check_mirror(a: &StreamAssembler<Mirror>) {
     let mirror = a.observer();
     assert!(mirror.errors.is_empty(), "observer saw {:?}", mirror.errors);
     for (key, window) in a.windows() {
+        assert_eq!(
+            window.payload_bytes(),
+            walked_payload_bytes(window),
+            "bytes of {}'s window",
+            text(key)
+        );
         let ids: BTreeMap<ItemId, String> = window
             .items_newest_first()
             .map(|i| (i.id(), view_text(&i)))

@@ -6,6 +6,7 @@
 #[path = "../assembled/mod.rs"]
 mod assembled;
 
+mod bytes;
 mod cluster;
 mod hash;
 mod keys;
