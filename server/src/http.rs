@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::access::{presented_token, PeerSlot};
 use crate::connections::{self, ConnectionLimits, Outbound};
 use crate::metrics::Refusal;
+use crate::operator_access::operator_access;
 use crate::relay::Relay;
 use crate::session::{Resume, Session};
 use crate::shutdown_signal;
@@ -299,32 +300,6 @@ async fn profile(
         relay.profile.to_json().to_string(),
     )
         .into_response()
-}
-
-/// Whether a request may read what names keys of every tenant (`/profile`, `/verify`): it passes the sessions'
-/// token and Origin checks and, under signed tokens, presents one that may read all of `--allow` (read pattern
-/// `*`): a tenant's token would otherwise learn the other tenants' key names. `what` names the route in refusals.
-pub(crate) fn operator_access(
-    relay: &Relay,
-    headers: &HeaderMap,
-    token: Option<&str>,
-    what: &str,
-) -> Result<(), (StatusCode, String)> {
-    relay.access.check(headers, token, 0)?;
-    if let Some(tokens) = &relay.tokens {
-        let presented = presented_token(headers, token).unwrap_or("");
-        match tokens.verify(presented) {
-            Ok(grant) if grant.reads_everything() => {}
-            Ok(_) => {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    format!("{what} names keys of every tenant: it needs a token whose read patterns include `*`\n"),
-                ))
-            }
-            Err(err) => return Err((StatusCode::UNAUTHORIZED, format!("{err}\n"))),
-        }
-    }
-    Ok(())
 }
 
 async fn metrics(State(relay): State<Relay>) -> Response {

@@ -104,7 +104,7 @@ impl Shard {
             if let Some(verify) = settings.verify {
                 // Its own snapshotter too: a check's reads never wait behind joins.
                 let snapshots = Snapshotter::new(upstream.clone(), None);
-                tasks.push(tokio::spawn(crate::state::verify::every(
+                tasks.push(tokio::spawn(crate::state_checks::every(
                     state.clone(),
                     snapshots,
                     verify,

@@ -20,8 +20,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 use crate::snapshot::Snapshotter;
-use crate::state::verify::{compare, redis_states, KeyStates, MAX_VERIFY_KEYS};
+use crate::state::verify::{compare, KeyStates, MAX_VERIFY_KEYS};
 use crate::state::STATE_DB;
+use crate::state_checks::redis_states;
 use crate::tls::TlsSettings;
 use crate::upstream::{RedisTarget, Upstream};
 use crate::verify_endpoint::{StateAnswer, StateInfo, StateRequest};

@@ -5,7 +5,7 @@
 //! command reads Redis as deep and samples keys the state should hold. `POST /verify` with
 //! `{"epoch", "offset", "keys": [...]}` answers each key's [`KeyState`] at exactly that offset, waiting (at most
 //! [`CHECK_WAIT`]) for the link to reach it; 409 when the state is already past it or follows another stream.
-//! Both are behind the operators' checks of `/profile` (`http::operator_access`): the answer names keys, though
+//! Both are behind the operators' checks of `/profile` (`operator_access`): the answer names keys, though
 //! only those asked, and says nothing of a key outside `--allow` but that it is unknown. In debug builds only,
 //! `POST /verify/corrupt?key=K` corrupts a key's window in the state, for the tests of the checks.
 
@@ -17,7 +17,7 @@ use axum::Router;
 use replicast_protocol::client_message::MAX_NAME_LEN;
 use serde::{Deserialize, Serialize};
 
-use crate::http::operator_access;
+use crate::operator_access::operator_access;
 use crate::relay::Relay;
 use crate::state::verify::{KeyState, NotAt, CHECK_WAIT, MAX_VERIFY_KEYS};
 use crate::state::RelayState;

@@ -22,14 +22,16 @@ mod load;
 mod rebuild;
 pub mod verify;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
+use replicast_assembler::digest::windows_digest;
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
-use replicast_assembler::{StreamAssembler, WatchConfig};
+use replicast_assembler::{StreamAssembler, WatchConfig, Window};
 use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::pattern::Glob;
 use replicast_protocol::wire;
@@ -41,7 +43,9 @@ use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KE
 use crate::subscription::{Allow, Delivery, Subscription};
 
 use load::RdbLoad;
-use verify::PendingCheck;
+use verify::{
+    KeyState, KeyStates, NotAt, PendingCheck, StateDigest, MAX_PENDING_CHECKS, MAX_VERIFY_KEYS,
+};
 
 /// The database the state holds: the one pages watch unless they ask for another.
 pub const STATE_DB: u32 = 0;
@@ -796,4 +800,192 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl PendingCheck {
+    /// Answers with the keys as the state holds them now, which is at the check's offset.
+    pub(super) fn answer(self, inner: &Inner, state: &RelayState) {
+        let states = self
+            .keys
+            .into_iter()
+            .map(|key| {
+                let held = inner.key_state(&key, state);
+                (key, held)
+            })
+            .collect();
+        let _ = self.reply.send(states);
+    }
+}
+
+impl Inner {
+    fn key_state(&self, key: &[u8], state: &RelayState) -> KeyState {
+        if !state.allow.allows(key) || self.not_held.contains(key) {
+            return KeyState::Unknown;
+        }
+        match self.assembler.window(key) {
+            Some(window) if rebuild::answers(window) => {
+                KeyState::of_window(key, window, state.settings.depth)
+            }
+            Some(_) => KeyState::Unknown,
+            None if self.assembler.unknown_keys().any(|k| k == key) => KeyState::Unknown,
+            None => KeyState::Absent,
+        }
+    }
+}
+
+impl RelayState {
+    /// The state of `keys` at `offset` of `epoch`: now if the state is there, else once its link reaches it
+    /// (within the batch that crosses it). Refused when the state is past it, or not ready.
+    pub fn state_at(
+        &self,
+        epoch: &str,
+        offset: u64,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<oneshot::Receiver<KeyStates>, NotAt> {
+        if keys.len() > MAX_VERIFY_KEYS {
+            return Err(NotAt::TooManyKeys(keys.len()));
+        }
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready || inner.assembler.needs_resnapshot() {
+            return Err(NotAt::NotReady);
+        }
+        if inner.epoch != epoch {
+            return Err(NotAt::OtherEpoch {
+                ours: inner.epoch.clone(),
+                asked: epoch.to_string(),
+            });
+        }
+        if offset < inner.offset {
+            return Err(NotAt::Past {
+                now: inner.offset,
+                asked: offset,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let check = PendingCheck {
+            offset,
+            keys,
+            reply,
+        };
+        if offset == inner.offset {
+            check.answer(&inner, self);
+            return Ok(answer);
+        }
+        inner.checks.retain(|c| !c.reply.is_closed());
+        if inner.checks.len() >= MAX_PENDING_CHECKS {
+            return Err(NotAt::Busy);
+        }
+        inner.checks.push(check);
+        Ok(answer)
+    }
+
+    /// The state's epoch, and up to `n` of the keys it holds, drawn anew each call: the keys whose hashes under a
+    /// fresh seed are the `n` smallest.
+    pub fn sample(&self, n: usize) -> Option<(String, Vec<Vec<u8>>)> {
+        let inner = self.inner();
+        if inner.phase != Phase::Ready || n == 0 {
+            return None;
+        }
+        let seed = now_ms() as u64 ^ self.verify_checks.load(Ordering::Relaxed);
+        let mut smallest: BinaryHeap<(u64, &[u8])> = BinaryHeap::new();
+        for key in inner.sizes.keys() {
+            let rank = xxhash_rust::xxh3::xxh3_64_with_seed(key, seed);
+            if smallest.len() < n {
+                smallest.push((rank, key));
+            } else if smallest.peek().is_some_and(|(top, _)| rank < *top) {
+                smallest.pop();
+                smallest.push((rank, key));
+            }
+        }
+        let keys: Vec<Vec<u8>> = smallest.into_iter().map(|(_, k)| k.to_vec()).collect();
+        (!keys.is_empty()).then(|| (inner.epoch.clone(), keys))
+    }
+
+    /// The keys a check found different: the state forgets them, and its refresh reads them from Redis again.
+    pub fn heal(&self, keys: &[Vec<u8>]) {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready {
+            return;
+        }
+        for key in keys {
+            inner.assembler.forget(key);
+        }
+        inner.settle(&self.settings);
+        self.publish(&inner);
+    }
+
+    /// Counts a check: keys compared, keys that differed; `missed` when it could not be placed at its offset.
+    pub fn count_check(&self, compared: usize, mismatches: usize, missed: bool) {
+        Metrics::add(&self.verify_checks, 1);
+        Metrics::add(&self.verify_keys, compared as u64);
+        Metrics::add(&self.verify_mismatches, mismatches as u64);
+        Metrics::add(&self.verify_missed, u64::from(missed));
+    }
+
+    /// The digest of the windows a session with `sub` (and its `allow`, narrowed by its token) would hold, at the
+    /// state's offset: what a page compares its own windows with. `Err` says why the state cannot answer (not
+    /// ready, another database, a window deeper than the state's, a watched key not held, stale or lost track of).
+    pub fn digest(&self, sub: &Subscription, allow: &Allow) -> Result<StateDigest, String> {
+        let inner = self.inner();
+        if !inner.answers(sub.db, sub.window, self.settings.depth) {
+            return Err(format!(
+                "the relay's state cannot answer this subscription: it holds database {STATE_DB} with windows \
+                 of {} items, once built",
+                self.settings.depth
+            ));
+        }
+        let wanted = |key: &[u8]| sub.wants(key) && allow.allows(key);
+        if inner.assembler.unknown_keys().any(wanted)
+            || inner.not_held.iter().any(|key| wanted(key))
+        {
+            return Err("a key this session watches is not held by the relay's state".into());
+        }
+        let windows: Vec<(&[u8], &Window)> = inner
+            .assembler
+            .windows()
+            .filter(|(key, _)| wanted(key))
+            .collect();
+        if windows.iter().any(|(_, window)| !rebuild::answers(window)) {
+            return Err("a window this session watches is stale in the relay's state".into());
+        }
+        Ok(StateDigest {
+            epoch: inner.epoch.clone(),
+            offset: inner.offset,
+            windows: windows_digest(windows, sub.window),
+        })
+    }
+
+    /// The stream and offset the state is at, when it is ready.
+    pub fn position(&self) -> Option<(String, u64)> {
+        let inner = self.inner();
+        (inner.phase == Phase::Ready).then(|| (inner.epoch.clone(), inner.offset))
+    }
+
+    /// The window depth the state keeps (`--state-depth`): a check reads Redis this deep.
+    pub fn depth(&self) -> usize {
+        self.settings.depth
+    }
+
+    /// The state's key patterns (`--allow`).
+    pub fn patterns(&self) -> &[String] {
+        &self.settings.allow
+    }
+
+    /// Corrupts `key`'s window in place (it becomes the string `corrupted`) without moving the offset: only for
+    /// the tests of the checks, in debug builds.
+    #[cfg(debug_assertions)]
+    pub fn corrupt(&self, key: &[u8]) -> bool {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready {
+            return false;
+        }
+        let mut commands = Vec::new();
+        crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        crate::link_io::push_command(&mut commands, &[b"SET", key, b"corrupted"]);
+        let message = wire::encode_snapshot(inner.offset, &commands);
+        let applied = inner.assembler.push_message(&message).is_ok();
+        inner.settle(&self.settings);
+        self.publish(&inner);
+        applied
+    }
 }
