@@ -24,6 +24,8 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
         db: 0,
         window: 3,
     });
+    // The join's snapshot comes from the relay's state at the relay's offset: let it hold the five first.
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 3)).await;
     for _ in 0..2 {
         let message = next_binary(&mut socket).await;
