@@ -10,22 +10,25 @@
 //! Figures are kept for the window being filled (`current`), the last whole one (`previous`) and since the relay
 //! started; each link feeds them through its own [`LinkProfile`], which follows its stream's `MULTI` blocks.
 
+mod link;
+mod recent_keys;
 mod space_saving;
 mod window;
 
 use std::fmt;
-use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use replicast_protocol::pattern::Glob;
 use serde_json::{json, Value as Json};
 
+pub use link::LinkProfile;
+use recent_keys::Shown;
+pub use recent_keys::RECENT_KEYS;
 pub use space_saving::{Hashed, Hitter, SpaceSaving};
-use window::{Window, MAX_COMMAND_NAME};
+use window::Window;
 pub use window::{HITTERS, LISTED, MAX_COMMAND_NAMES};
 
-use crate::frames::{Frame, FrameIndex, Kind};
 use crate::subscription::Allow;
 
 /// Longest key or prefix a summary keeps: a longer key is counted in `long_keys` only, and a longer prefix (of a
@@ -73,23 +76,22 @@ fn prefixes(key: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(move |p| p.len() < key.len())
 }
 
-/// The command name of a RESP frame (`*N\r\n$L\r\n<name>\r\n…`), if it has that form.
+/// The command name of a RESP frame (`*N\r\n$L\r\n<name>\r\n…`), if it has that form: read once per command,
+/// so byte by byte rather than line by line.
 fn command_name(frame: &[u8]) -> Option<&[u8]> {
-    let line = |from: usize| -> Option<(&[u8], usize)> {
-        let rest = frame.get(from..)?;
-        let end = rest.windows(2).take(32).position(|w| w == b"\r\n")?;
-        Some((&rest[..end], from + end + 2))
-    };
-    let (count, at) = line(0)?;
-    if count.first() != Some(&b'*') {
+    let rest = frame.strip_prefix(b"*")?;
+    // The argument count matters to the reader, not here: only where its line ends.
+    let count_end = rest.iter().take(32).position(|&b| b == b'\r')?;
+    let rest = rest[count_end..].strip_prefix(b"\r\n$")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
         return None;
     }
-    let (len, at) = line(at)?;
-    let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
-        .ok()?
-        .parse()
-        .ok()?;
-    frame.get(at..at.checked_add(len)?)
+    let mut len = 0usize;
+    for &digit in &rest[..digits] {
+        len = len.checked_mul(10)?.checked_add((digit - b'0') as usize)?;
+    }
+    rest[digits..].strip_prefix(b"\r\n")?.get(..len)
 }
 
 impl WriteProfile {
@@ -113,10 +115,25 @@ impl WriteProfile {
 
     /// What one link feeds the profile through.
     pub fn link(self: &Arc<Self>) -> LinkProfile {
-        LinkProfile {
-            profile: self.clone(),
-            multi: None,
+        LinkProfile::new(self.clone())
+    }
+
+    /// What the profile may show of `key`: whether `--allow` lets it be named, and which of its prefixes may be
+    /// shown (all of an allowed key's, and others' where `--profile-prefixes` names them), with their hashes.
+    fn settle(&self, key: &[u8]) -> Shown {
+        let allowed = self.allow.allows(key);
+        let mut shown = Shown {
+            allowed,
+            prefixes: [None; 2],
+        };
+        for (shown, prefix) in shown.prefixes.iter_mut().zip(prefixes(key)) {
+            if prefix.len() <= MAX_PROFILE_KEY
+                && (allowed || self.hidden_prefixes.iter().any(|g| g.matches(prefix)))
+            {
+                *shown = Some((prefix.len() as u16, Hashed::new(prefix).hash()));
+            }
         }
+        shown
     }
 
     /// The state, its current window rotated if it ran its length.
@@ -153,152 +170,12 @@ impl WriteProfile {
     }
 }
 
-/// One link's feed of the profile: the `MULTI` block its stream is in, if any.
-pub struct LinkProfile {
-    profile: Arc<WriteProfile>,
-    /// Commands seen since the stream's `MULTI`.
-    multi: Option<u64>,
-}
-
-impl LinkProfile {
-    /// Counts a batch of whole commands (`raw`, indexed by `index`) as the link appends it to the backlog.
-    pub fn batch(&mut self, raw: &[u8], index: &FrameIndex) {
-        let mut state = self.profile.state(Instant::now());
-        for frame in &index.frames {
-            let Some(bytes) = raw.get(frame.at.start as usize..frame.at.end as usize) else {
-                continue;
-            };
-            let name = command_name(bytes).unwrap_or(b"?");
-            let keys = written_keys(index, frame);
-            count(
-                &self.profile,
-                &mut self.multi,
-                &mut state,
-                name,
-                frame.kind,
-                bytes.len() as u64,
-                raw,
-                keys,
-            );
-        }
-    }
-
-    /// Counts a command too large to hold: its `name`, its `bytes`, and the keys it may write (`index`'s ranges
-    /// into `names`).
-    pub fn unheld(&mut self, name: &str, bytes: u64, names: &[u8], index: &FrameIndex) {
-        let mut state = self.profile.state(Instant::now());
-        for frame in &index.frames {
-            let keys = written_keys(index, frame);
-            count(
-                &self.profile,
-                &mut self.multi,
-                &mut state,
-                name.as_bytes(),
-                frame.kind,
-                bytes,
-                names,
-                keys,
-            );
-        }
-    }
-}
-
-/// The ranges of the keys `frame` may write.
-fn written_keys<'a>(index: &'a FrameIndex, frame: &Frame) -> &'a [Range<u32>] {
-    let range = frame.written_keys();
-    index
-        .keys
-        .get(range.start as usize..range.end as usize)
-        .unwrap_or_default()
-}
-
-/// Counts one command, of `bytes` bytes, writing `keys` (ranges into `names`), in the current window and the
-/// totals; `multi` is its link's open `MULTI` block.
-#[allow(clippy::too_many_arguments)]
-fn count(
-    profile: &WriteProfile,
-    multi: &mut Option<u64>,
-    state: &mut State,
-    name: &[u8],
-    kind: Kind,
-    bytes: u64,
-    names: &[u8],
-    keys: &[Range<u32>],
-) {
-    match kind {
-        Kind::Multi => *multi = Some(0),
-        Kind::Exec => {
-            if let Some(size) = multi.take() {
-                state.current.multi(size);
-                state.since_start.multi(size);
-            }
-        }
-        _ => {
-            if let Some(size) = multi {
-                *size += 1;
-            }
-        }
-    }
-    let deleting = if name.eq_ignore_ascii_case(b"del") {
-        Some("del")
-    } else if name.eq_ignore_ascii_case(b"unlink") {
-        Some("unlink")
-    } else {
-        None
-    };
-    // Lowercased once for both windows, on the stack: a name already counted (nearly every command) costs no
-    // allocation.
-    let mut lower = [0u8; MAX_COMMAND_NAME];
-    let lowercase_name = lower.get_mut(..name.len()).map(|lower| {
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
-        &*lower
-    });
-    let share = bytes / keys.len().max(1) as u64;
-    for window in [&mut state.current, &mut state.since_start] {
-        window.command(lowercase_name, bytes);
-        if let Some(deleting) = deleting {
-            *window.deleted_keys.entry(deleting).or_default() += keys.len() as u64;
-        }
-    }
-    for range in keys {
-        let Some(key) = names.get(range.start as usize..range.end as usize) else {
-            continue;
-        };
-        // What the key shows is settled (and hashed) once, for both windows.
-        let allowed = profile.allow.allows(key);
-        let named = (allowed && key.len() <= MAX_PROFILE_KEY).then(|| Hashed::new(key));
-        let mut shown_prefixes = [None; 2];
-        for (shown, prefix) in shown_prefixes.iter_mut().zip(prefixes(key)) {
-            if prefix.len() <= MAX_PROFILE_KEY
-                && (allowed || profile.hidden_prefixes.iter().any(|g| g.matches(prefix)))
-            {
-                *shown = Some(Hashed::new(prefix));
-            }
-        }
-        for window in [&mut state.current, &mut state.since_start] {
-            window.key_writes += 1;
-            if !allowed {
-                window.hidden_writes += 1;
-                window.hidden_bytes += share;
-            }
-            for prefix in shown_prefixes.iter().flatten() {
-                window.prefixes_by_writes.add(prefix, 1);
-                window.prefixes_by_bytes.add(prefix, share);
-            }
-            if let Some(key) = &named {
-                window.keys_by_writes.add(key, 1);
-                window.keys_by_bytes.add(key, share);
-            } else if allowed {
-                window.long_keys += 1;
-            }
-        }
-    }
-}
-
+#[cfg(test)]
+mod counted_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frames::{Frame, FrameIndex, Kind};
 
     fn resp(args: &[&str]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();

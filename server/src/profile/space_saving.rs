@@ -48,6 +48,19 @@ impl<'a> Hashed<'a> {
             hash: HASHER.hash_one(bytes),
         }
     }
+
+    /// `bytes` with the hash [`Hashed::new`] gave them before.
+    pub(super) fn with_hash(bytes: &'a [u8], hash: u64) -> Self {
+        Hashed { bytes, hash }
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// Where a kept item lives: its bytes, their hash, its error, and its place in the heap.

@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use hashbrown::HashMap;
 use serde_json::{json, Value as Json};
 
-use super::space_saving::SpaceSaving;
+use super::recent_keys::Shown;
+use super::space_saving::{Hashed, SpaceSaving};
+use super::MAX_PROFILE_KEY;
 
 /// Items each heavy-hitter summary keeps; every key written more than 1/`HITTERS` of the window's writes is kept.
 pub const HITTERS: usize = 256;
@@ -76,19 +78,40 @@ impl Window {
         }
     }
 
-    /// Counts a command of `bytes` bytes by its lowercased name, or as `other` when its name was too long.
-    pub(super) fn command(&mut self, lowercase_name: Option<&[u8]>, bytes: u64) {
-        self.bytes += bytes;
+    /// Counts `n` commands by their lowercased name, or as `other` when their name was too long.
+    pub(super) fn commands(&mut self, lowercase_name: Option<&[u8]>, n: u64) {
         let Some(name) = lowercase_name else {
-            self.other_commands += 1;
+            self.other_commands += n;
             return;
         };
-        if let Some(n) = self.commands.get_mut(name) {
-            *n += 1;
+        if let Some(count) = self.commands.get_mut(name) {
+            *count += n;
         } else if self.commands.len() < MAX_COMMAND_NAMES {
-            self.commands.insert(name.into(), 1);
+            self.commands.insert(name.into(), n);
         } else {
-            self.other_commands += 1;
+            self.other_commands += n;
+        }
+    }
+
+    /// Counts `writes` to `key` (whose hash is `hash`, when it is no longer than a summary keeps), of `bytes` in
+    /// all, shown as `shown` says.
+    pub(super) fn key(&mut self, key: &[u8], hash: u64, shown: &Shown, writes: u64, bytes: u64) {
+        self.key_writes += writes;
+        if !shown.allowed {
+            self.hidden_writes += writes;
+            self.hidden_bytes += bytes;
+        }
+        for &(len, hash) in shown.prefixes.iter().flatten() {
+            let prefix = Hashed::with_hash(&key[..len as usize], hash);
+            self.prefixes_by_writes.add(&prefix, writes);
+            self.prefixes_by_bytes.add(&prefix, bytes);
+        }
+        if shown.allowed && key.len() <= MAX_PROFILE_KEY {
+            let key = Hashed::with_hash(key, hash);
+            self.keys_by_writes.add(&key, writes);
+            self.keys_by_bytes.add(&key, bytes);
+        } else if shown.allowed {
+            self.long_keys += writes;
         }
     }
 
