@@ -92,12 +92,31 @@ async function fillWindows(redisUrl, hosts) {
 /** The page's load milestones (frames.js `milestone`), in the order a load reaches them. */
 const MILESTONES = ['live', 'first-change', 'first-live-frame'];
 
-/** When a freshly opened page reached each milestone, in ms from its navigation. */
-async function milestones(page) {
+/**
+ * Samples a host's sparkline holds once the overview's window is full: the window's samples at one a second, as
+ * many as the page's OVERVIEW_SAMPLES (120,000) leave each of `hosts`.
+ */
+const fullWindow = (hosts) => Math.min(windowSize + 1, Math.floor(120_000 / hosts));
+
+/**
+ * Waits until every host's series holds `samples`: the page's first window is small, and the sparklines fill in
+ * once it has asked for the window at the size it needs. Resolves with when that was, in ms from navigation.
+ */
+async function filled(page, samples) {
+  await page.waitForFunction((n) => {
+    const d = globalThis.replicastDashboard;
+    return d?.hosts.length && d.hosts.every((h) => h.series?.times.length >= n);
+  }, samples, { timeout: 300_000, polling: 250 });
+  return page.evaluate(() => performance.now());
+}
+
+/** When a freshly opened page reached each milestone, and filled every sparkline, in ms from its navigation. */
+async function milestones(page, hosts) {
   await page.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
     { timeout: 180_000 });
-  return page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
+  const reached = await page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
     performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
+  return { ...reached, filled: await filled(page, fullWindow(hosts)) };
 }
 
 /**
@@ -154,12 +173,15 @@ try {
       for (let i = 0; i < Number(opts.loads); i += 1) {
         const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
         await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
-        loads.push(await milestones(load));
+        loads.push(await milestones(load, hosts));
+        console.log(`${hosts} hosts, load ${i + 1}: ${MILESTONES.map((m) => `${m} ${(loads[i][m] / 1000).toFixed(2)} s`)
+          .join(', ')}, filled ${(loads[i].filled / 1000).toFixed(2)} s`);
         await load.close();
       }
-      const first = Object.fromEntries(MILESTONES.map((m) => [m, spread(loads.map((l) => l[m]))]));
+      const first = Object.fromEntries([...MILESTONES, 'filled'].map((m) => [m, spread(loads.map((l) => l[m]))]));
       console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
-        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', '));
+        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', ')
+        + `; every sparkline at its ${fullWindow(hosts)} samples ${fs(first.filled)}`);
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();
       // ?window= in seconds; the rules' default thresholds, so the alert list has what the simulation's hot hosts do.
@@ -169,6 +191,7 @@ try {
       // Steady state: every host's window read once (its rule fields scanned, its alerts replayed) and in the heatmap.
       await page.waitForFunction((n) => globalThis.replicastDashboard.hosts.every((h) => h.fed !== undefined)
         && Number(document.getElementById('heatmap').dataset.rows) >= n, hosts, { timeout: 120_000 });
+      await filled(page, fullWindow(hosts));
       console.log(`${hosts} hosts on the page ${((tiles - opened) / 1000).toFixed(1)} s after it opened, every window `
         + `read ${((Date.now() - opened) / 1000).toFixed(1)} s after`);
       await sleep(3000);
@@ -188,7 +211,9 @@ try {
         + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
-      results.push({ hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'] },
+      results.push({
+        hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'], filled: first.filled,
+      },
         { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {
