@@ -4,7 +4,9 @@
 // once the page has read every host's window, the page's own frame meter (`replicastDashboard.frameTimes`: the time spent in the page's change and tick
 // callbacks per animation frame) read over --seconds, in the overview and in a host detail, with everything open:
 // the overview sorted by CPU and grouped by role, with its heatmap and alert list (rules evaluated on every host);
-// the detail with its crosshair shown and the CPU chart's table open.
+// the detail with its crosshair shown and the CPU chart's table open. Before that, --loads fresh loads of the page,
+// each timed from navigation to its milestones (the session live, the first change, the first tile drawn with a
+// sample) and to every sparkline filled in (the page joins with a small window and then asks for its own).
 //
 //   bash scripts/build.sh release
 //   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--profile]
@@ -93,30 +95,26 @@ async function fillWindows(redisUrl, hosts) {
 const MILESTONES = ['live', 'first-change', 'first-live-frame'];
 
 /**
- * Samples a host's sparkline holds once the overview's window is full: the window's samples at one a second, as
- * many as the page's OVERVIEW_SAMPLES (120,000) leave each of `hosts`.
+ * Waits until every host's series holds as many samples as the overview asks for, once it asked for more than its
+ * first 2 (the page joins with a small window and asks for the one it needs, within OVERVIEW_SAMPLES and what kept
+ * up with the stream, once it knows the hosts). Resolves with when that was, in ms from navigation, and the samples.
  */
-const fullWindow = (hosts) => Math.min(windowSize + 1, Math.floor(120_000 / hosts));
-
-/**
- * Waits until every host's series holds `samples`: the page's first window is small, and the sparklines fill in
- * once it has asked for the window at the size it needs. Resolves with when that was, in ms from navigation.
- */
-async function filled(page, samples) {
-  await page.waitForFunction((n) => {
+async function filled(page) {
+  await page.waitForFunction(() => {
     const d = globalThis.replicastDashboard;
-    return d?.hosts.length && d.hosts.every((h) => h.series?.times.length >= n);
-  }, samples, { timeout: 300_000, polling: 250 });
-  return page.evaluate(() => performance.now());
+    return d?.hosts.length && d.samples > 2 && d.hosts.every((h) => h.series?.times.length >= d.samples);
+  }, null, { timeout: 300_000, polling: 250 });
+  return page.evaluate(() => ({ at: performance.now(), samples: globalThis.replicastDashboard.samples }));
 }
 
 /** When a freshly opened page reached each milestone, and filled every sparkline, in ms from its navigation. */
-async function milestones(page, hosts) {
+async function milestones(page) {
   await page.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
     { timeout: 180_000 });
   const reached = await page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
     performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
-  return { ...reached, filled: await filled(page, fullWindow(hosts)) };
+  const { at, samples } = await filled(page);
+  return { ...reached, filled: at, samples };
 }
 
 /**
@@ -173,15 +171,15 @@ try {
       for (let i = 0; i < Number(opts.loads); i += 1) {
         const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
         await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
-        loads.push(await milestones(load, hosts));
+        loads.push(await milestones(load));
         console.log(`${hosts} hosts, load ${i + 1}: ${MILESTONES.map((m) => `${m} ${(loads[i][m] / 1000).toFixed(2)} s`)
-          .join(', ')}, filled ${(loads[i].filled / 1000).toFixed(2)} s`);
+          .join(', ')}, every sparkline at its ${loads[i].samples} samples ${(loads[i].filled / 1000).toFixed(2)} s`);
         await load.close();
       }
       const first = Object.fromEntries([...MILESTONES, 'filled'].map((m) => [m, spread(loads.map((l) => l[m]))]));
       console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
         + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', ')
-        + `; every sparkline at its ${fullWindow(hosts)} samples ${fs(first.filled)}`);
+        + `; every sparkline filled in ${fs(first.filled)}`);
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();
       // ?window= in seconds; the rules' default thresholds, so the alert list has what the simulation's hot hosts do.
@@ -191,7 +189,7 @@ try {
       // Steady state: every host's window read once (its rule fields scanned, its alerts replayed) and in the heatmap.
       await page.waitForFunction((n) => globalThis.replicastDashboard.hosts.every((h) => h.fed !== undefined)
         && Number(document.getElementById('heatmap').dataset.rows) >= n, hosts, { timeout: 120_000 });
-      await filled(page, fullWindow(hosts));
+      await filled(page);
       console.log(`${hosts} hosts on the page ${((tiles - opened) / 1000).toFixed(1)} s after it opened, every window `
         + `read ${((Date.now() - opened) / 1000).toFixed(1)} s after`);
       await sleep(3000);

@@ -132,8 +132,10 @@ export class Dashboard {
     this.schedule = frameScheduler(() => this.meter.measure(() => this.frame()));
     this.state = {};
     this.awaitingSnapshot = true;
-    /** The overview's window was resized and its snapshot has not settled yet. */
+    /** The overview's window was resized and its snapshot has not brought every host's key back yet. */
     this.resized = false;
+    /** The most samples a host the overview asks for: lowered when a resized window's snapshot fell behind. */
+    this.sampleLimit = Infinity;
     this.apply(state);
 
     this.status.set(client.status);
@@ -155,6 +157,12 @@ export class Dashboard {
     document.body.dataset.connection = status;
     clearTimeout(this.settle);
     if (status !== 'live') this.awaitingSnapshot = true;
+    if (status === 'resyncing' && this.resized) {
+      // The resized window's snapshot took the page longer than the relay keeps of the stream (its backlog: 64 MiB
+      // by default, 4 s of 10,000 hosts writing 1.7 KB a second), so it fell behind and must join again: with half
+      // as many samples a host from now on, or it would fall behind the same way at every join.
+      this.sampleLimit = Math.max(FIRST_SAMPLES, Math.floor(this.samples / 2));
+    }
     if (status === 'live') {
       this.meter.milestone('live');
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
@@ -167,16 +175,16 @@ export class Dashboard {
   /**
    * The session's windows are coming in: the loading bar goes. Hosts whose keys are gone are dropped only once the
    * session has `settled` (SNAPSHOT_SETTLE_MS after it went live), since a snapshot can take several messages and
-   * a host dropped and found again would be new again; and not after the overview's window was resized, whose
-   * snapshot brings the same keys, in parts when they are many (at 10,000 hosts the relay's first part held a
-   * third of them, the rest came as top-ups over many seconds: dropping them made the page resize again for the
-   * hosts left, and again).
+   * a host dropped and found again would be new again; and not after the overview's window was resized until every
+   * host's key is back: its snapshot brings the same keys, in parts when they are many (at 10,000 hosts the
+   * relay's first part held a third of them, the rest came as top-ups over many seconds, and through a rejoin
+   * when the page fell behind), and dropping the others made the page resize again for the hosts left, and again.
    */
   snapshotIn({ settled = false } = {}) {
     this.awaitingSnapshot = false;
     this.status.loading('snapshot', null);
     this.relist({ keepMissing: !settled || this.resized });
-    if (settled) this.resized = false;
+    if (settled && this.client.keys().length >= this.hosts.length) this.resized = false;
     this.book.loaded(Date.now());
     this.views.empty.hidden = this.hosts.length > 0;
   }
@@ -420,8 +428,8 @@ export class Dashboard {
       if ((this.state.sort !== 'name' || this.state.group) && !(now - this.sortedAt < RESORT_MS) && !this.userOnTiles()) {
         this.showTiles();
       }
-      this.resizeOverview();
     }
+    if (this.client.status === 'live' || this.samples > this.sampleLimit) this.resizeOverview();
     this.overview.tickAges((key) => this.book.get(key), now);
     this.drawHeatmap();
   }
@@ -445,7 +453,7 @@ export class Dashboard {
   resizeOverview() {
     if (!this.hosts.length) return;
     const interval = this.book.fleetInterval;
-    const cap = Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length));
+    const cap = Math.min(this.sampleLimit, Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length)));
     const needed = samplesFor(this.state.window, interval);
     const wanted = Math.min(needed, cap);
     const note = needed > cap && interval > 0
@@ -454,7 +462,9 @@ export class Dashboard {
       : '';
     if (this.views.windowNote.textContent !== note) this.views.windowNote.textContent = note;
     this.views.windowNote.hidden = !note;
-    if (this.awaitingSnapshot || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
+    // A window that fell behind is made smaller at once, without waiting for its next join's snapshot.
+    const fellBehind = this.samples > this.sampleLimit;
+    if ((this.awaitingSnapshot && !fellBehind) || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
     this.samples = wanted;
     this.client.setWindow(wanted);
     this.awaitingSnapshot = true;
