@@ -99,6 +99,20 @@ test('SeriesCache reads a field the client does not aggregate whole only once, t
   assert.equal(client.seriesReads, 1, 'no second scan of the window');
 });
 
+test('SeriesCache reads a field it does not aggregate whole again when the window reaches further back', () => {
+  // The overview's first window is two samples; once the page knows how many hosts there are it asks for more, and
+  // the deeper window's older samples are history to read, not gaps to leave NaN.
+  const items = [4, 5].map((t) => ({ t, cpu: t * 10 }));
+  const client = fakeClient(items);
+  const cache = new SeriesCache(['cpu.total'], { scanned: ['cpu.total'] });
+  const read = () => Array.from(cache.read(client, 'k', client.latest()).values[0]);
+  assert.deepEqual(read(), [40, 50]);
+  items.unshift(...[1, 2, 3].map((t) => ({ t, cpu: t * 10 })));
+  items.push({ t: 6, cpu: 60 });
+  assert.deepEqual(read(), [10, 20, 30, 40, 50, 60]);
+  assert.equal(client.seriesReads, 2);
+});
+
 test('durations read as people say them and round-trip through the URL', () => {
   assert.equal(fmt.duration(250), `250${NNBSP}ms`);
   assert.equal(fmt.duration(30_000), `30${NNBSP}s`);

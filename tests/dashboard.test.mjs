@@ -85,6 +85,12 @@ async function shownAtLeast(selector, t) {
 }
 
 test('every host in Redis gets a tile that shows its newest sample and follows new ones', async () => {
+  // The overview's subscriptions, in the order the page sends them (the host detail's name one key, not perf:*).
+  const windows = [];
+  page.on('websocket', (ws) => ws.on('framesent', ({ payload }) => {
+    const message = typeof payload === 'string' ? JSON.parse(payload) : null;
+    if (message?.type === 'subscribe' && message.patterns?.includes('perf:*')) windows.push(message.window);
+  }));
   await page.goto(relay.url);
   await page.waitForSelector('#status[data-state="live"]', { timeout: 20_000 });
   await page.waitForFunction((n) => document.querySelectorAll('#tiles a.tile').length === n, HOSTS.length, {
@@ -104,9 +110,15 @@ test('every host in Redis gets a tile that shows its newest sample and follows n
     assert.equal(next.cpu, (await sampleAt(host, next.t)).cpu.total);
   }
 
-  // The window came from the snapshot: a sparkline holds the history written before the page opened.
-  const points = await page.$eval(`${tileOf('web-01')} .spark.cpu path`, (p) => p.getAttribute('d').split(/[ML]/).length - 1);
-  assert.ok(points >= HISTORY_S, `the sparkline has ${points} points`);
+  // The first snapshot holds two samples a host, so the first tiles wait for little; then the page asks for the 2 min
+  // window (about 121 samples: the interval it observed from two samples is a second give or take the writer's
+  // jitter, tens of ms on a loaded machine), and the sparkline fills in with the history written before the page
+  // opened.
+  const points = `${tileOf('web-01')} .spark.cpu path`;
+  await page.waitForFunction(([sel, n]) => document.querySelector(sel)?.getAttribute('d').split(/[ML]/).length - 1 >= n,
+    [points, HISTORY_S], { timeout: 20_000 });
+  assert.ok(windows.length === 2 && windows[0] === 2 && windows[1] > HISTORY_S,
+    `the overview subscribed with two samples a host, then with its window: ${windows}`);
   assert.equal(await page.textContent('#fleet [data-stat="hosts"] .value'), String(HOSTS.length));
 
   // The fleet's aggregates, from the assembler, equal those of each host's newest sample in Redis (writes paused).

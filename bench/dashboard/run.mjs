@@ -4,7 +4,9 @@
 // once the page has read every host's window, the page's own frame meter (`replicastDashboard.frameTimes`: the time spent in the page's change and tick
 // callbacks per animation frame) read over --seconds, in the overview and in a host detail, with everything open:
 // the overview sorted by CPU and grouped by role, with its heatmap and alert list (rules evaluated on every host);
-// the detail with its crosshair shown and the CPU chart's table open.
+// the detail with its crosshair shown and the CPU chart's table open. Before that, --loads fresh loads of the page,
+// each timed from navigation to its milestones (the session live, the first change, the first tile drawn with a
+// sample) and to every sparkline filled in (the page joins with a small window and then asks for its own).
 //
 //   bash scripts/build.sh release
 //   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--profile]
@@ -92,12 +94,27 @@ async function fillWindows(redisUrl, hosts) {
 /** The page's load milestones (frames.js `milestone`), in the order a load reaches them. */
 const MILESTONES = ['live', 'first-change', 'first-live-frame'];
 
-/** When a freshly opened page reached each milestone, in ms from its navigation. */
+/**
+ * Waits until every host's series holds as many samples as the overview asks for, once it asked for more than its
+ * first 2 (the page joins with a small window and asks for the one it needs, within OVERVIEW_SAMPLES and what kept
+ * up with the stream, once it knows the hosts). Resolves with when that was, in ms from navigation, and the samples.
+ */
+async function filled(page) {
+  await page.waitForFunction(() => {
+    const d = globalThis.replicastDashboard;
+    return d?.hosts.length && d.samples > 2 && d.hosts.every((h) => h.series?.times.length >= d.samples);
+  }, null, { timeout: 300_000, polling: 250 });
+  return page.evaluate(() => ({ at: performance.now(), samples: globalThis.replicastDashboard.samples }));
+}
+
+/** When a freshly opened page reached each milestone, and filled every sparkline, in ms from its navigation. */
 async function milestones(page) {
   await page.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
     { timeout: 180_000 });
-  return page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
+  const reached = await page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
     performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
+  const { at, samples } = await filled(page);
+  return { ...reached, filled: at, samples };
 }
 
 /**
@@ -155,11 +172,14 @@ try {
         const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
         await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
         loads.push(await milestones(load));
+        console.log(`${hosts} hosts, load ${i + 1}: ${MILESTONES.map((m) => `${m} ${(loads[i][m] / 1000).toFixed(2)} s`)
+          .join(', ')}, every sparkline at its ${loads[i].samples} samples ${(loads[i].filled / 1000).toFixed(2)} s`);
         await load.close();
       }
-      const first = Object.fromEntries(MILESTONES.map((m) => [m, spread(loads.map((l) => l[m]))]));
+      const first = Object.fromEntries([...MILESTONES, 'filled'].map((m) => [m, spread(loads.map((l) => l[m]))]));
       console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
-        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', '));
+        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', ')
+        + `; every sparkline filled in ${fs(first.filled)}`);
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();
       // ?window= in seconds; the rules' default thresholds, so the alert list has what the simulation's hot hosts do.
@@ -169,6 +189,7 @@ try {
       // Steady state: every host's window read once (its rule fields scanned, its alerts replayed) and in the heatmap.
       await page.waitForFunction((n) => globalThis.replicastDashboard.hosts.every((h) => h.fed !== undefined)
         && Number(document.getElementById('heatmap').dataset.rows) >= n, hosts, { timeout: 120_000 });
+      await filled(page);
       console.log(`${hosts} hosts on the page ${((tiles - opened) / 1000).toFixed(1)} s after it opened, every window `
         + `read ${((Date.now() - opened) / 1000).toFixed(1)} s after`);
       await sleep(3000);
@@ -188,7 +209,9 @@ try {
         + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
-      results.push({ hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'] },
+      results.push({
+        hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'], filled: first.filled,
+      },
         { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {

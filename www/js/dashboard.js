@@ -46,8 +46,14 @@ const SNAPSHOT_SETTLE_MS = 1500;
  * page says so; the host detail, one host, keeps its whole window.
  */
 export const OVERVIEW_SAMPLES = 120_000;
-/** The first subscription's samples per host at most, before the page knows how many hosts and how often. */
-const FIRST_SAMPLES = 121;
+/**
+ * The first subscription's samples per host: the newest sample for the tile's numbers and one before it for the
+ * host's interval. The page does not know yet how many hosts there are or how often they write, and the join's
+ * snapshot is what the first frame waits for: at 10,000 hosts a first window of 121 samples was 1.2 M samples
+ * (850 MB) to send, decode and apply before any tile showed. Once the snapshot is in, `resizeOverview` asks for
+ * what the window needs at the fleet's interval within OVERVIEW_SAMPLES, and the sparklines fill in.
+ */
+const FIRST_SAMPLES = 2;
 /** The overview's window is asked again when what it needs differs from what it keeps by more than this. */
 const RESIZE_SLACK = 0.2;
 /**
@@ -67,7 +73,7 @@ export class Dashboard {
    */
   static async start({ patterns, token, windowFallback, notesKey, history = null }) {
     const state = readHash(windowFallback);
-    const samples = samplesFor(state.window, NaN, FIRST_SAMPLES);
+    const samples = FIRST_SAMPLES;
     const client = await connect({ patterns, window: samples, fields: OVERVIEW_FIELDS, token });
     const notes = await Annotations.start({ key: notesKey, token });
     const dashboard = new Dashboard(client, { patterns, token, state, windowFallback, notes, samples });
@@ -126,6 +132,10 @@ export class Dashboard {
     this.schedule = frameScheduler(() => this.meter.measure(() => this.frame()));
     this.state = {};
     this.awaitingSnapshot = true;
+    /** The overview's window was resized and its snapshot has not brought every host's key back yet. */
+    this.resized = false;
+    /** The most samples a host the overview asks for: lowered when a resized window's snapshot fell behind. */
+    this.sampleLimit = Infinity;
     this.apply(state);
 
     this.status.set(client.status);
@@ -147,6 +157,12 @@ export class Dashboard {
     document.body.dataset.connection = status;
     clearTimeout(this.settle);
     if (status !== 'live') this.awaitingSnapshot = true;
+    if (status === 'resyncing' && this.resized) {
+      // The resized window's snapshot took the page longer than the relay keeps of the stream (its backlog: 64 MiB
+      // by default, 4 s of 10,000 hosts writing 1.7 KB a second), so it fell behind and must join again: with half
+      // as many samples a host from now on, or it would fall behind the same way at every join.
+      this.sampleLimit = Math.max(FIRST_SAMPLES, Math.floor(this.samples / 2));
+    }
     if (status === 'live') {
       this.meter.milestone('live');
       this.status.loading('snapshot', this.book.loadedAt === null ? 'Loading snapshot…' : 'Catching up…');
@@ -159,12 +175,16 @@ export class Dashboard {
   /**
    * The session's windows are coming in: the loading bar goes. Hosts whose keys are gone are dropped only once the
    * session has `settled` (SNAPSHOT_SETTLE_MS after it went live), since a snapshot can take several messages and
-   * a host dropped and found again would be new again.
+   * a host dropped and found again would be new again; and not after the overview's window was resized until every
+   * host's key is back: its snapshot brings the same keys, in parts when they are many (at 10,000 hosts the
+   * relay's first part held a third of them, the rest came as top-ups over many seconds, and through a rejoin
+   * when the page fell behind), and dropping the others made the page resize again for the hosts left, and again.
    */
   snapshotIn({ settled = false } = {}) {
     this.awaitingSnapshot = false;
     this.status.loading('snapshot', null);
-    this.relist({ keepMissing: !settled });
+    this.relist({ keepMissing: !settled || this.resized });
+    if (settled && this.client.keys().length >= this.hosts.length) this.resized = false;
     this.book.loaded(Date.now());
     this.views.empty.hidden = this.hosts.length > 0;
   }
@@ -285,11 +305,13 @@ export class Dashboard {
     // The name's role is set when the host is; a `role` field in the sample overrides it.
     if (sample.role !== undefined) host.role = roleOf(host.name, sample);
     host.series ??= new SeriesCache(HOST_FIELDS, { scanned: RULE_FIELDS });
+    // The window deepened (the overview's first small one grown): samples older than those the rules were fed.
+    const reachedBack = times[0] < host.series.times[0];
     host.series.read(client, key, sample, times);
     host.t = times[times.length - 1];
     host.interval = observedInterval(times);
     if (!(host.t <= this.newestT)) this.newestT = host.t;
-    this.feedAlerts(host);
+    this.feedAlerts(host, { again: reachedBack });
     if (this.pause.paused) {
       let waiting = 0;
       for (let i = times.length - 1; i >= 0 && times[i] > host.frozenT; i -= 1) waiting += 1;
@@ -312,11 +334,16 @@ export class Dashboard {
 
   /**
    * The host's samples not fed yet go to the rules (from its series as last read); alerts that begin while the page
-   * watches are notified.
+   * watches are notified. `again`: the window reaches further back than the samples fed (it deepened), so the
+   * host's rules start over on all of it, and only what begins after the samples fed before is notified.
    */
-  feedAlerts(host) {
+  feedAlerts(host, { again = false } = {}) {
     const { times, values: [cpu, memUsed, diskRead, diskWrite, load1] } = host.series;
-    const live = host.fed !== undefined;
+    const notifyAfter = host.fed ?? Infinity;
+    if (again) {
+      this.alerts.forget(host.key);
+      host.fed = undefined;
+    }
     const fed = host.fed ?? -Infinity;
     let from = times.length;
     while (from > 0 && times[from - 1] > fed) from -= 1;
@@ -330,7 +357,7 @@ export class Dashboard {
       };
       for (const { kind, alert } of this.alerts.feed(host.key, host.name, times[i], point)) {
         changed = true;
-        if (kind === 'began' && live) this.alertPanel.notify(alert);
+        if (kind === 'began' && times[i] > notifyAfter) this.alertPanel.notify(alert);
       }
     }
     host.fed = times[times.length - 1];
@@ -391,7 +418,9 @@ export class Dashboard {
     // Offline, the page cannot tell a silent host from a lost connection: states wait for the stream. Behind the
     // host detail or paused, the overview is not drawn.
     if (this.state.host || this.pause.paused) return;
-    if (this.client.status === 'live') {
+    // While a new snapshot is on its way (the overview's window resized), the hosts' newest samples wait for it:
+    // they are not silent, and the client's aggregates are empty until it comes.
+    if (this.client.status === 'live' && !this.awaitingSnapshot) {
       const changed = this.book.refreshStates(now);
       for (const host of changed) this.overview.setState(host);
       this.markBusiest();
@@ -399,8 +428,8 @@ export class Dashboard {
       if ((this.state.sort !== 'name' || this.state.group) && !(now - this.sortedAt < RESORT_MS) && !this.userOnTiles()) {
         this.showTiles();
       }
-      this.resizeOverview();
     }
+    if (this.client.status === 'live' || this.samples > this.sampleLimit) this.resizeOverview();
     this.overview.tickAges((key) => this.book.get(key), now);
     this.drawHeatmap();
   }
@@ -424,7 +453,7 @@ export class Dashboard {
   resizeOverview() {
     if (!this.hosts.length) return;
     const interval = this.book.fleetInterval;
-    const cap = Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length));
+    const cap = Math.min(this.sampleLimit, Math.max(2, Math.floor(OVERVIEW_SAMPLES / this.hosts.length)));
     const needed = samplesFor(this.state.window, interval);
     const wanted = Math.min(needed, cap);
     const note = needed > cap && interval > 0
@@ -433,10 +462,13 @@ export class Dashboard {
       : '';
     if (this.views.windowNote.textContent !== note) this.views.windowNote.textContent = note;
     this.views.windowNote.hidden = !note;
-    if (this.awaitingSnapshot || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
+    // A window that fell behind is made smaller at once, without waiting for its next join's snapshot.
+    const fellBehind = this.samples > this.sampleLimit;
+    if ((this.awaitingSnapshot && !fellBehind) || Math.abs(wanted - this.samples) <= RESIZE_SLACK * this.samples) return;
     this.samples = wanted;
     this.client.setWindow(wanted);
     this.awaitingSnapshot = true;
+    this.resized = true;
     this.status.loading('snapshot', 'Loading snapshot…');
   }
 

@@ -5,7 +5,9 @@
 // window is read again only when it changed otherwise (a snapshot, a resync, a gap, a removal in the middle).
 // Fields the client does not aggregate (`scanned`) are read whole only the first time: after that a window that
 // changed otherwise keeps their values by time, the newest from `latest()`, and NaN for samples it never saw, so a
-// page that falls behind at 1,000 hosts does not pay a scan of every window to catch up.
+// page that falls behind at 1,000 hosts does not pay a scan of every window to catch up. A window that reaches
+// further back than the kept times (the overview's first small window deepened) is read whole again: its older
+// samples are history the page has never seen, not gaps.
 
 export class SeriesCache {
   /**
@@ -42,7 +44,8 @@ export class SeriesCache {
       }
     } else {
       this.fullReads += 1;
-      this.values = this.fields.map((field, f) => (this.scanned[f] && this.times.length
+      const deepened = !(times[0] >= this.times[0]);
+      this.values = this.fields.map((field, f) => (this.scanned[f] && !deepened
         ? realign(this.times, this.values[f], times, pick(sample, this.paths[f]))
         : client.series(key, field)));
     }
