@@ -20,6 +20,7 @@ use crate::watch::WatchConfig;
 use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap, FastSet};
 use crate::windows::{Events, Inexact, Kind, Window};
 use replicast_protocol::pattern::glob_match;
+use replicast_protocol::quote::quoted_lossy;
 
 /// Keys whose "watched?" decision is cached; the cache starts over when full.
 const WATCH_CACHE: usize = 4096;
@@ -548,9 +549,9 @@ fn settle(
                 Problem::WrongType,
                 offset,
                 format!(
-                    "a {} command on {:?}, a {}: topped up",
+                    "a {} command on {}, a {}: topped up",
                     kind.name(),
-                    String::from_utf8_lossy(key),
+                    quoted_lossy(key),
                     window.kind().name()
                 ),
             );
