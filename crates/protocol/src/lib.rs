@@ -11,6 +11,7 @@
 //! No I/O, no async runtime, no JavaScript bindings: the relay and the wasm package build on it.
 
 pub mod client_message;
+mod json_text;
 pub mod pattern;
 pub mod quote;
 pub mod resp;
