@@ -20,6 +20,7 @@ use crate::watch::WatchConfig;
 use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap, FastSet};
 use crate::windows::{Events, Inexact, Kind, Window};
 use replicast_protocol::pattern::glob_match;
+use replicast_protocol::quote::quoted_lossy;
 
 /// Keys whose "watched?" decision is cached; the cache starts over when full.
 const WATCH_CACHE: usize = 4096;
@@ -300,6 +301,28 @@ impl<'a> Applying<'a> {
         create: bool,
         apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
     ) {
+        let mut apply = Some(apply);
+        self.update_with(
+            key,
+            kind,
+            create,
+            &mut |window, events| match apply.take() {
+                Some(apply) => apply(window, events),
+                None => Ok(()),
+            },
+        );
+    }
+
+    /// [`Applying::update`]'s body, compiled once: generic over each command's closure, it was compiled into every
+    /// command (two dozen copies of the lookup, the window's creation and the settling, in the browser's
+    /// `.wasm` too). The closure is called once, through one indirect call.
+    fn update_with(
+        &mut self,
+        key: &[u8],
+        kind: Kind,
+        create: bool,
+        apply: &mut dyn FnMut(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+    ) {
         let Origin {
             shard,
             offset,
@@ -314,7 +337,7 @@ impl<'a> Applying<'a> {
                 return;
             }
             let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
-            let outcome = apply_to(window, kind, &mut events, apply);
+            let outcome = apply_to(window, kind, &mut events, &mut *apply);
             *self.changed |= events.reported() > 0;
             let gone = settle(
                 window,
@@ -520,7 +543,7 @@ fn apply_to(
     window: &mut Window,
     kind: Kind,
     events: &mut Events<'_>,
-    apply: impl FnOnce(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
+    apply: &mut dyn FnMut(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
 ) -> Applied {
     if window.kind() != kind {
         return Applied::WrongType;
@@ -548,9 +571,9 @@ fn settle(
                 Problem::WrongType,
                 offset,
                 format!(
-                    "a {} command on {:?}, a {}: topped up",
+                    "a {} command on {}, a {}: topped up",
                     kind.name(),
-                    String::from_utf8_lossy(key),
+                    quoted_lossy(key),
                     window.kind().name()
                 ),
             );

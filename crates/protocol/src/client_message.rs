@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::json_text::{push_name, push_string, push_strings};
 use crate::pattern::Glob;
 
 /// Largest message a browser may send the relay; the relay closes a session that sends a larger one.
@@ -134,10 +135,60 @@ pub enum ClientMessageError {
 }
 
 impl ClientMessage {
-    /// The message as the browser sends it.
+    /// The message as the browser sends it: what serde_json writes for it, written without serde_json (which
+    /// the browser's `.wasm` would otherwise carry for this alone).
     pub fn to_json(&self) -> String {
-        // Strings and integers only: serde_json cannot fail on them.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = String::with_capacity(64);
+        out.push_str("{\"type\":");
+        match self {
+            ClientMessage::Subscribe(Subscribe {
+                patterns,
+                keys,
+                db,
+                window,
+            }) => {
+                out.push_str("\"subscribe\"");
+                for (name, texts) in [("patterns", patterns), ("keys", keys)] {
+                    if !texts.is_empty() {
+                        out.push(',');
+                        push_name(&mut out, name);
+                        push_strings(&mut out, texts);
+                    }
+                }
+                out.push_str(&format!(",\"db\":{db},\"window\":{window}"));
+            }
+            ClientMessage::Topup(Topup { keys }) => {
+                out.push_str("\"topup\",");
+                push_name(&mut out, "keys");
+                push_strings(&mut out, keys);
+            }
+            ClientMessage::Event(Event { id, key, fields }) => {
+                out.push_str("\"event\",\"id\":");
+                push_string(&mut out, id);
+                out.push_str(",\"key\":");
+                push_string(&mut out, key);
+                out.push_str(",\"fields\":{");
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_string(&mut out, name);
+                    out.push(':');
+                    push_string(&mut out, value);
+                }
+                out.push('}');
+            }
+            ClientMessage::Token(TokenRefresh { token }) => {
+                out.push_str("\"token\",\"token\":");
+                push_string(&mut out, token);
+            }
+            ClientMessage::Digest(DigestRequest { id }) => {
+                out.push_str("\"digest\",\"id\":");
+                push_string(&mut out, id);
+            }
+        }
+        out.push('}');
+        out
     }
 }
 
@@ -214,7 +265,9 @@ impl Topup {
         let mut size = frame;
         for key in keys {
             let name = String::from_utf8_lossy(key).into_owned();
-            let quoted = serde_json::to_string(&name).map_or(0, |q| q.len());
+            let mut quoted = String::new();
+            push_string(&mut quoted, &name);
+            let quoted = quoted.len();
             if !names.is_empty()
                 && (names.len() == MAX_TOPUP_KEYS || size + quoted + 1 > MAX_CLIENT_MESSAGE)
             {
@@ -578,5 +631,58 @@ mod tests {
             "the relay refuses it"
         );
         assert!(!Topup::can_name(&vec![b'k'; 1 << 20]));
+    }
+
+    // proptest is a native-only dev-dependency.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod written_as_serde_json_writes {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text with everything JSON escapes (quotes, backslashes, every control character) and non-ASCII.
+        fn text() -> impl Strategy<Value = String> {
+            "[ -~\\x00-\\x1f\\x7fé€😀]{0,12}"
+        }
+
+        fn message() -> impl Strategy<Value = ClientMessage> {
+            prop_oneof![
+                (
+                    prop::collection::vec(text(), 0..3),
+                    prop::collection::vec(text(), 0..3),
+                    any::<u32>(),
+                    any::<usize>()
+                )
+                    .prop_map(|(patterns, keys, db, window)| {
+                        ClientMessage::Subscribe(Subscribe {
+                            patterns,
+                            keys,
+                            db,
+                            window,
+                        })
+                    }),
+                prop::collection::vec(text(), 0..4)
+                    .prop_map(|keys| ClientMessage::Topup(Topup { keys })),
+                (
+                    text(),
+                    text(),
+                    prop::collection::vec((text(), text()), 0..4)
+                )
+                    .prop_map(|(id, key, fields)| ClientMessage::Event(Event {
+                        id,
+                        key,
+                        fields
+                    })),
+                text().prop_map(|token| ClientMessage::Token(TokenRefresh { token })),
+                text().prop_map(|id| ClientMessage::Digest(DigestRequest { id })),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(5_000))]
+            #[test]
+            fn to_json_is_serde_jsons_text(message in message()) {
+                prop_assert_eq!(message.to_json(), serde_json::to_string(&message).unwrap());
+            }
+        }
     }
 }

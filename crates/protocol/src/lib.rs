@@ -5,10 +5,14 @@
 //! - [`wire`]: the relay → browser messages (binary): hellos, commands with their offsets, snapshots, stale keys.
 //! - [`client_message`]: the browser → relay messages (JSON): subscribe, top-up, event, with their limits.
 //! - [`pattern`]: Redis glob patterns, matched in time linear in pattern and key.
+//! - [`quote`]: text from Redis or a browser quoted inside error messages, as `{:?}` would, without core's Debug
+//!   machinery.
 //!
 //! No I/O, no async runtime, no JavaScript bindings: the relay and the wasm package build on it.
 
 pub mod client_message;
+mod json_text;
 pub mod pattern;
+pub mod quote;
 pub mod resp;
 pub mod wire;

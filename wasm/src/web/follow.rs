@@ -14,6 +14,7 @@ use replicast_assembler::diagnostics::Diagnostics;
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
 use replicast_assembler::series::SeriesCache;
 use replicast_assembler::windows::fast_hash::FastSet;
+use replicast_protocol::quote::quoted;
 
 use super::objects::{object, OptionsObject};
 
@@ -218,7 +219,7 @@ fn no_aggregation() -> JsError {
 fn field_index(aggregator: &Aggregator, path: &str) -> Result<usize, JsError> {
     aggregator
         .field_index(path)
-        .ok_or_else(|| JsError::new(&format!("{path:?} is not an aggregated field")))
+        .ok_or_else(|| JsError::new(&format!("{} is not an aggregated field", quoted(path))))
 }
 
 /// A field's statistics as a JS object. Written as JSON and parsed once: a dozen numbers and three nested

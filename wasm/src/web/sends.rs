@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use super::error::{replicast_error, ErrorCode};
 use replicast_protocol::client_message::{ClientMessage, DigestRequest, Event, MAX_CLIENT_MESSAGE};
+use replicast_protocol::quote::quoted;
 use replicast_protocol::wire::WindowsDigest;
 
 /// Promises waiting for the relay's ack, by request id.
@@ -146,7 +147,8 @@ pub(super) fn fields_of(fields: &JsValue) -> Result<Vec<(String, String)>, Strin
             )
         } else {
             return Err(format!(
-                "send(key, fields): field {name:?} must be a string, a number or a boolean"
+                "send(key, fields): field {} must be a string, a number or a boolean",
+                quoted(&name)
             ));
         };
         out.push((name, text));

@@ -13,6 +13,7 @@
 
 use std::ops::Range;
 
+use replicast_protocol::quote::quoted;
 use thiserror::Error;
 
 /// How deeply objects and arrays may nest.
@@ -39,7 +40,7 @@ pub enum JsonError {
 pub enum PathError {
     #[error("{0} paths, at most {MAX_PATHS} can be looked for at once")]
     TooMany(usize),
-    #[error("path {0:?} is deeper than {MAX_DEPTH} levels")]
+    #[error("path {} is deeper than {MAX_DEPTH} levels", quoted(.0))]
     TooDeep(String),
 }
 

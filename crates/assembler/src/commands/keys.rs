@@ -4,6 +4,7 @@
 use super::args::{db_index, int, is, parse_ascii};
 use crate::diagnostics::Problem;
 use crate::keyspace::Applying;
+use replicast_protocol::quote::quoted_lossy;
 
 /// `SELECT db`. Redis never propagates one it cannot read; if one came, the database of what follows would be
 /// unknown, so nothing of the shard's keys is known until a full snapshot (as after `SWAPDB`), and what follows is
@@ -164,8 +165,8 @@ pub(super) fn untracked(applying: &mut Applying<'_>, keys: &[&[u8]], kind: &str)
     for &key in keys {
         if let Some(window) = applying.keyspace.windows.get(key) {
             let message = format!(
-                "a {kind} command on {:?}, a {}: topped up",
-                String::from_utf8_lossy(key),
+                "a {kind} command on {}, a {}: topped up",
+                quoted_lossy(key),
                 window.kind().name()
             );
             applying.inexact(Problem::WrongType, message, &[key]);

@@ -6,6 +6,7 @@
 
 use super::error::{limit, unexpected, RespError};
 use super::limits::MAX_LENGTH_DIGITS;
+use crate::quote::quoted_lossy;
 
 /// Most characters of an integer reply: a sign and the 19 digits of `i64::MIN`.
 const MAX_INTEGER_CHARS: usize = 20;
@@ -115,7 +116,7 @@ pub(crate) fn parse_integer(text: &[u8], offset: u64) -> Result<i64, RespError> 
     let bad = || RespError::Unexpected {
         offset,
         expected: "a 64-bit integer",
-        found: format!("{:?}", String::from_utf8_lossy(text)),
+        found: quoted_lossy(text),
     };
     if text.len() > MAX_INTEGER_CHARS {
         return Err(bad());

@@ -9,6 +9,7 @@ use super::command::Frame;
 use super::error::{limit, unexpected, RespError};
 use super::limits::Limits;
 use super::line::{parse_integer, read_length, read_line};
+use crate::quote::quoted_lossy;
 
 /// One reply value. Strings are borrowed from the input and binary-safe where RESP allows binary.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,10 +276,7 @@ fn read_head<'a>(
                         return Err(RespError::Unexpected {
                             offset: offset + data as u64,
                             expected: "a verbatim string: a 3-byte format, ':', then the text",
-                            found: format!(
-                                "{:?}",
-                                String::from_utf8_lossy(&bytes[..bytes.len().min(8)])
-                            ),
+                            found: quoted_lossy(&bytes[..bytes.len().min(8)]),
                         })
                     }
                 },
@@ -392,7 +390,7 @@ fn bad_text(offset: u64, expected: &'static str, text: &[u8]) -> RespError {
     RespError::Unexpected {
         offset,
         expected,
-        found: format!("{:?}", String::from_utf8_lossy(&text[..text.len().min(32)])),
+        found: quoted_lossy(&text[..text.len().min(32)]),
     }
 }
 

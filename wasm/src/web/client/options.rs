@@ -83,7 +83,7 @@ impl Options {
         if !(1.0..=f64::from(u32::MAX)).contains(&max_bytes) {
             return Err("saveView.maxBytes must be a number of bytes from 1 to 2^32 - 1".into());
         }
-        if !(MIN_SAVE_INTERVAL_MS..=f64::from(i32::MAX)).contains(&interval_ms) {
+        if !(f64::from(MIN_SAVE_INTERVAL_MS)..=f64::from(i32::MAX)).contains(&interval_ms) {
             return Err(format!(
                 "saveView.intervalMs must be at least {MIN_SAVE_INTERVAL_MS} ms (saving costs a copy of every window)"
             ));

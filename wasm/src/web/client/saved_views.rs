@@ -34,7 +34,7 @@ pub(crate) const DEFAULT_SAVED_BYTES: usize = 64 << 20;
 /// Default `saveView.intervalMs`. A save copies every window; `pagehide` saves the last view anyway.
 pub(crate) const DEFAULT_SAVE_INTERVAL_MS: i32 = 30_000;
 /// Shortest `saveView.intervalMs` accepted.
-pub(crate) const MIN_SAVE_INTERVAL_MS: f64 = 1_000.0;
+pub(crate) const MIN_SAVE_INTERVAL_MS: i32 = 1_000;
 /// How long the first connect waits for IndexedDB's answer before connecting without a saved view.
 const LOAD_TIMEOUT_MS: i32 = 2_000;
 
