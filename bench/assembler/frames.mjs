@@ -2,9 +2,13 @@
 // sample per key, then the page reads what changed (keys, times, a field's series, its statistics).
 //
 //   node bench/resp/record.mjs --commands 100000 --hosts 50 --out target/bench-assembler/zadd-100k-50.resp
-//   node bench/assembler/frames.mjs [STREAM] [--frames 500] [--pkg DIR]
+//   node bench/assembler/frames.mjs [STREAM] [--frames 500] [--keys 50] [--window 1000] [--pkg DIR]
 //
 // The wasm package (--pkg) defaults to target/bench-assembler/pkg-web (see README.md here). Target: < 2 ms a frame.
+// A fleet of 1,000 hosts as the dashboard shows it (windows of 120 samples, every host read each frame):
+//
+//   node bench/resp/record.mjs --commands 240000 --hosts 1000 --out target/bench-assembler/zadd-240k-1000.resp
+//   node bench/assembler/frames.mjs target/bench-assembler/zadd-240k-1000.resp --keys 1000 --window 120 --frames 100
 // Ends with a `RESULT {json}` line for bench/run.mjs.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +22,7 @@ const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     frames: { type: 'string', default: '500' },
+    keys: { type: 'string', default: '50' },
     window: { type: 'string', default: '1000' },
     pkg: { type: 'string', default: path.join(repoRoot, 'target/bench-assembler/pkg-web') },
   },
@@ -33,12 +38,12 @@ const files = {
 };
 const { page, browser, close } = await openBenchPage(files);
 try {
-  const keys = 50;
+  const keys = Number(opts.keys);
   const r = await page.evaluate((o) => window.runFrames(o), {
     start: meta.start, keys, window: Number(opts.window), frames: Number(opts.frames),
   });
   const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}`;
-  console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of 1,000`);
+  console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of ${opts.window}`);
   console.log(`apply (one message of ${keys} ZADDs): ${f(r.apply)}`);
   console.log(`boundary (changed keys, times, series, stats for each): ${f(r.boundary)}`);
   for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);

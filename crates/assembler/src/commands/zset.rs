@@ -29,6 +29,14 @@ struct Flags {
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
 pub(super) fn zadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
+    // What collectors send, nearly every command of the stream: one pair and no flag (an argument that reads as
+    // a score is no flag, and a flag would leave an odd pair). Applied as the general path below would, with
+    // less on the way.
+    if let [_, key, score_arg, member] = args {
+        if let Some(s) = score(score_arg) {
+            return add_pair(applying, key, s, member);
+        }
+    }
     let mut flags = Flags::default();
     let mut rest = &args[2..];
     while let Some((flag, tail)) = rest.split_first() {
@@ -84,6 +92,19 @@ fn add(applying: &mut Applying<'_>, key: &[u8], flags: Flags, pairs: &[&[u8]], c
     if bad_score {
         applying.bad_arguments(command, &[key]);
     }
+}
+
+/// `ZADD key score member`, `score` read already.
+fn add_pair(applying: &mut Applying<'_>, key: &[u8], score: f64, member: &[u8]) {
+    applying.update(key, Kind::Zset, true, |window, events| {
+        let w = zset(window)?;
+        w.insert(member, score, events);
+        // As in `add`: a member rescored below an incomplete window leaves it short.
+        if !w.complete() && w.len() < w.capacity() {
+            return Err(Inexact);
+        }
+        Ok(())
+    });
 }
 
 fn add_one(

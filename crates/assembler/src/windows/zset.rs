@@ -172,18 +172,20 @@ impl ZsetWindow {
         let hash = hash_bytes(member);
         let Some(slot) = self.find(hash, member) else {
             let full = self.len() >= self.capacity;
-            if full && self.below_floor(member, score) {
-                // Not among the newest; if the window held everything, Redis now holds one more.
-                self.complete = false;
-                return false;
-            }
-            // The common case, a new sample above the floor: the lowest member leaves and its slot takes the
-            // new one.
-            let id = events.added(Some(score.0), Payload::Value(member));
             if full {
-                self.pop_min(1, events);
+                if self.below_floor(member, score) {
+                    // Not among the newest; if the window held everything, Redis now holds one more.
+                    self.complete = false;
+                    return false;
+                }
+                // The common case, a new sample above the floor: the lowest member leaves and its slot takes
+                // the new one.
+                let id = events.added(Some(score.0), Payload::Value(member));
+                self.replace_floor(member, score, id, hash, events);
                 self.complete = false;
+                return true;
             }
+            let id = events.added(Some(score.0), Payload::Value(member));
             let slot = self.occupy(member, score, id, hash);
             self.link(score, slot);
             return true;
@@ -206,6 +208,44 @@ impl ZsetWindow {
         entry.id = id;
         self.link(score, slot);
         true
+    }
+
+    /// Evicts the lowest member of a full window and puts `member` in its slot, in one step: no trip through the
+    /// free list, and the slot (the least recently filled, as samples come in time order) is warm from the
+    /// eviction when the member is copied in.
+    #[inline]
+    fn replace_floor(
+        &mut self,
+        member: &[u8],
+        score: Score,
+        id: ItemId,
+        hash: u64,
+        events: &mut Events<'_>,
+    ) {
+        let Some(floor) = self.order.pop_first() else {
+            // A full window of capacity 0 holds nothing to evict: the member takes a slot of its own.
+            let slot = self.occupy(member, score, id, hash);
+            self.link(score, slot);
+            return;
+        };
+        let slot = floor.slot;
+        let entry = &self.slots[slot as usize];
+        events.removed(entry.id);
+        let old_hash = entry.hash;
+        if let Ok(indexed) = self.index.find_entry(old_hash, |&s| s == slot) {
+            indexed.remove();
+        }
+        let entry = &mut self.slots[slot as usize];
+        self.member_bytes = self.member_bytes - entry.member.len() + member.len();
+        entry.member.clear();
+        entry.member.extend_from_slice(member);
+        entry.score = score;
+        entry.id = id;
+        entry.hash = hash;
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        self.link(score, slot);
     }
 
     /// Puts a new member in a free slot (or a new one) and indexes it.

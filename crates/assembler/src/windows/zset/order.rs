@@ -92,7 +92,8 @@ impl Order {
         }
     }
 
-    /// Adds an entry that ranks below the highest one.
+    /// Adds an entry that ranks below the highest one. Out of line, so that the push at the top inlines.
+    #[inline(never)]
     fn insert_within(&mut self, slots: &[Slot], entry: Entry) {
         // The first run whose highest entry is above `entry`: there is one, the last run.
         let i = self
