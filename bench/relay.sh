@@ -51,7 +51,7 @@ start_redis "$primary" "$work/primary"
 start_redis "$replica" "$work/replica" --replicaof 127.0.0.1 "$primary"
 ulimit -n 65536 2>/dev/null || true
 RUST_LOG=warn "$bin" serve --redis-url "redis://127.0.0.1:$primary" --listen "127.0.0.1:$relay" --allow 'perf:*' \
-  --max-sessions 20000 --max-sessions-per-address 20000 >/dev/null &
+  --max-sessions 20000 --max-sessions-per-address 20000 --stream-only >/dev/null &
 relay_pid=$!
 pids+=("$relay_pid")
 wait_http "127.0.0.1:$relay"

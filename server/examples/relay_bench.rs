@@ -212,6 +212,38 @@ fn rss_kib(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) process `pid` ("self" for this one) has used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after `(name) `.
+    let ticks: Vec<f64> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| {
+            rest.split(' ')
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks.iter().sum::<f64>() / per_second
+}
+
+/// Redis's own process id, for its CPU time.
+async fn redis_pid(conn: &mut redis::aio::MultiplexedConnection) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|v| v.trim().to_string())
+}
+
 /// One session's WebSocket from the loopback address `source` (several of them when one address's ports run out).
 async fn open_session(
     ws_url: &str,
@@ -257,6 +289,8 @@ async fn fanout(args: &[String]) {
     let sources = number(8).unwrap_or(1).clamp(1, 254);
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Sessions that got their first message (the join's hello): the relay has joined them.
+    let greeted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     // Sessions join 64 at a time: one at a time, 10,000 joins would take longer than the load.
     let started_joins = Instant::now();
@@ -282,9 +316,14 @@ async fn fanout(args: &[String]) {
     let mut joined = 0;
     while let Some(mut socket) = joins.next().await {
         let (latencies, delivered) = (latencies.clone(), delivered.clone());
+        let greeted = greeted.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
+            let mut first = true;
             while let Some(Ok(message)) = socket.next().await {
+                if std::mem::take(&mut first) {
+                    greeted.fetch_add(1, Ordering::Relaxed);
+                }
                 let tungstenite::Message::Binary(bytes) = message else {
                     continue;
                 };
@@ -312,11 +351,22 @@ async fn fanout(args: &[String]) {
         }));
         joined += 1;
     }
+    // Every session joined (its hello, then its snapshot, sent) before the load, or a minute passed.
+    while greeted.load(Ordering::Relaxed) < joined as u64
+        && started_joins.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let join_time = started_joins.elapsed();
-    // Let every session finish its join (hello + snapshot) before the load.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let greeted = greeted.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_kib(relay_pid, "VmRSS:");
     let mut conn = connect(redis_port).await;
+    let redis_pid = redis_pid(&mut conn).await.unwrap_or_default();
+    // CPU of the relay, Redis and this client over the load: they share the machine's cores.
+    // An unknown pid (Redis's could not be read) reads as 0 s.
+    let cpu = cpu_seconds;
+    let cpu_before = [cpu(relay_pid), cpu(&redis_pid), cpu("self")];
     let written = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -335,6 +385,11 @@ async fn fanout(args: &[String]) {
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Cores used over the load and the 2 s after it that let the last writes arrive.
+    let busy = elapsed.as_secs_f64() + 2.0;
+    let cpu_after = [cpu(relay_pid), cpu(&redis_pid), cpu("self")];
+    let [relay_cpu, redis_cpu, client_cpu] =
+        [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) / busy);
     let rss = rss_kib(relay_pid, "VmRSS:");
     let hwm = rss_kib(relay_pid, "VmHWM:");
     for task in &tasks {
@@ -347,9 +402,10 @@ async fn fanout(args: &[String]) {
     // Each write reaches the sessions watching its host.
     let expected = written as f64 * (clients * keys_per_client) as f64 / hosts as f64;
     println!(
-        "fanout: {joined} clients joined in {:.1} s, each watching {keys_per_client} of {hosts} hosts, from {sources} \
+        "fanout: {joined} clients connected, {greeted} joined in {:.1} s, each watching {keys_per_client} of {hosts} hosts, from {sources} \
 address(es); {written} ZADDs in {:.1} s ({:.0}/s written), {delivered} of {expected:.0} delivered ({:.0}/s), \
-latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB",
+latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB; \
+cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:.2}",
         join_time.as_secs_f64(),
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
@@ -364,6 +420,7 @@ latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, 
     let result = serde_json::json!({
         "bench": "relay-fanout",
         "clients": joined,
+        "greeted": greeted,
         "hosts": hosts,
         "keys_per_client": keys_per_client,
         "join_seconds": join_time.as_secs_f64(),
@@ -378,6 +435,7 @@ latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, 
             "max": all.last().copied().unwrap_or(0) as f64 / 1000.0,
         },
         "rss_mib": { "before": rss_before / 1024, "after": rss / 1024, "peak": hwm / 1024 },
+        "cores": { "relay": relay_cpu, "redis": redis_cpu, "client": client_cpu },
     });
     println!("RESULT {result}");
 }
