@@ -20,6 +20,7 @@ use replicast_protocol::wire;
 use tokio::sync::watch;
 
 use crate::frames::FrameIndex;
+use crate::watchers::{Bell, Watchers};
 
 /// Default capacity of the ring, in bytes of raw stream.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
@@ -111,6 +112,18 @@ pub enum Read {
     Restarted { stream: Stream },
 }
 
+/// What a session rung by a bell gets ([`Backlog::read_watched`]).
+#[derive(Debug)]
+pub enum WatchedRead {
+    /// Nothing from the cursor to `to` concerns the session: its cursor moves there. `caught_up`: `to` is the
+    /// ring's end, and the session may skip again from there; else the batch at `to` may concern it.
+    Skipped {
+        to: u64,
+        caught_up: bool,
+    },
+    Read(Read),
+}
+
 #[derive(Debug)]
 struct Ring {
     stream: Option<Stream>,
@@ -134,6 +147,8 @@ pub struct Backlog {
     renames: std::sync::atomic::AtomicU64,
     /// The ring's end offset, bumped on every append and restart; sessions wait on it.
     end: watch::Sender<u64>,
+    /// The sessions following the ring, rung by the batches that may concern them.
+    watchers: Watchers,
 }
 
 impl Backlog {
@@ -151,6 +166,7 @@ impl Backlog {
             }),
             end: watch::channel(0).0,
             renames: Default::default(),
+            watchers: Watchers::default(),
         }
     }
 
@@ -166,7 +182,7 @@ impl Backlog {
 
     /// The link finished a full resync: the ring now holds `epoch` from `offset`, and its old contents go.
     pub fn restart(&self, epoch: &str, offset: u64) {
-        {
+        let rung = {
             let mut ring = self.ring();
             let generation = ring.stream.as_ref().map_or(0, |s| s.generation + 1);
             ring.stream = Some(Stream {
@@ -179,7 +195,9 @@ impl Backlog {
             ring.end = offset;
             ring.batches.clear();
             ring.bytes = 0;
-        }
+            self.watchers.ring_all(0)
+        };
+        Watchers::wake(rung);
         self.end.send_replace(offset);
     }
 
@@ -223,8 +241,10 @@ impl Backlog {
     /// oldest beyond capacity.
     pub fn append_batch(&self, batch: Batch) {
         let end = batch.end;
-        {
+        let rung = {
             let mut ring = self.ring();
+            // Under the ring's lock: a session that takes its bell sees the batch in the ring (watchers.rs).
+            let rung = self.watchers.ring(&batch);
             debug_assert_eq!(batch.start, ring.end, "batches are contiguous");
             match ring.batches.back_mut() {
                 // Offsets after offsets: one run of them, however many batches the link read them in.
@@ -242,7 +262,9 @@ impl Backlog {
                 ring.bytes -= oldest.cost();
                 ring.start = oldest.end;
             }
-        }
+            rung
+        };
+        Watchers::wake(rung);
         self.end.send_replace(end);
     }
 
@@ -287,10 +309,55 @@ impl Backlog {
         ring.stream.as_ref().is_some_and(|s| s.epoch == epoch) && offset > ring.end
     }
 
+    /// Registers a session that watches `keys` exactly, or (`None`) patterns; it leaves when the [`Watch`] drops.
+    ///
+    /// [`Watch`]: crate::watchers::Watch
+    pub fn watch(&self, keys: Option<Vec<Vec<u8>>>) -> crate::watchers::Watch<'_> {
+        self.watchers.watch(keys)
+    }
+
     /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch). The
     /// first batch may start before the cursor: take it from the cursor on.
     pub fn read(&self, stream: &Stream, cursor: u64, budget: usize) -> Read {
         let ring = self.ring();
+        self.read_locked(ring, stream, cursor, budget)
+    }
+
+    /// [`Backlog::read`] for a session rung by `bell`. With `caught_up` (its last read found nothing after its
+    /// cursor, and it has not moved since), nothing appended before where the bell says concerns the session
+    /// (watchers.rs): [`WatchedRead::Skipped`] there, or to the ring's end if the bell is silent, without a look at
+    /// the batches, even those the ring has evicted since.
+    pub fn read_watched(
+        &self,
+        stream: &Stream,
+        cursor: u64,
+        budget: usize,
+        bell: &Bell,
+        caught_up: bool,
+    ) -> WatchedRead {
+        let ring = self.ring();
+        let rung = bell.take();
+        let same_stream = ring
+            .stream
+            .as_ref()
+            .is_some_and(|current| current.generation == stream.generation);
+        let to = rung.unwrap_or(ring.end).min(ring.end);
+        if caught_up && same_stream && to > cursor {
+            return WatchedRead::Skipped {
+                to,
+                caught_up: to == ring.end,
+            };
+        }
+        WatchedRead::Read(self.read_locked(ring, stream, cursor, budget))
+    }
+
+    fn read_locked(
+        &self,
+        ring: std::sync::MutexGuard<'_, Ring>,
+        stream: &Stream,
+        cursor: u64,
+        budget: usize,
+    ) -> Read {
         match &ring.stream {
             Some(current) if current.generation == stream.generation => {}
             Some(current) => {
