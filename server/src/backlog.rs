@@ -9,17 +9,18 @@
 //! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
 //! the names of the keys it may write ([`Backlog::append_unheld`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hasher;
 use std::sync::Mutex;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 use replicast_protocol::wire;
 use tokio::sync::watch;
 
-use crate::frames::FrameIndex;
+use crate::frames::{FrameIndex, Kind};
 use crate::watchers::{Bell, Watchers};
 
 /// Default capacity of the ring, in bytes of raw stream.
@@ -43,6 +44,52 @@ pub struct Batch {
     pub held: bool,
     /// When the link appended it, for the delay until sessions send it (`timings::STREAM_DELAY`).
     pub received: Instant,
+    /// The keys its frames name, made by the first session of exact keys that reads it: the others then pass a
+    /// batch without one of their keys with a lookup per key, not a look at every frame.
+    pub keys: Arc<OnceLock<BatchKeys>>,
+}
+
+/// The keys a batch's frames name, as hashes ([`BatchKeys::hash`]): enough to tell that a session of exact keys
+/// gets nothing of the batch (a collision only makes the session look at the frames).
+#[derive(Debug, Default)]
+pub struct BatchKeys {
+    /// A frame reaches every session (`SELECT`, a flush, one that may have written any key).
+    reaches_all: bool,
+    hashes: HashSet<u64>,
+}
+
+impl BatchKeys {
+    fn of(batch: &Batch) -> BatchKeys {
+        let raw = batch.raw();
+        let mut keys = BatchKeys::default();
+        for frame in &batch.index.frames {
+            match frame.kind {
+                Kind::Select | Kind::AllDbs | Kind::WholeDb | Kind::WithheldAll => {
+                    keys.reaches_all = true
+                }
+                Kind::Keyed | Kind::Withheld => {
+                    let ranges = batch
+                        .index
+                        .keys
+                        .get(frame.keys.start as usize..frame.keys.end as usize)
+                        .unwrap_or_default();
+                    for range in ranges {
+                        if let Some(name) = raw.get(range.start as usize..range.end as usize) {
+                            keys.hashes.insert(BatchKeys::hash(name));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        keys
+    }
+
+    pub fn hash(key: &[u8]) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(key);
+        hasher.finish()
+    }
 }
 
 impl Batch {
@@ -56,6 +103,7 @@ impl Batch {
             index: Arc::new(index),
             held,
             received: Instant::now(),
+            keys: Arc::default(),
         }
     }
 
@@ -63,6 +111,16 @@ impl Batch {
     /// their offsets are kept.
     pub fn offsets_only(start: u64, end: u64) -> Batch {
         Batch::new(start, end, b"", FrameIndex::default(), false)
+    }
+
+    /// Whether a session that watches exactly `keys` may get something of it: a frame that reaches everyone, or
+    /// one that names one of `keys`.
+    pub fn may_concern(&self, keys: &HashSet<Vec<u8>>) -> bool {
+        let batch = self.keys.get_or_init(|| BatchKeys::of(self));
+        batch.reaches_all
+            || keys
+                .iter()
+                .any(|key| batch.hashes.contains(&BatchKeys::hash(key)))
     }
 
     /// Whether it is [`Batch::offsets_only`].
