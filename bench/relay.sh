@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Relay benchmarks (issue 5): ingest lag next to a real replica, and fan-out latency/RSS at many clients.
-# Usage: bench/relay.sh [requests=2000000] [clients=1000] [rate=10000] [seconds=10]
+# Usage: bench/relay.sh [requests=2000000] [clients=1000] [rate=10000] [seconds=10] [hosts=clients]
+#        [keys-per-client=1] [source-addresses=1]
+# FANOUT_ONLY=1 skips the lag measurement (bench/fanout.sh: 10,000 sessions, and 1,000 watching 200 hosts each).
 # Starts its own redis-servers (primary + replica) and a release relay on free loopback ports, prints one line per
 # measurement (and a `RESULT {json}` line for bench/run.mjs), and cleans up. Run it on an otherwise idle machine;
 # repeat it for a spread. PROFILE=debug uses the debug build instead (bench/run.mjs --smoke: quick, not a timing);
@@ -14,6 +16,9 @@ requests=${1:-2000000}
 clients=${2:-1000}
 rate=${3:-10000}
 seconds=${4:-10}
+hosts=${5:-$clients}
+keys_per_client=${6:-1}
+sources=${7:-1}
 
 profile=${PROFILE:-release}
 bin=target/$profile/replicast
@@ -46,7 +51,7 @@ start_redis "$primary" "$work/primary"
 start_redis "$replica" "$work/replica" --replicaof 127.0.0.1 "$primary"
 ulimit -n 65536 2>/dev/null || true
 RUST_LOG=warn "$bin" serve --redis-url "redis://127.0.0.1:$primary" --listen "127.0.0.1:$relay" --allow 'perf:*' \
-  --max-sessions 20000 --max-sessions-per-address 20000 >/dev/null &
+  --max-sessions 20000 --max-sessions-per-address 20000 --stream-only >/dev/null &
 relay_pid=$!
 pids+=("$relay_pid")
 wait_http "127.0.0.1:$relay"
@@ -57,5 +62,6 @@ until redis-cli -p "$replica" info replication | grep -q 'master_link_status:up'
 sleep 2
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f1-3)"
-"$bench" lag "$primary" "$replica" "127.0.0.1:$relay" "$requests"
-[ -n "${LAG_ONLY:-}" ] || "$bench" fanout "$primary" "ws://127.0.0.1:$relay/ws" "$relay_pid" "$clients" "$rate" "$seconds"
+[ -n "${FANOUT_ONLY:-}" ] || "$bench" lag "$primary" "$replica" "127.0.0.1:$relay" "$requests"
+[ -n "${LAG_ONLY:-}" ] || "$bench" fanout "$primary" "ws://127.0.0.1:$relay/ws" "$relay_pid" "$clients" "$rate" \
+  "$seconds" "$hosts" "$keys_per_client" "$sources"

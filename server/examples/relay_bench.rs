@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p replicast-server --example relay_bench -- lag <primary> <replica> <relay-http> <requests>
-//! cargo run --release -p replicast-server --example relay_bench -- fanout <redis> <relay-ws> <relay-pid> <clients> <rate> <seconds>
+//! cargo run --release -p replicast-server --example relay_bench -- fanout <redis> <relay-ws> <relay-pid> <clients> <rate> <seconds> [<hosts> [<keys-per-client> [<source-addresses>]]]
 //! ```
 //!
 //! `lag`: runs `redis-benchmark` ZADD load on the primary at its full rate and samples, every 20 ms, how many bytes
 //! a real replica and the relay are behind the primary; then how long each takes to reach zero after the load.
-//! `fanout`: connects `clients` WebSocket sessions, each subscribed to its own key, writes `rate` ZADDs per second
-//! spread over those keys, each carrying its send time, and measures delivered commands/s, write-to-client latency
-//! percentiles and the relay's RSS.
+//! `fanout`: connects `clients` WebSocket sessions, each subscribed to `keys-per-client` of `hosts` keys
+//! (`perf:hostN`; by default one each, its own), from `source-addresses` loopback addresses (127.0.0.1 and up, for
+//! more sessions than one address has ports), writes `rate` ZADDs per second spread over the hosts, each carrying
+//! its send time, and measures delivered commands/s, write-to-client latency percentiles and the relay's RSS.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -211,32 +212,118 @@ fn rss_kib(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) process `pid` ("self" for this one) has used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after `(name) `.
+    let ticks: Vec<f64> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| {
+            rest.split(' ')
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks.iter().sum::<f64>() / per_second
+}
+
+/// Redis's own process id, for its CPU time.
+async fn redis_pid(conn: &mut redis::aio::MultiplexedConnection) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// One session's WebSocket from the loopback address `source` (several of them when one address's ports run out).
+async fn open_session(
+    ws_url: &str,
+    source: std::net::Ipv4Addr,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let relay: std::net::SocketAddr = ws_url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("the relay's URL is ws://<ip>:<port>/…");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind((source, 0).into())
+        .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    let stream = socket
+        .connect(relay)
+        .await
+        .unwrap_or_else(|e| panic!("connect from {source}: {e}"));
+    tokio_tungstenite::client_async(ws_url, stream)
+        .await
+        .expect("the WebSocket handshake")
+        .0
+}
+
 async fn fanout(args: &[String]) {
-    let [redis_port, ws_url, relay_pid, clients, rate, seconds] = args else {
-        panic!("fanout <redis-port> <relay-ws-url> <relay-pid> <clients> <rate> <seconds>");
+    const USAGE: &str =
+        "fanout <redis-port> <relay-ws-url> <relay-pid> <clients> <rate> <seconds> \
+[<hosts> [<keys-per-client> [<source-addresses>]]]";
+    let [redis_port, ws_url, relay_pid, ..] = args else {
+        panic!("{USAGE}");
     };
-    let (clients, rate, seconds): (usize, u64, u64) = (
-        clients.parse().unwrap(),
-        rate.parse().unwrap(),
-        seconds.parse().unwrap(),
-    );
+    let number = |at: usize| -> Option<usize> {
+        args.get(at)
+            .map(|a| a.parse().unwrap_or_else(|_| panic!("{USAGE}")))
+    };
+    let (clients, rate, seconds) = match (number(3), number(4), number(5)) {
+        (Some(c), Some(r), Some(s)) => (c, r as u64, s as u64),
+        _ => panic!("{USAGE}"),
+    };
+    let hosts = number(6).unwrap_or(clients).max(1);
+    let keys_per_client = number(7).unwrap_or(1).clamp(1, hosts);
+    let sources = number(8).unwrap_or(1).clamp(1, 254);
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Sessions that got their first message (the join's hello): the relay has joined them.
+    let greeted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    // Sessions join 64 at a time: one at a time, 10,000 joins would take longer than the load.
+    let started_joins = Instant::now();
+    let mut joins = futures_util::stream::iter(0..clients)
+        .map(|i| {
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
+            let ws_url = ws_url.clone();
+            async move {
+                let mut socket = open_session(&ws_url, source).await;
+                let keys: Vec<String> = (0..keys_per_client)
+                    .map(|k| format!("perf:host{}", (i * keys_per_client + k) % hosts))
+                    .collect();
+                let subscribe =
+                    serde_json::json!({"type": "subscribe", "keys": keys, "window": 10});
+                socket
+                    .send(tungstenite::Message::text(subscribe.to_string()))
+                    .await
+                    .unwrap();
+                socket
+            }
+        })
+        .buffer_unordered(64);
     let mut joined = 0;
-    for i in 0..clients {
-        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-            .await
-            .expect("connect");
-        let subscribe = format!(r#"{{"type":"subscribe","keys":["perf:c{i}"],"window":10}}"#);
-        socket
-            .send(tungstenite::Message::text(subscribe))
-            .await
-            .unwrap();
+    while let Some(mut socket) = joins.next().await {
         let (latencies, delivered) = (latencies.clone(), delivered.clone());
+        let greeted = greeted.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
+            let mut first = true;
             while let Some(Ok(message)) = socket.next().await {
+                if std::mem::take(&mut first) {
+                    greeted.fetch_add(1, Ordering::Relaxed);
+                }
                 let tungstenite::Message::Binary(bytes) = message else {
                     continue;
                 };
@@ -264,10 +351,22 @@ async fn fanout(args: &[String]) {
         }));
         joined += 1;
     }
-    // Let every session finish its join (hello + snapshot) before the load.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every session joined (its hello, then its snapshot, sent) before the load, or a minute passed.
+    while greeted.load(Ordering::Relaxed) < joined as u64
+        && started_joins.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let join_time = started_joins.elapsed();
+    let greeted = greeted.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_kib(relay_pid, "VmRSS:");
     let mut conn = connect(redis_port).await;
+    let redis_pid = redis_pid(&mut conn).await.unwrap_or_default();
+    // CPU of the relay, Redis and this client over the load: they share the machine's cores.
+    // An unknown pid (Redis's could not be read) reads as 0 s.
+    let cpu = cpu_seconds;
+    let cpu_before = [cpu(relay_pid), cpu(&redis_pid), cpu("self")];
     let written = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -278,7 +377,7 @@ async fn fanout(args: &[String]) {
         let mut pipe = redis::pipe();
         for _ in 0..per_tick {
             seq += 1;
-            let key = format!("perf:c{}", seq % clients as u64);
+            let key = format!("perf:host{}", seq % hosts as u64);
             pipe.cmd("ZADD").arg(&key).arg(seq).arg(now_us()).ignore();
         }
         let _: () = pipe.query_async(&mut conn).await.unwrap();
@@ -286,6 +385,11 @@ async fn fanout(args: &[String]) {
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Cores used over the load and the 2 s after it that let the last writes arrive.
+    let busy = elapsed.as_secs_f64() + 2.0;
+    let cpu_after = [cpu(relay_pid), cpu(&redis_pid), cpu("self")];
+    let [relay_cpu, redis_cpu, client_cpu] =
+        [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) / busy);
     let rss = rss_kib(relay_pid, "VmRSS:");
     let hwm = rss_kib(relay_pid, "VmHWM:");
     for task in &tasks {
@@ -294,13 +398,18 @@ async fn fanout(args: &[String]) {
     let mut all = std::mem::take(&mut *latencies.lock().unwrap());
     all.sort_unstable();
     let written = written.load(Ordering::Relaxed);
+    let delivered = delivered.load(Ordering::Relaxed);
+    // Each write reaches the sessions watching its host.
+    let expected = written as f64 * (clients * keys_per_client) as f64 / hosts as f64;
     println!(
-        "fanout: {joined} clients, {written} ZADDs in {:.1} s ({:.0}/s written), {} delivered ({:.0}/s), \
-latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB",
+        "fanout: {joined} clients connected, {greeted} joined in {:.1} s, each watching {keys_per_client} of {hosts} hosts, from {sources} \
+address(es); {written} ZADDs in {:.1} s ({:.0}/s written), {delivered} of {expected:.0} delivered ({:.0}/s), \
+latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB; \
+cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:.2}",
+        join_time.as_secs_f64(),
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
-        delivered.load(Ordering::Relaxed),
-        delivered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64(),
         percentile(&all, 0.5) as f64 / 1000.0,
         percentile(&all, 0.99) as f64 / 1000.0,
         all.last().copied().unwrap_or(0) as f64 / 1000.0,
@@ -311,16 +420,22 @@ latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, 
     let result = serde_json::json!({
         "bench": "relay-fanout",
         "clients": joined,
+        "greeted": greeted,
+        "hosts": hosts,
+        "keys_per_client": keys_per_client,
+        "join_seconds": join_time.as_secs_f64(),
         "rate": rate,
         "seconds": elapsed.as_secs_f64(),
         "written": written,
-        "delivered": delivered.load(Ordering::Relaxed),
+        "delivered": delivered,
+        "expected": expected,
         "latency_ms": {
             "p50": percentile(&all, 0.5) as f64 / 1000.0,
             "p99": percentile(&all, 0.99) as f64 / 1000.0,
             "max": all.last().copied().unwrap_or(0) as f64 / 1000.0,
         },
         "rss_mib": { "before": rss_before / 1024, "after": rss / 1024, "peak": hwm / 1024 },
+        "cores": { "relay": relay_cpu, "redis": redis_cpu, "client": client_cpu },
     });
     println!("RESULT {result}");
 }

@@ -9,17 +9,19 @@
 //! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
 //! the names of the keys it may write ([`Backlog::append_unheld`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hasher;
 use std::sync::Mutex;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 use replicast_protocol::wire;
 use tokio::sync::watch;
 
-use crate::frames::FrameIndex;
+use crate::frames::{FrameIndex, Kind};
+use crate::watchers::{Bell, Watchers};
 
 /// Default capacity of the ring, in bytes of raw stream.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
@@ -42,6 +44,52 @@ pub struct Batch {
     pub held: bool,
     /// When the link appended it, for the delay until sessions send it (`timings::STREAM_DELAY`).
     pub received: Instant,
+    /// The keys its frames name, made by the first session of exact keys that reads it: the others then pass a
+    /// batch without one of their keys with a lookup per key, not a look at every frame.
+    pub keys: Arc<OnceLock<BatchKeys>>,
+}
+
+/// The keys a batch's frames name, as hashes ([`BatchKeys::hash`]): enough to tell that a session of exact keys
+/// gets nothing of the batch (a collision only makes the session look at the frames).
+#[derive(Debug, Default)]
+pub struct BatchKeys {
+    /// A frame reaches every session (`SELECT`, a flush, one that may have written any key).
+    reaches_all: bool,
+    hashes: HashSet<u64>,
+}
+
+impl BatchKeys {
+    fn of(batch: &Batch) -> BatchKeys {
+        let raw = batch.raw();
+        let mut keys = BatchKeys::default();
+        for frame in &batch.index.frames {
+            match frame.kind {
+                Kind::Select | Kind::AllDbs | Kind::WholeDb | Kind::WithheldAll => {
+                    keys.reaches_all = true
+                }
+                Kind::Keyed | Kind::Withheld => {
+                    let ranges = batch
+                        .index
+                        .keys
+                        .get(frame.keys.start as usize..frame.keys.end as usize)
+                        .unwrap_or_default();
+                    for range in ranges {
+                        if let Some(name) = raw.get(range.start as usize..range.end as usize) {
+                            keys.hashes.insert(BatchKeys::hash(name));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        keys
+    }
+
+    pub fn hash(key: &[u8]) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(key);
+        hasher.finish()
+    }
 }
 
 impl Batch {
@@ -55,6 +103,7 @@ impl Batch {
             index: Arc::new(index),
             held,
             received: Instant::now(),
+            keys: Arc::default(),
         }
     }
 
@@ -62,6 +111,16 @@ impl Batch {
     /// their offsets are kept.
     pub fn offsets_only(start: u64, end: u64) -> Batch {
         Batch::new(start, end, b"", FrameIndex::default(), false)
+    }
+
+    /// Whether a session that watches exactly `keys` may get something of it: a frame that reaches everyone, or
+    /// one that names one of `keys`.
+    pub fn may_concern(&self, keys: &HashSet<Vec<u8>>) -> bool {
+        let batch = self.keys.get_or_init(|| BatchKeys::of(self));
+        batch.reaches_all
+            || keys
+                .iter()
+                .any(|key| batch.hashes.contains(&BatchKeys::hash(key)))
     }
 
     /// Whether it is [`Batch::offsets_only`].
@@ -111,6 +170,18 @@ pub enum Read {
     Restarted { stream: Stream },
 }
 
+/// What a session rung by a bell gets ([`Backlog::read_watched`]).
+#[derive(Debug)]
+pub enum WatchedRead {
+    /// Nothing from the cursor to `to` concerns the session: its cursor moves there. `caught_up`: `to` is the
+    /// ring's end, and the session may skip again from there; else the batch at `to` may concern it.
+    Skipped {
+        to: u64,
+        caught_up: bool,
+    },
+    Read(Read),
+}
+
 #[derive(Debug)]
 struct Ring {
     stream: Option<Stream>,
@@ -134,6 +205,8 @@ pub struct Backlog {
     renames: std::sync::atomic::AtomicU64,
     /// The ring's end offset, bumped on every append and restart; sessions wait on it.
     end: watch::Sender<u64>,
+    /// The sessions following the ring, rung by the batches that may concern them.
+    watchers: Watchers,
 }
 
 impl Backlog {
@@ -151,6 +224,7 @@ impl Backlog {
             }),
             end: watch::channel(0).0,
             renames: Default::default(),
+            watchers: Watchers::default(),
         }
     }
 
@@ -166,7 +240,7 @@ impl Backlog {
 
     /// The link finished a full resync: the ring now holds `epoch` from `offset`, and its old contents go.
     pub fn restart(&self, epoch: &str, offset: u64) {
-        {
+        let rung = {
             let mut ring = self.ring();
             let generation = ring.stream.as_ref().map_or(0, |s| s.generation + 1);
             ring.stream = Some(Stream {
@@ -179,7 +253,9 @@ impl Backlog {
             ring.end = offset;
             ring.batches.clear();
             ring.bytes = 0;
-        }
+            self.watchers.ring_all(0)
+        };
+        Watchers::wake(rung);
         self.end.send_replace(offset);
     }
 
@@ -223,8 +299,10 @@ impl Backlog {
     /// oldest beyond capacity.
     pub fn append_batch(&self, batch: Batch) {
         let end = batch.end;
-        {
+        let rung = {
             let mut ring = self.ring();
+            // Under the ring's lock: a session that takes its bell sees the batch in the ring (watchers.rs).
+            let rung = self.watchers.ring(&batch);
             debug_assert_eq!(batch.start, ring.end, "batches are contiguous");
             match ring.batches.back_mut() {
                 // Offsets after offsets: one run of them, however many batches the link read them in.
@@ -242,7 +320,9 @@ impl Backlog {
                 ring.bytes -= oldest.cost();
                 ring.start = oldest.end;
             }
-        }
+            rung
+        };
+        Watchers::wake(rung);
         self.end.send_replace(end);
     }
 
@@ -287,10 +367,55 @@ impl Backlog {
         ring.stream.as_ref().is_some_and(|s| s.epoch == epoch) && offset > ring.end
     }
 
+    /// Registers a session that watches `keys` exactly, or (`None`) patterns; it leaves when the [`Watch`] drops.
+    ///
+    /// [`Watch`]: crate::watchers::Watch
+    pub fn watch(&self, keys: Option<Vec<Vec<u8>>>) -> crate::watchers::Watch<'_> {
+        self.watchers.watch(keys)
+    }
+
     /// What follows `cursor` in `stream`, at most about `budget` bytes of it (always at least one batch). The
     /// first batch may start before the cursor: take it from the cursor on.
     pub fn read(&self, stream: &Stream, cursor: u64, budget: usize) -> Read {
         let ring = self.ring();
+        self.read_locked(ring, stream, cursor, budget)
+    }
+
+    /// [`Backlog::read`] for a session rung by `bell`. With `caught_up` (its last read found nothing after its
+    /// cursor, and it has not moved since), nothing appended before where the bell says concerns the session
+    /// (watchers.rs): [`WatchedRead::Skipped`] there, or to the ring's end if the bell is silent, without a look at
+    /// the batches, even those the ring has evicted since.
+    pub fn read_watched(
+        &self,
+        stream: &Stream,
+        cursor: u64,
+        budget: usize,
+        bell: &Bell,
+        caught_up: bool,
+    ) -> WatchedRead {
+        let ring = self.ring();
+        let rung = bell.take();
+        let same_stream = ring
+            .stream
+            .as_ref()
+            .is_some_and(|current| current.generation == stream.generation);
+        let to = rung.unwrap_or(ring.end).min(ring.end);
+        if caught_up && same_stream && to > cursor {
+            return WatchedRead::Skipped {
+                to,
+                caught_up: to == ring.end,
+            };
+        }
+        WatchedRead::Read(self.read_locked(ring, stream, cursor, budget))
+    }
+
+    fn read_locked(
+        &self,
+        ring: std::sync::MutexGuard<'_, Ring>,
+        stream: &Stream,
+        cursor: u64,
+        budget: usize,
+    ) -> Read {
         match &ring.stream {
             Some(current) if current.generation == stream.generation => {}
             Some(current) => {

@@ -62,6 +62,7 @@ pub mod topology;
 pub mod upstream;
 pub mod verify_command;
 pub mod verify_endpoint;
+pub mod watchers;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

@@ -144,6 +144,13 @@ impl Subscription {
     /// where a withheld frame may have changed keys it sees, the stale keys. Inside a `MULTI` block the frames it
     /// may see go as one block, and the block's stale keys right after its `EXEC`, so the block stays whole.
     pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<Delivery> {
+        // A session of a few exact keys passes most batches of a busy stream: a lookup per key, not per frame.
+        if self.patterns.is_empty()
+            && self.keys.len() <= batch.index.keys.len()
+            && !batch.may_concern(&self.keys)
+        {
+            return Vec::new();
+        }
         let raw = batch.raw();
         let mut out: Vec<Piece> = Vec::new();
         let emit = |out: &mut Vec<Piece>, at: &Range<u32>| match out.last_mut() {
@@ -325,6 +332,7 @@ mod tests {
             index: Arc::new(index),
             held: true,
             received: std::time::Instant::now(),
+            keys: Arc::default(),
         }
     }
 
@@ -493,6 +501,31 @@ mod tests {
             received(&some, &batch, &["perf:*"]),
             [format!("stale@{} perf:k1", ends[0])]
         );
+    }
+
+    #[test]
+    fn a_batch_concerns_a_session_of_exact_keys_only_by_its_keys_or_a_frame_for_everyone() {
+        let keys = |k: &[&str]| {
+            k.iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect::<HashSet<_>>()
+        };
+        let others = batch(&words(&[&["ZADD", "perf:b", "1", "x"], &["DEL", "perf:c"]]));
+        assert!(!others.may_concern(&keys(&["perf:a"])));
+        assert!(others.may_concern(&keys(&["perf:a", "perf:c"])));
+        let select = batch(&words(&[&["SELECT", "1"], &["DEL", "perf:c"]]));
+        assert!(
+            select.may_concern(&keys(&["perf:a"])),
+            "SELECT reaches everyone"
+        );
+        let sub = watching(r#""perf:a""#, 0);
+        let sub = Subscription {
+            patterns: Vec::new(),
+            keys: keys(&["perf:a"]),
+            ..sub
+        };
+        assert!(received(&sub, &others, &["perf:*"]).is_empty());
+        assert_eq!(received(&sub, &select, &["perf:*"]), ["SELECT 1"]);
     }
 
     #[test]

@@ -16,11 +16,12 @@ use replicast_protocol::wire;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
 
-use crate::backlog::{Batch, Read, Stream as BacklogStream};
+use crate::backlog::{Batch, Read, Stream as BacklogStream, WatchedRead};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::shard::Shard;
 use crate::subscription::{Allow, Delivery, Stale, Subscription};
+use crate::watchers::Watch;
 
 use super::join::{join, Resume, Start};
 use super::socket::{send, Close, CLOSE_TRY_AGAIN};
@@ -102,8 +103,15 @@ pub(crate) struct ShardStream<'a, 's, W> {
     topups: Topups,
     /// Digest requests not answered yet (their ids): each waits for the top-ups' place in the stream to be free.
     digests: VecDeque<String>,
-    /// Wakes when the backlog grows.
+    /// Wakes when the backlog grows: while a top-up or digest waits for its place in the stream.
     changed: watch::Receiver<u64>,
+    /// Rung by the batches that may concern the session: otherwise.
+    watch: Watch<'a>,
+    /// Whether the last read found nothing after the cursor, and the cursor has not moved since: the bell then
+    /// tells how far the session may skip (watchers.rs).
+    caught_up: bool,
+    /// When a session that nothing concerned looks how far the stream went, for its progress message.
+    next_progress: Instant,
     /// The backlog's count of renames when last looked at.
     renames: u64,
     last_sent: Instant,
@@ -128,6 +136,11 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         let Some((current, start)) = join(relay, shard, sub, resume, &mut changed).await? else {
             return Ok(());
         };
+        // Patterns may match any key: only a session of exact keys is rung by its keys alone.
+        let keys = sub
+            .patterns
+            .is_empty()
+            .then(|| sub.keys.iter().cloned().collect());
         let mut stream = ShardStream {
             sink,
             relay,
@@ -139,6 +152,9 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             topups: Topups::default(),
             digests: VecDeque::new(),
             changed,
+            watch: shard.backlog.watch(keys),
+            caught_up: false,
+            next_progress: Instant::now() + PROGRESS_INTERVAL,
             renames,
             last_sent: Instant::now(),
         };
@@ -194,17 +210,39 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             }
             // Mark the version seen *before* reading, so an append between the read and the wait still wakes us.
             self.changed.borrow_and_update();
-            match self
-                .shard
-                .backlog
-                .read(&self.current, self.cursor, READ_BUDGET)
-            {
+            // A top-up or digest waits for the stream to reach its place, which batches that concern no key of the
+            // session may be the ones to reach: the session then reads every batch, and wakes with every append.
+            let rung_only = self.topups.place_free() && self.digests.is_empty();
+            let read = self.shard.backlog.read_watched(
+                &self.current,
+                self.cursor,
+                READ_BUDGET,
+                &self.watch.bell,
+                self.caught_up && rung_only,
+            );
+            let read = match read {
+                WatchedRead::Skipped { to, caught_up } => {
+                    self.cursor = to;
+                    self.caught_up = caught_up;
+                    // Nothing to send but, when due, how far the stream went, or a failover's new name.
+                    self.forward(&[]).await?;
+                    continue;
+                }
+                WatchedRead::Read(read) => read,
+            };
+            self.caught_up = matches!(read, Read::Wait);
+            match read {
                 Read::Batches(batches) => self.forward(&batches).await?,
                 Read::Wait => {
+                    let progress = self.next_progress.max(self.last_sent + PROGRESS_INTERVAL);
                     tokio::select! {
-                        moved = self.changed.changed() => if moved.is_err() {
+                        moved = self.changed.changed(), if !rung_only => if moved.is_err() {
                             return Ok(());
                         },
+                        () = self.watch.bell.rung(), if rung_only => {}
+                        () = tokio::time::sleep_until(progress), if rung_only => {
+                            self.next_progress = Instant::now() + PROGRESS_INTERVAL;
+                        }
                         inbound = self.requests.recv() => match inbound {
                             Some(inbound) => self.answer(inbound).await?,
                             None => return Ok(()),
@@ -414,6 +452,7 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         // Sent: the turn goes to the next joining session.
         drop(start.sending.take());
         self.cursor = start.offset;
+        self.caught_up = false;
         Ok(true)
     }
 

@@ -643,6 +643,7 @@ impl Filter {
             index: std::sync::Arc::new(index),
             held: true,
             received: std::time::Instant::now(),
+            keys: Default::default(),
         };
         let deliveries = self.sub.select(&batch, start, &self.allow);
         (start, spans, ours, deliveries)
