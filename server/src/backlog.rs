@@ -302,7 +302,7 @@ impl Backlog {
         let rung = {
             let mut ring = self.ring();
             // Under the ring's lock: a session that takes its bell sees the batch in the ring (watchers.rs).
-            let rung = self.watchers.ring(&batch);
+            let rung = self.watchers.ring(batch.start, &batch.index, &batch.raw());
             debug_assert_eq!(batch.start, ring.end, "batches are contiguous");
             match ring.batches.back_mut() {
                 // Offsets after offsets: one run of them, however many batches the link read them in.

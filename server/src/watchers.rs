@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::backlog::Batch;
-use crate::frames::Kind;
+use crate::frames::{Frame, FrameIndex, Kind};
 
 /// The bell of a session that was not rung since it last took it.
 const SILENT: u64 = u64::MAX;
@@ -132,17 +131,18 @@ impl Watchers {
         }
     }
 
-    /// Marks the bells of the sessions `batch` may concern; returns them, to be woken once the ring's lock is
-    /// released. Called under the ring's lock.
-    pub(crate) fn ring(&self, batch: &Batch) -> Vec<Arc<Bell>> {
+    /// Marks the bells of the sessions a batch may concern (the batch starting at `start`, its frames `index` over
+    /// its commands `raw`); returns them, to be woken once the ring's lock is released. Called under the ring's
+    /// lock.
+    pub(crate) fn ring(&self, start: u64, index: &FrameIndex, raw: &[u8]) -> Vec<Arc<Bell>> {
         let registry = self.registry();
         let mut rung = Vec::new();
         let mut mark = |bell: &Arc<Bell>| {
-            if bell.mark(batch.start) {
+            if bell.mark(start) {
                 rung.push(bell.clone());
             }
         };
-        let frames = &batch.index.frames;
+        let frames = &index.frames;
         let reaches_all = frames.iter().any(|f| {
             matches!(
                 f.kind,
@@ -153,15 +153,17 @@ impl Watchers {
             registry.all().for_each(mark);
             return rung;
         }
-        let keyed = |f: &&crate::frames::Frame| matches!(f.kind, Kind::Keyed | Kind::Withheld);
+        let keyed = |f: &&Frame| matches!(f.kind, Kind::Keyed | Kind::Withheld);
         if !frames.iter().any(|f| keyed(&f)) {
             return rung;
         }
         registry.every_key.values().for_each(&mut mark);
         if !registry.by_key.is_empty() {
-            let raw = batch.raw();
             for frame in frames.iter().filter(keyed) {
-                let keys = &batch.index.keys[frame.keys.start as usize..frame.keys.end as usize];
+                let keys = index
+                    .keys
+                    .get(frame.keys.start as usize..frame.keys.end as usize)
+                    .unwrap_or_default();
                 for key in keys {
                     let Some(name) = raw.get(key.start as usize..key.end as usize) else {
                         continue;
