@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 
 use super::*;
 use crate::frames::{Frame, FrameIndex, Kind};
+use crate::subscription::Allow;
 
 /// A key of one of five fates, by number.
 fn key(fate: u8, n: u16) -> String {

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::recent_keys::RecentKeys;
-use super::space_saving::Hashed;
+use super::space_saving::{Hashed, MAX_PROFILE_KEY};
 use super::window::MAX_COMMAND_NAME;
-use super::{command_name, State, WriteProfile, MAX_PROFILE_KEY};
+use super::write_profile::{command_name, State, WriteProfile};
 use crate::frames::{Frame, FrameIndex, Kind};
 
 /// Distinct command names a batch gathers before they go into the windows (a stream mostly repeats a few).

@@ -14,159 +14,20 @@ mod link;
 mod recent_keys;
 mod space_saving;
 mod window;
+mod write_profile;
 
-use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
-use replicast_protocol::pattern::Glob;
-use serde_json::{json, Value as Json};
+use std::sync::Arc;
 
 pub use link::LinkProfile;
-use recent_keys::Shown;
 pub use recent_keys::RECENT_KEYS;
-pub use space_saving::{Hashed, Hitter, SpaceSaving};
-use window::Window;
+pub use space_saving::{Hashed, Hitter, SpaceSaving, MAX_PROFILE_KEY};
 pub use window::{HITTERS, LISTED, MAX_COMMAND_NAMES};
-
-use crate::subscription::Allow;
-
-/// Longest key or prefix a summary keeps: a longer key is counted in `long_keys` only, and a longer prefix (of a
-/// longer key still) not at all, so a summary's memory stays bounded whatever keys are written.
-pub const MAX_PROFILE_KEY: usize = 256;
-/// Default length of a window (`--profile-window`).
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
-
-/// What the profile shows and for how long a window runs.
-pub struct ProfileSettings {
-    pub window: Duration,
-    /// Prefixes (Redis globs over the prefix, `session:` or `session:*`) that may be shown for keys outside
-    /// `--allow` (`--profile-prefixes`); none by default.
-    pub hidden_prefixes: Vec<String>,
-}
-
-/// The profile every link feeds and `/profile` reads.
-pub struct WriteProfile {
-    allow: Arc<Allow>,
-    hidden_prefixes: Vec<Glob>,
-    window: Duration,
-    state: Mutex<State>,
-}
-
-impl fmt::Debug for WriteProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteProfile")
-            .field("window", &self.window)
-            .finish_non_exhaustive()
-    }
-}
-
-struct State {
-    current: Window,
-    previous: Option<Window>,
-    since_start: Window,
-}
-
-/// A key's `:`-prefixes that the profile counts: its first part (`user:`) and its first two (`user:42:`) when
-/// the key has more parts after them.
-fn prefixes(key: &[u8]) -> impl Iterator<Item = &[u8]> {
-    memchr::memchr_iter(b':', key)
-        .map(|i| &key[..=i])
-        .take(2)
-        .filter(move |p| p.len() < key.len())
-}
-
-/// The command name of a RESP frame (`*N\r\n$L\r\n<name>\r\n…`), if it has that form: read once per command,
-/// so byte by byte rather than line by line.
-fn command_name(frame: &[u8]) -> Option<&[u8]> {
-    let rest = frame.strip_prefix(b"*")?;
-    // The argument count matters to the reader, not here: only where its line ends.
-    let count_end = rest.iter().take(32).position(|&b| b == b'\r')?;
-    let rest = rest[count_end..].strip_prefix(b"\r\n$")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let mut len = 0usize;
-    for &digit in &rest[..digits] {
-        len = len.checked_mul(10)?.checked_add((digit - b'0') as usize)?;
-    }
-    rest[digits..].strip_prefix(b"\r\n")?.get(..len)
-}
+pub use write_profile::{ProfileSettings, WriteProfile, DEFAULT_WINDOW};
 
 impl WriteProfile {
-    pub fn new(allow: Arc<Allow>, settings: ProfileSettings) -> Arc<Self> {
-        let now = Instant::now();
-        Arc::new(WriteProfile {
-            allow,
-            hidden_prefixes: settings
-                .hidden_prefixes
-                .iter()
-                .map(|p| Glob::new(p.as_bytes()))
-                .collect(),
-            window: settings.window.max(Duration::from_secs(1)),
-            state: Mutex::new(State {
-                current: Window::new(now),
-                previous: None,
-                since_start: Window::new(now),
-            }),
-        })
-    }
-
     /// What one link feeds the profile through.
     pub fn link(self: &Arc<Self>) -> LinkProfile {
         LinkProfile::new(self.clone())
-    }
-
-    /// What the profile may show of `key`: whether `--allow` lets it be named, and which of its prefixes may be
-    /// shown (all of an allowed key's, and others' where `--profile-prefixes` names them), with their hashes.
-    fn settle(&self, key: &[u8]) -> Shown {
-        let allowed = self.allow.allows(key);
-        let mut shown = Shown {
-            allowed,
-            prefixes: [None; 2],
-        };
-        for (shown, prefix) in shown.prefixes.iter_mut().zip(prefixes(key)) {
-            if prefix.len() <= MAX_PROFILE_KEY
-                && (allowed || self.hidden_prefixes.iter().any(|g| g.matches(prefix)))
-            {
-                *shown = Some((prefix.len() as u16, Hashed::new(prefix).hash()));
-            }
-        }
-        shown
-    }
-
-    /// The state, its current window rotated if it ran its length.
-    fn state(&self, now: Instant) -> MutexGuard<'_, State> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now.duration_since(state.current.started);
-        if elapsed >= self.window {
-            // A window with no write since is as long as the others: the previous is the last whole window.
-            let ended = state.current.started + self.window;
-            let mut finished = if elapsed >= 2 * self.window {
-                Window::new(now - self.window)
-            } else {
-                std::mem::replace(&mut state.current, Window::new(ended))
-            };
-            finished.ended = Some(finished.started + self.window);
-            if elapsed >= 2 * self.window {
-                state.current = Window::new(now);
-            }
-            state.previous = Some(finished);
-        }
-        state
-    }
-
-    /// `/profile`'s document.
-    pub fn to_json(&self) -> Json {
-        let now = Instant::now();
-        let state = self.state(now);
-        json!({
-            "window_seconds": self.window.as_secs_f64(),
-            "current": state.current.to_json(now),
-            "previous": state.previous.as_ref().map(|w| w.to_json(now)),
-            "since_start": state.since_start.to_json(now),
-        })
     }
 }
 
@@ -174,8 +35,14 @@ impl WriteProfile {
 mod counted_tests;
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value as Json};
+
+    use super::write_profile::{command_name, prefixes};
     use super::*;
     use crate::frames::{Frame, FrameIndex, Kind};
+    use crate::subscription::Allow;
 
     fn resp(args: &[&str]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();

@@ -16,8 +16,7 @@
 
 use hashbrown::HashTable;
 
-use super::space_saving::Hashed;
-use super::MAX_PROFILE_KEY;
+use super::space_saving::{Hashed, MAX_PROFILE_KEY};
 
 /// Keys a link remembers the decision of (`RecentKeys`): more distinct keys than this, between two flushes, make it
 /// start over.

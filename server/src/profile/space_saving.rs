@@ -22,6 +22,10 @@ use std::sync::LazyLock;
 
 use hashbrown::HashTable;
 
+/// Longest key or prefix a summary keeps: a longer key is counted in `long_keys` only, and a longer prefix (of a
+/// longer key still) not at all, so a summary's memory stays bounded whatever keys are written.
+pub const MAX_PROFILE_KEY: usize = 256;
+
 /// One kept item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hitter {

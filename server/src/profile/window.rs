@@ -9,8 +9,7 @@ use hashbrown::HashMap;
 use serde_json::{json, Value as Json};
 
 use super::recent_keys::Shown;
-use super::space_saving::{Hashed, SpaceSaving};
-use super::MAX_PROFILE_KEY;
+use super::space_saving::{Hashed, SpaceSaving, MAX_PROFILE_KEY};
 
 /// Items each heavy-hitter summary keeps; every key written more than 1/`HITTERS` of the window's writes is kept.
 pub const HITTERS: usize = 256;
