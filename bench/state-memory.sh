@@ -26,7 +26,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-metric() { curl -fs "http://$1/metrics" 2>/dev/null | awk -v n="$2" '$1 == n {print $2}'; }
+metric() { { curl -fs "http://$1/metrics" 2>/dev/null || true; } | awk -v n="$2" '$1 == n {print $2}'; }
 
 redis=$(free_port)
 redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
