@@ -2,9 +2,11 @@
 // relay, redis-server and Chromium: a reloaded page shows its windows from IndexedDB before the relay answers, then
 // resumes without a snapshot (the relay's counters say so) and equals Redis; a view the backlog no longer covers, a
 // corrupted record and a Redis restarted under a new epoch each fall back to a snapshot, and the record that could
-// not be continued is cleared.
+// not be continued is cleared; a record is restored only for the signed token's identity (`sub` and grant) that
+// saved it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { startRedis, startRelay, launchBrowser } from './support/processes.mjs';
 
 let redis;
@@ -291,5 +293,70 @@ test('a Redis restarted under a new epoch clears the saved view, and the page sh
   } finally {
     await relay.stop();
     await own.stop();
+  }
+});
+
+const SECRET = 'a test-only secret of at least 32 bytes';
+
+/** An HS256 JWT of `claims`, signed with node's own HMAC. */
+function sign(claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+}
+
+test('a saved view is restored only for the token identity that saved it', async () => {
+  const relay = await startRelay({ redisUrl: redis.url, args: ['--allow', 'tenant:*', '--jwt-secret', SECRET] });
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const alice = sign({ sub: 'alice', exp, replicast: { read: ['tenant:a:*'] } });
+    // Another user with another grant, and another user with alice's very grant.
+    const bob = sign({ sub: 'bob', exp, replicast: { read: ['tenant:b:*'] } });
+    const carol = sign({ sub: 'carol', exp, replicast: { read: ['tenant:a:*'] } });
+    const options = (token) => ({ patterns: ['tenant:*'], window: 10, token, ...SAVING });
+    await redis.cli('ZADD', 'tenant:a:z', '1', 'secret of a');
+    await redis.cli('ZADD', 'tenant:b:z', '1', 'of b');
+    const { page, errors } = await openPage(relay);
+    await startClient(page, options(alice));
+    await live(page);
+    await page.waitForFunction(() => window.client.keys().length === 1, null, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.client.saveView()), true);
+    await page.evaluate(() => window.client.close());
+
+    // Bob, in the same browser: alice's record is not his, so his page joins with a snapshot of his own keys.
+    await reload(page);
+    let counted = await joins(relay);
+    await startClient(page, options(bob));
+    await live(page);
+    await page.waitForFunction(() => window.client.keys().length === 1, null, { timeout: 10_000 });
+    assert.deepEqual(await shown(page), { 'tenant:b:z': ['of b'] });
+    let after = await joins(relay);
+    assert.equal(after.resumes, counted.resumes, 'bob resumed from no saved view');
+    assert.equal(after.snapshots, counted.snapshots + 1);
+    await page.evaluate(() => window.client.close());
+
+    // Carol holds alice's grant: the keys she may see are the same, yet alice's record is not hers either.
+    await reload(page);
+    counted = await joins(relay);
+    await startClient(page, options(carol));
+    await live(page);
+    after = await joins(relay);
+    assert.equal(after.resumes, counted.resumes, 'carol resumed from no saved view');
+    assert.equal(after.snapshots, counted.snapshots + 1);
+    await page.evaluate(() => window.client.close());
+
+    // Alice again: her own record is still there, and her page resumes from it.
+    await reload(page);
+    counted = await joins(relay);
+    await startClient(page, options(alice));
+    await live(page);
+    assert.deepEqual(await shown(page), { 'tenant:a:z': ['secret of a'] });
+    after = await joins(relay);
+    assert.equal(after.resumes, counted.resumes + 1, 'alice resumed from her saved view');
+    assert.equal(after.snapshots, counted.snapshots);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await relay.stop();
   }
 });

@@ -10,12 +10,9 @@ use replicast_protocol::wire;
 
 use crate::snapshot::{Snapshot, Snapshotter};
 use crate::state::verify::{
-    compare, Comparison, KeyState, KeyStates, NotAt, VerifySettings, CHECK_WAIT,
+    compare, Comparison, KeyState, KeyStates, NotAt, VerifySettings, ATTEMPTS, CHECK_WAIT,
 };
 use crate::state::{RelayState, STATE_DB};
-
-/// How many times a part is read again when the link passed its offset before Redis's reply came back.
-const ATTEMPTS: usize = 5;
 
 /// The windows Redis's read `snapshot` gives its keys (`keys`: those it holds, not its `rest`), built by the
 /// assembler the state runs, with the state's depth and patterns.
@@ -50,7 +47,8 @@ pub fn redis_states(
 }
 
 /// Reads `keys` from Redis (in parts, as a join does) and compares each part with the state at its offset;
-/// what differs is logged, counted and healed. Returns the keys compared and those that differed.
+/// what differs is logged, counted and healed. Keys the stream wrote between Redis's read and the state's answer
+/// are read again, [`ATTEMPTS`] times at most, then skipped. Returns the keys compared and those that differed.
 pub async fn check(
     state: &RelayState,
     snapshots: &Snapshotter,
@@ -61,6 +59,10 @@ pub async fn check(
     let mut left = keys;
     let mut attempts = 0;
     while !left.is_empty() {
+        let tracked = TrackedWrites::begin(state, &left).map_err(|err| {
+            state.count_check(0, 0, 0, true);
+            err.to_string()
+        })?;
         let snapshot = snapshots
             .take_keys(STATE_DB, state.depth(), left.clone())
             .await
@@ -77,23 +79,23 @@ pub async fn check(
             .cloned()
             .collect();
         let redis = redis_states(&snapshot, &part, state.patterns(), state.depth())?;
-        let ours = match state.state_at(epoch, snapshot.offset, part) {
+        let ours = match state.state_at(epoch, snapshot.offset, part.clone()) {
             Ok(answer) => tokio::time::timeout(CHECK_WAIT, answer)
                 .await
                 .ok()
                 .and_then(Result::ok)
+                .map(|ours| (ours, Vec::new()))
                 .ok_or(NotAt::NotReached(snapshot.offset)),
+            // The link read past the offset before the read's reply came back: the keys it did not write since
+            // are compared now.
+            Err(NotAt::Past { .. }) => state.state_since(epoch, snapshot.offset, part),
             Err(err) => Err(err),
         };
-        let ours = match ours {
-            Ok(ours) => ours,
-            Err(NotAt::Past { .. }) if attempts + 1 < ATTEMPTS => {
-                // The link read past the offset before the read's reply came back: read the part again.
-                attempts += 1;
-                continue;
-            }
+        drop(tracked);
+        let (ours, written) = match ours {
+            Ok(answer) => answer,
             Err(err) => {
-                state.count_check(0, 0, true);
+                state.count_check(0, 0, 0, true);
                 return Err(err.to_string());
             }
         };
@@ -109,14 +111,46 @@ pub async fn check(
         }
         let differing: Vec<Vec<u8>> = found.mismatches.iter().map(|m| m.key.clone()).collect();
         state.heal(&differing);
-        state.count_check(found.compared, found.mismatches.len(), false);
+        let again = !written.is_empty() && attempts + 1 < ATTEMPTS;
+        let given_up = if again { 0 } else { written.len() };
+        state.count_check(
+            found.compared,
+            found.mismatches.len(),
+            found.skipped + given_up,
+            false,
+        );
         total.compared += found.compared;
-        total.skipped += found.skipped;
+        total.skipped += found.skipped + given_up;
         total.mismatches.extend(found.mismatches);
         left = snapshot.rest;
-        attempts = 0;
+        if again {
+            left.extend(written);
+            attempts += 1;
+        } else {
+            attempts = 0;
+        }
     }
     Ok(total)
+}
+
+/// The keys of a check whose writes the state notes while the check reads them ([`RelayState::track_writes`]),
+/// until dropped.
+struct TrackedWrites<'a> {
+    state: &'a RelayState,
+    keys: &'a [Vec<u8>],
+}
+
+impl<'a> TrackedWrites<'a> {
+    fn begin(state: &'a RelayState, keys: &'a [Vec<u8>]) -> Result<Self, NotAt> {
+        state.track_writes(keys)?;
+        Ok(TrackedWrites { state, keys })
+    }
+}
+
+impl Drop for TrackedWrites<'_> {
+    fn drop(&mut self) {
+        self.state.untrack_writes(self.keys);
+    }
 }
 
 /// Every `settings.every`, checks a fresh sample of the keys the state holds against Redis.

@@ -180,7 +180,7 @@ fn refusal(err: NotAt) -> Response {
     let status = match err {
         NotAt::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         NotAt::OtherEpoch { .. } | NotAt::Past { .. } => StatusCode::CONFLICT,
-        NotAt::Busy => StatusCode::TOO_MANY_REQUESTS,
+        NotAt::Busy | NotAt::TooManyTracked => StatusCode::TOO_MANY_REQUESTS,
         NotAt::TooManyKeys(_) => StatusCode::BAD_REQUEST,
         NotAt::NotReached(_) => StatusCode::GATEWAY_TIMEOUT,
     };

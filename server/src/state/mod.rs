@@ -44,7 +44,8 @@ use crate::subscription::{Allow, Delivery, Subscription};
 
 use load::RdbLoad;
 use verify::{
-    KeyState, KeyStates, NotAt, PendingCheck, StateDigest, MAX_PENDING_CHECKS, MAX_VERIFY_KEYS,
+    KeyState, KeyStates, NotAt, PendingCheck, StateDigest, Writes, MAX_PENDING_CHECKS,
+    MAX_VERIFY_KEYS,
 };
 
 /// The database the state holds: the one pages watch unless they ask for another.
@@ -91,10 +92,12 @@ pub struct RelayState {
     ready: AtomicU64,
     /// Keys read from Redis because the state lost track of them.
     refreshed: AtomicU64,
-    /// Checks against Redis (`verify.rs`): made, keys compared, keys that differed, checks not placed.
+    /// Checks against Redis (`verify.rs`): made, keys compared, keys that differed, keys not compared, checks not
+    /// placed.
     verify_checks: AtomicU64,
     verify_keys: AtomicU64,
     verify_mismatches: AtomicU64,
+    verify_skipped: AtomicU64,
     verify_missed: AtomicU64,
 }
 
@@ -117,6 +120,8 @@ struct Inner {
     /// Checks against Redis waiting for the stream to reach their offsets (at most
     /// [`verify::MAX_PENDING_CHECKS`]).
     checks: Vec<PendingCheck>,
+    /// Where the stream wrote the keys of running checks.
+    writes: Writes,
 }
 
 /// What the state does at an offset inside a batch, between the commands before it and those after it.
@@ -227,6 +232,7 @@ impl RelayState {
             verify_checks: AtomicU64::new(0),
             verify_keys: AtomicU64::new(0),
             verify_mismatches: AtomicU64::new(0),
+            verify_skipped: AtomicU64::new(0),
             verify_missed: AtomicU64::new(0),
         }
     }
@@ -409,6 +415,9 @@ impl RelayState {
                 self.publish(&inner);
                 return;
             }
+        }
+        if !inner.writes.is_empty() {
+            inner.note_writes(batch);
         }
         inner.offset = batch.end;
         if inner.assembler.needs_resnapshot() {
@@ -609,6 +618,13 @@ impl RelayState {
                 get(&self.verify_mismatches),
             ),
             (
+                "verify_keys_skipped_total",
+                "counter",
+                "Keys those checks did not compare: not exact on one side (not held, stale, lost track of), or written \
+                 again each time they were read.",
+                get(&self.verify_skipped),
+            ),
+            (
                 "verify_missed_total",
                 "counter",
                 "Checks that could not be placed at their offset (the state not ready, rebuilt, or always past it).",
@@ -651,6 +667,7 @@ impl Inner {
             cached: None,
             refresh: None,
             checks: Vec::new(),
+            writes: Writes::default(),
         }
     }
 
@@ -818,6 +835,31 @@ impl PendingCheck {
 }
 
 impl Inner {
+    /// Notes where `batch` wrote the keys of running checks (a command too large to hold ends at the batch's end).
+    fn note_writes(&mut self, batch: &Batch) {
+        let raw = batch.raw();
+        for frame in &batch.index.frames {
+            let end = match frame.at.is_empty() {
+                true => batch.end,
+                false => batch.start + u64::from(frame.at.end),
+            };
+            match frame.kind {
+                Kind::Keyed | Kind::Withheld => {
+                    for i in frame.written_keys() {
+                        let at = &batch.index.keys[i as usize];
+                        if let Some(key) = raw.get(at.start as usize..at.end as usize) {
+                            self.writes.wrote(key, end);
+                        }
+                    }
+                }
+                Kind::WithheldAll | Kind::AllDbs | Kind::WholeDb | Kind::Unfollowed => {
+                    self.writes.wrote_everything(end)
+                }
+                Kind::Select | Kind::Multi | Kind::Exec | Kind::Other => {}
+            }
+        }
+    }
+
     fn key_state(&self, key: &[u8], state: &RelayState) -> KeyState {
         if !state.allow.allows(key) || self.not_held.contains(key) {
             return KeyState::Unknown;
@@ -914,11 +956,13 @@ impl RelayState {
         self.publish(&inner);
     }
 
-    /// Counts a check: keys compared, keys that differed; `missed` when it could not be placed at its offset.
-    pub fn count_check(&self, compared: usize, mismatches: usize, missed: bool) {
+    /// Counts a check: keys compared, keys that differed, keys not compared; `missed` when it could not be placed
+    /// at its offset.
+    pub fn count_check(&self, compared: usize, mismatches: usize, skipped: usize, missed: bool) {
         Metrics::add(&self.verify_checks, 1);
         Metrics::add(&self.verify_keys, compared as u64);
         Metrics::add(&self.verify_mismatches, mismatches as u64);
+        Metrics::add(&self.verify_skipped, skipped as u64);
         Metrics::add(&self.verify_missed, u64::from(missed));
     }
 
@@ -953,6 +997,59 @@ impl RelayState {
             offset: inner.offset,
             windows: windows_digest(windows, sub.window),
         })
+    }
+
+    /// Begins noting where the stream writes `keys`, for a check about to read them from Redis: so that the state,
+    /// if its link passes the read's offset first, can still say which of them hold what they held there
+    /// ([`RelayState::state_since`]). The check calls [`RelayState::untrack_writes`] when done with them.
+    pub fn track_writes(&self, keys: &[Vec<u8>]) -> Result<(), NotAt> {
+        let mut inner = self.inner();
+        if inner.phase != Phase::Ready {
+            return Err(NotAt::NotReady);
+        }
+        let offset = inner.offset;
+        match inner.writes.track(keys, offset) {
+            true => Ok(()),
+            false => Err(NotAt::TooManyTracked),
+        }
+    }
+
+    /// A check that tracked `keys` is done with them.
+    pub fn untrack_writes(&self, keys: &[Vec<u8>]) {
+        self.inner().writes.untrack(keys);
+    }
+
+    /// The state of `keys` at `offset` of `epoch`, which the state has passed: the keys the stream did not write
+    /// since (their state now), and those it did, or whose writes were not noted from `offset` on (to read again).
+    pub fn state_since(
+        &self,
+        epoch: &str,
+        offset: u64,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<(KeyStates, Vec<Vec<u8>>), NotAt> {
+        let inner = self.inner();
+        if inner.phase != Phase::Ready || inner.assembler.needs_resnapshot() {
+            return Err(NotAt::NotReady);
+        }
+        if inner.epoch != epoch {
+            return Err(NotAt::OtherEpoch {
+                ours: inner.epoch.clone(),
+                asked: epoch.to_string(),
+            });
+        }
+        // Before the state's offset only: a key the link has not reached `offset` for may yet be written before it.
+        let passed = offset <= inner.offset;
+        let (unwritten, written): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys
+            .into_iter()
+            .partition(|key| passed && inner.writes.unwritten_since(key, offset));
+        let states = unwritten
+            .into_iter()
+            .map(|key| {
+                let held = inner.key_state(&key, self);
+                (key, held)
+            })
+            .collect();
+        Ok((states, written))
     }
 
     /// The stream and offset the state is at, when it is ready.

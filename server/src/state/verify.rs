@@ -8,13 +8,19 @@
 //! its window's digest (`replicast_assembler::digest`), or known absent on both sides; a key either side cannot
 //! say exactly (not held past `--state-bytes`, stale, lost track of) is skipped, not compared.
 //!
+//! The link does not wait for a check: a stream that goes on being written can pass the offset of Redis's read
+//! before the state is asked for it. So a check first has the state note where the stream writes its keys from
+//! then on ([`Writes`]): a key the stream has not written since the read's offset holds now what it held then, and
+//! is compared at once; a key written since is read again, and after [`ATTEMPTS`] reads counted as skipped
+//! (`replicast_verify_keys_skipped_total`), never compared against a later state of itself.
+//!
 //! A key that differs is logged (which key, both digests, the offset), counted, and healed: the state forgets it,
 //! so that its windows are read from Redis again by the state's refresh (`state::refresh`), placed at their offset
 //! like a top-up, and joins that watch it read Redis until then. Healing the keys that differ, not the whole state:
 //! a full sync would ship the whole dataset again and send every join to Redis meanwhile, for a fault a sample
 //! found in a few keys; a key that differs again is found and healed again by a later check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use replicast_assembler::digest::window_digest;
@@ -30,6 +36,10 @@ pub const MAX_VERIFY_KEYS: usize = 1000;
 pub const MAX_PENDING_CHECKS: usize = 16;
 /// How long a check waits for the link to reach its offset.
 pub const CHECK_WAIT: Duration = Duration::from_secs(10);
+/// Times a check reads keys the stream wrote again since its last read, before it counts them as skipped.
+pub const ATTEMPTS: usize = 5;
+/// Most keys whose writes the state notes for running checks at once: a check is refused past it.
+pub const MAX_TRACKED_KEYS: usize = MAX_PENDING_CHECKS * MAX_VERIFY_KEYS;
 
 /// One key as one side of a check holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +88,85 @@ pub enum NotAt {
     TooManyKeys(usize),
     #[error("the link did not reach offset {0} within {CHECK_WAIT:?}, or the state was rebuilt meanwhile")]
     NotReached(u64),
+    #[error("the writes of {MAX_TRACKED_KEYS} keys are already noted for running checks: try again later")]
+    TooManyTracked,
+}
+
+/// Where the stream wrote the keys of running checks, since each began to be noted: what tells a check which of
+/// its keys hold now what they held at an offset the state has passed.
+#[derive(Default)]
+pub(super) struct Writes {
+    keys: HashMap<Vec<u8>, Tracked>,
+    /// The last offset of a command that may have written keys it does not name (`FLUSHDB`, `FLUSHALL`, `SWAPDB`,
+    /// a script withheld whole).
+    everything: u64,
+}
+
+struct Tracked {
+    /// Checks that noted it.
+    checks: usize,
+    /// The state's offset when it began to be noted: nothing is known of its writes before.
+    since: u64,
+    /// The end offset of the last command that wrote it since, or `since`.
+    written: u64,
+}
+
+impl Writes {
+    /// Begins (or goes on) noting the writes of `keys` from `offset`; `false` past [`MAX_TRACKED_KEYS`].
+    pub(super) fn track(&mut self, keys: &[Vec<u8>], offset: u64) -> bool {
+        let new = keys.iter().filter(|k| !self.keys.contains_key(*k)).count();
+        if self.keys.len() + new > MAX_TRACKED_KEYS {
+            return false;
+        }
+        for key in keys {
+            self.keys
+                .entry(key.clone())
+                .or_insert(Tracked {
+                    checks: 0,
+                    since: offset,
+                    written: offset,
+                })
+                .checks += 1;
+        }
+        true
+    }
+
+    /// A check that noted `keys` is done with them.
+    pub(super) fn untrack(&mut self, keys: &[Vec<u8>]) {
+        for key in keys {
+            if let Some(tracked) = self.keys.get_mut(key) {
+                tracked.checks -= 1;
+                if tracked.checks == 0 {
+                    self.keys.remove(key);
+                }
+            }
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// A command ending at `end` wrote `key`.
+    pub(super) fn wrote(&mut self, key: &[u8], end: u64) {
+        if let Some(tracked) = self.keys.get_mut(key) {
+            tracked.written = tracked.written.max(end);
+        }
+    }
+
+    /// A command ending at `end` may have written any key.
+    pub(super) fn wrote_everything(&mut self, end: u64) {
+        self.everything = self.everything.max(end);
+    }
+
+    /// Whether `key` holds now what it held at `offset`: noted since then at the latest, and not written after.
+    pub(super) fn unwritten_since(&self, key: &[u8], offset: u64) -> bool {
+        self.everything <= offset
+            && self
+                .keys
+                .get(key)
+                .is_some_and(|t| t.since <= offset && t.written <= offset)
+    }
 }
 
 /// A check waiting for the state to reach its offset.
@@ -232,6 +321,33 @@ mod tests {
                 .unwrap_err(),
             NotAt::TooManyKeys(MAX_VERIFY_KEYS + 1)
         );
+    }
+
+    #[test]
+    fn past_its_offset_the_state_answers_for_the_keys_not_written_since() {
+        let state = ready_state();
+        let tracked = vec![b"k:z".to_vec(), b"k:y".to_vec()];
+        state.track_writes(&tracked).unwrap();
+        let batch = zadds(&[("1", "a"), ("2", "b")]);
+        let first_end = 100 + batch.index.frames[0].at.end as u64;
+        state.apply(&batch);
+        let asked = vec![b"k:z".to_vec(), b"k:y".to_vec(), b"k:x".to_vec()];
+        // k:z was written after the first command's end; k:y never; k:x's writes were not noted.
+        let (states, written) = state.state_since("e", first_end, asked.clone()).unwrap();
+        assert_eq!(states, vec![(b"k:y".to_vec(), KeyState::Absent)]);
+        assert_eq!(written, vec![b"k:z".to_vec(), b"k:x".to_vec()]);
+        let (states, written) = state.state_since("e", batch.end, asked.clone()).unwrap();
+        assert_eq!(states.len(), 2);
+        assert!(matches!(states[0].1, KeyState::Window { items: 2, .. }));
+        assert_eq!(written, vec![b"k:x".to_vec()]);
+        // Not past an offset the link has not reached, nor for keys no longer noted.
+        let (states, _) = state
+            .state_since("e", batch.end + 1, asked.clone())
+            .unwrap();
+        assert!(states.is_empty());
+        state.untrack_writes(&tracked);
+        let (states, written) = state.state_since("e", batch.end, asked.clone()).unwrap();
+        assert!(states.is_empty() && written == asked);
     }
 
     fn window(digest: &str) -> KeyState {
