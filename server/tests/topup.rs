@@ -1,6 +1,7 @@
 //! Top-ups against a real `redis-server`: a browser whose window shrank below what Redis holds asks for the key
 //! again, and gets a snapshot of it placed exactly in its stream, so its window equals Redis before and after,
-//! even while other writes go on. Keys it does not watch are refused with a notice; a malformed request closes it.
+//! even while other writes go on; the relay's state answers them, with no command to Redis. Keys it does not watch
+//! are refused with a notice; a malformed request closes it.
 
 mod support;
 
@@ -111,6 +112,9 @@ async fn a_topup_refills_a_shrunken_window_in_stream_order() {
         zset_newest_first(&assembler, "perf:a"),
         newest(&mut conn, "perf:a", 3).await
     );
+    // The join and both top-ups came from the relay's state: Redis ran no snapshot for any of them.
+    assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 3);
+    assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 0);
 }
 
 #[tokio::test]
