@@ -117,7 +117,9 @@ test('every host in Redis gets a tile that shows its newest sample and follows n
   const points = `${tileOf('web-01')} .spark.cpu path`;
   await page.waitForFunction(([sel, n]) => document.querySelector(sel)?.getAttribute('d').split(/[ML]/).length - 1 >= n,
     [points, HISTORY_S], { timeout: 20_000 });
-  assert.ok(windows.length === 2 && windows[0] === 2 && windows[1] > HISTORY_S,
+  // The interval read from two samples can be off (the gap between the history written before and the first live
+  // sample, here): the page may deepen once more when it has read more, never more often.
+  assert.ok(windows.length >= 2 && windows.length <= 3 && windows[0] === 2 && windows.at(-1) > HISTORY_S,
     `the overview subscribed with two samples a host, then with its window: ${windows}`);
   assert.equal(await page.textContent('#fleet [data-stat="hosts"] .value'), String(HOSTS.length));
 
