@@ -43,22 +43,7 @@ until redis-cli -p "$redis" ping >/dev/null 2>&1; do sleep 0.05; done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3)"
 echo "filling: $others keys of $value_bytes bytes, $allowed allowed sorted sets of $samples samples"
 redis-cli -p "$redis" DEBUG POPULATE "$others" other "$value_bytes" >/dev/null
-# The allowed keys, in one script.
-redis-cli -p "$redis" EVAL "
-  for h = 0, tonumber(ARGV[1]) - 1 do
-    local key = 'perf:host-' .. h
-    for s = 0, tonumber(ARGV[2]) - 1 do
-      local t = 1700000000000 + s * 1000
-      local sample = string.format(
-        '{\"id\":\"%s:%d\",\"t\":%d,\"host\":\"host-%d\",\"cpu\":{\"total\":%d},\"mem\":{\"used\":%d},' ..
-        '\"load\":[0.5,0.25,0.1],\"procs\":[{\"pid\":1234,\"name\":\"redis-server\",\"cpu\":3.2}]',
-        key, t, t, h, (h + s) % 100, t % 8000000000)
-      local pad = tonumber(ARGV[3]) - #sample - 12
-      if pad > 0 then sample = sample .. ',\"pad\":\"' .. string.rep('x', pad) .. '\"' end
-      redis.call('ZADD', key, t, sample .. '}')
-    end
-  end
-  return redis.call('DBSIZE')" 0 "$allowed" "$samples" 870 >/dev/null
+redis-cli -p "$redis" EVAL "$(cat bench/demo-samples.lua)" 0 "$allowed" "$samples" 870 1000 >/dev/null
 echo "redis: $(redis-cli -p "$redis" DBSIZE) keys, used_memory $(redis-cli -p "$redis" INFO memory | awk -F: '/^used_memory_human/{print $2}' | tr -d '\r')"
 
 for run in $(seq 1 "$runs"); do

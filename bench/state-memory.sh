@@ -34,21 +34,7 @@ redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly no --dir "$
 pids+=($!)
 until redis-cli -p "$redis" ping >/dev/null 2>&1; do sleep 0.05; done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3)"
-redis-cli -p "$redis" EVAL "
-  for h = 0, tonumber(ARGV[1]) - 1 do
-    local key = string.format('perf:host-%04d', h)
-    for s = 0, tonumber(ARGV[2]) - 1 do
-      local t = 1700000000000 + s * 6000
-      local sample = string.format(
-        '{\"id\":\"%s:%d\",\"t\":%d,\"host\":\"host-%04d\",\"cpu\":{\"total\":%d},\"mem\":{\"used\":%d},' ..
-        '\"load\":[0.5,0.25,0.1],\"procs\":[{\"pid\":1234,\"name\":\"redis-server\",\"cpu\":3.2}]',
-        key, t, t, h, (h + s) % 100, t % 8000000000)
-      local pad = tonumber(ARGV[3]) - #sample - 12
-      if pad > 0 then sample = sample .. ',\"pad\":\"' .. string.rep('x', pad) .. '\"' end
-      redis.call('ZADD', key, t, sample .. '}')
-    end
-  end
-  return redis.call('DBSIZE')" 0 "$hosts" "$samples" "$sample_bytes" >/dev/null
+redis-cli -p "$redis" EVAL "$(cat bench/demo-samples.lua)" 0 "$hosts" "$samples" "$sample_bytes" 6000 >/dev/null
 payload=$(redis-cli -p "$redis" EVAL "
   local n = 0
   for _, key in ipairs(redis.call('KEYS', 'perf:*')) do
