@@ -323,37 +323,34 @@ test('a saved view is restored only for the token identity that saved it', async
     assert.equal(await page.evaluate(() => window.client.saveView()), true);
     await page.evaluate(() => window.client.close());
 
+    // Reloads the page and joins as `token`'s user: the relay's join counts before, and once its key is shown.
+    const rejoin = async (token) => {
+      await reload(page);
+      const before = await joins(relay);
+      await startClient(page, options(token));
+      await live(page);
+      await page.waitForFunction(() => window.client.keys().length === 1, null, { timeout: 10_000 });
+      return { before, after: await joins(relay) };
+    };
+
     // Bob, in the same browser: alice's record is not his, so his page joins with a snapshot of his own keys.
-    await reload(page);
-    let counted = await joins(relay);
-    await startClient(page, options(bob));
-    await live(page);
-    await page.waitForFunction(() => window.client.keys().length === 1, null, { timeout: 10_000 });
+    let { before, after } = await rejoin(bob);
     assert.deepEqual(await shown(page), { 'tenant:b:z': ['of b'] });
-    let after = await joins(relay);
-    assert.equal(after.resumes, counted.resumes, 'bob resumed from no saved view');
-    assert.equal(after.snapshots, counted.snapshots + 1);
+    assert.equal(after.resumes, before.resumes, 'bob resumed from no saved view');
+    assert.equal(after.snapshots, before.snapshots + 1);
     await page.evaluate(() => window.client.close());
 
     // Carol holds alice's grant: the keys she may see are the same, yet alice's record is not hers either.
-    await reload(page);
-    counted = await joins(relay);
-    await startClient(page, options(carol));
-    await live(page);
-    after = await joins(relay);
-    assert.equal(after.resumes, counted.resumes, 'carol resumed from no saved view');
-    assert.equal(after.snapshots, counted.snapshots + 1);
+    ({ before, after } = await rejoin(carol));
+    assert.equal(after.resumes, before.resumes, 'carol resumed from no saved view');
+    assert.equal(after.snapshots, before.snapshots + 1);
     await page.evaluate(() => window.client.close());
 
     // Alice again: her own record is still there, and her page resumes from it.
-    await reload(page);
-    counted = await joins(relay);
-    await startClient(page, options(alice));
-    await live(page);
+    ({ before, after } = await rejoin(alice));
     assert.deepEqual(await shown(page), { 'tenant:a:z': ['secret of a'] });
-    after = await joins(relay);
-    assert.equal(after.resumes, counted.resumes + 1, 'alice resumed from her saved view');
-    assert.equal(after.snapshots, counted.snapshots);
+    assert.equal(after.resumes, before.resumes + 1, 'alice resumed from her saved view');
+    assert.equal(after.snapshots, before.snapshots);
     assert.deepEqual(errors, []);
     await page.close();
   } finally {
