@@ -165,7 +165,8 @@ test('the primary SIGKILLed mid-write and started again empty: the page re-snaps
   await page.waitForFunction(() => window.client.len('perf:fault:b:old1') === 5, null, { timeout: 10_000 });
   await redis.kill();
   const oldWrites = await writer.stop();
-  assert.ok(oldWrites.written >= 10, JSON.stringify(oldWrites));
+  // The page saw the tenth write; the writer may not have heard Redis's reply to it before the kill.
+  assert.ok(oldWrites.written >= 9, JSON.stringify(oldWrites));
   // The same port, an empty folder: Redis starts with no data and a new replication ID.
   const restarted = await owned(() => startRedis({ port: redis.port }));
   const newWriter = await owned(() => keepWriting(restarted, ['perf:fault:b:new1', 'perf:fault:b:old2'], 1, 'new'));
