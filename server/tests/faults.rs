@@ -413,6 +413,8 @@ async fn primary_killed_mid_stream_and_restarted_empty() {
     }
 
     let before = writer.written();
+    let from_state = metric(&ws_url, "replicast_state_snapshots_total").await;
+    let from_redis = metric(&ws_url, "replicast_snapshots_total").await;
     let killed = Instant::now();
     drop(primary); // SIGKILL, with writes under way
     let _primary = start_redis_on(port, &[]);
@@ -432,6 +434,16 @@ async fn primary_killed_mid_stream_and_restarted_empty() {
     );
     assert_eq!(metric(&ws_url, "link_full_syncs_total").await, 2);
     assert_eq!(metric(&ws_url, "link_partial_syncs_total").await, 0);
+    // Issue 21: the relay's state was built again from the new primary's RDB, and every session's new snapshot
+    // came from it, none read from Redis.
+    assert_eq!(
+        (
+            metric(&ws_url, "replicast_state_snapshots_total").await,
+            metric(&ws_url, "replicast_snapshots_total").await,
+        ),
+        (from_state + browsers.len() as u64, from_redis),
+        "the snapshots after the new epoch were not all answered from the relay's state"
+    );
 }
 
 /// The relay is frozen (SIGSTOP) while writes go on, until the primary, with `repl-timeout 2`, drops its link for

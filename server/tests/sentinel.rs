@@ -175,6 +175,34 @@ async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
         assert_eq!(full, 2);
         assert_eq!(hellos, 2);
     }
+
+    // Issue 21: a page that joins after the failover is answered from the relay's own state, which followed the
+    // failover (or was rebuilt by its full sync), with no snapshot read from Redis, and holds what Redis holds.
+    let (from_state, from_redis) = (
+        metric(&ws_url, "replicast_state_snapshots_total").await,
+        metric(&ws_url, "replicast_snapshots_total").await,
+    );
+    link_reaches(&ws_url, end).await;
+    let mut late = connect(&ws_url, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut late_assembler = StreamAssembler::new(WatchConfig {
+        patterns: vec![b"perf:*".to_vec()],
+        db: 0,
+        window: WINDOW,
+    });
+    for _ in 0..2 {
+        late_assembler
+            .push_message(&next_binary(&mut late).await)
+            .unwrap();
+    }
+    assert_eq!(window(&late_assembler), want);
+    assert_eq!(
+        (
+            metric(&ws_url, "replicast_state_snapshots_total").await,
+            metric(&ws_url, "replicast_snapshots_total").await,
+        ),
+        (from_state + 1, from_redis),
+        "the join after the failover was not answered from the relay's state"
+    );
 }
 
 #[tokio::test]
