@@ -1,8 +1,9 @@
 //! The relay's WebSocket layer from outside, with frames written and read by hand over a raw TCP socket, against
 //! the relay binary and a real `redis-server`: each protocol error closes with its RFC 6455 code and reason, before
 //! and after the subscription; pings before and between the fragments of the subscription are answered and the
-//! session joins; and a peer that sends pings and never reads is closed once its unread pongs pass the limit,
-//! with the relay's memory flat, and then gets what was queued, the close frame and a FIN.
+//! session joins; a peer that sends pings and never reads is closed once its unread pongs pass the limit,
+//! with the relay's memory flat, and then gets what was queued, the close frame and a FIN; and so does a peer that
+//! stops reading while the stream moves, after the send timeout.
 
 mod support;
 
@@ -343,6 +344,66 @@ async fn a_peer_that_pings_and_never_reads_is_closed_with_memory_flat_then_gets_
     );
     // Answered, the relay ends the connection with a FIN: nothing it was sent is left unread to reset it.
     let mut stream = reader.reunite(writer).expect("halves of one socket");
+    assert_eq!(answer_close(&mut stream).await, End::Fin);
+    assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+/// A peer that subscribes and then reads nothing while the stream moves: once what the relay wrote fills the
+/// socket's buffers, its send waits, and after the send timeout (30 s) the session is closed with 1008 `stopped
+/// reading`; when the peer reads again it gets what was queued, then the close frame, and after answering it a FIN
+/// (issue 16 item 9: such a session used to be dropped with neither).
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout_with_a_close_frame_and_a_fin() {
+    let (_redis, port) = start_redis();
+    // A backlog larger than what is written: the session must stall on its socket, not fall out of the backlog.
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--backlog-bytes", "268435456"],
+    );
+    wait_healthy(&ws_url).await;
+    let refusals =
+        || async { metric(&ws_url, r#"replicast_refusals_total{reason="message"}"#).await };
+    let refused_before = refusals().await;
+    let mut stream = open(&ws_url).await;
+    stream
+        .write_all(&frame(FIN | TEXT, subscribe().as_bytes(), false))
+        .await
+        .unwrap();
+    // 40 MiB of writes to a watched key, far more than the sockets' buffers hold while nothing is read.
+    let mut conn = redis_conn(port).await;
+    let value = vec![b'v'; 64 * 1024];
+    for _ in 0..640 {
+        let () = redis::cmd("SET")
+            .arg("perf:blob")
+            .arg(&value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while refusals().await == refused_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never closed a session that read nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut messages = 0;
+    let (code, reason) = loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), next_frame(&mut stream))
+            .await
+            .expect("a frame within 30 s");
+        match next {
+            Ok((CLOSE, payload)) => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                break (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+            }
+            Ok(_) => messages += 1,
+            Err(end) => panic!("the connection ended without a close frame: {end:?}"),
+        }
+    };
+    assert_eq!((code, reason.as_str()), (1008, "stopped reading"));
+    assert!(messages >= 2, "the hello and what was queued come first");
     assert_eq!(answer_close(&mut stream).await, End::Fin);
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
 }
