@@ -3,7 +3,7 @@
 // resumes without a snapshot (the relay's counters say so) and equals Redis; a view the backlog no longer covers, a
 // corrupted record and a Redis restarted under a new epoch each fall back to a snapshot, and the record that could
 // not be continued is cleared; a record is restored only for the signed token's identity (`sub` and grant) that
-// saved it.
+// saved it; and the views of an origin stay within `maxBytes` together.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -351,6 +351,51 @@ test('a saved view is restored only for the token identity that saved it', async
     assert.deepEqual(await shown(page), { 'tenant:a:z': ['secret of a'] });
     assert.equal(after.resumes, before.resumes + 1, 'alice resumed from her saved view');
     assert.equal(after.snapshots, before.snapshots);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await relay.stop();
+  }
+});
+
+test('saved views stay within maxBytes together, the oldest evicted first, and one larger than maxBytes is not kept', async () => {
+  const relay = await startRelay({ redisUrl: redis.url });
+  try {
+    for (const name of ['a', 'b', 'c', 'd']) await write(`perf:bound:${name}:`, 0, 15);
+    const { page, errors } = await openPage(relay);
+    /** Starts a client of `perf:bound:<name>:*` saving under `maxBytes`, and saves its live view once. */
+    const saveOne = async (name, maxBytes) => {
+      const options = { patterns: [`perf:bound:${name}:*`], window: 10, saveView: { maxBytes, intervalMs: 600_000 } };
+      await startClient(page, options);
+      await live(page);
+      await equalsRedis(page, `perf:bound:${name}:`);
+      const saved = await page.evaluate(() => window.client.saveView());
+      await page.evaluate(() => window.client.close());
+      return saved;
+    };
+    /** The saved views' subscriptions (their record keys name the patterns) and their sizes, once `settled`. */
+    const kept = async (settled) => {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const views = Object.entries(await records(page)).map(([key, bytes]) => [JSON.parse(key)[3][0], bytes.length]);
+        if (settled(views) || Date.now() > deadline) return Object.fromEntries(views);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const roomy = 1 << 20;
+    assert.equal(await saveOne('a', roomy), true);
+    assert.equal(await saveOne('b', roomy), true);
+    const two = await kept((views) => views.length === 2);
+    assert.deepEqual(Object.keys(two).sort(), ['perf:bound:a:*', 'perf:bound:b:*']);
+    // Room for two views of this size, not three: saving a third evicts the oldest saved, a's.
+    const size = Math.max(...Object.values(two));
+    assert.equal(await saveOne('c', 2 * size + (size >> 1)), true);
+    const evicted = await kept((views) => views.length === 2 && !views.some(([p]) => p === 'perf:bound:a:*'));
+    assert.deepEqual(Object.keys(evicted).sort(), ['perf:bound:b:*', 'perf:bound:c:*']);
+    // A view larger than the bound on its own is not kept, and evicts nothing (IndexedDB runs a read after the
+    // transactions the save opened before it, so there is nothing to wait for).
+    assert.equal(await saveOne('d', size >> 1), false);
+    assert.deepEqual(Object.keys(await kept(() => true)).sort(), ['perf:bound:b:*', 'perf:bound:c:*']);
     assert.deepEqual(errors, []);
     await page.close();
   } finally {
