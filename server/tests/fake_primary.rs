@@ -1,7 +1,8 @@
 //! The replica link against a fake primary: a small TCP server in the test that answers the handshake as Redis
 //! does, then sends a stream the relay cannot follow (corrupt bytes, or a bulk past the `proto-max-bulk-len` it
 //! announced). Resuming there would fail again forever; the link asks for one full resync instead, and backs off,
-//! ever more slowly, from a primary that sends nothing else.
+//! ever more slowly, from a primary that sends nothing else. It refuses `REPLCONF rdb-filter-only` as a Redis
+//! older than 7.0 does, which a relay without a state must take in its stride.
 
 mod support;
 
@@ -26,6 +27,8 @@ struct History {
     psyncs: Mutex<Vec<(Instant, String)>>,
     /// The stream each full resync sent, for partial resyncs to resend from.
     streams: Mutex<Vec<Vec<u8>>>,
+    /// `REPLCONF rdb-filter-only` asked for, and refused as a Redis older than 7.0 refuses it.
+    rdb_filters_refused: Mutex<usize>,
 }
 
 /// A fake primary on a loopback port.
@@ -138,6 +141,10 @@ async fn serve(
                 ("ping", _) => b"+PONG\r\n".to_vec(),
                 // A replica's acknowledgements get no answer.
                 ("replconf", "ack") => continue,
+                ("replconf", "rdb-filter-only") => {
+                    *history.rdb_filters_refused.lock().unwrap() += 1;
+                    b"-ERR Unrecognized REPLCONF option: rdb-filter-only\r\n".to_vec()
+                }
                 ("replconf" | "auth" | "client", _) => b"+OK\r\n".to_vec(),
                 ("info", _) => {
                     let info = "# Replication\r\nrole:master\r\nmaster_repl_offset:0\r\n";
@@ -244,4 +251,28 @@ async fn a_primary_that_only_sends_corrupt_streams_is_retried_ever_more_slowly()
     assert!(metric_value(&ws_url, "replicast_link_retry_delay_seconds").await >= 0.8);
     assert!(metric(&ws_url, "replicast_link_stream_errors_total").await >= 5);
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 503);
+}
+
+/// Issue 21 item 6: without a state the relay asks for an RDB without keys, which a Redis older than 7.0 refuses
+/// (`-ERR Unrecognized REPLCONF option`, as the fake answers); the link goes on without it, reading past the whole
+/// RDB: one full sync, then the stream, with no error and no retry.
+#[tokio::test]
+async fn a_primary_refusing_rdb_filter_only_is_followed_without_a_state_all_the_same() {
+    let fake = FakePrimary::start(Some(512 << 20), |_| PING.repeat(2)).await;
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{}", fake.port),
+        &["--allow", "perf:*", "--stateless"],
+    );
+    wait_healthy(&ws_url).await;
+    link_reaches(&ws_url, 2 * PING.len() as u64).await;
+    assert_eq!(*fake.history.rdb_filters_refused.lock().unwrap(), 1);
+    let asked: Vec<String> = fake.psyncs().into_iter().map(|(_, a)| a).collect();
+    assert_eq!(asked, ["? -1"]);
+    for (name, value) in [("link_full_syncs_total", 1), ("link_errors_total", 0)] {
+        assert_eq!(
+            metric(&ws_url, &format!("replicast_{name}")).await,
+            value,
+            "{name}"
+        );
+    }
 }
