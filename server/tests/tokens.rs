@@ -823,3 +823,50 @@ async fn one_subject_cannot_multiply_its_sessions_or_its_event_rate() {
     }
     assert!(again.is_some(), "alice's place came back");
 }
+
+/// A page's digest request (`client.verify()`) is answered from the relay's state over the windows its session may
+/// see: its token's keys only, however wide its subscription, so the hash and counts tell it nothing of another
+/// tenant's keys.
+#[tokio::test]
+async fn a_sessions_digest_covers_only_the_keys_its_token_lets_it_see() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "tenant:*", "--jwt-secret", SECRET],
+    );
+    wait_healthy(&ws_url).await;
+    let mut conn = redis_conn(port).await;
+    for key in [
+        "tenant:a:1",
+        "tenant:a:2",
+        "tenant:b:1",
+        "tenant:b:2",
+        "tenant:b:3",
+    ] {
+        redis(&mut conn, &["RPUSH", key, "x", "y"]).await;
+    }
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
+    // Subscribed to every tenant's keys (`tenant:*`), with a token for tenant a's.
+    let token = hs256(&claims("alice", &["tenant:a:*"], &[], 300));
+    let mut socket = joined(&ws_url, &token).await;
+    socket
+        .send(tungstenite::Message::text(r#"{"type":"digest","id":"d1"}"#))
+        .await
+        .unwrap();
+    let digest = loop {
+        let message = next_binary(&mut socket).await;
+        if let Ok(Message::Digest {
+            request, digest, ..
+        }) = wire::decode(&message)
+        {
+            assert_eq!(request, "d1");
+            break digest.map_err(str::to_string);
+        }
+    };
+    let digest = digest.expect("a digest from the relay's state");
+    assert_eq!(
+        (digest.keys, digest.items),
+        (2, 4),
+        "tenant a's two lists of two items, nothing of tenant b's"
+    );
+}
