@@ -438,3 +438,57 @@ async fn a_modules_commands_reach_no_browser() {
     assert!(assembler.take_topups().contains(&b"perf:doc".to_vec()));
     assert_eq!(window_of(&assembler, b"perf:z"), vec![(b"a".to_vec(), 1.0)]);
 }
+
+/// A subscription whose patterns match more keys than one snapshot reads (10,000) is closed with 1011 and the
+/// limit, though the relay's state holds every one of them; one key fewer joins, with all of them.
+#[tokio::test]
+async fn a_subscription_matching_more_keys_than_a_snapshot_reads_is_closed_with_the_limit() {
+    let (_redis, port) = start_redis();
+    let mut conn = redis_conn(port).await;
+    let mut pipe = redis::pipe();
+    for i in 0..10_001 {
+        pipe.cmd("SET")
+            .arg(format!("perf:many:{i}"))
+            .arg(i)
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    wait_healthy(&ws_url).await;
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
+
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:many:*"], 5)).await;
+    // The hello, then the close frame: never a snapshot (after one, the session would go on with the stream).
+    let frame = loop {
+        match next_message(&mut socket).await {
+            tungstenite::Message::Close(frame) => {
+                break frame.expect("a close frame with a reason")
+            }
+            tungstenite::Message::Binary(message) => assert!(
+                !matches!(wire::decode(&message), Ok(Message::Snapshot { .. })),
+                "a snapshot of more than 10,000 keys was sent"
+            ),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (
+            1011,
+            "the subscription matches more than 10000 keys; narrow its patterns"
+        )
+    );
+
+    let _: i64 = redis::cmd("DEL")
+        .arg("perf:many:0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:many:*"], 5)).await;
+    let (_, _, snapshot) = join(&mut socket).await;
+    let set = snapshot
+        .iter()
+        .filter(|c| c[0].eq_ignore_ascii_case(b"set"))
+        .count();
+    assert_eq!(set, 10_000);
+}
