@@ -231,7 +231,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.keyspace.topups)
             .into_iter()
             .collect();
-        keys.sort_unstable();
+        crate::sort::sort(&mut keys);
         keys
     }
 

@@ -40,7 +40,7 @@ pub fn windows_digest<'a>(
     limit: usize,
 ) -> WindowsDigest {
     let mut windows: Vec<(&[u8], &Window)> = windows.into_iter().collect();
-    windows.sort_unstable_by_key(|(key, _)| *key);
+    crate::sort::sort_by_bytes(&mut windows, |(key, _)| key);
     let mut hasher = Xxh64::new(0);
     let mut items = 0;
     for (key, window) in &windows {
@@ -63,7 +63,7 @@ fn feed_window(hasher: &mut Xxh64, key: &[u8], window: &Window, limit: usize) ->
         _ => window.items_newest_first().take(limit).collect(),
     };
     if kind == Kind::Hash {
-        items.sort_unstable_by(|a, b| field_of(a).cmp(field_of(b)));
+        crate::sort::sort_by_bytes(&mut items, |item| field_of(item));
     }
     hasher.update(&(items.len() as u64).to_le_bytes());
     for item in &items {

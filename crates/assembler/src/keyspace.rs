@@ -130,14 +130,14 @@ impl Keyspace {
             .iter()
             .map(|(k, w)| (k.as_slice(), w))
             .collect();
-        windows.sort_unstable_by_key(|&(k, _)| k);
+        crate::sort::sort_by_bytes(&mut windows, |&(k, _)| k);
         windows
     }
 
     /// Watched keys without a window whose state is unknown, in key order.
     pub(crate) fn unknown_keys(&self) -> impl Iterator<Item = &[u8]> {
         let mut keys: Vec<&[u8]> = self.unknown.keys().map(Vec::as_slice).collect();
-        keys.sort_unstable();
+        crate::sort::sort(&mut keys);
         keys.into_iter()
     }
 
@@ -198,7 +198,7 @@ impl Keyspace {
             .filter(|(_, w)| w.expires_at_ms.is_some_and(|at| at <= now_ms))
             .map(|(k, _)| k.clone())
             .collect();
-        due.sort_unstable();
+        crate::sort::sort(&mut due);
         for key in &due {
             self.remove_key(observer, key);
         }
@@ -478,7 +478,7 @@ impl<'a> Applying<'a> {
             .extract_if(|_, w| w.shard == shard)
             .map(|(k, _)| k)
             .collect();
-        keys.sort_unstable();
+        crate::sort::sort(&mut keys);
         ks.unknown.retain(|_, s| *s != shard);
         for key in keys {
             self.observer.key_cleared(&key);

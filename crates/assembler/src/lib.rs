@@ -17,6 +17,7 @@
 //! - [`link`]: the browser side of a relay session without I/O: statuses, reconnect backoff, idle detection.
 //! - [`aggregate`]: incremental statistics over the windows' JSON samples, per key, per field value or across keys.
 //! - [`series`]: numeric series of aggregated fields, kept in time order as items come and go.
+//! - [`sort`]: the one sort every caller shares, compiled once (the wasm client's size).
 
 pub mod aggregate;
 pub mod assembler;
@@ -28,6 +29,7 @@ pub mod link;
 pub mod observe;
 pub mod series;
 mod shard_set;
+pub mod sort;
 mod watch;
 pub mod windows;
 

@@ -98,7 +98,7 @@ impl Follow {
     /// Keys whose windows changed since the last call, in key order.
     pub fn take_changed(&mut self) -> Vec<String> {
         let mut keys: Vec<Vec<u8>> = std::mem::take(&mut self.changed).into_iter().collect();
-        keys.sort_unstable();
+        replicast_assembler::sort::sort(&mut keys);
         keys.into_iter()
             .map(|k| String::from_utf8_lossy(&k).into_owned())
             .collect()

@@ -78,7 +78,7 @@ impl Aggregator {
     /// Every group's statistics, sorted by group name.
     pub fn summaries(&mut self) -> Vec<GroupSummary> {
         let mut names: Vec<Vec<u8>> = self.groups().map(<[u8]>::to_vec).collect();
-        names.sort_unstable();
+        crate::sort::sort(&mut names);
         names.iter().filter_map(|name| self.summary(name)).collect()
     }
 

@@ -363,7 +363,7 @@ fn evict(database: &IdbDatabase, keep: &str, max_bytes: usize) {
             })
             .collect();
         let mut total: f64 = entries.iter().map(|(_, _, bytes)| bytes).sum();
-        entries.sort_by(|a, b| a.0.total_cmp(&b.0));
+        replicast_assembler::sort::sort_by(&mut entries, |a, b| a.0.total_cmp(&b.0));
         for (_, key, bytes) in entries {
             if total <= max_bytes as f64 {
                 break;

@@ -163,7 +163,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
         }
         // Key order, so that the same view always saves to the same bytes.
         let mut unknown: Vec<(&Vec<u8>, &u16)> = keyspace.unknown.iter().collect();
-        unknown.sort_unstable();
+        crate::sort::sort(&mut unknown);
         put_varint(&mut out, unknown.len() as u64);
         for (key, shard) in unknown {
             put_bytes(&mut out, key);
