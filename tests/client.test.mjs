@@ -165,6 +165,15 @@ test('after a workload on every type, with removals and top-ups, each window equ
   assert.equal(stats.min, Math.min(...cpus));
   assert.equal(stats.max, Math.max(...cpus));
   assert.ok(Math.abs(stats.mean - cpus.reduce((a, b) => a + b, 0) / 3) < 1e-9);
+  // Every key's newest sample in one array, a row per key asked: items, newest time, `cpu` (NaN: none).
+  const rows = await page.evaluate(() => Array.from(window.client.newestOf(['perf:t:z', 'perf:t:s', 'perf:t:l', 'perf:t:none'])));
+  const [newestMember, newestScore] = zset[0];
+  assert.deepEqual(rows.slice(0, 3), [3, Number(newestScore), JSON.parse(newestMember).cpu], 'the zset, after its top-up');
+  assert.deepEqual(rows.slice(3, 6), [3, Number(stream[0][0].split('-')[0]), Number(stream[0][1][1])], 'the stream');
+  assert.equal(rows[6], 3, 'the list has its items…');
+  assert.ok(Number.isNaN(rows[7]) && Number.isNaN(rows[8]), '…and no time');
+  assert.equal(rows[9], 0, 'no window');
+  assert.ok(Number.isNaN(rows[10]) && Number.isNaN(rows[11]));
   const diagnostics = await page.evaluate(() => window.client.diagnostics());
   assert.ok(diagnostics.topupsRequested >= 1, JSON.stringify(diagnostics));
   assert.deepEqual(errors, []);

@@ -45,7 +45,8 @@ try {
   const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}`;
   console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of ${opts.window}`);
   console.log(`apply (one message of ${keys} ZADDs): ${f(r.apply)}`);
-  console.log(`boundary (changed keys, times, series, stats for each): ${f(r.boundary)}`);
+  console.log(`bulk read (changed keys, then newestOf of them, one call): ${f(r.bulk)}`);
+  console.log(`boundary (times, series, stats for each changed key): ${f(r.boundary)}`);
   for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);
   printResult('assembler-frames', { engine: `Chromium ${browser.version()}`, ...r });
 } finally {

@@ -90,6 +90,35 @@ fn the_assembler_export_reads_series_times_and_stats_in_one_call_each() {
     assert_eq!(kind.as_string().as_deref(), Some("zset"));
 }
 
+#[wasm_bindgen_test]
+fn newest_of_reads_every_keys_newest_sample_in_one_array() {
+    let mut aggregated =
+        assembler(r#"{"patterns":["perf:*"],"window":10,"aggregate":{"fields":["cpu","mem"]}}"#)
+            .unwrap();
+    aggregated.push(&encode_hello("e1", 0)).unwrap();
+    aggregated.push(&encode_commands(0, &zadds())).unwrap();
+    let keys = vec!["perf:none".to_string(), "perf:demo".to_string()];
+    let rows = aggregated.newest_of(keys).to_vec();
+    // A row per key, in the order asked: its item count, newest time, then `cpu` and `mem` (NaN: missing).
+    assert_eq!(rows.len(), 2 * 4);
+    assert_eq!(rows[0], 0.0, "no window");
+    assert!(rows[1..4].iter().all(|v| v.is_nan()));
+    assert_eq!(&rows[4..7], &[2.0, 1_700_000_001_000.0, 40.0]);
+    assert!(rows[7].is_nan(), "the newest sample has no `mem`");
+    let times = aggregated.times("perf:demo").to_vec();
+    let cpu = aggregated.series("perf:demo", "cpu").unwrap().to_vec();
+    assert_eq!(rows[5], *times.last().unwrap(), "the last of `times`");
+    assert_eq!(rows[6], *cpu.last().unwrap(), "the last of `series`");
+
+    let mut plain = assembler(r#"{"patterns":["perf:*"],"window":10}"#).unwrap();
+    plain.push(&encode_hello("e1", 0)).unwrap();
+    plain.push(&encode_commands(0, &zadds())).unwrap();
+    let rows = plain.newest_of(vec!["perf:demo".to_string()]).to_vec();
+    assert_eq!(rows.len(), 2, "without `aggregate`, the count and the time");
+    assert_eq!(rows[0], 2.0);
+    assert!(rows[1].is_nan(), "no time kept without aggregation");
+}
+
 /// `value` as JSON text, the shape a page sees.
 fn json(value: &wasm_bindgen::JsValue) -> String {
     js_sys::JSON::stringify(value).unwrap().as_string().unwrap()

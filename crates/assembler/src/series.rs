@@ -127,6 +127,26 @@ impl SeriesCache {
         Some([a, b].concat())
     }
 
+    /// How many fields each key follows: the length of [`SeriesCache::newest`]'s values.
+    pub fn fields(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// `key`'s newest item: its time and its value of each followed field (NaN where it has none), the last of
+    /// [`SeriesCache::times`] and of each [`SeriesCache::series`]; copied, not computed, so a page can read every
+    /// key's newest sample each frame.
+    pub fn newest(&self, key: &[u8]) -> Option<(f64, impl Iterator<Item = f64> + '_)> {
+        let series = self.keys.get(key)?;
+        let time = *series.times.back()?;
+        Some((
+            time,
+            series
+                .columns
+                .iter()
+                .map(|c| c.back().copied().unwrap_or(f64::NAN)),
+        ))
+    }
+
     /// `key`'s item times, oldest first, if its items are timed and followed here.
     pub fn times(&self, key: &[u8]) -> Option<Vec<f64>> {
         let (a, b) = self.keys.get(key)?.times.as_slices();
@@ -170,6 +190,47 @@ mod tests {
         cache.key_cleared(b"k");
         assert_eq!(cache.series(b"k", "cpu"), None);
         assert_eq!(cache.series(b"other", "load"), None, "not a followed path");
+    }
+
+    #[test]
+    fn newest_is_the_last_of_times_and_of_each_series() {
+        let mut cache = SeriesCache::new(vec!["cpu".into(), "mem.used".into()]).unwrap();
+        assert_eq!(cache.fields(), 2);
+        assert!(cache.newest(b"k").is_none(), "no key");
+        cache.added(b"k", item(1, 20.0, br#"{"cpu":2,"mem":{"used":7}}"#));
+        cache.added(b"k", item(2, 10.0, br#"{"cpu":1}"#));
+        let newest = |cache: &SeriesCache| {
+            cache.newest(b"k").map(|(t, values)| {
+                (
+                    t,
+                    values
+                        .map(|v| if v.is_nan() { -1.0 } else { v })
+                        .collect::<Vec<_>>(),
+                )
+            })
+        };
+        assert_eq!(
+            newest(&cache),
+            Some((20.0, vec![2.0, 7.0])),
+            "by time, not arrival"
+        );
+        cache.added(b"k", item(3, 30.0, br#"{"cpu":3}"#));
+        assert_eq!(
+            newest(&cache),
+            Some((30.0, vec![3.0, -1.0])),
+            "a missing field is NaN"
+        );
+        cache.removed(b"k", 3);
+        assert_eq!(newest(&cache), Some((20.0, vec![2.0, 7.0])));
+        for (time, values) in [cache.times(b"k").unwrap()]
+            .iter()
+            .zip([cache.series(b"k", "cpu").unwrap()])
+        {
+            assert_eq!(newest(&cache).unwrap().0, *time.last().unwrap());
+            assert_eq!(newest(&cache).unwrap().1[0], *values.last().unwrap());
+        }
+        cache.key_cleared(b"k");
+        assert!(cache.newest(b"k").is_none(), "cleared");
     }
 
     #[test]

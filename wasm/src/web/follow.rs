@@ -121,6 +121,22 @@ impl Follow {
         self.series.as_ref()?.times(key)
     }
 
+    /// The aggregated fields a row of `newestOf` holds after the key's item count and newest time.
+    pub fn newest_fields(&self) -> usize {
+        self.series.as_ref().map_or(0, SeriesCache::fields)
+    }
+
+    /// Appends `key`'s newest time and its aggregated fields' newest values, when its items are timed and
+    /// aggregation is on; returns whether it did.
+    pub fn push_newest(&self, key: &[u8], row: &mut Vec<f64>) -> bool {
+        let Some((time, values)) = self.series.as_ref().and_then(|s| s.newest(key)) else {
+            return false;
+        };
+        row.push(time);
+        row.extend(values);
+        true
+    }
+
     /// `key`'s statistics of `path` over its window and the rolling buckets.
     pub fn stats(&mut self, key: &str, path: &str) -> Result<JsValue, JsError> {
         let aggregator = self.by_key.as_mut().ok_or_else(no_aggregation)?;

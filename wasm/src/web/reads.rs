@@ -55,6 +55,18 @@ macro_rules! read_api {
                 $crate::web::reads::ReadWindows::read(self, |a, _| $crate::web::view::times(a, key))
             }
 
+            /// Every key's newest sample in one call, for a page that reads many keys each frame: for each of
+            /// `keys`, in order, `2 + F` numbers (F: the aggregated fields, `aggregate.fields` then
+            /// `aggregate.counters`; 0 without `aggregate`): the items in its window, its newest item's time, then
+            /// each aggregated field's value in that item. NaN where the key has no window, its items have no
+            /// time (lists, hashes, strings), aggregation is off, or the item lacks the field.
+            #[wasm_bindgen(js_name = newestOf)]
+            pub fn newest_of(&self, keys: Vec<String>) -> js_sys::Float64Array {
+                $crate::web::reads::ReadWindows::read(self, |a, _| {
+                    $crate::web::view::newest_of(a, &keys)
+                })
+            }
+
             /// The numeric JSON field at `path` (e.g. `cpu.total`, `load.0`) of each item, oldest first; NaN
             /// where an item lacks it.
             pub fn series(

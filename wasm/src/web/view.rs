@@ -65,6 +65,24 @@ pub fn times(assembler: &StreamAssembler<Follow>, key: &str) -> Float64Array {
     Float64Array::from(times.as_slice())
 }
 
+/// One row per key of `keys`, in their order, in one array: the items in its window, its newest item's time,
+/// then the newest value of each aggregated field (`aggregate.fields`, then `aggregate.counters`). The row's time
+/// and values are NaN where the key has no window, its items carry no time (lists, hashes, strings: see
+/// [`times`]) or the item lacks the field; the values are kept as samples arrive, so the read is a copy.
+pub fn newest_of(assembler: &StreamAssembler<Follow>, keys: &[String]) -> Float64Array {
+    let follow = assembler.observer();
+    let stride = 2 + follow.newest_fields();
+    let mut rows: Vec<f64> = Vec::with_capacity(keys.len() * stride);
+    for key in keys {
+        let window = assembler.window(key.as_bytes());
+        rows.push(window.map_or(0, Window::len) as f64);
+        if window.is_none() || !follow.push_newest(key.as_bytes(), &mut rows) {
+            rows.resize(rows.len() + stride - 1, f64::NAN);
+        }
+    }
+    Float64Array::from(rows.as_slice())
+}
+
 pub fn series(
     assembler: &StreamAssembler<Follow>,
     key: &str,
