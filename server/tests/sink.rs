@@ -713,6 +713,12 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     let target = master_repl_offset(&mut conn).await as f64;
     assert!(metric("replicast_sink_committed_offset") >= target - 1024.0);
     assert!(metric("replicast_sink_lag_bytes") >= 0.0);
+    // The pipeline's waits: the writer's for batches (at least for the first), the session's for the writer.
+    assert!(
+        metric("replicast_sink_writer_idle_seconds_total") > 0.0,
+        "the writer waited for its first batch"
+    );
+    assert!(metric("replicast_sink_session_blocked_seconds_total") >= 0.0);
     let newest_age_s = (now_ms() - (t0 + 99_000)) as f64 / 1000.0;
     assert!(
         (metric("replicast_sink_lag_seconds") - newest_age_s).abs() < 60.0,
