@@ -106,12 +106,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
 
     let endpoint = match args.listen {
         Some(addr) => {
-            client
-                .batch_execute(&format!(
-                    "SET statement_timeout = {}",
-                    history::STATEMENT_TIMEOUT_MS
-                ))
-                .await?;
+            client.batch_execute(&history::session_settings()).await?;
             let serve = if args.serve.is_empty() {
                 &args.history
             } else {
