@@ -9,18 +9,20 @@
 # catching up, at the speed of the sink and PostgreSQL alone (the collector cannot produce 100,000 samples/s on the
 # same 2 cores). Prints one line per measurement and a `RESULT {json}` line, and cleans up. Repeat it for a spread.
 # PostgreSQL runs with its defaults (fsync and synchronous_commit on).
-# PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there. PERF=FILE records the catch-up
+# PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there; BIN=FILE runs that `replicast`
+# binary (an older build, for a before and after). PERF=FILE records the catch-up
 # with `perf record` (the sink and PostgreSQL's processes, call graphs) into FILE, for `perf report -i FILE`.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
+source "$(dirname "$0")/sink-postgres.sh"
 cd "$REPO_ROOT"
 
 samples=${1:-400000}
 hosts=${2:-10000}
 
 profile=${PROFILE:-release}
-bin=$REPO_ROOT/target/$profile/replicast
-if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ]; then
+bin=${BIN:-$REPO_ROOT/target/$profile/replicast}
+if [ -z "${BIN:-}" ] && { [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ]; }; then
   if [ "$profile" = debug ]; then cargo build -q -p replicast-server --bins; else cargo build -q --release -p replicast-server --bins; fi
 fi
 
@@ -38,23 +40,8 @@ trap cleanup EXIT
 fail() { echo "sink.sh: $*" >&2; exit 1; }
 wait_http() { until curl -fs "http://$1/healthz" >/dev/null 2>&1; do sleep 0.1; done; }
 
-# PostgreSQL refuses to run as root: as root, its files and processes belong to the postgres user.
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  chmod 711 "$work"
-  as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
-fi
-mkdir "$work/pg"
-[ ${#as_pg[@]} -gt 0 ] && chown postgres: "$work/pg"
-pg_port=$(free_port); redis_port=$(free_port); relay_port=$(free_port); sink_port=$(free_port)
-"${as_pg[@]}" initdb -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-"${as_pg[@]}" postgres -D "$work/pg/data" -p "$pg_port" -k "$work/pg" -c listen_addresses=127.0.0.1 \
-  >"$work/pg/log" 2>&1 &
-pg_pid=$!
-until grep -q 'ready to accept connections' "$work/pg/log"; do sleep 0.1; done
-psql=(psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAt -d replicast)
-psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc 'CREATE DATABASE replicast'
-database="postgres://postgres@127.0.0.1:$pg_port/replicast"
+start_postgres
+redis_port=$(free_port); relay_port=$(free_port); sink_port=$(free_port)
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" --loglevel warning \
   >/dev/null 2>&1 &
@@ -101,14 +88,6 @@ produced=$(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $started }")
 target=$(redis_offset)
 written=$(zadds)
 
-# CPU seconds (user + system) of a process, or of PostgreSQL's processes (its backends come and go: their time is
-# counted in the postmaster's children fields once they exit, and by their own while they run).
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) / hz }' "/proc/$1/stat"; }
-pg_cpu_s() {
-  local total=0 pid
-  for pid in $pg_pid $(pgrep -P "$pg_pid"); do total=$(awk "BEGIN { print $total + $(cpu_s "$pid" 2>/dev/null || echo 0) }"); done
-  echo "$total"
-}
 sink_cpu0=$(cpu_s "$sink_pid"); pg_cpu0=$(pg_cpu_s); relay_cpu0=$(cpu_s "${pids[1]}")
 perf_pid=
 if [ -n "${PERF:-}" ]; then
@@ -116,11 +95,17 @@ if [ -n "${PERF:-}" ]; then
   perf_pid=$!
   sleep 0.5
 fi
+# The writer's waits for a batch and the session's for the writer, over the catch-up: whether reading and
+# PostgreSQL's writing overlap (a pipeline held up by PostgreSQL shows the session blocked, the writer never idle).
+metric() { curl -fs "http://127.0.0.1:$sink_port/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'; }
 kill -CONT "$sink_pid"
 t0=$(date +%s.%N)
+idle0=$(metric replicast_sink_writer_idle_seconds_total); blocked0=$(metric replicast_sink_session_blocked_seconds_total)
 wait_committed "$target" 600
 [ -n "$perf_pid" ] && kill -INT "$perf_pid" && wait "$perf_pid" || true
 elapsed=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
+idle=$(awk "BEGIN { printf \"%.2f\", $(metric replicast_sink_writer_idle_seconds_total) - $idle0 }")
+blocked=$(awk "BEGIN { printf \"%.2f\", $(metric replicast_sink_session_blocked_seconds_total) - $blocked0 }")
 sink_cpu=$(awk "BEGIN { printf \"%.2f\", $(cpu_s "$sink_pid") - $sink_cpu0 }")
 pg_cpu=$(awk "BEGIN { printf \"%.2f\", $(pg_cpu_s) - $pg_cpu0 }")
 relay_cpu=$(awk "BEGIN { printf \"%.2f\", $(cpu_s "${pids[1]}") - $relay_cpu0 }")
@@ -137,7 +122,7 @@ echo "catch-up: $rows rows committed in $(printf '%.2f' "$elapsed") s = $rate sa
 echo "CPU during the catch-up: sink ${sink_cpu} s, PostgreSQL ${pg_cpu} s, relay ${relay_cpu} s" \
   "($(awk "BEGIN { printf \"%.1f\", $pg_cpu * 1e6 / $rows }") µs of PostgreSQL and" \
   "$(awk "BEGIN { printf \"%.1f\", $sink_cpu * 1e6 / $rows }") µs of sink per sample)"
-metric() { curl -fs "http://127.0.0.1:$sink_port/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+echo "pipeline: the writer waited ${idle} s for batches, the session ${blocked} s for the writer"
 echo "transactions: $(metric replicast_sink_batches_total), of which deduplicated: $(metric replicast_sink_deduplicated_batches_total)"
 echo "sink peak RSS: $((peak_kib / 1024)) MiB"
-echo "RESULT {\"bench\":\"sink\",\"samples\":$rows,\"seconds\":$elapsed,\"samples_per_s\":$rate,\"sink_cpu_s\":$sink_cpu,\"postgres_cpu_s\":$pg_cpu,\"peak_rss_kib\":$peak_kib}"
+echo "RESULT {\"bench\":\"sink\",\"samples\":$rows,\"seconds\":$elapsed,\"samples_per_s\":$rate,\"sink_cpu_s\":$sink_cpu,\"postgres_cpu_s\":$pg_cpu,\"peak_rss_kib\":$peak_kib,\"writer_idle_s\":$idle,\"session_blocked_s\":$blocked}"

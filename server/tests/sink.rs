@@ -638,7 +638,7 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     // Downsampled: 10 points over 100 s are buckets of 10 s from `from`, each the average, minimum and maximum of
     // its 10 samples.
     let (status, _, body) = get(format!(
-        "key=perf:web-01&from={t0}&to={}&points=10&fields=cpu.total",
+        "key=perf:web-01&from={t0}&to={}&points=10&fields=cpu.total,name,load.0",
         t0 + 99_999
     ))
     .await;
@@ -663,6 +663,14 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
             (Some(min), Some(max)),
             "bucket {b}"
         );
+        // Each field in its own columns: load.0 is the sample's index.
+        let first = b as f64 * 10.0;
+        assert_eq!(
+            point[1]["load.0"],
+            serde_json::json!({"avg": first + 4.5, "min": first, "max": first + 9.0}),
+            "bucket {b}"
+        );
+        assert!(point[1].get("name").is_none(), "no number, no value");
     }
     // Refused, with the reason.
     for (query, reason) in [
@@ -713,6 +721,12 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     let target = master_repl_offset(&mut conn).await as f64;
     assert!(metric("replicast_sink_committed_offset") >= target - 1024.0);
     assert!(metric("replicast_sink_lag_bytes") >= 0.0);
+    // The pipeline's waits: the writer's for batches (at least for the first), the session's for the writer.
+    assert!(
+        metric("replicast_sink_writer_idle_seconds_total") > 0.0,
+        "the writer waited for its first batch"
+    );
+    assert!(metric("replicast_sink_session_blocked_seconds_total") >= 0.0);
     let newest_age_s = (now_ms() - (t0 + 99_000)) as f64 / 1000.0;
     assert!(
         (metric("replicast_sink_lag_seconds") - newest_age_s).abs() < 60.0,

@@ -211,8 +211,7 @@ impl Changes {
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
     /// whose join snapshot has not come yet has none: the rows it implies are not read.
     pub fn positions(&self) -> Vec<(String, u64)> {
-        self.mirror
-            .positions()
+        self.stream_positions()
             .into_iter()
             .filter(|(shard, _, _)| {
                 !self
@@ -222,6 +221,24 @@ impl Changes {
             })
             .map(|(_, epoch, offset)| (epoch, offset))
             .collect()
+    }
+
+    fn follows_history(&self) -> bool {
+        !self.modes.history.is_empty()
+    }
+
+    /// The mirror assembler is fed when there are mirror patterns, or when there is nothing else to follow.
+    fn follows_mirror(&self) -> bool {
+        !self.modes.mirror.is_empty() || !self.follows_history()
+    }
+
+    /// `(shard, epoch, offset)` of every stream, from an assembler that is fed.
+    fn stream_positions(&self) -> Vec<(u16, String, u64)> {
+        if self.follows_mirror() {
+            self.mirror.positions()
+        } else {
+            self.history.positions()
+        }
     }
 
     /// Keys to ask the relay to read again, each once until its snapshot comes.
@@ -266,8 +283,7 @@ impl Changes {
         }
         // Offsets already applied, before the assemblers move them: segments up to there are duplicates.
         let applied_offset = self
-            .mirror
-            .positions()
+            .stream_positions()
             .into_iter()
             .find(|(i, _, _)| *i == shard)
             .map(|(_, _, offset)| offset);
@@ -304,15 +320,24 @@ impl Changes {
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
         }
-        self.history.observer_mut().seen = std::mem::take(&mut batch.seen);
-        let history = self.history.push_message(message);
-        batch.seen = std::mem::take(&mut self.history.observer_mut().seen);
-        history.map_err(|e| ChangeError::Assembler(e.to_string()))?;
-        let mirror = self
-            .mirror
-            .push_message(message)
-            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
-        if let replicast_assembler::Outcome::Joined { continuous, .. } = mirror {
+        // An assembler of a mode without patterns would keep nothing, yet read every command of the message
+        // again: only the modes in use are fed, and the stream's joins and positions come from the mirror's when
+        // it is fed, else from the history's.
+        let mut outcome = None;
+        if self.follows_history() {
+            self.history.observer_mut().seen = std::mem::take(&mut batch.seen);
+            let history = self.history.push_message(message);
+            batch.seen = std::mem::take(&mut self.history.observer_mut().seen);
+            outcome = Some(history.map_err(|e| ChangeError::Assembler(e.to_string()))?);
+        }
+        if self.follows_mirror() {
+            outcome = Some(
+                self.mirror
+                    .push_message(message)
+                    .map_err(|e| ChangeError::Assembler(e.to_string()))?,
+            );
+        }
+        if let Some(replicast_assembler::Outcome::Joined { continuous, .. }) = outcome {
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
                 ..ShardReading::default()

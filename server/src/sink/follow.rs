@@ -163,7 +163,7 @@ async fn run_session(
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
             _ = sleep_until(deadline) => {
-                flush(batch, first_change, writer).await?;
+                flush(batch, first_change, writer, metrics).await?;
                 continue;
             }
         };
@@ -212,11 +212,11 @@ async fn run_session(
             }
         }
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
-            flush(batch, first_change, writer).await?;
+            flush(batch, first_change, writer, metrics).await?;
         }
         if let Some(reason) = applied.reconnect {
             // What was read so far is written; the next session resumes after it.
-            flush(batch, first_change, writer).await?;
+            flush(batch, first_change, writer, metrics).await?;
             return Ok(format!("resync: {reason}"));
         }
     }
@@ -234,6 +234,7 @@ async fn flush(
     batch: &mut Batch,
     first_change: &mut Option<Instant>,
     writer: &mpsc::Sender<Batch>,
+    metrics: &SinkMetrics,
 ) -> anyhow::Result<()> {
     *first_change = None;
     if batch.is_empty() && batch.positions.is_empty() {
@@ -242,10 +243,10 @@ async fn flush(
     let full = std::mem::take(batch);
     // The next batch starts where this one ends, even if no row comes before it is written.
     batch.positions = full.positions.clone();
-    writer
-        .send(full)
-        .await
-        .map_err(|_| anyhow::anyhow!("the writer stopped"))
+    let blocked = Instant::now();
+    let sent = writer.send(full).await;
+    SinkMetrics::waited(&metrics.session_blocked_us, blocked.elapsed());
+    sent.map_err(|_| anyhow::anyhow!("the writer stopped"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! most [`MAX_POINTS`], `fields` at most [`MAX_FIELDS`] dotted paths of plain names. At most
 //! [`MAX_CONCURRENT`] requests run at once (others get 503), each within [`STATEMENT_TIMEOUT_MS`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -39,6 +38,18 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_CONCURRENT: usize = 4;
 /// How long one request's query may run in PostgreSQL.
 pub const STATEMENT_TIMEOUT_MS: u64 = 10_000;
+
+/// The endpoint connection's settings: each query's time limit, and parallel workers for the scan that parses the
+/// samples. PostgreSQL prices a row's `json`→`jsonb` cast like one operator, far below what parsing a ~1 KB sample
+/// costs, so with its default costs it never spreads a day's parsing over its workers (`max_parallel_workers_per_
+/// gather`, 2 by default): cheaper setup and tuple costs let it.
+pub fn session_settings() -> String {
+    format!(
+        "SET statement_timeout = {STATEMENT_TIMEOUT_MS};
+         SET parallel_setup_cost = 100;
+         SET parallel_tuple_cost = 0.001;"
+    )
+}
 
 /// What the endpoint needs.
 pub struct HistoryService {
@@ -148,36 +159,45 @@ pub fn step_ms(request: &Request) -> u64 {
     (request.to - request.from + 1).div_ceil(u64::from(request.points))
 }
 
-/// The samples themselves, grouped by score (samples of one key sharing a time are one point). Each row's JSON is
-/// parsed once (the lateral `d`, evaluated per row before its fields are read): the samples are stored as `json`
-/// text (schema.rs), and reading the fields through the `zset_history` view would parse it once per field.
-const SAMPLES_SQL: &str = "
-SELECT h.score AS t, f.i::int4, avg(f.x), min(f.x), max(f.x)
-FROM replicast.zset_history_raw h
-CROSS JOIN LATERAL (SELECT h.value::jsonb AS doc OFFSET 0) d
-CROSS JOIN LATERAL (
-  SELECT u.i, CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x
-  FROM unnest($4::text[]) WITH ORDINALITY AS u(path, i)
-  CROSS JOIN LATERAL (SELECT d.doc #> string_to_array(u.path, '.') AS j) p
-) f
-WHERE h.key = $1 AND h.time >= $2 AND h.time <= $3
-GROUP BY h.score, f.i
-ORDER BY h.score, f.i";
-
-/// Buckets of `$5` ms from `from`, each row's JSON parsed once as above.
-const BUCKETS_SQL: &str = "
-SELECT extract(epoch FROM date_bin(make_interval(secs => $5::float8 / 1000), h.time, $2))::float8 * 1000 AS t,
-       f.i::int4, avg(f.x), min(f.x), max(f.x)
-FROM replicast.zset_history_raw h
-CROSS JOIN LATERAL (SELECT h.value::jsonb AS doc OFFSET 0) d
-CROSS JOIN LATERAL (
-  SELECT u.i, CASE WHEN jsonb_typeof(p.j) = 'number' THEN p.j::float8 END AS x
-  FROM unnest($4::text[]) WITH ORDINALITY AS u(path, i)
-  CROSS JOIN LATERAL (SELECT d.doc #> string_to_array(u.path, '.') AS j) p
-) f
-WHERE h.key = $1 AND h.time >= $2 AND h.time <= $3
-GROUP BY 1, f.i
-ORDER BY 1, f.i";
+/// The query answering `fields` fields: one row per point, its time then each field's average, minimum and
+/// maximum (`$1` the key, `$2` and `$3` the range; with `buckets`, `$4` the bucket width in ms; then one `text[]`
+/// path per field). Each row's JSON is parsed once and each field read from it once: the samples are stored as
+/// `json` text (schema.rs), and the `OFFSET 0` fences keep PostgreSQL from inlining `doc` (and each field) into
+/// every expression that reads it, which would parse a row once per field. A field is a column rather than a row
+/// of an unnested list: grouping a day of 1 s samples by bucket and field made 1.1 M rows of 13 fields, and took
+/// 3.4 times as long (docs/BENCHMARKS.md, "History endpoint's day query").
+fn points_sql(fields: usize, buckets: bool) -> String {
+    let first = if buckets { 5 } else { 4 };
+    let paths: Vec<String> = (0..fields)
+        .map(|i| format!("doc #> ${} AS j{i}", first + i))
+        .collect();
+    let numbers: Vec<String> = (0..fields)
+        .map(|i| format!("CASE WHEN jsonb_typeof(j{i}) = 'number' THEN j{i}::float8 END AS x{i}"))
+        .collect();
+    let aggregates: Vec<String> = (0..fields)
+        .map(|i| format!("avg(x{i}), min(x{i}), max(x{i})"))
+        .collect();
+    // Samples of one key sharing a time are one point; buckets are `$4` ms wide from `from`.
+    let t = if buckets {
+        "extract(epoch FROM date_bin(make_interval(secs => $4::float8 / 1000), time, $2))::float8 * 1000"
+    } else {
+        "score"
+    };
+    format!(
+        "SELECT {t} AS t, {aggregates}
+FROM (SELECT time, score, {numbers}
+      FROM (SELECT time, score, {paths}
+            FROM (SELECT h.time, h.score, h.value::jsonb AS doc FROM replicast.zset_history_raw h
+                  WHERE h.key = $1 AND h.time >= $2 AND h.time <= $3 OFFSET 0) r
+            OFFSET 0) j
+      OFFSET 0) x
+GROUP BY 1
+ORDER BY 1",
+        aggregates = aggregates.join(", "),
+        numbers = numbers.join(", "),
+        paths = paths.join(", "),
+    )
+}
 
 /// Answers a checked request from the database: `{key, from, to, step_ms, points}`.
 pub async fn answer(
@@ -197,50 +217,47 @@ pub async fn answer(
         .get(0);
     let downsample = counted > i64::from(request.points);
     let step = if downsample { step_ms(request) } else { 0 };
-    let rows = if downsample {
-        client
-            .query(
-                BUCKETS_SQL,
-                &[&request.key, &from, &to, &request.fields, &(step as f64)],
-            )
-            .await?
-    } else {
-        client
-            .query(SAMPLES_SQL, &[&request.key, &from, &to, &request.fields])
-            .await?
-    };
-    let mut points: BTreeMap<u64, (f64, serde_json::Map<String, serde_json::Value>)> =
-        BTreeMap::new();
+    let step_param = step as f64;
+    let paths: Vec<Vec<&str>> = request
+        .fields
+        .iter()
+        .map(|f| f.split('.').collect())
+        .collect();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&request.key, &from, &to];
+    if downsample {
+        params.push(&step_param);
+    }
+    params.extend(
+        paths
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)),
+    );
+    let rows = client
+        .query(&points_sql(paths.len(), downsample), &params)
+        .await?;
+    let mut points = Vec::with_capacity(rows.len());
     for row in rows {
         let t: f64 = row.get(0);
-        let field: i32 = row.get(1);
-        let (avg, min, max): (Option<f64>, Option<f64>, Option<f64>) =
-            (row.get(2), row.get(3), row.get(4));
-        let entry = points
-            .entry(t.to_bits() ^ (1 << 63))
-            .or_insert_with(|| (t, serde_json::Map::new()));
-        let (Some(avg), Some(min), Some(max)) = (avg, min, max) else {
-            continue;
+        let mut fields = serde_json::Map::new();
+        for (i, name) in request.fields.iter().enumerate() {
+            let (avg, min, max): (Option<f64>, Option<f64>, Option<f64>) =
+                (row.get(1 + 3 * i), row.get(2 + 3 * i), row.get(3 + 3 * i));
+            // A field that is not a number in any of the point's samples has no value there.
+            if let (Some(avg), Some(min), Some(max)) = (avg, min, max) {
+                fields.insert(
+                    name.clone(),
+                    serde_json::json!({"avg": avg, "min": min, "max": max}),
+                );
+            }
+        }
+        // Whole ms as integers (the usual case), as the page writes times.
+        let t = match t.fract() == 0.0 && t.abs() < 2f64.powi(53) {
+            true => serde_json::json!(t as i64),
+            false => serde_json::json!(t),
         };
-        let Some(name) = request.fields.get((field - 1) as usize) else {
-            continue;
-        };
-        entry.1.insert(
-            name.clone(),
-            serde_json::json!({"avg": avg, "min": min, "max": max}),
-        );
+        points.push(serde_json::json!([t, fields]));
     }
-    let points: Vec<serde_json::Value> = points
-        .into_values()
-        .map(|(t, fields)| {
-            // Whole ms as integers (the usual case), as the page writes times.
-            let t = match t.fract() == 0.0 && t.abs() < 2f64.powi(53) {
-                true => serde_json::json!(t as i64),
-                false => serde_json::json!(t),
-            };
-            serde_json::json!([t, fields])
-        })
-        .collect();
     Ok(serde_json::json!({
         "key": request.key,
         "from": request.from,

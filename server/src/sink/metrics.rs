@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::rows::{Batch, Refusal};
 
@@ -27,6 +27,10 @@ pub struct SinkMetrics {
     pub committed_offset: AtomicU64,
     /// The newest history row committed, Unix ms (0: none yet).
     pub newest_row_ms: AtomicU64,
+    /// Microseconds the writer waited for a batch, and the relay session for the writer to take one: which of
+    /// the two sides of the pipeline held the other up.
+    pub writer_idle_us: AtomicU64,
+    pub session_blocked_us: AtomicU64,
     pub refused: Mutex<BTreeMap<Refusal, u64>>,
 }
 
@@ -56,6 +60,11 @@ impl SinkMetrics {
     pub fn received(&self, positions: &[(String, u64)]) {
         self.received_offset
             .store(offsets(positions), Ordering::Relaxed);
+    }
+
+    /// Adds a wait to `counter` (one of the `…_us` ones).
+    pub fn waited(counter: &AtomicU64, wait: Duration) {
+        counter.fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn refuse(&self, why: Refusal) {
@@ -113,6 +122,19 @@ impl SinkMetrics {
             "counter",
             "Keys the sink asked the relay to read again.",
             get(&self.topups).to_string(),
+        );
+        let seconds = |c: &AtomicU64| format!("{:.3}", get(c) as f64 / 1e6);
+        metric(
+            "writer_idle_seconds_total",
+            "counter",
+            "Time the writer waited for a batch: PostgreSQL had nothing of the sink's to write.",
+            seconds(&self.writer_idle_us),
+        );
+        metric(
+            "session_blocked_seconds_total",
+            "counter",
+            "Time the relay session waited for the writer to take a batch: reading stopped while PostgreSQL wrote the ones before.",
+            seconds(&self.session_blocked_us),
         );
         let received = get(&self.received_offset);
         let committed = get(&self.committed_offset);

@@ -106,12 +106,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
 
     let endpoint = match args.listen {
         Some(addr) => {
-            client
-                .batch_execute(&format!(
-                    "SET statement_timeout = {}",
-                    history::STATEMENT_TIMEOUT_MS
-                ))
-                .await?;
+            client.batch_execute(&history::session_settings()).await?;
             let serve = if args.serve.is_empty() {
                 &args.history
             } else {
@@ -174,8 +169,14 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     // One batch written while the next fills: the bound on the sink's memory.
     let (batches, mut queue) = tokio::sync::mpsc::channel(1);
     let mut writer = writer::Writer::new(args.database.clone(), metrics.clone());
+    let writer_metrics = metrics.clone();
     let writing = tokio::spawn(async move {
-        while let Some(batch) = queue.recv().await {
+        loop {
+            let idle = std::time::Instant::now();
+            let Some(batch) = queue.recv().await else {
+                break;
+            };
+            SinkMetrics::waited(&writer_metrics.writer_idle_us, idle.elapsed());
             writer.write(&batch).await;
         }
     });
