@@ -91,6 +91,33 @@ async function fillWindows(redisUrl, hosts) {
   if (samples.length) await writeSamples(port, samples, { keep: 3600 });
 }
 
+/**
+ * The relay's own rows of /metrics that say what a join cost it: its joins' and snapshot reads' time and count,
+ * and snapshots answered by its state or read from Redis.
+ */
+async function relayCounters(pageUrl) {
+  const text = await (await fetch(new URL('/metrics', pageUrl))).text();
+  const value = (name) => Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
+  return Object.fromEntries(['replicast_join_duration_seconds_sum', 'replicast_join_duration_seconds_count',
+    'replicast_snapshot_duration_seconds_sum', 'replicast_snapshot_duration_seconds_count',
+    'replicast_state_snapshots_total', 'replicast_snapshots_total'].map((name) => [name, value(name)]));
+}
+
+/**
+ * What the relay did between two reads of relayCounters: its joins' time (the overview's, and the notes' small one
+ * beside it), and where their snapshots came from.
+ */
+function relayWork(before, after) {
+  const d = (name) => after[name] - before[name];
+  return {
+    joins: d('replicast_join_duration_seconds_count'),
+    joinMs: 1000 * d('replicast_join_duration_seconds_sum'),
+    snapshotReadMs: 1000 * d('replicast_snapshot_duration_seconds_sum'),
+    fromState: d('replicast_state_snapshots_total'),
+    fromRedis: d('replicast_snapshots_total'),
+  };
+}
+
 /** The page's load milestones (frames.js `milestone`), in the order a load reaches them. */
 const MILESTONES = ['live', 'first-change', 'first-live-frame'];
 
@@ -113,6 +140,8 @@ async function milestones(page) {
     { timeout: 180_000 });
   const reached = await page.evaluate((names) => Object.fromEntries(names.map((m) => [m,
     performance.getEntriesByName(`replicast:${m}`)[0]?.startTime ?? NaN])), MILESTONES);
+  // Said before waiting for every sparkline, which can take minutes at 10,000 hosts.
+  console.log(`  ${MILESTONES.map((m) => `${m} ${(reached[m] / 1000).toFixed(2)} s`).join(', ')}`);
   const { at, samples } = await filled(page);
   return { ...reached, filled: at, samples };
 }
@@ -170,15 +199,34 @@ try {
       const loads = [];
       for (let i = 0; i < Number(opts.loads); i += 1) {
         const load = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-        await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`);
-        loads.push(await milestones(load));
+        const before = await relayCounters(relay.page);
+        // With --profile, the first load is profiled from its navigation's commit (before its script runs) to its
+        // first live frame.
+        const loadProfiler = opts.profile && i === 0;
+        await load.goto(`${relay.page}?window=${windowSize}#sort=cpu&group=role`,
+          loadProfiler ? { waitUntil: 'commit' } : undefined);
+        const profiler = loadProfiler ? await startProfile(load) : null;
+        await load.waitForFunction(() => performance.getEntriesByName('replicast:live').length, null,
+          { timeout: 180_000 });
+        // The first join alone: the page's resize joins again once it has drawn its first frame.
+        const relayJoin = relayWork(before, await relayCounters(relay.page));
+        if (profiler) {
+          await load.waitForFunction(() => performance.getEntriesByName('replicast:first-live-frame').length, null,
+            { timeout: 180_000 });
+          console.log(`${hosts} hosts, load 1 to its first live frame, self time by function:\n${await profiler.stop()}`);
+        }
+        loads.push({ ...await milestones(load), relayJoin: relayJoin.joinMs });
         console.log(`${hosts} hosts, load ${i + 1}: ${MILESTONES.map((m) => `${m} ${(loads[i][m] / 1000).toFixed(2)} s`)
-          .join(', ')}, every sparkline at its ${loads[i].samples} samples ${(loads[i].filled / 1000).toFixed(2)} s`);
+          .join(', ')}, every sparkline at its ${loads[i].samples} samples ${(loads[i].filled / 1000).toFixed(2)} s; `
+          + `the relay's join ${(relayJoin.joinMs / 1000).toFixed(2)} s (${relayJoin.joins} joins, snapshot reads `
+          + `${(relayJoin.snapshotReadMs / 1000).toFixed(2)} s: ${relayJoin.fromState} from its state, `
+          + `${relayJoin.fromRedis} from Redis)`);
         await load.close();
       }
-      const first = Object.fromEntries([...MILESTONES, 'filled'].map((m) => [m, spread(loads.map((l) => l[m]))]));
+      const first = Object.fromEntries([...MILESTONES, 'filled', 'relayJoin']
+        .map((m) => [m, spread(loads.map((l) => l[m]))]));
       console.log(`${hosts} hosts, ${loads.length} loads, from navigation (median, min–max): `
-        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', ')
+        + MILESTONES.map((m) => `${m} ${fs(first[m])}`).join(', ') + `; the relay's join ${fs(first.relayJoin)}`
         + `; every sparkline filled in ${fs(first.filled)}`);
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const opened = Date.now();

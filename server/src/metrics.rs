@@ -246,11 +246,12 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     .expect("valid gauge options");
     build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     // Each name is registered once, here: registering cannot fail but on a duplicate, which this list has none of.
-    let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+    let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
         Box::new(build),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         Box::new(crate::timings::STREAM_DELAY.clone()),
         Box::new(crate::timings::SNAPSHOT_DURATION.clone()),
+        Box::new(crate::timings::JOIN_DURATION.clone()),
     ];
     for collector in collectors {
         let _ = registry.register(collector);

@@ -166,6 +166,8 @@ async fn metrics_pass_promtool_with_build_process_histogram_and_refusal_rows() {
     assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(value("replicast_snapshot_duration_seconds_count") >= 1.0);
     assert!(value("replicast_snapshot_duration_seconds_sum") > 0.0);
+    assert!(value("replicast_join_duration_seconds_count") >= 1.0);
+    assert!(value("replicast_join_duration_seconds_sum") > 0.0);
     assert!(value("replicast_stream_delay_seconds_count") >= 1.0);
     assert_eq!(
         value(r#"replicast_stream_delay_seconds_bucket{le="+Inf"}"#),

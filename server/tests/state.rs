@@ -1,7 +1,8 @@
 //! The relay's own state (issue 21) with redis-server and the relay binary: a join's snapshot served from the state
 //! built from the full sync's RDB and a randomized workload over every windowed type equals Redis, and costs Redis
 //! no command (`INFO commandstats`); a key the state lost track of is read again and served from it; a key past
-//! `--state-bytes` is served from Redis; a primary killed mid-RDB leaves
+//! `--state-bytes` follows a join's snapshot of the keys held as a top-up read from Redis; a primary killed
+//! mid-RDB leaves
 //! no half-built state, and the next sync of the restarted, empty primary rebuilds it; `--stateless` asks Redis for
 //! an RDB without keys and reads every join from Redis.
 
@@ -10,6 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
+use replicast_protocol::wire;
 use support::exact::{redis_db, Page};
 use support::workload::{dataset, workload};
 use support::*;
@@ -139,7 +141,7 @@ async fn a_key_the_state_lost_track_of_is_read_again_and_joins_come_from_the_sta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_past_the_state_budget_is_served_from_redis() {
+async fn a_key_past_the_state_budget_follows_the_keys_held_as_a_top_up_from_redis() {
     let (_redis, port) = start_redis();
     let mut conn = redis_conn(port).await;
     let mut pipe = redis::pipe();
@@ -164,11 +166,45 @@ async fn a_key_past_the_state_budget_is_served_from_redis() {
     assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 1);
     assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 0);
 
-    // The big key is not held: the fallback reads it from Redis, and keeps it exact as it changes.
+    // The big key is not held: a join that watches both has the small one from the state at once, and the big one
+    // follows as a top-up read from Redis, kept exact as it changes.
     zadd(&mut conn, "w:big", 500, "newest").await;
-    let page = page_equals_redis(&ws_url, port, "w:*", 50).await;
+    let mut socket = connect(&ws_url, &subscribe_message(&["w:*"], 50)).await;
+    let first = loop {
+        if let Ok(wire::Message::Snapshot { commands, .. }) =
+            wire::decode(&next_binary(&mut socket).await)
+        {
+            break parse_all(commands);
+        }
+    };
+    assert_eq!(
+        first,
+        [
+            vec![b"DEL".to_vec(), b"w:small".to_vec()],
+            vec![
+                b"ZADD".to_vec(),
+                b"w:small".to_vec(),
+                b"1".to_vec(),
+                b"a".to_vec()
+            ],
+        ],
+        "the join's snapshot holds what the state holds, and only that"
+    );
+    let then = loop {
+        if let Ok(wire::Message::Snapshot { commands, .. }) =
+            wire::decode(&next_binary(&mut socket).await)
+        {
+            break parse_all(commands);
+        }
+    };
+    assert_eq!(then[0], [b"DEL".to_vec(), b"w:big".to_vec()]);
+    assert_eq!(then.len(), 2, "the big key's part holds it alone");
+    assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 2);
     assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 1);
+    let page = page_equals_redis(&ws_url, port, "w:*", 50).await;
     assert_eq!(page.assembler.window(b"w:big").map(|w| w.len()), Some(50));
+    assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 3);
+    assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 2);
 }
 
 /// The primary is killed while it streams its RDB to the relay: the half-built state is dropped (nothing held, not

@@ -113,20 +113,27 @@ pub(crate) async fn join(
         )));
     }
     for _ in 0..3 {
+        let started = Instant::now();
         let snapshot = super::snapshot_source::take(relay, shard, sub)
             .await
             .map_err(|e| Close(CLOSE_INTERNAL, e.to_string()))?;
-        tracing::debug!(
-            keys = snapshot.keys,
-            bytes = snapshot.commands.len(),
-            offset = snapshot.offset,
-            "snapshot read"
-        );
+        let read = started.elapsed();
         let sending = turn_to_send(snapshot.commands.len()).await?;
+        let turn = started.elapsed();
         if caught_up(backlog, changed, &snapshot.epoch, snapshot.offset).await {
             if let Some((stream, _, true)) = backlog.join(Some((&snapshot.epoch, snapshot.offset)))
             {
                 let message = wire::encode_snapshot(snapshot.offset, &snapshot.commands);
+                // Where a slow join's time went, as times since the snapshot was asked for.
+                tracing::debug!(
+                    keys = snapshot.keys,
+                    bytes = snapshot.commands.len(),
+                    offset = snapshot.offset,
+                    ?read,
+                    ?turn,
+                    encoded = ?started.elapsed(),
+                    "snapshot ready to send"
+                );
                 return Ok(Some((
                     stream,
                     Start {

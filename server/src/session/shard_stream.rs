@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::shard::Shard;
 use crate::subscription::{Allow, Delivery, Stale, Subscription};
+use crate::timings::{observe, JOIN_DURATION};
 use crate::watchers::Watch;
 
 use super::join::{join, Resume, Start};
@@ -130,6 +131,7 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         requests: mpsc::Receiver<Inbound>,
         notices: bool,
     ) -> Result<(), Close> {
+        let joining = std::time::Instant::now();
         let mut changed = shard.backlog.changed();
         // Read before the join, so that a failover after it is noticed.
         let renames = shard.backlog.renames();
@@ -159,6 +161,7 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             last_sent: Instant::now(),
         };
         stream.greet(start, notices).await?;
+        observe(&JOIN_DURATION, joining.elapsed());
         stream.follow().await
     }
 

@@ -7,11 +7,13 @@
 //! is a session of its own, watching every allowed key of database [`STATE_DB`] with windows of `--state-depth`
 //! items: it receives what such a session would ([`Subscription::select`]), withheld frames as stale keys included.
 //!
-//! It answers a snapshot only when it is exact for every key asked: no key of the subscription unknown (a command
-//! the stream does not tell, a key not held) or stale, the window asked no deeper than the state's, the database
-//! its own. Otherwise the session reads Redis as before (`snapshot.rs`); `session/snapshot_source.rs` chooses and
-//! counts. Keys past `--state-bytes` are not held (their state is unknown, so subscriptions that watch them read
-//! Redis); past [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
+//! A join's snapshot carries the keys it holds exactly, for a window no deeper than the state's, in its own
+//! database; the keys of the subscription it cannot answer (unknown: a command the stream does not tell, a key not
+//! held; or stale) follow as top-ups read from Redis, like a big snapshot's later parts (PROTOCOL.md). A
+//! subscription of which it holds no key, or that it cannot answer at all, reads Redis as before (`snapshot.rs`);
+//! `session/snapshot_source.rs` chooses and counts. A top-up is answered whole or read from Redis. Keys past
+//! `--state-bytes` are not held (their state is unknown, so joins that watch them have them from Redis); past
+//! [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
 //! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
 //! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
 //! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
@@ -493,8 +495,10 @@ impl RelayState {
         self.publish(&inner);
     }
 
-    /// A joining session's snapshot, if the state can answer it. Sessions that join with the same subscription
-    /// while the state stays at one offset (a storm of pages opening the same dashboard) share one building of it.
+    /// A joining session's snapshot of the keys the state holds exactly, the others in its `rest` (see the module's
+    /// documentation); `None` when it holds none of them or cannot answer at all. Sessions that join with the same
+    /// subscription while the state stays at one offset (a storm of pages opening the same dashboard) share one
+    /// building of it.
     pub fn snapshot(&self, sub: &Subscription, allow: &Allow) -> Option<Snapshot> {
         let mut inner = self.inner();
         if !inner.answers(sub.db, sub.window, self.settings.depth) {
@@ -511,9 +515,6 @@ impl RelayState {
             }
             _ => {
                 let wanted = |key: &[u8]| sub.wants(key) && allow.allows(key);
-                if inner.assembler.unknown_keys().any(wanted) {
-                    return None;
-                }
                 let mut keys: BTreeSet<&[u8]> =
                     inner.assembler.keys().filter(|k| wanted(k)).collect();
                 keys.extend(
@@ -522,7 +523,32 @@ impl RelayState {
                         .map(Vec::as_slice)
                         .filter(|k| allow.allows(k)),
                 );
-                let snapshot = inner.snapshot_of(keys, sub.window)?;
+                // Keys the state cannot answer exactly (not held past --state-bytes, lost track of, stale) follow
+                // as top-ups read from Redis, like a big snapshot's later parts: the keys it holds need not wait
+                // for a read of the others, nor for the link to reach the offset Redis is at (a dashboard of
+                // 10,000 hosts whose windows pass --state-bytes waited for both before its first frame).
+                let mut later: BTreeSet<&[u8]> = inner
+                    .assembler
+                    .unknown_keys()
+                    .filter(|k| wanted(k))
+                    .collect();
+                keys.retain(|k| {
+                    let exact = inner.assembler.window(k).is_none_or(rebuild::answers);
+                    let answered = exact && !later.contains(k);
+                    if !answered {
+                        later.insert(k);
+                    }
+                    answered
+                });
+                // Nothing the state holds: Redis reads the snapshot, in parts if it must, as without a state.
+                if keys.is_empty() && !later.is_empty() {
+                    return None;
+                }
+                if keys.len() + later.len() > MAX_SNAPSHOT_KEYS {
+                    return None;
+                }
+                let mut snapshot = inner.snapshot_of(keys, sub.window)?;
+                snapshot.rest.extend(later.into_iter().map(<[u8]>::to_vec));
                 let cached = Cached {
                     signature,
                     offset: snapshot.offset,

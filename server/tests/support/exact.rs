@@ -190,33 +190,51 @@ impl Page {
             while self.joining || self.assembler.offset() < offset || !self.awaiting.is_empty() {
                 self.step().await;
             }
+            // A join's snapshot may leave keys to later parts, which the relay sends as top-ups the page did not
+            // ask for (a snapshot too big for one part, the keys the relay's state does not hold): a key Redis
+            // has and the page has no window of waits for its part.
+            let missing = self.missing(conn).await;
+            if !missing.is_empty() {
+                self.awaiting.extend(missing);
+                continue;
+            }
             if master_repl_offset(conn).await == offset {
                 return;
             }
         }
     }
 
+    /// Keys of the page's pattern that Redis holds a window of and the page does not.
+    async fn missing(&self, conn: &mut MultiplexedConnection) -> Vec<Vec<u8>> {
+        let mut missing = Vec::new();
+        for key in self.redis_keys(conn).await {
+            if self.assembler.window(&key).is_some() {
+                continue;
+            }
+            let redis = RedisValue::read(conn, &key, self.window).await;
+            if compare(None, &redis, self.window).is_err() {
+                missing.push(key);
+            }
+        }
+        missing
+    }
+
+    /// The keys of the page's pattern in Redis now. `KEYS`, not `SCAN`: the suites' datasets are small, and a join's
+    /// own reads are told apart from the page's by `SCAN` (state.rs counts them).
+    async fn redis_keys(&self, conn: &mut MultiplexedConnection) -> BTreeSet<Vec<u8>> {
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg(&self.pattern)
+            .query_async(conn)
+            .await
+            .unwrap();
+        keys.into_iter().collect()
+    }
+
     /// Every way the page's windows differ from what Redis holds in its database, one line per key (empty when
     /// they are equal). `conn` must have the page's database selected.
     pub async fn differences(&self, conn: &mut MultiplexedConnection) -> Vec<String> {
         let mut keys: BTreeSet<Vec<u8>> = self.assembler.keys().map(<[u8]>::to_vec).collect();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&self.pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(conn)
-                .await
-                .unwrap();
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        keys.extend(self.redis_keys(conn).await);
         let mut differences = Vec::new();
         for key in keys {
             let redis = RedisValue::read(conn, &key, self.window).await;
