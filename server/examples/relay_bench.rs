@@ -65,6 +65,39 @@ async fn relay_offset(addr: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The relay's `replicast_messages_sent_total`, or 0 when it cannot be read.
+async fn relay_messages(addr: &str) -> f64 {
+    http_get(addr, "/metrics")
+        .await
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("replicast_messages_sent_total "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// The seconds of the load (from `started_us`) whose writes' p99 latency passed `limit_us`, with that p99 in ms:
+/// whether a tail is spread over the run or one stall.
+fn slow_seconds(pairs: &[(u64, u64)], started_us: u64, limit_us: u64) -> Vec<(u64, u64)> {
+    let mut by_second = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+    for &(sent, latency) in pairs {
+        by_second
+            .entry(sent.saturating_sub(started_us) / 1_000_000)
+            .or_default()
+            .push(latency);
+    }
+    by_second
+        .into_iter()
+        .filter_map(|(second, mut latencies)| {
+            latencies.sort_unstable();
+            let p99 = percentile(&latencies, 0.99);
+            (p99 > limit_us).then_some((second, p99 / 1000))
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -287,7 +320,9 @@ async fn fanout(args: &[String]) {
     let hosts = number(6).unwrap_or(clients).max(1);
     let keys_per_client = number(7).unwrap_or(1).clamp(1, hosts);
     let sources = number(8).unwrap_or(1).clamp(1, 254);
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
+    // (send time, latency) of every delivery, in µs: the latency percentiles, and the seconds of the load in which
+    // the slowest deliveries were written (a tail spread over the run, or one stall).
+    let latencies = Arc::new(Mutex::new(Vec::<(u64, u64)>::new()));
     let delivered = Arc::new(AtomicU64::new(0));
     // Sessions that got their first message (the join's hello): the relay has joined them.
     let greeted = Arc::new(AtomicU64::new(0));
@@ -339,7 +374,7 @@ async fn fanout(args: &[String]) {
                                 .get(3)
                                 .and_then(|m| std::str::from_utf8(m).ok()?.parse::<u64>().ok())
                             {
-                                mine.push(received.saturating_sub(sent));
+                                mine.push((sent, received.saturating_sub(sent)));
                                 delivered.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -367,8 +402,16 @@ async fn fanout(args: &[String]) {
     // An unknown pid (Redis's could not be read) reads as 0 s.
     let cpu = cpu_seconds;
     let cpu_before = [cpu(relay_pid), cpu(&redis_pid), cpu("self")];
+    let relay_http = ws_url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let messages_before = relay_messages(&relay_http).await;
     let written = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let started_us = now_us();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let per_tick = (rate / 100).max(1);
     let mut seq = 0u64;
@@ -392,10 +435,13 @@ async fn fanout(args: &[String]) {
         [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) / busy);
     let rss = rss_kib(relay_pid, "VmRSS:");
     let hwm = rss_kib(relay_pid, "VmHWM:");
+    let messages = relay_messages(&relay_http).await - messages_before;
     for task in &tasks {
         task.abort();
     }
-    let mut all = std::mem::take(&mut *latencies.lock().unwrap());
+    let pairs = std::mem::take(&mut *latencies.lock().unwrap());
+    let seconds_over = slow_seconds(&pairs, started_us, 100_000);
+    let mut all: Vec<u64> = pairs.iter().map(|&(_, latency)| latency).collect();
     all.sort_unstable();
     let written = written.load(Ordering::Relaxed);
     let delivered = delivered.load(Ordering::Relaxed);
@@ -405,7 +451,9 @@ async fn fanout(args: &[String]) {
         "fanout: {joined} clients connected, {greeted} joined in {:.1} s, each watching {keys_per_client} of {hosts} hosts, from {sources} \
 address(es); {written} ZADDs in {:.1} s ({:.0}/s written), {delivered} of {expected:.0} delivered ({:.0}/s), \
 latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; relay RSS {} MiB before load, {} MiB after, peak {} MiB; \
-cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:.2}",
+cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:.2}; {messages:.0} messages sent by the \
+relay ({:.2} per delivery), relay CPU {:.2} µs per delivery, client {:.2} µs; seconds of the load (from its start) \
+whose writes' p99 passed 100 ms: {seconds_over:?}",
         join_time.as_secs_f64(),
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
@@ -416,6 +464,9 @@ cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:
         rss_before / 1024,
         rss / 1024,
         hwm / 1024,
+        messages / delivered.max(1) as f64,
+        relay_cpu * busy * 1e6 / delivered.max(1) as f64,
+        client_cpu * busy * 1e6 / delivered.max(1) as f64,
     );
     let result = serde_json::json!({
         "bench": "relay-fanout",
@@ -436,6 +487,12 @@ cores used: relay {relay_cpu:.2}, redis {redis_cpu:.2}, this client {client_cpu:
         },
         "rss_mib": { "before": rss_before / 1024, "after": rss / 1024, "peak": hwm / 1024 },
         "cores": { "relay": relay_cpu, "redis": redis_cpu, "client": client_cpu },
+        "relay_messages": messages,
+        "cpu_us_per_delivery": {
+            "relay": relay_cpu * busy * 1e6 / delivered.max(1) as f64,
+            "client": client_cpu * busy * 1e6 / delivered.max(1) as f64,
+        },
+        "seconds_over_100ms": seconds_over,
     });
     println!("RESULT {result}");
 }

@@ -9,11 +9,11 @@
 //! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
 //! the names of the keys it may write ([`Backlog::append_unheld`]).
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::Hasher;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -44,28 +44,35 @@ pub struct Batch {
     pub held: bool,
     /// When the link appended it, for the delay until sessions send it (`timings::STREAM_DELAY`).
     pub received: Instant,
-    /// The keys its frames name, made by the first session of exact keys that reads it: the others then pass a
-    /// batch without one of their keys with a lookup per key, not a look at every frame.
+    /// The keys its frames name and where, made by the first session of exact keys that reads it: the others then
+    /// pass a batch without one of their keys, or find the frames that name them, with a lookup per key, not a look
+    /// at every frame.
     pub keys: Arc<OnceLock<BatchKeys>>,
 }
 
-/// The keys a batch's frames name, as hashes ([`BatchKeys::hash`]): enough to tell that a session of exact keys
-/// gets nothing of the batch (a collision only makes the session look at the frames).
+/// The keys a batch's frames name, as hashes ([`BatchKeys::hash`]), each with the frames that name it: a session
+/// of a few exact keys looks up its keys and judges only those frames, not every frame of the batch (a collision
+/// only makes it judge a frame more).
 #[derive(Debug, Default)]
 pub struct BatchKeys {
-    /// A frame reaches every session (`SELECT`, a flush, one that may have written any key).
-    reaches_all: bool,
-    hashes: HashSet<u64>,
+    /// A frame reaches every session (`SELECT`, a flush, one that may have written any key), or a `MULTI` block
+    /// must be judged whole: a session then looks at every frame.
+    every_frame: bool,
+    /// For each key's hash, the frames (their indexes in the batch) that name it, in stream order.
+    frames: HashMap<u64, Vec<u32>, foldhash::fast::RandomState>,
 }
+
+/// The hash of key names in [`BatchKeys`], seeded at random once per process.
+static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::default);
 
 impl BatchKeys {
     fn of(batch: &Batch) -> BatchKeys {
         let raw = batch.raw();
         let mut keys = BatchKeys::default();
-        for frame in &batch.index.frames {
+        for (at, frame) in batch.index.frames.iter().enumerate() {
             match frame.kind {
-                Kind::Select | Kind::AllDbs | Kind::WholeDb | Kind::WithheldAll => {
-                    keys.reaches_all = true
+                Kind::Select | Kind::AllDbs | Kind::WholeDb | Kind::WithheldAll | Kind::Multi => {
+                    keys.every_frame = true
                 }
                 Kind::Keyed | Kind::Withheld => {
                     let ranges = batch
@@ -75,7 +82,11 @@ impl BatchKeys {
                         .unwrap_or_default();
                     for range in ranges {
                         if let Some(name) = raw.get(range.start as usize..range.end as usize) {
-                            keys.hashes.insert(BatchKeys::hash(name));
+                            let frames = keys.frames.entry(BatchKeys::hash(name)).or_default();
+                            // A frame that names the key twice is judged once.
+                            if frames.last() != Some(&(at as u32)) {
+                                frames.push(at as u32);
+                            }
                         }
                     }
                 }
@@ -86,9 +97,7 @@ impl BatchKeys {
     }
 
     pub fn hash(key: &[u8]) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(key);
-        hasher.finish()
+        KEY_HASHER.hash_one(key)
     }
 }
 
@@ -113,14 +122,23 @@ impl Batch {
         Batch::new(start, end, b"", FrameIndex::default(), false)
     }
 
-    /// Whether a session that watches exactly `keys` may get something of it: a frame that reaches everyone, or
-    /// one that names one of `keys`.
-    pub fn may_concern(&self, keys: &HashSet<Vec<u8>>) -> bool {
+    /// The frames (their indexes, in stream order) that a session watching exactly `keys` may get something of:
+    /// those that name one of `keys`; `None` when it must look at every frame (a frame that reaches everyone, or a
+    /// `MULTI` block, which goes whole).
+    pub fn frames_naming(&self, keys: &HashSet<Vec<u8>>) -> Option<Vec<u32>> {
         let batch = self.keys.get_or_init(|| BatchKeys::of(self));
-        batch.reaches_all
-            || keys
-                .iter()
-                .any(|key| batch.hashes.contains(&BatchKeys::hash(key)))
+        if batch.every_frame {
+            return None;
+        }
+        let mut frames: Vec<u32> = keys
+            .iter()
+            .filter_map(|key| batch.frames.get(&BatchKeys::hash(key)))
+            .flatten()
+            .copied()
+            .collect();
+        frames.sort_unstable();
+        frames.dedup();
+        Some(frames)
     }
 
     /// Whether it is [`Batch::offsets_only`].

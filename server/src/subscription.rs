@@ -106,6 +106,12 @@ impl Subscription {
         match frame.kind {
             Kind::Select | Kind::AllDbs => Verdict::Receive,
             Kind::WholeDb if frame.db == self.db => Verdict::Receive,
+            // A frame that names no key the session wants is nothing to it, received or withheld (a stale key is
+            // one it wants): decided with a lookup per key, before any key is matched against `--allow`, which is
+            // what most frames of a busy stream are to a session of a few keys.
+            Kind::Keyed | Kind::Withheld if !names(frame.keys.clone()).any(|k| self.wants(k)) => {
+                Verdict::Skip
+            }
             Kind::Keyed if frame.in_db(self.db) => {
                 if names(frame.keys.clone()).all(|k| allow.allows(k)) {
                     if names(frame.keys.clone()).any(|k| self.wants(k)) {
@@ -144,13 +150,28 @@ impl Subscription {
     /// where a withheld frame may have changed keys it sees, the stale keys. Inside a `MULTI` block the frames it
     /// may see go as one block, and the block's stale keys right after its `EXEC`, so the block stays whole.
     pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<Delivery> {
-        // A session of a few exact keys passes most batches of a busy stream: a lookup per key, not per frame.
-        if self.patterns.is_empty()
-            && self.keys.len() <= batch.index.keys.len()
-            && !batch.may_concern(&self.keys)
-        {
+        // A session of a few exact keys judges only the frames that name one of them (a lookup per key, not a look
+        // at every frame): any other frame is nothing to it. A batch of fewer keys than the session's is looked at
+        // whole.
+        let named = (self.patterns.is_empty() && self.keys.len() <= batch.index.keys.len())
+            .then(|| batch.frames_naming(&self.keys))
+            .flatten();
+        if named.as_ref().is_some_and(Vec::is_empty) {
             return Vec::new();
         }
+        let (mut some, mut every);
+        let frames: &mut dyn Iterator<Item = &Frame> = match named {
+            Some(named) => {
+                some = named
+                    .into_iter()
+                    .filter_map(|at| batch.index.frames.get(at as usize));
+                &mut some
+            }
+            None => {
+                every = batch.index.frames.iter();
+                &mut every
+            }
+        };
         let raw = batch.raw();
         let mut out: Vec<Piece> = Vec::new();
         let emit = |out: &mut Vec<Piece>, at: &Range<u32>| match out.last_mut() {
@@ -161,7 +182,7 @@ impl Subscription {
         let mut block: Option<(Range<u32>, Vec<Range<u32>>, Stale)> = None;
         // End of the last frame of an open block.
         let mut block_end = 0;
-        for frame in &batch.index.frames {
+        for frame in frames {
             if batch.start + u64::from(frame.at.start) < from {
                 continue;
             }
@@ -511,11 +532,15 @@ mod tests {
                 .collect::<HashSet<_>>()
         };
         let others = batch(&words(&[&["ZADD", "perf:b", "1", "x"], &["DEL", "perf:c"]]));
-        assert!(!others.may_concern(&keys(&["perf:a"])));
-        assert!(others.may_concern(&keys(&["perf:a", "perf:c"])));
+        assert_eq!(others.frames_naming(&keys(&["perf:a"])), Some(vec![]));
+        assert_eq!(
+            others.frames_naming(&keys(&["perf:a", "perf:c"])),
+            Some(vec![1])
+        );
         let select = batch(&words(&[&["SELECT", "1"], &["DEL", "perf:c"]]));
-        assert!(
-            select.may_concern(&keys(&["perf:a"])),
+        assert_eq!(
+            select.frames_naming(&keys(&["perf:a"])),
+            None,
             "SELECT reaches everyone"
         );
         let sub = watching(r#""perf:a""#, 0);
@@ -526,6 +551,60 @@ mod tests {
         };
         assert!(received(&sub, &others, &["perf:*"]).is_empty());
         assert_eq!(received(&sub, &select, &["perf:*"]), ["SELECT 1"]);
+    }
+
+    /// A session of exact keys judges only the frames that name them (`Batch::frames_naming`): what it receives,
+    /// from any offset of the batch, is what a session watching the same keys as patterns, which judges every
+    /// frame, receives.
+    #[test]
+    fn a_session_of_exact_keys_receives_what_the_same_keys_as_patterns_receive() {
+        let plain = words(&[
+            &["ZADD", "perf:a", "1", "x"],
+            &["ZADD", "perf:b", "1", "x"],
+            &["DEL", "perf:a", "perf:a"],
+            &["RENAME", "secret:x", "perf:a"],
+            &["ZUNIONSTORE", "perf:z", "2", "perf:a", "secret:w"],
+            &["MSET", "perf:b", "1", "perf:a", "2"],
+            &["PING"],
+            &["ZADD", "perf:c", "1", "x"],
+        ]);
+        let mut in_block = plain.clone();
+        in_block.insert(2, words(&[&["MULTI"]]).remove(0));
+        in_block.insert(6, words(&[&["EXEC"]]).remove(0));
+        let mut after_select = plain.clone();
+        after_select.insert(4, words(&[&["SELECT", "0"]]).remove(0));
+        let allow = Allow::new(&["perf:*".to_string()]);
+        for commands in [plain, in_block, after_select] {
+            let batch = batch(&commands);
+            let starts: Vec<u64> = batch
+                .index
+                .frames
+                .iter()
+                .map(|f| batch.start + u64::from(f.at.start))
+                .collect();
+            for keys in [
+                &["perf:a"][..],
+                &["perf:b"],
+                &["perf:z"],
+                &["perf:c", "perf:a"],
+                &["perf:none"],
+            ] {
+                let patterns: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+                let as_patterns = watching(&patterns.join(","), 0);
+                let exact = Subscription {
+                    patterns: Vec::new(),
+                    keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+                    ..as_patterns.clone()
+                };
+                for &from in &starts {
+                    assert_eq!(
+                        exact.select(&batch, from, &allow),
+                        as_patterns.select(&batch, from, &allow),
+                        "keys {keys:?} from {from} of {commands:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
