@@ -1,11 +1,12 @@
 //! The profile's figures against the stream counted the plain way, one command at a time: whatever the batches, the
 //! repeats and the keys' fates (allowed, hidden with a shown prefix, hidden, too long, more distinct keys than a link
 //! remembers), the totals are exact, a listed key or prefix has its true count within its error, every one is exact
-//! while a summary holds them all, and no hidden key is named.
+//! while a summary holds them all, and no hidden key is named — in the window being filled and since the start,
+//! whether the stream fell in one window or in many (since-start then merged from them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use serde_json::Value as Json;
@@ -203,27 +204,39 @@ fn commands() -> impl Strategy<Value = Vec<Vec<Command>>> {
     prop::collection::vec(prop::collection::vec(command, 1..300), 1..12)
 }
 
-/// Feeds `batches` through one link and checks both windows against the stream counted one command at a time.
-fn check(batches: &[Vec<Command>]) -> Result<(), TestCaseError> {
+/// Feeds `batches` through one link and checks the current window and since the start against the stream counted
+/// one command at a time; with `rotating`, each batch is a window of its own (the windows after the first are
+/// begun by asking for the state at their start), so since-start is the earlier windows merged and the last.
+fn check(batches: &[Vec<Command>], rotating: bool) -> Result<(), TestCaseError> {
+    let window = Duration::from_secs(3600);
     let profile = WriteProfile::new(
         Arc::new(Allow::new(&["perf:*".to_string()])),
         ProfileSettings {
-            window: Duration::from_secs(3600),
+            window,
             hidden_prefixes: vec!["session:".to_string()],
         },
     );
+    let start = profile.state(Instant::now()).current.started;
     let mut link = profile.link();
-    let mut counted = Counted::default();
-    for commands in batches {
+    let mut current = Counted::default();
+    let mut since_start = Counted::default();
+    for (n, commands) in batches.iter().enumerate() {
+        if rotating && n > 0 {
+            // The link's next batch, at an earlier instant than this window's start, stays in it.
+            drop(profile.state(start + window * n as u32));
+            current = Counted::default();
+        }
         let (raw, index) = batch(commands);
         link.batch(&raw, &index);
         for ((name, keys), frame) in commands.iter().zip(&index.frames) {
-            counted.command(name, keys, u64::from(frame.at.end - frame.at.start));
+            let bytes = u64::from(frame.at.end - frame.at.start);
+            current.command(name, keys, bytes);
+            since_start.command(name, keys, bytes);
         }
     }
     let json = profile.to_json();
-    counted.check(&json["current"])?;
-    counted.check(&json["since_start"])?;
+    current.check(&json["current"])?;
+    since_start.check(&json["since_start"])?;
     let text = json.to_string();
     prop_assert!(
         !text.contains("secret") && !text.contains("cart"),
@@ -236,7 +249,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn the_figures_are_the_streams_counted_one_command_at_a_time(batches in commands()) {
-        check(&batches)?;
+        check(&batches, false)?;
+    }
+
+    #[test]
+    fn since_the_start_is_every_window_counted_one_command_at_a_time(batches in commands()) {
+        check(&batches, true)?;
     }
 }
 
@@ -246,5 +264,5 @@ fn keys_past_what_a_link_remembers_within_one_batch_are_counted_all_the_same() {
     let commands: Vec<Command> = (0..3 * RECENT_KEYS as u16)
         .flat_map(|n| [("ZADD", vec![key(0, 0)]), ("SET", vec![key(n as u8, n)])])
         .collect();
-    check(&[commands.clone(), commands]).expect("the figures are the stream's");
+    check(&[commands.clone(), commands], false).expect("the figures are the stream's");
 }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::recent_keys::RecentKeys;
+use super::short_bytes::same_bytes;
 use super::space_saving::{Hashed, MAX_PROFILE_KEY};
 use super::window::MAX_COMMAND_NAME;
-use super::write_profile::{command_name, State, WriteProfile};
+use super::write_profile::{command_name, name_line, State, WriteProfile};
 use crate::frames::{Frame, FrameIndex, Kind};
 
 /// Distinct command names a batch gathers before they go into the windows (a stream mostly repeats a few).
@@ -42,7 +43,9 @@ struct Tallies {
 
 /// Commands of one name, spelled as the stream spells it (lowercased only when they go into the windows).
 struct NameTally {
-    name: Vec<u8>,
+    /// The name as a RESP bulk string, its length line and all (`$4\r\nZADD\r\n`): what a command's frame has
+    /// after its argument count, so that a command of the same name is told by one comparison, its name not read.
+    line: Vec<u8>,
     commands: u64,
     /// Keys they may write: for `DEL` and `UNLINK`, the keys removed.
     keys: u64,
@@ -63,11 +66,11 @@ impl LinkProfile {
             let Some(bytes) = raw.get(frame.at.start as usize..frame.at.end as usize) else {
                 continue;
             };
-            let name = command_name(bytes).unwrap_or(b"?");
             let keys = written_keys(index, frame);
+            let at = self.tallies.name_of_frame(&mut state, bytes);
             let bytes = bytes.len() as u64;
             self.tallies
-                .command(&mut state, name, frame.kind, bytes, keys);
+                .command(&mut state, at, frame.kind, bytes, keys);
             self.tallies
                 .keys(&self.profile, &mut state, bytes, raw, keys);
         }
@@ -80,8 +83,9 @@ impl LinkProfile {
         let mut state = self.profile.state(Instant::now());
         for frame in &index.frames {
             let keys = written_keys(index, frame);
+            let at = self.tallies.name(&mut state, name.as_bytes());
             self.tallies
-                .command(&mut state, name.as_bytes(), frame.kind, bytes, keys);
+                .command(&mut state, at, frame.kind, bytes, keys);
             self.tallies
                 .keys(&self.profile, &mut state, bytes, names, keys);
         }
@@ -98,13 +102,77 @@ fn written_keys<'a>(index: &'a FrameIndex, frame: &Frame) -> &'a [Range<u32>] {
         .unwrap_or_default()
 }
 
+impl NameTally {
+    fn new(name: &[u8]) -> Self {
+        let mut line = format!("${}\r\n", name.len()).into_bytes();
+        line.extend_from_slice(name);
+        line.extend_from_slice(b"\r\n");
+        NameTally {
+            line,
+            commands: 0,
+            keys: 0,
+        }
+    }
+
+    /// The name, as the stream spells it.
+    fn name(&self) -> &[u8] {
+        let start = self
+            .line
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        &self.line[start..self.line.len() - 2]
+    }
+}
+
 impl Tallies {
-    /// Counts a command named `name`, of `bytes` bytes, that may write `keys`, and follows `MULTI` blocks (whose
-    /// sizes go into the windows at once: one per block).
+    /// The entry of `names` for the command in `frame` (`None` for a name longer than a window counts by name):
+    /// found by comparing the frame's name line with the ones gathered, the last command's first; read out of the
+    /// frame only when it is new to the batch.
+    fn name_of_frame(&mut self, state: &mut State, frame: &[u8]) -> Option<usize> {
+        if let Some(line) = name_line(frame) {
+            let spells = |tally: &NameTally| {
+                line.get(..tally.line.len())
+                    .is_some_and(|line| same_bytes(line, &tally.line))
+            };
+            let found = match self.names.get(self.last_name) {
+                Some(last) if spells(last) => Some(self.last_name),
+                _ => self.names.iter().position(spells),
+            };
+            if let Some(at) = found {
+                self.last_name = at;
+                return found;
+            }
+        }
+        self.name(state, command_name(frame).unwrap_or(b"?"))
+    }
+
+    /// The entry of `names` for commands named `name`, made if there is none (`None` for a name longer than a
+    /// window counts by name).
+    fn name(&mut self, state: &mut State, name: &[u8]) -> Option<usize> {
+        if name.len() > MAX_COMMAND_NAME {
+            return None;
+        }
+        let at = match self.names.iter().position(|tally| tally.name() == name) {
+            Some(at) => at,
+            None => {
+                if self.names.len() == PENDING_NAMES {
+                    self.flush_names(state);
+                }
+                self.names.push(NameTally::new(name));
+                self.names.len() - 1
+            }
+        };
+        self.last_name = at;
+        Some(at)
+    }
+
+    /// Counts a command of `bytes` bytes that may write `keys`, named as the entry `name` of `names` says, and
+    /// follows `MULTI` blocks (whose sizes go into the windows at once: one per block).
     fn command(
         &mut self,
         state: &mut State,
-        name: &[u8],
+        name: Option<usize>,
         kind: Kind,
         bytes: u64,
         keys: &[Range<u32>],
@@ -113,8 +181,7 @@ impl Tallies {
             Kind::Multi => self.multi = Some(0),
             Kind::Exec => {
                 if let Some(size) = self.multi.take() {
-                    state.current.multi(size);
-                    state.since_start.multi(size);
+                    state.current.counts.multi(size);
                 }
             }
             _ => {
@@ -124,31 +191,13 @@ impl Tallies {
             }
         }
         self.bytes += bytes;
-        if name.len() > MAX_COMMAND_NAME {
-            self.unnamed += 1;
-            return;
+        match name.and_then(|at| self.names.get_mut(at)) {
+            Some(tally) => {
+                tally.commands += 1;
+                tally.keys += keys.len() as u64;
+            }
+            None => self.unnamed += 1,
         }
-        let at = match self.names.get(self.last_name) {
-            Some(tally) if tally.name == name => self.last_name,
-            _ => match self.names.iter().position(|tally| tally.name == name) {
-                Some(at) => at,
-                None => {
-                    if self.names.len() == PENDING_NAMES {
-                        self.flush_names(state);
-                    }
-                    self.names.push(NameTally {
-                        name: name.to_vec(),
-                        commands: 0,
-                        keys: 0,
-                    });
-                    self.names.len() - 1
-                }
-            },
-        };
-        self.last_name = at;
-        let tally = &mut self.names[at];
-        tally.commands += 1;
-        tally.keys += keys.len() as u64;
     }
 
     /// Counts a write to each of `keys` (ranges into `names`), the command's `bytes` shared evenly among them.
@@ -160,16 +209,18 @@ impl Tallies {
         names: &[u8],
         keys: &[Range<u32>],
     ) {
-        let share = bytes / keys.len().max(1) as u64;
+        let share = match keys.len() {
+            0 => return,
+            1 => bytes,
+            n => bytes / n as u64,
+        };
         for range in keys {
             let Some(key) = names.get(range.start as usize..range.end as usize) else {
                 continue;
             };
             if key.len() > MAX_PROFILE_KEY {
                 // Too long to remember, and written once in a while at most: settled each time.
-                let shown = profile.settle(key);
-                state.current.key(key, 0, &shown, 1, share);
-                state.since_start.key(key, 0, &shown, 1, share);
+                state.current.key(key, 0, &profile.settle(key), 1, share);
                 continue;
             }
             let hashed = Hashed::new(key);
@@ -188,11 +239,10 @@ impl Tallies {
     fn flush(&mut self, state: &mut State) {
         self.flush_names(state);
         self.flush_keys(state);
-        for window in [&mut state.current, &mut state.since_start] {
-            window.bytes += self.bytes;
-            if self.unnamed > 0 {
-                window.commands(None, self.unnamed);
-            }
+        let counts = &mut state.current.counts;
+        counts.bytes += self.bytes;
+        if self.unnamed > 0 {
+            counts.commands(None, self.unnamed);
         }
         self.bytes = 0;
         self.unnamed = 0;
@@ -200,30 +250,29 @@ impl Tallies {
 
     fn flush_names(&mut self, state: &mut State) {
         for tally in self.names.drain(..) {
+            let name = tally.name();
             let mut lower = [0u8; MAX_COMMAND_NAME];
-            let lower = &mut lower[..tally.name.len()];
-            lower.copy_from_slice(&tally.name);
+            let lower = &mut lower[..name.len()];
+            lower.copy_from_slice(name);
             lower.make_ascii_lowercase();
             let deleting = match &*lower {
                 b"del" => Some("del"),
                 b"unlink" => Some("unlink"),
                 _ => None,
             };
-            for window in [&mut state.current, &mut state.since_start] {
-                window.commands(Some(lower), tally.commands);
-                if let Some(deleting) = deleting {
-                    *window.deleted_keys.entry(deleting).or_default() += tally.keys;
-                }
+            let counts = &mut state.current.counts;
+            counts.commands(Some(lower), tally.commands);
+            if let Some(deleting) = deleting {
+                *counts.deleted_keys.entry(deleting).or_default() += tally.keys;
             }
         }
         self.last_name = 0;
     }
 
     fn flush_keys(&mut self, state: &mut State) {
+        let window = &mut state.current;
         self.keys.flush(|key, tally| {
-            for window in [&mut state.current, &mut state.since_start] {
-                window.key(key, tally.hash, &tally.shown, tally.writes, tally.bytes);
-            }
+            window.key(key, tally.hash, &tally.shown, tally.writes, tally.bytes);
         });
     }
 }

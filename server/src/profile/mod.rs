@@ -8,10 +8,14 @@
 //! counted only in `hidden` totals, and its prefixes only when `--profile-prefixes` names them.
 //!
 //! Figures are kept for the window being filled (`current`), the last whole one (`previous`) and since the relay
-//! started; each link feeds them through its own [`LinkProfile`], which follows its stream's `MULTI` blocks.
+//! started (the windows that ended, added up, and the current one); each link feeds the current window through its
+//! own [`LinkProfile`], which follows its stream's `MULTI` blocks.
 
 mod link;
+mod merged_hitters;
 mod recent_keys;
+mod short_bytes;
+mod since_start;
 mod space_saving;
 mod window;
 mod write_profile;
@@ -211,20 +215,27 @@ mod tests {
         );
         let start = p.state(Instant::now()).current.started;
         let (raw, index) = batch(&[(&["SET", "a", "1"], Kind::Keyed, 1)]);
-        p.link().batch(&raw, &index);
+        let mut link = p.link();
+        link.batch(&raw, &index);
         {
             let state = p.state(start + Duration::from_secs(15));
             let previous = state.previous.as_ref().unwrap();
-            assert_eq!(previous.key_writes, 1);
+            assert_eq!(previous.counts.key_writes, 1);
             assert_eq!(previous.ended, Some(start + Duration::from_secs(10)));
             assert_eq!(state.current.started, start + Duration::from_secs(10));
-            assert_eq!(state.current.key_writes, 0);
-            assert_eq!(state.since_start.key_writes, 1);
+            assert_eq!(state.current.counts.key_writes, 0);
+            assert_eq!(state.since_start.counts(&state.current).key_writes, 1);
         }
+        // Written in the window that began at 10 s, which the idle span then leaves unshown but counted.
+        link.batch(&raw, &index);
         let state = p.state(start + Duration::from_secs(50));
-        assert_eq!(state.previous.as_ref().unwrap().key_writes, 0);
+        assert_eq!(state.previous.as_ref().unwrap().counts.key_writes, 0);
         assert_eq!(state.current.started, start + Duration::from_secs(50));
-        assert_eq!(state.since_start.key_writes, 1);
+        assert_eq!(state.since_start.counts(&state.current).key_writes, 2);
+        let since_start = state.since_start.to_json(&state.current, start);
+        assert_eq!(since_start["keys"]["by_writes"][0]["name"], "a");
+        assert_eq!(since_start["keys"]["by_writes"][0]["writes"], 2);
+        assert_eq!(since_start["keys"]["by_writes"][0]["error"], 0);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use hashbrown::HashTable;
 
+use super::short_bytes::same_bytes;
 use super::space_saving::{Hashed, MAX_PROFILE_KEY};
 
 /// Keys a link remembers the decision of (`RecentKeys`): more distinct keys than this, between two flushes, make it
@@ -70,7 +71,10 @@ impl RecentKeys {
         let (names, entries) = (&self.names, &self.entries);
         let found = self.index.find(key.hash(), |&e| {
             let entry = &entries[e as usize];
-            names[entry.at as usize..entry.at as usize + entry.len as usize] == *key.bytes()
+            same_bytes(
+                &names[entry.at as usize..entry.at as usize + entry.len as usize],
+                key.bytes(),
+            )
         });
         let Some(&e) = found else {
             return false;

@@ -6,8 +6,8 @@
 //! a kept item's true weight lies in `[weight - error, weight]`, and while no more than `capacity` distinct items
 //! arrive, every weight is exact (`error` 0). Memory: `capacity` items, each at most the length its caller allows.
 //!
-//! Every key the replica link reads goes through four of these in each of two windows, so the summary is built to
-//! cost little per item. The kept items are in a min-heap by weight that knows each item's place, so the lightest
+//! Every key the replica link reads goes through four of these in the window being filled (since the start is
+//! merged from whole windows, merged_hitters.rs), so the summary is built to cost little per item. The kept items are in a min-heap by weight that knows each item's place, so the lightest
 //! is at hand, and an increment moves its item only down the heap: a heavy item sits near the leaves and seldom
 //! moves at all. Items are found through a hash table of slot numbers that compares the slots' own bytes, so an
 //! item is stored once, and a new one is copied once, into the buffer of the slot it takes (kept from the item it
@@ -17,7 +17,7 @@
 //! (SipHash was a sixth of the profile's instructions on a stream of many keys), and the random seed is why it is safe, since whoever writes to
 //! Redis chooses the keys and could otherwise choose ones that collide.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
 
 use hashbrown::HashTable;
@@ -47,9 +47,13 @@ pub struct Hashed<'a> {
 
 impl<'a> Hashed<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
+        // One `write`, without the length prefix `hash_one` would add: foldhash's `write` mixes the length in
+        // itself, and the prefix cost a multiplication more for every key of every command.
+        let mut hasher = HASHER.build_hasher();
+        hasher.write(bytes);
         Hashed {
             bytes,
-            hash: HASHER.hash_one(bytes),
+            hash: hasher.finish(),
         }
     }
 
@@ -97,6 +101,8 @@ pub struct SpaceSaving {
     heap: Vec<Entry>,
     /// Slot numbers, by their item's hash.
     index: HashTable<u32>,
+    /// Whether an item was replaced: until one is, every weight is exact and an item not kept was never added.
+    replaced: bool,
 }
 
 impl SpaceSaving {
@@ -108,6 +114,7 @@ impl SpaceSaving {
             heap: Vec::with_capacity(capacity),
             // Twice the items: a full table whose removals left tombstones is then rehashed in place, never grown.
             index: HashTable::with_capacity(2 * capacity),
+            replaced: false,
         }
     }
 
@@ -147,6 +154,7 @@ impl SpaceSaving {
         slot.item.extend_from_slice(item.bytes);
         slot.hash = item.hash;
         slot.error = lightest.weight;
+        self.replaced = true;
         self.heap[0].weight = lightest.weight.saturating_add(weight);
         self.insert_index(item.hash, lightest.slot);
         self.sift_down(0);
@@ -217,6 +225,14 @@ impl SpaceSaving {
         all
     }
 
+    /// The most an item not kept may weigh: the lightest kept weight once an item was replaced, else 0.
+    pub fn floor(&self) -> u64 {
+        match self.heap.first() {
+            Some(lightest) if self.replaced => lightest.weight,
+            _ => 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -250,6 +266,8 @@ mod tests {
             .map(|h| (h.item.as_slice(), h.weight, h.error))
             .collect();
         assert_eq!(got, [(&b"b"[..], 5, 0), (b"a", 3, 0), (b"c", 1, 0)]);
+        // Full, but nothing replaced: an item it does not keep was never added.
+        assert_eq!(s.floor(), 0);
     }
 
     #[test]
@@ -265,6 +283,7 @@ mod tests {
             (&b"c"[..], 3, 2)
         );
         assert_eq!(s.len(), 2);
+        assert_eq!(s.floor(), 3);
         // "b" is gone: adding it again replaces the lightest ("c", 3).
         add(&mut s, b"b", 1);
         assert_eq!(s.top(2)[1].item, b"b");
@@ -374,6 +393,9 @@ mod tests {
                 prop_assert!(kept.weight >= true_weight && kept.weight - kept.error <= true_weight, "{:?}, true weight {}", kept, true_weight);
             }
             for (item, true_weight) in &truth {
+                if !top.iter().any(|h| &h.item == item) {
+                    prop_assert!(*true_weight <= summary.floor(), "{:?} ({}) is not kept, floor {}", item, true_weight, summary.floor());
+                }
                 if *true_weight > total / capacity as u64 {
                     prop_assert!(top.iter().any(|h| &h.item == item), "{:?} ({} of {}) is not kept", item, true_weight, total);
                 }

@@ -11,6 +11,7 @@ use replicast_protocol::pattern::Glob;
 use serde_json::{json, Value as Json};
 
 use super::recent_keys::Shown;
+use super::since_start::SinceStart;
 use super::space_saving::{Hashed, MAX_PROFILE_KEY};
 use super::window::Window;
 use crate::subscription::Allow;
@@ -45,7 +46,8 @@ impl fmt::Debug for WriteProfile {
 pub(super) struct State {
     pub(super) current: Window,
     pub(super) previous: Option<Window>,
-    pub(super) since_start: Window,
+    /// The windows before `current`, added up.
+    pub(super) since_start: SinceStart,
 }
 
 /// A key's `:`-prefixes that the profile counts: its first part (`user:`) and its first two (`user:42:`) when
@@ -57,13 +59,19 @@ pub(super) fn prefixes(key: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(move |p| p.len() < key.len())
 }
 
-/// The command name of a RESP frame (`*N\r\n$L\r\n<name>\r\n…`), if it has that form: read once per command,
-/// so byte by byte rather than line by line.
-pub(super) fn command_name(frame: &[u8]) -> Option<&[u8]> {
+/// What follows a RESP frame's argument count (`*N\r\n`): its command name as a bulk string (`$L\r\n<name>\r\n`)
+/// and the rest, if the frame has that form.
+pub(super) fn name_line(frame: &[u8]) -> Option<&[u8]> {
     let rest = frame.strip_prefix(b"*")?;
     // The argument count matters to the reader, not here: only where its line ends.
     let count_end = rest.iter().take(32).position(|&b| b == b'\r')?;
-    let rest = rest[count_end..].strip_prefix(b"\r\n$")?;
+    rest[count_end..].strip_prefix(b"\r\n")
+}
+
+/// The command name of a RESP frame (`*N\r\n$L\r\n<name>\r\n…`), if it has that form: read once per command,
+/// so byte by byte rather than line by line.
+pub(super) fn command_name(frame: &[u8]) -> Option<&[u8]> {
+    let rest = name_line(frame)?.strip_prefix(b"$")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 {
         return None;
@@ -89,7 +97,7 @@ impl WriteProfile {
             state: Mutex::new(State {
                 current: Window::new(now),
                 previous: None,
-                since_start: Window::new(now),
+                since_start: SinceStart::new(now),
             }),
         })
     }
@@ -117,18 +125,20 @@ impl WriteProfile {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.duration_since(state.current.started);
         if elapsed >= self.window {
-            // A window with no write since is as long as the others: the previous is the last whole window.
             let ended = state.current.started + self.window;
-            let mut finished = if elapsed >= 2 * self.window {
-                Window::new(now - self.window)
+            // A window with no write since is as long as the others: the previous is the last whole window.
+            let idle = elapsed >= 2 * self.window;
+            let next = Window::new(if idle { now } else { ended });
+            let mut finished = std::mem::replace(&mut state.current, next);
+            finished.ended = Some(ended);
+            state.since_start.retire(&finished);
+            state.previous = Some(if idle {
+                let mut empty = Window::new(now - self.window);
+                empty.ended = Some(now);
+                empty
             } else {
-                std::mem::replace(&mut state.current, Window::new(ended))
-            };
-            finished.ended = Some(finished.started + self.window);
-            if elapsed >= 2 * self.window {
-                state.current = Window::new(now);
-            }
-            state.previous = Some(finished);
+                finished
+            });
         }
         state
     }
@@ -141,7 +151,7 @@ impl WriteProfile {
             "window_seconds": self.window.as_secs_f64(),
             "current": state.current.to_json(now),
             "previous": state.previous.as_ref().map(|w| w.to_json(now)),
-            "since_start": state.since_start.to_json(now),
+            "since_start": state.since_start.to_json(&state.current, now),
         })
     }
 }
