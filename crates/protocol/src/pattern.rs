@@ -28,6 +28,10 @@ pub struct Glob {
     /// in pattern order (the Shift-And table). Empty when no such part exists.
     table: Vec<u64>,
     words: usize,
+    /// Whether the part before the first `*` (the whole pattern without one), and the part after the last, are
+    /// plain bytes (no `?`, `[` or `\`): then they match a key's bytes as they are, compared at once rather than
+    /// token by token. The relay asks this of every key the stream writes (`--allow 'perf:*'`).
+    plain_ends: (bool, bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,7 @@ impl Glob {
             shape: Shape::Exact { positions: 0 },
             table: Vec::new(),
             words: 0,
+            plain_ends: (false, false),
         };
         if pattern == b"*" {
             glob.shape = Shape::Everything;
@@ -106,6 +111,14 @@ impl Glob {
             }
             at = next;
         }
+        let plain = |part: &[u8]| !part.iter().any(|b| matches!(b, b'?' | b'[' | b'\\'));
+        glob.plain_ends = match first_star {
+            None => (plain(pattern), true),
+            Some(first_star) => (
+                plain(&pattern[..first_star]),
+                plain(&pattern[after_last_star..]),
+            ),
+        };
         glob.shape = match first_star {
             None => Shape::Exact { positions: before },
             Some(first_star) => Shape::Stars {
@@ -153,7 +166,8 @@ impl Glob {
             // `stringmatchlen` reads nothing of the pattern when the key is empty.
             _ if key.is_empty() => return self.pattern.is_empty(),
             Shape::Exact { positions } => {
-                return positions == key.len() && self.anchored(0, self.pattern.len(), key, work);
+                return positions == key.len()
+                    && self.anchored(0, self.pattern.len(), key, self.plain_ends.0, work);
             }
             Shape::Stars {
                 first_star,
@@ -163,11 +177,12 @@ impl Glob {
             } => (first_star, after_last_star, prefix, suffix),
         };
         if prefix + suffix > key.len()
-            || !self.anchored(0, first_star, &key[..prefix], work)
+            || !self.anchored(0, first_star, &key[..prefix], self.plain_ends.0, work)
             || !self.anchored(
                 after_last_star,
                 self.pattern.len(),
                 &key[key.len() - suffix..],
+                self.plain_ends.1,
                 work,
             )
         {
@@ -196,8 +211,20 @@ impl Glob {
         true
     }
 
-    /// Whether the tokens of `pattern[start..end]` match `key` one to one (the caller checked the length).
-    fn anchored(&self, start: usize, end: usize, key: &[u8], work: &mut usize) -> bool {
+    /// Whether the tokens of `pattern[start..end]` match `key` one to one (the caller checked the length); `plain`:
+    /// they are plain bytes, each its own token.
+    fn anchored(
+        &self,
+        start: usize,
+        end: usize,
+        key: &[u8],
+        plain: bool,
+        work: &mut usize,
+    ) -> bool {
+        if plain {
+            *work += key.len();
+            return self.pattern[start..end] == *key;
+        }
         let mut at = start;
         for &byte in key {
             if at >= end {

@@ -134,7 +134,7 @@ enum Stop {
 
 /// One step of applying a batch: a message to apply, or a check to answer where it stands.
 enum Step {
-    Apply(Vec<u8>),
+    Apply(Bytes),
     Check(PendingCheck),
 }
 
@@ -148,7 +148,7 @@ impl Stop {
 
     fn step(self) -> Step {
         match self {
-            Stop::Refresh(refresh) => Step::Apply(refresh.message()),
+            Stop::Refresh(refresh) => Step::Apply(refresh.message().into()),
             Stop::Check(check) => Step::Check(check),
         }
     }
@@ -194,15 +194,33 @@ fn signature(sub: &Subscription, allow: &Allow) -> Vec<u8> {
     out
 }
 
-/// Notes the keys whose windows changed, whose bytes are then counted again.
+/// Notes the keys whose windows changed, whose bytes are then counted again once per batch. Every command the
+/// stream carries lands here, most as an item added and another evicted from the same key's window: the key noted
+/// last is compared first, so such a command hashes its key at most once, and with foldhash (randomly seeded per
+/// process; the keys come from the stream), not SipHash.
 #[derive(Default)]
-struct Changed(HashSet<Vec<u8>>);
+struct Changed {
+    keys: foldhash::HashSet<Vec<u8>>,
+    /// The key noted last, in `keys` already while `keys` is not empty (an empty key is a key too).
+    last: Vec<u8>,
+}
 
 impl Changed {
     fn note(&mut self, key: &[u8]) {
-        if !self.0.contains(key) {
-            self.0.insert(key.to_vec());
+        if self.last == key && !self.keys.is_empty() {
+            return;
         }
+        if !self.keys.contains(key) {
+            self.keys.insert(key.to_vec());
+        }
+        self.last.clear();
+        self.last.extend_from_slice(key);
+    }
+
+    /// The keys noted since the last call.
+    fn take(&mut self) -> foldhash::HashSet<Vec<u8>> {
+        self.last.clear();
+        std::mem::take(&mut self.keys)
     }
 }
 
@@ -377,26 +395,33 @@ impl RelayState {
                     while let Some(stop) = next_stop(&mut stops, end) {
                         let split = (stop.offset().saturating_sub(start) as usize).max(done);
                         if split > done {
-                            steps.push(Step::Apply(wire::encode_commands(
-                                start + done as u64,
-                                &bytes[done..split],
-                            )));
+                            steps.push(Step::Apply(
+                                wire::encode_commands(start + done as u64, &bytes[done..split])
+                                    .into(),
+                            ));
                             done = split;
                         }
                         steps.push(stop.step());
                     }
-                    if done < bytes.len() {
-                        steps.push(Step::Apply(wire::encode_commands(
-                            start + done as u64,
-                            &bytes[done..],
-                        )));
+                    if batch.held
+                        && done == 0
+                        && start == batch.start
+                        && bytes.len() == batch.raw().len()
+                    {
+                        // The whole batch, as the state receives it on a stream of allowed keys: its message
+                        // is already encoded.
+                        steps.push(Step::Apply(batch.message.clone()));
+                    } else if done < bytes.len() {
+                        steps.push(Step::Apply(
+                            wire::encode_commands(start + done as u64, &bytes[done..]).into(),
+                        ));
                     }
                 }
                 Delivery::Stale { at, keys } => {
                     while let Some(stop) = next_stop(&mut stops, at) {
                         steps.push(stop.step());
                     }
-                    steps.push(Step::Apply(Delivery::encode_stale(at, &keys)));
+                    steps.push(Step::Apply(Delivery::encode_stale(at, &keys).into()));
                 }
             }
         }
@@ -724,7 +749,7 @@ impl Inner {
         // The state asks Redis for nothing: a key whose state is unknown stays so until the stream says what it
         // holds (a `DEL`, a `SET`), and the snapshots that watch it read Redis.
         self.assembler.take_topups();
-        let changed = std::mem::take(&mut self.assembler.observer_mut().0);
+        let changed = self.assembler.observer_mut().take();
         let mut grown = Vec::new();
         for key in changed {
             let now = self
@@ -754,7 +779,7 @@ impl Inner {
             self.assembler.forget(&key);
             self.not_held.insert(key);
         }
-        self.assembler.observer_mut().0.clear();
+        self.assembler.observer_mut().take();
         self.assembler.take_topups();
         if self.not_held.len() > MAX_NOT_HELD {
             tracing::warn!(
