@@ -17,11 +17,7 @@ cd "$REPO_ROOT"
 runs=${1:-5}
 samples=${2:-86400}
 
-profile=${PROFILE:-release}
-bin=${BIN:-$REPO_ROOT/target/$profile/replicast}
-if [ -z "${BIN:-}" ] && { [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ]; }; then
-  if [ "$profile" = debug ]; then cargo build -q -p replicast-server --bins; else cargo build -q --release -p replicast-server --bins; fi
-fi
+sink_bench_binary
 
 work=$(mktemp -d)
 pids=()

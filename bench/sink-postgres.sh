@@ -2,7 +2,16 @@
 # (a scratch folder, removed by the caller) and scripts/lib.sh's free_port. `start_postgres` runs initdb and a
 # server with its defaults (fsync and synchronous_commit on) on a free loopback port, and sets pg_pid, pg_port,
 # database (the URL of its database `replicast`) and psql (a command reading that database, unaligned). Stop it
-# with `kill -INT "$pg_pid"`. `pg_cpu_s` prints the CPU seconds of all its processes so far.
+# with `kill -INT "$pg_pid"`. `pg_cpu_s` prints the CPU seconds of all its processes so far. `sink_bench_binary` sets
+# bin: $BIN, or target/$PROFILE/replicast (release unless PROFILE=debug), built first unless SKIP_BUILD=1 finds it.
+
+sink_bench_binary() {
+  local profile=${PROFILE:-release}
+  bin=${BIN:-$REPO_ROOT/target/$profile/replicast}
+  if [ -z "${BIN:-}" ] && { [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ]; }; then
+    if [ "$profile" = debug ]; then cargo build -q -p replicast-server --bins; else cargo build -q --release -p replicast-server --bins; fi
+  fi
+}
 
 start_postgres() {
   # PostgreSQL refuses to run as root: as root, its files and processes belong to the postgres user.

@@ -20,11 +20,7 @@ cd "$REPO_ROOT"
 samples=${1:-400000}
 hosts=${2:-10000}
 
-profile=${PROFILE:-release}
-bin=${BIN:-$REPO_ROOT/target/$profile/replicast}
-if [ -z "${BIN:-}" ] && { [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ]; }; then
-  if [ "$profile" = debug ]; then cargo build -q -p replicast-server --bins; else cargo build -q --release -p replicast-server --bins; fi
-fi
+sink_bench_binary
 
 work=$(mktemp -d)
 pids=()
