@@ -886,6 +886,20 @@ impl PendingCheck {
 }
 
 impl Inner {
+    /// Whether the state can answer for `epoch` now: built and exact, and of that replication ID.
+    fn answers_for(&self, epoch: &str) -> Result<(), NotAt> {
+        if self.phase != Phase::Ready || self.assembler.needs_resnapshot() {
+            return Err(NotAt::NotReady);
+        }
+        if self.epoch != epoch {
+            return Err(NotAt::OtherEpoch {
+                ours: self.epoch.clone(),
+                asked: epoch.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Notes where `batch` wrote the keys of running checks (a command too large to hold ends at the batch's end).
     fn note_writes(&mut self, batch: &Batch) {
         let raw = batch.raw();
@@ -939,15 +953,7 @@ impl RelayState {
             return Err(NotAt::TooManyKeys(keys.len()));
         }
         let mut inner = self.inner();
-        if inner.phase != Phase::Ready || inner.assembler.needs_resnapshot() {
-            return Err(NotAt::NotReady);
-        }
-        if inner.epoch != epoch {
-            return Err(NotAt::OtherEpoch {
-                ours: inner.epoch.clone(),
-                asked: epoch.to_string(),
-            });
-        }
+        inner.answers_for(epoch)?;
         if offset < inner.offset {
             return Err(NotAt::Past {
                 now: inner.offset,
@@ -1079,15 +1085,7 @@ impl RelayState {
         keys: Vec<Vec<u8>>,
     ) -> Result<(KeyStates, Vec<Vec<u8>>), NotAt> {
         let inner = self.inner();
-        if inner.phase != Phase::Ready || inner.assembler.needs_resnapshot() {
-            return Err(NotAt::NotReady);
-        }
-        if inner.epoch != epoch {
-            return Err(NotAt::OtherEpoch {
-                ours: inner.epoch.clone(),
-                asked: epoch.to_string(),
-            });
-        }
+        inner.answers_for(epoch)?;
         // Before the state's offset only: a key the link has not reached `offset` for may yet be written before it.
         let passed = offset <= inner.offset;
         let (unwritten, written): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys
