@@ -55,6 +55,37 @@ async fn metric(ws_url: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
 }
 
+/// Hellos a session received: those that join (a snapshot follows), by epoch, and those that rename a
+/// continuing stream, as (epoch, previous).
+#[derive(Default)]
+struct Hellos {
+    joins: Vec<String>,
+    renames: Vec<(String, String)>,
+}
+
+impl Hellos {
+    fn note(&mut self, message: &[u8]) {
+        if let Ok(Message::Hello {
+            epoch, previous, ..
+        }) = wire::decode(message)
+        {
+            if previous.is_empty() {
+                self.joins.push(epoch.to_string());
+            } else {
+                self.renames.push((epoch.to_string(), previous.to_string()));
+            }
+        }
+    }
+}
+
+/// How many partial resyncs the (new) primary served: the relay's continuation counts here.
+async fn partial_ok_now(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    info_field(conn, "stats", "sync_partial_ok")
+        .await
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
     let (primary, primary_port_0) = start_redis();
@@ -97,19 +128,17 @@ async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
         db: 0,
         window: WINDOW,
     });
-    let mut hellos = 0;
-    let mut apply = |assembler: &mut StreamAssembler, message: Vec<u8>| {
-        if matches!(wire::decode(&message), Ok(Message::Hello { .. })) {
-            hellos += 1;
-        }
+    let mut hellos = Hellos::default();
+    let apply = |assembler: &mut StreamAssembler, message: Vec<u8>, hellos: &mut Hellos| {
+        hellos.note(&message);
         assembler.push_message(&message).unwrap();
     };
-    apply(&mut assembler, next_binary(&mut socket).await);
-    apply(&mut assembler, next_binary(&mut socket).await);
+    apply(&mut assembler, next_binary(&mut socket).await, &mut hellos);
+    apply(&mut assembler, next_binary(&mut socket).await, &mut hellos);
     zadds(&mut writer, 20, 40).await;
     let end = master_repl_offset(&mut writer).await;
     while assembler.offset() < end {
-        apply(&mut assembler, next_binary(&mut socket).await);
+        apply(&mut assembler, next_binary(&mut socket).await, &mut hellos);
     }
     assert_eq!(window(&assembler).len(), 40);
     // The replica applied all of it too, so the relay can continue from it.
@@ -150,14 +179,18 @@ async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
             window(&assembler).len(),
             assembler.offset()
         );
-        apply(&mut assembler, next_binary(&mut socket).await);
+        apply(&mut assembler, next_binary(&mut socket).await, &mut hellos);
     }
     let converged = killed.elapsed();
+    if partial_ok_now(&mut writer).await >= 1 {
+        // The rename's hello goes out with the first batch the session forwards after the failover: before the
+        // new primary's writes or right after them.
+        while hellos.renames.is_empty() {
+            apply(&mut assembler, next_binary(&mut socket).await, &mut hellos);
+        }
+    }
 
-    let partial_ok: u64 = info_field(&mut writer, "stats", "sync_partial_ok")
-        .await
-        .parse()
-        .unwrap();
+    let partial_ok = partial_ok_now(&mut writer).await;
     let (partial, full) = (
         metric(&ws_url, "link_partial_syncs_total").await,
         metric(&ws_url, "link_full_syncs_total").await,
@@ -165,15 +198,25 @@ async fn the_relay_follows_a_failover_and_the_browser_window_converges() {
     eprintln!(
         "failover took {failover:?}; writes to the new primary done {written:?} and the window converged \
          {converged:?} after the kill; \
-         new primary sync_partial_ok={partial_ok}; relay partial={partial} full={full}; hellos={hellos}"
+         new primary sync_partial_ok={partial_ok}; relay partial={partial} full={full}; joins={:?}; \
+         renames={:?}",
+        hellos.joins, hellos.renames
     );
     if partial_ok >= 1 {
-        // Continued: the same session, no second hello, no second snapshot.
-        assert_eq!((partial, full, hellos), (1, 1, 1));
+        // Continued: the same session, no second join (no second snapshot); one hello renames the stream to the
+        // new primary's replication ID, continuing the first.
+        assert_eq!((partial, full, hellos.joins.len()), (1, 1, 1));
+        assert_eq!(hellos.renames.len(), 1);
+        assert_eq!(
+            hellos.renames[0].1, hellos.joins[0],
+            "the rename continues the joined stream"
+        );
+        assert_ne!(hellos.renames[0].0, hellos.joins[0]);
     } else {
         // A new epoch: the session rejoined with a snapshot, without reconnecting.
         assert_eq!(full, 2);
-        assert_eq!(hellos, 2);
+        assert_eq!(hellos.joins.len(), 2);
+        assert!(hellos.renames.is_empty(), "{:?}", hellos.renames);
     }
 
     // Issue 21: a page that joins after the failover is answered from the relay's own state, which followed the
