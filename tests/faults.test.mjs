@@ -12,6 +12,9 @@ import { startRedis, startRelay, launchBrowser, ownership, openClient as openPag
 const WINDOW = 5;
 /** How long a page may take to equal Redis once the writes stop. */
 const CONVERGE_MS = 20_000;
+/** How long a page may wait for the writer's first writes: each spawns a redis-cli, slow to start on a loaded
+ * machine. */
+const WRITES_MS = 60_000;
 
 let chromium;
 /** Processes and writers a test started, stopped after it whatever happened. */
@@ -162,7 +165,7 @@ test('the primary SIGKILLed mid-write and started again empty: the page re-snaps
   const epoch = await page.evaluate(() => window.client.epoch);
 
   const writer = await owned(() => keepWriting(redis, ['perf:fault:b:old1', 'perf:fault:b:old2'], 1, 'old'));
-  await page.waitForFunction(() => window.client.len('perf:fault:b:old1') === 5, null, { timeout: 10_000 });
+  await page.waitForFunction(() => window.client.len('perf:fault:b:old1') === 5, null, { timeout: WRITES_MS });
   await redis.kill();
   const oldWrites = await writer.stop();
   // The page saw the tenth write; the writer may not have heard Redis's reply to it before the kill.
@@ -198,25 +201,32 @@ test('the relay frozen past the primary\'s repl-timeout, then thawed: the stream
   const epoch = await patient.page.evaluate(() => window.client.epoch);
 
   const writer = await owned(() => keepWriting(redis, ['perf:fault:c:1', 'perf:fault:c:2', 'perf:fault:c:3'], 1, 'w'));
-  await patient.page.waitForFunction(() => window.client.len('perf:fault:c:3') === 5, null, { timeout: 10_000 });
+  await patient.page.waitForFunction(() => window.client.len('perf:fault:c:3') === 5, null, { timeout: WRITES_MS });
   relay.pause();
   const writtenBefore = writer.written();
+  // Each wait below is for what the freeze must bring about; all of them end well within the patient page's 30 s,
+  // which would otherwise count the frozen relay's silence as a dead socket.
+  const thawBy = Date.now() + 25_000;
   try {
     await sleep(4_000);
     // Past repl-timeout the primary drops a replica that sent no ACK: wait until it has (it checks once a second).
-    const deadline = Date.now() + 10_000;
     while (await info(redis, 'replication', 'connected_slaves') > 0) {
-      assert.ok(Date.now() < deadline, 'the primary never dropped the frozen relay');
+      assert.ok(Date.now() < thawBy, 'the primary never dropped the frozen relay');
       await sleep(200);
     }
     // The quick page hears the silence while the relay is still frozen (a close it waited on would never come).
-    await quick.page.waitForFunction(() => window.client.status !== 'live', null, { timeout: 5_000 });
+    await quick.page.waitForFunction(() => window.client.status !== 'live', null,
+      { timeout: Math.max(1, thawBy - Date.now()) });
     assert.equal(await patient.page.evaluate(() => window.client.status), 'live');
+    // Writes the relay can only get from Redis's backlog: the freeze lasts until ten went in (each write spawns a
+    // redis-cli, which a loaded machine may take long to start).
+    while (writer.written() - writtenBefore < 10) {
+      assert.ok(Date.now() < thawBy, `only ${writer.written() - writtenBefore} writes while the relay was frozen`);
+      await sleep(100);
+    }
   } finally {
     relay.resume();
   }
-  const frozenWrites = writer.written() - writtenBefore;
-  assert.ok(frozenWrites >= 10, `only ${frozenWrites} writes while the relay was frozen`);
   await sleep(1_000);
   await writer.stop();
   await write(redis, ['perf:fault:c:1'], 100_000, 2, 'last');
