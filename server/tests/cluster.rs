@@ -486,16 +486,19 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     cluster.remove_node(added).await;
     write(&cluster, &keys, 30, 40).await;
     browser.converge(&cluster, &keys).await;
-    let mut gone = false;
-    for _ in 0..50 {
-        let metrics = http_get(&ws, "/metrics").await.1;
-        if !metrics.contains(&format!("node=\"127.0.0.1:{added}\"")) {
-            gone = true;
-            break;
-        }
+    // The relay reads the topology every second; a loaded machine may take some of them to see the node gone.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while http_get(&ws, "/metrics")
+        .await
+        .1
+        .contains(&format!("node=\"127.0.0.1:{added}\""))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay still follows the removed node"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(gone, "the relay still follows the removed node");
     write(&cluster, &keys, 40, 50).await;
     browser.converge(&cluster, &keys).await;
 }
@@ -585,7 +588,8 @@ async fn a_primary_killed_is_replaced_by_its_replica_and_the_relay_follows_it() 
     cluster.kill(dead);
     // Promoted, and every node that runs says the cluster is whole again.
     let mut promoted = false;
-    for _ in 0..150 {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while tokio::time::Instant::now() < deadline {
         let mut ok = cluster.primaries().await.contains(&heir);
         for port in cluster.ports() {
             let info: String = redis::cmd("CLUSTER")

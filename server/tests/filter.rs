@@ -455,11 +455,7 @@ async fn keys_moved_or_copied_into_the_watched_database_reach_it() {
     run(&mut conn, &["ZADD", "w:out", "1", "x"]).await;
     run(&mut conn, &["ZADD", "w:c0", "1", "x"]).await;
     let mut page = Page::open(&url, &["w:*"], 0).await;
-    let mut db1 = redis::Client::open(format!("redis://127.0.0.1:{port}/1"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{port}/1")).await;
     run(&mut db1, &["SET", "w:mv", "hello"]).await;
     run(&mut db1, &["MOVE", "w:mv", "0"]).await;
     run(&mut db1, &["ZADD", "w:cp", "1", "a"]).await;

@@ -55,11 +55,7 @@ async fn an_acl_user_with_a_password() {
         "--user", "relay", "on", ">s3cret", "~*", "&*", "+@all", "--user", "default", "off",
     ]);
     let url = format!("redis://relay:s3cret@127.0.0.1:{port}");
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn_url(&url).await;
     zadd(&mut conn, "perf:h", 1, "before").await;
     let (_relay, ws_url) = start_relay_with(&url, &["--allow", "perf:*"]);
     stream_one_zadd(&ws_url, &mut conn.clone(), conn).await;

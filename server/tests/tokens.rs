@@ -355,11 +355,7 @@ async fn the_write_profile_is_for_tokens_that_read_everything() {
         &["--allow", "tenant:*", "--jwt-secret", SECRET],
     );
     wait_healthy(&ws_url).await;
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn(port).await;
     redis(&mut conn, &["SET", "tenant:b:secret-name", "v"]).await;
     let tenant = hs256(&claims("alice", &["tenant:a:*"], &[], 300));
     let operator = hs256(&claims("ops", &["*"], &[], 300));

@@ -605,15 +605,13 @@ fn spawn_node(port: u16, bus_port: u16, dir: PathBuf) -> Node {
     }
 }
 
+/// A connection to the node on `port`, [`super::patient`], or `None` if it does not take one (killed).
 async fn try_conn(port: u16) -> Option<MultiplexedConnection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    tokio::time::timeout(
-        Duration::from_secs(1),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .ok()?
-    .ok()
+    client
+        .get_multiplexed_async_connection_with_config(&super::patient())
+        .await
+        .ok()
 }
 
 /// The port a `MOVED` or `ASK` error sends to, `None` for any other error.

@@ -259,11 +259,7 @@ fn subscribe(pattern: &str, db: u32, window: usize) -> String {
 
 /// A connection to the Redis on `port` with database `db` selected.
 pub async fn redis_db(port: u16, db: u32) -> MultiplexedConnection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/{db}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    super::redis_conn_url(&format!("redis://127.0.0.1:{port}/{db}")).await
 }
 
 /// What Redis answers for a key, read as a window of `n` would hold it.

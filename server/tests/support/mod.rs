@@ -211,22 +211,39 @@ pub fn start_relay_args(flags: &[&str]) -> (Proc, String) {
     (proc, http.replace("http://", "ws://") + "/ws")
 }
 
+/// Waits until the relay's `/healthz` answers 200: its first full sync is done. Within a minute: the sync of a
+/// test's dataset takes a fraction of a second alone, but many seconds on a machine busy with parallel builds.
 pub async fn wait_healthy(ws_url: &str) {
-    for _ in 0..200 {
-        if http_get(ws_url, "/healthz").await.0 == 200 {
-            return;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while http_get(ws_url, "/healthz").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never became healthy"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the relay never became healthy");
+}
+
+/// How long a test's Redis client waits for a connection and for a reply. Not the crate's defaults (1 s and
+/// 500 ms): on a machine busy with parallel builds a pipeline of 20,000 writes with `appendfsync always`, a `SAVE`
+/// or a `MIGRATE` takes longer, and the test failed with "timed out" where Redis was merely slow.
+pub fn patient() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(60)))
+}
+
+/// A connection to the Redis at `url` (`redis://…`, with a user, a password or a database), [`patient`].
+pub async fn redis_conn_url(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&patient())
+        .await
+        .unwrap()
 }
 
 pub async fn redis_conn(port: u16) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis_conn_url(&format!("redis://127.0.0.1:{port}")).await
 }
 
 pub async fn info_field(
@@ -484,10 +501,12 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// Waits until the replica on `port` has applied the primary's stream up to `offset`.
+/// Waits until the replica on `port` has applied the primary's stream up to `offset` (within half a minute: a
+/// loaded machine may hold replication back for seconds).
 pub async fn replica_at(port: u16, offset: u64) {
     let mut conn = redis_conn(port).await;
-    for _ in 0..500 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
         let at: u64 = info_field(&mut conn, "replication", "slave_repl_offset")
             .await
             .parse()
@@ -495,9 +514,12 @@ pub async fn replica_at(port: u16, offset: u64) {
         if at >= offset {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica on {port} never reached offset {offset} (it is at {at})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the replica on {port} never reached offset {offset}");
 }
 
 /// Waits until the relay's link has received the stream up to `offset` (within a minute).
