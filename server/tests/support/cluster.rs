@@ -292,12 +292,28 @@ impl Cluster {
     /// time, then `SETSLOT … NODE` on the target, the source and every other primary. Returns once every node's
     /// slot map names the target.
     pub async fn migrate_slot(&self, slot: u16, from_port: u16, to_port: u16) {
+        self.migrate_slot_meanwhile(slot, from_port, to_port, || async {})
+            .await;
+    }
+
+    /// [`Cluster::migrate_slot`], awaiting `meanwhile()` twice while the slot is in migration: once marked
+    /// migrating with its keys still on the source, and once with its keys moved to the target but the slot not yet
+    /// handed over (a command on them gets `ASK`). What a test does concurrently then happens during the move in
+    /// every interleaving, however quick the move.
+    pub async fn migrate_slot_meanwhile<F: std::future::Future<Output = ()>>(
+        &self,
+        slot: u16,
+        from_port: u16,
+        to_port: u16,
+        mut meanwhile: impl FnMut() -> F,
+    ) {
         let mut from = super::redis_conn(from_port).await;
         let mut to = super::redis_conn(to_port).await;
         let from_id = node_id(&mut from).await;
         let to_id = node_id(&mut to).await;
         setslot(&mut to, slot, "IMPORTING", Some(&from_id)).await;
         setslot(&mut from, slot, "MIGRATING", Some(&to_id)).await;
+        meanwhile().await;
         loop {
             let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
                 .arg("GETKEYSINSLOT")
@@ -321,6 +337,7 @@ impl Cluster {
                 .await
                 .unwrap();
         }
+        meanwhile().await;
         setslot(&mut to, slot, "NODE", Some(&to_id)).await;
         setslot(&mut from, slot, "NODE", Some(&to_id)).await;
         for port in self.primaries().await {
