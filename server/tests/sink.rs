@@ -25,7 +25,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::{
-    free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until, Proc,
+    free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until,
+    wait_healthy, Proc,
 };
 
 /// Newest members each sorted set keeps, as the collector's `--keep`: Redis forgets the rest.
@@ -976,6 +977,9 @@ async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
         .args(["--allow", "perf:*"])
         .env("RUST_LOG", "warn");
     let _relay = start_until(&mut relay, "Replicast is live at ").0;
+    // Every shard's link attached before the primaries' replication IDs are read: a primary without replicas
+    // takes a new ID when its first one attaches, the one the sink's positions are stored under.
+    wait_healthy(&format!("ws://127.0.0.1:{relay_port}/ws")).await;
     // Keys on both shards.
     let keys: Vec<String> = (0..8).map(|i| format!("perf:c{i}")).collect();
     let mut owners = BTreeSet::new();
