@@ -91,12 +91,11 @@ impl OrderStats {
         removed
     }
 
-    /// Removes every value.
+    /// Removes every value, keeping the room they took for the next.
     pub fn clear(&mut self) {
-        *self = Self {
-            rng: self.rng,
-            ..Self::new()
-        };
+        self.nodes.clear();
+        self.free.clear();
+        self.root = NIL;
     }
 
     /// The smallest value.
