@@ -245,11 +245,11 @@ impl Group {
             return;
         }
         series.filled_at = changes;
-        series.values.clear();
-        for &(_, id) in self.by_time.range(from, Bound::Unbounded) {
-            // Only finite values are kept: the aggregator stores NaN for anything else, which `insert` refuses.
-            let _ = series.values.insert(members.member(id).values[field]);
-        }
+        // The aggregator stores NaN where a member has no number, which `fill` leaves out.
+        let values = self.by_time.range(from, Bound::Unbounded);
+        series
+            .values
+            .fill(values.map(|&(_, id)| members.member(id).values[field]));
     }
 
     /// Every field over every scope: [`refresh`](Self::refresh) of each.
