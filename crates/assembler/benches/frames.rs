@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use replicast_assembler::aggregate::sample::{Read, SampleReader, MAX_PATHS};
 use replicast_assembler::aggregate::{Across, AggregateSpec, Aggregator, FieldSpec, Grouping};
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
 use replicast_assembler::series::SeriesCache;
@@ -27,6 +28,7 @@ const START_MS: u64 = 1_700_000_000_000;
 
 /// What the browser API follows (wasm/src/web/follow.rs): the per-key and the fleet aggregators and the series.
 struct PageFollow {
+    reader: SampleReader,
     by_key: Aggregator,
     fleet: Aggregator,
     series: SeriesCache,
@@ -38,8 +40,10 @@ impl PageFollow {
             let fields = FIELDS.iter().map(|f| FieldSpec::gauge(*f)).collect();
             Aggregator::new(AggregateSpec::new(fields, grouping)).expect("a valid spec")
         };
+        let by_key = spec(Grouping::ByKey);
         PageFollow {
-            by_key: spec(Grouping::ByKey),
+            reader: SampleReader::new(&by_key.paths()).expect("valid paths"),
+            by_key,
             fleet: spec(Grouping::AcrossKeys(Across::LatestPerKey)),
             series: SeriesCache::new(FIELDS.iter().map(|f| f.to_string()).collect())
                 .expect("valid paths"),
@@ -49,9 +53,13 @@ impl PageFollow {
 
 impl WindowObserver for PageFollow {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
-        self.by_key.added(key, item);
-        self.fleet.added(key, item);
-        self.series.added(key, item);
+        let mut reads = [Read::Missing; MAX_PATHS];
+        let paths = self.reader.len();
+        let read = self.reader.read_into(item.payload, &mut reads);
+        let read = read.map(|()| &reads[..paths]).map_err(|_| ());
+        self.by_key.added_reads(key, item, read);
+        self.fleet.added_reads(key, item, read);
+        self.series.added_reads(key, item, read);
     }
 
     fn removed(&mut self, key: &[u8], id: ItemId) {

@@ -74,6 +74,26 @@ impl SeriesCache {
                 values[i] = v;
             }
         });
+        self.insert(key, item.id, time);
+    }
+
+    /// `item` entered `key`'s window, already read at this cache's paths, in their order and maybe followed by
+    /// others (`Err` when its payload was not JSON): for followers that read each item once between them.
+    pub fn added_reads(&mut self, key: &[u8], item: Item<'_>, reads: Result<&[Read<'_>], ()>) {
+        let Some(time) = item.time_ms else {
+            return;
+        };
+        self.values.fill(f64::NAN);
+        for (value, read) in self.values.iter_mut().zip(reads.unwrap_or_default()) {
+            if let Read::Number(v, _) = read {
+                *value = *v;
+            }
+        }
+        self.insert(key, item.id, time);
+    }
+
+    /// Files the values just read as `id`'s row at `time`.
+    fn insert(&mut self, key: &[u8], id: ItemId, time: f64) {
         let fields = self.paths.len();
         let series = match self.keys.get_mut(key) {
             Some(series) => series,
@@ -82,16 +102,16 @@ impl SeriesCache {
                 ..KeySeries::default()
             }),
         };
-        let row = (ordered(time), item.id);
+        let row = (ordered(time), id);
         let Err(at) = series.position(row) else {
             return;
         };
         series.rows.insert(at, row);
         series.times.insert(at, time);
-        for (column, value) in series.columns.iter_mut().zip(values.iter()) {
+        for (column, value) in series.columns.iter_mut().zip(self.values.iter()) {
             column.insert(at, *value);
         }
-        series.by_id.insert(item.id, row.0);
+        series.by_id.insert(id, row.0);
     }
 
     pub fn removed(&mut self, key: &[u8], id: ItemId) {

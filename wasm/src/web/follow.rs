@@ -7,6 +7,7 @@
 
 use wasm_bindgen::prelude::*;
 
+use replicast_assembler::aggregate::sample::{Read, SampleReader, MAX_PATHS};
 use replicast_assembler::aggregate::{
     Across, AggregateSpec, Aggregator, FieldSpec, FieldSummary, Grouping, Scope, Stats,
 };
@@ -51,6 +52,8 @@ pub struct Follow {
     /// Keys whose windows changed since [`Follow::take_changed`]: hashed, since every item that enters or leaves
     /// a window looks its key up here; sorted once when taken.
     pub changed: FastSet<Vec<u8>>,
+    /// Reads each item once for the two aggregators and the series, which read the same paths.
+    reader: Option<SampleReader>,
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
     series: Option<SeriesCache>,
@@ -86,10 +89,16 @@ impl Follow {
             .chain(&options.counters)
             .cloned()
             .collect();
+        let by_key = spec(Grouping::ByKey)?;
+        let fleet = spec(Grouping::AcrossKeys(Across::LatestPerKey))?;
+        debug_assert_eq!(by_key.paths(), fleet.paths());
+        let reader =
+            SampleReader::new(&by_key.paths()).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(Follow {
             changed: FastSet::default(),
-            by_key: Some(spec(Grouping::ByKey)?),
-            fleet: Some(spec(Grouping::AcrossKeys(Across::LatestPerKey))?),
+            reader: Some(reader),
+            by_key: Some(by_key),
+            fleet: Some(fleet),
             series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
             view_buffer: Vec::new(),
         })
@@ -195,11 +204,19 @@ impl WindowObserver for Follow {
         if !self.changed.contains(key) {
             self.changed.insert(key.to_vec());
         }
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        // The series' paths are the aggregators' first ones (the fields; then the time field, if any).
+        let mut reads = [Read::Missing; MAX_PATHS];
+        let paths = reader.len();
+        let read = reader.read_into(item.payload, &mut reads);
+        let read = read.map(|()| &reads[..paths]).map_err(|_| ());
         for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
-            aggregator.added(key, item);
+            aggregator.added_reads(key, item, read);
         }
         if let Some(series) = &mut self.series {
-            series.added(key, item);
+            series.added_reads(key, item, read);
         }
     }
 

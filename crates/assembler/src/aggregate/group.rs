@@ -5,6 +5,14 @@
 //! aggregator calls [`Group::advance`] before touching or reading a group, which evicts from each bucket the
 //! members its horizon passed, oldest first, O(log n) each. An item enters and leaves every bucket at most once,
 //! so upkeep is O(log n) amortized per item and field, whatever the number of groups.
+//!
+//! A series' values (its order statistics) are filled when they are read, not as members come and go: a page
+//! reads the statistics of one host and the fleet's, while every host's sample enters and leaves a window and
+//! three buckets per field, so keeping every tree current cost each sample a dozen tree updates per field that
+//! nobody read. A change counts in the scopes (the window, the buckets) it touches; [`Group::refresh`] rebuilds
+//! a series whose scope changed since it was filled from its members, in time order, O(n log n) once per read
+//! after a change. Counters' increases stay incremental: they
+//! need each member's neighbours of its key at the time it enters or leaves.
 
 use std::ops::Bound;
 
@@ -49,8 +57,10 @@ pub(super) trait Members {
 /// Statistics of one field over one set of members.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Series {
+    /// The members' values, as of change `filled_at` of its scope.
     pub values: OrderStats,
     pub increase: Increase,
+    filled_at: u64,
 }
 
 /// Which members a query covers.
@@ -76,6 +86,8 @@ pub(super) struct Group {
     by_time: OrderedSet<(TimeKey, ItemId)>,
     /// Per bucket: its members are those with time > horizon.
     horizons: Vec<f64>,
+    /// How many times members came or left: in the window, then in each bucket.
+    changes: Vec<u64>,
     fields: Vec<Field>,
 }
 
@@ -85,6 +97,7 @@ impl Group {
         Group {
             by_time: OrderedSet::new(),
             horizons: vec![f64::NEG_INFINITY; buckets],
+            changes: vec![0; 1 + buckets],
             fields: counters
                 .iter()
                 .map(|&counter| Field {
@@ -113,25 +126,35 @@ impl Group {
                 continue;
             }
             self.horizons[b] = horizon;
-            let passed = self.by_time.range(
-                Bound::Included((TimeKey::after(old), 0)),
-                Bound::Included((TimeKey::new(horizon), ItemId::MAX)),
-            );
+            let mut passed = self
+                .by_time
+                .range(
+                    Bound::Included((TimeKey::after(old), 0)),
+                    Bound::Included((TimeKey::new(horizon), ItemId::MAX)),
+                )
+                .peekable();
+            if passed.peek().is_none() {
+                continue;
+            }
+            self.changes[1 + b] += 1;
+            if !self.fields.iter().any(|field| field.chain.is_some()) {
+                continue;
+            }
             for &(_, id) in passed {
                 let m = members.member(id);
                 for (f, field) in self.fields.iter_mut().enumerate() {
                     let value = m.values[f];
+                    let Some(chain) = &field.chain else {
+                        continue;
+                    };
                     if value.is_nan() {
                         continue;
                     }
-                    let series = &mut field.buckets[b];
-                    series.values.remove(value);
-                    if let Some(chain) = &field.chain {
-                        // Evicted oldest first: nothing of its key is left before it in the bucket.
-                        let after =
-                            next_in_chain(chain, m.key, TimeKey::new(m.time), id, members, f);
-                        series.increase.remove(None, value, after.map(|(_, v)| v));
-                    }
+                    // Evicted oldest first: nothing of its key is left before it in the bucket.
+                    let after = next_in_chain(chain, m.key, TimeKey::new(m.time), id, members, f);
+                    field.buckets[b]
+                        .increase
+                        .remove(None, value, after.map(|(_, v)| v));
                 }
             }
         }
@@ -155,12 +178,21 @@ impl Group {
         } else {
             self.by_time.remove(&(time, id));
         }
+        self.changes[0] += 1;
+        for (changes, horizon) in self.changes[1..].iter_mut().zip(&self.horizons) {
+            if m.time > *horizon {
+                *changes += 1;
+            }
+        }
         for (f, field) in self.fields.iter_mut().enumerate() {
             let value = m.values[f];
             if value.is_nan() {
                 continue;
             }
-            let neighbours = field.chain.as_mut().map(|chain| {
+            let Some(chain) = field.chain.as_mut() else {
+                continue;
+            };
+            let neighbours = {
                 if joining {
                     chain.insert((m.key, time, id));
                 } else {
@@ -170,33 +202,68 @@ impl Group {
                     previous_in_chain(chain, m.key, time, id, members, f),
                     next_in_chain(chain, m.key, time, id, members, f),
                 )
-            });
+            };
             let in_window = std::iter::once((&mut field.window, f64::NEG_INFINITY));
             let in_buckets = field.buckets.iter_mut().zip(self.horizons.iter().copied());
             for (series, horizon) in in_window.chain(in_buckets) {
                 if m.time <= horizon {
                     continue;
                 }
+                let (before, after) = neighbours;
+                let before = before.filter(|&(t, _)| t > horizon).map(|(_, v)| v);
+                let after = after.map(|(_, v)| v);
                 if joining {
-                    // Only finite values reach here: the aggregator stores NaN for anything else.
-                    let _ = series.values.insert(value);
+                    series.increase.insert(before, value, after);
                 } else {
-                    series.values.remove(value);
-                }
-                if let Some((before, after)) = neighbours {
-                    let before = before.filter(|&(t, _)| t > horizon).map(|(_, v)| v);
-                    let after = after.map(|(_, v)| v);
-                    if joining {
-                        series.increase.insert(before, value, after);
-                    } else {
-                        series.increase.remove(before, value, after);
-                    }
+                    series.increase.remove(before, value, after);
                 }
             }
         }
     }
 
-    /// The series of `field` over `scope`; `None` for a bucket index out of range.
+    /// Fills the values of `field` over `scope` if members came or left since they were (after
+    /// [`advance`](Self::advance) to the current clock).
+    pub fn refresh(&mut self, field: usize, scope: Scope, members: &impl Members) {
+        let (from, changes) = match scope {
+            Scope::Window => (Bound::Unbounded, self.changes[0]),
+            Scope::Bucket(b) => match self.horizons.get(b) {
+                Some(&horizon) => (
+                    Bound::Included((TimeKey::after(horizon), 0)),
+                    self.changes[1 + b],
+                ),
+                None => return,
+            },
+        };
+        let Some(f) = self.fields.get_mut(field) else {
+            return;
+        };
+        let series = match scope {
+            Scope::Window => &mut f.window,
+            Scope::Bucket(b) => &mut f.buckets[b],
+        };
+        if series.filled_at == changes {
+            return;
+        }
+        series.filled_at = changes;
+        // The aggregator stores NaN where a member has no number, which `fill` leaves out.
+        let values = self.by_time.range(from, Bound::Unbounded);
+        series
+            .values
+            .fill(values.map(|&(_, id)| members.member(id).values[field]));
+    }
+
+    /// Every field over every scope: [`refresh`](Self::refresh) of each.
+    pub fn refresh_all(&mut self, members: &impl Members) {
+        for field in 0..self.fields.len() {
+            self.refresh(field, Scope::Window, members);
+            for b in 0..self.horizons.len() {
+                self.refresh(field, Scope::Bucket(b), members);
+            }
+        }
+    }
+
+    /// The series of `field` over `scope`, its values as last [refreshed](Self::refresh); `None` for a bucket
+    /// index out of range.
     pub fn series(&self, field: usize, scope: Scope) -> Option<&Series> {
         let field = self.fields.get(field)?;
         match scope {

@@ -16,6 +16,8 @@ use std::ops::Range;
 use replicast_protocol::quote::quoted;
 use thiserror::Error;
 
+use crate::windows::fast_hash::same_bytes;
+
 /// How deeply objects and arrays may nest.
 pub const MAX_DEPTH: usize = 64;
 /// How many paths one [`PathSet`] can look for (a bit each in a `u64`).
@@ -227,7 +229,7 @@ impl PathSet {
             return Err(s.invalid("':'"));
         }
         let name = &s.doc[name];
-        Ok(self.matching(mask, |segment| &*segment.name == name, d))
+        Ok(self.matching(mask, |segment| same_bytes(&segment.name, name), d))
     }
 
     fn element(&self, mask: u64, d: usize, i: usize) -> u64 {

@@ -3,9 +3,11 @@
 //! (1 s / 10 s / 1 min by default).
 //!
 //! An [`Aggregator`] follows an assembler's windows as their [`WindowObserver`]: each item that enters is read
-//! once (its numbers, group and time; see [`json`]), and from then on it is known by its
-//! [`ItemId`], so leaving costs O(log n) without the item's bytes. Every update is O(log n) per field (amortized,
-//! for the rolling buckets); queries read the maintained structures in O(log n) per statistic.
+//! once (its numbers, group and time; see [`json`]; followers of the same paths can share that read, see
+//! [`Aggregator::added_reads`]), and from then on it is known by its [`ItemId`], so leaving costs O(log n)
+//! without the item's bytes. Every update is O(log n) (amortized, for the rolling buckets); a query fills the
+//! order statistics it reads from the group's members if they changed since (O(n log n), once per read after a
+//! change), then reads them in O(log n) per statistic.
 //!
 //! Memory: per item, a record (key, group, time) and one `f64` per field; per item and field, one node in the
 //! window's and in each bucket's [order-statistics multiset](order_stats) (equal values share one), and for
@@ -30,12 +32,11 @@ mod query;
 pub mod sample;
 mod spec;
 
-use std::collections::HashMap;
-
 use crate::observe::{Item, ItemId, WindowObserver};
+use crate::windows::fast_hash::FastMap;
 use group::{Group, Member, Members, TimeKey};
 use ordered::OrderedSet;
-use sample::{Read, SampleReader};
+use sample::{Read, SampleReader, MAX_PATHS};
 
 pub use group::Scope;
 pub use query::{Counters, FieldSummary, GroupSummary, Latest, Stats};
@@ -59,7 +60,8 @@ struct Record {
 /// The items' records and their values, one `f64` per field in a slab (NaN: no number).
 #[derive(Debug, Clone, Default)]
 struct Records {
-    items: HashMap<ItemId, Record>,
+    /// By id: a few words hashed per item added and removed, where SipHash cost more than the lookup itself.
+    items: FastMap<ItemId, Record>,
     values: Vec<f64>,
     free_slots: Vec<u32>,
     fields: usize,
@@ -110,7 +112,7 @@ impl Members for Records {
 /// Names interned to small indexes, with their slots reused.
 #[derive(Debug, Clone)]
 struct Slots<T> {
-    ids: HashMap<Box<[u8]>, u32>,
+    ids: FastMap<Box<[u8]>, u32>,
     slots: Vec<Option<(Box<[u8]>, T)>>,
     free: Vec<u32>,
 }
@@ -118,7 +120,7 @@ struct Slots<T> {
 impl<T> Default for Slots<T> {
     fn default() -> Self {
         Slots {
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
         }
@@ -241,6 +243,20 @@ impl Aggregator {
         &self.spec
     }
 
+    /// The JSON paths it reads of each item, in the order [`Aggregator::added_reads`] takes their reads: the
+    /// fields', then the group's (`ByField`), then the time's.
+    pub fn paths(&self) -> Vec<&str> {
+        let group = match &self.spec.grouping {
+            Grouping::ByField(path) => Some(path.as_str()),
+            _ => None,
+        };
+        let fields = self.spec.fields.iter().map(|f| f.path.as_str());
+        fields
+            .chain(group)
+            .chain(self.spec.time_field.as_deref())
+            .collect()
+    }
+
     /// The index of the field with this path in the spec (and in every query's results).
     pub fn field_index(&self, path: &str) -> Option<usize> {
         self.spec.fields.iter().position(|f| f.path == path)
@@ -341,39 +357,37 @@ impl Aggregator {
     }
 }
 
-impl WindowObserver for Aggregator {
-    fn added(&mut self, key: &[u8], item: Item<'_>) {
+impl Aggregator {
+    /// `item` entered `key`'s window, already read at [`Aggregator::paths`] (`Err` when its payload was not
+    /// JSON): what [`WindowObserver::added`] does after reading it, for followers that read each item once
+    /// between them.
+    pub fn added_reads(&mut self, key: &[u8], item: Item<'_>, reads: Result<&[Read<'_>], ()>) {
         if self.records.items.contains_key(&item.id) {
             // Ids are never reused; should one come twice, the newer data wins.
             self.forget(item.id);
         }
+        let Ok(reads) = reads else {
+            self.counters.not_json += 1;
+            return;
+        };
         let fields = self.spec.fields.len();
         let mut values = [f64::NAN; MAX_FIELDS];
         let (mut missing, mut not_numeric) = (0, 0);
-        let (mut group_name, mut field_time) = (None, None);
-        let (group_path, time_path) = (self.group_path, self.time_path);
-        let read = self.reader.read(item.payload, |i, read| {
-            if i < fields {
-                match read {
-                    Read::Number(v, _) => values[i] = v,
-                    Read::Missing => missing += 1,
-                    Read::Text(_) | Read::Other => not_numeric += 1,
-                }
-            } else if Some(i) == group_path {
-                group_name = match read {
-                    Read::Number(_, text) | Read::Text(text) => Some(text),
-                    Read::Missing | Read::Other => None,
-                };
-            } else if Some(i) == time_path {
-                if let Read::Number(v, _) = read {
-                    field_time = Some(v);
-                }
+        for (value, read) in values.iter_mut().zip(&reads[..fields.min(reads.len())]) {
+            match *read {
+                Read::Number(v, _) => *value = v,
+                Read::Missing => missing += 1,
+                Read::Text(_) | Read::Other => not_numeric += 1,
             }
-        });
-        if read.is_err() {
-            self.counters.not_json += 1;
-            return;
         }
+        let group_name = match self.group_path.and_then(|i| reads.get(i)) {
+            Some(Read::Number(_, text) | Read::Text(text)) => Some(*text),
+            _ => None,
+        };
+        let field_time = match self.time_path.and_then(|i| reads.get(i)) {
+            Some(Read::Number(v, _)) => Some(*v),
+            _ => None,
+        };
         let group_name: &[u8] = match &self.spec.grouping {
             Grouping::ByKey => key,
             Grouping::ByField(_) => match group_name {
@@ -420,6 +434,15 @@ impl WindowObserver for Aggregator {
             }
             self.join(item.id);
         }
+    }
+}
+
+impl WindowObserver for Aggregator {
+    fn added(&mut self, key: &[u8], item: Item<'_>) {
+        let mut reads = [Read::Missing; MAX_PATHS];
+        let read = self.reader.read_into(item.payload, &mut reads);
+        let paths = self.reader.len();
+        self.added_reads(key, item, read.map(|()| &reads[..paths]).map_err(|_| ()));
     }
 
     fn removed(&mut self, _key: &[u8], id: ItemId) {

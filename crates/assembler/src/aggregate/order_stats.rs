@@ -91,12 +91,64 @@ impl OrderStats {
         removed
     }
 
-    /// Removes every value.
+    /// Replaces the contents with the finite ones of `values` (the others left out), in any order: sorted, then
+    /// built as one tree in a pass (a right spine on a stack), where inserting them one by one would cost a
+    /// descent and rotations each. What a group's statistics are filled with when read after a change.
+    pub fn fill(&mut self, values: impl IntoIterator<Item = f64>) {
+        self.clear();
+        for value in values {
+            if let Ok(value) = finite(value) {
+                self.nodes.push(Node {
+                    value,
+                    copies: 1,
+                    size: 1,
+                    sum: value,
+                    priority: 0,
+                    left: NIL,
+                    right: NIL,
+                });
+            }
+        }
+        crate::sort::sort_by(&mut self.nodes, |a, b| a.value.total_cmp(&b.value));
+        // Equal values share a node, as `insert` makes them.
+        self.nodes.dedup_by(|next, kept| {
+            let same = next.value == kept.value;
+            kept.copies += u32::from(same);
+            same
+        });
+        // The nodes in value order, each below the spine's last node of a higher priority; a node leaves the
+        // spine complete (its right child the one that left before it), so its size and sum are final then.
+        let mut spine: Vec<u32> = Vec::new();
+        for t in 0..self.nodes.len() as u32 {
+            let priority = self.next_priority();
+            let mut left = NIL;
+            while let Some(&top) = spine.last() {
+                if self.nodes[top as usize].priority >= priority {
+                    break;
+                }
+                spine.pop();
+                self.update(top);
+                left = top;
+            }
+            let node = &mut self.nodes[t as usize];
+            node.priority = priority;
+            node.left = left;
+            if let Some(&top) = spine.last() {
+                self.nodes[top as usize].right = t;
+            }
+            spine.push(t);
+        }
+        self.root = spine.first().copied().unwrap_or(NIL);
+        while let Some(top) = spine.pop() {
+            self.update(top);
+        }
+    }
+
+    /// Removes every value, keeping the room they took for the next.
     pub fn clear(&mut self) {
-        *self = Self {
-            rng: self.rng,
-            ..Self::new()
-        };
+        self.nodes.clear();
+        self.free.clear();
+        self.root = NIL;
     }
 
     /// The smallest value.

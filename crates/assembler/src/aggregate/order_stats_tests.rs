@@ -39,6 +39,56 @@ fn copies_share_a_node_and_leave_one_at_a_time() {
 }
 
 #[test]
+fn filled_at_once_answers_as_inserted_one_by_one() {
+    // Scrambled, with repeats, -0.0 and values that cannot enter.
+    let mut values: Vec<f64> = (0..500u32)
+        .map(|i| f64::from(i.wrapping_mul(7919) % 211) / 4.0 - 10.0)
+        .collect();
+    values.extend([-0.0, 0.0, f64::NAN, f64::INFINITY, 3.25, 3.25]);
+    let mut inserted = OrderStats::new();
+    for &v in &values {
+        let _ = inserted.insert(v);
+    }
+    let mut filled = OrderStats::new();
+    filled.insert(1e9).unwrap();
+    filled.fill(values.iter().copied());
+    assert_eq!(filled.len(), inserted.len());
+    assert_eq!(
+        filled.nodes.len(),
+        inserted.nodes.len(),
+        "equal values share a node"
+    );
+    assert_eq!(
+        (filled.min(), filled.max()),
+        (inserted.min(), inserted.max())
+    );
+    assert!((filled.sum() - inserted.sum()).abs() < 1e-9);
+    for rank in 0..filled.len() + 1 {
+        assert_eq!(filled.nth(rank), inserted.nth(rank), "rank {rank}");
+    }
+    for x in [-11.0, -10.0, 0.0, 3.25, 42.0, 1e9] {
+        assert_eq!(filled.count_above(x), inserted.count_above(x));
+        assert_eq!(filled.count_below(x), inserted.count_below(x));
+    }
+    assert!(
+        filled.height() <= 4 * inserted.height(),
+        "balanced: {}",
+        filled.height()
+    );
+    // It stays a working tree.
+    assert!(filled.remove(3.25) && filled.remove(3.25));
+    assert!(inserted.remove(3.25) && inserted.remove(3.25));
+    filled.insert(99.5).unwrap();
+    inserted.insert(99.5).unwrap();
+    for rank in 0..filled.len() {
+        assert_eq!(filled.nth(rank), inserted.nth(rank));
+    }
+    filled.fill([]);
+    assert!(filled.is_empty());
+    assert_eq!(filled.sum(), 0.0);
+}
+
+#[test]
 fn rejects_nan_and_infinities() {
     let mut s = OrderStats::new();
     assert_eq!(s.insert(f64::INFINITY), Err(NotFinite(f64::INFINITY)));

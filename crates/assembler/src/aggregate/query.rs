@@ -50,6 +50,15 @@ pub struct GroupSummary {
     pub fields: Vec<FieldSummary>,
 }
 
+/// Which of a group's values a query reads, to be filled first.
+#[derive(Debug, Clone, Copy)]
+enum Filled {
+    All,
+    /// One field, over the window and every bucket.
+    Field(usize),
+    Series(usize, Scope),
+}
+
 /// What could not be aggregated, and how much was.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -84,7 +93,7 @@ impl Aggregator {
 
     /// One group's statistics (for `AcrossKeys`, the group is `b""`).
     pub fn summary(&mut self, group: &[u8]) -> Option<GroupSummary> {
-        self.current(group)?;
+        self.current(group, Filled::All)?;
         let g = self.groups.get(self.groups.id(group)?);
         let fields = (0..self.spec.fields.len())
             .map(|f| FieldSummary {
@@ -109,7 +118,7 @@ impl Aggregator {
         if field >= self.spec.fields.len() {
             return None;
         }
-        self.current(group)?;
+        self.current(group, Filled::Field(field))?;
         let g = self.groups.get(self.groups.id(group)?);
         Some(FieldSummary {
             window: self.stats_of(g, field, Scope::Window),
@@ -124,7 +133,8 @@ impl Aggregator {
 
     /// The statistics of field `field` in `group` over `scope`.
     pub fn stats(&mut self, group: &[u8], field: usize, scope: Scope) -> Option<Stats> {
-        self.current(group)?.series(field, scope)?;
+        self.current(group, Filled::Series(field, scope))?
+            .series(field, scope)?;
         let g = self.groups.get(self.groups.id(group)?);
         Some(self.stats_of(g, field, scope))
     }
@@ -152,17 +162,31 @@ impl Aggregator {
         Some(self.values(group, field, scope)?.count_above(threshold))
     }
 
-    /// The group, its buckets brought up to the clock.
-    fn current(&mut self, group: &[u8]) -> Option<&Group> {
+    /// The group, its buckets brought up to the clock and the values a query reads filled.
+    fn current(&mut self, group: &[u8], filled: Filled) -> Option<&Group> {
         let id = self.groups.id(group)?;
-        self.groups
-            .get_mut(id)
-            .advance(self.clock, &self.spec.buckets_ms, &self.records);
+        let g = self.groups.get_mut(id);
+        g.advance(self.clock, &self.spec.buckets_ms, &self.records);
+        match filled {
+            Filled::All => g.refresh_all(&self.records),
+            Filled::Field(field) => {
+                g.refresh(field, Scope::Window, &self.records);
+                for b in 0..self.spec.buckets_ms.len() {
+                    g.refresh(field, Scope::Bucket(b), &self.records);
+                }
+            }
+            Filled::Series(field, scope) => g.refresh(field, scope, &self.records),
+        }
         Some(self.groups.get(id))
     }
 
     fn values(&mut self, group: &[u8], field: usize, scope: Scope) -> Option<&OrderStats> {
-        Some(&self.current(group)?.series(field, scope)?.values)
+        Some(
+            &self
+                .current(group, Filled::Series(field, scope))?
+                .series(field, scope)?
+                .values,
+        )
     }
 
     fn stats_of(&self, g: &Group, field: usize, scope: Scope) -> Stats {

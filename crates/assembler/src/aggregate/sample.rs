@@ -7,7 +7,11 @@
 //! number (`12.5`; Redis writes `INCRBYFLOAT` results that way), and as the group's name whatever it holds.
 
 use super::json::{parse_number, Found, JsonError, PathSet};
+use super::spec::MAX_FIELDS;
 use crate::observe::Payload;
+
+/// The most paths an aggregator reads: every field of its spec, its group's and its time's.
+pub const MAX_PATHS: usize = MAX_FIELDS + 2;
 
 /// What an item holds at one path.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +61,31 @@ impl SampleReader {
             paths: PathSet::new(paths)?,
             by_field,
             found: vec![Found::Missing; paths.len()],
+        })
+    }
+
+    /// How many paths it reads.
+    pub fn len(&self) -> usize {
+        self.by_field.len()
+    }
+
+    /// It reads no path.
+    pub fn is_empty(&self) -> bool {
+        self.by_field.is_empty()
+    }
+
+    /// Reads every path into `out` (its first [`len`](Self::len) entries, at most [`MAX_PATHS`]), for followers
+    /// of the same paths to share: the aggregators and the series cache of a page each read every sample, and one
+    /// pass over its JSON serves them all. Fails when a JSON value is not valid JSON.
+    pub fn read_into<'a>(
+        &mut self,
+        payload: Payload<'a>,
+        out: &mut [Read<'a>; MAX_PATHS],
+    ) -> Result<(), JsonError> {
+        self.read(payload, |i, read| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = read;
+            }
         })
     }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::observe::Payload;
+use sample::MAX_PATHS;
 
 fn item(id: ItemId, time_ms: f64, json: &str) -> Item<'_> {
     Item {
@@ -283,6 +284,79 @@ fn refuses_bad_specs() {
     );
     let spec = perf_spec(Grouping::ByField(vec!["a"; 100].join(".")));
     assert!(matches!(Aggregator::new(spec), Err(SpecError::Path(_))));
+}
+
+#[test]
+fn one_read_shared_by_followers_of_the_same_paths() {
+    let spec = |grouping| {
+        let spec = perf_spec(grouping).with_time_field("t");
+        Aggregator::new(spec).unwrap()
+    };
+    let by_key = spec(Grouping::ByKey);
+    assert_eq!(by_key.paths(), ["cpu.total", "net.eth0.rx", "load.0", "t"]);
+    let grouped = spec(Grouping::ByField("host".into()));
+    assert_eq!(
+        grouped.paths(),
+        ["cpu.total", "net.eth0.rx", "load.0", "host", "t"]
+    );
+    // Each follower reading for itself, and the same three fed one read each.
+    let fleet = spec(Grouping::AcrossKeys(Across::LatestPerKey));
+    let series = || {
+        crate::series::SeriesCache::new(vec![
+            "cpu.total".into(),
+            "net.eth0.rx".into(),
+            "load.0".into(),
+        ])
+        .unwrap()
+    };
+    let mut alone = (by_key.clone(), fleet.clone(), series());
+    let mut shared = (by_key.clone(), fleet, series());
+    let mut reader = SampleReader::new(&by_key.paths()).unwrap();
+    let samples = [
+        ("perf:h1", sample("h1", 1_000, 10.0, 5)),
+        ("perf:h2", sample("h2", 1_500, 30.5, 7)),
+        ("perf:h1", "{not json".to_string()),
+        ("perf:h1", sample("h1", 2_000, 20.0, 9)),
+        (
+            "perf:h2",
+            r#"{"cpu":{"total":"busy"},"t":2500}"#.to_string(),
+        ),
+    ];
+    for (id, (key, json)) in samples.iter().enumerate() {
+        let item = Item {
+            id: id as ItemId,
+            time_ms: (id % 2 == 0).then_some(1_000.0 * id as f64),
+            payload: Payload::Value(json.as_bytes()),
+        };
+        alone.0.added(key.as_bytes(), item);
+        alone.1.added(key.as_bytes(), item);
+        alone.2.added(key.as_bytes(), item);
+        let mut reads = [Read::Missing; MAX_PATHS];
+        let read = reader.read_into(item.payload, &mut reads);
+        let read = read.map(|()| &reads[..reader.len()]).map_err(|_| ());
+        shared.0.added_reads(key.as_bytes(), item, read);
+        shared.1.added_reads(key.as_bytes(), item, read);
+        shared.2.added_reads(key.as_bytes(), item, read);
+    }
+    assert_eq!(shared.0.summaries(), alone.0.summaries());
+    assert_eq!(shared.0.counters(), alone.0.counters());
+    assert_eq!(shared.0.counters().not_json, 1);
+    assert_eq!(shared.0.counters().not_numeric, 1);
+    assert_eq!(shared.1.summaries(), alone.1.summaries());
+    for key in [&b"perf:h1"[..], b"perf:h2"] {
+        let newest = |cache: &crate::series::SeriesCache| {
+            cache
+                .newest(key)
+                .map(|(t, values)| (t, values.map(f64::to_bits).collect::<Vec<_>>()))
+        };
+        assert_eq!(shared.2.times(key), alone.2.times(key));
+        assert_eq!(newest(&shared.2), newest(&alone.2));
+    }
+    assert_eq!(
+        shared.2.times(b"perf:h1"),
+        Some(vec![0.0, 2_000.0]),
+        "a sample without time is not in a series"
+    );
 }
 
 #[cfg(not(target_arch = "wasm32"))]
