@@ -4,6 +4,7 @@
 //! - [`resp`]: the incremental, offset-aware RESP parser: replication-stream commands and RESP2/RESP3 replies.
 //! - [`wire`]: the relay → browser messages (binary): hellos, commands with their offsets, snapshots, stale keys.
 //! - [`client_message`]: the browser → relay messages (JSON): subscribe, top-up, event, with their limits.
+//! - [`decimal`]: text to a double, one parser for every reader of numbers (small in the browser's `.wasm`).
 //! - [`pattern`]: Redis glob patterns, matched in time linear in pattern and key.
 //! - [`quote`]: text from Redis or a browser quoted inside error messages, as `{:?}` would, without core's Debug
 //!   machinery.
@@ -11,6 +12,7 @@
 //! No I/O, no async runtime, no JavaScript bindings: the relay and the wasm package build on it.
 
 pub mod client_message;
+pub mod decimal;
 mod json_text;
 pub mod pattern;
 pub mod quote;

@@ -256,7 +256,7 @@ pub fn parse_number(text: &[u8]) -> Option<f64> {
     if range.end != text.len() {
         return None;
     }
-    let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    let value = replicast_protocol::decimal::parse_f64(text)?;
     value.is_finite().then_some(value)
 }
 

@@ -213,7 +213,7 @@ fn decimal(text: &[u8]) -> Option<Literal> {
         }
     }
     // ASCII digits, point, `e` and sign only: valid UTF-8, in the grammar Rust's parser accepts.
-    let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    let value = replicast_protocol::decimal::parse_f64(text)?;
     Some(Literal {
         value,
         out_of_range: value.is_infinite() || (value == 0.0 && nonzero),

@@ -149,8 +149,7 @@ impl Parser<'_> {
         {
             self.i += 1;
         }
-        let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
-        text.parse::<f64>().ok().map(drop)
+        replicast_protocol::decimal::parse_f64(&self.s[start..self.i]).map(drop)
     }
 
     fn value(&mut self, depth: usize) -> Option<()> {

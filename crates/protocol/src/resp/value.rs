@@ -379,10 +379,7 @@ fn parse_double(text: &[u8], offset: u64) -> Result<f64, RespError> {
         && text
             .iter()
             .all(|b| b.is_ascii_digit() || b".+-eEinfaINFA".contains(b));
-    let parsed = std::str::from_utf8(text)
-        .ok()
-        .filter(|_| valid)
-        .and_then(|s| s.parse().ok());
+    let parsed = valid.then(|| crate::decimal::parse_f64(text)).flatten();
     parsed.ok_or_else(|| bad_text(offset, expected, text))
 }
 
