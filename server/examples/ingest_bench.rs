@@ -6,6 +6,7 @@
 //! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands]
 //! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb>
 //! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port>
+//! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state]
 //! ```
 //!
 //! `generate`: writes the stream of `commands` (1,000,000) `ZADD perf:hostN <ms> <~130-byte JSON>` after a
@@ -15,6 +16,11 @@
 //! file `rdb`, the stream, then `REPLCONF GETACK *`, and is timed from the stream's first byte to the
 //! `REPLCONF ACK` that reaches its end (a `RESULT {json}` line each). `reader`: a replica that only reads and counts
 //! the stream, answering the final `GETACK`.
+//!
+//! `path`: the relay's own work on the stream without the socket, for counting its instructions a byte
+//! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
+//! the write profile and the `--allow 'perf:*'` filter into the default 64 MiB backlog (`stateless`, as
+//! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's 64 KiB reads.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -34,7 +40,8 @@ fn main() {
         Some("generate") => generate(&args[1..]),
         Some("primary") => primary(&args[1..]),
         Some("reader") => reader(&args[1..]),
-        _ => Err("usage: ingest_bench generate|primary|reader … (see bench/ingest.sh)".into()),
+        Some("path") => path(&args[1..]),
+        _ => Err("usage: ingest_bench generate|primary|reader|path … (see bench/ingest.sh)".into()),
     };
     if let Err(err) = result {
         eprintln!("ingest_bench: {err}");
@@ -240,5 +247,81 @@ fn reader(args: &[String]) -> Result<()> {
     socket.write_all(&out)?;
     // Until the primary has read it.
     let _ = input.read(&mut [0u8; 1]);
+    Ok(())
+}
+
+/// The link's path in-process: reader, `--allow`, backlog, and the state if asked for.
+fn path(args: &[String]) -> Result<()> {
+    use bytes::BytesMut;
+    use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
+    use replicast_server::command_table::CommandTable;
+    use replicast_server::metrics::LinkMetrics;
+    use replicast_server::profile::{ProfileSettings, WriteProfile, DEFAULT_WINDOW};
+    use replicast_server::replica_link::{apply, Sink};
+    use replicast_server::state::{
+        RelayState, StateSettings, DEFAULT_STATE_BYTES, DEFAULT_STATE_DEPTH,
+    };
+    use replicast_server::stream_reader::{StreamReader, MAX_HELD_COMMAND};
+    use replicast_server::subscription::Allow;
+
+    let stream = args.first().ok_or("path <stream> [stateless|state]")?;
+    let with_state = match args.get(1).map(String::as_str) {
+        None | Some("stateless") => false,
+        Some("state") => true,
+        Some(other) => return Err(format!("path: {other:?} is neither stateless nor state").into()),
+    };
+    let stream = std::fs::read(stream)?;
+    let reply =
+        redis::parse_redis_value(include_bytes!("../tests/data/redis-7.0.15-command.resp"))?;
+    let table = Arc::new(CommandTable::from_command_reply(&reply));
+    let state = with_state.then(|| {
+        let state = RelayState::new(StateSettings {
+            depth: DEFAULT_STATE_DEPTH,
+            bytes: DEFAULT_STATE_BYTES,
+            allow: vec!["perf:*".to_string()],
+        });
+        state.begin_full_sync(REPLID, 0);
+        // The empty dataset's RDB: version 9, end of file, no checksum.
+        let mut rdb = b"REDIS0009".to_vec();
+        rdb.push(0xFF);
+        rdb.extend([0; 8]);
+        state.load(&rdb);
+        state.finish_full_sync();
+        state
+    });
+    let backlog = Backlog::new(DEFAULT_BACKLOG_BYTES);
+    backlog.restart(REPLID, 0);
+    let allow = Allow::new(&["perf:*".to_string()]);
+    let sink = Sink {
+        backlog: &backlog,
+        state: state.as_ref(),
+        allow: Some(&allow),
+    };
+    let metrics = LinkMetrics::default();
+    // The write profile (`/profile`), which `serve` always keeps.
+    let profile = WriteProfile::new(
+        Arc::new(Allow::new(&["perf:*".to_string()])),
+        ProfileSettings {
+            window: DEFAULT_WINDOW,
+            hidden_prefixes: Vec::new(),
+        },
+    );
+    let mut profile = profile.link();
+    let mut reader = StreamReader::new(table, 0, MAX_HELD_COMMAND, 512 << 20);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut getacks = Vec::new();
+    let began = Instant::now();
+    for read in stream.chunks(64 * 1024) {
+        buf.extend_from_slice(read);
+        reader.read(&mut buf, &mut |output| {
+            apply(output, sink, &metrics, Some(&mut profile), &mut getacks)
+        })?;
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    println!(
+        "RESULT {{\"bench\":\"ingest path\",\"state\":{with_state},\"bytes\":{},\"seconds\":{seconds:.4},\"mb_per_s\":{:.1}}}",
+        reader.offset(),
+        reader.offset() as f64 / seconds / 1e6
+    );
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The backlog: the relay's bounded ring of recent replication-stream batches, which every browser session reads
 //! at its own cursor — what a Redis primary's replication backlog is to its replicas.
 //!
-//! The replica link appends each batch of whole commands once, already encoded as a relay message, so sessions
-//! forward shared bytes without copying. Memory is bounded by the ring's byte capacity, whatever the number or
-//! speed of browsers: a session whose cursor falls behind the ring's start is told to resynchronise. A browser that
-//! reconnects with an `(epoch, offset)` still inside the ring resumes where it was, without a snapshot.
+//! The replica link appends each batch of whole commands once, and sessions take shared slices of it. A batch as
+//! long as a good part of a read keeps the link's read buffer itself (no copy: at full speed, that is every
+//! batch), a shorter one a copy of its own ([`MIN_SHARED_BATCH`]). Memory is bounded by the ring's byte capacity,
+//! whatever the number or speed of browsers: a session whose cursor falls behind the ring's start is told to
+//! resynchronise. A browser that reconnects with an `(epoch, offset)` still inside the ring resumes where it was,
+//! without a snapshot.
 //!
 //! A command too large to hold is never in the ring: the link appends it as a batch that keeps only its offsets and
 //! the names of the keys it may write ([`Backlog::append_unheld`]).
@@ -17,7 +19,6 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use replicast_protocol::wire;
 use tokio::sync::watch;
 
 use crate::frames::{FrameIndex, Kind};
@@ -27,15 +28,21 @@ use crate::watchers::{Bell, Watchers};
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// What a batch of offsets only counts for in the ring's capacity: about its struct, message and index.
 const OFFSETS_ONLY_COST: usize = 128;
+/// A batch of at least this many bytes keeps the link's read buffer as it is ([`Batch::read`]); a shorter one is
+/// copied. A slice keeps its whole buffer alive, and the link reads into buffers of at most twice its read
+/// (`link_io::READ_CHUNK`, 64 KiB) besides one command being read: so what the ring keeps alive is at most four
+/// times the bytes it counts, where a buffer could otherwise stay alive for a few bytes of it. At full speed every
+/// read is a batch of about 64 KiB, one buffer each, and the ring keeps alive what it counts.
+pub const MIN_SHARED_BATCH: usize = 32 * 1024;
 
-/// A run of whole commands, as the link read them, with the message that carries them to browsers.
+/// A run of whole commands, as the link read them.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub start: u64,
     pub end: u64,
-    /// The encoded commands message (`wire::encode_commands`): the whole batch, for sessions that take it all.
-    /// Only for a batch that is [`Batch::held`].
-    pub message: Bytes,
+    /// The commands' bytes when [`Batch::held`] (a slice of the link's read buffer, or a copy: [`Batch::read`]);
+    /// else the names of a command too large to hold, or nothing.
+    pub raw: Bytes,
     /// Where each command frame and its keys are, for sessions that filter.
     pub index: Arc<FrameIndex>,
     /// Whether the batch holds the stream's bytes from `start` to `end`. A command too large to hold does not:
@@ -102,13 +109,28 @@ impl BatchKeys {
 }
 
 impl Batch {
-    /// Whole commands that occupied `start..end`, encoded once as the message that carries them; `raw` is their
-    /// bytes when `held`, else only the names of a command too large to hold (see [`Backlog::append_unheld`]).
+    /// Whole commands that occupied `start..end`, copied; `raw` is their bytes when `held`, else only the names of
+    /// a command too large to hold (see [`Backlog::append_unheld`]).
     pub fn new(start: u64, end: u64, raw: &[u8], index: FrameIndex, held: bool) -> Batch {
+        Batch::keeping(start, end, Bytes::copy_from_slice(raw), index, held)
+    }
+
+    /// Whole commands as the link read them, from `start` on: `raw` kept as it is (a slice of the link's read
+    /// buffer) when it is at least [`MIN_SHARED_BATCH`] long, else copied, so that a few bytes never keep a whole
+    /// read buffer alive.
+    pub fn read(start: u64, raw: Bytes, index: FrameIndex) -> Batch {
+        let end = start + raw.len() as u64;
+        if raw.len() < MIN_SHARED_BATCH {
+            return Batch::new(start, end, &raw, index, true);
+        }
+        Batch::keeping(start, end, raw, index, true)
+    }
+
+    fn keeping(start: u64, end: u64, raw: Bytes, index: FrameIndex, held: bool) -> Batch {
         Batch {
             start,
             end,
-            message: Bytes::from(wire::encode_commands(start, raw)),
+            raw,
             index: Arc::new(index),
             held,
             received: Instant::now(),
@@ -155,9 +177,9 @@ impl Batch {
         }
     }
 
-    /// The raw commands, without the message header.
+    /// The raw commands (a shared slice).
     pub fn raw(&self) -> Bytes {
-        self.message.slice(wire::COMMANDS_HEADER..)
+        self.raw.clone()
     }
 
     /// The raw commands from `offset` on; `offset` must be a command boundary inside the batch.

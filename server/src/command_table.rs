@@ -122,12 +122,43 @@ struct Entry {
     /// `specs` are Redis 6's (first, last, step), not key specifications.
     legacy: bool,
     grammar: Option<Grammar>,
+    /// Set when its keys are always the one argument at a fixed place, whatever the others: what
+    /// [`KeyRoom`] remembers.
+    one_key: Option<OneKey>,
+}
+
+impl Entry {
+    /// The one key of a command with a single key specification that begins at a fixed index and ends there, no
+    /// grammar of its own, no subcommands and no movable keys (`ZADD`, `SET`, `HSET`…). With at least `index + 1`
+    /// arguments, [`resolve`] finds exactly that key; with fewer, the command is refused, and resolved as usual.
+    fn one_key(&self) -> Option<OneKey> {
+        if self.module || self.movable || self.grammar.is_some() || !self.subcommands.is_empty() {
+            return None;
+        }
+        match self.specs.as_slice() {
+            [KeySpec {
+                begin: BeginSearch::Index(index),
+                find: FindKeys::Range {
+                    last_key: 0, step, ..
+                },
+                written,
+                not_key: false,
+                incomplete: false,
+            }] if *index > 0 && *step > 0 => Some(OneKey {
+                index: *index,
+                written: *written,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Key positions of every command Redis knows.
 #[derive(Debug, Clone, Default)]
 pub struct CommandTable {
     commands: NameMap<Entry>,
+    /// This table's own number, for [`KeyRoom`].
+    id: u64,
 }
 
 /// What [`CommandTable::find_keys`] keeps between commands, so that finding the keys of one allocates nothing: the
@@ -136,7 +167,33 @@ pub struct CommandTable {
 pub struct KeyRoom {
     roles: Vec<Role>,
     keys: Vec<Key>,
+    /// The last command looked up whose one key is at a fixed place: a replication stream repeats a few commands
+    /// (a collector's `ZADD`s), and comparing a name with the last one's costs a few instructions where hashing and
+    /// looking it up costs tens, on every command the link reads.
+    last: Option<LastCommand>,
 }
+
+/// Longest command name [`KeyRoom`] remembers: every name Redis defines fits.
+const LAST_NAME_ROOM: usize = 24;
+
+/// A command [`KeyRoom`] remembers, and the table it was found in.
+#[derive(Debug, Clone, Copy)]
+struct LastCommand {
+    table: u64,
+    name: [u8; LAST_NAME_ROOM],
+    len: usize,
+    key: OneKey,
+}
+
+/// The one key of a command whose key is always the argument at `index` (when it has that many arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OneKey {
+    index: usize,
+    written: bool,
+}
+
+/// Tells tables apart, so a [`KeyRoom`] remembers a command for the table that described it only.
+static TABLE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// [`CommandKeys`], with the known keys left in a [`KeyRoom`].
 #[derive(Debug, PartialEq, Eq)]
@@ -219,11 +276,15 @@ impl CommandTable {
             for entry in entries {
                 if let Some((name, mut parsed)) = parse_entry(entry) {
                     parsed.grammar = Grammar::of(&name);
+                    parsed.one_key = parsed.one_key();
                     commands.insert(name, parsed);
                 }
             }
         }
-        CommandTable { commands }
+        CommandTable {
+            commands,
+            id: TABLE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -256,11 +317,33 @@ impl CommandTable {
         let Some(name) = args.first() else {
             return FoundKeys::None;
         };
+        if let Some(last) = room.last.filter(|last| {
+            last.table == self.id
+                && last.key.index < args.len()
+                && name.eq_ignore_ascii_case(&last.name[..last.len])
+        }) {
+            room.keys.clear();
+            room.keys.push(Key {
+                index: last.key.index,
+                written: last.key.written,
+            });
+            return FoundKeys::Known(&room.keys);
+        }
         let Some(mut entry) = lookup(&self.commands, name) else {
             return FoundKeys::None;
         };
         if entry.module {
             return FoundKeys::None;
+        }
+        if let Some(key) = entry.one_key.filter(|_| name.len() <= LAST_NAME_ROOM) {
+            let mut last = LastCommand {
+                table: self.id,
+                name: [0; LAST_NAME_ROOM],
+                len: name.len(),
+                key,
+            };
+            last.name[..name.len()].copy_from_slice(name);
+            room.last = Some(last);
         }
         if let Some(sub) = args.get(1).and_then(|s| lookup(&entry.subcommands, s)) {
             entry = sub;
@@ -658,6 +741,7 @@ fn parse_entry(entry: &Value) -> Option<(Vec<u8>, Entry)> {
             movable: flag("movablekeys"),
             legacy,
             grammar: None,
+            one_key: None,
         },
     ))
 }

@@ -1,4 +1,8 @@
 //! The replica link's socket: buffered reads, reply lines of the handshake, and commands written as RESP.
+//!
+//! The backlog keeps slices of the read buffer itself (`backlog::Batch::read`), so a buffer lives as long as the
+//! last batch read into it: reads go into buffers of at most twice [`READ_CHUNK`] besides a command being read,
+//! never into the rest of one grown for a large command, and bytes left behind in a buffer are wiped.
 
 use std::time::Duration;
 
@@ -46,7 +50,7 @@ impl LinkIo {
     /// this, a primary whose host vanished (a partition, a frozen VM) would hold the link until TCP gave up, many
     /// minutes later; a Redis replica gives up after its `repl-timeout` (60 s) in the same way.
     pub async fn fill(&mut self) -> Result<usize, LinkError> {
-        self.buf.reserve(READ_CHUNK);
+        self.make_room();
         let deadline = self.heard + self.timeout;
         match tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)).await {
             Err(_) => Err(LinkError::Silent(self.timeout)),
@@ -58,6 +62,34 @@ impl LinkIo {
                 }
             },
         }
+    }
+
+    /// Room for a read of at least [`READ_CHUNK`] bytes: the buffer's own, or a fresh buffer. Batches may share the
+    /// buffer, so it is not grown in place (what `BytesMut::reserve` would copy and keep) but replaced, what it
+    /// still holds (the start of a command) copied over and wiped from the old one. A fresh buffer has room for a
+    /// read besides that, or twice that while a command longer than a read grows (so a command is copied a bounded
+    /// number of times). The rest of a buffer grown for a large command is not read into: a small batch there would
+    /// keep the whole of it alive.
+    fn make_room(&mut self) {
+        let (len, spare) = (self.buf.len(), self.buf.capacity() - self.buf.len());
+        let oversized = len <= READ_CHUNK && spare > 2 * READ_CHUNK;
+        if oversized || (spare < READ_CHUNK && !self.buf.try_reclaim(READ_CHUNK)) {
+            self.fresh_buffer();
+        }
+    }
+
+    /// Moves what the buffer holds to a fresh one (see [`LinkIo::make_room`]), wiping it from the old: the stream's
+    /// batches then never share a buffer with the handshake, the RDB payload or a command not yet judged.
+    pub fn fresh_buffer(&mut self) {
+        let len = self.buf.len();
+        let mut fresh = BytesMut::with_capacity(if len <= READ_CHUNK {
+            len + READ_CHUNK
+        } else {
+            2 * len
+        });
+        fresh.extend_from_slice(&self.buf);
+        self.buf.fill(0);
+        self.buf = fresh;
     }
 
     /// Writes one command as a RESP array of bulk strings.
@@ -131,6 +163,41 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unexpected reply: reply line longer than 4096 bytes without a newline"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_large_command_reads_go_to_a_fresh_buffer_and_what_stays_behind_is_wiped() {
+        let (relay, mut redis) = tokio::io::duplex(1 << 16);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5));
+        let large = 1 << 20;
+        let writer = tokio::spawn(async move {
+            redis.write_all(&vec![b'x'; large]).await.unwrap();
+            redis.write_all(b"*1\r\n$4\r\nPI").await.unwrap();
+            redis
+        });
+        while io.buf.len() < large + 10 {
+            io.fill().await.unwrap();
+        }
+        let mut redis = writer.await.unwrap();
+        // The large command goes to the backlog, a slice of this buffer; the start of the next stays.
+        let batch = io.buf.split_to(large).freeze();
+        let behind = io.buf.as_ptr();
+        redis.write_all(b"NG\r\n").await.unwrap();
+        io.fill().await.unwrap();
+        assert_eq!(&io.buf[..], b"*1\r\n$4\r\nPING\r\n");
+        assert!(
+            io.buf.capacity() <= 2 * READ_CHUNK,
+            "{} bytes of room: the rest of the large command's buffer",
+            io.buf.capacity()
+        );
+        assert_eq!(batch.as_ptr_range().end, behind);
+        // SAFETY: `batch` keeps its whole buffer alive and nothing writes to it any more; these 10 bytes are inside
+        // it, right after the batch's own.
+        let left = unsafe { std::slice::from_raw_parts(behind, 10) };
+        assert_eq!(
+            left, [0; 10],
+            "the start of the command left behind is wiped"
         );
     }
 

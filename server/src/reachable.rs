@@ -111,6 +111,18 @@ pub fn pieces(start: u64, raw: &[u8], index: &FrameIndex, allow: &Allow) -> Vec<
         .collect()
 }
 
+/// Overwrites with zeros every byte of the batch `raw` that no piece of `pieces` (cut from it by [`pieces`]) keeps:
+/// the backlog may keep slices of the link's read buffer instead of copies (`Batch::read`), and the commands kept
+/// as offsets alone must not stay in relay memory beside them.
+pub fn wipe_unkept(raw: &mut [u8], pieces: &[Piece]) {
+    let mut kept_to = 0;
+    for (bytes, _) in pieces.iter().filter_map(|p| p.held.as_ref()) {
+        raw[kept_to..bytes.start].fill(0);
+        kept_to = bytes.end;
+    }
+    raw[kept_to..].fill(0);
+}
+
 /// Whether some session could be sent something of `frame`: the frame itself, or a stale message of its keys.
 fn needed(frame: &Frame, raw: &[u8], index: &FrameIndex, allow: &Allow) -> bool {
     let any_allowed = || {
@@ -240,5 +252,22 @@ mod tests {
         let piece = &raw[bytes.clone()];
         let key = &index.keys[index.frames[0].keys.start as usize];
         assert_eq!(&piece[key.start as usize..key.end as usize], b"perf:a");
+
+        // What is kept as offsets is wiped from the buffer; what is kept stays as it was.
+        let mut wiped = raw.clone();
+        wipe_unkept(&mut wiped, &pieces);
+        for piece in &pieces {
+            let at = (piece.start - 100) as usize..(piece.end - 100) as usize;
+            match piece.held {
+                Some(_) => assert_eq!(wiped[at.clone()], raw[at]),
+                None => assert!(wiped[at].iter().all(|&b| b == 0)),
+            }
+        }
+        let wiped = String::from_utf8_lossy(&wiped);
+        // Only the block kept whole still holds a key outside `--allow`.
+        assert!(wiped.contains("secret:c"));
+        for withheld in ["secret:a", "PING", "secret:b", "secret:d"] {
+            assert!(!wiped.contains(withheld), "{withheld}");
+        }
     }
 }

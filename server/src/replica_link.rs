@@ -461,6 +461,8 @@ async fn stream_commands(
             Duration::ZERO
         };
     let mut getacks = Vec::new();
+    // The backlog keeps slices of the buffers the stream is read into: none of them holds the handshake or the RDB.
+    io.fresh_buffer();
     // The first commands may have come in the same read as the PSYNC reply or the RDB payload's end: they are in
     // `io.buf` already, and waiting for more would hold them until Redis next writes (a second or more).
     let mut wait = io.buf.is_empty();
@@ -515,26 +517,31 @@ pub fn apply(
         backlog.append_batch(batch);
     };
     match output {
-        Output::Batch { start, raw, index } => {
+        Output::Batch {
+            start,
+            mut raw,
+            index,
+        } => {
             if let Some(profile) = profile {
                 profile.batch(&raw, &index);
             }
             let end = start + raw.len() as u64;
             let Some(allow) = sink.allow else {
-                return append(Batch::new(start, end, &raw, index, true));
+                return append(Batch::read(start, raw.freeze(), index));
             };
             if reachable::whole(&raw, &index, allow) {
-                return append(Batch::new(start, end, &raw, index, true));
+                return append(Batch::read(start, raw.freeze(), index));
             }
             let pieces = reachable::pieces(start, &raw, &index, allow);
             if let Some(state) = sink.state {
                 state.apply(&Batch::new(start, end, &raw, index, true));
             }
+            // The pieces kept may share the read buffer, which must then hold nothing else of the stream.
+            reachable::wipe_unkept(&mut raw, &pieces);
+            let raw = raw.freeze();
             for piece in pieces {
                 backlog.append_batch(match piece.held {
-                    Some((bytes, index)) => {
-                        Batch::new(piece.start, piece.end, &raw[bytes], index, true)
-                    }
+                    Some((bytes, index)) => Batch::read(piece.start, raw.slice(bytes), index),
                     None => Batch::offsets_only(piece.start, piece.end),
                 });
             }

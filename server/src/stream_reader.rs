@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use replicast_protocol::resp::{
     parse_command_into, Checked, Command, CommandCheck, Limits, Piece, RespError, StreamedCommand,
     MAX_ARGS, REDIS_MAX_ARGS,
@@ -68,10 +68,11 @@ pub struct LargeCommand {
 /// What the link does with what it read, in stream order.
 #[derive(Debug)]
 pub enum Output {
-    /// Whole commands that occupied `start..start + raw.len()`: `Backlog::append`.
+    /// Whole commands that occupied `start..start + raw.len()`: `Backlog::append`. `raw` is the read buffer's own
+    /// part (no copy), still writable, so what of it no session may get can be wiped before the rest is shared.
     Batch {
         start: u64,
-        raw: Bytes,
+        raw: BytesMut,
         index: FrameIndex,
     },
     /// A command too large to hold, with the names its one empty frame's keys point into: `Backlog::append_unheld`.
@@ -108,7 +109,7 @@ struct Large {
 /// proves to be one: if it turns out corrupt, they are not output, just as when it arrives whole and fails to parse
 /// before any of the block is output. (Once it is read, they go out before it: it cuts the block.)
 struct Aside {
-    raw: Bytes,
+    raw: BytesMut,
     index: FrameIndex,
     /// The offsets `REPLCONF GETACK`s among them ask for.
     getacks: Vec<u64>,
@@ -246,6 +247,8 @@ impl StreamReader {
             if let Some(large) = self.large.as_mut() {
                 let (table, kept) = (&self.table, &mut large.kept);
                 let used = large.command.push(buf, |piece| kept.take(piece, table))?;
+                // Never held, and the buffer may live on in the batches shared before it: wiped as it goes by.
+                buf[..used].fill(0);
                 buf.advance(used);
                 if large.kept.by_database {
                     return Err(RespError::Unexpected {
@@ -278,7 +281,7 @@ impl StreamReader {
                 return Ok(());
             }
             let aside = (self.parsed > 0).then(|| {
-                let raw = buf.split_to(self.parsed).freeze();
+                let raw = buf.split_to(self.parsed);
                 self.parsed = 0;
                 Aside {
                     raw,
@@ -378,7 +381,7 @@ impl StreamReader {
         if cut.len == 0 {
             return;
         }
-        let raw = buf.split_to(cut.len).freeze();
+        let raw = buf.split_to(cut.len);
         let (frames, keys) = (self.index.frames.len(), self.index.keys.len());
         let mut index = std::mem::replace(
             &mut self.index,

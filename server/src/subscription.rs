@@ -349,7 +349,7 @@ mod tests {
         Batch {
             start: 100,
             end: 100 + stream.len() as u64,
-            message: Bytes::from(wire::encode_commands(100, &stream)),
+            raw: Bytes::from(stream),
             index: Arc::new(index),
             held: true,
             received: std::time::Instant::now(),

@@ -403,15 +403,7 @@ impl RelayState {
                         }
                         steps.push(stop.step());
                     }
-                    if batch.held
-                        && done == 0
-                        && start == batch.start
-                        && bytes.len() == batch.raw().len()
-                    {
-                        // The whole batch, as the state receives it on a stream of allowed keys: its message
-                        // is already encoded.
-                        steps.push(Step::Apply(batch.message.clone()));
-                    } else if done < bytes.len() {
+                    if done < bytes.len() {
                         steps.push(Step::Apply(
                             wire::encode_commands(start + done as u64, &bytes[done..]).into(),
                         ));

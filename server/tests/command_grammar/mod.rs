@@ -639,7 +639,7 @@ impl Filter {
         let batch = replicast_server::backlog::Batch {
             start,
             end: start + stream.len() as u64,
-            message: bytes::Bytes::from(replicast_protocol::wire::encode_commands(start, &stream)),
+            raw: bytes::Bytes::from(stream),
             index: std::sync::Arc::new(index),
             held: true,
             received: std::time::Instant::now(),
