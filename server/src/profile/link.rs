@@ -11,9 +11,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::recent_keys::RecentKeys;
+use super::recent_keys::{RecentKeys, Written};
 use super::short_bytes::same_bytes;
-use super::space_saving::{Hashed, MAX_PROFILE_KEY};
+use super::space_saving::MAX_PROFILE_KEY;
 use super::window::MAX_COMMAND_NAME;
 use super::write_profile::{command_name, name_line, State, WriteProfile};
 use crate::frames::{Frame, FrameIndex, Kind};
@@ -36,6 +36,11 @@ struct Tallies {
     names: Vec<NameTally>,
     /// The entry of `names` of the last command: the next one most often has the same name.
     last_name: usize,
+    /// The first bytes of the last command found by its name line, through that line (`*4\r\n$4\r\nZADD\r\n`),
+    /// and its entry of `names`: a command that starts with the same bytes has the same name, told by one
+    /// comparison (empty when `names` was flushed).
+    head: Vec<u8>,
+    head_name: usize,
     /// Commands whose name is longer than a window counts by name.
     unnamed: u64,
     keys: RecentKeys,
@@ -130,6 +135,13 @@ impl Tallies {
     /// found by comparing the frame's name line with the ones gathered, the last command's first; read out of the
     /// frame only when it is new to the batch.
     fn name_of_frame(&mut self, state: &mut State, frame: &[u8]) -> Option<usize> {
+        if !self.head.is_empty()
+            && frame
+                .get(..self.head.len())
+                .is_some_and(|head| same_bytes(head, &self.head))
+        {
+            return Some(self.head_name);
+        }
         if let Some(line) = name_line(frame) {
             let spells = |tally: &NameTally| {
                 line.get(..tally.line.len())
@@ -141,6 +153,13 @@ impl Tallies {
             };
             if let Some(at) = found {
                 self.last_name = at;
+                if let Some(tally) = self.names.get(at) {
+                    let head = frame.len() - line.len() + tally.line.len();
+                    self.head.clear();
+                    self.head
+                        .extend_from_slice(frame.get(..head).unwrap_or_default());
+                    self.head_name = at;
+                }
                 return found;
             }
         }
@@ -223,10 +242,9 @@ impl Tallies {
                 state.current.key(key, 0, &profile.settle(key), 1, share);
                 continue;
             }
-            let hashed = Hashed::new(key);
-            if self.keys.written(&hashed, share) {
+            let Written::New(hashed) = self.keys.written(key, share) else {
                 continue;
-            }
+            };
             if !self.keys.has_room() {
                 self.flush_keys(state);
                 self.keys.clear();
@@ -267,6 +285,7 @@ impl Tallies {
             }
         }
         self.last_name = 0;
+        self.head.clear();
     }
 
     fn flush_keys(&mut self, state: &mut State) {
