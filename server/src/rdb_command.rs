@@ -10,13 +10,13 @@
 //!
 //! The format is documented in docs/RDB.md.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use replicast_protocol::pattern::Glob;
-use replicast_rdb::export::{Filter, JsonLines, Stats};
+use replicast_rdb::export::{Filter, JsonLines, JsonOutput, Stats};
 use replicast_rdb::{RdbReader, ReaderOptions, ValueType};
 
 /// Bytes read from the file at a time.
@@ -64,7 +64,7 @@ pub fn run(args: RdbArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open {}", args.file.display()))?,
         )
     };
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, standard_output()?);
+    let mut out = JsonOutput::with_capacity(WRITE_BUFFER, standard_output()?);
     let filter = Filter {
         keys: args.keys.iter().map(|k| Glob::new(k.as_bytes())).collect(),
         types: args.types.clone(),

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use crate::{Element, Event, StreamId, Value, ValueType};
 
 use super::filter::Filter;
+use super::json_output::JsonOutput;
 use super::json_scalar::{
     is_utf8, write_base64, write_finite_f64, write_i64, write_str, write_u64,
 };
@@ -34,7 +35,7 @@ impl JsonLines {
         &mut self,
         event: &Event<'_>,
         filter: &Filter,
-        out: &mut impl Write,
+        out: &mut JsonOutput<impl Write>,
     ) -> io::Result<()> {
         match event {
             Event::KeyStart(key) => {
@@ -103,14 +104,18 @@ impl JsonLines {
     }
 
     /// A comma before every element of a list but the first.
-    fn separator(&mut self, out: &mut impl Write) -> io::Result<()> {
+    fn separator(&mut self, out: &mut JsonOutput<impl Write>) -> io::Result<()> {
         if !std::mem::replace(&mut self.first, false) {
             out.write_all(b",")?;
         }
         Ok(())
     }
 
-    fn element(&mut self, element: &Element<'_>, out: &mut impl Write) -> io::Result<()> {
+    fn element(
+        &mut self,
+        element: &Element<'_>,
+        out: &mut JsonOutput<impl Write>,
+    ) -> io::Result<()> {
         match element {
             Element::String(v) => write_value(out, v)?,
             Element::ListItem(v) | Element::SetMember(v) => {
@@ -232,7 +237,7 @@ impl JsonLines {
     }
 }
 
-pub(super) fn write_opt(out: &mut impl Write, v: Option<u64>) -> io::Result<()> {
+pub(super) fn write_opt(out: &mut JsonOutput<impl Write>, v: Option<u64>) -> io::Result<()> {
     match v {
         Some(v) => write_u64(out, v),
         None => out.write_all(b"null"),
@@ -240,7 +245,7 @@ pub(super) fn write_opt(out: &mut impl Write, v: Option<u64>) -> io::Result<()> 
 }
 
 /// A stream ID as the JSON string `"<ms>-<seq>"`.
-fn write_id(out: &mut impl Write, id: StreamId) -> io::Result<()> {
+fn write_id(out: &mut JsonOutput<impl Write>, id: StreamId) -> io::Result<()> {
     out.write_all(b"\"")?;
     write_u64(out, id.ms)?;
     out.write_all(b"-")?;
@@ -248,7 +253,10 @@ fn write_id(out: &mut impl Write, id: StreamId) -> io::Result<()> {
     out.write_all(b"\"")
 }
 
-pub(super) fn write_opt_id(out: &mut impl Write, id: Option<StreamId>) -> io::Result<()> {
+pub(super) fn write_opt_id(
+    out: &mut JsonOutput<impl Write>,
+    id: Option<StreamId>,
+) -> io::Result<()> {
     match id {
         Some(id) => write_id(out, id),
         None => out.write_all(b"null"),
@@ -256,7 +264,7 @@ pub(super) fn write_opt_id(out: &mut impl Write, id: Option<StreamId>) -> io::Re
 }
 
 /// A score as a JSON number; the infinities and NaN, which JSON lacks, as the strings Redis prints.
-pub(super) fn write_score(out: &mut impl Write, score: f64) -> io::Result<()> {
+pub(super) fn write_score(out: &mut JsonOutput<impl Write>, score: f64) -> io::Result<()> {
     if score.is_nan() {
         out.write_all(b"\"nan\"")
     } else if score.is_infinite() {
@@ -266,7 +274,7 @@ pub(super) fn write_score(out: &mut impl Write, score: f64) -> io::Result<()> {
     }
 }
 
-pub(super) fn write_value(out: &mut impl Write, v: &Value<'_>) -> io::Result<()> {
+pub(super) fn write_value(out: &mut JsonOutput<impl Write>, v: &Value<'_>) -> io::Result<()> {
     match v {
         Value::Bytes(b) => write_bytes(out, b),
         Value::Int(i) => {
@@ -278,7 +286,7 @@ pub(super) fn write_value(out: &mut impl Write, v: &Value<'_>) -> io::Result<()>
 }
 
 /// A JSON string if the bytes are UTF-8, else `{"base64":"..."}`.
-pub(super) fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_bytes(out: &mut JsonOutput<impl Write>, bytes: &[u8]) -> io::Result<()> {
     if is_utf8(bytes) {
         write_str(out, bytes)
     } else {
@@ -307,13 +315,16 @@ mod tests {
 
     fn lines(events: &[Event<'_>]) -> String {
         let mut writer = JsonLines::default();
-        let mut out = Vec::new();
+        let mut written = Vec::new();
+        let mut out = JsonOutput::with_capacity(0, &mut written);
         for event in events {
             writer
                 .on_event(event, &Filter::default(), &mut out)
                 .unwrap();
         }
-        String::from_utf8(out).unwrap()
+        out.flush().unwrap();
+        drop(out);
+        String::from_utf8(written).unwrap()
     }
 
     fn one_key<'a>(start: KeyStart<'a>, elements: &[Element<'a>]) -> String {

@@ -5,12 +5,14 @@
 
 mod filter;
 mod json_lines;
+mod json_output;
 mod json_scalar;
 mod prefix_tree;
 mod stats;
 
 pub use filter::Filter;
 pub use json_lines::JsonLines;
+pub use json_output::{JsonOutput, MIN_JSON_BUFFER};
 pub use prefix_tree::{
     PrefixTree, MAX_PREFIX_CHILDREN, MAX_PREFIX_DEPTH, MAX_PREFIX_NODES, MAX_PREFIX_PART,
 };

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value as Json};
 
 use super::json_lines::write_bytes;
+use super::json_output::JsonOutput;
 
 /// Most prefix levels below the root (`a:b:c:d:` is four).
 pub const MAX_PREFIX_DEPTH: usize = 4;
@@ -139,10 +140,12 @@ pub(super) fn bytes_json(bytes: &[u8]) -> Json {
     match std::str::from_utf8(bytes) {
         Ok(text) => Json::String(text.to_string()),
         Err(_) => {
-            let mut out = Vec::new();
+            let mut written = Vec::new();
             // Writing to a Vec cannot fail, and what it writes is JSON.
+            let mut out = JsonOutput::with_capacity(0, &mut written);
             let _ = write_bytes(&mut out, bytes);
-            serde_json::from_slice(&out).unwrap_or_default()
+            drop(out);
+            serde_json::from_slice(&written).unwrap_or_default()
         }
     }
 }
