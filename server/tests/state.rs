@@ -257,6 +257,9 @@ async fn a_primary_killed_mid_rdb_leaves_no_state_and_the_next_sync_rebuilds_it(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     workload(&mut conn, 7, 500).await;
+    // The page joins once the relay followed the whole workload: joined earlier, it would follow the workload's
+    // removals from its windows and be topped up from the state, one more snapshot of the state's.
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let page = page_equals_redis(&ws_url, port, "w:*", 30).await;
     assert!(page.assembler.keys().all(|k| !k.starts_with(b"w:old")));
     assert_eq!(metric(&ws_url, "replicast_state_snapshots_total").await, 1);
@@ -287,6 +290,8 @@ async fn stateless_asks_for_an_rdb_without_keys_and_joins_read_redis() {
         "a full sync's RDB of {rdb} bytes: the 2 MB dataset (LZF-compressed) came with it"
     );
     workload(&mut conn, 3, 500).await;
+    // Joined before the relay followed the whole workload, the page would be topped up: more than one snapshot.
+    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     page_equals_redis(&ws_url, port, "w:*", 20).await;
     assert_eq!(metric(&ws_url, "replicast_snapshots_total").await, 1);
     assert!(!http_get(&ws_url, "/metrics")
