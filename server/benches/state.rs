@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use replicast_server::backlog::Backlog;
 use replicast_server::command_table::CommandTable;
+use replicast_server::link_io::push_command as command;
 use replicast_server::metrics::LinkMetrics;
 use replicast_server::replica_link::{apply, Sink};
 use replicast_server::state::{
@@ -28,15 +29,6 @@ const LINK_READ: usize = 64 * 1024;
 const COMMANDS: usize = 200_000;
 const HOSTS: usize = 16;
 const EPOCH: &str = "0123456789abcdef0123456789abcdef01234567";
-
-fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
 
 /// `SELECT 0` and the collectors' samples, as Redis propagates them.
 fn stream() -> Vec<u8> {

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use replicast_protocol::resp::{parse_command, Limits};
+use replicast_server::link_io::push_command as resp;
 
 const REPLID: &str = "1c4f0aa81be1b7e0d1c0ab7f25c3d2c8d2e1f0a9";
 const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
@@ -50,15 +51,6 @@ fn main() {
 }
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn resp(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
 
 /// The collectors' samples of bench/resp/record.mjs (same shape and sizes; a deterministic generator).
 fn generate(args: &[String]) -> Result<()> {

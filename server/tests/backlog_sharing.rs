@@ -9,21 +9,13 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use replicast_server::backlog::{Backlog, Read, MIN_SHARED_BATCH};
 use replicast_server::command_table::CommandTable;
+use replicast_server::link_io::push_command as command;
 use replicast_server::metrics::LinkMetrics;
 use replicast_server::replica_link::{apply, Sink};
 use replicast_server::stream_reader::{StreamReader, MAX_HELD_COMMAND};
 use replicast_server::subscription::Allow;
 
 const EPOCH: &str = "0123456789abcdef0123456789abcdef01234567";
-
-fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
 
 /// Collectors' `ZADD perf:hostN <ms> <~130-byte JSON>` of at least `bytes` bytes.
 fn samples(out: &mut Vec<u8>, bytes: usize) {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use replicast_server::backlog::Backlog;
 use replicast_server::command_table::CommandTable;
+use replicast_server::link_io::push_command as command;
 use replicast_server::metrics::LinkMetrics;
 use replicast_server::replica_link::{apply, Sink};
 use replicast_server::stream_reader::{StreamReader, MAX_HELD_COMMAND};
@@ -51,15 +52,6 @@ static ALLOCATOR: Counting = Counting;
 
 /// The reads the link gets, whatever the number of commands: more commands make each read longer.
 const READS: usize = 16;
-
-fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
 
 /// `SELECT 0` and `commands` collectors' `ZADD perf:hostN <ms> <~130-byte JSON>`, as Redis propagates them.
 fn stream(commands: usize) -> Vec<u8> {
