@@ -7,11 +7,11 @@
 // Usage: node bench/inspect/run.mjs [mixed.rdb biglist.rdb …]   (default: the dumps of bench/rdb/make-dumps.sh;
 // env: RUNS=3). Not part of bench/run.mjs or npm test.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
+import { chromiumRssMib, freePort, launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
 import { spread } from '../support.mjs';
 
 const dir = process.env.RDB_BENCH_DIR ?? path.join(repoRoot, 'target/rdb-bench');
@@ -21,39 +21,10 @@ for (const file of files) {
   if (!existsSync(file)) throw new Error(`${file} is missing: run bash bench/rdb/make-dumps.sh`);
 }
 
-/** Resident memory (MiB) of every process descending from this one: the browser Playwright started. */
-function treeRssMib() {
-  const parents = new Map();
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      parents.set(Number(pid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone meanwhile */ }
-  }
-  // The static file server is this script's child too, but not the browser's.
-  const inTree = (pid) => {
-    for (let p = pid; p > 1; p = parents.get(p) ?? 0) {
-      if (p === server?.pid) return false;
-      if (p === process.pid) return true;
-    }
-    return false;
-  };
-  let kib = 0;
-  for (const pid of parents.keys()) {
-    if (pid === process.pid || !inTree(pid)) continue;
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (m) kib += Number(m[1]);
-    } catch { /* gone meanwhile */ }
-  }
-  return kib / 1024;
-}
-
-let server = null;
 const site = await mkdtemp(path.join(tmpdir(), 'replicast-inspect-bench-'));
 execFileSync('bash', [path.join(repoRoot, 'scripts/inspector-site.sh'), site], { stdio: 'ignore' });
 const port = await freePort();
-server = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', '-d', site, String(port)], { stdio: 'ignore' });
+const server = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', '-d', site, String(port)], { stdio: 'ignore' });
 const chromium = await launchBrowser();
 const results = [];
 try {
@@ -67,11 +38,11 @@ try {
       for (let tries = 0; ; tries += 1) {
         try { await page.goto(`http://127.0.0.1:${port}/inspect.html`); break; } catch (err) { if (tries > 50) throw err; await new Promise((r) => { setTimeout(r, 100); }); }
       }
-      const before = treeRssMib();
+      const before = chromiumRssMib();
       let peakRss = before;
       let peakHeap = 0;
       const sampler = setInterval(async () => {
-        peakRss = Math.max(peakRss, treeRssMib());
+        peakRss = Math.max(peakRss, chromiumRssMib());
         const { metrics } = await cdp.send('Performance.getMetrics').catch(() => ({ metrics: [] }));
         const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
         peakHeap = Math.max(peakHeap, heap / 2 ** 20);

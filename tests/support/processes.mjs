@@ -4,7 +4,7 @@
 // fault suite injects: SIGKILL, SIGSTOP and SIGCONT. Nothing here is mocked.
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
@@ -201,6 +201,32 @@ export async function openClient(browser, relay, options, prepare = async () => 
     window.client.onChange((c) => window.changes.push({ ...c, at: performance.now() }));
   }, options);
   return { page, errors };
+}
+
+/** Resident memory (MiB) of the Chromium processes this process started (through `launchBrowser`): the browser,
+ * its renderers with their pages and workers, GPU and utility processes, from /proc. Other processes this one
+ * started (redis-server, the relay, a static file server) are not counted. Linux only. */
+export function chromiumRssMib() {
+  const parents = new Map();
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parents.set(Number(pid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone meanwhile */ }
+  }
+  const ours = (pid) => {
+    for (let p = parents.get(pid); p > 1; p = parents.get(p) ?? 0) if (p === process.pid) return true;
+    return false;
+  };
+  let kib = 0;
+  for (const pid of parents.keys()) {
+    try {
+      if (!ours(pid) || !path.basename(readlinkSync(`/proc/${pid}/exe`)).startsWith('chrom')) continue;
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch { /* gone meanwhile */ }
+  }
+  return kib / 1024;
 }
 
 export async function launchBrowser() {
