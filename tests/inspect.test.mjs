@@ -248,8 +248,14 @@ test('a dump of more than 1 GiB is streamed to the end with a moving progress ba
       const started = page.waitForEvent('worker');
       await page.setInputFiles('#file', file);
       const worker = await started;
-      const closed = new Promise((resolve) => worker.on('close', resolve));
-      await closed;
+      // A worker left running would never close: fail after a minute rather than wait for ever.
+      let timer;
+      const closed = await Promise.race([
+        new Promise((resolve) => worker.on('close', () => resolve(true))),
+        new Promise((resolve) => { timer = setTimeout(() => resolve(false), 60_000); }),
+      ]);
+      clearTimeout(timer);
+      assert.ok(closed, 'the worker still runs a minute after Cancel');
       assert.equal(await page.getAttribute('body', 'data-state'), 'idle');
       assert.ok(await page.isHidden('#reading'));
       assert.ok(await page.isHidden('#report'));
