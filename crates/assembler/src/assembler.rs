@@ -574,7 +574,9 @@ impl<O: WindowObserver> StreamAssembler<O> {
     }
 }
 
-/// Applies one command of the stream, or buffers it inside a `MULTI` block.
+/// Applies one command of the stream, or buffers it inside a `MULTI` block. Inlined into its one caller, the
+/// loop over a segment's commands.
+#[inline(always)]
 fn apply_command(
     applying: &mut Applying<'_>,
     transaction: &mut Option<Transaction>,

@@ -18,7 +18,7 @@ use crate::observe::{ItemId, WindowObserver};
 use crate::shard_set::ShardSet;
 use crate::watch::WatchConfig;
 use crate::windows::fast_hash::{same_bytes, FastHasher, FastMap, FastSet};
-use crate::windows::{Events, Inexact, Kind, Window};
+use crate::windows::{Body, Events, Inexact, Kind, Window};
 use replicast_protocol::pattern::glob_match;
 use replicast_protocol::quote::quoted_lossy;
 
@@ -306,23 +306,24 @@ impl<'a> Applying<'a> {
             key,
             kind,
             create,
-            &mut |window, events| match apply.take() {
+            Change::Apply(&mut |window, events| match apply.take() {
                 Some(apply) => apply(window, events),
                 None => Ok(()),
-            },
+            }),
         );
+    }
+
+    /// `ZADD key score member` without flags, nearly every command of a collector's stream: sets `member`'s score
+    /// in `key`'s sorted-set window as [`Applying::update`] would with a closure calling
+    /// [`ZsetWindow::insert`], without the closure.
+    pub(crate) fn zset_insert(&mut self, key: &[u8], member: &[u8], score: f64) {
+        self.update_with(key, Kind::Zset, true, Change::ZsetInsert { member, score });
     }
 
     /// [`Applying::update`]'s body, compiled once: generic over each command's closure, it was compiled into every
     /// command (two dozen copies of the lookup, the window's creation and the settling, in the browser's
-    /// `.wasm` too). The closure is called once, through one indirect call.
-    fn update_with(
-        &mut self,
-        key: &[u8],
-        kind: Kind,
-        create: bool,
-        apply: &mut dyn FnMut(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
-    ) {
+    /// `.wasm` too). A closure is called once, through one indirect call; a plain `ZADD`'s insert directly.
+    fn update_with(&mut self, key: &[u8], kind: Kind, create: bool, mut change: Change<'_, '_>) {
         let Origin {
             shard,
             offset,
@@ -337,7 +338,7 @@ impl<'a> Applying<'a> {
                 return;
             }
             let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
-            let outcome = apply_to(window, kind, &mut events, &mut *apply);
+            let outcome = change.apply_to(window, kind, &mut events);
             *self.changed |= events.reported() > 0;
             let gone = settle(
                 window,
@@ -364,7 +365,7 @@ impl<'a> Applying<'a> {
             Keyspace::request_topup(&mut ks.topups, &mut ks.diagnostics, key);
         }
         let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
-        let outcome = apply_to(&mut window, kind, &mut events, apply);
+        let outcome = change.apply_to(&mut window, kind, &mut events);
         *self.changed |= events.reported() > 0;
         let gone = settle(
             &mut window,
@@ -508,10 +509,10 @@ impl<'a> Applying<'a> {
             window.shard = self.origin.shard;
             let short = window.len() < capacity;
             match &mut window.body {
-                crate::windows::Body::Zset(w) => w.set_complete(short),
-                crate::windows::Body::Stream(w) => w.set_complete(short),
-                crate::windows::Body::List(w) => w.set_complete(short),
-                crate::windows::Body::Hash(_) | crate::windows::Body::String(_) => {}
+                Body::Zset(w) => w.set_complete(short),
+                Body::Stream(w) => w.set_complete(short),
+                Body::List(w) => w.set_complete(short),
+                Body::Hash(_) | Body::String(_) => {}
             }
         }
     }
@@ -537,21 +538,38 @@ enum Applied {
     Exact(bool),
 }
 
-/// Applies a command of `kind` to `window` (found or created by [`Applying::update`]), reporting to `events`.
-#[inline]
-fn apply_to(
-    window: &mut Window,
-    kind: Kind,
-    events: &mut Events<'_>,
-    apply: &mut dyn FnMut(&mut Window, &mut Events<'_>) -> Result<(), Inexact>,
-) -> Applied {
-    if window.kind() != kind {
-        return Applied::WrongType;
-    }
-    Applied::Exact(apply(window, events).is_ok())
+/// What [`Applying::update_with`] does to the window it found or created.
+enum Change<'c, 'm> {
+    /// A command's closure.
+    Apply(&'c mut dyn FnMut(&mut Window, &mut Events<'_>) -> Result<(), Inexact>),
+    /// [`ZsetWindow::insert`] of one member, the commonest change of all, without the closure's indirect call.
+    ZsetInsert { member: &'m [u8], score: f64 },
 }
 
-/// After [`apply_to`]: a window that cannot be trusted becomes stale with a top-up requested. Returns whether
+impl Change<'_, '_> {
+    /// Applies the change, of a command of `kind`, to `window`, reporting to `events`.
+    #[inline]
+    fn apply_to(&mut self, window: &mut Window, kind: Kind, events: &mut Events<'_>) -> Applied {
+        match self {
+            Change::ZsetInsert { member, score } => match &mut window.body {
+                Body::Zset(w) => {
+                    w.insert(member, *score, events);
+                    // A member rescored below an incomplete window leaves it short: `settle` sees it lacking.
+                    Applied::Exact(true)
+                }
+                _ => Applied::WrongType,
+            },
+            Change::Apply(apply) => {
+                if window.kind() != kind {
+                    return Applied::WrongType;
+                }
+                Applied::Exact(apply(window, events).is_ok())
+            }
+        }
+    }
+}
+
+/// After [`Change::apply_to`]: a window that cannot be trusted becomes stale with a top-up requested. Returns whether
 /// the window is gone (Redis deleted the key).
 #[inline]
 fn settle(
@@ -565,19 +583,7 @@ fn settle(
 ) -> bool {
     match applied {
         Applied::WrongType => {
-            // Redis refuses a command on a key of another type and propagates nothing: what the window holds is
-            // not what Redis holds.
-            diagnostics.record(
-                Problem::WrongType,
-                offset,
-                format!(
-                    "a {} command on {}, a {}: topped up",
-                    kind.name(),
-                    quoted_lossy(key),
-                    window.kind().name()
-                ),
-            );
-            Keyspace::make_stale(window, key, topups, diagnostics);
+            wrong_type(window, key, kind, topups, diagnostics, offset);
             false
         }
         Applied::Exact(exact) => {
@@ -587,4 +593,30 @@ fn settle(
             window.gone()
         }
     }
+}
+
+/// A command of `kind` on `key`, whose window is of another type: Redis refuses such a command and propagates
+/// nothing, so what the window holds is not what Redis holds. Out of line: [`settle`] is on every command's path,
+/// this on almost none.
+#[cold]
+#[inline(never)]
+fn wrong_type(
+    window: &mut Window,
+    key: &[u8],
+    kind: Kind,
+    topups: &mut FastSet<Vec<u8>>,
+    diagnostics: &mut Diagnostics,
+    offset: u64,
+) {
+    diagnostics.record(
+        Problem::WrongType,
+        offset,
+        format!(
+            "a {} command on {}, a {}: topped up",
+            kind.name(),
+            quoted_lossy(key),
+            window.kind().name()
+        ),
+    );
+    Keyspace::make_stale(window, key, topups, diagnostics);
 }

@@ -96,6 +96,26 @@ impl AssemblerBench {
         self.commands
     }
 
+    /// Reads the same messages as [`AssemblerBench::apply`] without applying them: decodes each and parses its
+    /// segments' commands with a [`CommandReader`], as the assembler does before it applies a command. The floor
+    /// under the apply's time; returns `[commands, arguments]`.
+    pub fn parse(&self) -> Result<Vec<f64>, JsError> {
+        let mut reader = CommandReader::new(self.start);
+        let (mut commands, mut args) = (0u64, 0u64);
+        for message in &self.messages {
+            let wire::Message::Commands(segments) = wire::decode(message)? else {
+                return Err(JsError::new("not a commands message"));
+            };
+            for segment in segments {
+                reader.push(segment?.bytes, |c| {
+                    commands += 1;
+                    args += c.args.len() as u64;
+                })?;
+            }
+        }
+        Ok(vec![commands as f64, args as f64])
+    }
+
     /// Applies the whole stream to a fresh assembler watching `perf:*` with windows of `window`; returns
     /// `[commands applied, keys with a window, members held]`.
     pub fn apply(&self, window: usize) -> Result<Vec<f64>, JsError> {

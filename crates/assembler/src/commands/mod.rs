@@ -172,7 +172,7 @@ pub(crate) fn apply(applying: &mut Applying<'_>, args: &[&[u8]]) {
     };
     // The hottest command first, without the name buffer or the match below (whose comparisons are library
     // calls, and slow ones, in wasm).
-    if name.len() == 4 && name.eq_ignore_ascii_case(b"zadd") && args.len() >= 2 {
+    if is_zadd(name) && args.len() >= 2 {
         if applying.in_watched_db() {
             zset::zadd(applying, args);
         }
@@ -200,6 +200,15 @@ pub(crate) fn apply(applying: &mut Applying<'_>, args: &[&[u8]]) {
     }
 }
 
+/// Whether `name` is `ZADD` in any case, compared as one word: a byte ORed with 0x20 is a lowercase letter only
+/// if it was that letter in either case.
+#[inline(always)]
+fn is_zadd(name: &[u8]) -> bool {
+    name.first_chunk::<4>().is_some_and(|word| {
+        name.len() == 4 && u32::from_le_bytes(*word) | 0x2020_2020 == u32::from_le_bytes(*b"zadd")
+    })
+}
+
 /// A command the assembler does not know (in the watched database): which of its arguments are keys, and what
 /// it did to them, is not known, so every watched key it names becomes stale and is topped up.
 fn unknown(applying: &mut Applying<'_>, args: &[&[u8]]) {
@@ -209,4 +218,29 @@ fn unknown(applying: &mut Applying<'_>, args: &[&[u8]]) {
         _ => format!("unknown command {name}: the watched keys it names are topped up"),
     };
     applying.inexact(Problem::UnknownCommand, message, &args[1..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_zadd;
+
+    #[test]
+    fn zadd_is_told_by_one_word_in_any_case_and_nothing_else() {
+        for name in ["ZADD", "zadd", "zAdD", "Zadd"] {
+            assert!(is_zadd(name.as_bytes()), "{name}");
+        }
+        // Bytes that OR 0x20 into another letter's neighbours, shorter and longer names.
+        for name in [
+            &b"ZAD"[..],
+            b"ZADDX",
+            b"zadd\0",
+            b"Z@DD",
+            b"ZA\x04D",
+            b"zadD ",
+            b"",
+            b"\x5a\x01\x44\x44",
+        ] {
+            assert!(!is_zadd(name), "{name:?}");
+        }
+    }
 }

@@ -34,7 +34,7 @@ pub(super) fn zadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
     // less on the way.
     if let [_, key, score_arg, member] = args {
         if let Some(s) = score(score_arg) {
-            return add_pair(applying, key, s, member);
+            return applying.zset_insert(key, member, s);
         }
     }
     let mut flags = Flags::default();
@@ -92,19 +92,6 @@ fn add(applying: &mut Applying<'_>, key: &[u8], flags: Flags, pairs: &[&[u8]], c
     if bad_score {
         applying.bad_arguments(command, &[key]);
     }
-}
-
-/// `ZADD key score member`, `score` read already.
-fn add_pair(applying: &mut Applying<'_>, key: &[u8], score: f64, member: &[u8]) {
-    applying.update(key, Kind::Zset, true, |window, events| {
-        let w = zset(window)?;
-        w.insert(member, score, events);
-        // As in `add`: a member rescored below an incomplete window leaves it short.
-        if !w.complete() && w.len() < w.capacity() {
-            return Err(Inexact);
-        }
-        Ok(())
-    });
 }
 
 fn add_one(

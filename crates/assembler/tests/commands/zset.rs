@@ -73,6 +73,28 @@ fn an_incomplete_window_follows_only_what_it_can_know() {
 }
 
 #[test]
+fn a_plain_zadd_settles_as_any_command() {
+    // `ZADD key score member`, the path most of a stream takes, into a window of another type: Redis refuses it,
+    // so the list's window is no longer what Redis holds.
+    let mut h = Harness::new(&["*"], 2);
+    h.run(&[&["RPUSH", "l", "x"], &["ZADD", "l", "1", "m"]]);
+    assert_eq!(h.a.diagnostics().wrong_type, 1);
+    assert_eq!(h.topups(), ["l"]);
+    assert!(h.stale("l"));
+    assert_eq!(h.rows("l"), ["x"]);
+    // A member rescored below the floor of an incomplete window leaves it lacking a member Redis holds above the
+    // floor's old place: topped up. Rescored within it, or a new member above the floor: exact.
+    h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "5", "a", "6", "b"]]);
+    h.run(&[&["ZADD", "z", "7", "a"], &["ZADD", "z", "8", "c"]]);
+    assert_eq!(h.rows("z"), ["c 8", "a 7"]);
+    assert!(h.topups().is_empty());
+    h.run(&[&["ZADD", "z", "1", "c"]]);
+    assert_eq!(h.rows("z"), ["a 7"]);
+    assert_eq!(h.topups(), ["z"]);
+    assert!(h.stale("z"));
+}
+
+#[test]
 fn range_removals() {
     let mut h = Harness::new(&["*"], 10);
     h.run(&[

@@ -76,24 +76,33 @@ impl Order {
     }
 
     /// Adds `entry`, whose slot holds its member already and which is not in the order yet.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert(&mut self, slots: &[Slot], entry: Entry) {
+        // The usual case, inlined: a new highest entry, with room in the last run.
+        if let Some(run) = self.runs.back_mut() {
+            if run.len() < RUN && run.back().is_some_and(|&top| below(slots, top, entry)) {
+                run.push_back(entry);
+                return;
+            }
+        }
+        self.insert_other(slots, entry);
+    }
+
+    /// [`Order::insert`] of an entry that ranks below the highest one, or that needs a new run. Out of line, so
+    /// that the push at the top inlines.
+    #[inline(never)]
+    fn insert_other(&mut self, slots: &[Slot], entry: Entry) {
         match self.runs.back().and_then(|run| run.back()) {
             Some(&top) if !below(slots, top, entry) => self.insert_within(slots, entry),
-            // The usual case: a new highest entry.
-            _ => match self.runs.back_mut() {
-                Some(run) if run.len() < RUN => run.push_back(entry),
-                _ => {
-                    let mut run = self.new_run();
-                    run.push_back(entry);
-                    self.runs.push_back(run);
-                }
-            },
+            _ => {
+                let mut run = self.new_run();
+                run.push_back(entry);
+                self.runs.push_back(run);
+            }
         }
     }
 
-    /// Adds an entry that ranks below the highest one. Out of line, so that the push at the top inlines.
-    #[inline(never)]
+    /// Adds an entry that ranks below the highest one.
     fn insert_within(&mut self, slots: &[Slot], entry: Entry) {
         // The first run whose highest entry is above `entry`: there is one, the last run.
         let i = self
