@@ -6,6 +6,7 @@
 //! - [`client_message`]: the browser → relay messages (JSON): subscribe, top-up, event, with their limits.
 //! - [`decimal`]: text to a double, one parser for every reader of numbers (small in the browser's `.wasm`).
 //! - [`pattern`]: Redis glob patterns, matched in time linear in pattern and key.
+//! - [`short_bytes`]: equality of short byte strings without a call to `memcmp`.
 //! - [`quote`]: text from Redis or a browser quoted inside error messages, as `{:?}` would, without core's Debug
 //!   machinery.
 //!
@@ -17,4 +18,5 @@ mod json_text;
 pub mod pattern;
 pub mod quote;
 pub mod resp;
+pub mod short_bytes;
 pub mod wire;

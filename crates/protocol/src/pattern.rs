@@ -16,8 +16,15 @@
 //! scan (Shift-And: one table lookup and a shift per key byte for each 64 positions of the part). So a match costs
 //! O(pattern + key × ⌈wildcard positions / 64⌉); the relay keeps the second factor at 1 for browsers' patterns
 //! ([`Glob::wildcard_positions`]).
+//!
+//! Most patterns are simpler than that, and the relay matches every key the stream writes against `--allow` (and
+//! the state's view against its own patterns), so the shapes operators and pages write most are decided by
+//! comparing bytes at once, found when the pattern is read ([`Fast`]): a literal key, a plain prefix and `*`
+//! (`perf:*`: one compare of five bytes), a plain prefix and suffix around stars.
 
 use memchr::memmem;
+
+use crate::short_bytes::same_bytes;
 
 /// A pattern read once, to be matched against many keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +39,25 @@ pub struct Glob {
     /// plain bytes (no `?`, `[` or `\`): then they match a key's bytes as they are, compared at once rather than
     /// token by token. The relay asks this of every key the stream writes (`--allow 'perf:*'`).
     plain_ends: (bool, bool),
+    /// How [`Glob::matches`] decides.
+    fast: Fast,
+}
+
+/// A pattern whose parts are all plain bytes and stars, in the form that decides a key with byte compares alone,
+/// or `General` for the walk of [`Glob::matches_counting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fast {
+    /// Exactly `*`: every key, the empty one included.
+    Everything,
+    /// No `*` and nothing but plain bytes (the empty pattern too): the key is the pattern.
+    Literal,
+    /// Plain bytes, then only stars (`perf:*`): a key, not empty, that starts with `pattern[..prefix]`.
+    Prefix { prefix: usize },
+    /// Plain bytes, only stars, plain bytes (`perf:*:cpu`): a key, not empty, at least as long as both, that starts
+    /// with `pattern[..prefix]` and ends with `pattern[suffix_from..]`.
+    PrefixSuffix { prefix: usize, suffix_from: usize },
+    /// Anything else: a `?`, a class or an escape anywhere, or a part between two stars.
+    General,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +115,11 @@ impl Glob {
             table: Vec::new(),
             words: 0,
             plain_ends: (false, false),
+            fast: Fast::General,
         };
         if pattern == b"*" {
             glob.shape = Shape::Everything;
+            glob.fast = Fast::Everything;
             return glob;
         }
         let mut first_star = None;
@@ -128,6 +156,30 @@ impl Glob {
                 suffix: after,
             },
         };
+        glob.fast = match (glob.shape, glob.plain_ends) {
+            (Shape::Exact { .. }, (true, _)) => Fast::Literal,
+            (
+                Shape::Stars {
+                    first_star,
+                    after_last_star,
+                    ..
+                },
+                (true, true),
+            ) if pattern[first_star..after_last_star]
+                .iter()
+                .all(|&b| b == b'*') =>
+            {
+                if after_last_star == pattern.len() {
+                    Fast::Prefix { prefix: first_star }
+                } else {
+                    Fast::PrefixSuffix {
+                        prefix: first_star,
+                        suffix_from: after_last_star,
+                    }
+                }
+            }
+            _ => Fast::General,
+        };
         glob
     }
 
@@ -137,11 +189,32 @@ impl Glob {
     }
 
     /// Whether `key` matches, as `KEYS` would list it.
+    #[inline]
     pub fn matches(&self, key: &[u8]) -> bool {
-        self.run(key, &mut 0)
+        let pattern = self.pattern.as_slice();
+        match self.fast {
+            Fast::Everything => true,
+            Fast::Literal => same_bytes(key, pattern),
+            // `stringmatchlen` matches no pattern but `*` (and the empty one) with an empty key, `**` included.
+            Fast::Prefix { prefix } => !key.is_empty() && starts_with(key, &pattern[..prefix]),
+            Fast::PrefixSuffix {
+                prefix,
+                suffix_from,
+            } => {
+                let (prefix, suffix) = (&pattern[..prefix], &pattern[suffix_from..]);
+                !key.is_empty()
+                    && key.len() >= prefix.len() + suffix.len()
+                    && starts_with(key, prefix)
+                    && key
+                        .get(key.len() - suffix.len()..)
+                        .is_some_and(|end| same_bytes(end, suffix))
+            }
+            Fast::General => self.run(key, &mut 0),
+        }
     }
 
-    /// [`Glob::matches`], with the work it took: pattern bytes read plus key bytes scanned, a key byte counting
+    /// [`Glob::matches`] by the general walk, which every pattern can take (the [`Fast`] forms decide as it does),
+    /// with the work it took: pattern bytes read plus key bytes scanned, a key byte counting
     /// once per 64-bit word of the wildcard part scanning it. Within the relay's limit on
     /// [`Glob::wildcard_positions`] it is at most `3 × (pattern + key) + 8`; tests and the fuzzer check it.
     pub fn matches_counting(&self, key: &[u8]) -> (bool, usize) {
@@ -361,6 +434,13 @@ impl Glob {
     }
 }
 
+/// Whether `key` starts with the bytes of `prefix`.
+#[inline(always)]
+fn starts_with(key: &[u8], prefix: &[u8]) -> bool {
+    key.get(..prefix.len())
+        .is_some_and(|head| same_bytes(head, prefix))
+}
+
 /// A part between two `*`: `pattern[start..end]`, matching `positions` bytes; plain when it holds no `?`, `[` or
 /// `\`, so that its bytes are the bytes it matches.
 struct Part {
@@ -489,7 +569,7 @@ fn class_matches(pattern: &[u8], at: usize, byte: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{glob_match, Glob};
+    use super::{glob_match, Fast, Glob};
 
     /// `stringmatchlen` as plainly as it can be written: recursive, trying every length for each `*`. The
     /// reference the matcher is compared with, on inputs small enough for its exponential worst case.
@@ -625,6 +705,35 @@ mod tests {
                 prop_assert!(work <= 3 * (pattern.len() + text.len()) + 8, "work {}", work);
             }
 
+
+            /// The fast forms decide as the general walk and the reference do: patterns of plain bytes and stars
+            /// (with, now and then, a `?`, a class or an escape that sends them to the general walk), against
+            /// keys made of their own parts, so that they match as often as not.
+            #[test]
+            fn the_fast_forms_agree_with_the_general_walk(
+                prefix in bytes_from(b"ab:-]^\x80", 6),
+                stars in 0..3usize,
+                suffix in bytes_from(b"ab:-]^\x80", 6),
+                wildcard in prop::option::weighted(0.2, (bytes_from(b"?[\\*a", 2), any::<bool>())),
+                key in bytes_from(b"ab:\x80", 8),
+                shape in 0..4usize,
+            ) {
+                let mut pattern = [prefix.clone(), vec![b'*'; stars], suffix.clone()].concat();
+                if let Some((wildcard, at_end)) = wildcard {
+                    pattern = if at_end { [pattern, wildcard].concat() } else { [wildcard, pattern].concat() };
+                }
+                // The key: random, or the pattern's own ends around part of it, so that the fast forms match.
+                let key = match shape {
+                    0 => key,
+                    1 => [prefix.as_slice(), &key, &suffix].concat(),
+                    2 => [prefix.as_slice(), &suffix].concat(),
+                    _ => [prefix.as_slice(), &key].concat(),
+                };
+                let glob = Glob::new(&pattern);
+                let general = glob.matches_counting(&key).0;
+                prop_assert_eq!(glob.matches(&key), general, "{:?}", glob.fast);
+                prop_assert_eq!(general, reference(&pattern, &key));
+            }
         }
 
         proptest! {
@@ -673,6 +782,54 @@ mod tests {
             !matched && work < 2 * (patterns[0].len() + key.len()),
             "{work}"
         );
+    }
+
+    /// The shapes the relay matches every key of the stream against are decided by compares alone.
+    #[test]
+    fn plain_patterns_take_a_fast_form() {
+        let fast = |p: &[u8]| Glob::new(p).fast;
+        assert_eq!(fast(b"*"), Fast::Everything);
+        assert_eq!(fast(b"perf:*"), Fast::Prefix { prefix: 5 });
+        assert_eq!(fast(b"perf:**"), Fast::Prefix { prefix: 5 });
+        assert_eq!(fast(b"**"), Fast::Prefix { prefix: 0 });
+        assert_eq!(fast(b"cfg"), Fast::Literal);
+        assert_eq!(fast(b""), Fast::Literal);
+        assert_eq!(
+            fast(b"a]-^:"),
+            Fast::Literal,
+            "bytes special only inside a class"
+        );
+        assert_eq!(
+            fast(b"perf:*:cpu"),
+            Fast::PrefixSuffix {
+                prefix: 5,
+                suffix_from: 6
+            }
+        );
+        assert_eq!(
+            fast(b"*:cpu"),
+            Fast::PrefixSuffix {
+                prefix: 0,
+                suffix_from: 1
+            }
+        );
+        for general in [
+            &b"perf:?"[..],
+            b"perf:*:*",
+            b"perf:\\*",
+            b"perf:[ab]*",
+            b"*a*",
+            b"a\\",
+        ] {
+            assert_eq!(fast(general), Fast::General, "{}", general.escape_ascii());
+        }
+        let glob = Glob::new(b"perf:*");
+        assert!(glob.matches(b"perf:host1") && glob.matches(b"perf:"));
+        assert!(!glob.matches(b"perf") && !glob.matches(b"perx:host1") && !glob.matches(b""));
+        assert!(!Glob::new(b"**").matches(b"") && Glob::new(b"**").matches(b"x"));
+        let glob = Glob::new(b"perf:*:cpu");
+        assert!(glob.matches(b"perf::cpu") && glob.matches(b"perf:host1:cpu"));
+        assert!(!glob.matches(b"perf:cpu") && !glob.matches(b"perf:host1:cpv"));
     }
 
     #[test]

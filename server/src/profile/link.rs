@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::recent_keys::{RecentKeys, Written};
-use super::short_bytes::same_bytes;
 use super::space_saving::MAX_PROFILE_KEY;
 use super::window::MAX_COMMAND_NAME;
 use super::write_profile::{command_name, name_line, State, WriteProfile};
 use crate::frames::{Frame, FrameIndex, Kind};
+use replicast_protocol::short_bytes::same_bytes;
 
 /// Distinct command names a batch gathers before they go into the windows (a stream mostly repeats a few).
 const PENDING_NAMES: usize = 16;

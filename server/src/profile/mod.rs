@@ -14,7 +14,6 @@
 mod link;
 mod merged_hitters;
 mod recent_keys;
-mod short_bytes;
 mod since_start;
 mod space_saving;
 mod window;

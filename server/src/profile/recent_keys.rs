@@ -21,8 +21,8 @@
 
 use hashbrown::HashTable;
 
-use super::short_bytes::same_bytes;
 use super::space_saving::{Hashed, MAX_PROFILE_KEY};
+use replicast_protocol::short_bytes::same_bytes;
 
 /// Keys a link remembers the decision of (`RecentKeys`): more distinct keys than this, between two flushes, make it
 /// start over.

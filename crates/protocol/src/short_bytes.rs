@@ -1,11 +1,12 @@
-//! Equality of two byte strings, inline for the short ones: the profile compares a command's name line and its
-//! key with the ones it remembers on every command the link reads, and they are mostly a few bytes long, where a
-//! call to `memcmp` (what `==` on slices becomes) costs more than the comparison itself. Up to 16 bytes, two
-//! overlapping loads from each side cover every byte, the trick fast hashes use to read short keys.
+//! Equality of two byte strings, inline for the short ones: the relay compares keys with a pattern's prefix, and
+//! the write profile a command's name line and its key with the ones it remembers, on every command the link reads;
+//! they are mostly a few bytes long, where a call to `memcmp` (what `==` on slices becomes) costs more than the
+//! comparison itself. Up to 16 bytes, two overlapping loads from each side cover every byte, the trick fast hashes
+//! use to read short keys.
 
 /// Whether `a` and `b` hold the same bytes.
 #[inline(always)]
-pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let len = a.len();
     if len != b.len() {
         return false;
@@ -47,7 +48,8 @@ fn ends_u32(s: &[u8]) -> (u32, u32) {
     )
 }
 
-#[cfg(test)]
+// proptest is a native-only dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use proptest::prelude::*;
 
