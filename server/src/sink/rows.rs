@@ -308,7 +308,13 @@ pub fn json_text_into(member: &[u8], out: &mut Vec<u8>, parse: bool) -> bool {
             out.extend_from_slice(member);
             return false;
         }
-        if serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok() {
+        // Skipping a value (`IgnoredAny`) follows nesting without a limit; building one stops at 128 levels.
+        let json = if shallow(member) {
+            serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
+        } else {
+            serde_json::from_slice::<serde_json::Value>(member).is_ok()
+        };
+        if json {
             if jsonb_may_refuse(member) {
                 out.extend_from_slice(&json_text_strict(member));
             } else {
@@ -321,9 +327,10 @@ pub fn json_text_into(member: &[u8], out: &mut Vec<u8>, parse: bool) -> bool {
     true
 }
 
-/// Opening brackets past which a member is parsed by the sink before it is written, whatever the batch: serde_json
-/// refuses JSON nested 128 deep (and the sink stores it as a string), where PostgreSQL's `json` input would fail
-/// on its stack depth — an error of the server, not of the data, that the writer would retry for ever.
+/// Opening brackets past which a member is parsed by the sink before it is written, whatever the batch, into a
+/// `serde_json::Value`, which refuses JSON nested 128 deep (the sink stores it as a string): PostgreSQL's `json`
+/// input would fail on its stack depth for deep enough nesting — an error of the server, not of the data, that the
+/// writer would retry for ever.
 pub const MAX_UNPARSED_NESTING: usize = 64;
 
 /// Whether `json` holds at most [`MAX_UNPARSED_NESTING`] opening brackets (in strings too), so nests no deeper.
