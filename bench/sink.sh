@@ -105,6 +105,8 @@ fi
 if [ -n "$live" ]; then
   t0=$started
 else
+  # A stopped sink commits nothing: one that did was continued by something else, and times nothing here.
+  [ "$(committed_offset)" -lt "$target" ] || fail "the sink committed the burst while stopped (was it continued?)"
   kill -CONT "$sink_pid"
   t0=$(date +%s.%N)
   idle0=$(metric replicast_sink_writer_idle_seconds_total); blocked0=$(metric replicast_sink_session_blocked_seconds_total)
