@@ -1,6 +1,7 @@
 # PostgreSQL for the sink's benches (bench/sink.sh, bench/sink-history.sh); source it, don't run it. Needs $work
 # (a scratch folder, removed by the caller) and scripts/lib.sh's free_port. `start_postgres` runs initdb and a
-# server with its defaults (fsync and synchronous_commit on) on a free loopback port, and sets pg_pid, pg_port,
+# server with its defaults (fsync and synchronous_commit on; PG_SETTINGS="name=value …" changes some, e.g.
+# "max_wal_size=8GB wal_init_zero=off") on a free loopback port, and sets pg_pid, pg_port,
 # database (the URL of its database `replicast`) and psql (a command reading that database, unaligned). Stop it
 # with `kill -INT "$pg_pid"`. `pg_cpu_s` prints the CPU seconds of all its processes so far. `sink_bench_binary` sets
 # bin: $BIN, or target/$PROFILE/replicast (release unless PROFILE=debug), built first unless SKIP_BUILD=1 finds it.
@@ -24,8 +25,10 @@ start_postgres() {
   [ ${#as_pg[@]} -gt 0 ] && chown postgres: "$work/pg"
   pg_port=$(free_port)
   "${as_pg[@]}" initdb -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+  local settings=() setting
+  for setting in ${PG_SETTINGS:-}; do settings+=(-c "$setting"); done
   "${as_pg[@]}" postgres -D "$work/pg/data" -p "$pg_port" -k "$work/pg" -c listen_addresses=127.0.0.1 \
-    >"$work/pg/log" 2>&1 &
+    "${settings[@]}" >"$work/pg/log" 2>&1 &
   pg_pid=$!
   until grep -q 'ready to accept connections' "$work/pg/log"; do sleep 0.1; done
   psql=(psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAt -d replicast)

@@ -852,6 +852,11 @@ async fn a_version_1_schema_is_migrated_by_create_schema_keeping_its_history() {
     // JSON that json stores and jsonb refuses: the view must still read every row.
     support::zadd(&mut conn, "perf:web-01", t0 + 2000, r#"{"a":"\ud800"}"#).await;
     support::zadd(&mut conn, "perf:web-01", t0 + 3000, r#"{"n":1e-20000}"#).await;
+    // Members that look like JSON and are not (the sink leaves that to PostgreSQL, which refuses the batch: it is
+    // written again with them as JSON strings), and JSON too deep for the sink's parser (a string too).
+    support::zadd(&mut conn, "perf:web-01", t0 + 4000, "{not json").await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    support::zadd(&mut conn, "perf:web-01", t0 + 5000, &deep).await;
     let relay_port = free_port();
     let _relay = start_relay_on(relay_port, redis_port, &[]);
     let _sink = start_sink(relay_port, &pg.url(), &[]);
@@ -902,8 +907,10 @@ async fn a_version_1_schema_is_migrated_by_create_schema_keeping_its_history() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(values.len(), 4, "{values:?}");
+    assert_eq!(values.len(), 6, "{values:?}");
     assert_eq!(values[3], r#"{"n": 0.0}"#, "re-encoded as a double");
+    assert_eq!(values[4], r#""{not json""#, "a JSON string");
+    assert_eq!(values[5], format!("\"{deep}\""), "a JSON string");
 }
 
 fn now_ms() -> u64 {

@@ -12,11 +12,13 @@
 //! - `follow.rs`: the relay session (subscribe, resume, top-ups, reconnects) and the batches it fills.
 //! - `changes.rs`: what each relay message changes, without I/O.
 //! - `rows.rs`: the batch: history rows, mirror states, set operations, the position.
-//! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written.
+//! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written;
+//!   `copy.rs`: the rows as binary `COPY` data.
 //! - `schema.rs`: the tables, their migrations and daily partitions.
 //! - `history.rs`: `GET /history` for the dashboard, downsampled in PostgreSQL; `metrics.rs`: `/metrics`.
 
 pub mod changes;
+pub mod copy;
 pub mod follow;
 pub mod history;
 pub mod metrics;

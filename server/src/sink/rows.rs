@@ -31,6 +31,9 @@ pub struct ZsetRow {
     value: Range<usize>,
     /// The row's identity within its key and time: a hash of the score and the member's bytes.
     pub digest: [u8; 16],
+    /// Whether the sink parsed the member's JSON itself; if not, `value` is the member's bytes, left to
+    /// PostgreSQL's `json` input to check ([`json_text_into`]).
+    pub parsed: bool,
 }
 
 /// A stream entry of a history key.
@@ -148,7 +151,7 @@ impl Batch {
         let start = self.zset_text.len();
         self.zset_text.extend_from_slice(key.as_bytes());
         let key = start..self.zset_text.len();
-        json_text_into(member, &mut self.zset_text);
+        let parsed = json_text_into(member, &mut self.zset_text, false);
         let value = key.end..self.zset_text.len();
         self.bytes += self.zset_text.len() - start + 64;
         self.newest_ms = Some(self.newest_ms.map_or(score, |n| n.max(score)));
@@ -157,6 +160,7 @@ impl Batch {
             key,
             value,
             digest: digest.to_le_bytes(),
+            parsed,
         });
         Ok(())
     }
@@ -169,6 +173,11 @@ impl Batch {
     /// A sorted-set row's value: JSON text.
     pub fn zset_value(&self, row: &ZsetRow) -> &[u8] {
         &self.zset_text[row.value.clone()]
+    }
+
+    /// Bytes of the sorted-set rows' keys and values together.
+    pub fn zset_text_len(&self) -> usize {
+        self.zset_text.len()
     }
 
     /// Adds a stream entry of a history key: `id` as the stream carries it (`ms-seq`), `fields` alternating names
@@ -279,34 +288,64 @@ pub fn time_of_ms(ms: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros((ms * 1000.0).round() as u64)
 }
 
-/// Appends to `out` the member as JSON for the `json` column read as `jsonb`: itself when it is JSON that `jsonb` takes (NUL
-/// escapes, which `jsonb` refuses, count as not), its strict re-encoding when `jsonb` might refuse it otherwise
-/// ([`jsonb_may_refuse`]), else the member as a JSON string. PostgreSQL only checks the `json` it stores; the
-/// `jsonb` view parses it when read, where a value it refused would fail every query that reads its row.
-pub fn json_text_into(member: &[u8], out: &mut Vec<u8>) {
+/// Appends to `out` the member as JSON for the `json` column read as `jsonb`: itself when it is JSON that `jsonb`
+/// takes (NUL escapes, which `jsonb` refuses, count as not), its strict re-encoding when `jsonb` might refuse it
+/// otherwise ([`jsonb_may_refuse`]), else the member as a JSON string. PostgreSQL only checks the `json` it stores;
+/// the `jsonb` view parses it when read, where a value it refused would fail every query that reads its row.
+///
+/// Without `parse`, a member that looks like JSON (with at most [`MAX_UNPARSED_NESTING`] opening brackets) is appended as
+/// it is, unparsed: PostgreSQL's `json` input checks the same syntax, and refuses the batch if it is not JSON, which
+/// the writer then writes again with each such member parsed here ([`super::copy::JsonCheck::Parsed`]) — what the
+/// sink's profile showed as its largest cost per sample of its own, paid only then. Returns whether the member
+/// was parsed (or needed no parsing: a JSON string made of it).
+pub fn json_text_into(member: &[u8], out: &mut Vec<u8>, parse: bool) -> bool {
     let looks_json = matches!(
         member.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
     );
-    if looks_json
-        && memchr::memmem::find(member, b"\\u0000").is_none()
-        && serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
-    {
-        if jsonb_may_refuse(member) {
-            out.extend_from_slice(&json_text_strict(member));
-        } else {
+    if looks_json && memchr::memmem::find(member, b"\\u0000").is_none() {
+        if !parse && !jsonb_may_refuse(member) && shallow(member) {
             out.extend_from_slice(member);
+            return false;
         }
-        return;
+        // Skipping a value (`IgnoredAny`) follows nesting without a limit; building one stops at 128 levels.
+        let json = if shallow(member) {
+            serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
+        } else {
+            serde_json::from_slice::<serde_json::Value>(member).is_ok()
+        };
+        if json {
+            if jsonb_may_refuse(member) {
+                out.extend_from_slice(&json_text_strict(member));
+            } else {
+                out.extend_from_slice(member);
+            }
+            return true;
+        }
     }
     out.extend_from_slice(&json_string(&value_text(member)));
+    true
 }
 
-/// [`json_text_into`] a new buffer.
+/// Opening brackets past which a member is parsed by the sink before it is written, whatever the batch, into a
+/// `serde_json::Value`, which refuses JSON nested 128 deep (the sink stores it as a string): PostgreSQL's `json`
+/// input would fail on its stack depth for deep enough nesting — an error of the server, not of the data, that the
+/// writer would retry for ever.
+pub const MAX_UNPARSED_NESTING: usize = 64;
+
+/// Whether `json` holds at most [`MAX_UNPARSED_NESTING`] opening brackets (in strings too), so nests no deeper.
+fn shallow(json: &[u8]) -> bool {
+    json.len() <= MAX_UNPARSED_NESTING
+        || memchr::memchr2_iter(b'[', b'{', json)
+            .nth(MAX_UNPARSED_NESTING)
+            .is_none()
+}
+
+/// [`json_text_into`] a new buffer, parsed.
 #[cfg(test)]
 fn json_text(member: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    json_text_into(member, &mut out);
+    json_text_into(member, &mut out, true);
     out
 }
 

@@ -7,8 +7,10 @@
 //! they go into a temporary staging table and from there by `INSERT … ON CONFLICT DO NOTHING`. Mirror states
 //! replace each key's rows; set operations apply in stream order.
 //!
-//! A batch PostgreSQL refuses for its data (SQLSTATE class 22, e.g. a JSON number `numeric` cannot hold) is
-//! written again with every JSON value re-encoded strictly ([`super::rows::json_text_strict`]); any other error
+//! A batch PostgreSQL refuses for its data (SQLSTATE class 22: a member that looked like JSON and is not, which
+//! the sink leaves PostgreSQL's `json` input to find) is written again with its members parsed by the sink first
+//! (those that are not JSON go as JSON strings), and if refused again, with every JSON value re-encoded strictly
+//! ([`super::copy::JsonCheck`]); any other error
 //! (the server restarting, a lost connection) is retried with backoff on a new connection, the same batch, until
 //! it is written. The sink reads no more from the relay meanwhile (the channel to the writer holds one batch), so
 //! memory stays bounded and the relay's backlog holds what is not read yet.
@@ -17,65 +19,19 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Transaction};
 
+use super::copy::{copy_rows, copy_stream_rows, JsonCheck, STREAM_COLUMNS, ZSET_COLUMNS};
 use super::metrics::SinkMetrics;
-use super::rows::{json_text_strict, time_of_ms, Batch, MirrorState, SetOp};
+use super::rows::{json_text_strict, Batch, MirrorState, SetOp};
 use super::schema::{self, Partitions};
 
 /// Waits between attempts to write a batch: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
-
-/// JSON text for a `jsonb` (or `json`) parameter or `COPY` column, sent as it is.
-#[derive(Debug)]
-struct RawJson<'a>(&'a [u8]);
-
-impl ToSql for RawJson<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        if *ty == Type::JSONB {
-            // jsonb's binary format: a version byte, then the text.
-            out.put_u8(1);
-        }
-        out.put_slice(self.0);
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB || *ty == Type::JSON
-    }
-
-    to_sql_checked!();
-}
-
-/// Text already checked (UTF-8 without NUL) for a `text` column, sent as it is.
-#[derive(Debug)]
-struct RawText<'a>(&'a [u8]);
-
-impl ToSql for RawText<'_> {
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_slice(self.0);
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TEXT
-    }
-
-    to_sql_checked!();
-}
 
 /// Opens a connection to `url`; its driver task runs until the connection ends.
 pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
@@ -119,6 +75,8 @@ pub struct Writer {
     client: Option<Client>,
     partitions: Partitions,
     metrics: Arc<SinkMetrics>,
+    /// The `COPY` data of the batch being written, its allocation kept from one batch to the next.
+    copy: BytesMut,
 }
 
 impl Writer {
@@ -128,22 +86,32 @@ impl Writer {
             client: None,
             partitions: Partitions::default(),
             metrics,
+            copy: BytesMut::new(),
         }
     }
 
     /// Writes `batch`, retrying until it is written.
     pub async fn write(&mut self, batch: &Batch) {
         let mut wait = RETRY_FIRST;
-        let mut strict = false;
+        let mut check = JsonCheck::AsRead;
         loop {
-            match self.try_write(batch, strict).await {
+            match self.try_write(batch, check).await {
                 Ok(deduplicated) => {
                     self.metrics.committed(batch, deduplicated);
                     return;
                 }
-                Err(err) if !strict && err.code().is_some_and(|c| c.code().starts_with("22")) => {
-                    tracing::warn!("PostgreSQL refused the batch's data ({err}); writing it again with every JSON value re-encoded");
-                    strict = true;
+                Err(err)
+                    if err.code().is_some_and(|c| c.code().starts_with("22"))
+                        && check.next().is_some() =>
+                {
+                    // A member that looked like JSON and is not (the sink leaves that check to PostgreSQL):
+                    // expected, and answered by parsing them; anything PostgreSQL still refuses is worth a warning.
+                    if check == JsonCheck::AsRead {
+                        tracing::debug!("PostgreSQL refused the batch's data ({err}); writing it again with every member parsed as JSON first");
+                    } else {
+                        tracing::warn!("PostgreSQL refused the batch's data ({err}); writing it again with every JSON value re-encoded");
+                    }
+                    check = check.next().unwrap_or(JsonCheck::Strict);
                 }
                 Err(err) => {
                     Self::count_failure(&self.metrics);
@@ -172,7 +140,7 @@ impl Writer {
     async fn try_write(
         &mut self,
         batch: &Batch,
-        strict: bool,
+        check: JsonCheck,
     ) -> Result<bool, tokio_postgres::Error> {
         let client = ensure_client(&mut self.client, &self.url).await?;
         self.partitions
@@ -192,8 +160,19 @@ impl Writer {
             )
             .await?;
         let tx = client.transaction().await?;
-        let deduplicated =
-            write_zsets(&tx, batch, strict).await? | write_streams(&tx, batch).await?;
+        let mut deduplicated = false;
+        if !batch.zsets.is_empty() {
+            copy_rows(batch, check, &mut self.copy);
+            let data = self.copy.split().freeze();
+            deduplicated |=
+                write_history(&tx, "zset_history_raw", "zset_stage", ZSET_COLUMNS, &data).await?;
+        }
+        if !batch.streams.is_empty() {
+            copy_stream_rows(batch, &mut self.copy);
+            let data = self.copy.split().freeze();
+            deduplicated |=
+                write_history(&tx, "stream_history", "stream_stage", STREAM_COLUMNS, &data).await?;
+        }
         for op in &batch.sets {
             write_set_op(&tx, op).await?;
         }
@@ -240,28 +219,42 @@ fn describe(err: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Writes history rows into `table`: straight by `COPY` when none is stored yet (the usual case: the stream only
-/// brings new rows), else — PostgreSQL refused the `COPY` for a row already there, after a re-snapshot or a batch
-/// retried after a commit whose answer was lost — through the staging table and `ON CONFLICT DO NOTHING`. The
-/// direct way writes each row once and parses its JSON once, which is most of PostgreSQL's cost per row; the
-/// savepoint undoes a refused `COPY` without losing the rest of the transaction. `Ok(true)`: it deduplicated.
-async fn write_history<'a, F, Fut>(
-    tx: &'a Transaction<'_>,
+/// Bytes of `COPY` data per message to PostgreSQL: slices of the batch's one buffer, not copies.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Sends `data` (binary `COPY` rows, [`super::copy`]) by `statement`.
+async fn copy_in(
+    tx: &Transaction<'_>,
+    statement: &str,
+    data: &Bytes,
+) -> Result<(), tokio_postgres::Error> {
+    let sink = tx.copy_in::<_, Bytes>(statement).await?;
+    let mut sink = std::pin::pin!(sink);
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + COPY_CHUNK).min(data.len());
+        sink.as_mut().feed(data.slice(at..end)).await?;
+        at = end;
+    }
+    sink.finish().await.map(drop)
+}
+
+/// Writes history rows (`data`, binary `COPY` of `columns`) into `table`: straight by `COPY` when none is stored
+/// yet (the usual case: the stream only brings new rows), else — PostgreSQL refused the `COPY` for a row already
+/// there, after a re-snapshot or a batch retried after a commit whose answer was lost — through the staging table
+/// and `ON CONFLICT DO NOTHING`. The direct way writes each row once and parses its JSON once, which is most of
+/// PostgreSQL's cost per row; the savepoint undoes a refused `COPY` without losing the rest of the transaction.
+/// `Ok(true)`: it deduplicated.
+async fn write_history(
+    tx: &Transaction<'_>,
     table: &str,
     stage: &str,
     columns: &str,
-    copy: F,
-) -> Result<bool, tokio_postgres::Error>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>> + 'a,
-{
+    data: &Bytes,
+) -> Result<bool, tokio_postgres::Error> {
     tx.batch_execute("SAVEPOINT direct").await?;
-    match copy(format!(
-        "COPY replicast.{table} ({columns}) FROM STDIN BINARY"
-    ))
-    .await
-    {
+    let direct = format!("COPY replicast.{table} ({columns}) FROM STDIN BINARY");
+    match copy_in(tx, &direct, data).await {
         Ok(()) => {
             return tx
                 .batch_execute("RELEASE SAVEPOINT direct")
@@ -274,103 +267,17 @@ where
         }
         Err(err) => return Err(err),
     }
-    copy(format!("COPY {stage} ({columns}) FROM STDIN BINARY")).await?;
+    copy_in(
+        tx,
+        &format!("COPY {stage} ({columns}) FROM STDIN BINARY"),
+        data,
+    )
+    .await?;
     tx.batch_execute(&format!(
         "INSERT INTO replicast.{table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
     ))
     .await?;
     Ok(true)
-}
-
-async fn write_zsets(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    strict: bool,
-) -> Result<bool, tokio_postgres::Error> {
-    if batch.zsets.is_empty() {
-        return Ok(false);
-    }
-    let copy = |statement: String| async move {
-        let copy = tx.copy_in(&statement).await?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
-            copy,
-            &[
-                Type::TEXT,
-                Type::TIMESTAMPTZ,
-                Type::FLOAT8,
-                Type::JSON,
-                Type::BYTEA
-            ],
-        ));
-        for row in &batch.zsets {
-            let strict_value;
-            let value = if strict {
-                strict_value = json_text_strict(batch.zset_value(row));
-                &strict_value
-            } else {
-                batch.zset_value(row)
-            };
-            writer
-                .as_mut()
-                .write(&[
-                    &RawText(batch.zset_key(row)),
-                    &time_of_ms(row.score),
-                    &row.score,
-                    &RawJson(value),
-                    &&row.digest[..],
-                ])
-                .await?;
-        }
-        writer.finish().await.map(drop)
-    };
-    write_history(
-        tx,
-        "zset_history_raw",
-        "zset_stage",
-        "key, time, score, value, digest",
-        copy,
-    )
-    .await
-}
-
-async fn write_streams(tx: &Transaction<'_>, batch: &Batch) -> Result<bool, tokio_postgres::Error> {
-    if batch.streams.is_empty() {
-        return Ok(false);
-    }
-    let copy = |statement: String| async move {
-        let copy = tx.copy_in(&statement).await?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
-            copy,
-            &[
-                Type::TEXT,
-                Type::TIMESTAMPTZ,
-                Type::TEXT,
-                Type::JSONB,
-                Type::BYTEA
-            ],
-        ));
-        for row in &batch.streams {
-            writer
-                .as_mut()
-                .write(&[
-                    &row.key,
-                    &time_of_ms(row.ms as f64),
-                    &row.id,
-                    &RawJson(&row.fields),
-                    &&row.digest[..],
-                ])
-                .await?;
-        }
-        writer.finish().await.map(drop)
-    };
-    write_history(
-        tx,
-        "stream_history",
-        "stream_stage",
-        "key, time, id, fields, digest",
-        copy,
-    )
-    .await
 }
 
 /// A value as `jsonb` when it is JSON, for the mirror's `json` columns.
