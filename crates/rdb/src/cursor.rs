@@ -267,12 +267,14 @@ impl<'a> Compressed<'a> {
     where
         'a: 's,
     {
-        lzf::decompress(self.data, self.ulen, scratch).map_err(|e| RdbError::Unexpected {
-            offset: self.data_at + e.at as u64,
-            expected: e.expected,
-            found: "LZF data that does not decompress".to_string(),
-        })?;
-        Ok(scratch.as_slice())
+        lzf::decompress(self.data, self.ulen, scratch).map_err(|e| {
+            RdbError::Unexpected {
+                offset: self.data_at + e.at as u64,
+                expected: e.expected,
+                found: "LZF data that does not decompress".to_string(),
+            }
+            .into()
+        })
     }
 }
 

@@ -17,14 +17,19 @@ pub struct LzfError {
     pub expected: &'static str,
 }
 
-/// Decompresses `input` into `out` (whatever it held is replaced), which must come to exactly `expected_len` bytes.
-pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Result<(), LzfError> {
+/// Decompresses `input`, which must come to exactly `expected_len` bytes, into the start of `out`, and returns
+/// them. `out` is a scratch buffer kept from one call to the next: its length is how much of it has been zeroed so
+/// far, which only grows (up to the longest block seen, as its capacity would anyway), so a block is not zeroed
+/// again because a shorter one came before it.
+pub fn decompress<'o>(
+    input: &[u8],
+    expected_len: usize,
+    out: &'o mut Vec<u8>,
+) -> Result<&'o [u8], LzfError> {
     // The output is sized once and written by index: runs are short (up to 32 literal bytes, 264 copied ones),
     // so copying them in place beats growing a vector run by run. Only the part beyond what `out` held before is
-    // zeroed (the same scratch vector serves every string of a dump): every byte up to `expected_len` is written
-    // below before it is read, or the block is refused.
+    // zeroed: every byte up to `expected_len` is written below before it is read, or the block is refused.
     if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
-        out.clear();
         return Err(LzfError {
             at: 0,
             expected:
@@ -33,9 +38,8 @@ pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Resul
     }
     if out.len() < expected_len {
         out.resize(expected_len, 0);
-    } else {
-        out.truncate(expected_len);
     }
+    let out = &mut out[..expected_len];
     let mut op = 0;
     let mut ip = 0;
     while ip < input.len() {
@@ -105,13 +109,12 @@ pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Resul
         op += len;
     }
     if op != expected_len {
-        out.truncate(op);
         return Err(LzfError {
             at: input.len(),
             expected: "as many output bytes as the uncompressed length",
         });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Copies `src` into `dest` (same length): a plain loop for the short runs LZF is made of, `memcpy` beyond.
@@ -135,8 +138,7 @@ mod tests {
         // "abc" literal, then a back reference of 6 bytes at distance 3 (overlapping): "abcabcabc".
         let input = [2, b'a', b'b', b'c', (4 << 5), 2];
         let mut out = Vec::new();
-        decompress(&input, 9, &mut out).unwrap();
-        assert_eq!(out, b"abcabcabc");
+        assert_eq!(decompress(&input, 9, &mut out).unwrap(), b"abcabcabc");
     }
 
     #[test]
@@ -144,8 +146,7 @@ mod tests {
         // "a", then 7+3+2 = 12 copies of distance 1.
         let input = [0, b'a', 7 << 5, 3, 0];
         let mut out = Vec::new();
-        decompress(&input, 13, &mut out).unwrap();
-        assert_eq!(out, vec![b'a'; 13]);
+        assert_eq!(decompress(&input, 13, &mut out).unwrap(), [b'a'; 13]);
     }
 
     #[test]
@@ -204,8 +205,10 @@ mod tests {
         let mut out = Vec::new();
         for seed in 1..200u32 {
             let (input, expected) = block(seed, 1 + (seed as usize * 7) % 60);
-            decompress(&input, expected.len(), &mut out).unwrap();
-            assert_eq!(out, expected, "seed {seed}");
+            let got = decompress(&input, expected.len(), &mut out).unwrap();
+            assert_eq!(got, expected, "seed {seed}");
+            // Kept zeroed for the next block: what the longest block so far needed, no more.
+            assert!(out.len() >= expected.len());
         }
     }
 
@@ -214,8 +217,7 @@ mod tests {
         // "a", then a back reference of 7 + 255 + 2 = 264 bytes at distance 1: 265 bytes from 5.
         let input = [0, b'a', 7 << 5, 255, 0];
         let mut out = Vec::new();
-        decompress(&input, 265, &mut out).unwrap();
-        assert_eq!(out, vec![b'a'; 265]);
+        assert_eq!(decompress(&input, 265, &mut out).unwrap(), [b'a'; 265]);
         // Two bytes claiming 512 MiB: refused without sizing the output for it.
         let mut out = Vec::new();
         let err = decompress(&[0, b'a'], 512 << 20, &mut out).unwrap_err();

@@ -7,7 +7,8 @@ use crate::{Element, Event, StreamId, Value, ValueType};
 use super::filter::Filter;
 use super::json_output::JsonOutput;
 use super::json_scalar::{
-    is_utf8, write_base64, write_finite_f64, write_i64, write_str, write_u64,
+    is_plain_text, is_utf8, write_base64, write_finite_f64, write_i64, write_plain_text, write_str,
+    write_u64,
 };
 
 /// Where the writer is inside a stream's value.
@@ -285,9 +286,12 @@ pub(super) fn write_value(out: &mut JsonOutput<impl Write>, v: &Value<'_>) -> io
     }
 }
 
-/// A JSON string if the bytes are UTF-8, else `{"base64":"..."}`.
+/// A JSON string if the bytes are UTF-8, else `{"base64":"..."}`. Plain text, which needs neither a UTF-8 check
+/// nor an escape, is told in one pass and copied whole.
 pub(super) fn write_bytes(out: &mut JsonOutput<impl Write>, bytes: &[u8]) -> io::Result<()> {
-    if is_utf8(bytes) {
+    if is_plain_text(bytes) {
+        write_plain_text(out, bytes)
+    } else if is_utf8(bytes) {
         write_str(out, bytes)
     } else {
         write_base64(out, bytes)

@@ -32,22 +32,28 @@ const fn escapes() -> [u8; 256] {
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The index of the first byte from `from` on that needs an escape. Eight bytes at a time: a word's bytes below
-/// 0x20, or equal to `"` or `\`, set their high bit in the mask (borrows only ever reach bytes above a true match,
-/// so the lowest bit set marks the first one); the last few bytes go through the table.
+/// The bytes of a word that JSON escapes — below 0x20, `"` or `\` — with their high bit set, eight at a time: a
+/// borrow only ever reaches a byte above a true match, so the lowest bit set marks the first one, and a word
+/// without any gives 0.
+#[inline(always)]
+fn escape_mask(w: u64) -> u64 {
+    let below_space = w.wrapping_sub(LOW_BITS * 0x20) & !w;
+    let quote = (w ^ (LOW_BITS * u64::from(b'"'))).wrapping_sub(LOW_BITS)
+        & !(w ^ (LOW_BITS * u64::from(b'"')));
+    let backslash = (w ^ (LOW_BITS * u64::from(b'\\'))).wrapping_sub(LOW_BITS)
+        & !(w ^ (LOW_BITS * u64::from(b'\\')));
+    (below_space | quote | backslash) & HIGH_BITS
+}
+
+/// The index of the first byte from `from` on that needs an escape: a word at a time, the last few bytes through
+/// the table.
 fn next_escape(bytes: &[u8], from: usize) -> usize {
     let mut i = from;
     while let Some(word) = bytes.get(i..i + 8) {
         let Ok(word) = <[u8; 8]>::try_from(word) else {
             break;
         };
-        let w = u64::from_le_bytes(word);
-        let below_space = w.wrapping_sub(LOW_BITS * 0x20) & !w;
-        let quote = (w ^ (LOW_BITS * u64::from(b'"'))).wrapping_sub(LOW_BITS)
-            & !(w ^ (LOW_BITS * u64::from(b'"')));
-        let backslash = (w ^ (LOW_BITS * u64::from(b'\\'))).wrapping_sub(LOW_BITS)
-            & !(w ^ (LOW_BITS * u64::from(b'\\')));
-        let found = (below_space | quote | backslash) & HIGH_BITS;
+        let found = escape_mask(u64::from_le_bytes(word));
         if found != 0 {
             return i + (found.trailing_zeros() / 8) as usize;
         }
@@ -59,6 +65,37 @@ fn next_escape(bytes: &[u8], from: usize) -> usize {
     i
 }
 
+/// Whether a word holds a byte that cannot stand as it is in a JSON string of plain text: one JSON escapes, or one
+/// above 0x7f (UTF-8 to check, or binary).
+#[inline(always)]
+fn has_special_byte(w: u64) -> bool {
+    (escape_mask(w) | (w & HIGH_BITS)) != 0
+}
+
+/// Whether `bytes` are printable ASCII without `"` or `\`, which a JSON string holds as they are: keys, field
+/// names and decimal text mostly are. Eight bytes at a time; the last word overlaps the one before it when the
+/// length is not a multiple of eight, so only strings shorter than a word are checked byte by byte.
+pub(super) fn is_plain_text(bytes: &[u8]) -> bool {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .all(|&b| (0x20..0x80).contains(&b) && ESCAPE[b as usize] == 0);
+    }
+    let mut i = 0;
+    while i + 8 < bytes.len() {
+        if has_special_byte(word(i)) {
+            return false;
+        }
+        i += 8;
+    }
+    !has_special_byte(word(bytes.len() - 8))
+}
+
 /// Whether `bytes` are UTF-8. Keys and field names are mostly ASCII, checked eight bytes at a time here; only from
 /// the first byte above 0x7f on does the standard validation run (an ASCII prefix is valid whatever follows), which
 /// spares its per-call cost on the short strings that make up most elements.
@@ -68,7 +105,10 @@ pub(super) fn is_utf8(bytes: &[u8]) -> bool {
         let Ok(word) = <[u8; 8]>::try_from(word) else {
             break;
         };
-        if u64::from_le_bytes(word) & HIGH_BITS != 0 {
+        let high = u64::from_le_bytes(word) & HIGH_BITS;
+        if high != 0 {
+            // Straight to the first byte above 0x7f (a byte-by-byte search mispredicts on random bytes).
+            i += (high.trailing_zeros() / 8) as usize;
             break;
         }
         i += 8;
@@ -76,7 +116,16 @@ pub(super) fn is_utf8(bytes: &[u8]) -> bool {
     while bytes.get(i).is_some_and(u8::is_ascii) {
         i += 1;
     }
-    i == bytes.len() || std::str::from_utf8(&bytes[i..]).is_ok()
+    match bytes.get(i..).unwrap_or_default() {
+        [] => true,
+        // A byte no UTF-8 sequence starts with, or a lead byte without a continuation byte after it: binary, told
+        // without the standard validation's call. Random bytes, which most values of a dump are, end here at
+        // their first byte above 0x7f nine times in ten.
+        [lead, ..] if !(0xc2..=0xf4).contains(lead) => false,
+        [_] => false,
+        [_, next, ..] if next & 0xc0 != 0x80 => false,
+        rest => std::str::from_utf8(rest).is_ok(),
+    }
 }
 
 /// A JSON string of `text` (UTF-8), escaped as serde_json does: runs needing no escape are copied whole.
@@ -105,6 +154,13 @@ pub(super) fn write_str(out: &mut JsonOutput<impl Write>, bytes: &[u8]) -> io::R
         }
         run = at + 1;
     }
+    out.write_all(b"\"")
+}
+
+/// A JSON string of bytes [`is_plain_text`] accepted, copied whole.
+pub(super) fn write_plain_text(out: &mut JsonOutput<impl Write>, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    out.write_all(bytes)?;
     out.write_all(b"\"")
 }
 
@@ -180,6 +236,61 @@ mod tests {
             b"caf\xc3\xa9\xff",
         ] {
             assert!(!is_utf8(bytes), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn plain_text_is_printable_ascii_without_quote_or_backslash_at_every_length_and_place() {
+        let plain = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+        };
+        // Each byte value at each place of strings of 0 to 25 bytes (shorter than a word, whole words, and a last
+        // word overlapping the one before), among plain text on either side.
+        for len in 0..=25 {
+            assert!(is_plain_text(&vec![b'a'; len]), "length {len}");
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'~'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        is_plain_text(&bytes),
+                        plain(&bytes),
+                        "{byte:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_bytes_that_fail_at_their_first_byte_above_ascii_are_not_utf8() {
+        // Told without `from_utf8`: a byte no sequence starts with, a lead byte at the end or before a byte that
+        // does not continue it; and, through it, sequences whose first two bytes look right.
+        for bytes in [
+            &b"abc\x80"[..],
+            b"abc\xc1\x81",
+            b"\xf5\x80\x80\x80",
+            b"\xc3",
+            b"\xe2\x82",
+            b"\xc3A",
+            b"\xe0\x80\x80",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+        ] {
+            assert!(!is_utf8(bytes), "{bytes:?}");
+            assert_eq!(std::str::from_utf8(bytes).is_ok(), is_utf8(bytes));
+        }
+        for text in [
+            "\u{80}",
+            "\u{7ff}",
+            "\u{800}",
+            "\u{fffd}",
+            "\u{10000}",
+            "\u{10ffff}",
+        ] {
+            assert!(is_utf8(text.as_bytes()), "{text:?}");
         }
     }
 
