@@ -58,22 +58,64 @@ copy_changed() {
   done < <(cd "$from" && find . -type f ! -name '.*' -print0)
 }
 
+# Whether the wasm toolchain has std's own sources (rustup's `rust-src` component, Debian's `rust-web-src`, which
+# setup.sh installs): with them, the npm package's client is built with std compiled from source (build_wasm_client).
+wasm_std_sources() {
+  local sysroot
+  sysroot=$(with_wasm_env rustc --print sysroot 2>/dev/null) || return 1
+  [ -f "$sysroot/lib/rustlib/src/rust/library/Cargo.lock" ]
+}
+
+# Prints how the npm package's client gets its std: `source` where the wasm toolchain has std's sources, else
+# `prebuilt` (the toolchain's std for wasm32, built for speed and with panic messages: larger, see docs/BENCHMARKS.md).
+wasm_client_std() {
+  if wasm_std_sources; then echo source; else echo prebuilt; fi
+}
+
+# The rustc flag that makes a panic an immediate trap, with no panic machinery, messages or locations compiled
+# in: `-Cpanic=immediate-abort` where rustc has it (1.92 on), else nothing (older std has a cargo feature instead,
+# see build_wasm_client).
+immediate_abort_flag() {
+  if with_wasm_env env RUSTC_BOOTSTRAP=1 rustc -Zunstable-options -Cpanic=immediate-abort \
+    --target wasm32-unknown-unknown --print cfg 2>/dev/null | grep -qx 'panic="immediate-abort"'; then
+    echo "-Zunstable-options -Cpanic=immediate-abort"
+  fi
+}
+
 # Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: with no
-# features (neither `rdb`'s RdbScan nor `bench`'s benchmark classes) and the `wasm-release` profile (Cargo.toml).
+# features (neither `rdb`'s RdbScan nor `bench`'s benchmark classes), the `wasm-release` profile (Cargo.toml),
+# and, when $3 is `source` (wasm_client_std), std compiled from its sources with the client (`-Zbuild-std`, so
+# under RUSTC_BOOTSTRAP: only this build uses unstable options): at the profile's opt-level "z" with std's
+# `optimize_for_size` feature, and panics an immediate `unreachable` trap. A panic on wasm32-unknown-unknown was
+# already a trap with its message discarded (std has nowhere to print it there), so nothing a page sees changes;
+# what goes is the code that formats the message and the panic locations' file names.
 build_wasm_client() {
-  local target=$1 out
+  local target=$1 std=${3:-prebuilt} out flags features=optimize_for_size abort
   out=$(realpath -m "$2")
   # Panic locations name source files; the crates' would carry the builder's home folder into the package.
-  RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=crates" \
-    with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" --out-dir "$out"
+  flags="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=crates"
+  if [ "$std" = source ]; then
+    # std's own locations (wasm-bindgen's `unwrap_throw` names its caller) would name the toolchain's folder.
+    flags="$flags --remap-path-prefix=$(with_wasm_env rustc --print sysroot)/lib/rustlib/src/rust=rust"
+    abort=$(immediate_abort_flag)
+    if [ -n "$abort" ]; then flags="$flags $abort"; else features="$features,panic_immediate_abort"; fi
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release \
+      --target "$target" --out-dir "$out" -- -Zbuild-std=std,panic_abort -Zbuild-std-features="$features"
+  else
+    RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" \
+      --out-dir "$out"
+  fi
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"
 }
 
 # Shrinks the .wasm file $1 in place with wasm-opt -Oz from npm's `binaryen` (pinned in package.json: Debian's
-# binaryen is too old for the reference types wasm-bindgen emits, and wasm-pack would download its own).
+# binaryen is too old for the reference types wasm-bindgen emits, and wasm-pack would download its own), without
+# its inlining of functions called once: that makes the file smaller but its gzip larger (about 9 KB gzipped more
+# on the client; docs/BENCHMARKS.md), and the file goes over the network compressed.
 optimize_wasm() {
-  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz --converge --strip-debug --strip-producers "$1" -o "$1"
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz --converge --one-caller-inline-max-function-size=0 --strip-debug \
+    --strip-producers "$1" -o "$1"
 }
 
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.

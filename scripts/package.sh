@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package `replicast` into target/npm/replicast: the client's `web` build (for browsers and
 # bundlers) and `nodejs` build (CommonJS, for Node), built for size (scripts/lib.sh: build_wasm_client,
-# optimize_wasm), with the entry files of wasm/js (the exports map in wasm/js/package.json says which file serves
-# whom), wasm/README.md and the license. The version is the workspace's (Cargo.toml).
+# optimize_wasm; std compiled from its sources where the toolchain has them, which target/npm/client-std records
+# for bench/wasm-size.sh), with the entry files of wasm/js (the exports map in wasm/js/package.json says which file
+# serves whom), wasm/README.md and the license. The version is the workspace's (Cargo.toml).
 # Usage: package.sh [--dry-run] — with --dry-run, also prints `npm pack --dry-run`'s file list.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -11,8 +12,12 @@ cd "$REPO_ROOT"
 out=target/npm/replicast
 rm -rf "$out"
 mkdir -p "$out"
-build_wasm_client web "$out/web"
-build_wasm_client nodejs "$out/node"
+std=$(wasm_client_std)
+[ "$std" = source ] ||
+  echo "package.sh: no std sources (rustup component add rust-src): prebuilt std, client ~11.5 KB larger gzipped" >&2
+build_wasm_client web "$out/web" "$std"
+build_wasm_client nodejs "$out/node" "$std"
+echo "$std" >target/npm/client-std
 # The builds' own package files: the package has one package.json, README and license, at its root. The `nodejs`
 # build is CommonJS inside a package of ES modules, so its folder says so.
 for build in web node; do

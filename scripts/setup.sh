@@ -79,6 +79,12 @@ if ! rustup_has_wasm_target && ! debian_web_ready; then
   fi
 fi
 wasm_build_env >/dev/null
+# std's sources, from which scripts/package.sh builds the npm package's client for size (Debian's toolchain has
+# them from rust-web-src). Not fatal: without them the package is built with the prebuilt std, larger, and says so.
+if rustup_has_wasm_target && ! wasm_std_sources; then
+  timeout 60 rustup component add rust-src >/dev/null 2>&1 ||
+    say "rustup could not add rust-src; the npm package's client will be built with the prebuilt std (larger)"
+fi
 
 # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 want=$(locked_wasm_bindgen_version)

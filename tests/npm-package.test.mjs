@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
+import os from 'node:os';
 import path from 'node:path';
 import { repoRoot, startRedis, startRelay, launchBrowser } from './support/processes.mjs';
 import {
@@ -129,6 +130,20 @@ test('the package holds the client classes only, and both read windows through o
     }
   }
 });
+
+// The package's client is built with std compiled from its sources (scripts/lib.sh: build_wasm_client), whose
+// file names reach the .wasm through the locations it keeps (wasm-bindgen's `unwrap_throw` names its caller):
+// they must be remapped like the crates' are, or every user downloads the builder's folders.
+test("the package's .wasm names no folder of the machine that built it", async () => {
+  const wasm = await readFile(path.join(workspace.dir, 'node_modules/replicast/web/replicast_wasm_bg.wasm'));
+  assert.deepEqual(builderFolders(wasm), []);
+});
+
+/** The builder's folders (its home, the checkout) that the bytes `wasm` name. */
+function builderFolders(wasm) {
+  const text = wasm.toString('latin1');
+  return [`${os.homedir()}/`, repoRoot].filter((folder) => text.includes(folder));
+}
 
 /** The commands of a RESP stream of arrays of bulk strings (what Redis sends its replicas). */
 function parseCommands(bytes) {
