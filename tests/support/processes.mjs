@@ -98,7 +98,11 @@ async function kernelPort() {
 function waitForLine(child, pattern, ms, what) {
   return new Promise((resolve, reject) => {
     let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${pattern} after ${ms} ms:\n${seen}`)), ms);
+    // A process that never says it is ready is killed, so a failed start cannot keep the suite waiting on it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what}: no line matching ${pattern} after ${ms} ms (killed):\n${seen}`));
+    }, ms);
     const onData = (chunk) => {
       seen += chunk;
       const match = seen.match(pattern);
