@@ -10,6 +10,8 @@ out=${RDB_BENCH_DIR:-$root/target/rdb-bench}
 batches=${BATCHES:-32}
 what=${1:-all}
 mkdir -p "$out"
+# Absolute: redis-server changes into --dir before it opens --logfile, so a relative path would name a folder under itself.
+out=$(cd "$out" && pwd)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$out" --dbfilename in-progress.rdb \
