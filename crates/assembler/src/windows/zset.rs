@@ -84,6 +84,23 @@ struct Slot {
     hash: u64,
 }
 
+/// How the index rehashes its entries as it grows: by each slot's stored hash. One function for every insert,
+/// so that the table's growth is compiled once (each closure would be a copy of it, in the browser's `.wasm` too).
+fn stored_hash(slots: &[Slot]) -> impl Fn(&SlotId) -> u64 + '_ {
+    move |&s| slots[s as usize].hash
+}
+
+/// Finds the index's entry for `slot` (by its stored hash): one function for every removal, as [`stored_hash`].
+fn is_slot(slot: SlotId) -> impl FnMut(&SlotId) -> bool {
+    move |&s| s == slot
+}
+
+/// [`hash_bytes`], out of line: few windows hash their members whole.
+#[inline(never)]
+fn whole_hash(member: &[u8]) -> u64 {
+    hash_bytes(member)
+}
+
 /// The newest `capacity` members of a sorted set.
 #[derive(Debug, Clone)]
 pub struct ZsetWindow {
@@ -150,7 +167,7 @@ impl ZsetWindow {
     #[inline]
     fn hash(&self, member: &[u8]) -> u64 {
         if self.whole_hash {
-            hash_bytes(member)
+            whole_hash(member)
         } else {
             sampled_hash(member)
         }
@@ -189,14 +206,15 @@ impl ZsetWindow {
     #[inline(never)]
     fn hash_whole(&mut self) {
         self.whole_hash = true;
-        self.index.clear();
-        let held: Vec<SlotId> = self.slots_newest_first().collect();
-        for slot in held {
-            let entry = &mut self.slots[slot as usize];
-            entry.hash = hash_bytes(&entry.member);
-            let slots = &self.slots;
+        // Free slots too: their hash is set again when they are taken.
+        for entry in &mut self.slots {
+            entry.hash = whole_hash(&entry.member);
+        }
+        let held = std::mem::take(&mut self.index);
+        let slots = &self.slots;
+        for &slot in held.iter() {
             self.index
-                .insert_unique(slots[slot as usize].hash, slot, |&s| slots[s as usize].hash);
+                .insert_unique(slots[slot as usize].hash, slot, stored_hash(slots));
         }
     }
 
@@ -305,7 +323,7 @@ impl ZsetWindow {
             // The floor itself, rescored.
             return Some(slot);
         }
-        if let Ok(indexed) = self.index.find_entry(old_hash, |&s| s == slot) {
+        if let Ok(indexed) = self.index.find_entry(old_hash, is_slot(slot)) {
             indexed.remove();
         }
         let slots = &self.slots;
@@ -317,7 +335,7 @@ impl ZsetWindow {
                 others += u32::from(!same);
                 same
             },
-            |&s| slots[s as usize].hash,
+            stored_hash(slots),
         ) {
             hashbrown::hash_table::Entry::Occupied(found) => Some(*found.get()),
             hashbrown::hash_table::Entry::Vacant(vacant) => {
@@ -326,8 +344,7 @@ impl ZsetWindow {
             }
         };
         if let Some(held) = held {
-            self.index
-                .insert_unique(old_hash, slot, |&s| slots[s as usize].hash);
+            self.index.insert_unique(old_hash, slot, stored_hash(slots));
             if others >= CROWDED && !self.whole_hash {
                 self.hash_whole();
             }
@@ -379,8 +396,7 @@ impl ZsetWindow {
             }
         };
         let slots = &self.slots;
-        self.index
-            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        self.index.insert_unique(hash, slot, stored_hash(slots));
         slot
     }
 
@@ -389,7 +405,7 @@ impl ZsetWindow {
         let entry = self.slot(slot);
         let hash = entry.hash;
         self.member_bytes -= entry.member.len();
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+        if let Ok(entry) = self.index.find_entry(hash, is_slot(slot)) {
             entry.remove();
         }
         self.free.push(slot);

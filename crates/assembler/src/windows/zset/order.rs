@@ -178,12 +178,40 @@ impl Order {
     }
 
     /// Entries from the highest down.
-    pub(super) fn iter_rev(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.runs
-            .iter()
-            .enumerate()
-            .rev()
-            .flat_map(|(i, run)| run[self.start(i)..].iter().rev().copied())
+    pub(super) fn iter_rev(&self) -> IterRev<'_> {
+        IterRev {
+            order: self,
+            runs: self.runs.len(),
+            at: self.runs.back().map_or(0, Vec::len),
+        }
+    }
+}
+
+/// [`Order::iter_rev`]: one small `next` where adapters (`flat_map` over the runs) were compiled into each of the
+/// window's many readers.
+pub(super) struct IterRev<'a> {
+    order: &'a Order,
+    /// Runs not finished yet: the one being read is `runs - 1`.
+    runs: usize,
+    /// Entries of that run not read yet, from its start.
+    at: usize,
+}
+
+impl Iterator for IterRev<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            let i = self.runs.checked_sub(1)?;
+            if self.at > self.order.start(i) {
+                self.at -= 1;
+                return self.order.runs[i].get(self.at).copied();
+            }
+            self.runs = i;
+            self.at = i
+                .checked_sub(1)
+                .map_or(0, |below| self.order.runs[below].len());
+        }
     }
 }
 
