@@ -340,6 +340,10 @@ impl<'a> Applying<'a> {
             let mut events = Events::new(key, &mut *self.observer, &mut ks.next_id);
             let outcome = change.apply_to(window, kind, &mut events);
             *self.changed |= events.reported() > 0;
+            if let Applied::Full = outcome {
+                // A full window neither lacks items nor is gone: nothing to settle.
+                return;
+            }
             let gone = settle(
                 window,
                 key,
@@ -536,6 +540,9 @@ enum Applied {
     WrongType,
     /// The command was applied; `false` if not exactly.
     Exact(bool),
+    /// The command was applied exactly and left the window full, with a member at least (so it lacks no item and
+    /// is not gone): a new sample in a window that has filled, the commonest outcome of all.
+    Full,
 }
 
 /// What [`Applying::update_with`] does to the window it found or created.
@@ -554,6 +561,9 @@ impl Change<'_, '_> {
             Change::ZsetInsert { member, score } => match &mut window.body {
                 Body::Zset(w) => {
                     w.insert(member, *score, events);
+                    if w.len() >= w.capacity() && !w.is_empty() {
+                        return Applied::Full;
+                    }
                     // A member rescored below an incomplete window leaves it short: `settle` sees it lacking.
                     Applied::Exact(true)
                 }
@@ -586,6 +596,7 @@ fn settle(
             wrong_type(window, key, kind, topups, diagnostics, offset);
             false
         }
+        Applied::Full => false,
         Applied::Exact(exact) => {
             if !exact || window.lacks_items() {
                 Keyspace::make_stale(window, key, topups, diagnostics);

@@ -173,7 +173,7 @@ pub(crate) fn apply(applying: &mut Applying<'_>, args: &[&[u8]]) {
     // The hottest command first, without the name buffer or the match below (whose comparisons are library
     // calls, and slow ones, in wasm).
     if is_zadd(name) && args.len() >= 2 {
-        if applying.in_watched_db() {
+        if applying.in_watched_db() && !zset::plain_zadd(applying, args) {
             zset::zadd(applying, args);
         }
         return;

@@ -28,15 +28,8 @@ struct Flags {
 }
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+/// (A plain `ZADD key score member` is applied before this, by [`plain_zadd`].)
 pub(super) fn zadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
-    // What collectors send, nearly every command of the stream: one pair and no flag (an argument that reads as
-    // a score is no flag, and a flag would leave an odd pair). Applied as the general path below would, with
-    // less on the way.
-    if let [_, key, score_arg, member] = args {
-        if let Some(s) = score(score_arg) {
-            return applying.zset_insert(key, member, s);
-        }
-    }
     let mut flags = Flags::default();
     let mut rest = &args[2..];
     while let Some((flag, tail)) = rest.split_first() {
@@ -52,6 +45,20 @@ pub(super) fn zadd(applying: &mut Applying<'_>, args: &[&[u8]]) {
         rest = tail;
     }
     add(applying, args[1], flags, rest, "ZADD");
+}
+
+/// Applies `ZADD key score member`, what collectors send, nearly every command of the stream: one pair and no
+/// flag (an argument that reads as a score is no flag, and a flag would leave an odd pair), as [`zadd`] would,
+/// with less on the way; returns `false` (nothing done) for any other `ZADD`. Inlined into the dispatch.
+#[inline(always)]
+pub(super) fn plain_zadd(applying: &mut Applying<'_>, args: &[&[u8]]) -> bool {
+    if let [_, key, score_arg, member] = args {
+        if let Some(s) = score(score_arg) {
+            applying.zset_insert(key, member, s);
+            return true;
+        }
+    }
+    false
 }
 
 /// `ZINCRBY key increment member`.

@@ -19,6 +19,28 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// A hash of `bytes` that reads at most 32 of them: the first 16, the last 16 and the length ([`hash_bytes`] of
+/// shorter ones). A quarter of [`hash_bytes`]'s work on a 130-byte sample, and as good where strings differ near
+/// either end, as a collector's samples do (an id or a time at the front, values at the back). Where they do not,
+/// many strings share a hash: a table keyed by it must notice (its lookups compare many strings) and turn to
+/// [`hash_bytes`].
+#[inline(always)]
+pub fn sampled_hash(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    if len <= 32 {
+        return hash_bytes(bytes);
+    }
+    // Two lanes of two words each, as `write` mixes its 16-byte blocks.
+    let a = ((len as u64) ^ word(&bytes[..8])).wrapping_mul(SEED);
+    let b = (SEED ^ word(&bytes[8..16])).wrapping_mul(SEED);
+    let a = (a.rotate_left(5) ^ word(&bytes[len - 16..len - 8])).wrapping_mul(SEED);
+    let b = (b.rotate_left(5) ^ word(&bytes[len - 8..])).wrapping_mul(SEED);
+    FastHasher {
+        hash: a ^ b.rotate_left(32),
+    }
+    .finish()
+}
+
 /// Whether `a` and `b` hold the same bytes, compared a word at a time. `==` on slices calls `memcmp`, which
 /// wasm's runtime library implements byte by byte, through a call.
 #[inline]
@@ -130,6 +152,26 @@ impl Hasher for FastHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampled_hash_reads_both_ends_and_the_length() {
+        let base: Vec<u8> = (0..100u8).collect();
+        // Up to 32 bytes: the whole hash.
+        for len in 0..=32 {
+            assert_eq!(sampled_hash(&base[..len]), hash_bytes(&base[..len]));
+        }
+        let hash = sampled_hash(&base);
+        for at in (0..16).chain(84..100) {
+            let mut other = base.clone();
+            other[at] ^= 1;
+            assert_ne!(sampled_hash(&other), hash, "differing at {at}");
+        }
+        // The middle is not read.
+        let mut other = base.clone();
+        other[50] ^= 1;
+        assert_eq!(sampled_hash(&other), hash);
+        assert_ne!(sampled_hash(&base[..99]), sampled_hash(&base[1..]));
+    }
 
     #[test]
     fn same_bytes_is_slice_equality() {

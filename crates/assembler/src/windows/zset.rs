@@ -16,7 +16,10 @@
 //!   slower than glibc's, so this matters most in the browser).
 //! - `index`, a [`HashTable`] of slot numbers, finds a member by its bytes. Each slot keeps its hash, so the
 //!   table never hashes a member twice, and evicting a slot finds its entry by (hash, slot number): no
-//!   re-hash, no byte comparison.
+//!   re-hash, no byte comparison. Members are hashed by their ends ([`sampled_hash`]: 32 bytes of a 130-byte
+//!   sample) until a lookup compares more than [`CROWDED`] members that share a hash (members that differ only
+//!   in their middle); the window then hashes whole members ([`hash_bytes`]) from there on, so that no stream
+//!   makes its lookups slow.
 //! - `order` keeps `(score, slot)` entries in Redis's order, in runs that make the top and the bottom cheap
 //!   ([`order`]).
 
@@ -28,7 +31,7 @@ use hashbrown::HashTable;
 
 use order::{Entry, Order};
 
-use super::fast_hash::hash_bytes;
+use super::fast_hash::{hash_bytes, same_bytes, sampled_hash};
 use super::json_id::{json_id, ByIdView, LatestById};
 use super::{Events, ItemView};
 use crate::observe::{ItemId, Payload};
@@ -63,6 +66,11 @@ impl Ord for Score {
     }
 }
 
+/// Members compared in one lookup, all sharing its hash but not its bytes, past which a window that hashes
+/// members by their ends turns to hashing them whole. Members with distinct hashes are compared only when 7 bits
+/// of their hashes match (hashbrown's tags): a handful in a row does not happen by chance.
+const CROWDED: u32 = 8;
+
 /// The number of a [`Slot`] in the arena.
 type SlotId = u32;
 
@@ -72,8 +80,25 @@ struct Slot {
     member: Vec<u8>,
     score: Score,
     id: ItemId,
-    /// [`hash_bytes`] of `member`.
+    /// The window's hash of `member` ([`ZsetWindow::hash`]).
     hash: u64,
+}
+
+/// How the index rehashes its entries as it grows: by each slot's stored hash. One function for every insert,
+/// so that the table's growth is compiled once (each closure would be a copy of it, in the browser's `.wasm` too).
+fn stored_hash(slots: &[Slot]) -> impl Fn(&SlotId) -> u64 + '_ {
+    move |&s| slots[s as usize].hash
+}
+
+/// Finds the index's entry for `slot` (by its stored hash): one function for every removal, as [`stored_hash`].
+fn is_slot(slot: SlotId) -> impl FnMut(&SlotId) -> bool {
+    move |&s| s == slot
+}
+
+/// [`hash_bytes`], out of line: few windows hash their members whole.
+#[inline(never)]
+fn whole_hash(member: &[u8]) -> u64 {
+    hash_bytes(member)
 }
 
 /// The newest `capacity` members of a sorted set.
@@ -85,6 +110,8 @@ pub struct ZsetWindow {
     free: Vec<SlotId>,
     index: HashTable<SlotId>,
     order: Order,
+    /// Whether members are hashed whole ([`hash_bytes`]), not by their ends ([`sampled_hash`]).
+    whole_hash: bool,
     complete: bool,
     /// The bytes of the members held, kept as they enter and leave, so the relay's state knows a window's size
     /// without walking it.
@@ -100,6 +127,7 @@ impl ZsetWindow {
             free: Vec::new(),
             index: HashTable::new(),
             order: Order::default(),
+            whole_hash: false,
             complete,
             member_bytes: 0,
         }
@@ -135,17 +163,64 @@ impl ZsetWindow {
         &self.slots[slot as usize]
     }
 
-    /// The slot holding `member`, whose hash is `hash`.
+    /// The window's hash of `member`.
     #[inline]
-    fn find(&self, hash: u64, member: &[u8]) -> Option<SlotId> {
+    fn hash(&self, member: &[u8]) -> u64 {
+        if self.whole_hash {
+            whole_hash(member)
+        } else {
+            sampled_hash(member)
+        }
+    }
+
+    /// The slot holding `member`, whose hash is `hash`, and how many other members sharing its hash were
+    /// compared on the way.
+    #[inline(always)]
+    fn find_counting(&self, hash: u64, member: &[u8]) -> (Option<SlotId>, u32) {
         let slots = &self.slots;
-        self.index
-            .find(hash, |&s| slots[s as usize].member == member)
-            .copied()
+        let mut others = 0;
+        let found = self.index.find(hash, |&s| {
+            let same = same_bytes(&slots[s as usize].member, member);
+            others += u32::from(!same);
+            same
+        });
+        (found.copied(), others)
+    }
+
+    /// The slot holding `member`. A lookup that compared too many members sharing its hash turns the window to
+    /// whole hashes first.
+    #[inline(always)]
+    fn find_mut(&mut self, member: &[u8]) -> (Option<SlotId>, u64) {
+        let hash = self.hash(member);
+        let (found, others) = self.find_counting(hash, member);
+        if others < CROWDED || self.whole_hash {
+            return (found, hash);
+        }
+        self.hash_whole();
+        let hash = self.hash(member);
+        (self.find_counting(hash, member).0, hash)
+    }
+
+    /// Turns the window to hashing members whole: every member held rehashed and indexed again.
+    #[cold]
+    #[inline(never)]
+    fn hash_whole(&mut self) {
+        self.whole_hash = true;
+        // Free slots too: their hash is set again when they are taken.
+        for entry in &mut self.slots {
+            entry.hash = whole_hash(&entry.member);
+        }
+        let held = std::mem::take(&mut self.index);
+        let slots = &self.slots;
+        for &slot in held.iter() {
+            self.index
+                .insert_unique(slots[slot as usize].hash, slot, stored_hash(slots));
+        }
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.find(hash_bytes(member), member)
+        self.find_counting(self.hash(member), member)
+            .0
             .map(|s| self.slot(s).score.0)
     }
 
@@ -169,27 +244,42 @@ impl ZsetWindow {
     /// Sets `member`'s score as Redis did; returns whether the window changed.
     pub(crate) fn insert(&mut self, member: &[u8], score: f64, events: &mut Events<'_>) -> bool {
         let score = Score::stored(score);
-        let hash = hash_bytes(member);
-        let Some(slot) = self.find(hash, member) else {
-            let full = self.len() >= self.capacity;
-            if full {
-                if self.below_floor(member, score) {
-                    // Not among the newest; if the window held everything, Redis now holds one more.
-                    self.complete = false;
-                    return false;
+        if self.len() >= self.capacity {
+            if let Some(floor) = self.order.first() {
+                if !self.below_floor(member, score) {
+                    // The common case, a sample above the floor of a full window: the floor leaves, and its slot
+                    // takes the new member, unless the member is held already.
+                    match self.replace_floor(floor, member, score, events) {
+                        None => return true,
+                        Some(slot) => return self.rescore(slot, member, score, events),
+                    }
                 }
-                // The common case, a new sample above the floor: the lowest member leaves and its slot takes
-                // the new one.
-                let id = events.added(Some(score.0), Payload::Value(member));
-                self.replace_floor(member, score, id, hash, events);
-                self.complete = false;
-                return true;
             }
+        }
+        let (found, hash) = self.find_mut(member);
+        let Some(slot) = found else {
+            if self.len() >= self.capacity && self.below_floor(member, score) {
+                // Not among the newest; if the window held everything, Redis now holds one more.
+                self.complete = false;
+                return false;
+            }
+            // A window with room (or of capacity 0, with no floor to evict: the member takes a slot of its own).
             let id = events.added(Some(score.0), Payload::Value(member));
             let slot = self.occupy(member, score, id, hash);
             self.link(score, slot);
             return true;
         };
+        self.rescore(slot, member, score, events)
+    }
+
+    /// Sets the score of `member`, held in `slot`, as Redis did; returns whether the window changed.
+    fn rescore(
+        &mut self,
+        slot: SlotId,
+        member: &[u8],
+        score: Score,
+        events: &mut Events<'_>,
+    ) -> bool {
         let old = self.slot(slot).score;
         if old == score {
             return false;
@@ -210,42 +300,72 @@ impl ZsetWindow {
         true
     }
 
-    /// Evicts the lowest member of a full window and puts `member` in its slot, in one step: no trip through the
-    /// free list, and the slot (the least recently filled, as samples come in time order) is warm from the
-    /// eviction when the member is copied in.
+    /// In a full window, puts `member`, which ranks above `floor` (the lowest member), in the floor's slot, and
+    /// the floor out; returns `None`, or the slot of `member` if it is held already (nothing changed then).
+    ///
+    /// One probe of the index does both the lookup and the insert: the floor's entry is taken out first, so that
+    /// the lookup of `member` finds where its entry goes; if `member` is held after all, the floor's entry is put
+    /// back. The slot (the least recently filled, as samples come in time order) is warm from the eviction when
+    /// the member is copied in.
     #[inline]
     fn replace_floor(
         &mut self,
+        floor: Entry,
         member: &[u8],
         score: Score,
-        id: ItemId,
-        hash: u64,
         events: &mut Events<'_>,
-    ) {
-        let Some(floor) = self.order.pop_first() else {
-            // A full window of capacity 0 holds nothing to evict: the member takes a slot of its own.
-            let slot = self.occupy(member, score, id, hash);
-            self.link(score, slot);
-            return;
-        };
+    ) -> Option<SlotId> {
         let slot = floor.slot;
-        let entry = &self.slots[slot as usize];
-        events.removed(entry.id);
-        let old_hash = entry.hash;
-        if let Ok(indexed) = self.index.find_entry(old_hash, |&s| s == slot) {
+        let hash = self.hash(member);
+        let old = &self.slots[slot as usize];
+        let old_hash = old.hash;
+        if old_hash == hash && same_bytes(&old.member, member) {
+            // The floor itself, rescored.
+            return Some(slot);
+        }
+        if let Ok(indexed) = self.index.find_entry(old_hash, is_slot(slot)) {
             indexed.remove();
         }
+        let slots = &self.slots;
+        let mut others = 0;
+        let held = match self.index.entry(
+            hash,
+            |&s| {
+                let same = same_bytes(&slots[s as usize].member, member);
+                others += u32::from(!same);
+                same
+            },
+            stored_hash(slots),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(found) => Some(*found.get()),
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(slot);
+                None
+            }
+        };
+        if let Some(held) = held {
+            self.index.insert_unique(old_hash, slot, stored_hash(slots));
+            if others >= CROWDED && !self.whole_hash {
+                self.hash_whole();
+            }
+            return Some(held);
+        }
+        self.order.pop_first();
+        let id = events.added(Some(score.0), Payload::Value(member));
         let entry = &mut self.slots[slot as usize];
+        events.removed(entry.id);
         self.member_bytes = self.member_bytes - entry.member.len() + member.len();
         entry.member.clear();
         entry.member.extend_from_slice(member);
         entry.score = score;
         entry.id = id;
         entry.hash = hash;
-        let slots = &self.slots;
-        self.index
-            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        self.complete = false;
         self.link(score, slot);
+        if others >= CROWDED && !self.whole_hash {
+            self.hash_whole();
+        }
+        None
     }
 
     /// Puts a new member in a free slot (or a new one) and indexes it.
@@ -276,8 +396,7 @@ impl ZsetWindow {
             }
         };
         let slots = &self.slots;
-        self.index
-            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        self.index.insert_unique(hash, slot, stored_hash(slots));
         slot
     }
 
@@ -286,7 +405,7 @@ impl ZsetWindow {
         let entry = self.slot(slot);
         let hash = entry.hash;
         self.member_bytes -= entry.member.len();
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+        if let Ok(entry) = self.index.find_entry(hash, is_slot(slot)) {
             entry.remove();
         }
         self.free.push(slot);
@@ -305,7 +424,7 @@ impl ZsetWindow {
 
     /// Removes `member`; returns whether it was in the window.
     pub(crate) fn remove(&mut self, member: &[u8], events: &mut Events<'_>) -> bool {
-        match self.find(hash_bytes(member), member) {
+        match self.find_mut(member).0 {
             Some(slot) => {
                 self.remove_slot(slot, events);
                 true
@@ -424,82 +543,4 @@ impl ZsetWindow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observe::NoObserver;
-
-    fn members(w: &ZsetWindow) -> Vec<(&str, f64)> {
-        w.newest_first()
-            .map(|(m, s)| (std::str::from_utf8(m).unwrap(), s))
-            .collect()
-    }
-
-    #[test]
-    fn keeps_the_highest_scores_up_to_capacity() {
-        let (mut observer, mut next) = (NoObserver, 0);
-        let mut ev = Events::new(b"k", &mut observer, &mut next);
-        let mut w = ZsetWindow::new(2, true);
-        w.insert(b"a", 1.0, &mut ev);
-        w.insert(b"c", 3.0, &mut ev);
-        assert!(w.complete());
-        w.insert(b"b", 2.0, &mut ev);
-        assert_eq!(members(&w), vec![("c", 3.0), ("b", 2.0)]);
-        assert!(!w.complete());
-        w.insert(b"old", 0.5, &mut ev);
-        assert_eq!(members(&w), vec![("c", 3.0), ("b", 2.0)]);
-    }
-
-    #[test]
-    fn rescoring_moves_a_member_and_ties_order_by_member() {
-        let (mut observer, mut next) = (NoObserver, 0);
-        let mut ev = Events::new(b"k", &mut observer, &mut next);
-        let mut w = ZsetWindow::new(10, true);
-        w.insert(b"a", 1.0, &mut ev);
-        w.insert(b"b", 1.0, &mut ev);
-        w.insert(b"a", 5.0, &mut ev);
-        assert_eq!(members(&w), vec![("a", 5.0), ("b", 1.0)]);
-        w.insert(b"a", 1.0, &mut ev);
-        assert_eq!(members(&w), vec![("b", 1.0), ("a", 1.0)]);
-        assert!(w.remove(b"a", &mut ev));
-        assert!(!w.remove(b"a", &mut ev));
-        assert_eq!(w.len(), 1);
-    }
-
-    #[test]
-    fn an_incomplete_window_lets_go_of_a_member_rescored_below_its_floor() {
-        let (mut observer, mut next) = (NoObserver, 0);
-        let mut ev = Events::new(b"k", &mut observer, &mut next);
-        let mut w = ZsetWindow::new(2, false);
-        w.insert(b"a", 5.0, &mut ev);
-        w.insert(b"b", 6.0, &mut ev);
-        w.insert(b"b", 1.0, &mut ev);
-        assert_eq!(members(&w), vec![("a", 5.0)]);
-    }
-
-    #[test]
-    fn ties_evict_by_member_and_slots_are_reused() {
-        let (mut observer, mut next) = (NoObserver, 0);
-        let mut ev = Events::new(b"k", &mut observer, &mut next);
-        let mut w = ZsetWindow::new(3, true);
-        for m in ["c", "a", "b"] {
-            w.insert(m.as_bytes(), 1.0, &mut ev);
-        }
-        assert_eq!(members(&w), vec![("c", 1.0), ("b", 1.0), ("a", 1.0)]);
-        // Below the floor (1, "a"): not kept.
-        assert!(!w.insert(b"0", 1.0, &mut ev));
-        // Above it: (1, "a") leaves.
-        w.insert(b"bb", 1.0, &mut ev);
-        assert_eq!(members(&w), vec![("c", 1.0), ("bb", 1.0), ("b", 1.0)]);
-        w.insert(b"d", 2.0, &mut ev);
-        w.insert(b"e", 3.0, &mut ev);
-        assert_eq!(members(&w), vec![("e", 3.0), ("d", 2.0), ("c", 1.0)]);
-        assert_eq!(w.pop_max(1, &mut ev), 1);
-        w.insert(b"c", 2.0, &mut ev);
-        assert_eq!(members(&w), vec![("d", 2.0), ("c", 2.0)]);
-        assert_eq!(w.score(b"c"), Some(2.0));
-        assert_eq!(w.score(b"e"), None);
-        assert!(w.slots.len() <= 3);
-        let ids: Vec<ItemId> = w.items_newest_first().map(|i| i.id()).collect();
-        assert!(ids[0] != ids[1]);
-    }
-}
+mod tests;
