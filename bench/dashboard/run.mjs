@@ -4,7 +4,10 @@
 // once the page has read every host's window, the page's own frame meter (`replicastDashboard.frameTimes`: the time spent in the page's change and tick
 // callbacks per animation frame) read over --seconds, in the overview and in a host detail, with everything open:
 // the overview sorted by CPU and grouped by role, with its heatmap and alert list (rules evaluated on every host);
-// the detail with its crosshair shown and the CPU chart's table open. Before that, --loads fresh loads of the page,
+// the detail with its crosshair shown and the CPU chart's table open. Of the overview's frames, the time spent in
+// reads of its client alone (`replicastDashboard.readTimes`: the calls into wasm, apart from drawing) is given too,
+// per frame that read and in total a second: at one sample per host a second, the second's reads are what reading
+// every host's new sample costs. Before that, --loads fresh loads of the page,
 // each timed from navigation to its milestones (the session live, the first change, the first tile drawn with a
 // sample) and to every sparkline filled in (the page joins with a small window and then asks for its own).
 //
@@ -173,19 +176,27 @@ async function startProfile(page) {
 const fs = (s) => `${(s.median / 1000).toFixed(2)} s (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
 
 async function measure(page) {
-  await page.evaluate(() => { globalThis.replicastDashboard.frameTimes.length = 0; });
+  await page.evaluate(() => {
+    globalThis.replicastDashboard.frameTimes.length = 0;
+    globalThis.replicastDashboard.readTimes.length = 0;
+  });
   const t0 = Date.now();
   await sleep(seconds * 1000);
   const frames = await page.evaluate(() => globalThis.replicastDashboard.frameTimes.slice());
+  const reads = await page.evaluate(() => globalThis.replicastDashboard.readTimes.slice());
+  const elapsed = (Date.now() - t0) / 1000;
   // How far behind the newest sample the page's hosts are: a page that keeps its frames light by falling behind
   // shows it here.
   const behind = summary(await page.evaluate(() => {
     const d = globalThis.replicastDashboard;
     return d.hosts.map((h) => d.newestT - h.t).filter((v) => !Number.isNaN(v));
   }));
+  const read = summary(reads);
   return {
-    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000),
+    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / elapsed,
     behindMedian: behind.median, behindP95: behind.p95, behindMax: behind.max,
+    reads: { frames: read.frames, median: read.median, p25: read.p25, p75: read.p75, p95: read.p95,
+      perSecond: reads.reduce((a, b) => a + b, 0) / elapsed },
   };
 }
 
@@ -257,6 +268,10 @@ try {
         + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
+      const r = overview.reads;
+      console.log(`${hosts} hosts, overview, the client's reads alone: median ${r.median?.toFixed(3)} ms `
+        + `(p25–p75 ${r.p25?.toFixed(3)}–${r.p75?.toFixed(3)}), p95 ${r.p95?.toFixed(3)} ms over ${r.frames} frames `
+        + `that read; ${r.perSecond.toFixed(2)} ms of reads a second`);
       results.push({
         hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'], filled: first.filled,
       },

@@ -152,6 +152,11 @@ export class Dashboard {
     return this.meter.frameTimes;
   }
 
+  /** Of each frame's work, the time spent reading the overview's client (see FrameMeter.reading). */
+  get readTimes() {
+    return this.meter.readTimes;
+  }
+
   onStatus(status) {
     this.status.set(status);
     document.body.dataset.connection = status;
@@ -286,7 +291,13 @@ export class Dashboard {
   read(key) {
     const host = this.book.get(key);
     if (!host) return false;
-    const { client } = this;
+    // The client's reads, counted apart by the meter.
+    const { meter } = this;
+    const client = {
+      times: (k) => meter.reading(() => this.client.times(k)),
+      latest: (k) => meter.reading(() => this.client.latest(k)),
+      series: (k, field) => meter.reading(() => this.client.series(k, field)),
+    };
     const times = client.times(key);
     if (!times.length) {
       this.relist();
