@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fmt from '../www/js/format.js';
 import { sparkPath, niceCeil, binaryTicks, nearestIndex, firstAtOrAfter, linePath } from '../www/js/charts.js';
 import { SeriesCache } from '../www/js/series-cache.js';
+import { HostSeries } from '../www/js/host-series.js';
 import { filterMatcher } from '../www/js/controls.js';
 import { observedInterval, silentAfter, samplesFor, medianInterval } from '../www/js/intervals.js';
 import { arrange, roleOf } from '../www/js/hosts.js';
@@ -57,6 +58,31 @@ function fakeClient(items) {
     latest: () => ({ t: items.at(-1).t, cpu: { total: items.at(-1).cpu } }),
   };
 }
+
+test('HostSeries takes a whole series, then moves on in place, its buffers reused as the window slides', () => {
+  const series = new HostSeries(2);
+  assert.equal(series.length, 0);
+  series.replace(Float64Array.from([10, 20, 30]), [Float64Array.from([1, 2, 3]), Float64Array.from([100, 200, 300])]);
+  assert.deepEqual([...series.times], [10, 20, 30]);
+  assert.deepEqual(series.values.map((v) => [...v]), [[1, 2, 3], [100, 200, 300]]);
+  const buffer = series.buffers[0];
+  const view = series.times;
+  // A row of `client.changes()`: handle, samples, appended, time, then the fields from `at`.
+  for (let t = 40; t <= 400; t += 10) series.advance(1, t, [0, 3, 1, t, t / 10, t * 10], 4);
+  assert.deepEqual([...series.times], [380, 390, 400]);
+  assert.deepEqual(series.values.map((v) => [...v]), [[38, 39, 40], [3800, 3900, 4000]]);
+  assert.equal(series.buffers[0], buffer, 'a window that slides keeps its buffers');
+  assert.equal(series.times, view, '… and its views: nothing allocated');
+  series.advance(2);
+  assert.deepEqual([...series.times], [400], 'the oldest dropped, nothing appended');
+  for (let t = 410; t <= 600; t += 10) series.advance(0, t, [t, 0], 0);
+  assert.equal(series.length, 21, 'a window that grows moves to larger buffers');
+  assert.deepEqual([...series.times.subarray(0, 3)], [400, 410, 420]);
+  assert.deepEqual([...series.values[1].subarray(-2)], [0, 0]);
+  assert.deepEqual([...series.values[0].subarray(-2)], [590, 600]);
+  series.replace(Float64Array.from([1]), [Float64Array.from([2]), Float64Array.from([3])]);
+  assert.deepEqual([series.length, series.times[0], series.values[1][0]], [1, 1, 3], 'replaced whole again');
+});
 
 test('SeriesCache appends the newest sample and reads the whole window only when it changed otherwise', () => {
   const items = [1, 2, 3].map((t) => ({ t, cpu: t * 10 }));

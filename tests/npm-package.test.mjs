@@ -116,7 +116,7 @@ function declaredClasses(types) {
 }
 
 test('the package holds the client classes only, and both read windows through one API', async () => {
-  const reads = ['offset', 'epoch', 'positions', 'keys', 'len', 'times', 'series', 'seriesView', 'newestOf', 'latest', 'window',
+  const reads = ['offset', 'epoch', 'positions', 'keys', 'len', 'times', 'series', 'seriesView', 'newestOf', 'track', 'changes', 'latest', 'window',
     'kind', 'complete', 'stale', 'expiresAt', 'stats', 'fleet', 'fleetAbove', 'diagnostics'];
   const installed = path.join(workspace.dir, 'node_modules/replicast');
   for (const build of ['web', 'node']) {

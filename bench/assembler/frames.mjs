@@ -9,6 +9,10 @@
 //
 //   node bench/resp/record.mjs --commands 240000 --hosts 1000 --out target/bench-assembler/zadd-240k-1000.resp
 //   node bench/assembler/frames.mjs target/bench-assembler/zadd-240k-1000.resp --keys 1000 --window 120 --frames 100
+//
+// --changed N: N samples a frame instead of one per key (--changed 17: 1,000 hosts once a second at 60 frames a
+// second). The read of the changes (`track`, then `changes()` once a frame) is timed against the dashboard's read
+// before it (`times` and `latest` of each changed key).
 // Ends with a `RESULT {json}` line for bench/run.mjs.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +29,7 @@ const { values: opts, positionals } = parseArgs({
     keys: { type: 'string', default: '50' },
     window: { type: 'string', default: '1000' },
     pkg: { type: 'string', default: path.join(repoRoot, 'target/bench-assembler/pkg-web') },
+    changed: { type: 'string' },
   },
 });
 const streamPath = positionals[0] ?? path.join(repoRoot, 'target/bench-assembler/zadd-100k-50.resp');
@@ -41,10 +46,13 @@ try {
   const keys = Number(opts.keys);
   const r = await page.evaluate((o) => window.runFrames(o), {
     start: meta.start, keys, window: Number(opts.window), frames: Number(opts.frames),
+    changed: Number(opts.changed ?? keys),
   });
-  const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}`;
+  const f = (s) => `median ${s.median.toFixed(3)} ms, p95 ${s.p95.toFixed(3)}, max ${s.max.toFixed(3)}, mean ${s.mean.toFixed(4)}`;
   console.log(`Chromium ${browser.version()}: ${r.frames} frames, ${r.keys} keys, windows of ${opts.window}`);
-  console.log(`apply (one message of ${keys} ZADDs): ${f(r.apply)}`);
+  console.log(`apply (one message of ${r.changedPerFrame} ZADDs): ${f(r.apply)}`);
+  if (r.changes) console.log(`changes() of the ${keys} tracked keys, its rows read (${r.rowsRead / r.frames} a frame): ${f(r.changes)}`);
+  console.log(`times + latest of each changed key (the dashboard's read before changes()): ${f(r.perKey)}`);
   console.log(`bulk read (changed keys, then newestOf of them, one call): ${f(r.bulk)}`);
   console.log(`boundary (times, series, stats for each changed key): ${f(r.boundary)}`);
   for (const [part, s] of Object.entries(r.parts)) console.log(`  of which ${part}: ${f(s)}`);

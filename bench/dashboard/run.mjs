@@ -4,23 +4,32 @@
 // once the page has read every host's window, the page's own frame meter (`replicastDashboard.frameTimes`: the time spent in the page's change and tick
 // callbacks per animation frame) read over --seconds, in the overview and in a host detail, with everything open:
 // the overview sorted by CPU and grouped by role, with its heatmap and alert list (rules evaluated on every host);
-// the detail with its crosshair shown and the CPU chart's table open. Before that, --loads fresh loads of the page,
+// the detail with its crosshair shown and the CPU chart's table open. Of the overview's frames, the time spent in
+// reads of its client alone (`replicastDashboard.readTimes`: the calls into wasm, apart from drawing) is given too,
+// per frame that read and in total a second: at one sample per host a second, the second's reads are what reading
+// every host's new sample costs. The demo collector writes every host at once each second, so that one frame has
+// every host's new sample to read (the worst case of the per-frame read); with --spread the bench writes the
+// simulated hosts itself instead (`web-01`, `db-01`…, the samples of tests/support/perf-samples.mjs), each once a
+// second but spread evenly over it, so that at 1,000 hosts and 60 frames a second each frame has ~17 (the
+// realistic case). Before that, --loads fresh loads of the page,
 // each timed from navigation to its milestones (the session live, the first change, the first tile drawn with a
 // sample) and to every sparkline filled in (the page joins with a small window and then asks for its own).
 //
 //   bash scripts/build.sh release
-//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--profile]
+//   node bench/dashboard/run.mjs [--hosts 20,200,1000] [--seconds 20] [--window 120] [--loads 3] [--spread]
+//     [--profile]
 //
 // Target (issue 24): with 1,000 hosts at 1 Hz and those views open, median frame work under 8 ms. REPLICAST_BIN
 // picks another relay binary (bench/run.mjs --smoke uses the debug one). Ends with a `RESULT {json}` line for
 // bench/run.mjs.
 import { spawn, execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchBrowser, repoRoot } from '../../tests/support/processes.mjs';
-import { writeSamples } from '../../tests/support/perf-samples.mjs';
+import { writeSamples, perfSample } from '../../tests/support/perf-samples.mjs';
 import { printResult, spread } from '../support.mjs';
 
 const { values: opts } = parseArgs({
@@ -30,6 +39,7 @@ const { values: opts } = parseArgs({
     window: { type: 'string', default: '120' },
     loads: { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
+    spread: { type: 'boolean', default: false },
   },
 });
 const bin = process.env.REPLICAST_BIN ?? path.join(repoRoot, 'target/release/replicast');
@@ -43,7 +53,9 @@ const FILL_BATCH = 50_000;
 async function startRelay(hosts) {
   // The demo collector writes this machine's samples too: N hosts are it and N − 1 simulated ones, so that 10,000
   // hosts are within the 10,000 keys a subscription may match.
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(hosts - 1)], {
+  // With --spread, the collector writes this machine alone, and spreadWriter the others.
+  const demoHosts = opts.spread ? 0 : hosts - 1;
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--demo-hosts', String(demoHosts)], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
   });
   let seen = '';
@@ -57,6 +69,39 @@ async function startRelay(hosts) {
     child.once('exit', (code) => reject(new Error(`relay exited (${code}): ${seen}`)));
   });
   return { ...urls, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
+}
+
+/** Simulated host names as the demo collector gives them: `web-01`, `db-01`, `cache-01`, `queue-01`, `web-02`… */
+const spreadHost = (i) => `${['web', 'db', 'cache', 'queue'][i % 4]}-${String(Math.floor(i / 4) + 1).padStart(2, '0')}`;
+
+/**
+ * Writes `hosts` simulated hosts (--spread) once a second each, spread evenly over the second: every 10 ms the
+ * hosts due by then, through one Redis connection whose replies are read and dropped. Resolves with `stop()`.
+ */
+async function spreadWriter(redisUrl, hosts) {
+  const socket = net.connect(Number(new URL(redisUrl).port), '127.0.0.1');
+  await once(socket, 'connect');
+  socket.on('data', () => {});
+  const start = Date.now();
+  let written = 0;
+  const timer = setInterval(() => {
+    const due = Math.floor(((Date.now() - start) * hosts) / 1000);
+    let out = '';
+    for (; written < due; written += 1) {
+      const host = spreadHost(written % hosts);
+      const t = Date.now();
+      out += resp(['ZADD', `perf:${host}`, t, JSON.stringify(perfSample(host, t))]);
+      out += resp(['ZREMRANGEBYRANK', `perf:${host}`, 0, -3601]);
+    }
+    if (out) socket.write(out);
+  }, 10);
+  return { stop: () => { clearInterval(timer); socket.destroy(); } };
+}
+
+function resp(args) {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`;
+  return out;
 }
 
 function summary(times) {
@@ -173,19 +218,27 @@ async function startProfile(page) {
 const fs = (s) => `${(s.median / 1000).toFixed(2)} s (${(s.min / 1000).toFixed(2)}–${(s.max / 1000).toFixed(2)})`;
 
 async function measure(page) {
-  await page.evaluate(() => { globalThis.replicastDashboard.frameTimes.length = 0; });
+  await page.evaluate(() => {
+    globalThis.replicastDashboard.frameTimes.length = 0;
+    globalThis.replicastDashboard.readTimes.length = 0;
+  });
   const t0 = Date.now();
   await sleep(seconds * 1000);
   const frames = await page.evaluate(() => globalThis.replicastDashboard.frameTimes.slice());
+  const reads = await page.evaluate(() => globalThis.replicastDashboard.readTimes.slice());
+  const elapsed = (Date.now() - t0) / 1000;
   // How far behind the newest sample the page's hosts are: a page that keeps its frames light by falling behind
   // shows it here.
   const behind = summary(await page.evaluate(() => {
     const d = globalThis.replicastDashboard;
     return d.hosts.map((h) => d.newestT - h.t).filter((v) => !Number.isNaN(v));
   }));
+  const read = summary(reads);
   return {
-    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / ((Date.now() - t0) / 1000),
+    ...summary(frames), perSecond: frames.reduce((a, b) => a + b, 0) / elapsed,
     behindMedian: behind.median, behindP95: behind.p95, behindMax: behind.max,
+    reads: { frames: read.frames, median: read.median, p25: read.p25, p75: read.p75, p95: read.p95, max: read.max,
+      perSecond: reads.reduce((a, b) => a + b, 0) / elapsed },
   };
 }
 
@@ -194,6 +247,7 @@ const results = [];
 try {
   for (const hosts of opts.hosts.split(',').map(Number)) {
     const relay = await startRelay(hosts);
+    const writer = opts.spread ? await spreadWriter(relay.redis, hosts - 1) : null;
     try {
       await fillWindows(relay.redis, hosts);
       const loads = [];
@@ -257,17 +311,24 @@ try {
         + `${(s.behindMedian / 1000).toFixed(1)} s (p95 ${(s.behindP95 / 1000).toFixed(1)} s, max ${(s.behindMax / 1000).toFixed(1)} s)`;
       console.log(`${hosts} hosts (+ this machine), window ${windowSize}: overview ${f(overview)}`);
       console.log(`${hosts} hosts, host detail: ${f(detail)}`);
+      const r = overview.reads;
+      console.log(`${hosts} hosts${opts.spread ? ', spread' : ''}, overview, the client's reads alone: median `
+        + `${r.median?.toFixed(3)} ms (p25–p75 ${r.p25?.toFixed(3)}–${r.p75?.toFixed(3)}), p95 ${r.p95?.toFixed(3)} ms, `
+        + `max ${r.max?.toFixed(3)} ms over ${r.frames} frames that read; ${r.perSecond.toFixed(2)} ms of reads a second`);
       results.push({
         hosts, view: 'overview', ...overview, firstLiveFrame: first['first-live-frame'], filled: first.filled,
       },
         { hosts, view: 'host detail', ...detail });
       await page.close();
     } finally {
+      writer?.stop();
       await relay.stop();
     }
   }
   console.log(`Chromium ${browser.version()}, ${seconds} s per view; load average ${(await import('node:os')).loadavg()[0].toFixed(2)}`);
-  printResult('dashboard', { engine: `Chromium ${browser.version()}`, seconds, window: windowSize, results });
+  printResult('dashboard', {
+    engine: `Chromium ${browser.version()}`, seconds, window: windowSize, spread: opts.spread, results,
+  });
 } finally {
   await stop();
 }

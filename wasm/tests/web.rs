@@ -119,6 +119,52 @@ fn newest_of_reads_every_keys_newest_sample_in_one_array() {
     assert!(rows[1].is_nan(), "no time kept without aggregation");
 }
 
+#[wasm_bindgen_test]
+fn changes_give_the_tracked_keys_that_changed_with_their_kept_series() {
+    // `time` sits between the aggregated field and the kept ones among the paths read; `cpu` is kept once.
+    let mut client = assembler(
+        r#"{"patterns":["perf:*"],"window":2,"aggregate":{"fields":["cpu"],"time":"ts","series":["cpu","mem"]}}"#,
+    )
+    .unwrap();
+    client.push(&encode_hello("e1", 0)).unwrap();
+    let stream = zadds();
+    client.push(&encode_commands(0, &stream)).unwrap();
+    let handles = [client.track("perf:none"), client.track("perf:demo")];
+    assert_eq!(handles, [Some(0), Some(1)]);
+    // A row of 4 + 2 numbers: handle, items, appended (-1: read it whole), newest time, `cpu`, `mem`.
+    let rows = client.changes().to_vec();
+    assert_eq!(rows.len(), 6, "the key with a window, once: {rows:?}");
+    assert_eq!(&rows[..5], &[1.0, 2.0, -1.0, 1_700_000_001_000.0, 40.0]);
+    assert!(rows[5].is_nan(), "no `mem` in the newest sample");
+    assert_eq!(client.changes().length(), 0, "nothing since");
+
+    let more = b"*4\r\n$4\r\nZADD\r\n$9\r\nperf:demo\r\n$13\r\n1700000002000\r\n$18\r\n{\"cpu\":50,\"mem\":7}\r\n";
+    client
+        .push(&encode_commands(stream.len() as u64, more))
+        .unwrap();
+    // The window of 2 lost its oldest: one appended, the count the same.
+    let rows = client.changes().to_vec();
+    assert_eq!(rows, vec![1.0, 2.0, 1.0, 1_700_000_002_000.0, 50.0, 7.0]);
+    let mem = client.series("perf:demo", "mem").unwrap().to_vec();
+    assert!(
+        mem[0].is_nan() && mem[1] == 7.0,
+        "a kept field's series: {mem:?}"
+    );
+    assert_eq!(client.track("perf:demo"), Some(1), "the same handle");
+
+    let plain = assembler(r#"{"patterns":["perf:*"],"window":2}"#).unwrap();
+    assert_eq!(
+        plain.track("perf:demo"),
+        None,
+        "nothing without aggregation"
+    );
+    assert_eq!(plain.changes().length(), 0);
+    assert!(
+        assembler(r#"{"patterns":["perf:*"],"aggregate":{"series":"mem"}}"#).is_err(),
+        "`series` is an array of strings"
+    );
+}
+
 /// `value` as JSON text, the shape a page sees.
 fn json(value: &wasm_bindgen::JsValue) -> String {
     js_sys::JSON::stringify(value).unwrap().as_string().unwrap()

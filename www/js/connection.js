@@ -4,8 +4,11 @@ import init, { Replicast } from '/pkg/replicast_wasm.js';
 
 let ready;
 
-/** A client watching `patterns`, keeping `window` items per key and aggregating `fields` (dotted JSON paths). */
-export async function connect({ patterns, window, fields, token }) {
+/**
+ * A client watching `patterns`, keeping `window` items per key, aggregating `fields` (dotted JSON paths) and keeping
+ * `series` (more of them) as series too, without aggregating them.
+ */
+export async function connect({ patterns, window, fields, series = [], token }) {
   ready ??= init();
   await ready;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -14,7 +17,7 @@ export async function connect({ patterns, window, fields, token }) {
     window,
     db: 0,
     token: token ?? undefined,
-    aggregate: { fields },
+    aggregate: { fields, series },
     // A reload shows the last view at once from IndexedDB and resumes the stream instead of a fresh snapshot.
     saveView: true,
   });

@@ -1,15 +1,19 @@
 // The dashboard: one client for the overview (every host, few fields), one for the hosts' notes, the views they
 // feed, and the URL state they follow. Drawing happens in animation frames only: the client's onChange (already in a
-// frame) and our own frames for work left over, each measured by the FrameMeter. A frame reads only the hosts whose
-// windows changed, draws only the tiles of those that are on screen (the only ones in the document), and stops after BUDGET_MS, leaving the rest to
-// the next frame, so a burst of 1,000 hosts never blocks one frame. Every host read feeds the alert rules, on
+// frame) and our own frames for work left over, each measured by the FrameMeter. A frame asks the client once for
+// what changed (`changes`: a row of numbers per host whose window changed since the last frame, with its new
+// sample), which moves those hosts' series on in place; a host whose window changed otherwise is read whole in its
+// turn. It then draws only the tiles of the hosts that changed and are on screen (the only ones in the document),
+// and stops after BUDGET_MS, leaving the rest to the next frame, so a burst of 1,000 hosts never blocks one frame.
+// Every host read feeds the alert rules, on
 // screen or not, paused or not; what depends on all hosts (the fleet strip, the heatmap, the order of the tiles) is
 // redrawn once a second.
 import { connect, hostNamer } from './connection.js';
 import { FrameMeter, frameScheduler } from './frames.js';
 import { HostBook, arrange, roleOf } from './hosts.js';
 import { Overview } from './overview.js';
-import { SeriesCache, sameTimes } from './series-cache.js';
+import { sameTimes } from './series-cache.js';
+import { HostSeries } from './host-series.js';
 import { FleetPanel } from './fleet.js';
 import { HostDetail } from './host.js';
 import { StatusView } from './status.js';
@@ -27,11 +31,15 @@ import * as fmt from './format.js';
 export const OVERVIEW_FIELDS = ['cpu.total', 'mem.used'];
 /**
  * The rules' other fields. They are not aggregated (each aggregated field costs the client work on every sample of
- * every host), so their series are read whole only when a host's window is new to the page (see SeriesCache).
+ * every host) but kept as series (`aggregate.series`), so the client hands them over with the aggregated ones.
  */
 const RULE_FIELDS = ['disk.read', 'disk.write', 'load.0'];
 /** What a host's series hold: the aggregated fields, then the rules' others. */
 const HOST_FIELDS = [...OVERVIEW_FIELDS, ...RULE_FIELDS];
+/** What the client keeps as series besides the aggregated fields: the rules' others and the memory total. */
+const KEPT_FIELDS = [...RULE_FIELDS, 'mem.total'];
+/** A row of `client.changes()`: handle, samples, samples appended, newest time, then HOST_FIELDS and `mem.total`. */
+const ROW = 4 + HOST_FIELDS.length + 1;
 /** Host reads per frame before the rest wait for the next one… */
 const BUDGET_MS = 5;
 /** …and behind the host detail, where they only feed the alert rules, so that the detail's own frames stay light. */
@@ -74,7 +82,7 @@ export class Dashboard {
   static async start({ patterns, token, windowFallback, notesKey, history = null }) {
     const state = readHash(windowFallback);
     const samples = FIRST_SAMPLES;
-    const client = await connect({ patterns, window: samples, fields: OVERVIEW_FIELDS, token });
+    const client = await connect({ patterns, window: samples, fields: OVERVIEW_FIELDS, series: KEPT_FIELDS, token });
     const notes = await Annotations.start({ key: notesKey, token });
     const dashboard = new Dashboard(client, { patterns, token, state, windowFallback, notes, samples });
     findHistory(history).then(
@@ -94,7 +102,14 @@ export class Dashboard {
     this.book = new HostBook(hostNamer(patterns));
     this.hosts = [];
     this.shownHosts = [];
+    /** Hosts whose series moved (or must be read whole) and that are not fed to the rules and drawn yet. */
     this.dirty = new Set();
+    /** Hosts whose windows changed in a way only a whole read follows. */
+    this.whole = new Set();
+    /** Rows of `client.changes()` left for the next frame by this one's budget (a copy: its view lasts one call). */
+    this.pendingRows = null;
+    /** The hosts' keys by the handle the client gave each (`client.track`), which its rows of changes name. */
+    this.tracked = [];
     this.busiest = '';
     this.newestT = NaN;
     this.status = new StatusView($('status'), $('progress'));
@@ -152,6 +167,11 @@ export class Dashboard {
     return this.meter.frameTimes;
   }
 
+  /** Of each frame's work, the time spent reading the overview's client (see FrameMeter.reading). */
+  get readTimes() {
+    return this.meter.readTimes;
+  }
+
   onStatus(status) {
     this.status.set(status);
     document.body.dataset.connection = status;
@@ -193,8 +213,8 @@ export class Dashboard {
     if (change.keys.length) this.meter.milestone('first-change');
     let relist = false;
     for (const key of change.keys) {
-      this.dirty.add(key);
-      // A key that went away is found when it is read (its window is empty).
+      // A key that went away is found when it is read (its window is empty); what changed in the others, by
+      // `client.changes()` in frame().
       if (!this.book.get(key)) relist = true;
     }
     if (relist) this.relist();
@@ -213,6 +233,12 @@ export class Dashboard {
     }
     this.hosts = this.book.list();
     this.views.empty.hidden = this.hosts.length > 0;
+    // New hosts get a handle from the client, once: it reports their changes by it from then on.
+    for (const host of this.hosts) {
+      if (host.handle !== undefined) continue;
+      host.handle = this.meter.reading(() => this.client.track(host.key));
+      this.tracked[host.handle] = host.key;
+    }
     this.showTiles();
   }
 
@@ -233,10 +259,14 @@ export class Dashboard {
       this.state.filter ? `${this.shownHosts.length} of ${this.hosts.length} hosts` : `${this.hosts.length} hosts`;
   }
 
-  /** Reads the hosts whose windows changed, within the frame's budget, and draws what is on screen. */
+  /**
+   * Reads what changed in every host's window and moves their series on, then feeds the rules and draws what is on
+   * screen for the hosts that changed, within the frame's budget.
+   */
   frame() {
     const start = performance.now();
     const budget = this.state.host ? BEHIND_DETAIL_BUDGET_MS : BUDGET_MS;
+    this.readChanges(start, budget);
     let tried = 0;
     let updated = 0;
     // The hosts on screen first: at 10,000 hosts a burst takes many frames to read, and what the user sees should
@@ -280,34 +310,100 @@ export class Dashboard {
   }
 
   /**
-   * Reads a host's newest numbers and window (into its series), feeds its new samples to the rules, draws it.
-   * Returns whether there was anything new.
+   * One read of the client a frame, for every host: a row per host whose window changed since the last frame
+   * (`client.changes()`, a view of wasm memory). A window that gained its newest sample (and maybe lost its oldest)
+   * has it written into the host's series here; one that changed otherwise waits for a whole read in `read`. Both
+   * are fed to the rules and drawn there, in turn. The rows are applied within the frame's budget: at 10,000 hosts
+   * writing in step, one frame a second has 10,000 of them, and those left are copied and applied, in order, in the
+   * next frames before the client is read again.
+   */
+  readChanges(start, budget) {
+    if (this.pendingRows) {
+      const rows = this.pendingRows;
+      const at = this.applyRows(rows, start, budget);
+      this.pendingRows = at < rows.length ? rows.subarray(at) : null;
+      if (this.pendingRows) {
+        this.schedule();
+        return;
+      }
+    }
+    const rows = this.meter.reading(() => this.client.changes());
+    const at = this.applyRows(rows, start, budget);
+    if (at < rows.length) {
+      this.pendingRows = rows.slice(at);
+      this.schedule();
+    }
+  }
+
+  /** Applies `rows` until the frame's budget is spent (looked at every 64 rows); returns where it stopped. */
+  applyRows(rows, start, budget) {
+    let at = 0;
+    for (let n = 1; at < rows.length; at += ROW, n += 1) {
+      if (n % 64 === 0 && performance.now() - start > budget) break;
+      this.applyRow(rows, at);
+    }
+    return at;
+  }
+
+  /** The row of `rows` at `at`: its host's series moved on in place, or the host marked for a whole read. */
+  applyRow(rows, at) {
+    const key = this.tracked[rows[at]];
+    const host = this.book.get(key);
+    if (!host) return;
+    this.dirty.add(key);
+    if (this.whole.has(key)) return;
+    const length = rows[at + 1];
+    const appended = rows[at + 2];
+    const { series } = host;
+    const drop = series ? series.length + appended - length : -1;
+    if (!series || !(appended === 0 || appended === 1) || !(drop >= 0 && drop <= series.length) || !length) {
+      this.whole.add(key);
+      return;
+    }
+    series.advance(drop, appended ? rows[at + 3] : undefined, rows, at + 4);
+    if (!appended) return;
+    // The newest numbers: HOST_FIELDS, then `mem.total`.
+    host.cpu = rows[at + 4];
+    host.memUsed = rows[at + 5];
+    host.diskRead = rows[at + 6];
+    host.diskWrite = rows[at + 7];
+    host.load1 = rows[at + 8];
+    host.memTotal = rows[at + 9];
+  }
+
+  /**
+   * Reads a host's whole window when it changed other than by a new sample (its series, newest numbers and role),
+   * feeds its new samples to the rules, draws it. Returns whether there was anything new.
    */
   read(key) {
     const host = this.book.get(key);
     if (!host) return false;
-    const { client } = this;
-    const times = client.times(key);
-    if (!times.length) {
-      this.relist();
-      return false;
+    let reachedBack = false;
+    // The client's reads, counted apart by the meter.
+    const reading = (read) => this.meter.reading(read);
+    if (this.whole.delete(key)) {
+      const times = reading(() => this.client.times(key));
+      if (!times.length) {
+        this.relist();
+        return false;
+      }
+      // The window changed in a way its times do not show (a trim past its oldest): nothing to read.
+      if (host.series && sameTimes(times, host.series.times)) return false;
+      const sample = reading(() => this.client.latest(key));
+      if (!sample) return false;
+      this.sampled(host, sample);
+      const values = HOST_FIELDS.map((field) => reading(() => this.client.series(key, field)));
+      host.series ??= new HostSeries(HOST_FIELDS.length);
+      // The window deepened (the overview's first small one grown): samples older than those the rules were fed.
+      reachedBack = times[0] < host.series.times[0];
+      host.series.replace(times, values);
+    } else if (host.sampleRole) {
+      // A host whose samples name its role: followed in each new sample (the others' come from their names).
+      const sample = reading(() => this.client.latest(key));
+      if (sample) this.sampled(host, sample);
     }
-    // The window changed in a way its times do not show (a trim past its oldest): nothing to read.
-    if (host.series && sameTimes(times, host.series.times)) return false;
-    const sample = client.latest(key);
-    if (!sample) return false;
-    host.cpu = num(sample.cpu?.total);
-    host.memUsed = num(sample.mem?.used);
-    host.memTotal = num(sample.mem?.total);
-    host.diskRead = num(sample.disk?.read);
-    host.diskWrite = num(sample.disk?.write);
-    host.load1 = num(sample.load?.[0]);
-    // The name's role is set when the host is; a `role` field in the sample overrides it.
-    if (sample.role !== undefined) host.role = roleOf(host.name, sample);
-    host.series ??= new SeriesCache(HOST_FIELDS, { scanned: RULE_FIELDS });
-    // The window deepened (the overview's first small one grown): samples older than those the rules were fed.
-    const reachedBack = times[0] < host.series.times[0];
-    host.series.read(client, key, sample, times);
+    if (!host.series?.length) return false;
+    const { times } = host.series;
     host.t = times[times.length - 1];
     host.interval = observedInterval(times);
     if (!(host.t <= this.newestT)) this.newestT = host.t;
@@ -321,6 +417,19 @@ export class Dashboard {
       this.drawTile(host);
     }
     return true;
+  }
+
+  /** A host's newest numbers and role from its newest sample, parsed (`client.latest`). */
+  sampled(host, sample) {
+    host.cpu = num(sample.cpu?.total);
+    host.memUsed = num(sample.mem?.used);
+    host.memTotal = num(sample.mem?.total);
+    host.diskRead = num(sample.disk?.read);
+    host.diskWrite = num(sample.disk?.write);
+    host.load1 = num(sample.load?.[0]);
+    // The name's role is set when the host is; a `role` field in the sample overrides it.
+    host.sampleRole = sample.role !== undefined;
+    if (host.sampleRole) host.role = roleOf(host.name, sample);
   }
 
   /** Draws a host's tile from its series as last read (no call into the client). */

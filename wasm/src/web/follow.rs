@@ -13,7 +13,7 @@ use replicast_assembler::aggregate::{
 };
 use replicast_assembler::diagnostics::Diagnostics;
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
-use replicast_assembler::series::SeriesCache;
+use replicast_assembler::series::{Changes, SeriesCache};
 use replicast_assembler::windows::fast_hash::FastSet;
 use replicast_protocol::quote::quoted;
 
@@ -30,18 +30,24 @@ pub struct AggregateOptions {
     time: Option<String>,
     /// Rolling buckets in milliseconds (default 1 s, 10 s, 1 min).
     buckets_ms: Option<Vec<f64>>,
+    /// More numeric fields kept as series, after the aggregated ones, without statistics.
+    series: Vec<String>,
 }
 
 impl AggregateOptions {
     /// Reads the `aggregate` option.
     pub fn read(value: &JsValue) -> Result<AggregateOptions, String> {
-        let object = OptionsObject::new(value, &["fields", "counters", "time", "bucketsMs"])
-            .map_err(|e| format!("`aggregate`: {e}"))?;
+        let object = OptionsObject::new(
+            value,
+            &["fields", "counters", "time", "bucketsMs", "series"],
+        )
+        .map_err(|e| format!("`aggregate`: {e}"))?;
         Ok(AggregateOptions {
             fields: object.strings("fields")?,
             counters: object.strings("counters")?,
             time: object.string("time")?,
             buckets_ms: object.numbers("bucketsMs")?,
+            series: object.strings("series")?,
         })
     }
 }
@@ -57,7 +63,10 @@ pub struct Follow {
     by_key: Option<Aggregator>,
     fleet: Option<Aggregator>,
     series: Option<SeriesCache>,
-    /// The numbers behind the last `seriesView`, which aliases them.
+    /// Where each of the series' paths is among the reader's: the aggregated fields, then `aggregate.series`
+    /// (after the time field, when there is one).
+    series_reads: Vec<usize>,
+    /// The numbers behind the last `seriesView` or `changes`, which alias them.
     pub view_buffer: Vec<f64>,
 }
 
@@ -83,7 +92,7 @@ impl Follow {
             Aggregator::new(spec)
                 .map_err(|e| JsError::new(&format!("invalid aggregate options: {e}")))
         };
-        let paths = options
+        let mut paths: Vec<String> = options
             .fields
             .iter()
             .chain(&options.counters)
@@ -92,14 +101,31 @@ impl Follow {
         let by_key = spec(Grouping::ByKey)?;
         let fleet = spec(Grouping::AcrossKeys(Across::LatestPerKey))?;
         debug_assert_eq!(by_key.paths(), fleet.paths());
-        let reader =
-            SampleReader::new(&by_key.paths()).map_err(|e| JsError::new(&e.to_string()))?;
+        let mut reads = by_key.paths();
+        let mut series_reads: Vec<usize> = (0..paths.len()).collect();
+        for path in &options.series {
+            if !paths.contains(path) {
+                series_reads.push(reads.len());
+                reads.push(path);
+                paths.push(path.clone());
+            }
+        }
+        if reads.len() > MAX_PATHS {
+            return Err(JsError::new(&format!(
+                "invalid aggregate options: {} fields and series, at most {MAX_PATHS}",
+                reads.len()
+            )));
+        }
+        let invalid =
+            |e: replicast_assembler::aggregate::json::PathError| JsError::new(&e.to_string());
+        let reader = SampleReader::new(&reads).map_err(invalid)?;
         Ok(Follow {
             changed: FastSet::default(),
             reader: Some(reader),
             by_key: Some(by_key),
             fleet: Some(fleet),
-            series: Some(SeriesCache::new(paths).map_err(|e| JsError::new(&e.to_string()))?),
+            series: Some(SeriesCache::new(paths).map_err(invalid)?),
+            series_reads,
             view_buffer: Vec::new(),
         })
     }
@@ -111,6 +137,35 @@ impl Follow {
         keys.into_iter()
             .map(|k| String::from_utf8_lossy(&k).into_owned())
             .collect()
+    }
+
+    /// The keys `changes` reports on, for a follower that replaces this one (the windows started over).
+    pub fn take_changes(&mut self) -> Changes {
+        self.series
+            .as_mut()
+            .map(SeriesCache::take_changes)
+            .unwrap_or_default()
+    }
+
+    /// The same, reporting on the keys `changes` tracked.
+    pub fn with_changes(mut self, changes: Changes) -> Follow {
+        self.series = self.series.map(|s| s.with_changes(changes));
+        self
+    }
+
+    /// `key`'s handle for [`Follow::changes`] (see [`SeriesCache::track`]); none without aggregation.
+    pub fn track(&mut self, key: &str) -> Option<u32> {
+        Some(self.series.as_mut()?.track(key.as_bytes()))
+    }
+
+    /// What changed in the tracked keys' series since the last call, in `view_buffer` (see
+    /// [`SeriesCache::read_changes`]).
+    pub fn changes(&mut self) -> &mut Vec<f64> {
+        match &mut self.series {
+            Some(series) => series.read_changes(&mut self.view_buffer),
+            None => self.view_buffer.clear(),
+        }
+        &mut self.view_buffer
     }
 
     /// The clock of items without a time of their own.
@@ -216,6 +271,12 @@ impl WindowObserver for Follow {
             aggregator.added_reads(key, item, read);
         }
         if let Some(series) = &mut self.series {
+            // The series' paths in their order: the time field, when there is one, sits before `aggregate.series`.
+            let mut picked = [Read::Missing; MAX_PATHS];
+            for (to, &from) in picked.iter_mut().zip(&self.series_reads) {
+                *to = reads[from];
+            }
+            let read = read.map(|_| &picked[..self.series_reads.len()]);
             series.added_reads(key, item, read);
         }
     }

@@ -56,14 +56,36 @@ macro_rules! read_api {
             }
 
             /// Every key's newest sample in one call, for a page that reads many keys each frame: for each of
-            /// `keys`, in order, `2 + F` numbers (F: the aggregated fields, `aggregate.fields` then
-            /// `aggregate.counters`; 0 without `aggregate`): the items in its window, its newest item's time, then
+            /// `keys`, in order, `2 + F` numbers (F: the aggregated fields, `aggregate.fields`,
+            /// `aggregate.counters`, then `aggregate.series`; 0 without `aggregate`): the items in its window, its newest item's time, then
             /// each aggregated field's value in that item. NaN where the key has no window, its items have no
             /// time (lists, hashes, strings), aggregation is off, or the item lacks the field.
             #[wasm_bindgen(js_name = newestOf)]
             pub fn newest_of(&self, keys: Vec<String>) -> js_sys::Float64Array {
                 $crate::web::reads::ReadWindows::read(self, |a, _| {
                     $crate::web::view::newest_of(a, &keys)
+                })
+            }
+
+            /// `key`'s handle for `changes`, a small integer: given the first time (the key is then reported as
+            /// changed otherwise, to be read whole, once it has items), the same when asked again; `undefined`
+            /// without `aggregate`.
+            pub fn track(&self, key: &str) -> Option<u32> {
+                $crate::web::reads::ReadWindows::read_mut(self, |a| a.observer_mut().track(key))
+            }
+
+            /// What changed in the tracked keys' windows since the last call, for a page that keeps each key's
+            /// series itself: a row of `4 + F` numbers (F as in `newestOf`, then `aggregate.series`) per key that
+            /// changed, and only those: its handle, its items, how many were appended at its newest end (those
+            /// that left the oldest end are the difference of the counts) or -1 when it changed otherwise (read it
+            /// whole), its newest item's time and each field's value in it (NaN: none). A view of wasm memory,
+            /// like `seriesView`: valid until the next call into this object.
+            pub fn changes(&self) -> js_sys::Float64Array {
+                $crate::web::reads::ReadWindows::read_mut(self, |a| {
+                    let rows = a.observer_mut().changes();
+                    // SAFETY: the view aliases the observer's `view_buffer`, which only the next call into this
+                    // object changes; the contract above tells the page not to keep the view past that.
+                    unsafe { js_sys::Float64Array::view(rows) }
                 })
             }
 

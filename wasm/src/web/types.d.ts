@@ -40,6 +40,9 @@ export interface ReplicastOptions {
     time?: string;
     /** Rolling buckets (default [1000, 10000, 60000]). */
     bucketsMs?: number[];
+    /** More numeric fields kept as series beside the aggregated ones, without statistics: `times`, `series`,
+     *  `newestOf` and `changes` read them as copies instead of reading each item. */
+    series?: string[];
   };
 }
 

@@ -347,7 +347,9 @@ impl Replicast {
         let mut client = self.shared.borrow_mut();
         let mut watch = client.assembler.watch().clone();
         watch.window = window;
-        client.assembler = StreamAssembler::with_observer(watch, Follow::default());
+        // The follower goes on until reset_windows replaces it, carrying over the keys `changes` reports on.
+        let follow = std::mem::take(client.assembler.observer_mut());
+        client.assembler = StreamAssembler::with_observer(watch, follow);
         client.reset_windows();
         if let Some(saved) = client.saved.as_mut() {
             saved.resubscribed();

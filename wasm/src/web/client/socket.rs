@@ -310,7 +310,9 @@ impl Client {
         let watch = self.assembler.watch().clone();
         // Options that were valid at construction still are.
         let follow = Follow::new(self.aggregate.clone()).unwrap_or_default();
-        self.assembler = StreamAssembler::with_observer(watch, follow);
+        // The page's tracked keys stay tracked, each read whole when its window is back.
+        let changes = self.assembler.observer_mut().take_changes();
+        self.assembler = StreamAssembler::with_observer(watch, follow.with_changes(changes));
         self.link.forget_shards();
         self.all_changed = true;
     }
