@@ -671,47 +671,8 @@ impl HotCommand {
 
 /// Reads the header `<sigil><digits>\r\n` at `rest[at..]`: its number and where the bytes after it start. Only
 /// plain digits without a leading zero (or a lone `0`), at most 10 of them; anything else is the general path's.
-/// Up to 7 digits (every bulk of 10 MB or less) are found and read as one 8-byte word; longer ones, and a header at
-/// the end of the buffer, byte by byte ([`header_bytes`], which decides every header as this does).
 #[inline(always)]
 fn header(rest: &[u8], sigil: u8, at: usize) -> Option<(usize, usize)> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    let line = rest.get(at..)?;
-    if *line.first()? != sigil {
-        return None;
-    }
-    let Some(word) = line.get(1..9).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
-        return header_bytes(rest, sigil, at);
-    };
-    let word = u64::from_le_bytes(word);
-    // A byte is a digit when its high nibble is 3, and still 3 with 6 added (a carry out of a byte at or above
-    // 0xFA, itself no digit, only reaches the bytes after it).
-    let high = 0xF0 * LOW;
-    let not_digit =
-        ((word & high) ^ (0x30 * LOW)) | ((word.wrapping_add(0x06 * LOW) & high) ^ (0x30 * LOW));
-    if not_digit == 0 {
-        return header_bytes(rest, sigil, at);
-    }
-    let digits = (not_digit.trailing_zeros() / 8) as usize;
-    if digits == 0 || line[1 + digits] != b'\r' || (digits > 1 && line[1] == b'0') {
-        return None;
-    }
-    if *line.get(digits + 2)? != b'\n' {
-        return None;
-    }
-    // The digits' values in the word's top bytes, zeros before them; then pairs, fours and eights summed.
-    let value = (word & (0x0F * LOW)) << (8 * (8 - digits));
-    let value = value.wrapping_mul(10).wrapping_add(value >> 8);
-    let pairs = 0x0000_00FF_0000_00FF;
-    let value = ((value & pairs)
-        .wrapping_mul(100 + (1_000_000 << 32))
-        .wrapping_add(((value >> 16) & pairs).wrapping_mul(1 + (10_000 << 32))))
-        >> 32;
-    Some((value as usize, at + digits + 3))
-}
-
-/// [`header`], byte by byte.
-fn header_bytes(rest: &[u8], sigil: u8, at: usize) -> Option<(usize, usize)> {
     let line = rest.get(at..)?;
     if *line.first()? != sigil {
         return None;
@@ -1241,44 +1202,6 @@ mod tests {
             1 => Just(command(&[b"SET", b"secret:big", &[b'v'; 300]])),
             1 => Just(b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nvv\r\n".to_vec()),
         ]
-    }
-
-    /// A header's bytes: mostly digits, the line ending, the sigil, and a few others (the bytes around `0` and `9`,
-    /// and high ones).
-    fn header_text() -> impl Strategy<Value = Vec<u8>> {
-        let byte = prop_oneof![
-            8 => b'0'..=b'9',
-            2 => Just(b'\r'),
-            2 => Just(b'\n'),
-            1 => Just(b'$'),
-            1 => proptest::sample::select(vec![b'/', b':', b'?', b'@', 0xF9, 0xFA, 0xFF, 0x06, 0x36, 0x3F]),
-            1 => any::<u8>(),
-        ];
-        let shaped = (
-            0usize..3,
-            0u64..20_000_000_000,
-            0usize..6,
-            proptest::collection::vec(any::<u8>(), 0..10),
-        )
-            .prop_map(|(zeros, n, end, tail)| {
-                let mut text = "0".repeat(zeros).into_bytes();
-                text.extend(n.to_string().bytes());
-                text.extend_from_slice([&b"\r\n"[..], b"\r", b"\n", b"\rx", b"", b"x\r\n"][end]);
-                text.extend(tail);
-                text
-            });
-        prop_oneof![proptest::collection::vec(byte, 0..16), shaped]
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
-        #[test]
-        fn a_header_read_as_a_word_is_read_as_byte_by_byte(text in header_text(), at in 0usize..3) {
-            let mut rest = vec![b'x'; at];
-            rest.push(b'$');
-            rest.extend(&text);
-            proptest::prop_assert_eq!(header(&rest, b'$', at), header_bytes(&rest, b'$', at));
-        }
     }
 
     #[test]
