@@ -5,8 +5,9 @@
 //! never into the rest of one grown for a large command, and bytes left behind in a buffer are wiped.
 //!
 //! The stream's buffers are blocks of one size ([`BLOCK`]), reused once the backlog has let go of every slice of
-//! one: a buffer freshly allocated for each read cost the kernel a page fault per 4 KiB the socket copied into it
-//! (the relay's system time was two thirds of its CPU for the 199 MB bench stream, a third of it faulting).
+//! one, rather than one allocated and freed for each read: once the ring has been filled, reads go to memory
+//! already faulted in, and the allocator neither grows its heap nor gives it back (docs/BENCHMARKS.md, "Ingest",
+//! round seven).
 
 use std::collections::VecDeque;
 use std::time::Duration;
