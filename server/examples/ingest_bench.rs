@@ -6,7 +6,7 @@
 //! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands]
 //! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb>
 //! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port>
-//! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state]
+//! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state] [fast|general]
 //! ```
 //!
 //! `generate`: writes the stream of `commands` (1,000,000) `ZADD perf:hostN <ms> <~130-byte JSON>` after a
@@ -20,7 +20,8 @@
 //! `path`: the relay's own work on the stream without the socket, for counting its instructions a byte
 //! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
 //! the write profile and the `--allow 'perf:*'` filter into the default 64 MiB backlog (`stateless`, as
-//! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's 64 KiB reads.
+//! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's 64 KiB reads;
+//! `general` reads every command by the general path, without the link's framing fast path.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -256,11 +257,18 @@ fn path(args: &[String]) -> Result<()> {
     use replicast_server::stream_reader::{StreamReader, MAX_HELD_COMMAND};
     use replicast_server::subscription::Allow;
 
-    let stream = args.first().ok_or("path <stream> [stateless|state]")?;
+    let stream = args
+        .first()
+        .ok_or("path <stream> [stateless|state] [fast|general]")?;
     let with_state = match args.get(1).map(String::as_str) {
         None | Some("stateless") => false,
         Some("state") => true,
         Some(other) => return Err(format!("path: {other:?} is neither stateless nor state").into()),
+    };
+    let fast = match args.get(2).map(String::as_str) {
+        None | Some("fast") => true,
+        Some("general") => false,
+        Some(other) => return Err(format!("path: {other:?} is neither fast nor general").into()),
     };
     let stream = std::fs::read(stream)?;
     let reply =
@@ -300,6 +308,9 @@ fn path(args: &[String]) -> Result<()> {
     );
     let mut profile = profile.link();
     let mut reader = StreamReader::new(table, 0, MAX_HELD_COMMAND, 512 << 20);
+    if !fast {
+        reader = reader.without_fast_path();
+    }
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut getacks = Vec::new();
     let began = Instant::now();

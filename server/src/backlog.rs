@@ -32,7 +32,7 @@ const OFFSETS_ONLY_COST: usize = 128;
 /// copied. A slice keeps its whole buffer alive, and the link reads into buffers of at most twice its read
 /// (`link_io::READ_CHUNK`, 64 KiB) besides one command being read: so what the ring keeps alive is at most four
 /// times the bytes it counts, where a buffer could otherwise stay alive for a few bytes of it. At full speed every
-/// read is a batch of about 64 KiB, one buffer each, and the ring keeps alive what it counts.
+/// read is a batch of 64 to 128 KiB, one buffer (`link_io::BLOCK`) each, and the ring keeps alive what it counts.
 pub const MIN_SHARED_BATCH: usize = 32 * 1024;
 
 /// A run of whole commands, as the link read them.

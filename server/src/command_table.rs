@@ -311,6 +311,17 @@ impl CommandTable {
         }
     }
 
+    /// The one key of the command named `name` (its argument index, and whether the command writes it), when the
+    /// table says it is always that argument whatever the others (`ZADD`, `SET`, `HSET`…; see `Entry::one_key`):
+    /// what the link's framing fast path indexes a command of that name by, without looking it up again.
+    pub fn one_key(&self, name: &[u8]) -> Option<(usize, bool)> {
+        let entry = lookup(&self.commands, name)?;
+        entry
+            .one_key
+            .filter(|_| !entry.module)
+            .map(|key| (key.index, key.written))
+    }
+
     /// [`CommandTable::keys`], the known keys left in `room`: no allocation for a command its key specifications
     /// resolve (all but the few read by their own grammar, and those withheld).
     pub fn find_keys<'r>(&self, args: &[&[u8]], room: &'r mut KeyRoom) -> FoundKeys<'r> {

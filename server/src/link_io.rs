@@ -3,7 +3,13 @@
 //! The backlog keeps slices of the read buffer itself (`backlog::Batch::read`), so a buffer lives as long as the
 //! last batch read into it: reads go into buffers of at most twice [`READ_CHUNK`] besides a command being read,
 //! never into the rest of one grown for a large command, and bytes left behind in a buffer are wiped.
+//!
+//! The stream's buffers are blocks of one size ([`BLOCK`]), reused once the backlog has let go of every slice of
+//! one, rather than one allocated and freed for each read: once the ring has been filled, reads go to memory
+//! already faulted in, and the allocator neither grows its heap nor gives it back (docs/BENCHMARKS.md, "Ingest",
+//! round seven).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -11,8 +17,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 
 use crate::link_error::LinkError;
 
-/// Bytes asked of the socket per read; also what one batch to the browsers holds at most, besides one command.
+/// Least room a read is given; a read takes what room its buffer has, at most [`BLOCK`] bytes besides one command.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Size of the buffers the stream is read into (but those of a command longer than a read), reused.
+pub const BLOCK: usize = 2 * READ_CHUNK;
+/// Blocks waiting for reuse beyond what the ring could hold of them: the ring evicts its oldest batches first, so
+/// the oldest block is the next free, but a session may hold a batch a little longer.
+const SPARE_BLOCKS: usize = 64;
 /// Longest handshake reply line (`+FULLRESYNC <40 hex> <offset>` is ~70 bytes; errors are longer, not this long).
 const MAX_LINE: usize = 4096;
 
@@ -30,10 +41,19 @@ pub struct LinkIo {
     /// When Redis last sent anything (or the link opened): the silence is counted from here, however often a
     /// read is started and cancelled in between (the stream's reads give way to the ack timer every second).
     heard: tokio::time::Instant,
+    /// Whether `buf` is a [`BLOCK`], to be put in `spent` when it is replaced.
+    in_block: bool,
+    /// Blocks read into before `buf`, oldest first, each reused once no batch holds a slice of it any more; at
+    /// most `max_spent`, as many as the ring holds at full speed and [`SPARE_BLOCKS`] more, so that what this
+    /// keeps alive besides the ring is at most the ring's capacity and 8 MiB (and is nothing while the ring holds
+    /// them, as it does at full speed).
+    spent: VecDeque<BytesMut>,
+    max_spent: usize,
 }
 
 impl LinkIo {
-    pub fn new(stream: Box<dyn LinkStream>, timeout: Duration) -> Self {
+    /// A link whose stream goes to a ring of `ring_capacity` bytes (what bounds the blocks kept for reuse).
+    pub fn new(stream: Box<dyn LinkStream>, timeout: Duration, ring_capacity: usize) -> Self {
         let (reader, writer) = tokio::io::split(stream);
         LinkIo {
             reader,
@@ -41,6 +61,9 @@ impl LinkIo {
             buf: BytesMut::with_capacity(READ_CHUNK),
             timeout,
             heard: tokio::time::Instant::now(),
+            in_block: false,
+            spent: VecDeque::new(),
+            max_spent: ring_capacity / BLOCK + SPARE_BLOCKS,
         }
     }
 
@@ -64,7 +87,8 @@ impl LinkIo {
         }
     }
 
-    /// Room for a read of at least [`READ_CHUNK`] bytes: the buffer's own, or a fresh buffer. Batches may share the
+    /// Room for a read of at least [`READ_CHUNK`] bytes (a quarter of that in a [`BLOCK`]): the buffer's own, or a
+    /// fresh buffer. Batches may share the
     /// buffer, so it is not grown in place (what `BytesMut::reserve` would copy and keep) but replaced, what it
     /// still holds (the start of a command) copied over and wiped from the old one. A fresh buffer has room for a
     /// read besides that, or twice that while a command longer than a read grows (so a command is copied a bounded
@@ -73,23 +97,51 @@ impl LinkIo {
     fn make_room(&mut self) {
         let (len, spare) = (self.buf.len(), self.buf.capacity() - self.buf.len());
         let oversized = len <= READ_CHUNK && spare > 2 * READ_CHUNK;
-        if oversized || (spare < READ_CHUNK && !self.buf.try_reclaim(READ_CHUNK)) {
+        // A block is read into up to its last quarter of a read: at full speed it then holds about a block of
+        // batches, and the ring as many blocks as its capacity counts (what `spent` keeps for reuse).
+        let least = if self.in_block {
+            READ_CHUNK / 4
+        } else {
+            READ_CHUNK
+        };
+        if oversized || (spare < least && !self.buf.try_reclaim(READ_CHUNK)) {
             self.fresh_buffer();
         }
     }
 
     /// Moves what the buffer holds to a fresh one (see [`LinkIo::make_room`]), wiping it from the old: the stream's
     /// batches then never share a buffer with the handshake, the RDB payload or a command not yet judged.
+    /// A command still being read goes to a [`BLOCK`] (the oldest spent one if nothing holds it any more), or to
+    /// a buffer twice its length once it is longer than a read.
     pub fn fresh_buffer(&mut self) {
         let len = self.buf.len();
-        let mut fresh = BytesMut::with_capacity(if len <= READ_CHUNK {
-            len + READ_CHUNK
+        let in_block = len <= READ_CHUNK;
+        let mut fresh = if in_block {
+            self.reusable_block()
+                .unwrap_or_else(|| BytesMut::with_capacity(BLOCK))
         } else {
-            2 * len
-        });
+            BytesMut::with_capacity(2 * len)
+        };
         fresh.extend_from_slice(&self.buf);
         self.buf.fill(0);
-        self.buf = fresh;
+        let mut old = std::mem::replace(&mut self.buf, fresh);
+        if std::mem::replace(&mut self.in_block, in_block) {
+            old.clear();
+            self.spent.push_back(old);
+            if self.spent.len() > self.max_spent {
+                self.spent.pop_front();
+            }
+        }
+    }
+
+    /// The oldest spent block, whole and empty, if no batch holds a slice of it any more.
+    fn reusable_block(&mut self) -> Option<BytesMut> {
+        // Only the sole handle of a block can take back all of it; the spent handles are empty.
+        let oldest = self.spent.front_mut()?;
+        if !oldest.try_reclaim(BLOCK) {
+            return None;
+        }
+        self.spent.pop_front()
     }
 
     /// Writes one command as a RESP array of bulk strings.
@@ -157,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_line_is_at_most_4096_bytes() {
         let (relay, mut redis) = tokio::io::duplex(1 << 16);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5));
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 1 << 20);
         redis.write_all(&[b'+'; 5000]).await.unwrap();
         let err = io.read_line().await.unwrap_err();
         assert_eq!(
@@ -169,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn after_a_large_command_reads_go_to_a_fresh_buffer_and_what_stays_behind_is_wiped() {
         let (relay, mut redis) = tokio::io::duplex(1 << 16);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5));
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 1 << 20);
         let large = 1 << 20;
         let writer = tokio::spawn(async move {
             redis.write_all(&vec![b'x'; large]).await.unwrap();
@@ -199,6 +251,81 @@ mod tests {
             left, [0; 10],
             "the start of the command left behind is wiped"
         );
+    }
+
+    #[tokio::test]
+    async fn a_block_is_read_into_again_once_no_batch_holds_a_slice_of_it() {
+        let (relay, mut redis) = tokio::io::duplex(1 << 16);
+        // A ring of no capacity: only the spare blocks are kept for reuse.
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 0);
+        io.fresh_buffer();
+        let first = io.buf.as_ptr();
+        redis.write_all(&[b'a'; 1000]).await.unwrap();
+        io.fill().await.unwrap();
+        let batch = io.buf.split_to(1000).freeze();
+        // The batch holds the first block: the next buffers are new ones, and what the batch holds stays as read.
+        io.fresh_buffer();
+        assert_eq!(io.buf.capacity(), BLOCK);
+        assert_ne!(io.buf.as_ptr(), first);
+        redis.write_all(&[b'b'; 1000]).await.unwrap();
+        io.fill().await.unwrap();
+        io.buf.clear();
+        io.fresh_buffer();
+        assert_ne!(io.buf.as_ptr(), first);
+        assert_eq!(batch, vec![b'a'; 1000]);
+        // Once the ring lets go of it, the oldest block is read into again, whole.
+        drop(batch);
+        io.fresh_buffer();
+        assert_eq!(io.buf.as_ptr(), first);
+        assert_eq!(io.buf.capacity(), BLOCK);
+        redis.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+        io.fill().await.unwrap();
+        assert_eq!(&io.buf[..], b"*1\r\n$4\r\nPING\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_block_is_read_into_until_less_than_a_quarter_of_a_read_is_left() {
+        let (relay, mut redis) = tokio::io::duplex(READ_CHUNK);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 0);
+        io.fresh_buffer();
+        let start = io.buf.as_ptr();
+        redis.write_all(&[b'a'; 1000]).await.unwrap();
+        io.fill().await.unwrap();
+        let _batch = io.buf.split_to(1000).freeze();
+        let writer = tokio::spawn(async move {
+            redis.write_all(&vec![b'b'; BLOCK]).await.unwrap();
+            redis
+        });
+        io.fill().await.unwrap();
+        assert_eq!(io.buf.len(), READ_CHUNK);
+        // Less than a read's room is left, more than a quarter of one: the next read goes there.
+        io.fill().await.unwrap();
+        assert_eq!(io.buf.as_ptr(), start.wrapping_add(1000));
+        assert_eq!(io.buf.len(), BLOCK - 1000);
+        let _full = io.buf.split().freeze();
+        io.fill().await.unwrap();
+        assert_ne!(io.buf.as_ptr(), start.wrapping_add(1000));
+        assert_eq!(io.buf.len(), 1000);
+        drop(writer.await.unwrap());
+    }
+
+    #[test]
+    fn the_blocks_kept_for_reuse_are_at_most_the_rings_and_64_more() {
+        let (relay, _redis) = tokio::io::duplex(64);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 10 * BLOCK);
+        let mut held = Vec::new();
+        for _ in 0..200 {
+            io.fresh_buffer();
+            io.buf.extend_from_slice(b"x");
+            held.push(io.buf.split_to(1).freeze());
+        }
+        // The blocks of the first 125 slices went out of the queue (freed when their slices are).
+        assert_eq!(io.spent.len(), 10 + SPARE_BLOCKS);
+        let oldest_kept = held[125].as_ptr();
+        drop(held);
+        io.fresh_buffer();
+        assert_eq!(io.buf.as_ptr(), oldest_kept);
+        assert_eq!(io.spent.len(), 10 + SPARE_BLOCKS);
     }
 
     #[test]

@@ -234,7 +234,7 @@ async fn follow_once(
         ),
         None => Box::new(stream),
     };
-    let mut io = LinkIo::new(stream, link_timeout);
+    let mut io = LinkIo::new(stream, link_timeout, sink.backlog.capacity());
 
     if let Some(password) = &target.password {
         let auth = match &target.username {

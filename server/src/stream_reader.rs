@@ -23,7 +23,8 @@ use replicast_protocol::resp::{
 
 use crate::command_table::streamed::{StreamedKeys, StreamedKeysFound, MAX_STREAMED_KEY_LEN};
 use crate::command_table::CommandTable;
-use crate::frames::{FrameIndex, Indexer, Kind};
+use crate::frames::{Frame, FrameIndex, Indexer, Kind};
+use replicast_protocol::short_bytes::same_bytes;
 
 /// Largest command the relay holds and forwards to browsers; larger ones are withheld, their keys made stale.
 pub const MAX_HELD_COMMAND: usize = 16 * 1024 * 1024;
@@ -194,6 +195,8 @@ pub struct StreamReader {
     /// `REPLCONF GETACK`s read: their place in the buffer, and the offset to answer.
     getacks: Vec<(usize, u64)>,
     large: Option<Large>,
+    /// The commands the fast path frames (see [`HotCommands`]); `None`: every command takes the general path.
+    hot: Option<HotCommands>,
 }
 
 impl StreamReader {
@@ -227,7 +230,15 @@ impl StreamReader {
             check: CommandCheck::default(),
             getacks: Vec::new(),
             large: None,
+            hot: Some(HotCommands::default()),
         }
+    }
+
+    /// The same reader without the framing fast path: every command parsed and looked up in full. What the fast
+    /// path is held to in tests, and the reference its benchmark compares with.
+    pub fn without_fast_path(mut self) -> Self {
+        self.hot = None;
+        self
     }
 
     /// The offset up to which everything read has been output: where the link stands in the stream.
@@ -311,6 +322,9 @@ impl StreamReader {
             end: 0,
         };
         loop {
+            if !self.in_block && !self.check.is_resuming() {
+                self.hot_run(buf);
+            }
             let rest = &buf[self.parsed..];
             if rest.is_empty() {
                 return Ok(false);
@@ -353,6 +367,11 @@ impl StreamReader {
             }
             self.indexer
                 .add(&mut self.index, buf, &command, self.parsed);
+            if let (Some(hot), Some(frame)) = (self.hot.as_mut(), self.index.frames.last()) {
+                if frame.kind == Kind::Keyed && frame.keys.len() == 1 {
+                    hot.learn(&self.table, &buf[self.parsed..self.parsed + len], &command);
+                }
+            }
             self.parsed += len;
             match self.index.frames.last().map(|f| f.kind) {
                 Some(Kind::Multi) => self.in_block = true,
@@ -366,6 +385,43 @@ impl StreamReader {
                     keys: self.index.keys.len(),
                 };
             }
+        }
+    }
+
+    /// Indexes the run of whole commands at `buf[parsed..]` that the fast path frames (outside a `MULTI` block, not
+    /// resuming a command split across reads), and moves the cut past them.
+    fn hot_run(&mut self, buf: &[u8]) {
+        let Some(hot) = self.hot.as_mut() else {
+            return;
+        };
+        let db = self.indexer.db();
+        let max_bulk = self.held.max_bulk_len;
+        let mut at = self.parsed;
+        while let Some(framed) = buf
+            .get(at..)
+            .and_then(|rest| hot.frame(rest, self.max_held, max_bulk))
+        {
+            let first = self.index.keys.len() as u32;
+            self.index
+                .keys
+                .push((at + framed.key.start) as u32..(at + framed.key.end) as u32);
+            self.index.frames.push(Frame {
+                at: at as u32..(at + framed.len) as u32,
+                db,
+                target_db: db,
+                kind: Kind::Keyed,
+                keys: first..first + 1,
+                written: framed.written as u32,
+            });
+            at += framed.len;
+        }
+        if at > self.parsed {
+            self.parsed = at;
+            self.cut = Cut {
+                len: at,
+                frames: self.index.frames.len(),
+                keys: self.index.keys.len(),
+            };
         }
     }
 
@@ -469,6 +525,181 @@ impl StreamReader {
     }
 }
 
+/// How many command names the fast path knows at once: a replication stream repeats a few (a collector's `ZADD`,
+/// an `EXPIRE` beside a `SET`).
+const HOT_COMMANDS: usize = 4;
+/// Longest name line (`$4\r\nZADD\r\n`) the fast path knows.
+const HOT_LINE_ROOM: usize = 32;
+/// Names the indexer or the reader treat by name before the command table: never framed by the fast path.
+const NOT_HOT: [&[u8]; 10] = [
+    b"select",
+    b"flushall",
+    b"flushdb",
+    b"swapdb",
+    b"multi",
+    b"exec",
+    b"move",
+    b"copy",
+    b"replconf",
+    b"ping",
+];
+
+/// The framing fast path. For the commands whose one key is always the argument at a fixed place (the command
+/// table's `one_key`: `ZADD`, `SET`, `HSET`…), learned from the general path as the stream spells their names, a
+/// command is framed by reading its `*<n>` and `$<len>` headers and skipping each bulk by its length: no check of
+/// a payload's bytes, no argument list, no lookup; its name is told by comparing its name line with the ones
+/// learned, and its frame is the one the general path would index (one key, written or not, in the database
+/// selected). Whatever it does not frame exactly so (another name, fewer arguments than the key's index, a header
+/// that is not plain digits, a bulk past the held limits, a command not whole in the buffer) goes to the general
+/// path, which then reads, refuses or waits for it as before.
+#[derive(Default)]
+struct HotCommands {
+    names: [Option<HotCommand>; HOT_COMMANDS],
+    /// The entry the last command matched, tried first; where the next one learned goes.
+    last: usize,
+    next: usize,
+}
+
+#[derive(Clone, Copy)]
+struct HotCommand {
+    /// The name as a bulk string with its length line, as the stream spells it: `$4\r\nZADD\r\n`.
+    line: [u8; HOT_LINE_ROOM],
+    len: usize,
+    /// The key's argument index (at least 1), and whether the command writes it.
+    key: usize,
+    written: bool,
+}
+
+/// A command the fast path framed, at the start of what it was given.
+struct Framed {
+    len: usize,
+    key: std::ops::Range<usize>,
+    written: bool,
+}
+
+impl HotCommands {
+    /// Learns the command the general path just indexed as one key (`frame`, its bytes), when the table says its
+    /// key is always at one place.
+    fn learn(&mut self, table: &CommandTable, frame: &[u8], command: &Command<'_>) {
+        let Some(&name) = command.args.first() else {
+            return;
+        };
+        if NOT_HOT.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            return;
+        }
+        // The name line: from the end of `*<n>\r\n` to the end of the name's `\r\n`.
+        let Some(from) = frame.iter().position(|&b| b == b'\n').map(|at| at + 1) else {
+            return;
+        };
+        let to = name.as_ptr() as usize - frame.as_ptr() as usize + name.len() + 2;
+        if to <= from || to - from > HOT_LINE_ROOM || frame.get(from) != Some(&b'$') {
+            return;
+        }
+        let line = &frame[from..to];
+        if self.names.iter().flatten().any(|hot| hot.line() == line) {
+            return;
+        }
+        let Some((key, written)) = table.one_key(name) else {
+            return;
+        };
+        if key == 0 {
+            return;
+        }
+        let mut hot = HotCommand {
+            line: [0; HOT_LINE_ROOM],
+            len: line.len(),
+            key,
+            written,
+        };
+        hot.line[..line.len()].copy_from_slice(line);
+        self.names[self.next] = Some(hot);
+        self.last = self.next;
+        self.next = (self.next + 1) % HOT_COMMANDS;
+    }
+
+    /// Frames the command at the start of `rest` if it is a whole command of a name learned, at most `max_len`
+    /// bytes, with bulks of at most `max_bulk` bytes.
+    #[inline]
+    fn frame(&mut self, rest: &[u8], max_len: usize, max_bulk: usize) -> Option<Framed> {
+        let (args, mut at) = header(rest, b'*', 0)?;
+        let name = rest.get(at..)?;
+        let spells = |hot: &Option<HotCommand>| {
+            hot.as_ref().is_some_and(|hot| {
+                name.get(..hot.len)
+                    .is_some_and(|line| same_bytes(line, hot.line()))
+            })
+        };
+        if !spells(&self.names[self.last]) {
+            self.last = self.names.iter().position(spells)?;
+        }
+        let hot = self.names[self.last]?;
+        if args <= hot.key || args > MAX_ARGS {
+            return None;
+        }
+        at += hot.len;
+        let mut key = 0..0;
+        for arg in 1..args {
+            let (len, body) = header(rest, b'$', at)?;
+            if len > max_bulk {
+                return None;
+            }
+            let end = body + len;
+            if rest.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            if arg == hot.key {
+                key = body..end;
+            }
+            at = end + 2;
+            if at > max_len {
+                return None;
+            }
+        }
+        Some(Framed {
+            len: at,
+            key,
+            written: hot.written,
+        })
+    }
+}
+
+impl HotCommand {
+    fn line(&self) -> &[u8] {
+        &self.line[..self.len]
+    }
+}
+
+/// Reads the header `<sigil><digits>\r\n` at `rest[at..]`: its number and where the bytes after it start. Only
+/// plain digits without a leading zero (or a lone `0`), at most 10 of them; anything else is the general path's.
+#[inline(always)]
+fn header(rest: &[u8], sigil: u8, at: usize) -> Option<(usize, usize)> {
+    let line = rest.get(at..)?;
+    if *line.first()? != sigil {
+        return None;
+    }
+    let first = *line.get(1)?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let mut n = usize::from(first - b'0');
+    let mut i = 2;
+    loop {
+        let b = *line.get(i)?;
+        if b == b'\r' {
+            break;
+        }
+        if !b.is_ascii_digit() || n == 0 || i > 10 {
+            return None;
+        }
+        n = n * 10 + usize::from(b - b'0');
+        i += 1;
+    }
+    if *line.get(i + 1)? != b'\n' {
+        return None;
+    }
+    Some((n, at + i + 2))
+}
+
 /// A held command's error: past the held limits on its size (then it is read as a large command, within Redis's
 /// own limits), or the stream's.
 fn large_or_error(err: RespError) -> Result<bool, RespError> {
@@ -485,6 +716,7 @@ fn large_or_error(err: RespError) -> Result<bool, RespError> {
 mod tests {
     use super::*;
     use crate::command_table::streamed::MAX_STREAMED_KEYS;
+    use proptest::prelude::*;
     use redis::Value;
 
     /// A table in Redis 6's shape (first key, last key, step), which is all these commands need.
@@ -894,5 +1126,127 @@ mod tests {
             (&b"secret:big"[..], command.end)
         );
         assert_eq!(command.end, header.len() as u64 + (100 << 20) + 2);
+    }
+
+    /// Redis 7.0.15's own table, whose `one_key` commands the fast path learns.
+    fn redis_table() -> Arc<CommandTable> {
+        let reply =
+            redis::parse_redis_value(include_bytes!("../tests/data/redis-7.0.15-command.resp"))
+                .unwrap();
+        Arc::new(CommandTable::from_command_reply(&reply))
+    }
+
+    /// Every output of reading `stream` cut into reads at `splits` (lengths, repeated), as the backlog and the
+    /// write profile get them: batches with their bytes, offsets and index, unheld commands, GETACK answers; then
+    /// the error if any, and the offset reached.
+    fn outputs(stream: &[u8], splits: &[usize], max_held: usize, fast: bool) -> String {
+        let mut reader = StreamReader::new(redis_table(), 7, max_held, 1 << 20);
+        if !fast {
+            reader = reader.without_fast_path();
+        }
+        let mut buf = BytesMut::new();
+        let mut got = String::new();
+        let mut at = 0;
+        for split in splits.iter().cycle() {
+            if at == stream.len() {
+                break;
+            }
+            let end = (at + split).min(stream.len());
+            buf.extend_from_slice(&stream[at..end]);
+            at = end;
+            let result = reader.read(&mut buf, &mut |output| match output {
+                Output::Batch { start, raw, index } => {
+                    got += &format!("batch {start} {:?} {index:?}\n", &raw[..])
+                }
+                other => got += &format!("{other:?}\n"),
+            });
+            if let Err(err) = result {
+                got += &format!("error {err}\n");
+                break;
+            }
+        }
+        got + &format!("offset {}", reader.offset())
+    }
+
+    /// One command of a stream: mostly the few names a collector repeats, spelled in more than one case, with
+    /// fewer arguments than their key's place, between `SELECT`s, `MULTI` blocks, `GETACK`s, keepalive lines,
+    /// other commands, headers the fast path leaves to the general one, commands too large to hold and corrupt
+    /// ones.
+    fn stream_command() -> impl Strategy<Value = Vec<u8>> {
+        let value = proptest::collection::vec(any::<u8>(), 0..40);
+        prop_oneof![
+            8 => (0u8..20, 0u64..1 << 40, value.clone()).prop_map(|(host, ms, json)| command(&[
+                b"ZADD",
+                format!("perf:host{host}").as_bytes(),
+                ms.to_string().as_bytes(),
+                &json
+            ])),
+            2 => (0u8..4, value.clone()).prop_map(|(k, v)| command(&[b"SET", format!("k{k}").as_bytes(), &v])),
+            1 => (0u8..4, value.clone()).prop_map(|(k, v)| command(&[b"zadd", format!("k{k}").as_bytes(), b"1", &v])),
+            1 => (0u8..4).prop_map(|k| command(&[b"EXPIRE", format!("k{k}").as_bytes(), b"10"])),
+            1 => (0u8..4).prop_map(|k| command(&[b"HSET", format!("h{k}").as_bytes(), b"f", b"v"])),
+            // One key it only reads (Redis propagates none, but the table has them).
+            1 => (0u8..4).prop_map(|k| command(&[b"GET", format!("k{k}").as_bytes()])),
+            1 => Just(command(&[b"ZADD"])),
+            1 => Just(command(&[b"SET"])),
+            1 => (0u8..16).prop_map(|db| command(&[b"SELECT", db.to_string().as_bytes()])),
+            1 => Just(command(&[b"MULTI"])),
+            1 => Just(command(&[b"EXEC"])),
+            1 => Just(command(&[b"REPLCONF", b"GETACK", b"*"])),
+            1 => Just(command(&[b"PING"])),
+            1 => Just(b"\n".to_vec()),
+            1 => (0u8..4).prop_map(|k| command(&[b"MOVE", format!("k{k}").as_bytes(), b"3"])),
+            1 => (0u8..4).prop_map(|k| command(&[b"DEL", format!("k{k}").as_bytes(), b"x"])),
+            1 => Just(b"*3\r\n$3\r\nSET\r\n$02\r\nk1\r\n$1\r\nv\r\n".to_vec()),
+            1 => Just(b"*03\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nv\r\n".to_vec()),
+            1 => Just(command(&[b"SET", b"secret:big", &[b'v'; 300]])),
+            1 => Just(b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nvv\r\n".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn headers_of_every_length_are_read() {
+        for n in [
+            0usize,
+            1,
+            9,
+            10,
+            99,
+            130,
+            1000,
+            65_535,
+            1_234_567,
+            9_999_999,
+            10_000_000,
+            16 << 20,
+        ] {
+            for tail in [&b""[..], b"x", b"payload..."] {
+                let mut rest = format!("${n}\r\n").into_bytes();
+                rest.extend_from_slice(tail);
+                let len = n.to_string().len();
+                assert_eq!(
+                    header(&rest, b'$', 0),
+                    Some((n, len + 3)),
+                    "{n} then {tail:?}"
+                );
+            }
+        }
+        assert_eq!(header(b"$01\r\nxxxxxxx", b'$', 0), None);
+        assert_eq!(header(b"$1\r\rxxxxxxx", b'$', 0), None);
+        assert_eq!(header(b"*3\r\nxxxxxxx", b'$', 0), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn the_fast_path_outputs_what_the_general_path_does(
+            commands in proptest::collection::vec(stream_command(), 0..60),
+            splits in proptest::collection::vec(1usize..400, 1..8),
+        ) {
+            let stream = commands.concat();
+            let general = outputs(&stream, &splits, 256, false);
+            let fast = outputs(&stream, &splits, 256, true);
+            proptest::prop_assert_eq!(fast, general);
+        }
     }
 }
