@@ -15,7 +15,7 @@ rm -rf "$out"
 mkdir -p "$out"
 std=$(wasm_client_std)
 [ "$std" = source ] ||
-  echo "package.sh: no std sources (rustup component add rust-src): prebuilt std, client ~11.5 KB larger gzipped" >&2
+  echo "package.sh: no std sources (rustup component add rust-src): prebuilt std, client ~10 KB larger gzipped" >&2
 build_wasm_client web "$out/web" "$std"
 build_wasm_client nodejs "$out/node" "$std"
 echo "$std" >target/npm/client-std
