@@ -82,6 +82,21 @@ immediate_abort_flag() {
   fi
 }
 
+# The rustc flags, of those the toolchain has, that leave out what only a panic or `{:?}` would print:
+# `-Zlocation-detail=none` (no file names, lines or columns in `Location`s, which only panics read, and panics are
+# an immediate trap in this build) and `-Zfmt-debug=none` (`{:?}` prints nothing: the client formats no text a page
+# sees with it; `Debug` is for tests and panics). 560 bytes of the gzipped client (docs/BENCHMARKS.md).
+trimming_flags() {
+  local flag flags=""
+  for flag in -Zlocation-detail=none -Zfmt-debug=none; do
+    if with_wasm_env env RUSTC_BOOTSTRAP=1 rustc "$flag" --target wasm32-unknown-unknown --print cfg \
+      >/dev/null 2>&1; then
+      flags="$flags $flag"
+    fi
+  done
+  echo "$flags"
+}
+
 # Builds the npm package's client for wasm-pack target $1 (web, nodejs) into the folder $2, for size: with no
 # features (neither `rdb`'s RdbScan nor `bench`'s benchmark classes), the `wasm-release` profile (Cargo.toml),
 # and, when $3 is `source` (wasm_client_std), std compiled from its sources with the client (`-Zbuild-std`, so
@@ -99,6 +114,7 @@ build_wasm_client() {
     flags="$flags --remap-path-prefix=$(with_wasm_env rustc --print sysroot)/lib/rustlib/src/rust=rust"
     abort=$(immediate_abort_flag)
     if [ -n "$abort" ]; then flags="$flags $abort"; else features="$features,panic_immediate_abort"; fi
+    flags="$flags$(trimming_flags)"
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release \
       --target "$target" --out-dir "$out" -- -Zbuild-std=std,panic_abort -Zbuild-std-features="$features"
   else

@@ -3,12 +3,11 @@
 //! (`Replicast.verify()`) is one too, settled by the relay's digest message. The entry itself arrives
 //! like any other write, through the stream, to every page that watches its key.
 
-use std::collections::HashMap;
-
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
 use super::error::{replicast_error, ErrorCode};
+use replicast_assembler::windows::fast_hash::FastMap;
 use replicast_protocol::client_message::{ClientMessage, DigestRequest, Event, MAX_CLIENT_MESSAGE};
 use replicast_protocol::quote::quoted;
 use replicast_protocol::wire::WindowsDigest;
@@ -17,7 +16,9 @@ use replicast_protocol::wire::WindowsDigest;
 #[derive(Default)]
 pub(super) struct PendingSends {
     next: u64,
-    waiting: HashMap<String, (Function, Function)>,
+    /// Hashed with the assembler's hasher: std's default one (SipHash with random keys) would be ~2 KB gzipped of
+    /// the `.wasm` for ids the client makes itself.
+    waiting: FastMap<String, (Function, Function)>,
 }
 
 impl PendingSends {

@@ -2,14 +2,14 @@
 //! mixing step over 8-byte words. The bytes come from the Redis the relay follows, not from an adversary that
 //! could aim for collisions, and the default SipHash costs more than the rest of a `ZADD` on 130-byte members.
 
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A `HashMap` with [`FastHasher`]: hashbrown's own, which the windows' tables use too, so the browser's `.wasm`
+/// carries one copy of its code rather than std's copy beside it.
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
-/// A `HashSet` with [`FastHasher`].
-pub type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+/// A `HashSet` with [`FastHasher`], hashbrown's as [`FastMap`].
+pub type FastSet<K> = hashbrown::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// The [`FastHasher`] hash of `bytes` alone (no length prefix), for tables that store hashes themselves.
 #[inline]

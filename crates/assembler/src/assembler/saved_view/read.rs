@@ -1,14 +1,13 @@
 //! Reading a saved view back: the whole record is read and checked before anything is applied, so that a refused
 //! record leaves the assembler as it was. What each check refuses is named in the error, with the byte offset.
 
-use std::collections::HashSet;
-
 use super::bytes::Cursor;
 use super::{
     checksum, SavedBody, SavedStream, SavedView, SavedViewError, SavedWindow, CHECKSUM_BYTES,
     COMPLETE, HAS_TTL, MAGIC, MAX_EPOCH_LEN, MAX_PATTERNS, SAVED_VIEW_VERSION, STALE,
 };
 use crate::keyspace::Keyspace;
+use crate::windows::fast_hash::FastSet;
 use crate::windows::{StreamId, FIELD_HISTORY, STRING_HISTORY};
 use replicast_protocol::wire::MAX_SHARDS;
 
@@ -97,7 +96,7 @@ pub(super) fn read_view<'a>(
         return Err(cursor.malformed("at least one stream"));
     }
     let joined = |shard: u16| streams.iter().any(|s| s.shard == shard);
-    let mut seen: HashSet<&[u8]> = HashSet::new();
+    let mut seen: FastSet<&[u8]> = FastSet::default();
 
     let count = cursor.count(usize::MAX, "the number of unknown keys")?;
     let mut unknown = Vec::new();
@@ -166,7 +165,7 @@ fn shard_index(cursor: &mut Cursor<'_>) -> Result<u16, SavedViewError> {
 fn watched_key<'a>(
     cursor: &mut Cursor<'a>,
     keyspace: &mut Keyspace,
-    seen: &mut HashSet<&'a [u8]>,
+    seen: &mut FastSet<&'a [u8]>,
 ) -> Result<&'a [u8], SavedViewError> {
     let at = cursor.at();
     let key = cursor.bytes("a key")?;
@@ -204,7 +203,7 @@ fn read_zset<'a>(
 ) -> Result<SavedBody<'a>, SavedViewError> {
     let count = cursor.count(capacity, "the number of members (at most the window)")?;
     let mut members = Vec::with_capacity(count);
-    let mut seen = HashSet::with_capacity(count);
+    let mut seen = FastSet::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let score = cursor.f64("a score")?;
         if score.is_nan() {
@@ -268,7 +267,7 @@ fn read_hash<'a>(
     let dropped = cursor.varint("the number of fields dropped")?;
     let count = cursor.count(capacity, "the number of fields (at most the window)")?;
     let mut fields = Vec::with_capacity(count);
-    let mut seen = HashSet::with_capacity(count);
+    let mut seen = FastSet::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let field = cursor.bytes("a hash field")?;
         if !seen.insert(field) {
