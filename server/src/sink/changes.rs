@@ -23,7 +23,9 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
+use super::rows::{
+    key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, Seen, SetOp,
+};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -93,16 +95,13 @@ impl std::fmt::Display for ChangeError {
 #[derive(Default)]
 struct Entered {
     members: Vec<(Vec<u8>, f64, Vec<u8>)>,
-    seen: HashSet<u128>,
+    seen: Seen,
 }
 
 impl WindowObserver for Entered {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
         if let (Some(score), Payload::Value(member)) = (item.time_ms, item.payload) {
-            if !self
-                .seen
-                .contains(&seen_id(key, zset_digest(score, member)))
-            {
+            if !self.seen.contains(seen_id(key, zset_digest(score, member))) {
                 self.members.push((key.to_vec(), score, member.to_vec()));
             }
         }
