@@ -65,10 +65,14 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
         .collect())
 }
 
-/// The keys the mirror tables hold.
+/// The strings, hashes and lists the mirror tables hold (the keys a restarted sink reads again; sets are followed
+/// by the sink itself, from the stored position, and read by no snapshot).
 pub async fn load_mirror_keys(client: &Client) -> Result<Vec<Vec<u8>>, tokio_postgres::Error> {
     let rows = client
-        .query("SELECT key FROM replicast.mirror_key", &[])
+        .query(
+            "SELECT key FROM replicast.mirror_key WHERE type <> 'set'",
+            &[],
+        )
         .await?;
     Ok(rows
         .iter()
