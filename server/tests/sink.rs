@@ -7,6 +7,8 @@
 //!   the relay follows promoted, the writes moving to it). At the end the history tables hold the workload's full
 //!   write history, every member and entry once (though Redis kept only the newest of each key), and the mirror
 //!   tables equal Redis.
+//! - A sink SIGKILLed and restarted while every kind of mirrored key is written resumes with its mirror tables
+//!   equal to Redis: the keys it mirrors are read again, since the new process has none of the windows.
 //! - A sink following a Redis Cluster of two shards keeps a position per shard, and resumes each after a restart.
 //! - A sink restarted after the relay's backlog (a tiny `--backlog-bytes`) moved past its position re-snapshots,
 //!   and its history has no duplicate and no gap.
@@ -548,6 +550,194 @@ async fn a_sink_behind_the_backlog_resnapshots_without_duplicates() {
     drop(sink);
 }
 
+/// Sink backends of `pg` in a state, besides the test's own `but` (its locking session).
+async fn backends(db: &tokio_postgres::Client, but: i32, condition: &str) -> i64 {
+    db.query_one(
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> $1 AND {condition}"
+        ),
+        &[&but],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The sink writes a batch on one connection while the batch before commits on another; the database's
+/// transactions still commit in stream order. The batch before is held (its mirror change waits for a row this
+/// test locks) while the next one's rows are in; the sink is SIGKILLed there, between the two commits: neither
+/// batch is in the database, the position is the one before them, and the sink restarted writes both, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_killed_between_two_connections_commits_writes_each_batch_once() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut rng = Rng(11);
+    // Samples of today: they go straight into the day's partition.
+    let mut written = Written {
+        time: now_ms(),
+        sets: true,
+        ..Default::default()
+    };
+    let sink = start_sink(relay_port, &pg.url(), &["--connections", "2"]);
+    let db = pg.client().await;
+    committed(&db, redis_port).await;
+    writes(&mut conn, &mut rng, &mut written, 100).await;
+    let _: () = redis::cmd("SET")
+        .arg("cfg:str")
+        .arg("before")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+
+    let mut locker = pg.client().await;
+    let lock = locker.transaction().await.unwrap();
+    let locker_pid: i32 = lock
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    lock.query_one(
+        "SELECT value FROM replicast.mirror_string WHERE key = 'cfg:str' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    // Batch N: samples and the string, whose mirror change waits for the lock.
+    writes(&mut conn, &mut rng, &mut written, 20).await;
+    let _: () = redis::cmd("SET")
+        .arg("cfg:str")
+        .arg("held")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut waiting = 0;
+    for _ in 0..200 {
+        waiting = backends(&db, locker_pid, "wait_event_type = 'Lock'").await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting, 1, "the sink's batch waits for the locked row");
+    let position: i64 = db
+        .query_one("SELECT max(\"offset\") FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Batch N+1 (after the sink's --batch-ms): samples only, of a key of their own.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = "perf:late";
+    for _ in 0..50 {
+        written.time += 1;
+        let member = format!(r#"{{"t":{},"cpu":{{"total":1}}}}"#, written.time);
+        support::zadd(&mut conn, late, written.time, &member).await;
+        written
+            .zsets
+            .entry(late.to_string())
+            .or_default()
+            .insert((written.time, member));
+    }
+    let count_late = "SELECT count(*) FROM replicast.zset_history_raw WHERE key = 'perf:late'";
+    // Its rows are in the day's partition on the other connection, which waits for its turn to commit (or, were
+    // the order not kept, has committed).
+    let mut in_transaction = 0;
+    for _ in 0..200 {
+        in_transaction = backends(
+            &db,
+            locker_pid,
+            "state = 'idle in transaction' AND EXISTS (SELECT 1 FROM pg_locks l
+               WHERE l.pid = pg_stat_activity.pid AND l.mode = 'RowExclusiveLock'
+                 AND l.relation::regclass::text LIKE 'replicast.zset_history_2%')",
+        )
+        .await;
+        let committed_late: i64 = db.query_one(count_late, &[]).await.unwrap().get(0);
+        if in_transaction > 0 || committed_late > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let committed_late: i64 = db.query_one(count_late, &[]).await.unwrap().get(0);
+    assert_eq!(
+        committed_late, 0,
+        "a batch committed before the one before it"
+    );
+    assert_eq!(
+        in_transaction, 1,
+        "the next batch is written on the other connection, waiting for its turn to commit"
+    );
+
+    drop(sink);
+    lock.rollback().await.unwrap();
+    for _ in 0..200 {
+        if backends(&db, locker_pid, "true").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let committed_late: i64 = db.query_one(count_late, &[]).await.unwrap().get(0);
+    assert_eq!(committed_late, 0, "neither batch is in the database");
+    let after: i64 = db
+        .query_one("SELECT max(\"offset\") FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, position, "the position is the one before them");
+    let value: String = db
+        .query_one(
+            "SELECT value FROM replicast.mirror_string WHERE key = 'cfg:str'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(value, "before");
+
+    let sink = start_sink(relay_port, &pg.url(), &["--connections", "2"]);
+    writes(&mut conn, &mut rng, &mut written, 50).await;
+    committed(&db, redis_port).await;
+    // The history, the string batch N changed, and every other mirror (the hash, the list, the set), which the
+    // restarted sink reads again: it resumed without the windows it had.
+    assert_history(&db, &written).await;
+    assert_all_mirrors(&db, &mut conn).await;
+    let value: String = redis::cmd("GET")
+        .arg("cfg:str")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let stored: String = db
+        .query_one(
+            "SELECT value FROM replicast.mirror_string WHERE key = 'cfg:str'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, value, "the string's mirror");
+    let partitions: Vec<String> = db
+        .query(
+            "SELECT DISTINCT tableoid::regclass::text FROM replicast.zset_history_raw",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !partitions.is_empty()
+            && partitions
+                .iter()
+                .all(|p| p.starts_with("replicast.zset_history_2")),
+        "today's samples are in the day's partition: {partitions:?}"
+    );
+    drop(sink);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_requests() {
     let pg = Postgres::start();
@@ -1043,4 +1233,308 @@ async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
         .unwrap()
         .get(0);
     assert_eq!(epochs, 2, "a position per shard");
+}
+
+/// Mirrored keys of each kind the mirror workload writes.
+const MIRROR_KEYS: u64 = 3;
+
+/// One write of the mirror workload: every kind of mirrored key, grown, shrunk and deleted.
+async fn mirror_write(conn: &mut MultiplexedConnection, rng: &mut Rng) {
+    let n = rng.below(MIRROR_KEYS);
+    let v = rng.below(1000);
+    let command = match rng.below(12) {
+        0..=1 => redis::cmd("HSET")
+            .arg(format!("cfg:h{n}"))
+            .arg(format!("f{}", rng.below(8)))
+            .arg(format!(r#"{{"n":{v}}}"#))
+            .clone(),
+        2 => redis::cmd("HDEL")
+            .arg(format!("cfg:h{n}"))
+            .arg(format!("f{}", rng.below(8)))
+            .clone(),
+        3 => redis::cmd(if rng.below(2) == 0 { "SADD" } else { "SREM" })
+            .arg(format!("cfg:s{n}"))
+            .arg(format!("m{}", rng.below(8)))
+            .clone(),
+        4 => redis::cmd("SADD")
+            .arg(format!("cfg:s{n}"))
+            .arg(format!("m{}", rng.below(8)))
+            .clone(),
+        5..=6 => redis::cmd(if rng.below(2) == 0 { "RPUSH" } else { "LPUSH" })
+            .arg(format!("cfg:l{n}"))
+            .arg(format!("i{v}"))
+            .clone(),
+        7 => redis::cmd(if rng.below(2) == 0 { "RPOP" } else { "LPOP" })
+            .arg(format!("cfg:l{n}"))
+            .clone(),
+        8..=9 => redis::cmd("SET")
+            .arg(format!("cfg:v{n}"))
+            .arg(format!("v{v}"))
+            .clone(),
+        _ => {
+            let kind = ["h", "s", "l", "v"][rng.below(4) as usize];
+            redis::cmd("DEL").arg(format!("cfg:{kind}{n}")).clone()
+        }
+    };
+    let _: redis::Value = command.query_async(conn).await.unwrap();
+}
+
+async fn command(conn: &mut MultiplexedConnection, words: &[&str]) {
+    let _: redis::Value = redis::cmd(words[0])
+        .arg(&words[1..])
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Every mirror table equals what Redis holds under `cfg:*`, key by key, each key exact: once the top-ups the
+/// sink asked for are written (they come after the position the sink committed, within seconds).
+async fn assert_all_mirrors(pg: &tokio_postgres::Client, redis: &mut MultiplexedConnection) {
+    let mut differ = Vec::new();
+    for _ in 0..100 {
+        differ = mirror_differences(pg, redis).await;
+        if differ.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "every mirrored key equals Redis, exactly (kind, exact, value):\n{}",
+        differ.join("\n")
+    );
+}
+
+/// The mirrored keys whose rows differ from what Redis holds (no writes meanwhile), one line each.
+async fn mirror_differences(
+    pg: &tokio_postgres::Client,
+    redis: &mut MultiplexedConnection,
+) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cfg:*")
+        .query_async(redis)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut want: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(redis)
+            .await
+            .unwrap();
+        let value = match kind.as_str() {
+            "hash" => {
+                let v: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            "set" => {
+                let v: BTreeSet<String> = redis::cmd("SMEMBERS")
+                    .arg(key)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            "list" => {
+                let v: Vec<String> = redis::cmd("LRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            _ => {
+                let v: String = redis::cmd("GET").arg(key).query_async(redis).await.unwrap();
+                format!("{v:?}")
+            }
+        };
+        want.insert(key.clone(), (kind, true, value));
+    }
+    let mut have: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
+    for row in pg
+        .query("SELECT key, type, exact FROM replicast.mirror_key", &[])
+        .await
+        .unwrap()
+    {
+        let (key, kind, exact): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let value = match kind.as_str() {
+            "hash" => {
+                let v: BTreeMap<String, String> = pg
+                    .query(
+                        "SELECT field, value FROM replicast.mirror_hash WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                format!("{v:?}")
+            }
+            "set" => {
+                let v: BTreeSet<String> = pg
+                    .query(
+                        "SELECT member FROM replicast.mirror_set WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                format!("{v:?}")
+            }
+            "list" => {
+                let v: Vec<String> = pg
+                    .query(
+                        "SELECT item FROM replicast.mirror_list WHERE key = $1 ORDER BY position",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                format!("{v:?}")
+            }
+            _ => {
+                // Read apart from the key's row: a write between the two may have removed it.
+                let v: Option<String> = pg
+                    .query_opt(
+                        "SELECT value FROM replicast.mirror_string WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0));
+                format!("{:?}", v.unwrap_or_default())
+            }
+        };
+        have.insert(key, (kind, exact, value));
+    }
+    want.keys()
+        .chain(have.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|key| want.get(*key) != have.get(*key))
+        .map(|key| {
+            format!(
+                "{key}: Redis {:?}, mirror {:?}",
+                want.get(key),
+                have.get(key)
+            )
+        })
+        .collect()
+}
+
+/// A sink SIGKILLed and restarted resumes from the database's position in a new process, which has none of the
+/// mirror's windows: every key it mirrors (hashes, lists, sets, strings) is read again, and the later writes —
+/// fields added and removed, items pushed and popped, members added and removed, keys deleted — reach the mirror
+/// tables, which equal Redis after every restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mirror_equals_redis_after_the_sink_is_killed_and_resumed() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut rng = Rng(29);
+    let db = pg.client().await;
+    // Joined before any set is written: a set's members before the sink's join are not known (docs/SINK.md).
+    let mut sink = start_sink(relay_port, &pg.url(), &[]);
+    committed(&db, redis_port).await;
+    for round in 0..3 {
+        for _ in 0..150 {
+            mirror_write(&mut conn, &mut rng).await;
+        }
+        // Keys only the commands after the restart change, and only in part.
+        command(&mut conn, &["HSET", "cfg:hd", "f1", "x", "f2", "y"]).await;
+        command(&mut conn, &["RPUSH", "cfg:ld", "a", "b", "c"]).await;
+        command(&mut conn, &["SADD", "cfg:sd", "a", "b"]).await;
+        committed(&db, redis_port).await;
+        assert_all_mirrors(&db, &mut conn).await;
+        drop(sink);
+        // Written while the sink is away (but the first time: the sink then resumes to commands that make no
+        // window), and after it resumed.
+        for _ in 0..50 * round {
+            mirror_write(&mut conn, &mut rng).await;
+        }
+        sink = start_sink(relay_port, &pg.url(), &[]);
+        // First only commands that change a key without the whole of it: a field, an item, a member removed
+        // (no window is made for them), then added.
+        for words in [
+            &["HDEL", "cfg:hd", "f1"][..],
+            &["LPOP", "cfg:ld"],
+            &["SREM", "cfg:sd", "a"],
+        ] {
+            command(&mut conn, words).await;
+        }
+        committed(&db, redis_port).await;
+        assert_all_mirrors(&db, &mut conn).await;
+        for words in [
+            &["HSET", "cfg:h0", "new", "1"][..],
+            &["RPUSH", "cfg:l0", "new"],
+            &["SADD", "cfg:s0", "new"],
+            &["SET", "cfg:v0", "new"],
+        ] {
+            command(&mut conn, words).await;
+        }
+        committed(&db, redis_port).await;
+        assert_all_mirrors(&db, &mut conn).await;
+        for _ in 0..150 {
+            mirror_write(&mut conn, &mut rng).await;
+        }
+        committed(&db, redis_port).await;
+        assert_all_mirrors(&db, &mut conn).await;
+    }
+    drop(sink);
+}
+
+/// A key Redis holds whose rows the database lacks (here: a key the sink did not mirror before it was restarted
+/// with a wider `--mirror`), written after the sink resumed: the restarted sink's window of it holds only what was
+/// written since, so the key is read whole before its rows are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_sink_reads_a_key_it_holds_no_rows_of_before_writing_it() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = |mirror: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
+        command
+            .args([
+                "sink",
+                "--relay",
+                &format!("ws://127.0.0.1:{relay_port}/ws"),
+            ])
+            .args(["--database", &pg.url(), "--create-schema"])
+            .args(["--mirror", mirror, "--batch-ms", "50"])
+            .env("RUST_LOG", "warn");
+        start_until(&mut command, "Sink following").0
+    };
+    let first = sink("cfg:a*");
+    for words in [
+        &["HSET", "cfg:h0", "a", "1", "b", "2"][..],
+        &["RPUSH", "cfg:l0", "x", "y"],
+        &["SET", "cfg:a0", "mirrored"],
+    ] {
+        command(&mut conn, words).await;
+    }
+    committed(&db, redis_port).await;
+    drop(first);
+    let second = sink("cfg:*");
+    for words in [&["HSET", "cfg:h0", "c", "3"][..], &["RPUSH", "cfg:l0", "z"]] {
+        command(&mut conn, words).await;
+    }
+    committed(&db, redis_port).await;
+    assert_all_mirrors(&db, &mut conn).await;
+    drop(second);
 }

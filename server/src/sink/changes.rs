@@ -23,7 +23,9 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
+use super::rows::{
+    key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, Seen, SetOp,
+};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -93,16 +95,13 @@ impl std::fmt::Display for ChangeError {
 #[derive(Default)]
 struct Entered {
     members: Vec<(Vec<u8>, f64, Vec<u8>)>,
-    seen: HashSet<u128>,
+    seen: Seen,
 }
 
 impl WindowObserver for Entered {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
         if let (Some(score), Payload::Value(member)) = (item.time_ms, item.payload) {
-            if !self
-                .seen
-                .contains(&seen_id(key, zset_digest(score, member)))
-            {
+            if !self.seen.contains(seen_id(key, zset_digest(score, member))) {
                 self.members.push((key.to_vec(), score, member.to_vec()));
             }
         }
@@ -146,6 +145,10 @@ struct ShardReading {
     /// Joined afresh (a hello that does not continue the windows) and its snapshot not read yet: its position is
     /// not one to resume from, nor to store, since a session resumed there would never get that snapshot.
     joining: bool,
+    /// Resumed from a position the mirror's windows were not at (a new process resuming from the database's):
+    /// no snapshot comes, so a key without a window is not known to be absent, and a window a command makes is
+    /// only what the commands since the resume wrote. Each mirrored key is read again before its rows are.
+    blind: bool,
 }
 
 /// The sink's reading of the relay's messages; see the module's comment.
@@ -162,6 +165,9 @@ pub struct Changes {
     topups: BTreeSet<Vec<u8>>,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
+    /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
+    /// snapshot, or deleted by a command.
+    checked: HashSet<Vec<u8>>,
     /// Rows refused, by reason, since the last [`Changes::take_refusals`].
     refusals: Vec<(Refusal, String)>,
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
@@ -170,8 +176,8 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// `known_mirror_keys`: the mirrored keys the database holds rows of, verified at the first join that does
-    /// not continue the database's position.
+    /// `known_mirror_keys`: the mirrored strings, hashes and lists the database holds rows of, read again at the
+    /// first join (a snapshot names them, or a top-up reads each).
     pub fn new(modes: Modes, known_mirror_keys: Vec<Vec<u8>>) -> Self {
         let history = StreamAssembler::with_observer(
             WatchConfig {
@@ -198,6 +204,7 @@ impl Changes {
             asked: HashSet::new(),
             topups: BTreeSet::new(),
             unknown_sets: HashSet::new(),
+            checked: HashSet::new(),
             refusals: Vec::new(),
             resuming: Vec::new(),
         }
@@ -297,7 +304,11 @@ impl Changes {
                 ..
             } => {
                 kind = Kind::Hello;
-                resumed = self.resuming.iter().any(|(e, o)| e == epoch && o == offset);
+                // At a position asked for, under its epoch or (after a failover) one that continues it.
+                resumed = self
+                    .resuming
+                    .iter()
+                    .any(|(e, o)| o == offset && (e == epoch || e == previous));
                 if !previous.is_empty() && previous != epoch {
                     batch.retired_epochs.push(previous.to_string());
                 }
@@ -338,11 +349,20 @@ impl Changes {
             );
         }
         if let Some(replicast_assembler::Outcome::Joined { continuous, .. }) = outcome {
+            // Resumed where the database stands, without the windows (a new process): the stream goes on from the
+            // rows' position, but the windows start empty and no snapshot fills them.
+            let blind = if continuous {
+                self.shards[index].blind
+            } else {
+                resumed
+            };
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
+                blind,
                 ..ShardReading::default()
             };
-            if !continuous {
+            // The sink follows sets itself, from the position: a resume continues them.
+            if !continuous && !resumed {
                 batch.push_set_op(SetOp::AllInexact);
             }
             // Known keys whose rows were written before this join are checked against Redis: by the snapshot
@@ -351,6 +371,16 @@ impl Changes {
                 .extend(std::mem::take(&mut self.mirror.observer_mut().keys));
             if continuous {
                 self.unverified.clear();
+            }
+            if blind && !continuous && self.follows_mirror() {
+                // No snapshot follows a resume: each key is read by a top-up now, its window unknown until then
+                // (a command that changes part of it, like `HDEL` or `LPOP`, waits for the top-up).
+                for key in std::mem::take(&mut self.unverified) {
+                    if self.modes.mirror.allows(&key) {
+                        self.mirror.forget(&key);
+                    }
+                }
+                self.mirror.observer_mut().keys.clear();
             }
         }
         if kind == Kind::Snapshot {
@@ -426,11 +456,15 @@ impl Changes {
         }
         // A key a snapshot names is answered and verified; a mirrored one is written again from what the
         // snapshot left of it, even if it has no window (gone, or a set).
+        let blind = self.shards.iter().any(|s| s.blind);
         for key in named {
             self.asked.remove(&key);
             self.unverified.remove(&key);
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
+                if blind {
+                    self.checked.insert(key);
+                }
             }
         }
     }
@@ -619,6 +653,21 @@ impl Changes {
                 self.refused(Refusal::KeyNotText, &key);
                 continue;
             };
+            let unchecked = kind != Kind::Snapshot
+                && !self.checked.contains(&key)
+                && self.mirror.window(&key).is_some_and(|w| {
+                    !w.stale()
+                        && self
+                            .shards
+                            .get(usize::from(w.shard()))
+                            .is_some_and(|s| s.blind)
+                });
+            if unchecked {
+                // Made by commands since a blind resume: the key may hold more than they wrote. Read it first.
+                self.mirror.forget(&key);
+                self.mirror.observer_mut().keys.remove(&key);
+                continue;
+            }
             let state = match self.mirror.window(&key) {
                 Some(w) if w.stale() => None,
                 Some(w) => {
@@ -650,6 +699,10 @@ impl Changes {
                 }
                 // Gone by a command (or by a snapshot, which is authoritative), not by a join clearing windows.
                 None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
+                    if self.shards.iter().any(|s| s.blind) {
+                        // Gone, as Redis says: a window made for it again holds all of it.
+                        self.checked.insert(key.clone());
+                    }
                     if kind == Kind::Snapshot {
                         // A snapshot reads no set's members: a key it names without a window is gone or a set.
                         if let Ok(k) = key_text(&key) {

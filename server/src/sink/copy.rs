@@ -8,7 +8,8 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::rows::{json_text_into, json_text_strict, Batch};
+use super::rows::{json_text_into, json_text_strict, Batch, StreamRow, ZsetRow};
+use super::schema::time_us;
 
 /// The binary `COPY` signature, then flags and the header extension's length (both 0).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -77,20 +78,31 @@ impl Row<'_> {
     /// `timestamptz` from a time in Unix ms (within `0..MAX_TIME_MS`), to the microsecond as PostgreSQL keeps it.
     fn time_ms(&mut self, ms: f64) -> &mut Self {
         self.0.put_i32(8);
-        self.0
-            .put_i64((ms * 1000.0).round() as i64 - POSTGRES_EPOCH_US);
+        self.0.put_i64(time_us(ms) - POSTGRES_EPOCH_US);
         self
     }
 }
 
-/// The batch's sorted-set rows as `COPY … (`[`ZSET_COLUMNS`]`) FROM STDIN BINARY` data, appended to `out`, their
-/// values as `check` says.
-pub fn copy_rows(batch: &Batch, check: JsonCheck, out: &mut BytesMut) {
-    // Rows are about the size of their key and value plus 60 bytes of lengths, time, score and digest.
-    out.reserve(HEADER.len() + batch.zset_text_len() + batch.zsets.len() * 60 + 2);
+/// The start of binary `COPY` data: [`copy_zset_rows`] or [`copy_stream_entries`] follow, then [`copy_end`].
+pub fn copy_start(out: &mut BytesMut) {
     out.put_slice(HEADER);
+}
+
+/// The end of binary `COPY` data.
+pub fn copy_end(out: &mut BytesMut) {
+    out.put_i16(-1);
+}
+
+/// Sorted-set rows of `batch` as rows of `COPY … (`[`ZSET_COLUMNS`]`) FROM STDIN BINARY`, appended to `out`,
+/// their values as `check` says.
+pub fn copy_zset_rows<'a>(
+    batch: &'a Batch,
+    rows: impl IntoIterator<Item = &'a ZsetRow>,
+    check: JsonCheck,
+    out: &mut BytesMut,
+) {
     let mut converted = Vec::new();
-    for row in &batch.zsets {
+    for row in rows {
         let value = match check {
             JsonCheck::AsRead => batch.zset_value(row),
             JsonCheck::Parsed if row.parsed => batch.zset_value(row),
@@ -112,13 +124,11 @@ pub fn copy_rows(batch: &Batch, check: JsonCheck, out: &mut BytesMut) {
             .bytes(value)
             .bytes(&row.digest);
     }
-    out.put_i16(-1);
 }
 
-/// The batch's stream entries as `COPY … (`[`STREAM_COLUMNS`]`) FROM STDIN BINARY` data, appended to `out`.
-pub fn copy_stream_rows(batch: &Batch, out: &mut BytesMut) {
-    out.put_slice(HEADER);
-    for row in &batch.streams {
+/// Stream entries as rows of `COPY … (`[`STREAM_COLUMNS`]`) FROM STDIN BINARY`, appended to `out`.
+pub fn copy_stream_entries<'a>(rows: impl IntoIterator<Item = &'a StreamRow>, out: &mut BytesMut) {
+    for row in rows {
         Row::start(out, 5)
             .bytes(row.key.as_bytes())
             .time_ms(row.ms as f64)
@@ -126,7 +136,22 @@ pub fn copy_stream_rows(batch: &Batch, out: &mut BytesMut) {
             .jsonb(&row.fields)
             .bytes(&row.digest);
     }
-    out.put_i16(-1);
+}
+
+/// All the batch's sorted-set rows as one `COPY … (`[`ZSET_COLUMNS`]`) FROM STDIN BINARY`, appended to `out`.
+pub fn copy_rows(batch: &Batch, check: JsonCheck, out: &mut BytesMut) {
+    // Rows are about the size of their key and value plus 60 bytes of lengths, time, score and digest.
+    out.reserve(HEADER.len() + batch.zset_text_len() + batch.zsets.len() * 60 + 2);
+    copy_start(out);
+    copy_zset_rows(batch, &batch.zsets, check, out);
+    copy_end(out);
+}
+
+/// All the batch's stream entries as one `COPY … (`[`STREAM_COLUMNS`]`) FROM STDIN BINARY`, appended to `out`.
+pub fn copy_stream_rows(batch: &Batch, out: &mut BytesMut) {
+    copy_start(out);
+    copy_stream_entries(&batch.streams, out);
+    copy_end(out);
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!
 //! The channel to the writer holds one batch: while PostgreSQL is slower than the stream, the session waits and
 //! reads nothing, the relay's backlog keeps what it has not read, and the sink's memory stays one batch being
-//! filled and one being written. A session the relay drops (it fell behind the backlog, the relay restarted) is
+//! filled, one waiting and one per writer connection being written. A session the relay drops (it fell behind the backlog, the relay restarted) is
 //! opened again with the position of the last message read; when the relay cannot resume it there, its hello and
 //! snapshot start the stream afresh and history rows already stored are skipped by their primary key.
 
@@ -34,6 +34,8 @@ pub struct BatchLimits {
     pub bytes: usize,
     /// Age of the batch's first change.
     pub age: Duration,
+    /// Batches written at once (the writer's connections): a row of one is not sent again by the next ones.
+    pub writing: usize,
 }
 
 /// Silence from the relay after which the session is opened again: it sends progress at least every second
@@ -163,7 +165,7 @@ async fn run_session(
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
             _ = sleep_until(deadline) => {
-                flush(batch, first_change, writer, metrics).await?;
+                flush(batch, first_change, session.limits, writer, metrics).await?;
                 continue;
             }
         };
@@ -212,11 +214,11 @@ async fn run_session(
             }
         }
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
-            flush(batch, first_change, writer, metrics).await?;
+            flush(batch, first_change, session.limits, writer, metrics).await?;
         }
         if let Some(reason) = applied.reconnect {
             // What was read so far is written; the next session resumes after it.
-            flush(batch, first_change, writer, metrics).await?;
+            flush(batch, first_change, session.limits, writer, metrics).await?;
             return Ok(format!("resync: {reason}"));
         }
     }
@@ -233,6 +235,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 async fn flush(
     batch: &mut Batch,
     first_change: &mut Option<Instant>,
+    limits: BatchLimits,
     writer: &mpsc::Sender<Batch>,
     metrics: &SinkMetrics,
 ) -> anyhow::Result<()> {
@@ -240,9 +243,10 @@ async fn flush(
     if batch.is_empty() && batch.positions.is_empty() {
         return Ok(());
     }
-    let full = std::mem::take(batch);
+    let mut full = std::mem::take(batch);
     // The next batch starts where this one ends, even if no row comes before it is written.
     batch.positions = full.positions.clone();
+    batch.seen = full.seen.next(limits.writing.max(1) - 1);
     let blocked = Instant::now();
     let sent = writer.send(full).await;
     SinkMetrics::waited(&metrics.session_blocked_us, blocked.elapsed());

@@ -12,7 +12,8 @@
 //! - `follow.rs`: the relay session (subscribe, resume, top-ups, reconnects) and the batches it fills.
 //! - `changes.rs`: what each relay message changes, without I/O.
 //! - `rows.rs`: the batch: history rows, mirror states, set operations, the position.
-//! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written;
+//! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written,
+//!   on several connections committing in stream order;
 //!   `copy.rs`: the rows as binary `COPY` data.
 //! - `schema.rs`: the tables, their migrations and daily partitions.
 //! - `history.rs`: `GET /history` for the dashboard, downsampled in PostgreSQL; `metrics.rs`: `/metrics`.
@@ -75,6 +76,10 @@ pub struct SinkArgs {
     /// Milliseconds a change may wait before its transaction is written.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_ms: u64,
+    /// Connections writing batches at once: the next batch's rows go in while the one before commits; the
+    /// transactions still commit in stream order.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
+    pub connections: u64,
     /// Address of the history endpoint (/history, /healthz, /metrics); none by default.
     #[arg(long, env = "REPLICAST_SINK_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -166,22 +171,17 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
             rows: args.batch_rows as usize,
             bytes: BATCH_BYTES,
             age: Duration::from_millis(args.batch_ms),
+            writing: args.connections as usize,
         },
     };
-    // One batch written while the next fills: the bound on the sink's memory.
-    let (batches, mut queue) = tokio::sync::mpsc::channel(1);
-    let mut writer = writer::Writer::new(args.database.clone(), metrics.clone());
-    let writer_metrics = metrics.clone();
-    let writing = tokio::spawn(async move {
-        loop {
-            let idle = std::time::Instant::now();
-            let Some(batch) = queue.recv().await else {
-                break;
-            };
-            SinkMetrics::waited(&writer_metrics.writer_idle_us, idle.elapsed());
-            writer.write(&batch).await;
-        }
-    });
+    // A batch per connection written while one waits and the next fills: the bound on the sink's memory.
+    let (batches, queue) = tokio::sync::mpsc::channel(1);
+    let writing = tokio::spawn(writer::write_all(
+        args.database.clone(),
+        metrics.clone(),
+        queue,
+        args.connections as usize,
+    ));
     println!(
         "Sink following {} into PostgreSQL (history: {:?}, mirror: {:?})",
         args.relay, args.history, args.mirror

@@ -8,7 +8,7 @@
 //! cannot be stored (a key that is not UTF-8, a score that is no time) are refused here, with the reason, and
 //! counted; they never reach the database, where one bad row would fail its whole batch again and again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -119,9 +119,10 @@ pub struct Batch {
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
     pub retired_epochs: Vec<String>,
-    /// Rows seen in this batch ([`seen_id`]), so that a row the stream and the window both report is sent once.
-    /// The history assembler's observer borrows it while a message is applied, to skip those rows unread.
-    pub seen: HashSet<u128>,
+    /// Rows seen in this batch and the ones before it that may still be being written ([`Seen`]), so that a row
+    /// the stream and the window both report is sent once. The history assembler's observer borrows it while a
+    /// message is applied, to skip those rows unread.
+    pub seen: Seen,
     /// Bytes held, about: what the batch limits count.
     pub bytes: usize,
     /// The newest history time (Unix ms) in the batch, for the lag metric.
@@ -236,6 +237,39 @@ impl Batch {
             SetOp::DeleteAll | SetOp::AllInexact => 0,
         };
         self.sets.push(op);
+    }
+}
+
+/// The rows ([`seen_id`]) of a batch and of the batches before it that may be written at the same time on other
+/// connections (`writer.rs`): a row one of them holds is not added again. Besides sending a row once, this keeps
+/// transactions written together from holding the same row: PostgreSQL would make the later one's insert wait for
+/// the earlier one's transaction, which in turn waits for the later one's turn to commit if it came second.
+#[derive(Debug, Default)]
+pub struct Seen {
+    current: HashSet<u128>,
+    /// The batches before, newest first.
+    before: VecDeque<HashSet<u128>>,
+}
+
+impl Seen {
+    pub fn contains(&self, id: u128) -> bool {
+        self.current.contains(&id) || self.before.iter().any(|b| b.contains(&id))
+    }
+
+    /// Adds a row; `false` if a batch held it already.
+    pub fn insert(&mut self, id: u128) -> bool {
+        !self.before.iter().any(|b| b.contains(&id)) && self.current.insert(id)
+    }
+
+    /// The rows seen by the next batch to start with: this batch's and those of the `keep - 1` before it.
+    pub fn next(&mut self, keep: usize) -> Seen {
+        let mut before = std::mem::take(&mut self.before);
+        before.push_front(std::mem::take(&mut self.current));
+        before.truncate(keep);
+        Seen {
+            current: HashSet::new(),
+            before,
+        }
     }
 }
 
@@ -426,6 +460,36 @@ fn fields_object(fields: &[&[u8]]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_of_a_batch_written_alongside_is_not_added_again() {
+        let mut batch = Batch::default();
+        batch.push_zset(b"perf:a", 1.7e12, b"{}").unwrap();
+        let mut next = Batch {
+            seen: batch.seen.next(1),
+            ..Batch::default()
+        };
+        next.push_zset(b"perf:a", 1.7e12, b"{}").unwrap();
+        next.push_zset(b"perf:a", 1.7e12 + 1.0, b"{}").unwrap();
+        assert_eq!(next.zsets.len(), 1, "the batch before holds the first");
+        let mut third = Batch {
+            seen: next.seen.next(1),
+            ..Batch::default()
+        };
+        third.push_zset(b"perf:a", 1.7e12, b"{}").unwrap();
+        third.push_zset(b"perf:a", 1.7e12 + 1.0, b"{}").unwrap();
+        assert_eq!(
+            third.zsets.len(),
+            1,
+            "two batches back is committed: the database's key skips it"
+        );
+        let mut alone = Batch {
+            seen: third.seen.next(0),
+            ..Batch::default()
+        };
+        alone.push_zset(b"perf:a", 1.7e12 + 1.0, b"{}").unwrap();
+        assert_eq!(alone.zsets.len(), 1, "one connection: no batch alongside");
+    }
 
     #[test]
     fn members_that_are_json_go_as_they_are_and_others_as_strings() {

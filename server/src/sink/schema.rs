@@ -11,7 +11,7 @@
 //! read through the view `zset_history`, whose `value` is that text as `jsonb`: PostgreSQL's `jsonb` input is most
 //! of what writing a sample costs it, so the parse is paid by the rows a query reads, not by every row written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Client;
@@ -177,9 +177,15 @@ pub async fn migrate(client: &mut Client, target: i32) -> Result<(), SchemaError
     Ok(())
 }
 
-/// The day (days since 1970-01-01) of a time in Unix ms.
+/// A time in Unix ms as PostgreSQL keeps a `timestamptz`: whole microseconds (since 1970-01-01 here).
+pub fn time_us(ms: f64) -> i64 {
+    (ms * 1000.0).round() as i64
+}
+
+/// The day (days since 1970-01-01) of a time in Unix ms: the day of its `timestamptz`, rounded to the microsecond
+/// as PostgreSQL stores it, so that a row sent straight to a day's partition always belongs there.
 pub fn day_of_ms(ms: f64) -> i64 {
-    (ms as i64).div_euclid(DAY_MS)
+    time_us(ms).div_euclid(DAY_MS * 1000)
 }
 
 fn today() -> i64 {
@@ -189,10 +195,13 @@ fn today() -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
-/// The daily partitions made so far by this sink (or found made).
+/// The daily partitions made so far by this sink (or found made), and which of them the sink writes to directly.
 #[derive(Debug, Default)]
 pub struct Partitions {
-    made: HashSet<(&'static str, i64)>,
+    /// By table and day: the partition's qualified name when it is the table's partition for that day under the
+    /// sink's name, `None` when the day's rows go through the table (they are in its default partition, or another
+    /// sink named the day's partition otherwise).
+    made: HashMap<(&'static str, i64), Option<String>>,
 }
 
 impl Partitions {
@@ -211,35 +220,81 @@ impl Partitions {
         let wanted: HashSet<i64> = days
             .into_iter()
             .filter(|d| (now - PARTITION_DAYS_BACK..=now + PARTITION_DAYS_AHEAD).contains(d))
-            .filter(|d| !self.made.contains(&(table, *d)))
+            .filter(|d| !self.made.contains_key(&(table, *d)))
             .collect();
         for day in wanted {
             let from = day * DAY_MS;
+            let name = format!("replicast.{prefix}_{}", partition_name(day));
             let sql = format!(
-                "CREATE TABLE IF NOT EXISTS replicast.{prefix}_{name} PARTITION OF replicast.{table} \
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF replicast.{table} \
                  FOR VALUES FROM (to_timestamp({from} / 1000.0)) TO (to_timestamp({to} / 1000.0))",
-                name = partition_name(day),
                 to = from + DAY_MS,
             );
-            match client.batch_execute(&sql).await {
-                Ok(()) => {}
-                // The day's rows went to the default partition before this sink made one (an older sink, or a
-                // day that entered the window since): they stay there.
-                Err(err) if err.code().is_some_and(|c| c.code() == "23514") => {
-                    tracing::info!(
-                        table,
-                        day = partition_name(day),
-                        "rows of this day are in the default partition; it keeps them"
-                    );
-                }
-                // A partition made meanwhile by another sink under another name.
-                Err(err) if err.code().is_some_and(|c| c.code() == "42P17") => {}
-                Err(err) => return Err(err),
-            }
-            self.made.insert((table, day));
+            // A day made before (by another of the sink's connections, or before a restart) is only looked up.
+            let direct = if is_partition(client, &name, table).await? {
+                Some(name)
+            } else {
+                let made = match client.batch_execute(&sql).await {
+                    Ok(()) => true,
+                    // Made at the same moment by another of the sink's connections (or another sink).
+                    Err(err)
+                        if err
+                            .code()
+                            .is_some_and(|c| c.code() == "42P07" || c.code() == "23505") =>
+                    {
+                        true
+                    }
+                    // The day's rows went to the default partition before this sink made one (an older sink, or
+                    // a day that entered the window since): they stay there.
+                    Err(err) if err.code().is_some_and(|c| c.code() == "23514") => {
+                        tracing::info!(
+                            table,
+                            day = partition_name(day),
+                            "rows of this day are in the default partition; it keeps them"
+                        );
+                        false
+                    }
+                    // A partition made meanwhile by another sink under another name.
+                    Err(err) if err.code().is_some_and(|c| c.code() == "42P17") => false,
+                    Err(err) => return Err(err),
+                };
+                (made && is_partition(client, &name, table).await?).then_some(name)
+            };
+            self.made.insert((table, day), direct);
         }
         Ok(())
     }
+
+    /// Where rows of `day` go: the day's partition when [`Partitions::ensure`] found it the sink's to write to,
+    /// else `table` itself (PostgreSQL routes each row: the default partition, or a partition named otherwise).
+    pub fn target<'a>(&'a self, table: &'static str, day: i64) -> std::borrow::Cow<'a, str> {
+        match self.made.get(&(table, day)) {
+            Some(Some(name)) => name.as_str().into(),
+            _ => format!("replicast.{table}").into(),
+        }
+    }
+
+    /// Forgets every partition: the next [`Partitions::ensure`] looks for them again (one was dropped meanwhile).
+    pub fn forget(&mut self) {
+        self.made.clear();
+    }
+}
+
+/// Whether the table `name` is a partition of `replicast.<table>`: a table of that name kept after being detached
+/// (archived) is not, and takes no rows.
+async fn is_partition(
+    client: &Client,
+    name: &str,
+    table: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits
+               WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2))",
+            &[&name, &format!("replicast.{table}")],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// `20240501` for the day 19844.
@@ -267,5 +322,8 @@ mod tests {
         assert_eq!(partition_name(19_844), "20240501");
         assert_eq!(partition_name(day_of_ms(1_709_251_199_999.0)), "20240229");
         assert_eq!(partition_name(day_of_ms(1_709_251_200_000.0)), "20240301");
+        // The day of the time PostgreSQL stores, rounded to the microsecond: the next day's first instant.
+        assert_eq!(day_of_ms(86_399_999.999_6), 1);
+        assert_eq!(day_of_ms(86_399_999.999_4), 0);
     }
 }

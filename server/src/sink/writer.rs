@@ -1,10 +1,13 @@
 //! Writing batches to PostgreSQL, exactly once: each [`Batch`] goes in one transaction with the stream position
 //! it brings the database to, so after any crash the database's position and its rows agree, and the sink
-//! resumes from there.
+//! resumes from there. Batches are written on several connections at once ([`write_all`]): a batch's rows go in
+//! while the batch before commits, and the transactions commit in stream order ([`Writer::write`]).
 //!
-//! History rows go by binary `COPY` straight into the partitioned table; when PostgreSQL refuses that for a row
-//! already stored (re-snapshots bring such rows, and so does a batch retried after a commit whose answer was lost),
-//! they go into a temporary staging table and from there by `INSERT … ON CONFLICT DO NOTHING`. Mirror states
+//! History rows go by binary `COPY` straight into the day's partition (the sink knows each row's day, so
+//! PostgreSQL routes none), encoded a chunk at a time while PostgreSQL reads the chunk before; when PostgreSQL
+//! refuses that for a row already stored (re-snapshots bring such rows, and so does a batch retried after a commit
+//! whose answer was lost), they go into a temporary staging table and from there by `INSERT … ON CONFLICT DO
+//! NOTHING` into the partitioned table. Mirror states
 //! replace each key's rows; set operations apply in stream order.
 //!
 //! A batch PostgreSQL refuses for its data (SQLSTATE class 22: a member that looked like JSON and is not, which
@@ -21,10 +24,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::copy::{copy_rows, copy_stream_rows, JsonCheck, STREAM_COLUMNS, ZSET_COLUMNS};
+use super::copy::{
+    copy_end, copy_start, copy_stream_entries, copy_zset_rows, JsonCheck, STREAM_COLUMNS,
+    ZSET_COLUMNS,
+};
 use super::metrics::SinkMetrics;
 use super::rows::{json_text_strict, Batch, MirrorState, SetOp};
 use super::schema::{self, Partitions};
@@ -58,10 +65,14 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
         .collect())
 }
 
-/// The keys the mirror tables hold.
+/// The strings, hashes and lists the mirror tables hold (the keys a restarted sink reads again; sets are followed
+/// by the sink itself, from the stored position, and read by no snapshot).
 pub async fn load_mirror_keys(client: &Client) -> Result<Vec<Vec<u8>>, tokio_postgres::Error> {
     let rows = client
-        .query("SELECT key FROM replicast.mirror_key", &[])
+        .query(
+            "SELECT key FROM replicast.mirror_key WHERE type <> 'set'",
+            &[],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -75,7 +86,7 @@ pub struct Writer {
     client: Option<Client>,
     partitions: Partitions,
     metrics: Arc<SinkMetrics>,
-    /// The `COPY` data of the batch being written, its allocation kept from one batch to the next.
+    /// The `COPY` data being sent, a chunk at a time.
     copy: BytesMut,
 }
 
@@ -90,16 +101,19 @@ impl Writer {
         }
     }
 
-    /// Writes `batch`, retrying until it is written.
-    pub async fn write(&mut self, batch: &Batch) {
+    /// Writes `batch`, retrying until it is written; its transaction commits once `after` (the batch before,
+    /// written on another connection) says it committed. `false`: the batch before was never written (its
+    /// writer stopped), so this one is not either.
+    pub async fn write(&mut self, batch: &Batch, mut after: Option<oneshot::Receiver<()>>) -> bool {
         let mut wait = RETRY_FIRST;
         let mut check = JsonCheck::AsRead;
         loop {
-            match self.try_write(batch, check).await {
-                Ok(deduplicated) => {
+            match self.try_write(batch, check, &mut after).await {
+                Ok(Some(deduplicated)) => {
                     self.metrics.committed(batch, deduplicated);
-                    return;
+                    return true;
                 }
+                Ok(None) => return false,
                 Err(err)
                     if err.code().is_some_and(|c| c.code().starts_with("22"))
                         && check.next().is_some() =>
@@ -115,6 +129,10 @@ impl Writer {
                 }
                 Err(err) => {
                     Self::count_failure(&self.metrics);
+                    if err.code() == Some(&SqlState::UNDEFINED_TABLE) {
+                        // A day's partition dropped while the sink writes it: made again, or its rows routed.
+                        self.partitions.forget();
+                    }
                     tracing::warn!(
                         "writing a batch of {} rows failed ({}); trying again in {wait:?}",
                         batch.len(),
@@ -136,12 +154,20 @@ impl Writer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Writes `batch` in one transaction with its position; `Ok(true)` when rows already stored were skipped.
+    /// Writes `batch` in one transaction with its position; `Ok(Some(true))` when rows already stored were
+    /// skipped, `Ok(None)` when `after` ended without the batch before committing.
+    ///
+    /// The history rows go first, while the batch before may still be being written on another connection (they
+    /// hold no row of it, [`super::rows::Seen`], so neither waits for the other); the mirror's changes, which
+    /// read and replace what the batch before wrote, and the position come after it committed, and so does the
+    /// commit: the database's transactions commit in stream order, and its position always covers exactly the
+    /// rows before it.
     async fn try_write(
         &mut self,
         batch: &Batch,
         check: JsonCheck,
-    ) -> Result<bool, tokio_postgres::Error> {
+        after: &mut Option<oneshot::Receiver<()>>,
+    ) -> Result<Option<bool>, tokio_postgres::Error> {
         let client = ensure_client(&mut self.client, &self.url).await?;
         self.partitions
             .ensure(
@@ -159,19 +185,41 @@ impl Writer {
                 batch.streams.iter().map(|r| schema::day_of_ms(r.ms as f64)),
             )
             .await?;
+        let zsets = by_partition(
+            &self.partitions,
+            "zset_history_raw",
+            batch.zsets.iter().map(|r| schema::day_of_ms(r.score)),
+        );
+        let streams = by_partition(
+            &self.partitions,
+            "stream_history",
+            batch.streams.iter().map(|r| schema::day_of_ms(r.ms as f64)),
+        );
         let tx = client.transaction().await?;
         let mut deduplicated = false;
         if !batch.zsets.is_empty() {
-            copy_rows(batch, check, &mut self.copy);
-            let data = self.copy.split().freeze();
-            deduplicated |=
-                write_history(&tx, "zset_history_raw", "zset_stage", ZSET_COLUMNS, &data).await?;
+            let history = History {
+                table: "zset_history_raw",
+                stage: "zset_stage",
+                columns: ZSET_COLUMNS,
+                rows: HistoryRows::Zsets(batch, check),
+            };
+            deduplicated |= history.write(&tx, &zsets, &mut self.copy).await?;
         }
         if !batch.streams.is_empty() {
-            copy_stream_rows(batch, &mut self.copy);
-            let data = self.copy.split().freeze();
-            deduplicated |=
-                write_history(&tx, "stream_history", "stream_stage", STREAM_COLUMNS, &data).await?;
+            let history = History {
+                table: "stream_history",
+                stage: "stream_stage",
+                columns: STREAM_COLUMNS,
+                rows: HistoryRows::Streams(batch),
+            };
+            deduplicated |= history.write(&tx, &streams, &mut self.copy).await?;
+        }
+        if let Some(before) = after.as_mut() {
+            if before.await.is_err() {
+                return Ok(None);
+            }
+            *after = None;
         }
         for op in &batch.sets {
             write_set_op(&tx, op).await?;
@@ -181,8 +229,56 @@ impl Writer {
         }
         write_positions(&tx, batch).await?;
         tx.commit().await?;
-        Ok(deduplicated)
+        Ok(Some(deduplicated))
     }
+}
+
+/// Whose turn it is: the batches in stream order, and the signal the last one taken gives when it committed.
+struct Turns {
+    batches: mpsc::Receiver<Batch>,
+    last: Option<oneshot::Receiver<()>>,
+}
+
+/// Writes the batches of `batches` on `connections` connections, each taking the next batch when it is free:
+/// while one commits, the next batch's rows already go in on another, so PostgreSQL works on more than one
+/// backend and its commits' waits are hidden. Each transaction commits after the one before it
+/// ([`Writer::write`]). Ends when `batches` closes (every batch taken is written first), or when a writer stops.
+pub async fn write_all(
+    url: String,
+    metrics: Arc<SinkMetrics>,
+    batches: mpsc::Receiver<Batch>,
+    connections: usize,
+) {
+    let turns = Arc::new(tokio::sync::Mutex::new(Turns {
+        batches,
+        last: None,
+    }));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let turns = turns.clone();
+        let mut writer = Writer::new(url.clone(), metrics.clone());
+        writers.spawn(async move {
+            loop {
+                let (batch, after, done) = {
+                    let mut turns = turns.lock().await;
+                    let idle = std::time::Instant::now();
+                    let Some(batch) = turns.batches.recv().await else {
+                        return;
+                    };
+                    SinkMetrics::waited(&writer.metrics.writer_idle_us, idle.elapsed());
+                    let (done, next) = oneshot::channel();
+                    (batch, turns.last.replace(next), done)
+                };
+                if !writer.write(&batch, after).await {
+                    // Dropping `done` stops the writers of the batches after this one too.
+                    tracing::error!("a batch before this one was not written: the writer stops");
+                    return;
+                }
+                let _ = done.send(());
+            }
+        });
+    }
+    while writers.join_next().await.is_some() {}
 }
 
 /// The writer's connection, opened (and prepared) again if it is closed.
@@ -219,65 +315,162 @@ fn describe(err: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Bytes of `COPY` data per message to PostgreSQL: slices of the batch's one buffer, not copies.
+/// Bytes of `COPY` data encoded before they are sent: PostgreSQL reads one chunk while the next is encoded.
 const COPY_CHUNK: usize = 1 << 20;
 
-/// Sends `data` (binary `COPY` rows, [`super::copy`]) by `statement`.
-async fn copy_in(
-    tx: &Transaction<'_>,
-    statement: &str,
-    data: &Bytes,
-) -> Result<(), tokio_postgres::Error> {
-    let sink = tx.copy_in::<_, Bytes>(statement).await?;
-    let mut sink = std::pin::pin!(sink);
-    let mut at = 0;
-    while at < data.len() {
-        let end = (at + COPY_CHUNK).min(data.len());
-        sink.as_mut().feed(data.slice(at..end)).await?;
-        at = end;
+/// A batch's rows of one history table, grouped by where they go: `(table, indices in the batch)`, the groups in
+/// the order of their first row, each in stream order. A day's rows go straight into its partition when the sink
+/// made it ([`Partitions::target`]): PostgreSQL then routes no row, and a batch of one day (the usual case) is
+/// one `COPY`.
+fn by_partition(
+    partitions: &Partitions,
+    table: &'static str,
+    days: impl Iterator<Item = i64>,
+) -> Vec<(String, Vec<u32>)> {
+    let mut groups: Vec<(i64, Vec<u32>)> = Vec::new();
+    for (i, day) in days.enumerate() {
+        // Batches hold at most --batch-rows (1,000,000) rows.
+        let i = i as u32;
+        match groups.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, rows)) => rows.push(i),
+            None => groups.push((day, vec![i])),
+        }
     }
-    sink.finish().await.map(drop)
+    let mut targets: Vec<(String, Vec<u32>)> = Vec::new();
+    for (day, rows) in groups {
+        let target = partitions.target(table, day);
+        // Days without a partition of their own share the table.
+        match targets.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, into)) => into.extend(rows),
+            None => targets.push((target.into_owned(), rows)),
+        }
+    }
+    targets
 }
 
-/// Writes history rows (`data`, binary `COPY` of `columns`) into `table`: straight by `COPY` when none is stored
-/// yet (the usual case: the stream only brings new rows), else — PostgreSQL refused the `COPY` for a row already
-/// there, after a re-snapshot or a batch retried after a commit whose answer was lost — through the staging table
-/// and `ON CONFLICT DO NOTHING`. The direct way writes each row once and parses its JSON once, which is most of
-/// PostgreSQL's cost per row; the savepoint undoes a refused `COPY` without losing the rest of the transaction.
-/// `Ok(true)`: it deduplicated.
-async fn write_history(
-    tx: &Transaction<'_>,
-    table: &str,
-    stage: &str,
-    columns: &str,
-    data: &Bytes,
-) -> Result<bool, tokio_postgres::Error> {
-    tx.batch_execute("SAVEPOINT direct").await?;
-    let direct = format!("COPY replicast.{table} ({columns}) FROM STDIN BINARY");
-    match copy_in(tx, &direct, data).await {
-        Ok(()) => {
-            return tx
-                .batch_execute("RELEASE SAVEPOINT direct")
-                .await
-                .map(|()| false)
+/// The rows a [`History`] writes.
+enum HistoryRows<'a> {
+    /// The batch's sorted-set rows, their values as the check says.
+    Zsets(&'a Batch, JsonCheck),
+    /// The batch's stream entries.
+    Streams(&'a Batch),
+}
+
+impl HistoryRows<'_> {
+    /// Appends the rows `indices[*at..]` to `out` until it holds [`COPY_CHUNK`] bytes, advancing `at`.
+    fn encode(&self, indices: &[u32], at: &mut usize, out: &mut BytesMut) {
+        let start = *at;
+        let mut bytes = out.len();
+        while *at < indices.len() && bytes < COPY_CHUNK {
+            let i = indices[*at] as usize;
+            bytes += match self {
+                HistoryRows::Zsets(batch, _) => {
+                    let row = &batch.zsets[i];
+                    batch.zset_key(row).len() + batch.zset_value(row).len() + 60
+                }
+                HistoryRows::Streams(batch) => {
+                    let row = &batch.streams[i];
+                    row.key.len() + row.id.len() + row.fields.len() + 60
+                }
+            };
+            *at += 1;
         }
-        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            tracing::debug!(table, "rows already stored: writing the batch deduplicated");
-            tx.batch_execute("ROLLBACK TO SAVEPOINT direct").await?;
+        out.reserve(bytes - out.len());
+        let chunk = indices[start..*at].iter().map(|&i| i as usize);
+        match self {
+            HistoryRows::Zsets(batch, check) => {
+                copy_zset_rows(batch, chunk.map(|i| &batch.zsets[i]), *check, out)
+            }
+            HistoryRows::Streams(batch) => {
+                copy_stream_entries(chunk.map(|i| &batch.streams[i]), out)
+            }
         }
-        Err(err) => return Err(err),
     }
-    copy_in(
-        tx,
-        &format!("COPY {stage} ({columns}) FROM STDIN BINARY"),
-        data,
-    )
-    .await?;
-    tx.batch_execute(&format!(
-        "INSERT INTO replicast.{table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
-    ))
-    .await?;
-    Ok(true)
+}
+
+/// A batch's rows of one history table and how they are written.
+struct History<'a> {
+    /// The partitioned table, under `replicast`.
+    table: &'static str,
+    /// Its staging table (temporary, of the connection).
+    stage: &'static str,
+    columns: &'static str,
+    rows: HistoryRows<'a>,
+}
+
+impl History<'_> {
+    /// Writes the rows (`groups`, [`by_partition`]): straight by `COPY` when none is stored yet (the usual case:
+    /// the stream only brings new rows), else — PostgreSQL refused a `COPY` for a row already there, after a
+    /// re-snapshot or a batch retried after a commit whose answer was lost — all of them through the staging
+    /// table and `ON CONFLICT DO NOTHING`. The direct way writes each row once and parses its JSON once, which is
+    /// most of PostgreSQL's cost per row; the savepoint undoes the refused `COPY`s without losing the rest of the
+    /// transaction. `Ok(true)`: it deduplicated.
+    async fn write(
+        &self,
+        tx: &Transaction<'_>,
+        groups: &[(String, Vec<u32>)],
+        buf: &mut BytesMut,
+    ) -> Result<bool, tokio_postgres::Error> {
+        let columns = self.columns;
+        tx.batch_execute("SAVEPOINT direct").await?;
+        let mut refused = false;
+        for (target, indices) in groups {
+            let direct = format!("COPY {target} ({columns}) FROM STDIN BINARY");
+            match self.copy_in(tx, &direct, indices, buf).await {
+                Ok(()) => {}
+                Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    tracing::debug!(
+                        table = self.table,
+                        "rows already stored: writing the batch deduplicated"
+                    );
+                    refused = true;
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if !refused {
+            tx.batch_execute("RELEASE SAVEPOINT direct").await?;
+            return Ok(false);
+        }
+        tx.batch_execute("ROLLBACK TO SAVEPOINT direct").await?;
+        let all: Vec<u32> = groups.iter().flat_map(|(_, rows)| rows).copied().collect();
+        let stage = self.stage;
+        let staged = format!("COPY {stage} ({columns}) FROM STDIN BINARY");
+        self.copy_in(tx, &staged, &all, buf).await?;
+        tx.batch_execute(&format!(
+            "INSERT INTO replicast.{table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING",
+            table = self.table
+        ))
+        .await?;
+        Ok(true)
+    }
+
+    /// Sends the rows `indices` by `statement` (a binary `COPY … FROM STDIN`), a chunk encoded while PostgreSQL
+    /// reads the one before.
+    async fn copy_in(
+        &self,
+        tx: &Transaction<'_>,
+        statement: &str,
+        indices: &[u32],
+        buf: &mut BytesMut,
+    ) -> Result<(), tokio_postgres::Error> {
+        let sink = tx.copy_in::<_, Bytes>(statement).await?;
+        let mut sink = std::pin::pin!(sink);
+        buf.clear();
+        copy_start(buf);
+        let mut at = 0;
+        loop {
+            self.rows.encode(indices, &mut at, buf);
+            if at == indices.len() {
+                copy_end(buf);
+                sink.as_mut().feed(buf.split().freeze()).await?;
+                break;
+            }
+            sink.as_mut().feed(buf.split().freeze()).await?;
+        }
+        sink.finish().await.map(drop)
+    }
 }
 
 /// A value as `jsonb` when it is JSON, for the mirror's `json` columns.
@@ -451,4 +644,22 @@ async fn write_positions(tx: &Transaction<'_>, batch: &Batch) -> Result<(), toki
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_days_without_a_partition_of_their_own_go_together_through_the_table() {
+        let groups = by_partition(
+            &Partitions::default(),
+            "zset_history_raw",
+            [5, 7, 5, 9].into_iter(),
+        );
+        assert_eq!(
+            groups,
+            [("replicast.zset_history_raw".to_string(), vec![0, 2, 1, 3])]
+        );
+    }
 }
