@@ -530,19 +530,9 @@ impl StreamReader {
 const HOT_COMMANDS: usize = 4;
 /// Longest name line (`$4\r\nZADD\r\n`) the fast path knows.
 const HOT_LINE_ROOM: usize = 32;
-/// Names the indexer or the reader treat by name before the command table: never framed by the fast path.
-const NOT_HOT: [&[u8]; 10] = [
-    b"select",
-    b"flushall",
-    b"flushdb",
-    b"swapdb",
-    b"multi",
-    b"exec",
-    b"move",
-    b"copy",
-    b"replconf",
-    b"ping",
-];
+/// Names the reader treats by name before the command table, besides [`ROUTED_BY_DATABASE`] (which the indexer
+/// follows by their arguments): none of them is framed by the fast path.
+const NOT_HOT: [&[u8]; 2] = [b"replconf", b"ping"];
 
 /// The framing fast path. For the commands whose one key is always the argument at a fixed place (the command
 /// table's `one_key`: `ZADD`, `SET`, `HSET`…), learned from the general path as the stream spells their names, a
@@ -584,7 +574,11 @@ impl HotCommands {
         let Some(&name) = command.args.first() else {
             return;
         };
-        if NOT_HOT.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        if ROUTED_BY_DATABASE
+            .iter()
+            .chain(&NOT_HOT)
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
             return;
         }
         // The name line: from the end of `*<n>\r\n` to the end of the name's `\r\n`.
