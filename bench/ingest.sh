@@ -14,6 +14,8 @@ cd "$REPO_ROOT"
 
 runs=${1:-5}
 commands=${2:-1000000}
+passes=${PASSES:-2}
+case "$passes" in 1 | 2) ;; *) echo "PASSES is 1 or 2" >&2; exit 2 ;; esac
 bin=${RELAY_BIN:-target/release/replicast}
 bench=target/release/examples/ingest_bench
 if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$bin" ] || [ ! -x "$bench" ]; then
@@ -23,6 +25,12 @@ data=target/bench-ingest
 stream=$data/zadd-$commands.resp
 mkdir -p "$data"
 [ -s "$stream" ] || "$bench" generate "$stream" "$commands"
+streams=("$stream")
+if [ "$passes" = 2 ]; then
+  second=$data/zadd-$commands-from-$commands.resp
+  [ -s "$second" ] || "$bench" generate "$second" "$commands" "$commands"
+  streams+=("$second")
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -37,25 +45,26 @@ until redis-cli -p "$redis" ping >/dev/null 2>&1; do sleep 0.05; done
 # The empty dataset's RDB, as Redis writes it, is the full sync's payload.
 redis-cli -p "$redis" --rdb "$work/empty.rdb" >/dev/null 2>&1
 
-# One result line of the primary: its MB/s.
+# One result line of the primary: the MB/s of each pass, space-separated.
 next_result() { # count-so-far
   local want=$1
   until [ "$(grep -c '^RESULT' "$work/primary.out" || true)" -ge "$want" ]; do
     kill -0 "$primary_pid" 2>/dev/null || { cat "$work/primary.err" >&2; exit 1; }
     sleep 0.05
   done
-  grep '^RESULT' "$work/primary.out" | sed -n "${want}p" | sed 's/.*"mb_per_s":\([0-9.]*\).*/\1/'
+  grep '^RESULT' "$work/primary.out" | sed -n "${want}p" | sed 's/.*"passes":\[//' \
+    | grep -o '"mb_per_s":[0-9.]*' | cut -d: -f2 | tr '\n' ' ' | sed 's/ $//'
 }
 
-"$bench" primary "$redis" "$stream" "$work/empty.rdb" >"$work/primary.out" 2>"$work/primary.err" &
+"$bench" primary "$redis" "${streams[@]:0:1}" "$work/empty.rdb" "${streams[@]:1}" >"$work/primary.out" 2>"$work/primary.err" &
 primary_pid=$!
 pids+=("$primary_pid")
 until grep -q '^port ' "$work/primary.out" 2>/dev/null; do sleep 0.05; done
 port=$(sed -n 's/^port //p' "$work/primary.out")
 
-echo "machine: $(nproc) cores; stream: $(stat -c %s "$stream") bytes, $commands ZADDs"
+echo "machine: $(nproc) cores; stream: $(stat -c %s "$stream") bytes, $commands ZADDs; $passes pass(es)"
 results=0
-declare -A figures=([state]="" [stateless]="" [reader]="")
+declare -A figures=([state]="" [stateless]="" [reader]="" [state2]="" [stateless2]="" [reader2]="")
 for run in $(seq "$runs"); do
   for mode in state stateless reader; do
     results=$((results + 1))
@@ -69,19 +78,32 @@ for run in $(seq "$runs"); do
         --allow 'perf:*' --stream-only "${flags[@]}" >"$work/relay.log" 2>&1 &
       relay_pid=$!
     fi
-    mb=$(next_result "$results")
+    read -r mb mb2 <<<"$(next_result "$results")"
     if [ "$mode" != reader ]; then kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; fi
-    echo "run $run: $mode $mb MB/s"
+    if [ "$passes" = 2 ]; then
+      echo "run $run: $mode $mb MB/s (first pass), $mb2 MB/s (second pass)"
+      figures[${mode}2]+="$mb2 "
+    else
+      echo "run $run: $mode $mb MB/s"
+    fi
     figures[$mode]+="$mb "
   done
 done
 
-summary() { # mode
-  echo "${figures[$1]}" | tr ' ' '\n' | grep . | sort -n | awk -v mode="$1" '
+summary() { # figures label
+  echo "${figures[$1]}" | tr ' ' '\n' | grep . | sort -n | awk -v mode="$2" '
     { v[NR] = $1 }
     END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
           printf "%s: median %.0f MB/s, min %.0f, max %.0f over %d runs\n", mode, m, v[1], v[NR], NR }'
 }
-for mode in state stateless reader; do summary "$mode"; done
+for mode in state stateless reader; do summary "$mode" "$mode"; done
+if [ "$passes" = 2 ]; then
+  for mode in state stateless reader; do summary "${mode}2" "$mode, second pass"; done
+fi
 median() { echo "${figures[$1]}" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-echo "RESULT {\"bench\":\"ingest\",\"state\":[${figures[state]// /,}0],\"stateless\":[${figures[stateless]// /,}0],\"reader\":[${figures[reader]// /,}0],\"median\":{\"state\":$(median state),\"stateless\":$(median stateless),\"reader\":$(median reader)}}" | sed 's/,0\]/]/g'
+list() { echo "[${figures[$1]// /,}0]" | sed 's/,0\]/]/; s/^\[0\]$/[]/'; }
+second_pass=""
+if [ "$passes" = 2 ]; then
+  second_pass=",\"second_pass\":{\"state\":$(list state2),\"stateless\":$(list stateless2),\"reader\":$(list reader2),\"median\":{\"state\":$(median state2),\"stateless\":$(median stateless2),\"reader\":$(median reader2)}}"
+fi
+echo "RESULT {\"bench\":\"ingest\",\"state\":$(list state),\"stateless\":$(list stateless),\"reader\":$(list reader),\"median\":{\"state\":$(median state),\"stateless\":$(median stateless),\"reader\":$(median reader)}$second_pass}"

@@ -3,19 +3,22 @@
 //! `bench/ingest.sh` (run that; it starts the servers):
 //!
 //! ```text
-//! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands]
-//! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb>
+//! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands] [first]
+//! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb> [second]
 //! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port>
 //! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state] [fast|general]
 //! ```
 //!
 //! `generate`: writes the stream of `commands` (1,000,000) `ZADD perf:hostN <ms> <~130-byte JSON>` after a
-//! `SELECT 0`, as Redis propagates them. `primary`: listens on a free loopback port (printed as `port N`) and
-//! passes every connection through to the real Redis at `redis-port` (the relay's `COMMAND`, `CONFIG GET`, `INFO`,
-//! and the handshake's `PING`/`REPLCONF`) until one sends `PSYNC`: that one gets `+FULLRESYNC <replid> 0`, the RDB
-//! file `rdb`, the stream, then `REPLCONF GETACK *`, and is timed from the stream's first byte to the
-//! `REPLCONF ACK` that reaches its end (a `RESULT {json}` line each). `reader`: a replica that only reads and counts
-//! the stream, answering the final `GETACK`.
+//! `SELECT 0`, as Redis propagates them, from the collectors' sample number `first` (0) on. `primary`: listens on a
+//! free loopback port (printed as `port N`) and passes every connection through to the real Redis at `redis-port`
+//! (the relay's `COMMAND`, `CONFIG GET`, `INFO`, and the handshake's `PING`/`REPLCONF`) until one sends `PSYNC`:
+//! that one gets `+FULLRESYNC <replid> 0`, the RDB file `rdb`, the stream, then `REPLCONF GETACK *`, and is timed
+//! from the stream's first byte to the `REPLCONF ACK` that reaches its end (a `RESULT {json}` line each). With a
+//! `second` stream (the samples that follow the first's), that one is served next the same way and timed on its
+//! own: the replica's buffers, ring and state then start warm, as a long-running relay's are (the first pass pays
+//! the first touch of the backlog's ring). `reader`: a replica that only reads and counts the stream, answering
+//! each `GETACK`.
 //!
 //! `path`: the relay's own work on the stream without the socket, for counting its instructions a byte
 //! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
@@ -55,8 +58,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 /// The collectors' samples of bench/resp/record.mjs (same shape and sizes; a deterministic generator).
 fn generate(args: &[String]) -> Result<()> {
-    let path = args.first().ok_or("generate <file> [commands]")?;
+    let path = args.first().ok_or("generate <file> [commands] [first]")?;
     let commands: u64 = args.get(1).map_or(Ok(1_000_000), |n| n.parse())?;
+    let first: u64 = args.get(2).map_or(Ok(0), |n| n.parse())?;
     let hosts = 16;
     let mut seed: u64 = 42;
     let mut rand = move || {
@@ -65,7 +69,11 @@ fn generate(args: &[String]) -> Result<()> {
     };
     let mut out = Vec::with_capacity(commands as usize * 180);
     resp(&mut out, &[b"SELECT", b"0"]);
-    for i in 0..commands {
+    // The generator as it stands after the samples before `first`, so a second stream continues the first.
+    for _ in 0..first * 7 {
+        rand();
+    }
+    for i in first..first + commands {
         let host = format!("host{}", i % hosts);
         let ms = 1_700_000_000_000 + i * 250 + (rand() * 100.0) as u64;
         let (user, sys) = (rand() * 60.0, rand() * 20.0);
@@ -93,19 +101,25 @@ fn generate(args: &[String]) -> Result<()> {
 }
 
 fn primary(args: &[String]) -> Result<()> {
-    let [redis_port, stream, rdb] = args else {
-        return Err("primary <redis-port> <stream> <rdb>".into());
+    let (redis_port, streams, rdb) = match args {
+        [port, stream, rdb] => (port, vec![stream], rdb),
+        [port, stream, rdb, second] => (port, vec![stream, second], rdb),
+        _ => return Err("primary <redis-port> <stream> <rdb> [second]".into()),
     };
     let redis = format!("127.0.0.1:{redis_port}");
-    let stream: Arc<[u8]> = std::fs::read(stream)?.into();
+    let streams: Arc<[Vec<u8>]> = streams
+        .into_iter()
+        .map(std::fs::read)
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into();
     let rdb: Arc<[u8]> = std::fs::read(rdb)?.into();
     let listener = TcpListener::bind("127.0.0.1:0")?;
     println!("port {}", listener.local_addr()?.port());
     std::io::stdout().flush()?;
     for client in listener.incoming() {
-        let (client, redis, stream, rdb) = (client?, redis.clone(), stream.clone(), rdb.clone());
+        let (client, redis, streams, rdb) = (client?, redis.clone(), streams.clone(), rdb.clone());
         std::thread::spawn(move || {
-            if let Err(err) = pass_through(client, &redis, stream, &rdb) {
+            if let Err(err) = pass_through(client, &redis, streams, &rdb) {
                 eprintln!("ingest_bench primary: a connection ended: {err}");
             }
         });
@@ -113,8 +127,13 @@ fn primary(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Passes `client`'s commands to Redis and Redis's replies back, until a `PSYNC`: then serves the stream.
-fn pass_through(mut client: TcpStream, redis: &str, stream: Arc<[u8]>, rdb: &[u8]) -> Result<()> {
+/// Passes `client`'s commands to Redis and Redis's replies back, until a `PSYNC`: then serves the streams.
+fn pass_through(
+    mut client: TcpStream,
+    redis: &str,
+    streams: Arc<[Vec<u8>]>,
+    rdb: &[u8],
+) -> Result<()> {
     client.set_nodelay(true)?;
     let upstream = TcpStream::connect(redis)?;
     let replies = {
@@ -138,7 +157,7 @@ fn pass_through(mut client: TcpStream, redis: &str, stream: Arc<[u8]>, rdb: &[u8
                 // Every command before it was answered (the link waits for each reply): Redis's side is done.
                 let _ = upstream.shutdown(Shutdown::Both);
                 let _ = replies.join();
-                return serve_stream(client, stream, rdb);
+                return serve_streams(client, streams, rdb);
             }
             to_redis.write_all(&buf[used..used + len])?;
             used += len;
@@ -147,42 +166,58 @@ fn pass_through(mut client: TcpStream, redis: &str, stream: Arc<[u8]>, rdb: &[u8
     }
 }
 
-/// Full resync, the stream at the socket's pace, `GETACK`; times until an `ACK` reaches the end.
-fn serve_stream(client: TcpStream, stream: Arc<[u8]>, rdb: &[u8]) -> Result<()> {
-    let end = stream.len() as u64;
+/// Full resync, then each stream at the socket's pace and a `GETACK`, timed until an `ACK` reaches its end (one
+/// `RESULT` line for all: the last stream's figures, and each pass's).
+fn serve_streams(client: TcpStream, streams: Arc<[Vec<u8>]>, rdb: &[u8]) -> Result<()> {
     let mut acks = BufReader::new(client.try_clone()?);
     let mut out = client;
     out.write_all(format!("+FULLRESYNC {REPLID} 0\r\n${}\r\n", rdb.len()).as_bytes())?;
     out.write_all(rdb)?;
-    let began = Instant::now();
-    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
-        for piece in stream.chunks(WRITE) {
-            out.write_all(piece)?;
+    let (mut offset, mut acked) = (0u64, 0u64);
+    let mut passes = Vec::new();
+    for pass in 0..streams.len() {
+        let end = offset + streams[pass].len() as u64;
+        let began = Instant::now();
+        let writer = {
+            let (mut out, streams) = (out.try_clone()?, streams.clone());
+            std::thread::spawn(move || -> std::io::Result<f64> {
+                for piece in streams[pass].chunks(WRITE) {
+                    out.write_all(piece)?;
+                }
+                out.write_all(GETACK)?;
+                Ok(began.elapsed().as_secs_f64())
+            })
+        };
+        // `REPLCONF ACK <offset>`, as the relay writes it: read until one reaches the end.
+        let mut line = Vec::new();
+        while acked < end {
+            line.clear();
+            if acks.read_until(b'\n', &mut line)? == 0 {
+                return Err(format!("the replica left at offset {acked} of {end}").into());
+            }
+            if let Ok(offset) = std::str::from_utf8(&line)
+                .unwrap_or("")
+                .trim()
+                .parse::<u64>()
+            {
+                acked = acked.max(offset);
+            }
         }
-        out.write_all(GETACK)?;
-        Ok(began.elapsed().as_secs_f64())
-    });
-    // `REPLCONF ACK <offset>`, as the relay writes it: read until one reaches the end.
-    let mut acked = 0;
-    let mut line = Vec::new();
-    while acked < end {
-        line.clear();
-        if acks.read_until(b'\n', &mut line)? == 0 {
-            return Err(format!("the replica left at offset {acked} of {end}").into());
-        }
-        if let Ok(offset) = std::str::from_utf8(&line)
-            .unwrap_or("")
-            .trim()
-            .parse::<u64>()
-        {
-            acked = acked.max(offset);
-        }
+        let seconds = began.elapsed().as_secs_f64();
+        let written = writer.join().map_err(|_| "the writer panicked")??;
+        let bytes = end - offset;
+        passes.push(format!(
+            "{{\"bytes\":{bytes},\"seconds\":{seconds:.4},\"written_seconds\":{written:.4},\"mb_per_s\":{:.1}}}",
+            bytes as f64 / seconds / 1e6
+        ));
+        // The GETACK counts in the offsets.
+        offset = end + GETACK.len() as u64;
     }
-    let seconds = began.elapsed().as_secs_f64();
-    let written = writer.join().map_err(|_| "the writer panicked")??;
+    let last = passes.last().ok_or("no stream")?;
     println!(
-        "RESULT {{\"bench\":\"ingest\",\"bytes\":{end},\"seconds\":{seconds:.4},\"written_seconds\":{written:.4},\"mb_per_s\":{:.1}}}",
-        end as f64 / seconds / 1e6
+        "RESULT {{\"bench\":\"ingest\",{},\"passes\":[{}]}}",
+        &last[1..last.len() - 1],
+        passes.join(",")
     );
     std::io::stdout().flush()?;
     Ok(())
@@ -217,30 +252,32 @@ fn reader(args: &[String]) -> Result<()> {
     input.read_line(&mut line)?;
     let rdb_len: u64 = line.trim().trim_start_matches('$').parse()?;
     std::io::copy(&mut (&mut input).take(rdb_len), &mut std::io::sink())?;
-    // Counts every byte; the stream ends with the one GETACK, found across reads by keeping its length of tail.
+    // Counts every byte; each GETACK ends a stream (found across reads by keeping its length of tail) and is
+    // answered with the count before it; the primary closes the connection after the last.
     let mut count: u64 = 0;
+    let mut answered = false;
     let mut tail = Vec::with_capacity(2 * GETACK.len());
     loop {
         let read = input.fill_buf()?;
         if read.is_empty() {
-            return Err(format!("the primary closed after {count} bytes").into());
+            return match answered {
+                true => Ok(()),
+                false => Err(format!("the primary closed after {count} bytes").into()),
+            };
         }
         let n = read.len();
         count += n as u64;
         tail.extend_from_slice(&read[n.saturating_sub(GETACK.len())..]);
         input.consume(n);
         if tail.ends_with(GETACK) {
-            break;
+            let mut out = Vec::new();
+            let offset = (count - GETACK.len() as u64).to_string();
+            resp(&mut out, &[b"REPLCONF", b"ACK", offset.as_bytes()]);
+            socket.write_all(&out)?;
+            answered = true;
         }
         tail.drain(..tail.len().saturating_sub(GETACK.len()));
     }
-    let mut out = Vec::new();
-    let offset = (count - GETACK.len() as u64).to_string();
-    resp(&mut out, &[b"REPLCONF", b"ACK", offset.as_bytes()]);
-    socket.write_all(&out)?;
-    // Until the primary has read it.
-    let _ = input.read(&mut [0u8; 1]);
-    Ok(())
 }
 
 /// The link's path in-process: reader, `--allow`, backlog, and the state if asked for.
