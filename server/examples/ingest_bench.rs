@@ -23,7 +23,8 @@
 //! `path`: the relay's own work on the stream without the socket, for counting its instructions a byte
 //! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
 //! the write profile and the `--allow 'perf:*'` filter into the default 64 MiB backlog (`stateless`, as
-//! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's 64 KiB reads;
+//! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's reads of a
+//! block (`link_io::BLOCK`) each;
 //! `general` reads every command by the general path, without the link's framing fast path.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -285,6 +286,7 @@ fn path(args: &[String]) -> Result<()> {
     use bytes::BytesMut;
     use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
     use replicast_server::command_table::CommandTable;
+    use replicast_server::link_io::BLOCK;
     use replicast_server::metrics::LinkMetrics;
     use replicast_server::profile::{ProfileSettings, WriteProfile, DEFAULT_WINDOW};
     use replicast_server::replica_link::{apply, Sink};
@@ -348,10 +350,10 @@ fn path(args: &[String]) -> Result<()> {
     if !fast {
         reader = reader.without_fast_path();
     }
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(BLOCK);
     let mut getacks = Vec::new();
     let began = Instant::now();
-    for read in stream.chunks(64 * 1024) {
+    for read in stream.chunks(BLOCK) {
         buf.extend_from_slice(read);
         reader.read(&mut buf, &mut |output| {
             apply(output, sink, &metrics, Some(&mut profile), &mut getacks)

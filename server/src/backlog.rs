@@ -29,11 +29,11 @@ pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// What a batch of offsets only counts for in the ring's capacity: about its struct, message and index.
 const OFFSETS_ONLY_COST: usize = 128;
 /// A batch of at least this many bytes keeps the link's read buffer as it is ([`Batch::read`]); a shorter one is
-/// copied. A slice keeps its whole buffer alive, and the link reads into buffers of at most twice its read
-/// (`link_io::READ_CHUNK`, 64 KiB) besides one command being read: so what the ring keeps alive is at most four
-/// times the bytes it counts, where a buffer could otherwise stay alive for a few bytes of it. At full speed every
-/// read is a batch of 64 to 128 KiB, one buffer (`link_io::BLOCK`) each, and the ring keeps alive what it counts.
-pub const MIN_SHARED_BATCH: usize = 32 * 1024;
+/// copied. A slice keeps its whole buffer alive, and the link reads into buffers of at most a block
+/// (`link_io::BLOCK`, 512 KiB) besides one command being read: so what the ring keeps alive is at most four times
+/// the bytes it counts, where a buffer could otherwise stay alive for a few bytes of it. At full speed the reads
+/// fill a block each, in batches of up to 512 KiB, and the ring keeps alive what it counts.
+pub const MIN_SHARED_BATCH: usize = crate::link_io::BLOCK / 4;
 
 /// A run of whole commands, as the link read them.
 #[derive(Debug, Clone)]

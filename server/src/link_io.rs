@@ -1,7 +1,7 @@
 //! The replica link's socket: buffered reads, reply lines of the handshake, and commands written as RESP.
 //!
 //! The backlog keeps slices of the read buffer itself (`backlog::Batch::read`), so a buffer lives as long as the
-//! last batch read into it: reads go into buffers of at most twice [`READ_CHUNK`] besides a command being read,
+//! last batch read into it: reads go into buffers of at most [`BLOCK`] bytes besides a command being read,
 //! never into the rest of one grown for a large command, and bytes left behind in a buffer are wiped.
 //!
 //! The stream's buffers are blocks of one size ([`BLOCK`]), reused once the backlog has let go of every slice of
@@ -19,11 +19,14 @@ use crate::link_error::LinkError;
 
 /// Least room a read is given; a read takes what room its buffer has, at most [`BLOCK`] bytes besides one command.
 pub const READ_CHUNK: usize = 64 * 1024;
-/// Size of the buffers the stream is read into (but those of a command longer than a read), reused.
-pub const BLOCK: usize = 2 * READ_CHUNK;
-/// Blocks waiting for reuse beyond what the ring could hold of them: the ring evicts its oldest batches first, so
-/// the oldest block is the next free, but a session may hold a batch a little longer.
-const SPARE_BLOCKS: usize = 64;
+/// Size of the buffers the stream is read into (but those of a command longer than a read), reused. At full speed
+/// the socket holds more than a block, so this is the size of a read: 512 KiB reads take a quarter of the system
+/// calls and wakeups of 128 KiB ones and about a fifth less of the relay's CPU on the recorded stream
+/// (docs/BENCHMARKS.md, "Ingest", round eight).
+pub const BLOCK: usize = 8 * READ_CHUNK;
+/// Blocks waiting for reuse beyond what the ring could hold of them (8 MiB): the ring evicts its oldest batches
+/// first, so the oldest block is the next free, but a session may hold a batch a little longer.
+const SPARE_BLOCKS: usize = 16;
 /// Longest handshake reply line (`+FULLRESYNC <40 hex> <offset>` is ~70 bytes; errors are longer, not this long).
 const MAX_LINE: usize = 4096;
 
@@ -96,7 +99,7 @@ impl LinkIo {
     /// keep the whole of it alive.
     fn make_room(&mut self) {
         let (len, spare) = (self.buf.len(), self.buf.capacity() - self.buf.len());
-        let oversized = len <= READ_CHUNK && spare > 2 * READ_CHUNK;
+        let oversized = len <= READ_CHUNK && spare > BLOCK;
         // A block is read into up to its last quarter of a read: at full speed it then holds about a block of
         // batches, and the ring as many blocks as its capacity counts (what `spent` keeps for reuse).
         let least = if self.in_block {
@@ -239,7 +242,7 @@ mod tests {
         io.fill().await.unwrap();
         assert_eq!(&io.buf[..], b"*1\r\n$4\r\nPING\r\n");
         assert!(
-            io.buf.capacity() <= 2 * READ_CHUNK,
+            io.buf.capacity() <= BLOCK,
             "{} bytes of room: the rest of the large command's buffer",
             io.buf.capacity()
         );
@@ -298,9 +301,11 @@ mod tests {
         });
         io.fill().await.unwrap();
         assert_eq!(io.buf.len(), READ_CHUNK);
-        // Less than a read's room is left, more than a quarter of one: the next read goes there.
-        io.fill().await.unwrap();
-        assert_eq!(io.buf.as_ptr(), start.wrapping_add(1000));
+        // The reads go on into the block, the last with less than a read's room left, more than a quarter of one.
+        while io.buf.len() < BLOCK - 1000 {
+            io.fill().await.unwrap();
+            assert_eq!(io.buf.as_ptr(), start.wrapping_add(1000));
+        }
         assert_eq!(io.buf.len(), BLOCK - 1000);
         let _full = io.buf.split().freeze();
         io.fill().await.unwrap();
@@ -310,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn the_blocks_kept_for_reuse_are_at_most_the_rings_and_64_more() {
+    fn the_blocks_kept_for_reuse_are_at_most_the_rings_and_16_more() {
         let (relay, _redis) = tokio::io::duplex(64);
         let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 10 * BLOCK);
         let mut held = Vec::new();
@@ -319,9 +324,10 @@ mod tests {
             io.buf.extend_from_slice(b"x");
             held.push(io.buf.split_to(1).freeze());
         }
-        // The blocks of the first 125 slices went out of the queue (freed when their slices are).
+        // The blocks of the first 173 slices went out of the queue (freed when their slices are): the last of the
+        // 200 is being read into, the 26 before it wait.
         assert_eq!(io.spent.len(), 10 + SPARE_BLOCKS);
-        let oldest_kept = held[125].as_ptr();
+        let oldest_kept = held[200 - 1 - (10 + SPARE_BLOCKS)].as_ptr();
         drop(held);
         io.fresh_buffer();
         assert_eq!(io.buf.as_ptr(), oldest_kept);

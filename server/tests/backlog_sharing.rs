@@ -76,7 +76,7 @@ fn ingest(stream: &[u8], max_held: usize) -> (Vec<Bytes>, Range<*const u8>, Back
 fn a_read_of_allowed_commands_is_kept_as_the_read_buffer_itself() {
     let mut stream = Vec::new();
     command(&mut stream, &[b"SELECT", b"0"]);
-    samples(&mut stream, 60 * 1024);
+    samples(&mut stream, MIN_SHARED_BATCH);
     let (kept, read, _backlog) = ingest(&stream, MAX_HELD_COMMAND);
     assert_eq!(kept.len(), 1, "one batch");
     assert_eq!(&kept[0][..], &stream[..]);
