@@ -112,13 +112,10 @@ impl Subscription {
             Kind::Keyed | Kind::Withheld if !names(frame.keys.clone()).any(|k| self.wants(k)) => {
                 Verdict::Skip
             }
+            // It names a key the session wants (the arm above): received whole when `--allow` permits every key.
             Kind::Keyed if frame.in_db(self.db) => {
                 if names(frame.keys.clone()).all(|k| allow.allows(k)) {
-                    if names(frame.keys.clone()).any(|k| self.wants(k)) {
-                        Verdict::Receive
-                    } else {
-                        Verdict::Skip
-                    }
+                    Verdict::Receive
                 } else {
                     // A key outside `--allow`: the frame is withheld, and the keys it may have written that this
                     // session may see are stale.
