@@ -611,5 +611,8 @@ fn apply_command(
             open.streaming = true;
         }
     }
-    commands::apply(&mut applying.at(command.end), &command.args);
+    // The segment's context, at this command's end: set in place, where `Applying::at` would build a copy of it
+    // for each command.
+    applying.origin.offset = command.end;
+    commands::apply(applying, &command.args);
 }

@@ -254,9 +254,9 @@ pub(super) fn zpop(applying: &mut Applying<'_>, args: &[&[u8]], max: bool) {
     applying.update(args[1], Kind::Zset, false, |window, events| {
         let w = zset(window)?;
         if max {
-            w.pop_max(count, events);
+            w.pop(count, true, events);
         } else if w.complete() {
-            w.pop_min(count, events);
+            w.pop(count, false, events);
         } else {
             // The lowest members are below the window; whether the pops reach it is unknown.
             return Err(Inexact);

@@ -265,3 +265,28 @@ fn stale_messages_make_windows_stale_where_the_withheld_command_was() {
     assert!(h.a.needs_resnapshot());
     assert_eq!(h.a.keys().count(), 0);
 }
+
+#[test]
+fn a_problem_names_the_offset_where_its_command_ends_in_any_place_of_a_segment() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["ZADD", "z", "1", "a"]]);
+    let start = h.offset;
+    let first = stream(&[&["NOSUCHCOMMAND", "z"]]).len() as u64;
+    let second = stream(&[&["ZADD", "z", "2", "b"]]).len() as u64;
+    let third = stream(&[&["ZADD", "y", "x", "c"]]).len() as u64;
+    // One segment: an unknown command first, a good one, then a score Redis would refuse.
+    h.run(&[
+        &["NOSUCHCOMMAND", "z"],
+        &["ZADD", "z", "2", "b"],
+        &["ZADD", "y", "x", "c"],
+    ]);
+    let d = h.a.diagnostics();
+    assert_eq!((d.unknown_commands, d.bad_arguments), (1, 1));
+    let last = d.last_error.clone().unwrap();
+    assert!(last.message.contains("ZADD"), "{last:?}");
+    assert_eq!(last.offset, start + first + second + third);
+    // The first command's problem, alone in its segment's first place.
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["NOSUCHCOMMAND", "z"], &["ZADD", "z", "2", "b"]]);
+    assert_eq!(h.a.diagnostics().last_error.clone().unwrap().offset, first);
+}

@@ -118,7 +118,7 @@ fn ties_evict_by_member_and_slots_are_reused() {
     w.insert(b"d", 2.0, &mut ev);
     w.insert(b"e", 3.0, &mut ev);
     assert_eq!(members(&w), vec![("e", 3.0), ("d", 2.0), ("c", 1.0)]);
-    assert_eq!(w.pop_max(1, &mut ev), 1);
+    assert_eq!(w.pop(1, true, &mut ev), 1);
     w.insert(b"c", 2.0, &mut ev);
     assert_eq!(members(&w), vec![("d", 2.0), ("c", 2.0)]);
     assert_eq!(w.score(b"c"), Some(2.0));
