@@ -244,12 +244,17 @@ impl Batch {
 /// connections (`writer.rs`): a row one of them holds is not added again. Besides sending a row once, this keeps
 /// transactions written together from holding the same row: PostgreSQL would make the later one's insert wait for
 /// the earlier one's transaction, which in turn waits for the later one's turn to commit if it came second.
+///
+/// The sets hash with foldhash under a per-process random seed rather than the standard library's SipHash: a
+/// row's id is already a hash, and every sample is looked up in each set and added to one.
 #[derive(Debug, Default)]
 pub struct Seen {
-    current: HashSet<u128>,
+    current: Ids,
     /// The batches before, newest first.
-    before: VecDeque<HashSet<u128>>,
+    before: VecDeque<Ids>,
 }
+
+type Ids = HashSet<u128, foldhash::fast::RandomState>;
 
 impl Seen {
     pub fn contains(&self, id: u128) -> bool {
@@ -264,10 +269,12 @@ impl Seen {
     /// The rows seen by the next batch to start with: this batch's and those of the `keep - 1` before it.
     pub fn next(&mut self, keep: usize) -> Seen {
         let mut before = std::mem::take(&mut self.before);
+        // The next batch holds about as many rows as this one: its set is made that size once, not grown.
+        let rows = self.current.len();
         before.push_front(std::mem::take(&mut self.current));
         before.truncate(keep);
         Seen {
-            current: HashSet::new(),
+            current: Ids::with_capacity_and_hasher(rows, Default::default()),
             before,
         }
     }
