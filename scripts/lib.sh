@@ -134,6 +134,16 @@ optimize_wasm() {
     --strip-producers "$1" -o "$1"
 }
 
+# Makes a client that build_wasm_client built ready to ship, as the npm package and the relay's /pkg serve it: its
+# .wasm $1 shrunk (optimize_wasm), then short import and export names in it and in each glue file after it, the web
+# build's .d.ts beside it included (scripts/wasm-names.mjs; the glue's JavaScript API keeps its names).
+finish_wasm_client() {
+  local wasm=$1
+  shift
+  optimize_wasm "$wasm"
+  node "$REPO_ROOT/scripts/wasm-names.mjs" "$wasm" "$@"
+}
+
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.
 locked_wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
