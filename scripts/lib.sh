@@ -136,12 +136,15 @@ optimize_wasm() {
 
 # Makes a client that build_wasm_client built ready to ship, as the npm package and the relay's /pkg serve it: its
 # .wasm $1 shrunk (optimize_wasm), then short import and export names in it and in each glue file after it, the web
-# build's .d.ts beside it included (scripts/wasm-names.mjs; the glue's JavaScript API keeps its names).
+# build's .d.ts beside it included (scripts/wasm-names.mjs; the glue's JavaScript API keeps its names), then without
+# its target_features section.
 finish_wasm_client() {
   local wasm=$1
   shift
   optimize_wasm "$wasm"
   node "$REPO_ROOT/scripts/wasm-names.mjs" "$wasm" "$@"
+  # Last: wasm-opt reads the features the code uses from the target_features section, which engines ignore.
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" --strip-target-features "$wasm" -o "$wasm"
 }
 
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.
