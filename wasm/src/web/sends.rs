@@ -10,6 +10,7 @@ use super::error::{replicast_error, ErrorCode};
 use replicast_assembler::link::Pending;
 use replicast_protocol::client_message::{ClientMessage, DigestRequest, Event, MAX_CLIENT_MESSAGE};
 use replicast_protocol::quote::quoted;
+use replicast_protocol::text;
 use replicast_protocol::wire::WindowsDigest;
 
 /// Promises waiting for the relay's ack, by request id.
@@ -125,7 +126,7 @@ pub(super) fn digest_message(request: &str) -> String {
 /// number or boolean written as JavaScript's `String()` would.
 pub(super) fn fields_of(fields: &JsValue) -> Result<Vec<(String, String)>, String> {
     if !fields.is_object() || Array::is_array(fields) {
-        return Err("send(key, fields): fields must be an object of strings".into());
+        return Err(text!("send(key, fields): fields must be an object of strings").into());
     }
     let mut out = Vec::new();
     for entry in Object::entries(fields.unchecked_ref::<Object>()).iter() {

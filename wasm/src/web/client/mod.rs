@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use replicast_protocol::text;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::WebSocket;
@@ -152,7 +153,9 @@ impl Replicast {
                 client.request_frame();
             }
             if client.socket.is_some() && client.link.idle(now()) {
-                web_sys::console::warn_1(&"replicast: the relay went silent; reconnecting".into());
+                web_sys::console::warn_1(
+                    &text!("replicast: the relay went silent; reconnecting").into(),
+                );
                 client.drop_socket(true);
             }
             drop(client);
@@ -282,7 +285,7 @@ impl Replicast {
                 .map_err(|reason| (ErrorCode::TooLarge, reason))
                 .and_then(|message| {
                     socket.send_with_str(&message).map_err(|_| {
-                        let reason = "the socket refused the message".to_string();
+                        let reason = text!("the socket refused the message").to_string();
                         (ErrorCode::Disconnected, reason)
                     })
                 });
@@ -324,7 +327,7 @@ impl Replicast {
                 .send_with_str(&sends::digest_message(&request))
                 .is_err()
             {
-                let reason = "the socket refused the message";
+                let reason = text!("the socket refused the message");
                 client.sends.fail(&request, ErrorCode::Disconnected, reason);
             }
         })
@@ -377,7 +380,7 @@ impl Replicast {
         client.handlers.clear();
         client.sends.reject_all(
             ErrorCode::Closed,
-            "the client was closed before the relay answered",
+            text!("the client was closed before the relay answered"),
         );
         if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
             window.clear_interval_with_handle(timer);
