@@ -139,13 +139,14 @@ optimize_wasm() {
 # Makes a client that build_wasm_client built ready to ship, as the npm package and the relay's /pkg serve it: its
 # .wasm $1 shrunk (optimize_wasm), then short import and export names in it and in each glue file after it, the web
 # build's .d.ts beside it included (scripts/wasm-names.mjs; the glue's JavaScript API keeps its names), the words of
-# the error texts the .wasm holds as codes in each glue file (scripts/wasm-texts.mjs), then without its
-# target_features section.
+# the error texts the .wasm holds as codes in each glue file (scripts/wasm-texts.mjs), `Replicast` given the reads
+# of `Assembler` in each glue file and .d.ts (scripts/wasm-reads.mjs), then without its target_features section.
 finish_wasm_client() {
   local wasm=$1
   shift
   optimize_wasm "$wasm"
   node "$REPO_ROOT/scripts/wasm-texts.mjs" "$wasm" "$@"
+  node "$REPO_ROOT/scripts/wasm-reads.mjs" "$@"
   node "$REPO_ROOT/scripts/wasm-names.mjs" "$wasm" "$@"
   # Last: wasm-opt reads the features the code uses from the target_features section, which engines ignore.
   "$REPO_ROOT/node_modules/.bin/wasm-opt" --strip-target-features "$wasm" -o "$wasm"

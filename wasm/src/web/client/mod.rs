@@ -28,7 +28,6 @@ mod token;
 use super::error::{replicast_error, typed, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
 use super::listeners::{self, Listeners};
-use super::reads::{read_api, ReadWindows};
 use super::sends::{self, PendingSends};
 use frames::{frame, report_status};
 pub(super) use options::{options_watch, ReplicastOptions};
@@ -48,28 +47,25 @@ pub struct Replicast {
     shared: Rc<RefCell<Client>>,
 }
 
-impl ReadWindows for Replicast {
-    fn read<R>(&self, read: impl FnOnce(&StreamAssembler<Follow>, u64) -> R) -> R {
-        let client = self.shared.borrow();
-        read(&client.assembler, client.notices)
-    }
-
-    fn read_mut<R>(&self, read: impl FnOnce(&mut StreamAssembler<Follow>) -> R) -> R {
-        read(&mut self.shared.borrow_mut().assembler)
+#[wasm_bindgen]
+impl Replicast {
+    /// An `Assembler` over this client's windows: the glue gives `Replicast` the reads of `Assembler`
+    /// (`read_api!`), each called on it (`scripts/wasm-reads.mjs`), so that they are exported once.
+    #[wasm_bindgen(js_name = __reads, skip_typescript)]
+    pub fn reads(&self) -> super::Assembler {
+        super::Assembler::of_client(self.shared.clone())
     }
 }
 
-read_api!(Replicast);
-
-struct Client {
+pub(crate) struct Client {
     relays: Relays,
     token: TokenSource,
     /// The relay said the session's token expires soon: ask the token function for a fresh one.
     refresh_due: bool,
     aggregate: Option<AggregateOptions>,
-    assembler: StreamAssembler<Follow>,
+    pub(crate) assembler: StreamAssembler<Follow>,
     /// Notices the relay sent (refused top-ups and the like).
-    notices: u64,
+    pub(crate) notices: u64,
     /// Events sent and waiting for the relay's ack.
     sends: PendingSends,
     link: Link,
