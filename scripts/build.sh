@@ -4,8 +4,11 @@
 # so the dashboard never downloads the RDB reader), and puts d3 (an npm dependency) where the page loads it,
 # www/vendor/d3.min.js; then the relay binary, which embeds all three (server/build.rs): in this order, so that the
 # binary always carries the page and the modules it serves.
-# Usage: build.sh [release|debug] — the relay's profile (default release); the wasm package is always release.
-# A second run with nothing changed takes seconds: cargo and wasm-pack rebuild only what changed.
+# The client in wasm/pkg is the npm package's (scripts/package.sh): the same build, as small; the RDB inspector's
+# keeps wasm-pack's plain release build.
+# Usage: build.sh [release|debug] — the relay's profile (default release); the wasm package is always built for size.
+# A second run with nothing changed takes seconds: cargo and wasm-pack rebuild only what changed, and wasm-opt runs
+# only on a client that changed.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -15,8 +18,24 @@ profile=${1:-release}
 # relay, which embeds them.
 mkdir -p www/vendor
 cmp -s node_modules/d3/dist/d3.min.js www/vendor/d3.min.js || cp node_modules/d3/dist/d3.min.js www/vendor/d3.min.js
-with_wasm_env wasm-pack --quiet build wasm --release --target web --out-dir "$REPO_ROOT/target/wasm-pkg-web"
-copy_changed target/wasm-pkg-web wasm/pkg
+# The page's client is the npm package's web build, built the same way (lib.sh: build_wasm_client with std from its
+# sources where the toolchain has them, then finish_wasm_client). wasm-opt takes most of a build's time, so it runs
+# only when wasm-bindgen's output changed: target/wasm-pkg-small keeps the output it was made from.
+std=$(wasm_client_std)
+[ "$std" = source ] ||
+  echo "build.sh: no std sources (rustup component add rust-src): prebuilt std, client ~10 KB larger gzipped" >&2
+built=target/wasm-pkg-web small=target/wasm-pkg-small
+build_wasm_client web "$built" "$std"
+# Its exports are renamed, so the .d.ts of the .wasm's own exports would be wrong: it is left out, as in the package.
+rm -f "$built/replicast_wasm_bg.wasm.d.ts" wasm/pkg/replicast_wasm_bg.wasm.d.ts
+if ! cmp -s "$built/replicast_wasm_bg.wasm" "$small/.from.wasm" || ! cmp -s "$built/replicast_wasm.js" "$small/.from.js"; then
+  rm -rf "$small"
+  cp -r "$built" "$small"
+  finish_wasm_client "$small/replicast_wasm_bg.wasm" "$small/replicast_wasm.js"
+  cp "$built/replicast_wasm_bg.wasm" "$small/.from.wasm"
+  cp "$built/replicast_wasm.js" "$small/.from.js"
+fi
+copy_changed "$small" wasm/pkg
 with_wasm_env wasm-pack --quiet build wasm --release --target web --out-dir "$REPO_ROOT/target/wasm-pkg-rdb" -- --features rdb
 copy_changed target/wasm-pkg-rdb wasm/pkg-rdb
 if [ "$profile" = release ]; then

@@ -103,7 +103,8 @@ trimming_flags() {
 # under RUSTC_BOOTSTRAP: only this build uses unstable options): at the profile's opt-level "z" with std's
 # `optimize_for_size` feature, and panics an immediate `unreachable` trap. A panic on wasm32-unknown-unknown was
 # already a trap with its message discarded (std has nowhere to print it there), so nothing a page sees changes;
-# what goes is the code that formats the message and the panic locations' file names.
+# what goes is the code that formats the message and the panic locations' file names. With the feature
+# `short-texts`: the error texts as codes, whose words finish_wasm_client puts in the glue (scripts/wasm-texts.mjs).
 build_wasm_client() {
   local target=$1 std=${3:-prebuilt} out flags features=optimize_for_size abort
   out=$(realpath -m "$2")
@@ -116,10 +117,11 @@ build_wasm_client() {
     if [ -n "$abort" ]; then flags="$flags $abort"; else features="$features,panic_immediate_abort"; fi
     flags="$flags$(trimming_flags)"
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release \
-      --target "$target" --out-dir "$out" -- -Zbuild-std=std,panic_abort -Zbuild-std-features="$features"
+      --target "$target" --out-dir "$out" -- --features short-texts -Zbuild-std=std,panic_abort \
+      -Zbuild-std-features="$features"
   else
     RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" \
-      --out-dir "$out"
+      --out-dir "$out" -- --features short-texts
   fi
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"
@@ -132,6 +134,22 @@ build_wasm_client() {
 optimize_wasm() {
   "$REPO_ROOT/node_modules/.bin/wasm-opt" -Oz --converge --one-caller-inline-max-function-size=0 --strip-debug \
     --strip-producers "$1" -o "$1"
+}
+
+# Makes a client that build_wasm_client built ready to ship, as the npm package and the relay's /pkg serve it: its
+# .wasm $1 shrunk (optimize_wasm), then short import and export names in it and in each glue file after it, the web
+# build's .d.ts beside it included (scripts/wasm-names.mjs; the glue's JavaScript API keeps its names), the words of
+# the error texts the .wasm holds as codes in each glue file (scripts/wasm-texts.mjs), `Replicast` given the reads
+# of `Assembler` in each glue file and .d.ts (scripts/wasm-reads.mjs), then without its target_features section.
+finish_wasm_client() {
+  local wasm=$1
+  shift
+  optimize_wasm "$wasm"
+  node "$REPO_ROOT/scripts/wasm-texts.mjs" "$wasm" "$@"
+  node "$REPO_ROOT/scripts/wasm-reads.mjs" "$@"
+  node "$REPO_ROOT/scripts/wasm-names.mjs" "$wasm" "$@"
+  # Last: wasm-opt reads the features the code uses from the target_features section, which engines ignore.
+  "$REPO_ROOT/node_modules/.bin/wasm-opt" --strip-target-features "$wasm" -o "$wasm"
 }
 
 # The wasm-bindgen version Cargo.lock pins; wasm-bindgen-cli must match it exactly.

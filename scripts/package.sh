@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package `replicast` into target/npm/replicast: the client's `web` build (for browsers and
-# bundlers) and `nodejs` build (CommonJS, for Node), built for size (scripts/lib.sh: build_wasm_client,
-# optimize_wasm, then scripts/wasm-names.mjs; std compiled from its sources where the toolchain has them, which
+# bundlers) and `nodejs` build (CommonJS, for Node), built for size (scripts/lib.sh: build_wasm_client, then
+# finish_wasm_client: wasm-opt and short names; std compiled from its sources where the toolchain has them, which
 # target/npm/client-std records for bench/wasm-size.sh), with the entry files of wasm/js (the exports map in
 # wasm/js/package.json says which file serves whom), wasm/README.md and the license. The version is the
 # workspace's (Cargo.toml).
@@ -30,13 +30,12 @@ echo '{ "type": "commonjs" }' >"$out/node/package.json"
 cmp -s "$out/web/replicast_wasm_bg.wasm" "$out/node/replicast_wasm_bg.wasm" ||
   { echo "package.sh: the web and nodejs builds' .wasm differ" >&2; exit 1; }
 rm "$out/node/replicast_wasm_bg.wasm"
-optimize_wasm "$out/web/replicast_wasm_bg.wasm"
 node_glue="$out/node/replicast_wasm.js"
 grep -q '`${__dirname}/replicast_wasm_bg.wasm`' "$node_glue" ||
   { echo "package.sh: the nodejs glue no longer names its .wasm as expected" >&2; exit 1; }
 sed -i 's|`${__dirname}/replicast_wasm_bg.wasm`|`${__dirname}/../web/replicast_wasm_bg.wasm`|' "$node_glue"
-# Short import and export names in the .wasm, and the same in both builds' glue (scripts/wasm-names.mjs).
-node scripts/wasm-names.mjs "$out/web/replicast_wasm_bg.wasm" "$out/web/replicast_wasm.js" "$node_glue"
+# wasm-opt, and short import and export names in the .wasm and the same in both builds' glue.
+finish_wasm_client "$out/web/replicast_wasm_bg.wasm" "$out/web/replicast_wasm.js" "$node_glue"
 cp wasm/js/{index.js,index.d.ts,node.mjs,node.d.mts,node.d.cts,react.js,react.d.ts} wasm/README.md wasm/LICENSE "$out/"
 version=$(cargo metadata --no-deps --format-version 1 |
   node -e 'const m = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(m.packages.find((p) => p.name === "replicast-wasm").version)')

@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { repoRoot, startRedis, startRelay, launchBrowser } from './support/processes.mjs';
 import {
   makeWorkspace, readmeFiles, serveStatic, startViteDev, openConsolePage, README_URL,
@@ -278,6 +279,47 @@ test('in Node, errors are typed: a resync, a malformed message and bad options e
   assert.equal(seen.bad.typed, true);
   assert.equal(seen.options.code, 'invalidOptions');
   assert.equal(seen.plain, false);
+});
+
+// The .wasm holds its error texts as U+FDD0 and a 4-digit code (crates/protocol/src/text.rs, 7 bytes instead of the
+// words); each build's glue gives them back their words (scripts/wasm-texts.mjs). What a user reads must be the
+// words, the same as a build without the codes: a message of the wire decoder, of the saved view's reader, of the
+// options, and the diagnostics' last error, through the Node glue and through the web glue.
+test('the error texts the .wasm holds as codes read as their words, through the Node and the web glue', async () => {
+  const installed = path.join(workspace.dir, 'node_modules/replicast');
+  const wasm = await readFile(path.join(installed, 'web/replicast_wasm_bg.wasm'));
+  const marker = Buffer.from('\uFDD0');
+  assert.ok(wasm.includes(marker), 'the .wasm holds its texts as codes');
+  assert.ok(!wasm.includes(Buffer.from('expected a protocol version byte')), 'and not their words');
+  const expected = {
+    tag: 'relay message byte 0: expected a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring, 10 digest)',
+    version: 'relay message byte 1: expected a protocol version byte',
+    view: 'not a saved view: it does not start with "RCVW"',
+    options: 'Replicast options watch nothing: give patterns or keys',
+    lastError: 'at offset 0: relay message byte 1: expected a protocol version byte',
+  };
+  const messages = `
+    const message = (f) => { try { f(); return 'no error'; } catch (e) { return e.message; } };
+    const assembler = new Assembler({ patterns: ['perf:*'] });
+    const seen = {
+      tag: message(() => assembler.push(new Uint8Array([200, 1, 2]))),
+      version: message(() => assembler.push(new Uint8Array([1]))),
+      view: message(() => new Assembler({ patterns: ['perf:*'] }).restoreView(new Uint8Array([1, 2, 3]))),
+      options: message(() => new Assembler({ patterns: [], keys: [] })),
+    };
+    seen.lastError = assembler.diagnostics().lastError;
+  `;
+  const node = JSON.parse(await runNode('texts.cjs', `
+    const { Assembler } = require('replicast');
+    ${messages}
+    console.log(JSON.stringify(seen));
+  `, ''));
+  assert.deepEqual(node, expected, 'the Node glue');
+  const web = await import(pathToFileURL(path.join(installed, 'web/replicast_wasm.js')).href);
+  web.initSync({ module: wasm });
+  const { Assembler } = web;
+  const seen = new Function('Assembler', `${messages}; return seen;`)(Assembler);
+  assert.deepEqual(seen, expected, 'the web glue');
 });
 
 test("the README's Node example follows a real relay, as ESM and as CommonJS", async () => {

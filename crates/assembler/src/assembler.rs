@@ -34,6 +34,7 @@ pub use crate::watch::WatchConfig;
 use crate::windows::Window;
 use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::resp::{Command, CommandReader};
+use replicast_protocol::text;
 use replicast_protocol::wire::{self, Message, StaleKeys, WindowsDigest, WireError, MAX_SHARDS};
 pub use saved_view::{SavedViewError, SAVED_VIEW_VERSION};
 
@@ -297,7 +298,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
                 if usize::from(shard) >= MAX_SHARDS {
                     return Err(self.wire_error(WireError {
                         at: 1,
-                        expected: "a shard index below 1024",
+                        expected: text!("a shard index below 1024"),
                     }));
                 }
                 let continuous = self.join(shard, epoch, offset, previous);
@@ -359,7 +360,7 @@ impl<O: WindowObserver> StreamAssembler<O> {
             // The decoder refuses these; a message built another way is refused the same.
             Message::Shard { .. } => Err(self.wire_error(WireError {
                 at: 3,
-                expected: "a message that is not another shard envelope",
+                expected: text!("a message that is not another shard envelope"),
             })),
         }
     }
@@ -605,7 +606,7 @@ fn apply_command(
             }
             applying.at(command.end).problem(
                 Problem::LongTransaction,
-                "a MULTI block over 16 MiB, applied as it came",
+                text!("a MULTI block over 16 MiB, applied as it came"),
             );
             std::mem::take(open).apply(applying);
             open.streaming = true;

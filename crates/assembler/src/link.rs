@@ -13,6 +13,12 @@
 //!
 //! A page may name other relays serving the same data ([`Relays`]): a connection that fails or drops moves to the
 //! next one, round robin, and the session resumes there from where its windows are ([`resume_at`]).
+//!
+//! What the page sent and waits for an answer to (its events, its digest requests) is filed in [`Pending`].
+
+mod pending;
+
+pub use pending::Pending;
 
 use crate::shard_set::ShardSet;
 use replicast_protocol::wire::MAX_SHARDS;

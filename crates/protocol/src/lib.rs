@@ -9,6 +9,7 @@
 //! - [`short_bytes`]: equality of short byte strings without a call to `memcmp`.
 //! - [`quote`]: text from Redis or a browser quoted inside error messages, as `{:?}` would, without core's Debug
 //!   machinery.
+//! - [`text`]: error texts as short codes in the npm package's client (`text!`), the words in its JavaScript.
 //!
 //! No I/O, no async runtime, no JavaScript bindings: the relay and the wasm package build on it.
 
@@ -19,4 +20,5 @@ pub mod pattern;
 pub mod quote;
 pub mod resp;
 pub mod short_bytes;
+pub mod text;
 pub mod wire;

@@ -9,6 +9,7 @@
 use thiserror::Error;
 
 use crate::client_message::{MAX_NAME_LEN, MAX_REQUEST_ID_LEN, MAX_TOPUP_KEYS};
+use crate::text;
 
 /// Version of this format, sent in [`Message::Hello`].
 pub const PROTOCOL_VERSION: u8 = 3;
@@ -163,14 +164,21 @@ impl<'a> Iterator for Segments<'a> {
             return None;
         }
         let segment = (|| {
-            let start = read_u64(self.message, self.pos, "a segment's start offset (8 bytes)")?;
-            let len =
-                read_u32(self.message, self.pos + 8, "a segment's length (4 bytes)")? as usize;
+            let start = read_u64(
+                self.message,
+                self.pos,
+                text!("a segment's start offset (8 bytes)"),
+            )?;
+            let len = read_u32(
+                self.message,
+                self.pos + 8,
+                text!("a segment's length (4 bytes)"),
+            )? as usize;
             // Offsets count bytes of a stream: one that would end past 2^64 is no stream's.
             if start.checked_add(len as u64).is_none() {
                 return Err(WireError {
                     at: self.pos,
-                    expected: "a segment that ends below 2^64",
+                    expected: text!("a segment that ends below 2^64"),
                 });
             }
             let data = self.pos + SEGMENT_HEADER;
@@ -179,7 +187,7 @@ impl<'a> Iterator for Segments<'a> {
                 .get(data..data.saturating_add(len))
                 .ok_or(WireError {
                     at: data,
-                    expected: "as many segment bytes as its length says",
+                    expected: text!("as many segment bytes as its length says"),
                 })?;
             self.pos = data + len;
             Ok(Segment { start, bytes })
@@ -197,17 +205,17 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(&TAG_HELLO) => {
             let version = *message.get(1).ok_or(WireError {
                 at: 1,
-                expected: "a protocol version byte",
+                expected: text!("a protocol version byte"),
             })?;
-            let offset = read_u64(message, 2, "the hello's offset (8 bytes)")?;
+            let offset = read_u64(message, 2, text!("the hello's offset (8 bytes)"))?;
             let len = usize::from(*message.get(10).ok_or(WireError {
                 at: 10,
-                expected: "the hello's epoch length (1 byte)",
+                expected: text!("the hello's epoch length (1 byte)"),
             })?);
             if len > MAX_EPOCH_LEN {
                 return Err(WireError {
                     at: 10,
-                    expected: "an epoch of at most 64 bytes",
+                    expected: text!("an epoch of at most 64 bytes"),
                 });
             }
             let epoch = message
@@ -215,16 +223,16 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
                 .and_then(|e| std::str::from_utf8(e).ok())
                 .ok_or(WireError {
                     at: 11,
-                    expected: "as many UTF-8 epoch bytes as its length says",
+                    expected: text!("as many UTF-8 epoch bytes as its length says"),
                 })?;
             let previous = std::str::from_utf8(&message[11 + len..]).map_err(|_| WireError {
                 at: 11 + len,
-                expected: "a UTF-8 previous epoch",
+                expected: text!("a UTF-8 previous epoch"),
             })?;
             if previous.len() > MAX_EPOCH_LEN {
                 return Err(WireError {
                     at: 11 + len,
-                    expected: "a previous epoch of at most 64 bytes",
+                    expected: text!("a previous epoch of at most 64 bytes"),
                 });
             }
             Ok(Message::Hello {
@@ -236,7 +244,7 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         }
         Some(&TAG_COMMANDS) => Ok(Message::Commands(Segments { message, pos: 1 })),
         Some(&TAG_SNAPSHOT) => Ok(Message::Snapshot {
-            offset: read_u64(message, 1, "the snapshot's offset (8 bytes)")?,
+            offset: read_u64(message, 1, text!("the snapshot's offset (8 bytes)"))?,
             commands: &message[9..],
         }),
         Some(&TAG_RESYNC) => Ok(Message::Resync {
@@ -248,11 +256,11 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(&TAG_ACK) => decode_ack(message),
         Some(&TAG_STALE) => decode_stale(message),
         Some(&TAG_EXPIRING) if message.len() == 9 => Ok(Message::Expiring {
-            expires: read_u64(message, 1, "the token's expiry (8 bytes)")?,
+            expires: read_u64(message, 1, text!("the token's expiry (8 bytes)"))?,
         }),
         Some(&TAG_EXPIRING) => Err(WireError {
             at: 1,
-            expected: "an expiring message of exactly 8 bytes after its tag",
+            expected: text!("an expiring message of exactly 8 bytes after its tag"),
         }),
         Some(&TAG_SHARD) => {
             let index = message
@@ -260,18 +268,18 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
                 .map(|b| u16::from_le_bytes([b[0], b[1]]))
                 .ok_or(WireError {
                     at: 1,
-                    expected: "a shard index (2 bytes)",
+                    expected: text!("a shard index (2 bytes)"),
                 })?;
             if usize::from(index) >= MAX_SHARDS {
                 return Err(WireError {
                     at: 1,
-                    expected: "a shard index below 1024",
+                    expected: text!("a shard index below 1024"),
                 });
             }
             if message.get(3) == Some(&TAG_SHARD) {
                 return Err(WireError {
                     at: 3,
-                    expected: "a message that is not another shard envelope",
+                    expected: text!("a message that is not another shard envelope"),
                 });
             }
             let inner = decode(&message[3..]).map_err(|err| WireError {
@@ -286,7 +294,7 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(&TAG_DIGEST) => decode_digest(message),
         _ => Err(WireError {
             at: 0,
-            expected: "a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring, 10 digest)",
+            expected: text!("a message tag (1 hello, 2 commands, 3 resync, 4 snapshot, 5 notice, 6 ack, 7 shard, 8 stale, 9 expiring, 10 digest)"),
         }),
     }
 }
@@ -295,22 +303,22 @@ pub fn decode(message: &[u8]) -> Result<Message<'_>, WireError> {
 fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
     let status = *message.get(1).ok_or(WireError {
         at: 1,
-        expected: "an ack's status byte",
+        expected: text!("an ack's status byte"),
     })?;
     let len = usize::from(*message.get(2).ok_or(WireError {
         at: 2,
-        expected: "an ack's request id length (1 byte)",
+        expected: text!("an ack's request id length (1 byte)"),
     })?);
     let request = message
         .get(3..3 + len)
         .and_then(|id| std::str::from_utf8(id).ok())
         .ok_or(WireError {
             at: 3,
-            expected: "as many UTF-8 request id bytes as its length says",
+            expected: text!("as many UTF-8 request id bytes as its length says"),
         })?;
     let text = std::str::from_utf8(&message[3 + len..]).map_err(|_| WireError {
         at: 3 + len,
-        expected: "a UTF-8 entry id or reason",
+        expected: text!("a UTF-8 entry id or reason"),
     })?;
     let entry = match status {
         0 => Ok(text),
@@ -318,7 +326,7 @@ fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
         _ => {
             return Err(WireError {
                 at: 1,
-                expected: "an ack status of 0 (appended) or 1 (refused)",
+                expected: text!("an ack status of 0 (appended) or 1 (refused)"),
             })
         }
     };
@@ -328,45 +336,45 @@ fn decode_ack(message: &[u8]) -> Result<Message<'_>, WireError> {
 /// `10`, `offset: u64`, `status: u8` (0 digest, 1 refused), `id_len: u8`, the request id, then the digest (`hash:
 /// u64`, `keys: u32`, `items: u64`) or the reason.
 fn decode_digest(message: &[u8]) -> Result<Message<'_>, WireError> {
-    let offset = read_u64(message, 1, "the digest's offset (8 bytes)")?;
+    let offset = read_u64(message, 1, text!("the digest's offset (8 bytes)"))?;
     let status = *message.get(9).ok_or(WireError {
         at: 9,
-        expected: "a digest's status byte",
+        expected: text!("a digest's status byte"),
     })?;
     let len = usize::from(*message.get(10).ok_or(WireError {
         at: 10,
-        expected: "a digest's request id length (1 byte)",
+        expected: text!("a digest's request id length (1 byte)"),
     })?);
     let request = message
         .get(11..11 + len)
         .and_then(|id| std::str::from_utf8(id).ok())
         .ok_or(WireError {
             at: 11,
-            expected: "as many UTF-8 request id bytes as its length says",
+            expected: text!("as many UTF-8 request id bytes as its length says"),
         })?;
     let rest = 11 + len;
     let digest = match status {
         0 if message.len() == rest + DIGEST_LEN => Ok(WindowsDigest {
-            hash: read_u64(message, rest, "the digest's hash (8 bytes)")?,
-            keys: read_u32(message, rest + 8, "the digest's keys (4 bytes)")?,
-            items: read_u64(message, rest + 12, "the digest's items (8 bytes)")?,
+            hash: read_u64(message, rest, text!("the digest's hash (8 bytes)"))?,
+            keys: read_u32(message, rest + 8, text!("the digest's keys (4 bytes)"))?,
+            items: read_u64(message, rest + 12, text!("the digest's items (8 bytes)"))?,
         }),
         0 => {
             return Err(WireError {
                 at: rest,
-                expected: "exactly 20 bytes of digest: hash (8), keys (4), items (8)",
+                expected: text!("exactly 20 bytes of digest: hash (8), keys (4), items (8)"),
             })
         }
         1 => Err(
             std::str::from_utf8(&message[rest..]).map_err(|_| WireError {
                 at: rest,
-                expected: "a UTF-8 reason",
+                expected: text!("a UTF-8 reason"),
             })?,
         ),
         _ => {
             return Err(WireError {
                 at: 9,
-                expected: "a digest status of 0 (digest) or 1 (refused)",
+                expected: text!("a digest status of 0 (digest) or 1 (refused)"),
             })
         }
     };
@@ -380,29 +388,29 @@ fn decode_digest(message: &[u8]) -> Result<Message<'_>, WireError> {
 /// `8`, `offset: u64`, `scope: u8` (0: the keys that follow, 1: every window), then for each key `len: u32` and
 /// its bytes.
 fn decode_stale(message: &[u8]) -> Result<Message<'_>, WireError> {
-    let offset = read_u64(message, 1, "the stale message's offset (8 bytes)")?;
+    let offset = read_u64(message, 1, text!("the stale message's offset (8 bytes)"))?;
     let keys = match message.get(9) {
         Some(0) => {
             let (mut at, mut count) = (10, 0);
             while at < message.len() {
-                let len = read_u32(message, at, "a stale key's length (4 bytes)")? as usize;
+                let len = read_u32(message, at, text!("a stale key's length (4 bytes)"))? as usize;
                 if len > MAX_NAME_LEN {
                     return Err(WireError {
                         at,
-                        expected: "a stale key of at most 1024 bytes",
+                        expected: text!("a stale key of at most 1024 bytes"),
                     });
                 }
                 if message.len() - (at + 4) < len {
                     return Err(WireError {
                         at: at + 4,
-                        expected: "as many key bytes as its length says",
+                        expected: text!("as many key bytes as its length says"),
                     });
                 }
                 count += 1;
                 if count > MAX_TOPUP_KEYS {
                     return Err(WireError {
                         at,
-                        expected: "at most 1024 stale keys",
+                        expected: text!("at most 1024 stale keys"),
                     });
                 }
                 at += 4 + len;
@@ -415,13 +423,13 @@ fn decode_stale(message: &[u8]) -> Result<Message<'_>, WireError> {
         Some(1) => {
             return Err(WireError {
                 at: 10,
-                expected: "nothing after a stale message for every window",
+                expected: text!("nothing after a stale message for every window"),
             })
         }
         _ => {
             return Err(WireError {
                 at: 9,
-                expected: "a stale scope of 0 (keys) or 1 (every window)",
+                expected: text!("a stale scope of 0 (keys) or 1 (every window)"),
             })
         }
     };

@@ -18,6 +18,7 @@ use replicast_assembler::windows::fast_hash::FastSet;
 use replicast_protocol::quote::quoted;
 
 use super::objects::{object, OptionsObject};
+use replicast_protocol::text;
 
 /// The page's aggregation options.
 #[derive(Debug, Clone)]
@@ -307,7 +308,9 @@ impl WindowObserver for Follow {
 }
 
 fn no_aggregation() -> JsError {
-    JsError::new("no aggregation was asked for: give the `aggregate` option")
+    JsError::new(text!(
+        "no aggregation was asked for: give the `aggregate` option"
+    ))
 }
 
 fn field_index(aggregator: &Aggregator, path: &str) -> Result<usize, JsError> {

@@ -23,7 +23,8 @@ mod reads;
 mod sends;
 mod view;
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
@@ -43,18 +44,58 @@ const TYPES: &str = include_str!("types.d.ts");
 /// watches. Works wherever wasm does, Node.js included.
 #[wasm_bindgen]
 pub struct Assembler {
-    /// In a cell so that reads take `&self` in both classes (the client's assembler is shared with its socket's
-    /// callbacks).
-    inner: RefCell<StreamAssembler<Follow>>,
+    inner: Windows,
+}
+
+/// Where an [`Assembler`]'s windows are: its own, or a [`Replicast`]'s. `Replicast` exports no reads of its own:
+/// the glue gives it `Assembler`'s, called on the `Assembler` of its windows that `Replicast.__reads` makes
+/// (`scripts/wasm-reads.mjs`), so that the read API is exported once (each export is a shim in the `.wasm`).
+// wasm-bindgen keeps every `Assembler` in a box of its own: a smaller client variant would save no memory.
+#[allow(clippy::large_enum_variant)]
+enum Windows {
+    /// In a cell so that reads take `&self`.
+    Own(RefCell<StreamAssembler<Follow>>),
+    /// The client's, shared with its socket's callbacks, with the count of notices the relay sent.
+    Client(Rc<RefCell<client::Client>>),
+}
+
+impl Assembler {
+    /// An `Assembler` that reads (and would apply to) `client`'s windows.
+    pub(super) fn of_client(client: Rc<RefCell<client::Client>>) -> Assembler {
+        Assembler {
+            inner: Windows::Client(client),
+        }
+    }
+
+    /// The windows to read, with the count of notices the relay sent (none for an `Assembler`'s own): one
+    /// function for every read, which calls its closure once.
+    fn windows_ref(&self) -> (Ref<'_, StreamAssembler<Follow>>, u64) {
+        match &self.inner {
+            Windows::Own(windows) => (windows.borrow(), 0),
+            Windows::Client(client) => {
+                let client = client.borrow();
+                let notices = client.notices;
+                (Ref::map(client, |c| &c.assembler), notices)
+            }
+        }
+    }
+
+    fn windows(&self) -> RefMut<'_, StreamAssembler<Follow>> {
+        match &self.inner {
+            Windows::Own(windows) => windows.borrow_mut(),
+            Windows::Client(client) => RefMut::map(client.borrow_mut(), |c| &mut c.assembler),
+        }
+    }
 }
 
 impl ReadWindows for Assembler {
     fn read<R>(&self, read: impl FnOnce(&StreamAssembler<Follow>, u64) -> R) -> R {
-        read(&self.inner.borrow(), 0)
+        let (windows, notices) = self.windows_ref();
+        read(&windows, notices)
     }
 
     fn read_mut<R>(&self, read: impl FnOnce(&mut StreamAssembler<Follow>) -> R) -> R {
-        read(&mut self.inner.borrow_mut())
+        read(&mut self.windows())
     }
 }
 
@@ -69,14 +110,14 @@ impl Assembler {
         let follow =
             Follow::new(options.aggregate).map_err(|e| typed(e, ErrorCode::InvalidOptions))?;
         Ok(Assembler {
-            inner: RefCell::new(StreamAssembler::with_observer(watch, follow)),
+            inner: Windows::Own(RefCell::new(StreamAssembler::with_observer(watch, follow))),
         })
     }
 
     /// Applies one relay message; returns whether any window changed. Throws a `ReplicastError`: code
     /// `badMessage` for a malformed message, `resync` when the relay dropped the session's stream.
     pub fn push(&mut self, message: &[u8]) -> Result<bool, JsValue> {
-        let inner = self.inner.get_mut();
+        let mut inner = self.windows();
         inner.observer_mut().set_now(js_sys::Date::now());
         let outcome = inner
             .push_message(message)
@@ -98,14 +139,14 @@ impl Assembler {
     /// Keys whose windows changed since the last call, in key order.
     #[wasm_bindgen(js_name = takeChanged)]
     pub fn take_changed(&mut self) -> Vec<String> {
-        self.inner.get_mut().observer_mut().take_changed()
+        self.windows().observer_mut().take_changed()
     }
 
     /// The windows and stream positions as bytes, to keep across a reload (what the client's `saveView` option
     /// keeps in IndexedDB); `undefined` before the first hello.
     #[wasm_bindgen(js_name = saveView)]
     pub fn save_view(&self) -> Option<Vec<u8>> {
-        self.inner.borrow().save_view()
+        self.windows().save_view()
     }
 
     /// Starts this assembler, which has had no message yet, from `saveView`'s bytes; then resume the relay's
@@ -113,7 +154,7 @@ impl Assembler {
     /// intact view of this assembler's subscription, and stays empty.
     #[wasm_bindgen(js_name = restoreView)]
     pub fn restore_view(&mut self, view: &[u8]) -> Result<(), JsValue> {
-        let inner = self.inner.get_mut();
+        let mut inner = self.windows();
         inner.observer_mut().set_now(js_sys::Date::now());
         inner
             .restore_view(view)
@@ -122,14 +163,13 @@ impl Assembler {
 
     /// Drops windows whose TTL passed at `now_ms`; returns how many.
     pub fn tick(&mut self, now_ms: f64) -> usize {
-        self.inner.get_mut().tick(now_ms.max(0.0) as u64)
+        self.windows().tick(now_ms.max(0.0) as u64)
     }
 
     /// Keys whose windows need a top-up, each once.
     #[wasm_bindgen(js_name = takeTopups)]
     pub fn take_topups(&mut self) -> Vec<String> {
-        self.inner
-            .get_mut()
+        self.windows()
             .take_topups()
             .into_iter()
             .map(|k| String::from_utf8_lossy(&k).into_owned())

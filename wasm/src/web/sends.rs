@@ -7,32 +7,29 @@ use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
 use super::error::{replicast_error, ErrorCode};
-use replicast_assembler::windows::fast_hash::FastMap;
+use replicast_assembler::link::Pending;
 use replicast_protocol::client_message::{ClientMessage, DigestRequest, Event, MAX_CLIENT_MESSAGE};
 use replicast_protocol::quote::quoted;
+use replicast_protocol::text;
 use replicast_protocol::wire::WindowsDigest;
 
 /// Promises waiting for the relay's ack, by request id.
 #[derive(Default)]
 pub(super) struct PendingSends {
-    next: u64,
-    /// Hashed with the assembler's hasher: std's default one (SipHash with random keys) would be ~2 KB gzipped of
-    /// the `.wasm` for ids the client makes itself.
-    waiting: FastMap<String, (Function, Function)>,
+    /// Each promise's `resolve` and `reject`, by the id it was sent with (in a `Vec` by id, not a hash table: one
+    /// table type less in the `.wasm`).
+    waiting: Pending<(Function, Function)>,
 }
 
 impl PendingSends {
     /// Files a promise's `resolve` and `reject` under a new request id, which it returns.
     pub(super) fn register(&mut self, resolve: Function, reject: Function) -> String {
-        self.next += 1;
-        let id = self.next.to_string();
-        self.waiting.insert(id.clone(), (resolve, reject));
-        id
+        self.waiting.file((resolve, reject))
     }
 
     /// Rejects one request that never reached the relay.
     pub(super) fn fail(&mut self, request: &str, code: ErrorCode, reason: &str) {
-        if let Some((_, reject)) = self.waiting.remove(request) {
+        if let Some((_, reject)) = self.waiting.take(request) {
             let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
         }
     }
@@ -40,7 +37,7 @@ impl PendingSends {
     /// Settles the promise of `request` with the relay's answer: the entry id, or an Error with its reason. An ack
     /// for no pending request (a previous socket's) is ignored.
     pub(super) fn settle(&mut self, request: &str, entry: Result<String, String>) {
-        let Some((resolve, reject)) = self.waiting.remove(request) else {
+        let Some((resolve, reject)) = self.waiting.take(request) else {
             return;
         };
         // Promise callbacks run later, as microtasks: nothing re-enters the client from here.
@@ -56,7 +53,7 @@ impl PendingSends {
     /// Settles the promise of digest request `request`: with what the page found (`Ok`), or rejected with the
     /// relay's reason for giving no digest.
     pub(super) fn settle_digest(&mut self, request: &str, found: Result<JsValue, String>) {
-        let Some((resolve, reject)) = self.waiting.remove(request) else {
+        let Some((resolve, reject)) = self.waiting.take(request) else {
             return;
         };
         let _ = match found {
@@ -70,7 +67,7 @@ impl PendingSends {
 
     /// The socket is gone (`code` says how): no ack will come for anything sent on it.
     pub(super) fn reject_all(&mut self, code: ErrorCode, reason: &str) {
-        for (_, (_, reject)) in self.waiting.drain() {
+        for (_, reject) in self.waiting.take_all() {
             let _ = reject.call1(&JsValue::NULL, &replicast_error(code, reason));
         }
     }
@@ -129,7 +126,7 @@ pub(super) fn digest_message(request: &str) -> String {
 /// number or boolean written as JavaScript's `String()` would.
 pub(super) fn fields_of(fields: &JsValue) -> Result<Vec<(String, String)>, String> {
     if !fields.is_object() || Array::is_array(fields) {
-        return Err("send(key, fields): fields must be an object of strings".into());
+        return Err(text!("send(key, fields): fields must be an object of strings").into());
     }
     let mut out = Vec::new();
     for entry in Object::entries(fields.unchecked_ref::<Object>()).iter() {

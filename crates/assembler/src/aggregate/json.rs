@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use replicast_protocol::quote::quoted;
+use replicast_protocol::text;
 use thiserror::Error;
 
 use crate::windows::fast_hash::same_bytes;
@@ -184,7 +185,7 @@ impl PathSet {
                     return if s.pos == doc.len() {
                         Ok(())
                     } else {
-                        Err(s.invalid("the end of the document"))
+                        Err(s.invalid(text!("the end of the document")))
                     };
                 }
                 let d = depth - 1;
@@ -221,7 +222,7 @@ impl PathSet {
     /// Reads `"name":` and returns which of the `mask` paths continue into that member at depth `d + 1`.
     fn member(&self, s: &mut Scanner<'_>, mask: u64, d: usize) -> Result<u64, JsonError> {
         if s.peek() != Some(b'"') {
-            return Err(s.invalid("a member name"));
+            return Err(s.invalid(text!("a member name")));
         }
         let name = s.string()?;
         s.skip_ws();
@@ -308,7 +309,7 @@ impl Scanner<'_> {
             self.pos += word.len();
             Ok(())
         } else {
-            Err(self.invalid("true, false or null"))
+            Err(self.invalid(text!("true, false or null")))
         }
     }
 
@@ -333,7 +334,7 @@ impl Scanner<'_> {
                             self.pos += 1;
                             for _ in 0..4 {
                                 if !self.peek().is_some_and(|b| b.is_ascii_hexdigit()) {
-                                    return Err(self.invalid("4 hex digits"));
+                                    return Err(self.invalid(text!("4 hex digits")));
                                 }
                                 self.pos += 1;
                             }
@@ -341,7 +342,9 @@ impl Scanner<'_> {
                         _ => return Err(self.invalid("an escape")),
                     }
                 }
-                Some(0..=0x1f) => return Err(self.invalid("no control character in a string")),
+                Some(0..=0x1f) => {
+                    return Err(self.invalid(text!("no control character in a string")))
+                }
                 Some(_) => self.pos += 1,
             }
         }
@@ -367,14 +370,14 @@ impl Scanner<'_> {
             _ => return Err(self.invalid("a digit")),
         }
         if self.eat(b'.') && self.digits() == 0 {
-            return Err(self.invalid("a digit after '.'"));
+            return Err(self.invalid(text!("a digit after '.'")));
         }
         if self.eat(b'e') || self.eat(b'E') {
             if !self.eat(b'+') {
                 self.eat(b'-');
             }
             if self.digits() == 0 {
-                return Err(self.invalid("a digit in the exponent"));
+                return Err(self.invalid(text!("a digit in the exponent")));
             }
         }
         Ok(start..self.pos)

@@ -112,7 +112,9 @@ impl Members for Records {
 /// Names interned to small indexes, with their slots reused.
 #[derive(Debug, Clone)]
 struct Slots<T> {
-    ids: FastMap<Box<[u8]>, u32>,
+    /// `Vec` keys, not `Box<[u8]>`: the table of the same layout as the keyspace's `Vec<u8>` maps shares their
+    /// code in the `.wasm`.
+    ids: FastMap<Vec<u8>, u32>,
     slots: Vec<Option<(Box<[u8]>, T)>>,
     free: Vec<u32>,
 }
@@ -147,7 +149,7 @@ impl<T> Slots<T> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.ids.insert(name.into(), id);
+        self.ids.insert(name.to_vec(), id);
         id
     }
 
@@ -167,7 +169,7 @@ impl<T> Slots<T> {
 
     fn remove(&mut self, id: u32) {
         if let Some((name, _)) = self.slots[id as usize].take() {
-            self.ids.remove(&name);
+            self.ids.remove(&name[..]);
             self.free.push(id);
         }
     }

@@ -5,6 +5,7 @@ use super::args::{db_index, int, is, parse_ascii};
 use crate::diagnostics::Problem;
 use crate::keyspace::Applying;
 use replicast_protocol::quote::quoted_lossy;
+use replicast_protocol::text;
 
 /// `SELECT db`. Redis never propagates one it cannot read; if one came, the database of what follows would be
 /// unknown, so nothing of the shard's keys is known until a full snapshot (as after `SWAPDB`), and what follows is
@@ -15,7 +16,7 @@ pub(super) fn select(applying: &mut Applying<'_>, args: &[&[u8]]) {
         None => {
             applying.problem(
                 Problem::BadArguments,
-                "SELECT: a database Redis would not select; every window waits for a full snapshot",
+                text!("SELECT: a database Redis would not select; every window waits for a full snapshot"),
             );
             *applying.selected_db = Some(applying.keyspace.watch.db);
             applying.clear(false);
@@ -33,7 +34,7 @@ pub(super) fn swapdb(applying: &mut Applying<'_>, args: &[&[u8]]) {
         // Which databases were swapped is not known: the watched one may be either.
         applying.problem(
             Problem::BadArguments,
-            "SWAPDB: databases Redis would not swap; every window waits for a full snapshot",
+            text!("SWAPDB: databases Redis would not swap; every window waits for a full snapshot"),
         );
         return applying.clear(false);
     };

@@ -8,6 +8,7 @@
 use super::error::{limit, unexpected, RespError};
 use super::limits::Limits;
 use super::line::read_length;
+use crate::text;
 
 /// One command of the stream. An empty `args` is a frame that carries no command (a blank keepalive line or
 /// `*0`): it still occupies `start..end` of the offsets.
@@ -276,7 +277,7 @@ fn read_multibulk<'a>(
     let (mut pos, mut remaining) = match progress.remaining {
         Some(remaining) => (progress.pos, remaining),
         None => {
-            let Some((count, pos)) = read_length(buf, 1, offset, "an array length")? else {
+            let Some((count, pos)) = read_length(buf, 1, offset, text!("an array length"))? else {
                 return incomplete(buf.len() + 1);
             };
             if count <= 0 {
@@ -286,7 +287,7 @@ fn read_multibulk<'a>(
             if count as u64 > limits.max_args as u64 {
                 return Err(limit(
                     offset,
-                    "argument count",
+                    text!("argument count"),
                     count as u64,
                     limits.max_args,
                 ));
@@ -308,27 +309,27 @@ fn read_multibulk<'a>(
             Some(_) => {
                 return Err(unexpected(
                     offset + pos as u64,
-                    "'$' (a bulk string argument)",
+                    text!("'$' (a bulk string argument)"),
                     buf,
                     pos,
                 ))
             }
             None => return suspend(progress, pos, remaining, pos + 1),
         }
-        let Some((len, data)) = read_length(buf, pos + 1, offset, "a bulk length")? else {
+        let Some((len, data)) = read_length(buf, pos + 1, offset, text!("a bulk length"))? else {
             return suspend(progress, pos, remaining, buf.len() + 1);
         };
         if len < 0 {
             return Err(RespError::Unexpected {
                 offset: offset + pos as u64 + 1,
-                expected: "a bulk length of 0 or more",
+                expected: text!("a bulk length of 0 or more"),
                 found: len.to_string(),
             });
         }
         if len as u64 > limits.max_bulk_len as u64 {
             return Err(limit(
                 offset + pos as u64,
-                "bulk length",
+                text!("bulk length"),
                 len as u64,
                 limits.max_bulk_len,
             ));
@@ -373,7 +374,7 @@ fn read_inline<'a>(
             // Reported as the window, not the whole buffer, so the error is the same for any chunking.
             return Err(limit(
                 offset,
-                "inline command length",
+                text!("inline command length"),
                 window.len() as u64,
                 limits.max_inline_len,
             ));

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::text;
+
 /// Why a stream could not be parsed. Offsets are stream offsets: for the replication stream, Redis's replication
 /// offsets; for replies, bytes since the reader's start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,7 +28,7 @@ pub(crate) fn unexpected(offset: u64, expected: &'static str, buf: &[u8], pos: u
     let found = match buf.get(pos) {
         Some(b) if b.is_ascii_graphic() => format!("'{}'", *b as char),
         Some(b) => format!("byte 0x{b:02x}"),
-        None => "the end of the input".to_string(),
+        None => text!("the end of the input").to_string(),
     };
     RespError::Unexpected {
         offset,

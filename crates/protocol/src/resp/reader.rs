@@ -12,6 +12,7 @@ use super::command::{read_frame, Command, Frame, Progress};
 use super::error::{limit, RespError};
 use super::limits::Limits;
 use super::value::{parse_value, scan_value, ScanState, Value};
+use crate::text;
 
 /// Fewest bytes copied into a tail at a time while its frame's length is still unknown: fewer calls to resume
 /// the check, at the cost of copying a little past the frame's end.
@@ -56,7 +57,7 @@ impl Tail {
         if self.bytes.len() > limits.max_command_len {
             return Err(limit(
                 offset,
-                "incomplete frame length",
+                text!("incomplete frame length"),
                 self.bytes.len() as u64,
                 limits.max_command_len,
             ));
@@ -369,7 +370,7 @@ mod tests {
         assert!(matches!(
             err,
             RespError::Limit {
-                what: "incomplete frame length",
+                what: text!("incomplete frame length"),
                 ..
             }
         ));

@@ -10,6 +10,7 @@
 use super::error::{limit, unexpected, RespError};
 use super::limits::Limits;
 use super::line::read_length;
+use crate::text;
 
 /// Part of a command, in stream order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +108,8 @@ impl StreamedCommand {
                             return Err(unexpected(base, "'*' (a command's header)", input, 0))
                         }
                     }
-                    let Some((count, next)) = read_length(input, 1, base, "an array length")?
+                    let Some((count, next)) =
+                        read_length(input, 1, base, text!("an array length"))?
                     else {
                         break;
                     };
@@ -121,7 +123,7 @@ impl StreamedCommand {
                     if count as u64 > self.max_args {
                         return Err(limit(
                             self.start,
-                            "argument count",
+                            text!("argument count"),
                             count as u64,
                             self.max_args as usize,
                         ));
@@ -141,27 +143,28 @@ impl StreamedCommand {
                         Some(_) => {
                             return Err(unexpected(
                                 base + pos as u64,
-                                "'$' (a bulk string argument)",
+                                text!("'$' (a bulk string argument)"),
                                 input,
                                 pos,
                             ))
                         }
                     }
-                    let Some((len, next)) = read_length(input, pos + 1, base, "a bulk length")?
+                    let Some((len, next)) =
+                        read_length(input, pos + 1, base, text!("a bulk length"))?
                     else {
                         break;
                     };
                     if len < 0 {
                         return Err(RespError::Unexpected {
                             offset: base + pos as u64 + 1,
-                            expected: "a bulk length of 0 or more",
+                            expected: text!("a bulk length of 0 or more"),
                             found: len.to_string(),
                         });
                     }
                     if len as u64 > self.max_bulk_len {
                         return Err(limit(
                             base + pos as u64,
-                            "bulk length",
+                            text!("bulk length"),
                             len as u64,
                             self.max_bulk_len as usize,
                         ));

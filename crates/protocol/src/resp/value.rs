@@ -10,6 +10,7 @@ use super::error::{limit, unexpected, RespError};
 use super::limits::Limits;
 use super::line::{parse_integer, read_length, read_line};
 use crate::quote::quoted_lossy;
+use crate::text;
 
 /// One reply value. Strings are borrowed from the input and binary-safe where RESP allows binary.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,7 +233,8 @@ fn read_head<'a>(
     let need_more = Ok(Read::Need(buf.len() + 1));
     match marker {
         b'$' | b'!' | b'=' => {
-            let Some((len, data)) = read_length(buf, pos + 1, offset, "a bulk length")? else {
+            let Some((len, data)) = read_length(buf, pos + 1, offset, text!("a bulk length"))?
+            else {
                 return need_more;
             };
             if len == -1 && marker == b'$' {
@@ -241,12 +243,17 @@ fn read_head<'a>(
             if len < 0 {
                 return Err(RespError::Unexpected {
                     offset: at + 1,
-                    expected: "a bulk length of 0 or more",
+                    expected: text!("a bulk length of 0 or more"),
                     found: len.to_string(),
                 });
             }
             if len as u64 > limits.max_bulk_len as u64 {
-                return Err(limit(at, "bulk length", len as u64, limits.max_bulk_len));
+                return Err(limit(
+                    at,
+                    text!("bulk length"),
+                    len as u64,
+                    limits.max_bulk_len,
+                ));
             }
             // Saturating: with a limit near usize::MAX (on wasm32, 4 GiB) the sum could overflow.
             let end = data.saturating_add(len as usize);

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use replicast_protocol::text;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::WebSocket;
@@ -27,7 +28,6 @@ mod token;
 use super::error::{replicast_error, typed, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
 use super::listeners::{self, Listeners};
-use super::reads::{read_api, ReadWindows};
 use super::sends::{self, PendingSends};
 use frames::{frame, report_status};
 pub(super) use options::{options_watch, ReplicastOptions};
@@ -47,28 +47,25 @@ pub struct Replicast {
     shared: Rc<RefCell<Client>>,
 }
 
-impl ReadWindows for Replicast {
-    fn read<R>(&self, read: impl FnOnce(&StreamAssembler<Follow>, u64) -> R) -> R {
-        let client = self.shared.borrow();
-        read(&client.assembler, client.notices)
-    }
-
-    fn read_mut<R>(&self, read: impl FnOnce(&mut StreamAssembler<Follow>) -> R) -> R {
-        read(&mut self.shared.borrow_mut().assembler)
+#[wasm_bindgen]
+impl Replicast {
+    /// An `Assembler` over this client's windows: the glue gives `Replicast` the reads of `Assembler`
+    /// (`read_api!`), each called on it (`scripts/wasm-reads.mjs`), so that they are exported once.
+    #[wasm_bindgen(js_name = __reads, skip_typescript)]
+    pub fn reads(&self) -> super::Assembler {
+        super::Assembler::of_client(self.shared.clone())
     }
 }
 
-read_api!(Replicast);
-
-struct Client {
+pub(crate) struct Client {
     relays: Relays,
     token: TokenSource,
     /// The relay said the session's token expires soon: ask the token function for a fresh one.
     refresh_due: bool,
     aggregate: Option<AggregateOptions>,
-    assembler: StreamAssembler<Follow>,
+    pub(crate) assembler: StreamAssembler<Follow>,
     /// Notices the relay sent (refused top-ups and the like).
-    notices: u64,
+    pub(crate) notices: u64,
     /// Events sent and waiting for the relay's ack.
     sends: PendingSends,
     link: Link,
@@ -152,7 +149,9 @@ impl Replicast {
                 client.request_frame();
             }
             if client.socket.is_some() && client.link.idle(now()) {
-                web_sys::console::warn_1(&"replicast: the relay went silent; reconnecting".into());
+                web_sys::console::warn_1(
+                    &text!("replicast: the relay went silent; reconnecting").into(),
+                );
                 client.drop_socket(true);
             }
             drop(client);
@@ -282,7 +281,7 @@ impl Replicast {
                 .map_err(|reason| (ErrorCode::TooLarge, reason))
                 .and_then(|message| {
                     socket.send_with_str(&message).map_err(|_| {
-                        let reason = "the socket refused the message".to_string();
+                        let reason = text!("the socket refused the message").to_string();
                         (ErrorCode::Disconnected, reason)
                     })
                 });
@@ -324,7 +323,7 @@ impl Replicast {
                 .send_with_str(&sends::digest_message(&request))
                 .is_err()
             {
-                let reason = "the socket refused the message";
+                let reason = text!("the socket refused the message");
                 client.sends.fail(&request, ErrorCode::Disconnected, reason);
             }
         })
@@ -377,7 +376,7 @@ impl Replicast {
         client.handlers.clear();
         client.sends.reject_all(
             ErrorCode::Closed,
-            "the client was closed before the relay answered",
+            text!("the client was closed before the relay answered"),
         );
         if let (Some(window), Some(timer)) = (web_sys::window(), client.idle_timer.take()) {
             window.clear_interval_with_handle(timer);

@@ -12,6 +12,7 @@ use super::saved_views::{
 };
 use super::token::TokenSource;
 use replicast_assembler::assembler::WatchConfig;
+use replicast_protocol::text;
 
 #[wasm_bindgen]
 extern "C" {
@@ -81,7 +82,9 @@ impl Options {
             .and_then(|f| f.interval_ms)
             .unwrap_or(f64::from(DEFAULT_SAVE_INTERVAL_MS));
         if !(1.0..=f64::from(u32::MAX)).contains(&max_bytes) {
-            return Err("saveView.maxBytes must be a number of bytes from 1 to 2^32 - 1".into());
+            return Err(
+                text!("saveView.maxBytes must be a number of bytes from 1 to 2^32 - 1").into(),
+            );
         }
         if !(f64::from(MIN_SAVE_INTERVAL_MS)..=f64::from(i32::MAX)).contains(&interval_ms) {
             return Err(format!(
@@ -165,9 +168,9 @@ fn watch_config(options: &Options) -> Result<WatchConfig, JsError> {
         .collect();
     patterns.extend(options.keys.iter().map(|k| escape_glob(k.as_bytes())));
     if patterns.is_empty() {
-        return Err(JsError::new(
-            "Replicast options watch nothing: give patterns or keys",
-        ));
+        return Err(JsError::new(text!(
+            "Replicast options watch nothing: give patterns or keys"
+        )));
     }
     Ok(WatchConfig {
         patterns,

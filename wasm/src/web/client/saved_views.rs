@@ -27,6 +27,7 @@ use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransa
 
 use super::socket::open_with;
 use super::Client;
+use replicast_protocol::text;
 
 /// Default `saveView.maxBytes`: every view this origin's clients keep, together. The dashboard's overview holds at
 /// most 120,000 samples of a few hundred bytes, about 40 MB at its largest.
@@ -234,7 +235,7 @@ fn loaded(shared: &Rc<RefCell<Client>>, load: u32, view: Option<JsValue>, token:
         let bytes = view.filter(|v| !v.is_undefined() && !v.is_null()).map(|v| {
             match v.dyn_into::<Uint8Array>() {
                 Ok(bytes) => Ok(bytes.to_vec()),
-                Err(_) => Err("the record is not bytes".to_string()),
+                Err(_) => Err(text!("the record is not bytes").to_string()),
             }
         });
         if let Some(bytes) = bytes {

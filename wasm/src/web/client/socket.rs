@@ -22,6 +22,7 @@ use replicast_assembler::link;
 use replicast_protocol::client_message::{
     ClientMessage, Subscribe, TokenRefresh, Topup, MAX_NAME_LEN,
 };
+use replicast_protocol::text;
 use replicast_protocol::wire;
 
 pub(super) fn now() -> f64 {
@@ -63,7 +64,7 @@ pub(super) fn refresh_token(shared: &Rc<RefCell<Client>>) {
         TokenSource::Provider(provider) => provider.clone(),
         _ => {
             web_sys::console::warn_1(
-                &"replicast: the session's token expires soon; give a function as the token option to refresh it"
+                &text!("replicast: the session's token expires soon; give a function as the token option to refresh it")
                     .into(),
             );
             return;
@@ -77,7 +78,7 @@ pub(super) fn refresh_token(shared: &Rc<RefCell<Client>>) {
             if let Some(socket) = &shared.borrow().socket {
                 if let Err(err) = socket.send_with_str(&message) {
                     web_sys::console::error_2(
-                        &"replicast: cannot send the fresh token".into(),
+                        &text!("replicast: cannot send the fresh token").into(),
                         &err,
                     );
                 }
@@ -121,9 +122,9 @@ pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
     let socket = match WebSocket::new(&url) {
         Ok(socket) => socket,
         Err(err) => {
-            web_sys::console::error_2(&"replicast: cannot open the WebSocket".into(), &err);
+            web_sys::console::error_2(&text!("replicast: cannot open the WebSocket").into(), &err);
             drop(client);
-            closed(shared, "the WebSocket could not be opened", true);
+            closed(shared, text!("the WebSocket could not be opened"), true);
             return;
         }
     };
@@ -169,7 +170,7 @@ pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
         .to_json();
         if let Some(socket) = &client.socket {
             if let Err(err) = socket.send_with_str(&subscribe) {
-                web_sys::console::error_2(&"replicast: cannot subscribe".into(), &err);
+                web_sys::console::error_2(&text!("replicast: cannot subscribe").into(), &err);
             }
         }
     });
@@ -185,7 +186,7 @@ pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
                 close.reason()
             ),
             Ok(close) => format!("the connection to the relay closed ({})", close.code()),
-            Err(_) => "the connection to the relay closed".to_string(),
+            Err(_) => text!("the connection to the relay closed").to_string(),
         };
         closed(&shared, &why, true);
     });
@@ -299,7 +300,10 @@ impl Client {
             // In requests the relay takes: a stale message alone may ask for 1,024 keys of 1 KiB.
             for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
                 if let Err(err) = socket.send_with_str(&request) {
-                    web_sys::console::error_2(&"replicast: cannot ask for a top-up".into(), &err);
+                    web_sys::console::error_2(
+                        &text!("replicast: cannot ask for a top-up").into(),
+                        &err,
+                    );
                 }
             }
         }
@@ -331,7 +335,7 @@ impl Client {
         socket.set_onclose(None);
         let _ = socket.close();
         self.socket_closed(
-            "the client dropped its connection to the relay (to reconnect)",
+            text!("the client dropped its connection to the relay (to reconnect)"),
             failed,
         );
     }

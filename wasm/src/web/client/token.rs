@@ -11,6 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::Client;
+use replicast_protocol::text;
 
 pub(crate) enum TokenSource {
     None,
@@ -29,7 +30,10 @@ impl TokenSource {
         } else if let Some(provider) = value.dyn_ref::<Function>() {
             Ok(TokenSource::Provider(provider.clone()))
         } else {
-            Err("token must be a string or a function returning one (or a Promise of one)".into())
+            Err(
+                text!("token must be a string or a function returning one (or a Promise of one)")
+                    .into(),
+            )
         }
     }
 }
@@ -50,12 +54,12 @@ pub(super) fn fetch(
     let on_token = callback(Rc::downgrade(shared), move |shared, value| {
         match value.as_string() {
             Some(token) => then(shared, token),
-            None => failed(shared, "the token function gave no string"),
+            None => failed(shared, text!("the token function gave no string")),
         }
     });
     let on_error = callback(Rc::downgrade(shared), move |shared, err| {
-        web_sys::console::error_2(&"replicast: the token function failed".into(), &err);
-        failed(shared, "the token function failed");
+        web_sys::console::error_2(&text!("replicast: the token function failed").into(), &err);
+        failed(shared, text!("the token function failed"));
     });
     // `then` with two callbacks; js_sys's own takes `Closure`s it does not free.
     let then_method = Reflect::get(&promise, &"then".into())

@@ -58,15 +58,15 @@ const HAS_TTL: u8 = 4;
 /// Why a saved view was not restored.
 #[derive(Debug, Error, PartialEq)]
 pub enum SavedViewError {
-    #[error("not a saved view: it does not start with \"RCVW\"")]
+    #[error("{}", replicast_protocol::text!("not a saved view: it does not start with \"RCVW\""))]
     NotASavedView,
     #[error("a saved view of format version {0}; this client reads version {SAVED_VIEW_VERSION}")]
     Version(u8),
-    #[error("the saved view's checksum does not match its bytes: the record was corrupted")]
+    #[error("{}", replicast_protocol::text!("the saved view's checksum does not match its bytes: the record was corrupted"))]
     Checksum,
-    #[error("the saved view watches other keys, another database or another window length than this client")]
+    #[error("{}", replicast_protocol::text!("the saved view watches other keys, another database or another window length than this client"))]
     OtherWatch,
-    #[error("a view is restored only into an assembler that has joined no stream yet")]
+    #[error("{}", replicast_protocol::text!("a view is restored only into an assembler that has joined no stream yet"))]
     NotFresh,
     #[error("saved view, byte {at}: expected {expected}")]
     Malformed { at: usize, expected: &'static str },

@@ -9,6 +9,7 @@ use super::{
 use crate::keyspace::Keyspace;
 use crate::windows::fast_hash::FastSet;
 use crate::windows::{StreamId, FIELD_HISTORY, STRING_HISTORY};
+use replicast_protocol::text;
 use replicast_protocol::wire::MAX_SHARDS;
 
 /// Reads and checks a whole saved view for `keyspace`'s watch, without changing anything but its cache of
@@ -26,7 +27,7 @@ pub(super) fn read_view<'a>(
         None => {
             return Err(SavedViewError::Malformed {
                 at: MAGIC.len(),
-                expected: "the format version",
+                expected: text!("the format version"),
             })
         }
     }
@@ -37,7 +38,7 @@ pub(super) fn read_view<'a>(
     else {
         return Err(SavedViewError::Malformed {
             at: bytes.len(),
-            expected: "the checksum's 8 bytes",
+            expected: text!("the checksum's 8 bytes"),
         });
     };
     let (body, sum) = bytes.split_at(body_len);
@@ -47,12 +48,12 @@ pub(super) fn read_view<'a>(
         return Err(SavedViewError::Checksum);
     }
     let mut cursor = Cursor::new(body);
-    cursor.take(MAGIC.len() + 1, "the magic and the version")?;
+    cursor.take(MAGIC.len() + 1, text!("the magic and the version"))?;
 
     let watch = &keyspace.watch;
-    let db = cursor.varint("the watched database")?;
-    let window = cursor.varint("the window length")?;
-    let patterns = cursor.count(MAX_PATTERNS, "the number of patterns (at most 64)")?;
+    let db = cursor.varint(text!("the watched database"))?;
+    let window = cursor.varint(text!("the window length"))?;
+    let patterns = cursor.count(MAX_PATTERNS, text!("the number of patterns (at most 64)"))?;
     let mut same = db == u64::from(watch.db)
         && window == watch.window as u64
         && patterns == watch.patterns.len();
@@ -68,22 +69,24 @@ pub(super) fn read_view<'a>(
     }
     let capacity = watch.window;
 
-    let count = cursor.count(MAX_SHARDS, "the number of streams (at most 1024)")?;
+    let count = cursor.count(MAX_SHARDS, text!("the number of streams (at most 1024)"))?;
     let mut streams: Vec<SavedStream<'a>> = Vec::with_capacity(count);
     for _ in 0..count {
         let shard = shard_index(&mut cursor)?;
         if streams.iter().any(|s| s.shard == shard) {
-            return Err(cursor.malformed("each stream's shard once"));
+            return Err(cursor.malformed(text!("each stream's shard once")));
         }
         let epoch = cursor.bytes("an epoch")?;
         let epoch = std::str::from_utf8(epoch)
             .ok()
             .filter(|e| !e.is_empty() && e.len() <= MAX_EPOCH_LEN)
-            .ok_or_else(|| cursor.malformed("an epoch of 1 to 64 UTF-8 bytes"))?;
-        let offset = cursor.varint("a stream offset")?;
-        let selected_db = match cursor.varint("the SELECTed database")? {
+            .ok_or_else(|| cursor.malformed(text!("an epoch of 1 to 64 UTF-8 bytes")))?;
+        let offset = cursor.varint(text!("a stream offset"))?;
+        let selected_db = match cursor.varint(text!("the SELECTed database"))? {
             0 => None,
-            db => Some(u32::try_from(db - 1).map_err(|_| cursor.malformed("a database number"))?),
+            db => Some(
+                u32::try_from(db - 1).map_err(|_| cursor.malformed(text!("a database number")))?,
+            ),
         };
         streams.push(SavedStream {
             shard,
@@ -93,38 +96,38 @@ pub(super) fn read_view<'a>(
         });
     }
     if streams.is_empty() {
-        return Err(cursor.malformed("at least one stream"));
+        return Err(cursor.malformed(text!("at least one stream")));
     }
     let joined = |shard: u16| streams.iter().any(|s| s.shard == shard);
     let mut seen: FastSet<&[u8]> = FastSet::default();
 
-    let count = cursor.count(usize::MAX, "the number of unknown keys")?;
+    let count = cursor.count(usize::MAX, text!("the number of unknown keys"))?;
     let mut unknown = Vec::new();
     for _ in 0..count {
         let key = watched_key(&mut cursor, keyspace, &mut seen)?;
         let shard = shard_index(&mut cursor)?;
         if !joined(shard) {
-            return Err(cursor.malformed("the shard of a stream the view holds"));
+            return Err(cursor.malformed(text!("the shard of a stream the view holds")));
         }
         unknown.push((key, shard));
     }
 
-    let count = cursor.count(usize::MAX, "the number of windows")?;
+    let count = cursor.count(usize::MAX, text!("the number of windows"))?;
     let mut windows = Vec::new();
     for _ in 0..count {
         let key = watched_key(&mut cursor, keyspace, &mut seen)?;
-        let kind = cursor.byte("a window's type (0 to 4)")?;
-        let flags = cursor.byte("a window's flags")?;
+        let kind = cursor.byte(text!("a window's type (0 to 4)"))?;
+        let flags = cursor.byte(text!("a window's flags"))?;
         if flags & !(STALE | COMPLETE | HAS_TTL) != 0 {
-            return Err(cursor.malformed("window flags 1, 2 and 4 only"));
+            return Err(cursor.malformed(text!("window flags 1, 2 and 4 only")));
         }
         let expires_at_ms = match flags & HAS_TTL {
             0 => None,
-            _ => Some(cursor.varint("a window's expiry time")?),
+            _ => Some(cursor.varint(text!("a window's expiry time"))?),
         };
         let shard = shard_index(&mut cursor)?;
         if !joined(shard) {
-            return Err(cursor.malformed("the shard of a stream the view holds"));
+            return Err(cursor.malformed(text!("the shard of a stream the view holds")));
         }
         let complete = flags & COMPLETE != 0;
         let body = match kind {
@@ -133,7 +136,7 @@ pub(super) fn read_view<'a>(
             2 => read_list(&mut cursor, capacity)?,
             3 => read_hash(&mut cursor, capacity, complete)?,
             4 => read_string(&mut cursor, capacity)?,
-            _ => return Err(cursor.malformed("a window's type (0 to 4)")),
+            _ => return Err(cursor.malformed(text!("a window's type (0 to 4)"))),
         };
         windows.push(SavedWindow {
             key,
@@ -144,7 +147,7 @@ pub(super) fn read_view<'a>(
         });
     }
     if !cursor.is_empty() {
-        return Err(cursor.malformed("the checksum after the last window"));
+        return Err(cursor.malformed(text!("the checksum after the last window")));
     }
     Ok(SavedView {
         streams,
@@ -154,11 +157,11 @@ pub(super) fn read_view<'a>(
 }
 
 fn shard_index(cursor: &mut Cursor<'_>) -> Result<u16, SavedViewError> {
-    let shard = cursor.varint("a shard index")?;
+    let shard = cursor.varint(text!("a shard index"))?;
     u16::try_from(shard)
         .ok()
         .filter(|&s| usize::from(s) < MAX_SHARDS)
-        .ok_or_else(|| cursor.malformed("a shard index below 1024"))
+        .ok_or_else(|| cursor.malformed(text!("a shard index below 1024")))
 }
 
 /// A key the assembler watches, named once in the whole view.
@@ -172,13 +175,13 @@ fn watched_key<'a>(
     if !keyspace.is_watched(key) {
         return Err(SavedViewError::Malformed {
             at,
-            expected: "a key the watched patterns match",
+            expected: text!("a key the watched patterns match"),
         });
     }
     if !seen.insert(key) {
         return Err(SavedViewError::Malformed {
             at,
-            expected: "each key once",
+            expected: text!("each key once"),
         });
     }
     Ok(key)
@@ -186,12 +189,12 @@ fn watched_key<'a>(
 
 /// A length Redis holds, saved plus one (0: unknown), no less than the `held` items the window holds.
 fn read_total(cursor: &mut Cursor<'_>) -> Result<Option<u64>, SavedViewError> {
-    Ok(cursor.varint("a length in Redis")?.checked_sub(1))
+    Ok(cursor.varint(text!("a length in Redis"))?.checked_sub(1))
 }
 
 fn check_total(cursor: &Cursor<'_>, total: Option<u64>, held: usize) -> Result<(), SavedViewError> {
     if total.is_some_and(|t| t < held as u64) {
-        return Err(cursor.malformed("a length in Redis no shorter than the window"));
+        return Err(cursor.malformed(text!("a length in Redis no shorter than the window")));
     }
     Ok(())
 }
@@ -201,17 +204,20 @@ fn read_zset<'a>(
     capacity: usize,
     complete: bool,
 ) -> Result<SavedBody<'a>, SavedViewError> {
-    let count = cursor.count(capacity, "the number of members (at most the window)")?;
+    let count = cursor.count(
+        capacity,
+        text!("the number of members (at most the window)"),
+    )?;
     let mut members = Vec::with_capacity(count);
     let mut seen = FastSet::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let score = cursor.f64("a score")?;
         if score.is_nan() {
-            return Err(cursor.malformed("a score that is a number"));
+            return Err(cursor.malformed(text!("a score that is a number")));
         }
         let member = cursor.bytes("a member")?;
         if !seen.insert(member) {
-            return Err(cursor.malformed("each member once"));
+            return Err(cursor.malformed(text!("each member once")));
         }
         members.push((score, member));
     }
@@ -223,23 +229,29 @@ fn read_stream<'a>(
     capacity: usize,
 ) -> Result<SavedBody<'a>, SavedViewError> {
     let total = read_total(cursor)?;
-    let count = cursor.count(capacity, "the number of entries (at most the window)")?;
+    let count = cursor.count(
+        capacity,
+        text!("the number of entries (at most the window)"),
+    )?;
     check_total(cursor, total, count)?;
     let mut entries: Vec<(StreamId, Vec<&'a [u8]>)> = Vec::with_capacity(count);
     for _ in 0..count {
         let id = StreamId {
-            ms: cursor.varint("an entry id's milliseconds")?,
-            seq: cursor.varint("an entry id's sequence")?,
+            ms: cursor.varint(text!("an entry id's milliseconds"))?,
+            seq: cursor.varint(text!("an entry id's sequence"))?,
         };
         if entries.last().is_some_and(|(last, _)| *last >= id) {
-            return Err(cursor.malformed("entry ids in increasing order"));
+            return Err(cursor.malformed(text!("entry ids in increasing order")));
         }
-        let fields = cursor.count(usize::MAX, "the number of an entry's fields and values")?;
+        let fields = cursor.count(
+            usize::MAX,
+            text!("the number of an entry's fields and values"),
+        )?;
         if fields % 2 != 0 {
-            return Err(cursor.malformed("fields and values in pairs"));
+            return Err(cursor.malformed(text!("fields and values in pairs")));
         }
         let fields = (0..fields)
-            .map(|_| cursor.bytes("an entry's field or value"))
+            .map(|_| cursor.bytes(text!("an entry's field or value")))
             .collect::<Result<_, _>>()?;
         entries.push((id, fields));
     }
@@ -251,10 +263,10 @@ fn read_list<'a>(
     capacity: usize,
 ) -> Result<SavedBody<'a>, SavedViewError> {
     let total = read_total(cursor)?;
-    let count = cursor.count(capacity, "the number of items (at most the window)")?;
+    let count = cursor.count(capacity, text!("the number of items (at most the window)"))?;
     check_total(cursor, total, count)?;
     let items = (0..count)
-        .map(|_| cursor.bytes("a list item"))
+        .map(|_| cursor.bytes(text!("a list item")))
         .collect::<Result<_, _>>()?;
     Ok(SavedBody::List { total, items })
 }
@@ -264,16 +276,16 @@ fn read_hash<'a>(
     capacity: usize,
     complete: bool,
 ) -> Result<SavedBody<'a>, SavedViewError> {
-    let dropped = cursor.varint("the number of fields dropped")?;
-    let count = cursor.count(capacity, "the number of fields (at most the window)")?;
+    let dropped = cursor.varint(text!("the number of fields dropped"))?;
+    let count = cursor.count(capacity, text!("the number of fields (at most the window)"))?;
     let mut fields = Vec::with_capacity(count);
     let mut seen = FastSet::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
-        let field = cursor.bytes("a hash field")?;
+        let field = cursor.bytes(text!("a hash field"))?;
         if !seen.insert(field) {
-            return Err(cursor.malformed("each field once"));
+            return Err(cursor.malformed(text!("each field once")));
         }
-        let value = cursor.bytes("a hash value")?;
+        let value = cursor.bytes(text!("a hash value"))?;
         let previous = history(cursor, FIELD_HISTORY)?;
         fields.push((field, value, previous));
     }
@@ -288,7 +300,7 @@ fn read_string<'a>(
     cursor: &mut Cursor<'a>,
     capacity: usize,
 ) -> Result<SavedBody<'a>, SavedViewError> {
-    let value = cursor.bytes("a string's value")?;
+    let value = cursor.bytes(text!("a string's value"))?;
     let previous = history(cursor, capacity.saturating_sub(1).min(STRING_HISTORY))?;
     Ok(SavedBody::String { value, previous })
 }
@@ -297,9 +309,9 @@ fn read_string<'a>(
 fn history<'a>(cursor: &mut Cursor<'a>, limit: usize) -> Result<Vec<&'a [u8]>, SavedViewError> {
     let count = cursor.count(
         limit,
-        "the number of earlier values (at most the history kept)",
+        text!("the number of earlier values (at most the history kept)"),
     )?;
     (0..count)
-        .map(|_| cursor.bytes("an earlier value"))
+        .map(|_| cursor.bytes(text!("an earlier value")))
         .collect()
 }
