@@ -20,7 +20,8 @@ mkdir -p www/vendor
 cmp -s node_modules/d3/dist/d3.min.js www/vendor/d3.min.js || cp node_modules/d3/dist/d3.min.js www/vendor/d3.min.js
 # The page's client is the npm package's web build, built the same way (lib.sh: build_wasm_client with std from its
 # sources where the toolchain has them, then finish_wasm_client). wasm-opt takes most of a build's time, so it runs
-# only when wasm-bindgen's output changed: target/wasm-pkg-small keeps the output it was made from.
+# only when what it is made from changed: target/wasm-pkg-small/.from holds the checksums of wasm-bindgen's output and
+# of every script and tool the finishing step runs, written last (a finishing step cut short is done again).
 std=$(wasm_client_std)
 [ "$std" = source ] ||
   echo "build.sh: no std sources (rustup component add rust-src): prebuilt std, client ~10 KB larger gzipped" >&2
@@ -28,12 +29,13 @@ built=target/wasm-pkg-web small=target/wasm-pkg-small
 build_wasm_client web "$built" "$std"
 # Its exports are renamed, so the .d.ts of the .wasm's own exports would be wrong: it is left out, as in the package.
 rm -f "$built/replicast_wasm_bg.wasm.d.ts" wasm/pkg/replicast_wasm_bg.wasm.d.ts
-if ! cmp -s "$built/replicast_wasm_bg.wasm" "$small/.from.wasm" || ! cmp -s "$built/replicast_wasm.js" "$small/.from.js"; then
+from=$(sha256sum "$built"/* scripts/lib.sh scripts/wasm-names.mjs scripts/wasm-texts.mjs scripts/wasm-reads.mjs \
+  node_modules/binaryen/package.json)
+if [ "$from" != "$(cat "$small/.from" 2>/dev/null)" ]; then
   rm -rf "$small"
   cp -r "$built" "$small"
   finish_wasm_client "$small/replicast_wasm_bg.wasm" "$small/replicast_wasm.js"
-  cp "$built/replicast_wasm_bg.wasm" "$small/.from.wasm"
-  cp "$built/replicast_wasm.js" "$small/.from.js"
+  echo "$from" >"$small/.from"
 fi
 copy_changed "$small" wasm/pkg
 with_wasm_env wasm-pack --quiet build wasm --release --target web --out-dir "$REPO_ROOT/target/wasm-pkg-rdb" -- --features rdb
