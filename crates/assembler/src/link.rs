@@ -18,7 +18,7 @@
 
 mod pending;
 
-pub use pending::Pending;
+pub use pending::{Pending, MAX_WAITING};
 
 use crate::shard_set::ShardSet;
 use replicast_protocol::wire::MAX_SHARDS;

@@ -13,6 +13,9 @@ use replicast_protocol::quote::quoted;
 use replicast_protocol::text;
 use replicast_protocol::wire::WindowsDigest;
 
+// The rejection's text names the limit: a literal (`text!`), so held to the constant here.
+const _: () = assert!(replicast_assembler::link::MAX_WAITING == 4096);
+
 /// Promises waiting for the relay's ack, by request id.
 #[derive(Default)]
 pub(super) struct PendingSends {
@@ -22,9 +25,18 @@ pub(super) struct PendingSends {
 }
 
 impl PendingSends {
-    /// Files a promise's `resolve` and `reject` under a new request id, which it returns.
+    /// Files a promise's `resolve` and `reject` under a new request id, which it returns; rejects the oldest
+    /// request still waiting when `link::MAX_WAITING` requests were sent after it unanswered.
     pub(super) fn register(&mut self, resolve: Function, reject: Function) -> String {
-        self.waiting.file((resolve, reject))
+        let (request, oldest) = self.waiting.file((resolve, reject));
+        if let Some((_, reject)) = oldest {
+            let reason = text!("no answer from the relay while 4096 later requests were sent");
+            let _ = reject.call1(
+                &JsValue::NULL,
+                &replicast_error(ErrorCode::Disconnected, reason),
+            );
+        }
+        request
     }
 
     /// Rejects one request that never reached the relay.

@@ -3,7 +3,13 @@
 //! The ids are the numbers 1, 2, 3… in the order the requests were filed, so the request of id `n` sits at a known
 //! place in one `Vec`, without a hash table: the relay answers mostly in order, a settled slot is emptied, and the
 //! empty slots at the front leave. An id is never given twice, so an answer to a request of an earlier socket
-//! (dropped with [`Pending::take_all`]) finds nothing.
+//! (dropped with [`Pending::take_all`]) finds nothing. A request left unanswered keeps the slots after it, so at most
+//! [`MAX_WAITING`] ids are kept from the oldest waiting one on: filing past that gives back the oldest, unanswered,
+//! for the caller to fail.
+
+/// Ids kept from the oldest request still waiting to the newest: a relay that never answers one request costs a page
+/// at most this many slots, not one per request sent since.
+pub const MAX_WAITING: usize = 4096;
 
 /// Requests waiting for an answer, each with what settles it (`T`: a promise's callbacks in the browser).
 #[derive(Debug)]
@@ -24,10 +30,29 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
-    /// Files a request; returns its id, as the text the relay echoes.
-    pub fn file(&mut self, request: T) -> String {
+    /// Files a request; returns its id, as the text the relay echoes, and the oldest request still waiting when
+    /// [`MAX_WAITING`] ids would be kept otherwise, taken out (the caller fails it: no answer came for it).
+    pub fn file(&mut self, request: T) -> (String, Option<T>) {
+        let oldest = if self.waiting.len() >= MAX_WAITING {
+            let oldest = self.waiting.first_mut().and_then(Option::take);
+            self.drain_settled();
+            oldest
+        } else {
+            None
+        };
         self.waiting.push(Some(request));
-        (self.gone + self.waiting.len() as u64).to_string()
+        ((self.gone + self.waiting.len() as u64).to_string(), oldest)
+    }
+
+    /// Empties the settled slots at the front.
+    fn drain_settled(&mut self) {
+        let settled = self
+            .waiting
+            .iter()
+            .take_while(|slot| slot.is_none())
+            .count();
+        self.waiting.drain(..settled);
+        self.gone += settled as u64;
     }
 
     /// The request of id `id`, taken out: `None` for an id this never gave (or not as it gave it: `07`, `+7`), or
@@ -38,13 +63,7 @@ impl<T> Pending<T> {
         }
         let index = id.parse::<u64>().ok()?.checked_sub(self.gone + 1)?;
         let taken = self.waiting.get_mut(usize::try_from(index).ok()?)?.take();
-        let settled = self
-            .waiting
-            .iter()
-            .take_while(|slot| slot.is_none())
-            .count();
-        self.waiting.drain(..settled);
-        self.gone += settled as u64;
+        self.drain_settled();
         taken
     }
 
@@ -72,19 +91,19 @@ mod tests {
     #[test]
     fn requests_settle_in_any_order_by_the_ids_given() {
         let mut pending = Pending::default();
-        let ids: Vec<String> = (0..5).map(|n| pending.file(n)).collect();
+        let ids: Vec<String> = (0..5).map(|n| pending.file(n).0).collect();
         assert_eq!(ids, ["1", "2", "3", "4", "5"]);
         assert_eq!(pending.take("2"), Some(1));
         assert_eq!(pending.take("2"), None, "taken once");
         assert_eq!(pending.take("1"), Some(0));
         assert_eq!(pending.len(), 3);
         assert_eq!(pending.take("5"), Some(4));
-        assert_eq!(pending.file(5), "6", "ids go on after the ones settled");
+        assert_eq!(pending.file(5).0, "6", "ids go on after the ones settled");
         assert_eq!(pending.take("3"), Some(2));
         assert_eq!(pending.take("4"), Some(3));
         assert_eq!(pending.take("6"), Some(5));
         assert!(pending.is_empty());
-        assert_eq!(pending.file(6), "7");
+        assert_eq!(pending.file(6).0, "7");
     }
 
     #[test]
@@ -118,10 +137,34 @@ mod tests {
         assert_eq!(pending.take_all().collect::<Vec<_>>(), ['b']);
         assert_eq!(pending.take("2"), None);
         assert_eq!(
-            pending.file('c'),
+            pending.file('c').0,
             "3",
             "a new socket's requests get new ids"
         );
         assert_eq!(pending.take("3"), Some('c'));
+    }
+
+    #[test]
+    fn a_request_never_answered_keeps_at_most_max_waiting_slots() {
+        let mut pending = Pending::default();
+        let (first, none) = pending.file(0);
+        assert_eq!((first.as_str(), none), ("1", None));
+        // Every later request is answered, the first never is.
+        for n in 1..MAX_WAITING {
+            let (id, oldest) = pending.file(n);
+            assert_eq!(oldest, None);
+            assert_eq!(pending.take(&id), Some(n));
+        }
+        assert_eq!(pending.waiting.len(), MAX_WAITING);
+        let (id, oldest) = pending.file(MAX_WAITING);
+        assert_eq!(oldest, Some(0), "the oldest, unanswered, is given back");
+        assert_eq!(
+            pending.waiting.len(),
+            1,
+            "the slots answered behind it left with it"
+        );
+        assert_eq!(pending.take("1"), None);
+        assert_eq!(pending.take(&id), Some(MAX_WAITING));
+        assert!(pending.is_empty());
     }
 }
