@@ -105,6 +105,7 @@ trimming_flags() {
 # already a trap with its message discarded (std has nowhere to print it there), so nothing a page sees changes;
 # what goes is the code that formats the message and the panic locations' file names. With the feature
 # `short-texts`: the error texts as codes, whose words finish_wasm_client puts in the glue (scripts/wasm-texts.mjs).
+# Fails with wasm-pack's status (set -e does not hold inside a function a caller tests).
 build_wasm_client() {
   local target=$1 std=${3:-prebuilt} out flags features=optimize_for_size abort
   out=$(realpath -m "$2")
@@ -118,10 +119,10 @@ build_wasm_client() {
     flags="$flags$(trimming_flags)"
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release \
       --target "$target" --out-dir "$out" -- --features short-texts -Zbuild-std=std,panic_abort \
-      -Zbuild-std-features="$features"
+      -Zbuild-std-features="$features" || return
   else
     RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" \
-      --out-dir "$out" -- --features short-texts
+      --out-dir "$out" -- --features short-texts || return
   fi
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"
