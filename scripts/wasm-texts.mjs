@@ -2,11 +2,13 @@
 // build_wasm_client), each `text!("…")` of the Rust sources is compiled into the .wasm as U+FDD0 and a code of 4
 // base-32 digits (crates/protocol/src/text.rs), 7 bytes instead of the words. This script finds every `text!("…")`
 // in the client's crates, computes the same code (the low 20 bits of the text's FNV-1a hash), and puts one table of
-// codes and words in each glue file, where the glue's one decoder of strings from the .wasm (`getStringFromWasm0`)
-// replaces each marked code by its words: a page, a Node program and the `.d.ts` see the same messages as a build
-// without the feature.
+// codes and words in each glue file, with a second decoder of strings from the .wasm (`getTextFromWasm0`) that
+// replaces each marked code by its words. Only the few places where a string becomes a message use it (`sites`
+// below): a page and a Node program read the same messages as a build without the feature, while everything else
+// (keys, values, members, JSON, what the client sends) still goes through wasm-bindgen's own decoder, untouched,
+// so data that holds U+FDD0 and a code arrives as Redis holds it.
 // Usage: node scripts/wasm-texts.mjs FILE.wasm GLUE.js... — fails (and the build with it) on two texts with one code,
-// on a code in FILE.wasm that no `text!` gives, or on glue whose decoder no longer reads as expected.
+// on a code in FILE.wasm that no `text!` gives, or on glue whose decoder or message sites no longer read as expected.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,21 +74,39 @@ for (let at = wasm.indexOf(markerBytes); at >= 0; at = wasm.indexOf(markerBytes,
 if (found === 0) fail(`${wasmFile} holds no text's code: was it built with the feature short-texts?`);
 
 const table = JSON.stringify(Object.fromEntries([...texts].sort(([a], [b]) => (a < b ? -1 : 1))));
+// The glue's decoder of strings from the .wasm, which stays as wasm-bindgen wrote it: it carries data.
 const decoder = `function getStringFromWasm0(ptr, len) {
     ptr = ptr >>> 0;
     return decodeText(getUint8ArrayMemory0().subarray(ptr, ptr + len));
 }`;
-const expanding = `// The words of the error texts the .wasm holds as U+FDD0 and a code (scripts/wasm-texts.mjs).
+const expanding = `${decoder}
+// The words of the error texts the .wasm holds as U+FDD0 and a code, for messages only (scripts/wasm-texts.mjs).
 const TEXTS = ${table};
-function getStringFromWasm0(ptr, len) {
-    ptr = ptr >>> 0;
-    const text = decodeText(getUint8ArrayMemory0().subarray(ptr, ptr + len));
+function getTextFromWasm0(ptr, len) {
+    const text = getStringFromWasm0(ptr, len);
     return text.includes('\\uFDD0') ? text.replace(/\\uFDD0([0-9a-v]{4})/g, (code, c) => TEXTS[c] ?? code) : text;
 }`;
+// Where a string from the .wasm becomes a message: an Error made by wasm-bindgen's JsError::new, by js_sys's
+// Error::new and by wasm_bindgen::throw_str, and the client's import of `String` for its other messages (the
+// console's, the diagnostics' lastError: wasm/src/web/error.rs, `words`). Each must be found once in each glue
+// file, and no other `Error(` or `String(` of a string from the .wasm: a message that reached the page another way
+// would keep its code, and data read here would lose its bytes.
+const sites = [
+  'const ret = Error(getStringFromWasm0(arg0, arg1));',
+  'const ret = new Error(getStringFromWasm0(arg0, arg1));',
+  'throw new Error(getStringFromWasm0(arg0, arg1));',
+  'const ret = String(getStringFromWasm0(arg0, arg1));',
+];
 for (const glue of glues) {
-  const js = readFileSync(glue, 'utf8');
-  const n = js.split(decoder).length - 1;
-  if (n !== 1) fail(`${glue}: its string decoder found ${n} times, expected 1`);
+  let js = readFileSync(glue, 'utf8');
+  const count = (text) => js.split(text).length - 1;
+  if (count(decoder) !== 1) fail(`${glue}: its string decoder found ${count(decoder)} times, expected 1`);
+  for (const site of sites) {
+    if (count(site) !== 1) fail(`${glue}: \`${site}\` found ${count(site)} times, expected 1`);
+    js = js.replace(site, () => site.replace('getStringFromWasm0', 'getTextFromWasm0'));
+  }
+  const other = js.match(/.*\b(?:Error|String)\(getStringFromWasm0\(.*/);
+  if (other) fail(`${glue}: a message from the .wasm this script does not know: ${other[0].trim()}`);
   writeFileSync(glue, js.replace(decoder, () => expanding));
 }
 console.log(`wasm-texts.mjs: ${texts.size} texts, ${found} codes in ${wasmFile}, ${glues.length} glue files`);

@@ -322,6 +322,138 @@ test('the error texts the .wasm holds as codes read as their words, through the 
   assert.deepEqual(seen, expected, 'the web glue');
 });
 
+// The glue gives the error texts' codes back their words only where a message reaches a person: an Error's
+// message, a console message, the diagnostics' last error. Everything else from the .wasm is data, which must reach
+// the page as Redis holds it: a key, a field, a value or a member that holds U+FDD0 and a text's code (or the
+// marker alone) is read back byte for byte, from a snapshot and from the stream, through the Node and the web glue
+// (whose client's console messages still read as words).
+test('data that holds a text code arrives as Redis holds it, through the Node and the web glue', async () => {
+  const installed = path.join(workspace.dir, 'node_modules/replicast');
+  const text = 'the end of the input';
+  const marked = `\uFDD0${textCode(text)}`;
+  for (const build of ['node', 'web']) {
+    const glue = await readFile(path.join(installed, build, 'replicast_wasm.js'), 'utf8');
+    assert.ok(glue.includes(JSON.stringify({ [textCode(text)]: text }).slice(1, -1)), `${build}: ${marked} is a text's code`);
+  }
+  const keys = {
+    zset: `perf:fdd0:z${marked}`, hash: 'perf:fdd0:h\uFDD0', string: `perf:fdd0:s${marked}\uFDD0`, stream: `perf:fdd0:x${marked}`,
+  };
+  const json = JSON.stringify({ note: marked });
+  await redis.cli('ZADD', keys.zset, '1', marked, '2', '\uFDD0', '3', json);
+  await redis.cli('HSET', keys.hash, marked, `${marked} ${marked}\uFDD0`, '\uFDD0', marked);
+  await redis.cli('SET', keys.string, marked);
+  await redis.cli('XADD', keys.stream, '*', marked, '\uFDD0');
+  const later = JSON.stringify({ note: `later ${marked}` });
+  const expected = (afterWrite) => ({
+    [keys.zset]: {
+      type: 'zset',
+      items: [...(afterWrite ? [[later, 4]] : []), [json, 3], ['\uFDD0', 2], [marked, 1]],
+      latest: JSON.parse(afterWrite ? later : json),
+    },
+    [keys.hash]: {
+      type: 'hash',
+      items: [[marked, `${marked} ${marked}\uFDD0`], ['\uFDD0', marked]].sort(),
+      latest: { [marked]: `${marked} ${marked}\uFDD0`, '\uFDD0': marked },
+    },
+    [keys.string]: { type: 'string', items: [marked], latest: null },
+    [keys.stream]: { type: 'stream', items: [[[marked, '\uFDD0']]], latest: { [marked]: '\uFDD0' } },
+  });
+  // What a client holds, read through the API every window goes through.
+  const read = `(client) => Object.fromEntries(client.keys().map((key) => {
+    const { type, items } = client.window(key) ?? { type: 'no window', items: [] };
+    const seen = items.map((i) => ({ zset: [i.member, i.score], hash: [i.field, i.value], stream: i.fields })[type] ?? i.value);
+    if (type === 'hash') seen.sort();
+    return [key, { type, items: seen, latest: client.latest(key) ?? null }];
+  }))`;
+  const zaddLater = () => redis.cli('ZADD', keys.zset, '4', later);
+
+  // Node: the README's Assembler over a WebSocket (ws), which prints what it holds after every message.
+  const dir = await workspace.project('fdd0-node', {
+    'read.mjs': `
+      import { Assembler } from 'replicast';
+      import WebSocket from 'ws';
+      const read = ${read};
+      const assembler = new Assembler({ patterns: ['perf:fdd0:*'], window: 10 });
+      const socket = new WebSocket(${JSON.stringify(wsUrl)});
+      socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', patterns: ['perf:fdd0:*'], window: 10 })));
+      socket.on('message', (message) => {
+        if (!Buffer.isBuffer(message)) return;
+        assembler.push(message);
+        console.log(JSON.stringify(read(assembler)));
+      });
+      socket.on('close', (code, reason) => console.error('the socket closed', code, String(reason)));
+    `,
+  });
+  const child = spawn('node', ['read.mjs'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+  child.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+  const seenInNode = async (want, what) => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const lines = out.split('\n').filter(Boolean);
+      const last = lines.length ? JSON.parse(lines.at(-1)) : undefined;
+      try {
+        assert.deepEqual(last, want, `Node, ${what}`);
+        return;
+      } catch (e) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`read.mjs: ${err}\n${e.message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  try {
+    await seenInNode(expected(false), 'from the snapshot');
+    await zaddLater();
+    await seenInNode(expected(true), 'from the stream');
+  } finally {
+    child.kill();
+  }
+  await redis.cli('ZREM', keys.zset, later);
+
+  // The browser: the web build's Replicast, in Chromium.
+  const page = await workspace.project('fdd0-web', {
+    'index.html': readme.get('index.html').replace('./main.js', './read.js'),
+    'read.js': `
+      import { Replicast } from 'replicast';
+      window.read = ${read};
+      window.client = new Replicast(${JSON.stringify(wsUrl)}, { patterns: ['perf:fdd0:*'], window: 10 });
+      // A message of the client's on the console, which holds a text's code in the .wasm.
+      window.tokenless = new Replicast(${JSON.stringify(wsUrl)}, {
+        patterns: ['perf:fdd0:*'], window: 10, token: () => { throw new Error('no token here'); },
+      });
+    `,
+  });
+  await cp(installed, path.join(page, 'replicast'), { recursive: true });
+  const served = await serveStatic(page);
+  const opened = await openConsolePage(chromium.browser, served.url);
+  try {
+    await opened.waitForLog(([message]) => message === 'replicast: the token function failed', 10_000, 'the console');
+    await opened.page.evaluate(() => window.tokenless.close());
+    await opened.page.waitForFunction(() => window.client?.synced === true, null, { timeout: 30_000 });
+    assert.deepEqual(await opened.page.evaluate(() => window.read(window.client)), expected(false), 'Chromium, from the snapshot');
+    await zaddLater();
+    await opened.page.waitForFunction(() => window.client.keys().some((key) => window.client.len(key) === 4), null,
+      { timeout: 15_000 });
+    assert.deepEqual(await opened.page.evaluate(() => window.read(window.client)), expected(true), 'Chromium, from the stream');
+    assert.deepEqual(opened.errors, []);
+  } finally {
+    await opened.page.close();
+    await served.stop();
+    await redis.cli('DEL', ...Object.values(keys));
+  }
+});
+
+/** The code the .wasm holds for `text` after U+FDD0: 4 base-32 digits of its FNV-1a hash (crates/protocol/src/text.rs). */
+function textCode(text) {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  let out = '';
+  for (let d = 3; d >= 0; d--) out += '0123456789abcdefghijklmnopqrstuv'[(hash >>> (5 * d)) & 31];
+  return out;
+}
+
 test("the README's Node example follows a real relay, as ESM and as CommonJS", async () => {
   for (const name of ['node.mjs', 'node.cjs']) {
     const dir = await workspace.project(`node-${name.replace('.', '-')}`, { [name]: example(name) });

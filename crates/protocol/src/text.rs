@@ -5,9 +5,10 @@
 //! of 4 characters (U+FDD0, a noncharacter Unicode keeps for a program's internal use, then the text's FNV-1a hash in
 //! base 32): the client's `.wasm` then carries 7 bytes for a text instead of its words.
 //! `scripts/wasm-texts.mjs` finds every `text!("…")` in the sources, makes the table of codes and words with the
-//! same hash, and puts it in the package's glue, which gives each string from the `.wasm` back its words: a page, a
-//! Node program and the `.d.ts` see the same messages either way. Native builds (the relay, the sink, `replicast
-//! rdb`) and the tests never turn the feature on.
+//! same hash, and puts it in the package's glue, which gives the codes back their words where a string from the
+//! `.wasm` becomes a message (an `Error`'s, the console's, the diagnostics' last error), and nowhere else: a page and
+//! a Node program read the same messages either way, and data that holds the marker reaches them untouched. Native
+//! builds (the relay, the sink, `replicast rdb`) and the tests never turn the feature on.
 
 /// The marker before a code, as UTF-8: U+FDD0.
 pub const MARKER: [u8; 3] = [0xEF, 0xB7, 0x90];

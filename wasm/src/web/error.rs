@@ -40,6 +40,16 @@ impl ErrorCode {
 
 const NAME: &str = "ReplicastError";
 
+#[wasm_bindgen]
+extern "C" {
+    /// `text` as a JavaScript string, for a message a person reads that is not an `Error`'s (the console's, the
+    /// diagnostics' `lastError`): JavaScript's `String`, imported for this alone. The npm package's glue gives the
+    /// error texts the `.wasm` holds as codes (`text!`) back their words here and in `Error`s only
+    /// (scripts/wasm-texts.mjs); data (keys, values, members) goes through wasm-bindgen's own conversion, untouched.
+    #[wasm_bindgen(js_name = String)]
+    pub(super) fn words(text: &str) -> JsValue;
+}
+
 /// A new `ReplicastError` with `code` and `message`.
 pub(super) fn replicast_error(code: ErrorCode, message: &str) -> JsValue {
     typed(js_sys::Error::new(message), code)

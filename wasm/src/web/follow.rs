@@ -17,6 +17,7 @@ use replicast_assembler::series::{Changes, SeriesCache};
 use replicast_assembler::windows::fast_hash::FastSet;
 use replicast_protocol::quote::quoted;
 
+use super::error::words;
 use super::objects::{object, OptionsObject};
 use replicast_protocol::text;
 
@@ -248,7 +249,7 @@ impl Follow {
             (
                 "lastError",
                 assembler.last_error.as_ref().map_or(JsValue::NULL, |e| {
-                    format!("at offset {}: {}", e.offset, e.message).into()
+                    words(&format!("at offset {}: {}", e.offset, e.message))
                 }),
             ),
         ])

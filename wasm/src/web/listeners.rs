@@ -9,6 +9,8 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::error::words;
+
 /// Callbacks in the order they were registered, each under an id its unsubscribe function names.
 #[derive(Default)]
 pub(super) struct Listeners {
@@ -43,7 +45,7 @@ pub(super) fn call_each(callbacks: &[Function], value: &JsValue, what: &str) {
     for callback in callbacks {
         if let Err(err) = callback.call1(&JsValue::NULL, value) {
             web_sys::console::error_2(
-                &format!("replicast: the {what} callback threw").into(),
+                &words(&format!("replicast: the {what} callback threw")),
                 &err,
             );
         }

@@ -25,7 +25,7 @@ mod saved_views;
 mod socket;
 mod token;
 
-use super::error::{replicast_error, typed, ErrorCode};
+use super::error::{replicast_error, typed, words, ErrorCode};
 use super::follow::{AggregateOptions, Follow};
 use super::listeners::{self, Listeners};
 use super::sends::{self, PendingSends};
@@ -149,9 +149,9 @@ impl Replicast {
                 client.request_frame();
             }
             if client.socket.is_some() && client.link.idle(now()) {
-                web_sys::console::warn_1(
-                    &text!("replicast: the relay went silent; reconnecting").into(),
-                );
+                web_sys::console::warn_1(&words(text!(
+                    "replicast: the relay went silent; reconnecting"
+                )));
                 client.drop_socket(true);
             }
             drop(client);

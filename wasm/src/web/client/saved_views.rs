@@ -25,6 +25,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
+use super::super::error::words;
 use super::socket::open_with;
 use super::Client;
 use replicast_protocol::text;
@@ -251,12 +252,9 @@ fn loaded(shared: &Rc<RefCell<Client>>, load: u32, view: Option<JsValue>, token:
                     client.request_frame();
                 }
                 Err(why) => {
-                    web_sys::console::warn_1(
-                        &format!(
-                            "replicast: the saved view cannot be used ({why}); joining with a snapshot"
-                        )
-                        .into(),
-                    );
+                    web_sys::console::warn_1(&words(&format!(
+                        "replicast: the saved view cannot be used ({why}); joining with a snapshot"
+                    )));
                     if let (Some(database), Some(key)) = (&database, &key) {
                         delete(database, key);
                     }

@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use super::super::error::ErrorCode;
+use super::super::error::{words, ErrorCode};
 use super::super::follow::Follow;
 use super::super::sends;
 use super::frames::report_status;
@@ -64,8 +64,7 @@ pub(super) fn refresh_token(shared: &Rc<RefCell<Client>>) {
         TokenSource::Provider(provider) => provider.clone(),
         _ => {
             web_sys::console::warn_1(
-                &text!("replicast: the session's token expires soon; give a function as the token option to refresh it")
-                    .into(),
+                &words(text!("replicast: the session's token expires soon; give a function as the token option to refresh it")),
             );
             return;
         }
@@ -78,17 +77,16 @@ pub(super) fn refresh_token(shared: &Rc<RefCell<Client>>) {
             if let Some(socket) = &shared.borrow().socket {
                 if let Err(err) = socket.send_with_str(&message) {
                     web_sys::console::error_2(
-                        &text!("replicast: cannot send the fresh token").into(),
+                        &words(text!("replicast: cannot send the fresh token")),
                         &err,
                     );
                 }
             }
         },
         |_, why| {
-            web_sys::console::error_1(
-                &format!("replicast: no fresh token ({why}): the session ends at its token's exp")
-                    .into(),
-            )
+            web_sys::console::error_1(&words(&format!(
+                "replicast: no fresh token ({why}): the session ends at its token's exp"
+            )))
         },
     );
 }
@@ -122,7 +120,7 @@ pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
     let socket = match WebSocket::new(&url) {
         Ok(socket) => socket,
         Err(err) => {
-            web_sys::console::error_2(&text!("replicast: cannot open the WebSocket").into(), &err);
+            web_sys::console::error_2(&words(text!("replicast: cannot open the WebSocket")), &err);
             drop(client);
             closed(shared, text!("the WebSocket could not be opened"), true);
             return;
@@ -170,7 +168,7 @@ pub(super) fn open_with(shared: &Rc<RefCell<Client>>, token: Option<String>) {
         .to_json();
         if let Some(socket) = &client.socket {
             if let Err(err) = socket.send_with_str(&subscribe) {
-                web_sys::console::error_2(&text!("replicast: cannot subscribe").into(), &err);
+                web_sys::console::error_2(&words(text!("replicast: cannot subscribe")), &err);
             }
         }
     });
@@ -235,15 +233,15 @@ impl Client {
                 }
             }
             Ok(Outcome::Resync { reason }) => {
-                web_sys::console::warn_1(
-                    &format!("replicast: the relay asked to resync: {reason}").into(),
-                );
+                web_sys::console::warn_1(&words(&format!(
+                    "replicast: the relay asked to resync: {reason}"
+                )));
                 self.link.resync();
                 self.drop_socket(true);
             }
             Ok(Outcome::Notice { text }) => {
                 self.notices += 1;
-                web_sys::console::warn_1(&format!("replicast: relay notice: {text}").into());
+                web_sys::console::warn_1(&words(&format!("replicast: relay notice: {text}")));
             }
             Ok(Outcome::Ack { request, entry }) => self.sends.settle(&request, entry),
             Ok(Outcome::Digest {
@@ -258,9 +256,9 @@ impl Client {
             }
             Ok(Outcome::Expiring { .. }) => self.refresh_due = true,
             Err(err) => {
-                web_sys::console::error_1(
-                    &format!("replicast: bad stream, reconnecting: {err}").into(),
-                );
+                web_sys::console::error_1(&words(&format!(
+                    "replicast: bad stream, reconnecting: {err}"
+                )));
                 self.drop_socket(true);
             }
         }
@@ -287,13 +285,12 @@ impl Client {
         }
         if !unnamable.is_empty() {
             web_sys::console::warn_1(
-                &format!(
+                &words(&format!(
                     "replicast: {} windows cannot be topped up (keys that are not UTF-8 or longer than {} bytes); \
                      they stay short until the page reloads",
                     unnamable.len(),
                     MAX_NAME_LEN
-                )
-                .into(),
+                )),
             );
         }
         if let Some(socket) = &self.socket {
@@ -301,7 +298,7 @@ impl Client {
             for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
                 if let Err(err) = socket.send_with_str(&request) {
                     web_sys::console::error_2(
-                        &text!("replicast: cannot ask for a top-up").into(),
+                        &words(text!("replicast: cannot ask for a top-up")),
                         &err,
                     );
                 }

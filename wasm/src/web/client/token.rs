@@ -10,6 +10,7 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::super::error::words;
 use super::Client;
 use replicast_protocol::text;
 
@@ -58,7 +59,7 @@ pub(super) fn fetch(
         }
     });
     let on_error = callback(Rc::downgrade(shared), move |shared, err| {
-        web_sys::console::error_2(&text!("replicast: the token function failed").into(), &err);
+        web_sys::console::error_2(&words(text!("replicast: the token function failed")), &err);
         failed(shared, text!("the token function failed"));
     });
     // `then` with two callbacks; js_sys's own takes `Closure`s it does not free.
