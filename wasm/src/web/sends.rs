@@ -28,15 +28,11 @@ impl PendingSends {
     /// Files a promise's `resolve` and `reject` under a new request id, which it returns; rejects the oldest
     /// request still waiting when `link::MAX_WAITING` requests were sent after it unanswered.
     pub(super) fn register(&mut self, resolve: Function, reject: Function) -> String {
-        let (request, oldest) = self.waiting.file((resolve, reject));
-        if let Some((_, reject)) = oldest {
+        if let Some(oldest) = self.waiting.overdue() {
             let reason = text!("no answer from the relay while 4096 later requests were sent");
-            let _ = reject.call1(
-                &JsValue::NULL,
-                &replicast_error(ErrorCode::Disconnected, reason),
-            );
+            self.fail(&oldest, ErrorCode::Disconnected, reason);
         }
-        request
+        self.waiting.file((resolve, reject))
     }
 
     /// Rejects one request that never reached the relay.

@@ -4,8 +4,8 @@
 //! place in one `Vec`, without a hash table: the relay answers mostly in order, a settled slot is emptied, and the
 //! empty slots at the front leave. An id is never given twice, so an answer to a request of an earlier socket
 //! (dropped with [`Pending::take_all`]) finds nothing. A request left unanswered keeps the slots after it, so at most
-//! [`MAX_WAITING`] ids are kept from the oldest waiting one on: filing past that gives back the oldest, unanswered,
-//! for the caller to fail.
+//! [`MAX_WAITING`] ids are kept from the oldest waiting one on: past that, [`Pending::overdue`] names the oldest,
+//! unanswered, for the caller to take out and fail.
 
 /// Ids kept from the oldest request still waiting to the newest: a relay that never answers one request costs a page
 /// at most this many slots, not one per request sent since.
@@ -30,18 +30,16 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
-    /// Files a request; returns its id, as the text the relay echoes, and the oldest request still waiting when
-    /// [`MAX_WAITING`] ids would be kept otherwise, taken out (the caller fails it: no answer came for it).
-    pub fn file(&mut self, request: T) -> (String, Option<T>) {
-        let oldest = if self.waiting.len() >= MAX_WAITING {
-            let oldest = self.waiting.first_mut().and_then(Option::take);
-            self.drain_settled();
-            oldest
-        } else {
-            None
-        };
+    /// Files a request; returns its id, as the text the relay echoes.
+    pub fn file(&mut self, request: T) -> String {
         self.waiting.push(Some(request));
-        ((self.gone + self.waiting.len() as u64).to_string(), oldest)
+        (self.gone + self.waiting.len() as u64).to_string()
+    }
+
+    /// The id of the oldest request still waiting when [`MAX_WAITING`] ids are kept from it on: the caller takes
+    /// it out and fails it (no answer came for it) before filing another.
+    pub fn overdue(&self) -> Option<String> {
+        (self.waiting.len() >= MAX_WAITING).then(|| (self.gone + 1).to_string())
     }
 
     /// Empties the settled slots at the front.
@@ -91,19 +89,19 @@ mod tests {
     #[test]
     fn requests_settle_in_any_order_by_the_ids_given() {
         let mut pending = Pending::default();
-        let ids: Vec<String> = (0..5).map(|n| pending.file(n).0).collect();
+        let ids: Vec<String> = (0..5).map(|n| pending.file(n)).collect();
         assert_eq!(ids, ["1", "2", "3", "4", "5"]);
         assert_eq!(pending.take("2"), Some(1));
         assert_eq!(pending.take("2"), None, "taken once");
         assert_eq!(pending.take("1"), Some(0));
         assert_eq!(pending.len(), 3);
         assert_eq!(pending.take("5"), Some(4));
-        assert_eq!(pending.file(5).0, "6", "ids go on after the ones settled");
+        assert_eq!(pending.file(5), "6", "ids go on after the ones settled");
         assert_eq!(pending.take("3"), Some(2));
         assert_eq!(pending.take("4"), Some(3));
         assert_eq!(pending.take("6"), Some(5));
         assert!(pending.is_empty());
-        assert_eq!(pending.file(6).0, "7");
+        assert_eq!(pending.file(6), "7");
     }
 
     #[test]
@@ -137,7 +135,7 @@ mod tests {
         assert_eq!(pending.take_all().collect::<Vec<_>>(), ['b']);
         assert_eq!(pending.take("2"), None);
         assert_eq!(
-            pending.file('c').0,
+            pending.file('c'),
             "3",
             "a new socket's requests get new ids"
         );
@@ -147,23 +145,27 @@ mod tests {
     #[test]
     fn a_request_never_answered_keeps_at_most_max_waiting_slots() {
         let mut pending = Pending::default();
-        let (first, none) = pending.file(0);
-        assert_eq!((first.as_str(), none), ("1", None));
+        assert_eq!(pending.file(0), "1");
         // Every later request is answered, the first never is.
         for n in 1..MAX_WAITING {
-            let (id, oldest) = pending.file(n);
-            assert_eq!(oldest, None);
+            assert_eq!(pending.overdue(), None);
+            let id = pending.file(n);
             assert_eq!(pending.take(&id), Some(n));
         }
         assert_eq!(pending.waiting.len(), MAX_WAITING);
-        let (id, oldest) = pending.file(MAX_WAITING);
-        assert_eq!(oldest, Some(0), "the oldest, unanswered, is given back");
+        let overdue = pending.overdue().expect("the oldest is overdue");
+        assert_eq!(overdue, "1");
         assert_eq!(
-            pending.waiting.len(),
-            1,
+            pending.take(&overdue),
+            Some(0),
+            "the oldest, unanswered, is taken out"
+        );
+        assert!(
+            pending.waiting.is_empty(),
             "the slots answered behind it left with it"
         );
-        assert_eq!(pending.take("1"), None);
+        assert_eq!(pending.overdue(), None);
+        let id = pending.file(MAX_WAITING);
         assert_eq!(pending.take(&id), Some(MAX_WAITING));
         assert!(pending.is_empty());
     }
