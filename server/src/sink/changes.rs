@@ -550,6 +550,13 @@ impl Changes {
             _ => &args[1..args.len().min(2)],
         };
         let deletes = matches!(name, b"del" | b"unlink" | b"getdel");
+        if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
+            self.restate_all = true;
+        }
+        if !blind && self.stateful.is_empty() {
+            // The collector's keys: nothing stored, nothing to check (the common case, a command per sample).
+            return;
+        }
         for &k in named {
             if blind && deletes && self.modes.history.allows(k) {
                 self.history_checked.insert(k.to_vec());
@@ -557,9 +564,6 @@ impl Changes {
             if self.stateful.contains(k) {
                 self.restated.insert(k.to_vec());
             }
-        }
-        if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
-            self.restate_all = true;
         }
     }
 
