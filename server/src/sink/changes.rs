@@ -356,6 +356,9 @@ impl Changes {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
             }
+            // Keys a command the relay withheld may have written: the history assembler tops them up (or, for
+            // every key, waits for a full snapshot).
+            Message::Stale { .. } => self.restate_all = true,
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
@@ -494,6 +497,10 @@ impl Changes {
             self.restate_all = false;
             return;
         }
+        // A shard's state unknown until a full snapshot (a `SWAPDB`, a segment that could not be read): every key
+        // without a window is unknown, not absent.
+        let swapped = self.history.needs_resnapshot();
+        self.restate_all |= swapped;
         let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
             self.restated.clear();
             self.stateful.iter().cloned().collect()
@@ -510,8 +517,10 @@ impl Changes {
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
             if let Ok(text) = key_text(&key) {
-                let window =
-                    StoredWindow::of(self.history.window(&key), unknown.contains(key.as_slice()));
+                let window = StoredWindow::of(
+                    self.history.window(&key),
+                    swapped || unknown.contains(key.as_slice()),
+                );
                 batch.windows.insert(text.to_string(), window);
             }
         }
