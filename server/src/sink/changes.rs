@@ -533,12 +533,14 @@ impl Changes {
     /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
     /// window stored again.
     fn history_command(&mut self, shard: usize, name: &[u8], args: &[&[u8]]) {
+        // A command too short to name its key (from the network, which Redis would have refused) names none.
+        let first = args.get(1..2).unwrap_or_default();
         let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
-            b"zadd" if zadd_pairs_at(args).is_none() => (&args[1..2], &[]),
-            b"zincrby" => (&args[1..2], &[]),
-            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => (&args[1..2], &args[2..3]),
+            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[]),
+            b"zincrby" => (first, &[]),
+            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => (first, &args[2..3]),
             b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
-            | b"geosearchstore" => (&[], &args[1..2]),
+            | b"geosearchstore" => (&[], first),
             _ => (&[], &[]),
         };
         let blind = self.shards.get(shard).is_some_and(|s| s.blind);
@@ -555,8 +557,10 @@ impl Changes {
             }
         }
         let named: &[&[u8]] = match name {
-            b"del" | b"unlink" | b"getdel" | b"rename" | b"renamenx" | b"copy" => &args[1..],
-            _ => &args[1..args.len().min(2)],
+            b"del" | b"unlink" | b"getdel" | b"rename" | b"renamenx" | b"copy" => {
+                args.get(1..).unwrap_or_default()
+            }
+            _ => first,
         };
         let deletes = matches!(name, b"del" | b"unlink" | b"getdel");
         if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
@@ -1017,6 +1021,37 @@ mod tests {
         let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
         assert!(resumed.take_topups().is_empty());
+    }
+
+    #[test]
+    fn a_command_too_short_to_name_its_key_names_none() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let names: [&[u8]; 13] = [
+            b"ZINCRBY",
+            b"ZADD",
+            b"RENAME",
+            b"RENAMENX",
+            b"COPY",
+            b"ZUNIONSTORE",
+            b"ZINTERSTORE",
+            b"ZDIFFSTORE",
+            b"ZRANGESTORE",
+            b"GEOSEARCHSTORE",
+            b"DEL",
+            b"UNLINK",
+            b"GETDEL",
+        ];
+        let bare: Vec<[&[u8]; 1]> = names.iter().map(|name| [*name]).collect();
+        let list: Vec<&[&[u8]]> = bare.iter().map(|command| &command[..]).collect();
+        changes.apply(&commands(0, &list), &mut batch).unwrap();
+        assert!(changes.stateful.is_empty() && batch.windows.is_empty());
     }
 
     #[test]
