@@ -52,6 +52,40 @@ impl Written {
     }
 }
 
+/// Names every set by a `ZINCRBY` (creating those that do not exist), so that each has a window stored with the
+/// sink's next position: a key without one (never named by a command whose history depends on its state, or known
+/// not to exist at the position) is read by a top-up after a restart, when Redis holds what was written while the
+/// sink was away (the limit docs/SINK.md gives).
+async fn name_every_set(conn: &mut MultiplexedConnection, written: &mut Written) {
+    for key in ZSETS {
+        written.time += 1;
+        let m = r#"{"m":0}"#;
+        let score: f64 = redis::cmd("ZINCRBY")
+            .arg(key)
+            .arg(written.time)
+            .arg(m)
+            .query_async(conn)
+            .await
+            .unwrap();
+        written.zset(key, score, m);
+    }
+}
+
+/// A plain `ZADD`, which deletes no key: written while the sink reads, before it is killed.
+async fn write_plain(conn: &mut MultiplexedConnection, rng: &mut Rng, written: &mut Written) {
+    written.time += 1 + rng.below(1000);
+    let key = ZSETS[rng.below(ZSETS.len() as u64) as usize];
+    let m = member(rng);
+    let _: () = redis::cmd("ZADD")
+        .arg(key)
+        .arg(written.time)
+        .arg(&m)
+        .query_async(conn)
+        .await
+        .unwrap();
+    written.zset(key, written.time as f64, &m);
+}
+
 fn member(rng: &mut Rng) -> String {
     format!(r#"{{"m":{}}}"#, rng.below(MEMBERS))
 }
@@ -347,11 +381,12 @@ async fn history_differences(pg: &tokio_postgres::Client, written: &Written) -> 
 }
 
 /// Waits until the sink has read what a `…STORE` or `RENAME` left in its destination: it committed a position at or
-/// after the command, with the window it stores for the key known and holding the members. The window alone would
-/// not tell: the one stored before the command may hold the same members (a `ZRANGESTORE` of a source that did not
-/// change since the last), and a sink killed before it read the top-up asks it again after the restart, when Redis
-/// holds what was written since (the limit docs/SINK.md gives). Nor would the rows: a member of the same score may be
-/// in the history already. Until then the workload writes nothing; the rows are compared at the end.
+/// after the command, with the window it stores for the key known and holding the members (no row: the result was
+/// empty, the key does not exist). The window alone would not tell: the one stored before the command may hold the
+/// same members (a `ZRANGESTORE` of a source that did not change since the last), and a sink killed before it read
+/// the top-up asks it again after the restart, when Redis holds what was written since (the limit docs/SINK.md
+/// gives). Nor would the rows: a member of the same score may be in the history already. Until then the workload
+/// writes nothing; the rows are compared at the end.
 async fn wait_stored(pg: &tokio_postgres::Client, stored: &Stored) {
     let Stored {
         key,
@@ -375,36 +410,42 @@ async fn wait_stored(pg: &tokio_postgres::Client, stored: &Stored) {
             .collect(),
     );
     let offset = *offset as i64;
-    let mut stored = Vec::new();
+    let mut stored = None;
     for _ in 0..1200 {
-        // One statement, so one snapshot: the window as of the position read with it.
+        // One statement, so one snapshot: the window as of the position read with it (no row: the key does not
+        // exist).
         let row = pg
             .query_opt(
-                "SELECT scores, members FROM replicast.history_window WHERE key = $1 AND known
-                   AND (SELECT max(\"offset\") FROM replicast.position) >= $2",
+                "SELECT w.known, w.scores, w.members FROM
+                   (SELECT max(\"offset\") >= $2 AS there FROM replicast.position) p
+                   LEFT JOIN replicast.history_window w ON w.key = $1
+                 WHERE p.there",
                 &[key, &offset],
             )
             .await
             .unwrap();
-        stored = row
-            .map(|r| {
-                let scores: Vec<f64> = r.get(0);
-                let members: Vec<Vec<u8>> = r.get(1);
-                ordered(
+        stored = row.and_then(|r| match r.get::<_, Option<bool>>(0) {
+            None => Some(Vec::new()),
+            Some(false) => None,
+            Some(true) => {
+                let scores: Vec<f64> = r.get(1);
+                let members: Vec<Vec<u8>> = r.get(2);
+                Some(ordered(
                     scores
                         .into_iter()
                         .zip(members.iter().map(|m| json(m)))
                         .collect(),
-                )
-            })
-            .unwrap_or_default();
-        if stored == want {
+                ))
+            }
+        });
+        if stored.as_ref() == Some(&want) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        stored, want,
+        stored,
+        Some(want),
         "the sink's window of {key}, committed with a position at or after {offset}"
     );
 }
@@ -428,29 +469,21 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         ..Default::default()
     };
     let mut sink = start_sink(relay_port, &pg.url(), &[]);
-    // Every set named by a command whose history depends on its state before the first kill, so that each has a
-    // window stored with the position: a key without one is read by a top-up after the restart, when Redis holds
-    // what was written while the sink was away (the limit docs/SINK.md gives).
-    // (The seed's randomness is left to the workload and the kill points.)
-    for key in ZSETS {
-        written.time += 1;
-        let m = r#"{"m":0}"#;
-        let score: f64 = redis::cmd("ZINCRBY")
-            .arg(key)
-            .arg(written.time)
-            .arg(m)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        written.zset(key, score, m);
-    }
+    name_every_set(&mut conn, &mut written).await;
     committed(&db, redis_port).await;
     for round in 0..4 {
-        // The sink SIGKILLed at a random point of a burst, while it reads and writes.
+        // The sink SIGKILLed at a random point of a burst, while it reads and writes (the last of it plain writes).
         for _ in 0..100 + rng.below(200) {
             if let Some(stored) = write_one(&mut conn, &mut rng, &mut written, true).await {
                 wait_stored(&db, &stored).await;
             }
+        }
+        // Every set has a stored window again (a key deleted or emptied has none), then plain writes, which delete
+        // nothing, while the sink reads them.
+        name_every_set(&mut conn, &mut written).await;
+        committed(&db, redis_port).await;
+        for _ in 0..rng.below(40) {
+            write_plain(&mut conn, &mut rng, &mut written).await;
         }
         drop(sink);
         // Written while the sink is away: the restarted one resumes before these.
@@ -480,5 +513,21 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         "the history holds every member and entry written, each once:\n{}",
         differences.join("\n")
     );
+    // Every key deleted, its stored window goes with it.
+    let _: u64 = redis::cmd("DEL")
+        .arg(&ZSETS)
+        .arg(RENAMED)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    let left: Vec<String> = db
+        .query("SELECT key FROM replicast.history_window", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(left.is_empty(), "windows of deleted keys: {left:?}");
     drop(sink);
 }

@@ -185,6 +185,8 @@ pub struct Changes {
     /// `restate_all`).
     restated: BTreeSet<Vec<u8>>,
     restate_all: bool,
+    /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
+    swapped: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
@@ -232,6 +234,7 @@ impl Changes {
             stateful: stored.iter().map(|(key, _)| key.clone()).collect(),
             restated: BTreeSet::new(),
             restate_all: false,
+            swapped: false,
             stored,
             history_checked: HashSet::new(),
         }
@@ -356,9 +359,6 @@ impl Changes {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
             }
-            // Keys a command the relay withheld may have written: the history assembler tops them up (or, for
-            // every key, waits for a full snapshot).
-            Message::Stale { .. } => self.restate_all = true,
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
@@ -499,8 +499,9 @@ impl Changes {
         }
         // A shard's state unknown until a full snapshot (a `SWAPDB`, a segment that could not be read): every key
         // without a window is unknown, not absent.
+        // Every window is stored again when that begins and when it ends, not at each message between.
         let swapped = self.history.needs_resnapshot();
-        self.restate_all |= swapped;
+        self.restate_all |= swapped != std::mem::replace(&mut self.swapped, swapped);
         let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
             self.restated.clear();
             self.stateful.iter().cloned().collect()
@@ -516,12 +517,20 @@ impl Changes {
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
+            let window = StoredWindow::of(
+                self.history.window(&key),
+                swapped || unknown.contains(key.as_slice()),
+            );
+            // A key known not to exist is stateful no more: its row goes, in the same transaction. (A key that
+            // is not text cannot be stored.)
+            let absent = window.absent();
             if let Ok(text) = key_text(&key) {
-                let window = StoredWindow::of(
-                    self.history.window(&key),
-                    swapped || unknown.contains(key.as_slice()),
-                );
-                batch.windows.insert(text.to_string(), window);
+                batch
+                    .windows
+                    .insert(text.to_string(), (!absent).then_some(window));
+            }
+            if absent || key_text(&key).is_err() {
+                self.stateful.remove(&key);
             }
         }
     }
@@ -994,7 +1003,7 @@ mod tests {
             .windows
             .iter()
             .filter(|_| keep_window)
-            .map(|(k, w)| (k.as_bytes().to_vec(), w.clone()))
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
             .collect();
         assert_eq!(stored.len(), usize::from(keep_window), "perf:a is stateful");
 
@@ -1052,6 +1061,133 @@ mod tests {
         let list: Vec<&[&[u8]]> = bare.iter().map(|command| &command[..]).collect();
         changes.apply(&commands(0, &list), &mut batch).unwrap();
         assert!(changes.stateful.is_empty() && batch.windows.is_empty());
+    }
+
+    /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
+    fn joined_and_read(changes: &mut Changes, batch: &mut Batch, list: &[&[&[u8]]]) -> u64 {
+        changes.apply(&wire::encode_hello("e1", 0), batch).unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), batch)
+            .unwrap();
+        changes.apply(&commands(0, list), batch).unwrap();
+        changes.stream_positions()[0].2
+    }
+
+    #[test]
+    fn a_stateful_key_deleted_is_stateful_no_more_and_its_window_goes() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZINCRBY", b"perf:a", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+                &[b"ZADD", b"perf:c", b"XX", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:d", b"1", b"m"],
+            ],
+        );
+        let stored: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.is_some()))
+            .collect();
+        let expected = [
+            ("perf:a", true),
+            ("perf:b", true),
+            ("perf:c", false),
+            ("perf:d", true),
+        ];
+        assert_eq!(stored, expected, "perf:c does not exist: no row");
+        assert_eq!(changes.stateful.len(), 3);
+
+        let mut batch = Batch::default();
+        let deleted = commands(
+            offset,
+            &[
+                &[b"DEL", b"perf:a"],
+                &[b"RENAME", b"perf:b", b"perf:e"],
+                &[b"UNLINK", b"perf:e"],
+                &[b"ZUNIONSTORE", b"perf:d", b"1", b"perf:none"],
+            ],
+        );
+        changes.apply(&deleted, &mut batch).unwrap();
+        let gone: Vec<&str> = batch.windows.keys().map(String::as_str).collect();
+        assert_eq!(gone, ["perf:a", "perf:b", "perf:d", "perf:e"]);
+        let unknown = batch.windows["perf:d"].as_ref().map(|w| w.known);
+        assert_eq!(
+            unknown,
+            Some(false),
+            "the store's result is read by a top-up"
+        );
+        assert!(batch.windows.values().filter(|w| w.is_some()).count() == 1);
+        assert_eq!(changes.take_topups(), [b"perf:d".to_vec()]);
+
+        // The top-up finds the store's result empty: the key does not exist.
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let mut answer = Vec::new();
+        crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:d"]);
+        changes
+            .apply(&wire::encode_snapshot(offset, &answer), &mut batch)
+            .unwrap();
+        assert!(changes.stateful.is_empty(), "{:?}", changes.stateful);
+        let gone: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.is_some()))
+            .collect();
+        assert_eq!(gone, [("perf:d", false)]);
+    }
+
+    #[test]
+    fn a_stale_message_stores_the_windows_it_makes_unknown_not_every_one() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZINCRBY", b"perf:a", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+            ],
+        );
+        // A sample a second, each with a command the relay withheld (a MULTI naming a key outside `--allow`).
+        for _ in 0..3 {
+            let mut batch = Batch::default();
+            let sample = commands(offset, &[&[b"ZADD", b"perf:c", b"1", b"m"]]);
+            changes.apply(&sample, &mut batch).unwrap();
+            offset = changes.stream_positions()[0].2 + 10;
+            let stale = wire::encode_stale(offset, [&b"secret:x"[..]]);
+            changes.apply(&stale, &mut batch).unwrap();
+            assert!(batch.windows.is_empty(), "{:?}", batch.windows.keys());
+        }
+        // One it makes unknown is stored, unknown.
+        let mut batch = Batch::default();
+        let stale = wire::encode_stale(offset, [&b"perf:a"[..]]);
+        changes.apply(&stale, &mut batch).unwrap();
+        let stored: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.as_ref().is_some_and(|w| w.known)))
+            .collect();
+        assert_eq!(stored, [("perf:a", false)]);
+        // All of them unknown until a full snapshot: each stored once, not at each message until then.
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(offset), &mut batch)
+            .unwrap();
+        assert_eq!(batch.windows.len(), 2);
+        assert!(batch.windows.values().flatten().all(|w| !w.known));
+        let mut batch = Batch::default();
+        let sample = commands(offset, &[&[b"ZADD", b"perf:c", b"2", b"m"]]);
+        changes.apply(&sample, &mut batch).unwrap();
+        let stored: Vec<&str> = batch.windows.keys().map(String::as_str).collect();
+        assert_eq!(
+            stored,
+            ["perf:c"],
+            "only the key written, whose top-up is asked"
+        );
     }
 
     #[test]

@@ -117,8 +117,9 @@ pub struct Batch {
     /// Mirrored keys' final states, by key: only the last state of a key within the batch is written.
     pub mirror: BTreeMap<String, MirrorState>,
     pub sets: Vec<SetOp>,
-    /// History windows of stateful keys that changed, by key: stored with the position (`windows.rs`).
-    pub windows: BTreeMap<String, StoredWindow>,
+    /// History windows of stateful keys that changed, by key: stored with the position (`windows.rs`); `None`
+    /// for a key known not to exist, whose stored window is deleted.
+    pub windows: BTreeMap<String, Option<StoredWindow>>,
     /// Where the stream of each epoch stands once the batch is written: `(epoch, offset)`.
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.

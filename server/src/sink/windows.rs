@@ -55,6 +55,11 @@ impl StoredWindow {
         }
     }
 
+    /// The key is known not to exist.
+    pub fn absent(&self) -> bool {
+        self.known && self.complete && self.members.is_empty()
+    }
+
     /// Whether a snapshot of the members rebuilds the window as it was. A snapshot's window is complete when it
     /// holds fewer members than `capacity` (Redis gave all it had), so an incomplete window holding fewer (a
     /// member rescored below it left it short) is read again instead.

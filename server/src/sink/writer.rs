@@ -264,7 +264,16 @@ impl Writer {
             write_mirror(&tx, key, state).await?;
         }
         for (key, window) in &batch.windows {
-            write_window(&tx, key, window).await?;
+            match window {
+                Some(window) => write_window(&tx, key, window).await?,
+                None => {
+                    tx.execute(
+                        "DELETE FROM replicast.history_window WHERE key = $1",
+                        &[key],
+                    )
+                    .await?;
+                }
+            }
         }
         write_positions(&tx, batch).await?;
         tx.commit().await?;
