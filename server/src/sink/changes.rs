@@ -493,6 +493,11 @@ impl Changes {
             }
             self.topups.insert(key);
         }
+        // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
+        // they would go with the position the shard had before, as if its keys did not exist there.
+        if self.shards.iter().any(|s| s.joining) {
+            return;
+        }
         if self.stateful.is_empty() {
             self.restate_all = false;
             return;
@@ -1188,6 +1193,34 @@ mod tests {
             ["perf:c"],
             "only the key written, whose top-up is asked"
         );
+    }
+
+    #[test]
+    fn no_window_is_stored_while_a_shard_joins_without_its_position() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]],
+        );
+        assert!(batch.windows["perf:a"].is_some());
+        // A join that does not continue the stream (a new epoch): until its snapshot, the batch has no position
+        // for the shard and the history assembler no window.
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        assert!(batch.positions.is_empty());
+        assert!(batch.windows.is_empty(), "{:?}", batch.windows);
+        let mut snapshot = Vec::new();
+        crate::link_io::push_command(&mut snapshot, &[b"ZADD", b"perf:a", b"5", b"m"]);
+        changes
+            .apply(&wire::encode_snapshot(0, &snapshot), &mut batch)
+            .unwrap();
+        assert_eq!(batch.positions, [("e2".to_string(), 0)]);
+        let stored = batch.windows["perf:a"].as_ref().map(|w| w.members.clone());
+        assert_eq!(stored, Some(vec![(5.0, b"m".to_vec())]));
     }
 
     #[test]
