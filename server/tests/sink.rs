@@ -930,6 +930,39 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     );
 }
 
+/// A stored history window that the sink did not write (edited by hand) stops the sink at its start, saying what is
+/// wrong with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_window_the_sink_did_not_write_is_refused_saying_why() {
+    use replicast_server::sink::{schema, writer};
+    let pg = Postgres::start();
+    let mut db = pg.client().await;
+    schema::prepare(&mut db, true).await.unwrap();
+    let insert =
+        "INSERT INTO replicast.history_window (key, shard, known, complete, scores, members)
+                    VALUES ($1, $2, true, true, $3, $4)";
+    let (one, two): (&[f64], &[&[u8]]) = (&[1.0], &[b"a", b"b"]);
+    db.execute(insert, &[&"perf:a", &0i32, &one, &two])
+        .await
+        .unwrap();
+    let refused = writer::load_history_windows(&db).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "replicast.history_window: the row of \"perf:a\" is not one this sink wrote: 1 scores for 2 members"
+    );
+    db.execute("DELETE FROM replicast.history_window", &[])
+        .await
+        .unwrap();
+    db.execute(insert, &[&"perf:b", &1024i32, &one, &&two[..1]])
+        .await
+        .unwrap();
+    let refused = writer::load_history_windows(&db).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "replicast.history_window: the row of \"perf:b\" is not one this sink wrote: shard 1024, not 0 to 1023"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_schema_is_migrated_by_create_schema_keeping_its_history() {
     use replicast_server::sink::{rows, schema};

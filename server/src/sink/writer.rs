@@ -80,14 +80,21 @@ pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8
         let key: String = row.get(0);
         let scores: Vec<f64> = row.get(4);
         let members: Vec<Vec<u8>> = row.get(5);
-        let shard = u16::try_from(row.get::<_, i32>(1))
-            .ok()
-            .filter(|s| usize::from(*s) < replicast_protocol::wire::MAX_SHARDS);
-        let (Some(shard), true) = (shard, scores.len() == members.len()) else {
+        let shard: i32 = row.get(1);
+        let max = replicast_protocol::wire::MAX_SHARDS;
+        let Some(shard) = u16::try_from(shard).ok().filter(|s| usize::from(*s) < max) else {
             anyhow::bail!(
-                "replicast.history_window: the row of {key:?} is not one this sink wrote"
+                "replicast.history_window: the row of {key:?} is not one this sink wrote: shard {shard}, not 0 to {}",
+                max - 1
             );
         };
+        if scores.len() != members.len() {
+            anyhow::bail!(
+                "replicast.history_window: the row of {key:?} is not one this sink wrote: {} scores for {} members",
+                scores.len(),
+                members.len()
+            );
+        }
         windows.push((
             key.into_bytes(),
             StoredWindow {
