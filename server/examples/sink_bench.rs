@@ -117,7 +117,7 @@ fn path(args: &[String]) -> Result<()> {
         db: 0,
         window: 1000,
     };
-    let mut changes = Changes::new(modes, Vec::new());
+    let mut changes = Changes::new(modes, Vec::new(), Vec::new());
     let mut batch = Batch::default();
     let mut copy = bytes::BytesMut::new();
     let (mut rows, mut batches, mut copied) = (0usize, 0usize, 0usize);

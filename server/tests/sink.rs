@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
+use support::sink::{committed, start_relay_on, start_sink, Rng};
 use support::{
     free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until,
-    wait_healthy, Proc,
+    wait_healthy,
 };
 
 /// Newest members each sorted set keeps, as the collector's `--keep`: Redis forgets the rest.
@@ -36,54 +37,6 @@ const KEEP: usize = 30;
 /// Entries the stream keeps.
 const STREAM_KEEP: usize = 20;
 const PERF_KEYS: usize = 4;
-
-/// The relay on a fixed `port` (so a restarted one is where the sink looks), following the Redis on `redis_port`.
-fn start_relay_on(port: u16, redis_port: u16, extra: &[&str]) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
-    command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
-        .args(["--allow", "perf:*,ev:*,cfg:*"])
-        .args(extra)
-        .env("RUST_LOG", "warn");
-    start_until(&mut command, "Replicast is live at ").0
-}
-
-fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
-    command
-        .args([
-            "sink",
-            "--relay",
-            &format!("ws://127.0.0.1:{relay_port}/ws"),
-        ])
-        .args(["--database", database, "--create-schema"])
-        .args(["--history", "perf:*,ev:*", "--mirror", "cfg:*"])
-        .args(["--batch-ms", "50"])
-        .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("SINK_LOG").unwrap_or_else(|_| "warn".into()),
-        );
-    start_until(&mut command, "Sink following").0
-}
-
-/// SplitMix64: the workload's and the faults' randomness, the same for a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the workload wrote, to compare the database with.
 #[derive(Default)]
@@ -204,24 +157,6 @@ async fn writes(conn: &mut MultiplexedConnection, rng: &mut Rng, written: &mut W
     for _ in 0..n {
         write_one(conn, rng, written).await;
     }
-}
-
-/// Waits until the sink has committed the stream up to what the node on `port` has (its replication offset).
-async fn committed(pg: &tokio_postgres::Client, port: u16) {
-    let mut conn = redis_conn(port).await;
-    let target = master_repl_offset(&mut conn).await;
-    for _ in 0..1200 {
-        let at: Option<i64> = pg
-            .query_one("SELECT max(\"offset\") FROM replicast.position", &[])
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(None);
-        if at.is_some_and(|at| at as u64 >= target) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the sink never committed offset {target}");
 }
 
 /// The database's history and mirrors equal what was written and what Redis holds.
@@ -992,6 +927,39 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
             "the database has no replicast schema: start the sink once with --create-schema"
         ),
         "{stderr}"
+    );
+}
+
+/// A stored history window that the sink did not write (edited by hand) stops the sink at its start, saying what is
+/// wrong with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_window_the_sink_did_not_write_is_refused_saying_why() {
+    use replicast_server::sink::{schema, writer};
+    let pg = Postgres::start();
+    let mut db = pg.client().await;
+    schema::prepare(&mut db, true).await.unwrap();
+    let insert =
+        "INSERT INTO replicast.history_window (key, shard, known, complete, scores, members)
+                    VALUES ($1, $2, true, true, $3, $4)";
+    let (one, two): (&[f64], &[&[u8]]) = (&[1.0], &[b"a", b"b"]);
+    db.execute(insert, &[&"perf:a", &0i32, &one, &two])
+        .await
+        .unwrap();
+    let refused = writer::load_history_windows(&db).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "replicast.history_window: the row of \"perf:a\" is not one this sink wrote: 1 scores for 2 members"
+    );
+    db.execute("DELETE FROM replicast.history_window", &[])
+        .await
+        .unwrap();
+    db.execute(insert, &[&"perf:b", &1024i32, &one, &&two[..1]])
+        .await
+        .unwrap();
+    let refused = writer::load_history_windows(&db).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "replicast.history_window: the row of \"perf:b\" is not one this sink wrote: shard 1024, not 0 to 1023"
     );
 }
 

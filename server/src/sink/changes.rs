@@ -6,7 +6,11 @@
 //!   `XADD` carry what Redis wrote, so they are read straight from the commands and snapshots; what only the
 //!   key's state can tell (`ZINCRBY`, `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR`, a member renamed or copied in) comes
 //!   from a small native assembler whose windows report the members entering them. Rows are deduplicated by
-//!   identity, here within the batch and by the database's primary key across batches and re-snapshots.
+//!   identity, here within the batch and by the database's primary key across batches and re-snapshots. The
+//!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
+//!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
+//!   that such a command names after the resume is read by a top-up first, its window made since the resume
+//!   holding only what the commands since wrote.
 //! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
@@ -26,6 +30,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, Seen, SetOp,
 };
+use super::windows::{push_snapshot, StoredWindow};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -173,12 +178,31 @@ pub struct Changes {
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
     /// snapshot follows.
     resuming: Vec<(String, u64)>,
+    /// History keys whose window is stored with the position: keys a command whose history depends on their
+    /// state named, or whose top-up the history assembler asked.
+    stateful: HashSet<Vec<u8>>,
+    /// Stateful keys the message being applied named: their windows go into the batch (all of them after a join,
+    /// `restate_all`).
+    restated: BTreeSet<Vec<u8>>,
+    restate_all: bool,
+    /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
+    swapped: bool,
+    /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
+    stored: Vec<(Vec<u8>, StoredWindow)>,
+    /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
+    /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
+    history_checked: HashSet<Vec<u8>>,
 }
 
 impl Changes {
     /// `known_mirror_keys`: the mirrored strings, hashes and lists the database holds rows of, read again at the
-    /// first join (a snapshot names them, or a top-up reads each).
-    pub fn new(modes: Modes, known_mirror_keys: Vec<Vec<u8>>) -> Self {
+    /// first join (a snapshot names them, or a top-up reads each); `stored`: the history windows stored with the
+    /// database's position, rebuilt when the stream resumes there.
+    pub fn new(
+        modes: Modes,
+        known_mirror_keys: Vec<Vec<u8>>,
+        stored: Vec<(Vec<u8>, StoredWindow)>,
+    ) -> Self {
         let history = StreamAssembler::with_observer(
             WatchConfig {
                 patterns: modes.history.raw.clone(),
@@ -207,6 +231,12 @@ impl Changes {
             checked: HashSet::new(),
             refusals: Vec::new(),
             resuming: Vec::new(),
+            stateful: stored.iter().map(|(key, _)| key.clone()).collect(),
+            restated: BTreeSet::new(),
+            restate_all: false,
+            swapped: false,
+            stored,
+            history_checked: HashSet::new(),
         }
     }
 
@@ -296,6 +326,7 @@ impl Changes {
             .map(|(_, _, offset)| offset);
         let mut kind = Kind::Other;
         let mut resumed = false;
+        let mut hello_offset = 0;
         match &inner {
             Message::Hello {
                 epoch,
@@ -304,6 +335,7 @@ impl Changes {
                 ..
             } => {
                 kind = Kind::Hello;
+                hello_offset = *offset;
                 // At a position asked for, under its epoch or (after a failover) one that continues it.
                 resumed = self
                     .resuming
@@ -365,6 +397,20 @@ impl Changes {
             if !continuous && !resumed {
                 batch.push_set_op(SetOp::AllInexact);
             }
+            // The history's windows: cleared by a join that does not continue them, rebuilt from the stored ones
+            // by a resume (a join afresh reads every key).
+            self.restate_all = true;
+            if !continuous {
+                let (here, elsewhere) = std::mem::take(&mut self.stored)
+                    .into_iter()
+                    .partition(|(_, w)| w.shard == shard);
+                self.stored = elsewhere;
+                if !resumed {
+                    self.history_checked.clear();
+                } else if self.follows_history() {
+                    self.restore(shard, hello_offset, here)?;
+                }
+            }
             // Known keys whose rows were written before this join are checked against Redis: by the snapshot
             // that follows, or by a top-up of each key it does not name.
             self.unverified
@@ -396,8 +442,156 @@ impl Changes {
             }
         }
         self.write_mirror(kind, batch);
+        if self.follows_history() {
+            self.store_windows(batch);
+        }
         batch.positions = self.positions();
         Ok(applied)
+    }
+
+    /// Rebuilds the stored windows of shard `shard`'s keys where the stream resumed (`offset`), as a snapshot of
+    /// them would; a key whose state was not known there, or whose window a snapshot cannot rebuild, is read
+    /// again by a top-up. Their members are stored already.
+    fn restore(
+        &mut self,
+        shard: u16,
+        offset: u64,
+        windows: Vec<(Vec<u8>, StoredWindow)>,
+    ) -> Result<(), ChangeError> {
+        let mut commands = Vec::new();
+        for (key, window) in &windows {
+            if window.restorable(HISTORY_WINDOW) {
+                push_snapshot(&mut commands, key, window);
+            }
+        }
+        if !commands.is_empty() {
+            let mut message = wire::encode_snapshot(offset, &commands);
+            if shard != 0 {
+                message = wire::encode_shard(shard, &message);
+            }
+            self.history
+                .push_message(&message)
+                .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+            self.history.observer_mut().members.clear();
+        }
+        for (key, window) in windows {
+            if !window.restorable(HISTORY_WINDOW) {
+                self.history.forget(&key);
+            }
+            self.history_checked.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Puts into `batch` the windows of the stateful keys the message named (with the keys whose top-up the
+    /// history assembler asked, which become stateful): what a sink resumed at the batch's position starts from.
+    fn store_windows(&mut self, batch: &mut Batch) {
+        for key in self.history.take_topups() {
+            if self.modes.history.allows(&key) {
+                self.stateful.insert(key.clone());
+                self.restated.insert(key.clone());
+            }
+            self.topups.insert(key);
+        }
+        // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
+        // they would go with the position the shard had before, as if its keys did not exist there.
+        if self.shards.iter().any(|s| s.joining) {
+            return;
+        }
+        if self.stateful.is_empty() {
+            self.restate_all = false;
+            return;
+        }
+        // A shard's state unknown until a full snapshot (a `SWAPDB`, a segment that could not be read): every key
+        // without a window is unknown, not absent.
+        // Every window is stored again when that begins and when it ends, not at each message between.
+        let swapped = self.history.needs_resnapshot();
+        self.restate_all |= swapped != std::mem::replace(&mut self.swapped, swapped);
+        let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
+            self.restated.clear();
+            self.stateful.iter().cloned().collect()
+        } else {
+            let stateful = &self.stateful;
+            std::mem::take(&mut self.restated)
+                .into_iter()
+                .filter(|k| stateful.contains(k))
+                .collect()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
+        for key in keys {
+            let window = StoredWindow::of(
+                self.history.window(&key),
+                swapped || unknown.contains(key.as_slice()),
+            );
+            // A key known not to exist is stateful no more: its row goes, in the same transaction. (A key that
+            // is not text cannot be stored.)
+            let absent = window.absent();
+            if let Ok(text) = key_text(&key) {
+                batch
+                    .windows
+                    .insert(text.to_string(), (!absent).then_some(window));
+            }
+            if absent || key_text(&key).is_err() {
+                self.stateful.remove(&key);
+            }
+        }
+    }
+
+    /// What a command of the watched database means for the history's windows. One whose rows depend on what a
+    /// key holds (`ZINCRBY`, `ZADD` with a flag but `CH`, `RENAME`/`COPY` of it) or that stores into a key makes
+    /// those keys stateful; while the shard is blind, a key it depends on whose window is not known to be
+    /// Redis's is forgotten first (the history assembler then asks its top-up instead of taking the commands
+    /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
+    /// window stored again.
+    fn history_command(&mut self, shard: usize, name: &[u8], args: &[&[u8]]) {
+        // A command too short to name its key (from the network, which Redis would have refused) names none.
+        let first = args.get(1..2).unwrap_or_default();
+        let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
+            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[]),
+            b"zincrby" => (first, &[]),
+            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => (first, &args[2..3]),
+            b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
+            | b"geosearchstore" => (&[], first),
+            _ => (&[], &[]),
+        };
+        let blind = self.shards.get(shard).is_some_and(|s| s.blind);
+        for &k in depends.iter().chain(stores) {
+            if !self.modes.history.allows(k) {
+                continue;
+            }
+            if blind && !self.history_checked.contains(k) && depends.contains(&k) {
+                self.history.forget(k);
+                self.history_checked.insert(k.to_vec());
+            }
+            if !self.stateful.contains(k) {
+                self.stateful.insert(k.to_vec());
+            }
+        }
+        let named: &[&[u8]] = match name {
+            b"del" | b"unlink" | b"getdel" | b"rename" | b"renamenx" | b"copy" => {
+                args.get(1..).unwrap_or_default()
+            }
+            _ => first,
+        };
+        let deletes = matches!(name, b"del" | b"unlink" | b"getdel");
+        if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
+            self.restate_all = true;
+        }
+        if !blind && self.stateful.is_empty() {
+            // The collector's keys: nothing stored, nothing to check (the common case, a command per sample).
+            return;
+        }
+        for &k in named {
+            if blind && deletes && self.modes.history.allows(k) {
+                self.history_checked.insert(k.to_vec());
+            }
+            if self.stateful.contains(k) {
+                self.restated.insert(k.to_vec());
+            }
+        }
     }
 
     /// The sink's own reading of commands (a segment of the stream, or a snapshot's): history rows from plain
@@ -413,6 +607,7 @@ impl Changes {
         let index = usize::from(shard);
         let mut selected = self.shards[index].selected_db;
         let watched = self.modes.db;
+        let history = self.follows_history();
         let mut named = Vec::new();
         let mut on_command = |command: &Command<'_>| {
             let args = &command.args;
@@ -436,11 +631,16 @@ impl Changes {
             if !snapshot && selected.is_some_and(|db| db != watched) {
                 if name == b"move" || name == b"swapdb" || name == b"flushall" {
                     self.read_set_command(name, args, batch);
+                    // What they did to the watched database's history keys, the history assembler tells.
+                    self.restate_all = true;
                 }
                 return;
             }
             if snapshot && name == b"del" {
                 named.extend(args[1..].iter().map(|k| k.to_vec()));
+            }
+            if !snapshot && history {
+                self.history_command(index, name, args);
             }
             match name {
                 b"zadd" => self.read_zadd(args, batch),
@@ -460,6 +660,14 @@ impl Changes {
         for key in named {
             self.asked.remove(&key);
             self.unverified.remove(&key);
+            if self.modes.history.allows(&key) {
+                if blind {
+                    self.history_checked.insert(key.clone());
+                }
+                if self.stateful.contains(&key) {
+                    self.restated.insert(key.clone());
+                }
+            }
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
                 if blind {
@@ -478,20 +686,9 @@ impl Changes {
         if !self.modes.history.allows(key) {
             return;
         }
-        let mut at = 2;
-        while let Some(flag) = args.get(at) {
-            if flag.eq_ignore_ascii_case(b"ch") {
-                at += 1;
-            } else if flag.first().is_some_and(|b| b.is_ascii_alphabetic())
-                && !flag.eq_ignore_ascii_case(b"inf")
-                && !flag.eq_ignore_ascii_case(b"infinity")
-                && !flag.eq_ignore_ascii_case(b"nan")
-            {
-                return;
-            } else {
-                break;
-            }
-        }
+        let Some(at) = zadd_pairs_at(args) else {
+            return;
+        };
         for pair in args[at..].chunks_exact(2) {
             let Some(score) = std::str::from_utf8(pair[0])
                 .ok()
@@ -734,6 +931,26 @@ impl Changes {
     }
 }
 
+/// Where the score/member pairs of `ZADD key [CH] score member …` start; `None` for a `ZADD` with any other flag
+/// (`NX`, `XX`, `GT`, `LT`, `INCR`), whose rows depend on what the key holds.
+fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
+    let mut at = 2;
+    while let Some(flag) = args.get(at) {
+        if flag.eq_ignore_ascii_case(b"ch") {
+            at += 1;
+        } else if flag.first().is_some_and(|b| b.is_ascii_alphabetic())
+            && !flag.eq_ignore_ascii_case(b"inf")
+            && !flag.eq_ignore_ascii_case(b"infinity")
+            && !flag.eq_ignore_ascii_case(b"nan")
+        {
+            return None;
+        } else {
+            break;
+        }
+    }
+    Some(at)
+}
+
 /// Which kind of message was applied, for what a window's absence means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -754,7 +971,266 @@ mod tests {
             db: 0,
             window: 10,
         };
-        Changes::new(modes, Vec::new())
+        Changes::new(modes, Vec::new(), Vec::new())
+    }
+
+    fn commands(start: u64, list: &[&[&[u8]]]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for args in list {
+            crate::link_io::push_command(&mut bytes, args);
+        }
+        wire::encode_commands(start, &bytes)
+    }
+
+    /// A sink that followed `perf:a` (a member at 1000, incremented by 5) and the window it stored with its
+    /// batch's position; then one resumed there, with that window or without any, given `ZINCRBY perf:a 7 m`.
+    fn resumed_after_an_increment(keep_window: bool) -> (Batch, Changes) {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        first
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        first
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let written = commands(
+            0,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m"],
+                &[b"ZINCRBY", b"perf:a", b"5", b"m"],
+            ],
+        );
+        first.apply(&written, &mut batch).unwrap();
+        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        assert_eq!(scores, [1000.0, 1005.0]);
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter(|_| keep_window)
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        assert_eq!(stored.len(), usize::from(keep_window), "perf:a is stateful");
+
+        let modes = Modes {
+            history: Patterns::new(&["perf:*".to_string()]),
+            mirror: Patterns::new(&[]),
+            db: 0,
+            window: 10,
+        };
+        let mut second = Changes::new(modes, Vec::new(), stored);
+        second.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        second
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
+        second.apply(&more, &mut batch).unwrap();
+        (batch, second)
+    }
+
+    #[test]
+    fn a_resumed_sink_goes_on_from_the_windows_stored_with_the_position() {
+        let (batch, mut resumed) = resumed_after_an_increment(true);
+        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
+        assert!(resumed.take_topups().is_empty());
+    }
+
+    #[test]
+    fn a_command_too_short_to_name_its_key_names_none() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let names: [&[u8]; 13] = [
+            b"ZINCRBY",
+            b"ZADD",
+            b"RENAME",
+            b"RENAMENX",
+            b"COPY",
+            b"ZUNIONSTORE",
+            b"ZINTERSTORE",
+            b"ZDIFFSTORE",
+            b"ZRANGESTORE",
+            b"GEOSEARCHSTORE",
+            b"DEL",
+            b"UNLINK",
+            b"GETDEL",
+        ];
+        let bare: Vec<[&[u8]; 1]> = names.iter().map(|name| [*name]).collect();
+        let list: Vec<&[&[u8]]> = bare.iter().map(|command| &command[..]).collect();
+        changes.apply(&commands(0, &list), &mut batch).unwrap();
+        assert!(changes.stateful.is_empty() && batch.windows.is_empty());
+    }
+
+    /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
+    fn joined_and_read(changes: &mut Changes, batch: &mut Batch, list: &[&[&[u8]]]) -> u64 {
+        changes.apply(&wire::encode_hello("e1", 0), batch).unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), batch)
+            .unwrap();
+        changes.apply(&commands(0, list), batch).unwrap();
+        changes.stream_positions()[0].2
+    }
+
+    #[test]
+    fn a_stateful_key_deleted_is_stateful_no_more_and_its_window_goes() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZINCRBY", b"perf:a", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+                &[b"ZADD", b"perf:c", b"XX", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:d", b"1", b"m"],
+            ],
+        );
+        let stored: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.is_some()))
+            .collect();
+        let expected = [
+            ("perf:a", true),
+            ("perf:b", true),
+            ("perf:c", false),
+            ("perf:d", true),
+        ];
+        assert_eq!(stored, expected, "perf:c does not exist: no row");
+        assert_eq!(changes.stateful.len(), 3);
+
+        let mut batch = Batch::default();
+        let deleted = commands(
+            offset,
+            &[
+                &[b"DEL", b"perf:a"],
+                &[b"RENAME", b"perf:b", b"perf:e"],
+                &[b"UNLINK", b"perf:e"],
+                &[b"ZUNIONSTORE", b"perf:d", b"1", b"perf:none"],
+            ],
+        );
+        changes.apply(&deleted, &mut batch).unwrap();
+        let gone: Vec<&str> = batch.windows.keys().map(String::as_str).collect();
+        assert_eq!(gone, ["perf:a", "perf:b", "perf:d", "perf:e"]);
+        let unknown = batch.windows["perf:d"].as_ref().map(|w| w.known);
+        assert_eq!(
+            unknown,
+            Some(false),
+            "the store's result is read by a top-up"
+        );
+        assert!(batch.windows.values().filter(|w| w.is_some()).count() == 1);
+        assert_eq!(changes.take_topups(), [b"perf:d".to_vec()]);
+
+        // The top-up finds the store's result empty: the key does not exist.
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let mut answer = Vec::new();
+        crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:d"]);
+        changes
+            .apply(&wire::encode_snapshot(offset, &answer), &mut batch)
+            .unwrap();
+        assert!(changes.stateful.is_empty(), "{:?}", changes.stateful);
+        let gone: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.is_some()))
+            .collect();
+        assert_eq!(gone, [("perf:d", false)]);
+    }
+
+    #[test]
+    fn a_stale_message_stores_the_windows_it_makes_unknown_not_every_one() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZINCRBY", b"perf:a", b"1", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+            ],
+        );
+        // A sample a second, each with a command the relay withheld (a MULTI naming a key outside `--allow`).
+        for _ in 0..3 {
+            let mut batch = Batch::default();
+            let sample = commands(offset, &[&[b"ZADD", b"perf:c", b"1", b"m"]]);
+            changes.apply(&sample, &mut batch).unwrap();
+            offset = changes.stream_positions()[0].2 + 10;
+            let stale = wire::encode_stale(offset, [&b"secret:x"[..]]);
+            changes.apply(&stale, &mut batch).unwrap();
+            assert!(batch.windows.is_empty(), "{:?}", batch.windows.keys());
+        }
+        // One it makes unknown is stored, unknown.
+        let mut batch = Batch::default();
+        let stale = wire::encode_stale(offset, [&b"perf:a"[..]]);
+        changes.apply(&stale, &mut batch).unwrap();
+        let stored: Vec<(&str, bool)> = batch
+            .windows
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.as_ref().is_some_and(|w| w.known)))
+            .collect();
+        assert_eq!(stored, [("perf:a", false)]);
+        // All of them unknown until a full snapshot: each stored once, not at each message until then.
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(offset), &mut batch)
+            .unwrap();
+        assert_eq!(batch.windows.len(), 2);
+        assert!(batch.windows.values().flatten().all(|w| !w.known));
+        let mut batch = Batch::default();
+        let sample = commands(offset, &[&[b"ZADD", b"perf:c", b"2", b"m"]]);
+        changes.apply(&sample, &mut batch).unwrap();
+        let stored: Vec<&str> = batch.windows.keys().map(String::as_str).collect();
+        assert_eq!(
+            stored,
+            ["perf:c"],
+            "only the key written, whose top-up is asked"
+        );
+    }
+
+    #[test]
+    fn no_window_is_stored_while_a_shard_joins_without_its_position() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]],
+        );
+        assert!(batch.windows["perf:a"].is_some());
+        // A join that does not continue the stream (a new epoch): until its snapshot, the batch has no position
+        // for the shard and the history assembler no window.
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        assert!(batch.positions.is_empty());
+        assert!(batch.windows.is_empty(), "{:?}", batch.windows);
+        let mut snapshot = Vec::new();
+        crate::link_io::push_command(&mut snapshot, &[b"ZADD", b"perf:a", b"5", b"m"]);
+        changes
+            .apply(&wire::encode_snapshot(0, &snapshot), &mut batch)
+            .unwrap();
+        assert_eq!(batch.positions, [("e2".to_string(), 0)]);
+        let stored = batch.windows["perf:a"].as_ref().map(|w| w.members.clone());
+        assert_eq!(stored, Some(vec![(5.0, b"m".to_vec())]));
+    }
+
+    #[test]
+    fn a_resumed_sink_without_a_keys_window_reads_it_before_a_command_that_depends_on_it() {
+        let (batch, mut resumed) = resumed_after_an_increment(false);
+        assert!(
+            batch.zsets.is_empty(),
+            "no score made up from a window of the commands since the resume"
+        );
+        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
     }
 
     #[test]

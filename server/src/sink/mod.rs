@@ -15,7 +15,8 @@
 //! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written,
 //!   on several connections committing in stream order;
 //!   `copy.rs`: the rows as binary `COPY` data.
-//! - `schema.rs`: the tables, their migrations and daily partitions.
+//! - `schema.rs`: the tables, their migrations and daily partitions; `windows.rs`: the history windows stored with
+//!   the position, which a restarted sink starts from.
 //! - `history.rs`: `GET /history` for the dashboard, downsampled in PostgreSQL; `metrics.rs`: `/metrics`.
 
 pub mod changes;
@@ -25,6 +26,7 @@ pub mod history;
 pub mod metrics;
 pub mod rows;
 pub mod schema;
+pub mod windows;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -109,6 +111,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     schema::prepare(&mut client, args.create_schema).await?;
     let positions = writer::load_positions(&client).await?;
     let known_mirror = writer::load_mirror_keys(&client).await?;
+    let history_windows = writer::load_history_windows(&client).await?;
     let metrics = Arc::new(SinkMetrics::default());
 
     let endpoint = match args.listen {
@@ -188,7 +191,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     );
     let following = follow::follow(
         session,
-        Changes::new(modes, known_mirror),
+        Changes::new(modes, known_mirror, history_windows),
         positions,
         batches,
         metrics,

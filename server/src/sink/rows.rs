@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::{xxh3_128, Xxh3Default};
 
+use super::windows::StoredWindow;
+
 /// Latest time a history row may carry: the first instant of the year 10000, in Unix ms (PostgreSQL's
 /// `timestamptz` goes further, but no sample of a monitored host is dated past it).
 pub const MAX_TIME_MS: f64 = 253_402_300_800_000.0;
@@ -115,6 +117,9 @@ pub struct Batch {
     /// Mirrored keys' final states, by key: only the last state of a key within the batch is written.
     pub mirror: BTreeMap<String, MirrorState>,
     pub sets: Vec<SetOp>,
+    /// History windows of stateful keys that changed, by key: stored with the position (`windows.rs`); `None`
+    /// for a key known not to exist, whose stored window is deleted.
+    pub windows: BTreeMap<String, Option<StoredWindow>>,
     /// Where the stream of each epoch stands once the batch is written: `(epoch, offset)`.
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
@@ -132,7 +137,11 @@ pub struct Batch {
 impl Batch {
     /// Rows and changes held (positions aside).
     pub fn len(&self) -> usize {
-        self.zsets.len() + self.streams.len() + self.mirror.len() + self.sets.len()
+        self.zsets.len()
+            + self.streams.len()
+            + self.mirror.len()
+            + self.sets.len()
+            + self.windows.len()
     }
 
     pub fn is_empty(&self) -> bool {

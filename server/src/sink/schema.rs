@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -98,6 +98,20 @@ ALTER TABLE replicast.zset_history RENAME TO zset_history_raw;
 ALTER TABLE replicast.zset_history_raw ALTER COLUMN value TYPE json USING value::json;
 CREATE VIEW replicast.zset_history AS
   SELECT key, time, score, value::jsonb AS value, digest FROM replicast.zset_history_raw;
+"#,
+    r#"
+-- The history assembler's window of each key whose history depends on what it holds (a ZINCRBY, a ZADD with
+-- NX/XX/GT/LT/INCR, a key renamed, stored into or read again), as of the position: a restarted sink starts from
+-- these windows (windows.rs). known = false: a top-up of the key was pending; members highest score first.
+CREATE TABLE replicast.history_window (
+  key text PRIMARY KEY,
+  shard integer NOT NULL,
+  known boolean NOT NULL,
+  complete boolean NOT NULL,
+  scores double precision[] NOT NULL,
+  members bytea[] NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 "#,
 ];
 

@@ -35,6 +35,7 @@ use super::copy::{
 use super::metrics::SinkMetrics;
 use super::rows::{json_text_strict, Batch, MirrorState, SetOp};
 use super::schema::{self, Partitions};
+use super::windows::StoredWindow;
 
 /// Waits between attempts to write a batch: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -63,6 +64,48 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
         .collect())
+}
+
+/// The stored history windows of stateful keys (`windows.rs`), by key. A row that does not make sense (another
+/// count of scores than of members, a shard past the protocol's) is an error: the schema is the sink's own.
+pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8>, StoredWindow)>> {
+    let rows = client
+        .query(
+            "SELECT key, shard, known, complete, scores, members FROM replicast.history_window",
+            &[],
+        )
+        .await?;
+    let mut windows = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key: String = row.get(0);
+        let scores: Vec<f64> = row.get(4);
+        let members: Vec<Vec<u8>> = row.get(5);
+        let shard: i32 = row.get(1);
+        let max = replicast_protocol::wire::MAX_SHARDS;
+        let Some(shard) = u16::try_from(shard).ok().filter(|s| usize::from(*s) < max) else {
+            anyhow::bail!(
+                "replicast.history_window: the row of {key:?} is not one this sink wrote: shard {shard}, not 0 to {}",
+                max - 1
+            );
+        };
+        if scores.len() != members.len() {
+            anyhow::bail!(
+                "replicast.history_window: the row of {key:?} is not one this sink wrote: {} scores for {} members",
+                scores.len(),
+                members.len()
+            );
+        }
+        windows.push((
+            key.into_bytes(),
+            StoredWindow {
+                shard,
+                known: row.get(2),
+                complete: row.get(3),
+                members: scores.into_iter().zip(members).collect(),
+            },
+        ));
+    }
+    Ok(windows)
 }
 
 /// The strings, hashes and lists the mirror tables hold (the keys a restarted sink reads again; sets are followed
@@ -226,6 +269,18 @@ impl Writer {
         }
         for (key, state) in &batch.mirror {
             write_mirror(&tx, key, state).await?;
+        }
+        for (key, window) in &batch.windows {
+            match window {
+                Some(window) => write_window(&tx, key, window).await?,
+                None => {
+                    tx.execute(
+                        "DELETE FROM replicast.history_window WHERE key = $1",
+                        &[key],
+                    )
+                    .await?;
+                }
+            }
         }
         write_positions(&tx, batch).await?;
         tx.commit().await?;
@@ -625,6 +680,36 @@ async fn write_mirror(
         "INSERT INTO replicast.mirror_key (key, type, exact) VALUES ($1, $2, $3)
          ON CONFLICT (key) DO UPDATE SET type = excluded.type, exact = excluded.exact, updated_at = now()",
         &[&key, &kind, &exact],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A stateful history key's window, as of the batch's position.
+async fn write_window(
+    tx: &Transaction<'_>,
+    key: &str,
+    window: &StoredWindow,
+) -> Result<(), tokio_postgres::Error> {
+    let (scores, members): (Vec<f64>, Vec<&[u8]>) = window
+        .members
+        .iter()
+        .map(|(score, member)| (*score, member.as_slice()))
+        .unzip();
+    tx.execute(
+        "INSERT INTO replicast.history_window (key, shard, known, complete, scores, members)
+           VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (key) DO UPDATE SET shard = excluded.shard, known = excluded.known,
+           complete = excluded.complete, scores = excluded.scores, members = excluded.members,
+           updated_at = now()",
+        &[
+            &key,
+            &i32::from(window.shard),
+            &window.known,
+            &window.complete,
+            &scores,
+            &members,
+        ],
     )
     .await?;
     Ok(())

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod exact;
 mod ports;
 pub mod postgres;
+pub mod sink;
 pub mod workload;
 
 pub use ports::free_port;

@@ -1,0 +1,155 @@
+//! The history windows a restarted sink starts from. What a `ZINCRBY`, a `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR` or a
+//! `RENAME` writes to the history depends on what the key held, which the history assembler's window of the key
+//! knows ([`super::changes`]). A sink restarted from the database's position has no windows, and the stream after
+//! the position says what changed, not what a key held: taken as empty, an increment would be stored as the whole
+//! score and a `ZADD XX` as a no-op. So the window of each key whose history depends on its state ("stateful": a
+//! key such a command named, or one the assembler asked a top-up of) is stored with the position, in the same
+//! transaction (`replicast.history_window`), and a resumed sink rebuilds those windows as they were at the
+//! position it resumes from — as a snapshot would, before the stream after it. A key whose state was not known
+//! there (a top-up pending) is read again at once.
+
+use replicast_assembler::windows::{Body, Window};
+
+use crate::link_io::push_command;
+
+/// One key's window as stored with the position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindow {
+    /// The shard whose stream the key is in (its window's home).
+    pub shard: u16,
+    /// The key's state was known: not while a top-up of it was pending, nor for a window of another type than a
+    /// sorted set's (whose history needs no state).
+    pub known: bool,
+    /// The window held every member Redis held (known, without members: the key did not exist).
+    pub complete: bool,
+    /// The members, highest score first, with their scores.
+    pub members: Vec<(f64, Vec<u8>)>,
+}
+
+impl StoredWindow {
+    /// What the history assembler knows of a key: its `window`, if any; without one, whether its state is
+    /// `unknown` (a top-up pending) or it does not exist (then it is in no stream's keeping: shard 0).
+    pub fn of(window: Option<&Window>, unknown: bool) -> Self {
+        match window.map(|w| (w, w.body())) {
+            Some((w, Body::Zset(zset))) if !w.stale() => StoredWindow {
+                shard: w.shard(),
+                known: true,
+                complete: zset.complete(),
+                members: zset
+                    .newest_first()
+                    .map(|(member, score)| (score, member.to_vec()))
+                    .collect(),
+            },
+            Some((w, _)) => StoredWindow {
+                shard: w.shard(),
+                known: false,
+                complete: false,
+                members: Vec::new(),
+            },
+            None => StoredWindow {
+                shard: 0,
+                known: !unknown,
+                complete: !unknown,
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// The key is known not to exist.
+    pub fn absent(&self) -> bool {
+        self.known && self.complete && self.members.is_empty()
+    }
+
+    /// Whether a snapshot of the members rebuilds the window as it was. A snapshot's window is complete when it
+    /// holds fewer members than `capacity` (Redis gave all it had), so an incomplete window holding fewer (a
+    /// member rescored below it left it short) is read again instead.
+    pub fn restorable(&self, capacity: usize) -> bool {
+        self.known && (self.complete || self.members.len() >= capacity)
+    }
+}
+
+/// The commands of a snapshot that rebuilds `key`'s window from `window` (restorable), as the relay's snapshot
+/// of the key would: `DEL key`, then `ZADD key score member …` if it has members.
+pub fn push_snapshot(out: &mut Vec<u8>, key: &[u8], window: &StoredWindow) {
+    push_command(out, &[b"DEL", key]);
+    if window.members.is_empty() {
+        return;
+    }
+    // A float's `Display` is the shortest decimal that reads back as the same float (`inf` for infinity, which
+    // Redis's and the assembler's score readers take).
+    let scores: Vec<String> = window.members.iter().map(|(s, _)| s.to_string()).collect();
+    let mut args: Vec<&[u8]> = vec![b"ZADD", key];
+    for ((_, member), score) in window.members.iter().zip(&scores) {
+        args.push(score.as_bytes());
+        args.push(member);
+    }
+    push_command(out, &args);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replicast_assembler::{StreamAssembler, WatchConfig};
+    use replicast_protocol::wire;
+
+    fn assembler() -> StreamAssembler {
+        StreamAssembler::new(WatchConfig {
+            patterns: vec![b"z*".to_vec()],
+            db: 0,
+            window: 4,
+        })
+    }
+
+    #[test]
+    fn a_stored_window_is_rebuilt_as_it_was() {
+        let mut commands = Vec::new();
+        push_command(&mut commands, &[b"ZADD", b"z1", b"1.5", b"a", b"0.1", b"b"]);
+        push_command(&mut commands, &[b"ZADD", b"z2", b"-inf", b"x"]);
+        for i in 0..6 {
+            let score = format!("{}", (f64::from(i) + 1.0) / 3.0 * 1e-5);
+            push_command(&mut commands, &[b"ZADD", b"z3", score.as_bytes(), b"m"]);
+            push_command(&mut commands, &[b"ZADD", b"z3", score.as_bytes(), &[i]]);
+        }
+        let mut first = assembler();
+        first.push_message(&wire::encode_hello("e", 0)).unwrap();
+        first
+            .push_message(&wire::encode_commands(0, &commands))
+            .unwrap();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = [&b"z1"[..], b"z2", b"z3", b"z4"]
+            .iter()
+            .map(|k| (k.to_vec(), StoredWindow::of(first.window(k), false)))
+            .collect();
+        assert!(!stored[2].1.complete && stored[2].1.restorable(4));
+        assert!(stored[3].1.known && stored[3].1.members.is_empty());
+
+        let mut snapshot = Vec::new();
+        for (key, window) in &stored {
+            push_snapshot(&mut snapshot, key, window);
+        }
+        let mut second = assembler();
+        second.push_message(&wire::encode_hello("e", 0)).unwrap();
+        second
+            .push_message(&wire::encode_snapshot(0, &snapshot))
+            .unwrap();
+        for (key, window) in &stored {
+            assert_eq!(
+                &StoredWindow::of(second.window(key), false),
+                window,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_short_of_members_it_lacks_or_unknown_is_read_again() {
+        let short = StoredWindow {
+            shard: 0,
+            known: true,
+            complete: false,
+            members: vec![(1.0, b"a".to_vec())],
+        };
+        assert!(!short.restorable(4));
+        assert!(!StoredWindow::of(None, true).restorable(4));
+    }
+}

@@ -1,0 +1,73 @@
+//! The sink's tests' shared parts (server/tests/sink*.rs): the relay and the sink binaries started as those tests
+//! start them, the workloads' seeded randomness, and the wait for the sink to commit what Redis holds.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{master_repl_offset, redis_conn, start_until, Proc};
+
+/// The relay on a fixed `port` (so a restarted one is where the sink looks), following the Redis on `redis_port`.
+pub fn start_relay_on(port: u16, redis_port: u16, extra: &[&str]) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
+        .args(["--allow", "perf:*,ev:*,cfg:*"])
+        .args(extra)
+        .env("RUST_LOG", "warn");
+    start_until(&mut command, "Replicast is live at ").0
+}
+
+pub fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
+    command
+        .args([
+            "sink",
+            "--relay",
+            &format!("ws://127.0.0.1:{relay_port}/ws"),
+        ])
+        .args(["--database", database, "--create-schema"])
+        .args(["--history", "perf:*,ev:*", "--mirror", "cfg:*"])
+        .args(["--batch-ms", "50"])
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("SINK_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    start_until(&mut command, "Sink following").0
+}
+
+/// SplitMix64: the workload's and the faults' randomness, the same for a seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Waits until the sink has committed the stream up to what the node on `port` has (its replication offset).
+pub async fn committed(pg: &tokio_postgres::Client, port: u16) {
+    let mut conn = redis_conn(port).await;
+    let target = master_repl_offset(&mut conn).await;
+    for _ in 0..1200 {
+        let at: Option<i64> = pg
+            .query_one("SELECT max(\"offset\") FROM replicast.position", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(None);
+        if at.is_some_and(|at| at as u64 >= target) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sink never committed offset {target}");
+}
