@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
-use support::sink::{committed, start_relay_on, start_sink, Rng};
+use support::sink::{committed, sink_command, start_relay_on, start_sink, Rng};
 use support::{
     free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until,
     wait_healthy,
@@ -317,12 +317,7 @@ async fn assert_mirrors(pg: &tokio_postgres::Client, redis: &mut MultiplexedConn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_and_mirrors_survive_faults() {
-    let seed = std::env::var("SINK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(23);
-    eprintln!("workload and fault points from seed {seed} (SINK_SEED)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("workload and fault points");
     let mut pg = Postgres::start();
     let (primary, primary_port) = start_redis();
     let (_replica, replica_port) =
@@ -1476,16 +1471,8 @@ async fn a_resumed_sink_reads_a_key_it_holds_no_rows_of_before_writing_it() {
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = |mirror: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
-        command
-            .args([
-                "sink",
-                "--relay",
-                &format!("ws://127.0.0.1:{relay_port}/ws"),
-            ])
-            .args(["--database", &pg.url(), "--create-schema"])
-            .args(["--mirror", mirror, "--batch-ms", "50"])
-            .env("RUST_LOG", "warn");
+        let mut command = sink_command(relay_port, &pg.url());
+        command.args(["--mirror", mirror]);
         start_until(&mut command, "Sink following").0
     };
     let first = sink("cfg:a*");

@@ -452,12 +452,7 @@ async fn wait_stored(pg: &tokio_postgres::Client, stored: &Stored) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_writes() {
-    let seed = std::env::var("SINK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(23);
-    eprintln!("workload and kill points from seed {seed} (SINK_SEED)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("workload and kill points");
     let pg = Postgres::start();
     let (_redis, redis_port) = start_redis();
     let relay_port = free_port();

@@ -18,7 +18,9 @@ pub fn start_relay_on(port: u16, redis_port: u16, extra: &[&str]) -> Proc {
     start_until(&mut command, "Replicast is live at ").0
 }
 
-pub fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
+/// The sink following the relay on `relay_port` into `database` (creating its schema), batches of 50 ms, its log as
+/// `SINK_LOG` says (warnings by default): the patterns are the caller's to add.
+pub fn sink_command(relay_port: u16, database: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_replicast"));
     command
         .args([
@@ -27,13 +29,20 @@ pub fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
             &format!("ws://127.0.0.1:{relay_port}/ws"),
         ])
         .args(["--database", database, "--create-schema"])
-        .args(["--history", "perf:*,ev:*", "--mirror", "cfg:*"])
         .args(["--batch-ms", "50"])
-        .args(extra)
         .env(
             "RUST_LOG",
             std::env::var("SINK_LOG").unwrap_or_else(|_| "warn".into()),
         );
+    command
+}
+
+/// [`sink_command`] with the tests' patterns (history `perf:*,ev:*`, mirror `cfg:*`) and `extra`, started.
+pub fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
+    let mut command = sink_command(relay_port, database);
+    command
+        .args(["--history", "perf:*,ev:*", "--mirror", "cfg:*"])
+        .args(extra);
     start_until(&mut command, "Sink following").0
 }
 
@@ -41,6 +50,17 @@ pub fn start_sink(relay_port: u16, database: &str, extra: &[&str]) -> Proc {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// Seeded from `SINK_SEED` (23 when unset), which it prints, saying what the seed picks (`what`), so a failing
+    /// run can be repeated.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("SINK_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(23);
+        eprintln!("{what} from seed {seed} (SINK_SEED)");
+        Rng(seed)
+    }
+
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
