@@ -132,8 +132,10 @@ enum Stop {
     Check(PendingCheck),
 }
 
-/// One step of applying a batch: a message to apply, or a check to answer where it stands.
+/// One step of applying a batch: whole commands of the stream (slices of the batch, applied as they are, not
+/// copied into a message), a message to apply, or a check to answer where it stands.
 enum Step {
+    Commands { start: u64, bytes: Bytes },
     Apply(Bytes),
     Check(PendingCheck),
 }
@@ -395,18 +397,19 @@ impl RelayState {
                     while let Some(stop) = next_stop(&mut stops, end) {
                         let split = (stop.offset().saturating_sub(start) as usize).max(done);
                         if split > done {
-                            steps.push(Step::Apply(
-                                wire::encode_commands(start + done as u64, &bytes[done..split])
-                                    .into(),
-                            ));
+                            steps.push(Step::Commands {
+                                start: start + done as u64,
+                                bytes: bytes.slice(done..split),
+                            });
                             done = split;
                         }
                         steps.push(stop.step());
                     }
                     if done < bytes.len() {
-                        steps.push(Step::Apply(
-                            wire::encode_commands(start + done as u64, &bytes[done..]).into(),
-                        ));
+                        steps.push(Step::Commands {
+                            start: start + done as u64,
+                            bytes: bytes.slice(done..),
+                        });
                     }
                 }
                 Delivery::Stale { at, keys } => {
@@ -419,14 +422,15 @@ impl RelayState {
         }
         steps.extend(stops.into_iter().map(Stop::step));
         for step in steps {
-            let message = match step {
-                Step::Apply(message) => message,
+            let applied = match step {
+                Step::Commands { start, bytes } => inner.assembler.push_commands(start, &bytes),
+                Step::Apply(message) => inner.assembler.push_message(&message),
                 Step::Check(check) => {
                     check.answer(&inner, self);
                     continue;
                 }
             };
-            if let Err(err) = inner.assembler.push_message(&message) {
+            if let Err(err) = applied {
                 tracing::warn!(
                     "relay state: a batch could not be applied ({err}); joins read Redis until the next full sync"
                 );
