@@ -23,8 +23,9 @@
 mod load;
 mod rebuild;
 pub mod verify;
+mod view;
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +50,7 @@ use verify::{
     KeyState, KeyStates, NotAt, PendingCheck, StateDigest, Writes, MAX_PENDING_CHECKS,
     MAX_VERIFY_KEYS,
 };
+use view::View;
 
 /// The database the state holds: the one pages watch unless they ask for another.
 pub const STATE_DB: u32 = 0;
@@ -107,7 +109,7 @@ struct Inner {
     phase: Phase,
     assembler: StreamAssembler<Changed>,
     /// The session the state is: every allowed key of [`STATE_DB`], windows of the state's depth.
-    view: Subscription,
+    view: View,
     epoch: String,
     offset: u64,
     load: Option<RdbLoad>,
@@ -389,7 +391,7 @@ impl RelayState {
         stops.sort_by_key(Stop::offset);
         let mut stops = std::collections::VecDeque::from(stops);
         let mut steps = Vec::new();
-        for delivery in inner.view.select(batch, batch.start, &self.allow) {
+        for delivery in inner.view.select(batch, &self.allow) {
             match delivery {
                 Delivery::Commands { start, bytes } => {
                     let end = start + bytes.len() as u64;
@@ -695,16 +697,7 @@ impl Inner {
         Inner {
             phase: Phase::Empty,
             assembler: StreamAssembler::with_observer(watch, Changed::default()),
-            view: Subscription {
-                db: STATE_DB,
-                patterns: settings
-                    .allow
-                    .iter()
-                    .map(|p| Glob::new(p.as_bytes()))
-                    .collect(),
-                keys: HashSet::new(),
-                window: settings.depth,
-            },
+            view: View::new(&settings.allow, settings.depth),
             epoch: String::new(),
             offset: 0,
             load: None,
