@@ -6,8 +6,8 @@
 //! permits. A batch of `SELECT`s and of writes in [`STATE_DB`] whose keys `--allow` all permits, frame after frame
 //! (what a busy stream of samples is, batch after batch), is then received whole, as one run: every frame's verdict
 //! would be to receive it. The view's own selection answers every other batch. On the recorded stream of
-//! docs/BENCHMARKS.md ("Ingest", round nine) the verdicts were about 300 instructions a `ZADD`, a tenth of the
-//! state's cost besides the assembler's.
+//! docs/BENCHMARKS.md ("Ingest", round nine) the verdicts cost about 300 instructions a `ZADD`, a tenth of the
+//! relay's work on it with the state; the whole batch, about 60.
 
 use crate::backlog::Batch;
 use crate::frames::Kind;
@@ -21,7 +21,7 @@ pub(super) struct View {
 }
 
 impl View {
-    /// The view of the keys `allow` permits, whose patterns are `patterns`, with windows of `window` items.
+    /// The view of the keys `--allow`'s `patterns` permit, with windows of `window` items.
     pub(super) fn new(patterns: &[String], window: usize) -> Self {
         View {
             sub: Subscription {
