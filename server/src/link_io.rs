@@ -7,7 +7,9 @@
 //! The stream's buffers are blocks of one size ([`BLOCK`]), reused once the backlog has let go of every slice of
 //! one, rather than one allocated and freed for each read: once the ring has been filled, reads go to memory
 //! already faulted in, and the allocator neither grows its heap nor gives it back (docs/BENCHMARKS.md, "Ingest",
-//! round seven).
+//! round seven). The blocks are kept in [`Blocks`], which outlives the link's connections, and the ring's worth
+//! of them is allocated and written once when the link starts ([`Blocks::for_ring`]), so the first pass of the
+//! stream after start-up is read into memory already faulted in, as every later one is (round nine).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -34,7 +36,78 @@ const MAX_LINE: usize = 4096;
 pub trait LinkStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkStream for T {}
 
-pub struct LinkIo {
+/// The blocks the stream is read into, kept for reuse across the link's connections (a reconnect resumes into
+/// the same ring, whose batches may still hold slices of them).
+pub struct Blocks {
+    /// Blocks read into before, oldest first, each reused once no batch holds a slice of it any more; with
+    /// `unused`, at most `max_kept`: as many as the ring holds at full speed and [`SPARE_BLOCKS`] more, so that
+    /// what this keeps alive besides the ring is at most the ring's capacity and 8 MiB (and is nothing while the
+    /// ring holds them, as it does at full speed).
+    spent: VecDeque<BytesMut>,
+    /// Blocks allocated and written at start-up, not read into yet: taken before any block is allocated.
+    unused: Vec<BytesMut>,
+    max_kept: usize,
+}
+
+impl Blocks {
+    /// Blocks for a ring of `ring_capacity` bytes (what bounds those kept for reuse), allocated as reads need them.
+    pub fn new(ring_capacity: usize) -> Self {
+        Blocks {
+            spent: VecDeque::new(),
+            unused: Vec::new(),
+            max_kept: ring_capacity / BLOCK + SPARE_BLOCKS,
+        }
+    }
+
+    /// Blocks for a ring of `ring_capacity` bytes, with as many as the ring holds at full speed (and two more: the
+    /// one being read into, and one a session may hold a little longer) allocated and written now. A fresh relay
+    /// otherwise faults in every page of its ring during the first `ring_capacity` bytes of the stream: about
+    /// 16,000 faults for the default 64 MiB, half of the stateless relay's CPU on a first pass of 199 MB
+    /// (docs/BENCHMARKS.md, "Ingest", round eight). Written here, at start-up, the pages cost the same once, before
+    /// the link connects, and the relay's memory is what the ring would reach anyway.
+    pub fn for_ring(ring_capacity: usize) -> Self {
+        let mut blocks = Blocks::new(ring_capacity);
+        let count = (ring_capacity / BLOCK + 2).min(blocks.max_kept);
+        blocks.unused = (0..count)
+            .map(|_| {
+                let mut block = BytesMut::with_capacity(BLOCK);
+                // Written, not only allocated: the allocator maps a block this large lazily, and its pages are
+                // faulted in by the first write.
+                block.resize(BLOCK, 0);
+                block.clear();
+                block
+            })
+            .collect();
+        blocks
+    }
+
+    /// A block to read into: the oldest spent one if no batch holds a slice of it any more, else one allocated at
+    /// start-up, else a new one.
+    fn take(&mut self) -> BytesMut {
+        if let Some(oldest) = self.spent.front_mut() {
+            // Only the sole handle of a block can take back all of it; the spent handles are empty.
+            if oldest.try_reclaim(BLOCK) {
+                if let Some(block) = self.spent.pop_front() {
+                    return block;
+                }
+            }
+        }
+        self.unused
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(BLOCK))
+    }
+
+    /// A block read into, to be reused once no batch holds a slice of it; the oldest kept goes past the limit.
+    fn spend(&mut self, mut block: BytesMut) {
+        block.clear();
+        self.spent.push_back(block);
+        if self.spent.len() + self.unused.len() > self.max_kept {
+            self.spent.pop_front();
+        }
+    }
+}
+
+pub struct LinkIo<'b> {
     reader: ReadHalf<Box<dyn LinkStream>>,
     pub writer: WriteHalf<Box<dyn LinkStream>>,
     /// Bytes read and not yet consumed.
@@ -44,19 +117,14 @@ pub struct LinkIo {
     /// When Redis last sent anything (or the link opened): the silence is counted from here, however often a
     /// read is started and cancelled in between (the stream's reads give way to the ack timer every second).
     heard: tokio::time::Instant,
-    /// Whether `buf` is a [`BLOCK`], to be put in `spent` when it is replaced.
+    /// Whether `buf` is a [`BLOCK`], to be given back to `blocks` when it is replaced.
     in_block: bool,
-    /// Blocks read into before `buf`, oldest first, each reused once no batch holds a slice of it any more; at
-    /// most `max_spent`, as many as the ring holds at full speed and [`SPARE_BLOCKS`] more, so that what this
-    /// keeps alive besides the ring is at most the ring's capacity and 8 MiB (and is nothing while the ring holds
-    /// them, as it does at full speed).
-    spent: VecDeque<BytesMut>,
-    max_spent: usize,
+    blocks: &'b mut Blocks,
 }
 
-impl LinkIo {
-    /// A link whose stream goes to a ring of `ring_capacity` bytes (what bounds the blocks kept for reuse).
-    pub fn new(stream: Box<dyn LinkStream>, timeout: Duration, ring_capacity: usize) -> Self {
+impl<'b> LinkIo<'b> {
+    /// A link whose stream is read into `blocks`.
+    pub fn new(stream: Box<dyn LinkStream>, timeout: Duration, blocks: &'b mut Blocks) -> Self {
         let (reader, writer) = tokio::io::split(stream);
         LinkIo {
             reader,
@@ -65,8 +133,7 @@ impl LinkIo {
             timeout,
             heard: tokio::time::Instant::now(),
             in_block: false,
-            spent: VecDeque::new(),
-            max_spent: ring_capacity / BLOCK + SPARE_BLOCKS,
+            blocks,
         }
     }
 
@@ -120,31 +187,16 @@ impl LinkIo {
         let len = self.buf.len();
         let in_block = len <= READ_CHUNK;
         let mut fresh = if in_block {
-            self.reusable_block()
-                .unwrap_or_else(|| BytesMut::with_capacity(BLOCK))
+            self.blocks.take()
         } else {
             BytesMut::with_capacity(2 * len)
         };
         fresh.extend_from_slice(&self.buf);
         self.buf.fill(0);
-        let mut old = std::mem::replace(&mut self.buf, fresh);
+        let old = std::mem::replace(&mut self.buf, fresh);
         if std::mem::replace(&mut self.in_block, in_block) {
-            old.clear();
-            self.spent.push_back(old);
-            if self.spent.len() > self.max_spent {
-                self.spent.pop_front();
-            }
+            self.blocks.spend(old);
         }
-    }
-
-    /// The oldest spent block, whole and empty, if no batch holds a slice of it any more.
-    fn reusable_block(&mut self) -> Option<BytesMut> {
-        // Only the sole handle of a block can take back all of it; the spent handles are empty.
-        let oldest = self.spent.front_mut()?;
-        if !oldest.try_reclaim(BLOCK) {
-            return None;
-        }
-        self.spent.pop_front()
     }
 
     /// Writes one command as a RESP array of bulk strings.
@@ -212,7 +264,8 @@ mod tests {
     #[tokio::test]
     async fn a_reply_line_is_at_most_4096_bytes() {
         let (relay, mut redis) = tokio::io::duplex(1 << 16);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 1 << 20);
+        let mut blocks = Blocks::new(1 << 20);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
         redis.write_all(&[b'+'; 5000]).await.unwrap();
         let err = io.read_line().await.unwrap_err();
         assert_eq!(
@@ -224,7 +277,8 @@ mod tests {
     #[tokio::test]
     async fn after_a_large_command_reads_go_to_a_fresh_buffer_and_what_stays_behind_is_wiped() {
         let (relay, mut redis) = tokio::io::duplex(1 << 16);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 1 << 20);
+        let mut blocks = Blocks::new(1 << 20);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
         let large = 1 << 20;
         let writer = tokio::spawn(async move {
             redis.write_all(&vec![b'x'; large]).await.unwrap();
@@ -260,7 +314,8 @@ mod tests {
     async fn a_block_is_read_into_again_once_no_batch_holds_a_slice_of_it() {
         let (relay, mut redis) = tokio::io::duplex(1 << 16);
         // A ring of no capacity: only the spare blocks are kept for reuse.
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 0);
+        let mut blocks = Blocks::new(0);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
         io.fresh_buffer();
         let first = io.buf.as_ptr();
         redis.write_all(&[b'a'; 1000]).await.unwrap();
@@ -289,7 +344,8 @@ mod tests {
     #[tokio::test]
     async fn a_block_is_read_into_until_less_than_a_quarter_of_a_read_is_left() {
         let (relay, mut redis) = tokio::io::duplex(READ_CHUNK);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 0);
+        let mut blocks = Blocks::new(0);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
         io.fresh_buffer();
         let start = io.buf.as_ptr();
         redis.write_all(&[b'a'; 1000]).await.unwrap();
@@ -317,7 +373,8 @@ mod tests {
     #[test]
     fn the_blocks_kept_for_reuse_are_at_most_the_rings_and_16_more() {
         let (relay, _redis) = tokio::io::duplex(64);
-        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), 10 * BLOCK);
+        let mut blocks = Blocks::new(10 * BLOCK);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
         let mut held = Vec::new();
         for _ in 0..200 {
             io.fresh_buffer();
@@ -326,12 +383,45 @@ mod tests {
         }
         // The blocks of the first 173 slices went out of the queue (freed when their slices are): the last of the
         // 200 is being read into, the 26 before it wait.
-        assert_eq!(io.spent.len(), 10 + SPARE_BLOCKS);
+        assert_eq!(io.blocks.spent.len(), 10 + SPARE_BLOCKS);
         let oldest_kept = held[200 - 1 - (10 + SPARE_BLOCKS)].as_ptr();
         drop(held);
         io.fresh_buffer();
         assert_eq!(io.buf.as_ptr(), oldest_kept);
-        assert_eq!(io.spent.len(), 10 + SPARE_BLOCKS);
+        assert_eq!(io.blocks.spent.len(), 10 + SPARE_BLOCKS);
+    }
+
+    #[test]
+    fn the_blocks_written_at_start_up_are_read_into_before_any_other_and_outlive_a_connection() {
+        let mut blocks = Blocks::for_ring(4 * BLOCK);
+        let written: std::collections::HashSet<*const u8> =
+            blocks.unused.iter().map(|b| b.as_ptr()).collect();
+        // The ring's four blocks, the one being read into, and one more.
+        assert_eq!(written.len(), 6);
+        assert!(blocks.unused.iter().all(|b| b.capacity() == BLOCK));
+        let mut held = Vec::new();
+        {
+            let (relay, _redis) = tokio::io::duplex(64);
+            let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
+            for _ in 0..6 {
+                io.fresh_buffer();
+                assert!(written.contains(&io.buf.as_ptr()));
+                io.buf.extend_from_slice(b"x");
+                held.push(io.buf.split_to(1).freeze());
+            }
+            // Every one of them held by a batch: the next block is a new one.
+            io.fresh_buffer();
+            assert!(!written.contains(&io.buf.as_ptr()));
+        }
+        // The connection is gone, the blocks stay: once the ring lets go of them, the next connection reads into
+        // them again, the oldest first.
+        let oldest = held[0].as_ptr();
+        drop(held);
+        let (relay, _redis) = tokio::io::duplex(64);
+        let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
+        io.fresh_buffer();
+        assert_eq!(io.buf.as_ptr(), oldest);
+        assert_eq!(io.buf.capacity(), BLOCK);
     }
 
     #[test]

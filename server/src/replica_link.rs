@@ -28,7 +28,7 @@ use crate::backoff::Backoff;
 use crate::command_table::CommandTable;
 use crate::frames::Kind;
 use crate::link_error::LinkError;
-use crate::link_io::{encode_command, LinkIo, LinkStream};
+use crate::link_io::{encode_command, Blocks, LinkIo, LinkStream};
 use crate::metrics::{LinkMetrics, Metrics};
 use crate::profile::{LinkProfile, WriteProfile};
 use crate::reachable;
@@ -67,7 +67,6 @@ struct Position {
 }
 
 /// What one attempt starts from and leaves for the next.
-#[derive(Debug, Default)]
 struct Attempt {
     /// Where the stream was left; `None` before the first sync.
     position: Option<Position>,
@@ -75,6 +74,8 @@ struct Attempt {
     full_resync: bool,
     /// When the attempt began streaming, if it did.
     streaming_since: Option<Instant>,
+    /// The blocks the stream is read into: the ring may still hold slices of those of the last attempt.
+    blocks: Blocks,
 }
 
 /// One replica link: what it follows, where it writes, and what it tells Redis.
@@ -114,7 +115,18 @@ impl ReplicaLink {
             profile,
         } = self;
         let (state, allow) = (state.as_deref(), allow.as_deref());
-        let mut attempt = Attempt::default();
+        // The blocks the stream is read into, the ring's worth of them written now, at start-up, rather than page by
+        // page during the stream's first pass.
+        let capacity = backlog.capacity();
+        let blocks = tokio::task::spawn_blocking(move || Blocks::for_ring(capacity))
+            .await
+            .unwrap_or_else(|_| Blocks::new(capacity));
+        let mut attempt = Attempt {
+            position: None,
+            full_resync: false,
+            streaming_since: None,
+            blocks,
+        };
         let mut switched = upstream.subscribe();
         let mut backoff = Backoff::new(match sentinels {
             Some(_) => SENTINEL_BACKOFF_MAX,
@@ -234,7 +246,7 @@ async fn follow_once(
         ),
         None => Box::new(stream),
     };
-    let mut io = LinkIo::new(stream, link_timeout, sink.backlog.capacity());
+    let mut io = LinkIo::new(stream, link_timeout, &mut attempt.blocks);
 
     if let Some(password) = &target.password {
         let auth = match &target.username {
@@ -443,7 +455,7 @@ fn parse_psync_reply(reply: &str) -> Result<PsyncReply, LinkError> {
 
 /// Reads the stream into the backlog through `reader`, acknowledging as Redis expects.
 async fn stream_commands(
-    io: &mut LinkIo,
+    io: &mut LinkIo<'_>,
     sink: Sink<'_>,
     metrics: &LinkMetrics,
     mut profile: Option<LinkProfile>,

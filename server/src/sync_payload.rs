@@ -15,7 +15,7 @@ const EOF_MARK_LEN: usize = 40;
 
 /// Consumes the payload, handing each piece of it to `on_chunk` in order; returns its size in bytes.
 pub async fn read_rdb_payload(
-    io: &mut LinkIo,
+    io: &mut LinkIo<'_>,
     mut on_chunk: impl FnMut(&[u8]),
 ) -> Result<u64, LinkError> {
     let header = io.read_line().await?;
@@ -51,7 +51,7 @@ pub async fn read_rdb_payload(
 }
 
 async fn read_until_mark(
-    io: &mut LinkIo,
+    io: &mut LinkIo<'_>,
     mark: &[u8],
     mut on_chunk: impl FnMut(&[u8]),
 ) -> Result<u64, LinkError> {

@@ -286,6 +286,20 @@ impl<O: WindowObserver> StreamAssembler<O> {
         }
     }
 
+    /// Applies whole commands of shard 0's stream that occupied `start..start + commands.len()`: what a commands
+    /// message of that one segment does (`wire::encode_commands`), for a follower that holds the stream's bytes
+    /// already (the relay's own state, which reads the link's batches) and need not copy them into a message.
+    pub fn push_commands(
+        &mut self,
+        start: u64,
+        commands: &[u8],
+    ) -> Result<Outcome, AssemblerError> {
+        self.following(0)?;
+        let mut changed = false;
+        let commands = self.apply_segment(0, start, commands, &mut changed)?;
+        Ok(Outcome::Applied { commands, changed })
+    }
+
     /// Applies one message of shard `shard`'s stream (messages of no stream, like notices, as they are).
     fn push_shard(&mut self, shard: u16, message: Message<'_>) -> Result<Outcome, AssemblerError> {
         match message {

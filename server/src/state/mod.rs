@@ -23,8 +23,9 @@
 mod load;
 mod rebuild;
 pub mod verify;
+mod view;
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +50,7 @@ use verify::{
     KeyState, KeyStates, NotAt, PendingCheck, StateDigest, Writes, MAX_PENDING_CHECKS,
     MAX_VERIFY_KEYS,
 };
+use view::View;
 
 /// The database the state holds: the one pages watch unless they ask for another.
 pub const STATE_DB: u32 = 0;
@@ -107,7 +109,7 @@ struct Inner {
     phase: Phase,
     assembler: StreamAssembler<Changed>,
     /// The session the state is: every allowed key of [`STATE_DB`], windows of the state's depth.
-    view: Subscription,
+    view: View,
     epoch: String,
     offset: u64,
     load: Option<RdbLoad>,
@@ -132,8 +134,10 @@ enum Stop {
     Check(PendingCheck),
 }
 
-/// One step of applying a batch: a message to apply, or a check to answer where it stands.
+/// One step of applying a batch: whole commands of the stream (slices of the batch, applied as they are, not
+/// copied into a message), a message to apply, or a check to answer where it stands.
 enum Step {
+    Commands { start: u64, bytes: Bytes },
     Apply(Bytes),
     Check(PendingCheck),
 }
@@ -387,7 +391,7 @@ impl RelayState {
         stops.sort_by_key(Stop::offset);
         let mut stops = std::collections::VecDeque::from(stops);
         let mut steps = Vec::new();
-        for delivery in inner.view.select(batch, batch.start, &self.allow) {
+        for delivery in inner.view.select(batch, &self.allow) {
             match delivery {
                 Delivery::Commands { start, bytes } => {
                     let end = start + bytes.len() as u64;
@@ -395,18 +399,19 @@ impl RelayState {
                     while let Some(stop) = next_stop(&mut stops, end) {
                         let split = (stop.offset().saturating_sub(start) as usize).max(done);
                         if split > done {
-                            steps.push(Step::Apply(
-                                wire::encode_commands(start + done as u64, &bytes[done..split])
-                                    .into(),
-                            ));
+                            steps.push(Step::Commands {
+                                start: start + done as u64,
+                                bytes: bytes.slice(done..split),
+                            });
                             done = split;
                         }
                         steps.push(stop.step());
                     }
                     if done < bytes.len() {
-                        steps.push(Step::Apply(
-                            wire::encode_commands(start + done as u64, &bytes[done..]).into(),
-                        ));
+                        steps.push(Step::Commands {
+                            start: start + done as u64,
+                            bytes: bytes.slice(done..),
+                        });
                     }
                 }
                 Delivery::Stale { at, keys } => {
@@ -419,14 +424,15 @@ impl RelayState {
         }
         steps.extend(stops.into_iter().map(Stop::step));
         for step in steps {
-            let message = match step {
-                Step::Apply(message) => message,
+            let applied = match step {
+                Step::Commands { start, bytes } => inner.assembler.push_commands(start, &bytes),
+                Step::Apply(message) => inner.assembler.push_message(&message),
                 Step::Check(check) => {
                     check.answer(&inner, self);
                     continue;
                 }
             };
-            if let Err(err) = inner.assembler.push_message(&message) {
+            if let Err(err) = applied {
                 tracing::warn!(
                     "relay state: a batch could not be applied ({err}); joins read Redis until the next full sync"
                 );
@@ -691,16 +697,7 @@ impl Inner {
         Inner {
             phase: Phase::Empty,
             assembler: StreamAssembler::with_observer(watch, Changed::default()),
-            view: Subscription {
-                db: STATE_DB,
-                patterns: settings
-                    .allow
-                    .iter()
-                    .map(|p| Glob::new(p.as_bytes()))
-                    .collect(),
-                keys: HashSet::new(),
-                window: settings.depth,
-            },
+            view: View::new(&settings.allow, settings.depth),
             epoch: String::new(),
             offset: 0,
             load: None,
