@@ -51,9 +51,8 @@ use verify::{
     MAX_VERIFY_KEYS,
 };
 use view::View;
+pub use view::STATE_DB;
 
-/// The database the state holds: the one pages watch unless they ask for another.
-pub const STATE_DB: u32 = 0;
 /// Default `--state-depth`: the largest window a session may ask for, so the state answers any subscription.
 pub const DEFAULT_STATE_DEPTH: usize = MAX_WINDOW;
 /// Default `--state-bytes`: the demo's hosts (`perf:*`, an hour of samples each for a few dozen hosts) with room.

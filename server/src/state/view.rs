@@ -13,7 +13,8 @@ use crate::backlog::Batch;
 use crate::frames::Kind;
 use crate::subscription::{Allow, Delivery, Subscription};
 
-use super::STATE_DB;
+/// The database the state holds: the one pages watch unless they ask for another.
+pub const STATE_DB: u32 = 0;
 
 /// The state's view: a session of `--allow`'s patterns in [`STATE_DB`] (see the module's documentation).
 pub(super) struct View {
