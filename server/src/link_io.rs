@@ -7,9 +7,10 @@
 //! The stream's buffers are blocks of one size ([`BLOCK`]), reused once the backlog has let go of every slice of
 //! one, rather than one allocated and freed for each read: once the ring has been filled, reads go to memory
 //! already faulted in, and the allocator neither grows its heap nor gives it back (docs/BENCHMARKS.md, "Ingest",
-//! round seven). The blocks are kept in [`Blocks`], which outlives the link's connections, and the ring's worth
-//! of them is allocated and written once when the link starts ([`Blocks::for_ring`]), so the first pass of the
-//! stream after start-up is read into memory already faulted in, as every later one is (round nine).
+//! round seven). The blocks are kept in [`Blocks`], which outlives the link's connections, so a reconnect reads
+//! into the memory of the last one. (Writing the ring's worth of them at start-up was tried and not kept: it moved
+//! the first pass's page faults to start-up rather than saving them, and gave every link, one a shard, the ring's
+//! memory from the start: round nine.)
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -39,13 +40,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkStream for T {}
 /// The blocks the stream is read into, kept for reuse across the link's connections (a reconnect resumes into
 /// the same ring, whose batches may still hold slices of them).
 pub struct Blocks {
-    /// Blocks read into before, oldest first, each reused once no batch holds a slice of it any more; with
-    /// `unused`, at most `max_kept`: as many as the ring holds at full speed and [`SPARE_BLOCKS`] more, so that
+    /// Blocks read into before, oldest first, each reused once no batch holds a slice of it any more; at most
+    /// `max_kept`: as many as the ring holds at full speed and [`SPARE_BLOCKS`] more, so that
     /// what this keeps alive besides the ring is at most the ring's capacity and 8 MiB (and is nothing while the
     /// ring holds them, as it does at full speed).
     spent: VecDeque<BytesMut>,
-    /// Blocks allocated and written at start-up, not read into yet: taken before any block is allocated.
-    unused: Vec<BytesMut>,
     max_kept: usize,
 }
 
@@ -54,35 +53,11 @@ impl Blocks {
     pub fn new(ring_capacity: usize) -> Self {
         Blocks {
             spent: VecDeque::new(),
-            unused: Vec::new(),
             max_kept: ring_capacity / BLOCK + SPARE_BLOCKS,
         }
     }
 
-    /// Blocks for a ring of `ring_capacity` bytes, with as many as the ring holds at full speed (and two more: the
-    /// one being read into, and one a session may hold a little longer) allocated and written now. A fresh relay
-    /// otherwise faults in every page of its ring during the first `ring_capacity` bytes of the stream: about
-    /// 16,000 faults for the default 64 MiB, half of the stateless relay's CPU on a first pass of 199 MB
-    /// (docs/BENCHMARKS.md, "Ingest", round eight). Written here, at start-up, the pages cost the same once, before
-    /// the link connects, and the relay's memory is what the ring would reach anyway.
-    pub fn for_ring(ring_capacity: usize) -> Self {
-        let mut blocks = Blocks::new(ring_capacity);
-        let count = (ring_capacity / BLOCK + 2).min(blocks.max_kept);
-        blocks.unused = (0..count)
-            .map(|_| {
-                let mut block = BytesMut::with_capacity(BLOCK);
-                // Written, not only allocated: the allocator maps a block this large lazily, and its pages are
-                // faulted in by the first write.
-                block.resize(BLOCK, 0);
-                block.clear();
-                block
-            })
-            .collect();
-        blocks
-    }
-
-    /// A block to read into: the oldest spent one if no batch holds a slice of it any more, else one allocated at
-    /// start-up, else a new one.
+    /// A block to read into: the oldest spent one if no batch holds a slice of it any more, else a new one.
     fn take(&mut self) -> BytesMut {
         if let Some(oldest) = self.spent.front_mut() {
             // Only the sole handle of a block can take back all of it; the spent handles are empty.
@@ -92,16 +67,14 @@ impl Blocks {
                 }
             }
         }
-        self.unused
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(BLOCK))
+        BytesMut::with_capacity(BLOCK)
     }
 
     /// A block read into, to be reused once no batch holds a slice of it; the oldest kept goes past the limit.
     fn spend(&mut self, mut block: BytesMut) {
         block.clear();
         self.spent.push_back(block);
-        if self.spent.len() + self.unused.len() > self.max_kept {
+        if self.spent.len() > self.max_kept {
             self.spent.pop_front();
         }
     }
@@ -392,27 +365,21 @@ mod tests {
     }
 
     #[test]
-    fn the_blocks_written_at_start_up_are_read_into_before_any_other_and_outlive_a_connection() {
-        let mut blocks = Blocks::for_ring(4 * BLOCK);
-        let written: std::collections::HashSet<*const u8> =
-            blocks.unused.iter().map(|b| b.as_ptr()).collect();
-        // The ring's four blocks, the one being read into, and one more.
-        assert_eq!(written.len(), 6);
-        assert!(blocks.unused.iter().all(|b| b.capacity() == BLOCK));
+    fn the_blocks_read_into_outlive_a_connection_and_the_next_one_reads_into_them_again() {
+        let mut blocks = Blocks::new(4 * BLOCK);
         let mut held = Vec::new();
         {
             let (relay, _redis) = tokio::io::duplex(64);
             let mut io = LinkIo::new(Box::new(relay), Duration::from_secs(5), &mut blocks);
             for _ in 0..6 {
                 io.fresh_buffer();
-                assert!(written.contains(&io.buf.as_ptr()));
                 io.buf.extend_from_slice(b"x");
                 held.push(io.buf.split_to(1).freeze());
             }
-            // Every one of them held by a batch: the next block is a new one.
+            // The six blocks spent; the one being read into when the connection ends goes with it.
             io.fresh_buffer();
-            assert!(!written.contains(&io.buf.as_ptr()));
         }
+        assert_eq!(blocks.spent.len(), 6);
         // The connection is gone, the blocks stay: once the ring lets go of them, the next connection reads into
         // them again, the oldest first.
         let oldest = held[0].as_ptr();

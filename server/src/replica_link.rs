@@ -115,17 +115,11 @@ impl ReplicaLink {
             profile,
         } = self;
         let (state, allow) = (state.as_deref(), allow.as_deref());
-        // The blocks the stream is read into, the ring's worth of them written now, at start-up, rather than page by
-        // page during the stream's first pass.
-        let capacity = backlog.capacity();
-        let blocks = tokio::task::spawn_blocking(move || Blocks::for_ring(capacity))
-            .await
-            .unwrap_or_else(|_| Blocks::new(capacity));
         let mut attempt = Attempt {
             position: None,
             full_resync: false,
             streaming_since: None,
-            blocks,
+            blocks: Blocks::new(backlog.capacity()),
         };
         let mut switched = upstream.subscribe();
         let mut backoff = Backoff::new(match sentinels {
