@@ -514,14 +514,15 @@ impl Changes {
         if self.shards.iter().any(|s| s.joining) {
             return;
         }
+        if self.stateful.is_empty() {
+            self.restate_all = false;
+            return;
+        }
+        // (Only absent keys past the bound are forgotten, so some are still stateful.)
         for key in std::mem::take(&mut self.forgotten) {
             if let Ok(text) = key_text(&key) {
                 batch.windows.insert(text.to_string(), None);
             }
-        }
-        if self.stateful.is_empty() {
-            self.restate_all = false;
-            return;
         }
         // A shard's state unknown until a full snapshot (a `SWAPDB`, a segment that could not be read): every key
         // without a window is unknown, not absent.
@@ -1212,6 +1213,29 @@ mod tests {
             .collect();
         assert_eq!(gone, ["perf:a", "perf:b", "perf:c", "perf:d", "perf:e"]);
         assert_eq!(states.len(), ABSENT_KEPT + 5);
+        assert_eq!(changes.stateful.len(), ABSENT_KEPT);
+    }
+
+    #[test]
+    fn absent_windows_past_the_bound_when_the_sink_starts_are_deleted() {
+        let absent = StoredWindow::of(None, false);
+        let stored: Vec<(Vec<u8>, StoredWindow)> = (0..=ABSENT_KEPT)
+            .map(|i| (format!("perf:k{i:04}").into_bytes(), absent.clone()))
+            .collect();
+        let mut changes = Changes::new(changes().modes, Vec::new(), stored);
+        changes.resuming(&[("e1".to_string(), 0)]);
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        let states = stored_states(&batch);
+        let gone: Vec<&str> = states
+            .iter()
+            .filter(|(_, state)| state != "absent")
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(gone, ["perf:k0000"], "the first loaded, past the bound");
+        assert_eq!(states.len(), ABSENT_KEPT + 1);
         assert_eq!(changes.stateful.len(), ABSENT_KEPT);
     }
 
