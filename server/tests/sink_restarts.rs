@@ -1,7 +1,8 @@
 //! A sink SIGKILLed and restarted, several times, while history keys are written with every command whose history
 //! depends on what the key holds: `ZINCRBY`, `ZADD` with `INCR`/`NX`/`XX`/`GT`/`LT`/`CH`, members removed and added
 //! again (`ZREM`, `ZREMRANGEBY*`, `ZPOPMIN`), `ZUNIONSTORE`/`ZINTERSTORE`/`ZRANGESTORE` into a history key, `RENAME`,
-//! `DEL`, `PEXPIRE` (a TTL that does not run out), and a stream trimmed (`XADD … MAXLEN`, `XDEL`, `XTRIM`). The
+//! `DEL`, `PEXPIRE` (TTLs of a few ms, which run out among the restarts and while the sink is away, Redis propagating
+//! the key's deletion, and of an hour, which do not), and a stream trimmed (`XADD … MAXLEN`, `XDEL`, `XTRIM`). The
 //! history then holds every member and entry the workload wrote, each once, with the score Redis gave it (read from
 //! each command's reply): a restarted sink resumes by `(epoch, offset)` without the stopped one's windows, and must
 //! neither make up a score (an increment read as the whole score) nor miss one (a `ZADD XX` taken for a no-op).
@@ -53,9 +54,9 @@ impl Written {
 }
 
 /// Names every set by a `ZINCRBY` (creating those that do not exist), so that each has a window stored with the
-/// sink's next position: a key without one (never named by a command whose history depends on its state, or known
-/// not to exist at the position) is read by a top-up after a restart, when Redis holds what was written while the
-/// sink was away (the limit docs/SINK.md gives).
+/// sink's next position: a key without one (never named by a command whose history depends on its state) is read
+/// by a top-up after a restart, when Redis holds what was written while the sink was away (the limit docs/SINK.md
+/// gives). A key deleted since, or whose TTL runs out before the kill, keeps its window, as absent.
 async fn name_every_set(conn: &mut MultiplexedConnection, written: &mut Written) {
     for key in ZSETS {
         written.time += 1;
@@ -196,11 +197,16 @@ async fn write_one(
             let _: u64 = if rng.below(2) == 0 {
                 redis::cmd("DEL").arg(key).query_async(conn).await.unwrap()
             } else {
-                // A TTL (propagated as PEXPIREAT) that does not run out within the test: a key Redis expires
-                // among the restarts is a known gap (docs/SINK.md); DEL covers deletions.
+                // A TTL (propagated as PEXPIREAT): one of a few ms runs out among the restarts, and Redis
+                // propagates the key's deletion (a RENAME carries it to the destination); one of an hour does not.
+                let ttl = if rng.below(2) == 0 {
+                    1 + rng.below(20)
+                } else {
+                    3_600_000 + rng.below(20)
+                };
                 redis::cmd("PEXPIRE")
                     .arg(key)
-                    .arg(3_600_000 + rng.below(20))
+                    .arg(ttl)
                     .query_async(conn)
                     .await
                     .unwrap()
@@ -380,14 +386,29 @@ async fn history_differences(pg: &tokio_postgres::Client, written: &Written) -> 
     differences
 }
 
+/// Whether Redis holds `key` (reading it deletes it if its TTL ran out).
+async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
+    let n: u64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap();
+    n == 1
+}
+
 /// Waits until the sink has read what a `…STORE` or `RENAME` left in its destination: it committed a position at or
 /// after the command, with the window it stores for the key known and holding the members (no row: the result was
 /// empty, the key does not exist). The window alone would not tell: the one stored before the command may hold the
 /// same members (a `ZRANGESTORE` of a source that did not change since the last), and a sink killed before it read
 /// the top-up asks it again after the restart, when Redis holds what was written since (the limit docs/SINK.md
-/// gives). Nor would the rows: a member of the same score may be in the history already. Until then the workload
-/// writes nothing; the rows are compared at the end.
-async fn wait_stored(pg: &tokio_postgres::Client, stored: &Stored) {
+/// gives). Nor would the rows: a member of the same score may be in the history already. A key whose TTL ran out
+/// since (one a `RENAME` carried over) has no window once the sink read the `DEL` Redis propagated. Until then the
+/// workload writes nothing; the rows are compared at the end.
+async fn wait_stored(
+    pg: &tokio_postgres::Client,
+    conn: &mut MultiplexedConnection,
+    stored: &Stored,
+) {
     let Stored {
         key,
         members,
@@ -438,8 +459,11 @@ async fn wait_stored(pg: &tokio_postgres::Client, stored: &Stored) {
                 ))
             }
         });
-        if stored.as_ref() == Some(&want) {
-            break;
+        // Expired since: no window, and Redis holds no key.
+        if stored.as_ref() == Some(&want)
+            || (stored.as_ref().is_some_and(Vec::is_empty) && !exists(conn, key).await)
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -470,7 +494,7 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         // The sink SIGKILLed at a random point of a burst, while it reads and writes (the last of it plain writes).
         for _ in 0..100 + rng.below(200) {
             if let Some(stored) = write_one(&mut conn, &mut rng, &mut written, true).await {
-                wait_stored(&db, &stored).await;
+                wait_stored(&db, &mut conn, &stored).await;
             }
         }
         // Every set has a stored window again (a key deleted or emptied has none), then plain writes, which delete
@@ -490,7 +514,7 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
     }
     for _ in 0..200 {
         if let Some(stored) = write_one(&mut conn, &mut rng, &mut written, true).await {
-            wait_stored(&db, &stored).await;
+            wait_stored(&db, &mut conn, &stored).await;
         }
     }
     committed(&db, redis_port).await;
@@ -508,7 +532,8 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         "the history holds every member and entry written, each once:\n{}",
         differences.join("\n")
     );
-    // Every key deleted, its stored window goes with it.
+    // Every key deleted, its stored window says so (kept, as absent: a restarted sink needs no top-up of a key
+    // written again).
     let _: u64 = redis::cmd("DEL")
         .arg(&ZSETS)
         .arg(RENAMED)
@@ -516,13 +541,19 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         .await
         .unwrap();
     committed(&db, redis_port).await;
-    let left: Vec<String> = db
-        .query("SELECT key FROM replicast.history_window", &[])
+    let rows = db
+        .query(
+            "SELECT key, known AND complete AND cardinality(members) = 0
+             FROM replicast.history_window ORDER BY key",
+            &[],
+        )
         .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert!(left.is_empty(), "windows of deleted keys: {left:?}");
+        .unwrap();
+    let stored: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let named: Vec<(String, bool)> = ZSETS.iter().map(|k| (k.to_string(), true)).collect();
+    assert!(
+        stored.iter().all(|(_, absent)| *absent) && named.iter().all(|k| stored.contains(k)),
+        "every set the workload named stored as absent, and nothing else: {stored:?}"
+    );
     drop(sink);
 }

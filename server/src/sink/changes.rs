@@ -30,7 +30,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, Seen, SetOp,
 };
-use super::windows::{push_snapshot, StoredWindow};
+use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -181,6 +181,11 @@ pub struct Changes {
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
+    /// The stateful keys known not to exist whose window is stored as absent (the last ones, bounded).
+    absent: AbsentKeys,
+    /// Stateful keys dropped when the sink started (absent ones past the bound): their rows go with the next
+    /// position stored.
+    forgotten: Vec<Vec<u8>>,
     /// Stateful keys the message being applied named: their windows go into the batch (all of them after a join,
     /// `restate_all`).
     restated: BTreeSet<Vec<u8>>,
@@ -219,6 +224,15 @@ impl Changes {
             },
             Touched::default(),
         );
+        let mut stateful: HashSet<Vec<u8>> = stored.iter().map(|(key, _)| key.clone()).collect();
+        let mut absent = AbsentKeys::default();
+        let mut forgotten = Vec::new();
+        for (key, _) in stored.iter().filter(|(_, w)| w.absent()) {
+            if let Some(evicted) = absent.insert(key) {
+                stateful.remove(&evicted);
+                forgotten.push(evicted);
+            }
+        }
         Changes {
             modes,
             history,
@@ -231,7 +245,9 @@ impl Changes {
             checked: HashSet::new(),
             refusals: Vec::new(),
             resuming: Vec::new(),
-            stateful: stored.iter().map(|(key, _)| key.clone()).collect(),
+            stateful,
+            absent,
+            forgotten,
             restated: BTreeSet::new(),
             restate_all: false,
             swapped: false,
@@ -502,6 +518,12 @@ impl Changes {
             self.restate_all = false;
             return;
         }
+        // (Only absent keys past the bound are forgotten, so some are still stateful.)
+        for key in std::mem::take(&mut self.forgotten) {
+            if let Ok(text) = key_text(&key) {
+                batch.windows.insert(text.to_string(), None);
+            }
+        }
         // A shard's state unknown until a full snapshot (a `SWAPDB`, a segment that could not be read): every key
         // without a window is unknown, not absent.
         // Every window is stored again when that begins and when it ends, not at each message between.
@@ -522,21 +544,32 @@ impl Changes {
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
+            // Evicted from the absent keys by one before it.
+            if !self.stateful.contains(&key) {
+                continue;
+            }
             let window = StoredWindow::of(
                 self.history.window(&key),
                 swapped || unknown.contains(key.as_slice()),
             );
-            // A key known not to exist is stateful no more: its row goes, in the same transaction. (A key that
-            // is not text cannot be stored.)
-            let absent = window.absent();
-            if let Ok(text) = key_text(&key) {
-                batch
-                    .windows
-                    .insert(text.to_string(), (!absent).then_some(window));
-            }
-            if absent || key_text(&key).is_err() {
+            // A key that is not text cannot be stored.
+            let Ok(text) = key_text(&key) else {
                 self.stateful.remove(&key);
+                continue;
+            };
+            // A key known not to exist keeps its window, as absent, while it is among the last ones; the oldest
+            // is stateful no more and its row goes, in the same transaction.
+            if window.absent() {
+                if let Some(evicted) = self.absent.insert(&key) {
+                    self.stateful.remove(&evicted);
+                    if let Ok(evicted) = key_text(&evicted) {
+                        batch.windows.insert(evicted.to_string(), None);
+                    }
+                }
+            } else {
+                self.absent.remove(&key);
             }
+            batch.windows.insert(text.to_string(), Some(window));
         }
     }
 
@@ -962,6 +995,7 @@ enum Kind {
 
 #[cfg(test)]
 mod tests {
+    use super::super::windows::ABSENT_KEPT;
     use super::*;
 
     fn changes() -> Changes {
@@ -1078,8 +1112,25 @@ mod tests {
         changes.stream_positions()[0].2
     }
 
+    /// What the batch stores of each stateful key: its members, `absent`, `unknown`, or `gone` (its row deleted).
+    fn stored_states(batch: &Batch) -> Vec<(&str, String)> {
+        batch
+            .windows
+            .iter()
+            .map(|(k, w)| {
+                let state = match w {
+                    None => "gone".to_string(),
+                    Some(w) if w.absent() => "absent".to_string(),
+                    Some(w) if !w.known => "unknown".to_string(),
+                    Some(w) => format!("{} members", w.members.len()),
+                };
+                (k.as_str(), state)
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_stateful_key_deleted_is_stateful_no_more_and_its_window_goes() {
+    fn a_stateful_key_deleted_keeps_its_window_as_absent_the_last_ones_only() {
         let mut changes = changes();
         let mut batch = Batch::default();
         let offset = joined_and_read(
@@ -1092,19 +1143,15 @@ mod tests {
                 &[b"ZINCRBY", b"perf:d", b"1", b"m"],
             ],
         );
-        let stored: Vec<(&str, bool)> = batch
-            .windows
-            .iter()
-            .map(|(k, w)| (k.as_str(), w.is_some()))
-            .collect();
+        let held = |k| (k, "1 members".to_string());
+        let absent = |k| (k, "absent".to_string());
         let expected = [
-            ("perf:a", true),
-            ("perf:b", true),
-            ("perf:c", false),
-            ("perf:d", true),
+            held("perf:a"),
+            held("perf:b"),
+            absent("perf:c"),
+            held("perf:d"),
         ];
-        assert_eq!(stored, expected, "perf:c does not exist: no row");
-        assert_eq!(changes.stateful.len(), 3);
+        assert_eq!(stored_states(&batch), expected, "perf:c does not exist");
 
         let mut batch = Batch::default();
         let deleted = commands(
@@ -1117,15 +1164,17 @@ mod tests {
             ],
         );
         changes.apply(&deleted, &mut batch).unwrap();
-        let gone: Vec<&str> = batch.windows.keys().map(String::as_str).collect();
-        assert_eq!(gone, ["perf:a", "perf:b", "perf:d", "perf:e"]);
-        let unknown = batch.windows["perf:d"].as_ref().map(|w| w.known);
+        let expected = [
+            absent("perf:a"),
+            absent("perf:b"),
+            ("perf:d", "unknown".to_string()),
+            absent("perf:e"),
+        ];
         assert_eq!(
-            unknown,
-            Some(false),
+            stored_states(&batch),
+            expected,
             "the store's result is read by a top-up"
         );
-        assert!(batch.windows.values().filter(|w| w.is_some()).count() == 1);
         assert_eq!(changes.take_topups(), [b"perf:d".to_vec()]);
 
         // The top-up finds the store's result empty: the key does not exist.
@@ -1136,13 +1185,87 @@ mod tests {
         changes
             .apply(&wire::encode_snapshot(offset, &answer), &mut batch)
             .unwrap();
-        assert!(changes.stateful.is_empty(), "{:?}", changes.stateful);
-        let gone: Vec<(&str, bool)> = batch
+        assert_eq!(stored_states(&batch), [absent("perf:d")]);
+        assert_eq!(changes.stateful.len(), 5);
+
+        // As many other keys deleted: the five that were absent first are stateful no more, their rows gone.
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let keys: Vec<Vec<u8>> = (0..ABSENT_KEPT)
+            .map(|i| format!("perf:k{i}").into_bytes())
+            .collect();
+        let mut list: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|k| vec![&b"ZINCRBY"[..], k, b"1", b"m"])
+            .collect();
+        list.push(
+            std::iter::once(&b"DEL"[..])
+                .chain(keys.iter().map(Vec::as_slice))
+                .collect(),
+        );
+        let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+        changes.apply(&commands(offset, &list), &mut batch).unwrap();
+        let states = stored_states(&batch);
+        let gone: Vec<&str> = states
+            .iter()
+            .filter(|(_, state)| state == "gone")
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(gone, ["perf:a", "perf:b", "perf:c", "perf:d", "perf:e"]);
+        assert_eq!(states.len(), ABSENT_KEPT + 5);
+        assert_eq!(changes.stateful.len(), ABSENT_KEPT);
+    }
+
+    #[test]
+    fn absent_windows_past_the_bound_when_the_sink_starts_are_deleted() {
+        let absent = StoredWindow::of(None, false);
+        let stored: Vec<(Vec<u8>, StoredWindow)> = (0..=ABSENT_KEPT)
+            .map(|i| (format!("perf:k{i:04}").into_bytes(), absent.clone()))
+            .collect();
+        let mut changes = Changes::new(changes().modes, Vec::new(), stored);
+        changes.resuming(&[("e1".to_string(), 0)]);
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        let states = stored_states(&batch);
+        let gone: Vec<&str> = states
+            .iter()
+            .filter(|(_, state)| state != "absent")
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(gone, ["perf:k0000"], "the first loaded, past the bound");
+        assert_eq!(states.len(), ABSENT_KEPT + 1);
+        assert_eq!(changes.stateful.len(), ABSENT_KEPT);
+    }
+
+    #[test]
+    fn a_resumed_sink_goes_on_from_a_key_stored_as_absent() {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut first,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:a", b"5", b"m"], &[b"DEL", b"perf:a"]],
+        );
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
             .windows
             .iter()
-            .map(|(k, w)| (k.as_str(), w.is_some()))
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
             .collect();
-        assert_eq!(gone, [("perf:d", false)]);
+
+        let mut second = Changes::new(first.modes, Vec::new(), stored);
+        second.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        second
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
+        second.apply(&more, &mut batch).unwrap();
+        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        assert_eq!(scores, [7.0], "created again by the increment");
+        assert!(second.take_topups().is_empty(), "no top-up");
     }
 
     #[test]

@@ -118,7 +118,8 @@ pub struct Batch {
     pub mirror: BTreeMap<String, MirrorState>,
     pub sets: Vec<SetOp>,
     /// History windows of stateful keys that changed, by key: stored with the position (`windows.rs`); `None`
-    /// for a key known not to exist, whose stored window is deleted.
+    /// for a key stateful no more (known not to exist, and not among the last such kept), whose stored window is
+    /// deleted.
     pub windows: BTreeMap<String, Option<StoredWindow>>,
     /// Where the stream of each epoch stands once the batch is written: `(epoch, offset)`.
     pub positions: Vec<(String, u64)>,

@@ -6,7 +6,10 @@
 //! key such a command named, or one the assembler asked a top-up of) is stored with the position, in the same
 //! transaction (`replicast.history_window`), and a resumed sink rebuilds those windows as they were at the
 //! position it resumes from — as a snapshot would, before the stream after it. A key whose state was not known
-//! there (a top-up pending) is read again at once.
+//! there (a top-up pending) is read again at once. A key known not to exist keeps its window, as absent, while it
+//! is among the last [`ABSENT_KEPT`] such ([`AbsentKeys`]).
+
+use std::collections::{BTreeMap, HashMap};
 
 use replicast_assembler::windows::{Body, Window};
 
@@ -65,6 +68,48 @@ impl StoredWindow {
     /// member rescored below it left it short) is read again instead.
     pub fn restorable(&self, capacity: usize) -> bool {
         self.known && (self.complete || self.members.len() >= capacity)
+    }
+}
+
+/// Stateful keys known not to exist whose window is still stored, as absent: the [`ABSENT_KEPT`] that became so
+/// last. A restarted sink rebuilds them as absent, so a command whose history depends on one's state (a
+/// `ZINCRBY` creating it again) needs no top-up; one evicted is stateful no more, its row deleted, and read by a
+/// top-up after a restart like a key never named before.
+#[derive(Debug, Default)]
+pub struct AbsentKeys {
+    /// Each key's turn, by which the oldest is evicted.
+    turns: HashMap<Vec<u8>, u64>,
+    by_turn: BTreeMap<u64, Vec<u8>>,
+    next: u64,
+}
+
+/// How many stateful keys known not to exist keep a stored window: enough for the keys a workload deletes and
+/// writes again (a counter reset each day), bounded for one that makes a new key each time (their rows and the
+/// sink's memory would otherwise grow with every key ever deleted).
+pub const ABSENT_KEPT: usize = 1024;
+
+impl AbsentKeys {
+    /// `key` is known not to exist (again: it keeps its turn). Returns the key evicted to make room, if any.
+    pub fn insert(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        if self.turns.contains_key(key) {
+            return None;
+        }
+        self.turns.insert(key.to_vec(), self.next);
+        self.by_turn.insert(self.next, key.to_vec());
+        self.next += 1;
+        if self.turns.len() <= ABSENT_KEPT {
+            return None;
+        }
+        let (_, oldest) = self.by_turn.pop_first()?;
+        self.turns.remove(&oldest);
+        Some(oldest)
+    }
+
+    /// `key` exists again.
+    pub fn remove(&mut self, key: &[u8]) {
+        if let Some(turn) = self.turns.remove(key) {
+            self.by_turn.remove(&turn);
+        }
     }
 }
 
@@ -139,6 +184,22 @@ mod tests {
                 String::from_utf8_lossy(key)
             );
         }
+    }
+
+    #[test]
+    fn absent_keys_past_the_bound_evict_the_oldest() {
+        let mut absent = AbsentKeys::default();
+        let key = |i: usize| format!("k{i}").into_bytes();
+        for i in 0..ABSENT_KEPT {
+            assert_eq!(absent.insert(&key(i)), None);
+        }
+        assert_eq!(absent.insert(&key(0)), None, "known absent again");
+        absent.remove(&key(1));
+        assert_eq!(absent.insert(&key(ABSENT_KEPT)), None, "k1 made room");
+        assert_eq!(absent.insert(&key(ABSENT_KEPT + 1)), Some(key(0)));
+        assert!(!absent.turns.contains_key(&key(0)) && absent.turns.contains_key(&key(2)));
+        assert_eq!(absent.turns.len(), ABSENT_KEPT);
+        assert_eq!(absent.by_turn.len(), ABSENT_KEPT);
     }
 
     #[test]
