@@ -1240,6 +1240,51 @@ mod tests {
     }
 
     #[test]
+    fn a_sort_or_georadius_storing_into_a_history_key_stores_its_window() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:d", b"1", b"m"]],
+        );
+        let mut batch = Batch::default();
+        let stores = commands(
+            offset,
+            &[
+                &[
+                    b"GEORADIUS",
+                    b"geo",
+                    b"0",
+                    b"0",
+                    b"100",
+                    b"km",
+                    b"STORE",
+                    b"perf:d",
+                ],
+                &[
+                    b"GEORADIUSBYMEMBER",
+                    b"geo",
+                    b"m",
+                    b"100",
+                    b"km",
+                    b"storedist",
+                    b"perf:g",
+                ],
+                &[b"SORT", b"list", b"BY", b"nosort", b"STORE", b"perf:s"],
+            ],
+        );
+        changes.apply(&stores, &mut batch).unwrap();
+        let unknown = |k| (k, "unknown".to_string());
+        assert_eq!(
+            stored_states(&batch),
+            [unknown("perf:d"), unknown("perf:g"), unknown("perf:s")],
+            "each store's result is read by a top-up, whose key's window is stored with the position"
+        );
+        assert!(changes.stateful.contains(&b"perf:s"[..]));
+    }
+
+    #[test]
     fn a_resumed_sink_goes_on_from_a_key_stored_as_absent() {
         let mut first = changes();
         let mut batch = Batch::default();
