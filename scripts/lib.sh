@@ -105,9 +105,10 @@ trimming_flags() {
 # already a trap with its message discarded (std has nowhere to print it there), so nothing a page sees changes;
 # what goes is the code that formats the message and the panic locations' file names. With the feature
 # `short-texts`: the error texts as codes, whose words finish_wasm_client puts in the glue (scripts/wasm-texts.mjs).
+# $4, when given, adds cargo features of the crate (bench/assembler/README.md: `bench`, to time the client as it ships).
 # Fails with wasm-pack's status (set -e does not hold inside a function a caller tests).
 build_wasm_client() {
-  local target=$1 std=${3:-prebuilt} out flags features=optimize_for_size abort
+  local target=$1 std=${3:-prebuilt} out flags features=optimize_for_size abort crate=short-texts${4:+,$4}
   out=$(realpath -m "$2")
   # Panic locations name source files; the crates' would carry the builder's home folder into the package.
   flags="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=crates"
@@ -118,11 +119,11 @@ build_wasm_client() {
     if [ -n "$abort" ]; then flags="$flags $abort"; else features="$features,panic_immediate_abort"; fi
     flags="$flags$(trimming_flags)"
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release \
-      --target "$target" --out-dir "$out" -- --features short-texts -Zbuild-std=std,panic_abort \
+      --target "$target" --out-dir "$out" -- --features "$crate" -Zbuild-std=std,panic_abort \
       -Zbuild-std-features="$features" || return
   else
     RUSTFLAGS="$flags" with_wasm_env wasm-pack --quiet build wasm --profile wasm-release --target "$target" \
-      --out-dir "$out" -- --features short-texts || return
+      --out-dir "$out" -- --features "$crate" || return
   fi
   # wasm-pack writes a .gitignore of "*" into the package folder; it would hide the files from a later `git add`.
   rm -f "$out/.gitignore"

@@ -91,6 +91,30 @@ fn the_assembler_export_reads_series_times_and_stats_in_one_call_each() {
 }
 
 #[wasm_bindgen_test]
+fn a_sample_that_evicts_another_is_followed_as_one_in_one_out() {
+    // A window of 1: the second sample evicts the first (`WindowObserver::replaced`).
+    let mut assembler =
+        assembler(r#"{"patterns":["perf:*"],"window":1,"aggregate":{"fields":["cpu"]}}"#).unwrap();
+    assembler.push(&encode_hello("e1", 0)).unwrap();
+    assembler.push(&encode_commands(0, &zadds())).unwrap();
+    assert_eq!(assembler.take_changed(), vec!["perf:demo".to_string()]);
+    assert_eq!(
+        assembler.series("perf:demo", "cpu").unwrap().to_vec(),
+        vec![40.0]
+    );
+    let stats = assembler.stats("perf:demo", "cpu").unwrap();
+    let count = js_sys::Reflect::get(&stats, &"count".into()).unwrap();
+    assert_eq!(
+        count.as_f64(),
+        Some(1.0),
+        "the evicted sample left the statistics"
+    );
+    let fleet = assembler.fleet("cpu").unwrap();
+    let mean = js_sys::Reflect::get(&fleet, &"mean".into()).unwrap();
+    assert_eq!(mean.as_f64(), Some(40.0));
+}
+
+#[wasm_bindgen_test]
 fn newest_of_reads_every_keys_newest_sample_in_one_array() {
     let mut aggregated =
         assembler(r#"{"patterns":["perf:*"],"window":10,"aggregate":{"fields":["cpu","mem"]}}"#)

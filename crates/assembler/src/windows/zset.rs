@@ -369,9 +369,8 @@ impl ZsetWindow {
             return Some(held);
         }
         self.order.pop_first();
-        let id = events.added(Some(score.0), Payload::Value(member));
         let entry = &mut self.slots[slot as usize];
-        events.removed(entry.id);
+        let id = events.replaced(entry.id, Some(score.0), Payload::Value(member));
         self.member_bytes = self.member_bytes - entry.member.len() + member.len();
         entry.member.clear();
         entry.member.extend_from_slice(member);

@@ -119,6 +119,27 @@ fn a_multi_block_applies_at_exec_even_across_messages() {
 }
 
 #[test]
+fn multi_and_exec_are_told_in_any_case_and_by_their_whole_name() {
+    let mut h = Harness::new(&["*"], 5);
+    h.run(&[&["mUlTi"], &["ZADD", "z", "1", "a"]]);
+    assert!(h.a.window(b"z").is_none(), "a block opened in any case");
+    h.run(&[&["EXE"], &["EXECS"], &["exeC"]]);
+    assert_eq!(
+        h.rows("z"),
+        ["a 1"],
+        "closed by EXEC in any case, not by a name that starts or ends like it"
+    );
+    h.run(&[
+        &["MULT"],
+        &["MULTIX"],
+        &["MULT\u{9}"],
+        &["ZADD", "y", "1", "b"],
+    ]);
+    assert_eq!(h.rows("y"), ["b 1"], "no other name opens a block");
+    assert_eq!(h.a.diagnostics().unknown_commands, 5);
+}
+
+#[test]
 fn a_bad_segment_costs_its_own_commands_and_every_window_waits_for_a_full_snapshot() {
     let mut h = Harness::new(&["*"], 5);
     h.run(&[&["ZADD", "z", "1", "a"]]);
