@@ -92,7 +92,7 @@ fn the_assembler_export_reads_series_times_and_stats_in_one_call_each() {
 
 #[wasm_bindgen_test]
 fn a_sample_that_evicts_another_is_followed_as_one_in_one_out() {
-    // A window of 1: the second sample evicts the first (`WindowObserver::replaced`).
+    // A window of 1: the second sample evicts the first, one in and one out for the page's observer.
     let mut assembler =
         assembler(r#"{"patterns":["perf:*"],"window":1,"aggregate":{"fields":["cpu"]}}"#).unwrap();
     assembler.push(&encode_hello("e1", 0)).unwrap();

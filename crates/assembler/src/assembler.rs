@@ -589,12 +589,6 @@ impl<O: WindowObserver> StreamAssembler<O> {
     }
 }
 
-/// Whether `name` is `word` (lower-case letters, as long as `name`) in any case.
-#[inline(always)]
-fn is_word(name: &[u8], word: &[u8]) -> bool {
-    name.iter().zip(word).all(|(&n, &w)| n | 0x20 == w)
-}
-
 /// Applies one command of the stream, or buffers it inside a `MULTI` block. Inlined into its one caller, the
 /// loop over a segment's commands.
 #[inline(always)]
@@ -603,10 +597,7 @@ fn apply_command(
     transaction: &mut Option<Transaction>,
     command: &Command<'_>,
 ) {
-    // `MULTI` and `EXEC` told by their length and letters (each letter ORed with 0x20 matches only itself in
-    // either case): fewer instructions a command than `Command::is`'s case-blind compare.
-    let name = command.args.first().copied().unwrap_or_default();
-    if name.len() == 5 && is_word(name, b"multi") {
+    if command.is("multi") {
         if let Some(open) = transaction.take() {
             // MULTI inside MULTI: Redis never sends it; keep what the first block had.
             open.apply(applying);
@@ -614,7 +605,7 @@ fn apply_command(
         *transaction = Some(Transaction::default());
         return;
     }
-    if name.len() == 4 && is_word(name, b"exec") {
+    if command.is("exec") {
         if let Some(done) = transaction.take() {
             done.apply(applying);
         }

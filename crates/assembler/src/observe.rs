@@ -39,12 +39,6 @@ pub trait WindowObserver {
     fn added(&mut self, key: &[u8], item: Item<'_>);
     /// The item `id` left `key`'s window.
     fn removed(&mut self, key: &[u8], id: ItemId);
-    /// `item` entered `key`'s window as the item `removed` left it: a full window's lowest member evicted by a new
-    /// one, the common case of a stream of samples, told in one call (by default `added`, then `removed`).
-    fn replaced(&mut self, key: &[u8], removed: ItemId, item: Item<'_>) {
-        self.added(key, item);
-        self.removed(key, removed);
-    }
     /// `key`'s window was dropped whole (`DEL`, a flush, expiry, a snapshot replacing it, the source of a
     /// `RENAME`); no `removed` call follows for its items.
     fn key_cleared(&mut self, key: &[u8]);

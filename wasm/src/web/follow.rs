@@ -258,43 +258,9 @@ impl Follow {
 
 impl WindowObserver for Follow {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
-        self.note_changed(key);
-        self.follow_added(key, item);
-    }
-
-    fn removed(&mut self, key: &[u8], id: ItemId) {
-        self.note_changed(key);
-        self.follow_removed(key, id);
-    }
-
-    /// One lookup of the key in `changed` for the two items.
-    fn replaced(&mut self, key: &[u8], removed: ItemId, item: Item<'_>) {
-        self.note_changed(key);
-        self.follow_added(key, item);
-        self.follow_removed(key, removed);
-    }
-
-    fn key_cleared(&mut self, key: &[u8]) {
-        self.note_changed(key);
-        for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
-            aggregator.key_cleared(key);
-        }
-        if let Some(series) = &mut self.series {
-            series.key_cleared(key);
-        }
-    }
-}
-
-impl Follow {
-    /// Puts `key` in `changed`.
-    fn note_changed(&mut self, key: &[u8]) {
         if !self.changed.contains(key) {
             self.changed.insert(key.to_vec());
         }
-    }
-
-    /// `item` entered `key`'s window: the aggregators and the series read it.
-    fn follow_added(&mut self, key: &[u8], item: Item<'_>) {
         let Some(reader) = &mut self.reader else {
             return;
         };
@@ -317,13 +283,27 @@ impl Follow {
         }
     }
 
-    /// The item `id` left `key`'s window.
-    fn follow_removed(&mut self, key: &[u8], id: ItemId) {
+    fn removed(&mut self, key: &[u8], id: ItemId) {
+        if !self.changed.contains(key) {
+            self.changed.insert(key.to_vec());
+        }
         for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
             aggregator.removed(key, id);
         }
         if let Some(series) = &mut self.series {
             series.removed(key, id);
+        }
+    }
+
+    fn key_cleared(&mut self, key: &[u8]) {
+        if !self.changed.contains(key) {
+            self.changed.insert(key.to_vec());
+        }
+        for aggregator in [&mut self.by_key, &mut self.fleet].into_iter().flatten() {
+            aggregator.key_cleared(key);
+        }
+        if let Some(series) = &mut self.series {
+            series.key_cleared(key);
         }
     }
 }

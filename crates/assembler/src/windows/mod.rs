@@ -81,29 +81,6 @@ impl<'a> Events<'a> {
         self.observer.removed(self.key, id);
     }
 
-    /// Reports a new item that takes the place of the item `removed` (one observer call), and returns its id.
-    #[inline]
-    pub(crate) fn replaced(
-        &mut self,
-        removed: ItemId,
-        time_ms: Option<f64>,
-        payload: Payload<'_>,
-    ) -> ItemId {
-        *self.next_id += 1;
-        let id = *self.next_id;
-        self.reported += 2;
-        self.observer.replaced(
-            self.key,
-            removed,
-            Item {
-                id,
-                time_ms,
-                payload,
-            },
-        );
-        id
-    }
-
     /// How many additions, removals and clears were reported.
     pub(crate) fn reported(&self) -> usize {
         self.reported

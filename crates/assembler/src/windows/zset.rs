@@ -15,10 +15,8 @@
 //!   copies its member into an existing allocation and neither allocates nor frees (wasm's allocator is much
 //!   slower than glibc's, so this matters most in the browser).
 //! - `index`, a [`HashTable`] of slot numbers, finds a member by its bytes. Each slot keeps its hash, so the
-//!   table never hashes a member twice. An evicted or removed member's entry is not taken out (that would be a
-//!   second probe of the table for every sample): it stays, stale, naming a slot that now holds another member
-//!   or none, so it matches nothing, until stale entries outnumber the slots three to one and the index is
-//!   rebuilt from the slots. Members are hashed by their ends ([`sampled_hash`]: 32 bytes of a 130-byte
+//!   table never hashes a member twice, and evicting a slot finds its entry by (hash, slot number): no
+//!   re-hash, no byte comparison. Members are hashed by their ends ([`sampled_hash`]: 32 bytes of a 130-byte
 //!   sample) until a lookup compares more than [`CROWDED`] members that share a hash (members that differ only
 //!   in their middle); the window then hashes whole members ([`hash_bytes`]) from there on, so that no stream
 //!   makes its lookups slow.
@@ -92,16 +90,9 @@ fn stored_hash(slots: &[Slot]) -> impl Fn(&SlotId) -> u64 + '_ {
     move |&s| slots[s as usize].hash
 }
 
-/// A free slot's item id (ids count up from 1).
-const FREE: ItemId = ItemId::MAX;
-
-/// Entries the index may hold per slot, stale ones included, before it is rebuilt ([`ZsetWindow::bound_index`]).
-const STALE: usize = 4;
-
-/// Whether `slot` holds `member` (a free slot holds nothing).
-#[inline(always)]
-fn holds(slot: &Slot, member: &[u8]) -> bool {
-    slot.id != FREE && same_bytes(&slot.member, member)
+/// Finds the index's entry for `slot` (by its stored hash): one function for every removal, as [`stored_hash`].
+fn is_slot(slot: SlotId) -> impl FnMut(&SlotId) -> bool {
+    move |&s| s == slot
 }
 
 /// [`hash_bytes`], out of line: few windows hash their members whole.
@@ -117,11 +108,6 @@ pub struct ZsetWindow {
     slots: Vec<Slot>,
     /// Slots that hold no member, their buffers kept for reuse.
     free: Vec<SlotId>,
-    /// Every member held, and the members evicted or removed since the index was last rebuilt: their entries
-    /// stay, stale (an evicted member's names the slot its successor took, whose bytes no longer match it; a
-    /// removed member's names a free slot, which matches nothing), until the index holds [`STALE`] entries a
-    /// slot ([`ZsetWindow::bound_index`]). Removing an entry is a probe of the table; the rebuild is an insert
-    /// per member once per thousands of evictions.
     index: HashTable<SlotId>,
     order: Order,
     /// Whether members are hashed whole ([`hash_bytes`]), not by their ends ([`sampled_hash`]).
@@ -152,11 +138,11 @@ impl ZsetWindow {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.index.is_empty()
     }
 
     /// Whether the window holds every member Redis holds.
@@ -194,7 +180,7 @@ impl ZsetWindow {
         let slots = &self.slots;
         let mut others = 0;
         let found = self.index.find(hash, |&s| {
-            let same = holds(&slots[s as usize], member);
+            let same = same_bytes(&slots[s as usize].member, member);
             others += u32::from(!same);
             same
         });
@@ -224,20 +210,11 @@ impl ZsetWindow {
         for entry in &mut self.slots {
             entry.hash = whole_hash(&entry.member);
         }
-        self.rebuild_index();
-    }
-
-    /// Indexes the members held anew, leaving out the stale entries of evicted members.
-    #[cold]
-    #[inline(never)]
-    fn rebuild_index(&mut self) {
-        self.index.clear();
+        let held = std::mem::take(&mut self.index);
         let slots = &self.slots;
-        for (slot, entry) in slots.iter().enumerate() {
-            if entry.id != FREE {
-                self.index
-                    .insert_unique(entry.hash, slot as SlotId, stored_hash(slots));
-            }
+        for &slot in held.iter() {
+            self.index
+                .insert_unique(slots[slot as usize].hash, slot, stored_hash(slots));
         }
     }
 
@@ -326,10 +303,10 @@ impl ZsetWindow {
     /// In a full window, puts `member`, which ranks above `floor` (the lowest member), in the floor's slot, and
     /// the floor out; returns `None`, or the slot of `member` if it is held already (nothing changed then).
     ///
-    /// One probe of the index does both the lookup and the insert. The floor's entry stays, stale: once the slot
-    /// holds `member`, the floor's bytes match nothing there (a lookup of the floor compares `member`'s bytes with
-    /// its own and goes on). The slot (the least recently filled, as samples come in time order) is warm from the
-    /// eviction when the member is copied in.
+    /// One probe of the index does both the lookup and the insert: the floor's entry is taken out first, so that
+    /// the lookup of `member` finds where its entry goes; if `member` is held after all, the floor's entry is put
+    /// back. The slot (the least recently filled, as samples come in time order) is warm from the eviction when
+    /// the member is copied in.
     #[inline]
     fn replace_floor(
         &mut self,
@@ -341,16 +318,20 @@ impl ZsetWindow {
         let slot = floor.slot;
         let hash = self.hash(member);
         let old = &self.slots[slot as usize];
-        if old.hash == hash && same_bytes(&old.member, member) {
+        let old_hash = old.hash;
+        if old_hash == hash && same_bytes(&old.member, member) {
             // The floor itself, rescored.
             return Some(slot);
+        }
+        if let Ok(indexed) = self.index.find_entry(old_hash, is_slot(slot)) {
+            indexed.remove();
         }
         let slots = &self.slots;
         let mut others = 0;
         let held = match self.index.entry(
             hash,
             |&s| {
-                let same = holds(&slots[s as usize], member);
+                let same = same_bytes(&slots[s as usize].member, member);
                 others += u32::from(!same);
                 same
             },
@@ -363,14 +344,16 @@ impl ZsetWindow {
             }
         };
         if let Some(held) = held {
+            self.index.insert_unique(old_hash, slot, stored_hash(slots));
             if others >= CROWDED && !self.whole_hash {
                 self.hash_whole();
             }
             return Some(held);
         }
         self.order.pop_first();
+        let id = events.added(Some(score.0), Payload::Value(member));
         let entry = &mut self.slots[slot as usize];
-        let id = events.replaced(entry.id, Some(score.0), Payload::Value(member));
+        events.removed(entry.id);
         self.member_bytes = self.member_bytes - entry.member.len() + member.len();
         entry.member.clear();
         entry.member.extend_from_slice(member);
@@ -382,54 +365,49 @@ impl ZsetWindow {
         if others >= CROWDED && !self.whole_hash {
             self.hash_whole();
         }
-        self.bound_index();
         None
     }
 
     /// Puts a new member in a free slot (or a new one) and indexes it.
     fn occupy(&mut self, member: &[u8], score: Score, id: ItemId, hash: u64) -> SlotId {
         self.member_bytes += member.len();
-        let slot = self.free.pop().unwrap_or_else(|| {
-            // Room to spare: the members that will reuse this buffer (samples of one series) differ in length by
-            // a few bytes, and each growth would be a reallocation.
-            let buffer = Vec::with_capacity(member.len() + member.len() / 8 + 8);
-            self.slots.push(Slot {
-                member: buffer,
-                score,
-                id,
-                hash,
-            });
-            (self.slots.len() - 1) as SlotId
-        });
-        let entry = &mut self.slots[slot as usize];
-        entry.member.clear();
-        entry.member.extend_from_slice(member);
-        entry.score = score;
-        entry.id = id;
-        entry.hash = hash;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let entry = &mut self.slots[slot as usize];
+                entry.member.clear();
+                entry.member.extend_from_slice(member);
+                entry.score = score;
+                entry.id = id;
+                entry.hash = hash;
+                slot
+            }
+            None => {
+                // Room to spare: the members that will reuse this buffer (samples of one series) differ in
+                // length by a few bytes, and each growth would be a reallocation.
+                let mut buffer = Vec::with_capacity(member.len() + member.len() / 8 + 8);
+                buffer.extend_from_slice(member);
+                self.slots.push(Slot {
+                    member: buffer,
+                    score,
+                    id,
+                    hash,
+                });
+                (self.slots.len() - 1) as SlotId
+            }
+        };
         let slots = &self.slots;
         self.index.insert_unique(hash, slot, stored_hash(slots));
-        self.bound_index();
         slot
     }
 
-    /// Rebuilds the index if it holds more than [`STALE`] entries a slot, stale ones included. A rebuild walks
-    /// the slots and indexes the members held, and comes after at least 3 stale entries a slot: O(1) a member
-    /// evicted or removed, however few members are held. The index holds at most `STALE` times the most members
-    /// the window has held.
-    #[inline]
-    fn bound_index(&mut self) {
-        if self.index.len() > STALE * self.slots.len() {
-            self.rebuild_index();
-        }
-    }
-
-    /// Frees `slot`, already out of the order. Its index entry stays, stale, as an evicted member's does: entries
-    /// naming a free slot match nothing.
+    /// Takes `slot`, already out of the order, out of the index, and frees it.
     fn release(&mut self, slot: SlotId) {
-        let entry = &mut self.slots[slot as usize];
-        entry.id = FREE;
+        let entry = self.slot(slot);
+        let hash = entry.hash;
         self.member_bytes -= entry.member.len();
+        if let Ok(entry) = self.index.find_entry(hash, is_slot(slot)) {
+            entry.remove();
+        }
         self.free.push(slot);
     }
 
@@ -475,8 +453,8 @@ impl ZsetWindow {
             let Some(entry) = end else {
                 break;
             };
-            events.removed(self.slot(entry.slot).id);
             self.release(entry.slot);
+            events.removed(self.slot(entry.slot).id);
             popped += 1;
         }
         popped

@@ -38,8 +38,6 @@ pub struct Mirror {
     pub live: BTreeMap<Vec<u8>, BTreeMap<ItemId, String>>,
     pub errors: Vec<String>,
     pub events: usize,
-    /// How many of the events were replacements told in one call ([`WindowObserver::replaced`]).
-    pub replaced: usize,
 }
 
 fn payload_text(payload: &Payload<'_>) -> String {
@@ -80,16 +78,6 @@ impl WindowObserver for Mirror {
             self.errors
                 .push(format!("{}: id {id} removed but not live", text(key)));
         }
-    }
-
-    fn replaced(&mut self, key: &[u8], removed: ItemId, item: Item<'_>) {
-        self.replaced += 1;
-        if removed == item.id {
-            self.errors
-                .push(format!("{}: id {removed} replaced by itself", text(key)));
-        }
-        self.added(key, item);
-        self.removed(key, removed);
     }
 
     fn key_cleared(&mut self, key: &[u8]) {

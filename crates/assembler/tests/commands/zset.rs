@@ -276,24 +276,3 @@ fn a_window_left_short_inside_one_zadd_places_no_more_members() {
     h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "inf", "m20"]]);
     assert_eq!(h.rows("z"), ["m20 inf"]);
 }
-
-#[test]
-fn a_full_windows_eviction_is_one_replacement_for_the_observer() {
-    let mut h = Harness::new(&["*"], 2);
-    h.run(&[&["ZADD", "z", "1", "a", "2", "b"]]);
-    assert_eq!(h.a.observer().replaced, 0, "a window with room only adds");
-    h.run(&[&["ZADD", "z", "3", "c"], &["ZADD", "z", "4", "d"]]);
-    assert_eq!(h.rows("z"), ["d 4", "c 3"]);
-    assert_eq!(
-        h.a.observer().replaced,
-        2,
-        "each sample above a full window's floor evicts it in one call"
-    );
-    h.run(&[&["ZADD", "z", "5", "c"], &["ZADD", "z", "0", "e"]]);
-    assert_eq!(h.rows("z"), ["c 5", "d 4"]);
-    assert_eq!(
-        h.a.observer().replaced,
-        2,
-        "a rescore and a sample below the floor evict nothing"
-    );
-}
