@@ -127,3 +127,29 @@ fn ties_evict_by_member_and_slots_are_reused() {
     let ids: Vec<ItemId> = w.items_newest_first().map(|i| i.id()).collect();
     assert!(ids[0] != ids[1]);
 }
+
+/// One member removed and added again, and members evicted by samples, over and over: the member index holds one
+/// entry a member held, never stale ones a lookup would walk (a presence set's churn on a 100,000-member window
+/// once took 69 s for 200,000 pairs when evicted and removed members' entries were left in the index).
+#[test]
+fn churn_of_one_member_leaves_the_index_one_entry_a_member() {
+    let (mut observer, mut next) = (NoObserver, 0);
+    let mut ev = Events::new(b"k", &mut observer, &mut next);
+    let mut w = ZsetWindow::new(4, true);
+    for i in 0..4 {
+        w.insert(format!("held{i}").as_bytes(), 10.0 + f64::from(i), &mut ev);
+    }
+    for round in 0..1_000 {
+        // Above every sample: it evicts the lowest, then leaves; the next sample fills its place.
+        w.insert(b"x", 1e9, &mut ev);
+        assert!(w.remove(b"x", &mut ev));
+        w.insert(
+            format!("s{round}").as_bytes(),
+            1_000.0 + f64::from(round),
+            &mut ev,
+        );
+        assert_eq!(w.index.len(), w.len(), "round {round}");
+    }
+    assert_eq!(w.len(), 4);
+    assert!(!w.whole_hash, "no lookup met crowded stale entries");
+}
