@@ -1353,6 +1353,12 @@ mod tests {
             [("perf:a", "1 members".to_string())],
             "perf:b's row stays as stored"
         );
+        // Nor is it stored when a command names it on another shard's stream (which Redis Cluster would not send).
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let more = commands(offset, &[&[b"DEL", b"perf:b"]]);
+        changes.apply(&on(0, more), &mut batch).unwrap();
+        assert!(batch.windows.is_empty(), "{:?}", batch.windows);
 
         let mut batch = Batch::default();
         changes
