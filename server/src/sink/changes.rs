@@ -194,6 +194,10 @@ pub struct Changes {
     swapped: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
+    /// The keys of `stored`: until its shard resumes (or joins afresh), a key's window is not in the history
+    /// assembler, and its row stays as the stopped sink stored it (another shard's resume stores every other
+    /// stateful key).
+    held: HashSet<Vec<u8>>,
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
     /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
     history_checked: HashSet<Vec<u8>>,
@@ -224,7 +228,8 @@ impl Changes {
             },
             Touched::default(),
         );
-        let mut stateful: HashSet<Vec<u8>> = stored.iter().map(|(key, _)| key.clone()).collect();
+        let held: HashSet<Vec<u8>> = stored.iter().map(|(key, _)| key.clone()).collect();
+        let mut stateful = held.clone();
         let mut absent = AbsentKeys::default();
         let mut forgotten = Vec::new();
         for (key, _) in stored.iter().filter(|(_, w)| w.absent()) {
@@ -252,6 +257,7 @@ impl Changes {
             restate_all: false,
             swapped: false,
             stored,
+            held,
             history_checked: HashSet::new(),
         }
     }
@@ -421,6 +427,9 @@ impl Changes {
                     .into_iter()
                     .partition(|(_, w)| w.shard == shard);
                 self.stored = elsewhere;
+                for (key, _) in &here {
+                    self.held.remove(key);
+                }
                 if !resumed {
                     self.history_checked.clear();
                 } else if self.follows_history() {
@@ -544,8 +553,8 @@ impl Changes {
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
-            // Evicted from the absent keys by one before it.
-            if !self.stateful.contains(&key) {
+            // Evicted from the absent keys by one before it, or held for a shard not resumed yet.
+            if !self.stateful.contains(&key) || self.held.contains(&key) {
                 continue;
             }
             let window = StoredWindow::of(
@@ -1311,6 +1320,60 @@ mod tests {
         let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
         assert_eq!(scores, [7.0], "created again by the increment");
         assert!(second.take_topups().is_empty(), "no top-up");
+    }
+
+    /// A cluster of two shards resumed from the database: `perf:b`'s window, in shard 1's keeping, is held until
+    /// shard 1 resumes. Shard 0's resume stores every other stateful key again; stored then, `perf:b` would be
+    /// absent (the history assembler has no window of it yet), and a sink killed before shard 1 resumed would
+    /// take the next increment for the whole score.
+    #[test]
+    fn a_stored_window_is_held_until_its_shard_resumes() {
+        let held = StoredWindow {
+            shard: 1,
+            known: true,
+            complete: true,
+            members: vec![(5.0, b"m".to_vec())],
+        };
+        let stored = vec![
+            (b"perf:a".to_vec(), StoredWindow::of(None, false)),
+            (b"perf:b".to_vec(), held.clone()),
+        ];
+        let mut changes = Changes::new(changes().modes, Vec::new(), stored);
+        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+
+        let mut batch = Batch::default();
+        changes
+            .apply(&on(0, wire::encode_hello("e0", 10)), &mut batch)
+            .unwrap();
+        let more = commands(10, &[&[b"ZINCRBY", b"perf:a", b"1", b"x"]]);
+        changes.apply(&on(0, more), &mut batch).unwrap();
+        assert_eq!(
+            stored_states(&batch),
+            [("perf:a", "1 members".to_string())],
+            "perf:b's row stays as stored"
+        );
+        // Nor is it stored when a command names it on another shard's stream (which Redis Cluster would not send).
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let more = commands(offset, &[&[b"DEL", b"perf:b"]]);
+        changes.apply(&on(0, more), &mut batch).unwrap();
+        assert!(batch.windows.is_empty(), "{:?}", batch.windows);
+
+        let mut batch = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_hello("e1", 20)), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.windows["perf:b"],
+            Some(held),
+            "stored again as rebuilt"
+        );
+        let more = commands(20, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
+        changes.apply(&on(1, more), &mut batch).unwrap();
+        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        assert_eq!(scores, [12.0], "5 + 7");
+        assert!(changes.take_topups().is_empty());
     }
 
     #[test]
