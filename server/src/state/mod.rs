@@ -20,6 +20,7 @@
 //! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
 //! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
 
+mod db;
 mod load;
 mod rebuild;
 pub mod verify;
@@ -45,13 +46,13 @@ use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
 use crate::subscription::{Allow, Delivery, Subscription};
 
+pub use db::STATE_DB;
 use load::RdbLoad;
 use verify::{
     KeyState, KeyStates, NotAt, PendingCheck, StateDigest, Writes, MAX_PENDING_CHECKS,
     MAX_VERIFY_KEYS,
 };
 use view::View;
-pub use view::STATE_DB;
 
 /// Default `--state-depth`: the largest window a session may ask for, so the state answers any subscription.
 pub const DEFAULT_STATE_DEPTH: usize = MAX_WINDOW;

@@ -13,8 +13,7 @@ use crate::backlog::Batch;
 use crate::frames::Kind;
 use crate::subscription::{Allow, Delivery, Subscription};
 
-/// The database the state holds: the one pages watch unless they ask for another.
-pub const STATE_DB: u32 = 0;
+use super::db::STATE_DB;
 
 /// The state's view: a session of `--allow`'s patterns in [`STATE_DB`] (see the module's documentation).
 pub(super) struct View {
