@@ -1017,6 +1017,11 @@ mod tests {
         Changes::new(modes, Vec::new(), Vec::new())
     }
 
+    /// The scores of the history rows a batch holds, in order.
+    fn scores(batch: &Batch) -> Vec<f64> {
+        batch.zsets.iter().map(|r| r.score).collect()
+    }
+
     fn commands(start: u64, list: &[&[&[u8]]]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for args in list {
@@ -1044,7 +1049,7 @@ mod tests {
             ],
         );
         first.apply(&written, &mut batch).unwrap();
-        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        let scores = scores(&batch);
         assert_eq!(scores, [1000.0, 1005.0]);
         let (epoch, offset) = batch.positions[0].clone();
         let stored: Vec<(Vec<u8>, StoredWindow)> = batch
@@ -1055,13 +1060,7 @@ mod tests {
             .collect();
         assert_eq!(stored.len(), usize::from(keep_window), "perf:a is stateful");
 
-        let modes = Modes {
-            history: Patterns::new(&["perf:*".to_string()]),
-            mirror: Patterns::new(&[]),
-            db: 0,
-            window: 10,
-        };
-        let mut second = Changes::new(modes, Vec::new(), stored);
+        let mut second = Changes::new(changes().modes, Vec::new(), stored);
         second.resuming(&[(epoch.clone(), offset)]);
         let mut batch = Batch::default();
         second
@@ -1075,7 +1074,7 @@ mod tests {
     #[test]
     fn a_resumed_sink_goes_on_from_the_windows_stored_with_the_position() {
         let (batch, mut resumed) = resumed_after_an_increment(true);
-        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        let scores = scores(&batch);
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
         assert!(resumed.take_topups().is_empty());
     }
@@ -1317,7 +1316,7 @@ mod tests {
             .unwrap();
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         second.apply(&more, &mut batch).unwrap();
-        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        let scores = scores(&batch);
         assert_eq!(scores, [7.0], "created again by the increment");
         assert!(second.take_topups().is_empty(), "no top-up");
     }
@@ -1371,7 +1370,7 @@ mod tests {
         );
         let more = commands(20, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(1, more), &mut batch).unwrap();
-        let scores: Vec<f64> = batch.zsets.iter().map(|r| r.score).collect();
+        let scores = scores(&batch);
         assert_eq!(scores, [12.0], "5 + 7");
         assert!(changes.take_topups().is_empty());
     }
