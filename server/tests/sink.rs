@@ -1493,3 +1493,104 @@ async fn a_resumed_sink_reads_a_key_it_holds_no_rows_of_before_writing_it() {
     assert_all_mirrors(&db, &mut conn).await;
     drop(second);
 }
+
+/// The ids of every entry `key` holds in Redis.
+async fn stream_ids(conn: &mut MultiplexedConnection, key: &str) -> BTreeSet<String> {
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries.into_iter().map(|(id, _)| id).collect()
+}
+
+/// A stream that appears under a history key by `RENAME`, `COPY`, `MOVE` (from another database) or `RESTORE` has a
+/// row for each of its entries under that key, as one written there by `XADD`: Redis 7.0 propagates each command as
+/// written, and the sink takes the entries from the window moved with it, or from a top-up of the key when the
+/// window does not hold them all (`ev:long`, past the history window's 16 entries) or the source is not followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_renamed_copied_moved_or_restored_into_a_history_key_has_its_rows() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    // The sink joined before the writes: what they leave is read from the stream, not from the join's snapshot.
+    command(&mut conn, &["SET", "cfg:joined", "1"]).await;
+    committed(&db, redis_port).await;
+    for (key, n) in [("ev:a", 3), ("ev:long", 30)] {
+        for i in 0..n {
+            command(&mut conn, &["XADD", key, "*", "i", &i.to_string()]).await;
+        }
+    }
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for key in ["ev:a", "ev:long"] {
+        want.insert(key.to_string(), stream_ids(&mut conn, key).await);
+    }
+    command(&mut conn, &["RENAME", "ev:a", "ev:b"]).await;
+    command(&mut conn, &["COPY", "ev:b", "ev:c"]).await;
+    command(&mut conn, &["RENAME", "ev:long", "ev:long2"]).await;
+    let _: () = redis::pipe()
+        .cmd("SELECT")
+        .arg(1)
+        .ignore()
+        .cmd("XADD")
+        .arg("ev:m")
+        .arg("*")
+        .arg("moved")
+        .arg("1")
+        .ignore()
+        .cmd("MOVE")
+        .arg("ev:m")
+        .arg(0)
+        .ignore()
+        .cmd("SELECT")
+        .arg(0)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let dump: Vec<u8> = redis::cmd("DUMP")
+        .arg("ev:c")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("ev:r")
+        .arg(0)
+        .arg(dump)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in ["ev:b", "ev:c", "ev:long2", "ev:m", "ev:r"] {
+        want.insert(key.to_string(), stream_ids(&mut conn, key).await);
+    }
+    assert_eq!(want["ev:long2"].len(), 30);
+    assert_eq!(want["ev:m"].len(), 1);
+    committed(&db, redis_port).await;
+    // Rows a top-up brings come after the position.
+    let mut stored = BTreeMap::new();
+    for _ in 0..200 {
+        let rows = db
+            .query("SELECT key, id FROM replicast.stream_history", &[])
+            .await
+            .unwrap();
+        stored = BTreeMap::<String, BTreeSet<String>>::new();
+        for row in &rows {
+            stored
+                .entry(row.get(0))
+                .or_default()
+                .insert(row.get::<_, String>(1));
+        }
+        if stored == want && rows.len() == want.values().map(BTreeSet::len).sum::<usize>() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, want, "every entry each key held, once");
+    drop(sink);
+}

@@ -201,6 +201,9 @@ pub struct Changes {
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
     /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
     history_checked: HashSet<Vec<u8>>,
+    /// History keys a `RENAME` or `COPY` of the message being applied moved a value into: their rows come from the
+    /// window moved with it, or a top-up ([`Changes::write_moved_in`]).
+    moved_in: Vec<Vec<u8>>,
 }
 
 impl Changes {
@@ -259,6 +262,7 @@ impl Changes {
             stored,
             held,
             history_checked: HashSet::new(),
+            moved_in: Vec::new(),
         }
     }
 
@@ -394,6 +398,7 @@ impl Changes {
             let history = self.history.push_message(message);
             batch.seen = std::mem::take(&mut self.history.observer_mut().seen);
             outcome = Some(history.map_err(|e| ChangeError::Assembler(e.to_string()))?);
+            self.write_moved_in(batch);
         }
         if self.follows_mirror() {
             outcome = Some(
@@ -508,6 +513,44 @@ impl Changes {
         Ok(())
     }
 
+    /// The rows of what a `RENAME` or `COPY` moved into a history key: every member and entry the key holds then
+    /// has its row, as after a snapshot of it (rows stored already are skipped by the primary key). Redis 7.0
+    /// propagates both as they were written. The history assembler moved the source's window along (a source
+    /// outside `--history`, or not known, leaves the destination unknown and topped up, as `MOVE` into the watched
+    /// database and `RESTORE` do): a sorted set's members entering it were reported as rows already, a stream's
+    /// entries are not (the observer is told their milliseconds, not their ids), so they are written here from the
+    /// window. A window that does not hold the whole key (a sorted set past 16 members, a stream past 16 entries)
+    /// has the key read again by a top-up, whose answer brings its rows (its `--window` newest).
+    fn write_moved_in(&mut self, batch: &mut Batch) {
+        for key in std::mem::take(&mut self.moved_in) {
+            let Some(window) = self.history.window(&key).filter(|w| !w.stale()) else {
+                // Moved on, deleted or unknown (its top-up asked) by the end of the message.
+                continue;
+            };
+            let entries: Vec<(String, Vec<Vec<u8>>)> = match window.body() {
+                Body::Stream(stream) if stream.complete() => stream
+                    .newest_first()
+                    .map(|(id, fields)| (id.to_string(), fields.to_vec()))
+                    .collect(),
+                Body::Stream(_) => {
+                    self.history.forget(&key);
+                    continue;
+                }
+                Body::Zset(zset) if !zset.complete() => {
+                    self.history.forget(&key);
+                    continue;
+                }
+                _ => continue,
+            };
+            for (id, fields) in entries.iter().rev() {
+                let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+                if let Err(why) = batch.push_stream(&key, id.as_bytes(), &fields) {
+                    self.refused(why, &key);
+                }
+            }
+        }
+    }
+
     /// Puts into `batch` the windows of the stateful keys the message named (with the keys whose top-up the
     /// history assembler asked, which become stateful): what a sink resumed at the batch's position starts from.
     fn store_windows(&mut self, batch: &mut Batch) {
@@ -599,6 +642,12 @@ impl Changes {
             | b"geosearchstore" => (&[], first),
             _ => (&[], &[]),
         };
+        if matches!(name, b"rename" | b"renamenx" | b"copy")
+            && stores.first().is_some_and(|k| self.modes.history.allows(k))
+            && (name != b"copy" || copies_into(args, self.modes.db))
+        {
+            self.moved_in.push(stores[0].to_vec());
+        }
         let blind = self.shards.get(shard).is_some_and(|s| s.blind);
         for &k in depends.iter().chain(stores) {
             if !self.modes.history.allows(k) {
@@ -993,6 +1042,20 @@ fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
     Some(at)
 }
 
+/// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
+fn copies_into(args: &[&[u8]], db: u32) -> bool {
+    let mut rest = args.iter().skip(3);
+    while let Some(arg) = rest.next() {
+        if arg.eq_ignore_ascii_case(b"db") {
+            return rest
+                .next()
+                .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
+                == Some(db);
+        }
+    }
+    true
+}
+
 /// Which kind of message was applied, for what a window's absence means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -1077,6 +1140,100 @@ mod tests {
         let scores = scores(&batch);
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
         assert!(resumed.take_topups().is_empty());
+    }
+
+    /// The `(key, id)` of the stream rows a batch holds, in order.
+    fn entries(batch: &Batch) -> Vec<(String, String)> {
+        batch
+            .streams
+            .iter()
+            .map(|r| (r.key.clone(), r.id.clone()))
+            .collect()
+    }
+
+    /// A stream renamed or copied into a history key has a row for each entry under its new key, read from the
+    /// window moved with it; one longer than the window is read again by a top-up, whose answer brings the rows.
+    #[test]
+    fn a_stream_renamed_or_copied_into_a_history_key_has_its_entries_rows() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"XADD", b"perf:s", b"1000-0", b"f", b"a"],
+                &[b"XADD", b"perf:s", b"1000-1", b"f", b"b"],
+            ],
+        );
+        let mut batch = Batch::default();
+        let moved = commands(
+            offset,
+            &[
+                &[b"RENAME", b"perf:s", b"perf:t"],
+                &[b"COPY", b"perf:t", b"perf:u"],
+                &[b"COPY", b"perf:t", b"perf:v", b"DB", b"1"],
+            ],
+        );
+        changes.apply(&moved, &mut batch).unwrap();
+        let row = |k: &str, id: &str| (k.to_string(), id.to_string());
+        assert_eq!(
+            entries(&batch),
+            [
+                row("perf:t", "1000-0"),
+                row("perf:t", "1000-1"),
+                row("perf:u", "1000-0"),
+                row("perf:u", "1000-1"),
+            ],
+            "perf:v is in another database"
+        );
+        assert!(changes.take_topups().is_empty());
+
+        // Longer than the history window (16): the window does not hold the whole stream.
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let ids: Vec<String> = (2..20).map(|i| format!("1000-{i}")).collect();
+        let mut list: Vec<Vec<&[u8]>> = ids
+            .iter()
+            .map(|id| vec![&b"XADD"[..], b"perf:t", id.as_bytes(), b"f", b"c"])
+            .collect();
+        list.push(vec![b"RENAME", b"perf:t", b"perf:w"]);
+        let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+        changes.apply(&commands(offset, &list), &mut batch).unwrap();
+        assert!(entries(&batch).iter().all(|(k, _)| k == "perf:t"));
+        assert_eq!(changes.take_topups(), [b"perf:w".to_vec()]);
+        let mut answer = Vec::new();
+        crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:w"]);
+        for i in 0..20 {
+            let id = format!("1000-{i}");
+            crate::link_io::push_command(
+                &mut answer,
+                &[b"XADD", b"perf:w", id.as_bytes(), b"f", b"c"],
+            );
+        }
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        changes
+            .apply(&wire::encode_snapshot(offset, &answer), &mut batch)
+            .unwrap();
+        assert_eq!(entries(&batch).len(), 20);
+        assert!(entries(&batch).iter().all(|(k, _)| k == "perf:w"));
+    }
+
+    /// A sorted set renamed into a history key whose window does not hold all its members is read again by a
+    /// top-up: the window's members alone would leave the others without a row under the new key.
+    #[test]
+    fn a_sorted_set_longer_than_its_window_renamed_is_read_again() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let scores: Vec<String> = (0..20).map(|i| format!("{}", 1000 + i)).collect();
+        let mut list: Vec<Vec<&[u8]>> = scores
+            .iter()
+            .map(|s| vec![&b"ZADD"[..], b"perf:a", s.as_bytes(), s.as_bytes()])
+            .collect();
+        list.push(vec![b"RENAME", b"perf:a", b"perf:b"]);
+        let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+        joined_and_read(&mut changes, &mut batch, &list);
+        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
     }
 
     #[test]
