@@ -27,9 +27,7 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{
-    key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, Seen, SetOp,
-};
+use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
 use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
 use crate::subscription::Allow;
 
@@ -95,18 +93,28 @@ impl std::fmt::Display for ChangeError {
 }
 
 /// The history assembler's observer: sorted-set members entering a window, but for those the batch holds already
-/// (`seen`, the batch's, lent while a message is applied): most members are read from the stream first, and
-/// copying them again would be most of what the sink does per sample.
+/// (`batch`, lent while a message is applied): most members are read from the stream first, and copying them again
+/// would be most of what the sink does per sample. Those are the batch's rows from `next_row` on, in the order the
+/// window reports them, so they are told by their bytes without hashing them again; any other member by its
+/// digest in the batch's [`super::rows::Seen`].
 #[derive(Default)]
 struct Entered {
     members: Vec<(Vec<u8>, f64, Vec<u8>)>,
-    seen: Seen,
+    batch: Batch,
+    next_row: usize,
 }
 
 impl WindowObserver for Entered {
     fn added(&mut self, key: &[u8], item: Item<'_>) {
         if let (Some(score), Payload::Value(member)) = (item.time_ms, item.payload) {
-            if !self.seen.contains(seen_id(key, zset_digest(score, member))) {
+            if !self
+                .batch
+                .holds_next_zset(&mut self.next_row, key, score, member)
+                && !self
+                    .batch
+                    .seen
+                    .contains(seen_id(key, zset_digest(score, member)))
+            {
                 self.members.push((key.to_vec(), score, member.to_vec()));
             }
         }
@@ -340,6 +348,8 @@ impl Changes {
             other => (0, other),
         };
         let mut applied = Applied::default();
+        // The sorted-set rows the message's own reading adds start here: the history assembler reports them next.
+        let first_row = batch.zsets.len();
         let index = usize::from(shard);
         if self.shards.len() <= index {
             self.shards.resize_with(index + 1, ShardReading::default);
@@ -394,9 +404,11 @@ impl Changes {
         // it is fed, else from the history's.
         let mut outcome = None;
         if self.follows_history() {
-            self.history.observer_mut().seen = std::mem::take(&mut batch.seen);
+            let entered = self.history.observer_mut();
+            std::mem::swap(&mut entered.batch, batch);
+            entered.next_row = first_row;
             let history = self.history.push_message(message);
-            batch.seen = std::mem::take(&mut self.history.observer_mut().seen);
+            std::mem::swap(&mut self.history.observer_mut().batch, batch);
             outcome = Some(history.map_err(|e| ChangeError::Assembler(e.to_string()))?);
             self.write_moved_in(batch);
         }
@@ -1234,6 +1246,29 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
         assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+    }
+
+    /// A member the window reports is passed over unhashed only when a row read from the stream holds the same bytes
+    /// as they came: `abc`, not JSON, is stored as the JSON string `"abc"`, which is another member.
+    #[test]
+    fn a_member_is_told_from_a_row_read_from_the_stream_by_its_own_bytes() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"abc"],
+                &[b"ZADD", b"perf:a", b"INCR", b"1000", b"\"abc\""],
+                &[b"ZADD", b"perf:a", b"2000", b"{}", b"3000", b"[]"],
+            ],
+        );
+        let values: Vec<&[u8]> = batch.zsets.iter().map(|r| batch.zset_value(r)).collect();
+        assert_eq!(
+            values,
+            [&b"\"abc\""[..], b"{}", b"[]", b"\"abc\""],
+            "the INCR's member, reported by the window, is a row of its own"
+        );
     }
 
     #[test]

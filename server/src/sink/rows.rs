@@ -176,6 +176,28 @@ impl Batch {
         Ok(())
     }
 
+    /// Whether `member` of `key` at `score`, which the history assembler reports entering a window, is one of the
+    /// next few sorted-set rows from `*next` on, as read from the stream's plain `ZADD`s before the assembler applied
+    /// them (in the same order): if so, `*next` moves past it. Compared by bytes against a row holding the member
+    /// as it came (not parsed), so a row that matches is this member's, held already, without hashing it a second
+    /// time; one that does not match is looked up by its digest in [`Batch::seen`].
+    pub fn holds_next_zset(&self, next: &mut usize, key: &[u8], score: f64, member: &[u8]) -> bool {
+        // A row the assembler does not report (a member below a full window, or one it held at that score) is
+        // passed over by the next match within a few rows.
+        const LOOKAHEAD: usize = 4;
+        let rows = self.zsets.get(*next..).unwrap_or_default();
+        let found = rows.iter().take(LOOKAHEAD).position(|row| {
+            !row.parsed
+                && row.score.to_bits() == score.to_bits()
+                && self.zset_value(row) == member
+                && self.zset_key(row) == key
+        });
+        if let Some(at) = found {
+            *next += at + 1;
+        }
+        found.is_some()
+    }
+
     /// A sorted-set row's key: UTF-8 without NUL, as [`key_text`] checked it.
     pub fn zset_key(&self, row: &ZsetRow) -> &[u8] {
         &self.zset_text[row.key.clone()]
