@@ -18,7 +18,7 @@
 //!
 //! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 use replicast_assembler::windows::Body;
@@ -189,6 +189,9 @@ pub struct Changes {
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
+    /// The shard whose stream named each stateful key last: a key without a window is stored in its keeping, so
+    /// that the resume of that shard, whose stream goes on with the key, rebuilds it.
+    homes: HashMap<Vec<u8>, u16>,
     /// The stateful keys known not to exist whose window is stored as absent (the last ones, bounded).
     absent: AbsentKeys,
     /// Stateful keys dropped when the sink started (absent ones past the bound): their rows go with the next
@@ -241,11 +244,16 @@ impl Changes {
         );
         let held: HashSet<Vec<u8>> = stored.iter().map(|(key, _)| key.clone()).collect();
         let mut stateful = held.clone();
+        let mut homes: HashMap<Vec<u8>, u16> = stored
+            .iter()
+            .map(|(key, w)| (key.clone(), w.shard))
+            .collect();
         let mut absent = AbsentKeys::default();
         let mut forgotten = Vec::new();
         for (key, _) in stored.iter().filter(|(_, w)| w.absent()) {
             if let Some(evicted) = absent.insert(key) {
                 stateful.remove(&evicted);
+                homes.remove(&evicted);
                 forgotten.push(evicted);
             }
         }
@@ -262,6 +270,7 @@ impl Changes {
             refusals: Vec::new(),
             resuming: Vec::new(),
             stateful,
+            homes,
             absent,
             forgotten,
             restated: BTreeSet::new(),
@@ -485,7 +494,7 @@ impl Changes {
         }
         self.write_mirror(kind, batch);
         if self.follows_history() {
-            self.store_windows(batch);
+            self.store_windows(shard, batch);
         }
         batch.positions = self.positions();
         Ok(applied)
@@ -518,11 +527,34 @@ impl Changes {
         }
         for (key, window) in windows {
             if !window.restorable(HISTORY_WINDOW) {
-                self.history.forget(&key);
+                self.forget_history(shard, &key);
             }
             self.history_checked.insert(key);
         }
         Ok(())
+    }
+
+    /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
+    /// under `shard`, whose stream named it. (The assembler's own `forget` keeps a key without a window as shard
+    /// 0's: a flush or a fresh join of shard 0 would then take the key, pending on shard 1, for absent.) A stale
+    /// message of the shard at the offset it stands at does that.
+    fn forget_history(&mut self, shard: u16, key: &[u8]) {
+        let offset = self
+            .history
+            .positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset);
+        let (Some(offset), None) = (offset, self.history.window(key)) else {
+            return self.history.forget(key);
+        };
+        let mut message = wire::encode_stale(offset, [key]);
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        if self.history.push_message(&message).is_err() {
+            self.history.forget(key);
+        }
     }
 
     /// The rows of what a `RENAME` or `COPY` moved into a history key: every member and entry the key holds then
@@ -565,7 +597,7 @@ impl Changes {
 
     /// Puts into `batch` the windows of the stateful keys the message named (with the keys whose top-up the
     /// history assembler asked, which become stateful): what a sink resumed at the batch's position starts from.
-    fn store_windows(&mut self, batch: &mut Batch) {
+    fn store_windows(&mut self, shard: u16, batch: &mut Batch) {
         for key in self.history.take_topups() {
             if self.modes.history.allows(&key) {
                 self.stateful.insert(key.clone());
@@ -593,14 +625,16 @@ impl Changes {
         // Every window is stored again when that begins and when it ends, not at each message between.
         let swapped = self.history.needs_resnapshot();
         self.restate_all |= swapped != std::mem::replace(&mut self.swapped, swapped);
+        // The keys the message named are in its shard's keeping.
+        let named = std::mem::take(&mut self.restated);
         let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
-            self.restated.clear();
             self.stateful.iter().cloned().collect()
         } else {
             let stateful = &self.stateful;
-            std::mem::take(&mut self.restated)
-                .into_iter()
-                .filter(|k| stateful.contains(k))
+            named
+                .iter()
+                .filter(|k| stateful.contains(*k))
+                .cloned()
                 .collect()
         };
         if keys.is_empty() {
@@ -612,20 +646,30 @@ impl Changes {
             if !self.stateful.contains(&key) || self.held.contains(&key) {
                 continue;
             }
+            let home = match self.homes.get(&key) {
+                Some(&home) if !named.contains(&key) => home,
+                _ => shard,
+            };
             let window = StoredWindow::of(
                 self.history.window(&key),
                 swapped || unknown.contains(key.as_slice()),
+                home,
             );
             // A key that is not text cannot be stored.
             let Ok(text) = key_text(&key) else {
                 self.stateful.remove(&key);
+                self.homes.remove(&key);
                 continue;
             };
+            if self.homes.get(&key) != Some(&window.shard) {
+                self.homes.insert(key.clone(), window.shard);
+            }
             // A key known not to exist keeps its window, as absent, while it is among the last ones; the oldest
             // is stateful no more and its row goes, in the same transaction.
             if window.absent() {
                 if let Some(evicted) = self.absent.insert(&key) {
                     self.stateful.remove(&evicted);
+                    self.homes.remove(&evicted);
                     if let Ok(evicted) = key_text(&evicted) {
                         batch.windows.insert(evicted.to_string(), None);
                     }
@@ -666,7 +710,7 @@ impl Changes {
                 continue;
             }
             if blind && !self.history_checked.contains(k) && depends.contains(&k) {
-                self.history.forget(k);
+                self.forget_history(shard as u16, k);
                 self.history_checked.insert(k.to_vec());
             }
             if !self.stateful.contains(k) {
@@ -1418,7 +1462,7 @@ mod tests {
 
     #[test]
     fn absent_windows_past_the_bound_when_the_sink_starts_are_deleted() {
-        let absent = StoredWindow::of(None, false);
+        let absent = StoredWindow::of(None, false, 0);
         let stored: Vec<(Vec<u8>, StoredWindow)> = (0..=ABSENT_KEPT)
             .map(|i| (format!("perf:k{i:04}").into_bytes(), absent.clone()))
             .collect();
@@ -1526,7 +1570,7 @@ mod tests {
             members: vec![(5.0, b"m".to_vec())],
         };
         let stored = vec![
-            (b"perf:a".to_vec(), StoredWindow::of(None, false)),
+            (b"perf:a".to_vec(), StoredWindow::of(None, false, 0)),
             (b"perf:b".to_vec(), held.clone()),
         ];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
@@ -1565,6 +1609,90 @@ mod tests {
         let scores = scores(&batch);
         assert_eq!(scores, [12.0], "5 + 7");
         assert!(changes.take_topups().is_empty());
+    }
+
+    /// A cluster of two shards: `perf:b`, whose slot is shard 1's, deleted on shard 1's stream, is stored as absent
+    /// in shard 1's keeping, so that a sink resumed there rebuilds it when shard 1 resumes, whether or not shard 0
+    /// has: an increment creating it again is then its whole score, without a top-up. (Stored as shard 0's, it
+    /// would be held until shard 0 resumes, and read by a top-up.)
+    #[test]
+    fn an_absent_key_is_stored_in_the_keeping_of_the_shard_that_deleted_it() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let mut first = changes();
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            first
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            first
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        let deleted = commands(
+            0,
+            &[&[b"ZINCRBY", b"perf:b", b"5", b"m"], &[b"DEL", b"perf:b"]],
+        );
+        first.apply(&on(1, deleted), &mut batch).unwrap();
+        let stored = batch.windows["perf:b"].clone().unwrap();
+        assert!(stored.absent());
+        assert_eq!(stored.shard, 1);
+
+        let offset = first.stream_positions()[1].2;
+        let mut second = Changes::new(
+            changes().modes,
+            Vec::new(),
+            vec![(b"perf:b".to_vec(), stored)],
+        );
+        second.resuming(&[("e0".to_string(), 0), ("e1".to_string(), offset)]);
+        let mut batch = Batch::default();
+        second
+            .apply(&on(1, wire::encode_hello("e1", offset)), &mut batch)
+            .unwrap();
+        let more = commands(offset, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
+        second.apply(&on(1, more), &mut batch).unwrap();
+        assert_eq!(scores(&batch), [7.0], "created again by the increment");
+        assert!(second.take_topups().is_empty(), "no top-up");
+    }
+
+    /// A cluster of two shards resumed where `perf:b`, of shard 1, had its top-up pending: shard 1's resume forgets
+    /// it, asking the top-up again, in shard 1's keeping, so shard 0 joining afresh before the answer does not take
+    /// it for absent (shard 0's keys are cleared by its join): it is stored as unknown, shard 1's.
+    #[test]
+    fn a_key_forgotten_without_a_window_is_forgotten_in_its_own_shards_keeping() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let pending = StoredWindow {
+            shard: 1,
+            known: false,
+            complete: false,
+            members: Vec::new(),
+        };
+        let mut changes = Changes::new(
+            changes().modes,
+            Vec::new(),
+            vec![(b"perf:b".to_vec(), pending)],
+        );
+        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
+        let mut batch = Batch::default();
+        for (shard, epoch, offset) in [(0, "e0", 10), (1, "e1", 20)] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                .unwrap();
+        }
+        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        let stored = |batch: &Batch| {
+            let w = batch.windows["perf:b"].clone().unwrap();
+            (w.known, w.shard)
+        };
+        assert_eq!(stored(&batch), (false, 1));
+
+        let mut batch = Batch::default();
+        changes
+            .apply(&on(0, wire::encode_hello("e2", 0)), &mut batch)
+            .unwrap();
+        changes
+            .apply(&on(0, wire::encode_snapshot(0, b"")), &mut batch)
+            .unwrap();
+        assert_eq!(stored(&batch), (false, 1), "still unknown, shard 1's");
     }
 
     #[test]

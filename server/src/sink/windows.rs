@@ -31,8 +31,9 @@ pub struct StoredWindow {
 
 impl StoredWindow {
     /// What the history assembler knows of a key: its `window`, if any; without one, whether its state is
-    /// `unknown` (a top-up pending) or it does not exist (then it is in no stream's keeping: shard 0).
-    pub fn of(window: Option<&Window>, unknown: bool) -> Self {
+    /// `unknown` (a top-up pending) or it does not exist, in the keeping of shard `home` (whose stream named it
+    /// last: the one whose resume rebuilds it).
+    pub fn of(window: Option<&Window>, unknown: bool, home: u16) -> Self {
         match window.map(|w| (w, w.body())) {
             Some((w, Body::Zset(zset))) if !w.stale() => StoredWindow {
                 shard: w.shard(),
@@ -50,7 +51,7 @@ impl StoredWindow {
                 members: Vec::new(),
             },
             None => StoredWindow {
-                shard: 0,
+                shard: home,
                 known: !unknown,
                 complete: !unknown,
                 members: Vec::new(),
@@ -162,7 +163,7 @@ mod tests {
             .unwrap();
         let stored: Vec<(Vec<u8>, StoredWindow)> = [&b"z1"[..], b"z2", b"z3", b"z4"]
             .iter()
-            .map(|k| (k.to_vec(), StoredWindow::of(first.window(k), false)))
+            .map(|k| (k.to_vec(), StoredWindow::of(first.window(k), false, 0)))
             .collect();
         assert!(!stored[2].1.complete && stored[2].1.restorable(4));
         assert!(stored[3].1.known && stored[3].1.members.is_empty());
@@ -178,7 +179,7 @@ mod tests {
             .unwrap();
         for (key, window) in &stored {
             assert_eq!(
-                &StoredWindow::of(second.window(key), false),
+                &StoredWindow::of(second.window(key), false, 0),
                 window,
                 "{}",
                 String::from_utf8_lossy(key)
@@ -211,6 +212,6 @@ mod tests {
             members: vec![(1.0, b"a".to_vec())],
         };
         assert!(!short.restorable(4));
-        assert!(!StoredWindow::of(None, true).restorable(4));
+        assert!(!StoredWindow::of(None, true, 0).restorable(4));
     }
 }
