@@ -534,6 +534,13 @@ impl Changes {
         Ok(())
     }
 
+    /// Stops holding `key`'s stored window for its shard's resume: what another shard's stream says of the key
+    /// replaces it, and its window is stored again from the history assembler's.
+    fn release(&mut self, key: &[u8]) {
+        self.held.remove(key);
+        self.stored.retain(|(k, _)| k != key);
+    }
+
     /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
     /// under `shard`, whose stream named it. (The assembler's own `forget` keeps a key without a window as shard
     /// 0's: a flush or a fresh join of shard 0 would then take the key, pending on shard 1, for absent.) A stale
@@ -735,6 +742,11 @@ impl Changes {
             if blind && deletes && self.modes.history.allows(k) {
                 self.history_checked.insert(k.to_vec());
             }
+            // On the stream of a shard that joined afresh, whose snapshot said what the key holds (its slot is that
+            // shard's now), the window held for another shard is moot.
+            if !blind && self.held.contains(k) {
+                self.release(k);
+            }
             if self.stateful.contains(k) {
                 self.restated.insert(k.to_vec());
             }
@@ -807,6 +819,10 @@ impl Changes {
         for key in named {
             self.asked.remove(&key);
             self.unverified.remove(&key);
+            // A snapshot, of any shard, says what the key holds: a window held for a shard not resumed yet is moot.
+            if self.held.contains(&key) {
+                self.release(&key);
+            }
             if self.modes.history.allows(&key) {
                 if blind {
                     self.history_checked.insert(key.clone());
@@ -1693,6 +1709,55 @@ mod tests {
             .apply(&on(0, wire::encode_snapshot(0, b"")), &mut batch)
             .unwrap();
         assert_eq!(stored(&batch), (false, 1), "still unknown, shard 1's");
+    }
+
+    /// A cluster whose shard 1 does not resume (the sink's position of it is not there, or the cluster lost it): the
+    /// windows held for it are released when another shard's stream says what their keys hold: a snapshot naming
+    /// the key (`perf:b`, its slot now shard 0's), or a command on the stream of a shard that joined afresh with a
+    /// snapshot that did not name it (`perf:c`, which then did not exist there). Each is stored again as shard 0's.
+    #[test]
+    fn a_held_window_is_released_when_another_shards_stream_says_what_its_key_holds() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let held = StoredWindow {
+            shard: 1,
+            known: true,
+            complete: true,
+            members: vec![(5.0, b"m".to_vec())],
+        };
+        let stored = vec![
+            (b"perf:b".to_vec(), held.clone()),
+            (b"perf:c".to_vec(), held.clone()),
+            (b"perf:d".to_vec(), held.clone()),
+        ];
+        let mut changes = Changes::new(changes().modes, Vec::new(), stored);
+        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
+        let mut batch = Batch::default();
+        changes
+            .apply(&on(0, wire::encode_hello("e9", 0)), &mut batch)
+            .unwrap();
+        let mut snapshot = Vec::new();
+        crate::link_io::push_command(&mut snapshot, &[b"DEL", b"perf:b"]);
+        crate::link_io::push_command(&mut snapshot, &[b"ZADD", b"perf:b", b"9", b"x"]);
+        changes
+            .apply(&on(0, wire::encode_snapshot(0, &snapshot)), &mut batch)
+            .unwrap();
+        let more = commands(0, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]);
+        changes.apply(&on(0, more), &mut batch).unwrap();
+        let state = |k: &str| {
+            batch
+                .windows
+                .get(k)
+                .cloned()
+                .flatten()
+                .map(|w| (w.shard, w.members))
+        };
+        assert_eq!(state("perf:b"), Some((0, vec![(9.0, b"x".to_vec())])));
+        assert_eq!(state("perf:c"), Some((0, vec![(1.0, b"m".to_vec())])));
+        assert_eq!(
+            state("perf:d"),
+            None,
+            "still held: nothing said what it holds"
+        );
     }
 
     #[test]
