@@ -694,7 +694,7 @@ impl Changes {
     /// Redis's is forgotten first (the history assembler then asks its top-up instead of taking the commands
     /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
     /// window stored again.
-    fn history_command(&mut self, shard: usize, name: &[u8], args: &[&[u8]]) {
+    fn history_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]]) {
         // A command too short to name its key (from the network, which Redis would have refused) names none.
         let first = args.get(1..2).unwrap_or_default();
         let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
@@ -711,13 +711,13 @@ impl Changes {
         {
             self.moved_in.push(stores[0].to_vec());
         }
-        let blind = self.shards.get(shard).is_some_and(|s| s.blind);
+        let blind = self.shards.get(usize::from(shard)).is_some_and(|s| s.blind);
         for &k in depends.iter().chain(stores) {
             if !self.modes.history.allows(k) {
                 continue;
             }
             if blind && !self.history_checked.contains(k) && depends.contains(&k) {
-                self.forget_history(shard as u16, k);
+                self.forget_history(shard, k);
                 self.history_checked.insert(k.to_vec());
             }
             if !self.stateful.contains(k) {
@@ -799,7 +799,7 @@ impl Changes {
                 named.extend(args[1..].iter().map(|k| k.to_vec()));
             }
             if !snapshot && history {
-                self.history_command(index, name, args);
+                self.history_command(shard, name, args);
             }
             match name {
                 b"zadd" => self.read_zadd(args, batch),
