@@ -5,7 +5,8 @@
 //! - History (`--history` keys): every sorted-set member and stream entry written. Plain `ZADD`s and every
 //!   `XADD` carry what Redis wrote, so they are read straight from the commands and snapshots; what only the
 //!   key's state can tell (`ZINCRBY`, `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR`, a member renamed or copied in) comes
-//!   from a small native assembler whose windows report the members entering them. Rows are deduplicated by
+//!   from a small native assembler whose windows report the members entering them (a stream renamed or copied in
+//!   is written from the window moved with it, or a top-up of a key it does not hold whole). Rows are deduplicated by
 //!   identity, here within the batch and by the database's primary key across batches and re-snapshots. The
 //!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
 //!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
