@@ -1173,6 +1173,40 @@ async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
         cluster.zadd(&key, t as f64, &member).await;
     }
     committed_shards(&db, &primaries).await;
+    // A stateful key deleted on each shard is stored, as absent, in the keeping of its own shard (whose resume
+    // rebuilds it), not both as shard 0's.
+    let mut deleted = BTreeMap::new();
+    for i in 0.. {
+        let key = format!("perf:d{i}");
+        deleted
+            .entry(cluster.owner(cluster.slot(key.as_bytes())).await)
+            .or_insert(key);
+        if deleted.len() == 2 {
+            break;
+        }
+    }
+    let deleted: Vec<String> = deleted.into_values().collect();
+    for key in &deleted {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for words in [&["ZINCRBY", key, "5", "m"][..], &["DEL", key]] {
+            command(&mut conn, words).await;
+        }
+    }
+    committed_shards(&db, &primaries).await;
+    let rows = db
+        .query(
+            "SELECT shard, known AND complete AND cardinality(members) = 0
+             FROM replicast.history_window WHERE key = ANY($1)",
+            &[&deleted],
+        )
+        .await
+        .unwrap();
+    let stored: BTreeSet<(i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        stored,
+        BTreeSet::from([(0, true), (1, true)]),
+        "each absent in its own shard's keeping"
+    );
     // Away while both shards move on, then back: it resumes each shard from the database's position (`at=` with
     // both epochs), so it sees the members Redis trims meanwhile.
     drop(sink);
