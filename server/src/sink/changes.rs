@@ -1761,6 +1761,45 @@ mod tests {
         );
     }
 
+    /// A window held for shard 1, which has not resumed, and an increment of its key on resumed shard 0's stream
+    /// (its slot moved): the key is read by a top-up on shard 0, whose answer releases the held window.
+    #[test]
+    fn a_held_key_a_resumed_shard_depends_on_is_read_and_released() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let held = StoredWindow {
+            shard: 1,
+            known: true,
+            complete: true,
+            members: vec![(5.0, b"m".to_vec())],
+        };
+        let stored = vec![(b"perf:b".to_vec(), held)];
+        let mut changes = Changes::new(changes().modes, Vec::new(), stored);
+        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
+        let mut batch = Batch::default();
+        changes
+            .apply(&on(0, wire::encode_hello("e0", 10)), &mut batch)
+            .unwrap();
+        let more = commands(10, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
+        changes.apply(&on(0, more), &mut batch).unwrap();
+        assert!(batch.zsets.is_empty() && !batch.windows.contains_key("perf:b"));
+        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+
+        let mut batch = Batch::default();
+        let offset = changes.stream_positions()[0].2;
+        let mut answer = Vec::new();
+        crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:b"]);
+        crate::link_io::push_command(&mut answer, &[b"ZADD", b"perf:b", b"12", b"m"]);
+        changes
+            .apply(&on(0, wire::encode_snapshot(offset, &answer)), &mut batch)
+            .unwrap();
+        assert_eq!(scores(&batch), [12.0]);
+        let stored = batch.windows["perf:b"].clone().unwrap();
+        assert_eq!(
+            (stored.shard, stored.members),
+            (0, vec![(12.0, b"m".to_vec())])
+        );
+    }
+
     #[test]
     fn a_stale_message_stores_the_windows_it_makes_unknown_not_every_one() {
         let mut changes = changes();
