@@ -44,39 +44,42 @@ async fn upgrade(mut stream: TcpStream, host: &str) -> Upgrade {
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let end = loop {
-        let mut byte = [0u8; 1];
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "the relay hung up mid-response"
-        );
-        head.push(byte[0]);
-        if head.ends_with(b"\r\n\r\n") {
-            break head.len();
+    within("the relay's answer to the upgrade", async {
+        let mut head = Vec::new();
+        let end = loop {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "the relay hung up mid-response"
+            );
+            head.push(byte[0]);
+            if head.ends_with(b"\r\n\r\n") {
+                break head.len();
+            }
+        };
+        let head = String::from_utf8(head[..end].to_vec()).unwrap();
+        let status: u16 = head[9..12].parse().unwrap();
+        if status == 101 {
+            let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+            return Upgrade::Accepted(Box::new(socket));
         }
-    };
-    let head = String::from_utf8(head[..end].to_vec()).unwrap();
-    let status: u16 = head[9..12].parse().unwrap();
-    if status == 101 {
-        let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
-        return Upgrade::Accepted(Box::new(socket));
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .expect("a refusal with a Content-Length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    Upgrade::Refused {
-        status,
-        body: String::from_utf8(body).unwrap(),
-    }
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .expect("a refusal with a Content-Length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        Upgrade::Refused {
+            status,
+            body: String::from_utf8(body).unwrap(),
+        }
+    })
+    .await
 }
 
 /// A session from `source` (any loopback address), subscribed to `perf:*`.
@@ -89,9 +92,12 @@ async fn session_from(source: &str, ws_url: &str) -> Socket {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream = socket.connect(addr).await.unwrap();
-    let (mut socket, _) = tokio_tungstenite::client_async(ws_url, MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap_or_else(|e| panic!("a session from {source}: {e}"));
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::client_async(ws_url, MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a session from {source}: {e}"));
     socket
         .send(tungstenite::Message::text(subscribe_message(
             &["perf:*"],
@@ -307,7 +313,11 @@ async fn get_from(source: &str, addr: &str, path: &str) -> String {
         .unwrap();
     let mut answer = Vec::new();
     // A refusal may be followed by a reset (the relay closes without reading the request); what came is kept.
-    let _ = stream.read_to_end(&mut answer).await;
+    let _ = within(
+        &format!("the relay's whole answer to GET {path}"),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 
