@@ -3,7 +3,8 @@
 //! and after the subscription; pings before and between the fragments of the subscription are answered and the
 //! session joins; a peer that sends pings and never reads is closed once its unread pongs pass the limit,
 //! with the relay's memory flat, and then gets what was queued, the close frame and a FIN; and so does a peer that
-//! stops reading while the stream moves, after the send timeout.
+//! stops reading while the stream moves, after the send timeout. A peer that never subscribes is closed, and one
+//! that never answers the close frame is cut off.
 
 mod support;
 
@@ -417,4 +418,29 @@ async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout_with_a_close
     assert!(messages >= 2, "the hello and what was queued come first");
     assert_eq!(answer_close(&mut stream).await, End::Fin);
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+/// A peer that opens the socket and sends no subscription is closed after 10 s with 1008 and the reason; one that
+/// then never answers the close frame is disconnected 5 s later, rather than held open.
+#[tokio::test]
+async fn a_peer_that_never_subscribes_is_closed_and_one_that_never_answers_the_close_is_cut_off() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    wait_healthy(&ws_url).await;
+    let mut stream = open(&ws_url).await;
+    let (code, reason, _) = close_of(&mut stream).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "no subscribe message within 10s")
+    );
+    // Not answered: the relay ends the connection itself (with a FIN, or a reset if it closes first).
+    within(
+        "the end of a connection whose close was never answered",
+        async { while read_frame(&mut stream).await.is_ok() {} },
+    )
+    .await;
+    assert_eq!(
+        metric(&ws_url, r#"replicast_refusals_total{reason="message"}"#).await,
+        1
+    );
 }
