@@ -2,7 +2,8 @@
 //! `--max-sessions-per-address` sessions and a clear 429 each past it, while `/healthz` answers and other addresses
 //! still join; connections past `--max-connections-per-address` get a 429 before their request is read; sockets
 //! that trickle their headers (slowloris) or send none are closed after `--header-read-timeout`; and a relay out of
-//! file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning.
+//! file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning. Past `--max-sessions`, from
+//! any address, an upgrade gets a 503 until a session ends.
 
 mod support;
 
@@ -449,4 +450,61 @@ async fn sockets_that_trickle_their_headers_or_send_none_are_closed_after_the_he
     }
     // The relay serves as before.
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+/// `--max-sessions` caps the sessions of every address together: past it, an upgrade gets a 503 that names the
+/// limit, counted under `reason="max_sessions"`; a session that ends gives its place back.
+#[tokio::test]
+async fn sessions_past_max_sessions_get_a_503_naming_the_limit_until_one_ends() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--max-sessions", "3"],
+    );
+    wait_healthy(&ws_url).await;
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    // Three addresses, one session each: far from --max-sessions-per-address.
+    let mut open = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let mut socket = session_from(source, &ws_url).await;
+        join(&mut socket).await;
+        open.push(socket);
+    }
+    let from_fourth = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        upgrade(stream, &addr).await
+    };
+    match from_fourth().await {
+        Upgrade::Refused { status, body } => assert_eq!(
+            (status, body.as_str()),
+            (
+                503,
+                "the relay serves at most 3 sessions (see --max-sessions)\n"
+            )
+        ),
+        Upgrade::Accepted(_) => panic!("a fourth session was accepted past --max-sessions 3"),
+    }
+    assert_eq!(
+        metric(
+            &ws_url,
+            r#"replicast_refusals_total{reason="max_sessions"}"#
+        )
+        .await,
+        1
+    );
+
+    // One leaves: once the relay counts it gone, a new session is accepted.
+    drop(open.pop());
+    within("the relay counting the session that left", async {
+        while metric(&ws_url, "replicast_sessions").await != 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(matches!(from_fourth().await, Upgrade::Accepted(_)));
 }
