@@ -335,7 +335,8 @@ async fn hello_and_snapshot_into(
 #[tokio::test]
 async fn bad_subscriptions_are_refused_with_a_reason() {
     use tokio_tungstenite::tungstenite::Message as Ws;
-    let (_redis, port) = start_redis();
+    // As many databases as a subscription may name.
+    let (_redis, port) = start_redis_with(&["--databases", "1024"]);
     let (_relay, ws_url) = start_relay(port, "perf:*");
     wait_healthy(&ws_url).await;
     let cases = [
@@ -343,6 +344,14 @@ async fn bad_subscriptions_are_refused_with_a_reason() {
         (
             r#"{"type":"subscribe","patterns":["x"],"window":0}"#,
             "window must be",
+        ),
+        (
+            r#"{"type":"subscribe","patterns":["x"],"window":100001}"#,
+            "window must be 1..=100000, got 100001",
+        ),
+        (
+            r#"{"type":"subscribe","patterns":["x"],"db":1024,"window":5}"#,
+            "db must be 0..=1023, got 1024",
         ),
         (r#"{"type":"subscribe","window":5}"#, "watches nothing"),
         (
@@ -369,6 +378,13 @@ async fn bad_subscriptions_are_refused_with_a_reason() {
     assert!(
         matches!(next_message(&mut socket).await, Ws::Close(Some(f)) if f.reason.contains("at most 64 patterns"))
     );
+    // The limits themselves are accepted.
+    let mut socket = connect(
+        &ws_url,
+        r#"{"type":"subscribe","patterns":["x"],"db":1023,"window":100000}"#,
+    )
+    .await;
+    join(&mut socket).await;
     // The relay stays healthy.
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
 }
