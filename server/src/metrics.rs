@@ -31,6 +31,8 @@ pub struct Metrics {
     refused: [AtomicU64; Refusal::ALL.len()],
     pub events_appended: AtomicU64,
     pub events_refused: AtomicU64,
+    /// Keys top-ups asked for past what a session holds waiting (`MAX_SNAPSHOT_KEYS`), told to it in a notice.
+    pub topup_keys_refused: AtomicU64,
 }
 
 /// Why the relay turned a client away before a session started: the `reason` label of `replicast_refusals_total`.
@@ -182,6 +184,12 @@ impl Metrics {
                 "counter",
                 "Snapshots and top-ups the relay's state answered, with no Redis command.",
                 get(&self.state_snapshots),
+            ),
+            (
+                "topup_keys_refused_total",
+                "counter",
+                "Keys top-ups asked for past the 10,000 a session holds waiting: not read; the session is told in a notice.",
+                get(&self.topup_keys_refused),
             ),
             (
                 "events_appended_total",

@@ -18,17 +18,19 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};
 
 /// The next close frame, skipping binary messages; `None` if the connection ended without one.
 async fn close_frame(socket: &mut Socket) -> Option<CloseFrame> {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(20), socket.next())
-            .await
-            .expect("an answer within 20 s");
-        match next {
-            Some(Ok(tungstenite::Message::Close(frame))) => return frame,
-            Some(Ok(tungstenite::Message::Binary(_))) => {}
-            Some(Ok(other)) => panic!("expected a close, got {other:?}"),
-            Some(Err(_)) | None => return None,
+    // One bound for the whole read: a relay that kept sending binary messages and never closed would otherwise
+    // keep this loop going.
+    within("a close frame, or the end of the connection", async {
+        loop {
+            match within("the relay's next message", socket.next()).await {
+                Some(Ok(tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(tungstenite::Message::Binary(_))) => {}
+                Some(Ok(other)) => panic!("expected a close, got {other:?}"),
+                Some(Err(_)) | None => return None,
+            }
         }
-    }
+    })
+    .await
 }
 
 /// Writes one masked client frame's header announcing `len` payload bytes of `opcode`, then `payload` masked
@@ -73,9 +75,12 @@ async fn a_100_mb_client_message_is_refused_from_its_header() {
     let before = peak_rss_kib(relay.0.id());
 
     // The header alone announces 100 MB: the relay refuses it there, with the limit, before any payload.
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-        .await
-        .unwrap();
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::connect_async(ws_url.as_str()),
+    )
+    .await
+    .unwrap();
     write_raw_frame(&mut socket, 0x1, 100 << 20, &[]).await;
     let frame = close_frame(&mut socket).await.expect("a close frame");
     assert_eq!(
@@ -107,6 +112,7 @@ async fn a_100_mb_client_message_is_refused_from_its_header() {
         assert_eq!(u16::from(frame.code), 1009, "{}", frame.reason);
     }
     sender.abort();
+    // Not a memory target: the message held would grow the peak by 100 MB, 25 times the bound.
     let grown = peak_rss_kib(relay.0.id()).saturating_sub(before);
     assert!(
         grown < 4096,
@@ -120,19 +126,25 @@ async fn a_100_mb_client_message_is_refused_from_its_header() {
     let mut again = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
     let (_, _, snapshot) = join(&mut again).await;
     assert!(snapshot.contains(&args(&["ZADD", "perf:after", "1", "a"])));
-    let mut seen = false;
-    while !seen {
-        let message = next_binary(&mut fine).await;
-        if let Ok(Message::Commands(segments)) = wire::decode(&message) {
-            for segment in segments {
-                seen |= segment
-                    .unwrap()
-                    .bytes
-                    .windows(10)
-                    .any(|w| w == b"perf:after");
+    within(
+        "the ZADD of perf:after on the session that was there",
+        async {
+            let mut seen = false;
+            while !seen {
+                let message = next_binary(&mut fine).await;
+                if let Ok(Message::Commands(segments)) = wire::decode(&message) {
+                    for segment in segments {
+                        seen |= segment
+                            .unwrap()
+                            .bytes
+                            .windows(10)
+                            .any(|w| w == b"perf:after");
+                    }
+                }
             }
-        }
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -141,9 +153,12 @@ async fn a_text_message_that_is_not_utf8_is_refused() {
     let (_relay, ws_url) = start_relay(port, "perf:*");
     wait_healthy(&ws_url).await;
     // As the subscription…
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-        .await
-        .unwrap();
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::connect_async(ws_url.as_str()),
+    )
+    .await
+    .unwrap();
     write_raw_frame(&mut socket, 0x1, 4, b"{\xff\xfe}").await;
     let frame = close_frame(&mut socket).await.expect("a close frame");
     assert_eq!(
@@ -179,9 +194,12 @@ async fn a_million_patterns_are_refused_by_the_message_size() {
     let announced = message.len() as u64;
     // The relay judges the message by its frame header (about 10 MB), before parsing any of it; the parser's own
     // count limit is tested in subscription.rs.
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-        .await
-        .unwrap();
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::connect_async(ws_url.as_str()),
+    )
+    .await
+    .unwrap();
     write_raw_frame(&mut socket, 0x1, announced, &message.as_bytes()[..4096]).await;
     let frame = close_frame(&mut socket).await.expect("a close frame");
     assert_eq!(
@@ -332,11 +350,14 @@ async fn keys_not_utf8_or_a_megabyte_long_are_windowed_as_redis_holds_them() {
             .unwrap();
     }
     let offset = master_repl_offset(&mut conn).await;
-    while assembler.offset() < offset {
-        assembler
-            .push_message(&next_binary(&mut socket).await)
-            .unwrap();
-    }
+    within(&format!("the stream up to offset {offset}"), async {
+        while assembler.offset() < offset {
+            assembler
+                .push_message(&next_binary(&mut socket).await)
+                .unwrap();
+        }
+    })
+    .await;
     for key in [&binary, &long] {
         let held = window_of(&assembler, key);
         let redis = newest_in_redis(&mut conn, key, 3).await;
@@ -459,18 +480,21 @@ async fn a_subscription_matching_more_keys_than_a_snapshot_reads_is_closed_with_
 
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:many:*"], 5)).await;
     // The hello, then the close frame: never a snapshot (after one, the session would go on with the stream).
-    let frame = loop {
-        match next_message(&mut socket).await {
-            tungstenite::Message::Close(frame) => {
-                break frame.expect("a close frame with a reason")
+    let frame = within("the close frame after the hello", async {
+        loop {
+            match next_message(&mut socket).await {
+                tungstenite::Message::Close(frame) => {
+                    break frame.expect("a close frame with a reason")
+                }
+                tungstenite::Message::Binary(message) => assert!(
+                    !matches!(wire::decode(&message), Ok(Message::Snapshot { .. })),
+                    "a snapshot of more than 10,000 keys was sent"
+                ),
+                other => panic!("expected a close, got {other:?}"),
             }
-            tungstenite::Message::Binary(message) => assert!(
-                !matches!(wire::decode(&message), Ok(Message::Snapshot { .. })),
-                "a snapshot of more than 10,000 keys was sent"
-            ),
-            other => panic!("expected a close, got {other:?}"),
         }
-    };
+    })
+    .await;
     assert_eq!(
         (u16::from(frame.code), frame.reason.as_str()),
         (

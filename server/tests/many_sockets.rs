@@ -2,7 +2,8 @@
 //! `--max-sessions-per-address` sessions and a clear 429 each past it, while `/healthz` answers and other addresses
 //! still join; connections past `--max-connections-per-address` get a 429 before their request is read; sockets
 //! that trickle their headers (slowloris) or send none are closed after `--header-read-timeout`; and a relay out of
-//! file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning.
+//! file descriptors (`accept` failing with `EMFILE`) keeps serving without spinning. Past `--max-sessions`, from
+//! any address, an upgrade gets a 503 until a session ends.
 
 mod support;
 
@@ -44,39 +45,42 @@ async fn upgrade(mut stream: TcpStream, host: &str) -> Upgrade {
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let end = loop {
-        let mut byte = [0u8; 1];
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "the relay hung up mid-response"
-        );
-        head.push(byte[0]);
-        if head.ends_with(b"\r\n\r\n") {
-            break head.len();
+    within("the relay's answer to the upgrade", async {
+        let mut head = Vec::new();
+        let end = loop {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "the relay hung up mid-response"
+            );
+            head.push(byte[0]);
+            if head.ends_with(b"\r\n\r\n") {
+                break head.len();
+            }
+        };
+        let head = String::from_utf8(head[..end].to_vec()).unwrap();
+        let status: u16 = head[9..12].parse().unwrap();
+        if status == 101 {
+            let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+            return Upgrade::Accepted(Box::new(socket));
         }
-    };
-    let head = String::from_utf8(head[..end].to_vec()).unwrap();
-    let status: u16 = head[9..12].parse().unwrap();
-    if status == 101 {
-        let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
-        return Upgrade::Accepted(Box::new(socket));
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .expect("a refusal with a Content-Length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    Upgrade::Refused {
-        status,
-        body: String::from_utf8(body).unwrap(),
-    }
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .expect("a refusal with a Content-Length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        Upgrade::Refused {
+            status,
+            body: String::from_utf8(body).unwrap(),
+        }
+    })
+    .await
 }
 
 /// A session from `source` (any loopback address), subscribed to `perf:*`.
@@ -89,9 +93,12 @@ async fn session_from(source: &str, ws_url: &str) -> Socket {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream = socket.connect(addr).await.unwrap();
-    let (mut socket, _) = tokio_tungstenite::client_async(ws_url, MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap_or_else(|e| panic!("a session from {source}: {e}"));
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::client_async(ws_url, MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a session from {source}: {e}"));
     socket
         .send(tungstenite::Message::text(subscribe_message(
             &["perf:*"],
@@ -274,7 +281,8 @@ async fn a_relay_out_of_file_descriptors_keeps_serving_without_spinning() {
         relay.0.try_wait().unwrap().is_none(),
         "the relay died out of descriptors"
     );
-    // A spinning accept loop would use about 300 ticks (3 s) here.
+    // A spinning accept loop would use about 300 ticks (3 s) here; one that waits uses none. The bound is CPU time
+    // the relay used, not wall-clock time, so a loaded machine does not move it, and it sits far from both.
     assert!(
         used < 60,
         "the relay used {used} ticks of CPU in 3 s out of descriptors"
@@ -306,7 +314,11 @@ async fn get_from(source: &str, addr: &str, path: &str) -> String {
         .unwrap();
     let mut answer = Vec::new();
     // A refusal may be followed by a reset (the relay closes without reading the request); what came is kept.
-    let _ = stream.read_to_end(&mut answer).await;
+    let _ = within(
+        &format!("the relay's whole answer to GET {path}"),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 
@@ -438,4 +450,61 @@ async fn sockets_that_trickle_their_headers_or_send_none_are_closed_after_the_he
     }
     // The relay serves as before.
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+/// `--max-sessions` caps the sessions of every address together: past it, an upgrade gets a 503 that names the
+/// limit, counted under `reason="max_sessions"`; a session that ends gives its place back.
+#[tokio::test]
+async fn sessions_past_max_sessions_get_a_503_naming_the_limit_until_one_ends() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--max-sessions", "3"],
+    );
+    wait_healthy(&ws_url).await;
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    // Three addresses, one session each: far from --max-sessions-per-address.
+    let mut open = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let mut socket = session_from(source, &ws_url).await;
+        join(&mut socket).await;
+        open.push(socket);
+    }
+    let from_fourth = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        upgrade(stream, &addr).await
+    };
+    match from_fourth().await {
+        Upgrade::Refused { status, body } => assert_eq!(
+            (status, body.as_str()),
+            (
+                503,
+                "the relay serves at most 3 sessions (see --max-sessions)\n"
+            )
+        ),
+        Upgrade::Accepted(_) => panic!("a fourth session was accepted past --max-sessions 3"),
+    }
+    assert_eq!(
+        metric(
+            &ws_url,
+            r#"replicast_refusals_total{reason="max_sessions"}"#
+        )
+        .await,
+        1
+    );
+
+    // One leaves: once the relay counts it gone, a new session is accepted.
+    drop(open.pop());
+    within("the relay counting the session that left", async {
+        while metric(&ws_url, "replicast_sessions").await != 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(matches!(from_fourth().await, Upgrade::Accepted(_)));
 }

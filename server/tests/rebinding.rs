@@ -36,32 +36,35 @@ async fn request(
     head.extend_from_slice(b"\r\n");
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(&head).await.unwrap();
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "the relay hung up"
-        );
-        answer.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&answer).into_owned();
-    let status: u16 = head[9..12].parse().unwrap();
-    if status == 101 {
-        return (status, String::new());
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    within("the relay's whole answer", async {
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "the relay hung up"
+            );
+            answer.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&answer).into_owned();
+        let status: u16 = head[9..12].parse().unwrap();
+        if status == 101 {
+            return (status, String::new());
+        }
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+    .await
 }
 
 #[tokio::test]

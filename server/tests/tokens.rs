@@ -113,7 +113,12 @@ fn with_token(ws_url: &str, token: &str) -> String {
 /// What a session was refused with: the close frame's code and reason, before any binary message.
 async fn refusal(ws_url: &str, token: Option<&str>) -> (u16, String) {
     let url = token.map_or(ws_url.to_string(), |t| with_token(ws_url, t));
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::connect_async(&url),
+    )
+    .await
+    .unwrap();
     let _ = socket
         .send(tungstenite::Message::text(subscribe_message(
             &["tenant:*"],
@@ -125,15 +130,18 @@ async fn refusal(ws_url: &str, token: Option<&str>) -> (u16, String) {
 
 /// Reads until the relay closes the session; its close code and reason. Binary messages before it are skipped.
 async fn closed(socket: &mut Socket) -> (u16, String) {
-    loop {
-        match next_message(socket).await {
-            tungstenite::Message::Close(Some(frame)) => {
-                return (u16::from(frame.code), frame.reason.to_string())
+    within("the relay's close frame", async {
+        loop {
+            match next_message(socket).await {
+                tungstenite::Message::Close(Some(frame)) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                tungstenite::Message::Close(None) => panic!("closed without a reason"),
+                _ => continue,
             }
-            tungstenite::Message::Close(None) => panic!("closed without a reason"),
-            _ => continue,
         }
-    }
+    })
+    .await
 }
 
 /// A session opened with `token`, subscribed to every tenant's keys, joined (hello and snapshot).
@@ -165,21 +173,25 @@ async fn joined_raw(ws_url: &str, token: &str) -> (Socket, Vec<u8>, (String, u64
 
 /// Every binary message's raw bytes until the session has been sent a command naming `last` (a key of its own).
 async fn raw_until(socket: &mut Socket, last: &[u8]) -> Vec<u8> {
-    let mut raw = Vec::new();
-    loop {
-        let message = next_binary(socket).await;
-        raw.extend_from_slice(&message);
-        if let Ok(Message::Commands(segments)) = wire::decode(&message) {
-            let seen = segments.map(|s| s.unwrap()).any(|s| {
-                parse_all(s.bytes)
-                    .iter()
-                    .any(|c| c.get(1).is_some_and(|k| k == last))
-            });
-            if seen {
-                return raw;
+    let what = format!("a command naming {}", last.escape_ascii());
+    within(&what, async {
+        let mut raw = Vec::new();
+        loop {
+            let message = next_binary(socket).await;
+            raw.extend_from_slice(&message);
+            if let Ok(Message::Commands(segments)) = wire::decode(&message) {
+                let seen = segments.map(|s| s.unwrap()).any(|s| {
+                    parse_all(s.bytes)
+                        .iter()
+                        .any(|c| c.get(1).is_some_and(|k| k == last))
+                });
+                if seen {
+                    return raw;
+                }
             }
         }
-    }
+    })
+    .await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -287,12 +299,15 @@ async fn each_tenant_receives_only_its_own_keys_and_values() {
     ))
     .await
     .unwrap();
-    loop {
-        if let Ok(Message::Notice { text }) = wire::decode(&next_binary(&mut b).await) {
-            assert!(text.starts_with("top-up refused"), "{text}");
-            break;
+    within("the top-up's refusal", async {
+        loop {
+            if let Ok(Message::Notice { text }) = wire::decode(&next_binary(&mut b).await) {
+                assert!(text.starts_with("top-up refused"), "{text}");
+                break;
+            }
         }
-    }
+    })
+    .await;
     for (own, other, raw) in [
         ("A", "b", &seen_by_a),
         ("B", "a", &seen_by_b),
@@ -556,23 +571,29 @@ fn hang_up(relay: &Proc) {
 
 /// Reads until an ack: its request id, and the entry id or the reason.
 async fn ack(socket: &mut Socket) -> (String, Result<String, String>) {
-    loop {
-        if let Ok(Message::Ack { request, entry }) = wire::decode(&next_binary(socket).await) {
-            return (
-                request.to_string(),
-                entry.map(str::to_string).map_err(str::to_string),
-            );
+    within("an ack", async {
+        loop {
+            if let Ok(Message::Ack { request, entry }) = wire::decode(&next_binary(socket).await) {
+                return (
+                    request.to_string(),
+                    entry.map(str::to_string).map_err(str::to_string),
+                );
+            }
         }
-    }
+    })
+    .await
 }
 
 /// Reads until an expiring message; the `exp` it names.
 async fn expiring(socket: &mut Socket) -> u64 {
-    loop {
-        if let Ok(Message::Expiring { expires }) = wire::decode(&next_binary(socket).await) {
-            return expires;
+    within("an expiring message", async {
+        loop {
+            if let Ok(Message::Expiring { expires }) = wire::decode(&next_binary(socket).await) {
+                return expires;
+            }
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -803,7 +824,10 @@ async fn one_subject_cannot_multiply_its_sessions_or_its_event_rate() {
 
     // A session that ends gives its place back.
     first.close(None).await.unwrap();
-    while let Some(Ok(_)) = first.next().await {}
+    within("the end of the closed session", async {
+        while let Some(Ok(_)) = first.next().await {}
+    })
+    .await;
     let mut again = None;
     for _ in 0..100 {
         let mut socket = connect(
@@ -849,16 +873,19 @@ async fn a_sessions_digest_covers_only_the_keys_its_token_lets_it_see() {
         .send(tungstenite::Message::text(r#"{"type":"digest","id":"d1"}"#))
         .await
         .unwrap();
-    let digest = loop {
-        let message = next_binary(&mut socket).await;
-        if let Ok(Message::Digest {
-            request, digest, ..
-        }) = wire::decode(&message)
-        {
-            assert_eq!(request, "d1");
-            break digest.map_err(str::to_string);
+    let digest = within("the digest d1", async {
+        loop {
+            let message = next_binary(&mut socket).await;
+            if let Ok(Message::Digest {
+                request, digest, ..
+            }) = wire::decode(&message)
+            {
+                assert_eq!(request, "d1");
+                break digest.map_err(str::to_string);
+            }
         }
-    };
+    })
+    .await;
     let digest = digest.expect("a digest from the relay's state");
     assert_eq!(
         (digest.keys, digest.items),

@@ -231,6 +231,97 @@ async fn a_snapshot_too_big_for_one_part_comes_in_parts_and_every_window_equals_
     }
 }
 
+/// A session's top-ups hold at most 10,000 keys waiting (what one snapshot reads): keys asked for past that are
+/// not taken, and the session is told how many in a notice, which `/metrics` counts too; it goes on streaming.
+#[tokio::test]
+async fn keys_asked_past_what_top_ups_hold_waiting_are_told_and_counted() {
+    const PREFIX: &str = "top-up of ";
+    const SUFFIX: &str =
+        " keys not taken: at most 10000 keys wait for top-ups in a session; ask for them again \
+                          once those have come";
+    let (_redis, port) = start_redis();
+    // Without a state every top-up is read from Redis, which the test pauses so that requests pile up.
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--stateless"],
+    );
+    wait_healthy(&ws_url).await;
+    let mut socket = connect(&ws_url, &subscribe_message(&["perf:*"], 3)).await;
+    join(&mut socket).await;
+    assert_eq!(
+        metric(&ws_url, "replicast_topup_keys_refused_total").await,
+        0
+    );
+
+    // 20 requests of 1,024 keys while Redis reads nothing: the session reads the keys it took first and waits on
+    // Redis, the others wait for it. However they are split between that read and the next, one side holds more
+    // than 10,000 keys (20,480 in all).
+    let mut conn = redis_conn(port).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..20 * 1024).map(|i| format!("perf:k{i:05}")).collect();
+    let requests = Topup::requests(keys.iter().map(String::as_bytes));
+    assert_eq!(requests.len(), 20);
+    for request in requests {
+        socket
+            .send(tungstenite::Message::text(request))
+            .await
+            .unwrap();
+    }
+
+    // Every key not taken is told, and counted: the notices' counts add up to the counter's (read after each
+    // notice, which the relay sends after counting its keys).
+    let told = within(
+        "notices of keys not taken adding up to the counter",
+        async {
+            let mut told = 0;
+            loop {
+                let message = next_binary(&mut socket).await;
+                let Ok(Message::Notice { text }) = wire::decode(&message) else {
+                    continue;
+                };
+                let count = text
+                    .strip_prefix(PREFIX)
+                    .and_then(|rest| rest.strip_suffix(SUFFIX))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("not a notice of keys not taken: {text}"));
+                told += count;
+                let counted = metric(&ws_url, "replicast_topup_keys_refused_total").await;
+                assert!(counted >= told, "{told} keys told, {counted} counted");
+                if counted == told {
+                    return told;
+                }
+            }
+        },
+    )
+    .await;
+    assert!(told > 0);
+    eprintln!("{told} of the 20,480 keys asked for were not taken, told and counted");
+
+    // The session goes on.
+    zadd(&mut conn, "perf:after", 1, "a").await;
+    within("the ZADD of perf:after", async {
+        loop {
+            let message = next_binary(&mut socket).await;
+            if let Ok(Message::Commands(segments)) = wire::decode(&message) {
+                if segments.map(|s| s.unwrap()).any(|s| {
+                    parse_all(s.bytes)
+                        .iter()
+                        .any(|c| c.get(1).is_some_and(|k| k == b"perf:after"))
+                }) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// Whether every key's window holds `window` members.
 fn windows_full(assembler: &StreamAssembler, keys: usize, window: usize) -> bool {
     (0..keys).all(|k| zset_newest_first(assembler, &format!("perf:host-{k:02}")).len() == window)

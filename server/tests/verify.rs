@@ -273,3 +273,57 @@ async fn the_periodic_check_compares_while_writes_continue_and_never_reports_a_f
         0
     );
 }
+
+/// At most 16 checks wait for their offsets at once: of 17 asked together for an offset the link has not reached,
+/// one is refused at once with 429 and why, and the 16 others end with 504 when the link does not get there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_16_checks_wait_for_their_offsets() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "w:*");
+    wait_healthy(&ws_url).await;
+    let (status, body) = http_get(&ws_url, "/verify").await;
+    assert_eq!(status, 200, "{body}");
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ahead = info["offset"].as_u64().unwrap() + 1_000_000;
+    let request =
+        serde_json::json!({"epoch": info["epoch"], "offset": ahead, "keys": ["w:a"]}).to_string();
+    let checks: Vec<_> = (0..17)
+        .map(|_| {
+            let (ws_url, request) = (ws_url.clone(), request.clone());
+            tokio::spawn(async move {
+                within(
+                    "the answer to a check",
+                    http_post(&ws_url, "/verify", &request),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for check in checks {
+        answers.push(check.await.unwrap());
+    }
+    let busy: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 429)
+        .collect();
+    assert_eq!(
+        busy,
+        [&(
+            429,
+            "16 checks already wait for their offsets: try again later\n".to_string()
+        )],
+        "{answers:?}"
+    );
+    let not_reached = format!(
+        "the link did not reach offset {ahead} within 10s, or the state was rebuilt meanwhile\n"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|answer| **answer == (504, not_reached.clone()))
+            .count(),
+        16,
+        "{answers:?}"
+    );
+}

@@ -3,7 +3,8 @@
 //! and after the subscription; pings before and between the fragments of the subscription are answered and the
 //! session joins; a peer that sends pings and never reads is closed once its unread pongs pass the limit,
 //! with the relay's memory flat, and then gets what was queued, the close frame and a FIN; and so does a peer that
-//! stops reading while the stream moves, after the send timeout.
+//! stops reading while the stream moves, after the send timeout. A peer that never subscribes is closed, and one
+//! that never answers the close frame is cut off.
 
 mod support;
 
@@ -62,11 +63,14 @@ async fn open(ws_url: &str) -> TcpStream {
         .await
         .unwrap();
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
+    within("the head of the relay's answer to the upgrade", async {
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+    })
+    .await;
     assert!(
         head.starts_with(b"HTTP/1.1 101 "),
         "{}",
@@ -84,8 +88,13 @@ enum End {
     Reset(std::io::ErrorKind),
 }
 
-/// The next frame the relay sent: (opcode, payload), or how the connection ended.
+/// The next frame the relay sent: (opcode, payload), or how the connection ended; the test fails if none comes
+/// within [`ANSWER_TIMEOUT`].
 async fn next_frame(stream: &mut (impl AsyncRead + Unpin)) -> Result<(u8, Vec<u8>), End> {
+    within("the relay's next frame", read_frame(stream)).await
+}
+
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> Result<(u8, Vec<u8>), End> {
     let mut head = [0u8; 2];
     match stream.read_exact(&mut head).await {
         Ok(_) => {}
@@ -117,24 +126,24 @@ async fn next_frame(stream: &mut (impl AsyncRead + Unpin)) -> Result<(u8, Vec<u8
 /// Reads frames until the relay's close frame: its code and reason, and the pongs that came before it.
 async fn close_of(stream: &mut (impl AsyncRead + Unpin)) -> (u16, String, usize) {
     let mut pongs = 0;
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(30), next_frame(stream))
-            .await
-            .expect("a frame within 30 s");
-        match next {
-            Ok((CLOSE, payload)) => {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                return (
-                    code,
-                    String::from_utf8_lossy(&payload[2..]).into_owned(),
-                    pongs,
-                );
+    within("the relay's close frame", async {
+        loop {
+            match next_frame(stream).await {
+                Ok((CLOSE, payload)) => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    return (
+                        code,
+                        String::from_utf8_lossy(&payload[2..]).into_owned(),
+                        pongs,
+                    );
+                }
+                Ok((PONG, _)) => pongs += 1,
+                Ok(_) => {}
+                Err(end) => panic!("the connection ended without a close frame: {end:?}"),
             }
-            Ok((PONG, _)) => pongs += 1,
-            Ok(_) => {}
-            Err(end) => panic!("the connection ended without a close frame: {end:?}"),
         }
-    }
+    })
+    .await
 }
 
 /// After the relay's close frame: answers it, and reads until the relay ends the connection.
@@ -143,15 +152,14 @@ async fn answer_close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> End
         .write_all(&frame(FIN | CLOSE, &1000u16.to_be_bytes(), false))
         .await
         .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), next_frame(stream))
-            .await
-            .expect("the relay ends the connection within 30 s")
-        {
-            Ok(_) => {}
-            Err(end) => return end,
+    within("the end of the connection after the close frame", async {
+        loop {
+            if let Err(end) = next_frame(stream).await {
+                return end;
+            }
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -250,14 +258,17 @@ async fn pings_before_and_between_the_fragments_of_the_subscription_are_answered
 
     let mut pongs = Vec::new();
     let mut joined = Vec::new();
-    while joined.len() < 2 {
-        let (opcode, payload) = next_frame(&mut stream).await.expect("a frame");
-        match opcode {
-            PONG => pongs.push(String::from_utf8(payload).unwrap()),
-            0x2 => joined.push(payload),
-            other => panic!("unexpected opcode {other}: {}", payload.escape_ascii()),
+    within("the hello and the snapshot", async {
+        while joined.len() < 2 {
+            let (opcode, payload) = next_frame(&mut stream).await.expect("a frame");
+            match opcode {
+                PONG => pongs.push(String::from_utf8(payload).unwrap()),
+                0x2 => joined.push(payload),
+                other => panic!("unexpected opcode {other}: {}", payload.escape_ascii()),
+            }
         }
-    }
+    })
+    .await;
     assert_eq!(pongs, ["before", "between"]);
     assert!(matches!(
         wire::decode(&joined[0]),
@@ -313,6 +324,7 @@ async fn a_peer_that_pings_and_never_reads_is_closed_with_memory_flat_then_gets_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Not a memory target: pings held unread would grow the peak by up to the flood's 500 MB, 15 times the bound.
     let grown = peak_rss_kib(relay.0.id()).saturating_sub(peak_before);
     assert!(
         grown < 32 * 1024,
@@ -389,21 +401,46 @@ async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout_with_a_close
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut messages = 0;
-    let (code, reason) = loop {
-        let next = tokio::time::timeout(Duration::from_secs(30), next_frame(&mut stream))
-            .await
-            .expect("a frame within 30 s");
-        match next {
-            Ok((CLOSE, payload)) => {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                break (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+    let (code, reason) = within("what was queued, then the close frame", async {
+        loop {
+            match next_frame(&mut stream).await {
+                Ok((CLOSE, payload)) => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    break (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+                }
+                Ok(_) => messages += 1,
+                Err(end) => panic!("the connection ended without a close frame: {end:?}"),
             }
-            Ok(_) => messages += 1,
-            Err(end) => panic!("the connection ended without a close frame: {end:?}"),
         }
-    };
+    })
+    .await;
     assert_eq!((code, reason.as_str()), (1008, "stopped reading"));
     assert!(messages >= 2, "the hello and what was queued come first");
     assert_eq!(answer_close(&mut stream).await, End::Fin);
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+/// A peer that opens the socket and sends no subscription is closed after 10 s with 1008 and the reason; one that
+/// then never answers the close frame is disconnected 5 s later, rather than held open.
+#[tokio::test]
+async fn a_peer_that_never_subscribes_is_closed_and_one_that_never_answers_the_close_is_cut_off() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    wait_healthy(&ws_url).await;
+    let mut stream = open(&ws_url).await;
+    let (code, reason, _) = close_of(&mut stream).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "no subscribe message within 10s")
+    );
+    // Not answered: the relay ends the connection itself (with a FIN, or a reset if it closes first).
+    within(
+        "the end of a connection whose close was never answered",
+        async { while read_frame(&mut stream).await.is_ok() {} },
+    )
+    .await;
+    assert_eq!(
+        metric(&ws_url, r#"replicast_refusals_total{reason="message"}"#).await,
+        1
+    );
 }

@@ -41,22 +41,36 @@ impl Topups {
         }
     }
 
-    /// Takes the keys of a request that this session may top up; the notice to send about the others, if any.
+    /// Takes the keys of a request that this session may top up, up to [`MAX_SNAPSHOT_KEYS`] waiting (what one
+    /// snapshot reads); the notice to send about the others, if any: the keys it may not top up by name, the keys
+    /// past the limit by count (they are counted in `/metrics` too).
     pub fn ask(&mut self, relay: &Relay, sub: &Subscription, keys: Vec<Vec<u8>>) -> Option<String> {
         let mut refused = Vec::new();
+        let mut over = 0u64;
         for key in keys {
             if !sub.wants(&key) || !relay.allow.allows(&key) {
                 refused.push(String::from_utf8_lossy(&key).into_owned());
-            } else if self.keys.len() < MAX_SNAPSHOT_KEYS {
+            } else if self.keys.len() < MAX_SNAPSHOT_KEYS || self.keys.contains(&key) {
                 self.keys.insert(key);
+            } else {
+                over += 1;
             }
         }
-        (!refused.is_empty()).then(|| {
-            format!(
+        let mut notices = Vec::new();
+        if !refused.is_empty() {
+            notices.push(format!(
                 "top-up refused for keys this session does not watch or the relay does not allow: {}",
                 refused.join(", ")
-            )
-        })
+            ));
+        }
+        if over > 0 {
+            Metrics::add(&relay.metrics.topup_keys_refused, over);
+            notices.push(format!(
+                "top-up of {over} keys not taken: at most {MAX_SNAPSHOT_KEYS} keys wait for top-ups in a \
+                 session; ask for them again once those have come"
+            ));
+        }
+        (!notices.is_empty()).then(|| notices.join("; "))
     }
 
     /// Slots that moved to this shard: their watched keys are read with the next top-up.

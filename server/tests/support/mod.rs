@@ -270,9 +270,26 @@ pub async fn master_repl_offset(conn: &mut redis::aio::MultiplexedConnection) ->
         .unwrap()
 }
 
+/// How long a test waits on one answer of the relay before it fails, saying what it waited for: a liveness bound,
+/// so that a test fails instead of hanging, not a speed claim (the relay answers in milliseconds).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `future`'s output; if it takes longer than [`ANSWER_TIMEOUT`], the test fails naming `what` it waited for.
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(ANSWER_TIMEOUT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("waited {ANSWER_TIMEOUT:?} for {what}"),
+    }
+}
+
 /// Opens a session at `url` and sends `subscribe` (a JSON text message).
 pub async fn connect(url: &str, subscribe: &str) -> Socket {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut socket, _) = within(
+        "the relay's answer to a WebSocket upgrade",
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .unwrap();
     socket
         .send(tungstenite::Message::text(subscribe))
         .await
@@ -388,7 +405,12 @@ pub async fn http_get(ws_url: &str, path: &str) -> (u16, String) {
         .await
         .unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    within(
+        &format!("the relay's whole answer to GET {path}"),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .unwrap();
     let status = response[9..12].parse().unwrap();
     let body = response
         .split_once("\r\n\r\n")
