@@ -65,14 +65,7 @@ async fn upgrade(mut stream: TcpStream, host: &str) -> Upgrade {
             let socket = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
             return Upgrade::Accepted(Box::new(socket));
         }
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .expect("a refusal with a Content-Length");
+        let length = content_length(&head).expect("a refusal with a Content-Length");
         let mut body = vec![0u8; length];
         stream.read_exact(&mut body).await.unwrap();
         Upgrade::Refused {

@@ -52,14 +52,7 @@ async fn request(
         if status == 101 {
             return (status, String::new());
         }
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0);
+        let length = content_length(&head).unwrap_or(0);
         let mut body = vec![0u8; length];
         stream.read_exact(&mut body).await.unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())

@@ -390,6 +390,51 @@ async fn bad_subscriptions_are_refused_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_database_past_what_redis_has_is_refused_with_the_limit() {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let subscribe =
+        |db: u32| format!(r#"{{"type":"subscribe","patterns":["x"],"db":{db},"window":5}}"#);
+    // A Redis of 4 databases; the relay learns it when SELECT fails.
+    let (_redis, port) = start_redis_with(&["--databases", "4"]);
+    let (_relay, ws_url) = start_relay(port, "*");
+    wait_healthy(&ws_url).await;
+    join(&mut connect(&ws_url, &subscribe(3)).await).await;
+    for db in [4, 20, 1023] {
+        let mut socket = connect(&ws_url, &subscribe(db)).await;
+        match next_message(&mut socket).await {
+            Ws::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 1008, "db {db}");
+                assert!(
+                    frame
+                        .reason
+                        .starts_with(&format!("db {db} is past this Redis's 4 databases")),
+                    "{}",
+                    frame.reason
+                );
+            }
+            other => panic!("db {db}: expected a close frame, got {other:?}"),
+        }
+    }
+    // A Redis whose CONFIG is renamed away does not say: SELECT's failure closes the session, as before.
+    let (_redis, port) = start_redis_with(&["--databases", "4", "--rename-command", "CONFIG", ""]);
+    let (_relay, ws_url) = start_relay(port, "*");
+    wait_healthy(&ws_url).await;
+    let mut socket = connect(&ws_url, &subscribe(4)).await;
+    match next_message(&mut socket).await {
+        Ws::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1011);
+            assert!(
+                frame.reason.contains("DB index is out of range"),
+                "{}",
+                frame.reason
+            );
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
+}
+
+#[tokio::test]
 async fn healthz_and_metrics_report_the_link() {
     let (_redis, port) = start_redis();
     let (_relay, ws_url) = start_relay(port, "*");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use replicast_protocol::wire::{self, Message};
 use support::*;
 use tokio_tungstenite::tungstenite;
@@ -137,17 +137,7 @@ async fn connect_unbounded(url: &str, subscribe: &str) -> Socket {
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(None)
         .max_frame_size(None);
-    let (mut socket, _) = within(
-        "the relay's answer to a WebSocket upgrade",
-        tokio_tungstenite::connect_async_with_config(url, Some(config), false),
-    )
-    .await
-    .unwrap();
-    socket
-        .send(tungstenite::Message::text(subscribe))
-        .await
-        .unwrap();
-    socket
+    connect_with_config(url, subscribe, Some(config)).await
 }
 
 /// The next message on `socket` if one comes within `wait`; `None` if none did (the socket stays usable).

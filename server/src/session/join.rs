@@ -12,7 +12,7 @@ use crate::relay::Relay;
 use crate::shard::Shard;
 use crate::subscription::Subscription;
 
-use super::socket::{Close, CLOSE_INTERNAL, CLOSE_TRY_AGAIN};
+use super::socket::{Close, CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_TRY_AGAIN};
 
 /// How long the link may take to reach a snapshot's offset before the snapshot is taken again.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +33,46 @@ async fn turn_to_send(bytes: usize) -> Result<SemaphorePermit<'static>, Close> {
         .acquire_many(kib)
         .await
         .map_err(|_| Close(CLOSE_INTERNAL, "the relay is stopping".into()))
+}
+
+/// How a failed snapshot closes its session: 1011, as the relay's own failure, unless the subscription's database
+/// is past those Redis has (its `databases` setting), which is refused as what the browser may not ask for. Redis is
+/// asked its `databases` only then, and only for a database past 0: when `CONFIG` is renamed or refused, the close
+/// stays 1011 with `SELECT`'s error.
+async fn snapshot_failed(shard: &Shard, db: u32, err: &crate::snapshot::SnapshotError) -> Close {
+    if db > 0 {
+        if let Some(databases) = databases(shard).await.filter(|&n| db >= n) {
+            return Close(
+                CLOSE_POLICY,
+                format!(
+                    "db {db} is past this Redis's {databases} databases (its databases setting)"
+                ),
+            );
+        }
+    }
+    Close(CLOSE_INTERNAL, err.to_string())
+}
+
+/// How many databases the shard's Redis has (`CONFIG GET databases`); `None` if it does not say.
+async fn databases(shard: &Shard) -> Option<u32> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let mut conn = shard
+        .upstream
+        .client()
+        .ok()?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .ok()?;
+    let reply: std::collections::HashMap<String, u32> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("databases")
+        .query_async(&mut conn)
+        .await
+        .map_err(|err| tracing::debug!("CONFIG GET databases: {err}"))
+        .ok()?;
+    reply.get("databases").copied()
 }
 
 /// Where a browser asks to resume: the epoch and offset its windows are at.
@@ -114,9 +154,10 @@ pub(crate) async fn join(
     }
     for _ in 0..3 {
         let started = Instant::now();
-        let snapshot = super::snapshot_source::take(relay, shard, sub)
-            .await
-            .map_err(|e| Close(CLOSE_INTERNAL, e.to_string()))?;
+        let snapshot = match super::snapshot_source::take(relay, shard, sub).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => return Err(snapshot_failed(shard, sub.db, &err).await),
+        };
         let read = started.elapsed();
         let sending = turn_to_send(snapshot.commands.len()).await?;
         let turn = started.elapsed();

@@ -30,46 +30,49 @@ pub(crate) struct Topups {
     slots: BTreeSet<u16>,
     attempts: u32,
     ready: Option<ReadyTopup>,
+    /// Keys that did not fit in `keys` and that the session was not told of yet.
+    untold: u64,
 }
 
 impl Topups {
     /// Keys a join's snapshot had no room for: they follow as top-ups.
     pub fn with_keys(keys: Vec<Vec<u8>>) -> Self {
-        Topups {
-            keys: keys.into_iter().collect(),
-            ..Topups::default()
+        let mut topups = Topups::default();
+        topups.untold = topups.wait(keys);
+        topups
+    }
+
+    /// Adds `keys` to those waiting, up to [`MAX_SNAPSHOT_KEYS`] (a key already waiting is taken again at the
+    /// limit: it costs nothing); how many did not fit.
+    fn wait(&mut self, keys: impl IntoIterator<Item = Vec<u8>>) -> u64 {
+        let mut over = 0;
+        for key in keys {
+            if self.keys.len() < MAX_SNAPSHOT_KEYS || self.keys.contains(&key) {
+                self.keys.insert(key);
+            } else {
+                over += 1;
+            }
         }
+        over
     }
 
     /// Takes the keys of a request that this session may top up, up to [`MAX_SNAPSHOT_KEYS`] waiting (what one
     /// snapshot reads); the notice to send about the others, if any: the keys it may not top up by name, the keys
     /// past the limit by count (they are counted in `/metrics` too).
     pub fn ask(&mut self, relay: &Relay, sub: &Subscription, keys: Vec<Vec<u8>>) -> Option<String> {
-        let mut refused = Vec::new();
-        let mut over = 0u64;
-        for key in keys {
-            if !sub.wants(&key) || !relay.allow.allows(&key) {
-                refused.push(String::from_utf8_lossy(&key).into_owned());
-            } else if self.keys.len() < MAX_SNAPSHOT_KEYS || self.keys.contains(&key) {
-                self.keys.insert(key);
-            } else {
-                over += 1;
-            }
-        }
+        let (wanted, refused): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .partition(|key| sub.wants(key) && relay.allow.allows(key));
+        let over = self.wait(wanted);
         let mut notices = Vec::new();
         if !refused.is_empty() {
+            let refused: Vec<_> = refused.iter().map(|k| String::from_utf8_lossy(k)).collect();
             notices.push(format!(
                 "top-up refused for keys this session does not watch or the relay does not allow: {}",
                 refused.join(", ")
             ));
         }
-        if over > 0 {
-            Metrics::add(&relay.metrics.topup_keys_refused, over);
-            notices.push(format!(
-                "top-up of {over} keys not taken: at most {MAX_SNAPSHOT_KEYS} keys wait for top-ups in a \
-                 session; ask for them again once those have come"
-            ));
-        }
+        notices.extend(not_taken(relay, over));
         (!notices.is_empty()).then(|| notices.join("; "))
     }
 
@@ -79,8 +82,24 @@ impl Topups {
     }
 
     /// Reads the waiting keys, if any and if no other top-up waits for the stream; the notice to send when a
-    /// top-up failed for good.
+    /// top-up failed for good, or when keys it or a snapshot left for later did not fit in those waiting.
     pub async fn read(
+        &mut self,
+        relay: &Relay,
+        shard: &Shard,
+        sub: &Subscription,
+        epoch: &str,
+        cursor: u64,
+    ) -> Option<String> {
+        let failed = self.read_waiting(relay, shard, sub, epoch, cursor).await;
+        let notices: Vec<String> = failed
+            .into_iter()
+            .chain(not_taken(relay, std::mem::take(&mut self.untold)))
+            .collect();
+        (!notices.is_empty()).then(|| notices.join("; "))
+    }
+
+    async fn read_waiting(
         &mut self,
         relay: &Relay,
         shard: &Shard,
@@ -109,8 +128,9 @@ impl Topups {
             // The snapshot's node is the one the link follows, so its offset is at or past what the link
             // delivered; anything else (a failover, a new epoch) means reading again later.
             Ok(snapshot) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
-                // Keys beyond one part's size wait for the next read.
-                self.keys.extend(snapshot.rest);
+                // Keys beyond one part's size wait for the next read, as many as fit: a read after slots moved
+                // here holds their watched keys besides the waiting ones, up to twice what may wait.
+                self.untold += self.wait(snapshot.rest);
                 self.attempts = 0;
                 self.ready = Some(ReadyTopup {
                     at: snapshot.offset,
@@ -120,7 +140,7 @@ impl Topups {
             }
             Ok(_) if self.attempts + 1 < TOPUP_ATTEMPTS => {
                 self.attempts += 1;
-                self.keys.extend(keys);
+                self.untold += self.wait(keys);
                 self.slots.extend(slots);
                 None
             }
@@ -154,5 +174,45 @@ impl Topups {
     /// The top-up read, if its place is where `place` says.
     pub fn take_ready_if(&mut self, place: impl FnOnce(u64) -> bool) -> Option<ReadyTopup> {
         self.ready.take_if(|ready| place(ready.at))
+    }
+}
+
+/// The notice for `over` keys that did not fit in those waiting, if any, counted in `/metrics`.
+fn not_taken(relay: &Relay, over: u64) -> Option<String> {
+    if over == 0 {
+        return None;
+    }
+    Metrics::add(&relay.metrics.topup_keys_refused, over);
+    Some(format!(
+        "top-up of {over} keys not taken: at most {MAX_SNAPSHOT_KEYS} keys wait for top-ups in a session; ask for \
+         them again once those have come"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(from: usize, to: usize) -> Vec<Vec<u8>> {
+        (from..to).map(|i| format!("k{i}").into_bytes()).collect()
+    }
+
+    #[test]
+    fn keys_left_for_later_wait_up_to_the_limit_and_the_others_are_counted() {
+        // A snapshot's rest past the limit (a read after slots moved here: their watched keys and the waiting ones).
+        let mut topups = Topups::with_keys(keys(0, MAX_SNAPSHOT_KEYS + 2_500));
+        assert_eq!(topups.keys.len(), MAX_SNAPSHOT_KEYS);
+        assert_eq!(topups.untold, 2_500);
+        // At the limit, more keys do not fit, except those already waiting.
+        assert_eq!(topups.wait(keys(0, 10)), 0);
+        assert_eq!(
+            topups.wait(keys(MAX_SNAPSHOT_KEYS + 2_500, MAX_SNAPSHOT_KEYS + 2_600)),
+            100
+        );
+        assert_eq!(topups.keys.len(), MAX_SNAPSHOT_KEYS);
+        // Below it, as many as fit.
+        topups.keys = keys(0, 9_000).into_iter().collect();
+        assert_eq!(topups.wait(keys(8_000, 12_000)), 2_000);
+        assert_eq!(topups.keys.len(), MAX_SNAPSHOT_KEYS);
     }
 }

@@ -284,9 +284,19 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
 
 /// Opens a session at `url` and sends `subscribe` (a JSON text message).
 pub async fn connect(url: &str, subscribe: &str) -> Socket {
+    connect_with_config(url, subscribe, None).await
+}
+
+/// A session at `url` subscribed with `subscribe`, its WebSocket limits set by `config` (tungstenite's defaults if
+/// `None`).
+pub async fn connect_with_config(
+    url: &str,
+    subscribe: &str,
+    config: Option<tungstenite::protocol::WebSocketConfig>,
+) -> Socket {
     let (mut socket, _) = within(
         "the relay's answer to a WebSocket upgrade",
-        tokio_tungstenite::connect_async(url),
+        tokio_tungstenite::connect_async_with_config(url, config, false),
     )
     .await
     .unwrap();
@@ -417,6 +427,15 @@ pub async fn http_get(ws_url: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The Content-Length an HTTP response's `head` (its status line and headers) gives, if it gives one.
+pub fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
 }
 
 /// `ZADD key score member` on `conn`.
