@@ -290,6 +290,7 @@ fn path(args: &[String]) -> Result<()> {
     use replicast_server::metrics::LinkMetrics;
     use replicast_server::profile::{ProfileSettings, WriteProfile, DEFAULT_WINDOW};
     use replicast_server::replica_link::{apply, Sink};
+    use replicast_server::state::feed::StateFeed;
     use replicast_server::state::{
         RelayState, StateSettings, DEFAULT_STATE_BYTES, DEFAULT_STATE_DEPTH,
     };
@@ -326,8 +327,11 @@ fn path(args: &[String]) -> Result<()> {
         rdb.extend([0; 8]);
         state.load(&rdb);
         state.finish_full_sync();
-        state
+        // Applied on its thread as the relay does; unbounded here (the stream is in memory already), and waited
+        // for before the time is taken.
+        StateFeed::start(Arc::new(state), usize::MAX)
     });
+    let state = state.transpose()?;
     let backlog = Backlog::new(DEFAULT_BACKLOG_BYTES);
     backlog.restart(REPLID, 0);
     let allow = Allow::new(&["perf:*".to_string()]);
@@ -358,6 +362,9 @@ fn path(args: &[String]) -> Result<()> {
         reader.read(&mut buf, &mut |output| {
             apply(output, sink, &metrics, Some(&mut profile), &mut getacks)
         })?;
+    }
+    if let Some(state) = state {
+        state.finish();
     }
     let seconds = began.elapsed().as_secs_f64();
     println!(

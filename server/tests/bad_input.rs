@@ -485,8 +485,9 @@ async fn a_subscription_matching_more_keys_than_a_snapshot_reads_is_closed_with_
         .await
         .unwrap();
     // The state answers once it holds the DEL; a join before that finds it over the limit and reads Redis, in
-    // parts (8,000 keys of window 5, the rest as top-ups), as a CI run under load once did.
-    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
+    // parts (8,000 keys of window 5, the rest as top-ups), as a CI run under load once did. The state trails the
+    // link (on its own thread): its offset is the one to wait for.
+    state_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:many:*"], 5)).await;
     let (_, _, snapshot) = join(&mut socket).await;
     let set = snapshot

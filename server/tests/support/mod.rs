@@ -533,3 +533,15 @@ pub async fn link_reaches(ws_url: &str, offset: u64) {
     }
     panic!("the relay's link never reached offset {offset}");
 }
+
+/// Waits until the relay's state has applied the stream up to `offset` (within a minute): it trails the link on a
+/// thread of its own.
+pub async fn state_reaches(ws_url: &str, offset: u64) {
+    for _ in 0..3000 {
+        if metric(ws_url, "replicast_state_offset").await >= offset {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the relay's state never reached offset {offset}");
+}
