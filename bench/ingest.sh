@@ -66,24 +66,22 @@ port=$(sed -n 's/^port //p' "$work/primary.out")
 # The relay's state trails the link on a thread of its own (a relay that has one shows replicast_state_offset): how
 # far behind the last pass's ACK it was when the pass's result was read (up to 50 ms after the ACK), and how long it
 # then took to reach it, polled every 10 ms. The ACK's offset is the passes' bytes and a `REPLCONF GETACK *` (37
-# bytes) after each, from offset 0. The primary then closes the link, which syncs again: the state's offset drops
-# only once it has applied everything before, so a drop counts as caught up too.
+# bytes) after each, from offset 0; the primary keeps the link open meanwhile.
 state_trail() { # run result-number
-  local metrics="http://127.0.0.1:$relay_port/metrics" target at last began now
+  local metrics="http://127.0.0.1:$relay_port/metrics" target at behind began now
   at=$(curl -s "$metrics" | sed -n 's/^replicast_state_offset //p' || true)
   [ -n "$at" ] || return 0
   began=$(date +%s%N)
   target=$(grep '^RESULT' "$work/primary.out" | sed -n "${2}p" | sed 's/.*"passes":\[//' \
     | grep -o '"bytes":[0-9]*' | cut -d: -f2 | awk '{ s += $1 + 37 } END { print s }')
-  last=$at
-  while true; do
-    now=$(curl -s "$metrics" | sed -n 's/^replicast_state_offset //p' || true)
-    if [ -z "$now" ] || [ "$now" -ge "$target" ] || [ "$now" -lt "$last" ]; then break; fi
-    last=$now
+  behind=$((target - at))
+  for _ in $(seq 6000); do
+    at=$(curl -s "$metrics" | sed -n 's/^replicast_state_offset //p' || true)
+    [ "${at:-0}" -lt "$target" ] || break
     sleep 0.01
   done
   now=$(date +%s%N)
-  echo "run $1: state $((target - at)) bytes behind the ACK when the result was read, there $(((now - began) / 1000000)) ms later"
+  echo "run $1: state $behind bytes behind the ACK when the result was read, there $(((now - began) / 1000000)) ms later"
   trails+="$(((now - began) / 1000000)) "
 }
 trails=""
@@ -95,7 +93,7 @@ for run in $(seq "$runs"); do
   for mode in state stateless reader; do
     results=$((results + 1))
     if [ "$mode" = reader ]; then
-      "$bench" reader "$port"
+      "$bench" reader "$port" "$passes"
     else
       flags=()
       if [ "$mode" = stateless ]; then flags+=(--stateless); fi

@@ -172,7 +172,7 @@ struct ServeArgs {
     state_bytes: usize,
     /// Bytes of stream the link may queue to the relay's state, which is applied on a thread of its own and
     /// trails the backlog: past it, the link waits for the state. Default: 4 × --backlog-bytes (a burst that size
-    /// goes through at the stream's pace; joins and top-ups the state trails too far for read Redis).
+    /// goes through without waiting for the state; joins and top-ups the state trails too far for read Redis).
     #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
     state_queue_bytes: Option<usize>,
     /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB
