@@ -5,9 +5,10 @@
 # times, against the same primary: the release relay with its state (as by default), the relay --stateless, and a
 # pure reader that only counts the bytes (the ceiling of this machine, primary included).
 # Usage: bench/ingest.sh [runs=5] [commands=1000000]
-# Prints one line per measurement (with the state, also how long the state, which trails the link on its own thread,
-# took to catch up after the last pass's ACK), then the median and spread of each, and a `RESULT {json}` line. SKIP_BUILD=1
-# uses the binaries already built; RELAY_BIN=path measures another relay binary (another build, before and after).
+# Prints one line per measurement (with the state, also how long the state, which trails the link on its own
+# thread, took to catch up after the last pass's ACK), then the median and spread of each, and a `RESULT {json}`
+# line. SKIP_BUILD=1 uses the binaries already built; RELAY_BIN=path measures another relay binary (another build,
+# before and after).
 # Run it on an otherwise idle machine.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"

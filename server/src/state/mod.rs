@@ -322,8 +322,8 @@ impl RelayState {
     }
 
     /// Waits, at most `within`, until the state is ready at `offset` of `epoch` or past it: `false` when it is
-    /// not by then, or holds nothing and no full sync is queued to it. A session already past the state's offset calls
-    /// it before asking the state for a top-up, which could not be placed behind what it has read.
+    /// not by then, or holds nothing and no full sync is queued to it. A session already past the state's offset
+    /// calls it before asking the state for a top-up, which could not be placed behind what it has read.
     pub async fn reach(&self, epoch: &str, offset: u64, within: std::time::Duration) -> bool {
         let mut moved = self.moved.subscribe();
         let deadline = tokio::time::Instant::now() + within;
