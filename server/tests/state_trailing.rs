@@ -3,7 +3,8 @@
 //! state is still behind it, and the state then catches up to the same offset; a session that joins during the
 //! burst, gets ahead of the state and asks for a top-up is answered from the state once it got there (not from
 //! Redis, and not behind what the session read), and it and a session re-subscribing after it hold windows equal
-//! to Redis's. Offsets are compared, never times.
+//! to Redis's, while the link's queue to the state stays within `--state-queue-bytes` and one read. Offsets and
+//! bytes are compared, never times.
 //!
 //! A burst is what Redis wrote while the relay was stopped (`SIGSTOP`), which the link then finds waiting in its
 //! socket and Redis's replica buffer, and reads as fast as it can: a client writing to Redis does not outrun the
@@ -21,6 +22,8 @@ use tokio_tungstenite::tungstenite;
 
 /// Hosts the burst writes to, as the collectors do.
 const HOSTS: usize = 16;
+/// `--state-queue-bytes` where the state must trail by little.
+const QUEUE_BYTES: u64 = 2_000_000;
 
 /// `commands` `ZADD perf:hostN <ms> <~130-byte JSON>` over [`HOSTS`] hosts, pipelined, from `first` on.
 async fn burst(conn: &mut MultiplexedConnection, first: usize, commands: usize) {
@@ -155,7 +158,7 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
             "--state-depth",
             "200",
             "--state-queue-bytes",
-            "2000000",
+            &QUEUE_BYTES.to_string(),
         ],
     );
     wait_healthy(&ws_url).await;
@@ -169,6 +172,19 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
     // state's queue is small: the link waits for it, and the state trails by at most that.
     burst_while_stopped(&relay, &mut conn, 1_000, 100_000).await;
     let end = master_repl_offset(&mut conn).await;
+    // The queue to the state stays within its bound and one read of the link (a read's bytes and their index),
+    // however far the link could run ahead: the link waits for the state.
+    let sampler = tokio::spawn({
+        let ws_url = ws_url.clone();
+        async move {
+            let mut most = 0;
+            while metric(&ws_url, "replicast_state_offset").await < end {
+                most = most.max(metric(&ws_url, "replicast_state_queue_bytes").await);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            most
+        }
+    });
     let mut page = Page::open(&ws_url, "perf:*", 0, 50).await;
     loop {
         if let Some(at) = reached(&next_binary(&mut reader).await) {
@@ -215,6 +231,11 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
         metric(&ws_url, "replicast_snapshots_total").await,
         from_redis,
         "the top-up read Redis"
+    );
+    let most = sampler.await.unwrap();
+    assert!(
+        most > 0 && most <= QUEUE_BYTES + (1 << 20),
+        "the state's queue held at most {most} bytes, bound {QUEUE_BYTES}"
     );
     let mut again = Page::open(&ws_url, "perf:*", 0, 50).await;
     let mut conn = redis_db(port, 0).await;
