@@ -5,8 +5,10 @@
 # times, against the same primary: the release relay with its state (as by default), the relay --stateless, and a
 # pure reader that only counts the bytes (the ceiling of this machine, primary included).
 # Usage: bench/ingest.sh [runs=5] [commands=1000000]
-# Prints one line per measurement, then the median and spread of each, and a `RESULT {json}` line. SKIP_BUILD=1
-# uses the binaries already built; RELAY_BIN=path measures another relay binary (another build, before and after).
+# Prints one line per measurement (with the state, also how long the state, which trails the link on its own
+# thread, took to catch up after the last pass's ACK), then the median and spread of each, and a `RESULT {json}`
+# line. SKIP_BUILD=1 uses the binaries already built; RELAY_BIN=path measures another relay binary (another build,
+# before and after).
 # Run it on an otherwise idle machine.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -62,6 +64,29 @@ pids+=("$primary_pid")
 until grep -q '^port ' "$work/primary.out" 2>/dev/null; do sleep 0.05; done
 port=$(sed -n 's/^port //p' "$work/primary.out")
 
+# The relay's state trails the link on a thread of its own (a relay that has one shows replicast_state_offset): how
+# far behind the last pass's ACK it was when the pass's result was read (up to 50 ms after the ACK), and how long it
+# then took to reach it, polled every 10 ms. The ACK's offset is the passes' bytes and a `REPLCONF GETACK *` (37
+# bytes) after each, from offset 0; the primary keeps the link open meanwhile.
+state_trail() { # run result-number
+  local metrics="http://127.0.0.1:$relay_port/metrics" target at behind began now
+  at=$(curl -s "$metrics" | sed -n 's/^replicast_state_offset //p' || true)
+  [ -n "$at" ] || return 0
+  began=$(date +%s%N)
+  target=$(grep '^RESULT' "$work/primary.out" | sed -n "${2}p" | sed 's/.*"passes":\[//' \
+    | grep -o '"bytes":[0-9]*' | cut -d: -f2 | awk '{ s += $1 + 37 } END { print s }')
+  behind=$((target - at))
+  for _ in $(seq 6000); do
+    at=$(curl -s "$metrics" | sed -n 's/^replicast_state_offset //p' || true)
+    [ "${at:-0}" -lt "$target" ] || break
+    sleep 0.01
+  done
+  now=$(date +%s%N)
+  echo "run $1: state $behind bytes behind the ACK when the result was read, there $(((now - began) / 1000000)) ms later"
+  trails+="$(((now - began) / 1000000)) "
+}
+trails=""
+
 echo "machine: $(nproc) cores; stream: $(stat -c %s "$stream") bytes, $commands ZADDs; $passes pass(es)"
 results=0
 declare -A figures=([state]="" [stateless]="" [reader]="" [state2]="" [stateless2]="" [reader2]="")
@@ -69,7 +94,7 @@ for run in $(seq "$runs"); do
   for mode in state stateless reader; do
     results=$((results + 1))
     if [ "$mode" = reader ]; then
-      "$bench" reader "$port"
+      "$bench" reader "$port" "$passes"
     else
       flags=()
       if [ "$mode" = stateless ]; then flags+=(--stateless); fi
@@ -79,6 +104,7 @@ for run in $(seq "$runs"); do
       relay_pid=$!
     fi
     read -r mb mb2 <<<"$(next_result "$results")"
+    if [ "$mode" = state ]; then state_trail "$run" "$results"; fi
     if [ "$mode" != reader ]; then kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; fi
     if [ "$passes" = 2 ]; then
       echo "run $run: $mode $mb MB/s (first pass), $mb2 MB/s (second pass)"
@@ -97,6 +123,11 @@ summary() { # figures label
           printf "%s: median %.0f MB/s, min %.0f, max %.0f over %d runs\n", mode, m, v[1], v[NR], NR }'
 }
 for mode in state stateless reader; do summary "$mode" "$mode"; done
+if [ -n "$trails" ]; then
+  echo "$trails" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 }
+    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+          printf "state at the ACK after the result was read: median %d ms, min %d, max %d over %d runs\n", m, v[1], v[NR], NR }'
+fi
 if [ "$passes" = 2 ]; then
   for mode in state stateless reader; do summary "${mode}2" "$mode, second pass"; done
 fi

@@ -18,6 +18,7 @@ use replicast_server::command_table::CommandTable;
 use replicast_server::link_io::push_command as command;
 use replicast_server::metrics::LinkMetrics;
 use replicast_server::replica_link::{apply, Sink};
+use replicast_server::state::feed::StateFeed;
 use replicast_server::state::{
     RelayState, StateSettings, DEFAULT_STATE_BYTES, DEFAULT_STATE_DEPTH,
 };
@@ -75,14 +76,16 @@ fn ready_state() -> RelayState {
     state
 }
 
-/// Feeds `stream` through the link's reader into the backlog, and the state if there is one.
-fn ingest(table: &Arc<CommandTable>, stream: &[u8], state: Option<&RelayState>) -> u64 {
+/// Feeds `stream` through the link's reader into the backlog, and the state if there is one (on its thread, as the
+/// relay does, waited for to the end).
+fn ingest(table: &Arc<CommandTable>, stream: &[u8], state: Option<Arc<RelayState>>) -> u64 {
+    let state = state.map(|state| StateFeed::start(state, usize::MAX).expect("the state's thread"));
     let backlog = Backlog::new(1 << 30);
     backlog.restart(EPOCH, 0);
     let allow = Allow::new(&["perf:*".to_string()]);
     let sink = Sink {
         backlog: &backlog,
-        state,
+        state: state.as_ref(),
         allow: Some(&allow),
     };
     let metrics = LinkMetrics::default();
@@ -96,6 +99,9 @@ fn ingest(table: &Arc<CommandTable>, stream: &[u8], state: Option<&RelayState>) 
                 apply(output, sink, &metrics, None, &mut getacks)
             })
             .expect("the stream reads");
+    }
+    if let Some(state) = state {
+        state.finish();
     }
     reader.offset()
 }
@@ -114,8 +120,8 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(stream.len() as u64));
     group.bench_function("link and backlog, with the state", |b| {
         b.iter_with_large_drop(|| {
-            let state = ready_state();
-            ingest(&table, &stream, Some(&state));
+            let state = Arc::new(ready_state());
+            ingest(&table, &stream, Some(state.clone()));
             state
         })
     });

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands] [first]
 //! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb> [second]
-//! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port>
+//! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port> [streams]
 //! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state] [fast|general]
 //! ```
 //!
@@ -17,8 +17,9 @@
 //! from the stream's first byte to the `REPLCONF ACK` that reaches its end (a `RESULT {json}` line each). With a
 //! `second` stream (the samples that follow the first's), that one is served next the same way and timed on its
 //! own: the replica's buffers, ring and state then start warm, as a long-running relay's are (the first pass pays
-//! the first touch of the backlog's ring). `reader`: a replica that only reads and counts the stream, answering
-//! each `GETACK`.
+//! the first touch of the backlog's ring); the primary then keeps the connection open until the replica leaves.
+//! `reader`: a replica that only reads and counts the stream, answering each `GETACK`, and leaves after the
+//! `streams`th (1).
 //!
 //! `path`: the relay's own work on the stream without the socket, for counting its instructions a byte
 //! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
@@ -221,13 +222,17 @@ fn serve_streams(client: TcpStream, streams: Arc<[Vec<u8>]>, rdb: &[u8]) -> Resu
         passes.join(",")
     );
     std::io::stdout().flush()?;
+    // The link stays open until the replica leaves, reading its ACKs: closed, the relay would sync again and be
+    // served the streams again, while its state may still be applying the last pass (bench/ingest.sh waits for it).
+    std::io::copy(&mut acks, &mut std::io::sink())?;
     Ok(())
 }
 
 /// A replica that only reads: the handshake, the RDB skipped, the stream counted; the final `GETACK` answered with
 /// the count. What the machine allows a reader of this socket, with the primary beside it.
 fn reader(args: &[String]) -> Result<()> {
-    let port = args.first().ok_or("reader <primary-port>")?;
+    let port = args.first().ok_or("reader <primary-port> [streams]")?;
+    let streams: usize = args.get(1).map_or(Ok(1), |n| n.parse())?;
     let mut socket = TcpStream::connect(format!("127.0.0.1:{port}"))?;
     socket.set_nodelay(true)?;
     let mut input = BufReader::with_capacity(256 * 1024, socket.try_clone()?);
@@ -254,17 +259,17 @@ fn reader(args: &[String]) -> Result<()> {
     let rdb_len: u64 = line.trim().trim_start_matches('$').parse()?;
     std::io::copy(&mut (&mut input).take(rdb_len), &mut std::io::sink())?;
     // Counts every byte; each GETACK ends a stream (found across reads by keeping its length of tail) and is
-    // answered with the count before it; the primary closes the connection after the last.
+    // answered with the count before it; the reader leaves after the last.
     let mut count: u64 = 0;
-    let mut answered = false;
+    let mut answered = 0;
     let mut tail = Vec::with_capacity(2 * GETACK.len());
     loop {
         let read = input.fill_buf()?;
         if read.is_empty() {
-            return match answered {
-                true => Ok(()),
-                false => Err(format!("the primary closed after {count} bytes").into()),
-            };
+            return Err(format!(
+                "the primary closed after {count} bytes and {answered} of {streams} streams"
+            )
+            .into());
         }
         let n = read.len();
         count += n as u64;
@@ -275,7 +280,10 @@ fn reader(args: &[String]) -> Result<()> {
             let offset = (count - GETACK.len() as u64).to_string();
             resp(&mut out, &[b"REPLCONF", b"ACK", offset.as_bytes()]);
             socket.write_all(&out)?;
-            answered = true;
+            answered += 1;
+            if answered == streams {
+                return Ok(());
+            }
         }
         tail.drain(..tail.len().saturating_sub(GETACK.len()));
     }
@@ -290,6 +298,7 @@ fn path(args: &[String]) -> Result<()> {
     use replicast_server::metrics::LinkMetrics;
     use replicast_server::profile::{ProfileSettings, WriteProfile, DEFAULT_WINDOW};
     use replicast_server::replica_link::{apply, Sink};
+    use replicast_server::state::feed::StateFeed;
     use replicast_server::state::{
         RelayState, StateSettings, DEFAULT_STATE_BYTES, DEFAULT_STATE_DEPTH,
     };
@@ -326,8 +335,11 @@ fn path(args: &[String]) -> Result<()> {
         rdb.extend([0; 8]);
         state.load(&rdb);
         state.finish_full_sync();
-        state
+        // Applied on its thread as the relay does; unbounded here (the stream is in memory already), and waited
+        // for before the time is taken.
+        StateFeed::start(Arc::new(state), usize::MAX)
     });
+    let state = state.transpose()?;
     let backlog = Backlog::new(DEFAULT_BACKLOG_BYTES);
     backlog.restart(REPLID, 0);
     let allow = Allow::new(&["perf:*".to_string()]);
@@ -358,6 +370,9 @@ fn path(args: &[String]) -> Result<()> {
         reader.read(&mut buf, &mut |output| {
             apply(output, sink, &metrics, Some(&mut profile), &mut getacks)
         })?;
+    }
+    if let Some(state) = state {
+        state.finish();
     }
     let seconds = began.elapsed().as_secs_f64();
     println!(

@@ -170,6 +170,11 @@ struct ServeArgs {
     /// Bytes the relay's state may hold; allowed keys past it are not held (sessions watching them read Redis).
     #[arg(long, env = "REPLICAST_STATE_BYTES", default_value_t = state::DEFAULT_STATE_BYTES)]
     state_bytes: usize,
+    /// Bytes of stream the link may queue to the relay's state, which is applied on a thread of its own and
+    /// trails the backlog: past it, the link waits for the state. Default: 4 × --backlog-bytes (a burst that size
+    /// goes through without waiting for the state; joins and top-ups the state trails too far for read Redis).
+    #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
+    state_queue_bytes: Option<usize>,
     /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB
     /// (`REPLCONF rdb-filter-only ""`, where Redis knows it).
     #[arg(long, env = "REPLICAST_STATELESS")]
@@ -427,6 +432,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             bytes: args.state_bytes,
             allow: args.allow.clone(),
         }),
+        state_queue_bytes: args
+            .state_queue_bytes
+            .unwrap_or(args.backlog_bytes.saturating_mul(4)),
         verify: args.verify_every.map(|every| VerifySettings {
             every,
             sample: args.verify_sample as usize,

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use replicast_protocol::resp::{MAX_ARGS, MAX_BULK_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -33,7 +34,7 @@ use crate::metrics::{LinkMetrics, Metrics};
 use crate::profile::{LinkProfile, WriteProfile};
 use crate::reachable;
 use crate::sentinel::Sentinels;
-use crate::state::RelayState;
+use crate::state::feed::{StateEvent, StateFeed};
 use crate::stream_reader::{max_held, Output, StreamReader};
 use crate::subscription::Allow;
 use crate::sync_payload::read_rdb_payload;
@@ -85,8 +86,9 @@ pub struct ReplicaLink {
     /// With Sentinel: asked for the current primary before every attempt.
     pub sentinels: Option<Arc<Sentinels>>,
     pub backlog: Arc<Backlog>,
-    /// The relay's state, built from each full sync's RDB and every batch; `None`: the link asks for no RDB.
-    pub state: Option<Arc<RelayState>>,
+    /// The queue to the relay's state, which is built from each full sync's RDB and every batch on a thread of its
+    /// own; `None`: no state, and the link asks for no RDB.
+    pub state: Option<StateFeed>,
     /// `--allow`: the backlog keeps only what some session could be sent ([`crate::reachable`]); `None`: every
     /// frame (`replicast record`).
     pub allow: Option<Arc<Allow>>,
@@ -114,7 +116,7 @@ impl ReplicaLink {
             timeout: link_timeout,
             profile,
         } = self;
-        let (state, allow) = (state.as_deref(), allow.as_deref());
+        let (state, allow) = (state.as_ref(), allow.as_deref());
         let mut attempt = Attempt {
             position: None,
             full_resync: false,
@@ -193,11 +195,11 @@ async fn next_switch(switched: &mut tokio::sync::watch::Receiver<Option<RedisTar
         .map_or_else(|| "(none)".into(), RedisTarget::addr)
 }
 
-/// Where the link writes what it reads: the backlog, and the relay's state if it keeps one.
+/// Where the link writes what it reads: the backlog, and the queue to the relay's state if it keeps one.
 #[derive(Clone, Copy)]
 pub struct Sink<'a> {
     pub backlog: &'a Backlog,
-    pub state: Option<&'a RelayState>,
+    pub state: Option<&'a StateFeed>,
     /// `--allow`, when the backlog keeps only what some session could be sent.
     pub allow: Option<&'a Allow>,
 }
@@ -295,32 +297,46 @@ async fn follow_once(
                 }
             }
             if let Some(state) = sink.state {
-                state.resume(&p.replid);
+                state.push(StateEvent::Resume(p.replid.clone()));
             }
             backlog.resume(&p.replid);
             Metrics::add(&metrics.link_partial_syncs, 1);
             p.offset
         }
         PsyncReply::FullResync { replid, offset } => {
-            if let Some(state) = sink.state {
-                state.begin_full_sync(&replid, offset);
+            let state = sink.state;
+            if let Some(state) = state {
+                state.push(StateEvent::BeginFullSync {
+                    epoch: replid.clone(),
+                    offset,
+                });
             }
-            let read = read_rdb_payload(&mut io, |chunk| {
-                if let Some(state) = sink.state {
-                    state.load(chunk);
-                }
-            })
+            // Each chunk is copied: the read buffer is read into again at once. The queue's bound holds here too:
+            // the next read waits for room.
+            let read = read_rdb_payload(
+                &mut io,
+                |chunk| {
+                    if let Some(state) = state {
+                        state.push(StateEvent::Load(Bytes::copy_from_slice(chunk)));
+                    }
+                },
+                move || async move {
+                    if let Some(state) = state {
+                        state.room().await;
+                    }
+                },
+            )
             .await;
-            let rdb_bytes = match (read, sink.state) {
+            let rdb_bytes = match (read, state) {
                 (Ok(bytes), Some(state)) => {
-                    state.finish_full_sync();
+                    state.push(StateEvent::FinishFullSync);
                     bytes
                 }
                 (Ok(bytes), None) => bytes,
                 (Err(err), state) => {
                     // The primary went away mid-transfer: what was built of its RDB is dropped.
                     if let Some(state) = state {
-                        state.abandon_full_sync();
+                        state.push(StateEvent::AbandonFullSync);
                     }
                     return Err(err);
                 }
@@ -501,11 +517,16 @@ async fn stream_commands(
                 .write_all(&encode_command(&["REPLCONF", "ACK", &at.to_string()]))
                 .await?;
         }
+        // The state trails: the link reads on while the queue to it is within its bound, and waits here when it
+        // is not (the state is never dropped for being slow).
+        if let Some(state) = sink.state {
+            state.room().await;
+        }
     }
 }
 
-/// Does what the stream reader says: counts it in the write profile, appends to the state and the backlog, counts and logs what was withheld, and
-/// collects the offsets that `REPLCONF GETACK`s ask for.
+/// Does what the stream reader says: counts it in the write profile, appends to the backlog and queues it to the
+/// state, counts and logs what was withheld, and collects the offsets that `REPLCONF GETACK`s ask for.
 pub fn apply(
     output: Output,
     sink: Sink<'_>,
@@ -514,11 +535,11 @@ pub fn apply(
     getacks: &mut Vec<u64>,
 ) {
     let backlog = sink.backlog;
-    // The state takes each batch before the backlog does: it is never behind what a session may have read, so a
-    // top-up from it can always be placed.
+    // The state's queue takes the very batch the backlog does (shared, not copied): the state trails the backlog
+    // by at most the queue (`state/feed.rs`).
     let append = |batch: Batch| {
         if let Some(state) = sink.state {
-            state.apply(&batch);
+            state.push(StateEvent::Batch(batch.clone()));
         }
         backlog.append_batch(batch);
     };
@@ -539,8 +560,10 @@ pub fn apply(
                 return append(Batch::read(start, raw.freeze(), index));
             }
             let pieces = reachable::pieces(start, &raw, &index, allow);
+            // The state reads the batch whole, after the commands left out of the pieces are wiped from the read
+            // buffer: it gets a copy, taken before.
             if let Some(state) = sink.state {
-                state.apply(&Batch::new(start, end, &raw, index, true));
+                state.push(StateEvent::Batch(Batch::new(start, end, &raw, index, true)));
             }
             // The pieces kept may share the read buffer, which must then hold nothing else of the stream.
             reachable::wipe_unkept(&mut raw, &pieces);

@@ -15,6 +15,7 @@ use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
 use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
+use crate::state::feed::StateFeed;
 use crate::state::verify::VerifySettings;
 use crate::state::{RelayState, StateSettings};
 use crate::subscription::Allow;
@@ -36,6 +37,8 @@ pub struct LinkSettings {
     /// What the relay's state keeps; `None` (`--stateless`, or a cluster's shards): no state, and the link asks
     /// Redis for an empty RDB on a full sync.
     pub state: Option<StateSettings>,
+    /// Bytes the link may queue to the state's thread before it waits for the state (`--state-queue-bytes`).
+    pub state_queue_bytes: usize,
     /// The periodic check of the state against Redis (`--verify-every`); `None`: off.
     pub verify: Option<VerifySettings>,
 }
@@ -73,13 +76,26 @@ impl Shard {
             .state
             .clone()
             .map(|state| Arc::new(RelayState::new(state)));
+        // The state is applied on a thread of its own, trailing the backlog (state/feed.rs).
+        let (state, feed) = match state {
+            Some(state) => match StateFeed::start(state.clone(), settings.state_queue_bytes) {
+                Ok(feed) => (Some(state), Some(feed)),
+                Err(err) => {
+                    tracing::error!(
+                        "relay state: cannot start its thread ({err}); joins read Redis"
+                    );
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
         let mut tasks = vec![
             tokio::spawn(
                 ReplicaLink {
                     upstream: upstream.clone(),
                     sentinels: sentinels.clone(),
                     backlog: backlog.clone(),
-                    state: state.clone(),
+                    state: feed,
                     allow: Some(settings.allow.clone()),
                     metrics: link.clone(),
                     listening_port: settings.listening_port,

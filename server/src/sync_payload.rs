@@ -5,6 +5,8 @@
 //! starts right after it. Each piece of the payload is handed on as it arrives (to the relay's state, which reads
 //! it with the RDB reader, or to nothing), so only one read's worth of it is ever in memory.
 
+use std::future::Future;
+
 use bytes::Buf;
 
 use crate::link_error::LinkError;
@@ -13,10 +15,12 @@ use crate::link_io::LinkIo;
 /// Length of the diskless end mark (Redis's `RDB_EOF_MARK_SIZE`).
 const EOF_MARK_LEN: usize = 40;
 
-/// Consumes the payload, handing each piece of it to `on_chunk` in order; returns its size in bytes.
-pub async fn read_rdb_payload(
+/// Consumes the payload, handing each piece of it to `on_chunk` in order, and awaiting `room()` before each read
+/// (where whoever takes the pieces holds the link back); returns its size in bytes.
+pub async fn read_rdb_payload<F: Future<Output = ()>>(
     io: &mut LinkIo<'_>,
     mut on_chunk: impl FnMut(&[u8]),
+    mut room: impl FnMut() -> F,
 ) -> Result<u64, LinkError> {
     let header = io.read_line().await?;
     if let Some(mark) = header.strip_prefix("$EOF:") {
@@ -27,7 +31,7 @@ pub async fn read_rdb_payload(
                 mark.len()
             )));
         }
-        return read_until_mark(io, mark, on_chunk).await;
+        return read_until_mark(io, mark, on_chunk, room).await;
     }
     let len = header
         .strip_prefix('$')
@@ -40,6 +44,7 @@ pub async fn read_rdb_payload(
     let mut left = len;
     while left > 0 {
         if io.buf.is_empty() {
+            room().await;
             io.fill().await?;
         }
         let take = left.min(io.buf.len() as u64) as usize;
@@ -50,10 +55,11 @@ pub async fn read_rdb_payload(
     Ok(len)
 }
 
-async fn read_until_mark(
+async fn read_until_mark<F: Future<Output = ()>>(
     io: &mut LinkIo<'_>,
     mark: &[u8],
     mut on_chunk: impl FnMut(&[u8]),
+    mut room: impl FnMut() -> F,
 ) -> Result<u64, LinkError> {
     let mut skipped = 0u64;
     loop {
@@ -68,6 +74,7 @@ async fn read_until_mark(
         on_chunk(&io.buf[..drop]);
         io.buf.advance(drop);
         skipped += drop as u64;
+        room().await;
         io.fill().await?;
     }
 }

@@ -123,6 +123,9 @@ async fn a_100_mb_client_message_is_refused_from_its_header() {
     assert_eq!(http_get(&ws_url, "/healthz").await.0, 200);
     let mut conn = redis_conn(port).await;
     zadd(&mut conn, "perf:after", 1, "a").await;
+    // The join's snapshot comes from the relay's state, which trails the link on its own thread: it holds the ZADD
+    // once it reached Redis's offset (joined before, the ZADD would follow the snapshot in the stream instead).
+    state_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let mut again = connect(&ws_url, &subscribe_message(&["perf:*"], 5)).await;
     let (_, _, snapshot) = join(&mut again).await;
     assert!(snapshot.contains(&args(&["ZADD", "perf:after", "1", "a"])));
@@ -509,8 +512,9 @@ async fn a_subscription_matching_more_keys_than_a_snapshot_reads_is_closed_with_
         .await
         .unwrap();
     // The state answers once it holds the DEL; a join before that finds it over the limit and reads Redis, in
-    // parts (8,000 keys of window 5, the rest as top-ups), as a CI run under load once did.
-    link_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
+    // parts (8,000 keys of window 5, the rest as top-ups), as a CI run under load once did. The state trails the
+    // link (on its own thread): its offset is the one to wait for.
+    state_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
     let mut socket = connect(&ws_url, &subscribe_message(&["perf:many:*"], 5)).await;
     let (_, _, snapshot) = join(&mut socket).await;
     let set = snapshot

@@ -25,6 +25,7 @@ use crate::timings::{observe, JOIN_DURATION};
 use crate::watchers::Watch;
 
 use super::join::{join, Resume, Start};
+use super::snapshot_source::STATE_WAIT;
 use super::socket::{send, Close, CLOSE_TRY_AGAIN};
 use super::topups::{ReadyTopup, Topups};
 
@@ -299,7 +300,21 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         let state = self.shard.state.as_ref().ok_or_else(|| {
             "the relay keeps no state (--stateless): it has no windows to digest".to_string()
         });
-        let digest = state.and_then(|state| state.digest(self.sub, &self.relay.allow));
+        let mut digest = state
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|state| state.digest(self.sub, &self.relay.allow));
+        // The state trails the backlog: a session past its offset waits for it (bounded), as a top-up does.
+        if let (Ok(state), Ok(behind)) = (&state, &digest) {
+            if behind.epoch == self.current.epoch
+                && behind.offset < self.cursor
+                && state
+                    .reach(&self.current.epoch, self.cursor, STATE_WAIT)
+                    .await
+            {
+                digest = state.digest(self.sub, &self.relay.allow);
+            }
+        }
         match digest {
             Ok(digest) if digest.epoch == self.current.epoch && digest.offset >= self.cursor => {
                 let message = wire::encode_digest(&id, digest.offset, Ok(digest.windows));

@@ -1,7 +1,12 @@
 //! Where a session's snapshot comes from: the relay's state when it can answer (no Redis command at all), else
 //! Redis (`MULTI`, the reads, `INFO replication`); counted apart on `/metrics` and timed alike.
+//!
+//! The state trails the backlog (`state/feed.rs`), so what it answers is at an offset the link has passed: a join's
+//! snapshot from it is taken only where the backlog still holds that offset (the session then streams from there),
+//! and a top-up for a session already past the state's offset waits, at most [`STATE_WAIT`], for the state to get
+//! there, since a snapshot is never placed behind what a session has read; else both read Redis.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 use crate::relay::Relay;
@@ -10,44 +15,79 @@ use crate::snapshot::{Snapshot, SnapshotError};
 use crate::subscription::Subscription;
 use crate::timings::{observe, SNAPSHOT_DURATION};
 
-/// A joining session's snapshot: from the shard's state when it can answer, else read from Redis; counted as
-/// either.
+/// How long a top-up (or a digest) waits for the relay's state to reach the session's cursor before it reads
+/// Redis: the state trails by at most its queue (`--state-queue-bytes`), which it applies at a few hundred MB/s, so a
+/// second covers a queue of that size; past it, a read of Redis costs less than the wait.
+pub const STATE_WAIT: Duration = Duration::from_secs(1);
+
+/// A joining session's snapshot: from the shard's state when it can answer at an offset the backlog still holds
+/// (waiting for it, at most [`STATE_WAIT`], when it is not on the backlog's stream yet: a full sync the link has
+/// read and the state is still applying), else read from Redis; counted as either.
 pub async fn take(
     relay: &Relay,
     shard: &Shard,
     sub: &Subscription,
 ) -> Result<Snapshot, SnapshotError> {
     let started = Instant::now();
-    if let Some(snapshot) = shard
-        .state
-        .as_ref()
-        .and_then(|s| s.snapshot(sub, &relay.allow))
-    {
-        observe(&SNAPSHOT_DURATION, started.elapsed());
-        Metrics::add(&relay.metrics.state_snapshots, 1);
-        return Ok(snapshot);
+    if let Some(state) = &shard.state {
+        // The state may trail further than the backlog reaches back, or still be on the stream before a full
+        // resync the backlog has started: the session could not stream on from its offset.
+        let joinable = |epoch: &str, offset: u64| {
+            shard
+                .backlog
+                .join(Some((epoch, offset)))
+                .is_some_and(|(_, _, resumed)| resumed)
+        };
+        let on_stream = state
+            .position()
+            .is_some_and(|(epoch, offset)| joinable(&epoch, offset));
+        if !on_stream {
+            if let Some((stream, end)) = shard.backlog.position() {
+                state.reach(&stream.epoch, end, STATE_WAIT).await;
+            }
+        }
+        let answer = state
+            .snapshot(sub, &relay.allow)
+            .filter(|snapshot| joinable(&snapshot.epoch, snapshot.offset));
+        if let Some(snapshot) = answer {
+            observe(&SNAPSHOT_DURATION, started.elapsed());
+            Metrics::add(&relay.metrics.state_snapshots, 1);
+            return Ok(snapshot);
+        }
     }
     let snapshot = shard.snapshots.take(sub, &relay.allow).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
     Ok(snapshot)
 }
 
-/// A top-up of `keys`: from the shard's state when it can answer, else read from Redis; counted as either.
+/// A top-up of `keys` for a session at `cursor` of `epoch`: from the shard's state when it can answer there or
+/// after (waiting for it, at most [`STATE_WAIT`], when the session is past it), else read from Redis; counted as
+/// either.
 pub async fn take_keys(
     relay: &Relay,
     shard: &Shard,
     sub: &Subscription,
     keys: Vec<Vec<u8>>,
+    (epoch, cursor): (&str, u64),
 ) -> Result<Snapshot, SnapshotError> {
     let started = Instant::now();
-    if let Some(snapshot) = shard
-        .state
-        .as_ref()
-        .and_then(|s| s.snapshot_keys(sub.db, sub.window, &keys))
-    {
-        observe(&SNAPSHOT_DURATION, started.elapsed());
-        Metrics::add(&relay.metrics.state_snapshots, 1);
-        return Ok(snapshot);
+    if let Some(state) = &shard.state {
+        let placeable = |s: &Snapshot| s.epoch == epoch && s.offset >= cursor;
+        let mut answer = state.snapshot_keys(sub.db, sub.window, &keys);
+        // Behind the session, or not ready yet (a full sync it still applies): worth waiting for. Ready and unable
+        // to answer these keys: not.
+        let waits = match &answer {
+            Some(snapshot) => !placeable(snapshot),
+            None => state.position().is_none(),
+        };
+        if waits && state.reach(epoch, cursor, STATE_WAIT).await {
+            answer = state.snapshot_keys(sub.db, sub.window, &keys);
+        }
+        if let Some(snapshot) = answer.filter(placeable) {
+            observe(&SNAPSHOT_DURATION, started.elapsed());
+            Metrics::add(&relay.metrics.state_snapshots, 1);
+            return Ok(snapshot);
+        }
     }
     let snapshot = shard.snapshots.take_keys(sub.db, sub.window, keys).await?;
     Metrics::add(&relay.metrics.snapshots, 1);

@@ -113,7 +113,8 @@ impl Topups {
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
         let slots = std::mem::take(&mut self.slots);
         let read = if slots.is_empty() {
-            super::snapshot_source::take_keys(relay, shard, sub, keys.clone()).await
+            super::snapshot_source::take_keys(relay, shard, sub, keys.clone(), (epoch, cursor))
+                .await
         } else {
             let read = shard
                 .snapshots

@@ -2,10 +2,23 @@
 //! that a joining session's snapshot (and its top-ups) can come from the relay instead of Redis.
 //!
 //! It is built from the full sync's RDB payload, read as it streams by (`load.rs`), then kept up to date with every
-//! batch the link reads, before the batch enters the backlog: so the state is always at an offset the backlog has
-//! or is about to have, and a snapshot from it is placed in the stream exactly like one read from Redis. The state
-//! is a session of its own, watching every allowed key of database [`STATE_DB`] with windows of `--state-depth`
-//! items: it receives what such a session would ([`Subscription::select`]), withheld frames as stale keys included.
+//! batch the link reads, on a thread of its own that trails the backlog ([`feed`]): the link hands it the same
+//! batches the backlog takes, through a queue bounded by `--state-queue-bytes`, and goes on reading, acknowledging
+//! and serving sessions without waiting for the windows (only for room in the queue). The state is a session of its
+//! own, watching every allowed key of database [`STATE_DB`] with windows of `--state-depth` items: it receives what
+//! such a session would ([`Subscription::select`]), withheld frames as stale keys included.
+//!
+//! So the state is exact at an offset behind the link's by at most the queue, never ahead of it, and a snapshot from
+//! it is placed in the stream exactly like one read from Redis, under these rules (`session/snapshot_source.rs`):
+//! - a join's snapshot from the state is at the state's offset, which the session then streams on from: taken only
+//!   while the backlog still holds that offset on the same stream (else the join waits, at most a second, for the
+//!   state to get to the backlog's end, as after a full sync the link has read and the state is still applying;
+//!   then reads Redis);
+//! - a top-up (or a page's digest) is placed at its offset, which must not be behind what the session has read:
+//!   for a session past the state's offset it waits, at most a second ([`RelayState::reach`], a watch on the
+//!   offset the state applied), until the state gets there, else reads Redis;
+//! - a read of Redis (a refresh of keys it lost track of, a check's) is at an offset ahead of the state: it is
+//!   placed when the state's thread gets there, as before.
 //!
 //! A join's snapshot carries the keys it holds exactly, for a window no deeper than the state's, in its own
 //! database; the keys of the subscription it cannot answer (unknown: a command the stream does not tell, a key not
@@ -21,6 +34,7 @@
 //! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
 
 mod db;
+pub mod feed;
 mod load;
 mod rebuild;
 pub mod verify;
@@ -31,7 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use replicast_assembler::digest::windows_digest;
 use replicast_assembler::observe::{Item, ItemId, WindowObserver};
@@ -74,8 +88,9 @@ pub struct StateSettings {
 }
 
 /// Where the state stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Phase {
+    #[default]
     /// No state: before the first full sync, after one that failed, or past its limits.
     Empty,
     /// The full sync's payload is being read.
@@ -103,6 +118,24 @@ pub struct RelayState {
     verify_mismatches: AtomicU64,
     verify_skipped: AtomicU64,
     verify_missed: AtomicU64,
+    /// Where the state stands, for sessions waiting for it to reach their cursor ([`RelayState::reach`]).
+    moved: watch::Sender<Reached>,
+    /// The link's queue to the state ([`feed`]): the offset of the last event queued, of the last applied, and
+    /// the bytes queued.
+    fed: AtomicU64,
+    applied: AtomicU64,
+    queued: AtomicU64,
+    /// Full syncs queued whose beginning the state has not applied yet: an empty state with one coming is worth
+    /// waiting for.
+    syncs_queued: AtomicU64,
+}
+
+/// The phase, stream and offset the state last published.
+#[derive(Default)]
+struct Reached {
+    phase: Phase,
+    epoch: String,
+    offset: u64,
 }
 
 struct Inner {
@@ -258,6 +291,58 @@ impl RelayState {
             verify_mismatches: AtomicU64::new(0),
             verify_skipped: AtomicU64::new(0),
             verify_missed: AtomicU64::new(0),
+            moved: watch::Sender::new(Reached::default()),
+            fed: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            syncs_queued: AtomicU64::new(0),
+        }
+    }
+
+    /// The link queued the beginning of a full sync ([`feed`]).
+    pub(crate) fn sync_queued(&self) {
+        self.syncs_queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The link queued an event ([`feed`]): `bytes` are queued now, and the stream reached `end` if it moves.
+    pub(crate) fn queued(&self, bytes: usize, end: Option<u64>) {
+        Metrics::set(&self.queued, bytes as u64);
+        if let Some(end) = end {
+            Metrics::set(&self.fed, end);
+        }
+    }
+
+    /// The state's thread applied an event ([`feed`]): `bytes` are queued now, and the state reached `end` if it
+    /// moves.
+    pub(crate) fn dequeued(&self, bytes: usize, end: Option<u64>) {
+        Metrics::set(&self.queued, bytes as u64);
+        if let Some(end) = end {
+            Metrics::set(&self.applied, end);
+        }
+    }
+
+    /// Waits, at most `within`, until the state is ready at `offset` of `epoch` or past it: `false` when it is
+    /// not by then, or holds nothing and no full sync is queued to it. A session already past the state's offset
+    /// calls it before asking the state for a top-up, which could not be placed behind what it has read.
+    pub async fn reach(&self, epoch: &str, offset: u64, within: std::time::Duration) -> bool {
+        let mut moved = self.moved.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            {
+                let at = moved.borrow_and_update();
+                match at.phase {
+                    Phase::Empty if self.syncs_queued.load(Ordering::Acquire) == 0 => return false,
+                    Phase::Empty => {}
+                    Phase::Ready if at.epoch == epoch && at.offset >= offset => return true,
+                    Phase::Ready | Phase::Loading => {}
+                }
+            }
+            if tokio::time::timeout_at(deadline, moved.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
         }
     }
 
@@ -272,6 +357,9 @@ impl RelayState {
 
     /// A full sync of `epoch` at `offset` begins: the state starts over, and is built from the payload that follows.
     pub fn begin_full_sync(&self, epoch: &str, offset: u64) {
+        let _ = self
+            .syncs_queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         let mut inner = self.inner();
         *inner = Inner::new(&self.settings);
         let hello = wire::encode_hello(epoch, offset);
@@ -350,6 +438,7 @@ impl RelayState {
                 Ok(_) => inner.epoch = epoch.to_string(),
                 Err(_) => inner.clear(&self.settings),
             }
+            self.publish(&inner);
         }
     }
 
@@ -612,6 +701,18 @@ impl RelayState {
         Metrics::set(&self.bytes, inner.bytes as u64);
         Metrics::set(&self.not_held, inner.not_held.len() as u64);
         Metrics::set(&self.ready, u64::from(inner.phase == Phase::Ready));
+        self.moved.send_if_modified(|at| {
+            let moved =
+                at.phase != inner.phase || at.offset != inner.offset || at.epoch != inner.epoch;
+            if moved {
+                at.phase = inner.phase;
+                at.offset = inner.offset;
+                if at.epoch != inner.epoch {
+                    at.epoch.clone_from(&inner.epoch);
+                }
+            }
+            moved
+        });
     }
 
     /// The state's rows of `/metrics`.
@@ -623,6 +724,24 @@ impl RelayState {
                 "gauge",
                 "1 while the relay's state is exact and answers snapshots.",
                 get(&self.ready),
+            ),
+            (
+                "state_offset",
+                "gauge",
+                "The stream offset the relay's state has applied up to (its thread trails the link's offset).",
+                get(&self.applied),
+            ),
+            (
+                "state_behind_bytes",
+                "gauge",
+                "Stream bytes the relay's state trails the link by: queued to its thread, not applied yet.",
+                get(&self.fed).saturating_sub(get(&self.applied)),
+            ),
+            (
+                "state_queue_bytes",
+                "gauge",
+                "Bytes the link's queue to the relay's state holds (at most --state-queue-bytes and one read).",
+                get(&self.queued),
             ),
             (
                 "state_keys",

@@ -111,6 +111,18 @@ impl Page {
         }
     }
 
+    /// Asks the relay for a top-up of `keys`, as a browser does when its assembler calls for one; the snapshot is
+    /// applied by [`Page::step`] when it comes.
+    pub async fn ask_topup(&mut self, keys: &[&[u8]]) {
+        for request in Topup::requests(keys.iter().copied()) {
+            self.socket
+                .send(tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        self.awaiting.extend(keys.iter().map(|k| k.to_vec()));
+    }
+
     fn remember(&mut self, message: &[u8]) {
         let text = |args: &[Vec<u8>]| args.iter().map(|a| show(a)).collect::<Vec<_>>().join(" ");
         let lines: Vec<String> = match wire::decode(message) {

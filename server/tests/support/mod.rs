@@ -564,13 +564,31 @@ pub async fn replica_at(port: u16, offset: u64) {
     }
 }
 
-/// Waits until the relay's link has received the stream up to `offset` (within a minute).
+/// Waits until the relay's link has received the stream up to `offset` (within a minute), and its state, if it keeps
+/// a ready one, has applied it: the state trails the link on a thread of its own, and a join's snapshot from it is
+/// at the state's offset, not the link's.
 pub async fn link_reaches(ws_url: &str, offset: u64) {
     for _ in 0..3000 {
         if metric(ws_url, "replicast_link_offset").await >= offset {
+            let (_, body) = http_get(ws_url, "/metrics").await;
+            if body.lines().any(|l| l == "replicast_state_ready 1") {
+                state_reaches(ws_url, offset).await;
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the relay's link never reached offset {offset}");
+}
+
+/// Waits until the relay's state has applied the stream up to `offset` (within a minute): it trails the link on a
+/// thread of its own.
+pub async fn state_reaches(ws_url: &str, offset: u64) {
+    for _ in 0..3000 {
+        if metric(ws_url, "replicast_state_offset").await >= offset {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the relay's state never reached offset {offset}");
 }

@@ -1,0 +1,237 @@
+//! The link's queue to the relay's state: the state is applied on a thread of its own, trailing the backlog, so
+//! that the link, its `REPLCONF ACK`, the backlog and every session's delivery run at the stream's pace and not at
+//! the state's (its windows take several times longer per byte than the link's reading and filtering: round ten of
+//! docs/BENCHMARKS.md, "Ingest").
+//!
+//! The link hands over every event the state needs, in stream order ([`StateEvent`]): the batches (the same
+//! [`Batch`] the backlog holds, shared, not copied), the full sync's beginning, its RDB chunks and its end or
+//! abandonment, and a partial resync. One consumer thread calls the [`RelayState`] method of each, in that order.
+//! The queue is bounded in bytes (`--state-queue-bytes`): an event is always taken, and the link then waits
+//! ([`StateFeed::room`]) until the queue is back under its bound, so the state is never dropped for being slow and
+//! the queue holds at most the bound and one read of the link.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::backlog::Batch;
+use crate::frames::{Frame, FrameIndex};
+
+use super::RelayState;
+
+/// Bytes an event counts for besides its stream bytes and its index: its place in the queue and its bookkeeping, so
+/// that however many small ones come the queue stays bounded.
+const EVENT_COST: usize = 128;
+
+/// What the link hands the state, in stream order.
+pub enum StateEvent {
+    /// A batch of the stream, as the backlog holds it (or, where the backlog keeps only pieces of it, a copy of it
+    /// whole, taken before the pieces left out are wiped).
+    Batch(Batch),
+    /// A full sync of `epoch` at `offset` begins.
+    BeginFullSync { epoch: String, offset: u64 },
+    /// The next piece of the full sync's RDB payload.
+    Load(Bytes),
+    /// The full sync's payload ended.
+    FinishFullSync,
+    /// The link failed before the payload's end.
+    AbandonFullSync,
+    /// The link resumed the stream (`+CONTINUE`) under this replication ID.
+    Resume(String),
+}
+
+impl StateEvent {
+    /// What the event counts for in the queue's bound: the memory it holds.
+    fn cost(&self) -> usize {
+        EVENT_COST
+            + match self {
+                StateEvent::Batch(batch) => batch.raw.len() + index_bytes(&batch.index),
+                StateEvent::Load(chunk) => chunk.len(),
+                StateEvent::BeginFullSync { epoch, .. } | StateEvent::Resume(epoch) => epoch.len(),
+                StateEvent::FinishFullSync | StateEvent::AbandonFullSync => 0,
+            }
+    }
+
+    /// The stream offset the state is at once it applied the event, if the event moves it.
+    fn end(&self) -> Option<u64> {
+        match self {
+            StateEvent::Batch(batch) => Some(batch.end),
+            StateEvent::BeginFullSync { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+}
+
+fn index_bytes(index: &FrameIndex) -> usize {
+    index.frames.len() * std::mem::size_of::<Frame>()
+        + index.keys.len() * std::mem::size_of::<std::ops::Range<u32>>()
+}
+
+struct Queue {
+    events: VecDeque<StateEvent>,
+    /// What the events queued, and the one being applied, count for.
+    bytes: usize,
+    /// Set when the link goes: the consumer applies what is queued if `drain`, else drops it, and ends.
+    closed: bool,
+    drain: bool,
+}
+
+struct Shared {
+    state: Arc<RelayState>,
+    queue: Mutex<Queue>,
+    /// Wakes the consumer when an event comes.
+    queued: Condvar,
+    /// Wakes the link when the queue went back under its bound.
+    room: Notify,
+    bound: usize,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The queue's own code does not panic while holding it; the events it holds stay valid either way.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The link's end of the state's queue, and the thread that applies it. Dropped, the thread drops what is queued
+/// and ends; [`StateFeed::finish`] waits for it to apply everything first.
+pub struct StateFeed {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StateFeed {
+    /// Starts the thread that applies `state`'s events, queued up to `bound` bytes (see [`StateFeed::room`]).
+    pub fn start(state: Arc<RelayState>, bound: usize) -> std::io::Result<StateFeed> {
+        let shared = Arc::new(Shared {
+            state,
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+                drain: false,
+            }),
+            queued: Condvar::new(),
+            room: Notify::new(),
+            bound: bound.max(1),
+        });
+        let thread = std::thread::Builder::new()
+            .name("relay-state".into())
+            .spawn({
+                let shared = shared.clone();
+                move || apply_events(&shared)
+            })?;
+        Ok(StateFeed {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The state the events go to.
+    pub fn state(&self) -> &RelayState {
+        &self.shared.state
+    }
+
+    /// Queues `event` whatever the queue holds: the link calls [`StateFeed::room`] after each read, so the queue
+    /// passes its bound by at most one read's events. No allocation but the queue's own growth, which stops at the
+    /// most events it ever held.
+    pub fn push(&self, event: StateEvent) {
+        let (cost, end) = (event.cost(), event.end());
+        if matches!(event, StateEvent::BeginFullSync { .. }) {
+            self.shared.state.sync_queued();
+        }
+        let mut queue = self.shared.queue();
+        queue.bytes += cost;
+        queue.events.push_back(event);
+        let bytes = queue.bytes;
+        drop(queue);
+        self.shared.state.queued(bytes, end);
+        self.shared.queued.notify_one();
+    }
+
+    /// Waits until the queue is within its bound: the link's backpressure, so that memory stays bounded while the
+    /// state is slower than the stream.
+    pub async fn room(&self) {
+        loop {
+            let notified = self.shared.room.notified();
+            if self.shared.queue().bytes <= self.shared.bound {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queue().bytes
+    }
+
+    /// Waits until the thread applied every event queued, and ends it.
+    pub fn finish(mut self) {
+        self.close(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn close(&self, drain: bool) {
+        let mut queue = self.shared.queue();
+        queue.closed = true;
+        queue.drain = drain;
+        drop(queue);
+        self.shared.queued.notify_one();
+    }
+}
+
+impl Drop for StateFeed {
+    fn drop(&mut self) {
+        // The link went (the relay stops, or the shard left the cluster): what is queued is of no use to anyone.
+        if self.thread.is_some() {
+            self.close(false);
+        }
+    }
+}
+
+/// The consumer thread: each event in order, to the end.
+fn apply_events(shared: &Shared) {
+    loop {
+        let mut queue = shared.queue();
+        let event = loop {
+            if queue.closed && (!queue.drain || queue.events.is_empty()) {
+                return;
+            }
+            if let Some(event) = queue.events.pop_front() {
+                break event;
+            }
+            queue = shared
+                .queued
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        };
+        drop(queue);
+        // Counted until applied: what the state holds of it is in memory until then.
+        let (cost, end) = (event.cost(), event.end());
+        let state = &shared.state;
+        match event {
+            StateEvent::Batch(batch) => state.apply(&batch),
+            StateEvent::BeginFullSync { epoch, offset } => state.begin_full_sync(&epoch, offset),
+            StateEvent::Load(chunk) => state.load(&chunk),
+            StateEvent::FinishFullSync => state.finish_full_sync(),
+            StateEvent::AbandonFullSync => state.abandon_full_sync(),
+            StateEvent::Resume(epoch) => state.resume(&epoch),
+        }
+        let mut queue = shared.queue();
+        queue.bytes -= cost;
+        let bytes = queue.bytes;
+        drop(queue);
+        state.dequeued(bytes, end);
+        if bytes <= shared.bound {
+            shared.room.notify_one();
+        }
+    }
+}
