@@ -53,6 +53,9 @@ pub struct Shard {
     pub state: Option<Arc<RelayState>>,
     /// The link's own counters and the followed node's offset.
     pub link: Arc<LinkMetrics>,
+    /// The followed Redis's `databases` setting, when a session asked past it lately (`session/join.rs`): asked
+    /// once a minute at most, by one session at a time.
+    pub databases: tokio::sync::Mutex<Option<(tokio::time::Instant, Option<u32>)>>,
     /// Set when the shard left the cluster: its sessions stop following it.
     retired: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -140,6 +143,7 @@ impl Shard {
             upstream,
             backlog,
             link,
+            databases: tokio::sync::Mutex::new(None),
             retired: watch::channel(false).0,
             tasks,
         })

@@ -399,6 +399,20 @@ async fn a_database_past_what_redis_has_is_refused_with_the_limit() {
     let (_relay, ws_url) = start_relay(port, "*");
     wait_healthy(&ws_url).await;
     join(&mut connect(&ws_url, &subscribe(3)).await).await;
+    // How many CONFIG GETs Redis ran (the link asks its own at the handshake).
+    let mut conn = redis_conn(port).await;
+    let mut config_calls = async || -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_config|get:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    };
+    let calls_before = config_calls().await;
     for db in [4, 20, 1023] {
         let mut socket = connect(&ws_url, &subscribe(db)).await;
         match next_message(&mut socket).await {
@@ -415,6 +429,8 @@ async fn a_database_past_what_redis_has_is_refused_with_the_limit() {
             other => panic!("db {db}: expected a close frame, got {other:?}"),
         }
     }
+    // Redis was asked its databases once for the three sessions, not once each.
+    assert_eq!(config_calls().await - calls_before, 1);
     // A Redis whose CONFIG is renamed away does not say: SELECT's failure closes the session, as before.
     let (_redis, port) = start_redis_with(&["--databases", "4", "--rename-command", "CONFIG", ""]);
     let (_relay, ws_url) = start_relay(port, "*");

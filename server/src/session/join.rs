@@ -35,10 +35,15 @@ async fn turn_to_send(bytes: usize) -> Result<SemaphorePermit<'static>, Close> {
         .map_err(|_| Close(CLOSE_INTERNAL, "the relay is stopping".into()))
 }
 
+/// How long the followed Redis's `databases` setting (or that it would not say) is kept: it cannot change while
+/// Redis runs, but a failover may bring a primary set up otherwise.
+const DATABASES_KEPT: Duration = Duration::from_secs(60);
+
 /// How a failed snapshot closes its session: 1011, as the relay's own failure, unless the subscription's database
 /// is past those Redis has (its `databases` setting), which is refused as what the browser may not ask for. Redis is
-/// asked its `databases` only then, and only for a database past 0: when `CONFIG` is renamed or refused, the close
-/// stays 1011 with `SELECT`'s error.
+/// asked its `databases` only then, only for a database past 0, by one session of the shard at a time, and at most
+/// once a minute ([`DATABASES_KEPT`]): sessions asking for such databases over and over cost Redis no more than
+/// their snapshots' `SELECT`. When `CONFIG` is renamed or refused, the close stays 1011 with `SELECT`'s error.
 async fn snapshot_failed(shard: &Shard, db: u32, err: &crate::snapshot::SnapshotError) -> Close {
     if db > 0 {
         if let Some(databases) = databases(shard).await.filter(|&n| db >= n) {
@@ -53,8 +58,21 @@ async fn snapshot_failed(shard: &Shard, db: u32, err: &crate::snapshot::Snapshot
     Close(CLOSE_INTERNAL, err.to_string())
 }
 
-/// How many databases the shard's Redis has (`CONFIG GET databases`); `None` if it does not say.
+/// How many databases the shard's Redis has, as it said within [`DATABASES_KEPT`]; `None` if it does not say.
 async fn databases(shard: &Shard) -> Option<u32> {
+    let mut kept = shard.databases.lock().await;
+    if let Some((at, databases)) = *kept {
+        if at.elapsed() < DATABASES_KEPT {
+            return databases;
+        }
+    }
+    let databases = ask_databases(shard).await;
+    *kept = Some((Instant::now(), databases));
+    databases
+}
+
+/// `CONFIG GET databases` on the shard's Redis, each step within 5 s.
+async fn ask_databases(shard: &Shard) -> Option<u32> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(5)));
