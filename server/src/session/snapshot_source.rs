@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backlog::Backlog;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::shard::Shard;
@@ -30,14 +31,7 @@ pub async fn take(
 ) -> Result<Snapshot, SnapshotError> {
     let started = Instant::now();
     if let Some(state) = &shard.state {
-        // The state may trail further than the backlog reaches back, or still be on the stream before a full
-        // resync the backlog has started: the session could not stream on from its offset.
-        let joinable = |epoch: &str, offset: u64| {
-            shard
-                .backlog
-                .join(Some((epoch, offset)))
-                .is_some_and(|(_, _, resumed)| resumed)
-        };
+        let joinable = |epoch: &str, offset: u64| joinable(&shard.backlog, epoch, offset);
         let on_stream = state
             .position()
             .is_some_and(|(epoch, offset)| joinable(&epoch, offset));
@@ -58,6 +52,17 @@ pub async fn take(
     let snapshot = shard.snapshots.take(sub, &relay.allow).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
     Ok(snapshot)
+}
+
+/// Whether a join's snapshot at `offset` of `epoch` lets the session stream on from there: the backlog holds that
+/// offset, on the stream it follows now. The state may trail further than the backlog reaches back, or still be on
+/// the stream before a full resync the backlog has started; or, after a failover, still be before the rename
+/// (`+CONTINUE` under a new replication ID): the backlog lets a browser resume through the previous ID, but a
+/// snapshot stamped with it would make the join wait for its catch-up on a stream the backlog has left.
+fn joinable(backlog: &Backlog, epoch: &str, offset: u64) -> bool {
+    backlog
+        .join(Some((epoch, offset)))
+        .is_some_and(|(stream, _, resumed)| resumed && stream.epoch == epoch)
 }
 
 /// A top-up of `keys` for a session at `cursor` of `epoch`: from the shard's state when it can answer there or
@@ -92,4 +97,26 @@ pub async fn take_keys(
     let snapshot = shard.snapshots.take_keys(sub.db, sub.window, keys).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::FrameIndex;
+
+    #[test]
+    fn a_state_before_a_failovers_rename_is_not_joinable() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("A", 100);
+        backlog.append(100, b"PING\r\n", FrameIndex::default());
+        assert!(joinable(&backlog, "A", 106));
+        // A failover: the stream goes on under B. A browser may still resume through A, a join's snapshot may not.
+        backlog.resume("B");
+        assert!(backlog
+            .join(Some(("A", 106)))
+            .is_some_and(|(_, _, resumed)| resumed));
+        assert!(!joinable(&backlog, "A", 106));
+        assert!(joinable(&backlog, "B", 106));
+        assert!(!joinable(&backlog, "B", 99));
+    }
 }
