@@ -55,6 +55,18 @@ impl StateEvent {
             }
     }
 
+    /// The event's name, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            StateEvent::Batch(_) => "a batch",
+            StateEvent::BeginFullSync { .. } => "a full sync's beginning",
+            StateEvent::Load(_) => "a piece of a full sync's RDB",
+            StateEvent::FinishFullSync => "a full sync's end",
+            StateEvent::AbandonFullSync => "a full sync's abandonment",
+            StateEvent::Resume(_) => "a partial resync",
+        }
+    }
+
     /// The stream offset the state is at once it applied the event, if the event moves it.
     fn end(&self) -> Option<u64> {
         match self {
@@ -215,15 +227,25 @@ fn apply_events(shared: &Shared) {
         };
         drop(queue);
         // Counted until applied: what the state holds of it is in memory until then.
-        let (cost, end) = (event.cost(), event.end());
+        let (cost, end, name) = (event.cost(), event.end(), event.name());
         let state = &shared.state;
-        match event {
+        // A bug applying one event must not stop the thread: the queue would only grow, and the link, waiting for
+        // room, would stop reading and acknowledging, saying nothing. The state is dropped instead (what it holds
+        // may be half-applied), joins read Redis, and the next full sync builds it again.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match event {
             StateEvent::Batch(batch) => state.apply(&batch),
             StateEvent::BeginFullSync { epoch, offset } => state.begin_full_sync(&epoch, offset),
             StateEvent::Load(chunk) => state.load(&chunk),
             StateEvent::FinishFullSync => state.finish_full_sync(),
             StateEvent::AbandonFullSync => state.abandon_full_sync(),
             StateEvent::Resume(epoch) => state.resume(&epoch),
+        }));
+        if applied.is_err() {
+            tracing::error!(
+                "relay state: applying {name} panicked; the state is dropped until the next full sync, and joins \
+                 read Redis"
+            );
+            state.drop_after_panic();
         }
         let mut queue = shared.queue();
         queue.bytes -= cost;
@@ -233,5 +255,59 @@ fn apply_events(shared: &Shared) {
         if bytes <= shared.bound {
             shared.room.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::state::StateSettings;
+
+    fn batch(start: u64, raw: &[u8]) -> Batch {
+        Batch::new(
+            start,
+            start + raw.len() as u64,
+            raw,
+            FrameIndex::default(),
+            true,
+        )
+    }
+
+    #[test]
+    fn a_panic_applying_an_event_drops_the_state_and_the_thread_goes_on() {
+        let state = Arc::new(RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        }));
+        let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
+        // An empty RDB of version 9 (a checksum of zero is not checked).
+        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
+        empty_rdb.extend([0; 8]);
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "a".repeat(40),
+            offset: 100,
+        });
+        feed.push(StateEvent::Load(Bytes::from(empty_rdb.clone())));
+        feed.push(StateEvent::FinishFullSync);
+        state.panics.store(true, Ordering::Release);
+        feed.push(StateEvent::Batch(batch(100, b"PING\r\n")));
+        // After the panic, the thread still applies what follows: a full sync builds the state again.
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "b".repeat(40),
+            offset: 200,
+        });
+        feed.push(StateEvent::Load(Bytes::from(empty_rdb)));
+        feed.push(StateEvent::FinishFullSync);
+        feed.push(StateEvent::Batch(batch(200, b"PING\r\n")));
+        feed.finish();
+        assert!(
+            !state.panics.load(Ordering::Acquire),
+            "the batch was applied"
+        );
+        assert_eq!(state.position(), Some(("b".repeat(40), 206)));
+        assert_eq!(state.queued.load(Ordering::Acquire), 0);
     }
 }

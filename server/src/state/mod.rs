@@ -128,6 +128,9 @@ pub struct RelayState {
     /// Full syncs queued whose beginning the state has not applied yet: an empty state with one coming is worth
     /// waiting for.
     syncs_queued: AtomicU64,
+    /// Test only: the next batch applied panics, as a bug in the assembler would.
+    #[cfg(test)]
+    panics: std::sync::atomic::AtomicBool,
 }
 
 /// The phase, stream and offset the state last published.
@@ -296,6 +299,8 @@ impl RelayState {
             applied: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             syncs_queued: AtomicU64::new(0),
+            #[cfg(test)]
+            panics: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -353,6 +358,15 @@ impl RelayState {
             inner.phase = Phase::Empty;
             inner
         })
+    }
+
+    /// The state's thread caught a panic applying an event ([`feed`]): what the state holds may be half-applied, so
+    /// it is dropped until the next full sync (joins read Redis), and its lock is made usable again.
+    pub(crate) fn drop_after_panic(&self) {
+        let mut inner = self.inner();
+        inner.clear(&self.settings);
+        self.inner.clear_poison();
+        self.publish(&inner);
     }
 
     /// A full sync of `epoch` at `offset` begins: the state starts over, and is built from the payload that follows.
@@ -445,6 +459,10 @@ impl RelayState {
     /// Applies a batch the link read, before it enters the backlog.
     pub fn apply(&self, batch: &Batch) {
         let mut inner = self.inner();
+        #[cfg(test)]
+        if self.panics.swap(false, Ordering::AcqRel) {
+            panic!("a test's panic applying the batch at {}", batch.start);
+        }
         if inner.phase != Phase::Ready {
             return;
         }
