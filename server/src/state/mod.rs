@@ -11,9 +11,10 @@
 //! So the state is exact at an offset behind the link's by at most the queue, never ahead of it, and a snapshot from
 //! it is placed in the stream exactly like one read from Redis, under these rules (`session/snapshot_source.rs`):
 //! - a join's snapshot from the state is at the state's offset, which the session then streams on from: taken only
-//!   while the backlog still holds that offset on the same stream (else the join waits, at most a second, for the
-//!   state to get to the backlog's end, as after a full sync the link has read and the state is still applying;
-//!   then reads Redis);
+//!   while the backlog still holds that offset on the stream (and replication ID) it follows now; else the join
+//!   waits, at most a second, until it does (the state back inside the ring, a full sync the link has read and
+//!   the state is still applying, a failover's rename the state has not applied yet), not while the link still
+//!   reads a full sync's RDB; then reads Redis;
 //! - a top-up (or a page's digest) is placed at its offset, which must not be behind what the session has read:
 //!   for a session past the state's offset it waits, at most a second ([`RelayState::reach`], a watch on the
 //!   offset the state applied), until the state gets there, else reads Redis;
