@@ -91,8 +91,17 @@ struct Queue {
     drain: bool,
 }
 
+/// Debug builds only: while the file this names exists, the state's thread applies no event, so that a test can
+/// hold the state behind the link without depending on relative speeds (`server/tests/state_trailing.rs`). Read
+/// when the thread starts; release builds do not look.
+#[cfg(debug_assertions)]
+pub const HOLD_ENV: &str = "REPLICAST_DEBUG_HOLD_STATE";
+
 struct Shared {
     state: Arc<RelayState>,
+    /// The file of [`HOLD_ENV`], if set.
+    #[cfg(debug_assertions)]
+    hold: Option<std::path::PathBuf>,
     queue: Mutex<Queue>,
     /// Wakes the consumer when an event comes.
     queued: Condvar,
@@ -122,6 +131,8 @@ impl StateFeed {
     pub fn start(state: Arc<RelayState>, bound: usize) -> std::io::Result<StateFeed> {
         let shared = Arc::new(Shared {
             state,
+            #[cfg(debug_assertions)]
+            hold: std::env::var_os(HOLD_ENV).map(Into::into),
             queue: Mutex::new(Queue {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -226,6 +237,12 @@ fn apply_events(shared: &Shared) {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         };
         drop(queue);
+        #[cfg(debug_assertions)]
+        if let Some(hold) = &shared.hold {
+            while hold.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         // Counted until applied: what the state holds of it is in memory until then.
         let (cost, end, name) = (event.cost(), event.end(), event.name());
         let state = &shared.state;

@@ -129,6 +129,8 @@ pub struct RelayState {
     /// Full syncs queued whose beginning the state has not applied yet: an empty state with one coming is worth
     /// waiting for.
     syncs_queued: AtomicU64,
+    /// Joins, top-ups and digests waiting for the state now ([`RelayState::reach`]).
+    waiting: AtomicU64,
     /// Test only: the next batch applied panics, as a bug in the assembler would.
     #[cfg(test)]
     panics: std::sync::atomic::AtomicBool,
@@ -300,6 +302,7 @@ impl RelayState {
             applied: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             syncs_queued: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             #[cfg(test)]
             panics: std::sync::atomic::AtomicBool::new(false),
         }
@@ -331,6 +334,15 @@ impl RelayState {
     /// not by then, or holds nothing and no full sync is queued to it. A session already past the state's offset
     /// calls it before asking the state for a top-up, which could not be placed behind what it has read.
     pub async fn reach(&self, epoch: &str, offset: u64, within: std::time::Duration) -> bool {
+        /// Counts a wait while it lasts, however it ends (its session may go meanwhile).
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let mut moved = self.moved.subscribe();
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -761,6 +773,12 @@ impl RelayState {
                 "gauge",
                 "Bytes the link's queue to the relay's state holds (at most --state-queue-bytes and one read).",
                 get(&self.queued),
+            ),
+            (
+                "state_waits",
+                "gauge",
+                "Joins, top-ups and digests waiting now, each at most a second, for the relay's state to reach them.",
+                get(&self.waiting),
             ),
             (
                 "state_keys",
