@@ -37,7 +37,8 @@ pub enum StateEvent {
     Load(Bytes),
     /// The full sync's payload ended.
     FinishFullSync,
-    /// The link failed before the payload's end.
+    /// An attempt of the link ended (it failed, or a switch of primary cancelled it): a payload it did not end
+    /// never will.
     AbandonFullSync,
     /// The link resumed the stream (`+CONTINUE`) under this replication ID.
     Resume(String),
