@@ -207,6 +207,18 @@ impl StateFeed {
         let mut queue = self.shared.queue();
         queue.closed = true;
         queue.drain = drain;
+        if !drain {
+            // Dropped here, not by the thread (which may be applying an event): a full sync's beginning that will
+            // never be applied is no longer awaited.
+            let dropped = std::mem::take(&mut queue.events);
+            for event in &dropped {
+                queue.bytes -= event.cost();
+                if matches!(event, StateEvent::BeginFullSync { .. }) {
+                    self.shared.state.sync_dropped();
+                }
+            }
+            self.shared.state.dequeued(queue.bytes, None);
+        }
         drop(queue);
         self.shared.queued.notify_one();
     }
@@ -327,5 +339,48 @@ mod tests {
         );
         assert_eq!(state.position(), Some(("b".repeat(40), 206)));
         assert_eq!(state.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_full_sync_dropped_with_the_queue_is_no_longer_awaited() {
+        let state = Arc::new(RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        }));
+        let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
+        // The thread blocks on the state's lock with the first event: the full sync's beginning stays queued.
+        let held = state.inner();
+        feed.push(StateEvent::Batch(batch(100, b"PING\r\n")));
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "a".repeat(40),
+            offset: 100,
+        });
+        assert_eq!(state.syncs_queued.load(Ordering::Acquire), 1);
+        drop(feed);
+        assert_eq!(state.syncs_queued.load(Ordering::Acquire), 0);
+        drop(held);
+    }
+
+    #[test]
+    fn a_state_with_a_full_sync_queued_has_no_position() {
+        let state = RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        });
+        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
+        empty_rdb.extend([0; 8]);
+        state.begin_full_sync(&"a".repeat(40), 100);
+        state.load(&empty_rdb);
+        state.finish_full_sync();
+        assert_eq!(state.position(), Some(("a".repeat(40), 100)));
+        // A full resync under the same replication ID, queued: the state is of the generation before it.
+        state.sync_queued();
+        assert_eq!(state.position(), None);
+        state.begin_full_sync(&"a".repeat(40), 50);
+        state.load(&empty_rdb);
+        state.finish_full_sync();
+        assert_eq!(state.position(), Some(("a".repeat(40), 50)));
     }
 }

@@ -27,7 +27,8 @@
 //! subscription of which it holds no key, or that it cannot answer at all, reads Redis as before (`snapshot.rs`);
 //! `session/snapshot_source.rs` chooses and counts. A top-up is answered whole or read from Redis. Keys past
 //! `--state-bytes` are not held (their state is unknown, so joins that watch them have them from Redis); past
-//! [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
+//! [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it (from the moment the
+//! link queues one the state answers nothing, even under the same replication ID); a
 //! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
 //! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
 //! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
@@ -313,6 +314,20 @@ impl RelayState {
         self.syncs_queued.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A full sync's beginning left the queue without being applied (the link went, [`feed`]).
+    pub(crate) fn sync_dropped(&self) {
+        let _ = self
+            .syncs_queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// No full sync is queued to the state: what it holds is of the stream the link follows, not of a generation
+    /// the link has left (a full resync may keep the replication ID, and start at an offset the state has passed:
+    /// the epoch and offset alone would not tell).
+    fn current(&self) -> bool {
+        self.syncs_queued.load(Ordering::Acquire) == 0
+    }
+
     /// The link queued an event ([`feed`]): `bytes` are queued now, and the stream reached `end` if it moves.
     pub(crate) fn queued(&self, bytes: usize, end: Option<u64>) {
         Metrics::set(&self.queued, bytes as u64);
@@ -351,7 +366,9 @@ impl RelayState {
                 match at.phase {
                     Phase::Empty if self.syncs_queued.load(Ordering::Acquire) == 0 => return false,
                     Phase::Empty => {}
-                    Phase::Ready if at.epoch == epoch && at.offset >= offset => return true,
+                    Phase::Ready if at.epoch == epoch && at.offset >= offset && self.current() => {
+                        return true
+                    }
                     Phase::Ready | Phase::Loading => {}
                 }
             }
@@ -384,9 +401,7 @@ impl RelayState {
 
     /// A full sync of `epoch` at `offset` begins: the state starts over, and is built from the payload that follows.
     pub fn begin_full_sync(&self, epoch: &str, offset: u64) {
-        let _ = self
-            .syncs_queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.sync_dropped();
         let mut inner = self.inner();
         *inner = Inner::new(&self.settings);
         let hello = wire::encode_hello(epoch, offset);
@@ -644,7 +659,7 @@ impl RelayState {
     /// building of it.
     pub fn snapshot(&self, sub: &Subscription, allow: &Allow) -> Option<Snapshot> {
         let mut inner = self.inner();
-        if !inner.answers(sub.db, sub.window, self.settings.depth) {
+        if !self.current() || !inner.answers(sub.db, sub.window, self.settings.depth) {
             return None;
         }
         let signature = signature(sub, allow);
@@ -717,7 +732,7 @@ impl RelayState {
     /// A top-up of `keys` (wanted and allowed, the caller checked), if the state can answer it.
     pub fn snapshot_keys(&self, db: u32, window: usize, keys: &[Vec<u8>]) -> Option<Snapshot> {
         let inner = self.inner();
-        if !inner.answers(db, window, self.settings.depth) {
+        if !self.current() || !inner.answers(db, window, self.settings.depth) {
             return None;
         }
         let unknown: BTreeSet<&[u8]> = inner.assembler.unknown_keys().collect();
@@ -1246,10 +1261,10 @@ impl RelayState {
         Ok((states, written))
     }
 
-    /// The stream and offset the state is at, when it is ready.
+    /// The stream and offset the state is at, when it is ready and no full sync is queued to it.
     pub fn position(&self) -> Option<(String, u64)> {
         let inner = self.inner();
-        (inner.phase == Phase::Ready).then(|| (inner.epoch.clone(), inner.offset))
+        (inner.phase == Phase::Ready && self.current()).then(|| (inner.epoch.clone(), inner.offset))
     }
 
     /// The window depth the state keeps (`--state-depth`): a check reads Redis this deep.
