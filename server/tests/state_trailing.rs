@@ -228,10 +228,11 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
         metric(&ws_url, "replicast_snapshots_total").await,
     );
     let mut page = Page::open(&ws_url, "perf:*", 0, 50).await;
+    metric_reaches(&ws_url, "replicast_state_snapshots_total", from_state + 1).await;
     assert_eq!(
-        metric(&ws_url, "replicast_state_snapshots_total").await,
-        from_state + 1,
-        "the join was not answered from the state"
+        metric(&ws_url, "replicast_snapshots_total").await,
+        from_redis,
+        "the join read Redis"
     );
     // A top-up for the session past the state waits for the state to reach the session's cursor ...
     for request in Topup::requests([b"perf:host3".as_slice()]) {
