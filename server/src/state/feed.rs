@@ -211,13 +211,15 @@ impl StateFeed {
             // Dropped here, not by the thread (which may be applying an event): a full sync's beginning that will
             // never be applied is no longer awaited.
             let dropped = std::mem::take(&mut queue.events);
+            let mut syncs = 0;
             for event in &dropped {
                 queue.bytes -= event.cost();
-                if matches!(event, StateEvent::BeginFullSync { .. }) {
-                    self.shared.state.sync_dropped();
-                }
+                syncs += usize::from(matches!(event, StateEvent::BeginFullSync { .. }));
             }
             self.shared.state.dequeued(queue.bytes, None);
+            if syncs > 0 {
+                self.shared.state.syncs_dropped(syncs);
+            }
         }
         drop(queue);
         self.shared.queued.notify_one();
@@ -357,8 +359,30 @@ mod tests {
             offset: 100,
         });
         assert_eq!(state.syncs_queued.load(Ordering::Acquire), 1);
+        // A session waiting for the state, empty with a full sync coming, ...
+        let waiting = state.reach("b", 0, std::time::Duration::from_secs(3600));
+        let mut waiting = std::pin::pin!(waiting);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        fn poll_once<F: std::future::Future>(
+            runtime: &tokio::runtime::Runtime,
+            future: &mut std::pin::Pin<&mut F>,
+        ) -> Option<F::Output> {
+            runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    out = future.as_mut() => Some(out),
+                    () = std::future::ready(()) => None,
+                }
+            })
+        }
+        assert_eq!(poll_once(&runtime, &mut waiting), None);
         drop(feed);
         assert_eq!(state.syncs_queued.load(Ordering::Acquire), 0);
+        // ... is told at once that none is.
+        assert_eq!(poll_once(&runtime, &mut waiting), Some(false));
         drop(held);
     }
 

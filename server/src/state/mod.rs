@@ -314,11 +314,20 @@ impl RelayState {
         self.syncs_queued.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A full sync's beginning left the queue without being applied (the link went, [`feed`]).
-    pub(crate) fn sync_dropped(&self) {
+    /// A full sync's beginning left the queue: applied, or dropped with it.
+    fn sync_dropped(&self) {
         let _ = self
             .syncs_queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// `n` full syncs' beginnings were dropped with the queue (the link went, [`feed`]): sessions waiting for an
+    /// empty state to be built ([`RelayState::reach`]) are told at once that it will not be.
+    pub(crate) fn syncs_dropped(&self, n: usize) {
+        for _ in 0..n {
+            self.sync_dropped();
+        }
+        self.moved.send_modify(|_| {});
     }
 
     /// No full sync is queued to the state: what it holds is of the stream the link follows, not of a generation
