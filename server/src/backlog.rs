@@ -495,6 +495,12 @@ impl Backlog {
         (ring.start, ring.end, ring.bytes)
     }
 
+    /// The stream being followed and the oldest offset the ring holds of it: the earliest a session can join at.
+    pub fn oldest(&self) -> Option<(Stream, u64)> {
+        let ring = self.ring();
+        Some((ring.stream.clone()?, ring.start))
+    }
+
     /// The stream being followed and its newest offset, for health checks.
     pub fn position(&self) -> Option<(Stream, u64)> {
         let ring = self.ring();

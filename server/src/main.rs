@@ -172,7 +172,9 @@ struct ServeArgs {
     state_bytes: usize,
     /// Bytes of stream the link may queue to the relay's state, which is applied on a thread of its own and
     /// trails the backlog: past it, the link waits for the state. Default: 4 × --backlog-bytes (a burst that size
-    /// goes through without waiting for the state; joins and top-ups the state trails too far for read Redis).
+    /// goes through without waiting for the state, where a bound of the backlog's size throttles the link to the
+    /// state's pace; a join meeting the state further behind than the backlog waits at most 1 s for it to be back
+    /// inside, then reads Redis, as top-ups do).
     #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
     state_queue_bytes: Option<usize>,
     /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB

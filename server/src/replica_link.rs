@@ -148,6 +148,12 @@ impl ReplicaLink {
                     to = next_switch(&mut switched) => LinkError::Switched(to),
                 },
             };
+            // Whatever ended the attempt, a failure mid-transfer or a switch that cancelled it, a full sync it began
+            // will not end: what the state built of its RDB is dropped (after a full sync's end, or none, nothing
+            // is), so that a `+CONTINUE` next does not leave it loading until the next full sync.
+            if let Some(state) = state {
+                state.push(StateEvent::AbandonFullSync);
+            }
             let healthy = attempt
                 .streaming_since
                 .take()
@@ -333,13 +339,9 @@ async fn follow_once(
                     bytes
                 }
                 (Ok(bytes), None) => bytes,
-                (Err(err), state) => {
-                    // The primary went away mid-transfer: what was built of its RDB is dropped.
-                    if let Some(state) = state {
-                        state.push(StateEvent::AbandonFullSync);
-                    }
-                    return Err(err);
-                }
+                // The primary went away mid-transfer: what was built of its RDB is dropped (`follow` tells the
+                // state after every attempt).
+                (Err(err), _) => return Err(err),
             };
             match position.as_ref() {
                 Some(old) => {

@@ -1,14 +1,12 @@
 //! The relay's state on a thread of its own, trailing the backlog (issue 22.1), with redis-server and the relay
-//! binary: under a burst of the collectors' writes the link acknowledges the end of the stream to Redis while the
-//! state is still behind it, and the state then catches up to the same offset; a session that joins during the
-//! burst, gets ahead of the state and asks for a top-up is answered from the state once it got there (not from
-//! Redis, and not behind what the session read), and it and a session re-subscribing after it hold windows equal
-//! to Redis's, while the link's queue to the state stays within `--state-queue-bytes` and one read. Offsets and
-//! bytes are compared, never times.
+//! binary: while the state is held behind the stream, the link acknowledges the end of the stream to Redis, and the
+//! state then catches up to the same offset; a session that joins meanwhile, gets ahead of the state and asks for a
+//! top-up is answered from the state once it got there (not from Redis, and not behind what the session read), and
+//! it and a session re-subscribing after it hold windows equal to Redis's, while the link's queue to the state stays
+//! within `--state-queue-bytes` and one read. Offsets and bytes are compared, never times.
 //!
-//! A burst is what Redis wrote while the relay was stopped (`SIGSTOP`), which the link then finds waiting in its
-//! socket and Redis's replica buffer, and reads as fast as it can: a client writing to Redis does not outrun the
-//! state.
+//! The state is held by the relay's debug-build hook (`REPLICAST_DEBUG_HOLD_STATE`, `state/feed.rs`): while a file
+//! exists its thread applies nothing, so "the state behind the link" does not depend on relative speeds.
 
 mod support;
 
@@ -50,26 +48,62 @@ async fn burst(conn: &mut MultiplexedConnection, first: usize, commands: usize) 
     }
 }
 
-/// Stops (`STOP`) or resumes (`CONT`) the relay process.
-fn signal(relay: &Proc, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(relay.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal}");
+/// A file whose existence holds the relay's state (`REPLICAST_DEBUG_HOLD_STATE`), in a scratch folder of its own,
+/// removed when dropped.
+struct Hold(std::path::PathBuf);
+
+impl Hold {
+    fn new() -> Hold {
+        Hold(scratch_dir("state-hold").join("hold"))
+    }
+
+    /// The state's thread applies no further event.
+    fn set(&self) {
+        std::fs::write(&self.0, b"").unwrap();
+    }
+
+    /// It goes on.
+    fn release(&self) {
+        std::fs::remove_file(&self.0).unwrap();
+    }
 }
 
-/// `commands` of [`burst`] written while the relay is stopped: the link finds them all at once when it resumes.
-async fn burst_while_stopped(
-    relay: &Proc,
-    conn: &mut MultiplexedConnection,
-    first: usize,
-    commands: usize,
-) {
-    signal(relay, "STOP");
-    burst(conn, first, commands).await;
-    signal(relay, "CONT");
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The relay following Redis at `port`, with `flags`, its state held while `hold`'s file exists.
+fn start_relay_holding(port: u16, hold: &Hold, flags: &[&str]) -> (Proc, String) {
+    let (proc, line) = start_until(
+        std::process::Command::new(env!("CARGO_BIN_EXE_replicast"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis-url"])
+            .arg(format!("redis://127.0.0.1:{port}"))
+            .args(flags)
+            .env("REPLICAST_DEBUG_HOLD_STATE", &hold.0)
+            .env(
+                "RUST_LOG",
+                std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+        "Replicast is live at ",
+    );
+    let http = line.rsplit(' ').next().unwrap().trim_end_matches('/');
+    (proc, http.replace("http://", "ws://") + "/ws")
+}
+
+/// Waits (within a minute) until the metric `name` is at least `value`, and returns it.
+async fn metric_reaches(ws_url: &str, name: &str, value: u64) -> u64 {
+    for _ in 0..3000 {
+        let now = metric(ws_url, name).await;
+        if now >= value {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{name} never reached {value}");
 }
 
 /// The offset Redis last had acknowledged by its one replica, the relay (`INFO replication`'s `slave0`).
@@ -92,20 +126,22 @@ async fn equals_redis(page: &Page, port: u16) {
 async fn under_a_burst_the_link_acknowledges_ahead_of_the_state_which_catches_up() {
     let (_redis, port) = start_redis();
     let mut conn = redis_conn(port).await;
-    let (relay, ws_url) =
-        start_relay_with(&format!("redis://127.0.0.1:{port}"), &["--allow", "perf:*"]);
+    let hold = Hold::new();
+    let (_relay, ws_url) = start_relay_holding(port, &hold, &["--allow", "perf:*"]);
     wait_healthy(&ws_url).await;
     burst(&mut conn, 0, 100).await;
     let start = master_repl_offset(&mut conn).await;
     state_reaches(&ws_url, start).await;
     assert_eq!(metric(&ws_url, "replicast_state_ready").await, 1);
 
-    burst_while_stopped(&relay, &mut conn, 100, 200_000).await;
+    // The state is held; a burst well within its queue follows.
+    hold.set();
+    burst(&mut conn, 100, 20_000).await;
     // `WAIT` has Redis ask its replica where it is (`REPLCONF GETACK`, after the burst in the stream) and returns
-    // once the link acknowledged the end ...
+    // once the link acknowledged the end (within a minute, not to hang on a link that waits for the state) ...
     let replicas: u64 = redis::cmd("WAIT")
         .arg(1)
-        .arg(0)
+        .arg(60_000)
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -115,14 +151,16 @@ async fn under_a_burst_the_link_acknowledges_ahead_of_the_state_which_catches_up
         acknowledged(&mut conn).await >= end - 64,
         "the ACK is of the GETACK's offset"
     );
-    // ... while the state is still applying what came before it.
+    // ... while the state is still before the burst, which waits in its queue.
     let state = metric(&ws_url, "replicast_state_offset").await;
     assert!(
         state < end,
         "the state was at {state} when Redis had the link's ACK of {end}: it did not trail"
     );
     assert!(metric(&ws_url, "replicast_state_behind_bytes").await > 0);
-    // It catches up to the same offset, and its queue empties.
+    assert!(metric(&ws_url, "replicast_state_queue_bytes").await > 0);
+    // Released, it catches up to the same offset, and its queue empties.
+    hold.release();
     state_reaches(&ws_url, end).await;
     assert_eq!(metric(&ws_url, "replicast_state_offset").await, end);
     assert_eq!(metric(&ws_url, "replicast_state_behind_bytes").await, 0);
@@ -150,8 +188,10 @@ fn reached(message: &[u8]) -> Option<u64> {
 async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_equal_to_redis() {
     let (_redis, port) = start_redis();
     let mut conn = redis_conn(port).await;
-    let (relay, ws_url) = start_relay_with(
-        &format!("redis://127.0.0.1:{port}"),
+    let hold = Hold::new();
+    let (_relay, ws_url) = start_relay_holding(
+        port,
+        &hold,
         &[
             "--allow",
             "perf:*",
@@ -164,53 +204,48 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
     wait_healthy(&ws_url).await;
     burst(&mut conn, 0, 1_000).await;
     state_reaches(&ws_url, master_repl_offset(&mut conn).await).await;
-    // A session that reads the stream without applying it: it gets ahead of the state.
+    // A session that reads the stream without applying it.
     let mut reader = connect(&ws_url, &subscribe_message(&["perf:*"], 50)).await;
     let (_, mut cursor, _) = join(&mut reader).await;
 
-    // The link takes the burst while that session reads on, a page joins, and a second page subscribes after. The
-    // state's queue is small: the link waits for it, and the state trails by at most that.
-    burst_while_stopped(&relay, &mut conn, 1_000, 100_000).await;
+    // The state is held while a few writes go by: the session reads them, and is ahead of the state.
+    hold.set();
+    burst(&mut conn, 1_000, 200).await;
     let end = master_repl_offset(&mut conn).await;
-    // The queue to the state stays within its bound and one read of the link (a read's bytes and their index),
-    // however far the link could run ahead: the link waits for the state.
-    let sampler = tokio::spawn({
-        let ws_url = ws_url.clone();
-        async move {
-            let mut most = 0;
-            while metric(&ws_url, "replicast_state_offset").await < end {
-                most = most.max(metric(&ws_url, "replicast_state_queue_bytes").await);
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            most
-        }
-    });
-    let mut page = Page::open(&ws_url, "perf:*", 0, 50).await;
-    loop {
+    while cursor < end {
         if let Some(at) = reached(&next_binary(&mut reader).await) {
             cursor = at;
         }
-        let state = metric(&ws_url, "replicast_state_offset").await;
-        if cursor > state {
-            break;
-        }
-        assert!(
-            state < end,
-            "the session never got ahead of the state during the burst"
-        );
     }
+    let state = metric(&ws_url, "replicast_state_offset").await;
+    assert!(
+        state < cursor,
+        "the state at {state}, the session at {cursor}"
+    );
+    // A page joining now has its snapshot from the state (inside the ring), and streams on from there.
     let (from_state, from_redis) = (
         metric(&ws_url, "replicast_state_snapshots_total").await,
         metric(&ws_url, "replicast_snapshots_total").await,
     );
-    // A top-up for a session past the state waits for the state to reach the session's cursor, and is answered
-    // from it there or after: not from Redis, never behind what the session read.
+    let mut page = Page::open(&ws_url, "perf:*", 0, 50).await;
+    metric_reaches(&ws_url, "replicast_state_snapshots_total", from_state + 1).await;
+    assert_eq!(
+        metric(&ws_url, "replicast_snapshots_total").await,
+        from_redis,
+        "the join read Redis"
+    );
+    // A top-up for the session past the state waits for the state to reach the session's cursor ...
     for request in Topup::requests([b"perf:host3".as_slice()]) {
         reader
             .send(tungstenite::Message::text(request))
             .await
             .unwrap();
     }
+    metric_reaches(&ws_url, "replicast_state_waits", 1).await;
+    assert_eq!(metric(&ws_url, "replicast_state_offset").await, state);
+    // ... and, the state released, is answered from it there or after: not from Redis, never behind what the
+    // session read.
+    hold.release();
     let topup = loop {
         let message = next_binary(&mut reader).await;
         if let Ok(Message::Snapshot { offset, .. }) = wire::decode(&message) {
@@ -224,7 +259,7 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
     );
     assert_eq!(
         metric(&ws_url, "replicast_state_snapshots_total").await,
-        from_state + 1,
+        from_state + 2,
         "the top-up was not answered from the state"
     );
     assert_eq!(
@@ -232,11 +267,29 @@ async fn a_session_ahead_of_the_trailing_state_is_topped_up_from_it_and_rejoins_
         from_redis,
         "the top-up read Redis"
     );
-    let most = sampler.await.unwrap();
+    assert_eq!(metric(&ws_url, "replicast_state_waits").await, 0);
+
+    // Held again under a burst many times its queue: the link fills the queue past its bound, by at most one read
+    // (a read's bytes and their index), and waits for the state, however far it could run ahead.
+    hold.set();
+    burst(&mut conn, 1_200, 100_000).await;
+    let end = master_repl_offset(&mut conn).await;
+    let queued = metric_reaches(&ws_url, "replicast_state_queue_bytes", QUEUE_BYTES + 1).await;
     assert!(
-        most > 0 && most <= QUEUE_BYTES + (1 << 20),
-        "the state's queue held at most {most} bytes, bound {QUEUE_BYTES}"
+        queued <= QUEUE_BYTES + (1 << 20),
+        "the state's queue held {queued} bytes, bound {QUEUE_BYTES}"
     );
+    assert!(
+        acknowledged(&mut conn).await < end,
+        "the link acknowledged the end past a full queue"
+    );
+    let queued = metric(&ws_url, "replicast_state_queue_bytes").await;
+    assert!(
+        queued <= QUEUE_BYTES + (1 << 20),
+        "the state's queue held {queued} bytes, bound {QUEUE_BYTES}: the link read on past it"
+    );
+    hold.release();
+    state_reaches(&ws_url, end).await;
     let mut again = Page::open(&ws_url, "perf:*", 0, 50).await;
     let mut conn = redis_db(port, 0).await;
     page.settle(&mut conn).await;

@@ -316,7 +316,7 @@ async fn at_most_16_checks_wait_for_their_offsets() {
         "{answers:?}"
     );
     let not_reached = format!(
-        "the link did not reach offset {ahead} within 10s, or the state was rebuilt meanwhile\n"
+        "the relay's state did not reach offset {ahead} within 10s, or was rebuilt meanwhile\n"
     );
     assert_eq!(
         answers

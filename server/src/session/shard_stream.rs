@@ -321,9 +321,20 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
                 self.topups.place(digest.offset, message);
                 Ok(())
             }
-            Ok(_) => {
-                let refused = "the relay's state is on another stream than this session: try again";
-                self.send(wire::encode_digest(&id, 0, Err(refused))).await
+            Ok(digest) => {
+                let refused = if digest.epoch == self.current.epoch {
+                    format!(
+                        "the relay's state is at offset {}, behind this session's {} (it trails the stream): try \
+                         again",
+                        digest.offset, self.cursor
+                    )
+                } else {
+                    format!(
+                        "the relay's state is at offset {} of stream {}, this session at {} of {}: try again",
+                        digest.offset, digest.epoch, self.cursor, self.current.epoch
+                    )
+                };
+                self.send(wire::encode_digest(&id, 0, Err(&refused))).await
             }
             Err(refused) => self.send(wire::encode_digest(&id, 0, Err(&refused))).await,
         }

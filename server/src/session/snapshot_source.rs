@@ -8,10 +8,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backlog::Backlog;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::shard::Shard;
 use crate::snapshot::{Snapshot, SnapshotError};
+use crate::state::RelayState;
 use crate::subscription::Subscription;
 use crate::timings::{observe, SNAPSHOT_DURATION};
 
@@ -21,8 +23,9 @@ use crate::timings::{observe, SNAPSHOT_DURATION};
 pub const STATE_WAIT: Duration = Duration::from_secs(1);
 
 /// A joining session's snapshot: from the shard's state when it can answer at an offset the backlog still holds
-/// (waiting for it, at most [`STATE_WAIT`], when it is not on the backlog's stream yet: a full sync the link has
-/// read and the state is still applying), else read from Redis; counted as either.
+/// (waiting for it, at most [`STATE_WAIT`], when it is not there yet: a state trailing further than the ring, a
+/// full sync the link has read and the state is still applying; not while the link reads a full sync's RDB), else
+/// read from Redis; counted as either.
 pub async fn take(
     relay: &Relay,
     shard: &Shard,
@@ -30,21 +33,14 @@ pub async fn take(
 ) -> Result<Snapshot, SnapshotError> {
     let started = Instant::now();
     if let Some(state) = &shard.state {
-        // The state may trail further than the backlog reaches back, or still be on the stream before a full
-        // resync the backlog has started: the session could not stream on from its offset.
-        let joinable = |epoch: &str, offset: u64| {
-            shard
-                .backlog
-                .join(Some((epoch, offset)))
-                .is_some_and(|(_, _, resumed)| resumed)
-        };
+        let joinable = |epoch: &str, offset: u64| joinable(&shard.backlog, epoch, offset);
         let on_stream = state
             .position()
             .is_some_and(|(epoch, offset)| joinable(&epoch, offset));
-        if !on_stream {
-            if let Some((stream, end)) = shard.backlog.position() {
-                state.reach(&stream.epoch, end, STATE_WAIT).await;
-            }
+        // During a full sync's RDB transfer (the backlog not live) the state cannot get onto the backlog's stream
+        // before the transfer ends: not worth waiting for.
+        if !on_stream && shard.backlog.is_live() {
+            back_in_the_ring(state, &shard.backlog).await;
         }
         let answer = state
             .snapshot(sub, &relay.allow)
@@ -58,6 +54,42 @@ pub async fn take(
     let snapshot = shard.snapshots.take(sub, &relay.allow).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
     Ok(snapshot)
+}
+
+/// Waits, at most [`STATE_WAIT`], until the state is at an offset the backlog holds on its stream (the ring's
+/// oldest offset moves on while the state does), not until the ring's end: a join needs no more.
+async fn back_in_the_ring(state: &RelayState, backlog: &Backlog) {
+    let deadline = tokio::time::Instant::now() + STATE_WAIT;
+    let mut target = None;
+    while let Some((stream, start)) = backlog.oldest() {
+        // Reached where the ring started and still not joinable: unless the ring moved on since, it will not be.
+        let at = (stream.epoch.clone(), stream.generation, start);
+        if target.as_ref() == Some(&at) {
+            return;
+        }
+        target = Some(at);
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !state.reach(&stream.epoch, start, within).await {
+            return;
+        }
+        if state
+            .position()
+            .is_some_and(|(epoch, offset)| joinable(backlog, &epoch, offset))
+        {
+            return;
+        }
+    }
+}
+
+/// Whether a join's snapshot at `offset` of `epoch` lets the session stream on from there: the backlog holds that
+/// offset, on the stream it follows now. The state may trail further than the backlog reaches back, or still be on
+/// the stream before a full resync the backlog has started; or, after a failover, still be before the rename
+/// (`+CONTINUE` under a new replication ID): the backlog lets a browser resume through the previous ID, but a
+/// snapshot stamped with it would make the join wait for its catch-up on a stream the backlog has left.
+fn joinable(backlog: &Backlog, epoch: &str, offset: u64) -> bool {
+    backlog
+        .join(Some((epoch, offset)))
+        .is_some_and(|(stream, _, resumed)| resumed && stream.epoch == epoch)
 }
 
 /// A top-up of `keys` for a session at `cursor` of `epoch`: from the shard's state when it can answer there or
@@ -92,4 +124,78 @@ pub async fn take_keys(
     let snapshot = shard.snapshots.take_keys(sub.db, sub.window, keys).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backlog::Batch;
+    use crate::frames::FrameIndex;
+    use crate::state::StateSettings;
+
+    #[test]
+    fn a_state_before_a_failovers_rename_is_not_joinable() {
+        let backlog = Backlog::new(1000);
+        backlog.restart("A", 100);
+        backlog.append(100, b"PING\r\n", FrameIndex::default());
+        assert!(joinable(&backlog, "A", 106));
+        // A failover: the stream goes on under B. A browser may still resume through A, a join's snapshot may not.
+        backlog.resume("B");
+        assert!(backlog
+            .join(Some(("A", 106)))
+            .is_some_and(|(_, _, resumed)| resumed));
+        assert!(!joinable(&backlog, "A", 106));
+        assert!(joinable(&backlog, "B", 106));
+        assert!(!joinable(&backlog, "B", 99));
+    }
+
+    /// Whether `wait` is done at its first poll.
+    async fn done_at_once(
+        wait: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+    ) -> bool {
+        tokio::select! {
+            biased;
+            () = wait.as_mut() => true,
+            () = std::future::ready(()) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_waits_for_the_state_only_until_the_ring_holds_its_offset() {
+        // Three batches of six bytes.
+        let backlog = Backlog::new(18);
+        backlog.restart("A", 100);
+        let ping =
+            |start: u64| Batch::new(start, start + 6, b"PING\r\n", FrameIndex::default(), true);
+        for i in 0..10 {
+            backlog.append_batch(ping(100 + 6 * i));
+        }
+        let (start, end, _) = backlog.extent();
+        assert!(start > 100 && start < end, "the ring holds {start}..{end}");
+        let state = RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        });
+        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
+        empty_rdb.extend([0; 8]);
+        state.begin_full_sync("A", 100);
+        state.load(&empty_rdb);
+        state.finish_full_sync();
+        // The state trails further than the ring reaches back: a join waits for it ...
+        let mut wait = Box::pin(back_in_the_ring(&state, &backlog));
+        assert!(!done_at_once(&mut wait).await);
+        let mut offset = 100;
+        while offset + 6 < start {
+            state.apply(&ping(offset));
+            offset += 6;
+            assert!(!done_at_once(&mut wait).await, "done at {offset}");
+        }
+        // ... until the ring holds its offset, not until the ring's end.
+        state.apply(&ping(offset));
+        assert!(state
+            .position()
+            .is_some_and(|(_, at)| at >= start && at < end));
+        assert!(done_at_once(&mut wait).await);
+    }
 }

@@ -37,7 +37,8 @@ pub enum StateEvent {
     Load(Bytes),
     /// The full sync's payload ended.
     FinishFullSync,
-    /// The link failed before the payload's end.
+    /// An attempt of the link ended (it failed, or a switch of primary cancelled it): a payload it did not end
+    /// never will.
     AbandonFullSync,
     /// The link resumed the stream (`+CONTINUE`) under this replication ID.
     Resume(String),
@@ -53,6 +54,18 @@ impl StateEvent {
                 StateEvent::BeginFullSync { epoch, .. } | StateEvent::Resume(epoch) => epoch.len(),
                 StateEvent::FinishFullSync | StateEvent::AbandonFullSync => 0,
             }
+    }
+
+    /// The event's name, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            StateEvent::Batch(_) => "a batch",
+            StateEvent::BeginFullSync { .. } => "a full sync's beginning",
+            StateEvent::Load(_) => "a piece of a full sync's RDB",
+            StateEvent::FinishFullSync => "a full sync's end",
+            StateEvent::AbandonFullSync => "a full sync's abandonment",
+            StateEvent::Resume(_) => "a partial resync",
+        }
     }
 
     /// The stream offset the state is at once it applied the event, if the event moves it.
@@ -79,8 +92,17 @@ struct Queue {
     drain: bool,
 }
 
+/// Debug builds only: while the file this names exists, the state's thread applies no event, so that a test can
+/// hold the state behind the link without depending on relative speeds (`server/tests/state_trailing.rs`). Read
+/// when the thread starts; release builds do not look.
+#[cfg(debug_assertions)]
+pub const HOLD_ENV: &str = "REPLICAST_DEBUG_HOLD_STATE";
+
 struct Shared {
     state: Arc<RelayState>,
+    /// The file of [`HOLD_ENV`], if set.
+    #[cfg(debug_assertions)]
+    hold: Option<std::path::PathBuf>,
     queue: Mutex<Queue>,
     /// Wakes the consumer when an event comes.
     queued: Condvar,
@@ -110,6 +132,8 @@ impl StateFeed {
     pub fn start(state: Arc<RelayState>, bound: usize) -> std::io::Result<StateFeed> {
         let shared = Arc::new(Shared {
             state,
+            #[cfg(debug_assertions)]
+            hold: std::env::var_os(HOLD_ENV).map(Into::into),
             queue: Mutex::new(Queue {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -183,6 +207,20 @@ impl StateFeed {
         let mut queue = self.shared.queue();
         queue.closed = true;
         queue.drain = drain;
+        if !drain {
+            // Dropped here, not by the thread (which may be applying an event): a full sync's beginning that will
+            // never be applied is no longer awaited.
+            let dropped = std::mem::take(&mut queue.events);
+            let mut syncs = 0;
+            for event in &dropped {
+                queue.bytes -= event.cost();
+                syncs += usize::from(matches!(event, StateEvent::BeginFullSync { .. }));
+            }
+            self.shared.state.dequeued(queue.bytes, None);
+            if syncs > 0 {
+                self.shared.state.syncs_dropped(syncs);
+            }
+        }
         drop(queue);
         self.shared.queued.notify_one();
     }
@@ -214,16 +252,32 @@ fn apply_events(shared: &Shared) {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         };
         drop(queue);
+        #[cfg(debug_assertions)]
+        if let Some(hold) = &shared.hold {
+            while hold.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         // Counted until applied: what the state holds of it is in memory until then.
-        let (cost, end) = (event.cost(), event.end());
+        let (cost, end, name) = (event.cost(), event.end(), event.name());
         let state = &shared.state;
-        match event {
+        // A bug applying one event must not stop the thread: the queue would only grow, and the link, waiting for
+        // room, would stop reading and acknowledging, saying nothing. The state is dropped instead (what it holds
+        // may be half-applied), joins read Redis, and the next full sync builds it again.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match event {
             StateEvent::Batch(batch) => state.apply(&batch),
             StateEvent::BeginFullSync { epoch, offset } => state.begin_full_sync(&epoch, offset),
             StateEvent::Load(chunk) => state.load(&chunk),
             StateEvent::FinishFullSync => state.finish_full_sync(),
             StateEvent::AbandonFullSync => state.abandon_full_sync(),
             StateEvent::Resume(epoch) => state.resume(&epoch),
+        }));
+        if applied.is_err() {
+            tracing::error!(
+                "relay state: applying {name} panicked; the state is dropped until the next full sync, and joins \
+                 read Redis"
+            );
+            state.drop_after_panic();
         }
         let mut queue = shared.queue();
         queue.bytes -= cost;
@@ -233,5 +287,124 @@ fn apply_events(shared: &Shared) {
         if bytes <= shared.bound {
             shared.room.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::state::StateSettings;
+
+    fn batch(start: u64, raw: &[u8]) -> Batch {
+        Batch::new(
+            start,
+            start + raw.len() as u64,
+            raw,
+            FrameIndex::default(),
+            true,
+        )
+    }
+
+    #[test]
+    fn a_panic_applying_an_event_drops_the_state_and_the_thread_goes_on() {
+        let state = Arc::new(RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        }));
+        let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
+        // An empty RDB of version 9 (a checksum of zero is not checked).
+        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
+        empty_rdb.extend([0; 8]);
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "a".repeat(40),
+            offset: 100,
+        });
+        feed.push(StateEvent::Load(Bytes::from(empty_rdb.clone())));
+        feed.push(StateEvent::FinishFullSync);
+        state.panics.store(true, Ordering::Release);
+        feed.push(StateEvent::Batch(batch(100, b"PING\r\n")));
+        // After the panic, the thread still applies what follows: a full sync builds the state again.
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "b".repeat(40),
+            offset: 200,
+        });
+        feed.push(StateEvent::Load(Bytes::from(empty_rdb)));
+        feed.push(StateEvent::FinishFullSync);
+        feed.push(StateEvent::Batch(batch(200, b"PING\r\n")));
+        feed.finish();
+        assert!(
+            !state.panics.load(Ordering::Acquire),
+            "the batch was applied"
+        );
+        assert_eq!(state.position(), Some(("b".repeat(40), 206)));
+        assert_eq!(state.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_full_sync_dropped_with_the_queue_is_no_longer_awaited() {
+        let state = Arc::new(RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        }));
+        let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
+        // The thread blocks on the state's lock with the first event: the full sync's beginning stays queued.
+        let held = state.inner();
+        feed.push(StateEvent::Batch(batch(100, b"PING\r\n")));
+        feed.push(StateEvent::BeginFullSync {
+            epoch: "a".repeat(40),
+            offset: 100,
+        });
+        assert_eq!(state.syncs_queued.load(Ordering::Acquire), 1);
+        // A session waiting for the state, empty with a full sync coming, ...
+        let waiting = state.reach("b", 0, std::time::Duration::from_secs(3600));
+        let mut waiting = std::pin::pin!(waiting);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        fn poll_once<F: std::future::Future>(
+            runtime: &tokio::runtime::Runtime,
+            future: &mut std::pin::Pin<&mut F>,
+        ) -> Option<F::Output> {
+            runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    out = future.as_mut() => Some(out),
+                    () = std::future::ready(()) => None,
+                }
+            })
+        }
+        assert_eq!(poll_once(&runtime, &mut waiting), None);
+        drop(feed);
+        assert_eq!(state.syncs_queued.load(Ordering::Acquire), 0);
+        // ... is told at once that none is.
+        assert_eq!(poll_once(&runtime, &mut waiting), Some(false));
+        drop(held);
+    }
+
+    #[test]
+    fn a_state_with_a_full_sync_queued_has_no_position() {
+        let state = RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        });
+        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
+        empty_rdb.extend([0; 8]);
+        state.begin_full_sync(&"a".repeat(40), 100);
+        state.load(&empty_rdb);
+        state.finish_full_sync();
+        assert_eq!(state.position(), Some(("a".repeat(40), 100)));
+        // A full resync under the same replication ID, queued: the state is of the generation before it.
+        state.sync_queued();
+        assert_eq!(state.position(), None);
+        state.begin_full_sync(&"a".repeat(40), 50);
+        state.load(&empty_rdb);
+        state.finish_full_sync();
+        assert_eq!(state.position(), Some(("a".repeat(40), 50)));
     }
 }

@@ -11,9 +11,10 @@
 //! So the state is exact at an offset behind the link's by at most the queue, never ahead of it, and a snapshot from
 //! it is placed in the stream exactly like one read from Redis, under these rules (`session/snapshot_source.rs`):
 //! - a join's snapshot from the state is at the state's offset, which the session then streams on from: taken only
-//!   while the backlog still holds that offset on the same stream (else the join waits, at most a second, for the
-//!   state to get to the backlog's end, as after a full sync the link has read and the state is still applying;
-//!   then reads Redis);
+//!   while the backlog still holds that offset on the stream (and replication ID) it follows now; else the join
+//!   waits, at most a second, until it does (the state back inside the ring, a full sync the link has read and
+//!   the state is still applying, a failover's rename the state has not applied yet), not while the link still
+//!   reads a full sync's RDB; then reads Redis;
 //! - a top-up (or a page's digest) is placed at its offset, which must not be behind what the session has read:
 //!   for a session past the state's offset it waits, at most a second ([`RelayState::reach`], a watch on the
 //!   offset the state applied), until the state gets there, else reads Redis;
@@ -26,7 +27,8 @@
 //! subscription of which it holds no key, or that it cannot answer at all, reads Redis as before (`snapshot.rs`);
 //! `session/snapshot_source.rs` chooses and counts. A top-up is answered whole or read from Redis. Keys past
 //! `--state-bytes` are not held (their state is unknown, so joins that watch them have them from Redis); past
-//! [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it; a
+//! [`MAX_NOT_HELD`] of them the state gives up until the next full sync. A full sync rebuilds it (from the moment the
+//! link queues one the state answers nothing, even under the same replication ID); a
 //! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
 //! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
 //! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
@@ -128,6 +130,11 @@ pub struct RelayState {
     /// Full syncs queued whose beginning the state has not applied yet: an empty state with one coming is worth
     /// waiting for.
     syncs_queued: AtomicU64,
+    /// Joins, top-ups and digests waiting for the state now ([`RelayState::reach`]).
+    waiting: AtomicU64,
+    /// Test only: the next batch applied panics, as a bug in the assembler would.
+    #[cfg(test)]
+    panics: std::sync::atomic::AtomicBool,
 }
 
 /// The phase, stream and offset the state last published.
@@ -296,12 +303,38 @@ impl RelayState {
             applied: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             syncs_queued: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            #[cfg(test)]
+            panics: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The link queued the beginning of a full sync ([`feed`]).
     pub(crate) fn sync_queued(&self) {
         self.syncs_queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A full sync's beginning left the queue: applied, or dropped with it.
+    fn sync_dropped(&self) {
+        let _ = self
+            .syncs_queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// `n` full syncs' beginnings were dropped with the queue (the link went, [`feed`]): sessions waiting for an
+    /// empty state to be built ([`RelayState::reach`]) are told at once that it will not be.
+    pub(crate) fn syncs_dropped(&self, n: usize) {
+        for _ in 0..n {
+            self.sync_dropped();
+        }
+        self.moved.send_modify(|_| {});
+    }
+
+    /// No full sync is queued to the state: what it holds is of the stream the link follows, not of a generation
+    /// the link has left (a full resync may keep the replication ID, and start at an offset the state has passed:
+    /// the epoch and offset alone would not tell).
+    fn current(&self) -> bool {
+        self.syncs_queued.load(Ordering::Acquire) == 0
     }
 
     /// The link queued an event ([`feed`]): `bytes` are queued now, and the stream reached `end` if it moves.
@@ -325,6 +358,15 @@ impl RelayState {
     /// not by then, or holds nothing and no full sync is queued to it. A session already past the state's offset
     /// calls it before asking the state for a top-up, which could not be placed behind what it has read.
     pub async fn reach(&self, epoch: &str, offset: u64, within: std::time::Duration) -> bool {
+        /// Counts a wait while it lasts, however it ends (its session may go meanwhile).
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let mut moved = self.moved.subscribe();
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -333,7 +375,9 @@ impl RelayState {
                 match at.phase {
                     Phase::Empty if self.syncs_queued.load(Ordering::Acquire) == 0 => return false,
                     Phase::Empty => {}
-                    Phase::Ready if at.epoch == epoch && at.offset >= offset => return true,
+                    Phase::Ready if at.epoch == epoch && at.offset >= offset && self.current() => {
+                        return true
+                    }
                     Phase::Ready | Phase::Loading => {}
                 }
             }
@@ -355,11 +399,18 @@ impl RelayState {
         })
     }
 
+    /// The state's thread caught a panic applying an event ([`feed`]): what the state holds may be half-applied, so
+    /// it is dropped until the next full sync (joins read Redis), and its lock is made usable again.
+    pub(crate) fn drop_after_panic(&self) {
+        let mut inner = self.inner();
+        inner.clear(&self.settings);
+        self.inner.clear_poison();
+        self.publish(&inner);
+    }
+
     /// A full sync of `epoch` at `offset` begins: the state starts over, and is built from the payload that follows.
     pub fn begin_full_sync(&self, epoch: &str, offset: u64) {
-        let _ = self
-            .syncs_queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.sync_dropped();
         let mut inner = self.inner();
         *inner = Inner::new(&self.settings);
         let hello = wire::encode_hello(epoch, offset);
@@ -445,6 +496,10 @@ impl RelayState {
     /// Applies a batch the link read, before it enters the backlog.
     pub fn apply(&self, batch: &Batch) {
         let mut inner = self.inner();
+        #[cfg(test)]
+        if self.panics.swap(false, Ordering::AcqRel) {
+            panic!("a test's panic applying the batch at {}", batch.start);
+        }
         if inner.phase != Phase::Ready {
             return;
         }
@@ -613,7 +668,7 @@ impl RelayState {
     /// building of it.
     pub fn snapshot(&self, sub: &Subscription, allow: &Allow) -> Option<Snapshot> {
         let mut inner = self.inner();
-        if !inner.answers(sub.db, sub.window, self.settings.depth) {
+        if !self.current() || !inner.answers(sub.db, sub.window, self.settings.depth) {
             return None;
         }
         let signature = signature(sub, allow);
@@ -686,7 +741,7 @@ impl RelayState {
     /// A top-up of `keys` (wanted and allowed, the caller checked), if the state can answer it.
     pub fn snapshot_keys(&self, db: u32, window: usize, keys: &[Vec<u8>]) -> Option<Snapshot> {
         let inner = self.inner();
-        if !inner.answers(db, window, self.settings.depth) {
+        if !self.current() || !inner.answers(db, window, self.settings.depth) {
             return None;
         }
         let unknown: BTreeSet<&[u8]> = inner.assembler.unknown_keys().collect();
@@ -742,6 +797,12 @@ impl RelayState {
                 "gauge",
                 "Bytes the link's queue to the relay's state holds (at most --state-queue-bytes and one read).",
                 get(&self.queued),
+            ),
+            (
+                "state_waits",
+                "gauge",
+                "Joins, top-ups and digests waiting now, each at most a second, for the relay's state to reach them.",
+                get(&self.waiting),
             ),
             (
                 "state_keys",
@@ -1209,10 +1270,10 @@ impl RelayState {
         Ok((states, written))
     }
 
-    /// The stream and offset the state is at, when it is ready.
+    /// The stream and offset the state is at, when it is ready and no full sync is queued to it.
     pub fn position(&self) -> Option<(String, u64)> {
         let inner = self.inner();
-        (inner.phase == Phase::Ready).then(|| (inner.epoch.clone(), inner.offset))
+        (inner.phase == Phase::Ready && self.current()).then(|| (inner.epoch.clone(), inner.offset))
     }
 
     /// The window depth the state keeps (`--state-depth`): a check reads Redis this deep.

@@ -32,9 +32,9 @@ use tokio::sync::oneshot;
 
 /// Most keys one check may name (one `replicast verify` request, one `--verify-sample`).
 pub const MAX_VERIFY_KEYS: usize = 1000;
-/// Checks waiting at once for the link to reach their offset; more are refused until some are answered.
+/// Checks waiting at once for the state to reach their offset; more are refused until some are answered.
 pub const MAX_PENDING_CHECKS: usize = 16;
-/// How long a check waits for the link to reach its offset.
+/// How long a check waits for the relay's state (which trails the link on a thread of its own) to reach its offset.
 pub const CHECK_WAIT: Duration = Duration::from_secs(10);
 /// Times a check reads keys the stream wrote again since its last read, before it counts them as skipped.
 pub const ATTEMPTS: usize = 5;
@@ -86,7 +86,7 @@ pub enum NotAt {
     Busy,
     #[error("a check names at most {MAX_VERIFY_KEYS} keys, got {0}")]
     TooManyKeys(usize),
-    #[error("the link did not reach offset {0} within {CHECK_WAIT:?}, or the state was rebuilt meanwhile")]
+    #[error("the relay's state did not reach offset {0} within {CHECK_WAIT:?}, or was rebuilt meanwhile")]
     NotReached(u64),
     #[error("the writes of {MAX_TRACKED_KEYS} keys are already noted for running checks: try again later")]
     TooManyTracked,
