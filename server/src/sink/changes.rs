@@ -213,9 +213,13 @@ pub struct Changes {
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
     /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
     history_checked: HashSet<Vec<u8>>,
-    /// History keys a `RENAME` or `COPY` of the message being applied moved a value into: their rows come from the
-    /// window moved with it, or a top-up ([`Changes::write_moved_in`]).
-    moved_in: Vec<Vec<u8>>,
+    /// History keys a `RENAME` or `COPY` of the message being applied moved a value into, with the stream offset
+    /// just past that command: their rows come from the window moved with it, read there, or a top-up
+    /// ([`Changes::write_moved_in`]).
+    moved_in: Vec<(u64, Vec<u8>)>,
+    /// Where the message being applied holds a `MULTI`, left out of what the history assembler is given
+    /// ([`Changes::push_in_pieces`]).
+    multis: Vec<(u64, u64)>,
 }
 
 impl Changes {
@@ -281,6 +285,7 @@ impl Changes {
             held,
             history_checked: HashSet::new(),
             moved_in: Vec::new(),
+            multis: Vec::new(),
         }
     }
 
@@ -417,10 +422,18 @@ impl Changes {
             let entered = self.history.observer_mut();
             std::mem::swap(&mut entered.batch, batch);
             entered.next_row = first_row;
-            let history = self.history.push_message(message);
+            let history = if self.moved_in.is_empty() && self.multis.is_empty() {
+                self.history
+                    .push_message(message)
+                    .map_err(|e| ChangeError::Assembler(e.to_string()))
+            } else {
+                let pushed = self.push_in_pieces(shard, &inner);
+                self.moved_in.clear();
+                self.multis.clear();
+                pushed
+            };
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
-            outcome = Some(history.map_err(|e| ChangeError::Assembler(e.to_string()))?);
-            self.write_moved_in(batch);
+            outcome = Some(history?);
         }
         if self.follows_mirror() {
             outcome = Some(
@@ -565,18 +578,86 @@ impl Changes {
         }
     }
 
-    /// The rows of what a `RENAME` or `COPY` moved into a history key: every member and entry the key holds then
-    /// has its row, as after a snapshot of it (rows stored already are skipped by the primary key). Redis 7.0
-    /// propagates both as they were written. The history assembler moved the source's window along (a source
-    /// outside `--history`, or not known, leaves the destination unknown and topped up, as `MOVE` into the watched
-    /// database and `RESTORE` do): a sorted set's members entering it were reported as rows already, a stream's
-    /// entries are not (the observer is told their milliseconds, not their ids), so they are written here from the
-    /// window. A window that does not hold the whole key (a sorted set past 16 members, a stream past 16 entries)
-    /// has the key read again by a top-up, whose answer brings its rows (its `--window` newest).
-    fn write_moved_in(&mut self, batch: &mut Batch) {
-        for key in std::mem::take(&mut self.moved_in) {
+    /// Gives the history assembler a commands message (of shard `shard`) in which a `RENAME` or `COPY` moved a
+    /// value into a history key, or that holds a `MULTI`, in pieces that end just past each such `RENAME` or
+    /// `COPY`, and writes the rows of what it moved in after its piece: a command after it in the message may trim,
+    /// delete or move on what it moved. The assembler would apply a `MULTI` block at its `EXEC`, all at once, so
+    /// the `MULTI`s are left out of the pieces (it takes the gap as commands the relay withheld): their commands
+    /// apply one by one, the sink reading the windows between them, also when a block goes on in the next message
+    /// (the windows stored with a position inside a block are what its commands up to there left: a sink resumed
+    /// there gets the rest of the block without its `MULTI`). (The batch is the observer's while the message is
+    /// applied.)
+    fn push_in_pieces(
+        &mut self,
+        shard: u16,
+        inner: &Message<'_>,
+    ) -> Result<replicast_assembler::Outcome, ChangeError> {
+        let Message::Commands(segments) = inner else {
+            return Ok(replicast_assembler::Outcome::Applied {
+                commands: 0,
+                changed: false,
+            });
+        };
+        // Where the pieces end (after a `RENAME` or `COPY`, or before a `MULTI`) and where they start again.
+        let mut bounds: Vec<(u64, u64)> =
+            self.moved_in.iter().map(|(end, _)| (*end, *end)).collect();
+        bounds.extend(self.multis.iter().copied());
+        bounds.sort_unstable();
+        let mut commands = 0;
+        let mut changed = false;
+        for segment in segments.clone().flatten() {
+            let end = segment.end();
+            let mut from = segment.start;
+            for (to, next) in bounds
+                .iter()
+                .copied()
+                .filter(|&(c, _)| c >= segment.start && c < end)
+                .chain([(end, end)])
+            {
+                if to > from {
+                    let range = (from - segment.start) as usize..(to - segment.start) as usize;
+                    let mut piece = wire::encode_commands(from, &segment.bytes[range]);
+                    if shard != 0 {
+                        piece = wire::encode_shard(shard, &piece);
+                    }
+                    if let replicast_assembler::Outcome::Applied {
+                        commands: n,
+                        changed: c,
+                    } = self
+                        .history
+                        .push_message(&piece)
+                        .map_err(|e| ChangeError::Assembler(e.to_string()))?
+                    {
+                        commands += n;
+                        changed |= c;
+                    }
+                }
+                let mut batch = std::mem::take(&mut self.history.observer_mut().batch);
+                self.write_moved_in(to, &mut batch);
+                self.history.observer_mut().batch = batch;
+                from = next.max(from);
+            }
+        }
+        Ok(replicast_assembler::Outcome::Applied { commands, changed })
+    }
+
+    /// The rows of what a `RENAME` or `COPY` moved into a history key, read just past the command (`upto`, the
+    /// stream offset the history assembler stands at): every member and entry the key holds then has its row, as
+    /// after a snapshot of it (rows stored already are skipped by the primary key). Redis 7.0 propagates both as
+    /// they were written. The history assembler moved the source's window along (a source outside `--history`, or
+    /// not known, leaves the destination unknown and topped up, as `MOVE` into the watched database and `RESTORE`
+    /// do): a sorted set's members entering it were reported as rows already, a stream's entries are not (the
+    /// observer is told their milliseconds, not their ids), so they are written here from the window. A window
+    /// that does not hold the whole key (a sorted set past 16 members, a stream past 16 entries) has the key read
+    /// again by a top-up, whose answer brings its rows (its `--window` newest).
+    fn write_moved_in(&mut self, upto: u64, batch: &mut Batch) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.moved_in)
+            .into_iter()
+            .partition(|(end, _)| *end <= upto);
+        self.moved_in = later;
+        for (_, key) in now {
             let Some(window) = self.history.window(&key).filter(|w| !w.stale()) else {
-                // Moved on, deleted or unknown (its top-up asked) by the end of the message.
+                // Unknown (its top-up asked).
                 continue;
             };
             let entries: Vec<(String, Vec<Vec<u8>>)> = match window.body() {
@@ -695,7 +776,7 @@ impl Changes {
     /// Redis's is forgotten first (the history assembler then asks its top-up instead of taking the commands
     /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
     /// window stored again.
-    fn history_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]]) {
+    fn history_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]], end: u64) {
         // A command too short to name its key (from the network, which Redis would have refused) names none.
         let first = args.get(1..2).unwrap_or_default();
         let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
@@ -710,7 +791,7 @@ impl Changes {
             && stores.first().is_some_and(|k| self.modes.history.allows(k))
             && (name != b"copy" || copies_into(args, self.modes.db))
         {
-            self.moved_in.push(stores[0].to_vec());
+            self.moved_in.push((end, stores[0].to_vec()));
         }
         let blind = self.shards.get(usize::from(shard)).is_some_and(|s| s.blind);
         for &k in depends.iter().chain(stores) {
@@ -782,6 +863,10 @@ impl Changes {
             }) else {
                 return;
             };
+            if history && !snapshot && name == b"multi" {
+                self.multis.push((command.start, command.end));
+                return;
+            }
             if name == b"select" && !snapshot {
                 selected = args
                     .get(1)
@@ -800,7 +885,7 @@ impl Changes {
                 named.extend(args[1..].iter().map(|k| k.to_vec()));
             }
             if !snapshot && history {
-                self.history_command(shard, name, args);
+                self.history_command(shard, name, args, command.end);
             }
             match name {
                 b"zadd" => self.read_zadd(args, batch),
@@ -1307,6 +1392,135 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
         assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+    }
+
+    /// What a `RENAME` or `COPY` moved into a history key is read just past it, not at the end of the relay
+    /// message (a `MULTI`/`EXEC`): a command after it in the same message that trims, deletes or moves on the key
+    /// takes nothing from its rows.
+    #[test]
+    fn a_stream_moved_in_is_read_before_the_rest_of_its_message_changes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"XADD", b"perf:s", b"1000-0", b"f", b"a"],
+                &[b"XADD", b"perf:s", b"1000-1", b"f", b"b"],
+                &[b"XADD", b"perf:s", b"1000-2", b"f", b"c"],
+            ],
+        );
+        let mut batch = Batch::default();
+        let list: &[&[&[u8]]] = &[
+            &[b"RENAME", b"perf:s", b"perf:t"],
+            &[b"XTRIM", b"perf:t", b"MAXLEN", b"1"],
+            &[b"COPY", b"perf:t", b"perf:u"],
+            &[b"XDEL", b"perf:u", b"1000-2"],
+            &[b"RENAME", b"perf:t", b"perf:v"],
+            &[b"DEL", b"perf:v"],
+        ];
+        let mut bytes = Vec::new();
+        for args in list {
+            crate::link_io::push_command(&mut bytes, args);
+        }
+        changes
+            .apply(&wire::encode_commands(offset, &bytes), &mut batch)
+            .unwrap();
+        let row = |k: &str, id: &str| (k.to_string(), id.to_string());
+        assert_eq!(
+            entries(&batch),
+            [
+                row("perf:t", "1000-0"),
+                row("perf:t", "1000-1"),
+                row("perf:t", "1000-2"),
+                row("perf:u", "1000-2"),
+                row("perf:v", "1000-2"),
+            ]
+        );
+        assert!(changes.take_topups().is_empty());
+        assert_eq!(
+            changes.stream_positions()[0].2,
+            offset + bytes.len() as u64,
+            "the message's pieces move the stream to its end"
+        );
+
+        // In a `MULTI` block (which the history assembler would apply at its `EXEC`), one message or two.
+        for split in [false, true] {
+            let mut changes = self::changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"XADD", b"perf:s", b"1000-0", b"f", b"a"]],
+            );
+            let list: &[&[&[u8]]] = &[
+                &[b"MULTI"],
+                &[b"XADD", b"perf:s", b"1000-1", b"f", b"b"],
+                &[b"RENAME", b"perf:s", b"perf:t"],
+                &[b"XTRIM", b"perf:t", b"MAXLEN", b"0"],
+                &[b"EXEC"],
+            ];
+            let mut batch = Batch::default();
+            let (first, second) = list.split_at(if split { 2 } else { list.len() });
+            let mut at = offset;
+            for part in [first, second] {
+                let mut bytes = Vec::new();
+                for args in part {
+                    crate::link_io::push_command(&mut bytes, args);
+                }
+                changes
+                    .apply(&wire::encode_commands(at, &bytes), &mut batch)
+                    .unwrap();
+                at += bytes.len() as u64;
+            }
+            assert_eq!(
+                entries(&batch),
+                [
+                    row("perf:s", "1000-1"),
+                    row("perf:t", "1000-0"),
+                    row("perf:t", "1000-1"),
+                ],
+                "split: {split}"
+            );
+            assert_eq!(changes.stream_positions()[0].2, at);
+        }
+    }
+
+    /// A sorted set moved in is read just past the command too: its window's members have their rows as they enter
+    /// it (a trim after it in the message takes none of them), and one whose window does not hold all its members
+    /// is read again by a top-up (the members past the window that a trim removes first have no row under the new
+    /// key: the top-up pending over the trim marks the span, see "Exactly once" in docs/SINK.md).
+    #[test]
+    fn a_sorted_set_moved_in_is_read_before_the_rest_of_its_message_changes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let scores: Vec<String> = (0..17).map(|i| format!("{}", 1000 + i)).collect();
+        let mut list: Vec<Vec<&[u8]>> = scores
+            .iter()
+            .map(|s| vec![&b"ZADD"[..], b"perf:a", s.as_bytes(), s.as_bytes()])
+            .collect();
+        list.push(vec![b"ZADD", b"perf:c", b"1", b"x", b"2", b"y"]);
+        let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+        let offset = joined_and_read(&mut changes, &mut batch, &list);
+        let mut batch = Batch::default();
+        let message = commands(
+            offset,
+            &[
+                &[b"RENAME", b"perf:a", b"perf:b"],
+                &[b"ZREMRANGEBYRANK", b"perf:b", b"0", b"0"],
+                &[b"RENAME", b"perf:c", b"perf:d"],
+                &[b"ZREMRANGEBYRANK", b"perf:d", b"0", b"-1"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        let rows: Vec<f64> = batch
+            .zsets
+            .iter()
+            .filter(|r| batch.zset_key(r) == b"perf:d")
+            .map(|r| r.score)
+            .collect();
+        assert_eq!(rows, [2.0, 1.0], "perf:d's members, trimmed after");
     }
 
     /// A member the window reports is passed over unhashed only when a row read from the stream holds the same bytes
