@@ -11,7 +11,9 @@
 //!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
 //!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
 //!   that such a command names after the resume is read by a top-up first, its window made since the resume
-//!   holding only what the commands since wrote.
+//!   holding only what the commands since wrote. A key whose top-up is pending after such a command is watched
+//!   until the answer: a write after it that may change or remove what it wrote is a span whose rows may miss a
+//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once").
 //! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
@@ -28,7 +30,9 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
+use super::rows::{
+    key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
+};
 use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
 use crate::subscription::Allow;
 
@@ -220,6 +224,73 @@ pub struct Changes {
     /// Where the message being applied holds a `MULTI`, left out of what the history assembler is given
     /// ([`Changes::push_in_pieces`]).
     multis: Vec<(u64, u64)>,
+    /// History keys whose top-up is pending after a command whose rows it reads, until it is answered (or the key
+    /// is known again): what was written since, and whether it may have lost the rows a span.
+    spans: HashMap<Vec<u8>, SpanWatch>,
+    /// The commands of the message being applied that may open a span or write a key that has one, in order.
+    span_events: Vec<SpanEvent>,
+    /// The keys of the message's events that may open a span.
+    span_keys: HashSet<Vec<u8>>,
+    /// Where the history assembler's pieces end so that the sink reads whether a key is pending right after the
+    /// command that may open its span (one the message writes again after it).
+    span_cuts: Vec<u64>,
+}
+
+/// What a command wrote of a history key, for [`SpanWatch`].
+#[derive(Debug, Clone, PartialEq)]
+enum Touch {
+    /// These sorted-set members only.
+    Members(Vec<Vec<u8>>),
+    /// Anything of the key (what a trim, a deletion or a `…STORE` writes cannot be told apart without the state).
+    Whole,
+}
+
+/// A command of the message being applied that may open a span of its key ([`SpanEvent::opens`]: its rows may
+/// come from a top-up) or write a key that has one.
+#[derive(Debug)]
+struct SpanEvent {
+    shard: u16,
+    start: u64,
+    end: u64,
+    key: Vec<u8>,
+    opens: bool,
+    touch: Touch,
+}
+
+/// A history key whose top-up was pending after a command whose rows the answer reads (`from`, where it starts):
+/// what such commands wrote since, and whether a write after one of them may have changed or removed it before
+/// the answer (`inexact`). Recorded as an [`InexactSpan`] when the key is known again, if `inexact`.
+#[derive(Debug)]
+struct SpanWatch {
+    shard: u16,
+    from: u64,
+    /// The members those commands wrote (at most [`SPAN_MEMBERS`], then the whole key); `None`: the whole key.
+    written: Option<HashSet<Vec<u8>>>,
+    inexact: bool,
+}
+
+/// Members a [`SpanWatch`] tells apart before it counts the whole key as written.
+const SPAN_MEMBERS: usize = 1024;
+
+impl SpanWatch {
+    /// Whether `touch` may change or remove what the watched commands wrote.
+    fn touched_by(&self, touch: &Touch) -> bool {
+        match (&self.written, touch) {
+            (Some(written), Touch::Members(members)) => members.iter().any(|m| written.contains(m)),
+            _ => true,
+        }
+    }
+
+    fn add(&mut self, touch: Touch) {
+        match (&mut self.written, touch) {
+            (Some(written), Touch::Members(members))
+                if written.len() + members.len() <= SPAN_MEMBERS =>
+            {
+                written.extend(members)
+            }
+            _ => self.written = None,
+        }
+    }
 }
 
 impl Changes {
@@ -286,6 +357,10 @@ impl Changes {
             history_checked: HashSet::new(),
             moved_in: Vec::new(),
             multis: Vec::new(),
+            spans: HashMap::new(),
+            span_events: Vec::new(),
+            span_keys: HashSet::new(),
+            span_cuts: Vec::new(),
         }
     }
 
@@ -363,6 +438,11 @@ impl Changes {
             other => (0, other),
         };
         let mut applied = Applied::default();
+        // What a message that could not be applied left of its own.
+        if !self.span_events.is_empty() {
+            self.span_events.clear();
+            self.span_keys.clear();
+        }
         // The sorted-set rows the message's own reading adds start here: the history assembler reports them next.
         let first_row = batch.zsets.len();
         let index = usize::from(shard);
@@ -422,7 +502,13 @@ impl Changes {
             let entered = self.history.observer_mut();
             std::mem::swap(&mut entered.batch, batch);
             entered.next_row = first_row;
-            let history = if self.moved_in.is_empty() && self.multis.is_empty() {
+            if !self.span_events.is_empty() {
+                self.find_span_cuts();
+            }
+            let history = if self.moved_in.is_empty()
+                && self.multis.is_empty()
+                && self.span_cuts.is_empty()
+            {
                 self.history
                     .push_message(message)
                     .map_err(|e| ChangeError::Assembler(e.to_string()))
@@ -430,8 +516,13 @@ impl Changes {
                 let pushed = self.push_in_pieces(shard, &inner);
                 self.moved_in.clear();
                 self.multis.clear();
+                self.span_cuts.clear();
                 pushed
             };
+            if !self.span_events.is_empty() {
+                self.settle_span_events(u64::MAX);
+                self.span_keys.clear();
+            }
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
             outcome = Some(history?);
         }
@@ -450,6 +541,10 @@ impl Changes {
             } else {
                 resumed
             };
+            // The spans of a stream that does not go on end where it stood.
+            if !continuous && !self.spans.is_empty() {
+                self.close_spans(batch, Some((shard, applied_offset.unwrap_or_default())));
+            }
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
                 blind,
@@ -510,8 +605,198 @@ impl Changes {
         if self.follows_history() {
             self.store_windows(shard, batch);
         }
+        if !self.spans.is_empty() {
+            self.close_spans(batch, None);
+        }
         batch.positions = self.positions();
         Ok(applied)
+    }
+
+    /// Where the history assembler's pieces must end for the spans: just past each command that may open a span of
+    /// its key when the message writes the key again after it (else the key's state at the end of the message is
+    /// what the command left).
+    fn find_span_cuts(&mut self) {
+        let mut later: HashSet<&[u8]> = HashSet::new();
+        for event in self.span_events.iter().rev() {
+            if event.opens && later.contains(event.key.as_slice()) {
+                self.span_cuts.push(event.end);
+            }
+            later.insert(&event.key);
+        }
+        self.span_cuts.reverse();
+        self.span_cuts.dedup();
+    }
+
+    /// Reads the message's span events up to `upto` (where the history assembler stands): a write to a key with a
+    /// span that may change or remove what its commands wrote makes the span inexact; a command that may open a
+    /// span does when its key is pending after it (its rows come from the answer), adding what it wrote.
+    fn settle_span_events(&mut self, upto: u64) {
+        let split = self.span_events.partition_point(|e| e.end <= upto);
+        let events: Vec<SpanEvent> = self.span_events.drain(..split).collect();
+        for event in events {
+            if let Some(watch) = self.spans.get_mut(&event.key) {
+                if watch.touched_by(&event.touch) {
+                    watch.inexact = true;
+                }
+            }
+            if event.opens && self.pending(&event.key) {
+                let watch = self.spans.entry(event.key).or_insert(SpanWatch {
+                    shard: event.shard,
+                    from: event.start,
+                    written: Some(HashSet::new()),
+                    inexact: false,
+                });
+                watch.add(event.touch);
+            }
+        }
+    }
+
+    /// Whether the history's rows of `key` wait for a top-up: its window is stale, or it has none and its state is
+    /// not known (asked, or to be asked).
+    fn pending(&self, key: &[u8]) -> bool {
+        match self.history.window(key) {
+            Some(window) => window.stale(),
+            None => {
+                self.asked.contains(key)
+                    || self.topups.contains(key)
+                    || self.history.unknown_keys().any(|k| k == key)
+            }
+        }
+    }
+
+    /// Ends the spans of the keys known again (their top-up answered, or deleted), or, with `shard` and where its
+    /// stream stood (a join that does not continue it), that shard's: an inexact one goes into `batch`, to its
+    /// shard's offset.
+    fn close_spans(&mut self, batch: &mut Batch, shard: Option<(u16, u64)>) {
+        let positions = self.history.positions();
+        let closed: Vec<Vec<u8>> = self
+            .spans
+            .iter()
+            .filter(|(key, watch)| match shard {
+                Some((shard, _)) => watch.shard == shard,
+                None => !self.pending(key),
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in closed {
+            let Some(watch) = self.spans.remove(&key) else {
+                continue;
+            };
+            if !watch.inexact {
+                continue;
+            }
+            let to = match shard {
+                Some((_, offset)) => offset,
+                None => positions
+                    .iter()
+                    .find(|(s, _, _)| *s == watch.shard)
+                    .map_or(watch.from, |(_, _, offset)| *offset),
+            };
+            if let Ok(text) = key_text(&key) {
+                batch.inexact_spans.push(InexactSpan {
+                    key: text.to_string(),
+                    shard: watch.shard,
+                    from_offset: watch.from,
+                    to_offset: to.max(watch.from),
+                });
+            }
+        }
+    }
+
+    /// Notes a command of the watched database (`other_db`: of another one) for the spans: one whose rows may come
+    /// from a top-up of `opens` (a history key), and the writes of keys with a span or opened in this message.
+    fn note_span_event(
+        &mut self,
+        shard: u16,
+        name: &[u8],
+        args: &[&[u8]],
+        opens: Option<&[u8]>,
+        other_db: bool,
+        (start, end): (u64, u64),
+    ) {
+        let opens = opens.filter(|k| self.modes.history.allows(k));
+        let members =
+            |list: Vec<&[u8]>| Touch::Members(list.into_iter().map(<[u8]>::to_vec).collect());
+        let key = args.get(1).copied().unwrap_or_default();
+        let mut writes: Vec<(Vec<u8>, Touch)> = Vec::new();
+        match name {
+            b"flushall" | b"swapdb" => writes.extend(
+                self.spans
+                    .keys()
+                    .chain(&self.span_keys)
+                    .map(|k| (k.clone(), Touch::Whole)),
+            ),
+            _ if other_db => {}
+            b"flushdb" => writes.extend(
+                self.spans
+                    .keys()
+                    .chain(&self.span_keys)
+                    .map(|k| (k.clone(), Touch::Whole)),
+            ),
+            b"zadd" => writes.push((key.to_vec(), members(zadd_members(args)))),
+            b"zincrby" => writes.push((
+                key.to_vec(),
+                members(args.get(3).copied().into_iter().collect()),
+            )),
+            b"zrem" => writes.push((
+                key.to_vec(),
+                members(args.get(2..).unwrap_or_default().to_vec()),
+            )),
+            b"xadd" => {
+                let trims =
+                    args.iter().skip(2).take(3).any(|a| {
+                        a.eq_ignore_ascii_case(b"maxlen") || a.eq_ignore_ascii_case(b"minid")
+                    });
+                if trims {
+                    writes.push((key.to_vec(), Touch::Whole));
+                }
+            }
+            b"expire" | b"pexpire" | b"expireat" | b"pexpireat" | b"persist" => {}
+            b"copy" => writes.extend(args.get(2).map(|k| (k.to_vec(), Touch::Whole))),
+            b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
+            | b"geosearchstore" => writes.push((key.to_vec(), Touch::Whole)),
+            _ => writes.extend(args.iter().skip(1).map(|k| (k.to_vec(), Touch::Whole))),
+        }
+        for (k, touch) in writes {
+            let known = self.spans.contains_key(&k) || self.span_keys.contains(&k);
+            if opens.is_some_and(|o| o == k.as_slice())
+                || !known
+                || self
+                    .span_events
+                    .iter()
+                    .rev()
+                    .take_while(|e| e.start == start)
+                    .any(|e| e.key == k)
+            {
+                continue;
+            }
+            self.span_events.push(SpanEvent {
+                shard,
+                start,
+                end,
+                key: k,
+                opens: false,
+                touch,
+            });
+        }
+        if let Some(k) = opens {
+            let touch = match name {
+                b"zadd" => members(zadd_members(args)),
+                b"zincrby" => members(args.get(3).copied().into_iter().collect()),
+                _ => Touch::Whole,
+            };
+            self.span_events.push(SpanEvent {
+                shard,
+                start,
+                end,
+                key: k.to_vec(),
+                opens: true,
+                touch,
+            });
+            if !self.span_keys.contains(k) {
+                self.span_keys.insert(k.to_vec());
+            }
+        }
     }
 
     /// Rebuilds the stored windows of shard `shard`'s keys where the stream resumed (`offset`), as a snapshot of
@@ -601,6 +886,7 @@ impl Changes {
         // Where the pieces end (after a `RENAME` or `COPY`, or before a `MULTI`) and where they start again.
         let mut bounds: Vec<(u64, u64)> =
             self.moved_in.iter().map(|(end, _)| (*end, *end)).collect();
+        bounds.extend(self.span_cuts.iter().map(|&end| (end, end)));
         bounds.extend(self.multis.iter().copied());
         bounds.sort_unstable();
         let mut commands = 0;
@@ -635,6 +921,9 @@ impl Changes {
                 let mut batch = std::mem::take(&mut self.history.observer_mut().batch);
                 self.write_moved_in(to, &mut batch);
                 self.history.observer_mut().batch = batch;
+                if !self.span_events.is_empty() {
+                    self.settle_span_events(to);
+                }
                 from = next.max(from);
             }
         }
@@ -776,7 +1065,13 @@ impl Changes {
     /// Redis's is forgotten first (the history assembler then asks its top-up instead of taking the commands
     /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
     /// window stored again.
-    fn history_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]], end: u64) {
+    fn history_command(
+        &mut self,
+        shard: u16,
+        name: &[u8],
+        args: &[&[u8]],
+        (start, end): (u64, u64),
+    ) {
         // A command too short to name its key (from the network, which Redis would have refused) names none.
         let first = args.get(1..2).unwrap_or_default();
         let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
@@ -787,11 +1082,25 @@ impl Changes {
             | b"geosearchstore" => (&[], first),
             _ => (&[], &[]),
         };
+        let copies = name != b"copy" || copies_into(args, self.modes.db);
         if matches!(name, b"rename" | b"renamenx" | b"copy")
             && stores.first().is_some_and(|k| self.modes.history.allows(k))
-            && (name != b"copy" || copies_into(args, self.modes.db))
+            && copies
         {
             self.moved_in.push((end, stores[0].to_vec()));
+        }
+        // The command whose rows a top-up may read: what the key held decides them, or it holds a value whole.
+        let opens = match name {
+            b"zadd" | b"zincrby" => depends.first().copied(),
+            b"copy" if !copies => None,
+            b"rename" | b"renamenx" | b"copy" | b"zunionstore" | b"zinterstore" | b"zdiffstore"
+            | b"zrangestore" | b"geosearchstore" => stores.first().copied(),
+            b"restore" | b"restore-asking" => first.first().copied(),
+            b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => store_target(args),
+            _ => None,
+        };
+        if opens.is_some() || !self.spans.is_empty() || !self.span_keys.is_empty() {
+            self.note_span_event(shard, name, args, opens, false, (start, end));
         }
         let blind = self.shards.get(usize::from(shard)).is_some_and(|s| s.blind);
         for &k in depends.iter().chain(stores) {
@@ -875,6 +1184,23 @@ impl Changes {
             }
             if !snapshot && selected.is_some_and(|db| db != watched) {
                 if name == b"move" || name == b"swapdb" || name == b"flushall" {
+                    if history {
+                        // A key moved into the watched database holds a value a top-up reads.
+                        let into = name == b"move"
+                            && args
+                                .get(2)
+                                .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+                                == Some(watched);
+                        let opens = args.get(1).copied().filter(|_| into);
+                        self.note_span_event(
+                            shard,
+                            name,
+                            args,
+                            opens,
+                            true,
+                            (command.start, command.end),
+                        );
+                    }
                     self.read_set_command(name, args, batch);
                     // What they did to the watched database's history keys, the history assembler tells.
                     self.restate_all = true;
@@ -885,7 +1211,7 @@ impl Changes {
                 named.extend(args[1..].iter().map(|k| k.to_vec()));
             }
             if !snapshot && history {
-                self.history_command(shard, name, args, command.end);
+                self.history_command(shard, name, args, (command.start, command.end));
             }
             match name {
                 b"zadd" => self.read_zadd(args, batch),
@@ -1212,6 +1538,32 @@ fn copies_into(args: &[&[u8]], db: u32) -> bool {
         }
     }
     true
+}
+
+/// The members of `ZADD key [flags] score member …`, with any flags.
+fn zadd_members<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut at = 2;
+    while args.get(at).is_some_and(|flag| {
+        flag.first().is_some_and(|b| b.is_ascii_alphabetic())
+            && !flag.eq_ignore_ascii_case(b"inf")
+            && !flag.eq_ignore_ascii_case(b"infinity")
+            && !flag.eq_ignore_ascii_case(b"nan")
+    }) {
+        at += 1;
+    }
+    args.get(at..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|pair| pair[1])
+        .collect()
+}
+
+/// The destination of `SORT … STORE dst` or `GEORADIUS… STORE|STOREDIST dst`.
+fn store_target<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
+    let at = args
+        .iter()
+        .rposition(|a| a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist"))?;
+    args.get(at + 1).copied()
 }
 
 /// Which kind of message was applied, for what a window's absence means.
@@ -2100,6 +2452,131 @@ mod tests {
             "no score made up from a window of the commands since the resume"
         );
         assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+    }
+
+    /// The answer to a top-up of `key` holding `members` (score, member), at `offset`.
+    fn answer(offset: u64, key: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut commands = Vec::new();
+        crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        for (score, member) in members {
+            crate::link_io::push_command(&mut commands, &[b"ZADD", key, score.as_bytes(), member]);
+        }
+        wire::encode_snapshot(offset, &commands)
+    }
+
+    /// A resumed sink's catch-up increments a member of a key it has no window of (its rows come from a top-up)
+    /// and, before the answer, the same member again: the score between is lost, and the span of the stream where
+    /// it was is recorded, from the first increment to the answer, with the answer's rows.
+    #[test]
+    fn a_member_written_again_before_its_keys_top_up_is_answered_records_a_span() {
+        let (mut batch, mut resumed) = resumed_after_an_increment(false);
+        let (epoch, offset) = batch.positions[0].clone();
+        assert_eq!(epoch, "e1");
+        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        // Where the resumed sink's first `ZINCRBY` started.
+        let from = offset - commands(0, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]).len() as u64 + 13;
+        let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&more, &mut batch).unwrap();
+        let at = resumed.stream_positions()[0].2;
+        assert!(batch.inexact_spans.is_empty(), "not before the answer");
+        resumed
+            .apply(&answer(at, b"perf:a", &[("1013", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                key: "perf:a".to_string(),
+                shard: 0,
+                from_offset: from,
+                to_offset: at,
+            }]
+        );
+        // Once: the key is known again.
+        let later = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&later, &mut batch).unwrap();
+        assert_eq!(batch.inexact_spans.len(), 1);
+    }
+
+    /// No span when nothing after the command whose rows the answer reads may have changed what it wrote: another
+    /// member written, a TTL set; nor when the window follows the key (two increments in one message).
+    #[test]
+    fn a_top_up_answered_before_what_it_reads_is_written_again_records_no_span() {
+        let (mut batch, mut resumed) = resumed_after_an_increment(false);
+        let offset = batch.positions[0].1;
+        let more = commands(
+            offset,
+            &[
+                &[b"ZADD", b"perf:a", b"2000", b"other"],
+                &[b"ZADD", b"perf:a", b"GT", b"3000", b"third"],
+                &[b"ZREM", b"perf:a", b"fourth"],
+                &[b"PEXPIRE", b"perf:a", b"100000"],
+            ],
+        );
+        resumed.apply(&more, &mut batch).unwrap();
+        let at = resumed.stream_positions()[0].2;
+        resumed
+            .apply(
+                &answer(
+                    at,
+                    b"perf:a",
+                    &[("1012", b"m"), ("2000", b"other"), ("3000", b"third")],
+                ),
+                &mut batch,
+            )
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "{:?}", batch.inexact_spans);
+
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:b", b"1000", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"5", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"5", b"m"],
+                &[b"ZREMRANGEBYRANK", b"perf:b", b"0", b"-1"],
+            ],
+        );
+        assert_eq!(scores(&batch), [1000.0, 1005.0, 1010.0]);
+        assert!(changes.take_topups().is_empty());
+        assert!(batch.inexact_spans.is_empty() && changes.spans.is_empty());
+    }
+
+    /// A key stored into (`ZUNIONSTORE`) is read by a top-up: a trim before the answer may have removed what it
+    /// stored, recorded; within one message too, where the trim's command follows the store's (the key is read
+    /// as pending right after the store).
+    #[test]
+    fn a_key_stored_into_and_trimmed_before_its_answer_records_a_span() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let store = commands(
+            offset,
+            &[
+                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
+                &[b"ZREMRANGEBYSCORE", b"perf:u", b"0", b"1000"],
+            ],
+        );
+        changes.apply(&store, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+        let at = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(at, b"perf:u", &[]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: at,
+            }]
+        );
     }
 
     #[test]

@@ -282,6 +282,19 @@ impl Writer {
                 }
             }
         }
+        for span in &batch.inexact_spans {
+            tx.execute(
+                "INSERT INTO replicast.inexact_span (key, shard, from_offset, to_offset)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &span.key,
+                    &i32::from(span.shard),
+                    &(span.from_offset as i64),
+                    &(span.to_offset as i64),
+                ],
+            )
+            .await?;
+        }
         write_positions(&tx, batch).await?;
         tx.commit().await?;
         Ok(Some(deduplicated))
