@@ -633,13 +633,14 @@ impl Changes {
     fn settle_span_events(&mut self, upto: u64) {
         let split = self.span_events.partition_point(|e| e.end <= upto);
         let events: Vec<SpanEvent> = self.span_events.drain(..split).collect();
+        let mut unknown = None;
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
                 if watch.touched_by(&event.touch) {
                     watch.inexact = true;
                 }
             }
-            if event.opens && self.pending(&event.key) {
+            if event.opens && self.pending(&event.key, &mut unknown) {
                 let watch = self.spans.entry(event.key).or_insert(SpanWatch {
                     shard: event.shard,
                     from: event.start,
@@ -652,14 +653,19 @@ impl Changes {
     }
 
     /// Whether the history's rows of `key` wait for a top-up: its window is stale, or it has none and its state is
-    /// not known (asked, or to be asked).
-    fn pending(&self, key: &[u8]) -> bool {
+    /// not known (asked, or to be asked). `unknown`: the history assembler's unknown keys, read once per call of
+    /// the caller.
+    fn pending(&self, key: &[u8], unknown: &mut Option<HashSet<Vec<u8>>>) -> bool {
         match self.history.window(key) {
             Some(window) => window.stale(),
             None => {
                 self.asked.contains(key)
                     || self.topups.contains(key)
-                    || self.history.unknown_keys().any(|k| k == key)
+                    || unknown
+                        .get_or_insert_with(|| {
+                            self.history.unknown_keys().map(<[u8]>::to_vec).collect()
+                        })
+                        .contains(key)
             }
         }
     }
@@ -669,12 +675,13 @@ impl Changes {
     /// shard's offset.
     fn close_spans(&mut self, batch: &mut Batch, shard: Option<(u16, u64)>) {
         let positions = self.history.positions();
+        let mut unknown = None;
         let closed: Vec<Vec<u8>> = self
             .spans
             .iter()
             .filter(|(key, watch)| match shard {
                 Some((shard, _)) => watch.shard == shard,
-                None => !self.pending(key),
+                None => !self.pending(key, &mut unknown),
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -883,51 +890,76 @@ impl Changes {
                 changed: false,
             });
         };
-        // Where the pieces end (after a `RENAME` or `COPY`, or before a `MULTI`) and where they start again.
+        // Where the pieces end (just past a `RENAME` or `COPY` into a history key, or a command that may open a
+        // span: `(end, end)`), and the `MULTI`s left out (`(start, end)`).
         let mut bounds: Vec<(u64, u64)> =
             self.moved_in.iter().map(|(end, _)| (*end, *end)).collect();
         bounds.extend(self.span_cuts.iter().map(|&end| (end, end)));
         bounds.extend(self.multis.iter().copied());
         bounds.sort_unstable();
-        let mut commands = 0;
-        let mut changed = false;
+        // A piece is one commands message of the segments' parts between two ends.
+        let mut piece = wire::begin_commands();
+        let mut applied = (0, false);
         for segment in segments.clone().flatten() {
             let end = segment.end();
             let mut from = segment.start;
-            for (to, next) in bounds
+            for &(to, next) in bounds
                 .iter()
-                .copied()
-                .filter(|&(c, _)| c >= segment.start && c < end)
-                .chain([(end, end)])
+                .filter(|&&(c, _)| c >= segment.start && c <= end)
             {
                 if to > from {
                     let range = (from - segment.start) as usize..(to - segment.start) as usize;
-                    let mut piece = wire::encode_commands(from, &segment.bytes[range]);
-                    if shard != 0 {
-                        piece = wire::encode_shard(shard, &piece);
-                    }
-                    if let replicast_assembler::Outcome::Applied {
-                        commands: n,
-                        changed: c,
-                    } = self
-                        .history
-                        .push_message(&piece)
-                        .map_err(|e| ChangeError::Assembler(e.to_string()))?
-                    {
-                        commands += n;
-                        changed |= c;
-                    }
-                }
-                let mut batch = std::mem::take(&mut self.history.observer_mut().batch);
-                self.write_moved_in(to, &mut batch);
-                self.history.observer_mut().batch = batch;
-                if !self.span_events.is_empty() {
-                    self.settle_span_events(to);
+                    wire::push_segment(&mut piece, from, &segment.bytes[range]);
                 }
                 from = next.max(from);
+                if to == next {
+                    self.push_piece(shard, &mut piece, &mut applied)?;
+                    let mut batch = std::mem::take(&mut self.history.observer_mut().batch);
+                    self.write_moved_in(to, &mut batch);
+                    self.history.observer_mut().batch = batch;
+                    if !self.span_events.is_empty() {
+                        self.settle_span_events(to);
+                    }
+                }
+            }
+            if end > from {
+                wire::push_segment(
+                    &mut piece,
+                    from,
+                    &segment.bytes[(from - segment.start) as usize..],
+                );
             }
         }
+        self.push_piece(shard, &mut piece, &mut applied)?;
+        let (commands, changed) = applied;
         Ok(replicast_assembler::Outcome::Applied { commands, changed })
+    }
+
+    /// Gives the history assembler `piece` (a commands message of shard `shard`) if it holds a segment, adding to
+    /// `applied` the commands it held and whether a window changed; `piece` starts again empty.
+    fn push_piece(
+        &mut self,
+        shard: u16,
+        piece: &mut Vec<u8>,
+        applied: &mut (usize, bool),
+    ) -> Result<(), ChangeError> {
+        // Nothing but the message's tag: no segment.
+        if piece.len() <= 1 {
+            return Ok(());
+        }
+        let mut message = std::mem::replace(piece, wire::begin_commands());
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        if let replicast_assembler::Outcome::Applied { commands, changed } = self
+            .history
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?
+        {
+            applied.0 += commands;
+            applied.1 |= changed;
+        }
+        Ok(())
     }
 
     /// The rows of what a `RENAME` or `COPY` moved into a history key, read just past the command (`upto`, the
@@ -1074,30 +1106,29 @@ impl Changes {
     ) {
         // A command too short to name its key (from the network, which Redis would have refused) names none.
         let first = args.get(1..2).unwrap_or_default();
-        let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
-            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[]),
-            b"zincrby" => (first, &[]),
-            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => (first, &args[2..3]),
+        // `opens`: the key whose rows a top-up may read (what it held decides them, or it holds a value whole).
+        type Keys<'k, 'a> = &'k [&'a [u8]];
+        let (depends, stores, opens): (Keys, Keys, Option<&[u8]>) = match name {
+            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[], first.first().copied()),
+            b"zincrby" => (first, &[], first.first().copied()),
+            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => {
+                let stores = &args[2..3];
+                if self.modes.history.allows(stores[0])
+                    && (name != b"copy" || copies_into(args, self.modes.db))
+                {
+                    self.moved_in.push((end, stores[0].to_vec()));
+                    (first, stores, Some(stores[0]))
+                } else {
+                    (first, stores, None)
+                }
+            }
             b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
-            | b"geosearchstore" => (&[], first),
-            _ => (&[], &[]),
-        };
-        let copies = name != b"copy" || copies_into(args, self.modes.db);
-        if matches!(name, b"rename" | b"renamenx" | b"copy")
-            && stores.first().is_some_and(|k| self.modes.history.allows(k))
-            && copies
-        {
-            self.moved_in.push((end, stores[0].to_vec()));
-        }
-        // The command whose rows a top-up may read: what the key held decides them, or it holds a value whole.
-        let opens = match name {
-            b"zadd" | b"zincrby" => depends.first().copied(),
-            b"copy" if !copies => None,
-            b"rename" | b"renamenx" | b"copy" | b"zunionstore" | b"zinterstore" | b"zdiffstore"
-            | b"zrangestore" | b"geosearchstore" => stores.first().copied(),
-            b"restore" | b"restore-asking" => first.first().copied(),
-            b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => store_target(args),
-            _ => None,
+            | b"geosearchstore" => (&[], first, first.first().copied()),
+            b"restore" | b"restore-asking" => (&[], &[], first.first().copied()),
+            b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => {
+                (&[], &[], store_target(args))
+            }
+            _ => (&[], &[], None),
         };
         if opens.is_some() || !self.spans.is_empty() || !self.span_keys.is_empty() {
             self.note_span_event(shard, name, args, opens, false, (start, end));
