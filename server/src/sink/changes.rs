@@ -900,8 +900,14 @@ impl Changes {
         // A piece is one commands message of the segments' parts between two ends.
         let mut piece = wire::begin_commands();
         let mut applied = (0, false);
+        // Where the message's last segment ends, and the pieces' last pushed segment: the relay ends a message with
+        // an empty segment at its cursor, past the commands it withheld, and the history assembler must stand there
+        // as the mirror's does (a session resumed from the cursor continues both streams, or neither).
+        let mut message_end = None;
+        let mut pushed_end = None;
         for segment in segments.clone().flatten() {
             let end = segment.end();
+            message_end = Some(end);
             let mut from = segment.start;
             for &(to, next) in bounds
                 .iter()
@@ -910,6 +916,7 @@ impl Changes {
                 if to > from {
                     let range = (from - segment.start) as usize..(to - segment.start) as usize;
                     wire::push_segment(&mut piece, from, &segment.bytes[range]);
+                    pushed_end = Some(to);
                 }
                 from = next.max(from);
                 if to == next {
@@ -928,7 +935,11 @@ impl Changes {
                     from,
                     &segment.bytes[(from - segment.start) as usize..],
                 );
+                pushed_end = Some(end);
             }
+        }
+        if let Some(end) = message_end.filter(|&end| pushed_end != Some(end)) {
+            wire::push_segment(&mut piece, end, b"");
         }
         self.push_piece(shard, &mut piece, &mut applied)?;
         let (commands, changed) = applied;
@@ -2639,5 +2650,65 @@ mod tests {
             [("e1".to_string(), 100)],
             "a resume has no snapshot to wait for"
         );
+    }
+
+    /// The relay ends a message with an empty segment at its cursor, past the commands it withheld. With both
+    /// modes, a message the history assembler takes in pieces (a `MULTI` block) must leave it at that cursor too:
+    /// the position stored and resumed from is the mirror's, and a session resumed there must continue the
+    /// history's windows, not start them again as absent.
+    #[test]
+    fn a_message_in_pieces_leaves_the_history_at_its_trailing_empty_segment() {
+        let mut changes = Changes::new(
+            Modes {
+                history: Patterns::new(&["perf:*".to_string()]),
+                mirror: Patterns::new(&["mirror:*".to_string()]),
+                db: 0,
+                window: 10,
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let mut block = Vec::new();
+        for args in [
+            &[&b"MULTI"[..]][..],
+            &[b"ZADD", b"perf:a", b"1000", b"m"],
+            &[b"ZINCRBY", b"perf:a", b"5", b"m"],
+            &[b"EXEC"],
+        ] {
+            crate::link_io::push_command(&mut block, args);
+        }
+        // Withheld commands between the block and the cursor.
+        let cursor = block.len() as u64 + 50;
+        let mut message = wire::begin_commands();
+        wire::push_segment(&mut message, 0, &block);
+        wire::push_segment(&mut message, cursor, b"");
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1000.0, 1005.0]);
+        assert_eq!(changes.positions(), [("e1".to_string(), cursor)]);
+        assert_eq!(
+            changes.history.positions(),
+            [(0, "e1".to_string(), cursor)],
+            "the history assembler at the mirror's cursor"
+        );
+
+        // A new session resumed from the stored position.
+        changes.reconnected();
+        let positions = changes.positions();
+        changes.resuming(&positions);
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", cursor), &mut batch)
+            .unwrap();
+        let more = commands(cursor, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
+        changes.apply(&more, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
+        assert!(changes.take_topups().is_empty());
     }
 }
