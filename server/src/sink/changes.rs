@@ -438,11 +438,13 @@ impl Changes {
             other => (0, other),
         };
         let mut applied = Applied::default();
-        // What a message that could not be applied left of its own.
-        if !self.span_events.is_empty() {
-            self.span_events.clear();
-            self.span_keys.clear();
-        }
+        // What a message that could not be applied (a segment that does not decode, after others were read) left
+        // of its own: each is the message's alone.
+        self.moved_in.clear();
+        self.multis.clear();
+        self.span_events.clear();
+        self.span_keys.clear();
+        self.span_cuts.clear();
         // The sorted-set rows the message's own reading adds start here: the history assembler reports them next.
         let first_row = batch.zsets.len();
         let index = usize::from(shard);
@@ -2710,5 +2712,43 @@ mod tests {
         changes.apply(&more, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
         assert!(changes.take_topups().is_empty());
+    }
+
+    /// A message whose second segment does not decode is refused after its first was read: what that left (a
+    /// stream renamed into a history key, to be read after its piece) must not make the next message, the new
+    /// session's hello, go to the history assembler in pieces, which a hello has none of: it would be lost, the
+    /// history going on from the old stream's position.
+    #[test]
+    fn a_message_refused_midway_leaves_nothing_to_the_next() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"XADD", b"perf:s", b"1000-0", b"f", b"a"]],
+        );
+        let mut bytes = Vec::new();
+        crate::link_io::push_command(&mut bytes, &[b"RENAME", b"perf:s", b"perf:t"]);
+        let mut broken = wire::begin_commands();
+        wire::push_segment(&mut broken, offset, &bytes);
+        // A segment that says it holds 1,000 bytes and holds 3.
+        broken.extend_from_slice(&(offset + bytes.len() as u64).to_le_bytes());
+        broken.extend_from_slice(&1000u32.to_le_bytes());
+        broken.extend_from_slice(b"abc");
+        let mut batch = Batch::default();
+        assert!(matches!(
+            changes.apply(&broken, &mut batch),
+            Err(ChangeError::Wire(_))
+        ));
+        // The next session joins another stream.
+        changes.reconnected();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        assert_eq!(changes.positions(), [("e2".to_string(), 0)]);
     }
 }
