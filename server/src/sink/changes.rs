@@ -1208,7 +1208,8 @@ impl Changes {
             let Some(name) = args.first() else {
                 return;
             };
-            let mut lower = [0u8; 16];
+            // Longer than any command's name (`GEORADIUSBYMEMBER_RO`, 20 bytes).
+            let mut lower = [0u8; 32];
             let Some(name) = lower.get_mut(..name.len()).map(|buf| {
                 buf.copy_from_slice(name);
                 buf.make_ascii_lowercase();
@@ -2750,5 +2751,45 @@ mod tests {
             .apply(&wire::encode_snapshot(0, b""), &mut batch)
             .unwrap();
         assert_eq!(changes.positions(), [("e2".to_string(), 0)]);
+    }
+
+    /// A `GEORADIUS` or `GEORADIUSBYMEMBER` (17 bytes, the longest name the sink reads) storing into a key whose
+    /// top-up is pending, before its answer, may change what the first store wrote: recorded, for both names.
+    #[test]
+    fn a_georadius_or_georadiusbymember_store_before_the_answer_records_a_span() {
+        for name in [&b"GEORADIUS"[..], b"GEORADIUSBYMEMBER"] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            let at = changes.stream_positions()[0].2;
+            let geo: &[&[u8]] = if name == b"GEORADIUS" {
+                &[name, b"geo", b"0", b"0", b"100", b"km", b"STORE", b"perf:u"]
+            } else {
+                &[name, b"geo", b"m", b"100", b"km", b"STORE", b"perf:u"]
+            };
+            changes.apply(&commands(at, &[geo]), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            assert_eq!(
+                batch.inexact_spans,
+                [InexactSpan {
+                    key: "perf:u".to_string(),
+                    shard: 0,
+                    from_offset: offset,
+                    to_offset: answered,
+                }],
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
     }
 }
