@@ -1228,15 +1228,21 @@ impl Changes {
                 return;
             }
             if !snapshot && selected.is_some_and(|db| db != watched) {
-                if name == b"move" || name == b"swapdb" || name == b"flushall" {
+                // `COPY src dst DB <watched>`: a key copied into the watched database.
+                let copies_in = name == b"copy" && copies_from_another_db(args, watched);
+                if name == b"move" || name == b"swapdb" || name == b"flushall" || copies_in {
                     if history {
-                        // A key moved into the watched database holds a value a top-up reads.
-                        let into = name == b"move"
-                            && args
-                                .get(2)
-                                .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
-                                == Some(watched);
-                        let opens = args.get(1).copied().filter(|_| into);
+                        // A key moved or copied into the watched database holds a value a top-up reads.
+                        let opens = if copies_in {
+                            args.get(2).copied()
+                        } else {
+                            let into = name == b"move"
+                                && args
+                                    .get(2)
+                                    .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+                                    == Some(watched);
+                            args.get(1).copied().filter(|_| into)
+                        };
                         self.note_span_event(
                             shard,
                             name,
@@ -1583,6 +1589,14 @@ fn copies_into(args: &[&[u8]], db: u32) -> bool {
         }
     }
     true
+}
+
+/// Whether `COPY src dst [DB db] [REPLACE]`, sent while another database is selected, writes `dst` in the watched
+/// database `db` (its `DB` names it).
+fn copies_from_another_db(args: &[&[u8]], db: u32) -> bool {
+    args.len() >= 5
+        && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"db"))
+        && copies_into(args, db)
 }
 
 /// The members of `ZADD key [flags] score member …`, with any flags.
@@ -2791,5 +2805,43 @@ mod tests {
                 String::from_utf8_lossy(name)
             );
         }
+    }
+
+    /// A `COPY … DB 0` sent while another database is selected copies into the watched one: into a key whose
+    /// top-up is pending, before its answer, it may change what the first store wrote: recorded.
+    #[test]
+    fn a_copy_from_another_database_before_the_answer_records_a_span() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&store, &mut batch).unwrap();
+        let at = changes.stream_positions()[0].2;
+        let copy = commands(
+            at,
+            &[
+                &[b"SELECT", b"1"],
+                &[b"COPY", b"other", b"perf:u", b"DB", b"0", b"REPLACE"],
+            ],
+        );
+        changes.apply(&copy, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+        let answered = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: answered,
+            }]
+        );
     }
 }
