@@ -626,7 +626,7 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     for _ in 0..200 {
         spans = db
             .query(
-                "SELECT key, shard, from_offset, to_offset FROM replicast.inexact_span",
+                "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
                 &[],
             )
             .await
@@ -639,6 +639,7 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
                     r.get::<_, i32>(1),
                     from as u64,
                     to as u64,
+                    r.get::<_, String>(4),
                 )
             })
             .collect::<Vec<_>>();
@@ -648,8 +649,15 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(spans.len(), 1, "one span: {spans:?}");
-    let (key, shard, from, to) = spans[0].clone();
+    let (key, shard, from, to, epoch) = spans[0].clone();
     assert_eq!((key.as_str(), shard), ("perf:n", 0));
+    // The offsets are those of the stream the sink follows: the epoch of its stored position.
+    let position: String = db
+        .query_one("SELECT epoch FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epoch, position);
     assert!(
         (before..after).contains(&from) && to >= after,
         "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"

@@ -263,6 +263,8 @@ struct SpanEvent {
 #[derive(Debug)]
 struct SpanWatch {
     shard: u16,
+    /// The epoch of the shard's stream where the span starts: its offsets are that stream's.
+    epoch: String,
     from: u64,
     /// The members those commands wrote (at most [`SPAN_MEMBERS`], then the whole key); `None`: the whole key.
     written: Option<HashSet<Vec<u8>>>,
@@ -643,8 +645,15 @@ impl Changes {
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
-                let watch = self.spans.entry(event.key).or_insert(SpanWatch {
+                let history = &self.history;
+                let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
                     shard: event.shard,
+                    epoch: history
+                        .positions()
+                        .into_iter()
+                        .find(|(s, _, _)| *s == event.shard)
+                        .map(|(_, epoch, _)| epoch)
+                        .unwrap_or_default(),
                     from: event.start,
                     written: Some(HashSet::new()),
                     inexact: false,
@@ -703,6 +712,7 @@ impl Changes {
             };
             if let Ok(text) = key_text(&key) {
                 batch.inexact_spans.push(InexactSpan {
+                    epoch: watch.epoch,
                     key: text.to_string(),
                     shard: watch.shard,
                     from_offset: watch.from,
@@ -2544,6 +2554,7 @@ mod tests {
         assert_eq!(
             batch.inexact_spans,
             [InexactSpan {
+                epoch: "e1".to_string(),
                 key: "perf:a".to_string(),
                 shard: 0,
                 from_offset: from,
@@ -2630,6 +2641,7 @@ mod tests {
         assert_eq!(
             batch.inexact_spans,
             [InexactSpan {
+                epoch: "e1".to_string(),
                 key: "perf:u".to_string(),
                 shard: 0,
                 from_offset: offset,
@@ -2796,6 +2808,7 @@ mod tests {
             assert_eq!(
                 batch.inexact_spans,
                 [InexactSpan {
+                    epoch: "e1".to_string(),
                     key: "perf:u".to_string(),
                     shard: 0,
                     from_offset: offset,
@@ -2837,6 +2850,7 @@ mod tests {
         assert_eq!(
             batch.inexact_spans,
             [InexactSpan {
+                epoch: "e1".to_string(),
                 key: "perf:u".to_string(),
                 shard: 0,
                 from_offset: offset,

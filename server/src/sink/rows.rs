@@ -107,12 +107,14 @@ impl Refusal {
     }
 }
 
-/// A span of shard `shard`'s stream, `from_offset` (where a command whose rows depend on what the key held
+/// A span of shard `shard`'s stream (of epoch `epoch`), `from_offset` (where a command whose rows depend on what the key held
 /// starts) to `to_offset` (where the top-up's answer that gave its rows is), in which `key` was written again in a
 /// way that may have changed or removed what that command wrote before the answer read it: the key's rows may miss
 /// a score it had in between (docs/SINK.md, "Exactly once").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InexactSpan {
+    /// The epoch of the shard's stream: the offsets are that stream's.
+    pub epoch: String,
     pub key: String,
     pub shard: u16,
     pub from_offset: u64,

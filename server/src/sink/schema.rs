@@ -114,16 +114,17 @@ CREATE TABLE replicast.history_window (
 );
 "#,
     r#"
--- Spans of a history key's stream (shard, offsets) whose rows may miss a score: a command whose rows a top-up
+-- Spans of a history key's stream (epoch, shard, offsets) whose rows may miss a score: a command whose rows a top-up
 -- reads (a ZINCRBY on a member the window does not hold, a ...STORE into the key, a key renamed in) followed, before
 -- the top-up's answer, by a write that may have changed or removed what it wrote. Written with the rows.
 CREATE TABLE replicast.inexact_span (
+  epoch text NOT NULL,
   key text NOT NULL,
   shard integer NOT NULL,
   from_offset bigint NOT NULL,
   to_offset bigint NOT NULL,
   noted_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (key, shard, from_offset, to_offset)
+  PRIMARY KEY (epoch, key, shard, from_offset)
 );
 "#,
 ];

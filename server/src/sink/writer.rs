@@ -284,9 +284,13 @@ impl Writer {
         }
         for span in &batch.inexact_spans {
             tx.execute(
-                "INSERT INTO replicast.inexact_span (key, shard, from_offset, to_offset)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                // A span read again (a restarted sink's catch-up) keeps the widest end.
+                "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (epoch, key, shard, from_offset)
+                   DO UPDATE SET to_offset = greatest(inexact_span.to_offset, excluded.to_offset)",
                 &[
+                    &span.epoch,
                     &span.key,
                     &i32::from(span.shard),
                     &(span.from_offset as i64),
