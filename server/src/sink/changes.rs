@@ -494,6 +494,9 @@ impl Changes {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
             }
+            Message::Stale { offset, keys } if self.follows_history() => {
+                self.note_stale(shard, *offset, keys);
+            }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
@@ -506,7 +509,8 @@ impl Changes {
             let entered = self.history.observer_mut();
             std::mem::swap(&mut entered.batch, batch);
             entered.next_row = first_row;
-            if !self.span_events.is_empty() {
+            // Only a commands message is given to the history assembler in pieces.
+            if kind == Kind::Commands && !self.span_events.is_empty() {
                 self.find_span_cuts();
             }
             let history = if self.moved_in.is_empty()
@@ -614,6 +618,34 @@ impl Changes {
         }
         batch.positions = self.positions();
         Ok(applied)
+    }
+
+    /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
+    /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
+    /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
+    fn note_stale(&mut self, shard: u16, offset: u64, keys: &wire::StaleKeys<'_>) {
+        let event = |key: Vec<u8>, opens: bool| SpanEvent {
+            shard,
+            start: offset,
+            end: offset,
+            key,
+            opens,
+            touch: Touch::Whole,
+        };
+        match keys {
+            wire::StaleKeys::All => {
+                let events: Vec<SpanEvent> =
+                    self.spans.keys().map(|k| event(k.clone(), false)).collect();
+                self.span_events.extend(events);
+            }
+            wire::StaleKeys::Keys(list) => {
+                for key in list.clone() {
+                    if self.modes.history.allows(key) {
+                        self.span_events.push(event(key.to_vec(), true));
+                    }
+                }
+            }
+        }
     }
 
     /// Where the history assembler's pieces must end for the spans: just past each command that may open a span of
@@ -2854,6 +2886,82 @@ mod tests {
                 key: "perf:u".to_string(),
                 shard: 0,
                 from_offset: offset,
+                to_offset: answered,
+            }]
+        );
+    }
+
+    /// A command the relay withholds (a `ZUNIONSTORE` reading a key outside `--allow`) comes as a stale message
+    /// naming the keys it wrote: each is written whole, so an open span of one is inexact; and one whose top-up it
+    /// asks opens a span, made inexact by a write before the answer. A stale message for every window marks every
+    /// open span inexact.
+    #[test]
+    fn a_stale_message_is_a_write_of_its_keys_for_the_spans() {
+        for stale_all in [false, true] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            let at = changes.stream_positions()[0].2 + 30;
+            let stale = if stale_all {
+                wire::encode_stale_all(at)
+            } else {
+                wire::encode_stale(at, [&b"perf:u"[..]])
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            changes.take_topups();
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            assert_eq!(
+                batch.inexact_spans,
+                [InexactSpan {
+                    epoch: "e1".to_string(),
+                    key: "perf:u".to_string(),
+                    shard: 0,
+                    from_offset: offset,
+                    to_offset: answered,
+                }],
+                "stale all: {stale_all}"
+            );
+        }
+
+        // A span opened by the stale message: the key's top-up asked, written again before the answer.
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]],
+        );
+        let at = offset + 30;
+        changes
+            .apply(&wire::encode_stale(at, [&b"perf:v"[..]]), &mut batch)
+            .unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:v".to_vec()]);
+        changes
+            .apply(
+                &commands(at, &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        let answered = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(answered, b"perf:v", &[("3", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:v".to_string(),
+                shard: 0,
+                from_offset: at,
                 to_offset: answered,
             }]
         );
