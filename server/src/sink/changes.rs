@@ -680,12 +680,7 @@ impl Changes {
                 let history = &self.history;
                 let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
                     shard: event.shard,
-                    epoch: history
-                        .positions()
-                        .into_iter()
-                        .find(|(s, _, _)| *s == event.shard)
-                        .map(|(_, epoch, _)| epoch)
-                        .unwrap_or_default(),
+                    epoch: history_epoch(history, event.shard),
                     from: event.start,
                     written: Some(HashSet::new()),
                     inexact: false,
@@ -878,6 +873,19 @@ impl Changes {
         for (key, window) in windows {
             if !window.restorable(HISTORY_WINDOW) {
                 self.forget_history(shard, &key);
+            }
+            // A top-up pending at the position: the stopped sink's span of the key, if it had one, is not stored;
+            // one opens here, the whole key counted as written, so that a write after the resume and before the
+            // answer is recorded.
+            if !window.known {
+                let epoch = history_epoch(&self.history, shard);
+                self.spans.entry(key.clone()).or_insert(SpanWatch {
+                    shard,
+                    epoch,
+                    from: offset,
+                    written: None,
+                    inexact: false,
+                });
             }
             self.history_checked.insert(key);
         }
@@ -1631,6 +1639,16 @@ fn copies_into(args: &[&[u8]], db: u32) -> bool {
         }
     }
     true
+}
+
+/// The epoch of shard `shard`'s stream as the history assembler follows it (empty before its hello).
+fn history_epoch(history: &StreamAssembler<Entered>, shard: u16) -> String {
+    history
+        .positions()
+        .into_iter()
+        .find(|(s, _, _)| *s == shard)
+        .map(|(_, epoch, _)| epoch)
+        .unwrap_or_default()
 }
 
 /// Whether `COPY src dst [DB db] [REPLACE]`, sent while another database is selected, writes `dst` in the watched
@@ -2963,6 +2981,54 @@ mod tests {
                 shard: 0,
                 from_offset: at,
                 to_offset: answered,
+            }]
+        );
+    }
+
+    /// A sink stopped while a key's top-up was pending stores its window as unknown; the one resumed there opens a
+    /// span of the key from the position, the whole key counted as written: a write after the resume and before
+    /// the top-up's answer is recorded.
+    #[test]
+    fn a_key_pending_at_the_position_opens_a_span_when_the_sink_resumes() {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut first,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m"],
+                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
+            ],
+        );
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        assert_eq!(stored_states(&batch), [("perf:u", "unknown".to_string())]);
+
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        resumed.apply(&more, &mut batch).unwrap();
+        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        let at = resumed.stream_positions()[0].2;
+        resumed
+            .apply(&answer(at, b"perf:u", &[("5", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: at,
             }]
         );
     }
