@@ -234,13 +234,16 @@ pub struct Changes {
     /// Where the history assembler's pieces end so that the sink reads whether a key is pending right after the
     /// command that may open its span (one the message writes again after it).
     span_cuts: Vec<u64>,
+    /// Spans that could not be watched, [`MAX_OPEN_SPANS`] being open: recorded inexact at once, with the rows
+    /// of the message that opened them.
+    span_overflow: Vec<(Vec<u8>, SpanWatch)>,
 }
 
 /// What a command wrote of a history key, for [`SpanWatch`].
 #[derive(Debug, Clone, PartialEq)]
 enum Touch {
-    /// These sorted-set members only.
-    Members(Vec<Vec<u8>>),
+    /// These sorted-set members only, by their 64-bit digests ([`member_digest`]).
+    Members(Vec<u64>),
     /// Anything of the key (what a trim, a deletion or a `…STORE` writes cannot be told apart without the state).
     Whole,
 }
@@ -266,13 +269,24 @@ struct SpanWatch {
     /// The epoch of the shard's stream where the span starts: its offsets are that stream's.
     epoch: String,
     from: u64,
-    /// The members those commands wrote (at most [`SPAN_MEMBERS`], then the whole key); `None`: the whole key.
-    written: Option<HashSet<Vec<u8>>>,
+    /// The digests of the members those commands wrote (at most [`SPAN_MEMBERS`], then the whole key); `None`:
+    /// the whole key. (Two members with one digest make a write of one a write of the other: a span recorded
+    /// that need not be, never one missed.)
+    written: Option<HashSet<u64>>,
     inexact: bool,
 }
 
 /// Members a [`SpanWatch`] tells apart before it counts the whole key as written.
 const SPAN_MEMBERS: usize = 1024;
+
+/// Spans watched at once (each at most [`SPAN_MEMBERS`] digests, 8 bytes each, with its key): past it, a span that
+/// would open is recorded inexact at once, to where the stream stands then.
+const MAX_OPEN_SPANS: usize = 4096;
+
+/// A member's digest, as a [`SpanWatch`] keeps it.
+fn member_digest(member: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(member)
+}
 
 impl SpanWatch {
     /// Whether `touch` may change or remove what the watched commands wrote.
@@ -363,6 +377,7 @@ impl Changes {
             span_events: Vec::new(),
             span_keys: HashSet::new(),
             span_cuts: Vec::new(),
+            span_overflow: Vec::new(),
         }
     }
 
@@ -616,6 +631,24 @@ impl Changes {
         if !self.spans.is_empty() {
             self.close_spans(batch, None);
         }
+        if !self.span_overflow.is_empty() {
+            let positions = self.history.positions();
+            for (key, watch) in std::mem::take(&mut self.span_overflow) {
+                let to = positions
+                    .iter()
+                    .find(|(s, _, _)| *s == watch.shard)
+                    .map_or(watch.from, |(_, _, offset)| *offset);
+                if let Ok(text) = key_text(&key) {
+                    batch.inexact_spans.push(InexactSpan {
+                        epoch: watch.epoch,
+                        key: text.to_string(),
+                        shard: watch.shard,
+                        from_offset: watch.from,
+                        to_offset: to.max(watch.from),
+                    });
+                }
+            }
+        }
         batch.positions = self.positions();
         Ok(applied)
     }
@@ -677,6 +710,17 @@ impl Changes {
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
+                if !self.spans.contains_key(&event.key) && self.spans.len() >= MAX_OPEN_SPANS {
+                    let watch = SpanWatch {
+                        shard: event.shard,
+                        epoch: history_epoch(&self.history, event.shard),
+                        from: event.start,
+                        written: None,
+                        inexact: true,
+                    };
+                    self.span_overflow.push((event.key, watch));
+                    continue;
+                }
                 let history = &self.history;
                 let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
                     shard: event.shard,
@@ -762,7 +806,7 @@ impl Changes {
     ) {
         let opens = opens.filter(|k| self.modes.history.allows(k));
         let members =
-            |list: Vec<&[u8]>| Touch::Members(list.into_iter().map(<[u8]>::to_vec).collect());
+            |list: Vec<&[u8]>| Touch::Members(list.into_iter().map(member_digest).collect());
         let key = args.get(1).copied().unwrap_or_default();
         let mut writes: Vec<(Vec<u8>, Touch)> = Vec::new();
         match name {
@@ -3031,5 +3075,49 @@ mod tests {
                 to_offset: at,
             }]
         );
+    }
+
+    /// Past [`MAX_OPEN_SPANS`] open spans, one more is not watched: it is recorded inexact at once, to where the
+    /// stream stands, and the spans open stay as many.
+    #[test]
+    fn a_span_past_the_cap_is_recorded_at_once() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let keys: Vec<String> = (0..=MAX_OPEN_SPANS).map(|i| format!("perf:u{i}")).collect();
+        for chunk in keys.chunks(512) {
+            let list: Vec<Vec<&[u8]>> = chunk
+                .iter()
+                .map(|k| vec![&b"ZUNIONSTORE"[..], k.as_bytes(), b"1", b"perf:a"])
+                .collect();
+            let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+            let mut batch = Batch::default();
+            changes.apply(&commands(offset, &list), &mut batch).unwrap();
+            offset = changes.stream_positions()[0].2;
+            if chunk.last() != keys.last() {
+                assert!(batch.inexact_spans.is_empty());
+            } else {
+                let last = keys.last().unwrap();
+                let from = offset
+                    - commands(0, &[&[b"ZUNIONSTORE", last.as_bytes(), b"1", b"perf:a"]]).len()
+                        as u64
+                    + 13;
+                assert_eq!(
+                    batch.inexact_spans,
+                    [InexactSpan {
+                        epoch: "e1".to_string(),
+                        key: last.clone(),
+                        shard: 0,
+                        from_offset: from,
+                        to_offset: offset,
+                    }]
+                );
+            }
+        }
+        assert_eq!(changes.spans.len(), MAX_OPEN_SPANS);
     }
 }
