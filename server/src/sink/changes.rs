@@ -2781,16 +2781,19 @@ mod tests {
     /// history's windows, not start them again as absent.
     #[test]
     fn a_message_in_pieces_leaves_the_history_at_its_trailing_empty_segment() {
-        let mut changes = Changes::new(
-            Modes {
+        // With both modes (the position stored is the mirror's), and with --history alone (the history's).
+        for mirror in [&["mirror:*".to_string()][..], &[]] {
+            message_in_pieces_then_reconnect(Modes {
                 history: Patterns::new(&["perf:*".to_string()]),
-                mirror: Patterns::new(&["mirror:*".to_string()]),
+                mirror: Patterns::new(mirror),
                 db: 0,
                 window: 10,
-            },
-            Vec::new(),
-            Vec::new(),
-        );
+            });
+        }
+    }
+
+    fn message_in_pieces_then_reconnect(modes: Modes) {
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
         let mut batch = Batch::default();
         changes
             .apply(&wire::encode_hello("e1", 0), &mut batch)
