@@ -3123,4 +3123,65 @@ mod tests {
         }
         assert_eq!(changes.spans.len(), MAX_OPEN_SPANS);
     }
+
+    /// Writes that may change what a `…STORE` wrote before its top-up's answer, each recording the span from the
+    /// store: a flush (of every database, also from another one), `SWAPDB`, a `RENAME` over the key, a `MOVE` into
+    /// it from another database, a `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
+    #[test]
+    fn writes_over_a_pending_store_record_its_span() {
+        let cases: [(&str, &[&[&[u8]]]); 8] = [
+            ("flushall", &[&[b"FLUSHALL"]]),
+            ("flushall from db 1", &[&[b"SELECT", b"1"], &[b"FLUSHALL"]]),
+            ("swapdb", &[&[b"SWAPDB", b"0", b"1"]]),
+            ("rename over", &[&[b"RENAME", b"perf:x", b"perf:u"]]),
+            (
+                "move in",
+                &[&[b"SELECT", b"1"], &[b"MOVE", b"perf:u", b"0"]],
+            ),
+            (
+                "del then made again",
+                &[&[b"DEL", b"perf:u"], &[b"ZADD", b"perf:u", b"1", b"m"]],
+            ),
+            (
+                "select inside a block",
+                &[
+                    &[b"MULTI"],
+                    &[b"SELECT", b"1"],
+                    &[b"MOVE", b"perf:u", b"0"],
+                    &[b"EXEC"],
+                ],
+            ),
+            ("ttl", &[&[b"PEXPIRE", b"perf:u", b"100"]]),
+        ];
+        for (case, writes) in cases {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()], "{case}");
+            let at = changes.stream_positions()[0].2;
+            changes.apply(&commands(at, writes), &mut batch).unwrap();
+            changes.take_topups();
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            let spans: Vec<(&str, u64)> = batch
+                .inexact_spans
+                .iter()
+                .map(|s| (s.key.as_str(), s.from_offset))
+                .collect();
+            let expected: &[(&str, u64)] = if case == "ttl" {
+                &[]
+            } else {
+                &[("perf:u", offset)]
+            };
+            assert_eq!(spans, expected, "{case}");
+        }
+    }
 }
