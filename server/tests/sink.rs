@@ -1544,6 +1544,7 @@ async fn stream_ids(conn: &mut MultiplexedConnection, key: &str) -> BTreeSet<Str
 /// row for each of its entries under that key, as one written there by `XADD`: Redis 7.0 propagates each command as
 /// written, and the sink takes the entries from the window moved with it, or from a top-up of the key when the
 /// window does not hold them all (`ev:long`, past the history window's 16 entries) or the source is not followed.
+/// A transaction that renames a stream in and trims it (`ev:y`) leaves a row for every entry it moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_renamed_copied_moved_or_restored_into_a_history_key_has_its_rows() {
     let pg = Postgres::start();
@@ -1556,15 +1557,33 @@ async fn a_stream_renamed_copied_moved_or_restored_into_a_history_key_has_its_ro
     // The sink joined before the writes: what they leave is read from the stream, not from the join's snapshot.
     command(&mut conn, &["SET", "cfg:joined", "1"]).await;
     committed(&db, redis_port).await;
-    for (key, n) in [("ev:a", 3), ("ev:long", 30)] {
+    for (key, n) in [("ev:a", 3), ("ev:long", 30), ("ev:x", 3)] {
         for i in 0..n {
             command(&mut conn, &["XADD", key, "*", "i", &i.to_string()]).await;
         }
     }
     let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for key in ["ev:a", "ev:long"] {
+    for key in ["ev:a", "ev:long", "ev:x"] {
         want.insert(key.to_string(), stream_ids(&mut conn, key).await);
     }
+    // In one relay message (a transaction), a stream renamed in and trimmed at once: its rows are read as the
+    // `RENAME` left it, every entry it moved.
+    want.insert("ev:y".to_string(), stream_ids(&mut conn, "ev:x").await);
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("RENAME")
+        .arg("ev:x")
+        .arg("ev:y")
+        .ignore()
+        .cmd("XTRIM")
+        .arg("ev:y")
+        .arg("MAXLEN")
+        .arg(1)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stream_ids(&mut conn, "ev:y").await.len(), 1);
     command(&mut conn, &["RENAME", "ev:a", "ev:b"]).await;
     command(&mut conn, &["COPY", "ev:b", "ev:c"]).await;
     command(&mut conn, &["RENAME", "ev:long", "ev:long2"]).await;

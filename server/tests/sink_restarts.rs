@@ -555,5 +555,141 @@ async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_wri
         stored.iter().all(|(_, absent)| *absent) && named.iter().all(|k| stored.contains(k)),
         "every set the workload named stored as absent, and nothing else: {stored:?}"
     );
+    // The workload keeps within the limit: no span of the history where a score may be missing.
+    let spans: i64 = db
+        .query_one("SELECT count(*) FROM replicast.inexact_span", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(spans, 0, "no span recorded by a workload within the limit");
+    drop(sink);
+}
+
+/// The value of the counter `name` on the sink's `/metrics` at `addr`.
+async fn counter(addr: &str, name: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{response}"))
+        .to_string()
+}
+
+/// Past the limit, and said so: a restarted sink whose catch-up increments a member of a key it holds no window of
+/// (its rows come from a top-up, answered after the catch-up) and increments it again before the answer cannot
+/// know the score between. It records the span of the stream where a score may be missing — one row of
+/// `replicast.inexact_span`, from the first increment to the answer, counted on `/metrics` — and stores the
+/// answer's score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_records_a_span() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    let _: () = redis::cmd("ZADD")
+        .arg("perf:other")
+        .arg(1_700_000_000_000u64)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    drop(sink);
+    // While the sink is away: `perf:n` is named by no command it read, so it has no window stored.
+    let before = master_repl_offset(&mut conn).await;
+    let mut scores = Vec::new();
+    for by in [1_700_000_000_000u64, 5] {
+        let score: f64 = redis::cmd("ZINCRBY")
+            .arg("perf:n")
+            .arg(by)
+            .arg(r#"{"m":0}"#)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        scores.push(score as u64);
+    }
+    let after = master_repl_offset(&mut conn).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed(&db, redis_port).await;
+    let mut spans = Vec::new();
+    for _ in 0..200 {
+        spans = db
+            .query(
+                "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let (from, to): (i64, i64) = (r.get(2), r.get(3));
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i32>(1),
+                    from as u64,
+                    to as u64,
+                    r.get::<_, String>(4),
+                )
+            })
+            .collect::<Vec<_>>();
+        if !spans.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(spans.len(), 1, "one span: {spans:?}");
+    let (key, shard, from, to, epoch) = spans[0].clone();
+    assert_eq!((key.as_str(), shard), ("perf:n", 0));
+    // The offsets are those of the stream the sink follows: the epoch of its stored position.
+    let position: String = db
+        .query_one("SELECT epoch FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epoch, position);
+    assert!(
+        (before..after).contains(&from) && to >= after,
+        "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
+    );
+    // The counter moves once the transaction that wrote the span has committed, just after the row is visible.
+    let mut spans_total = String::new();
+    for _ in 0..200 {
+        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
+        if spans_total != "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(spans_total, "1");
+    // The answer's score is stored; the one between is what the span says may be missing.
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = db
+            .query(
+                "SELECT score FROM replicast.zset_history WHERE key = 'perf:n'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, f64>(0) as u64)
+            .collect();
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, [scores[1]]);
     drop(sink);
 }

@@ -11,7 +11,9 @@
 //!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
 //!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
 //!   that such a command names after the resume is read by a top-up first, its window made since the resume
-//!   holding only what the commands since wrote.
+//!   holding only what the commands since wrote. A key whose top-up is pending after such a command is watched
+//!   until the answer: a write after it that may change or remove what it wrote is a span whose rows may miss a
+//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once").
 //! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
@@ -28,7 +30,9 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::rows::{key_text, seen_id, value_text, zset_digest, Batch, MirrorState, Refusal, SetOp};
+use super::rows::{
+    key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
+};
 use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
 use crate::subscription::Allow;
 
@@ -213,9 +217,96 @@ pub struct Changes {
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
     /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
     history_checked: HashSet<Vec<u8>>,
-    /// History keys a `RENAME` or `COPY` of the message being applied moved a value into: their rows come from the
-    /// window moved with it, or a top-up ([`Changes::write_moved_in`]).
-    moved_in: Vec<Vec<u8>>,
+    /// History keys a `RENAME` or `COPY` of the message being applied moved a value into, with the stream offset
+    /// just past that command: their rows come from the window moved with it, read there, or a top-up
+    /// ([`Changes::write_moved_in`]).
+    moved_in: Vec<(u64, Vec<u8>)>,
+    /// Where the message being applied holds a `MULTI`, left out of what the history assembler is given
+    /// ([`Changes::push_in_pieces`]).
+    multis: Vec<(u64, u64)>,
+    /// History keys whose top-up is pending after a command whose rows it reads, until it is answered (or the key
+    /// is known again): what was written since, and whether it may have lost the rows a span.
+    spans: HashMap<Vec<u8>, SpanWatch>,
+    /// The commands of the message being applied that may open a span or write a key that has one, in order.
+    span_events: Vec<SpanEvent>,
+    /// The keys of the message's events that may open a span.
+    span_keys: HashSet<Vec<u8>>,
+    /// Where the history assembler's pieces end so that the sink reads whether a key is pending right after the
+    /// command that may open its span (one the message writes again after it).
+    span_cuts: Vec<u64>,
+    /// Spans that could not be watched, [`MAX_OPEN_SPANS`] being open: recorded inexact at once, with the rows
+    /// of the message that opened them.
+    span_overflow: Vec<(Vec<u8>, SpanWatch)>,
+}
+
+/// What a command wrote of a history key, for [`SpanWatch`].
+#[derive(Debug, Clone, PartialEq)]
+enum Touch {
+    /// These sorted-set members only, by their 64-bit digests ([`member_digest`]).
+    Members(Vec<u64>),
+    /// Anything of the key (what a trim, a deletion or a `…STORE` writes cannot be told apart without the state).
+    Whole,
+}
+
+/// A command of the message being applied that may open a span of its key ([`SpanEvent::opens`]: its rows may
+/// come from a top-up) or write a key that has one.
+#[derive(Debug)]
+struct SpanEvent {
+    shard: u16,
+    start: u64,
+    end: u64,
+    key: Vec<u8>,
+    opens: bool,
+    touch: Touch,
+}
+
+/// A history key whose top-up was pending after a command whose rows the answer reads (`from`, where it starts):
+/// what such commands wrote since, and whether a write after one of them may have changed or removed it before
+/// the answer (`inexact`). Recorded as an [`InexactSpan`] when the key is known again, if `inexact`.
+#[derive(Debug)]
+struct SpanWatch {
+    shard: u16,
+    /// The epoch of the shard's stream where the span starts: its offsets are that stream's.
+    epoch: String,
+    from: u64,
+    /// The digests of the members those commands wrote (at most [`SPAN_MEMBERS`], then the whole key); `None`:
+    /// the whole key. (Two members with one digest make a write of one a write of the other: a span recorded
+    /// that need not be, never one missed.)
+    written: Option<HashSet<u64>>,
+    inexact: bool,
+}
+
+/// Members a [`SpanWatch`] tells apart before it counts the whole key as written.
+const SPAN_MEMBERS: usize = 1024;
+
+/// Spans watched at once (each at most [`SPAN_MEMBERS`] digests, 8 bytes each, with its key): past it, a span that
+/// would open is recorded inexact at once, to where the stream stands then.
+const MAX_OPEN_SPANS: usize = 4096;
+
+/// A member's digest, as a [`SpanWatch`] keeps it.
+fn member_digest(member: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(member)
+}
+
+impl SpanWatch {
+    /// Whether `touch` may change or remove what the watched commands wrote.
+    fn touched_by(&self, touch: &Touch) -> bool {
+        match (&self.written, touch) {
+            (Some(written), Touch::Members(members)) => members.iter().any(|m| written.contains(m)),
+            _ => true,
+        }
+    }
+
+    fn add(&mut self, touch: Touch) {
+        match (&mut self.written, touch) {
+            (Some(written), Touch::Members(members))
+                if written.len() + members.len() <= SPAN_MEMBERS =>
+            {
+                written.extend(members)
+            }
+            _ => self.written = None,
+        }
+    }
 }
 
 impl Changes {
@@ -281,6 +372,12 @@ impl Changes {
             held,
             history_checked: HashSet::new(),
             moved_in: Vec::new(),
+            multis: Vec::new(),
+            spans: HashMap::new(),
+            span_events: Vec::new(),
+            span_keys: HashSet::new(),
+            span_cuts: Vec::new(),
+            span_overflow: Vec::new(),
         }
     }
 
@@ -358,6 +455,13 @@ impl Changes {
             other => (0, other),
         };
         let mut applied = Applied::default();
+        // What a message that could not be applied (a segment that does not decode, after others were read) left
+        // of its own: each is the message's alone.
+        self.moved_in.clear();
+        self.multis.clear();
+        self.span_events.clear();
+        self.span_keys.clear();
+        self.span_cuts.clear();
         // The sorted-set rows the message's own reading adds start here: the history assembler reports them next.
         let first_row = batch.zsets.len();
         let index = usize::from(shard);
@@ -405,6 +509,9 @@ impl Changes {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
             }
+            Message::Stale { offset, keys } if self.follows_history() => {
+                self.note_stale(shard, *offset, keys);
+            }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
             _ => {}
@@ -417,10 +524,30 @@ impl Changes {
             let entered = self.history.observer_mut();
             std::mem::swap(&mut entered.batch, batch);
             entered.next_row = first_row;
-            let history = self.history.push_message(message);
+            // Only a commands message is given to the history assembler in pieces.
+            if kind == Kind::Commands && !self.span_events.is_empty() {
+                self.find_span_cuts();
+            }
+            let history = if self.moved_in.is_empty()
+                && self.multis.is_empty()
+                && self.span_cuts.is_empty()
+            {
+                self.history
+                    .push_message(message)
+                    .map_err(|e| ChangeError::Assembler(e.to_string()))
+            } else {
+                let pushed = self.push_in_pieces(shard, &inner);
+                self.moved_in.clear();
+                self.multis.clear();
+                self.span_cuts.clear();
+                pushed
+            };
+            if !self.span_events.is_empty() {
+                self.settle_span_events(u64::MAX);
+                self.span_keys.clear();
+            }
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
-            outcome = Some(history.map_err(|e| ChangeError::Assembler(e.to_string()))?);
-            self.write_moved_in(batch);
+            outcome = Some(history?);
         }
         if self.follows_mirror() {
             outcome = Some(
@@ -437,6 +564,10 @@ impl Changes {
             } else {
                 resumed
             };
+            // The spans of a stream that does not go on end where it stood.
+            if !continuous && !self.spans.is_empty() {
+                self.close_spans(batch, Some((shard, applied_offset.unwrap_or_default())));
+            }
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
                 blind,
@@ -497,8 +628,265 @@ impl Changes {
         if self.follows_history() {
             self.store_windows(shard, batch);
         }
+        if !self.spans.is_empty() {
+            self.close_spans(batch, None);
+        }
+        if !self.span_overflow.is_empty() {
+            let positions = self.history.positions();
+            for (key, watch) in std::mem::take(&mut self.span_overflow) {
+                let to = positions
+                    .iter()
+                    .find(|(s, _, _)| *s == watch.shard)
+                    .map_or(watch.from, |(_, _, offset)| *offset);
+                if let Ok(text) = key_text(&key) {
+                    batch.inexact_spans.push(InexactSpan {
+                        epoch: watch.epoch,
+                        key: text.to_string(),
+                        shard: watch.shard,
+                        from_offset: watch.from,
+                        to_offset: to.max(watch.from),
+                    });
+                }
+            }
+        }
         batch.positions = self.positions();
         Ok(applied)
+    }
+
+    /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
+    /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
+    /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
+    fn note_stale(&mut self, shard: u16, offset: u64, keys: &wire::StaleKeys<'_>) {
+        let event = |key: Vec<u8>, opens: bool| SpanEvent {
+            shard,
+            start: offset,
+            end: offset,
+            key,
+            opens,
+            touch: Touch::Whole,
+        };
+        match keys {
+            wire::StaleKeys::All => {
+                let events: Vec<SpanEvent> =
+                    self.spans.keys().map(|k| event(k.clone(), false)).collect();
+                self.span_events.extend(events);
+            }
+            wire::StaleKeys::Keys(list) => {
+                for key in list.clone() {
+                    if self.modes.history.allows(key) {
+                        self.span_events.push(event(key.to_vec(), true));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the history assembler's pieces must end for the spans: just past each command that may open a span of
+    /// its key when the message writes the key again after it (else the key's state at the end of the message is
+    /// what the command left).
+    fn find_span_cuts(&mut self) {
+        let mut later: HashSet<&[u8]> = HashSet::new();
+        for event in self.span_events.iter().rev() {
+            if event.opens && later.contains(event.key.as_slice()) {
+                self.span_cuts.push(event.end);
+            }
+            later.insert(&event.key);
+        }
+        self.span_cuts.reverse();
+        self.span_cuts.dedup();
+    }
+
+    /// Reads the message's span events up to `upto` (where the history assembler stands): a write to a key with a
+    /// span that may change or remove what its commands wrote makes the span inexact; a command that may open a
+    /// span does when its key is pending after it (its rows come from the answer), adding what it wrote.
+    fn settle_span_events(&mut self, upto: u64) {
+        let split = self.span_events.partition_point(|e| e.end <= upto);
+        let events: Vec<SpanEvent> = self.span_events.drain(..split).collect();
+        let mut unknown = None;
+        for event in events {
+            if let Some(watch) = self.spans.get_mut(&event.key) {
+                if watch.touched_by(&event.touch) {
+                    watch.inexact = true;
+                }
+            }
+            if event.opens && self.pending(&event.key, &mut unknown) {
+                if !self.spans.contains_key(&event.key) && self.spans.len() >= MAX_OPEN_SPANS {
+                    let watch = SpanWatch {
+                        shard: event.shard,
+                        epoch: history_epoch(&self.history, event.shard),
+                        from: event.start,
+                        written: None,
+                        inexact: true,
+                    };
+                    self.span_overflow.push((event.key, watch));
+                    continue;
+                }
+                let history = &self.history;
+                let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
+                    shard: event.shard,
+                    epoch: history_epoch(history, event.shard),
+                    from: event.start,
+                    written: Some(HashSet::new()),
+                    inexact: false,
+                });
+                watch.add(event.touch);
+            }
+        }
+    }
+
+    /// Whether the history's rows of `key` wait for a top-up: its window is stale, or it has none and its state is
+    /// not known (asked, or to be asked). `unknown`: the history assembler's unknown keys, read once per call of
+    /// the caller.
+    fn pending(&self, key: &[u8], unknown: &mut Option<HashSet<Vec<u8>>>) -> bool {
+        match self.history.window(key) {
+            Some(window) => window.stale(),
+            None => {
+                self.asked.contains(key)
+                    || self.topups.contains(key)
+                    || unknown
+                        .get_or_insert_with(|| {
+                            self.history.unknown_keys().map(<[u8]>::to_vec).collect()
+                        })
+                        .contains(key)
+            }
+        }
+    }
+
+    /// Ends the spans of the keys known again (their top-up answered, or deleted), or, with `shard` and where its
+    /// stream stood (a join that does not continue it), that shard's: an inexact one goes into `batch`, to its
+    /// shard's offset.
+    fn close_spans(&mut self, batch: &mut Batch, shard: Option<(u16, u64)>) {
+        let positions = self.history.positions();
+        let mut unknown = None;
+        let closed: Vec<Vec<u8>> = self
+            .spans
+            .iter()
+            .filter(|(key, watch)| match shard {
+                Some((shard, _)) => watch.shard == shard,
+                None => !self.pending(key, &mut unknown),
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in closed {
+            let Some(watch) = self.spans.remove(&key) else {
+                continue;
+            };
+            if !watch.inexact {
+                continue;
+            }
+            let to = match shard {
+                Some((_, offset)) => offset,
+                None => positions
+                    .iter()
+                    .find(|(s, _, _)| *s == watch.shard)
+                    .map_or(watch.from, |(_, _, offset)| *offset),
+            };
+            if let Ok(text) = key_text(&key) {
+                batch.inexact_spans.push(InexactSpan {
+                    epoch: watch.epoch,
+                    key: text.to_string(),
+                    shard: watch.shard,
+                    from_offset: watch.from,
+                    to_offset: to.max(watch.from),
+                });
+            }
+        }
+    }
+
+    /// Notes a command of the watched database (`other_db`: of another one) for the spans: one whose rows may come
+    /// from a top-up of `opens` (a history key), and the writes of keys with a span or opened in this message.
+    fn note_span_event(
+        &mut self,
+        shard: u16,
+        name: &[u8],
+        args: &[&[u8]],
+        opens: Option<&[u8]>,
+        other_db: bool,
+        (start, end): (u64, u64),
+    ) {
+        let opens = opens.filter(|k| self.modes.history.allows(k));
+        let members =
+            |list: Vec<&[u8]>| Touch::Members(list.into_iter().map(member_digest).collect());
+        let key = args.get(1).copied().unwrap_or_default();
+        let mut writes: Vec<(Vec<u8>, Touch)> = Vec::new();
+        match name {
+            b"flushall" | b"swapdb" => writes.extend(
+                self.spans
+                    .keys()
+                    .chain(&self.span_keys)
+                    .map(|k| (k.clone(), Touch::Whole)),
+            ),
+            _ if other_db => {}
+            b"flushdb" => writes.extend(
+                self.spans
+                    .keys()
+                    .chain(&self.span_keys)
+                    .map(|k| (k.clone(), Touch::Whole)),
+            ),
+            b"zadd" => writes.push((key.to_vec(), members(zadd_members(args)))),
+            b"zincrby" => writes.push((
+                key.to_vec(),
+                members(args.get(3).copied().into_iter().collect()),
+            )),
+            b"zrem" => writes.push((
+                key.to_vec(),
+                members(args.get(2..).unwrap_or_default().to_vec()),
+            )),
+            b"xadd" => {
+                let trims =
+                    args.iter().skip(2).take(3).any(|a| {
+                        a.eq_ignore_ascii_case(b"maxlen") || a.eq_ignore_ascii_case(b"minid")
+                    });
+                if trims {
+                    writes.push((key.to_vec(), Touch::Whole));
+                }
+            }
+            b"expire" | b"pexpire" | b"expireat" | b"pexpireat" | b"persist" => {}
+            b"copy" => writes.extend(args.get(2).map(|k| (k.to_vec(), Touch::Whole))),
+            b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
+            | b"geosearchstore" => writes.push((key.to_vec(), Touch::Whole)),
+            _ => writes.extend(args.iter().skip(1).map(|k| (k.to_vec(), Touch::Whole))),
+        }
+        for (k, touch) in writes {
+            let known = self.spans.contains_key(&k) || self.span_keys.contains(&k);
+            if opens.is_some_and(|o| o == k.as_slice())
+                || !known
+                || self
+                    .span_events
+                    .iter()
+                    .rev()
+                    .take_while(|e| e.start == start)
+                    .any(|e| e.key == k)
+            {
+                continue;
+            }
+            self.span_events.push(SpanEvent {
+                shard,
+                start,
+                end,
+                key: k,
+                opens: false,
+                touch,
+            });
+        }
+        if let Some(k) = opens {
+            let touch = match name {
+                b"zadd" => members(zadd_members(args)),
+                b"zincrby" => members(args.get(3).copied().into_iter().collect()),
+                _ => Touch::Whole,
+            };
+            self.span_events.push(SpanEvent {
+                shard,
+                start,
+                end,
+                key: k.to_vec(),
+                opens: true,
+                touch,
+            });
+            if !self.span_keys.contains(k) {
+                self.span_keys.insert(k.to_vec());
+            }
+        }
     }
 
     /// Rebuilds the stored windows of shard `shard`'s keys where the stream resumed (`offset`), as a snapshot of
@@ -529,6 +917,19 @@ impl Changes {
         for (key, window) in windows {
             if !window.restorable(HISTORY_WINDOW) {
                 self.forget_history(shard, &key);
+            }
+            // A top-up pending at the position: the stopped sink's span of the key, if it had one, is not stored;
+            // one opens here, the whole key counted as written, so that a write after the resume and before the
+            // answer is recorded.
+            if !window.known {
+                let epoch = history_epoch(&self.history, shard);
+                self.spans.entry(key.clone()).or_insert(SpanWatch {
+                    shard,
+                    epoch,
+                    from: offset,
+                    written: None,
+                    inexact: false,
+                });
             }
             self.history_checked.insert(key);
         }
@@ -565,18 +966,126 @@ impl Changes {
         }
     }
 
-    /// The rows of what a `RENAME` or `COPY` moved into a history key: every member and entry the key holds then
-    /// has its row, as after a snapshot of it (rows stored already are skipped by the primary key). Redis 7.0
-    /// propagates both as they were written. The history assembler moved the source's window along (a source
-    /// outside `--history`, or not known, leaves the destination unknown and topped up, as `MOVE` into the watched
-    /// database and `RESTORE` do): a sorted set's members entering it were reported as rows already, a stream's
-    /// entries are not (the observer is told their milliseconds, not their ids), so they are written here from the
-    /// window. A window that does not hold the whole key (a sorted set past 16 members, a stream past 16 entries)
-    /// has the key read again by a top-up, whose answer brings its rows (its `--window` newest).
-    fn write_moved_in(&mut self, batch: &mut Batch) {
-        for key in std::mem::take(&mut self.moved_in) {
+    /// Gives the history assembler a commands message (of shard `shard`) in which a `RENAME` or `COPY` moved a
+    /// value into a history key, or that holds a `MULTI`, in pieces that end just past each such `RENAME` or
+    /// `COPY`, and writes the rows of what it moved in after its piece: a command after it in the message may trim,
+    /// delete or move on what it moved. The assembler would apply a `MULTI` block at its `EXEC`, all at once, so
+    /// the `MULTI`s are left out of the pieces (it takes the gap as commands the relay withheld): their commands
+    /// apply one by one, the sink reading the windows between them, also when a block goes on in the next message
+    /// (the windows stored with a position inside a block are what its commands up to there left: a sink resumed
+    /// there gets the rest of the block without its `MULTI`). (The batch is the observer's while the message is
+    /// applied.)
+    fn push_in_pieces(
+        &mut self,
+        shard: u16,
+        inner: &Message<'_>,
+    ) -> Result<replicast_assembler::Outcome, ChangeError> {
+        let Message::Commands(segments) = inner else {
+            return Ok(replicast_assembler::Outcome::Applied {
+                commands: 0,
+                changed: false,
+            });
+        };
+        // Where the pieces end (just past a `RENAME` or `COPY` into a history key, or a command that may open a
+        // span: `(end, end)`), and the `MULTI`s left out (`(start, end)`).
+        let mut bounds: Vec<(u64, u64)> =
+            self.moved_in.iter().map(|(end, _)| (*end, *end)).collect();
+        bounds.extend(self.span_cuts.iter().map(|&end| (end, end)));
+        bounds.extend(self.multis.iter().copied());
+        bounds.sort_unstable();
+        // A piece is one commands message of the segments' parts between two ends.
+        let mut piece = wire::begin_commands();
+        let mut applied = (0, false);
+        // Where the message's last segment ends, and the pieces' last pushed segment: the relay ends a message with
+        // an empty segment at its cursor, past the commands it withheld, and the history assembler must stand there
+        // as the mirror's does (a session resumed from the cursor continues both streams, or neither).
+        let mut message_end = None;
+        let mut pushed_end = None;
+        for segment in segments.clone().flatten() {
+            let end = segment.end();
+            message_end = Some(end);
+            let mut from = segment.start;
+            for &(to, next) in bounds
+                .iter()
+                .filter(|&&(c, _)| c >= segment.start && c <= end)
+            {
+                if to > from {
+                    let range = (from - segment.start) as usize..(to - segment.start) as usize;
+                    wire::push_segment(&mut piece, from, &segment.bytes[range]);
+                    pushed_end = Some(to);
+                }
+                from = next.max(from);
+                if to == next {
+                    self.push_piece(shard, &mut piece, &mut applied)?;
+                    let mut batch = std::mem::take(&mut self.history.observer_mut().batch);
+                    self.write_moved_in(to, &mut batch);
+                    self.history.observer_mut().batch = batch;
+                    if !self.span_events.is_empty() {
+                        self.settle_span_events(to);
+                    }
+                }
+            }
+            if end > from {
+                wire::push_segment(
+                    &mut piece,
+                    from,
+                    &segment.bytes[(from - segment.start) as usize..],
+                );
+                pushed_end = Some(end);
+            }
+        }
+        if let Some(end) = message_end.filter(|&end| pushed_end != Some(end)) {
+            wire::push_segment(&mut piece, end, b"");
+        }
+        self.push_piece(shard, &mut piece, &mut applied)?;
+        let (commands, changed) = applied;
+        Ok(replicast_assembler::Outcome::Applied { commands, changed })
+    }
+
+    /// Gives the history assembler `piece` (a commands message of shard `shard`) if it holds a segment, adding to
+    /// `applied` the commands it held and whether a window changed; `piece` starts again empty.
+    fn push_piece(
+        &mut self,
+        shard: u16,
+        piece: &mut Vec<u8>,
+        applied: &mut (usize, bool),
+    ) -> Result<(), ChangeError> {
+        // Nothing but the message's tag: no segment.
+        if piece.len() <= 1 {
+            return Ok(());
+        }
+        let mut message = std::mem::replace(piece, wire::begin_commands());
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        if let replicast_assembler::Outcome::Applied { commands, changed } = self
+            .history
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?
+        {
+            applied.0 += commands;
+            applied.1 |= changed;
+        }
+        Ok(())
+    }
+
+    /// The rows of what a `RENAME` or `COPY` moved into a history key, read just past the command (`upto`, the
+    /// stream offset the history assembler stands at): every member and entry the key holds then has its row, as
+    /// after a snapshot of it (rows stored already are skipped by the primary key). Redis 7.0 propagates both as
+    /// they were written. The history assembler moved the source's window along (a source outside `--history`, or
+    /// not known, leaves the destination unknown and topped up, as `MOVE` into the watched database and `RESTORE`
+    /// do): a sorted set's members entering it were reported as rows already, a stream's entries are not (the
+    /// observer is told their milliseconds, not their ids), so they are written here from the window. A window
+    /// that does not hold the whole key (a sorted set past 16 members, a stream past 16 entries) has the key read
+    /// again by a top-up, whose answer brings its rows (its `--window` newest).
+    fn write_moved_in(&mut self, upto: u64, batch: &mut Batch) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.moved_in)
+            .into_iter()
+            .partition(|(end, _)| *end <= upto);
+        self.moved_in = later;
+        for (_, key) in now {
             let Some(window) = self.history.window(&key).filter(|w| !w.stale()) else {
-                // Moved on, deleted or unknown (its top-up asked) by the end of the message.
+                // Unknown (its top-up asked).
                 continue;
             };
             let entries: Vec<(String, Vec<Vec<u8>>)> = match window.body() {
@@ -695,22 +1204,41 @@ impl Changes {
     /// Redis's is forgotten first (the history assembler then asks its top-up instead of taking the commands
     /// since the resume for the whole key). A deletion makes a key's state known. A stateful key named has its
     /// window stored again.
-    fn history_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]]) {
+    fn history_command(
+        &mut self,
+        shard: u16,
+        name: &[u8],
+        args: &[&[u8]],
+        (start, end): (u64, u64),
+    ) {
         // A command too short to name its key (from the network, which Redis would have refused) names none.
         let first = args.get(1..2).unwrap_or_default();
-        let (depends, stores): (&[&[u8]], &[&[u8]]) = match name {
-            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[]),
-            b"zincrby" => (first, &[]),
-            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => (first, &args[2..3]),
+        // `opens`: the key whose rows a top-up may read (what it held decides them, or it holds a value whole).
+        type Keys<'k, 'a> = &'k [&'a [u8]];
+        let (depends, stores, opens): (Keys, Keys, Option<&[u8]>) = match name {
+            b"zadd" if zadd_pairs_at(args).is_none() => (first, &[], first.first().copied()),
+            b"zincrby" => (first, &[], first.first().copied()),
+            b"rename" | b"renamenx" | b"copy" if args.len() >= 3 => {
+                let stores = &args[2..3];
+                if self.modes.history.allows(stores[0])
+                    && (name != b"copy" || copies_into(args, self.modes.db))
+                {
+                    self.moved_in.push((end, stores[0].to_vec()));
+                    (first, stores, Some(stores[0]))
+                } else {
+                    (first, stores, None)
+                }
+            }
             b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
-            | b"geosearchstore" => (&[], first),
-            _ => (&[], &[]),
+            | b"geosearchstore" => (&[], first, first.first().copied()),
+            b"restore" | b"restore-asking" => (&[], &[], first.first().copied()),
+            b"sort" | b"sort_ro" | b"georadius" | b"georadiusbymember" => {
+                (&[], &[], store_target(args))
+            }
+            _ => (&[], &[], None),
         };
-        if matches!(name, b"rename" | b"renamenx" | b"copy")
-            && stores.first().is_some_and(|k| self.modes.history.allows(k))
-            && (name != b"copy" || copies_into(args, self.modes.db))
-        {
-            self.moved_in.push(stores[0].to_vec());
+        if opens.is_some() || !self.spans.is_empty() || !self.span_keys.is_empty() {
+            self.note_span_event(shard, name, args, opens, false, (start, end));
         }
         let blind = self.shards.get(usize::from(shard)).is_some_and(|s| s.blind);
         for &k in depends.iter().chain(stores) {
@@ -774,7 +1302,8 @@ impl Changes {
             let Some(name) = args.first() else {
                 return;
             };
-            let mut lower = [0u8; 16];
+            // Longer than any command's name (`GEORADIUSBYMEMBER_RO`, 20 bytes).
+            let mut lower = [0u8; 32];
             let Some(name) = lower.get_mut(..name.len()).map(|buf| {
                 buf.copy_from_slice(name);
                 buf.make_ascii_lowercase();
@@ -782,6 +1311,10 @@ impl Changes {
             }) else {
                 return;
             };
+            if history && !snapshot && name == b"multi" {
+                self.multis.push((command.start, command.end));
+                return;
+            }
             if name == b"select" && !snapshot {
                 selected = args
                     .get(1)
@@ -789,7 +1322,30 @@ impl Changes {
                 return;
             }
             if !snapshot && selected.is_some_and(|db| db != watched) {
-                if name == b"move" || name == b"swapdb" || name == b"flushall" {
+                // `COPY src dst DB <watched>`: a key copied into the watched database.
+                let copies_in = name == b"copy" && copies_from_another_db(args, watched);
+                if name == b"move" || name == b"swapdb" || name == b"flushall" || copies_in {
+                    if history {
+                        // A key moved or copied into the watched database holds a value a top-up reads.
+                        let opens = if copies_in {
+                            args.get(2).copied()
+                        } else {
+                            let into = name == b"move"
+                                && args
+                                    .get(2)
+                                    .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+                                    == Some(watched);
+                            args.get(1).copied().filter(|_| into)
+                        };
+                        self.note_span_event(
+                            shard,
+                            name,
+                            args,
+                            opens,
+                            true,
+                            (command.start, command.end),
+                        );
+                    }
                     self.read_set_command(name, args, batch);
                     // What they did to the watched database's history keys, the history assembler tells.
                     self.restate_all = true;
@@ -800,7 +1356,7 @@ impl Changes {
                 named.extend(args[1..].iter().map(|k| k.to_vec()));
             }
             if !snapshot && history {
-                self.history_command(shard, name, args);
+                self.history_command(shard, name, args, (command.start, command.end));
             }
             match name {
                 b"zadd" => self.read_zadd(args, batch),
@@ -1129,6 +1685,50 @@ fn copies_into(args: &[&[u8]], db: u32) -> bool {
     true
 }
 
+/// The epoch of shard `shard`'s stream as the history assembler follows it (empty before its hello).
+fn history_epoch(history: &StreamAssembler<Entered>, shard: u16) -> String {
+    history
+        .positions()
+        .into_iter()
+        .find(|(s, _, _)| *s == shard)
+        .map(|(_, epoch, _)| epoch)
+        .unwrap_or_default()
+}
+
+/// Whether `COPY src dst [DB db] [REPLACE]`, sent while another database is selected, writes `dst` in the watched
+/// database `db` (its `DB` names it).
+fn copies_from_another_db(args: &[&[u8]], db: u32) -> bool {
+    args.len() >= 5
+        && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"db"))
+        && copies_into(args, db)
+}
+
+/// The members of `ZADD key [flags] score member …`, with any flags.
+fn zadd_members<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut at = 2;
+    while args.get(at).is_some_and(|flag| {
+        flag.first().is_some_and(|b| b.is_ascii_alphabetic())
+            && !flag.eq_ignore_ascii_case(b"inf")
+            && !flag.eq_ignore_ascii_case(b"infinity")
+            && !flag.eq_ignore_ascii_case(b"nan")
+    }) {
+        at += 1;
+    }
+    args.get(at..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|pair| pair[1])
+        .collect()
+}
+
+/// The destination of `SORT … STORE dst` or `GEORADIUS… STORE|STOREDIST dst`.
+fn store_target<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
+    let at = args
+        .iter()
+        .rposition(|a| a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist"))?;
+    args.get(at + 1).copied()
+}
+
 /// Which kind of message was applied, for what a window's absence means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -1307,6 +1907,135 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
         assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+    }
+
+    /// What a `RENAME` or `COPY` moved into a history key is read just past it, not at the end of the relay
+    /// message (a `MULTI`/`EXEC`): a command after it in the same message that trims, deletes or moves on the key
+    /// takes nothing from its rows.
+    #[test]
+    fn a_stream_moved_in_is_read_before_the_rest_of_its_message_changes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"XADD", b"perf:s", b"1000-0", b"f", b"a"],
+                &[b"XADD", b"perf:s", b"1000-1", b"f", b"b"],
+                &[b"XADD", b"perf:s", b"1000-2", b"f", b"c"],
+            ],
+        );
+        let mut batch = Batch::default();
+        let list: &[&[&[u8]]] = &[
+            &[b"RENAME", b"perf:s", b"perf:t"],
+            &[b"XTRIM", b"perf:t", b"MAXLEN", b"1"],
+            &[b"COPY", b"perf:t", b"perf:u"],
+            &[b"XDEL", b"perf:u", b"1000-2"],
+            &[b"RENAME", b"perf:t", b"perf:v"],
+            &[b"DEL", b"perf:v"],
+        ];
+        let mut bytes = Vec::new();
+        for args in list {
+            crate::link_io::push_command(&mut bytes, args);
+        }
+        changes
+            .apply(&wire::encode_commands(offset, &bytes), &mut batch)
+            .unwrap();
+        let row = |k: &str, id: &str| (k.to_string(), id.to_string());
+        assert_eq!(
+            entries(&batch),
+            [
+                row("perf:t", "1000-0"),
+                row("perf:t", "1000-1"),
+                row("perf:t", "1000-2"),
+                row("perf:u", "1000-2"),
+                row("perf:v", "1000-2"),
+            ]
+        );
+        assert!(changes.take_topups().is_empty());
+        assert_eq!(
+            changes.stream_positions()[0].2,
+            offset + bytes.len() as u64,
+            "the message's pieces move the stream to its end"
+        );
+
+        // In a `MULTI` block (which the history assembler would apply at its `EXEC`), one message or two.
+        for split in [false, true] {
+            let mut changes = self::changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"XADD", b"perf:s", b"1000-0", b"f", b"a"]],
+            );
+            let list: &[&[&[u8]]] = &[
+                &[b"MULTI"],
+                &[b"XADD", b"perf:s", b"1000-1", b"f", b"b"],
+                &[b"RENAME", b"perf:s", b"perf:t"],
+                &[b"XTRIM", b"perf:t", b"MAXLEN", b"0"],
+                &[b"EXEC"],
+            ];
+            let mut batch = Batch::default();
+            let (first, second) = list.split_at(if split { 2 } else { list.len() });
+            let mut at = offset;
+            for part in [first, second] {
+                let mut bytes = Vec::new();
+                for args in part {
+                    crate::link_io::push_command(&mut bytes, args);
+                }
+                changes
+                    .apply(&wire::encode_commands(at, &bytes), &mut batch)
+                    .unwrap();
+                at += bytes.len() as u64;
+            }
+            assert_eq!(
+                entries(&batch),
+                [
+                    row("perf:s", "1000-1"),
+                    row("perf:t", "1000-0"),
+                    row("perf:t", "1000-1"),
+                ],
+                "split: {split}"
+            );
+            assert_eq!(changes.stream_positions()[0].2, at);
+        }
+    }
+
+    /// A sorted set moved in is read just past the command too: its window's members have their rows as they enter
+    /// it (a trim after it in the message takes none of them), and one whose window does not hold all its members
+    /// is read again by a top-up (the members past the window that a trim removes first have no row under the new
+    /// key: the top-up pending over the trim marks the span, see "Exactly once" in docs/SINK.md).
+    #[test]
+    fn a_sorted_set_moved_in_is_read_before_the_rest_of_its_message_changes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let scores: Vec<String> = (0..17).map(|i| format!("{}", 1000 + i)).collect();
+        let mut list: Vec<Vec<&[u8]>> = scores
+            .iter()
+            .map(|s| vec![&b"ZADD"[..], b"perf:a", s.as_bytes(), s.as_bytes()])
+            .collect();
+        list.push(vec![b"ZADD", b"perf:c", b"1", b"x", b"2", b"y"]);
+        let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+        let offset = joined_and_read(&mut changes, &mut batch, &list);
+        let mut batch = Batch::default();
+        let message = commands(
+            offset,
+            &[
+                &[b"RENAME", b"perf:a", b"perf:b"],
+                &[b"ZREMRANGEBYRANK", b"perf:b", b"0", b"0"],
+                &[b"RENAME", b"perf:c", b"perf:d"],
+                &[b"ZREMRANGEBYRANK", b"perf:d", b"0", b"-1"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        let rows: Vec<f64> = batch
+            .zsets
+            .iter()
+            .filter(|r| batch.zset_key(r) == b"perf:d")
+            .map(|r| r.score)
+            .collect();
+        assert_eq!(rows, [2.0, 1.0], "perf:d's members, trimmed after");
     }
 
     /// A member the window reports is passed over unhashed only when a row read from the stream holds the same bytes
@@ -1888,6 +2617,133 @@ mod tests {
         assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
     }
 
+    /// The answer to a top-up of `key` holding `members` (score, member), at `offset`.
+    fn answer(offset: u64, key: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut commands = Vec::new();
+        crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        for (score, member) in members {
+            crate::link_io::push_command(&mut commands, &[b"ZADD", key, score.as_bytes(), member]);
+        }
+        wire::encode_snapshot(offset, &commands)
+    }
+
+    /// A resumed sink's catch-up increments a member of a key it has no window of (its rows come from a top-up)
+    /// and, before the answer, the same member again: the score between is lost, and the span of the stream where
+    /// it was is recorded, from the first increment to the answer, with the answer's rows.
+    #[test]
+    fn a_member_written_again_before_its_keys_top_up_is_answered_records_a_span() {
+        let (mut batch, mut resumed) = resumed_after_an_increment(false);
+        let (epoch, offset) = batch.positions[0].clone();
+        assert_eq!(epoch, "e1");
+        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        // Where the resumed sink's first `ZINCRBY` started.
+        let from = offset - commands(0, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]).len() as u64 + 13;
+        let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&more, &mut batch).unwrap();
+        let at = resumed.stream_positions()[0].2;
+        assert!(batch.inexact_spans.is_empty(), "not before the answer");
+        resumed
+            .apply(&answer(at, b"perf:a", &[("1013", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:a".to_string(),
+                shard: 0,
+                from_offset: from,
+                to_offset: at,
+            }]
+        );
+        // Once: the key is known again.
+        let later = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&later, &mut batch).unwrap();
+        assert_eq!(batch.inexact_spans.len(), 1);
+    }
+
+    /// No span when nothing after the command whose rows the answer reads may have changed what it wrote: another
+    /// member written, a TTL set; nor when the window follows the key (two increments in one message).
+    #[test]
+    fn a_top_up_answered_before_what_it_reads_is_written_again_records_no_span() {
+        let (mut batch, mut resumed) = resumed_after_an_increment(false);
+        let offset = batch.positions[0].1;
+        let more = commands(
+            offset,
+            &[
+                &[b"ZADD", b"perf:a", b"2000", b"other"],
+                &[b"ZADD", b"perf:a", b"GT", b"3000", b"third"],
+                &[b"ZREM", b"perf:a", b"fourth"],
+                &[b"PEXPIRE", b"perf:a", b"100000"],
+            ],
+        );
+        resumed.apply(&more, &mut batch).unwrap();
+        let at = resumed.stream_positions()[0].2;
+        resumed
+            .apply(
+                &answer(
+                    at,
+                    b"perf:a",
+                    &[("1012", b"m"), ("2000", b"other"), ("3000", b"third")],
+                ),
+                &mut batch,
+            )
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "{:?}", batch.inexact_spans);
+
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:b", b"1000", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"5", b"m"],
+                &[b"ZINCRBY", b"perf:b", b"5", b"m"],
+                &[b"ZREMRANGEBYRANK", b"perf:b", b"0", b"-1"],
+            ],
+        );
+        assert_eq!(scores(&batch), [1000.0, 1005.0, 1010.0]);
+        assert!(changes.take_topups().is_empty());
+        assert!(batch.inexact_spans.is_empty() && changes.spans.is_empty());
+    }
+
+    /// A key stored into (`ZUNIONSTORE`) is read by a top-up: a trim before the answer may have removed what it
+    /// stored, recorded; within one message too, where the trim's command follows the store's (the key is read
+    /// as pending right after the store).
+    #[test]
+    fn a_key_stored_into_and_trimmed_before_its_answer_records_a_span() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let store = commands(
+            offset,
+            &[
+                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
+                &[b"ZREMRANGEBYSCORE", b"perf:u", b"0", b"1000"],
+            ],
+        );
+        changes.apply(&store, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+        let at = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(at, b"perf:u", &[]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: at,
+            }]
+        );
+    }
+
     #[test]
     fn a_fresh_joins_position_comes_with_its_snapshot_and_a_resumes_at_once() {
         let snapshot = b"*2\r\n$3\r\nDEL\r\n$6\r\nperf:a\r\n*4\r\n$4\r\nZADD\r\n$6\r\nperf:a\r\n$1\r\n5\r\n$2\r\n{}\r\n";
@@ -1917,5 +2773,415 @@ mod tests {
             [("e1".to_string(), 100)],
             "a resume has no snapshot to wait for"
         );
+    }
+
+    /// The relay ends a message with an empty segment at its cursor, past the commands it withheld. With both
+    /// modes, a message the history assembler takes in pieces (a `MULTI` block) must leave it at that cursor too:
+    /// the position stored and resumed from is the mirror's, and a session resumed there must continue the
+    /// history's windows, not start them again as absent.
+    #[test]
+    fn a_message_in_pieces_leaves_the_history_at_its_trailing_empty_segment() {
+        // With both modes (the position stored is the mirror's), and with --history alone (the history's).
+        for mirror in [&["mirror:*".to_string()][..], &[]] {
+            message_in_pieces_then_reconnect(Modes {
+                history: Patterns::new(&["perf:*".to_string()]),
+                mirror: Patterns::new(mirror),
+                db: 0,
+                window: 10,
+            });
+        }
+    }
+
+    fn message_in_pieces_then_reconnect(modes: Modes) {
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let mut block = Vec::new();
+        for args in [
+            &[&b"MULTI"[..]][..],
+            &[b"ZADD", b"perf:a", b"1000", b"m"],
+            &[b"ZINCRBY", b"perf:a", b"5", b"m"],
+            &[b"EXEC"],
+        ] {
+            crate::link_io::push_command(&mut block, args);
+        }
+        // Withheld commands between the block and the cursor.
+        let cursor = block.len() as u64 + 50;
+        let mut message = wire::begin_commands();
+        wire::push_segment(&mut message, 0, &block);
+        wire::push_segment(&mut message, cursor, b"");
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1000.0, 1005.0]);
+        assert_eq!(changes.positions(), [("e1".to_string(), cursor)]);
+        assert_eq!(
+            changes.history.positions(),
+            [(0, "e1".to_string(), cursor)],
+            "the history assembler at the mirror's cursor"
+        );
+
+        // A new session resumed from the stored position.
+        changes.reconnected();
+        let positions = changes.positions();
+        changes.resuming(&positions);
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", cursor), &mut batch)
+            .unwrap();
+        let more = commands(cursor, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
+        changes.apply(&more, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
+        assert!(changes.take_topups().is_empty());
+    }
+
+    /// A message whose second segment does not decode is refused after its first was read: what that left (a
+    /// stream renamed into a history key, to be read after its piece) must not make the next message, the new
+    /// session's hello, go to the history assembler in pieces, which a hello has none of: it would be lost, the
+    /// history going on from the old stream's position.
+    #[test]
+    fn a_message_refused_midway_leaves_nothing_to_the_next() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"XADD", b"perf:s", b"1000-0", b"f", b"a"]],
+        );
+        let mut bytes = Vec::new();
+        crate::link_io::push_command(&mut bytes, &[b"RENAME", b"perf:s", b"perf:t"]);
+        let mut broken = wire::begin_commands();
+        wire::push_segment(&mut broken, offset, &bytes);
+        // A segment that says it holds 1,000 bytes and holds 3.
+        broken.extend_from_slice(&(offset + bytes.len() as u64).to_le_bytes());
+        broken.extend_from_slice(&1000u32.to_le_bytes());
+        broken.extend_from_slice(b"abc");
+        let mut batch = Batch::default();
+        assert!(matches!(
+            changes.apply(&broken, &mut batch),
+            Err(ChangeError::Wire(_))
+        ));
+        // The next session joins another stream.
+        changes.reconnected();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        assert_eq!(changes.positions(), [("e2".to_string(), 0)]);
+    }
+
+    /// A `GEORADIUS` or `GEORADIUSBYMEMBER` (17 bytes, the longest name the sink reads) storing into a key whose
+    /// top-up is pending, before its answer, may change what the first store wrote: recorded, for both names.
+    #[test]
+    fn a_georadius_or_georadiusbymember_store_before_the_answer_records_a_span() {
+        for name in [&b"GEORADIUS"[..], b"GEORADIUSBYMEMBER"] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            let at = changes.stream_positions()[0].2;
+            let geo: &[&[u8]] = if name == b"GEORADIUS" {
+                &[name, b"geo", b"0", b"0", b"100", b"km", b"STORE", b"perf:u"]
+            } else {
+                &[name, b"geo", b"m", b"100", b"km", b"STORE", b"perf:u"]
+            };
+            changes.apply(&commands(at, &[geo]), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            assert_eq!(
+                batch.inexact_spans,
+                [InexactSpan {
+                    epoch: "e1".to_string(),
+                    key: "perf:u".to_string(),
+                    shard: 0,
+                    from_offset: offset,
+                    to_offset: answered,
+                }],
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    /// A `COPY … DB 0` sent while another database is selected copies into the watched one: into a key whose
+    /// top-up is pending, before its answer, it may change what the first store wrote: recorded.
+    #[test]
+    fn a_copy_from_another_database_before_the_answer_records_a_span() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&store, &mut batch).unwrap();
+        let at = changes.stream_positions()[0].2;
+        let copy = commands(
+            at,
+            &[
+                &[b"SELECT", b"1"],
+                &[b"COPY", b"other", b"perf:u", b"DB", b"0", b"REPLACE"],
+            ],
+        );
+        changes.apply(&copy, &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
+        let answered = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: answered,
+            }]
+        );
+    }
+
+    /// A command the relay withholds (a `ZUNIONSTORE` reading a key outside `--allow`) comes as a stale message
+    /// naming the keys it wrote: each is written whole, so an open span of one is inexact; and one whose top-up it
+    /// asks opens a span, made inexact by a write before the answer. A stale message for every window marks every
+    /// open span inexact.
+    #[test]
+    fn a_stale_message_is_a_write_of_its_keys_for_the_spans() {
+        for stale_all in [false, true] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            let at = changes.stream_positions()[0].2 + 30;
+            let stale = if stale_all {
+                wire::encode_stale_all(at)
+            } else {
+                wire::encode_stale(at, [&b"perf:u"[..]])
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            changes.take_topups();
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            assert_eq!(
+                batch.inexact_spans,
+                [InexactSpan {
+                    epoch: "e1".to_string(),
+                    key: "perf:u".to_string(),
+                    shard: 0,
+                    from_offset: offset,
+                    to_offset: answered,
+                }],
+                "stale all: {stale_all}"
+            );
+        }
+
+        // A span opened by the stale message: the key's top-up asked, written again before the answer.
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]],
+        );
+        let at = offset + 30;
+        changes
+            .apply(&wire::encode_stale(at, [&b"perf:v"[..]]), &mut batch)
+            .unwrap();
+        assert_eq!(changes.take_topups(), [b"perf:v".to_vec()]);
+        changes
+            .apply(
+                &commands(at, &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        let answered = changes.stream_positions()[0].2;
+        changes
+            .apply(&answer(answered, b"perf:v", &[("3", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:v".to_string(),
+                shard: 0,
+                from_offset: at,
+                to_offset: answered,
+            }]
+        );
+    }
+
+    /// A sink stopped while a key's top-up was pending stores its window as unknown; the one resumed there opens a
+    /// span of the key from the position, the whole key counted as written: a write after the resume and before
+    /// the top-up's answer is recorded.
+    #[test]
+    fn a_key_pending_at_the_position_opens_a_span_when_the_sink_resumes() {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        joined_and_read(
+            &mut first,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m"],
+                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
+            ],
+        );
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        assert_eq!(stored_states(&batch), [("perf:u", "unknown".to_string())]);
+
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        resumed.apply(&more, &mut batch).unwrap();
+        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        let at = resumed.stream_positions()[0].2;
+        resumed
+            .apply(&answer(at, b"perf:u", &[("5", b"m")]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "e1".to_string(),
+                key: "perf:u".to_string(),
+                shard: 0,
+                from_offset: offset,
+                to_offset: at,
+            }]
+        );
+    }
+
+    /// Past [`MAX_OPEN_SPANS`] open spans, one more is not watched: it is recorded inexact at once, to where the
+    /// stream stands, and the spans open stay as many.
+    #[test]
+    fn a_span_past_the_cap_is_recorded_at_once() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let keys: Vec<String> = (0..=MAX_OPEN_SPANS).map(|i| format!("perf:u{i}")).collect();
+        for chunk in keys.chunks(512) {
+            let list: Vec<Vec<&[u8]>> = chunk
+                .iter()
+                .map(|k| vec![&b"ZUNIONSTORE"[..], k.as_bytes(), b"1", b"perf:a"])
+                .collect();
+            let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+            let mut batch = Batch::default();
+            changes.apply(&commands(offset, &list), &mut batch).unwrap();
+            offset = changes.stream_positions()[0].2;
+            if chunk.last() != keys.last() {
+                assert!(batch.inexact_spans.is_empty());
+            } else {
+                let last = keys.last().unwrap();
+                let from = offset
+                    - commands(0, &[&[b"ZUNIONSTORE", last.as_bytes(), b"1", b"perf:a"]]).len()
+                        as u64
+                    + 13;
+                assert_eq!(
+                    batch.inexact_spans,
+                    [InexactSpan {
+                        epoch: "e1".to_string(),
+                        key: last.clone(),
+                        shard: 0,
+                        from_offset: from,
+                        to_offset: offset,
+                    }]
+                );
+            }
+        }
+        assert_eq!(changes.spans.len(), MAX_OPEN_SPANS);
+    }
+
+    /// Writes that may change what a `…STORE` wrote before its top-up's answer, each recording the span from the
+    /// store: a flush (of every database, also from another one), `SWAPDB`, a `RENAME` over the key, a `MOVE` into
+    /// it from another database, a `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
+    #[test]
+    fn writes_over_a_pending_store_record_its_span() {
+        let cases: [(&str, &[&[&[u8]]]); 8] = [
+            ("flushall", &[&[b"FLUSHALL"]]),
+            ("flushall from db 1", &[&[b"SELECT", b"1"], &[b"FLUSHALL"]]),
+            ("swapdb", &[&[b"SWAPDB", b"0", b"1"]]),
+            ("rename over", &[&[b"RENAME", b"perf:x", b"perf:u"]]),
+            (
+                "move in",
+                &[&[b"SELECT", b"1"], &[b"MOVE", b"perf:u", b"0"]],
+            ),
+            (
+                "del then made again",
+                &[&[b"DEL", b"perf:u"], &[b"ZADD", b"perf:u", b"1", b"m"]],
+            ),
+            (
+                "select inside a block",
+                &[
+                    &[b"MULTI"],
+                    &[b"SELECT", b"1"],
+                    &[b"MOVE", b"perf:u", b"0"],
+                    &[b"EXEC"],
+                ],
+            ),
+            ("ttl", &[&[b"PEXPIRE", b"perf:u", b"100"]]),
+        ];
+        for (case, writes) in cases {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+            );
+            let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+            changes.apply(&store, &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()], "{case}");
+            let at = changes.stream_positions()[0].2;
+            changes.apply(&commands(at, writes), &mut batch).unwrap();
+            changes.take_topups();
+            let answered = changes.stream_positions()[0].2;
+            changes
+                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
+                .unwrap();
+            let spans: Vec<(&str, u64)> = batch
+                .inexact_spans
+                .iter()
+                .map(|s| (s.key.as_str(), s.from_offset))
+                .collect();
+            let expected: &[(&str, u64)] = if case == "ttl" {
+                &[]
+            } else {
+                &[("perf:u", offset)]
+            };
+            assert_eq!(spans, expected, "{case}");
+        }
     }
 }

@@ -188,9 +188,20 @@ async fn run_session(
                 .snapshots
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let spans = batch.inexact_spans.len();
         let applied = changes
             .apply(&bytes, batch)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for span in &batch.inexact_spans[spans..] {
+            tracing::warn!(
+                key = span.key,
+                shard = span.shard,
+                from_offset = span.from_offset,
+                to_offset = span.to_offset,
+                "the history of a key may miss a score between these offsets: a command whose rows a top-up reads, \
+                 and the key written again before its answer (replicast.inexact_span)"
+            );
+        }
         for (why, key) in changes.take_refusals() {
             metrics.refuse(why);
             tracing::warn!(

@@ -22,6 +22,8 @@ pub struct SinkMetrics {
     pub sessions: AtomicU64,
     pub snapshots: AtomicU64,
     pub topups: AtomicU64,
+    /// Spans of a history key whose rows may miss a score, committed (`replicast.inexact_span`).
+    pub inexact_spans: AtomicU64,
     /// Stream bytes received from the relay and committed, summed over the streams (shards) followed.
     pub received_offset: AtomicU64,
     pub committed_offset: AtomicU64,
@@ -46,6 +48,7 @@ impl SinkMetrics {
         add(&self.stream_rows, batch.streams.len());
         add(&self.mirror_keys, batch.mirror.len());
         add(&self.set_ops, batch.sets.len());
+        add(&self.inexact_spans, batch.inexact_spans.len());
         add(&self.batches, 1);
         add(&self.deduplicated_batches, usize::from(deduplicated));
         self.committed_offset
@@ -122,6 +125,12 @@ impl SinkMetrics {
             "counter",
             "Keys the sink asked the relay to read again.",
             get(&self.topups).to_string(),
+        );
+        metric(
+            "inexact_spans_total",
+            "counter",
+            "Spans of a history key whose rows may miss a score: a command whose rows a top-up reads, the key written again before its answer (replicast.inexact_span).",
+            get(&self.inexact_spans).to_string(),
         );
         let seconds = |c: &AtomicU64| format!("{:.3}", get(c) as f64 / 1e6);
         metric(

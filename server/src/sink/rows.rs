@@ -107,6 +107,20 @@ impl Refusal {
     }
 }
 
+/// A span of shard `shard`'s stream (of epoch `epoch`), `from_offset` (where a command whose rows depend on what the key held
+/// starts) to `to_offset` (where the top-up's answer that gave its rows is), in which `key` was written again in a
+/// way that may have changed or removed what that command wrote before the answer read it: the key's rows may miss
+/// a score it had in between (docs/SINK.md, "Exactly once").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InexactSpan {
+    /// The epoch of the shard's stream: the offsets are that stream's.
+    pub epoch: String,
+    pub key: String,
+    pub shard: u16,
+    pub from_offset: u64,
+    pub to_offset: u64,
+}
+
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -125,6 +139,8 @@ pub struct Batch {
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
     pub retired_epochs: Vec<String>,
+    /// Spans of a history key's stream whose rows may miss a score (`replicast.inexact_span`).
+    pub inexact_spans: Vec<InexactSpan>,
     /// Rows seen in this batch and the ones before it that may still be being written ([`Seen`]), so that a row
     /// the stream and the window both report is sent once. The history assembler's observer borrows it while a
     /// message is applied, to skip those rows unread.
@@ -143,6 +159,7 @@ impl Batch {
             + self.mirror.len()
             + self.sets.len()
             + self.windows.len()
+            + self.inexact_spans.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -111,6 +111,20 @@ CREATE TABLE replicast.history_window (
   scores double precision[] NOT NULL,
   members bytea[] NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    r#"
+-- Spans of a history key's stream (epoch, shard, offsets) whose rows may miss a score: a command whose rows a top-up
+-- reads (a ZINCRBY on a member the window does not hold, a ...STORE into the key, a key renamed in) followed, before
+-- the top-up's answer, by a write that may have changed or removed what it wrote. Written with the rows.
+CREATE TABLE replicast.inexact_span (
+  epoch text NOT NULL,
+  key text NOT NULL,
+  shard integer NOT NULL,
+  from_offset bigint NOT NULL,
+  to_offset bigint NOT NULL,
+  noted_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (epoch, key, shard, from_offset)
 );
 "#,
 ];

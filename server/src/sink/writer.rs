@@ -282,6 +282,23 @@ impl Writer {
                 }
             }
         }
+        for span in &batch.inexact_spans {
+            tx.execute(
+                // A span read again (a restarted sink's catch-up) keeps the widest end.
+                "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (epoch, key, shard, from_offset)
+                   DO UPDATE SET to_offset = greatest(inexact_span.to_offset, excluded.to_offset)",
+                &[
+                    &span.epoch,
+                    &span.key,
+                    &i32::from(span.shard),
+                    &(span.from_offset as i64),
+                    &(span.to_offset as i64),
+                ],
+            )
+            .await?;
+        }
         write_positions(&tx, batch).await?;
         tx.commit().await?;
         Ok(Some(deduplicated))
