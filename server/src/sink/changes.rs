@@ -237,6 +237,9 @@ pub struct Changes {
     /// Spans that could not be watched, [`MAX_OPEN_SPANS`] being open: recorded inexact at once, with the rows
     /// of the message that opened them.
     span_overflow: Vec<(Vec<u8>, SpanWatch)>,
+    /// Spans open that commands opened (not those a resume opened, one per key pending at the position): what
+    /// [`MAX_OPEN_SPANS`] bounds.
+    opened_spans: usize,
 }
 
 /// What a command wrote of a history key, for [`SpanWatch`].
@@ -274,6 +277,9 @@ struct SpanWatch {
     /// that need not be, never one missed.)
     written: Option<HashSet<u64>>,
     inexact: bool,
+    /// Opened by a resume for a key pending at the position, not by a command: not counted in
+    /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
+    restored: bool,
 }
 
 /// Members a [`SpanWatch`] tells apart before it counts the whole key as written.
@@ -378,6 +384,7 @@ impl Changes {
             span_keys: HashSet::new(),
             span_cuts: Vec::new(),
             span_overflow: Vec::new(),
+            opened_spans: 0,
         }
     }
 
@@ -710,16 +717,21 @@ impl Changes {
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
-                if !self.spans.contains_key(&event.key) && self.spans.len() >= MAX_OPEN_SPANS {
+                let open = self.spans.contains_key(&event.key);
+                if !open && self.opened_spans >= MAX_OPEN_SPANS {
                     let watch = SpanWatch {
                         shard: event.shard,
                         epoch: history_epoch(&self.history, event.shard),
                         from: event.start,
                         written: None,
                         inexact: true,
+                        restored: false,
                     };
                     self.span_overflow.push((event.key, watch));
                     continue;
+                }
+                if !open {
+                    self.opened_spans += 1;
                 }
                 let history = &self.history;
                 let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
@@ -728,6 +740,7 @@ impl Changes {
                     from: event.start,
                     written: Some(HashSet::new()),
                     inexact: false,
+                    restored: false,
                 });
                 watch.add(event.touch);
             }
@@ -771,6 +784,9 @@ impl Changes {
             let Some(watch) = self.spans.remove(&key) else {
                 continue;
             };
+            if !watch.restored {
+                self.opened_spans = self.opened_spans.saturating_sub(1);
+            }
             if !watch.inexact {
                 continue;
             }
@@ -929,6 +945,7 @@ impl Changes {
                     from: offset,
                     written: None,
                     inexact: false,
+                    restored: true,
                 });
             }
             self.history_checked.insert(key);
@@ -3122,6 +3139,45 @@ mod tests {
             }
         }
         assert_eq!(changes.spans.len(), MAX_OPEN_SPANS);
+    }
+
+    /// The spans a resume opens (one per key pending at the position, as many as the windows stored) are not counted
+    /// in [`MAX_OPEN_SPANS`]: a command's span opened after a resume with more pending keys than that is watched,
+    /// not recorded at once (the review's case: 5,000 keys pending, then an exact `ZUNIONSTORE`).
+    #[test]
+    fn spans_a_resume_opens_leave_the_cap_to_commands() {
+        let pending = MAX_OPEN_SPANS + 904;
+        let stored: Vec<(Vec<u8>, StoredWindow)> = (0..pending)
+            .map(|i| {
+                let window = StoredWindow {
+                    shard: 0,
+                    known: false,
+                    complete: false,
+                    members: Vec::new(),
+                };
+                (format!("perf:k{i}").into_bytes(), window)
+            })
+            .collect();
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[("e1".to_string(), 100)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello("e1", 100), &mut batch)
+            .unwrap();
+        assert_eq!(resumed.spans.len(), pending);
+        let mut batch = Batch::default();
+        let store = commands(100, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:zz"]]);
+        resumed.apply(&store, &mut batch).unwrap();
+        assert!(
+            batch.inexact_spans.is_empty(),
+            "an exact span recorded: {:?}",
+            batch.inexact_spans
+        );
+        assert_eq!(
+            resumed.spans.len(),
+            pending + 1,
+            "the store's span is watched"
+        );
     }
 
     /// Writes that may change what a `…STORE` wrote before its top-up's answer, each recording the span from the
