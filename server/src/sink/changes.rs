@@ -1760,6 +1760,35 @@ mod tests {
     use super::super::windows::ABSENT_KEPT;
     use super::*;
 
+    /// The pending top-up of `key` asked, and answered empty where the stream stands now: that offset.
+    fn answer_empty(changes: &mut Changes, batch: &mut Batch, key: &[u8]) -> u64 {
+        assert_eq!(changes.take_topups(), [key.to_vec()]);
+        answer_now(changes, batch, key, &[])
+    }
+
+    /// A top-up of `key` answered with `members` where the stream stands now: that offset.
+    fn answer_now(
+        changes: &mut Changes,
+        batch: &mut Batch,
+        key: &[u8],
+        members: &[(&str, &[u8])],
+    ) -> u64 {
+        let at = changes.stream_positions()[0].2;
+        changes.apply(&answer(at, key, members), batch).unwrap();
+        at
+    }
+
+    /// The span of shard 0's `key` in epoch `e1`, from `from` to `to`.
+    fn span(key: &str, from: u64, to: u64) -> InexactSpan {
+        InexactSpan {
+            epoch: "e1".to_string(),
+            key: key.to_string(),
+            shard: 0,
+            from_offset: from,
+            to_offset: to,
+        }
+    }
+
     fn changes() -> Changes {
         let modes = Modes {
             history: Patterns::new(&["perf:*".to_string()]),
@@ -2662,16 +2691,7 @@ mod tests {
         resumed
             .apply(&answer(at, b"perf:a", &[("1013", b"m")]), &mut batch)
             .unwrap();
-        assert_eq!(
-            batch.inexact_spans,
-            [InexactSpan {
-                epoch: "e1".to_string(),
-                key: "perf:a".to_string(),
-                shard: 0,
-                from_offset: from,
-                to_offset: at,
-            }]
-        );
+        assert_eq!(batch.inexact_spans, [span("perf:a", from, at)]);
         // Once: the key is known again.
         let later = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
         resumed.apply(&later, &mut batch).unwrap();
@@ -2744,21 +2764,8 @@ mod tests {
             ],
         );
         changes.apply(&store, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
-        let at = changes.stream_positions()[0].2;
-        changes
-            .apply(&answer(at, b"perf:u", &[]), &mut batch)
-            .unwrap();
-        assert_eq!(
-            batch.inexact_spans,
-            [InexactSpan {
-                epoch: "e1".to_string(),
-                key: "perf:u".to_string(),
-                shard: 0,
-                from_offset: offset,
-                to_offset: at,
-            }]
-        );
+        let at = answer_empty(&mut changes, &mut batch, b"perf:u");
+        assert_eq!(batch.inexact_spans, [span("perf:u", offset, at)]);
     }
 
     #[test]
@@ -2914,11 +2921,7 @@ mod tests {
                 &[name, b"geo", b"m", b"100", b"km", b"STORE", b"perf:u"]
             };
             changes.apply(&commands(at, &[geo]), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
-            let answered = changes.stream_positions()[0].2;
-            changes
-                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
-                .unwrap();
+            let answered = answer_empty(&mut changes, &mut batch, b"perf:u");
             assert_eq!(
                 batch.inexact_spans,
                 [InexactSpan {
@@ -2956,21 +2959,8 @@ mod tests {
             ],
         );
         changes.apply(&copy, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:u".to_vec()]);
-        let answered = changes.stream_positions()[0].2;
-        changes
-            .apply(&answer(answered, b"perf:u", &[]), &mut batch)
-            .unwrap();
-        assert_eq!(
-            batch.inexact_spans,
-            [InexactSpan {
-                epoch: "e1".to_string(),
-                key: "perf:u".to_string(),
-                shard: 0,
-                from_offset: offset,
-                to_offset: answered,
-            }]
-        );
+        let answered = answer_empty(&mut changes, &mut batch, b"perf:u");
+        assert_eq!(batch.inexact_spans, [span("perf:u", offset, answered)]);
     }
 
     /// A command the relay withholds (a `ZUNIONSTORE` reading a key outside `--allow`) comes as a stale message
@@ -2997,10 +2987,7 @@ mod tests {
             };
             changes.apply(&stale, &mut batch).unwrap();
             changes.take_topups();
-            let answered = changes.stream_positions()[0].2;
-            changes
-                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
-                .unwrap();
+            let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             assert_eq!(
                 batch.inexact_spans,
                 [InexactSpan {
@@ -3033,20 +3020,8 @@ mod tests {
                 &mut batch,
             )
             .unwrap();
-        let answered = changes.stream_positions()[0].2;
-        changes
-            .apply(&answer(answered, b"perf:v", &[("3", b"m")]), &mut batch)
-            .unwrap();
-        assert_eq!(
-            batch.inexact_spans,
-            [InexactSpan {
-                epoch: "e1".to_string(),
-                key: "perf:v".to_string(),
-                shard: 0,
-                from_offset: at,
-                to_offset: answered,
-            }]
-        );
+        let answered = answer_now(&mut changes, &mut batch, b"perf:v", &[("3", b"m")]);
+        assert_eq!(batch.inexact_spans, [span("perf:v", at, answered)]);
     }
 
     /// A sink stopped while a key's top-up was pending stores its window as unknown; the one resumed there opens a
@@ -3081,20 +3056,8 @@ mod tests {
         let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
         resumed.apply(&more, &mut batch).unwrap();
         assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
-        let at = resumed.stream_positions()[0].2;
-        resumed
-            .apply(&answer(at, b"perf:u", &[("5", b"m")]), &mut batch)
-            .unwrap();
-        assert_eq!(
-            batch.inexact_spans,
-            [InexactSpan {
-                epoch: "e1".to_string(),
-                key: "perf:u".to_string(),
-                shard: 0,
-                from_offset: offset,
-                to_offset: at,
-            }]
-        );
+        let at = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
+        assert_eq!(batch.inexact_spans, [span("perf:u", offset, at)]);
     }
 
     /// Past [`MAX_OPEN_SPANS`] open spans, one more is not watched: it is recorded inexact at once, to where the
@@ -3223,10 +3186,7 @@ mod tests {
             let at = changes.stream_positions()[0].2;
             changes.apply(&commands(at, writes), &mut batch).unwrap();
             changes.take_topups();
-            let answered = changes.stream_positions()[0].2;
-            changes
-                .apply(&answer(answered, b"perf:u", &[]), &mut batch)
-                .unwrap();
+            answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             let spans: Vec<(&str, u64)> = batch
                 .inexact_spans
                 .iter()
