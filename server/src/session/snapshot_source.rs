@@ -131,7 +131,7 @@ mod tests {
     use super::*;
     use crate::backlog::Batch;
     use crate::frames::FrameIndex;
-    use crate::state::StateSettings;
+    use crate::state::for_tests::{self, EMPTY_RDB};
 
     #[test]
     fn a_state_before_a_failovers_rename_is_not_joinable() {
@@ -172,15 +172,9 @@ mod tests {
         }
         let (start, end, _) = backlog.extent();
         assert!(start > 100 && start < end, "the ring holds {start}..{end}");
-        let state = RelayState::new(StateSettings {
-            depth: 10,
-            bytes: 1 << 20,
-            allow: vec!["*".into()],
-        });
-        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
-        empty_rdb.extend([0; 8]);
+        let state = for_tests::state();
         state.begin_full_sync("A", 100);
-        state.load(&empty_rdb);
+        state.load(EMPTY_RDB);
         state.finish_full_sync();
         // The state trails further than the ring reaches back: a join waits for it ...
         let mut wait = Box::pin(back_in_the_ring(&state, &backlog));

@@ -295,7 +295,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::state::StateSettings;
+    use crate::state::for_tests::{self, EMPTY_RDB};
 
     fn batch(start: u64, raw: &[u8]) -> Batch {
         Batch::new(
@@ -309,20 +309,13 @@ mod tests {
 
     #[test]
     fn a_panic_applying_an_event_drops_the_state_and_the_thread_goes_on() {
-        let state = Arc::new(RelayState::new(StateSettings {
-            depth: 10,
-            bytes: 1 << 20,
-            allow: vec!["*".into()],
-        }));
+        let state = Arc::new(for_tests::state());
         let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
-        // An empty RDB of version 9 (a checksum of zero is not checked).
-        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
-        empty_rdb.extend([0; 8]);
         feed.push(StateEvent::BeginFullSync {
             epoch: "a".repeat(40),
             offset: 100,
         });
-        feed.push(StateEvent::Load(Bytes::from(empty_rdb.clone())));
+        feed.push(StateEvent::Load(Bytes::from_static(EMPTY_RDB)));
         feed.push(StateEvent::FinishFullSync);
         state.panics.store(true, Ordering::Release);
         feed.push(StateEvent::Batch(batch(100, b"PING\r\n")));
@@ -331,7 +324,7 @@ mod tests {
             epoch: "b".repeat(40),
             offset: 200,
         });
-        feed.push(StateEvent::Load(Bytes::from(empty_rdb)));
+        feed.push(StateEvent::Load(Bytes::from_static(EMPTY_RDB)));
         feed.push(StateEvent::FinishFullSync);
         feed.push(StateEvent::Batch(batch(200, b"PING\r\n")));
         feed.finish();
@@ -345,11 +338,7 @@ mod tests {
 
     #[test]
     fn a_full_sync_dropped_with_the_queue_is_no_longer_awaited() {
-        let state = Arc::new(RelayState::new(StateSettings {
-            depth: 10,
-            bytes: 1 << 20,
-            allow: vec!["*".into()],
-        }));
+        let state = Arc::new(for_tests::state());
         let feed = StateFeed::start(state.clone(), 1 << 20).unwrap();
         // The thread blocks on the state's lock with the first event: the full sync's beginning stays queued.
         let held = state.inner();
@@ -388,22 +377,16 @@ mod tests {
 
     #[test]
     fn a_state_with_a_full_sync_queued_has_no_position() {
-        let state = RelayState::new(StateSettings {
-            depth: 10,
-            bytes: 1 << 20,
-            allow: vec!["*".into()],
-        });
-        let mut empty_rdb = b"REDIS0009\xFF".to_vec();
-        empty_rdb.extend([0; 8]);
+        let state = for_tests::state();
         state.begin_full_sync(&"a".repeat(40), 100);
-        state.load(&empty_rdb);
+        state.load(EMPTY_RDB);
         state.finish_full_sync();
         assert_eq!(state.position(), Some(("a".repeat(40), 100)));
         // A full resync under the same replication ID, queued: the state is of the generation before it.
         state.sync_queued();
         assert_eq!(state.position(), None);
         state.begin_full_sync(&"a".repeat(40), 50);
-        state.load(&empty_rdb);
+        state.load(EMPTY_RDB);
         state.finish_full_sync();
         assert_eq!(state.position(), Some(("a".repeat(40), 50)));
     }

@@ -1304,3 +1304,20 @@ impl RelayState {
         applied
     }
 }
+
+/// For unit tests: a state of every key with windows of 10, and an empty RDB of version 9 (a checksum of zero is not
+/// checked) to build it from.
+#[cfg(test)]
+pub(crate) mod for_tests {
+    use super::{RelayState, StateSettings};
+
+    pub const EMPTY_RDB: &[u8] = b"REDIS0009\xFF\0\0\0\0\0\0\0\0";
+
+    pub fn state() -> RelayState {
+        RelayState::new(StateSettings {
+            depth: 10,
+            bytes: 1 << 20,
+            allow: vec!["*".into()],
+        })
+    }
+}
