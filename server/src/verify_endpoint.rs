@@ -4,7 +4,7 @@
 //! `GET /verify` says where the state stands (epoch, offset) and what it keeps (depth, `--allow`), so that the
 //! command reads Redis as deep and samples keys the state should hold. `POST /verify` with
 //! `{"epoch", "offset", "keys": [...]}` answers each key's [`KeyState`] at exactly that offset, waiting (at most
-//! [`CHECK_WAIT`]) for the link to reach it; 409 when the state is already past it or follows another stream.
+//! [`CHECK_WAIT`]) for the state's thread to reach it; 409 when the state is already past it or follows another stream.
 //! Both are behind the operators' checks of `/profile` (`operator_access`): the answer names keys, though
 //! only those asked, and says nothing of a key outside `--allow` but that it is unknown. In debug builds only,
 //! `POST /verify/corrupt?key=K` corrupts a key's window in the state, for the tests of the checks.
