@@ -122,7 +122,9 @@ impl PastWrites {
     /// Something entered `key`'s window that the ring does not keep (a stream entry) at `offset`: the key is not
     /// covered before it.
     pub fn uncovered(&mut self, offset: u64, key: &[u8]) {
-        self.exact_at(key, offset);
+        if self.enabled() {
+            self.mark(key, offset);
+        }
     }
 
     /// `key`'s window is not exact (stale, unknown, not held): it is not covered until [`Self::exact_at`].
@@ -144,10 +146,14 @@ impl PastWrites {
 
     /// `key`'s window is exact from `offset` on: its list is complete after it.
     pub fn exact_at(&mut self, key: &[u8], offset: u64) {
-        if !self.enabled() {
-            return;
+        if self.enabled() {
+            self.inexact.remove(key);
+            self.mark(key, offset);
         }
-        self.inexact.remove(key);
+    }
+
+    /// Nothing of `key` before `offset` is covered.
+    fn mark(&mut self, key: &[u8], offset: u64) {
         if offset <= self.horizon {
             return;
         }
@@ -360,9 +366,12 @@ mod tests {
         let k = past(&ring, b"k", 0, 150);
         assert_eq!(k.covered_from, 140);
         assert_eq!(scores(&k), [(145, 6.0)]);
-        // A later mark moves it again; a stream entry too.
+        // A later mark moves it again; a stream entry too, which does not make an inexact key exact.
         ring.uncovered(147, b"k");
         assert_eq!(ring.covered_from(b"k", 150), 147);
+        ring.inexact(b"k");
+        ring.uncovered(148, b"k");
+        assert_eq!(ring.covered_from(b"k", 150), 150);
         assert_eq!(ring.covered_from(b"other", 150), 100);
     }
 
