@@ -1,10 +1,10 @@
 //! The **past** message (tag 11, docs/PROTOCOL.md): the items that entered the windows of a top-up's keys before its
 //! snapshot, for a client that asked with `since` (the history sink). A browser never gets it, so this module is
 //! compiled only with the crate's feature `past` (the relay's and the sink's build), and [`super::decode`] refuses
-//! its tag.
+//! its tag. Its error texts are plain literals, not `text!`: the client's table of texts (`scripts/wasm-texts.mjs`)
+//! need not carry them.
 
 use crate::client_message::MAX_NAME_LEN;
-use crate::text;
 
 use super::{read_u32, read_u64, WireError, MAX_SHARDS, TAG_PAST, TAG_SHARD};
 
@@ -72,7 +72,7 @@ pub fn decode_past(message: &[u8]) -> Result<(u16, Past<'_>), WireError> {
             if usize::from(index) >= MAX_SHARDS {
                 return Err(WireError {
                     at: 1,
-                    expected: text!("a shard index below 1024"),
+                    expected: "a shard index below 1024",
                 });
             }
             (index, 3)
@@ -80,7 +80,7 @@ pub fn decode_past(message: &[u8]) -> Result<(u16, Past<'_>), WireError> {
         _ => {
             return Err(WireError {
                 at: 0,
-                expected: text!("a past message (tag 11), alone or in a shard envelope"),
+                expected: "a past message (tag 11), alone or in a shard envelope",
             })
         }
     };
@@ -88,11 +88,11 @@ pub fn decode_past(message: &[u8]) -> Result<(u16, Past<'_>), WireError> {
         message,
         at: at + 1,
     };
-    let offset = reader.u64(text!("the past message's offset (8 bytes)"))?;
+    let offset = reader.u64("the past message's offset (8 bytes)")?;
     let mut keys = Vec::new();
     while reader.at < message.len() {
         if keys.len() == MAX_PAST_KEYS {
-            return Err(reader.error(text!("at most 10000 keys in a past message")));
+            return Err(reader.error("at most 10000 keys in a past message"));
         }
         keys.push(reader.key(offset)?);
     }
@@ -127,7 +127,7 @@ impl<'a> PastReader<'a> {
 
     /// `len: u32` and as many bytes, at most `most`.
     fn bytes(&mut self, most: usize, expected: &'static str) -> Result<&'a [u8], WireError> {
-        let len = self.u32(text!("a length (4 bytes)"))? as usize;
+        let len = self.u32("a length (4 bytes)")? as usize;
         if len > most {
             self.at -= 4;
             return Err(self.error(expected));
@@ -135,31 +135,31 @@ impl<'a> PastReader<'a> {
         let bytes = self
             .message
             .get(self.at..self.at.saturating_add(len))
-            .ok_or(self.error(text!("as many bytes as their length says")))?;
+            .ok_or(self.error("as many bytes as their length says"))?;
         self.at += len;
         Ok(bytes)
     }
 
     fn key(&mut self, offset: u64) -> Result<PastKey<'a>, WireError> {
-        let key = self.bytes(MAX_NAME_LEN, text!("a key of at most 1024 bytes"))?;
+        let key = self.bytes(MAX_NAME_LEN, "a key of at most 1024 bytes")?;
         let at = self.at;
-        let covered_from = self.u64(text!("the key's covered_from (8 bytes)"))?;
+        let covered_from = self.u64("the key's covered_from (8 bytes)")?;
         if covered_from > offset {
             return Err(WireError {
                 at,
-                expected: text!("a covered_from at most the message's offset"),
+                expected: "a covered_from at most the message's offset",
             });
         }
-        let count = self.u32(text!("the key's item count (4 bytes)"))?;
+        let count = self.u32("the key's item count (4 bytes)")?;
         let mut items = Vec::new();
         let mut before = covered_from;
         for _ in 0..count {
             let at = self.at;
-            let item = self.u64(text!("an item's offset (8 bytes)"))?;
+            let item = self.u64("an item's offset (8 bytes)")?;
             if item <= covered_from || item < before || item > offset {
                 return Err(WireError {
                     at,
-                    expected: text!("an item's offset after covered_from, not before the item before it, at most the message's"),
+                    expected: "an item's offset after covered_from, not before the item before it, at most the message's",
                 });
             }
             before = item;
@@ -167,39 +167,35 @@ impl<'a> PastReader<'a> {
                 Some(0) => {
                     self.at += 1;
                     let at = self.at;
-                    let score = f64::from_bits(self.u64(text!("a member's score (8 bytes)"))?);
+                    let score = f64::from_bits(self.u64("a member's score (8 bytes)")?);
                     if score.is_nan() {
                         return Err(WireError {
                             at,
-                            expected: text!("a score that is a number"),
+                            expected: "a score that is a number",
                         });
                     }
-                    let member = self.bytes(usize::MAX, text!("a member"))?;
+                    let member = self.bytes(usize::MAX, "a member")?;
                     PastValue::Member { score, member }
                 }
                 Some(1) => {
                     self.at += 1;
-                    let ms = self.u64(text!("an entry id's milliseconds (8 bytes)"))?;
-                    let seq = self.u64(text!("an entry id's sequence (8 bytes)"))?;
+                    let ms = self.u64("an entry id's milliseconds (8 bytes)")?;
+                    let seq = self.u64("an entry id's sequence (8 bytes)")?;
                     let at = self.at;
-                    let count = self.u32(text!("an entry's field count (4 bytes)"))? as usize;
+                    let count = self.u32("an entry's field count (4 bytes)")? as usize;
                     if count % 2 == 1 || count > MAX_PAST_FIELDS {
                         return Err(WireError {
                             at,
-                            expected: text!(
-                                "an even count of field names and values, at most 2^20"
-                            ),
+                            expected: "an even count of field names and values, at most 2^20",
                         });
                     }
                     let mut fields = Vec::new();
                     for _ in 0..count {
-                        fields.push(self.bytes(usize::MAX, text!("a field"))?);
+                        fields.push(self.bytes(usize::MAX, "a field")?);
                     }
                     PastValue::Entry { ms, seq, fields }
                 }
-                _ => {
-                    return Err(self.error(text!("an item kind of 0 (member) or 1 (stream entry)")))
-                }
+                _ => return Err(self.error("an item kind of 0 (member) or 1 (stream entry)")),
             };
             items.push(PastItem {
                 offset: item,
