@@ -105,6 +105,16 @@ impl PastWrites {
         }
     }
 
+    /// The ring starts again at `offset` (a new replication ID: a client's `since` is of the stream it follows),
+    /// empty, but its inexact keys stay so: nothing the new stream writes makes them covered until the state makes
+    /// their windows exact again.
+    pub fn restart(&mut self, offset: u64) {
+        let inexact = std::mem::take(&mut self.inexact);
+        *self = PastWrites::new(self.bound, offset);
+        self.inexact = inexact;
+        self.swept();
+    }
+
     /// Whether the inexact keys passed twice what they were at the last look: the state looks whether they are
     /// exact again (some become so without their windows changing: an unknown key deleted).
     pub fn sweep_due(&self) -> bool {
@@ -601,5 +611,105 @@ mod state_tests {
         let (more, ends) = batch(del.end, &[&["ZADD", "k", "3", "n"]]);
         state.apply(&more);
         assert_eq!(answer(&state, b"k", 0).2, [(ends[0], 3.0)]);
+    }
+
+    /// A window made stale (a ZINCRBY of a member below a full window), for the tests of what keeps it inexact.
+    fn stale(state: &RelayState, start: u64) -> u64 {
+        let members: Vec<String> = (0..11).map(|i| format!("m{i}")).collect();
+        let scores: Vec<String> = (0..11).map(|i| (20 - i).to_string()).collect();
+        let mut zadd: Vec<&str> = vec!["ZADD", "k"];
+        for (score, member) in scores.iter().zip(&members) {
+            zadd.extend([score.as_str(), member.as_str()]);
+        }
+        let (filled, _) = batch(start, &[&zadd]);
+        state.apply(&filled);
+        // m10 is below the window of 10: its score after the ZINCRBY is not known here.
+        let (incr, _) = batch(filled.end, &[&["ZINCRBY", "k", "110", "m10"]]);
+        state.apply(&incr);
+        incr.end
+    }
+
+    /// Past a failover (a new replication ID that continues the offsets), a key whose window was stale stays not
+    /// covered until the state makes it exact again, whatever the writes that make it so.
+    #[test]
+    fn a_stale_window_stays_inexact_across_a_new_replication_id() {
+        let state = ready();
+        let at = stale(&state, 100);
+        state.resume("e2");
+        let (writes, ends) = batch(
+            at,
+            &[
+                &["ZINCRBY", "k", "5", "m10"],
+                &["DEL", "k"],
+                &["ZADD", "k", "2", "n"],
+            ],
+        );
+        state.apply(&writes);
+        let (_, covered_from, items) = answer(&state, b"k", at);
+        assert_eq!(
+            covered_from, writes.end,
+            "covered only from where the DEL made it exact (items {items:?})"
+        );
+        assert!(items.is_empty(), "{items:?}");
+        let (more, more_ends) = batch(writes.end, &[&["ZADD", "k", "3", "n"]]);
+        state.apply(&more);
+        assert_eq!(answer(&state, b"k", at).2, [(more_ends[0], 3.0)]);
+        assert!(ends[1] < writes.end);
+    }
+
+    /// A key whose window the full sync left not exact is not covered once the ring starts recording, whatever the
+    /// writes that make it exact again.
+    #[test]
+    fn a_window_not_exact_when_the_ring_starts_stays_inexact() {
+        let state = for_tests::state();
+        state.begin_full_sync("e", 100);
+        state.load(EMPTY_RDB);
+        {
+            // What the payload's reading gathered (as the RDB's keys are): a window of 10 and a member below it,
+            // changed by a ZINCRBY, which leaves the window stale; then a write that is not told exactly.
+            let mut inner = state.inner();
+            let mut load = inner.load.take().expect("loading");
+            let mut zadd = vec!["ZADD".to_string(), "k".to_string()];
+            for i in 0..11 {
+                zadd.extend([(20 - i).to_string(), format!("m{i}")]);
+            }
+            for args in [
+                zadd,
+                ["ZINCRBY", "k", "110", "m10"].map(String::from).to_vec(),
+                ["ZADD", "u", "1", "a"].map(String::from).to_vec(),
+                ["ZUNIONSTORE", "u", "1", "k"].map(String::from).to_vec(),
+            ] {
+                load.commands.extend(format!("*{}\r\n", args.len()).bytes());
+                for arg in args {
+                    load.commands
+                        .extend(format!("${}\r\n{arg}\r\n", arg.len()).bytes());
+                }
+            }
+            let settings = state.settings.clone();
+            inner.apply_loaded(&mut load, &settings);
+            inner.load = Some(load);
+        }
+        state.finish_full_sync();
+        let (writes, _) = batch(
+            100,
+            &[
+                &["ZINCRBY", "k", "5", "m10"],
+                &["DEL", "k"],
+                &["ZADD", "k", "2", "n"],
+                &["DEL", "u"],
+                &["ZADD", "u", "2", "n"],
+            ],
+        );
+        state.apply(&writes);
+        for key in [&b"k"[..], b"u"] {
+            let (_, covered_from, items) = answer(&state, key, 100);
+            assert_eq!(
+                covered_from,
+                writes.end,
+                "{} covered only from where the DEL made it exact (items {items:?})",
+                String::from_utf8_lossy(key)
+            );
+            assert!(items.is_empty(), "{items:?}");
+        }
     }
 }
