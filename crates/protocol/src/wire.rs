@@ -5,6 +5,11 @@
 //! sides share this one definition. All integers are little-endian. Tags and header sizes live only in this file:
 //! the relay asks it what a message is ([`is_shard_stream`], [`snapshot_shard`]) and where a batch's commands
 //! start ([`COMMANDS_HEADER`]). What the browser sends back is in [`crate::client_message`].
+//!
+//! One message is for non-browser clients only (the history sink): **past** ([`Past`]), the items that entered the
+//! windows of a top-up's keys before its snapshot, in `wire/past.rs`, compiled only with the crate's feature `past`
+//! (the relay's and the sink's builds): [`decode`] does not take it, since a browser never asks for it, and its code
+//! in this crate grew the browser's `.wasm` (by 27 bytes, through how the functions it shares are inlined).
 
 use thiserror::Error;
 
@@ -12,7 +17,7 @@ use crate::client_message::{MAX_NAME_LEN, MAX_REQUEST_ID_LEN, MAX_TOPUP_KEYS};
 use crate::text;
 
 /// Version of this format, sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
@@ -24,6 +29,7 @@ const TAG_SHARD: u8 = 7;
 const TAG_STALE: u8 = 8;
 const TAG_EXPIRING: u8 = 9;
 const TAG_DIGEST: u8 = 10;
+const TAG_PAST: u8 = 11;
 /// Bytes of a [`WindowsDigest`] on the wire: its hash (8), keys (4) and items (8).
 const DIGEST_LEN: usize = 20;
 /// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
@@ -32,6 +38,13 @@ pub const MAX_SHARDS: usize = 1024;
 const MAX_EPOCH_LEN: usize = 64;
 /// Bytes in front of each segment of a commands message: its start offset (8) and length (4).
 const SEGMENT_HEADER: usize = 12;
+// The past message, for the history sink only: not compiled into the browser's client (see the module's
+// documentation).
+#[cfg(any(test, feature = "past"))]
+mod past;
+#[cfg(any(test, feature = "past"))]
+pub use past::*;
+
 /// Bytes in front of the commands of a one-segment commands message ([`encode_commands`]): the tag and the
 /// segment's header. The relay keeps each batch encoded once and slices its raw commands out at this offset.
 pub const COMMANDS_HEADER: usize = 1 + SEGMENT_HEADER;
@@ -441,13 +454,13 @@ pub fn is_snapshot(message: &[u8]) -> bool {
     snapshot_shard(message).is_some()
 }
 
-/// Whether `message` belongs to one shard's stream (a hello, commands, a snapshot or a stale message), which a
+/// Whether `message` belongs to one shard's stream (a hello, commands, a snapshot, a stale or past message), which a
 /// relay following a Redis Cluster sends in that shard's envelope ([`encode_shard`]); notices, acks and resyncs
 /// concern the whole session and go as they are. Without decoding it.
 pub fn is_shard_stream(message: &[u8]) -> bool {
     matches!(
         message.first(),
-        Some(&(TAG_HELLO | TAG_COMMANDS | TAG_SNAPSHOT | TAG_STALE))
+        Some(&(TAG_HELLO | TAG_COMMANDS | TAG_SNAPSHOT | TAG_STALE | TAG_PAST))
     )
 }
 
@@ -636,7 +649,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let msg = encode_hello("8f3a", 42);
-        assert_eq!(msg, b"\x01\x03\x2a\0\0\0\0\0\0\0\x048f3a");
+        assert_eq!(msg, b"\x01\x04\x2a\0\0\0\0\0\0\0\x048f3a");
         assert_eq!(
             decode(&msg),
             Ok(Message::Hello {
