@@ -33,7 +33,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
-use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
+use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -712,8 +712,12 @@ impl Changes {
         let mut unknown = None;
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
-                if watch.touched_by(&event.touch) {
+                if !watch.inexact && watch.touched_by(&event.touch) {
                     watch.inexact = true;
+                    // Stored with its window: a sink resumed before the answer records it.
+                    if !self.restated.contains(&event.key) {
+                        self.restated.insert(event.key.clone());
+                    }
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
@@ -732,6 +736,9 @@ impl Changes {
                 }
                 if !open {
                     self.opened_spans += 1;
+                    if !self.restated.contains(&event.key) {
+                        self.restated.insert(event.key.clone());
+                    }
                 }
                 let history = &self.history;
                 let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
@@ -934,17 +941,21 @@ impl Changes {
             if !window.restorable(HISTORY_WINDOW) {
                 self.forget_history(shard, &key);
             }
-            // A top-up pending at the position: the stopped sink's span of the key, if it had one, is not stored;
-            // one opens here, the whole key counted as written, so that a write after the resume and before the
-            // answer is recorded.
+            // A top-up pending at the position: the stopped sink's span of the key goes on from where it started
+            // (inexact if it was), or, without one stored (none open, or a version 4 row), one opens here; the
+            // whole key counted as written, so that a write after the resume and before the answer is recorded.
             if !window.known {
                 let epoch = history_epoch(&self.history, shard);
+                let (from, inexact) = window
+                    .span
+                    .filter(|span| span.from <= offset)
+                    .map_or((offset, false), |span| (span.from, span.inexact));
                 self.spans.entry(key.clone()).or_insert(SpanWatch {
                     shard,
                     epoch,
-                    from: offset,
+                    from,
                     written: None,
-                    inexact: false,
+                    inexact,
                     restored: true,
                 });
             }
@@ -1184,11 +1195,22 @@ impl Changes {
                 Some(&home) if !named.contains(&key) => home,
                 _ => shard,
             };
-            let window = StoredWindow::of(
+            let mut window = StoredWindow::of(
                 self.history.window(&key),
                 swapped || unknown.contains(key.as_slice()),
                 home,
             );
+            // Its span, if one is open, so that a resumed sink opens it from where it started.
+            if !window.known {
+                window.span = self
+                    .spans
+                    .get(&key)
+                    .filter(|watch| watch.shard == window.shard)
+                    .map(|watch| StoredSpan {
+                        from: watch.from,
+                        inexact: watch.inexact,
+                    });
+            }
             // A key that is not text cannot be stored.
             let Ok(text) = key_text(&key) else {
                 self.stateful.remove(&key);
@@ -2360,6 +2382,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![
             (b"perf:a".to_vec(), StoredWindow::of(None, false, 0)),
@@ -2457,6 +2480,7 @@ mod tests {
             known: false,
             complete: false,
             members: Vec::new(),
+            span: None,
         };
         let mut changes = Changes::new(
             changes().modes,
@@ -2499,6 +2523,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![
             (b"perf:b".to_vec(), held.clone()),
@@ -2546,6 +2571,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![(b"perf:b".to_vec(), held)];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
@@ -3024,21 +3050,24 @@ mod tests {
         assert_eq!(batch.inexact_spans, [span("perf:v", at, answered)]);
     }
 
-    /// A sink stopped while a key's top-up was pending stores its window as unknown; the one resumed there opens a
-    /// span of the key from the position, the whole key counted as written: a write after the resume and before
-    /// the top-up's answer is recorded.
+    /// A sink stopped while a key's top-up was pending after a `…STORE` into it stores its window as unknown, with
+    /// where its span starts (the command); the one resumed there opens the span from that offset, the whole key
+    /// counted as written: a write after the resume and before the top-up's answer is recorded, from the command.
     #[test]
     fn a_key_pending_at_the_position_opens_a_span_when_the_sink_resumes() {
         let mut first = changes();
         let mut batch = Batch::default();
+        let zadd: &[&[u8]] = &[b"ZADD", b"perf:a", b"1000", b"m"];
         joined_and_read(
             &mut first,
             &mut batch,
-            &[
-                &[b"ZADD", b"perf:a", b"1000", b"m"],
-                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
-            ],
+            &[zadd, &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]],
         );
+        let store_at = {
+            let mut bytes = Vec::new();
+            crate::link_io::push_command(&mut bytes, zadd);
+            bytes.len() as u64
+        };
         let (epoch, offset) = batch.positions[0].clone();
         let stored: Vec<(Vec<u8>, StoredWindow)> = batch
             .windows
@@ -3046,6 +3075,11 @@ mod tests {
             .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
             .collect();
         assert_eq!(stored_states(&batch), [("perf:u", "unknown".to_string())]);
+        let from_the_store = StoredSpan {
+            from: store_at,
+            inexact: false,
+        };
+        assert_eq!(stored[0].1.span, Some(from_the_store));
 
         let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
         resumed.resuming(&[(epoch.clone(), offset)]);
@@ -3057,7 +3091,7 @@ mod tests {
         resumed.apply(&more, &mut batch).unwrap();
         assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
         let at = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
-        assert_eq!(batch.inexact_spans, [span("perf:u", offset, at)]);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store_at, at)]);
     }
 
     /// Past [`MAX_OPEN_SPANS`] open spans, one more is not watched: it is recorded inexact at once, to where the
@@ -3117,6 +3151,7 @@ mod tests {
                     known: false,
                     complete: false,
                     members: Vec::new(),
+                    span: None,
                 };
                 (format!("perf:k{i}").into_bytes(), window)
             })
@@ -3199,5 +3234,51 @@ mod tests {
             };
             assert_eq!(spans, expected, "{case}");
         }
+    }
+
+    /// A sink stopped while a span was open and already inexact (a `…STORE` into the key, written again before the
+    /// answer) stores where it started and that it is inexact; the one resumed there, answered before any write
+    /// after the resume, records the span from its start (before the position) to the answer.
+    #[test]
+    fn a_span_inexact_at_the_position_is_recorded_from_its_start_after_a_resume() {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        let store = joined_and_read(
+            &mut first,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        first.apply(&stored, &mut batch).unwrap();
+        let at = first.stream_positions()[0].2;
+        let written = commands(at, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        first.apply(&written, &mut batch).unwrap();
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        let inexact = StoredSpan {
+            from: store,
+            inexact: true,
+        };
+        assert_eq!(
+            stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.span))
+                .collect::<Vec<_>>(),
+            [(&b"perf:u"[..], Some(inexact))]
+        );
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
+        assert_eq!(answered, offset);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
     }
 }
