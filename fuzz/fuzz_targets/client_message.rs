@@ -1,4 +1,5 @@
-//! What a browser sends the relay, over arbitrary bytes: its subscription, top-up, event and digest messages (as raw text,
+//! What a browser sends the relay, over arbitrary bytes: its subscription, top-up (with `since`, and the past message
+//! that answers it, round-tripped), event and digest messages (as raw text,
 //! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
 //! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
 //! access check (Host, token, origin, session cap), the per-address slots, the client address read from a trusted
@@ -19,17 +20,17 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use replicast_protocol::client_message::{
+    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS,
+    MAX_REQUEST_ID_LEN, MAX_TOKEN_LEN, MAX_TOPUP_KEYS, MAX_WINDOW,
+};
+use replicast_protocol::pattern::Glob;
+use replicast_protocol::wire::{self, WindowsDigest};
 use replicast_server::access::{Access, Peers};
 use replicast_server::client_address::{ClientAddress, ForwardingHeader, TrustedProxies};
 use replicast_server::events::{
     Append, EventLimits, Identity, RateLimit, Writable, PEER_FIELD, SESSION_FIELD, TIME_FIELD,
 };
-use replicast_protocol::client_message::{
-    Request, MAX_DB, MAX_KEYS, MAX_NAME_LEN, MAX_PATTERNS, MAX_PATTERN_WILDCARDS,
-    MAX_REQUEST_ID_LEN, MAX_TOKEN_LEN, MAX_TOPUP_KEYS, MAX_WINDOW,
-};
-use replicast_protocol::wire::{self, WindowsDigest};
-use replicast_protocol::pattern::Glob;
 use replicast_server::subscription::{Allow, Subscription};
 use serde_json::{json, Value};
 
@@ -159,29 +160,103 @@ fn structured_subscription(input: &mut Input<'_>) {
     );
 }
 
-/// A top-up request near its limits.
+/// A top-up request near its limits, with or without `since`.
 fn structured_topup(input: &mut Input<'_>) {
     let keys = input.names(MAX_TOPUP_KEYS);
-    let message = json!({"type": "topup", "keys": keys}).to_string();
+    let since = match input.byte() % 3 {
+        0 => None,
+        1 => Some(u64::MAX - u64::from(input.byte() % 2)),
+        _ => Some(u64::from(input.u32())),
+    };
+    let mut message = json!({"type": "topup", "keys": keys});
+    if let Some(since) = since {
+        message["since"] = json!(since);
+    }
+    let message = message.to_string();
     let parsed = Request::parse(&message);
     assert_eq!(parsed.is_ok(), within(&keys, MAX_TOPUP_KEYS), "{parsed:?}");
-    if let Ok(Request::Topup(asked)) = parsed {
+    if let Ok(Request::Topup {
+        keys: asked,
+        since: read,
+    }) = parsed
+    {
         assert!(asked.len() <= MAX_TOPUP_KEYS && asked.iter().all(|k| k.len() <= MAX_NAME_LEN));
+        assert_eq!(read, since);
     }
+    past_message(input);
     assert!(
         Subscription::parse(&message).is_err(),
         "a top-up is no subscription"
     );
 }
 
+/// A past message built from the input decodes back to itself, alone and in a shard's envelope; the same bytes
+/// cut anywhere, or with a byte changed, are refused or decoded, never a panic.
+fn past_message(input: &mut Input<'_>) {
+    let offset = u64::from(input.u32());
+    let names: Vec<String> = (0..input.byte() % 4).map(|_| input.name()).collect();
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..input.byte() % 4 {
+        fields.push(input.name().into_bytes());
+    }
+    let mut keys = Vec::new();
+    for name in &names {
+        let covered_from = offset.saturating_sub(u64::from(input.u16()));
+        let mut at = covered_from;
+        let mut items = Vec::new();
+        for _ in 0..input.byte() % 4 {
+            at = (at + 1 + u64::from(input.byte() % 3)).min(offset);
+            if at <= covered_from {
+                break;
+            }
+            let value = match input.byte() % 2 {
+                0 => wire::PastValue::Member {
+                    score: f64::from(input.u32()) - 1e6,
+                    member: name.as_bytes(),
+                },
+                _ => wire::PastValue::Entry {
+                    ms: u64::from(input.u32()),
+                    seq: u64::from(input.byte()),
+                    fields: fields[..fields.len() / 2 * 2]
+                        .iter()
+                        .map(Vec::as_slice)
+                        .collect(),
+                },
+            };
+            items.push(wire::PastItem { offset: at, value });
+        }
+        keys.push(wire::PastKey {
+            key: name.as_bytes(),
+            covered_from,
+            items,
+        });
+    }
+    let past = wire::Past { offset, keys };
+    let message = wire::encode_past(&past);
+    assert_eq!(wire::decode_past(&message), Ok((0, past.clone())));
+    let shard = input.u16() % wire::MAX_SHARDS as u16;
+    assert_eq!(
+        wire::decode_past(&wire::encode_shard(shard, &message)),
+        Ok((shard, past))
+    );
+    let cut = usize::from(input.u16()) % (message.len() + 1);
+    let _ = wire::decode_past(&message[..cut]);
+    let mut changed = message.clone();
+    if let Some(byte) = changed.get_mut(usize::from(input.u16()) % message.len()) {
+        *byte ^= input.byte() | 1;
+    }
+    let _ = wire::decode_past(&changed);
+}
+
 /// Raw text, as a first message and as a later one.
 fn raw_text(bytes: &[u8]) {
+    let _ = wire::decode_past(bytes);
     let text = String::from_utf8_lossy(bytes);
     if let Ok(sub) = Subscription::parse(&text) {
         check_subscription(&sub, &mut Input(bytes));
     }
     match Request::parse(&text) {
-        Ok(Request::Topup(keys)) => {
+        Ok(Request::Topup { keys, .. }) => {
             assert!(keys.len() <= MAX_TOPUP_KEYS && keys.iter().all(|k| k.len() <= MAX_NAME_LEN));
         }
         Ok(Request::Event(event)) => assert!((1..=64).contains(&event.id.len())),

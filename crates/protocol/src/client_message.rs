@@ -282,13 +282,69 @@ impl Topup {
         }
         requests
     }
+
+    /// [`Topup::requests`] for a client that asks for the items that entered the keys' windows after `since` too
+    /// (a past message; the history sink): each request within [`MAX_CLIENT_MESSAGE`] bytes with its `since`.
+    /// Requests near the limit are cut again: the browser's [`Topup::requests`] stays as it is, in its `.wasm`.
+    pub fn requests_since<'k>(keys: impl IntoIterator<Item = &'k [u8]>, since: u64) -> Vec<String> {
+        let field = format!(",\"since\":{since}}}");
+        let mut out = Vec::new();
+        for request in Topup::requests(keys) {
+            if request.len() + field.len() - 1 > MAX_CLIENT_MESSAGE {
+                // Two halves of a request within the limit are each within it with the field (a request holds
+                // at least two keys when it is that long: one key takes at most a few KiB quoted).
+                let Ok(ClientMessage::Topup(Topup { keys })) = serde_json::from_str(&request)
+                else {
+                    continue;
+                };
+                let (first, second) = keys.split_at(keys.len() / 2);
+                for half in [first, second] {
+                    let half = ClientMessage::Topup(Topup {
+                        keys: half.to_vec(),
+                    })
+                    .to_json();
+                    out.push(format!("{}{field}", &half[..half.len() - 1]));
+                }
+                continue;
+            }
+            out.push(format!("{}{field}", &request[..request.len() - 1]));
+        }
+        out
+    }
+}
+
+/// A message as the relay reads it after the subscription: [`ClientMessage`], with a top-up's `since`, which only
+/// non-browser clients send. It is not a field of [`Topup`] because that type is compiled into the browser's
+/// `.wasm`, which must not grow for what it never sends.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Incoming {
+    /// Refused whatever it holds: a session has one subscription.
+    Subscribe(serde::de::IgnoredAny),
+    Topup(TopupSince),
+    Event(Event),
+    Token(TokenRefresh),
+    Digest(DigestRequest),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopupSince {
+    keys: Vec<String>,
+    #[serde(default)]
+    since: Option<u64>,
 }
 
 /// What a browser may send after its subscription, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Read these keys' windows again: removals left the browser's windows shorter than what Redis holds.
-    Topup(Vec<Vec<u8>>),
+    /// Read these keys' windows again: removals left the browser's windows shorter than what Redis holds. With
+    /// `since` (an offset of the session's stream; only non-browser clients, the history sink, send it), the
+    /// relay also sends a past message (`wire::Past`) of the items that entered those windows after it.
+    Topup {
+        keys: Vec<Vec<u8>>,
+        since: Option<u64>,
+    },
     /// Append an event; the relay's own limits and `--writable` are checked when it is handled, and answered with
     /// an ack, since the browser can fix them. Only a message that cannot be read at all closes the session.
     Event(Event),
@@ -302,8 +358,8 @@ impl Request {
     /// Reads and checks a message that follows the subscription.
     pub fn parse(text: &str) -> Result<Self, ClientMessageError> {
         match serde_json::from_str(text).map_err(|e| ClientMessageError::Request(e.to_string()))? {
-            ClientMessage::Subscribe(_) => Err(ClientMessageError::Resubscribe),
-            ClientMessage::Topup(Topup { keys }) => {
+            Incoming::Subscribe(_) => Err(ClientMessageError::Resubscribe),
+            Incoming::Topup(TopupSince { keys, since }) => {
                 if keys.len() > MAX_TOPUP_KEYS {
                     return Err(ClientMessageError::TooMany {
                         scope: "top-up",
@@ -315,24 +371,25 @@ impl Request {
                 if let Some(long) = keys.iter().find(|k| k.len() > MAX_NAME_LEN) {
                     return Err(ClientMessageError::TooLong(long.len()));
                 }
-                Ok(Request::Topup(
-                    keys.into_iter().map(String::into_bytes).collect(),
-                ))
+                Ok(Request::Topup {
+                    keys: keys.into_iter().map(String::into_bytes).collect(),
+                    since,
+                })
             }
-            ClientMessage::Event(event) => {
+            Incoming::Event(event) => {
                 // Without a usable id the browser could not tell which request an ack answers.
                 if event.id.is_empty() || event.id.len() > MAX_REQUEST_ID_LEN {
                     return Err(ClientMessageError::RequestId(event.id.len()));
                 }
                 Ok(Request::Event(event))
             }
-            ClientMessage::Token(TokenRefresh { token }) => {
+            Incoming::Token(TokenRefresh { token }) => {
                 if token.len() > MAX_TOKEN_LEN {
                     return Err(ClientMessageError::TokenTooLong(token.len()));
                 }
                 Ok(Request::Token(token))
             }
-            ClientMessage::Digest(DigestRequest { id }) => {
+            Incoming::Digest(DigestRequest { id }) => {
                 if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
                     return Err(ClientMessageError::RequestId(id.len()));
                 }
@@ -519,12 +576,67 @@ mod tests {
         let mut named = 0;
         for request in &requests {
             assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
-            let Ok(Request::Topup(keys)) = Request::parse(request) else {
+            let Ok(Request::Topup { keys, since: None }) = Request::parse(request) else {
                 panic!("the relay refuses {request}")
             };
             named += keys.len();
         }
         assert_eq!(named, 200, "every key in one request");
+    }
+
+    #[test]
+    fn a_topup_may_ask_for_the_past_since_an_offset() {
+        assert_eq!(
+            Request::parse(r#"{"type":"topup","keys":["perf:a"],"since":123}"#),
+            Ok(Request::Topup {
+                keys: vec![b"perf:a".to_vec()],
+                since: Some(123)
+            })
+        );
+        assert_eq!(
+            Request::parse(r#"{"type":"topup","keys":["perf:a"]}"#),
+            Ok(Request::Topup {
+                keys: vec![b"perf:a".to_vec()],
+                since: None
+            })
+        );
+        for bad in [
+            r#"{"type":"topup","keys":[],"since":-1}"#,
+            r#"{"type":"topup","keys":[],"since":"1"}"#,
+            r#"{"type":"topup","keys":[],"since":18446744073709551616}"#,
+            r#"{"type":"topup","keys":[],"until":1}"#,
+        ] {
+            assert!(
+                matches!(Request::parse(bad), Err(ClientMessageError::Request(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Topup::requests_since([&b"perf:a"[..]], 7),
+            [r#"{"type":"topup","keys":["perf:a"],"since":7}"#]
+        );
+        // Requests at the limit are cut again so that each still fits with its `since`: 63 keys of 1,024 bytes
+        // and one of 800 fill a request to 65,530 bytes.
+        let keys: Vec<Vec<u8>> = (0..200)
+            .map(|i| vec![b'a' + (i % 26) as u8; if i % 64 == 63 { 800 } else { MAX_NAME_LEN }])
+            .collect();
+        assert!(Topup::requests(keys.iter().map(Vec::as_slice))
+            .iter()
+            .any(|r| r.len() > MAX_CLIENT_MESSAGE - 20));
+        let requests = Topup::requests_since(keys.iter().map(Vec::as_slice), u64::MAX);
+        let mut named = 0;
+        for request in &requests {
+            assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
+            let Ok(Request::Topup {
+                keys,
+                since: Some(u64::MAX),
+            }) = Request::parse(request)
+            else {
+                panic!("the relay refuses {request}")
+            };
+            named += keys.len();
+        }
+        assert_eq!(named, 200);
     }
 
     #[test]
