@@ -13,7 +13,9 @@
 //!   that such a command names after the resume is read by a top-up first, its window made since the resume
 //!   holding only what the commands since wrote. A key whose top-up is pending after such a command is watched
 //!   until the answer: a write after it that may change or remove what it wrote is a span whose rows may miss a
-//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once").
+//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once"). A history key's top-up asks the
+//!   relay for its past writes from where its span starts (`since`); the past message that comes before the
+//!   answer gives each a row, and the span is exact when they reach back to its start ([`Changes::apply_past`]).
 //! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
@@ -21,7 +23,7 @@
 //!
 //! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 use replicast_assembler::windows::Body;
@@ -71,6 +73,14 @@ pub struct Modes {
     pub db: u32,
     /// Items kept per mirrored key (and read per key by snapshots).
     pub window: usize,
+}
+
+/// Keys whose top-up the session asks in one request, with the offset of their shard's stream from which the relay
+/// lists their past writes (`since`; `None`: not asked, for keys without a span to close).
+#[derive(Debug, PartialEq)]
+pub struct TopupAsk {
+    pub since: Option<u64>,
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// What a message asked of the session besides rows.
@@ -181,6 +191,10 @@ pub struct Changes {
     /// Top-ups asked and not answered yet, so that a key is asked once.
     asked: HashSet<Vec<u8>>,
     topups: BTreeSet<Vec<u8>>,
+    /// History keys whose top-up is pending (asked or to be asked): the shard and the offset of its stream from
+    /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
+    /// became pending when none is open (a span opened later starts after it).
+    since: HashMap<Vec<u8>, (u16, u64)>,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
     /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
@@ -277,6 +291,10 @@ struct SpanWatch {
     /// that need not be, never one missed.)
     written: Option<HashSet<u64>>,
     inexact: bool,
+    /// The relay's past writes of the key came before its answer, listing every write from this offset on
+    /// (`covered_from`, or the `since` asked if later): the span is exact when it starts there or after, else only
+    /// its part before it may miss a score.
+    covered: Option<u64>,
     /// Opened by a resume for a key pending at the position, not by a command: not counted in
     /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
     restored: bool,
@@ -363,6 +381,7 @@ impl Changes {
             unverified: known_mirror_keys.into_iter().collect(),
             asked: HashSet::new(),
             topups: BTreeSet::new(),
+            since: HashMap::new(),
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
             refusals: Vec::new(),
@@ -426,8 +445,9 @@ impl Changes {
         }
     }
 
-    /// Keys to ask the relay to read again, each once until its snapshot comes.
-    pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
+    /// Keys to ask the relay to read again, each once until its snapshot comes: a history key with the offset its
+    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together.
+    pub fn take_topups(&mut self) -> Vec<TopupAsk> {
         for key in self
             .history
             .take_topups()
@@ -436,12 +456,21 @@ impl Changes {
         {
             self.topups.insert(key);
         }
-        let keys: Vec<Vec<u8>> = std::mem::take(&mut self.topups)
-            .into_iter()
-            .filter(|k| Topup::can_name(k) && !self.asked.contains(k))
-            .collect();
-        self.asked.extend(keys.iter().cloned());
-        keys
+        let mut asks: BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
+        for key in std::mem::take(&mut self.topups) {
+            if Topup::can_name(&key) && !self.asked.contains(&key) {
+                self.asked.insert(key.clone());
+                asks.entry(self.since.get(&key).copied())
+                    .or_default()
+                    .push(key);
+            }
+        }
+        asks.into_iter()
+            .map(|(since, keys)| TopupAsk {
+                since: since.map(|(_, offset)| offset),
+                keys,
+            })
+            .collect()
     }
 
     /// Rows refused since the last call, with the key they were of.
@@ -456,6 +485,10 @@ impl Changes {
 
     /// Applies one relay message, adding what it changes to `batch`.
     pub fn apply(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        if wire::is_past(message) {
+            self.apply_past(message, batch)?;
+            return Ok(Applied::default());
+        }
         let decoded = wire::decode(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
         let (shard, inner) = match decoded {
             Message::Shard { index, message } => (index, *message),
@@ -571,9 +604,12 @@ impl Changes {
             } else {
                 resumed
             };
-            // The spans of a stream that does not go on end where it stood.
+            // The spans of a stream that does not go on end where it stood, and its offsets name nothing now.
             if !continuous && !self.spans.is_empty() {
                 self.close_spans(batch, Some((shard, applied_offset.unwrap_or_default())));
+            }
+            if !continuous {
+                self.since.retain(|_, (s, _)| *s != shard);
             }
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
@@ -660,6 +696,43 @@ impl Changes {
         Ok(applied)
     }
 
+    /// A past message: the writes of the keys of a top-up asked with `since`, right before its answer (at the same
+    /// offset; the stream does not move). Each item really was in Redis: it has its row, as a snapshot's members and
+    /// entries have (rows already stored are skipped by the primary key). A key's span learns from which offset on
+    /// every write is listed (its `covered_from`, or the `since` asked if later): [`Changes::close_spans`] drops the
+    /// span when it starts there or after, else records only its part before. The history's windows do not change:
+    /// the answer that follows says what the key holds.
+    fn apply_past(&mut self, message: &[u8], batch: &mut Batch) -> Result<(), ChangeError> {
+        let (shard, past) =
+            wire::decode_past(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
+        for entry in past.keys {
+            let key = entry.key;
+            if !self.modes.history.allows(key) {
+                continue;
+            }
+            for item in &entry.items {
+                let pushed = match &item.value {
+                    wire::PastValue::Member { score, member } => {
+                        batch.push_zset(key, *score, member)
+                    }
+                    wire::PastValue::Entry { ms, seq, fields } => {
+                        batch.push_stream(key, format!("{ms}-{seq}").as_bytes(), fields)
+                    }
+                };
+                if let Err(why) = pushed {
+                    self.refused(why, key);
+                }
+            }
+            let asked = self.since.get(key).filter(|(s, _)| *s == shard);
+            if let (Some(&(_, since)), Some(watch)) = (asked, self.spans.get_mut(key)) {
+                if watch.shard == shard {
+                    watch.covered = Some(entry.covered_from.max(since));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
     /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
     /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
@@ -729,6 +802,7 @@ impl Changes {
                         from: event.start,
                         written: None,
                         inexact: true,
+                        covered: None,
                         restored: false,
                     };
                     self.span_overflow.push((event.key, watch));
@@ -747,6 +821,7 @@ impl Changes {
                     from: event.start,
                     written: Some(HashSet::new()),
                     inexact: false,
+                    covered: None,
                     restored: false,
                 });
                 watch.add(event.touch);
@@ -797,12 +872,17 @@ impl Changes {
             if !watch.inexact {
                 continue;
             }
-            let to = match shard {
-                Some((_, offset)) => offset,
-                None => positions
-                    .iter()
-                    .find(|(s, _, _)| *s == watch.shard)
-                    .map_or(watch.from, |(_, _, offset)| *offset),
+            let to = match (shard, watch.covered) {
+                (Some((_, offset)), _) => offset,
+                // The relay listed every write of the key from `covered` on: none is missing after it.
+                (None, Some(covered)) if covered <= watch.from => continue,
+                (None, covered) => {
+                    let answer = positions
+                        .iter()
+                        .find(|(s, _, _)| *s == watch.shard)
+                        .map_or(watch.from, |(_, _, offset)| *offset);
+                    covered.map_or(answer, |covered| covered.min(answer))
+                }
             };
             if let Ok(text) = key_text(&key) {
                 batch.inexact_spans.push(InexactSpan {
@@ -944,6 +1024,7 @@ impl Changes {
             // A top-up pending at the position: the stopped sink's span of the key goes on from where it started
             // (inexact if it was), or, without one stored (none open, or a version 4 row), one opens here; the
             // whole key counted as written, so that a write after the resume and before the answer is recorded.
+            // The top-up asks the relay for the key's past writes from the span's start.
             if !window.known {
                 let epoch = history_epoch(&self.history, shard);
                 let (from, inexact) = window
@@ -956,6 +1037,7 @@ impl Changes {
                     from,
                     written: None,
                     inexact,
+                    covered: None,
                     restored: true,
                 });
             }
@@ -1143,12 +1225,29 @@ impl Changes {
     /// Puts into `batch` the windows of the stateful keys the message named (with the keys whose top-up the
     /// history assembler asked, which become stateful): what a sink resumed at the batch's position starts from.
     fn store_windows(&mut self, shard: u16, batch: &mut Batch) {
-        for key in self.history.take_topups() {
-            if self.modes.history.allows(&key) {
-                self.stateful.insert(key.clone());
-                self.restated.insert(key.clone());
+        let topups = self.history.take_topups();
+        if !topups.is_empty() {
+            let offset = self
+                .history
+                .positions()
+                .into_iter()
+                .find(|(s, _, _)| *s == shard)
+                .map(|(_, _, offset)| offset);
+            for key in topups {
+                if self.modes.history.allows(&key) {
+                    self.stateful.insert(key.clone());
+                    self.restated.insert(key.clone());
+                    // Past writes from where its span starts, or from here (a span opened later starts after it).
+                    let since = match self.spans.get(&key) {
+                        Some(watch) => Some((watch.shard, watch.from)),
+                        None => offset.map(|offset| (shard, offset)),
+                    };
+                    if let Some(since) = since.filter(|_| Topup::can_name(&key)) {
+                        self.since.entry(key.clone()).or_insert(since);
+                    }
+                }
+                self.topups.insert(key);
             }
-            self.topups.insert(key);
         }
         // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
         // they would go with the position the shard had before, as if its keys did not exist there.
@@ -1414,6 +1513,7 @@ impl Changes {
         let blind = self.shards.iter().any(|s| s.blind);
         for key in named {
             self.asked.remove(&key);
+            self.since.remove(&key);
             self.unverified.remove(&key);
             // A snapshot, of any shard, says what the key holds: a window held for a shard not resumed yet is moot.
             if self.held.contains(&key) {
@@ -1782,9 +1882,14 @@ mod tests {
     use super::super::windows::ABSENT_KEPT;
     use super::*;
 
+    /// The keys of top-up requests, in order.
+    fn keys(asks: Vec<TopupAsk>) -> Vec<Vec<u8>> {
+        asks.into_iter().flat_map(|ask| ask.keys).collect()
+    }
+
     /// The pending top-up of `key` asked, and answered empty where the stream stands now: that offset.
     fn answer_empty(changes: &mut Changes, batch: &mut Batch, key: &[u8]) -> u64 {
-        assert_eq!(changes.take_topups(), [key.to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [key.to_vec()]);
         answer_now(changes, batch, key, &[])
     }
 
@@ -1880,7 +1985,7 @@ mod tests {
         let (batch, mut resumed) = resumed_after_an_increment(true);
         let scores = scores(&batch);
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
-        assert!(resumed.take_topups().is_empty());
+        assert!(keys(resumed.take_topups()).is_empty());
     }
 
     /// The `(key, id)` of the stream rows a batch holds, in order.
@@ -1927,7 +2032,7 @@ mod tests {
             ],
             "perf:v is in another database"
         );
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
 
         // Longer than the history window (16): the window does not hold the whole stream.
         let mut batch = Batch::default();
@@ -1941,7 +2046,7 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         changes.apply(&commands(offset, &list), &mut batch).unwrap();
         assert!(entries(&batch).iter().all(|(k, _)| k == "perf:t"));
-        assert_eq!(changes.take_topups(), [b"perf:w".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:w".to_vec()]);
         let mut answer = Vec::new();
         crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:w"]);
         for i in 0..20 {
@@ -1974,7 +2079,7 @@ mod tests {
         list.push(vec![b"RENAME", b"perf:a", b"perf:b"]);
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
     }
 
     /// What a `RENAME` or `COPY` moved into a history key is read just past it, not at the end of the relay
@@ -2020,7 +2125,7 @@ mod tests {
                 row("perf:v", "1000-2"),
             ]
         );
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
         assert_eq!(
             changes.stream_positions()[0].2,
             offset + bytes.len() as u64,
@@ -2096,7 +2201,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let rows: Vec<f64> = batch
             .zsets
             .iter()
@@ -2233,7 +2338,7 @@ mod tests {
             expected,
             "the store's result is read by a top-up"
         );
-        assert_eq!(changes.take_topups(), [b"perf:d".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:d".to_vec()]);
 
         // The top-up finds the store's result empty: the key does not exist.
         let mut batch = Batch::default();
@@ -2368,7 +2473,7 @@ mod tests {
         second.apply(&more, &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [7.0], "created again by the increment");
-        assert!(second.take_topups().is_empty(), "no top-up");
+        assert!(keys(second.take_topups()).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed from the database: `perf:b`'s window, in shard 1's keeping, is held until
@@ -2423,7 +2528,7 @@ mod tests {
         changes.apply(&on(1, more), &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [12.0], "5 + 7");
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
     }
 
     /// A cluster of two shards: `perf:b`, whose slot is shard 1's, deleted on shard 1's stream, is stored as absent
@@ -2466,7 +2571,7 @@ mod tests {
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         second.apply(&on(1, more), &mut batch).unwrap();
         assert_eq!(scores(&batch), [7.0], "created again by the increment");
-        assert!(second.take_topups().is_empty(), "no top-up");
+        assert!(keys(second.take_topups()).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed where `perf:b`, of shard 1, had its top-up pending: shard 1's resume forgets
@@ -2494,7 +2599,7 @@ mod tests {
                 .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
                 .unwrap();
         }
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let stored = |batch: &Batch| {
             let w = batch.windows["perf:b"].clone().unwrap();
             (w.known, w.shard)
@@ -2583,7 +2688,7 @@ mod tests {
         let more = commands(10, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(0, more), &mut batch).unwrap();
         assert!(batch.zsets.is_empty() && !batch.windows.contains_key("perf:b"));
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
 
         let mut batch = Batch::default();
         let offset = changes.stream_positions()[0].2;
@@ -2686,7 +2791,7 @@ mod tests {
             batch.zsets.is_empty(),
             "no score made up from a window of the commands since the resume"
         );
-        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
     /// The answer to a top-up of `key` holding `members` (score, member), at `offset`.
@@ -2707,7 +2812,7 @@ mod tests {
         let (mut batch, mut resumed) = resumed_after_an_increment(false);
         let (epoch, offset) = batch.positions[0].clone();
         assert_eq!(epoch, "e1");
-        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
         // Where the resumed sink's first `ZINCRBY` started.
         let from = offset - commands(0, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]).len() as u64 + 13;
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
@@ -2766,7 +2871,7 @@ mod tests {
             ],
         );
         assert_eq!(scores(&batch), [1000.0, 1005.0, 1010.0]);
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
         assert!(batch.inexact_spans.is_empty() && changes.spans.is_empty());
     }
 
@@ -2885,7 +2990,7 @@ mod tests {
         let more = commands(cursor, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         changes.apply(&more, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
     }
 
     /// A message whose second segment does not decode is refused after its first was read: what that left (a
@@ -3012,7 +3117,7 @@ mod tests {
                 wire::encode_stale(at, [&b"perf:u"[..]])
             };
             changes.apply(&stale, &mut batch).unwrap();
-            changes.take_topups();
+            keys(changes.take_topups());
             let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             assert_eq!(
                 batch.inexact_spans,
@@ -3039,7 +3144,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(at, [&b"perf:v"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:v".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:v".to_vec()]);
         changes
             .apply(
                 &commands(at, &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]]),
@@ -3089,7 +3194,7 @@ mod tests {
             .unwrap();
         let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
         resumed.apply(&more, &mut batch).unwrap();
-        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
         let at = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(batch.inexact_spans, [span("perf:u", store_at, at)]);
     }
@@ -3217,10 +3322,10 @@ mod tests {
             );
             let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
             changes.apply(&store, &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()], "{case}");
+            assert_eq!(keys(changes.take_topups()), [b"perf:u".to_vec()], "{case}");
             let at = changes.stream_positions()[0].2;
             changes.apply(&commands(at, writes), &mut batch).unwrap();
-            changes.take_topups();
+            keys(changes.take_topups());
             answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             let spans: Vec<(&str, u64)> = batch
                 .inexact_spans
@@ -3233,6 +3338,202 @@ mod tests {
                 &[("perf:u", offset)]
             };
             assert_eq!(spans, expected, "{case}");
+        }
+    }
+
+    /// A past message of one sorted-set key, spelled out: tag 11, the offset of the answer it comes before, then the
+    /// key (length, bytes), its `covered_from`, its item count, and each item (offset, kind 0, score as f64 bits,
+    /// member's length and bytes), little-endian.
+    fn past(offset: u64, key: &[u8], covered_from: u64, items: &[(u64, f64, &[u8])]) -> Vec<u8> {
+        let mut message = vec![11];
+        message.extend_from_slice(&offset.to_le_bytes());
+        message.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        message.extend_from_slice(key);
+        message.extend_from_slice(&covered_from.to_le_bytes());
+        message.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for (at, score, member) in items {
+            message.extend_from_slice(&at.to_le_bytes());
+            message.push(0);
+            message.extend_from_slice(&score.to_bits().to_le_bytes());
+            message.extend_from_slice(&(member.len() as u32).to_le_bytes());
+            message.extend_from_slice(member);
+        }
+        message
+    }
+
+    /// `perf:u` stored into (`ZUNIONSTORE`, its rows from the top-up: a span opens at the command, `store`) and
+    /// written again before the answer (`ZADD perf:u 5 m`: the span is inexact): the sink, the offset where the
+    /// top-up was asked from (`since`), and where the answer comes (`at`).
+    fn stored_into_and_written_again() -> (Changes, Batch, u64, u64) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let store = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&stored, &mut batch).unwrap();
+        let asks = changes.take_topups();
+        assert_eq!(
+            asks,
+            [TopupAsk {
+                since: Some(store),
+                keys: vec![b"perf:u".to_vec()]
+            }],
+            "asked from where the span starts"
+        );
+        let at = changes.stream_positions()[0].2;
+        let written = commands(at, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        changes.apply(&written, &mut batch).unwrap();
+        let at = changes.stream_positions()[0].2;
+        (changes, batch, store, at)
+    }
+
+    /// The relay's past writes of the key, listing every write from the span's start, come before the answer:
+    /// each has its row (the store's result, which the `ZADD` replaced before the answer, too) and the span is
+    /// exact.
+    #[test]
+    fn past_writes_from_a_spans_start_store_the_score_between_and_close_it() {
+        let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+        let rows = batch.zsets.len();
+        // The literal of one item: `perf:u`, covered from 0, the store's result (1000, `m`) at `store + 1`.
+        let literal: &[u8] = b"\x0b\x2a\0\0\0\0\0\0\0\x06\0\0\0perf:u\0\0\0\0\0\0\0\0\x01\0\0\0\
+              \x29\0\0\0\0\0\0\0\0\0\0\0\0\0\x40\x8f\x40\x01\0\0\0m";
+        assert_eq!(literal, past(42, b"perf:u", 0, &[(41, 1000.0, b"m")]));
+        let message = past(
+            at,
+            b"perf:u",
+            0,
+            &[(store + 1, 1000.0, b"m"), (at, 5.0, b"m")],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(
+            scores(&batch)[rows..],
+            [1000.0],
+            "the ZADD's row is stored already"
+        );
+        assert!(
+            batch.positions.last().is_some_and(|(_, o)| *o == at),
+            "the stream does not move"
+        );
+        answer_now(&mut changes, &mut batch, b"perf:u", &[("5", b"m")]);
+        assert_eq!(
+            batch.inexact_spans,
+            [],
+            "every write listed: no score missing"
+        );
+    }
+
+    /// Past writes listed from after the span's start (the relay's ring evicted the start, or its state holds the
+    /// key since then only): the span is recorded to where they start (`covered_from`), not to the answer; when
+    /// the relay cannot say (`covered_from` = the answer's offset, no items), to the answer, as without a past
+    /// message. A relay that sends none records the span as before.
+    #[test]
+    fn past_writes_from_after_a_spans_start_leave_the_part_before_recorded() {
+        for (covered, listed) in [(Some(1), true), (Some(0), false), (None, false)] {
+            let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+            let covered_from = covered.map(|c| store + c).unwrap_or(at);
+            if covered.is_some() || listed {
+                let items: &[(u64, f64, &[u8])] = if listed { &[(at, 5.0, b"m")] } else { &[] };
+                changes
+                    .apply(&past(at, b"perf:u", covered_from, items), &mut batch)
+                    .unwrap();
+            }
+            answer_now(&mut changes, &mut batch, b"perf:u", &[("5", b"m")]);
+            let to = match covered {
+                Some(c) if c > 0 => store + c,
+                _ => at,
+            };
+            let expected = if covered == Some(0) {
+                vec![]
+            } else {
+                vec![span("perf:u", store, to)]
+            };
+            assert_eq!(batch.inexact_spans, expected, "covered from {covered:?}");
+        }
+    }
+
+    /// A sink stopped while a span was open and already inexact stores where it started and that it is inexact;
+    /// resumed there, it asks the top-up from that offset. Answered before any write after the resume: exact when
+    /// the relay's past writes start there, recorded from the start (before the position) when they do not.
+    #[test]
+    fn a_span_inexact_at_the_position_goes_on_from_its_start_after_a_resume() {
+        let (_, batch, store, at) = stored_into_and_written_again();
+        let (epoch, offset) = batch.positions[0].clone();
+        assert_eq!(offset, at);
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        let inexact = StoredSpan {
+            from: store,
+            inexact: true,
+        };
+        assert_eq!(
+            stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.span))
+                .collect::<Vec<_>>(),
+            [(&b"perf:u"[..], Some(inexact))]
+        );
+        for covered_from in [store, at] {
+            let mut resumed = Changes::new(changes().modes, Vec::new(), stored.clone());
+            resumed.resuming(&[(epoch.clone(), offset)]);
+            let mut batch = Batch::default();
+            resumed
+                .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+                .unwrap();
+            assert_eq!(
+                resumed.take_topups(),
+                [TopupAsk {
+                    since: Some(store),
+                    keys: vec![b"perf:u".to_vec()]
+                }]
+            );
+            let items: &[(u64, f64, &[u8])] = if covered_from == store {
+                &[(store + 1, 1000.0, b"m"), (at, 5.0, b"m")]
+            } else {
+                &[]
+            };
+            resumed
+                .apply(&past(offset, b"perf:u", covered_from, items), &mut batch)
+                .unwrap();
+            answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
+            let expected = if covered_from == store {
+                vec![]
+            } else {
+                vec![span("perf:u", store, offset)]
+            };
+            assert_eq!(batch.inexact_spans, expected, "covered from {covered_from}");
+        }
+    }
+
+    /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
+    #[test]
+    fn a_stale_key_is_asked_from_the_stale_offset_and_a_bad_past_is_refused() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        changes
+            .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: Some(offset),
+                keys: vec![b"perf:b".to_vec()]
+            }]
+        );
+        let message = past(offset, b"perf:u", 0, &[(offset, 5.0, b"m")]);
+        for cut in [1, 5, 12, 20, message.len() - 1] {
+            let error = changes.apply(&message[..cut], &mut batch).unwrap_err();
+            assert!(matches!(error, ChangeError::Wire(_)), "{error}");
         }
     }
 
@@ -3276,7 +3577,7 @@ mod tests {
         resumed
             .apply(&wire::encode_hello(&epoch, offset), &mut batch)
             .unwrap();
-        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
         let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(answered, offset);
         assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
