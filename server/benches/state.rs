@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use replicast_server::backlog::Backlog;
+use replicast_server::backlog::{Backlog, DEFAULT_BACKLOG_BYTES};
 use replicast_server::command_table::CommandTable;
 use replicast_server::link_io::push_command as command;
 use replicast_server::metrics::LinkMetrics;
@@ -66,6 +66,7 @@ fn ready_state() -> RelayState {
         depth: DEFAULT_STATE_DEPTH,
         bytes: DEFAULT_STATE_BYTES,
         allow: vec!["perf:*".to_string()],
+        history_bytes: DEFAULT_BACKLOG_BYTES,
     });
     state.begin_full_sync(EPOCH, 0);
     let mut rdb = b"REDIS0009".to_vec();

@@ -6,7 +6,7 @@
 //! cargo run --release -p replicast-server --example ingest_bench -- generate <file> [commands] [first]
 //! cargo run --release -p replicast-server --example ingest_bench -- primary <redis-port> <stream> <rdb> [second]
 //! cargo run --release -p replicast-server --example ingest_bench -- reader <primary-port> [streams]
-//! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state] [fast|general]
+//! cargo run --release -p replicast-server --example ingest_bench -- path <stream> [stateless|state|state-no-history] [fast|general]
 //! ```
 //!
 //! `generate`: writes the stream of `commands` (1,000,000) `ZADD perf:hostN <ms> <~130-byte JSON>` after a
@@ -25,7 +25,8 @@
 //! (`valgrind --tool=callgrind`): the stream, read from the file whole, goes through the link's reader,
 //! the write profile and the `--allow 'perf:*'` filter into the default 64 MiB backlog (`stateless`, as
 //! `serve --stateless`), and into the relay's state with its defaults too (`state`), in the link's reads of a
-//! block (`link_io::BLOCK`) each;
+//! block (`link_io::BLOCK`) each; `state-no-history` is the state without its ring of past writes
+//! (`--state-history-bytes 0`; `state` keeps the default, `--backlog-bytes`' 64 MiB);
 //! `general` reads every command by the general path, without the link's framing fast path.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -307,11 +308,16 @@ fn path(args: &[String]) -> Result<()> {
 
     let stream = args
         .first()
-        .ok_or("path <stream> [stateless|state] [fast|general]")?;
-    let with_state = match args.get(1).map(String::as_str) {
-        None | Some("stateless") => false,
-        Some("state") => true,
-        Some(other) => return Err(format!("path: {other:?} is neither stateless nor state").into()),
+        .ok_or("path <stream> [stateless|state|state-no-history] [fast|general]")?;
+    let (with_state, history_bytes) = match args.get(1).map(String::as_str) {
+        None | Some("stateless") => (false, 0),
+        Some("state") => (true, DEFAULT_BACKLOG_BYTES),
+        Some("state-no-history") => (true, 0),
+        Some(other) => {
+            return Err(
+                format!("path: {other:?} is not stateless, state or state-no-history").into(),
+            )
+        }
     };
     let fast = match args.get(2).map(String::as_str) {
         None | Some("fast") => true,
@@ -327,6 +333,7 @@ fn path(args: &[String]) -> Result<()> {
             depth: DEFAULT_STATE_DEPTH,
             bytes: DEFAULT_STATE_BYTES,
             allow: vec!["perf:*".to_string()],
+            history_bytes,
         });
         state.begin_full_sync(REPLID, 0);
         // The empty dataset's RDB: version 9, end of file, no checksum.

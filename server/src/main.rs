@@ -177,6 +177,11 @@ struct ServeArgs {
     /// inside, then reads Redis, as top-ups do).
     #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
     state_queue_bytes: Option<usize>,
+    /// Bytes of past writes the relay's state keeps (sorted-set members that entered its windows, with their
+    /// scores and offsets), for top-ups asked with `since` (the history sink): 0 keeps none. Default:
+    /// --backlog-bytes.
+    #[arg(long, env = "REPLICAST_STATE_HISTORY_BYTES")]
+    state_history_bytes: Option<usize>,
     /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB
     /// (`REPLCONF rdb-filter-only ""`, where Redis knows it).
     #[arg(long, env = "REPLICAST_STATELESS")]
@@ -433,6 +438,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             depth: args.state_depth as usize,
             bytes: args.state_bytes,
             allow: args.allow.clone(),
+            history_bytes: args.state_history_bytes.unwrap_or(args.backlog_bytes),
         }),
         state_queue_bytes: args
             .state_queue_bytes

@@ -241,6 +241,11 @@ impl<O: WindowObserver> StreamAssembler<O> {
         self.keyspace.unknown_keys()
     }
 
+    /// Whether `key` is a watched key without a window whose state is unknown (one of [`Self::unknown_keys`]).
+    pub fn is_unknown(&self, key: &[u8]) -> bool {
+        self.keyspace.unknown.contains_key(key)
+    }
+
     /// Drops `key`'s window and counts its state as unknown, as if a command had written it in a way the stream
     /// does not tell: for a follower that chooses not to hold the key (the relay's state past its memory budget).
     /// Its top-up is requested like any unknown key's.

@@ -265,7 +265,7 @@ where
     while let Some(message) = stream.next().await {
         let inbound = match message {
             Ok(Message::Text(text)) => match Request::parse(text.as_str()) {
-                Ok(Request::Topup { keys, .. }) => Inbound::Topup(keys),
+                Ok(Request::Topup { keys, since }) => Inbound::Topup { keys, since },
                 Ok(Request::Digest(id)) => Inbound::Digest(id),
                 Ok(Request::Event(event)) => {
                     Inbound::Forward(answer_event(&mut gate, event, metrics).await)

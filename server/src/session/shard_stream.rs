@@ -42,8 +42,11 @@ const MAX_PENDING_DIGESTS: usize = 16;
 
 /// What the browser's side of a session hands a shard's stream.
 pub(crate) enum Inbound {
-    /// Keys to top up.
-    Topup(Vec<Vec<u8>>),
+    /// Keys to top up; with `since`, a past message goes before their snapshot.
+    Topup {
+        keys: Vec<Vec<u8>>,
+        since: Option<u64>,
+    },
     /// A message to send as it is: the ack of an event, a notice.
     Forward(Vec<u8>),
     /// Slots that moved to this shard of a cluster: top up the watched keys in them.
@@ -267,10 +270,12 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
     /// Does what the browser's side handed over: takes a top-up's keys or slots, or sends an event's ack.
     async fn answer(&mut self, inbound: Inbound) -> Result<(), Close> {
         match inbound {
-            Inbound::Topup(keys) => match self.topups.ask(self.relay, self.sub, keys) {
-                Some(text) => self.send(wire::encode_notice(&text)).await,
-                None => Ok(()),
-            },
+            Inbound::Topup { keys, since } => {
+                match self.topups.ask(self.relay, self.sub, keys, since) {
+                    Some(text) => self.send(wire::encode_notice(&text)).await,
+                    None => Ok(()),
+                }
+            }
             Inbound::Forward(message) => self.send(message).await,
             Inbound::Slots(slots) => {
                 self.topups.gain_slots(slots);
@@ -424,7 +429,8 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         self.send(Delivery::encode_stale(at, keys)).await
     }
 
-    /// Sends `message` up to the top-up's offset, then its snapshot: the state of its keys there.
+    /// Sends `message` up to the top-up's offset, then its past message if it has one, then its snapshot: the state
+    /// of its keys there.
     async fn place_topup(
         &mut self,
         message: &mut Commands,
@@ -433,6 +439,9 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         message.push(ready.at, &[]);
         if let Some(before) = message.take() {
             self.send(before).await?;
+        }
+        if let Some(past) = ready.past {
+            self.send(past).await?;
         }
         self.send(ready.snapshot).await
     }

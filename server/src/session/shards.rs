@@ -32,6 +32,7 @@ use crate::topology::{Shape, View};
 use super::join::Resume;
 use super::shard_stream::{Inbound, ShardSink, ShardStream, REQUEST_QUEUE};
 use super::socket::{send, Close, CLOSE_GOING_AWAY, CLOSE_POLICY};
+use super::topups::earliest;
 
 /// How often requests that found a shard's queue full are offered again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(50);
@@ -45,6 +46,8 @@ struct Route {
     requests: mpsc::Sender<Inbound>,
     /// Requests its full queue did not take yet, merged (so they stay bounded): keys and slots to top up.
     keys: BTreeSet<Vec<u8>>,
+    /// The smallest `since` of the top-ups merged in `keys`.
+    since: Option<u64>,
     slots: BTreeSet<u16>,
     /// Messages to send as they are (acks, notices), in order; the browser's requests are not read while any wait.
     forward: VecDeque<Vec<u8>>,
@@ -87,10 +90,12 @@ impl Route {
         }
         if !self.keys.is_empty() {
             let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
-            if let Err(mpsc::error::TrySendError::Full(Inbound::Topup(keys))) =
-                self.requests.try_send(Inbound::Topup(keys))
+            let since = self.since.take();
+            if let Err(mpsc::error::TrySendError::Full(Inbound::Topup { keys, since })) =
+                self.requests.try_send(Inbound::Topup { keys, since })
             {
                 self.keys.extend(keys);
+                self.since = since;
             }
         }
     }
@@ -194,7 +199,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 inbound = requests.recv(), if !forwarding => match inbound {
                     None => return Ok(()),
                     Some(Inbound::Forward(message)) => self.forward(message).await?,
-                    Some(Inbound::Topup(keys)) => self.route_topup(keys).await?,
+                    Some(Inbound::Topup { keys, since }) => self.route_topup(keys, since).await?,
                     Some(Inbound::Digest(id)) => self.route_digest(id).await?,
                     Some(Inbound::Slots(_)) => {}
                 },
@@ -233,6 +238,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 retired: retired.clone(),
                 requests,
                 keys: BTreeSet::new(),
+                since: None,
                 slots: BTreeSet::new(),
                 forward: VecDeque::new(),
                 digests: VecDeque::new(),
@@ -255,7 +261,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
     }
 
     /// Sends each key to the stream of the shard that holds it; tells the browser about keys no shard holds now.
-    async fn route_topup(&mut self, keys: Vec<Vec<u8>>) -> Result<(), Close> {
+    async fn route_topup(&mut self, keys: Vec<Vec<u8>>, since: Option<u64>) -> Result<(), Close> {
         let mut unowned = Vec::new();
         for key in keys {
             match self
@@ -265,6 +271,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
             {
                 Some(route) if route.keys.len() < MAX_SNAPSHOT_KEYS => {
                     route.keys.insert(key);
+                    route.since = earliest(route.since, since);
                 }
                 Some(_) => {}
                 None => unowned.push(String::from_utf8_lossy(&key).into_owned()),

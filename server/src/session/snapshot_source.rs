@@ -94,36 +94,37 @@ fn joinable(backlog: &Backlog, epoch: &str, offset: u64) -> bool {
 
 /// A top-up of `keys` for a session at `cursor` of `epoch`: from the shard's state when it can answer there or
 /// after (waiting for it, at most [`STATE_WAIT`], when the session is past it), else read from Redis; counted as
-/// either.
+/// either. With `since`, the state's answer comes with its past message (`state/past.rs`); a read of Redis has none.
 pub async fn take_keys(
     relay: &Relay,
     shard: &Shard,
     sub: &Subscription,
     keys: Vec<Vec<u8>>,
     (epoch, cursor): (&str, u64),
-) -> Result<Snapshot, SnapshotError> {
+    since: Option<u64>,
+) -> Result<(Snapshot, Option<Vec<u8>>), SnapshotError> {
     let started = Instant::now();
     if let Some(state) = &shard.state {
-        let placeable = |s: &Snapshot| s.epoch == epoch && s.offset >= cursor;
-        let mut answer = state.snapshot_keys(sub.db, sub.window, &keys);
+        let placeable = |(s, _): &(Snapshot, _)| s.epoch == epoch && s.offset >= cursor;
+        let mut answer = state.snapshot_keys(sub.db, sub.window, &keys, since);
         // Behind the session, or not ready yet (a full sync it still applies): worth waiting for. Ready and unable
         // to answer these keys: not.
         let waits = match &answer {
-            Some(snapshot) => !placeable(snapshot),
+            Some(answer) => !placeable(answer),
             None => state.position().is_none(),
         };
         if waits && state.reach(epoch, cursor, STATE_WAIT).await {
-            answer = state.snapshot_keys(sub.db, sub.window, &keys);
+            answer = state.snapshot_keys(sub.db, sub.window, &keys, since);
         }
-        if let Some(snapshot) = answer.filter(placeable) {
+        if let Some(answer) = answer.filter(placeable) {
             observe(&SNAPSHOT_DURATION, started.elapsed());
             Metrics::add(&relay.metrics.state_snapshots, 1);
-            return Ok(snapshot);
+            return Ok(answer);
         }
     }
     let snapshot = shard.snapshots.take_keys(sub.db, sub.window, keys).await?;
     Metrics::add(&relay.metrics.snapshots, 1);
-    Ok(snapshot)
+    Ok((snapshot, None))
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! Top-ups a session was asked for and has not delivered yet. A top-up is a snapshot of a few keys taken
 //! mid-stream: keys wait here until the shard's snapshotter reads them at some offset `X` ahead of the session's
 //! cursor, and the snapshot waits here until the session's stream reaches `X`, where it is placed.
+//!
+//! A top-up asked with `since` (the history sink; browsers never send it) is answered with a past message too
+//! (`wire::Past`), right before its snapshot: the items that entered each key's window after `since`, from the
+//! relay's state, or, when the state did not answer, each key said not covered. Requests merged into one read
+//! share the smallest `since`, and every key of the read is listed.
 
 use std::collections::BTreeSet;
 
@@ -21,11 +26,15 @@ pub(crate) struct ReadyTopup {
     pub at: u64,
     /// The snapshot message, encoded (or a digest, placed the same way).
     pub snapshot: Vec<u8>,
+    /// The past message that goes right before it, for a top-up asked with `since`.
+    pub past: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
 pub(crate) struct Topups {
     keys: BTreeSet<Vec<u8>>,
+    /// The smallest `since` of the requests whose keys wait (a past message is sent with their snapshot).
+    since: Option<u64>,
     /// Slots that moved to this shard: their watched keys are read with the next top-up.
     slots: BTreeSet<u16>,
     attempts: u32,
@@ -59,10 +68,19 @@ impl Topups {
     /// Takes the keys of a request that this session may top up, up to [`MAX_SNAPSHOT_KEYS`] waiting (what one
     /// snapshot reads); the notice to send about the others, if any: the keys it may not top up by name, the keys
     /// past the limit by count (they are counted in `/metrics` too).
-    pub fn ask(&mut self, relay: &Relay, sub: &Subscription, keys: Vec<Vec<u8>>) -> Option<String> {
+    pub fn ask(
+        &mut self,
+        relay: &Relay,
+        sub: &Subscription,
+        keys: Vec<Vec<u8>>,
+        since: Option<u64>,
+    ) -> Option<String> {
         let (wanted, refused): (Vec<_>, Vec<_>) = keys
             .into_iter()
             .partition(|key| sub.wants(key) && relay.allow.allows(key));
+        if !wanted.is_empty() {
+            self.since = earliest(self.since, since);
+        }
         let over = self.wait(wanted);
         let mut notices = Vec::new();
         if !refused.is_empty() {
@@ -112,9 +130,17 @@ impl Topups {
         }
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.keys).into_iter().collect();
         let slots = std::mem::take(&mut self.slots);
+        let since = self.since;
         let read = if slots.is_empty() {
-            super::snapshot_source::take_keys(relay, shard, sub, keys.clone(), (epoch, cursor))
-                .await
+            super::snapshot_source::take_keys(
+                relay,
+                shard,
+                sub,
+                keys.clone(),
+                (epoch, cursor),
+                since,
+            )
+            .await
         } else {
             let read = shard
                 .snapshots
@@ -123,19 +149,26 @@ impl Topups {
             if read.is_ok() {
                 Metrics::add(&relay.metrics.snapshots, 1);
             }
-            read
+            read.map(|snapshot| (snapshot, None))
         };
         match read {
             // The snapshot's node is the one the link follows, so its offset is at or past what the link
             // delivered; anything else (a failover, a new epoch) means reading again later.
-            Ok(snapshot) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
+            Ok((snapshot, past)) if snapshot.epoch == epoch && snapshot.offset >= cursor => {
+                let past = since.map(|_| {
+                    past.unwrap_or_else(|| not_covered(snapshot.offset, &keys, &snapshot.rest))
+                });
                 // Keys beyond one part's size wait for the next read, as many as fit: a read after slots moved
                 // here holds their watched keys besides the waiting ones, up to twice what may wait.
                 self.untold += self.wait(snapshot.rest);
+                if self.keys.is_empty() {
+                    self.since = None;
+                }
                 self.attempts = 0;
                 self.ready = Some(ReadyTopup {
                     at: snapshot.offset,
                     snapshot: wire::encode_snapshot(snapshot.offset, &snapshot.commands),
+                    past,
                 });
                 None
             }
@@ -147,6 +180,9 @@ impl Topups {
             }
             outcome => {
                 self.attempts = 0;
+                if self.keys.is_empty() {
+                    self.since = None;
+                }
                 let why = match outcome {
                     Err(err) => err.to_string(),
                     Ok(_) => "it could not be aligned with the stream".into(),
@@ -169,6 +205,7 @@ impl Topups {
         self.ready = Some(ReadyTopup {
             at,
             snapshot: message,
+            past: None,
         });
     }
 
@@ -176,6 +213,28 @@ impl Topups {
     pub fn take_ready_if(&mut self, place: impl FnOnce(u64) -> bool) -> Option<ReadyTopup> {
         self.ready.take_if(|ready| place(ready.at))
     }
+}
+
+/// The earlier of two `since`s, either of which may be absent.
+pub(crate) fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The past message of a top-up the relay's state did not answer (read from Redis, a cluster's shard, no state):
+/// each key read (those asked, less those left for the next read) not covered, at the snapshot's offset `at`.
+fn not_covered(at: u64, keys: &[Vec<u8>], rest: &[Vec<u8>]) -> Vec<u8> {
+    let rest: BTreeSet<&[u8]> = rest.iter().map(Vec::as_slice).collect();
+    let mut out = wire::encode_past(&wire::Past {
+        offset: at,
+        keys: Vec::new(),
+    });
+    for key in keys.iter().filter(|k| !rest.contains(k.as_slice())) {
+        wire::push_past_key(&mut out, key, at, 0);
+    }
+    out
 }
 
 /// The notice for `over` keys that did not fit in those waiting, if any, counted in `/metrics`.

@@ -34,10 +34,17 @@
 //! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
 //! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
 //! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
+//!
+//! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members that entered its windows,
+//! with their scores and the end offsets of the commands that wrote them (a batch's commands are then applied one at
+//! a time), and for each key from which offset that list is complete. A top-up asked with `since` and answered from
+//! the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state
+//! (a full sync) and with a new epoch.
 
 mod db;
 pub mod feed;
 mod load;
+pub mod past;
 mod rebuild;
 pub mod verify;
 mod view;
@@ -50,7 +57,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use replicast_assembler::digest::windows_digest;
-use replicast_assembler::observe::{Item, ItemId, WindowObserver};
+use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 use replicast_assembler::{StreamAssembler, WatchConfig, Window};
 use replicast_protocol::client_message::MAX_WINDOW;
 use replicast_protocol::pattern::Glob;
@@ -64,6 +71,7 @@ use crate::subscription::{Allow, Delivery, Subscription};
 
 pub use db::STATE_DB;
 use load::RdbLoad;
+use past::{PastWrites, MAX_PAST_BYTES};
 use verify::{
     KeyState, KeyStates, NotAt, PendingCheck, StateDigest, Writes, MAX_PENDING_CHECKS,
     MAX_VERIFY_KEYS,
@@ -87,6 +95,8 @@ pub struct StateSettings {
     pub depth: usize,
     pub bytes: usize,
     pub allow: Vec<String>,
+    /// `--state-history-bytes`: the ring of past writes ([`past`]); 0 keeps none.
+    pub history_bytes: usize,
 }
 
 /// Where the state stands.
@@ -177,8 +187,16 @@ enum Stop {
 /// One step of applying a batch: whole commands of the stream (slices of the batch, applied as they are, not
 /// copied into a message), a message to apply, or a check to answer where it stands.
 enum Step {
-    Commands { start: u64, bytes: Bytes },
-    Apply(Bytes),
+    Commands {
+        start: u64,
+        bytes: Bytes,
+    },
+    /// A stale message, at its offset.
+    Stale {
+        at: u64,
+        message: Bytes,
+    },
+    Refresh(Refresh),
     Check(PendingCheck),
 }
 
@@ -192,7 +210,7 @@ impl Stop {
 
     fn step(self) -> Step {
         match self {
-            Stop::Refresh(refresh) => Step::Apply(refresh.message().into()),
+            Stop::Refresh(refresh) => Step::Refresh(refresh),
             Stop::Check(check) => Step::Check(check),
         }
     }
@@ -202,10 +220,12 @@ impl Stop {
 struct Refresh {
     offset: u64,
     commands: Bytes,
+    /// The keys it was asked for: those it made exact are covered from its offset on ([`past`]).
+    keys: Vec<Vec<u8>>,
 }
 
 impl Refresh {
-    fn message(self) -> Vec<u8> {
+    fn message(&self) -> Vec<u8> {
         wire::encode_snapshot(self.offset, &self.commands)
     }
 }
@@ -241,15 +261,28 @@ fn signature(sub: &Subscription, allow: &Allow) -> Vec<u8> {
 /// Notes the keys whose windows changed, whose bytes are then counted again once per batch. Every command the
 /// stream carries lands here, most as an item added and another evicted from the same key's window: the key noted
 /// last is compared first, so such a command hashes its key at most once, and with foldhash (randomly seeded per
-/// process; the keys come from the stream), not SipHash.
-#[derive(Default)]
+/// process; the keys come from the stream), not SipHash. While `recording`, the members that enter a window go to
+/// the ring of past writes, at `at`, the end offset of the command being applied.
 struct Changed {
     keys: foldhash::HashSet<Vec<u8>>,
     /// The key noted last, in `keys` already while `keys` is not empty (an empty key is a key too).
     last: Vec<u8>,
+    past: PastWrites,
+    at: u64,
+    recording: bool,
 }
 
 impl Changed {
+    fn new(history_bytes: usize) -> Self {
+        Changed {
+            keys: foldhash::HashSet::default(),
+            last: Vec::new(),
+            past: PastWrites::new(history_bytes, 0),
+            at: 0,
+            recording: false,
+        }
+    }
+
     fn note(&mut self, key: &[u8]) {
         if self.last == key && !self.keys.is_empty() {
             return;
@@ -269,8 +302,19 @@ impl Changed {
 }
 
 impl WindowObserver for Changed {
-    fn added(&mut self, key: &[u8], _item: Item<'_>) {
+    fn added(&mut self, key: &[u8], item: Item<'_>) {
         self.note(key);
+        if self.recording {
+            match (item.time_ms, item.payload) {
+                (Some(score), Payload::Value(member)) => {
+                    self.past.added(self.at, key, score, member)
+                }
+                // A stream entry, whose whole id the item does not carry: not listed, so not covered.
+                (Some(_), Payload::Fields(_)) => self.past.uncovered(self.at, key),
+                // Lists, hashes, strings: no history.
+                (None, _) => {}
+            }
+        }
     }
     fn removed(&mut self, key: &[u8], _id: ItemId) {
         self.note(key);
@@ -419,6 +463,7 @@ impl RelayState {
         }
         inner.epoch = epoch.to_string();
         inner.offset = offset;
+        inner.assembler.observer_mut().past = PastWrites::new(self.settings.history_bytes, offset);
         inner.phase = Phase::Loading;
         inner.load = Some(RdbLoad::new(STATE_DB, now_ms()));
         self.publish(&inner);
@@ -458,6 +503,9 @@ impl RelayState {
         inner.apply_loaded(&mut load, &self.settings);
         if inner.phase == Phase::Loading && load.is_done() {
             inner.phase = Phase::Ready;
+            // The windows the RDB built are where the ring starts: from now on, what enters them is noted.
+            let observer = inner.assembler.observer_mut();
+            observer.recording = observer.past.enabled();
             tracing::info!(
                 keys = inner.sizes.len(),
                 bytes = inner.bytes,
@@ -486,7 +534,13 @@ impl RelayState {
         if inner.phase == Phase::Ready && inner.epoch != epoch {
             let hello = wire::encode_hello_continuing(epoch, &inner.epoch, inner.offset);
             match inner.assembler.push_message(&hello) {
-                Ok(_) => inner.epoch = epoch.to_string(),
+                Ok(_) => {
+                    inner.epoch = epoch.to_string();
+                    // A client's `since` is of the stream it follows: the ring starts again with the new one.
+                    let offset = inner.offset;
+                    inner.assembler.observer_mut().past =
+                        PastWrites::new(self.settings.history_bytes, offset);
+                }
                 Err(_) => inner.clear(&self.settings),
             }
             self.publish(&inner);
@@ -562,15 +616,36 @@ impl RelayState {
                     while let Some(stop) = next_stop(&mut stops, at) {
                         steps.push(stop.step());
                     }
-                    steps.push(Step::Apply(Delivery::encode_stale(at, &keys).into()));
+                    steps.push(Step::Stale {
+                        at,
+                        message: Delivery::encode_stale(at, &keys).into(),
+                    });
                 }
             }
         }
         steps.extend(stops.into_iter().map(Stop::step));
+        // With the ring of past writes, each command is applied on its own, so that the members it adds are noted
+        // at its own end offset (where the batch's index says it ends).
+        let ends: Vec<u64> = match inner.assembler.observer().recording {
+            true => batch
+                .index
+                .frames
+                .iter()
+                .filter(|f| !f.at.is_empty())
+                .map(|f| batch.start + u64::from(f.at.end))
+                .collect(),
+            false => Vec::new(),
+        };
         for step in steps {
             let applied = match step {
-                Step::Commands { start, bytes } => inner.assembler.push_commands(start, &bytes),
-                Step::Apply(message) => inner.assembler.push_message(&message),
+                Step::Commands { start, bytes } => {
+                    push_each(&mut inner.assembler, start, &bytes, &ends)
+                }
+                Step::Stale { at, message } => {
+                    inner.assembler.observer_mut().at = at;
+                    inner.assembler.push_message(&message)
+                }
+                Step::Refresh(refresh) => inner.apply_refresh(refresh),
                 Step::Check(check) => {
                     check.answer(&inner, self);
                     continue;
@@ -636,7 +711,7 @@ impl RelayState {
 
     /// A read of keys the state lost track of, at its offset: applied now, or when the stream reaches it; dropped
     /// when the state is already past it (the next round reads again).
-    fn place(&self, snapshot: Snapshot) {
+    fn place(&self, snapshot: Snapshot, keys: Vec<Vec<u8>>) {
         let mut inner = self.inner();
         if inner.phase != Phase::Ready
             || snapshot.epoch != inner.epoch
@@ -649,12 +724,13 @@ impl RelayState {
         let refresh = Refresh {
             offset: snapshot.offset,
             commands: snapshot.commands,
+            keys,
         };
         if refresh.offset > inner.offset {
             inner.refresh = Some(refresh);
             return;
         }
-        if inner.assembler.push_message(&refresh.message()).is_err() {
+        if inner.apply_refresh(refresh).is_err() {
             inner.clear(&self.settings);
         } else {
             inner.settle(&self.settings);
@@ -738,17 +814,25 @@ impl RelayState {
         })
     }
 
-    /// A top-up of `keys` (wanted and allowed, the caller checked), if the state can answer it.
-    pub fn snapshot_keys(&self, db: u32, window: usize, keys: &[Vec<u8>]) -> Option<Snapshot> {
+    /// A top-up of `keys` (wanted and allowed, the caller checked), if the state can answer it; with `since`, and
+    /// its past message ([`past`]): the members that entered each key's window after `since`, up to the snapshot.
+    pub fn snapshot_keys(
+        &self,
+        db: u32,
+        window: usize,
+        keys: &[Vec<u8>],
+        since: Option<u64>,
+    ) -> Option<(Snapshot, Option<Vec<u8>>)> {
         let inner = self.inner();
         if !self.current() || !inner.answers(db, window, self.settings.depth) {
             return None;
         }
-        let unknown: BTreeSet<&[u8]> = inner.assembler.unknown_keys().collect();
-        if keys.iter().any(|k| unknown.contains(k.as_slice())) {
+        if keys.iter().any(|k| inner.assembler.is_unknown(k)) {
             return None;
         }
-        inner.snapshot_of(keys.iter().map(Vec::as_slice).collect(), window)
+        let snapshot = inner.snapshot_of(keys.iter().map(Vec::as_slice).collect(), window)?;
+        let past = since.map(|since| inner.past_message(keys, &snapshot, since));
+        Some((snapshot, past))
     }
 
     fn publish(&self, inner: &Inner) {
@@ -876,7 +960,7 @@ impl Inner {
         };
         Inner {
             phase: Phase::Empty,
-            assembler: StreamAssembler::with_observer(watch, Changed::default()),
+            assembler: StreamAssembler::with_observer(watch, Changed::new(settings.history_bytes)),
             view: View::new(&settings.allow, settings.depth),
             epoch: String::new(),
             offset: 0,
@@ -916,11 +1000,23 @@ impl Inner {
     /// largest first.
     fn settle(&mut self, settings: &StateSettings) {
         // The state asks Redis for nothing: a key whose state is unknown stays so until the stream says what it
-        // holds (a `DEL`, a `SET`), and the snapshots that watch it read Redis.
-        self.assembler.take_topups();
+        // holds (a `DEL`, a `SET`), and the snapshots that watch it read Redis (or its refresh, once a second).
+        // Such keys are not covered by the ring of past writes until their windows are exact again.
+        let inexact = self.assembler.take_topups();
+        let recording = self.assembler.observer().recording;
+        if recording {
+            let past = &mut self.assembler.observer_mut().past;
+            for key in &inexact {
+                past.inexact(key);
+            }
+        }
         let changed = self.assembler.observer_mut().take();
         let mut grown = Vec::new();
         for key in changed {
+            if recording && self.assembler.observer().past.is_inexact(&key) && self.exact(&key) {
+                let offset = self.offset;
+                self.assembler.observer_mut().past.exact_at(&key, offset);
+            }
             let now = self
                 .assembler
                 .window(&key)
@@ -934,6 +1030,9 @@ impl Inner {
                 grown.push((now, key));
             }
         }
+        if recording {
+            self.sweep_inexact();
+        }
         if self.bytes <= settings.bytes {
             return;
         }
@@ -946,6 +1045,7 @@ impl Inner {
                 self.bytes -= size;
             }
             self.assembler.forget(&key);
+            self.assembler.observer_mut().past.inexact(&key);
             self.not_held.insert(key);
         }
         self.assembler.observer_mut().take();
@@ -1012,16 +1112,36 @@ pub async fn refresh(state: Arc<RelayState>, snapshots: Snapshotter) {
             continue;
         };
         match snapshots
-            .take_keys(STATE_DB, state.settings.depth, keys)
+            .take_keys(STATE_DB, state.settings.depth, keys.clone())
             .await
         {
-            Ok(snapshot) if snapshot.epoch == epoch => state.place(snapshot),
+            Ok(snapshot) if snapshot.epoch == epoch => state.place(snapshot, keys),
             Ok(_) => {}
             Err(err) => {
                 tracing::debug!("relay state: reading the keys it lost track of failed: {err}")
             }
         }
     }
+}
+
+/// Applies whole commands that start at `start`, one at a time where `ends` (the batch's command ends, in order)
+/// says they end, each with the ring's offset set to its end.
+fn push_each(
+    assembler: &mut StreamAssembler<Changed>,
+    start: u64,
+    bytes: &[u8],
+    ends: &[u64],
+) -> Result<replicast_assembler::Outcome, replicast_assembler::assembler::AssemblerError> {
+    let end = start + bytes.len() as u64;
+    let mut from = start;
+    let first = ends.partition_point(|&at| at <= start);
+    for &at in ends[first..].iter().take_while(|&&at| at < end) {
+        assembler.observer_mut().at = at;
+        assembler.push_commands(from, &bytes[(from - start) as usize..(at - start) as usize])?;
+        from = at;
+    }
+    assembler.observer_mut().at = end;
+    assembler.push_commands(from, &bytes[(from - start) as usize..])
 }
 
 /// The next of `stops` (in offset order) if it is before `offset`.
@@ -1055,6 +1175,81 @@ impl PendingCheck {
 }
 
 impl Inner {
+    /// Whether the state knows exactly what `key` holds now (a window it answers from, or no key at all).
+    fn exact(&self, key: &[u8]) -> bool {
+        !self.not_held.contains(key)
+            && match self.assembler.window(key) {
+                Some(window) => rebuild::answers(window),
+                None => !self.assembler.is_unknown(key),
+            }
+    }
+
+    /// Applies a read of keys the state lost track of, at its offset: what it rebuilds is not a write (the ring of
+    /// past writes does not note it), and the keys it made exact are covered from its offset on.
+    fn apply_refresh(
+        &mut self,
+        refresh: Refresh,
+    ) -> Result<replicast_assembler::Outcome, replicast_assembler::assembler::AssemblerError> {
+        let recording = self.assembler.observer().recording;
+        self.assembler.observer_mut().recording = false;
+        let applied = self.assembler.push_message(&refresh.message());
+        self.assembler.observer_mut().recording = recording;
+        if recording {
+            for key in &refresh.keys {
+                if self.exact(key) {
+                    self.assembler
+                        .observer_mut()
+                        .past
+                        .exact_at(key, refresh.offset);
+                }
+            }
+        }
+        applied
+    }
+
+    /// Looks again at the keys the ring holds as inexact once they pass twice what they were at the last look
+    /// (so a look costs O(1) per change, amortized): a key can become exact without its window changing (an
+    /// unknown key deleted), and would otherwise stay there. Those exact now are covered from now on.
+    fn sweep_inexact(&mut self) {
+        let past = &self.assembler.observer().past;
+        if !past.sweep_due() {
+            return;
+        }
+        let exact: Vec<Vec<u8>> = past
+            .inexact_keys()
+            .filter(|key| self.exact(key))
+            .map(<[u8]>::to_vec)
+            .collect();
+        let offset = self.offset;
+        let past = &mut self.assembler.observer_mut().past;
+        for key in exact {
+            past.exact_at(&key, offset);
+        }
+        past.swept();
+    }
+
+    /// The past message of a top-up the state answers with `snapshot` (at the state's offset), for a request
+    /// `since` that offset: every key it read, with its `covered_from` and the members that entered its window
+    /// since, within [`MAX_PAST_BYTES`] (keys past it are not covered).
+    fn past_message(&self, keys: &[Vec<u8>], snapshot: &Snapshot, since: u64) -> Vec<u8> {
+        let at = snapshot.offset;
+        let rest: BTreeSet<&[u8]> = snapshot.rest.iter().map(Vec::as_slice).collect();
+        let mut out = wire::encode_past(&wire::Past {
+            offset: at,
+            keys: Vec::new(),
+        });
+        let past = &self.assembler.observer().past;
+        // Half the budget for members: the keys' own parts (at most 10,000 of about a KiB) take the rest.
+        for key in keys.iter().filter(|k| !rest.contains(k.as_slice())) {
+            let listed =
+                self.exact(key) && past.push_key(&mut out, key, since, at, MAX_PAST_BYTES / 2);
+            if !listed {
+                wire::push_past_key(&mut out, key, at, 0);
+            }
+        }
+        out
+    }
+
     /// Whether the state can answer for `epoch` now: built and exact, and of that replication ID.
     fn answers_for(&self, epoch: &str) -> Result<(), NotAt> {
         if self.phase != Phase::Ready || self.assembler.needs_resnapshot() {
@@ -1318,6 +1513,7 @@ pub(crate) mod for_tests {
             depth: 10,
             bytes: 1 << 20,
             allow: vec!["*".into()],
+            history_bytes: 1 << 20,
         })
     }
 }

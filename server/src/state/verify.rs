@@ -245,6 +245,7 @@ mod tests {
             depth: 10,
             bytes: 1 << 20,
             allow: vec!["k:*".into()],
+            history_bytes: 0,
         });
         state.begin_full_sync("e", 100);
         let mut rdb = b"REDIS0009".to_vec();

@@ -1,0 +1,209 @@
+//! Past writes (issue 23, the relay's side), with redis-server and the relay binary: a top-up asked with `since`
+//! gets, right before its snapshot and at its offset, a past message listing the scores each key's members had since
+//! then, from the relay's state — a `ZINCRBY`'s result overwritten before the top-up is not lost — with, per key, the
+//! offset from which the list is complete: where the state made the key exact again, where its ring of past writes
+//! (`--state-history-bytes`) evicted its oldest entries, or the snapshot's own offset when nothing is covered
+//! (`--stateless`). Offsets are compared, never times.
+
+mod support;
+
+use futures_util::SinkExt;
+use redis::aio::MultiplexedConnection;
+use replicast_protocol::wire::{self, Message, PastValue};
+use support::*;
+use tokio_tungstenite::tungstenite;
+
+/// A session on `perf:*` that joined; the offset of its hello.
+async fn session(ws_url: &str) -> (Socket, u64) {
+    let mut socket = connect(ws_url, &subscribe_message(&["perf:*"], 100)).await;
+    let (_, offset, _) = join(&mut socket).await;
+    (socket, offset)
+}
+
+/// Runs `command` alone; the stream's offset before and after it (its end is in between, after the first).
+async fn write(conn: &mut MultiplexedConnection, command: &[&str]) -> (u64, u64) {
+    let before = master_repl_offset(conn).await;
+    let mut cmd = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        cmd.arg(*arg);
+    }
+    let _: redis::Value = cmd.query_async(conn).await.unwrap();
+    (before, master_repl_offset(conn).await)
+}
+
+/// What a past message says of one key: `covered_from`, and each member's (offset, score, member).
+struct KeyPast {
+    covered_from: u64,
+    items: Vec<(u64, f64, String)>,
+}
+
+/// Asks for a top-up of `keys` since `since`, and reads until its answer: the past message, whose offset must be
+/// the snapshot's right after it; that offset, and what it says of each key in order.
+async fn topup_since(socket: &mut Socket, keys: &[&str], since: u64) -> (u64, Vec<KeyPast>) {
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    for request in replicast_protocol::client_message::Topup::requests_since(keys, since) {
+        socket
+            .send(tungstenite::Message::text(request))
+            .await
+            .unwrap();
+    }
+    let past = loop {
+        let message = next_binary(socket).await;
+        if wire::is_past(&message) {
+            break message;
+        }
+        assert!(
+            !matches!(wire::decode(&message), Ok(Message::Snapshot { .. })),
+            "a snapshot came without its past message"
+        );
+    };
+    let (shard, decoded) = wire::decode_past(&past).unwrap();
+    assert_eq!(shard, 0);
+    let snapshot = next_binary(socket).await;
+    let Ok(Message::Snapshot { offset, .. }) = wire::decode(&snapshot) else {
+        panic!("the past message is not followed by its snapshot")
+    };
+    assert_eq!(offset, decoded.offset, "at the snapshot's offset");
+    let keys = decoded
+        .keys
+        .iter()
+        .map(|key| KeyPast {
+            covered_from: key.covered_from,
+            items: key
+                .items
+                .iter()
+                .map(|item| match item.value {
+                    PastValue::Member { score, member } => (
+                        item.offset,
+                        score,
+                        String::from_utf8_lossy(member).into_owned(),
+                    ),
+                    PastValue::Entry { .. } => panic!("a stream entry"),
+                })
+                .collect(),
+        })
+        .collect();
+    (offset, keys)
+}
+
+#[tokio::test]
+async fn each_score_a_member_had_since_is_listed_with_its_offset() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut conn = redis_conn(port).await;
+    wait_healthy(&ws_url).await;
+    // Something before the session joins, so that its hello (`since`) is not where the state started.
+    let (_, first) = write(&mut conn, &["ZADD", "perf:k", "3", "m"]).await;
+    state_reaches(&ws_url, first).await;
+    let (mut socket, since) = session(&ws_url).await;
+    assert!(since >= first);
+    let mut spans = Vec::new();
+    for command in [
+        &["ZINCRBY", "perf:k", "5", "m"][..],
+        &["ZINCRBY", "perf:k", "7", "m"],
+        &["ZADD", "perf:k", "1", "m"],
+    ] {
+        spans.push(write(&mut conn, command).await);
+    }
+    state_reaches(&ws_url, spans[2].1).await;
+    let (at, keys) = topup_since(&mut socket, &["perf:k"], since).await;
+    assert!(at >= spans[2].1);
+    let k = &keys[0];
+    assert!(k.covered_from <= since, "{} > {since}", k.covered_from);
+    assert!(
+        k.covered_from < first,
+        "covered from where the state started"
+    );
+    let scores: Vec<(f64, &str)> = k.items.iter().map(|(_, s, m)| (*s, m.as_str())).collect();
+    assert_eq!(scores, [(8.0, "m"), (15.0, "m"), (1.0, "m")]);
+    for ((offset, ..), (before, after)) in k.items.iter().zip(&spans) {
+        assert!(
+            before < offset && offset <= after,
+            "{offset} not in ({before}, {after}]"
+        );
+    }
+    // Asked again since the second: only the third is listed.
+    let (_, keys) = topup_since(&mut socket, &["perf:k"], k.items[1].0).await;
+    assert_eq!(keys[0].items.len(), 1);
+    assert_eq!(keys[0].items[0].1, 1.0);
+}
+
+#[tokio::test]
+async fn a_key_the_state_made_exact_after_since_is_covered_from_there() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut conn = redis_conn(port).await;
+    write(&mut conn, &["ZADD", "perf:src", "2", "a"]).await;
+    wait_healthy(&ws_url).await;
+    let (mut socket, since) = session(&ws_url).await;
+    write(&mut conn, &["ZADD", "perf:u", "1", "old"]).await;
+    // The stream does not say what a ZUNIONSTORE stored: the state reads the key from Redis (once a second).
+    let (_, stored) = write(&mut conn, &["ZUNIONSTORE", "perf:u", "1", "perf:src"]).await;
+    let refreshed = metric(&ws_url, "replicast_state_refreshed_keys_total").await;
+    for _ in 0..500 {
+        if metric(&ws_url, "replicast_state_refreshed_keys_total").await > refreshed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (before, after) = write(&mut conn, &["ZADD", "perf:u", "3", "x"]).await;
+    state_reaches(&ws_url, after).await;
+    let (_, keys) = topup_since(&mut socket, &["perf:u"], since).await;
+    let u = &keys[0];
+    assert!(
+        stored <= u.covered_from && u.covered_from <= before,
+        "covered from {}, the ZUNIONSTORE ended at {stored}, the ZADD after it started at {before}",
+        u.covered_from
+    );
+    assert_eq!(u.items.len(), 1, "only what was written after the read");
+    assert_eq!((u.items[0].1, u.items[0].2.as_str()), (3.0, "x"));
+}
+
+#[tokio::test]
+async fn the_rings_eviction_moves_covered_from() {
+    let (_redis, port) = start_redis();
+    // Each entry counts 64 bytes, and its key's and member's: two of these fit.
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--state-history-bytes", "150"],
+    );
+    let mut conn = redis_conn(port).await;
+    wait_healthy(&ws_url).await;
+    let (mut socket, since) = session(&ws_url).await;
+    let mut spans = Vec::new();
+    for i in 1..=5 {
+        spans.push(write(&mut conn, &["ZADD", "perf:e", &i.to_string(), "m"]).await);
+    }
+    state_reaches(&ws_url, spans[4].1).await;
+    let (_, keys) = topup_since(&mut socket, &["perf:e"], since).await;
+    let e = &keys[0];
+    assert!(
+        spans[2].0 < e.covered_from && e.covered_from <= spans[2].1,
+        "covered from {}: the third ZADD, the newest evicted, ended in ({}, {}]",
+        e.covered_from,
+        spans[2].0,
+        spans[2].1
+    );
+    let scores: Vec<f64> = e.items.iter().map(|(_, s, _)| *s).collect();
+    assert_eq!(scores, [4.0, 5.0]);
+}
+
+#[tokio::test]
+async fn a_stateless_relay_covers_nothing() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay_with(
+        &format!("redis://127.0.0.1:{port}"),
+        &["--allow", "perf:*", "--stateless"],
+    );
+    let mut conn = redis_conn(port).await;
+    wait_healthy(&ws_url).await;
+    let (mut socket, since) = session(&ws_url).await;
+    write(&mut conn, &["ZINCRBY", "perf:k", "5", "m"]).await;
+    write(&mut conn, &["ZINCRBY", "perf:k", "7", "m"]).await;
+    let (at, keys) = topup_since(&mut socket, &["perf:k", "perf:none"], since).await;
+    assert_eq!(keys.len(), 2, "every key of the request");
+    for key in &keys {
+        assert_eq!(key.covered_from, at);
+        assert!(key.items.is_empty());
+    }
+}
