@@ -582,17 +582,75 @@ async fn counter(addr: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Past the limit, and said so: a restarted sink whose catch-up increments a member of a key it holds no window of
-/// (its rows come from a top-up, answered after the catch-up) and increments it again before the answer cannot
-/// know the score between. It records the span of the stream where a score may be missing — one row of
-/// `replicast.inexact_span`, from the first increment to the answer, counted on `/metrics` — and stores the
-/// answer's score.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_records_a_span() {
+/// What a restarted sink made of `perf:n`, a key it holds no window of, whose member its catch-up increments twice
+/// before the top-up's answer (its rows come from the top-up, answered after the catch-up).
+struct CaughtUp {
+    /// The scores Redis's replies gave, in order.
+    scores: Vec<u64>,
+    /// The stream's offsets before the first increment and after the second.
+    before: u64,
+    after: u64,
+    /// The scores of the rows stored, in order.
+    stored: Vec<u64>,
+    /// The spans recorded: key, shard, from, to, epoch.
+    spans: Vec<(String, i32, u64, u64, String)>,
+    /// The epoch of the position stored.
+    epoch: String,
+    /// `replicast_sink_inexact_spans_total`, once the rows are in.
+    spans_total: String,
+}
+
+/// The spans `replicast.inexact_span` holds: key, shard, from, to, epoch.
+async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, String)> {
+    db.query(
+        "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let (from, to): (i64, i64) = (r.get(2), r.get(3));
+        (
+            r.get::<_, String>(0),
+            r.get::<_, i32>(1),
+            from as u64,
+            to as u64,
+            r.get::<_, String>(4),
+        )
+    })
+    .collect()
+}
+
+/// The scores of `key`'s rows, lowest first, once there are `want` of them (or what there is after 10 s).
+async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<u64> {
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = db
+            .query(
+                "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
+                &[&key],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, f64>(0) as u64)
+            .collect();
+        if stored.len() >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stored
+}
+
+/// The sink stopped, `perf:n` incremented twice while it is away, the sink restarted (`--listen`): what it stored
+/// once the catch-up and the top-up's answer are in (`rows` of `perf:n`, or a span).
+async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize) -> CaughtUp {
     let pg = Postgres::start();
     let (_redis, redis_port) = start_redis();
     let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let _relay = start_relay_on(relay_port, redis_port, relay_args);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -622,74 +680,240 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     let listen = format!("127.0.0.1:{}", free_port());
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
     committed(&db, redis_port).await;
-    let mut spans = Vec::new();
-    for _ in 0..200 {
-        spans = db
-            .query(
-                "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let (from, to): (i64, i64) = (r.get(2), r.get(3));
-                (
-                    r.get::<_, String>(0),
-                    r.get::<_, i32>(1),
-                    from as u64,
-                    to as u64,
-                    r.get::<_, String>(4),
-                )
-            })
-            .collect::<Vec<_>>();
-        if !spans.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(spans.len(), 1, "one span: {spans:?}");
-    let (key, shard, from, to, epoch) = spans[0].clone();
-    assert_eq!((key.as_str(), shard), ("perf:n", 0));
-    // The offsets are those of the stream the sink follows: the epoch of its stored position.
-    let position: String = db
+    // The rows and the span (if any) commit in one transaction, with the answer.
+    let stored = stored_scores(&db, "perf:n", rows).await;
+    let spans = spans(&db).await;
+    let epoch: String = db
         .query_one("SELECT epoch FROM replicast.position", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(epoch, position);
+    // The counter moves once the transaction that wrote a span has committed, just after its row is visible.
+    let mut spans_total = String::new();
+    for _ in 0..200 {
+        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
+        if spans_total == spans.len().to_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(sink);
+    CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    }
+}
+
+/// A restarted sink whose catch-up increments a member of a key it holds no window of (its rows come from a
+/// top-up, answered after the catch-up) and increments it again before the answer asks the top-up with the
+/// offset of the first increment (`since`): the relay's state, whose ring of past writes covers it, lists both
+/// scores before the answer. Every score is stored and no span recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_has_every_score() {
+    let caught_up = incremented_twice_during_the_catch_up(&[], 2).await;
+    assert_eq!(
+        caught_up.stored, caught_up.scores,
+        "every score, the one between too"
+    );
+    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// Past the limit, and said so: the same with a relay that keeps no past writes (`--state-history-bytes 0`, as
+/// after its ring evicted them) cannot know the score between. The sink records the span of the stream where a
+/// score may be missing — one row of `replicast.inexact_span`, from the first increment to the answer, counted on
+/// `/metrics` — and stores the answer's score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_by_a_relay_without_its_past_records_a_span(
+) {
+    let caught_up = incremented_twice_during_the_catch_up(&["--state-history-bytes", "0"], 1).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    } = caught_up;
+    assert_eq!(spans.len(), 1, "one span: {spans:?}");
+    let (key, shard, from, to, span_epoch) = spans[0].clone();
+    assert_eq!((key.as_str(), shard), ("perf:n", 0));
+    // The offsets are those of the stream the sink follows: the epoch of its stored position.
+    assert_eq!(span_epoch, epoch);
     assert!(
         (before..after).contains(&from) && to >= after,
         "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
     );
-    // The counter moves once the transaction that wrote the span has committed, just after the row is visible.
-    let mut spans_total = String::new();
-    for _ in 0..200 {
-        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
-        if spans_total != "0" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(spans_total, "1");
     // The answer's score is stored; the one between is what the span says may be missing.
-    let mut stored = Vec::new();
+    assert_eq!(stored, [scores[1]]);
+}
+
+/// What a sink restarted while `perf:n`'s span was open and already inexact at its position made of it, answered
+/// before any write after the resume, by a relay run with `relay_args` (once the rows are in: `rows` of them, or
+/// a span).
+///
+/// The stopped sink follows a `--stateless` relay, which reads a top-up from Redis: `perf:n` holds 20 members (its
+/// history window the 16 highest), and a member below them is incremented twice, which the stopped sink reads (its
+/// rows come from a top-up, pending after the first increment, and the second makes the span inexact) while Redis
+/// answers no client (`CLIENT PAUSE`): the relay cannot read the top-up, and the sink commits a position past both
+/// increments with the key's window stored as unknown and its span inexact. It is killed there, and restarted on a
+/// second relay that followed the same Redis all along (same epoch and offsets), which answers from its state.
+async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let (stateless_port, relay_port) = (free_port(), free_port());
+    let _stateless = start_relay_on(stateless_port, redis_port, &["--stateless"]);
+    let _relay = start_relay_on(relay_port, redis_port, relay_args);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(stateless_port, &pg.url(), &[]);
+    let low = r#"{"m":0}"#;
+    for i in 0..20u64 {
+        let member = if i == 0 {
+            low.to_string()
+        } else {
+            format!(r#"{{"m":{i}}}"#)
+        };
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:n")
+            .arg(1_700_000_000_000u64 + i * 1000)
+            .arg(member)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    let before = master_repl_offset(&mut conn).await;
+    // Both increments and the pause in one round trip: the stopped sink's top-up reaches Redis after the pause.
+    let (first, second, after, ()): (f64, f64, String, ()) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(100)
+        .arg(low)
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(200)
+        .arg(low)
+        .cmd("INFO")
+        .arg("replication")
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after: u64 = after
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    // The stopped sink's last position: past both increments, the key unknown, its span from the first and
+    // inexact.
+    let mut stored = None;
     for _ in 0..200 {
         stored = db
-            .query(
-                "SELECT score FROM replicast.zset_history WHERE key = 'perf:n'",
-                &[],
+            .query_opt(
+                "SELECT w.span_from, w.span_inexact FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = 'perf:n' AND NOT w.known AND p.\"offset\" >= $1",
+                &[&(after as i64)],
             )
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.get::<_, f64>(0) as u64)
-            .collect();
-        if !stored.is_empty() {
+            .map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, bool>(1)));
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Some((Some(span_from), true)) = stored else {
+        panic!(
+            "perf:n stored as unknown with an inexact span at a position past {after}: {stored:?}"
+        );
+    };
+    assert!((before..after).contains(&(span_from as u64)), "{span_from}");
+    drop(sink);
+    // No write after the resume.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let stored = stored_scores(&db, "perf:n", rows).await;
+    let spans = spans(&db).await;
+    let epoch: String = db
+        .query_one("SELECT epoch FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut spans_total = String::new();
+    for _ in 0..200 {
+        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
+        if spans_total == spans.len().to_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(stored, [scores[1]]);
     drop(sink);
+    CaughtUp {
+        scores: vec![first as u64, second as u64],
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    }
+}
+
+/// A sink restarted while a key's span was open and already inexact at its position (both increments before it),
+/// the key answered before any write after the resume: it asks the top-up with the span's start as `since`, and
+/// the relay's ring lists both scores. Every score is stored (the 20 members' and both increments') and no span
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_inexact_at_the_position_is_closed_by_the_relays_past_writes() {
+    let caught_up = inexact_at_the_position(&[], 22).await;
+    let [first, second] = caught_up.scores[..] else {
+        unreachable!()
+    };
+    assert!(
+        caught_up.stored.contains(&first) && caught_up.stored.contains(&second),
+        "both increments' scores ({first}, {second}) stored: {:?}",
+        caught_up.stored
+    );
+    assert_eq!(caught_up.stored.len(), 22);
+    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// The same with a relay that keeps no past writes (`--state-history-bytes 0`): the span is recorded, from the
+/// first increment (before the position: the start stored with the window) to the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_without_its_past() {
+    let caught_up = inexact_at_the_position(&["--state-history-bytes", "0"], 21).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    } = caught_up;
+    assert_eq!(spans.len(), 1, "one span: {spans:?}");
+    let (key, shard, from, to, span_epoch) = spans[0].clone();
+    assert_eq!((key.as_str(), shard, span_epoch), ("perf:n", 0, epoch));
+    assert!(
+        (before..after).contains(&from) && to >= after,
+        "from the first ZINCRBY ({before}..{after}), before the position, to the answer: {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
+    assert!(
+        stored.contains(&scores[1]) && !stored.contains(&scores[0]),
+        "the answer's score, not the one between: {stored:?}"
+    );
 }
