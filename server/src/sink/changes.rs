@@ -291,10 +291,10 @@ struct SpanWatch {
     /// that need not be, never one missed.)
     written: Option<HashSet<u64>>,
     inexact: bool,
-    /// The relay's past writes of the key came before its answer, listing every write from this offset on
-    /// (`covered_from`, or the `since` asked if later): the span is exact when it starts there or after, else only
-    /// its part before it may miss a score.
-    covered: Option<u64>,
+    /// The relay's past writes of the key came before an answer (at the first offset), listing every write from the
+    /// second on (`covered_from`, or the `since` asked if later): when that answer closes the span, it is exact if
+    /// it starts there or after, else only its part before it may miss a score.
+    covered: Option<(u64, u64)>,
     /// Opened by a resume for a key pending at the position, not by a command: not counted in
     /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
     restored: bool,
@@ -726,7 +726,7 @@ impl Changes {
             let asked = self.since.get(key).filter(|(s, _)| *s == shard);
             if let (Some(&(_, since)), Some(watch)) = (asked, self.spans.get_mut(key)) {
                 if watch.shard == shard {
-                    watch.covered = Some(entry.covered_from.max(since));
+                    watch.covered = Some((past.offset, entry.covered_from.max(since)));
                 }
             }
         }
@@ -872,16 +872,20 @@ impl Changes {
             if !watch.inexact {
                 continue;
             }
-            let to = match (shard, watch.covered) {
-                (Some((_, offset)), _) => offset,
-                // The relay listed every write of the key from `covered` on: none is missing after it.
-                (None, Some(covered)) if covered <= watch.from => continue,
-                (None, covered) => {
+            let to = match shard {
+                Some((_, offset)) => offset,
+                None => {
                     let answer = positions
                         .iter()
                         .find(|(s, _, _)| *s == watch.shard)
                         .map_or(watch.from, |(_, _, offset)| *offset);
-                    covered.map_or(answer, |covered| covered.min(answer))
+                    // The relay listed every write of the key from `covered` up to this answer (its past message
+                    // came right before it): none is missing after `covered`.
+                    match watch.covered.filter(|(at, _)| *at == answer) {
+                        Some((_, covered)) if covered <= watch.from => continue,
+                        Some((_, covered)) => covered,
+                        None => answer,
+                    }
                 }
             };
             if let Ok(text) = key_text(&key) {
@@ -3423,6 +3427,21 @@ mod tests {
             [],
             "every write listed: no score missing"
         );
+    }
+
+    /// Past writes cover the span up to the answer they come with only: a span closed by a later answer (the one
+    /// they came with left the key for later), after writes they could not list, is recorded to there.
+    #[test]
+    fn past_writes_cover_a_span_up_to_their_answer_only() {
+        let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+        changes
+            .apply(&past(at, b"perf:u", 0, &[(at, 5.0, b"m")]), &mut batch)
+            .unwrap();
+        let later = commands(at, &[&[b"ZADD", b"perf:u", b"7", b"m"]]);
+        changes.apply(&later, &mut batch).unwrap();
+        let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[("7", b"m")]);
+        assert!(answered > at);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store, answered)]);
     }
 
     /// Past writes listed from after the span's start (the relay's ring evicted the start, or its state holds the
