@@ -186,6 +186,11 @@ async fn the_rings_eviction_moves_covered_from() {
     );
     let scores: Vec<f64> = e.items.iter().map(|(_, s, _)| *s).collect();
     assert_eq!(scores, [4.0, 5.0]);
+    assert_eq!(
+        metric(&ws_url, "replicast_state_history_bytes").await,
+        2 * (64 + 6 + 1),
+        "two entries of perf:e and m"
+    );
 }
 
 #[tokio::test]

@@ -120,6 +120,8 @@ pub struct RelayState {
     keys: AtomicU64,
     bytes: AtomicU64,
     not_held: AtomicU64,
+    /// Bytes the ring of past writes holds ([`past`]).
+    history_bytes: AtomicU64,
     ready: AtomicU64,
     /// Keys read from Redis because the state lost track of them.
     refreshed: AtomicU64,
@@ -335,6 +337,7 @@ impl RelayState {
             keys: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             not_held: AtomicU64::new(0),
+            history_bytes: AtomicU64::new(0),
             ready: AtomicU64::new(0),
             refreshed: AtomicU64::new(0),
             verify_checks: AtomicU64::new(0),
@@ -839,6 +842,10 @@ impl RelayState {
         Metrics::set(&self.keys, inner.sizes.len() as u64);
         Metrics::set(&self.bytes, inner.bytes as u64);
         Metrics::set(&self.not_held, inner.not_held.len() as u64);
+        Metrics::set(
+            &self.history_bytes,
+            inner.assembler.observer().past.bytes() as u64,
+        );
         Metrics::set(&self.ready, u64::from(inner.phase == Phase::Ready));
         self.moved.send_if_modified(|at| {
             let moved =
@@ -881,6 +888,12 @@ impl RelayState {
                 "gauge",
                 "Bytes the link's queue to the relay's state holds (at most --state-queue-bytes and one read).",
                 get(&self.queued),
+            ),
+            (
+                "state_history_bytes",
+                "gauge",
+                "Bytes of past writes the relay's state keeps for top-ups asked with since (at most --state-history-bytes).",
+                get(&self.history_bytes),
             ),
             (
                 "state_waits",

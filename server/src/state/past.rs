@@ -16,7 +16,9 @@
 //! bytes whatever the keys. Lookups go through each key's positions in the ring, never the whole ring; one answer
 //! is bounded by [`MAX_PAST_BYTES`], past which the keys left are answered as not covered.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use replicast_protocol::wire::{self, PastItem, PastValue};
@@ -31,24 +33,34 @@ pub const MAX_PAST_BYTES: usize = MAX_SNAPSHOT_BYTES;
 /// the allocations' bookkeeping.
 const ENTRY_COST: usize = 64;
 
-/// One entry of the ring.
+/// One entry of the ring: a member that entered a key's window, or the key's mark.
 struct Entry {
     offset: u64,
-    key: Box<[u8]>,
-    /// The member that entered the key's window, and its score; `None` for the key's `covered_from` mark.
-    member: Option<(f64, Box<[u8]>)>,
+    /// The key's name, shared by its entries (one allocation a key, not one an entry).
+    key: Arc<[u8]>,
+    /// `None` for the key's `covered_from` mark.
+    member: Option<Member>,
+}
+
+/// A member's score, and where its bytes are in the ring's byte arena (after the previous member's): members are
+/// copied there, not allocated one by one, and leave it from the front as the ring evicts them.
+#[derive(Clone, Copy)]
+struct Member {
+    score: f64,
+    at: u64,
+    len: u32,
 }
 
 impl Entry {
     fn cost(&self) -> usize {
-        ENTRY_COST + self.key.len() + self.member.as_ref().map_or(0, |(_, m)| m.len())
+        ENTRY_COST + self.key.len() + self.member.map_or(0, |m| m.len as usize)
     }
 }
 
-/// Positions (sequence numbers) of a key's members in the ring, oldest first, and its mark: the offset from which
-/// its list is complete, if after the horizon.
-#[derive(Default)]
+/// A key's name, positions (sequence numbers) of its members in the ring, oldest first, and its mark: the offset
+/// from which its list is complete, if after the horizon.
 struct KeyPast {
+    key: Arc<[u8]>,
     members: VecDeque<u64>,
     mark: Option<u64>,
 }
@@ -61,7 +73,10 @@ pub struct PastWrites {
     entries: VecDeque<Entry>,
     /// The sequence number of `entries[0]`: entry `n` is at `entries[n - first]`.
     first: u64,
-    keys: HashMap<Box<[u8]>, KeyPast>,
+    /// The members' bytes, in the entries' order, and the arena position of `members[0]`.
+    members: VecDeque<u8>,
+    members_from: u64,
+    keys: HashMap<Arc<[u8]>, KeyPast>,
     /// The end offset of the newest entry evicted, or where the state started: nothing before it is listed.
     horizon: u64,
     /// Keys whose windows are not exact now: not covered at all.
@@ -81,6 +96,8 @@ impl PastWrites {
             bytes: 0,
             entries: VecDeque::new(),
             first: 0,
+            members: VecDeque::new(),
+            members_from: 0,
             keys: HashMap::new(),
             horizon: offset,
             inexact: HashSet::new(),
@@ -111,11 +128,7 @@ impl PastWrites {
     /// `member` entered `key`'s window with `score`, written by the command ending at `offset`.
     pub fn added(&mut self, offset: u64, key: &[u8], score: f64, member: &[u8]) {
         if self.enabled() {
-            self.push(Entry {
-                offset,
-                key: key.into(),
-                member: Some((score, member.into())),
-            });
+            self.push(offset, key, Some((score, member)));
         }
     }
 
@@ -164,11 +177,7 @@ impl PastWrites {
                 // The key's mark entry stays where it is; when it is evicted, it goes to the ring's end again.
                 *mark = (*mark).max(offset);
             }
-            _ => self.push(Entry {
-                offset,
-                key: key.into(),
-                member: None,
-            }),
+            _ => self.push(offset, key, None),
         }
     }
 
@@ -209,21 +218,21 @@ impl PastWrites {
         }
         let items: usize = listed
             .iter()
-            .map(|e| e.cost() - ENTRY_COST - e.key.len() + 21)
+            .map(|e| 21 + e.member.map_or(0, |m| m.len as usize))
             .sum();
         if out.len() + 4 + key.len() + 12 + items > limit {
             return false;
         }
         wire::push_past_key(out, key, covered_from, listed.len());
         for entry in listed {
-            if let Some((score, member)) = &entry.member {
+            if let Some(member) = entry.member {
                 wire::push_past_item(
                     out,
                     &PastItem {
                         offset: entry.offset,
                         value: PastValue::Member {
-                            score: *score,
-                            member,
+                            score: member.score,
+                            member: &self.member_bytes(member),
                         },
                     },
                 );
@@ -232,30 +241,67 @@ impl PastWrites {
         true
     }
 
-    fn push(&mut self, entry: Entry) {
-        let cost = entry.cost();
+    /// A member's bytes, out of the arena (copied only where they wrap around its end).
+    fn member_bytes(&self, member: Member) -> Cow<'_, [u8]> {
+        let from = (member.at - self.members_from) as usize;
+        let to = from + member.len as usize;
+        let (front, back) = self.members.as_slices();
+        if to <= front.len() {
+            Cow::Borrowed(&front[from..to])
+        } else if from >= front.len() {
+            Cow::Borrowed(&back[from - front.len()..to - front.len()])
+        } else {
+            Cow::Owned([&front[from..], &back[..to - front.len()]].concat())
+        }
+    }
+
+    /// Appends an entry for `key` at `offset`: a member, or its mark; evicts the oldest to make room.
+    fn push(&mut self, offset: u64, key: &[u8], member: Option<(f64, &[u8])>) {
+        let cost = ENTRY_COST + key.len() + member.map_or(0, |(_, m)| m.len());
         if cost > self.bound {
             // An entry the ring could never hold: nothing before it is covered, for any key.
             while !self.entries.is_empty() {
                 self.evict();
             }
-            self.horizon = self.horizon.max(entry.offset);
+            self.horizon = self.horizon.max(offset);
             return;
         }
         while self.bytes + cost > self.bound && !self.entries.is_empty() {
             self.evict();
         }
         let seq = self.first + self.entries.len() as u64;
-        let past = match self.keys.get_mut(&entry.key) {
+        let past = match self.keys.get_mut(key) {
             Some(past) => past,
-            None => self.keys.entry(entry.key.clone()).or_default(),
+            None => {
+                let key: Arc<[u8]> = key.into();
+                self.keys.entry(key.clone()).or_insert(KeyPast {
+                    key,
+                    members: VecDeque::new(),
+                    mark: None,
+                })
+            }
         };
-        match entry.member {
+        let member = member.map(|(score, bytes)| {
+            let at = self.members_from + self.members.len() as u64;
+            self.members.extend(bytes);
+            // Members are Redis strings within what the state holds: far below 4 GiB.
+            Member {
+                score,
+                at,
+                len: bytes.len() as u32,
+            }
+        });
+        match member {
             Some(_) => past.members.push_back(seq),
-            None => past.mark = Some(entry.offset),
+            None => past.mark = Some(offset),
         }
+        let key = past.key.clone();
         self.bytes += cost;
-        self.entries.push_back(entry);
+        self.entries.push_back(Entry {
+            offset,
+            key,
+            member,
+        });
     }
 
     fn evict(&mut self) {
@@ -265,6 +311,10 @@ impl PastWrites {
         self.first += 1;
         self.bytes -= entry.cost();
         self.horizon = self.horizon.max(entry.offset);
+        if let Some(member) = entry.member {
+            self.members.drain(..member.len as usize);
+            self.members_from += u64::from(member.len);
+        }
         let Some(past) = self.keys.get_mut(&entry.key) else {
             return;
         };
@@ -280,11 +330,7 @@ impl PastWrites {
             self.keys.remove(&entry.key);
         }
         if let Some(mark) = requeue {
-            self.push(Entry {
-                offset: mark,
-                key: entry.key,
-                member: None,
-            });
+            self.push(mark, &entry.key, None);
         }
     }
 }
@@ -339,18 +385,40 @@ mod tests {
         // Each entry costs 64 + 1 + 36 bytes: the ring holds three.
         let cost = ENTRY_COST + 1 + member.len();
         let mut ring = PastWrites::new(3 * cost + 10, 100);
+        // Of 30 to 36 bytes, so that some sit across the end of the arena's buffer.
+        let member_of = |i: u64| {
+            let mut m = member[..30 + (i % 7) as usize].to_vec();
+            m[..8].copy_from_slice(&i.to_le_bytes());
+            m
+        };
         for i in 0..10u64 {
-            ring.added(110 + i, b"k", i as f64, &member);
+            ring.added(110 + i, b"k", i as f64, &member_of(i));
             assert!(ring.bytes() <= 3 * cost + 10);
         }
         assert_eq!(ring.entries.len(), 3);
         let k = past(&ring, b"k", 0, 200);
         assert_eq!(k.covered_from, 116, "the newest evicted entry's offset");
         assert_eq!(scores(&k), [(117, 7.0), (118, 8.0), (119, 9.0)]);
+        // The members' bytes, wherever they sit in the ring's arena (wrapped around its end or not).
+        for (item, i) in k.items.iter().zip(7..) {
+            let PastValue::Member { member, .. } = item.value else {
+                panic!("an entry")
+            };
+            assert_eq!(member, member_of(i));
+        }
+        for i in 10..200u64 {
+            ring.added(110 + i, b"k", i as f64, &member_of(i));
+            let k = past(&ring, b"k", 0, 400);
+            let PastValue::Member { member, .. } = k.items[2].value else {
+                panic!("an entry")
+            };
+            assert_eq!(member, member_of(i));
+        }
         // An entry larger than the whole ring empties it: nothing before it is covered.
-        ring.added(150, b"k", 0.0, &[b'x'; 400]);
+        ring.added(350, b"k", 0.0, &[b'x'; 400]);
         assert_eq!((ring.bytes(), ring.entries.len()), (0, 0));
-        assert_eq!(past(&ring, b"k", 0, 200).covered_from, 150);
+        assert!(ring.members.is_empty());
+        assert_eq!(past(&ring, b"k", 0, 400).covered_from, 350);
         assert!(ring.keys.is_empty());
     }
 
