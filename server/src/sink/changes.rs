@@ -75,6 +75,10 @@ pub struct Modes {
     pub window: usize,
 }
 
+/// The relay's protocol version (its hello's) from which a top-up may carry `since` and the relay answers it with a
+/// past message: an older relay refuses the field, closing the session, and is asked without it.
+const SINCE_VERSION: u8 = 4;
+
 /// Keys whose top-up the session asks in one request, with the offset of their shard's stream from which the relay
 /// lists their past writes (`since`; `None`: not asked, for keys without a span to close).
 #[derive(Debug, PartialEq)]
@@ -195,6 +199,8 @@ pub struct Changes {
     /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
     /// became pending when none is open (a span opened later starts after it).
     since: HashMap<Vec<u8>, (u16, u64)>,
+    /// The protocol version of the relay's last hello.
+    relay_version: u8,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
     /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
@@ -382,6 +388,7 @@ impl Changes {
             asked: HashSet::new(),
             topups: BTreeSet::new(),
             since: HashMap::new(),
+            relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
             refusals: Vec::new(),
@@ -460,7 +467,8 @@ impl Changes {
         for key in std::mem::take(&mut self.topups) {
             if Topup::can_name(&key) && !self.asked.contains(&key) {
                 self.asked.insert(key.clone());
-                asks.entry(self.since.get(&key).copied())
+                let since = self.since.get(&key).copied();
+                asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
                     .or_default()
                     .push(key);
             }
@@ -519,12 +527,13 @@ impl Changes {
         let mut hello_offset = 0;
         match &inner {
             Message::Hello {
+                version,
                 epoch,
                 previous,
                 offset,
-                ..
             } => {
                 kind = Kind::Hello;
+                self.relay_version = *version;
                 hello_offset = *offset;
                 // At a position asked for, under its epoch or (after a failover) one that continues it.
                 resumed = self
@@ -3527,6 +3536,30 @@ mod tests {
             };
             assert_eq!(batch.inexact_spans, expected, "covered from {covered_from}");
         }
+    }
+
+    /// A relay older than the past message (its hello's protocol version below 4) is asked without `since`, which it
+    /// would refuse.
+    #[test]
+    fn an_older_relay_is_asked_without_since() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut hello = wire::encode_hello("e1", 0);
+        assert_eq!(hello[1], wire::PROTOCOL_VERSION);
+        hello[1] = SINCE_VERSION - 1;
+        changes.apply(&hello, &mut batch).unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let stored = commands(0, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&stored, &mut batch).unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: None,
+                keys: vec![b"perf:u".to_vec()]
+            }]
+        );
     }
 
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
