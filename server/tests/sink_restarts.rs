@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{committed, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis};
+use support::{free_port, master_repl_offset, redis_conn, start_redis, ANSWER_TIMEOUT};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -622,11 +622,12 @@ async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, Strin
     .collect()
 }
 
-/// The scores of `key`'s rows, lowest first, once there are `want` of them (or what there is after 10 s).
+/// The scores of `key`'s rows, lowest first, once there are `want` of them; the test fails, naming them and what
+/// was stored, if they do not come within [`ANSWER_TIMEOUT`].
 async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<u64> {
-    let mut stored = Vec::new();
-    for _ in 0..200 {
-        stored = db
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let stored: Vec<u64> = db
             .query(
                 "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
                 &[&key],
@@ -637,11 +638,33 @@ async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> V
             .map(|r| r.get::<_, f64>(0) as u64)
             .collect();
         if stored.len() >= want {
-            break;
+            return stored;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want} rows of {key} never stored (waited {ANSWER_TIMEOUT:?}): {stored:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stored
+}
+
+/// Waits until the sink listening on `listen` counts `spans` inexact spans on its `/metrics` (it counts a batch
+/// after its transaction commits, so just after its rows are visible); the test fails, naming the count, if it
+/// does not within [`ANSWER_TIMEOUT`].
+async fn spans_counted(listen: &str, spans: usize) -> String {
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let counted = counter(listen, "replicast_sink_inexact_spans_total").await;
+        if counted == spans.to_string() {
+            return counted;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicast_sink_inexact_spans_total never reached the {spans} spans stored (waited \
+             {ANSWER_TIMEOUT:?}): {counted}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The sink stopped, `perf:n` incremented twice while it is away, the sink restarted (`--listen`): what it stored
@@ -688,15 +711,7 @@ async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize)
         .await
         .unwrap()
         .get(0);
-    // The counter moves once the transaction that wrote a span has committed, just after its row is visible.
-    let mut spans_total = String::new();
-    for _ in 0..200 {
-        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
-        if spans_total == spans.len().to_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans_total = spans_counted(&listen, spans.len()).await;
     drop(sink);
     CaughtUp {
         scores,
@@ -755,6 +770,10 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     assert_eq!(stored, [scores[1]]);
 }
 
+/// How long [`inexact_at_the_position`] pauses Redis: past every wait of the test, which fails (saying what it
+/// waited for) before Redis answers again.
+const REDIS_PAUSED: Duration = Duration::from_secs(2 * ANSWER_TIMEOUT.as_secs());
+
 /// What a sink restarted while `perf:n`'s span was open and already inexact at its position made of it, answered
 /// before any write after the resume, by a relay run with `relay_args` (once the rows are in: `rows` of them, or
 /// a span).
@@ -791,7 +810,10 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
     }
     committed(&db, redis_port).await;
     let before = master_repl_offset(&mut conn).await;
-    // Both increments and the pause in one round trip: the stopped sink's top-up reaches Redis after the pause.
+    // Both increments and the pause in one round trip: the stopped sink's top-up reaches Redis after the pause,
+    // which outlasts every wait of the test. Redis runs no client's command while paused (`ALL`), `CLIENT UNPAUSE`
+    // included: the pause is never lifted, and nothing after it asks Redis (the second relay answers from its
+    // state; the relay's own read of the top-up times out and is logged); the test's Redis is killed at its end.
     let (first, second, after, ()): (f64, f64, String, ()) = redis::pipe()
         .cmd("ZINCRBY")
         .arg("perf:n")
@@ -805,7 +827,7 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
         .arg("replication")
         .cmd("CLIENT")
         .arg("PAUSE")
-        .arg(3000)
+        .arg(REDIS_PAUSED.as_millis() as u64)
         .arg("ALL")
         .query_async(&mut conn)
         .await
@@ -817,9 +839,9 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
         .unwrap();
     // The stopped sink's last position: past both increments, the key unknown, its span from the first and
     // inexact.
-    let mut stored = None;
-    for _ in 0..200 {
-        stored = db
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    let (span_from, inexact) = loop {
+        let stored = db
             .query_opt(
                 "SELECT w.span_from, w.span_inexact FROM replicast.history_window w, replicast.position p
                  WHERE w.key = 'perf:n' AND NOT w.known AND p.\"offset\" >= $1",
@@ -828,15 +850,18 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
             .await
             .unwrap()
             .map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, bool>(1)));
-        if stored.is_some() {
-            break;
+        if let Some(stored) = stored {
+            break stored;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let Some((Some(span_from), true)) = stored else {
-        panic!(
-            "perf:n stored as unknown with an inexact span at a position past {after}: {stored:?}"
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stopped sink never committed a position past {after} with perf:n stored as unknown (waited \
+             {ANSWER_TIMEOUT:?}, Redis paused)"
         );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (Some(span_from), true) = (span_from, inexact) else {
+        panic!("perf:n stored as unknown at a position past {after} with no inexact span: {span_from:?}, {inexact}");
     };
     assert!((before..after).contains(&(span_from as u64)), "{span_from}");
     drop(sink);
@@ -850,14 +875,7 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
         .await
         .unwrap()
         .get(0);
-    let mut spans_total = String::new();
-    for _ in 0..200 {
-        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
-        if spans_total == spans.len().to_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans_total = spans_counted(&listen, spans.len()).await;
     drop(sink);
     CaughtUp {
         scores: vec![first as u64, second as u64],
