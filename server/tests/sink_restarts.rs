@@ -770,6 +770,74 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     assert_eq!(stored, [scores[1]]);
 }
 
+/// A score given below the relay's window of a key (`--state-depth` 20, the key's 20 members all in it) to a member
+/// not in it, a `ZADD NX` during a restarted sink's catch-up between two increments of a member in it, enters no
+/// window: the relay's past message does not list it, and the key stays covered, so the span is closed, not recorded
+/// (docs/SINK.md). The member has no row: below the sink's `--window` 20 newest at the answer too, the limit of any
+/// top-up; both increments' scores are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_covered() {
+    const T: u64 = 1_700_000_000_000;
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &["--state-depth", "20"]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &["--window", "20"]);
+    for i in 1..=20u64 {
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:n")
+            .arg(T + i * 1000)
+            .arg(format!(r#"{{"m":{i}}}"#))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    drop(sink);
+    // While the sink is away: `perf:n` has no window stored (only plain `ZADD`s named it), so its first increment
+    // opens a span, which the second makes inexact.
+    let top = r#"{"m":20}"#;
+    let (first, second): (f64, f64) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(100)
+        .arg(top)
+        .cmd("ZADD")
+        .arg("perf:n")
+        .arg("NX")
+        .arg(T)
+        .arg(r#"{"m":"low"}"#)
+        .ignore()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(5)
+        .arg(top)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(
+        relay_port,
+        &pg.url(),
+        &["--window", "20", "--listen", &listen],
+    );
+    committed(&db, redis_port).await;
+    let stored = stored_scores(&db, "perf:n", 22).await;
+    let spans = spans(&db).await;
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    let mut expected: Vec<u64> = (1..=20).map(|i| T + i * 1000).collect();
+    expected.extend([first as u64, second as u64]);
+    assert_eq!(
+        stored, expected,
+        "the 20 members, both increments, no row of the member below the window"
+    );
+    assert_eq!(spans, [], "no span: the key stayed covered");
+    assert_eq!(spans_total, "0");
+}
+
 /// How long [`inexact_at_the_position`] pauses Redis: past every wait of the test, which fails (saying what it
 /// waited for) before Redis answers again.
 const REDIS_PAUSED: Duration = Duration::from_secs(2 * ANSWER_TIMEOUT.as_secs());
