@@ -838,6 +838,93 @@ async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_c
     assert_eq!(spans_total, "0");
 }
 
+/// A stream renamed into a history key during a restarted sink's catch-up (the sink holds no window of the source:
+/// the key is read by a top-up, which opens a span) and trimmed by an `XADD … MAXLEN` before the answer (the span
+/// inexact): the relay lists no stream entry, and its `covered_from` for the key is the end of that `XADD`, the last
+/// command that put an entry in its window. The span is recorded up to there, not to the answer, which comes after a
+/// later write to another key (docs/SINK.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keys_span_is_recorded_up_to_its_last_entry_not_to_the_answer() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    for i in 1..=20u64 {
+        let _: String = redis::cmd("XADD")
+            .arg("ev:src")
+            .arg(format!("{i}-1"))
+            .arg("f")
+            .arg(i)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    drop(sink);
+    let before = master_repl_offset(&mut conn).await;
+    let ((), _, info): ((), String, String) = redis::pipe()
+        .cmd("RENAME")
+        .arg("ev:src")
+        .arg("ev:s")
+        .cmd("XADD")
+        .arg("ev:s")
+        .arg("MAXLEN")
+        .arg(5)
+        .arg("21-1")
+        .arg("f")
+        .arg(21)
+        .cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let trimmed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    // The stream moves on before the sink comes back: the answer is past the `XADD`.
+    let _: () = redis::cmd("ZADD")
+        .arg("perf:other")
+        .arg(1_700_000_000_000u64)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed(&db, redis_port).await;
+    let answered = master_repl_offset(&mut conn).await;
+    assert!(answered > trimmed);
+    // The span commits with the answer's rows, which may come after the position reached the stream's end.
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    let spans = loop {
+        let spans = spans(&db).await;
+        if !spans.is_empty() {
+            break spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no span of ev:s recorded (waited {ANSWER_TIMEOUT:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    let [(key, shard, from, to, _)] = &spans[..] else {
+        panic!("one span, of ev:s: {spans:?}");
+    };
+    assert_eq!((key.as_str(), *shard), ("ev:s", 0));
+    assert!(
+        (before..trimmed).contains(from) && *to == trimmed,
+        "from the RENAME ({before}..{trimmed}) to the trimming XADD's end ({trimmed}), not the answer: {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
+}
+
 /// How long [`inexact_at_the_position`] pauses Redis: past every wait of the test, which fails (saying what it
 /// waited for) before Redis answers again.
 const REDIS_PAUSED: Duration = Duration::from_secs(2 * ANSWER_TIMEOUT.as_secs());
