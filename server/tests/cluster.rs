@@ -2,7 +2,8 @@
 //! (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`), real relays, and a browser's
 //! StreamAssembler fed by the relay's WebSocket, asking for top-ups as a page does. Each test ends with every window
 //! equal to what Redis holds: streaming from all shards, a `CLUSTER FAILOVER`, a slot migrating under load, and two
-//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot.
+//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot. A
+//! top-up asked with `since` gets each shard's past message, in its envelope, saying its keys not covered.
 
 mod support;
 
@@ -747,4 +748,68 @@ async fn the_collector_writes_each_host_to_its_shard_and_carries_on_through_a_fa
         grown(&before, &after, 5),
         "every host kept being written: {before:?} → {after:?}"
     );
+}
+
+/// A top-up asked with `since` in a cluster (whose shards keep no state): each shard sends, in its envelope and right
+/// before its snapshot of the keys it owns, a past message saying every one of them not covered.
+#[tokio::test]
+async fn a_topup_with_since_gets_each_shards_keys_as_not_covered() {
+    let Streaming {
+        cluster: _cluster,
+        keys,
+        ws,
+        _relay,
+        ..
+    } = streaming(6, 5, &[]).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut snapshots = 0;
+    while snapshots < 3 {
+        if wire::snapshot_shard(&next_binary(&mut socket).await).is_some() {
+            snapshots += 1;
+        }
+    }
+    for request in Topup::requests_since(keys.iter().map(|k| k.as_bytes()), 0) {
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(request))
+            .await
+            .unwrap();
+    }
+    // Per shard: the past message's offset, until its snapshot comes.
+    let mut waiting: std::collections::BTreeMap<u16, u64> = Default::default();
+    let mut listed = Vec::new();
+    let mut answered = std::collections::BTreeSet::new();
+    // Progress markers keep coming: the answers must come within the time a top-up takes.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while listed.len() < keys.len() || !waiting.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no past message and snapshot from every shard within {CONVERGE:?}"
+        );
+        let message = next_binary(&mut socket).await;
+        if wire::is_past(&message) {
+            let (shard, past) = wire::decode_past(&message).unwrap();
+            assert!(message.starts_with(&[7]), "in its shard's envelope");
+            for key in &past.keys {
+                assert_eq!((key.covered_from, key.items.len()), (past.offset, 0));
+                listed.push(String::from_utf8(key.key.to_vec()).unwrap());
+            }
+            assert!(waiting.insert(shard, past.offset).is_none());
+            continue;
+        }
+        let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
+            continue;
+        };
+        if let Some(at) = waiting.remove(&index) {
+            let Message::Snapshot { offset, .. } = *message else {
+                panic!("shard {index}'s past message is not followed by its snapshot: {message:?}")
+            };
+            assert_eq!(offset, at);
+            answered.insert(index);
+        }
+    }
+    listed.sort();
+    let mut asked = keys.clone();
+    asked.sort();
+    assert_eq!(listed, asked, "every key, by the shard that owns it");
+    assert_eq!(answered.len(), 3);
 }

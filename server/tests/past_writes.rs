@@ -140,10 +140,15 @@ async fn a_key_the_state_made_exact_after_since_is_covered_from_there() {
     // The stream does not say what a ZUNIONSTORE stored: the state reads the key from Redis (once a second).
     let (_, stored) = write(&mut conn, &["ZUNIONSTORE", "perf:u", "1", "perf:src"]).await;
     let refreshed = metric(&ws_url, "replicast_state_refreshed_keys_total").await;
-    for _ in 0..500 {
-        if metric(&ws_url, "replicast_state_refreshed_keys_total").await > refreshed {
-            break;
-        }
+    let mut waited = 0;
+    while metric(&ws_url, "replicast_state_refreshed_keys_total").await <= refreshed {
+        // The refresh runs once a second: 30 s without one is a relay that never reads the key.
+        assert!(
+            waited < 1500,
+            "the state never read perf:u again after the ZUNIONSTORE (replicast_state_refreshed_keys_total \
+             stayed at {refreshed} for 30 s)"
+        );
+        waited += 1;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let (before, after) = write(&mut conn, &["ZADD", "perf:u", "3", "x"]).await;

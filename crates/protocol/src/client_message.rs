@@ -255,10 +255,16 @@ impl Topup {
     /// Top-up messages for any number of keys, as requests the relay takes: each of at most [`MAX_TOPUP_KEYS`]
     /// keys and [`MAX_CLIENT_MESSAGE`] bytes. Only keys for which [`Topup::can_name`] holds arrive as themselves.
     pub fn requests<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<String> {
+        Topup::requests_within(keys, 0)
+    }
+
+    /// [`Topup::requests`], each leaving `extra` bytes of [`MAX_CLIENT_MESSAGE`] free.
+    fn requests_within<'k>(keys: impl IntoIterator<Item = &'k [u8]>, extra: usize) -> Vec<String> {
         // `{"type":"topup","keys":[]}`: what a request holds besides its keys, each a quoted name and a comma.
         let frame = ClientMessage::Topup(Topup { keys: Vec::new() })
             .to_json()
-            .len();
+            .len()
+            + extra;
         let request = |keys: Vec<String>| ClientMessage::Topup(Topup { keys }).to_json();
         let mut requests = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -285,31 +291,13 @@ impl Topup {
 
     /// [`Topup::requests`] for a client that asks for the items that entered the keys' windows after `since` too
     /// (a past message; the history sink): each request within [`MAX_CLIENT_MESSAGE`] bytes with its `since`.
-    /// Requests near the limit are cut again: the browser's [`Topup::requests`] stays as it is, in its `.wasm`.
     pub fn requests_since<'k>(keys: impl IntoIterator<Item = &'k [u8]>, since: u64) -> Vec<String> {
+        // Ends the request's object: `,"since":N}` in place of its `}`.
         let field = format!(",\"since\":{since}}}");
-        let mut out = Vec::new();
-        for request in Topup::requests(keys) {
-            if request.len() + field.len() - 1 > MAX_CLIENT_MESSAGE {
-                // Two halves of a request within the limit are each within it with the field (a request holds
-                // at least two keys when it is that long: one key takes at most a few KiB quoted).
-                let Ok(ClientMessage::Topup(Topup { keys })) = serde_json::from_str(&request)
-                else {
-                    continue;
-                };
-                let (first, second) = keys.split_at(keys.len() / 2);
-                for half in [first, second] {
-                    let half = ClientMessage::Topup(Topup {
-                        keys: half.to_vec(),
-                    })
-                    .to_json();
-                    out.push(format!("{}{field}", &half[..half.len() - 1]));
-                }
-                continue;
-            }
-            out.push(format!("{}{field}", &request[..request.len() - 1]));
-        }
-        out
+        Topup::requests_within(keys, field.len() - 1)
+            .into_iter()
+            .map(|request| format!("{}{field}", &request[..request.len() - 1]))
+            .collect()
     }
 }
 
@@ -624,7 +612,7 @@ mod tests {
             .iter()
             .any(|r| r.len() > MAX_CLIENT_MESSAGE - 20));
         let requests = Topup::requests_since(keys.iter().map(Vec::as_slice), u64::MAX);
-        let mut named = 0;
+        let mut named = Vec::new();
         for request in &requests {
             assert!(request.len() <= MAX_CLIENT_MESSAGE, "{}", request.len());
             let Ok(Request::Topup {
@@ -634,9 +622,9 @@ mod tests {
             else {
                 panic!("the relay refuses {request}")
             };
-            named += keys.len();
+            named.extend(keys);
         }
-        assert_eq!(named, 200);
+        assert_eq!(named, keys, "every key once, in order");
     }
 
     #[test]

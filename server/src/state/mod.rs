@@ -509,6 +509,9 @@ impl RelayState {
             // The windows the RDB built are where the ring starts: from now on, what enters them is noted.
             let observer = inner.assembler.observer_mut();
             observer.recording = observer.past.enabled();
+            if observer.recording {
+                inner.mark_inexact();
+            }
             tracing::info!(
                 keys = inner.sizes.len(),
                 bytes = inner.bytes,
@@ -539,10 +542,10 @@ impl RelayState {
             match inner.assembler.push_message(&hello) {
                 Ok(_) => {
                     inner.epoch = epoch.to_string();
-                    // A client's `since` is of the stream it follows: the ring starts again with the new one.
+                    // A client's `since` is of the stream it follows: the ring starts again with the new one,
+                    // keeping which keys are not exact.
                     let offset = inner.offset;
-                    inner.assembler.observer_mut().past =
-                        PastWrites::new(self.settings.history_bytes, offset);
+                    inner.assembler.observer_mut().past.restart(offset);
                 }
                 Err(_) => inner.clear(&self.settings),
             }
@@ -1218,6 +1221,25 @@ impl Inner {
             }
         }
         applied
+    }
+
+    /// Notes in the ring every key whose window is not exact now (unknown, stale, not held), as the ring starts
+    /// recording: settle noted none while it did not record, and such a key must stay not covered until the state
+    /// makes it exact again, whatever the write that does.
+    fn mark_inexact(&mut self) {
+        let mut inexact: Vec<Vec<u8>> = self
+            .assembler
+            .windows()
+            .filter(|(_, window)| !rebuild::answers(window))
+            .map(|(key, _)| key.to_vec())
+            .collect();
+        inexact.extend(self.assembler.unknown_keys().map(<[u8]>::to_vec));
+        inexact.extend(self.not_held.iter().cloned());
+        let past = &mut self.assembler.observer_mut().past;
+        for key in inexact {
+            past.inexact(&key);
+        }
+        past.swept();
     }
 
     /// Looks again at the keys the ring holds as inexact once they pass twice what they were at the last look

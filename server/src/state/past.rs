@@ -83,6 +83,9 @@ pub struct PastWrites {
     inexact: HashSet<Box<[u8]>>,
     /// How many `inexact` keys make the state look at them all again ([`PastWrites::sweep_due`]).
     sweep_at: usize,
+    /// Entries an answer looked at, for the tests of what an answer past its limit costs.
+    #[cfg(test)]
+    looked_at: std::cell::Cell<usize>,
 }
 
 /// The fewest inexact keys the state looks at again at once.
@@ -102,7 +105,19 @@ impl PastWrites {
             horizon: offset,
             inexact: HashSet::new(),
             sweep_at: SWEEP_AT_LEAST,
+            #[cfg(test)]
+            looked_at: std::cell::Cell::new(0),
         }
+    }
+
+    /// The ring starts again at `offset` (a new replication ID: a client's `since` is of the stream it follows),
+    /// empty, but its inexact keys stay so: nothing the new stream writes makes them covered until the state makes
+    /// their windows exact again.
+    pub fn restart(&mut self, offset: u64) {
+        let inexact = std::mem::take(&mut self.inexact);
+        *self = PastWrites::new(self.bound, offset);
+        self.inexact = inexact;
+        self.swept();
     }
 
     /// Whether the inexact keys passed twice what they were at the last look: the state looks whether they are
@@ -203,25 +218,32 @@ impl PastWrites {
     ) -> bool {
         let covered_from = self.covered_from(key, at);
         let after = since.max(covered_from);
+        // The key's part without its items, then each item's offset, score, member's length and bytes: counted
+        // as they are collected, so a key past the limit costs no more than the entries that fit.
+        let mut size = out.len() + 4 + key.len() + 12;
+        if size > limit {
+            return false;
+        }
         let mut listed: Vec<&Entry> = Vec::new();
         if let Some(past) = self.keys.get(key).filter(|_| covered_from < at) {
             // Newest first, up to the first at or before `after`: the positions are in offset order.
-            listed.extend(
-                past.members
-                    .iter()
-                    .rev()
-                    .map(|seq| &self.entries[(seq - self.first) as usize])
-                    .take_while(|entry| entry.offset > after)
-                    .filter(|entry| entry.offset <= at),
-            );
+            let newer = past
+                .members
+                .iter()
+                .rev()
+                .map(|seq| &self.entries[(seq - self.first) as usize])
+                .take_while(|entry| entry.offset > after)
+                .filter(|entry| entry.offset <= at);
+            for entry in newer {
+                #[cfg(test)]
+                self.looked_at.set(self.looked_at.get() + 1);
+                size += 21 + entry.member.map_or(0, |m| m.len as usize);
+                if size > limit {
+                    return false;
+                }
+                listed.push(entry);
+            }
             listed.reverse();
-        }
-        let items: usize = listed
-            .iter()
-            .map(|e| 21 + e.member.map_or(0, |m| m.len as usize))
-            .sum();
-        if out.len() + 4 + key.len() + 12 + items > limit {
-            return false;
         }
         wire::push_past_key(out, key, covered_from, listed.len());
         for entry in listed {
@@ -473,6 +495,29 @@ mod tests {
         let off = PastWrites::new(0, 0);
         assert_eq!(off.covered_from(b"k", 20), 20);
     }
+
+    /// An answer stops at its limit: a key with many entries, over it, costs the entries that fit, not all of them
+    /// (under the state's lock, any session may ask since 0 again and again).
+    #[test]
+    fn an_answer_over_its_limit_stops_at_it() {
+        let mut ring = PastWrites::new(1 << 24, 0);
+        for i in 1..=10_000u64 {
+            ring.added(i, b"k", i as f64, b"m");
+        }
+        let mut out = Vec::new();
+        // The key's part and ten items of 22 bytes.
+        let limit = 4 + 1 + 12 + 10 * 22;
+        assert!(!ring.push_key(&mut out, b"k", 0, 20_000, limit));
+        assert!(out.is_empty());
+        assert_eq!(
+            ring.looked_at.get(),
+            11,
+            "the entries that fit and the one past"
+        );
+        // Since an offset that leaves ten: all fit.
+        assert!(ring.push_key(&mut out, b"k", 9_990, 20_000, limit));
+        assert_eq!(out.len(), limit);
+    }
 }
 
 /// The ring as the state keeps it: fed by the state's windows, answered with its top-ups.
@@ -601,5 +646,104 @@ mod state_tests {
         let (more, ends) = batch(del.end, &[&["ZADD", "k", "3", "n"]]);
         state.apply(&more);
         assert_eq!(answer(&state, b"k", 0).2, [(ends[0], 3.0)]);
+    }
+
+    /// A window made stale (a ZINCRBY of a member below a full window), for the tests of what keeps it inexact.
+    fn stale(state: &RelayState, start: u64) -> u64 {
+        let members: Vec<String> = (0..11).map(|i| format!("m{i}")).collect();
+        let scores: Vec<String> = (0..11).map(|i| (20 - i).to_string()).collect();
+        let mut zadd: Vec<&str> = vec!["ZADD", "k"];
+        for (score, member) in scores.iter().zip(&members) {
+            zadd.extend([score.as_str(), member.as_str()]);
+        }
+        let (filled, _) = batch(start, &[&zadd]);
+        state.apply(&filled);
+        // m10 is below the window of 10: its score after the ZINCRBY is not known here.
+        let (incr, _) = batch(filled.end, &[&["ZINCRBY", "k", "110", "m10"]]);
+        state.apply(&incr);
+        incr.end
+    }
+
+    /// Past a failover (a new replication ID that continues the offsets), a key whose window was stale stays not
+    /// covered until the state makes it exact again, whatever the writes that make it so.
+    #[test]
+    fn a_stale_window_stays_inexact_across_a_new_replication_id() {
+        let state = ready();
+        let at = stale(&state, 100);
+        state.resume("e2");
+        let (writes, _) = batch(
+            at,
+            &[
+                &["ZINCRBY", "k", "5", "m10"],
+                &["DEL", "k"],
+                &["ZADD", "k", "2", "n"],
+            ],
+        );
+        state.apply(&writes);
+        let (_, covered_from, items) = answer(&state, b"k", at);
+        assert_eq!(
+            covered_from, writes.end,
+            "covered only from where the DEL made it exact (items {items:?})"
+        );
+        assert!(items.is_empty(), "{items:?}");
+        let (more, more_ends) = batch(writes.end, &[&["ZADD", "k", "3", "n"]]);
+        state.apply(&more);
+        assert_eq!(answer(&state, b"k", at).2, [(more_ends[0], 3.0)]);
+    }
+
+    /// A key whose window the full sync left not exact is not covered once the ring starts recording, whatever the
+    /// writes that make it exact again.
+    #[test]
+    fn a_window_not_exact_when_the_ring_starts_stays_inexact() {
+        let state = for_tests::state();
+        state.begin_full_sync("e", 100);
+        state.load(EMPTY_RDB);
+        {
+            // What the payload's reading gathered (as the RDB's keys are): a window of 10 and a member below it,
+            // changed by a ZINCRBY, which leaves the window stale; then a write that is not told exactly.
+            let mut inner = state.inner();
+            let mut load = inner.load.take().expect("loading");
+            let mut zadd = vec!["ZADD".to_string(), "k".to_string()];
+            for i in 0..11 {
+                zadd.extend([(20 - i).to_string(), format!("m{i}")]);
+            }
+            for args in [
+                zadd,
+                ["ZINCRBY", "k", "110", "m10"].map(String::from).to_vec(),
+                ["ZADD", "u", "1", "a"].map(String::from).to_vec(),
+                ["ZUNIONSTORE", "u", "1", "k"].map(String::from).to_vec(),
+            ] {
+                load.commands.extend(format!("*{}\r\n", args.len()).bytes());
+                for arg in args {
+                    load.commands
+                        .extend(format!("${}\r\n{arg}\r\n", arg.len()).bytes());
+                }
+            }
+            let settings = state.settings.clone();
+            inner.apply_loaded(&mut load, &settings);
+            inner.load = Some(load);
+        }
+        state.finish_full_sync();
+        let (writes, _) = batch(
+            100,
+            &[
+                &["ZINCRBY", "k", "5", "m10"],
+                &["DEL", "k"],
+                &["ZADD", "k", "2", "n"],
+                &["DEL", "u"],
+                &["ZADD", "u", "2", "n"],
+            ],
+        );
+        state.apply(&writes);
+        for key in [&b"k"[..], b"u"] {
+            let (_, covered_from, items) = answer(&state, key, 100);
+            assert_eq!(
+                covered_from,
+                writes.end,
+                "{} covered only from where the DEL made it exact (items {items:?})",
+                String::from_utf8_lossy(key)
+            );
+            assert!(items.is_empty(), "{items:?}");
+        }
     }
 }
