@@ -661,6 +661,12 @@ mod state_tests {
         // m10 is below the window of 10: its score after the ZINCRBY is not known here.
         let (incr, _) = batch(filled.end, &[&["ZINCRBY", "k", "110", "m10"]]);
         state.apply(&incr);
+        assert!(
+            state
+                .snapshot_keys(0, 10, &[b"k".to_vec()], Some(0))
+                .is_none(),
+            "the window is stale: the state does not answer it"
+        );
         incr.end
     }
 
