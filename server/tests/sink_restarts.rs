@@ -838,6 +838,53 @@ async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_c
     assert_eq!(spans_total, "0");
 }
 
+/// A `ZADD NX` of a new member below the sink's history window of a key (20 members: the window holds the 16
+/// highest, not the whole key), among the key's `--window` newest: the window reports nothing of it (it ends below
+/// the window), so the sink asks the key's top-up, whose answer writes the member's row; no span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_zadd_below_the_sinks_history_window_has_its_row() {
+    const T: u64 = 1_700_000_000_000;
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    for i in 0..20u64 {
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:a")
+            .arg(T + i * 1000)
+            .arg(format!(r#"{{"m":{i}}}"#))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    // Below the window's floor (`T + 4000`).
+    let added: u64 = redis::cmd("ZADD")
+        .arg("perf:a")
+        .arg("NX")
+        .arg(T + 2500)
+        .arg(r#"{"m":"new"}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(added, 1);
+    committed(&db, redis_port).await;
+    let stored = stored_scores(&db, "perf:a", 21).await;
+    let spans = spans(&db).await;
+    drop(sink);
+    let mut expected: Vec<u64> = (0..20).map(|i| T + i * 1000).collect();
+    expected.push(T + 2500);
+    expected.sort_unstable();
+    assert_eq!(
+        stored, expected,
+        "the 20 members and the one added below the window"
+    );
+    assert_eq!(spans, []);
+}
+
 /// A stream renamed into a history key during a restarted sink's catch-up (the sink holds no window of the source:
 /// the key is read by a top-up, which opens a span) and trimmed by an `XADD … MAXLEN` before the answer (the span
 /// inexact): the relay lists no stream entry, and its `covered_from` for the key is the end of that `XADD`, the last

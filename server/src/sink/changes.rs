@@ -6,7 +6,9 @@
 //!   `XADD` carry what Redis wrote, so they are read straight from the commands and snapshots; what only the
 //!   key's state can tell (`ZINCRBY`, `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR`, a member renamed or copied in) comes
 //!   from a small native assembler whose windows report the members entering them (a stream renamed or copied in
-//!   is written from the window moved with it, or a top-up of a key it does not hold whole). Rows are deduplicated by
+//!   is written from the window moved with it, or a top-up of a key it does not hold whole; a flagged `ZADD` that
+//!   leaves its member below a window not holding the whole key, which reports nothing, has the key read by a
+//!   top-up). Rows are deduplicated by
 //!   identity, here within the batch and by the database's primary key across batches and re-snapshots. The
 //!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
 //!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
@@ -281,6 +283,9 @@ struct SpanEvent {
     key: Vec<u8>,
     opens: bool,
     touch: Touch,
+    /// The members of a `ZADD` with a flag (but `CH` alone) that opens: one it leaves below the history window,
+    /// which reports nothing of it, has its row from a top-up ([`Changes::leaves_below_window`]).
+    flagged: Vec<Vec<u8>>,
 }
 
 /// A history key whose top-up was pending after a command whose rows the answer reads (`from`, where it starts):
@@ -753,6 +758,7 @@ impl Changes {
             key,
             opens,
             touch: Touch::Whole,
+            flagged: Vec::new(),
         };
         match keys {
             wire::StaleKeys::All => {
@@ -791,7 +797,7 @@ impl Changes {
     fn settle_span_events(&mut self, upto: u64) {
         let split = self.span_events.partition_point(|e| e.end <= upto);
         let events: Vec<SpanEvent> = self.span_events.drain(..split).collect();
-        let mut unknown = None;
+        let mut unknown: Option<HashSet<Vec<u8>>> = None;
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
                 if !watch.inexact && watch.touched_by(&event.touch) {
@@ -800,6 +806,14 @@ impl Changes {
                     if !self.restated.contains(&event.key) {
                         self.restated.insert(event.key.clone());
                     }
+                }
+            }
+            if self.leaves_below_window(&event) {
+                // Its top-up reads the member (if among the key's `--window` newest) and, the key pending, the span
+                // opens here, as for any command whose rows the answer reads.
+                self.history.forget(&event.key);
+                if let Some(unknown) = &mut unknown {
+                    unknown.insert(event.key.clone());
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
@@ -835,6 +849,26 @@ impl Changes {
                 });
                 watch.add(event.touch);
             }
+        }
+    }
+
+    /// Whether `event`, a `ZADD` with `NX`, `XX`, `GT` or `LT` of a history key (read right after it), left one of
+    /// its members outside the key's window while the window, known, does not hold the whole key: the member may be
+    /// in Redis below the window (the assembler, right for a window, counts that as no change), yet among the
+    /// `--window` newest the sink keeps rows of. (A needless top-up, the member not in the key after all, is
+    /// harmless; `ZINCRBY` and `INCR` make a window stale already when it does not hold their member.)
+    fn leaves_below_window(&self, event: &SpanEvent) -> bool {
+        if event.flagged.is_empty() {
+            return false;
+        }
+        let Some(window) = self.history.window(&event.key) else {
+            return false;
+        };
+        match window.body() {
+            Body::Zset(zset) if !window.stale() && !zset.complete() => {
+                event.flagged.iter().any(|m| zset.score(m).is_none())
+            }
+            _ => false,
         }
     }
 
@@ -983,13 +1017,21 @@ impl Changes {
                 key: k,
                 opens: false,
                 touch,
+                flagged: Vec::new(),
             });
         }
         if let Some(k) = opens {
-            let touch = match name {
-                b"zadd" => members(zadd_members(args)),
-                b"zincrby" => members(args.get(3).copied().into_iter().collect()),
-                _ => Touch::Whole,
+            let (touch, flagged) = match name {
+                b"zadd" => {
+                    let list = zadd_members(args);
+                    let flagged = list.iter().map(|m| m.to_vec()).collect();
+                    (members(list), flagged)
+                }
+                b"zincrby" => (
+                    members(args.get(3).copied().into_iter().collect()),
+                    Vec::new(),
+                ),
+                _ => (Touch::Whole, Vec::new()),
             };
             self.span_events.push(SpanEvent {
                 shard,
@@ -998,6 +1040,7 @@ impl Changes {
                 key: k.to_vec(),
                 opens: true,
                 touch,
+                flagged,
             });
             if !self.span_keys.contains(k) {
                 self.span_keys.insert(k.to_vec());
@@ -3633,5 +3676,118 @@ mod tests {
         let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(answered, offset);
         assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
+    }
+
+    /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
+    /// the whole key): where the stream stands after.
+    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let list: Vec<[&[u8]; 4]> = scores
+            .iter()
+            .zip(&members)
+            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+            .collect();
+        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+        let at = joined_and_read(changes, batch, &list);
+        assert_eq!(batch.zsets.len(), 20);
+        assert!(keys(changes.take_topups()).is_empty());
+        at
+    }
+
+    /// A `ZADD` with `NX`, `XX`, `GT` or `LT` of a member the history window does not hold, below its floor, on a
+    /// key the window does not hold whole: the window is right (the member ends below it) and reports nothing, but
+    /// Redis wrote the member among the key's `--window` newest, which the sink promises rows of. The key is read by
+    /// a top-up, asked from the command (its span opens there), whose answer writes the member. A flagged `ZADD` of
+    /// a member the window holds, or one it takes in, asks nothing.
+    #[test]
+    fn a_flagged_zadd_below_a_window_not_whole_asks_a_top_up_whose_answer_writes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_with_twenty_members(&mut changes, &mut batch);
+        let held = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"XX", b"1019.5", b"m19"],
+                &[b"ZADD", b"perf:a", b"GT", b"2000", b"top"],
+            ],
+        );
+        changes.apply(&held, &mut batch).unwrap();
+        assert_eq!(scores(&batch)[20..], [1019.5, 2000.0]);
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "the window holds both"
+        );
+
+        // Redis adds `new`, then rescores it, each time below the window's floor (1004, then 1005).
+        for (flag, score) in [
+            ("NX", 1002.5),
+            ("XX", 1002.25),
+            ("GT", 1003.0),
+            ("LT", 1001.0),
+        ] {
+            let mut batch = Batch::default();
+            let at = changes.stream_positions()[0].2;
+            let text = score.to_string();
+            let below = commands(
+                at,
+                &[&[b"ZADD", b"perf:a", flag.as_bytes(), text.as_bytes(), b"new"]],
+            );
+            changes.apply(&below, &mut batch).unwrap();
+            assert_eq!(
+                changes.take_topups(),
+                [TopupAsk {
+                    since: Some(at),
+                    keys: vec![b"perf:a".to_vec()]
+                }],
+                "ZADD {flag} below the window"
+            );
+            answer_now(
+                &mut changes,
+                &mut batch,
+                b"perf:a",
+                &[("2000", b"top"), (&text, b"new")],
+            );
+            assert_eq!(scores(&batch), [2000.0, score], "ZADD {flag}");
+            assert!(batch.inexact_spans.is_empty());
+            // The key as before, its window not whole again.
+            let at = changes.stream_positions()[0].2;
+            let refill: Vec<String> = (1004..1020).map(|s| s.to_string()).collect();
+            let refill: Vec<[&[u8]; 4]> = refill
+                .iter()
+                .map(|s| [&b"ZADD"[..], b"perf:a", s.as_bytes(), s.as_bytes()])
+                .collect();
+            let refill: Vec<&[&[u8]]> = refill.iter().map(|c| &c[..]).collect();
+            changes.apply(&commands(at, &refill), &mut batch).unwrap();
+            assert!(keys(changes.take_topups()).is_empty());
+        }
+    }
+
+    /// The same `ZADD NX` below the window, and the member raised into the window later in the same relay message:
+    /// the key is read as it is right after the flagged command (pending), not at the end of the message (where the
+    /// window holds the member), so the top-up is asked from there and its span, the member written again before
+    /// the answer, is recorded.
+    #[test]
+    fn a_flagged_zadd_below_the_window_is_judged_right_after_it_within_a_message() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_with_twenty_members(&mut changes, &mut batch);
+        let message = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"NX", b"1002.5", b"new"],
+                &[b"ZADD", b"perf:a", b"3000", b"new"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: Some(at),
+                keys: vec![b"perf:a".to_vec()]
+            }]
+        );
+        let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("3000", b"new")]);
+        assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }
 }
