@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{committed, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis};
+use support::{free_port, master_repl_offset, redis_conn, start_redis, ANSWER_TIMEOUT};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -582,17 +582,98 @@ async fn counter(addr: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Past the limit, and said so: a restarted sink whose catch-up increments a member of a key it holds no window of
-/// (its rows come from a top-up, answered after the catch-up) and increments it again before the answer cannot
-/// know the score between. It records the span of the stream where a score may be missing — one row of
-/// `replicast.inexact_span`, from the first increment to the answer, counted on `/metrics` — and stores the
-/// answer's score.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_records_a_span() {
+/// What a restarted sink made of `perf:n`, a key it holds no window of, whose member its catch-up increments twice
+/// before the top-up's answer (its rows come from the top-up, answered after the catch-up).
+struct CaughtUp {
+    /// The scores Redis's replies gave, in order.
+    scores: Vec<u64>,
+    /// The stream's offsets before the first increment and after the second.
+    before: u64,
+    after: u64,
+    /// The scores of the rows stored, in order.
+    stored: Vec<u64>,
+    /// The spans recorded: key, shard, from, to, epoch.
+    spans: Vec<(String, i32, u64, u64, String)>,
+    /// The epoch of the position stored.
+    epoch: String,
+    /// `replicast_sink_inexact_spans_total`, once the rows are in.
+    spans_total: String,
+}
+
+/// The spans `replicast.inexact_span` holds: key, shard, from, to, epoch.
+async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, String)> {
+    db.query(
+        "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let (from, to): (i64, i64) = (r.get(2), r.get(3));
+        (
+            r.get::<_, String>(0),
+            r.get::<_, i32>(1),
+            from as u64,
+            to as u64,
+            r.get::<_, String>(4),
+        )
+    })
+    .collect()
+}
+
+/// The scores of `key`'s rows, lowest first, once there are `want` of them; the test fails, naming them and what
+/// was stored, if they do not come within [`ANSWER_TIMEOUT`].
+async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<u64> {
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let stored: Vec<u64> = db
+            .query(
+                "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
+                &[&key],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, f64>(0) as u64)
+            .collect();
+        if stored.len() >= want {
+            return stored;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want} rows of {key} never stored (waited {ANSWER_TIMEOUT:?}): {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the sink listening on `listen` counts `spans` inexact spans on its `/metrics` (it counts a batch
+/// after its transaction commits, so just after its rows are visible); the test fails, naming the count, if it
+/// does not within [`ANSWER_TIMEOUT`].
+async fn spans_counted(listen: &str, spans: usize) -> String {
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let counted = counter(listen, "replicast_sink_inexact_spans_total").await;
+        if counted == spans.to_string() {
+            return counted;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicast_sink_inexact_spans_total never reached the {spans} spans stored (waited \
+             {ANSWER_TIMEOUT:?}): {counted}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sink stopped, `perf:n` incremented twice while it is away, the sink restarted (`--listen`): what it stored
+/// once the catch-up and the top-up's answer are in (`rows` of `perf:n`, or a span).
+async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize) -> CaughtUp {
     let pg = Postgres::start();
     let (_redis, redis_port) = start_redis();
     let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let _relay = start_relay_on(relay_port, redis_port, relay_args);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -622,74 +703,437 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     let listen = format!("127.0.0.1:{}", free_port());
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
     committed(&db, redis_port).await;
-    let mut spans = Vec::new();
-    for _ in 0..200 {
-        spans = db
-            .query(
-                "SELECT key, shard, from_offset, to_offset, epoch FROM replicast.inexact_span",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let (from, to): (i64, i64) = (r.get(2), r.get(3));
-                (
-                    r.get::<_, String>(0),
-                    r.get::<_, i32>(1),
-                    from as u64,
-                    to as u64,
-                    r.get::<_, String>(4),
-                )
-            })
-            .collect::<Vec<_>>();
-        if !spans.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(spans.len(), 1, "one span: {spans:?}");
-    let (key, shard, from, to, epoch) = spans[0].clone();
-    assert_eq!((key.as_str(), shard), ("perf:n", 0));
-    // The offsets are those of the stream the sink follows: the epoch of its stored position.
-    let position: String = db
+    // The rows and the span (if any) commit in one transaction, with the answer.
+    let stored = stored_scores(&db, "perf:n", rows).await;
+    let spans = spans(&db).await;
+    let epoch: String = db
         .query_one("SELECT epoch FROM replicast.position", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(epoch, position);
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    }
+}
+
+/// A restarted sink whose catch-up increments a member of a key it holds no window of (its rows come from a
+/// top-up, answered after the catch-up) and increments it again before the answer asks the top-up with the
+/// offset of the first increment (`since`): the relay's state, whose ring of past writes covers it, lists both
+/// scores before the answer. Every score is stored and no span recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_has_every_score() {
+    let caught_up = incremented_twice_during_the_catch_up(&[], 2).await;
+    assert_eq!(
+        caught_up.stored, caught_up.scores,
+        "every score, the one between too"
+    );
+    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// Past the limit, and said so: the same with a relay that keeps no past writes (`--state-history-bytes 0`, as
+/// after its ring evicted them) cannot know the score between. The sink records the span of the stream where a
+/// score may be missing — one row of `replicast.inexact_span`, from the first increment to the answer, counted on
+/// `/metrics` — and stores the answer's score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_by_a_relay_without_its_past_records_a_span(
+) {
+    let caught_up = incremented_twice_during_the_catch_up(&["--state-history-bytes", "0"], 1).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    } = caught_up;
+    assert_eq!(spans.len(), 1, "one span: {spans:?}");
+    let (key, shard, from, to, span_epoch) = spans[0].clone();
+    assert_eq!((key.as_str(), shard), ("perf:n", 0));
+    // The offsets are those of the stream the sink follows: the epoch of its stored position.
+    assert_eq!(span_epoch, epoch);
     assert!(
         (before..after).contains(&from) && to >= after,
         "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
     );
-    // The counter moves once the transaction that wrote the span has committed, just after the row is visible.
-    let mut spans_total = String::new();
-    for _ in 0..200 {
-        spans_total = counter(&listen, "replicast_sink_inexact_spans_total").await;
-        if spans_total != "0" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(spans_total, "1");
     // The answer's score is stored; the one between is what the span says may be missing.
-    let mut stored = Vec::new();
-    for _ in 0..200 {
-        stored = db
-            .query(
-                "SELECT score FROM replicast.zset_history WHERE key = 'perf:n'",
-                &[],
+    assert_eq!(stored, [scores[1]]);
+}
+
+/// A score given below the relay's window of a key (`--state-depth` 20, the key's 20 members all in it) to a member
+/// not in it, a `ZADD NX` during a restarted sink's catch-up between two increments of a member in it, enters no
+/// window: the relay's past message does not list it, and the key stays covered, so the span is closed, not recorded
+/// (docs/SINK.md). The member has no row: below the sink's `--window` 20 newest at the answer too, the limit of any
+/// top-up; both increments' scores are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_covered() {
+    const T: u64 = 1_700_000_000_000;
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &["--state-depth", "20"]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &["--window", "20"]);
+    for i in 1..=20u64 {
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:n")
+            .arg(T + i * 1000)
+            .arg(format!(r#"{{"m":{i}}}"#))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    drop(sink);
+    // While the sink is away: `perf:n` has no window stored (only plain `ZADD`s named it), so its first increment
+    // opens a span, which the second makes inexact.
+    let top = r#"{"m":20}"#;
+    let (first, second): (f64, f64) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(100)
+        .arg(top)
+        .cmd("ZADD")
+        .arg("perf:n")
+        .arg("NX")
+        .arg(T)
+        .arg(r#"{"m":"low"}"#)
+        .ignore()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(5)
+        .arg(top)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(
+        relay_port,
+        &pg.url(),
+        &["--window", "20", "--listen", &listen],
+    );
+    committed(&db, redis_port).await;
+    let stored = stored_scores(&db, "perf:n", 22).await;
+    let spans = spans(&db).await;
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    let mut expected: Vec<u64> = (1..=20).map(|i| T + i * 1000).collect();
+    expected.extend([first as u64, second as u64]);
+    assert_eq!(
+        stored, expected,
+        "the 20 members, both increments, no row of the member below the window"
+    );
+    assert_eq!(spans, [], "no span: the key stayed covered");
+    assert_eq!(spans_total, "0");
+}
+
+/// A `ZADD NX` of a new member below the sink's history window of a key (20 members: the window holds the 16
+/// highest, not the whole key), among the key's `--window` newest: the window reports nothing of it (it ends below
+/// the window), so the sink asks the key's top-up, whose answer writes the member's row; no span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_zadd_below_the_sinks_history_window_has_its_row() {
+    const T: u64 = 1_700_000_000_000;
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    for i in 0..20u64 {
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:a")
+            .arg(T + i * 1000)
+            .arg(format!(r#"{{"m":{i}}}"#))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    // Below the window's floor (`T + 4000`).
+    let added: u64 = redis::cmd("ZADD")
+        .arg("perf:a")
+        .arg("NX")
+        .arg(T + 2500)
+        .arg(r#"{"m":"new"}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(added, 1);
+    committed(&db, redis_port).await;
+    let stored = stored_scores(&db, "perf:a", 21).await;
+    let spans = spans(&db).await;
+    drop(sink);
+    let mut expected: Vec<u64> = (0..20).map(|i| T + i * 1000).collect();
+    expected.push(T + 2500);
+    expected.sort_unstable();
+    assert_eq!(
+        stored, expected,
+        "the 20 members and the one added below the window"
+    );
+    assert_eq!(spans, []);
+}
+
+/// A stream renamed into a history key during a restarted sink's catch-up (the sink holds no window of the source:
+/// the key is read by a top-up, which opens a span) and trimmed by an `XADD … MAXLEN` before the answer (the span
+/// inexact): the relay lists no stream entry, and its `covered_from` for the key is the end of that `XADD`, the last
+/// command that put an entry in its window. The span is recorded up to there, not to the answer, which comes after a
+/// later write to another key (docs/SINK.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keys_span_is_recorded_up_to_its_last_entry_not_to_the_answer() {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    for i in 1..=20u64 {
+        let _: String = redis::cmd("XADD")
+            .arg("ev:src")
+            .arg(format!("{i}-1"))
+            .arg("f")
+            .arg(i)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    drop(sink);
+    let before = master_repl_offset(&mut conn).await;
+    let ((), _, info): ((), String, String) = redis::pipe()
+        .cmd("RENAME")
+        .arg("ev:src")
+        .arg("ev:s")
+        .cmd("XADD")
+        .arg("ev:s")
+        .arg("MAXLEN")
+        .arg(5)
+        .arg("21-1")
+        .arg("f")
+        .arg(21)
+        .cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let trimmed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    // The stream moves on before the sink comes back: the answer is past the `XADD`.
+    let _: () = redis::cmd("ZADD")
+        .arg("perf:other")
+        .arg(1_700_000_000_000u64)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed(&db, redis_port).await;
+    let answered = master_repl_offset(&mut conn).await;
+    assert!(answered > trimmed);
+    // The span commits with the answer's rows, which may come after the position reached the stream's end.
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    let spans = loop {
+        let spans = spans(&db).await;
+        if !spans.is_empty() {
+            break spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no span of ev:s recorded (waited {ANSWER_TIMEOUT:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    let [(key, shard, from, to, _)] = &spans[..] else {
+        panic!("one span, of ev:s: {spans:?}");
+    };
+    assert_eq!((key.as_str(), *shard), ("ev:s", 0));
+    assert!(
+        (before..trimmed).contains(from) && *to == trimmed,
+        "from the RENAME ({before}..{trimmed}) to the trimming XADD's end ({trimmed}), not the answer: {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
+}
+
+/// How long [`inexact_at_the_position`] pauses Redis: past every wait of the test, which fails (saying what it
+/// waited for) before Redis answers again.
+const REDIS_PAUSED: Duration = Duration::from_secs(2 * ANSWER_TIMEOUT.as_secs());
+
+/// What a sink restarted while `perf:n`'s span was open and already inexact at its position made of it, answered
+/// before any write after the resume, by a relay run with `relay_args` (once the rows are in: `rows` of them, or
+/// a span).
+///
+/// The stopped sink follows a `--stateless` relay, which reads a top-up from Redis: `perf:n` holds 20 members (its
+/// history window the 16 highest), and a member below them is incremented twice, which the stopped sink reads (its
+/// rows come from a top-up, pending after the first increment, and the second makes the span inexact) while Redis
+/// answers no client (`CLIENT PAUSE`): the relay cannot read the top-up, and the sink commits a position past both
+/// increments with the key's window stored as unknown and its span inexact. It is killed there, and restarted on a
+/// second relay that followed the same Redis all along (same epoch and offsets), which answers from its state.
+async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
+    let pg = Postgres::start();
+    let (_redis, redis_port) = start_redis();
+    let (stateless_port, relay_port) = (free_port(), free_port());
+    let _stateless = start_relay_on(stateless_port, redis_port, &["--stateless"]);
+    let _relay = start_relay_on(relay_port, redis_port, relay_args);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(stateless_port, &pg.url(), &[]);
+    let low = r#"{"m":0}"#;
+    for i in 0..20u64 {
+        let member = if i == 0 {
+            low.to_string()
+        } else {
+            format!(r#"{{"m":{i}}}"#)
+        };
+        let _: () = redis::cmd("ZADD")
+            .arg("perf:n")
+            .arg(1_700_000_000_000u64 + i * 1000)
+            .arg(member)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    committed(&db, redis_port).await;
+    let before = master_repl_offset(&mut conn).await;
+    // Both increments and the pause in one round trip: the stopped sink's top-up reaches Redis after the pause,
+    // which outlasts every wait of the test. Redis runs no client's command while paused (`ALL`), `CLIENT UNPAUSE`
+    // included: the pause is never lifted, and nothing after it asks Redis (the second relay answers from its
+    // state; the relay's own read of the top-up times out and is logged); the test's Redis is killed at its end.
+    let (first, second, after, ()): (f64, f64, String, ()) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(100)
+        .arg(low)
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(200)
+        .arg(low)
+        .cmd("INFO")
+        .arg("replication")
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(REDIS_PAUSED.as_millis() as u64)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after: u64 = after
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    // The stopped sink's last position: past both increments, the key unknown, its span from the first and
+    // inexact.
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    let (span_from, inexact) = loop {
+        let stored = db
+            .query_opt(
+                "SELECT w.span_from, w.span_inexact FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = 'perf:n' AND NOT w.known AND p.\"offset\" >= $1",
+                &[&(after as i64)],
             )
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.get::<_, f64>(0) as u64)
-            .collect();
-        if !stored.is_empty() {
-            break;
+            .map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, bool>(1)));
+        if let Some(stored) = stored {
+            break stored;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stored, [scores[1]]);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stopped sink never committed a position past {after} with perf:n stored as unknown (waited \
+             {ANSWER_TIMEOUT:?}, Redis paused)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (Some(span_from), true) = (span_from, inexact) else {
+        panic!("perf:n stored as unknown at a position past {after} with no inexact span: {span_from:?}, {inexact}");
+    };
+    assert!((before..after).contains(&(span_from as u64)), "{span_from}");
     drop(sink);
+    // No write after the resume.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let stored = stored_scores(&db, "perf:n", rows).await;
+    let spans = spans(&db).await;
+    let epoch: String = db
+        .query_one("SELECT epoch FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let spans_total = spans_counted(&listen, spans.len()).await;
+    drop(sink);
+    CaughtUp {
+        scores: vec![first as u64, second as u64],
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    }
+}
+
+/// A sink restarted while a key's span was open and already inexact at its position (both increments before it),
+/// the key answered before any write after the resume: it asks the top-up with the span's start as `since`, and
+/// the relay's ring lists both scores. Every score is stored (the 20 members' and both increments') and no span
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_inexact_at_the_position_is_closed_by_the_relays_past_writes() {
+    let caught_up = inexact_at_the_position(&[], 22).await;
+    let [first, second] = caught_up.scores[..] else {
+        unreachable!()
+    };
+    assert!(
+        caught_up.stored.contains(&first) && caught_up.stored.contains(&second),
+        "both increments' scores ({first}, {second}) stored: {:?}",
+        caught_up.stored
+    );
+    assert_eq!(caught_up.stored.len(), 22);
+    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// The same with a relay that keeps no past writes (`--state-history-bytes 0`): the span is recorded, from the
+/// first increment (before the position: the start stored with the window) to the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_without_its_past() {
+    let caught_up = inexact_at_the_position(&["--state-history-bytes", "0"], 21).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        epoch,
+        spans_total,
+    } = caught_up;
+    assert_eq!(spans.len(), 1, "one span: {spans:?}");
+    let (key, shard, from, to, span_epoch) = spans[0].clone();
+    assert_eq!((key.as_str(), shard, span_epoch), ("perf:n", 0, epoch));
+    assert!(
+        (before..after).contains(&from) && to >= after,
+        "from the first ZINCRBY ({before}..{after}), before the position, to the answer: {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
+    assert!(
+        stored.contains(&scores[1]) && !stored.contains(&scores[0]),
+        "the answer's score, not the one between: {stored:?}"
+    );
 }

@@ -6,14 +6,18 @@
 //!   `XADD` carry what Redis wrote, so they are read straight from the commands and snapshots; what only the
 //!   key's state can tell (`ZINCRBY`, `ZADD` with `NX`/`XX`/`GT`/`LT`/`INCR`, a member renamed or copied in) comes
 //!   from a small native assembler whose windows report the members entering them (a stream renamed or copied in
-//!   is written from the window moved with it, or a top-up of a key it does not hold whole). Rows are deduplicated by
+//!   is written from the window moved with it, or a top-up of a key it does not hold whole; a flagged `ZADD` that
+//!   leaves its member below a window not holding the whole key, which reports nothing, has the key read by a
+//!   top-up). Rows are deduplicated by
 //!   identity, here within the batch and by the database's primary key across batches and re-snapshots. The
 //!   windows of the keys such commands name ("stateful") go into the batch, to be stored with the position, and
 //!   a sink resumed from the database's position starts from them (`windows.rs`); a key without a stored window
 //!   that such a command names after the resume is read by a top-up first, its window made since the resume
 //!   holding only what the commands since wrote. A key whose top-up is pending after such a command is watched
 //!   until the answer: a write after it that may change or remove what it wrote is a span whose rows may miss a
-//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once").
+//!   score, recorded with the rows ([`InexactSpan`], docs/SINK.md "Exactly once"). A history key's top-up asks the
+//!   relay for its past writes from where its span starts (`since`); the past message that comes before the
+//!   answer gives each a row, and the span is exact when they reach back to its start ([`Changes::apply_past`]).
 //! - Mirror (`--mirror` keys): strings, hashes and lists from an assembler with windows of `--window` items; a
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
@@ -21,7 +25,7 @@
 //!
 //! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 use replicast_assembler::windows::Body;
@@ -33,7 +37,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
-use super::windows::{push_snapshot, AbsentKeys, StoredWindow};
+use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -71,6 +75,18 @@ pub struct Modes {
     pub db: u32,
     /// Items kept per mirrored key (and read per key by snapshots).
     pub window: usize,
+}
+
+/// The relay's protocol version (its hello's) from which a top-up may carry `since` and the relay answers it with a
+/// past message: an older relay refuses the field, closing the session, and is asked without it.
+const SINCE_VERSION: u8 = 4;
+
+/// Keys whose top-up the session asks in one request, with the offset of their shard's stream from which the relay
+/// lists their past writes (`since`; `None`: not asked, for keys without a span to close).
+#[derive(Debug, PartialEq)]
+pub struct TopupAsk {
+    pub since: Option<u64>,
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// What a message asked of the session besides rows.
@@ -181,6 +197,12 @@ pub struct Changes {
     /// Top-ups asked and not answered yet, so that a key is asked once.
     asked: HashSet<Vec<u8>>,
     topups: BTreeSet<Vec<u8>>,
+    /// History keys whose top-up is pending (asked or to be asked): the shard and the offset of its stream from
+    /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
+    /// became pending when none is open (a span opened later starts after it).
+    since: HashMap<Vec<u8>, (u16, u64)>,
+    /// The protocol version of the relay's last hello.
+    relay_version: u8,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
     /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
@@ -261,6 +283,9 @@ struct SpanEvent {
     key: Vec<u8>,
     opens: bool,
     touch: Touch,
+    /// The members of a `ZADD` with a flag (but `CH` alone) that opens: one it leaves below the history window,
+    /// which reports nothing of it, has its row from a top-up ([`Changes::leaves_below_window`]).
+    flagged: Vec<Vec<u8>>,
 }
 
 /// A history key whose top-up was pending after a command whose rows the answer reads (`from`, where it starts):
@@ -277,6 +302,10 @@ struct SpanWatch {
     /// that need not be, never one missed.)
     written: Option<HashSet<u64>>,
     inexact: bool,
+    /// The relay's past writes of the key came before an answer (at the first offset), listing every write from the
+    /// second on (`covered_from`, or the `since` asked if later): when that answer closes the span, it is exact if
+    /// it starts there or after, else only its part before it may miss a score.
+    covered: Option<(u64, u64)>,
     /// Opened by a resume for a key pending at the position, not by a command: not counted in
     /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
     restored: bool,
@@ -363,6 +392,8 @@ impl Changes {
             unverified: known_mirror_keys.into_iter().collect(),
             asked: HashSet::new(),
             topups: BTreeSet::new(),
+            since: HashMap::new(),
+            relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
             refusals: Vec::new(),
@@ -426,8 +457,9 @@ impl Changes {
         }
     }
 
-    /// Keys to ask the relay to read again, each once until its snapshot comes.
-    pub fn take_topups(&mut self) -> Vec<Vec<u8>> {
+    /// Keys to ask the relay to read again, each once until its snapshot comes: a history key with the offset its
+    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together.
+    pub fn take_topups(&mut self) -> Vec<TopupAsk> {
         for key in self
             .history
             .take_topups()
@@ -436,12 +468,22 @@ impl Changes {
         {
             self.topups.insert(key);
         }
-        let keys: Vec<Vec<u8>> = std::mem::take(&mut self.topups)
-            .into_iter()
-            .filter(|k| Topup::can_name(k) && !self.asked.contains(k))
-            .collect();
-        self.asked.extend(keys.iter().cloned());
-        keys
+        let mut asks: BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
+        for key in std::mem::take(&mut self.topups) {
+            if Topup::can_name(&key) && !self.asked.contains(&key) {
+                self.asked.insert(key.clone());
+                let since = self.since.get(&key).copied();
+                asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
+                    .or_default()
+                    .push(key);
+            }
+        }
+        asks.into_iter()
+            .map(|(since, keys)| TopupAsk {
+                since: since.map(|(_, offset)| offset),
+                keys,
+            })
+            .collect()
     }
 
     /// Rows refused since the last call, with the key they were of.
@@ -456,6 +498,10 @@ impl Changes {
 
     /// Applies one relay message, adding what it changes to `batch`.
     pub fn apply(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        if wire::is_past(message) {
+            self.apply_past(message, batch)?;
+            return Ok(Applied::default());
+        }
         let decoded = wire::decode(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
         let (shard, inner) = match decoded {
             Message::Shard { index, message } => (index, *message),
@@ -486,12 +532,13 @@ impl Changes {
         let mut hello_offset = 0;
         match &inner {
             Message::Hello {
+                version,
                 epoch,
                 previous,
                 offset,
-                ..
             } => {
                 kind = Kind::Hello;
+                self.relay_version = *version;
                 hello_offset = *offset;
                 // At a position asked for, under its epoch or (after a failover) one that continues it.
                 resumed = self
@@ -571,9 +618,12 @@ impl Changes {
             } else {
                 resumed
             };
-            // The spans of a stream that does not go on end where it stood.
+            // The spans of a stream that does not go on end where it stood, and its offsets name nothing now.
             if !continuous && !self.spans.is_empty() {
                 self.close_spans(batch, Some((shard, applied_offset.unwrap_or_default())));
+            }
+            if !continuous {
+                self.since.retain(|_, (s, _)| *s != shard);
             }
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
@@ -660,6 +710,43 @@ impl Changes {
         Ok(applied)
     }
 
+    /// A past message: the writes of the keys of a top-up asked with `since`, right before its answer (at the same
+    /// offset; the stream does not move). Each item really was in Redis: it has its row, as a snapshot's members and
+    /// entries have (rows already stored are skipped by the primary key). A key's span learns from which offset on
+    /// every write is listed (its `covered_from`, or the `since` asked if later): [`Changes::close_spans`] drops the
+    /// span when it starts there or after, else records only its part before. The history's windows do not change:
+    /// the answer that follows says what the key holds.
+    fn apply_past(&mut self, message: &[u8], batch: &mut Batch) -> Result<(), ChangeError> {
+        let (shard, past) =
+            wire::decode_past(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
+        for entry in past.keys {
+            let key = entry.key;
+            if !self.modes.history.allows(key) {
+                continue;
+            }
+            for item in &entry.items {
+                let pushed = match &item.value {
+                    wire::PastValue::Member { score, member } => {
+                        batch.push_zset(key, *score, member)
+                    }
+                    wire::PastValue::Entry { ms, seq, fields } => {
+                        batch.push_stream(key, format!("{ms}-{seq}").as_bytes(), fields)
+                    }
+                };
+                if let Err(why) = pushed {
+                    self.refused(why, key);
+                }
+            }
+            let asked = self.since.get(key).filter(|(s, _)| *s == shard);
+            if let (Some(&(_, since)), Some(watch)) = (asked, self.spans.get_mut(key)) {
+                if watch.shard == shard {
+                    watch.covered = Some((past.offset, entry.covered_from.max(since)));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
     /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
     /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
@@ -671,6 +758,7 @@ impl Changes {
             key,
             opens,
             touch: Touch::Whole,
+            flagged: Vec::new(),
         };
         match keys {
             wire::StaleKeys::All => {
@@ -709,11 +797,23 @@ impl Changes {
     fn settle_span_events(&mut self, upto: u64) {
         let split = self.span_events.partition_point(|e| e.end <= upto);
         let events: Vec<SpanEvent> = self.span_events.drain(..split).collect();
-        let mut unknown = None;
+        let mut unknown: Option<HashSet<Vec<u8>>> = None;
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
-                if watch.touched_by(&event.touch) {
+                if !watch.inexact && watch.touched_by(&event.touch) {
                     watch.inexact = true;
+                    // Stored with its window: a sink resumed before the answer records it.
+                    if !self.restated.contains(&event.key) {
+                        self.restated.insert(event.key.clone());
+                    }
+                }
+            }
+            if self.leaves_below_window(&event) {
+                // Its top-up reads the member (if among the key's `--window` newest) and, the key pending, the span
+                // opens here, as for any command whose rows the answer reads.
+                self.history.forget(&event.key);
+                if let Some(unknown) = &mut unknown {
+                    unknown.insert(event.key.clone());
                 }
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
@@ -725,6 +825,7 @@ impl Changes {
                         from: event.start,
                         written: None,
                         inexact: true,
+                        covered: None,
                         restored: false,
                     };
                     self.span_overflow.push((event.key, watch));
@@ -732,6 +833,9 @@ impl Changes {
                 }
                 if !open {
                     self.opened_spans += 1;
+                    if !self.restated.contains(&event.key) {
+                        self.restated.insert(event.key.clone());
+                    }
                 }
                 let history = &self.history;
                 let watch = self.spans.entry(event.key).or_insert_with(|| SpanWatch {
@@ -740,10 +844,31 @@ impl Changes {
                     from: event.start,
                     written: Some(HashSet::new()),
                     inexact: false,
+                    covered: None,
                     restored: false,
                 });
                 watch.add(event.touch);
             }
+        }
+    }
+
+    /// Whether `event`, a `ZADD` with `NX`, `XX`, `GT` or `LT` of a history key (read right after it), left one of
+    /// its members outside the key's window while the window, known, does not hold the whole key: the member may be
+    /// in Redis below the window (the assembler, right for a window, counts that as no change), yet among the
+    /// `--window` newest the sink keeps rows of. (A needless top-up, the member not in the key after all, is
+    /// harmless; `ZINCRBY` and `INCR` make a window stale already when it does not hold their member.)
+    fn leaves_below_window(&self, event: &SpanEvent) -> bool {
+        if event.flagged.is_empty() {
+            return false;
+        }
+        let Some(window) = self.history.window(&event.key) else {
+            return false;
+        };
+        match window.body() {
+            Body::Zset(zset) if !window.stale() && !zset.complete() => {
+                event.flagged.iter().any(|m| zset.score(m).is_none())
+            }
+            _ => false,
         }
     }
 
@@ -792,10 +917,19 @@ impl Changes {
             }
             let to = match shard {
                 Some((_, offset)) => offset,
-                None => positions
-                    .iter()
-                    .find(|(s, _, _)| *s == watch.shard)
-                    .map_or(watch.from, |(_, _, offset)| *offset),
+                None => {
+                    let answer = positions
+                        .iter()
+                        .find(|(s, _, _)| *s == watch.shard)
+                        .map_or(watch.from, |(_, _, offset)| *offset);
+                    // The relay listed every write of the key from `covered` up to this answer (its past message
+                    // came right before it): none is missing after `covered`.
+                    match watch.covered.filter(|(at, _)| *at == answer) {
+                        Some((_, covered)) if covered <= watch.from => continue,
+                        Some((_, covered)) => covered,
+                        None => answer,
+                    }
+                }
             };
             if let Ok(text) = key_text(&key) {
                 batch.inexact_spans.push(InexactSpan {
@@ -883,13 +1017,21 @@ impl Changes {
                 key: k,
                 opens: false,
                 touch,
+                flagged: Vec::new(),
             });
         }
         if let Some(k) = opens {
-            let touch = match name {
-                b"zadd" => members(zadd_members(args)),
-                b"zincrby" => members(args.get(3).copied().into_iter().collect()),
-                _ => Touch::Whole,
+            let (touch, flagged) = match name {
+                b"zadd" => {
+                    let list = zadd_members(args);
+                    let flagged = list.iter().map(|m| m.to_vec()).collect();
+                    (members(list), flagged)
+                }
+                b"zincrby" => (
+                    members(args.get(3).copied().into_iter().collect()),
+                    Vec::new(),
+                ),
+                _ => (Touch::Whole, Vec::new()),
             };
             self.span_events.push(SpanEvent {
                 shard,
@@ -898,6 +1040,7 @@ impl Changes {
                 key: k.to_vec(),
                 opens: true,
                 touch,
+                flagged,
             });
             if !self.span_keys.contains(k) {
                 self.span_keys.insert(k.to_vec());
@@ -934,17 +1077,23 @@ impl Changes {
             if !window.restorable(HISTORY_WINDOW) {
                 self.forget_history(shard, &key);
             }
-            // A top-up pending at the position: the stopped sink's span of the key, if it had one, is not stored;
-            // one opens here, the whole key counted as written, so that a write after the resume and before the
-            // answer is recorded.
+            // A top-up pending at the position: the stopped sink's span of the key goes on from where it started
+            // (inexact if it was), or, without one stored (none open, or a version 4 row), one opens here; the
+            // whole key counted as written, so that a write after the resume and before the answer is recorded.
+            // The top-up asks the relay for the key's past writes from the span's start.
             if !window.known {
                 let epoch = history_epoch(&self.history, shard);
+                let (from, inexact) = window
+                    .span
+                    .filter(|span| span.from <= offset)
+                    .map_or((offset, false), |span| (span.from, span.inexact));
                 self.spans.entry(key.clone()).or_insert(SpanWatch {
                     shard,
                     epoch,
-                    from: offset,
+                    from,
                     written: None,
-                    inexact: false,
+                    inexact,
+                    covered: None,
                     restored: true,
                 });
             }
@@ -1132,12 +1281,29 @@ impl Changes {
     /// Puts into `batch` the windows of the stateful keys the message named (with the keys whose top-up the
     /// history assembler asked, which become stateful): what a sink resumed at the batch's position starts from.
     fn store_windows(&mut self, shard: u16, batch: &mut Batch) {
-        for key in self.history.take_topups() {
-            if self.modes.history.allows(&key) {
-                self.stateful.insert(key.clone());
-                self.restated.insert(key.clone());
+        let topups = self.history.take_topups();
+        if !topups.is_empty() {
+            let offset = self
+                .history
+                .positions()
+                .into_iter()
+                .find(|(s, _, _)| *s == shard)
+                .map(|(_, _, offset)| offset);
+            for key in topups {
+                if self.modes.history.allows(&key) {
+                    self.stateful.insert(key.clone());
+                    self.restated.insert(key.clone());
+                    // Past writes from where its span starts, or from here (a span opened later starts after it).
+                    let since = match self.spans.get(&key) {
+                        Some(watch) => Some((watch.shard, watch.from)),
+                        None => offset.map(|offset| (shard, offset)),
+                    };
+                    if let Some(since) = since.filter(|_| Topup::can_name(&key)) {
+                        self.since.entry(key.clone()).or_insert(since);
+                    }
+                }
+                self.topups.insert(key);
             }
-            self.topups.insert(key);
         }
         // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
         // they would go with the position the shard had before, as if its keys did not exist there.
@@ -1184,11 +1350,22 @@ impl Changes {
                 Some(&home) if !named.contains(&key) => home,
                 _ => shard,
             };
-            let window = StoredWindow::of(
+            let mut window = StoredWindow::of(
                 self.history.window(&key),
                 swapped || unknown.contains(key.as_slice()),
                 home,
             );
+            // Its span, if one is open, so that a resumed sink opens it from where it started.
+            if !window.known {
+                window.span = self
+                    .spans
+                    .get(&key)
+                    .filter(|watch| watch.shard == window.shard)
+                    .map(|watch| StoredSpan {
+                        from: watch.from,
+                        inexact: watch.inexact,
+                    });
+            }
             // A key that is not text cannot be stored.
             let Ok(text) = key_text(&key) else {
                 self.stateful.remove(&key);
@@ -1392,6 +1569,7 @@ impl Changes {
         let blind = self.shards.iter().any(|s| s.blind);
         for key in named {
             self.asked.remove(&key);
+            self.since.remove(&key);
             self.unverified.remove(&key);
             // A snapshot, of any shard, says what the key holds: a window held for a shard not resumed yet is moot.
             if self.held.contains(&key) {
@@ -1760,9 +1938,14 @@ mod tests {
     use super::super::windows::ABSENT_KEPT;
     use super::*;
 
+    /// The keys of top-up requests, in order.
+    fn keys(asks: Vec<TopupAsk>) -> Vec<Vec<u8>> {
+        asks.into_iter().flat_map(|ask| ask.keys).collect()
+    }
+
     /// The pending top-up of `key` asked, and answered empty where the stream stands now: that offset.
     fn answer_empty(changes: &mut Changes, batch: &mut Batch, key: &[u8]) -> u64 {
-        assert_eq!(changes.take_topups(), [key.to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [key.to_vec()]);
         answer_now(changes, batch, key, &[])
     }
 
@@ -1858,7 +2041,7 @@ mod tests {
         let (batch, mut resumed) = resumed_after_an_increment(true);
         let scores = scores(&batch);
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
-        assert!(resumed.take_topups().is_empty());
+        assert!(keys(resumed.take_topups()).is_empty());
     }
 
     /// The `(key, id)` of the stream rows a batch holds, in order.
@@ -1905,7 +2088,7 @@ mod tests {
             ],
             "perf:v is in another database"
         );
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
 
         // Longer than the history window (16): the window does not hold the whole stream.
         let mut batch = Batch::default();
@@ -1919,7 +2102,7 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         changes.apply(&commands(offset, &list), &mut batch).unwrap();
         assert!(entries(&batch).iter().all(|(k, _)| k == "perf:t"));
-        assert_eq!(changes.take_topups(), [b"perf:w".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:w".to_vec()]);
         let mut answer = Vec::new();
         crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:w"]);
         for i in 0..20 {
@@ -1952,7 +2135,7 @@ mod tests {
         list.push(vec![b"RENAME", b"perf:a", b"perf:b"]);
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
     }
 
     /// What a `RENAME` or `COPY` moved into a history key is read just past it, not at the end of the relay
@@ -1998,7 +2181,7 @@ mod tests {
                 row("perf:v", "1000-2"),
             ]
         );
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
         assert_eq!(
             changes.stream_positions()[0].2,
             offset + bytes.len() as u64,
@@ -2074,7 +2257,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let rows: Vec<f64> = batch
             .zsets
             .iter()
@@ -2211,7 +2394,7 @@ mod tests {
             expected,
             "the store's result is read by a top-up"
         );
-        assert_eq!(changes.take_topups(), [b"perf:d".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:d".to_vec()]);
 
         // The top-up finds the store's result empty: the key does not exist.
         let mut batch = Batch::default();
@@ -2346,7 +2529,7 @@ mod tests {
         second.apply(&more, &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [7.0], "created again by the increment");
-        assert!(second.take_topups().is_empty(), "no top-up");
+        assert!(keys(second.take_topups()).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed from the database: `perf:b`'s window, in shard 1's keeping, is held until
@@ -2360,6 +2543,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![
             (b"perf:a".to_vec(), StoredWindow::of(None, false, 0)),
@@ -2400,7 +2584,7 @@ mod tests {
         changes.apply(&on(1, more), &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [12.0], "5 + 7");
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
     }
 
     /// A cluster of two shards: `perf:b`, whose slot is shard 1's, deleted on shard 1's stream, is stored as absent
@@ -2443,7 +2627,7 @@ mod tests {
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         second.apply(&on(1, more), &mut batch).unwrap();
         assert_eq!(scores(&batch), [7.0], "created again by the increment");
-        assert!(second.take_topups().is_empty(), "no top-up");
+        assert!(keys(second.take_topups()).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed where `perf:b`, of shard 1, had its top-up pending: shard 1's resume forgets
@@ -2457,6 +2641,7 @@ mod tests {
             known: false,
             complete: false,
             members: Vec::new(),
+            span: None,
         };
         let mut changes = Changes::new(
             changes().modes,
@@ -2470,7 +2655,7 @@ mod tests {
                 .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
                 .unwrap();
         }
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let stored = |batch: &Batch| {
             let w = batch.windows["perf:b"].clone().unwrap();
             (w.known, w.shard)
@@ -2499,6 +2684,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![
             (b"perf:b".to_vec(), held.clone()),
@@ -2546,6 +2732,7 @@ mod tests {
             known: true,
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
+            span: None,
         };
         let stored = vec![(b"perf:b".to_vec(), held)];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
@@ -2557,7 +2744,7 @@ mod tests {
         let more = commands(10, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(0, more), &mut batch).unwrap();
         assert!(batch.zsets.is_empty() && !batch.windows.contains_key("perf:b"));
-        assert_eq!(changes.take_topups(), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
 
         let mut batch = Batch::default();
         let offset = changes.stream_positions()[0].2;
@@ -2660,7 +2847,7 @@ mod tests {
             batch.zsets.is_empty(),
             "no score made up from a window of the commands since the resume"
         );
-        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
     /// The answer to a top-up of `key` holding `members` (score, member), at `offset`.
@@ -2681,7 +2868,7 @@ mod tests {
         let (mut batch, mut resumed) = resumed_after_an_increment(false);
         let (epoch, offset) = batch.positions[0].clone();
         assert_eq!(epoch, "e1");
-        assert_eq!(resumed.take_topups(), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
         // Where the resumed sink's first `ZINCRBY` started.
         let from = offset - commands(0, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]).len() as u64 + 13;
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
@@ -2740,7 +2927,7 @@ mod tests {
             ],
         );
         assert_eq!(scores(&batch), [1000.0, 1005.0, 1010.0]);
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
         assert!(batch.inexact_spans.is_empty() && changes.spans.is_empty());
     }
 
@@ -2859,7 +3046,7 @@ mod tests {
         let more = commands(cursor, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         changes.apply(&more, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
-        assert!(changes.take_topups().is_empty());
+        assert!(keys(changes.take_topups()).is_empty());
     }
 
     /// A message whose second segment does not decode is refused after its first was read: what that left (a
@@ -2986,7 +3173,7 @@ mod tests {
                 wire::encode_stale(at, [&b"perf:u"[..]])
             };
             changes.apply(&stale, &mut batch).unwrap();
-            changes.take_topups();
+            keys(changes.take_topups());
             let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             assert_eq!(
                 batch.inexact_spans,
@@ -3013,7 +3200,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(at, [&b"perf:v"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(changes.take_topups(), [b"perf:v".to_vec()]);
+        assert_eq!(keys(changes.take_topups()), [b"perf:v".to_vec()]);
         changes
             .apply(
                 &commands(at, &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]]),
@@ -3024,21 +3211,24 @@ mod tests {
         assert_eq!(batch.inexact_spans, [span("perf:v", at, answered)]);
     }
 
-    /// A sink stopped while a key's top-up was pending stores its window as unknown; the one resumed there opens a
-    /// span of the key from the position, the whole key counted as written: a write after the resume and before
-    /// the top-up's answer is recorded.
+    /// A sink stopped while a key's top-up was pending after a `…STORE` into it stores its window as unknown, with
+    /// where its span starts (the command); the one resumed there opens the span from that offset, the whole key
+    /// counted as written: a write after the resume and before the top-up's answer is recorded, from the command.
     #[test]
     fn a_key_pending_at_the_position_opens_a_span_when_the_sink_resumes() {
         let mut first = changes();
         let mut batch = Batch::default();
+        let zadd: &[&[u8]] = &[b"ZADD", b"perf:a", b"1000", b"m"];
         joined_and_read(
             &mut first,
             &mut batch,
-            &[
-                &[b"ZADD", b"perf:a", b"1000", b"m"],
-                &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"],
-            ],
+            &[zadd, &[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]],
         );
+        let store_at = {
+            let mut bytes = Vec::new();
+            crate::link_io::push_command(&mut bytes, zadd);
+            bytes.len() as u64
+        };
         let (epoch, offset) = batch.positions[0].clone();
         let stored: Vec<(Vec<u8>, StoredWindow)> = batch
             .windows
@@ -3046,6 +3236,11 @@ mod tests {
             .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
             .collect();
         assert_eq!(stored_states(&batch), [("perf:u", "unknown".to_string())]);
+        let from_the_store = StoredSpan {
+            from: store_at,
+            inexact: false,
+        };
+        assert_eq!(stored[0].1.span, Some(from_the_store));
 
         let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
         resumed.resuming(&[(epoch.clone(), offset)]);
@@ -3055,9 +3250,9 @@ mod tests {
             .unwrap();
         let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
         resumed.apply(&more, &mut batch).unwrap();
-        assert_eq!(resumed.take_topups(), [b"perf:u".to_vec()]);
+        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
         let at = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
-        assert_eq!(batch.inexact_spans, [span("perf:u", offset, at)]);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store_at, at)]);
     }
 
     /// Past [`MAX_OPEN_SPANS`] open spans, one more is not watched: it is recorded inexact at once, to where the
@@ -3117,6 +3312,7 @@ mod tests {
                     known: false,
                     complete: false,
                     members: Vec::new(),
+                    span: None,
                 };
                 (format!("perf:k{i}").into_bytes(), window)
             })
@@ -3182,10 +3378,10 @@ mod tests {
             );
             let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
             changes.apply(&store, &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), [b"perf:u".to_vec()], "{case}");
+            assert_eq!(keys(changes.take_topups()), [b"perf:u".to_vec()], "{case}");
             let at = changes.stream_positions()[0].2;
             changes.apply(&commands(at, writes), &mut batch).unwrap();
-            changes.take_topups();
+            keys(changes.take_topups());
             answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             let spans: Vec<(&str, u64)> = batch
                 .inexact_spans
@@ -3199,5 +3395,399 @@ mod tests {
             };
             assert_eq!(spans, expected, "{case}");
         }
+    }
+
+    /// A past message of one sorted-set key, spelled out: tag 11, the offset of the answer it comes before, then the
+    /// key (length, bytes), its `covered_from`, its item count, and each item (offset, kind 0, score as f64 bits,
+    /// member's length and bytes), little-endian.
+    fn past(offset: u64, key: &[u8], covered_from: u64, items: &[(u64, f64, &[u8])]) -> Vec<u8> {
+        let mut message = vec![11];
+        message.extend_from_slice(&offset.to_le_bytes());
+        message.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        message.extend_from_slice(key);
+        message.extend_from_slice(&covered_from.to_le_bytes());
+        message.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for (at, score, member) in items {
+            message.extend_from_slice(&at.to_le_bytes());
+            message.push(0);
+            message.extend_from_slice(&score.to_bits().to_le_bytes());
+            message.extend_from_slice(&(member.len() as u32).to_le_bytes());
+            message.extend_from_slice(member);
+        }
+        message
+    }
+
+    /// `perf:u` stored into (`ZUNIONSTORE`, its rows from the top-up: a span opens at the command, `store`) and
+    /// written again before the answer (`ZADD perf:u 5 m`: the span is inexact): the sink, the offset where the
+    /// top-up was asked from (`since`), and where the answer comes (`at`).
+    fn stored_into_and_written_again() -> (Changes, Batch, u64, u64) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let store = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&stored, &mut batch).unwrap();
+        let asks = changes.take_topups();
+        assert_eq!(
+            asks,
+            [TopupAsk {
+                since: Some(store),
+                keys: vec![b"perf:u".to_vec()]
+            }],
+            "asked from where the span starts"
+        );
+        let at = changes.stream_positions()[0].2;
+        let written = commands(at, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        changes.apply(&written, &mut batch).unwrap();
+        let at = changes.stream_positions()[0].2;
+        (changes, batch, store, at)
+    }
+
+    /// The relay's past writes of the key, listing every write from the span's start, come before the answer:
+    /// each has its row (the store's result, which the `ZADD` replaced before the answer, too) and the span is
+    /// exact.
+    #[test]
+    fn past_writes_from_a_spans_start_store_the_score_between_and_close_it() {
+        let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+        let rows = batch.zsets.len();
+        // The literal of one item: `perf:u`, covered from 0, the store's result (1000, `m`) at `store + 1`.
+        let literal: &[u8] = b"\x0b\x2a\0\0\0\0\0\0\0\x06\0\0\0perf:u\0\0\0\0\0\0\0\0\x01\0\0\0\
+              \x29\0\0\0\0\0\0\0\0\0\0\0\0\0\x40\x8f\x40\x01\0\0\0m";
+        assert_eq!(literal, past(42, b"perf:u", 0, &[(41, 1000.0, b"m")]));
+        let message = past(
+            at,
+            b"perf:u",
+            0,
+            &[(store + 1, 1000.0, b"m"), (at, 5.0, b"m")],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(
+            scores(&batch)[rows..],
+            [1000.0],
+            "the ZADD's row is stored already"
+        );
+        assert!(
+            batch.positions.last().is_some_and(|(_, o)| *o == at),
+            "the stream does not move"
+        );
+        answer_now(&mut changes, &mut batch, b"perf:u", &[("5", b"m")]);
+        assert_eq!(
+            batch.inexact_spans,
+            [],
+            "every write listed: no score missing"
+        );
+    }
+
+    /// Past writes cover the span up to the answer they come with only: a span closed by a later answer (the one
+    /// they came with left the key for later), after writes they could not list, is recorded to there.
+    #[test]
+    fn past_writes_cover_a_span_up_to_their_answer_only() {
+        let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+        changes
+            .apply(&past(at, b"perf:u", 0, &[(at, 5.0, b"m")]), &mut batch)
+            .unwrap();
+        let later = commands(at, &[&[b"ZADD", b"perf:u", b"7", b"m"]]);
+        changes.apply(&later, &mut batch).unwrap();
+        let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[("7", b"m")]);
+        assert!(answered > at);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store, answered)]);
+    }
+
+    /// Past writes listed from after the span's start (the relay's ring evicted the start, or its state holds the
+    /// key since then only): the span is recorded to where they start (`covered_from`), not to the answer; when
+    /// the relay cannot say (`covered_from` = the answer's offset, no items), to the answer, as without a past
+    /// message. A relay that sends none records the span as before.
+    #[test]
+    fn past_writes_from_after_a_spans_start_leave_the_part_before_recorded() {
+        for (covered, listed) in [(Some(1), true), (Some(0), false), (None, false)] {
+            let (mut changes, mut batch, store, at) = stored_into_and_written_again();
+            let covered_from = covered.map(|c| store + c).unwrap_or(at);
+            if covered.is_some() || listed {
+                let items: &[(u64, f64, &[u8])] = if listed { &[(at, 5.0, b"m")] } else { &[] };
+                changes
+                    .apply(&past(at, b"perf:u", covered_from, items), &mut batch)
+                    .unwrap();
+            }
+            answer_now(&mut changes, &mut batch, b"perf:u", &[("5", b"m")]);
+            let to = match covered {
+                Some(c) if c > 0 => store + c,
+                _ => at,
+            };
+            let expected = if covered == Some(0) {
+                vec![]
+            } else {
+                vec![span("perf:u", store, to)]
+            };
+            assert_eq!(batch.inexact_spans, expected, "covered from {covered:?}");
+        }
+    }
+
+    /// A sink stopped while a span was open and already inexact stores where it started and that it is inexact;
+    /// resumed there, it asks the top-up from that offset. Answered before any write after the resume: exact when
+    /// the relay's past writes start there, recorded from the start (before the position) when they do not.
+    #[test]
+    fn a_span_inexact_at_the_position_goes_on_from_its_start_after_a_resume() {
+        let (_, batch, store, at) = stored_into_and_written_again();
+        let (epoch, offset) = batch.positions[0].clone();
+        assert_eq!(offset, at);
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        let inexact = StoredSpan {
+            from: store,
+            inexact: true,
+        };
+        assert_eq!(
+            stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.span))
+                .collect::<Vec<_>>(),
+            [(&b"perf:u"[..], Some(inexact))]
+        );
+        for covered_from in [store, at] {
+            let mut resumed = Changes::new(changes().modes, Vec::new(), stored.clone());
+            resumed.resuming(&[(epoch.clone(), offset)]);
+            let mut batch = Batch::default();
+            resumed
+                .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+                .unwrap();
+            assert_eq!(
+                resumed.take_topups(),
+                [TopupAsk {
+                    since: Some(store),
+                    keys: vec![b"perf:u".to_vec()]
+                }]
+            );
+            let items: &[(u64, f64, &[u8])] = if covered_from == store {
+                &[(store + 1, 1000.0, b"m"), (at, 5.0, b"m")]
+            } else {
+                &[]
+            };
+            resumed
+                .apply(&past(offset, b"perf:u", covered_from, items), &mut batch)
+                .unwrap();
+            answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
+            let expected = if covered_from == store {
+                vec![]
+            } else {
+                vec![span("perf:u", store, offset)]
+            };
+            assert_eq!(batch.inexact_spans, expected, "covered from {covered_from}");
+        }
+    }
+
+    /// A relay older than the past message (its hello's protocol version below 4) is asked without `since`, which it
+    /// would refuse.
+    #[test]
+    fn an_older_relay_is_asked_without_since() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let mut hello = wire::encode_hello("e1", 0);
+        assert_eq!(hello[1], wire::PROTOCOL_VERSION);
+        hello[1] = SINCE_VERSION - 1;
+        changes.apply(&hello, &mut batch).unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let stored = commands(0, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        changes.apply(&stored, &mut batch).unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: None,
+                keys: vec![b"perf:u".to_vec()]
+            }]
+        );
+    }
+
+    /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
+    #[test]
+    fn a_stale_key_is_asked_from_the_stale_offset_and_a_bad_past_is_refused() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        changes
+            .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
+            .unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: Some(offset),
+                keys: vec![b"perf:b".to_vec()]
+            }]
+        );
+        let message = past(offset, b"perf:u", 0, &[(offset, 5.0, b"m")]);
+        for cut in [1, 5, 12, 20, message.len() - 1] {
+            let error = changes.apply(&message[..cut], &mut batch).unwrap_err();
+            assert!(matches!(error, ChangeError::Wire(_)), "{error}");
+        }
+    }
+
+    /// A sink stopped while a span was open and already inexact (a `…STORE` into the key, written again before the
+    /// answer) stores where it started and that it is inexact; the one resumed there, answered before any write
+    /// after the resume, records the span from its start (before the position) to the answer.
+    #[test]
+    fn a_span_inexact_at_the_position_is_recorded_from_its_start_after_a_resume() {
+        let mut first = changes();
+        let mut batch = Batch::default();
+        let store = joined_and_read(
+            &mut first,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
+        );
+        let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
+        first.apply(&stored, &mut batch).unwrap();
+        let at = first.stream_positions()[0].2;
+        let written = commands(at, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
+        first.apply(&written, &mut batch).unwrap();
+        let (epoch, offset) = batch.positions[0].clone();
+        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect();
+        let inexact = StoredSpan {
+            from: store,
+            inexact: true,
+        };
+        assert_eq!(
+            stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.span))
+                .collect::<Vec<_>>(),
+            [(&b"perf:u"[..], Some(inexact))]
+        );
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[(epoch.clone(), offset)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
+            .unwrap();
+        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
+        let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
+        assert_eq!(answered, offset);
+        assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
+    }
+
+    /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
+    /// the whole key): where the stream stands after.
+    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let list: Vec<[&[u8]; 4]> = scores
+            .iter()
+            .zip(&members)
+            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+            .collect();
+        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+        let at = joined_and_read(changes, batch, &list);
+        assert_eq!(batch.zsets.len(), 20);
+        assert!(keys(changes.take_topups()).is_empty());
+        at
+    }
+
+    /// A `ZADD` with `NX`, `XX`, `GT` or `LT` of a member the history window does not hold, below its floor, on a
+    /// key the window does not hold whole: the window is right (the member ends below it) and reports nothing, but
+    /// Redis wrote the member among the key's `--window` newest, which the sink promises rows of. The key is read by
+    /// a top-up, asked from the command (its span opens there), whose answer writes the member. A flagged `ZADD` of
+    /// a member the window holds, or one it takes in, asks nothing.
+    #[test]
+    fn a_flagged_zadd_below_a_window_not_whole_asks_a_top_up_whose_answer_writes_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_with_twenty_members(&mut changes, &mut batch);
+        let held = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"XX", b"1019.5", b"m19"],
+                &[b"ZADD", b"perf:a", b"GT", b"2000", b"top"],
+            ],
+        );
+        changes.apply(&held, &mut batch).unwrap();
+        assert_eq!(scores(&batch)[20..], [1019.5, 2000.0]);
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "the window holds both"
+        );
+
+        // Redis adds `new`, then rescores it, each time below the window's floor (1004, then 1005).
+        for (flag, score) in [
+            ("NX", 1002.5),
+            ("XX", 1002.25),
+            ("GT", 1003.0),
+            ("LT", 1001.0),
+        ] {
+            let mut batch = Batch::default();
+            let at = changes.stream_positions()[0].2;
+            let text = score.to_string();
+            let below = commands(
+                at,
+                &[&[b"ZADD", b"perf:a", flag.as_bytes(), text.as_bytes(), b"new"]],
+            );
+            changes.apply(&below, &mut batch).unwrap();
+            assert_eq!(
+                changes.take_topups(),
+                [TopupAsk {
+                    since: Some(at),
+                    keys: vec![b"perf:a".to_vec()]
+                }],
+                "ZADD {flag} below the window"
+            );
+            answer_now(
+                &mut changes,
+                &mut batch,
+                b"perf:a",
+                &[("2000", b"top"), (&text, b"new")],
+            );
+            assert_eq!(scores(&batch), [2000.0, score], "ZADD {flag}");
+            assert!(batch.inexact_spans.is_empty());
+            // The key as before, its window not whole again.
+            let at = changes.stream_positions()[0].2;
+            let refill: Vec<String> = (1004..1020).map(|s| s.to_string()).collect();
+            let refill: Vec<[&[u8]; 4]> = refill
+                .iter()
+                .map(|s| [&b"ZADD"[..], b"perf:a", s.as_bytes(), s.as_bytes()])
+                .collect();
+            let refill: Vec<&[&[u8]]> = refill.iter().map(|c| &c[..]).collect();
+            changes.apply(&commands(at, &refill), &mut batch).unwrap();
+            assert!(keys(changes.take_topups()).is_empty());
+        }
+    }
+
+    /// The same `ZADD NX` below the window, and the member raised into the window later in the same relay message:
+    /// the key is read as it is right after the flagged command (pending), not at the end of the message (where the
+    /// window holds the member), so the top-up is asked from there and its span, the member written again before
+    /// the answer, is recorded.
+    #[test]
+    fn a_flagged_zadd_below_the_window_is_judged_right_after_it_within_a_message() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_with_twenty_members(&mut changes, &mut batch);
+        let message = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"NX", b"1002.5", b"new"],
+                &[b"ZADD", b"perf:a", b"3000", b"new"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        assert_eq!(
+            changes.take_topups(),
+            [TopupAsk {
+                since: Some(at),
+                keys: vec![b"perf:a".to_vec()]
+            }]
+        );
+        let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("3000", b"new")]);
+        assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }
 }

@@ -215,12 +215,16 @@ async fn run_session(
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
-        let topups = changes.take_topups();
-        if !topups.is_empty() {
+        for ask in changes.take_topups() {
             metrics
                 .topups
-                .fetch_add(topups.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for request in Topup::requests(topups.iter().map(Vec::as_slice)) {
+                .fetch_add(ask.keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let keys = ask.keys.iter().map(Vec::as_slice);
+            let requests = match ask.since {
+                Some(since) => Topup::requests_since(keys, since),
+                None => Topup::requests(keys),
+            };
+            for request in requests {
                 socket.send(WsMessage::text(request)).await?;
             }
         }

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -126,6 +126,14 @@ CREATE TABLE replicast.inexact_span (
   noted_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (epoch, key, shard, from_offset)
 );
+"#,
+    r#"
+-- A window stored as unknown (its top-up pending) with a span open: where the span starts and whether it is inexact
+-- already. A resumed sink opens the span from there and asks the top-up with that offset as its "since", so that the
+-- relay's past writes close it (or it is recorded from where it started). Null: no span open (or a version 4 row).
+ALTER TABLE replicast.history_window
+  ADD COLUMN span_from bigint,
+  ADD COLUMN span_inexact boolean NOT NULL DEFAULT false;
 "#,
 ];
 

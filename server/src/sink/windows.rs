@@ -27,6 +27,19 @@ pub struct StoredWindow {
     pub complete: bool,
     /// The members, highest score first, with their scores.
     pub members: Vec<(f64, Vec<u8>)>,
+    /// Unknown, with a span open (a command whose rows the pending top-up reads): where the span starts, and
+    /// whether a write since may have changed or removed what it wrote. A resumed sink opens the span from there
+    /// and asks the top-up with that `since` (`super::changes`).
+    pub span: Option<StoredSpan>,
+}
+
+/// The span a window stored as unknown had open at the position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSpan {
+    /// Where the first command whose rows the top-up reads starts, in the stream of the window's shard.
+    pub from: u64,
+    /// A write after it may have changed or removed what it wrote (before the position).
+    pub inexact: bool,
 }
 
 impl StoredWindow {
@@ -43,18 +56,21 @@ impl StoredWindow {
                     .newest_first()
                     .map(|(member, score)| (score, member.to_vec()))
                     .collect(),
+                span: None,
             },
             Some((w, _)) => StoredWindow {
                 shard: w.shard(),
                 known: false,
                 complete: false,
                 members: Vec::new(),
+                span: None,
             },
             None => StoredWindow {
                 shard: home,
                 known: !unknown,
                 complete: !unknown,
                 members: Vec::new(),
+                span: None,
             },
         }
     }
@@ -210,6 +226,7 @@ mod tests {
             known: true,
             complete: false,
             members: vec![(1.0, b"a".to_vec())],
+            span: None,
         };
         assert!(!short.restorable(4));
         assert!(!StoredWindow::of(None, true, 0).restorable(4));

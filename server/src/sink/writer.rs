@@ -35,7 +35,7 @@ use super::copy::{
 use super::metrics::SinkMetrics;
 use super::rows::{json_text_strict, Batch, MirrorState, SetOp};
 use super::schema::{self, Partitions};
-use super::windows::StoredWindow;
+use super::windows::{StoredSpan, StoredWindow};
 
 /// Waits between attempts to write a batch: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -71,7 +71,8 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
 pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8>, StoredWindow)>> {
     let rows = client
         .query(
-            "SELECT key, shard, known, complete, scores, members FROM replicast.history_window",
+            "SELECT key, shard, known, complete, scores, members, span_from, span_inexact
+             FROM replicast.history_window",
             &[],
         )
         .await?;
@@ -95,6 +96,17 @@ pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8
                 members.len()
             );
         }
+        let span_from: Option<i64> = row.get(6);
+        let span = match span_from.map(u64::try_from) {
+            None => None,
+            Some(Ok(from)) => Some(StoredSpan {
+                from,
+                inexact: row.get(7),
+            }),
+            Some(Err(_)) => anyhow::bail!(
+                "replicast.history_window: the row of {key:?} is not one this sink wrote: span_from {span_from:?}"
+            ),
+        };
         windows.push((
             key.into_bytes(),
             StoredWindow {
@@ -102,6 +114,7 @@ pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8
                 known: row.get(2),
                 complete: row.get(3),
                 members: scores.into_iter().zip(members).collect(),
+                span,
             },
         ));
     }
@@ -714,11 +727,12 @@ async fn write_window(
         .map(|(score, member)| (*score, member.as_slice()))
         .unzip();
     tx.execute(
-        "INSERT INTO replicast.history_window (key, shard, known, complete, scores, members)
-           VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO replicast.history_window
+           (key, shard, known, complete, scores, members, span_from, span_inexact)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (key) DO UPDATE SET shard = excluded.shard, known = excluded.known,
            complete = excluded.complete, scores = excluded.scores, members = excluded.members,
-           updated_at = now()",
+           span_from = excluded.span_from, span_inexact = excluded.span_inexact, updated_at = now()",
         &[
             &key,
             &i32::from(window.shard),
@@ -726,6 +740,8 @@ async fn write_window(
             &window.complete,
             &scores,
             &members,
+            &window.span.map(|s| s.from as i64),
+            &window.span.is_some_and(|s| s.inexact),
         ],
     )
     .await?;
