@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{committed, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis, ANSWER_TIMEOUT};
+use support::{free_port, master_repl_offset, redis_conn, start_redis, Proc, ANSWER_TIMEOUT};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -600,6 +600,39 @@ struct CaughtUp {
     spans_total: String,
 }
 
+impl CaughtUp {
+    /// What the restarted sink listening on `listen` made of `perf:n` once it stored `rows` rows of it, with the
+    /// increments' `scores`, `before` and `after`; the sink is stopped after.
+    async fn read(
+        db: &tokio_postgres::Client,
+        listen: &str,
+        sink: Proc,
+        rows: usize,
+        scores: Vec<u64>,
+        before: u64,
+        after: u64,
+    ) -> CaughtUp {
+        let stored = stored_scores(db, "perf:n", rows).await;
+        let spans = spans(db).await;
+        let epoch: String = db
+            .query_one("SELECT epoch FROM replicast.position", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let spans_total = spans_counted(listen, spans.len()).await;
+        drop(sink);
+        CaughtUp {
+            scores,
+            before,
+            after,
+            stored,
+            spans,
+            epoch,
+            spans_total,
+        }
+    }
+}
+
 /// The spans `replicast.inexact_span` holds: key, shard, from, to, epoch.
 async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, String)> {
     db.query(
@@ -704,24 +737,7 @@ async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize)
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
     committed(&db, redis_port).await;
     // The rows and the span (if any) commit in one transaction, with the answer.
-    let stored = stored_scores(&db, "perf:n", rows).await;
-    let spans = spans(&db).await;
-    let epoch: String = db
-        .query_one("SELECT epoch FROM replicast.position", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let spans_total = spans_counted(&listen, spans.len()).await;
-    drop(sink);
-    CaughtUp {
-        scores,
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    }
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
 }
 
 /// A restarted sink whose catch-up increments a member of a key it holds no window of (its rows come from a
@@ -1070,24 +1086,8 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
     // No write after the resume.
     let listen = format!("127.0.0.1:{}", free_port());
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
-    let stored = stored_scores(&db, "perf:n", rows).await;
-    let spans = spans(&db).await;
-    let epoch: String = db
-        .query_one("SELECT epoch FROM replicast.position", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let spans_total = spans_counted(&listen, spans.len()).await;
-    drop(sink);
-    CaughtUp {
-        scores: vec![first as u64, second as u64],
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    }
+    let scores = vec![first as u64, second as u64];
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
 }
 
 /// A sink restarted while a key's span was open and already inexact at its position (both increments before it),
