@@ -1995,6 +1995,14 @@ mod tests {
         wire::encode_commands(start, &bytes)
     }
 
+    /// The one top-up asked: of `key`, from `since`.
+    fn one_ask(since: Option<u64>, key: &[u8]) -> [TopupAsk; 1] {
+        [TopupAsk {
+            since,
+            keys: vec![key.to_vec()],
+        }]
+    }
+
     /// The windows a batch stores with its position, as a restarted sink reads them back.
     fn stored_windows(batch: &Batch) -> Vec<(Vec<u8>, StoredWindow)> {
         batch
@@ -3433,10 +3441,7 @@ mod tests {
         let asks = changes.take_topups();
         assert_eq!(
             asks,
-            [TopupAsk {
-                since: Some(store),
-                keys: vec![b"perf:u".to_vec()]
-            }],
+            one_ask(Some(store), b"perf:u"),
             "asked from where the span starts"
         );
         let at = changes.stream_positions()[0].2;
@@ -3549,13 +3554,7 @@ mod tests {
         let (stored, epoch, offset, store) = stopped_with_an_inexact_span();
         for covered_from in [store, offset] {
             let (mut resumed, mut batch) = resumed_at(stored.clone(), &epoch, offset);
-            assert_eq!(
-                resumed.take_topups(),
-                [TopupAsk {
-                    since: Some(store),
-                    keys: vec![b"perf:u".to_vec()]
-                }]
-            );
+            assert_eq!(resumed.take_topups(), one_ask(Some(store), b"perf:u"));
             let items: &[(u64, f64, &[u8])] = if covered_from == store {
                 &[(store + 1, 1000.0, b"m"), (offset, 5.0, b"m")]
             } else {
@@ -3589,13 +3588,7 @@ mod tests {
             .unwrap();
         let stored = commands(0, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: None,
-                keys: vec![b"perf:u".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(None, b"perf:u"));
     }
 
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
@@ -3611,13 +3604,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: Some(offset),
-                keys: vec![b"perf:b".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(Some(offset), b"perf:b"));
         let message = past(offset, b"perf:u", 0, &[(offset, 5.0, b"m")]);
         for cut in [1, 5, 12, 20, message.len() - 1] {
             let error = changes.apply(&message[..cut], &mut batch).unwrap_err();
@@ -3696,10 +3683,7 @@ mod tests {
             changes.apply(&below, &mut batch).unwrap();
             assert_eq!(
                 changes.take_topups(),
-                [TopupAsk {
-                    since: Some(at),
-                    keys: vec![b"perf:a".to_vec()]
-                }],
+                one_ask(Some(at), b"perf:a"),
                 "ZADD {flag} below the window"
             );
             answer_now(
@@ -3740,13 +3724,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: Some(at),
-                keys: vec![b"perf:a".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(Some(at), b"perf:a"));
         let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("3000", b"new")]);
         assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }
