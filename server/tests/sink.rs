@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
-use support::sink::{committed, sink_command, start_relay_on, start_sink, Rng};
+use support::sink::{
+    committed, postgres_and_a_relay, sink_command, start_relay_on, start_sink, Rng,
+};
 use support::{
     free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until,
     wait_healthy,
@@ -500,10 +502,7 @@ async fn backends(db: &tokio_postgres::Client, but: i32, condition: &str) -> i64
 /// batch is in the database, the position is the one before them, and the sink restarted writes both, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_killed_between_two_connections_commits_writes_each_batch_once() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let mut rng = Rng(11);
     // Samples of today: they go straight into the day's partition.
@@ -670,10 +669,7 @@ async fn a_sink_killed_between_two_connections_commits_writes_each_batch_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_requests() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let listen = free_port();
     let _sink = start_sink(
         relay_port,
@@ -1436,10 +1432,7 @@ async fn mirror_differences(
 /// tables, which equal Redis after every restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mirror_equals_redis_after_the_sink_is_killed_and_resumed() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let mut rng = Rng(29);
     let db = pg.client().await;
@@ -1498,10 +1491,7 @@ async fn every_mirror_equals_redis_after_the_sink_is_killed_and_resumed() {
 /// written since, so the key is read whole before its rows are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_sink_reads_a_key_it_holds_no_rows_of_before_writing_it() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = |mirror: &str| {
@@ -1547,10 +1537,7 @@ async fn stream_ids(conn: &mut MultiplexedConnection, key: &str) -> BTreeSet<Str
 /// A transaction that renames a stream in and trims it (`ev:y`) leaves a row for every entry it moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_renamed_copied_moved_or_restored_into_a_history_key_has_its_rows() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);

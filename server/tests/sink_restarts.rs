@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
-use support::sink::{committed, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis, ANSWER_TIMEOUT};
+use support::sink::{committed, postgres_and_a_relay, start_relay_on, start_sink, Rng};
+use support::{free_port, master_repl_offset, redis_conn, start_redis, Proc, ANSWER_TIMEOUT};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -477,10 +477,7 @@ async fn wait_stored(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_is_exact_after_the_sink_is_killed_among_state_dependent_writes() {
     let mut rng = Rng::from_env("workload and kill points");
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let mut written = Written {
@@ -600,6 +597,39 @@ struct CaughtUp {
     spans_total: String,
 }
 
+impl CaughtUp {
+    /// What the restarted sink listening on `listen` made of `perf:n` once it stored `rows` rows of it, with the
+    /// increments' `scores`, `before` and `after`; the sink is stopped after.
+    async fn read(
+        db: &tokio_postgres::Client,
+        listen: &str,
+        sink: Proc,
+        rows: usize,
+        scores: Vec<u64>,
+        before: u64,
+        after: u64,
+    ) -> CaughtUp {
+        let stored = stored_scores(db, "perf:n", rows).await;
+        let spans = spans(db).await;
+        let epoch: String = db
+            .query_one("SELECT epoch FROM replicast.position", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let spans_total = spans_counted(listen, spans.len()).await;
+        drop(sink);
+        CaughtUp {
+            scores,
+            before,
+            after,
+            stored,
+            spans,
+            epoch,
+            spans_total,
+        }
+    }
+}
+
 /// The spans `replicast.inexact_span` holds: key, shard, from, to, epoch.
 async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, String)> {
     db.query(
@@ -670,10 +700,7 @@ async fn spans_counted(listen: &str, spans: usize) -> String {
 /// The sink stopped, `perf:n` incremented twice while it is away, the sink restarted (`--listen`): what it stored
 /// once the catch-up and the top-up's answer are in (`rows` of `perf:n`, or a span).
 async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize) -> CaughtUp {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, relay_args);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(relay_args);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -704,24 +731,7 @@ async fn incremented_twice_during_the_catch_up(relay_args: &[&str], rows: usize)
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
     committed(&db, redis_port).await;
     // The rows and the span (if any) commit in one transaction, with the answer.
-    let stored = stored_scores(&db, "perf:n", rows).await;
-    let spans = spans(&db).await;
-    let epoch: String = db
-        .query_one("SELECT epoch FROM replicast.position", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let spans_total = spans_counted(&listen, spans.len()).await;
-    drop(sink);
-    CaughtUp {
-        scores,
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    }
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
 }
 
 /// A restarted sink whose catch-up increments a member of a key it holds no window of (its rows come from a
@@ -778,10 +788,8 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_covered() {
     const T: u64 = 1_700_000_000_000;
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &["--state-depth", "20"]);
+    let (pg, _redis, redis_port, _relay, relay_port) =
+        postgres_and_a_relay(&["--state-depth", "20"]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &["--window", "20"]);
@@ -844,10 +852,7 @@ async fn a_score_given_below_the_relays_window_is_not_listed_and_the_key_stays_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flagged_zadd_below_the_sinks_history_window_has_its_row() {
     const T: u64 = 1_700_000_000_000;
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -892,10 +897,7 @@ async fn a_flagged_zadd_below_the_sinks_history_window_has_its_row() {
 /// later write to another key (docs/SINK.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_keys_span_is_recorded_up_to_its_last_entry_not_to_the_answer() {
-    let pg = Postgres::start();
-    let (_redis, redis_port) = start_redis();
-    let relay_port = free_port();
-    let _relay = start_relay_on(relay_port, redis_port, &[]);
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -1070,24 +1072,8 @@ async fn inexact_at_the_position(relay_args: &[&str], rows: usize) -> CaughtUp {
     // No write after the resume.
     let listen = format!("127.0.0.1:{}", free_port());
     let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
-    let stored = stored_scores(&db, "perf:n", rows).await;
-    let spans = spans(&db).await;
-    let epoch: String = db
-        .query_one("SELECT epoch FROM replicast.position", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let spans_total = spans_counted(&listen, spans.len()).await;
-    drop(sink);
-    CaughtUp {
-        scores: vec![first as u64, second as u64],
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    }
+    let scores = vec![first as u64, second as u64];
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
 }
 
 /// A sink restarted while a key's span was open and already inexact at its position (both increments before it),

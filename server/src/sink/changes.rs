@@ -1995,6 +1995,38 @@ mod tests {
         wire::encode_commands(start, &bytes)
     }
 
+    /// The one top-up asked: of `key`, from `since`.
+    fn one_ask(since: Option<u64>, key: &[u8]) -> [TopupAsk; 1] {
+        [TopupAsk {
+            since,
+            keys: vec![key.to_vec()],
+        }]
+    }
+
+    /// The windows a batch stores with its position, as a restarted sink reads them back.
+    fn stored_windows(batch: &Batch) -> Vec<(Vec<u8>, StoredWindow)> {
+        batch
+            .windows
+            .iter()
+            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
+            .collect()
+    }
+
+    /// A sink resumed at `(epoch, offset)` with the windows `stored`, the relay's hello read into a new batch.
+    fn resumed_at(
+        stored: Vec<(Vec<u8>, StoredWindow)>,
+        epoch: &str,
+        offset: u64,
+    ) -> (Changes, Batch) {
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(&[(epoch.to_string(), offset)]);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&wire::encode_hello(epoch, offset), &mut batch)
+            .unwrap();
+        (resumed, batch)
+    }
+
     /// A sink that followed `perf:a` (a member at 1000, incremented by 5) and the window it stored with its
     /// batch's position; then one resumed there, with that window or without any, given `ZINCRBY perf:a 7 m`.
     fn resumed_after_an_increment(keep_window: bool) -> (Batch, Changes) {
@@ -2017,20 +2049,14 @@ mod tests {
         let scores = scores(&batch);
         assert_eq!(scores, [1000.0, 1005.0]);
         let (epoch, offset) = batch.positions[0].clone();
-        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
-            .windows
-            .iter()
-            .filter(|_| keep_window)
-            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
-            .collect();
+        let stored = if keep_window {
+            stored_windows(&batch)
+        } else {
+            Vec::new()
+        };
         assert_eq!(stored.len(), usize::from(keep_window), "perf:a is stateful");
 
-        let mut second = Changes::new(changes().modes, Vec::new(), stored);
-        second.resuming(&[(epoch.clone(), offset)]);
-        let mut batch = Batch::default();
-        second
-            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
-            .unwrap();
+        let (mut second, mut batch) = resumed_at(stored, &epoch, offset);
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         second.apply(&more, &mut batch).unwrap();
         (batch, second)
@@ -2513,18 +2539,9 @@ mod tests {
             &[&[b"ZINCRBY", b"perf:a", b"5", b"m"], &[b"DEL", b"perf:a"]],
         );
         let (epoch, offset) = batch.positions[0].clone();
-        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
-            .windows
-            .iter()
-            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
-            .collect();
+        let stored = stored_windows(&batch);
 
-        let mut second = Changes::new(first.modes, Vec::new(), stored);
-        second.resuming(&[(epoch.clone(), offset)]);
-        let mut batch = Batch::default();
-        second
-            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
-            .unwrap();
+        let (mut second, mut batch) = resumed_at(stored, &epoch, offset);
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         second.apply(&more, &mut batch).unwrap();
         let scores = scores(&batch);
@@ -3230,11 +3247,7 @@ mod tests {
             bytes.len() as u64
         };
         let (epoch, offset) = batch.positions[0].clone();
-        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
-            .windows
-            .iter()
-            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
-            .collect();
+        let stored = stored_windows(&batch);
         assert_eq!(stored_states(&batch), [("perf:u", "unknown".to_string())]);
         let from_the_store = StoredSpan {
             from: store_at,
@@ -3242,12 +3255,7 @@ mod tests {
         };
         assert_eq!(stored[0].1.span, Some(from_the_store));
 
-        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
-        resumed.resuming(&[(epoch.clone(), offset)]);
-        let mut batch = Batch::default();
-        resumed
-            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
-            .unwrap();
+        let (mut resumed, mut batch) = resumed_at(stored, &epoch, offset);
         let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
         resumed.apply(&more, &mut batch).unwrap();
         assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
@@ -3433,10 +3441,7 @@ mod tests {
         let asks = changes.take_topups();
         assert_eq!(
             asks,
-            [TopupAsk {
-                since: Some(store),
-                keys: vec![b"perf:u".to_vec()]
-            }],
+            one_ask(Some(store), b"perf:u"),
             "asked from where the span starts"
         );
         let at = changes.stream_positions()[0].2;
@@ -3525,46 +3530,33 @@ mod tests {
         }
     }
 
+    /// [`stored_into_and_written_again`]'s sink stopped at its batch's position, which is where the stream stands:
+    /// the windows it stores (`perf:u`'s span, from the store, inexact), its epoch and offset, and the store's offset.
+    fn stopped_with_an_inexact_span() -> (Vec<(Vec<u8>, StoredWindow)>, String, u64, u64) {
+        let (_, batch, store, at) = stored_into_and_written_again();
+        let (epoch, offset) = batch.positions[0].clone();
+        assert_eq!(offset, at);
+        let stored = stored_windows(&batch);
+        let spans: Vec<_> = stored.iter().map(|(k, w)| (k.as_slice(), w.span)).collect();
+        let inexact = StoredSpan {
+            from: store,
+            inexact: true,
+        };
+        assert_eq!(spans, [(&b"perf:u"[..], Some(inexact))]);
+        (stored, epoch, offset, store)
+    }
+
     /// A sink stopped while a span was open and already inexact stores where it started and that it is inexact;
     /// resumed there, it asks the top-up from that offset. Answered before any write after the resume: exact when
     /// the relay's past writes start there, recorded from the start (before the position) when they do not.
     #[test]
     fn a_span_inexact_at_the_position_goes_on_from_its_start_after_a_resume() {
-        let (_, batch, store, at) = stored_into_and_written_again();
-        let (epoch, offset) = batch.positions[0].clone();
-        assert_eq!(offset, at);
-        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
-            .windows
-            .iter()
-            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
-            .collect();
-        let inexact = StoredSpan {
-            from: store,
-            inexact: true,
-        };
-        assert_eq!(
-            stored
-                .iter()
-                .map(|(k, w)| (k.as_slice(), w.span))
-                .collect::<Vec<_>>(),
-            [(&b"perf:u"[..], Some(inexact))]
-        );
-        for covered_from in [store, at] {
-            let mut resumed = Changes::new(changes().modes, Vec::new(), stored.clone());
-            resumed.resuming(&[(epoch.clone(), offset)]);
-            let mut batch = Batch::default();
-            resumed
-                .apply(&wire::encode_hello(&epoch, offset), &mut batch)
-                .unwrap();
-            assert_eq!(
-                resumed.take_topups(),
-                [TopupAsk {
-                    since: Some(store),
-                    keys: vec![b"perf:u".to_vec()]
-                }]
-            );
+        let (stored, epoch, offset, store) = stopped_with_an_inexact_span();
+        for covered_from in [store, offset] {
+            let (mut resumed, mut batch) = resumed_at(stored.clone(), &epoch, offset);
+            assert_eq!(resumed.take_topups(), one_ask(Some(store), b"perf:u"));
             let items: &[(u64, f64, &[u8])] = if covered_from == store {
-                &[(store + 1, 1000.0, b"m"), (at, 5.0, b"m")]
+                &[(store + 1, 1000.0, b"m"), (offset, 5.0, b"m")]
             } else {
                 &[]
             };
@@ -3596,13 +3588,7 @@ mod tests {
             .unwrap();
         let stored = commands(0, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: None,
-                keys: vec![b"perf:u".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(None, b"perf:u"));
     }
 
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
@@ -3618,13 +3604,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: Some(offset),
-                keys: vec![b"perf:b".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(Some(offset), b"perf:b"));
         let message = past(offset, b"perf:u", 0, &[(offset, 5.0, b"m")]);
         for cut in [1, 5, 12, 20, message.len() - 1] {
             let error = changes.apply(&message[..cut], &mut batch).unwrap_err();
@@ -3637,41 +3617,8 @@ mod tests {
     /// after the resume, records the span from its start (before the position) to the answer.
     #[test]
     fn a_span_inexact_at_the_position_is_recorded_from_its_start_after_a_resume() {
-        let mut first = changes();
-        let mut batch = Batch::default();
-        let store = joined_and_read(
-            &mut first,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-        );
-        let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
-        first.apply(&stored, &mut batch).unwrap();
-        let at = first.stream_positions()[0].2;
-        let written = commands(at, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
-        first.apply(&written, &mut batch).unwrap();
-        let (epoch, offset) = batch.positions[0].clone();
-        let stored: Vec<(Vec<u8>, StoredWindow)> = batch
-            .windows
-            .iter()
-            .filter_map(|(k, w)| Some((k.as_bytes().to_vec(), w.clone()?)))
-            .collect();
-        let inexact = StoredSpan {
-            from: store,
-            inexact: true,
-        };
-        assert_eq!(
-            stored
-                .iter()
-                .map(|(k, w)| (k.as_slice(), w.span))
-                .collect::<Vec<_>>(),
-            [(&b"perf:u"[..], Some(inexact))]
-        );
-        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
-        resumed.resuming(&[(epoch.clone(), offset)]);
-        let mut batch = Batch::default();
-        resumed
-            .apply(&wire::encode_hello(&epoch, offset), &mut batch)
-            .unwrap();
+        let (stored, epoch, offset, store) = stopped_with_an_inexact_span();
+        let (mut resumed, mut batch) = resumed_at(stored, &epoch, offset);
         assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
         let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(answered, offset);
@@ -3736,10 +3683,7 @@ mod tests {
             changes.apply(&below, &mut batch).unwrap();
             assert_eq!(
                 changes.take_topups(),
-                [TopupAsk {
-                    since: Some(at),
-                    keys: vec![b"perf:a".to_vec()]
-                }],
+                one_ask(Some(at), b"perf:a"),
                 "ZADD {flag} below the window"
             );
             answer_now(
@@ -3780,13 +3724,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(
-            changes.take_topups(),
-            [TopupAsk {
-                since: Some(at),
-                keys: vec![b"perf:a".to_vec()]
-            }]
-        );
+        assert_eq!(changes.take_topups(), one_ask(Some(at), b"perf:a"));
         let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("3000", b"new")]);
         assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }

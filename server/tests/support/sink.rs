@@ -4,7 +4,18 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::{master_repl_offset, redis_conn, start_until, Proc};
+use super::postgres::Postgres;
+use super::{free_port, master_repl_offset, redis_conn, start_redis, start_until, Proc};
+
+/// What most sink tests start first: PostgreSQL, a Redis, and a relay on a free port following it (given
+/// `relay_args`), as `(pg, redis, redis_port, relay, relay_port)`. Each process lives as long as its value.
+pub fn postgres_and_a_relay(relay_args: &[&str]) -> (Postgres, Proc, u16, Proc, u16) {
+    let pg = Postgres::start();
+    let (redis, redis_port) = start_redis();
+    let relay_port = free_port();
+    let relay = start_relay_on(relay_port, redis_port, relay_args);
+    (pg, redis, redis_port, relay, relay_port)
+}
 
 /// The relay on a fixed `port` (so a restarted one is where the sink looks), following the Redis on `redis_port`.
 pub fn start_relay_on(port: u16, redis_port: u16, extra: &[&str]) -> Proc {
