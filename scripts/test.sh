@@ -37,7 +37,7 @@ cargo test --workspace
 if [ -n "${RDB_FIXTURES:-}" ]; then
   cargo test -p replicast-rdb --features fixture-corpus --test fixture_corpus
 else
-  echo "RDB fixture corpus: not run (set RDB_FIXTURES=DIR to add it; .ci/run does when ../shared/rdb-fixtures exists)"
+  echo "RDB fixture corpus: not run (set RDB_FIXTURES=DIR to add it; .ci/run adds the shared corpus when one is present)"
 fi
 
 step "wasm-pack test (headless Chromium)"
