@@ -17,7 +17,10 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{committed, postgres_and_a_relay, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis, Proc, ANSWER_TIMEOUT};
+use support::{
+    free_port, master_repl_offset, metric, redis_conn, replica_at, start_redis, start_redis_with,
+    state_reaches, Proc, ANSWER_TIMEOUT,
+};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -777,6 +780,120 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     );
     assert_eq!(spans_total, "1");
     // The answer's score is stored; the one between is what the span says may be missing.
+    assert_eq!(stored, [scores[1]]);
+}
+
+/// The sink stopped, `perf:n` (a key it holds no window of) incremented once on the primary, a failover — the
+/// replica the relay follows promoted (`REPLICAOF NO ONE`: a new replication ID that continues the old one's offsets,
+/// which the relay's link resumes with `+CONTINUE`, its state kept) and the old primary gone — and `perf:n`
+/// incremented again on the promoted node; then the sink restarted (`--listen`), which resumes at its position of the
+/// old ID, reads the first increment (its top-up pending from there: a span), the continuing hello and the second
+/// (the span inexact), and the answer: what it stored (`rows` of `perf:n`, or a span).
+async fn incremented_around_a_failover(relay_args: &[&str], rows: usize) -> CaughtUp {
+    let pg = Postgres::start();
+    let (primary, primary_port) = start_redis();
+    let (_replica, replica_port) =
+        start_redis_with(&["--replicaof", "127.0.0.1", &primary_port.to_string()]);
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, replica_port, relay_args);
+    let ws_url = format!("ws://127.0.0.1:{relay_port}/ws");
+    let mut conn = redis_conn(primary_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    let _: () = redis::cmd("ZADD")
+        .arg("perf:other")
+        .arg(1_700_000_000_000u64)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    replica_at(replica_port, master_repl_offset(&mut conn).await).await;
+    committed(&db, replica_port).await;
+    drop(sink);
+    let member = r#"{"m":0}"#;
+    let before = master_repl_offset(&mut conn).await;
+    let first: f64 = redis::cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(1_700_000_000_000u64)
+        .arg(member)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    replica_at(replica_port, master_repl_offset(&mut conn).await).await;
+    let partial_syncs = metric(&ws_url, "replicast_link_partial_syncs_total").await;
+    let mut promoted = redis_conn(replica_port).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promoted)
+        .await
+        .unwrap();
+    drop(primary);
+    let second: f64 = redis::cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(5)
+        .arg(member)
+        .query_async(&mut promoted)
+        .await
+        .unwrap();
+    let after = master_repl_offset(&mut promoted).await;
+    // The relay resumed the promoted node's stream (`+CONTINUE`, not a full sync, which would rebuild its state),
+    // and its state holds both increments before the sink asks.
+    state_reaches(&ws_url, after).await;
+    assert!(
+        metric(&ws_url, "replicast_link_partial_syncs_total").await > partial_syncs,
+        "the relay resumed the promoted node with a partial resync"
+    );
+    assert_eq!(metric(&ws_url, "replicast_link_full_syncs_total").await, 1);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed(&db, replica_port).await;
+    let scores = vec![first as u64, second as u64];
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
+}
+
+/// A failover inside a span ([`incremented_around_a_failover`]): the relay's state kept its ring of past writes
+/// across the new replication ID, whose offsets continue the old one's, so the sink's `since`, an offset of the old
+/// ID, is answered with both increments' scores. Both are stored, and no span is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_around_a_failover_before_the_answer_has_every_score() {
+    let caught_up = incremented_around_a_failover(&[], 2).await;
+    assert_eq!(
+        caught_up.stored, caught_up.scores,
+        "every score, the one before the failover too"
+    );
+    assert_eq!(
+        caught_up.spans,
+        [],
+        "no span: the relay listed every write, across the failover"
+    );
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// The same with a relay that keeps no past writes (`--state-history-bytes 0`): one span recorded, from the first
+/// increment (an offset of the old ID's, which the new one continues) to the answer, and the answer's score stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_around_a_failover_before_a_relay_without_its_past_answers_records_a_span(
+) {
+    let caught_up = incremented_around_a_failover(&["--state-history-bytes", "0"], 1).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        spans_total,
+        ..
+    } = caught_up;
+    let [(key, shard, from, to, _)] = &spans[..] else {
+        panic!("one span, of perf:n: {spans:?}");
+    };
+    assert_eq!((key.as_str(), *shard), ("perf:n", 0));
+    assert!(
+        (before..after).contains(from) && *to >= after,
+        "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
     assert_eq!(stored, [scores[1]]);
 }
 

@@ -39,7 +39,7 @@
 //! entered its windows, with their scores or ids and fields and the end offsets of the commands that wrote them (a batch's commands are then applied one at
 //! a time), and for each key from which offset that list is complete. A top-up asked with `since` and answered from
 //! the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state
-//! (a full sync) and with a new epoch.
+//! (a full sync), and is kept across a failover's new epoch, whose offsets continue the old one's.
 
 mod db;
 pub mod feed;
@@ -550,13 +550,11 @@ impl RelayState {
         if inner.phase == Phase::Ready && inner.epoch != epoch {
             let hello = wire::encode_hello_continuing(epoch, &inner.epoch, inner.offset);
             match inner.assembler.push_message(&hello) {
-                Ok(_) => {
-                    inner.epoch = epoch.to_string();
-                    // A client's `since` is of the stream it follows: the ring starts again with the new one,
-                    // keeping which keys are not exact.
-                    let offset = inner.offset;
-                    inner.assembler.observer_mut().past.restart(offset);
-                }
+                // The ring of past writes is kept, and which keys are not exact: the new ID continues the old one's
+                // offsets (`PSYNC <old ID> <offset + 1>` answered `+CONTINUE <new ID>`: Redis's `replid2`), so its
+                // entries are writes at those offsets of the new stream too, and a client's `since` from before the
+                // failover (a session whose hello continues the old ID) is an offset of the same count.
+                Ok(_) => inner.epoch = epoch.to_string(),
                 Err(_) => inner.clear(&self.settings),
             }
             self.publish(&inner);

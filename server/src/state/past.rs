@@ -183,16 +183,6 @@ impl PastWrites {
         }
     }
 
-    /// The ring starts again at `offset` (a new replication ID: a client's `since` is of the stream it follows),
-    /// empty, but its inexact keys stay so: nothing the new stream writes makes them covered until the state makes
-    /// their windows exact again.
-    pub fn restart(&mut self, offset: u64) {
-        let inexact = std::mem::take(&mut self.inexact);
-        *self = PastWrites::new(self.bound, offset);
-        self.inexact = inexact;
-        self.swept();
-    }
-
     /// Whether the inexact keys passed twice what they were at the last look: the state looks whether they are
     /// exact again (some become so without their windows changing: an unknown key deleted).
     pub fn sweep_due(&self) -> bool {
@@ -913,6 +903,26 @@ mod state_tests {
             "the window is stale: the state does not answer it"
         );
         incr.end
+    }
+
+    /// Past a failover (a new replication ID that continues the offsets: `+CONTINUE <new ID>`), the ring is kept:
+    /// what it lists before the failover are writes at those offsets of the new stream too, so a `since` from before
+    /// it (a client whose stream continues the old ID) is answered with every score since, covered from where the
+    /// state started.
+    #[test]
+    fn the_ring_is_kept_across_a_new_replication_id_that_continues_the_offsets() {
+        let state = ready();
+        let (before, before_ends) = batch(100, &[&["ZINCRBY", "k", "5", "m"]]);
+        state.apply(&before);
+        state.resume("e2");
+        let (after, after_ends) = batch(before.end, &[&["ZINCRBY", "k", "7", "m"]]);
+        state.apply(&after);
+        let (at, covered_from, items) = answer(&state, b"k", 100);
+        assert_eq!((at, covered_from), (after.end, 100));
+        assert_eq!(items, [(before_ends[0], 5.0), (after_ends[0], 12.0)]);
+        // A `+CONTINUE` of the same ID changes nothing either.
+        state.resume("e2");
+        assert_eq!(answer(&state, b"k", 100).2.len(), 2);
     }
 
     /// Past a failover (a new replication ID that continues the offsets), a key whose window was stale stays not
