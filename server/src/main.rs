@@ -177,8 +177,8 @@ struct ServeArgs {
     /// inside, then reads Redis, as top-ups do).
     #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
     state_queue_bytes: Option<usize>,
-    /// Bytes of past writes the relay's state keeps (sorted-set members that entered its windows, with their
-    /// scores and offsets), for top-ups asked with `since` (the history sink): 0 keeps none. Default:
+    /// Bytes of past writes the relay's state keeps (sorted-set members and stream entries that entered its
+    /// windows, with their scores or ids and fields, and offsets), for top-ups asked with `since` (the history sink): 0 keeps none. Default:
     /// --backlog-bytes.
     #[arg(long, env = "REPLICAST_STATE_HISTORY_BYTES")]
     state_history_bytes: Option<usize>,

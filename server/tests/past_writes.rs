@@ -3,7 +3,7 @@
 //! then, from the relay's state — a `ZINCRBY`'s result overwritten before the top-up is not lost — with, per key, the
 //! offset from which the list is complete: where the state made the key exact again, where its ring of past writes
 //! (`--state-history-bytes`) evicted its oldest entries, or the snapshot's own offset when nothing is covered
-//! (`--stateless`). Offsets are compared, never times.
+//! (`--stateless`); and a stream's entries with their whole ids and fields. Offsets are compared, never times.
 
 mod support;
 
@@ -31,10 +31,12 @@ async fn write(conn: &mut MultiplexedConnection, command: &[&str]) -> (u64, u64)
     (before, master_repl_offset(conn).await)
 }
 
-/// What a past message says of one key: `covered_from`, and each member's (offset, score, member).
+/// What a past message says of one key: `covered_from`, each member's (offset, score, member), and each stream
+/// entry's (offset, id, fields).
 struct KeyPast {
     covered_from: u64,
     items: Vec<(u64, f64, String)>,
+    entries: Vec<(u64, String, Vec<String>)>,
 }
 
 /// Asks for a top-up of `keys` since `since`, and reads until its answer: the past message, whose offset must be
@@ -67,20 +69,30 @@ async fn topup_since(socket: &mut Socket, keys: &[&str], since: u64) -> (u64, Ve
     let keys = decoded
         .keys
         .iter()
-        .map(|key| KeyPast {
-            covered_from: key.covered_from,
-            items: key
-                .items
-                .iter()
-                .map(|item| match item.value {
-                    PastValue::Member { score, member } => (
+        .map(|key| {
+            let mut past = KeyPast {
+                covered_from: key.covered_from,
+                items: Vec::new(),
+                entries: Vec::new(),
+            };
+            for item in &key.items {
+                match &item.value {
+                    PastValue::Member { score, member } => past.items.push((
                         item.offset,
-                        score,
+                        *score,
                         String::from_utf8_lossy(member).into_owned(),
-                    ),
-                    PastValue::Entry { .. } => panic!("a stream entry"),
-                })
-                .collect(),
+                    )),
+                    PastValue::Entry { ms, seq, fields } => past.entries.push((
+                        item.offset,
+                        format!("{ms}-{seq}"),
+                        fields
+                            .iter()
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
+                            .collect(),
+                    )),
+                }
+            }
+            past
         })
         .collect();
     (offset, keys)
@@ -126,6 +138,63 @@ async fn each_score_a_member_had_since_is_listed_with_its_offset() {
     let (_, keys) = topup_since(&mut socket, &["perf:k"], k.items[1].0).await;
     assert_eq!(keys[0].items.len(), 1);
     assert_eq!(keys[0].items[0].1, 1.0);
+}
+
+/// Stream entries are listed as members are: each with its whole id (two of one millisecond told apart by their
+/// sequence number, and the one Redis made for `*`), its fields, at the end of the `XADD` that wrote it; the
+/// `XTRIM` that took them from Redis before the top-up does not take them from the list.
+#[tokio::test]
+async fn each_stream_entry_since_is_listed_with_its_whole_id_and_fields() {
+    let (_redis, port) = start_redis();
+    let (_relay, ws_url) = start_relay(port, "perf:*");
+    let mut conn = redis_conn(port).await;
+    wait_healthy(&ws_url).await;
+    let (mut socket, since) = session(&ws_url).await;
+    let mut spans = Vec::new();
+    for command in [
+        &["XADD", "perf:s", "1700000000000-0", "cpu", "1"][..],
+        &["XADD", "perf:s", "1700000000000-1", "cpu", "2", "host", "a"],
+        &["XADD", "perf:s", "*", "cpu", "3"],
+    ] {
+        spans.push(write(&mut conn, command).await);
+    }
+    // The id Redis made for `*`, and its fields.
+    let newest: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+        .arg("perf:s")
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (_, trimmed) = write(&mut conn, &["XTRIM", "perf:s", "MAXLEN", "0"]).await;
+    state_reaches(&ws_url, trimmed).await;
+    let (at, keys) = topup_since(&mut socket, &["perf:s"], since).await;
+    assert!(at >= trimmed);
+    let s = &keys[0];
+    assert!(s.covered_from <= since, "{} > {since}", s.covered_from);
+    assert!(s.items.is_empty());
+    let listed: Vec<(&str, Vec<&str>)> = s
+        .entries
+        .iter()
+        .map(|(_, id, fields)| (id.as_str(), fields.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("1700000000000-0", vec!["cpu", "1"]),
+            ("1700000000000-1", vec!["cpu", "2", "host", "a"]),
+            (newest[0].0.as_str(), vec!["cpu", "3"]),
+        ]
+    );
+    assert_eq!(newest[0].1, ["cpu", "3"]);
+    for ((offset, ..), (before, after)) in s.entries.iter().zip(&spans) {
+        assert!(
+            before < offset && offset <= after,
+            "{offset} not in ({before}, {after}]"
+        );
+    }
 }
 
 #[tokio::test]

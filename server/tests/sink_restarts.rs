@@ -17,7 +17,10 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{committed, postgres_and_a_relay, start_relay_on, start_sink, Rng};
-use support::{free_port, master_repl_offset, redis_conn, start_redis, Proc, ANSWER_TIMEOUT};
+use support::{
+    free_port, master_repl_offset, metric, redis_conn, replica_at, start_redis, start_redis_with,
+    state_reaches, Proc, ANSWER_TIMEOUT,
+};
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
 /// moves a set.
@@ -780,6 +783,120 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
     assert_eq!(stored, [scores[1]]);
 }
 
+/// The sink stopped, `perf:n` (a key it holds no window of) incremented once on the primary, a failover — the
+/// replica the relay follows promoted (`REPLICAOF NO ONE`: a new replication ID that continues the old one's offsets,
+/// which the relay's link resumes with `+CONTINUE`, its state kept) and the old primary gone — and `perf:n`
+/// incremented again on the promoted node; then the sink restarted (`--listen`), which resumes at its position of the
+/// old ID, reads the first increment (its top-up pending from there: a span), the continuing hello and the second
+/// (the span inexact), and the answer: what it stored (`rows` of `perf:n`, or a span).
+async fn incremented_around_a_failover(relay_args: &[&str], rows: usize) -> CaughtUp {
+    let pg = Postgres::start();
+    let (primary, primary_port) = start_redis();
+    let (_replica, replica_port) =
+        start_redis_with(&["--replicaof", "127.0.0.1", &primary_port.to_string()]);
+    let relay_port = free_port();
+    let _relay = start_relay_on(relay_port, replica_port, relay_args);
+    let ws_url = format!("ws://127.0.0.1:{relay_port}/ws");
+    let mut conn = redis_conn(primary_port).await;
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    let _: () = redis::cmd("ZADD")
+        .arg("perf:other")
+        .arg(1_700_000_000_000u64)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    replica_at(replica_port, master_repl_offset(&mut conn).await).await;
+    committed(&db, replica_port).await;
+    drop(sink);
+    let member = r#"{"m":0}"#;
+    let before = master_repl_offset(&mut conn).await;
+    let first: f64 = redis::cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(1_700_000_000_000u64)
+        .arg(member)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    replica_at(replica_port, master_repl_offset(&mut conn).await).await;
+    let partial_syncs = metric(&ws_url, "replicast_link_partial_syncs_total").await;
+    let mut promoted = redis_conn(replica_port).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promoted)
+        .await
+        .unwrap();
+    drop(primary);
+    let second: f64 = redis::cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(5)
+        .arg(member)
+        .query_async(&mut promoted)
+        .await
+        .unwrap();
+    let after = master_repl_offset(&mut promoted).await;
+    // The relay resumed the promoted node's stream (`+CONTINUE`, not a full sync, which would rebuild its state),
+    // and its state holds both increments before the sink asks.
+    state_reaches(&ws_url, after).await;
+    assert!(
+        metric(&ws_url, "replicast_link_partial_syncs_total").await > partial_syncs,
+        "the relay resumed the promoted node with a partial resync"
+    );
+    assert_eq!(metric(&ws_url, "replicast_link_full_syncs_total").await, 1);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed(&db, replica_port).await;
+    let scores = vec![first as u64, second as u64];
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
+}
+
+/// A failover inside a span ([`incremented_around_a_failover`]): the relay's state kept its ring of past writes
+/// across the new replication ID, whose offsets continue the old one's, so the sink's `since`, an offset of the old
+/// ID, is answered with both increments' scores. Both are stored, and no span is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_around_a_failover_before_the_answer_has_every_score() {
+    let caught_up = incremented_around_a_failover(&[], 2).await;
+    assert_eq!(
+        caught_up.stored, caught_up.scores,
+        "every score, the one before the failover too"
+    );
+    assert_eq!(
+        caught_up.spans,
+        [],
+        "no span: the relay listed every write, across the failover"
+    );
+    assert_eq!(caught_up.spans_total, "0");
+}
+
+/// The same with a relay that keeps no past writes (`--state-history-bytes 0`): one span recorded, from the first
+/// increment (an offset of the old ID's, which the new one continues) to the answer, and the answer's score stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_incremented_around_a_failover_before_a_relay_without_its_past_answers_records_a_span(
+) {
+    let caught_up = incremented_around_a_failover(&["--state-history-bytes", "0"], 1).await;
+    let CaughtUp {
+        scores,
+        before,
+        after,
+        stored,
+        spans,
+        spans_total,
+        ..
+    } = caught_up;
+    let [(key, shard, from, to, _)] = &spans[..] else {
+        panic!("one span, of perf:n: {spans:?}");
+    };
+    assert_eq!((key.as_str(), *shard), ("perf:n", 0));
+    assert!(
+        (before..after).contains(from) && *to >= after,
+        "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
+    );
+    assert_eq!(spans_total, "1");
+    assert_eq!(stored, [scores[1]]);
+}
+
 /// A score given below the relay's window of a key (`--state-depth` 20, the key's 20 members all in it) to a member
 /// not in it, a `ZADD NX` during a restarted sink's catch-up between two increments of a member in it, enters no
 /// window: the relay's past message does not list it, and the key stays covered, so the span is closed, not recorded
@@ -890,14 +1007,26 @@ async fn a_flagged_zadd_below_the_sinks_history_window_has_its_row() {
     assert_eq!(spans, []);
 }
 
-/// A stream renamed into a history key during a restarted sink's catch-up (the sink holds no window of the source:
-/// the key is read by a top-up, which opens a span) and trimmed by an `XADD … MAXLEN` before the answer (the span
-/// inexact): the relay lists no stream entry, and its `covered_from` for the key is the end of that `XADD`, the last
-/// command that put an entry in its window. The span is recorded up to there, not to the answer, which comes after a
-/// later write to another key (docs/SINK.md).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_keys_span_is_recorded_up_to_its_last_entry_not_to_the_answer() {
-    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+/// What a restarted sink made of `ev:s`: a stream of 20 entries renamed into it during the sink's catch-up (the sink
+/// holds no window of the source: the key is read by a top-up, which opens a span) and trimmed by an
+/// `XADD … MAXLEN 5` before the answer (the span inexact), which comes after a later write to another key; with a
+/// relay run with `relay_args`. Read once the answer's rows are in (`rows` of `ev:s`).
+struct RenamedStream {
+    /// The stream's offsets before the `RENAME` and after the trimming `XADD`, and at the answer.
+    before: u64,
+    trimmed: u64,
+    answered: u64,
+    /// Each row of `ev:s` (id, fields as JSON), in id order, and how many there are.
+    stored: Vec<(String, String)>,
+    spans: Vec<(String, i32, u64, u64, String)>,
+    spans_total: String,
+}
+
+async fn a_stream_renamed_and_trimmed_during_the_catch_up(
+    relay_args: &[&str],
+    rows: usize,
+) -> RenamedStream {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(relay_args);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
@@ -948,30 +1077,104 @@ async fn a_stream_keys_span_is_recorded_up_to_its_last_entry_not_to_the_answer()
     committed(&db, redis_port).await;
     let answered = master_repl_offset(&mut conn).await;
     assert!(answered > trimmed);
-    // The span commits with the answer's rows, which may come after the position reached the stream's end.
+    // The answer's rows (and the span, in their transaction) may commit after the position reached the stream's end.
     let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    let spans = loop {
-        let spans = spans(&db).await;
-        if !spans.is_empty() {
-            break spans;
+    let stored = loop {
+        let stored: Vec<(String, String)> = db
+            .query(
+                "SELECT id, fields::text FROM replicast.stream_history WHERE key = 'ev:s'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if stored.len() >= rows {
+            break stored;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no span of ev:s recorded (waited {ANSWER_TIMEOUT:?})"
+            "{} rows of ev:s, not {rows} (waited {ANSWER_TIMEOUT:?})",
+            stored.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let mut stored: Vec<(String, String)> = stored
+        .into_iter()
+        .map(|(id, fields)| {
+            let fields: serde_json::Value = serde_json::from_str(&fields).unwrap();
+            (id, fields.to_string())
+        })
+        .collect();
+    stored.sort_by_key(|(id, _)| {
+        id.split_once('-')
+            .and_then(|(ms, _)| ms.parse::<u64>().ok())
+    });
+    let spans = spans(&db).await;
     let spans_total = spans_counted(&listen, spans.len()).await;
     drop(sink);
-    let [(key, shard, from, to, _)] = &spans[..] else {
-        panic!("one span, of ev:s: {spans:?}");
+    RenamedStream {
+        before,
+        trimmed,
+        answered,
+        stored,
+        spans,
+        spans_total,
+    }
+}
+
+/// The entries `i-1` for each `i` of `ids`, with their field `f` = `i`, as stored.
+fn entries(ids: std::ops::RangeInclusive<u64>) -> Vec<(String, String)> {
+    ids.map(|i| {
+        (
+            format!("{i}-1"),
+            serde_json::json!({ "f": i.to_string() }).to_string(),
+        )
+    })
+    .collect()
+}
+
+/// The relay lists the stream's entries ([`a_stream_renamed_and_trimmed_during_the_catch_up`]): the 20 the `RENAME`
+/// put in the key, and the trimming `XADD`'s, each with its whole id, from where its state started. The span is
+/// exact: every entry is stored once, those the trim took before the answer too, and no span is recorded
+/// (docs/SINK.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_renamed_into_a_pending_key_and_trimmed_before_the_answer_has_every_entry_once() {
+    let renamed = a_stream_renamed_and_trimmed_during_the_catch_up(&[], 21).await;
+    assert_eq!(
+        renamed.stored,
+        entries(1..=21),
+        "each entry once, the 16 the trim took before the answer too"
+    );
+    assert_eq!(renamed.spans, [], "no span: the relay listed every entry");
+    assert_eq!(renamed.spans_total, "0");
+}
+
+/// Past the limit, and said so: the same with a relay that keeps no past writes (`--state-history-bytes 0`) lists
+/// nothing, and covers nothing: the span is recorded from the `RENAME` to the answer, and the rows are the answer's
+/// five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_renamed_into_a_pending_key_and_trimmed_before_a_relay_without_its_past_answers_records_a_span(
+) {
+    let renamed =
+        a_stream_renamed_and_trimmed_during_the_catch_up(&["--state-history-bytes", "0"], 5).await;
+    let RenamedStream {
+        before,
+        trimmed,
+        answered,
+        ..
+    } = renamed;
+    assert_eq!(renamed.stored, entries(17..=21), "the answer's entries");
+    let [(key, shard, from, to, _)] = &renamed.spans[..] else {
+        panic!("one span, of ev:s: {:?}", renamed.spans);
     };
     assert_eq!((key.as_str(), *shard), ("ev:s", 0));
     assert!(
-        (before..trimmed).contains(from) && *to == trimmed,
-        "from the RENAME ({before}..{trimmed}) to the trimming XADD's end ({trimmed}), not the answer: {from}..{to}"
+        (before..trimmed).contains(from) && *to >= answered,
+        "from the RENAME ({before}..{trimmed}) to the answer (at or after {answered}): {from}..{to}"
     );
-    assert_eq!(spans_total, "1");
+    assert_eq!(renamed.spans_total, "1");
 }
 
 /// How long [`inexact_at_the_position`] pauses Redis: past every wait of the test, which fails (saying what it

@@ -9,6 +9,9 @@
 //! pair `[field, value]`: each field is its own item, so a change costs one removal and one addition, not the
 //! whole hash), a string's value (`Value`). A window that moves to another key (`RENAME`, `COPY`) is cleared
 //! under the old key and its items added under the new one with new ids.
+//!
+//! With the crate's feature `entry-ids` (the relay's build; not the browser's), a stream entry enters through
+//! [`WindowObserver::entry_added`], which also gives its whole id: `time_ms` alone drops the sequence number.
 
 /// Identity of one item in one window; unique within an assembler for its whole life.
 pub type ItemId = u64;
@@ -37,6 +40,11 @@ pub struct Item<'a> {
 pub trait WindowObserver {
     /// `item` entered `key`'s window.
     fn added(&mut self, key: &[u8], item: Item<'_>);
+    /// The stream entry `ms-seq` entered `key`'s window as `item` (its fields). By default, [`Self::added`].
+    #[cfg(feature = "entry-ids")]
+    fn entry_added(&mut self, key: &[u8], _ms: u64, _seq: u64, item: Item<'_>) {
+        self.added(key, item);
+    }
     /// The item `id` left `key`'s window.
     fn removed(&mut self, key: &[u8], id: ItemId);
     /// `key`'s window was dropped whole (`DEL`, a flush, expiry, a snapshot replacing it, the source of a

@@ -2147,6 +2147,115 @@ mod tests {
         assert!(entries(&batch).iter().all(|(k, _)| k == "perf:w"));
     }
 
+    /// A stream longer than its window renamed into a history key (its rows come from a top-up: a span opens at the
+    /// `RENAME`) and trimmed before the answer (an `XADD … MAXLEN`: the span is inexact). The relay's past message,
+    /// covering the span, lists every entry the `RENAME` moved in and the trimming `XADD`'s, with their ids and
+    /// fields: each has its row under the new key once (the answer's too), and the span is exact; covered only from
+    /// the `XADD`, the span is recorded up to there.
+    #[test]
+    fn past_entries_of_a_stream_renamed_and_trimmed_store_each_entry_once_and_close_its_span() {
+        for covered in [false, true] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let ids: Vec<String> = (0..20).map(|i| format!("1000-{i}")).collect();
+            let mut list: Vec<Vec<&[u8]>> = ids
+                .iter()
+                .map(|id| vec![&b"XADD"[..], b"perf:t", id.as_bytes(), b"f", id.as_bytes()])
+                .collect();
+            list.push(vec![b"RENAME", b"perf:t", b"perf:w"]);
+            let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
+            let renamed = joined_and_read(&mut changes, &mut batch, &list);
+            let asks = changes.take_topups();
+            let since = asks[0].since.expect("asked with since");
+            assert_eq!(asks, one_ask(Some(since), b"perf:w"));
+            let trim = commands(
+                renamed,
+                &[&[b"XADD", b"perf:w", b"MAXLEN", b"5", b"2000-0", b"f", b"new"]],
+            );
+            changes.apply(&trim, &mut batch).unwrap();
+            let at = changes.stream_positions()[0].2;
+            let fields: Vec<[&[u8]; 2]> = ids.iter().map(|id| [b"f", id.as_bytes()]).collect();
+            let mut items: Vec<wire::PastItem<'_>> = fields
+                .iter()
+                .zip(0..)
+                .map(|(fields, seq)| wire::PastItem {
+                    offset: renamed,
+                    value: wire::PastValue::Entry {
+                        ms: 1000,
+                        seq,
+                        fields: fields.to_vec(),
+                    },
+                })
+                .collect();
+            items.push(wire::PastItem {
+                offset: at,
+                value: wire::PastValue::Entry {
+                    ms: 2000,
+                    seq: 0,
+                    fields: vec![b"f", b"new"],
+                },
+            });
+            // Covered from before the span, or only from the trimming `XADD` (its entries listed alone).
+            let covered_from = if covered { 0 } else { renamed };
+            if !covered {
+                items.drain(..20);
+            }
+            let past = wire::encode_past(&wire::Past {
+                offset: at,
+                keys: vec![wire::PastKey {
+                    key: b"perf:w",
+                    covered_from,
+                    items,
+                }],
+            });
+            changes.apply(&past, &mut batch).unwrap();
+            let mut answer = Vec::new();
+            crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:w"]);
+            for id in &ids[16..] {
+                crate::link_io::push_command(
+                    &mut answer,
+                    &[b"XADD", b"perf:w", id.as_bytes(), b"f", id.as_bytes()],
+                );
+            }
+            crate::link_io::push_command(
+                &mut answer,
+                &[b"XADD", b"perf:w", b"2000-0", b"f", b"new"],
+            );
+            changes
+                .apply(&wire::encode_snapshot(at, &answer), &mut batch)
+                .unwrap();
+            let stored: Vec<(String, String)> = entries(&batch)
+                .into_iter()
+                .filter(|(k, _)| k == "perf:w")
+                .collect();
+            let mut expected: Vec<String> = match covered {
+                true => ids.clone(),
+                false => ids[16..].to_vec(),
+            };
+            expected.push("2000-0".to_string());
+            let mut ids_stored: Vec<String> = stored.into_iter().map(|(_, id)| id).collect();
+            ids_stored.sort_by_key(|id| {
+                let (ms, seq) = id.split_once('-').unwrap();
+                (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+            });
+            assert_eq!(ids_stored, expected, "each entry once (covered: {covered})");
+            let fields: Vec<&[u8]> = batch
+                .streams
+                .iter()
+                .filter(|r| r.key == "perf:w" && r.id == "1000-3")
+                .map(|r| r.fields.as_slice())
+                .collect();
+            if covered {
+                assert_eq!(fields, [&br#"{"f":"1000-3"}"#[..]], "its fields");
+            }
+            let spans = match covered {
+                true => Vec::new(),
+                false => vec![span("perf:w", since, renamed)],
+            };
+            assert_eq!(batch.inexact_spans, spans, "covered: {covered}");
+        }
+    }
+
     /// A sorted set renamed into a history key whose window does not hold all its members is read again by a
     /// top-up: the window's members alone would leave the others without a row under the new key.
     #[test]

@@ -35,11 +35,11 @@
 //! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
 //! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
 //!
-//! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members that entered its windows,
-//! with their scores and the end offsets of the commands that wrote them (a batch's commands are then applied one at
+//! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members and stream entries that
+//! entered its windows, with their scores or ids and fields and the end offsets of the commands that wrote them (a batch's commands are then applied one at
 //! a time), and for each key from which offset that list is complete. A top-up asked with `since` and answered from
 //! the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state
-//! (a full sync) and with a new epoch.
+//! (a full sync), and is kept across a failover's new epoch, whose offsets continue the old one's.
 
 mod db;
 pub mod feed;
@@ -263,8 +263,8 @@ fn signature(sub: &Subscription, allow: &Allow) -> Vec<u8> {
 /// Notes the keys whose windows changed, whose bytes are then counted again once per batch. Every command the
 /// stream carries lands here, most as an item added and another evicted from the same key's window: the key noted
 /// last is compared first, so such a command hashes its key at most once, and with foldhash (randomly seeded per
-/// process; the keys come from the stream), not SipHash. While `recording`, the members that enter a window go to
-/// the ring of past writes, at `at`, the end offset of the command being applied.
+/// process; the keys come from the stream), not SipHash. While `recording`, the members and stream entries that
+/// enter a window go to the ring of past writes, at `at`, the end offset of the command being applied.
 struct Changed {
     keys: foldhash::HashSet<Vec<u8>>,
     /// The key noted last, in `keys` already while `keys` is not empty (an empty key is a key too).
@@ -311,10 +311,20 @@ impl WindowObserver for Changed {
                 (Some(score), Payload::Value(member)) => {
                     self.past.added(self.at, key, score, member)
                 }
-                // A stream entry, whose whole id the item does not carry: not listed, so not covered.
+                // A stream entry comes through `entry_added`, with its id; one without it is not listed, so the
+                // key is not covered before it.
                 (Some(_), Payload::Fields(_)) => self.past.uncovered(self.at, key),
                 // Lists, hashes, strings: no history.
                 (None, _) => {}
+            }
+        }
+    }
+    fn entry_added(&mut self, key: &[u8], ms: u64, seq: u64, item: Item<'_>) {
+        self.note(key);
+        if self.recording {
+            match item.payload {
+                Payload::Fields(fields) => self.past.entry_added(self.at, key, ms, seq, fields),
+                Payload::Value(_) => self.past.uncovered(self.at, key),
             }
         }
     }
@@ -540,13 +550,11 @@ impl RelayState {
         if inner.phase == Phase::Ready && inner.epoch != epoch {
             let hello = wire::encode_hello_continuing(epoch, &inner.epoch, inner.offset);
             match inner.assembler.push_message(&hello) {
-                Ok(_) => {
-                    inner.epoch = epoch.to_string();
-                    // A client's `since` is of the stream it follows: the ring starts again with the new one,
-                    // keeping which keys are not exact.
-                    let offset = inner.offset;
-                    inner.assembler.observer_mut().past.restart(offset);
-                }
+                // The ring of past writes is kept, and which keys are not exact: the new ID continues the old one's
+                // offsets (`PSYNC <old ID> <offset + 1>` answered `+CONTINUE <new ID>`: Redis's `replid2`), so its
+                // entries are writes at those offsets of the new stream too, and a client's `since` from before the
+                // failover (a session whose hello continues the old ID) is an offset of the same count.
+                Ok(_) => inner.epoch = epoch.to_string(),
                 Err(_) => inner.clear(&self.settings),
             }
             self.publish(&inner);

@@ -1,18 +1,19 @@
-//! The state's **past writes**: a ring, bounded in bytes (`--state-history-bytes`), of the sorted-set members that
-//! entered a window of the state, each with its score and the end offset of the command that wrote it, so that a
-//! top-up answered from the state can list, for a client that asks with `since` (the history sink), every score a
-//! key held between `since` and the top-up's offset ([`wire::Past`]): a `ZINCRBY` whose result existed nowhere but
-//! in Redis, overwritten before the top-up's answer, is not lost.
+//! The state's **past writes**: a ring, bounded in bytes (`--state-history-bytes`), of the sorted-set members and
+//! stream entries that entered a window of the state, each with its score (a member) or its whole id and fields (an
+//! entry) and the end offset of the command that wrote it, so that a top-up answered from the state can list, for a
+//! client that asks with `since` (the history sink), every item a key held between `since` and the top-up's offset
+//! ([`wire::Past`]): a `ZINCRBY`'s result that existed nowhere but in Redis, overwritten before the top-up's answer,
+//! or a stream's entries renamed into a key and trimmed before it, are not lost.
 //!
 //! For each key the ring knows from where its list is complete (`covered_from`): the later of the ring's horizon
 //! (the offset of the newest entry evicted, or where the state started) and the offset at which the state last made
 //! the key's window exact (a read of Redis, a write that made it known again). A key whose window is not exact
-//! (unknown, stale, not held, written past `--state-depth`) is covered from nowhere until it is exact again. A
-//! stream entry that enters a window moves its key's `covered_from` past it: the state's windows do not tell an
-//! entry's whole id to their observer, so a stream's past is never listed, only said not to be covered.
+//! (unknown, stale, not held, written past `--state-depth`) is covered from nowhere until it is exact again. An item
+//! the ring does not keep (a stream entry with more fields than a past message carries, or one the state's windows
+//! report without its id) moves its key's `covered_from` past it.
 //!
 //! A key's `covered_from` mark lives in the ring too (one entry per key, moved to the ring's end when the mark moves
-//! and evicted like the members: past the horizon it says nothing more), so what the ring keeps is bounded by its
+//! and evicted like the items: past the horizon it says nothing more), so what the ring keeps is bounded by its
 //! bytes whatever the keys. Lookups go through each key's positions in the ring, never the whole ring; one answer
 //! is bounded by [`MAX_PAST_BYTES`], past which the keys left are answered as not covered.
 
@@ -21,7 +22,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use replicast_protocol::wire::{self, PastItem, PastValue};
+use replicast_protocol::wire::{self, PastItem, PastValue, MAX_PAST_FIELDS};
 
 use crate::snapshot::MAX_SNAPSHOT_BYTES;
 
@@ -29,39 +30,119 @@ use crate::snapshot::MAX_SNAPSHOT_BYTES;
 /// answered as not covered.
 pub const MAX_PAST_BYTES: usize = MAX_SNAPSHOT_BYTES;
 
-/// What an entry counts for besides its key's and member's bytes: its place in the ring, its key's position, and
+/// What an entry counts for besides its key's and item's bytes: its place in the ring, its key's position, and
 /// the allocations' bookkeeping.
 const ENTRY_COST: usize = 64;
 
-/// One entry of the ring: a member that entered a key's window, or the key's mark.
+/// One entry of the ring: an item that entered a key's window, or the key's mark.
 struct Entry {
     offset: u64,
     /// The key's name, shared by its entries (one allocation a key, not one an entry).
     key: Arc<[u8]>,
     /// `None` for the key's `covered_from` mark.
-    member: Option<Member>,
+    item: Option<Stored>,
 }
 
-/// A member's score, and where its bytes are in the ring's byte arena (after the previous member's): members are
-/// copied there, not allocated one by one, and leave it from the front as the ring evicts them.
+/// An item of the ring: what it is, and where its bytes are in the ring's byte arena (after the previous item's):
+/// items are copied there, not allocated one by one, and leave it from the front as the ring evicts them.
 #[derive(Clone, Copy)]
-struct Member {
-    score: f64,
+struct Stored {
+    what: What,
     at: u64,
     len: u32,
 }
 
-impl Entry {
-    fn cost(&self) -> usize {
-        ENTRY_COST + self.key.len() + self.member.map_or(0, |m| m.len as usize)
+/// What an item of the ring is; its bytes in the arena hold the rest.
+#[derive(Clone, Copy)]
+enum What {
+    /// A sorted-set member with its score; its bytes are the member's.
+    Member(f64),
+    /// A stream entry with its id's milliseconds; its bytes are its id's sequence number (8 bytes) and its fields
+    /// as a past message carries them: their count (4 bytes), then each one's length (4 bytes) and bytes.
+    Entry(u64),
+}
+
+/// An item entering the ring.
+#[derive(Clone, Copy)]
+enum Incoming<'a> {
+    Member {
+        score: f64,
+        member: &'a [u8],
+    },
+    Entry {
+        ms: u64,
+        seq: u64,
+        fields: &'a [Vec<u8>],
+    },
+}
+
+impl Incoming<'_> {
+    /// Its bytes in the arena.
+    fn len(&self) -> usize {
+        match self {
+            Incoming::Member { member, .. } => member.len(),
+            Incoming::Entry { fields, .. } => {
+                12 + fields.iter().map(|f| 4 + f.len()).sum::<usize>()
+            }
+        }
+    }
+
+    /// Appends its bytes to the arena (its `len`, each field within `u32` as [`PastWrites::entry_added`] checked).
+    fn write(&self, arena: &mut VecDeque<u8>) -> What {
+        match *self {
+            Incoming::Member { score, member } => {
+                arena.extend(member);
+                What::Member(score)
+            }
+            Incoming::Entry { ms, seq, fields } => {
+                write_entry(arena, seq, fields);
+                What::Entry(ms)
+            }
+        }
     }
 }
 
-/// A key's name, positions (sequence numbers) of its members in the ring, oldest first, and its mark: the offset
+/// A stream entry's bytes into the arena (see [`What::Entry`]). Out of line, and copying its fields by another
+/// `extend` than a member's, so that the member's copy, on the path of every sorted-set write the state applies, is
+/// the one call of its `extend` and stays inlined (called from two places, it was not: +29 instructions a member).
+#[inline(never)]
+fn write_entry(arena: &mut VecDeque<u8>, seq: u64, fields: &[Vec<u8>]) {
+    arena.extend(seq.to_le_bytes());
+    arena.extend((fields.len() as u32).to_le_bytes());
+    for field in fields {
+        arena.extend((field.len() as u32).to_le_bytes());
+        arena.extend(field.iter().copied());
+    }
+}
+
+impl Entry {
+    fn cost(&self) -> usize {
+        ENTRY_COST + self.key.len() + self.item.map_or(0, |m| m.len as usize)
+    }
+}
+
+/// A stream entry's sequence number and fields, out of its bytes in the arena (as [`Incoming::write`] put them).
+fn entry_parts(bytes: &[u8]) -> (u64, Vec<&[u8]>) {
+    let mut fields = Vec::new();
+    let Some((seq, rest)) = bytes.split_first_chunk::<8>() else {
+        return (0, fields);
+    };
+    let Some((_count, mut rest)) = rest.split_first_chunk::<4>() else {
+        return (u64::from_le_bytes(*seq), fields);
+    };
+    while let Some((len, after)) = rest.split_first_chunk::<4>() {
+        let (field, after) = after.split_at(u32::from_le_bytes(*len) as usize);
+        fields.push(field);
+        rest = after;
+    }
+    (u64::from_le_bytes(*seq), fields)
+}
+
+/// A key's name, positions (sequence numbers) of its items in the ring, oldest first, and its mark: the offset
 /// from which its list is complete, if after the horizon.
 struct KeyPast {
     key: Arc<[u8]>,
-    members: VecDeque<u64>,
+    items: VecDeque<u64>,
     mark: Option<u64>,
 }
 
@@ -73,9 +154,9 @@ pub struct PastWrites {
     entries: VecDeque<Entry>,
     /// The sequence number of `entries[0]`: entry `n` is at `entries[n - first]`.
     first: u64,
-    /// The members' bytes, in the entries' order, and the arena position of `members[0]`.
-    members: VecDeque<u8>,
-    members_from: u64,
+    /// The items' bytes, in the entries' order, and the arena position of `arena[0]`.
+    arena: VecDeque<u8>,
+    arena_from: u64,
     keys: HashMap<Arc<[u8]>, KeyPast>,
     /// The end offset of the newest entry evicted, or where the state started: nothing before it is listed.
     horizon: u64,
@@ -99,8 +180,8 @@ impl PastWrites {
             bytes: 0,
             entries: VecDeque::new(),
             first: 0,
-            members: VecDeque::new(),
-            members_from: 0,
+            arena: VecDeque::new(),
+            arena_from: 0,
             keys: HashMap::new(),
             horizon: offset,
             inexact: HashSet::new(),
@@ -108,16 +189,6 @@ impl PastWrites {
             #[cfg(test)]
             looked_at: std::cell::Cell::new(0),
         }
-    }
-
-    /// The ring starts again at `offset` (a new replication ID: a client's `since` is of the stream it follows),
-    /// empty, but its inexact keys stay so: nothing the new stream writes makes them covered until the state makes
-    /// their windows exact again.
-    pub fn restart(&mut self, offset: u64) {
-        let inexact = std::mem::take(&mut self.inexact);
-        *self = PastWrites::new(self.bound, offset);
-        self.inexact = inexact;
-        self.swept();
     }
 
     /// Whether the inexact keys passed twice what they were at the last look: the state looks whether they are
@@ -143,12 +214,26 @@ impl PastWrites {
     /// `member` entered `key`'s window with `score`, written by the command ending at `offset`.
     pub fn added(&mut self, offset: u64, key: &[u8], score: f64, member: &[u8]) {
         if self.enabled() {
-            self.push(offset, key, Some((score, member)));
+            self.push(offset, key, Some(Incoming::Member { score, member }));
         }
     }
 
-    /// Something entered `key`'s window that the ring does not keep (a stream entry) at `offset`: the key is not
-    /// covered before it.
+    /// The stream entry `ms-seq` entered `key`'s window with `fields` (names and values, alternating), written by
+    /// the command ending at `offset`. One with more fields than a past message carries, or a field past 4 GiB, is
+    /// not kept: the key is not covered before it.
+    pub fn entry_added(&mut self, offset: u64, key: &[u8], ms: u64, seq: u64, fields: &[Vec<u8>]) {
+        if !self.enabled() {
+            return;
+        }
+        if fields.len() > MAX_PAST_FIELDS || fields.iter().any(|f| u32::try_from(f.len()).is_err())
+        {
+            self.mark(key, offset);
+            return;
+        }
+        self.push(offset, key, Some(Incoming::Entry { ms, seq, fields }));
+    }
+
+    /// Something entered `key`'s window that the ring does not keep at `offset`: the key is not covered before it.
     pub fn uncovered(&mut self, offset: u64, key: &[u8]) {
         if self.enabled() {
             self.mark(key, offset);
@@ -206,7 +291,7 @@ impl PastWrites {
     }
 
     /// Appends `key`'s part of a past message at `at` for a request `since` that offset: its `covered_from` and
-    /// the members that entered its window after both, oldest first. `false`, with nothing appended, when the part
+    /// the items that entered its window after both, oldest first. `false`, with nothing appended, when the part
     /// would take `out` past `limit` bytes.
     pub fn push_key(
         &self,
@@ -218,8 +303,9 @@ impl PastWrites {
     ) -> bool {
         let covered_from = self.covered_from(key, at);
         let after = since.max(covered_from);
-        // The key's part without its items, then each item's offset, score, member's length and bytes: counted
-        // as they are collected, so a key past the limit costs no more than the entries that fit.
+        // The key's part without its items, then each item's offset and kind, and a member's score, length and
+        // bytes or an entry's milliseconds and the rest of its bytes as the arena holds them: counted as they are
+        // collected, so a key past the limit costs no more than the entries that fit.
         let mut size = out.len() + 4 + key.len() + 12;
         if size > limit {
             return false;
@@ -228,7 +314,7 @@ impl PastWrites {
         if let Some(past) = self.keys.get(key).filter(|_| covered_from < at) {
             // Newest first, up to the first at or before `after`: the positions are in offset order.
             let newer = past
-                .members
+                .items
                 .iter()
                 .rev()
                 .map(|seq| &self.entries[(seq - self.first) as usize])
@@ -237,7 +323,15 @@ impl PastWrites {
             for entry in newer {
                 #[cfg(test)]
                 self.looked_at.set(self.looked_at.get() + 1);
-                size += 21 + entry.member.map_or(0, |m| m.len as usize);
+                size += match entry.item {
+                    Some(Stored {
+                        what: What::Member(_),
+                        len,
+                        ..
+                    }) => 21 + len as usize,
+                    Some(Stored { len, .. }) => 17 + len as usize,
+                    None => 0,
+                };
                 if size > limit {
                     return false;
                 }
@@ -247,27 +341,36 @@ impl PastWrites {
         }
         wire::push_past_key(out, key, covered_from, listed.len());
         for entry in listed {
-            if let Some(member) = entry.member {
-                wire::push_past_item(
-                    out,
-                    &PastItem {
-                        offset: entry.offset,
-                        value: PastValue::Member {
-                            score: member.score,
-                            member: &self.member_bytes(member),
-                        },
-                    },
-                );
-            }
+            let Some(item) = entry.item else {
+                continue;
+            };
+            let bytes = self.item_bytes(item);
+            let value = match item.what {
+                What::Member(score) => PastValue::Member {
+                    score,
+                    member: &bytes,
+                },
+                What::Entry(ms) => {
+                    let (seq, fields) = entry_parts(&bytes);
+                    PastValue::Entry { ms, seq, fields }
+                }
+            };
+            wire::push_past_item(
+                out,
+                &PastItem {
+                    offset: entry.offset,
+                    value,
+                },
+            );
         }
         true
     }
 
-    /// A member's bytes, out of the arena (copied only where they wrap around its end).
-    fn member_bytes(&self, member: Member) -> Cow<'_, [u8]> {
-        let from = (member.at - self.members_from) as usize;
-        let to = from + member.len as usize;
-        let (front, back) = self.members.as_slices();
+    /// An item's bytes, out of the arena (copied only where they wrap around its end).
+    fn item_bytes(&self, item: Stored) -> Cow<'_, [u8]> {
+        let from = (item.at - self.arena_from) as usize;
+        let to = from + item.len as usize;
+        let (front, back) = self.arena.as_slices();
         if to <= front.len() {
             Cow::Borrowed(&front[from..to])
         } else if from >= front.len() {
@@ -277,10 +380,11 @@ impl PastWrites {
         }
     }
 
-    /// Appends an entry for `key` at `offset`: a member, or its mark; evicts the oldest to make room.
-    fn push(&mut self, offset: u64, key: &[u8], member: Option<(f64, &[u8])>) {
-        let cost = ENTRY_COST + key.len() + member.map_or(0, |(_, m)| m.len());
-        if cost > self.bound {
+    /// Appends an entry for `key` at `offset`: an item, or its mark; evicts the oldest to make room.
+    fn push(&mut self, offset: u64, key: &[u8], item: Option<Incoming<'_>>) {
+        let len = item.map_or(0, |item| item.len());
+        let cost = ENTRY_COST + key.len() + len;
+        if cost > self.bound || u32::try_from(len).is_err() {
             // An entry the ring could never hold: nothing before it is covered, for any key.
             while !self.entries.is_empty() {
                 self.evict();
@@ -298,32 +402,28 @@ impl PastWrites {
                 let key: Arc<[u8]> = key.into();
                 self.keys.entry(key.clone()).or_insert(KeyPast {
                     key,
-                    members: VecDeque::new(),
+                    items: VecDeque::new(),
                     mark: None,
                 })
             }
         };
-        let member = member.map(|(score, bytes)| {
-            let at = self.members_from + self.members.len() as u64;
-            self.members.extend(bytes);
-            // Members are Redis strings within what the state holds: far below 4 GiB.
-            Member {
-                score,
+        let item = item.map(|item| {
+            let at = self.arena_from + self.arena.len() as u64;
+            let what = item.write(&mut self.arena);
+            // Within `u32`, checked above.
+            Stored {
+                what,
                 at,
-                len: bytes.len() as u32,
+                len: len as u32,
             }
         });
-        match member {
-            Some(_) => past.members.push_back(seq),
+        match item {
+            Some(_) => past.items.push_back(seq),
             None => past.mark = Some(offset),
         }
         let key = past.key.clone();
         self.bytes += cost;
-        self.entries.push_back(Entry {
-            offset,
-            key,
-            member,
-        });
+        self.entries.push_back(Entry { offset, key, item });
     }
 
     fn evict(&mut self) {
@@ -333,22 +433,22 @@ impl PastWrites {
         self.first += 1;
         self.bytes -= entry.cost();
         self.horizon = self.horizon.max(entry.offset);
-        if let Some(member) = entry.member {
-            self.members.drain(..member.len as usize);
-            self.members_from += u64::from(member.len);
+        if let Some(item) = entry.item {
+            self.arena.drain(..item.len as usize);
+            self.arena_from += u64::from(item.len);
         }
         let Some(past) = self.keys.get_mut(&entry.key) else {
             return;
         };
-        let requeue = match entry.member {
-            // The key's oldest member is the ring's oldest entry.
+        let requeue = match entry.item {
+            // The key's oldest item is the ring's oldest entry.
             Some(_) => {
-                past.members.pop_front();
+                past.items.pop_front();
                 None
             }
             None => past.mark.take().filter(|mark| *mark > self.horizon),
         };
-        if past.members.is_empty() && past.mark.is_none() && requeue.is_none() {
+        if past.items.is_empty() && past.mark.is_none() && requeue.is_none() {
             self.keys.remove(&entry.key);
         }
         if let Some(mark) = requeue {
@@ -439,9 +539,99 @@ mod tests {
         // An entry larger than the whole ring empties it: nothing before it is covered.
         ring.added(350, b"k", 0.0, &[b'x'; 400]);
         assert_eq!((ring.bytes(), ring.entries.len()), (0, 0));
-        assert!(ring.members.is_empty());
+        assert!(ring.arena.is_empty());
         assert_eq!(past(&ring, b"k", 0, 400).covered_from, 350);
         assert!(ring.keys.is_empty());
+    }
+
+    /// (offset, id, fields) of each stream entry listed.
+    fn entries(key: &wire::PastKey<'_>) -> Vec<(u64, String, Vec<Vec<u8>>)> {
+        key.items
+            .iter()
+            .map(|item| match &item.value {
+                PastValue::Entry { ms, seq, fields } => (
+                    item.offset,
+                    format!("{ms}-{seq}"),
+                    fields.iter().map(|f| f.to_vec()).collect(),
+                ),
+                PastValue::Member { .. } => panic!("a member"),
+            })
+            .collect()
+    }
+
+    fn fields(pairs: &[&str]) -> Vec<Vec<u8>> {
+        pairs.iter().map(|f| f.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_streams_entries_are_listed_with_their_ids_and_fields_in_order() {
+        // Room for an entry of 2^20 empty fields (4 MiB of lengths).
+        let mut ring = PastWrites::new(1 << 24, 100);
+        ring.entry_added(110, b"s", 5, 0, &fields(&["f", "v", "g", ""]));
+        ring.added(115, b"k", 1.0, b"m");
+        // Two entries of one command (a `RENAME` into the key), the second of the same millisecond.
+        ring.entry_added(120, b"s", 7, 0, &fields(&["f", "w"]));
+        ring.entry_added(120, b"s", 7, u64::MAX, &[]);
+        let s = past(&ring, b"s", 100, 150);
+        assert_eq!(s.covered_from, 100, "covered as a sorted set is");
+        assert_eq!(
+            entries(&s),
+            [
+                (110, "5-0".to_string(), fields(&["f", "v", "g", ""])),
+                (120, "7-0".to_string(), fields(&["f", "w"])),
+                (120, format!("7-{}", u64::MAX), Vec::new()),
+            ]
+        );
+        assert_eq!(entries(&past(&ring, b"s", 110, 150)).len(), 2);
+        assert_eq!(scores(&past(&ring, b"k", 100, 150)), [(115, 1.0)]);
+        // One with more fields than a past message carries (which its reader would refuse) is not kept: the key is
+        // not covered before it, and the rest of the ring stays.
+        let many = vec![Vec::new(); MAX_PAST_FIELDS + 2];
+        ring.entry_added(130, b"s", 8, 0, &many);
+        let s = past(&ring, b"s", 100, 150);
+        assert_eq!((s.covered_from, s.items.len()), (130, 0));
+        assert_eq!(scores(&past(&ring, b"k", 100, 150)), [(115, 1.0)]);
+    }
+
+    #[test]
+    fn entries_keep_the_rings_bound_and_their_eviction_moves_covered_from() {
+        let value = [b'v'; 40];
+        // Each entry costs 64 + 1 + 8 (seq) + 4 (count) + 2 × 4 + 1 + 30..=36 bytes: the ring holds three.
+        let most = ENTRY_COST + 1 + 12 + 8 + 1 + 36;
+        let mut ring = PastWrites::new(3 * most + 10, 100);
+        // Values of 30 to 36 bytes, so that some sit across the end of the arena's buffer.
+        let fields_of = |i: u64| {
+            let mut v = value[..30 + (i % 7) as usize].to_vec();
+            v[..8].copy_from_slice(&i.to_le_bytes());
+            vec![b"f".to_vec(), v]
+        };
+        for i in 0..200u64 {
+            ring.entry_added(110 + i, b"s", 1000 + i, i, &fields_of(i));
+            assert!(ring.bytes() <= 3 * most + 10);
+            if i >= 3 {
+                let s = past(&ring, b"s", 0, 400);
+                assert_eq!(
+                    s.covered_from,
+                    110 + i - 3,
+                    "the newest evicted entry's offset"
+                );
+                let listed = entries(&s);
+                assert_eq!(listed.len(), 3);
+                for (j, (offset, id, fields)) in (i - 2..=i).zip(listed) {
+                    assert_eq!(
+                        (offset, id, fields),
+                        (110 + j, format!("{}-{j}", 1000 + j), fields_of(j))
+                    );
+                }
+            }
+        }
+        // The answer's size is counted as it is written: one entry of `most` bytes fits its exact limit.
+        let mut out = Vec::new();
+        let one = 4 + 1 + 12 + 8 + 1 + 8 + 8 + 4 + 2 * 4 + 1 + fields_of(199)[1].len();
+        assert!(!ring.push_key(&mut out, b"s", 308, 400, one - 1));
+        assert!(out.is_empty());
+        assert!(ring.push_key(&mut out, b"s", 308, 400, one));
+        assert_eq!(out.len(), one);
     }
 
     #[test]
@@ -530,22 +720,25 @@ mod state_tests {
     use crate::state::for_tests::{self, EMPTY_RDB};
     use crate::state::RelayState;
 
-    /// One batch from `start` of `commands`, each a frame writing its first argument; the end of each.
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two);
+    /// the end of each.
     fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
         let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
         for args in commands {
             let at = raw.len() as u32;
             raw.extend(format!("*{}\r\n", args.len()).bytes());
-            let mut key = 0..0;
+            let first = index.keys.len() as u32;
+            let named = if args[0] == "RENAME" { 2 } else { 1 };
             for (i, arg) in args.iter().enumerate() {
                 raw.extend(format!("${}\r\n", arg.len()).bytes());
-                if i == 1 {
-                    key = raw.len() as u32..raw.len() as u32 + arg.len() as u32;
+                if (1..=named).contains(&i) {
+                    index
+                        .keys
+                        .push(raw.len() as u32..raw.len() as u32 + arg.len() as u32);
                 }
                 raw.extend(format!("{arg}\r\n").bytes());
             }
-            index.keys.push(key);
-            let keys = index.keys.len() as u32 - 1..index.keys.len() as u32;
+            let keys = first..index.keys.len() as u32;
             index.frames.push(Frame {
                 at: at..raw.len() as u32,
                 db: 0,
@@ -570,8 +763,8 @@ mod state_tests {
         state
     }
 
-    /// The state's answer to a top-up of `key` since `since`: `covered_from` and the (offset, score) listed.
-    fn answer(state: &RelayState, key: &[u8], since: u64) -> (u64, u64, Vec<(u64, f64)>) {
+    /// The state's answer to a top-up of `key` since `since`: its offset, `covered_from` and the items listed.
+    fn answer_items(state: &RelayState, key: &[u8], since: u64) -> (u64, u64, Vec<(u64, Item)>) {
         let (snapshot, past) = state
             .snapshot_keys(0, 10, &[key.to_vec()], Some(since))
             .expect("answered from the state");
@@ -582,12 +775,41 @@ mod state_tests {
         let items = key
             .items
             .iter()
-            .map(|item| match item.value {
-                PastValue::Member { score, .. } => (item.offset, score),
-                PastValue::Entry { .. } => panic!("an entry"),
+            .map(|item| {
+                let listed = match &item.value {
+                    PastValue::Member { score, .. } => Item::Member(*score),
+                    PastValue::Entry { ms, seq, fields } => Item::Entry(
+                        format!("{ms}-{seq}"),
+                        fields
+                            .iter()
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
+                            .collect(),
+                    ),
+                };
+                (item.offset, listed)
             })
             .collect();
         (decoded.offset, key.covered_from, items)
+    }
+
+    /// An item of a past message: a member's score, or an entry's id and fields.
+    #[derive(Debug, PartialEq)]
+    enum Item {
+        Member(f64),
+        Entry(String, Vec<String>),
+    }
+
+    /// The state's answer to a top-up of `key` since `since`: `covered_from` and the (offset, score) listed.
+    fn answer(state: &RelayState, key: &[u8], since: u64) -> (u64, u64, Vec<(u64, f64)>) {
+        let (at, covered_from, items) = answer_items(state, key, since);
+        let scores = items
+            .into_iter()
+            .map(|(offset, item)| match item {
+                Item::Member(score) => (offset, score),
+                Item::Entry(..) => panic!("an entry"),
+            })
+            .collect();
+        (at, covered_from, scores)
     }
 
     #[test]
@@ -613,14 +835,35 @@ mod state_tests {
         assert!(past.is_none());
     }
 
+    /// A stream's entries are listed with their whole ids and fields, each at the end of the command that put it in
+    /// the key's window: an `XADD`, and a `RENAME` into the key, trimmed before the answer.
     #[test]
-    fn a_stream_written_is_not_covered_before_its_entry() {
+    fn a_streams_entries_are_listed_with_their_ids() {
         let state = ready();
-        let (xadd, ends) = batch(100, &[&["XADD", "s", "1-1", "f", "v"]]);
-        state.apply(&xadd);
-        let (_, covered_from, items) = answer(&state, b"s", 100);
-        assert_eq!(covered_from, ends[0]);
-        assert!(items.is_empty());
+        let (writes, ends) = batch(
+            100,
+            &[
+                &["XADD", "src", "5-1", "f", "a"],
+                &["XADD", "src", "5-2", "f", "b", "g", "c"],
+                &["RENAME", "src", "s"],
+                &["XADD", "s", "MAXLEN", "1", "6-0", "f", "d"],
+            ],
+        );
+        state.apply(&writes);
+        let (at, covered_from, items) = answer_items(&state, b"s", 100);
+        assert_eq!((at, covered_from), (writes.end, 100));
+        let entry = |id: &str, fields: &[&str]| {
+            Item::Entry(id.into(), fields.iter().map(|f| f.to_string()).collect())
+        };
+        assert_eq!(
+            items,
+            [
+                (ends[2], entry("5-1", &["f", "a"])),
+                (ends[2], entry("5-2", &["f", "b", "g", "c"])),
+                (ends[3], entry("6-0", &["f", "d"])),
+            ]
+        );
+        assert_eq!(answer_items(&state, b"s", ends[2]).2.len(), 1);
     }
 
     #[test]
@@ -668,6 +911,26 @@ mod state_tests {
             "the window is stale: the state does not answer it"
         );
         incr.end
+    }
+
+    /// Past a failover (a new replication ID that continues the offsets: `+CONTINUE <new ID>`), the ring is kept:
+    /// what it lists before the failover are writes at those offsets of the new stream too, so a `since` from before
+    /// it (a client whose stream continues the old ID) is answered with every score since, covered from where the
+    /// state started.
+    #[test]
+    fn the_ring_is_kept_across_a_new_replication_id_that_continues_the_offsets() {
+        let state = ready();
+        let (before, before_ends) = batch(100, &[&["ZINCRBY", "k", "5", "m"]]);
+        state.apply(&before);
+        state.resume("e2");
+        let (after, after_ends) = batch(before.end, &[&["ZINCRBY", "k", "7", "m"]]);
+        state.apply(&after);
+        let (at, covered_from, items) = answer(&state, b"k", 100);
+        assert_eq!((at, covered_from), (after.end, 100));
+        assert_eq!(items, [(before_ends[0], 5.0), (after_ends[0], 12.0)]);
+        // A `+CONTINUE` of the same ID changes nothing either.
+        state.resume("e2");
+        assert_eq!(answer(&state, b"k", 100).2.len(), 2);
     }
 
     /// Past a failover (a new replication ID that continues the offsets), a key whose window was stale stays not

@@ -75,6 +75,28 @@ impl<'a> Events<'a> {
         id
     }
 
+    /// Reports a stream entry entering the window, timed by its id's milliseconds, and returns its item id, through
+    /// [`WindowObserver::entry_added`], which gives the observer its whole id. Only with the feature `entry-ids`:
+    /// without it, the stream window calls [`Self::added`], as the browser's client always has.
+    #[cfg(feature = "entry-ids")]
+    #[inline]
+    pub(crate) fn entry_added(&mut self, entry: StreamId, fields: &[Vec<u8>]) -> ItemId {
+        *self.next_id += 1;
+        let id = *self.next_id;
+        self.reported += 1;
+        self.observer.entry_added(
+            self.key,
+            entry.ms,
+            entry.seq,
+            Item {
+                id,
+                time_ms: Some(entry.ms as f64),
+                payload: Payload::Fields(fields),
+            },
+        );
+        id
+    }
+
     #[inline]
     pub(crate) fn removed(&mut self, id: ItemId) {
         self.reported += 1;

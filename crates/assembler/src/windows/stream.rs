@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 
 use super::{Events, ItemView};
-use crate::observe::{ItemId, Payload};
+use crate::observe::ItemId;
+#[cfg(not(feature = "entry-ids"))]
+use crate::observe::Payload;
 
 /// A stream entry id, `<ms>-<seq>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -111,7 +113,10 @@ impl StreamWindow {
 
     /// Appends an entry (`XADD`).
     pub(crate) fn add(&mut self, id: StreamId, fields: Vec<Vec<u8>>, events: &mut Events<'_>) {
+        #[cfg(not(feature = "entry-ids"))]
         let item = events.added(Some(id.ms as f64), Payload::Fields(&fields));
+        #[cfg(feature = "entry-ids")]
+        let item = events.entry_added(id, &fields);
         self.field_bytes += entry_bytes(&fields);
         match self.position(id) {
             Ok(at) => {
@@ -212,7 +217,14 @@ impl StreamWindow {
 
     pub(crate) fn renumber(&mut self, events: &mut Events<'_>) {
         for (id, item, fields) in self.entries.iter_mut() {
-            *item = events.added(Some(id.ms as f64), Payload::Fields(fields));
+            #[cfg(not(feature = "entry-ids"))]
+            {
+                *item = events.added(Some(id.ms as f64), Payload::Fields(fields));
+            }
+            #[cfg(feature = "entry-ids")]
+            {
+                *item = events.entry_added(*id, fields);
+            }
         }
     }
 }

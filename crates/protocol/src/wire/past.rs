@@ -11,7 +11,7 @@ use super::{read_u32, read_u64, WireError, MAX_SHARDS, TAG_PAST, TAG_SHARD};
 /// Most keys one [`Past`] message lists: the most one top-up reads (the relay's `MAX_SNAPSHOT_KEYS`).
 pub const MAX_PAST_KEYS: usize = 10_000;
 /// Most field names and values one stream entry of a [`Past`] message carries.
-const MAX_PAST_FIELDS: usize = 1 << 20;
+pub const MAX_PAST_FIELDS: usize = 1 << 20;
 
 /// The items that entered the windows of a top-up's keys before its snapshot, from the relay's state, for a client
 /// that asked with `since` (the history sink; browsers never do): sent right before the top-up's snapshot, at the
