@@ -2,8 +2,9 @@
 //! (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`), real relays, and a browser's
 //! StreamAssembler fed by the relay's WebSocket, asking for top-ups as a page does. Each test ends with every window
 //! equal to what Redis holds: streaming from all shards, a `CLUSTER FAILOVER`, a slot migrating under load, and two
-//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot. A
-//! top-up asked with `since` gets each shard's past message, in its envelope, saying its keys not covered.
+//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot. Each
+//! shard keeps a state of its own: joins are answered from it, and a top-up asked with `since` gets each shard's
+//! past message, in its envelope, listing the scores `ZINCRBY`s gave its keys.
 
 mod support;
 
@@ -466,6 +467,8 @@ async fn an_acl_user_without_eval_still_gets_exact_snapshots_one_slot_at_a_time(
         "redis://relay:s3cret@cluster",
         "--allow",
         "perf:*",
+        // The shards' states would answer the join: these snapshots are read from Redis.
+        "--stateless",
     ]);
     wait_healthy(&ws).await;
     let mut browser = Browser::join(&ws).await;
@@ -750,66 +753,177 @@ async fn the_collector_writes_each_host_to_its_shard_and_carries_on_through_a_fa
     );
 }
 
-/// A top-up asked with `since` in a cluster (whose shards keep no state): each shard sends, in its envelope and right
-/// before its snapshot of the keys it owns, a past message saying every one of them not covered.
+/// Each shard's value of the labelled row `name` on the relay's `/metrics`, by the relay's shard number.
+async fn shard_rows(ws: &str, name: &str) -> std::collections::BTreeMap<u32, u64> {
+    let (_, body) = http_get(ws, "/metrics").await;
+    let prefix = format!("{name}{{shard=\"");
+    body.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (shard, _) = rest.split_once('"')?;
+            let (_, value) = line.rsplit_once(' ')?;
+            Some((shard.parse().ok()?, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits until every one of the three shards' states is ready (its row of `/metrics`).
+async fn states_ready(ws: &str) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let ready = shard_rows(ws, "replicast_state_ready").await;
+        if ready.len() == 3 && ready.values().all(|&r| r == 1) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shards' states never all got ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With the state on (the default), each shard keeps one: a browser joining once they are ready has each shard's
+/// snapshot from that shard's state, with no read of Redis, and its windows equal Redis.
 #[tokio::test]
-async fn a_topup_with_since_gets_each_shards_keys_as_not_covered() {
+async fn joins_are_answered_from_each_shards_state() {
     let Streaming {
-        cluster: _cluster,
+        cluster,
+        keys,
+        ws,
+        _relay,
+        ..
+    } = streaming(12, 30, &[]).await;
+    states_ready(&ws).await;
+    let before = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read_before = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    assert_eq!(browser.seen.snapshots, 3, "a snapshot per shard");
+    let after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read_after = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    assert_eq!(after.len(), 3, "a row per shard: {after:?}");
+    for (shard, answered) in &after {
+        assert_eq!(
+            answered - before.get(shard).copied().unwrap_or(0),
+            1,
+            "shard {shard}'s join from its state: {before:?} → {after:?}"
+        );
+    }
+    assert_eq!(read_before, read_after, "no read of Redis");
+    // Each shard's state rows are labelled with it, every key held by one of them.
+    let held = shard_rows(&ws, "replicast_state_keys").await;
+    assert_eq!(held.values().sum::<u64>(), keys.len() as u64, "{held:?}");
+}
+
+/// A top-up asked with `since` in a cluster is answered by each shard from its state, in its envelope and right
+/// before its snapshot: the past message lists the two scores two `ZINCRBY`s gave a member of a key on each of two
+/// shards (the first overwritten before the answer), covered from before `since`.
+#[tokio::test]
+async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
+    let Streaming {
+        cluster,
         keys,
         ws,
         _relay,
         ..
     } = streaming(6, 5, &[]).await;
+    states_ready(&ws).await;
     let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    // Each shard's hello (its epoch and offset, where `since` starts), until every shard's snapshot came.
+    let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
     let mut snapshots = 0;
     while snapshots < 3 {
-        if wire::snapshot_shard(&next_binary(&mut socket).await).is_some() {
-            snapshots += 1;
-        }
-    }
-    for request in Topup::requests_since(keys.iter().map(|k| k.as_bytes()), 0) {
-        socket
-            .send(tokio_tungstenite::tungstenite::Message::text(request))
-            .await
-            .unwrap();
-    }
-    // Per shard: the past message's offset, until its snapshot comes.
-    let mut waiting: std::collections::BTreeMap<u16, u64> = Default::default();
-    let mut listed = Vec::new();
-    let mut answered = std::collections::BTreeSet::new();
-    // Progress markers keep coming: the answers must come within the time a top-up takes.
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    while listed.len() < keys.len() || !waiting.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no past message and snapshot from every shard within {CONVERGE:?}"
-        );
         let message = next_binary(&mut socket).await;
-        if wire::is_past(&message) {
-            let (shard, past) = wire::decode_past(&message).unwrap();
-            assert!(message.starts_with(&[7]), "in its shard's envelope");
-            for key in &past.keys {
-                assert_eq!((key.covered_from, key.items.len()), (past.offset, 0));
-                listed.push(String::from_utf8(key.key.to_vec()).unwrap());
-            }
-            assert!(waiting.insert(shard, past.offset).is_none());
-            continue;
-        }
         let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
             continue;
         };
-        if let Some(at) = waiting.remove(&index) {
-            let Message::Snapshot { offset, .. } = *message else {
-                panic!("shard {index}'s past message is not followed by its snapshot: {message:?}")
-            };
-            assert_eq!(offset, at);
-            answered.insert(index);
+        match *message {
+            Message::Hello { epoch, offset, .. } => {
+                hellos.insert(index, (epoch.to_string(), offset));
+            }
+            Message::Snapshot { .. } => snapshots += 1,
+            _ => {}
         }
     }
-    listed.sort();
-    let mut asked = keys.clone();
-    asked.sort();
-    assert_eq!(listed, asked, "every key, by the shard that owns it");
-    assert_eq!(answered.len(), 3);
+    // A key on each of two shards, by the shard's index in this session (its epoch is its primary's ID).
+    let mut chosen: Vec<(u16, String)> = Vec::new();
+    for key in &keys {
+        let owner = cluster.owner(cluster.slot(key.as_bytes())).await;
+        let epoch = master_replid(owner).await;
+        let (index, _) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
+        if chosen.len() < 2 && chosen.iter().all(|(i, _)| i != index) {
+            chosen.push((*index, key.clone()));
+        }
+    }
+    assert_eq!(chosen.len(), 2);
+    for (_, key) in &chosen {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for _ in 0..2 {
+            let _: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(1.5)
+                .arg("hits")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    for (index, key) in &chosen {
+        let since = hellos[index].1;
+        for request in Topup::requests_since([key.as_bytes()], since) {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let past = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no past message from shard {index} within {CONVERGE:?}"
+            );
+            let message = next_binary(&mut socket).await;
+            if wire::is_past(&message) {
+                break message;
+            }
+        };
+        assert!(past.starts_with(&[7]), "in its shard's envelope");
+        let (shard, decoded) = wire::decode_past(&past).unwrap();
+        assert_eq!(shard, *index, "from the shard that owns {key}");
+        assert_eq!(decoded.keys.len(), 1);
+        let listed = &decoded.keys[0];
+        assert_eq!(listed.key, key.as_bytes());
+        assert!(
+            listed.covered_from <= since,
+            "{key} covered from {}, after since {since}",
+            listed.covered_from
+        );
+        let items: Vec<(f64, &[u8])> = listed
+            .items
+            .iter()
+            .map(|item| match item.value {
+                wire::PastValue::Member { score, member } => (score, member),
+                ref other => panic!("not a member: {other:?}"),
+            })
+            .collect();
+        assert_eq!(items, [(1.5, &b"hits"[..]), (3.0, &b"hits"[..])], "{key}");
+        assert!(listed.items.iter().all(|item| item.offset > since));
+        // Its shard's next message: the snapshot, at the past message's offset.
+        loop {
+            let message = next_binary(&mut socket).await;
+            let Ok(Message::Shard { index: i, message }) = wire::decode(&message) else {
+                continue;
+            };
+            if i == *index {
+                let Message::Snapshot { offset, .. } = *message else {
+                    panic!(
+                        "shard {index}'s past message is not followed by its snapshot: {message:?}"
+                    )
+                };
+                assert_eq!(offset, decoded.offset, "at the snapshot's offset");
+                break;
+            }
+        }
+    }
 }

@@ -298,7 +298,9 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 Ok(())
             }
             None => {
-                let refused = Err("the relay follows a cluster and keeps no state to digest");
+                // Each shard's state is at an offset of its own stream: one digest of every window has no place.
+                let refused =
+                    Err("the relay follows a cluster: its shards' states are not digested");
                 self.forward(wire::encode_digest(&id, 0, refused)).await
             }
         }
