@@ -927,3 +927,175 @@ async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
         }
     }
 }
+
+/// The relay's number for the shard whose link follows the node on `port`.
+async fn shard_of(ws: &str, port: u16) -> u32 {
+    let (_, body) = http_get(ws, "/metrics").await;
+    let node = format!("node=\"127.0.0.1:{port}\"");
+    body.lines()
+        .filter(|line| line.starts_with("replicast_shard_link_up{") && line.contains(&node))
+        .find_map(|line| line.split('"').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no shard follows {port}:\n{body}"))
+}
+
+/// After a slot moves, its new owner's state answers none of its keys: a top-up with `since` of a key that came
+/// with the slot (`RESTORE-ASKING`) and of one created after the move, each incremented twice by `ZINCRBY`, is read
+/// from the node, its past message saying them not covered, while a key the shard always owned is answered from its
+/// state with its scores; the browser's windows equal Redis throughout.
+#[tokio::test]
+async fn after_a_slot_moves_the_new_owners_state_does_not_answer_for_its_keys() {
+    let cluster = Cluster::start(3, 1).await;
+    let moving: Vec<String> = (0..3).map(|i| format!("perf:{{mig}}{i}")).collect();
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    keys.extend(moving.iter().cloned());
+    write(&cluster, &keys, 0, 10).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    states_ready(&ws).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
+    let mut snapshots = 0;
+    while snapshots < 3 {
+        let message = next_binary(&mut socket).await;
+        let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
+            continue;
+        };
+        match *message {
+            Message::Hello { epoch, offset, .. } => {
+                hellos.insert(index, (epoch.to_string(), offset));
+            }
+            Message::Snapshot { .. } => snapshots += 1,
+            _ => {}
+        }
+    }
+
+    let slot = cluster.slot(b"{mig}");
+    let from = cluster.owner(slot).await;
+    let to = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|&p| p != from)
+        .unwrap();
+    cluster.migrate_slot(slot, from, to).await;
+    let epoch = master_replid(to).await;
+    let (&index, (_, since)) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
+    let since = *since;
+    // A key `to` always owned, one that came with the slot, one created in it after the move.
+    let mut stayed = None;
+    for key in &keys {
+        if !moving.contains(key) && cluster.owner(cluster.slot(key.as_bytes())).await == to {
+            stayed = Some(key.clone());
+        }
+    }
+    let stayed = stayed.expect("a key on the target shard");
+    let created = "perf:{mig}new".to_string();
+    let asked = [stayed.clone(), moving[0].clone(), created.clone()];
+    for key in &asked {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for _ in 0..2 {
+            let _: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(1.5)
+                .arg("hits")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let shard = shard_of(&ws, to).await;
+    // Asked again until the relay's view has the slot on `to` (it reads the topology every second): before that
+    // the moved keys' top-up goes to the old owner; and the sessions' own top-ups of the slot, when the view moves
+    // it, are done before the round counted.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while !ask_since(&mut socket, &asked, since)
+        .await
+        .iter()
+        .all(|answer| answer.shard == index)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moved keys' top-up never came from shard {index}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state_before = shard_rows(&ws, "replicast_shard_state_snapshots_total").await[&shard];
+    let redis_before = shard_rows(&ws, "replicast_shard_snapshots_total").await[&shard];
+    for answer in ask_since(&mut socket, &asked, since).await {
+        let key = String::from_utf8_lossy(&answer.key);
+        assert_eq!(answer.shard, index, "{key} from its owner");
+        if key == stayed {
+            assert!(
+                answer.covered_from <= since,
+                "{key} covered from before since"
+            );
+            assert_eq!(
+                answer.scores,
+                [1.5, 3.0],
+                "{key}: both scores, from the state"
+            );
+        } else {
+            assert_eq!(
+                answer.covered_from, answer.offset,
+                "{key}, in the moved slot, is not covered"
+            );
+            assert!(answer.scores.is_empty(), "{key}: {:?}", answer.scores);
+        }
+    }
+    let answered_by_state =
+        shard_rows(&ws, "replicast_shard_state_snapshots_total").await[&shard] - state_before;
+    let read_from_redis =
+        shard_rows(&ws, "replicast_shard_snapshots_total").await[&shard] - redis_before;
+    // The key that stayed from the state; the two in the moved slot each read from the node.
+    assert_eq!((answered_by_state, read_from_redis), (1, 2));
+    keys.push(created);
+    write(&cluster, &keys, 10, 20).await;
+    browser.converge(&cluster, &keys).await;
+}
+
+/// What a past message said of one key.
+struct PastAnswer {
+    shard: u16,
+    key: Vec<u8>,
+    offset: u64,
+    covered_from: u64,
+    scores: Vec<f64>,
+}
+
+/// Asks a top-up of each of `keys` in turn with `since`, and reads each one's past message.
+async fn ask_since(socket: &mut Socket, keys: &[String], since: u64) -> Vec<PastAnswer> {
+    let mut answers = Vec::new();
+    for key in keys {
+        for request in Topup::requests_since([key.as_bytes()], since) {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        let past = loop {
+            let message = next_binary(socket).await;
+            if wire::is_past(&message) {
+                break message;
+            }
+        };
+        let (shard, decoded) = wire::decode_past(&past).unwrap();
+        let listed = &decoded.keys[0];
+        answers.push(PastAnswer {
+            shard,
+            key: listed.key.to_vec(),
+            offset: decoded.offset,
+            covered_from: listed.covered_from,
+            scores: listed
+                .items
+                .iter()
+                .filter_map(|item| match item.value {
+                    wire::PastValue::Member { score, .. } => Some(score),
+                    _ => None,
+                })
+                .collect(),
+        });
+    }
+    answers
+}
