@@ -507,6 +507,8 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
         "{metrics}"
     );
     assert_eq!(browser.assembler.positions().len(), 4, "a fourth shard");
+    // Each shard keeps a state, applied on a thread of its own.
+    assert_eq!(state_threads(_relay.0.id()), 4, "a state thread per shard");
 
     // The slot goes back and the node leaves the cluster: the relay stops following it; the keys follow their
     // owner again.
@@ -524,6 +526,15 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the relay still follows the removed node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The shard let go, its state and its thread go with it.
+    while state_threads(_relay.0.id()) != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed shard's state thread is still running: {}",
+            state_threads(_relay.0.id())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -926,6 +937,17 @@ async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
             }
         }
     }
+}
+
+/// The threads of process `pid` that apply a relay state (`relay-state`, one per shard's state).
+fn state_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.trim() == "relay-state")
+        })
+        .count()
 }
 
 /// The relay's number for the shard whose link follows the node on `port`.
