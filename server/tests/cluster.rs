@@ -298,6 +298,27 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
         "resumed: {:?}",
         browser.seen
     );
+
+    // The failed-over shard's state was kept through the partial resync (renamed with the stream): a new
+    // browser's join is answered by every shard's state, with no read of Redis.
+    states_ready(&ws).await;
+    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut joined = Browser::join(&ws).await;
+    joined.converge(&cluster, &keys).await;
+    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    for (shard, n) in &answered_after {
+        assert_eq!(
+            n - answered.get(shard).copied().unwrap_or(0),
+            1,
+            "shard {shard}: {answered_after:?}"
+        );
+    }
+    assert_eq!(
+        read,
+        shard_rows(&ws, "replicast_shard_snapshots_total").await,
+        "no read of Redis"
+    );
 }
 
 #[tokio::test]
