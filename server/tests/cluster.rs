@@ -843,9 +843,30 @@ async fn joins_are_answered_from_each_shards_state() {
         );
     }
     assert_eq!(read_before, read_after, "no read of Redis");
-    // Each shard's state rows are labelled with it, every key held by one of them.
+    // Each shard's state rows are labelled with it, every key held by one of them; the whole text passes promtool.
     let held = shard_rows(&ws, "replicast_state_keys").await;
     assert_eq!(held.values().sum::<u64>(), keys.len() as u64, "{held:?}");
+    let (_, metrics) = http_get(&ws, "/metrics").await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{metrics}"
+    );
 }
 
 /// A top-up asked with `since` in a cluster is answered by each shard from its state, in its envelope and right
