@@ -288,7 +288,8 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         self.forward(wire::encode_notice(&text)).await
     }
 
-    /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's relay keeps no state.
+    /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's shards' states do not
+    /// (each is at an offset of its own stream).
     async fn route_digest(&mut self, id: String) -> Result<(), Close> {
         let single = self.relay.topology.shape() != Shape::Cluster;
         match self.routes.values_mut().next().filter(|_| single) {
