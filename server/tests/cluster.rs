@@ -1163,3 +1163,75 @@ async fn ask_since(socket: &mut Socket, keys: &[String], since: u64) -> Vec<Past
     }
     answers
 }
+
+/// A relay on the replicas (`--cluster-follow replica`): a key a shard's state loses track of (a `ZUNIONSTORE`
+/// destination, which the assembler cannot follow) is read again from that shard's replica, with `READONLY` and only
+/// if the shard owns it (`replicast_state_refreshed_keys_total` for that shard); then a join is answered by every
+/// shard's state, that key included, with no read of Redis, and its windows equal Redis.
+#[tokio::test]
+async fn a_key_a_shards_state_lost_track_of_is_read_again_from_its_replica() {
+    let cluster = Cluster::start(3, 1).await;
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    let union: Vec<String> = ["a", "b", "dst"]
+        .iter()
+        .map(|k| format!("perf:{{u}}{k}"))
+        .collect();
+    keys.extend(union.iter().cloned());
+    write(&cluster, &keys, 0, 10).await;
+    let (_relay, ws) = cluster_relay(&cluster, &["--cluster-follow", "replica"]);
+    wait_healthy(&ws).await;
+    let owner = cluster.owner(cluster.slot(b"{u}")).await;
+    let replica = cluster.replicas_of(owner).await[0];
+    // Every shard's link on a replica, and every state ready.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let shard = loop {
+        let (_, body) = http_get(&ws, "/metrics").await;
+        if body.contains(&format!("node=\"127.0.0.1:{replica}\"")) {
+            break shard_of(&ws, replica).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never followed {replica}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    states_ready(&ws).await;
+    let refreshed = shard_rows(&ws, "replicast_state_refreshed_keys_total").await[&shard];
+    let mut conn = cluster.conn_for(b"{u}").await;
+    let _: i64 = redis::cmd("ZUNIONSTORE")
+        .arg(&union[2])
+        .arg(2)
+        .arg(&union[0])
+        .arg(&union[1])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The state reads it again within a second or so.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while shard_rows(&ws, "replicast_state_refreshed_keys_total").await[&shard] == refreshed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shard {shard}'s state never read {} again",
+            union[2]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    for (s, n) in &answered_after {
+        assert_eq!(
+            n - answered.get(s).copied().unwrap_or(0),
+            1,
+            "shard {s}'s join from its state: {answered_after:?}"
+        );
+    }
+    assert_eq!(
+        read,
+        shard_rows(&ws, "replicast_shard_snapshots_total").await,
+        "no read of Redis: the state holds {} again",
+        union[2]
+    );
+}
