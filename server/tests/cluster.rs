@@ -1235,3 +1235,55 @@ async fn a_key_a_shards_state_lost_track_of_is_read_again_from_its_replica() {
         union[2]
     );
 }
+
+/// `--verify-every` checks each shard's state against the node it follows, here a replica (`READONLY`, the
+/// shard's keys only): every shard counts keys compared, and none differs.
+#[tokio::test]
+async fn each_shards_state_is_checked_against_its_node() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 12).await;
+    write(&cluster, &keys, 0, 20).await;
+    let (_relay, ws) = cluster_relay(
+        &cluster,
+        &["--verify-every", "1s", "--cluster-follow", "replica"],
+    );
+    wait_healthy(&ws).await;
+    // Every link on a replica.
+    let primaries = cluster.primaries().await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let (_, body) = http_get(&ws, "/metrics").await;
+        let on_replicas = body.matches("replicast_shard_link_up{").count() == 3
+            && !primaries
+                .iter()
+                .any(|p| body.contains(&format!("node=\"127.0.0.1:{p}\"")));
+        if on_replicas {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never on the replicas: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    states_ready(&ws).await;
+    let before = shard_rows(&ws, "replicast_verify_keys_compared_total").await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let compared = shard_rows(&ws, "replicast_verify_keys_compared_total").await;
+        if compared.len() == 3
+            && compared
+                .iter()
+                .all(|(s, &n)| n > before.get(s).copied().unwrap_or(0))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every shard's state was compared with its node: {compared:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mismatches = shard_rows(&ws, "replicast_verify_mismatches_total").await;
+    assert!(mismatches.values().all(|&n| n == 0), "{mismatches:?}");
+}
