@@ -6,7 +6,8 @@
 # sampling (bench/cluster-load.mjs), prints one line per measurement and a `RESULT {json}` line for bench/run.mjs,
 # and cleans up. One shard is a primary owning all 16384 slots (`redis-cli --cluster create` wants three), joined by
 # hand, and loaded without --cluster (redis-benchmark --cluster wants two primaries or more). PROFILE=debug uses the debug build; SKIP_BUILD=1 uses the binaries already there. FOLLOWER=replica starts no
-# relay and samples each primary's own replica instead: a check of everything but the relay.
+# relay and samples each primary's own replica instead: a check of everything but the relay. RELAY_ARGS adds flags to
+# the relay's (`RELAY_ARGS=--stateless`: no state per shard, to compare).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -93,7 +94,8 @@ relay=none
 if [ "$follower" = relay ]; then
   relay_port=$(free_port)
   seeds=$(printf '127.0.0.1:%s,' "${primaries[@]}")
-  RUST_LOG=warn "$bin" serve --cluster "${seeds%,}" --listen "127.0.0.1:$relay_port" --allow 'perf:*' \
+  # shellcheck disable=SC2086 # RELAY_ARGS is a list of flags.
+  RUST_LOG=warn "$bin" serve --cluster "${seeds%,}" --listen "127.0.0.1:$relay_port" --allow 'perf:*' ${RELAY_ARGS:-} \
     >"$work/relay.out" 2>"$work/relay.err" &
   relay_pid=$!
   pids+=("$relay_pid")
@@ -114,6 +116,6 @@ fi
 sleep 2
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f1-3)"
-echo "cluster: $shards shard(s), primaries ${primaries[*]}, replicas ${replicas[*]}; follower: $follower"
+echo "cluster: $shards shard(s), primaries ${primaries[*]}, replicas ${replicas[*]}; follower: $follower ${RELAY_ARGS:-}"
 node bench/cluster-load.mjs --primaries "$(IFS=,; echo "${primaries[*]}")" --relay "$relay" --requests "$requests" \
   --clients "$clients"

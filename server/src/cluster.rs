@@ -12,7 +12,7 @@
 //! top up their keys in those slots from the new owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use redis::Value;
 use thiserror::Error;
 
 use crate::hash_slot::SLOTS;
-use crate::shard::{LinkSettings, Shard};
+use crate::shard::{ClusterSlots, LinkSettings, Shard};
 use crate::topology::{Owners, Topology};
 use crate::upstream::{NodeSettings, RedisTarget, Upstream};
 
@@ -309,6 +309,27 @@ pub fn parse_slots(reply: &Value) -> Result<Vec<ShardInfo>, String> {
     Ok(by_primary.into_values().collect())
 }
 
+/// A set of hash slots, shared without a lock (2 KiB): the slots a shard gained while the relay followed it.
+pub struct SlotSet([AtomicU64; SLOTS / 64]);
+
+impl Default for SlotSet {
+    fn default() -> Self {
+        SlotSet(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl SlotSet {
+    pub fn insert(&self, slot: u16) {
+        let slot = usize::from(slot);
+        self.0[slot / 64].fetch_or(1 << (slot % 64), Ordering::SeqCst);
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        let slot = usize::from(slot);
+        self.0[slot / 64].load(Ordering::SeqCst) & (1 << (slot % 64)) != 0
+    }
+}
+
 /// Everything the relay needs to follow a cluster, and the node ids it has seen in each shard followed.
 pub struct Cluster {
     seeds: Vec<(String, u16)>,
@@ -380,6 +401,8 @@ impl Cluster {
         let mut followed: Vec<Arc<Shard>> = Vec::new();
         let mut owners = vec![None; SLOTS];
         let mut changed = false;
+        // Shards started by this read: the slots they have now are in their first full sync.
+        let mut started = Vec::new();
         // Shards with a node to follow first: during a failover a node may list the failed primary and its heir as
         // two shards for a moment, and the one that can be followed must keep the shard (and its stream).
         let (live, stranded): (Vec<&ShardInfo>, Vec<&ShardInfo>) = shards
@@ -428,6 +451,7 @@ impl Cluster {
                 None => {
                     changed = true;
                     let shard = self.start_shard(node);
+                    started.push(shard.number);
                     known.insert(shard.number, ids);
                     shard
                 }
@@ -453,6 +477,24 @@ impl Cluster {
             known.remove(&gone.number);
             changed = true;
         }
+        // A slot that moved to a shard followed before is noted as gained before the view that says so is
+        // published: its state, whose past (and its offset, which trails the node's) may be from before the move,
+        // never answers for its keys, which are read from the node (see `ClusterSlots`).
+        let before_owners = match &before.owners {
+            Owners::BySlot(then) => Some(then),
+            Owners::All(_) => None,
+        };
+        for shard in followed.iter().filter(|s| !started.contains(&s.number)) {
+            let Some(gained) = &shard.gained else {
+                continue;
+            };
+            for (s, owner) in owners.iter().enumerate() {
+                let then = before_owners.and_then(|then| then[s]);
+                if *owner == Some(shard.number) && then != Some(shard.number) {
+                    gained.insert(s as u16);
+                }
+            }
+        }
         let owners = Owners::BySlot(owners);
         if owners != before.owners {
             changed = true;
@@ -472,7 +514,10 @@ impl Cluster {
             number,
             Upstream::at(self.settings.at(&node.host, node.port)),
             None,
-            Some(Arc::new(owns)),
+            Some(ClusterSlots {
+                owns: Arc::new(owns),
+                gained: Arc::new(SlotSet::default()),
+            }),
             &self.link,
         )
     }

@@ -128,6 +128,10 @@ pub struct LinkMetrics {
     pub link_rdb_bytes: AtomicU64,
     /// `master_repl_offset` of the node the link follows, polled each second.
     pub upstream_offset: AtomicU64,
+    /// Joins' snapshots and top-ups of this stream answered by its state, and read from Redis (a cluster's
+    /// `/metrics` rows per shard; one Redis's are the relay-wide `snapshots_total` and `state_snapshots_total`).
+    pub state_snapshots: AtomicU64,
+    pub snapshots: AtomicU64,
 }
 
 impl Metrics {
@@ -430,7 +434,7 @@ pub struct ShardLink<'a> {
 /// labelled with the relay's shard number and the node followed.
 pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
     let mut out = String::new();
-    let rows: [(&str, &str, &str); 4] = [
+    let rows: [(&str, &str, &str); 6] = [
         (
             "shard_link_up",
             "gauge",
@@ -451,6 +455,16 @@ pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
             "gauge",
             "Bytes the shard's link is behind its node, as of the last poll.",
         ),
+        (
+            "shard_state_snapshots_total",
+            "counter",
+            "Snapshots and top-ups of the shard the shard's state answered, with no Redis command.",
+        ),
+        (
+            "shard_snapshots_total",
+            "counter",
+            "Snapshots and top-ups of the shard read from its node.",
+        ),
     ];
     for (name, kind, help) in rows {
         let _ = writeln!(out, "# HELP replicast_{name} {help}");
@@ -462,6 +476,10 @@ pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
                 "shard_link_up" => u64::from(shard.backlog.is_live()),
                 "shard_link_offset" => end,
                 "shard_upstream_offset" => upstream,
+                "shard_state_snapshots_total" => {
+                    shard.metrics.state_snapshots.load(Ordering::Relaxed)
+                }
+                "shard_snapshots_total" => shard.metrics.snapshots.load(Ordering::Relaxed),
                 _ => upstream.saturating_sub(end),
             };
             let _ = writeln!(
@@ -469,6 +487,49 @@ pub fn render_shards(shards: &[ShardLink<'_>]) -> String {
                 "replicast_{name}{{shard=\"{}\",node=\"{}\"}} {value}",
                 shard.number, shard.node
             );
+        }
+    }
+    out
+}
+
+/// Rows of `/metrics` that each shard renders unlabelled (its state's), labelled with the shard and node (a row
+/// with labels of its own gets them first) and grouped by name, each name's `HELP` and `TYPE` once.
+pub fn label_shard_rows(parts: &[(u32, String, String)]) -> String {
+    // Names in the order first seen, each with its HELP/TYPE lines and its rows.
+    let mut names: Vec<(String, Vec<&str>, Vec<String>)> = Vec::new();
+    for (number, node, text) in parts {
+        let labels = format!("shard=\"{number}\",node=\"{node}\"");
+        for line in text.lines() {
+            let (name, head) = match line.strip_prefix("# ") {
+                Some(rest) => (rest.split_whitespace().nth(1).unwrap_or_default(), true),
+                None => (line.split(['{', ' ']).next().unwrap_or_default(), false),
+            };
+            let at = match names.iter().position(|(n, _, _)| n == name) {
+                Some(at) => at,
+                None => {
+                    names.push((name.to_string(), Vec::new(), Vec::new()));
+                    names.len() - 1
+                }
+            };
+            let entry = &mut names[at];
+            if head {
+                if !entry.1.contains(&line) {
+                    entry.1.push(line);
+                }
+            } else if let Some(rest) = line.strip_prefix(name) {
+                let row = match rest.strip_prefix('{') {
+                    Some(own) => format!("{name}{{{labels},{own}"),
+                    None => format!("{name}{{{labels}}}{rest}"),
+                };
+                entry.2.push(row);
+            }
+        }
+    }
+    let mut out = String::new();
+    for (_, heads, rows) in names {
+        for line in heads.into_iter().map(str::to_string).chain(rows) {
+            out.push_str(&line);
+            out.push('\n');
         }
     }
     out
@@ -497,5 +558,27 @@ mod tests {
             assert!(text.contains(&row), "no {row:?} in:\n{text}");
         }
         assert!(text.contains("replicast_refusals_total{reason=\"message\"} 9\n"));
+    }
+
+    #[test]
+    fn shard_rows_are_labelled_and_grouped_by_name() {
+        let rows = |a: u64, b: u64| {
+            render_rows([
+                ("state_ready", "gauge", "Ready.", a),
+                ("state_keys", "gauge", "Keys.", b),
+            ])
+        };
+        let text = label_shard_rows(&[
+            (0, "h:1".into(), rows(1, 7)),
+            (2, "h:2".into(), rows(0, 3) + "replicast_x{kind=\"y\"} 4\n"),
+        ]);
+        assert_eq!(
+            text,
+            "# HELP replicast_state_ready Ready.\n# TYPE replicast_state_ready gauge\n\
+             replicast_state_ready{shard=\"0\",node=\"h:1\"} 1\nreplicast_state_ready{shard=\"2\",node=\"h:2\"} 0\n\
+             # HELP replicast_state_keys Keys.\n# TYPE replicast_state_keys gauge\n\
+             replicast_state_keys{shard=\"0\",node=\"h:1\"} 7\nreplicast_state_keys{shard=\"2\",node=\"h:2\"} 3\n\
+             replicast_x{shard=\"2\",node=\"h:2\",kind=\"y\"} 4\n"
+        );
     }
 }

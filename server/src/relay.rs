@@ -73,7 +73,7 @@ pub enum Source {
 
 impl Source {
     /// Starts following: one shard, or in a cluster the topology reader, which follows a shard per primary.
-    pub fn follow(self, mut link: LinkSettings) -> Following {
+    pub fn follow(self, link: LinkSettings) -> Following {
         match self {
             Source::Redis(target) => {
                 let shard = Shard::follow(0, Upstream::at(target), None, None, &link);
@@ -101,8 +101,7 @@ impl Source {
                 follow,
             } => {
                 tracing::info!(nodes = ?seeds, ?follow, "following a Redis Cluster");
-                // The relay's state follows one stream; a cluster's shards read their snapshots from Redis.
-                link.state = None;
+                // Each shard keeps a state of its own, with the limits of --state-* (shard.rs).
                 let topology = Arc::new(Topology::of_cluster());
                 let cluster = Cluster::new(seeds, settings, follow, link, topology.clone());
                 Following {

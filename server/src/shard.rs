@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backlog::Backlog;
+use crate::cluster::SlotSet;
+use crate::hash_slot::slot;
 use crate::metrics::{LinkMetrics, ShardLink};
 use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
@@ -17,9 +19,22 @@ use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
 use crate::state::feed::StateFeed;
 use crate::state::verify::VerifySettings;
-use crate::state::{RelayState, StateSettings};
+use crate::state::{RelayState, ShardKeys, StateSettings};
 use crate::subscription::Allow;
 use crate::upstream::Upstream;
+
+/// A cluster shard's keys: those whose slots it owns now, and the slots it gained while the relay followed it.
+///
+/// Its state answers (joins, top-ups, past writes) only for keys whose slot it owns now and has owned since the
+/// relay started following it: its stream is the node's, which held none of a gained slot's keys before the move
+/// (they came with `RESTORE-ASKING`, which the state cannot apply, or were written on the old owner), and its past
+/// writes would claim a key covered across the move. The state trails the node, so an offset it answers at may be
+/// before the node took the slot. A gained slot's keys are read from the node for as long as the relay runs.
+#[derive(Clone)]
+pub struct ClusterSlots {
+    pub owns: KeyFilter,
+    pub gained: Arc<SlotSet>,
+}
 
 /// What every replica link of the relay is started with.
 #[derive(Debug, Clone)]
@@ -34,8 +49,8 @@ pub struct LinkSettings {
     pub profile: Option<Arc<WriteProfile>>,
     /// What may leave the relay (`--allow`): the backlogs keep only what some session could be sent of it.
     pub allow: Arc<Allow>,
-    /// What the relay's state keeps; `None` (`--stateless`, or a cluster's shards): no state, and the link asks
-    /// Redis for an empty RDB on a full sync.
+    /// What the relay's state keeps (each shard's, in a cluster); `None` (`--stateless`): no state, and the link
+    /// asks Redis for an empty RDB on a full sync.
     pub state: Option<StateSettings>,
     /// Bytes the link may queue to the state's thread before it waits for the state (`--state-queue-bytes`).
     pub state_queue_bytes: usize,
@@ -51,6 +66,8 @@ pub struct Shard {
     pub snapshots: Snapshotter,
     /// The windows the relay keeps itself, which answer snapshots without Redis when they can.
     pub state: Option<Arc<RelayState>>,
+    /// In a cluster, the slots this shard gained while the relay followed it: its state does not answer for them.
+    pub gained: Option<Arc<SlotSet>>,
     /// The link's own counters and the followed node's offset.
     pub link: Arc<LinkMetrics>,
     /// The followed Redis's `databases` setting, when a session asked past it lately (`session/join.rs`): asked
@@ -63,22 +80,29 @@ pub struct Shard {
 
 impl Shard {
     /// Starts following `upstream`: a replica link into a new backlog, the poller of the node's offset, and with
-    /// `sentinels` their failover announcements, which switch the upstream. `owns`, in a cluster, says which keys
-    /// the shard holds now: snapshots read only those, with `READONLY`.
+    /// `sentinels` their failover announcements, which switch the upstream. `cluster`, in a cluster, says which
+    /// keys the shard holds now: snapshots (the state's refreshes and checks too) read only those, with `READONLY`,
+    /// and its state answers only for those of the slots it did not gain ([`ClusterSlots`]).
     pub fn follow(
         number: u32,
         upstream: Upstream,
         sentinels: Option<Arc<Sentinels>>,
-        owns: Option<KeyFilter>,
+        cluster: Option<ClusterSlots>,
         settings: &LinkSettings,
     ) -> Arc<Shard> {
         let upstream = Arc::new(upstream);
         let backlog = Arc::new(Backlog::new(settings.backlog_bytes));
         let link = Arc::new(LinkMetrics::default());
+        let owns = cluster.as_ref().map(|c| c.owns.clone());
+        let gained = cluster.as_ref().map(|c| c.gained.clone());
+        let keys = cluster.map(|ClusterSlots { owns, gained }| ShardKeys {
+            owns: owns.clone(),
+            answers: Arc::new(move |key: &[u8]| owns(key) && !gained.contains(slot(key))),
+        });
         let state = settings
             .state
             .clone()
-            .map(|state| Arc::new(RelayState::new(state)));
+            .map(|state| Arc::new(RelayState::for_shard(state, keys)));
         // The state is applied on a thread of its own, trailing the backlog (state/feed.rs).
         let (state, feed) = match state {
             Some(state) => match StateFeed::start(state.clone(), settings.state_queue_bytes) {
@@ -115,14 +139,14 @@ impl Shard {
         if let Some(state) = &state {
             // The state's own reads of keys it lost track of, with a snapshotter of their own: sessions' joins do
             // not wait behind them.
-            let snapshots = Snapshotter::new(upstream.clone(), None);
+            let snapshots = Snapshotter::new(upstream.clone(), owns.clone());
             tasks.push(tokio::spawn(crate::state::refresh(
                 state.clone(),
                 snapshots,
             )));
             if let Some(verify) = settings.verify {
                 // Its own snapshotter too: a check's reads never wait behind joins.
-                let snapshots = Snapshotter::new(upstream.clone(), None);
+                let snapshots = Snapshotter::new(upstream.clone(), owns.clone());
                 tasks.push(tokio::spawn(crate::state_checks::every(
                     state.clone(),
                     snapshots,
@@ -140,6 +164,7 @@ impl Shard {
             number,
             snapshots: Snapshotter::new(upstream.clone(), owns),
             state,
+            gained,
             upstream,
             backlog,
             link,

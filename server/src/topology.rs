@@ -169,8 +169,8 @@ impl Topology {
         (live, text)
     }
 
-    /// The links' rows of `/metrics`: one Redis's unlabelled, with all its counters; a cluster's labelled by shard
-    /// and node.
+    /// The links' (and states') rows of `/metrics`: one Redis's unlabelled, with all its counters; a cluster's
+    /// labelled by shard and node.
     pub fn render_metrics(&self) -> String {
         let view = self.view();
         match self.shape {
@@ -187,6 +187,13 @@ impl Topology {
                 let mut text = LinkMetrics::default().render(&Backlog::new(0));
                 let rows: Vec<_> = view.shards.iter().map(|s| s.link_row()).collect();
                 text.push_str(&crate::metrics::render_shards(&rows));
+                // Each shard's state, its rows labelled like its link's.
+                let states: Vec<_> = view
+                    .shards
+                    .iter()
+                    .filter_map(|s| Some((s.number, s.upstream.addr(), s.state.as_ref()?.render())))
+                    .collect();
+                text.push_str(&crate::metrics::label_shard_rows(&states));
                 text
             }
         }

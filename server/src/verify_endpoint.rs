@@ -71,12 +71,18 @@ pub fn routes() -> Router<Relay> {
     router.layer(DefaultBodyLimit::max(MAX_VERIFY_BODY))
 }
 
-/// The state of the relay's single stream; `Err` when there is none to check (`--stateless`, a cluster).
+/// The state of the relay's single stream; `Err` when there is none to check (`--stateless`, a cluster: its
+/// shards' states are not checked from here).
 fn relay_state(relay: &Relay) -> Result<std::sync::Arc<RelayState>, (StatusCode, &'static str)> {
     let view = relay.topology.view();
-    view.shard(0).and_then(|shard| shard.state.clone()).ok_or((
+    let single = relay.topology.shape() == crate::topology::Shape::OneRedis;
+    let state = view
+        .shard(0)
+        .filter(|_| single)
+        .and_then(|shard| shard.state.clone());
+    state.ok_or((
         StatusCode::NOT_FOUND,
-        "this relay keeps no state to verify (--stateless, or a cluster)\n",
+        "this relay keeps no state to verify (--stateless), or follows a cluster\n",
     ))
 }
 

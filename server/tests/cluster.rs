@@ -2,8 +2,9 @@
 //! (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`), real relays, and a browser's
 //! StreamAssembler fed by the relay's WebSocket, asking for top-ups as a page does. Each test ends with every window
 //! equal to what Redis holds: streaming from all shards, a `CLUSTER FAILOVER`, a slot migrating under load, and two
-//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot. A
-//! top-up asked with `since` gets each shard's past message, in its envelope, saying its keys not covered.
+//! relays (on the primaries, on the replicas) behind which a browser switches and resumes without a snapshot. Each
+//! shard keeps a state of its own: joins are answered from it, and a top-up asked with `since` gets each shard's
+//! past message, in its envelope, listing the scores `ZINCRBY`s gave its keys.
 
 mod support;
 
@@ -297,6 +298,27 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
         "resumed: {:?}",
         browser.seen
     );
+
+    // The failed-over shard's state was kept through the partial resync (renamed with the stream): a new
+    // browser's join is answered by every shard's state, with no read of Redis.
+    states_ready(&ws).await;
+    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut joined = Browser::join(&ws).await;
+    joined.converge(&cluster, &keys).await;
+    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    for (shard, n) in &answered_after {
+        assert_eq!(
+            n - answered.get(shard).copied().unwrap_or(0),
+            1,
+            "shard {shard}: {answered_after:?}"
+        );
+    }
+    assert_eq!(
+        read,
+        shard_rows(&ws, "replicast_shard_snapshots_total").await,
+        "no read of Redis"
+    );
 }
 
 #[tokio::test]
@@ -466,6 +488,8 @@ async fn an_acl_user_without_eval_still_gets_exact_snapshots_one_slot_at_a_time(
         "redis://relay:s3cret@cluster",
         "--allow",
         "perf:*",
+        // The shards' states would answer the join: these snapshots are read from Redis.
+        "--stateless",
     ]);
     wait_healthy(&ws).await;
     let mut browser = Browser::join(&ws).await;
@@ -504,6 +528,8 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
         "{metrics}"
     );
     assert_eq!(browser.assembler.positions().len(), 4, "a fourth shard");
+    // Each shard keeps a state, applied on a thread of its own.
+    assert_eq!(state_threads(_relay.0.id()), 4, "a state thread per shard");
 
     // The slot goes back and the node leaves the cluster: the relay stops following it; the keys follow their
     // owner again.
@@ -521,6 +547,15 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the relay still follows the removed node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The shard let go, its state and its thread go with it.
+    while state_threads(_relay.0.id()) != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed shard's state thread is still running: {}",
+            state_threads(_relay.0.id())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -750,66 +785,505 @@ async fn the_collector_writes_each_host_to_its_shard_and_carries_on_through_a_fa
     );
 }
 
-/// A top-up asked with `since` in a cluster (whose shards keep no state): each shard sends, in its envelope and right
-/// before its snapshot of the keys it owns, a past message saying every one of them not covered.
+/// Each shard's value of the labelled row `name` on the relay's `/metrics`, by the relay's shard number.
+async fn shard_rows(ws: &str, name: &str) -> std::collections::BTreeMap<u32, u64> {
+    let (_, body) = http_get(ws, "/metrics").await;
+    let prefix = format!("{name}{{shard=\"");
+    body.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (shard, _) = rest.split_once('"')?;
+            let (_, value) = line.rsplit_once(' ')?;
+            Some((shard.parse().ok()?, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits until every one of the three shards' states is ready (its row of `/metrics`).
+async fn states_ready(ws: &str) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let ready = shard_rows(ws, "replicast_state_ready").await;
+        if ready.len() == 3 && ready.values().all(|&r| r == 1) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shards' states never all got ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With the state on (the default), each shard keeps one: a browser joining once they are ready has each shard's
+/// snapshot from that shard's state, with no read of Redis, and its windows equal Redis.
 #[tokio::test]
-async fn a_topup_with_since_gets_each_shards_keys_as_not_covered() {
+async fn joins_are_answered_from_each_shards_state() {
     let Streaming {
-        cluster: _cluster,
+        cluster,
+        keys,
+        ws,
+        _relay,
+        ..
+    } = streaming(12, 30, &[]).await;
+    states_ready(&ws).await;
+    let before = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read_before = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    assert_eq!(browser.seen.snapshots, 3, "a snapshot per shard");
+    let after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read_after = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    assert_eq!(after.len(), 3, "a row per shard: {after:?}");
+    for (shard, answered) in &after {
+        assert_eq!(
+            answered - before.get(shard).copied().unwrap_or(0),
+            1,
+            "shard {shard}'s join from its state: {before:?} → {after:?}"
+        );
+    }
+    assert_eq!(read_before, read_after, "no read of Redis");
+    // Each shard's state rows are labelled with it, every key held by one of them; the whole text passes promtool.
+    let held = shard_rows(&ws, "replicast_state_keys").await;
+    assert_eq!(held.values().sum::<u64>(), keys.len() as u64, "{held:?}");
+    let (_, metrics) = http_get(&ws, "/metrics").await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{metrics}"
+    );
+}
+
+/// A top-up asked with `since` in a cluster is answered by each shard from its state, in its envelope and right
+/// before its snapshot: the past message lists the two scores two `ZINCRBY`s gave a member of a key on each of two
+/// shards (the first overwritten before the answer), covered from before `since`.
+#[tokio::test]
+async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
+    let Streaming {
+        cluster,
         keys,
         ws,
         _relay,
         ..
     } = streaming(6, 5, &[]).await;
+    states_ready(&ws).await;
     let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    // Each shard's hello (its epoch and offset, where `since` starts), until every shard's snapshot came.
+    let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
     let mut snapshots = 0;
     while snapshots < 3 {
-        if wire::snapshot_shard(&next_binary(&mut socket).await).is_some() {
-            snapshots += 1;
-        }
-    }
-    for request in Topup::requests_since(keys.iter().map(|k| k.as_bytes()), 0) {
-        socket
-            .send(tokio_tungstenite::tungstenite::Message::text(request))
-            .await
-            .unwrap();
-    }
-    // Per shard: the past message's offset, until its snapshot comes.
-    let mut waiting: std::collections::BTreeMap<u16, u64> = Default::default();
-    let mut listed = Vec::new();
-    let mut answered = std::collections::BTreeSet::new();
-    // Progress markers keep coming: the answers must come within the time a top-up takes.
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    while listed.len() < keys.len() || !waiting.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no past message and snapshot from every shard within {CONVERGE:?}"
-        );
         let message = next_binary(&mut socket).await;
-        if wire::is_past(&message) {
-            let (shard, past) = wire::decode_past(&message).unwrap();
-            assert!(message.starts_with(&[7]), "in its shard's envelope");
-            for key in &past.keys {
-                assert_eq!((key.covered_from, key.items.len()), (past.offset, 0));
-                listed.push(String::from_utf8(key.key.to_vec()).unwrap());
-            }
-            assert!(waiting.insert(shard, past.offset).is_none());
-            continue;
-        }
         let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
             continue;
         };
-        if let Some(at) = waiting.remove(&index) {
-            let Message::Snapshot { offset, .. } = *message else {
-                panic!("shard {index}'s past message is not followed by its snapshot: {message:?}")
-            };
-            assert_eq!(offset, at);
-            answered.insert(index);
+        match *message {
+            Message::Hello { epoch, offset, .. } => {
+                hellos.insert(index, (epoch.to_string(), offset));
+            }
+            Message::Snapshot { .. } => snapshots += 1,
+            _ => {}
         }
     }
-    listed.sort();
-    let mut asked = keys.clone();
-    asked.sort();
-    assert_eq!(listed, asked, "every key, by the shard that owns it");
-    assert_eq!(answered.len(), 3);
+    // A key on each of two shards, by the shard's index in this session (its epoch is its primary's ID).
+    let mut chosen: Vec<(u16, String)> = Vec::new();
+    for key in &keys {
+        let owner = cluster.owner(cluster.slot(key.as_bytes())).await;
+        let epoch = master_replid(owner).await;
+        let (index, _) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
+        if chosen.len() < 2 && chosen.iter().all(|(i, _)| i != index) {
+            chosen.push((*index, key.clone()));
+        }
+    }
+    assert_eq!(chosen.len(), 2);
+    for (_, key) in &chosen {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for _ in 0..2 {
+            let _: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(1.5)
+                .arg("hits")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    for (index, key) in &chosen {
+        let since = hellos[index].1;
+        for request in Topup::requests_since([key.as_bytes()], since) {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let past = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no past message from shard {index} within {CONVERGE:?}"
+            );
+            let message = next_binary(&mut socket).await;
+            if wire::is_past(&message) {
+                break message;
+            }
+        };
+        assert!(past.starts_with(&[7]), "in its shard's envelope");
+        let (shard, decoded) = wire::decode_past(&past).unwrap();
+        assert_eq!(shard, *index, "from the shard that owns {key}");
+        assert_eq!(decoded.keys.len(), 1);
+        let listed = &decoded.keys[0];
+        assert_eq!(listed.key, key.as_bytes());
+        assert!(
+            listed.covered_from <= since,
+            "{key} covered from {}, after since {since}",
+            listed.covered_from
+        );
+        let items: Vec<(f64, &[u8])> = listed
+            .items
+            .iter()
+            .map(|item| match item.value {
+                wire::PastValue::Member { score, member } => (score, member),
+                ref other => panic!("not a member: {other:?}"),
+            })
+            .collect();
+        assert_eq!(items, [(1.5, &b"hits"[..]), (3.0, &b"hits"[..])], "{key}");
+        assert!(listed.items.iter().all(|item| item.offset > since));
+        // Its shard's next message: the snapshot, at the past message's offset.
+        loop {
+            let message = next_binary(&mut socket).await;
+            let Ok(Message::Shard { index: i, message }) = wire::decode(&message) else {
+                continue;
+            };
+            if i == *index {
+                let Message::Snapshot { offset, .. } = *message else {
+                    panic!(
+                        "shard {index}'s past message is not followed by its snapshot: {message:?}"
+                    )
+                };
+                assert_eq!(offset, decoded.offset, "at the snapshot's offset");
+                break;
+            }
+        }
+    }
+}
+
+/// The threads of process `pid` that apply a relay state (`relay-state`, one per shard's state).
+fn state_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.trim() == "relay-state")
+        })
+        .count()
+}
+
+/// The relay's number for the shard whose link follows the node on `port`.
+async fn shard_of(ws: &str, port: u16) -> u32 {
+    let (_, body) = http_get(ws, "/metrics").await;
+    let node = format!("node=\"127.0.0.1:{port}\"");
+    body.lines()
+        .filter(|line| line.starts_with("replicast_shard_link_up{") && line.contains(&node))
+        .find_map(|line| line.split('"').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no shard follows {port}:\n{body}"))
+}
+
+/// After a slot moves, its new owner's state answers none of its keys: a top-up with `since` of a key that came
+/// with the slot (`RESTORE-ASKING`) and of one created after the move, each incremented twice by `ZINCRBY`, is read
+/// from the node, its past message saying them not covered, while a key the shard always owned is answered from its
+/// state with its scores; the browser's windows equal Redis throughout.
+#[tokio::test]
+async fn after_a_slot_moves_the_new_owners_state_does_not_answer_for_its_keys() {
+    let cluster = Cluster::start(3, 1).await;
+    let moving: Vec<String> = (0..3).map(|i| format!("perf:{{mig}}{i}")).collect();
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    keys.extend(moving.iter().cloned());
+    write(&cluster, &keys, 0, 10).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    states_ready(&ws).await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
+    let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
+    let mut snapshots = 0;
+    while snapshots < 3 {
+        let message = next_binary(&mut socket).await;
+        let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
+            continue;
+        };
+        match *message {
+            Message::Hello { epoch, offset, .. } => {
+                hellos.insert(index, (epoch.to_string(), offset));
+            }
+            Message::Snapshot { .. } => snapshots += 1,
+            _ => {}
+        }
+    }
+
+    let slot = cluster.slot(b"{mig}");
+    let from = cluster.owner(slot).await;
+    let to = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|&p| p != from)
+        .unwrap();
+    cluster.migrate_slot(slot, from, to).await;
+    let epoch = master_replid(to).await;
+    let (&index, (_, since)) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
+    let since = *since;
+    // A key `to` always owned, one that came with the slot, one created in it after the move.
+    let mut stayed = None;
+    for key in &keys {
+        if !moving.contains(key) && cluster.owner(cluster.slot(key.as_bytes())).await == to {
+            stayed = Some(key.clone());
+        }
+    }
+    let stayed = stayed.expect("a key on the target shard");
+    let created = "perf:{mig}new".to_string();
+    let asked = [stayed.clone(), moving[0].clone(), created.clone()];
+    for key in &asked {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for _ in 0..2 {
+            let _: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(1.5)
+                .arg("hits")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let shard = shard_of(&ws, to).await;
+    // Asked again until the relay's view has the slot on `to` (it reads the topology every second): before that
+    // the moved keys' top-up goes to the old owner; and the sessions' own top-ups of the slot, when the view moves
+    // it, are done before the round counted.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while !ask_since(&mut socket, &asked, since)
+        .await
+        .iter()
+        .all(|answer| answer.shard == index)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moved keys' top-up never came from shard {index}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state_before = shard_rows(&ws, "replicast_shard_state_snapshots_total").await[&shard];
+    let redis_before = shard_rows(&ws, "replicast_shard_snapshots_total").await[&shard];
+    for answer in ask_since(&mut socket, &asked, since).await {
+        let key = String::from_utf8_lossy(&answer.key);
+        assert_eq!(answer.shard, index, "{key} from its owner");
+        if key == stayed {
+            assert!(
+                answer.covered_from <= since,
+                "{key} covered from before since"
+            );
+            assert_eq!(
+                answer.scores,
+                [1.5, 3.0],
+                "{key}: both scores, from the state"
+            );
+        } else {
+            assert_eq!(
+                answer.covered_from, answer.offset,
+                "{key}, in the moved slot, is not covered"
+            );
+            assert!(answer.scores.is_empty(), "{key}: {:?}", answer.scores);
+        }
+    }
+    let answered_by_state =
+        shard_rows(&ws, "replicast_shard_state_snapshots_total").await[&shard] - state_before;
+    let read_from_redis =
+        shard_rows(&ws, "replicast_shard_snapshots_total").await[&shard] - redis_before;
+    // The key that stayed from the state; the two in the moved slot each read from the node.
+    assert_eq!((answered_by_state, read_from_redis), (1, 2));
+    keys.push(created);
+    write(&cluster, &keys, 10, 20).await;
+    browser.converge(&cluster, &keys).await;
+}
+
+/// What a past message said of one key.
+struct PastAnswer {
+    shard: u16,
+    key: Vec<u8>,
+    offset: u64,
+    covered_from: u64,
+    scores: Vec<f64>,
+}
+
+/// Asks a top-up of each of `keys` in turn with `since`, and reads each one's past message.
+async fn ask_since(socket: &mut Socket, keys: &[String], since: u64) -> Vec<PastAnswer> {
+    let mut answers = Vec::new();
+    for key in keys {
+        for request in Topup::requests_since([key.as_bytes()], since) {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        let past = loop {
+            let message = next_binary(socket).await;
+            if wire::is_past(&message) {
+                break message;
+            }
+        };
+        let (shard, decoded) = wire::decode_past(&past).unwrap();
+        let listed = &decoded.keys[0];
+        answers.push(PastAnswer {
+            shard,
+            key: listed.key.to_vec(),
+            offset: decoded.offset,
+            covered_from: listed.covered_from,
+            scores: listed
+                .items
+                .iter()
+                .filter_map(|item| match item.value {
+                    wire::PastValue::Member { score, .. } => Some(score),
+                    _ => None,
+                })
+                .collect(),
+        });
+    }
+    answers
+}
+
+/// A relay on the replicas (`--cluster-follow replica`): a key a shard's state loses track of (a `ZUNIONSTORE`
+/// destination, which the assembler cannot follow) is read again from that shard's replica, with `READONLY` and only
+/// if the shard owns it (`replicast_state_refreshed_keys_total` for that shard); then a join is answered by every
+/// shard's state, that key included, with no read of Redis, and its windows equal Redis.
+#[tokio::test]
+async fn a_key_a_shards_state_lost_track_of_is_read_again_from_its_replica() {
+    let cluster = Cluster::start(3, 1).await;
+    let mut keys = keys_on_every_shard(&cluster, 6).await;
+    let union: Vec<String> = ["a", "b", "dst"]
+        .iter()
+        .map(|k| format!("perf:{{u}}{k}"))
+        .collect();
+    keys.extend(union.iter().cloned());
+    write(&cluster, &keys, 0, 10).await;
+    let (_relay, ws) = cluster_relay(&cluster, &["--cluster-follow", "replica"]);
+    wait_healthy(&ws).await;
+    let owner = cluster.owner(cluster.slot(b"{u}")).await;
+    let replica = cluster.replicas_of(owner).await[0];
+    // Every shard's link on a replica, and every state ready.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let shard = loop {
+        let (_, body) = http_get(&ws, "/metrics").await;
+        if body.contains(&format!("node=\"127.0.0.1:{replica}\"")) {
+            break shard_of(&ws, replica).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never followed {replica}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    states_ready(&ws).await;
+    let refreshed = shard_rows(&ws, "replicast_state_refreshed_keys_total").await[&shard];
+    let mut conn = cluster.conn_for(b"{u}").await;
+    let _: i64 = redis::cmd("ZUNIONSTORE")
+        .arg(&union[2])
+        .arg(2)
+        .arg(&union[0])
+        .arg(&union[1])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The state reads it again within a second or so.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while shard_rows(&ws, "replicast_state_refreshed_keys_total").await[&shard] == refreshed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shard {shard}'s state never read {} again",
+            union[2]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
+    let mut browser = Browser::join(&ws).await;
+    browser.converge(&cluster, &keys).await;
+    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
+    for (s, n) in &answered_after {
+        assert_eq!(
+            n - answered.get(s).copied().unwrap_or(0),
+            1,
+            "shard {s}'s join from its state: {answered_after:?}"
+        );
+    }
+    assert_eq!(
+        read,
+        shard_rows(&ws, "replicast_shard_snapshots_total").await,
+        "no read of Redis: the state holds {} again",
+        union[2]
+    );
+}
+
+/// `--verify-every` checks each shard's state against the node it follows, here a replica (`READONLY`, the
+/// shard's keys only): every shard counts keys compared, and none differs.
+#[tokio::test]
+async fn each_shards_state_is_checked_against_its_node() {
+    let cluster = Cluster::start(3, 1).await;
+    let keys = keys_on_every_shard(&cluster, 12).await;
+    write(&cluster, &keys, 0, 20).await;
+    let (_relay, ws) = cluster_relay(
+        &cluster,
+        &["--verify-every", "1s", "--cluster-follow", "replica"],
+    );
+    wait_healthy(&ws).await;
+    // Every link on a replica.
+    let primaries = cluster.primaries().await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let (_, body) = http_get(&ws, "/metrics").await;
+        let on_replicas = body.matches("replicast_shard_link_up{").count() == 3
+            && !primaries
+                .iter()
+                .any(|p| body.contains(&format!("node=\"127.0.0.1:{p}\"")));
+        if on_replicas {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never on the replicas: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    states_ready(&ws).await;
+    let before = shard_rows(&ws, "replicast_verify_keys_compared_total").await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let compared = shard_rows(&ws, "replicast_verify_keys_compared_total").await;
+        if compared.len() == 3
+            && compared
+                .iter()
+                .all(|(s, &n)| n > before.get(s).copied().unwrap_or(0))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every shard's state was compared with its node: {compared:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mismatches = shard_rows(&ws, "replicast_verify_mismatches_total").await;
+    assert!(mismatches.values().all(|&n| n == 0), "{mismatches:?}");
 }

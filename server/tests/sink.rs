@@ -9,7 +9,9 @@
 //!   tables equal Redis.
 //! - A sink SIGKILLed and restarted while every kind of mirrored key is written resumes with its mirror tables
 //!   equal to Redis: the keys it mirrors are read again, since the new process has none of the windows.
-//! - A sink following a Redis Cluster of two shards keeps a position per shard, and resumes each after a restart.
+//! - A sink following a Redis Cluster of two shards keeps a position per shard, and resumes each after a restart;
+//!   a member incremented twice on each shard before a restarted sink's top-up is answered has both its scores
+//!   stored, from each shard's past writes.
 //! - A sink restarted after the relay's backlog (a tiny `--backlog-bytes`) moved past its position re-snapshots,
 //!   and its history has no duplicate and no gap.
 //! - The history endpoint answers exactly the stored samples when they fit, the right buckets when they do not,
@@ -1120,22 +1122,28 @@ async fn committed_shards(pg: &tokio_postgres::Client, primaries: &[u16]) {
     }
 }
 
+/// A relay on `port` following the cluster through its node on `seed`, once every shard's link streams.
+async fn cluster_relay(port: u16, seed: u16) -> support::Proc {
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_replicast"));
+    relay
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--cluster", &format!("127.0.0.1:{seed}")])
+        .args(["--allow", "perf:*"])
+        .env("RUST_LOG", "warn");
+    let relay = start_until(&mut relay, "Replicast is live at ").0;
+    // Every shard's link attached before the primaries' replication IDs are read: a primary without replicas
+    // takes a new ID when its first one attaches, the one the sink's positions are stored under.
+    wait_healthy(&format!("ws://127.0.0.1:{port}/ws")).await;
+    relay
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
     let pg = Postgres::start();
     let cluster = support::cluster::Cluster::start(2, 0).await;
     let primaries = cluster.primaries().await;
     let relay_port = free_port();
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_replicast"));
-    relay
-        .args(["serve", "--listen", &format!("127.0.0.1:{relay_port}")])
-        .args(["--cluster", &format!("127.0.0.1:{}", primaries[0])])
-        .args(["--allow", "perf:*"])
-        .env("RUST_LOG", "warn");
-    let _relay = start_until(&mut relay, "Replicast is live at ").0;
-    // Every shard's link attached before the primaries' replication IDs are read: a primary without replicas
-    // takes a new ID when its first one attaches, the one the sink's positions are stored under.
-    wait_healthy(&format!("ws://127.0.0.1:{relay_port}/ws")).await;
+    let _relay = cluster_relay(relay_port, primaries[0]).await;
     // Keys on both shards.
     let keys: Vec<String> = (0..8).map(|i| format!("perf:c{i}")).collect();
     let mut owners = BTreeSet::new();
@@ -1270,6 +1278,105 @@ async fn mirror_write(conn: &mut MultiplexedConnection, rng: &mut Rng) {
         }
     };
     let _: redis::Value = command.query_async(conn).await.unwrap();
+}
+
+/// On a cluster as on one Redis (`sink_restarts.rs`): a restarted sink's catch-up increments a member of a key it
+/// holds no window of, on each of two shards, twice before the top-up's answer; each shard's state lists both scores
+/// in its past message, so every score is stored and no span recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_member_incremented_twice_before_a_restarted_sinks_top_up_has_every_score() {
+    let pg = Postgres::start();
+    let cluster = support::cluster::Cluster::start(2, 0).await;
+    let primaries = cluster.primaries().await;
+    let relay_port = free_port();
+    let _relay = cluster_relay(relay_port, primaries[0]).await;
+    let relay_addr = format!("127.0.0.1:{relay_port}");
+    // Each shard's state ready, so that its top-ups are answered from it.
+    let mut ready = 0;
+    for _ in 0..600 {
+        let (_, _, body) = http_get_host(&relay_addr, "/metrics", &relay_addr).await;
+        ready = body
+            .lines()
+            .filter(|l| l.starts_with("replicast_state_ready{") && l.ends_with(" 1"))
+            .count();
+        if ready == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready, 2, "both shards' states ready");
+    // A key on each shard.
+    let mut keys = BTreeMap::new();
+    for i in 0.. {
+        let key = format!("perf:n{i}");
+        keys.entry(cluster.owner(cluster.slot(key.as_bytes())).await)
+            .or_insert(key);
+        if keys.len() == 2 {
+            break;
+        }
+    }
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    for &port in &primaries {
+        let mut i = 0;
+        let key = loop {
+            let key = format!("perf:other{i}");
+            if cluster.owner(cluster.slot(key.as_bytes())).await == port {
+                break key;
+            }
+            i += 1;
+        };
+        let mut conn = redis_conn(port).await;
+        command(&mut conn, &["ZADD", &key, "1700000000000", "{}"]).await;
+    }
+    committed_shards(&db, &primaries).await;
+    drop(sink);
+    // While the sink is away: neither key is named by a command it read, so it has no window stored of either.
+    let mut scores: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for key in keys.values() {
+        let mut conn = cluster.conn_for(key.as_bytes()).await;
+        for by in [1_700_000_000_000u64, 5] {
+            let score: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(by)
+                .arg(r#"{"m":0}"#)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            scores.entry(key.clone()).or_default().push(score as u64);
+        }
+    }
+    let _sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &primaries).await;
+    for (key, want) in &scores {
+        let mut stored = Vec::new();
+        for _ in 0..600 {
+            stored = db
+                .query(
+                    "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
+                    &[key],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, f64>(0) as u64)
+                .collect();
+            if stored.len() >= want.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(&stored, want, "{key}: every score, the one between too");
+    }
+    // The rows and a span (if any) commit in one transaction.
+    let spans: Vec<(String, i32)> = db
+        .query("SELECT key, shard FROM replicast.inexact_span", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(spans, [], "no span: each shard listed every write");
 }
 
 async fn command(conn: &mut MultiplexedConnection, words: &[&str]) {

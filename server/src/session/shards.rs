@@ -288,7 +288,8 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         self.forward(wire::encode_notice(&text)).await
     }
 
-    /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's relay keeps no state.
+    /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's shards' states do not
+    /// (each is at an offset of its own stream).
     async fn route_digest(&mut self, id: String) -> Result<(), Close> {
         let single = self.relay.topology.shape() != Shape::Cluster;
         match self.routes.values_mut().next().filter(|_| single) {
@@ -298,7 +299,9 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 Ok(())
             }
             None => {
-                let refused = Err("the relay follows a cluster and keeps no state to digest");
+                // Each shard's state is at an offset of its own stream: one digest of every window has no place.
+                let refused =
+                    Err("the relay follows a cluster: its shards' states are not digested");
                 self.forward(wire::encode_digest(&id, 0, refused)).await
             }
         }

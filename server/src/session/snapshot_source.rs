@@ -47,12 +47,12 @@ pub async fn take(
             .filter(|snapshot| joinable(&snapshot.epoch, snapshot.offset));
         if let Some(snapshot) = answer {
             observe(&SNAPSHOT_DURATION, started.elapsed());
-            Metrics::add(&relay.metrics.state_snapshots, 1);
+            counted(relay, shard, Source::State);
             return Ok(snapshot);
         }
     }
     let snapshot = shard.snapshots.take(sub, &relay.allow).await?;
-    Metrics::add(&relay.metrics.snapshots, 1);
+    counted(relay, shard, Source::Redis);
     Ok(snapshot)
 }
 
@@ -118,13 +118,29 @@ pub async fn take_keys(
         }
         if let Some(answer) = answer.filter(placeable) {
             observe(&SNAPSHOT_DURATION, started.elapsed());
-            Metrics::add(&relay.metrics.state_snapshots, 1);
+            counted(relay, shard, Source::State);
             return Ok(answer);
         }
     }
     let snapshot = shard.snapshots.take_keys(sub.db, sub.window, keys).await?;
-    Metrics::add(&relay.metrics.snapshots, 1);
+    counted(relay, shard, Source::Redis);
     Ok((snapshot, None))
+}
+
+/// Where a snapshot or top-up came from.
+pub enum Source {
+    State,
+    Redis,
+}
+
+/// Counts a snapshot or top-up of `shard` taken from `source`, relay-wide and on the shard's link.
+pub fn counted(relay: &Relay, shard: &Shard, source: Source) {
+    let (all, own) = match source {
+        Source::State => (&relay.metrics.state_snapshots, &shard.link.state_snapshots),
+        Source::Redis => (&relay.metrics.snapshots, &shard.link.snapshots),
+    };
+    Metrics::add(all, 1);
+    Metrics::add(own, 1);
 }
 
 #[cfg(test)]

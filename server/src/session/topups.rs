@@ -147,7 +147,11 @@ impl Topups {
                 .take_slots(sub, &relay.allow, slots.clone(), keys.clone())
                 .await;
             if read.is_ok() {
-                Metrics::add(&relay.metrics.snapshots, 1);
+                super::snapshot_source::counted(
+                    relay,
+                    shard,
+                    super::snapshot_source::Source::Redis,
+                );
             }
             read.map(|snapshot| (snapshot, None))
         };

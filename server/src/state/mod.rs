@@ -32,8 +32,9 @@
 //! payload that ends early (the primary gone mid-transfer) or cannot be read leaves no state until the next one; a
 //! partial resync keeps it. A key the state lost track of (a command the assembler cannot follow exactly, a withheld
 //! write) is read from Redis once a second ([`refresh`]) and placed at its offset like a top-up; a swapped database,
-//! a write whose keys cannot all be named or a module's command drops the state until the next full sync. The state
-//! follows one Redis (or Sentinel's primary) only: a cluster's shards read Redis.
+//! a write whose keys cannot all be named or a module's command drops the state until the next full sync. In a
+//! cluster each shard has a state of its own, following its stream, which answers only for the keys a predicate
+//! names ([`RelayState::for_shard`]: those whose slot the shard owns now and did not gain while followed).
 //!
 //! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members and stream entries that
 //! entered its windows, with their scores or ids and fields and the end offsets of the commands that wrote them (a batch's commands are then applied one at
@@ -66,7 +67,7 @@ use replicast_protocol::wire;
 use crate::backlog::Batch;
 use crate::frames::Kind;
 use crate::metrics::Metrics;
-use crate::snapshot::{Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
+use crate::snapshot::{KeyFilter, Snapshot, Snapshotter, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_KEYS};
 use crate::subscription::{Allow, Delivery, Subscription};
 
 pub use db::STATE_DB;
@@ -88,6 +89,14 @@ const REFRESH_KEYS: usize = 1000;
 /// Keys not held (past `--state-bytes`) whose names the state keeps, to know it cannot answer for them; past it,
 /// the state is dropped until the next full sync, so its memory stays bounded whatever the dataset.
 pub const MAX_NOT_HELD: usize = 100_000;
+
+/// A cluster shard's keys, as its state sees them.
+pub struct ShardKeys {
+    /// Whose slot the shard owns now: a join's snapshot lists no other key, as one read from the node does not.
+    pub owns: KeyFilter,
+    /// Those the state may answer for; the others of the shard's keys are read from Redis.
+    pub answers: KeyFilter,
+}
 
 /// What the state keeps (`--state-depth`, `--state-bytes`) and of which keys (`--allow`).
 #[derive(Debug, Clone)]
@@ -115,6 +124,9 @@ enum Phase {
 pub struct RelayState {
     settings: StateSettings,
     allow: Allow,
+    /// In a cluster, the keys of the shard now and those the state may answer for (`shard.rs`, `ClusterSlots`);
+    /// `None`: every key.
+    cluster: Option<ShardKeys>,
     inner: Mutex<Inner>,
     /// Keys held, their bytes, and keys not held, for `/metrics`.
     keys: AtomicU64,
@@ -338,11 +350,18 @@ impl WindowObserver for Changed {
 
 impl RelayState {
     pub fn new(settings: StateSettings) -> Self {
+        Self::for_shard(settings, None)
+    }
+
+    /// The state of a cluster shard's stream, which answers joins and top-ups only for the keys `cluster` says it
+    /// answers for when asked; a join's snapshot lists only the shard's keys, the others read from Redis.
+    pub fn for_shard(settings: StateSettings, cluster: Option<ShardKeys>) -> Self {
         let allow = Allow::new(&settings.allow);
         let inner = Inner::new(&settings);
         RelayState {
             settings,
             allow,
+            cluster,
             inner: Mutex::new(inner),
             keys: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -762,23 +781,27 @@ impl RelayState {
             return None;
         }
         let signature = signature(sub, allow);
+        // In a cluster the keys it may answer for change with the topology, not with the offset: not cached.
+        let cacheable = self.cluster.is_none();
         let cached = match &inner.cached {
             Some(cached)
-                if cached.signature == signature
+                if cacheable
+                    && cached.signature == signature
                     && cached.offset == inner.offset
                     && cached.epoch == inner.epoch =>
             {
                 cached.clone()
             }
             _ => {
-                let wanted = |key: &[u8]| sub.wants(key) && allow.allows(key);
+                let owns = |k: &[u8]| self.cluster.as_ref().is_none_or(|c| (c.owns)(k));
+                let wanted = |key: &[u8]| sub.wants(key) && allow.allows(key) && owns(key);
                 let mut keys: BTreeSet<&[u8]> =
                     inner.assembler.keys().filter(|k| wanted(k)).collect();
                 keys.extend(
                     sub.keys
                         .iter()
                         .map(Vec::as_slice)
-                        .filter(|k| allow.allows(k)),
+                        .filter(|k| allow.allows(k) && owns(k)),
                 );
                 // Keys the state cannot answer exactly (not held past --state-bytes, lost track of, stale) follow
                 // as top-ups read from Redis, like a big snapshot's later parts: the keys it holds need not wait
@@ -789,9 +812,10 @@ impl RelayState {
                     .unknown_keys()
                     .filter(|k| wanted(k))
                     .collect();
+                let answerable = |k: &[u8]| self.cluster.as_ref().is_none_or(|c| (c.answers)(k));
                 keys.retain(|k| {
                     let exact = inner.assembler.window(k).is_none_or(rebuild::answers);
-                    let answered = exact && !later.contains(k);
+                    let answered = exact && answerable(k) && !later.contains(k);
                     if !answered {
                         later.insert(k);
                     }
@@ -814,7 +838,9 @@ impl RelayState {
                     keys: snapshot.keys,
                     rest: snapshot.rest,
                 };
-                inner.cached = Some(cached.clone());
+                if cacheable {
+                    inner.cached = Some(cached.clone());
+                }
                 cached
             }
         };
@@ -843,6 +869,11 @@ impl RelayState {
         }
         if keys.iter().any(|k| inner.assembler.is_unknown(k)) {
             return None;
+        }
+        if let Some(cluster) = &self.cluster {
+            if !keys.iter().all(|k| (cluster.answers)(k)) {
+                return None;
+            }
         }
         let snapshot = inner.snapshot_of(keys.iter().map(Vec::as_slice).collect(), window)?;
         let past = since.map(|since| inner.past_message(keys, &snapshot, since));
