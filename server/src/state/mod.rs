@@ -1259,18 +1259,22 @@ fn only_zadds(batch: &Batch) -> bool {
 
 /// Whether `command` (a RESP array of bulk strings, as the stream carries it) is a `ZADD`, in any case.
 fn names_zadd(command: &[u8]) -> bool {
-    let Some(count) = command.strip_prefix(b"*") else {
-        return false;
+    // `*<count>\r\n`: a count of one digit (a ZADD of up to four pairs) is the common case, read in place.
+    let name = match command {
+        [b'*', _, b'\r', b'\n', rest @ ..] => rest,
+        [b'*', count @ ..] => match count.iter().take(24).position(|&b| b == b'\n') {
+            Some(line) => &count[line + 1..],
+            None => return false,
+        },
+        _ => return false,
     };
-    // The count's few digits, then the name: a short scan, not worth a call.
-    let Some(line) = count.iter().take(24).position(|&b| b == b'\n') else {
-        return false;
-    };
-    match count[line + 1..].strip_prefix(b"$4\r\n") {
-        Some(name) => {
-            name.len() >= 6 && name[..4].eq_ignore_ascii_case(b"ZADD") && &name[4..6] == b"\r\n"
+    // `$4\r\nZADD\r\n`, the name in any case: OR-ing 0x20 into a byte makes `z`, `a` or `d` only of that letter in
+    // either case, so one compare of the four bytes tells it.
+    match name {
+        [b'$', b'4', b'\r', b'\n', a, b, c, d, b'\r', b'\n', ..] => {
+            u32::from_le_bytes([*a, *b, *c, *d]) | 0x2020_2020 == u32::from_le_bytes(*b"zadd")
         }
-        None => false,
+        _ => false,
     }
 }
 
@@ -1802,10 +1806,20 @@ mod tests {
         for name in ["ZADD", "zadd", "ZaDd"] {
             assert!(names_zadd(&command(&[name, "k", "1", "m"])), "{name}");
         }
-        for name in ["ZADDX", "ZAD", "ZINCRBY", "SELECT", "Z\0DD"] {
+        // Bytes that OR 0x20 into another byte, shorter and longer names.
+        for name in [
+            "ZADDX", "ZAD", "ZINCRBY", "SELECT", "Z\0DD", "Z\u{1}DD", "ZA\u{4}D", "zad\u{4}",
+            "ZA@D",
+        ] {
             assert!(!names_zadd(&command(&[name, "k", "1", "m"])), "{name}");
         }
+        // A count of several digits.
+        let many: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        let mut args = vec!["zAdd", "k"];
+        args.extend(many.iter().map(String::as_str));
+        assert!(names_zadd(&command(&args)));
         assert!(!names_zadd(b"*1\r\n$4\r\nZADD"));
+        assert!(!names_zadd(b"*12\r\n$4\r\nZADD"));
         assert!(!names_zadd(b"PING\r\n"));
         assert!(!names_zadd(b""));
     }
