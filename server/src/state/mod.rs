@@ -37,9 +37,10 @@
 //!
 //! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members that entered its windows,
 //! with their scores and the end offsets of the commands that wrote them (a batch of `ZADD`s is then applied a run at
-//! a time, each member placed by where its bytes are, [`Run`]; any other batch a command at a time), and for each key from which offset that list is complete. A top-up asked with `since` and answered from
-//! the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state
-//! (a full sync) and with a new epoch.
+//! a time, each member placed by where its bytes are, [`Run`]; any other batch a command at a time), and for each
+//! key from which offset that list is complete. A top-up asked with `since` and answered from the state carries them
+//! in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state (a full sync) and with a
+//! new epoch.
 
 mod db;
 pub mod feed;
