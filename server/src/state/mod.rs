@@ -37,10 +37,11 @@
 //! names ([`RelayState::for_shard`]: those whose slot the shard owns now and did not gain while followed).
 //!
 //! It keeps its past writes too ([`past`], `--state-history-bytes`): the sorted-set members and stream entries that
-//! entered its windows, with their scores or ids and fields and the end offsets of the commands that wrote them (a batch's commands are then applied one at
-//! a time), and for each key from which offset that list is complete. A top-up asked with `since` and answered from
-//! the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again with the state
-//! (a full sync), and is kept across a failover's new epoch, whose offsets continue the old one's.
+//! entered its windows, with their scores or ids and fields and the end offsets of the commands that wrote them (a
+//! batch of `ZADD`s is then applied a run at a time, each member placed by where its bytes are, [`Run`]; any other
+//! batch a command at a time), and for each key from which offset that list is complete. A top-up asked with `since`
+//! and answered from the state carries them in a past message ([`RelayState::snapshot_keys`]). The ring starts again
+//! with the state (a full sync), and is kept across a failover's new epoch, whose offsets continue the old one's.
 
 mod db;
 pub mod feed;
@@ -284,6 +285,46 @@ struct Changed {
     past: PastWrites,
     at: u64,
     recording: bool,
+    /// While a run of `ZADD`s is applied in one push: where each member's command ends.
+    run: Run,
+}
+
+/// A run of whole `ZADD`s (and `SELECT`s) applied in one push while the ring of past writes records
+/// ([`RelayState::apply`]): a `ZADD`'s members are its own arguments, slices of the run's bytes, so where a member's
+/// bytes are tells which command added it, and the end offsets of the run's commands tell where that command ends.
+/// One push a run instead of one a command saves the assembler's set-up and argument list each command (about 270
+/// instructions a `ZADD`: docs/BENCHMARKS.md, "Ingest", round eleven).
+#[derive(Default)]
+struct Run {
+    /// Whether a run is being applied; otherwise each command is pushed on its own, at [`Changed::at`].
+    active: bool,
+    /// The run's bytes in memory (their addresses), and the stream offset of the first.
+    from: usize,
+    to: usize,
+    start: u64,
+    /// The end offsets of the batch's commands, in order, and the first that may end after the next member.
+    ends: Vec<u64>,
+    next: usize,
+}
+
+impl Run {
+    /// The end offset of the command whose arguments hold `member`; `None` if `member` is not in the run's bytes.
+    fn end_of(&mut self, member: &[u8]) -> Option<u64> {
+        let at = member.as_ptr() as usize;
+        if at < self.from || at >= self.to {
+            return None;
+        }
+        let offset = self.start + (at - self.from) as u64;
+        // Members come in stream order, most commands adding one: the cursor moves on by a command or two (a
+        // search from the start if a member came before the last one's command).
+        if self.next > 0 && self.ends[self.next - 1] > offset {
+            self.next = self.ends.partition_point(|&end| end <= offset);
+        }
+        while self.ends.get(self.next).is_some_and(|&end| end <= offset) {
+            self.next += 1;
+        }
+        self.ends.get(self.next).copied()
+    }
 }
 
 impl Changed {
@@ -294,6 +335,7 @@ impl Changed {
             past: PastWrites::new(history_bytes, 0),
             at: 0,
             recording: false,
+            run: Run::default(),
         }
     }
 
@@ -321,7 +363,16 @@ impl WindowObserver for Changed {
         if self.recording {
             match (item.time_ms, item.payload) {
                 (Some(score), Payload::Value(member)) => {
-                    self.past.added(self.at, key, score, member)
+                    let at = match self.run.active {
+                        true => self.run.end_of(member),
+                        false => Some(self.at),
+                    };
+                    match at {
+                        Some(at) => self.past.added(at, key, score, member),
+                        // Not a member of the run's commands (none is, of a run of `ZADD`s): where it entered is
+                        // not known, so its key is not covered up to the run's end, which is exact.
+                        None => self.past.uncovered(self.at, key),
+                    }
                 }
                 // A stream entry comes through `entry_added`, with its id; one without it is not listed, so the
                 // key is not covered before it.
@@ -657,22 +708,35 @@ impl RelayState {
             }
         }
         steps.extend(stops.into_iter().map(Stop::step));
-        // With the ring of past writes, each command is applied on its own, so that the members it adds are noted
-        // at its own end offset (where the batch's index says it ends).
-        let ends: Vec<u64> = match inner.assembler.observer().recording {
-            true => batch
-                .index
-                .frames
-                .iter()
-                .filter(|f| !f.at.is_empty())
-                .map(|f| batch.start + u64::from(f.at.end))
-                .collect(),
-            false => Vec::new(),
-        };
+        // With the ring of past writes, the members a command adds are noted at its own end offset (where the
+        // batch's index says it ends): a batch of `ZADD`s is applied a run at a time, each member placed by where
+        // its bytes are ([`Run`]); any other batch a command at a time.
+        let recording = inner.assembler.observer().recording;
+        let mut ends = std::mem::take(&mut inner.assembler.observer_mut().run.ends);
+        ends.clear();
+        if recording {
+            ends.extend(
+                batch
+                    .index
+                    .frames
+                    .iter()
+                    .filter(|f| !f.at.is_empty())
+                    .map(|f| batch.start + u64::from(f.at.end)),
+            );
+        }
+        let runs = recording && only_zadds(batch);
+        inner.assembler.observer_mut().run.ends = ends;
         for step in steps {
             let applied = match step {
+                Step::Commands { start, bytes } if runs => {
+                    push_run(&mut inner.assembler, start, &bytes)
+                }
                 Step::Commands { start, bytes } => {
-                    push_each(&mut inner.assembler, start, &bytes, &ends)
+                    let observer = inner.assembler.observer_mut();
+                    let ends = std::mem::take(&mut observer.run.ends);
+                    let applied = push_each(&mut inner.assembler, start, &bytes, &ends);
+                    inner.assembler.observer_mut().run.ends = ends;
+                    applied
                 }
                 Step::Stale { at, message } => {
                     inner.assembler.observer_mut().at = at;
@@ -1199,6 +1263,61 @@ fn push_each(
     assembler.push_commands(from, &bytes[(from - start) as usize..])
 }
 
+/// Applies `bytes`, whole commands from `start`, in one push, each member noted at its own command's end
+/// ([`Run`]): only for commands whose members are their own arguments ([`only_zadds`]).
+fn push_run(
+    assembler: &mut StreamAssembler<Changed>,
+    start: u64,
+    bytes: &[u8],
+) -> Result<replicast_assembler::Outcome, replicast_assembler::assembler::AssemblerError> {
+    let observer = assembler.observer_mut();
+    observer.at = start + bytes.len() as u64;
+    let run = &mut observer.run;
+    run.active = true;
+    run.from = bytes.as_ptr() as usize;
+    run.to = run.from + bytes.len();
+    run.start = start;
+    run.next = 0;
+    let applied = assembler.push_commands(start, bytes);
+    assembler.observer_mut().run.active = false;
+    applied
+}
+
+/// Whether every command of `batch` is a `ZADD` or a `SELECT`, held whole: the members a `ZADD` adds to a window
+/// are its own arguments, which [`push_run`] places by their bytes.
+fn only_zadds(batch: &Batch) -> bool {
+    let raw = batch.raw();
+    batch.held
+        && batch.index.frames.iter().all(|frame| match frame.kind {
+            Kind::Select => true,
+            Kind::Keyed => raw
+                .get(frame.at.start as usize..frame.at.end as usize)
+                .is_some_and(names_zadd),
+            _ => false,
+        })
+}
+
+/// Whether `command` (a RESP array of bulk strings, as the stream carries it) is a `ZADD`, in any case.
+fn names_zadd(command: &[u8]) -> bool {
+    // `*<count>\r\n`: a count of one digit (a ZADD of up to four pairs) is the common case, read in place.
+    let name = match command {
+        [b'*', _, b'\r', b'\n', rest @ ..] => rest,
+        [b'*', count @ ..] => match count.iter().take(24).position(|&b| b == b'\n') {
+            Some(line) => &count[line + 1..],
+            None => return false,
+        },
+        _ => return false,
+    };
+    // `$4\r\nZADD\r\n`, the name in any case: OR-ing 0x20 into a byte makes `z`, `a` or `d` only of that letter in
+    // either case, so one compare of the four bytes tells it.
+    match name {
+        [b'$', b'4', b'\r', b'\n', a, b, c, d, b'\r', b'\n', ..] => {
+            u32::from_le_bytes([*a, *b, *c, *d]) | 0x2020_2020 == u32::from_le_bytes(*b"zadd")
+        }
+        _ => false,
+    }
+}
+
 /// The next of `stops` (in offset order) if it is before `offset`.
 fn next_stop(stops: &mut std::collections::VecDeque<Stop>, offset: u64) -> Option<Stop> {
     match stops.front() {
@@ -1589,5 +1708,159 @@ pub(crate) mod for_tests {
             allow: vec!["*".into()],
             history_bytes: 1 << 20,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use replicast_protocol::resp::{parse_command, Limits};
+    use replicast_protocol::wire::PastValue;
+
+    use super::for_tests::{self, EMPTY_RDB};
+    use super::*;
+    use crate::command_table::CommandTable;
+    use crate::frames::{FrameIndex, Indexer};
+
+    /// `commands` as one batch from offset `start`, indexed with Redis 7.0.15's own table, and each command's end.
+    fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
+        let reply =
+            redis::parse_redis_value(include_bytes!("../../tests/data/redis-7.0.15-command.resp"))
+                .unwrap();
+        let mut indexer = Indexer::new(Arc::new(CommandTable::from_command_reply(&reply)));
+        let mut raw = Vec::new();
+        let mut ends = Vec::new();
+        for args in commands {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            crate::link_io::push_command(&mut raw, &args);
+            ends.push(start + raw.len() as u64);
+        }
+        let (mut index, mut at, limits) = (FrameIndex::default(), 0, Limits::default());
+        while let Some(command) = parse_command(&raw[at..], at as u64, &limits).unwrap() {
+            indexer.add(&mut index, &raw, &command, at);
+            at += command.frame_len();
+        }
+        (Batch::read(start, Bytes::from(raw), index), ends)
+    }
+
+    /// A state with its ring of past writes, built at offset 100.
+    fn built() -> RelayState {
+        let state = for_tests::state();
+        state.begin_full_sync(&"a".repeat(40), 100);
+        state.load(EMPTY_RDB);
+        state.finish_full_sync();
+        state
+    }
+
+    /// What the ring lists of `key` since the state started: each member's offset, score and bytes.
+    fn past(state: &RelayState, key: &str) -> Vec<(u64, f64, String)> {
+        let inner = state.inner();
+        let mut out = wire::encode_past(&wire::Past {
+            offset: inner.offset,
+            keys: Vec::new(),
+        });
+        let ring = &inner.assembler.observer().past;
+        assert!(ring.push_key(&mut out, key.as_bytes(), 100, inner.offset, usize::MAX));
+        let (_, decoded) = wire::decode_past(&out).unwrap();
+        assert_eq!(decoded.keys[0].covered_from, 100, "{key} is covered");
+        decoded.keys[0]
+            .items
+            .iter()
+            .map(|item| match item.value {
+                PastValue::Member { score, member } => (
+                    item.offset,
+                    score,
+                    String::from_utf8(member.to_vec()).unwrap(),
+                ),
+                _ => panic!("{key}: not a member"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_of_zadds_notes_each_member_at_its_own_commands_end() {
+        let state = built();
+        let (zadds, ends) = batch(
+            100,
+            &[
+                &["ZADD", "perf:a", "1", "x"],
+                &["SELECT", "0"],
+                &["zadd", "perf:b", "2", "y", "3", "z"],
+                &["ZADD", "perf:a", "4", "w"],
+                // Re-scored: the member leaves and enters again, noted at this command's end.
+                &["ZADD", "perf:a", "5", "x"],
+                // Already there with that score: nothing enters.
+                &["ZADD", "perf:b", "2", "y"],
+                &["ZADD", "perf:b", "INCR", "1", "z"],
+            ],
+        );
+        assert!(only_zadds(&zadds));
+        state.apply(&zadds);
+        assert_eq!(
+            past(&state, "perf:a"),
+            [
+                (ends[0], 1.0, "x".into()),
+                (ends[3], 4.0, "w".into()),
+                (ends[4], 5.0, "x".into())
+            ]
+        );
+        assert_eq!(
+            past(&state, "perf:b"),
+            [
+                (ends[2], 2.0, "y".into()),
+                (ends[2], 3.0, "z".into()),
+                (ends[6], 4.0, "z".into())
+            ]
+        );
+        // Another command among them: the batch is applied a command at a time, each noted at its end as well.
+        let from = *ends.last().unwrap();
+        let (mixed, ends) = batch(
+            from,
+            &[
+                &["ZADD", "perf:c", "1", "x"],
+                &["ZINCRBY", "perf:c", "2", "x"],
+                &["ZADD", "perf:c", "7", "y"],
+            ],
+        );
+        assert!(!only_zadds(&mixed));
+        state.apply(&mixed);
+        assert_eq!(
+            past(&state, "perf:c"),
+            [
+                (ends[0], 1.0, "x".into()),
+                (ends[1], 3.0, "x".into()),
+                (ends[2], 7.0, "y".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn zadd_is_told_by_its_name_in_any_case() {
+        let command = |args: &[&str]| {
+            let mut raw = Vec::new();
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            crate::link_io::push_command(&mut raw, &args);
+            raw
+        };
+        for name in ["ZADD", "zadd", "ZaDd"] {
+            assert!(names_zadd(&command(&[name, "k", "1", "m"])), "{name}");
+        }
+        // Bytes that OR 0x20 into another byte, shorter and longer names.
+        for name in [
+            "ZADDX", "ZAD", "ZINCRBY", "SELECT", "Z\0DD", "Z\u{1}DD", "ZA\u{4}D", "zad\u{4}",
+            "ZA@D",
+        ] {
+            assert!(!names_zadd(&command(&[name, "k", "1", "m"])), "{name}");
+        }
+        // A count of several digits.
+        let many: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        let mut args = vec!["zAdd", "k"];
+        args.extend(many.iter().map(String::as_str));
+        assert!(names_zadd(&command(&args)));
+        assert!(!names_zadd(b"*1\r\n$4\r\nZADD"));
+        assert!(!names_zadd(b"*12\r\n$4\r\nZADD"));
+        assert!(!names_zadd(b"PING\r\n"));
+        assert!(!names_zadd(b""));
     }
 }
