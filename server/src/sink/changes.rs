@@ -306,9 +306,9 @@ struct SpanWatch {
     /// second on (`covered_from`, or the `since` asked if later): when that answer closes the span, it is exact if
     /// it starts there or after, else only its part before it may miss a score.
     covered: Option<(u64, u64)>,
-    /// Written on another shard's stream too (the key's slot moved while the top-up was pending): the past writes
-    /// of one shard do not list the other's, and the answer of one shard may not hold what the other wrote, so the
-    /// span is inexact and no past message covers it.
+    /// Written on another shard's stream too, or answered by another shard (the key's slot moved while the top-up
+    /// was pending): the past writes of one shard do not list the other's, and the answer of one shard may not hold
+    /// what the other wrote, so the span is inexact and no past message covers it.
     elsewhere: bool,
     /// Opened by a resume for a key pending at the position, not by a command: not counted in
     /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
