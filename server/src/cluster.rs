@@ -510,6 +510,9 @@ impl Cluster {
         tracing::info!(shard = number, node = %format!("{}:{}", node.host, node.port), "cluster shard: following");
         let view = self.topology.subscribe();
         let owns = move |key: &[u8]| view.borrow().owner_of(key) == Some(number);
+        // The view's version: a slot gained is noted before the view that says so is published (`apply`).
+        let view = self.topology.subscribe();
+        let generation = move || view.borrow().version;
         Shard::follow(
             number,
             Upstream::at(self.settings.at(&node.host, node.port)),
@@ -517,6 +520,7 @@ impl Cluster {
             Some(ClusterSlots {
                 owns: Arc::new(owns),
                 gained: Arc::new(SlotSet::default()),
+                generation: Arc::new(generation),
             }),
             &self.link,
         )

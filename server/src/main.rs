@@ -168,6 +168,7 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_STATE_DEPTH", default_value_t = state::DEFAULT_STATE_DEPTH as u64, value_parser = clap::value_parser!(u64).range(1..=state::DEFAULT_STATE_DEPTH as u64))]
     state_depth: u64,
     /// Bytes the relay's state may hold; allowed keys past it are not held (sessions watching them read Redis).
+    /// Following a cluster, each shard has a state of its own: this and the other --state-* bounds apply per shard.
     #[arg(long, env = "REPLICAST_STATE_BYTES", default_value_t = state::DEFAULT_STATE_BYTES)]
     state_bytes: usize,
     /// Bytes of stream the link may queue to the relay's state, which is applied on a thread of its own and
@@ -178,8 +179,8 @@ struct ServeArgs {
     #[arg(long, env = "REPLICAST_STATE_QUEUE_BYTES")]
     state_queue_bytes: Option<usize>,
     /// Bytes of past writes the relay's state keeps (sorted-set members and stream entries that entered its
-    /// windows, with their scores or ids and fields, and offsets), for top-ups asked with `since` (the history sink): 0 keeps none. Default:
-    /// --backlog-bytes.
+    /// windows, with their scores or ids and fields, and offsets), for top-ups asked with `since` (the history
+    /// sink): 0 keeps none. Default: --backlog-bytes.
     #[arg(long, env = "REPLICAST_STATE_HISTORY_BYTES")]
     state_history_bytes: Option<usize>,
     /// Keep no state: every join and top-up reads Redis, and a full sync asks Redis for an empty RDB

@@ -19,7 +19,7 @@ use crate::sentinel::{self, Sentinels};
 use crate::snapshot::{KeyFilter, Snapshotter};
 use crate::state::feed::StateFeed;
 use crate::state::verify::VerifySettings;
-use crate::state::{RelayState, ShardKeys, StateSettings};
+use crate::state::{Generation, RelayState, ShardKeys, StateSettings};
 use crate::subscription::Allow;
 use crate::upstream::Upstream;
 
@@ -34,6 +34,8 @@ use crate::upstream::Upstream;
 pub struct ClusterSlots {
     pub owns: KeyFilter,
     pub gained: Arc<SlotSet>,
+    /// The topology's generation: it changes with every view published, so whenever `owns` or `gained` may.
+    pub generation: Generation,
 }
 
 /// What every replica link of the relay is started with.
@@ -95,10 +97,17 @@ impl Shard {
         let link = Arc::new(LinkMetrics::default());
         let owns = cluster.as_ref().map(|c| c.owns.clone());
         let gained = cluster.as_ref().map(|c| c.gained.clone());
-        let keys = cluster.map(|ClusterSlots { owns, gained }| ShardKeys {
-            owns: owns.clone(),
-            answers: Arc::new(move |key: &[u8]| owns(key) && !gained.contains(slot(key))),
-        });
+        let keys = cluster.map(
+            |ClusterSlots {
+                 owns,
+                 gained,
+                 generation,
+             }| ShardKeys {
+                owns: owns.clone(),
+                answers: Arc::new(move |key: &[u8]| owns(key) && !gained.contains(slot(key))),
+                generation,
+            },
+        );
         let state = settings
             .state
             .clone()

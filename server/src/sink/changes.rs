@@ -306,6 +306,10 @@ struct SpanWatch {
     /// second on (`covered_from`, or the `since` asked if later): when that answer closes the span, it is exact if
     /// it starts there or after, else only its part before it may miss a score.
     covered: Option<(u64, u64)>,
+    /// Written on another shard's stream too, or answered by another shard (the key's slot moved while the top-up
+    /// was pending): the past writes of one shard do not list the other's, and the answer of one shard may not hold
+    /// what the other wrote, so the span is inexact and no past message covers it.
+    elsewhere: bool,
     /// Opened by a resume for a key pending at the position, not by a command: not counted in
     /// [`MAX_OPEN_SPANS`] (there are at most as many as windows stored, which bound them).
     restored: bool,
@@ -620,7 +624,7 @@ impl Changes {
             };
             // The spans of a stream that does not go on end where it stood, and its offsets name nothing now.
             if !continuous && !self.spans.is_empty() {
-                self.close_spans(batch, Some((shard, applied_offset.unwrap_or_default())));
+                self.close_spans(batch, shard, Some(applied_offset.unwrap_or_default()));
             }
             if !continuous {
                 self.since.retain(|_, (s, _)| *s != shard);
@@ -686,7 +690,7 @@ impl Changes {
             self.store_windows(shard, batch);
         }
         if !self.spans.is_empty() {
-            self.close_spans(batch, None);
+            self.close_spans(batch, shard, None);
         }
         if !self.span_overflow.is_empty() {
             let positions = self.history.positions();
@@ -792,7 +796,8 @@ impl Changes {
     }
 
     /// Reads the message's span events up to `upto` (where the history assembler stands): a write to a key with a
-    /// span that may change or remove what its commands wrote makes the span inexact; a command that may open a
+    /// span that may change or remove what its commands wrote, or any write of it on another shard's stream (its
+    /// slot moved: [`SpanWatch::elsewhere`]), makes the span inexact; a command that may open a
     /// span does when its key is pending after it (its rows come from the answer), adding what it wrote.
     fn settle_span_events(&mut self, upto: u64) {
         let split = self.span_events.partition_point(|e| e.end <= upto);
@@ -800,7 +805,9 @@ impl Changes {
         let mut unknown: Option<HashSet<Vec<u8>>> = None;
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
-                if !watch.inexact && watch.touched_by(&event.touch) {
+                let elsewhere = event.shard != watch.shard;
+                watch.elsewhere |= elsewhere;
+                if !watch.inexact && (elsewhere || watch.touched_by(&event.touch)) {
                     watch.inexact = true;
                     // Stored with its window: a sink resumed before the answer records it.
                     if !self.restated.contains(&event.key) {
@@ -826,6 +833,7 @@ impl Changes {
                         written: None,
                         inexact: true,
                         covered: None,
+                        elsewhere: false,
                         restored: false,
                     };
                     self.span_overflow.push((event.key, watch));
@@ -845,6 +853,7 @@ impl Changes {
                     written: Some(HashSet::new()),
                     inexact: false,
                     covered: None,
+                    elsewhere: false,
                     restored: false,
                 });
                 watch.add(event.touch);
@@ -890,33 +899,39 @@ impl Changes {
         }
     }
 
-    /// Ends the spans of the keys known again (their top-up answered, or deleted), or, with `shard` and where its
-    /// stream stood (a join that does not continue it), that shard's: an inexact one goes into `batch`, to its
-    /// shard's offset.
-    fn close_spans(&mut self, batch: &mut Batch, shard: Option<(u16, u64)>) {
+    /// Ends the spans of the keys a message of shard `shard` made known again (their top-up answered, or deleted),
+    /// or, with `ended`, where its stream stood (a join that does not continue it), that shard's spans: an inexact
+    /// one goes into `batch`, to its shard's offset. A span whose key another shard's message made known (an
+    /// answer from the shard its slot moved to, or from the one it left, which the relay's topology still names)
+    /// is inexact, as one written on two shards' streams is: that answer does not follow the span's writes.
+    fn close_spans(&mut self, batch: &mut Batch, shard: u16, ended: Option<u64>) {
         let positions = self.history.positions();
         let mut unknown = None;
         let closed: Vec<Vec<u8>> = self
             .spans
             .iter()
-            .filter(|(key, watch)| match shard {
-                Some((shard, _)) => watch.shard == shard,
+            .filter(|(key, watch)| match ended {
+                Some(_) => watch.shard == shard,
                 None => !self.pending(key, &mut unknown),
             })
             .map(|(key, _)| key.clone())
             .collect();
         for key in closed {
-            let Some(watch) = self.spans.remove(&key) else {
+            let Some(mut watch) = self.spans.remove(&key) else {
                 continue;
             };
             if !watch.restored {
                 self.opened_spans = self.opened_spans.saturating_sub(1);
             }
+            if watch.shard != shard {
+                watch.elsewhere = true;
+                watch.inexact = true;
+            }
             if !watch.inexact {
                 continue;
             }
-            let to = match shard {
-                Some((_, offset)) => offset,
+            let to = match ended {
+                Some(offset) => offset,
                 None => {
                     let answer = positions
                         .iter()
@@ -924,7 +939,10 @@ impl Changes {
                         .map_or(watch.from, |(_, _, offset)| *offset);
                     // The relay listed every write of the key from `covered` up to this answer (its past message
                     // came right before it): none is missing after `covered`.
-                    match watch.covered.filter(|(at, _)| *at == answer) {
+                    match watch
+                        .covered
+                        .filter(|(at, _)| *at == answer && !watch.elsewhere)
+                    {
                         Some((_, covered)) if covered <= watch.from => continue,
                         Some((_, covered)) => covered,
                         None => answer,
@@ -1094,6 +1112,7 @@ impl Changes {
                     written: None,
                     inexact,
                     covered: None,
+                    elsewhere: false,
                     restored: true,
                 });
             }
@@ -3732,6 +3751,132 @@ mod tests {
         let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(answered, offset);
         assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
+    }
+
+    /// A cluster of two shards: `ZINCRBY perf:a` on shard 0 of a member below the history window (its rows from a
+    /// top-up: a span of shard 0 opens), then `perf:a`'s slot moves to shard 1, whose stream increments a member of
+    /// it (the same one, or another) before the answer. Shard 0's past writes, listing every write of its own from
+    /// the span's start, and its answer (its state still owned the slot) know nothing of shard 1's increment: the
+    /// span is recorded, to the answer, not closed as exact.
+    #[test]
+    fn a_span_written_on_another_shards_stream_is_recorded_whatever_one_shards_past_writes_cover() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        for member in [&b"m0"[..], b"other"] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+                changes
+                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                    .unwrap();
+                changes
+                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                    .unwrap();
+            }
+            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+            let list: Vec<[&[u8]; 4]> = scores
+                .iter()
+                .zip(&members)
+                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+                .collect();
+            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+            changes
+                .apply(&on(0, commands(0, &list)), &mut batch)
+                .unwrap();
+            let position = |changes: &Changes, shard: u16| {
+                changes
+                    .stream_positions()
+                    .into_iter()
+                    .find(|(s, _, _)| *s == shard)
+                    .map(|(_, _, offset)| offset)
+                    .unwrap()
+            };
+            let from = position(&changes, 0);
+            let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+            changes.apply(&on(0, increment), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+
+            let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", member]]);
+            changes.apply(&on(1, moved), &mut batch).unwrap();
+            let at = position(&changes, 0);
+            let listed = past(at, b"perf:a", 0, &[(from + 1, 1001.0, b"m0")]);
+            changes.apply(&on(0, listed), &mut batch).unwrap();
+            changes
+                .apply(
+                    &on(0, answer(at, b"perf:a", &[("1001", b"m0")])),
+                    &mut batch,
+                )
+                .unwrap();
+            let recorded = InexactSpan {
+                epoch: "e0".to_string(),
+                key: "perf:a".to_string(),
+                shard: 0,
+                from_offset: from,
+                to_offset: at,
+            };
+            assert_eq!(
+                batch.inexact_spans,
+                [recorded],
+                "shard 1 incremented {}",
+                String::from_utf8_lossy(member)
+            );
+        }
+    }
+
+    /// A cluster of two shards: `perf:a`'s window came from shard 0's stream; its slot moved to shard 1, whose stream
+    /// increments one of its members: the window, another shard's, goes stale and a span of shard 1 opens. The relay,
+    /// whose topology read has not seen the move yet, routes the top-up to shard 0, whose state answers (its past
+    /// writes listing none since it is shard 1's `since`) without shard 1's increment: the span is recorded, not
+    /// closed as exact. One answered by its own shard is not.
+    #[test]
+    fn a_span_answered_by_another_shard_than_its_own_is_recorded() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        for answering in [0, 1] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+                changes
+                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                    .unwrap();
+                changes
+                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                    .unwrap();
+            }
+            let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
+            changes.apply(&on(0, written), &mut batch).unwrap();
+            let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
+            changes.apply(&on(1, moved), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
+            let at = |changes: &Changes| {
+                changes
+                    .stream_positions()
+                    .into_iter()
+                    .find(|(s, _, _)| *s == answering)
+                    .map(|(_, _, offset)| offset)
+                    .unwrap()
+            };
+            let listed = past(at(&changes), b"perf:a", 0, &[]);
+            changes.apply(&on(answering, listed), &mut batch).unwrap();
+            let score = if answering == 0 { "1000" } else { "1005" };
+            let answer = answer(at(&changes), b"perf:a", &[(score, b"m")]);
+            changes.apply(&on(answering, answer), &mut batch).unwrap();
+            let recorded: Vec<InexactSpan> = if answering == 0 {
+                let to = changes.stream_positions()[1].2;
+                vec![InexactSpan {
+                    epoch: "e1".to_string(),
+                    key: "perf:a".to_string(),
+                    shard: 1,
+                    from_offset: 0,
+                    to_offset: to,
+                }]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                batch.inexact_spans, recorded,
+                "answered by shard {answering}"
+            );
+        }
     }
 
     /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not

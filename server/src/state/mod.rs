@@ -97,7 +97,13 @@ pub struct ShardKeys {
     pub owns: KeyFilter,
     /// Those the state may answer for; the others of the shard's keys are read from Redis.
     pub answers: KeyFilter,
+    /// The topology's generation, which changes whenever `owns` or `answers` may (the shard's slots moved, or it
+    /// gained one): a join's cached snapshot holds for one generation.
+    pub generation: Generation,
 }
+
+/// A counter read when asked: in a cluster, the topology's generation ([`ShardKeys::generation`]).
+pub type Generation = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// What the state keeps (`--state-depth`, `--state-bytes`) and of which keys (`--allow`).
 #[derive(Debug, Clone)]
@@ -182,7 +188,8 @@ struct Inner {
     sizes: HashMap<Vec<u8>, usize>,
     bytes: usize,
     not_held: BTreeSet<Vec<u8>>,
-    /// The last join's snapshot, for the next session joining with the same subscription at the same offset.
+    /// The last join's snapshot, for the next session joining with the same subscription at the same offset (and,
+    /// in a cluster, the same topology).
     cached: Option<Cached>,
     /// A read of keys the state lost track of, waiting for the stream to reach its offset.
     refresh: Option<Refresh>,
@@ -245,12 +252,15 @@ impl Refresh {
     }
 }
 
-/// A join's snapshot kept for the next session with the same subscription, while the state stays at its offset.
+/// A join's snapshot kept for the next session with the same subscription, while the state stays at its offset
+/// (and, in a cluster, the topology stays as it was).
 #[derive(Clone)]
 struct Cached {
     signature: Vec<u8>,
     offset: u64,
     epoch: String,
+    /// The topology's generation it was built in ([`ShardKeys::generation`]; 0 outside a cluster).
+    generation: u64,
     commands: Bytes,
     keys: usize,
     rest: Vec<Vec<u8>>,
@@ -845,14 +855,16 @@ impl RelayState {
             return None;
         }
         let signature = signature(sub, allow);
-        // In a cluster the keys it may answer for change with the topology, not with the offset: not cached.
-        let cacheable = self.cluster.is_none();
+        // In a cluster the keys it may answer for change with the topology too, not only with the offset. Read
+        // before the snapshot is built: one built across a change is cached under the generation before it, and
+        // the next join builds its own.
+        let generation = self.cluster.as_ref().map_or(0, |c| (c.generation)());
         let cached = match &inner.cached {
             Some(cached)
-                if cacheable
-                    && cached.signature == signature
+                if cached.signature == signature
                     && cached.offset == inner.offset
-                    && cached.epoch == inner.epoch =>
+                    && cached.epoch == inner.epoch
+                    && cached.generation == generation =>
             {
                 cached.clone()
             }
@@ -898,13 +910,12 @@ impl RelayState {
                     signature,
                     offset: snapshot.offset,
                     epoch: snapshot.epoch,
+                    generation,
                     commands: snapshot.commands,
                     keys: snapshot.keys,
                     rest: snapshot.rest,
                 };
-                if cacheable {
-                    inner.cached = Some(cached.clone());
-                }
+                inner.cached = Some(cached.clone());
                 cached
             }
         };
@@ -1698,6 +1709,8 @@ impl RelayState {
 #[cfg(test)]
 pub(crate) mod for_tests {
     use super::{RelayState, StateSettings};
+    use crate::backlog::Batch;
+    use crate::frames::{Frame, FrameIndex, Kind};
 
     pub const EMPTY_RDB: &[u8] = b"REDIS0009\xFF\0\0\0\0\0\0\0\0";
 
@@ -1708,6 +1721,111 @@ pub(crate) mod for_tests {
             allow: vec!["*".into()],
             history_bytes: 1 << 20,
         })
+    }
+
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two);
+    /// the end of each.
+    pub fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
+        let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
+        for args in commands {
+            let at = raw.len() as u32;
+            raw.extend(format!("*{}\r\n", args.len()).bytes());
+            let first = index.keys.len() as u32;
+            let named = if args[0] == "RENAME" { 2 } else { 1 };
+            for (i, arg) in args.iter().enumerate() {
+                raw.extend(format!("${}\r\n", arg.len()).bytes());
+                if (1..=named).contains(&i) {
+                    index
+                        .keys
+                        .push(raw.len() as u32..raw.len() as u32 + arg.len() as u32);
+                }
+                raw.extend(format!("{arg}\r\n").bytes());
+            }
+            let keys = first..index.keys.len() as u32;
+            index.frames.push(Frame {
+                at: at..raw.len() as u32,
+                db: 0,
+                target_db: 0,
+                kind: Kind::Keyed,
+                keys,
+                written: 1,
+            });
+            ends.push(start + raw.len() as u64);
+        }
+        (
+            Batch::new(start, start + raw.len() as u64, &raw, index, true),
+            ends,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::for_tests::{batch, EMPTY_RDB};
+    use super::{RelayState, ShardKeys, StateSettings};
+    use crate::subscription::{Allow, Subscription};
+
+    /// A cluster shard's state caches a join's snapshot for the next session with the same subscription while the
+    /// topology stays as it was: a second join shares the first one's building. Once the view changes (here the
+    /// shard lost `b`'s slot), the next join builds its own, without `b`, which the one after shares.
+    #[test]
+    fn a_shards_cached_join_holds_until_the_topology_changes() {
+        let owned = Arc::new(Mutex::new(vec![b"a".to_vec(), b"b".to_vec()]));
+        let generation = Arc::new(AtomicU64::new(1));
+        let owns = {
+            let owned = owned.clone();
+            Arc::new(move |key: &[u8]| owned.lock().unwrap().iter().any(|k| k == key))
+        };
+        let keys = ShardKeys {
+            owns: owns.clone(),
+            answers: owns,
+            generation: {
+                let generation = generation.clone();
+                Arc::new(move || generation.load(Ordering::SeqCst))
+            },
+        };
+        let state = RelayState::for_shard(
+            StateSettings {
+                depth: 10,
+                bytes: 1 << 20,
+                allow: vec!["*".into()],
+                history_bytes: 0,
+            },
+            Some(keys),
+        );
+        state.begin_full_sync("e", 100);
+        state.load(EMPTY_RDB);
+        state.finish_full_sync();
+        state.apply(&batch(100, &[&["ZADD", "a", "1", "x"], &["ZADD", "b", "2", "y"]]).0);
+        let sub = Subscription::parse(r#"{"type":"subscribe","patterns":["*"],"db":0,"window":5}"#)
+            .unwrap();
+        let allow = Allow::new(&["*".to_string()]);
+        let join = || {
+            state
+                .snapshot(&sub, &allow)
+                .expect("answered from the state")
+        };
+
+        let first = join();
+        let second = join();
+        assert_eq!((first.keys, second.keys), (2, 2));
+        assert_eq!(
+            first.commands.as_ptr(),
+            second.commands.as_ptr(),
+            "one building shared"
+        );
+
+        owned.lock().unwrap().retain(|k| k != b"b");
+        generation.fetch_add(1, Ordering::SeqCst);
+        let third = join();
+        assert_eq!(third.keys, 1, "b's slot is another shard's now");
+        assert_eq!(third.offset, first.offset, "the state did not move");
+        assert_ne!(third.commands.as_ptr(), first.commands.as_ptr());
+        let fourth = join();
+        assert_eq!(fourth.commands.as_ptr(), third.commands.as_ptr());
     }
 }
 

@@ -715,45 +715,8 @@ mod tests {
 mod state_tests {
     use replicast_protocol::wire::{self, PastValue};
 
-    use crate::backlog::Batch;
-    use crate::frames::{Frame, FrameIndex, Kind};
-    use crate::state::for_tests::{self, EMPTY_RDB};
+    use crate::state::for_tests::{self, batch, EMPTY_RDB};
     use crate::state::RelayState;
-
-    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two);
-    /// the end of each.
-    fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
-        let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
-        for args in commands {
-            let at = raw.len() as u32;
-            raw.extend(format!("*{}\r\n", args.len()).bytes());
-            let first = index.keys.len() as u32;
-            let named = if args[0] == "RENAME" { 2 } else { 1 };
-            for (i, arg) in args.iter().enumerate() {
-                raw.extend(format!("${}\r\n", arg.len()).bytes());
-                if (1..=named).contains(&i) {
-                    index
-                        .keys
-                        .push(raw.len() as u32..raw.len() as u32 + arg.len() as u32);
-                }
-                raw.extend(format!("{arg}\r\n").bytes());
-            }
-            let keys = first..index.keys.len() as u32;
-            index.frames.push(Frame {
-                at: at..raw.len() as u32,
-                db: 0,
-                target_db: 0,
-                kind: Kind::Keyed,
-                keys,
-                written: 1,
-            });
-            ends.push(start + raw.len() as u64);
-        }
-        (
-            Batch::new(start, start + raw.len() as u64, &raw, index, true),
-            ends,
-        )
-    }
 
     fn ready() -> RelayState {
         let state = for_tests::state();
