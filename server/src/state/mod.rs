@@ -1829,8 +1829,9 @@ mod tests {
     }
 }
 
+/// A batch of `ZADD`s applied a run at a time ([`Run`]), on batches indexed as the link indexes them.
 #[cfg(test)]
-mod tests {
+mod zadd_runs {
     use std::sync::Arc;
 
     use replicast_protocol::resp::{parse_command, Limits};
