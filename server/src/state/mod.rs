@@ -334,6 +334,15 @@ impl WindowObserver for Changed {
     fn key_cleared(&mut self, key: &[u8]) {
         self.note(key);
     }
+    /// A key not exact for a while within the batch (its top-up, which `settle` takes, withdrawn by a `DEL`): not
+    /// covered before it. Noted as changed too, so that `settle` looks whether it is exact by the batch's end, and
+    /// covers it from there.
+    fn topup_withdrawn(&mut self, key: &[u8]) {
+        self.note(key);
+        if self.recording {
+            self.past.inexact(key);
+        }
+    }
 }
 
 impl RelayState {

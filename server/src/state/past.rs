@@ -8,7 +8,10 @@
 //! For each key the ring knows from where its list is complete (`covered_from`): the later of the ring's horizon
 //! (the offset of the newest entry evicted, or where the state started) and the offset at which the state last made
 //! the key's window exact (a read of Redis, a write that made it known again). A key whose window is not exact
-//! (unknown, stale, not held, written past `--state-depth`) is covered from nowhere until it is exact again. An item
+//! (unknown, stale, not held, written past `--state-depth`) is covered from nowhere until it is exact again, even one
+//! made exact again by a later command of the same batch (`ZUNIONSTORE k …; DEL k`): the state learns of it from the
+//! assembler's observer (`WindowObserver::topup_withdrawn`), not from the top-ups it takes after the batch, which the
+//! `DEL` withdrew, and covers it from the batch's end. An item
 //! the ring does not keep (a stream entry with more fields than a past message carries, or one the state's windows
 //! report without its id) moves its key's `covered_from` past it.
 //!
@@ -889,6 +892,57 @@ mod state_tests {
         let (more, ends) = batch(del.end, &[&["ZADD", "k", "3", "n"]]);
         state.apply(&more);
         assert_eq!(answer(&state, b"k", 0).2, [(ends[0], 3.0)]);
+    }
+
+    /// A key whose window stops being exact and is made exact again by a write of the same batch (whose top-up
+    /// request that write withdraws) is covered only from that batch's end: what it held in between (a
+    /// `ZUNIONSTORE`'s result, a `RESTORE`d stream, a score below the window) is in no past message.
+    #[test]
+    fn a_key_not_exact_and_exact_again_in_one_batch_is_covered_from_its_end() {
+        let state = ready();
+        let mut zadd: Vec<String> = ["ZADD", "z"].map(String::from).to_vec();
+        for i in 0..11 {
+            zadd.extend([(20 - i).to_string(), format!("m{i}")]);
+        }
+        let zadd: Vec<&str> = zadd.iter().map(String::as_str).collect();
+        let (first, _) = batch(
+            100,
+            &[
+                &["ZADD", "k", "1", "m"],
+                &["XADD", "s", "5-1", "f", "a"],
+                &zadd,
+            ],
+        );
+        state.apply(&first);
+        let (writes, _) = batch(
+            first.end,
+            &[
+                // An unknown result, then deleted.
+                &["ZUNIONSTORE", "k", "1", "other"],
+                &["DEL", "k"],
+                &["ZADD", "k", "2", "n"],
+                &["RESTORE", "s", "0", "payload", "REPLACE"],
+                &["DEL", "s"],
+                &["XADD", "s", "6-0", "f", "b"],
+                // m10 is below the window of 10: the window goes stale.
+                &["ZINCRBY", "z", "110", "m10"],
+                &["DEL", "z"],
+                &["ZADD", "z", "2", "n"],
+            ],
+        );
+        state.apply(&writes);
+        let answers: Vec<(&str, u64, usize)> = ["k", "s", "z"]
+            .into_iter()
+            .map(|key| {
+                let (_, covered_from, items) = answer_items(&state, key.as_bytes(), 100);
+                (key, covered_from, items.len())
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            [("k", writes.end, 0), ("s", writes.end, 0), ("z", writes.end, 0)],
+            "covered only from the end of the batch that made each exact, with nothing listed before"
+        );
     }
 
     /// A window made stale (a ZINCRBY of a member below a full window), for the tests of what keeps it inexact.
