@@ -124,7 +124,8 @@ impl Entry {
     }
 }
 
-/// A stream entry's sequence number and fields, out of its bytes in the arena (as [`Incoming::write`] put them).
+/// A stream entry's sequence number and fields, out of its bytes in the arena (as [`Incoming::write`] put them). A
+/// length past the bytes left (which only a bug of the ring would write) ends the fields there, without a panic.
 fn entry_parts(bytes: &[u8]) -> (u64, Vec<&[u8]>) {
     let mut fields = Vec::new();
     let Some((seq, rest)) = bytes.split_first_chunk::<8>() else {
@@ -134,7 +135,10 @@ fn entry_parts(bytes: &[u8]) -> (u64, Vec<&[u8]>) {
         return (u64::from_le_bytes(*seq), fields);
     };
     while let Some((len, after)) = rest.split_first_chunk::<4>() {
-        let (field, after) = after.split_at(u32::from_le_bytes(*len) as usize);
+        let len = u32::from_le_bytes(*len) as usize;
+        let (Some(field), Some(after)) = (after.get(..len), after.get(len..)) else {
+            break;
+        };
         fields.push(field);
         rest = after;
     }
@@ -635,6 +639,17 @@ mod tests {
         assert!(out.is_empty());
         assert!(ring.push_key(&mut out, b"s", 308, 400, one));
         assert_eq!(out.len(), one);
+    }
+
+    #[test]
+    fn an_entrys_bytes_cut_short_give_the_fields_before_the_cut() {
+        let mut arena = std::collections::VecDeque::new();
+        write_entry(&mut arena, 7, &fields(&["f", "value"]));
+        let bytes: Vec<u8> = arena.into_iter().collect();
+        assert_eq!(entry_parts(&bytes), (7, vec![&b"f"[..], b"value"]));
+        // The second field's length says 5 bytes, of which 4 are left: the fields end before it.
+        assert_eq!(entry_parts(&bytes[..bytes.len() - 1]), (7, vec![&b"f"[..]]));
+        assert_eq!(entry_parts(&bytes[..3]), (0, Vec::new()));
     }
 
     #[test]
