@@ -792,18 +792,22 @@ mod state_tests {
     use crate::state::for_tests::{self, EMPTY_RDB};
     use crate::state::RelayState;
 
-    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two);
-    /// the end of each.
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two); an
+    /// `EVAL` of one key is withheld (a frame the state gets a stale message of, for that key); the end of each.
     fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
         let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
         for args in commands {
             let at = raw.len() as u32;
             raw.extend(format!("*{}\r\n", args.len()).bytes());
             let first = index.keys.len() as u32;
-            let named = if args[0] == "RENAME" { 2 } else { 1 };
+            let named = match args[0] {
+                "RENAME" => 1..=2,
+                "EVAL" => 3..=3,
+                _ => 1..=1,
+            };
             for (i, arg) in args.iter().enumerate() {
                 raw.extend(format!("${}\r\n", arg.len()).bytes());
-                if (1..=named).contains(&i) {
+                if named.contains(&i) {
                     index
                         .keys
                         .push(raw.len() as u32..raw.len() as u32 + arg.len() as u32);
@@ -811,13 +815,16 @@ mod state_tests {
                 raw.extend(format!("{arg}\r\n").bytes());
             }
             let keys = first..index.keys.len() as u32;
-            index.frames.push(Frame {
-                at: at..raw.len() as u32,
-                db: 0,
-                target_db: 0,
-                kind: Kind::Keyed,
-                keys,
-                written: 1,
+            index.frames.push(match args[0] {
+                "EVAL" => Frame::withheld(at..raw.len() as u32, 0, keys),
+                _ => Frame {
+                    at: at..raw.len() as u32,
+                    db: 0,
+                    target_db: 0,
+                    kind: Kind::Keyed,
+                    keys,
+                    written: 1,
+                },
             });
             ends.push(start + raw.len() as u64);
         }
@@ -965,7 +972,8 @@ mod state_tests {
 
     /// A key whose window stops being exact and is made exact again by a write of the same batch (whose top-up
     /// request that write withdraws) is covered only from that batch's end: what it held in between (a
-    /// `ZUNIONSTORE`'s result, a `RESTORE`d stream, a score below the window) is in no past message.
+    /// `ZUNIONSTORE`'s result, a `RESTORE`d stream or one moved in by `RESTORE-ASKING`, a score below the window, a
+    /// withheld write's) is in no past message.
     #[test]
     fn a_key_not_exact_and_exact_again_in_one_batch_is_covered_from_its_end() {
         let state = ready();
@@ -980,6 +988,8 @@ mod state_tests {
                 &["ZADD", "k", "1", "m"],
                 &["XADD", "s", "5-1", "f", "a"],
                 &zadd,
+                &["ZADD", "a", "1", "m"],
+                &["ZADD", "w", "1", "m"],
             ],
         );
         state.apply(&first);
@@ -997,10 +1007,22 @@ mod state_tests {
                 &["ZINCRBY", "z", "110", "m10"],
                 &["DEL", "z"],
                 &["ZADD", "z", "2", "n"],
+                &["RESTORE-ASKING", "a", "0", "payload", "REPLACE"],
+                &["DEL", "a"],
+                &["ZADD", "a", "2", "n"],
+                // Withheld: the window is stale.
+                &[
+                    "EVAL",
+                    "return redis.call('ZADD', KEYS[1], 3, 'x')",
+                    "1",
+                    "w",
+                ],
+                &["DEL", "w"],
+                &["ZADD", "w", "2", "n"],
             ],
         );
         state.apply(&writes);
-        let answers: Vec<(&str, u64, usize)> = ["k", "s", "z"]
+        let answers: Vec<(&str, u64, usize)> = ["k", "s", "z", "a", "w"]
             .into_iter()
             .map(|key| {
                 let (_, covered_from, items) = answer_items(&state, key.as_bytes(), 100);
@@ -1009,7 +1031,7 @@ mod state_tests {
             .collect();
         assert_eq!(
             answers,
-            [("k", writes.end, 0), ("s", writes.end, 0), ("z", writes.end, 0)],
+            ["k", "s", "z", "a", "w"].map(|key| (key, writes.end, 0)),
             "covered only from the end of the batch that made each exact, with nothing listed before"
         );
     }
