@@ -182,7 +182,10 @@ impl Keyspace {
     /// there was a window.
     fn remove_key(&mut self, observer: &mut dyn WindowObserver, key: &[u8]) -> bool {
         self.unknown.remove(key);
-        self.topups.remove(key);
+        if self.topups.remove(key) {
+            #[cfg(feature = "withdrawn-topups")]
+            observer.topup_withdrawn(key);
+        }
         if self.windows.remove(key).is_some() {
             observer.key_cleared(key);
             return true;
@@ -491,8 +494,14 @@ impl<'a> Applying<'a> {
             ks.moved_away(&key);
         }
         let (windows, unknown) = (&ks.windows, &ks.unknown);
-        ks.topups
-            .retain(|k| windows.contains_key(k.as_slice()) || unknown.contains_key(k.as_slice()));
+        ks.topups.retain(|k| {
+            let pending = windows.contains_key(k.as_slice()) || unknown.contains_key(k.as_slice());
+            #[cfg(feature = "withdrawn-topups")]
+            if !pending {
+                self.observer.topup_withdrawn(k);
+            }
+            pending
+        });
         if known {
             ks.swapped.remove(shard);
         } else {
@@ -506,7 +515,10 @@ impl<'a> Applying<'a> {
         let ks = &mut *self.keyspace;
         ks.moved.remove(key);
         ks.unknown.remove(key);
-        ks.topups.remove(key);
+        if ks.topups.remove(key) {
+            #[cfg(feature = "withdrawn-topups")]
+            self.observer.topup_withdrawn(key);
+        }
         let capacity = ks.watch.window;
         if let Some(window) = ks.windows.get_mut(key) {
             window.stale = false;
@@ -530,7 +542,10 @@ impl<'a> Applying<'a> {
             return;
         }
         ks.unknown.remove(key);
-        ks.topups.remove(key);
+        if ks.topups.remove(key) {
+            #[cfg(feature = "withdrawn-topups")]
+            self.observer.topup_withdrawn(key);
+        }
     }
 }
 

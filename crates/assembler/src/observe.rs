@@ -12,6 +12,8 @@
 //!
 //! With the crate's feature `entry-ids` (the relay's build; not the browser's), a stream entry enters through
 //! [`WindowObserver::entry_added`], which also gives its whole id: `time_ms` alone drops the sequence number.
+//! With the feature `withdrawn-topups` (the relay's build too), [`WindowObserver::topup_withdrawn`] tells of a
+//! key that stopped being exact and was made exact again before the top-ups were taken (`ZUNIONSTORE k …; DEL k`).
 
 /// Identity of one item in one window; unique within an assembler for its whole life.
 pub type ItemId = u64;
@@ -50,6 +52,11 @@ pub trait WindowObserver {
     /// `key`'s window was dropped whole (`DEL`, a flush, expiry, a snapshot replacing it, the source of a
     /// `RENAME`); no `removed` call follows for its items.
     fn key_cleared(&mut self, key: &[u8]);
+    /// `key`'s top-up, requested since the last [`crate::StreamAssembler::take_topups`], was withdrawn: a command
+    /// said what the key holds whole (a `DEL`, a `SET`, a flush) or a snapshot rebuilt it. The key was not exact
+    /// from the request to this call, which `take_topups` no longer shows. By default, nothing.
+    #[cfg(feature = "withdrawn-topups")]
+    fn topup_withdrawn(&mut self, _key: &[u8]) {}
 }
 
 /// Follows nothing.

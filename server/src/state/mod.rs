@@ -407,6 +407,15 @@ impl WindowObserver for Changed {
     fn key_cleared(&mut self, key: &[u8]) {
         self.note(key);
     }
+    /// A key not exact for a while within the batch (its top-up, which `settle` takes, withdrawn by a `DEL`): not
+    /// covered before it. Noted as changed too, so that `settle` looks whether it is exact by the batch's end, and
+    /// covers it from there.
+    fn topup_withdrawn(&mut self, key: &[u8]) {
+        self.note(key);
+        if self.recording {
+            self.past.inexact(key);
+        }
+    }
 }
 
 impl RelayState {
@@ -1723,18 +1732,22 @@ pub(crate) mod for_tests {
         })
     }
 
-    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two);
-    /// the end of each.
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two); an
+    /// `EVAL` of one key is withheld (a frame the state gets a stale message of, for that key); the end of each.
     pub fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
         let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
         for args in commands {
             let at = raw.len() as u32;
             raw.extend(format!("*{}\r\n", args.len()).bytes());
             let first = index.keys.len() as u32;
-            let named = if args[0] == "RENAME" { 2 } else { 1 };
+            let named = match args[0] {
+                "RENAME" => 1..=2,
+                "EVAL" => 3..=3,
+                _ => 1..=1,
+            };
             for (i, arg) in args.iter().enumerate() {
                 raw.extend(format!("${}\r\n", arg.len()).bytes());
-                if (1..=named).contains(&i) {
+                if named.contains(&i) {
                     index
                         .keys
                         .push(raw.len() as u32..raw.len() as u32 + arg.len() as u32);
@@ -1742,13 +1755,16 @@ pub(crate) mod for_tests {
                 raw.extend(format!("{arg}\r\n").bytes());
             }
             let keys = first..index.keys.len() as u32;
-            index.frames.push(Frame {
-                at: at..raw.len() as u32,
-                db: 0,
-                target_db: 0,
-                kind: Kind::Keyed,
-                keys,
-                written: 1,
+            index.frames.push(match args[0] {
+                "EVAL" => Frame::withheld(at..raw.len() as u32, 0, keys),
+                _ => Frame {
+                    at: at..raw.len() as u32,
+                    db: 0,
+                    target_db: 0,
+                    kind: Kind::Keyed,
+                    keys,
+                    written: 1,
+                },
             });
             ends.push(start + raw.len() as u64);
         }
