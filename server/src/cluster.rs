@@ -12,14 +12,14 @@
 //! top up their keys in those slots from the new owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Value;
 use thiserror::Error;
 
-use crate::hash_slot::SLOTS;
+use crate::hash_slot::{SlotSet, SLOTS};
 use crate::shard::{ClusterSlots, LinkSettings, Shard};
 use crate::topology::{Owners, Topology};
 use crate::upstream::{NodeSettings, RedisTarget, Upstream};
@@ -307,27 +307,6 @@ pub fn parse_slots(reply: &Value) -> Result<Vec<ShardInfo>, String> {
             .push((start, end));
     }
     Ok(by_primary.into_values().collect())
-}
-
-/// A set of hash slots, shared without a lock (2 KiB): the slots a shard gained while the relay followed it.
-pub struct SlotSet([AtomicU64; SLOTS / 64]);
-
-impl Default for SlotSet {
-    fn default() -> Self {
-        SlotSet(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
-}
-
-impl SlotSet {
-    pub fn insert(&self, slot: u16) {
-        let slot = usize::from(slot);
-        self.0[slot / 64].fetch_or(1 << (slot % 64), Ordering::SeqCst);
-    }
-
-    pub fn contains(&self, slot: u16) -> bool {
-        let slot = usize::from(slot);
-        self.0[slot / 64].load(Ordering::SeqCst) & (1 << (slot % 64)) != 0
-    }
 }
 
 /// Everything the relay needs to follow a cluster, and the node ids it has seen in each shard followed.

@@ -1,6 +1,8 @@
 //! Redis Cluster's hash slots: the slot a key lives in, as Redis computes it, for routing a key to the shard that
 //! owns it (snapshots, top-ups, browser events, the collector's writes).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Hash slots of a Redis Cluster.
 pub const SLOTS: usize = 16384;
 
@@ -14,6 +16,27 @@ pub fn slot(key: &[u8]) -> u16 {
         None => key,
     };
     crc16(hashed) % SLOTS as u16
+}
+
+/// A set of hash slots, shared without a lock (2 KiB): the slots a shard gained while the relay followed it.
+pub struct SlotSet([AtomicU64; SLOTS / 64]);
+
+impl Default for SlotSet {
+    fn default() -> Self {
+        SlotSet(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl SlotSet {
+    pub fn insert(&self, slot: u16) {
+        let slot = usize::from(slot);
+        self.0[slot / 64].fetch_or(1 << (slot % 64), Ordering::SeqCst);
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        let slot = usize::from(slot);
+        self.0[slot / 64].load(Ordering::SeqCst) & (1 << (slot % 64)) != 0
+    }
 }
 
 fn crc16(bytes: &[u8]) -> u16 {

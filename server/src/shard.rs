@@ -10,8 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backlog::Backlog;
-use crate::cluster::SlotSet;
-use crate::hash_slot::slot;
+use crate::hash_slot::{slot, SlotSet};
 use crate::metrics::{LinkMetrics, ShardLink};
 use crate::profile::WriteProfile;
 use crate::replica_link::ReplicaLink;
