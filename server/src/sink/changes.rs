@@ -322,6 +322,21 @@ const SPAN_MEMBERS: usize = 1024;
 /// would open is recorded inexact at once, to where the stream stands then.
 const MAX_OPEN_SPANS: usize = 4096;
 
+/// Puts `span` into `batch`, or widens the one of the same epoch, key, shard and start the batch holds already (a
+/// span recorded as its window was stored, then closed within the batch): one row, counted once.
+fn record_span(batch: &mut Batch, span: InexactSpan) {
+    let same = batch.inexact_spans.iter_mut().find(|s| {
+        s.from_offset == span.from_offset
+            && s.shard == span.shard
+            && s.key == span.key
+            && s.epoch == span.epoch
+    });
+    match same {
+        Some(same) => same.to_offset = same.to_offset.max(span.to_offset),
+        None => batch.inexact_spans.push(span),
+    }
+}
+
 /// A member's digest, as a [`SpanWatch`] keeps it.
 fn member_digest(member: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(member)
@@ -806,13 +821,15 @@ impl Changes {
         for event in events {
             if let Some(watch) = self.spans.get_mut(&event.key) {
                 let elsewhere = event.shard != watch.shard;
+                let was = (watch.inexact, watch.elsewhere);
                 watch.elsewhere |= elsewhere;
-                if !watch.inexact && (elsewhere || watch.touched_by(&event.touch)) {
+                if elsewhere || (!watch.inexact && watch.touched_by(&event.touch)) {
                     watch.inexact = true;
-                    // Stored with its window: a sink resumed before the answer records it.
-                    if !self.restated.contains(&event.key) {
-                        self.restated.insert(event.key.clone());
-                    }
+                }
+                // Stored with its window (a sink resumed before the answer records it), or, written elsewhere,
+                // recorded to where its shard's stream stands ([`Changes::record_spans_beyond_a_restart`]).
+                if (watch.inexact, watch.elsewhere) != was && !self.restated.contains(&event.key) {
+                    self.restated.insert(event.key.clone());
                 }
             }
             if self.leaves_below_window(&event) {
@@ -950,13 +967,59 @@ impl Changes {
                 }
             };
             if let Ok(text) = key_text(&key) {
-                batch.inexact_spans.push(InexactSpan {
-                    epoch: watch.epoch,
-                    key: text.to_string(),
-                    shard: watch.shard,
-                    from_offset: watch.from,
-                    to_offset: to.max(watch.from),
-                });
+                record_span(
+                    batch,
+                    InexactSpan {
+                        epoch: watch.epoch,
+                        key: text.to_string(),
+                        shard: watch.shard,
+                        from_offset: watch.from,
+                        to_offset: to.max(watch.from),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records, to where its shard's stream stands, the span of each key the message named that a restarted sink
+    /// could not go on with: one written on another shard's stream or answered by another ([`SpanWatch::elsewhere`]).
+    /// Its window stores its start and that it is inexact, not the other shard's writes: resumed, a past message of
+    /// its own shard alone could close it exact. Such a span is never closed exact, so its part up to where its
+    /// shard's stream stands, which may miss a score, is recorded in the batch storing that position; a running
+    /// sink records it again, to the answer, when it closes (the row keeps the furthest end), and a restarted one
+    /// reads the stream after the position again (another shard's write or answer making it inexact again). Each
+    /// message naming the key records it further, so the row reaches the last write of the key before the
+    /// position.
+    fn record_spans_beyond_a_restart(&self, batch: &mut Batch) {
+        if self.spans.is_empty() || self.restated.is_empty() {
+            return;
+        }
+        let positions = self.history.positions();
+        for key in &self.restated {
+            let Some(watch) = self.spans.get(key) else {
+                continue;
+            };
+            if !watch.elsewhere {
+                continue;
+            }
+            let Some(to) = positions
+                .iter()
+                .find(|(s, _, _)| *s == watch.shard)
+                .map(|(_, _, offset)| *offset)
+            else {
+                continue;
+            };
+            if let Ok(text) = key_text(key) {
+                record_span(
+                    batch,
+                    InexactSpan {
+                        epoch: watch.epoch.clone(),
+                        key: text.to_string(),
+                        shard: watch.shard,
+                        from_offset: watch.from,
+                        to_offset: to.max(watch.from),
+                    },
+                );
             }
         }
     }
@@ -1324,6 +1387,7 @@ impl Changes {
                 self.topups.insert(key);
             }
         }
+        self.record_spans_beyond_a_restart(batch);
         // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
         // they would go with the position the shard had before, as if its keys did not exist there.
         if self.shards.iter().any(|s| s.joining) {
@@ -1374,16 +1438,17 @@ impl Changes {
                 swapped || unknown.contains(key.as_slice()),
                 home,
             );
-            // Its span, if one is open, so that a resumed sink opens it from where it started.
+            // Its span, if one is open, so that a resumed sink opens it from where it started: in the keeping of
+            // the span's shard, whose stream its offsets are of and whose resume opens it again (a stale window
+            // of another shard, whose stream wrote the key before its slot moved, is rebuilt as unknown anyway).
             if !window.known {
-                window.span = self
-                    .spans
-                    .get(&key)
-                    .filter(|watch| watch.shard == window.shard)
-                    .map(|watch| StoredSpan {
+                if let Some(watch) = self.spans.get(&key) {
+                    window.shard = watch.shard;
+                    window.span = Some(StoredSpan {
                         from: watch.from,
                         inexact: watch.inexact,
                     });
+                }
             }
             // A key that is not text cannot be stored.
             let Ok(text) = key_text(&key) else {
@@ -3875,6 +3940,191 @@ mod tests {
             assert_eq!(
                 batch.inexact_spans, recorded,
                 "answered by shard {answering}"
+            );
+        }
+    }
+
+    /// The same cluster, the sink stopped after shard 1's increment and before the answer: `perf:a`'s window is
+    /// stored in shard 0's keeping with its span's start, inexact, but not that shard 1 wrote the key. Before, the
+    /// sink restarted there, shard 0's past writes covering its stream from the span's start and its answer, closed
+    /// the span exact: shard 1's increment, which shard 0's answer does not hold, was lost with nothing recorded.
+    /// Now the stopped sink's last batch records the span, from the increment to where shard 0's stream stands (its
+    /// position); the restarted one records nothing more when shard 0 answers, and the span again when shard 1
+    /// does.
+    #[test]
+    fn a_span_touched_on_two_shards_is_recorded_across_a_restart() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let position = |changes: &Changes, shard: u16| {
+            changes
+                .stream_positions()
+                .into_iter()
+                .find(|(s, _, _)| *s == shard)
+                .map(|(_, _, offset)| offset)
+                .unwrap()
+        };
+        for answering in [0, 1] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+                changes
+                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                    .unwrap();
+                changes
+                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                    .unwrap();
+            }
+            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+            let list: Vec<[&[u8]; 4]> = scores
+                .iter()
+                .zip(&members)
+                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+                .collect();
+            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+            changes
+                .apply(&on(0, commands(0, &list)), &mut batch)
+                .unwrap();
+            let from = position(&changes, 0);
+            let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+            changes.apply(&on(0, increment), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            assert!(batch.inexact_spans.is_empty(), "shard 0 alone");
+
+            // The sink stops after the batch holding shard 1's increment (rows, windows and position).
+            let mut last = Batch::default();
+            let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m0"]]);
+            changes.apply(&on(1, moved), &mut last).unwrap();
+            let stopped_at = last.positions.clone();
+            let (at0, at1) = (position(&changes, 0), position(&changes, 1));
+            let shard0_part = InexactSpan {
+                epoch: "e0".to_string(),
+                key: "perf:a".to_string(),
+                shard: 0,
+                from_offset: from,
+                to_offset: at0,
+            };
+            assert_eq!(
+                last.inexact_spans,
+                std::slice::from_ref(&shard0_part),
+                "stopped"
+            );
+
+            // The window, stale, is shard 0's, with its span (inexact): resumed, a past message of shard 0 alone
+            // would close it exact.
+            let stored = stored_windows(&last);
+            let spans: Vec<_> = stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.shard, w.span))
+                .collect();
+            let inexact = StoredSpan {
+                from,
+                inexact: true,
+            };
+            assert_eq!(spans, [(&b"perf:a"[..], 0, Some(inexact))]);
+            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+            resumed.resuming(&stopped_at);
+            let mut batch = Batch::default();
+            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
+                resumed
+                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                    .unwrap();
+            }
+            assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
+            let at = position(&resumed, answering);
+            let listed = past(at, b"perf:a", 0, &[]);
+            resumed.apply(&on(answering, listed), &mut batch).unwrap();
+            let answer = answer(at, b"perf:a", &[("1006", b"m0")]);
+            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            // Shard 0's answer, its past writes covering its stream from the span's start, closes the restored
+            // span exact (after the resume, no other shard wrote the key), shard 1's records it again: either way
+            // its part to the position is recorded by the stopped sink.
+            let recorded: Vec<InexactSpan> = if answering == 0 {
+                Vec::new()
+            } else {
+                vec![shard0_part.clone()]
+            };
+            assert_eq!(
+                batch.inexact_spans, recorded,
+                "answered by shard {answering} after the restart"
+            );
+        }
+    }
+
+    /// [`a_span_answered_by_another_shard_than_its_own_is_recorded`]'s cluster, the sink stopped before the answer:
+    /// `perf:a`'s window, stale, came from shard 0's stream, its span is shard 1's. The window is stored in shard 1's
+    /// keeping with the span's start (before, in shard 0's without it: a resumed sink opened a span of shard 0 at
+    /// its position, and shard 1's part was lost unrecorded). Resumed, the top-up is asked of shard 1's stream from
+    /// the span's start; answered by shard 1, covered from there, the span is exact; by shard 0, recorded from its
+    /// start.
+    #[test]
+    fn a_span_of_another_shard_than_its_keys_window_goes_on_after_a_restart() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let position = |changes: &Changes, shard: u16| {
+            changes
+                .stream_positions()
+                .into_iter()
+                .find(|(s, _, _)| *s == shard)
+                .map(|(_, _, offset)| offset)
+                .unwrap()
+        };
+        for answering in [0, 1] {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+                changes
+                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                    .unwrap();
+                changes
+                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                    .unwrap();
+            }
+            let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
+            changes.apply(&on(0, written), &mut batch).unwrap();
+            let mut last = Batch::default();
+            let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
+            changes.apply(&on(1, moved), &mut last).unwrap();
+            assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
+            assert!(last.inexact_spans.is_empty());
+            let stored = stored_windows(&last);
+            let spans: Vec<_> = stored
+                .iter()
+                .map(|(k, w)| (k.as_slice(), w.shard, w.known, w.span))
+                .collect();
+            let open = StoredSpan {
+                from: 0,
+                inexact: false,
+            };
+            assert_eq!(spans, [(&b"perf:a"[..], 1, false, Some(open))]);
+
+            let (at0, at1) = (position(&changes, 0), position(&changes, 1));
+            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+            resumed.resuming(&last.positions);
+            let mut batch = Batch::default();
+            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
+                resumed
+                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                    .unwrap();
+            }
+            assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
+            let at = position(&resumed, answering);
+            let listed = past(at, b"perf:a", 0, &[]);
+            resumed.apply(&on(answering, listed), &mut batch).unwrap();
+            let answer = answer(at, b"perf:a", &[("1005", b"m")]);
+            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            let recorded: Vec<InexactSpan> = if answering == 0 {
+                vec![InexactSpan {
+                    epoch: "e1".to_string(),
+                    key: "perf:a".to_string(),
+                    shard: 1,
+                    from_offset: 0,
+                    to_offset: at1,
+                }]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                batch.inexact_spans, recorded,
+                "answered by shard {answering} after the restart"
             );
         }
     }
