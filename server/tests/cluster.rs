@@ -302,23 +302,7 @@ async fn after_a_cluster_failover_the_relay_follows_the_new_primary_and_browsers
     // The failed-over shard's state was kept through the partial resync (renamed with the stream): a new
     // browser's join is answered by every shard's state, with no read of Redis.
     states_ready(&ws).await;
-    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
-    let mut joined = Browser::join(&ws).await;
-    joined.converge(&cluster, &keys).await;
-    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    for (shard, n) in &answered_after {
-        assert_eq!(
-            n - answered.get(shard).copied().unwrap_or(0),
-            1,
-            "shard {shard}: {answered_after:?}"
-        );
-    }
-    assert_eq!(
-        read,
-        shard_rows(&ws, "replicast_shard_snapshots_total").await,
-        "no read of Redis"
-    );
+    join_from_the_states(&ws, &cluster, &keys, "kept through the failover").await;
 }
 
 #[tokio::test]
@@ -815,6 +799,31 @@ async fn states_ready(ws: &str) {
     }
 }
 
+/// A browser that joins once every shard's state is ready and converges on `keys`: each shard answers its join
+/// from its state (one more on `replicast_shard_state_snapshots_total` for each of the three), with no read of
+/// Redis; `why` says what the test expects of the states.
+async fn join_from_the_states(ws: &str, cluster: &Cluster, keys: &[String], why: &str) -> Browser {
+    let before = shard_rows(ws, "replicast_shard_state_snapshots_total").await;
+    let read_before = shard_rows(ws, "replicast_shard_snapshots_total").await;
+    let mut browser = Browser::join(ws).await;
+    browser.converge(cluster, keys).await;
+    let after = shard_rows(ws, "replicast_shard_state_snapshots_total").await;
+    assert_eq!(after.len(), 3, "a row per shard ({why}): {after:?}");
+    for (shard, answered) in &after {
+        assert_eq!(
+            answered - before.get(shard).copied().unwrap_or(0),
+            1,
+            "shard {shard}'s join from its state ({why}): {before:?} → {after:?}"
+        );
+    }
+    assert_eq!(
+        read_before,
+        shard_rows(ws, "replicast_shard_snapshots_total").await,
+        "no read of Redis ({why})"
+    );
+    browser
+}
+
 /// With the state on (the default), each shard keeps one: a browser joining once they are ready has each shard's
 /// snapshot from that shard's state, with no read of Redis, and its windows equal Redis.
 #[tokio::test]
@@ -827,63 +836,19 @@ async fn joins_are_answered_from_each_shards_state() {
         ..
     } = streaming(12, 30, &[]).await;
     states_ready(&ws).await;
-    let before = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    let read_before = shard_rows(&ws, "replicast_shard_snapshots_total").await;
-    let mut browser = Browser::join(&ws).await;
-    browser.converge(&cluster, &keys).await;
+    let browser = join_from_the_states(&ws, &cluster, &keys, "ready").await;
     assert_eq!(browser.seen.snapshots, 3, "a snapshot per shard");
-    let after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    let read_after = shard_rows(&ws, "replicast_shard_snapshots_total").await;
-    assert_eq!(after.len(), 3, "a row per shard: {after:?}");
-    for (shard, answered) in &after {
-        assert_eq!(
-            answered - before.get(shard).copied().unwrap_or(0),
-            1,
-            "shard {shard}'s join from its state: {before:?} → {after:?}"
-        );
-    }
-    assert_eq!(read_before, read_after, "no read of Redis");
     // Each shard's state rows are labelled with it, every key held by one of them; the whole text passes promtool.
     let held = shard_rows(&ws, "replicast_state_keys").await;
     assert_eq!(held.values().sum::<u64>(), keys.len() as u64, "{held:?}");
     let (_, metrics) = http_get(&ws, "/metrics").await;
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
-    assert!(
-        checked.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{metrics}"
-    );
+    promtool_check(&metrics);
 }
 
-/// A top-up asked with `since` in a cluster is answered by each shard from its state, in its envelope and right
-/// before its snapshot: the past message lists the two scores two `ZINCRBY`s gave a member of a key on each of two
-/// shards (the first overwritten before the answer), covered from before `since`.
-#[tokio::test]
-async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
-    let Streaming {
-        cluster,
-        keys,
-        ws,
-        _relay,
-        ..
-    } = streaming(6, 5, &[]).await;
-    states_ready(&ws).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    // Each shard's hello (its epoch and offset, where `since` starts), until every shard's snapshot came.
+/// A session on `perf:*` (a window of [`WINDOW`]) that joined every shard: each shard's hello, its epoch and
+/// offset (where `since` starts), by the shard's index, read until the three shards' snapshots came.
+async fn session(ws: &str) -> (Socket, std::collections::BTreeMap<u16, (String, u64)>) {
+    let mut socket = connect(ws, &subscribe_message(&["perf:*"], WINDOW)).await;
     let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
     let mut snapshots = 0;
     while snapshots < 3 {
@@ -899,18 +864,13 @@ async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
             _ => {}
         }
     }
-    // A key on each of two shards, by the shard's index in this session (its epoch is its primary's ID).
-    let mut chosen: Vec<(u16, String)> = Vec::new();
-    for key in &keys {
-        let owner = cluster.owner(cluster.slot(key.as_bytes())).await;
-        let epoch = master_replid(owner).await;
-        let (index, _) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
-        if chosen.len() < 2 && chosen.iter().all(|(i, _)| i != index) {
-            chosen.push((*index, key.clone()));
-        }
-    }
-    assert_eq!(chosen.len(), 2);
-    for (_, key) in &chosen {
+    (socket, hellos)
+}
+
+/// Increments member `hits` of each of `keys` by 1.5 twice, on the node that owns it: its scores 1.5 then 3, the
+/// first overwritten by the second.
+async fn incremented_twice(cluster: &Cluster, keys: impl IntoIterator<Item = &String>) {
+    for key in keys {
         let mut conn = cluster.conn_for(key.as_bytes()).await;
         for _ in 0..2 {
             let _: f64 = redis::cmd("ZINCRBY")
@@ -922,14 +882,37 @@ async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
                 .unwrap();
         }
     }
+}
+
+/// A top-up asked with `since` in a cluster is answered by each shard from its state, in its envelope and right
+/// before its snapshot: the past message lists the two scores two `ZINCRBY`s gave a member of a key on each of two
+/// shards (the first overwritten before the answer), covered from before `since`.
+#[tokio::test]
+async fn a_topup_with_since_gets_each_shards_past_writes_from_its_state() {
+    let Streaming {
+        cluster,
+        keys,
+        ws,
+        _relay,
+        ..
+    } = streaming(6, 5, &[]).await;
+    states_ready(&ws).await;
+    let (mut socket, hellos) = session(&ws).await;
+    // A key on each of two shards, by the shard's index in this session (its epoch is its primary's ID).
+    let mut chosen: Vec<(u16, String)> = Vec::new();
+    for key in &keys {
+        let owner = cluster.owner(cluster.slot(key.as_bytes())).await;
+        let epoch = master_replid(owner).await;
+        let (index, _) = hellos.iter().find(|(_, (e, _))| *e == epoch).unwrap();
+        if chosen.len() < 2 && chosen.iter().all(|(i, _)| i != index) {
+            chosen.push((*index, key.clone()));
+        }
+    }
+    assert_eq!(chosen.len(), 2);
+    incremented_twice(&cluster, chosen.iter().map(|(_, key)| key)).await;
     for (index, key) in &chosen {
         let since = hellos[index].1;
-        for request in Topup::requests_since([key.as_bytes()], since) {
-            socket
-                .send(tokio_tungstenite::tungstenite::Message::text(request))
-                .await
-                .unwrap();
-        }
+        ask_topup_since(&mut socket, [key.as_bytes()], since).await;
         let deadline = tokio::time::Instant::now() + CONVERGE;
         let past = loop {
             assert!(
@@ -1018,22 +1001,7 @@ async fn after_a_slot_moves_the_new_owners_state_does_not_answer_for_its_keys() 
     states_ready(&ws).await;
     let mut browser = Browser::join(&ws).await;
     browser.converge(&cluster, &keys).await;
-    let mut socket = connect(&ws, &subscribe_message(&["perf:*"], WINDOW)).await;
-    let mut hellos: std::collections::BTreeMap<u16, (String, u64)> = Default::default();
-    let mut snapshots = 0;
-    while snapshots < 3 {
-        let message = next_binary(&mut socket).await;
-        let Ok(Message::Shard { index, message }) = wire::decode(&message) else {
-            continue;
-        };
-        match *message {
-            Message::Hello { epoch, offset, .. } => {
-                hellos.insert(index, (epoch.to_string(), offset));
-            }
-            Message::Snapshot { .. } => snapshots += 1,
-            _ => {}
-        }
-    }
+    let (mut socket, hellos) = session(&ws).await;
 
     let slot = cluster.slot(b"{mig}");
     let from = cluster.owner(slot).await;
@@ -1057,18 +1025,7 @@ async fn after_a_slot_moves_the_new_owners_state_does_not_answer_for_its_keys() 
     let stayed = stayed.expect("a key on the target shard");
     let created = "perf:{mig}new".to_string();
     let asked = [stayed.clone(), moving[0].clone(), created.clone()];
-    for key in &asked {
-        let mut conn = cluster.conn_for(key.as_bytes()).await;
-        for _ in 0..2 {
-            let _: f64 = redis::cmd("ZINCRBY")
-                .arg(key)
-                .arg(1.5)
-                .arg("hits")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+    incremented_twice(&cluster, &asked).await;
     let shard = shard_of(&ws, to).await;
     // Asked again until the relay's view has the slot on `to` (it reads the topology every second): before that
     // the moved keys' top-up goes to the old owner; and the sessions' own top-ups of the slot, when the view moves
@@ -1132,12 +1089,7 @@ struct PastAnswer {
 async fn ask_since(socket: &mut Socket, keys: &[String], since: u64) -> Vec<PastAnswer> {
     let mut answers = Vec::new();
     for key in keys {
-        for request in Topup::requests_since([key.as_bytes()], since) {
-            socket
-                .send(tokio_tungstenite::tungstenite::Message::text(request))
-                .await
-                .unwrap();
-        }
+        ask_topup_since(socket, [key.as_bytes()], since).await;
         let past = loop {
             let message = next_binary(socket).await;
             if wire::is_past(&message) {
@@ -1216,24 +1168,8 @@ async fn a_key_a_shards_state_lost_track_of_is_read_again_from_its_replica() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let answered = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    let read = shard_rows(&ws, "replicast_shard_snapshots_total").await;
-    let mut browser = Browser::join(&ws).await;
-    browser.converge(&cluster, &keys).await;
-    let answered_after = shard_rows(&ws, "replicast_shard_state_snapshots_total").await;
-    for (s, n) in &answered_after {
-        assert_eq!(
-            n - answered.get(s).copied().unwrap_or(0),
-            1,
-            "shard {s}'s join from its state: {answered_after:?}"
-        );
-    }
-    assert_eq!(
-        read,
-        shard_rows(&ws, "replicast_shard_snapshots_total").await,
-        "no read of Redis: the state holds {} again",
-        union[2]
-    );
+    let why = format!("the state holds {} again", union[2]);
+    join_from_the_states(&ws, &cluster, &keys, &why).await;
 }
 
 /// `--verify-every` checks each shard's state against the node it follows, here a replica (`READONLY`, the

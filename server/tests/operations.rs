@@ -129,26 +129,7 @@ async fn metrics_pass_promtool_with_build_process_histogram_and_refusal_rows() {
 
     let (status, metrics) = http_get(&ws_url, "/metrics").await;
     assert_eq!(status, 200);
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
-    assert!(
-        checked.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{metrics}"
-    );
+    promtool_check(&metrics);
 
     let value = |name: &str| -> f64 {
         metrics

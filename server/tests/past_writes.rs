@@ -7,11 +7,9 @@
 
 mod support;
 
-use futures_util::SinkExt;
 use redis::aio::MultiplexedConnection;
 use replicast_protocol::wire::{self, Message, PastValue};
 use support::*;
-use tokio_tungstenite::tungstenite;
 
 /// A session on `perf:*` that joined; the offset of its hello.
 async fn session(ws_url: &str) -> (Socket, u64) {
@@ -43,12 +41,7 @@ struct KeyPast {
 /// the snapshot's right after it; that offset, and what it says of each key in order.
 async fn topup_since(socket: &mut Socket, keys: &[&str], since: u64) -> (u64, Vec<KeyPast>) {
     let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-    for request in replicast_protocol::client_message::Topup::requests_since(keys, since) {
-        socket
-            .send(tungstenite::Message::text(request))
-            .await
-            .unwrap();
-    }
+    ask_topup_since(socket, keys, since).await;
     let past = loop {
         let message = next_binary(socket).await;
         if wire::is_past(&message) {

@@ -29,10 +29,10 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{
-    committed, postgres_and_a_relay, sink_command, start_relay_on, start_sink, Rng,
+    committed, postgres_and_a_relay, sink_command, start_relay_on, start_sink, stored_scores, Rng,
 };
 use support::{
-    free_port, master_repl_offset, redis_conn, start_redis, start_redis_with, start_until,
+    free_port, master_repl_offset, promote, redis_conn, start_redis, start_redis_with, start_until,
     wait_healthy,
 };
 
@@ -375,13 +375,7 @@ async fn history_and_mirrors_survive_faults() {
     let n = 100 + rng.below(300) as usize;
     writes(&mut writer, &mut rng, &mut written, n).await;
     support::replica_at(replica_port, master_repl_offset(&mut writer).await).await;
-    let mut promoted = redis_conn(replica_port).await;
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("NO")
-        .arg("ONE")
-        .query_async(&mut promoted)
-        .await
-        .unwrap();
+    let mut promoted = promote(replica_port).await;
     drop(primary);
     writes(&mut promoted, &mut rng, &mut written, 300).await;
 
@@ -1349,23 +1343,7 @@ async fn on_a_cluster_a_member_incremented_twice_before_a_restarted_sinks_top_up
     let _sink = start_sink(relay_port, &pg.url(), &[]);
     committed_shards(&db, &primaries).await;
     for (key, want) in &scores {
-        let mut stored = Vec::new();
-        for _ in 0..600 {
-            stored = db
-                .query(
-                    "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
-                    &[key],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, f64>(0) as u64)
-                .collect();
-            if stored.len() >= want.len() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let stored = stored_scores(&db, key, want.len()).await;
         assert_eq!(&stored, want, "{key}: every score, the one between too");
     }
     // The rows and a span (if any) commit in one transaction.

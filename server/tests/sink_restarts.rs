@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
-use support::sink::{committed, postgres_and_a_relay, start_relay_on, start_sink, Rng};
+use support::sink::{
+    committed, postgres_and_a_relay, rows_within, start_relay_on, start_sink, stored_scores, Rng,
+};
 use support::{
-    free_port, master_repl_offset, metric, redis_conn, replica_at, start_redis, start_redis_with,
-    state_reaches, Proc, ANSWER_TIMEOUT,
+    free_port, master_repl_offset, metric, promote, redis_conn, replica_at, start_redis,
+    start_redis_with, state_reaches, Proc, ANSWER_TIMEOUT,
 };
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
@@ -631,6 +633,28 @@ impl CaughtUp {
             spans_total,
         }
     }
+
+    /// Asserts that no span was recorded, none counted: the relay's past writes listed every write (`why`).
+    fn no_span(&self, why: &str) {
+        assert_eq!(self.spans, [], "no span: {why}");
+        assert_eq!(self.spans_total, "0");
+    }
+
+    /// Asserts that one span of `perf:n` was recorded and counted, from the first increment (between `before` and
+    /// `after`) to the answer (at or after `after`); its epoch.
+    fn one_span(&self) -> &str {
+        let [(key, shard, from, to, epoch)] = &self.spans[..] else {
+            panic!("one span, of perf:n: {:?}", self.spans);
+        };
+        assert_eq!((key.as_str(), *shard), ("perf:n", 0));
+        let (before, after) = (self.before, self.after);
+        assert!(
+            (before..after).contains(from) && *to >= after,
+            "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
+        );
+        assert_eq!(self.spans_total, "1");
+        epoch
+    }
 }
 
 /// The spans `replicast.inexact_span` holds: key, shard, from, to, epoch.
@@ -653,32 +677,6 @@ async fn spans(db: &tokio_postgres::Client) -> Vec<(String, i32, u64, u64, Strin
         )
     })
     .collect()
-}
-
-/// The scores of `key`'s rows, lowest first, once there are `want` of them; the test fails, naming them and what
-/// was stored, if they do not come within [`ANSWER_TIMEOUT`].
-async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<u64> {
-    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    loop {
-        let stored: Vec<u64> = db
-            .query(
-                "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
-                &[&key],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, f64>(0) as u64)
-            .collect();
-        if stored.len() >= want {
-            return stored;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{want} rows of {key} never stored (waited {ANSWER_TIMEOUT:?}): {stored:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until the sink listening on `listen` counts `spans` inexact spans on its `/metrics` (it counts a batch
@@ -748,8 +746,7 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
         caught_up.stored, caught_up.scores,
         "every score, the one between too"
     );
-    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
-    assert_eq!(caught_up.spans_total, "0");
+    caught_up.no_span("the relay listed every write");
 }
 
 /// Past the limit, and said so: the same with a relay that keeps no past writes (`--state-history-bytes 0`, as
@@ -760,27 +757,10 @@ async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_
 async fn a_member_incremented_twice_before_a_restarted_sinks_top_up_is_answered_by_a_relay_without_its_past_records_a_span(
 ) {
     let caught_up = incremented_twice_during_the_catch_up(&["--state-history-bytes", "0"], 1).await;
-    let CaughtUp {
-        scores,
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    } = caught_up;
-    assert_eq!(spans.len(), 1, "one span: {spans:?}");
-    let (key, shard, from, to, span_epoch) = spans[0].clone();
-    assert_eq!((key.as_str(), shard), ("perf:n", 0));
     // The offsets are those of the stream the sink follows: the epoch of its stored position.
-    assert_eq!(span_epoch, epoch);
-    assert!(
-        (before..after).contains(&from) && to >= after,
-        "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
-    );
-    assert_eq!(spans_total, "1");
+    assert_eq!(caught_up.one_span(), caught_up.epoch);
     // The answer's score is stored; the one between is what the span says may be missing.
-    assert_eq!(stored, [scores[1]]);
+    assert_eq!(caught_up.stored, [caught_up.scores[1]]);
 }
 
 /// The sink stopped, `perf:n` (a key it holds no window of) incremented once on the primary, a failover — the
@@ -821,13 +801,7 @@ async fn incremented_around_a_failover(relay_args: &[&str], rows: usize) -> Caug
         .unwrap();
     replica_at(replica_port, master_repl_offset(&mut conn).await).await;
     let partial_syncs = metric(&ws_url, "replicast_link_partial_syncs_total").await;
-    let mut promoted = redis_conn(replica_port).await;
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("NO")
-        .arg("ONE")
-        .query_async(&mut promoted)
-        .await
-        .unwrap();
+    let mut promoted = promote(replica_port).await;
     drop(primary);
     let second: f64 = redis::cmd("ZINCRBY")
         .arg("perf:n")
@@ -862,12 +836,7 @@ async fn a_member_incremented_around_a_failover_before_the_answer_has_every_scor
         caught_up.stored, caught_up.scores,
         "every score, the one before the failover too"
     );
-    assert_eq!(
-        caught_up.spans,
-        [],
-        "no span: the relay listed every write, across the failover"
-    );
-    assert_eq!(caught_up.spans_total, "0");
+    caught_up.no_span("the relay listed every write, across the failover");
 }
 
 /// The same with a relay that keeps no past writes (`--state-history-bytes 0`): one span recorded, from the first
@@ -876,25 +845,9 @@ async fn a_member_incremented_around_a_failover_before_the_answer_has_every_scor
 async fn a_member_incremented_around_a_failover_before_a_relay_without_its_past_answers_records_a_span(
 ) {
     let caught_up = incremented_around_a_failover(&["--state-history-bytes", "0"], 1).await;
-    let CaughtUp {
-        scores,
-        before,
-        after,
-        stored,
-        spans,
-        spans_total,
-        ..
-    } = caught_up;
-    let [(key, shard, from, to, _)] = &spans[..] else {
-        panic!("one span, of perf:n: {spans:?}");
-    };
-    assert_eq!((key.as_str(), *shard), ("perf:n", 0));
-    assert!(
-        (before..after).contains(from) && *to >= after,
-        "from the first ZINCRBY ({before}..{after}) to the answer (at or after {after}): {from}..{to}"
-    );
-    assert_eq!(spans_total, "1");
-    assert_eq!(stored, [scores[1]]);
+    // From an offset of the old ID's, which the new one continues.
+    caught_up.one_span();
+    assert_eq!(caught_up.stored, [caught_up.scores[1]]);
 }
 
 /// A score given below the relay's window of a key (`--state-depth` 20, the key's 20 members all in it) to a member
@@ -1078,28 +1031,15 @@ async fn a_stream_renamed_and_trimmed_during_the_catch_up(
     let answered = master_repl_offset(&mut conn).await;
     assert!(answered > trimmed);
     // The answer's rows (and the span, in their transaction) may commit after the position reached the stream's end.
-    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    let stored = loop {
-        let stored: Vec<(String, String)> = db
-            .query(
-                "SELECT id, fields::text FROM replicast.stream_history WHERE key = 'ev:s'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        if stored.len() >= rows {
-            break stored;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} rows of ev:s, not {rows} (waited {ANSWER_TIMEOUT:?})",
-            stored.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let stored: Vec<(String, String)> = rows_within(
+        &db,
+        "SELECT id, fields::text FROM replicast.stream_history WHERE key = 'ev:s'",
+        &[],
+        rows,
+        "ev:s",
+        |r| (r.get(0), r.get(1)),
+    )
+    .await;
     let mut stored: Vec<(String, String)> = stored
         .into_iter()
         .map(|(id, fields)| {
@@ -1295,8 +1235,7 @@ async fn a_span_inexact_at_the_position_is_closed_by_the_relays_past_writes() {
         caught_up.stored
     );
     assert_eq!(caught_up.stored.len(), 22);
-    assert_eq!(caught_up.spans, [], "no span: the relay listed every write");
-    assert_eq!(caught_up.spans_total, "0");
+    caught_up.no_span("the relay listed every write");
 }
 
 /// The same with a relay that keeps no past writes (`--state-history-bytes 0`): the span is recorded, from the
@@ -1304,23 +1243,9 @@ async fn a_span_inexact_at_the_position_is_closed_by_the_relays_past_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_without_its_past() {
     let caught_up = inexact_at_the_position(&["--state-history-bytes", "0"], 21).await;
-    let CaughtUp {
-        scores,
-        before,
-        after,
-        stored,
-        spans,
-        epoch,
-        spans_total,
-    } = caught_up;
-    assert_eq!(spans.len(), 1, "one span: {spans:?}");
-    let (key, shard, from, to, span_epoch) = spans[0].clone();
-    assert_eq!((key.as_str(), shard, span_epoch), ("perf:n", 0, epoch));
-    assert!(
-        (before..after).contains(&from) && to >= after,
-        "from the first ZINCRBY ({before}..{after}), before the position, to the answer: {from}..{to}"
-    );
-    assert_eq!(spans_total, "1");
+    // From the first increment, before the position, in the epoch of the position.
+    assert_eq!(caught_up.one_span(), caught_up.epoch);
+    let (stored, scores) = (&caught_up.stored, &caught_up.scores);
     assert!(
         stored.contains(&scores[1]) && !stored.contains(&scores[0]),
         "the answer's score, not the one between: {stored:?}"

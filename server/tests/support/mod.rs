@@ -505,6 +505,60 @@ pub async fn apply_until(
     snapshots
 }
 
+/// Promotes the replica on `port` to a primary (`REPLICAOF NO ONE`: a new replication ID that continues the old
+/// one's offsets); a connection to it.
+pub async fn promote(port: u16) -> redis::aio::MultiplexedConnection {
+    let mut promoted = redis_conn(port).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promoted)
+        .await
+        .unwrap();
+    promoted
+}
+
+/// Sends the top-up requests of `keys` with `since` (as many as their length needs), answered by a past message
+/// right before the snapshot.
+pub async fn ask_topup_since<'k>(
+    socket: &mut Socket,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    since: u64,
+) {
+    use replicast_protocol::client_message::Topup;
+    for request in Topup::requests_since(keys, since) {
+        socket
+            .send(tungstenite::Message::text(request))
+            .await
+            .unwrap();
+    }
+}
+
+/// Fails the test unless `promtool check metrics` (Debian's prometheus package) passes the text of a `/metrics`
+/// with nothing to say.
+pub fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{metrics}"
+    );
+}
+
 /// The value of the counter or gauge `name` on the relay's `/metrics`.
 pub async fn metric(ws_url: &str, name: &str) -> u64 {
     let value = metric_value(ws_url, name).await;

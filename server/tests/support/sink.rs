@@ -1,11 +1,14 @@
 //! The sink's tests' shared parts (server/tests/sink*.rs): the relay and the sink binaries started as those tests
-//! start them, the workloads' seeded randomness, and the wait for the sink to commit what Redis holds.
+//! start them, the workloads' seeded randomness, and the waits for the sink to commit what Redis holds and to store
+//! the rows a test expects.
 
 use std::process::Command;
 use std::time::Duration;
 
 use super::postgres::Postgres;
-use super::{free_port, master_repl_offset, redis_conn, start_redis, start_until, Proc};
+use super::{
+    free_port, master_repl_offset, redis_conn, start_redis, start_until, Proc, ANSWER_TIMEOUT,
+};
 
 /// What most sink tests start first: PostgreSQL, a Redis, and a relay on a free port following it (given
 /// `relay_args`), as `(pg, redis, redis_port, relay, relay_port)`. Each process lives as long as its value.
@@ -101,4 +104,49 @@ pub async fn committed(pg: &tokio_postgres::Client, port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the sink never committed offset {target}");
+}
+
+/// The rows `sql` selects with `params`, each read by `row`, once there are `want` of them (a top-up's answer may
+/// commit after the sink's position reached the stream's end); the test fails, naming `what` and what was selected,
+/// if they do not come within [`ANSWER_TIMEOUT`].
+pub async fn rows_within<T: std::fmt::Debug>(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    want: usize,
+    what: &str,
+    row: impl Fn(&tokio_postgres::Row) -> T,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let rows: Vec<T> = db
+            .query(sql, params)
+            .await
+            .unwrap()
+            .iter()
+            .map(&row)
+            .collect();
+        if rows.len() >= want {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want} rows of {what} never stored (waited {ANSWER_TIMEOUT:?}): {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The scores of `key`'s rows of `replicast.zset_history`, lowest first, once there are `want` of them
+/// ([`rows_within`]).
+pub async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<u64> {
+    rows_within(
+        db,
+        "SELECT score FROM replicast.zset_history WHERE key = $1 ORDER BY score",
+        &[&key],
+        want,
+        key,
+        |r| r.get::<_, f64>(0) as u64,
+    )
+    .await
 }
