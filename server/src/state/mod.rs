@@ -1732,8 +1732,9 @@ pub(crate) mod for_tests {
         })
     }
 
-    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two); an
-    /// `EVAL` of one key is withheld (a frame the state gets a stale message of, for that key); the end of each.
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME` or `COPY`, its first
+    /// two; a `FLUSHDB`, none); an `EVAL` of one key is withheld (a frame the state gets a stale message of, for that
+    /// key); the end of each.
     pub fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
         let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
         for args in commands {
@@ -1741,7 +1742,7 @@ pub(crate) mod for_tests {
             raw.extend(format!("*{}\r\n", args.len()).bytes());
             let first = index.keys.len() as u32;
             let named = match args[0] {
-                "RENAME" => 1..=2,
+                "RENAME" | "COPY" => 1..=2,
                 "EVAL" => 3..=3,
                 _ => 1..=1,
             };
@@ -1761,7 +1762,10 @@ pub(crate) mod for_tests {
                     at: at..raw.len() as u32,
                     db: 0,
                     target_db: 0,
-                    kind: Kind::Keyed,
+                    kind: match args[0] {
+                        "FLUSHDB" => Kind::WholeDb,
+                        _ => Kind::Keyed,
+                    },
                     keys,
                     written: 1,
                 },

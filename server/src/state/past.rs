@@ -754,7 +754,7 @@ mod state_tests {
     fn answer_items(state: &RelayState, key: &[u8], since: u64) -> (u64, u64, Vec<(u64, Item)>) {
         let (snapshot, past) = state
             .snapshot_keys(0, 10, &[key.to_vec()], Some(since))
-            .expect("answered from the state");
+            .unwrap_or_else(|| panic!("{} answered from the state", String::from_utf8_lossy(key)));
         let past = past.expect("a past message");
         let (_, decoded) = wire::decode_past(&past).unwrap();
         assert_eq!(decoded.offset, snapshot.offset);
@@ -879,9 +879,9 @@ mod state_tests {
     }
 
     /// A key whose window stops being exact and is made exact again by a write of the same batch (whose top-up
-    /// request that write withdraws) is covered only from that batch's end: what it held in between (a
-    /// `ZUNIONSTORE`'s result, a `RESTORE`d stream or one moved in by `RESTORE-ASKING`, a score below the window, a
-    /// withheld write's) is in no past message.
+    /// request that write withdraws: a `DEL`, a `SET`, a `RENAME` or `COPY` onto it, a `FLUSHDB`) is covered only from
+    /// that batch's end: what it held in between (a `ZUNIONSTORE`'s result, a `RESTORE`d stream or one moved in by
+    /// `RESTORE-ASKING`, a score below the window, a withheld write's) is in no past message.
     #[test]
     fn a_key_not_exact_and_exact_again_in_one_batch_is_covered_from_its_end() {
         let state = ready();
@@ -898,6 +898,12 @@ mod state_tests {
                 &zadd,
                 &["ZADD", "a", "1", "m"],
                 &["ZADD", "w", "1", "m"],
+                &["ZADD", "t", "1", "m"],
+                &["ZADD", "r", "1", "m"],
+                &["ZADD", "c", "1", "m"],
+                &["ZADD", "src", "1", "m"],
+                &["ZADD", "src2", "1", "m"],
+                &["ZADD", "f", "1", "m"],
             ],
         );
         state.apply(&first);
@@ -927,21 +933,44 @@ mod state_tests {
                 ],
                 &["DEL", "w"],
                 &["ZADD", "w", "2", "n"],
+                // Made known by a write of its whole value, of another type (`drop_unknown`).
+                &["ZUNIONSTORE", "t", "1", "other"],
+                &["SET", "t", "x"],
+                // Replaced by a `RENAME` or a `COPY` onto it (`put`, through `remove_key`).
+                &["ZUNIONSTORE", "r", "1", "other"],
+                &["RENAME", "src", "r"],
+                &["ZADD", "r", "2", "n"],
+                &["ZUNIONSTORE", "c", "1", "other"],
+                &["COPY", "src2", "c", "REPLACE"],
+                &["ZADD", "c", "2", "n"],
             ],
         );
         state.apply(&writes);
-        let answers: Vec<(&str, u64, usize)> = ["k", "s", "z", "a", "w"]
-            .into_iter()
-            .map(|key| {
-                let (_, covered_from, items) = answer_items(&state, key.as_bytes(), 100);
-                (key, covered_from, items.len())
-            })
-            .collect();
+        let covered = |keys: &[&'static str]| -> Vec<(&'static str, u64, usize)> {
+            keys.iter()
+                .map(|key| {
+                    let (_, covered_from, items) = answer_items(&state, key.as_bytes(), 100);
+                    (*key, covered_from, items.len())
+                })
+                .collect()
+        };
+        let keys = ["k", "s", "z", "a", "w", "t", "r", "c"];
         assert_eq!(
-            answers,
-            ["k", "s", "z", "a", "w"].map(|key| (key, writes.end, 0)),
+            covered(&keys),
+            keys.map(|key| (key, writes.end, 0)),
             "covered only from the end of the batch that made each exact, with nothing listed before"
         );
+        // Emptied with the whole database (`clear`), in a batch of its own: a `FLUSHDB` withdraws every top-up.
+        let (flush, _) = batch(
+            writes.end,
+            &[
+                &["ZUNIONSTORE", "f", "1", "other"],
+                &["FLUSHDB"],
+                &["ZADD", "f", "2", "n"],
+            ],
+        );
+        state.apply(&flush);
+        assert_eq!(covered(&["f"]), [("f", flush.end, 0)]);
     }
 
     /// A window made stale (a ZINCRBY of a member below a full window), for the tests of what keeps it inexact.
