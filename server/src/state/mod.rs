@@ -1732,8 +1732,9 @@ pub(crate) mod for_tests {
         })
     }
 
-    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME`, its first two); an
-    /// `EVAL` of one key is withheld (a frame the state gets a stale message of, for that key); the end of each.
+    /// One batch from `start` of `commands`, each a frame writing its first argument (a `RENAME` or `COPY`, its first
+    /// two; a `FLUSHDB`, none); an `EVAL` of one key is withheld (a frame the state gets a stale message of, for that
+    /// key); the end of each.
     pub fn batch(start: u64, commands: &[&[&str]]) -> (Batch, Vec<u64>) {
         let (mut raw, mut index, mut ends) = (Vec::new(), FrameIndex::default(), Vec::new());
         for args in commands {
@@ -1741,7 +1742,7 @@ pub(crate) mod for_tests {
             raw.extend(format!("*{}\r\n", args.len()).bytes());
             let first = index.keys.len() as u32;
             let named = match args[0] {
-                "RENAME" => 1..=2,
+                "RENAME" | "COPY" => 1..=2,
                 "EVAL" => 3..=3,
                 _ => 1..=1,
             };
@@ -1761,7 +1762,10 @@ pub(crate) mod for_tests {
                     at: at..raw.len() as u32,
                     db: 0,
                     target_db: 0,
-                    kind: Kind::Keyed,
+                    kind: match args[0] {
+                        "FLUSHDB" => Kind::WholeDb,
+                        _ => Kind::Keyed,
+                    },
                     keys,
                     written: 1,
                 },
@@ -1842,6 +1846,61 @@ mod tests {
         assert_ne!(third.commands.as_ptr(), first.commands.as_ptr());
         let fourth = join();
         assert_eq!(fourth.commands.as_ptr(), third.commands.as_ptr());
+    }
+
+    /// A complete window a withheld write made stale, then emptied of the members the state knows: Redis may hold
+    /// what the withheld write put there, so the state does not answer the key with `DEL`. It is read from Redis
+    /// (the state's refresh lists it), and answered from the state once that read is placed.
+    #[test]
+    fn a_stale_window_emptied_is_read_from_redis_not_answered_deleted() {
+        let state = super::for_tests::state();
+        state.begin_full_sync("e", 100);
+        state.load(EMPTY_RDB);
+        state.finish_full_sync();
+        let (filled, _) = batch(100, &[&["ZADD", "k", "1", "a", "2", "b"]]);
+        state.apply(&filled);
+        let (withheld, _) = batch(
+            filled.end,
+            &[
+                &[
+                    "EVAL",
+                    "return redis.call('ZADD', KEYS[1], 3, 'secret')",
+                    "1",
+                    "k",
+                ],
+                &["ZREM", "k", "a", "b"],
+            ],
+        );
+        state.apply(&withheld);
+        assert!(
+            state
+                .snapshot_keys(0, 10, &[b"k".to_vec()], Some(0))
+                .is_none(),
+            "not answered from the state (it answered DEL k)"
+        );
+        let (epoch, lost) = state.lost().expect("a refresh is due");
+        assert_eq!((epoch.as_str(), lost), ("e", vec![b"k".to_vec()]));
+        // Redis's answer, placed at the state's offset.
+        let mut commands = Vec::new();
+        crate::link_io::push_command(&mut commands, &[b"DEL", b"k"]);
+        crate::link_io::push_command(&mut commands, &[b"ZADD", b"k", b"3", b"secret"]);
+        state.place(
+            crate::snapshot::Snapshot {
+                epoch,
+                offset: withheld.end,
+                commands: commands.into(),
+                keys: 1,
+                rest: Vec::new(),
+            },
+            vec![b"k".to_vec()],
+        );
+        let (snapshot, _) = state
+            .snapshot_keys(0, 10, &[b"k".to_vec()], None)
+            .expect("answered from the state once read");
+        let mut expected = Vec::new();
+        crate::link_io::push_command(&mut expected, &[b"DEL", b"k"]);
+        crate::link_io::push_command(&mut expected, &[b"ZADD", b"k", b"3", b"secret"]);
+        assert_eq!(snapshot.commands, expected);
     }
 }
 

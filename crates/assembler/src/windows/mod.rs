@@ -297,10 +297,13 @@ impl Window {
     }
 
     /// Whether Redis deleted the key: an empty sorted set, list or hash does not exist (an empty stream does).
+    /// A stale window emptied tells nothing: Redis may hold what a withheld write put there, so it stays (empty
+    /// and stale) until its top-up says what the key holds.
     pub(crate) fn gone(&self) -> bool {
         matches!(self.body, Body::Zset(_) | Body::List(_) | Body::Hash(_))
             && self.is_empty()
             && self.complete()
+            && !self.stale
     }
 
     /// Items newest first.

@@ -287,6 +287,58 @@ fn stale_messages_make_windows_stale_where_the_withheld_command_was() {
     assert_eq!(h.a.keys().count(), 0);
 }
 
+/// A complete window a withheld write made stale (`ZUNIONSTORE w:z 2 secret:a w:z` under `--allow w:*`, a command
+/// too large to hold), then emptied of every item it knows: Redis may still hold what the withheld write put there,
+/// so the key is not deleted. Its window stays, empty and stale, until the top-up says what the key holds.
+#[test]
+fn a_stale_window_emptied_stays_until_its_top_up() {
+    let mut h = Harness::new(&["w:*"], 5);
+    h.run(&[
+        &["ZADD", "w:z", "1", "a", "2", "b"],
+        &["RPUSH", "w:l", "x", "y"],
+        &["HSET", "w:h", "f", "1"],
+    ]);
+    assert!(["w:z", "w:l", "w:h"]
+        .iter()
+        .all(|k| h.a.window(k.as_bytes()).unwrap().complete()));
+    let withheld_end = h.offset + 40;
+    h.a.push_message(&encode_stale(withheld_end, [&b"w:z"[..], b"w:l", b"w:h"]))
+        .unwrap();
+    h.offset = withheld_end;
+    h.run(&[
+        &["ZREM", "w:z", "a", "b"],
+        &["LPOP", "w:l", "2"],
+        &["HDEL", "w:h", "f"],
+    ]);
+    for key in ["w:z", "w:l", "w:h"] {
+        let window = h.a.window(key.as_bytes());
+        assert!(
+            window.is_some_and(|w| w.is_empty() && w.stale()),
+            "{key}: kept, empty and stale, not taken for deleted"
+        );
+    }
+    assert_eq!(
+        h.topups(),
+        ["w:h", "w:l", "w:z"],
+        "their top-ups still asked"
+    );
+    // The top-up: what Redis holds.
+    h.snapshot(&[
+        &["DEL", "w:z"],
+        &["ZADD", "w:z", "7", "secret"],
+        &["DEL", "w:l"],
+        &["RPUSH", "w:l", "s"],
+        &["DEL", "w:h"],
+        &["HSET", "w:h", "g", "2"],
+    ]);
+    assert_eq!(h.rows("w:z"), ["secret 7"]);
+    assert_eq!(h.rows("w:l"), ["s"]);
+    assert!(!h.stale("w:z") && !h.stale("w:l") && !h.stale("w:h"));
+    // Emptied again, not stale: Redis deleted the key.
+    h.run(&[&["ZREM", "w:z", "secret"]]);
+    assert!(h.a.window(b"w:z").is_none());
+}
+
 #[test]
 fn a_problem_names_the_offset_where_its_command_ends_in_any_place_of_a_segment() {
     let mut h = Harness::new(&["*"], 5);
