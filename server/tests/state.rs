@@ -72,6 +72,15 @@ async fn page_equals_redis(ws_url: &str, port: u16, pattern: &str, window: usize
     page
 }
 
+/// Waits until the relay's state is ready: it loads the full sync on a thread of its own, after the link is healthy.
+async fn state_ready(ws_url: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(ws_url, "replicast_state_ready").await != 1 {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_from_the_state_equals_redis_and_costs_redis_no_command() {
     let (_redis, port) = start_redis();
@@ -159,6 +168,8 @@ async fn a_key_past_the_state_budget_follows_the_keys_held_as_a_top_up_from_redi
         &["--allow", "w:*", "--state-bytes", "50000"],
     );
     wait_healthy(&ws_url).await;
+    // The link is healthy before the state has loaded the full sync (on its own thread): its counts come then.
+    state_ready(&ws_url, "the state never loaded the full sync").await;
     assert_eq!(metric(&ws_url, "replicast_state_keys_not_held").await, 1);
     assert_eq!(metric(&ws_url, "replicast_state_keys").await, 1);
 
@@ -251,11 +262,7 @@ async fn a_primary_killed_mid_rdb_leaves_no_state_and_the_next_sync_rebuilds_it(
     let _primary = start_redis_on(port, &[]);
     let mut conn = redis_conn(port).await;
     dataset(&mut conn).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&ws_url, "replicast_state_ready").await != 1 {
-        assert!(Instant::now() < deadline, "the state was never rebuilt");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    state_ready(&ws_url, "the state was never rebuilt").await;
     workload(&mut conn, 7, 500).await;
     // The page joins once the relay followed the whole workload: joined earlier, it would follow the workload's
     // removals from its windows and be topped up from the state, one more snapshot of the state's.
