@@ -228,6 +228,9 @@ pub struct Changes {
     /// `restate_all`).
     restated: BTreeSet<Vec<u8>>,
     restate_all: bool,
+    /// The keys a joining shard's messages named (those another shard's message names are stored at once, in its
+    /// keeping, and again, with every other stateful key, when the join ends): in that shard's keeping then.
+    restated_in_join: BTreeSet<Vec<u8>>,
     /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
     swapped: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
@@ -423,6 +426,7 @@ impl Changes {
             forgotten,
             restated: BTreeSet::new(),
             restate_all: false,
+            restated_in_join: BTreeSet::new(),
             swapped: false,
             stored,
             held,
@@ -1389,8 +1393,27 @@ impl Changes {
         }
         self.record_spans_beyond_a_restart(batch);
         // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
-        // they would go with the position the shard had before, as if its keys did not exist there.
+        // they would go with the position the shard had before, as if its keys did not exist there. The other
+        // shards' positions go on meanwhile, so the keys a message of one of them named are stored, in its keeping
+        // (a span opened or made inexact there is not lost by a sink stopped before the join ends); every key is
+        // stored again when the join ends.
         if self.shards.iter().any(|s| s.joining) {
+            let named = std::mem::take(&mut self.restated);
+            let joining = self
+                .shards
+                .get(usize::from(shard))
+                .is_some_and(|s| s.joining);
+            if joining {
+                self.restated_in_join.extend(named);
+            } else if !named.is_empty() {
+                let keys: Vec<Vec<u8>> = named
+                    .iter()
+                    .filter(|k| self.stateful.contains(*k))
+                    .cloned()
+                    .collect();
+                let swapped = self.history.needs_resnapshot();
+                self.store_keys(shard, &keys, &named, swapped, batch);
+            }
             return;
         }
         if self.stateful.is_empty() {
@@ -1409,7 +1432,8 @@ impl Changes {
         let swapped = self.history.needs_resnapshot();
         self.restate_all |= swapped != std::mem::replace(&mut self.swapped, swapped);
         // The keys the message named are in its shard's keeping.
-        let named = std::mem::take(&mut self.restated);
+        let mut named = std::mem::take(&mut self.restated);
+        named.append(&mut self.restated_in_join);
         let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
             self.stateful.iter().cloned().collect()
         } else {
@@ -1420,21 +1444,35 @@ impl Changes {
                 .cloned()
                 .collect()
         };
+        self.store_keys(shard, &keys, &named, swapped, batch);
+    }
+
+    /// Puts the windows of `keys` into `batch`: those `named` by the message of shard `shard` in its keeping (or
+    /// their span's), the others in their own. While a shard joins, a key that would go into its keeping is left
+    /// for the end of the join.
+    fn store_keys(
+        &mut self,
+        shard: u16,
+        keys: &[Vec<u8>],
+        named: &BTreeSet<Vec<u8>>,
+        swapped: bool,
+        batch: &mut Batch,
+    ) {
         if keys.is_empty() {
             return;
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
             // Evicted from the absent keys by one before it, or held for a shard not resumed yet.
-            if !self.stateful.contains(&key) || self.held.contains(&key) {
+            if !self.stateful.contains(key) || self.held.contains(key) {
                 continue;
             }
-            let home = match self.homes.get(&key) {
-                Some(&home) if !named.contains(&key) => home,
+            let home = match self.homes.get(key) {
+                Some(&home) if !named.contains(key) => home,
                 _ => shard,
             };
             let mut window = StoredWindow::of(
-                self.history.window(&key),
+                self.history.window(key),
                 swapped || unknown.contains(key.as_slice()),
                 home,
             );
@@ -1442,7 +1480,7 @@ impl Changes {
             // the span's shard, whose stream its offsets are of and whose resume opens it again (a stale window
             // of another shard, whose stream wrote the key before its slot moved, is rebuilt as unknown anyway).
             if !window.known {
-                if let Some(watch) = self.spans.get(&key) {
+                if let Some(watch) = self.spans.get(key) {
                     window.shard = watch.shard;
                     window.span = Some(StoredSpan {
                         from: watch.from,
@@ -1450,19 +1488,27 @@ impl Changes {
                     });
                 }
             }
+            // In the keeping of a shard joining: stored when the join ends, with the shard's position.
+            if self
+                .shards
+                .get(usize::from(window.shard))
+                .is_some_and(|s| s.joining)
+            {
+                continue;
+            }
             // A key that is not text cannot be stored.
-            let Ok(text) = key_text(&key) else {
-                self.stateful.remove(&key);
-                self.homes.remove(&key);
+            let Ok(text) = key_text(key) else {
+                self.stateful.remove(key);
+                self.homes.remove(key);
                 continue;
             };
-            if self.homes.get(&key) != Some(&window.shard) {
+            if self.homes.get(key) != Some(&window.shard) {
                 self.homes.insert(key.clone(), window.shard);
             }
             // A key known not to exist keeps its window, as absent, while it is among the last ones; the oldest
             // is stateful no more and its row goes, in the same transaction.
             if window.absent() {
-                if let Some(evicted) = self.absent.insert(&key) {
+                if let Some(evicted) = self.absent.insert(key) {
                     self.stateful.remove(&evicted);
                     self.homes.remove(&evicted);
                     if let Ok(evicted) = key_text(&evicted) {
@@ -1470,7 +1516,7 @@ impl Changes {
                     }
                 }
             } else {
-                self.absent.remove(&key);
+                self.absent.remove(key);
             }
             batch.windows.insert(text.to_string(), Some(window));
         }
@@ -4127,6 +4173,80 @@ mod tests {
                 "answered by shard {answering} after the restart"
             );
         }
+    }
+
+    /// A cluster of two shards, shard 1 joining afresh (its snapshot not come): shard 0's position goes on in each
+    /// batch, so a span shard 0's stream opens and makes inexact meanwhile is stored with `perf:a`'s window, in
+    /// shard 0's keeping (before, no window was stored until the join ended: a sink stopped then resumed shard 0
+    /// past the increments with no span, and lost it unrecorded). Resumed, the relay's past writes not reaching the
+    /// span's start, it is recorded from there.
+    #[test]
+    fn a_span_opened_while_another_shard_joins_is_stored_with_its_shards_position() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let mut changes = changes();
+        // What the database holds: every batch committed, the last one's position.
+        let mut db = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut db)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut db)
+                .unwrap();
+        }
+        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let list: Vec<[&[u8]; 4]> = scores
+            .iter()
+            .zip(&members)
+            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+            .collect();
+        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+        changes.apply(&on(0, commands(0, &list)), &mut db).unwrap();
+        assert!(db.windows.is_empty(), "plain ZADDs make no key stateful");
+        changes
+            .apply(&on(1, wire::encode_hello("e1b", 0)), &mut db)
+            .unwrap();
+        let from = changes.history.positions()[0].2;
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut db).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let again = changes.history.positions()[0].2;
+        let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut db).unwrap();
+        let at0 = changes.history.positions()[0].2;
+        assert_eq!(db.positions, [("e0".to_string(), at0)], "shard 1 joining");
+        assert!(db.inexact_spans.is_empty(), "the answer may still come");
+        let stored = stored_windows(&db);
+        let spans: Vec<_> = stored
+            .iter()
+            .map(|(k, w)| (k.as_slice(), w.shard, w.known, w.span))
+            .collect();
+        let inexact = StoredSpan {
+            from,
+            inexact: true,
+        };
+        assert_eq!(spans, [(&b"perf:a"[..], 0, false, Some(inexact))]);
+
+        // The sink stops there; resumed, shard 0 asks the top-up from the span's start, and the relay's past
+        // writes list the key's writes from the position on only.
+        let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+        resumed.resuming(&db.positions);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(0, wire::encode_hello("e0", at0)), &mut batch)
+            .unwrap();
+        assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
+        resumed
+            .apply(&on(0, past(at0, b"perf:a", at0, &[])), &mut batch)
+            .unwrap();
+        let answer = answer(at0, b"perf:a", &[("1002", b"m0")]);
+        resumed.apply(&on(0, answer), &mut batch).unwrap();
+        let recorded = InexactSpan {
+            epoch: "e0".to_string(),
+            ..span("perf:a", from, at0)
+        };
+        assert_eq!(batch.inexact_spans, [recorded]);
     }
 
     /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
