@@ -213,6 +213,11 @@ pub struct Changes {
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
     /// snapshot follows.
     resuming: Vec<(String, u64)>,
+    /// The database's positions (the first session's `resuming`) no hello resumed yet: the streams a held window's
+    /// span may be of.
+    unresumed: Vec<(String, u64)>,
+    /// Spans of held windows that will not be opened again ([`Changes::end_held_span`]), for the batch.
+    ended_held: Vec<InexactSpan>,
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
@@ -420,6 +425,8 @@ impl Changes {
             checked: HashSet::new(),
             refusals: Vec::new(),
             resuming: Vec::new(),
+            unresumed: Vec::new(),
+            ended_held: Vec::new(),
             stateful,
             homes,
             absent,
@@ -444,6 +451,11 @@ impl Changes {
 
     /// A session asks the relay to resume from `positions`.
     pub fn resuming(&mut self, positions: &[(String, u64)]) {
+        // The first session's are the database's, which the held windows' spans are of; a later session's are
+        // where this process stands, which names no stream of a shard not resumed since.
+        if self.resuming.is_empty() {
+            self.unresumed = positions.to_vec();
+        }
         self.resuming = positions.to_vec();
     }
 
@@ -568,6 +580,10 @@ impl Changes {
                     .resuming
                     .iter()
                     .any(|(e, o)| o == offset && (e == epoch || e == previous));
+                if resumed {
+                    self.unresumed
+                        .retain(|(e, o)| !(o == offset && (e == epoch || e == previous)));
+                }
                 if !previous.is_empty() && previous != epoch {
                     batch.retired_epochs.push(previous.to_string());
                 }
@@ -669,6 +685,12 @@ impl Changes {
                     self.held.remove(key);
                 }
                 if !resumed {
+                    // A join afresh ends the shard's spans, an inexact one recorded, as in a running sink.
+                    for (key, window) in &here {
+                        if let Some(span) = window.span.filter(|span| span.inexact) {
+                            self.end_held_span(key, window.shard, span);
+                        }
+                    }
                     self.history_checked.clear();
                 } else if self.follows_history() {
                     self.restore(shard, hello_offset, here)?;
@@ -710,6 +732,9 @@ impl Changes {
         }
         if !self.spans.is_empty() {
             self.close_spans(batch, shard, None);
+        }
+        for span in std::mem::take(&mut self.ended_held) {
+            record_span(batch, span);
         }
         if !self.span_overflow.is_empty() {
             let positions = self.history.positions();
@@ -1192,7 +1217,37 @@ impl Changes {
     /// replaces it, and its window is stored again from the history assembler's.
     fn release(&mut self, key: &[u8]) {
         self.held.remove(key);
-        self.stored.retain(|(k, _)| k != key);
+        let mut released = Vec::new();
+        self.stored.retain(|(k, w)| {
+            if k == key {
+                released.extend(w.span.map(|span| (w.shard, span)));
+            }
+            k != key
+        });
+        // Its span (the top-up was pending at the position) is another shard's answer's now, or none's: recorded,
+        // as a running sink records a span answered by another shard.
+        for (shard, span) in released {
+            self.end_held_span(key, shard, span);
+        }
+    }
+
+    /// Records the span of a held window that will not be opened again (its shard did not resume), from its start
+    /// to the position stored of each stream not resumed: the window keeps its shard's index, not its stream's
+    /// epoch, so the span is recorded for each stream it may be of (a span recorded that need not be, never one
+    /// lost).
+    fn end_held_span(&mut self, key: &[u8], shard: u16, span: StoredSpan) {
+        let Ok(text) = key_text(key) else {
+            return;
+        };
+        for (epoch, offset) in self.unresumed.iter().filter(|(_, o)| *o >= span.from) {
+            self.ended_held.push(InexactSpan {
+                epoch: epoch.clone(),
+                key: text.to_string(),
+                shard,
+                from_offset: span.from,
+                to_offset: *offset,
+            });
+        }
     }
 
     /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
@@ -4247,6 +4302,58 @@ mod tests {
             ..span("perf:a", from, at0)
         };
         assert_eq!(batch.inexact_spans, [recorded]);
+    }
+
+    /// A restarted sink holds `perf:a`'s window, stored in shard 1's keeping with an inexact span open (its top-up
+    /// pending at the position), until shard 1 resumes. Shard 1 does not: shard 0's top-up of the slots it gained
+    /// names the key, or shard 1 joins afresh. Either way the span, which no resume opens again, is recorded from its
+    /// start to shard 1's stored position (before, the held window was dropped and the span with it, unrecorded).
+    #[test]
+    fn a_held_span_whose_shard_does_not_resume_is_recorded() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let held = StoredWindow {
+            shard: 1,
+            known: false,
+            complete: false,
+            members: Vec::new(),
+            span: Some(StoredSpan {
+                from: 10,
+                inexact: true,
+            }),
+        };
+        let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
+        let recorded = InexactSpan {
+            epoch: "e1".to_string(),
+            shard: 1,
+            ..span("perf:a", 10, 50)
+        };
+        for gained in [true, false] {
+            let stored = vec![(b"perf:a".to_vec(), held.clone())];
+            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+            resumed.resuming(&positions);
+            let mut batch = Batch::default();
+            resumed
+                .apply(&on(0, wire::encode_hello("e0", 100)), &mut batch)
+                .unwrap();
+            assert!(batch.inexact_spans.is_empty(), "held for shard 1");
+            // A session again (the relay restarted), from where this process stands: shard 1 not among them.
+            resumed.reconnected();
+            resumed.resuming(&resumed.positions());
+            let mut batch = Batch::default();
+            if gained {
+                let top_up = answer(100, b"perf:a", &[("5", b"m")]);
+                resumed.apply(&on(0, top_up), &mut batch).unwrap();
+            } else {
+                resumed
+                    .apply(&on(1, wire::encode_hello("e1b", 0)), &mut batch)
+                    .unwrap();
+            }
+            assert_eq!(
+                batch.inexact_spans,
+                std::slice::from_ref(&recorded),
+                "gained by shard 0: {gained}"
+            );
+        }
     }
 
     /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
