@@ -213,6 +213,11 @@ pub struct Changes {
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
     /// snapshot follows.
     resuming: Vec<(String, u64)>,
+    /// The database's positions (the first session's `resuming`) no hello resumed yet: the streams a held window's
+    /// span may be of.
+    unresumed: Vec<(String, u64)>,
+    /// Spans of held windows that will not be opened again ([`Changes::end_held_span`]), for the batch.
+    ended_held: Vec<InexactSpan>,
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
@@ -228,6 +233,9 @@ pub struct Changes {
     /// `restate_all`).
     restated: BTreeSet<Vec<u8>>,
     restate_all: bool,
+    /// The keys a joining shard's messages named (those another shard's message names are stored at once, in its
+    /// keeping, and again, with every other stateful key, when the join ends): in that shard's keeping then.
+    restated_in_join: BTreeSet<Vec<u8>>,
     /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
     swapped: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
@@ -417,12 +425,15 @@ impl Changes {
             checked: HashSet::new(),
             refusals: Vec::new(),
             resuming: Vec::new(),
+            unresumed: Vec::new(),
+            ended_held: Vec::new(),
             stateful,
             homes,
             absent,
             forgotten,
             restated: BTreeSet::new(),
             restate_all: false,
+            restated_in_join: BTreeSet::new(),
             swapped: false,
             stored,
             held,
@@ -440,6 +451,11 @@ impl Changes {
 
     /// A session asks the relay to resume from `positions`.
     pub fn resuming(&mut self, positions: &[(String, u64)]) {
+        // The first session's are the database's, which the held windows' spans are of; a later session's are
+        // where this process stands, which names no stream of a shard not resumed since.
+        if self.resuming.is_empty() {
+            self.unresumed = positions.to_vec();
+        }
         self.resuming = positions.to_vec();
     }
 
@@ -564,6 +580,10 @@ impl Changes {
                     .resuming
                     .iter()
                     .any(|(e, o)| o == offset && (e == epoch || e == previous));
+                if resumed {
+                    self.unresumed
+                        .retain(|(e, o)| !(o == offset && (e == epoch || e == previous)));
+                }
                 if !previous.is_empty() && previous != epoch {
                     batch.retired_epochs.push(previous.to_string());
                 }
@@ -665,6 +685,12 @@ impl Changes {
                     self.held.remove(key);
                 }
                 if !resumed {
+                    // A join afresh ends the shard's spans, an inexact one recorded, as in a running sink.
+                    for (key, window) in &here {
+                        if let Some(span) = window.span.filter(|span| span.inexact) {
+                            self.end_held_span(key, window.shard, span);
+                        }
+                    }
                     self.history_checked.clear();
                 } else if self.follows_history() {
                     self.restore(shard, hello_offset, here)?;
@@ -706,6 +732,9 @@ impl Changes {
         }
         if !self.spans.is_empty() {
             self.close_spans(batch, shard, None);
+        }
+        for span in std::mem::take(&mut self.ended_held) {
+            record_span(batch, span);
         }
         if !self.span_overflow.is_empty() {
             let positions = self.history.positions();
@@ -1188,7 +1217,37 @@ impl Changes {
     /// replaces it, and its window is stored again from the history assembler's.
     fn release(&mut self, key: &[u8]) {
         self.held.remove(key);
-        self.stored.retain(|(k, _)| k != key);
+        let mut released = Vec::new();
+        self.stored.retain(|(k, w)| {
+            if k == key {
+                released.extend(w.span.map(|span| (w.shard, span)));
+            }
+            k != key
+        });
+        // Its span (the top-up was pending at the position) is another shard's answer's now, or none's: recorded,
+        // as a running sink records a span answered by another shard.
+        for (shard, span) in released {
+            self.end_held_span(key, shard, span);
+        }
+    }
+
+    /// Records the span of a held window that will not be opened again (its shard did not resume), from its start
+    /// to the position stored of each stream not resumed: the window keeps its shard's index, not its stream's
+    /// epoch, so the span is recorded for each stream it may be of (a span recorded that need not be, never one
+    /// lost).
+    fn end_held_span(&mut self, key: &[u8], shard: u16, span: StoredSpan) {
+        let Ok(text) = key_text(key) else {
+            return;
+        };
+        for (epoch, offset) in self.unresumed.iter().filter(|(_, o)| *o >= span.from) {
+            self.ended_held.push(InexactSpan {
+                epoch: epoch.clone(),
+                key: text.to_string(),
+                shard,
+                from_offset: span.from,
+                to_offset: *offset,
+            });
+        }
     }
 
     /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
@@ -1389,8 +1448,27 @@ impl Changes {
         }
         self.record_spans_beyond_a_restart(batch);
         // A shard joining has no position in the batch, and its windows are empty until its snapshot: stored now,
-        // they would go with the position the shard had before, as if its keys did not exist there.
+        // they would go with the position the shard had before, as if its keys did not exist there. The other
+        // shards' positions go on meanwhile, so the keys a message of one of them named are stored, in its keeping
+        // (a span opened or made inexact there is not lost by a sink stopped before the join ends); every key is
+        // stored again when the join ends.
         if self.shards.iter().any(|s| s.joining) {
+            let named = std::mem::take(&mut self.restated);
+            let joining = self
+                .shards
+                .get(usize::from(shard))
+                .is_some_and(|s| s.joining);
+            if joining {
+                self.restated_in_join.extend(named);
+            } else if !named.is_empty() {
+                let keys: Vec<Vec<u8>> = named
+                    .iter()
+                    .filter(|k| self.stateful.contains(*k))
+                    .cloned()
+                    .collect();
+                let swapped = self.history.needs_resnapshot();
+                self.store_keys(shard, &keys, &named, swapped, batch);
+            }
             return;
         }
         if self.stateful.is_empty() {
@@ -1409,7 +1487,8 @@ impl Changes {
         let swapped = self.history.needs_resnapshot();
         self.restate_all |= swapped != std::mem::replace(&mut self.swapped, swapped);
         // The keys the message named are in its shard's keeping.
-        let named = std::mem::take(&mut self.restated);
+        let mut named = std::mem::take(&mut self.restated);
+        named.append(&mut self.restated_in_join);
         let keys: Vec<Vec<u8>> = if std::mem::take(&mut self.restate_all) {
             self.stateful.iter().cloned().collect()
         } else {
@@ -1420,21 +1499,35 @@ impl Changes {
                 .cloned()
                 .collect()
         };
+        self.store_keys(shard, &keys, &named, swapped, batch);
+    }
+
+    /// Puts the windows of `keys` into `batch`: those `named` by the message of shard `shard` in its keeping (or
+    /// their span's), the others in their own. While a shard joins, a key that would go into its keeping is left
+    /// for the end of the join.
+    fn store_keys(
+        &mut self,
+        shard: u16,
+        keys: &[Vec<u8>],
+        named: &BTreeSet<Vec<u8>>,
+        swapped: bool,
+        batch: &mut Batch,
+    ) {
         if keys.is_empty() {
             return;
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
         for key in keys {
             // Evicted from the absent keys by one before it, or held for a shard not resumed yet.
-            if !self.stateful.contains(&key) || self.held.contains(&key) {
+            if !self.stateful.contains(key) || self.held.contains(key) {
                 continue;
             }
-            let home = match self.homes.get(&key) {
-                Some(&home) if !named.contains(&key) => home,
+            let home = match self.homes.get(key) {
+                Some(&home) if !named.contains(key) => home,
                 _ => shard,
             };
             let mut window = StoredWindow::of(
-                self.history.window(&key),
+                self.history.window(key),
                 swapped || unknown.contains(key.as_slice()),
                 home,
             );
@@ -1442,7 +1535,7 @@ impl Changes {
             // the span's shard, whose stream its offsets are of and whose resume opens it again (a stale window
             // of another shard, whose stream wrote the key before its slot moved, is rebuilt as unknown anyway).
             if !window.known {
-                if let Some(watch) = self.spans.get(&key) {
+                if let Some(watch) = self.spans.get(key) {
                     window.shard = watch.shard;
                     window.span = Some(StoredSpan {
                         from: watch.from,
@@ -1450,19 +1543,27 @@ impl Changes {
                     });
                 }
             }
+            // In the keeping of a shard joining: stored when the join ends, with the shard's position.
+            if self
+                .shards
+                .get(usize::from(window.shard))
+                .is_some_and(|s| s.joining)
+            {
+                continue;
+            }
             // A key that is not text cannot be stored.
-            let Ok(text) = key_text(&key) else {
-                self.stateful.remove(&key);
-                self.homes.remove(&key);
+            let Ok(text) = key_text(key) else {
+                self.stateful.remove(key);
+                self.homes.remove(key);
                 continue;
             };
-            if self.homes.get(&key) != Some(&window.shard) {
+            if self.homes.get(key) != Some(&window.shard) {
                 self.homes.insert(key.clone(), window.shard);
             }
             // A key known not to exist keeps its window, as absent, while it is among the last ones; the oldest
             // is stateful no more and its row goes, in the same transaction.
             if window.absent() {
-                if let Some(evicted) = self.absent.insert(&key) {
+                if let Some(evicted) = self.absent.insert(key) {
                     self.stateful.remove(&evicted);
                     self.homes.remove(&evicted);
                     if let Ok(evicted) = key_text(&evicted) {
@@ -1470,7 +1571,7 @@ impl Changes {
                     }
                 }
             } else {
-                self.absent.remove(&key);
+                self.absent.remove(key);
             }
             batch.windows.insert(text.to_string(), Some(window));
         }
@@ -4125,6 +4226,132 @@ mod tests {
             assert_eq!(
                 batch.inexact_spans, recorded,
                 "answered by shard {answering} after the restart"
+            );
+        }
+    }
+
+    /// A cluster of two shards, shard 1 joining afresh (its snapshot not come): shard 0's position goes on in each
+    /// batch, so a span shard 0's stream opens and makes inexact meanwhile is stored with `perf:a`'s window, in
+    /// shard 0's keeping (before, no window was stored until the join ended: a sink stopped then resumed shard 0
+    /// past the increments with no span, and lost it unrecorded). Resumed, the relay's past writes not reaching the
+    /// span's start, it is recorded from there.
+    #[test]
+    fn a_span_opened_while_another_shard_joins_is_stored_with_its_shards_position() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let mut changes = changes();
+        // What the database holds: every batch committed, the last one's position.
+        let mut db = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut db)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut db)
+                .unwrap();
+        }
+        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
+        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let list: Vec<[&[u8]; 4]> = scores
+            .iter()
+            .zip(&members)
+            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
+            .collect();
+        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
+        changes.apply(&on(0, commands(0, &list)), &mut db).unwrap();
+        assert!(db.windows.is_empty(), "plain ZADDs make no key stateful");
+        changes
+            .apply(&on(1, wire::encode_hello("e1b", 0)), &mut db)
+            .unwrap();
+        let from = changes.history.positions()[0].2;
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut db).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let again = changes.history.positions()[0].2;
+        let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut db).unwrap();
+        let at0 = changes.history.positions()[0].2;
+        assert_eq!(db.positions, [("e0".to_string(), at0)], "shard 1 joining");
+        assert!(db.inexact_spans.is_empty(), "the answer may still come");
+        let stored = stored_windows(&db);
+        let spans: Vec<_> = stored
+            .iter()
+            .map(|(k, w)| (k.as_slice(), w.shard, w.known, w.span))
+            .collect();
+        let inexact = StoredSpan {
+            from,
+            inexact: true,
+        };
+        assert_eq!(spans, [(&b"perf:a"[..], 0, false, Some(inexact))]);
+
+        // The sink stops there; resumed, shard 0 asks the top-up from the span's start, and the relay's past
+        // writes list the key's writes from the position on only.
+        let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+        resumed.resuming(&db.positions);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(0, wire::encode_hello("e0", at0)), &mut batch)
+            .unwrap();
+        assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
+        resumed
+            .apply(&on(0, past(at0, b"perf:a", at0, &[])), &mut batch)
+            .unwrap();
+        let answer = answer(at0, b"perf:a", &[("1002", b"m0")]);
+        resumed.apply(&on(0, answer), &mut batch).unwrap();
+        let recorded = InexactSpan {
+            epoch: "e0".to_string(),
+            ..span("perf:a", from, at0)
+        };
+        assert_eq!(batch.inexact_spans, [recorded]);
+    }
+
+    /// A restarted sink holds `perf:a`'s window, stored in shard 1's keeping with an inexact span open (its top-up
+    /// pending at the position), until shard 1 resumes. Shard 1 does not: shard 0's top-up of the slots it gained
+    /// names the key, or shard 1 joins afresh. Either way the span, which no resume opens again, is recorded from its
+    /// start to shard 1's stored position (before, the held window was dropped and the span with it, unrecorded).
+    #[test]
+    fn a_held_span_whose_shard_does_not_resume_is_recorded() {
+        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
+        let held = StoredWindow {
+            shard: 1,
+            known: false,
+            complete: false,
+            members: Vec::new(),
+            span: Some(StoredSpan {
+                from: 10,
+                inexact: true,
+            }),
+        };
+        let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
+        let recorded = InexactSpan {
+            epoch: "e1".to_string(),
+            shard: 1,
+            ..span("perf:a", 10, 50)
+        };
+        for gained in [true, false] {
+            let stored = vec![(b"perf:a".to_vec(), held.clone())];
+            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
+            resumed.resuming(&positions);
+            let mut batch = Batch::default();
+            resumed
+                .apply(&on(0, wire::encode_hello("e0", 100)), &mut batch)
+                .unwrap();
+            assert!(batch.inexact_spans.is_empty(), "held for shard 1");
+            // A session again (the relay restarted), from where this process stands: shard 1 not among them.
+            resumed.reconnected();
+            resumed.resuming(&resumed.positions());
+            let mut batch = Batch::default();
+            if gained {
+                let top_up = answer(100, b"perf:a", &[("5", b"m")]);
+                resumed.apply(&on(0, top_up), &mut batch).unwrap();
+            } else {
+                resumed
+                    .apply(&on(1, wire::encode_hello("e1b", 0)), &mut batch)
+                    .unwrap();
+            }
+            assert_eq!(
+                batch.inexact_spans,
+                std::slice::from_ref(&recorded),
+                "gained by shard 0: {gained}"
             );
         }
     }
