@@ -2167,6 +2167,37 @@ mod tests {
         Changes::new(modes, Vec::new(), Vec::new())
     }
 
+    /// `message` as shard `shard`'s stream sends it, in a cluster.
+    fn on(shard: u16, message: Vec<u8>) -> Vec<u8> {
+        wire::encode_shard(shard, &message)
+    }
+
+    /// Where shard `shard`'s stream stands.
+    fn position(changes: &Changes, shard: u16) -> u64 {
+        changes
+            .stream_positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+            .unwrap()
+    }
+
+    /// A cluster of two shards, each joined (shard 0 in epoch `e0`, shard 1 in `e1`) with an empty snapshot at
+    /// offset 0, and the batch that read it.
+    fn two_shards() -> (Changes, Batch) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        (changes, batch)
+    }
+
     /// The scores of the history rows a batch holds, in order.
     fn scores(batch: &Batch) -> Vec<f64> {
         batch.zsets.iter().map(|r| r.score).collect()
@@ -2862,7 +2893,6 @@ mod tests {
         ];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
         changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
 
         let mut batch = Batch::default();
         changes
@@ -2904,17 +2934,7 @@ mod tests {
     /// would be held until shard 0 resumes, and read by a top-up.)
     #[test]
     fn an_absent_key_is_stored_in_the_keeping_of_the_shard_that_deleted_it() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let mut first = changes();
-        let mut batch = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            first
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                .unwrap();
-            first
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                .unwrap();
-        }
+        let (mut first, mut batch) = two_shards();
         let deleted = commands(
             0,
             &[&[b"ZINCRBY", b"perf:b", b"5", b"m"], &[b"DEL", b"perf:b"]],
@@ -2946,7 +2966,6 @@ mod tests {
     /// it for absent (shard 0's keys are cleared by its join): it is stored as unknown, shard 1's.
     #[test]
     fn a_key_forgotten_without_a_window_is_forgotten_in_its_own_shards_keeping() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let pending = StoredWindow {
             shard: 1,
             known: false,
@@ -2989,7 +3008,6 @@ mod tests {
     /// snapshot that did not name it (`perf:c`, which then did not exist there). Each is stored again as shard 0's.
     #[test]
     fn a_held_window_is_released_when_another_shards_stream_says_what_its_key_holds() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: true,
@@ -3037,7 +3055,6 @@ mod tests {
     /// (its slot moved): the key is read by a top-up on shard 0, whose answer releases the held window.
     #[test]
     fn a_held_key_a_resumed_shard_depends_on_is_read_and_released() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: true,
@@ -3926,18 +3943,8 @@ mod tests {
     /// span is recorded, to the answer, not closed as exact.
     #[test]
     fn a_span_written_on_another_shards_stream_is_recorded_whatever_one_shards_past_writes_cover() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         for member in [&b"m0"[..], b"other"] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
             let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
             let list: Vec<[&[u8]; 4]> = scores
@@ -3949,14 +3956,6 @@ mod tests {
             changes
                 .apply(&on(0, commands(0, &list)), &mut batch)
                 .unwrap();
-            let position = |changes: &Changes, shard: u16| {
-                changes
-                    .stream_positions()
-                    .into_iter()
-                    .find(|(s, _, _)| *s == shard)
-                    .map(|(_, _, offset)| offset)
-                    .unwrap()
-            };
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
@@ -3996,35 +3995,17 @@ mod tests {
     /// closed as exact. One answered by its own shard is not.
     #[test]
     fn a_span_answered_by_another_shard_than_its_own_is_recorded() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             changes.apply(&on(0, written), &mut batch).unwrap();
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
             changes.apply(&on(1, moved), &mut batch).unwrap();
             assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
-            let at = |changes: &Changes| {
-                changes
-                    .stream_positions()
-                    .into_iter()
-                    .find(|(s, _, _)| *s == answering)
-                    .map(|(_, _, offset)| offset)
-                    .unwrap()
-            };
-            let listed = past(at(&changes), b"perf:a", 0, &[]);
+            let listed = past(position(&changes, answering), b"perf:a", 0, &[]);
             changes.apply(&on(answering, listed), &mut batch).unwrap();
             let score = if answering == 0 { "1000" } else { "1005" };
-            let answer = answer(at(&changes), b"perf:a", &[(score, b"m")]);
+            let answer = answer(position(&changes, answering), b"perf:a", &[(score, b"m")]);
             changes.apply(&on(answering, answer), &mut batch).unwrap();
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 let to = changes.stream_positions()[1].2;
@@ -4054,26 +4035,8 @@ mod tests {
     /// does.
     #[test]
     fn a_span_touched_on_two_shards_is_recorded_across_a_restart() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let position = |changes: &Changes, shard: u16| {
-            changes
-                .stream_positions()
-                .into_iter()
-                .find(|(s, _, _)| *s == shard)
-                .map(|(_, _, offset)| offset)
-                .unwrap()
-        };
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
             let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
             let list: Vec<[&[u8]; 4]> = scores
@@ -4159,26 +4122,8 @@ mod tests {
     /// start.
     #[test]
     fn a_span_of_another_shard_than_its_keys_window_goes_on_after_a_restart() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let position = |changes: &Changes, shard: u16| {
-            changes
-                .stream_positions()
-                .into_iter()
-                .find(|(s, _, _)| *s == shard)
-                .map(|(_, _, offset)| offset)
-                .unwrap()
-        };
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             changes.apply(&on(0, written), &mut batch).unwrap();
             let mut last = Batch::default();
@@ -4237,18 +4182,8 @@ mod tests {
     /// span's start, it is recorded from there.
     #[test]
     fn a_span_opened_while_another_shard_joins_is_stored_with_its_shards_position() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let mut changes = changes();
         // What the database holds: every batch committed, the last one's position.
-        let mut db = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut db)
-                .unwrap();
-            changes
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut db)
-                .unwrap();
-        }
+        let (mut changes, mut db) = two_shards();
         let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
         let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
         let list: Vec<[&[u8]; 4]> = scores
@@ -4310,7 +4245,6 @@ mod tests {
     /// start to shard 1's stored position (before, the held window was dropped and the span with it, unrecorded).
     #[test]
     fn a_held_span_whose_shard_does_not_resume_is_recorded() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: false,
