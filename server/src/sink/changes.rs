@@ -2674,11 +2674,16 @@ mod tests {
 
     /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
     fn joined_and_read(changes: &mut Changes, batch: &mut Batch, list: &[&[&[u8]]]) -> u64 {
+        joined_and_applied(changes, batch, &commands(0, list))
+    }
+
+    /// A sink that joined (an empty snapshot) and read `message`: where its stream stands after.
+    fn joined_and_applied(changes: &mut Changes, batch: &mut Batch, message: &[u8]) -> u64 {
         changes.apply(&wire::encode_hello("e1", 0), batch).unwrap();
         changes
             .apply(&wire::encode_snapshot(0, b""), batch)
             .unwrap();
-        changes.apply(&commands(0, list), batch).unwrap();
+        changes.apply(message, batch).unwrap();
         changes.stream_positions()[0].2
     }
 
@@ -3945,17 +3950,7 @@ mod tests {
     fn a_span_written_on_another_shards_stream_is_recorded_whatever_one_shards_past_writes_cover() {
         for member in [&b"m0"[..], b"other"] {
             let (mut changes, mut batch) = two_shards();
-            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-            let list: Vec<[&[u8]; 4]> = scores
-                .iter()
-                .zip(&members)
-                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-                .collect();
-            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-            changes
-                .apply(&on(0, commands(0, &list)), &mut batch)
-                .unwrap();
+            changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
@@ -4037,17 +4032,7 @@ mod tests {
     fn a_span_touched_on_two_shards_is_recorded_across_a_restart() {
         for answering in [0, 1] {
             let (mut changes, mut batch) = two_shards();
-            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-            let list: Vec<[&[u8]; 4]> = scores
-                .iter()
-                .zip(&members)
-                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-                .collect();
-            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-            changes
-                .apply(&on(0, commands(0, &list)), &mut batch)
-                .unwrap();
+            changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
@@ -4184,15 +4169,7 @@ mod tests {
     fn a_span_opened_while_another_shard_joins_is_stored_with_its_shards_position() {
         // What the database holds: every batch committed, the last one's position.
         let (mut changes, mut db) = two_shards();
-        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-        let list: Vec<[&[u8]; 4]> = scores
-            .iter()
-            .zip(&members)
-            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-            .collect();
-        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-        changes.apply(&on(0, commands(0, &list)), &mut db).unwrap();
+        changes.apply(&on(0, twenty_members()), &mut db).unwrap();
         assert!(db.windows.is_empty(), "plain ZADDs make no key stateful");
         changes
             .apply(&on(1, wire::encode_hello("e1b", 0)), &mut db)
@@ -4290,9 +4267,9 @@ mod tests {
         }
     }
 
-    /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
-    /// the whole key): where the stream stands after.
-    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+    /// The `ZADD`s of `perf:a`'s 20 members, `m0` to `m19` scored 1000 to 1019 (the history window holds the 16
+    /// highest, from 1004, and not the whole key), a message of the stream at offset 0.
+    fn twenty_members() -> Vec<u8> {
         let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
         let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
         let list: Vec<[&[u8]; 4]> = scores
@@ -4301,7 +4278,12 @@ mod tests {
             .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
             .collect();
         let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-        let at = joined_and_read(changes, batch, &list);
+        commands(0, &list)
+    }
+
+    /// A sink that joined and read [`twenty_members`]: where the stream stands after.
+    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+        let at = joined_and_applied(changes, batch, &twenty_members());
         assert_eq!(batch.zsets.len(), 20);
         assert!(keys(changes.take_topups()).is_empty());
         at
