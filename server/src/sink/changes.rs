@@ -2198,6 +2198,22 @@ mod tests {
         (changes, batch)
     }
 
+    /// `perf:a`'s top-up answered by shard `shard` with `members`, where its stream stands, after its past writes
+    /// covering the key from offset 0 and listing none.
+    fn answered_by(
+        changes: &mut Changes,
+        batch: &mut Batch,
+        shard: u16,
+        members: &[(&str, &[u8])],
+    ) {
+        let at = position(changes, shard);
+        let listed = past(at, b"perf:a", 0, &[]);
+        changes.apply(&on(shard, listed), batch).unwrap();
+        changes
+            .apply(&on(shard, answer(at, b"perf:a", members)), batch)
+            .unwrap();
+    }
+
     /// The scores of the history rows a batch holds, in order.
     fn scores(batch: &Batch) -> Vec<f64> {
         batch.zsets.iter().map(|r| r.score).collect()
@@ -3997,11 +4013,8 @@ mod tests {
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
             changes.apply(&on(1, moved), &mut batch).unwrap();
             assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
-            let listed = past(position(&changes, answering), b"perf:a", 0, &[]);
-            changes.apply(&on(answering, listed), &mut batch).unwrap();
             let score = if answering == 0 { "1000" } else { "1005" };
-            let answer = answer(position(&changes, answering), b"perf:a", &[(score, b"m")]);
-            changes.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut changes, &mut batch, answering, &[(score, b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 let to = changes.stream_positions()[1].2;
                 vec![InexactSpan {
@@ -4079,11 +4092,7 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
-            let at = position(&resumed, answering);
-            let listed = past(at, b"perf:a", 0, &[]);
-            resumed.apply(&on(answering, listed), &mut batch).unwrap();
-            let answer = answer(at, b"perf:a", &[("1006", b"m0")]);
-            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut resumed, &mut batch, answering, &[("1006", b"m0")]);
             // Shard 0's answer, its past writes covering its stream from the span's start, closes the restored
             // span exact (after the resume, no other shard wrote the key), shard 1's records it again: either way
             // its part to the position is recorded by the stopped sink.
@@ -4137,11 +4146,7 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
-            let at = position(&resumed, answering);
-            let listed = past(at, b"perf:a", 0, &[]);
-            resumed.apply(&on(answering, listed), &mut batch).unwrap();
-            let answer = answer(at, b"perf:a", &[("1005", b"m")]);
-            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut resumed, &mut batch, answering, &[("1005", b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 vec![InexactSpan {
                     epoch: "e1".to_string(),
