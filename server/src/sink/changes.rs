@@ -2259,6 +2259,24 @@ mod tests {
         (resumed, batch)
     }
 
+    /// A sink restarted with the windows `stored` at `positions`, shards 0 and 1 (epochs `e0` and `e1`) resuming at
+    /// the offsets `at`, their hellos read into a new batch.
+    fn resumed_on_two_shards(
+        stored: Vec<(Vec<u8>, StoredWindow)>,
+        positions: &[(String, u64)],
+        at: [u64; 2],
+    ) -> (Changes, Batch) {
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(positions);
+        let mut batch = Batch::default();
+        for (shard, epoch, offset) in [(0, "e0", at[0]), (1, "e1", at[1])] {
+            resumed
+                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                .unwrap();
+        }
+        (resumed, batch)
+    }
+
     /// A sink that followed `perf:a` (a member at 1000, incremented by 5) and the window it stored with its
     /// batch's position; then one resumed there, with that window or without any, given `ZINCRBY perf:a 7 m`.
     fn resumed_after_an_increment(keep_window: bool) -> (Batch, Changes) {
@@ -2994,18 +3012,9 @@ mod tests {
             members: Vec::new(),
             span: None,
         };
-        let mut changes = Changes::new(
-            changes().modes,
-            Vec::new(),
-            vec![(b"perf:b".to_vec(), pending)],
-        );
-        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
-        let mut batch = Batch::default();
-        for (shard, epoch, offset) in [(0, "e0", 10), (1, "e1", 20)] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                .unwrap();
-        }
+        let stored = vec![(b"perf:b".to_vec(), pending)];
+        let positions = [("e0".to_string(), 10), ("e1".to_string(), 20)];
+        let (mut changes, batch) = resumed_on_two_shards(stored, &positions, [10, 20]);
         assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let stored = |batch: &Batch| {
             let w = batch.windows["perf:b"].clone().unwrap();
@@ -4083,14 +4092,7 @@ mod tests {
                 inexact: true,
             };
             assert_eq!(spans, [(&b"perf:a"[..], 0, Some(inexact))]);
-            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
-            resumed.resuming(&stopped_at);
-            let mut batch = Batch::default();
-            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
-                resumed
-                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                    .unwrap();
-            }
+            let (mut resumed, mut batch) = resumed_on_two_shards(stored, &stopped_at, [at0, at1]);
             assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
             answered_by(&mut resumed, &mut batch, answering, &[("1006", b"m0")]);
             // Shard 0's answer, its past writes covering its stream from the span's start, closes the restored
@@ -4137,14 +4139,8 @@ mod tests {
             assert_eq!(spans, [(&b"perf:a"[..], 1, false, Some(open))]);
 
             let (at0, at1) = (position(&changes, 0), position(&changes, 1));
-            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
-            resumed.resuming(&last.positions);
-            let mut batch = Batch::default();
-            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
-                resumed
-                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                    .unwrap();
-            }
+            let (mut resumed, mut batch) =
+                resumed_on_two_shards(stored, &last.positions, [at0, at1]);
             assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
             answered_by(&mut resumed, &mut batch, answering, &[("1005", b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
