@@ -2157,6 +2157,16 @@ mod tests {
         }
     }
 
+    /// The span of `perf:a` in a cluster, of shard `shard` (in epoch `e0` or `e1`, as [`two_shards`] joins them),
+    /// from `from` to `to`.
+    fn cluster_span(shard: u16, from: u64, to: u64) -> InexactSpan {
+        InexactSpan {
+            epoch: format!("e{shard}"),
+            shard,
+            ..span("perf:a", from, to)
+        }
+    }
+
     fn changes() -> Changes {
         let modes = Modes {
             history: Patterns::new(&["perf:*".to_string()]),
@@ -3992,13 +4002,7 @@ mod tests {
                     &mut batch,
                 )
                 .unwrap();
-            let recorded = InexactSpan {
-                epoch: "e0".to_string(),
-                key: "perf:a".to_string(),
-                shard: 0,
-                from_offset: from,
-                to_offset: at,
-            };
+            let recorded = cluster_span(0, from, at);
             assert_eq!(
                 batch.inexact_spans,
                 [recorded],
@@ -4026,13 +4030,7 @@ mod tests {
             answered_by(&mut changes, &mut batch, answering, &[(score, b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 let to = changes.stream_positions()[1].2;
-                vec![InexactSpan {
-                    epoch: "e1".to_string(),
-                    key: "perf:a".to_string(),
-                    shard: 1,
-                    from_offset: 0,
-                    to_offset: to,
-                }]
+                vec![cluster_span(1, 0, to)]
             } else {
                 Vec::new()
             };
@@ -4067,13 +4065,7 @@ mod tests {
             changes.apply(&on(1, moved), &mut last).unwrap();
             let stopped_at = last.positions.clone();
             let (at0, at1) = (position(&changes, 0), position(&changes, 1));
-            let shard0_part = InexactSpan {
-                epoch: "e0".to_string(),
-                key: "perf:a".to_string(),
-                shard: 0,
-                from_offset: from,
-                to_offset: at0,
-            };
+            let shard0_part = cluster_span(0, from, at0);
             assert_eq!(
                 last.inexact_spans,
                 std::slice::from_ref(&shard0_part),
@@ -4144,13 +4136,7 @@ mod tests {
             assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
             answered_by(&mut resumed, &mut batch, answering, &[("1005", b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
-                vec![InexactSpan {
-                    epoch: "e1".to_string(),
-                    key: "perf:a".to_string(),
-                    shard: 1,
-                    from_offset: 0,
-                    to_offset: at1,
-                }]
+                vec![cluster_span(1, 0, at1)]
             } else {
                 Vec::new()
             };
@@ -4210,10 +4196,7 @@ mod tests {
             .unwrap();
         let answer = answer(at0, b"perf:a", &[("1002", b"m0")]);
         resumed.apply(&on(0, answer), &mut batch).unwrap();
-        let recorded = InexactSpan {
-            epoch: "e0".to_string(),
-            ..span("perf:a", from, at0)
-        };
+        let recorded = cluster_span(0, from, at0);
         assert_eq!(batch.inexact_spans, [recorded]);
     }
 
@@ -4234,11 +4217,7 @@ mod tests {
             }),
         };
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
-        let recorded = InexactSpan {
-            epoch: "e1".to_string(),
-            shard: 1,
-            ..span("perf:a", 10, 50)
-        };
+        let recorded = cluster_span(1, 10, 50);
         for gained in [true, false] {
             let stored = vec![(b"perf:a".to_vec(), held.clone())];
             let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
