@@ -2157,6 +2157,16 @@ mod tests {
         }
     }
 
+    /// The span of `perf:a` in a cluster, of shard `shard` (in epoch `e0` or `e1`, as [`two_shards`] joins them),
+    /// from `from` to `to`.
+    fn cluster_span(shard: u16, from: u64, to: u64) -> InexactSpan {
+        InexactSpan {
+            epoch: format!("e{shard}"),
+            shard,
+            ..span("perf:a", from, to)
+        }
+    }
+
     fn changes() -> Changes {
         let modes = Modes {
             history: Patterns::new(&["perf:*".to_string()]),
@@ -2165,6 +2175,53 @@ mod tests {
             window: 10,
         };
         Changes::new(modes, Vec::new(), Vec::new())
+    }
+
+    /// `message` as shard `shard`'s stream sends it, in a cluster.
+    fn on(shard: u16, message: Vec<u8>) -> Vec<u8> {
+        wire::encode_shard(shard, &message)
+    }
+
+    /// Where shard `shard`'s stream stands.
+    fn position(changes: &Changes, shard: u16) -> u64 {
+        changes
+            .stream_positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+            .unwrap()
+    }
+
+    /// A cluster of two shards, each joined (shard 0 in epoch `e0`, shard 1 in `e1`) with an empty snapshot at
+    /// offset 0, and the batch that read it.
+    fn two_shards() -> (Changes, Batch) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        (changes, batch)
+    }
+
+    /// `perf:a`'s top-up answered by shard `shard` with `members`, where its stream stands, after its past writes
+    /// covering the key from offset 0 and listing none.
+    fn answered_by(
+        changes: &mut Changes,
+        batch: &mut Batch,
+        shard: u16,
+        members: &[(&str, &[u8])],
+    ) {
+        let at = position(changes, shard);
+        let listed = past(at, b"perf:a", 0, &[]);
+        changes.apply(&on(shard, listed), batch).unwrap();
+        changes
+            .apply(&on(shard, answer(at, b"perf:a", members)), batch)
+            .unwrap();
     }
 
     /// The scores of the history rows a batch holds, in order.
@@ -2209,6 +2266,24 @@ mod tests {
         resumed
             .apply(&wire::encode_hello(epoch, offset), &mut batch)
             .unwrap();
+        (resumed, batch)
+    }
+
+    /// A sink restarted with the windows `stored` at `positions`, shards 0 and 1 (epochs `e0` and `e1`) resuming at
+    /// the offsets `at`, their hellos read into a new batch.
+    fn resumed_on_two_shards(
+        stored: Vec<(Vec<u8>, StoredWindow)>,
+        positions: &[(String, u64)],
+        at: [u64; 2],
+    ) -> (Changes, Batch) {
+        let mut resumed = Changes::new(changes().modes, Vec::new(), stored);
+        resumed.resuming(positions);
+        let mut batch = Batch::default();
+        for (shard, epoch, offset) in [(0, "e0", at[0]), (1, "e1", at[1])] {
+            resumed
+                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                .unwrap();
+        }
         (resumed, batch)
     }
 
@@ -2643,11 +2718,16 @@ mod tests {
 
     /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
     fn joined_and_read(changes: &mut Changes, batch: &mut Batch, list: &[&[&[u8]]]) -> u64 {
+        joined_and_applied(changes, batch, &commands(0, list))
+    }
+
+    /// A sink that joined (an empty snapshot) and read `message`: where its stream stands after.
+    fn joined_and_applied(changes: &mut Changes, batch: &mut Batch, message: &[u8]) -> u64 {
         changes.apply(&wire::encode_hello("e1", 0), batch).unwrap();
         changes
             .apply(&wire::encode_snapshot(0, b""), batch)
             .unwrap();
-        changes.apply(&commands(0, list), batch).unwrap();
+        changes.apply(message, batch).unwrap();
         changes.stream_positions()[0].2
     }
 
@@ -2862,7 +2942,6 @@ mod tests {
         ];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
         changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
 
         let mut batch = Batch::default();
         changes
@@ -2904,17 +2983,7 @@ mod tests {
     /// would be held until shard 0 resumes, and read by a top-up.)
     #[test]
     fn an_absent_key_is_stored_in_the_keeping_of_the_shard_that_deleted_it() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let mut first = changes();
-        let mut batch = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            first
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                .unwrap();
-            first
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                .unwrap();
-        }
+        let (mut first, mut batch) = two_shards();
         let deleted = commands(
             0,
             &[&[b"ZINCRBY", b"perf:b", b"5", b"m"], &[b"DEL", b"perf:b"]],
@@ -2946,7 +3015,6 @@ mod tests {
     /// it for absent (shard 0's keys are cleared by its join): it is stored as unknown, shard 1's.
     #[test]
     fn a_key_forgotten_without_a_window_is_forgotten_in_its_own_shards_keeping() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let pending = StoredWindow {
             shard: 1,
             known: false,
@@ -2954,18 +3022,9 @@ mod tests {
             members: Vec::new(),
             span: None,
         };
-        let mut changes = Changes::new(
-            changes().modes,
-            Vec::new(),
-            vec![(b"perf:b".to_vec(), pending)],
-        );
-        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
-        let mut batch = Batch::default();
-        for (shard, epoch, offset) in [(0, "e0", 10), (1, "e1", 20)] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                .unwrap();
-        }
+        let stored = vec![(b"perf:b".to_vec(), pending)];
+        let positions = [("e0".to_string(), 10), ("e1".to_string(), 20)];
+        let (mut changes, batch) = resumed_on_two_shards(stored, &positions, [10, 20]);
         assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
         let stored = |batch: &Batch| {
             let w = batch.windows["perf:b"].clone().unwrap();
@@ -2989,7 +3048,6 @@ mod tests {
     /// snapshot that did not name it (`perf:c`, which then did not exist there). Each is stored again as shard 0's.
     #[test]
     fn a_held_window_is_released_when_another_shards_stream_says_what_its_key_holds() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: true,
@@ -3037,7 +3095,6 @@ mod tests {
     /// (its slot moved): the key is read by a top-up on shard 0, whose answer releases the held window.
     #[test]
     fn a_held_key_a_resumed_shard_depends_on_is_read_and_released() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: true,
@@ -3926,37 +3983,9 @@ mod tests {
     /// span is recorded, to the answer, not closed as exact.
     #[test]
     fn a_span_written_on_another_shards_stream_is_recorded_whatever_one_shards_past_writes_cover() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         for member in [&b"m0"[..], b"other"] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
-            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-            let list: Vec<[&[u8]; 4]> = scores
-                .iter()
-                .zip(&members)
-                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-                .collect();
-            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-            changes
-                .apply(&on(0, commands(0, &list)), &mut batch)
-                .unwrap();
-            let position = |changes: &Changes, shard: u16| {
-                changes
-                    .stream_positions()
-                    .into_iter()
-                    .find(|(s, _, _)| *s == shard)
-                    .map(|(_, _, offset)| offset)
-                    .unwrap()
-            };
+            let (mut changes, mut batch) = two_shards();
+            changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
@@ -3973,13 +4002,7 @@ mod tests {
                     &mut batch,
                 )
                 .unwrap();
-            let recorded = InexactSpan {
-                epoch: "e0".to_string(),
-                key: "perf:a".to_string(),
-                shard: 0,
-                from_offset: from,
-                to_offset: at,
-            };
+            let recorded = cluster_span(0, from, at);
             assert_eq!(
                 batch.inexact_spans,
                 [recorded],
@@ -3996,45 +4019,18 @@ mod tests {
     /// closed as exact. One answered by its own shard is not.
     #[test]
     fn a_span_answered_by_another_shard_than_its_own_is_recorded() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             changes.apply(&on(0, written), &mut batch).unwrap();
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
             changes.apply(&on(1, moved), &mut batch).unwrap();
             assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
-            let at = |changes: &Changes| {
-                changes
-                    .stream_positions()
-                    .into_iter()
-                    .find(|(s, _, _)| *s == answering)
-                    .map(|(_, _, offset)| offset)
-                    .unwrap()
-            };
-            let listed = past(at(&changes), b"perf:a", 0, &[]);
-            changes.apply(&on(answering, listed), &mut batch).unwrap();
             let score = if answering == 0 { "1000" } else { "1005" };
-            let answer = answer(at(&changes), b"perf:a", &[(score, b"m")]);
-            changes.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut changes, &mut batch, answering, &[(score, b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 let to = changes.stream_positions()[1].2;
-                vec![InexactSpan {
-                    epoch: "e1".to_string(),
-                    key: "perf:a".to_string(),
-                    shard: 1,
-                    from_offset: 0,
-                    to_offset: to,
-                }]
+                vec![cluster_span(1, 0, to)]
             } else {
                 Vec::new()
             };
@@ -4054,37 +4050,9 @@ mod tests {
     /// does.
     #[test]
     fn a_span_touched_on_two_shards_is_recorded_across_a_restart() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let position = |changes: &Changes, shard: u16| {
-            changes
-                .stream_positions()
-                .into_iter()
-                .find(|(s, _, _)| *s == shard)
-                .map(|(_, _, offset)| offset)
-                .unwrap()
-        };
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
-            let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-            let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-            let list: Vec<[&[u8]; 4]> = scores
-                .iter()
-                .zip(&members)
-                .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-                .collect();
-            let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-            changes
-                .apply(&on(0, commands(0, &list)), &mut batch)
-                .unwrap();
+            let (mut changes, mut batch) = two_shards();
+            changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
@@ -4097,13 +4065,7 @@ mod tests {
             changes.apply(&on(1, moved), &mut last).unwrap();
             let stopped_at = last.positions.clone();
             let (at0, at1) = (position(&changes, 0), position(&changes, 1));
-            let shard0_part = InexactSpan {
-                epoch: "e0".to_string(),
-                key: "perf:a".to_string(),
-                shard: 0,
-                from_offset: from,
-                to_offset: at0,
-            };
+            let shard0_part = cluster_span(0, from, at0);
             assert_eq!(
                 last.inexact_spans,
                 std::slice::from_ref(&shard0_part),
@@ -4122,20 +4084,9 @@ mod tests {
                 inexact: true,
             };
             assert_eq!(spans, [(&b"perf:a"[..], 0, Some(inexact))]);
-            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
-            resumed.resuming(&stopped_at);
-            let mut batch = Batch::default();
-            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
-                resumed
-                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                    .unwrap();
-            }
+            let (mut resumed, mut batch) = resumed_on_two_shards(stored, &stopped_at, [at0, at1]);
             assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
-            let at = position(&resumed, answering);
-            let listed = past(at, b"perf:a", 0, &[]);
-            resumed.apply(&on(answering, listed), &mut batch).unwrap();
-            let answer = answer(at, b"perf:a", &[("1006", b"m0")]);
-            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut resumed, &mut batch, answering, &[("1006", b"m0")]);
             // Shard 0's answer, its past writes covering its stream from the span's start, closes the restored
             // span exact (after the resume, no other shard wrote the key), shard 1's records it again: either way
             // its part to the position is recorded by the stopped sink.
@@ -4159,26 +4110,8 @@ mod tests {
     /// start.
     #[test]
     fn a_span_of_another_shard_than_its_keys_window_goes_on_after_a_restart() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let position = |changes: &Changes, shard: u16| {
-            changes
-                .stream_positions()
-                .into_iter()
-                .find(|(s, _, _)| *s == shard)
-                .map(|(_, _, offset)| offset)
-                .unwrap()
-        };
         for answering in [0, 1] {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-                changes
-                    .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                    .unwrap();
-                changes
-                    .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                    .unwrap();
-            }
+            let (mut changes, mut batch) = two_shards();
             let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             changes.apply(&on(0, written), &mut batch).unwrap();
             let mut last = Batch::default();
@@ -4198,28 +4131,12 @@ mod tests {
             assert_eq!(spans, [(&b"perf:a"[..], 1, false, Some(open))]);
 
             let (at0, at1) = (position(&changes, 0), position(&changes, 1));
-            let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
-            resumed.resuming(&last.positions);
-            let mut batch = Batch::default();
-            for (shard, epoch, offset) in [(0, "e0", at0), (1, "e1", at1)] {
-                resumed
-                    .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
-                    .unwrap();
-            }
+            let (mut resumed, mut batch) =
+                resumed_on_two_shards(stored, &last.positions, [at0, at1]);
             assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
-            let at = position(&resumed, answering);
-            let listed = past(at, b"perf:a", 0, &[]);
-            resumed.apply(&on(answering, listed), &mut batch).unwrap();
-            let answer = answer(at, b"perf:a", &[("1005", b"m")]);
-            resumed.apply(&on(answering, answer), &mut batch).unwrap();
+            answered_by(&mut resumed, &mut batch, answering, &[("1005", b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
-                vec![InexactSpan {
-                    epoch: "e1".to_string(),
-                    key: "perf:a".to_string(),
-                    shard: 1,
-                    from_offset: 0,
-                    to_offset: at1,
-                }]
+                vec![cluster_span(1, 0, at1)]
             } else {
                 Vec::new()
             };
@@ -4237,27 +4154,9 @@ mod tests {
     /// span's start, it is recorded from there.
     #[test]
     fn a_span_opened_while_another_shard_joins_is_stored_with_its_shards_position() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
-        let mut changes = changes();
         // What the database holds: every batch committed, the last one's position.
-        let mut db = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut db)
-                .unwrap();
-            changes
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut db)
-                .unwrap();
-        }
-        let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
-        let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-        let list: Vec<[&[u8]; 4]> = scores
-            .iter()
-            .zip(&members)
-            .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
-            .collect();
-        let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-        changes.apply(&on(0, commands(0, &list)), &mut db).unwrap();
+        let (mut changes, mut db) = two_shards();
+        changes.apply(&on(0, twenty_members()), &mut db).unwrap();
         assert!(db.windows.is_empty(), "plain ZADDs make no key stateful");
         changes
             .apply(&on(1, wire::encode_hello("e1b", 0)), &mut db)
@@ -4297,10 +4196,7 @@ mod tests {
             .unwrap();
         let answer = answer(at0, b"perf:a", &[("1002", b"m0")]);
         resumed.apply(&on(0, answer), &mut batch).unwrap();
-        let recorded = InexactSpan {
-            epoch: "e0".to_string(),
-            ..span("perf:a", from, at0)
-        };
+        let recorded = cluster_span(0, from, at0);
         assert_eq!(batch.inexact_spans, [recorded]);
     }
 
@@ -4310,7 +4206,6 @@ mod tests {
     /// start to shard 1's stored position (before, the held window was dropped and the span with it, unrecorded).
     #[test]
     fn a_held_span_whose_shard_does_not_resume_is_recorded() {
-        let on = |shard: u16, message: Vec<u8>| wire::encode_shard(shard, &message);
         let held = StoredWindow {
             shard: 1,
             known: false,
@@ -4322,11 +4217,7 @@ mod tests {
             }),
         };
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
-        let recorded = InexactSpan {
-            epoch: "e1".to_string(),
-            shard: 1,
-            ..span("perf:a", 10, 50)
-        };
+        let recorded = cluster_span(1, 10, 50);
         for gained in [true, false] {
             let stored = vec![(b"perf:a".to_vec(), held.clone())];
             let mut resumed = Changes::new(self::changes().modes, Vec::new(), stored);
@@ -4356,9 +4247,9 @@ mod tests {
         }
     }
 
-    /// `perf:a` with 20 members, scored 1000 to 1019 (the history window holds the 16 highest, from 1004, and not
-    /// the whole key): where the stream stands after.
-    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+    /// The `ZADD`s of `perf:a`'s 20 members, `m0` to `m19` scored 1000 to 1019 (the history window holds the 16
+    /// highest, from 1004, and not the whole key), a message of the stream at offset 0.
+    fn twenty_members() -> Vec<u8> {
         let scores: Vec<String> = (1000..1020).map(|s| s.to_string()).collect();
         let members: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
         let list: Vec<[&[u8]; 4]> = scores
@@ -4367,7 +4258,12 @@ mod tests {
             .map(|(s, m)| [&b"ZADD"[..], b"perf:a", s.as_bytes(), m.as_bytes()])
             .collect();
         let list: Vec<&[&[u8]]> = list.iter().map(|c| &c[..]).collect();
-        let at = joined_and_read(changes, batch, &list);
+        commands(0, &list)
+    }
+
+    /// A sink that joined and read [`twenty_members`]: where the stream stands after.
+    fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
+        let at = joined_and_applied(changes, batch, &twenty_members());
         assert_eq!(batch.zsets.len(), 20);
         assert!(keys(changes.take_topups()).is_empty());
         at
