@@ -183,6 +183,10 @@ struct ShardReading {
     /// no snapshot comes, so a key without a window is not known to be absent, and a window a command makes is
     /// only what the commands since the resume wrote. Each mirrored key is read again before its rows are.
     blind: bool,
+    /// A stale message for every window came since the shard's last join afresh: the withheld command may have
+    /// made a history key the sink holds no window of, so such a key is not known to be absent, and a command whose
+    /// history depends on it has it read first, as on a blind shard ([`Changes::stale_every_window`]).
+    stale_all: bool,
 }
 
 /// The sink's reading of the relay's messages; see the module's comment.
@@ -244,8 +248,9 @@ pub struct Changes {
     /// assembler, and its row stays as the stopped sink stored it (another shard's resume stores every other
     /// stateful key).
     held: HashSet<Vec<u8>>,
-    /// History keys whose window (or its absence) is what Redis holds since a shard became blind: rebuilt from a
-    /// stored window, read by a snapshot, deleted by a command, or forgotten (read by a top-up).
+    /// History keys whose window (or its absence) is what Redis holds since a shard became blind (or got a stale
+    /// message for every window): rebuilt from a stored window, read by a snapshot, deleted by a command, or
+    /// forgotten (read by a top-up).
     history_checked: HashSet<Vec<u8>>,
     /// History keys a `RENAME` or `COPY` of the message being applied moved a value into, with the stream offset
     /// just past that command: their rows come from the window moved with it, read there, or a top-up
@@ -563,6 +568,8 @@ impl Changes {
             .find(|(i, _, _)| *i == shard)
             .map(|(_, _, offset)| offset);
         let mut kind = Kind::Other;
+        // A stale message for every window (not a duplicate): its offset and the history keys it makes unknown.
+        let mut every_window = None;
         let mut resumed = false;
         let mut hello_offset = 0;
         match &inner {
@@ -603,7 +610,7 @@ impl Changes {
                 self.read_commands(shard, *offset, commands, batch, true);
             }
             Message::Stale { offset, keys } if self.follows_history() => {
-                self.note_stale(shard, *offset, keys);
+                every_window = self.note_stale(shard, *offset, keys);
             }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
@@ -621,7 +628,9 @@ impl Changes {
             if kind == Kind::Commands && !self.span_events.is_empty() {
                 self.find_span_cuts();
             }
-            let history = if self.moved_in.is_empty()
+            let history = if let Some((offset, keys)) = &every_window {
+                self.stale_every_window(shard, *offset, keys)
+            } else if self.moved_in.is_empty()
                 && self.multis.is_empty()
                 && self.span_cuts.is_empty()
             {
@@ -641,6 +650,9 @@ impl Changes {
             }
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
             outcome = Some(history?);
+            if let Some((offset, _)) = every_window {
+                self.record_keys_it_may_have_made(shard, offset, batch);
+            }
         }
         if self.follows_mirror() {
             outcome = Some(
@@ -667,6 +679,7 @@ impl Changes {
             self.shards[index] = ShardReading {
                 joining: !continuous && !resumed,
                 blind,
+                stale_all: continuous && self.shards[index].stale_all,
                 ..ShardReading::default()
             };
             // The sink follows sets itself, from the position: a resume continues them.
@@ -797,8 +810,15 @@ impl Changes {
 
     /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
     /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
-    /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
-    fn note_stale(&mut self, shard: u16, offset: u64, keys: &wire::StaleKeys<'_>) {
+    /// from a top-up, which may open one. For every window (`All`) those keys are every history key of the shard the
+    /// sink knows the state of, returned to be made unknown ([`Changes::stale_every_window`]), and the keys of the
+    /// other open spans; `None` for a duplicate (an offset before what the history applied), which changes nothing.
+    fn note_stale(
+        &mut self,
+        shard: u16,
+        offset: u64,
+        keys: &wire::StaleKeys<'_>,
+    ) -> Option<(u64, Vec<Vec<u8>>)> {
         let event = |key: Vec<u8>, opens: bool| SpanEvent {
             shard,
             start: offset,
@@ -810,9 +830,50 @@ impl Changes {
         };
         match keys {
             wire::StaleKeys::All => {
-                let events: Vec<SpanEvent> =
-                    self.spans.keys().map(|k| event(k.clone(), false)).collect();
-                self.span_events.extend(events);
+                let applied = self
+                    .history
+                    .positions()
+                    .into_iter()
+                    .find(|(s, _, _)| *s == shard)
+                    .map(|(_, _, applied)| applied);
+                if applied.is_some_and(|applied| offset < applied) {
+                    return None;
+                }
+                // The keys of the shard's windows, and the stateful keys it holds as absent: read again. Those pending
+                // already (unknown) are being read, and their span opens here too.
+                let mut unknown: BTreeSet<Vec<u8>> = self
+                    .history
+                    .windows()
+                    .filter(|(_, w)| w.shard() == shard)
+                    .map(|(k, _)| k.to_vec())
+                    .collect();
+                for key in &self.stateful {
+                    let home = self.homes.get(key).copied().unwrap_or(shard);
+                    if home == shard
+                        && !self.held.contains(key)
+                        && self.history.window(key).is_none()
+                        && !self.history.is_unknown(key)
+                    {
+                        unknown.insert(key.clone());
+                    }
+                }
+                let read_again: Vec<Vec<u8>> = unknown.iter().cloned().collect();
+                for key in self.history.unknown_keys() {
+                    if self.since.get(key).is_none_or(|(s, _)| *s == shard) {
+                        unknown.insert(key.to_vec());
+                    }
+                }
+                let others: Vec<Vec<u8>> = self
+                    .spans
+                    .keys()
+                    .filter(|k| !unknown.contains(*k))
+                    .cloned()
+                    .collect();
+                self.span_events
+                    .extend(unknown.into_iter().map(|k| event(k, true)));
+                self.span_events
+                    .extend(others.into_iter().map(|k| event(k, false)));
+                return Some((offset, read_again));
             }
             wire::StaleKeys::Keys(list) => {
                 for key in list.clone() {
@@ -820,6 +881,64 @@ impl Changes {
                         self.span_events.push(event(key.to_vec(), true));
                     }
                 }
+            }
+        }
+        None
+    }
+
+    /// Gives the history assembler a stale message for every window of shard `shard`'s stream at `offset` as what
+    /// it is to the sink. The assembler would drop the shard's windows and take no key's state for known until a
+    /// full snapshot, which never comes to a sink (a top-up's answer would end that, every key it does not name
+    /// then taken for absent) and would ask no top-up. Instead each key of `keys` (the shard's windows, its stateful
+    /// keys held as absent) is made unknown, its top-up asked, so that what the withheld command wrote is read, and
+    /// a write before the answer records its span (opened at `offset` by [`Changes::note_stale`]). A key the sink
+    /// holds no window of may have been made by the withheld command too: until the shard joins afresh, one that a
+    /// command's history depends on is read first ([`ShardReading::stale_all`]), and the rows the withheld command
+    /// gave such keys are recorded as possibly missing ([`Changes::record_keys_it_may_have_made`]).
+    fn stale_every_window(
+        &mut self,
+        shard: u16,
+        offset: u64,
+        keys: &[Vec<u8>],
+    ) -> Result<replicast_assembler::Outcome, ChangeError> {
+        // The stream goes on from `offset`, as after the stale message.
+        let mut message = wire::encode_stale(offset, std::iter::empty::<&[u8]>());
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        let outcome = self
+            .history
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        for key in keys {
+            self.forget_history(shard, key);
+        }
+        // Checked keys without a window may have been made since; those being read are checked.
+        let history = &self.history;
+        self.history_checked
+            .retain(|k| history.window(k).is_some() || history.is_unknown(k));
+        self.history_checked.extend(keys.iter().cloned());
+        self.shards[usize::from(shard)].stale_all = true;
+        Ok(outcome)
+    }
+
+    /// Records, for a stale message for every window of shard `shard`'s stream at `offset`, that the command the
+    /// relay withheld may have written keys the sink holds no window of (it may have made them), whose rows it
+    /// cannot read: one span per `--history` pattern, the pattern as its key, from and to `offset`.
+    fn record_keys_it_may_have_made(&self, shard: u16, offset: u64, batch: &mut Batch) {
+        let epoch = history_epoch(&self.history, shard);
+        for pattern in &self.modes.history.raw {
+            if let Ok(text) = key_text(pattern) {
+                record_span(
+                    batch,
+                    InexactSpan {
+                        epoch: epoch.clone(),
+                        key: text.to_string(),
+                        shard,
+                        from_offset: offset,
+                        to_offset: offset,
+                    },
+                );
             }
         }
     }
@@ -871,7 +990,8 @@ impl Changes {
             }
             if event.opens && self.pending(&event.key, &mut unknown) {
                 let open = self.spans.contains_key(&event.key);
-                if !open && self.opened_spans >= MAX_OPEN_SPANS {
+                // Past the cap, or of a key no top-up can name (its answer never comes): recorded at once.
+                if !open && (self.opened_spans >= MAX_OPEN_SPANS || !Topup::can_name(&event.key)) {
                     let watch = SpanWatch {
                         shard: event.shard,
                         epoch: history_epoch(&self.history, event.shard),
@@ -1619,12 +1739,15 @@ impl Changes {
         if opens.is_some() || !self.spans.is_empty() || !self.span_keys.is_empty() {
             self.note_span_event(shard, name, args, opens, false, (start, end));
         }
-        let blind = self.shards.get(usize::from(shard)).is_some_and(|s| s.blind);
+        let reading = self.shards.get(usize::from(shard));
+        let blind = reading.is_some_and(|s| s.blind);
+        // A key without a window is not known to be absent.
+        let unread = reading.is_some_and(|s| s.blind || s.stale_all);
         for &k in depends.iter().chain(stores) {
             if !self.modes.history.allows(k) {
                 continue;
             }
-            if blind && !self.history_checked.contains(k) && depends.contains(&k) {
+            if unread && !self.history_checked.contains(k) && depends.contains(&k) {
                 self.forget_history(shard, k);
                 self.history_checked.insert(k.to_vec());
             }
@@ -1642,12 +1765,12 @@ impl Changes {
         if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
             self.restate_all = true;
         }
-        if !blind && self.stateful.is_empty() {
+        if !unread && self.stateful.is_empty() {
             // The collector's keys: nothing stored, nothing to check (the common case, a command per sample).
             return;
         }
         for &k in named {
-            if blind && deletes && self.modes.history.allows(k) {
+            if unread && deletes && self.modes.history.allows(k) {
                 self.history_checked.insert(k.to_vec());
             }
             // On the stream of a shard that joined afresh, whose snapshot said what the key holds (its slot is that
@@ -1752,6 +1875,7 @@ impl Changes {
         // A key a snapshot names is answered and verified; a mirrored one is written again from what the
         // snapshot left of it, even if it has no window (gone, or a set).
         let blind = self.shards.iter().any(|s| s.blind);
+        let unread = self.shards.iter().any(|s| s.blind || s.stale_all);
         for key in named {
             self.asked.remove(&key);
             self.since.remove(&key);
@@ -1761,7 +1885,7 @@ impl Changes {
                 self.release(&key);
             }
             if self.modes.history.allows(&key) {
-                if blind {
+                if unread {
                     self.history_checked.insert(key.clone());
                 }
                 if self.stateful.contains(&key) {
@@ -3162,13 +3286,18 @@ mod tests {
             .map(|(k, w)| (k.as_str(), w.as_ref().is_some_and(|w| w.known)))
             .collect();
         assert_eq!(stored, [("perf:a", false)]);
-        // All of them unknown until a full snapshot: each stored once, not at each message until then.
+        // Every window for every window: each stored unknown once (`perf:c`'s too, whose top-up it asks), with its
+        // span, not at each message until each is answered.
         let mut batch = Batch::default();
         changes
             .apply(&wire::encode_stale_all(offset), &mut batch)
             .unwrap();
-        assert_eq!(batch.windows.len(), 2);
-        assert!(batch.windows.values().flatten().all(|w| !w.known));
+        assert_eq!(batch.windows.len(), 3);
+        assert!(batch
+            .windows
+            .values()
+            .flatten()
+            .all(|w| !w.known && w.span.is_some_and(|s| s.from == offset)));
         let mut batch = Batch::default();
         let sample = commands(offset, &[&[b"ZADD", b"perf:c", b"2", b"m"]]);
         changes.apply(&sample, &mut batch).unwrap();
@@ -3543,17 +3672,11 @@ mod tests {
             changes.apply(&stale, &mut batch).unwrap();
             keys(changes.take_topups());
             let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[]);
-            assert_eq!(
-                batch.inexact_spans,
-                [InexactSpan {
-                    epoch: "e1".to_string(),
-                    key: "perf:u".to_string(),
-                    shard: 0,
-                    from_offset: offset,
-                    to_offset: answered,
-                }],
-                "stale all: {stale_all}"
-            );
+            // For every window, the keys the withheld command may have made ([`made_by_a_stale_all`]) too.
+            let mut expected = made_by_a_stale_all(at);
+            expected.truncate(usize::from(stale_all));
+            expected.push(span("perf:u", offset, answered));
+            assert_eq!(batch.inexact_spans, expected, "stale all: {stale_all}");
         }
 
         // A span opened by the stale message: the key's top-up asked, written again before the answer.
@@ -3577,6 +3700,198 @@ mod tests {
             .unwrap();
         let answered = answer_now(&mut changes, &mut batch, b"perf:v", &[("3", b"m")]);
         assert_eq!(batch.inexact_spans, [span("perf:v", at, answered)]);
+    }
+
+    /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
+    /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`.
+    fn made_by_a_stale_all(at: u64) -> Vec<InexactSpan> {
+        vec![span("perf:*", at, at)]
+    }
+
+    /// `perf:a` (`m` at 1000, and `n`) followed, then a stale message for every window (the relay withheld a
+    /// command, here one that gave `m` 1005, whose keys it could not all name) at `at`: of `resumed` (a sink resumed
+    /// with `perf:a`'s window stored, its batch and where it resumed), or of a new one (`None`). The sink, its batch
+    /// and `at`.
+    fn stale_all_after_perf_a(resumed: Option<(Changes, Batch, u64)>) -> (Changes, Batch, u64) {
+        let (mut changes, mut batch, offset) = resumed.unwrap_or_else(|| {
+            let mut changes = changes();
+            let mut batch = Batch::default();
+            let offset = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+            );
+            (changes, batch, offset)
+        });
+        assert!(changes.history.window(b"perf:a").is_some());
+        let at = offset + 40;
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        (changes, batch, at)
+    }
+
+    /// Issue 23 item 1. A stale message for every window makes every key the sink holds a window of unknown: each is
+    /// read by a top-up, asked from the stale message's offset, which opens its span there. A `ZINCRBY` of the key
+    /// before the answer makes it inexact (the score the withheld command gave is replaced, and nothing the stream
+    /// says has it): recorded, from the stale message to the answer. With no write before the answer, the answer
+    /// has the withheld command's score and no span of the key is recorded; in both, the span of the keys the
+    /// withheld command may have made is recorded at once.
+    #[test]
+    fn a_stale_message_for_every_window_opens_a_span_of_each_key_it_makes_unknown() {
+        for written_again in [true, false] {
+            let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
+            assert_eq!(changes.take_topups(), one_ask(Some(at), b"perf:a"));
+            assert_eq!(batch.inexact_spans, made_by_a_stale_all(at));
+            let members: &[(&str, &[u8])] = if written_again {
+                let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+                changes.apply(&increment, &mut batch).unwrap();
+                &[("1", b"n"), ("1006", b"m")]
+            } else {
+                &[("1", b"n"), ("1005", b"m")]
+            };
+            let rows = batch.zsets.len();
+            let answered = answer_now(&mut changes, &mut batch, b"perf:a", members);
+            let mut expected = made_by_a_stale_all(at);
+            if written_again {
+                expected.push(span("perf:a", at, answered));
+            }
+            assert_eq!(
+                batch.inexact_spans, expected,
+                "written again: {written_again}"
+            );
+            let stored = if written_again { 1006.0 } else { 1005.0 };
+            assert_eq!(scores(&batch)[rows..], [stored], "the answer's row of m");
+        }
+    }
+
+    /// The same for a sink resumed with `perf:a`'s window stored (rebuilt at the resume); and for one stopped after
+    /// the stale message and before the answer, which stored the key unknown with its span from the stale message:
+    /// resumed there, a `ZINCRBY` before the answer records the span from the stale message, before the position.
+    #[test]
+    fn a_stale_message_for_every_window_records_a_span_across_a_restart() {
+        // A window stored known, from a sink stopped before the stale message.
+        let mut first = changes();
+        let mut known = Batch::default();
+        let before = joined_and_read(
+            &mut first,
+            &mut known,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"],
+                &[b"ZINCRBY", b"perf:a", b"0", b"n"],
+            ],
+        );
+        let stored = stored_windows(&known);
+        assert!(stored[0].1.known);
+        let (resumed, batch) = resumed_at(stored, "e1", before);
+        let (mut resumed, mut batch, at) = stale_all_after_perf_a(Some((resumed, batch, before)));
+        assert_eq!(resumed.take_topups(), one_ask(Some(at), b"perf:a"));
+        let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&increment, &mut batch).unwrap();
+        let answered = answer_now(&mut resumed, &mut batch, b"perf:a", &[("1006", b"m")]);
+        let mut expected = made_by_a_stale_all(at);
+        expected.push(span("perf:a", at, answered));
+        assert_eq!(batch.inexact_spans, expected, "resumed, then stale");
+
+        // Stopped after the stale message: the key stored unknown, its span from the stale message.
+        let (_, stopped, at) = stale_all_after_perf_a(None);
+        let stored = stored_windows(&stopped);
+        let spans: Vec<_> = stored
+            .iter()
+            .map(|(k, w)| (k.as_slice(), w.known, w.span))
+            .collect();
+        let from_the_stale = StoredSpan {
+            from: at,
+            inexact: false,
+        };
+        assert_eq!(spans, [(&b"perf:a"[..], false, Some(from_the_stale))]);
+        assert_eq!(stopped.positions[0].1, at);
+        let (mut resumed, mut batch) = resumed_at(stored, "e1", at);
+        assert_eq!(resumed.take_topups(), one_ask(Some(at), b"perf:a"));
+        let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
+        resumed.apply(&increment, &mut batch).unwrap();
+        let answered = answer_now(&mut resumed, &mut batch, b"perf:a", &[("1006", b"m")]);
+        assert_eq!(
+            batch.inexact_spans,
+            [span("perf:a", at, answered)],
+            "stale, then resumed"
+        );
+    }
+
+    /// After a stale message for every window the sink does not take a key it holds no window of for absent: the
+    /// withheld command may have made it. The answer to another key's top-up says nothing of it, so a `ZINCRBY` of it
+    /// (or a `ZADD` then a `ZINCRBY`) has it read by a top-up first instead of storing the increment as the whole
+    /// score; a key it deletes is known again. A join afresh (its snapshot reads every key) ends that.
+    #[test]
+    fn after_a_stale_message_for_every_window_a_key_without_a_window_is_read_before_an_increment() {
+        let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
+        changes.take_topups();
+        let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("1005", b"m")]);
+        assert_eq!(answered, at);
+        let rows = batch.zsets.len();
+        let written = commands(
+            at,
+            &[
+                &[b"ZINCRBY", b"perf:c", b"1", b"m"],
+                &[b"ZADD", b"perf:d", b"7", b"x"],
+                &[b"ZINCRBY", b"perf:d", b"1", b"m"],
+                &[b"DEL", b"perf:e"],
+                &[b"ZINCRBY", b"perf:e", b"1", b"m"],
+            ],
+        );
+        changes.apply(&written, &mut batch).unwrap();
+        assert_eq!(
+            scores(&batch)[rows..],
+            [7.0, 1.0],
+            "the ZADD's row, and perf:e's made anew; no score made up for perf:c or perf:d"
+        );
+        assert_eq!(
+            keys(changes.take_topups()),
+            [b"perf:c".to_vec(), b"perf:d".to_vec()]
+        );
+
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let increment = commands(0, &[&[b"ZINCRBY", b"perf:f", b"1", b"m"]]);
+        changes.apply(&increment, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
+    }
+
+    /// A key no top-up can name (over 1,024 bytes) whose window a stale message for every window makes unknown is
+    /// never read again: its span is recorded at once. A stale message for every window the history applied already
+    /// (a duplicate) changes nothing.
+    #[test]
+    fn a_stale_message_for_every_window_records_a_key_it_cannot_read_again_at_once() {
+        let long = format!("perf:{}", "x".repeat(1100));
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
+        );
+        let at = offset + 40;
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let mut expected = made_by_a_stale_all(at);
+        expected.push(InexactSpan {
+            key: long.clone(),
+            ..span("perf:*", at, at)
+        });
+        assert_eq!(batch.inexact_spans, expected);
+        assert!(keys(changes.take_topups()).is_empty());
+
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(offset), &mut batch)
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty() && batch.windows.is_empty());
     }
 
     /// A sink stopped while a key's top-up was pending after a `…STORE` into it stores its window as unknown, with
