@@ -1251,3 +1251,125 @@ async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_wi
         "the answer's score, not the one between: {stored:?}"
     );
 }
+
+/// What a sink made of `perf:n` (`m` at a time T) when the relay withheld from it a `MULTI` block that gave `m` T + 5
+/// (a `ZUNIONSTORE` reading `secret:x`, outside `--allow`) and deleted a key no top-up can name (`perf:` and 1,100
+/// bytes): the block's stale keys cannot all be named, so they come as one stale message for every window, at the
+/// `EXEC`'s end. With `written_again`, `ZINCRBY perf:n 1 m` (T + 6) follows in the same pipeline, so Redis runs it
+/// before the relay can read the key's top-up. Read once `rows` rows of `perf:n` are stored (the answer's commit
+/// holds its span, if any).
+async fn withheld_for_every_window(written_again: bool, rows: usize) -> CaughtUp {
+    const T: u64 = 1_700_000_000_000;
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg("secret:x")
+        .arg(5)
+        .arg("m")
+        .cmd("SET")
+        .arg("secret:y")
+        .arg(1)
+        .cmd("ZADD")
+        .arg("perf:n")
+        .arg(T)
+        .arg("m")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    let before = master_repl_offset(&mut conn).await;
+    let unnamable = format!("perf:{}", "x".repeat(1100));
+    let mut pipe = redis::pipe();
+    pipe.cmd("MULTI")
+        .cmd("ZUNIONSTORE")
+        .arg("perf:n")
+        .arg(2)
+        .arg("perf:n")
+        .arg("secret:x")
+        .cmd("DEL")
+        .arg("secret:y")
+        .arg(&unnamable)
+        .cmd("EXEC");
+    if written_again {
+        pipe.cmd("ZINCRBY").arg("perf:n").arg(1).arg("m");
+    }
+    let _: redis::Value = pipe.query_async(&mut conn).await.unwrap();
+    let after = master_repl_offset(&mut conn).await;
+    let mut scores = vec![T, T + 5];
+    if written_again {
+        scores.push(T + 6);
+    }
+    committed(&db, redis_port).await;
+    CaughtUp::read(&db, &listen, sink, rows, scores, before, after).await
+}
+
+/// The spans of a [`withheld_for_every_window`] of `perf:*` and `ev:*`, the sink's `--history` patterns, recorded
+/// at once at the stale message's offset, between `before` and `after`: that offset.
+fn patterns_recorded(caught_up: &CaughtUp) -> u64 {
+    let marks: Vec<_> = caught_up
+        .spans
+        .iter()
+        .filter(|(key, ..)| key.ends_with('*'))
+        .collect();
+    let [(a, 0, at, to, _), (b, 0, at_too, _, _)] = marks[..] else {
+        panic!("one span per --history pattern: {:?}", caught_up.spans);
+    };
+    let mut patterns = [a.as_str(), b.as_str()];
+    patterns.sort_unstable();
+    assert_eq!(patterns, ["ev:*", "perf:*"]);
+    assert!(at == to && at == at_too, "{:?}", caught_up.spans);
+    assert!((caught_up.before + 1..=caught_up.after).contains(at));
+    *at
+}
+
+/// Issue 23 item 1 end to end: a member a command withheld for every window gave a score has it stored, read by the
+/// top-up of `perf:n` the stale message asks. Nothing of `perf:n` is recorded; the keys the command may have made
+/// (which the sink holds no window of) are, as its `--history` patterns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_a_command_withheld_for_every_window_gave_is_read_by_a_top_up() {
+    let caught_up = withheld_for_every_window(false, 2).await;
+    assert_eq!(
+        caught_up.stored, caught_up.scores,
+        "T, and T + 5 from the answer"
+    );
+    patterns_recorded(&caught_up);
+    assert_eq!(caught_up.spans.len(), 2, "{:?}", caught_up.spans);
+    assert_eq!(caught_up.spans_total, "2");
+}
+
+/// The same with `m` incremented before the answer: the score the withheld command gave (T + 5) is in neither the
+/// stream nor the answer, and the relay's past writes cannot list it (its state, which a command withheld for every
+/// window makes unknown, read the top-up from Redis). The span of `perf:n` is recorded, from the stale message to
+/// the answer; with the old sink nothing was (the silent case docs/SINK.md named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_a_command_withheld_for_every_window_gave_and_replaced_before_the_answer_records_a_span(
+) {
+    let caught_up = withheld_for_every_window(true, 2).await;
+    let (stored, scores) = (&caught_up.stored, &caught_up.scores);
+    assert_eq!(
+        stored[..],
+        [scores[0], scores[2]],
+        "T and the answer's T + 6"
+    );
+    let spans: Vec<_> = caught_up
+        .spans
+        .iter()
+        .filter(|(key, ..)| key == "perf:n")
+        .collect();
+    let [(_, 0, from, to, epoch)] = spans[..] else {
+        panic!("one span of perf:n: {:?}", caught_up.spans);
+    };
+    assert_eq!(
+        *from,
+        patterns_recorded(&caught_up),
+        "from the stale message"
+    );
+    assert!(*to >= caught_up.after, "to the answer: {to}");
+    assert_eq!(epoch, &caught_up.epoch);
+    assert_eq!(caught_up.spans.len(), 3);
+    assert_eq!(caught_up.spans_total, "3");
+}
