@@ -8,7 +8,7 @@
 //! session wants and may see becomes a stale message naming those keys, at the frame's place, so that the browser
 //! tops them up instead of keeping windows that differ from Redis. `SELECT`, `FLUSHALL`, `SWAPDB` and the
 //! subscribed database's `FLUSHDB` reach everyone; a `MULTI`…`EXEC` block is sent as one block, holding the frames
-//! of it the session may see, its stale keys after its `EXEC`.
+//! of it the session may see, its stale keys before its `MULTI`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
@@ -145,7 +145,8 @@ impl Subscription {
 
     /// What this session receives of `batch` from offset `from` on, in stream order: runs of whole commands, and
     /// where a withheld frame may have changed keys it sees, the stale keys. Inside a `MULTI` block the frames it
-    /// may see go as one block, and the block's stale keys right after its `EXEC`, so the block stays whole.
+    /// may see go as one block, and the block's stale keys right before it, at its `MULTI`'s start offset: the block
+    /// stays whole, and none of its commands is applied to a window its withheld frames may have changed.
     pub fn select(&self, batch: &Batch, from: u64, allow: &Allow) -> Vec<Delivery> {
         // A session of a few exact keys judges only the frames that name one of them (a lookup per key, not a look
         // at every frame): any other frame is nothing to it. A batch of fewer keys than the session's is looked at
@@ -177,8 +178,6 @@ impl Subscription {
         };
         // Inside MULTI: the MULTI frame, the frames of the block this session may see, and the block's stale keys.
         let mut block: Option<(Range<u32>, Vec<Range<u32>>, Stale)> = None;
-        // End of the last frame of an open block.
-        let mut block_end = 0;
         for frame in frames {
             if batch.start + u64::from(frame.at.start) < from {
                 continue;
@@ -187,18 +186,20 @@ impl Subscription {
                 (Kind::Multi, _) => block = Some((frame.at.clone(), Vec::new(), Stale::default())),
                 (Kind::Exec, Some(_)) => {
                     if let Some((multi, inside, stale)) = block.take() {
+                        // The block's stale keys before it, at its `MULTI`'s start: they are stale from there (a
+                        // superset of where its withheld frames wrote them), so a command of the block on a key a
+                        // withheld one wrote before it reaches a stale window, not the window as it was before.
+                        if !stale.is_empty() {
+                            out.push(Piece::Stale(multi.start, stale));
+                        }
                         if !inside.is_empty() {
                             emit(&mut out, &multi);
                             inside.iter().for_each(|at| emit(&mut out, at));
                             emit(&mut out, &frame.at);
                         }
-                        if !stale.is_empty() {
-                            out.push(Piece::Stale(frame.at.end, stale));
-                        }
                     }
                 }
                 (_, Some((_, inside, stale))) => {
-                    block_end = frame.at.end;
                     match self.verdict(frame, &raw, &batch.index.keys, allow) {
                         Verdict::Receive => inside.push(frame.at.clone()),
                         Verdict::Stale(keys) => stale.extend(keys),
@@ -212,12 +213,13 @@ impl Subscription {
                 },
             }
         }
-        // A block still open here was cut by the link's size cap: send what it held as plain frames.
-        if let Some((_, inside, stale)) = block {
-            inside.iter().for_each(|at| emit(&mut out, at));
+        // A block still open here was cut by the link's size cap: send what it held as plain frames, after its
+        // stale keys.
+        if let Some((multi, inside, stale)) = block {
             if !stale.is_empty() {
-                out.push(Piece::Stale(block_end, stale));
+                out.push(Piece::Stale(multi.start, stale));
             }
+            inside.iter().for_each(|at| emit(&mut out, at));
         }
         out.into_iter()
             .map(|piece| match piece {
@@ -257,7 +259,9 @@ enum Piece {
 pub enum Delivery {
     /// Whole commands that occupied `start..start + bytes.len()` of the stream.
     Commands { start: u64, bytes: Bytes },
-    /// Frames ending at offset `at` were withheld, and may have changed these keys the session sees.
+    /// Frames withheld may have changed these keys the session sees from offset `at` on: the end of a withheld
+    /// frame, or the start of a `MULTI` block holding withheld frames (a state read at `at` may not hold what
+    /// they wrote).
     Stale { at: u64, keys: Stale },
 }
 
@@ -452,32 +456,54 @@ mod tests {
     }
 
     #[test]
-    fn a_blocks_stale_keys_come_after_its_exec_so_the_block_stays_whole() {
+    fn a_blocks_stale_keys_come_before_its_multi_so_the_block_stays_whole() {
         let batch = batch(&words(&[
             &["MULTI"],
             &["ZADD", "perf:a", "1", "x"],
             &["RENAME", "secret:x", "perf:y"],
-            &["DEL", "perf:y"],
+            &["ZINCRBY", "perf:y", "1", "m"],
             &["EXEC"],
             &["MULTI"],
             &["COPY", "secret:s", "perf:c"],
             &["EXEC"],
         ]));
-        let exec: Vec<u64> = batch
+        let multi: Vec<u64> = batch
             .index
             .frames
             .iter()
-            .filter(|f| f.kind == Kind::Exec)
-            .map(|f| 100 + u64::from(f.at.end))
+            .filter(|f| f.kind == Kind::Multi)
+            .map(|f| 100 + u64::from(f.at.start))
             .collect();
         assert_eq!(
             received(&watching(r#""perf:*""#, 0), &batch, &["perf:*"]),
             [
+                // Before the block: the ZINCRBY reaches a stale window of perf:y, not the one before the RENAME.
+                format!("stale@{} perf:y", multi[0]),
                 // Two runs around the withheld frame, sent as segments of one message.
-                "MULTI | ZADD perf:a 1".to_string(),
-                "DEL perf:y | EXEC".into(),
-                format!("stale@{} perf:y", exec[0]),
-                format!("stale@{} perf:c", exec[1]),
+                "MULTI | ZADD perf:a 1".into(),
+                "ZINCRBY perf:y 1 | EXEC".into(),
+                format!("stale@{} perf:c", multi[1]),
+            ]
+        );
+    }
+
+    /// A block cut by the link's size cap (its `EXEC` in a later batch) is sent as plain frames, its stale keys
+    /// before them too.
+    #[test]
+    fn a_cut_blocks_stale_keys_come_before_its_frames() {
+        let batch = batch(&words(&[
+            &["ZADD", "perf:a", "1", "x"],
+            &["MULTI"],
+            &["RENAME", "secret:x", "perf:y"],
+            &["ZINCRBY", "perf:y", "1", "m"],
+        ]));
+        let multi = 100 + u64::from(batch.index.frames[1].at.start);
+        assert_eq!(
+            received(&watching(r#""perf:*""#, 0), &batch, &["perf:*"]),
+            [
+                "ZADD perf:a 1".to_string(),
+                format!("stale@{multi} perf:y"),
+                "ZINCRBY perf:y 1".into(),
             ]
         );
     }

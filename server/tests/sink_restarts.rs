@@ -1255,7 +1255,7 @@ async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_wi
 /// What a sink made of `perf:n` (`m` at a time T) when the relay withheld from it a `MULTI` block that gave `m` T + 5
 /// (a `ZUNIONSTORE` reading `secret:x`, outside `--allow`) and deleted a key no top-up can name (`perf:` and 1,100
 /// bytes): the block's stale keys cannot all be named, so they come as one stale message for every window, at the
-/// `EXEC`'s end. With `written_again`, `ZINCRBY perf:n 1 m` (T + 6) follows in the same pipeline, so Redis runs it
+/// `MULTI`'s start. With `written_again`, `ZINCRBY perf:n 1 m` (T + 6) follows in the same pipeline, so Redis runs it
 /// before the relay can read the key's top-up. Read once `rows` rows of `perf:n` are stored (the answer's commit
 /// holds its span, if any).
 async fn withheld_for_every_window(written_again: bool, rows: usize) -> CaughtUp {
@@ -1322,7 +1322,7 @@ fn patterns_recorded(caught_up: &CaughtUp) -> u64 {
     patterns.sort_unstable();
     assert_eq!(patterns, ["ev:*", "perf:*"]);
     assert!(at == to && at == at_too, "{:?}", caught_up.spans);
-    assert!((caught_up.before + 1..=caught_up.after).contains(at));
+    assert!((caught_up.before..=caught_up.after).contains(at));
     *at
 }
 
@@ -1372,4 +1372,68 @@ async fn a_score_a_command_withheld_for_every_window_gave_and_replaced_before_th
     assert_eq!(epoch, &caught_up.epoch);
     assert_eq!(caught_up.spans.len(), 3);
     assert_eq!(caught_up.spans_total, "3");
+}
+
+/// Issue 23 item 1 end to end: a `MULTI` block whose withheld command (a `ZUNIONSTORE` reading `secret:x`,
+/// outside `--allow`) gives `perf:n`'s `m` T + 5 before the block's visible `ZINCRBY perf:n 1 m` (T + 6). The
+/// block's stale keys come before it, at its `MULTI`'s start, so the increment reaches a key already unknown: its
+/// row is the answer's T + 6, and the span of `perf:n` (the T + 5 no one can read) is recorded from the block to
+/// the answer. With the stale keys after the `EXEC`, the sink stored T + 1, a score Redis never held, and recorded
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_that_increments_what_its_withheld_command_wrote_records_a_span() {
+    const T: u64 = 1_700_000_000_000;
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg("secret:x")
+        .arg(5)
+        .arg("m")
+        .cmd("ZADD")
+        .arg("perf:n")
+        .arg(T)
+        .arg("m")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    let before = master_repl_offset(&mut conn).await;
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("ZUNIONSTORE")
+        .arg("perf:n")
+        .arg(2)
+        .arg("perf:n")
+        .arg("secret:x")
+        .cmd("ZINCRBY")
+        .arg("perf:n")
+        .arg(1)
+        .arg("m")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after = master_repl_offset(&mut conn).await;
+    committed(&db, redis_port).await;
+    let caught_up =
+        CaughtUp::read(&db, &listen, sink, 2, vec![T, T + 5, T + 6], before, after).await;
+    assert_eq!(
+        caught_up.stored,
+        [T, T + 6],
+        "T and the answer's T + 6, never T + 1"
+    );
+    let [(key, 0, from, to, epoch)] = &caught_up.spans[..] else {
+        panic!("one span, of perf:n: {:?}", caught_up.spans);
+    };
+    assert_eq!(key, "perf:n");
+    assert!(
+        (before..after).contains(from),
+        "from the block's MULTI, at or after {before}: {from}"
+    );
+    assert!(*to >= after, "to the answer: {to}");
+    assert_eq!(epoch, &caught_up.epoch);
+    assert_eq!(caught_up.spans_total, "1");
 }

@@ -413,14 +413,15 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
     }
 
     /// Tells the browser that `keys` are stale from `at` on (a command the relay could not follow wrote them),
-    /// after the frames before it; a top-up read before `at` goes first, as it is the state before the command.
+    /// after the frames before it; a top-up read at or before `at` goes first, as it may be the state before the
+    /// command (a block's stale keys are at its `MULTI`'s start).
     async fn deliver_stale(
         &mut self,
         message: &mut Commands,
         at: u64,
         keys: &Stale,
     ) -> Result<(), Close> {
-        if let Some(ready) = self.topups.take_ready_if(|ready| ready < at) {
+        if let Some(ready) = self.topups.take_ready_if(|ready| ready <= at) {
             self.place_topup(message, ready).await?;
         }
         if let Some(before) = message.take() {

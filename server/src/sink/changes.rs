@@ -570,6 +570,8 @@ impl Changes {
         let mut kind = Kind::Other;
         // A stale message for every window (not a duplicate): its offset and the history keys it makes unknown.
         let mut every_window = None;
+        // The keys a stale message of keys names.
+        let mut named_stale: Vec<Vec<u8>> = Vec::new();
         let mut resumed = false;
         let mut hello_offset = 0;
         match &inner {
@@ -611,6 +613,9 @@ impl Changes {
             }
             Message::Stale { offset, keys } if self.follows_history() => {
                 every_window = self.note_stale(shard, *offset, keys);
+                if let wire::StaleKeys::Keys(list) = keys {
+                    named_stale = list.clone().map(<[u8]>::to_vec).collect();
+                }
             }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => applied.notice = Some(text.to_string()),
@@ -644,6 +649,16 @@ impl Changes {
                 self.span_cuts.clear();
                 pushed
             };
+            // A window the stale message made stale is not followed on until its top-up: a command after it (a
+            // `MULTI` block's, whose stale keys come before it) would give its members scores from what the
+            // withheld command replaced, rows Redis never held. Unknown, the key's rows come from the answer.
+            if history.is_ok() {
+                for key in &named_stale {
+                    if self.history.window(key).is_some_and(|w| w.stale()) {
+                        self.forget_history(shard, key);
+                    }
+                }
+            }
             if !self.span_events.is_empty() {
                 self.settle_span_events(u64::MAX);
                 self.span_keys.clear();
@@ -3700,6 +3715,51 @@ mod tests {
             .unwrap();
         let answered = answer_now(&mut changes, &mut batch, b"perf:v", &[("3", b"m")]);
         assert_eq!(batch.inexact_spans, [span("perf:v", at, answered)]);
+    }
+
+    /// Issue 23 item 1. A stale message naming a key the sink holds a window of (a `MULTI` block's, before the block,
+    /// or a command's, right after it) makes the key unknown, not a stale window that later commands still apply
+    /// to: a `ZINCRBY` of a member it held before the answer stores no row from the window (it would be the old
+    /// score plus one, which Redis never held, the withheld command having changed the member first); its row is
+    /// the answer's, and the span from the stale message to the answer is recorded.
+    #[test]
+    fn an_increment_of_a_key_a_stale_message_names_is_read_from_the_answer() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+        );
+        changes
+            .apply(&wire::encode_stale(at, [&b"perf:a"[..]]), &mut batch)
+            .unwrap();
+        assert!(changes.history.window(b"perf:a").is_none());
+        assert!(changes.history.is_unknown(b"perf:a"));
+        assert_eq!(keys(changes.take_topups()), [b"perf:a".to_vec()]);
+        let rows = batch.zsets.len();
+        let block = commands(
+            at,
+            &[
+                &[b"MULTI"],
+                &[b"ZINCRBY", b"perf:a", b"1", b"m"],
+                &[b"EXEC"],
+            ],
+        );
+        changes.apply(&block, &mut batch).unwrap();
+        assert_eq!(
+            scores(&batch)[rows..],
+            [] as [f64; 0],
+            "no row from the window"
+        );
+        let answered = answer_now(
+            &mut changes,
+            &mut batch,
+            b"perf:a",
+            &[("1", b"n"), ("1006", b"m")],
+        );
+        assert_eq!(scores(&batch)[rows..], [1006.0], "the answer's row of m");
+        assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made

@@ -716,7 +716,9 @@ impl RelayState {
                     }
                 }
                 Delivery::Stale { at, keys } => {
-                    while let Some(stop) = next_stop(&mut stops, at) {
+                    // A stop at `at` too: a block's stale keys are at its `MULTI`'s start, and a read there is
+                    // the state before the block.
+                    while let Some(stop) = next_stop(&mut stops, at.saturating_add(1)) {
                         steps.push(stop.step());
                     }
                     steps.push(Step::Stale {

@@ -493,6 +493,7 @@ impl Filter {
         let ours = &spans[ours];
         let (ours_start, ours_end) = (start + ours.start, start + ours.end);
         let mut delivered = false;
+        let mut sent_any = false;
         let mut stale: Option<Stale> = None;
         for delivery in &deliveries {
             match delivery {
@@ -503,13 +504,19 @@ impl Filter {
                         shown()
                     );
                     delivered |= *at <= ours_start && at + bytes.len() as u64 >= ours_end;
+                    sent_any = true;
                 }
                 Delivery::Stale { at, keys } => {
                     if let Placing::InBlock = placing {
                         assert_eq!(
                             *at,
-                            start + spans.last().map_or(0, |s| s.end),
-                            "a block's stale keys come after its EXEC: {}",
+                            start + spans[0].start,
+                            "a block's stale keys come at its MULTI's start: {}",
+                            shown()
+                        );
+                        assert!(
+                            !sent_any,
+                            "a block's stale keys come before its commands: {}",
                             shown()
                         );
                     } else {
