@@ -844,6 +844,10 @@ impl Changes {
             self.end_history(shard, batch)?;
             self.store_windows(shard, batch);
         }
+        // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
+        // pending) went with its stream, and which they were is not known here: every pending one is asked again
+        // (a key answered twice is known at the second answer, which changes nothing).
+        self.topups.extend(self.asked.drain());
         batch.positions = self.positions();
         Ok(applied)
     }
@@ -4469,6 +4473,29 @@ mod tests {
             .map(|(k, w)| (k, w.absent(), w.span))
             .collect();
         assert_eq!(stored, [(b"perf:a".to_vec(), true, None)]);
+    }
+
+    /// A cluster of two shards: `perf:a`'s span is shard 0's (its stream incremented a member below the window), but
+    /// the relay routed the top-up to shard 1 (the key's slot moved there), which then leaves the cluster. Which
+    /// top-ups went with its stream the sink cannot tell: every pending one is asked again (before, `perf:a`'s was
+    /// not until the next session, and its span stayed open), here from the span's start; the span, shard 0's, waits
+    /// for that answer, and is exact when it comes with past writes covering it.
+    #[test]
+    fn the_top_ups_pending_when_a_shard_leaves_are_asked_again() {
+        let (mut changes, mut batch) = two_shards();
+        changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
+        let from = position(&changes, 0);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut batch)
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "shard 0's span waits");
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        answered_by(&mut changes, &mut batch, 0, &[("1001", b"m0")]);
+        assert!(batch.inexact_spans.is_empty());
+        assert!(changes.take_topups().is_empty());
     }
 
     /// After a shard left, the sink's next session (the relay restarted, or dropped it) numbers the shards anew: the
