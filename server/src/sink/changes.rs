@@ -806,125 +806,6 @@ impl Changes {
         Ok(())
     }
 
-    /// An ended message: shard `shard`'s stream ended because the shard left the cluster (docs/PROTOCOL.md). Nothing
-    /// more of it comes, nor the answer of a top-up asked of it. So each span open on its stream is recorded, exact
-    /// or not (the rows of the commands that opened it were to come from that answer), from its start to where the
-    /// stream ended; the keys the shard held for the history (windows whose home it is, known, and keys pending on
-    /// its stream) are known not to exist any more, as a snapshot of the shard would have them (the cluster lost
-    /// them with it: a slot given to another shard is empty there), so that a command writing one on another
-    /// shard's stream later is read exactly, not waiting for an answer that will not come; and its position goes,
-    /// the epoch's stored row with it, in the batch that records the spans and stores those keys' windows. A key
-    /// that moved to another shard before this one left has a window that shard's stream made stale, and keeps the
-    /// top-up that shard answers.
-    fn end_stream(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
-        let (shard, reason) =
-            wire::decode_ended(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
-        let applied = Applied {
-            ended: Some(reason.to_string()),
-            ..Applied::default()
-        };
-        let index = usize::from(shard);
-        let stream = self
-            .stream_positions()
-            .into_iter()
-            .find(|(s, _, _)| *s == shard)
-            .map(|(_, epoch, _)| epoch);
-        // No hello of the shard came (the relay sends none then), or it ended already: no stream of the sink's ends.
-        let (Some(epoch), Some(reading)) = (stream, self.shards.get_mut(index)) else {
-            return Ok(applied);
-        };
-        if reading.ended {
-            return Ok(applied);
-        }
-        // A join it was in will not end: the other shards' windows are stored as usual from here.
-        reading.ended = true;
-        reading.joining = false;
-        batch.retired_epochs.push(epoch);
-        if self.follows_history() {
-            self.end_history(shard, batch)?;
-            self.store_windows(shard, batch);
-        }
-        // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
-        // pending) went with its stream, and which they were is not known here: every pending one is asked again
-        // (a key answered twice is known at the second answer, which changes nothing).
-        self.topups.extend(self.asked.drain());
-        batch.positions = self.positions();
-        Ok(applied)
-    }
-
-    /// The history's part of [`Changes::end_stream`]: the spans of shard `shard` are recorded in `batch`, its keys
-    /// are known not to exist.
-    fn end_history(&mut self, shard: u16, batch: &mut Batch) -> Result<(), ChangeError> {
-        let Some(offset) = self
-            .history
-            .positions()
-            .into_iter()
-            .find(|(s, _, _)| *s == shard)
-            .map(|(_, _, offset)| offset)
-        else {
-            return Ok(());
-        };
-        let ended: Vec<Vec<u8>> = self
-            .spans
-            .iter()
-            .filter(|(_, watch)| watch.shard == shard)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in ended {
-            let Some(watch) = self.spans.remove(&key) else {
-                continue;
-            };
-            if !watch.restored {
-                self.opened_spans = self.opened_spans.saturating_sub(1);
-            }
-            if let Ok(text) = key_text(&key) {
-                record_span(
-                    batch,
-                    InexactSpan {
-                        epoch: watch.epoch,
-                        key: text.to_string(),
-                        shard,
-                        from_offset: watch.from,
-                        to_offset: offset.max(watch.from),
-                    },
-                );
-            }
-        }
-        let mut gone: BTreeSet<Vec<u8>> = self
-            .since
-            .iter()
-            .filter(|(_, (s, _))| *s == shard)
-            .map(|(key, _)| key.clone())
-            .collect();
-        gone.extend(
-            self.history
-                .windows()
-                .filter(|(_, window)| window.shard() == shard && !window.stale())
-                .map(|(key, _)| key.to_vec()),
-        );
-        if gone.is_empty() {
-            return Ok(());
-        }
-        let mut commands = Vec::new();
-        for key in &gone {
-            crate::link_io::push_command(&mut commands, &[b"DEL", key]);
-        }
-        let message = wire::encode_shard(shard, &wire::encode_snapshot(offset, &commands));
-        self.history
-            .push_message(&message)
-            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
-        self.history.observer_mut().members.clear();
-        for key in gone {
-            self.since.remove(&key);
-            self.asked.remove(&key);
-            self.topups.remove(&key);
-            if self.stateful.contains(&key) {
-                self.restated.insert(key);
-            }
-        }
-        Ok(())
-    }
-
     /// Notes a stale message of shard `shard` (the relay withheld a command that wrote `keys`, at `offset`) for
     /// the spans: each history key it names is written whole, which marks its open span inexact, and its rows come
     /// from a top-up, which may open one; every window (`All`) marks every open span inexact, and opens none.
@@ -1378,6 +1259,125 @@ impl Changes {
                 to_offset: *offset,
             });
         }
+    }
+
+    /// An ended message: shard `shard`'s stream ended because the shard left the cluster (docs/PROTOCOL.md). Nothing
+    /// more of it comes, nor the answer of a top-up asked of it. So each span open on its stream is recorded, exact
+    /// or not (the rows of the commands that opened it were to come from that answer), from its start to where the
+    /// stream ended; the keys the shard held for the history (windows whose home it is, known, and keys pending on
+    /// its stream) are known not to exist any more, as a snapshot of the shard would have them (the cluster lost
+    /// them with it: a slot given to another shard is empty there), so that a command writing one on another
+    /// shard's stream later is read exactly, not waiting for an answer that will not come; and its position goes,
+    /// the epoch's stored row with it, in the batch that records the spans and stores those keys' windows. A key
+    /// that moved to another shard before this one left has a window that shard's stream made stale, and keeps the
+    /// top-up that shard answers.
+    fn end_stream(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        let (shard, reason) =
+            wire::decode_ended(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
+        let applied = Applied {
+            ended: Some(reason.to_string()),
+            ..Applied::default()
+        };
+        let index = usize::from(shard);
+        let stream = self
+            .stream_positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, epoch, _)| epoch);
+        // No hello of the shard came (the relay sends none then), or it ended already: no stream of the sink's ends.
+        let (Some(epoch), Some(reading)) = (stream, self.shards.get_mut(index)) else {
+            return Ok(applied);
+        };
+        if reading.ended {
+            return Ok(applied);
+        }
+        // A join it was in will not end: the other shards' windows are stored as usual from here.
+        reading.ended = true;
+        reading.joining = false;
+        batch.retired_epochs.push(epoch);
+        if self.follows_history() {
+            self.end_history(shard, batch)?;
+            self.store_windows(shard, batch);
+        }
+        // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
+        // pending) went with its stream, and which they were is not known here: every pending one is asked again
+        // (a key answered twice is known at the second answer, which changes nothing).
+        self.topups.extend(self.asked.drain());
+        batch.positions = self.positions();
+        Ok(applied)
+    }
+
+    /// The history's part of [`Changes::end_stream`]: the spans of shard `shard` are recorded in `batch`, its keys
+    /// are known not to exist.
+    fn end_history(&mut self, shard: u16, batch: &mut Batch) -> Result<(), ChangeError> {
+        let Some(offset) = self
+            .history
+            .positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+        else {
+            return Ok(());
+        };
+        let ended: Vec<Vec<u8>> = self
+            .spans
+            .iter()
+            .filter(|(_, watch)| watch.shard == shard)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in ended {
+            let Some(watch) = self.spans.remove(&key) else {
+                continue;
+            };
+            if !watch.restored {
+                self.opened_spans = self.opened_spans.saturating_sub(1);
+            }
+            if let Ok(text) = key_text(&key) {
+                record_span(
+                    batch,
+                    InexactSpan {
+                        epoch: watch.epoch,
+                        key: text.to_string(),
+                        shard,
+                        from_offset: watch.from,
+                        to_offset: offset.max(watch.from),
+                    },
+                );
+            }
+        }
+        let mut gone: BTreeSet<Vec<u8>> = self
+            .since
+            .iter()
+            .filter(|(_, (s, _))| *s == shard)
+            .map(|(key, _)| key.clone())
+            .collect();
+        gone.extend(
+            self.history
+                .windows()
+                .filter(|(_, window)| window.shard() == shard && !window.stale())
+                .map(|(key, _)| key.to_vec()),
+        );
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for key in &gone {
+            crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        }
+        let message = wire::encode_shard(shard, &wire::encode_snapshot(offset, &commands));
+        self.history
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        self.history.observer_mut().members.clear();
+        for key in gone {
+            self.since.remove(&key);
+            self.asked.remove(&key);
+            self.topups.remove(&key);
+            if self.stateful.contains(&key) {
+                self.restated.insert(key);
+            }
+        }
+        Ok(())
     }
 
     /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
