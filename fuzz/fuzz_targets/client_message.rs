@@ -1,5 +1,5 @@
 //! What a browser sends the relay, over arbitrary bytes: its subscription, top-up (with `since`, and the past message
-//! that answers it, round-tripped), event and digest messages (as raw text,
+//! that answers it, round-tripped; the ended message of a shard's stream too), event and digest messages (as raw text,
 //! and as JSON built from the input so that every limit is approached from both sides), the checks an event passes
 //! before anything is written (writable keys, field names and count, size, the rate limit), the WebSocket upgrade's
 //! access check (Host, token, origin, session cap), the per-address slots, the client address read from a trusted
@@ -184,10 +184,28 @@ fn structured_topup(input: &mut Input<'_>) {
         assert_eq!(read, since);
     }
     past_message(input);
+    ended_message(input);
     assert!(
         Subscription::parse(&message).is_err(),
         "a top-up is no subscription"
     );
+}
+
+/// An ended message of a shard from the input decodes back to its shard and reason; a browser's decoder refuses it;
+/// the same bytes cut anywhere, or with a byte changed, are refused or decoded, never a panic.
+fn ended_message(input: &mut Input<'_>) {
+    let reason = input.name();
+    let shard = input.u16() % wire::MAX_SHARDS as u16;
+    let message = wire::encode_shard(shard, &wire::encode_ended(&reason));
+    assert_eq!(wire::decode_ended(&message), Ok((shard, reason.as_str())));
+    assert!(wire::decode(&message).is_err(), "a browser never reads it");
+    let cut = usize::from(input.u16()) % (message.len() + 1);
+    let _ = wire::decode_ended(&message[..cut]);
+    let mut changed = message.clone();
+    if let Some(byte) = changed.get_mut(usize::from(input.u16()) % message.len()) {
+        *byte ^= input.byte() | 1;
+    }
+    let _ = wire::decode_ended(&changed);
 }
 
 /// A past message built from the input decodes back to itself, alone and in a shard's envelope; the same bytes
@@ -251,6 +269,7 @@ fn past_message(input: &mut Input<'_>) {
 /// Raw text, as a first message and as a later one.
 fn raw_text(bytes: &[u8]) {
     let _ = wire::decode_past(bytes);
+    let _ = wire::decode_ended(bytes);
     let text = String::from_utf8_lossy(bytes);
     if let Ok(sub) = Subscription::parse(&text) {
         check_subscription(&sub, &mut Input(bytes));

@@ -114,13 +114,15 @@ pub fn router(relay: Relay, files: Option<Arc<StaticFiles>>, history: Option<&st
 
 /// `/ws?epoch=<replid>&offset=<n>`: both or neither; with them, the session resumes inside the backlog if it can.
 /// `/ws?at=<replid>:<n>,<replid>:<n>…`: the same for several streams (a cluster's shards), each resumed on its own.
-/// `token=<t>` when the relay requires one.
+/// `token=<t>` when the relay requires one. `ended=1`: the client reads the ended message (a shard's stream ended
+/// because the shard left the cluster; the history sink asks for it, a browser's client does not).
 #[derive(Deserialize)]
 struct WsQuery {
     epoch: Option<String>,
     offset: Option<u64>,
     at: Option<String>,
     token: Option<String>,
+    ended: Option<u8>,
 }
 
 /// Most streams one `at=` may name: [`replicast_protocol::wire::MAX_SHARDS`].
@@ -221,6 +223,11 @@ async fn websocket(
             Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
         }
     }
+    let reads_ended = match query.ended {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return (StatusCode::BAD_REQUEST, "ended= is 0 or 1\n").into_response(),
+    };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         // A frame is refused from its header, before any of it is buffered: tungstenite's default would reserve
@@ -240,15 +247,31 @@ async fn websocket(
                     relay.metrics.refuse(refused.refusal());
                     tracing::info!(%peer, %client, "session refused: {refused}");
                     let identity = relay.events.identity(client, None);
-                    return Session::new(sink, stream, relay, resume, identity, &outbound)
-                        .refuse(refused.to_string())
-                        .await;
+                    return Session::new(
+                        sink,
+                        stream,
+                        relay,
+                        resume,
+                        reads_ended,
+                        identity,
+                        &outbound,
+                    )
+                    .refuse(refused.to_string())
+                    .await;
                 }
             };
             let identity = relay.events.identity(client, grant);
-            Session::new(sink, stream, relay, resume, identity, &outbound)
-                .run()
-                .await
+            Session::new(
+                sink,
+                stream,
+                relay,
+                resume,
+                reads_ended,
+                identity,
+                &outbound,
+            )
+            .run()
+            .await
         })
 }
 

@@ -547,6 +547,85 @@ async fn a_primary_added_then_removed_is_followed_then_let_go() {
     browser.converge(&cluster, &keys).await;
 }
 
+/// A shard lost with its slots: its primary, without replicas, killed and forgotten by every other node, its slots
+/// given afresh to another primary (which holds none of their keys). A session that asked for it (`ended=1`, as the
+/// history sink does) gets, after the last message of that shard's stream, an ended message in the shard's
+/// envelope naming the node, and nothing of that stream after it; a browser's session (without `ended=1`), whose
+/// assembler would refuse the message, gets none, and its windows of the other shards' keys go on equal to Redis.
+#[tokio::test]
+async fn a_shard_lost_with_its_slots_ends_its_stream_with_an_ended_message_to_clients_that_ask() {
+    let mut cluster = Cluster::start(3, 0).await;
+    let keys = keys_on_every_shard(&cluster, 6).await;
+    write(&cluster, &keys, 0, 10).await;
+    let (_relay, ws) = cluster_relay(&cluster, &[]);
+    wait_healthy(&ws).await;
+    let mut browser = Browser::join(&ws).await;
+    // The client that reads ended messages, read all along (a session that reads nothing for 30 s is closed).
+    let mut reader = connect(
+        &format!("{ws}?ended=1"),
+        &subscribe_message(&["perf:*"], WINDOW),
+    )
+    .await;
+    let (read, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            if read.send(next_binary(&mut reader).await).is_err() {
+                return;
+            }
+        }
+    });
+    browser.converge(&cluster, &keys).await;
+
+    // Not the node the relay was started on (its seed), nor the heir.
+    let seed = cluster.ports()[0];
+    let primaries = cluster.primaries().await;
+    let lost = *primaries.iter().find(|&&p| p != seed).unwrap();
+    let epoch = info_field(&mut redis_conn(lost).await, "replication", "master_replid").await;
+    let mut kept = Vec::new();
+    for key in &keys {
+        if cluster.owner(cluster.slot(key.as_bytes())).await != lost {
+            kept.push(key.clone());
+        }
+    }
+    cluster.lose_primary(lost, seed).await;
+    write(&cluster, &kept, 10, 20).await;
+    browser.converge(&cluster, &kept).await;
+
+    let mut epochs = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let (index, reason) = loop {
+        let message = tokio::time::timeout_at(deadline, messages.recv())
+            .await
+            .expect("the lost shard's stream ends with an ended message")
+            .unwrap();
+        if wire::is_ended(&message) {
+            let (index, reason) = wire::decode_ended(&message).unwrap();
+            break (index, reason.to_string());
+        }
+        if let Ok(Message::Shard { index, message }) = wire::decode(&message) {
+            if let Message::Hello { epoch, .. } = *message {
+                epochs.insert(index, epoch.to_string());
+            }
+        }
+    };
+    assert_eq!(epochs.get(&index), Some(&epoch), "{epochs:?}");
+    assert!(reason.contains(&format!("127.0.0.1:{lost}")), "{reason}");
+    // The other shards go on; the ended stream sends nothing more.
+    write(&cluster, &kept, 20, 25).await;
+    browser.converge(&cluster, &kept).await;
+    let mut after = 0;
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(2), messages.recv()).await
+    {
+        assert!(!wire::is_ended(&message), "a second ended message");
+        if let Ok(Message::Shard { index: i, .. }) = wire::decode(&message) {
+            assert_ne!(i, index, "a message of the ended stream after its end");
+        }
+        after += 1;
+    }
+    assert!(after > 0, "the other shards' streams go on");
+}
+
 #[tokio::test]
 async fn browser_events_are_appended_on_the_shard_that_owns_the_key() {
     let cluster = Cluster::start(3, 1).await;

@@ -481,6 +481,16 @@ async fn healthz_and_metrics_report_the_link() {
         }
         other => panic!("expected 400 for a 65-byte epoch, got {other:?}"),
     }
+    // `ended=` is 0 or 1: a client that reads the ended message (of a cluster's shard leaving; one Redis's stream
+    // never ends) asks with 1, and joins as any other.
+    match tokio_tungstenite::connect_async(format!("{ws_url}?ended=2").as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected 400 for ended=2, got {other:?}"),
+    }
+    let mut reader = connect(&format!("{ws_url}?ended=1"), &subscribe_message(&["*"], 10)).await;
+    join(&mut reader).await;
     // The lag gauge appears once the followed node has been polled after a write.
     let mut conn = redis_conn(port).await;
     set(&mut conn, "perf:lag", "1").await;

@@ -1116,13 +1116,15 @@ async fn committed_shards(pg: &tokio_postgres::Client, primaries: &[u16]) {
     }
 }
 
-/// A relay on `port` following the cluster through its node on `seed`, once every shard's link streams.
-async fn cluster_relay(port: u16, seed: u16) -> support::Proc {
+/// A relay on `port` following the cluster through its node on `seed`, with `flags`, once every shard's link
+/// streams.
+async fn cluster_relay(port: u16, seed: u16, flags: &[&str]) -> support::Proc {
     let mut relay = Command::new(env!("CARGO_BIN_EXE_replicast"));
     relay
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--cluster", &format!("127.0.0.1:{seed}")])
         .args(["--allow", "perf:*"])
+        .args(flags)
         .env("RUST_LOG", "warn");
     let relay = start_until(&mut relay, "Replicast is live at ").0;
     // Every shard's link attached before the primaries' replication IDs are read: a primary without replicas
@@ -1137,7 +1139,7 @@ async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
     let cluster = support::cluster::Cluster::start(2, 0).await;
     let primaries = cluster.primaries().await;
     let relay_port = free_port();
-    let _relay = cluster_relay(relay_port, primaries[0]).await;
+    let _relay = cluster_relay(relay_port, primaries[0], &[]).await;
     // Keys on both shards.
     let keys: Vec<String> = (0..8).map(|i| format!("perf:c{i}")).collect();
     let mut owners = BTreeSet::new();
@@ -1230,6 +1232,192 @@ async fn a_sink_follows_every_shard_of_a_cluster_and_resumes_each() {
     assert_eq!(epochs, 2, "a position per shard");
 }
 
+/// The rows of `replicast.inexact_span`: epoch, key, from and to offsets.
+async fn inexact_spans(db: &tokio_postgres::Client) -> Vec<(String, String, u64, u64)> {
+    db.query(
+        "SELECT epoch, key, from_offset, to_offset FROM replicast.inexact_span",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, i64>(2) as u64,
+            r.get::<_, i64>(3) as u64,
+        )
+    })
+    .collect()
+}
+
+/// A shard of a 3-shard cluster lost with its slots while a span is open on its stream: its primary, without
+/// replicas, is killed and forgotten by every other node, its slots given afresh to another primary. Before, the
+/// relay's stream of it just stopped: the span stayed open, not recorded, and the shard's position and the key's
+/// window (unknown, with the span) stayed stored for a stream that would never resume. Now the relay ends that stream
+/// with an ended message, and the sink records the span (from the first increment to where the stream ended), lets
+/// the shard's position go (its epoch's row deleted) and stores the key as absent, without the span, in one
+/// transaction; it goes on with the other two shards. The key, incremented again where its slot now lives, is read
+/// exactly from its absence; a sink restarted then resumes from the two positions, records nothing more, and every
+/// row written, the lost shard's keys' included, is in the history, once (the increments' rows, which the answer was
+/// to bring, are the span's).
+///
+/// The span is kept open as in `sink_restarts.rs`: the relay is `--stateless` (a top-up reads the node), the key
+/// holds 20 members (the sink's history window the 16 highest), and its lowest member is incremented twice with the
+/// node paused in the same round trip (`CLIENT PAUSE … ALL`): the top-up cannot be read before the node is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() {
+    let pg = Postgres::start();
+    let mut cluster = support::cluster::Cluster::start(3, 0).await;
+    let primaries = cluster.primaries().await;
+    let relay_port = free_port();
+    let _relay = cluster_relay(relay_port, primaries[0], &["--stateless"]).await;
+    let (heir, lost) = (primaries[0], primaries[2]);
+    let keys: Vec<String> = (0..12).map(|i| format!("perf:l{i}")).collect();
+    let mut owners = BTreeMap::new();
+    for key in &keys {
+        let owner = cluster.owner(cluster.slot(key.as_bytes())).await;
+        owners.entry(owner).or_insert(key.clone());
+    }
+    assert_eq!(owners.len(), 3, "the keys are on every shard");
+    let stateful = owners[&lost].clone();
+    let mut written = Written::default();
+    let mut t = 1_700_000_000_000u64;
+    let mut write_all = |written: &mut Written| {
+        let mut batch = Vec::new();
+        for key in &keys {
+            t += 1;
+            let sample = format!(r#"{{"t":{t}}}"#);
+            written
+                .zsets
+                .entry(key.clone())
+                .or_default()
+                .insert((t, sample.clone()));
+            batch.push((key.clone(), t, sample));
+        }
+        batch
+    };
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &primaries).await;
+    for _ in 0..20 {
+        for (key, t, sample) in write_all(&mut written) {
+            cluster.zadd(&key, t as f64, &sample).await;
+        }
+    }
+    committed_shards(&db, &primaries).await;
+    let mut conn = redis_conn(lost).await;
+    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
+    let before = master_repl_offset(&mut conn).await;
+    let low = written.zsets[&stateful].first().unwrap().1.clone();
+    let (_, _, info, ()): (f64, f64, String, ()) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg(&stateful)
+        .arg(5)
+        .arg(&low)
+        .cmd("ZINCRBY")
+        .arg(&stateful)
+        .arg(5)
+        .arg(&low)
+        .cmd("INFO")
+        .arg("replication")
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(600_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    // The sink commits a position past both increments, the key stored as unknown with its span (inexact).
+    let mut span_from = None;
+    for _ in 0..600 {
+        span_from = db
+            .query_opt(
+                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = $1 AND NOT w.known AND w.span_inexact AND p.epoch = $2 AND p.\"offset\" >= $3",
+                &[&stateful, &epoch, &(after as i64)],
+            )
+            .await
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<i64>>(0));
+        if span_from.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let span_from =
+        span_from.expect("a position past the increments, the key's span open and inexact") as u64;
+    assert!((before..after).contains(&span_from), "{span_from}");
+
+    cluster.lose_primary(lost, heir).await;
+    let kept: Vec<u16> = primaries.iter().copied().filter(|&p| p != lost).collect();
+    let mut positions = 1;
+    for _ in 0..600 {
+        positions = db
+            .query_one(
+                "SELECT count(*) FROM replicast.position WHERE epoch = $1",
+                &[&epoch],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if positions == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(positions, 0, "the lost shard's position is let go");
+    let recorded = inexact_spans(&db).await;
+    assert!(
+        matches!(&recorded[..], [(e, k, from, to)] if *e == epoch && *k == stateful && *from == span_from && *to >= after),
+        "one span of {stateful}, from {span_from} to at least {after}: {recorded:?}"
+    );
+    let row = db
+        .query_one(
+            "SELECT known AND complete AND cardinality(members) = 0, span_from IS NULL
+             FROM replicast.history_window WHERE key = $1",
+            &[&stateful],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, bool>(0), row.get::<_, bool>(1)),
+        (true, true),
+        "{stateful} stored as absent, without the span"
+    );
+
+    // Its slot lives on the heir now, empty: incremented there, the key's new score is its increment.
+    let member = r#"{"n":1}"#;
+    let mut conn = cluster.conn_for(stateful.as_bytes()).await;
+    command(&mut conn, &["ZINCRBY", &stateful, "7", member]).await;
+    written
+        .zsets
+        .get_mut(&stateful)
+        .unwrap()
+        .insert((7, member.to_string()));
+    committed_shards(&db, &kept).await;
+    drop(sink);
+    for (key, t, sample) in write_all(&mut written) {
+        cluster.zadd(&key, t as f64, &sample).await;
+    }
+    let _sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &kept).await;
+    assert_history(&db, &written).await;
+    let epochs: i64 = db
+        .query_one("SELECT count(*) FROM replicast.position", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epochs, 2, "a position per shard left");
+    assert_eq!(inexact_spans(&db).await, recorded, "nothing more recorded");
+}
+
 /// Mirrored keys of each kind the mirror workload writes.
 const MIRROR_KEYS: u64 = 3;
 
@@ -1283,7 +1471,7 @@ async fn on_a_cluster_a_member_incremented_twice_before_a_restarted_sinks_top_up
     let cluster = support::cluster::Cluster::start(2, 0).await;
     let primaries = cluster.primaries().await;
     let relay_port = free_port();
-    let _relay = cluster_relay(relay_port, primaries[0]).await;
+    let _relay = cluster_relay(relay_port, primaries[0], &[]).await;
     let relay_addr = format!("127.0.0.1:{relay_port}");
     // Each shard's state ready, so that its top-ups are answered from it.
     let mut ready = 0;

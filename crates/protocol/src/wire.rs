@@ -6,10 +6,12 @@
 //! the relay asks it what a message is ([`is_shard_stream`], [`snapshot_shard`]) and where a batch's commands
 //! start ([`COMMANDS_HEADER`]). What the browser sends back is in [`crate::client_message`].
 //!
-//! One message is for non-browser clients only (the history sink): **past** ([`Past`]), the items that entered the
-//! windows of a top-up's keys before its snapshot, in `wire/past.rs`, compiled only with the crate's feature `past`
-//! (the relay's and the sink's builds): [`decode`] does not take it, since a browser never asks for it, and its code
-//! in this crate grew the browser's `.wasm` (by 27 bytes, through how the functions it shares are inlined).
+//! Two messages are for non-browser clients only (the history sink): **past** ([`Past`]), the items that entered the
+//! windows of a top-up's keys before its snapshot, in `wire/past.rs`, and **ended** ([`encode_ended`]), a shard's
+//! stream that ended because the shard left the cluster, in `wire/ended.rs`; both compiled only with the crate's
+//! feature `past` (the relay's and the sink's builds): [`decode`] does not take them, since a browser never asks
+//! for them, and the past message's code in this crate grew the browser's `.wasm` (by 27 bytes, through how the
+//! functions it shares are inlined).
 
 use thiserror::Error;
 
@@ -17,7 +19,7 @@ use crate::client_message::{MAX_NAME_LEN, MAX_REQUEST_ID_LEN, MAX_TOPUP_KEYS};
 use crate::text;
 
 /// Version of this format, sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 const TAG_HELLO: u8 = 1;
 const TAG_COMMANDS: u8 = 2;
@@ -30,6 +32,7 @@ const TAG_STALE: u8 = 8;
 const TAG_EXPIRING: u8 = 9;
 const TAG_DIGEST: u8 = 10;
 const TAG_PAST: u8 = 11;
+const TAG_ENDED: u8 = 12;
 /// Bytes of a [`WindowsDigest`] on the wire: its hash (8), keys (4) and items (8).
 const DIGEST_LEN: usize = 20;
 /// Most shards one session may address (a Redis Cluster has at most a few hundred primaries in practice).
@@ -44,6 +47,11 @@ const SEGMENT_HEADER: usize = 12;
 mod past;
 #[cfg(any(test, feature = "past"))]
 pub use past::*;
+// The ended message, for the history sink only as well.
+#[cfg(any(test, feature = "past"))]
+mod ended;
+#[cfg(any(test, feature = "past"))]
+pub use ended::*;
 
 /// Bytes in front of the commands of a one-segment commands message ([`encode_commands`]): the tag and the
 /// segment's header. The relay keeps each batch encoded once and slices its raw commands out at this offset.
@@ -454,13 +462,13 @@ pub fn is_snapshot(message: &[u8]) -> bool {
     snapshot_shard(message).is_some()
 }
 
-/// Whether `message` belongs to one shard's stream (a hello, commands, a snapshot, a stale or past message), which a
-/// relay following a Redis Cluster sends in that shard's envelope ([`encode_shard`]); notices, acks and resyncs
-/// concern the whole session and go as they are. Without decoding it.
+/// Whether `message` belongs to one shard's stream (a hello, commands, a snapshot, a stale, past or ended message),
+/// which a relay following a Redis Cluster sends in that shard's envelope ([`encode_shard`]); notices, acks and
+/// resyncs concern the whole session and go as they are. Without decoding it.
 pub fn is_shard_stream(message: &[u8]) -> bool {
     matches!(
         message.first(),
-        Some(&(TAG_HELLO | TAG_COMMANDS | TAG_SNAPSHOT | TAG_STALE | TAG_PAST))
+        Some(&(TAG_HELLO | TAG_COMMANDS | TAG_SNAPSHOT | TAG_STALE | TAG_PAST | TAG_ENDED))
     )
 }
 
@@ -649,7 +657,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let msg = encode_hello("8f3a", 42);
-        assert_eq!(msg, b"\x01\x04\x2a\0\0\0\0\0\0\0\x048f3a");
+        assert_eq!(msg, b"\x01\x05\x2a\0\0\0\0\0\0\0\x048f3a");
         assert_eq!(
             decode(&msg),
             Ok(Message::Hello {

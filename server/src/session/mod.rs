@@ -63,6 +63,8 @@ pub struct Session<'a, W, R> {
     relay: Relay,
     /// Where the browser asked to resume (`/ws?epoch=…&offset=…` or `at=…`).
     resume: Vec<Resume>,
+    /// Whether the client reads the ended message (`/ws?ended=1`: the history sink).
+    reads_ended: bool,
     /// What the relay adds to the browser's events.
     identity: Identity,
     pongs: UnreadPongs<'a>,
@@ -81,6 +83,7 @@ where
         stream: R,
         relay: Relay,
         resume: Vec<Resume>,
+        reads_ended: bool,
         identity: Identity,
         outbound: &'a Outbound,
     ) -> Self {
@@ -89,6 +92,7 @@ where
             stream,
             relay,
             resume,
+            reads_ended,
             identity,
             pongs: UnreadPongs { outbound, bytes: 0 },
         }
@@ -153,12 +157,13 @@ where
             stream,
             relay,
             resume,
+            reads_ended,
             identity,
             pongs,
         } = self;
         let mut shutdown = relay.shutdown.subscribe();
         let (requests, mut queued) = mpsc::channel(REQUEST_QUEUE);
-        let send = ShardStreams::run(sink, relay, sub, resume, &mut queued);
+        let send = ShardStreams::run(sink, relay, sub, resume, *reads_ended, &mut queued);
         let (lifetime, expiry) = TokenLifetime::new(relay, identity, requests.clone());
         let gate = EventGate::new(&relay.events, &relay.allow, identity, sub.db);
         let receive = read_requests(stream, requests, gate, &relay.metrics, pongs, &lifetime);

@@ -7,6 +7,8 @@
 //! frames from `X` on, so the browser's windows stay equal to Redis at every offset.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -61,10 +63,12 @@ pub(crate) struct ShardSink<'s, W> {
     pub socket: &'s Mutex<&'s mut W>,
     /// The shard's index in the session's envelopes; `None` for one Redis, whose messages go as they are.
     pub envelope: Option<u16>,
+    /// Set once a message of the stream was sent: its hello, which comes first (the join sends nothing before it).
+    pub greeted: Arc<AtomicBool>,
 }
 
 impl<W: Sink<Message> + Unpin> ShardSink<'_, W> {
-    async fn send(&self, metrics: &Metrics, message: Bytes) -> Result<(), Close> {
+    pub(crate) async fn send(&self, metrics: &Metrics, message: Bytes) -> Result<(), Close> {
         let message = match self.envelope {
             Some(index) if wire::is_shard_stream(&message) => {
                 Bytes::from(wire::encode_shard(index, &message))
@@ -72,7 +76,9 @@ impl<W: Sink<Message> + Unpin> ShardSink<'_, W> {
             _ => message,
         };
         let mut socket = self.socket.lock().await;
-        send(&mut **socket, metrics, message).await
+        send(&mut **socket, metrics, message).await?;
+        self.greeted.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -6,12 +6,14 @@
 //!
 //! The streams write to the socket themselves, one message at a time ([`ShardSink`]). [`ShardStreams`] routes the
 //! browser's top-ups to the shard that holds each key and what else the browser is sent (acks, notices) to one
-//! stream, starts a stream for a shard that joins the cluster, ends the stream of one that leaves, and, when slots
+//! stream, starts a stream for a shard that joins the cluster, ends the stream of one that leaves (with an ended
+//! message, for a client that reads it: the history sink), and, when slots
 //! move, asks their new owner's stream to top up the watched keys in them. It writes to the socket itself only
 //! when no stream is left: a stream that waits for a full socket holds it, and only this loop polls that stream,
 //! so a write of its own could wait forever.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,20 +125,24 @@ pub(crate) struct ShardStreams<'a, W> {
     streams: FuturesUnordered<BoxFuture<'a, Ended>>,
     /// The envelope index of the next shard's stream: an index is never reused in a session.
     next_index: u16,
+    /// Whether the client reads the ended message (`/ws?ended=1`): the stream of a shard that leaves the cluster
+    /// then ends with one.
+    reads_ended: bool,
 }
 
 impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
     /// Serves `sub` from every shard of the topology until the browser or the relay goes; `requests` are the
-    /// browser's, handed over by the session's reading half.
+    /// browser's, handed over by the session's reading half; `reads_ended`: the client asked for ended messages.
     pub async fn run(
         sink: &mut W,
         relay: &Relay,
         sub: &Subscription,
         resume: &[Resume],
+        reads_ended: bool,
         requests: &mut mpsc::Receiver<Inbound>,
     ) -> Result<(), Close> {
         let socket = Mutex::new(sink);
-        ShardStreams::follow(&socket, relay, sub, resume, requests).await
+        ShardStreams::follow(&socket, relay, sub, resume, reads_ended, requests).await
     }
 
     async fn follow(
@@ -144,6 +150,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         relay: &'a Relay,
         sub: &'a Subscription,
         resume: &'a [Resume],
+        reads_ended: bool,
         requests: &mut mpsc::Receiver<Inbound>,
     ) -> Result<(), Close> {
         if let Some(refusal) = relay.topology.refusal(sub) {
@@ -168,6 +175,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
             routes: HashMap::new(),
             streams: FuturesUnordered::new(),
             next_index: 0,
+            reads_ended,
         };
         for shard in &view.shards {
             streams.start(shard)?;
@@ -244,15 +252,41 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 digests: VecDeque::new(),
             },
         );
-        let sink = ShardSink {
-            socket: self.socket,
-            envelope: (self.relay.topology.shape() == Shape::Cluster).then_some(index),
-        };
-        let (relay, sub, resume) = (self.relay, self.sub, self.resume);
+        let socket = self.socket;
+        let envelope = (self.relay.topology.shape() == Shape::Cluster).then_some(index);
+        let (relay, sub, resume, reads_ended) =
+            (self.relay, self.sub, self.resume, self.reads_ended);
         let stream = async move {
+            let greeted = Arc::new(AtomicBool::new(false));
+            let sink = ShardSink {
+                socket,
+                envelope,
+                greeted: greeted.clone(),
+            };
             let result = tokio::select! {
                 result = ShardStream::run(sink, relay, &shard, sub, resume, inbound, index == 0) => result,
                 _ = retired.wait_for(|gone| *gone) => Ok(()),
+            };
+            // The shard left the cluster: a client that reads it is told, after the last message of the stream it
+            // followed (the stream's task is gone, and each of its messages went whole), that nothing of it will
+            // come, not even the answer of a top-up it asked. A stream that sent nothing, not even its hello, is
+            // no stream of the client's.
+            let ended = reads_ended && *retired.borrow() && greeted.load(Ordering::Relaxed);
+            let result = match result {
+                Ok(()) if ended => {
+                    let reason = format!(
+                        "the shard the relay followed at {} left the cluster",
+                        shard.upstream.addr()
+                    );
+                    let sink = ShardSink {
+                        socket,
+                        envelope,
+                        greeted,
+                    };
+                    let message = Bytes::from(wire::encode_ended(&reason));
+                    sink.send(&relay.metrics, message).await
+                }
+                result => result,
             };
             (number, result)
         };

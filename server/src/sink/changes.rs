@@ -22,6 +22,9 @@
 //!   key's rows are written from its window whenever it changed and is exact (a stale window asks the relay for a
 //!   top-up first, as a page does). Sets have no window in the assembler: the set operations are read from the
 //!   commands here (`SADD`, `SREM`, `SMOVE`, deletions, `RENAME`, flushes) and applied to the set table.
+//! - A Redis Cluster's shard that leaves the cluster ends its stream with an ended message: no answer of it will
+//!   come, so its open spans are recorded, its history keys are taken as gone, and its position goes
+//!   ([`Changes::end_stream`]).
 //!
 //! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
 
@@ -96,6 +99,8 @@ pub struct Applied {
     pub reconnect: Option<String>,
     /// Text of a notice, for the log.
     pub notice: Option<String>,
+    /// Why a shard's stream ended (an ended message: the shard left the cluster), for the log.
+    pub ended: Option<String>,
 }
 
 #[derive(Debug)]
@@ -187,6 +192,9 @@ struct ShardReading {
     /// made a history key the sink holds no window of, so such a key is not known to be absent, and a command whose
     /// history depends on it has it read first, as on a blind shard ([`Changes::stale_every_window`]).
     stale_all: bool,
+    /// The relay said the stream ended (its shard left the cluster): it has no position any more, until a hello
+    /// starts another stream under its index (in a later session).
+    ended: bool,
 }
 
 /// The sink's reading of the relay's messages; see the module's comment.
@@ -465,7 +473,7 @@ impl Changes {
     }
 
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
-    /// whose join snapshot has not come yet has none: the rows it implies are not read.
+    /// whose join snapshot has not come yet has none: the rows it implies are not read. Nor has one that ended.
     pub fn positions(&self) -> Vec<(String, u64)> {
         self.stream_positions()
             .into_iter()
@@ -473,7 +481,7 @@ impl Changes {
                 !self
                     .shards
                     .get(usize::from(*shard))
-                    .is_some_and(|s| s.joining)
+                    .is_some_and(|s| s.joining || s.ended)
             })
             .map(|(_, epoch, offset)| (epoch, offset))
             .collect()
@@ -541,6 +549,9 @@ impl Changes {
         if wire::is_past(message) {
             self.apply_past(message, batch)?;
             return Ok(Applied::default());
+        }
+        if wire::is_ended(message) {
+            return self.end_stream(message, batch);
         }
         let decoded = wire::decode(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
         let (shard, inner) = match decoded {
@@ -1383,6 +1394,125 @@ impl Changes {
                 to_offset: *offset,
             });
         }
+    }
+
+    /// An ended message: shard `shard`'s stream ended because the shard left the cluster (docs/PROTOCOL.md). Nothing
+    /// more of it comes, nor the answer of a top-up asked of it. So each span open on its stream is recorded, exact
+    /// or not (the rows of the commands that opened it were to come from that answer), from its start to where the
+    /// stream ended; the keys the shard held for the history (windows whose home it is, known, and keys pending on
+    /// its stream) are known not to exist any more, as a snapshot of the shard would have them (the cluster lost
+    /// them with it: a slot given to another shard is empty there), so that a command writing one on another
+    /// shard's stream later is read exactly, not waiting for an answer that will not come; and its position goes,
+    /// the epoch's stored row with it, in the batch that records the spans and stores those keys' windows. A key
+    /// that moved to another shard before this one left has a window that shard's stream made stale, and keeps the
+    /// top-up that shard answers.
+    fn end_stream(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        let (shard, reason) =
+            wire::decode_ended(message).map_err(|e| ChangeError::Wire(e.to_string()))?;
+        let applied = Applied {
+            ended: Some(reason.to_string()),
+            ..Applied::default()
+        };
+        let index = usize::from(shard);
+        let stream = self
+            .stream_positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, epoch, _)| epoch);
+        // No hello of the shard came (the relay sends none then), or it ended already: no stream of the sink's ends.
+        let (Some(epoch), Some(reading)) = (stream, self.shards.get_mut(index)) else {
+            return Ok(applied);
+        };
+        if reading.ended {
+            return Ok(applied);
+        }
+        // A join it was in will not end: the other shards' windows are stored as usual from here.
+        reading.ended = true;
+        reading.joining = false;
+        batch.retired_epochs.push(epoch);
+        if self.follows_history() {
+            self.end_history(shard, batch)?;
+            self.store_windows(shard, batch);
+        }
+        // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
+        // pending) went with its stream, and which they were is not known here: every pending one is asked again
+        // (a key answered twice is known at the second answer, which changes nothing).
+        self.topups.extend(self.asked.drain());
+        batch.positions = self.positions();
+        Ok(applied)
+    }
+
+    /// The history's part of [`Changes::end_stream`]: the spans of shard `shard` are recorded in `batch`, its keys
+    /// are known not to exist.
+    fn end_history(&mut self, shard: u16, batch: &mut Batch) -> Result<(), ChangeError> {
+        let Some(offset) = self
+            .history
+            .positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+        else {
+            return Ok(());
+        };
+        let ended: Vec<Vec<u8>> = self
+            .spans
+            .iter()
+            .filter(|(_, watch)| watch.shard == shard)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in ended {
+            let Some(watch) = self.spans.remove(&key) else {
+                continue;
+            };
+            if !watch.restored {
+                self.opened_spans = self.opened_spans.saturating_sub(1);
+            }
+            if let Ok(text) = key_text(&key) {
+                record_span(
+                    batch,
+                    InexactSpan {
+                        epoch: watch.epoch,
+                        key: text.to_string(),
+                        shard,
+                        from_offset: watch.from,
+                        to_offset: offset.max(watch.from),
+                    },
+                );
+            }
+        }
+        let mut gone: BTreeSet<Vec<u8>> = self
+            .since
+            .iter()
+            .filter(|(_, (s, _))| *s == shard)
+            .map(|(key, _)| key.clone())
+            .collect();
+        gone.extend(
+            self.history
+                .windows()
+                .filter(|(_, window)| window.shard() == shard && !window.stale())
+                .map(|(key, _)| key.to_vec()),
+        );
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for key in &gone {
+            crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        }
+        let message = wire::encode_shard(shard, &wire::encode_snapshot(offset, &commands));
+        self.history
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        self.history.observer_mut().members.clear();
+        for key in gone {
+            self.since.remove(&key);
+            self.asked.remove(&key);
+            self.topups.remove(&key);
+            if self.stateful.contains(&key) {
+                self.restated.insert(key);
+            }
+        }
+        Ok(())
     }
 
     /// Has the history assembler forget `key` and ask its top-up: under its window's shard, or, without a window,
@@ -4620,6 +4750,153 @@ mod tests {
                 "gained by shard 0: {gained}"
             );
         }
+    }
+
+    /// A cluster of two shards: `perf:a` is written on shard 1's stream, a `ZINCRBY` of a member below its window
+    /// opens a span (its top-up pending), inexact when the member is incremented again before the answer. Then shard
+    /// 1 leaves the cluster with its slots: the relay says its stream ended, and no answer will come. Before, the
+    /// span stayed open, not recorded, for as long as the sink ran (and the window was stored with it, in shard 1's
+    /// keeping). Now it is recorded, exact or not (the increments' rows were to come from the answer), from its
+    /// start to where shard 1's stream ended, in the batch that lets shard 1's position go (its epoch's row
+    /// deleted) and stores `perf:a` as absent, without the span; an ended message again, or for a shard that never
+    /// said hello, changes nothing. The key then lives on shard 0 (its slot given to it, empty): shard 0's
+    /// `ZINCRBY` is read exactly from the key's absence, with no top-up.
+    #[test]
+    fn the_spans_of_a_shard_that_leaves_the_cluster_are_recorded_where_its_stream_ended() {
+        for written_again in [false, true] {
+            let (mut changes, mut batch) = two_shards();
+            changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
+            let from = position(&changes, 1);
+            let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+            changes.apply(&on(1, increment), &mut batch).unwrap();
+            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            if written_again {
+                let again = position(&changes, 1);
+                let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+                changes.apply(&on(1, increment), &mut batch).unwrap();
+            }
+            assert!(batch.inexact_spans.is_empty(), "the answer may still come");
+            let (at0, at1) = (position(&changes, 0), position(&changes, 1));
+
+            let mut last = Batch::default();
+            let ended = on(1, wire::encode_ended("left"));
+            let applied = changes.apply(&ended, &mut last).unwrap();
+            assert_eq!(applied.ended.as_deref(), Some("left"));
+            assert_eq!(
+                last.inexact_spans,
+                [cluster_span(1, from, at1)],
+                "written again: {written_again}"
+            );
+            assert_eq!(last.retired_epochs, ["e1"]);
+            assert_eq!(last.positions, [("e0".to_string(), at0)]);
+            assert_eq!(
+                changes.positions(),
+                last.positions,
+                "shard 1 is not resumed"
+            );
+            let stored: Vec<_> = stored_windows(&last)
+                .into_iter()
+                .map(|(k, w)| (k, w.shard, w.absent(), w.span))
+                .collect();
+            assert_eq!(stored, [(b"perf:a".to_vec(), 1, true, None)]);
+            for again in [ended, on(2, wire::encode_ended("never followed"))] {
+                let mut batch = Batch::default();
+                changes.apply(&again, &mut batch).unwrap();
+                assert!(batch.inexact_spans.is_empty() && batch.retired_epochs.is_empty());
+            }
+
+            let mut batch = Batch::default();
+            let created = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m0"]]);
+            changes.apply(&on(0, created), &mut batch).unwrap();
+            assert_eq!(scores(&batch), [5.0]);
+            assert!(changes.take_topups().is_empty());
+            assert!(batch.inexact_spans.is_empty());
+        }
+    }
+
+    /// A restarted sink holds `perf:a`'s window, stored in shard 1's keeping with an inexact span open (its top-up
+    /// pending at the position); shard 1 resumes, which opens the span again from its start and asks the top-up, and
+    /// then leaves the cluster. Before, the span stayed open, not recorded (and a sink restarted again held the
+    /// window with it for a shard that would never resume). Now the ended message records it, from its start to
+    /// where shard 1's stream ended, and lets shard 1's position go.
+    #[test]
+    fn a_held_span_whose_shard_resumes_then_leaves_the_cluster_is_recorded() {
+        let held = StoredWindow {
+            shard: 1,
+            known: false,
+            complete: false,
+            members: Vec::new(),
+            span: Some(StoredSpan {
+                from: 10,
+                inexact: true,
+            }),
+        };
+        let stored = vec![(b"perf:a".to_vec(), held)];
+        let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
+        let (mut resumed, batch) = resumed_on_two_shards(stored, &positions, [100, 50]);
+        assert!(batch.inexact_spans.is_empty());
+        assert_eq!(resumed.take_topups(), one_ask(Some(10), b"perf:a"));
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(1, wire::encode_ended("left")), &mut batch)
+            .unwrap();
+        assert_eq!(batch.inexact_spans, [cluster_span(1, 10, 50)]);
+        assert_eq!(batch.retired_epochs, ["e1"]);
+        assert_eq!(batch.positions, [("e0".to_string(), 100)]);
+        let stored: Vec<_> = stored_windows(&batch)
+            .into_iter()
+            .map(|(k, w)| (k, w.absent(), w.span))
+            .collect();
+        assert_eq!(stored, [(b"perf:a".to_vec(), true, None)]);
+    }
+
+    /// A cluster of two shards: `perf:a`'s span is shard 0's (its stream incremented a member below the window), but
+    /// the relay routed the top-up to shard 1 (the key's slot moved there), which then leaves the cluster. Which
+    /// top-ups went with its stream the sink cannot tell: every pending one is asked again (before, `perf:a`'s was
+    /// not until the next session, and its span stayed open), here from the span's start; the span, shard 0's, waits
+    /// for that answer, and is exact when it comes with past writes covering it.
+    #[test]
+    fn the_top_ups_pending_when_a_shard_leaves_are_asked_again() {
+        let (mut changes, mut batch) = two_shards();
+        changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
+        let from = position(&changes, 0);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(0, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut batch)
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "shard 0's span waits");
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        answered_by(&mut changes, &mut batch, 0, &[("1001", b"m0")]);
+        assert!(batch.inexact_spans.is_empty());
+        assert!(changes.take_topups().is_empty());
+    }
+
+    /// After a shard left, the sink's next session (the relay restarted, or dropped it) numbers the shards anew: the
+    /// shard that now has index 1 is another one, which joins afresh under its own epoch. Its position is stored
+    /// and resumed from as any other's.
+    #[test]
+    fn another_shard_under_the_index_of_one_that_left_has_a_position_of_its_own() {
+        let (mut changes, mut batch) = two_shards();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut batch)
+            .unwrap();
+        changes.reconnected();
+        changes.resuming(&changes.positions());
+        let mut batch = Batch::default();
+        for message in [
+            on(0, wire::encode_hello("e0", 0)),
+            on(1, wire::encode_hello("e2", 7)),
+            on(1, wire::encode_snapshot(7, b"")),
+        ] {
+            changes.apply(&message, &mut batch).unwrap();
+        }
+        assert_eq!(
+            batch.positions,
+            [("e0".to_string(), 0), ("e2".to_string(), 7)]
+        );
+        assert!(batch.retired_epochs.is_empty());
     }
 
     /// The `ZADD`s of `perf:a`'s 20 members, `m0` to `m19` scored 1000 to 1019 (the history window holds the 16

@@ -1,7 +1,8 @@
 //! The sink's session with the relay: a WebSocket client like a page (docs/PROTOCOL.md). It subscribes to the
 //! history and mirror patterns, resumes with `at=<epoch>:<offset>,…` from where the database (or the last
-//! session) stands, reads the relay's messages into batches ([`Changes`]), asks for the top-ups the windows need,
-//! and hands each batch to the writer when it is full or old enough.
+//! session) stands, asks for the ended message of a cluster's shard that leaves (`ended=1`), reads the relay's
+//! messages into batches ([`Changes`]), asks for the top-ups the windows need, and hands each batch to the writer
+//! when it is full or old enough.
 //!
 //! The channel to the writer holds one batch: while PostgreSQL is slower than the stream, the session waits and
 //! reads nothing, the relay's backlog keeps what it has not read, and the sink's memory stays one batch being
@@ -103,9 +104,14 @@ pub async fn follow(
     }
 }
 
-fn resume_url(relay: &str, positions: &[(String, u64)]) -> String {
+/// The relay's `/ws` with what the sink asks of it: the ended message of a shard that leaves the cluster
+/// (`ended=1`; a relay before protocol version 5 ignores the parameter and sends none), and where to resume
+/// (`at=<epoch>:<offset>,…`).
+fn session_url(relay: &str, positions: &[(String, u64)]) -> String {
+    let join = if relay.contains('?') { '&' } else { '?' };
+    let mut url = format!("{relay}{join}ended=1");
     if positions.is_empty() {
-        return relay.to_string();
+        return url;
     }
     let at: Vec<String> = positions
         .iter()
@@ -113,8 +119,9 @@ fn resume_url(relay: &str, positions: &[(String, u64)]) -> String {
         .collect();
     // Epochs are hex replication ids: nothing to escape but the separators.
     let at = at.join(",").replace(':', "%3A").replace(',', "%2C");
-    let join = if relay.contains('?') { '&' } else { '?' };
-    format!("{relay}{join}at={at}")
+    url.push_str("&at=");
+    url.push_str(&at);
+    url
 }
 
 /// One session: returns why it ended when the relay ended it, or the error.
@@ -128,7 +135,7 @@ async fn run_session(
     first_change: &mut Option<Instant>,
 ) -> anyhow::Result<String> {
     changes.resuming(positions);
-    let mut request = resume_url(&session.relay, positions).into_client_request()?;
+    let mut request = session_url(&session.relay, positions).into_client_request()?;
     if let Some(token) = &session.token {
         request.headers_mut().insert(
             "authorization",
@@ -199,7 +206,8 @@ async fn run_session(
                 from_offset = span.from_offset,
                 to_offset = span.to_offset,
                 "the history of a key may miss a score between these offsets: a command whose rows a top-up reads, \
-                 and the key written again before its answer (replicast.inexact_span)"
+                 and the key written again before its answer, or no answer (its shard left the cluster) \
+                 (replicast.inexact_span)"
             );
         }
         for (why, key) in changes.take_refusals() {
@@ -212,6 +220,11 @@ async fn run_session(
         }
         if let Some(text) = applied.notice {
             tracing::warn!("relay notice: {text}");
+        }
+        if let Some(reason) = applied.ended {
+            tracing::warn!(
+                "a shard's stream ended ({reason}): its open spans are recorded, its position let go"
+            );
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
@@ -273,15 +286,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_resume_from_every_stream() {
-        assert_eq!(resume_url("ws://r/ws", &[]), "ws://r/ws");
+    fn sessions_resume_from_every_stream_and_ask_for_ended_messages() {
+        assert_eq!(session_url("ws://r/ws", &[]), "ws://r/ws?ended=1");
         assert_eq!(
-            resume_url("ws://r/ws", &[("e1".into(), 10), ("e2".into(), 0)]),
-            "ws://r/ws?at=e1%3A10%2Ce2%3A0"
+            session_url("ws://r/ws", &[("e1".into(), 10), ("e2".into(), 0)]),
+            "ws://r/ws?ended=1&at=e1%3A10%2Ce2%3A0"
         );
         assert_eq!(
-            resume_url("ws://r/ws?token=t", &[("e".into(), 1)]),
-            "ws://r/ws?token=t&at=e%3A1"
+            session_url("ws://r/ws?token=t", &[("e".into(), 1)]),
+            "ws://r/ws?token=t&ended=1&at=e%3A1"
         );
     }
 }

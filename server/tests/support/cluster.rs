@@ -404,6 +404,50 @@ impl Cluster {
         self.wait_settled().await;
     }
 
+    /// Loses the primary on `port` with its slots and keys, as when a shard without replicas is gone for good: kills
+    /// it, has every other node forget it (`CLUSTER FORGET`: its slots are unassigned there), and gives its slots
+    /// afresh to the primary on `heir` (`CLUSTER ADDSLOTSRANGE`), which holds none of their keys. Returns once the
+    /// cluster is settled without it. Only the heir is asked about it (the node may be paused, answering no one).
+    pub async fn lose_primary(&mut self, port: u16, heir: u16) {
+        let mut conn = super::redis_conn(heir).await;
+        let id = nodes_of(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("{heir} does not know {port}"))
+            .id;
+        let slots: Vec<SlotRange> = slots_of(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.primary == port)
+            .collect();
+        assert!(!slots.is_empty(), "{port} serves no slot");
+        self.kill(port);
+        for other in self.running().collect::<Vec<_>>() {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("FORGET")
+                .arg(&id)
+                .query_async(&mut super::redis_conn(other).await)
+                .await
+                .unwrap();
+        }
+        for range in slots {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(range.start)
+                .arg(range.end)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let index = self.index(port);
+        let node = self.nodes.remove(index);
+        let _ = std::fs::remove_dir_all(&node.dir);
+        self.wait_settled().await;
+    }
+
     /// Kills the node on `port` with SIGKILL; its folder stays for [`Cluster::restart`]. The rest of the cluster
     /// notices after the node timeout (2 s), and a replica of a killed primary takes over after a few more.
     pub fn kill(&mut self, port: u16) {
