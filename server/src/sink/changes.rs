@@ -1310,23 +1310,34 @@ impl Changes {
             // A top-up pending at the position: the stopped sink's span of the key goes on from where it started
             // (inexact if it was), or, without one stored (none open, or a version 4 row), one opens here; the
             // whole key counted as written, so that a write after the resume and before the answer is recorded.
-            // The top-up asks the relay for the key's past writes from the span's start.
+            // The top-up asks the relay for the key's past writes from the span's start. A key no top-up can name
+            // (its answer never comes) opens none: a span stored of it is recorded at once, to the position, and
+            // each command after the resume whose rows a top-up would read records its own at once, as in a
+            // running sink ([`Changes::settle_span_events`]).
             if !window.known {
                 let epoch = history_epoch(&self.history, shard);
                 let (from, inexact) = window
                     .span
                     .filter(|span| span.from <= offset)
                     .map_or((offset, false), |span| (span.from, span.inexact));
-                self.spans.entry(key.clone()).or_insert(SpanWatch {
-                    shard,
-                    epoch,
-                    from,
-                    written: None,
-                    inexact,
-                    covered: None,
-                    elsewhere: false,
-                    restored: true,
-                });
+                let nameable = Topup::can_name(&key);
+                if nameable || window.span.is_some() {
+                    let watch = SpanWatch {
+                        shard,
+                        epoch,
+                        from,
+                        written: None,
+                        inexact: inexact || !nameable,
+                        covered: None,
+                        elsewhere: false,
+                        restored: true,
+                    };
+                    if nameable {
+                        self.spans.entry(key.clone()).or_insert(watch);
+                    } else {
+                        self.span_overflow.push((key.clone(), watch));
+                    }
+                }
             }
             self.history_checked.insert(key);
         }
@@ -3892,6 +3903,48 @@ mod tests {
             .apply(&wire::encode_stale_all(offset), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty() && batch.windows.is_empty());
+    }
+
+    /// Review of issue 23 item 1: a key no top-up can name, stored unknown (a stale message for every window made it
+    /// so), opens no span when the sink resumes, its answer never coming: two `ZINCRBY`s of it after the resume (the
+    /// second may replace the first's score, which no answer reads) are recorded at once, as in a running sink.
+    #[test]
+    fn a_key_no_top_up_can_name_stored_unknown_is_recorded_at_once_after_a_restart() {
+        let long = format!("perf:{}", "x".repeat(1100));
+        let mut first = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut first,
+            &mut batch,
+            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
+        );
+        let at = offset + 40;
+        first
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let stored = stored_windows(&batch);
+        let states: Vec<_> = stored.iter().map(|(k, w)| (k.len(), w.known)).collect();
+        assert_eq!(states, [(long.len(), false)]);
+
+        let (mut resumed, mut batch) = resumed_at(stored, "e1", at);
+        assert!(keys(resumed.take_topups()).is_empty());
+        let increments = commands(
+            at,
+            &[
+                &[b"ZINCRBY", long.as_bytes(), b"1", b"m"],
+                &[b"ZINCRBY", long.as_bytes(), b"1", b"m"],
+            ],
+        );
+        resumed.apply(&increments, &mut batch).unwrap();
+        let to = resumed.stream_positions()[0].2;
+        let recorded: Vec<_> = batch
+            .inexact_spans
+            .iter()
+            .map(|s| (s.key == long, s.from_offset, s.to_offset))
+            .collect();
+        // Each from its command (the two are as long) to where the stream stands.
+        let second = at + (to - at) / 2;
+        assert_eq!(recorded, [(true, at, to), (true, second, to)]);
     }
 
     /// A sink stopped while a key's top-up was pending after a `…STORE` into it stores its window as unknown, with
