@@ -728,6 +728,11 @@ impl Changes {
             }
         }
         if kind == Kind::Snapshot {
+            // A join's snapshot (not a top-up's answer) reads every key of the shard: one without a window is
+            // absent, whatever a stale message for every window before it made.
+            if self.shards[index].joining {
+                self.shards[index].stale_all = false;
+            }
             self.shards[index].joining = false;
             // The keys the join's snapshot did not name are read by top-ups.
             self.topups.append(&mut self.unverified);
@@ -3871,6 +3876,29 @@ mod tests {
         let increment = commands(0, &[&[b"ZINCRBY", b"perf:f", b"1", b"m"]]);
         changes.apply(&increment, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
+    }
+
+    /// Review of issue 23 item 5: a stale message for every window while the shard joins afresh (after its hello,
+    /// before its snapshot) lasts only until the snapshot, which reads every key: a `ZINCRBY` of a key it does not
+    /// name then makes the key anew, with no top-up.
+    #[test]
+    fn a_join_afresh_s_snapshot_ends_a_stale_message_for_every_window_before_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_stale_all(0), &mut batch)
+            .unwrap();
+        assert!(changes.shards[0].stale_all);
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let increment = commands(0, &[&[b"ZINCRBY", b"perf:f", b"1", b"m"]]);
+        changes.apply(&increment, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
+        assert!(keys(changes.take_topups()).is_empty());
     }
 
     /// A key no top-up can name (over 1,024 bytes) whose window a stale message for every window makes unknown is
