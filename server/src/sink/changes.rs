@@ -37,7 +37,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
-use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow};
+use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow, ABSENT_KEPT};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -250,8 +250,11 @@ pub struct Changes {
     held: HashSet<Vec<u8>>,
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind (or got a stale
     /// message for every window): rebuilt from a stored window, read by a snapshot, deleted by a command, or
-    /// forgotten (read by a top-up).
+    /// forgotten (read by a top-up). Those known absent (no window, not being read) are bounded: past
+    /// `checked_kept` keys they are dropped ([`Changes::check_history`]).
     history_checked: HashSet<Vec<u8>>,
+    /// How many keys `history_checked` holds before those without a window are dropped from it.
+    checked_kept: usize,
     /// History keys a `RENAME` or `COPY` of the message being applied moved a value into, with the stream offset
     /// just past that command: their rows come from the window moved with it, read there, or a top-up
     /// ([`Changes::write_moved_in`]).
@@ -443,6 +446,7 @@ impl Changes {
             stored,
             held,
             history_checked: HashSet::new(),
+            checked_kept: ABSENT_KEPT,
             moved_in: Vec::new(),
             multis: Vec::new(),
             spans: HashMap::new(),
@@ -919,12 +923,36 @@ impl Changes {
             self.forget_history(shard, key);
         }
         // Checked keys without a window may have been made since; those being read are checked.
+        self.forget_checked_absent();
+        for key in keys {
+            self.check_history(key);
+        }
+        self.shards[usize::from(shard)].stale_all = true;
+        Ok(outcome)
+    }
+
+    /// Notes that `key`'s window (or its absence) is what Redis holds, on a shard blind or after a stale message for
+    /// every window ([`Changes::history_checked`]). The keys known absent that it holds grow with every key a
+    /// deletion or a command names (`perf:job-<id>`): past `checked_kept`, they are dropped, each costing one more
+    /// top-up if a command whose history depends on it names it again, and the bound becomes what is left (keys
+    /// with a window, which the history holds anyway, or being read) again, at least [`ABSENT_KEPT`].
+    fn check_history(&mut self, key: &[u8]) {
+        if self.history_checked.contains(key) {
+            return;
+        }
+        if self.history_checked.len() >= self.checked_kept {
+            self.forget_checked_absent();
+        }
+        self.history_checked.insert(key.to_vec());
+    }
+
+    /// Drops the keys without a window, not being read, from those checked ([`Changes::check_history`]).
+    fn forget_checked_absent(&mut self) {
         let history = &self.history;
         self.history_checked
             .retain(|k| history.window(k).is_some() || history.is_unknown(k));
-        self.history_checked.extend(keys.iter().cloned());
-        self.shards[usize::from(shard)].stale_all = true;
-        Ok(outcome)
+        let left = self.history_checked.len();
+        self.checked_kept = left + left.max(ABSENT_KEPT);
     }
 
     /// Records, for a stale message for every window of shard `shard`'s stream at `offset`, that the command the
@@ -1344,7 +1372,7 @@ impl Changes {
                     }
                 }
             }
-            self.history_checked.insert(key);
+            self.check_history(&key);
         }
         Ok(())
     }
@@ -1765,7 +1793,7 @@ impl Changes {
             }
             if unread && !self.history_checked.contains(k) && depends.contains(&k) {
                 self.forget_history(shard, k);
-                self.history_checked.insert(k.to_vec());
+                self.check_history(k);
             }
             if !self.stateful.contains(k) {
                 self.stateful.insert(k.to_vec());
@@ -1787,7 +1815,7 @@ impl Changes {
         }
         for &k in named {
             if unread && deletes && self.modes.history.allows(k) {
-                self.history_checked.insert(k.to_vec());
+                self.check_history(k);
             }
             // On the stream of a shard that joined afresh, whose snapshot said what the key holds (its slot is that
             // shard's now), the window held for another shard is moot.
@@ -1902,7 +1930,7 @@ impl Changes {
             }
             if self.modes.history.allows(&key) {
                 if unread {
-                    self.history_checked.insert(key.clone());
+                    self.check_history(&key);
                 }
                 if self.stateful.contains(&key) {
                     self.restated.insert(key.clone());
@@ -2260,7 +2288,6 @@ enum Kind {
 
 #[cfg(test)]
 mod tests {
-    use super::super::windows::ABSENT_KEPT;
     use super::*;
 
     /// The keys of top-up requests, in order.
@@ -3899,6 +3926,42 @@ mod tests {
         changes.apply(&increment, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
         assert!(keys(changes.take_topups()).is_empty());
+    }
+
+    /// Review of issue 23 item 3: after a stale message for every window, the keys a deletion names are known absent
+    /// (checked), but only so many are kept: a workload deleting a new key each time (`perf:job-<id>`) does not grow
+    /// the sink's memory. One dropped costs a top-up before an increment of it, never a score made up; one deleted
+    /// last makes the key anew at once.
+    #[test]
+    fn the_keys_known_absent_after_a_stale_message_for_every_window_are_bounded() {
+        let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
+        changes.take_topups();
+        answer_now(&mut changes, &mut batch, b"perf:a", &[("1005", b"m")]);
+        let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
+            .map(|i| format!("perf:job-{i}").into_bytes())
+            .collect();
+        let deletions: Vec<[&[u8]; 2]> = names.iter().map(|k| [&b"DEL"[..], k]).collect();
+        let list: Vec<&[&[u8]]> = deletions.iter().map(|d| &d[..]).collect();
+        changes.apply(&commands(at, &list), &mut batch).unwrap();
+        assert!(
+            changes.history_checked.len() <= 2 * ABSENT_KEPT,
+            "{} keys checked",
+            changes.history_checked.len()
+        );
+
+        let mut batch = Batch::default();
+        let end = changes.stream_positions()[0].2;
+        let last = names.last().unwrap().as_slice();
+        let increments = commands(
+            end,
+            &[
+                &[b"ZINCRBY", last, b"1", b"m"],
+                &[b"ZINCRBY", b"perf:job-0", b"1", b"m"],
+            ],
+        );
+        changes.apply(&increments, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1.0], "the last deleted made anew");
+        assert_eq!(keys(changes.take_topups()), [b"perf:job-0".to_vec()]);
     }
 
     /// A key no top-up can name (over 1,024 bytes) whose window a stale message for every window makes unknown is
