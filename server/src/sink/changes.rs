@@ -225,6 +225,11 @@ pub struct Changes {
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
+    /// Stateful keys only because a stale message for every window asked their top-up (the collector's keys, whose
+    /// rows come from the stream): stored unknown while it is pending, so that a restarted sink reads them again,
+    /// then stateful no more once answered, their row deleted ([`Changes::store_keys`]), unless a command whose
+    /// history depends on their state named them meanwhile.
+    stateful_until_read: HashSet<Vec<u8>>,
     /// The shard whose stream named each stateful key last: a key without a window is stored in its keeping, so
     /// that the resume of that shard, whose stream goes on with the key, rebuilds it.
     homes: HashMap<Vec<u8>, u16>,
@@ -436,6 +441,7 @@ impl Changes {
             unresumed: Vec::new(),
             ended_held: Vec::new(),
             stateful,
+            stateful_until_read: HashSet::new(),
             homes,
             absent,
             forgotten,
@@ -920,6 +926,9 @@ impl Changes {
             .push_message(&message)
             .map_err(|e| ChangeError::Assembler(e.to_string()))?;
         for key in keys {
+            if !self.stateful.contains(key) {
+                self.stateful_until_read.insert(key.clone());
+            }
             self.forget_history(shard, key);
         }
         // Checked keys without a window may have been made since; those being read are checked.
@@ -1719,8 +1728,22 @@ impl Changes {
             let Ok(text) = key_text(key) else {
                 self.stateful.remove(key);
                 self.homes.remove(key);
+                self.stateful_until_read.remove(key);
                 continue;
             };
+            // Stateful only until a stale message for every window's top-up is answered: answered (its span, if
+            // any, is closed with this message), it is stateful no more and its row goes, in the same transaction.
+            // A restarted sink holds no window of it, as before the stale message.
+            let answered = !swapped
+                && !unknown.contains(key.as_slice())
+                && self.history.window(key).is_none_or(|w| !w.stale());
+            if answered && self.stateful_until_read.remove(key) {
+                self.stateful.remove(key);
+                self.homes.remove(key);
+                self.absent.remove(key);
+                batch.windows.insert(text.to_string(), None);
+                continue;
+            }
             if self.homes.get(key) != Some(&window.shard) {
                 self.homes.insert(key.clone(), window.shard);
             }
@@ -1797,6 +1820,9 @@ impl Changes {
             }
             if !self.stateful.contains(k) {
                 self.stateful.insert(k.to_vec());
+            }
+            if !self.stateful_until_read.is_empty() {
+                self.stateful_until_read.remove(k);
             }
         }
         let named: &[&[u8]] = match name {
@@ -3962,6 +3988,77 @@ mod tests {
         changes.apply(&increments, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "the last deleted made anew");
         assert_eq!(keys(changes.take_topups()), [b"perf:job-0".to_vec()]);
+    }
+
+    /// Review of issue 23 item 2: a stale message for every window makes the collector's keys stateful (stored
+    /// unknown) only until their top-up is answered: then each is stateful no more, its row deleted in the answer's
+    /// transaction, and the stream's plain `ZADD`s of it store nothing, as before. A key stateful before it
+    /// (`ZINCRBY`), or that such a command names before the answer, stays stateful.
+    #[test]
+    fn a_key_stateful_only_for_a_stale_message_for_every_window_is_not_once_answered() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m"],
+                &[b"ZADD", b"perf:b", b"1", b"x"],
+                &[b"ZINCRBY", b"perf:c", b"1", b"m"],
+            ],
+        );
+        let at = offset + 40;
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let unknown = |k| (k, "unknown".to_string());
+        assert_eq!(
+            stored_states(&batch),
+            [unknown("perf:a"), unknown("perf:b"), unknown("perf:c")]
+        );
+        changes.take_topups();
+        let increment = commands(at, &[&[b"ZINCRBY", b"perf:b", b"1", b"x"]]);
+        changes.apply(&increment, &mut batch).unwrap();
+
+        let mut answered = |key: &[u8], members: &[(&str, &[u8])]| {
+            let mut batch = Batch::default();
+            answer_now(&mut changes, &mut batch, key, members);
+            stored_states(&batch)
+                .into_iter()
+                .map(|(k, s)| (k.to_string(), s))
+                .collect::<Vec<_>>()
+        };
+        let state = |k: &str, s: &str| vec![(k.to_string(), s.to_string())];
+        assert_eq!(
+            answered(b"perf:a", &[("1005", b"m")]),
+            state("perf:a", "gone")
+        );
+        assert_eq!(
+            answered(b"perf:b", &[("2", b"x")]),
+            state("perf:b", "1 members")
+        );
+        assert_eq!(
+            answered(b"perf:c", &[("1", b"m")]),
+            state("perf:c", "1 members")
+        );
+        assert!(!changes.stateful.contains(&b"perf:a"[..]));
+
+        let mut batch = Batch::default();
+        let at = changes.stream_positions()[0].2;
+        let samples = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"1010", b"n"],
+                &[b"ZADD", b"perf:b", b"3", b"y"],
+            ],
+        );
+        changes.apply(&samples, &mut batch).unwrap();
+        assert_eq!(
+            stored_states(&batch),
+            [("perf:b", "2 members".to_string())],
+            "perf:a stores nothing"
+        );
     }
 
     /// A key no top-up can name (over 1,024 bytes) whose window a stale message for every window makes unknown is
