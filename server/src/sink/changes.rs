@@ -778,6 +778,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     });
                 }
             }
@@ -979,6 +980,7 @@ impl Changes {
                         shard,
                         from_offset: offset,
                         to_offset: offset,
+                        pattern: true,
                     },
                 );
             }
@@ -1166,6 +1168,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     },
                 );
             }
@@ -1209,6 +1212,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     },
                 );
             }
@@ -1419,6 +1423,7 @@ impl Changes {
                 shard,
                 from_offset: span.from,
                 to_offset: *offset,
+                pattern: false,
             });
         }
     }
@@ -2347,6 +2352,7 @@ mod tests {
             shard: 0,
             from_offset: from,
             to_offset: to,
+            pattern: false,
         }
     }
 
@@ -3683,6 +3689,7 @@ mod tests {
                     shard: 0,
                     from_offset: offset,
                     to_offset: answered,
+                    pattern: false,
                 }],
                 "{}",
                 String::from_utf8_lossy(name)
@@ -3772,9 +3779,13 @@ mod tests {
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
-    /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`.
+    /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`, marked as a
+    /// pattern's.
     fn made_by_a_stale_all(at: u64) -> Vec<InexactSpan> {
-        vec![span("perf:*", at, at)]
+        vec![InexactSpan {
+            pattern: true,
+            ..span("perf:*", at, at)
+        }]
     }
 
     /// `perf:a` (`m` at 1000, and `n`) followed, then a stale message for every window (the relay withheld a
@@ -4207,6 +4218,7 @@ mod tests {
                         shard: 0,
                         from_offset: from,
                         to_offset: offset,
+                        pattern: false,
                     }]
                 );
             }
