@@ -856,8 +856,9 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
         .collect();
     assert_eq!(
         queries.len(),
-        3,
-        "the one host's day, per minute, p95 across hosts"
+        4,
+        "the one host's day, per minute, p95 across hosts; the spans covering a key (run by \
+         schema_6_marks_pattern_spans_and_the_documented_query_finds_them)"
     );
     let day: Vec<f64> = db
         .query(queries[0], &[])
@@ -1056,6 +1057,87 @@ async fn a_version_1_schema_is_migrated_by_create_schema_keeping_its_history() {
     assert_eq!(values[3], r#"{"n": 0.0}"#, "re-encoded as a double");
     assert_eq!(values[4], r#""{not json""#, "a JSON string");
     assert_eq!(values[5], format!("\"{deep}\""), "a JSON string");
+}
+
+/// The spans covering a key, pattern rows included: the query docs/SINK.md gives ("Exactly once"), as written.
+fn spans_covering_a_key() -> &'static str {
+    let doc = include_str!("../../docs/SINK.md");
+    doc.split("```sql\n")
+        .filter_map(|block| block.split("```").next())
+        .find(|query| query.contains("replicast.inexact_span"))
+        .unwrap()
+}
+
+/// Schema 6 adds `inexact_span.pattern`: a version 5 schema's rows (each of one key) read `false` once migrated, a
+/// second migration changes nothing, a sink refuses a schema newer than its own, and the query SINK.md gives finds
+/// the spans covering a key, the pattern rows that match it included (a pattern read as a regular expression:
+/// `*`, `?` and `[...]`, the other characters literal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
+    use replicast_server::sink::schema;
+    let pg = Postgres::start();
+    let mut db = pg.client().await;
+    schema::migrate(&mut db, 5).await.unwrap();
+    let insert = "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset)
+                  VALUES ('e1', $1, 0, $2, $3)";
+    db.execute(insert, &[&"perf:a", &10i64, &20i64])
+        .await
+        .unwrap();
+    schema::prepare(&mut db, true).await.unwrap();
+    schema::migrate(&mut db, schema::VERSION).await.unwrap();
+    let version: i32 = db
+        .query_one("SELECT version FROM replicast.schema_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 6);
+    let insert =
+        "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset, pattern)
+                  VALUES ('e1', $1, 0, $2, $2, true)";
+    for (pattern, at) in [("perf:*", 30i64), ("cpu:?", 40), ("perf.x[0-9]", 50)] {
+        db.execute(insert, &[&pattern, &at]).await.unwrap();
+    }
+    let covering = |key: &'static str| {
+        let db = &db;
+        async move {
+            db.query(spans_covering_a_key(), &[&key])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect::<Vec<(String, i64, i64, bool)>>()
+        }
+    };
+    let row = |key: &str, from, to, pattern| (key.to_string(), from, to, pattern);
+    assert_eq!(
+        covering("perf:a").await,
+        [row("perf:a", 10, 20, false), row("perf:*", 30, 30, true)]
+    );
+    assert_eq!(covering("perf:b").await, [row("perf:*", 30, 30, true)]);
+    assert_eq!(covering("cpu:1").await, [row("cpu:?", 40, 40, true)]);
+    assert!(covering("cpu:12").await.is_empty());
+    assert_eq!(
+        covering("perf.x5").await,
+        [row("perf.x[0-9]", 50, 50, true)]
+    );
+    assert!(covering("perfxx5").await.is_empty(), "a dot is a dot");
+
+    // A sink refuses a schema newer than its own, as a version 5 sink refuses this one.
+    db.execute(
+        "UPDATE replicast.schema_version SET version = $1",
+        &[&(schema::VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    let refused = schema::prepare(&mut db, true).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
+            schema::VERSION + 1,
+            schema::VERSION
+        )
+    );
 }
 
 fn now_ms() -> u64 {

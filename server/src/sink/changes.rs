@@ -40,7 +40,7 @@ use replicast_protocol::wire::{self, Message};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
-use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow};
+use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow, ABSENT_KEPT};
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -233,6 +233,11 @@ pub struct Changes {
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
+    /// Stateful keys only because a stale message for every window asked their top-up (the collector's keys, whose
+    /// rows come from the stream): stored unknown while it is pending, so that a restarted sink reads them again,
+    /// then stateful no more once answered, their row deleted ([`Changes::store_keys`]), unless a command whose
+    /// history depends on their state named them meanwhile.
+    stateful_until_read: HashSet<Vec<u8>>,
     /// The shard whose stream named each stateful key last: a key without a window is stored in its keeping, so
     /// that the resume of that shard, whose stream goes on with the key, rebuilds it.
     homes: HashMap<Vec<u8>, u16>,
@@ -258,8 +263,11 @@ pub struct Changes {
     held: HashSet<Vec<u8>>,
     /// History keys whose window (or its absence) is what Redis holds since a shard became blind (or got a stale
     /// message for every window): rebuilt from a stored window, read by a snapshot, deleted by a command, or
-    /// forgotten (read by a top-up).
+    /// forgotten (read by a top-up). Those known absent (no window, not being read) are bounded: past
+    /// `checked_kept` keys they are dropped ([`Changes::check_history`]).
     history_checked: HashSet<Vec<u8>>,
+    /// How many keys `history_checked` holds before those without a window are dropped from it.
+    checked_kept: usize,
     /// History keys a `RENAME` or `COPY` of the message being applied moved a value into, with the stream offset
     /// just past that command: their rows come from the window moved with it, read there, or a top-up
     /// ([`Changes::write_moved_in`]).
@@ -441,6 +449,7 @@ impl Changes {
             unresumed: Vec::new(),
             ended_held: Vec::new(),
             stateful,
+            stateful_until_read: HashSet::new(),
             homes,
             absent,
             forgotten,
@@ -451,6 +460,7 @@ impl Changes {
             stored,
             held,
             history_checked: HashSet::new(),
+            checked_kept: ABSENT_KEPT,
             moved_in: Vec::new(),
             multis: Vec::new(),
             spans: HashMap::new(),
@@ -754,6 +764,11 @@ impl Changes {
             }
         }
         if kind == Kind::Snapshot {
+            // A join's snapshot (not a top-up's answer) reads every key of the shard: one without a window is
+            // absent, whatever a stale message for every window before it made.
+            if self.shards[index].joining {
+                self.shards[index].stale_all = false;
+            }
             self.shards[index].joining = false;
             // The keys the join's snapshot did not name are read by top-ups.
             self.topups.append(&mut self.unverified);
@@ -789,6 +804,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     });
                 }
             }
@@ -937,15 +953,42 @@ impl Changes {
             .push_message(&message)
             .map_err(|e| ChangeError::Assembler(e.to_string()))?;
         for key in keys {
+            if !self.stateful.contains(key) {
+                self.stateful_until_read.insert(key.clone());
+            }
             self.forget_history(shard, key);
         }
         // Checked keys without a window may have been made since; those being read are checked.
+        self.forget_checked_absent();
+        for key in keys {
+            self.check_history(key);
+        }
+        self.shards[usize::from(shard)].stale_all = true;
+        Ok(outcome)
+    }
+
+    /// Notes that `key`'s window (or its absence) is what Redis holds, on a shard blind or after a stale message for
+    /// every window ([`Changes::history_checked`]). The keys known absent that it holds grow with every key a
+    /// deletion or a command names (`perf:job-<id>`): past `checked_kept`, they are dropped, each costing one more
+    /// top-up if a command whose history depends on it names it again, and the bound becomes what is left (keys
+    /// with a window, which the history holds anyway, or being read) again, at least [`ABSENT_KEPT`].
+    fn check_history(&mut self, key: &[u8]) {
+        if self.history_checked.contains(key) {
+            return;
+        }
+        if self.history_checked.len() >= self.checked_kept {
+            self.forget_checked_absent();
+        }
+        self.history_checked.insert(key.to_vec());
+    }
+
+    /// Drops the keys without a window, not being read, from those checked ([`Changes::check_history`]).
+    fn forget_checked_absent(&mut self) {
         let history = &self.history;
         self.history_checked
             .retain(|k| history.window(k).is_some() || history.is_unknown(k));
-        self.history_checked.extend(keys.iter().cloned());
-        self.shards[usize::from(shard)].stale_all = true;
-        Ok(outcome)
+        let left = self.history_checked.len();
+        self.checked_kept = left + left.max(ABSENT_KEPT);
     }
 
     /// Records, for a stale message for every window of shard `shard`'s stream at `offset`, that the command the
@@ -963,6 +1006,7 @@ impl Changes {
                         shard,
                         from_offset: offset,
                         to_offset: offset,
+                        pattern: true,
                     },
                 );
             }
@@ -1150,6 +1194,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     },
                 );
             }
@@ -1193,6 +1238,7 @@ impl Changes {
                         shard: watch.shard,
                         from_offset: watch.from,
                         to_offset: to.max(watch.from),
+                        pattern: false,
                     },
                 );
             }
@@ -1336,25 +1382,36 @@ impl Changes {
             // A top-up pending at the position: the stopped sink's span of the key goes on from where it started
             // (inexact if it was), or, without one stored (none open, or a version 4 row), one opens here; the
             // whole key counted as written, so that a write after the resume and before the answer is recorded.
-            // The top-up asks the relay for the key's past writes from the span's start.
+            // The top-up asks the relay for the key's past writes from the span's start. A key no top-up can name
+            // (its answer never comes) opens none: a span stored of it is recorded at once, to the position, and
+            // each command after the resume whose rows a top-up would read records its own at once, as in a
+            // running sink ([`Changes::settle_span_events`]).
             if !window.known {
                 let epoch = history_epoch(&self.history, shard);
                 let (from, inexact) = window
                     .span
                     .filter(|span| span.from <= offset)
                     .map_or((offset, false), |span| (span.from, span.inexact));
-                self.spans.entry(key.clone()).or_insert(SpanWatch {
-                    shard,
-                    epoch,
-                    from,
-                    written: None,
-                    inexact,
-                    covered: None,
-                    elsewhere: false,
-                    restored: true,
-                });
+                let nameable = Topup::can_name(&key);
+                if nameable || window.span.is_some() {
+                    let watch = SpanWatch {
+                        shard,
+                        epoch,
+                        from,
+                        written: None,
+                        inexact: inexact || !nameable,
+                        covered: None,
+                        elsewhere: false,
+                        restored: true,
+                    };
+                    if nameable {
+                        self.spans.entry(key.clone()).or_insert(watch);
+                    } else {
+                        self.span_overflow.push((key.clone(), watch));
+                    }
+                }
             }
-            self.history_checked.insert(key);
+            self.check_history(&key);
         }
         Ok(())
     }
@@ -1392,6 +1449,7 @@ impl Changes {
                 shard,
                 from_offset: span.from,
                 to_offset: *offset,
+                pattern: false,
             });
         }
     }
@@ -1820,8 +1878,22 @@ impl Changes {
             let Ok(text) = key_text(key) else {
                 self.stateful.remove(key);
                 self.homes.remove(key);
+                self.stateful_until_read.remove(key);
                 continue;
             };
+            // Stateful only until a stale message for every window's top-up is answered: answered (its span, if
+            // any, is closed with this message), it is stateful no more and its row goes, in the same transaction.
+            // A restarted sink holds no window of it, as before the stale message.
+            let answered = !swapped
+                && !unknown.contains(key.as_slice())
+                && self.history.window(key).is_none_or(|w| !w.stale());
+            if answered && self.stateful_until_read.remove(key) {
+                self.stateful.remove(key);
+                self.homes.remove(key);
+                self.absent.remove(key);
+                batch.windows.insert(text.to_string(), None);
+                continue;
+            }
             if self.homes.get(key) != Some(&window.shard) {
                 self.homes.insert(key.clone(), window.shard);
             }
@@ -1894,10 +1966,13 @@ impl Changes {
             }
             if unread && !self.history_checked.contains(k) && depends.contains(&k) {
                 self.forget_history(shard, k);
-                self.history_checked.insert(k.to_vec());
+                self.check_history(k);
             }
             if !self.stateful.contains(k) {
                 self.stateful.insert(k.to_vec());
+            }
+            if !self.stateful_until_read.is_empty() {
+                self.stateful_until_read.remove(k);
             }
         }
         let named: &[&[u8]] = match name {
@@ -1916,7 +1991,7 @@ impl Changes {
         }
         for &k in named {
             if unread && deletes && self.modes.history.allows(k) {
-                self.history_checked.insert(k.to_vec());
+                self.check_history(k);
             }
             // On the stream of a shard that joined afresh, whose snapshot said what the key holds (its slot is that
             // shard's now), the window held for another shard is moot.
@@ -2031,7 +2106,7 @@ impl Changes {
             }
             if self.modes.history.allows(&key) {
                 if unread {
-                    self.history_checked.insert(key.clone());
+                    self.check_history(&key);
                 }
                 if self.stateful.contains(&key) {
                     self.restated.insert(key.clone());
@@ -2389,7 +2464,6 @@ enum Kind {
 
 #[cfg(test)]
 mod tests {
-    use super::super::windows::ABSENT_KEPT;
     use super::*;
 
     /// The keys of top-up requests, in order.
@@ -2423,6 +2497,7 @@ mod tests {
             shard: 0,
             from_offset: from,
             to_offset: to,
+            pattern: false,
         }
     }
 
@@ -3759,6 +3834,7 @@ mod tests {
                     shard: 0,
                     from_offset: offset,
                     to_offset: answered,
+                    pattern: false,
                 }],
                 "{}",
                 String::from_utf8_lossy(name)
@@ -3893,9 +3969,13 @@ mod tests {
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
-    /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`.
+    /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`, marked as a
+    /// pattern's.
     fn made_by_a_stale_all(at: u64) -> Vec<InexactSpan> {
-        vec![span("perf:*", at, at)]
+        vec![InexactSpan {
+            pattern: true,
+            ..span("perf:*", at, at)
+        }]
     }
 
     /// `perf:a` (`m` at 1000, and `n`) followed, then a stale message for every window (the relay withheld a
@@ -4052,6 +4132,136 @@ mod tests {
         assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
     }
 
+    /// Review of issue 23 item 5: a stale message for every window while the shard joins afresh (after its hello,
+    /// before its snapshot) lasts only until the snapshot, which reads every key: a `ZINCRBY` of a key it does not
+    /// name then makes the key anew, with no top-up.
+    #[test]
+    fn a_join_afresh_s_snapshot_ends_a_stale_message_for_every_window_before_it() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 0), &mut batch)
+            .unwrap();
+        changes
+            .apply(&wire::encode_stale_all(0), &mut batch)
+            .unwrap();
+        assert!(changes.shards[0].stale_all);
+        changes
+            .apply(&wire::encode_snapshot(0, b""), &mut batch)
+            .unwrap();
+        let increment = commands(0, &[&[b"ZINCRBY", b"perf:f", b"1", b"m"]]);
+        changes.apply(&increment, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
+        assert!(keys(changes.take_topups()).is_empty());
+    }
+
+    /// Review of issue 23 item 3: after a stale message for every window, the keys a deletion names are known absent
+    /// (checked), but only so many are kept: a workload deleting a new key each time (`perf:job-<id>`) does not grow
+    /// the sink's memory. One dropped costs a top-up before an increment of it, never a score made up; one deleted
+    /// last makes the key anew at once.
+    #[test]
+    fn the_keys_known_absent_after_a_stale_message_for_every_window_are_bounded() {
+        let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
+        changes.take_topups();
+        answer_now(&mut changes, &mut batch, b"perf:a", &[("1005", b"m")]);
+        let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
+            .map(|i| format!("perf:job-{i}").into_bytes())
+            .collect();
+        let deletions: Vec<[&[u8]; 2]> = names.iter().map(|k| [&b"DEL"[..], k]).collect();
+        let list: Vec<&[&[u8]]> = deletions.iter().map(|d| &d[..]).collect();
+        changes.apply(&commands(at, &list), &mut batch).unwrap();
+        assert!(
+            changes.history_checked.len() <= 2 * ABSENT_KEPT,
+            "{} keys checked",
+            changes.history_checked.len()
+        );
+
+        let mut batch = Batch::default();
+        let end = changes.stream_positions()[0].2;
+        let last = names.last().unwrap().as_slice();
+        let increments = commands(
+            end,
+            &[
+                &[b"ZINCRBY", last, b"1", b"m"],
+                &[b"ZINCRBY", b"perf:job-0", b"1", b"m"],
+            ],
+        );
+        changes.apply(&increments, &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1.0], "the last deleted made anew");
+        assert_eq!(keys(changes.take_topups()), [b"perf:job-0".to_vec()]);
+    }
+
+    /// Review of issue 23 item 2: a stale message for every window makes the collector's keys stateful (stored
+    /// unknown) only until their top-up is answered: then each is stateful no more, its row deleted in the answer's
+    /// transaction, and the stream's plain `ZADD`s of it store nothing, as before. A key stateful before it
+    /// (`ZINCRBY`), or that such a command names before the answer, stays stateful.
+    #[test]
+    fn a_key_stateful_only_for_a_stale_message_for_every_window_is_not_once_answered() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[
+                &[b"ZADD", b"perf:a", b"1000", b"m"],
+                &[b"ZADD", b"perf:b", b"1", b"x"],
+                &[b"ZINCRBY", b"perf:c", b"1", b"m"],
+            ],
+        );
+        let at = offset + 40;
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let unknown = |k| (k, "unknown".to_string());
+        assert_eq!(
+            stored_states(&batch),
+            [unknown("perf:a"), unknown("perf:b"), unknown("perf:c")]
+        );
+        changes.take_topups();
+        let increment = commands(at, &[&[b"ZINCRBY", b"perf:b", b"1", b"x"]]);
+        changes.apply(&increment, &mut batch).unwrap();
+
+        let mut answered = |key: &[u8], members: &[(&str, &[u8])]| {
+            let mut batch = Batch::default();
+            answer_now(&mut changes, &mut batch, key, members);
+            stored_states(&batch)
+                .into_iter()
+                .map(|(k, s)| (k.to_string(), s))
+                .collect::<Vec<_>>()
+        };
+        let state = |k: &str, s: &str| vec![(k.to_string(), s.to_string())];
+        assert_eq!(
+            answered(b"perf:a", &[("1005", b"m")]),
+            state("perf:a", "gone")
+        );
+        assert_eq!(
+            answered(b"perf:b", &[("2", b"x")]),
+            state("perf:b", "1 members")
+        );
+        assert_eq!(
+            answered(b"perf:c", &[("1", b"m")]),
+            state("perf:c", "1 members")
+        );
+        assert!(!changes.stateful.contains(&b"perf:a"[..]));
+
+        let mut batch = Batch::default();
+        let at = changes.stream_positions()[0].2;
+        let samples = commands(
+            at,
+            &[
+                &[b"ZADD", b"perf:a", b"1010", b"n"],
+                &[b"ZADD", b"perf:b", b"3", b"y"],
+            ],
+        );
+        changes.apply(&samples, &mut batch).unwrap();
+        assert_eq!(
+            stored_states(&batch),
+            [("perf:b", "2 members".to_string())],
+            "perf:a stores nothing"
+        );
+    }
+
     /// A key no top-up can name (over 1,024 bytes) whose window a stale message for every window makes unknown is
     /// never read again: its span is recorded at once. A stale message for every window the history applied already
     /// (a duplicate) changes nothing.
@@ -4082,6 +4292,48 @@ mod tests {
             .apply(&wire::encode_stale_all(offset), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty() && batch.windows.is_empty());
+    }
+
+    /// Review of issue 23 item 1: a key no top-up can name, stored unknown (a stale message for every window made it
+    /// so), opens no span when the sink resumes, its answer never coming: two `ZINCRBY`s of it after the resume (the
+    /// second may replace the first's score, which no answer reads) are recorded at once, as in a running sink.
+    #[test]
+    fn a_key_no_top_up_can_name_stored_unknown_is_recorded_at_once_after_a_restart() {
+        let long = format!("perf:{}", "x".repeat(1100));
+        let mut first = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(
+            &mut first,
+            &mut batch,
+            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
+        );
+        let at = offset + 40;
+        first
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let stored = stored_windows(&batch);
+        let states: Vec<_> = stored.iter().map(|(k, w)| (k.len(), w.known)).collect();
+        assert_eq!(states, [(long.len(), false)]);
+
+        let (mut resumed, mut batch) = resumed_at(stored, "e1", at);
+        assert!(keys(resumed.take_topups()).is_empty());
+        let increments = commands(
+            at,
+            &[
+                &[b"ZINCRBY", long.as_bytes(), b"1", b"m"],
+                &[b"ZINCRBY", long.as_bytes(), b"1", b"m"],
+            ],
+        );
+        resumed.apply(&increments, &mut batch).unwrap();
+        let to = resumed.stream_positions()[0].2;
+        let recorded: Vec<_> = batch
+            .inexact_spans
+            .iter()
+            .map(|s| (s.key == long, s.from_offset, s.to_offset))
+            .collect();
+        // Each from its command (the two are as long) to where the stream stands.
+        let second = at + (to - at) / 2;
+        assert_eq!(recorded, [(true, at, to), (true, second, to)]);
     }
 
     /// A sink stopped while a key's top-up was pending after a `…STORE` into it stores its window as unknown, with
@@ -4156,6 +4408,7 @@ mod tests {
                         shard: 0,
                         from_offset: from,
                         to_offset: offset,
+                        pattern: false,
                     }]
                 );
             }

@@ -200,6 +200,18 @@ async fn run_session(
             .apply(&bytes, batch)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for span in &batch.inexact_spans[spans..] {
+            if span.pattern {
+                tracing::warn!(
+                    pattern = span.key,
+                    shard = span.shard,
+                    from_offset = span.from_offset,
+                    to_offset = span.to_offset,
+                    "the history of any key this pattern matches may miss a score at this offset: a command the \
+                     relay withheld may have written keys the sink holds no window of (replicast.inexact_span, \
+                     pattern = true)"
+                );
+                continue;
+            }
             tracing::warn!(
                 key = span.key,
                 shard = span.shard,

@@ -119,6 +119,8 @@ pub struct InexactSpan {
     pub shard: u16,
     pub from_offset: u64,
     pub to_offset: u64,
+    /// `key` is a `--history` pattern: the span is of every key it matches (a stale message for every window).
+    pub pattern: bool,
 }
 
 /// Everything one transaction writes.

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 5;
+pub const VERSION: i32 = 6;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -116,7 +116,8 @@ CREATE TABLE replicast.history_window (
     r#"
 -- Spans of a history key's stream (epoch, shard, offsets) whose rows may miss a score: a command whose rows a top-up
 -- reads (a ZINCRBY on a member the window does not hold, a ...STORE into the key, a key renamed in) followed, before
--- the top-up's answer, by a write that may have changed or removed what it wrote. Written with the rows.
+-- the top-up's answer, by a write that may have changed or removed what it wrote. Written with the rows. From
+-- version 6, a row whose pattern is true has a --history pattern as its key and stands for every key it matches.
 CREATE TABLE replicast.inexact_span (
   epoch text NOT NULL,
   key text NOT NULL,
@@ -134,6 +135,14 @@ CREATE TABLE replicast.inexact_span (
 ALTER TABLE replicast.history_window
   ADD COLUMN span_from bigint,
   ADD COLUMN span_inexact boolean NOT NULL DEFAULT false;
+"#,
+    r#"
+-- A span of every key a --history pattern matches, the pattern (a Redis glob) as its key: a command the relay withheld
+-- whose keys it could not all name (a stale message for every window) may have written keys the sink holds no window
+-- of, whose rows no top-up reads. false: the span of the one key named (every row before version 6).
+ALTER TABLE replicast.inexact_span ADD COLUMN IF NOT EXISTS pattern boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN replicast.inexact_span.pattern IS
+  'key is a --history pattern (a Redis glob): the span is of every key it matches';
 "#,
 ];
 

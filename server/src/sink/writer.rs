@@ -297,17 +297,20 @@ impl Writer {
         }
         for span in &batch.inexact_spans {
             tx.execute(
-                // A span read again (a restarted sink's catch-up) keeps the widest end.
-                "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset)
-                   VALUES ($1, $2, $3, $4, $5)
+                // A span read again (a restarted sink's catch-up) keeps the widest end; a key that is also a
+                // pattern's text (`perf:*`) keeps the pattern's wider meaning.
+                "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset, pattern)
+                   VALUES ($1, $2, $3, $4, $5, $6)
                    ON CONFLICT (epoch, key, shard, from_offset)
-                   DO UPDATE SET to_offset = greatest(inexact_span.to_offset, excluded.to_offset)",
+                   DO UPDATE SET to_offset = greatest(inexact_span.to_offset, excluded.to_offset),
+                                 pattern = inexact_span.pattern OR excluded.pattern",
                 &[
                     &span.epoch,
                     &span.key,
                     &i32::from(span.shard),
                     &(span.from_offset as i64),
                     &(span.to_offset as i64),
+                    &span.pattern,
                 ],
             )
             .await?;
