@@ -1534,6 +1534,7 @@ impl Changes {
                         shard,
                         from_offset: watch.from,
                         to_offset: offset.max(watch.from),
+                        pattern: false,
                     },
                 );
             }
