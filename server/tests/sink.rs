@@ -917,6 +917,88 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     );
 }
 
+/// The migration that gives each stored history window its stream's epoch (`history_window.epoch`): two sinks
+/// migrating at once both find it done once; a row an older sink stored keeps no epoch (the resumed sink matches it
+/// by its shard's index, as that sink did), one with an epoch reads it back; and a sink older than the schema
+/// refuses it, naming both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_epoch_migration_keeps_older_rows_and_is_refused_by_an_older_sink() {
+    use replicast_server::sink::{schema, writer};
+    let pg = Postgres::start();
+    let mut db = pg.client().await;
+    let before = schema::WINDOW_EPOCH_VERSION - 1;
+    schema::migrate(&mut db, before).await.unwrap();
+    db.execute(
+        "INSERT INTO replicast.history_window
+           (key, shard, known, complete, scores, members, span_from, span_inexact)
+           VALUES ('perf:a', 1, false, false, '{}', '{}', 10, true)",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let (mut one, mut two) = (pg.client().await, pg.client().await);
+    let target = schema::WINDOW_EPOCH_VERSION;
+    let (a, b) = tokio::join!(
+        schema::migrate(&mut one, target),
+        schema::migrate(&mut two, target)
+    );
+    a.unwrap();
+    b.unwrap();
+    schema::migrate(&mut db, target).await.unwrap();
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM replicast.schema_version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [target]);
+
+    db.execute(
+        "INSERT INTO replicast.history_window (key, shard, known, complete, scores, members, epoch)
+           VALUES ('perf:b', 0, true, true, '{5}', ARRAY['\\x6d'::bytea], 'eA')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut windows = writer::load_history_windows(&db).await.unwrap();
+    windows.sort_by(|a, b| a.0.cmp(&b.0));
+    let read: Vec<String> = windows
+        .iter()
+        .map(|(k, w)| {
+            let key = String::from_utf8_lossy(k);
+            let from = w.span.map(|s| s.from);
+            format!("{key} shard {} span {from:?} epoch {:?}", w.shard, w.epoch)
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            "perf:a shard 1 span Some(10) epoch None",
+            "perf:b shard 0 span None epoch Some(\"eA\")"
+        ]
+    );
+    assert_eq!(windows[1].1.members, [(5.0, b"m".to_vec())]);
+
+    // A schema a newer sink migrated: this one refuses it.
+    db.execute(
+        "UPDATE replicast.schema_version SET version = $1",
+        &[&(schema::VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    let refused = schema::prepare(&mut db, true).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
+            schema::VERSION + 1,
+            schema::VERSION
+        )
+    );
+}
+
 /// A stored history window that the sink did not write (edited by hand) stops the sink at its start, saying what is
 /// wrong with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1647,6 +1647,12 @@ impl Changes {
             return;
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
+        let epochs: HashMap<u16, String> = self
+            .history
+            .positions()
+            .into_iter()
+            .map(|(s, epoch, _)| (s, epoch))
+            .collect();
         for key in keys {
             // Evicted from the absent keys by one before it, or held for a shard not resumed yet.
             if !self.stateful.contains(key) || self.held.contains(key) {
@@ -1671,8 +1677,14 @@ impl Changes {
                         from: watch.from,
                         inexact: watch.inexact,
                     });
+                    window.epoch = Some(watch.epoch.clone());
                 }
             }
+            // The epoch of its shard's stream (of its span's), which a resumed sink matches.
+            if window.epoch.is_none() {
+                window.epoch = epochs.get(&window.shard).cloned();
+            }
+            window.epoch = window.epoch.filter(|e| !e.is_empty());
             // In the keeping of a shard joining: stored when the join ends, with the shard's position.
             if self
                 .shards
@@ -3065,6 +3077,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![
             (b"perf:a".to_vec(), StoredWindow::of(None, false, 0)),
@@ -3097,8 +3110,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             batch.windows["perf:b"],
-            Some(held),
-            "stored again as rebuilt"
+            Some(StoredWindow {
+                epoch: Some("e1".to_string()),
+                ..held
+            }),
+            "stored again as rebuilt, with its stream's epoch"
         );
         let more = commands(20, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(1, more), &mut batch).unwrap();
@@ -3151,6 +3167,7 @@ mod tests {
             complete: false,
             members: Vec::new(),
             span: None,
+            epoch: None,
         };
         let stored = vec![(b"perf:b".to_vec(), pending)];
         let positions = [("e0".to_string(), 10), ("e1".to_string(), 20)];
@@ -3184,6 +3201,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![
             (b"perf:b".to_vec(), held.clone()),
@@ -3231,6 +3249,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![(b"perf:b".to_vec(), held)];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
@@ -3802,6 +3821,7 @@ mod tests {
                     complete: false,
                     members: Vec::new(),
                     span: None,
+                    epoch: None,
                 };
                 (format!("perf:k{i}").into_bytes(), window)
             })
@@ -4345,6 +4365,7 @@ mod tests {
                 from: 10,
                 inexact: true,
             }),
+            epoch: None,
         };
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
         let recorded = cluster_span(1, 10, 50);
@@ -4455,6 +4476,7 @@ mod tests {
                 from: 10,
                 inexact: true,
             }),
+            epoch: None,
         };
         let stored = vec![(b"perf:a".to_vec(), held)];
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
