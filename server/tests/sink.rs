@@ -1500,6 +1500,145 @@ async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() 
     assert_eq!(inexact_spans(&db).await, recorded, "nothing more recorded");
 }
 
+/// A sink stopped while a shard of a three-shard cluster is lost with its slots (given to a shard that was there),
+/// a span open and inexact on that shard's stream at the stored position. Restarted, it gets no stream of the lost
+/// shard (two hellos for three positions) and no ended message; once no hello came for a while, it records the span,
+/// from its start to the lost stream's stored position, and reads the key by a top-up (answered by the heir: absent).
+/// Before, the window stayed held and the span unrecorded for as long as nothing named the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_stopped_while_a_shard_is_lost_records_its_span_when_restarted() {
+    let pg = Postgres::start();
+    let mut cluster = support::cluster::Cluster::start(3, 0).await;
+    let primaries = cluster.primaries().await;
+    let relay_port = free_port();
+    let _relay = cluster_relay(relay_port, primaries[0], &["--stateless"]).await;
+    let (heir, lost) = (primaries[0], primaries[2]);
+    let mut key = None;
+    for i in 0..64 {
+        let k = format!("perf:l{i}");
+        if cluster.owner(cluster.slot(k.as_bytes())).await == lost {
+            key = Some(k);
+            break;
+        }
+    }
+    let stateful = key.expect("a key on the shard to lose");
+    let db = pg.client().await;
+    let sink = start_sink(relay_port, &pg.url(), &[]);
+    committed_shards(&db, &primaries).await;
+    // 20 members: the sink's history window holds the 16 highest, so the lowest one's increments wait for a top-up.
+    for t in 0..20u64 {
+        cluster
+            .zadd(
+                &stateful,
+                (1_700_000_000_000 + t) as f64,
+                &format!(r#"{{"t":{t}}}"#),
+            )
+            .await;
+    }
+    committed_shards(&db, &primaries).await;
+    let mut conn = redis_conn(lost).await;
+    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
+    let before = master_repl_offset(&mut conn).await;
+    let (_, _, info, ()): (f64, f64, String, ()) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg(&stateful)
+        .arg(5)
+        .arg(r#"{"t":0}"#)
+        .cmd("ZINCRBY")
+        .arg(&stateful)
+        .arg(5)
+        .arg(r#"{"t":0}"#)
+        .cmd("INFO")
+        .arg("replication")
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(600_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    let mut span_from = None;
+    for _ in 0..600 {
+        span_from = db
+            .query_opt(
+                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = $1 AND NOT w.known AND w.span_inexact AND w.epoch = $2
+                   AND p.epoch = $2 AND p.\"offset\" >= $3",
+                &[&stateful, &epoch, &(after as i64)],
+            )
+            .await
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<i64>>(0));
+        if span_from.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let span_from =
+        span_from.expect("a position past the increments, the key's span open and inexact") as u64;
+    assert!((before..after).contains(&span_from), "{span_from}");
+    let stored_at: i64 = db
+        .query_one(
+            "SELECT \"offset\" FROM replicast.position WHERE epoch = $1",
+            &[&epoch],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    drop(sink);
+
+    cluster.lose_primary(lost, heir).await;
+    // The relay lets the lost shard go (its topology read, once a second): a session opened before would still get
+    // its stream, and its ended message.
+    let node = format!("127.0.0.1:{lost}");
+    let mut health = String::new();
+    for _ in 0..600 {
+        let addr = format!("127.0.0.1:{relay_port}");
+        health = http_get_host(&addr, "/healthz", &addr).await.2;
+        if !health.is_empty() && !health.contains(&node) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!health.contains(&node), "{health}");
+    let _sink = start_sink(relay_port, &pg.url(), &[]);
+    let mut recorded = Vec::new();
+    for _ in 0..1200 {
+        recorded = inexact_spans(&db).await;
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        recorded,
+        [(epoch, stateful.clone(), span_from, stored_at as u64)],
+        "the span, to the lost stream's stored position"
+    );
+    // Read by a top-up, which the heir answers: the key is not there.
+    let mut known = false;
+    for _ in 0..600 {
+        known = db
+            .query_one(
+                "SELECT known FROM replicast.history_window WHERE key = $1",
+                &[&stateful],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if known {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(known, "{stateful} read again");
+}
+
 /// Mirrored keys of each kind the mirror workload writes.
 const MIRROR_KEYS: u64 = 3;
 

@@ -101,6 +101,8 @@ pub struct Applied {
     pub notice: Option<String>,
     /// Why a shard's stream ended (an ended message: the shard left the cluster), for the log.
     pub ended: Option<String>,
+    /// The message was a shard's hello.
+    pub hello: bool,
 }
 
 #[derive(Debug)]
@@ -229,8 +231,12 @@ pub struct Changes {
     /// How many streams the database's positions name (the first session's `resuming`): a session whose shards'
     /// hellos are fewer may not have sent all of them yet ([`Changes::release_unresumed`]).
     stored_streams: usize,
+    /// Some window of `stored` has an epoch (not released by [`Changes::release_unresumed`] yet).
+    held_epochs: bool,
     /// The shards of the session whose hello came.
     session_hellos: BTreeSet<u16>,
+    /// No hello came for a while since the session's last ([`Changes::hellos_settled`]).
+    hellos_settled: bool,
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
@@ -441,7 +447,9 @@ impl Changes {
             unresumed: Vec::new(),
             ended_held: Vec::new(),
             stored_streams: 0,
+            held_epochs: stored.iter().any(|(_, w)| w.epoch.is_some()),
             session_hellos: BTreeSet::new(),
+            hellos_settled: false,
             stateful,
             homes,
             absent,
@@ -474,6 +482,15 @@ impl Changes {
         }
         self.resuming = positions.to_vec();
         self.session_hellos.clear();
+        self.hellos_settled = false;
+    }
+
+    /// No hello came for a while ([`super::follow`]'s `HELLOS_SETTLE`) since the session's last: the relay starts
+    /// every shard's stream when the session opens, so a shard that said none by then is taken as gone from the
+    /// cluster when the database's positions name more streams than the session's hellos
+    /// ([`Changes::release_unresumed`], at the next message).
+    pub fn hellos_settled(&mut self) {
+        self.hellos_settled = true;
     }
 
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
@@ -599,6 +616,8 @@ impl Changes {
                 hello_offset = *offset;
                 hello_epochs = (epoch.to_string(), previous.to_string());
                 self.session_hellos.insert(shard);
+                self.hellos_settled = false;
+                applied.hello = true;
                 // At a position asked for, under its epoch or (after a failover) one that continues it.
                 resumed = self
                     .resuming
@@ -750,7 +769,7 @@ impl Changes {
             // The keys the join's snapshot did not name are read by top-ups.
             self.topups.append(&mut self.unverified);
         }
-        if matches!(kind, Kind::Hello | Kind::Snapshot) && self.follows_history() {
+        if kind != Kind::Other && self.held_epochs && self.follows_history() {
             self.release_unresumed(shard);
         }
         for (key, score, member) in std::mem::take(&mut self.history.observer_mut().members) {
@@ -1271,17 +1290,14 @@ impl Changes {
 
     /// Once every shard of the session has joined or resumed (each index up to the highest has had its hello, none
     /// is still reading its join's snapshot, and the hellos are at least as many as the streams the database's
-    /// positions name), releases each held window stored with an epoch that no stream of the session continued:
-    /// its stream's shard left the cluster while the sink was stopped, or its index went to another shard. No
-    /// answer of that stream will come, so its span is recorded, exact or not, from its start to that epoch's
-    /// stored position (as the running sink records the spans of a stream that ends), and what the key holds now
-    /// is read by a top-up (its slot is another shard's, which may hold it or not). A window stored without an
-    /// epoch (an older sink's row) stays held as before, until its shard's index resumes or joins, or another
-    /// shard's stream names its key.
+    /// positions name or, fewer, no hello came for a while since the last: [`Changes::hellos_settled`]), releases
+    /// each held window stored with an epoch that no stream of the session continued: its stream's shard left the
+    /// cluster while the sink was stopped, or its index went to another shard. No answer of that stream will come,
+    /// so its span is recorded, exact or not, from its start to that epoch's stored position (as the running sink
+    /// records the spans of a stream that ends), and what the key holds now is read by a top-up (its slot is
+    /// another shard's, which may hold it or not). A window stored without an epoch (an older sink's row) stays
+    /// held as before, until its shard's index resumes or joins, or another shard's stream names its key.
     fn release_unresumed(&mut self, shard: u16) {
-        if !self.stored.iter().any(|(_, w)| w.epoch.is_some()) {
-            return;
-        }
         let Some(&last) = self.session_hellos.last() else {
             return;
         };
@@ -1289,13 +1305,14 @@ impl Changes {
             self.session_hellos.contains(&i)
                 && !self.shards.get(usize::from(i)).is_some_and(|s| s.joining)
         });
-        if !joined || self.session_hellos.len() < self.stored_streams {
+        if !joined || (self.session_hellos.len() < self.stored_streams && !self.hellos_settled) {
             return;
         }
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stored)
             .into_iter()
             .partition(|(_, w)| w.epoch.is_some());
         self.stored = kept;
+        self.held_epochs = false;
         for (key, window) in gone {
             self.held.remove(&key);
             if let Some(span) = window.span {
@@ -4582,6 +4599,50 @@ mod tests {
         let more = commands(100, &[&[b"ZADD", b"perf:x", b"1", b"y"]]);
         resumed.apply(&on(0, more), &mut batch).unwrap();
         assert!(batch.inexact_spans.is_empty(), "recorded once");
+    }
+
+    /// Three streams stored, two in the new session (the cluster lost `eB`'s shard with its slots, given to a shard
+    /// that was there): fewer hellos than positions, so the sink cannot tell `eB` gone from late. Once no hello came
+    /// for a while (the follower says so: `hellos_settled`), `eB`'s held span is recorded, at the next message, to
+    /// its stored position and the key read by a top-up; a hello after that starts the wait again. Before, the window
+    /// stayed held, its span not recorded, until a message of another shard named the key.
+    #[test]
+    fn a_held_span_of_a_cluster_that_shrank_is_recorded_once_the_hellos_have_settled() {
+        let positions = [
+            ("eA".to_string(), 50),
+            ("eB".to_string(), 60),
+            ("eC".to_string(), 70),
+        ];
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eB"));
+        resumed.resuming(&positions);
+        let mut batch = Batch::default();
+        let hello = resumed
+            .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
+            .unwrap();
+        assert!(hello.hello);
+        let progress = |shard: u16, at: u64| on(shard, wire::encode_commands(at, b""));
+        resumed.apply(&progress(0, 50), &mut batch).unwrap();
+        resumed.hellos_settled();
+        resumed
+            .apply(&on(1, wire::encode_hello("eC", 70)), &mut batch)
+            .unwrap();
+        resumed.apply(&progress(0, 50), &mut batch).unwrap();
+        resumed.apply(&progress(1, 70), &mut batch).unwrap();
+        assert!(batch.inexact_spans.is_empty(), "eB may still say hello");
+        assert!(keys(resumed.take_topups()).is_empty());
+
+        resumed.hellos_settled();
+        let mut batch = Batch::default();
+        resumed.apply(&progress(1, 70), &mut batch).unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "eB".to_string(),
+                shard: 1,
+                ..span("perf:a", 10, 60)
+            }]
+        );
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
     /// A cluster of two shards: `perf:a` is written on shard 1's stream, a `ZINCRBY` of a member below its window
