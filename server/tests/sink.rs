@@ -1389,53 +1389,8 @@ async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() 
         }
     }
     committed_shards(&db, &primaries).await;
-    let mut conn = redis_conn(lost).await;
-    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
-    let before = master_repl_offset(&mut conn).await;
     let low = written.zsets[&stateful].first().unwrap().1.clone();
-    let (_, _, info, ()): (f64, f64, String, ()) = redis::pipe()
-        .cmd("ZINCRBY")
-        .arg(&stateful)
-        .arg(5)
-        .arg(&low)
-        .cmd("ZINCRBY")
-        .arg(&stateful)
-        .arg(5)
-        .arg(&low)
-        .cmd("INFO")
-        .arg("replication")
-        .cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(600_000)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let after: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|o| o.trim().parse().ok())
-        .unwrap();
-    // The sink commits a position past both increments, the key stored as unknown with its span (inexact).
-    let mut span_from = None;
-    for _ in 0..600 {
-        span_from = db
-            .query_opt(
-                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
-                 WHERE w.key = $1 AND NOT w.known AND w.span_inexact AND p.epoch = $2 AND p.\"offset\" >= $3",
-                &[&stateful, &epoch, &(after as i64)],
-            )
-            .await
-            .unwrap()
-            .and_then(|r| r.get::<_, Option<i64>>(0));
-        if span_from.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let span_from =
-        span_from.expect("a position past the increments, the key's span open and inexact") as u64;
-    assert!((before..after).contains(&span_from), "{span_from}");
+    let (epoch, span_from, after) = incremented_twice_then_paused(&db, lost, &stateful, &low).await;
 
     cluster.lose_primary(lost, heir).await;
     let kept: Vec<u16> = primaries.iter().copied().filter(|&p| p != lost).collect();
@@ -1536,52 +1491,8 @@ async fn a_sink_stopped_while_a_shard_is_lost_records_its_span_when_restarted() 
             .await;
     }
     committed_shards(&db, &primaries).await;
-    let mut conn = redis_conn(lost).await;
-    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
-    let before = master_repl_offset(&mut conn).await;
-    let (_, _, info, ()): (f64, f64, String, ()) = redis::pipe()
-        .cmd("ZINCRBY")
-        .arg(&stateful)
-        .arg(5)
-        .arg(r#"{"t":0}"#)
-        .cmd("ZINCRBY")
-        .arg(&stateful)
-        .arg(5)
-        .arg(r#"{"t":0}"#)
-        .cmd("INFO")
-        .arg("replication")
-        .cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(600_000)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let after: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|o| o.trim().parse().ok())
-        .unwrap();
-    let mut span_from = None;
-    for _ in 0..600 {
-        span_from = db
-            .query_opt(
-                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
-                 WHERE w.key = $1 AND NOT w.known AND w.span_inexact AND w.epoch = $2
-                   AND p.epoch = $2 AND p.\"offset\" >= $3",
-                &[&stateful, &epoch, &(after as i64)],
-            )
-            .await
-            .unwrap()
-            .and_then(|r| r.get::<_, Option<i64>>(0));
-        if span_from.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let span_from =
-        span_from.expect("a position past the increments, the key's span open and inexact") as u64;
-    assert!((before..after).contains(&span_from), "{span_from}");
+    let (epoch, span_from, after) =
+        incremented_twice_then_paused(&db, lost, &stateful, r#"{"t":0}"#).await;
     let stored_at: i64 = db
         .query_one(
             "SELECT \"offset\" FROM replicast.position WHERE epoch = $1",
@@ -1590,6 +1501,7 @@ async fn a_sink_stopped_while_a_shard_is_lost_records_its_span_when_restarted() 
         .await
         .unwrap()
         .get(0);
+    assert!(stored_at as u64 >= after, "{stored_at}");
     drop(sink);
 
     cluster.lose_primary(lost, heir).await;
@@ -1637,6 +1549,65 @@ async fn a_sink_stopped_while_a_shard_is_lost_records_its_span_when_restarted() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(known, "{stateful} read again");
+}
+
+/// Increments `member` of `key` twice on the primary on `port`, pausing it in the same round trip
+/// (`CLIENT PAUSE … ALL`: the top-up the increments need cannot be read), and waits until the sink commits a position
+/// past both, the key stored as unknown with its span open and inexact, of the primary's epoch. Returns the epoch,
+/// where the span starts (at the first increment) and the primary's offset past both.
+async fn incremented_twice_then_paused(
+    db: &tokio_postgres::Client,
+    port: u16,
+    key: &str,
+    member: &str,
+) -> (String, u64, u64) {
+    let mut conn = redis_conn(port).await;
+    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
+    let before = master_repl_offset(&mut conn).await;
+    let (_, _, info, ()): (f64, f64, String, ()) = redis::pipe()
+        .cmd("ZINCRBY")
+        .arg(key)
+        .arg(5)
+        .arg(member)
+        .cmd("ZINCRBY")
+        .arg(key)
+        .arg(5)
+        .arg(member)
+        .cmd("INFO")
+        .arg("replication")
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(600_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap();
+    let mut span_from = None;
+    for _ in 0..600 {
+        span_from = db
+            .query_opt(
+                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = $1 AND NOT w.known AND w.span_inexact AND w.epoch = $2
+                   AND p.epoch = $2 AND p.\"offset\" >= $3",
+                &[&key, &epoch, &(after as i64)],
+            )
+            .await
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<i64>>(0));
+        if span_from.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let span_from =
+        span_from.expect("a position past the increments, the key's span open and inexact") as u64;
+    assert!((before..after).contains(&span_from), "{span_from}");
+    (epoch, span_from, after)
 }
 
 /// Mirrored keys of each kind the mirror workload writes.
