@@ -101,6 +101,8 @@ pub struct Applied {
     pub notice: Option<String>,
     /// Why a shard's stream ended (an ended message: the shard left the cluster), for the log.
     pub ended: Option<String>,
+    /// The message was a shard's hello.
+    pub hello: bool,
 }
 
 #[derive(Debug)]
@@ -230,6 +232,15 @@ pub struct Changes {
     unresumed: Vec<(String, u64)>,
     /// Spans of held windows that will not be opened again ([`Changes::end_held_span`]), for the batch.
     ended_held: Vec<InexactSpan>,
+    /// How many streams the database's positions name (the first session's `resuming`): a session whose shards'
+    /// hellos are fewer may not have sent all of them yet ([`Changes::release_unresumed`]).
+    stored_streams: usize,
+    /// Some window of `stored` has an epoch (not released by [`Changes::release_unresumed`] yet).
+    held_epochs: bool,
+    /// The shards of the session whose hello came.
+    session_hellos: BTreeSet<u16>,
+    /// No hello came for a while since the session's last ([`Changes::hellos_settled`]).
+    hellos_settled: bool,
     /// History keys whose window is stored with the position: keys a command whose history depends on their
     /// state named, or whose top-up the history assembler asked.
     stateful: HashSet<Vec<u8>>,
@@ -448,6 +459,10 @@ impl Changes {
             resuming: Vec::new(),
             unresumed: Vec::new(),
             ended_held: Vec::new(),
+            stored_streams: 0,
+            held_epochs: stored.iter().any(|(_, w)| w.epoch.is_some()),
+            session_hellos: BTreeSet::new(),
+            hellos_settled: false,
             stateful,
             stateful_until_read: HashSet::new(),
             homes,
@@ -478,8 +493,19 @@ impl Changes {
         // where this process stands, which names no stream of a shard not resumed since.
         if self.resuming.is_empty() {
             self.unresumed = positions.to_vec();
+            self.stored_streams = positions.len();
         }
         self.resuming = positions.to_vec();
+        self.session_hellos.clear();
+        self.hellos_settled = false;
+    }
+
+    /// No hello came for a while ([`super::follow`]'s `HELLOS_SETTLE`) since the session's last: the relay starts
+    /// every shard's stream when the session opens, so a shard that said none by then is taken as gone from the
+    /// cluster when the database's positions name more streams than the session's hellos
+    /// ([`Changes::release_unresumed`], at the next message).
+    pub fn hellos_settled(&mut self) {
+        self.hellos_settled = true;
     }
 
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
@@ -595,6 +621,8 @@ impl Changes {
         let mut named_stale: Vec<Vec<u8>> = Vec::new();
         let mut resumed = false;
         let mut hello_offset = 0;
+        // The hello's epoch and the one it continues (a failover renamed the stream), if any.
+        let mut hello_epochs = (String::new(), String::new());
         match &inner {
             Message::Hello {
                 version,
@@ -605,6 +633,10 @@ impl Changes {
                 kind = Kind::Hello;
                 self.relay_version = *version;
                 hello_offset = *offset;
+                hello_epochs = (epoch.to_string(), previous.to_string());
+                self.session_hellos.insert(shard);
+                self.hellos_settled = false;
+                applied.hello = true;
                 // At a position asked for, under its epoch or (after a failover) one that continues it.
                 resumed = self
                     .resuming
@@ -726,9 +758,16 @@ impl Changes {
             // by a resume (a join afresh reads every key).
             self.restate_all = true;
             if !continuous {
-                let (here, elsewhere) = std::mem::take(&mut self.stored)
-                    .into_iter()
-                    .partition(|(_, w)| w.shard == shard);
+                // The windows stored with the stream's epoch (or the one it continues), whatever index the stream
+                // had then; a row without an epoch (an older sink's) by its index.
+                let (epoch, previous) = &hello_epochs;
+                let (here, elsewhere) =
+                    std::mem::take(&mut self.stored)
+                        .into_iter()
+                        .partition(|(_, w)| match &w.epoch {
+                            Some(e) => !e.is_empty() && (e == epoch || e == previous),
+                            None => w.shard == shard,
+                        });
                 self.stored = elsewhere;
                 for (key, _) in &here {
                     self.held.remove(key);
@@ -737,7 +776,7 @@ impl Changes {
                     // A join afresh ends the shard's spans, an inexact one recorded, as in a running sink.
                     for (key, window) in &here {
                         if let Some(span) = window.span.filter(|span| span.inexact) {
-                            self.end_held_span(key, window.shard, span);
+                            self.end_held_span(key, window, span);
                         }
                     }
                     self.history_checked.clear();
@@ -772,6 +811,9 @@ impl Changes {
             self.shards[index].joining = false;
             // The keys the join's snapshot did not name are read by top-ups.
             self.topups.append(&mut self.unverified);
+        }
+        if kind != Kind::Other && self.held_epochs && self.follows_history() {
+            self.release_unresumed(shard);
         }
         for (key, score, member) in std::mem::take(&mut self.history.observer_mut().members) {
             if self.modes.history.allows(&key) {
@@ -1376,6 +1418,8 @@ impl Changes {
             self.history.observer_mut().members.clear();
         }
         for (key, window) in windows {
+            // In the keeping of the stream's index in this session (a window stored by epoch may have had another).
+            self.homes.insert(key.clone(), shard);
             if !window.restorable(HISTORY_WINDOW) {
                 self.forget_history(shard, &key);
             }
@@ -1423,30 +1467,77 @@ impl Changes {
         let mut released = Vec::new();
         self.stored.retain(|(k, w)| {
             if k == key {
-                released.extend(w.span.map(|span| (w.shard, span)));
+                released.push(w.clone());
             }
             k != key
         });
         // Its span (the top-up was pending at the position) is another shard's answer's now, or none's: recorded,
         // as a running sink records a span answered by another shard.
-        for (shard, span) in released {
-            self.end_held_span(key, shard, span);
+        for window in released {
+            if let Some(span) = window.span {
+                self.end_held_span(key, &window, span);
+            }
         }
     }
 
-    /// Records the span of a held window that will not be opened again (its shard did not resume), from its start
-    /// to the position stored of each stream not resumed: the window keeps its shard's index, not its stream's
-    /// epoch, so the span is recorded for each stream it may be of (a span recorded that need not be, never one
-    /// lost).
-    fn end_held_span(&mut self, key: &[u8], shard: u16, span: StoredSpan) {
+    /// Once every shard of the session has joined or resumed (each index up to the highest has had its hello, none
+    /// is still reading its join's snapshot, and the hellos are at least as many as the streams the database's
+    /// positions name or, fewer, no hello came for a while since the last: [`Changes::hellos_settled`]), releases
+    /// each held window stored with an epoch that no stream of the session continued: its stream's shard left the
+    /// cluster while the sink was stopped, or its index went to another shard. No answer of that stream will come,
+    /// so its span is recorded, exact or not, from its start to that epoch's stored position (as the running sink
+    /// records the spans of a stream that ends), and what the key holds now is read by a top-up (its slot is
+    /// another shard's, which may hold it or not). A window stored without an epoch (an older sink's row) stays
+    /// held as before, until its shard's index resumes or joins, or another shard's stream names its key.
+    fn release_unresumed(&mut self, shard: u16) {
+        let Some(&last) = self.session_hellos.last() else {
+            return;
+        };
+        let joined = (0..=last).all(|i| {
+            self.session_hellos.contains(&i)
+                && !self.shards.get(usize::from(i)).is_some_and(|s| s.joining)
+        });
+        if !joined || (self.session_hellos.len() < self.stored_streams && !self.hellos_settled) {
+            return;
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stored)
+            .into_iter()
+            .partition(|(_, w)| w.epoch.is_some());
+        self.stored = kept;
+        self.held_epochs = false;
+        for (key, window) in gone {
+            self.held.remove(&key);
+            if let Some(span) = window.span {
+                self.end_held_span(&key, &window, span);
+            }
+            self.history_checked.remove(&key);
+            if self.modes.history.allows(&key) {
+                self.forget_history(shard, &key);
+            }
+        }
+    }
+
+    /// Records the span of a held window that will not be opened again (its stream did not resume), from its start
+    /// to the position stored of the window's epoch; for a window without one (an older sink's row, which keeps its
+    /// shard's index only), or whose epoch has no stored position, to that of each stream not resumed (a span
+    /// recorded that need not be, never one lost).
+    fn end_held_span(&mut self, key: &[u8], window: &StoredWindow, span: StoredSpan) {
         let Ok(text) = key_text(key) else {
             return;
         };
-        for (epoch, offset) in self.unresumed.iter().filter(|(_, o)| *o >= span.from) {
+        let own = window
+            .epoch
+            .as_ref()
+            .filter(|e| self.unresumed.iter().any(|(u, _)| u == *e));
+        for (epoch, offset) in self
+            .unresumed
+            .iter()
+            .filter(|(e, o)| *o >= span.from && own.is_none_or(|own| own == e))
+        {
             self.ended_held.push(InexactSpan {
                 epoch: epoch.clone(),
                 key: text.to_string(),
-                shard,
+                shard: window.shard,
                 from_offset: span.from,
                 to_offset: *offset,
                 pattern: false,
@@ -1841,6 +1932,12 @@ impl Changes {
             return;
         }
         let unknown: HashSet<&[u8]> = self.history.unknown_keys().collect();
+        let epochs: HashMap<u16, String> = self
+            .history
+            .positions()
+            .into_iter()
+            .map(|(s, epoch, _)| (s, epoch))
+            .collect();
         for key in keys {
             // Evicted from the absent keys by one before it, or held for a shard not resumed yet.
             if !self.stateful.contains(key) || self.held.contains(key) {
@@ -1865,8 +1962,14 @@ impl Changes {
                         from: watch.from,
                         inexact: watch.inexact,
                     });
+                    window.epoch = Some(watch.epoch.clone());
                 }
             }
+            // The epoch of its shard's stream (of its span's), which a resumed sink matches.
+            if window.epoch.is_none() {
+                window.epoch = epochs.get(&window.shard).cloned();
+            }
+            window.epoch = window.epoch.filter(|e| !e.is_empty());
             // In the keeping of a shard joining: stored when the join ends, with the shard's position.
             if self
                 .shards
@@ -3280,6 +3383,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![
             (b"perf:a".to_vec(), StoredWindow::of(None, false, 0)),
@@ -3312,8 +3416,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             batch.windows["perf:b"],
-            Some(held),
-            "stored again as rebuilt"
+            Some(StoredWindow {
+                epoch: Some("e1".to_string()),
+                ..held
+            }),
+            "stored again as rebuilt, with its stream's epoch"
         );
         let more = commands(20, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(1, more), &mut batch).unwrap();
@@ -3366,6 +3473,7 @@ mod tests {
             complete: false,
             members: Vec::new(),
             span: None,
+            epoch: None,
         };
         let stored = vec![(b"perf:b".to_vec(), pending)];
         let positions = [("e0".to_string(), 10), ("e1".to_string(), 20)];
@@ -3399,6 +3507,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![
             (b"perf:b".to_vec(), held.clone()),
@@ -3446,6 +3555,7 @@ mod tests {
             complete: true,
             members: vec![(5.0, b"m".to_vec())],
             span: None,
+            epoch: None,
         };
         let stored = vec![(b"perf:b".to_vec(), held)];
         let mut changes = Changes::new(changes().modes, Vec::new(), stored);
@@ -4431,6 +4541,7 @@ mod tests {
                     complete: false,
                     members: Vec::new(),
                     span: None,
+                    epoch: None,
                 };
                 (format!("perf:k{i}").into_bytes(), window)
             })
@@ -4974,6 +5085,7 @@ mod tests {
                 from: 10,
                 inexact: true,
             }),
+            epoch: None,
         };
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
         let recorded = cluster_span(1, 10, 50);
@@ -5004,6 +5116,162 @@ mod tests {
                 "gained by shard 0: {gained}"
             );
         }
+    }
+
+    /// `perf:a`'s window stored as unknown (its top-up pending) with a span open from offset 10 of the stream of
+    /// epoch `epoch`, which had shard index `shard` then.
+    fn pending_on(shard: u16, epoch: &str) -> Vec<(Vec<u8>, StoredWindow)> {
+        let window = StoredWindow {
+            shard,
+            known: false,
+            complete: false,
+            members: Vec::new(),
+            span: Some(StoredSpan {
+                from: 10,
+                inexact: false,
+            }),
+            epoch: Some(epoch.to_string()),
+        };
+        vec![(b"perf:a".to_vec(), window)]
+    }
+
+    /// A window stored in the keeping of shard index 1, of stream `eA`; the new session numbers the shards anew:
+    /// `eA` resumes as shard 0, and index 1 is `eB`'s. The span reopens on `eA`'s stream (shard 0), its top-up asked
+    /// from where it started, and an answer of `eB`'s stream cannot close it exact: it is recorded, of `eA`. Matched
+    /// by index (before the window kept its epoch), it reopened on `eB`'s stream at `eB`'s resume, where `eB`'s past
+    /// writes, which are not `eA`'s, closed it exact: a silent loss.
+    #[test]
+    fn a_held_span_reopens_on_its_epochs_stream_whatever_its_index_now() {
+        let positions = [("eB".to_string(), 60), ("eA".to_string(), 50)];
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
+        resumed.resuming(&positions);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
+            .unwrap();
+        let watch = &resumed.spans[&b"perf:a"[..]];
+        assert_eq!(
+            (watch.shard, watch.epoch.as_str(), watch.from),
+            (0, "eA", 10)
+        );
+        assert_eq!(resumed.take_topups(), one_ask(Some(10), b"perf:a"));
+        resumed
+            .apply(&on(1, wire::encode_hello("eB", 60)), &mut batch)
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "the answer may still come");
+        assert_eq!(
+            batch.windows["perf:a"]
+                .as_ref()
+                .map(|w| (w.shard, w.epoch.as_deref())),
+            Some((0, Some("eA"))),
+            "stored in the keeping of eA's index now"
+        );
+
+        // Answered on eB's stream, which lists no write of the key since 10.
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(1, past(60, b"perf:a", 10, &[])), &mut batch)
+            .unwrap();
+        resumed
+            .apply(&on(1, answer(60, b"perf:a", &[("5", b"m")])), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "eA".to_string(),
+                shard: 0,
+                ..span("perf:a", 10, 50)
+            }]
+        );
+    }
+
+    /// A window held for stream `eA`, which no stream of the new session continues (its shard left the cluster while
+    /// the sink was stopped; index 1 is a new shard's, `eD`, which joins afresh). Once every shard has joined, the
+    /// span, exact so far, is recorded from its start to `eA`'s stored position (no answer of `eA` will come), and
+    /// the key is read by a top-up. Before, the join afresh of index 1 dropped the span (only an inexact one was
+    /// recorded) and nothing read the key: the rows of the commands that opened it were lost, silently.
+    #[test]
+    fn a_held_span_whose_stream_no_shard_continues_is_recorded_once_all_have_joined() {
+        let positions = [("eC".to_string(), 100), ("eA".to_string(), 50)];
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
+        resumed.resuming(&positions);
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(0, wire::encode_hello("eC", 100)), &mut batch)
+            .unwrap();
+        resumed
+            .apply(&on(1, wire::encode_hello("eD", 0)), &mut batch)
+            .unwrap();
+        assert!(batch.inexact_spans.is_empty(), "eA may still resume");
+        assert!(keys(resumed.take_topups()).is_empty());
+        assert!(!batch.windows.contains_key("perf:a"), "held as stored");
+
+        let mut batch = Batch::default();
+        resumed
+            .apply(&on(1, wire::encode_snapshot(0, b"")), &mut batch)
+            .unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "eA".to_string(),
+                shard: 1,
+                ..span("perf:a", 10, 50)
+            }]
+        );
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(
+            batch.windows["perf:a"].as_ref().map(|w| (w.known, w.span)),
+            Some((false, None)),
+            "stored as unknown, its span recorded"
+        );
+        let mut batch = Batch::default();
+        let more = commands(100, &[&[b"ZADD", b"perf:x", b"1", b"y"]]);
+        resumed.apply(&on(0, more), &mut batch).unwrap();
+        assert!(batch.inexact_spans.is_empty(), "recorded once");
+    }
+
+    /// Three streams stored, two in the new session (the cluster lost `eB`'s shard with its slots, given to a shard
+    /// that was there): fewer hellos than positions, so the sink cannot tell `eB` gone from late. Once no hello came
+    /// for a while (the follower says so: `hellos_settled`), `eB`'s held span is recorded, at the next message, to
+    /// its stored position and the key read by a top-up; a hello after that starts the wait again. Before, the window
+    /// stayed held, its span not recorded, until a message of another shard named the key.
+    #[test]
+    fn a_held_span_of_a_cluster_that_shrank_is_recorded_once_the_hellos_have_settled() {
+        let positions = [
+            ("eA".to_string(), 50),
+            ("eB".to_string(), 60),
+            ("eC".to_string(), 70),
+        ];
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eB"));
+        resumed.resuming(&positions);
+        let mut batch = Batch::default();
+        let hello = resumed
+            .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
+            .unwrap();
+        assert!(hello.hello);
+        let progress = |shard: u16, at: u64| on(shard, wire::encode_commands(at, b""));
+        resumed.apply(&progress(0, 50), &mut batch).unwrap();
+        resumed.hellos_settled();
+        resumed
+            .apply(&on(1, wire::encode_hello("eC", 70)), &mut batch)
+            .unwrap();
+        resumed.apply(&progress(0, 50), &mut batch).unwrap();
+        resumed.apply(&progress(1, 70), &mut batch).unwrap();
+        assert!(batch.inexact_spans.is_empty(), "eB may still say hello");
+        assert!(keys(resumed.take_topups()).is_empty());
+
+        resumed.hellos_settled();
+        let mut batch = Batch::default();
+        resumed.apply(&progress(1, 70), &mut batch).unwrap();
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                epoch: "eB".to_string(),
+                shard: 1,
+                ..span("perf:a", 10, 60)
+            }]
+        );
+        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
     /// A cluster of two shards: `perf:a` is written on shard 1's stream, a `ZINCRBY` of a member below its window
@@ -5084,6 +5352,7 @@ mod tests {
                 from: 10,
                 inexact: true,
             }),
+            epoch: None,
         };
         let stored = vec![(b"perf:a".to_vec(), held)];
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];

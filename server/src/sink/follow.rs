@@ -45,6 +45,10 @@ const IDLE: Duration = Duration::from_secs(30);
 /// Waits between connection attempts: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
+/// Time without a hello, since the session's last, after which a shard that said none is taken as gone from the
+/// cluster (`Changes::hellos_settled`): the relay starts every shard's stream when the session opens, and a resume
+/// sends its hello at once.
+const HELLOS_SETTLE: Duration = Duration::from_secs(5);
 /// Largest message read from the relay: a snapshot part is at most 64 MiB.
 const MAX_MESSAGE: usize = 80 << 20;
 
@@ -167,7 +171,12 @@ async fn run_session(
             .to_json(),
         ))
         .await?;
+    let mut last_hello: Option<Instant> = None;
     loop {
+        if last_hello.is_some_and(|at| at.elapsed() >= HELLOS_SETTLE) {
+            changes.hellos_settled();
+            last_hello = None;
+        }
         let deadline = first_change.map(|t| t + session.limits.age);
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
@@ -229,6 +238,9 @@ async fn run_session(
                 reason = why.label(),
                 "a history row could not be stored"
             );
+        }
+        if applied.hello {
+            last_hello = Some(Instant::now());
         }
         if let Some(text) = applied.notice {
             tracing::warn!("relay notice: {text}");

@@ -17,7 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 6;
+pub const VERSION: i32 = 7;
+/// The version whose migration gives each stored history window its stream's epoch (`history_window.epoch`).
+pub const WINDOW_EPOCH_VERSION: i32 = 7;
 /// Days before today that get a partition of their own.
 pub const PARTITION_DAYS_BACK: i64 = 31;
 /// Days after today that get a partition of their own.
@@ -143,6 +145,14 @@ ALTER TABLE replicast.history_window
 ALTER TABLE replicast.inexact_span ADD COLUMN IF NOT EXISTS pattern boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN replicast.inexact_span.pattern IS
   'key is a --history pattern (a Redis glob): the span is of every key it matches';
+"#,
+    // WINDOW_EPOCH_VERSION.
+    r#"
+-- The epoch of the stream a window's shard followed at the position (its span's offsets are of it): a resumed sink
+-- rebuilds the window, and opens its span again, on the stream that continues that epoch, whatever its shard index
+-- in the new session, and records the span of one no stream continues. Null: a row an older sink stored (matched by
+-- its shard's index, as that sink did).
+ALTER TABLE replicast.history_window ADD COLUMN epoch text;
 "#,
 ];
 

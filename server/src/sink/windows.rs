@@ -31,6 +31,10 @@ pub struct StoredWindow {
     /// whether a write since may have changed or removed what it wrote. A resumed sink opens the span from there
     /// and asks the top-up with that `since` (`super::changes`).
     pub span: Option<StoredSpan>,
+    /// The epoch of the stream its shard's index named at the position (of the span's, with one): what a resumed
+    /// sink matches to the stream that continues it, whatever index that stream has in the new session. `None`: a
+    /// row a sink before schema 7 stored, matched by its shard's index.
+    pub epoch: Option<String>,
 }
 
 /// The span a window stored as unknown had open at the position.
@@ -57,6 +61,7 @@ impl StoredWindow {
                     .map(|(member, score)| (score, member.to_vec()))
                     .collect(),
                 span: None,
+                epoch: None,
             },
             Some((w, _)) => StoredWindow {
                 shard: w.shard(),
@@ -64,6 +69,7 @@ impl StoredWindow {
                 complete: false,
                 members: Vec::new(),
                 span: None,
+                epoch: None,
             },
             None => StoredWindow {
                 shard: home,
@@ -71,6 +77,7 @@ impl StoredWindow {
                 complete: !unknown,
                 members: Vec::new(),
                 span: None,
+                epoch: None,
             },
         }
     }
@@ -227,6 +234,7 @@ mod tests {
             complete: false,
             members: vec![(1.0, b"a".to_vec())],
             span: None,
+            epoch: None,
         };
         assert!(!short.restorable(4));
         assert!(!StoredWindow::of(None, true, 0).restorable(4));

@@ -71,7 +71,7 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
 pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8>, StoredWindow)>> {
     let rows = client
         .query(
-            "SELECT key, shard, known, complete, scores, members, span_from, span_inexact
+            "SELECT key, shard, known, complete, scores, members, span_from, span_inexact, epoch
              FROM replicast.history_window",
             &[],
         )
@@ -115,6 +115,7 @@ pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8
                 complete: row.get(3),
                 members: scores.into_iter().zip(members).collect(),
                 span,
+                epoch: row.get(8),
             },
         ));
     }
@@ -731,11 +732,12 @@ async fn write_window(
         .unzip();
     tx.execute(
         "INSERT INTO replicast.history_window
-           (key, shard, known, complete, scores, members, span_from, span_inexact)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           (key, shard, known, complete, scores, members, span_from, span_inexact, epoch)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (key) DO UPDATE SET shard = excluded.shard, known = excluded.known,
            complete = excluded.complete, scores = excluded.scores, members = excluded.members,
-           span_from = excluded.span_from, span_inexact = excluded.span_inexact, updated_at = now()",
+           span_from = excluded.span_from, span_inexact = excluded.span_inexact, epoch = excluded.epoch,
+           updated_at = now()",
         &[
             &key,
             &i32::from(window.shard),
@@ -745,6 +747,7 @@ async fn write_window(
             &members,
             &window.span.map(|s| s.from as i64),
             &window.span.is_some_and(|s| s.inexact),
+            &window.epoch,
         ],
     )
     .await?;
