@@ -38,6 +38,7 @@ use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
 use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow};
+use crate::snapshot::MAX_SNAPSHOT_KEYS;
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -242,6 +243,10 @@ pub struct Changes {
     restated_in_join: BTreeSet<Vec<u8>>,
     /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
     swapped: bool,
+    /// The relay said (a notice) that it did not take some keys of a top-up, without naming them (the keys a join
+    /// left for later wait within the same bound as those asked): every key asked and not answered is asked again
+    /// when the next answer comes, which frees room.
+    ask_again: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
     /// The keys of `stored`: until its shard resumes (or joins afresh), a key's window is not in the history
@@ -440,6 +445,7 @@ impl Changes {
             restate_all: false,
             restated_in_join: BTreeSet::new(),
             swapped: false,
+            ask_again: false,
             stored,
             held,
             history_checked: HashSet::new(),
@@ -498,7 +504,9 @@ impl Changes {
     }
 
     /// Keys to ask the relay to read again, each once until its snapshot comes: a history key with the offset its
-    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together.
+    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together. At
+    /// most [`MAX_SNAPSHOT_KEYS`] wait for their answers, the most a relay takes of a session (it would say how
+    /// many it did not take in a notice, and never read them): the others stay to ask, asked as answers come.
     pub fn take_topups(&mut self) -> Vec<TopupAsk> {
         for key in self
             .history
@@ -511,6 +519,10 @@ impl Changes {
         let mut asks: BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
         for key in std::mem::take(&mut self.topups) {
             if Topup::can_name(&key) && !self.asked.contains(&key) {
+                if self.asked.len() >= MAX_SNAPSHOT_KEYS {
+                    self.topups.insert(key);
+                    continue;
+                }
                 self.asked.insert(key.clone());
                 let since = self.since.get(&key).copied();
                 asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
@@ -610,6 +622,9 @@ impl Changes {
             Message::Snapshot { offset, commands } => {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
+                if std::mem::take(&mut self.ask_again) {
+                    self.topups.extend(self.asked.drain());
+                }
             }
             Message::Stale { offset, keys } if self.follows_history() => {
                 every_window = self.note_stale(shard, *offset, keys);
@@ -618,7 +633,13 @@ impl Changes {
                 }
             }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
-            Message::Notice { text } => applied.notice = Some(text.to_string()),
+            Message::Notice { text } => {
+                // `top-up of N keys not taken: …` (docs/PROTOCOL.md).
+                if text.starts_with("top-up of ") && text.contains(" keys not taken") {
+                    self.ask_again = true;
+                }
+                applied.notice = Some(text.to_string());
+            }
             _ => {}
         }
         // An assembler of a mode without patterns would keep nothing, yet read every command of the message
@@ -3760,6 +3781,101 @@ mod tests {
         );
         assert_eq!(scores(&batch)[rows..], [1006.0], "the answer's row of m");
         assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
+    }
+
+    /// Issue 23 item 4. The relay takes at most 10,000 keys waiting for top-ups in a session (`MAX_SNAPSHOT_KEYS`),
+    /// and never reads the others: the sink asks no more than that at once, and the rest as answers come, so that
+    /// every key is read. Here 11,000 history keys made unknown by stale messages of 1,000 keys each.
+    #[test]
+    fn the_sink_never_has_more_top_ups_waiting_than_the_relay_takes() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
+        );
+        let names: Vec<Vec<u8>> = (0..11_000)
+            .map(|i| format!("perf:k{i:05}").into_bytes())
+            .collect();
+        for some in names.chunks(1_000) {
+            let stale = wire::encode_stale(at, some.iter().map(Vec::as_slice));
+            changes.apply(&stale, &mut batch).unwrap();
+        }
+        let first = keys(changes.take_topups());
+        assert_eq!(
+            first.len(),
+            MAX_SNAPSHOT_KEYS,
+            "at most what the relay takes"
+        );
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "none more before an answer"
+        );
+        // 600 answered (absent): 600 more asked, of those not asked yet.
+        let mut answered = Vec::new();
+        for key in &first[..600] {
+            crate::link_io::push_command(&mut answered, &[b"DEL", key]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        let second = keys(changes.take_topups());
+        assert_eq!(second.len(), 600);
+        assert!(second.iter().all(|k| !first.contains(k)));
+        // The rest once more are answered: every key asked once.
+        let mut answered = Vec::new();
+        for key in &first[600..1_000] {
+            crate::link_io::push_command(&mut answered, &[b"DEL", key]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        let third = keys(changes.take_topups());
+        let mut all: Vec<Vec<u8>> = [first, second, third].concat();
+        all.sort_unstable();
+        assert_eq!(all, names, "each key asked, once");
+    }
+
+    /// The relay's notice that it did not take some keys of a top-up (the keys a join left for later wait within
+    /// the same bound) names none: every key asked and not answered is asked again once the next answer comes.
+    #[test]
+    fn keys_a_relay_did_not_take_are_asked_again_after_the_next_answer() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
+        );
+        let names = [&b"perf:x0"[..], b"perf:x1", b"perf:x2"];
+        changes
+            .apply(&wire::encode_stale(at, names), &mut batch)
+            .unwrap();
+        assert_eq!(keys(changes.take_topups()).len(), 3);
+        let notice = "top-up of 2 keys not taken: at most 10000 keys wait for top-ups in a session; ask for them \
+                      again once those have come";
+        changes
+            .apply(&wire::encode_notice(notice), &mut batch)
+            .unwrap();
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "not before an answer"
+        );
+        let mut answered = Vec::new();
+        crate::link_io::push_command(&mut answered, &[b"DEL", b"perf:x0"]);
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        assert_eq!(
+            keys(changes.take_topups()),
+            [b"perf:x1".to_vec(), b"perf:x2".to_vec()],
+            "asked again"
+        );
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        assert!(keys(changes.take_topups()).is_empty(), "once");
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
