@@ -247,6 +247,9 @@ pub struct Changes {
     /// left for later wait within the same bound as those asked): every key asked and not answered is asked again
     /// when the next answer comes, which frees room.
     ask_again: bool,
+    /// The commands message being applied is a `SWAPDB` of the watched database alone, cut out of its message
+    /// ([`Changes::split_at_swap`]): where it ends, for the history to take it as a stale message for every window.
+    swap_alone: Option<u64>,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
     /// The keys of `stored`: until its shard resumes (or joins afresh), a key's window is not in the history
@@ -446,6 +449,7 @@ impl Changes {
             restated_in_join: BTreeSet::new(),
             swapped: false,
             ask_again: false,
+            swap_alone: None,
             stored,
             held,
             history_checked: HashSet::new(),
@@ -559,6 +563,20 @@ impl Changes {
             Message::Shard { index, message } => (index, *message),
             other => (0, other),
         };
+        if self.swap_alone.is_none() && self.follows_history() {
+            if let Some(parts) = self.split_at_swap(shard, &inner)? {
+                let mut applied = Applied::default();
+                for (part, swap) in parts {
+                    self.swap_alone = swap;
+                    let result = self.apply(&part, batch);
+                    self.swap_alone = None;
+                    let part = result?;
+                    applied.reconnect = part.reconnect.or(applied.reconnect);
+                    applied.notice = part.notice.or(applied.notice);
+                }
+                return Ok(applied);
+            }
+        }
         let mut applied = Applied::default();
         // What a message that could not be applied (a segment that does not decode, after others were read) left
         // of its own: each is the message's alone.
@@ -617,6 +635,14 @@ impl Changes {
                         continue;
                     }
                     self.read_commands(shard, segment.start, segment.bytes, batch, false);
+                }
+                // A `SWAPDB` of the watched database is, to the history, a stale message for every window at its
+                // end (not a duplicate): every key's state may have changed.
+                if let Some(end) = self
+                    .swap_alone
+                    .filter(|&end| applied_offset.is_none_or(|a| a < end))
+                {
+                    every_window = self.note_stale(shard, end, &wire::StaleKeys::All);
                 }
             }
             Message::Snapshot { offset, commands } => {
@@ -920,6 +946,87 @@ impl Changes {
             }
         }
         None
+    }
+
+    /// A commands message holding a `SWAPDB` of the watched database, in three: the commands before it, it alone
+    /// (with where it ends), and those after it (each of shard `shard`); `None` for any other message. The history
+    /// assembler would take a `SWAPDB` as the start of a wait for a full snapshot, which never comes to a sink (the
+    /// first top-up's answer would end it, every key it does not name then taken for absent); the sink gives it
+    /// the `SWAPDB` as a stale message for every window instead ([`Changes::stale_every_window`]): each key it
+    /// knows the state of is read again, with its span, and the keys it may have made are recorded. (Looked for
+    /// only in a message holding a 6-byte argument that reads `swapdb`.)
+    #[allow(clippy::type_complexity)]
+    fn split_at_swap(
+        &self,
+        shard: u16,
+        inner: &Message<'_>,
+    ) -> Result<Option<Vec<(Vec<u8>, Option<u64>)>>, ChangeError> {
+        let Message::Commands(segments) = inner else {
+            return Ok(None);
+        };
+        let mut swap = None;
+        for segment in segments.clone() {
+            let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
+            let named = memchr::memmem::find_iter(segment.bytes, b"$6\r\n").any(|at| {
+                segment
+                    .bytes
+                    .get(at + 4..at + 10)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb"))
+            });
+            if !named {
+                continue;
+            }
+            let watched = self.modes.db;
+            let _ = CommandReader::new(segment.start).push(segment.bytes, |command| {
+                if swap.is_none() && command.is("swapdb") && swaps(&command.args, watched) {
+                    swap = Some((command.start, command.end));
+                }
+            });
+            if swap.is_some() {
+                break;
+            }
+        }
+        let Some((start, end)) = swap else {
+            return Ok(None);
+        };
+        // The segments' parts before `start`, from `start` to `end`, and after `end`; each part ends where it does
+        // (an empty segment there), so that the stream stands at the cut.
+        let mut parts = [
+            wire::begin_commands(),
+            wire::begin_commands(),
+            wire::begin_commands(),
+        ];
+        for segment in segments.clone().flatten() {
+            // The empty segment a message ends with, at the relay's cursor.
+            let cursor = segment.bytes.is_empty() && segment.start >= end;
+            for (i, part) in parts.iter_mut().enumerate() {
+                let (from, to) = match i {
+                    0 => (segment.start, start.min(segment.end())),
+                    1 => (start.max(segment.start), end.min(segment.end())),
+                    _ => (end.max(segment.start), segment.end()),
+                };
+                if to > from || (cursor && i == 2) {
+                    let range = (from - segment.start) as usize..(to - segment.start) as usize;
+                    wire::push_segment(part, from, &segment.bytes[range]);
+                }
+            }
+        }
+        wire::push_segment(&mut parts[0], start, b"");
+        wire::push_segment(&mut parts[1], end, b"");
+        let wrap = |part: Vec<u8>| {
+            if shard == 0 {
+                part
+            } else {
+                wire::encode_shard(shard, &part)
+            }
+        };
+        let [before, swap, after] = parts;
+        let mut out = vec![(wrap(before), None), (wrap(swap), Some(end))];
+        // Only the message's tag: nothing after the `SWAPDB`.
+        if after.len() > 1 {
+            out.push((wrap(after), None));
+        }
+        Ok(Some(out))
     }
 
     /// Gives the history assembler a stale message for every window of shard `shard`'s stream at `offset` as what
@@ -2212,6 +2319,18 @@ fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
 }
 
 /// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
+/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read).
+fn swaps(args: &[&[u8]], db: u32) -> bool {
+    let index = |i: usize| {
+        args.get(i)
+            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
+    };
+    match (index(1), index(2)) {
+        (Some(a), Some(b)) => a != b && (a == db || b == db),
+        _ => true,
+    }
+}
+
 fn copies_into(args: &[&[u8]], db: u32) -> bool {
     let mut rest = args.iter().skip(3);
     while let Some(arg) = rest.next() {
@@ -3878,6 +3997,58 @@ mod tests {
         assert!(keys(changes.take_topups()).is_empty(), "once");
     }
 
+    /// Issue 23 item 2. A `SWAPDB` of the watched database made the history assembler wait for a full snapshot: the
+    /// first top-up's answer (here of `perf:b`, which an increment after the swap asked) ended it, every key it did
+    /// not name then taken for absent, and an increment of `perf:a` was stored as the whole score (1). Now it is a
+    /// stale message for every window at its end: `perf:a` is read again from there, with its span, and a key
+    /// without a window is read before an increment.
+    #[test]
+    fn a_swapdb_is_a_stale_message_for_every_window_to_the_history() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let start = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+        );
+        let message = commands(
+            start,
+            &[
+                &[b"ZADD", b"perf:x", b"5", b"y"],
+                &[b"SWAPDB", b"1", b"0"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        let swapped = start
+            + commands(
+                0,
+                &[&[b"ZADD", b"perf:x", b"5", b"y"], &[b"SWAPDB", b"1", b"0"]],
+            )
+            .len() as u64
+            - commands(0, &[]).len() as u64;
+        assert!(!changes.history.needs_resnapshot());
+        let mut asked = keys(changes.take_topups());
+        asked.sort_unstable();
+        assert_eq!(
+            asked,
+            [b"perf:a".to_vec(), b"perf:b".to_vec(), b"perf:x".to_vec()],
+            "the keys known before the swap, and the one the increment needs"
+        );
+        assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
+        let rows = batch.zsets.len();
+        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        let more = changes.stream_positions()[0].2;
+        changes
+            .apply(
+                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+    }
+
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
     /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`.
     fn made_by_a_stale_all(at: u64) -> Vec<InexactSpan> {
@@ -4190,8 +4361,9 @@ mod tests {
     }
 
     /// Writes that may change what a `…STORE` wrote before its top-up's answer, each recording the span from the
-    /// store: a flush (of every database, also from another one), `SWAPDB`, a `RENAME` over the key, a `MOVE` into
-    /// it from another database, a `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
+    /// store: a flush (of every database, also from another one), `SWAPDB` (which also records the keys it may have
+    /// made, as a stale message for every window), a `RENAME` over the key, a `MOVE` into it from another database, a
+    /// `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
     #[test]
     fn writes_over_a_pending_store_record_its_span() {
         let cases: [(&str, &[&[&[u8]]]); 8] = [
@@ -4238,10 +4410,12 @@ mod tests {
                 .iter()
                 .map(|s| (s.key.as_str(), s.from_offset))
                 .collect();
-            let expected: &[(&str, u64)] = if case == "ttl" {
-                &[]
-            } else {
-                &[("perf:u", offset)]
+            // A `SWAPDB` is also a stale message for every window at its end: the keys it may have made.
+            let swapped = at + commands(0, writes).len() as u64 - commands(0, &[]).len() as u64;
+            let expected: &[(&str, u64)] = match case {
+                "ttl" => &[],
+                "swapdb" => &[("perf:*", swapped), ("perf:u", offset)],
+                _ => &[("perf:u", offset)],
             };
             assert_eq!(spans, expected, "{case}");
         }
