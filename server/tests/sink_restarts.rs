@@ -1480,3 +1480,52 @@ async fn an_increment_after_a_swapdb_stores_the_score_redis_holds() {
     );
     drop(sink);
 }
+
+/// Issue 23 item 3 end to end: `SWAPDB 0 1` brings `cfg:k` (fields `x`) into the watched database. The first write
+/// after it (to `cfg:h`, mirrored before the swap) has `cfg:h` read by a top-up; with the mirror waiting for a full
+/// snapshot after the swap, that answer ended the wait with every other key taken for absent, and `HSET cfg:k y 2`
+/// was mirrored as the whole hash, `y` alone. Now `cfg:k` is read again before its rows are written: the mirror
+/// tables equal Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_equals_redis_after_a_swapdb() {
+    async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
+        let mut cmd = redis::cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        let _: redis::Value = cmd.query_async(conn).await.unwrap();
+    }
+    async fn fields(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<String> {
+        rows_within(
+            db,
+            "SELECT field || '=' || value FROM replicast.mirror_hash WHERE key = $1 ORDER BY field",
+            &[&key],
+            want,
+            key,
+            |r| r.get::<_, String>(0),
+        )
+        .await
+    }
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    run(&mut conn, &["HSET", "cfg:h", "a", "1"]).await;
+    run(&mut db1, &["HSET", "cfg:h", "b", "2"]).await;
+    run(&mut db1, &["HSET", "cfg:k", "x", "1"]).await;
+    committed(&db, redis_port).await;
+    assert_eq!(fields(&db, "cfg:h", 1).await, ["a=1"]);
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    run(&mut conn, &["HSET", "cfg:h", "c", "3"]).await;
+    assert_eq!(fields(&db, "cfg:h", 2).await, ["b=2", "c=3"]);
+    run(&mut conn, &["HSET", "cfg:k", "y", "2"]).await;
+    committed(&db, redis_port).await;
+    assert_eq!(
+        fields(&db, "cfg:k", 2).await,
+        ["x=1", "y=2"],
+        "the hash Redis holds, not the field written"
+    );
+    drop(sink);
+}

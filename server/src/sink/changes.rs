@@ -563,7 +563,7 @@ impl Changes {
             Message::Shard { index, message } => (index, *message),
             other => (0, other),
         };
-        if self.swap_alone.is_none() && self.follows_history() {
+        if self.swap_alone.is_none() {
             if let Some(parts) = self.split_at_swap(shard, &inner)? {
                 let mut applied = Applied::default();
                 for (part, swap) in parts {
@@ -640,7 +640,7 @@ impl Changes {
                 // end (not a duplicate): every key's state may have changed.
                 if let Some(end) = self
                     .swap_alone
-                    .filter(|&end| applied_offset.is_none_or(|a| a < end))
+                    .filter(|&end| self.follows_history() && applied_offset.is_none_or(|a| a < end))
                 {
                     every_window = self.note_stale(shard, end, &wire::StaleKeys::All);
                 }
@@ -668,6 +668,19 @@ impl Changes {
             }
             _ => {}
         }
+        // A stale message for every window, or a `SWAPDB` of the watched database cut out of its message (not a
+        // duplicate): to the mirror too, every key of the shard is read again ([`Changes::mirror_stale_all`]).
+        let mirror_stale_all = match &inner {
+            Message::Stale {
+                offset,
+                keys: wire::StaleKeys::All,
+            } if applied_offset.is_none_or(|a| *offset >= a) => Some(*offset),
+            Message::Commands(_) => self
+                .swap_alone
+                .filter(|&end| applied_offset.is_none_or(|a| a < end)),
+            _ => None,
+        }
+        .filter(|_| self.follows_mirror());
         // An assembler of a mode without patterns would keep nothing, yet read every command of the message
         // again: only the modes in use are fed, and the stream's joins and positions come from the mirror's when
         // it is fed, else from the history's.
@@ -717,11 +730,13 @@ impl Changes {
             }
         }
         if self.follows_mirror() {
-            outcome = Some(
-                self.mirror
+            outcome = Some(match mirror_stale_all {
+                Some(at) => self.mirror_stale_all(shard, at)?,
+                None => self
+                    .mirror
                     .push_message(message)
                     .map_err(|e| ChangeError::Assembler(e.to_string()))?,
-            );
+            });
         }
         if let Some(replicast_assembler::Outcome::Joined { continuous, .. }) = outcome {
             // Resumed where the database stands, without the windows (a new process): the stream goes on from the
@@ -801,7 +816,15 @@ impl Changes {
                 }
             }
         }
-        self.write_mirror(kind, batch);
+        // The windows a stale message for every window or a `SWAPDB` made unknown are not deleted: read again.
+        self.write_mirror(
+            if mirror_stale_all.is_some() {
+                Kind::Other
+            } else {
+                kind
+            },
+            batch,
+        );
         if self.follows_history() {
             self.store_windows(shard, batch);
         }
@@ -1061,6 +1084,42 @@ impl Changes {
         self.history_checked
             .retain(|k| history.window(k).is_some() || history.is_unknown(k));
         self.history_checked.extend(keys.iter().cloned());
+        self.shards[usize::from(shard)].stale_all = true;
+        Ok(outcome)
+    }
+
+    /// Gives the mirror assembler a stale message for every window of shard `shard`'s stream at `offset` (or a
+    /// `SWAPDB` of the watched database ending there) as what it is to the sink. The assembler would drop the shard's
+    /// windows and wait for a full snapshot, which never comes to a sink: the first top-up's answer would end the
+    /// wait, every key it does not name then taken for absent (a command on one making a window of only what it
+    /// wrote, a hash of one field while Redis holds more). Instead each key of the shard's windows is made unknown
+    /// and read again by a top-up, its rows kept until the answer, and until the shard joins afresh a window a
+    /// command makes of a key without one is read again before its rows are written, as after a resume.
+    fn mirror_stale_all(
+        &mut self,
+        shard: u16,
+        offset: u64,
+    ) -> Result<replicast_assembler::Outcome, ChangeError> {
+        let keys: Vec<Vec<u8>> = self
+            .mirror
+            .windows()
+            .filter(|(_, w)| w.shard() == shard)
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        // The stream goes on from `offset`, as after the stale message.
+        let mut message = wire::encode_stale(offset, std::iter::empty::<&[u8]>());
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        let outcome = self
+            .mirror
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        for key in keys {
+            self.mirror.forget(&key);
+        }
+        // Known since a resume, or the last stale message for every window: known no more.
+        self.checked.clear();
         self.shards[usize::from(shard)].stale_all = true;
         Ok(outcome)
     }
@@ -2017,7 +2076,6 @@ impl Changes {
         }
         // A key a snapshot names is answered and verified; a mirrored one is written again from what the
         // snapshot left of it, even if it has no window (gone, or a set).
-        let blind = self.shards.iter().any(|s| s.blind);
         let unread = self.shards.iter().any(|s| s.blind || s.stale_all);
         for key in named {
             self.asked.remove(&key);
@@ -2037,7 +2095,7 @@ impl Changes {
             }
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
-                if blind {
+                if unread {
                     self.checked.insert(key);
                 }
             }
@@ -2224,7 +2282,7 @@ impl Changes {
                         && self
                             .shards
                             .get(usize::from(w.shard()))
-                            .is_some_and(|s| s.blind)
+                            .is_some_and(|s| s.blind || s.stale_all)
                 });
             if unchecked {
                 // Made by commands since a blind resume: the key may hold more than they wrote. Read it first.
@@ -2263,7 +2321,7 @@ impl Changes {
                 }
                 // Gone by a command (or by a snapshot, which is authoritative), not by a join clearing windows.
                 None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
-                    if self.shards.iter().any(|s| s.blind) {
+                    if self.shards.iter().any(|s| s.blind || s.stale_all) {
                         // Gone, as Redis says: a window made for it again holds all of it.
                         self.checked.insert(key.clone());
                     }
@@ -4047,6 +4105,69 @@ mod tests {
             .unwrap();
         assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
         assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+    }
+
+    /// Issue 23 item 3. A stale message for every window (or a `SWAPDB`) made the mirror assembler wait for a full
+    /// snapshot: the first top-up's answer (of `cfg:h`, whose window it dropped) ended it, every other key then taken
+    /// for absent, and `HSET cfg:k y 2` of a hash Redis holds more of was written as the whole hash. Now `cfg:h` is
+    /// read again, and a window a command makes of a key without one is read again before its rows are written.
+    #[test]
+    fn after_a_stale_message_for_every_window_the_mirror_reads_a_key_again_before_writing_it() {
+        for swap in [false, true] {
+            let modes = Modes {
+                history: Patterns::new(&[]),
+                mirror: Patterns::new(&["cfg:*".to_string()]),
+                db: 0,
+                window: 10,
+            };
+            let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+            let mut batch = Batch::default();
+            let at = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"HSET", b"cfg:h", b"a", b"1"]],
+            );
+            let stale = if swap {
+                commands(at, &[&[b"SWAPDB", b"0", b"1"]])
+            } else {
+                wire::encode_stale_all(at)
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            assert!(
+                !batch.mirror.contains_key("cfg:h")
+                    || !matches!(batch.mirror["cfg:h"], MirrorState::Deleted),
+                "not deleted (swap: {swap})"
+            );
+            assert_eq!(
+                keys(changes.take_topups()),
+                [b"cfg:h".to_vec()],
+                "swap: {swap}"
+            );
+            let here = changes.stream_positions()[0].2;
+            let mut answer = Vec::new();
+            crate::link_io::push_command(&mut answer, &[b"DEL", b"cfg:h"]);
+            crate::link_io::push_command(&mut answer, &[b"HSET", b"cfg:h", b"b", b"2"]);
+            changes
+                .apply(&wire::encode_snapshot(here, &answer), &mut batch)
+                .unwrap();
+            batch.mirror.clear();
+            changes
+                .apply(
+                    &commands(here, &[&[b"HSET", b"cfg:k", b"y", b"2"]]),
+                    &mut batch,
+                )
+                .unwrap();
+            assert!(
+                !batch.mirror.contains_key("cfg:k"),
+                "not the whole hash (swap: {swap}): {:?}",
+                batch.mirror
+            );
+            assert_eq!(
+                keys(changes.take_topups()),
+                [b"cfg:k".to_vec()],
+                "swap: {swap}"
+            );
+        }
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
