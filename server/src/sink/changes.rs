@@ -250,6 +250,8 @@ pub struct Changes {
     /// The commands message being applied is a `SWAPDB` of the watched database alone, cut out of its message
     /// ([`Changes::split_at_swap`]): where it ends, for the history to take it as a stale message for every window.
     swap_alone: Option<u64>,
+    /// A segment of the commands message being applied could not be read (the sink's own reading stopped there).
+    unreadable: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
     /// The keys of `stored`: until its shard resumes (or joins afresh), a key's window is not in the history
@@ -450,6 +452,7 @@ impl Changes {
             swapped: false,
             ask_again: false,
             swap_alone: None,
+            unreadable: false,
             stored,
             held,
             history_checked: HashSet::new(),
@@ -602,6 +605,8 @@ impl Changes {
         let mut every_window = None;
         // The keys a stale message of keys names.
         let mut named_stale: Vec<Vec<u8>> = Vec::new();
+        // A commands message with a segment the sink cannot read: where it starts and ends.
+        let mut unreadable: Option<(u64, u64)> = None;
         let mut resumed = false;
         let mut hello_offset = 0;
         match &inner {
@@ -629,17 +634,25 @@ impl Changes {
             }
             Message::Commands(segments) => {
                 kind = Kind::Commands;
+                let mut extent: Option<(u64, u64)> = None;
                 for segment in segments.clone() {
                     let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
+                    extent = Some((extent.map_or(segment.start, |e| e.0), segment.end()));
                     if applied_offset.is_some_and(|a| segment.end() <= a) {
                         continue;
                     }
                     self.read_commands(shard, segment.start, segment.bytes, batch, false);
                 }
+                // A segment that cannot be read may have lost commands that wrote any key: the assemblers would
+                // wait for a full snapshot. The message is, to them, a stale message for every window at its end.
+                if std::mem::take(&mut self.unreadable) {
+                    unreadable = extent;
+                }
                 // A `SWAPDB` of the watched database is, to the history, a stale message for every window at its
                 // end (not a duplicate): every key's state may have changed.
                 if let Some(end) = self
                     .swap_alone
+                    .or(unreadable.map(|(_, end)| end))
                     .filter(|&end| self.follows_history() && applied_offset.is_none_or(|a| a < end))
                 {
                     every_window = self.note_stale(shard, end, &wire::StaleKeys::All);
@@ -677,6 +690,7 @@ impl Changes {
             } if applied_offset.is_none_or(|a| *offset >= a) => Some(*offset),
             Message::Commands(_) => self
                 .swap_alone
+                .or(unreadable.map(|(_, end)| end))
                 .filter(|&end| applied_offset.is_none_or(|a| a < end)),
             _ => None,
         }
@@ -726,7 +740,8 @@ impl Changes {
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
             outcome = Some(history?);
             if let Some((offset, _)) = every_window {
-                self.record_keys_it_may_have_made(shard, offset, batch);
+                let from = unreadable.map_or(offset, |(from, _)| from);
+                self.record_keys_it_may_have_made(shard, from, offset, batch);
             }
         }
         if self.follows_mirror() {
@@ -1126,8 +1141,9 @@ impl Changes {
 
     /// Records, for a stale message for every window of shard `shard`'s stream at `offset`, that the command the
     /// relay withheld may have written keys the sink holds no window of (it may have made them), whose rows it
-    /// cannot read: one span per `--history` pattern, the pattern as its key, from and to `offset`.
-    fn record_keys_it_may_have_made(&self, shard: u16, offset: u64, batch: &mut Batch) {
+    /// cannot read: one span per `--history` pattern, the pattern as its key, from `from` (the start of a message
+    /// that could not be read, else `offset`) to `offset`.
+    fn record_keys_it_may_have_made(&self, shard: u16, from: u64, offset: u64, batch: &mut Batch) {
         let epoch = history_epoch(&self.history, shard);
         for pattern in &self.modes.history.raw {
             if let Ok(text) = key_text(pattern) {
@@ -1137,7 +1153,7 @@ impl Changes {
                         epoch: epoch.clone(),
                         key: text.to_string(),
                         shard,
-                        from_offset: offset,
+                        from_offset: from,
                         to_offset: offset,
                     },
                 );
@@ -2070,7 +2086,13 @@ impl Changes {
             }
         };
         // Segments and snapshots hold whole commands; an error loses the rest, which the assemblers report.
-        let _ = CommandReader::new(start).push(bytes, &mut on_command);
+        if CommandReader::new(start)
+            .push(bytes, &mut on_command)
+            .is_err()
+            && !snapshot
+        {
+            self.unreadable = true;
+        }
         if !snapshot {
             self.shards[index].selected_db = selected;
         }
@@ -4168,6 +4190,50 @@ mod tests {
                 "swap: {swap}"
             );
         }
+    }
+
+    /// Issue 23 item 2. A segment that cannot be read (a negative bulk length) made the history assembler wait for a
+    /// full snapshot, as a `SWAPDB` did: the first top-up's answer ended it, and an increment of a key without a
+    /// window was stored as the whole score. Now the message is a stale message for every window at its end, and
+    /// the keys the lost commands may have made are recorded over the message.
+    #[test]
+    fn a_segment_the_sink_cannot_read_is_a_stale_message_for_every_window() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let start = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+        );
+        let mut bytes = Vec::new();
+        crate::link_io::push_command(&mut bytes, &[b"ZINCRBY", b"perf:b", b"1", b"m"]);
+        bytes.extend_from_slice(b"*2\r\n$-5\r\n");
+        let end = start + bytes.len() as u64;
+        changes
+            .apply(&wire::encode_commands(start, &bytes), &mut batch)
+            .unwrap();
+        assert!(!changes.history.needs_resnapshot());
+        let mut asked = keys(changes.take_topups());
+        asked.sort_unstable();
+        assert_eq!(asked, [b"perf:a".to_vec(), b"perf:b".to_vec()]);
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                to_offset: end,
+                ..span("perf:*", start, end)
+            }]
+        );
+        let rows = batch.zsets.len();
+        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        let more = changes.stream_positions()[0].2;
+        changes
+            .apply(
+                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
