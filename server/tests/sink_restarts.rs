@@ -20,8 +20,8 @@ use support::sink::{
     committed, postgres_and_a_relay, rows_within, start_relay_on, start_sink, stored_scores, Rng,
 };
 use support::{
-    free_port, master_repl_offset, metric, promote, redis_conn, replica_at, start_redis,
-    start_redis_with, state_reaches, Proc, ANSWER_TIMEOUT,
+    free_port, master_repl_offset, metric, promote, redis_conn, redis_conn_url, replica_at,
+    start_redis, start_redis_with, state_reaches, Proc, ANSWER_TIMEOUT,
 };
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
@@ -1436,4 +1436,96 @@ async fn a_block_that_increments_what_its_withheld_command_wrote_records_a_span(
     assert!(*to >= after, "to the answer: {to}");
     assert_eq!(epoch, &caught_up.epoch);
     assert_eq!(caught_up.spans_total, "1");
+}
+
+/// Issue 23 item 2 end to end: `SWAPDB 0 1` brings `perf:c` and `perf:d` (each with `m` at 7) into the watched
+/// database. The first increment after it (of `perf:c`) asks a top-up; with the history waiting for a full snapshot
+/// after the swap, that answer ended the wait with every key it did not name taken for absent, and the next
+/// increment (of `perf:d`) was stored as the whole score, 1. The swap is now a stale message for every window to the
+/// history: `perf:d` is read before its increment, and its row is Redis's 8; the keys the swap may have made are
+/// recorded as the `--history` patterns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_increment_after_a_swapdb_stores_the_score_redis_holds() {
+    async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
+        let mut cmd = redis::cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        let _: redis::Value = cmd.query_async(conn).await.unwrap();
+    }
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    run(&mut conn, &["ZADD", "perf:a", "1", "m"]).await;
+    run(&mut db1, &["ZADD", "perf:c", "7", "m"]).await;
+    run(&mut db1, &["ZADD", "perf:d", "7", "m"]).await;
+    committed(&db, redis_port).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    run(&mut conn, &["ZINCRBY", "perf:c", "1", "m"]).await;
+    assert_eq!(stored_scores(&db, "perf:c", 1).await, [8]);
+    run(&mut conn, &["ZINCRBY", "perf:d", "1", "m"]).await;
+    committed(&db, redis_port).await;
+    assert_eq!(
+        stored_scores(&db, "perf:d", 1).await,
+        [8],
+        "Redis's score, not the increment"
+    );
+    let recorded: Vec<String> = spans(&db).await.into_iter().map(|s| s.0).collect();
+    assert!(
+        recorded.contains(&"perf:*".to_string()),
+        "the keys the swap may have made: {recorded:?}"
+    );
+    drop(sink);
+}
+
+/// Issue 23 item 3 end to end: `SWAPDB 0 1` brings `cfg:k` (fields `x`) into the watched database. The first write
+/// after it (to `cfg:h`, mirrored before the swap) has `cfg:h` read by a top-up; with the mirror waiting for a full
+/// snapshot after the swap, that answer ended the wait with every other key taken for absent, and `HSET cfg:k y 2`
+/// was mirrored as the whole hash, `y` alone. Now `cfg:k` is read again before its rows are written: the mirror
+/// tables equal Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_equals_redis_after_a_swapdb() {
+    async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
+        let mut cmd = redis::cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        let _: redis::Value = cmd.query_async(conn).await.unwrap();
+    }
+    async fn fields(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<String> {
+        rows_within(
+            db,
+            "SELECT field || '=' || value FROM replicast.mirror_hash WHERE key = $1 ORDER BY field",
+            &[&key],
+            want,
+            key,
+            |r| r.get::<_, String>(0),
+        )
+        .await
+    }
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    run(&mut conn, &["HSET", "cfg:h", "a", "1"]).await;
+    run(&mut db1, &["HSET", "cfg:h", "b", "2"]).await;
+    run(&mut db1, &["HSET", "cfg:k", "x", "1"]).await;
+    committed(&db, redis_port).await;
+    assert_eq!(fields(&db, "cfg:h", 1).await, ["a=1"]);
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    run(&mut conn, &["HSET", "cfg:h", "c", "3"]).await;
+    assert_eq!(fields(&db, "cfg:h", 2).await, ["b=2", "c=3"]);
+    run(&mut conn, &["HSET", "cfg:k", "y", "2"]).await;
+    committed(&db, redis_port).await;
+    assert_eq!(
+        fields(&db, "cfg:k", 2).await,
+        ["x=1", "y=2"],
+        "the hash Redis holds, not the field written"
+    );
+    drop(sink);
 }

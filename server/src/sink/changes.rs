@@ -41,6 +41,7 @@ use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
 use super::windows::{push_snapshot, AbsentKeys, StoredSpan, StoredWindow, ABSENT_KEPT};
+use crate::snapshot::MAX_SNAPSHOT_KEYS;
 use crate::subscription::Allow;
 
 /// Window of the history assembler: it only has to follow members whose new score depends on the old one, and
@@ -266,6 +267,15 @@ pub struct Changes {
     restated_in_join: BTreeSet<Vec<u8>>,
     /// The history assembler waited for a full snapshot at the last message (`needs_resnapshot`).
     swapped: bool,
+    /// The relay said (a notice) that it did not take some keys of a top-up, without naming them (the keys a join
+    /// left for later wait within the same bound as those asked): every key asked and not answered is asked again
+    /// when the next answer comes, which frees room.
+    ask_again: bool,
+    /// The commands message being applied is a `SWAPDB` of the watched database alone, cut out of its message
+    /// ([`Changes::split_at_swap`]): where it ends, for the history to take it as a stale message for every window.
+    swap_alone: Option<u64>,
+    /// A segment of the commands message being applied could not be read (the sink's own reading stopped there).
+    unreadable: bool,
     /// Windows the stopped sink stored, rebuilt when their shard resumes from the database's position.
     stored: Vec<(Vec<u8>, StoredWindow)>,
     /// The keys of `stored`: until its shard resumes (or joins afresh), a key's window is not in the history
@@ -472,6 +482,9 @@ impl Changes {
             restate_all: false,
             restated_in_join: BTreeSet::new(),
             swapped: false,
+            ask_again: false,
+            swap_alone: None,
+            unreadable: false,
             stored,
             held,
             history_checked: HashSet::new(),
@@ -542,7 +555,9 @@ impl Changes {
     }
 
     /// Keys to ask the relay to read again, each once until its snapshot comes: a history key with the offset its
-    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together.
+    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together. At
+    /// most [`MAX_SNAPSHOT_KEYS`] wait for their answers, the most a relay takes of a session (it would say how
+    /// many it did not take in a notice, and never read them): the others stay to ask, asked as answers come.
     pub fn take_topups(&mut self) -> Vec<TopupAsk> {
         for key in self
             .history
@@ -555,6 +570,10 @@ impl Changes {
         let mut asks: BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
         for key in std::mem::take(&mut self.topups) {
             if Topup::can_name(&key) && !self.asked.contains(&key) {
+                if self.asked.len() >= MAX_SNAPSHOT_KEYS {
+                    self.topups.insert(key);
+                    continue;
+                }
                 self.asked.insert(key.clone());
                 let since = self.since.get(&key).copied();
                 asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
@@ -594,6 +613,20 @@ impl Changes {
             Message::Shard { index, message } => (index, *message),
             other => (0, other),
         };
+        if self.swap_alone.is_none() {
+            if let Some(parts) = self.split_at_swap(shard, &inner)? {
+                let mut applied = Applied::default();
+                for (part, swap) in parts {
+                    self.swap_alone = swap;
+                    let result = self.apply(&part, batch);
+                    self.swap_alone = None;
+                    let part = result?;
+                    applied.reconnect = part.reconnect.or(applied.reconnect);
+                    applied.notice = part.notice.or(applied.notice);
+                }
+                return Ok(applied);
+            }
+        }
         let mut applied = Applied::default();
         // What a message that could not be applied (a segment that does not decode, after others were read) left
         // of its own: each is the message's alone.
@@ -619,6 +652,8 @@ impl Changes {
         let mut every_window = None;
         // The keys a stale message of keys names.
         let mut named_stale: Vec<Vec<u8>> = Vec::new();
+        // A commands message with a segment the sink cannot read: where it starts and ends.
+        let mut unreadable: Option<(u64, u64)> = None;
         let mut resumed = false;
         let mut hello_offset = 0;
         // The hello's epoch and the one it continues (a failover renamed the stream), if any.
@@ -652,17 +687,36 @@ impl Changes {
             }
             Message::Commands(segments) => {
                 kind = Kind::Commands;
+                let mut extent: Option<(u64, u64)> = None;
                 for segment in segments.clone() {
                     let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
+                    extent = Some((extent.map_or(segment.start, |e| e.0), segment.end()));
                     if applied_offset.is_some_and(|a| segment.end() <= a) {
                         continue;
                     }
                     self.read_commands(shard, segment.start, segment.bytes, batch, false);
                 }
+                // A segment that cannot be read may have lost commands that wrote any key: the assemblers would
+                // wait for a full snapshot. The message is, to them, a stale message for every window at its end.
+                if std::mem::take(&mut self.unreadable) {
+                    unreadable = extent;
+                }
+                // A `SWAPDB` of the watched database is, to the history, a stale message for every window at its
+                // end (not a duplicate): every key's state may have changed.
+                if let Some(end) = self
+                    .swap_alone
+                    .or(unreadable.map(|(_, end)| end))
+                    .filter(|&end| self.follows_history() && applied_offset.is_none_or(|a| a < end))
+                {
+                    every_window = self.note_stale(shard, end, &wire::StaleKeys::All);
+                }
             }
             Message::Snapshot { offset, commands } => {
                 kind = Kind::Snapshot;
                 self.read_commands(shard, *offset, commands, batch, true);
+                if std::mem::take(&mut self.ask_again) {
+                    self.topups.extend(self.asked.drain());
+                }
             }
             Message::Stale { offset, keys } if self.follows_history() => {
                 every_window = self.note_stale(shard, *offset, keys);
@@ -671,9 +725,29 @@ impl Changes {
                 }
             }
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
-            Message::Notice { text } => applied.notice = Some(text.to_string()),
+            Message::Notice { text } => {
+                // `top-up of N keys not taken: …` (docs/PROTOCOL.md).
+                if text.starts_with("top-up of ") && text.contains(" keys not taken") {
+                    self.ask_again = true;
+                }
+                applied.notice = Some(text.to_string());
+            }
             _ => {}
         }
+        // A stale message for every window, or a `SWAPDB` of the watched database cut out of its message (not a
+        // duplicate): to the mirror too, every key of the shard is read again ([`Changes::mirror_stale_all`]).
+        let mirror_stale_all = match &inner {
+            Message::Stale {
+                offset,
+                keys: wire::StaleKeys::All,
+            } if applied_offset.is_none_or(|a| *offset >= a) => Some(*offset),
+            Message::Commands(_) => self
+                .swap_alone
+                .or(unreadable.map(|(_, end)| end))
+                .filter(|&end| applied_offset.is_none_or(|a| a < end)),
+            _ => None,
+        }
+        .filter(|_| self.follows_mirror());
         // An assembler of a mode without patterns would keep nothing, yet read every command of the message
         // again: only the modes in use are fed, and the stream's joins and positions come from the mirror's when
         // it is fed, else from the history's.
@@ -719,15 +793,18 @@ impl Changes {
             std::mem::swap(&mut self.history.observer_mut().batch, batch);
             outcome = Some(history?);
             if let Some((offset, _)) = every_window {
-                self.record_keys_it_may_have_made(shard, offset, batch);
+                let from = unreadable.map_or(offset, |(from, _)| from);
+                self.record_keys_it_may_have_made(shard, from, offset, batch);
             }
         }
         if self.follows_mirror() {
-            outcome = Some(
-                self.mirror
+            outcome = Some(match mirror_stale_all {
+                Some(at) => self.mirror_stale_all(shard, at)?,
+                None => self
+                    .mirror
                     .push_message(message)
                     .map_err(|e| ChangeError::Assembler(e.to_string()))?,
-            );
+            });
         }
         if let Some(replicast_assembler::Outcome::Joined { continuous, .. }) = outcome {
             // Resumed where the database stands, without the windows (a new process): the stream goes on from the
@@ -822,7 +899,15 @@ impl Changes {
                 }
             }
         }
-        self.write_mirror(kind, batch);
+        // The windows a stale message for every window or a `SWAPDB` made unknown are not deleted: read again.
+        self.write_mirror(
+            if mirror_stale_all.is_some() {
+                Kind::Other
+            } else {
+                kind
+            },
+            batch,
+        );
         if self.follows_history() {
             self.store_windows(shard, batch);
         }
@@ -970,6 +1055,87 @@ impl Changes {
         None
     }
 
+    /// A commands message holding a `SWAPDB` of the watched database, in three: the commands before it, it alone
+    /// (with where it ends), and those after it (each of shard `shard`); `None` for any other message. The history
+    /// assembler would take a `SWAPDB` as the start of a wait for a full snapshot, which never comes to a sink (the
+    /// first top-up's answer would end it, every key it does not name then taken for absent); the sink gives it
+    /// the `SWAPDB` as a stale message for every window instead ([`Changes::stale_every_window`]): each key it
+    /// knows the state of is read again, with its span, and the keys it may have made are recorded. (Looked for
+    /// only in a message holding a 6-byte argument that reads `swapdb`.)
+    #[allow(clippy::type_complexity)]
+    fn split_at_swap(
+        &self,
+        shard: u16,
+        inner: &Message<'_>,
+    ) -> Result<Option<Vec<(Vec<u8>, Option<u64>)>>, ChangeError> {
+        let Message::Commands(segments) = inner else {
+            return Ok(None);
+        };
+        let mut swap = None;
+        for segment in segments.clone() {
+            let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
+            let named = memchr::memmem::find_iter(segment.bytes, b"$6\r\n").any(|at| {
+                segment
+                    .bytes
+                    .get(at + 4..at + 10)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb"))
+            });
+            if !named {
+                continue;
+            }
+            let watched = self.modes.db;
+            let _ = CommandReader::new(segment.start).push(segment.bytes, |command| {
+                if swap.is_none() && command.is("swapdb") && swaps(&command.args, watched) {
+                    swap = Some((command.start, command.end));
+                }
+            });
+            if swap.is_some() {
+                break;
+            }
+        }
+        let Some((start, end)) = swap else {
+            return Ok(None);
+        };
+        // The segments' parts before `start`, from `start` to `end`, and after `end`; each part ends where it does
+        // (an empty segment there), so that the stream stands at the cut.
+        let mut parts = [
+            wire::begin_commands(),
+            wire::begin_commands(),
+            wire::begin_commands(),
+        ];
+        for segment in segments.clone().flatten() {
+            // The empty segment a message ends with, at the relay's cursor.
+            let cursor = segment.bytes.is_empty() && segment.start >= end;
+            for (i, part) in parts.iter_mut().enumerate() {
+                let (from, to) = match i {
+                    0 => (segment.start, start.min(segment.end())),
+                    1 => (start.max(segment.start), end.min(segment.end())),
+                    _ => (end.max(segment.start), segment.end()),
+                };
+                if to > from || (cursor && i == 2) {
+                    let range = (from - segment.start) as usize..(to - segment.start) as usize;
+                    wire::push_segment(part, from, &segment.bytes[range]);
+                }
+            }
+        }
+        wire::push_segment(&mut parts[0], start, b"");
+        wire::push_segment(&mut parts[1], end, b"");
+        let wrap = |part: Vec<u8>| {
+            if shard == 0 {
+                part
+            } else {
+                wire::encode_shard(shard, &part)
+            }
+        };
+        let [before, swap, after] = parts;
+        let mut out = vec![(wrap(before), None), (wrap(swap), Some(end))];
+        // Only the message's tag: nothing after the `SWAPDB`.
+        if after.len() > 1 {
+            out.push((wrap(after), None));
+        }
+        Ok(Some(out))
+    }
+
     /// Gives the history assembler a stale message for every window of shard `shard`'s stream at `offset` as what
     /// it is to the sink. The assembler would drop the shard's windows and take no key's state for known until a
     /// full snapshot, which never comes to a sink (a top-up's answer would end that, every key it does not name
@@ -1033,10 +1199,47 @@ impl Changes {
         self.checked_kept = left + left.max(ABSENT_KEPT);
     }
 
+    /// Gives the mirror assembler a stale message for every window of shard `shard`'s stream at `offset` (or a
+    /// `SWAPDB` of the watched database ending there) as what it is to the sink. The assembler would drop the shard's
+    /// windows and wait for a full snapshot, which never comes to a sink: the first top-up's answer would end the
+    /// wait, every key it does not name then taken for absent (a command on one making a window of only what it
+    /// wrote, a hash of one field while Redis holds more). Instead each key of the shard's windows is made unknown
+    /// and read again by a top-up, its rows kept until the answer, and until the shard joins afresh a window a
+    /// command makes of a key without one is read again before its rows are written, as after a resume.
+    fn mirror_stale_all(
+        &mut self,
+        shard: u16,
+        offset: u64,
+    ) -> Result<replicast_assembler::Outcome, ChangeError> {
+        let keys: Vec<Vec<u8>> = self
+            .mirror
+            .windows()
+            .filter(|(_, w)| w.shard() == shard)
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        // The stream goes on from `offset`, as after the stale message.
+        let mut message = wire::encode_stale(offset, std::iter::empty::<&[u8]>());
+        if shard != 0 {
+            message = wire::encode_shard(shard, &message);
+        }
+        let outcome = self
+            .mirror
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        for key in keys {
+            self.mirror.forget(&key);
+        }
+        // Known since a resume, or the last stale message for every window: known no more.
+        self.checked.clear();
+        self.shards[usize::from(shard)].stale_all = true;
+        Ok(outcome)
+    }
+
     /// Records, for a stale message for every window of shard `shard`'s stream at `offset`, that the command the
     /// relay withheld may have written keys the sink holds no window of (it may have made them), whose rows it
-    /// cannot read: one span per `--history` pattern, the pattern as its key, from and to `offset`.
-    fn record_keys_it_may_have_made(&self, shard: u16, offset: u64, batch: &mut Batch) {
+    /// cannot read: one span per `--history` pattern, the pattern as its key, from `from` (the start of a message
+    /// that could not be read, else `offset`) to `offset`.
+    fn record_keys_it_may_have_made(&self, shard: u16, from: u64, offset: u64, batch: &mut Batch) {
         let epoch = history_epoch(&self.history, shard);
         for pattern in &self.modes.history.raw {
             if let Ok(text) = key_text(pattern) {
@@ -1046,7 +1249,7 @@ impl Changes {
                         epoch: epoch.clone(),
                         key: text.to_string(),
                         shard,
-                        from_offset: offset,
+                        from_offset: from,
                         to_offset: offset,
                         pattern: true,
                     },
@@ -2192,13 +2395,18 @@ impl Changes {
             }
         };
         // Segments and snapshots hold whole commands; an error loses the rest, which the assemblers report.
-        let _ = CommandReader::new(start).push(bytes, &mut on_command);
+        if CommandReader::new(start)
+            .push(bytes, &mut on_command)
+            .is_err()
+            && !snapshot
+        {
+            self.unreadable = true;
+        }
         if !snapshot {
             self.shards[index].selected_db = selected;
         }
         // A key a snapshot names is answered and verified; a mirrored one is written again from what the
         // snapshot left of it, even if it has no window (gone, or a set).
-        let blind = self.shards.iter().any(|s| s.blind);
         let unread = self.shards.iter().any(|s| s.blind || s.stale_all);
         for key in named {
             self.asked.remove(&key);
@@ -2218,7 +2426,7 @@ impl Changes {
             }
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
-                if blind {
+                if unread {
                     self.checked.insert(key);
                 }
             }
@@ -2405,7 +2613,7 @@ impl Changes {
                         && self
                             .shards
                             .get(usize::from(w.shard()))
-                            .is_some_and(|s| s.blind)
+                            .is_some_and(|s| s.blind || s.stale_all)
                 });
             if unchecked {
                 // Made by commands since a blind resume: the key may hold more than they wrote. Read it first.
@@ -2444,7 +2652,7 @@ impl Changes {
                 }
                 // Gone by a command (or by a snapshot, which is authoritative), not by a join clearing windows.
                 None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
-                    if self.shards.iter().any(|s| s.blind) {
+                    if self.shards.iter().any(|s| s.blind || s.stale_all) {
                         // Gone, as Redis says: a window made for it again holds all of it.
                         self.checked.insert(key.clone());
                     }
@@ -2500,6 +2708,18 @@ fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
 }
 
 /// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
+/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read).
+fn swaps(args: &[&[u8]], db: u32) -> bool {
+    let index = |i: usize| {
+        args.get(i)
+            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
+    };
+    match (index(1), index(2)) {
+        (Some(a), Some(b)) => a != b && (a == db || b == db),
+        _ => true,
+    }
+}
+
 fn copies_into(args: &[&[u8]], db: u32) -> bool {
     let mut rest = args.iter().skip(3);
     while let Some(arg) = rest.next() {
@@ -4079,6 +4299,260 @@ mod tests {
         assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }
 
+    /// Issue 23 item 4. The relay takes at most 10,000 keys waiting for top-ups in a session (`MAX_SNAPSHOT_KEYS`),
+    /// and never reads the others: the sink asks no more than that at once, and the rest as answers come, so that
+    /// every key is read. Here 11,000 history keys made unknown by stale messages of 1,000 keys each.
+    #[test]
+    fn the_sink_never_has_more_top_ups_waiting_than_the_relay_takes() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
+        );
+        let names: Vec<Vec<u8>> = (0..11_000)
+            .map(|i| format!("perf:k{i:05}").into_bytes())
+            .collect();
+        for some in names.chunks(1_000) {
+            let stale = wire::encode_stale(at, some.iter().map(Vec::as_slice));
+            changes.apply(&stale, &mut batch).unwrap();
+        }
+        let first = keys(changes.take_topups());
+        assert_eq!(
+            first.len(),
+            MAX_SNAPSHOT_KEYS,
+            "at most what the relay takes"
+        );
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "none more before an answer"
+        );
+        // 600 answered (absent): 600 more asked, of those not asked yet.
+        let mut answered = Vec::new();
+        for key in &first[..600] {
+            crate::link_io::push_command(&mut answered, &[b"DEL", key]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        let second = keys(changes.take_topups());
+        assert_eq!(second.len(), 600);
+        assert!(second.iter().all(|k| !first.contains(k)));
+        // The rest once more are answered: every key asked once.
+        let mut answered = Vec::new();
+        for key in &first[600..1_000] {
+            crate::link_io::push_command(&mut answered, &[b"DEL", key]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        let third = keys(changes.take_topups());
+        let mut all: Vec<Vec<u8>> = [first, second, third].concat();
+        all.sort_unstable();
+        assert_eq!(all, names, "each key asked, once");
+    }
+
+    /// The relay's notice that it did not take some keys of a top-up (the keys a join left for later wait within
+    /// the same bound) names none: every key asked and not answered is asked again once the next answer comes.
+    #[test]
+    fn keys_a_relay_did_not_take_are_asked_again_after_the_next_answer() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
+        );
+        let names = [&b"perf:x0"[..], b"perf:x1", b"perf:x2"];
+        changes
+            .apply(&wire::encode_stale(at, names), &mut batch)
+            .unwrap();
+        assert_eq!(keys(changes.take_topups()).len(), 3);
+        let notice = "top-up of 2 keys not taken: at most 10000 keys wait for top-ups in a session; ask for them \
+                      again once those have come";
+        changes
+            .apply(&wire::encode_notice(notice), &mut batch)
+            .unwrap();
+        assert!(
+            keys(changes.take_topups()).is_empty(),
+            "not before an answer"
+        );
+        let mut answered = Vec::new();
+        crate::link_io::push_command(&mut answered, &[b"DEL", b"perf:x0"]);
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        assert_eq!(
+            keys(changes.take_topups()),
+            [b"perf:x1".to_vec(), b"perf:x2".to_vec()],
+            "asked again"
+        );
+        changes
+            .apply(&wire::encode_snapshot(at, &answered), &mut batch)
+            .unwrap();
+        assert!(keys(changes.take_topups()).is_empty(), "once");
+    }
+
+    /// Issue 23 item 2. A `SWAPDB` of the watched database made the history assembler wait for a full snapshot: the
+    /// first top-up's answer (here of `perf:b`, which an increment after the swap asked) ended it, every key it did
+    /// not name then taken for absent, and an increment of `perf:a` was stored as the whole score (1). Now it is a
+    /// stale message for every window at its end: `perf:a` is read again from there, with its span, and a key
+    /// without a window is read before an increment.
+    #[test]
+    fn a_swapdb_is_a_stale_message_for_every_window_to_the_history() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let start = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+        );
+        let message = commands(
+            start,
+            &[
+                &[b"ZADD", b"perf:x", b"5", b"y"],
+                &[b"SWAPDB", b"1", b"0"],
+                &[b"ZINCRBY", b"perf:b", b"1", b"m"],
+            ],
+        );
+        changes.apply(&message, &mut batch).unwrap();
+        let swapped = start
+            + commands(
+                0,
+                &[&[b"ZADD", b"perf:x", b"5", b"y"], &[b"SWAPDB", b"1", b"0"]],
+            )
+            .len() as u64
+            - commands(0, &[]).len() as u64;
+        assert!(!changes.history.needs_resnapshot());
+        let mut asked = keys(changes.take_topups());
+        asked.sort_unstable();
+        assert_eq!(
+            asked,
+            [b"perf:a".to_vec(), b"perf:b".to_vec(), b"perf:x".to_vec()],
+            "the keys known before the swap, and the one the increment needs"
+        );
+        assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
+        let rows = batch.zsets.len();
+        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        let more = changes.stream_positions()[0].2;
+        changes
+            .apply(
+                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+    }
+
+    /// Issue 23 item 3. A stale message for every window (or a `SWAPDB`) made the mirror assembler wait for a full
+    /// snapshot: the first top-up's answer (of `cfg:h`, whose window it dropped) ended it, every other key then taken
+    /// for absent, and `HSET cfg:k y 2` of a hash Redis holds more of was written as the whole hash. Now `cfg:h` is
+    /// read again, and a window a command makes of a key without one is read again before its rows are written.
+    #[test]
+    fn after_a_stale_message_for_every_window_the_mirror_reads_a_key_again_before_writing_it() {
+        for swap in [false, true] {
+            let modes = Modes {
+                history: Patterns::new(&[]),
+                mirror: Patterns::new(&["cfg:*".to_string()]),
+                db: 0,
+                window: 10,
+            };
+            let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+            let mut batch = Batch::default();
+            let at = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"HSET", b"cfg:h", b"a", b"1"]],
+            );
+            let stale = if swap {
+                commands(at, &[&[b"SWAPDB", b"0", b"1"]])
+            } else {
+                wire::encode_stale_all(at)
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            assert!(
+                !batch.mirror.contains_key("cfg:h")
+                    || !matches!(batch.mirror["cfg:h"], MirrorState::Deleted),
+                "not deleted (swap: {swap})"
+            );
+            assert_eq!(
+                keys(changes.take_topups()),
+                [b"cfg:h".to_vec()],
+                "swap: {swap}"
+            );
+            let here = changes.stream_positions()[0].2;
+            let mut answer = Vec::new();
+            crate::link_io::push_command(&mut answer, &[b"DEL", b"cfg:h"]);
+            crate::link_io::push_command(&mut answer, &[b"HSET", b"cfg:h", b"b", b"2"]);
+            changes
+                .apply(&wire::encode_snapshot(here, &answer), &mut batch)
+                .unwrap();
+            batch.mirror.clear();
+            changes
+                .apply(
+                    &commands(here, &[&[b"HSET", b"cfg:k", b"y", b"2"]]),
+                    &mut batch,
+                )
+                .unwrap();
+            assert!(
+                !batch.mirror.contains_key("cfg:k"),
+                "not the whole hash (swap: {swap}): {:?}",
+                batch.mirror
+            );
+            assert_eq!(
+                keys(changes.take_topups()),
+                [b"cfg:k".to_vec()],
+                "swap: {swap}"
+            );
+        }
+    }
+
+    /// Issue 23 item 2. A segment that cannot be read (a negative bulk length) made the history assembler wait for a
+    /// full snapshot, as a `SWAPDB` did: the first top-up's answer ended it, and an increment of a key without a
+    /// window was stored as the whole score. Now the message is a stale message for every window at its end, and
+    /// the keys the lost commands may have made are recorded over the message.
+    #[test]
+    fn a_segment_the_sink_cannot_read_is_a_stale_message_for_every_window() {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let start = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
+        );
+        let mut bytes = Vec::new();
+        crate::link_io::push_command(&mut bytes, &[b"ZINCRBY", b"perf:b", b"1", b"m"]);
+        bytes.extend_from_slice(b"*2\r\n$-5\r\n");
+        let end = start + bytes.len() as u64;
+        changes
+            .apply(&wire::encode_commands(start, &bytes), &mut batch)
+            .unwrap();
+        assert!(!changes.history.needs_resnapshot());
+        let mut asked = keys(changes.take_topups());
+        asked.sort_unstable();
+        assert_eq!(asked, [b"perf:a".to_vec(), b"perf:b".to_vec()]);
+        assert_eq!(
+            batch.inexact_spans,
+            [InexactSpan {
+                to_offset: end,
+                ..span("perf:*", start, end)
+            }]
+        );
+        let rows = batch.zsets.len();
+        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        let more = changes.stream_positions()[0].2;
+        changes
+            .apply(
+                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+    }
+
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
     /// (the sink holds no window of them): a span of the `--history` pattern, `perf:*`, from and to `at`, marked as a
     /// pattern's.
@@ -4569,8 +5043,9 @@ mod tests {
     }
 
     /// Writes that may change what a `…STORE` wrote before its top-up's answer, each recording the span from the
-    /// store: a flush (of every database, also from another one), `SWAPDB`, a `RENAME` over the key, a `MOVE` into
-    /// it from another database, a `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
+    /// store: a flush (of every database, also from another one), `SWAPDB` (which also records the keys it may have
+    /// made, as a stale message for every window), a `RENAME` over the key, a `MOVE` into it from another database, a
+    /// `DEL` then the key made again, a `SELECT` inside a block; a TTL set does not.
     #[test]
     fn writes_over_a_pending_store_record_its_span() {
         let cases: [(&str, &[&[&[u8]]]); 8] = [
@@ -4617,10 +5092,12 @@ mod tests {
                 .iter()
                 .map(|s| (s.key.as_str(), s.from_offset))
                 .collect();
-            let expected: &[(&str, u64)] = if case == "ttl" {
-                &[]
-            } else {
-                &[("perf:u", offset)]
+            // A `SWAPDB` is also a stale message for every window at its end: the keys it may have made.
+            let swapped = at + commands(0, writes).len() as u64 - commands(0, &[]).len() as u64;
+            let expected: &[(&str, u64)] = match case {
+                "ttl" => &[],
+                "swapdb" => &[("perf:*", swapped), ("perf:u", offset)],
+                _ => &[("perf:u", offset)],
             };
             assert_eq!(spans, expected, "{case}");
         }
