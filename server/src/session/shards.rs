@@ -39,6 +39,9 @@ use super::topups::earliest;
 /// How often requests that found a shard's queue full are offered again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The reason of every ended message: the shard's node is not named (it is logged), since any session may ask.
+const ENDED_REASON: &str = "the shard left the cluster";
+
 /// What is waiting for one shard's stream.
 struct Route {
     /// The shard's index in the session's envelopes: the lowest is sent acks and notices.
@@ -274,8 +277,10 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
             let ended = reads_ended && *retired.borrow() && greeted.load(Ordering::Relaxed);
             let result = match result {
                 Ok(()) if ended => {
-                    let reason = format!(
-                        "the shard the relay followed at {} left the cluster",
+                    // The node's address is the relay's to log, not the client's to read (a restricted token may
+                    // ask for ended messages too): the reason is the same for every shard.
+                    tracing::info!(
+                        "session: the stream of the shard at {} ended, the shard left the cluster",
                         shard.upstream.addr()
                     );
                     let sink = ShardSink {
@@ -283,7 +288,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                         envelope,
                         greeted,
                     };
-                    let message = Bytes::from(wire::encode_ended(&reason));
+                    let message = Bytes::from(wire::encode_ended(ENDED_REASON));
                     sink.send(&relay.metrics, message).await
                 }
                 result => result,
