@@ -209,6 +209,9 @@ pub struct Changes {
     /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
     /// became pending when none is open (a span opened later starts after it).
     since: HashMap<Vec<u8>, (u16, u64)>,
+    /// Keys of `since` that another shard's stream named since they became pending (their slot moved): when the
+    /// shard they became pending on leaves the cluster, they live on, and are asked again, not taken as gone.
+    since_moved: HashSet<Vec<u8>>,
     /// The protocol version of the relay's last hello.
     relay_version: u8,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
@@ -428,6 +431,7 @@ impl Changes {
             asked: HashSet::new(),
             topups: BTreeSet::new(),
             since: HashMap::new(),
+            since_moved: HashSet::new(),
             relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
@@ -1303,6 +1307,7 @@ impl Changes {
         // pending) went with its stream, and which they were is not known here: every pending one is asked again
         // (a key answered twice is known at the second answer, which changes nothing).
         self.topups.extend(self.asked.drain());
+        self.since_moved.retain(|key| self.since.contains_key(key));
         batch.positions = self.positions();
         Ok(applied)
     }
@@ -1345,10 +1350,11 @@ impl Changes {
                 );
             }
         }
+        // A key pending on its stream that another shard's stream wrote since lives on there: it is asked again.
         let mut gone: BTreeSet<Vec<u8>> = self
             .since
             .iter()
-            .filter(|(_, (s, _))| *s == shard)
+            .filter(|(key, (s, _))| *s == shard && !self.since_moved.contains(*key))
             .map(|(key, _)| key.clone())
             .collect();
         gone.extend(
@@ -1371,6 +1377,7 @@ impl Changes {
         self.history.observer_mut().members.clear();
         for key in gone {
             self.since.remove(&key);
+            self.since_moved.remove(&key);
             self.asked.remove(&key);
             self.topups.remove(&key);
             if self.stateful.contains(&key) {
@@ -1570,7 +1577,10 @@ impl Changes {
                         None => offset.map(|offset| (shard, offset)),
                     };
                     if let Some(since) = since.filter(|_| Topup::can_name(&key)) {
-                        self.since.entry(key.clone()).or_insert(since);
+                        if !self.since.contains_key(&key) {
+                            self.since.insert(key.clone(), since);
+                            self.since_moved.remove(&key);
+                        }
                     }
                 }
                 self.topups.insert(key);
@@ -1768,6 +1778,12 @@ impl Changes {
             }
             _ => first,
         };
+        for &k in named.iter().chain(depends).chain(stores) {
+            if self.since.get(k).is_some_and(|(s, _)| *s != shard) && !self.since_moved.contains(k)
+            {
+                self.since_moved.insert(k.to_vec());
+            }
+        }
         let deletes = matches!(name, b"del" | b"unlink" | b"getdel");
         if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
             self.restate_all = true;
@@ -1885,6 +1901,7 @@ impl Changes {
         for key in named {
             self.asked.remove(&key);
             self.since.remove(&key);
+            self.since_moved.remove(&key);
             self.unverified.remove(&key);
             // A snapshot, of any shard, says what the key holds: a window held for a shard not resumed yet is moot.
             if self.held.contains(&key) {
@@ -4495,6 +4512,55 @@ mod tests {
         assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
         answered_by(&mut changes, &mut batch, 0, &[("1001", b"m0")]);
         assert!(batch.inexact_spans.is_empty());
+        assert!(changes.take_topups().is_empty());
+    }
+
+    /// A cluster of two shards: `perf:a` (20 members) is pending on shard 1's stream (a `ZINCRBY` of a member below
+    /// its window, a span open), then its slot moves to shard 0 with the key, whose stream increments `m1`; then
+    /// shard 1 leaves the cluster. The key lives on shard 0: before, the ended message took it for gone (it was
+    /// pending on shard 1's stream) and dropped its top-up, and shard 0's next `ZINCRBY perf:a 50 m19` stored 50, the
+    /// increment alone, where Redis holds 1069, with no span. Now it is asked again (from where it became pending),
+    /// and its rows come from shard 0's answer; its span, written on two shards' streams, is recorded inexact.
+    #[test]
+    fn a_key_moved_while_pending_is_asked_again_not_taken_for_absent() {
+        let (mut changes, mut batch) = two_shards();
+        changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
+        let from = position(&changes, 1);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(1, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let at0 = position(&changes, 0);
+        let moved = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"1", b"m1"]]);
+        changes.apply(&on(0, moved), &mut batch).unwrap();
+        let at1 = position(&changes, 1);
+
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        assert_eq!(last.inexact_spans, [cluster_span(1, from, at1)]);
+        let stored: Vec<_> = stored_windows(&last)
+            .into_iter()
+            .map(|(k, w)| (k, w.absent()))
+            .collect();
+        assert!(!stored.contains(&(b"perf:a".to_vec(), true)), "{stored:?}");
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+
+        // Shard 0 answers with what Redis holds: m0 and m1 incremented.
+        let held: Vec<(String, String)> = (0..20)
+            .map(|i| (format!("{}", 1000 + i + u32::from(i < 2)), format!("m{i}")))
+            .collect();
+        let held: Vec<(&str, &[u8])> = held
+            .iter()
+            .map(|(s, m)| (s.as_str(), m.as_bytes()))
+            .collect();
+        let mut batch = Batch::default();
+        answered_by(&mut changes, &mut batch, 0, &held);
+        let mut batch = Batch::default();
+        let at0 = position(&changes, 0);
+        let again = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"50", b"m19"]]);
+        changes.apply(&on(0, again), &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1069.0], "the increment on Redis's score");
         assert!(changes.take_topups().is_empty());
     }
 
