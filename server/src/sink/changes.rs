@@ -1303,6 +1303,9 @@ impl Changes {
             self.end_history(shard, batch)?;
             self.store_windows(shard, batch);
         }
+        if self.follows_mirror() {
+            self.end_mirror(shard, batch)?;
+        }
         // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
         // pending) went with its stream, and which they were is not known here: every pending one is asked again
         // (a key answered twice is known at the second answer, which changes nothing).
@@ -1384,6 +1387,42 @@ impl Changes {
                 self.restated.insert(key);
             }
         }
+        Ok(())
+    }
+
+    /// The mirror's part of [`Changes::end_stream`]: the mirrored keys whose window is shard `shard`'s (known: one
+    /// another shard's stream wrote since its slot moved is stale, and that shard's answer reads it) are gone with
+    /// it, as a snapshot of the shard deleting them would say, and their rows are deleted in `batch`. A key pending
+    /// on its stream is asked again (with every other), and the shard that holds its slot now answers.
+    fn end_mirror(&mut self, shard: u16, batch: &mut Batch) -> Result<(), ChangeError> {
+        let Some(offset) = self
+            .mirror
+            .positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+        else {
+            return Ok(());
+        };
+        let gone: Vec<Vec<u8>> = self
+            .mirror
+            .windows()
+            .filter(|(_, window)| window.shard() == shard && !window.stale())
+            .map(|(key, _)| key.to_vec())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for key in &gone {
+            crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        }
+        let message = wire::encode_shard(shard, &wire::encode_snapshot(offset, &commands));
+        self.mirror
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        // As a command deleting them would: a key without a window now is deleted from its table.
+        self.write_mirror(Kind::Commands, batch);
         Ok(())
     }
 
@@ -4562,6 +4601,49 @@ mod tests {
         changes.apply(&on(0, again), &mut batch).unwrap();
         assert_eq!(scores(&batch), [1069.0], "the increment on Redis's score");
         assert!(changes.take_topups().is_empty());
+    }
+
+    /// A cluster of two shards, mirroring `cfg:*`: `cfg:a` and `cfg:m` are written on shard 1's stream, `cfg:b` on
+    /// shard 0's, then `cfg:m`'s slot moves to shard 0 with the key, whose stream writes it. When shard 1 leaves the
+    /// cluster, Redis no longer holds `cfg:a`: before, its row stayed in the mirror table; now it is deleted with
+    /// shard 1's position, and `cfg:b` and the moved `cfg:m` (read again from shard 0) are left as they are.
+    #[test]
+    fn the_mirrored_keys_of_a_shard_that_leaves_the_cluster_are_deleted() {
+        let modes = Modes {
+            history: Patterns::new(&["perf:*".to_string()]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        let set = |key: &'static [u8], value: &'static [u8]| -> [&'static [u8]; 3] {
+            [b"SET", key, value]
+        };
+        let on_1 = commands(0, &[&set(b"cfg:a", b"1"), &set(b"cfg:m", b"1")]);
+        changes.apply(&on(1, on_1), &mut batch).unwrap();
+        let on_0 = commands(0, &[&set(b"cfg:b", b"2")]);
+        changes.apply(&on(0, on_0), &mut batch).unwrap();
+        let moved = commands(position(&changes, 0), &[&set(b"cfg:m", b"3")]);
+        changes.apply(&on(0, moved), &mut batch).unwrap();
+        changes.take_topups();
+
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        let mirrored: Vec<(&str, &MirrorState)> =
+            last.mirror.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(mirrored, [("cfg:a", &MirrorState::Deleted)]);
+        assert_eq!(last.retired_epochs, ["e1"]);
     }
 
     /// After a shard left, the sink's next session (the relay restarted, or dropped it) numbers the shards anew: the
