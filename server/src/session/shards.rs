@@ -240,7 +240,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         self.next_index += 1;
         let (requests, inbound) = mpsc::channel(REQUEST_QUEUE);
         let shard = shard.clone();
-        let mut retired = shard.retired();
+        let retired = shard.retired();
         let number = shard.number;
         self.routes.insert(
             number,
@@ -266,14 +266,22 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 envelope,
                 greeted: greeted.clone(),
             };
-            let result = tokio::select! {
-                result = ShardStream::run(sink, relay, &shard, sub, resume, inbound, index == 0) => result,
-                _ = retired.wait_for(|gone| *gone) => Ok(()),
-            };
+            // A shard that leaves the cluster ends its stream where its backlog ended then, the batches a session
+            // behind was not sent yet sent first (a top-up read already in them too).
+            let result = ShardStream::run(
+                sink,
+                relay,
+                &shard,
+                sub,
+                resume,
+                inbound,
+                index == 0,
+                retired.clone(),
+            )
+            .await;
             // The shard left the cluster: a client that reads it is told, after the last message of the stream it
-            // followed (the stream's task is gone, and each of its messages went whole), that nothing of it will
-            // come, not even the answer of a top-up it asked. A stream that sent nothing, not even its hello, is
-            // no stream of the client's.
+            // followed, that nothing more of it will come, not even the answer of a top-up it asked and not read
+            // yet. A stream that sent nothing, not even its hello, is no stream of the client's.
             let ended = reads_ended && *retired.borrow() && greeted.load(Ordering::Relaxed);
             let result = match result {
                 Ok(()) if ended => {
