@@ -126,12 +126,19 @@ pub(crate) struct ShardStream<'a, 's, W> {
     /// The backlog's count of renames when last looked at.
     renames: u64,
     last_sent: Instant,
+    /// Set when the shard left the cluster.
+    retired: watch::Receiver<bool>,
+    /// Where the shard's backlog ended when the shard left the cluster: the stream goes on to there (the batches a
+    /// session behind had not been sent, and a top-up read in them), then ends.
+    end: Option<u64>,
 }
 
 impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
     /// Joins the shard's stream (resuming at one of `resume` if it can) and streams it until the browser or the
-    /// relay goes; returns how the session should close. With `notices`, the browser is told once which of its
-    /// keys `--allow` never lets leave (a session over several shards sends it from one).
+    /// relay goes, or, when the shard leaves the cluster, to where its backlog ended then; returns how the session
+    /// should close. With `notices`, the browser is told once which of its keys `--allow` never lets leave (a
+    /// session over several shards sends it from one).
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         sink: ShardSink<'s, W>,
         relay: &'a Relay,
@@ -140,12 +147,18 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         resume: &[Resume],
         requests: mpsc::Receiver<Inbound>,
         notices: bool,
+        mut retired: watch::Receiver<bool>,
     ) -> Result<(), Close> {
         let joining = std::time::Instant::now();
         let mut changed = shard.backlog.changed();
         // Read before the join, so that a failover after it is noticed.
         let renames = shard.backlog.renames();
-        let Some((current, start)) = join(relay, shard, sub, resume, &mut changed).await? else {
+        // A shard that leaves before the session joined it has nothing of the session's to finish.
+        let joined = tokio::select! {
+            joined = join(relay, shard, sub, resume, &mut changed) => joined?,
+            _ = retired.wait_for(|gone| *gone) => None,
+        };
+        let Some((current, start)) = joined else {
             return Ok(());
         };
         // Patterns may match any key: only a session of exact keys is rung by its keys alone.
@@ -169,6 +182,8 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             next_progress: Instant::now() + PROGRESS_INTERVAL,
             renames,
             last_sent: Instant::now(),
+            retired,
+            end: None,
         };
         stream.greet(start, notices).await?;
         observe(&JOIN_DURATION, joining.elapsed());
@@ -195,24 +210,32 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
         Ok(())
     }
 
-    /// Streams from the cursor on until the browser or the relay goes.
+    /// Streams from the cursor on until the browser or the relay goes, or the shard left the cluster and the
+    /// session was sent its backlog to where it ended then.
     async fn follow(&mut self) -> Result<(), Close> {
         loop {
             while let Ok(inbound) = self.requests.try_recv() {
                 self.answer(inbound).await?;
             }
-            if let Some(text) = self
-                .topups
-                .read(
-                    self.relay,
-                    self.shard,
-                    self.sub,
-                    &self.current.epoch,
-                    self.cursor,
-                )
-                .await
-            {
-                self.send(wire::encode_notice(&text)).await?;
+            if self.end.is_none() && *self.retired.borrow() {
+                // Nothing more comes from the shard; what its backlog holds past the cursor is the session's still.
+                self.end = Some(self.shard.backlog.extent().1);
+            }
+            // The shard's node is gone: no top-up is read of it any more (one read already is placed below).
+            if self.end.is_none() {
+                if let Some(text) = self
+                    .topups
+                    .read(
+                        self.relay,
+                        self.shard,
+                        self.sub,
+                        &self.current.epoch,
+                        self.cursor,
+                    )
+                    .await
+                {
+                    self.send(wire::encode_notice(&text)).await?;
+                }
             }
             self.digest().await?;
             // A top-up read at the cursor itself (the stream was idle) goes out at once.
@@ -220,6 +243,15 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
             if let Some(ready) = self.topups.take_ready_if(|at| at == cursor) {
                 self.place_topup(&mut Commands::default(), ready).await?;
                 self.last_sent = Instant::now();
+            }
+            if self.end.is_some_and(|end| self.cursor >= end) {
+                // The session is told how far the stream went (a top-up read past it is not due).
+                let mut message = Commands::default();
+                message.push(self.cursor, &[]);
+                if let Some(message) = message.take() {
+                    self.send(message).await?;
+                }
+                return Ok(());
             }
             // Mark the version seen *before* reading, so an append between the read and the wait still wakes us.
             self.changed.borrow_and_update();
@@ -260,6 +292,8 @@ impl<'a, 's, W: Sink<Message> + Unpin> ShardStream<'a, 's, W> {
                             Some(inbound) => self.answer(inbound).await?,
                             None => return Ok(()),
                         },
+                        // Noted at the loop's top.
+                        _ = self.retired.changed(), if self.end.is_none() => {}
                     }
                 }
                 Read::Restarted { stream, .. } => {

@@ -39,6 +39,9 @@ use super::topups::earliest;
 /// How often requests that found a shard's queue full are offered again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The reason of every ended message: the shard's node is not named (it is logged), since any session may ask.
+const ENDED_REASON: &str = "the shard left the cluster";
+
 /// What is waiting for one shard's stream.
 struct Route {
     /// The shard's index in the session's envelopes: the lowest is sent acks and notices.
@@ -237,7 +240,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         self.next_index += 1;
         let (requests, inbound) = mpsc::channel(REQUEST_QUEUE);
         let shard = shard.clone();
-        let mut retired = shard.retired();
+        let retired = shard.retired();
         let number = shard.number;
         self.routes.insert(
             number,
@@ -263,19 +266,29 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                 envelope,
                 greeted: greeted.clone(),
             };
-            let result = tokio::select! {
-                result = ShardStream::run(sink, relay, &shard, sub, resume, inbound, index == 0) => result,
-                _ = retired.wait_for(|gone| *gone) => Ok(()),
-            };
+            // A shard that leaves the cluster ends its stream where its backlog ended then, the batches a session
+            // behind was not sent yet sent first (a top-up read already in them too).
+            let result = ShardStream::run(
+                sink,
+                relay,
+                &shard,
+                sub,
+                resume,
+                inbound,
+                index == 0,
+                retired.clone(),
+            )
+            .await;
             // The shard left the cluster: a client that reads it is told, after the last message of the stream it
-            // followed (the stream's task is gone, and each of its messages went whole), that nothing of it will
-            // come, not even the answer of a top-up it asked. A stream that sent nothing, not even its hello, is
-            // no stream of the client's.
+            // followed, that nothing more of it will come, not even the answer of a top-up it asked and not read
+            // yet. A stream that sent nothing, not even its hello, is no stream of the client's.
             let ended = reads_ended && *retired.borrow() && greeted.load(Ordering::Relaxed);
             let result = match result {
                 Ok(()) if ended => {
-                    let reason = format!(
-                        "the shard the relay followed at {} left the cluster",
+                    // The node's address is the relay's to log, not the client's to read (a restricted token may
+                    // ask for ended messages too): the reason is the same for every shard.
+                    tracing::info!(
+                        "session: the stream of the shard at {} ended, the shard left the cluster",
                         shard.upstream.addr()
                     );
                     let sink = ShardSink {
@@ -283,7 +296,7 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                         envelope,
                         greeted,
                     };
-                    let message = Bytes::from(wire::encode_ended(&reason));
+                    let message = Bytes::from(wire::encode_ended(ENDED_REASON));
                     sink.send(&relay.metrics, message).await
                 }
                 result => result,

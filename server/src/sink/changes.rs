@@ -216,6 +216,9 @@ pub struct Changes {
     /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
     /// became pending when none is open (a span opened later starts after it).
     since: HashMap<Vec<u8>, (u16, u64)>,
+    /// Keys of `since` that another shard's stream named since they became pending (their slot moved): when the
+    /// shard they became pending on leaves the cluster, they live on, and are asked again, not taken as gone.
+    since_moved: HashSet<Vec<u8>>,
     /// The protocol version of the relay's last hello.
     relay_version: u8,
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
@@ -462,6 +465,7 @@ impl Changes {
             asked: HashSet::new(),
             topups: BTreeSet::new(),
             since: HashMap::new(),
+            since_moved: HashSet::new(),
             relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
@@ -1786,10 +1790,14 @@ impl Changes {
             self.end_history(shard, batch)?;
             self.store_windows(shard, batch);
         }
+        if self.follows_mirror() {
+            self.end_mirror(shard, batch)?;
+        }
         // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
         // pending) went with its stream, and which they were is not known here: every pending one is asked again
         // (a key answered twice is known at the second answer, which changes nothing).
         self.topups.extend(self.asked.drain());
+        self.since_moved.retain(|key| self.since.contains_key(key));
         batch.positions = self.positions();
         Ok(applied)
     }
@@ -1833,10 +1841,11 @@ impl Changes {
                 );
             }
         }
+        // A key pending on its stream that another shard's stream wrote since lives on there: it is asked again.
         let mut gone: BTreeSet<Vec<u8>> = self
             .since
             .iter()
-            .filter(|(_, (s, _))| *s == shard)
+            .filter(|(key, (s, _))| *s == shard && !self.since_moved.contains(*key))
             .map(|(key, _)| key.clone())
             .collect();
         gone.extend(
@@ -1859,12 +1868,49 @@ impl Changes {
         self.history.observer_mut().members.clear();
         for key in gone {
             self.since.remove(&key);
+            self.since_moved.remove(&key);
             self.asked.remove(&key);
             self.topups.remove(&key);
             if self.stateful.contains(&key) {
                 self.restated.insert(key);
             }
         }
+        Ok(())
+    }
+
+    /// The mirror's part of [`Changes::end_stream`]: the mirrored keys whose window is shard `shard`'s (known: one
+    /// another shard's stream wrote since its slot moved is stale, and that shard's answer reads it) are gone with
+    /// it, as a snapshot of the shard deleting them would say, and their rows are deleted in `batch`. A key pending
+    /// on its stream is asked again (with every other), and the shard that holds its slot now answers.
+    fn end_mirror(&mut self, shard: u16, batch: &mut Batch) -> Result<(), ChangeError> {
+        let Some(offset) = self
+            .mirror
+            .positions()
+            .into_iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, offset)| offset)
+        else {
+            return Ok(());
+        };
+        let gone: Vec<Vec<u8>> = self
+            .mirror
+            .windows()
+            .filter(|(_, window)| window.shard() == shard && !window.stale())
+            .map(|(key, _)| key.to_vec())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for key in &gone {
+            crate::link_io::push_command(&mut commands, &[b"DEL", key]);
+        }
+        let message = wire::encode_shard(shard, &wire::encode_snapshot(offset, &commands));
+        self.mirror
+            .push_message(&message)
+            .map_err(|e| ChangeError::Assembler(e.to_string()))?;
+        // As a command deleting them would: a key without a window now is deleted from its table.
+        self.write_mirror(Kind::Commands, batch);
         Ok(())
     }
 
@@ -2058,7 +2104,10 @@ impl Changes {
                         None => offset.map(|offset| (shard, offset)),
                     };
                     if let Some(since) = since.filter(|_| Topup::can_name(&key)) {
-                        self.since.entry(key.clone()).or_insert(since);
+                        if !self.since.contains_key(&key) {
+                            self.since.insert(key.clone(), since);
+                            self.since_moved.remove(&key);
+                        }
                     }
                 }
                 self.topups.insert(key);
@@ -2288,6 +2337,12 @@ impl Changes {
             }
             _ => first,
         };
+        for &k in named.iter().chain(depends).chain(stores) {
+            if self.since.get(k).is_some_and(|(s, _)| *s != shard) && !self.since_moved.contains(k)
+            {
+                self.since_moved.insert(k.to_vec());
+            }
+        }
         let deletes = matches!(name, b"del" | b"unlink" | b"getdel");
         if matches!(name, b"flushdb" | b"flushall" | b"swapdb") {
             self.restate_all = true;
@@ -2411,6 +2466,7 @@ impl Changes {
         for key in named {
             self.asked.remove(&key);
             self.since.remove(&key);
+            self.since_moved.remove(&key);
             self.unverified.remove(&key);
             // A snapshot, of any shard, says what the key holds: a window held for a shard not resumed yet is moot.
             if self.held.contains(&key) {
@@ -5871,6 +5927,98 @@ mod tests {
         answered_by(&mut changes, &mut batch, 0, &[("1001", b"m0")]);
         assert!(batch.inexact_spans.is_empty());
         assert!(changes.take_topups().is_empty());
+    }
+
+    /// A cluster of two shards: `perf:a` (20 members) is pending on shard 1's stream (a `ZINCRBY` of a member below
+    /// its window, a span open), then its slot moves to shard 0 with the key, whose stream increments `m1`; then
+    /// shard 1 leaves the cluster. The key lives on shard 0: before, the ended message took it for gone (it was
+    /// pending on shard 1's stream) and dropped its top-up, and shard 0's next `ZINCRBY perf:a 50 m19` stored 50, the
+    /// increment alone, where Redis holds 1069, with no span. Now it is asked again (from where it became pending),
+    /// and its rows come from shard 0's answer; its span, written on two shards' streams, is recorded inexact.
+    #[test]
+    fn a_key_moved_while_pending_is_asked_again_not_taken_for_absent() {
+        let (mut changes, mut batch) = two_shards();
+        changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
+        let from = position(&changes, 1);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(1, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let at0 = position(&changes, 0);
+        let moved = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"1", b"m1"]]);
+        changes.apply(&on(0, moved), &mut batch).unwrap();
+        let at1 = position(&changes, 1);
+
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        assert_eq!(last.inexact_spans, [cluster_span(1, from, at1)]);
+        let stored: Vec<_> = stored_windows(&last)
+            .into_iter()
+            .map(|(k, w)| (k, w.absent()))
+            .collect();
+        assert!(!stored.contains(&(b"perf:a".to_vec(), true)), "{stored:?}");
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+
+        // Shard 0 answers with what Redis holds: m0 and m1 incremented.
+        let held: Vec<(String, String)> = (0..20)
+            .map(|i| (format!("{}", 1000 + i + u32::from(i < 2)), format!("m{i}")))
+            .collect();
+        let held: Vec<(&str, &[u8])> = held
+            .iter()
+            .map(|(s, m)| (s.as_str(), m.as_bytes()))
+            .collect();
+        let mut batch = Batch::default();
+        answered_by(&mut changes, &mut batch, 0, &held);
+        let mut batch = Batch::default();
+        let at0 = position(&changes, 0);
+        let again = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"50", b"m19"]]);
+        changes.apply(&on(0, again), &mut batch).unwrap();
+        assert_eq!(scores(&batch), [1069.0], "the increment on Redis's score");
+        assert!(changes.take_topups().is_empty());
+    }
+
+    /// A cluster of two shards, mirroring `cfg:*`: `cfg:a` and `cfg:m` are written on shard 1's stream, `cfg:b` on
+    /// shard 0's, then `cfg:m`'s slot moves to shard 0 with the key, whose stream writes it. When shard 1 leaves the
+    /// cluster, Redis no longer holds `cfg:a`: before, its row stayed in the mirror table; now it is deleted with
+    /// shard 1's position, and `cfg:b` and the moved `cfg:m` (read again from shard 0) are left as they are.
+    #[test]
+    fn the_mirrored_keys_of_a_shard_that_leaves_the_cluster_are_deleted() {
+        let modes = Modes {
+            history: Patterns::new(&["perf:*".to_string()]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        let set = |key: &'static [u8], value: &'static [u8]| -> [&'static [u8]; 3] {
+            [b"SET", key, value]
+        };
+        let on_1 = commands(0, &[&set(b"cfg:a", b"1"), &set(b"cfg:m", b"1")]);
+        changes.apply(&on(1, on_1), &mut batch).unwrap();
+        let on_0 = commands(0, &[&set(b"cfg:b", b"2")]);
+        changes.apply(&on(0, on_0), &mut batch).unwrap();
+        let moved = commands(position(&changes, 0), &[&set(b"cfg:m", b"3")]);
+        changes.apply(&on(0, moved), &mut batch).unwrap();
+        changes.take_topups();
+
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        let mirrored: Vec<(&str, &MirrorState)> =
+            last.mirror.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(mirrored, [("cfg:a", &MirrorState::Deleted)]);
+        assert_eq!(last.retired_epochs, ["e1"]);
     }
 
     /// After a shard left, the sink's next session (the relay restarted, or dropped it) numbers the shards anew: the
