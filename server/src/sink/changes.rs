@@ -4593,6 +4593,7 @@ mod tests {
             batch.inexact_spans,
             [InexactSpan {
                 to_offset: end,
+                pattern: true,
                 ..span("perf:*", start, end)
             }]
         );
