@@ -621,12 +621,22 @@ pub async fn replica_at(port: u16, offset: u64) {
 /// Waits until the relay's link has received the stream up to `offset` (within a minute), and its state, if it keeps
 /// a ready one, has applied it: the state trails the link on a thread of its own, and a join's snapshot from it is
 /// at the state's offset, not the link's.
+///
+/// A state still loading the full sync (`replicast_state_ready 0`) is waited for up to 10 s: it becomes ready at an
+/// offset behind the link's, and a join right after would get its snapshot from there.
 pub async fn link_reaches(ws_url: &str, offset: u64) {
     for _ in 0..3000 {
         if metric(ws_url, "replicast_link_offset").await >= offset {
-            let (_, body) = http_get(ws_url, "/metrics").await;
-            if body.lines().any(|l| l == "replicast_state_ready 1") {
-                state_reaches(ws_url, offset).await;
+            for _ in 0..500 {
+                let (_, body) = http_get(ws_url, "/metrics").await;
+                if body.lines().any(|l| l == "replicast_state_ready 1") {
+                    state_reaches(ws_url, offset).await;
+                    return;
+                }
+                if !body.lines().any(|l| l == "replicast_state_ready 0") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             return;
         }
