@@ -3440,6 +3440,15 @@ mod tests {
         assert!(changes.stateful.is_empty() && batch.windows.is_empty());
     }
 
+    /// A new sink that joined (an empty snapshot) and read `list` at offset 0: it, its batch and where its stream
+    /// stands after.
+    fn joined(list: &[&[&[u8]]]) -> (Changes, Batch, u64) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(&mut changes, &mut batch, list);
+        (changes, batch, offset)
+    }
+
     /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
     fn joined_and_read(changes: &mut Changes, batch: &mut Batch, list: &[&[&[u8]]]) -> u64 {
         joined_and_applied(changes, batch, &commands(0, list))
@@ -4317,13 +4326,8 @@ mod tests {
     /// the answer's, and the span from the stale message to the answer is recorded.
     #[test]
     fn an_increment_of_a_key_a_stale_message_names_is_read_from_the_answer() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, at) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         changes
             .apply(&wire::encode_stale(at, [&b"perf:a"[..]]), &mut batch)
             .unwrap();
@@ -4360,13 +4364,7 @@ mod tests {
     /// every key is read. Here 11,000 history keys made unknown by stale messages of 1,000 keys each.
     #[test]
     fn the_sink_never_has_more_top_ups_waiting_than_the_relay_takes() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
-        );
+        let (mut changes, mut batch, at) = joined(&[&[b"ZADD", b"perf:a", b"1", b"m"]]);
         let names: Vec<Vec<u8>> = (0..11_000)
             .map(|i| format!("perf:k{i:05}").into_bytes())
             .collect();
@@ -4413,13 +4411,7 @@ mod tests {
     /// the same bound) names none: every key asked and not answered is asked again once the next answer comes.
     #[test]
     fn keys_a_relay_did_not_take_are_asked_again_after_the_next_answer() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
-        );
+        let (mut changes, mut batch, at) = joined(&[&[b"ZADD", b"perf:a", b"1", b"m"]]);
         let names = [&b"perf:x0"[..], b"perf:x1", b"perf:x2"];
         changes
             .apply(&wire::encode_stale(at, names), &mut batch)
@@ -4457,13 +4449,8 @@ mod tests {
     /// without a window is read before an increment.
     #[test]
     fn a_swapdb_is_a_stale_message_for_every_window_to_the_history() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let start = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, start) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         let message = commands(
             start,
             &[
@@ -4571,13 +4558,8 @@ mod tests {
     /// the keys the lost commands may have made are recorded over the message.
     #[test]
     fn a_segment_the_sink_cannot_read_is_a_stale_message_for_every_window() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let start = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, start) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         let mut bytes = Vec::new();
         crate::link_io::push_command(&mut bytes, &[b"ZINCRBY", b"perf:b", b"1", b"m"]);
         bytes.extend_from_slice(b"*2\r\n$-5\r\n");
@@ -4620,21 +4602,25 @@ mod tests {
         }]
     }
 
+    /// A new sink that read `list` (as [`joined`]), then a stale message for every window 40 bytes on: it, a batch of
+    /// what the stale message alone stored and the stale message's offset.
+    fn stale_all_after(list: &[&[&[u8]]]) -> (Changes, Batch, u64) {
+        let (mut changes, _, offset) = joined(list);
+        let at = offset + 40;
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        (changes, batch, at)
+    }
+
     /// `perf:a` (`m` at 1000, and `n`) followed, then a stale message for every window (the relay withheld a
     /// command, here one that gave `m` 1005, whose keys it could not all name) at `at`: of `resumed` (a sink resumed
     /// with `perf:a`'s window stored, its batch and where it resumed), or of a new one (`None`). The sink, its batch
     /// and `at`.
     fn stale_all_after_perf_a(resumed: Option<(Changes, Batch, u64)>) -> (Changes, Batch, u64) {
-        let (mut changes, mut batch, offset) = resumed.unwrap_or_else(|| {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            let offset = joined_and_read(
-                &mut changes,
-                &mut batch,
-                &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-            );
-            (changes, batch, offset)
-        });
+        let (mut changes, mut batch, offset) =
+            resumed.unwrap_or_else(|| joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]));
         assert!(changes.history.window(b"perf:a").is_some());
         let at = offset + 40;
         changes
@@ -4839,22 +4825,11 @@ mod tests {
     /// (`ZINCRBY`), or that such a command names before the answer, stays stateful.
     #[test]
     fn a_key_stateful_only_for_a_stale_message_for_every_window_is_not_once_answered() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[
-                &[b"ZADD", b"perf:a", b"1000", b"m"],
-                &[b"ZADD", b"perf:b", b"1", b"x"],
-                &[b"ZINCRBY", b"perf:c", b"1", b"m"],
-            ],
-        );
-        let at = offset + 40;
-        let mut batch = Batch::default();
-        changes
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (mut changes, mut batch, at) = stale_all_after(&[
+            &[b"ZADD", b"perf:a", b"1000", b"m"],
+            &[b"ZADD", b"perf:b", b"1", b"x"],
+            &[b"ZINCRBY", b"perf:c", b"1", b"m"],
+        ]);
         let unknown = |k| (k, "unknown".to_string());
         assert_eq!(
             stored_states(&batch),
@@ -4910,17 +4885,8 @@ mod tests {
     #[test]
     fn a_stale_message_for_every_window_records_a_key_it_cannot_read_again_at_once() {
         let long = format!("perf:{}", "x".repeat(1100));
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
-        );
-        let at = offset + 40;
-        changes
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (mut changes, batch, at) =
+            stale_all_after(&[&[b"ZADD", long.as_bytes(), b"1000", b"m"]]);
         let mut expected = made_by_a_stale_all(at);
         expected.push(InexactSpan {
             key: long.clone(),
@@ -4931,7 +4897,7 @@ mod tests {
 
         let mut batch = Batch::default();
         changes
-            .apply(&wire::encode_stale_all(offset), &mut batch)
+            .apply(&wire::encode_stale_all(at - 40), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty() && batch.windows.is_empty());
     }
@@ -4942,17 +4908,7 @@ mod tests {
     #[test]
     fn a_key_no_top_up_can_name_stored_unknown_is_recorded_at_once_after_a_restart() {
         let long = format!("perf:{}", "x".repeat(1100));
-        let mut first = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut first,
-            &mut batch,
-            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
-        );
-        let at = offset + 40;
-        first
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (_, batch, at) = stale_all_after(&[&[b"ZADD", long.as_bytes(), b"1000", b"m"]]);
         let stored = stored_windows(&batch);
         let states: Vec<_> = stored.iter().map(|(k, w)| (k.len(), w.known)).collect();
         assert_eq!(states, [(long.len(), false)]);
@@ -5130,13 +5086,7 @@ mod tests {
             ("ttl", &[&[b"PEXPIRE", b"perf:u", b"100"]]),
         ];
         for (case, writes) in cases {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            let offset = joined_and_read(
-                &mut changes,
-                &mut batch,
-                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-            );
+            let (mut changes, mut batch, offset) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
             changes.apply(&store, &mut batch).unwrap();
             assert_eq!(keys(changes.take_topups()), [b"perf:u".to_vec()], "{case}");
@@ -5184,13 +5134,7 @@ mod tests {
     /// written again before the answer (`ZADD perf:u 5 m`: the span is inexact): the sink, the offset where the
     /// top-up was asked from (`since`), and where the answer comes (`at`).
     fn stored_into_and_written_again() -> (Changes, Batch, u64, u64) {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let store = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-        );
+        let (mut changes, mut batch, store) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
         let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
         let asks = changes.take_topups();
@@ -5349,13 +5293,7 @@ mod tests {
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
     #[test]
     fn a_stale_key_is_asked_from_the_stale_offset_and_a_bad_past_is_refused() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-        );
+        let (mut changes, mut batch, offset) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
         changes
             .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
             .unwrap();
