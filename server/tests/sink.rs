@@ -918,6 +918,27 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     );
 }
 
+/// Marks `db`'s schema as a newer sink's (one version past this one's): this sink refuses it, saying so.
+async fn a_newer_schema_is_refused(db: &mut tokio_postgres::Client) {
+    use replicast_server::sink::schema;
+
+    db.execute(
+        "UPDATE replicast.schema_version SET version = $1",
+        &[&(schema::VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    let refused = schema::prepare(db, true).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
+            schema::VERSION + 1,
+            schema::VERSION
+        )
+    );
+}
+
 /// The migration that gives each stored history window its stream's epoch (`history_window.epoch`): two sinks
 /// migrating at once both find it done once; a row an older sink stored keeps no epoch (the resumed sink matches it
 /// by its shard's index, as that sink did), one with an epoch reads it back; and a sink older than the schema
@@ -983,21 +1004,7 @@ async fn the_window_epoch_migration_keeps_older_rows_and_is_refused_by_an_older_
     assert_eq!(windows[1].1.members, [(5.0, b"m".to_vec())]);
 
     // A schema a newer sink migrated: this one refuses it.
-    db.execute(
-        "UPDATE replicast.schema_version SET version = $1",
-        &[&(schema::VERSION + 1)],
-    )
-    .await
-    .unwrap();
-    let refused = schema::prepare(&mut db, true).await.unwrap_err();
-    assert_eq!(
-        refused.to_string(),
-        format!(
-            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
-            schema::VERSION + 1,
-            schema::VERSION
-        )
-    );
+    a_newer_schema_is_refused(&mut db).await;
 }
 
 /// A stored history window that the sink did not write (edited by hand) stops the sink at its start, saying what is
@@ -1205,21 +1212,7 @@ async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
     assert!(covering("perfxx5").await.is_empty(), "a dot is a dot");
 
     // A sink refuses a schema newer than its own, as a version 5 sink refuses this one.
-    db.execute(
-        "UPDATE replicast.schema_version SET version = $1",
-        &[&(schema::VERSION + 1)],
-    )
-    .await
-    .unwrap();
-    let refused = schema::prepare(&mut db, true).await.unwrap_err();
-    assert_eq!(
-        refused.to_string(),
-        format!(
-            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
-            schema::VERSION + 1,
-            schema::VERSION
-        )
-    );
+    a_newer_schema_is_refused(&mut db).await;
 }
 
 fn now_ms() -> u64 {
