@@ -4476,17 +4476,7 @@ mod tests {
             "the keys known before the swap, and the one the increment needs"
         );
         assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
-        let rows = batch.zsets.len();
-        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
-        let more = changes.stream_positions()[0].2;
-        changes
-            .apply(
-                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
-                &mut batch,
-            )
-            .unwrap();
-        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
-        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+        perf_b_answered_then_perf_c_read_before_its_increment(&mut changes, &mut batch);
     }
 
     /// Issue 23 item 3. A stale message for every window (or a `SWAPDB`) made the mirror assembler wait for a full
@@ -4579,16 +4569,25 @@ mod tests {
                 ..span("perf:*", start, end)
             }]
         );
+        perf_b_answered_then_perf_c_read_before_its_increment(&mut changes, &mut batch);
+    }
+
+    /// After a stale message for every window that made `perf:b` unknown: its answer (`m` at 8) stores that row, and
+    /// a `ZINCRBY` of `perf:c` (which the sink holds no window of) stores no row of 1 but asks its top-up.
+    fn perf_b_answered_then_perf_c_read_before_its_increment(
+        changes: &mut Changes,
+        batch: &mut Batch,
+    ) {
         let rows = batch.zsets.len();
-        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        answer_now(changes, batch, b"perf:b", &[("8", b"m")]);
         let more = changes.stream_positions()[0].2;
         changes
             .apply(
                 &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
-                &mut batch,
+                batch,
             )
             .unwrap();
-        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(scores(batch)[rows..], [8.0], "no row of 1 for perf:c");
         assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
     }
 
@@ -5593,16 +5592,24 @@ mod tests {
     /// `perf:a`'s window stored as unknown (its top-up pending) with a span open from offset 10 of the stream of
     /// epoch `epoch`, which had shard index `shard` then.
     fn pending_on(shard: u16, epoch: &str) -> Vec<(Vec<u8>, StoredWindow)> {
+        pending_with(shard, Some(epoch), false)
+    }
+
+    /// `perf:a`'s window stored as unknown (its top-up pending) in the keeping of shard index `shard`, of the stream
+    /// of `epoch` (`None`: stored by a sink before windows kept their epoch), with a span open from offset 10,
+    /// `inexact` or not.
+    fn pending_with(
+        shard: u16,
+        epoch: Option<&str>,
+        inexact: bool,
+    ) -> Vec<(Vec<u8>, StoredWindow)> {
         let window = StoredWindow {
             shard,
             known: false,
             complete: false,
             members: Vec::new(),
-            span: Some(StoredSpan {
-                from: 10,
-                inexact: false,
-            }),
-            epoch: Some(epoch.to_string()),
+            span: Some(StoredSpan { from: 10, inexact }),
+            epoch: epoch.map(str::to_string),
         };
         vec![(b"perf:a".to_vec(), window)]
     }
@@ -5815,18 +5822,7 @@ mod tests {
     /// where shard 1's stream ended, and lets shard 1's position go.
     #[test]
     fn a_held_span_whose_shard_resumes_then_leaves_the_cluster_is_recorded() {
-        let held = StoredWindow {
-            shard: 1,
-            known: false,
-            complete: false,
-            members: Vec::new(),
-            span: Some(StoredSpan {
-                from: 10,
-                inexact: true,
-            }),
-            epoch: None,
-        };
-        let stored = vec![(b"perf:a".to_vec(), held)];
+        let stored = pending_with(1, None, true);
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
         let (mut resumed, batch) = resumed_on_two_shards(stored, &positions, [100, 50]);
         assert!(batch.inexact_spans.is_empty());
