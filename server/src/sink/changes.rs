@@ -2919,7 +2919,11 @@ mod tests {
     /// A cluster of two shards, each joined (shard 0 in epoch `e0`, shard 1 in `e1`) with an empty snapshot at
     /// offset 0, and the batch that read it.
     fn two_shards() -> (Changes, Batch) {
-        let mut changes = changes();
+        two_shards_of(changes())
+    }
+
+    /// The same of `changes`, a new sink.
+    fn two_shards_of(mut changes: Changes) -> (Changes, Batch) {
         let mut batch = Batch::default();
         for (shard, epoch) in [(0, "e0"), (1, "e1")] {
             changes
@@ -5753,6 +5757,21 @@ mod tests {
         assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
+    /// A cluster of two shards ([`two_shards`]) whose stream `shard` wrote [`twenty_members`], then incremented
+    /// `m0`, below `perf:a`'s window: the key is pending, its top-up asked from the increment. The sink, its batch and
+    /// where the increment stands.
+    fn pending_on_shard(shard: u16) -> (Changes, Batch, u64) {
+        let (mut changes, mut batch) = two_shards();
+        changes
+            .apply(&on(shard, twenty_members()), &mut batch)
+            .unwrap();
+        let from = position(&changes, shard);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(shard, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        (changes, batch, from)
+    }
+
     /// A cluster of two shards: `perf:a` is written on shard 1's stream, a `ZINCRBY` of a member below its window
     /// opens a span (its top-up pending), inexact when the member is incremented again before the answer. Then shard
     /// 1 leaves the cluster with its slots: the relay says its stream ended, and no answer will come. Before, the
@@ -5765,12 +5784,7 @@ mod tests {
     #[test]
     fn the_spans_of_a_shard_that_leaves_the_cluster_are_recorded_where_its_stream_ended() {
         for written_again in [false, true] {
-            let (mut changes, mut batch) = two_shards();
-            changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
-            let from = position(&changes, 1);
-            let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-            changes.apply(&on(1, increment), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            let (mut changes, mut batch, from) = pending_on_shard(1);
             if written_again {
                 let again = position(&changes, 1);
                 let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
@@ -5848,12 +5862,7 @@ mod tests {
     /// for that answer, and is exact when it comes with past writes covering it.
     #[test]
     fn the_top_ups_pending_when_a_shard_leaves_are_asked_again() {
-        let (mut changes, mut batch) = two_shards();
-        changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
-        let from = position(&changes, 0);
-        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-        changes.apply(&on(0, increment), &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let (mut changes, mut batch, from) = pending_on_shard(0);
         changes
             .apply(&on(1, wire::encode_ended("left")), &mut batch)
             .unwrap();
@@ -5872,12 +5881,7 @@ mod tests {
     /// and its rows come from shard 0's answer; its span, written on two shards' streams, is recorded inexact.
     #[test]
     fn a_key_moved_while_pending_is_asked_again_not_taken_for_absent() {
-        let (mut changes, mut batch) = two_shards();
-        changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
-        let from = position(&changes, 1);
-        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-        changes.apply(&on(1, increment), &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let (mut changes, mut batch, from) = pending_on_shard(1);
         let at0 = position(&changes, 0);
         let moved = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"1", b"m1"]]);
         changes.apply(&on(0, moved), &mut batch).unwrap();
@@ -5925,16 +5929,7 @@ mod tests {
             db: 0,
             window: 10,
         };
-        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
-        let mut batch = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                .unwrap();
-            changes
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                .unwrap();
-        }
+        let (mut changes, mut batch) = two_shards_of(Changes::new(modes, Vec::new(), Vec::new()));
         let set = |key: &'static [u8], value: &'static [u8]| -> [&'static [u8]; 3] {
             [b"SET", key, value]
         };
