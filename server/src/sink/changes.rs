@@ -5618,6 +5618,13 @@ mod tests {
         vec![(b"perf:a".to_vec(), window)]
     }
 
+    /// A sink resuming at `positions`, holding [`pending_on`] shard index 1 of stream `epoch`, and a new batch.
+    fn holding_pending_on_1(epoch: &str, positions: &[(String, u64)]) -> (Changes, Batch) {
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, epoch));
+        resumed.resuming(positions);
+        (resumed, Batch::default())
+    }
+
     /// A window stored in the keeping of shard index 1, of stream `eA`; the new session numbers the shards anew:
     /// `eA` resumes as shard 0, and index 1 is `eB`'s. The span reopens on `eA`'s stream (shard 0), its top-up asked
     /// from where it started, and an answer of `eB`'s stream cannot close it exact: it is recorded, of `eA`. Matched
@@ -5626,9 +5633,7 @@ mod tests {
     #[test]
     fn a_held_span_reopens_on_its_epochs_stream_whatever_its_index_now() {
         let positions = [("eB".to_string(), 60), ("eA".to_string(), 50)];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eA", &positions);
         resumed
             .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
             .unwrap();
@@ -5676,9 +5681,7 @@ mod tests {
     #[test]
     fn a_held_span_whose_stream_no_shard_continues_is_recorded_once_all_have_joined() {
         let positions = [("eC".to_string(), 100), ("eA".to_string(), 50)];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eA", &positions);
         resumed
             .apply(&on(0, wire::encode_hello("eC", 100)), &mut batch)
             .unwrap();
@@ -5725,9 +5728,7 @@ mod tests {
             ("eB".to_string(), 60),
             ("eC".to_string(), 70),
         ];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eB"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eB", &positions);
         let hello = resumed
             .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
             .unwrap();
