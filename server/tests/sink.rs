@@ -918,6 +918,27 @@ async fn the_history_endpoint_answers_samples_and_buckets_and_refuses_bad_reques
     );
 }
 
+/// Marks `db`'s schema as a newer sink's (one version past this one's): this sink refuses it, saying so.
+async fn a_newer_schema_is_refused(db: &mut tokio_postgres::Client) {
+    use replicast_server::sink::schema;
+
+    db.execute(
+        "UPDATE replicast.schema_version SET version = $1",
+        &[&(schema::VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    let refused = schema::prepare(db, true).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
+            schema::VERSION + 1,
+            schema::VERSION
+        )
+    );
+}
+
 /// The migration that gives each stored history window its stream's epoch (`history_window.epoch`): two sinks
 /// migrating at once both find it done once; a row an older sink stored keeps no epoch (the resumed sink matches it
 /// by its shard's index, as that sink did), one with an epoch reads it back; and a sink older than the schema
@@ -983,21 +1004,7 @@ async fn the_window_epoch_migration_keeps_older_rows_and_is_refused_by_an_older_
     assert_eq!(windows[1].1.members, [(5.0, b"m".to_vec())]);
 
     // A schema a newer sink migrated: this one refuses it.
-    db.execute(
-        "UPDATE replicast.schema_version SET version = $1",
-        &[&(schema::VERSION + 1)],
-    )
-    .await
-    .unwrap();
-    let refused = schema::prepare(&mut db, true).await.unwrap_err();
-    assert_eq!(
-        refused.to_string(),
-        format!(
-            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
-            schema::VERSION + 1,
-            schema::VERSION
-        )
-    );
+    a_newer_schema_is_refused(&mut db).await;
 }
 
 /// A stored history window that the sink did not write (edited by hand) stops the sink at its start, saying what is
@@ -1205,21 +1212,7 @@ async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
     assert!(covering("perfxx5").await.is_empty(), "a dot is a dot");
 
     // A sink refuses a schema newer than its own, as a version 5 sink refuses this one.
-    db.execute(
-        "UPDATE replicast.schema_version SET version = $1",
-        &[&(schema::VERSION + 1)],
-    )
-    .await
-    .unwrap();
-    let refused = schema::prepare(&mut db, true).await.unwrap_err();
-    assert_eq!(
-        refused.to_string(),
-        format!(
-            "the database's replicast schema is version {}, this sink writes version {}: a newer sink migrated it; run that one",
-            schema::VERSION + 1,
-            schema::VERSION
-        )
-    );
+    a_newer_schema_is_refused(&mut db).await;
 }
 
 fn now_ms() -> u64 {
@@ -1416,6 +1409,70 @@ async fn inexact_spans(db: &tokio_postgres::Client) -> Vec<(String, String, u64,
     .collect()
 }
 
+/// A 3-shard cluster without replicas, its third primary (`lost`) to be lost with its slots, given to the first
+/// (`heir`), and a relay with `flags` following it on `relay_port`; the database the sink writes to.
+struct ToLose {
+    pg: Postgres,
+    cluster: support::cluster::Cluster,
+    primaries: Vec<u16>,
+    relay_port: u16,
+    _relay: support::Proc,
+    heir: u16,
+    lost: u16,
+}
+
+impl ToLose {
+    async fn start(flags: &[&str]) -> ToLose {
+        let pg = Postgres::start();
+        let cluster = support::cluster::Cluster::start(3, 0).await;
+        let primaries = cluster.primaries().await;
+        let relay_port = free_port();
+        let _relay = cluster_relay(relay_port, primaries[0], flags).await;
+        let (heir, lost) = (primaries[0], primaries[2]);
+        ToLose {
+            pg,
+            cluster,
+            primaries,
+            relay_port,
+            _relay,
+            heir,
+            lost,
+        }
+    }
+}
+
+/// The first of `<prefix>0` to `<prefix>63` whose slot the primary on `port` serves.
+async fn a_key_on(cluster: &support::cluster::Cluster, port: u16, prefix: &str) -> String {
+    for i in 0..64 {
+        let key = format!("{prefix}{i}");
+        if cluster.owner(cluster.slot(key.as_bytes())).await == port {
+            return key;
+        }
+    }
+    panic!("no key on the shard of {port}");
+}
+
+/// Waits up to `tries` times 50 ms for the sink to let the position of `epoch` (a lost shard's stream) go: its row
+/// deleted.
+async fn position_let_go(db: &tokio_postgres::Client, epoch: &str, tries: usize) {
+    let mut positions = 1;
+    for _ in 0..tries {
+        positions = db
+            .query_one(
+                "SELECT count(*) FROM replicast.position WHERE epoch = $1",
+                &[&epoch],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if positions == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(positions, 0, "the lost shard's position is let go");
+}
+
 /// A shard of a 3-shard cluster lost with its slots while a span is open on its stream: its primary, without
 /// replicas, is killed and forgotten by every other node, its slots given afresh to another primary. Before, the
 /// relay's stream of it just stopped: the span stayed open, not recorded, and the shard's position and the key's
@@ -1432,12 +1489,15 @@ async fn inexact_spans(db: &tokio_postgres::Client) -> Vec<(String, String, u64,
 /// node paused in the same round trip (`CLIENT PAUSE … ALL`): the top-up cannot be read before the node is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() {
-    let pg = Postgres::start();
-    let mut cluster = support::cluster::Cluster::start(3, 0).await;
-    let primaries = cluster.primaries().await;
-    let relay_port = free_port();
-    let _relay = cluster_relay(relay_port, primaries[0], &["--stateless"]).await;
-    let (heir, lost) = (primaries[0], primaries[2]);
+    let ToLose {
+        pg,
+        mut cluster,
+        primaries,
+        relay_port,
+        _relay,
+        heir,
+        lost,
+    } = ToLose::start(&["--stateless"]).await;
     let keys: Vec<String> = (0..12).map(|i| format!("perf:l{i}")).collect();
     let mut owners = BTreeMap::new();
     for key in &keys {
@@ -1476,22 +1536,7 @@ async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() 
 
     cluster.lose_primary(lost, heir).await;
     let kept: Vec<u16> = primaries.iter().copied().filter(|&p| p != lost).collect();
-    let mut positions = 1;
-    for _ in 0..600 {
-        positions = db
-            .query_one(
-                "SELECT count(*) FROM replicast.position WHERE epoch = $1",
-                &[&epoch],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if positions == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(positions, 0, "the lost shard's position is let go");
+    position_let_go(&db, &epoch, 600).await;
     let recorded = inexact_spans(&db).await;
     assert!(
         matches!(&recorded[..], [(e, k, from, to)] if *e == epoch && *k == stateful && *from == span_from && *to >= after),
@@ -1544,21 +1589,16 @@ async fn a_shard_lost_with_its_slots_lets_the_sink_go_on_without_its_position() 
 /// Before, the window stayed held and the span unrecorded for as long as nothing named the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_stopped_while_a_shard_is_lost_records_its_span_when_restarted() {
-    let pg = Postgres::start();
-    let mut cluster = support::cluster::Cluster::start(3, 0).await;
-    let primaries = cluster.primaries().await;
-    let relay_port = free_port();
-    let _relay = cluster_relay(relay_port, primaries[0], &["--stateless"]).await;
-    let (heir, lost) = (primaries[0], primaries[2]);
-    let mut key = None;
-    for i in 0..64 {
-        let k = format!("perf:l{i}");
-        if cluster.owner(cluster.slot(k.as_bytes())).await == lost {
-            key = Some(k);
-            break;
-        }
-    }
-    let stateful = key.expect("a key on the shard to lose");
+    let ToLose {
+        pg,
+        mut cluster,
+        primaries,
+        relay_port,
+        _relay,
+        heir,
+        lost,
+    } = ToLose::start(&["--stateless"]).await;
+    let stateful = a_key_on(&cluster, lost, "perf:l").await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
     committed_shards(&db, &primaries).await;
@@ -1704,21 +1744,16 @@ const MIRROR_KEYS: u64 = 3;
 /// message: every row written is in the history, and nothing is recorded as inexact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_behind_a_shard_lost_with_its_slots_gets_the_rest_of_its_stream() {
-    let pg = Postgres::start();
-    let mut cluster = support::cluster::Cluster::start(3, 0).await;
-    let primaries = cluster.primaries().await;
-    let relay_port = free_port();
-    let _relay = cluster_relay(relay_port, primaries[0], &[]).await;
-    let (heir, lost) = (primaries[0], primaries[2]);
-    let mut on_lost = None;
-    for i in 0..64 {
-        let key = format!("perf:b{i}");
-        if cluster.owner(cluster.slot(key.as_bytes())).await == lost {
-            on_lost = Some(key);
-            break;
-        }
-    }
-    let key = on_lost.expect("a key on the shard to lose");
+    let ToLose {
+        pg,
+        mut cluster,
+        primaries,
+        relay_port,
+        _relay,
+        heir,
+        lost,
+    } = ToLose::start(&[]).await;
+    let key = a_key_on(&cluster, lost, "perf:b").await;
     let db = pg.client().await;
     let sink = start_sink(relay_port, &pg.url(), &[]);
     let mut written = Written::default();
@@ -1757,22 +1792,7 @@ async fn a_sink_behind_a_shard_lost_with_its_slots_gets_the_rest_of_its_stream()
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
 
-    let mut positions = 1;
-    for _ in 0..1200 {
-        positions = db
-            .query_one(
-                "SELECT count(*) FROM replicast.position WHERE epoch = $1",
-                &[&epoch],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if positions == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(positions, 0, "the lost shard's position is let go");
+    position_let_go(&db, &epoch, 1200).await;
     assert_history(&db, &written).await;
     assert!(inexact_spans(&db).await.is_empty(), "no span: nothing lost");
 }

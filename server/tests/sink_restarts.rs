@@ -1252,6 +1252,23 @@ async fn a_span_inexact_at_the_position_is_recorded_from_its_start_by_a_relay_wi
     );
 }
 
+/// A sink following the relay at `relay_port` into `pg`, its HTTP endpoint on a free port: the endpoint's address
+/// and the sink.
+fn listening_sink(relay_port: u16, pg: &Postgres) -> (String, Proc) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    (listen, sink)
+}
+
+/// Runs `words` (a command and its arguments) on `conn`.
+async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
+    let mut cmd = redis::cmd(words[0]);
+    for w in &words[1..] {
+        cmd.arg(*w);
+    }
+    let _: redis::Value = cmd.query_async(conn).await.unwrap();
+}
+
 /// What a sink made of `perf:n` (`m` at a time T) when the relay withheld from it a `MULTI` block that gave `m` T + 5
 /// (a `ZUNIONSTORE` reading `secret:x`, outside `--allow`) and deleted a key no top-up can name (`perf:` and 1,100
 /// bytes): the block's stale keys cannot all be named, so they come as one stale message for every window, at the
@@ -1263,8 +1280,7 @@ async fn withheld_for_every_window(written_again: bool, rows: usize) -> CaughtUp
     let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let (listen, sink) = listening_sink(relay_port, &pg);
     let _: () = redis::pipe()
         .cmd("ZADD")
         .arg("secret:x")
@@ -1386,8 +1402,7 @@ async fn a_block_that_increments_what_its_withheld_command_wrote_records_a_span(
     let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let db = pg.client().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let (listen, sink) = listening_sink(relay_port, &pg);
     let _: () = redis::pipe()
         .cmd("ZADD")
         .arg("secret:x")
@@ -1446,19 +1461,11 @@ async fn a_block_that_increments_what_its_withheld_command_wrote_records_a_span(
 /// recorded as the `--history` patterns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_increment_after_a_swapdb_stores_the_score_redis_holds() {
-    async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
-        let mut cmd = redis::cmd(words[0]);
-        for w in &words[1..] {
-            cmd.arg(*w);
-        }
-        let _: redis::Value = cmd.query_async(conn).await.unwrap();
-    }
     let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
     let mut conn = redis_conn(redis_port).await;
     let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
     let db = pg.client().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let (_, sink) = listening_sink(relay_port, &pg);
     run(&mut conn, &["ZADD", "perf:a", "1", "m"]).await;
     run(&mut db1, &["ZADD", "perf:c", "7", "m"]).await;
     run(&mut db1, &["ZADD", "perf:d", "7", "m"]).await;
@@ -1488,13 +1495,6 @@ async fn an_increment_after_a_swapdb_stores_the_score_redis_holds() {
 /// tables equal Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mirror_equals_redis_after_a_swapdb() {
-    async fn run(conn: &mut MultiplexedConnection, words: &[&str]) {
-        let mut cmd = redis::cmd(words[0]);
-        for w in &words[1..] {
-            cmd.arg(*w);
-        }
-        let _: redis::Value = cmd.query_async(conn).await.unwrap();
-    }
     async fn fields(db: &tokio_postgres::Client, key: &str, want: usize) -> Vec<String> {
         rows_within(
             db,
@@ -1510,8 +1510,7 @@ async fn the_mirror_equals_redis_after_a_swapdb() {
     let mut conn = redis_conn(redis_port).await;
     let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
     let db = pg.client().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    let (_, sink) = listening_sink(relay_port, &pg);
     run(&mut conn, &["HSET", "cfg:h", "a", "1"]).await;
     run(&mut db1, &["HSET", "cfg:h", "b", "2"]).await;
     run(&mut db1, &["HSET", "cfg:k", "x", "1"]).await;

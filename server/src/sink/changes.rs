@@ -2919,7 +2919,11 @@ mod tests {
     /// A cluster of two shards, each joined (shard 0 in epoch `e0`, shard 1 in `e1`) with an empty snapshot at
     /// offset 0, and the batch that read it.
     fn two_shards() -> (Changes, Batch) {
-        let mut changes = changes();
+        two_shards_of(changes())
+    }
+
+    /// The same of `changes`, a new sink.
+    fn two_shards_of(mut changes: Changes) -> (Changes, Batch) {
         let mut batch = Batch::default();
         for (shard, epoch) in [(0, "e0"), (1, "e1")] {
             changes
@@ -3438,6 +3442,15 @@ mod tests {
         let list: Vec<&[&[u8]]> = bare.iter().map(|command| &command[..]).collect();
         changes.apply(&commands(0, &list), &mut batch).unwrap();
         assert!(changes.stateful.is_empty() && batch.windows.is_empty());
+    }
+
+    /// A new sink that joined (an empty snapshot) and read `list` at offset 0: it, its batch and where its stream
+    /// stands after.
+    fn joined(list: &[&[&[u8]]]) -> (Changes, Batch, u64) {
+        let mut changes = changes();
+        let mut batch = Batch::default();
+        let offset = joined_and_read(&mut changes, &mut batch, list);
+        (changes, batch, offset)
     }
 
     /// A sink that joined (an empty snapshot) and read `list` at offset 0: where its stream stands after.
@@ -4317,13 +4330,8 @@ mod tests {
     /// the answer's, and the span from the stale message to the answer is recorded.
     #[test]
     fn an_increment_of_a_key_a_stale_message_names_is_read_from_the_answer() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, at) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         changes
             .apply(&wire::encode_stale(at, [&b"perf:a"[..]]), &mut batch)
             .unwrap();
@@ -4360,13 +4368,7 @@ mod tests {
     /// every key is read. Here 11,000 history keys made unknown by stale messages of 1,000 keys each.
     #[test]
     fn the_sink_never_has_more_top_ups_waiting_than_the_relay_takes() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
-        );
+        let (mut changes, mut batch, at) = joined(&[&[b"ZADD", b"perf:a", b"1", b"m"]]);
         let names: Vec<Vec<u8>> = (0..11_000)
             .map(|i| format!("perf:k{i:05}").into_bytes())
             .collect();
@@ -4413,13 +4415,7 @@ mod tests {
     /// the same bound) names none: every key asked and not answered is asked again once the next answer comes.
     #[test]
     fn keys_a_relay_did_not_take_are_asked_again_after_the_next_answer() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let at = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1", b"m"]],
-        );
+        let (mut changes, mut batch, at) = joined(&[&[b"ZADD", b"perf:a", b"1", b"m"]]);
         let names = [&b"perf:x0"[..], b"perf:x1", b"perf:x2"];
         changes
             .apply(&wire::encode_stale(at, names), &mut batch)
@@ -4457,13 +4453,8 @@ mod tests {
     /// without a window is read before an increment.
     #[test]
     fn a_swapdb_is_a_stale_message_for_every_window_to_the_history() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let start = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, start) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         let message = commands(
             start,
             &[
@@ -4489,17 +4480,7 @@ mod tests {
             "the keys known before the swap, and the one the increment needs"
         );
         assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
-        let rows = batch.zsets.len();
-        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
-        let more = changes.stream_positions()[0].2;
-        changes
-            .apply(
-                &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
-                &mut batch,
-            )
-            .unwrap();
-        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
-        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+        perf_b_answered_then_perf_c_read_before_its_increment(&mut changes, &mut batch);
     }
 
     /// Issue 23 item 3. A stale message for every window (or a `SWAPDB`) made the mirror assembler wait for a full
@@ -4571,13 +4552,8 @@ mod tests {
     /// the keys the lost commands may have made are recorded over the message.
     #[test]
     fn a_segment_the_sink_cannot_read_is_a_stale_message_for_every_window() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let start = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-        );
+        let (mut changes, mut batch, start) =
+            joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]);
         let mut bytes = Vec::new();
         crate::link_io::push_command(&mut bytes, &[b"ZINCRBY", b"perf:b", b"1", b"m"]);
         bytes.extend_from_slice(b"*2\r\n$-5\r\n");
@@ -4597,16 +4573,25 @@ mod tests {
                 ..span("perf:*", start, end)
             }]
         );
+        perf_b_answered_then_perf_c_read_before_its_increment(&mut changes, &mut batch);
+    }
+
+    /// After a stale message for every window that made `perf:b` unknown: its answer (`m` at 8) stores that row, and
+    /// a `ZINCRBY` of `perf:c` (which the sink holds no window of) stores no row of 1 but asks its top-up.
+    fn perf_b_answered_then_perf_c_read_before_its_increment(
+        changes: &mut Changes,
+        batch: &mut Batch,
+    ) {
         let rows = batch.zsets.len();
-        answer_now(&mut changes, &mut batch, b"perf:b", &[("8", b"m")]);
+        answer_now(changes, batch, b"perf:b", &[("8", b"m")]);
         let more = changes.stream_positions()[0].2;
         changes
             .apply(
                 &commands(more, &[&[b"ZINCRBY", b"perf:c", b"1", b"m"]]),
-                &mut batch,
+                batch,
             )
             .unwrap();
-        assert_eq!(scores(&batch)[rows..], [8.0], "no row of 1 for perf:c");
+        assert_eq!(scores(batch)[rows..], [8.0], "no row of 1 for perf:c");
         assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
     }
 
@@ -4620,21 +4605,25 @@ mod tests {
         }]
     }
 
+    /// A new sink that read `list` (as [`joined`]), then a stale message for every window 40 bytes on: it, a batch of
+    /// what the stale message alone stored and the stale message's offset.
+    fn stale_all_after(list: &[&[&[u8]]]) -> (Changes, Batch, u64) {
+        let (mut changes, _, offset) = joined(list);
+        let at = offset + 40;
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        (changes, batch, at)
+    }
+
     /// `perf:a` (`m` at 1000, and `n`) followed, then a stale message for every window (the relay withheld a
     /// command, here one that gave `m` 1005, whose keys it could not all name) at `at`: of `resumed` (a sink resumed
     /// with `perf:a`'s window stored, its batch and where it resumed), or of a new one (`None`). The sink, its batch
     /// and `at`.
     fn stale_all_after_perf_a(resumed: Option<(Changes, Batch, u64)>) -> (Changes, Batch, u64) {
-        let (mut changes, mut batch, offset) = resumed.unwrap_or_else(|| {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            let offset = joined_and_read(
-                &mut changes,
-                &mut batch,
-                &[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]],
-            );
-            (changes, batch, offset)
-        });
+        let (mut changes, mut batch, offset) =
+            resumed.unwrap_or_else(|| joined(&[&[b"ZADD", b"perf:a", b"1000", b"m", b"1", b"n"]]));
         assert!(changes.history.window(b"perf:a").is_some());
         let at = offset + 40;
         changes
@@ -4839,22 +4828,11 @@ mod tests {
     /// (`ZINCRBY`), or that such a command names before the answer, stays stateful.
     #[test]
     fn a_key_stateful_only_for_a_stale_message_for_every_window_is_not_once_answered() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[
-                &[b"ZADD", b"perf:a", b"1000", b"m"],
-                &[b"ZADD", b"perf:b", b"1", b"x"],
-                &[b"ZINCRBY", b"perf:c", b"1", b"m"],
-            ],
-        );
-        let at = offset + 40;
-        let mut batch = Batch::default();
-        changes
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (mut changes, mut batch, at) = stale_all_after(&[
+            &[b"ZADD", b"perf:a", b"1000", b"m"],
+            &[b"ZADD", b"perf:b", b"1", b"x"],
+            &[b"ZINCRBY", b"perf:c", b"1", b"m"],
+        ]);
         let unknown = |k| (k, "unknown".to_string());
         assert_eq!(
             stored_states(&batch),
@@ -4910,17 +4888,8 @@ mod tests {
     #[test]
     fn a_stale_message_for_every_window_records_a_key_it_cannot_read_again_at_once() {
         let long = format!("perf:{}", "x".repeat(1100));
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
-        );
-        let at = offset + 40;
-        changes
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (mut changes, batch, at) =
+            stale_all_after(&[&[b"ZADD", long.as_bytes(), b"1000", b"m"]]);
         let mut expected = made_by_a_stale_all(at);
         expected.push(InexactSpan {
             key: long.clone(),
@@ -4931,7 +4900,7 @@ mod tests {
 
         let mut batch = Batch::default();
         changes
-            .apply(&wire::encode_stale_all(offset), &mut batch)
+            .apply(&wire::encode_stale_all(at - 40), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty() && batch.windows.is_empty());
     }
@@ -4942,17 +4911,7 @@ mod tests {
     #[test]
     fn a_key_no_top_up_can_name_stored_unknown_is_recorded_at_once_after_a_restart() {
         let long = format!("perf:{}", "x".repeat(1100));
-        let mut first = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut first,
-            &mut batch,
-            &[&[b"ZADD", long.as_bytes(), b"1000", b"m"]],
-        );
-        let at = offset + 40;
-        first
-            .apply(&wire::encode_stale_all(at), &mut batch)
-            .unwrap();
+        let (_, batch, at) = stale_all_after(&[&[b"ZADD", long.as_bytes(), b"1000", b"m"]]);
         let stored = stored_windows(&batch);
         let states: Vec<_> = stored.iter().map(|(k, w)| (k.len(), w.known)).collect();
         assert_eq!(states, [(long.len(), false)]);
@@ -5130,13 +5089,7 @@ mod tests {
             ("ttl", &[&[b"PEXPIRE", b"perf:u", b"100"]]),
         ];
         for (case, writes) in cases {
-            let mut changes = changes();
-            let mut batch = Batch::default();
-            let offset = joined_and_read(
-                &mut changes,
-                &mut batch,
-                &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-            );
+            let (mut changes, mut batch, offset) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
             changes.apply(&store, &mut batch).unwrap();
             assert_eq!(keys(changes.take_topups()), [b"perf:u".to_vec()], "{case}");
@@ -5184,13 +5137,7 @@ mod tests {
     /// written again before the answer (`ZADD perf:u 5 m`: the span is inexact): the sink, the offset where the
     /// top-up was asked from (`since`), and where the answer comes (`at`).
     fn stored_into_and_written_again() -> (Changes, Batch, u64, u64) {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let store = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-        );
+        let (mut changes, mut batch, store) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
         let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
         let asks = changes.take_topups();
@@ -5349,13 +5296,7 @@ mod tests {
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
     #[test]
     fn a_stale_key_is_asked_from_the_stale_offset_and_a_bad_past_is_refused() {
-        let mut changes = changes();
-        let mut batch = Batch::default();
-        let offset = joined_and_read(
-            &mut changes,
-            &mut batch,
-            &[&[b"ZADD", b"perf:a", b"1000", b"m"]],
-        );
+        let (mut changes, mut batch, offset) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
         changes
             .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
             .unwrap();
@@ -5655,18 +5596,33 @@ mod tests {
     /// `perf:a`'s window stored as unknown (its top-up pending) with a span open from offset 10 of the stream of
     /// epoch `epoch`, which had shard index `shard` then.
     fn pending_on(shard: u16, epoch: &str) -> Vec<(Vec<u8>, StoredWindow)> {
+        pending_with(shard, Some(epoch), false)
+    }
+
+    /// `perf:a`'s window stored as unknown (its top-up pending) in the keeping of shard index `shard`, of the stream
+    /// of `epoch` (`None`: stored by a sink before windows kept their epoch), with a span open from offset 10,
+    /// `inexact` or not.
+    fn pending_with(
+        shard: u16,
+        epoch: Option<&str>,
+        inexact: bool,
+    ) -> Vec<(Vec<u8>, StoredWindow)> {
         let window = StoredWindow {
             shard,
             known: false,
             complete: false,
             members: Vec::new(),
-            span: Some(StoredSpan {
-                from: 10,
-                inexact: false,
-            }),
-            epoch: Some(epoch.to_string()),
+            span: Some(StoredSpan { from: 10, inexact }),
+            epoch: epoch.map(str::to_string),
         };
         vec![(b"perf:a".to_vec(), window)]
+    }
+
+    /// A sink resuming at `positions`, holding [`pending_on`] shard index 1 of stream `epoch`, and a new batch.
+    fn holding_pending_on_1(epoch: &str, positions: &[(String, u64)]) -> (Changes, Batch) {
+        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, epoch));
+        resumed.resuming(positions);
+        (resumed, Batch::default())
     }
 
     /// A window stored in the keeping of shard index 1, of stream `eA`; the new session numbers the shards anew:
@@ -5677,9 +5633,7 @@ mod tests {
     #[test]
     fn a_held_span_reopens_on_its_epochs_stream_whatever_its_index_now() {
         let positions = [("eB".to_string(), 60), ("eA".to_string(), 50)];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eA", &positions);
         resumed
             .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
             .unwrap();
@@ -5727,9 +5681,7 @@ mod tests {
     #[test]
     fn a_held_span_whose_stream_no_shard_continues_is_recorded_once_all_have_joined() {
         let positions = [("eC".to_string(), 100), ("eA".to_string(), 50)];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eA"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eA", &positions);
         resumed
             .apply(&on(0, wire::encode_hello("eC", 100)), &mut batch)
             .unwrap();
@@ -5776,9 +5728,7 @@ mod tests {
             ("eB".to_string(), 60),
             ("eC".to_string(), 70),
         ];
-        let mut resumed = Changes::new(changes().modes, Vec::new(), pending_on(1, "eB"));
-        resumed.resuming(&positions);
-        let mut batch = Batch::default();
+        let (mut resumed, mut batch) = holding_pending_on_1("eB", &positions);
         let hello = resumed
             .apply(&on(0, wire::encode_hello("eA", 50)), &mut batch)
             .unwrap();
@@ -5808,6 +5758,21 @@ mod tests {
         assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
     }
 
+    /// A cluster of two shards ([`two_shards`]) whose stream `shard` wrote [`twenty_members`], then incremented
+    /// `m0`, below `perf:a`'s window: the key is pending, its top-up asked from the increment. The sink, its batch and
+    /// where the increment stands.
+    fn pending_on_shard(shard: u16) -> (Changes, Batch, u64) {
+        let (mut changes, mut batch) = two_shards();
+        changes
+            .apply(&on(shard, twenty_members()), &mut batch)
+            .unwrap();
+        let from = position(&changes, shard);
+        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
+        changes.apply(&on(shard, increment), &mut batch).unwrap();
+        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        (changes, batch, from)
+    }
+
     /// A cluster of two shards: `perf:a` is written on shard 1's stream, a `ZINCRBY` of a member below its window
     /// opens a span (its top-up pending), inexact when the member is incremented again before the answer. Then shard
     /// 1 leaves the cluster with its slots: the relay says its stream ended, and no answer will come. Before, the
@@ -5820,12 +5785,7 @@ mod tests {
     #[test]
     fn the_spans_of_a_shard_that_leaves_the_cluster_are_recorded_where_its_stream_ended() {
         for written_again in [false, true] {
-            let (mut changes, mut batch) = two_shards();
-            changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
-            let from = position(&changes, 1);
-            let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-            changes.apply(&on(1, increment), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            let (mut changes, mut batch, from) = pending_on_shard(1);
             if written_again {
                 let again = position(&changes, 1);
                 let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
@@ -5877,18 +5837,7 @@ mod tests {
     /// where shard 1's stream ended, and lets shard 1's position go.
     #[test]
     fn a_held_span_whose_shard_resumes_then_leaves_the_cluster_is_recorded() {
-        let held = StoredWindow {
-            shard: 1,
-            known: false,
-            complete: false,
-            members: Vec::new(),
-            span: Some(StoredSpan {
-                from: 10,
-                inexact: true,
-            }),
-            epoch: None,
-        };
-        let stored = vec![(b"perf:a".to_vec(), held)];
+        let stored = pending_with(1, None, true);
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
         let (mut resumed, batch) = resumed_on_two_shards(stored, &positions, [100, 50]);
         assert!(batch.inexact_spans.is_empty());
@@ -5914,12 +5863,7 @@ mod tests {
     /// for that answer, and is exact when it comes with past writes covering it.
     #[test]
     fn the_top_ups_pending_when_a_shard_leaves_are_asked_again() {
-        let (mut changes, mut batch) = two_shards();
-        changes.apply(&on(0, twenty_members()), &mut batch).unwrap();
-        let from = position(&changes, 0);
-        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-        changes.apply(&on(0, increment), &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let (mut changes, mut batch, from) = pending_on_shard(0);
         changes
             .apply(&on(1, wire::encode_ended("left")), &mut batch)
             .unwrap();
@@ -5938,12 +5882,7 @@ mod tests {
     /// and its rows come from shard 0's answer; its span, written on two shards' streams, is recorded inexact.
     #[test]
     fn a_key_moved_while_pending_is_asked_again_not_taken_for_absent() {
-        let (mut changes, mut batch) = two_shards();
-        changes.apply(&on(1, twenty_members()), &mut batch).unwrap();
-        let from = position(&changes, 1);
-        let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
-        changes.apply(&on(1, increment), &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        let (mut changes, mut batch, from) = pending_on_shard(1);
         let at0 = position(&changes, 0);
         let moved = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"1", b"m1"]]);
         changes.apply(&on(0, moved), &mut batch).unwrap();
@@ -5991,16 +5930,7 @@ mod tests {
             db: 0,
             window: 10,
         };
-        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
-        let mut batch = Batch::default();
-        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
-            changes
-                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
-                .unwrap();
-            changes
-                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
-                .unwrap();
-        }
+        let (mut changes, mut batch) = two_shards_of(Changes::new(modes, Vec::new(), Vec::new()));
         let set = |key: &'static [u8], value: &'static [u8]| -> [&'static [u8]; 3] {
             [b"SET", key, value]
         };
