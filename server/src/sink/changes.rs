@@ -224,8 +224,11 @@ pub struct Changes {
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
     /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
-    /// snapshot, or deleted by a command.
+    /// snapshot, or deleted by a command. Those without a window are bounded: past `mirror_checked_kept` keys they
+    /// are dropped ([`Changes::check_mirror`]).
     checked: HashSet<Vec<u8>>,
+    /// How many keys `checked` holds before those without a window are dropped from it.
+    mirror_checked_kept: usize,
     /// Rows refused, by reason, since the last [`Changes::take_refusals`].
     refusals: Vec<(Refusal, String)>,
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
@@ -469,6 +472,7 @@ impl Changes {
             relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
+            mirror_checked_kept: ABSENT_KEPT,
             refusals: Vec::new(),
             resuming: Vec::new(),
             unresumed: Vec::new(),
@@ -1194,6 +1198,24 @@ impl Changes {
         self.history_checked.insert(key.to_vec());
     }
 
+    /// Notes that mirrored `key`'s window (or its absence) is what Redis holds, on a shard blind or after a stale
+    /// message for every window ([`Changes::checked`]). The keys without a window grow with every key a deletion
+    /// or a snapshot names (`cfg:job-<id>`): past `mirror_checked_kept`, they are dropped, each costing one top-up
+    /// if a command makes a window of it again (read before its rows are written), and the bound becomes what is
+    /// left (keys with a window, which the mirror holds anyway) again, at least [`ABSENT_KEPT`].
+    fn check_mirror(&mut self, key: Vec<u8>) {
+        if self.checked.contains(&key) {
+            return;
+        }
+        if self.checked.len() >= self.mirror_checked_kept {
+            let mirror = &self.mirror;
+            self.checked.retain(|k| mirror.window(k).is_some());
+            let left = self.checked.len();
+            self.mirror_checked_kept = left + left.max(ABSENT_KEPT);
+        }
+        self.checked.insert(key);
+    }
+
     /// Drops the keys without a window, not being read, from those checked ([`Changes::check_history`]).
     fn forget_checked_absent(&mut self) {
         let history = &self.history;
@@ -1235,6 +1257,7 @@ impl Changes {
         }
         // Known since a resume, or the last stale message for every window: known no more.
         self.checked.clear();
+        self.mirror_checked_kept = ABSENT_KEPT;
         self.shards[usize::from(shard)].stale_all = true;
         Ok(outcome)
     }
@@ -2483,7 +2506,7 @@ impl Changes {
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
                 if unread {
-                    self.checked.insert(key);
+                    self.check_mirror(key);
                 }
             }
         }
@@ -2710,7 +2733,7 @@ impl Changes {
                 None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
                     if self.shards.iter().any(|s| s.blind || s.stale_all) {
                         // Gone, as Redis says: a window made for it again holds all of it.
-                        self.checked.insert(key.clone());
+                        self.check_mirror(key.clone());
                     }
                     if kind == Kind::Snapshot {
                         // A snapshot reads no set's members: a key it names without a window is gone or a set.
@@ -4563,6 +4586,61 @@ mod tests {
                 "swap: {swap}"
             );
         }
+    }
+
+    /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion
+    /// names are known absent (checked), and so are those a top-up's answer says are gone, but only so many are
+    /// kept: answers naming a new key each time (`cfg:job-<id>`) do not grow the sink's memory. One dropped is read
+    /// again before a command's rows of it are written, never written as the whole key; one answered last is
+    /// written at once.
+    #[test]
+    fn the_mirrored_keys_known_absent_after_a_stale_message_for_every_window_are_bounded() {
+        let modes = Modes {
+            history: Patterns::new(&[]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        let at = joined_and_read(&mut changes, &mut batch, &[&[b"SET", b"cfg:a", b"1"]]);
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        assert_eq!(keys(changes.take_topups()), [b"cfg:a".to_vec()]);
+        let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
+            .map(|i| format!("cfg:job-{i}").into_bytes())
+            .collect();
+        let mut answer = Vec::new();
+        for name in &names {
+            crate::link_io::push_command(&mut answer, &[b"DEL", name]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answer), &mut batch)
+            .unwrap();
+        assert!(
+            changes.checked.len() <= 2 * ABSENT_KEPT,
+            "{} keys checked",
+            changes.checked.len()
+        );
+        let here = changes.stream_positions()[0].2;
+        batch.mirror.clear();
+        let last = format!("cfg:job-{}", 3 * ABSENT_KEPT - 1).into_bytes();
+        changes
+            .apply(
+                &commands(
+                    here,
+                    &[
+                        &[b"HSET", b"cfg:job-0", b"f", b"1"],
+                        &[b"HSET", &last, b"f", b"1"],
+                    ],
+                ),
+                &mut batch,
+            )
+            .unwrap();
+        let written: Vec<&str> = batch.mirror.keys().map(String::as_str).collect();
+        assert_eq!(written, [format!("cfg:job-{}", 3 * ABSENT_KEPT - 1)]);
+        assert_eq!(keys(changes.take_topups()), [b"cfg:job-0".to_vec()]);
     }
 
     /// Issue 23 item 2. A segment that cannot be read (a negative bulk length) made the history assembler wait for a
