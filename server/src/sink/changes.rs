@@ -1814,6 +1814,9 @@ impl Changes {
             self.store_windows(shard, batch);
         }
         if self.follows_mirror() {
+            // The sink follows sets itself, and which shard's slots a set row is of is not kept: with the shard's
+            // sets gone from Redis, no set row is known exact any more.
+            batch.push_set_op(SetOp::AllInexact);
             self.end_mirror(shard, batch)?;
         }
         // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
@@ -6097,6 +6100,45 @@ mod tests {
         let mirrored: Vec<(&str, &MirrorState)> =
             last.mirror.iter().map(|(k, v)| (k.as_str(), v)).collect();
         assert_eq!(mirrored, [("cfg:a", &MirrorState::Deleted)]);
+        assert_eq!(last.retired_epochs, ["e1"]);
+    }
+
+    /// Review of issue 23 (fix25b item 3): a set the sink followed on a shard that leaves the cluster is gone from
+    /// Redis; before, its `mirror_set` rows stayed marked exact. Now every set row is marked inexact with the lost
+    /// shard's position.
+    #[test]
+    fn the_set_rows_of_a_shard_that_leaves_the_cluster_are_inexact() {
+        let modes = Modes {
+            history: Patterns::new(&[]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        let on_1 = commands(0, &[&[b"SADD", b"cfg:s", b"x"]]);
+        changes.apply(&on(1, on_1), &mut batch).unwrap();
+        assert_eq!(
+            batch.sets.last(),
+            Some(&SetOp::Add(
+                "cfg:s".to_string(),
+                vec!["x".to_string()],
+                true
+            ))
+        );
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        assert!(last.sets.contains(&SetOp::AllInexact), "{:?}", last.sets);
         assert_eq!(last.retired_epochs, ["e1"]);
     }
 
