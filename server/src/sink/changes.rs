@@ -735,7 +735,7 @@ impl Changes {
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => {
                 // `top-up of N keys not taken: …` (docs/PROTOCOL.md).
-                if text.starts_with("top-up of ") && text.contains(" keys not taken") {
+                if crate::session::is_topup_not_taken(text) {
                     self.ask_again = true;
                 }
                 applied.notice = Some(text.to_string());
@@ -2789,19 +2789,17 @@ fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
     Some(at)
 }
 
-/// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
-/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read).
+/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read). Its indexes are
+/// read as the assembler's `SWAPDB` reads them (Redis's `string2ll`: no `+1`, no spaces).
 fn swaps(args: &[&[u8]], db: u32) -> bool {
-    let index = |i: usize| {
-        args.get(i)
-            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
-    };
+    let index = |i: usize| args.get(i).and_then(|d| replicast_assembler::db_index(d));
     match (index(1), index(2)) {
         (Some(a), Some(b)) => a != b && (a == db || b == db),
         _ => true,
     }
 }
 
+/// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
 fn copies_into(args: &[&[u8]], db: u32) -> bool {
     let mut rest = args.iter().skip(3);
     while let Some(arg) = rest.next() {
@@ -2871,6 +2869,19 @@ enum Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SWAPDB`'s indexes are read as Redis (and the assembler) reads them: `+1`, ` 1` or `-1` are no database, so
+    /// the watched one may be either.
+    #[test]
+    fn swaps_reads_database_indexes_as_redis_does() {
+        assert!(swaps(&[b"SWAPDB", b"0", b"1"], 0));
+        assert!(!swaps(&[b"SWAPDB", b"1", b"2"], 0));
+        assert!(!swaps(&[b"SWAPDB", b"0", b"0"], 0));
+        assert!(swaps(&[b"SWAPDB", b"+1", b"2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"1", b" 2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"-1", b"2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"1"], 0));
+    }
 
     /// The keys of top-up requests, in order.
     fn keys(asks: Vec<TopupAsk>) -> Vec<Vec<u8>> {
