@@ -34,6 +34,6 @@ mod watch;
 pub mod windows;
 
 pub use assembler::{Outcome, StreamAssembler, WatchConfig};
-pub use commands::known_commands;
+pub use commands::{db_index, known_commands};
 pub use diagnostics::Diagnostics;
 pub use windows::{ItemView, Kind, Window};

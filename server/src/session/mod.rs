@@ -24,6 +24,7 @@ mod socket;
 mod topups;
 
 pub use join::Resume;
+pub(crate) use topups::is_not_taken as is_topup_not_taken;
 
 use std::time::Duration;
 

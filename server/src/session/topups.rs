@@ -247,15 +247,44 @@ fn not_taken(relay: &Relay, over: u64) -> Option<String> {
         return None;
     }
     Metrics::add(&relay.metrics.topup_keys_refused, over);
-    Some(format!(
-        "top-up of {over} keys not taken: at most {MAX_SNAPSHOT_KEYS} keys wait for top-ups in a session; ask for \
-         them again once those have come"
-    ))
+    Some(not_taken_text(over))
+}
+
+/// The text of the notice for `over` keys not taken.
+fn not_taken_text(over: u64) -> String {
+    format!(
+        "{NOT_TAKEN_START}{over}{NOT_TAKEN_END} at most {MAX_SNAPSHOT_KEYS} keys wait for top-ups in a session; ask \
+         for them again once those have come"
+    )
+}
+
+/// How the notice of top-up keys not taken starts, before their count (docs/PROTOCOL.md).
+const NOT_TAKEN_START: &str = "top-up of ";
+/// What follows the count in the notice of top-up keys not taken.
+const NOT_TAKEN_END: &str = " keys not taken:";
+
+/// Whether a notice's `text` is the one [`not_taken`] makes: the sink asks for the pending top-ups again then.
+pub(crate) fn is_not_taken(text: &str) -> bool {
+    text.strip_prefix(NOT_TAKEN_START)
+        .and_then(|rest| rest.split_once(NOT_TAKEN_END))
+        .is_some_and(|(count, _)| !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sink knows the notice the relay makes, and no other.
+    #[test]
+    fn the_not_taken_notice_is_known_by_its_text() {
+        assert!(is_not_taken(&not_taken_text(2)));
+        assert!(is_not_taken(&not_taken_text(12_345)));
+        assert!(!is_not_taken("top-up of keys not taken: at most 10 keys"));
+        assert!(!is_not_taken(
+            "the relay restarts; top-up of 2 keys not taken: later"
+        ));
+        assert!(!is_not_taken("top-up of 2 keys taken"));
+    }
 
     fn keys(from: usize, to: usize) -> Vec<Vec<u8>> {
         (from..to).map(|i| format!("k{i}").into_bytes()).collect()

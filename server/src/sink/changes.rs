@@ -224,8 +224,11 @@ pub struct Changes {
     /// Mirrored keys a snapshot named without members: sets (or gone), whose members before are not known.
     unknown_sets: HashSet<Vec<u8>>,
     /// Mirrored keys whose state is known since a shard became blind ([`ShardReading::blind`]): read by a
-    /// snapshot, or deleted by a command.
+    /// snapshot, or deleted by a command. Those without a window are bounded: past `mirror_checked_kept` keys they
+    /// are dropped ([`Changes::check_mirror`]).
     checked: HashSet<Vec<u8>>,
+    /// How many keys `checked` holds before those without a window are dropped from it.
+    mirror_checked_kept: usize,
     /// Rows refused, by reason, since the last [`Changes::take_refusals`].
     refusals: Vec<(Refusal, String)>,
     /// The positions the session asked to resume from (`at=`): a hello at one of them is a resume, which no
@@ -469,6 +472,7 @@ impl Changes {
             relay_version: 0,
             unknown_sets: HashSet::new(),
             checked: HashSet::new(),
+            mirror_checked_kept: ABSENT_KEPT,
             refusals: Vec::new(),
             resuming: Vec::new(),
             unresumed: Vec::new(),
@@ -731,7 +735,7 @@ impl Changes {
             Message::Resync { reason } => applied.reconnect = Some(reason.to_string()),
             Message::Notice { text } => {
                 // `top-up of N keys not taken: …` (docs/PROTOCOL.md).
-                if text.starts_with("top-up of ") && text.contains(" keys not taken") {
+                if crate::session::is_topup_not_taken(text) {
                     self.ask_again = true;
                 }
                 applied.notice = Some(text.to_string());
@@ -1194,6 +1198,24 @@ impl Changes {
         self.history_checked.insert(key.to_vec());
     }
 
+    /// Notes that mirrored `key`'s window (or its absence) is what Redis holds, on a shard blind or after a stale
+    /// message for every window ([`Changes::checked`]). The keys without a window grow with every key a deletion
+    /// or a snapshot names (`cfg:job-<id>`): past `mirror_checked_kept`, they are dropped, each costing one top-up
+    /// if a command makes a window of it again (read before its rows are written), and the bound becomes what is
+    /// left (keys with a window, which the mirror holds anyway) again, at least [`ABSENT_KEPT`].
+    fn check_mirror(&mut self, key: Vec<u8>) {
+        if self.checked.contains(&key) {
+            return;
+        }
+        if self.checked.len() >= self.mirror_checked_kept {
+            let mirror = &self.mirror;
+            self.checked.retain(|k| mirror.window(k).is_some());
+            let left = self.checked.len();
+            self.mirror_checked_kept = left + left.max(ABSENT_KEPT);
+        }
+        self.checked.insert(key);
+    }
+
     /// Drops the keys without a window, not being read, from those checked ([`Changes::check_history`]).
     fn forget_checked_absent(&mut self) {
         let history = &self.history;
@@ -1235,6 +1257,7 @@ impl Changes {
         }
         // Known since a resume, or the last stale message for every window: known no more.
         self.checked.clear();
+        self.mirror_checked_kept = ABSENT_KEPT;
         self.shards[usize::from(shard)].stale_all = true;
         Ok(outcome)
     }
@@ -1791,6 +1814,9 @@ impl Changes {
             self.store_windows(shard, batch);
         }
         if self.follows_mirror() {
+            // The sink follows sets itself, and which shard's slots a set row is of is not kept: with the shard's
+            // sets gone from Redis, no set row is known exact any more.
+            batch.push_set_op(SetOp::AllInexact);
             self.end_mirror(shard, batch)?;
         }
         // The top-ups the relay had routed to that shard (keys of its slots, one whose slot moved to it while
@@ -2483,7 +2509,7 @@ impl Changes {
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
                 if unread {
-                    self.checked.insert(key);
+                    self.check_mirror(key);
                 }
             }
         }
@@ -2710,7 +2736,7 @@ impl Changes {
                 None if matches!(kind, Kind::Commands | Kind::Snapshot) => {
                     if self.shards.iter().any(|s| s.blind || s.stale_all) {
                         // Gone, as Redis says: a window made for it again holds all of it.
-                        self.checked.insert(key.clone());
+                        self.check_mirror(key.clone());
                     }
                     if kind == Kind::Snapshot {
                         // A snapshot reads no set's members: a key it names without a window is gone or a set.
@@ -2763,19 +2789,17 @@ fn zadd_pairs_at(args: &[&[u8]]) -> Option<usize> {
     Some(at)
 }
 
-/// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
-/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read).
+/// Whether `SWAPDB`'s arguments swap database `db` with another (either, when they cannot be read). Its indexes are
+/// read as the assembler's `SWAPDB` reads them (Redis's `string2ll`: no `+1`, no spaces).
 fn swaps(args: &[&[u8]], db: u32) -> bool {
-    let index = |i: usize| {
-        args.get(i)
-            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
-    };
+    let index = |i: usize| args.get(i).and_then(|d| replicast_assembler::db_index(d));
     match (index(1), index(2)) {
         (Some(a), Some(b)) => a != b && (a == db || b == db),
         _ => true,
     }
 }
 
+/// Whether `COPY src dst [DB db] [REPLACE]` writes `dst` in the watched database `db` (no `DB`, or `DB` naming it).
 fn copies_into(args: &[&[u8]], db: u32) -> bool {
     let mut rest = args.iter().skip(3);
     while let Some(arg) = rest.next() {
@@ -2845,6 +2869,19 @@ enum Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SWAPDB`'s indexes are read as Redis (and the assembler) reads them: `+1`, ` 1` or `-1` are no database, so
+    /// the watched one may be either.
+    #[test]
+    fn swaps_reads_database_indexes_as_redis_does() {
+        assert!(swaps(&[b"SWAPDB", b"0", b"1"], 0));
+        assert!(!swaps(&[b"SWAPDB", b"1", b"2"], 0));
+        assert!(!swaps(&[b"SWAPDB", b"0", b"0"], 0));
+        assert!(swaps(&[b"SWAPDB", b"+1", b"2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"1", b" 2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"-1", b"2"], 0));
+        assert!(swaps(&[b"SWAPDB", b"1"], 0));
+    }
 
     /// The keys of top-up requests, in order.
     fn keys(asks: Vec<TopupAsk>) -> Vec<Vec<u8>> {
@@ -4546,6 +4583,61 @@ mod tests {
         }
     }
 
+    /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion
+    /// names are known absent (checked), and so are those a top-up's answer says are gone, but only so many are
+    /// kept: answers naming a new key each time (`cfg:job-<id>`) do not grow the sink's memory. One dropped is read
+    /// again before a command's rows of it are written, never written as the whole key; one answered last is
+    /// written at once.
+    #[test]
+    fn the_mirrored_keys_known_absent_after_a_stale_message_for_every_window_are_bounded() {
+        let modes = Modes {
+            history: Patterns::new(&[]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        let at = joined_and_read(&mut changes, &mut batch, &[&[b"SET", b"cfg:a", b"1"]]);
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        assert_eq!(keys(changes.take_topups()), [b"cfg:a".to_vec()]);
+        let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
+            .map(|i| format!("cfg:job-{i}").into_bytes())
+            .collect();
+        let mut answer = Vec::new();
+        for name in &names {
+            crate::link_io::push_command(&mut answer, &[b"DEL", name]);
+        }
+        changes
+            .apply(&wire::encode_snapshot(at, &answer), &mut batch)
+            .unwrap();
+        assert!(
+            changes.checked.len() <= 2 * ABSENT_KEPT,
+            "{} keys checked",
+            changes.checked.len()
+        );
+        let here = changes.stream_positions()[0].2;
+        batch.mirror.clear();
+        let last = format!("cfg:job-{}", 3 * ABSENT_KEPT - 1).into_bytes();
+        changes
+            .apply(
+                &commands(
+                    here,
+                    &[
+                        &[b"HSET", b"cfg:job-0", b"f", b"1"],
+                        &[b"HSET", &last, b"f", b"1"],
+                    ],
+                ),
+                &mut batch,
+            )
+            .unwrap();
+        let written: Vec<&str> = batch.mirror.keys().map(String::as_str).collect();
+        assert_eq!(written, [format!("cfg:job-{}", 3 * ABSENT_KEPT - 1)]);
+        assert_eq!(keys(changes.take_topups()), [b"cfg:job-0".to_vec()]);
+    }
+
     /// Issue 23 item 2. A segment that cannot be read (a negative bulk length) made the history assembler wait for a
     /// full snapshot, as a `SWAPDB` did: the first top-up's answer ended it, and an increment of a key without a
     /// window was stored as the whole score. Now the message is a stale message for every window at its end, and
@@ -5949,6 +6041,45 @@ mod tests {
         let mirrored: Vec<(&str, &MirrorState)> =
             last.mirror.iter().map(|(k, v)| (k.as_str(), v)).collect();
         assert_eq!(mirrored, [("cfg:a", &MirrorState::Deleted)]);
+        assert_eq!(last.retired_epochs, ["e1"]);
+    }
+
+    /// Review of issue 23 (fix25b item 3): a set the sink followed on a shard that leaves the cluster is gone from
+    /// Redis; before, its `mirror_set` rows stayed marked exact. Now every set row is marked inexact with the lost
+    /// shard's position.
+    #[test]
+    fn the_set_rows_of_a_shard_that_leaves_the_cluster_are_inexact() {
+        let modes = Modes {
+            history: Patterns::new(&[]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        let mut changes = Changes::new(modes, Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        for (shard, epoch) in [(0, "e0"), (1, "e1")] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, 0)), &mut batch)
+                .unwrap();
+            changes
+                .apply(&on(shard, wire::encode_snapshot(0, b"")), &mut batch)
+                .unwrap();
+        }
+        let on_1 = commands(0, &[&[b"SADD", b"cfg:s", b"x"]]);
+        changes.apply(&on(1, on_1), &mut batch).unwrap();
+        assert_eq!(
+            batch.sets.last(),
+            Some(&SetOp::Add(
+                "cfg:s".to_string(),
+                vec!["x".to_string()],
+                true
+            ))
+        );
+        let mut last = Batch::default();
+        changes
+            .apply(&on(1, wire::encode_ended("left")), &mut last)
+            .unwrap();
+        assert!(last.sets.contains(&SetOp::AllInexact), "{:?}", last.sets);
         assert_eq!(last.retired_epochs, ["e1"]);
     }
 

@@ -152,7 +152,7 @@ COMMENT ON COLUMN replicast.inexact_span.pattern IS
 -- rebuilds the window, and opens its span again, on the stream that continues that epoch, whatever its shard index
 -- in the new session, and records the span of one no stream continues. Null: a row an older sink stored (matched by
 -- its shard's index, as that sink did).
-ALTER TABLE replicast.history_window ADD COLUMN epoch text;
+ALTER TABLE replicast.history_window ADD COLUMN IF NOT EXISTS epoch text;
 "#,
 ];
 

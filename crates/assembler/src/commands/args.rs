@@ -17,7 +17,7 @@ pub(crate) fn int(bytes: &[u8]) -> Option<i64> {
 }
 
 /// A database index (`SELECT`, `SWAPDB`), as `getIntFromObject` reads it; negative ones Redis refuses.
-pub(crate) fn db_index(bytes: &[u8]) -> Option<u32> {
+pub fn db_index(bytes: &[u8]) -> Option<u32> {
     string2ll(bytes).and_then(|db| u32::try_from(db).ok())
 }
 

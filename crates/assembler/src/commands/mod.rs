@@ -15,6 +15,7 @@
 //! requested. The problem is counted in the diagnostics too.
 
 mod args;
+pub use args::db_index;
 mod hash;
 mod keys;
 mod list;
