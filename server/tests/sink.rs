@@ -1159,10 +1159,11 @@ fn spans_covering_a_key() -> &'static str {
 
 /// Schema 6 adds `inexact_span.pattern`: a version 5 schema's rows (each of one key) read `false` once migrated, a
 /// second migration changes nothing, a sink refuses a schema newer than its own, and the query SINK.md gives finds
-/// the spans covering a key, the pattern rows that match it included (a pattern read as a regular expression:
-/// `*`, `?` and `[...]`, the other characters literal).
+/// the spans covering a key, every pattern row Redis's glob matches it with included (by the pattern's literal
+/// prefix: `[^x]`, `\x`, an unclosed `[` and a multi-byte key's `?` are never missed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
+    use replicast_protocol::pattern::glob_match;
     use replicast_server::sink::schema;
     let pg = Postgres::start();
     let mut db = pg.client().await;
@@ -1183,7 +1184,18 @@ async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
     let insert =
         "INSERT INTO replicast.inexact_span (epoch, key, shard, from_offset, to_offset, pattern)
                   VALUES ('e1', $1, 0, $2, $2, true)";
-    for (pattern, at) in [("perf:*", 30i64), ("cpu:?", 40), ("perf.x[0-9]", 50)] {
+    // Redis's glob: `[^x]` negates, `\x` escapes, an unclosed `[` runs to the end, `?` is one byte (a regular
+    // expression made of these misses keys they match, and the unclosed `[` fails every query).
+    let patterns = [
+        ("perf:*", 30i64),
+        ("cpu:?", 40),
+        ("perf.x[0-9]", 50),
+        ("neg:[^x]*", 60),
+        ("esc\\*", 70),
+        ("wide:??", 80),
+        ("open:[ab", 90),
+    ];
+    for (pattern, at) in patterns {
         db.execute(insert, &[&pattern, &at]).await.unwrap();
     }
     let covering = |key: &'static str| {
@@ -1204,12 +1216,32 @@ async fn schema_6_marks_pattern_spans_and_the_documented_query_finds_them() {
     );
     assert_eq!(covering("perf:b").await, [row("perf:*", 30, 30, true)]);
     assert_eq!(covering("cpu:1").await, [row("cpu:?", 40, 40, true)]);
-    assert!(covering("cpu:12").await.is_empty());
     assert_eq!(
         covering("perf.x5").await,
         [row("perf.x[0-9]", 50, 50, true)]
     );
     assert!(covering("perfxx5").await.is_empty(), "a dot is a dot");
+    assert_eq!(covering("neg:a").await, [row("neg:[^x]*", 60, 60, true)]);
+    assert_eq!(covering("esc*").await, [row("esc\\*", 70, 70, true)]);
+    assert_eq!(covering("wide:é").await, [row("wide:??", 80, 80, true)]);
+    assert_eq!(covering("open:a").await, [row("open:[ab", 90, 90, true)]);
+    assert!(covering("other").await.is_empty());
+    // Never a miss: every pattern Redis matches a key with is listed for it (a pattern it does not match may be).
+    let keys = [
+        "perf:a", "perf:", "cpu:1", "cpu:12", "perf.x5", "neg:a", "neg:", "esc*", "wide:é",
+        "wide:ab", "open:a", "open:b", "open:c", "perfxx5",
+    ];
+    for key in keys {
+        let listed = covering(key).await;
+        for (pattern, at) in patterns {
+            if glob_match(pattern.as_bytes(), key.as_bytes()) {
+                assert!(
+                    listed.contains(&row(pattern, at, at, true)),
+                    "{pattern} matches {key}: {listed:?}"
+                );
+            }
+        }
+    }
 
     // A sink refuses a schema newer than its own, as a version 5 sink refuses this one.
     a_newer_schema_is_refused(&mut db).await;

@@ -34,7 +34,7 @@ use crate::topology::{Shape, View};
 use super::join::Resume;
 use super::shard_stream::{Inbound, ShardSink, ShardStream, REQUEST_QUEUE};
 use super::socket::{send, Close, CLOSE_GOING_AWAY, CLOSE_POLICY};
-use super::topups::earliest;
+use super::topups::{earliest, not_taken};
 
 /// How often requests that found a shard's queue full are offered again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(50);
@@ -111,6 +111,48 @@ impl Route {
             || !self.forward.is_empty()
             || !self.digests.is_empty()
     }
+}
+
+/// Where a top-up's keys went ([`place_topup`]): those no shard holds now, and how many were not taken.
+#[derive(Debug, Default, PartialEq)]
+struct Placed {
+    unowned: Vec<String>,
+    refused: u64,
+}
+
+/// Puts each key to top up on the route of the shard that holds it now in `view`, at most [`MAX_SNAPSHOT_KEYS`]
+/// waiting on one route (what one snapshot reads): the others are counted as not taken, for the notice.
+fn place_topup(
+    view: &View,
+    routes: &mut HashMap<u32, Route>,
+    keys: Vec<Vec<u8>>,
+    since: Option<u64>,
+) -> Placed {
+    let mut placed = Placed::default();
+    for key in keys {
+        match view.owner_of(&key).and_then(|n| routes.get_mut(&n)) {
+            Some(route) if route.keys.len() < MAX_SNAPSHOT_KEYS => {
+                route.keys.insert(key);
+                route.since = earliest(route.since, since);
+            }
+            Some(_) => placed.refused += 1,
+            None => placed
+                .unowned
+                .push(String::from_utf8_lossy(&key).into_owned()),
+        }
+    }
+    placed
+}
+
+/// What the route of a shard that left the cluster (removed from `routes`) still held: its messages to send, in
+/// order, and its keys to top up, put on the routes of the shards that hold them now (with their `since`).
+fn hand_over(
+    view: &View,
+    routes: &mut HashMap<u32, Route>,
+    route: Route,
+) -> (VecDeque<Vec<u8>>, Placed) {
+    let keys = route.keys.into_iter().collect();
+    (route.forward, place_topup(view, routes, keys, route.since))
 }
 
 /// How one shard's stream ended: its shard's number, and how the session should close.
@@ -202,10 +244,14 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
                         // The stream ended without its shard leaving the cluster: the relay is going away.
                         return Ok(());
                     };
-                    // What waited for the stream of a shard that left goes through another.
-                    for message in route.forward {
+                    // What waited for the stream of a shard that left goes through another: its messages to the
+                    // lowest index left, its keys to top up to the shard that holds each now.
+                    let (forward, placed) = hand_over(&self.view, &mut self.routes, route);
+                    for message in forward {
                         self.forward(message).await?;
                     }
+                    self.routes.values_mut().for_each(Route::flush);
+                    self.tell(placed).await?;
                 }
                 inbound = requests.recv(), if !forwarding => match inbound {
                     None => return Ok(()),
@@ -309,30 +355,25 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
 
     /// Sends each key to the stream of the shard that holds it; tells the browser about keys no shard holds now.
     async fn route_topup(&mut self, keys: Vec<Vec<u8>>, since: Option<u64>) -> Result<(), Close> {
-        let mut unowned = Vec::new();
-        for key in keys {
-            match self
-                .view
-                .owner_of(&key)
-                .and_then(|n| self.routes.get_mut(&n))
-            {
-                Some(route) if route.keys.len() < MAX_SNAPSHOT_KEYS => {
-                    route.keys.insert(key);
-                    route.since = earliest(route.since, since);
-                }
-                Some(_) => {}
-                None => unowned.push(String::from_utf8_lossy(&key).into_owned()),
-            }
-        }
+        let placed = place_topup(&self.view, &mut self.routes, keys, since);
         self.routes.values_mut().for_each(Route::flush);
-        if unowned.is_empty() {
-            return Ok(());
+        self.tell(placed).await
+    }
+
+    /// Tells the browser about a top-up's keys no shard holds now, and counts, in the notice a client asks them
+    /// again on, those past what may wait on a route.
+    async fn tell(&mut self, placed: Placed) -> Result<(), Close> {
+        if !placed.unowned.is_empty() {
+            let text = format!(
+                "top-up of keys no shard serves now (their slots have no owner): {}",
+                placed.unowned.join(", ")
+            );
+            self.forward(wire::encode_notice(&text)).await?;
         }
-        let text = format!(
-            "top-up of keys no shard serves now (their slots have no owner): {}",
-            unowned.join(", ")
-        );
-        self.forward(wire::encode_notice(&text)).await
+        match not_taken(self.relay, placed.refused) {
+            Some(text) => self.forward(wire::encode_notice(&text)).await,
+            None => Ok(()),
+        }
     }
 
     /// Hands a digest request to the stream of one Redis, whose state answers it; a cluster's shards' states do not
@@ -392,5 +433,83 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         }
         self.view = view;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Owners;
+
+    /// A route of envelope index `index`, its queue full (so what is asked waits on it), and its queue's receiver.
+    fn full_route(index: u16, retired: bool) -> (Route, mpsc::Receiver<Inbound>) {
+        let (requests, inbound) = mpsc::channel(1);
+        requests.try_send(Inbound::Slots(BTreeSet::new())).unwrap();
+        let (_, retired) = watch::channel(retired);
+        let route = Route {
+            index,
+            retired,
+            requests,
+            keys: BTreeSet::new(),
+            since: None,
+            slots: BTreeSet::new(),
+            forward: VecDeque::new(),
+            digests: VecDeque::new(),
+        };
+        (route, inbound)
+    }
+
+    fn view(owner: u32) -> View {
+        View {
+            version: 0,
+            shards: Vec::new(),
+            owners: Owners::All(owner),
+        }
+    }
+
+    fn keys(from: usize, to: usize) -> Vec<Vec<u8>> {
+        (from..to).map(|i| format!("k{i}").into_bytes()).collect()
+    }
+
+    /// Review of issue 23's fixes, item 3: keys past what may wait on a route are counted for the "not taken"
+    /// notice (on which a client asks every unanswered key again), not dropped unsaid.
+    #[test]
+    fn keys_past_what_waits_on_a_route_are_counted_not_taken() {
+        let (route, _inbound) = full_route(0, false);
+        let mut routes = HashMap::from([(1, route)]);
+        let placed = place_topup(
+            &view(1),
+            &mut routes,
+            keys(0, MAX_SNAPSHOT_KEYS + 3),
+            Some(7),
+        );
+        assert_eq!(
+            placed,
+            Placed {
+                unowned: Vec::new(),
+                refused: 3
+            }
+        );
+        assert_eq!(routes[&1].keys.len(), MAX_SNAPSHOT_KEYS);
+        let placed = place_topup(&view(2), &mut routes, keys(0, 2), None);
+        assert_eq!(placed.unowned, ["k0", "k1"], "no route of shard 2");
+        assert_eq!(placed.refused, 0);
+    }
+
+    /// Review of issue 23's fixes, item 3: the keys waiting on the route of a shard that left the cluster go to the
+    /// route of the shard that holds them now, with their `since`, and its messages are handed back to send.
+    #[test]
+    fn a_retired_route_s_waiting_keys_go_to_their_current_owner() {
+        let (mut gone, _gone_inbound) = full_route(0, true);
+        let (live, _live_inbound) = full_route(1, false);
+        let mut routes = HashMap::from([(2, live)]);
+        gone.keys.extend(keys(0, 3));
+        gone.since = Some(40);
+        gone.forward.push_back(b"ack".to_vec());
+        let (forward, placed) = hand_over(&view(2), &mut routes, gone);
+        assert_eq!(forward, [b"ack".to_vec()]);
+        assert_eq!(placed, Placed::default());
+        assert_eq!(routes[&2].keys, keys(0, 3).into_iter().collect());
+        assert_eq!(routes[&2].since, Some(40));
     }
 }

@@ -242,7 +242,7 @@ fn not_covered(at: u64, keys: &[Vec<u8>], rest: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// The notice for `over` keys that did not fit in those waiting, if any, counted in `/metrics`.
-fn not_taken(relay: &Relay, over: u64) -> Option<String> {
+pub(super) fn not_taken(relay: &Relay, over: u64) -> Option<String> {
     if over == 0 {
         return None;
     }

@@ -253,8 +253,10 @@ pub struct Changes {
     stateful: HashSet<Vec<u8>>,
     /// Stateful keys only because a stale message for every window asked their top-up (the collector's keys, whose
     /// rows come from the stream): stored unknown while it is pending, so that a restarted sink reads them again,
-    /// then stateful no more once answered, their row deleted ([`Changes::store_keys`]), unless a command whose
-    /// history depends on their state named them meanwhile.
+    /// then stateful no more once known again by any means (the answer, a deletion, a join's snapshot), their row
+    /// deleted ([`Changes::store_keys`]), unless a command whose history depends on their state named them
+    /// meanwhile. That is safe because the stale message recorded its span of every key a pattern matches (a
+    /// `pattern` row): a restarted sink holding no window of the key misses nothing that row does not mark.
     stateful_until_read: HashSet<Vec<u8>>,
     /// The shard whose stream named each stateful key last: a key without a window is stored in its keeping, so
     /// that the resume of that shard, whose stream goes on with the key, rebuilds it.
@@ -865,6 +867,7 @@ impl Changes {
                         }
                     }
                     self.history_checked.clear();
+                    self.checked_kept = ABSENT_KEPT;
                 } else if self.follows_history() {
                     self.restore(shard, hello_offset, here)?;
                 }
@@ -2263,9 +2266,10 @@ impl Changes {
                 self.stateful_until_read.remove(key);
                 continue;
             };
-            // Stateful only until a stale message for every window's top-up is answered: answered (its span, if
-            // any, is closed with this message), it is stateful no more and its row goes, in the same transaction.
-            // A restarted sink holds no window of it, as before the stale message.
+            // Stateful only until a stale message for every window's key is known again, by any means (the
+            // answer, a deletion, a join's snapshot; its span, if any, is closed with this message): it is stateful
+            // no more and its row goes, in the same transaction. A restarted sink holds no window of it, as before
+            // the stale message, whose `pattern` row marks its offset for every key a pattern matches.
             let answered = !swapped
                 && !unknown.contains(key.as_slice())
                 && self.history.window(key).is_none_or(|w| !w.stale());
@@ -4912,6 +4916,21 @@ mod tests {
         changes.apply(&increments, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "the last deleted made anew");
         assert_eq!(keys(changes.take_topups()), [b"perf:job-0".to_vec()]);
+    }
+
+    /// Review of issue 23's fixes, item 2: a join afresh clears the keys checked, and their bound with them: one
+    /// grown by the keys with a window left at a drop would otherwise let the absent keys of the next stale message
+    /// for every window grow that far.
+    #[test]
+    fn a_join_afresh_resets_the_bound_of_the_keys_checked() {
+        let (mut changes, mut batch, _) = stale_all_after_perf_a(None);
+        // As after a drop that left 2,048 keys with a window (left + left).
+        changes.checked_kept = 4 * ABSENT_KEPT;
+        changes
+            .apply(&wire::encode_hello("e2", 0), &mut batch)
+            .unwrap();
+        assert!(changes.history_checked.is_empty());
+        assert_eq!(changes.checked_kept, ABSENT_KEPT);
     }
 
     /// Review of issue 23 item 2: a stale message for every window makes the collector's keys stateful (stored
