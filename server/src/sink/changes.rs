@@ -1072,7 +1072,7 @@ impl Changes {
     /// first top-up's answer would end it, every key it does not name then taken for absent); the sink gives it
     /// the `SWAPDB` as a stale message for every window instead ([`Changes::stale_every_window`]): each key it
     /// knows the state of is read again, with its span, and the keys it may have made are recorded. (Looked for
-    /// only in a message holding a 6-byte argument that reads `swapdb`.)
+    /// only in a message holding a three-item array whose first item is a 6-byte `swapdb`.)
     #[allow(clippy::type_complexity)]
     fn split_at_swap(
         &self,
@@ -1085,10 +1085,12 @@ impl Changes {
         let mut swap = None;
         for segment in segments.clone() {
             let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
-            let named = memchr::memmem::find_iter(segment.bytes, b"$6\r\n").any(|at| {
+            // A `SWAPDB` has two arguments (Redis refuses it with any other count, and propagates commands as
+            // arrays): its array's head and the name's length come together, which few commands' do.
+            let named = memchr::memmem::find_iter(segment.bytes, b"*3\r\n$6\r\n").any(|at| {
                 segment
                     .bytes
-                    .get(at + 4..at + 10)
+                    .get(at + 8..at + 14)
                     .is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb"))
             });
             if !named {
