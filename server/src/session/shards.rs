@@ -61,6 +61,20 @@ struct Route {
 }
 
 impl Route {
+    /// The route to a stream of index `index` in the session, taking `requests`, with nothing waiting yet.
+    fn new(index: u16, retired: watch::Receiver<bool>, requests: mpsc::Sender<Inbound>) -> Self {
+        Route {
+            index,
+            retired,
+            requests,
+            keys: BTreeSet::new(),
+            since: None,
+            slots: BTreeSet::new(),
+            forward: VecDeque::new(),
+            digests: VecDeque::new(),
+        }
+    }
+
     /// Offers what waits to the stream; keeps it if the stream's queue is full.
     fn flush(&mut self) {
         while let Some(message) = self.forward.pop_front() {
@@ -288,19 +302,8 @@ impl<'a, W: Sink<Message> + Unpin + Send> ShardStreams<'a, W> {
         let shard = shard.clone();
         let retired = shard.retired();
         let number = shard.number;
-        self.routes.insert(
-            number,
-            Route {
-                index,
-                retired: retired.clone(),
-                requests,
-                keys: BTreeSet::new(),
-                since: None,
-                slots: BTreeSet::new(),
-                forward: VecDeque::new(),
-                digests: VecDeque::new(),
-            },
-        );
+        self.routes
+            .insert(number, Route::new(index, retired.clone(), requests));
         let socket = self.socket;
         let envelope = (self.relay.topology.shape() == Shape::Cluster).then_some(index);
         let (relay, sub, resume, reads_ended) =
@@ -446,17 +449,7 @@ mod tests {
         let (requests, inbound) = mpsc::channel(1);
         requests.try_send(Inbound::Slots(BTreeSet::new())).unwrap();
         let (_, retired) = watch::channel(retired);
-        let route = Route {
-            index,
-            retired,
-            requests,
-            keys: BTreeSet::new(),
-            since: None,
-            slots: BTreeSet::new(),
-            forward: VecDeque::new(),
-            digests: VecDeque::new(),
-        };
-        (route, inbound)
+        (Route::new(index, retired, requests), inbound)
     }
 
     fn view(owner: u32) -> View {
