@@ -12,6 +12,8 @@
 //! - A sink following a Redis Cluster of two shards keeps a position per shard, and resumes each after a restart;
 //!   a member incremented twice on each shard before a restarted sink's top-up is answered has both its scores
 //!   stored, from each shard's past writes.
+//! - A key whose top-up the sink asks while its slot has no owner (in a three-shard cluster) is asked again in the
+//!   same session and answered by the primary the slot is given to.
 //! - A sink restarted after the relay's backlog (a tiny `--backlog-bytes`) moved past its position re-snapshots,
 //!   and its history has no duplicate and no gap.
 //! - The history endpoint answers exactly the stored samples when they fit, the right buckets when they do not,
@@ -1762,6 +1764,162 @@ async fn incremented_twice_then_paused(
         span_from.expect("a position past the increments, the key's span open and inexact") as u64;
     assert!((before..after).contains(&span_from), "{span_from}");
     (epoch, span_from, after)
+}
+
+/// The value of `name` in the sink's `/metrics` on `listen`.
+async fn sink_metric(listen: &str, name: &str) -> u64 {
+    let (_, _, body) = http_get_host(listen, "/metrics", listen).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the sink's metrics:\n{body}"))
+}
+
+/// Asks the relay, from `probe` (a session of the test's own, opened while the cluster was whole), for a top-up of
+/// `key` until it answers with the notice of keys no shard serves: the relay's view of the cluster has `key`'s slot
+/// without an owner.
+async fn until_no_shard_serves(probe: &mut support::Socket, key: &str) {
+    use futures_util::SinkExt;
+    use replicast_protocol::client_message::Topup;
+    use replicast_protocol::wire::{self, Message};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay still serves the slot of {key}"
+        );
+        for request in Topup::requests([key.as_bytes()]) {
+            probe
+                .send(tokio_tungstenite::tungstenite::Message::text(request))
+                .await
+                .unwrap();
+        }
+        // Its answer (a snapshot), or a notice: another notice than that one (the read failed: the cluster is
+        // down while a slot has no owner) or the join's snapshots ask again.
+        loop {
+            let message = support::next_binary(probe).await;
+            let inner = match wire::decode(&message) {
+                Ok(Message::Shard { message, .. }) => *message,
+                Ok(other) => other,
+                Err(_) => continue,
+            };
+            match inner {
+                Message::Notice { text } if text.contains("no shard serves") => return,
+                Message::Notice { .. } | Message::Snapshot { .. } => break,
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A key whose top-up the sink asks while its slot has no owner (for a while, as in a failover or a resharding):
+/// the relay says so in a notice, naming the key in its text, and sends no answer. The slot is then given to another
+/// primary, which holds none of the keys its last owner kept, so nothing of the relay's own (its top-up of the slots
+/// a shard gains reads the keys it finds there) names the key. Before, the key stayed pending and its span open,
+/// unrecorded, until the sink's next session asked it again; now the sink asks again, in the same session, a key
+/// asked and not answered for a while: the slot's new owner answers (the key absent there), the key is known again
+/// and its span, answered by another shard than its own, is recorded (docs/SINK.md). The sink stays in its first
+/// session throughout.
+///
+/// The ask comes while the slot has no owner: the sink is stopped (SIGSTOP) before the increment that makes it ask,
+/// and let go once the relay's own answer to a top-up of the key, asked by a session of the test, is that notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_asked_while_its_slot_has_no_owner_is_asked_again_in_the_same_session() {
+    let ToLose {
+        pg,
+        cluster,
+        primaries,
+        relay_port,
+        _relay,
+        heir,
+        lost,
+    } = ToLose::start(&[]).await;
+    let key = a_key_on(&cluster, lost, "perf:u").await;
+    let slot = cluster.slot(key.as_bytes());
+    let db = pg.client().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sink = start_sink(relay_port, &pg.url(), &["--listen", &listen]);
+    committed_shards(&db, &primaries).await;
+    // 20 members: the sink's history window holds the 16 highest, so the lowest one's increment asks a top-up.
+    for t in 0..20u64 {
+        cluster
+            .zadd(
+                &key,
+                (1_700_000_000_000 + t) as f64,
+                &format!(r#"{{"t":{t}}}"#),
+            )
+            .await;
+    }
+    committed_shards(&db, &primaries).await;
+
+    // The test's own session, opened while every slot has an owner (a join's reads fail while one has none).
+    let url = format!("ws://127.0.0.1:{relay_port}/ws");
+    let mut probe = support::connect(&url, &support::subscribe_message(&["perf:*"], 20)).await;
+
+    let pid = sink.0.id() as libc::pid_t;
+    // SAFETY: kill(2) with a pid of our own child, which Proc has not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let mut conn = redis_conn(lost).await;
+    let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
+    let before = master_repl_offset(&mut conn).await;
+    command(&mut conn, &["ZINCRBY", &key, "5", r#"{"t":0}"#]).await;
+    let after = master_repl_offset(&mut conn).await;
+    cluster.unassign_slot(slot).await;
+    until_no_shard_serves(&mut probe, &key).await;
+    drop(probe);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    // The sink reads the increment and asks the key's top-up (told no shard serves it): the key is stored pending,
+    // with its span, at a position past the increment.
+    let mut pending = None;
+    for _ in 0..1200 {
+        pending = db
+            .query_opt(
+                "SELECT w.span_from FROM replicast.history_window w, replicast.position p
+                 WHERE w.key = $1 AND NOT w.known AND p.epoch = $2 AND p.\"offset\" >= $3",
+                &[&key, &epoch, &(after as i64)],
+            )
+            .await
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<i64>>(0));
+        if pending.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let span_from = pending.expect("the key pending, its span open, past the increment") as u64;
+    assert!((before..after).contains(&span_from), "{span_from}");
+
+    cluster.assign_slot(slot, heir).await;
+    // Asked again (the first time some seconds after the ask), answered by the heir: the key absent, the span
+    // recorded (answered by another shard than its own).
+    let mut recorded = Vec::new();
+    for _ in 0..1200 {
+        recorded = inexact_spans(&db).await;
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        matches!(&recorded[..], [(e, k, from, to)] if *e == epoch && *k == key && *from == span_from && *to >= after),
+        "one span of {key}, from {span_from} to at least {after}: {recorded:?}"
+    );
+    let known: bool = db
+        .query_one(
+            "SELECT known AND complete AND cardinality(members) = 0
+             FROM replicast.history_window WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(known, "{key} read again: absent on the heir");
+    assert_eq!(
+        sink_metric(&listen, "replicast_sink_sessions_total").await,
+        1,
+        "the sink's first session throughout"
+    );
 }
 
 /// Mirrored keys of each kind the mirror workload writes.

@@ -29,6 +29,7 @@
 //! Top-ups the assemblers need are collected for the session to send ([`Changes::take_topups`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 use replicast_assembler::observe::{Item, ItemId, Payload, WindowObserver};
 use replicast_assembler::windows::Body;
@@ -37,6 +38,7 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
+use super::asked::Asked;
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
@@ -200,6 +202,16 @@ struct ShardReading {
     ended: bool,
 }
 
+/// What [`Changes::read_commands`] reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reading {
+    /// A snapshot's commands (a join's, or a top-up's answer).
+    Snapshot,
+    /// A segment of the stream; `cut_at_swap`: the reading stops at a `SWAPDB` of the watched database, the message
+    /// to be applied around it (not when the message being applied is that `SWAPDB` alone).
+    Stream { cut_at_swap: bool },
+}
+
 /// The sink's reading of the relay's messages; see the module's comment.
 pub struct Changes {
     modes: Modes,
@@ -209,8 +221,9 @@ pub struct Changes {
     /// Mirrored keys whose rows may no longer match Redis after a join that did not continue the stream; each
     /// is topped up unless a snapshot names it first.
     unverified: BTreeSet<Vec<u8>>,
-    /// Top-ups asked and not answered yet, so that a key is asked once.
-    asked: HashSet<Vec<u8>>,
+    /// Top-ups asked and not answered yet, so that a key is asked once, then again after a while
+    /// ([`Changes::take_topups`]).
+    asked: Asked,
     topups: BTreeSet<Vec<u8>>,
     /// History keys whose top-up is pending (asked or to be asked): the shard and the offset of its stream from
     /// which the relay is asked for the key's past writes (`since`): where the key's span starts, or where the key
@@ -280,7 +293,8 @@ pub struct Changes {
     /// when the next answer comes, which frees room.
     ask_again: bool,
     /// The commands message being applied is a `SWAPDB` of the watched database alone, cut out of its message
-    /// ([`Changes::split_at_swap`]): where it ends, for the history to take it as a stale message for every window.
+    /// ([`Changes::apply_around_swap`]): where it ends, for the history to take it as a stale message for every
+    /// window.
     swap_alone: Option<u64>,
     /// A segment of the commands message being applied could not be read (the sink's own reading stopped there).
     unreadable: bool,
@@ -467,7 +481,7 @@ impl Changes {
             mirror,
             shards: Vec::new(),
             unverified: known_mirror_keys.into_iter().collect(),
-            asked: HashSet::new(),
+            asked: Asked::default(),
             topups: BTreeSet::new(),
             since: HashMap::new(),
             since_moved: HashSet::new(),
@@ -564,11 +578,14 @@ impl Changes {
         }
     }
 
-    /// Keys to ask the relay to read again, each once until its snapshot comes: a history key with the offset its
-    /// past writes are asked from (`since`, of its shard's stream), by shard and offset, the others together. At
-    /// most [`MAX_SNAPSHOT_KEYS`] wait for their answers, the most a relay takes of a session (it would say how
-    /// many it did not take in a notice, and never read them): the others stay to ask, asked as answers come.
-    pub fn take_topups(&mut self) -> Vec<TopupAsk> {
+    /// Keys to ask the relay to read again at `now`, each once until its snapshot comes, or until it is due to be
+    /// asked again ([`Asked`]: a relay that will not answer says so in a notice that does not name the keys it can
+    /// count, and names in its text only those no shard serves, which the sink does not parse): a history key with
+    /// the offset its past writes are asked from (`since`, of its shard's stream), by shard and offset, the others
+    /// together. At most [`MAX_SNAPSHOT_KEYS`] wait for their answers, the most a relay takes of a session (it would
+    /// say how many it did not take in a notice, and never read them): the others stay to ask, asked as answers
+    /// come.
+    pub fn take_topups(&mut self, now: Instant) -> Vec<TopupAsk> {
         for key in self
             .history
             .take_topups()
@@ -578,17 +595,17 @@ impl Changes {
             self.topups.insert(key);
         }
         let mut asks: BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
+        for key in self.asked.due(now) {
+            self.ask(&mut asks, key);
+        }
         for key in std::mem::take(&mut self.topups) {
             if Topup::can_name(&key) && !self.asked.contains(&key) {
                 if self.asked.len() >= MAX_SNAPSHOT_KEYS {
                     self.topups.insert(key);
                     continue;
                 }
-                self.asked.insert(key.clone());
-                let since = self.since.get(&key).copied();
-                asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
-                    .or_default()
-                    .push(key);
+                self.asked.insert(key.clone(), now);
+                self.ask(&mut asks, key);
             }
         }
         asks.into_iter()
@@ -597,6 +614,19 @@ impl Changes {
                 keys,
             })
             .collect()
+    }
+
+    /// Puts `key` among `asks`, under the `since` it is asked with.
+    fn ask(&self, asks: &mut BTreeMap<Option<(u16, u64)>, Vec<Vec<u8>>>, key: Vec<u8>) {
+        let since = self.since.get(&key).copied();
+        asks.entry(since.filter(|_| self.relay_version >= SINCE_VERSION))
+            .or_default()
+            .push(key);
+    }
+
+    /// When a key asked is next due to be asked again ([`Changes::take_topups`]), if any is asked.
+    pub fn asks_again_at(&self) -> Option<Instant> {
+        self.asked.next_due()
     }
 
     /// Rows refused since the last call, with the key they were of.
@@ -611,6 +641,18 @@ impl Changes {
 
     /// Applies one relay message, adding what it changes to `batch`.
     pub fn apply(&mut self, message: &[u8], batch: &mut Batch) -> Result<Applied, ChangeError> {
+        self.apply_read(message, batch, None)
+    }
+
+    /// [`Changes::apply`]; `read`: `message` is the part before a `SWAPDB` of a commands message the sink's own
+    /// reading went through up to that `SWAPDB` ([`Changes::apply_around_swap`]), and the first history row that
+    /// reading added to `batch`. (Its commands are not read again: what their reading noted is the part's.)
+    fn apply_read(
+        &mut self,
+        message: &[u8],
+        batch: &mut Batch,
+        read: Option<usize>,
+    ) -> Result<Applied, ChangeError> {
         if wire::is_past(message) {
             self.apply_past(message, batch)?;
             return Ok(Applied::default());
@@ -623,30 +665,18 @@ impl Changes {
             Message::Shard { index, message } => (index, *message),
             other => (0, other),
         };
-        if self.swap_alone.is_none() {
-            if let Some(parts) = self.split_at_swap(shard, &inner)? {
-                let mut applied = Applied::default();
-                for (part, swap) in parts {
-                    self.swap_alone = swap;
-                    let result = self.apply(&part, batch);
-                    self.swap_alone = None;
-                    let part = result?;
-                    applied.reconnect = part.reconnect.or(applied.reconnect);
-                    applied.notice = part.notice.or(applied.notice);
-                }
-                return Ok(applied);
-            }
-        }
         let mut applied = Applied::default();
-        // What a message that could not be applied (a segment that does not decode, after others were read) left
-        // of its own: each is the message's alone.
-        self.moved_in.clear();
-        self.multis.clear();
-        self.span_events.clear();
-        self.span_keys.clear();
-        self.span_cuts.clear();
+        if read.is_none() {
+            // What a message that could not be applied (a segment that does not decode, after others were read)
+            // left of its own: each is the message's alone.
+            self.moved_in.clear();
+            self.multis.clear();
+            self.span_events.clear();
+            self.span_keys.clear();
+            self.span_cuts.clear();
+        }
         // The sorted-set rows the message's own reading adds start here: the history assembler reports them next.
-        let first_row = batch.zsets.len();
+        let first_row = read.unwrap_or(batch.zsets.len());
         let index = usize::from(shard);
         if self.shards.len() <= index {
             self.shards.resize_with(index + 1, ShardReading::default);
@@ -701,10 +731,17 @@ impl Changes {
                 for segment in segments.clone() {
                     let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
                     extent = Some((extent.map_or(segment.start, |e| e.0), segment.end()));
-                    if applied_offset.is_some_and(|a| segment.end() <= a) {
+                    if read.is_some() || applied_offset.is_some_and(|a| segment.end() <= a) {
                         continue;
                     }
-                    self.read_commands(shard, segment.start, segment.bytes, batch, false);
+                    let reading = Reading::Stream {
+                        cut_at_swap: self.swap_alone.is_none(),
+                    };
+                    if let Some(swap) =
+                        self.read_commands(shard, segment.start, segment.bytes, batch, reading)
+                    {
+                        return self.apply_around_swap(shard, &inner, swap, first_row, batch);
+                    }
                 }
                 // A segment that cannot be read may have lost commands that wrote any key: the assemblers would
                 // wait for a full snapshot. The message is, to them, a stale message for every window at its end.
@@ -723,7 +760,7 @@ impl Changes {
             }
             Message::Snapshot { offset, commands } => {
                 kind = Kind::Snapshot;
-                self.read_commands(shard, *offset, commands, batch, true);
+                self.read_commands(shard, *offset, commands, batch, Reading::Snapshot);
                 if std::mem::take(&mut self.ask_again) {
                     self.topups.extend(self.asked.drain());
                 }
@@ -1066,48 +1103,23 @@ impl Changes {
         None
     }
 
-    /// A commands message holding a `SWAPDB` of the watched database, in three: the commands before it, it alone
-    /// (with where it ends), and those after it (each of shard `shard`); `None` for any other message. The history
-    /// assembler would take a `SWAPDB` as the start of a wait for a full snapshot, which never comes to a sink (the
-    /// first top-up's answer would end it, every key it does not name then taken for absent); the sink gives it
-    /// the `SWAPDB` as a stale message for every window instead ([`Changes::stale_every_window`]): each key it
-    /// knows the state of is read again, with its span, and the keys it may have made are recorded. (Looked for
-    /// only in a message holding a three-item array whose first item is a 6-byte `swapdb`.)
-    #[allow(clippy::type_complexity)]
-    fn split_at_swap(
-        &self,
+    /// A commands message of shard `shard` holding a `SWAPDB` of the watched database from `start` to `end`, which
+    /// the sink's own reading of its commands stopped at ([`Changes::read_commands`]), applied in three: the commands
+    /// before it (read already; `first_row`, the first history row that reading added), it alone, and those after it.
+    /// The history assembler would take a `SWAPDB` as the start of a wait for a full snapshot, which never comes to
+    /// a sink (the first top-up's answer would end it, every key it does not name then taken for absent); the sink
+    /// gives it the `SWAPDB` as a stale message for every window instead ([`Changes::stale_every_window`]): each key
+    /// it knows the state of is read again, with its span, and the keys it may have made are recorded.
+    fn apply_around_swap(
+        &mut self,
         shard: u16,
         inner: &Message<'_>,
-    ) -> Result<Option<Vec<(Vec<u8>, Option<u64>)>>, ChangeError> {
+        (start, end): (u64, u64),
+        first_row: usize,
+        batch: &mut Batch,
+    ) -> Result<Applied, ChangeError> {
         let Message::Commands(segments) = inner else {
-            return Ok(None);
-        };
-        let mut swap = None;
-        for segment in segments.clone() {
-            let segment = segment.map_err(|e| ChangeError::Wire(e.to_string()))?;
-            // A `SWAPDB` has two arguments (Redis refuses it with any other count, and propagates commands as
-            // arrays): its array's head and the name's length come together, which few commands' do.
-            let named = memchr::memmem::find_iter(segment.bytes, b"*3\r\n$6\r\n").any(|at| {
-                segment
-                    .bytes
-                    .get(at + 8..at + 14)
-                    .is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb"))
-            });
-            if !named {
-                continue;
-            }
-            let watched = self.modes.db;
-            let _ = CommandReader::new(segment.start).push(segment.bytes, |command| {
-                if swap.is_none() && command.is("swapdb") && swaps(&command.args, watched) {
-                    swap = Some((command.start, command.end));
-                }
-            });
-            if swap.is_some() {
-                break;
-            }
-        }
-        let Some((start, end)) = swap else {
-            return Ok(None);
+            return Ok(Applied::default());
         };
         // The segments' parts before `start`, from `start` to `end`, and after `end`; each part ends where it does
         // (an empty segment there), so that the stream stands at the cut.
@@ -1141,12 +1153,24 @@ impl Changes {
             }
         };
         let [before, swap, after] = parts;
-        let mut out = vec![(wrap(before), None), (wrap(swap), Some(end))];
+        let mut out = vec![
+            (wrap(before), None, Some(first_row)),
+            (wrap(swap), Some(end), None),
+        ];
         // Only the message's tag: nothing after the `SWAPDB`.
         if after.len() > 1 {
-            out.push((wrap(after), None));
+            out.push((wrap(after), None, None));
         }
-        Ok(Some(out))
+        let mut applied = Applied::default();
+        for (part, swap, read) in out {
+            self.swap_alone = swap;
+            let result = self.apply_read(&part, batch, read);
+            self.swap_alone = None;
+            let part = result?;
+            applied.reconnect = part.reconnect.or(applied.reconnect);
+            applied.notice = part.notice.or(applied.notice);
+        }
+        Ok(applied)
     }
 
     /// Gives the history assembler a stale message for every window of shard `shard`'s stream at `offset` as what
@@ -2399,23 +2423,29 @@ impl Changes {
     }
 
     /// The sink's own reading of commands (a segment of the stream, or a snapshot's): history rows from plain
-    /// `ZADD`s and every `XADD`, set operations, and the keys a snapshot names.
+    /// `ZADD`s and every `XADD`, set operations, and the keys a snapshot names. A stream's reading that cuts at a
+    /// `SWAPDB` of the watched database (whatever database is selected: its arguments name the two) stops there
+    /// and returns where that `SWAPDB` starts and ends, the commands after it not read
+    /// ([`Changes::apply_around_swap`]).
     fn read_commands(
         &mut self,
         shard: u16,
         start: u64,
         bytes: &[u8],
         batch: &mut Batch,
-        snapshot: bool,
-    ) {
+        reading: Reading,
+    ) -> Option<(u64, u64)> {
         let index = usize::from(shard);
         let mut selected = self.shards[index].selected_db;
         let watched = self.modes.db;
         let history = self.follows_history();
+        let snapshot = reading == Reading::Snapshot;
+        let cut_at_swap = reading == Reading::Stream { cut_at_swap: true };
+        let mut swap = None;
         let mut named = Vec::new();
         let mut on_command = |command: &Command<'_>| {
             let args = &command.args;
-            let Some(name) = args.first() else {
+            let Some(name) = args.first().filter(|_| swap.is_none()) else {
                 return;
             };
             // Longer than any command's name (`GEORADIUSBYMEMBER_RO`, 20 bytes).
@@ -2427,6 +2457,10 @@ impl Changes {
             }) else {
                 return;
             };
+            if cut_at_swap && name == b"swapdb" && swaps(args, watched) {
+                swap = Some((command.start, command.end));
+                return;
+            }
             if history && !snapshot && name == b"multi" {
                 self.multis.push((command.start, command.end));
                 return;
@@ -2481,11 +2515,13 @@ impl Changes {
                 _ => {}
             }
         };
-        // Segments and snapshots hold whole commands; an error loses the rest, which the assemblers report.
+        // Segments and snapshots hold whole commands; an error loses the rest, which the assemblers report (an
+        // error past a `SWAPDB` the reading stopped at is the reading of the part after it).
         if CommandReader::new(start)
             .push(bytes, &mut on_command)
             .is_err()
             && !snapshot
+            && swap.is_none()
         {
             self.unreadable = true;
         }
@@ -2519,6 +2555,7 @@ impl Changes {
                 }
             }
         }
+        swap
     }
 
     /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member …`: the pairs of a plain `ZADD` (or with `CH`) are
@@ -2889,6 +2926,13 @@ mod tests {
         assert!(swaps(&[b"SWAPDB", b"1"], 0));
     }
 
+    /// The instant the tests ask their top-ups at, unless one says otherwise: time does not pass for them, so no key
+    /// is asked again for having waited ([`Changes::take_topups`]).
+    fn now() -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now)
+    }
+
     /// The keys of top-up requests, in order.
     fn keys(asks: Vec<TopupAsk>) -> Vec<Vec<u8>> {
         asks.into_iter().flat_map(|ask| ask.keys).collect()
@@ -2896,7 +2940,7 @@ mod tests {
 
     /// The pending top-up of `key` asked, and answered empty where the stream stands now: that offset.
     fn answer_empty(changes: &mut Changes, batch: &mut Batch, key: &[u8]) -> u64 {
-        assert_eq!(keys(changes.take_topups()), [key.to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [key.to_vec()]);
         answer_now(changes, batch, key, &[])
     }
 
@@ -3098,7 +3142,7 @@ mod tests {
         let (batch, mut resumed) = resumed_after_an_increment(true);
         let scores = scores(&batch);
         assert_eq!(scores, [1012.0], "1000 + 5 + 7, not 7");
-        assert!(keys(resumed.take_topups()).is_empty());
+        assert!(keys(resumed.take_topups(now())).is_empty());
     }
 
     /// The `(key, id)` of the stream rows a batch holds, in order.
@@ -3145,7 +3189,7 @@ mod tests {
             ],
             "perf:v is in another database"
         );
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
 
         // Longer than the history window (16): the window does not hold the whole stream.
         let mut batch = Batch::default();
@@ -3159,7 +3203,7 @@ mod tests {
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         changes.apply(&commands(offset, &list), &mut batch).unwrap();
         assert!(entries(&batch).iter().all(|(k, _)| k == "perf:t"));
-        assert_eq!(keys(changes.take_topups()), [b"perf:w".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:w".to_vec()]);
         let mut answer = Vec::new();
         crate::link_io::push_command(&mut answer, &[b"DEL", b"perf:w"]);
         for i in 0..20 {
@@ -3196,7 +3240,7 @@ mod tests {
             list.push(vec![b"RENAME", b"perf:t", b"perf:w"]);
             let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
             let renamed = joined_and_read(&mut changes, &mut batch, &list);
-            let asks = changes.take_topups();
+            let asks = changes.take_topups(now());
             let since = asks[0].since.expect("asked with since");
             assert_eq!(asks, one_ask(Some(since), b"perf:w"));
             let trim = commands(
@@ -3301,7 +3345,7 @@ mod tests {
         list.push(vec![b"RENAME", b"perf:a", b"perf:b"]);
         let list: Vec<&[&[u8]]> = list.iter().map(Vec::as_slice).collect();
         joined_and_read(&mut changes, &mut batch, &list);
-        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:b".to_vec()]);
     }
 
     /// What a `RENAME` or `COPY` moved into a history key is read just past it, not at the end of the relay
@@ -3347,7 +3391,7 @@ mod tests {
                 row("perf:v", "1000-2"),
             ]
         );
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
         assert_eq!(
             changes.stream_positions()[0].2,
             offset + bytes.len() as u64,
@@ -3423,7 +3467,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:b".to_vec()]);
         let rows: Vec<f64> = batch
             .zsets
             .iter()
@@ -3574,7 +3618,7 @@ mod tests {
             expected,
             "the store's result is read by a top-up"
         );
-        assert_eq!(keys(changes.take_topups()), [b"perf:d".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:d".to_vec()]);
 
         // The top-up finds the store's result empty: the key does not exist.
         let mut batch = Batch::default();
@@ -3700,7 +3744,7 @@ mod tests {
         second.apply(&more, &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [7.0], "created again by the increment");
-        assert!(keys(second.take_topups()).is_empty(), "no top-up");
+        assert!(keys(second.take_topups(now())).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed from the database: `perf:b`'s window, in shard 1's keeping, is held until
@@ -3758,7 +3802,7 @@ mod tests {
         changes.apply(&on(1, more), &mut batch).unwrap();
         let scores = scores(&batch);
         assert_eq!(scores, [12.0], "5 + 7");
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
     }
 
     /// A cluster of two shards: `perf:b`, whose slot is shard 1's, deleted on shard 1's stream, is stored as absent
@@ -3791,7 +3835,7 @@ mod tests {
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         second.apply(&on(1, more), &mut batch).unwrap();
         assert_eq!(scores(&batch), [7.0], "created again by the increment");
-        assert!(keys(second.take_topups()).is_empty(), "no top-up");
+        assert!(keys(second.take_topups(now())).is_empty(), "no top-up");
     }
 
     /// A cluster of two shards resumed where `perf:b`, of shard 1, had its top-up pending: shard 1's resume forgets
@@ -3810,7 +3854,7 @@ mod tests {
         let stored = vec![(b"perf:b".to_vec(), pending)];
         let positions = [("e0".to_string(), 10), ("e1".to_string(), 20)];
         let (mut changes, batch) = resumed_on_two_shards(stored, &positions, [10, 20]);
-        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:b".to_vec()]);
         let stored = |batch: &Batch| {
             let w = batch.windows["perf:b"].clone().unwrap();
             (w.known, w.shard)
@@ -3899,7 +3943,7 @@ mod tests {
         let more = commands(10, &[&[b"ZINCRBY", b"perf:b", b"7", b"m"]]);
         changes.apply(&on(0, more), &mut batch).unwrap();
         assert!(batch.zsets.is_empty() && !batch.windows.contains_key("perf:b"));
-        assert_eq!(keys(changes.take_topups()), [b"perf:b".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:b".to_vec()]);
 
         let mut batch = Batch::default();
         let offset = changes.stream_positions()[0].2;
@@ -4007,7 +4051,7 @@ mod tests {
             batch.zsets.is_empty(),
             "no score made up from a window of the commands since the resume"
         );
-        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:a".to_vec()]);
     }
 
     /// The answer to a top-up of `key` holding `members` (score, member), at `offset`.
@@ -4028,7 +4072,7 @@ mod tests {
         let (mut batch, mut resumed) = resumed_after_an_increment(false);
         let (epoch, offset) = batch.positions[0].clone();
         assert_eq!(epoch, "e1");
-        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:a".to_vec()]);
         // Where the resumed sink's first `ZINCRBY` started.
         let from = offset - commands(0, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]).len() as u64 + 13;
         let more = commands(offset, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
@@ -4087,7 +4131,7 @@ mod tests {
             ],
         );
         assert_eq!(scores(&batch), [1000.0, 1005.0, 1010.0]);
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
         assert!(batch.inexact_spans.is_empty() && changes.spans.is_empty());
     }
 
@@ -4206,7 +4250,7 @@ mod tests {
         let more = commands(cursor, &[&[b"ZINCRBY", b"perf:a", b"7", b"m"]]);
         changes.apply(&more, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1012.0], "1000 + 5 + 7, not 7");
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
     }
 
     /// A message whose second segment does not decode is refused after its first was read: what that left (a
@@ -4334,7 +4378,7 @@ mod tests {
                 wire::encode_stale(at, [&b"perf:u"[..]])
             };
             changes.apply(&stale, &mut batch).unwrap();
-            keys(changes.take_topups());
+            keys(changes.take_topups(now()));
             let answered = answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             // For every window, the keys the withheld command may have made ([`made_by_a_stale_all`]) too.
             let mut expected = made_by_a_stale_all(at);
@@ -4355,7 +4399,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(at, [&b"perf:v"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(keys(changes.take_topups()), [b"perf:v".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:v".to_vec()]);
         changes
             .apply(
                 &commands(at, &[&[b"ZINCRBY", b"perf:v", b"1", b"m"]]),
@@ -4380,7 +4424,7 @@ mod tests {
             .unwrap();
         assert!(changes.history.window(b"perf:a").is_none());
         assert!(changes.history.is_unknown(b"perf:a"));
-        assert_eq!(keys(changes.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:a".to_vec()]);
         let rows = batch.zsets.len();
         let block = commands(
             at,
@@ -4419,14 +4463,14 @@ mod tests {
             let stale = wire::encode_stale(at, some.iter().map(Vec::as_slice));
             changes.apply(&stale, &mut batch).unwrap();
         }
-        let first = keys(changes.take_topups());
+        let first = keys(changes.take_topups(now()));
         assert_eq!(
             first.len(),
             MAX_SNAPSHOT_KEYS,
             "at most what the relay takes"
         );
         assert!(
-            keys(changes.take_topups()).is_empty(),
+            keys(changes.take_topups(now())).is_empty(),
             "none more before an answer"
         );
         // 600 answered (absent): 600 more asked, of those not asked yet.
@@ -4437,7 +4481,7 @@ mod tests {
         changes
             .apply(&wire::encode_snapshot(at, &answered), &mut batch)
             .unwrap();
-        let second = keys(changes.take_topups());
+        let second = keys(changes.take_topups(now()));
         assert_eq!(second.len(), 600);
         assert!(second.iter().all(|k| !first.contains(k)));
         // The rest once more are answered: every key asked once.
@@ -4448,7 +4492,7 @@ mod tests {
         changes
             .apply(&wire::encode_snapshot(at, &answered), &mut batch)
             .unwrap();
-        let third = keys(changes.take_topups());
+        let third = keys(changes.take_topups(now()));
         let mut all: Vec<Vec<u8>> = [first, second, third].concat();
         all.sort_unstable();
         assert_eq!(all, names, "each key asked, once");
@@ -4463,14 +4507,14 @@ mod tests {
         changes
             .apply(&wire::encode_stale(at, names), &mut batch)
             .unwrap();
-        assert_eq!(keys(changes.take_topups()).len(), 3);
+        assert_eq!(keys(changes.take_topups(now())).len(), 3);
         let notice = "top-up of 2 keys not taken: at most 10000 keys wait for top-ups in a session; ask for them \
                       again once those have come";
         changes
             .apply(&wire::encode_notice(notice), &mut batch)
             .unwrap();
         assert!(
-            keys(changes.take_topups()).is_empty(),
+            keys(changes.take_topups(now())).is_empty(),
             "not before an answer"
         );
         let mut answered = Vec::new();
@@ -4479,14 +4523,63 @@ mod tests {
             .apply(&wire::encode_snapshot(at, &answered), &mut batch)
             .unwrap();
         assert_eq!(
-            keys(changes.take_topups()),
+            keys(changes.take_topups(now())),
             [b"perf:x1".to_vec(), b"perf:x2".to_vec()],
             "asked again"
         );
         changes
             .apply(&wire::encode_snapshot(at, &answered), &mut batch)
             .unwrap();
-        assert!(keys(changes.take_topups()).is_empty(), "once");
+        assert!(keys(changes.take_topups(now())).is_empty(), "once");
+    }
+
+    /// A key asked while its slot has no owner (a failover or a resharding in progress) gets a notice that names it
+    /// in its text, which the sink does not parse (a key may hold `, `), and no answer. Before, it stayed pending, its
+    /// span open, until the sink's next session asked it again. Now a key asked and not answered for 5 s is asked
+    /// again, with its `since`, then 10 s after that, 20, 40, and every minute after (the same time passed in
+    /// `now`), until an answer (here of the shard that holds its slot now) closes its span; a key answered is not
+    /// asked again, and a key asked later keeps its own time.
+    #[test]
+    fn a_key_asked_and_not_answered_is_asked_again_ever_later_until_answered() {
+        let (mut changes, mut batch) = two_shards();
+        let written = commands(0, &[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
+        changes.apply(&on(0, written), &mut batch).unwrap();
+        let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
+        changes.apply(&on(1, moved), &mut batch).unwrap();
+        let start = now();
+        let s = |secs: u64| start + std::time::Duration::from_secs(secs);
+        assert_eq!(changes.take_topups(start), one_ask(Some(0), b"perf:a"));
+        let notice = "top-up of keys no shard serves now (their slots have no owner): perf:a";
+        changes
+            .apply(&wire::encode_notice(notice), &mut batch)
+            .unwrap();
+        assert_eq!(changes.asks_again_at(), Some(s(5)));
+        assert!(changes.take_topups(s(4)).is_empty(), "not before 5 s");
+        // Another key asked meanwhile, answered before its time.
+        let stale = wire::encode_stale(position(&changes, 0), [&b"perf:z"[..]]);
+        changes.apply(&on(0, stale), &mut batch).unwrap();
+        assert_eq!(keys(changes.take_topups(s(4))), [b"perf:z".to_vec()]);
+        let mut asked_at = Vec::new();
+        for secs in 5..=200 {
+            if secs == 8 {
+                let mut absent = Vec::new();
+                crate::link_io::push_command(&mut absent, &[b"DEL", b"perf:z"]);
+                let at = position(&changes, 0);
+                let answer = wire::encode_snapshot(at, &absent);
+                changes.apply(&on(0, answer), &mut batch).unwrap();
+            }
+            for ask in changes.take_topups(s(secs)) {
+                assert_eq!(ask, one_ask(Some(0), b"perf:a")[0], "at {secs} s");
+                asked_at.push(secs);
+            }
+        }
+        assert_eq!(asked_at, [5, 15, 35, 75, 135, 195]);
+        assert!(batch.inexact_spans.is_empty());
+        answered_by(&mut changes, &mut batch, 0, &[("1005", b"m")]);
+        let to = changes.stream_positions()[1].2;
+        assert_eq!(batch.inexact_spans, [cluster_span(1, 0, to)], "closed");
+        assert_eq!(changes.asks_again_at(), None);
+        assert!(changes.take_topups(s(1_000)).is_empty(), "answered");
     }
 
     /// Issue 23 item 2. A `SWAPDB` of the watched database made the history assembler wait for a full snapshot: the
@@ -4515,7 +4608,7 @@ mod tests {
             .len() as u64
             - commands(0, &[]).len() as u64;
         assert!(!changes.history.needs_resnapshot());
-        let mut asked = keys(changes.take_topups());
+        let mut asked = keys(changes.take_topups(now()));
         asked.sort_unstable();
         assert_eq!(
             asked,
@@ -4524,6 +4617,39 @@ mod tests {
         );
         assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
         perf_b_answered_then_perf_c_read_before_its_increment(&mut changes, &mut batch);
+    }
+
+    /// A `SWAPDB` is found where the sink's own reading of the commands reads each command's name: one of another
+    /// pair of databases changes nothing; one of the watched database, while another is selected, is a stale message
+    /// for every window at its end, and each command around it is read once, in its database.
+    #[test]
+    fn a_swapdb_is_found_by_the_sinks_reading_of_the_commands_whatever_database_is_selected() {
+        let (mut changes, mut batch, start) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
+        let other: &[&[&[u8]]] = &[
+            &[b"SWAPDB", b"1", b"2"],
+            &[b"ZADD", b"perf:a", b"1001", b"n"],
+        ];
+        changes.apply(&commands(start, other), &mut batch).unwrap();
+        assert!(
+            keys(changes.take_topups(now())).is_empty(),
+            "not read again"
+        );
+        assert!(batch.inexact_spans.is_empty());
+        let at = changes.stream_positions()[0].2;
+        let list: &[&[&[u8]]] = &[
+            &[b"ZADD", b"perf:a", b"1002", b"o"],
+            &[b"SELECT", b"1"],
+            &[b"ZADD", b"perf:a", b"1", b"elsewhere"],
+            &[b"SWAPDB", b"1", b"0"],
+            &[b"ZADD", b"perf:a", b"2", b"elsewhere"],
+            &[b"SELECT", b"0"],
+            &[b"ZADD", b"perf:a", b"1003", b"p"],
+        ];
+        changes.apply(&commands(at, list), &mut batch).unwrap();
+        let swapped = at + (commands(0, &list[..4]).len() - commands(0, &[]).len()) as u64;
+        assert_eq!(batch.inexact_spans, made_by_a_stale_all(swapped));
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:a".to_vec()]);
+        assert_eq!(scores(&batch), [1000.0, 1001.0, 1002.0, 1003.0]);
     }
 
     /// Issue 23 item 3. A stale message for every window (or a `SWAPDB`) made the mirror assembler wait for a full
@@ -4558,7 +4684,7 @@ mod tests {
                 "not deleted (swap: {swap})"
             );
             assert_eq!(
-                keys(changes.take_topups()),
+                keys(changes.take_topups(now())),
                 [b"cfg:h".to_vec()],
                 "swap: {swap}"
             );
@@ -4582,7 +4708,7 @@ mod tests {
                 batch.mirror
             );
             assert_eq!(
-                keys(changes.take_topups()),
+                keys(changes.take_topups(now())),
                 [b"cfg:k".to_vec()],
                 "swap: {swap}"
             );
@@ -4608,7 +4734,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale_all(at), &mut batch)
             .unwrap();
-        assert_eq!(keys(changes.take_topups()), [b"cfg:a".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"cfg:a".to_vec()]);
         let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
             .map(|i| format!("cfg:job-{i}").into_bytes())
             .collect();
@@ -4641,7 +4767,7 @@ mod tests {
             .unwrap();
         let written: Vec<&str> = batch.mirror.keys().map(String::as_str).collect();
         assert_eq!(written, [format!("cfg:job-{}", 3 * ABSENT_KEPT - 1)]);
-        assert_eq!(keys(changes.take_topups()), [b"cfg:job-0".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"cfg:job-0".to_vec()]);
     }
 
     /// Issue 23 item 2. A segment that cannot be read (a negative bulk length) made the history assembler wait for a
@@ -4660,7 +4786,7 @@ mod tests {
             .apply(&wire::encode_commands(start, &bytes), &mut batch)
             .unwrap();
         assert!(!changes.history.needs_resnapshot());
-        let mut asked = keys(changes.take_topups());
+        let mut asked = keys(changes.take_topups(now()));
         asked.sort_unstable();
         assert_eq!(asked, [b"perf:a".to_vec(), b"perf:b".to_vec()]);
         assert_eq!(
@@ -4690,7 +4816,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(scores(batch)[rows..], [8.0], "no row of 1 for perf:c");
-        assert_eq!(keys(changes.take_topups()), [b"perf:c".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:c".to_vec()]);
     }
 
     /// What a stale message for every window at `at` records at once of the keys the withheld command may have made
@@ -4740,7 +4866,7 @@ mod tests {
     fn a_stale_message_for_every_window_opens_a_span_of_each_key_it_makes_unknown() {
         for written_again in [true, false] {
             let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
-            assert_eq!(changes.take_topups(), one_ask(Some(at), b"perf:a"));
+            assert_eq!(changes.take_topups(now()), one_ask(Some(at), b"perf:a"));
             assert_eq!(batch.inexact_spans, made_by_a_stale_all(at));
             let members: &[(&str, &[u8])] = if written_again {
                 let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
@@ -4784,7 +4910,7 @@ mod tests {
         assert!(stored[0].1.known);
         let (resumed, batch) = resumed_at(stored, "e1", before);
         let (mut resumed, mut batch, at) = stale_all_after_perf_a(Some((resumed, batch, before)));
-        assert_eq!(resumed.take_topups(), one_ask(Some(at), b"perf:a"));
+        assert_eq!(resumed.take_topups(now()), one_ask(Some(at), b"perf:a"));
         let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
         resumed.apply(&increment, &mut batch).unwrap();
         let answered = answer_now(&mut resumed, &mut batch, b"perf:a", &[("1006", b"m")]);
@@ -4806,7 +4932,7 @@ mod tests {
         assert_eq!(spans, [(&b"perf:a"[..], false, Some(from_the_stale))]);
         assert_eq!(stopped.positions[0].1, at);
         let (mut resumed, mut batch) = resumed_at(stored, "e1", at);
-        assert_eq!(resumed.take_topups(), one_ask(Some(at), b"perf:a"));
+        assert_eq!(resumed.take_topups(now()), one_ask(Some(at), b"perf:a"));
         let increment = commands(at, &[&[b"ZINCRBY", b"perf:a", b"1", b"m"]]);
         resumed.apply(&increment, &mut batch).unwrap();
         let answered = answer_now(&mut resumed, &mut batch, b"perf:a", &[("1006", b"m")]);
@@ -4824,7 +4950,7 @@ mod tests {
     #[test]
     fn after_a_stale_message_for_every_window_a_key_without_a_window_is_read_before_an_increment() {
         let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
-        changes.take_topups();
+        changes.take_topups(now());
         let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("1005", b"m")]);
         assert_eq!(answered, at);
         let rows = batch.zsets.len();
@@ -4845,7 +4971,7 @@ mod tests {
             "the ZADD's row, and perf:e's made anew; no score made up for perf:c or perf:d"
         );
         assert_eq!(
-            keys(changes.take_topups()),
+            keys(changes.take_topups(now())),
             [b"perf:c".to_vec(), b"perf:d".to_vec()]
         );
 
@@ -4881,7 +5007,7 @@ mod tests {
         let increment = commands(0, &[&[b"ZINCRBY", b"perf:f", b"1", b"m"]]);
         changes.apply(&increment, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "known not to exist by the snapshot");
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
     }
 
     /// Review of issue 23 item 3: after a stale message for every window, the keys a deletion names are known absent
@@ -4891,7 +5017,7 @@ mod tests {
     #[test]
     fn the_keys_known_absent_after_a_stale_message_for_every_window_are_bounded() {
         let (mut changes, mut batch, at) = stale_all_after_perf_a(None);
-        changes.take_topups();
+        changes.take_topups(now());
         answer_now(&mut changes, &mut batch, b"perf:a", &[("1005", b"m")]);
         let names: Vec<Vec<u8>> = (0..3 * ABSENT_KEPT)
             .map(|i| format!("perf:job-{i}").into_bytes())
@@ -4917,7 +5043,7 @@ mod tests {
         );
         changes.apply(&increments, &mut batch).unwrap();
         assert_eq!(scores(&batch), [1.0], "the last deleted made anew");
-        assert_eq!(keys(changes.take_topups()), [b"perf:job-0".to_vec()]);
+        assert_eq!(keys(changes.take_topups(now())), [b"perf:job-0".to_vec()]);
     }
 
     /// Review of issue 23's fixes, item 2: a join afresh clears the keys checked, and their bound with them: one
@@ -4951,7 +5077,7 @@ mod tests {
             stored_states(&batch),
             [unknown("perf:a"), unknown("perf:b"), unknown("perf:c")]
         );
-        changes.take_topups();
+        changes.take_topups(now());
         let increment = commands(at, &[&[b"ZINCRBY", b"perf:b", b"1", b"x"]]);
         changes.apply(&increment, &mut batch).unwrap();
 
@@ -5009,7 +5135,7 @@ mod tests {
             ..span("perf:*", at, at)
         });
         assert_eq!(batch.inexact_spans, expected);
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
 
         let mut batch = Batch::default();
         changes
@@ -5030,7 +5156,7 @@ mod tests {
         assert_eq!(states, [(long.len(), false)]);
 
         let (mut resumed, mut batch) = resumed_at(stored, "e1", at);
-        assert!(keys(resumed.take_topups()).is_empty());
+        assert!(keys(resumed.take_topups(now())).is_empty());
         let increments = commands(
             at,
             &[
@@ -5080,7 +5206,7 @@ mod tests {
         let (mut resumed, mut batch) = resumed_at(stored, &epoch, offset);
         let more = commands(offset, &[&[b"ZADD", b"perf:u", b"5", b"m"]]);
         resumed.apply(&more, &mut batch).unwrap();
-        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:u".to_vec()]);
         let at = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(batch.inexact_spans, [span("perf:u", store_at, at)]);
     }
@@ -5205,10 +5331,14 @@ mod tests {
             let (mut changes, mut batch, offset) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
             let store = commands(offset, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
             changes.apply(&store, &mut batch).unwrap();
-            assert_eq!(keys(changes.take_topups()), [b"perf:u".to_vec()], "{case}");
+            assert_eq!(
+                keys(changes.take_topups(now())),
+                [b"perf:u".to_vec()],
+                "{case}"
+            );
             let at = changes.stream_positions()[0].2;
             changes.apply(&commands(at, writes), &mut batch).unwrap();
-            keys(changes.take_topups());
+            keys(changes.take_topups(now()));
             answer_now(&mut changes, &mut batch, b"perf:u", &[]);
             let spans: Vec<(&str, u64)> = batch
                 .inexact_spans
@@ -5253,7 +5383,7 @@ mod tests {
         let (mut changes, mut batch, store) = joined(&[&[b"ZADD", b"perf:a", b"1000", b"m"]]);
         let stored = commands(store, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
-        let asks = changes.take_topups();
+        let asks = changes.take_topups(now());
         assert_eq!(
             asks,
             one_ask(Some(store), b"perf:u"),
@@ -5369,7 +5499,7 @@ mod tests {
         let (stored, epoch, offset, store) = stopped_with_an_inexact_span();
         for covered_from in [store, offset] {
             let (mut resumed, mut batch) = resumed_at(stored.clone(), &epoch, offset);
-            assert_eq!(resumed.take_topups(), one_ask(Some(store), b"perf:u"));
+            assert_eq!(resumed.take_topups(now()), one_ask(Some(store), b"perf:u"));
             let items: &[(u64, f64, &[u8])] = if covered_from == store {
                 &[(store + 1, 1000.0, b"m"), (offset, 5.0, b"m")]
             } else {
@@ -5403,7 +5533,7 @@ mod tests {
             .unwrap();
         let stored = commands(0, &[&[b"ZUNIONSTORE", b"perf:u", b"1", b"perf:a"]]);
         changes.apply(&stored, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(None, b"perf:u"));
+        assert_eq!(changes.take_topups(now()), one_ask(None, b"perf:u"));
     }
 
     /// A key made pending where the stream stands (a stale message) is asked from there, and a past message that does not decode is an error naming where, not a panic.
@@ -5413,7 +5543,7 @@ mod tests {
         changes
             .apply(&wire::encode_stale(offset, [&b"perf:b"[..]]), &mut batch)
             .unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(offset), b"perf:b"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(offset), b"perf:b"));
         let message = past(offset, b"perf:u", 0, &[(offset, 5.0, b"m")]);
         for cut in [1, 5, 12, 20, message.len() - 1] {
             let error = changes.apply(&message[..cut], &mut batch).unwrap_err();
@@ -5428,7 +5558,7 @@ mod tests {
     fn a_span_inexact_at_the_position_is_recorded_from_its_start_after_a_resume() {
         let (stored, epoch, offset, store) = stopped_with_an_inexact_span();
         let (mut resumed, mut batch) = resumed_at(stored, &epoch, offset);
-        assert_eq!(keys(resumed.take_topups()), [b"perf:u".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:u".to_vec()]);
         let answered = answer_now(&mut resumed, &mut batch, b"perf:u", &[("5", b"m")]);
         assert_eq!(answered, offset);
         assert_eq!(batch.inexact_spans, [span("perf:u", store, offset)]);
@@ -5447,7 +5577,7 @@ mod tests {
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
 
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", member]]);
             changes.apply(&on(1, moved), &mut batch).unwrap();
@@ -5483,7 +5613,7 @@ mod tests {
             changes.apply(&on(0, written), &mut batch).unwrap();
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
             changes.apply(&on(1, moved), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
+            assert_eq!(changes.take_topups(now()), one_ask(Some(0), b"perf:a"));
             let score = if answering == 0 { "1000" } else { "1005" };
             answered_by(&mut changes, &mut batch, answering, &[(score, b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
@@ -5514,7 +5644,7 @@ mod tests {
             let from = position(&changes, 0);
             let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
             changes.apply(&on(0, increment), &mut batch).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+            assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
             assert!(batch.inexact_spans.is_empty(), "shard 0 alone");
 
             // The sink stops after the batch holding shard 1's increment (rows, windows and position).
@@ -5543,7 +5673,7 @@ mod tests {
             };
             assert_eq!(spans, [(&b"perf:a"[..], 0, Some(inexact))]);
             let (mut resumed, mut batch) = resumed_on_two_shards(stored, &stopped_at, [at0, at1]);
-            assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
+            assert_eq!(resumed.take_topups(now()), one_ask(Some(from), b"perf:a"));
             answered_by(&mut resumed, &mut batch, answering, &[("1006", b"m0")]);
             // Shard 0's answer, its past writes covering its stream from the span's start, closes the restored
             // span exact (after the resume, no other shard wrote the key), shard 1's records it again: either way
@@ -5575,7 +5705,7 @@ mod tests {
             let mut last = Batch::default();
             let moved = commands(0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m"]]);
             changes.apply(&on(1, moved), &mut last).unwrap();
-            assert_eq!(changes.take_topups(), one_ask(Some(0), b"perf:a"));
+            assert_eq!(changes.take_topups(now()), one_ask(Some(0), b"perf:a"));
             assert!(last.inexact_spans.is_empty());
             let stored = stored_windows(&last);
             let spans: Vec<_> = stored
@@ -5591,7 +5721,7 @@ mod tests {
             let (at0, at1) = (position(&changes, 0), position(&changes, 1));
             let (mut resumed, mut batch) =
                 resumed_on_two_shards(stored, &last.positions, [at0, at1]);
-            assert_eq!(resumed.take_topups(), one_ask(Some(0), b"perf:a"));
+            assert_eq!(resumed.take_topups(now()), one_ask(Some(0), b"perf:a"));
             answered_by(&mut resumed, &mut batch, answering, &[("1005", b"m")]);
             let recorded: Vec<InexactSpan> = if answering == 0 {
                 vec![cluster_span(1, 0, at1)]
@@ -5622,7 +5752,7 @@ mod tests {
         let from = changes.history.positions()[0].2;
         let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
         changes.apply(&on(0, increment), &mut db).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
         let again = changes.history.positions()[0].2;
         let increment = commands(again, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
         changes.apply(&on(0, increment), &mut db).unwrap();
@@ -5648,7 +5778,7 @@ mod tests {
         resumed
             .apply(&on(0, wire::encode_hello("e0", at0)), &mut batch)
             .unwrap();
-        assert_eq!(resumed.take_topups(), one_ask(Some(from), b"perf:a"));
+        assert_eq!(resumed.take_topups(now()), one_ask(Some(from), b"perf:a"));
         resumed
             .apply(&on(0, past(at0, b"perf:a", at0, &[])), &mut batch)
             .unwrap();
@@ -5755,7 +5885,7 @@ mod tests {
             (watch.shard, watch.epoch.as_str(), watch.from),
             (0, "eA", 10)
         );
-        assert_eq!(resumed.take_topups(), one_ask(Some(10), b"perf:a"));
+        assert_eq!(resumed.take_topups(now()), one_ask(Some(10), b"perf:a"));
         resumed
             .apply(&on(1, wire::encode_hello("eB", 60)), &mut batch)
             .unwrap();
@@ -5802,7 +5932,7 @@ mod tests {
             .apply(&on(1, wire::encode_hello("eD", 0)), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty(), "eA may still resume");
-        assert!(keys(resumed.take_topups()).is_empty());
+        assert!(keys(resumed.take_topups(now())).is_empty());
         assert!(!batch.windows.contains_key("perf:a"), "held as stored");
 
         let mut batch = Batch::default();
@@ -5817,7 +5947,7 @@ mod tests {
                 ..span("perf:a", 10, 50)
             }]
         );
-        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:a".to_vec()]);
         assert_eq!(
             batch.windows["perf:a"].as_ref().map(|w| (w.known, w.span)),
             Some((false, None)),
@@ -5855,7 +5985,7 @@ mod tests {
         resumed.apply(&progress(0, 50), &mut batch).unwrap();
         resumed.apply(&progress(1, 70), &mut batch).unwrap();
         assert!(batch.inexact_spans.is_empty(), "eB may still say hello");
-        assert!(keys(resumed.take_topups()).is_empty());
+        assert!(keys(resumed.take_topups(now())).is_empty());
 
         resumed.hellos_settled();
         let mut batch = Batch::default();
@@ -5868,7 +5998,7 @@ mod tests {
                 ..span("perf:a", 10, 60)
             }]
         );
-        assert_eq!(keys(resumed.take_topups()), [b"perf:a".to_vec()]);
+        assert_eq!(keys(resumed.take_topups(now())), [b"perf:a".to_vec()]);
     }
 
     /// A cluster of two shards ([`two_shards`]) whose stream `shard` wrote [`twenty_members`], then incremented
@@ -5882,7 +6012,7 @@ mod tests {
         let from = position(&changes, shard);
         let increment = commands(from, &[&[b"ZINCRBY", b"perf:a", b"1", b"m0"]]);
         changes.apply(&on(shard, increment), &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
         (changes, batch, from)
     }
 
@@ -5938,7 +6068,7 @@ mod tests {
             let created = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"5", b"m0"]]);
             changes.apply(&on(0, created), &mut batch).unwrap();
             assert_eq!(scores(&batch), [5.0]);
-            assert!(changes.take_topups().is_empty());
+            assert!(changes.take_topups(now()).is_empty());
             assert!(batch.inexact_spans.is_empty());
         }
     }
@@ -5954,7 +6084,7 @@ mod tests {
         let positions = [("e0".to_string(), 100), ("e1".to_string(), 50)];
         let (mut resumed, batch) = resumed_on_two_shards(stored, &positions, [100, 50]);
         assert!(batch.inexact_spans.is_empty());
-        assert_eq!(resumed.take_topups(), one_ask(Some(10), b"perf:a"));
+        assert_eq!(resumed.take_topups(now()), one_ask(Some(10), b"perf:a"));
         let mut batch = Batch::default();
         resumed
             .apply(&on(1, wire::encode_ended("left")), &mut batch)
@@ -5981,10 +6111,10 @@ mod tests {
             .apply(&on(1, wire::encode_ended("left")), &mut batch)
             .unwrap();
         assert!(batch.inexact_spans.is_empty(), "shard 0's span waits");
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
         answered_by(&mut changes, &mut batch, 0, &[("1001", b"m0")]);
         assert!(batch.inexact_spans.is_empty());
-        assert!(changes.take_topups().is_empty());
+        assert!(changes.take_topups(now()).is_empty());
     }
 
     /// A cluster of two shards: `perf:a` (20 members) is pending on shard 1's stream (a `ZINCRBY` of a member below
@@ -6011,7 +6141,7 @@ mod tests {
             .map(|(k, w)| (k, w.absent()))
             .collect();
         assert!(!stored.contains(&(b"perf:a".to_vec(), true)), "{stored:?}");
-        assert_eq!(changes.take_topups(), one_ask(Some(from), b"perf:a"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(from), b"perf:a"));
 
         // Shard 0 answers with what Redis holds: m0 and m1 incremented.
         let held: Vec<(String, String)> = (0..20)
@@ -6028,7 +6158,7 @@ mod tests {
         let again = commands(at0, &[&[b"ZINCRBY", b"perf:a", b"50", b"m19"]]);
         changes.apply(&on(0, again), &mut batch).unwrap();
         assert_eq!(scores(&batch), [1069.0], "the increment on Redis's score");
-        assert!(changes.take_topups().is_empty());
+        assert!(changes.take_topups(now()).is_empty());
     }
 
     /// A cluster of two shards, mirroring `cfg:*`: `cfg:a` and `cfg:m` are written on shard 1's stream, `cfg:b` on
@@ -6053,7 +6183,7 @@ mod tests {
         changes.apply(&on(0, on_0), &mut batch).unwrap();
         let moved = commands(position(&changes, 0), &[&set(b"cfg:m", b"3")]);
         changes.apply(&on(0, moved), &mut batch).unwrap();
-        changes.take_topups();
+        changes.take_topups(now());
 
         let mut last = Batch::default();
         changes
@@ -6148,7 +6278,7 @@ mod tests {
     fn joined_with_twenty_members(changes: &mut Changes, batch: &mut Batch) -> u64 {
         let at = joined_and_applied(changes, batch, &twenty_members());
         assert_eq!(batch.zsets.len(), 20);
-        assert!(keys(changes.take_topups()).is_empty());
+        assert!(keys(changes.take_topups(now())).is_empty());
         at
     }
 
@@ -6172,7 +6302,7 @@ mod tests {
         changes.apply(&held, &mut batch).unwrap();
         assert_eq!(scores(&batch)[20..], [1019.5, 2000.0]);
         assert!(
-            keys(changes.take_topups()).is_empty(),
+            keys(changes.take_topups(now())).is_empty(),
             "the window holds both"
         );
 
@@ -6192,7 +6322,7 @@ mod tests {
             );
             changes.apply(&below, &mut batch).unwrap();
             assert_eq!(
-                changes.take_topups(),
+                changes.take_topups(now()),
                 one_ask(Some(at), b"perf:a"),
                 "ZADD {flag} below the window"
             );
@@ -6213,7 +6343,7 @@ mod tests {
                 .collect();
             let refill: Vec<&[&[u8]]> = refill.iter().map(|c| &c[..]).collect();
             changes.apply(&commands(at, &refill), &mut batch).unwrap();
-            assert!(keys(changes.take_topups()).is_empty());
+            assert!(keys(changes.take_topups(now())).is_empty());
         }
     }
 
@@ -6234,7 +6364,7 @@ mod tests {
             ],
         );
         changes.apply(&message, &mut batch).unwrap();
-        assert_eq!(changes.take_topups(), one_ask(Some(at), b"perf:a"));
+        assert_eq!(changes.take_topups(now()), one_ask(Some(at), b"perf:a"));
         let answered = answer_now(&mut changes, &mut batch, b"perf:a", &[("3000", b"new")]);
         assert_eq!(batch.inexact_spans, [span("perf:a", at, answered)]);
     }

@@ -1,8 +1,8 @@
 //! The sink's session with the relay: a WebSocket client like a page (docs/PROTOCOL.md). It subscribes to the
 //! history and mirror patterns, resumes with `at=<epoch>:<offset>,…` from where the database (or the last
 //! session) stands, asks for the ended message of a cluster's shard that leaves (`ended=1`), reads the relay's
-//! messages into batches ([`Changes`]), asks for the top-ups the windows need, and hands each batch to the writer
-//! when it is full or old enough.
+//! messages into batches ([`Changes`]), asks for the top-ups the windows need (again, in time, those not answered),
+//! and hands each batch to the writer when it is full or old enough.
 //!
 //! The channel to the writer holds one batch: while PostgreSQL is slower than the stream, the session waits and
 //! reads nothing, the relay's backlog keeps what it has not read, and the sink's memory stays one batch being
@@ -178,10 +178,16 @@ async fn run_session(
             last_hello = None;
         }
         let deadline = first_change.map(|t| t + session.limits.age);
+        // Keys asked and not answered are asked again in time even if the stream is quiet.
+        let ask_again = changes.asks_again_at().map(Instant::from_std);
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
             _ = sleep_until(deadline) => {
                 flush(batch, first_change, session.limits, writer, metrics).await?;
+                continue;
+            }
+            _ = sleep_until(ask_again) => {
+                ask_topups(&mut socket, changes, metrics).await?;
                 continue;
             }
         };
@@ -252,19 +258,7 @@ async fn run_session(
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
-        for ask in changes.take_topups() {
-            metrics
-                .topups
-                .fetch_add(ask.keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let keys = ask.keys.iter().map(Vec::as_slice);
-            let requests = match ask.since {
-                Some(since) => Topup::requests_since(keys, since),
-                None => Topup::requests(keys),
-            };
-            for request in requests {
-                socket.send(WsMessage::text(request)).await?;
-            }
-        }
+        ask_topups(&mut socket, changes, metrics).await?;
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
             flush(batch, first_change, session.limits, writer, metrics).await?;
         }
@@ -274,6 +268,28 @@ async fn run_session(
             return Ok(format!("resync: {reason}"));
         }
     }
+}
+
+/// Sends the relay the top-ups `changes` asks now ([`Changes::take_topups`]), counted.
+async fn ask_topups(
+    socket: &mut (impl futures_util::Sink<WsMessage, Error = ws_client::tungstenite::Error> + Unpin),
+    changes: &mut Changes,
+    metrics: &SinkMetrics,
+) -> anyhow::Result<()> {
+    for ask in changes.take_topups(Instant::now().into_std()) {
+        metrics
+            .topups
+            .fetch_add(ask.keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let keys = ask.keys.iter().map(Vec::as_slice);
+        let requests = match ask.since {
+            Some(since) => Topup::requests_since(keys, since),
+            None => Topup::requests(keys),
+        };
+        for request in requests {
+            socket.send(WsMessage::text(request)).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! - `follow.rs`: the relay session (subscribe, resume, top-ups, reconnects) and the batches it fills.
-//! - `changes.rs`: what each relay message changes, without I/O.
+//! - `changes.rs`: what each relay message changes, without I/O; `asked.rs`: the top-ups asked and not answered,
+//!   asked again in time.
 //! - `rows.rs`: the batch: history rows, mirror states, set operations, the position.
 //! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written,
 //!   on several connections committing in stream order;
@@ -19,6 +20,7 @@
 //!   the position, which a restarted sink starts from.
 //! - `history.rs`: `GET /history` for the dashboard, downsampled in PostgreSQL; `metrics.rs`: `/metrics`.
 
+mod asked;
 pub mod changes;
 pub mod copy;
 pub mod follow;

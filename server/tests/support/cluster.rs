@@ -448,6 +448,43 @@ impl Cluster {
         self.wait_settled().await;
     }
 
+    /// Leaves `slot` without an owner, as for a while during a failover or a resharding: every running node forgets
+    /// who serves it (`CLUSTER DELSLOTS`), and since no node claims it any more, none learns an owner by gossip. The
+    /// node that served it keeps its keys. Returns once no running node maps the slot.
+    pub async fn unassign_slot(&self, slot: u16) {
+        for port in self.running().collect::<Vec<_>>() {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("DELSLOTS")
+                .arg(slot)
+                .query_async(&mut super::redis_conn(port).await)
+                .await
+                .unwrap();
+        }
+        self.wait_for(&format!("no node to map slot {slot}"), || async {
+            for port in self.running() {
+                let map = self.slot_map_of(port).await?;
+                if map.iter().any(|r| (r.start..=r.end).contains(&slot)) {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+
+    /// Gives `slot`, which no node serves ([`Cluster::unassign_slot`]), to the primary on `port`
+    /// (`CLUSTER ADDSLOTS`), which holds none of the keys its last owner kept unless it is that node. Returns once
+    /// the cluster is settled with it.
+    pub async fn assign_slot(&self, slot: u16, port: u16) {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("ADDSLOTS")
+            .arg(slot)
+            .query_async(&mut super::redis_conn(port).await)
+            .await
+            .unwrap();
+        self.wait_settled().await;
+    }
+
     /// Kills the node on `port` with SIGKILL; its folder stays for [`Cluster::restart`]. The rest of the cluster
     /// notices after the node timeout (2 s), and a replica of a killed primary takes over after a few more.
     pub fn kill(&mut self, port: u16) {
