@@ -325,6 +325,8 @@ pub struct Changes {
     /// The epochs whose mirror the database says is to be listed again (`position.mirror_relist`): wanted again
     /// when their stream resumes from the database's position.
     stored_relists: Vec<String>,
+    /// The database may hold a stream marked to be listed again: the next batch writes the marks.
+    relists_marked: bool,
 }
 
 /// A shard whose mirrored keys are to be listed again: after a `SWAPDB` of the watched database, a stale message
@@ -528,18 +530,23 @@ impl Changes {
             opened_spans: 0,
             relists: BTreeMap::new(),
             stored_relists: Vec::new(),
+            relists_marked: false,
         }
     }
 
     /// The epochs whose mirror the database says is to be listed again (`writer::load_mirror_relists`): the sink
     /// stopped before it had read every key listed. Each is listed again when its stream resumes.
     pub fn mirror_relists_stored(&mut self, epochs: Vec<String>) {
+        self.relists_marked = !epochs.is_empty();
         self.stored_relists = epochs;
     }
 
     /// Shards whose mirrored keys the session is to have the relay list now, with the epoch of their stream (which
     /// the listing's own session finds the shard by): each once a session.
     pub fn take_listings(&mut self) -> Vec<(u16, String)> {
+        if self.relists.is_empty() {
+            return Vec::new();
+        }
         let streams = self.stream_positions();
         let mut listings = Vec::new();
         for (shard, relist) in &mut self.relists {
@@ -597,18 +604,20 @@ impl Changes {
     /// to list); a resume from the database's position lists the keys again if the stopped sink had not read all
     /// those listed on the stream it resumes (`epochs`: the hello's and the one it continues).
     fn relist_at_join(&mut self, shard: u16, resumed: bool, epochs: &(String, String)) {
-        if !resumed {
-            self.relists.remove(&shard);
-            return;
-        }
         let (epoch, previous) = epochs;
         let before = self.stored_relists.len();
         self.stored_relists
             .retain(|e| e.is_empty() || (e != epoch && e != previous));
-        if self.stored_relists.len() < before && self.follows_mirror() {
+        if !resumed {
+            self.relists.remove(&shard);
+        } else if self.stored_relists.len() < before && self.follows_mirror() {
             self.relists
                 .entry(shard)
                 .or_insert(Relist::Wanted { taken: false });
+        }
+        // Every stream of the database's positions has said its hello: a mark left is of a stream none resumes.
+        if self.session_hellos.len() >= self.stored_streams {
+            self.stored_relists.clear();
         }
     }
 
@@ -624,8 +633,15 @@ impl Changes {
     }
 
     /// Where the streams stand once the batch is written, and which of them the mirror is to be listed again on.
-    fn note_positions(&self, batch: &mut Batch) {
+    /// The marks of the streams not resumed yet stay as the database has them.
+    fn note_positions(&mut self, batch: &mut Batch) {
         batch.positions = self.positions();
+        batch.mirror_relists.clear();
+        if self.relists.is_empty() && self.stored_relists.is_empty() {
+            // The database's marks are written only when they change: none is left to clear.
+            batch.write_relists |= std::mem::take(&mut self.relists_marked);
+            return;
+        }
         let streams = self.stream_positions();
         batch.mirror_relists = self
             .relists
@@ -633,7 +649,10 @@ impl Changes {
             .filter_map(|shard| streams.iter().find(|(s, _, _)| s == shard))
             .map(|(_, epoch, _)| epoch.clone())
             .filter(|epoch| batch.positions.iter().any(|(e, _)| e == epoch))
+            .chain(self.stored_relists.iter().cloned())
             .collect();
+        batch.write_relists = true;
+        self.relists_marked = true;
     }
 
     /// A session asks the relay to resume from `positions`.
@@ -655,6 +674,9 @@ impl Changes {
     /// ([`Changes::release_unresumed`], at the next message).
     pub fn hellos_settled(&mut self) {
         self.hellos_settled = true;
+        // A stream marked to be listed again that no hello resumed is gone (a cluster that shrank, a relay that
+        // restarted): a join afresh reads its keys.
+        self.stored_relists.clear();
     }
 
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
@@ -4802,7 +4824,13 @@ mod tests {
                 .apply(&wire::encode_snapshot(here, &answer), &mut batch)
                 .unwrap();
             assert!(batch.mirror_relists.is_empty(), "swap: {swap}");
+            assert!(batch.write_relists, "the mark cleared is written");
             assert!(changes.take_listings().is_empty());
+            let mut next = Batch::default();
+            changes
+                .apply(&commands(here, &[&[b"SET", b"cfg:v", b"1"]]), &mut next)
+                .unwrap();
+            assert!(!next.write_relists, "no mark written with every batch");
         }
     }
 
@@ -4812,7 +4840,7 @@ mod tests {
     #[test]
     fn a_resumed_sink_lists_again_the_shard_its_position_marks() {
         let mut changes = mirror_changes();
-        changes.mirror_relists_stored(vec!["e1".to_string()]);
+        changes.mirror_relists_stored(vec!["e1".to_string(), "gone".to_string()]);
         changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
         let mut batch = Batch::default();
         for (shard, epoch, offset) in [(0, "e0", 10), (1, "e1", 20)] {
@@ -4821,7 +4849,11 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(changes.take_listings(), [(1, "e1".to_string())]);
-        assert_eq!(batch.mirror_relists, ["e1"]);
+        assert_eq!(
+            batch.mirror_relists,
+            ["e1"],
+            "a stream no hello resumed is not marked once every stream said its hello"
+        );
         assert!(changes.take_listings().is_empty());
         changes.reconnected();
         assert_eq!(changes.take_listings(), [(1, "e1".to_string())], "again");

@@ -778,7 +778,7 @@ async fn write_positions(tx: &Transaction<'_>, batch: &Batch) -> Result<(), toki
         )
         .await?;
     }
-    if !batch.positions.is_empty() {
+    if batch.write_relists {
         tx.execute(
             "UPDATE replicast.position SET mirror_relist = (epoch = ANY($1))
              WHERE mirror_relist <> (epoch = ANY($1))",
