@@ -4772,7 +4772,7 @@ mod tests {
     /// the shard is listed no more.
     #[test]
     fn after_a_swapdb_the_mirror_reads_every_key_the_relay_lists() {
-        for swap in [false, true] {
+        for event in ["stale", "swap", "unreadable"] {
             let mut changes = mirror_changes();
             let mut batch = Batch::default();
             let at = joined_and_read(
@@ -4782,13 +4782,19 @@ mod tests {
             );
             assert!(changes.take_listings().is_empty());
             assert!(batch.mirror_relists.is_empty());
-            let stale = if swap {
-                commands(at, &[&[b"SWAPDB", b"0", b"1"]])
-            } else {
-                wire::encode_stale_all(at)
+            let stale = match event {
+                "swap" => commands(at, &[&[b"SWAPDB", b"0", b"1"]]),
+                // A segment that cannot be read (a negative bulk length) after a command it can.
+                "unreadable" => {
+                    let mut bytes = Vec::new();
+                    crate::link_io::push_command(&mut bytes, &[b"SET", b"cfg:v", b"1"]);
+                    bytes.extend_from_slice(b"*2\r\n$-5\r\n");
+                    wire::encode_commands(at, &bytes)
+                }
+                _ => wire::encode_stale_all(at),
             };
             changes.apply(&stale, &mut batch).unwrap();
-            assert_eq!(batch.mirror_relists, ["e1"], "stored (swap: {swap})");
+            assert_eq!(batch.mirror_relists, ["e1"], "stored ({event})");
             assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
             assert!(changes.take_listings().is_empty(), "once a session");
             assert_eq!(keys(changes.take_topups()), [b"cfg:h".to_vec()]);
@@ -4804,7 +4810,7 @@ mod tests {
             assert_eq!(
                 keys(changes.take_topups()),
                 [b"cfg:n".to_vec()],
-                "cfg:h is asked already (swap: {swap})"
+                "cfg:h is asked already ({event})"
             );
             let here = changes.stream_positions()[0].2;
             let mut answer = Vec::new();
@@ -4823,7 +4829,7 @@ mod tests {
             changes
                 .apply(&wire::encode_snapshot(here, &answer), &mut batch)
                 .unwrap();
-            assert!(batch.mirror_relists.is_empty(), "swap: {swap}");
+            assert!(batch.mirror_relists.is_empty(), "{event}");
             assert!(batch.write_relists, "the mark cleared is written");
             assert!(changes.take_listings().is_empty());
             let mut next = Batch::default();
