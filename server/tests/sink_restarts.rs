@@ -17,7 +17,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use support::postgres::Postgres;
 use support::sink::{
-    committed, postgres_and_a_relay, rows_within, start_relay_on, start_sink, stored_scores, Rng,
+    assert_mirrors_are, committed, postgres_and_a_relay, rows_within, start_relay_on, start_sink,
+    stored_scores, Rng, Sets,
 };
 use support::{
     free_port, master_repl_offset, metric, promote, redis_conn, redis_conn_url, replica_at,
@@ -1526,5 +1527,165 @@ async fn the_mirror_equals_redis_after_a_swapdb() {
         ["x=1", "y=2"],
         "the hash Redis holds, not the field written"
     );
+    drop(sink);
+}
+
+/// Whether the position of some stream says its shard's mirror is to be listed again (`position.mirror_relist`).
+async fn mirror_relist(db: &tokio_postgres::Client) -> bool {
+    db.query_one(
+        "SELECT coalesce(bool_or(mirror_relist), false) FROM replicast.position",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until no stream's position says its mirror is to be listed again: every key listed is read.
+async fn listed_keys_read(db: &tokio_postgres::Client) {
+    let deadline = tokio::time::Instant::now() + 2 * ANSWER_TIMEOUT;
+    while mirror_relist(db).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the keys listed were never all read (position.mirror_relist stays true)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 23 item 1, the mirror's gap: the usual reload, database 1 filled (strings, hashes, lists and sets under
+/// `cfg:*`, some keys only there, some in both databases) then `SWAPDB 0 1`, and nothing written after. The mirror
+/// read again only the keys it held a window of: every key only database 1 held had no rows, and a key only the old
+/// database 0 held, a set, kept its rows. Now the relay lists the shard's mirrored keys and each is read by a top-up:
+/// the mirror tables equal Redis's database 0, every string, hash and list exact, every set there and marked
+/// inexact (its members are not known to the sink), and none of the old database's sets left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_a_swapdb_brings_in_is_mirrored_with_nothing_written_after() {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    // Joined before any set is written: a set's members before the sink's join are not known (docs/SINK.md).
+    committed(&db, redis_port).await;
+    for words in [
+        &["HSET", "cfg:both", "a", "1"][..],
+        &["SET", "cfg:old", "x"],
+        &["RPUSH", "cfg:lboth", "a"],
+        &["SADD", "cfg:sboth", "a"],
+        &["SADD", "cfg:sold", "x"],
+    ] {
+        run(&mut conn, words).await;
+    }
+    for words in [
+        &["HSET", "cfg:both", "b", "2"][..],
+        &["HSET", "cfg:h1", "f", "v", "g", "w"],
+        &["SET", "cfg:v1", "hello"],
+        &["RPUSH", "cfg:l1", "a", "b", "c"],
+        &["RPUSH", "cfg:lboth", "z"],
+        &["SADD", "cfg:s1", "m", "n"],
+        &["SADD", "cfg:sboth", "q"],
+    ] {
+        run(&mut db1, words).await;
+    }
+    committed(&db, redis_port).await;
+    assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    committed(&db, redis_port).await;
+    assert_mirrors_are(&db, &mut conn, Sets::Inexact).await;
+    listed_keys_read(&db).await;
+    drop(sink);
+}
+
+/// The same for a command the relay withheld for every window: a `MULTI` block copying keys outside `--allow` into
+/// `cfg:h2`, `cfg:l2` and `cfg:v2` (which the sink holds no window of) and deleting a key no top-up can name. Those
+/// keys had no rows until written again; now they are listed and read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_a_command_withheld_for_every_window_made_is_mirrored() {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    for words in [
+        &["HSET", "secret:h", "a", "1", "b", "2"][..],
+        &["RPUSH", "secret:l", "x", "y"],
+        &["SET", "secret:v", "s"],
+        &["SET", "secret:y", "1"],
+        &["HSET", "cfg:kept", "a", "1"],
+    ] {
+        run(&mut conn, words).await;
+    }
+    committed(&db, redis_port).await;
+    let unnamable = format!("cfg:{}", "x".repeat(1100));
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("COPY")
+        .arg("secret:h")
+        .arg("cfg:h2")
+        .cmd("COPY")
+        .arg("secret:l")
+        .arg("cfg:l2")
+        .cmd("COPY")
+        .arg("secret:v")
+        .arg("cfg:v2")
+        .cmd("DEL")
+        .arg("secret:y")
+        .arg(&unnamable)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
+    listed_keys_read(&db).await;
+    drop(sink);
+}
+
+/// Crash safety: the sink SIGKILLed after it stored its position past a `SWAPDB` that brought in 400 keys and
+/// before they were all read (the relay reads a top-up's keys 40 at a time at the sink's window of 1,000 items, each
+/// read placed in the stream in turn: seconds in all) (its position says the shard's mirror is to be listed again, in the same transaction),
+/// restarted, lists them again and reads each: the mirror tables equal Redis. Without the mark stored, the restarted
+/// sink read only the keys the tables held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_killed_before_every_key_a_swapdb_brought_in_is_read_mirrors_them_when_restarted() {
+    const KEYS: usize = 400;
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    run(&mut conn, &["HSET", "cfg:h", "a", "1"]).await;
+    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(100) {
+        let mut mset = redis::cmd("MSET");
+        for i in chunk {
+            mset.arg(format!("cfg:k{i}")).arg(format!("value {i}"));
+        }
+        let _: () = mset.query_async(&mut db1).await.unwrap();
+    }
+    run(&mut db1, &["HSET", "cfg:h1", "f", "v"]).await;
+    committed(&db, redis_port).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    let deadline = tokio::time::Instant::now() + 2 * ANSWER_TIMEOUT;
+    while !mirror_relist(&db).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the position past the SWAPDB never said the mirror is to be listed again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(sink);
+    let read: i64 = db
+        .query_one("SELECT count(*) FROM replicast.mirror_key", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        mirror_relist(&db).await,
+        "killed before every key was read ({read} of {} rows)",
+        KEYS + 1
+    );
+    let (_, sink) = listening_sink(relay_port, &pg);
+    committed(&db, redis_port).await;
+    assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
+    listed_keys_read(&db).await;
     drop(sink);
 }

@@ -334,6 +334,27 @@ pub struct Changes {
     /// Spans open that commands opened (not those a resume opened, one per key pending at the position): what
     /// [`MAX_OPEN_SPANS`] bounds.
     opened_spans: usize,
+    /// Shards whose mirrored keys are to be listed again ([`Relist`]), at most one entry per shard.
+    relists: BTreeMap<u16, Relist>,
+    /// The epochs whose mirror the database says is to be listed again (`position.mirror_relist`): wanted again
+    /// when their stream resumes from the database's position.
+    stored_relists: Vec<String>,
+    /// The database may hold a stream marked to be listed again: the next batch writes the marks.
+    relists_marked: bool,
+}
+
+/// A shard whose mirrored keys are to be listed again: after a `SWAPDB` of the watched database, a stale message
+/// for every window or a segment the sink cannot read, [`Changes::mirror_stale_all`] reads again the keys the mirror
+/// held a window of, but a key only the swapped-in database holds, or one the withheld command made, is known to no
+/// window. The relay can name them (`listing.rs`), and each is then read by a top-up ([`Changes::listed`]).
+#[derive(Debug)]
+enum Relist {
+    /// To be listed; `taken`: the session took it ([`Changes::take_listings`]) and tries again in its next session
+    /// if the listing failed.
+    Wanted { taken: bool },
+    /// Listed: the keys whose top-up has not been answered yet. Bounded by the listing
+    /// ([`super::listing::MAX_LISTED`]).
+    Reading(HashSet<Vec<u8>>),
 }
 
 /// What a command wrote of a history key, for [`SpanWatch`].
@@ -521,7 +542,131 @@ impl Changes {
             span_cuts: Vec::new(),
             span_overflow: Vec::new(),
             opened_spans: 0,
+            relists: BTreeMap::new(),
+            stored_relists: Vec::new(),
+            relists_marked: false,
         }
+    }
+
+    /// The epochs whose mirror the database says is to be listed again (`writer::load_mirror_relists`): the sink
+    /// stopped before it had read every key listed. Each is listed again when its stream resumes.
+    pub fn mirror_relists_stored(&mut self, epochs: Vec<String>) {
+        self.relists_marked = !epochs.is_empty();
+        self.stored_relists = epochs;
+    }
+
+    /// Shards whose mirrored keys the session is to have the relay list now, with the epoch of their stream (which
+    /// the listing's own session finds the shard by): each once a session.
+    pub fn take_listings(&mut self) -> Vec<(u16, String)> {
+        if self.relists.is_empty() {
+            return Vec::new();
+        }
+        let streams = self.stream_positions();
+        let mut listings = Vec::new();
+        for (shard, relist) in &mut self.relists {
+            if let Relist::Wanted { taken: false } = relist {
+                if let Some((_, epoch, _)) = streams.iter().find(|(s, _, _)| s == shard) {
+                    *relist = Relist::Wanted { taken: true };
+                    listings.push((*shard, epoch.clone()));
+                }
+            }
+        }
+        listings
+    }
+
+    /// The keys the relay listed on shard `shard`'s stream (`listing.rs`), at an offset at or after the one the
+    /// session has applied: each key is read by a top-up, whose answer, at an offset of this stream, writes its rows
+    /// (or deletes them). A set among them (`sets`: named with no window) has no members a top-up can read: its row
+    /// is marked inexact, as after a join. Once every key listed is answered the shard is listed no more.
+    pub fn listed(
+        &mut self,
+        shard: u16,
+        keys: Vec<Vec<u8>>,
+        sets: Vec<Vec<u8>>,
+        batch: &mut Batch,
+    ) {
+        if !matches!(self.relists.get(&shard), Some(Relist::Wanted { .. })) {
+            return;
+        }
+        for set in sets {
+            if let Ok(text) = key_text(&set) {
+                batch.push_set_op(SetOp::Add(text.to_string(), Vec::new(), false));
+            }
+            self.unknown_sets.insert(set);
+        }
+        let mut reading = HashSet::new();
+        for key in keys {
+            if Topup::can_name(&key) && self.modes.mirror.allows(&key) {
+                self.topups.insert(key.clone());
+                reading.insert(key);
+            } else {
+                tracing::warn!(
+                    key = %String::from_utf8_lossy(&key),
+                    "a mirrored key no top-up can name (over 1,024 bytes, or not UTF-8) is not read again"
+                );
+            }
+        }
+        if reading.is_empty() {
+            self.relists.remove(&shard);
+        } else {
+            self.relists.insert(shard, Relist::Reading(reading));
+        }
+        self.note_positions(batch);
+    }
+
+    /// A join of shard `shard` that does not continue its stream: a join afresh's snapshot reads every key (nothing
+    /// to list); a resume from the database's position lists the keys again if the stopped sink had not read all
+    /// those listed on the stream it resumes (`epochs`: the hello's and the one it continues).
+    fn relist_at_join(&mut self, shard: u16, resumed: bool, epochs: &(String, String)) {
+        let (epoch, previous) = epochs;
+        let before = self.stored_relists.len();
+        self.stored_relists
+            .retain(|e| e.is_empty() || (e != epoch && e != previous));
+        if !resumed {
+            self.relists.remove(&shard);
+        } else if self.stored_relists.len() < before && self.follows_mirror() {
+            self.relists
+                .entry(shard)
+                .or_insert(Relist::Wanted { taken: false });
+        }
+        // Every stream of the database's positions has said its hello: a mark left is of a stream none resumes.
+        if self.session_hellos.len() >= self.stored_streams {
+            self.stored_relists.clear();
+        }
+    }
+
+    /// A key a snapshot named is read: no longer awaited by a listing ([`Relist::Reading`]).
+    fn relist_read(&mut self, key: &[u8]) {
+        self.relists.retain(|_, relist| match relist {
+            Relist::Reading(keys) => {
+                keys.remove(key);
+                !keys.is_empty()
+            }
+            Relist::Wanted { .. } => true,
+        });
+    }
+
+    /// Where the streams stand once the batch is written, and which of them the mirror is to be listed again on.
+    /// The marks of the streams not resumed yet stay as the database has them.
+    fn note_positions(&mut self, batch: &mut Batch) {
+        batch.positions = self.positions();
+        batch.mirror_relists.clear();
+        if self.relists.is_empty() && self.stored_relists.is_empty() {
+            // The database's marks are written only when they change: none is left to clear.
+            batch.write_relists |= std::mem::take(&mut self.relists_marked);
+            return;
+        }
+        let streams = self.stream_positions();
+        batch.mirror_relists = self
+            .relists
+            .keys()
+            .filter_map(|shard| streams.iter().find(|(s, _, _)| s == shard))
+            .map(|(_, epoch, _)| epoch.clone())
+            .filter(|epoch| batch.positions.iter().any(|(e, _)| e == epoch))
+            .chain(self.stored_relists.iter().cloned())
+            .collect();
+        batch.write_relists = true;
+        self.relists_marked = true;
     }
 
     /// A session asks the relay to resume from `positions`.
@@ -543,6 +688,9 @@ impl Changes {
     /// ([`Changes::release_unresumed`], at the next message).
     pub fn hellos_settled(&mut self) {
         self.hellos_settled = true;
+        // A stream marked to be listed again that no hello resumed is gone (a cluster that shrank, a relay that
+        // restarted): a join afresh reads its keys.
+        self.stored_relists.clear();
     }
 
     /// Every stream's `(epoch, offset)`: what a session resumes from, and what the database stores. A stream
@@ -637,6 +785,12 @@ impl Changes {
     /// A new session: top-ups asked of the last one will not be answered.
     pub fn reconnected(&mut self) {
         self.topups.extend(self.asked.drain());
+        // A listing that failed is tried again.
+        for relist in self.relists.values_mut() {
+            if let Relist::Wanted { taken } = relist {
+                *taken = false;
+            }
+        }
     }
 
     /// Applies one relay message, adding what it changes to `batch`.
@@ -878,6 +1032,9 @@ impl Changes {
             if !continuous && !resumed {
                 batch.push_set_op(SetOp::AllInexact);
             }
+            if !continuous {
+                self.relist_at_join(shard, resumed, &hello_epochs);
+            }
             // The history's windows: cleared by a join that does not continue them, rebuilt from the stored ones
             // by a resume (a join afresh reads every key).
             self.restate_all = true;
@@ -984,7 +1141,7 @@ impl Changes {
                 }
             }
         }
-        batch.positions = self.positions();
+        self.note_positions(batch);
         Ok(applied)
     }
 
@@ -1288,6 +1445,8 @@ impl Changes {
         self.checked.clear();
         self.mirror_checked_kept = ABSENT_KEPT;
         self.shards[usize::from(shard)].stale_all = true;
+        // The keys it holds no window of: the relay lists them.
+        self.relists.insert(shard, Relist::Wanted { taken: false });
         Ok(outcome)
     }
 
@@ -1853,7 +2012,8 @@ impl Changes {
         // (a key answered twice is known at the second answer, which changes nothing).
         self.topups.extend(self.asked.drain());
         self.since_moved.retain(|key| self.since.contains_key(key));
-        batch.positions = self.positions();
+        self.relists.remove(&shard);
+        self.note_positions(batch);
         Ok(applied)
     }
 
@@ -2550,6 +2710,9 @@ impl Changes {
             }
             if self.modes.mirror.allows(&key) {
                 self.mirror.observer_mut().touch(&key);
+                if !self.relists.is_empty() {
+                    self.relist_read(&key);
+                }
                 if unread {
                     self.check_mirror(key);
                 }
@@ -2680,6 +2843,8 @@ impl Changes {
                 }
             }
             b"flushdb" | b"flushall" => ops.push(SetOp::DeleteAll),
+            // The watched database's sets are another database's now: the relay lists them ([`Changes::listed`]).
+            b"swapdb" if swaps(args, self.modes.db) => ops.push(SetOp::DeleteAll),
             b"swapdb" => ops.push(SetOp::AllInexact),
             b"spop" | b"restore" | b"restore-asking" | b"copy" => {
                 let target = if name == b"copy" {
@@ -4713,6 +4878,119 @@ mod tests {
                 "swap: {swap}"
             );
         }
+    }
+
+    /// A sink following `cfg:*` alone, with windows of 10 items.
+    fn mirror_changes() -> Changes {
+        let modes = Modes {
+            history: Patterns::new(&[]),
+            mirror: Patterns::new(&["cfg:*".to_string()]),
+            db: 0,
+            window: 10,
+        };
+        Changes::new(modes, Vec::new(), Vec::new())
+    }
+
+    /// Issue 23 item 1, the mirror's gap: after a `SWAPDB` or a stale message for every window the mirror read again
+    /// only the keys it held a window of (`cfg:h`), so a key only the swapped-in database held (`cfg:n`) had no rows
+    /// until written again. Now the shard is to be listed again, and that is stored with the position; the keys the
+    /// relay lists are each read by a top-up (a set among them is marked inexact), and once every one is answered
+    /// the shard is listed no more.
+    #[test]
+    fn after_a_swapdb_the_mirror_reads_every_key_the_relay_lists() {
+        for event in ["stale", "swap", "unreadable"] {
+            let mut changes = mirror_changes();
+            let mut batch = Batch::default();
+            let at = joined_and_read(
+                &mut changes,
+                &mut batch,
+                &[&[b"HSET", b"cfg:h", b"a", b"1"]],
+            );
+            assert!(changes.take_listings().is_empty());
+            assert!(batch.mirror_relists.is_empty());
+            let stale = match event {
+                "swap" => commands(at, &[&[b"SWAPDB", b"0", b"1"]]),
+                // A segment that cannot be read (a negative bulk length) after a command it can.
+                "unreadable" => {
+                    let mut bytes = Vec::new();
+                    crate::link_io::push_command(&mut bytes, &[b"SET", b"cfg:v", b"1"]);
+                    bytes.extend_from_slice(b"*2\r\n$-5\r\n");
+                    wire::encode_commands(at, &bytes)
+                }
+                _ => wire::encode_stale_all(at),
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            assert_eq!(batch.mirror_relists, ["e1"], "stored ({event})");
+            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+            assert!(changes.take_listings().is_empty(), "once a session");
+            assert_eq!(keys(changes.take_topups(now())), [b"cfg:h".to_vec()]);
+            changes.listed(
+                0,
+                vec![b"cfg:h".to_vec(), b"cfg:n".to_vec()],
+                vec![b"cfg:s".to_vec()],
+                &mut batch,
+            );
+            assert!(batch
+                .sets
+                .contains(&SetOp::Add("cfg:s".into(), Vec::new(), false)));
+            assert_eq!(
+                keys(changes.take_topups(now())),
+                [b"cfg:n".to_vec()],
+                "cfg:h is asked already ({event})"
+            );
+            let here = changes.stream_positions()[0].2;
+            let mut answer = Vec::new();
+            crate::link_io::push_command(&mut answer, &[b"DEL", b"cfg:n"]);
+            crate::link_io::push_command(&mut answer, &[b"SET", b"cfg:n", b"v"]);
+            changes
+                .apply(&wire::encode_snapshot(here, &answer), &mut batch)
+                .unwrap();
+            assert_eq!(
+                batch.mirror.get("cfg:n"),
+                Some(&MirrorState::String { value: "v".into() })
+            );
+            assert_eq!(batch.mirror_relists, ["e1"], "cfg:h is not read yet");
+            answer.clear();
+            crate::link_io::push_command(&mut answer, &[b"DEL", b"cfg:h"]);
+            changes
+                .apply(&wire::encode_snapshot(here, &answer), &mut batch)
+                .unwrap();
+            assert!(batch.mirror_relists.is_empty(), "{event}");
+            assert!(batch.write_relists, "the mark cleared is written");
+            assert!(changes.take_listings().is_empty());
+            let mut next = Batch::default();
+            changes
+                .apply(&commands(here, &[&[b"SET", b"cfg:v", b"1"]]), &mut next)
+                .unwrap();
+            assert!(!next.write_relists, "no mark written with every batch");
+        }
+    }
+
+    /// A sink stopped before every key listed was read (its position says so) lists the shard again when its stream
+    /// resumes there; a stream the position does not mark is not listed, and a listing that failed is tried again in
+    /// the next session.
+    #[test]
+    fn a_resumed_sink_lists_again_the_shard_its_position_marks() {
+        let mut changes = mirror_changes();
+        changes.mirror_relists_stored(vec!["e1".to_string(), "gone".to_string()]);
+        changes.resuming(&[("e0".to_string(), 10), ("e1".to_string(), 20)]);
+        let mut batch = Batch::default();
+        for (shard, epoch, offset) in [(0, "e0", 10), (1, "e1", 20)] {
+            changes
+                .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
+                .unwrap();
+        }
+        assert_eq!(changes.take_listings(), [(1, "e1".to_string())]);
+        assert_eq!(
+            batch.mirror_relists,
+            ["e1"],
+            "a stream no hello resumed is not marked once every stream said its hello"
+        );
+        assert!(changes.take_listings().is_empty());
+        changes.reconnected();
+        assert_eq!(changes.take_listings(), [(1, "e1".to_string())], "again");
+        changes.listed(1, Vec::new(), Vec::new(), &mut batch);
+        assert!(batch.mirror_relists.is_empty(), "nothing to read");
     }
 
     /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion

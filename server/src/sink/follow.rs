@@ -59,6 +59,8 @@ pub struct Session {
     pub token: Option<String>,
     /// The subscription's patterns (history and mirror), database and window.
     pub patterns: Vec<Vec<u8>>,
+    /// The mirror's patterns alone: what a listing subscribes to (`listing.rs`).
+    pub mirror_patterns: Vec<Vec<u8>>,
     pub db: u32,
     pub window: usize,
     pub limits: BatchLimits,
@@ -128,6 +130,25 @@ fn session_url(relay: &str, positions: &[(String, u64)]) -> String {
     url
 }
 
+/// A WebSocket to the relay at `url`, with the session's token.
+pub(super) async fn connect(
+    session: &Session,
+    url: &str,
+) -> anyhow::Result<ws_client::WebSocketStream<ws_client::MaybeTlsStream<tokio::net::TcpStream>>> {
+    let mut request = url.into_client_request()?;
+    if let Some(token) = &session.token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let config = ws_client::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (socket, _) = ws_client::connect_async_with_config(request, Some(config), false).await?;
+    Ok(socket)
+}
+
 /// One session: returns why it ended when the relay ended it, or the error.
 async fn run_session(
     session: &Session,
@@ -139,18 +160,7 @@ async fn run_session(
     first_change: &mut Option<Instant>,
 ) -> anyhow::Result<String> {
     changes.resuming(positions);
-    let mut request = session_url(&session.relay, positions).into_client_request()?;
-    if let Some(token) = &session.token {
-        request.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}"))?,
-        );
-    }
-    let config = ws_client::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    let (mut socket, _) =
-        ws_client::connect_async_with_config(request, Some(config), false).await?;
+    let mut socket = connect(session, &session_url(&session.relay, positions)).await?;
     metrics
         .sessions
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -258,6 +268,31 @@ async fn run_session(
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
+        let listings = changes.take_listings();
+        if !listings.is_empty() {
+            // Stored first, with the shard marked to be listed again: a sink stopped before every key listed is
+            // read lists them again when it resumes.
+            flush(batch, first_change, session.limits, writer, metrics).await?;
+            for (shard, epoch) in listings {
+                match super::listing::list(session, &epoch).await {
+                    Ok(listing) => {
+                        tracing::info!(
+                            shard,
+                            keys = listing.keys.len(),
+                            sets = listing.sets.len(),
+                            "the relay listed the mirrored keys of a shard: each is read again"
+                        );
+                        changes.listed(shard, listing.keys, listing.sets, batch);
+                        first_change.get_or_insert_with(Instant::now);
+                    }
+                    Err(err) => tracing::warn!(
+                        shard,
+                        "the mirrored keys could not be listed ({err:#}): keys the mirror holds no window of are \
+                         not read again until the next session lists them"
+                    ),
+                }
+            }
+        }
         ask_topups(&mut socket, changes, metrics).await?;
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
             flush(batch, first_change, session.limits, writer, metrics).await?;
@@ -314,6 +349,7 @@ async fn flush(
     let mut full = std::mem::take(batch);
     // The next batch starts where this one ends, even if no row comes before it is written.
     batch.positions = full.positions.clone();
+    batch.mirror_relists = full.mirror_relists.clone();
     batch.seen = full.seen.next(limits.writing.max(1) - 1);
     let blocked = Instant::now();
     let sent = writer.send(full).await;

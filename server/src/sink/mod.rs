@@ -12,6 +12,8 @@
 //! - `follow.rs`: the relay session (subscribe, resume, top-ups, reconnects) and the batches it fills.
 //! - `changes.rs`: what each relay message changes, without I/O; `asked.rs`: the top-ups asked and not answered,
 //!   asked again in time.
+//! - `listing.rs`: the names of a shard's mirrored keys, from a short session of their own, after a `SWAPDB` or a
+//!   stale message for every window.
 //! - `rows.rs`: the batch: history rows, mirror states, set operations, the position.
 //! - `writer.rs`: one transaction per batch (binary `COPY`, deduplication, the position), retried until written,
 //!   on several connections committing in stream order;
@@ -25,6 +27,7 @@ pub mod changes;
 pub mod copy;
 pub mod follow;
 pub mod history;
+pub mod listing;
 pub mod metrics;
 pub mod rows;
 pub mod schema;
@@ -114,6 +117,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let positions = writer::load_positions(&client).await?;
     let known_mirror = writer::load_mirror_keys(&client).await?;
     let history_windows = writer::load_history_windows(&client).await?;
+    let mirror_relists = writer::load_mirror_relists(&client).await?;
     let metrics = Arc::new(SinkMetrics::default());
 
     let endpoint = match args.listen {
@@ -170,6 +174,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
             .chain(&args.mirror)
             .map(|p| p.as_bytes().to_vec())
             .collect(),
+        mirror_patterns: args.mirror.iter().map(|p| p.as_bytes().to_vec()).collect(),
         db: args.db,
         window,
         limits: BatchLimits {
@@ -191,13 +196,9 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
         "Sink following {} into PostgreSQL (history: {:?}, mirror: {:?})",
         args.relay, args.history, args.mirror
     );
-    let following = follow::follow(
-        session,
-        Changes::new(modes, known_mirror, history_windows),
-        positions,
-        batches,
-        metrics,
-    );
+    let mut changes = Changes::new(modes, known_mirror, history_windows);
+    changes.mirror_relists_stored(mirror_relists);
+    let following = follow::follow(session, changes, positions, batches, metrics);
     tokio::select! {
         result = following => result?,
         _ = crate::shutdown_signal() => {}

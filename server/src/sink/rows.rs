@@ -141,6 +141,12 @@ pub struct Batch {
     pub positions: Vec<(String, u64)>,
     /// Epochs no longer followed (a failover's `previous`, continued by a new epoch): their rows go.
     pub retired_epochs: Vec<String>,
+    /// Epochs of `positions` whose shard's mirror is to be listed again (`position.mirror_relist`): a `SWAPDB`, a
+    /// stale message for every window or a segment the sink cannot read came, and not every key the relay listed
+    /// since has been read again (`Changes::listed`).
+    pub mirror_relists: Vec<String>,
+    /// `mirror_relists` is written with the position: it may differ from what the database holds.
+    pub write_relists: bool,
     /// Spans of a history key's stream whose rows may miss a score (`replicast.inexact_span`).
     pub inexact_spans: Vec<InexactSpan>,
     /// Rows seen in this batch and the ones before it that may still be being written ([`Seen`]), so that a row

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::Client;
 
 /// The schema version this sink writes; `replicast.schema_version` holds the database's.
-pub const VERSION: i32 = 7;
+pub const VERSION: i32 = 8;
 /// The version whose migration gives each stored history window its stream's epoch (`history_window.epoch`).
 pub const WINDOW_EPOCH_VERSION: i32 = 7;
 /// Days before today that get a partition of their own.
@@ -153,6 +153,12 @@ COMMENT ON COLUMN replicast.inexact_span.pattern IS
 -- in the new session, and records the span of one no stream continues. Null: a row an older sink stored (matched by
 -- its shard's index, as that sink did).
 ALTER TABLE replicast.history_window ADD COLUMN IF NOT EXISTS epoch text;
+"#,
+    r#"
+-- The stream's shard must have its mirrored keys listed again (a SWAPDB of the watched database, a stale message for
+-- every window, a segment the sink could not read): every key the relay lists on it is read again by a top-up. Stored
+-- with the position it covers, so that a sink stopped before those keys were all read lists them again at its resume.
+ALTER TABLE replicast.position ADD COLUMN IF NOT EXISTS mirror_relist boolean NOT NULL DEFAULT false;
 "#,
 ];
 

@@ -66,6 +66,17 @@ pub async fn load_positions(client: &Client) -> Result<Vec<(String, u64)>, tokio
         .collect())
 }
 
+/// The epochs whose shard's mirror is to be listed again (`position.mirror_relist`).
+pub async fn load_mirror_relists(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT epoch FROM replicast.position WHERE mirror_relist",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
 /// The stored history windows of stateful keys (`windows.rs`), by key. A row that does not make sense (another
 /// count of scores than of members, a shard past the protocol's) is an error: the schema is the sink's own.
 pub async fn load_history_windows(client: &Client) -> anyhow::Result<Vec<(Vec<u8>, StoredWindow)>> {
@@ -764,6 +775,14 @@ async fn write_positions(tx: &Transaction<'_>, batch: &Batch) -> Result<(), toki
             "INSERT INTO replicast.position (epoch, \"offset\") VALUES ($1, $2)
              ON CONFLICT (epoch) DO UPDATE SET \"offset\" = excluded.\"offset\", updated_at = now()",
             &[epoch, &(*offset as i64)],
+        )
+        .await?;
+    }
+    if batch.write_relists {
+        tx.execute(
+            "UPDATE replicast.position SET mirror_relist = (epoch = ANY($1))
+             WHERE mirror_relist <> (epoch = ANY($1))",
+            &[&batch.mirror_relists],
         )
         .await?;
     }

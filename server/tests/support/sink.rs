@@ -2,8 +2,11 @@
 //! start them, the workloads' seeded randomness, and the waits for the sink to commit what Redis holds and to store
 //! the rows a test expects.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
 
 use super::postgres::Postgres;
 use super::{
@@ -149,4 +152,183 @@ pub async fn stored_scores(db: &tokio_postgres::Client, key: &str, want: usize) 
         |r| r.get::<_, f64>(0) as u64,
     )
     .await
+}
+
+/// Every mirror table equals what Redis holds under `cfg:*`, key by key, each key exact: once the top-ups the
+/// sink asked for are written (they come after the position the sink committed, within seconds).
+pub async fn assert_all_mirrors(pg: &tokio_postgres::Client, redis: &mut MultiplexedConnection) {
+    assert_mirrors_are(pg, redis, Sets::Exact).await;
+}
+
+/// What the mirror must hold of a set.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Sets {
+    /// Its members, exact.
+    Exact,
+    /// Its row, marked inexact (`exact = false`), whatever members: the sink could not know them (a set a `SWAPDB`
+    /// brought in, docs/SINK.md).
+    Inexact,
+}
+
+/// Every mirror table equals what Redis holds under `cfg:*`, each set as `sets` says, every other key exact: once
+/// the top-ups the sink asked for are written (waiting up to twice [`ANSWER_TIMEOUT`]).
+pub async fn assert_mirrors_are(
+    pg: &tokio_postgres::Client,
+    redis: &mut MultiplexedConnection,
+    sets: Sets,
+) {
+    let deadline = tokio::time::Instant::now() + 2 * ANSWER_TIMEOUT;
+    loop {
+        let differ = mirror_differences(pg, redis, sets).await;
+        if differ.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every mirrored key equals Redis (kind, exact, value), {} differ:\n{}",
+            differ.len(),
+            differ
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The mirrored keys whose rows differ from what Redis holds (no writes meanwhile), one line each.
+async fn mirror_differences(
+    pg: &tokio_postgres::Client,
+    redis: &mut MultiplexedConnection,
+    sets: Sets,
+) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cfg:*")
+        .query_async(redis)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut want: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(redis)
+            .await
+            .unwrap();
+        let value = match kind.as_str() {
+            "hash" => {
+                let v: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            "set" if sets == Sets::Inexact => {
+                want.insert(key.clone(), (kind, false, String::new()));
+                continue;
+            }
+            "set" => {
+                let v: BTreeSet<String> = redis::cmd("SMEMBERS")
+                    .arg(key)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            "list" => {
+                let v: Vec<String> = redis::cmd("LRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(redis)
+                    .await
+                    .unwrap();
+                format!("{v:?}")
+            }
+            _ => {
+                let v: String = redis::cmd("GET").arg(key).query_async(redis).await.unwrap();
+                format!("{v:?}")
+            }
+        };
+        want.insert(key.clone(), (kind, true, value));
+    }
+    let mut have: BTreeMap<String, (String, bool, String)> = BTreeMap::new();
+    for row in pg
+        .query("SELECT key, type, exact FROM replicast.mirror_key", &[])
+        .await
+        .unwrap()
+    {
+        let (key, kind, exact): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let value = match kind.as_str() {
+            "hash" => {
+                let v: BTreeMap<String, String> = pg
+                    .query(
+                        "SELECT field, value FROM replicast.mirror_hash WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                format!("{v:?}")
+            }
+            "set" if sets == Sets::Inexact => String::new(),
+            "set" => {
+                let v: BTreeSet<String> = pg
+                    .query(
+                        "SELECT member FROM replicast.mirror_set WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                format!("{v:?}")
+            }
+            "list" => {
+                let v: Vec<String> = pg
+                    .query(
+                        "SELECT item FROM replicast.mirror_list WHERE key = $1 ORDER BY position",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                format!("{v:?}")
+            }
+            _ => {
+                // Read apart from the key's row: a write between the two may have removed it.
+                let v: Option<String> = pg
+                    .query_opt(
+                        "SELECT value FROM replicast.mirror_string WHERE key = $1",
+                        &[&key],
+                    )
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0));
+                format!("{:?}", v.unwrap_or_default())
+            }
+        };
+        have.insert(key, (kind, exact, value));
+    }
+    want.keys()
+        .chain(have.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|key| want.get(*key) != have.get(*key))
+        .map(|key| {
+            format!(
+                "{key}: Redis {:?}, mirror {:?}",
+                want.get(key),
+                have.get(key)
+            )
+        })
+        .collect()
 }
