@@ -1976,6 +1976,18 @@ async fn a_sink_behind_a_shard_lost_with_its_slots_gets_the_rest_of_its_stream()
         }
         let () = batch.query_async(&mut conn).await.unwrap();
     }
+    // Every write in the relay's backlog before the shard is lost: what its one replica (the relay) had not
+    // acknowledged is lost with the primary, for any replica (under load the relay's link can trail by a few MiB).
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        acked, 1,
+        "the relay acknowledged every write of the shard to lose"
+    );
     let epoch = support::info_field(&mut conn, "replication", "master_replid").await;
     cluster.lose_primary(lost, heir).await;
     // The relay reads the topology once a second: the shard is retired by then.
