@@ -50,7 +50,7 @@ fn below(slots: &[Slot], a: Entry, b: Entry) -> bool {
 
 impl Order {
     /// The lowest entry.
-    #[inline]
+    #[inline(always)]
     pub(super) fn first(&self) -> Option<Entry> {
         self.runs
             .front()
