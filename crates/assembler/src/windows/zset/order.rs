@@ -58,7 +58,7 @@ impl Order {
     }
 
     /// Removes and returns the lowest entry.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pop_first(&mut self) -> Option<Entry> {
         let run = self.runs.front()?;
         let entry = *run.get(self.popped)?;
