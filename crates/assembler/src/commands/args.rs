@@ -23,32 +23,22 @@ pub fn db_index(bytes: &[u8]) -> Option<u32> {
 
 /// Most digits of an integer score read without the float parser: below 2^53, so exactly a float.
 const EXACT_DIGITS: usize = 15;
+/// A byte of 1 in each of a word's 8 bytes.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// Eight ASCII '0's, the first in the lowest byte.
+const ZEROS: u64 = ONES * b'0' as u64;
 
 /// A score or an increment, as `string2d` reads it (see [`super::numbers`]); never NaN.
 #[inline]
 pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
-    // Collectors score by Unix milliseconds: plain integers, read here digit by digit (exactly as the float
-    // parser would read them, `-0` included). Anything else takes the float parser.
+    // Collectors score by Unix milliseconds: plain integers, read here as integers (exactly as the float parser
+    // would read them, `-0` included). Anything else takes the float parser.
     let (negative, digits) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
     if !digits.is_empty() && digits.len() <= EXACT_DIGITS {
-        // The first 8 digits at once when there are that many (a millisecond time has 13), the rest one by one;
-        // checked as they are added up.
-        let (mut n, mut all_digits, rest) = match digits.split_first_chunk::<8>() {
-            Some((eight, rest)) => match eight_digits(u64::from_le_bytes(*eight)) {
-                Some(n) => (n, true, rest),
-                None => (0, false, rest),
-            },
-            None => (0, true, digits),
-        };
-        for &b in rest {
-            let digit = b.wrapping_sub(b'0');
-            all_digits &= digit <= 9;
-            n = n * 10 + u64::from(digit);
-        }
-        if all_digits {
+        if let Some(n) = integer(digits) {
             let n = n as f64;
             return Some(if negative { -n } else { n });
         }
@@ -56,13 +46,37 @@ pub(crate) fn score(bytes: &[u8]) -> Option<f64> {
     string2d(bytes)
 }
 
+/// The number 1 to [`EXACT_DIGITS`] ASCII digits write, or `None` if a byte is not a digit.
+#[inline(always)]
+fn integer(digits: &[u8]) -> Option<u64> {
+    let Some((first, rest)) = digits.split_first_chunk::<8>() else {
+        // Fewer than 8: one by one, checked as they are added up.
+        let mut n = 0;
+        let mut all_digits = true;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            all_digits &= digit <= 9;
+            n = n * 10 + u64::from(digit);
+        }
+        return all_digits.then_some(n);
+    };
+    // 8 to 15 (a millisecond time has 13): the first 8 at once, then the last 8 at once, a fixed cost where a loop
+    // over the rest cost a round per digit at the client's opt-level "z". The last 8 overlap the first by
+    // `8 - rest.len()` bytes (all 8 for 8 digits), which are set to '0' so that they add nothing.
+    const POWERS: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+    let power = *POWERS.get(rest.len())?;
+    let last = digits.get(digits.len() - 8..)?.first_chunk::<8>()?;
+    let overlap = u64::MAX >> (8 * rest.len());
+    let last = (u64::from_le_bytes(*last) & !overlap) | (ZEROS & overlap);
+    Some(eight_digits(u64::from_le_bytes(*first))? * power + eight_digits(last)?)
+}
+
 /// The number 8 ASCII digits write (the first in the lowest byte of `word`), or `None` if a byte is not a digit.
 #[inline(always)]
 fn eight_digits(word: u64) -> Option<u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // Each byte less '0': a digit leaves 0..=9. A byte below '0' wraps to 0xd0 or more (and borrows from the
     // bytes above, whose values no longer matter then).
-    let v = word.wrapping_sub(ONES * u64::from(b'0'));
+    let v = word.wrapping_sub(ZEROS);
     // A high bit set for any byte not in 0..=9: adding 0x76 sets it for 10 and more.
     if (v.wrapping_add(ONES * 0x76) | v) & (ONES * 0x80) != 0 {
         return None;
@@ -202,6 +216,40 @@ mod tests {
             "12345678\0",
         ] {
             assert_eq!(score(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    /// [`integer`] reads 8 digits and then the last 8 at once: the same numbers as the plain loop over every digit,
+    /// at every length it takes, with a byte that is not a digit at every place.
+    #[test]
+    fn integers_read_by_words_as_digit_by_digit() {
+        fn digit_by_digit(digits: &[u8]) -> Option<u64> {
+            digits.iter().try_fold(0u64, |n, &b| {
+                b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+            })
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 1..=EXACT_DIGITS {
+            for _ in 0..200 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let digits: Vec<u8> = (0..len)
+                    .map(|i| b'0' + ((seed >> (i * 4)) % 10) as u8)
+                    .collect();
+                assert_eq!(integer(&digits), digit_by_digit(&digits), "{digits:?}");
+                for at in 0..len {
+                    for bad in [b'/', b':', 0, 0xff, b'-'] {
+                        let mut text = digits.clone();
+                        text[at] = bad;
+                        assert_eq!(integer(&text), None, "{text:?}");
+                    }
+                }
+            }
+            for digit in b'0'..=b'9' {
+                let same = vec![digit; len];
+                assert_eq!(integer(&same), digit_by_digit(&same), "{same:?}");
+            }
         }
     }
 }

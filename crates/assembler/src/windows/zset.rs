@@ -231,13 +231,18 @@ impl ZsetWindow {
 
     #[inline]
     fn below_floor(&self, member: &[u8], score: Score) -> bool {
-        match self.order.first() {
-            Some(floor) => match score.cmp(&floor.score) {
-                Ordering::Less => true,
-                Ordering::Greater => false,
-                Ordering::Equal => member < &self.slot(floor.slot).member[..],
-            },
-            None => false,
+        self.order
+            .first()
+            .is_some_and(|floor| self.below(member, score, floor))
+    }
+
+    /// Whether `(score, member)` ranks below `entry`.
+    #[inline]
+    fn below(&self, member: &[u8], score: Score, entry: Entry) -> bool {
+        match score.cmp(&entry.score) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => member < &self.slot(entry.slot).member[..],
         }
     }
 
@@ -246,7 +251,7 @@ impl ZsetWindow {
         let score = Score::stored(score);
         if self.len() >= self.capacity {
             if let Some(floor) = self.order.first() {
-                if !self.below_floor(member, score) {
+                if !self.below(member, score, floor) {
                     // The common case, a sample above the floor of a full window: the floor leaves, and its slot
                     // takes the new member, unless the member is held already.
                     match self.replace_floor(floor, member, score, events) {

@@ -50,7 +50,7 @@ fn below(slots: &[Slot], a: Entry, b: Entry) -> bool {
 
 impl Order {
     /// The lowest entry.
-    #[inline]
+    #[inline(always)]
     pub(super) fn first(&self) -> Option<Entry> {
         self.runs
             .front()
@@ -58,7 +58,7 @@ impl Order {
     }
 
     /// Removes and returns the lowest entry.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pop_first(&mut self) -> Option<Entry> {
         let run = self.runs.front()?;
         let entry = *run.get(self.popped)?;
@@ -111,7 +111,12 @@ impl Order {
     pub(super) fn insert(&mut self, slots: &[Slot], entry: Entry) {
         // The usual case, inlined: a new highest entry, with room in the last run.
         if let Some(run) = self.runs.back_mut() {
-            if run.len() < RUN && run.last().is_some_and(|&top| below(slots, top, entry)) {
+            // A higher score, the usual case, compared here: `below` is a call at the client's opt-level "z".
+            if run.len() < RUN
+                && run
+                    .last()
+                    .is_some_and(|&top| top.score.0 < entry.score.0 || below(slots, top, entry))
+            {
                 run.push(entry);
                 return;
             }
