@@ -2792,7 +2792,7 @@ impl Changes {
         // Since a `SWAPDB` or a stale message for every window dropped the shard's sets, until the relay's listing of
         // them is applied ([`Changes::listed`]) or the shard joins afresh, any key may be a set the sink has no row
         // of: one it writes members to is not known to have held only those. That includes a key a command deleted
-        // since, which no bounded record of such keys would make worth keeping apart: the wait is one listing's.
+        // since: a (bounded) record of such keys would spare only sets deleted and written again before the listing.
         let unlisted = matches!(self.relists.get(&shard), Some(Relist::Wanted { .. }));
         let starts_empty = |key: &[u8]| !unlisted && !self.unknown_sets.contains(key);
         let key = args.get(1).copied().unwrap_or_default();
