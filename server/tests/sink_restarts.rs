@@ -1597,6 +1597,41 @@ async fn every_key_a_swapdb_brings_in_is_mirrored_with_nothing_written_after() {
     drop(sink);
 }
 
+/// Issue 23 review, F1 end to end: database 1 holds over 10,000 keys under `cfg:*` (one `EVAL`) and `cfg:s`
+/// (`{a,b,c}`), then `SWAPDB 0 1`: the relay refuses the sink's listing (PROTOCOL.md's 10,000 keys), so no set is
+/// named. A `SADD cfg:s x` then was mirrored as the whole set, `{x}` and exact, while Redis holds `{a,b,c,x}`. Now
+/// the row is marked inexact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_written_after_a_refused_listing_is_inexact() {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    committed(&db, redis_port).await;
+    let fill = "for i = 1, 10001 do redis.call('SET', 'cfg:k' .. i, 'v') end";
+    run(&mut db1, &["EVAL", fill, "0"]).await;
+    run(&mut db1, &["SADD", "cfg:s", "a", "b", "c"]).await;
+    committed(&db, redis_port).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    run(&mut conn, &["SADD", "cfg:s", "x"]).await;
+    committed(&db, redis_port).await;
+    let row = db
+        .query_one(
+            "SELECT exact, (SELECT array_agg(member ORDER BY member) FROM replicast.mirror_set \
+             WHERE key = 'cfg:s') FROM replicast.mirror_key WHERE key = 'cfg:s'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (exact, members): (bool, Vec<String>) = (row.get(0), row.get(1));
+    assert!(
+        !exact || members == ["a", "b", "c", "x"],
+        "cfg:s mirrored as {members:?}, exact, while Redis holds a, b, c and x"
+    );
+    drop(sink);
+}
+
 /// The same for a command the relay withheld for every window: a `MULTI` block copying keys outside `--allow` into
 /// `cfg:h2`, `cfg:l2` and `cfg:v2` (which the sink holds no window of) and deleting a key no top-up can name. Those
 /// keys had no rows until written again; now they are listed and read.

@@ -350,7 +350,8 @@ pub struct Changes {
 #[derive(Debug)]
 enum Relist {
     /// To be listed; `taken`: the session took it ([`Changes::take_listings`]) and tries again in its next session
-    /// if the listing failed.
+    /// if the listing failed. Meanwhile the shard's sets are not known: a set a command writes members to is marked
+    /// inexact ([`Changes::read_set_command`]), also after a restart the position's mark resumes.
     Wanted { taken: bool },
     /// Listed: the keys whose top-up has not been answered yet. Bounded by the listing
     /// ([`super::listing::MAX_LISTED`]).
@@ -2656,7 +2657,7 @@ impl Changes {
                             (command.start, command.end),
                         );
                     }
-                    self.read_set_command(name, args, batch);
+                    self.read_set_command(shard, name, args, batch);
                     // What they did to the watched database's history keys, the history assembler tells.
                     self.restate_all = true;
                 }
@@ -2671,7 +2672,7 @@ impl Changes {
             match name {
                 b"zadd" => self.read_zadd(args, batch),
                 b"xadd" => self.read_xadd(args, batch),
-                _ if !snapshot => self.read_set_command(name, args, batch),
+                _ if !snapshot => self.read_set_command(shard, name, args, batch),
                 _ => {}
             }
         };
@@ -2783,11 +2784,17 @@ impl Changes {
         }
     }
 
-    /// The set operations of one command of the watched database.
-    fn read_set_command(&mut self, name: &[u8], args: &[&[u8]], batch: &mut Batch) {
+    /// The set operations of one command of the watched database, on shard `shard`'s stream.
+    fn read_set_command(&mut self, shard: u16, name: &[u8], args: &[&[u8]], batch: &mut Batch) {
         let mirrored = |key: &[u8]| self.modes.mirror.allows(key);
         let text = |key: &[u8]| key_text(key).ok().map(str::to_string);
         let members = |list: &[&[u8]]| list.iter().map(|m| value_text(m)).collect::<Vec<_>>();
+        // Since a `SWAPDB` or a stale message for every window dropped the shard's sets, until the relay's listing of
+        // them is applied ([`Changes::listed`]) or the shard joins afresh, any key may be a set the sink has no row
+        // of: one it writes members to is not known to have held only those. That includes a key a command deleted
+        // since: a (bounded) record of such keys would spare only sets deleted and written again before the listing.
+        let unlisted = matches!(self.relists.get(&shard), Some(Relist::Wanted { .. }));
+        let starts_empty = |key: &[u8]| !unlisted && !self.unknown_sets.contains(key);
         let key = args.get(1).copied().unwrap_or_default();
         let mut ops = Vec::new();
         match name {
@@ -2795,7 +2802,7 @@ impl Changes {
                 if let Some(k) = text(key) {
                     let list = members(&args[2..]);
                     ops.push(match name {
-                        b"sadd" => SetOp::Add(k, list, !self.unknown_sets.contains(key)),
+                        b"sadd" => SetOp::Add(k, list, starts_empty(key)),
                         _ => SetOp::Remove(k, list),
                     });
                 }
@@ -2806,11 +2813,7 @@ impl Changes {
                     ops.push(SetOp::Remove(src, member.clone()));
                 }
                 if let Some(dst) = text(args[2]).filter(|_| mirrored(args[2])) {
-                    ops.push(SetOp::Add(
-                        dst,
-                        member,
-                        !self.unknown_sets.contains(args[2]),
-                    ));
+                    ops.push(SetOp::Add(dst, member, starts_empty(args[2])));
                 }
             }
             b"del" | b"unlink" | b"getdel" => {
@@ -2844,8 +2847,8 @@ impl Changes {
             }
             b"flushdb" | b"flushall" => ops.push(SetOp::DeleteAll),
             // The watched database's sets are another database's now: the relay lists them ([`Changes::listed`]).
+            // A `SWAPDB` of two other databases changes none of them.
             b"swapdb" if swaps(args, self.modes.db) => ops.push(SetOp::DeleteAll),
-            b"swapdb" => ops.push(SetOp::AllInexact),
             b"spop" | b"restore" | b"restore-asking" | b"copy" => {
                 let target = if name == b"copy" {
                     args.get(2).copied()
@@ -4991,6 +4994,110 @@ mod tests {
         assert_eq!(changes.take_listings(), [(1, "e1".to_string())], "again");
         changes.listed(1, Vec::new(), Vec::new(), &mut batch);
         assert!(batch.mirror_relists.is_empty(), "nothing to read");
+    }
+
+    /// `SADD cfg:s x`'s set operation.
+    fn sadd_op(exact: bool) -> SetOp {
+        SetOp::Add("cfg:s".into(), vec!["x".into()], exact)
+    }
+
+    /// Issue 23 review, F1: after a `SWAPDB` (or a stale message for every window) the set rows are deleted and the
+    /// relay lists the shard's keys. A listing that failed or was refused (over 10,000 keys) named no set, so a
+    /// `SADD` to a set the swap brought in (`{a,b,c}`) was written as the whole set, `exact = true`. Now until a
+    /// listing of the shard is applied, a set written is marked inexact; after it, a new set is exact again.
+    #[test]
+    fn a_set_written_before_the_listing_is_applied_is_inexact() {
+        for event in ["swap", "stale"] {
+            let mut changes = mirror_changes();
+            let mut batch = Batch::default();
+            let at = joined_and_read(&mut changes, &mut batch, &[&[b"SET", b"cfg:v", b"1"]]);
+            let stale = match event {
+                "swap" => commands(at, &[&[b"SWAPDB", b"0", b"1"]]),
+                _ => wire::encode_stale_all(at),
+            };
+            changes.apply(&stale, &mut batch).unwrap();
+            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+            let here = changes.stream_positions()[0].2;
+            let mut next = Batch::default();
+            changes
+                .apply(&commands(here, &[&[b"SADD", b"cfg:s", b"x"]]), &mut next)
+                .unwrap();
+            assert_eq!(next.sets, [sadd_op(false)], "{event}");
+            // The listing failed: the session's next one takes it again, the sets still unknown.
+            changes.reconnected();
+            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+            let here = changes.stream_positions()[0].2;
+            next = Batch::default();
+            changes
+                .apply(
+                    &commands(here, &[&[b"SMOVE", b"cfg:t", b"cfg:s", b"x"]]),
+                    &mut next,
+                )
+                .unwrap();
+            assert_eq!(
+                next.sets.last(),
+                Some(&sadd_op(false)),
+                "SMOVE's destination ({event})"
+            );
+            changes.listed(0, Vec::new(), Vec::new(), &mut batch);
+            let here = changes.stream_positions()[0].2;
+            next = Batch::default();
+            changes
+                .apply(&commands(here, &[&[b"SADD", b"cfg:s", b"x"]]), &mut next)
+                .unwrap();
+            assert_eq!(next.sets, [sadd_op(true)], "listed: none ({event})");
+        }
+    }
+
+    /// F1 across a restart: a sink whose position marks the shard to be listed again resumes with its sets unknown,
+    /// as the stopped one had them, until the listing is applied.
+    #[test]
+    fn a_resumed_sink_writes_a_set_inexact_until_its_marked_listing_is_applied() {
+        let mut changes = mirror_changes();
+        changes.mirror_relists_stored(vec!["e1".to_string()]);
+        changes.resuming(&[("e1".to_string(), 20)]);
+        let mut batch = Batch::default();
+        changes
+            .apply(&wire::encode_hello("e1", 20), &mut batch)
+            .unwrap();
+        assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+        let mut next = Batch::default();
+        changes
+            .apply(&commands(20, &[&[b"SADD", b"cfg:s", b"x"]]), &mut next)
+            .unwrap();
+        assert_eq!(next.sets, [sadd_op(false)]);
+        changes.listed(0, Vec::new(), Vec::new(), &mut batch);
+        let here = changes.stream_positions()[0].2;
+        next = Batch::default();
+        changes
+            .apply(&commands(here, &[&[b"SADD", b"cfg:s", b"x"]]), &mut next)
+            .unwrap();
+        assert_eq!(next.sets, [sadd_op(true)]);
+    }
+
+    /// Issue 23 review, F2: a `SWAPDB` of two databases neither of which is the watched one changed nothing there,
+    /// yet marked every set row inexact for good. Now it writes no set operation, whichever database is selected,
+    /// and a set written after it is still exact.
+    #[test]
+    fn a_swapdb_of_two_other_databases_leaves_the_sets_exact() {
+        for list in [
+            &[&[b"SWAPDB" as &[u8], b"1", b"2"] as &[&[u8]]] as &[&[&[u8]]],
+            &[
+                &[b"SELECT", b"1"],
+                &[b"SWAPDB", b"2", b"1"],
+                &[b"SELECT", b"0"],
+            ],
+        ] {
+            let mut changes = mirror_changes();
+            let mut batch = Batch::default();
+            joined_and_read(&mut changes, &mut batch, &[&[b"SADD", b"cfg:s", b"x"]]);
+            assert_eq!(batch.sets.last(), Some(&sadd_op(true)));
+            let here = changes.stream_positions()[0].2;
+            let mut next = Batch::default();
+            changes.apply(&commands(here, list), &mut next).unwrap();
+            assert!(next.sets.is_empty(), "{:?}", next.sets);
+            assert!(changes.take_listings().is_empty());
+        }
     }
 
     /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion
