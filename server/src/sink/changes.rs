@@ -38,7 +38,7 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::asked::Asked;
+use super::asked::{Asked, ASK_AGAIN_FIRST, ASK_AGAIN_LAST};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
@@ -341,6 +341,9 @@ pub struct Changes {
     stored_relists: Vec<String>,
     /// The database may hold a stream marked to be listed again: the next batch writes the marks.
     relists_marked: bool,
+    /// Shards whose listing failed ([`Changes::listing_failed`]): when it is tried again, and the wait that led
+    /// there. At most one entry per shard of [`Changes::relists`].
+    relist_retries: BTreeMap<u16, (Instant, std::time::Duration)>,
 }
 
 /// A shard whose mirrored keys are to be listed again: after a `SWAPDB` of the watched database, a stale message
@@ -349,8 +352,8 @@ pub struct Changes {
 /// window. The relay can name them (`listing.rs`), and each is then read by a top-up ([`Changes::listed`]).
 #[derive(Debug)]
 enum Relist {
-    /// To be listed; `taken`: the session took it ([`Changes::take_listings`]) and tries again in its next session
-    /// if the listing failed.
+    /// To be listed; `taken`: the session took it ([`Changes::take_listings`]); a listing that failed is tried
+    /// again in the session after a wait ([`Changes::listing_failed`]), or at once in the next session.
     Wanted { taken: bool },
     /// Listed: the keys whose top-up has not been answered yet. Bounded by the listing
     /// ([`super::listing::MAX_LISTED`]).
@@ -545,6 +548,7 @@ impl Changes {
             relists: BTreeMap::new(),
             stored_relists: Vec::new(),
             relists_marked: false,
+            relist_retries: BTreeMap::new(),
         }
     }
 
@@ -556,15 +560,27 @@ impl Changes {
     }
 
     /// Shards whose mirrored keys the session is to have the relay list now, with the epoch of their stream (which
-    /// the listing's own session finds the shard by): each once a session.
-    pub fn take_listings(&mut self) -> Vec<(u16, String)> {
+    /// the listing's own session finds the shard by): each once, then again at `now` if it failed and its wait is
+    /// over ([`Changes::listing_failed`]).
+    pub fn take_listings(&mut self, now: Instant) -> Vec<(u16, String)> {
         if self.relists.is_empty() {
+            self.relist_retries.clear();
             return Vec::new();
         }
+        let relists = &self.relists;
+        self.relist_retries
+            .retain(|shard, _| relists.contains_key(shard));
         let streams = self.stream_positions();
         let mut listings = Vec::new();
         for (shard, relist) in &mut self.relists {
+            let waits = self
+                .relist_retries
+                .get(shard)
+                .is_some_and(|(at, _)| *at > now);
             if let Relist::Wanted { taken: false } = relist {
+                if waits {
+                    continue;
+                }
                 if let Some((_, epoch, _)) = streams.iter().find(|(s, _, _)| s == shard) {
                     *relist = Relist::Wanted { taken: true };
                     listings.push((*shard, epoch.clone()));
@@ -572,6 +588,35 @@ impl Changes {
             }
         }
         listings
+    }
+
+    /// The listing of shard `shard` failed at `now` (the relay refused the session, a network error, a snapshot
+    /// error): it is tried again after [`ASK_AGAIN_FIRST`], then twice as long each time, up to [`ASK_AGAIN_LAST`],
+    /// as a top-up not answered is asked again ([`super::asked`]).
+    pub fn listing_failed(&mut self, shard: u16, now: Instant) {
+        let Some(Relist::Wanted { taken }) = self.relists.get_mut(&shard) else {
+            return;
+        };
+        *taken = false;
+        let wait = self
+            .relist_retries
+            .get(&shard)
+            .map_or(ASK_AGAIN_FIRST, |(_, wait)| (*wait * 2).min(ASK_AGAIN_LAST));
+        self.relist_retries.insert(shard, (now + wait, wait));
+    }
+
+    /// When a listing that failed is to be tried again, if one is.
+    pub fn lists_again_at(&self) -> Option<Instant> {
+        self.relist_retries
+            .iter()
+            .filter(|(shard, _)| {
+                matches!(
+                    self.relists.get(shard),
+                    Some(Relist::Wanted { taken: false })
+                )
+            })
+            .map(|(_, (at, _))| *at)
+            .min()
     }
 
     /// The keys the relay listed on shard `shard`'s stream (`listing.rs`), at an offset at or after the one the
@@ -588,6 +633,7 @@ impl Changes {
         if !matches!(self.relists.get(&shard), Some(Relist::Wanted { .. })) {
             return;
         }
+        self.relist_retries.remove(&shard);
         for set in sets {
             if let Ok(text) = key_text(&set) {
                 batch.push_set_op(SetOp::Add(text.to_string(), Vec::new(), false));
@@ -602,8 +648,12 @@ impl Changes {
             } else {
                 tracing::warn!(
                     key = %String::from_utf8_lossy(&key),
-                    "a mirrored key no top-up can name (over 1,024 bytes, or not UTF-8) is not read again"
+                    "a mirrored key no top-up can name (over 1,024 bytes, or not UTF-8) is not read again: its row, \
+                     if any, is marked inexact"
                 );
+                if let Ok(text) = key_text(&key) {
+                    batch.push_set_op(SetOp::Unreadable(text.to_string()));
+                }
             }
         }
         if reading.is_empty() {
@@ -1445,8 +1495,9 @@ impl Changes {
         self.checked.clear();
         self.mirror_checked_kept = ABSENT_KEPT;
         self.shards[usize::from(shard)].stale_all = true;
-        // The keys it holds no window of: the relay lists them.
+        // The keys it holds no window of: the relay lists them, at once.
         self.relists.insert(shard, Relist::Wanted { taken: false });
+        self.relist_retries.remove(&shard);
         Ok(outcome)
     }
 
@@ -4906,7 +4957,7 @@ mod tests {
                 &mut batch,
                 &[&[b"HSET", b"cfg:h", b"a", b"1"]],
             );
-            assert!(changes.take_listings().is_empty());
+            assert!(changes.take_listings(now()).is_empty());
             assert!(batch.mirror_relists.is_empty());
             let stale = match event {
                 "swap" => commands(at, &[&[b"SWAPDB", b"0", b"1"]]),
@@ -4921,8 +4972,8 @@ mod tests {
             };
             changes.apply(&stale, &mut batch).unwrap();
             assert_eq!(batch.mirror_relists, ["e1"], "stored ({event})");
-            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
-            assert!(changes.take_listings().is_empty(), "once a session");
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
+            assert!(changes.take_listings(now()).is_empty(), "once a session");
             assert_eq!(keys(changes.take_topups(now())), [b"cfg:h".to_vec()]);
             changes.listed(
                 0,
@@ -4957,7 +5008,7 @@ mod tests {
                 .unwrap();
             assert!(batch.mirror_relists.is_empty(), "{event}");
             assert!(batch.write_relists, "the mark cleared is written");
-            assert!(changes.take_listings().is_empty());
+            assert!(changes.take_listings(now()).is_empty());
             let mut next = Batch::default();
             changes
                 .apply(&commands(here, &[&[b"SET", b"cfg:v", b"1"]]), &mut next)
@@ -4980,17 +5031,69 @@ mod tests {
                 .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
                 .unwrap();
         }
-        assert_eq!(changes.take_listings(), [(1, "e1".to_string())]);
+        assert_eq!(changes.take_listings(now()), [(1, "e1".to_string())]);
         assert_eq!(
             batch.mirror_relists,
             ["e1"],
             "a stream no hello resumed is not marked once every stream said its hello"
         );
-        assert!(changes.take_listings().is_empty());
+        assert!(changes.take_listings(now()).is_empty());
         changes.reconnected();
-        assert_eq!(changes.take_listings(), [(1, "e1".to_string())], "again");
+        assert_eq!(
+            changes.take_listings(now()),
+            [(1, "e1".to_string())],
+            "again"
+        );
         changes.listed(1, Vec::new(), Vec::new(), &mut batch);
         assert!(batch.mirror_relists.is_empty(), "nothing to read");
+    }
+
+    /// Issue 23 (review 13a, F4): a listing that failed (the relay's `--max-sessions` reached, a network error) is
+    /// tried again within the session, 5 s after, then twice as long each time up to a minute; a listing that came
+    /// ends the waits, and a new stale message for every window is listed at once.
+    #[test]
+    fn a_listing_that_failed_is_tried_again_in_the_session_after_a_wait() {
+        let mut changes = mirror_changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"HSET", b"cfg:h", b"a", b"1"]],
+        );
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let start = now();
+        let s = |secs: u64| start + std::time::Duration::from_secs(secs);
+        assert_eq!(changes.take_listings(s(0)), [(0, "e1".to_string())]);
+        assert_eq!(changes.lists_again_at(), None, "listing");
+        let mut at = 0;
+        for wait in [5, 10, 20, 40, 60, 60] {
+            changes.listing_failed(0, s(at));
+            assert_eq!(changes.lists_again_at(), Some(s(at + wait)));
+            assert!(
+                changes.take_listings(s(at + wait - 1)).is_empty(),
+                "not before {wait} s"
+            );
+            at += wait;
+            assert_eq!(
+                changes.take_listings(s(at)),
+                [(0, "e1".to_string())],
+                "after {wait} s"
+            );
+        }
+        changes.listed(0, vec![b"cfg:a".to_vec()], Vec::new(), &mut batch);
+        assert_eq!(changes.lists_again_at(), None, "listed");
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        assert_eq!(
+            changes.take_listings(s(at)),
+            [(0, "e1".to_string())],
+            "at once"
+        );
+        changes.listing_failed(0, s(at));
+        assert_eq!(changes.lists_again_at(), Some(s(at + 5)), "from 5 s again");
     }
 
     /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion

@@ -190,6 +190,8 @@ async fn run_session(
         let deadline = first_change.map(|t| t + session.limits.age);
         // Keys asked and not answered are asked again in time even if the stream is quiet.
         let ask_again = changes.asks_again_at().map(Instant::from_std);
+        // So is a listing that failed.
+        let list_again = changes.lists_again_at().map(Instant::from_std);
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
             _ = sleep_until(deadline) => {
@@ -197,6 +199,11 @@ async fn run_session(
                 continue;
             }
             _ = sleep_until(ask_again) => {
+                ask_topups(&mut socket, changes, metrics).await?;
+                continue;
+            }
+            _ = sleep_until(list_again) => {
+                list_mirrors(session, changes, writer, metrics, batch, first_change).await?;
                 ask_topups(&mut socket, changes, metrics).await?;
                 continue;
             }
@@ -268,31 +275,7 @@ async fn run_session(
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
-        let listings = changes.take_listings();
-        if !listings.is_empty() {
-            // Stored first, with the shard marked to be listed again: a sink stopped before every key listed is
-            // read lists them again when it resumes.
-            flush(batch, first_change, session.limits, writer, metrics).await?;
-            for (shard, epoch) in listings {
-                match super::listing::list(session, &epoch).await {
-                    Ok(listing) => {
-                        tracing::info!(
-                            shard,
-                            keys = listing.keys.len(),
-                            sets = listing.sets.len(),
-                            "the relay listed the mirrored keys of a shard: each is read again"
-                        );
-                        changes.listed(shard, listing.keys, listing.sets, batch);
-                        first_change.get_or_insert_with(Instant::now);
-                    }
-                    Err(err) => tracing::warn!(
-                        shard,
-                        "the mirrored keys could not be listed ({err:#}): keys the mirror holds no window of are \
-                         not read again until the next session lists them"
-                    ),
-                }
-            }
-        }
+        list_mirrors(session, changes, writer, metrics, batch, first_change).await?;
         ask_topups(&mut socket, changes, metrics).await?;
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
             flush(batch, first_change, session.limits, writer, metrics).await?;
@@ -303,6 +286,48 @@ async fn run_session(
             return Ok(format!("resync: {reason}"));
         }
     }
+}
+
+/// Has the relay list the mirrored keys of the shards `changes` wants listed now ([`Changes::take_listings`]), each by
+/// a session of its own (`listing.rs`); a listing that failed is tried again later in this session.
+async fn list_mirrors(
+    session: &Session,
+    changes: &mut Changes,
+    writer: &mpsc::Sender<Batch>,
+    metrics: &SinkMetrics,
+    batch: &mut Batch,
+    first_change: &mut Option<Instant>,
+) -> anyhow::Result<()> {
+    let listings = changes.take_listings(Instant::now().into_std());
+    if listings.is_empty() {
+        return Ok(());
+    }
+    // Stored first, with the shard marked to be listed again: a sink stopped before every key listed is read lists
+    // them again when it resumes.
+    flush(batch, first_change, session.limits, writer, metrics).await?;
+    for (shard, epoch) in listings {
+        match super::listing::list(session, &epoch).await {
+            Ok(listing) => {
+                tracing::info!(
+                    shard,
+                    keys = listing.keys.len(),
+                    sets = listing.sets.len(),
+                    "the relay listed the mirrored keys of a shard: each is read again"
+                );
+                changes.listed(shard, listing.keys, listing.sets, batch);
+                first_change.get_or_insert_with(Instant::now);
+            }
+            Err(err) => {
+                tracing::warn!(
+                    shard,
+                    "the mirrored keys could not be listed ({err:#}): keys the mirror holds no window of are read \
+                     again once a listing is, tried again after a wait"
+                );
+                changes.listing_failed(shard, Instant::now().into_std());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends the relay the top-ups `changes` asks now ([`Changes::take_topups`]), counted.

@@ -103,7 +103,14 @@ async fn list_within(session: &Session, epoch: &str) -> anyhow::Result<Listing> 
                 if last.is_none() || last.as_ref().is_some_and(|key| named.contains(key)) {
                     let key = match &last {
                         Some(key) => key.clone(),
-                        None => names.keys.keys().next_back().cloned().unwrap_or_default(),
+                        // A key no top-up can name (over 1,024 bytes) would have the relay close the listing.
+                        None => match names.keys.keys().rev().find(|key| Topup::can_name(key)) {
+                            Some(key) => key.clone(),
+                            None => {
+                                let _ = socket.close(None).await;
+                                return Ok(names.into_listing());
+                            }
+                        },
                     };
                     for request in Topup::requests([key.as_slice()]) {
                         socket.send(WsMessage::text(request)).await?;
