@@ -9,8 +9,8 @@
 //!
 //! A snapshot too big for one part sends its other keys as top-ups in that session afterwards, unasked, and the
 //! relay does not say how many. So once the first part has come the listing asks a top-up of one key it named (the
-//! last): the relay reads it together with the keys still waiting, and the listing ends at an answer naming that key
-//! and no key not named before.
+//! last a top-up can name: the relay closes a session asking one over 1,024 bytes): the relay reads it together with
+//! the keys still waiting, and the listing ends at an answer naming that key and no key not named before.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
