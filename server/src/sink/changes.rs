@@ -344,7 +344,14 @@ pub struct Changes {
     /// Shards whose listing failed ([`Changes::listing_failed`]): when it is tried again, and the wait that led
     /// there. At most one entry per shard of [`Changes::relists`].
     relist_retries: BTreeMap<u16, (Instant, std::time::Duration)>,
+    /// The mirrored keys a set command wrote since a stale message for every window while a listing was wanted:
+    /// their set rows are the stream's, kept when the listing deletes those of the keys it did not name. At most
+    /// [`MAX_SETS_WRITTEN`]; `None` past it, and no set row is deleted then.
+    sets_written: Option<HashSet<Vec<u8>>>,
 }
+
+/// Most keys [`Changes::sets_written`] holds (each at most a key's length).
+const MAX_SETS_WRITTEN: usize = MAX_SNAPSHOT_KEYS;
 
 /// A shard whose mirrored keys are to be listed again: after a `SWAPDB` of the watched database, a stale message
 /// for every window or a segment the sink cannot read, [`Changes::mirror_stale_all`] reads again the keys the mirror
@@ -549,6 +556,7 @@ impl Changes {
             stored_relists: Vec::new(),
             relists_marked: false,
             relist_retries: BTreeMap::new(),
+            sets_written: Some(HashSet::new()),
         }
     }
 
@@ -634,6 +642,20 @@ impl Changes {
             return;
         }
         self.relist_retries.remove(&shard);
+        // The only shard: the set rows of the keys it did not name, and that the stream did not write since, are of
+        // keys gone (a set the withheld command deleted). With more shards, which shard a set row is of is not kept.
+        if self.shards.len() == 1 {
+            if let Some(written) = self.sets_written.take() {
+                let keep = keys
+                    .iter()
+                    .chain(&sets)
+                    .chain(&written)
+                    .filter_map(|key| key_text(key).ok().map(str::to_string))
+                    .collect();
+                batch.push_set_op(SetOp::KeepSets(keep));
+            }
+        }
+        self.sets_written = Some(HashSet::new());
         for set in sets {
             if let Ok(text) = key_text(&set) {
                 batch.push_set_op(SetOp::Add(text.to_string(), Vec::new(), false));
@@ -1498,6 +1520,7 @@ impl Changes {
         // The keys it holds no window of: the relay lists them, at once.
         self.relists.insert(shard, Relist::Wanted { taken: false });
         self.relist_retries.remove(&shard);
+        self.sets_written = Some(HashSet::new());
         Ok(outcome)
     }
 
@@ -2924,7 +2947,14 @@ impl Changes {
             }
             _ => {}
         }
+        let listing = self
+            .relists
+            .values()
+            .any(|relist| matches!(relist, Relist::Wanted { .. }));
         for op in ops {
+            if listing {
+                self.set_written(&op);
+            }
             match &op {
                 SetOp::Delete(k) => {
                     self.unknown_sets.remove(k.as_bytes());
@@ -2936,6 +2966,29 @@ impl Changes {
                 _ => {}
             }
             batch.push_set_op(op);
+        }
+    }
+
+    /// Notes the keys `op` writes while a listing is wanted ([`Changes::sets_written`]).
+    fn set_written(&mut self, op: &SetOp) {
+        let keys: Vec<&String> = match op {
+            SetOp::Add(k, ..) | SetOp::Remove(k, _) | SetOp::Delete(k) | SetOp::Inexact(k) => {
+                vec![k]
+            }
+            SetOp::Rename(s, d) => vec![s, d],
+            SetOp::Unreadable(_) | SetOp::KeepSets(_) | SetOp::DeleteAll | SetOp::AllInexact => {
+                Vec::new()
+            }
+        };
+        if let Some(written) = &mut self.sets_written {
+            written.extend(keys.into_iter().map(|k| k.as_bytes().to_vec()));
+            if written.len() > MAX_SETS_WRITTEN {
+                tracing::warn!(
+                    "more than {MAX_SETS_WRITTEN} sets written while the mirror's keys are listed: the set rows of \
+                     keys the listing does not name are kept"
+                );
+                self.sets_written = None;
+            }
         }
     }
 
@@ -5094,6 +5147,52 @@ mod tests {
         );
         changes.listing_failed(0, s(at));
         assert_eq!(changes.lists_again_at(), Some(s(at + 5)), "from 5 s again");
+    }
+
+    /// Issue 23 (review 13a, F3): the listing of the only shard deletes the set rows of every key it did not name
+    /// (a set the withheld command deleted) but those a set command wrote since the stale message for every window,
+    /// whose rows are the stream's; past [`MAX_SETS_WRITTEN`] such keys it deletes none.
+    #[test]
+    fn a_listing_deletes_the_sets_it_did_not_name_but_those_written_since() {
+        for (written, keeps) in [(1, true), (MAX_SETS_WRITTEN + 1, false)] {
+            let mut changes = mirror_changes();
+            let mut batch = Batch::default();
+            let at = joined_and_read(&mut changes, &mut batch, &[&[b"SADD", b"cfg:s", b"a"]]);
+            changes
+                .apply(&wire::encode_stale_all(at), &mut batch)
+                .unwrap();
+            let adds: Vec<Vec<u8>> = (0..written)
+                .map(|i| format!("cfg:w{i}").into_bytes())
+                .collect();
+            let mut list: Vec<&[&[u8]]> = Vec::new();
+            let args: Vec<[&[u8]; 3]> = adds.iter().map(|k| [&b"SADD"[..], k, b"m"]).collect();
+            list.extend(args.iter().map(|a| &a[..]));
+            changes.apply(&commands(at, &list), &mut batch).unwrap();
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
+            let mut batch = Batch::default();
+            changes.listed(
+                0,
+                vec![b"cfg:h".to_vec()],
+                vec![b"cfg:n".to_vec()],
+                &mut batch,
+            );
+            let kept = batch.sets.iter().find_map(|op| match op {
+                SetOp::KeepSets(keys) => Some(keys.iter().cloned().collect::<BTreeSet<_>>()),
+                _ => None,
+            });
+            if keeps {
+                let want: BTreeSet<String> = ["cfg:h", "cfg:n", "cfg:w0"]
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                assert_eq!(kept, Some(want), "cfg:s deleted, cfg:w0 kept");
+            } else {
+                assert_eq!(
+                    kept, None,
+                    "past {MAX_SETS_WRITTEN} sets written, none deleted"
+                );
+            }
+        }
     }
 
     /// Review of issue 23 (fix25b item 2): after a stale message for every window, the mirrored keys a deletion

@@ -83,6 +83,9 @@ pub enum SetOp {
     /// A mirrored key the sink cannot read again, of any type (a listing named it, but no top-up can: over 1,024
     /// bytes): its row, if any, stays, marked inexact.
     Unreadable(String),
+    /// The set rows of every key but these are deleted: after a listing of the only shard, the keys it named and
+    /// those the stream wrote since the stale message for every window ([`super::changes::Changes::listed`]).
+    KeepSets(Vec<String>),
     /// Every mirrored key is gone (`FLUSHDB`, `FLUSHALL`).
     DeleteAll,
     /// The stream continues from a point the mirror cannot vouch for: every set becomes inexact.
@@ -294,6 +297,7 @@ impl Batch {
             }
             SetOp::Delete(k) | SetOp::Inexact(k) | SetOp::Unreadable(k) => k.len(),
             SetOp::Rename(a, b) => a.len() + b.len(),
+            SetOp::KeepSets(keys) => keys.iter().map(|k| k.len() + 8).sum(),
             SetOp::DeleteAll | SetOp::AllInexact => 0,
         };
         self.sets.push(op);
