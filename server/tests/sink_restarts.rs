@@ -22,7 +22,7 @@ use support::sink::{
 };
 use support::{
     free_port, master_repl_offset, metric, promote, redis_conn, redis_conn_url, replica_at,
-    start_redis, start_redis_with, state_reaches, Proc, ANSWER_TIMEOUT,
+    start_redis, start_redis_with, state_reaches, within, Proc, ANSWER_TIMEOUT,
 };
 
 /// Sorted sets the workload writes; `perf:u` is also where the `…STORE` commands store, `perf:r` where `RENAME`
@@ -1722,5 +1722,145 @@ async fn a_sink_killed_before_every_key_a_swapdb_brought_in_is_read_mirrors_them
     committed(&db, redis_port).await;
     assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
     listed_keys_read(&db).await;
+    drop(sink);
+}
+
+/// The mirror's rows as `(key, type, exact)`, a key over 40 bytes cut to its first 40 and its length.
+async fn mirror_keys(db: &tokio_postgres::Client) -> Vec<(String, String, bool)> {
+    db.query(
+        "SELECT CASE WHEN length(key) > 40 THEN left(key, 40) || '… (' || length(key) || ' bytes)' ELSE key END,
+                type, exact
+           FROM replicast.mirror_key ORDER BY key",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect()
+}
+
+/// Issue 23 (review 13a, F2): a `SWAPDB` bringing in a key no top-up can name (over 1,024 bytes), last of the keys
+/// in order. The listing asked a top-up of its last key, which the relay refuses by closing the listing: every
+/// listing failed, the mark stayed, and `cfg:short` was never read. Now the listing asks only a key a top-up can
+/// name; the long key, which the mirror held from before the swap, keeps its row marked inexact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_no_top_up_can_name_last_in_a_listing_leaves_the_others_read() {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    committed(&db, redis_port).await;
+    let long = format!("cfg:{}", "x".repeat(1100));
+    run(&mut conn, &["SET", &long, "old"]).await;
+    run(&mut db1, &["SET", &long, "new"]).await;
+    run(&mut db1, &["SET", "cfg:short", "v"]).await;
+    committed(&db, redis_port).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    committed(&db, redis_port).await;
+    // Every key listed is read, in the transaction that clears the mark.
+    listed_keys_read(&db).await;
+    assert_eq!(
+        mirror_keys(&db).await,
+        [
+            ("cfg:short".to_string(), "string".to_string(), true),
+            (
+                format!("{}… (1104 bytes)", &long[..40]),
+                "string".to_string(),
+                false
+            ),
+        ]
+    );
+    drop(sink);
+}
+
+/// Issue 23 (review 13a, F4): a listing the relay refuses (its `--max-sessions` reached, by a browser here) was
+/// tried again only in the sink's next session, and a healthy session lasts: the key the `SWAPDB` brought in had no
+/// rows. Now the listing is tried again within the session after a wait, and once the browser leaves it is read,
+/// with the sink still in its first session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_the_relay_refused_is_tried_again_in_the_session() {
+    let (pg, _redis, redis_port, _relay, relay_port) =
+        postgres_and_a_relay(&["--max-sessions", "2"]);
+    let relay_ws = format!("ws://127.0.0.1:{relay_port}/ws");
+    let mut conn = redis_conn(redis_port).await;
+    let mut db1 = redis_conn_url(&format!("redis://127.0.0.1:{redis_port}/1")).await;
+    let db = pg.client().await;
+    let (listen, sink) = listening_sink(relay_port, &pg);
+    run(&mut conn, &["HSET", "cfg:h", "a", "1"]).await;
+    run(&mut db1, &["HSET", "cfg:k", "x", "1"]).await;
+    committed(&db, redis_port).await;
+    // A browser takes the relay's last session.
+    let browser = support::connect(&relay_ws, &support::subscribe_message(&["cfg:*"], 1)).await;
+    run(&mut conn, &["SWAPDB", "0", "1"]).await;
+    within("the relay refusing the listing", async {
+        while metric(
+            &relay_ws,
+            r#"replicast_refusals_total{reason="max_sessions"}"#,
+        )
+        .await
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(browser);
+    assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
+    listed_keys_read(&db).await;
+    assert_eq!(
+        counter(&listen, "replicast_sink_sessions_total").await,
+        "1",
+        "read within the sink's first session"
+    );
+    drop(sink);
+}
+
+/// Issue 23 (review 13a, F3): a `MULTI` block the relay withholds for every window (it reads `secret:y`, outside
+/// `--allow`, and deletes a key no top-up can name) deletes the set `cfg:s` and empties `cfg:t`. A stale message for
+/// every window did nothing to sets, and the listing names only keys that exist: both kept their rows, marked exact.
+/// Now the listing of the only shard deletes the set rows of the keys it does not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_a_block_withheld_for_every_window_deleted_has_no_rows_once_listed() {
+    let (pg, _redis, redis_port, _relay, relay_port) = postgres_and_a_relay(&[]);
+    let mut conn = redis_conn(redis_port).await;
+    let db = pg.client().await;
+    let (_, sink) = listening_sink(relay_port, &pg);
+    // Joined before any set is written: a set's members before the sink's join are not known (docs/SINK.md).
+    committed(&db, redis_port).await;
+    run(&mut conn, &["SADD", "cfg:s", "a", "b"]).await;
+    run(&mut conn, &["SADD", "cfg:t", "a", "b"]).await;
+    run(&mut conn, &["SADD", "cfg:u", "a"]).await;
+    run(&mut conn, &["SET", "cfg:v", "x"]).await;
+    run(&mut conn, &["SET", "secret:y", "1"]).await;
+    committed(&db, redis_port).await;
+    assert_mirrors_are(&db, &mut conn, Sets::Exact).await;
+    let unnamable = format!("cfg:{}", "x".repeat(1100));
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg("cfg:s")
+        .arg("secret:y")
+        .arg(&unnamable)
+        .cmd("SPOP")
+        .arg("cfg:t")
+        .arg(2)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    committed(&db, redis_port).await;
+    listed_keys_read(&db).await;
+    let sets: Vec<String> = db
+        .query(
+            "SELECT DISTINCT key FROM replicast.mirror_set UNION SELECT key FROM replicast.mirror_key WHERE type = 'set' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(sets, ["cfg:u"], "the set rows once the listing is applied");
     drop(sink);
 }

@@ -38,7 +38,7 @@ use replicast_protocol::client_message::Topup;
 use replicast_protocol::resp::{Command, CommandReader};
 use replicast_protocol::wire::{self, Message};
 
-use super::asked::Asked;
+use super::asked::{Asked, ASK_AGAIN_FIRST, ASK_AGAIN_LAST};
 use super::rows::{
     key_text, seen_id, value_text, zset_digest, Batch, InexactSpan, MirrorState, Refusal, SetOp,
 };
@@ -341,7 +341,17 @@ pub struct Changes {
     stored_relists: Vec<String>,
     /// The database may hold a stream marked to be listed again: the next batch writes the marks.
     relists_marked: bool,
+    /// Shards whose listing failed ([`Changes::listing_failed`]): when it is tried again, and the wait that led
+    /// there. At most one entry per shard of [`Changes::relists`].
+    relist_retries: BTreeMap<u16, (Instant, std::time::Duration)>,
+    /// The mirrored keys a set command wrote since a stale message for every window while a listing was wanted:
+    /// their set rows are the stream's, kept when the listing deletes those of the keys it did not name. At most
+    /// [`MAX_SETS_WRITTEN`]; `None` past it, and no set row is deleted then.
+    sets_written: Option<HashSet<Vec<u8>>>,
 }
+
+/// Most keys [`Changes::sets_written`] holds (each at most a key's length).
+const MAX_SETS_WRITTEN: usize = MAX_SNAPSHOT_KEYS;
 
 /// A shard whose mirrored keys are to be listed again: after a `SWAPDB` of the watched database, a stale message
 /// for every window or a segment the sink cannot read, [`Changes::mirror_stale_all`] reads again the keys the mirror
@@ -349,9 +359,10 @@ pub struct Changes {
 /// window. The relay can name them (`listing.rs`), and each is then read by a top-up ([`Changes::listed`]).
 #[derive(Debug)]
 enum Relist {
-    /// To be listed; `taken`: the session took it ([`Changes::take_listings`]) and tries again in its next session
-    /// if the listing failed. Meanwhile the shard's sets are not known: a set a command writes members to is marked
-    /// inexact ([`Changes::read_set_command`]), also after a restart the position's mark resumes.
+    /// To be listed; `taken`: the session took it ([`Changes::take_listings`]); a listing that failed is tried
+    /// again in the session after a wait ([`Changes::listing_failed`]), or at once in the next session.
+    /// Meanwhile the shard's sets are not known: a set a command writes members to is marked inexact
+    /// ([`Changes::read_set_command`]), also after a restart the position's mark resumes.
     Wanted { taken: bool },
     /// Listed: the keys whose top-up has not been answered yet. Bounded by the listing
     /// ([`super::listing::MAX_LISTED`]).
@@ -546,6 +557,8 @@ impl Changes {
             relists: BTreeMap::new(),
             stored_relists: Vec::new(),
             relists_marked: false,
+            relist_retries: BTreeMap::new(),
+            sets_written: Some(HashSet::new()),
         }
     }
 
@@ -557,15 +570,27 @@ impl Changes {
     }
 
     /// Shards whose mirrored keys the session is to have the relay list now, with the epoch of their stream (which
-    /// the listing's own session finds the shard by): each once a session.
-    pub fn take_listings(&mut self) -> Vec<(u16, String)> {
+    /// the listing's own session finds the shard by): each once, then again at `now` if it failed and its wait is
+    /// over ([`Changes::listing_failed`]).
+    pub fn take_listings(&mut self, now: Instant) -> Vec<(u16, String)> {
         if self.relists.is_empty() {
+            self.relist_retries.clear();
             return Vec::new();
         }
+        let relists = &self.relists;
+        self.relist_retries
+            .retain(|shard, _| relists.contains_key(shard));
         let streams = self.stream_positions();
         let mut listings = Vec::new();
         for (shard, relist) in &mut self.relists {
+            let waits = self
+                .relist_retries
+                .get(shard)
+                .is_some_and(|(at, _)| *at > now);
             if let Relist::Wanted { taken: false } = relist {
+                if waits {
+                    continue;
+                }
                 if let Some((_, epoch, _)) = streams.iter().find(|(s, _, _)| s == shard) {
                     *relist = Relist::Wanted { taken: true };
                     listings.push((*shard, epoch.clone()));
@@ -573,6 +598,35 @@ impl Changes {
             }
         }
         listings
+    }
+
+    /// The listing of shard `shard` failed at `now` (the relay refused the session, a network error, a snapshot
+    /// error): it is tried again after [`ASK_AGAIN_FIRST`], then twice as long each time, up to [`ASK_AGAIN_LAST`],
+    /// as a top-up not answered is asked again ([`super::asked`]).
+    pub fn listing_failed(&mut self, shard: u16, now: Instant) {
+        let Some(Relist::Wanted { taken }) = self.relists.get_mut(&shard) else {
+            return;
+        };
+        *taken = false;
+        let wait = self
+            .relist_retries
+            .get(&shard)
+            .map_or(ASK_AGAIN_FIRST, |(_, wait)| (*wait * 2).min(ASK_AGAIN_LAST));
+        self.relist_retries.insert(shard, (now + wait, wait));
+    }
+
+    /// When a listing that failed is to be tried again, if one is.
+    pub fn lists_again_at(&self) -> Option<Instant> {
+        self.relist_retries
+            .iter()
+            .filter(|(shard, _)| {
+                matches!(
+                    self.relists.get(shard),
+                    Some(Relist::Wanted { taken: false })
+                )
+            })
+            .map(|(_, (at, _))| *at)
+            .min()
     }
 
     /// The keys the relay listed on shard `shard`'s stream (`listing.rs`), at an offset at or after the one the
@@ -589,6 +643,21 @@ impl Changes {
         if !matches!(self.relists.get(&shard), Some(Relist::Wanted { .. })) {
             return;
         }
+        self.relist_retries.remove(&shard);
+        // The only shard: the set rows of the keys it did not name, and that the stream did not write since, are of
+        // keys gone (a set the withheld command deleted). With more shards, which shard a set row is of is not kept.
+        if self.shards.len() == 1 {
+            if let Some(written) = self.sets_written.take() {
+                let keep = keys
+                    .iter()
+                    .chain(&sets)
+                    .chain(&written)
+                    .filter_map(|key| key_text(key).ok().map(str::to_string))
+                    .collect();
+                batch.push_set_op(SetOp::KeepSets(keep));
+            }
+        }
+        self.sets_written = Some(HashSet::new());
         for set in sets {
             if let Ok(text) = key_text(&set) {
                 batch.push_set_op(SetOp::Add(text.to_string(), Vec::new(), false));
@@ -603,8 +672,12 @@ impl Changes {
             } else {
                 tracing::warn!(
                     key = %String::from_utf8_lossy(&key),
-                    "a mirrored key no top-up can name (over 1,024 bytes, or not UTF-8) is not read again"
+                    "a mirrored key no top-up can name (over 1,024 bytes, or not UTF-8) is not read again: its row, \
+                     if any, is marked inexact"
                 );
+                if let Ok(text) = key_text(&key) {
+                    batch.push_set_op(SetOp::Unreadable(text.to_string()));
+                }
             }
         }
         if reading.is_empty() {
@@ -1446,8 +1519,10 @@ impl Changes {
         self.checked.clear();
         self.mirror_checked_kept = ABSENT_KEPT;
         self.shards[usize::from(shard)].stale_all = true;
-        // The keys it holds no window of: the relay lists them.
+        // The keys it holds no window of: the relay lists them, at once.
         self.relists.insert(shard, Relist::Wanted { taken: false });
+        self.relist_retries.remove(&shard);
+        self.sets_written = Some(HashSet::new());
         Ok(outcome)
     }
 
@@ -2876,7 +2951,14 @@ impl Changes {
             }
             _ => {}
         }
+        let listing = self
+            .relists
+            .values()
+            .any(|relist| matches!(relist, Relist::Wanted { .. }));
         for op in ops {
+            if listing {
+                self.set_written(&op);
+            }
             match &op {
                 SetOp::Delete(k) => {
                     self.unknown_sets.remove(k.as_bytes());
@@ -2888,6 +2970,29 @@ impl Changes {
                 _ => {}
             }
             batch.push_set_op(op);
+        }
+    }
+
+    /// Notes the keys `op` writes while a listing is wanted ([`Changes::sets_written`]).
+    fn set_written(&mut self, op: &SetOp) {
+        let keys: Vec<&String> = match op {
+            SetOp::Add(k, ..) | SetOp::Remove(k, _) | SetOp::Delete(k) | SetOp::Inexact(k) => {
+                vec![k]
+            }
+            SetOp::Rename(s, d) => vec![s, d],
+            SetOp::Unreadable(_) | SetOp::KeepSets(_) | SetOp::DeleteAll | SetOp::AllInexact => {
+                Vec::new()
+            }
+        };
+        if let Some(written) = &mut self.sets_written {
+            written.extend(keys.into_iter().map(|k| k.as_bytes().to_vec()));
+            if written.len() > MAX_SETS_WRITTEN {
+                tracing::warn!(
+                    "more than {MAX_SETS_WRITTEN} sets written while the mirror's keys are listed: the set rows of \
+                     keys the listing does not name are kept"
+                );
+                self.sets_written = None;
+            }
         }
     }
 
@@ -4909,7 +5014,7 @@ mod tests {
                 &mut batch,
                 &[&[b"HSET", b"cfg:h", b"a", b"1"]],
             );
-            assert!(changes.take_listings().is_empty());
+            assert!(changes.take_listings(now()).is_empty());
             assert!(batch.mirror_relists.is_empty());
             let stale = match event {
                 "swap" => commands(at, &[&[b"SWAPDB", b"0", b"1"]]),
@@ -4924,8 +5029,8 @@ mod tests {
             };
             changes.apply(&stale, &mut batch).unwrap();
             assert_eq!(batch.mirror_relists, ["e1"], "stored ({event})");
-            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
-            assert!(changes.take_listings().is_empty(), "once a session");
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
+            assert!(changes.take_listings(now()).is_empty(), "once a session");
             assert_eq!(keys(changes.take_topups(now())), [b"cfg:h".to_vec()]);
             changes.listed(
                 0,
@@ -4960,7 +5065,7 @@ mod tests {
                 .unwrap();
             assert!(batch.mirror_relists.is_empty(), "{event}");
             assert!(batch.write_relists, "the mark cleared is written");
-            assert!(changes.take_listings().is_empty());
+            assert!(changes.take_listings(now()).is_empty());
             let mut next = Batch::default();
             changes
                 .apply(&commands(here, &[&[b"SET", b"cfg:v", b"1"]]), &mut next)
@@ -4983,15 +5088,19 @@ mod tests {
                 .apply(&on(shard, wire::encode_hello(epoch, offset)), &mut batch)
                 .unwrap();
         }
-        assert_eq!(changes.take_listings(), [(1, "e1".to_string())]);
+        assert_eq!(changes.take_listings(now()), [(1, "e1".to_string())]);
         assert_eq!(
             batch.mirror_relists,
             ["e1"],
             "a stream no hello resumed is not marked once every stream said its hello"
         );
-        assert!(changes.take_listings().is_empty());
+        assert!(changes.take_listings(now()).is_empty());
         changes.reconnected();
-        assert_eq!(changes.take_listings(), [(1, "e1".to_string())], "again");
+        assert_eq!(
+            changes.take_listings(now()),
+            [(1, "e1".to_string())],
+            "again"
+        );
         changes.listed(1, Vec::new(), Vec::new(), &mut batch);
         assert!(batch.mirror_relists.is_empty(), "nothing to read");
     }
@@ -5016,7 +5125,7 @@ mod tests {
                 _ => wire::encode_stale_all(at),
             };
             changes.apply(&stale, &mut batch).unwrap();
-            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
             let here = changes.stream_positions()[0].2;
             let mut next = Batch::default();
             changes
@@ -5025,7 +5134,7 @@ mod tests {
             assert_eq!(next.sets, [sadd_op(false)], "{event}");
             // The listing failed: the session's next one takes it again, the sets still unknown.
             changes.reconnected();
-            assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
             let here = changes.stream_positions()[0].2;
             next = Batch::default();
             changes
@@ -5060,7 +5169,7 @@ mod tests {
         changes
             .apply(&wire::encode_hello("e1", 20), &mut batch)
             .unwrap();
-        assert_eq!(changes.take_listings(), [(0, "e1".to_string())]);
+        assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
         let mut next = Batch::default();
         changes
             .apply(&commands(20, &[&[b"SADD", b"cfg:s", b"x"]]), &mut next)
@@ -5096,7 +5205,101 @@ mod tests {
             let mut next = Batch::default();
             changes.apply(&commands(here, list), &mut next).unwrap();
             assert!(next.sets.is_empty(), "{:?}", next.sets);
-            assert!(changes.take_listings().is_empty());
+            assert!(changes.take_listings(now()).is_empty());
+        }
+    }
+
+    /// Issue 23 (review 13a, F4): a listing that failed (the relay's `--max-sessions` reached, a network error) is
+    /// tried again within the session, 5 s after, then twice as long each time up to a minute; a listing that came
+    /// ends the waits, and a new stale message for every window is listed at once.
+    #[test]
+    fn a_listing_that_failed_is_tried_again_in_the_session_after_a_wait() {
+        let mut changes = mirror_changes();
+        let mut batch = Batch::default();
+        let at = joined_and_read(
+            &mut changes,
+            &mut batch,
+            &[&[b"HSET", b"cfg:h", b"a", b"1"]],
+        );
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        let start = now();
+        let s = |secs: u64| start + std::time::Duration::from_secs(secs);
+        assert_eq!(changes.take_listings(s(0)), [(0, "e1".to_string())]);
+        assert_eq!(changes.lists_again_at(), None, "listing");
+        let mut at = 0;
+        for wait in [5, 10, 20, 40, 60, 60] {
+            changes.listing_failed(0, s(at));
+            assert_eq!(changes.lists_again_at(), Some(s(at + wait)));
+            assert!(
+                changes.take_listings(s(at + wait - 1)).is_empty(),
+                "not before {wait} s"
+            );
+            at += wait;
+            assert_eq!(
+                changes.take_listings(s(at)),
+                [(0, "e1".to_string())],
+                "after {wait} s"
+            );
+        }
+        changes.listed(0, vec![b"cfg:a".to_vec()], Vec::new(), &mut batch);
+        assert_eq!(changes.lists_again_at(), None, "listed");
+        changes
+            .apply(&wire::encode_stale_all(at), &mut batch)
+            .unwrap();
+        assert_eq!(
+            changes.take_listings(s(at)),
+            [(0, "e1".to_string())],
+            "at once"
+        );
+        changes.listing_failed(0, s(at));
+        assert_eq!(changes.lists_again_at(), Some(s(at + 5)), "from 5 s again");
+    }
+
+    /// Issue 23 (review 13a, F3): the listing of the only shard deletes the set rows of every key it did not name
+    /// (a set the withheld command deleted) but those a set command wrote since the stale message for every window,
+    /// whose rows are the stream's; past [`MAX_SETS_WRITTEN`] such keys it deletes none.
+    #[test]
+    fn a_listing_deletes_the_sets_it_did_not_name_but_those_written_since() {
+        for (written, keeps) in [(1, true), (MAX_SETS_WRITTEN + 1, false)] {
+            let mut changes = mirror_changes();
+            let mut batch = Batch::default();
+            let at = joined_and_read(&mut changes, &mut batch, &[&[b"SADD", b"cfg:s", b"a"]]);
+            changes
+                .apply(&wire::encode_stale_all(at), &mut batch)
+                .unwrap();
+            let adds: Vec<Vec<u8>> = (0..written)
+                .map(|i| format!("cfg:w{i}").into_bytes())
+                .collect();
+            let mut list: Vec<&[&[u8]]> = Vec::new();
+            let args: Vec<[&[u8]; 3]> = adds.iter().map(|k| [&b"SADD"[..], k, b"m"]).collect();
+            list.extend(args.iter().map(|a| &a[..]));
+            changes.apply(&commands(at, &list), &mut batch).unwrap();
+            assert_eq!(changes.take_listings(now()), [(0, "e1".to_string())]);
+            let mut batch = Batch::default();
+            changes.listed(
+                0,
+                vec![b"cfg:h".to_vec()],
+                vec![b"cfg:n".to_vec()],
+                &mut batch,
+            );
+            let kept = batch.sets.iter().find_map(|op| match op {
+                SetOp::KeepSets(keys) => Some(keys.iter().cloned().collect::<BTreeSet<_>>()),
+                _ => None,
+            });
+            if keeps {
+                let want: BTreeSet<String> = ["cfg:h", "cfg:n", "cfg:w0"]
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                assert_eq!(kept, Some(want), "cfg:s deleted, cfg:w0 kept");
+            } else {
+                assert_eq!(
+                    kept, None,
+                    "past {MAX_SETS_WRITTEN} sets written, none deleted"
+                );
+            }
         }
     }
 

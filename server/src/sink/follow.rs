@@ -16,28 +16,14 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use ws_client::tungstenite::client::IntoClientRequest;
-use ws_client::tungstenite::http::HeaderValue;
 use ws_client::tungstenite::Message as WsMessage;
 
 use super::changes::Changes;
+use super::connection::{connect, BatchLimits, Session};
 use super::metrics::SinkMetrics;
 use super::rows::Batch;
 use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup};
 use replicast_protocol::wire;
-
-/// When a batch is handed to the writer.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    /// Rows and changes.
-    pub rows: usize,
-    /// Bytes of rows, about.
-    pub bytes: usize,
-    /// Age of the batch's first change.
-    pub age: Duration,
-    /// Batches written at once (the writer's connections): a row of one is not sent again by the next ones.
-    pub writing: usize,
-}
 
 /// Silence from the relay after which the session is opened again: it sends progress at least every second
 /// while the stream moves, and Redis pings its replicas every 10 s.
@@ -49,22 +35,6 @@ const RETRY_LAST: Duration = Duration::from_secs(5);
 /// cluster (`Changes::hellos_settled`): the relay starts every shard's stream when the session opens, and a resume
 /// sends its hello at once.
 const HELLOS_SETTLE: Duration = Duration::from_secs(5);
-/// Largest message read from the relay: a snapshot part is at most 64 MiB.
-const MAX_MESSAGE: usize = 80 << 20;
-
-/// Where and how the sink follows the relay.
-pub struct Session {
-    /// `ws://host:port/ws`.
-    pub relay: String,
-    pub token: Option<String>,
-    /// The subscription's patterns (history and mirror), database and window.
-    pub patterns: Vec<Vec<u8>>,
-    /// The mirror's patterns alone: what a listing subscribes to (`listing.rs`).
-    pub mirror_patterns: Vec<Vec<u8>>,
-    pub db: u32,
-    pub window: usize,
-    pub limits: BatchLimits,
-}
 
 /// Follows the relay for ever, from `positions` (`(epoch, offset)`, the database's), sending batches to `writer`.
 pub async fn follow(
@@ -130,25 +100,6 @@ fn session_url(relay: &str, positions: &[(String, u64)]) -> String {
     url
 }
 
-/// A WebSocket to the relay at `url`, with the session's token.
-pub(super) async fn connect(
-    session: &Session,
-    url: &str,
-) -> anyhow::Result<ws_client::WebSocketStream<ws_client::MaybeTlsStream<tokio::net::TcpStream>>> {
-    let mut request = url.into_client_request()?;
-    if let Some(token) = &session.token {
-        request.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}"))?,
-        );
-    }
-    let config = ws_client::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    let (socket, _) = ws_client::connect_async_with_config(request, Some(config), false).await?;
-    Ok(socket)
-}
-
 /// One session: returns why it ended when the relay ended it, or the error.
 async fn run_session(
     session: &Session,
@@ -190,6 +141,8 @@ async fn run_session(
         let deadline = first_change.map(|t| t + session.limits.age);
         // Keys asked and not answered are asked again in time even if the stream is quiet.
         let ask_again = changes.asks_again_at().map(Instant::from_std);
+        // So is a listing that failed.
+        let list_again = changes.lists_again_at().map(Instant::from_std);
         let message = tokio::select! {
             message = tokio::time::timeout(IDLE, socket.next()) => message,
             _ = sleep_until(deadline) => {
@@ -197,6 +150,11 @@ async fn run_session(
                 continue;
             }
             _ = sleep_until(ask_again) => {
+                ask_topups(&mut socket, changes, metrics).await?;
+                continue;
+            }
+            _ = sleep_until(list_again) => {
+                list_mirrors(session, changes, writer, metrics, batch, first_change).await?;
                 ask_topups(&mut socket, changes, metrics).await?;
                 continue;
             }
@@ -268,31 +226,7 @@ async fn run_session(
         }
         metrics.received(&batch.positions);
         first_change.get_or_insert_with(Instant::now);
-        let listings = changes.take_listings();
-        if !listings.is_empty() {
-            // Stored first, with the shard marked to be listed again: a sink stopped before every key listed is
-            // read lists them again when it resumes.
-            flush(batch, first_change, session.limits, writer, metrics).await?;
-            for (shard, epoch) in listings {
-                match super::listing::list(session, &epoch).await {
-                    Ok(listing) => {
-                        tracing::info!(
-                            shard,
-                            keys = listing.keys.len(),
-                            sets = listing.sets.len(),
-                            "the relay listed the mirrored keys of a shard: each is read again"
-                        );
-                        changes.listed(shard, listing.keys, listing.sets, batch);
-                        first_change.get_or_insert_with(Instant::now);
-                    }
-                    Err(err) => tracing::warn!(
-                        shard,
-                        "the mirrored keys could not be listed ({err:#}): keys the mirror holds no window of are \
-                         not read again until the next session lists them"
-                    ),
-                }
-            }
-        }
+        list_mirrors(session, changes, writer, metrics, batch, first_change).await?;
         ask_topups(&mut socket, changes, metrics).await?;
         if batch.len() >= session.limits.rows || batch.bytes >= session.limits.bytes {
             flush(batch, first_change, session.limits, writer, metrics).await?;
@@ -303,6 +237,48 @@ async fn run_session(
             return Ok(format!("resync: {reason}"));
         }
     }
+}
+
+/// Has the relay list the mirrored keys of the shards `changes` wants listed now ([`Changes::take_listings`]), each by
+/// a session of its own (`listing.rs`); a listing that failed is tried again later in this session.
+async fn list_mirrors(
+    session: &Session,
+    changes: &mut Changes,
+    writer: &mpsc::Sender<Batch>,
+    metrics: &SinkMetrics,
+    batch: &mut Batch,
+    first_change: &mut Option<Instant>,
+) -> anyhow::Result<()> {
+    let listings = changes.take_listings(Instant::now().into_std());
+    if listings.is_empty() {
+        return Ok(());
+    }
+    // Stored first, with the shard marked to be listed again: a sink stopped before every key listed is read lists
+    // them again when it resumes.
+    flush(batch, first_change, session.limits, writer, metrics).await?;
+    for (shard, epoch) in listings {
+        match super::listing::list(session, &epoch).await {
+            Ok(listing) => {
+                tracing::info!(
+                    shard,
+                    keys = listing.keys.len(),
+                    sets = listing.sets.len(),
+                    "the relay listed the mirrored keys of a shard: each is read again"
+                );
+                changes.listed(shard, listing.keys, listing.sets, batch);
+                first_change.get_or_insert_with(Instant::now);
+            }
+            Err(err) => {
+                tracing::warn!(
+                    shard,
+                    "the mirrored keys could not be listed ({err:#}): keys the mirror holds no window of are read \
+                     again once a listing is, tried again after a wait"
+                );
+                changes.listing_failed(shard, Instant::now().into_std());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends the relay the top-ups `changes` asks now ([`Changes::take_topups`]), counted.

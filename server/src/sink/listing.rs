@@ -9,8 +9,8 @@
 //!
 //! A snapshot too big for one part sends its other keys as top-ups in that session afterwards, unasked, and the
 //! relay does not say how many. So once the first part has come the listing asks a top-up of one key it named (the
-//! last): the relay reads it together with the keys still waiting, and the listing ends at an answer naming that key
-//! and no key not named before.
+//! last a top-up can name: the relay closes a session asking one over 1,024 bytes): the relay reads it together with
+//! the keys still waiting, and the listing ends at an answer naming that key and no key not named before.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use ws_client::tungstenite::Message as WsMessage;
 
-use super::follow::{connect, Session};
+use super::connection::{connect, Session};
 use crate::snapshot::MAX_SNAPSHOT_KEYS;
 use replicast_protocol::client_message::{ClientMessage, Subscribe, Topup};
 use replicast_protocol::resp::CommandReader;
@@ -103,7 +103,14 @@ async fn list_within(session: &Session, epoch: &str) -> anyhow::Result<Listing> 
                 if last.is_none() || last.as_ref().is_some_and(|key| named.contains(key)) {
                     let key = match &last {
                         Some(key) => key.clone(),
-                        None => names.keys.keys().next_back().cloned().unwrap_or_default(),
+                        // A key no top-up can name (over 1,024 bytes) would have the relay close the listing.
+                        None => match names.keys.keys().rev().find(|key| Topup::can_name(key)) {
+                            Some(key) => key.clone(),
+                            None => {
+                                let _ = socket.close(None).await;
+                                return Ok(names.into_listing());
+                            }
+                        },
                     };
                     for request in Topup::requests([key.as_slice()]) {
                         socket.send(WsMessage::text(request)).await?;

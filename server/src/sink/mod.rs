@@ -12,6 +12,7 @@
 //! - `follow.rs`: the relay session (subscribe, resume, top-ups, reconnects) and the batches it fills.
 //! - `changes.rs`: what each relay message changes, without I/O; `asked.rs`: the top-ups asked and not answered,
 //!   asked again in time.
+//! - `connection.rs`: where the sessions with the relay go and how they are opened (the main one and a listing's).
 //! - `listing.rs`: the names of a shard's mirrored keys, from a short session of their own, after a `SWAPDB` or a
 //!   stale message for every window.
 //! - `rows.rs`: the batch: history rows, mirror states, set operations, the position.
@@ -24,6 +25,7 @@
 
 mod asked;
 pub mod changes;
+pub mod connection;
 pub mod copy;
 pub mod follow;
 pub mod history;
@@ -41,7 +43,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use changes::{Changes, Modes, Patterns};
-use follow::{BatchLimits, Session};
+use connection::{BatchLimits, Session};
 use metrics::SinkMetrics;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -80,6 +80,12 @@ pub enum SetOp {
     Rename(String, String),
     /// What the key holds can no longer be told from the stream: its rows stay, marked inexact.
     Inexact(String),
+    /// A mirrored key the sink cannot read again, of any type (a listing named it, but no top-up can: over 1,024
+    /// bytes): its row, if any, stays, marked inexact.
+    Unreadable(String),
+    /// The set rows of every key but these are deleted: after a listing of the only shard, the keys it named and
+    /// those the stream wrote since the stale message for every window ([`super::changes::Changes::listed`]).
+    KeepSets(Vec<String>),
     /// Every mirrored key is gone (`FLUSHDB`, `FLUSHALL`).
     DeleteAll,
     /// The stream continues from a point the mirror cannot vouch for: every set becomes inexact.
@@ -289,8 +295,9 @@ impl Batch {
             SetOp::Add(k, m, _) | SetOp::Remove(k, m) => {
                 k.len() + m.iter().map(|m| m.len() + 8).sum::<usize>()
             }
-            SetOp::Delete(k) | SetOp::Inexact(k) => k.len(),
+            SetOp::Delete(k) | SetOp::Inexact(k) | SetOp::Unreadable(k) => k.len(),
             SetOp::Rename(a, b) => a.len() + b.len(),
+            SetOp::KeepSets(keys) => keys.iter().map(|k| k.len() + 8).sum(),
             SetOp::DeleteAll | SetOp::AllInexact => 0,
         };
         self.sets.push(op);

@@ -648,6 +648,25 @@ async fn write_set_op(tx: &Transaction<'_>, op: &SetOp) -> Result<(), tokio_post
             )
             .await?;
         }
+        SetOp::Unreadable(key) => {
+            tx.execute(
+                "UPDATE replicast.mirror_key SET exact = false, updated_at = now() WHERE key = $1",
+                &[key],
+            )
+            .await?;
+        }
+        SetOp::KeepSets(keys) => {
+            tx.execute(
+                "DELETE FROM replicast.mirror_set WHERE NOT (key = ANY($1::text[]))",
+                &[keys],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM replicast.mirror_key WHERE type = 'set' AND NOT (key = ANY($1::text[]))",
+                &[keys],
+            )
+            .await?;
+        }
         SetOp::DeleteAll => {
             tx.batch_execute(
                 "DELETE FROM replicast.mirror_set; DELETE FROM replicast.mirror_key WHERE type = 'set';",
