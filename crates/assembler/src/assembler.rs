@@ -594,6 +594,16 @@ impl<O: WindowObserver> StreamAssembler<O> {
     }
 }
 
+/// Whether `command` is `name` (lower case, in any case in the stream): its length and first letter tested here,
+/// the letters then by [`Command::is`], which the client's opt-level "z" leaves a call, twice for every command
+/// (`ZADD` and `EXEC` differ in their first letter). ORed with 0x20, only the letter itself in either case matches.
+#[inline(always)]
+fn named(command: &Command<'_>, name: &str) -> bool {
+    command.args.first().is_some_and(|n| {
+        n.len() == name.len() && n.first().map(|&b| b | 0x20) == name.as_bytes().first().copied()
+    }) && command.is(name)
+}
+
 /// Applies one command of the stream, or buffers it inside a `MULTI` block. Inlined into its one caller, the
 /// loop over a segment's commands.
 #[inline(always)]
@@ -602,7 +612,7 @@ fn apply_command(
     transaction: &mut Option<Transaction>,
     command: &Command<'_>,
 ) {
-    if command.is("multi") {
+    if named(command, "multi") {
         if let Some(open) = transaction.take() {
             // MULTI inside MULTI: Redis never sends it; keep what the first block had.
             open.apply(applying);
@@ -610,7 +620,7 @@ fn apply_command(
         *transaction = Some(Transaction::default());
         return;
     }
-    if command.is("exec") {
+    if named(command, "exec") {
         if let Some(done) = transaction.take() {
             done.apply(applying);
         }

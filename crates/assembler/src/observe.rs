@@ -49,6 +49,12 @@ pub trait WindowObserver {
     }
     /// The item `id` left `key`'s window.
     fn removed(&mut self, key: &[u8], id: ItemId);
+    /// `item` entered `key`'s full window and the item `removed` left it to make room: by default,
+    /// [`Self::added`] then [`Self::removed`]. One call where a sample evicts the lowest one, the usual traffic.
+    fn replaced(&mut self, key: &[u8], item: Item<'_>, removed: ItemId) {
+        self.added(key, item);
+        self.removed(key, removed);
+    }
     /// `key`'s window was dropped whole (`DEL`, a flush, expiry, a snapshot replacing it, the source of a
     /// `RENAME`); no `removed` call follows for its items.
     fn key_cleared(&mut self, key: &[u8]);

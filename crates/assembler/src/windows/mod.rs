@@ -98,6 +98,29 @@ impl<'a> Events<'a> {
     }
 
     #[inline]
+    /// Reports an item entering a full window and the item `removed` leaving it to make room, as one
+    /// [`WindowObserver::replaced`] call; returns the new item's id.
+    pub(crate) fn replaced(
+        &mut self,
+        time_ms: Option<f64>,
+        payload: Payload<'_>,
+        removed: ItemId,
+    ) -> ItemId {
+        *self.next_id += 1;
+        let id = *self.next_id;
+        self.reported += 2;
+        self.observer.replaced(
+            self.key,
+            Item {
+                id,
+                time_ms,
+                payload,
+            },
+            removed,
+        );
+        id
+    }
+
     pub(crate) fn removed(&mut self, id: ItemId) {
         self.reported += 1;
         self.observer.removed(self.key, id);

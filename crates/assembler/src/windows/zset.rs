@@ -356,9 +356,8 @@ impl ZsetWindow {
             return Some(held);
         }
         self.order.pop_first();
-        let id = events.added(Some(score.0), Payload::Value(member));
         let entry = &mut self.slots[slot as usize];
-        events.removed(entry.id);
+        let id = events.replaced(Some(score.0), Payload::Value(member), entry.id);
         self.member_bytes = self.member_bytes - entry.member.len() + member.len();
         entry.member.clear();
         entry.member.extend_from_slice(member);

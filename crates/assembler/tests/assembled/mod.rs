@@ -38,6 +38,8 @@ pub struct Mirror {
     pub live: BTreeMap<Vec<u8>, BTreeMap<ItemId, String>>,
     pub errors: Vec<String>,
     pub events: usize,
+    /// [`WindowObserver::replaced`] calls, each also checked as an addition and a removal.
+    pub replacements: usize,
 }
 
 fn payload_text(payload: &Payload<'_>) -> String {
@@ -78,6 +80,12 @@ impl WindowObserver for Mirror {
             self.errors
                 .push(format!("{}: id {id} removed but not live", text(key)));
         }
+    }
+
+    fn replaced(&mut self, key: &[u8], item: Item<'_>, removed: ItemId) {
+        self.replacements += 1;
+        self.added(key, item);
+        self.removed(key, removed);
     }
 
     fn key_cleared(&mut self, key: &[u8]) {

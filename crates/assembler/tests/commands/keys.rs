@@ -137,6 +137,11 @@ fn multi_and_exec_are_told_in_any_case_and_by_their_whole_name() {
     ]);
     assert_eq!(h.rows("y"), ["b 1"], "no other name opens a block");
     assert_eq!(h.a.diagnostics().unknown_commands, 5);
+    // A first letter in upper case, the others mixed: the letter's case is not what tells the name.
+    h.run(&[&["MuLtI"], &["ZADD", "x", "1", "c"]]);
+    assert!(h.a.window(b"x").is_none(), "a block opened by MuLtI");
+    h.run(&[&["ExEc"]]);
+    assert_eq!(h.rows("x"), ["c 1"], "closed by ExEc");
 }
 
 #[test]

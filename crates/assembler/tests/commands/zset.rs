@@ -276,3 +276,18 @@ fn a_window_left_short_inside_one_zadd_places_no_more_members() {
     h.snapshot(&[&["DEL", "z"], &["ZADD", "z", "inf", "m20"]]);
     assert_eq!(h.rows("z"), ["m20 inf"]);
 }
+
+#[test]
+fn a_full_windows_eviction_is_one_replacement_for_the_observer() {
+    let mut h = Harness::new(&["*"], 2);
+    h.run(&[&["ZADD", "z", "1", "a", "2", "b"]]);
+    assert_eq!(h.a.observer().replacements, 0, "a window with room adds");
+    // Above the floor of a full window: the floor leaves for the new member, one call for both.
+    h.run(&[&["ZADD", "z", "3", "c"], &["ZADD", "z", "4", "d", "5", "e"]]);
+    assert_eq!(h.rows("z"), ["e 5", "d 4"]);
+    assert_eq!(h.a.observer().replacements, 3);
+    // A member held, rescored, and one below the floor: no replacement.
+    h.run(&[&["ZADD", "z", "6", "d"], &["ZADD", "z", "0", "f"]]);
+    assert_eq!(h.rows("z"), ["d 6", "e 5"]);
+    assert_eq!(h.a.observer().replacements, 3);
+}
